@@ -47,12 +47,26 @@ impl Purpose {
 
 /// HKDF-SHA256 (RFC 5869) of `ikm` with `salt`, expanded to one key under `info`.
 pub fn hkdf_sha256(ikm: &[u8], salt: &[u8], info: &[u8]) -> Key {
-    let hk = Hkdf::<Sha256>::new(Some(salt), ikm);
     let mut okm = Zeroizing::new([0u8; KEY_LEN]);
     // A 32-byte output is always within HKDF-SHA256's 255 * 32 byte limit.
-    hk.expand(info, okm.as_mut())
+    hkdf_sha256_expand(ikm, salt, info, okm.as_mut())
         .unwrap_or_else(|_| unreachable!("32 bytes is a valid HKDF-SHA256 length"));
     Key::from_bytes(&mut okm)
+}
+
+/// HKDF-SHA256 into a caller-sized buffer (known-answer tests; keys use [`hkdf_sha256`]).
+/// An empty salt is the RFC's "not provided". Fails only when `okm` exceeds 255 × 32 bytes.
+pub fn hkdf_sha256_expand(ikm: &[u8], salt: &[u8], info: &[u8], okm: &mut [u8]) -> crate::Result<()> {
+    let hk = Hkdf::<Sha256>::new(Some(salt), ikm);
+    hk.expand(info, okm).map_err(|_| crate::CryptoError::TooLarge(okm.len()))
+}
+
+/// Plain HMAC-SHA256 of `msg` (known-answer tests; tresor's chains use [`mac`]).
+pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
+    let mut m = <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    m.update(msg);
+    m.finalize().into_bytes().into()
 }
 
 /// The key for `purpose`, derived from the root secret and salted with the vault id.
