@@ -1,1 +1,26 @@
-//! placeholder
+//! tresor's core: the vault on an untrusted store.
+//!
+//! - [`store`]: one adapter over `object_store`; every write create-if-absent;
+//! - [`keyfile`]: password slots wrapping the root secret;
+//! - [`chain`]: sealed, hash-chained logs (the commit log and the audit trail);
+//! - [`index`]: secrets and their versions, replayed from the commit log;
+//! - [`trust`]: what this machine has seen, to refuse rollbacks and forks;
+//! - [`vault`]: the [`Vault`] API that the CLI and the agent use;
+//! - [`archive`]: self-contained encrypted backups.
+#![deny(missing_docs)]
+
+pub mod archive;
+pub mod chain;
+pub mod error;
+pub mod index;
+pub mod keyfile;
+pub mod layout;
+pub mod model;
+pub mod store;
+pub mod trust;
+pub mod vault;
+
+pub use error::{Error, ObjectKind, Result};
+pub use store::Store;
+pub use tresor_crypto::{KdfParams, Password, SecretBytes};
+pub use vault::{Options, Vault};

@@ -1,0 +1,176 @@
+//! The core library's error type: one variant per thing a user must be told apart.
+//!
+//! No variant carries a secret: paths of secrets appear only in errors returned to the unlocked
+//! caller that named them, never in store-facing or log output.
+
+use std::fmt;
+use std::path::PathBuf;
+
+/// Kinds of stored objects, named in integrity, rollback and fork errors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ObjectKind {
+    /// The key file (password slots wrapping the root secret).
+    KeyFile,
+    /// A wrapped epoch data key.
+    EpochKey,
+    /// A commit of the commit log.
+    Commit,
+    /// A record of the audit trail.
+    AuditRecord,
+    /// A sealed secret value.
+    ValueBlob,
+    /// An export archive.
+    Archive,
+}
+
+impl fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ObjectKind::KeyFile => "key file",
+            ObjectKind::EpochKey => "epoch key",
+            ObjectKind::Commit => "commit",
+            ObjectKind::AuditRecord => "audit record",
+            ObjectKind::ValueBlob => "value blob",
+            ObjectKind::Archive => "archive",
+        })
+    }
+}
+
+/// Everything the core library can fail with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Nothing that looks like a vault at the location.
+    #[error("no vault at {location}; create one with `tresor init`")]
+    NoVault {
+        /// Where we looked.
+        location: String,
+    },
+    /// `init` or `import` on a location that already holds a vault or other objects.
+    #[error("{location} is not empty: a vault (or other data) is already there")]
+    VaultExists {
+        /// The location.
+        location: String,
+    },
+    /// Wrong password, tampered key file or refused KDF parameters: deliberately one message.
+    #[error("authentication failed")]
+    AuthFailed,
+    /// An object that does not authenticate, does not parse, or sits where it does not belong.
+    #[error("integrity error: {kind} {object}: {detail}")]
+    Integrity {
+        /// What kind of object.
+        kind: ObjectKind,
+        /// Its name in the store.
+        object: String,
+        /// What was wrong with it.
+        detail: String,
+    },
+    /// The store serves an older state than this machine has already seen.
+    #[error(
+        "rollback detected: the store serves {kind} {served}, but this machine has already seen {kind} {seen}; \
+         the vault was restored from an older copy or its newest objects were removed"
+    )]
+    Rollback {
+        /// What kind of object was rolled back.
+        kind: ObjectKind,
+        /// The newest sequence or generation this machine has seen.
+        seen: u64,
+        /// The newest the store serves.
+        served: u64,
+    },
+    /// The store serves a history that diverges from the one this machine has seen.
+    #[error(
+        "fork detected: the store's {kind} {seq} differs from the one this machine has seen; \
+         the history was rewritten"
+    )]
+    Fork {
+        /// What kind of object diverged.
+        kind: ObjectKind,
+        /// The sequence number where it diverged.
+        seq: u64,
+    },
+    /// No secret at this path.
+    #[error("no secret at {path}")]
+    NotFound {
+        /// The path asked for.
+        path: String,
+    },
+    /// The secret's latest version was deleted.
+    #[error("{path} was deleted (version {version}); `tresor history {path}` lists older versions")]
+    Deleted {
+        /// The path.
+        path: String,
+        /// The deleted version.
+        version: u64,
+    },
+    /// The version asked for does not exist.
+    #[error("{path} has no version {version}")]
+    NoSuchVersion {
+        /// The path.
+        path: String,
+        /// The version asked for.
+        version: u64,
+    },
+    /// A secret path that breaks the path rules.
+    #[error("invalid secret path: {0}")]
+    InvalidPath(&'static str),
+    /// A value over the configured limit.
+    #[error("value too large: {size} bytes (the limit is {limit} bytes)")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A password that breaks the password rules.
+    #[error("password rejected: {0}")]
+    PasswordRule(&'static str),
+    /// Another writer got there first, and retrying did not help.
+    #[error("write conflict: {0}")]
+    Conflict(String),
+    /// The store failed (I/O, network, permissions, full disk).
+    #[error("store error: {0}")]
+    Store(String),
+    /// The store lacks a capability tresor needs.
+    #[error("the store cannot be used: {0}")]
+    Unsupported(String),
+    /// The audit record could not be made durable, so the operation was refused.
+    #[error("the operation was refused because its audit record could not be written: {0}")]
+    Audit(String),
+    /// The machine-local trust state could not be read or written.
+    #[error("local state at {path}: {detail}")]
+    LocalState {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+    /// Input that cannot be used (an archive, an import file, an option).
+    #[error("{0}")]
+    Invalid(String),
+    /// The operating system's random number generator failed.
+    #[error("the system random number generator failed")]
+    Random,
+}
+
+impl Error {
+    pub(crate) fn integrity(kind: ObjectKind, object: &str, detail: impl Into<String>) -> Self {
+        Error::Integrity { kind, object: object.to_string(), detail: detail.into() }
+    }
+}
+
+impl From<tresor_crypto::CryptoError> for Error {
+    fn from(e: tresor_crypto::CryptoError) -> Self {
+        match e {
+            tresor_crypto::CryptoError::Random => Error::Random,
+            tresor_crypto::CryptoError::TooLarge(size) => {
+                Error::TooLarge { size, limit: tresor_crypto::payload::MAX_PLAINTEXT }
+            }
+            _ => Error::AuthFailed,
+        }
+    }
+}
+
+/// Result alias of the core library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

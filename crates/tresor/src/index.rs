@@ -1,0 +1,153 @@
+//! The in-memory index: every secret's versions, rebuilt by replaying the commit log.
+
+use crate::error::{Error, Result};
+use crate::model::{BlobRef, Op};
+use std::collections::BTreeMap;
+
+/// Longest secret path, in bytes.
+pub const MAX_PATH_LEN: usize = 512;
+
+/// Checks a secret path: non-empty `/`-separated segments, none `.` or `..`, no control
+/// characters, at most [`MAX_PATH_LEN`] bytes.
+pub fn validate_path(path: &str) -> Result<()> {
+    if path.is_empty() {
+        return Err(Error::InvalidPath("the path is empty"));
+    }
+    if path.len() > MAX_PATH_LEN {
+        return Err(Error::InvalidPath("the path is longer than 512 bytes"));
+    }
+    if path.chars().any(char::is_control) {
+        return Err(Error::InvalidPath("the path contains a control character"));
+    }
+    for segment in path.split('/') {
+        match segment {
+            "" => return Err(Error::InvalidPath("the path has an empty segment (leading, trailing or double '/')")),
+            "." | ".." => return Err(Error::InvalidPath("the path has a '.' or '..' segment")),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// One version of a secret.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Version {
+    /// Its number (1, 2, ...).
+    pub version: u64,
+    /// Where its value is.
+    pub blob: BlobRef,
+    /// When it was written (ms since the Unix epoch).
+    pub created_ms: u64,
+    /// When it was deleted, if it was.
+    pub deleted_ms: Option<u64>,
+}
+
+/// Everything known about one secret.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Entry {
+    /// Its versions, oldest first.
+    pub versions: Vec<Version>,
+}
+
+impl Entry {
+    /// The newest version, if it is not deleted.
+    pub fn live(&self) -> Option<&Version> {
+        self.versions.last().filter(|v| v.deleted_ms.is_none())
+    }
+
+    /// The number the next version gets.
+    pub fn next_version(&self) -> u64 {
+        self.versions.last().map_or(1, |v| v.version + 1)
+    }
+}
+
+/// Path → versions.
+#[derive(Clone, Debug, Default)]
+pub struct Index {
+    entries: BTreeMap<String, Entry>,
+}
+
+impl Index {
+    /// Applies one committed op.
+    pub fn apply(&mut self, op: &Op, time_ms: u64) {
+        match op {
+            Op::Put { path, version, blob } => {
+                self.entries.entry(path.clone()).or_default().versions.push(Version {
+                    version: *version,
+                    blob: *blob,
+                    created_ms: time_ms,
+                    deleted_ms: None,
+                });
+            }
+            Op::Delete { path, version } => {
+                if let Some(v) = self
+                    .entries
+                    .get_mut(path)
+                    .and_then(|e| e.versions.iter_mut().find(|v| v.version == *version))
+                {
+                    v.deleted_ms = Some(time_ms);
+                }
+            }
+            Op::Genesis { .. } | Op::KeyFile { .. } => {}
+        }
+    }
+
+    /// The entry of `path`.
+    pub fn get(&self, path: &str) -> Option<&Entry> {
+        self.entries.get(path)
+    }
+
+    /// Live secrets whose path starts with `prefix`, in path order.
+    pub fn live_with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a String, &'a Version)> + 'a {
+        self.entries
+            .range(prefix.to_string()..)
+            .take_while(move |(p, _)| p.starts_with(prefix))
+            .filter_map(|(p, e)| e.live().map(|v| (p, v)))
+    }
+
+    /// How many secrets are live.
+    pub fn live_count(&self) -> usize {
+        self.entries.values().filter(|e| e.live().is_some()).count()
+    }
+
+    /// Every blob any version references (for integrity checks and export).
+    pub fn blobs(&self) -> impl Iterator<Item = &BlobRef> {
+        self.entries.values().flat_map(|e| e.versions.iter().map(|v| &v.blob))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn blob(n: u8) -> BlobRef {
+        BlobRef { epoch: 1, id: [n; 16], size: 3 }
+    }
+
+    #[test]
+    fn fail_invalid_paths() {
+        for bad in ["", "/a", "a/", "a//b", "./a", "a/../b", "a/.", "a\nb", "a\u{7f}b", &"x".repeat(513)] {
+            assert!(matches!(validate_path(bad), Err(Error::InvalidPath(_))), "{bad:?}");
+        }
+        for good in ["a", "db/password", "a.b/c..d/.e", "ünï/cödé", &"x".repeat(512)] {
+            validate_path(good).unwrap();
+        }
+    }
+
+    #[test]
+    fn versions_deletes_and_prefix_listing() {
+        let mut ix = Index::default();
+        ix.apply(&Op::Put { path: "db/a".into(), version: 1, blob: blob(1) }, 10);
+        ix.apply(&Op::Put { path: "db/a".into(), version: 2, blob: blob(2) }, 20);
+        ix.apply(&Op::Put { path: "db/b".into(), version: 1, blob: blob(3) }, 30);
+        ix.apply(&Op::Put { path: "dc".into(), version: 1, blob: blob(4) }, 40);
+        assert_eq!(ix.get("db/a").unwrap().live().unwrap().version, 2);
+        assert_eq!(ix.get("db/a").unwrap().next_version(), 3);
+        ix.apply(&Op::Delete { path: "db/b".into(), version: 1 }, 50);
+        let listed: Vec<_> = ix.live_with_prefix("db/").map(|(p, _)| p.as_str()).collect();
+        assert_eq!(listed, ["db/a"]);
+        assert_eq!(ix.live_count(), 2);
+        assert_eq!(ix.get("db/b").unwrap().next_version(), 2);
+        assert_eq!(ix.blobs().count(), 4);
+    }
+}

@@ -1,0 +1,286 @@
+//! The key file: password slots that each wrap the vault's root secret.
+//!
+//! ```text
+//! magic "TRSRKEY1" (8) | vault id (16) | generation u64 BE | slot count u8 | slots | MAC (32)
+//! slot: kind u8 | kdf u8 | m_kib u32 | t u32 | p u32 | salt (32) | wrapped root (104)
+//! ```
+//! A slot's associated data is the magic, the vault id and the slot's own header, so a slot can be
+//! added or removed without touching the others. Once a slot opens, the MAC (keyed by a key derived
+//! from the root secret) proves the whole file — generation and slot list included — unchanged.
+//! Parsing is exact (lengths, counts, known ids) and KDF parameters are checked before Argon2 runs;
+//! every failure is [`Error::AuthFailed`].
+
+use crate::error::{Error, Result};
+use tresor_crypto::kdf::SALT_LEN;
+use tresor_crypto::wrap::{WRAPPED_LEN, unwrap_key, wrap_key};
+use tresor_crypto::{Key, KdfParams, Password, Purpose, derive_kek, derive_key, mac, verify_mac};
+
+const MAGIC: &[u8; 8] = b"TRSRKEY1";
+const HEADER_LEN: usize = 8 + 16 + 8 + 1;
+const SLOT_LEN: usize = 1 + 1 + 12 + SALT_LEN + WRAPPED_LEN;
+const MAC_LEN: usize = 32;
+/// Most slots a key file may hold (each password slot may cost one Argon2 run at unlock).
+pub const MAX_SLOTS: usize = 8;
+const KDF_ARGON2ID: u8 = 1;
+
+/// What unlocks a slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SlotKind {
+    /// A password through Argon2id.
+    Password,
+    /// Reserved for the recovery phrase (a later format revision); skipped when unlocking.
+    Recovery,
+}
+
+impl SlotKind {
+    fn id(self) -> u8 {
+        match self {
+            SlotKind::Password => 1,
+            SlotKind::Recovery => 2,
+        }
+    }
+}
+
+/// One keyslot.
+#[derive(Clone, Debug)]
+pub struct Slot {
+    /// What unlocks it.
+    pub kind: SlotKind,
+    /// Argon2id parameters.
+    pub params: KdfParams,
+    /// Argon2id salt.
+    pub salt: [u8; SALT_LEN],
+    wrapped: [u8; WRAPPED_LEN],
+}
+
+impl Slot {
+    fn header(&self) -> Vec<u8> {
+        let mut h = Vec::with_capacity(SLOT_LEN - WRAPPED_LEN);
+        h.push(self.kind.id());
+        h.push(KDF_ARGON2ID);
+        h.extend_from_slice(&self.params.m_kib.to_be_bytes());
+        h.extend_from_slice(&self.params.t.to_be_bytes());
+        h.extend_from_slice(&self.params.p.to_be_bytes());
+        h.extend_from_slice(&self.salt);
+        h
+    }
+
+    fn aad(&self, vault_id: &[u8; 16]) -> Vec<u8> {
+        [MAGIC.as_slice(), vault_id, &self.header()].concat()
+    }
+}
+
+/// A parsed key file.
+#[derive(Clone, Debug)]
+pub struct KeyFile {
+    /// The vault it belongs to.
+    pub vault_id: [u8; 16],
+    /// Its generation: each password change writes generation + 1.
+    pub generation: u64,
+    /// Its slots.
+    pub slots: Vec<Slot>,
+    mac: [u8; MAC_LEN],
+}
+
+impl KeyFile {
+    /// A key file with one password slot wrapping `root`.
+    pub fn new(
+        vault_id: [u8; 16],
+        generation: u64,
+        root: &Key,
+        password: &Password,
+        params: KdfParams,
+    ) -> Result<KeyFile> {
+        let mut kf = KeyFile { vault_id, generation, slots: Vec::new(), mac: [0; MAC_LEN] };
+        kf.slots.push(password_slot(&vault_id, root, password, params)?);
+        kf.seal_mac(root);
+        Ok(kf)
+    }
+
+    /// The same vault and root under a new password, as generation + 1.
+    pub fn with_new_password(&self, root: &Key, password: &Password, params: KdfParams) -> Result<KeyFile> {
+        KeyFile::new(self.vault_id, self.generation + 1, root, password, params)
+    }
+
+    fn body(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(HEADER_LEN + self.slots.len() * SLOT_LEN + MAC_LEN);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&self.vault_id);
+        out.extend_from_slice(&self.generation.to_be_bytes());
+        out.push(self.slots.len() as u8);
+        for slot in &self.slots {
+            out.extend_from_slice(&slot.header());
+            out.extend_from_slice(&slot.wrapped);
+        }
+        out
+    }
+
+    fn seal_mac(&mut self, root: &Key) {
+        let key = derive_key(root, &self.vault_id, Purpose::KeyFileMac);
+        self.mac = mac(&key, &[&self.body()]);
+    }
+
+    /// The bytes stored in the key file object.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = self.body();
+        out.extend_from_slice(&self.mac);
+        out
+    }
+
+    /// Parses a key file exactly; anything malformed is [`Error::AuthFailed`].
+    pub fn parse(bytes: &[u8]) -> Result<KeyFile> {
+        let bad = || Error::AuthFailed;
+        if bytes.len() < HEADER_LEN + SLOT_LEN + MAC_LEN || &bytes[..8] != MAGIC {
+            return Err(bad());
+        }
+        let vault_id: [u8; 16] = bytes[8..24].try_into().map_err(|_| bad())?;
+        let generation = u64::from_be_bytes(bytes[24..32].try_into().map_err(|_| bad())?);
+        let count = bytes[32] as usize;
+        if count == 0 || count > MAX_SLOTS || bytes.len() != HEADER_LEN + count * SLOT_LEN + MAC_LEN {
+            return Err(bad());
+        }
+        let mut slots = Vec::with_capacity(count);
+        for raw in bytes[HEADER_LEN..HEADER_LEN + count * SLOT_LEN].chunks_exact(SLOT_LEN) {
+            let kind = match raw[0] {
+                1 => SlotKind::Password,
+                2 => SlotKind::Recovery,
+                _ => return Err(bad()),
+            };
+            if raw[1] != KDF_ARGON2ID {
+                return Err(bad());
+            }
+            let u32_at = |i: usize| -> Result<u32> {
+                Ok(u32::from_be_bytes(raw[i..i + 4].try_into().map_err(|_| bad())?))
+            };
+            let params = KdfParams { m_kib: u32_at(2)?, t: u32_at(6)?, p: u32_at(10)? };
+            let salt = raw[14..14 + SALT_LEN].try_into().map_err(|_| bad())?;
+            let wrapped = raw[14 + SALT_LEN..].try_into().map_err(|_| bad())?;
+            slots.push(Slot { kind, params, salt, wrapped });
+        }
+        let mac = bytes[bytes.len() - MAC_LEN..].try_into().map_err(|_| bad())?;
+        Ok(KeyFile { vault_id, generation, slots, mac })
+    }
+
+    /// Opens the root secret with `password`.
+    ///
+    /// Slot parameters are checked against the floor and ceiling, and against `pinned` (the
+    /// parameters of this machine's last successful unlock), before Argon2 runs.
+    pub fn unlock(&self, password: &Password, pinned: Option<&KdfParams>) -> Result<(Key, KdfParams)> {
+        for slot in self.slots.iter().filter(|s| s.kind == SlotKind::Password) {
+            if slot.params.check().is_err() || pinned.is_some_and(|p| !slot.params.at_least(p)) {
+                continue;
+            }
+            let kek = derive_kek(password, &slot.salt, &slot.params)?;
+            let Ok(root) = unwrap_key(&kek, &slot.aad(&self.vault_id), &slot.wrapped) else {
+                continue;
+            };
+            let mac_key = derive_key(&root, &self.vault_id, Purpose::KeyFileMac);
+            if !verify_mac(&mac_key, &[&self.body()], &self.mac) {
+                return Err(Error::AuthFailed);
+            }
+            return Ok((root, slot.params));
+        }
+        Err(Error::AuthFailed)
+    }
+}
+
+fn password_slot(vault_id: &[u8; 16], root: &Key, password: &Password, params: KdfParams) -> Result<Slot> {
+    params.check().map_err(|_| Error::Invalid("KDF parameters out of the accepted range".into()))?;
+    let salt = tresor_crypto::random_array::<SALT_LEN>()?;
+    let mut slot = Slot { kind: SlotKind::Password, params, salt, wrapped: [0; WRAPPED_LEN] };
+    let kek = derive_kek(password, &salt, &params)?;
+    slot.wrapped = wrap_key(&kek, &slot.aad(vault_id), root)?;
+    Ok(slot)
+}
+
+/// Checks the password rules before anything touches the store.
+pub fn check_password_rules(password: &Password) -> Result<()> {
+    use secrecy::ExposeSecret;
+    let pw = password.expose_secret();
+    if pw.is_empty() {
+        return Err(Error::PasswordRule("the password is empty"));
+    }
+    if pw.chars().count() < 8 {
+        return Err(Error::PasswordRule("the password must be at least 8 characters"));
+    }
+    if pw.trim() == "CHANGEME" {
+        return Err(Error::PasswordRule("CHANGEME is a placeholder, not a password"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn pw(s: &str) -> Password {
+        Password::from(s.to_string())
+    }
+
+    fn sample() -> (KeyFile, Key) {
+        let root = Key::generate().unwrap();
+        let kf = KeyFile::new([3; 16], 1, &root, &pw("correct horse"), KdfParams::MINIMUM).unwrap();
+        (kf, root)
+    }
+
+    #[test]
+    fn encode_parse_unlock_roundtrip() {
+        let (kf, root) = sample();
+        let parsed = KeyFile::parse(&kf.encode()).unwrap();
+        assert_eq!(parsed.encode(), kf.encode());
+        let (opened, params) = parsed.unlock(&pw("correct horse"), None).unwrap();
+        assert!(opened.ct_eq(&root));
+        assert_eq!(params, KdfParams::MINIMUM);
+    }
+
+    #[test]
+    fn fail_wrong_password_and_tampering_give_one_error() {
+        let (kf, _) = sample();
+        assert!(matches!(kf.unlock(&pw("wrong horse"), None), Err(Error::AuthFailed)));
+        let bytes = kf.encode();
+        // Generation (covered by the MAC only), salt, wrapped key, MAC.
+        for i in [30, HEADER_LEN + 20, bytes.len() - 40, bytes.len() - 1] {
+            let mut bad = bytes.clone();
+            bad[i] ^= 1;
+            let res = KeyFile::parse(&bad).and_then(|k| k.unlock(&pw("correct horse"), None).map(|_| ()));
+            assert!(matches!(res, Err(Error::AuthFailed)), "byte {i}");
+        }
+    }
+
+    #[test]
+    fn fail_params_below_pin_or_floor_without_running_argon2() {
+        let (kf, _) = sample();
+        let pin = KdfParams::DEFAULT;
+        assert!(matches!(kf.unlock(&pw("correct horse"), Some(&pin)), Err(Error::AuthFailed)));
+        // A store lowering the parameters to 8 KiB, t = 1: refused by the floor.
+        let mut bytes = kf.encode();
+        bytes[HEADER_LEN + 2..HEADER_LEN + 6].copy_from_slice(&8u32.to_be_bytes());
+        bytes[HEADER_LEN + 6..HEADER_LEN + 10].copy_from_slice(&1u32.to_be_bytes());
+        let parsed = KeyFile::parse(&bytes).unwrap();
+        assert!(matches!(parsed.unlock(&pw("correct horse"), None), Err(Error::AuthFailed)));
+    }
+
+    #[test]
+    fn fail_password_rules() {
+        assert!(check_password_rules(&pw("")).is_err());
+        assert!(check_password_rules(&pw("short")).is_err());
+        assert!(check_password_rules(&pw("CHANGEME")).is_err());
+        assert!(check_password_rules(&pw("long enough")).is_ok());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(16))]
+        #[test]
+        fn fail_parse_of_any_truncation_or_extension(cut in 1usize..200, extra in proptest::collection::vec(any::<u8>(), 1..20)) {
+            let (kf, _) = sample();
+            let bytes = kf.encode();
+            let cut = cut.min(bytes.len());
+            prop_assert!(KeyFile::parse(&bytes[..bytes.len() - cut]).is_err());
+            let mut longer = bytes.clone();
+            longer.extend_from_slice(&extra);
+            prop_assert!(KeyFile::parse(&longer).is_err());
+        }
+    }
+}

@@ -1,0 +1,164 @@
+//! What sealed commits and audit records contain (encoded with postcard inside their envelopes).
+
+use crate::chain::Link;
+use crate::error::{Error, ObjectKind, Result};
+use serde::{Deserialize, Serialize};
+
+/// Where a value lives: a blob of an epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlobRef {
+    /// The epoch whose key sealed it.
+    pub epoch: u32,
+    /// Its random id (its name in the store).
+    pub id: [u8; 16],
+    /// The plaintext length.
+    pub size: u64,
+}
+
+/// One change in a commit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Op {
+    /// The vault was created with this epoch as its first.
+    Genesis {
+        /// The first epoch.
+        epoch: u32,
+        /// Generation of the first key file.
+        keyfile_generation: u64,
+    },
+    /// A new version of a secret.
+    Put {
+        /// The secret's path.
+        path: String,
+        /// Its new version number.
+        version: u64,
+        /// Where the value is.
+        blob: BlobRef,
+    },
+    /// The secret's latest version is deleted (history kept).
+    Delete {
+        /// The secret's path.
+        path: String,
+        /// The version that was deleted.
+        version: u64,
+    },
+    /// A new key file generation replaced the previous one (password change).
+    KeyFile {
+        /// The new generation.
+        generation: u64,
+        /// SHA-256 of its bytes.
+        hash: [u8; 32],
+    },
+}
+
+/// The head of the audit trail at the time of a commit: anchors the trail in the commit log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditAnchor {
+    /// Sequence number of the newest audit record.
+    pub seq: u64,
+    /// Its link.
+    pub link: Link,
+}
+
+/// A commit: an atomic set of changes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Commit {
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// Who wrote it.
+    pub actor: String,
+    /// A random nonce of the writer, so a retried write can recognise that it already landed.
+    pub writer: [u8; 16],
+    /// The audit trail's head when the commit was made.
+    pub audit: Option<AuditAnchor>,
+    /// The changes.
+    pub ops: Vec<Op>,
+}
+
+/// How an audited operation ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// It succeeded (for writes: it is about to be committed; a failure follows as its own record).
+    Ok,
+    /// It failed; the text says why (never a secret value).
+    Failed(String),
+}
+
+/// An audit record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// Who did it.
+    pub actor: String,
+    /// The operation (`get`, `set`, `unlock`, ...).
+    pub op: String,
+    /// The secret path or prefix it concerned, if any.
+    pub path: Option<String>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Extra facts (a version, a count, failed unlock attempts).
+    pub detail: Option<String>,
+}
+
+/// Encodes a model value for sealing.
+pub fn encode<T: Serialize>(value: &T) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    postcard::to_stdvec(value)
+        .map(zeroize::Zeroizing::new)
+        .map_err(|e| Error::Invalid(format!("cannot encode: {e}")))
+}
+
+/// Decodes a model value from an opened envelope; failures name the object.
+pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8], kind: ObjectKind, object: &str) -> Result<T> {
+    postcard::from_bytes(bytes).map_err(|_| Error::integrity(kind, object, "authenticated but does not parse"))
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (any::<u32>(), any::<u64>()).prop_map(|(epoch, keyfile_generation)| Op::Genesis { epoch, keyfile_generation }),
+            ("[ -~]{1,64}", any::<u64>(), any::<u32>(), any::<[u8; 16]>(), any::<u64>()).prop_map(
+                |(path, version, epoch, id, size)| Op::Put { path, version, blob: BlobRef { epoch, id, size } }
+            ),
+            ("[ -~]{1,64}", any::<u64>()).prop_map(|(path, version)| Op::Delete { path, version }),
+            (any::<u64>(), any::<[u8; 32]>()).prop_map(|(generation, hash)| Op::KeyFile { generation, hash }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn commit_roundtrip(time_ms in any::<u64>(), actor in "\\PC{0,20}", writer in any::<[u8; 16]>(),
+                            anchor in proptest::option::of((any::<u64>(), any::<[u8; 32]>())),
+                            ops in proptest::collection::vec(op(), 0..8)) {
+            let c = Commit { time_ms, actor, writer, audit: anchor.map(|(seq, link)| AuditAnchor { seq, link }), ops };
+            let bytes = encode(&c).unwrap();
+            prop_assert_eq!(decode::<Commit>(&bytes, ObjectKind::Commit, "x").unwrap(), c);
+        }
+
+        #[test]
+        fn audit_record_roundtrip(time_ms in any::<u64>(), actor in "\\PC{0,20}", op in "[a-z]{1,10}",
+                                  path in proptest::option::of("\\PC{1,40}"), failed in proptest::option::of("\\PC{0,40}"),
+                                  detail in proptest::option::of("\\PC{0,40}")) {
+            let r = AuditRecord { time_ms, actor, op, path, outcome: failed.map_or(Outcome::Ok, Outcome::Failed), detail };
+            let bytes = encode(&r).unwrap();
+            prop_assert_eq!(decode::<AuditRecord>(&bytes, ObjectKind::AuditRecord, "x").unwrap(), r);
+        }
+    }
+
+    #[test]
+    fn fail_garbage_names_the_object() {
+        let err = decode::<Commit>(&[0xff; 3], ObjectKind::Commit, "log/7").unwrap_err();
+        assert!(err.to_string().contains("commit log/7"), "{err}");
+    }
+}

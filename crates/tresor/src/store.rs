@@ -1,0 +1,230 @@
+//! The store adapter: one code path over `object_store` for every backend.
+//!
+//! The vault is a set of immutable objects under a prefix. Every write is create-if-absent
+//! (`PutMode::Create`), which is atomic on a local filesystem (hard link) and on S3
+//! (`If-None-Match: *`); nothing is ever overwritten. A [`Store::probe`] refuses stores that do
+//! not honour it.
+
+use crate::error::{Error, Result};
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::memory::InMemory;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use std::sync::Arc;
+
+/// A vault's objects on some backend.
+#[derive(Clone, Debug)]
+pub struct Store {
+    inner: Arc<dyn ObjectStore>,
+    /// The same backend without per-write fsync, for objects whose loss on power failure is
+    /// tolerable (audit records of reads; see ARCHITECTURE.md). Same as `inner` elsewhere.
+    relaxed: Arc<dyn ObjectStore>,
+    prefix: Option<Path>,
+    location: String,
+}
+
+/// What [`Store::create`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Created {
+    /// The object was written.
+    Yes,
+    /// An object of that name already existed; nothing was written.
+    AlreadyExists,
+}
+
+/// How durable a write must be when it returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// On stable storage (local: file and directory fsynced).
+    Sync,
+    /// Visible to every reader and atomic, but possibly lost on power failure (local: no fsync).
+    Relaxed,
+}
+
+fn store_err(e: object_store::Error) -> Error {
+    Error::Store(e.to_string())
+}
+
+impl Store {
+    /// Opens a location: a directory path, a `file://` URL, or `memory://` (a fresh, private
+    /// in-memory store). With `create`, a missing directory is made (mode 0700).
+    pub fn open(location: &str, create: bool) -> Result<Store> {
+        if location == "memory://" {
+            return Ok(Store::from_object_store(Arc::new(InMemory::new()), None, "memory://"));
+        }
+        if let Some(rest) = location.strip_prefix("s3://") {
+            let _ = rest;
+            return Err(Error::Unsupported(format!(
+                "{location}: S3 locations are not supported by this build yet"
+            )));
+        }
+        let path = location.strip_prefix("file://").unwrap_or(location);
+        if path.is_empty() || location.contains("://") && !location.starts_with("file://") {
+            return Err(Error::Invalid(format!("unsupported vault location: {location}")));
+        }
+        let dir = std::path::Path::new(path);
+        if create && !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| Error::Store(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        if !dir.is_dir() {
+            return Err(Error::NoVault { location: dir.display().to_string() });
+        }
+        let canonical = dir
+            .canonicalize()
+            .map_err(|e| Error::Store(format!("cannot resolve {}: {e}", dir.display())))?;
+        let fs = LocalFileSystem::new_with_prefix(&canonical).map_err(store_err)?.with_fsync(true);
+        let relaxed = LocalFileSystem::new_with_prefix(&canonical).map_err(store_err)?;
+        let mut store = Store::from_object_store(Arc::new(fs), None, &canonical.display().to_string());
+        store.relaxed = Arc::new(relaxed);
+        Ok(store)
+    }
+
+    /// Wraps any `object_store` backend; `prefix` scopes the vault inside it.
+    pub fn from_object_store(inner: Arc<dyn ObjectStore>, prefix: Option<Path>, location: &str) -> Store {
+        Store { relaxed: inner.clone(), inner, prefix, location: location.to_string() }
+    }
+
+    /// The canonical location string (used to key machine-local state).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    fn path(&self, name: &str) -> Path {
+        match &self.prefix {
+            Some(p) => p.clone().join(name),
+            None => Path::from(name),
+        }
+    }
+
+    /// Writes `bytes` under `name` only if no object has that name, durably (fsync on a local
+    /// directory) before returning.
+    pub async fn create(&self, name: &str, bytes: Vec<u8>) -> Result<Created> {
+        self.create_with(name, bytes, Durability::Sync).await
+    }
+
+    /// [`Store::create`] with a choice of durability.
+    pub async fn create_with(&self, name: &str, bytes: Vec<u8>, durability: Durability) -> Result<Created> {
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        let backend = match durability {
+            Durability::Sync => &self.inner,
+            Durability::Relaxed => &self.relaxed,
+        };
+        match backend.put_opts(&self.path(name), PutPayload::from(bytes), opts).await {
+            Ok(_) => Ok(Created::Yes),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(Created::AlreadyExists),
+            Err(object_store::Error::NotImplemented { .. }) => {
+                Err(Error::Unsupported("the store does not support create-if-absent writes".into()))
+            }
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    /// Reads an object; `None` if it does not exist.
+    pub async fn get(&self, name: &str) -> Result<Option<Bytes>> {
+        match self.inner.get(&self.path(name)).await {
+            Ok(r) => Ok(Some(r.bytes().await.map_err(store_err)?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    /// Whether an object exists.
+    pub async fn exists(&self, name: &str) -> Result<bool> {
+        match self.inner.head(&self.path(name)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    /// Names (relative to the vault prefix) of every object under `dir`, sorted.
+    pub async fn list(&self, dir: &str) -> Result<Vec<String>> {
+        let prefix = if dir.is_empty() { self.prefix.clone() } else { Some(self.path(dir)) };
+        let metas: Vec<_> = self.inner.list(prefix.as_ref()).try_collect().await.map_err(store_err)?;
+        let strip = self.prefix.as_ref().map(|p| format!("{}/", p.as_ref())).unwrap_or_default();
+        let mut names: Vec<String> = metas
+            .into_iter()
+            .filter_map(|m| m.location.as_ref().strip_prefix(strip.as_str()).map(str::to_string))
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// Every object of the vault with its size (for export, and the "what the store sees" check).
+    pub async fn list_all(&self) -> Result<Vec<String>> {
+        self.list("").await
+    }
+
+    /// Deletes an object; deleting a missing one is not an error.
+    pub async fn delete(&self, name: &str) -> Result<()> {
+        match self.inner.delete(&self.path(name)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
+    /// Checks that the store honours create-if-absent: a second create of the same name must be
+    /// refused and must not change the object.
+    pub async fn probe(&self) -> Result<()> {
+        let id = hex::encode(tresor_crypto::random_array::<16>()?);
+        let name = format!("probe/{id}");
+        let first = self.create(&name, b"first".to_vec()).await?;
+        let second = self.create(&name, b"second".to_vec()).await;
+        let read = self.get(&name).await;
+        self.delete(&name).await?;
+        match (first, second?, read?) {
+            (Created::Yes, Created::AlreadyExists, Some(b)) if b.as_ref() == b"first" => Ok(()),
+            _ => Err(Error::Unsupported(
+                "the store overwrote an existing object on a create-if-absent write".into(),
+            )),
+        }
+    }
+}
+
+use std::os::unix::fs::DirBuilderExt;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn conformance(store: Store) {
+        store.probe().await.unwrap();
+        assert_eq!(store.create("a/1", b"x".to_vec()).await.unwrap(), Created::Yes);
+        assert_eq!(store.create("a/1", b"y".to_vec()).await.unwrap(), Created::AlreadyExists);
+        assert_eq!(store.get("a/1").await.unwrap().unwrap().as_ref(), b"x");
+        assert_eq!(store.get("a/2").await.unwrap(), None);
+        assert!(store.exists("a/1").await.unwrap());
+        store.create("a/0", b"z".to_vec()).await.unwrap();
+        store.create("b/0", b"z".to_vec()).await.unwrap();
+        assert_eq!(store.list("a").await.unwrap(), vec!["a/0", "a/1"]);
+        assert_eq!(store.list_all().await.unwrap(), vec!["a/0", "a/1", "b/0"]);
+        store.delete("a/1").await.unwrap();
+        store.delete("a/1").await.unwrap();
+        assert_eq!(store.get("a/1").await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn conformance_memory() {
+        conformance(Store::open("memory://", false).unwrap()).await;
+    }
+
+    #[tokio::test]
+    async fn conformance_local_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        conformance(Store::open(dir.path().to_str().unwrap(), false).unwrap()).await;
+        let prefixed = Store::open(&format!("file://{}/sub", dir.path().display()), true).unwrap();
+        conformance(prefixed).await;
+    }
+
+    #[test]
+    fn fail_missing_directory_and_unknown_scheme() {
+        assert!(matches!(Store::open("/nonexistent/tresor/x", false), Err(Error::NoVault { .. })));
+        assert!(matches!(Store::open("ftp://x", false), Err(Error::Invalid(_))));
+    }
+}

@@ -1,0 +1,929 @@
+//! The `Vault` API: init, unlock, read, write, history, audit, password change.
+//!
+//! A `Vault` is an unlocked vault: its keys, the index replayed from the commit log, and the heads
+//! of the commit log and audit trail. Every operation appends an audit record first; reads return
+//! nothing unless their record was written. Writes go blob → audit record → commit, and a commit is
+//! created only if absent, so concurrent writers (processes, agents) are linearized by the store.
+
+use crate::chain::{Chain, GENESIS, Link, LogKind};
+use crate::error::{Error, ObjectKind, Result};
+use crate::index::{Index, validate_path};
+use crate::keyfile::{KeyFile, check_password_rules};
+use crate::layout::{self, parse_seq};
+use crate::model::{AuditAnchor, AuditRecord, BlobRef, Commit, Op, Outcome, decode, encode, now_ms};
+use crate::store::{Created, Durability, Store};
+use crate::trust::{TrustState, TrustStore};
+use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
+use std::collections::HashMap;
+use tresor_crypto::envelope::Context;
+use tresor_crypto::wrap::{unwrap_key, wrap_key};
+use tresor_crypto::{KdfParams, Key, Password, Purpose, SecretBytes, derive_key};
+
+/// Default limit on a secret value's size.
+pub const DEFAULT_MAX_VALUE: usize = 1 << 20;
+/// How often a write retries after losing a race for the next commit.
+const MAX_RETRIES: usize = 64;
+/// Concurrent reads when replaying a log.
+const READ_AHEAD: usize = 32;
+
+/// How a vault is opened.
+pub struct Options {
+    /// Machine-local trust state.
+    pub trust: TrustStore,
+    /// Who is acting, for audit records and commits.
+    pub actor: String,
+    /// Largest value accepted, in bytes.
+    pub max_value: usize,
+    /// KDF parameters for new password slots (`init`, `passwd`).
+    pub kdf: KdfParams,
+}
+
+impl Options {
+    /// Defaults with trust state in `trust_dir`.
+    pub fn new(trust_dir: impl Into<std::path::PathBuf>, actor: impl Into<String>) -> Options {
+        Options {
+            trust: TrustStore::new(trust_dir),
+            actor: actor.into(),
+            max_value: DEFAULT_MAX_VALUE,
+            kdf: KdfParams::DEFAULT,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Head {
+    seq: u64,
+    link: Link,
+}
+
+const EMPTY: Head = Head { seq: 0, link: GENESIS };
+
+/// A summary for `tresor status`.
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    /// The vault id (hex).
+    pub vault_id: String,
+    /// Where it is.
+    pub location: String,
+    /// The AEAD at rest.
+    pub cipher: &'static str,
+    /// The KDF of the slot that opened it, e.g. `argon2id m=65536 t=3 p=4`.
+    pub kdf: String,
+    /// Live secrets.
+    pub secrets: usize,
+    /// Commits in the log.
+    pub commits: u64,
+    /// Records in the audit trail.
+    pub audit_records: u64,
+    /// Key file generation.
+    pub keyfile_generation: u64,
+    /// The epoch new values are sealed in.
+    pub epoch: u32,
+}
+
+/// One line of `tresor list -l`.
+#[derive(Clone, Debug, Serialize)]
+pub struct ListEntry {
+    /// The secret's path.
+    pub path: String,
+    /// Its current version.
+    pub version: u64,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When the current version was written (ms since the Unix epoch).
+    pub updated_ms: u64,
+}
+
+/// One line of `tresor history`.
+#[derive(Clone, Debug, Serialize)]
+pub struct HistoryEntry {
+    /// The version number.
+    pub version: u64,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was written.
+    pub created_ms: u64,
+    /// When it was deleted, if it was.
+    pub deleted_ms: Option<u64>,
+    /// Whether it is what `get` returns.
+    pub current: bool,
+}
+
+/// What `tresor audit verify` proved.
+#[derive(Clone, Debug, Serialize)]
+pub struct VerifyReport {
+    /// Commits checked.
+    pub commits: u64,
+    /// Audit records checked.
+    pub audit_records: u64,
+    /// Anchors of the audit trail found in the commit log, all matching.
+    pub anchors: u64,
+}
+
+struct Keys {
+    root: Key,
+    commit: Chain,
+    audit: Chain,
+    shield: Key,
+}
+
+/// An unlocked vault.
+pub struct Vault {
+    store: Store,
+    vault_id: [u8; 16],
+    keys: Keys,
+    epochs: HashMap<u32, Key>,
+    epoch: u32,
+    keyfile: KeyFile,
+    keyfile_hash: [u8; 32],
+    /// Key file generation and hash as the commit log records them.
+    logged_keyfile: (u64, Option<[u8; 32]>),
+    kdf: KdfParams,
+    log: Head,
+    audit: Head,
+    last_anchor: Option<AuditAnchor>,
+    index: Index,
+    opts: Options,
+    failed_attempts: Vec<u64>,
+}
+
+fn epoch_aad(vault_id: &[u8; 16], epoch: u32) -> Vec<u8> {
+    [b"tresor/v1/epoch-key".as_slice(), vault_id, &epoch.to_be_bytes()].concat()
+}
+
+/// Formats ms since the Unix epoch as RFC 3339 UTC (second precision).
+pub fn format_time(ms: u64) -> String {
+    let secs = (ms / 1000) as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+async fn load_keyfile(store: &Store) -> Result<(KeyFile, [u8; 32])> {
+    let names = store.list(layout::KEYFILE_DIR).await?;
+    let newest = names
+        .iter()
+        .filter_map(|n| parse_seq(n, layout::KEYFILE_DIR).map(|g| (g, n)))
+        .max_by_key(|(g, _)| *g);
+    let Some((generation, name)) = newest else {
+        return Err(Error::NoVault { location: store.location().to_string() });
+    };
+    let bytes = store.get(name).await?.ok_or(Error::AuthFailed)?;
+    let kf = KeyFile::parse(&bytes)?;
+    if kf.generation != generation {
+        return Err(Error::AuthFailed);
+    }
+    Ok((kf, tresor_crypto::hash(&bytes)))
+}
+
+impl Vault {
+    fn from_root(store: Store, keyfile: KeyFile, keyfile_hash: [u8; 32], root: Key, kdf: KdfParams, opts: Options) -> Vault {
+        let vault_id = keyfile.vault_id;
+        let keys = Keys {
+            commit: Chain::new(LogKind::Commit, &root, vault_id),
+            audit: Chain::new(LogKind::Audit, &root, vault_id),
+            shield: derive_key(&root, &vault_id, Purpose::Shield),
+            root,
+        };
+        Vault {
+            store,
+            vault_id,
+            keys,
+            epochs: HashMap::new(),
+            epoch: 0,
+            logged_keyfile: (keyfile.generation, Some(keyfile_hash)),
+            keyfile,
+            keyfile_hash,
+            kdf,
+            log: EMPTY,
+            audit: EMPTY,
+            last_anchor: None,
+            index: Index::default(),
+            opts,
+            failed_attempts: Vec::new(),
+        }
+    }
+
+    /// Creates a vault at an empty location. The password rules are checked before the store is
+    /// touched; the store must pass the create-if-absent probe.
+    pub async fn init(store: Store, password: &Password, opts: Options) -> Result<Vault> {
+        check_password_rules(password)?;
+        opts.kdf.check().map_err(|_| Error::Invalid("KDF parameters out of the accepted range".into()))?;
+        let existing = store.list_all().await?;
+        if existing.iter().any(|n| !n.starts_with("probe/")) {
+            return Err(Error::VaultExists { location: store.location().to_string() });
+        }
+        store.probe().await?;
+        let vault_id = tresor_crypto::random_array::<16>()?;
+        let root = Key::generate()?;
+        let keyfile = KeyFile::new(vault_id, 1, &root, password, opts.kdf)?;
+        let kf_bytes = keyfile.encode();
+        let kf_hash = tresor_crypto::hash(&kf_bytes);
+        let kdf = opts.kdf;
+        let mut vault = Vault::from_root(store, keyfile, kf_hash, root, kdf, opts);
+
+        let epoch = 1;
+        let epoch_key = Key::generate()?;
+        let wrapped = wrap_key(&vault.keys.shield, &epoch_aad(&vault_id, epoch), &epoch_key)?;
+        vault.create_new(&layout::epoch_key(epoch), wrapped.to_vec()).await?;
+        vault.epochs.insert(epoch, epoch_key);
+        vault.audit_append("init", None, Outcome::Ok, None, Durability::Sync).await?;
+        vault
+            .commit(|_| Ok(vec![Op::Genesis { epoch, keyfile_generation: 1 }, Op::KeyFile { generation: 1, hash: kf_hash }]))
+            .await?;
+        // The key file last: until it exists there is no vault here, only debris `init` refuses.
+        vault.create_new(&layout::keyfile(1), kf_bytes).await?;
+        vault.save_trust(true)?;
+        Ok(vault)
+    }
+
+    /// Unlocks the vault at `store` with `password`.
+    ///
+    /// Refuses a store that serves an older or different history than this machine has seen
+    /// ([`Error::Rollback`], [`Error::Fork`]), or that fails the create-if-absent probe. A wrong
+    /// password is remembered locally and reported — and sealed into the audit trail — at the next
+    /// successful unlock.
+    pub async fn unlock(store: Store, password: &Password, opts: Options) -> Result<Vault> {
+        let (keyfile, kf_hash) = load_keyfile(&store).await?;
+        let location = store.location().to_string();
+        let trust = opts.trust.load(&keyfile.vault_id, &location)?;
+        if keyfile.generation < trust.keyfile_generation {
+            return Err(Error::Rollback {
+                kind: ObjectKind::KeyFile,
+                seen: trust.keyfile_generation,
+                served: keyfile.generation,
+            });
+        }
+        store.probe().await?;
+        let (root, kdf) = match keyfile.unlock(password, trust.pinned_kdf().as_ref()) {
+            Ok(opened) => opened,
+            Err(Error::AuthFailed) => {
+                opts.trust.record_failed_attempt(&keyfile.vault_id, &location, now_ms())?;
+                return Err(Error::AuthFailed);
+            }
+            Err(e) => return Err(e),
+        };
+        let mut vault = Vault::from_root(store, keyfile, kf_hash, root, kdf, opts);
+        vault.logged_keyfile = (0, None);
+        vault.replay(&trust).await?;
+        vault.check_keyfile()?;
+        vault.find_audit_head(&trust).await?;
+        let failed = vault.opts.trust.failed_attempts(&vault.vault_id, &location)?;
+        let detail = failed
+            .first()
+            .map(|first| format!("{} failed attempts since {}", failed.len(), format_time(*first)));
+        vault.audit_append("unlock", None, Outcome::Ok, detail, Durability::Sync).await?;
+        if !failed.is_empty() {
+            vault.opts.trust.clear_failed_attempts(&vault.vault_id, &location)?;
+        }
+        vault.failed_attempts = failed;
+        vault.save_trust(true)?;
+        Ok(vault)
+    }
+
+    /// Failed unlock attempts (their times) reported by this unlock; now in the audit trail.
+    pub fn failed_attempts(&self) -> &[u64] {
+        &self.failed_attempts
+    }
+
+    /// The vault id.
+    pub fn vault_id(&self) -> [u8; 16] {
+        self.vault_id
+    }
+
+    /// The store this vault lives in.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The largest value accepted.
+    pub fn max_value(&self) -> usize {
+        self.opts.max_value
+    }
+
+    fn save_trust(&self, durable: bool) -> Result<()> {
+        let (log, audit) = (self.log, self.audit);
+        let (generation, kdf) = (self.keyfile.generation, self.kdf);
+        let location = self.store.location().to_string();
+        let _ = durable;
+        self.opts.trust.update(&self.vault_id, &location, |t: &mut TrustState| {
+            t.saw_commit(log.seq, &log.link);
+            t.saw_audit(audit.seq, &audit.link);
+            t.keyfile_generation = t.keyfile_generation.max(generation);
+            t.kdf = Some([kdf.m_kib, kdf.t, kdf.p]);
+        })?;
+        Ok(())
+    }
+
+    async fn create_new(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
+        match self.store.create(name, bytes).await? {
+            Created::Yes => Ok(()),
+            Created::AlreadyExists => Err(Error::Conflict(format!("object {name} already exists"))),
+        }
+    }
+
+    // ---- the commit log -------------------------------------------------------------------------
+
+    fn apply_commit(&mut self, seq: u64, bytes: &[u8]) -> Result<()> {
+        let name = layout::commit(seq);
+        let plain = self.keys.commit.open(seq, &self.log.link, bytes)?;
+        let commit: Commit = decode(&plain, ObjectKind::Commit, &name)?;
+        for op in &commit.ops {
+            match op {
+                Op::Genesis { epoch, .. } => self.epoch = *epoch,
+                Op::KeyFile { generation, hash } => self.logged_keyfile = (*generation, Some(*hash)),
+                _ => {}
+            }
+            self.index.apply(op, commit.time_ms);
+        }
+        if commit.audit.is_some() {
+            self.last_anchor = commit.audit;
+        }
+        self.log = Head { seq, link: self.keys.commit.link(bytes) };
+        Ok(())
+    }
+
+    /// Replays the whole commit log and checks it against the trust state.
+    async fn replay(&mut self, trust: &TrustState) -> Result<()> {
+        let names = self.store.list(layout::LOG_DIR).await?;
+        let mut seqs: Vec<u64> = names.iter().filter_map(|n| parse_seq(n, layout::LOG_DIR)).collect();
+        seqs.sort_unstable();
+        for (i, seq) in seqs.iter().enumerate() {
+            let expected = i as u64 + 1;
+            if *seq != expected {
+                return Err(Error::integrity(
+                    ObjectKind::Commit,
+                    &layout::commit(expected),
+                    "is missing: a commit was deleted from the log",
+                ));
+            }
+        }
+        if seqs.is_empty() {
+            return Err(Error::integrity(ObjectKind::Commit, &layout::commit(1), "is missing: the log is empty"));
+        }
+        let store = self.store.clone();
+        let mut entries = futures::stream::iter(seqs.clone())
+            .map(|seq| {
+                let store = store.clone();
+                async move { (seq, store.get(&layout::commit(seq)).await) }
+            })
+            .buffered(READ_AHEAD);
+        while let Some((seq, bytes)) = entries.next().await {
+            let bytes = bytes?.ok_or_else(|| {
+                Error::integrity(ObjectKind::Commit, &layout::commit(seq), "vanished while being read")
+            })?;
+            self.apply_commit(seq, &bytes)?;
+            if seq == trust.log_seq && hex::encode(self.log.link) != trust.log_link {
+                return Err(Error::Fork { kind: ObjectKind::Commit, seq });
+            }
+        }
+        if self.log.seq < trust.log_seq {
+            return Err(Error::Rollback { kind: ObjectKind::Commit, seen: trust.log_seq, served: self.log.seq });
+        }
+        Ok(())
+    }
+
+    fn check_keyfile(&self) -> Result<()> {
+        let (logged, hash) = self.logged_keyfile;
+        let name = layout::keyfile(self.keyfile.generation);
+        if self.keyfile.generation < logged {
+            return Err(Error::Rollback { kind: ObjectKind::KeyFile, seen: logged, served: self.keyfile.generation });
+        }
+        if self.keyfile.generation == logged && hash.is_some_and(|h| h != self.keyfile_hash) {
+            return Err(Error::integrity(ObjectKind::KeyFile, &name, "differs from the one the commit log records"));
+        }
+        Ok(())
+    }
+
+    /// Reads commits other writers appended since we last looked.
+    pub async fn refresh(&mut self) -> Result<()> {
+        let start = self.log.seq;
+        while let Some(bytes) = self.store.get(&layout::commit(self.log.seq + 1)).await? {
+            self.apply_commit(self.log.seq + 1, &bytes)?;
+        }
+        if self.log.seq != start {
+            self.save_trust(false)?;
+        }
+        Ok(())
+    }
+
+    /// Appends one commit built from the current index; on losing the race for the next sequence
+    /// number, catches up and builds again.
+    async fn commit(&mut self, mut build: impl FnMut(&Index) -> Result<Vec<Op>>) -> Result<Vec<Op>> {
+        let writer = tresor_crypto::random_array::<16>()?;
+        for _ in 0..MAX_RETRIES {
+            self.refresh().await?;
+            let ops = build(&self.index)?;
+            let commit = Commit {
+                time_ms: now_ms(),
+                actor: self.opts.actor.clone(),
+                writer,
+                audit: (self.audit.seq > 0).then_some(AuditAnchor { seq: self.audit.seq, link: self.audit.link }),
+                ops,
+            };
+            let seq = self.log.seq + 1;
+            let entry = self.keys.commit.seal(seq, &self.log.link, &encode(&commit)?)?;
+            if self.create_idempotent(&layout::commit(seq), &entry, Durability::Sync).await? {
+                self.apply_commit(seq, &entry)?;
+                self.save_trust(true)?;
+                return Ok(commit.ops);
+            }
+        }
+        Err(Error::Conflict(format!("gave up after {MAX_RETRIES} attempts: too many concurrent writers")))
+    }
+
+    /// Creates `name`; a store error after which the object holds exactly our bytes (a write that
+    /// landed before its acknowledgement was lost) counts as success. `false`: someone else won.
+    async fn create_idempotent(&self, name: &str, bytes: &[u8], durability: Durability) -> Result<bool> {
+        match self.store.create_with(name, bytes.to_vec(), durability).await {
+            Ok(Created::Yes) => Ok(true),
+            Ok(Created::AlreadyExists) => Ok(self.store.get(name).await?.is_some_and(|b| b.as_ref() == bytes)),
+            Err(e) => match self.store.get(name).await {
+                Ok(Some(b)) if b.as_ref() == bytes => Ok(true),
+                _ => Err(e),
+            },
+        }
+    }
+
+    // ---- the audit trail ------------------------------------------------------------------------
+
+    async fn find_audit_head(&mut self, trust: &TrustState) -> Result<()> {
+        let anchored = self.last_anchor.map_or(0, |a| a.seq);
+        let mut lo = anchored.max(trust.audit_seq);
+        if lo > 0 && !self.store.exists(&layout::audit(lo)).await? {
+            let names = self.store.list(layout::AUDIT_DIR).await?;
+            let served = names.iter().filter_map(|n| parse_seq(n, layout::AUDIT_DIR)).max().unwrap_or(0);
+            return Err(Error::Rollback { kind: ObjectKind::AuditRecord, seen: lo, served });
+        }
+        // Records appended after `lo` (reads since the last commit): gallop, then bisect.
+        let mut step = 1;
+        while self.store.exists(&layout::audit(lo + step)).await? {
+            lo += step;
+            step *= 2;
+        }
+        let mut hi = lo + step;
+        while hi - lo > 1 {
+            let mid = lo + (hi - lo) / 2;
+            if self.store.exists(&layout::audit(mid)).await? {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        self.audit = match lo {
+            0 => EMPTY,
+            seq => {
+                let name = layout::audit(seq);
+                let bytes = self.store.get(&name).await?.ok_or_else(|| {
+                    Error::integrity(ObjectKind::AuditRecord, &name, "vanished while being read")
+                })?;
+                Head { seq, link: self.keys.audit.link(&bytes) }
+            }
+        };
+        if trust.audit_seq > 0 && trust.audit_seq == self.audit.seq && hex::encode(self.audit.link) != trust.audit_link {
+            return Err(Error::Fork { kind: ObjectKind::AuditRecord, seq: trust.audit_seq });
+        }
+        Ok(())
+    }
+
+    /// Appends an audit record. Any failure is [`Error::Audit`]: the caller must refuse the
+    /// operation it describes.
+    async fn audit_append(
+        &mut self,
+        op: &str,
+        path: Option<&str>,
+        outcome: Outcome,
+        detail: Option<String>,
+        durability: Durability,
+    ) -> Result<()> {
+        let record = AuditRecord {
+            time_ms: now_ms(),
+            actor: self.opts.actor.clone(),
+            op: op.to_string(),
+            path: path.map(str::to_string),
+            outcome,
+            detail,
+        };
+        let plain = encode(&record)?;
+        let audit_err = |e: Error| Error::Audit(e.to_string());
+        for _ in 0..MAX_RETRIES {
+            let seq = self.audit.seq + 1;
+            let entry = self.keys.audit.seal(seq, &self.audit.link, &plain).map_err(audit_err)?;
+            let name = layout::audit(seq);
+            if self.create_idempotent(&name, &entry, durability).await.map_err(audit_err)? {
+                self.audit = Head { seq, link: self.keys.audit.link(&entry) };
+                return Ok(());
+            }
+            // Another writer appended this record: chain onto theirs.
+            let theirs = self.store.get(&name).await.map_err(audit_err)?;
+            if let Some(bytes) = theirs {
+                self.audit = Head { seq, link: self.keys.audit.link(&bytes) };
+            }
+        }
+        Err(Error::Audit("too many concurrent writers".into()))
+    }
+
+    /// Best effort: records that an operation failed. The original error is what the caller
+    /// reports, so a failure to record it is dropped.
+    async fn audit_failure(&mut self, op: &str, path: Option<&str>, err: &Error) {
+        let _ = self.audit_append(op, path, Outcome::Failed(err.to_string()), None, Durability::Relaxed).await;
+    }
+
+    /// Reads, checks and decrypts the whole audit trail, oldest first.
+    pub async fn audit_trail(&mut self) -> Result<Vec<(u64, AuditRecord)>> {
+        self.audit_append("audit", None, Outcome::Ok, None, Durability::Relaxed).await?;
+        self.read_trail().await
+    }
+
+    async fn read_trail(&self) -> Result<Vec<(u64, AuditRecord)>> {
+        let names = self.store.list(layout::AUDIT_DIR).await?;
+        let seqs: Vec<u64> = names.iter().filter_map(|n| parse_seq(n, layout::AUDIT_DIR)).collect();
+        let store = self.store.clone();
+        let mut entries = futures::stream::iter(seqs.clone())
+            .map(|seq| {
+                let store = store.clone();
+                async move { (seq, store.get(&layout::audit(seq)).await) }
+            })
+            .buffered(READ_AHEAD);
+        let mut out = Vec::with_capacity(seqs.len());
+        let mut prev = GENESIS;
+        let mut expected = 1;
+        while let Some((seq, bytes)) = entries.next().await {
+            let name = layout::audit(expected);
+            if seq != expected {
+                return Err(Error::integrity(ObjectKind::AuditRecord, &name, "is missing: a record was deleted"));
+            }
+            let bytes = bytes?.ok_or_else(|| Error::integrity(ObjectKind::AuditRecord, &name, "is missing"))?;
+            let plain = self.keys.audit.open(seq, &prev, &bytes)?;
+            out.push((seq, decode(&plain, ObjectKind::AuditRecord, &name)?));
+            prev = self.keys.audit.link(&bytes);
+            expected += 1;
+        }
+        Ok(out)
+    }
+
+    /// Proves the commit log and the audit trail whole: both chains unbroken from the first entry,
+    /// every audit anchor in the commit log matching the trail, nothing shorter than this machine
+    /// has already seen.
+    pub async fn verify(&mut self) -> Result<VerifyReport> {
+        self.refresh().await?;
+        let trust = self.opts.trust.load(&self.vault_id, self.store.location())?;
+        // The commit log, read afresh.
+        let names = self.store.list(layout::LOG_DIR).await?;
+        let mut anchors = Vec::new();
+        let mut prev = GENESIS;
+        let mut commits = 0;
+        for (i, name) in names.iter().filter(|n| parse_seq(n, layout::LOG_DIR).is_some()).enumerate() {
+            let seq = i as u64 + 1;
+            let expected = layout::commit(seq);
+            if *name != expected {
+                return Err(Error::integrity(ObjectKind::Commit, &expected, "is missing: a commit was deleted"));
+            }
+            let bytes = self.store.get(name).await?.ok_or_else(|| Error::integrity(ObjectKind::Commit, name, "is missing"))?;
+            let commit: Commit = decode(&self.keys.commit.open(seq, &prev, &bytes)?, ObjectKind::Commit, name)?;
+            anchors.extend(commit.audit);
+            prev = self.keys.commit.link(&bytes);
+            commits = seq;
+        }
+        if commits < self.log.seq.max(trust.log_seq) {
+            return Err(Error::Rollback { kind: ObjectKind::Commit, seen: self.log.seq.max(trust.log_seq), served: commits });
+        }
+        // The audit trail, and its anchors.
+        let trail = self.read_trail().await?;
+        let served = trail.len() as u64;
+        let seen = self.audit.seq.max(trust.audit_seq);
+        if served < seen {
+            return Err(Error::Rollback { kind: ObjectKind::AuditRecord, seen, served });
+        }
+        let links = self.trail_links(served).await?;
+        for anchor in &anchors {
+            let name = layout::audit(anchor.seq);
+            match links.get(anchor.seq.wrapping_sub(1) as usize) {
+                Some(link) if *link == anchor.link => {}
+                Some(_) => {
+                    return Err(Error::integrity(ObjectKind::AuditRecord, &name, "differs from the one the commit log anchors"));
+                }
+                None => return Err(Error::integrity(ObjectKind::AuditRecord, &name, "is anchored in the commit log but missing")),
+            }
+        }
+        self.audit_append("audit verify", None, Outcome::Ok, None, Durability::Relaxed).await?;
+        Ok(VerifyReport { commits, audit_records: served, anchors: anchors.len() as u64 })
+    }
+
+    async fn trail_links(&self, count: u64) -> Result<Vec<Link>> {
+        let store = self.store.clone();
+        futures::stream::iter(1..=count)
+            .map(|seq| {
+                let store = store.clone();
+                async move {
+                    let name = layout::audit(seq);
+                    store.get(&name).await?.ok_or_else(|| Error::integrity(ObjectKind::AuditRecord, &name, "is missing"))
+                }
+            })
+            .buffered(READ_AHEAD)
+            .map_ok(|bytes| self.keys.audit.link(&bytes))
+            .try_collect()
+            .await
+    }
+
+    // ---- values ---------------------------------------------------------------------------------
+
+    async fn epoch_key(&mut self, epoch: u32) -> Result<&Key> {
+        if !self.epochs.contains_key(&epoch) {
+            let name = layout::epoch_key(epoch);
+            let wrapped = self
+                .store
+                .get(&name)
+                .await?
+                .ok_or_else(|| Error::integrity(ObjectKind::EpochKey, &name, "is missing"))?;
+            let key = unwrap_key(&self.keys.shield, &epoch_aad(&self.vault_id, epoch), &wrapped)
+                .map_err(|_| Error::integrity(ObjectKind::EpochKey, &name, "does not authenticate: tampered or forged"))?;
+            self.epochs.insert(epoch, key);
+        }
+        self.epochs.get(&epoch).ok_or_else(|| Error::integrity(ObjectKind::EpochKey, &layout::epoch_key(epoch), "is missing"))
+    }
+
+    async fn write_blob(&mut self, value: &[u8]) -> Result<BlobRef> {
+        let epoch = self.epoch;
+        let id = tresor_crypto::random_array::<16>()?;
+        let name = layout::blob(epoch, &id);
+        let vault_id = self.vault_id;
+        let key = self.epoch_key(epoch).await?;
+        let ctx = Context { vault_id: &vault_id, role: "blob", object: &name, epoch, extra: b"" };
+        let envelope = tresor_crypto::seal(key, &ctx, value)?;
+        self.create_new(&name, envelope).await?;
+        Ok(BlobRef { epoch, id, size: value.len() as u64 })
+    }
+
+    async fn read_blob(&mut self, blob: &BlobRef) -> Result<SecretBytes> {
+        let name = layout::blob(blob.epoch, &blob.id);
+        let envelope = self
+            .store
+            .get(&name)
+            .await?
+            .ok_or_else(|| Error::integrity(ObjectKind::ValueBlob, &name, "is missing: the store lost or removed it"))?;
+        let vault_id = self.vault_id;
+        let key = self.epoch_key(blob.epoch).await?;
+        let ctx = Context { vault_id: &vault_id, role: "blob", object: &name, epoch: blob.epoch, extra: b"" };
+        let value = tresor_crypto::open(key, &ctx, &envelope).map_err(|_| {
+            Error::integrity(ObjectKind::ValueBlob, &name, "does not authenticate: tampered, or moved from another name")
+        })?;
+        if value.len() as u64 != blob.size {
+            return Err(Error::integrity(ObjectKind::ValueBlob, &name, "has a different size than its commit records"));
+        }
+        Ok(value)
+    }
+
+    fn check_value(&self, value: &[u8]) -> Result<()> {
+        if value.len() > self.opts.max_value {
+            return Err(Error::TooLarge { size: value.len(), limit: self.opts.max_value });
+        }
+        Ok(())
+    }
+
+    /// The value of `path` (its current version, or `version`).
+    pub async fn get(&mut self, path: &str, version: Option<u64>) -> Result<SecretBytes> {
+        validate_path(path)?;
+        let result = self.get_inner(path, version).await;
+        match result {
+            Ok(value) => {
+                let detail = version.map(|v| format!("version {v}"));
+                self.audit_append("get", Some(path), Outcome::Ok, detail, Durability::Relaxed).await?;
+                Ok(value)
+            }
+            Err(e) => {
+                self.audit_failure("get", Some(path), &e).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn get_inner(&mut self, path: &str, version: Option<u64>) -> Result<SecretBytes> {
+        self.refresh().await?;
+        let entry = self.index.get(path).ok_or_else(|| Error::NotFound { path: path.to_string() })?;
+        let chosen = match version {
+            Some(n) => entry
+                .versions
+                .iter()
+                .find(|v| v.version == n)
+                .ok_or(Error::NoSuchVersion { path: path.to_string(), version: n })?,
+            None => match entry.live() {
+                Some(v) => v,
+                None => {
+                    let last = entry.versions.last().map_or(0, |v| v.version);
+                    return Err(Error::Deleted { path: path.to_string(), version: last });
+                }
+            },
+        };
+        let blob = chosen.blob;
+        self.read_blob(&blob).await
+    }
+
+    /// Stores a new version of `path`; returns its version number.
+    pub async fn set(&mut self, path: &str, value: &[u8]) -> Result<u64> {
+        let versions = self.set_many("set", &[(path, value)]).await?;
+        versions.first().copied().ok_or_else(|| Error::Invalid("nothing was written".into()))
+    }
+
+    /// Stores several secrets in one commit (all or none); `op` names it in the audit trail.
+    pub async fn set_many(&mut self, op: &str, items: &[(&str, &[u8])]) -> Result<Vec<u64>> {
+        for (path, value) in items {
+            validate_path(path)?;
+            self.check_value(value)?;
+        }
+        self.refresh().await?;
+        let mut puts = Vec::with_capacity(items.len());
+        for (path, value) in items {
+            puts.push((path.to_string(), self.write_blob(value).await?));
+        }
+        for (path, _) in items {
+            self.audit_append(op, Some(path), Outcome::Ok, None, Durability::Sync).await?;
+        }
+        let result = self
+            .commit(|index| {
+                Ok(puts
+                    .iter()
+                    .map(|(path, blob)| Op::Put {
+                        path: path.clone(),
+                        version: index.get(path).map_or(1, |e| e.next_version()),
+                        blob: *blob,
+                    })
+                    .collect())
+            })
+            .await;
+        match result {
+            Ok(ops) => Ok(ops
+                .iter()
+                .filter_map(|op| match op {
+                    Op::Put { version, .. } => Some(*version),
+                    _ => None,
+                })
+                .collect()),
+            Err(e) => {
+                for (path, _) in items {
+                    self.audit_failure(op, Some(path), &e).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Deletes the current version of `path` (history is kept); returns the deleted version.
+    pub async fn delete(&mut self, path: &str) -> Result<u64> {
+        validate_path(path)?;
+        self.refresh().await?;
+        let live = |index: &Index| -> Result<u64> {
+            let entry = index.get(path).ok_or_else(|| Error::NotFound { path: path.to_string() })?;
+            match entry.live() {
+                Some(v) => Ok(v.version),
+                None => Err(Error::Deleted { path: path.to_string(), version: entry.versions.last().map_or(0, |v| v.version) }),
+            }
+        };
+        if let Err(e) = live(&self.index) {
+            self.audit_failure("rm", Some(path), &e).await;
+            return Err(e);
+        }
+        self.audit_append("rm", Some(path), Outcome::Ok, None, Durability::Sync).await?;
+        let result = self.commit(|index| Ok(vec![Op::Delete { path: path.to_string(), version: live(index)? }])).await;
+        match result {
+            Ok(ops) => match ops.first() {
+                Some(Op::Delete { version, .. }) => Ok(*version),
+                _ => Err(Error::Invalid("nothing was deleted".into())),
+            },
+            Err(e) => {
+                self.audit_failure("rm", Some(path), &e).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Live secrets under `prefix`.
+    pub async fn list(&mut self, prefix: &str) -> Result<Vec<ListEntry>> {
+        self.refresh().await?;
+        let entries: Vec<ListEntry> = self
+            .index
+            .live_with_prefix(prefix)
+            .map(|(path, v)| ListEntry { path: path.clone(), version: v.version, size: v.blob.size, updated_ms: v.created_ms })
+            .collect();
+        let path = (!prefix.is_empty()).then_some(prefix);
+        self.audit_append("list", path, Outcome::Ok, Some(format!("{} entries", entries.len())), Durability::Relaxed)
+            .await?;
+        Ok(entries)
+    }
+
+    /// Every version of `path`, oldest first.
+    pub async fn history(&mut self, path: &str) -> Result<Vec<HistoryEntry>> {
+        validate_path(path)?;
+        self.refresh().await?;
+        let Some(entry) = self.index.get(path) else {
+            let e = Error::NotFound { path: path.to_string() };
+            self.audit_failure("history", Some(path), &e).await;
+            return Err(e);
+        };
+        let current = entry.live().map(|v| v.version);
+        let out = entry
+            .versions
+            .iter()
+            .map(|v| HistoryEntry {
+                version: v.version,
+                size: v.blob.size,
+                created_ms: v.created_ms,
+                deleted_ms: v.deleted_ms,
+                current: Some(v.version) == current,
+            })
+            .collect();
+        self.audit_append("history", Some(path), Outcome::Ok, None, Durability::Relaxed).await?;
+        Ok(out)
+    }
+
+    /// The vault's summary.
+    pub async fn status(&mut self) -> Result<Status> {
+        self.refresh().await?;
+        self.audit_append("status", None, Outcome::Ok, None, Durability::Relaxed).await?;
+        Ok(Status {
+            vault_id: hex::encode(self.vault_id),
+            location: self.store.location().to_string(),
+            cipher: "XChaCha20-Poly1305",
+            kdf: format!("argon2id m={} t={} p={}", self.kdf.m_kib, self.kdf.t, self.kdf.p),
+            secrets: self.index.live_count(),
+            commits: self.log.seq,
+            audit_records: self.audit.seq,
+            keyfile_generation: self.keyfile.generation,
+            epoch: self.epoch,
+        })
+    }
+
+    /// Records that the vault is being locked (the caller then drops it, wiping every key).
+    pub async fn lock(mut self, reason: &str) -> Result<()> {
+        self.audit_append("lock", None, Outcome::Ok, Some(reason.to_string()), Durability::Relaxed).await?;
+        self.save_trust(false)
+    }
+
+    /// Changes the password: writes key file generation + 1 with one new slot, records it in the
+    /// commit log, removes the old key file. No value is re-encrypted.
+    pub async fn passwd(&mut self, new_password: &Password, params: KdfParams) -> Result<()> {
+        check_password_rules(new_password)?;
+        self.refresh().await?;
+        if self.logged_keyfile.0 > self.keyfile.generation {
+            return Err(Error::Conflict("the password was changed by another writer; unlock again".into()));
+        }
+        let next = self.keyfile.with_new_password(&self.keys.root, new_password, params)?;
+        let bytes = next.encode();
+        let hash = tresor_crypto::hash(&bytes);
+        self.audit_append("passwd", None, Outcome::Ok, Some(format!("key file generation {}", next.generation)), Durability::Sync)
+            .await?;
+        let name = layout::keyfile(next.generation);
+        if let Err(e) = self.create_new(&name, bytes).await {
+            self.audit_failure("passwd", None, &e).await;
+            return Err(e);
+        }
+        let generation = next.generation;
+        self.commit(|_| Ok(vec![Op::KeyFile { generation, hash }])).await?;
+        let old = self.keyfile.generation;
+        self.keyfile = next;
+        self.keyfile_hash = hash;
+        self.kdf = params;
+        // Pin the new parameters even if they are lower: the user chose them.
+        let location = self.store.location().to_string();
+        self.opts.trust.update(&self.vault_id, &location, |t| t.kdf = Some([params.m_kib, params.t, params.p]))?;
+        self.save_trust(true)?;
+        for name in self.store.list(layout::KEYFILE_DIR).await? {
+            if parse_seq(&name, layout::KEYFILE_DIR).is_some_and(|g| g <= old) {
+                self.store.delete(&name).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The root secret, for the archive MAC. Kept crate-private.
+    pub(crate) fn root(&self) -> &Key {
+        &self.keys.root
+    }
+
+    pub(crate) async fn audit_op(&mut self, op: &str, detail: Option<String>) -> Result<()> {
+        self.audit_append(op, None, Outcome::Ok, detail, Durability::Sync).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_time;
+
+    #[test]
+    fn formats_rfc3339() {
+        assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_time(951_782_400_000), "2000-02-29T00:00:00Z");
+        assert_eq!(format_time(1_795_000_000_123), "2026-11-18T08:26:40Z");
+    }
+}
