@@ -10,9 +10,7 @@
 // A failed unwrap in a benchmark is a broken benchmark; panicking is the right outcome.
 #![allow(clippy::unwrap_used)]
 
-use criterion::{
-    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
-};
+use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
 use tresor_crypto::envelope::{Context, xchacha20poly1305_raw};
 use tresor_crypto::kdf::{KdfParams, SALT_LEN, derive_kek};
@@ -22,22 +20,11 @@ use tresor_crypto::{Key, Password, open, random_array, random_bytes, seal};
 const VAULT: [u8; 16] = [7; 16];
 
 fn ctx() -> Context<'static> {
-    Context {
-        vault_id: &VAULT,
-        role: "blob",
-        object: "bench/object",
-        epoch: 1,
-        extra: b"",
-    }
+    Context { vault_id: &VAULT, role: "blob", object: "bench/object", epoch: 1, extra: b"" }
 }
 
 /// Sizes of the random inputs, with their labels.
-const SIZES: [(usize, &str); 4] = [
-    (64, "64B"),
-    (1024, "1KiB"),
-    (64 * 1024, "64KiB"),
-    (1024 * 1024, "1MiB"),
-];
+const SIZES: [(usize, &str); 4] = [(64, "64B"), (1024, "1KiB"), (64 * 1024, "64KiB"), (1024 * 1024, "1MiB")];
 
 /// A compressible value of `len` bytes: text-like records, as a `.env` file or a log might be.
 fn compressible(len: usize) -> Vec<u8> {
@@ -45,11 +32,8 @@ fn compressible(len: usize) -> Vec<u8> {
     let mut i = 0u32;
     while out.len() < len {
         out.extend_from_slice(
-            format!(
-                "SERVICE_{i:05}_TOKEN=ghp_example_value_{:08x}\n",
-                i.wrapping_mul(2_654_435_761)
-            )
-            .as_bytes(),
+            format!("SERVICE_{i:05}_TOKEN=ghp_example_value_{:08x}\n", i.wrapping_mul(2_654_435_761))
+                .as_bytes(),
         );
         i += 1;
     }
@@ -59,10 +43,8 @@ fn compressible(len: usize) -> Vec<u8> {
 
 /// The inputs of the envelope benches: every size of random data, and the compressible variant.
 fn inputs() -> Vec<(String, Vec<u8>)> {
-    let mut inputs: Vec<(String, Vec<u8>)> = SIZES
-        .iter()
-        .map(|&(n, label)| (format!("random/{label}"), random_bytes(n).unwrap()))
-        .collect();
+    let mut inputs: Vec<(String, Vec<u8>)> =
+        SIZES.iter().map(|&(n, label)| (format!("random/{label}"), random_bytes(n).unwrap())).collect();
     inputs.push(("compressible/64KiB".to_string(), compressible(64 * 1024)));
     inputs
 }
@@ -84,13 +66,9 @@ fn bench_seal_open(c: &mut Criterion) {
     for (label, value) in &inputs {
         let envelope = seal(&key, &ctx(), value).unwrap();
         group.throughput(Throughput::Bytes(value.len() as u64));
-        group.bench_with_input(
-            BenchmarkId::from_parameter(label),
-            &envelope,
-            |b, envelope| {
-                b.iter(|| open(&key, &ctx(), black_box(envelope)).unwrap());
-            },
-        );
+        group.bench_with_input(BenchmarkId::from_parameter(label), &envelope, |b, envelope| {
+            b.iter(|| open(&key, &ctx(), black_box(envelope)).unwrap());
+        });
     }
     group.finish();
 }
@@ -117,9 +95,7 @@ fn bench_wrap(c: &mut Criterion) {
     let wrapped = wrap_key(&wrapping, aad, &key).unwrap();
 
     let mut group = c.benchmark_group("wrap");
-    group.bench_function("wrap_key", |b| {
-        b.iter(|| wrap_key(&wrapping, aad, black_box(&key)).unwrap())
-    });
+    group.bench_function("wrap_key", |b| b.iter(|| wrap_key(&wrapping, aad, black_box(&key)).unwrap()));
     group.bench_function("unwrap_key", |b| {
         b.iter(|| unwrap_key(&wrapping, aad, black_box(&wrapped)).unwrap())
     });
@@ -133,14 +109,8 @@ fn bench_kdf(c: &mut Criterion) {
     let mut group = c.benchmark_group("derive_kek");
     // Each run takes tens to hundreds of milliseconds: few samples, one iteration each.
     group.sample_size(10).sampling_mode(SamplingMode::Flat);
-    for (label, params) in [
-        ("MINIMUM", KdfParams::MINIMUM),
-        ("DEFAULT", KdfParams::DEFAULT),
-    ] {
-        let id = format!(
-            "{label}/m={}KiB,t={},p={}",
-            params.m_kib, params.t, params.p
-        );
+    for (label, params) in [("MINIMUM", KdfParams::MINIMUM), ("DEFAULT", KdfParams::DEFAULT)] {
+        let id = format!("{label}/m={}KiB,t={},p={}", params.m_kib, params.t, params.p);
         group.bench_with_input(BenchmarkId::from_parameter(id), &params, |b, params| {
             b.iter(|| derive_kek(&password, &salt, black_box(params)).unwrap());
         });
@@ -148,11 +118,5 @@ fn bench_kdf(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(
-    benches,
-    bench_seal_open,
-    bench_raw_aead,
-    bench_wrap,
-    bench_kdf
-);
+criterion_group!(benches, bench_seal_open, bench_raw_aead, bench_wrap, bench_kdf);
 criterion_main!(benches);

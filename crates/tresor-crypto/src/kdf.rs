@@ -63,14 +63,7 @@ impl KdfParams {
 pub fn derive_kek(password: &Password, salt: &[u8; SALT_LEN], params: &KdfParams) -> Result<Key> {
     params.check()?;
     let mut out = Zeroizing::new([0u8; KEY_LEN]);
-    argon2id(
-        password.expose_secret().as_bytes(),
-        salt,
-        params,
-        &[],
-        &[],
-        out.as_mut(),
-    )?;
+    argon2id(password.expose_secret().as_bytes(), salt, params, &[], &[], out.as_mut())?;
     Ok(Key::from_bytes(&mut out))
 }
 

@@ -58,10 +58,8 @@ pub fn decode(framed: &[u8]) -> Result<SecretBytes> {
     match flags {
         0 => Ok(Zeroizing::new(body.to_vec())),
         FLAG_ZSTD => {
-            let size = zstd::zstd_safe::get_frame_content_size(body)
-                .ok()
-                .flatten()
-                .ok_or(CryptoError::Decrypt)?;
+            let size =
+                zstd::zstd_safe::get_frame_content_size(body).ok().flatten().ok_or(CryptoError::Decrypt)?;
             let size = usize::try_from(size).map_err(|_| CryptoError::Decrypt)?;
             if size > MAX_PLAINTEXT {
                 return Err(CryptoError::Decrypt);

@@ -42,20 +42,8 @@ impl Ctx {
 }
 
 fn ctx_strategy() -> impl Strategy<Value = Ctx> {
-    (
-        any::<[u8; VAULT_ID_LEN]>(),
-        ".{0,16}",
-        ".{0,48}",
-        any::<u32>(),
-        vec(any::<u8>(), 0..24),
-    )
-        .prop_map(|(vault_id, role, object, epoch, extra)| Ctx {
-            vault_id,
-            role,
-            object,
-            epoch,
-            extra,
-        })
+    (any::<[u8; VAULT_ID_LEN]>(), ".{0,16}", ".{0,48}", any::<u32>(), vec(any::<u8>(), 0..24))
+        .prop_map(|(vault_id, role, object, epoch, extra)| Ctx { vault_id, role, object, epoch, extra })
 }
 
 fn key_strategy() -> impl Strategy<Value = [u8; 32]> {

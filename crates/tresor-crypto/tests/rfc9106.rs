@@ -31,25 +31,13 @@ impl Inputs {
 
     fn tag(&self) -> Vec<u8> {
         let mut out = vec![0u8; self.tag_len];
-        argon2id(
-            &self.password,
-            &self.salt,
-            &self.params,
-            &self.secret,
-            &self.ad,
-            &mut out,
-        )
-        .unwrap();
+        argon2id(&self.password, &self.salt, &self.params, &self.secret, &self.ad, &mut out).unwrap();
         out
     }
 }
 
 /// m = 32 KiB, t = 3, p = 4.
-const RFC_PARAMS: KdfParams = KdfParams {
-    m_kib: 32,
-    t: 3,
-    p: 4,
-};
+const RFC_PARAMS: KdfParams = KdfParams { m_kib: 32, t: 3, p: 4 };
 
 /// The tag printed in RFC 9106 §5.3.
 const RFC_TAG: &str = "0d640df58d78766c08c037a34a8b53c9d01ef0452d75b65eb52520e96b01e659";
@@ -90,23 +78,11 @@ fn fail_any_changed_input_changes_the_tag() {
 
     // Each cost parameter, one step up.
     for (name, params) in [
-        (
-            "m_kib",
-            KdfParams {
-                m_kib: 33,
-                ..RFC_PARAMS
-            },
-        ),
+        ("m_kib", KdfParams { m_kib: 33, ..RFC_PARAMS }),
         ("t", KdfParams { t: 4, ..RFC_PARAMS }),
         ("p", KdfParams { p: 3, ..RFC_PARAMS }),
     ] {
-        variants.push((
-            name.to_string(),
-            Inputs {
-                params,
-                ..Inputs::rfc()
-            },
-        ));
+        variants.push((name.to_string(), Inputs { params, ..Inputs::rfc() }));
     }
 
     let mut changed = 0;
@@ -117,51 +93,28 @@ fn fail_any_changed_input_changes_the_tag() {
     }
 
     // The tag length is an input to H0 too: a 31-byte tag is not a prefix of the 32-byte one.
-    let short = Inputs {
-        tag_len: 31,
-        ..Inputs::rfc()
-    }
-    .tag();
-    assert_ne!(
-        short[..],
-        reference[..31],
-        "the tag length is not bound into the tag"
-    );
+    let short = Inputs { tag_len: 31, ..Inputs::rfc() }.tag();
+    assert_ne!(short[..], reference[..31], "the tag length is not bound into the tag");
     changed += 1;
 
     assert!(changed > 70, "only {changed} variants were tried");
-    println!(
-        "T10: argon2id rfc9106 input sensitivity: {changed}/{changed} variants changed the tag"
-    );
+    println!("T10: argon2id rfc9106 input sensitivity: {changed}/{changed} variants changed the tag");
 }
 
 #[test]
 fn fail_rfc_params_are_below_tresors_floor() {
     assert_eq!(RFC_PARAMS.check(), Err(CryptoError::KdfParams));
     let password = Password::from("correct horse battery staple".to_string());
-    assert_eq!(
-        derive_kek(&password, &[0x02; SALT_LEN], &RFC_PARAMS).err(),
-        Some(CryptoError::KdfParams)
-    );
+    assert_eq!(derive_kek(&password, &[0x02; SALT_LEN], &RFC_PARAMS).err(), Some(CryptoError::KdfParams));
 }
 
 #[test]
 fn fail_derive_kek_refuses_before_computing() {
     // Parameters over the ceiling that would need more than 4 GiB and 16 passes if Argon2 ran:
     // the test finishing at once shows the check comes first.
-    let huge = KdfParams {
-        m_kib: KdfParams::CEIL_M_KIB + 1024,
-        t: KdfParams::CEIL_T,
-        p: 1,
-    };
+    let huge = KdfParams { m_kib: KdfParams::CEIL_M_KIB + 1024, t: KdfParams::CEIL_T, p: 1 };
     let password = Password::from("correct horse battery staple".to_string());
     let started = std::time::Instant::now();
-    assert_eq!(
-        derive_kek(&password, &[0; SALT_LEN], &huge).err(),
-        Some(CryptoError::KdfParams)
-    );
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(5),
-        "derive_kek ran Argon2 first"
-    );
+    assert_eq!(derive_kek(&password, &[0; SALT_LEN], &huge).err(), Some(CryptoError::KdfParams));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "derive_kek ran Argon2 first");
 }

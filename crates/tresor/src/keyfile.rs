@@ -13,7 +13,7 @@
 use crate::error::{Error, Result};
 use tresor_crypto::kdf::SALT_LEN;
 use tresor_crypto::wrap::{WRAPPED_LEN, unwrap_key, wrap_key};
-use tresor_crypto::{Key, KdfParams, Password, Purpose, derive_kek, derive_key, mac, verify_mac};
+use tresor_crypto::{KdfParams, Key, Password, Purpose, derive_kek, derive_key, mac, verify_mac};
 
 const MAGIC: &[u8; 8] = b"TRSRKEY1";
 const HEADER_LEN: usize = 8 + 16 + 8 + 1;

@@ -109,7 +109,8 @@ pub fn encode<T: Serialize>(value: &T) -> Result<zeroize::Zeroizing<Vec<u8>>> {
 
 /// Decodes a model value from an opened envelope; failures name the object.
 pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8], kind: ObjectKind, object: &str) -> Result<T> {
-    postcard::from_bytes(bytes).map_err(|_| Error::integrity(kind, object, "authenticated but does not parse"))
+    postcard::from_bytes(bytes)
+        .map_err(|_| Error::integrity(kind, object, "authenticated but does not parse"))
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -127,9 +128,14 @@ mod tests {
 
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
-            (any::<u32>(), any::<u64>()).prop_map(|(epoch, keyfile_generation)| Op::Genesis { epoch, keyfile_generation }),
+            (any::<u32>(), any::<u64>())
+                .prop_map(|(epoch, keyfile_generation)| Op::Genesis { epoch, keyfile_generation }),
             ("[ -~]{1,64}", any::<u64>(), any::<u32>(), any::<[u8; 16]>(), any::<u64>()).prop_map(
-                |(path, version, epoch, id, size)| Op::Put { path, version, blob: BlobRef { epoch, id, size } }
+                |(path, version, epoch, id, size)| Op::Put {
+                    path,
+                    version,
+                    blob: BlobRef { epoch, id, size }
+                }
             ),
             ("[ -~]{1,64}", any::<u64>()).prop_map(|(path, version)| Op::Delete { path, version }),
             (any::<u64>(), any::<[u8; 32]>()).prop_map(|(generation, hash)| Op::KeyFile { generation, hash }),

@@ -75,9 +75,8 @@ impl Store {
         if !dir.is_dir() {
             return Err(Error::NoVault { location: dir.display().to_string() });
         }
-        let canonical = dir
-            .canonicalize()
-            .map_err(|e| Error::Store(format!("cannot resolve {}: {e}", dir.display())))?;
+        let canonical =
+            dir.canonicalize().map_err(|e| Error::Store(format!("cannot resolve {}: {e}", dir.display())))?;
         let fs = LocalFileSystem::new_with_prefix(&canonical).map_err(store_err)?.with_fsync(true);
         let relaxed = LocalFileSystem::new_with_prefix(&canonical).map_err(store_err)?;
         let mut store = Store::from_object_store(Arc::new(fs), None, &canonical.display().to_string());

@@ -83,7 +83,11 @@ impl TrustStore {
     }
 
     fn ensure_dir(&self) -> Result<()> {
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir).map_err(|e| local_err(&self.dir, e))
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(|e| local_err(&self.dir, e))
     }
 
     fn lock(&self, vault_id: &[u8; 16], location: &str) -> Result<File> {
@@ -96,7 +100,8 @@ impl TrustStore {
             .mode(0o600)
             .open(&path)
             .map_err(|e| local_err(&path, e))?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive).map_err(|e| local_err(&path, e))?;
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| local_err(&path, e))?;
         Ok(file)
     }
 
@@ -111,7 +116,12 @@ impl TrustStore {
     }
 
     /// Updates the state under the lock; `f` sees the current state and changes it.
-    pub fn update(&self, vault_id: &[u8; 16], location: &str, f: impl FnOnce(&mut TrustState)) -> Result<TrustState> {
+    pub fn update(
+        &self,
+        vault_id: &[u8; 16],
+        location: &str,
+        f: impl FnOnce(&mut TrustState),
+    ) -> Result<TrustState> {
         let _lock = self.lock(vault_id, location)?;
         let mut state = self.load(vault_id, location)?;
         let before = state.clone();

@@ -188,7 +188,14 @@ async fn load_keyfile(store: &Store) -> Result<(KeyFile, [u8; 32])> {
 }
 
 impl Vault {
-    fn from_root(store: Store, keyfile: KeyFile, keyfile_hash: [u8; 32], root: Key, kdf: KdfParams, opts: Options) -> Vault {
+    fn from_root(
+        store: Store,
+        keyfile: KeyFile,
+        keyfile_hash: [u8; 32],
+        root: Key,
+        kdf: KdfParams,
+        opts: Options,
+    ) -> Vault {
         let vault_id = keyfile.vault_id;
         let keys = Keys {
             commit: Chain::new(LogKind::Commit, &root, vault_id),
@@ -240,7 +247,12 @@ impl Vault {
         vault.epochs.insert(epoch, epoch_key);
         vault.audit_append("init", None, Outcome::Ok, None, Durability::Sync).await?;
         vault
-            .commit(|_| Ok(vec![Op::Genesis { epoch, keyfile_generation: 1 }, Op::KeyFile { generation: 1, hash: kf_hash }]))
+            .commit(|_| {
+                Ok(vec![
+                    Op::Genesis { epoch, keyfile_generation: 1 },
+                    Op::KeyFile { generation: 1, hash: kf_hash },
+                ])
+            })
             .await?;
         // The key file last: until it exists there is no vault here, only debris `init` refuses.
         vault.create_new(&layout::keyfile(1), kf_bytes).await?;
@@ -370,7 +382,11 @@ impl Vault {
             }
         }
         if seqs.is_empty() {
-            return Err(Error::integrity(ObjectKind::Commit, &layout::commit(1), "is missing: the log is empty"));
+            return Err(Error::integrity(
+                ObjectKind::Commit,
+                &layout::commit(1),
+                "is missing: the log is empty",
+            ));
         }
         let store = self.store.clone();
         let mut entries = futures::stream::iter(seqs.clone())
@@ -389,7 +405,11 @@ impl Vault {
             }
         }
         if self.log.seq < trust.log_seq {
-            return Err(Error::Rollback { kind: ObjectKind::Commit, seen: trust.log_seq, served: self.log.seq });
+            return Err(Error::Rollback {
+                kind: ObjectKind::Commit,
+                seen: trust.log_seq,
+                served: self.log.seq,
+            });
         }
         Ok(())
     }
@@ -398,10 +418,18 @@ impl Vault {
         let (logged, hash) = self.logged_keyfile;
         let name = layout::keyfile(self.keyfile.generation);
         if self.keyfile.generation < logged {
-            return Err(Error::Rollback { kind: ObjectKind::KeyFile, seen: logged, served: self.keyfile.generation });
+            return Err(Error::Rollback {
+                kind: ObjectKind::KeyFile,
+                seen: logged,
+                served: self.keyfile.generation,
+            });
         }
         if self.keyfile.generation == logged && hash.is_some_and(|h| h != self.keyfile_hash) {
-            return Err(Error::integrity(ObjectKind::KeyFile, &name, "differs from the one the commit log records"));
+            return Err(Error::integrity(
+                ObjectKind::KeyFile,
+                &name,
+                "differs from the one the commit log records",
+            ));
         }
         Ok(())
     }
@@ -429,7 +457,8 @@ impl Vault {
                 time_ms: now_ms(),
                 actor: self.opts.actor.clone(),
                 writer,
-                audit: (self.audit.seq > 0).then_some(AuditAnchor { seq: self.audit.seq, link: self.audit.link }),
+                audit: (self.audit.seq > 0)
+                    .then_some(AuditAnchor { seq: self.audit.seq, link: self.audit.link }),
                 ops,
             };
             let seq = self.log.seq + 1;
@@ -448,7 +477,9 @@ impl Vault {
     async fn create_idempotent(&self, name: &str, bytes: &[u8], durability: Durability) -> Result<bool> {
         match self.store.create_with(name, bytes.to_vec(), durability).await {
             Ok(Created::Yes) => Ok(true),
-            Ok(Created::AlreadyExists) => Ok(self.store.get(name).await?.is_some_and(|b| b.as_ref() == bytes)),
+            Ok(Created::AlreadyExists) => {
+                Ok(self.store.get(name).await?.is_some_and(|b| b.as_ref() == bytes))
+            }
             Err(e) => match self.store.get(name).await {
                 Ok(Some(b)) if b.as_ref() == bytes => Ok(true),
                 _ => Err(e),
@@ -491,7 +522,10 @@ impl Vault {
                 Head { seq, link: self.keys.audit.link(&bytes) }
             }
         };
-        if trust.audit_seq > 0 && trust.audit_seq == self.audit.seq && hex::encode(self.audit.link) != trust.audit_link {
+        if trust.audit_seq > 0
+            && trust.audit_seq == self.audit.seq
+            && hex::encode(self.audit.link) != trust.audit_link
+        {
             return Err(Error::Fork { kind: ObjectKind::AuditRecord, seq: trust.audit_seq });
         }
         Ok(())
@@ -537,7 +571,8 @@ impl Vault {
     /// Best effort: records that an operation failed. The original error is what the caller
     /// reports, so a failure to record it is dropped.
     async fn audit_failure(&mut self, op: &str, path: Option<&str>, err: &Error) {
-        let _ = self.audit_append(op, path, Outcome::Failed(err.to_string()), None, Durability::Relaxed).await;
+        let _ =
+            self.audit_append(op, path, Outcome::Failed(err.to_string()), None, Durability::Relaxed).await;
     }
 
     /// Reads, checks and decrypts the whole audit trail, oldest first.
@@ -562,9 +597,14 @@ impl Vault {
         while let Some((seq, bytes)) = entries.next().await {
             let name = layout::audit(expected);
             if seq != expected {
-                return Err(Error::integrity(ObjectKind::AuditRecord, &name, "is missing: a record was deleted"));
+                return Err(Error::integrity(
+                    ObjectKind::AuditRecord,
+                    &name,
+                    "is missing: a record was deleted",
+                ));
             }
-            let bytes = bytes?.ok_or_else(|| Error::integrity(ObjectKind::AuditRecord, &name, "is missing"))?;
+            let bytes =
+                bytes?.ok_or_else(|| Error::integrity(ObjectKind::AuditRecord, &name, "is missing"))?;
             let plain = self.keys.audit.open(seq, &prev, &bytes)?;
             out.push((seq, decode(&plain, ObjectKind::AuditRecord, &name)?));
             prev = self.keys.audit.link(&bytes);
@@ -588,16 +628,29 @@ impl Vault {
             let seq = i as u64 + 1;
             let expected = layout::commit(seq);
             if *name != expected {
-                return Err(Error::integrity(ObjectKind::Commit, &expected, "is missing: a commit was deleted"));
+                return Err(Error::integrity(
+                    ObjectKind::Commit,
+                    &expected,
+                    "is missing: a commit was deleted",
+                ));
             }
-            let bytes = self.store.get(name).await?.ok_or_else(|| Error::integrity(ObjectKind::Commit, name, "is missing"))?;
-            let commit: Commit = decode(&self.keys.commit.open(seq, &prev, &bytes)?, ObjectKind::Commit, name)?;
+            let bytes = self
+                .store
+                .get(name)
+                .await?
+                .ok_or_else(|| Error::integrity(ObjectKind::Commit, name, "is missing"))?;
+            let commit: Commit =
+                decode(&self.keys.commit.open(seq, &prev, &bytes)?, ObjectKind::Commit, name)?;
             anchors.extend(commit.audit);
             prev = self.keys.commit.link(&bytes);
             commits = seq;
         }
         if commits < self.log.seq.max(trust.log_seq) {
-            return Err(Error::Rollback { kind: ObjectKind::Commit, seen: self.log.seq.max(trust.log_seq), served: commits });
+            return Err(Error::Rollback {
+                kind: ObjectKind::Commit,
+                seen: self.log.seq.max(trust.log_seq),
+                served: commits,
+            });
         }
         // The audit trail, and its anchors.
         let trail = self.read_trail().await?;
@@ -612,9 +665,19 @@ impl Vault {
             match links.get(anchor.seq.wrapping_sub(1) as usize) {
                 Some(link) if *link == anchor.link => {}
                 Some(_) => {
-                    return Err(Error::integrity(ObjectKind::AuditRecord, &name, "differs from the one the commit log anchors"));
+                    return Err(Error::integrity(
+                        ObjectKind::AuditRecord,
+                        &name,
+                        "differs from the one the commit log anchors",
+                    ));
                 }
-                None => return Err(Error::integrity(ObjectKind::AuditRecord, &name, "is anchored in the commit log but missing")),
+                None => {
+                    return Err(Error::integrity(
+                        ObjectKind::AuditRecord,
+                        &name,
+                        "is anchored in the commit log but missing",
+                    ));
+                }
             }
         }
         self.audit_append("audit verify", None, Outcome::Ok, None, Durability::Relaxed).await?;
@@ -628,7 +691,10 @@ impl Vault {
                 let store = store.clone();
                 async move {
                     let name = layout::audit(seq);
-                    store.get(&name).await?.ok_or_else(|| Error::integrity(ObjectKind::AuditRecord, &name, "is missing"))
+                    store
+                        .get(&name)
+                        .await?
+                        .ok_or_else(|| Error::integrity(ObjectKind::AuditRecord, &name, "is missing"))
                 }
             })
             .buffered(READ_AHEAD)
@@ -647,11 +713,15 @@ impl Vault {
                 .get(&name)
                 .await?
                 .ok_or_else(|| Error::integrity(ObjectKind::EpochKey, &name, "is missing"))?;
-            let key = unwrap_key(&self.keys.shield, &epoch_aad(&self.vault_id, epoch), &wrapped)
-                .map_err(|_| Error::integrity(ObjectKind::EpochKey, &name, "does not authenticate: tampered or forged"))?;
+            let key =
+                unwrap_key(&self.keys.shield, &epoch_aad(&self.vault_id, epoch), &wrapped).map_err(|_| {
+                    Error::integrity(ObjectKind::EpochKey, &name, "does not authenticate: tampered or forged")
+                })?;
             self.epochs.insert(epoch, key);
         }
-        self.epochs.get(&epoch).ok_or_else(|| Error::integrity(ObjectKind::EpochKey, &layout::epoch_key(epoch), "is missing"))
+        self.epochs
+            .get(&epoch)
+            .ok_or_else(|| Error::integrity(ObjectKind::EpochKey, &layout::epoch_key(epoch), "is missing"))
     }
 
     async fn write_blob(&mut self, value: &[u8]) -> Result<BlobRef> {
@@ -668,19 +738,25 @@ impl Vault {
 
     async fn read_blob(&mut self, blob: &BlobRef) -> Result<SecretBytes> {
         let name = layout::blob(blob.epoch, &blob.id);
-        let envelope = self
-            .store
-            .get(&name)
-            .await?
-            .ok_or_else(|| Error::integrity(ObjectKind::ValueBlob, &name, "is missing: the store lost or removed it"))?;
+        let envelope = self.store.get(&name).await?.ok_or_else(|| {
+            Error::integrity(ObjectKind::ValueBlob, &name, "is missing: the store lost or removed it")
+        })?;
         let vault_id = self.vault_id;
         let key = self.epoch_key(blob.epoch).await?;
         let ctx = Context { vault_id: &vault_id, role: "blob", object: &name, epoch: blob.epoch, extra: b"" };
         let value = tresor_crypto::open(key, &ctx, &envelope).map_err(|_| {
-            Error::integrity(ObjectKind::ValueBlob, &name, "does not authenticate: tampered, or moved from another name")
+            Error::integrity(
+                ObjectKind::ValueBlob,
+                &name,
+                "does not authenticate: tampered, or moved from another name",
+            )
         })?;
         if value.len() as u64 != blob.size {
-            return Err(Error::integrity(ObjectKind::ValueBlob, &name, "has a different size than its commit records"));
+            return Err(Error::integrity(
+                ObjectKind::ValueBlob,
+                &name,
+                "has a different size than its commit records",
+            ));
         }
         Ok(value)
     }
@@ -787,7 +863,10 @@ impl Vault {
             let entry = index.get(path).ok_or_else(|| Error::NotFound { path: path.to_string() })?;
             match entry.live() {
                 Some(v) => Ok(v.version),
-                None => Err(Error::Deleted { path: path.to_string(), version: entry.versions.last().map_or(0, |v| v.version) }),
+                None => Err(Error::Deleted {
+                    path: path.to_string(),
+                    version: entry.versions.last().map_or(0, |v| v.version),
+                }),
             }
         };
         if let Err(e) = live(&self.index) {
@@ -795,7 +874,8 @@ impl Vault {
             return Err(e);
         }
         self.audit_append("rm", Some(path), Outcome::Ok, None, Durability::Sync).await?;
-        let result = self.commit(|index| Ok(vec![Op::Delete { path: path.to_string(), version: live(index)? }])).await;
+        let result =
+            self.commit(|index| Ok(vec![Op::Delete { path: path.to_string(), version: live(index)? }])).await;
         match result {
             Ok(ops) => match ops.first() {
                 Some(Op::Delete { version, .. }) => Ok(*version),
@@ -814,11 +894,22 @@ impl Vault {
         let entries: Vec<ListEntry> = self
             .index
             .live_with_prefix(prefix)
-            .map(|(path, v)| ListEntry { path: path.clone(), version: v.version, size: v.blob.size, updated_ms: v.created_ms })
+            .map(|(path, v)| ListEntry {
+                path: path.clone(),
+                version: v.version,
+                size: v.blob.size,
+                updated_ms: v.created_ms,
+            })
             .collect();
         let path = (!prefix.is_empty()).then_some(prefix);
-        self.audit_append("list", path, Outcome::Ok, Some(format!("{} entries", entries.len())), Durability::Relaxed)
-            .await?;
+        self.audit_append(
+            "list",
+            path,
+            Outcome::Ok,
+            Some(format!("{} entries", entries.len())),
+            Durability::Relaxed,
+        )
+        .await?;
         Ok(entries)
     }
 
@@ -881,8 +972,14 @@ impl Vault {
         let next = self.keyfile.with_new_password(&self.keys.root, new_password, params)?;
         let bytes = next.encode();
         let hash = tresor_crypto::hash(&bytes);
-        self.audit_append("passwd", None, Outcome::Ok, Some(format!("key file generation {}", next.generation)), Durability::Sync)
-            .await?;
+        self.audit_append(
+            "passwd",
+            None,
+            Outcome::Ok,
+            Some(format!("key file generation {}", next.generation)),
+            Durability::Sync,
+        )
+        .await?;
         let name = layout::keyfile(next.generation);
         if let Err(e) = self.create_new(&name, bytes).await {
             self.audit_failure("passwd", None, &e).await;
@@ -896,7 +993,9 @@ impl Vault {
         self.kdf = params;
         // Pin the new parameters even if they are lower: the user chose them.
         let location = self.store.location().to_string();
-        self.opts.trust.update(&self.vault_id, &location, |t| t.kdf = Some([params.m_kib, params.t, params.p]))?;
+        self.opts
+            .trust
+            .update(&self.vault_id, &location, |t| t.kdf = Some([params.m_kib, params.t, params.p]))?;
         self.save_trust(true)?;
         for name in self.store.list(layout::KEYFILE_DIR).await? {
             if parse_seq(&name, layout::KEYFILE_DIR).is_some_and(|g| g <= old) {
@@ -924,6 +1023,6 @@ mod tests {
     fn formats_rfc3339() {
         assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_time(951_782_400_000), "2000-02-29T00:00:00Z");
-        assert_eq!(format_time(1_795_000_000_123), "2026-11-18T08:26:40Z");
+        assert_eq!(format_time(1_795_000_000_123), "2026-11-18T11:06:40Z");
     }
 }
