@@ -1,1 +1,784 @@
-fn main() {}
+//! `tresor`: the command-line interface of the tresor vault.
+//!
+//! Commands go to the agent when one is unlocked for the vault; otherwise the command asks for
+//! the password and opens the vault itself, running exactly the same request handler
+//! ([`tresor_server::execute`]). Data goes to stdout, messages to stderr. Exit codes are
+//! documented in [`exit`] and in the README.
+
+mod config;
+mod exit;
+mod import;
+mod password;
+
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use exit::CliError;
+use secrecy::{ExposeSecret, SecretString};
+use std::io::{BufRead, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+use tresor::vault::format_time;
+use tresor::{KdfParams, Options, Store, Vault};
+use tresor_server::client;
+use tresor_server::protocol::{Request, Response, SecretBuf};
+
+const EXAMPLES: &str = "\
+Examples:
+  tresor init                          create a vault (password asked twice)
+  tresor unlock                        start the agent: later commands need no password
+  echo -n s3cr3t | tresor set db/password
+  tresor get db/password
+  tresor list -l db/
+  tresor history db/password; tresor get --version 1 db/password
+  tresor audit verify
+  tresor export --out backup.tresor; tresor --vault /new/place import backup.tresor
+  tresor lock
+
+Vault location: --vault or TRESOR_VAULT (a directory or file:// URL); default $XDG_DATA_HOME/tresor/vault.
+Password: --password-stdin (first line of stdin), TRESOR_PASSWORD_FILE, TRESOR_PASSWORD (least safe),
+or a terminal prompt.
+Exit codes: 0 ok, 1 error, 2 usage, 3 authentication failed, 4 not found, 5 integrity/rollback/fork,
+6 conflict, 7 invalid input, 8 no vault / vault exists, 9 audit failure, 10 store unsupported.";
+
+/// The tresor vault: end-to-end-encrypted secrets on storage that sees nothing.
+#[derive(Parser)]
+#[command(name = "tresor", version, about, after_help = EXAMPLES, propagate_version = true)]
+struct Cli {
+    /// Vault location: a directory or file:// URL.
+    #[arg(long, global = true, env = "TRESOR_VAULT", value_name = "LOCATION")]
+    vault: Option<String>,
+    /// Read the password from the first line of stdin.
+    #[arg(long, global = true)]
+    password_stdin: bool,
+    /// Config file (TOML).
+    #[arg(long, global = true, env = "TRESOR_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Do not use the agent, even if one is unlocked.
+    #[arg(long, global = true)]
+    no_agent: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone, Copy)]
+struct KdfArgs {
+    /// Argon2id memory in KiB (default 65536).
+    #[arg(long, value_name = "KIB")]
+    kdf_memory: Option<u32>,
+    /// Argon2id passes (default 3).
+    #[arg(long, value_name = "N")]
+    kdf_time: Option<u32>,
+    /// Argon2id lanes (default 4).
+    #[arg(long, value_name = "N")]
+    kdf_parallelism: Option<u32>,
+}
+
+impl KdfArgs {
+    fn params(&self) -> KdfParams {
+        let d = KdfParams::DEFAULT;
+        KdfParams {
+            m_kib: self.kdf_memory.unwrap_or(d.m_kib),
+            t: self.kdf_time.unwrap_or(d.t),
+            p: self.kdf_parallelism.unwrap_or(d.p),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a vault; prints its id.
+    Init {
+        #[command(flatten)]
+        kdf: KdfArgs,
+    },
+    /// Start (or reuse) the agent, so later commands need no password.
+    Unlock {
+        /// Lock after this long without a request (e.g. 15m, 1h).
+        #[arg(long, value_name = "DURATION")]
+        idle_timeout: Option<String>,
+    },
+    /// Tell the agent to wipe every key and exit.
+    Lock,
+    /// Store a secret: the value from VALUE, --file, or stdin (exact bytes).
+    #[command(arg_required_else_help = true)]
+    Set {
+        /// The secret's path, e.g. db/password.
+        path: String,
+        /// The value (visible to other processes in argv: prefer stdin or --file).
+        value: Option<String>,
+        /// Read the value from this file.
+        #[arg(long, value_name = "FILE", conflicts_with = "value")]
+        file: Option<PathBuf>,
+    },
+    /// Print a secret's value (exact bytes) to stdout.
+    #[command(arg_required_else_help = true)]
+    Get {
+        /// The secret's path.
+        path: String,
+        /// Read this version instead of the current one.
+        #[arg(long, value_name = "N")]
+        version: Option<u64>,
+    },
+    /// List secret paths (under PREFIX).
+    #[command(alias = "ls")]
+    List {
+        /// Only paths starting with this.
+        prefix: Option<String>,
+        /// Show version, size and update time.
+        #[arg(short, long)]
+        long: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a secret (its history is kept).
+    #[command(alias = "delete", arg_required_else_help = true)]
+    Rm {
+        /// The secret's path.
+        path: String,
+    },
+    /// List a secret's versions.
+    #[command(arg_required_else_help = true)]
+    History {
+        /// The secret's path.
+        path: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Locked or unlocked, vault id, location, cipher, KDF, secret count.
+    Status {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change the password (rewrites only the key file).
+    Passwd {
+        /// Read the new password from stdin (after the current one, with --password-stdin).
+        #[arg(long)]
+        new_password_stdin: bool,
+        /// Read the new password from the first line of this file.
+        #[arg(long, value_name = "FILE")]
+        new_password_file: Option<PathBuf>,
+        #[command(flatten)]
+        kdf: KdfArgs,
+    },
+    /// Show the audit trail; `tresor audit verify` proves it whole.
+    Audit {
+        #[command(subcommand)]
+        action: Option<AuditAction>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a self-contained encrypted backup (key file included).
+    #[command(arg_required_else_help = true)]
+    Export {
+        /// The backup file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Restore a backup into an empty location, or add secrets from a .env or JSON file.
+    #[command(arg_required_else_help = true)]
+    Import {
+        /// The file to import.
+        file: PathBuf,
+        /// Its format (detected by default).
+        #[arg(long, value_enum)]
+        format: Option<import::Format>,
+    },
+    /// Print shell completions.
+    #[command(arg_required_else_help = true)]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Run the agent in the foreground (started by `tresor unlock`).
+    #[command(hide = true)]
+    Agent {
+        /// Lock and exit after this long without a request.
+        #[arg(long)]
+        idle_timeout: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Prove the audit trail and the commit log whole.
+    Verify,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+/// Everything a command needs to reach the vault.
+struct Ctx {
+    location: String,
+    no_agent: bool,
+    max_value: usize,
+    idle: Duration,
+    /// The password read eagerly from stdin (`--password-stdin`), if any.
+    stdin_password: Option<SecretString>,
+}
+
+impl Ctx {
+    fn socket(&self) -> PathBuf {
+        client::socket_path(&config::runtime_dir(), &self.location)
+    }
+
+    fn options(&self, via: &str) -> Options {
+        let mut o = Options::new(config::state_dir().join("trust"), actor(via));
+        o.max_value = self.max_value;
+        o
+    }
+
+    fn password(&mut self) -> Result<SecretString, CliError> {
+        match self.stdin_password.take() {
+            Some(p) => Ok(p),
+            None => password::current().map_err(CliError::input),
+        }
+    }
+}
+
+fn actor(via: &str) -> String {
+    format!("uid {} ({via})", rustix::process::geteuid().as_raw())
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::other(e.to_string()))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            e.print();
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    if let Command::Completions { shell } = cli.command {
+        let mut cmd = Cli::command();
+        let mut out = std::io::stdout();
+        match shell {
+            Shell::Bash => clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, "tresor", &mut out),
+            Shell::Zsh => clap_complete::generate(clap_complete::Shell::Zsh, &mut cmd, "tresor", &mut out),
+            Shell::Fish => clap_complete::generate(clap_complete::Shell::Fish, &mut cmd, "tresor", &mut out),
+        }
+        return Ok(());
+    }
+    let file = config::load(cli.config.clone()).map_err(CliError::input)?;
+    let location = match cli.vault.clone().or(file.vault.clone()) {
+        Some(l) => l,
+        None => config::default_vault()
+            .ok_or_else(|| CliError::input("no vault location: use --vault or TRESOR_VAULT".into()))?
+            .display()
+            .to_string(),
+    };
+    let idle_text = match &cli.command {
+        Command::Unlock { idle_timeout } | Command::Agent { idle_timeout } => idle_timeout.clone(),
+        _ => None,
+    }
+    .or_else(|| std::env::var("TRESOR_IDLE_TIMEOUT").ok())
+    .or(file.idle_timeout.clone())
+    .unwrap_or_else(|| "15m".into());
+    let idle = config::parse_duration(&idle_text).map_err(CliError::input)?;
+    let mut stdin = std::io::stdin().lock();
+    let stdin_password = if cli.password_stdin {
+        Some(password::read_stdin_line(&mut stdin).map_err(CliError::input)?)
+    } else {
+        None
+    };
+    let mut ctx = Ctx {
+        location: canonical_location(&location),
+        no_agent: cli.no_agent,
+        max_value: file.max_value_size.unwrap_or(tresor::vault::DEFAULT_MAX_VALUE),
+        idle,
+        stdin_password,
+    };
+    match cli.command {
+        Command::Init { kdf } => cmd_init(&mut ctx, kdf.params(), &mut stdin),
+        Command::Unlock { .. } => cmd_unlock(&mut ctx),
+        Command::Lock => cmd_lock(&ctx),
+        Command::Agent { .. } => cmd_agent(&ctx),
+        Command::Set { path, value, file } => {
+            let value = match (value, file) {
+                (Some(v), _) => zeroize::Zeroizing::new(v.into_bytes()),
+                (None, Some(f)) => zeroize::Zeroizing::new(
+                    std::fs::read(&f)
+                        .map_err(|e| CliError::input(format!("cannot read {}: {e}", f.display())))?,
+                ),
+                (None, None) => {
+                    let mut buf = zeroize::Zeroizing::new(Vec::new());
+                    // One byte past the limit is enough to refuse an oversize value.
+                    (&mut stdin)
+                        .take(ctx.max_value as u64 + 1)
+                        .read_to_end(&mut buf)
+                        .map_err(|e| CliError::input(format!("cannot read the value from stdin: {e}")))?;
+                    buf
+                }
+            };
+            if value.len() > ctx.max_value {
+                return Err(CliError::from_core(&tresor::Error::TooLarge {
+                    size: value.len(),
+                    limit: ctx.max_value,
+                }));
+            }
+            let req = Request::Set { op: "set".into(), items: vec![(path.clone(), SecretBuf(value))] };
+            match request(&mut ctx, req)? {
+                Response::Versions(v) => {
+                    eprintln!("{path}: version {}", v.first().copied().unwrap_or(0));
+                    Ok(())
+                }
+                other => Err(unexpected(other)),
+            }
+        }
+        Command::Get { path, version } => match request(&mut ctx, Request::Get { path, version })? {
+            Response::Value(v) => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&v.0).and_then(|()| out.flush()).map_err(|e| CliError::other(e.to_string()))
+            }
+            other => Err(unexpected(other)),
+        },
+        Command::List { prefix, long, json } => {
+            match request(&mut ctx, Request::List { prefix: prefix.unwrap_or_default() })? {
+                Response::List(entries) => {
+                    if json {
+                        print_json(&entries)
+                    } else {
+                        for e in entries {
+                            if long {
+                                println!(
+                                    "{}\tv{}\t{}\t{}",
+                                    e.path,
+                                    e.version,
+                                    e.size,
+                                    format_time(e.updated_ms)
+                                );
+                            } else {
+                                println!("{}", e.path);
+                            }
+                        }
+                        Ok(())
+                    }
+                }
+                other => Err(unexpected(other)),
+            }
+        }
+        Command::Rm { path } => match request(&mut ctx, Request::Delete { path: path.clone() })? {
+            Response::Versions(v) => {
+                eprintln!("{path}: version {} deleted", v.first().copied().unwrap_or(0));
+                Ok(())
+            }
+            other => Err(unexpected(other)),
+        },
+        Command::History { path, json } => match request(&mut ctx, Request::History { path })? {
+            Response::History(h) => {
+                if json {
+                    return print_json(&h);
+                }
+                for v in h {
+                    let state = match (v.current, v.deleted_ms) {
+                        (true, _) => "current".to_string(),
+                        (false, Some(t)) => format!("deleted {}", format_time(t)),
+                        (false, None) => "superseded".to_string(),
+                    };
+                    println!("v{}\t{}\t{} bytes\t{state}", v.version, format_time(v.created_ms), v.size);
+                }
+                Ok(())
+            }
+            other => Err(unexpected(other)),
+        },
+        Command::Status { json } => cmd_status(&mut ctx, json),
+        Command::Passwd { new_password_stdin, new_password_file, kdf } => {
+            let new_file = new_password_file.map(|p| p.display().to_string());
+            cmd_passwd(&mut ctx, new_password_stdin, new_file.as_deref(), kdf.params(), &mut stdin)
+        }
+        Command::Audit { action: Some(AuditAction::Verify), .. } => match request(&mut ctx, Request::Verify)?
+        {
+            Response::Verify(r) => {
+                println!(
+                    "audit trail verified: {} records, {} commits, {} anchors, chains unbroken",
+                    r.audit_records, r.commits, r.anchors
+                );
+                Ok(())
+            }
+            other => Err(unexpected(other)),
+        },
+        Command::Audit { action: None, json } => match request(&mut ctx, Request::Audit)? {
+            Response::Audit(records) => {
+                if json {
+                    let rows: Vec<_> = records
+                        .iter()
+                        .map(|(seq, r)| {
+                            serde_json::json!({
+                                "seq": seq, "time": format_time(r.time_ms), "time_ms": r.time_ms, "actor": r.actor,
+                                "op": r.op, "path": r.path, "detail": r.detail,
+                                "outcome": match &r.outcome { tresor::model::Outcome::Ok => "ok".to_string(),
+                                    tresor::model::Outcome::Failed(m) => format!("failed: {m}") },
+                            })
+                        })
+                        .collect();
+                    return print_json(&rows);
+                }
+                for (seq, r) in records {
+                    let outcome = match &r.outcome {
+                        tresor::model::Outcome::Ok => "ok".to_string(),
+                        tresor::model::Outcome::Failed(m) => format!("failed: {m}"),
+                    };
+                    let detail = r.detail.map(|d| format!(" ({d})")).unwrap_or_default();
+                    println!(
+                        "{seq:>6}  {}  {}  {} {}  {outcome}{detail}",
+                        format_time(r.time_ms),
+                        r.actor,
+                        r.op,
+                        r.path.unwrap_or_else(|| "-".into())
+                    );
+                }
+                Ok(())
+            }
+            other => Err(unexpected(other)),
+        },
+        Command::Export { out } => match request(&mut ctx, Request::Export)? {
+            Response::Archive(bytes) => {
+                write_private_file(&out, &bytes.0)?;
+                eprintln!("exported to {} ({} bytes)", out.display(), bytes.0.len());
+                Ok(())
+            }
+            other => Err(unexpected(other)),
+        },
+        Command::Import { file, format } => cmd_import(&mut ctx, &file, format),
+        Command::Completions { .. } => Ok(()),
+    }
+}
+
+/// A plain directory path made absolute, so that the agent socket and trust state do not depend
+/// on the working directory. URLs stay as they are.
+fn canonical_location(location: &str) -> String {
+    if location.contains("://") && !location.starts_with("file://") {
+        return location.to_string();
+    }
+    let path = Path::new(location.strip_prefix("file://").unwrap_or(location));
+    match path.canonicalize() {
+        Ok(p) => p.display().to_string(),
+        Err(_) if path.is_absolute() => path.display().to_string(),
+        Err(_) => std::env::current_dir()
+            .map(|d| d.join(path).display().to_string())
+            .unwrap_or(location.to_string()),
+    }
+}
+
+fn unexpected(resp: Response) -> CliError {
+    match resp {
+        Response::Error { category, message } => CliError::from_category(category, message),
+        Response::Locked => CliError::other("the agent is locked".into()),
+        _ => CliError::other("unexpected response from the agent".into()),
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| CliError::other(e.to_string()))?;
+    println!("{text}");
+    Ok(())
+}
+
+fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("export"),
+        std::process::id()
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new().create_new(true).write(true).mode(0o600).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        CliError::other(format!("cannot write {}: {e}", path.display()))
+    })
+}
+
+/// Sends a request to the unlocked agent, or opens the vault here and runs it directly.
+fn request(ctx: &mut Ctx, req: Request) -> Result<Response, CliError> {
+    if !ctx.no_agent {
+        let socket = ctx.socket();
+        match client::request(&socket, &req, Duration::from_secs(600)) {
+            Ok(Some(Response::Locked)) | Ok(None) => {}
+            Ok(Some(resp)) => return Ok(resp),
+            Err(e) => eprintln!("tresor: warning: agent unreachable ({e}); opening the vault directly"),
+        }
+    }
+    let password = ctx.password()?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let store = Store::open(&ctx.location, false).map_err(|e| CliError::from_core(&e))?;
+        let mut vault =
+            Vault::unlock(store, &password, ctx.options("cli")).await.map_err(|e| CliError::from_core(&e))?;
+        report_failed(vault.failed_attempts());
+        let resp = tresor_server::execute(&mut vault, req).await;
+        let _ = vault.lock("command finished").await;
+        Ok(resp)
+    })
+}
+
+fn report_failed(failed: &[u64]) {
+    if let Some(first) = failed.first() {
+        eprintln!(
+            "tresor: {} failed unlock attempts since {} (recorded in the audit trail)",
+            failed.len(),
+            format_time(*first)
+        );
+    }
+}
+
+fn cmd_init(ctx: &mut Ctx, kdf: KdfParams, stdin: &mut impl BufRead) -> Result<(), CliError> {
+    let password = match ctx.stdin_password.take() {
+        Some(p) => p,
+        None => password::new(false, None, stdin, true).map_err(CliError::input)?,
+    };
+    // The password rules and parameters are checked before the store is touched.
+    tresor::keyfile::check_password_rules(&password).map_err(|e| CliError::from_core(&e))?;
+    kdf.check().map_err(|_| CliError::input("KDF parameters out of the accepted range".into()))?;
+    let mut opts = ctx.options("cli");
+    opts.kdf = kdf;
+    let rt = runtime()?;
+    let vault = rt.block_on(async {
+        if let Ok(store) = Store::open(&ctx.location, false) {
+            if !store.list_all().await.map_err(|e| CliError::from_core(&e))?.is_empty() {
+                return Err(CliError::from_core(&tresor::Error::VaultExists {
+                    location: ctx.location.clone(),
+                }));
+            }
+        }
+        let store = Store::open(&ctx.location, true).map_err(|e| CliError::from_core(&e))?;
+        Vault::init(store, &password, opts).await.map_err(|e| CliError::from_core(&e))
+    })?;
+    println!("{}", hex::encode(vault.vault_id()));
+    eprintln!("created vault {} at {}", hex::encode(vault.vault_id()), ctx.location);
+    Ok(())
+}
+
+fn cmd_unlock(ctx: &mut Ctx) -> Result<(), CliError> {
+    let socket = ctx.socket();
+    if let Ok(Some(Response::Pong { unlocked: true, pid })) =
+        client::request(&socket, &Request::Ping, Duration::from_secs(5))
+    {
+        eprintln!("already unlocked (agent pid {pid})");
+        return Ok(());
+    }
+    let password = ctx.password()?;
+    // The vault must exist before an agent is started for it.
+    Store::open(&ctx.location, false).map_err(|e| CliError::from_core(&e))?;
+    if client::request(&socket, &Request::Ping, Duration::from_secs(5)).ok().flatten().is_none() {
+        spawn_agent(ctx, &socket)?;
+    }
+    let req = Request::Unlock { password: SecretBuf::new(password.expose_secret().as_bytes().to_vec()) };
+    match client::request(&socket, &req, Duration::from_secs(120))
+        .map_err(|e| CliError::other(e.to_string()))?
+    {
+        Some(Response::Unlocked { failed_attempts, warnings }) => {
+            for w in warnings {
+                eprintln!("tresor: warning: {w}");
+            }
+            report_failed(&failed_attempts);
+            eprintln!("unlocked; the agent locks after {}s idle", ctx.idle.as_secs());
+            Ok(())
+        }
+        Some(other) => {
+            // A failed unlock leaves no agent behind.
+            let _ = client::request(&socket, &Request::Lock, Duration::from_secs(5));
+            Err(unexpected(other))
+        }
+        None => Err(CliError::other("the agent did not start".into())),
+    }
+}
+
+fn spawn_agent(ctx: &Ctx, socket: &Path) -> Result<(), CliError> {
+    use std::os::unix::process::CommandExt;
+    let exe = std::env::current_exe()
+        .map_err(|e| CliError::other(format!("cannot find the tresor binary: {e}")))?;
+    std::process::Command::new(exe)
+        .arg("agent")
+        .arg("--vault")
+        .arg(&ctx.location)
+        .arg("--idle-timeout")
+        .arg(format!("{}s", ctx.idle.as_secs()))
+        .env_remove("TRESOR_PASSWORD")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .process_group(0)
+        .spawn()
+        .map_err(|e| CliError::other(format!("cannot start the agent: {e}")))?;
+    for _ in 0..500 {
+        if client::request(socket, &Request::Ping, Duration::from_secs(5)).ok().flatten().is_some() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Err(CliError::other("the agent did not start within 5 s".into()))
+}
+
+fn cmd_agent(ctx: &Ctx) -> Result<(), CliError> {
+    let hardening = tresor_server::harden::apply();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("TRESOR_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    for w in tresor_server::harden::report(&hardening) {
+        tracing::warn!("{w}");
+    }
+    let socket = ctx.socket();
+    let rt = runtime()?;
+    let location = ctx.location.clone();
+    let max_value = ctx.max_value;
+    rt.block_on(async {
+        let listener = tresor_server::bind(&socket)
+            .map_err(|e| CliError::other(format!("{}: {e}", socket.display())))?;
+        let config = tresor_server::AgentConfig {
+            location,
+            options: Box::new(move || {
+                let mut o = Options::new(config::state_dir().join("trust"), actor("agent"));
+                o.max_value = max_value;
+                o
+            }),
+            idle: ctx.idle,
+        };
+        let result = tresor_server::serve(listener, config).await;
+        let _ = std::fs::remove_file(&socket);
+        result.map_err(|e| CliError::other(e.to_string()))
+    })
+}
+
+fn cmd_lock(ctx: &Ctx) -> Result<(), CliError> {
+    match client::request(&ctx.socket(), &Request::Lock, Duration::from_secs(30)) {
+        Ok(Some(_)) => {
+            eprintln!("locked: the agent wiped its keys and stopped");
+            Ok(())
+        }
+        Ok(None) => {
+            eprintln!("no agent is running: nothing to lock");
+            Ok(())
+        }
+        Err(e) => Err(CliError::other(e.to_string())),
+    }
+}
+
+fn cmd_status(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
+    let agent = if ctx.no_agent {
+        None
+    } else {
+        client::request(&ctx.socket(), &Request::Status, Duration::from_secs(60)).ok().flatten()
+    };
+    match agent {
+        Some(Response::Status(s)) => {
+            if json {
+                let mut v = serde_json::to_value(&s).map_err(|e| CliError::other(e.to_string()))?;
+                v["state"] = "unlocked".into();
+                return print_json(&v);
+            }
+            println!("state: unlocked (agent)");
+            println!("vault id: {}", s.vault_id);
+            println!("location: {}", s.location);
+            println!("cipher: {}", s.cipher);
+            println!("kdf: {}", s.kdf);
+            println!("secrets: {}", s.secrets);
+            println!("commits: {}", s.commits);
+            println!("audit records: {}", s.audit_records);
+            println!("key file generation: {}", s.keyfile_generation);
+            println!("epoch: {}", s.epoch);
+            Ok(())
+        }
+        Some(Response::Error { category, message }) => Err(CliError::from_category(category, message)),
+        _ => {
+            let rt = runtime()?;
+            let info = rt.block_on(async {
+                let store = Store::open(&ctx.location, false).map_err(|e| CliError::from_core(&e))?;
+                tresor::vault::describe_locked(&store).await.map_err(|e| CliError::from_core(&e))
+            })?;
+            if json {
+                let mut v = serde_json::to_value(&info).map_err(|e| CliError::other(e.to_string()))?;
+                v["state"] = "locked".into();
+                v["cipher"] = "XChaCha20-Poly1305".into();
+                return print_json(&v);
+            }
+            println!("state: locked");
+            println!("vault id: {}", info.vault_id);
+            println!("location: {}", info.location);
+            println!("cipher: XChaCha20-Poly1305");
+            println!("kdf: {}", info.kdf.join(", "));
+            println!("secrets: (unlock to count)");
+            println!("key file generation: {}", info.keyfile_generation);
+            Ok(())
+        }
+    }
+}
+
+fn cmd_passwd(
+    ctx: &mut Ctx,
+    new_stdin: bool,
+    new_file: Option<&str>,
+    kdf: KdfParams,
+    stdin: &mut impl BufRead,
+) -> Result<(), CliError> {
+    let current = ctx.password()?;
+    let new = password::new(new_stdin, new_file, stdin, false).map_err(CliError::input)?;
+    tresor::keyfile::check_password_rules(&new).map_err(|e| CliError::from_core(&e))?;
+    kdf.check().map_err(|_| CliError::input("KDF parameters out of the accepted range".into()))?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let store = Store::open(&ctx.location, false).map_err(|e| CliError::from_core(&e))?;
+        let mut vault =
+            Vault::unlock(store, &current, ctx.options("cli")).await.map_err(|e| CliError::from_core(&e))?;
+        report_failed(vault.failed_attempts());
+        vault.passwd(&new, kdf).await.map_err(|e| CliError::from_core(&e))?;
+        let _ = vault.lock("command finished").await;
+        Ok::<_, CliError>(())
+    })?;
+    eprintln!("password changed; the old password no longer opens this vault");
+    Ok(())
+}
+
+fn cmd_import(ctx: &mut Ctx, file: &Path, format: Option<import::Format>) -> Result<(), CliError> {
+    let bytes = zeroize::Zeroizing::new(
+        std::fs::read(file).map_err(|e| CliError::input(format!("cannot read {}: {e}", file.display())))?,
+    );
+    let format = format.unwrap_or_else(|| import::detect(file, &bytes));
+    if format == import::Format::Archive {
+        let password = ctx.password()?;
+        let rt = runtime()?;
+        let vault = rt.block_on(async {
+            let store = Store::open(&ctx.location, true).map_err(|e| CliError::from_core(&e))?;
+            tresor::archive::import(store, &bytes, &password, ctx.options("cli"))
+                .await
+                .map_err(|e| CliError::from_core(&e))
+        })?;
+        eprintln!("restored vault {} at {}", hex::encode(vault.vault_id()), ctx.location);
+        return Ok(());
+    }
+    let items = import::parse(format, &bytes).map_err(CliError::input)?;
+    let count = items.len();
+    let req = Request::Set { op: "import".into(), items };
+    match request(ctx, req)? {
+        Response::Versions(_) => {
+            eprintln!("imported {count} secrets");
+            Ok(())
+        }
+        other => Err(unexpected(other)),
+    }
+}

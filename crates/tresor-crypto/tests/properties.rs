@@ -203,7 +203,7 @@ proptest! {
     ) {
         let k = key(k);
         let framed = payload::encode(&value).unwrap();
-        prop_assert_eq!(framed.len(), padded_len(framed.len()), "framing is not padded to a bucket");
+        prop_assert_eq!(framed.len() - 5, padded_len(framed.len() - 5), "framing is not padded to a bucket");
         let env = seal(&k, &ctx.get(), &value).unwrap();
         prop_assert_eq!(env.len(), HEADER_LEN + framed.len() + TAG_LEN);
     }
@@ -216,21 +216,22 @@ proptest! {
         b_seed in vec(any::<u8>(), 16384),
         pick in any::<prop::sample::Index>(),
     ) {
-        // Uniformly random bytes do not compress, so the framed body is the value itself and the
-        // bucket is that of 5 (flags + length) + len. Choose b's length anywhere in a's bucket.
-        let bucket = padded_len(5 + a.len());
-        let hi = bucket - 5;
-        let lo = (0..=a.len()).find(|&n| padded_len(5 + n) == bucket).unwrap();
+        // Uniformly random bytes do not compress, so the framed body is the value itself, padded to
+        // the bucket of its length, after 5 bytes of flags and length. Choose b's length anywhere
+        // in a's bucket.
+        let bucket = padded_len(a.len());
+        let hi = bucket;
+        let lo = (0..=a.len()).find(|&n| padded_len(n) == bucket).unwrap();
         let b = &b_seed[..lo + pick.index(hi.min(b_seed.len()) - lo + 1)];
         let (fa, fb) = (payload::encode(&a).unwrap(), payload::encode(b).unwrap());
-        prop_assert_eq!(fa.len(), bucket);
-        prop_assert_eq!(fb.len(), bucket, "b ({} bytes) left a's bucket [{}, {}]", b.len(), lo, hi);
+        prop_assert_eq!(fa.len(), 5 + bucket);
+        prop_assert_eq!(fb.len(), 5 + bucket, "b ({} bytes) left a's bucket [{}, {}]", b.len(), lo, hi);
 
         let k = key(k);
         let ea = seal(&k, &ctx.get(), &a).unwrap();
         let eb = seal(&k, &ctx.get(), b).unwrap();
         prop_assert_eq!(ea.len(), eb.len(), "{} and {} bytes share bucket {}", a.len(), b.len(), bucket);
-        prop_assert_eq!(ea.len(), HEADER_LEN + bucket + TAG_LEN);
+        prop_assert_eq!(ea.len(), HEADER_LEN + 5 + bucket + TAG_LEN);
 
         // One byte past the bucket's top, the envelope grows: sizes reveal the bucket and no more.
         if let Some(over) = b_seed.get(..hi + 1) {

@@ -154,7 +154,50 @@ pub enum Error {
     Random,
 }
 
+/// Coarse classes of [`Error`], stable across the agent protocol; the CLI maps them to exit codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum Category {
+    /// Wrong password or tampered key file.
+    Auth,
+    /// No such secret, version, or a deleted one.
+    NotFound,
+    /// Tampering, rollback or fork detected.
+    Integrity,
+    /// Lost a race with another writer.
+    Conflict,
+    /// Bad path, oversize value, password rule, unusable input.
+    Invalid,
+    /// No vault at the location, or one already there.
+    Location,
+    /// The audit record could not be written.
+    Audit,
+    /// The store lacks a needed capability.
+    Unsupported,
+    /// Store I/O, local state, randomness.
+    Other,
+}
+
 impl Error {
+    /// The class of this error.
+    pub fn category(&self) -> Category {
+        match self {
+            Error::AuthFailed => Category::Auth,
+            Error::NotFound { .. } | Error::Deleted { .. } | Error::NoSuchVersion { .. } => {
+                Category::NotFound
+            }
+            Error::Integrity { .. } | Error::Rollback { .. } | Error::Fork { .. } => Category::Integrity,
+            Error::Conflict(_) => Category::Conflict,
+            Error::InvalidPath(_) | Error::TooLarge { .. } | Error::PasswordRule(_) | Error::Invalid(_) => {
+                Category::Invalid
+            }
+            Error::NoVault { .. } | Error::VaultExists { .. } => Category::Location,
+            Error::Audit(_) => Category::Audit,
+            Error::Unsupported(_) => Category::Unsupported,
+            Error::Store(_) | Error::LocalState { .. } | Error::Random => Category::Other,
+        }
+    }
+
     pub(crate) fn integrity(kind: ObjectKind, object: &str, detail: impl Into<String>) -> Self {
         Error::Integrity { kind, object: object.to_string(), detail: detail.into() }
     }

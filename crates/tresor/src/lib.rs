@@ -20,7 +20,7 @@ pub mod store;
 pub mod trust;
 pub mod vault;
 
-pub use error::{Error, ObjectKind, Result};
+pub use error::{Category, Error, ObjectKind, Result};
 pub use store::Store;
 pub use tresor_crypto::{KdfParams, Password, SecretBytes};
 pub use vault::{Options, Vault};

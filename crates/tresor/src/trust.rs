@@ -115,11 +115,13 @@ impl TrustStore {
         }
     }
 
-    /// Updates the state under the lock; `f` sees the current state and changes it.
+    /// Updates the state under the lock; `f` sees the current state and changes it. With
+    /// `durable`, the new file is fsynced before it replaces the old one (always atomic).
     pub fn update(
         &self,
         vault_id: &[u8; 16],
         location: &str,
+        durable: bool,
         f: impl FnOnce(&mut TrustState),
     ) -> Result<TrustState> {
         let _lock = self.lock(vault_id, location)?;
@@ -127,7 +129,7 @@ impl TrustStore {
         let before = state.clone();
         f(&mut state);
         if state != before {
-            self.write(vault_id, location, &state)?;
+            self.write(vault_id, location, &state, durable)?;
         }
         Ok(state)
     }
@@ -135,10 +137,10 @@ impl TrustStore {
     /// Replaces the state outright (after an explicit `import`, which the user asked for).
     pub fn reset(&self, vault_id: &[u8; 16], location: &str, state: &TrustState) -> Result<()> {
         let _lock = self.lock(vault_id, location)?;
-        self.write(vault_id, location, state)
+        self.write(vault_id, location, state, true)
     }
 
-    fn write(&self, vault_id: &[u8; 16], location: &str, state: &TrustState) -> Result<()> {
+    fn write(&self, vault_id: &[u8; 16], location: &str, state: &TrustState, durable: bool) -> Result<()> {
         let path = self.file(vault_id, location, "json");
         let tmp = self.file(vault_id, location, "json.tmp");
         let bytes = serde_json::to_vec_pretty(state).map_err(|e| local_err(&path, e))?;
@@ -149,9 +151,15 @@ impl TrustStore {
             .mode(0o600)
             .open(&tmp)
             .map_err(|e| local_err(&tmp, e))?;
-        f.write_all(&bytes).and_then(|()| f.sync_all()).map_err(|e| local_err(&tmp, e))?;
+        f.write_all(&bytes).map_err(|e| local_err(&tmp, e))?;
+        if durable {
+            f.sync_all().map_err(|e| local_err(&tmp, e))?;
+        }
         fs::rename(&tmp, &path).map_err(|e| local_err(&path, e))?;
-        File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| local_err(&self.dir, e))
+        if durable {
+            File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| local_err(&self.dir, e))?;
+        }
+        Ok(())
     }
 
     /// Remembers a failed unlock attempt (its time) until the next successful unlock.
@@ -201,8 +209,8 @@ mod tests {
         let ts = TrustStore::new(dir.path().join("trust"));
         let id = [4u8; 16];
         assert_eq!(ts.load(&id, "loc").unwrap(), TrustState::default());
-        ts.update(&id, "loc", |s| s.saw_commit(5, &[1; 32])).unwrap();
-        ts.update(&id, "loc", |s| s.saw_commit(3, &[2; 32])).unwrap();
+        ts.update(&id, "loc", true, |s| s.saw_commit(5, &[1; 32])).unwrap();
+        ts.update(&id, "loc", false, |s| s.saw_commit(3, &[2; 32])).unwrap();
         let s = ts.load(&id, "loc").unwrap();
         assert_eq!((s.log_seq, s.log_link.clone()), (5, hex::encode([1u8; 32])));
         assert_eq!(ts.load(&id, "other").unwrap().log_seq, 0, "locations are kept apart");

@@ -14,7 +14,7 @@ use crate::model::{AuditAnchor, AuditRecord, BlobRef, Commit, Op, Outcome, decod
 use crate::store::{Created, Durability, Store};
 use crate::trust::{TrustState, TrustStore};
 use futures::{StreamExt, TryStreamExt};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use tresor_crypto::envelope::Context;
 use tresor_crypto::wrap::{unwrap_key, wrap_key};
@@ -60,14 +60,14 @@ struct Head {
 const EMPTY: Head = Head { seq: 0, link: GENESIS };
 
 /// A summary for `tresor status`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Status {
     /// The vault id (hex).
     pub vault_id: String,
     /// Where it is.
     pub location: String,
     /// The AEAD at rest.
-    pub cipher: &'static str,
+    pub cipher: String,
     /// The KDF of the slot that opened it, e.g. `argon2id m=65536 t=3 p=4`.
     pub kdf: String,
     /// Live secrets.
@@ -83,7 +83,7 @@ pub struct Status {
 }
 
 /// One line of `tresor list -l`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ListEntry {
     /// The secret's path.
     pub path: String,
@@ -96,7 +96,7 @@ pub struct ListEntry {
 }
 
 /// One line of `tresor history`.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct HistoryEntry {
     /// The version number.
     pub version: u64,
@@ -111,7 +111,7 @@ pub struct HistoryEntry {
 }
 
 /// What `tresor audit verify` proved.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct VerifyReport {
     /// Commits checked.
     pub commits: u64,
@@ -185,6 +185,34 @@ async fn load_keyfile(store: &Store) -> Result<(KeyFile, [u8; 32])> {
         return Err(Error::AuthFailed);
     }
     Ok((kf, tresor_crypto::hash(&bytes)))
+}
+
+/// What the key file says without a password: for `tresor status` while locked.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct LockedInfo {
+    /// The vault id (hex).
+    pub vault_id: String,
+    /// Where it is.
+    pub location: String,
+    /// Key file generation.
+    pub keyfile_generation: u64,
+    /// KDF of each password slot.
+    pub kdf: Vec<String>,
+}
+
+/// Reads the key file header of the vault at `store` (no password needed: the header is public).
+pub async fn describe_locked(store: &Store) -> Result<LockedInfo> {
+    let (kf, _) = load_keyfile(store).await?;
+    Ok(LockedInfo {
+        vault_id: hex::encode(kf.vault_id),
+        location: store.location().to_string(),
+        keyfile_generation: kf.generation,
+        kdf: kf
+            .slots
+            .iter()
+            .map(|s| format!("argon2id m={} t={} p={}", s.params.m_kib, s.params.t, s.params.p))
+            .collect(),
+    })
 }
 
 impl Vault {
@@ -328,8 +356,7 @@ impl Vault {
         let (log, audit) = (self.log, self.audit);
         let (generation, kdf) = (self.keyfile.generation, self.kdf);
         let location = self.store.location().to_string();
-        let _ = durable;
-        self.opts.trust.update(&self.vault_id, &location, |t: &mut TrustState| {
+        self.opts.trust.update(&self.vault_id, &location, durable, |t: &mut TrustState| {
             t.saw_commit(log.seq, &log.link);
             t.saw_audit(audit.seq, &audit.link);
             t.keyfile_generation = t.keyfile_generation.max(generation);
@@ -491,13 +518,26 @@ impl Vault {
 
     async fn find_audit_head(&mut self, trust: &TrustState) -> Result<()> {
         let anchored = self.last_anchor.map_or(0, |a| a.seq);
-        let mut lo = anchored.max(trust.audit_seq);
+        let lo = anchored.max(trust.audit_seq);
         if lo > 0 && !self.store.exists(&layout::audit(lo)).await? {
             let names = self.store.list(layout::AUDIT_DIR).await?;
             let served = names.iter().filter_map(|n| parse_seq(n, layout::AUDIT_DIR)).max().unwrap_or(0);
             return Err(Error::Rollback { kind: ObjectKind::AuditRecord, seen: lo, served });
         }
-        // Records appended after `lo` (reads since the last commit): gallop, then bisect.
+        self.audit = self.scan_audit_head(lo).await?;
+        if trust.audit_seq > 0
+            && trust.audit_seq == self.audit.seq
+            && hex::encode(self.audit.link) != trust.audit_link
+        {
+            return Err(Error::Fork { kind: ObjectKind::AuditRecord, seq: trust.audit_seq });
+        }
+        Ok(())
+    }
+
+    /// The newest audit record at or after `from` (which must exist, or be 0): records appended
+    /// by other writers since are found by galloping forward, then bisecting.
+    async fn scan_audit_head(&self, from: u64) -> Result<Head> {
+        let mut lo = from;
         let mut step = 1;
         while self.store.exists(&layout::audit(lo + step)).await? {
             lo += step;
@@ -512,23 +552,15 @@ impl Vault {
                 hi = mid;
             }
         }
-        self.audit = match lo {
-            0 => EMPTY,
-            seq => {
-                let name = layout::audit(seq);
-                let bytes = self.store.get(&name).await?.ok_or_else(|| {
-                    Error::integrity(ObjectKind::AuditRecord, &name, "vanished while being read")
-                })?;
-                Head { seq, link: self.keys.audit.link(&bytes) }
-            }
-        };
-        if trust.audit_seq > 0
-            && trust.audit_seq == self.audit.seq
-            && hex::encode(self.audit.link) != trust.audit_link
-        {
-            return Err(Error::Fork { kind: ObjectKind::AuditRecord, seq: trust.audit_seq });
+        if lo == 0 {
+            return Ok(EMPTY);
         }
-        Ok(())
+        let name = layout::audit(lo);
+        let bytes =
+            self.store.get(&name).await?.ok_or_else(|| {
+                Error::integrity(ObjectKind::AuditRecord, &name, "vanished while being read")
+            })?;
+        Ok(Head { seq: lo, link: self.keys.audit.link(&bytes) })
     }
 
     /// Appends an audit record. Any failure is [`Error::Audit`]: the caller must refuse the
@@ -557,13 +589,11 @@ impl Vault {
             let name = layout::audit(seq);
             if self.create_idempotent(&name, &entry, durability).await.map_err(audit_err)? {
                 self.audit = Head { seq, link: self.keys.audit.link(&entry) };
-                return Ok(());
+                // Pin the new head, so a store that drops the newest records is caught.
+                return self.save_trust(durability == Durability::Sync).map_err(audit_err);
             }
-            // Another writer appended this record: chain onto theirs.
-            let theirs = self.store.get(&name).await.map_err(audit_err)?;
-            if let Some(bytes) = theirs {
-                self.audit = Head { seq, link: self.keys.audit.link(&bytes) };
-            }
+            // Other writers appended since we last looked: catch up to the head, chain onto it.
+            self.audit = self.scan_audit_head(seq).await.map_err(audit_err)?;
         }
         Err(Error::Audit("too many concurrent writers".into()))
     }
@@ -945,7 +975,7 @@ impl Vault {
         Ok(Status {
             vault_id: hex::encode(self.vault_id),
             location: self.store.location().to_string(),
-            cipher: "XChaCha20-Poly1305",
+            cipher: "XChaCha20-Poly1305".to_string(),
             kdf: format!("argon2id m={} t={} p={}", self.kdf.m_kib, self.kdf.t, self.kdf.p),
             secrets: self.index.live_count(),
             commits: self.log.seq,
@@ -995,7 +1025,7 @@ impl Vault {
         let location = self.store.location().to_string();
         self.opts
             .trust
-            .update(&self.vault_id, &location, |t| t.kdf = Some([params.m_kib, params.t, params.p]))?;
+            .update(&self.vault_id, &location, true, |t| t.kdf = Some([params.m_kib, params.t, params.p]))?;
         self.save_trust(true)?;
         for name in self.store.list(layout::KEYFILE_DIR).await? {
             if parse_seq(&name, layout::KEYFILE_DIR).is_some_and(|g| g <= old) {

@@ -1,0 +1,68 @@
+//! Exit codes and error rendering.
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | other error (store I/O, local state) |
+//! | 2 | usage error |
+//! | 3 | authentication failed (wrong password, tampered key file, refused KDF parameters) |
+//! | 4 | not found (no such secret or version, or deleted) |
+//! | 5 | integrity error, rollback or fork detected |
+//! | 6 | write conflict |
+//! | 7 | invalid input (path, value size, password rules, import file) |
+//! | 8 | no vault at the location, or a vault already there |
+//! | 9 | the audit record could not be written: operation refused |
+//! | 10 | the store lacks a required capability (create-if-absent) |
+
+use tresor::Category;
+
+/// An error on its way out of the CLI.
+pub struct CliError {
+    /// The exit code.
+    pub code: u8,
+    message: String,
+    hint: Option<&'static str>,
+}
+
+impl CliError {
+    pub fn from_category(category: Category, message: String) -> CliError {
+        let (code, hint) = match category {
+            Category::Auth => (3, None),
+            Category::NotFound => (4, Some("`tresor list` shows the secrets there are")),
+            Category::Integrity => (
+                5,
+                Some(
+                    "the store was changed outside tresor: restore it from a backup you trust, then `tresor audit verify`",
+                ),
+            ),
+            Category::Conflict => (6, Some("another writer got there first: run the command again")),
+            Category::Invalid => (7, None),
+            Category::Location => (8, None),
+            Category::Audit => {
+                (9, Some("nothing was returned or changed; check that the vault location is writable"))
+            }
+            Category::Unsupported => (10, None),
+            _ => (1, None),
+        };
+        CliError { code, message, hint }
+    }
+
+    pub fn from_core(e: &tresor::Error) -> CliError {
+        CliError::from_category(e.category(), e.to_string())
+    }
+
+    pub fn input(message: String) -> CliError {
+        CliError { code: 7, message, hint: None }
+    }
+
+    pub fn other(message: String) -> CliError {
+        CliError { code: 1, message, hint: None }
+    }
+
+    pub fn print(&self) {
+        eprintln!("tresor: error: {}", self.message);
+        if let Some(hint) = self.hint {
+            eprintln!("tresor: hint: {hint}");
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! Reading secrets to import: tresor archives, `.env` files, JSON objects.
+//!
+//! `.env`: `KEY=VALUE` lines; blank lines and `#` comments skipped; an optional `export ` prefix;
+//! values in single quotes are literal, in double quotes `\n`, `\"` and `\\` are unescaped.
+//! JSON: an object whose string values become secrets; nested objects become `a/b` paths.
+
+use tresor_server::protocol::SecretBuf;
+
+/// Import formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// A `tresor export` archive.
+    Archive,
+    /// KEY=VALUE lines.
+    Env,
+    /// A JSON object.
+    Json,
+}
+
+/// Guesses the format from the file's first bytes and name.
+pub fn detect(path: &std::path::Path, bytes: &[u8]) -> Format {
+    if bytes.starts_with(b"TRSRARC1") {
+        Format::Archive
+    } else if path.extension().is_some_and(|e| e == "json") || bytes.trim_ascii_start().starts_with(b"{") {
+        Format::Json
+    } else {
+        Format::Env
+    }
+}
+
+/// The secrets in `bytes`.
+pub fn parse(format: Format, bytes: &[u8]) -> Result<Vec<(String, SecretBuf)>, String> {
+    let text = std::str::from_utf8(bytes).map_err(|_| "the import file is not UTF-8".to_string())?;
+    let items = match format {
+        Format::Env => parse_env(text)?,
+        Format::Json => {
+            // The parsed tree is not wiped (serde_json::Value cannot be); the input buffer is.
+            let value: serde_json::Value =
+                serde_json::from_str(text).map_err(|e| format!("invalid JSON at line {}", e.line()))?;
+            let mut out = Vec::new();
+            flatten("", &value, &mut out)?;
+            out
+        }
+        Format::Archive => return Err("archives are restored, not parsed as secrets".into()),
+    };
+    if items.is_empty() {
+        return Err("the import file holds no secrets".into());
+    }
+    Ok(items)
+}
+
+fn flatten(
+    prefix: &str,
+    value: &serde_json::Value,
+    out: &mut Vec<(String, SecretBuf)>,
+) -> Result<(), String> {
+    let serde_json::Value::Object(map) = value else {
+        return Err("JSON imports must be an object of names to strings".into());
+    };
+    for (k, v) in map {
+        let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}/{k}") };
+        match v {
+            serde_json::Value::String(s) => out.push((path, SecretBuf::new(s.as_bytes().to_vec()))),
+            serde_json::Value::Object(_) => flatten(&path, v, out)?,
+            serde_json::Value::Number(n) => out.push((path, SecretBuf::new(n.to_string().into_bytes()))),
+            serde_json::Value::Bool(b) => out.push((path, SecretBuf::new(b.to_string().into_bytes()))),
+            _ => return Err(format!("{path}: only strings, numbers, booleans and objects can be imported")),
+        }
+    }
+    Ok(())
+}
+
+fn parse_env(text: &str) -> Result<Vec<(String, SecretBuf)>, String> {
+    let mut out = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let (key, raw) = line.split_once('=').ok_or_else(|| format!("line {}: expected KEY=VALUE", n + 1))?;
+        let key = key.trim();
+        if key.is_empty() {
+            return Err(format!("line {}: empty name", n + 1));
+        }
+        let raw = raw.trim();
+        let value = if let Some(inner) = raw.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
+            inner.to_string()
+        } else if let Some(inner) = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
+            let mut s = String::with_capacity(inner.len());
+            let mut chars = inner.chars();
+            while let Some(c) = chars.next() {
+                if c == '\\' {
+                    match chars.next() {
+                        Some('n') => s.push('\n'),
+                        Some('t') => s.push('\t'),
+                        Some(other) => s.push(other),
+                        None => s.push('\\'),
+                    }
+                } else {
+                    s.push(c);
+                }
+            }
+            s
+        } else {
+            raw.to_string()
+        };
+        out.push((key.to_string(), SecretBuf::new(value.into_bytes())));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(items: Vec<(String, SecretBuf)>) -> Vec<(String, String)> {
+        items.into_iter().map(|(k, v)| (k, String::from_utf8(v.0.to_vec()).unwrap())).collect()
+    }
+
+    #[test]
+    fn env_files() {
+        let text = "# comment\nexport A=1\nB = 'x y'\nC=\"line\\nnext\"\n\nD=";
+        let got = pairs(parse(Format::Env, text.as_bytes()).unwrap());
+        assert_eq!(
+            got,
+            [("A", "1"), ("B", "x y"), ("C", "line\nnext"), ("D", "")]
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+        );
+        assert!(parse(Format::Env, b"novalue").is_err());
+        assert!(parse(Format::Env, b"# only comments").is_err());
+    }
+
+    #[test]
+    fn json_objects_flatten() {
+        let got = pairs(parse(Format::Json, br#"{"db": {"user": "u", "port": 5432}, "k": "v"}"#).unwrap());
+        assert_eq!(got.len(), 3);
+        assert!(got.contains(&("db/user".into(), "u".into())));
+        assert!(got.contains(&("db/port".into(), "5432".into())));
+        assert!(parse(Format::Json, b"[1,2]").is_err());
+        assert!(parse(Format::Json, br#"{"a": null}"#).is_err());
+    }
+
+    #[test]
+    fn detection() {
+        use std::path::Path;
+        assert_eq!(detect(Path::new("x"), b"TRSRARC1..."), Format::Archive);
+        assert_eq!(detect(Path::new("x.json"), b"{}"), Format::Json);
+        assert_eq!(detect(Path::new("x"), b"  {\"a\":1}"), Format::Json);
+        assert_eq!(detect(Path::new(".env"), b"A=1"), Format::Env);
+    }
+}

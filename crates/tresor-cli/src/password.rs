@@ -1,0 +1,75 @@
+//! Where passwords come from, in order: `--password-stdin`, `TRESOR_PASSWORD_FILE`,
+//! `TRESOR_PASSWORD` (least safe: other processes of the user may read the environment), then a
+//! prompt on the terminal. Never from argv. Every source is trimmed of surrounding whitespace, as
+//! ZeroFS reads its passwords.
+
+use secrecy::SecretString;
+use std::io::{BufRead, IsTerminal};
+use zeroize::Zeroizing;
+
+/// Reads one line from stdin (without the newline), wiping the buffer.
+pub fn read_stdin_line(stdin: &mut impl BufRead) -> Result<SecretString, String> {
+    let mut line = Zeroizing::new(String::new());
+    stdin.read_line(&mut line).map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+    Ok(SecretString::from(line.trim().to_string()))
+}
+
+fn from_file(path: &str) -> Result<SecretString, String> {
+    let text = Zeroizing::new(
+        std::fs::read_to_string(path).map_err(|e| format!("cannot read password file {path}: {e}"))?,
+    );
+    Ok(SecretString::from(text.lines().next().unwrap_or("").trim().to_string()))
+}
+
+/// The current password from the environment or a prompt (`--password-stdin` is read earlier,
+/// by the caller, because stdin also carries values).
+pub fn current() -> Result<SecretString, String> {
+    if let Ok(path) = std::env::var("TRESOR_PASSWORD_FILE") {
+        return from_file(&path);
+    }
+    if let Ok(pw) = std::env::var("TRESOR_PASSWORD") {
+        return Ok(SecretString::from(pw.trim().to_string()));
+    }
+    prompt("Password: ")
+}
+
+/// A new password (for `init`, `passwd`): `new_stdin`, `new_file`, or a prompt asked twice.
+pub fn new(
+    new_stdin: bool,
+    new_file: Option<&str>,
+    stdin: &mut impl BufRead,
+    fallback_env: bool,
+) -> Result<SecretString, String> {
+    if new_stdin {
+        return read_stdin_line(stdin);
+    }
+    if let Some(path) = new_file {
+        return from_file(path);
+    }
+    if fallback_env {
+        if let Ok(path) = std::env::var("TRESOR_PASSWORD_FILE") {
+            return from_file(&path);
+        }
+        if let Ok(pw) = std::env::var("TRESOR_PASSWORD") {
+            return Ok(SecretString::from(pw.trim().to_string()));
+        }
+    }
+    let first = prompt("New password: ")?;
+    let second = prompt("Repeat new password: ")?;
+    use secrecy::ExposeSecret;
+    use subtle::ConstantTimeEq;
+    if !bool::from(first.expose_secret().as_bytes().ct_eq(second.expose_secret().as_bytes())) {
+        return Err("the passwords do not match".into());
+    }
+    Ok(first)
+}
+
+fn prompt(label: &str) -> Result<SecretString, String> {
+    if !std::io::stdin().is_terminal() && std::fs::File::open("/dev/tty").is_err() {
+        return Err("no password given: use --password-stdin, TRESOR_PASSWORD_FILE or a terminal".into());
+    }
+    let pw = Zeroizing::new(rpassword::prompt_password(label).map_err(|_| {
+        "no password given: use --password-stdin, TRESOR_PASSWORD_FILE or a terminal".to_string()
+    })?);
+    Ok(SecretString::from(pw.trim().to_string()))
+}

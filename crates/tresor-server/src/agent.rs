@@ -1,0 +1,167 @@
+//! The agent's serving loop.
+
+use crate::protocol::{FrameError, MAX_FRAME, Request, Response, SecretBuf, decode, encode};
+use std::path::Path;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::time::{Instant, timeout};
+use tresor::{Password, Store, Vault};
+use zeroize::Zeroizing;
+
+/// How long one client may take to send its request.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the agent serves.
+pub struct AgentConfig {
+    /// The vault location it unlocks.
+    pub location: String,
+    /// Options for opening it (trust state, actor, limits).
+    pub options: Box<dyn Fn() -> tresor::Options + Send + Sync>,
+    /// Lock and exit after this long without a request.
+    pub idle: Duration,
+}
+
+/// Binds the agent socket at `path`: its directory is made 0700, a stale socket is removed, the
+/// socket is made 0600. Fails if a live agent already listens there.
+pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if let Some(dir) = path.parent() {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, "an agent is already running"));
+        }
+        std::fs::remove_file(path)?;
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Serves requests until `lock`, the idle timeout, SIGTERM or SIGINT; then wipes every key.
+pub async fn serve(listener: UnixListener, config: AgentConfig) -> std::io::Result<()> {
+    let uid = rustix::process::geteuid().as_raw();
+    let mut vault: Option<Vault> = None;
+    let idle = tokio::time::sleep(config.idle);
+    tokio::pin!(idle);
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let reason = loop {
+        tokio::select! {
+            conn = listener.accept() => {
+                let Ok((stream, _)) = conn else { continue };
+                // Only our own user may talk to the agent.
+                if !stream.peer_cred().is_ok_and(|c| c.uid() == uid) {
+                    tracing::warn!("refused a connection from another user");
+                    continue;
+                }
+                idle.as_mut().reset(Instant::now() + config.idle);
+                match handle(stream, &mut vault, &config).await {
+                    Ok(true) => break "lock requested",
+                    Ok(false) => {}
+                    Err(e) => tracing::debug!("client connection: {e}"),
+                }
+            }
+            () = &mut idle => break "idle timeout",
+            _ = term.recv() => break "terminated",
+            _ = int.recv() => break "interrupted",
+        }
+    };
+    if let Some(v) = vault.take() {
+        if let Err(e) = v.lock(reason).await {
+            tracing::warn!("could not record the lock in the audit trail: {e}");
+        }
+    }
+    tracing::info!("agent stopped: {reason}; keys wiped");
+    Ok(())
+}
+
+async fn read_request(stream: &mut UnixStream) -> Result<Request, FrameError> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).await?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(FrameError::Protocol("frame too large".into()));
+    }
+    let mut body = Zeroizing::new(vec![0u8; len]);
+    stream.read_exact(&mut body).await?;
+    decode(&body)
+}
+
+/// Handles one connection; `true` when the agent must stop.
+async fn handle(
+    mut stream: UnixStream,
+    vault: &mut Option<Vault>,
+    config: &AgentConfig,
+) -> Result<bool, FrameError> {
+    let request = timeout(REQUEST_TIMEOUT, read_request(&mut stream))
+        .await
+        .map_err(|_| FrameError::Protocol("request timed out".into()))??;
+    let (response, stop) = dispatch(request, vault, config).await;
+    stream.write_all(&encode(&response)?).await?;
+    stream.flush().await?;
+    Ok(stop)
+}
+
+async fn dispatch(request: Request, slot: &mut Option<Vault>, config: &AgentConfig) -> (Response, bool) {
+    let request = match request {
+        Request::Ping => {
+            return (Response::Pong { unlocked: slot.is_some(), pid: std::process::id() }, false);
+        }
+        Request::Unlock { password } => return (unlock(password, slot, config).await, false),
+        Request::Lock => return (Response::Done, true),
+        other => other,
+    };
+    let Some(vault) = slot.as_mut() else { return (Response::Locked, false) };
+    (execute(vault, request).await, false)
+}
+
+/// Runs one vault request: the agent's dispatch, also used by the CLI when no agent runs.
+pub async fn execute(vault: &mut Vault, request: Request) -> Response {
+    let response = match request {
+        Request::Get { path, version } => {
+            vault.get(&path, version).await.map(|v| Response::Value(SecretBuf(v)))
+        }
+        Request::Set { op, items } => {
+            let borrowed: Vec<(&str, &[u8])> =
+                items.iter().map(|(p, v)| (p.as_str(), v.0.as_slice())).collect();
+            vault.set_many(&op, &borrowed).await.map(Response::Versions)
+        }
+        Request::Delete { path } => vault.delete(&path).await.map(|v| Response::Versions(vec![v])),
+        Request::List { prefix } => vault.list(&prefix).await.map(Response::List),
+        Request::History { path } => vault.history(&path).await.map(Response::History),
+        Request::Status => vault.status().await.map(Response::Status),
+        Request::Audit => vault.audit_trail().await.map(Response::Audit),
+        Request::Verify => vault.verify().await.map(Response::Verify),
+        Request::Export => tresor::archive::export(vault).await.map(|a| Response::Archive(SecretBuf::new(a))),
+        Request::Ping | Request::Unlock { .. } | Request::Lock => Ok(Response::Done),
+    };
+    response.unwrap_or_else(|e| Response::error(&e))
+}
+
+async fn unlock(password: SecretBuf, slot: &mut Option<Vault>, config: &AgentConfig) -> Response {
+    if slot.is_some() {
+        return Response::Unlocked { failed_attempts: Vec::new(), warnings: Vec::new() };
+    }
+    let Ok(text) = String::from_utf8(password.0.to_vec()) else {
+        return Response::error(&tresor::Error::AuthFailed);
+    };
+    let password = Password::from(text);
+    let store = match Store::open(&config.location, false) {
+        Ok(s) => s,
+        Err(e) => return Response::error(&e),
+    };
+    match Vault::unlock(store, &password, (config.options)()).await {
+        Ok(v) => {
+            let failed_attempts = v.failed_attempts().to_vec();
+            *slot = Some(v);
+            let warnings = crate::harden::report(&crate::harden::apply());
+            Response::Unlocked { failed_attempts, warnings }
+        }
+        Err(e) => Response::error(&e),
+    }
+}

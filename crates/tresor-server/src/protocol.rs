@@ -1,0 +1,220 @@
+//! The agent protocol: length-prefixed postcard frames over a Unix socket.
+//!
+//! A frame is a `u32` big-endian length and that many bytes of a postcard-encoded [`Request`] or
+//! [`Response`]. One connection carries one request and its response. Secret bytes travel in
+//! [`SecretBuf`], wiped when dropped.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::io::{Read, Write};
+use tresor::Category;
+use tresor::model::AuditRecord;
+use tresor::vault::{HistoryEntry, ListEntry, Status, VerifyReport};
+use zeroize::Zeroizing;
+
+/// Largest frame accepted (a value at the 64 MiB envelope limit, plus framing).
+pub const MAX_FRAME: usize = (64 << 20) + 4096;
+
+/// Secret bytes in a message (values, passwords); wiped on drop, never printed.
+pub struct SecretBuf(pub Zeroizing<Vec<u8>>);
+
+impl SecretBuf {
+    /// Wraps bytes.
+    pub fn new(bytes: Vec<u8>) -> Self {
+        SecretBuf(Zeroizing::new(bytes))
+    }
+}
+
+impl Serialize for SecretBuf {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SecretBuf {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(SecretBuf(Zeroizing::new(Vec::<u8>::deserialize(d)?)))
+    }
+}
+
+/// What the CLI asks.
+#[derive(Serialize, Deserialize)]
+pub enum Request {
+    /// Is the agent there, and unlocked?
+    Ping,
+    /// Unlock with this password.
+    Unlock {
+        /// The password (UTF-8).
+        password: SecretBuf,
+    },
+    /// Wipe every key and exit.
+    Lock,
+    /// Read a secret.
+    Get {
+        /// Its path.
+        path: String,
+        /// A specific version.
+        version: Option<u64>,
+    },
+    /// Write secrets in one commit.
+    Set {
+        /// The audit operation name (`set`, `import`).
+        op: String,
+        /// Paths and values.
+        items: Vec<(String, SecretBuf)>,
+    },
+    /// Delete a secret.
+    Delete {
+        /// Its path.
+        path: String,
+    },
+    /// List secrets under a prefix.
+    List {
+        /// The prefix.
+        prefix: String,
+    },
+    /// A secret's versions.
+    History {
+        /// Its path.
+        path: String,
+    },
+    /// The vault's summary.
+    Status,
+    /// The audit trail.
+    Audit,
+    /// Prove the chains whole.
+    Verify,
+    /// A self-contained encrypted backup.
+    Export,
+}
+
+/// What the agent answers.
+#[derive(Serialize, Deserialize)]
+pub enum Response {
+    /// Answer to `Ping`.
+    Pong {
+        /// Whether a vault is unlocked.
+        unlocked: bool,
+        /// The agent's process id.
+        pid: u32,
+    },
+    /// Unlocked; these failed attempts happened since the last unlock.
+    Unlocked {
+        /// Their times (ms since the Unix epoch).
+        failed_attempts: Vec<u64>,
+        /// Hardening that did not take (mlock, core dumps, ptrace).
+        warnings: Vec<String>,
+    },
+    /// Done.
+    Done,
+    /// The agent holds no unlocked vault.
+    Locked,
+    /// A secret value.
+    Value(SecretBuf),
+    /// Version numbers written.
+    Versions(Vec<u64>),
+    /// Listing.
+    List(Vec<ListEntry>),
+    /// History.
+    History(Vec<HistoryEntry>),
+    /// Status.
+    Status(Status),
+    /// The audit trail.
+    Audit(Vec<(u64, AuditRecord)>),
+    /// Verification report.
+    Verify(VerifyReport),
+    /// An export archive.
+    Archive(SecretBuf),
+    /// The operation failed.
+    Error {
+        /// Its class.
+        category: Category,
+        /// The message (never a secret).
+        message: String,
+    },
+}
+
+impl Response {
+    /// The response for a core error.
+    pub fn error(e: &tresor::Error) -> Response {
+        Response::Error { category: e.category(), message: e.to_string() }
+    }
+}
+
+/// Protocol failures.
+#[derive(Debug, thiserror::Error)]
+pub enum FrameError {
+    /// The socket failed.
+    #[error("agent connection: {0}")]
+    Io(#[from] std::io::Error),
+    /// The frame is too large or does not decode.
+    #[error("agent protocol: {0}")]
+    Protocol(String),
+}
+
+/// Encodes a message into a frame.
+pub fn encode<T: Serialize>(msg: &T) -> Result<Zeroizing<Vec<u8>>, FrameError> {
+    let body = Zeroizing::new(postcard::to_stdvec(msg).map_err(|e| FrameError::Protocol(e.to_string()))?);
+    if body.len() > MAX_FRAME {
+        return Err(FrameError::Protocol("message too large".into()));
+    }
+    let mut frame = Zeroizing::new(Vec::with_capacity(body.len() + 4));
+    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    frame.extend_from_slice(&body);
+    Ok(frame)
+}
+
+/// Decodes a frame body.
+pub fn decode<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, FrameError> {
+    postcard::from_bytes(body).map_err(|e| FrameError::Protocol(e.to_string()))
+}
+
+/// Writes one message (blocking).
+pub fn write_msg<T: Serialize>(w: &mut impl Write, msg: &T) -> Result<(), FrameError> {
+    w.write_all(&encode(msg)?)?;
+    w.flush()?;
+    Ok(())
+}
+
+/// Reads one message (blocking).
+pub fn read_msg<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> Result<T, FrameError> {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len)?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(FrameError::Protocol("frame too large".into()));
+    }
+    let mut body = Zeroizing::new(vec![0u8; len]);
+    r.read_exact(&mut body)?;
+    decode(&body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_roundtrip() {
+        let req =
+            Request::Set { op: "set".into(), items: vec![("a/b".into(), SecretBuf::new(b"v".to_vec()))] };
+        let frame = encode(&req).unwrap();
+        let back: Request = read_msg(&mut frame.as_slice()).unwrap();
+        match back {
+            Request::Set { op, items } => {
+                assert_eq!(op, "set");
+                assert_eq!(items[0].0, "a/b");
+                assert_eq!(items[0].1.0.as_slice(), b"v");
+            }
+            _ => panic!("wrong variant"),
+        }
+    }
+
+    #[test]
+    fn fail_oversized_or_garbage_frames() {
+        let mut big = Vec::from(((MAX_FRAME + 1) as u32).to_be_bytes());
+        big.extend_from_slice(&[0; 8]);
+        assert!(read_msg::<Request>(&mut big.as_slice()).is_err());
+        let garbage = [0, 0, 0, 2, 0xff, 0xff];
+        assert!(read_msg::<Request>(&mut garbage.as_slice()).is_err());
+        assert!(read_msg::<Request>(&mut [0u8, 0].as_slice()).is_err());
+    }
+}

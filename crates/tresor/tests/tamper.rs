@@ -1,0 +1,344 @@
+//! Tampering with stored objects (T03, T04, T05): every kind of object, flipped, moved, swapped,
+//! copied, injected or deleted directly in the vault directory, must surface as the right error
+//! naming the object, never as a panic or a wrong value.
+#![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
+
+mod common;
+
+use common::{Env, assert_integrity, err, flip};
+use tresor::layout;
+use tresor::{Error, ObjectKind, Vault};
+
+struct Secret {
+    path: &'static str,
+    value: &'static [u8],
+    blob: String,
+}
+
+/// Sets `path` and returns the name of the blob the write added.
+async fn set_tracked(env: &Env, v: &mut Vault, path: &str, value: &[u8]) -> String {
+    let before = env.objects(layout::BLOB_DIR);
+    v.set(path, value).await.unwrap();
+    let added: Vec<String> =
+        env.objects(layout::BLOB_DIR).into_iter().filter(|n| !before.contains(n)).collect();
+    assert_eq!(added.len(), 1, "one set, one blob");
+    added[0].clone()
+}
+
+/// A vault with three secrets: commits 1 (genesis) to 4, audit records 1 to 4.
+async fn setup() -> (Env, Vec<Secret>) {
+    let env = Env::new();
+    let mut v = env.init().await;
+    let mut secrets = Vec::new();
+    for (path, value) in [
+        ("db/password", b"hunter2".as_slice()),
+        ("api/token", b"tok-123".as_slice()),
+        ("mail/smtp", b"smtp-secret".as_slice()),
+    ] {
+        let blob = set_tracked(&env, &mut v, path, value).await;
+        secrets.push(Secret { path, value, blob });
+    }
+    drop(v);
+    assert_eq!(env.objects(layout::LOG_DIR).len(), 4);
+    (env, secrets)
+}
+
+/// Reads every secret and checks its value.
+async fn read_all(v: &mut Vault, secrets: &[Secret]) {
+    for s in secrets {
+        assert_eq!(v.get(s.path, None).await.unwrap().as_slice(), s.value, "{}", s.path);
+    }
+}
+
+#[tokio::test]
+async fn fail_flipped_key_file_byte_is_auth_failed() {
+    let (env, secrets) = setup().await;
+    let file = env.obj(&layout::keyfile(1));
+    let original = std::fs::read(&file).unwrap();
+    assert_eq!(original.len(), 215, "8 + 16 + 8 + 1 header, one 150-byte slot, 32-byte MAC");
+    // Magic, vault id, generation, slot count, slot kind, KDF id, m_kib (up and down), t, p, salt,
+    // wrapped root, MAC.
+    for i in [0, 12, 31, 32, 33, 34, 37, 41, 46, 60, 120, 182, 200, 214] {
+        flip(&file, i);
+        let e = err(env.unlock().await);
+        assert!(matches!(e, Error::AuthFailed), "byte {i}: {e:?}");
+        assert_eq!(e.to_string(), "authentication failed", "deliberately one message");
+        std::fs::write(&file, &original).unwrap();
+    }
+    let mut v = env.unlock().await.unwrap();
+    read_all(&mut v, &secrets).await;
+}
+
+#[tokio::test]
+async fn fail_flipped_commit_byte_names_the_commit() {
+    let (env, secrets) = setup().await;
+    for seq in [1, 2, 4] {
+        let name = layout::commit(seq);
+        let file = env.obj(&name);
+        let original = std::fs::read(&file).unwrap();
+        // Log magic, log role, sequence number, previous link, envelope magic, nonce, ciphertext, tag.
+        for i in [0, 5, 13, 14, 45, 46, 60, 100, usize::MAX] {
+            flip(&file, i);
+            let e = err(env.unlock().await);
+            assert_integrity(&e, ObjectKind::Commit, Some(&name));
+            std::fs::write(&file, &original).unwrap();
+        }
+    }
+    let mut v = env.unlock().await.unwrap();
+    read_all(&mut v, &secrets).await;
+}
+
+#[tokio::test]
+async fn fail_flipped_audit_record_byte_is_found_by_verify() {
+    let (env, _) = setup().await;
+    let mut v = env.unlock().await.unwrap();
+    v.verify().await.unwrap();
+    for seq in [1, 2, 3] {
+        let name = layout::audit(seq);
+        let file = env.obj(&name);
+        let original = std::fs::read(&file).unwrap();
+        for i in [0, 5, 13, 14, 46, 80, usize::MAX] {
+            flip(&file, i);
+            let e = err(v.verify().await);
+            assert_integrity(&e, ObjectKind::AuditRecord, Some(&name));
+            let e = err(v.audit_trail().await);
+            assert_integrity(&e, ObjectKind::AuditRecord, Some(&name));
+            std::fs::write(&file, &original).unwrap();
+        }
+    }
+    v.verify().await.unwrap();
+}
+
+#[tokio::test]
+async fn fail_flipped_newest_audit_record() {
+    let (env, _) = setup().await;
+    let name = layout::audit(4);
+    flip(&env.obj(&name), 60);
+    // This machine has seen record 4: unlock refuses the changed one.
+    let e = err(env.unlock().await);
+    match &e {
+        Error::Fork { kind: ObjectKind::AuditRecord, seq: 4 } => {
+            assert!(e.to_string().contains("audit record 4"), "{e}");
+        }
+        _ => {
+            assert_integrity(&e, ObjectKind::AuditRecord, Some(&name));
+        }
+    }
+    // A machine that never saw the vault opens it, but verify finds the record.
+    let fresh = env.path("fresh-trust");
+    let mut v = env.unlock_with(&fresh, common::PASSWORD).await.unwrap();
+    let e = err(v.verify().await);
+    assert_integrity(&e, ObjectKind::AuditRecord, Some(&name));
+}
+
+#[tokio::test]
+async fn fail_flipped_epoch_key_byte_on_get_and_set() {
+    let (env, secrets) = setup().await;
+    let name = layout::epoch_key(1);
+    let file = env.obj(&name);
+    let original = std::fs::read(&file).unwrap();
+    for i in [0, 10, 40, usize::MAX] {
+        flip(&file, i);
+        // A fresh handle: an open one caches the unwrapped key.
+        let mut v = env.unlock().await.unwrap();
+        let e = err(v.get(secrets[0].path, None).await);
+        assert_integrity(&e, ObjectKind::EpochKey, Some(&name));
+        let e = err(v.set("new/secret", b"x").await);
+        assert_integrity(&e, ObjectKind::EpochKey, Some(&name));
+        std::fs::write(&file, &original).unwrap();
+    }
+    let mut v = env.unlock().await.unwrap();
+    read_all(&mut v, &secrets).await;
+    assert!(matches!(v.get("new/secret", None).await, Err(Error::NotFound { .. })));
+}
+
+#[tokio::test]
+async fn fail_flipped_value_blob_byte_on_get() {
+    let (env, secrets) = setup().await;
+    let mut v = env.unlock().await.unwrap();
+    for target in &secrets {
+        let file = env.obj(&target.blob);
+        let original = std::fs::read(&file).unwrap();
+        for i in [0, 5, 6, 29, 30, 100, usize::MAX] {
+            flip(&file, i);
+            for s in &secrets {
+                let got = v.get(s.path, None).await;
+                if s.blob == target.blob {
+                    let e = err(got);
+                    let detail = assert_integrity(&e, ObjectKind::ValueBlob, Some(&target.blob));
+                    assert!(detail.contains("does not authenticate"), "{e}");
+                } else {
+                    assert_eq!(got.unwrap().as_slice(), s.value);
+                }
+            }
+            std::fs::write(&file, &original).unwrap();
+        }
+    }
+    read_all(&mut v, &secrets).await;
+    v.verify().await.unwrap();
+}
+
+#[tokio::test]
+async fn fail_swapped_value_blobs() {
+    let (env, secrets) = setup().await;
+    let (a, b) = (env.obj(&secrets[0].blob), env.obj(&secrets[1].blob));
+    let (bytes_a, bytes_b) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    std::fs::write(&a, &bytes_b).unwrap();
+    std::fs::write(&b, &bytes_a).unwrap();
+    let mut v = env.unlock().await.unwrap();
+    for s in &secrets[..2] {
+        let e = err(v.get(s.path, None).await);
+        let detail = assert_integrity(&e, ObjectKind::ValueBlob, Some(&s.blob));
+        assert!(detail.contains("moved from another name"), "{e}");
+    }
+    assert_eq!(v.get(secrets[2].path, None).await.unwrap().as_slice(), secrets[2].value);
+}
+
+#[tokio::test]
+async fn fail_value_blob_moved_to_another_blobs_name() {
+    let (env, secrets) = setup().await;
+    std::fs::rename(env.obj(&secrets[0].blob), env.obj(&secrets[1].blob)).unwrap();
+    let mut v = env.unlock().await.unwrap();
+    let e = err(v.get(secrets[0].path, None).await);
+    let detail = assert_integrity(&e, ObjectKind::ValueBlob, Some(&secrets[0].blob));
+    assert!(detail.contains("missing"), "{e}");
+    let e = err(v.get(secrets[1].path, None).await);
+    let detail = assert_integrity(&e, ObjectKind::ValueBlob, Some(&secrets[1].blob));
+    assert!(detail.contains("does not authenticate"), "{e}");
+}
+
+#[tokio::test]
+async fn fail_value_blob_from_another_vault() {
+    let (env, secrets) = setup().await;
+    let (other, other_secrets) = setup().await;
+    // Same path, same value, another vault's key and id: the store swaps the blobs.
+    std::fs::copy(other.obj(&other_secrets[0].blob), env.obj(&secrets[0].blob)).unwrap();
+    let mut v = env.unlock().await.unwrap();
+    let e = err(v.get(secrets[0].path, None).await);
+    assert_integrity(&e, ObjectKind::ValueBlob, Some(&secrets[0].blob));
+    // And another vault's commit as our next one.
+    let mut o = other.unlock().await.unwrap();
+    o.set("extra", b"1").await.unwrap();
+    drop(o);
+    drop(v);
+    std::fs::copy(other.obj(&layout::commit(5)), env.obj(&layout::commit(5))).unwrap();
+    let e = err(env.unlock().await);
+    assert_integrity(&e, ObjectKind::Commit, Some(&layout::commit(5)));
+}
+
+#[tokio::test]
+async fn fail_commit_copied_over_the_previous_one() {
+    let (env, _) = setup().await;
+    std::fs::copy(env.obj(&layout::commit(3)), env.obj(&layout::commit(2))).unwrap();
+    let e = err(env.unlock().await);
+    let detail = assert_integrity(&e, ObjectKind::Commit, Some(&layout::commit(2)));
+    assert!(detail.contains("holds entry 3"), "{e}");
+}
+
+#[tokio::test]
+async fn fail_injected_commits() {
+    let (env, secrets) = setup().await;
+    let next = layout::commit(5);
+    // A copy of the newest commit as the next one.
+    std::fs::copy(env.obj(&layout::commit(4)), env.obj(&next)).unwrap();
+    let e = err(env.unlock().await);
+    let detail = assert_integrity(&e, ObjectKind::Commit, Some(&next));
+    assert!(detail.contains("holds entry 4"), "{e}");
+    // Garbage, and garbage with a valid log header.
+    std::fs::write(env.obj(&next), b"not a commit").unwrap();
+    assert_integrity(&err(env.unlock().await), ObjectKind::Commit, Some(&next));
+    let mut framed = std::fs::read(env.obj(&layout::commit(4))).unwrap();
+    framed[13] = 5; // sequence number 5 ...
+    framed[14..46].copy_from_slice(&[7; 32]); // ... after a made-up link
+    std::fs::write(env.obj(&next), &framed).unwrap();
+    assert_integrity(&err(env.unlock().await), ObjectKind::Commit, Some(&next));
+    // A commit after a gap.
+    std::fs::remove_file(env.obj(&next)).unwrap();
+    std::fs::copy(env.obj(&layout::commit(4)), env.obj(&layout::commit(7))).unwrap();
+    let e = err(env.unlock().await);
+    let detail = assert_integrity(&e, ObjectKind::Commit, Some(&next));
+    assert!(detail.contains("missing"), "{e}");
+    std::fs::remove_file(env.obj(&layout::commit(7))).unwrap();
+    // Objects under names that are not ours are never shown.
+    std::fs::write(env.obj("log/5"), b"x").unwrap();
+    std::fs::write(env.obj("log/0000000000000000000x"), b"x").unwrap();
+    std::fs::create_dir_all(env.obj("blob/0000000001")).unwrap();
+    std::fs::write(env.obj("blob/0000000001/00112233445566778899aabbccddeeff"), b"x").unwrap();
+    let mut v = env.unlock().await.unwrap();
+    let listed: Vec<String> = v.list("").await.unwrap().into_iter().map(|e| e.path).collect();
+    assert_eq!(listed, ["api/token", "db/password", "mail/smtp"]);
+    read_all(&mut v, &secrets).await;
+    v.verify().await.unwrap();
+}
+
+#[tokio::test]
+async fn fail_swapped_commits_and_audit_records() {
+    let (env, _) = setup().await;
+    let swap = |a: &str, b: &str| {
+        let (pa, pb) = (env.obj(a), env.obj(b));
+        let (ba, bb) = (std::fs::read(&pa).unwrap(), std::fs::read(&pb).unwrap());
+        std::fs::write(&pa, bb).unwrap();
+        std::fs::write(&pb, ba).unwrap();
+    };
+    let mut v = env.unlock().await.unwrap();
+    swap(&layout::audit(2), &layout::audit(3));
+    assert_integrity(&err(v.verify().await), ObjectKind::AuditRecord, Some(&layout::audit(2)));
+    swap(&layout::audit(2), &layout::audit(3));
+    v.verify().await.unwrap();
+    drop(v);
+    swap(&layout::commit(2), &layout::commit(3));
+    assert_integrity(&err(env.unlock().await), ObjectKind::Commit, Some(&layout::commit(2)));
+    // A commit where an audit record belongs, and the other way round.
+    swap(&layout::commit(2), &layout::commit(3));
+    std::fs::copy(env.obj(&layout::commit(2)), env.obj(&layout::audit(2))).unwrap();
+    let mut v = env.unlock().await.unwrap();
+    assert_integrity(&err(v.verify().await), ObjectKind::AuditRecord, Some(&layout::audit(2)));
+    drop(v);
+    std::fs::copy(env.obj(&layout::audit(3)), env.obj(&layout::commit(3))).unwrap();
+    assert_integrity(&err(env.unlock().await), ObjectKind::Commit, Some(&layout::commit(3)));
+}
+
+#[tokio::test]
+async fn fail_deleted_middle_commit_is_missing() {
+    let (env, _) = setup().await;
+    let mut open = env.unlock().await.unwrap();
+    std::fs::remove_file(env.obj(&layout::commit(2))).unwrap();
+    let e = err(env.unlock().await);
+    let detail = assert_integrity(&e, ObjectKind::Commit, Some(&layout::commit(2)));
+    assert!(detail.contains("missing"), "{e}");
+    // An open handle's verify finds it too.
+    let e = err(open.verify().await);
+    let detail = assert_integrity(&e, ObjectKind::Commit, Some(&layout::commit(2)));
+    assert!(detail.contains("missing"), "{e}");
+}
+
+#[tokio::test]
+async fn fail_deleted_middle_audit_record_is_missing() {
+    let (env, _) = setup().await;
+    let mut v = env.unlock().await.unwrap();
+    std::fs::remove_file(env.obj(&layout::audit(2))).unwrap();
+    let e = err(v.verify().await);
+    let detail = assert_integrity(&e, ObjectKind::AuditRecord, Some(&layout::audit(2)));
+    assert!(detail.contains("missing"), "{e}");
+}
+
+#[tokio::test]
+async fn fail_deleted_value_blob_is_missing() {
+    let (env, secrets) = setup().await;
+    std::fs::remove_file(env.obj(&secrets[1].blob)).unwrap();
+    let mut v = env.unlock().await.unwrap();
+    let e = err(v.get(secrets[1].path, None).await);
+    let detail = assert_integrity(&e, ObjectKind::ValueBlob, Some(&secrets[1].blob));
+    assert!(detail.contains("missing"), "{e}");
+    assert_eq!(v.get(secrets[0].path, None).await.unwrap().as_slice(), secrets[0].value);
+}
+
+#[tokio::test]
+async fn fail_deleted_epoch_key_is_missing() {
+    let (env, secrets) = setup().await;
+    std::fs::remove_file(env.obj(&layout::epoch_key(1))).unwrap();
+    let mut v = env.unlock().await.unwrap();
+    let e = err(v.get(secrets[0].path, None).await);
+    let detail = assert_integrity(&e, ObjectKind::EpochKey, Some(&layout::epoch_key(1)));
+    assert!(detail.contains("missing"), "{e}");
+}
