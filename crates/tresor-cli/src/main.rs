@@ -5,6 +5,19 @@
 //! ([`tresor_server::execute`]). Data goes to stdout, messages to stderr. Exit codes are
 //! documented in [`exit`] and in the README.
 
+/// `println!` that treats a closed stdout (`tresor list | head`) as the end of the output
+/// rather than a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
 mod config;
 mod exit;
 mod import;
@@ -42,7 +55,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 authentication failed, 4 not found, 5 inte
 
 /// The tresor vault: end-to-end-encrypted secrets on storage that sees nothing.
 #[derive(Parser)]
-#[command(name = "tresor", version, about, after_help = EXAMPLES, propagate_version = true)]
+#[command(name = "tresor", version, about, after_help = EXAMPLES)]
 struct Cli {
     /// Vault location: a directory or file:// URL.
     #[arg(long, global = true, env = "TRESOR_VAULT", value_name = "LOCATION")]
@@ -359,7 +372,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                     } else {
                         for e in entries {
                             if long {
-                                println!(
+                                outln!(
                                     "{}\tv{}\t{}\t{}",
                                     e.path,
                                     e.version,
@@ -367,7 +380,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                                     format_time(e.updated_ms)
                                 );
                             } else {
-                                println!("{}", e.path);
+                                outln!("{}", e.path);
                             }
                         }
                         Ok(())
@@ -394,7 +407,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                         (false, Some(t)) => format!("deleted {}", format_time(t)),
                         (false, None) => "superseded".to_string(),
                     };
-                    println!("v{}\t{}\t{} bytes\t{state}", v.version, format_time(v.created_ms), v.size);
+                    outln!("v{}\t{}\t{} bytes\t{state}", v.version, format_time(v.created_ms), v.size);
                 }
                 Ok(())
             }
@@ -408,7 +421,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Audit { action: Some(AuditAction::Verify), .. } => match request(&mut ctx, Request::Verify)?
         {
             Response::Verify(r) => {
-                println!(
+                outln!(
                     "audit trail verified: {} records, {} commits, {} anchors, chains unbroken",
                     r.audit_records, r.commits, r.anchors
                 );
@@ -438,7 +451,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                         tresor::model::Outcome::Failed(m) => format!("failed: {m}"),
                     };
                     let detail = r.detail.map(|d| format!(" ({d})")).unwrap_or_default();
-                    println!(
+                    outln!(
                         "{seq:>6}  {}  {}  {} {}  {outcome}{detail}",
                         format_time(r.time_ms),
                         r.actor,
@@ -489,7 +502,7 @@ fn unexpected(resp: Response) -> CliError {
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| CliError::other(e.to_string()))?;
-    println!("{text}");
+    outln!("{text}");
     Ok(())
 }
 
@@ -568,7 +581,7 @@ fn cmd_init(ctx: &mut Ctx, kdf: KdfParams, stdin: &mut impl BufRead) -> Result<(
         let store = Store::open(&ctx.location, true).map_err(|e| CliError::from_core(&e))?;
         Vault::init(store, &password, opts).await.map_err(|e| CliError::from_core(&e))
     })?;
-    println!("{}", hex::encode(vault.vault_id()));
+    outln!("{}", hex::encode(vault.vault_id()));
     eprintln!("created vault {} at {}", hex::encode(vault.vault_id()), ctx.location);
     Ok(())
 }
@@ -692,16 +705,16 @@ fn cmd_status(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
                 v["state"] = "unlocked".into();
                 return print_json(&v);
             }
-            println!("state: unlocked (agent)");
-            println!("vault id: {}", s.vault_id);
-            println!("location: {}", s.location);
-            println!("cipher: {}", s.cipher);
-            println!("kdf: {}", s.kdf);
-            println!("secrets: {}", s.secrets);
-            println!("commits: {}", s.commits);
-            println!("audit records: {}", s.audit_records);
-            println!("key file generation: {}", s.keyfile_generation);
-            println!("epoch: {}", s.epoch);
+            outln!("state: unlocked (agent)");
+            outln!("vault id: {}", s.vault_id);
+            outln!("location: {}", s.location);
+            outln!("cipher: {}", s.cipher);
+            outln!("kdf: {}", s.kdf);
+            outln!("secrets: {}", s.secrets);
+            outln!("commits: {}", s.commits);
+            outln!("audit records: {}", s.audit_records);
+            outln!("key file generation: {}", s.keyfile_generation);
+            outln!("epoch: {}", s.epoch);
             Ok(())
         }
         Some(Response::Error { category, message }) => Err(CliError::from_category(category, message)),
@@ -717,13 +730,13 @@ fn cmd_status(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
                 v["cipher"] = "XChaCha20-Poly1305".into();
                 return print_json(&v);
             }
-            println!("state: locked");
-            println!("vault id: {}", info.vault_id);
-            println!("location: {}", info.location);
-            println!("cipher: XChaCha20-Poly1305");
-            println!("kdf: {}", info.kdf.join(", "));
-            println!("secrets: (unlock to count)");
-            println!("key file generation: {}", info.keyfile_generation);
+            outln!("state: locked");
+            outln!("vault id: {}", info.vault_id);
+            outln!("location: {}", info.location);
+            outln!("cipher: XChaCha20-Poly1305");
+            outln!("kdf: {}", info.kdf.join(", "));
+            outln!("secrets: (unlock to count)");
+            outln!("key file generation: {}", info.keyfile_generation);
             Ok(())
         }
     }

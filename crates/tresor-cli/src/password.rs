@@ -14,6 +14,11 @@ pub fn read_stdin_line(stdin: &mut impl BufRead) -> Result<SecretString, String>
     Ok(SecretString::from(line.trim().to_string()))
 }
 
+/// A set, non-empty environment variable.
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
 fn from_file(path: &str) -> Result<SecretString, String> {
     let text = Zeroizing::new(
         std::fs::read_to_string(path).map_err(|e| format!("cannot read password file {path}: {e}"))?,
@@ -24,10 +29,10 @@ fn from_file(path: &str) -> Result<SecretString, String> {
 /// The current password from the environment or a prompt (`--password-stdin` is read earlier,
 /// by the caller, because stdin also carries values).
 pub fn current() -> Result<SecretString, String> {
-    if let Ok(path) = std::env::var("TRESOR_PASSWORD_FILE") {
+    if let Some(path) = env("TRESOR_PASSWORD_FILE") {
         return from_file(&path);
     }
-    if let Ok(pw) = std::env::var("TRESOR_PASSWORD") {
+    if let Some(pw) = env("TRESOR_PASSWORD") {
         return Ok(SecretString::from(pw.trim().to_string()));
     }
     prompt("Password: ")
@@ -47,10 +52,10 @@ pub fn new(
         return from_file(path);
     }
     if fallback_env {
-        if let Ok(path) = std::env::var("TRESOR_PASSWORD_FILE") {
+        if let Some(path) = env("TRESOR_PASSWORD_FILE") {
             return from_file(&path);
         }
-        if let Ok(pw) = std::env::var("TRESOR_PASSWORD") {
+        if let Some(pw) = env("TRESOR_PASSWORD") {
             return Ok(SecretString::from(pw.trim().to_string()));
         }
     }
