@@ -571,13 +571,6 @@ fn cmd_init(ctx: &mut Ctx, kdf: KdfParams, stdin: &mut impl BufRead) -> Result<(
     opts.kdf = kdf;
     let rt = runtime()?;
     let vault = rt.block_on(async {
-        if let Ok(store) = Store::open(&ctx.location, false) {
-            if !store.list_all().await.map_err(|e| CliError::from_core(&e))?.is_empty() {
-                return Err(CliError::from_core(&tresor::Error::VaultExists {
-                    location: ctx.location.clone(),
-                }));
-            }
-        }
         let store = Store::open(&ctx.location, true).map_err(|e| CliError::from_core(&e))?;
         Vault::init(store, &password, opts).await.map_err(|e| CliError::from_core(&e))
     })?;

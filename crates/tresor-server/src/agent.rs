@@ -71,10 +71,10 @@ pub async fn serve(listener: UnixListener, config: AgentConfig) -> std::io::Resu
             _ = int.recv() => break "interrupted",
         }
     };
-    if let Some(v) = vault.take() {
-        if let Err(e) = v.lock(reason).await {
-            tracing::warn!("could not record the lock in the audit trail: {e}");
-        }
+    if let Some(v) = vault.take()
+        && let Err(e) = v.lock(reason).await
+    {
+        tracing::warn!("could not record the lock in the audit trail: {e}");
     }
     tracing::info!("agent stopped: {reason}; keys wiped");
     Ok(())
