@@ -31,7 +31,7 @@ die() {
 # ---------------------------------------------------------------- tools
 install_missing() {
     local pkgs=()
-    command -v gpg >/dev/null 2>&1 && command -v gpgconf >/dev/null 2>&1 || pkgs+=(gnupg)
+    { command -v gpg >/dev/null 2>&1 && command -v gpgconf >/dev/null 2>&1; } || pkgs+=(gnupg)
     command -v pass >/dev/null 2>&1 || pkgs+=(pass)
     { command -v age >/dev/null 2>&1 && command -v age-keygen >/dev/null 2>&1; } || pkgs+=(age)
     if [[ $HYPERFINE != 0 ]]; then

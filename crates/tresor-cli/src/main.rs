@@ -625,6 +625,7 @@ fn spawn_agent(ctx: &Ctx, socket: &Path) -> Result<(), CliError> {
         .arg("--idle-timeout")
         .arg(format!("{}s", ctx.idle.as_secs()))
         .env_remove("TRESOR_PASSWORD")
+        .env_remove("TRESOR_PASSWORD_FILE")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
