@@ -94,7 +94,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 mkdir -p "$TMP"/{vals,config,data,state,home,age/name,store}
-mkdir -m 700 -p "$TMP/gnupg" "$RUNDIR"
+mkdir -p "$TMP/gnupg" "$RUNDIR"
+chmod 700 "$TMP/gnupg" "$RUNDIR"
 
 export GNUPGHOME=$TMP/gnupg
 export PASSWORD_STORE_DIR=$TMP/store/pass

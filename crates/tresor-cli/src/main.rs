@@ -544,7 +544,8 @@ fn request(ctx: &mut Ctx, req: Request) -> Result<Response, CliError> {
             Vault::unlock(store, &password, ctx.options("cli")).await.map_err(|e| CliError::from_core(&e))?;
         report_failed(vault.failed_attempts());
         let resp = tresor_server::execute(&mut vault, req).await;
-        let _ = vault.lock("command finished").await;
+        // Dropping the vault wipes its keys; the trust state is already saved after every record.
+        drop(vault);
         Ok(resp)
     })
 }
@@ -754,7 +755,8 @@ fn cmd_passwd(
             Vault::unlock(store, &current, ctx.options("cli")).await.map_err(|e| CliError::from_core(&e))?;
         report_failed(vault.failed_attempts());
         vault.passwd(&new, kdf).await.map_err(|e| CliError::from_core(&e))?;
-        let _ = vault.lock("command finished").await;
+        // Dropping the vault wipes its keys; the trust state is already saved after every record.
+        drop(vault);
         Ok::<_, CliError>(())
     })?;
     eprintln!("password changed; the old password no longer opens this vault");
