@@ -134,6 +134,7 @@ fs_type=$(df -PT "$TMP" | awk 'NR == 2 { print $2 " (" $1 ", mounted on " $7 ")"
 echo "== tresor vs pass vs age: N=$N secrets, values 32 random bytes base64-encoded"
 echo "machine: nproc=$(nproc), cpu=${cpu_model:-unknown}, kernel=$(uname -r)"
 echo "temp dir: $TMP on $fs_type"
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the machine skews every column)"
 echo "tresor: $("$TRESOR" --version) ($TRESOR)"
 echo "pass: $(pass version 2>/dev/null | grep -o 'v[0-9][0-9.]*' | head -n1 || echo '?')," \
     "$(gpg --version | head -n1), age $(age --version 2>&1 | head -n1)"
@@ -152,7 +153,9 @@ fpr=$(gpg --batch --with-colons --list-keys bench@example.invalid | awk -F: '/^f
 [[ -n $fpr ]] || die "gpg key generation failed"
 gpg_algo=$(gpg --batch --with-colons --list-keys "$fpr" |
     awk -F: '/^sub/ { print "algo " $4 ", " $3 " bits"; exit }')
-pass init "$fpr" >/dev/null
+# Build the trust db now, not during the first timed `pass insert`.
+gpg --batch --quiet --check-trustdb >/dev/null 2>&1 || true
+pass init "$fpr" >"$TMP/pass-init.log" 2>&1 || { cat "$TMP/pass-init.log" >&2; die "pass init failed"; }
 
 age-keygen -o "$TMP/age/key" 2>/dev/null
 age_recipient=$(age-keygen -y "$TMP/age/key")
@@ -270,6 +273,7 @@ fi
 
 # ---------------------------------------------------------------- report
 echo
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-4s %14s %12s %11s %12s %11s %14s %12s %11s\n' \
     op 'tresor(ms/op)' 'pass(ms/op)' 'age(ms/op)' 'pass/tresor' 'age/tresor' \
     'tresor(ops/s)' 'pass(ops/s)' 'age(ops/s)'

@@ -423,7 +423,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
             Response::Verify(r) => {
                 outln!(
                     "audit trail verified: {} records, {} commits, {} anchors, chains unbroken",
-                    r.audit_records, r.commits, r.anchors
+                    r.audit_records,
+                    r.commits,
+                    r.anchors
                 );
                 Ok(())
             }
@@ -536,10 +538,10 @@ fn request(ctx: &mut Ctx, req: Request) -> Result<Response, CliError> {
             Err(e) => eprintln!("tresor: warning: agent unreachable ({e}); opening the vault directly"),
         }
     }
-    let password = ctx.password()?;
     let rt = runtime()?;
+    let store = open_existing(&rt, &ctx.location)?;
+    let password = ctx.password()?;
     rt.block_on(async {
-        let store = Store::open(&ctx.location, false).map_err(|e| CliError::from_core(&e))?;
         let mut vault =
             Vault::unlock(store, &password, ctx.options("cli")).await.map_err(|e| CliError::from_core(&e))?;
         report_failed(vault.failed_attempts());
@@ -548,6 +550,13 @@ fn request(ctx: &mut Ctx, req: Request) -> Result<Response, CliError> {
         drop(vault);
         Ok(resp)
     })
+}
+
+/// Opens the store and checks that a vault is there, before anyone is asked for a password.
+fn open_existing(rt: &tokio::runtime::Runtime, location: &str) -> Result<Store, CliError> {
+    let store = Store::open(location, false).map_err(|e| CliError::from_core(&e))?;
+    rt.block_on(tresor::vault::describe_locked(&store)).map_err(|e| CliError::from_core(&e))?;
+    Ok(store)
 }
 
 fn report_failed(failed: &[u64]) {
@@ -588,9 +597,9 @@ fn cmd_unlock(ctx: &mut Ctx) -> Result<(), CliError> {
         eprintln!("already unlocked (agent pid {pid})");
         return Ok(());
     }
+    // The vault must exist before a password is asked for or an agent started.
+    open_existing(&runtime()?, &ctx.location)?;
     let password = ctx.password()?;
-    // The vault must exist before an agent is started for it.
-    Store::open(&ctx.location, false).map_err(|e| CliError::from_core(&e))?;
     if client::request(&socket, &Request::Ping, Duration::from_secs(5)).ok().flatten().is_none() {
         spawn_agent(ctx, &socket)?;
     }

@@ -79,12 +79,16 @@ fn config_substitutes_environment_variables() {
     };
     let pw = format!("{}\n", common::PASSWORD);
     with_base(&[&["init"], &common::KDF[..]].concat(), pw.as_bytes()).ok();
-    assert!(base.join("v/keyfile/00000000000000000001").is_file(), "the vault is not at ${{TRESOR_TEST_BASE}}/v");
+    assert!(
+        base.join("v/keyfile/00000000000000000001").is_file(),
+        "the vault is not at ${{TRESOR_TEST_BASE}}/v"
+    );
     assert!(!env.vault.exists());
     with_base(&["set", "k"], format!("{pw}value").as_bytes()).ok();
     assert_eq!(with_base(&["get", "k"], pw.as_bytes()).ok().stdout, b"value");
     // TRESOR_VAULT still wins over the config file.
-    let out = run(env.cmd().env("TRESOR_TEST_BASE", &base).args(["--password-stdin", "get", "k"]), pw.as_bytes());
+    let out =
+        run(env.cmd().env("TRESOR_TEST_BASE", &base).args(["--password-stdin", "get", "k"]), pw.as_bytes());
     assert_eq!(out.code, 8, "{}", out.stderr);
 
     // An unset variable is an error naming it.

@@ -77,8 +77,14 @@ impl Store {
         }
         let canonical =
             dir.canonicalize().map_err(|e| Error::Store(format!("cannot resolve {}: {e}", dir.display())))?;
-        let fs = LocalFileSystem::new_with_prefix(&canonical).map_err(store_err)?.with_fsync(true);
-        let relaxed = LocalFileSystem::new_with_prefix(&canonical).map_err(store_err)?;
+        // Automatic cleanup removes directories a delete leaves empty (`probe/`), so the directory
+        // holds exactly the object kinds SECURITY.md lists.
+        let fs = LocalFileSystem::new_with_prefix(&canonical)
+            .map_err(store_err)?
+            .with_fsync(true)
+            .with_automatic_cleanup(true);
+        let relaxed =
+            LocalFileSystem::new_with_prefix(&canonical).map_err(store_err)?.with_automatic_cleanup(true);
         let mut store = Store::from_object_store(Arc::new(fs), None, &canonical.display().to_string());
         store.relaxed = Arc::new(relaxed);
         Ok(store)

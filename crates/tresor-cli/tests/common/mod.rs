@@ -14,6 +14,10 @@ pub const PASSWORD: &str = "correct horse battery staple";
 /// Fast KDF parameters (the accepted minimum), so every unlock takes milliseconds.
 pub const KDF: [&str; 6] = ["--kdf-memory", "19456", "--kdf-time", "2", "--kdf-parallelism", "1"];
 
+/// Inherited variables that would change the binary's behaviour: removed unless a test sets them.
+const UNSET: [&str; 5] =
+    ["TRESOR_PASSWORD", "TRESOR_PASSWORD_FILE", "TRESOR_CONFIG", "TRESOR_IDLE_TIMEOUT", "TRESOR_LOG"];
+
 /// The longest any single command may take before the test fails (no hang on a stray prompt).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -95,7 +99,7 @@ impl Env {
     /// [`Env::cmd`] run through `wrapper` (e.g. `setpriv --reuid=…`), which gets the binary's path
     /// as its last argument.
     pub fn cmd_via(&self, wrapper: &[String]) -> assert_cmd::Command {
-        let bin = assert_cmd::cargo::cargo_bin!("tresor");
+        let bin = bin();
         let mut c = match wrapper.split_first() {
             None => assert_cmd::Command::new(bin),
             Some((program, args)) => {
@@ -104,21 +108,37 @@ impl Env {
                 c
             }
         };
-        c.env("TRESOR_VAULT", &self.vault)
-            .env("TRESOR_STATE_DIR", &self.state)
-            .env("TRESOR_RUNTIME_DIR", &self.run)
-            .env("XDG_CONFIG_HOME", &self.cfg)
-            .env("XDG_DATA_HOME", self.path("data"))
-            .env("XDG_STATE_HOME", self.path("xstate"))
-            .env("XDG_RUNTIME_DIR", self.path("xrun"))
-            .env_remove("TRESOR_PASSWORD")
-            .env_remove("TRESOR_PASSWORD_FILE")
-            .env_remove("TRESOR_CONFIG")
-            .env_remove("TRESOR_IDLE_TIMEOUT")
-            .env_remove("TRESOR_LOG")
-            .current_dir(self.tmp.path())
-            .timeout(COMMAND_TIMEOUT);
+        for (k, v) in self.vars() {
+            c.env(k, v);
+        }
+        for k in UNSET {
+            c.env_remove(k);
+        }
+        c.current_dir(self.tmp.path()).timeout(COMMAND_TIMEOUT);
         c
+    }
+
+    /// A plain `std` command for `program` with this environment (for children run concurrently).
+    pub fn std_cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> std::process::Command {
+        let mut c = std::process::Command::new(program);
+        c.envs(self.vars()).current_dir(self.tmp.path());
+        for k in UNSET {
+            c.env_remove(k);
+        }
+        c
+    }
+
+    /// The variables every command of this environment gets.
+    fn vars(&self) -> [(&'static str, PathBuf); 7] {
+        [
+            ("TRESOR_VAULT", self.vault.clone()),
+            ("TRESOR_STATE_DIR", self.state.clone()),
+            ("TRESOR_RUNTIME_DIR", self.run.clone()),
+            ("XDG_CONFIG_HOME", self.cfg.clone()),
+            ("XDG_DATA_HOME", self.path("data")),
+            ("XDG_STATE_HOME", self.path("xstate")),
+            ("XDG_RUNTIME_DIR", self.path("xrun")),
+        ]
     }
 
     /// Runs `tresor ARGS` with `stdin`.
@@ -194,6 +214,11 @@ impl Env {
     pub fn agent_guard_via(&self, wrapper: &[String]) -> AgentGuard<'_> {
         AgentGuard { env: self, wrapper: wrapper.to_vec() }
     }
+}
+
+/// The `tresor` binary under test.
+pub fn bin() -> &'static Path {
+    assert_cmd::cargo::cargo_bin!("tresor")
 }
 
 /// Runs a prepared command with `stdin`.
@@ -329,7 +354,13 @@ pub struct AgentGuard<'a> {
 
 impl Drop for AgentGuard<'_> {
     fn drop(&mut self) {
-        let _ = self.env.cmd_via(&self.wrapper).arg("lock").timeout(Duration::from_secs(30)).write_stdin(Vec::new()).output();
+        let _ = self
+            .env
+            .cmd_via(&self.wrapper)
+            .arg("lock")
+            .timeout(Duration::from_secs(30))
+            .write_stdin(Vec::new())
+            .output();
         if !wait_for(Duration::from_secs(5), || self.env.agent_pids().is_empty()) {
             for pid in self.env.agent_pids() {
                 let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
