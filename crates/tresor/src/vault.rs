@@ -13,7 +13,8 @@ use crate::layout::{self, parse_seq};
 use crate::model::{AuditAnchor, AuditRecord, BlobRef, Commit, Op, Outcome, decode, encode, now_ms};
 use crate::store::{Created, Durability, Store};
 use crate::trust::{TrustState, TrustStore};
-use futures::{StreamExt, TryStreamExt};
+use bytes::Bytes;
+use futures::{Stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use tresor_crypto::envelope::Context;
@@ -393,21 +394,38 @@ impl Vault {
         Ok(())
     }
 
+    /// Sequence numbers of a log's entries, sorted; names that are not ours are ignored.
+    async fn log_seqs(&self, kind: LogKind) -> Result<Vec<u64>> {
+        let names = self.store.list(kind.dir()).await?;
+        let mut seqs: Vec<u64> = names.iter().filter_map(|n| parse_seq(n, kind.dir())).collect();
+        seqs.sort_unstable();
+        Ok(seqs)
+    }
+
+    /// The entries `1..=seqs.len()` of a log, in order, read ahead concurrently. A gap in `seqs`
+    /// or an entry that vanishes is an integrity error naming the missing entry.
+    fn log_entries(&self, kind: LogKind, seqs: Vec<u64>) -> impl Stream<Item = Result<(u64, Bytes)>> + use<> {
+        let store = self.store.clone();
+        futures::stream::iter(seqs.into_iter().zip(1u64..))
+            .map(move |(seq, expected)| {
+                let store = store.clone();
+                async move {
+                    let name = kind.name(expected);
+                    let missing = |detail| Error::integrity(kind.object_kind(), &name, detail);
+                    if seq != expected {
+                        return Err(missing("is missing: an entry was deleted from the log"));
+                    }
+                    let bytes =
+                        store.get(&name).await?.ok_or_else(|| missing("vanished while being read"))?;
+                    Ok((seq, bytes))
+                }
+            })
+            .buffered(READ_AHEAD)
+    }
+
     /// Replays the whole commit log and checks it against the trust state.
     async fn replay(&mut self, trust: &TrustState) -> Result<()> {
-        let names = self.store.list(layout::LOG_DIR).await?;
-        let mut seqs: Vec<u64> = names.iter().filter_map(|n| parse_seq(n, layout::LOG_DIR)).collect();
-        seqs.sort_unstable();
-        for (i, seq) in seqs.iter().enumerate() {
-            let expected = i as u64 + 1;
-            if *seq != expected {
-                return Err(Error::integrity(
-                    ObjectKind::Commit,
-                    &layout::commit(expected),
-                    "is missing: a commit was deleted from the log",
-                ));
-            }
-        }
+        let seqs = self.log_seqs(LogKind::Commit).await?;
         if seqs.is_empty() {
             return Err(Error::integrity(
                 ObjectKind::Commit,
@@ -415,17 +433,8 @@ impl Vault {
                 "is missing: the log is empty",
             ));
         }
-        let store = self.store.clone();
-        let mut entries = futures::stream::iter(seqs.clone())
-            .map(|seq| {
-                let store = store.clone();
-                async move { (seq, store.get(&layout::commit(seq)).await) }
-            })
-            .buffered(READ_AHEAD);
-        while let Some((seq, bytes)) = entries.next().await {
-            let bytes = bytes?.ok_or_else(|| {
-                Error::integrity(ObjectKind::Commit, &layout::commit(seq), "vanished while being read")
-            })?;
+        let mut entries = std::pin::pin!(self.log_entries(LogKind::Commit, seqs));
+        while let Some((seq, bytes)) = entries.try_next().await? {
             self.apply_commit(seq, &bytes)?;
             if seq == trust.log_seq && hex::encode(self.log.link) != trust.log_link {
                 return Err(Error::Fork { kind: ObjectKind::Commit, seq });
@@ -608,37 +617,20 @@ impl Vault {
     /// Reads, checks and decrypts the whole audit trail, oldest first.
     pub async fn audit_trail(&mut self) -> Result<Vec<(u64, AuditRecord)>> {
         self.audit_append("audit", None, Outcome::Ok, None, Durability::Relaxed).await?;
-        self.read_trail().await
+        Ok(self.read_trail().await?.into_iter().map(|(seq, record, _)| (seq, record)).collect())
     }
 
-    async fn read_trail(&self) -> Result<Vec<(u64, AuditRecord)>> {
-        let names = self.store.list(layout::AUDIT_DIR).await?;
-        let seqs: Vec<u64> = names.iter().filter_map(|n| parse_seq(n, layout::AUDIT_DIR)).collect();
-        let store = self.store.clone();
-        let mut entries = futures::stream::iter(seqs.clone())
-            .map(|seq| {
-                let store = store.clone();
-                async move { (seq, store.get(&layout::audit(seq)).await) }
-            })
-            .buffered(READ_AHEAD);
+    /// The whole audit trail, checked link by link: (seq, record, link) oldest first.
+    async fn read_trail(&self) -> Result<Vec<(u64, AuditRecord, Link)>> {
+        let seqs = self.log_seqs(LogKind::Audit).await?;
         let mut out = Vec::with_capacity(seqs.len());
         let mut prev = GENESIS;
-        let mut expected = 1;
-        while let Some((seq, bytes)) = entries.next().await {
-            let name = layout::audit(expected);
-            if seq != expected {
-                return Err(Error::integrity(
-                    ObjectKind::AuditRecord,
-                    &name,
-                    "is missing: a record was deleted",
-                ));
-            }
-            let bytes =
-                bytes?.ok_or_else(|| Error::integrity(ObjectKind::AuditRecord, &name, "is missing"))?;
+        let mut entries = std::pin::pin!(self.log_entries(LogKind::Audit, seqs));
+        while let Some((seq, bytes)) = entries.try_next().await? {
             let plain = self.keys.audit.open(seq, &prev, &bytes)?;
-            out.push((seq, decode(&plain, ObjectKind::AuditRecord, &name)?));
+            let record = decode(&plain, ObjectKind::AuditRecord, &layout::audit(seq))?;
             prev = self.keys.audit.link(&bytes);
-            expected += 1;
+            out.push((seq, record, prev));
         }
         Ok(out)
     }
@@ -650,37 +642,24 @@ impl Vault {
         self.refresh().await?;
         let trust = self.opts.trust.load(&self.vault_id, self.store.location())?;
         // The commit log, read afresh.
-        let names = self.store.list(layout::LOG_DIR).await?;
         let mut anchors = Vec::new();
         let mut prev = GENESIS;
         let mut commits = 0;
-        for (i, name) in names.iter().filter(|n| parse_seq(n, layout::LOG_DIR).is_some()).enumerate() {
-            let seq = i as u64 + 1;
-            let expected = layout::commit(seq);
-            if *name != expected {
-                return Err(Error::integrity(
-                    ObjectKind::Commit,
-                    &expected,
-                    "is missing: a commit was deleted",
-                ));
-            }
-            let bytes = self
-                .store
-                .get(name)
-                .await?
-                .ok_or_else(|| Error::integrity(ObjectKind::Commit, name, "is missing"))?;
-            let commit: Commit =
-                decode(&self.keys.commit.open(seq, &prev, &bytes)?, ObjectKind::Commit, name)?;
+        let mut entries =
+            std::pin::pin!(self.log_entries(LogKind::Commit, self.log_seqs(LogKind::Commit).await?));
+        while let Some((seq, bytes)) = entries.try_next().await? {
+            let commit: Commit = decode(
+                &self.keys.commit.open(seq, &prev, &bytes)?,
+                ObjectKind::Commit,
+                &layout::commit(seq),
+            )?;
             anchors.extend(commit.audit);
             prev = self.keys.commit.link(&bytes);
             commits = seq;
         }
-        if commits < self.log.seq.max(trust.log_seq) {
-            return Err(Error::Rollback {
-                kind: ObjectKind::Commit,
-                seen: self.log.seq.max(trust.log_seq),
-                served: commits,
-            });
+        let seen = self.log.seq.max(trust.log_seq);
+        if commits < seen {
+            return Err(Error::Rollback { kind: ObjectKind::Commit, seen, served: commits });
         }
         // The audit trail, and its anchors.
         let trail = self.read_trail().await?;
@@ -689,48 +668,17 @@ impl Vault {
         if served < seen {
             return Err(Error::Rollback { kind: ObjectKind::AuditRecord, seen, served });
         }
-        let links = self.trail_links(served).await?;
         for anchor in &anchors {
             let name = layout::audit(anchor.seq);
-            match links.get(anchor.seq.wrapping_sub(1) as usize) {
-                Some(link) if *link == anchor.link => {}
-                Some(_) => {
-                    return Err(Error::integrity(
-                        ObjectKind::AuditRecord,
-                        &name,
-                        "differs from the one the commit log anchors",
-                    ));
-                }
-                None => {
-                    return Err(Error::integrity(
-                        ObjectKind::AuditRecord,
-                        &name,
-                        "is anchored in the commit log but missing",
-                    ));
-                }
-            }
+            let detail = match trail.get(anchor.seq.wrapping_sub(1) as usize) {
+                Some((_, _, link)) if *link == anchor.link => continue,
+                Some(_) => "differs from the one the commit log anchors",
+                None => "is anchored in the commit log but missing",
+            };
+            return Err(Error::integrity(ObjectKind::AuditRecord, &name, detail));
         }
         self.audit_append("audit verify", None, Outcome::Ok, None, Durability::Relaxed).await?;
         Ok(VerifyReport { commits, audit_records: served, anchors: anchors.len() as u64 })
-    }
-
-    async fn trail_links(&self, count: u64) -> Result<Vec<Link>> {
-        let store = self.store.clone();
-        futures::stream::iter(1..=count)
-            .map(|seq| {
-                let store = store.clone();
-                async move {
-                    let name = layout::audit(seq);
-                    store
-                        .get(&name)
-                        .await?
-                        .ok_or_else(|| Error::integrity(ObjectKind::AuditRecord, &name, "is missing"))
-                }
-            })
-            .buffered(READ_AHEAD)
-            .map_ok(|bytes| self.keys.audit.link(&bytes))
-            .try_collect()
-            .await
     }
 
     // ---- values ---------------------------------------------------------------------------------
