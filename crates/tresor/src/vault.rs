@@ -702,7 +702,8 @@ impl Vault {
             .ok_or_else(|| Error::integrity(ObjectKind::EpochKey, &layout::epoch_key(epoch), "is missing"))
     }
 
-    async fn write_blob(&mut self, value: &[u8]) -> Result<BlobRef> {
+    /// Seals a value into a new blob of the current epoch: (object name, envelope, reference).
+    async fn seal_blob(&mut self, value: &[u8]) -> Result<(String, Vec<u8>, BlobRef)> {
         let epoch = self.epoch;
         let id = tresor_crypto::random_array::<16>()?;
         let name = layout::blob(epoch, &id);
@@ -710,8 +711,7 @@ impl Vault {
         let key = self.epoch_key(epoch).await?;
         let ctx = Context { vault_id: &vault_id, role: "blob", object: &name, epoch, extra: b"" };
         let envelope = tresor_crypto::seal(key, &ctx, value)?;
-        self.create_new(&name, envelope).await?;
-        Ok(BlobRef { epoch, id, size: value.len() as u64 })
+        Ok((name, envelope, BlobRef { epoch, id, size: value.len() as u64 }))
     }
 
     async fn read_blob(&mut self, blob: &BlobRef) -> Result<SecretBytes> {
@@ -798,11 +798,42 @@ impl Vault {
         }
         self.refresh().await?;
         let mut puts = Vec::with_capacity(items.len());
+        let mut blobs = Vec::with_capacity(items.len());
         for (path, value) in items {
-            puts.push((path.to_string(), self.write_blob(value).await?));
+            let (name, envelope, blob) = self.seal_blob(value).await?;
+            puts.push((path.to_string(), blob));
+            blobs.push((name, envelope));
         }
-        for (path, _) in items {
-            self.audit_append(op, Some(path), Outcome::Ok, None, Durability::Sync).await?;
+        // The blobs and the audit records are independent: write them at the same time, so their
+        // fsyncs share journal commits instead of queueing one behind the other.
+        let store = self.store.clone();
+        let write_blobs = futures::stream::iter(blobs)
+            .map(|(name, envelope)| {
+                let store = store.clone();
+                async move {
+                    match store.create(&name, envelope).await? {
+                        Created::Yes => Ok(()),
+                        Created::AlreadyExists => {
+                            Err(Error::Conflict(format!("object {name} already exists")))
+                        }
+                    }
+                }
+            })
+            .buffer_unordered(READ_AHEAD)
+            .try_collect::<Vec<()>>();
+        let write_audit = async {
+            for (path, _) in items {
+                self.audit_append(op, Some(path), Outcome::Ok, None, Durability::Sync).await?;
+            }
+            Ok::<_, Error>(())
+        };
+        let (blobs_written, audited) = tokio::join!(write_blobs, write_audit);
+        audited?;
+        if let Err(e) = blobs_written {
+            for (path, _) in items {
+                self.audit_failure(op, Some(path), &e).await;
+            }
+            return Err(e);
         }
         let result = self
             .commit(|index| {
