@@ -8,7 +8,8 @@
 #
 # Other knobs: BENCH_TMPDIR (parent of the temp dir, default /tmp), HYPERFINE=0 (skip the
 # hyperfine sample), HF_RUNS (hyperfine runs per command, default 30), SPOT (secrets
-# spot-checked, default 10). See bench/README.md.
+# spot-checked, default 10), GPG_ALGO (pass's key, default "default"; "future-default" for
+# ed25519/cv25519 on GnuPG 2.2). See bench/README.md.
 set -euo pipefail
 
 N=${N:-1000}
@@ -16,6 +17,7 @@ SPOT=${SPOT:-10}
 HYPERFINE=${HYPERFINE:-1}
 HF_RUNS=${HF_RUNS:-30}
 BENCH_TMPDIR=${BENCH_TMPDIR:-/tmp}
+GPG_ALGO=${GPG_ALGO:-default}
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 
@@ -147,12 +149,12 @@ done
 
 # ---------------------------------------------------------------- setup
 log "generating a gpg key without passphrase"
-gpg --batch --quiet --passphrase '' --quick-gen-key "bench <bench@example.invalid>" default default never \
+gpg --batch --quiet --passphrase '' --quick-gen-key "bench <bench@example.invalid>" "$GPG_ALGO" default never \
     >/dev/null 2>&1
 fpr=$(gpg --batch --with-colons --list-keys bench@example.invalid | awk -F: '/^fpr/ { print $10; exit }')
 [[ -n $fpr ]] || die "gpg key generation failed"
 gpg_algo=$(gpg --batch --with-colons --list-keys "$fpr" |
-    awk -F: '/^sub/ { print "algo " $4 ", " $3 " bits"; exit }')
+    awk -F: '/^sub/ { print ($17 != "" ? $17 : ($4 == 1 ? "rsa" $3 : "algo " $4 "/" $3 " bits")); exit }')
 # Build the trust db now, not during the first timed `pass insert`.
 gpg --batch --quiet --check-trustdb >/dev/null 2>&1 || true
 pass init "$fpr" >"$TMP/pass-init.log" 2>&1 || { cat "$TMP/pass-init.log" >&2; die "pass init failed"; }
