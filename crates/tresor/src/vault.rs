@@ -25,6 +25,8 @@ use tresor_crypto::{KdfParams, Key, Password, Purpose, SecretBytes, derive_key};
 pub const DEFAULT_MAX_VALUE: usize = 1 << 20;
 /// How often a write retries after losing a race for the next commit.
 const MAX_RETRIES: usize = 64;
+/// Audit records appended without pinning the head in the trust state, at most.
+const PIN_EVERY: u32 = 64;
 /// Concurrent reads when replaying a log.
 const READ_AHEAD: usize = 32;
 
@@ -147,6 +149,18 @@ pub struct Vault {
     index: Index,
     opts: Options,
     failed_attempts: Vec<u64>,
+    /// Audit records appended since the trust state last pinned the audit head.
+    unpinned_audits: u32,
+}
+
+impl Drop for Vault {
+    /// Pins the newest audit head (without fsync) so that a store dropping the records of this
+    /// session's reads is caught at the next unlock. The keys are wiped by their own drops.
+    fn drop(&mut self) {
+        if self.unpinned_audits > 0 {
+            let _ = self.save_trust(false);
+        }
+    }
 }
 
 fn epoch_aad(vault_id: &[u8; 16], epoch: u32) -> Vec<u8> {
@@ -248,6 +262,7 @@ impl Vault {
             index: Index::default(),
             opts,
             failed_attempts: Vec::new(),
+            unpinned_audits: 0,
         }
     }
 
@@ -353,7 +368,8 @@ impl Vault {
         self.opts.max_value
     }
 
-    fn save_trust(&self, durable: bool) -> Result<()> {
+    fn save_trust(&mut self, durable: bool) -> Result<()> {
+        self.unpinned_audits = 0;
         let (log, audit) = (self.log, self.audit);
         let (generation, kdf) = (self.keyfile.generation, self.kdf);
         let location = self.store.location().to_string();
@@ -598,8 +614,13 @@ impl Vault {
             let name = layout::audit(seq);
             if self.create_idempotent(&name, &entry, durability).await.map_err(audit_err)? {
                 self.audit = Head { seq, link: self.keys.audit.link(&entry) };
-                // Pin the new head, so a store that drops the newest records is caught.
-                return self.save_trust(durability == Durability::Sync).map_err(audit_err);
+                // The head is pinned in the trust state by the next commit, by `lock` or drop,
+                // and every PIN_EVERY records in between (a long-running agent that is killed).
+                self.unpinned_audits += 1;
+                if self.unpinned_audits >= PIN_EVERY {
+                    self.save_trust(false).map_err(audit_err)?;
+                }
+                return Ok(());
             }
             // Other writers appended since we last looked: catch up to the head, chain onto it.
             self.audit = self.scan_audit_head(seq).await.map_err(audit_err)?;
