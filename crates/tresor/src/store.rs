@@ -161,7 +161,7 @@ impl Store {
         Ok(names)
     }
 
-    /// Every object of the vault with its size (for export, and the "what the store sees" check).
+    /// Every object name of the vault (for export, and the "what the store sees" check).
     pub async fn list_all(&self) -> Result<Vec<String>> {
         self.list("").await
     }
