@@ -4,7 +4,7 @@
 //! the newest commit and audit record seen (sequence and link), the key file generation and the
 //! KDF parameters of the last successful unlock. A store that serves less, or something else, is
 //! refused. Updates only ever move forward, under an exclusive `flock`, and replace the file
-//! atomically (write, fsync, rename). Failed unlock attempts wait here, in a file of their own,
+//! atomically (write, fsync the new file, rename). Failed unlock attempts wait here, in a file of their own,
 //! until the next successful unlock seals them into the audit trail.
 
 use crate::chain::Link;
@@ -115,13 +115,11 @@ impl TrustStore {
         }
     }
 
-    /// Updates the state under the lock; `f` sees the current state and changes it. With
-    /// `durable`, the new file is fsynced before it replaces the old one (always atomic).
+    /// Updates the state under the lock; `f` sees the current state and changes it.
     pub fn update(
         &self,
         vault_id: &[u8; 16],
         location: &str,
-        durable: bool,
         f: impl FnOnce(&mut TrustState),
     ) -> Result<TrustState> {
         let _lock = self.lock(vault_id, location)?;
@@ -129,7 +127,7 @@ impl TrustStore {
         let before = state.clone();
         f(&mut state);
         if state != before {
-            self.write(vault_id, location, &state, durable)?;
+            self.write(vault_id, location, &state)?;
         }
         Ok(state)
     }
@@ -137,10 +135,10 @@ impl TrustStore {
     /// Replaces the state outright (after an explicit `import`, which the user asked for).
     pub fn reset(&self, vault_id: &[u8; 16], location: &str, state: &TrustState) -> Result<()> {
         let _lock = self.lock(vault_id, location)?;
-        self.write(vault_id, location, state, true)
+        self.write(vault_id, location, state)
     }
 
-    fn write(&self, vault_id: &[u8; 16], location: &str, state: &TrustState, durable: bool) -> Result<()> {
+    fn write(&self, vault_id: &[u8; 16], location: &str, state: &TrustState) -> Result<()> {
         let path = self.file(vault_id, location, "json");
         let tmp = self.file(vault_id, location, "json.tmp");
         let bytes = serde_json::to_vec_pretty(state).map_err(|e| local_err(&path, e))?;
@@ -152,14 +150,11 @@ impl TrustStore {
             .open(&tmp)
             .map_err(|e| local_err(&tmp, e))?;
         f.write_all(&bytes).map_err(|e| local_err(&tmp, e))?;
-        if durable {
-            f.sync_all().map_err(|e| local_err(&tmp, e))?;
-        }
-        fs::rename(&tmp, &path).map_err(|e| local_err(&path, e))?;
-        if durable {
-            File::open(&self.dir).and_then(|d| d.sync_all()).map_err(|e| local_err(&self.dir, e))?;
-        }
-        Ok(())
+        // The new contents reach the disk before the rename can: after a crash the file is the old
+        // state or the new one, never a torn one. The directory is not fsynced: losing the rename
+        // leaves an older state, which only ever weakens detection, never raises a false alarm.
+        f.sync_data().map_err(|e| local_err(&tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| local_err(&path, e))
     }
 
     /// Remembers a failed unlock attempt (its time) until the next successful unlock.
@@ -209,8 +204,8 @@ mod tests {
         let ts = TrustStore::new(dir.path().join("trust"));
         let id = [4u8; 16];
         assert_eq!(ts.load(&id, "loc").unwrap(), TrustState::default());
-        ts.update(&id, "loc", true, |s| s.saw_commit(5, &[1; 32])).unwrap();
-        ts.update(&id, "loc", false, |s| s.saw_commit(3, &[2; 32])).unwrap();
+        ts.update(&id, "loc", |s| s.saw_commit(5, &[1; 32])).unwrap();
+        ts.update(&id, "loc", |s| s.saw_commit(3, &[2; 32])).unwrap();
         let s = ts.load(&id, "loc").unwrap();
         assert_eq!((s.log_seq, s.log_link.clone()), (5, hex::encode([1u8; 32])));
         assert_eq!(ts.load(&id, "other").unwrap().log_seq, 0, "locations are kept apart");

@@ -158,7 +158,7 @@ impl Drop for Vault {
     /// session's reads is caught at the next unlock. The keys are wiped by their own drops.
     fn drop(&mut self) {
         if self.unpinned_audits > 0 {
-            let _ = self.save_trust(false);
+            let _ = self.save_trust();
         }
     }
 }
@@ -300,7 +300,7 @@ impl Vault {
             .await?;
         // The key file last: until it exists there is no vault here, only debris `init` refuses.
         vault.create_new(&layout::keyfile(1), kf_bytes).await?;
-        vault.save_trust(true)?;
+        vault.save_trust()?;
         Ok(vault)
     }
 
@@ -344,7 +344,7 @@ impl Vault {
             vault.opts.trust.clear_failed_attempts(&vault.vault_id, &location)?;
         }
         vault.failed_attempts = failed;
-        vault.save_trust(true)?;
+        vault.save_trust()?;
         Ok(vault)
     }
 
@@ -368,12 +368,12 @@ impl Vault {
         self.opts.max_value
     }
 
-    fn save_trust(&mut self, durable: bool) -> Result<()> {
+    fn save_trust(&mut self) -> Result<()> {
         self.unpinned_audits = 0;
         let (log, audit) = (self.log, self.audit);
         let (generation, kdf) = (self.keyfile.generation, self.kdf);
         let location = self.store.location().to_string();
-        self.opts.trust.update(&self.vault_id, &location, durable, |t: &mut TrustState| {
+        self.opts.trust.update(&self.vault_id, &location, |t: &mut TrustState| {
             t.saw_commit(log.seq, &log.link);
             t.saw_audit(audit.seq, &audit.link);
             t.keyfile_generation = t.keyfile_generation.max(generation);
@@ -493,7 +493,7 @@ impl Vault {
             self.apply_commit(self.log.seq + 1, &bytes)?;
         }
         if self.log.seq != start {
-            self.save_trust(false)?;
+            self.save_trust()?;
         }
         Ok(())
     }
@@ -517,7 +517,7 @@ impl Vault {
             let entry = self.keys.commit.seal(seq, &self.log.link, &encode(&commit)?)?;
             if self.create_idempotent(&layout::commit(seq), &entry, Durability::Sync).await? {
                 self.apply_commit(seq, &entry)?;
-                self.save_trust(true)?;
+                self.save_trust()?;
                 return Ok(commit.ops);
             }
         }
@@ -618,7 +618,7 @@ impl Vault {
                 // and every PIN_EVERY records in between (a long-running agent that is killed).
                 self.unpinned_audits += 1;
                 if self.unpinned_audits >= PIN_EVERY {
-                    self.save_trust(false).map_err(audit_err)?;
+                    self.save_trust().map_err(audit_err)?;
                 }
                 return Ok(());
             }
@@ -988,7 +988,7 @@ impl Vault {
     /// Records that the vault is being locked (the caller then drops it, wiping every key).
     pub async fn lock(mut self, reason: &str) -> Result<()> {
         self.audit_append("lock", None, Outcome::Ok, Some(reason.to_string()), Durability::Relaxed).await?;
-        self.save_trust(false)
+        self.save_trust()
     }
 
     /// Changes the password: writes key file generation + 1 with one new slot, records it in the
@@ -1021,12 +1021,8 @@ impl Vault {
         self.keyfile = next;
         self.keyfile_hash = hash;
         self.kdf = params;
-        // Pin the new parameters even if they are lower: the user chose them.
-        let location = self.store.location().to_string();
-        self.opts
-            .trust
-            .update(&self.vault_id, &location, true, |t| t.kdf = Some([params.m_kib, params.t, params.p]))?;
-        self.save_trust(true)?;
+        // Pins the new parameters even if they are lower: the user chose them.
+        self.save_trust()?;
         for name in self.store.list(layout::KEYFILE_DIR).await? {
             if parse_seq(&name, layout::KEYFILE_DIR).is_some_and(|g| g <= old) {
                 self.store.delete(&name).await?;
