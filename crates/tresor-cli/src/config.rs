@@ -98,14 +98,15 @@ pub fn state_dir() -> PathBuf {
 }
 
 /// Where agent sockets live: `$TRESOR_RUNTIME_DIR`, else `$XDG_RUNTIME_DIR/tresor`, else
-/// `/tmp/tresor-<uid>`.
+/// `run/` in the state directory — never a predictable name in a shared `/tmp`. The directory
+/// must be ours and 0700; the client also checks that the agent runs as us.
 pub fn runtime_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("TRESOR_RUNTIME_DIR") {
         return PathBuf::from(d);
     }
     match dirs::runtime_dir() {
         Some(d) => d.join("tresor"),
-        None => std::env::temp_dir().join(format!("tresor-{}", rustix::process::geteuid().as_raw())),
+        None => state_dir().join("run"),
     }
 }
 

@@ -270,6 +270,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 }
 
 fn main() -> ExitCode {
+    // Every tresor process may hold a password or keys: no core dumps, no ptrace by other
+    // processes of the user.
+    let _ = tresor_server::harden::apply();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -535,7 +538,8 @@ fn request(ctx: &mut Ctx, req: Request) -> Result<Response, CliError> {
         match client::request(&socket, &req, Duration::from_secs(600)) {
             Ok(Some(Response::Locked)) | Ok(None) => {}
             Ok(Some(resp)) => return Ok(resp),
-            Err(e) => eprintln!("tresor: warning: agent unreachable ({e}); opening the vault directly"),
+            // The agent may have run the request already: never run it a second time here.
+            Err(e) => return Err(CliError::other(format!("the agent failed: {e}"))),
         }
     }
     let rt = runtime()?;
@@ -664,7 +668,7 @@ fn cmd_agent(ctx: &Ctx) -> Result<(), CliError> {
     let rt = runtime()?;
     let location = ctx.location.clone();
     let max_value = ctx.max_value;
-    rt.block_on(async {
+    let result = rt.block_on(async {
         let listener = tresor_server::bind(&socket)
             .map_err(|e| CliError::other(format!("{}: {e}", socket.display())))?;
         let config = tresor_server::AgentConfig {
@@ -679,7 +683,10 @@ fn cmd_agent(ctx: &Ctx) -> Result<(), CliError> {
         let result = tresor_server::serve(listener, config).await;
         let _ = std::fs::remove_file(&socket);
         result.map_err(|e| CliError::other(e.to_string()))
-    })
+    });
+    // A store read stuck in a blocking thread must not keep the process alive.
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
 fn cmd_lock(ctx: &Ctx) -> Result<(), CliError> {

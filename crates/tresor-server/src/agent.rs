@@ -2,16 +2,20 @@
 
 use crate::protocol::{FrameError, MAX_FRAME, Request, Response, SecretBuf, decode, encode};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{Mutex, mpsc};
 use tokio::time::{Instant, timeout};
 use tresor::{Password, Store, Vault};
 use zeroize::Zeroizing;
 
 /// How long one client may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one connection may last in all: request, work on the store, response.
+const CONNECTION_DEADLINE: Duration = Duration::from_secs(300);
 
 /// What the agent serves.
 pub struct AgentConfig {
@@ -29,7 +33,8 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
     if let Some(dir) = path.parent() {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        // Never fix up someone else's directory: refuse it.
+        crate::client::check_private_dir(dir)?;
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
@@ -42,10 +47,25 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     Ok(listener)
 }
 
+/// What a connection tells the serving loop.
+enum Event {
+    /// A request other than `Ping` was served: the idle timer restarts.
+    Used,
+    /// The vault was locked on request: stop.
+    Locked,
+}
+
+type Slot = Arc<Mutex<Option<Vault>>>;
+
 /// Serves requests until `lock`, the idle timeout, SIGTERM or SIGINT; then wipes every key.
+///
+/// Each connection runs in its own task under an overall deadline, so a stalled client can
+/// neither keep the agent from locking on time nor keep it from hearing signals.
 pub async fn serve(listener: UnixListener, config: AgentConfig) -> std::io::Result<()> {
     let uid = rustix::process::geteuid().as_raw();
-    let mut vault: Option<Vault> = None;
+    let slot: Slot = Arc::new(Mutex::new(None));
+    let config = Arc::new(config);
+    let (events, mut inbox) = mpsc::unbounded_channel();
     let idle = tokio::time::sleep(config.idle);
     tokio::pin!(idle);
     let mut term = signal(SignalKind::terminate())?;
@@ -59,22 +79,34 @@ pub async fn serve(listener: UnixListener, config: AgentConfig) -> std::io::Resu
                     tracing::warn!("refused a connection from another user");
                     continue;
                 }
-                idle.as_mut().reset(Instant::now() + config.idle);
-                match handle(stream, &mut vault, &config).await {
-                    Ok(true) => break "lock requested",
-                    Ok(false) => {}
-                    Err(e) => tracing::debug!("client connection: {e}"),
-                }
+                let (slot, config, events) = (slot.clone(), config.clone(), events.clone());
+                tokio::spawn(async move {
+                    match timeout(CONNECTION_DEADLINE, handle(stream, &slot, &config, &events)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => tracing::debug!("client connection: {e}"),
+                        Err(_) => tracing::warn!("a client connection passed its deadline and was dropped"),
+                    }
+                });
             }
+            Some(event) = inbox.recv() => match event {
+                Event::Used => idle.as_mut().reset(Instant::now() + config.idle),
+                Event::Locked => break "lock requested",
+            },
             () = &mut idle => break "idle timeout",
             _ = term.recv() => break "terminated",
             _ = int.recv() => break "interrupted",
         }
     };
-    if let Some(v) = vault.take()
-        && let Err(e) = v.lock(reason).await
-    {
-        tracing::warn!("could not record the lock in the audit trail: {e}");
+    // A request stuck on the store holds the vault: wait for it only until its deadline.
+    match timeout(CONNECTION_DEADLINE, slot.lock()).await {
+        Ok(mut guard) => {
+            if let Some(v) = guard.take()
+                && let Err(e) = v.lock(reason).await
+            {
+                tracing::warn!("could not record the lock in the audit trail: {e}");
+            }
+        }
+        Err(_) => tracing::warn!("a request is stuck on the store; exiting without the lock record"),
     }
     tracing::info!("agent stopped: {reason}; keys wiped");
     Ok(())
@@ -92,32 +124,40 @@ async fn read_request(stream: &mut UnixStream) -> Result<Request, FrameError> {
     decode(&body)
 }
 
-/// Handles one connection; `true` when the agent must stop.
+/// Handles one connection: one request, one response.
 async fn handle(
     mut stream: UnixStream,
-    vault: &mut Option<Vault>,
+    slot: &Slot,
     config: &AgentConfig,
-) -> Result<bool, FrameError> {
+    events: &mpsc::UnboundedSender<Event>,
+) -> Result<(), FrameError> {
     let request = timeout(REQUEST_TIMEOUT, read_request(&mut stream))
         .await
         .map_err(|_| FrameError::Protocol("request timed out".into()))??;
-    let (response, stop) = dispatch(request, vault, config).await;
+    if !matches!(request, Request::Ping) {
+        let _ = events.send(Event::Used);
+    }
+    let response = match request {
+        Request::Ping => Response::Pong { unlocked: slot.lock().await.is_some(), pid: std::process::id() },
+        Request::Unlock { password } => unlock(password, &mut *slot.lock().await, config).await,
+        Request::Lock => {
+            // Keys are wiped before the client hears that they are.
+            if let Some(v) = slot.lock().await.take()
+                && let Err(e) = v.lock("lock requested").await
+            {
+                tracing::warn!("could not record the lock in the audit trail: {e}");
+            }
+            let _ = events.send(Event::Locked);
+            Response::Done
+        }
+        other => match slot.lock().await.as_mut() {
+            Some(vault) => execute(vault, other).await,
+            None => Response::Locked,
+        },
+    };
     stream.write_all(&encode(&response)?).await?;
     stream.flush().await?;
-    Ok(stop)
-}
-
-async fn dispatch(request: Request, slot: &mut Option<Vault>, config: &AgentConfig) -> (Response, bool) {
-    let request = match request {
-        Request::Ping => {
-            return (Response::Pong { unlocked: slot.is_some(), pid: std::process::id() }, false);
-        }
-        Request::Unlock { password } => return (unlock(password, slot, config).await, false),
-        Request::Lock => return (Response::Done, true),
-        other => other,
-    };
-    let Some(vault) = slot.as_mut() else { return (Response::Locked, false) };
-    (execute(vault, request).await, false)
+    Ok(())
 }
 
 /// Runs one vault request: the agent's dispatch, also used by the CLI when no agent runs.

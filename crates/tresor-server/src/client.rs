@@ -11,8 +11,30 @@ pub fn socket_path(runtime_dir: &Path, location: &str) -> PathBuf {
     runtime_dir.join(format!("agent-{id}.sock"))
 }
 
+/// Checks that `dir` is a directory of our own, mode 0700, not a symlink: the only kind of place
+/// an agent socket may live.
+pub fn check_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::symlink_metadata(dir)?;
+    let ours = meta.uid() == rustix::process::geteuid().as_raw();
+    if !meta.file_type().is_dir() || !ours || meta.permissions().mode() & 0o077 != 0 {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("{} must be a directory owned by this user with mode 0700", dir.display()),
+        ));
+    }
+    Ok(())
+}
+
 /// Sends one request. `Ok(None)`: no agent listens there.
 pub fn request(socket: &Path, req: &Request, wait: Duration) -> Result<Option<Response>, FrameError> {
+    if let Some(dir) = socket.parent() {
+        match check_private_dir(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+    }
     let mut stream = match UnixStream::connect(socket) {
         Ok(s) => s,
         Err(e)
@@ -22,6 +44,16 @@ pub fn request(socket: &Path, req: &Request, wait: Duration) -> Result<Option<Re
         }
         Err(e) => return Err(e.into()),
     };
+    // Only an agent of our own user may hear a password or a value: a socket planted by another
+    // user (in a shared /tmp, say) is refused before anything is written to it.
+    let peer = rustix::net::sockopt::socket_peercred(&stream).map_err(std::io::Error::from)?;
+    if peer.uid != rustix::process::geteuid() {
+        return Err(FrameError::Protocol(format!(
+            "{} is served by another user (uid {}): refusing to talk to it",
+            socket.display(),
+            peer.uid.as_raw()
+        )));
+    }
     stream.set_read_timeout(Some(wait))?;
     stream.set_write_timeout(Some(wait))?;
     write_msg(&mut stream, req)?;

@@ -14,7 +14,6 @@ use crate::layout::{self, parse_seq};
 use crate::store::Store;
 use crate::trust::TrustState;
 use crate::vault::{Options, Vault};
-use futures::{StreamExt, TryStreamExt};
 use tresor_crypto::{Password, Purpose, derive_key, mac, verify_mac};
 
 const MAGIC: &[u8; 8] = b"TRSRARC1";
@@ -46,21 +45,7 @@ fn valid_name(name: &str) -> bool {
 pub async fn export(vault: &mut Vault) -> Result<Vec<u8>> {
     vault.verify().await?;
     vault.audit_op("export", None).await?;
-    let store = vault.store().clone();
-    let names: Vec<String> =
-        store.list_all().await?.into_iter().filter(|n| !n.starts_with("probe/")).collect();
-    let objects: Vec<(String, bytes::Bytes)> = futures::stream::iter(names)
-        .map(|name| {
-            let store = store.clone();
-            async move {
-                let bytes = store.get(&name).await?;
-                Ok::<_, Error>(bytes.map(|b| (name, b)))
-            }
-        })
-        .buffered(32)
-        .try_filter_map(|x| async move { Ok(x) })
-        .try_collect()
-        .await?;
+    let objects = vault.authenticated_objects().await?;
     let mut out = Vec::new();
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&vault.vault_id());
@@ -136,9 +121,23 @@ pub async fn import(store: Store, bytes: &[u8], password: &Password, opts: Optio
     }
     store.probe().await?;
     let count = archive.objects.len();
-    for (name, object) in archive.objects {
-        if store.create(&name, object).await? == crate::store::Created::AlreadyExists {
-            return Err(Error::Conflict(format!("{name} appeared while importing")));
+    // The key file goes last: until it is written the location holds no vault, so an import cut
+    // short (full disk, crash) never opens as an older vault.
+    let (keyfiles, mut objects): (Vec<_>, Vec<_>) =
+        archive.objects.into_iter().partition(|(n, _)| parse_seq(n, layout::KEYFILE_DIR).is_some());
+    objects.extend(keyfiles);
+    for (done, (name, object)) in objects.into_iter().enumerate() {
+        let written = match store.create(&name, object).await {
+            Ok(crate::store::Created::Yes) => Ok(()),
+            Ok(crate::store::Created::AlreadyExists) => Err(format!("{name} appeared while importing")),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(why) = written {
+            return Err(Error::Store(format!(
+                "import stopped after {done} of {count} objects ({why}); the location holds no usable \
+                 vault: empty {} and import again",
+                store.location()
+            )));
         }
     }
     opts.trust.reset(&archive.vault_id, store.location(), &TrustState::default())?;

@@ -87,7 +87,7 @@ impl Index {
                 if let Some(v) = self
                     .entries
                     .get_mut(path)
-                    .and_then(|e| e.versions.iter_mut().find(|v| v.version == *version))
+                    .and_then(|e| e.versions.iter_mut().rev().find(|v| v.version == *version))
                 {
                     v.deleted_ms = Some(time_ms);
                 }

@@ -18,6 +18,7 @@ use tresor_crypto::KdfParams;
 
 /// What this machine has seen of one vault at one location.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct TrustState {
     /// Newest commit sequence seen.
     pub log_seq: u64,
@@ -29,14 +30,27 @@ pub struct TrustState {
     pub audit_link: String,
     /// Newest key file generation seen.
     pub keyfile_generation: u64,
-    /// KDF parameters of the last successful unlock: `[m_kib, t, p]`.
+    /// KDF parameters of the newest key file generation unlocked here: `[m_kib, t, p]`.
     pub kdf: Option<[u32; 3]>,
+    /// The key file generation those parameters belong to.
+    pub kdf_generation: u64,
 }
 
 impl TrustState {
-    /// The pinned KDF parameters, if any.
-    pub fn pinned_kdf(&self) -> Option<KdfParams> {
-        self.kdf.map(|[m_kib, t, p]| KdfParams { m_kib, t, p })
+    /// The pinned KDF parameters for a key file of `generation`: a key file of the generation
+    /// this machine unlocked must keep its parameters (a newer one, from a password change made
+    /// elsewhere, may legitimately lower them).
+    pub fn pinned_kdf(&self, generation: u64) -> Option<KdfParams> {
+        self.kdf.filter(|_| generation == self.kdf_generation).map(|[m_kib, t, p]| KdfParams { m_kib, t, p })
+    }
+
+    /// Records the parameters of key file `generation` (ignored for an older generation, so a
+    /// long-lived handle cannot pin stale parameters after a password change).
+    pub fn saw_kdf(&mut self, generation: u64, params: &KdfParams) {
+        if generation >= self.kdf_generation {
+            self.kdf = Some([params.m_kib, params.t, params.p]);
+            self.kdf_generation = generation;
+        }
     }
 
     /// Records a newer commit (ignored when not newer).

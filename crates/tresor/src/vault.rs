@@ -322,7 +322,7 @@ impl Vault {
             });
         }
         store.probe().await?;
-        let (root, kdf) = match keyfile.unlock(password, trust.pinned_kdf().as_ref()) {
+        let (root, kdf) = match keyfile.unlock(password, trust.pinned_kdf(keyfile.generation).as_ref()) {
             Ok(opened) => opened,
             Err(Error::AuthFailed) => {
                 opts.trust.record_failed_attempt(&keyfile.vault_id, &location, now_ms())?;
@@ -377,7 +377,7 @@ impl Vault {
             t.saw_commit(log.seq, &log.link);
             t.saw_audit(audit.seq, &audit.link);
             t.keyfile_generation = t.keyfile_generation.max(generation);
-            t.kdf = Some([kdf.m_kib, kdf.t, kdf.p]);
+            t.saw_kdf(generation, &kdf);
         })?;
         Ok(())
     }
@@ -736,6 +736,11 @@ impl Vault {
     }
 
     async fn read_blob(&mut self, blob: &BlobRef) -> Result<SecretBytes> {
+        self.open_blob(blob).await.map(|(_, value)| value)
+    }
+
+    /// A blob's envelope and its authenticated value.
+    async fn open_blob(&mut self, blob: &BlobRef) -> Result<(Bytes, SecretBytes)> {
         let name = layout::blob(blob.epoch, &blob.id);
         let envelope = self.store.get(&name).await?.ok_or_else(|| {
             Error::integrity(ObjectKind::ValueBlob, &name, "is missing: the store lost or removed it")
@@ -757,7 +762,58 @@ impl Vault {
                 "has a different size than its commit records",
             ));
         }
-        Ok(value)
+        Ok((envelope, value))
+    }
+
+    /// Every object of the vault, each read afresh and authenticated, in restore order: value
+    /// blobs, epoch keys, audit records and commits in sequence, the key file last. Nothing the
+    /// vault does not know (stray files, links planted by the store) is included.
+    pub(crate) async fn authenticated_objects(&mut self) -> Result<Vec<(String, Bytes)>> {
+        let mut out = Vec::new();
+        let blobs: Vec<BlobRef> = self.index.blobs().copied().collect();
+        let mut epochs: Vec<u32> = blobs.iter().map(|b| b.epoch).chain([self.epoch]).collect();
+        epochs.sort_unstable();
+        epochs.dedup();
+        for blob in &blobs {
+            let (envelope, _) = self.open_blob(blob).await?;
+            out.push((layout::blob(blob.epoch, &blob.id), envelope));
+        }
+        for epoch in epochs {
+            let name = layout::epoch_key(epoch);
+            let wrapped = self
+                .store
+                .get(&name)
+                .await?
+                .ok_or_else(|| Error::integrity(ObjectKind::EpochKey, &name, "is missing"))?;
+            unwrap_key(&self.keys.shield, &epoch_aad(&self.vault_id, epoch), &wrapped).map_err(|_| {
+                Error::integrity(ObjectKind::EpochKey, &name, "does not authenticate: tampered or forged")
+            })?;
+            out.push((name, wrapped));
+        }
+        for kind in [LogKind::Audit, LogKind::Commit] {
+            let chain = match kind {
+                LogKind::Audit => &self.keys.audit,
+                LogKind::Commit => &self.keys.commit,
+            };
+            let mut prev = GENESIS;
+            let mut entries = std::pin::pin!(self.log_entries(kind, self.log_seqs(kind).await?));
+            while let Some((seq, bytes)) = entries.try_next().await? {
+                chain.open(seq, &prev, &bytes)?;
+                prev = chain.link(&bytes);
+                out.push((kind.name(seq), bytes));
+            }
+        }
+        let name = layout::keyfile(self.keyfile.generation);
+        let keyfile = self
+            .store
+            .get(&name)
+            .await?
+            .ok_or_else(|| Error::integrity(ObjectKind::KeyFile, &name, "is missing"))?;
+        if tresor_crypto::hash(&keyfile) != self.keyfile_hash {
+            return Err(Error::integrity(ObjectKind::KeyFile, &name, "changed while the vault was open"));
+        }
+        out.push((name, keyfile));
+        Ok(out)
     }
 
     fn check_value(&self, value: &[u8]) -> Result<()> {
@@ -813,9 +869,13 @@ impl Vault {
 
     /// Stores several secrets in one commit (all or none); `op` names it in the audit trail.
     pub async fn set_many(&mut self, op: &str, items: &[(&str, &[u8])]) -> Result<Vec<u64>> {
+        let mut seen = std::collections::HashSet::new();
         for (path, value) in items {
             validate_path(path)?;
             self.check_value(value)?;
+            if !seen.insert(*path) {
+                return Err(Error::Invalid(format!("{path} appears twice in one write")));
+            }
         }
         self.refresh().await?;
         let mut puts = Vec::with_capacity(items.len());
