@@ -39,6 +39,28 @@ pub fn blob(epoch: u32, id: &[u8; 16]) -> String {
     format!("{BLOB_DIR}/{epoch:010}/{}", hex::encode(id))
 }
 
+/// The largest object of each kind tresor reads; the store cannot make a reader allocate more.
+pub fn size_limit(name: &str) -> u64 {
+    match name.split('/').next() {
+        Some(KEYFILE_DIR) | Some(EPOCH_DIR) => 64 << 10,
+        Some(AUDIT_DIR) => 1 << 20,
+        // Commits (a large import) and blobs: the envelope limit plus headers and padding slack.
+        _ => (tresor_crypto::payload::MAX_PLAINTEXT as u64) * 9 / 8 + (1 << 20),
+    }
+}
+
+/// The kind of object a name holds.
+pub fn kind_of(name: &str) -> crate::ObjectKind {
+    use crate::ObjectKind;
+    match name.split('/').next() {
+        Some(KEYFILE_DIR) => ObjectKind::KeyFile,
+        Some(EPOCH_DIR) => ObjectKind::EpochKey,
+        Some(LOG_DIR) => ObjectKind::Commit,
+        Some(AUDIT_DIR) => ObjectKind::AuditRecord,
+        _ => ObjectKind::ValueBlob,
+    }
+}
+
 /// The number at the end of a sequenced name (`log/000…42` → 42), if it is one of ours.
 pub fn parse_seq(name: &str, dir: &str) -> Option<u64> {
     let digits = name.strip_prefix(dir)?.strip_prefix('/')?;

@@ -130,9 +130,15 @@ impl Store {
         }
     }
 
-    /// Reads an object; `None` if it does not exist.
+    /// Reads an object; `None` if it does not exist. An object larger than its kind's limit
+    /// ([`crate::layout::size_limit`]) is refused before it is read.
     pub async fn get(&self, name: &str) -> Result<Option<Bytes>> {
         match self.inner.get(&self.path(name)).await {
+            Ok(r) if r.meta.size > crate::layout::size_limit(name) => Err(Error::integrity(
+                crate::layout::kind_of(name),
+                name,
+                format!("is {} bytes, more than any object of its kind", r.meta.size),
+            )),
             Ok(r) => Ok(Some(r.bytes().await.map_err(store_err)?)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(store_err(e)),

@@ -562,13 +562,18 @@ impl Vault {
     /// The newest audit record at or after `from` (which must exist, or be 0): records appended
     /// by other writers since are found by galloping forward, then bisecting.
     async fn scan_audit_head(&self, from: u64) -> Result<Head> {
+        // The store chooses which names exist: the arithmetic must not overflow, and the search
+        // is bounded by 64 doublings.
         let mut lo = from;
-        let mut step = 1;
-        while self.store.exists(&layout::audit(lo + step)).await? {
-            lo += step;
+        let mut step: u64 = 1;
+        while let Some(probe) = lo.checked_add(step)
+            && step < 1 << 62
+            && self.store.exists(&layout::audit(probe)).await?
+        {
+            lo = probe;
             step *= 2;
         }
-        let mut hi = lo + step;
+        let mut hi = lo.saturating_add(step);
         while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2;
             if self.store.exists(&layout::audit(mid)).await? {
