@@ -21,6 +21,8 @@ pub struct Store {
     /// The same backend without per-write fsync, for objects whose loss on power failure is
     /// tolerable (audit records of reads; see ARCHITECTURE.md). Same as `inner` elsewhere.
     relaxed: Arc<dyn ObjectStore>,
+    /// The directory of a local store: where [`Store::sync`] has work to do.
+    local_root: Option<std::path::PathBuf>,
     prefix: Option<Path>,
     location: String,
 }
@@ -87,12 +89,13 @@ impl Store {
             LocalFileSystem::new_with_prefix(&canonical).map_err(store_err)?.with_automatic_cleanup(true);
         let mut store = Store::from_object_store(Arc::new(fs), None, &canonical.display().to_string());
         store.relaxed = Arc::new(relaxed);
+        store.local_root = Some(canonical);
         Ok(store)
     }
 
     /// Wraps any `object_store` backend; `prefix` scopes the vault inside it.
     pub fn from_object_store(inner: Arc<dyn ObjectStore>, prefix: Option<Path>, location: &str) -> Store {
-        Store { relaxed: inner.clone(), inner, prefix, location: location.to_string() }
+        Store { relaxed: inner.clone(), inner, local_root: None, prefix, location: location.to_string() }
     }
 
     /// The canonical location string (used to key machine-local state).
@@ -128,6 +131,31 @@ impl Store {
             }
             Err(e) => Err(store_err(e)),
         }
+    }
+
+    /// Makes objects written with [`Durability::Relaxed`] durable. Local directory: a few files
+    /// are fsynced one by one (and their directories); many at once, the whole filesystem is
+    /// synced with one `syncfs`. Other backends are durable when a write returns: nothing to do.
+    pub fn sync(&self, names: &[String]) -> Result<()> {
+        let Some(root) = &self.local_root else { return Ok(()) };
+        if names.is_empty() {
+            return Ok(());
+        }
+        let fail = |e: std::io::Error| Error::Store(format!("cannot sync {}: {e}", root.display()));
+        if names.len() > 4 {
+            let dir = std::fs::File::open(root).map_err(fail)?;
+            return rustix::fs::syncfs(&dir).map_err(|e| fail(e.into()));
+        }
+        let mut dirs = std::collections::BTreeSet::new();
+        for name in names {
+            let path = root.join(name);
+            std::fs::File::open(&path).and_then(|f| f.sync_data()).map_err(fail)?;
+            dirs.extend(path.parent().map(std::path::Path::to_path_buf));
+        }
+        for dir in dirs {
+            std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(fail)?;
+        }
+        Ok(())
     }
 
     /// Reads an object; `None` if it does not exist. An object larger than its kind's limit

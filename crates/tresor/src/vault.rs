@@ -26,7 +26,7 @@ pub const DEFAULT_MAX_VALUE: usize = 1 << 20;
 /// How often a write retries after losing a race for the next commit.
 const MAX_RETRIES: usize = 64;
 /// Audit records appended without pinning the head in the trust state, at most.
-const PIN_EVERY: u32 = 64;
+const PIN_EVERY: usize = 64;
 /// Concurrent reads when replaying a log.
 const READ_AHEAD: usize = 32;
 
@@ -149,15 +149,16 @@ pub struct Vault {
     index: Index,
     opts: Options,
     failed_attempts: Vec<u64>,
-    /// Audit records appended since the trust state last pinned the audit head.
-    unpinned_audits: u32,
+    /// Audit records written without fsync and not yet made durable: never pinned, anchored or
+    /// chained onto by a durable record before [`Store::sync`] has made them durable.
+    unsynced: Vec<String>,
 }
 
 impl Drop for Vault {
     /// Pins the newest audit head (without fsync) so that a store dropping the records of this
     /// session's reads is caught at the next unlock. The keys are wiped by their own drops.
     fn drop(&mut self) {
-        if self.unpinned_audits > 0 {
+        if !self.unsynced.is_empty() {
             let _ = self.save_trust();
         }
     }
@@ -262,7 +263,7 @@ impl Vault {
             index: Index::default(),
             opts,
             failed_attempts: Vec::new(),
-            unpinned_audits: 0,
+            unsynced: Vec::new(),
         }
     }
 
@@ -334,11 +335,13 @@ impl Vault {
         vault.logged_keyfile = (0, None);
         vault.replay(&trust).await?;
         vault.check_keyfile()?;
-        vault.find_audit_head(&trust).await?;
+        let repaired = vault.find_audit_head(&trust).await?;
         let failed = vault.opts.trust.failed_attempts(&vault.vault_id, &location)?;
-        let detail = failed
+        let attempts = failed
             .first()
             .map(|first| format!("{} failed attempts since {}", failed.len(), format_time(*first)));
+        let notes: Vec<String> = attempts.into_iter().chain(repaired).collect();
+        let detail = (!notes.is_empty()).then(|| notes.join("; "));
         vault.audit_append("unlock", None, Outcome::Ok, detail, Durability::Sync).await?;
         if !failed.is_empty() {
             vault.opts.trust.clear_failed_attempts(&vault.vault_id, &location)?;
@@ -368,8 +371,17 @@ impl Vault {
         self.opts.max_value
     }
 
+    /// Makes every audit record written so far durable.
+    fn sync_audit(&mut self) -> Result<()> {
+        self.store.sync(&self.unsynced)?;
+        self.unsynced.clear();
+        Ok(())
+    }
+
+    /// Pins what this handle has seen in the trust state. Only durable state is pinned: a pin of a
+    /// record that a power failure then loses would be a false alarm at the next unlock.
     fn save_trust(&mut self) -> Result<()> {
-        self.unpinned_audits = 0;
+        self.sync_audit()?;
         let (log, audit) = (self.log, self.audit);
         let (generation, kdf) = (self.keyfile.generation, self.kdf);
         let location = self.store.location().to_string();
@@ -513,6 +525,8 @@ impl Vault {
                     .then_some(AuditAnchor { seq: self.audit.seq, link: self.audit.link }),
                 ops,
             };
+            // The commit anchors the audit head: it must be durable first.
+            self.sync_audit()?;
             let seq = self.log.seq + 1;
             let entry = self.keys.commit.seal(seq, &self.log.link, &encode(&commit)?)?;
             if self.create_idempotent(&layout::commit(seq), &entry, Durability::Sync).await? {
@@ -541,22 +555,65 @@ impl Vault {
 
     // ---- the audit trail ------------------------------------------------------------------------
 
-    async fn find_audit_head(&mut self, trust: &TrustState) -> Result<()> {
-        let anchored = self.last_anchor.map_or(0, |a| a.seq);
-        let lo = anchored.max(trust.audit_seq);
-        if lo > 0 && !self.store.exists(&layout::audit(lo)).await? {
-            let names = self.store.list(layout::AUDIT_DIR).await?;
-            let served = names.iter().filter_map(|n| parse_seq(n, layout::AUDIT_DIR)).max().unwrap_or(0);
-            return Err(Error::Rollback { kind: ObjectKind::AuditRecord, seen: lo, served });
+    /// Finds the head of the audit trail at unlock. The pinned record (the newest one anchored in
+    /// the commit log or pinned in the trust state) must be there with the link that was pinned;
+    /// records after it are authenticated one by one. Unreadable records after the pin are what a
+    /// power failure leaves of records written without fsync: they are removed (they were never
+    /// pinned, so the store could have removed them as well) and the unlock record says so.
+    async fn find_audit_head(&mut self, trust: &TrustState) -> Result<Option<String>> {
+        let anchor = self.last_anchor;
+        let pinned = anchor.map_or(0, |a| a.seq).max(trust.audit_seq);
+        let mut head = EMPTY;
+        if pinned > 0 {
+            let Some(bytes) = self.store.get(&layout::audit(pinned)).await? else {
+                let served = self.log_seqs(LogKind::Audit).await?.last().copied().unwrap_or(0);
+                return Err(Error::Rollback { kind: ObjectKind::AuditRecord, seen: pinned, served });
+            };
+            head = Head { seq: pinned, link: self.keys.audit.link(&bytes) };
         }
-        self.audit = self.scan_audit_head(lo).await?;
-        if trust.audit_seq > 0
-            && trust.audit_seq == self.audit.seq
-            && hex::encode(self.audit.link) != trust.audit_link
+        if let Some(a) = anchor
+            && self.audit_link(a.seq).await? != a.link
         {
+            let detail = "differs from the one the commit log anchors";
+            return Err(Error::integrity(ObjectKind::AuditRecord, &layout::audit(a.seq), detail));
+        }
+        if trust.audit_seq > 0 && hex::encode(self.audit_link(trust.audit_seq).await?) != trust.audit_link {
             return Err(Error::Fork { kind: ObjectKind::AuditRecord, seq: trust.audit_seq });
         }
-        Ok(())
+        let scanned = self.scan_audit_head(pinned).await?;
+        let mut torn = None;
+        for seq in pinned + 1..=scanned.seq {
+            match self.store.get(&layout::audit(seq)).await? {
+                Some(bytes) if self.keys.audit.open(seq, &head.link, &bytes).is_ok() => {
+                    head = Head { seq, link: self.keys.audit.link(&bytes) };
+                }
+                _ => {
+                    torn = Some(seq);
+                    break;
+                }
+            }
+        }
+        self.audit = head;
+        let Some(from) = torn else { return Ok(None) };
+        for seq in from..=scanned.seq {
+            self.store.delete(&layout::audit(seq)).await?;
+        }
+        Ok(Some(format!(
+            "removed {} unreadable unpinned audit records ({from}..={}), as a power failure leaves them",
+            scanned.seq - from + 1,
+            scanned.seq
+        )))
+    }
+
+    /// The link of audit record `seq`, which must exist.
+    async fn audit_link(&self, seq: u64) -> Result<Link> {
+        let name = layout::audit(seq);
+        let bytes = self
+            .store
+            .get(&name)
+            .await?
+            .ok_or_else(|| Error::integrity(ObjectKind::AuditRecord, &name, "is pinned but missing"))?;
+        Ok(self.keys.audit.link(&bytes))
     }
 
     /// The newest audit record at or after `from` (which must exist, or be 0): records appended
@@ -613,22 +670,33 @@ impl Vault {
         };
         let plain = encode(&record)?;
         let audit_err = |e: Error| Error::Audit(e.to_string());
+        if durability == Durability::Sync {
+            // A durable record must not chain onto records a power failure could still tear.
+            self.sync_audit().map_err(audit_err)?;
+        }
         for _ in 0..MAX_RETRIES {
             let seq = self.audit.seq + 1;
             let entry = self.keys.audit.seal(seq, &self.audit.link, &plain).map_err(audit_err)?;
             let name = layout::audit(seq);
             if self.create_idempotent(&name, &entry, durability).await.map_err(audit_err)? {
                 self.audit = Head { seq, link: self.keys.audit.link(&entry) };
-                // The head is pinned in the trust state by the next commit, by `lock` or drop,
-                // and every PIN_EVERY records in between (a long-running agent that is killed).
-                self.unpinned_audits += 1;
-                if self.unpinned_audits >= PIN_EVERY {
+                // The head is made durable and pinned by the next durable record or commit, by
+                // `lock` or drop, and every PIN_EVERY records in between (an agent killed -9).
+                if durability == Durability::Relaxed {
+                    self.unsynced.push(name);
+                }
+                if self.unsynced.len() >= PIN_EVERY {
                     self.save_trust().map_err(audit_err)?;
                 }
                 return Ok(());
             }
             // Other writers appended since we last looked: catch up to the head, chain onto it.
+            // Their records may not be durable yet either: make them so before we chain onto them.
             self.audit = self.scan_audit_head(seq).await.map_err(audit_err)?;
+            self.unsynced.extend((seq..=self.audit.seq).map(layout::audit));
+            if durability == Durability::Sync {
+                self.sync_audit().map_err(audit_err)?;
+            }
         }
         Err(Error::Audit("too many concurrent writers".into()))
     }

@@ -124,11 +124,29 @@ async fn fail_flipped_newest_audit_record() {
             assert_integrity(&e, ObjectKind::AuditRecord, Some(&name));
         }
     }
-    // A machine that never saw the vault opens it, but verify finds the record.
+    // Record 4 is anchored in the commit log: a machine that never saw the vault refuses it too.
+    let fresh = env.path("fresh-trust");
+    let e = err(env.unlock_with(&fresh, common::PASSWORD).await);
+    assert_integrity(&e, ObjectKind::AuditRecord, Some(&name));
+}
+
+#[tokio::test]
+async fn unpinned_unreadable_audit_records_are_removed_and_reported() {
+    // Reads append records without fsync; a power failure can leave them torn. Past the last pin
+    // such a record is removed at the next unlock, and the unlock record says so.
+    let (env, _) = setup().await;
+    let mut v = env.unlock_with(&env.path("other-trust"), common::PASSWORD).await.unwrap();
+    v.get("db/password", None).await.unwrap();
+    drop(v);
+    let newest = env.objects(layout::AUDIT_DIR).last().unwrap().clone();
+    std::fs::write(env.obj(&newest), b"").unwrap();
     let fresh = env.path("fresh-trust");
     let mut v = env.unlock_with(&fresh, common::PASSWORD).await.unwrap();
-    let e = err(v.verify().await);
-    assert_integrity(&e, ObjectKind::AuditRecord, Some(&name));
+    v.verify().await.unwrap();
+    let trail = v.audit_trail().await.unwrap();
+    let unlock = trail.iter().rev().find(|(_, r)| r.op == "unlock").unwrap();
+    let detail = unlock.1.detail.clone().unwrap_or_default();
+    assert!(detail.contains("removed 1 unreadable unpinned audit records"), "{detail}");
 }
 
 #[tokio::test]
