@@ -1,0 +1,49 @@
+//! The real binary on a real S3-compatible server (moto, started by `.ci/run`): `--vault s3://…`
+//! works like a directory, directly and through the agent. Skipped without `TRESOR_TEST_S3`,
+//! unless `TRESOR_REQUIRE_S3` is set (as in CI).
+#![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
+
+mod common;
+
+use common::{Env, KDF};
+
+fn s3_location() -> Option<String> {
+    match std::env::var("TRESOR_TEST_S3") {
+        Ok(base) => Some(format!("{}/cli-{}", base.trim_end_matches('/'), common::random_hex(8))),
+        Err(_) if std::env::var_os("TRESOR_REQUIRE_S3").is_some() => {
+            panic!("TRESOR_REQUIRE_S3 is set but TRESOR_TEST_S3 is not: start the S3 server (.ci/run)")
+        }
+        Err(_) => {
+            eprintln!("skipped: TRESOR_TEST_S3 is not set (bash .ci/run starts a local S3 server)");
+            None
+        }
+    }
+}
+
+#[test]
+fn cli_on_s3_directly_and_through_the_agent() {
+    let Some(location) = s3_location() else { return };
+    let mut env = Env::new();
+    // TRESOR_VAULT for every command, the agent guard's `lock` included.
+    env.vault = location.clone().into();
+    let v: [&str; 0] = [];
+    let out = env.run_pw(&[&v[..], &["init"], &KDF[..]].concat(), b"").ok();
+    assert!(common::is_hex(out.text().trim(), 32), "{}", out.text());
+    env.run_pw(&[&v[..], &["set", "db/password"]].concat(), b"s3-secret").ok();
+    assert_eq!(env.run_pw(&[&v[..], &["get", "db/password"]].concat(), b"").ok().stdout, b"s3-secret");
+
+    let guard = env.agent_guard();
+    env.run_pw(&[&v[..], &["unlock"]].concat(), b"").ok();
+    // Through the agent: no password needed.
+    assert_eq!(env.run(&[&v[..], &["get", "db/password"]].concat(), b"").ok().stdout, b"s3-secret");
+    env.run(&[&v[..], &["set", "api/token"]].concat(), b"tok").ok();
+    let listed = env.run(&[&v[..], &["list"]].concat(), b"").ok().text();
+    assert_eq!(listed.lines().collect::<Vec<_>>(), ["api/token", "db/password"]);
+    assert!(env.run(&[&v[..], &["audit", "verify"]].concat(), b"").ok().text().contains("verified"));
+    env.run(&[&v[..], &["lock"]].concat(), b"").ok();
+    drop(guard);
+    // An empty prefix of the bucket holds no vault.
+    let empty = format!("{location}-empty");
+    let out = env.run_pw(&["--vault", empty.as_str(), "get", "x"], b"").expect(8);
+    assert!(out.stderr.contains("tresor init"), "{}", out.stderr);
+}
