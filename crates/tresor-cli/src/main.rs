@@ -122,6 +122,10 @@ enum Command {
         /// Read the value from this file.
         #[arg(long, value_name = "FILE", conflicts_with = "value")]
         file: Option<PathBuf>,
+        /// Check-and-set: write only if the secret is at version N (0: only if it does not exist);
+        /// otherwise fail with exit code 6 and write nothing.
+        #[arg(long, value_name = "N")]
+        cas: Option<u64>,
     },
     /// Print a secret's value (exact bytes) to stdout.
     #[command(arg_required_else_help = true)]
@@ -199,6 +203,12 @@ enum Command {
         /// Its format (detected by default).
         #[arg(long, value_enum)]
         format: Option<import::Format>,
+    },
+    /// Check the store: create-if-absent probe, what it holds, the vault's public header.
+    Doctor {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
     },
     /// Print shell completions.
     #[command(arg_required_else_help = true)]
@@ -328,7 +338,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Unlock { .. } => cmd_unlock(&mut ctx),
         Command::Lock => cmd_lock(&ctx),
         Command::Agent { .. } => cmd_agent(&ctx),
-        Command::Set { path, value, file } => {
+        Command::Set { path, value, file, cas } => {
             let value = match (value, file) {
                 (Some(v), _) => zeroize::Zeroizing::new(v.into_bytes()),
                 (None, Some(f)) => zeroize::Zeroizing::new(
@@ -351,7 +361,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                     limit: ctx.max_value,
                 }));
             }
-            let req = Request::Set { op: "set".into(), items: vec![(path.clone(), SecretBuf(value))] };
+            let req = Request::Set { op: "set".into(), items: vec![(path.clone(), SecretBuf(value))], cas };
             match request(&mut ctx, req)? {
                 Response::Versions(v) => {
                     eprintln!("{path}: version {}", v.first().copied().unwrap_or(0));
@@ -477,6 +487,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             other => Err(unexpected(other)),
         },
         Command::Import { file, format } => cmd_import(&mut ctx, &file, format),
+        Command::Doctor { json } => cmd_doctor(&ctx, json),
         Command::Completions { .. } => Ok(()),
     }
 }
@@ -779,6 +790,58 @@ fn cmd_passwd(
     Ok(())
 }
 
+/// `tresor doctor`: what the store supports and holds. Needs no password.
+fn cmd_doctor(ctx: &Ctx, json: bool) -> Result<(), CliError> {
+    let backend = match ctx.location.split_once("://") {
+        Some(("s3", _)) => "S3-compatible object store",
+        Some(("memory", _)) => "memory",
+        _ => "local directory",
+    };
+    let rt = runtime()?;
+    let store = Store::open(&ctx.location, false).map_err(|e| CliError::from_core(&e))?;
+    let (probe, names, vault) = rt.block_on(async {
+        let started = std::time::Instant::now();
+        let probe = store.probe().await.map(|()| started.elapsed());
+        let names = store.list_all().await;
+        let vault = tresor::vault::describe_locked(&store).await;
+        (probe, names, vault)
+    });
+    let names = names.map_err(|e| CliError::from_core(&e))?;
+    let mut counts = std::collections::BTreeMap::new();
+    for name in &names {
+        *counts.entry(name.split('/').next().unwrap_or_default().to_string()).or_insert(0u64) += 1;
+    }
+    if json {
+        print_json(&serde_json::json!({
+            "location": ctx.location,
+            "backend": backend,
+            "create_if_absent": probe.is_ok(),
+            "probe_ms": probe.as_ref().ok().map(|d| d.as_secs_f64() * 1000.0),
+            "objects": counts,
+            "vault": vault.as_ref().ok(),
+        }))?;
+    } else {
+        outln!("location: {}", ctx.location);
+        outln!("backend: {backend}");
+        match &probe {
+            Ok(d) => outln!("create-if-absent: ok (probe {:.1} ms)", d.as_secs_f64() * 1000.0),
+            Err(e) => outln!("create-if-absent: FAILED ({e})"),
+        }
+        let objects: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        outln!("objects: {}", if objects.is_empty() { "none".to_string() } else { objects.join(", ") });
+        match &vault {
+            Ok(v) => outln!(
+                "vault: {} (key file generation {}, {})",
+                v.vault_id,
+                v.keyfile_generation,
+                v.kdf.join(", ")
+            ),
+            Err(e) => outln!("vault: none ({e})"),
+        }
+    }
+    probe.map(|_| ()).map_err(|e| CliError::from_core(&e))
+}
+
 fn cmd_import(ctx: &mut Ctx, file: &Path, format: Option<import::Format>) -> Result<(), CliError> {
     let bytes = zeroize::Zeroizing::new(
         std::fs::read(file).map_err(|e| CliError::input(format!("cannot read {}: {e}", file.display())))?,
@@ -798,7 +861,7 @@ fn cmd_import(ctx: &mut Ctx, file: &Path, format: Option<import::Format>) -> Res
     }
     let items = import::parse(format, &bytes).map_err(CliError::input)?;
     let count = items.len();
-    let req = Request::Set { op: "import".into(), items };
+    let req = Request::Set { op: "import".into(), items, cas: None };
     match request(ctx, req)? {
         Response::Versions(_) => {
             eprintln!("imported {count} secrets");

@@ -42,6 +42,9 @@ fn cli_on_s3_directly_and_through_the_agent() {
     assert!(env.run(&[&v[..], &["audit", "verify"]].concat(), b"").ok().text().contains("verified"));
     env.run(&[&v[..], &["lock"]].concat(), b"").ok();
     drop(guard);
+    let doctor = env.run(&["doctor"], b"").ok().text();
+    assert!(doctor.contains("backend: S3-compatible object store"), "{doctor}");
+    assert!(doctor.contains("create-if-absent: ok"), "{doctor}");
     // An empty prefix of the bucket holds no vault.
     let empty = format!("{location}-empty");
     let out = env.run_pw(&["--vault", empty.as_str(), "get", "x"], b"").expect(8);

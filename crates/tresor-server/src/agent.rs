@@ -166,7 +166,14 @@ pub async fn execute(vault: &mut Vault, request: Request) -> Response {
         Request::Get { path, version } => {
             vault.get(&path, version).await.map(|v| Response::Value(SecretBuf(v)))
         }
-        Request::Set { op, items } => {
+        Request::Set { items, cas: Some(cas), .. } if items.len() == 1 => {
+            let (path, value) = &items[0];
+            vault.set_cas(path, &value.0, cas).await.map(|v| Response::Versions(vec![v]))
+        }
+        Request::Set { cas: Some(_), .. } => {
+            Err(tresor::Error::Invalid("check-and-set takes exactly one secret".into()))
+        }
+        Request::Set { op, items, cas: None } => {
             let borrowed: Vec<(&str, &[u8])> =
                 items.iter().map(|(p, v)| (p.as_str(), v.0.as_slice())).collect();
             vault.set_many(&op, &borrowed).await.map(Response::Versions)

@@ -61,6 +61,8 @@ pub enum Request {
         op: String,
         /// Paths and values.
         items: Vec<(String, SecretBuf)>,
+        /// Check-and-set: the version the (single) secret must be at (0: absent).
+        cas: Option<u64>,
     },
     /// Delete a secret.
     Delete {
@@ -194,13 +196,17 @@ mod tests {
 
     #[test]
     fn frames_roundtrip() {
-        let req =
-            Request::Set { op: "set".into(), items: vec![("a/b".into(), SecretBuf::new(b"v".to_vec()))] };
+        let req = Request::Set {
+            op: "set".into(),
+            items: vec![("a/b".into(), SecretBuf::new(b"v".to_vec()))],
+            cas: Some(3),
+        };
         let frame = encode(&req).unwrap();
         let back: Request = read_msg(&mut frame.as_slice()).unwrap();
         match back {
-            Request::Set { op, items } => {
+            Request::Set { op, items, cas } => {
                 assert_eq!(op, "set");
+                assert_eq!(cas, Some(3));
                 assert_eq!(items[0].0, "a/b");
                 assert_eq!(items[0].1.0.as_slice(), b"v");
             }

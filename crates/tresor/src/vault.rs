@@ -940,8 +940,20 @@ impl Vault {
         versions.first().copied().ok_or_else(|| Error::Invalid("nothing was written".into()))
     }
 
+    /// Stores a new version of `path` only if its current version is `cas` (0: only if it has no
+    /// live version), as Vault's KV v2 check-and-set: another writer's newer version makes it fail
+    /// with [`Error::Conflict`] and nothing is written.
+    pub async fn set_cas(&mut self, path: &str, value: &[u8], cas: u64) -> Result<u64> {
+        let versions = self.put("set", &[(path, value)], Some(cas)).await?;
+        versions.first().copied().ok_or_else(|| Error::Invalid("nothing was written".into()))
+    }
+
     /// Stores several secrets in one commit (all or none); `op` names it in the audit trail.
     pub async fn set_many(&mut self, op: &str, items: &[(&str, &[u8])]) -> Result<Vec<u64>> {
+        self.put(op, items, None).await
+    }
+
+    async fn put(&mut self, op: &str, items: &[(&str, &[u8])], cas: Option<u64>) -> Result<Vec<u64>> {
         let mut seen = std::collections::HashSet::new();
         for (path, value) in items {
             validate_path(path)?;
@@ -991,14 +1003,22 @@ impl Vault {
         }
         let result = self
             .commit(|index| {
-                Ok(puts
-                    .iter()
-                    .map(|(path, blob)| Op::Put {
-                        path: path.clone(),
-                        version: index.get(path).map_or(1, |e| e.next_version()),
-                        blob: *blob,
+                puts.iter()
+                    .map(|(path, blob)| {
+                        // Checked against the index as of the commit being built: after a lost race
+                        // the check runs again on the winner's state.
+                        if let Some(expected) = cas {
+                            let current = index.get(path).and_then(|e| e.live()).map_or(0, |v| v.version);
+                            if current != expected {
+                                return Err(Error::Conflict(format!(
+                                    "check-and-set failed: {path} is at version {current}, not {expected}"
+                                )));
+                            }
+                        }
+                        let version = index.get(path).map_or(1, |e| e.next_version());
+                        Ok(Op::Put { path: path.clone(), version, blob: *blob })
                     })
-                    .collect())
+                    .collect()
             })
             .await;
         match result {
