@@ -189,6 +189,12 @@ impl Store {
         }
     }
 
+    /// Reads an object the vault knows must be there; a missing one is an integrity error naming
+    /// its kind, with `detail` saying how it went missing.
+    pub async fn get_required(&self, name: &str, detail: &str) -> Result<Bytes> {
+        self.get(name).await?.ok_or_else(|| Error::integrity(crate::layout::kind_of(name), name, detail))
+    }
+
     /// Whether an object exists.
     pub async fn exists(&self, name: &str) -> Result<bool> {
         match self.inner.head(&self.path(name)).await {

@@ -608,11 +608,7 @@ impl Vault {
     /// The link of audit record `seq`, which must exist.
     async fn audit_link(&self, seq: u64) -> Result<Link> {
         let name = layout::audit(seq);
-        let bytes = self
-            .store
-            .get(&name)
-            .await?
-            .ok_or_else(|| Error::integrity(ObjectKind::AuditRecord, &name, "is pinned but missing"))?;
+        let bytes = self.store.get_required(&name, "is pinned but missing").await?;
         Ok(self.keys.audit.link(&bytes))
     }
 
@@ -642,11 +638,7 @@ impl Vault {
         if lo == 0 {
             return Ok(EMPTY);
         }
-        let name = layout::audit(lo);
-        let bytes =
-            self.store.get(&name).await?.ok_or_else(|| {
-                Error::integrity(ObjectKind::AuditRecord, &name, "vanished while being read")
-            })?;
+        let bytes = self.store.get_required(&layout::audit(lo), "vanished while being read").await?;
         Ok(Head { seq: lo, link: self.keys.audit.link(&bytes) })
     }
 
@@ -779,21 +771,23 @@ impl Vault {
 
     async fn epoch_key(&mut self, epoch: u32) -> Result<&Key> {
         if !self.epochs.contains_key(&epoch) {
-            let name = layout::epoch_key(epoch);
-            let wrapped = self
-                .store
-                .get(&name)
-                .await?
-                .ok_or_else(|| Error::integrity(ObjectKind::EpochKey, &name, "is missing"))?;
-            let key =
-                unwrap_key(&self.keys.shield, &epoch_aad(&self.vault_id, epoch), &wrapped).map_err(|_| {
-                    Error::integrity(ObjectKind::EpochKey, &name, "does not authenticate: tampered or forged")
-                })?;
+            let (_, key) = self.load_epoch_key(epoch).await?;
             self.epochs.insert(epoch, key);
         }
         self.epochs
             .get(&epoch)
             .ok_or_else(|| Error::integrity(ObjectKind::EpochKey, &layout::epoch_key(epoch), "is missing"))
+    }
+
+    /// Reads and authenticates the wrapped key of `epoch`: (its stored bytes, the key).
+    async fn load_epoch_key(&self, epoch: u32) -> Result<(Bytes, Key)> {
+        let name = layout::epoch_key(epoch);
+        let wrapped = self.store.get_required(&name, "is missing").await?;
+        let key =
+            unwrap_key(&self.keys.shield, &epoch_aad(&self.vault_id, epoch), &wrapped).map_err(|_| {
+                Error::integrity(ObjectKind::EpochKey, &name, "does not authenticate: tampered or forged")
+            })?;
+        Ok((wrapped, key))
     }
 
     /// Seals a value into a new blob of the current epoch: (object name, envelope, reference).
@@ -815,9 +809,7 @@ impl Vault {
     /// A blob's envelope and its authenticated value.
     async fn open_blob(&mut self, blob: &BlobRef) -> Result<(Bytes, SecretBytes)> {
         let name = layout::blob(blob.epoch, &blob.id);
-        let envelope = self.store.get(&name).await?.ok_or_else(|| {
-            Error::integrity(ObjectKind::ValueBlob, &name, "is missing: the store lost or removed it")
-        })?;
+        let envelope = self.store.get_required(&name, "is missing: the store lost or removed it").await?;
         let vault_id = self.vault_id;
         let key = self.epoch_key(blob.epoch).await?;
         let ctx = Context { vault_id: &vault_id, role: "blob", object: &name, epoch: blob.epoch, extra: b"" };
@@ -852,16 +844,8 @@ impl Vault {
             out.push((layout::blob(blob.epoch, &blob.id), envelope));
         }
         for epoch in epochs {
-            let name = layout::epoch_key(epoch);
-            let wrapped = self
-                .store
-                .get(&name)
-                .await?
-                .ok_or_else(|| Error::integrity(ObjectKind::EpochKey, &name, "is missing"))?;
-            unwrap_key(&self.keys.shield, &epoch_aad(&self.vault_id, epoch), &wrapped).map_err(|_| {
-                Error::integrity(ObjectKind::EpochKey, &name, "does not authenticate: tampered or forged")
-            })?;
-            out.push((name, wrapped));
+            let (wrapped, _) = self.load_epoch_key(epoch).await?;
+            out.push((layout::epoch_key(epoch), wrapped));
         }
         for kind in [LogKind::Audit, LogKind::Commit] {
             let chain = match kind {
@@ -877,11 +861,7 @@ impl Vault {
             }
         }
         let name = layout::keyfile(self.keyfile.generation);
-        let keyfile = self
-            .store
-            .get(&name)
-            .await?
-            .ok_or_else(|| Error::integrity(ObjectKind::KeyFile, &name, "is missing"))?;
+        let keyfile = self.store.get_required(&name, "is missing").await?;
         if tresor_crypto::hash(&keyfile) != self.keyfile_hash {
             return Err(Error::integrity(ObjectKind::KeyFile, &name, "changed while the vault was open"));
         }
