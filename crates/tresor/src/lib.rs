@@ -20,11 +20,6 @@ pub mod store;
 pub mod trust;
 pub mod vault;
 
-#[cfg(test)]
-pub(crate) fn tests_random() -> [u8; 8] {
-    tresor_crypto::random_array().unwrap_or([0; 8])
-}
-
 pub use error::{Category, Error, ObjectKind, Result};
 pub use store::Store;
 pub use tresor_crypto::{KdfParams, Password, SecretBytes};

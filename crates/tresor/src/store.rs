@@ -255,62 +255,7 @@ use std::os::unix::fs::DirBuilderExt;
 mod tests {
     use super::*;
 
-    async fn conformance(store: Store) {
-        store.probe().await.unwrap();
-        assert_eq!(store.create("a/1", b"x".to_vec()).await.unwrap(), Created::Yes);
-        assert_eq!(store.create("a/1", b"y".to_vec()).await.unwrap(), Created::AlreadyExists);
-        assert_eq!(store.get("a/1").await.unwrap().unwrap().as_ref(), b"x");
-        assert_eq!(store.get("a/2").await.unwrap(), None);
-        assert!(store.exists("a/1").await.unwrap());
-        store.create("a/0", b"z".to_vec()).await.unwrap();
-        store.create("b/0", b"z".to_vec()).await.unwrap();
-        assert_eq!(store.list("a").await.unwrap(), vec!["a/0", "a/1"]);
-        assert_eq!(store.list_all().await.unwrap(), vec!["a/0", "a/1", "b/0"]);
-        store.delete("a/1").await.unwrap();
-        store.delete("a/1").await.unwrap();
-        assert_eq!(store.get("a/1").await.unwrap(), None);
-    }
-
-    #[tokio::test]
-    async fn conformance_memory() {
-        conformance(Store::open("memory://", false).unwrap()).await;
-        let shared = Arc::new(InMemory::new());
-        let prefixed = Store::from_object_store(shared.clone(), Some(Path::from("team/vault")), "memory://p");
-        conformance(prefixed).await;
-        let raw: Vec<_> = shared.list(None).try_collect().await.unwrap();
-        assert!(raw.iter().all(|m| m.location.as_ref().starts_with("team/vault/")), "{raw:?}");
-    }
-
-    #[tokio::test]
-    async fn conformance_local_directory() {
-        let dir = tempfile::tempdir().unwrap();
-        conformance(Store::open(dir.path().to_str().unwrap(), false).unwrap()).await;
-        let prefixed = Store::open(&format!("file://{}/sub", dir.path().display()), true).unwrap();
-        conformance(prefixed).await;
-    }
-
-    /// The S3 location under test: `TRESOR_TEST_S3` (set by `.ci/run`, which starts a moto
-    /// server). Without it the S3 tests are skipped, unless `TRESOR_REQUIRE_S3` makes that a failure.
-    pub(crate) fn test_s3_location() -> Option<String> {
-        match std::env::var("TRESOR_TEST_S3") {
-            Ok(base) => {
-                Some(format!("{}/t-{}", base.trim_end_matches('/'), hex::encode(crate::tests_random())))
-            }
-            Err(_) if std::env::var_os("TRESOR_REQUIRE_S3").is_some() => {
-                panic!("TRESOR_REQUIRE_S3 is set but TRESOR_TEST_S3 is not: start the S3 server (.ci/run)")
-            }
-            Err(_) => {
-                eprintln!("skipped: TRESOR_TEST_S3 is not set (bash .ci/run starts a local S3 server)");
-                None
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn conformance_s3() {
-        let Some(location) = test_s3_location() else { return };
-        conformance(Store::open(&location, false).unwrap()).await;
-    }
+    // The conformance story, run against every backend, is in `tests/store_conformance.rs`.
 
     #[test]
     fn fail_missing_directory_and_unknown_scheme() {

@@ -11,22 +11,9 @@ mod common;
 use common::{Env, PASSWORD, assert_rollback, opts, pw};
 use tresor::{ObjectKind, Store, Vault, layout};
 
-fn s3_location() -> Option<String> {
-    match std::env::var("TRESOR_TEST_S3") {
-        Ok(base) => Some(format!("{}/vault-{}", base.trim_end_matches('/'), common::random_hex(8))),
-        Err(_) if std::env::var_os("TRESOR_REQUIRE_S3").is_some() => {
-            panic!("TRESOR_REQUIRE_S3 is set but TRESOR_TEST_S3 is not: start the S3 server (.ci/run)")
-        }
-        Err(_) => {
-            eprintln!("skipped: TRESOR_TEST_S3 is not set (bash .ci/run starts a local S3 server)");
-            None
-        }
-    }
-}
-
 #[tokio::test]
 async fn vault_lifecycle_and_rollback_on_s3() {
-    let Some(location) = s3_location() else { return };
+    let Some(location) = common::s3_location("vault") else { return };
     let env = Env::new();
     let trust = env.path("trust");
     let mut v =
@@ -52,7 +39,7 @@ async fn vault_lifecycle_and_rollback_on_s3() {
 
 #[tokio::test]
 async fn local_vault_copied_into_a_bucket_opens_unchanged() {
-    let Some(location) = s3_location() else { return };
+    let Some(location) = common::s3_location("vault") else { return };
     let env = Env::new();
     let mut v = env.init().await;
     v.set("a/b", b"value").await.unwrap();
@@ -70,7 +57,7 @@ async fn local_vault_copied_into_a_bucket_opens_unchanged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_writers_on_one_bucket_lose_nothing() {
-    let Some(location) = s3_location() else { return };
+    let Some(location) = common::s3_location("vault") else { return };
     let env = Env::new();
     let trust = env.path("trust");
     drop(Vault::init(Store::open(&location, false).unwrap(), &pw(PASSWORD), opts(&trust)).await.unwrap());

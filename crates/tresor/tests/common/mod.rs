@@ -173,3 +173,20 @@ pub fn random_hex(n: usize) -> String {
 pub fn random_bytes(n: usize) -> Vec<u8> {
     tresor_crypto::random_bytes(n).unwrap()
 }
+
+/// A fresh S3 location under `TRESOR_TEST_S3` (set by `.ci/run`, which starts a moto server), its
+/// last segment `NAME-<random>`. Without it the S3 tests are skipped, unless `TRESOR_REQUIRE_S3`
+/// (set in CI) makes that a failure.
+#[allow(dead_code)] // Not every test file that includes this module runs on S3.
+pub fn s3_location(name: &str) -> Option<String> {
+    match std::env::var("TRESOR_TEST_S3") {
+        Ok(base) => Some(format!("{}/{name}-{}", base.trim_end_matches('/'), random_hex(8))),
+        Err(_) if std::env::var_os("TRESOR_REQUIRE_S3").is_some() => {
+            panic!("TRESOR_REQUIRE_S3 is set but TRESOR_TEST_S3 is not: start the S3 server (.ci/run)")
+        }
+        Err(_) => {
+            eprintln!("skipped: TRESOR_TEST_S3 is not set (bash .ci/run starts a local S3 server)");
+            None
+        }
+    }
+}
