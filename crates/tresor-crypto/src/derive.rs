@@ -28,6 +28,8 @@ pub enum Purpose {
     KeyFileMac,
     /// Authenticates export archives.
     ExportMac,
+    /// Seals index snapshots.
+    SnapshotSeal,
 }
 
 impl Purpose {
@@ -41,6 +43,7 @@ impl Purpose {
             Purpose::Shield => b"tresor/v1/shield",
             Purpose::KeyFileMac => b"tresor/v1/keyfile/mac",
             Purpose::ExportMac => b"tresor/v1/export/mac",
+            Purpose::SnapshotSeal => b"tresor/v1/snapshot/seal",
         }
     }
 }

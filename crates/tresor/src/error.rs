@@ -20,6 +20,8 @@ pub enum ObjectKind {
     AuditRecord,
     /// A sealed secret value.
     ValueBlob,
+    /// A part of an index snapshot.
+    Snapshot,
     /// An export archive.
     Archive,
 }
@@ -32,6 +34,7 @@ impl fmt::Display for ObjectKind {
             ObjectKind::Commit => "commit",
             ObjectKind::AuditRecord => "audit record",
             ObjectKind::ValueBlob => "value blob",
+            ObjectKind::Snapshot => "snapshot",
             ObjectKind::Archive => "archive",
         })
     }

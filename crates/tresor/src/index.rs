@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::model::{BlobRef, Op};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Longest secret path, in bytes.
@@ -34,7 +35,7 @@ pub fn validate_path(path: &str) -> Result<()> {
 }
 
 /// One version of a secret.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Version {
     /// Its number (1, 2, ...).
     pub version: u64,
@@ -47,7 +48,7 @@ pub struct Version {
 }
 
 /// Everything known about one secret.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
     /// Its versions, oldest first.
     pub versions: Vec<Version>,
@@ -66,7 +67,7 @@ impl Entry {
 }
 
 /// Path → versions.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Index {
     entries: BTreeMap<String, Entry>,
 }
@@ -96,6 +97,20 @@ impl Index {
         }
     }
 
+    /// An index from entries already in strictly ascending path order (a snapshot's parts, one
+    /// after the other); `None` if they are not.
+    pub fn from_sorted(entries: Vec<(String, Entry)>) -> Option<Index> {
+        if entries.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return None;
+        }
+        Some(Index { entries: entries.into_iter().collect() })
+    }
+
+    /// Every entry, in path order.
+    pub fn entries(&self) -> impl ExactSizeIterator<Item = (&String, &Entry)> {
+        self.entries.iter()
+    }
+
     /// The entry of `path`.
     pub fn get(&self, path: &str) -> Option<&Entry> {
         self.entries.get(path)
@@ -110,6 +125,16 @@ impl Index {
             .range(prefix.to_string()..)
             .take_while(move |(p, _)| p.starts_with(prefix))
             .filter_map(|(p, e)| e.live().map(|v| (p, v)))
+    }
+
+    /// How many secrets it knows (live or deleted).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether it knows no secret.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     /// How many secrets are live.

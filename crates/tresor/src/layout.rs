@@ -13,6 +13,8 @@ pub const AUDIT_DIR: &str = "audit";
 pub const EPOCH_DIR: &str = "epoch";
 /// Prefix of value blobs.
 pub const BLOB_DIR: &str = "blob";
+/// Prefix of index snapshots.
+pub const SNAPSHOT_DIR: &str = "snap";
 
 /// The key file of generation `generation`.
 pub fn keyfile(generation: u64) -> String {
@@ -39,6 +41,35 @@ pub fn blob(epoch: u32, id: &[u8; 16]) -> String {
     format!("{BLOB_DIR}/{epoch:010}/{}", hex::encode(id))
 }
 
+/// `(epoch, id)` of a value blob's name, if it is one of ours.
+pub fn parse_blob(name: &str) -> Option<(u32, [u8; 16])> {
+    let (epoch, id) = name.strip_prefix(BLOB_DIR)?.strip_prefix('/')?.split_once('/')?;
+    if epoch.len() != 10 || !epoch.bytes().all(|b| b.is_ascii_digit()) || id.len() != 32 {
+        return None;
+    }
+    let mut bytes = [0u8; 16];
+    hex::decode_to_slice(id, &mut bytes).ok()?;
+    (hex::encode(bytes) == id).then_some((epoch.parse().ok()?, bytes))
+}
+
+/// Part `part` (of `parts`) of the index snapshot taken at commit `seq`.
+pub fn snapshot(seq: u64, part: u32, parts: u32) -> String {
+    format!("{SNAPSHOT_DIR}/{seq:020}-{part:05}-{parts:05}")
+}
+
+/// `(seq, part, parts)` of a snapshot part's name, if it is one of ours (`part < parts`).
+pub fn parse_snapshot(name: &str) -> Option<(u64, u32, u32)> {
+    let rest = name.strip_prefix(SNAPSHOT_DIR)?.strip_prefix('/')?;
+    let digits = |s: &str, n: usize| (s.len() == n && s.bytes().all(|b| b.is_ascii_digit())).then_some(());
+    let (seq, rest) = rest.split_once('-')?;
+    let (part, parts) = rest.split_once('-')?;
+    digits(seq, 20)?;
+    digits(part, 5)?;
+    digits(parts, 5)?;
+    let (part, parts): (u32, u32) = (part.parse().ok()?, parts.parse().ok()?);
+    (part < parts).then_some((seq.parse().ok()?, part, parts))
+}
+
 /// The largest object of each kind tresor reads; the store cannot make a reader allocate more.
 pub fn size_limit(name: &str) -> u64 {
     match name.split('/').next() {
@@ -57,6 +88,7 @@ pub fn kind_of(name: &str) -> crate::ObjectKind {
         Some(EPOCH_DIR) => ObjectKind::EpochKey,
         Some(LOG_DIR) => ObjectKind::Commit,
         Some(AUDIT_DIR) => ObjectKind::AuditRecord,
+        Some(SNAPSHOT_DIR) => ObjectKind::Snapshot,
         _ => ObjectKind::ValueBlob,
     }
 }
@@ -82,6 +114,17 @@ mod tests {
             prop_assert_eq!(parse_seq(&audit(a), AUDIT_DIR), Some(a));
             prop_assert_eq!(a.cmp(&b), commit(a).cmp(&commit(b)));
         }
+
+        #[test]
+        fn snapshot_names_roundtrip(seq in any::<u64>(), parts in 1u32..100_000, part in any::<u32>()) {
+            let part = part % parts;
+            prop_assert_eq!(parse_snapshot(&snapshot(seq, part, parts)), Some((seq, part, parts)));
+        }
+
+        #[test]
+        fn blob_names_roundtrip(epoch in any::<u32>(), id in any::<[u8; 16]>()) {
+            prop_assert_eq!(parse_blob(&blob(epoch, &id)), Some((epoch, id)));
+        }
     }
 
     #[test]
@@ -89,5 +132,13 @@ mod tests {
         assert_eq!(parse_seq("log/1", LOG_DIR), None);
         assert_eq!(parse_seq("audit/00000000000000000001", LOG_DIR), None);
         assert_eq!(parse_seq("log/0000000000000000000x", LOG_DIR), None);
+        assert_eq!(parse_snapshot(&snapshot(7, 0, 1)), Some((7, 0, 1)));
+        assert_eq!(parse_blob("blob/0000000001/00112233445566778899AABBCCDDEEFF"), None);
+        assert_eq!(parse_blob("blob/1/00112233445566778899aabbccddeeff"), None);
+        for bad in
+            ["snap/7-0-1", "snap/00000000000000000007-00001-00001", "log/00000000000000000007-00000-00001"]
+        {
+            assert_eq!(parse_snapshot(bad), None, "{bad}");
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! - [`keyfile`]: password slots wrapping the root secret;
 //! - [`chain`]: sealed, hash-chained logs (the commit log and the audit trail);
 //! - [`index`]: secrets and their versions, replayed from the commit log;
+//! - [`snapshot`]: the index as of one commit, so opening does not replay the whole log;
 //! - [`trust`]: what this machine has seen, to refuse rollbacks and forks;
 //! - [`vault`]: the [`Vault`] API that the CLI and the agent use;
 //! - [`archive`]: self-contained encrypted backups.
@@ -16,6 +17,7 @@ pub mod index;
 pub mod keyfile;
 pub mod layout;
 pub mod model;
+pub mod snapshot;
 pub mod store;
 pub mod trust;
 pub mod vault;

@@ -217,6 +217,22 @@ impl Store {
         Ok(names)
     }
 
+    /// `(name, size, last modified)` of every object under `dir`, sorted by name (for `gc`).
+    pub async fn list_meta(&self, dir: &str) -> Result<Vec<(String, u64, std::time::SystemTime)>> {
+        let prefix = if dir.is_empty() { self.prefix.clone() } else { Some(self.path(dir)) };
+        let metas: Vec<_> = self.inner.list(prefix.as_ref()).try_collect().await.map_err(store_err)?;
+        let strip = self.prefix.as_ref().map(|p| format!("{}/", p.as_ref())).unwrap_or_default();
+        let mut out: Vec<(String, u64, std::time::SystemTime)> = metas
+            .into_iter()
+            .filter_map(|m| {
+                let name = m.location.as_ref().strip_prefix(strip.as_str())?.to_string();
+                Some((name, m.size, m.last_modified.into()))
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
     /// Every object name of the vault (for export, and the "what the store sees" check).
     pub async fn list_all(&self) -> Result<Vec<String>> {
         self.list("").await

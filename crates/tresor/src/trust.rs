@@ -34,6 +34,8 @@ pub struct TrustState {
     pub kdf: Option<[u32; 3]>,
     /// The key file generation those parameters belong to.
     pub kdf_generation: u64,
+    /// Newest complete index snapshot seen (its commit sequence number).
+    pub snapshot_seq: u64,
 }
 
 impl TrustState {
@@ -59,6 +61,11 @@ impl TrustState {
             self.log_seq = seq;
             self.log_link = hex::encode(link);
         }
+    }
+
+    /// Records a newer complete snapshot (ignored when not newer).
+    pub fn saw_snapshot(&mut self, seq: u64) {
+        self.snapshot_seq = self.snapshot_seq.max(seq);
     }
 
     /// Records a newer audit record (ignored when not newer).

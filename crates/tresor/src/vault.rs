@@ -11,12 +11,14 @@ use crate::index::{Index, validate_path};
 use crate::keyfile::{KeyFile, check_password_rules};
 use crate::layout::{self, parse_seq};
 use crate::model::{AuditAnchor, AuditRecord, BlobRef, Commit, Op, Outcome, decode, encode, now_ms};
+use crate::snapshot;
 use crate::store::{Created, Durability, Store};
 use crate::trust::{TrustState, TrustStore};
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, SystemTime};
 use tresor_crypto::envelope::Context;
 use tresor_crypto::wrap::{unwrap_key, wrap_key};
 use tresor_crypto::{KdfParams, Key, Password, Purpose, SecretBytes, derive_key};
@@ -29,6 +31,10 @@ const MAX_RETRIES: usize = 64;
 const PIN_EVERY: usize = 64;
 /// Concurrent reads when replaying a log.
 const READ_AHEAD: usize = 32;
+/// A snapshot is written once this many commits follow the newest one...
+const SNAPSHOT_COMMITS: u64 = 1024;
+/// ... or once the ops after it reach an eighth of the index, and at least this many.
+const SNAPSHOT_MIN_OPS: u64 = 10_000;
 
 /// How a vault is opened.
 pub struct Options {
@@ -40,6 +46,9 @@ pub struct Options {
     pub max_value: usize,
     /// KDF parameters for new password slots (`init`, `passwd`).
     pub kdf: KdfParams,
+    /// Write an index snapshot after every this many commits (default: after 1,024 commits, or
+    /// once the ops since the last snapshot reach an eighth of the index).
+    pub snapshot_every: Option<u64>,
 }
 
 impl Options {
@@ -50,6 +59,7 @@ impl Options {
             actor: actor.into(),
             max_value: DEFAULT_MAX_VALUE,
             kdf: KdfParams::DEFAULT,
+            snapshot_every: None,
         }
     }
 }
@@ -83,6 +93,8 @@ pub struct Status {
     pub keyfile_generation: u64,
     /// The epoch new values are sealed in.
     pub epoch: u32,
+    /// The commit of the newest index snapshot this handle knows (0: none).
+    pub snapshot: u64,
 }
 
 /// One line of `tresor list -l`.
@@ -122,6 +134,29 @@ pub struct VerifyReport {
     pub audit_records: u64,
     /// Anchors of the audit trail found in the commit log, all matching.
     pub anchors: u64,
+    /// The commit of the newest snapshot, which matched the log replayed up to it (0: none).
+    pub snapshot: u64,
+}
+
+/// What `tresor gc` removed (or, in a dry run, would remove).
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct GcReport {
+    /// Whether anything was actually removed.
+    pub dry_run: bool,
+    /// The snapshot kept (the newest; written by this run if the log had moved on).
+    pub snapshot: u64,
+    /// Superseded or abandoned snapshot parts.
+    pub snapshot_parts: usize,
+    /// Value blobs no commit references (left by writes that failed or lost a race).
+    pub orphan_blobs: usize,
+    /// Unreferenced blobs younger than the grace period, kept: a writer may be about to commit them.
+    pub young_blobs: usize,
+    /// Key file generations older than the current one (left by an interrupted password change).
+    pub old_keyfiles: usize,
+    /// Leftovers of interrupted store probes.
+    pub probes: usize,
+    /// Bytes of everything removed.
+    pub bytes: u64,
 }
 
 struct Keys {
@@ -129,6 +164,7 @@ struct Keys {
     commit: Chain,
     audit: Chain,
     shield: Key,
+    snapshot: Key,
 }
 
 /// An unlocked vault.
@@ -147,6 +183,9 @@ pub struct Vault {
     audit: Head,
     last_anchor: Option<AuditAnchor>,
     index: Index,
+    /// The commit of the newest complete snapshot known; ops applied after it.
+    snapshot_seq: u64,
+    ops_since_snapshot: u64,
     opts: Options,
     failed_attempts: Vec<u64>,
     /// Audit records written without fsync and not yet made durable: never pinned, anchored or
@@ -245,6 +284,7 @@ impl Vault {
             commit: Chain::new(LogKind::Commit, &root, vault_id),
             audit: Chain::new(LogKind::Audit, &root, vault_id),
             shield: derive_key(&root, &vault_id, Purpose::Shield),
+            snapshot: derive_key(&root, &vault_id, Purpose::SnapshotSeal),
             root,
         };
         Vault {
@@ -261,6 +301,8 @@ impl Vault {
             audit: EMPTY,
             last_anchor: None,
             index: Index::default(),
+            snapshot_seq: 0,
+            ops_since_snapshot: 0,
             opts,
             failed_attempts: Vec::new(),
             unsynced: Vec::new(),
@@ -333,7 +375,7 @@ impl Vault {
         };
         let mut vault = Vault::from_root(store, keyfile, kf_hash, root, kdf, opts);
         vault.logged_keyfile = (0, None);
-        vault.replay(&trust).await?;
+        vault.open_log(&trust).await?;
         vault.check_keyfile()?;
         let repaired = vault.find_audit_head(&trust).await?;
         let failed = vault.opts.trust.failed_attempts(&vault.vault_id, &location)?;
@@ -383,13 +425,14 @@ impl Vault {
     fn save_trust(&mut self) -> Result<()> {
         self.sync_audit()?;
         let (log, audit) = (self.log, self.audit);
-        let (generation, kdf) = (self.keyfile.generation, self.kdf);
+        let (generation, kdf, snapshot_seq) = (self.keyfile.generation, self.kdf, self.snapshot_seq);
         let location = self.store.location().to_string();
         self.opts.trust.update(&self.vault_id, &location, |t: &mut TrustState| {
             t.saw_commit(log.seq, &log.link);
             t.saw_audit(audit.seq, &audit.link);
             t.keyfile_generation = t.keyfile_generation.max(generation);
             t.saw_kdf(generation, &kdf);
+            t.saw_snapshot(snapshot_seq);
         })?;
         Ok(())
     }
@@ -418,6 +461,7 @@ impl Vault {
         if commit.audit.is_some() {
             self.last_anchor = commit.audit;
         }
+        self.ops_since_snapshot += commit.ops.len() as u64;
         self.log = Head { seq, link: self.keys.commit.link(bytes) };
         Ok(())
     }
@@ -451,31 +495,184 @@ impl Vault {
             .buffered(READ_AHEAD)
     }
 
-    /// Replays the whole commit log and checks it against the trust state.
-    async fn replay(&mut self, trust: &TrustState) -> Result<()> {
-        let seqs = self.log_seqs(LogKind::Commit).await?;
-        if seqs.is_empty() {
+    /// The entries `from..=to` of a log, in order, read ahead concurrently; a missing one is an
+    /// integrity error naming it.
+    fn log_range(
+        &self,
+        kind: LogKind,
+        from: u64,
+        to: u64,
+    ) -> impl Stream<Item = Result<(u64, Bytes)>> + use<> {
+        let store = self.store.clone();
+        futures::stream::iter(from..=to)
+            .map(move |seq| {
+                let store = store.clone();
+                async move {
+                    let name = kind.name(seq);
+                    let detail = "is missing: an entry was deleted from the log";
+                    let bytes = store
+                        .get(&name)
+                        .await?
+                        .ok_or_else(|| Error::integrity(kind.object_kind(), &name, detail))?;
+                    Ok((seq, bytes))
+                }
+            })
+            .buffered(READ_AHEAD)
+    }
+
+    /// Builds the index at unlock — from the newest snapshot and the commits after it, or from the
+    /// whole log — and checks it against the trust state. The log is never listed: its head is found
+    /// by galloping from the snapshot's commit, so opening costs the snapshot plus the commits after it.
+    async fn open_log(&mut self, trust: &TrustState) -> Result<()> {
+        self.load_snapshot(trust).await?;
+        let start = self.log.seq;
+        let head = self.scan_head(LogKind::Commit, start).await?;
+        if head == 0 {
             return Err(Error::integrity(
                 ObjectKind::Commit,
                 &layout::commit(1),
                 "is missing: the log is empty",
             ));
         }
-        let mut entries = std::pin::pin!(self.log_entries(LogKind::Commit, seqs));
+        // A log that ends early: a hole (later commits are there) or a rollback (they are not).
+        let hole = |seq| {
+            Error::integrity(
+                ObjectKind::Commit,
+                &layout::commit(seq),
+                "is missing: an entry was deleted from the log",
+            )
+        };
+        if head < trust.log_seq {
+            if self.store.exists(&layout::commit(trust.log_seq)).await? {
+                return Err(hole(head + 1));
+            }
+            return Err(Error::Rollback { kind: ObjectKind::Commit, seen: trust.log_seq, served: head });
+        }
+        if self.store.exists(&layout::commit(head + 2)).await? {
+            return Err(hole(head + 1));
+        }
+        let mut entries = std::pin::pin!(self.log_range(LogKind::Commit, start + 1, head));
         while let Some((seq, bytes)) = entries.try_next().await? {
             self.apply_commit(seq, &bytes)?;
             if seq == trust.log_seq && hex::encode(self.log.link) != trust.log_link {
                 return Err(Error::Fork { kind: ObjectKind::Commit, seq });
             }
         }
-        if self.log.seq < trust.log_seq {
-            return Err(Error::Rollback {
-                kind: ObjectKind::Commit,
-                seen: trust.log_seq,
-                served: self.log.seq,
-            });
+        Ok(())
+    }
+
+    /// Starts the index from the newest complete snapshot, if there is one. An older snapshot than
+    /// this machine has seen is a rollback; a snapshot is used only once its commit is in the log
+    /// with the link it records and, when this machine pinned a commit at or below it, once the
+    /// log has been followed from the pinned commit up to it.
+    async fn load_snapshot(&mut self, trust: &TrustState) -> Result<()> {
+        // `gc` may remove a superseded snapshot between listing and reading: look again.
+        for _ in 0..3 {
+            let newest = snapshot::newest(&self.store).await?;
+            let served = newest.map_or(0, |(seq, _)| seq);
+            if served < trust.snapshot_seq {
+                return Err(Error::Rollback { kind: ObjectKind::Snapshot, seen: trust.snapshot_seq, served });
+            }
+            let Some(found) = newest else { return Ok(()) };
+            let Some(envelopes) = snapshot::read(&self.store, found).await? else { continue };
+            let (header, index) = snapshot::open(&self.keys.snapshot, &self.vault_id, found, &envelopes)?;
+            drop(envelopes);
+            self.check_snapshot(&header, found, trust).await?;
+            self.index = index;
+            self.log = Head { seq: header.seq, link: header.link };
+            self.epoch = header.epoch;
+            self.logged_keyfile = header.keyfile;
+            self.last_anchor = header.anchor;
+            self.snapshot_seq = header.seq;
+            return Ok(());
+        }
+        Err(Error::Store("snapshots kept disappearing while being read; try again".into()))
+    }
+
+    async fn check_snapshot(
+        &self,
+        header: &snapshot::Header,
+        found: snapshot::Found,
+        trust: &TrustState,
+    ) -> Result<()> {
+        let seq = header.seq;
+        let name = layout::commit(seq);
+        let commit = self.store.get(&name).await?.ok_or_else(|| {
+            Error::integrity(
+                ObjectKind::Commit,
+                &name,
+                "is missing, yet a snapshot was taken at it: the log lost entries",
+            )
+        })?;
+        if self.keys.commit.link(&commit) != header.link {
+            let part = layout::snapshot(seq, 0, found.1);
+            return Err(Error::integrity(
+                ObjectKind::Snapshot,
+                &part,
+                format!("records another commit {seq} than the log holds"),
+            ));
+        }
+        if trust.log_seq == 0 || trust.log_seq > seq {
+            return Ok(());
+        }
+        // The commit this machine pinned must be an ancestor of the snapshot's.
+        let pinned = self.store.get_required(&layout::commit(trust.log_seq), "is pinned but missing").await?;
+        let mut prev = self.keys.commit.link(&pinned);
+        if hex::encode(prev) != trust.log_link {
+            return Err(Error::Fork { kind: ObjectKind::Commit, seq: trust.log_seq });
+        }
+        let mut entries = std::pin::pin!(self.log_range(LogKind::Commit, trust.log_seq + 1, seq));
+        while let Some((n, bytes)) = entries.try_next().await? {
+            self.keys.commit.open(n, &prev, &bytes)?;
+            prev = self.keys.commit.link(&bytes);
+        }
+        if prev != header.link {
+            return Err(Error::Fork { kind: ObjectKind::Snapshot, seq });
         }
         Ok(())
+    }
+
+    fn snapshot_due(&self) -> bool {
+        let commits = self.log.seq.saturating_sub(self.snapshot_seq);
+        match self.opts.snapshot_every {
+            Some(every) => commits >= every.max(1),
+            None => {
+                commits >= SNAPSHOT_COMMITS
+                    || self.ops_since_snapshot >= (self.index.len() as u64 / 8).max(SNAPSHOT_MIN_OPS)
+            }
+        }
+    }
+
+    /// Writes a snapshot of the index as of the newest commit this handle has applied, and pins it.
+    /// Parts another writer already wrote for the same commit are the same bytes' equals: kept.
+    pub async fn snapshot(&mut self) -> Result<u64> {
+        let header = snapshot::Header {
+            seq: self.log.seq,
+            link: self.log.link,
+            epoch: self.epoch,
+            keyfile: self.logged_keyfile,
+            anchor: self.last_anchor,
+            entries: self.index.len() as u64,
+        };
+        let sealed = {
+            let plaintexts = snapshot::encode(&header, &self.index)?;
+            snapshot::seal(&self.keys.snapshot, &self.vault_id, header.seq, &plaintexts)?
+        };
+        let names: Vec<String> = sealed.iter().map(|(name, _)| name.clone()).collect();
+        let store = self.store.clone();
+        futures::stream::iter(sealed)
+            .map(|(name, envelope)| {
+                let store = store.clone();
+                async move { store.create_with(&name, envelope, Durability::Relaxed).await }
+            })
+            .buffer_unordered(8)
+            .try_collect::<Vec<Created>>()
+            .await?;
+        self.store.sync(&names)?;
+        self.snapshot_seq = self.snapshot_seq.max(header.seq);
+        self.ops_since_snapshot = 0;
+        self.save_trust()?;
+        Ok(header.seq)
     }
 
     fn check_keyfile(&self) -> Result<()> {
@@ -514,8 +711,25 @@ impl Vault {
     /// number, catches up and builds again.
     async fn commit(&mut self, mut build: impl FnMut(&Index) -> Result<Vec<Op>>) -> Result<Vec<Op>> {
         let writer = tresor_crypto::random_array::<16>()?;
-        for _ in 0..MAX_RETRIES {
-            self.refresh().await?;
+        for attempt in 0..MAX_RETRIES {
+            if attempt == 0 {
+                // A snapshot above our head means the store lost commits that another writer saw:
+                // a commit here would land below the newest snapshot and must not be acknowledged.
+                let store = self.store.clone();
+                let (refreshed, newest) = tokio::join!(self.refresh(), snapshot::newest(&store));
+                refreshed?;
+                if let Some((seq, _)) = newest?
+                    && seq > self.log.seq
+                {
+                    return Err(Error::Rollback {
+                        kind: ObjectKind::Commit,
+                        seen: seq,
+                        served: self.log.seq,
+                    });
+                }
+            } else {
+                self.refresh().await?;
+            }
             let ops = build(&self.index)?;
             let commit = Commit {
                 time_ms: now_ms(),
@@ -532,6 +746,13 @@ impl Vault {
             if self.create_idempotent(&layout::commit(seq), &entry, Durability::Sync).await? {
                 self.apply_commit(seq, &entry)?;
                 self.save_trust()?;
+                // The commit is durable and acknowledged; a snapshot that cannot be written now
+                // is written by a later commit.
+                if self.snapshot_due()
+                    && let Err(e) = self.snapshot().await
+                {
+                    tracing::warn!("index snapshot not written: {e}");
+                }
                 return Ok(commit.ops);
             }
         }
@@ -612,16 +833,26 @@ impl Vault {
         Ok(self.keys.audit.link(&bytes))
     }
 
-    /// The newest audit record at or after `from` (which must exist, or be 0): records appended
-    /// by other writers since are found by galloping forward, then bisecting.
+    /// The newest audit record at or after `from` (which must exist, or be 0), and its link.
     async fn scan_audit_head(&self, from: u64) -> Result<Head> {
+        let seq = self.scan_head(LogKind::Audit, from).await?;
+        if seq == 0 {
+            return Ok(EMPTY);
+        }
+        let bytes = self.store.get_required(&layout::audit(seq), "vanished while being read").await?;
+        Ok(Head { seq, link: self.keys.audit.link(&bytes) })
+    }
+
+    /// The newest entry of a log at or after `from` (which must exist, or be 0): entries appended
+    /// since are found by galloping forward, then bisecting, without listing the log.
+    async fn scan_head(&self, kind: LogKind, from: u64) -> Result<u64> {
         // The store chooses which names exist: the arithmetic must not overflow, and the search
         // is bounded by 64 doublings.
         let mut lo = from;
         let mut step: u64 = 1;
         while let Some(probe) = lo.checked_add(step)
             && step < 1 << 62
-            && self.store.exists(&layout::audit(probe)).await?
+            && self.store.exists(&kind.name(probe)).await?
         {
             lo = probe;
             step *= 2;
@@ -629,17 +860,13 @@ impl Vault {
         let mut hi = lo.saturating_add(step);
         while hi - lo > 1 {
             let mid = lo + (hi - lo) / 2;
-            if self.store.exists(&layout::audit(mid)).await? {
+            if self.store.exists(&kind.name(mid)).await? {
                 lo = mid;
             } else {
                 hi = mid;
             }
         }
-        if lo == 0 {
-            return Ok(EMPTY);
-        }
-        let bytes = self.store.get_required(&layout::audit(lo), "vanished while being read").await?;
-        Ok(Head { seq: lo, link: self.keys.audit.link(&bytes) })
+        Ok(lo)
     }
 
     /// Appends an audit record. Any failure is [`Error::Audit`]: the caller must refuse the
@@ -727,6 +954,14 @@ impl Vault {
     pub async fn verify(&mut self) -> Result<VerifyReport> {
         self.refresh().await?;
         let trust = self.opts.trust.load(&self.vault_id, self.store.location())?;
+        // The newest snapshot, compared with the log replayed up to it.
+        let snap = snapshot::newest(&self.store).await?;
+        let snap_seq = snap.map_or(0, |(seq, _)| seq);
+        if snap_seq < trust.snapshot_seq.max(self.snapshot_seq) {
+            let seen = trust.snapshot_seq.max(self.snapshot_seq);
+            return Err(Error::Rollback { kind: ObjectKind::Snapshot, seen, served: snap_seq });
+        }
+        let mut replayed = (Index::default(), 0u32, (0u64, None), None);
         // The commit log, read afresh.
         let mut anchors = Vec::new();
         let mut prev = GENESIS;
@@ -742,6 +977,39 @@ impl Vault {
             anchors.extend(commit.audit);
             prev = self.keys.commit.link(&bytes);
             commits = seq;
+            if seq <= snap_seq {
+                let (index, epoch, keyfile, anchor) = &mut replayed;
+                for op in &commit.ops {
+                    match op {
+                        Op::Genesis { epoch: e, .. } => *epoch = *e,
+                        Op::KeyFile { generation, hash } => *keyfile = (*generation, Some(*hash)),
+                        _ => {}
+                    }
+                    index.apply(op, commit.time_ms);
+                }
+                if commit.audit.is_some() {
+                    *anchor = commit.audit;
+                }
+            }
+            if let Some(found) = snap
+                && seq == snap_seq
+                && let Some(envelopes) = snapshot::read(&self.store, found).await?
+            {
+                let (header, index) = snapshot::open(&self.keys.snapshot, &self.vault_id, found, &envelopes)?;
+                let (r_index, r_epoch, r_keyfile, r_anchor) = &replayed;
+                let expected = (seq, prev, *r_epoch, *r_keyfile, *r_anchor);
+                if (header.seq, header.link, header.epoch, header.keyfile, header.anchor) != expected
+                    || index != *r_index
+                {
+                    let part = layout::snapshot(seq, 0, found.1);
+                    return Err(Error::integrity(
+                        ObjectKind::Snapshot,
+                        &part,
+                        format!("differs from the commit log replayed up to commit {seq}"),
+                    ));
+                }
+                replayed = (Index::default(), 0, (0, None), None);
+            }
         }
         let seen = self.log.seq.max(trust.log_seq);
         if commits < seen {
@@ -764,7 +1032,7 @@ impl Vault {
             return Err(Error::integrity(ObjectKind::AuditRecord, &name, detail));
         }
         self.audit_append("audit verify", None, Outcome::Ok, None, Durability::Relaxed).await?;
-        Ok(VerifyReport { commits, audit_records: served, anchors: anchors.len() as u64 })
+        Ok(VerifyReport { commits, audit_records: served, anchors: anchors.len() as u64, snapshot: snap_seq })
     }
 
     // ---- values ---------------------------------------------------------------------------------
@@ -1115,6 +1383,7 @@ impl Vault {
             audit_records: self.audit.seq,
             keyfile_generation: self.keyfile.generation,
             epoch: self.epoch,
+            snapshot: self.snapshot_seq,
         })
     }
 
@@ -1162,6 +1431,71 @@ impl Vault {
             }
         }
         Ok(())
+    }
+
+    /// Removes what failed writes, lost races and superseded snapshots left behind — never
+    /// anything live, never a commit or audit record (the chains stay verifiable):
+    /// - snapshots older than the newest (after writing one of the current head if needed), and
+    ///   parts of abandoned snapshots older than `grace`;
+    /// - value blobs no version of any secret references, older than `grace` (a younger one may
+    ///   belong to a writer that is about to commit it);
+    /// - key file generations older than the current one, and leftovers of store probes.
+    ///
+    /// With `dry_run`, only counts. The run is audited before anything is removed.
+    pub async fn gc(&mut self, grace: Duration, dry_run: bool) -> Result<GcReport> {
+        self.refresh().await?;
+        let detail = format!("grace {}s{}", grace.as_secs(), if dry_run { ", dry run" } else { "" });
+        self.audit_append("gc", None, Outcome::Ok, Some(detail), Durability::Sync).await?;
+        if !dry_run && self.snapshot_seq < self.log.seq {
+            self.snapshot().await?;
+        }
+        let newest = snapshot::newest(&self.store).await?;
+        let live: HashSet<(u32, [u8; 16])> = self.index.blobs().map(|b| (b.epoch, b.id)).collect();
+        let keyfile = self.keyfile.generation;
+        let now = SystemTime::now();
+        let mut report =
+            GcReport { dry_run, snapshot: newest.map_or(0, |(seq, _)| seq), ..GcReport::default() };
+        let mut doomed = Vec::new();
+        for (name, size, modified) in self.store.list_meta("").await? {
+            let old = now.duration_since(modified).unwrap_or_default() >= grace;
+            let counter = match name.split('/').next() {
+                Some(layout::SNAPSHOT_DIR) => match (layout::parse_snapshot(&name), newest) {
+                    (Some((seq, _, _)), Some((keep, _))) if seq < keep => &mut report.snapshot_parts,
+                    (Some((seq, _, parts)), newest) if old && Some((seq, parts)) != newest => {
+                        &mut report.snapshot_parts
+                    }
+                    _ => continue,
+                },
+                Some(layout::BLOB_DIR) => match layout::parse_blob(&name) {
+                    Some(blob) if !live.contains(&blob) && old => &mut report.orphan_blobs,
+                    Some(blob) if !live.contains(&blob) => {
+                        report.young_blobs += 1;
+                        continue;
+                    }
+                    _ => continue,
+                },
+                Some(layout::KEYFILE_DIR) => match parse_seq(&name, layout::KEYFILE_DIR) {
+                    Some(generation) if generation < keyfile => &mut report.old_keyfiles,
+                    _ => continue,
+                },
+                Some("probe") if old => &mut report.probes,
+                _ => continue,
+            };
+            *counter += 1;
+            report.bytes += size;
+            doomed.push(name);
+        }
+        if !dry_run {
+            futures::stream::iter(doomed)
+                .map(|name| {
+                    let store = self.store.clone();
+                    async move { store.delete(&name).await }
+                })
+                .buffer_unordered(READ_AHEAD)
+                .try_collect::<Vec<()>>()
+                .await?;
+        }
+        Ok(report)
     }
 
     /// The root secret, for the archive MAC. Kept crate-private.
