@@ -63,8 +63,17 @@ pub fn load(explicit: Option<PathBuf>) -> Result<FileConfig, String> {
     Ok(cfg)
 }
 
-/// Parses `90`, `90s`, `15m`, `2h`, `1d`.
+/// Parses a positive duration: `90`, `90s`, `15m`, `2h`, `1d`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = parse_duration_or_zero(text)?;
+    if d.is_zero() {
+        return Err("the idle timeout must be positive".into());
+    }
+    Ok(d)
+}
+
+/// Parses a duration that may be zero (`0s`, `10m`, `1h`, ...).
+pub fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
     let n: u64 = digits.parse().map_err(|_| format!("invalid duration {text:?}"))?;
@@ -75,9 +84,6 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "d" => n * 86_400,
         _ => return Err(format!("invalid duration unit in {text:?} (use s, m, h or d)")),
     };
-    if secs == 0 {
-        return Err("the idle timeout must be positive".into());
-    }
     Ok(Duration::from_secs(secs))
 }
 
@@ -120,6 +126,7 @@ mod tests {
         assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
         assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
         assert!(parse_duration("0s").is_err());
+        assert_eq!(parse_duration_or_zero("0s").unwrap(), Duration::ZERO);
         assert!(parse_duration("5 weeks").is_err());
         assert!(parse_duration("").is_err());
     }

@@ -204,6 +204,18 @@ enum Command {
         #[arg(long, value_enum)]
         format: Option<import::Format>,
     },
+    /// Remove what failed writes and superseded snapshots left in the store (never anything live).
+    Gc {
+        /// Keep unreferenced value blobs younger than this: a writer may be about to commit them.
+        #[arg(long, default_value = "1h", value_name = "DURATION")]
+        grace: String,
+        /// Only count what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Check the store: create-if-absent probe, what it holds, the vault's public header.
     Doctor {
         /// JSON output.
@@ -440,6 +452,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
                     r.commits,
                     r.anchors
                 );
+                if r.snapshot > 0 {
+                    outln!("snapshot at commit {} matches the log replayed up to it", r.snapshot);
+                }
                 Ok(())
             }
             other => Err(unexpected(other)),
@@ -488,6 +503,33 @@ fn run(cli: Cli) -> Result<(), CliError> {
         },
         Command::Import { file, format } => cmd_import(&mut ctx, &file, format),
         Command::Doctor { json } => cmd_doctor(&ctx, json),
+        Command::Gc { grace, dry_run, json } => {
+            let grace_secs = config::parse_duration_or_zero(&grace).map_err(CliError::input)?.as_secs();
+            match request(&mut ctx, Request::Gc { grace_secs, dry_run })? {
+                Response::Gc(r) if json => print_json(&r),
+                Response::Gc(r) => {
+                    let verb = if r.dry_run { "would remove" } else { "removed" };
+                    outln!(
+                        "{verb}: {} snapshot parts, {} orphan blobs, {} old key files, {} probe leftovers ({} bytes)",
+                        r.snapshot_parts,
+                        r.orphan_blobs,
+                        r.old_keyfiles,
+                        r.probes,
+                        r.bytes
+                    );
+                    outln!("kept: the snapshot at commit {}, every commit and audit record", r.snapshot);
+                    if r.young_blobs > 0 {
+                        outln!(
+                            "kept: {} unreferenced blobs younger than {} (a writer may still commit them)",
+                            r.young_blobs,
+                            grace.trim()
+                        );
+                    }
+                    Ok(())
+                }
+                other => Err(unexpected(other)),
+            }
+        }
         Command::Completions { .. } => Ok(()),
     }
 }
@@ -737,6 +779,7 @@ fn cmd_status(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
             outln!("audit records: {}", s.audit_records);
             outln!("key file generation: {}", s.keyfile_generation);
             outln!("epoch: {}", s.epoch);
+            outln!("snapshot: {}", if s.snapshot == 0 { "none".to_string() } else { format!("at commit {}", s.snapshot) });
             Ok(())
         }
         Some(Response::Error { category, message }) => Err(CliError::from_category(category, message)),

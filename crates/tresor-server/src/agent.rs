@@ -185,6 +185,9 @@ pub async fn execute(vault: &mut Vault, request: Request) -> Response {
         Request::Audit => vault.audit_trail().await.map(Response::Audit),
         Request::Verify => vault.verify().await.map(Response::Verify),
         Request::Export => tresor::archive::export(vault).await.map(|a| Response::Archive(SecretBuf::new(a))),
+        Request::Gc { grace_secs, dry_run } => {
+            vault.gc(std::time::Duration::from_secs(grace_secs), dry_run).await.map(Response::Gc)
+        }
         Request::Ping | Request::Unlock { .. } | Request::Lock => Ok(Response::Done),
     };
     response.unwrap_or_else(|e| Response::error(&e))

@@ -8,7 +8,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::io::{Read, Write};
 use tresor::Category;
 use tresor::model::AuditRecord;
-use tresor::vault::{HistoryEntry, ListEntry, Status, VerifyReport};
+use tresor::vault::{GcReport, HistoryEntry, ListEntry, Status, VerifyReport};
 use zeroize::Zeroizing;
 
 /// Largest frame accepted (a value at the 64 MiB envelope limit, plus framing).
@@ -87,6 +87,13 @@ pub enum Request {
     Verify,
     /// A self-contained encrypted backup.
     Export,
+    /// Remove superseded snapshots and orphans.
+    Gc {
+        /// Keep unreferenced blobs younger than this (seconds).
+        grace_secs: u64,
+        /// Only count.
+        dry_run: bool,
+    },
 }
 
 /// What the agent answers.
@@ -126,6 +133,8 @@ pub enum Response {
     Verify(VerifyReport),
     /// An export archive.
     Archive(SecretBuf),
+    /// What `gc` removed.
+    Gc(GcReport),
     /// The operation failed.
     Error {
         /// Its class.

@@ -29,6 +29,10 @@ pub const DEFAULT_MAX_VALUE: usize = 1 << 20;
 const MAX_RETRIES: usize = 64;
 /// Audit records appended without pinning the head in the trust state, at most.
 const PIN_EVERY: usize = 64;
+/// Writes of more secrets than this make their blobs and audit records durable all at once.
+const SMALL_WRITE: usize = 4;
+/// Paths named by one audit record of a big write (a record stays far below its size limit).
+const AUDIT_PATHS_PER_RECORD: usize = 256;
 /// Concurrent reads when replaying a log.
 const READ_AHEAD: usize = 32;
 /// A snapshot is written once this many commits follow the newest one...
@@ -138,6 +142,23 @@ pub struct VerifyReport {
     pub snapshot: u64,
 }
 
+/// How long reading and opening the newest snapshot took ([`Vault::measure_snapshot`]).
+#[derive(Clone, Debug)]
+pub struct SnapshotTiming {
+    /// The commit it was taken at.
+    pub seq: u64,
+    /// Its parts.
+    pub parts: u32,
+    /// Its size in the store.
+    pub bytes: u64,
+    /// Entries it holds.
+    pub entries: u64,
+    /// Reading every part.
+    pub read: Duration,
+    /// Decrypting, decoding and indexing every part.
+    pub open: Duration,
+}
+
 /// What `tresor gc` removed (or, in a dry run, would remove).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct GcReport {
@@ -188,8 +209,9 @@ pub struct Vault {
     ops_since_snapshot: u64,
     opts: Options,
     failed_attempts: Vec<u64>,
-    /// Audit records written without fsync and not yet made durable: never pinned, anchored or
-    /// chained onto by a durable record before [`Store::sync`] has made them durable.
+    /// Objects written without fsync and not yet made durable — audit records of reads, and the
+    /// blobs and records of a big write before its commit: never pinned, anchored, referenced or
+    /// chained onto by a durable object before [`Store::sync`] has made them durable.
     unsynced: Vec<String>,
 }
 
@@ -205,6 +227,14 @@ impl Drop for Vault {
 
 fn epoch_aad(vault_id: &[u8; 16], epoch: u32) -> Vec<u8> {
     [b"tresor/v1/epoch-key".as_slice(), vault_id, &epoch.to_be_bytes()].concat()
+}
+
+/// After losing a race for the next entry of a log: a random pause, growing with the attempts, so
+/// that writers contending for the head do not keep colliding.
+async fn backoff(attempt: usize) {
+    let ceiling_us = 200u64 << attempt.min(7);
+    let jitter = tresor_crypto::random_array::<8>().map(u64::from_le_bytes).unwrap_or(0);
+    tokio::time::sleep(Duration::from_micros(jitter % ceiling_us)).await;
 }
 
 /// Formats ms since the Unix epoch as RFC 3339 UTC (second precision).
@@ -632,6 +662,25 @@ impl Vault {
         Ok(())
     }
 
+    /// Reads and opens the newest snapshot again, timing each step (for benchmarks and `doctor`);
+    /// `None` without a snapshot.
+    pub async fn measure_snapshot(&self) -> Result<Option<SnapshotTiming>> {
+        let Some(found) = snapshot::newest(&self.store).await? else { return Ok(None) };
+        let start = std::time::Instant::now();
+        let Some(envelopes) = snapshot::read(&self.store, found).await? else { return Ok(None) };
+        let read = start.elapsed();
+        let (_, index) = snapshot::open(&self.keys.snapshot, &self.vault_id, found, &envelopes)?;
+        let opened = start.elapsed();
+        Ok(Some(SnapshotTiming {
+            seq: found.0,
+            parts: found.1,
+            bytes: envelopes.iter().map(|e| e.len() as u64).sum(),
+            entries: index.len() as u64,
+            read,
+            open: opened - read,
+        }))
+    }
+
     fn snapshot_due(&self) -> bool {
         let commits = self.log.seq.saturating_sub(self.snapshot_seq);
         match self.opts.snapshot_every {
@@ -755,6 +804,7 @@ impl Vault {
                 }
                 return Ok(commit.ops);
             }
+            backoff(attempt).await;
         }
         Err(Error::Conflict(format!("gave up after {MAX_RETRIES} attempts: too many concurrent writers")))
     }
@@ -879,6 +929,20 @@ impl Vault {
         detail: Option<String>,
         durability: Durability,
     ) -> Result<()> {
+        self.audit_append_with(op, path, outcome, detail, durability, true).await
+    }
+
+    /// [`Vault::audit_append`]; without `pin`, relaxed records are not pinned every
+    /// [`PIN_EVERY`] records (a write pins them all with its commit).
+    async fn audit_append_with(
+        &mut self,
+        op: &str,
+        path: Option<&str>,
+        outcome: Outcome,
+        detail: Option<String>,
+        durability: Durability,
+        pin: bool,
+    ) -> Result<()> {
         let record = AuditRecord {
             time_ms: now_ms(),
             actor: self.opts.actor.clone(),
@@ -893,7 +957,7 @@ impl Vault {
             // A durable record must not chain onto records a power failure could still tear.
             self.sync_audit().map_err(audit_err)?;
         }
-        for _ in 0..MAX_RETRIES {
+        for attempt in 0..MAX_RETRIES {
             let seq = self.audit.seq + 1;
             let entry = self.keys.audit.seal(seq, &self.audit.link, &plain).map_err(audit_err)?;
             let name = layout::audit(seq);
@@ -904,13 +968,14 @@ impl Vault {
                 if durability == Durability::Relaxed {
                     self.unsynced.push(name);
                 }
-                if self.unsynced.len() >= PIN_EVERY {
+                if pin && self.unsynced.len() >= PIN_EVERY {
                     self.save_trust().map_err(audit_err)?;
                 }
                 return Ok(());
             }
             // Other writers appended since we last looked: catch up to the head, chain onto it.
             // Their records may not be durable yet either: make them so before we chain onto them.
+            backoff(attempt).await;
             self.audit = self.scan_audit_head(seq).await.map_err(audit_err)?;
             self.unsynced.extend((seq..=self.audit.seq).map(layout::audit));
             if durability == Durability::Sync {
@@ -1219,13 +1284,16 @@ impl Vault {
             blobs.push((name, envelope));
         }
         // The blobs and the audit records are independent: write them at the same time, so their
-        // fsyncs share journal commits instead of queueing one behind the other.
+        // fsyncs share journal commits instead of queueing one behind the other. A bigger write
+        // makes them durable all at once before its commit (one `syncfs` on a local directory).
+        let durability = if items.len() > SMALL_WRITE { Durability::Relaxed } else { Durability::Sync };
+        let blob_names: Vec<String> = blobs.iter().map(|(name, _)| name.clone()).collect();
         let store = self.store.clone();
         let write_blobs = futures::stream::iter(blobs)
             .map(|(name, envelope)| {
                 let store = store.clone();
                 async move {
-                    match store.create(&name, envelope).await? {
+                    match store.create_with(&name, envelope, durability).await? {
                         Created::Yes => Ok(()),
                         Created::AlreadyExists => {
                             Err(Error::Conflict(format!("object {name} already exists")))
@@ -1236,8 +1304,18 @@ impl Vault {
             .buffer_unordered(READ_AHEAD)
             .try_collect::<Vec<()>>();
         let write_audit = async {
-            for (path, _) in items {
-                self.audit_append(op, Some(path), Outcome::Ok, None, Durability::Sync).await?;
+            if durability == Durability::Sync {
+                for (path, _) in items {
+                    self.audit_append(op, Some(path), Outcome::Ok, None, durability).await?;
+                }
+            } else {
+                // A big write is one request: a few records naming every path, rather than one
+                // record per secret racing other writers for the head of the trail.
+                for chunk in items.chunks(AUDIT_PATHS_PER_RECORD) {
+                    let paths: Vec<&str> = chunk.iter().map(|(p, _)| *p).collect();
+                    let detail = format!("{} secrets: {}", paths.len(), paths.join(", "));
+                    self.audit_append_with(op, None, Outcome::Ok, Some(detail), durability, false).await?;
+                }
             }
             Ok::<_, Error>(())
         };
@@ -1248,6 +1326,10 @@ impl Vault {
                 self.audit_failure(op, Some(path), &e).await;
             }
             return Err(e);
+        }
+        if durability == Durability::Relaxed {
+            // Made durable with the audit records, before the commit that references them.
+            self.unsynced.extend(blob_names);
         }
         let result = self
             .commit(|index| {
