@@ -779,7 +779,10 @@ fn cmd_status(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
             outln!("audit records: {}", s.audit_records);
             outln!("key file generation: {}", s.keyfile_generation);
             outln!("epoch: {}", s.epoch);
-            outln!("snapshot: {}", if s.snapshot == 0 { "none".to_string() } else { format!("at commit {}", s.snapshot) });
+            outln!(
+                "snapshot: {}",
+                if s.snapshot == 0 { "none".to_string() } else { format!("at commit {}", s.snapshot) }
+            );
             Ok(())
         }
         Some(Response::Error { category, message }) => Err(CliError::from_category(category, message)),
