@@ -1,5 +1,5 @@
 //! What the store sees (T22, and the table in SECURITY.md): after a normal session through the real
-//! binary, the vault directory holds only the five documented prefixes, and every object name has
+//! binary, the vault directory holds only the six documented prefixes, and every object name has
 //! the documented shape (sequence numbers, generations, epochs and random ids, never a secret's
 //! name); SECURITY.md documents each prefix in its table.
 #![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
@@ -10,12 +10,13 @@ use common::{Env, KDF, PASSWORD, run};
 
 /// The documented prefixes and the shape of the names under each: `d` a decimal digit, `h` a
 /// lowercase hex digit, `/` a separator.
-const SHAPES: [(&str, &str); 5] = [
+const SHAPES: [(&str, &str); 6] = [
     ("keyfile", "dddddddddddddddddddd"),
     ("log", "dddddddddddddddddddd"),
     ("audit", "dddddddddddddddddddd"),
     ("epoch", "dddddddddd"),
     ("blob", "dddddddddd/hhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh"),
+    ("snap", "dddddddddddddddddddd-ddddd-ddddd"),
 ];
 
 /// Whether `rest` has exactly the shape `shape`.
@@ -29,7 +30,7 @@ fn fits(rest: &str, shape: &str) -> bool {
 }
 
 /// A session touching every kind of object: values, versions, deletes, an import, a password
-/// change, a failed unlock, the agent.
+/// change, a failed unlock, the agent, a `gc` (which snapshots the index).
 fn session(env: &Env) {
     env.init();
     env.set("db/password", b"one");
@@ -50,6 +51,7 @@ fn session(env: &Env) {
         run(env.cmd().env("TRESOR_PASSWORD", new).arg("unlock"), b"").ok();
         env.run(&["set", "via/agent"], b"x").ok();
         env.run(&["audit", "verify"], b"").ok();
+        env.run(&["gc"], b"").ok();
         env.run(&["lock"], b"").ok();
     }
     env.run_pw_as(new, &["export", "--out", env.path("b.tresor").to_str().unwrap()], b"").ok();
@@ -60,7 +62,7 @@ fn t22_object_names_have_the_documented_shapes() {
     let env = Env::new();
     session(&env);
     let files = env.vault_files();
-    let mut per_prefix = [0usize; 5];
+    let mut per_prefix = [0usize; 6];
     for name in &files {
         let matched = SHAPES.iter().position(|(prefix, shape)| {
             name.strip_prefix(prefix).and_then(|r| r.strip_prefix('/')).is_some_and(|rest| fits(rest, shape))
@@ -78,13 +80,14 @@ fn t22_object_names_have_the_documented_shapes() {
         assert!(!files.iter().any(|f| f.contains(word)), "{word:?} in an object name");
     }
     println!(
-        "T22-cli: {} objects, all of documented shape: keyfile {}, log {}, audit {}, epoch {}, blob {}",
+        "T22-cli: {} objects, all of documented shape: keyfile {}, log {}, audit {}, epoch {}, blob {}, snap {}",
         files.len(),
         per_prefix[0],
         per_prefix[1],
         per_prefix[2],
         per_prefix[3],
-        per_prefix[4]
+        per_prefix[4],
+        per_prefix[5]
     );
 }
 
@@ -97,7 +100,11 @@ fn no_directories_besides_the_documented_prefixes() {
         .map(|e| e.unwrap().file_name().to_str().unwrap().to_string())
         .collect();
     top.sort();
-    assert_eq!(top, ["audit", "blob", "epoch", "keyfile", "log"], "top-level entries of the vault directory");
+    assert_eq!(
+        top,
+        ["audit", "blob", "epoch", "keyfile", "log", "snap"],
+        "top-level entries of the vault directory"
+    );
     // And no empty directories below them either.
     for (prefix, _) in SHAPES {
         for e in std::fs::read_dir(env.vault.join(prefix)).unwrap() {
