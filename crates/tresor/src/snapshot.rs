@@ -301,3 +301,58 @@ mod tests {
         open(&key, &id, (7, parts), &envelopes).unwrap();
     }
 }
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+    use crate::model::{BlobRef, Op};
+
+    #[test]
+    #[ignore = "a measurement, run by hand with --release --ignored --nocapture"]
+    fn phases_for_a_million_entries() {
+        let mut index = Index::default();
+        for i in 0..1_000_000u64 {
+            let blob = BlobRef { epoch: 1, id: tresor_crypto::random_array().unwrap(), size: 100 };
+            index.apply(
+                &Op::Put {
+                    path: format!("apps/{}/{:04}/{:03}-db-password", i % 4, i / 4000, (i / 4) % 1000),
+                    version: 1,
+                    blob,
+                },
+                1_795_000_000_000 + i,
+            );
+        }
+        let key = Key::generate().unwrap();
+        let id = [5u8; 16];
+        let h =
+            Header { seq: 9, link: [1; 32], epoch: 1, keyfile: (1, None), anchor: None, entries: 1_000_000 };
+        let t = std::time::Instant::now();
+        let plain = encode(&h, &index).unwrap();
+        eprintln!("encode {:?} ({} parts)", t.elapsed(), plain.len());
+        let t = std::time::Instant::now();
+        let sealed = seal(&key, &id, 9, &plain).unwrap();
+        eprintln!("seal {:?}", t.elapsed());
+        let envelopes: Vec<Bytes> = sealed.into_iter().map(|(_, e)| Bytes::from(e)).collect();
+        let names: Vec<String> = names((9, envelopes.len() as u32)).collect();
+        let t = std::time::Instant::now();
+        let opened: Vec<SecretBytes> = names
+            .iter()
+            .zip(&envelopes)
+            .map(|(n, e)| tresor_crypto::open(&key, &seal_ctx(&id, n), e).unwrap())
+            .collect();
+        eprintln!("open (aead+zstd, one core) {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let decoded: Vec<_> = opened.iter().map(|p| decode_part(p).unwrap()).collect();
+        eprintln!("decode (one core) {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let entries: Vec<(String, Entry)> = decoded.into_iter().flat_map(|(_, e)| e).collect();
+        eprintln!("concat {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let back = Index::from_sorted(entries).unwrap();
+        eprintln!("from_sorted {:?}", t.elapsed());
+        let t = std::time::Instant::now();
+        let (_, again) = open(&key, &id, (9, envelopes.len() as u32), &envelopes).unwrap();
+        eprintln!("open() total {:?}", t.elapsed());
+        assert_eq!(again.len(), back.len());
+    }
+}

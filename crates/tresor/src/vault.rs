@@ -204,8 +204,12 @@ pub struct Vault {
     audit: Head,
     last_anchor: Option<AuditAnchor>,
     index: Index,
-    /// The commit of the newest complete snapshot known; ops applied after it.
+    /// The commit of the newest snapshot this handle read or wrote (pinned in the trust state).
     snapshot_seq: u64,
+    /// The newest snapshot known to exist (≥ `snapshot_seq`; another writer's, not read), the
+    /// commits applied after it with their op counts, and the sum of those: when a snapshot is due.
+    snapshot_base: u64,
+    ops_after_base: std::collections::VecDeque<(u64, u64)>,
     ops_since_snapshot: u64,
     opts: Options,
     failed_attempts: Vec<u64>,
@@ -332,6 +336,8 @@ impl Vault {
             last_anchor: None,
             index: Index::default(),
             snapshot_seq: 0,
+            snapshot_base: 0,
+            ops_after_base: std::collections::VecDeque::new(),
             ops_since_snapshot: 0,
             opts,
             failed_attempts: Vec::new(),
@@ -492,6 +498,7 @@ impl Vault {
             self.last_anchor = commit.audit;
         }
         self.ops_since_snapshot += commit.ops.len() as u64;
+        self.ops_after_base.push_back((seq, commit.ops.len() as u64));
         self.log = Head { seq, link: self.keys.commit.link(bytes) };
         Ok(())
     }
@@ -614,6 +621,7 @@ impl Vault {
             self.logged_keyfile = header.keyfile;
             self.last_anchor = header.anchor;
             self.snapshot_seq = header.seq;
+            self.snapshot_base = header.seq;
             return Ok(());
         }
         Err(Error::Store("snapshots kept disappearing while being read; try again".into()))
@@ -681,8 +689,36 @@ impl Vault {
         }))
     }
 
+    /// Counts commits and ops from the snapshot at `seq` on (when it is newer than the base).
+    fn advance_snapshot_base(&mut self, seq: u64) {
+        if seq <= self.snapshot_base {
+            return;
+        }
+        self.snapshot_base = seq;
+        while let Some(&(n, ops)) = self.ops_after_base.front()
+            && n <= seq
+        {
+            self.ops_since_snapshot -= ops;
+            self.ops_after_base.pop_front();
+        }
+    }
+
+    /// Writes a snapshot if one is due — unless another writer has written a recent enough one.
+    async fn snapshot_if_due(&mut self) -> Result<()> {
+        if !self.snapshot_due() {
+            return Ok(());
+        }
+        if let Some((seq, _)) = snapshot::newest(&self.store).await? {
+            self.advance_snapshot_base(seq.min(self.log.seq));
+        }
+        if self.snapshot_due() {
+            self.snapshot().await?;
+        }
+        Ok(())
+    }
+
     fn snapshot_due(&self) -> bool {
-        let commits = self.log.seq.saturating_sub(self.snapshot_seq);
+        let commits = self.log.seq.saturating_sub(self.snapshot_base);
         match self.opts.snapshot_every {
             Some(every) => commits >= every.max(1),
             None => {
@@ -719,7 +755,7 @@ impl Vault {
             .await?;
         self.store.sync(&names)?;
         self.snapshot_seq = self.snapshot_seq.max(header.seq);
-        self.ops_since_snapshot = 0;
+        self.advance_snapshot_base(header.seq);
         self.save_trust()?;
         Ok(header.seq)
     }
@@ -797,9 +833,7 @@ impl Vault {
                 self.save_trust()?;
                 // The commit is durable and acknowledged; a snapshot that cannot be written now
                 // is written by a later commit.
-                if self.snapshot_due()
-                    && let Err(e) = self.snapshot().await
-                {
+                if let Err(e) = self.snapshot_if_due().await {
                     tracing::warn!("index snapshot not written: {e}");
                 }
                 return Ok(commit.ops);
