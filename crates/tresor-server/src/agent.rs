@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::time::{Instant, timeout};
 use tresor::{Password, Store, Vault};
 use zeroize::Zeroizing;
@@ -57,6 +57,20 @@ enum Event {
 
 type Slot = Arc<Mutex<Option<Vault>>>;
 
+/// A plain `set` waiting for the vault, to be committed together with the others waiting.
+struct Pending {
+    op: String,
+    items: Vec<(String, SecretBuf)>,
+    reply: oneshot::Sender<Response>,
+}
+
+/// Group commit: `set` requests that arrive while the vault is busy wait here, and whoever gets
+/// the vault next commits all of them at once.
+type Queue = Arc<std::sync::Mutex<Vec<Pending>>>;
+
+/// Most secrets in one group commit.
+const GROUP_MAX_ITEMS: usize = 4096;
+
 /// Serves requests until `lock`, the idle timeout, SIGTERM or SIGINT; then wipes every key.
 ///
 /// Each connection runs in its own task under an overall deadline, so a stalled client can
@@ -64,6 +78,7 @@ type Slot = Arc<Mutex<Option<Vault>>>;
 pub async fn serve(listener: UnixListener, config: AgentConfig) -> std::io::Result<()> {
     let uid = rustix::process::geteuid().as_raw();
     let slot: Slot = Arc::new(Mutex::new(None));
+    let queue: Queue = Arc::default();
     let config = Arc::new(config);
     let (events, mut inbox) = mpsc::unbounded_channel();
     let idle = tokio::time::sleep(config.idle);
@@ -79,9 +94,9 @@ pub async fn serve(listener: UnixListener, config: AgentConfig) -> std::io::Resu
                     tracing::warn!("refused a connection from another user");
                     continue;
                 }
-                let (slot, config, events) = (slot.clone(), config.clone(), events.clone());
+                let (slot, queue, config, events) = (slot.clone(), queue.clone(), config.clone(), events.clone());
                 tokio::spawn(async move {
-                    match timeout(CONNECTION_DEADLINE, handle(stream, &slot, &config, &events)).await {
+                    match timeout(CONNECTION_DEADLINE, handle(stream, &slot, &queue, &config, &events)).await {
                         Ok(Ok(())) => {}
                         Ok(Err(e)) => tracing::debug!("client connection: {e}"),
                         Err(_) => tracing::warn!("a client connection passed its deadline and was dropped"),
@@ -128,6 +143,7 @@ async fn read_request(stream: &mut UnixStream) -> Result<Request, FrameError> {
 async fn handle(
     mut stream: UnixStream,
     slot: &Slot,
+    queue: &Queue,
     config: &AgentConfig,
     events: &mpsc::UnboundedSender<Event>,
 ) -> Result<(), FrameError> {
@@ -150,6 +166,24 @@ async fn handle(
             let _ = events.send(Event::Locked);
             Response::Done
         }
+        Request::Set { op, items, cas: None } => {
+            let (reply, answer) = oneshot::channel();
+            lock_queue(queue).push(Pending { op, items, reply });
+            {
+                let mut guard = slot.lock().await;
+                let batch = std::mem::take(&mut *lock_queue(queue));
+                match guard.as_mut() {
+                    Some(vault) => group_commit(vault, batch).await,
+                    None => batch.into_iter().for_each(|p| drop(p.reply.send(Response::Locked))),
+                }
+            }
+            // Our own request was in the batch we ran, or in one run by whoever held the vault.
+            answer.await.unwrap_or_else(|_| {
+                Response::error(&tresor::Error::Store(
+                    "the write was interrupted; check with `tresor history`".into(),
+                ))
+            })
+        }
         other => match slot.lock().await.as_mut() {
             Some(vault) => execute(vault, other).await,
             None => Response::Locked,
@@ -158,6 +192,78 @@ async fn handle(
     stream.write_all(&encode(&response)?).await?;
     stream.flush().await?;
     Ok(())
+}
+
+fn lock_queue(queue: &Queue) -> std::sync::MutexGuard<'_, Vec<Pending>> {
+    // A panic while holding this lock cannot leave the queue half-changed (push / take only).
+    queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Commits waiting `set` requests in as few commits as possible: consecutive requests with the
+/// same audit operation and no path in common share one commit (all or none). If a shared commit
+/// is refused as invalid, each of its requests runs on its own, so one bad request fails alone
+/// with exactly the error it would have had.
+async fn group_commit(vault: &mut Vault, batch: Vec<Pending>) {
+    let mut groups: Vec<Vec<Pending>> = Vec::new();
+    let mut paths = std::collections::HashSet::new();
+    let mut items = 0;
+    for pending in batch {
+        let fits = groups.last().is_some_and(|g| {
+            g[0].op == pending.op
+                && items + pending.items.len() <= GROUP_MAX_ITEMS
+                && pending.items.iter().all(|(p, _)| !paths.contains(p.as_str()))
+        });
+        if !fits {
+            groups.push(Vec::new());
+            paths.clear();
+            items = 0;
+        }
+        paths.extend(pending.items.iter().map(|(p, _)| p.clone()));
+        items += pending.items.len();
+        if let Some(group) = groups.last_mut() {
+            group.push(pending);
+        }
+    }
+    for group in groups {
+        if group.len() == 1 || group.iter().any(|p| has_duplicates(&p.items)) {
+            for p in group {
+                let response = execute(vault, Request::Set { op: p.op, items: p.items, cas: None }).await;
+                let _ = p.reply.send(response);
+            }
+            continue;
+        }
+        let borrowed: Vec<(&str, &[u8])> =
+            group.iter().flat_map(|p| p.items.iter().map(|(k, v)| (k.as_str(), v.0.as_slice()))).collect();
+        match vault.set_many(&group[0].op, &borrowed).await {
+            Ok(versions) => {
+                let mut versions = versions.into_iter();
+                for p in group {
+                    let mine: Vec<u64> = versions.by_ref().take(p.items.len()).collect();
+                    let _ = p.reply.send(Response::Versions(mine));
+                }
+            }
+            // Refused before anything was written (a bad path or value in one of the requests):
+            // each on its own, so only the bad one fails.
+            Err(e) if e.category() == tresor::Category::Invalid => {
+                for p in group {
+                    let response = execute(vault, Request::Set { op: p.op, items: p.items, cas: None }).await;
+                    let _ = p.reply.send(response);
+                }
+            }
+            // Anything else (the store, a conflict) is every request's answer: running them again
+            // could write twice what may have landed.
+            Err(e) => {
+                for p in group {
+                    let _ = p.reply.send(Response::error(&e));
+                }
+            }
+        }
+    }
+}
+
+fn has_duplicates(items: &[(String, SecretBuf)]) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    !items.iter().all(|(p, _)| seen.insert(p.as_str()))
 }
 
 /// Runs one vault request: the agent's dispatch, also used by the CLI when no agent runs.
