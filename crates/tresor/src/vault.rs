@@ -635,13 +635,16 @@ impl Vault {
     ) -> Result<()> {
         let seq = header.seq;
         let name = layout::commit(seq);
-        let commit = self.store.get(&name).await?.ok_or_else(|| {
-            Error::integrity(
-                ObjectKind::Commit,
-                &name,
-                "is missing, yet a snapshot was taken at it: the log lost entries",
-            )
-        })?;
+        let Some(commit) = self.store.get(&name).await? else {
+            // The newest commits are gone (a rollback, if this machine saw more than is left), or
+            // this one was taken out of the middle.
+            let served = self.scan_head(LogKind::Commit, 0).await?;
+            if trust.log_seq > served {
+                return Err(Error::Rollback { kind: ObjectKind::Commit, seen: trust.log_seq, served });
+            }
+            let detail = "is missing, yet a snapshot was taken at it: an entry was deleted from the log";
+            return Err(Error::integrity(ObjectKind::Commit, &name, detail));
+        };
         if self.keys.commit.link(&commit) != header.link {
             let part = layout::snapshot(seq, 0, found.1);
             return Err(Error::integrity(

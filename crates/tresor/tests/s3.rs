@@ -89,3 +89,135 @@ async fn two_writers_on_one_bucket_lose_nothing() {
     v.verify().await.unwrap();
     println!("T15-s3: 2 writers x 25 sets on one bucket: 50/50 present, chains whole");
 }
+
+/// Replaces object `name` in the bucket (the store may do anything; tresor never overwrites).
+async fn put_raw(store: &Store, name: &str, bytes: &[u8]) {
+    store.delete(name).await.unwrap();
+    store.create(name, bytes.to_vec()).await.unwrap();
+}
+
+#[tokio::test]
+async fn every_object_kind_rolled_back_injected_or_deleted_on_s3_is_detected() {
+    let Some(location) = common::s3_location("kinds") else { return };
+    let env = Env::new();
+    let trust = env.path("trust");
+    let store = Store::open(&location, false).unwrap();
+    let mut o = opts(&trust);
+    o.snapshot_every = Some(3);
+    let mut v = Vault::init(store.clone(), &pw(PASSWORD), o).await.unwrap();
+    for i in 0..4 {
+        v.set(&format!("k/{i}"), format!("value {i}").as_bytes()).await.unwrap();
+    }
+    let old_keyfile = store.get(&layout::keyfile(1)).await.unwrap().unwrap();
+    v.passwd(&pw(PASSWORD), tresor::KdfParams::MINIMUM).await.unwrap();
+    v.set("k/last", b"after passwd").await.unwrap();
+    drop(v);
+    let unlock =
+        || async { Vault::unlock(Store::open(&location, false).unwrap(), &pw(PASSWORD), opts(&trust)).await };
+    unlock().await.unwrap();
+    let commits = store.list(layout::LOG_DIR).await.unwrap();
+    let head = commits.len() as u64;
+    let mut detected = Vec::new();
+
+    // An older commit list: the newest two commits gone.
+    let saved: Vec<_> = [head - 1, head].iter().map(|s| layout::commit(*s)).collect();
+    let bytes: Vec<_> = futures_bytes(&store, &saved).await;
+    for name in &saved {
+        store.delete(name).await.unwrap();
+    }
+    let e = unlock().await.err().unwrap();
+    assert_eq!(assert_rollback(&e, ObjectKind::Commit), (head, head - 2));
+    detected.push("older commit list");
+    for (name, b) in saved.iter().zip(&bytes) {
+        store.create(name, b.clone()).await.unwrap();
+    }
+
+    // An older snapshot: the newest one gone.
+    let snaps = store.list(layout::SNAPSHOT_DIR).await.unwrap();
+    let newest_seq = snaps.iter().filter_map(|n| layout::parse_snapshot(n)).map(|(s, _, _)| s).max().unwrap();
+    let newest: Vec<String> =
+        snaps.into_iter().filter(|n| layout::parse_snapshot(n).unwrap().0 == newest_seq).collect();
+    let bytes = futures_bytes(&store, &newest).await;
+    for name in &newest {
+        store.delete(name).await.unwrap();
+    }
+    let e = unlock().await.err().unwrap();
+    assert_eq!(assert_rollback(&e, ObjectKind::Snapshot).0, newest_seq);
+    detected.push("older snapshot");
+    for (name, b) in newest.iter().zip(&bytes) {
+        store.create(name, b.clone()).await.unwrap();
+    }
+
+    // An older key file: generation 1 back, generation 2 gone.
+    let new_keyfile = store.get(&layout::keyfile(2)).await.unwrap().unwrap();
+    store.delete(&layout::keyfile(2)).await.unwrap();
+    store.create(&layout::keyfile(1), old_keyfile.to_vec()).await.unwrap();
+    let e = unlock().await.err().unwrap();
+    assert_eq!(assert_rollback(&e, ObjectKind::KeyFile), (2, 1));
+    detected.push("older key file");
+    store.delete(&layout::keyfile(1)).await.unwrap();
+    store.create(&layout::keyfile(2), new_keyfile.to_vec()).await.unwrap();
+
+    // A copied object injected as the next commit.
+    let copy = store.get(&layout::commit(head)).await.unwrap().unwrap();
+    store.create(&layout::commit(head + 1), copy.to_vec()).await.unwrap();
+    let e = unlock().await.err().unwrap();
+    common::assert_integrity(&e, ObjectKind::Commit, Some(&layout::commit(head + 1)));
+    detected.push("injected commit");
+    store.delete(&layout::commit(head + 1)).await.unwrap();
+
+    // A value blob replaced by another blob's bytes.
+    let blobs = store.list(layout::BLOB_DIR).await.unwrap();
+    let (a, b) = (&blobs[0], &blobs[1]);
+    let a_bytes = store.get(a).await.unwrap().unwrap();
+    let b_bytes = store.get(b).await.unwrap().unwrap();
+    put_raw(&store, a, &b_bytes).await;
+    let mut v = unlock().await.unwrap();
+    let mut failures = 0;
+    for i in 0..4 {
+        if let Err(e) = v.get(&format!("k/{i}"), None).await {
+            common::assert_integrity(&e, ObjectKind::ValueBlob, Some(a));
+            failures += 1;
+        }
+    }
+    assert_eq!(failures, 1);
+    detected.push("swapped blob");
+    drop(v);
+    put_raw(&store, a, &a_bytes).await;
+
+    // A middle commit deleted (below the snapshot: found by verify; above it: at unlock).
+    let middle = layout::commit(head - 1);
+    let middle_bytes = store.get(&middle).await.unwrap().unwrap();
+    store.delete(&middle).await.unwrap();
+    let e = unlock().await.err().unwrap();
+    let detail = common::assert_integrity(&e, ObjectKind::Commit, Some(&middle));
+    assert!(detail.contains("missing"), "{e}");
+    detected.push("deleted commit");
+    store.create(&middle, middle_bytes.to_vec()).await.unwrap();
+
+    // An audit record deleted.
+    let records = store.list(layout::AUDIT_DIR).await.unwrap();
+    let record = records[1].clone();
+    let record_bytes = store.get(&record).await.unwrap().unwrap();
+    store.delete(&record).await.unwrap();
+    let mut v = unlock().await.unwrap();
+    let e = v.verify().await.err().unwrap();
+    common::assert_integrity(&e, ObjectKind::AuditRecord, Some(&record));
+    detected.push("deleted audit record");
+    drop(v);
+    store.create(&record, record_bytes.to_vec()).await.unwrap();
+
+    let mut v = unlock().await.unwrap();
+    v.verify().await.unwrap();
+    assert_eq!(v.get("k/last", None).await.unwrap().as_slice(), b"after passwd");
+    println!("T01-s3-kinds: detected {}/7 ({})", detected.len(), detected.join(", "));
+    assert_eq!(detected.len(), 7);
+}
+
+async fn futures_bytes(store: &Store, names: &[String]) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for n in names {
+        out.push(store.get(n).await.unwrap().unwrap().to_vec());
+    }
+    out
+}
