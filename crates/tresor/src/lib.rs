@@ -7,12 +7,15 @@
 //! - [`snapshot`]: the index as of one commit, so opening does not replay the whole log;
 //! - [`trust`]: what this machine has seen, to refuse rollbacks and forks;
 //! - [`vault`]: the [`Vault`] API that the CLI and the agent use;
-//! - [`archive`]: self-contained encrypted backups.
+//! - [`archive`]: self-contained encrypted backups;
+//! - [`fault`]: a fault-injecting store wrapper for tests (errors, latency, lost acknowledgements,
+//!   crashes).
 #![deny(missing_docs)]
 
 pub mod archive;
 pub mod chain;
 pub mod error;
+pub mod fault;
 pub mod index;
 pub mod keyfile;
 pub mod layout;
