@@ -50,6 +50,16 @@ pub enum Error {
         /// Where we looked.
         location: String,
     },
+    /// Objects but no key file: an `init` that stopped before writing the key file (its last
+    /// step), or data that is not a vault.
+    #[error(
+        "{location} holds objects but no key file: an interrupted `tresor init` (nothing there can be \
+         opened), or data that is not a vault; remove it, then run `tresor init` again"
+    )]
+    InterruptedInit {
+        /// The location.
+        location: String,
+    },
     /// `init` or `import` on a location that already holds a vault or other objects.
     #[error("{location} is not empty: a vault (or other data) is already there")]
     VaultExists {
@@ -194,7 +204,9 @@ impl Error {
             Error::InvalidPath(_) | Error::TooLarge { .. } | Error::PasswordRule(_) | Error::Invalid(_) => {
                 Category::Invalid
             }
-            Error::NoVault { .. } | Error::VaultExists { .. } => Category::Location,
+            Error::NoVault { .. } | Error::VaultExists { .. } | Error::InterruptedInit { .. } => {
+                Category::Location
+            }
             Error::Audit(_) => Category::Audit,
             Error::Unsupported(_) => Category::Unsupported,
             Error::Store(_) | Error::LocalState { .. } | Error::Random => Category::Other,

@@ -233,6 +233,19 @@ fn epoch_aad(vault_id: &[u8; 16], epoch: u32) -> Vec<u8> {
     [b"tresor/v1/epoch-key".as_slice(), vault_id, &epoch.to_be_bytes()].concat()
 }
 
+/// Creates `name`; a store error after which the object holds exactly our bytes (a write that
+/// landed before its acknowledgement was lost) counts as success. `false`: someone else won.
+async fn create_idempotent(store: &Store, name: &str, bytes: &[u8], durability: Durability) -> Result<bool> {
+    match store.create_with(name, bytes.to_vec(), durability).await {
+        Ok(Created::Yes) => Ok(true),
+        Ok(Created::AlreadyExists) => Ok(store.get(name).await?.is_some_and(|b| b.as_ref() == bytes)),
+        Err(e) => match store.get(name).await {
+            Ok(Some(b)) if b.as_ref() == bytes => Ok(true),
+            _ => Err(e),
+        },
+    }
+}
+
 /// After losing a race for the next entry of a log: a random pause, growing with the attempts, so
 /// that writers contending for the head do not keep colliding.
 async fn backoff(attempt: usize) {
@@ -266,7 +279,13 @@ async fn load_keyfile(store: &Store) -> Result<(KeyFile, [u8; 32])> {
         .filter_map(|n| parse_seq(n, layout::KEYFILE_DIR).map(|g| (g, n)))
         .max_by_key(|(g, _)| *g);
     let Some((generation, name)) = newest else {
-        return Err(Error::NoVault { location: store.location().to_string() });
+        let location = store.location().to_string();
+        // Objects but no key file: an init that stopped before its last step (nothing of it can
+        // ever be opened), or some other data.
+        if store.list_all().await?.iter().any(|n| !n.starts_with("probe/")) {
+            return Err(Error::InterruptedInit { location });
+        }
+        return Err(Error::NoVault { location });
     };
     let bytes = store.get(name).await?.ok_or(Error::AuthFailed)?;
     let kf = KeyFile::parse(&bytes)?;
@@ -351,8 +370,11 @@ impl Vault {
         check_password_rules(password)?;
         opts.kdf.check().map_err(|_| Error::Invalid("KDF parameters out of the accepted range".into()))?;
         let existing = store.list_all().await?;
-        if existing.iter().any(|n| !n.starts_with("probe/")) {
+        if existing.iter().any(|n| n.starts_with("keyfile/")) {
             return Err(Error::VaultExists { location: store.location().to_string() });
+        }
+        if existing.iter().any(|n| !n.starts_with("probe/")) {
+            return Err(Error::InterruptedInit { location: store.location().to_string() });
         }
         store.probe().await?;
         let vault_id = tresor_crypto::random_array::<16>()?;
@@ -366,7 +388,7 @@ impl Vault {
         let epoch = 1;
         let epoch_key = Key::generate()?;
         let wrapped = wrap_key(&vault.keys.shield, &epoch_aad(&vault_id, epoch), &epoch_key)?;
-        vault.create_new(&layout::epoch_key(epoch), wrapped.to_vec()).await?;
+        vault.create_once(&layout::epoch_key(epoch), &wrapped).await?;
         vault.epochs.insert(epoch, epoch_key);
         vault.audit_append("init", None, Outcome::Ok, None, Durability::Sync).await?;
         vault
@@ -378,7 +400,7 @@ impl Vault {
             })
             .await?;
         // The key file last: until it exists there is no vault here, only debris `init` refuses.
-        vault.create_new(&layout::keyfile(1), kf_bytes).await?;
+        vault.create_once(&layout::keyfile(1), &kf_bytes).await?;
         vault.save_trust()?;
         Ok(vault)
     }
@@ -425,6 +447,7 @@ impl Vault {
             vault.opts.trust.clear_failed_attempts(&vault.vault_id, &location)?;
         }
         vault.failed_attempts = failed;
+        vault.adopt_keyfile().await?;
         vault.save_trust()?;
         Ok(vault)
     }
@@ -473,10 +496,13 @@ impl Vault {
         Ok(())
     }
 
-    async fn create_new(&self, name: &str, bytes: Vec<u8>) -> Result<()> {
-        match self.store.create(name, bytes).await? {
-            Created::Yes => Ok(()),
-            Created::AlreadyExists => Err(Error::Conflict(format!("object {name} already exists"))),
+    /// Creates `name` durably; a lost acknowledgement of our own write is success, another
+    /// object of that name is a conflict.
+    async fn create_once(&self, name: &str, bytes: &[u8]) -> Result<()> {
+        if self.create_idempotent(name, bytes, Durability::Sync).await? {
+            Ok(())
+        } else {
+            Err(Error::Conflict(format!("object {name} already exists")))
         }
     }
 
@@ -846,19 +872,8 @@ impl Vault {
         Err(Error::Conflict(format!("gave up after {MAX_RETRIES} attempts: too many concurrent writers")))
     }
 
-    /// Creates `name`; a store error after which the object holds exactly our bytes (a write that
-    /// landed before its acknowledgement was lost) counts as success. `false`: someone else won.
     async fn create_idempotent(&self, name: &str, bytes: &[u8], durability: Durability) -> Result<bool> {
-        match self.store.create_with(name, bytes.to_vec(), durability).await {
-            Ok(Created::Yes) => Ok(true),
-            Ok(Created::AlreadyExists) => {
-                Ok(self.store.get(name).await?.is_some_and(|b| b.as_ref() == bytes))
-            }
-            Err(e) => match self.store.get(name).await {
-                Ok(Some(b)) if b.as_ref() == bytes => Ok(true),
-                _ => Err(e),
-            },
-        }
+        create_idempotent(&self.store, name, bytes, durability).await
     }
 
     // ---- the audit trail ------------------------------------------------------------------------
@@ -1330,11 +1345,10 @@ impl Vault {
             .map(|(name, envelope)| {
                 let store = store.clone();
                 async move {
-                    match store.create_with(&name, envelope, durability).await? {
-                        Created::Yes => Ok(()),
-                        Created::AlreadyExists => {
-                            Err(Error::Conflict(format!("object {name} already exists")))
-                        }
+                    if create_idempotent(&store, &name, &envelope, durability).await? {
+                        Ok(())
+                    } else {
+                        Err(Error::Conflict(format!("object {name} already exists")))
                     }
                 }
             })
@@ -1532,22 +1546,62 @@ impl Vault {
         )
         .await?;
         let name = layout::keyfile(next.generation);
-        if let Err(e) = self.create_new(&name, bytes).await {
+        let created = match self.create_idempotent(&name, &bytes, Durability::Sync).await {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                Err(Error::Conflict("the password was changed by another writer; unlock again".into()))
+            }
+            Err(e) => Err(e),
+        };
+        if let Err(e) = created {
             self.audit_failure("passwd", None, &e).await;
             return Err(e);
         }
         let generation = next.generation;
-        self.commit(|_| Ok(vec![Op::KeyFile { generation, hash }])).await?;
+        if let Err(e) = self.commit(|_| Ok(vec![Op::KeyFile { generation, hash }])).await {
+            self.audit_failure("passwd", None, &e).await;
+            // The new key file is in the store and, being the newest, is the one unlock uses.
+            // Removing it could race a commit still landing; the next unlock records it instead.
+            return Err(Error::Store(format!(
+                "the password change could not be recorded ({e}); its new key file was written, so                  the NEW password now opens the vault, and the next unlock records the change"
+            )));
+        }
         let old = self.keyfile.generation;
         self.keyfile = next;
         self.keyfile_hash = hash;
         self.kdf = params;
         // Pins the new parameters even if they are lower: the user chose them.
         self.save_trust()?;
+        // The change is complete; removing the old generation is clean-up, which `gc` and the
+        // next password change retry.
+        if let Err(e) = self.remove_keyfiles_up_to(old).await {
+            tracing::warn!("the old key file could not be removed yet: {e}");
+        }
+        Ok(())
+    }
+
+    async fn remove_keyfiles_up_to(&self, generation: u64) -> Result<()> {
         for name in self.store.list(layout::KEYFILE_DIR).await? {
-            if parse_seq(&name, layout::KEYFILE_DIR).is_some_and(|g| g <= old) {
+            if parse_seq(&name, layout::KEYFILE_DIR).is_some_and(|g| g <= generation) {
                 self.store.delete(&name).await?;
             }
+        }
+        Ok(())
+    }
+
+    /// Records in the commit log a key file generation that an interrupted `passwd` wrote but
+    /// could not record (the key file this unlock used is newer than the log says).
+    async fn adopt_keyfile(&mut self) -> Result<()> {
+        if self.keyfile.generation <= self.logged_keyfile.0 {
+            return Ok(());
+        }
+        let (generation, hash) = (self.keyfile.generation, self.keyfile_hash);
+        let detail =
+            format!("recorded key file generation {generation} left by an interrupted password change");
+        self.audit_append("passwd", None, Outcome::Ok, Some(detail), Durability::Sync).await?;
+        self.commit(|_| Ok(vec![Op::KeyFile { generation, hash }])).await?;
+        if let Err(e) = self.remove_keyfiles_up_to(generation - 1).await {
+            tracing::warn!("the old key file could not be removed yet: {e}");
         }
         Ok(())
     }
