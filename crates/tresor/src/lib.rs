@@ -1,6 +1,7 @@
 //! tresor's core: the vault on an untrusted store.
 //!
 //! - [`store`]: one adapter over `object_store`; every write create-if-absent;
+//! - [`aws`]: S3 credentials, region and endpoint from `AWS_*` variables and AWS profiles;
 //! - [`keyfile`]: password slots wrapping the root secret;
 //! - [`chain`]: sealed, hash-chained logs (the commit log and the audit trail);
 //! - [`index`]: secrets and their versions, replayed from the commit log;
@@ -13,6 +14,7 @@
 #![deny(missing_docs)]
 
 pub mod archive;
+pub mod aws;
 pub mod chain;
 pub mod error;
 pub mod fault;

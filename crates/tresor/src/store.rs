@@ -90,17 +90,22 @@ impl Store {
         Ok(store)
     }
 
-    /// `s3://BUCKET[/PREFIX]`, configured the way AWS tools are: `AWS_ACCESS_KEY_ID`,
-    /// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`, and for other providers
-    /// `AWS_ENDPOINT_URL` (plain HTTP only with `AWS_ALLOW_HTTP=true`). Creates use
+    /// `s3://BUCKET[/PREFIX]`, configured the way AWS tools are (see [`crate::aws`]): `AWS_*`
+    /// variables first, then the AWS profile (`AWS_PROFILE`, `~/.aws/config`,
+    /// `~/.aws/credentials`); plain HTTP only with `AWS_ALLOW_HTTP=true`. Creates use
     /// `If-None-Match: *`.
     fn open_s3(location: &str, rest: &str) -> Result<Store> {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
             return Err(Error::Invalid(format!("{location}: no bucket name")));
         }
-        let s3 = object_store::aws::AmazonS3Builder::from_env()
-            .with_bucket_name(bucket)
+        // Credentials, region and endpoint as the AWS tools find them (environment, then profile).
+        let env = crate::aws::Environment::from_process();
+        let s3 = crate::aws::s3_builder(bucket, &env)
+            .map_err(|e| match e {
+                Error::Invalid(m) => Error::Invalid(format!("{location}: {m}")),
+                e => e,
+            })?
             .build()
             .map_err(|e| Error::Invalid(format!("{location}: {e}")))?;
         let prefix = prefix.trim_matches('/');
