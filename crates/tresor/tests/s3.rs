@@ -38,7 +38,7 @@ async fn vault_lifecycle_and_rollback_on_s3() {
 }
 
 #[tokio::test]
-async fn local_vault_copied_into_a_bucket_opens_unchanged() {
+async fn local_vault_copied_into_a_bucket_opens_unchanged_and_back() {
     let Some(location) = common::s3_location("vault") else { return };
     let env = Env::new();
     let mut v = env.init().await;
@@ -50,8 +50,23 @@ async fn local_vault_copied_into_a_bucket_opens_unchanged() {
         let bytes = local.get(&name).await.unwrap().unwrap();
         bucket.create(&name, bytes.to_vec()).await.unwrap();
     }
-    let mut v = Vault::unlock(bucket, &pw(PASSWORD), opts(&env.path("trust-s3"))).await.unwrap();
+    let mut v = Vault::unlock(bucket.clone(), &pw(PASSWORD), opts(&env.path("trust-s3"))).await.unwrap();
     assert_eq!(v.get("a/b", None).await.unwrap().as_slice(), b"value");
+    v.set("written/on-s3", b"there").await.unwrap();
+    v.gc(std::time::Duration::from_secs(3600), false).await.unwrap();
+    v.verify().await.unwrap();
+    drop(v);
+    // And back: the bucket copied into a new directory opens there.
+    let back = env.path("back");
+    let local = Store::open(back.to_str().unwrap(), true).unwrap();
+    for name in bucket.list_all().await.unwrap() {
+        let bytes = bucket.get(&name).await.unwrap().unwrap();
+        local.create(&name, bytes.to_vec()).await.unwrap();
+    }
+    let mut v = Vault::unlock(local, &pw(PASSWORD), opts(&env.path("trust-back"))).await.unwrap();
+    assert_eq!(v.get("a/b", None).await.unwrap().as_slice(), b"value");
+    assert_eq!(v.get("written/on-s3", None).await.unwrap().as_slice(), b"there");
+    assert!(v.status().await.unwrap().snapshot > 0, "the snapshot came along");
     v.verify().await.unwrap();
 }
 
