@@ -239,10 +239,17 @@ async fn create_idempotent(store: &Store, name: &str, bytes: &[u8], durability: 
     match store.create_with(name, bytes.to_vec(), durability).await {
         Ok(Created::Yes) => Ok(true),
         Ok(Created::AlreadyExists) => Ok(store.get(name).await?.is_some_and(|b| b.as_ref() == bytes)),
-        Err(e) => match store.get(name).await {
-            Ok(Some(b)) if b.as_ref() == bytes => Ok(true),
-            _ => Err(e),
-        },
+        Err(e) => {
+            // Did it land? Asked a few times: the store that just failed may fail a read too.
+            for attempt in 0..3 {
+                match store.get(name).await {
+                    Ok(Some(b)) => return if b.as_ref() == bytes { Ok(true) } else { Err(e) },
+                    Ok(None) => return Err(e),
+                    Err(_) => backoff(attempt + 4).await,
+                }
+            }
+            Err(e)
+        }
     }
 }
 
