@@ -59,6 +59,7 @@ type Slot = Arc<Mutex<Option<Vault>>>;
 
 /// A plain `set` waiting for the vault, to be committed together with the others waiting.
 struct Pending {
+    id: u64,
     op: String,
     items: Vec<(String, SecretBuf)>,
     reply: oneshot::Sender<Response>,
@@ -167,11 +168,23 @@ async fn handle(
             Response::Done
         }
         Request::Set { op, items, cas: None } => {
+            static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let (reply, answer) = oneshot::channel();
-            lock_queue(queue).push(Pending { op, items, reply });
+            lock_queue(queue).push(Pending { id, op, items, reply });
             {
                 let mut guard = slot.lock().await;
-                let batch = std::mem::take(&mut *lock_queue(queue));
+                // Only a request still waiting leads a batch (of everything waiting); one that an
+                // earlier batch took just waits for its answer, so arrivals pile up for the next
+                // leader instead of being committed in dribs.
+                let batch = {
+                    let mut waiting = lock_queue(queue);
+                    if waiting.iter().any(|p| p.id == id) {
+                        std::mem::take(&mut *waiting)
+                    } else {
+                        Vec::new()
+                    }
+                };
                 match guard.as_mut() {
                     Some(vault) => group_commit(vault, batch).await,
                     None => batch.into_iter().for_each(|p| drop(p.reply.send(Response::Locked))),
