@@ -180,6 +180,10 @@ fn du(dir: &Path) -> (u64, u64) {
 async fn copy_to_s3(dir: &Path, target: &str) {
     let from = Store::open(dir.to_str().unwrap(), false).unwrap();
     let to = Store::open(target, false).unwrap();
+    if !to.list("keyfile").await.unwrap().is_empty() {
+        println!("million: {target} already holds the vault (copied by an earlier run)");
+        return;
+    }
     let names = from.list_all().await.unwrap();
     let start = Instant::now();
     use futures::StreamExt;

@@ -429,19 +429,27 @@ impl Vault {
                 served: keyfile.generation,
             });
         }
-        store.probe().await?;
-        let (root, kdf) = match keyfile.unlock(password, trust.pinned_kdf(keyfile.generation).as_ref()) {
-            Ok(opened) => opened,
-            Err(Error::AuthFailed) => {
-                opts.trust.record_failed_attempt(&keyfile.vault_id, &location, now_ms())?;
-                return Err(Error::AuthFailed);
-            }
-            Err(e) => return Err(e),
+        // The create-if-absent probe runs while the key file is opened and the log read (on S3 that
+        // saves its four round trips); it has passed before anything is written.
+        let probe = store.probe();
+        let open = async {
+            let (root, kdf) = match keyfile.unlock(password, trust.pinned_kdf(keyfile.generation).as_ref()) {
+                Ok(opened) => opened,
+                Err(Error::AuthFailed) => {
+                    opts.trust.record_failed_attempt(&keyfile.vault_id, &location, now_ms())?;
+                    return Err(Error::AuthFailed);
+                }
+                Err(e) => return Err(e),
+            };
+            let mut vault = Vault::from_root(store.clone(), keyfile, kf_hash, root, kdf, opts);
+            vault.logged_keyfile = (0, None);
+            vault.open_log(&trust).await?;
+            vault.check_keyfile()?;
+            Ok(vault)
         };
-        let mut vault = Vault::from_root(store, keyfile, kf_hash, root, kdf, opts);
-        vault.logged_keyfile = (0, None);
-        vault.open_log(&trust).await?;
-        vault.check_keyfile()?;
+        let (probed, opened) = tokio::join!(probe, open);
+        probed?;
+        let mut vault = opened?;
         let repaired = vault.find_audit_head(&trust).await?;
         let failed = vault.opts.trust.failed_attempts(&vault.vault_id, &location)?;
         let attempts = failed
@@ -618,7 +626,7 @@ impl Vault {
             }
             return Err(Error::Rollback { kind: ObjectKind::Commit, seen: trust.log_seq, served: head });
         }
-        if self.store.exists(&layout::commit(head + 2)).await? {
+        if self.entries_beyond(LogKind::Commit, head).await? {
             return Err(hole(head + 1));
         }
         let mut entries = std::pin::pin!(self.log_range(LogKind::Commit, start + 1, head));
@@ -672,7 +680,7 @@ impl Vault {
             // The newest commits are gone (a rollback, if this machine saw more than is left), or
             // this one was taken out of the middle.
             let served = self.scan_head(LogKind::Commit, 0).await?;
-            if trust.log_seq > served {
+            if trust.log_seq > served && !self.store.exists(&layout::commit(trust.log_seq)).await? {
                 return Err(Error::Rollback { kind: ObjectKind::Commit, seen: trust.log_seq, served });
             }
             let detail = "is missing, yet a snapshot was taken at it: an entry was deleted from the log";
@@ -912,8 +920,17 @@ impl Vault {
         }
         let scanned = self.scan_audit_head(pinned).await?;
         let mut torn = None;
-        for seq in pinned + 1..=scanned.seq {
-            match self.store.get(&layout::audit(seq)).await? {
+        let store = self.store.clone();
+        let mut records = std::pin::pin!(
+            futures::stream::iter(pinned + 1..=scanned.seq)
+                .map(|seq| {
+                    let store = store.clone();
+                    async move { store.get(&layout::audit(seq)).await.map(|b| (seq, b)) }
+                })
+                .buffered(READ_AHEAD)
+        );
+        while let Some((seq, bytes)) = records.try_next().await? {
+            match bytes {
                 Some(bytes) if self.keys.audit.open(seq, &head.link, &bytes).is_ok() => {
                     head = Head { seq, link: self.keys.audit.link(&bytes) };
                 }
@@ -955,27 +972,65 @@ impl Vault {
     /// The newest entry of a log at or after `from` (which must exist, or be 0): entries appended
     /// since are found by galloping forward, then bisecting, without listing the log.
     async fn scan_head(&self, kind: LogKind, from: u64) -> Result<u64> {
-        // The store chooses which names exist: the arithmetic must not overflow, and the search
-        // is bounded by 64 doublings.
+        // Each round asks about several names at once (one round trip on S3, not one per name):
+        // first exponentially spaced ones until one is missing, then evenly spaced ones between
+        // the last present and the first missing. The store chooses which names exist: the
+        // arithmetic must not overflow, and the search stops by 2^62.
+        const FAN: u32 = 12;
         let mut lo = from;
-        let mut step: u64 = 1;
-        while let Some(probe) = lo.checked_add(step)
-            && step < 1 << 62
-            && self.store.exists(&kind.name(probe)).await?
-        {
-            lo = probe;
-            step *= 2;
-        }
-        let mut hi = lo.saturating_add(step);
-        while hi - lo > 1 {
-            let mid = lo + (hi - lo) / 2;
-            if self.store.exists(&kind.name(mid)).await? {
-                lo = mid;
-            } else {
-                hi = mid;
+        let hi = loop {
+            if lo >= 1 << 62 {
+                return Ok(lo);
             }
+            let candidates: Vec<u64> = (0..FAN).map(|i| lo + (1 << i)).collect();
+            let present = self.exist_all(kind, &candidates).await?;
+            match present.iter().position(|p| !p) {
+                Some(0) => break lo + 1,
+                Some(i) => {
+                    lo = candidates[i - 1];
+                    break candidates[i];
+                }
+                None => lo = candidates[candidates.len() - 1],
+            }
+        };
+        let mut hi = hi;
+        while hi - lo > 1 {
+            let step = ((hi - lo) / u64::from(FAN)).max(1);
+            let points: Vec<u64> = (1..u64::from(FAN)).map(|i| lo + i * step).filter(|p| *p < hi).collect();
+            let present = self.exist_all(kind, &points).await?;
+            let mut next = (lo, hi);
+            for (point, here) in points.iter().zip(present) {
+                if here {
+                    next.0 = *point;
+                } else {
+                    next.1 = *point;
+                    break;
+                }
+            }
+            (lo, hi) = if next == (lo, hi) { (lo, lo + 1) } else { next };
         }
         Ok(lo)
+    }
+
+    /// Whether entries exist past a gap after `head` (probed densely just after it, then
+    /// exponentially further, in one concurrent round): a log with a hole, not one that ends.
+    async fn entries_beyond(&self, kind: LogKind, head: u64) -> Result<bool> {
+        let probes: Vec<u64> =
+            (2..=9).chain((4..=12).map(|k| 1 + (1 << k))).filter_map(|d| head.checked_add(d)).collect();
+        Ok(self.exist_all(kind, &probes).await?.into_iter().any(|here| here))
+    }
+
+    /// Whether each of the entries `seqs` of a log exists, asked concurrently.
+    async fn exist_all(&self, kind: LogKind, seqs: &[u64]) -> Result<Vec<bool>> {
+        let checks: Vec<_> = seqs
+            .iter()
+            .map(|seq| {
+                let store = self.store.clone();
+                let name = kind.name(*seq);
+                async move { store.exists(&name).await }
+            })
+            .collect();
+        futures::future::try_join_all(checks).await
     }
 
     /// Appends an audit record. Any failure is [`Error::Audit`]: the caller must refuse the
