@@ -234,12 +234,13 @@ fn check_secret(env: &Env, path: &str, acks: &[&Ack]) -> Vec<String> {
 fn t15(place: Place) {
     let started = Instant::now();
     let mut env = Env::new();
-    let (label, direct_every) = match &place {
-        Place::Local => ("T15-cli", Some(25)),
-        // A `--no-agent` command replays the whole log: through moto, seconds each.
+    let (label, direct_every, readers) = match &place {
+        Place::Local => ("T15-cli", Some(25), WRITERS),
+        // A `--no-agent` command replays the whole log: through moto, seconds each. More readers
+        // at once mostly race to append their audit records there: two are fastest.
         Place::S3(location) => {
             env.vault = location.clone().into();
-            ("T15-s3-cli", None)
+            ("T15-s3-cli", None, 2)
         }
     };
     env.init();
@@ -307,15 +308,15 @@ fn t15(place: Place) {
         .sum();
     assert!(switches > 20, "the writers barely overlapped ({switches} switches): the test proves little");
 
-    // Every secret, read back through the four agents at once, each checking a quarter.
+    // Every secret, read back through `readers` of the agents at once, each checking its share.
     let check_started = Instant::now();
     let paths: Vec<(&str, Vec<&Ack>)> = by_path.iter().map(|(p, a)| (*p, a.clone())).collect();
     let problems: Vec<String> = std::thread::scope(|s| {
-        let handles: Vec<_> = writers
+        let handles: Vec<_> = writers[..readers]
             .iter()
             .enumerate()
             .map(|(w, reader)| {
-                let mine: Vec<&(&str, Vec<&Ack>)> = paths.iter().skip(w).step_by(WRITERS).collect();
+                let mine: Vec<&(&str, Vec<&Ack>)> = paths.iter().skip(w).step_by(readers).collect();
                 s.spawn(move || {
                     mine.iter().flat_map(|(path, acks)| check_secret(reader, path, acks)).collect::<Vec<_>>()
                 })
