@@ -7,22 +7,9 @@ mod common;
 
 use common::{Env, KDF};
 
-fn s3_location() -> Option<String> {
-    match std::env::var("TRESOR_TEST_S3") {
-        Ok(base) => Some(format!("{}/cli-{}", base.trim_end_matches('/'), common::random_hex(8))),
-        Err(_) if std::env::var_os("TRESOR_REQUIRE_S3").is_some() => {
-            panic!("TRESOR_REQUIRE_S3 is set but TRESOR_TEST_S3 is not: start the S3 server (.ci/run)")
-        }
-        Err(_) => {
-            eprintln!("skipped: TRESOR_TEST_S3 is not set (bash .ci/run starts a local S3 server)");
-            None
-        }
-    }
-}
-
 #[test]
 fn cli_on_s3_directly_and_through_the_agent() {
-    let Some(location) = s3_location() else { return };
+    let Some(location) = common::s3_location("cli") else { return };
     let mut env = Env::new();
     // TRESOR_VAULT for every command, the agent guard's `lock` included.
     env.vault = location.clone().into();

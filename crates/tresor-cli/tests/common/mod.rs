@@ -214,6 +214,45 @@ impl Env {
     pub fn agent_guard_via(&self, wrapper: &[String]) -> AgentGuard<'_> {
         AgentGuard { env: self, wrapper: wrapper.to_vec() }
     }
+
+    /// Another process of the same user on the same machine: the same vault, trust state and
+    /// config, but its own agent socket directory, so `tresor unlock` there starts its own agent.
+    pub fn sibling(&self) -> Env {
+        let mut other = Env::new();
+        other.vault = self.vault.clone();
+        other.state = self.state.clone();
+        other.cfg = self.cfg.clone();
+        other
+    }
+
+    /// `tresor unlock ARGS` with the password in `TRESOR_PASSWORD_FILE` (`password_file`).
+    pub fn unlock_with_file(&self, password_file: &Path, args: &[&str]) -> Out {
+        run(self.cmd().env("TRESOR_PASSWORD_FILE", password_file).arg("unlock").args(args), b"")
+    }
+}
+
+/// A fresh S3 location under `TRESOR_TEST_S3` (set by `.ci/run`, which starts a moto server), its
+/// last segment `NAME-<random>`. Without it the S3 tests are skipped, unless `TRESOR_REQUIRE_S3`
+/// (set in CI) makes that a failure.
+pub fn s3_location(name: &str) -> Option<String> {
+    match std::env::var("TRESOR_TEST_S3") {
+        Ok(base) => Some(format!("{}/{name}-{}", base.trim_end_matches('/'), random_hex(8))),
+        Err(_) if std::env::var_os("TRESOR_REQUIRE_S3").is_some() => {
+            panic!("TRESOR_REQUIRE_S3 is set but TRESOR_TEST_S3 is not: start the S3 server (.ci/run)")
+        }
+        Err(_) => {
+            eprintln!("skipped: TRESOR_TEST_S3 is not set (bash .ci/run starts a local S3 server)");
+            None
+        }
+    }
+}
+
+/// Sends SIGKILL to `pid` (no cleanup, no lock record: as a crash or an OOM kill) and waits until
+/// it is gone; whether it went within 10 s.
+pub fn kill_hard(pid: u32) -> bool {
+    let Some(target) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) else { return false };
+    let _ = rustix::process::kill_process(target, rustix::process::Signal::KILL);
+    wait_for(Duration::from_secs(10), || !alive(pid))
 }
 
 /// The `tresor` binary under test.
