@@ -1,4 +1,4 @@
-//! T16: `kill -9` of the process holding a commit, on a local directory and on S3. Two clients
+//! T15 (kill -9 part): `kill -9` of the process holding a commit, on a local directory and on S3. Two clients
 //! send `tresor set` after `tresor set` to one agent (the process that writes the blob, the audit
 //! record and the commit, so it is almost always in the middle of a write) and log every
 //! acknowledged write; the test sends the agent SIGKILL at a random moment, five times. After each kill the vault must unlock again; every
@@ -119,7 +119,7 @@ fn check(env: &Env, acked: &[Write], in_flight: &[Write]) -> Vec<String> {
     problems
 }
 
-fn t16(env: &Env, label: &str) {
+fn kill_rounds(env: &Env, label: &str) {
     let started = Instant::now();
     env.init();
     let password_file = env.password_file(PASSWORD);
@@ -233,15 +233,15 @@ fn t16(env: &Env, label: &str) {
 }
 
 #[test]
-fn t16_kill_9_of_the_writing_agent_on_a_directory() {
+fn t15_kill_9_of_the_writing_agent_on_a_directory() {
     let env = Env::new();
-    t16(&env, "T16-kill");
+    kill_rounds(&env, "T15-kill");
 }
 
 #[test]
-fn t16_kill_9_of_the_writing_agent_on_s3() {
-    let Some(location) = common::s3_location("t16") else { return };
+fn t15_kill_9_of_the_writing_agent_on_s3() {
+    let Some(location) = common::s3_location("t15-kill") else { return };
     let mut env = Env::new();
     env.vault = location.into();
-    t16(&env, "T16-s3-kill");
+    kill_rounds(&env, "T15-s3-kill");
 }
