@@ -25,8 +25,11 @@ use tresor_crypto::{KdfParams, Key, Password, Purpose, SecretBytes, derive_key};
 
 /// Default limit on a secret value's size.
 pub const DEFAULT_MAX_VALUE: usize = 1 << 20;
-/// How often a write retries after losing a race for the next commit.
+/// A writer that keeps losing races for the next commit or audit record retries at least this
+/// many times, and for at least [`RETRY_FOR`] (a slow shared store with several busy writers).
 const MAX_RETRIES: usize = 64;
+/// See [`MAX_RETRIES`].
+const RETRY_FOR: Duration = Duration::from_secs(60);
 /// Audit records appended without pinning the head in the trust state, at most.
 const PIN_EVERY: usize = 64;
 /// Writes of more secrets than this make their blobs and audit records durable all at once.
@@ -840,7 +843,11 @@ impl Vault {
     /// number, catches up and builds again.
     async fn commit(&mut self, mut build: impl FnMut(&Index) -> Result<Vec<Op>>) -> Result<Vec<Op>> {
         let writer = tresor_crypto::random_array::<16>()?;
-        for attempt in 0..MAX_RETRIES {
+        let started = std::time::Instant::now();
+        for attempt in 0usize.. {
+            if attempt >= MAX_RETRIES && started.elapsed() >= RETRY_FOR {
+                break;
+            }
             if attempt == 0 {
                 // A snapshot above our head means the store lost commits that another writer saw:
                 // a commit here would land below the newest snapshot and must not be acknowledged.
@@ -884,7 +891,7 @@ impl Vault {
             }
             backoff(attempt).await;
         }
-        Err(Error::Conflict(format!("gave up after {MAX_RETRIES} attempts: too many concurrent writers")))
+        Err(Error::Conflict("gave up after a minute of lost races: too many concurrent writers".into()))
     }
 
     async fn create_idempotent(&self, name: &str, bytes: &[u8], durability: Durability) -> Result<bool> {
@@ -1071,7 +1078,11 @@ impl Vault {
             // A durable record must not chain onto records a power failure could still tear.
             self.sync_audit().map_err(audit_err)?;
         }
-        for attempt in 0..MAX_RETRIES {
+        let started = std::time::Instant::now();
+        for attempt in 0usize.. {
+            if attempt >= MAX_RETRIES && started.elapsed() >= RETRY_FOR {
+                break;
+            }
             let seq = self.audit.seq + 1;
             let entry = self.keys.audit.seal(seq, &self.audit.link, &plain).map_err(audit_err)?;
             let name = layout::audit(seq);
