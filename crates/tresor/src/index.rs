@@ -93,7 +93,20 @@ impl Index {
                     v.deleted_ms = Some(time_ms);
                 }
             }
-            Op::Genesis { .. } | Op::KeyFile { .. } => {}
+            Op::Reseal { path, version, blob } => {
+                if let Some(v) = self
+                    .entries
+                    .get_mut(path)
+                    .and_then(|e| e.versions.iter_mut().rev().find(|v| v.version == *version))
+                {
+                    v.blob = *blob;
+                }
+            }
+            Op::Genesis { .. }
+            | Op::KeyFile { .. }
+            | Op::Rotate { .. }
+            | Op::DestroyEpoch { .. }
+            | Op::Policy { .. } => {}
         }
     }
 
@@ -146,6 +159,25 @@ impl Index {
     pub fn blobs(&self) -> impl Iterator<Item = &BlobRef> {
         self.entries.values().flat_map(|e| e.versions.iter().map(|v| &v.blob))
     }
+
+    /// Every version whose value is sealed in an epoch `select` accepts: (path, version, blob), in
+    /// blob order (so that a pack is read front to back).
+    pub fn versions_in(&self, select: impl Fn(u32) -> bool) -> Vec<(String, u64, BlobRef)> {
+        let mut out: Vec<(String, u64, BlobRef)> = self
+            .entries
+            .iter()
+            .flat_map(|(p, e)| e.versions.iter().map(move |v| (p, v)))
+            .filter(|(_, v)| select(v.blob.epoch))
+            .map(|(p, v)| (p.clone(), v.version, v.blob))
+            .collect();
+        out.sort_unstable_by_key(|(_, _, b)| (b.epoch, b.id, b.offset));
+        out
+    }
+
+    /// The blob version `version` of `path` references, if there is such a version.
+    pub fn blob_of(&self, path: &str, version: u64) -> Option<BlobRef> {
+        self.entries.get(path)?.versions.iter().rev().find(|v| v.version == version).map(|v| v.blob)
+    }
 }
 
 #[cfg(test)]
@@ -153,7 +185,7 @@ mod tests {
     use super::*;
 
     fn blob(n: u8) -> BlobRef {
-        BlobRef { epoch: 1, id: [n; 16], size: 3 }
+        BlobRef { epoch: 1, id: [n; 16], size: 3, slot: 0, offset: 0, len: 60 }
     }
 
     #[test]
@@ -181,5 +213,14 @@ mod tests {
         assert_eq!(ix.live_count(), 2);
         assert_eq!(ix.get("db/b").unwrap().next_version(), 2);
         assert_eq!(ix.blobs().count(), 4);
+        let moved = BlobRef { epoch: 2, ..blob(9) };
+        ix.apply(&Op::Reseal { path: "db/a".into(), version: 1, blob: moved }, 60);
+        assert_eq!(ix.blob_of("db/a", 1), Some(moved));
+        assert_eq!(ix.blob_of("db/a", 2), Some(blob(2)), "other versions keep their blobs");
+        assert_eq!(ix.get("db/a").unwrap().versions[0].created_ms, 10, "a reseal is not a new version");
+        let old: Vec<_> = ix.versions_in(|e| e == 1).into_iter().map(|(p, v, _)| (p, v)).collect();
+        assert_eq!(old.len(), 3);
+        assert!(!old.contains(&("db/a".to_string(), 1)));
+        assert_eq!(ix.versions_in(|e| e == 2), [("db/a".to_string(), 1, moved)]);
     }
 }

@@ -5,6 +5,7 @@
 //! - [`keyfile`]: password slots wrapping the root secret;
 //! - [`chain`]: sealed, hash-chained logs (the commit log and the audit trail);
 //! - [`index`]: secrets and their versions, replayed from the commit log;
+//! - [`keyring`]: the data-key epochs: current, destroyed, rotation policy;
 //! - [`snapshot`]: the index as of one commit, so opening does not replay the whole log;
 //! - [`trust`]: what this machine has seen, to refuse rollbacks and forks;
 //! - [`vault`]: the [`Vault`] API that the CLI and the agent use;
@@ -20,6 +21,7 @@ pub mod error;
 pub mod fault;
 pub mod index;
 pub mod keyfile;
+pub mod keyring;
 pub mod layout;
 pub mod model;
 pub mod snapshot;

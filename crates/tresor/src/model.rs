@@ -4,15 +4,22 @@ use crate::chain::Link;
 use crate::error::{Error, ObjectKind, Result};
 use serde::{Deserialize, Serialize};
 
-/// Where a value lives: a blob of an epoch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// Where a value lives: a slot of a blob object of an epoch. A blob object holds the envelope of
+/// one value or, written by a batch, the envelopes of several (a pack), one after the other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct BlobRef {
     /// The epoch whose key sealed it.
     pub epoch: u32,
-    /// Its random id (its name in the store).
+    /// The blob object's random id (its name in the store).
     pub id: [u8; 16],
     /// The plaintext length.
     pub size: u64,
+    /// Its slot in the blob object (bound into the envelope's associated data).
+    pub slot: u32,
+    /// Where its envelope starts in the blob object.
+    pub offset: u64,
+    /// The envelope's length.
+    pub len: u32,
 }
 
 /// One change in a commit.
@@ -47,6 +54,34 @@ pub enum Op {
         generation: u64,
         /// SHA-256 of its bytes.
         hash: [u8; 32],
+    },
+    /// New values are sealed in a new epoch from this commit on (`EpochRotated`); its wrapped key
+    /// was written before the commit.
+    Rotate {
+        /// The new epoch (greater than every epoch before it).
+        epoch: u32,
+        /// Why: `manual`, `policy`, `destroy`, `revocation: ...`.
+        reason: String,
+    },
+    /// A version's value was sealed again, unchanged, into another blob (`BlobReencrypted`).
+    Reseal {
+        /// The secret's path.
+        path: String,
+        /// The version whose value moved.
+        version: u64,
+        /// Where it is now.
+        blob: BlobRef,
+    },
+    /// An epoch was destroyed (`EpochDestroyed`): no version references it any more, and its key
+    /// and blobs are deleted after this commit. No later commit may reference it.
+    DestroyEpoch {
+        /// The destroyed epoch.
+        epoch: u32,
+    },
+    /// The automatic rotation policy changed.
+    Policy {
+        /// Rotate once the current epoch is this old (ms); `None`: never automatically.
+        rotate_every_ms: Option<u64>,
     },
 }
 
@@ -126,17 +161,28 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn blob_ref() -> impl Strategy<Value = BlobRef> {
+        (any::<u32>(), any::<[u8; 16]>(), any::<u64>(), any::<u32>(), any::<u64>(), any::<u32>())
+            .prop_map(|(epoch, id, size, slot, offset, len)| BlobRef { epoch, id, size, slot, offset, len })
+    }
+
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             (any::<u32>(), any::<u64>())
                 .prop_map(|(epoch, keyfile_generation)| Op::Genesis { epoch, keyfile_generation }),
-            ("[ -~]{1,64}", any::<u64>(), any::<u32>(), any::<[u8; 16]>(), any::<u64>()).prop_map(
-                |(path, version, epoch, id, size)| Op::Put {
-                    path,
-                    version,
-                    blob: BlobRef { epoch, id, size }
-                }
-            ),
+            ("[ -~]{1,64}", any::<u64>(), blob_ref()).prop_map(|(path, version, blob)| Op::Put {
+                path,
+                version,
+                blob
+            }),
+            ("[ -~]{1,64}", any::<u64>(), blob_ref()).prop_map(|(path, version, blob)| Op::Reseal {
+                path,
+                version,
+                blob
+            }),
+            (any::<u32>(), "\\PC{0,20}").prop_map(|(epoch, reason)| Op::Rotate { epoch, reason }),
+            any::<u32>().prop_map(|epoch| Op::DestroyEpoch { epoch }),
+            proptest::option::of(any::<u64>()).prop_map(|rotate_every_ms| Op::Policy { rotate_every_ms }),
             ("[ -~]{1,64}", any::<u64>()).prop_map(|(path, version)| Op::Delete { path, version }),
             (any::<u64>(), any::<[u8; 32]>()).prop_map(|(generation, hash)| Op::KeyFile { generation, hash }),
         ]

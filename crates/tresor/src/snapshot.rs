@@ -42,8 +42,8 @@ pub struct Header {
     pub seq: u64,
     /// That commit's link.
     pub link: Link,
-    /// The epoch new values are sealed in.
-    pub epoch: u32,
+    /// The data-key epochs.
+    pub keyring: crate::keyring::Keyring,
     /// The key file generation the log records, and its hash.
     pub keyfile: (u64, Option<[u8; 32]>),
     /// The newest audit anchor in the log.
@@ -192,7 +192,10 @@ fn decode_part(plain: &[u8]) -> Option<(Header, Vec<(String, Entry)>)> {
 }
 
 /// Runs `f` over `jobs` on every available core; results in job order, the first error wins.
-fn on_every_core<J: Sync, T: Send>(jobs: &[J], f: impl Fn(&J) -> Result<T> + Sync) -> Result<Vec<T>> {
+pub(crate) fn on_every_core<J: Sync, T: Send>(
+    jobs: &[J],
+    f: impl Fn(&J) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from).min(jobs.len()).max(1);
     if threads == 1 {
         return jobs.iter().map(&f).collect();
@@ -222,7 +225,7 @@ mod tests {
     fn index_of(paths: &[String]) -> Index {
         let mut index = Index::default();
         for (i, path) in paths.iter().enumerate() {
-            let blob = BlobRef { epoch: 1, id: [i as u8; 16], size: i as u64 };
+            let blob = BlobRef { epoch: 1, id: [i as u8; 16], size: i as u64, slot: 0, offset: 0, len: 300 };
             index.apply(&Op::Put { path: path.clone(), version: 1, blob }, i as u64);
         }
         index
@@ -232,7 +235,7 @@ mod tests {
         Header {
             seq,
             link: [9; 32],
-            epoch: 1,
+            keyring: Default::default(),
             keyfile: (1, Some([3; 32])),
             anchor: None,
             entries: entries as u64,
@@ -312,7 +315,14 @@ mod timing {
     fn phases_for_a_million_entries() {
         let mut index = Index::default();
         for i in 0..1_000_000u64 {
-            let blob = BlobRef { epoch: 1, id: tresor_crypto::random_array().unwrap(), size: 100 };
+            let blob = BlobRef {
+                epoch: 1,
+                id: tresor_crypto::random_array().unwrap(),
+                size: 100,
+                slot: 0,
+                offset: 0,
+                len: 300,
+            };
             index.apply(
                 &Op::Put {
                     path: format!("apps/{}/{:04}/{:03}-db-password", i % 4, i / 4000, (i / 4) % 1000),
@@ -324,8 +334,14 @@ mod timing {
         }
         let key = Key::generate().unwrap();
         let id = [5u8; 16];
-        let h =
-            Header { seq: 9, link: [1; 32], epoch: 1, keyfile: (1, None), anchor: None, entries: 1_000_000 };
+        let h = Header {
+            seq: 9,
+            link: [1; 32],
+            keyring: Default::default(),
+            keyfile: (1, None),
+            anchor: None,
+            entries: 1_000_000,
+        };
         let t = std::time::Instant::now();
         let plain = encode(&h, &index).unwrap();
         eprintln!("encode {:?} ({} parts)", t.elapsed(), plain.len());

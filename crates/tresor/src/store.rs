@@ -194,6 +194,25 @@ impl Store {
         }
     }
 
+    /// Reads bytes `range` of an object (`None`: there is no such object). A range past the end
+    /// yields fewer bytes than asked for, or none: the caller checks the length.
+    pub async fn get_range(&self, name: &str, range: std::ops::Range<u64>) -> Result<Option<Bytes>> {
+        if range.end > crate::layout::size_limit(name) {
+            return Err(Error::integrity(
+                crate::layout::kind_of(name),
+                name,
+                "is referenced past the size any object of its kind may have",
+            ));
+        }
+        match self.inner.get_range(&self.path(name), range).await {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            // Asked past the end of a shorter object (the store truncated it).
+            Err(object_store::Error::Generic { .. }) if self.exists(name).await? => Ok(Some(Bytes::new())),
+            Err(e) => Err(store_err(e)),
+        }
+    }
+
     /// Reads an object the vault knows must be there; a missing one is an integrity error naming
     /// its kind, with `detail` saying how it went missing.
     pub async fn get_required(&self, name: &str, detail: &str) -> Result<Bytes> {

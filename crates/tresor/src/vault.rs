@@ -9,6 +9,7 @@ use crate::chain::{Chain, GENESIS, Link, LogKind};
 use crate::error::{Error, ObjectKind, Result};
 use crate::index::{Index, validate_path};
 use crate::keyfile::{KeyFile, check_password_rules};
+use crate::keyring::Keyring;
 use crate::layout::{self, parse_seq};
 use crate::model::{AuditAnchor, AuditRecord, BlobRef, Commit, Op, Outcome, decode, encode, now_ms};
 use crate::snapshot;
@@ -18,10 +19,15 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::AtomicBool;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, SystemTime};
 use tresor_crypto::envelope::Context;
 use tresor_crypto::wrap::{unwrap_key, wrap_key};
 use tresor_crypto::{KdfParams, Key, Password, Purpose, SecretBytes, derive_key};
+
+mod epochs;
+pub use epochs::{DestroyReport, EpochList, EpochView, ReencryptReport, Residue, RotateReport};
 
 /// Default limit on a secret value's size.
 pub const DEFAULT_MAX_VALUE: usize = 1 << 20;
@@ -36,6 +42,10 @@ const PIN_EVERY: usize = 64;
 const SMALL_WRITE: usize = 4;
 /// Paths named by one audit record of a big write (a record stays far below its size limit).
 const AUDIT_PATHS_PER_RECORD: usize = 256;
+/// The epoch a new vault starts in.
+const FIRST_EPOCH: u32 = 1;
+/// Plaintext bytes sealed into one blob object, at most (a single larger value gets its own).
+pub const PACK_TARGET: usize = 8 << 20;
 /// Concurrent reads when replaying a log.
 const READ_AHEAD: usize = 32;
 /// A snapshot is written once this many commits follow the newest one...
@@ -179,6 +189,10 @@ pub struct GcReport {
     pub old_keyfiles: usize,
     /// Leftovers of interrupted store probes.
     pub probes: usize,
+    /// Wrapped keys of epochs no commit started (a rotation that crashed or lost a race).
+    pub orphan_epoch_keys: usize,
+    /// Objects of destroyed epochs (a destruction that was interrupted before deleting them).
+    pub destroyed_epoch_objects: usize,
     /// Bytes of everything removed.
     pub bytes: u64,
 }
@@ -196,8 +210,11 @@ pub struct Vault {
     store: Store,
     vault_id: [u8; 16],
     keys: Keys,
+    /// Epoch keys unwrapped so far (a destroyed epoch's is wiped as soon as its commit is seen).
     epochs: HashMap<u32, Key>,
-    epoch: u32,
+    keyring: Keyring,
+    /// Versions read from older epochs, to be re-sealed into the current one in a batch.
+    reseal_queue: Vec<(String, u64, BlobRef)>,
     keyfile: KeyFile,
     keyfile_hash: [u8; 32],
     /// Key file generation and hash as the commit log records them.
@@ -254,6 +271,93 @@ async fn create_idempotent(store: &Store, name: &str, bytes: &[u8], durability: 
             Err(e)
         }
     }
+}
+
+/// Blob objects and the references of the values sealed into them: `(name, bytes)` and, per
+/// value in order, its slot.
+type Packs = (Vec<(String, Vec<u8>)>, Vec<BlobRef>);
+
+/// The associated data of a value's envelope: its blob object's name, epoch and slot.
+fn blob_ctx<'a>(vault_id: &'a [u8; 16], name: &'a str, epoch: u32, slot: &'a [u8; 4]) -> Context<'a> {
+    Context { vault_id, role: "blob", object: name, epoch, extra: slot }
+}
+
+/// Seals `values` under `key` into new blob objects of `epoch`, in order, several to an object
+/// until it holds [`PACK_TARGET`] plaintext bytes (on every core for big batches).
+pub(crate) fn seal_packs(key: &Key, vault_id: &[u8; 16], epoch: u32, values: &[&[u8]]) -> Result<Packs> {
+    let mut names: Vec<String> = Vec::new();
+    let mut jobs: Vec<(usize, u32, &[u8])> = Vec::with_capacity(values.len());
+    let mut filled = 0usize;
+    for value in values {
+        let slot = match jobs.last() {
+            Some((_, slot, _)) if filled + value.len() <= PACK_TARGET => slot + 1,
+            _ => 0,
+        };
+        if slot == 0 {
+            names.push(layout::blob(epoch, &tresor_crypto::random_array::<16>()?));
+            filled = 0;
+        }
+        filled += value.len();
+        jobs.push((names.len() - 1, slot, value));
+    }
+    let sealed = snapshot::on_every_core(&jobs, |(pack, slot, value)| {
+        let slot = slot.to_be_bytes();
+        Ok(tresor_crypto::seal(key, &blob_ctx(vault_id, &names[*pack], epoch, &slot), value)?)
+    })?;
+    let mut objects: Vec<(String, Vec<u8>)> = names.iter().map(|n| (n.clone(), Vec::new())).collect();
+    let mut refs = Vec::with_capacity(values.len());
+    for ((pack, slot, value), envelope) in jobs.iter().zip(sealed) {
+        let (name, bytes) = &mut objects[*pack];
+        let len = u32::try_from(envelope.len())
+            .map_err(|_| Error::Invalid(format!("a value too large for {name}")))?;
+        refs.push(BlobRef {
+            epoch,
+            id: layout::parse_blob(name).map_or([0; 16], |(_, id)| id),
+            size: value.len() as u64,
+            slot: *slot,
+            offset: bytes.len() as u64,
+            len,
+        });
+        bytes.extend_from_slice(&envelope);
+    }
+    Ok((objects, refs))
+}
+
+/// The bytes of `blob`'s envelope in its whole blob object (empty if the object is too short).
+fn slice_of<'a>(object: &'a [u8], blob: &BlobRef) -> &'a [u8] {
+    let start = usize::try_from(blob.offset).unwrap_or(usize::MAX);
+    let end = start.saturating_add(blob.len as usize);
+    object.get(start..end).unwrap_or_default()
+}
+
+/// Opens the envelope of `blob` (read from the object `name`): its authenticated value.
+fn open_slot(
+    key: &Key,
+    vault_id: &[u8; 16],
+    name: &str,
+    blob: &BlobRef,
+    envelope: &[u8],
+) -> Result<SecretBytes> {
+    if envelope.len() != blob.len as usize {
+        return Err(Error::integrity(ObjectKind::ValueBlob, name, "is shorter than its commit records"));
+    }
+    let slot = blob.slot.to_be_bytes();
+    let value =
+        tresor_crypto::open(key, &blob_ctx(vault_id, name, blob.epoch, &slot), envelope).map_err(|_| {
+            Error::integrity(
+                ObjectKind::ValueBlob,
+                name,
+                "does not authenticate: tampered, or moved from another name",
+            )
+        })?;
+    if value.len() as u64 != blob.size {
+        return Err(Error::integrity(
+            ObjectKind::ValueBlob,
+            name,
+            "has a different size than its commit records",
+        ));
+    }
+    Ok(value)
 }
 
 /// After losing a race for the next entry of a log: a random pause, growing with the attempts, so
@@ -355,7 +459,8 @@ impl Vault {
             vault_id,
             keys,
             epochs: HashMap::new(),
-            epoch: 0,
+            keyring: Keyring::default(),
+            reseal_queue: Vec::new(),
             logged_keyfile: (keyfile.generation, Some(keyfile_hash)),
             keyfile,
             keyfile_hash,
@@ -395,14 +500,14 @@ impl Vault {
         let kdf = opts.kdf;
         let mut vault = Vault::from_root(store, keyfile, kf_hash, root, kdf, opts);
 
-        let epoch = 1;
+        let epoch = FIRST_EPOCH;
         let epoch_key = Key::generate()?;
         let wrapped = wrap_key(&vault.keys.shield, &epoch_aad(&vault_id, epoch), &epoch_key)?;
         vault.create_once(&layout::epoch_key(epoch), &wrapped).await?;
         vault.epochs.insert(epoch, epoch_key);
         vault.audit_append("init", None, Outcome::Ok, None, Durability::Sync).await?;
         vault
-            .commit(|_| {
+            .commit(|_, _| {
                 Ok(vec![
                     Op::Genesis { epoch, keyfile_generation: 1 },
                     Op::KeyFile { generation: 1, hash: kf_hash },
@@ -532,10 +637,12 @@ impl Vault {
         let commit: Commit = decode(&plain, ObjectKind::Commit, &name)?;
         for op in &commit.ops {
             match op {
-                Op::Genesis { epoch, .. } => self.epoch = *epoch,
                 Op::KeyFile { generation, hash } => self.logged_keyfile = (*generation, Some(*hash)),
+                // Forward secrecy: a destroyed epoch's key leaves memory too.
+                Op::DestroyEpoch { epoch } => drop(self.epochs.remove(epoch)),
                 _ => {}
             }
+            self.keyring.apply(op, commit.time_ms);
             self.index.apply(op, commit.time_ms);
         }
         if commit.audit.is_some() {
@@ -661,7 +768,7 @@ impl Vault {
             self.check_snapshot(&header, found, trust).await?;
             self.index = index;
             self.log = Head { seq: header.seq, link: header.link };
-            self.epoch = header.epoch;
+            self.keyring = header.keyring;
             self.logged_keyfile = header.keyfile;
             self.last_anchor = header.anchor;
             self.snapshot_seq = header.seq;
@@ -781,7 +888,7 @@ impl Vault {
         let header = snapshot::Header {
             seq: self.log.seq,
             link: self.log.link,
-            epoch: self.epoch,
+            keyring: self.keyring.clone(),
             keyfile: self.logged_keyfile,
             anchor: self.last_anchor,
             entries: self.index.len() as u64,
@@ -841,7 +948,10 @@ impl Vault {
 
     /// Appends one commit built from the current index; on losing the race for the next sequence
     /// number, catches up and builds again.
-    async fn commit(&mut self, mut build: impl FnMut(&Index) -> Result<Vec<Op>>) -> Result<Vec<Op>> {
+    async fn commit(
+        &mut self,
+        mut build: impl FnMut(&Index, &Keyring) -> Result<Vec<Op>>,
+    ) -> Result<Vec<Op>> {
         let writer = tresor_crypto::random_array::<16>()?;
         let started = std::time::Instant::now();
         for attempt in 0usize.. {
@@ -866,7 +976,7 @@ impl Vault {
             } else {
                 self.refresh().await?;
             }
-            let ops = build(&self.index)?;
+            let ops = build(&self.index, &self.keyring)?;
             let commit = Commit {
                 time_ms: now_ms(),
                 actor: self.opts.actor.clone(),
@@ -1151,7 +1261,7 @@ impl Vault {
             let seen = trust.snapshot_seq.max(self.snapshot_seq);
             return Err(Error::Rollback { kind: ObjectKind::Snapshot, seen, served: snap_seq });
         }
-        let mut replayed = (Index::default(), 0u32, (0u64, None), None);
+        let mut replayed = (Index::default(), Keyring::default(), (0u64, None), None);
         // The commit log, read afresh.
         let mut anchors = Vec::new();
         let mut prev = GENESIS;
@@ -1168,13 +1278,12 @@ impl Vault {
             prev = self.keys.commit.link(&bytes);
             commits = seq;
             if seq <= snap_seq {
-                let (index, epoch, keyfile, anchor) = &mut replayed;
+                let (index, keyring, keyfile, anchor) = &mut replayed;
                 for op in &commit.ops {
-                    match op {
-                        Op::Genesis { epoch: e, .. } => *epoch = *e,
-                        Op::KeyFile { generation, hash } => *keyfile = (*generation, Some(*hash)),
-                        _ => {}
+                    if let Op::KeyFile { generation, hash } = op {
+                        *keyfile = (*generation, Some(*hash));
                     }
+                    keyring.apply(op, commit.time_ms);
                     index.apply(op, commit.time_ms);
                 }
                 if commit.audit.is_some() {
@@ -1186,9 +1295,9 @@ impl Vault {
                 && let Some(envelopes) = snapshot::read(&self.store, found).await?
             {
                 let (header, index) = snapshot::open(&self.keys.snapshot, &self.vault_id, found, &envelopes)?;
-                let (r_index, r_epoch, r_keyfile, r_anchor) = &replayed;
-                let expected = (seq, prev, *r_epoch, *r_keyfile, *r_anchor);
-                if (header.seq, header.link, header.epoch, header.keyfile, header.anchor) != expected
+                let (r_index, r_keyring, r_keyfile, r_anchor) = &replayed;
+                let expected = (seq, prev, r_keyring, *r_keyfile, *r_anchor);
+                if (header.seq, header.link, &header.keyring, header.keyfile, header.anchor) != expected
                     || index != *r_index
                 {
                     let part = layout::snapshot(seq, 0, found.1);
@@ -1198,7 +1307,7 @@ impl Vault {
                         format!("differs from the commit log replayed up to commit {seq}"),
                     ));
                 }
-                replayed = (Index::default(), 0, (0, None), None);
+                replayed = (Index::default(), Keyring::default(), (0, None), None);
             }
         }
         let seen = self.log.seq.max(trust.log_seq);
@@ -1248,44 +1357,25 @@ impl Vault {
         Ok((wrapped, key))
     }
 
-    /// Seals a value into a new blob of the current epoch: (object name, envelope, reference).
-    async fn seal_blob(&mut self, value: &[u8]) -> Result<(String, Vec<u8>, BlobRef)> {
-        let epoch = self.epoch;
-        let id = tresor_crypto::random_array::<16>()?;
-        let name = layout::blob(epoch, &id);
+    /// Seals values into new blob objects of the current epoch (see [`seal_packs`]).
+    async fn seal_values(&mut self, items: &[(&str, &[u8])]) -> Result<Packs> {
+        let epoch = self.keyring.current;
         let vault_id = self.vault_id;
         let key = self.epoch_key(epoch).await?;
-        let ctx = Context { vault_id: &vault_id, role: "blob", object: &name, epoch, extra: b"" };
-        let envelope = tresor_crypto::seal(key, &ctx, value)?;
-        Ok((name, envelope, BlobRef { epoch, id, size: value.len() as u64 }))
+        let values: Vec<&[u8]> = items.iter().map(|(_, value)| *value).collect();
+        seal_packs(key, &vault_id, epoch, &values)
     }
 
+    /// The authenticated value of a slot; its envelope is read alone (a range of a pack).
     async fn read_blob(&mut self, blob: &BlobRef) -> Result<SecretBytes> {
-        self.open_blob(blob).await.map(|(_, value)| value)
-    }
-
-    /// A blob's envelope and its authenticated value.
-    async fn open_blob(&mut self, blob: &BlobRef) -> Result<(Bytes, SecretBytes)> {
         let name = layout::blob(blob.epoch, &blob.id);
-        let envelope = self.store.get_required(&name, "is missing: the store lost or removed it").await?;
+        let end = blob.offset.saturating_add(u64::from(blob.len));
+        let envelope = self.store.get_range(&name, blob.offset..end).await?.ok_or_else(|| {
+            Error::integrity(ObjectKind::ValueBlob, &name, "is missing: the store lost or removed it")
+        })?;
         let vault_id = self.vault_id;
         let key = self.epoch_key(blob.epoch).await?;
-        let ctx = Context { vault_id: &vault_id, role: "blob", object: &name, epoch: blob.epoch, extra: b"" };
-        let value = tresor_crypto::open(key, &ctx, &envelope).map_err(|_| {
-            Error::integrity(
-                ObjectKind::ValueBlob,
-                &name,
-                "does not authenticate: tampered, or moved from another name",
-            )
-        })?;
-        if value.len() as u64 != blob.size {
-            return Err(Error::integrity(
-                ObjectKind::ValueBlob,
-                &name,
-                "has a different size than its commit records",
-            ));
-        }
-        Ok((envelope, value))
+        open_slot(key, &vault_id, &name, blob, &envelope)
     }
 
     /// Every object of the vault, each read afresh and authenticated, in restore order: value
@@ -1293,13 +1383,23 @@ impl Vault {
     /// vault does not know (stray files, links planted by the store) is included.
     pub(crate) async fn authenticated_objects(&mut self) -> Result<Vec<(String, Bytes)>> {
         let mut out = Vec::new();
-        let blobs: Vec<BlobRef> = self.index.blobs().copied().collect();
-        let mut epochs: Vec<u32> = blobs.iter().map(|b| b.epoch).chain([self.epoch]).collect();
+        let mut objects: std::collections::BTreeMap<(u32, [u8; 16]), Vec<BlobRef>> = Default::default();
+        for blob in self.index.blobs() {
+            objects.entry((blob.epoch, blob.id)).or_default().push(*blob);
+        }
+        let mut epochs: Vec<u32> =
+            objects.keys().map(|(epoch, _)| *epoch).chain([self.keyring.current]).collect();
         epochs.sort_unstable();
         epochs.dedup();
-        for blob in &blobs {
-            let (envelope, _) = self.open_blob(blob).await?;
-            out.push((layout::blob(blob.epoch, &blob.id), envelope));
+        let vault_id = self.vault_id;
+        for ((epoch, id), slots) in objects {
+            let name = layout::blob(epoch, &id);
+            let bytes = self.store.get_required(&name, "is missing: the store lost or removed it").await?;
+            let key = self.epoch_key(epoch).await?;
+            for blob in &slots {
+                open_slot(key, &vault_id, &name, blob, slice_of(&bytes, blob))?;
+            }
+            out.push((name, bytes));
         }
         for epoch in epochs {
             let (wrapped, _) = self.load_epoch_key(epoch).await?;
@@ -1339,9 +1439,11 @@ impl Vault {
         validate_path(path)?;
         let result = self.get_inner(path, version).await;
         match result {
-            Ok(value) => {
+            Ok((value, number, blob)) => {
                 let detail = version.map(|v| format!("version {v}"));
                 self.audit_append("get", Some(path), Outcome::Ok, detail, Durability::Relaxed).await?;
+                // A value of an older epoch moves to the current one, in batches.
+                self.queue_reseal(path, number, blob).await;
                 Ok(value)
             }
             Err(e) => {
@@ -1351,7 +1453,8 @@ impl Vault {
         }
     }
 
-    async fn get_inner(&mut self, path: &str, version: Option<u64>) -> Result<SecretBytes> {
+    /// The value, its version number and where it was read from.
+    async fn get_inner(&mut self, path: &str, version: Option<u64>) -> Result<(SecretBytes, u64, BlobRef)> {
         self.refresh().await?;
         let entry = self.index.get(path).ok_or_else(|| Error::NotFound { path: path.to_string() })?;
         let chosen = match version {
@@ -1368,8 +1471,19 @@ impl Vault {
                 }
             },
         };
-        let blob = chosen.blob;
-        self.read_blob(&blob).await
+        let (blob, number) = (chosen.blob, chosen.version);
+        match self.read_blob(&blob).await {
+            // Re-sealed and removed (an epoch destroyed) since this handle last looked: the index
+            // now names where the value went.
+            Err(Error::Integrity { kind: ObjectKind::ValueBlob, .. }) => {
+                self.refresh().await?;
+                match self.index.blob_of(path, number) {
+                    Some(moved) if moved != blob => Ok((self.read_blob(&moved).await?, number, moved)),
+                    _ => Ok((self.read_blob(&blob).await?, number, blob)),
+                }
+            }
+            result => Ok((result?, number, blob)),
+        }
     }
 
     /// Stores a new version of `path`; returns its version number.
@@ -1401,95 +1515,123 @@ impl Vault {
             }
         }
         self.refresh().await?;
-        let mut puts = Vec::with_capacity(items.len());
-        let mut blobs = Vec::with_capacity(items.len());
-        for (path, value) in items {
-            let (name, envelope, blob) = self.seal_blob(value).await?;
-            puts.push((path.to_string(), blob));
-            blobs.push((name, envelope));
+        if let Err(e) = self.rotate_if_due().await {
+            tracing::warn!("automatic epoch rotation failed; the write goes on in the current epoch: {e}");
         }
-        // The blobs and the audit records are independent: write them at the same time, so their
-        // fsyncs share journal commits instead of queueing one behind the other. A bigger write
-        // makes them durable all at once before its commit (one `syncfs` on a local directory).
         let durability = if items.len() > SMALL_WRITE { Durability::Relaxed } else { Durability::Sync };
-        let blob_names: Vec<String> = blobs.iter().map(|(name, _)| name.clone()).collect();
-        let store = self.store.clone();
-        let write_blobs = futures::stream::iter(blobs)
-            .map(|(name, envelope)| {
-                let store = store.clone();
-                async move {
-                    if create_idempotent(&store, &name, &envelope, durability).await? {
-                        Ok(())
-                    } else {
-                        Err(Error::Conflict(format!("object {name} already exists")))
+
+        // An epoch destroyed between sealing and committing (it was current when this write
+        // began): seal again in the new current epoch.
+        for attempt in 0..3 {
+            let (objects, refs) = self.seal_values(items).await?;
+            let epoch = refs.first().map_or(self.keyring.current, |b| b.epoch);
+            let object_names: Vec<String> = objects.iter().map(|(name, _)| name.clone()).collect();
+            // The blobs and the audit records are independent: write them at the same time, so
+            // their fsyncs share journal commits instead of queueing one behind the other. A
+            // bigger write makes them durable all at once before its commit (one `syncfs` on a
+            // local directory).
+            let store = self.store.clone();
+            let write_blobs = futures::stream::iter(objects)
+                .map(|(name, bytes)| {
+                    let store = store.clone();
+                    async move {
+                        if create_idempotent(&store, &name, &bytes, durability).await? {
+                            Ok(())
+                        } else {
+                            Err(Error::Conflict(format!("object {name} already exists")))
+                        }
+                    }
+                })
+                .buffer_unordered(READ_AHEAD)
+                .try_collect::<Vec<()>>();
+            let write_audit = async {
+                if attempt > 0 {
+                    return Ok(());
+                }
+                let written = format!("BlobWritten epoch {epoch}");
+                if durability == Durability::Sync {
+                    for (path, _) in items {
+                        self.audit_append(op, Some(path), Outcome::Ok, Some(written.clone()), durability)
+                            .await?;
+                    }
+                } else {
+                    // A big write is one request: a few records naming every path, rather than
+                    // one record per secret racing other writers for the head of the trail.
+                    for chunk in items.chunks(AUDIT_PATHS_PER_RECORD) {
+                        let paths: Vec<&str> = chunk.iter().map(|(p, _)| *p).collect();
+                        let detail = format!("{} secrets, {written}: {}", paths.len(), paths.join(", "));
+                        self.audit_append_with(op, None, Outcome::Ok, Some(detail), durability, false)
+                            .await?;
                     }
                 }
-            })
-            .buffer_unordered(READ_AHEAD)
-            .try_collect::<Vec<()>>();
-        let write_audit = async {
-            if durability == Durability::Sync {
-                for (path, _) in items {
-                    self.audit_append(op, Some(path), Outcome::Ok, None, durability).await?;
-                }
-            } else {
-                // A big write is one request: a few records naming every path, rather than one
-                // record per secret racing other writers for the head of the trail.
-                for chunk in items.chunks(AUDIT_PATHS_PER_RECORD) {
-                    let paths: Vec<&str> = chunk.iter().map(|(p, _)| *p).collect();
-                    let detail = format!("{} secrets: {}", paths.len(), paths.join(", "));
-                    self.audit_append_with(op, None, Outcome::Ok, Some(detail), durability, false).await?;
-                }
-            }
-            Ok::<_, Error>(())
-        };
-        let (blobs_written, audited) = tokio::join!(write_blobs, write_audit);
-        audited?;
-        if let Err(e) = blobs_written {
-            for (path, _) in items {
-                self.audit_failure(op, Some(path), &e).await;
-            }
-            return Err(e);
-        }
-        if durability == Durability::Relaxed {
-            // Made durable with the audit records, before the commit that references them.
-            self.unsynced.extend(blob_names);
-        }
-        let result = self
-            .commit(|index| {
-                puts.iter()
-                    .map(|(path, blob)| {
-                        // Checked against the index as of the commit being built: after a lost race
-                        // the check runs again on the winner's state.
-                        if let Some(expected) = cas {
-                            let current = index.get(path).and_then(|e| e.live()).map_or(0, |v| v.version);
-                            if current != expected {
-                                return Err(Error::Conflict(format!(
-                                    "check-and-set failed: {path} is at version {current}, not {expected}"
-                                )));
-                            }
-                        }
-                        let version = index.get(path).map_or(1, |e| e.next_version());
-                        Ok(Op::Put { path: path.clone(), version, blob: *blob })
-                    })
-                    .collect()
-            })
-            .await;
-        match result {
-            Ok(ops) => Ok(ops
-                .iter()
-                .filter_map(|op| match op {
-                    Op::Put { version, .. } => Some(*version),
-                    _ => None,
-                })
-                .collect()),
-            Err(e) => {
+                Ok::<_, Error>(())
+            };
+            let (blobs_written, audited) = tokio::join!(write_blobs, write_audit);
+            audited?;
+            if let Err(e) = blobs_written {
                 for (path, _) in items {
                     self.audit_failure(op, Some(path), &e).await;
                 }
-                Err(e)
+                return Err(e);
+            }
+            if durability == Durability::Relaxed {
+                // Made durable with the audit records, before the commit that references them.
+                self.unsynced.extend(object_names.iter().cloned());
+            }
+            let puts: Vec<(String, BlobRef)> =
+                items.iter().zip(&refs).map(|((path, _), blob)| (path.to_string(), *blob)).collect();
+            let destroyed = AtomicBool::new(false);
+            let result = self
+                .commit(|index, keyring| {
+                    if keyring.is_destroyed(epoch) {
+                        destroyed.store(true, Relaxed);
+                        return Err(Error::Conflict(format!("epoch {epoch} was destroyed during the write")));
+                    }
+                    puts.iter()
+                        .map(|(path, blob)| {
+                            // Checked against the index as of the commit being built: after a lost
+                            // race the check runs again on the winner's state.
+                            if let Some(expected) = cas {
+                                let current = index.get(path).and_then(|e| e.live()).map_or(0, |v| v.version);
+                                if current != expected {
+                                    return Err(Error::Conflict(format!(
+                                        "check-and-set failed: {path} is at version {current}, not {expected}"
+                                    )));
+                                }
+                            }
+                            let version = index.get(path).map_or(1, |e| e.next_version());
+                            Ok(Op::Put { path: path.clone(), version, blob: *blob })
+                        })
+                        .collect()
+                })
+                .await;
+            match result {
+                Ok(ops) => {
+                    return Ok(ops
+                        .iter()
+                        .filter_map(|op| match op {
+                            Op::Put { version, .. } => Some(*version),
+                            _ => None,
+                        })
+                        .collect());
+                }
+                Err(_) if destroyed.load(Relaxed) => {
+                    // Sealed under a key that is gone: nothing may keep these objects.
+                    self.delete_objects(&object_names).await;
+                }
+                Err(e) => {
+                    for (path, _) in items {
+                        self.audit_failure(op, Some(path), &e).await;
+                    }
+                    return Err(e);
+                }
             }
         }
+        let e = Error::Conflict("the current epoch kept being destroyed during the write".into());
+        for (path, _) in items {
+            self.audit_failure(op, Some(path), &e).await;
+        }
+        Err(e)
     }
 
     /// Deletes the current version of `path` (history is kept); returns the deleted version.
@@ -1511,8 +1653,9 @@ impl Vault {
             return Err(e);
         }
         self.audit_append("rm", Some(path), Outcome::Ok, None, Durability::Sync).await?;
-        let result =
-            self.commit(|index| Ok(vec![Op::Delete { path: path.to_string(), version: live(index)? }])).await;
+        let result = self
+            .commit(|index, _| Ok(vec![Op::Delete { path: path.to_string(), version: live(index)? }]))
+            .await;
         match result {
             Ok(ops) => match ops.first() {
                 Some(Op::Delete { version, .. }) => Ok(*version),
@@ -1588,13 +1731,14 @@ impl Vault {
             commits: self.log.seq,
             audit_records: self.audit.seq,
             keyfile_generation: self.keyfile.generation,
-            epoch: self.epoch,
+            epoch: self.keyring.current,
             snapshot: self.snapshot_seq,
         })
     }
 
     /// Records that the vault is being locked (the caller then drops it, wiping every key).
     pub async fn lock(mut self, reason: &str) -> Result<()> {
+        self.flush_reseal().await;
         self.audit_append("lock", None, Outcome::Ok, Some(reason.to_string()), Durability::Relaxed).await?;
         self.save_trust()
     }
@@ -1631,7 +1775,7 @@ impl Vault {
             return Err(e);
         }
         let generation = next.generation;
-        if let Err(e) = self.commit(|_| Ok(vec![Op::KeyFile { generation, hash }])).await {
+        if let Err(e) = self.commit(|_, _| Ok(vec![Op::KeyFile { generation, hash }])).await {
             self.audit_failure("passwd", None, &e).await;
             // The new key file is in the store and, being the newest, is the one unlock uses.
             // Removing it could race a commit still landing; the next unlock records it instead.
@@ -1672,7 +1816,7 @@ impl Vault {
         let detail =
             format!("recorded key file generation {generation} left by an interrupted password change");
         self.audit_append("passwd", None, Outcome::Ok, Some(detail), Durability::Sync).await?;
-        self.commit(|_| Ok(vec![Op::KeyFile { generation, hash }])).await?;
+        self.commit(|_, _| Ok(vec![Op::KeyFile { generation, hash }])).await?;
         if let Err(e) = self.remove_keyfiles_up_to(generation - 1).await {
             tracing::warn!("the old key file could not be removed yet: {e}");
         }
@@ -1685,7 +1829,9 @@ impl Vault {
     ///   parts of abandoned snapshots older than `grace`;
     /// - value blobs no version of any secret references, older than `grace` (a younger one may
     ///   belong to a writer that is about to commit it);
-    /// - key file generations older than the current one, and leftovers of store probes.
+    /// - key file generations older than the current one, and leftovers of store probes;
+    /// - wrapped keys of epochs no commit started, older than `grace` (a rotation that crashed
+    ///   or lost a race), and whatever an interrupted destruction left of a destroyed epoch.
     ///
     /// With `dry_run`, only counts. The run is audited before anything is removed.
     pub async fn gc(&mut self, grace: Duration, dry_run: bool) -> Result<GcReport> {
@@ -1713,6 +1859,9 @@ impl Vault {
                     _ => continue,
                 },
                 Some(layout::BLOB_DIR) => match layout::parse_blob(&name) {
+                    Some((epoch, _)) if self.keyring.is_destroyed(epoch) => {
+                        &mut report.destroyed_epoch_objects
+                    }
                     Some(blob) if !live.contains(&blob) && old => &mut report.orphan_blobs,
                     Some(blob) if !live.contains(&blob) => {
                         report.young_blobs += 1;
@@ -1722,6 +1871,14 @@ impl Vault {
                 },
                 Some(layout::KEYFILE_DIR) => match parse_seq(&name, layout::KEYFILE_DIR) {
                     Some(generation) if generation < keyfile => &mut report.old_keyfiles,
+                    _ => continue,
+                },
+                Some(layout::EPOCH_DIR) => match name
+                    .strip_prefix("epoch/")
+                    .and_then(|d| d.parse::<u32>().ok())
+                {
+                    Some(epoch) if self.keyring.is_destroyed(epoch) => &mut report.destroyed_epoch_objects,
+                    Some(epoch) if self.keyring.get(epoch).is_none() && old => &mut report.orphan_epoch_keys,
                     _ => continue,
                 },
                 Some("probe") if old => &mut report.probes,

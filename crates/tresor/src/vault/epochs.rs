@@ -1,0 +1,662 @@
+//! Key epochs: rotation, re-encryption and destruction of data keys (forward secrecy).
+//!
+//! Every epoch's data key is random, stored wrapped under the shielding key in `epoch/<epoch>`.
+//! A rotation writes the new wrapped key, then a `Rotate` commit; values of older epochs are
+//! re-sealed unchanged into the current one — lazily, in batches, after reads, or in bulk — with
+//! `Reseal` commits that each move a batch atomically. Destroying an epoch re-seals what still
+//! references it, commits `DestroyEpoch` (after which no commit may reference it: writers that
+//! sealed under it seal again), then deletes its blobs and its wrapped key, and the older versions
+//! a versioned bucket keeps of them.
+//!
+//! Every step is a commit or is repeatable, so an interrupted rotation, re-encryption or
+//! destruction leaves a readable vault, and running the command again finishes it.
+
+use super::{READ_AHEAD, Vault, epoch_aad, open_slot, seal_packs, slice_of};
+use crate::error::{Error, ObjectKind, Result};
+use crate::layout;
+use crate::model::{BlobRef, Op, Outcome, now_ms};
+use crate::store::Durability;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use tresor_crypto::wrap::wrap_key;
+use tresor_crypto::{Key, SecretBytes};
+
+/// Values re-sealed per commit, at most.
+const RESEAL_BATCH: usize = 4096;
+/// Plaintext bytes re-sealed per commit, at most (a single larger value is a batch of its own).
+const RESEAL_BYTES: u64 = 32 << 20;
+/// Values read from older epochs that are queued before they are re-sealed in one commit.
+pub(super) const LAZY_BATCH: usize = 64;
+/// Attempts to find a free epoch number when other writers rotate at the same time.
+const ROTATE_ATTEMPTS: u32 = 64;
+
+/// One line of `tresor epoch list`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EpochView {
+    /// Its number.
+    pub epoch: u32,
+    /// `current`, `active` (older, still holding values or its key) or `destroyed`.
+    pub state: String,
+    /// When it became current (ms since the Unix epoch).
+    pub created_ms: u64,
+    /// Why it was started.
+    pub reason: String,
+    /// When it was destroyed.
+    pub destroyed_ms: Option<u64>,
+    /// Versions (current and history) whose value is sealed under it.
+    pub values: u64,
+    /// Their plaintext bytes.
+    pub bytes: u64,
+    /// For a destroyed epoch: objects still in the store (a destruction that was interrupted).
+    pub leftover_objects: Option<u64>,
+}
+
+/// What `tresor epoch list` shows.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct EpochList {
+    /// Every epoch, oldest first.
+    pub epochs: Vec<EpochView>,
+    /// The automatic rotation interval, in seconds.
+    pub rotate_every_secs: Option<u64>,
+    /// When the next automatic rotation is due (ms since the Unix epoch).
+    pub next_rotation_ms: Option<u64>,
+}
+
+/// What a rotation did.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RotateReport {
+    /// The epoch new values are now sealed in.
+    pub epoch: u32,
+    /// `false`: another writer rotated at the same moment, and its new epoch is the current one.
+    pub ours: bool,
+}
+
+/// What a re-encryption did.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct ReencryptReport {
+    /// The epoch the values were sealed into.
+    pub epoch: u32,
+    /// Values re-sealed.
+    pub values: u64,
+    /// Their plaintext bytes.
+    pub bytes: u64,
+    /// Commits written.
+    pub commits: u64,
+    /// Values another writer had already moved (or deleted the history of) in the meantime.
+    pub skipped: u64,
+}
+
+/// What became of the older versions a store may keep of deleted objects.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Residue {
+    /// The store keeps no older versions of deleted objects.
+    NotKept,
+    /// The bucket keeps versions; this many were removed, none remain.
+    Removed {
+        /// Old versions and delete markers removed.
+        versions: usize,
+    },
+    /// Versions remain that could not be removed.
+    Kept {
+        /// How many.
+        versions: usize,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// What destroying an epoch did.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DestroyReport {
+    /// The destroyed epoch.
+    pub epoch: u32,
+    /// The values that still referenced it, re-sealed into the current epoch first.
+    pub reencrypted: ReencryptReport,
+    /// Its objects deleted from the store now (blobs and its wrapped key).
+    pub deleted_objects: u64,
+    /// Their bytes.
+    pub deleted_bytes: u64,
+    /// Objects of the epoch still in the store after deletion (0 unless the store refused).
+    pub remaining_objects: u64,
+    /// Older versions of them the store keeps.
+    pub residue: Residue,
+}
+
+impl DestroyReport {
+    /// Whether nothing sealed under the epoch, nor its key, remains in the store.
+    pub fn complete(&self) -> bool {
+        self.remaining_objects == 0 && !matches!(self.residue, Residue::Kept { .. })
+    }
+}
+
+impl Vault {
+    /// The epoch new values are sealed in.
+    pub fn current_epoch(&self) -> u32 {
+        self.keyring.current
+    }
+
+    /// Every epoch, with how many values each still holds.
+    pub async fn epochs(&mut self) -> Result<EpochList> {
+        self.refresh().await?;
+        let mut counts: HashMap<u32, (u64, u64)> = HashMap::new();
+        for blob in self.index.blobs() {
+            let c = counts.entry(blob.epoch).or_default();
+            c.0 += 1;
+            c.1 += blob.size;
+        }
+        let mut epochs = Vec::new();
+        for info in &self.keyring.epochs {
+            let (values, bytes) = counts.get(&info.epoch).copied().unwrap_or_default();
+            let leftover_objects = match info.destroyed_ms {
+                Some(_) => Some(self.epoch_objects(info.epoch).await?.len() as u64),
+                None => None,
+            };
+            let state = if info.destroyed_ms.is_some() {
+                "destroyed"
+            } else if info.epoch == self.keyring.current {
+                "current"
+            } else {
+                "active"
+            };
+            epochs.push(EpochView {
+                epoch: info.epoch,
+                state: state.to_string(),
+                created_ms: info.created_ms,
+                reason: info.reason.clone(),
+                destroyed_ms: info.destroyed_ms,
+                values,
+                bytes,
+                leftover_objects,
+            });
+        }
+        let every = self.keyring.rotate_every_ms;
+        let next_rotation_ms =
+            every.zip(self.keyring.current_since()).map(|(e, since)| since.saturating_add(e));
+        self.audit_append("epoch list", None, Outcome::Ok, None, Durability::Relaxed).await?;
+        Ok(EpochList { epochs, rotate_every_secs: every.map(|ms| ms / 1000), next_rotation_ms })
+    }
+
+    /// Starts a new epoch: new values are sealed under a new random data key from now on. Values
+    /// of older epochs stay where they are (re-sealed lazily after reads, or by
+    /// [`Vault::reencrypt`]). `reason` is recorded (`manual`, `policy`, `revocation: <who>`).
+    ///
+    /// Two writers rotating at once end with one current epoch: the one whose commit lands first
+    /// wins, and the other abandons its key (reported with `ours: false`).
+    pub async fn rotate(&mut self, reason: &str) -> Result<RotateReport> {
+        self.refresh().await?;
+        let started_from = self.keyring.current;
+        // A number no epoch key object has: another writer may have written one it has not
+        // committed yet (or never will: it crashed).
+        let listed = self
+            .store
+            .list(layout::EPOCH_DIR)
+            .await?
+            .iter()
+            .filter_map(|n| n.strip_prefix("epoch/").and_then(|d| d.parse::<u32>().ok()))
+            .max()
+            .unwrap_or(0);
+        let mut epoch = self.keyring.max_epoch().max(listed);
+        let key = Key::generate()?;
+        let mut created = false;
+        for _ in 0..ROTATE_ATTEMPTS {
+            epoch = epoch.checked_add(1).ok_or_else(|| Error::Invalid("no epoch numbers left".into()))?;
+            let wrapped = wrap_key(&self.keys.shield, &epoch_aad(&self.vault_id, epoch), &key)?;
+            if self.create_idempotent(&layout::epoch_key(epoch), &wrapped, Durability::Sync).await? {
+                created = true;
+                break;
+            }
+        }
+        if !created {
+            return Err(Error::Conflict("too many concurrent rotations".into()));
+        }
+        let detail = format!("epoch {epoch} ({reason})");
+        self.audit_append("EpochRotated", None, Outcome::Ok, Some(detail), Durability::Sync).await?;
+        let superseded = AtomicBool::new(false);
+        let reason_owned = reason.to_string();
+        let result = self
+            .commit(|_, keyring| {
+                if keyring.current != started_from {
+                    superseded.store(true, Relaxed);
+                    return Err(Error::Conflict("another writer rotated".into()));
+                }
+                Ok(vec![Op::Rotate { epoch, reason: reason_owned.clone() }])
+            })
+            .await;
+        match result {
+            Ok(_) => {
+                self.epochs.insert(epoch, key);
+                Ok(RotateReport { epoch, ours: true })
+            }
+            Err(_) if superseded.load(Relaxed) => {
+                // Never committed, so never used: nothing references this key.
+                self.delete_objects(&[layout::epoch_key(epoch)]).await;
+                let detail =
+                    format!("epoch {epoch} abandoned: another writer started epoch {}", self.keyring.current);
+                self.audit_append("EpochRotated", None, Outcome::Ok, Some(detail), Durability::Relaxed)
+                    .await?;
+                Ok(RotateReport { epoch: self.keyring.current, ours: false })
+            }
+            Err(e) => {
+                self.audit_failure("EpochRotated", None, &e).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Rotates if the policy says the current epoch is old enough (the agent calls this on a
+    /// timer, and every write checks it).
+    pub async fn rotate_if_due(&mut self) -> Result<Option<RotateReport>> {
+        if !self.keyring.rotation_due(now_ms()) {
+            return Ok(None);
+        }
+        self.refresh().await?;
+        if !self.keyring.rotation_due(now_ms()) {
+            return Ok(None);
+        }
+        self.rotate("policy").await.map(Some)
+    }
+
+    /// Rotation after a revocation (of a token or a peer): the hook those features call.
+    pub async fn rotate_on_revocation(&mut self, revoked: &str) -> Result<RotateReport> {
+        self.rotate(&format!("revocation: {revoked}")).await
+    }
+
+    /// Sets the automatic rotation interval (`None`: never).
+    pub async fn set_rotation_policy(&mut self, every: Option<std::time::Duration>) -> Result<()> {
+        let rotate_every_ms = every.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        if rotate_every_ms == Some(0) {
+            return Err(Error::Invalid("a rotation interval must be longer than zero".into()));
+        }
+        self.refresh().await?;
+        let detail = match every {
+            Some(d) => format!("rotate every {}s", d.as_secs()),
+            None => "automatic rotation off".to_string(),
+        };
+        self.audit_append("epoch policy", None, Outcome::Ok, Some(detail), Durability::Sync).await?;
+        if let Err(e) = self.commit(|_, _| Ok(vec![Op::Policy { rotate_every_ms }])).await {
+            self.audit_failure("epoch policy", None, &e).await;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Re-seals every value (current versions and history) that is not in the current epoch into
+    /// it, in batches of one commit each; `progress(done, total)` is called after each. Killed
+    /// half-way, every value stays readable (under its old key or its new one) and running it
+    /// again finishes the job.
+    pub async fn reencrypt(
+        &mut self,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<ReencryptReport> {
+        self.refresh().await?;
+        let current = self.keyring.current;
+        let targets = self.index.versions_in(|epoch| epoch != current);
+        self.reseal(targets, "reencrypt", progress).await
+    }
+
+    /// Destroys `epoch`: re-seals the values that still reference it into the current epoch
+    /// (rotating first if it is the current one), records the destruction in the commit log,
+    /// then deletes its blobs and its wrapped key — and the older versions a versioned bucket
+    /// keeps of them. Running it again on a destroyed epoch deletes whatever an interrupted run
+    /// left. The report says what remains, if anything: a destruction is complete only if
+    /// [`DestroyReport::complete`].
+    pub async fn destroy_epoch(
+        &mut self,
+        epoch: u32,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<DestroyReport> {
+        self.refresh().await?;
+        if self.keyring.get(epoch).is_none() {
+            return Err(Error::Invalid(format!("there is no epoch {epoch}; `tresor epoch list` shows them")));
+        }
+        let mut reencrypted = ReencryptReport { epoch: self.keyring.current, ..Default::default() };
+        if !self.keyring.is_destroyed(epoch) {
+            if self.keyring.current == epoch {
+                self.rotate("destroy").await?;
+            }
+            // Values may keep arriving in the epoch from writers that sealed before it stopped
+            // being current: re-seal until the destruction commit finds none.
+            let mut attempts = 0;
+            loop {
+                let targets = self.index.versions_in(|e| e == epoch);
+                let moved = self.reseal(targets, "destroy", progress).await?;
+                reencrypted.epoch = moved.epoch.max(reencrypted.epoch);
+                reencrypted.values += moved.values;
+                reencrypted.bytes += moved.bytes;
+                reencrypted.commits += moved.commits;
+                reencrypted.skipped += moved.skipped;
+                let detail = format!("epoch {epoch}");
+                self.audit_append("EpochDestroyed", None, Outcome::Ok, Some(detail), Durability::Sync)
+                    .await?;
+                let referenced = AtomicBool::new(false);
+                let result = self
+                    .commit(|index, keyring| {
+                        if keyring.is_destroyed(epoch) {
+                            return Ok(vec![]);
+                        }
+                        if index.blobs().any(|b| b.epoch == epoch) {
+                            referenced.store(true, Relaxed);
+                            return Err(Error::Conflict(format!("epoch {epoch} is still referenced")));
+                        }
+                        Ok(vec![Op::DestroyEpoch { epoch }])
+                    })
+                    .await;
+                match result {
+                    Ok(_) => break,
+                    Err(_) if referenced.load(Relaxed) && attempts < 8 => attempts += 1,
+                    Err(e) => {
+                        self.audit_failure("EpochDestroyed", None, &e).await;
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        drop(self.epochs.remove(&epoch));
+        // The log now forbids the epoch: what is left in the store can be deleted.
+        let mut deleted_objects = 0;
+        let mut deleted_bytes = 0;
+        let mut remaining = Vec::new();
+        for _ in 0..3 {
+            let objects = self.epoch_objects(epoch).await?;
+            if objects.is_empty() {
+                remaining.clear();
+                break;
+            }
+            deleted_objects += objects.len() as u64;
+            deleted_bytes += objects.iter().map(|(_, size)| size).sum::<u64>();
+            let names: Vec<String> = objects.into_iter().map(|(name, _)| name).collect();
+            futures::stream::iter(names.iter().cloned())
+                .map(|name| {
+                    let store = self.store.clone();
+                    async move { store.delete(&name).await }
+                })
+                .buffer_unordered(READ_AHEAD)
+                .try_collect::<Vec<()>>()
+                .await?;
+            remaining = names;
+        }
+        let residue = self.purge_versions(&epoch_prefixes(epoch)).await?;
+        let report = DestroyReport {
+            epoch,
+            reencrypted,
+            deleted_objects,
+            deleted_bytes,
+            remaining_objects: remaining.len() as u64,
+            residue,
+        };
+        let detail = match (&report.residue, report.remaining_objects) {
+            (_, n) if n > 0 => format!("epoch {epoch}: {n} objects could not be deleted"),
+            (Residue::Kept { versions, reason }, _) => {
+                format!("epoch {epoch}: deleted, but the store keeps {versions} old versions ({reason})")
+            }
+            (Residue::Removed { versions }, _) => {
+                format!("epoch {epoch}: deleted {deleted_objects} objects and {versions} old versions")
+            }
+            (Residue::NotKept, _) => format!("epoch {epoch}: deleted {deleted_objects} objects"),
+        };
+        let outcome = if report.complete() { Outcome::Ok } else { Outcome::Failed(detail.clone()) };
+        self.audit_append("epoch destroy", None, outcome, Some(detail), Durability::Sync).await?;
+        Ok(report)
+    }
+
+    /// The objects of `epoch` in the store (its blobs and its wrapped key): `(name, size)`.
+    async fn epoch_objects(&self, epoch: u32) -> Result<Vec<(String, u64)>> {
+        let prefix = layout::blob(epoch, &[0; 16]);
+        let dir = prefix.rsplit_once('/').map_or(prefix.as_str(), |(dir, _)| dir);
+        let mut out: Vec<(String, u64)> =
+            self.store.list_meta(dir).await?.into_iter().map(|(name, size, _)| (name, size)).collect();
+        let key = layout::epoch_key(epoch);
+        if self.store.exists(&key).await? {
+            out.push((key, 0));
+        }
+        Ok(out)
+    }
+
+    /// Deletes objects this handle wrote and nothing references; failures are only logged (gc
+    /// removes what is left).
+    pub(super) async fn delete_objects(&self, names: &[String]) {
+        for name in names {
+            if let Err(e) = self.store.delete(name).await {
+                tracing::warn!("could not remove unreferenced object {name}: {e}");
+            }
+        }
+    }
+
+    /// Remembers that a version was read from an older epoch; re-seals the queue into the current
+    /// epoch once it holds [`LAZY_BATCH`] versions — one commit per batch, never one per read.
+    pub(super) async fn queue_reseal(&mut self, path: &str, version: u64, blob: BlobRef) {
+        if blob.epoch == self.keyring.current
+            || self.reseal_queue.iter().any(|(p, v, _)| p == path && *v == version)
+        {
+            return;
+        }
+        self.reseal_queue.push((path.to_string(), version, blob));
+        if self.reseal_queue.len() >= LAZY_BATCH {
+            self.flush_reseal().await;
+        }
+    }
+
+    /// Re-seals the queued versions now (also done at lock). A failure is only logged: the values
+    /// stay readable where they are.
+    pub async fn flush_reseal(&mut self) {
+        let queued = std::mem::take(&mut self.reseal_queue);
+        if queued.is_empty() {
+            return;
+        }
+        if let Err(e) = self.reseal(queued, "after read", &mut |_, _| {}).await {
+            tracing::warn!("values read from older epochs were not re-sealed yet: {e}");
+        }
+    }
+
+    /// Re-seals `targets` (path, version, where its value is now) into the current epoch, in
+    /// batches of one commit each. A target that another writer moved meanwhile is skipped.
+    async fn reseal(
+        &mut self,
+        targets: Vec<(String, u64, BlobRef)>,
+        why: &str,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<ReencryptReport> {
+        let total = targets.len() as u64;
+        let mut report = ReencryptReport { epoch: self.keyring.current, ..Default::default() };
+        progress(0, total);
+        let mut rest = targets.as_slice();
+        while !rest.is_empty() {
+            let mut take = 0;
+            let mut bytes = 0u64;
+            while take < rest.len()
+                && take < RESEAL_BATCH
+                && (take == 0 || bytes + rest[take].2.size <= RESEAL_BYTES)
+            {
+                bytes += rest[take].2.size;
+                take += 1;
+            }
+            let (batch, tail) = rest.split_at(take);
+            rest = tail;
+            let moved = self.reseal_batch(batch, why).await?;
+            report.epoch = moved.epoch;
+            report.values += moved.values;
+            report.bytes += moved.bytes;
+            report.commits += moved.commits;
+            report.skipped += moved.skipped;
+            progress(total - rest.len() as u64, total);
+        }
+        Ok(report)
+    }
+
+    /// One batch: read and open the old envelopes, seal them into new blobs of the current epoch,
+    /// write those durably, audit, and commit one `Reseal` op per value still where it was.
+    async fn reseal_batch(&mut self, batch: &[(String, u64, BlobRef)], why: &str) -> Result<ReencryptReport> {
+        let current = self.keyring.current;
+        let mut epochs: Vec<u32> = batch.iter().map(|(_, _, b)| b.epoch).chain([current]).collect();
+        epochs.sort_unstable();
+        epochs.dedup();
+        for epoch in &epochs {
+            self.epoch_key(*epoch).await?;
+        }
+        let sources = self.read_sources(batch).await?;
+        let vault_id = self.vault_id;
+        let values: Vec<SecretBytes> = {
+            let keys = &self.epochs;
+            let jobs: Vec<(&BlobRef, &Bytes)> = batch.iter().map(|(_, _, b)| b).zip(&sources).collect();
+            crate::snapshot::on_every_core(&jobs, |(blob, envelope)| {
+                let name = layout::blob(blob.epoch, &blob.id);
+                let key = keys.get(&blob.epoch).ok_or_else(|| {
+                    Error::integrity(ObjectKind::EpochKey, &layout::epoch_key(blob.epoch), "is missing")
+                })?;
+                open_slot(key, &vault_id, &name, blob, envelope)
+            })?
+        };
+        let (objects, refs) = {
+            let plain: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
+            let key = self.epochs.get(&current).ok_or_else(|| {
+                Error::integrity(ObjectKind::EpochKey, &layout::epoch_key(current), "is missing")
+            })?;
+            seal_packs(key, &vault_id, current, &plain)?
+        };
+        drop(values);
+        let names: Vec<String> = objects.iter().map(|(name, _)| name.clone()).collect();
+        let store = self.store.clone();
+        futures::stream::iter(objects)
+            .map(|(name, bytes)| {
+                let store = store.clone();
+                async move {
+                    match super::create_idempotent(&store, &name, &bytes, Durability::Relaxed).await? {
+                        true => Ok(()),
+                        false => Err(Error::Conflict(format!("object {name} already exists"))),
+                    }
+                }
+            })
+            .buffer_unordered(READ_AHEAD)
+            .try_collect::<Vec<()>>()
+            .await?;
+        // Durable, with the audit records, before the commit that references them.
+        self.unsynced.extend(names.iter().cloned());
+        let mut from: Vec<u32> = batch.iter().map(|(_, _, b)| b.epoch).collect();
+        from.sort_unstable();
+        from.dedup();
+        let from: Vec<String> = from.iter().map(u32::to_string).collect();
+        let summary =
+            format!("{} values from epoch {} to epoch {current} ({why})", batch.len(), from.join(", "));
+        for chunk in batch.chunks(super::AUDIT_PATHS_PER_RECORD) {
+            let paths: Vec<String> = chunk.iter().map(|(p, v, _)| format!("{p}@{v}")).collect();
+            let detail = format!("{summary}: {}", paths.join(", "));
+            self.audit_append_with(
+                "BlobReencrypted",
+                None,
+                Outcome::Ok,
+                Some(detail),
+                Durability::Relaxed,
+                false,
+            )
+            .await?;
+        }
+        let skipped = AtomicU64::new(0);
+        let destroyed = AtomicBool::new(false);
+        let result = self
+            .commit(|index, keyring| {
+                if keyring.is_destroyed(current) {
+                    destroyed.store(true, Relaxed);
+                    return Err(Error::Conflict(format!(
+                        "epoch {current} was destroyed during re-encryption"
+                    )));
+                }
+                let ops: Vec<Op> = batch
+                    .iter()
+                    .zip(&refs)
+                    .filter(|((path, version, old), _)| index.blob_of(path, *version) == Some(*old))
+                    .map(|((path, version, _), blob)| Op::Reseal {
+                        path: path.clone(),
+                        version: *version,
+                        blob: *blob,
+                    })
+                    .collect();
+                skipped.store((batch.len() - ops.len()) as u64, Relaxed);
+                Ok(ops)
+            })
+            .await;
+        if let Err(e) = result {
+            self.delete_objects(&names).await;
+            if destroyed.load(Relaxed) {
+                return Err(Error::Conflict(format!(
+                    "epoch {current} was destroyed by another writer during re-encryption; run it again"
+                )));
+            }
+            return Err(e);
+        }
+        let skipped = skipped.load(Relaxed);
+        Ok(ReencryptReport {
+            epoch: current,
+            values: batch.len() as u64 - skipped,
+            bytes: batch.iter().map(|(_, _, b)| b.size).sum(),
+            commits: 1,
+            skipped,
+        })
+    }
+
+    /// The envelopes of `batch`, in order: a blob object with several slots in the batch is read
+    /// whole once, a single slot by its byte range.
+    async fn read_sources(&self, batch: &[(String, u64, BlobRef)]) -> Result<Vec<Bytes>> {
+        let mut wanted: HashMap<(u32, [u8; 16]), usize> = HashMap::new();
+        for (_, _, b) in batch {
+            *wanted.entry((b.epoch, b.id)).or_default() += 1;
+        }
+        let whole: Vec<(u32, [u8; 16])> = wanted.iter().filter(|(_, n)| **n > 1).map(|(k, _)| *k).collect();
+        let store = self.store.clone();
+        let objects: HashMap<(u32, [u8; 16]), Bytes> = futures::stream::iter(whole)
+            .map(|(epoch, id)| {
+                let store = store.clone();
+                async move {
+                    let name = layout::blob(epoch, &id);
+                    let bytes = store.get_required(&name, "is missing: the store lost or removed it").await?;
+                    Ok::<_, Error>(((epoch, id), bytes))
+                }
+            })
+            .buffer_unordered(READ_AHEAD)
+            .try_collect()
+            .await?;
+        let blobs: Vec<BlobRef> = batch.iter().map(|(_, _, b)| *b).collect();
+        futures::stream::iter(blobs)
+            .map(|b| {
+                let store = store.clone();
+                let object = objects.get(&(b.epoch, b.id)).cloned();
+                async move {
+                    if let Some(object) = object {
+                        return Ok(object.slice_ref(slice_of(&object, &b)));
+                    }
+                    let name = layout::blob(b.epoch, &b.id);
+                    let end = b.offset.saturating_add(u64::from(b.len));
+                    store.get_range(&name, b.offset..end).await?.ok_or_else(|| {
+                        Error::integrity(
+                            ObjectKind::ValueBlob,
+                            &name,
+                            "is missing: the store lost or removed it",
+                        )
+                    })
+                }
+            })
+            .buffered(READ_AHEAD)
+            .try_collect()
+            .await
+    }
+}
+
+impl Vault {
+    /// Older versions of deleted objects the store keeps. TODO(versions branch): S3.
+    async fn purge_versions(&self, _prefixes: &[String]) -> Result<Residue> {
+        if self.store.location().starts_with("s3://") {
+            return Ok(Residue::Kept { versions: 0, reason: "not checked yet".into() });
+        }
+        Ok(Residue::NotKept)
+    }
+}
+
+/// The name prefixes of an epoch's objects: its blobs and its wrapped key.
+pub(super) fn epoch_prefixes(epoch: u32) -> Vec<String> {
+    let blob = layout::blob(epoch, &[0; 16]);
+    let dir = blob.rsplit_once('/').map_or(blob.as_str(), |(dir, _)| dir);
+    vec![format!("{dir}/"), layout::epoch_key(epoch)]
+}
