@@ -13,6 +13,7 @@
 //! | 8 | no vault at the location, or a vault already there |
 //! | 9 | the audit record could not be written: operation refused |
 //! | 10 | the store lacks a required capability (create-if-absent) |
+//! | 11 | an epoch destruction is incomplete: the store still holds some of its objects or old versions of them |
 
 use tresor::Category;
 
@@ -53,6 +54,16 @@ impl CliError {
 
     pub fn input(message: String) -> CliError {
         CliError { code: 7, message, hint: None }
+    }
+
+    pub fn incomplete(message: String) -> CliError {
+        CliError {
+            code: 11,
+            message,
+            hint: Some(
+                "remove the remaining versions on the bucket (or its Object Lock), then run the command again",
+            ),
+        }
     }
 
     pub fn other(message: String) -> CliError {

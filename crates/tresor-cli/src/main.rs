@@ -19,6 +19,7 @@ macro_rules! outln {
 }
 
 mod config;
+mod epoch;
 mod exit;
 mod import;
 mod password;
@@ -44,6 +45,7 @@ Examples:
   tresor list -l db/
   tresor history db/password; tresor get --version 1 db/password
   tresor audit verify
+  tresor epoch rotate --reencrypt; tresor epoch destroy 1
   tresor export --out backup.tresor; tresor --vault /new/place import backup.tresor
   tresor lock
 
@@ -51,7 +53,8 @@ Vault location: --vault or TRESOR_VAULT (a directory or file:// URL); default $X
 Password: --password-stdin (first line of stdin), TRESOR_PASSWORD_FILE, TRESOR_PASSWORD (least safe),
 or a terminal prompt.
 Exit codes: 0 ok, 1 error, 2 usage, 3 authentication failed, 4 not found, 5 integrity/rollback/fork,
-6 conflict, 7 invalid input, 8 no vault / vault exists, 9 audit failure, 10 store unsupported.";
+6 conflict, 7 invalid input, 8 no vault / vault exists, 9 audit failure, 10 store unsupported,
+11 epoch destruction incomplete (the store still holds some of it).";
 
 /// The tresor vault: end-to-end-encrypted secrets on storage that sees nothing.
 #[derive(Parser)]
@@ -216,6 +219,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Key epochs: list, rotate (--reencrypt), reencrypt, destroy EPOCH, policy --every.
+    #[command(arg_required_else_help = true)]
+    Epoch {
+        #[command(subcommand)]
+        action: epoch::EpochAction,
+    },
     /// Check the store: create-if-absent probe, what it holds, the vault's public header.
     Doctor {
         /// JSON output.
@@ -270,6 +279,14 @@ impl Ctx {
         let mut o = Options::new(config::state_dir().join("trust"), actor(via));
         o.max_value = self.max_value;
         o
+    }
+
+    /// Whether an agent for this vault is running and unlocked.
+    fn agent_is_unlocked(&self) -> bool {
+        matches!(
+            client::request(&self.socket(), &Request::Ping, Duration::from_secs(5)),
+            Ok(Some(Response::Pong { unlocked: true, .. }))
+        )
     }
 
     fn password(&mut self) -> Result<SecretString, CliError> {
@@ -530,6 +547,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 other => Err(unexpected(other)),
             }
         }
+        Command::Epoch { action } => epoch::run(&mut ctx, action),
         Command::Completions { .. } => Ok(()),
     }
 }

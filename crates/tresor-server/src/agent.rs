@@ -69,6 +69,9 @@ struct Pending {
 /// the vault next commits all of them at once.
 type Queue = Arc<std::sync::Mutex<Vec<Pending>>>;
 
+/// How often the agent applies the rotation policy and re-seals values it read from older epochs.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
+
 /// Most secrets in one group commit.
 const GROUP_MAX_ITEMS: usize = 4096;
 
@@ -86,6 +89,8 @@ pub async fn serve(listener: UnixListener, config: AgentConfig) -> std::io::Resu
     tokio::pin!(idle);
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
+    let mut housekeeping = tokio::time::interval_at(Instant::now() + HOUSEKEEPING_EVERY, HOUSEKEEPING_EVERY);
+    housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let reason = loop {
         tokio::select! {
             conn = listener.accept() => {
@@ -108,6 +113,10 @@ pub async fn serve(listener: UnixListener, config: AgentConfig) -> std::io::Resu
                 Event::Used => idle.as_mut().reset(Instant::now() + config.idle),
                 Event::Locked => break "lock requested",
             },
+            _ = housekeeping.tick() => {
+                let slot = slot.clone();
+                tokio::spawn(async move { housekeeping_once(&slot).await });
+            }
             () = &mut idle => break "idle timeout",
             _ = term.recv() => break "terminated",
             _ = int.recv() => break "interrupted",
@@ -126,6 +135,19 @@ pub async fn serve(listener: UnixListener, config: AgentConfig) -> std::io::Resu
     }
     tracing::info!("agent stopped: {reason}; keys wiped");
     Ok(())
+}
+
+/// Applies the rotation policy and re-seals the values read from older epochs since the last
+/// time; neither restarts the idle timer.
+async fn housekeeping_once(slot: &Slot) {
+    let mut guard = slot.lock().await;
+    let Some(vault) = guard.as_mut() else { return };
+    match vault.rotate_if_due().await {
+        Ok(Some(r)) => tracing::info!("rotated to epoch {} by policy", r.epoch),
+        Ok(None) => {}
+        Err(e) => tracing::warn!("automatic epoch rotation failed: {e}"),
+    }
+    vault.flush_reseal().await;
 }
 
 async fn read_request(stream: &mut UnixStream) -> Result<Request, FrameError> {
@@ -307,6 +329,22 @@ pub async fn execute(vault: &mut Vault, request: Request) -> Response {
         Request::Gc { grace_secs, dry_run } => {
             vault.gc(std::time::Duration::from_secs(grace_secs), dry_run).await.map(Response::Gc)
         }
+        Request::EpochList => vault.epochs().await.map(Response::Epochs),
+        Request::EpochRotate { reencrypt } => match vault.rotate("manual").await {
+            Ok(rotated) if reencrypt => {
+                vault.reencrypt(&mut |_, _| {}).await.map(|r| Response::Rotated(rotated, Some(r)))
+            }
+            Ok(rotated) => Ok(Response::Rotated(rotated, None)),
+            Err(e) => Err(e),
+        },
+        Request::EpochReencrypt => vault.reencrypt(&mut |_, _| {}).await.map(Response::Reencrypted),
+        Request::EpochDestroy { epoch } => {
+            vault.destroy_epoch(epoch, &mut |_, _| {}).await.map(Response::Destroyed)
+        }
+        Request::EpochPolicy { every_secs } => vault
+            .set_rotation_policy(every_secs.map(std::time::Duration::from_secs))
+            .await
+            .map(|()| Response::Done),
         Request::Ping | Request::Unlock { .. } | Request::Lock => Ok(Response::Done),
     };
     response.unwrap_or_else(|e| Response::error(&e))

@@ -8,7 +8,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::io::{Read, Write};
 use tresor::Category;
 use tresor::model::AuditRecord;
-use tresor::vault::{GcReport, HistoryEntry, ListEntry, Status, VerifyReport};
+use tresor::vault::{
+    DestroyReport, EpochList, GcReport, HistoryEntry, ListEntry, ReencryptReport, RotateReport, Status,
+    VerifyReport,
+};
 use zeroize::Zeroizing;
 
 /// Largest frame accepted (a value at the 64 MiB envelope limit, plus framing).
@@ -94,6 +97,25 @@ pub enum Request {
         /// Only count.
         dry_run: bool,
     },
+    /// The key epochs and what each holds.
+    EpochList,
+    /// Start a new epoch; with `reencrypt`, re-seal every older value into it.
+    EpochRotate {
+        /// Re-seal every value of older epochs now.
+        reencrypt: bool,
+    },
+    /// Re-seal every value of older epochs into the current one (finishes an interrupted run).
+    EpochReencrypt,
+    /// Destroy an epoch: re-seal what it holds, delete its blobs and key.
+    EpochDestroy {
+        /// The epoch.
+        epoch: u32,
+    },
+    /// Set the automatic rotation interval.
+    EpochPolicy {
+        /// Seconds between rotations; `None`: off.
+        every_secs: Option<u64>,
+    },
 }
 
 /// What the agent answers.
@@ -135,6 +157,14 @@ pub enum Response {
     Archive(SecretBuf),
     /// What `gc` removed.
     Gc(GcReport),
+    /// The key epochs.
+    Epochs(EpochList),
+    /// A rotation, and the re-encryption that followed it if one was asked for.
+    Rotated(RotateReport, Option<ReencryptReport>),
+    /// A re-encryption.
+    Reencrypted(ReencryptReport),
+    /// A destruction.
+    Destroyed(DestroyReport),
     /// The operation failed.
     Error {
         /// Its class.
