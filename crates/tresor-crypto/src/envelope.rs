@@ -11,9 +11,9 @@
 use crate::payload;
 use crate::secret::{Key, SecretBytes};
 use crate::{CryptoError, Result};
-use chacha20poly1305::aead::{Aead, KeyInit, Payload};
-use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use zeroize::Zeroizing;
+use chacha20poly1305::aead::{Aead, AeadInOut, KeyInit, Payload};
+use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
+use zeroize::{Zeroize, Zeroizing};
 
 /// First bytes of every envelope.
 pub const MAGIC: [u8; 4] = *b"TRS1";
@@ -73,6 +73,10 @@ fn cipher(key: &Key) -> XChaCha20Poly1305 {
 /// Seals `plaintext` for `ctx`: compressed when it helps, padded, encrypted under a random nonce.
 pub fn seal(key: &Key, ctx: &Context<'_>, plaintext: &[u8]) -> Result<Vec<u8>> {
     let framed = payload::encode(plaintext)?;
+    seal_framed(key, ctx, &framed)
+}
+
+fn seal_framed(key: &Key, ctx: &Context<'_>, framed: &[u8]) -> Result<Vec<u8>> {
     let nonce: [u8; NONCE_LEN] = crate::random_array()?;
     let mut out = Vec::with_capacity(HEADER_LEN + framed.len() + TAG_LEN);
     out.extend_from_slice(&MAGIC);
@@ -81,8 +85,8 @@ pub fn seal(key: &Key, ctx: &Context<'_>, plaintext: &[u8]) -> Result<Vec<u8>> {
     out.extend_from_slice(&nonce);
     let aad = ctx.aad(&out[..MAGIC.len() + 2]);
     let ct = cipher(key)
-        .encrypt(&XNonce::from(nonce), Payload { msg: &framed, aad: &aad })
-        .map_err(|_| CryptoError::TooLarge(plaintext.len()))?;
+        .encrypt(&XNonce::from(nonce), Payload { msg: framed, aad: &aad })
+        .map_err(|_| CryptoError::TooLarge(framed.len()))?;
     out.extend_from_slice(&ct);
     Ok(out)
 }
@@ -92,6 +96,10 @@ pub fn seal(key: &Key, ctx: &Context<'_>, plaintext: &[u8]) -> Result<Vec<u8>> {
 /// Every failure — short input, unknown magic, version or algorithm, wrong key, wrong context,
 /// tampered bytes, bad framing — is [`CryptoError::Decrypt`].
 pub fn open(key: &Key, ctx: &Context<'_>, envelope: &[u8]) -> Result<SecretBytes> {
+    payload::decode(&open_framed(key, ctx, envelope)?)
+}
+
+fn open_framed(key: &Key, ctx: &Context<'_>, envelope: &[u8]) -> Result<SecretBytes> {
     if envelope.len() < HEADER_LEN + TAG_LEN
         || envelope[..4] != MAGIC
         || envelope[4] != VERSION
@@ -102,12 +110,67 @@ pub fn open(key: &Key, ctx: &Context<'_>, envelope: &[u8]) -> Result<SecretBytes
     let (header, ct) = envelope.split_at(HEADER_LEN);
     let nonce: [u8; NONCE_LEN] = header[6..].try_into().map_err(|_| CryptoError::Decrypt)?;
     let aad = ctx.aad(&header[..6]);
-    let framed = Zeroizing::new(
+    Ok(Zeroizing::new(
         cipher(key)
             .decrypt(&XNonce::from(nonce), Payload { msg: ct, aad: &aad })
             .map_err(|_| CryptoError::Decrypt)?,
-    );
-    payload::decode(&framed)
+    ))
+}
+
+/// Moves an envelope under another key and context without touching what it carries: opens it
+/// with `key` and `ctx`, checks its framing, and seals the same framed bytes (same compression,
+/// same padding, so the same size) under `new_key` and `new_ctx` with a fresh nonce. Nothing is
+/// decompressed or compressed again: re-encryption costs two AEAD passes. Failures to open are
+/// [`CryptoError::Decrypt`], as for [`open`].
+pub fn reseal(
+    key: &Key,
+    ctx: &Context<'_>,
+    envelope: &[u8],
+    new_key: &Key,
+    new_ctx: &Context<'_>,
+) -> Result<Vec<u8>> {
+    if envelope.len() < HEADER_LEN + TAG_LEN
+        || envelope[..4] != MAGIC
+        || envelope[4] != VERSION
+        || envelope[5] != ALG_XCHACHA20_POLY1305
+    {
+        return Err(CryptoError::Decrypt);
+    }
+    let (header, body) = envelope.split_at(HEADER_LEN);
+    let (ct, tag) = body.split_at(body.len() - TAG_LEN);
+    let nonce: [u8; NONCE_LEN] = header[6..].try_into().map_err(|_| CryptoError::Decrypt)?;
+    let tag = Tag::try_from(tag).map_err(|_| CryptoError::Decrypt)?;
+    let new_nonce: [u8; NONCE_LEN] = crate::random_array()?;
+    // One buffer, one copy: the ciphertext is decrypted in place (the tag is checked first), then
+    // encrypted in place again, so the plaintext never lives anywhere else.
+    let mut out = Vec::with_capacity(envelope.len());
+    out.extend_from_slice(&MAGIC);
+    out.push(VERSION);
+    out.push(ALG_XCHACHA20_POLY1305);
+    out.extend_from_slice(&new_nonce);
+    out.extend_from_slice(ct);
+    let aad = ctx.aad(&header[..6]);
+    cipher(key)
+        .decrypt_inout_detached(&XNonce::from(nonce), &aad, out[HEADER_LEN..].as_mut().into(), &tag)
+        .map_err(|_| CryptoError::Decrypt)?;
+    if payload::check(&out[HEADER_LEN..]).is_err() {
+        out.zeroize();
+        return Err(CryptoError::Decrypt);
+    }
+    let new_aad = new_ctx.aad(&out[..6]);
+    let new_tag = cipher(new_key)
+        .encrypt_inout_detached(&XNonce::from(new_nonce), &new_aad, out[HEADER_LEN..].as_mut().into())
+        .map_err(|_| CryptoError::TooLarge(ct.len()));
+    match new_tag {
+        Ok(t) => {
+            out.extend_from_slice(&t);
+            Ok(out)
+        }
+        Err(e) => {
+            out.zeroize();
+            Err(e)
+        }
+    }
 }
 
 /// Raw XChaCha20-Poly1305 without framing, for known-answer tests and the raw throughput bench.
@@ -134,6 +197,23 @@ mod tests {
 
     fn ctx<'a>(object: &'a str) -> Context<'a> {
         Context { vault_id: &VAULT, role: "blob", object, epoch: 1, extra: b"" }
+    }
+
+    #[test]
+    fn reseal_moves_an_envelope_to_another_key_and_context() {
+        let (old, new) = (Key::generate().unwrap(), Key::generate().unwrap());
+        let value = b"a value that compresses: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        let sealed = seal(&old, &ctx("blob/1/a"), value).unwrap();
+        let moved = reseal(&old, &ctx("blob/1/a"), &sealed, &new, &ctx("blob/2/b")).unwrap();
+        assert_eq!(moved.len(), sealed.len(), "same framing, same size");
+        assert_ne!(moved[6..30], sealed[6..30], "fresh nonce");
+        assert_eq!(open(&new, &ctx("blob/2/b"), &moved).unwrap().as_slice(), value);
+        assert!(open(&old, &ctx("blob/2/b"), &moved).is_err(), "the old key does not open it");
+        assert!(open(&new, &ctx("blob/1/a"), &moved).is_err(), "bound to its new context");
+        assert!(reseal(&new, &ctx("blob/1/a"), &sealed, &new, &ctx("x")).is_err(), "wrong key");
+        let mut tampered = sealed.clone();
+        tampered[40] ^= 1;
+        assert!(reseal(&old, &ctx("blob/1/a"), &tampered, &new, &ctx("x")).is_err());
     }
 
     #[test]

@@ -48,6 +48,17 @@ pub fn encode(plaintext: &[u8]) -> Result<SecretBytes> {
     Ok(out)
 }
 
+/// Checks a frame's structure (flags, length, zero padding) without decompressing its body.
+pub fn check(framed: &[u8]) -> Result<()> {
+    let (&flags, rest) = framed.split_first().ok_or(CryptoError::Decrypt)?;
+    let (len, rest) = rest.split_first_chunk::<4>().ok_or(CryptoError::Decrypt)?;
+    let len = u32::from_be_bytes(*len) as usize;
+    if flags & !FLAG_ZSTD != 0 || len > rest.len() || rest[len..].iter().any(|&b| b != 0) {
+        return Err(CryptoError::Decrypt);
+    }
+    Ok(())
+}
+
 /// Undoes [`encode`].
 pub fn decode(framed: &[u8]) -> Result<SecretBytes> {
     let (&flags, rest) = framed.split_first().ok_or(CryptoError::Decrypt)?;
@@ -77,6 +88,24 @@ pub fn decode(framed: &[u8]) -> Result<SecretBytes> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn check_accepts_frames_and_refuses_malformed_ones() {
+        for value in [&b""[..], b"short", &[b'a'; 4000], &[7u8; 300]] {
+            check(&encode(value).unwrap()).unwrap();
+        }
+        let good = encode(b"value").unwrap();
+        let mut flags = good.clone();
+        flags[0] = 2;
+        assert!(check(&flags).is_err(), "unknown flag");
+        let mut padding = good.clone();
+        *padding.last_mut().unwrap() = 1;
+        assert!(check(&padding).is_err(), "non-zero padding");
+        let mut length = good.clone();
+        length[1..5].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(check(&length).is_err(), "length past the end");
+        assert!(check(&good[..3]).is_err(), "truncated header");
+    }
 
     #[test]
     fn compressible_values_are_compressed() {

@@ -215,6 +215,8 @@ pub struct Vault {
     keyring: Keyring,
     /// Versions read from older epochs, to be re-sealed into the current one in a batch.
     reseal_queue: Vec<(String, u64, BlobRef)>,
+    /// A bulk operation (re-encryption) is under way: it snapshots once, at its end.
+    defer_snapshots: bool,
     keyfile: KeyFile,
     keyfile_hash: [u8; 32],
     /// Key file generation and hash as the commit log records them.
@@ -275,7 +277,7 @@ async fn create_idempotent(store: &Store, name: &str, bytes: &[u8], durability: 
 
 /// Blob objects and the references of the values sealed into them: `(name, bytes)` and, per
 /// value in order, its slot.
-type Packs = (Vec<(String, Vec<u8>)>, Vec<BlobRef>);
+pub(crate) type Packs = (Vec<(String, Vec<u8>)>, Vec<BlobRef>);
 
 /// The associated data of a value's envelope: its blob object's name, epoch and slot.
 fn blob_ctx<'a>(vault_id: &'a [u8; 16], name: &'a str, epoch: u32, slot: &'a [u8; 4]) -> Context<'a> {
@@ -461,6 +463,7 @@ impl Vault {
             epochs: HashMap::new(),
             keyring: Keyring::default(),
             reseal_queue: Vec::new(),
+            defer_snapshots: false,
             logged_keyfile: (keyfile.generation, Some(keyfile_hash)),
             keyfile,
             keyfile_hash,
@@ -859,7 +862,7 @@ impl Vault {
 
     /// Writes a snapshot if one is due — unless another writer has written a recent enough one.
     async fn snapshot_if_due(&mut self) -> Result<()> {
-        if !self.snapshot_due() {
+        if self.defer_snapshots || !self.snapshot_due() {
             return Ok(());
         }
         if let Some((seq, _)) = snapshot::newest(&self.store).await? {

@@ -11,7 +11,7 @@
 //! Every step is a commit or is repeatable, so an interrupted rotation, re-encryption or
 //! destruction leaves a readable vault, and running the command again finishes it.
 
-use super::{READ_AHEAD, Vault, epoch_aad, open_slot, seal_packs, slice_of};
+use super::{READ_AHEAD, Vault, epoch_aad, slice_of};
 use crate::error::{Error, ObjectKind, Result};
 use crate::layout;
 use crate::model::{BlobRef, Op, Outcome, now_ms};
@@ -22,11 +22,13 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64};
+use tresor_crypto::Key;
 use tresor_crypto::wrap::wrap_key;
-use tresor_crypto::{Key, SecretBytes};
 
 /// Values re-sealed per commit, at most.
-const RESEAL_BATCH: usize = 4096;
+const RESEAL_BATCH: usize = 16_384;
+/// Paths named by one `BlobReencrypted` audit record (≤ 512 KiB of paths, below the record limit).
+const RESEAL_PATHS_PER_RECORD: usize = 1024;
 /// Plaintext bytes re-sealed per commit, at most (a single larger value is a batch of its own).
 const RESEAL_BYTES: u64 = 32 << 20;
 /// Values read from older epochs that are queued before they are re-sealed in one commit.
@@ -463,7 +465,26 @@ impl Vault {
         let total = targets.len() as u64;
         let mut report = ReencryptReport { epoch: self.keyring.current, ..Default::default() };
         progress(0, total);
-        let mut rest = targets.as_slice();
+        let bulk = targets.len() > RESEAL_BATCH;
+        self.defer_snapshots = bulk;
+        let result = self.reseal_batches(&targets, why, &mut report, progress).await;
+        self.defer_snapshots = false;
+        result?;
+        if bulk && let Err(e) = self.snapshot_if_due().await {
+            tracing::warn!("index snapshot not written: {e}");
+        }
+        Ok(report)
+    }
+
+    async fn reseal_batches(
+        &mut self,
+        targets: &[(String, u64, BlobRef)],
+        why: &str,
+        report: &mut ReencryptReport,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<()> {
+        let total = targets.len() as u64;
+        let mut rest = targets;
         while !rest.is_empty() {
             let mut take = 0;
             let mut bytes = 0u64;
@@ -484,7 +505,7 @@ impl Vault {
             report.skipped += moved.skipped;
             progress(total - rest.len() as u64, total);
         }
-        Ok(report)
+        Ok(())
     }
 
     /// One batch: read and open the old envelopes, seal them into new blobs of the current epoch,
@@ -498,26 +519,15 @@ impl Vault {
             self.epoch_key(*epoch).await?;
         }
         let sources = self.read_sources(batch).await?;
-        let vault_id = self.vault_id;
-        let values: Vec<SecretBytes> = {
-            let keys = &self.epochs;
-            let jobs: Vec<(&BlobRef, &Bytes)> = batch.iter().map(|(_, _, b)| b).zip(&sources).collect();
-            crate::snapshot::on_every_core(&jobs, |(blob, envelope)| {
-                let name = layout::blob(blob.epoch, &blob.id);
-                let key = keys.get(&blob.epoch).ok_or_else(|| {
-                    Error::integrity(ObjectKind::EpochKey, &layout::epoch_key(blob.epoch), "is missing")
-                })?;
-                open_slot(key, &vault_id, &name, blob, envelope)
-            })?
-        };
         let (objects, refs) = {
-            let plain: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
-            let key = self.epochs.get(&current).ok_or_else(|| {
-                Error::integrity(ObjectKind::EpochKey, &layout::epoch_key(current), "is missing")
-            })?;
-            seal_packs(key, &vault_id, current, &plain)?
+            let keys = &self.epochs;
+            let key_of = |epoch: u32| {
+                keys.get(&epoch).ok_or_else(|| {
+                    Error::integrity(ObjectKind::EpochKey, &layout::epoch_key(epoch), "is missing")
+                })
+            };
+            repack(&self.vault_id, key_of(current)?, current, batch, &sources, key_of)?
         };
-        drop(values);
         let names: Vec<String> = objects.iter().map(|(name, _)| name.clone()).collect();
         let store = self.store.clone();
         futures::stream::iter(objects)
@@ -541,7 +551,7 @@ impl Vault {
         let from: Vec<String> = from.iter().map(u32::to_string).collect();
         let summary =
             format!("{} values from epoch {} to epoch {current} ({why})", batch.len(), from.join(", "));
-        for chunk in batch.chunks(super::AUDIT_PATHS_PER_RECORD) {
+        for chunk in batch.chunks(RESEAL_PATHS_PER_RECORD) {
             let paths: Vec<String> = chunk.iter().map(|(p, v, _)| format!("{p}@{v}")).collect();
             let detail = format!("{summary}: {}", paths.join(", "));
             self.audit_append_with(
@@ -652,6 +662,75 @@ impl Vault {
         }
         Ok(Residue::NotKept)
     }
+}
+
+/// Blob objects of `epoch` holding the envelopes of `batch` (read as `sources`) moved under `key`:
+/// each envelope is opened with its old epoch's key and sealed again, its framed plaintext
+/// untouched (no decompression), several to an object up to [`super::PACK_TARGET`] bytes, on
+/// every core. Returns the objects and the new reference of each value, in order.
+fn repack<'k>(
+    vault_id: &[u8; 16],
+    key: &Key,
+    epoch: u32,
+    batch: &[(String, u64, BlobRef)],
+    sources: &[Bytes],
+    key_of: impl Fn(u32) -> Result<&'k Key> + Sync,
+) -> Result<super::Packs> {
+    let mut names: Vec<String> = Vec::new();
+    let mut jobs: Vec<(usize, u32, &BlobRef, &Bytes)> = Vec::with_capacity(batch.len());
+    let mut filled = 0usize;
+    for ((_, _, old), envelope) in batch.iter().zip(sources) {
+        let slot = match jobs.last() {
+            Some((_, slot, _, _)) if filled + envelope.len() <= super::PACK_TARGET => slot + 1,
+            _ => 0,
+        };
+        if slot == 0 {
+            names.push(layout::blob(epoch, &tresor_crypto::random_array::<16>()?));
+            filled = 0;
+        }
+        filled += envelope.len();
+        jobs.push((names.len() - 1, slot, old, envelope));
+    }
+    let mut old_names: HashMap<(u32, [u8; 16]), String> = HashMap::new();
+    for (_, _, old, _) in &jobs {
+        old_names.entry((old.epoch, old.id)).or_insert_with(|| layout::blob(old.epoch, &old.id));
+    }
+    let sealed = crate::snapshot::on_every_core(&jobs, |(pack, slot, old, envelope)| {
+        let old_name = old_names.get(&(old.epoch, old.id)).map_or("", String::as_str);
+        if envelope.len() != old.len as usize {
+            return Err(Error::integrity(
+                ObjectKind::ValueBlob,
+                old_name,
+                "is shorter than its commit records",
+            ));
+        }
+        let (old_slot, new_slot) = (old.slot.to_be_bytes(), slot.to_be_bytes());
+        let from = super::blob_ctx(vault_id, old_name, old.epoch, &old_slot);
+        let to = super::blob_ctx(vault_id, &names[*pack], epoch, &new_slot);
+        tresor_crypto::envelope::reseal(key_of(old.epoch)?, &from, envelope, key, &to).map_err(|_| {
+            Error::integrity(
+                ObjectKind::ValueBlob,
+                old_name,
+                "does not authenticate: tampered, or moved from another name",
+            )
+        })
+    })?;
+    let mut sizes = vec![0usize; names.len()];
+    for (pack, _, _, envelope) in &jobs {
+        sizes[*pack] += envelope.len();
+    }
+    let mut objects: Vec<(String, Vec<u8>)> =
+        names.iter().zip(sizes).map(|(n, size)| (n.clone(), Vec::with_capacity(size))).collect();
+    let mut refs = Vec::with_capacity(jobs.len());
+    for ((pack, slot, old, _), envelope) in jobs.iter().zip(sealed) {
+        let (name, bytes) = &mut objects[*pack];
+        let id = layout::parse_blob(name).map_or([0; 16], |(_, id)| id);
+        let len = u32::try_from(envelope.len())
+            .map_err(|_| Error::Invalid(format!("a value too large for {name}")))?;
+        refs.push(BlobRef { epoch, id, size: old.size, slot: *slot, offset: bytes.len() as u64, len });
+        bytes.extend_from_slice(&envelope);
+    }
+    Ok((objects, refs))
 }
 
 /// The name prefixes of an epoch's objects: its blobs and its wrapped key.
