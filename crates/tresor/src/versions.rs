@@ -99,6 +99,8 @@ pub struct S3Versions {
     allow_http: bool,
     /// An S3 Express One Zone directory bucket, which does not support versioning.
     directory_bucket: bool,
+    /// `max-keys` of listings; `None` is the store's default (1000 on S3).
+    page_size: Option<usize>,
 }
 
 impl fmt::Debug for S3Versions {
@@ -142,7 +144,15 @@ impl S3Versions {
             credentials: Arc::clone(store.credentials()),
             allow_http: flag(AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp)),
             directory_bucket: flag(AmazonS3ConfigKey::S3Express),
+            page_size: None,
         })
+    }
+
+    /// Lists at most `n` versions per request (at least 1) instead of the store's default: small
+    /// pages exercise pagination in tests.
+    pub fn with_page_size(mut self, n: usize) -> S3Versions {
+        self.page_size = Some(n.max(1));
+        self
     }
 
     /// Removes every version and delete marker of every object whose key (in the bucket, vault
@@ -194,7 +204,10 @@ impl S3Versions {
         let mut reasons: Vec<String> = tally
             .refused
             .iter()
-            .map(|(refusal, n)| format!("{} for {n} version{}", refusal, if *n == 1 { "" } else { "s" }))
+            .map(|(r, n)| {
+                let s = if *n == 1 { "" } else { "s" };
+                format!("{} refused for {n} version{s}: {} (HTTP {})", r.operation, r.code, r.status)
+            })
             .collect();
         reasons.extend(tally.list_refused.iter().map(ToString::to_string));
         if versioning.mfa_delete.as_deref() == Some("Enabled") {
@@ -224,7 +237,11 @@ impl S3Versions {
         prefix: &str,
         marker: Option<&Entry>,
     ) -> Result<Answer<Page>> {
+        let max_keys = self.page_size.map(|n| n.to_string());
         let mut params = vec![("versions", ""), ("prefix", prefix)];
+        if let Some(n) = &max_keys {
+            params.push(("max-keys", n));
+        }
         if let Some(m) = marker {
             params.push(("key-marker", &m.key));
             params.push(("version-id-marker", &m.version_id));
