@@ -10,6 +10,7 @@
 //! - [`trust`]: what this machine has seen, to refuse rollbacks and forks;
 //! - [`vault`]: the [`Vault`] API that the CLI and the agent use;
 //! - [`archive`]: self-contained encrypted backups;
+//! - [`versions`]: what a store keeps of deleted objects, and removing old versions on S3;
 //! - [`fault`]: a fault-injecting store wrapper for tests (errors, latency, lost acknowledgements,
 //!   crashes).
 #![deny(missing_docs)]
@@ -28,8 +29,10 @@ pub mod snapshot;
 pub mod store;
 pub mod trust;
 pub mod vault;
+pub mod versions;
 
 pub use error::{Category, Error, ObjectKind, Result};
 pub use store::Store;
 pub use tresor_crypto::{KdfParams, Password, SecretBytes};
 pub use vault::{Options, Vault};
+pub use versions::Residue;

@@ -25,6 +25,8 @@ pub struct Store {
     local_root: Option<std::path::PathBuf>,
     prefix: Option<Path>,
     location: String,
+    /// The versions API of an S3 bucket (see [`Store::purge_versions`]).
+    versions: Option<Arc<crate::versions::S3Versions>>,
 }
 
 /// What [`Store::create`] did.
@@ -101,21 +103,30 @@ impl Store {
         }
         // Credentials, region and endpoint as the AWS tools find them (environment, then profile).
         let env = crate::aws::Environment::from_process();
-        let s3 = crate::aws::s3_builder(bucket, &env)
-            .map_err(|e| match e {
-                Error::Invalid(m) => Error::Invalid(format!("{location}: {m}")),
-                e => e,
-            })?
-            .build()
-            .map_err(|e| Error::Invalid(format!("{location}: {e}")))?;
+        let in_location = |e| match e {
+            Error::Invalid(m) => Error::Invalid(format!("{location}: {m}")),
+            e => e,
+        };
+        let builder = crate::aws::s3_builder(bucket, &env).map_err(in_location)?;
+        let s3 = builder.clone().build().map_err(|e| Error::Invalid(format!("{location}: {e}")))?;
+        let versions = crate::versions::S3Versions::new(&builder, &s3).map_err(in_location)?;
         let prefix = prefix.trim_matches('/');
         let prefix = (!prefix.is_empty()).then(|| Path::from(prefix));
-        Ok(Store::from_object_store(Arc::new(s3), prefix, location.trim_end_matches('/')))
+        let mut store = Store::from_object_store(Arc::new(s3), prefix, location.trim_end_matches('/'));
+        store.versions = Some(Arc::new(versions));
+        Ok(store)
     }
 
     /// Wraps any `object_store` backend; `prefix` scopes the vault inside it.
     pub fn from_object_store(inner: Arc<dyn ObjectStore>, prefix: Option<Path>, location: &str) -> Store {
-        Store { relaxed: inner.clone(), inner, local_root: None, prefix, location: location.to_string() }
+        Store {
+            relaxed: inner.clone(),
+            inner,
+            local_root: None,
+            prefix,
+            location: location.to_string(),
+            versions: None,
+        }
     }
 
     /// The canonical location string (used to key machine-local state).
@@ -268,6 +279,35 @@ impl Store {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(store_err(e)),
         }
+    }
+
+    /// After the caller deleted the objects under `prefixes` (names relative to the vault, e.g.
+    /// "blob/0000000001/" or "epoch/0000000001"), removes every remaining version and delete
+    /// marker of any object whose name starts with one of them (see [`crate::versions`]). No I/O
+    /// on a local directory or in memory, which keep nothing: [`Residue::NotKept`]. An empty
+    /// prefix (the whole vault) is refused.
+    ///
+    /// [`Residue::NotKept`]: crate::versions::Residue::NotKept
+    pub async fn purge_versions(&self, prefixes: &[String]) -> Result<crate::versions::Residue> {
+        if prefixes.iter().any(String::is_empty) {
+            return Err(Error::Invalid(
+                "an empty name prefix would purge the versions of the whole vault".into(),
+            ));
+        }
+        let Some(s3) = &self.versions else {
+            return Ok(crate::versions::residue_without_versions_api(
+                &*self.inner,
+                self.local_root.is_some(),
+            ));
+        };
+        let keys: Vec<String> = prefixes
+            .iter()
+            .map(|name| match &self.prefix {
+                Some(p) => format!("{}/{name}", p.as_ref()),
+                None => name.clone(),
+            })
+            .collect();
+        s3.purge(&keys).await
     }
 
     /// Checks that the store honours create-if-absent: a second create of the same name must be

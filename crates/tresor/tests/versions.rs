@@ -1,0 +1,306 @@
+//! Threat T23: a destroyed epoch's objects must be gone from a bucket that keeps old versions,
+//! where a DELETE only adds a delete marker. Runs on a real S3-compatible server (moto, started by
+//! `.ci/run`), as `tests/s3.rs` does.
+//!
+//! `TRESOR_TEST_S3_VERSIONED=s3://bucket` names a bucket with versioning enabled,
+//! `TRESOR_TEST_S3_LOCKED=s3://bucket` one with Object Lock enabled, `TRESOR_TEST_S3` one without
+//! versioning (with `AWS_ENDPOINT_URL`, credentials and `AWS_ALLOW_HTTP=true` in the
+//! environment). Tests whose bucket is not named are skipped, unless `TRESOR_REQUIRE_S3` is set, as
+//! in CI, which makes that a failure.
+//!
+//! moto does not check signatures or credentials, so wrong credentials cannot be tested here; the
+//! refusals tested are Object Lock (`AccessDenied`) and a missing bucket (`NoSuchBucket`).
+#![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
+
+mod common;
+
+use bytes::Bytes;
+use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, Checksum};
+use object_store::path::Path;
+use object_store::{
+    ClientConfigKey, ClientOptions, GetOptions, HeaderMap, HeaderValue, ObjectStore, ObjectStoreExt, PutMode,
+    PutOptions, PutPayload,
+};
+use std::sync::Arc;
+use tresor::aws::{self, Environment};
+use tresor::store::Created;
+use tresor::versions::{Residue, S3Versions};
+use tresor::{Error, Store};
+
+/// A fresh prefix in the bucket named by `var`.
+struct Bucket {
+    /// `s3://BUCKET/PREFIX`, for [`Store::open`].
+    location: String,
+    bucket: String,
+    prefix: String,
+}
+
+impl Bucket {
+    /// The bucket `var` names, with a fresh prefix starting with `what`; `None` (the test is
+    /// skipped) if `var` is not set, unless `TRESOR_REQUIRE_S3` is.
+    fn from_env(var: &str, what: &str) -> Option<Bucket> {
+        let base = match std::env::var(var) {
+            Ok(base) => base,
+            Err(_) if std::env::var_os("TRESOR_REQUIRE_S3").is_some() => {
+                panic!("TRESOR_REQUIRE_S3 is set but {var} is not: start the S3 server (.ci/run)")
+            }
+            Err(_) => {
+                eprintln!("skipped: {var} is not set (bash .ci/run starts a local S3 server)");
+                return None;
+            }
+        };
+        let rest = base.trim_end_matches('/').strip_prefix("s3://").expect("an s3:// location");
+        let (bucket, base_prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let fresh = format!("{what}-{}", common::random_hex(8));
+        let prefix = if base_prefix.is_empty() { fresh } else { format!("{base_prefix}/{fresh}") };
+        Some(Bucket { location: format!("s3://{bucket}/{prefix}"), bucket: bucket.to_string(), prefix })
+    }
+
+    /// The key of vault object `name`.
+    fn key(&self, name: &str) -> String {
+        format!("{}/{name}", self.prefix)
+    }
+
+    /// The builder `Store::open` uses for this bucket.
+    fn builder(&self) -> AmazonS3Builder {
+        aws::s3_builder(&self.bucket, &Environment::from_process()).unwrap()
+    }
+
+    /// The bucket through plain `object_store`, around the vault.
+    fn raw(&self) -> Arc<dyn ObjectStore> {
+        Arc::new(self.builder().build().unwrap())
+    }
+
+    /// The versions API with `page_size` versions per listing.
+    fn versions(&self, page_size: usize) -> S3Versions {
+        let builder = self.builder();
+        let s3 = builder.clone().build().unwrap();
+        S3Versions::new(&builder, &s3).unwrap().with_page_size(page_size)
+    }
+}
+
+/// Writes `bytes` at `key`; the version id the bucket gave it.
+async fn put(raw: &dyn ObjectStore, key: &str, bytes: &str, mode: PutMode) -> String {
+    let opts = PutOptions { mode, ..Default::default() };
+    let r = raw.put_opts(&Path::from(key), PutPayload::from(bytes.as_bytes().to_vec()), opts).await.unwrap();
+    r.version.expect("a versioned bucket names the version it wrote")
+}
+
+/// Version `id` of `key`, read on an independent path; `None` if the bucket has no such version.
+async fn version(raw: &dyn ObjectStore, key: &str, id: &str) -> Option<Bytes> {
+    let opts = GetOptions { version: Some(id.to_string()), ..Default::default() };
+    match raw.get_opts(&Path::from(key), opts).await {
+        Ok(r) => Some(r.bytes().await.unwrap()),
+        Err(object_store::Error::NotFound { .. }) => None,
+        Err(e) => panic!("reading version {id} of {key}: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn purge_removes_every_version_of_a_destroyed_epoch_and_nothing_else() {
+    let Some(b) = Bucket::from_env("TRESOR_TEST_S3_VERSIONED", "t23") else { return };
+    let raw = b.raw();
+    let store = Store::open(&b.location, false).unwrap();
+    // Epoch 1: two blobs, one of them written twice (a noncurrent version), and its epoch key.
+    let mut epoch1 = Vec::new();
+    for (name, bytes) in
+        [("blob/0000000001/aa", "a1"), ("blob/0000000001/bb", "b1"), ("epoch/0000000001", "k1")]
+    {
+        epoch1.push((name, put(&*raw, &b.key(name), bytes, PutMode::Create).await, bytes));
+    }
+    let overwritten = put(&*raw, &b.key("blob/0000000001/aa"), "a2", PutMode::Overwrite).await;
+    epoch1.push(("blob/0000000001/aa", overwritten, "a2"));
+    // Epoch 2 stays.
+    let kept_blob = put(&*raw, &b.key("blob/0000000002/x"), "x", PutMode::Create).await;
+    let kept_key = put(&*raw, &b.key("epoch/0000000002"), "k2", PutMode::Create).await;
+
+    for name in ["blob/0000000001/aa", "blob/0000000001/bb", "epoch/0000000001"] {
+        store.delete(name).await.unwrap();
+    }
+    assert!(store.list("blob/0000000001").await.unwrap().is_empty());
+    assert!(!store.exists("epoch/0000000001").await.unwrap());
+    // The threat: deleted, yet every version is still there for anyone who asks for it.
+    for (name, id, bytes) in &epoch1 {
+        assert_eq!(version(&*raw, &b.key(name), id).await.as_deref(), Some(bytes.as_bytes()), "{name} {id}");
+    }
+
+    let prefixes = ["blob/0000000001/".to_string(), "epoch/0000000001".to_string()];
+    let residue = store.purge_versions(&prefixes).await.unwrap();
+    // 4 versions and 3 delete markers.
+    assert_eq!(residue, Residue::Removed { versions: 7 });
+    for (name, id, _) in &epoch1 {
+        assert_eq!(version(&*raw, &b.key(name), id).await, None, "{name} {id} survived the purge");
+    }
+    assert_eq!(version(&*raw, &b.key("blob/0000000002/x"), &kept_blob).await.as_deref(), Some(&b"x"[..]));
+    assert_eq!(version(&*raw, &b.key("epoch/0000000002"), &kept_key).await.as_deref(), Some(&b"k2"[..]));
+    assert_eq!(store.get("blob/0000000002/x").await.unwrap().as_deref(), Some(&b"x"[..]));
+    assert_eq!(store.list_all().await.unwrap(), ["blob/0000000002/x", "epoch/0000000002"]);
+    // Nothing is left to remove.
+    assert_eq!(store.purge_versions(&prefixes).await.unwrap(), Residue::Removed { versions: 0 });
+    let Residue::Removed { versions: n } = residue else { unreachable!() };
+    println!("T23-s3-versions: removed {n} versions, 0 remain");
+}
+
+#[tokio::test]
+async fn purge_pages_through_listings() {
+    let Some(b) = Bucket::from_env("TRESOR_TEST_S3_VERSIONED", "pages") else { return };
+    let raw = b.raw();
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        let key = b.key(&format!("blob/0000000003/{i:02}"));
+        ids.push((key.clone(), put(&*raw, &key, "first", PutMode::Create).await));
+        ids.push((key.clone(), put(&*raw, &key, "second", PutMode::Overwrite).await));
+        if i % 2 == 0 {
+            raw.delete(&Path::from(key)).await.unwrap();
+        }
+    }
+    let other = b.key("blob/0000000004/00");
+    let other_id = put(&*raw, &other, "other", PutMode::Create).await;
+    // Pages of 2 and 3 split the versions of one key across pages: 10 versions, 3 delete markers.
+    for (page_size, prefix) in [(2, "blob/0000000003/"), (3, "blob/0000000004/")] {
+        let residue = b.versions(page_size).purge(&[b.key(prefix)]).await.unwrap();
+        let expected = if prefix.ends_with("3/") { 13 } else { 1 };
+        assert_eq!(residue, Residue::Removed { versions: expected }, "pages of {page_size}");
+    }
+    for (key, id) in ids.iter().chain([&(other.clone(), other_id)]) {
+        assert_eq!(version(&*raw, key, id).await, None, "{key} {id}");
+    }
+}
+
+#[tokio::test]
+async fn create_if_absent_holds_on_a_versioned_bucket() {
+    let Some(b) = Bucket::from_env("TRESOR_TEST_S3_VERSIONED", "create") else { return };
+    let store = Store::open(&b.location, false).unwrap();
+    store.probe().await.unwrap();
+    let name = "commit/0000000001";
+    assert_eq!(store.create(name, b"one".to_vec()).await.unwrap(), Created::Yes);
+    assert_eq!(store.create(name, b"two".to_vec()).await.unwrap(), Created::AlreadyExists);
+    assert_eq!(store.get(name).await.unwrap().as_deref(), Some(&b"one"[..]));
+    // Deleted, the name's current version is a delete marker: it can be created again, once.
+    store.delete(name).await.unwrap();
+    assert_eq!(store.create(name, b"three".to_vec()).await.unwrap(), Created::Yes);
+    assert_eq!(store.create(name, b"four".to_vec()).await.unwrap(), Created::AlreadyExists);
+    assert_eq!(store.get(name).await.unwrap().as_deref(), Some(&b"three"[..]));
+    // Two versions and the delete marker between them; the probe's object and its delete marker.
+    let residue = store.purge_versions(&["commit/".to_string(), "probe/".to_string()]).await.unwrap();
+    assert_eq!(residue, Residue::Removed { versions: 5 });
+    assert!(store.list_all().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_bucket_without_versioning_keeps_nothing() {
+    let Some(location) = common::s3_location("versions") else { return };
+    let store = Store::open(&location, false).unwrap();
+    store.create("blob/0000000001/aa", b"a".to_vec()).await.unwrap();
+    store.delete("blob/0000000001/aa").await.unwrap();
+    assert_eq!(store.purge_versions(&["blob/0000000001/".to_string()]).await.unwrap(), Residue::NotKept);
+}
+
+#[tokio::test]
+async fn versions_under_object_lock_are_reported_kept() {
+    let Some(b) = Bucket::from_env("TRESOR_TEST_S3_LOCKED", "locked") else { return };
+    // Every object written through `held` is under legal hold; its versions cannot be deleted.
+    let builder = b.builder();
+    let allow_http = builder.get_config_value(&AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp));
+    let mut headers = HeaderMap::new();
+    headers.insert("x-amz-object-lock-legal-hold", HeaderValue::from_static("ON"));
+    // A write under Object Lock needs a checksum: object_store sends x-amz-checksum-sha256, and
+    // moto looks for the header the AWS SDKs send with it.
+    headers.insert("x-amz-sdk-checksum-algorithm", HeaderValue::from_static("SHA256"));
+    let mut builder = builder
+        .with_client_options(ClientOptions::new().with_default_headers(headers))
+        .with_checksum_algorithm(Checksum::SHA256);
+    if let Some(allow) = allow_http {
+        builder = builder.with_config(AmazonS3ConfigKey::Client(ClientConfigKey::AllowHttp), allow);
+    }
+    let held: Arc<dyn ObjectStore> = Arc::new(builder.build().unwrap());
+    let raw = b.raw();
+    let held_ids = [
+        put(&*held, &b.key("blob/0000000001/h1"), "held 1", PutMode::Create).await,
+        put(&*held, &b.key("blob/0000000001/h2"), "held 2", PutMode::Create).await,
+    ];
+    let free_id = put(&*raw, &b.key("blob/0000000001/free"), "free", PutMode::Create).await;
+    let store = Store::open(&b.location, false).unwrap();
+    for name in ["blob/0000000001/h1", "blob/0000000001/h2", "blob/0000000001/free"] {
+        store.delete(name).await.unwrap();
+    }
+    let residue = store.purge_versions(&["blob/0000000001/".to_string()]).await.unwrap();
+    let Residue::Kept { versions, reason } = &residue else { panic!("{residue:?}") };
+    assert_eq!(*versions, 2, "{residue:?}");
+    assert!(reason.contains("DeleteObject refused for 2 versions: AccessDenied (HTTP 403)"), "{reason}");
+    // The free object's version and the three delete markers went; the held versions did not.
+    assert_eq!(version(&*raw, &b.key("blob/0000000001/free"), &free_id).await, None);
+    for (i, id) in held_ids.iter().enumerate() {
+        let key = b.key(&format!("blob/0000000001/h{}", i + 1));
+        assert!(version(&*raw, &key, id).await.is_some(), "{key}");
+    }
+    println!("T23-s3-versions-locked: {versions} versions under legal hold reported kept ({reason})");
+}
+
+/// The process's `AWS_*` settings with made-up credentials, and `extra` on top.
+fn env_with_secrets(extra: &[(&str, &str)]) -> Environment {
+    let mut vars: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k.starts_with("AWS_")).collect();
+    vars.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+    vars.extend([
+        ("AWS_ACCESS_KEY_ID".to_string(), "AKIATRESORTEST".to_string()),
+        ("AWS_SECRET_ACCESS_KEY".to_string(), "SECRET-MUST-NOT-SHOW".to_string()),
+        ("AWS_SESSION_TOKEN".to_string(), "TOKEN-MUST-NOT-SHOW".to_string()),
+    ]);
+    vars.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    vars.into_iter().collect()
+}
+
+fn assert_no_secret(text: &str) {
+    assert!(!text.contains("SECRET-MUST-NOT-SHOW") && !text.contains("TOKEN-MUST-NOT-SHOW"), "{text}");
+    assert!(!text.contains("Signature=") && !text.contains("AWS4-HMAC"), "{text}");
+}
+
+#[tokio::test]
+async fn a_missing_bucket_is_reported_kept_without_secrets() {
+    let Some(b) = Bucket::from_env("TRESOR_TEST_S3_VERSIONED", "missing") else { return };
+    let env = env_with_secrets(&[]);
+    let missing = format!("tresor-no-such-bucket-{}", common::random_hex(4));
+    let builder = aws::s3_builder(&missing, &env).unwrap();
+    let s3 = builder.clone().build().unwrap();
+    let versions = S3Versions::new(&builder, &s3).unwrap();
+    assert_no_secret(&format!("{versions:?}"));
+    let residue = versions.purge(&[b.key("blob/0000000001/")]).await.unwrap();
+    let Residue::Kept { versions: 0, reason } = &residue else { panic!("{residue:?}") };
+    assert!(reason.contains("GetBucketVersioning refused: NoSuchBucket (HTTP 404)"), "{reason}");
+    assert_no_secret(reason);
+}
+
+#[tokio::test]
+async fn stores_that_keep_no_versions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let local = Store::open(tmp.path().join("vault").to_str().unwrap(), true).unwrap();
+    let memory = Store::open("memory://", false).unwrap();
+    let prefixes = ["blob/0000000001/".to_string(), "epoch/0000000001".to_string()];
+    for store in [&local, &memory] {
+        store.create("blob/0000000001/aa", b"a".to_vec()).await.unwrap();
+        store.delete("blob/0000000001/aa").await.unwrap();
+        assert_eq!(store.purge_versions(&prefixes).await.unwrap(), Residue::NotKept, "{}", store.location());
+        let e = store.purge_versions(&["".to_string()]).await.unwrap_err();
+        assert!(matches!(e, Error::Invalid(_)), "{e}");
+    }
+    // A bucket wrapped by the caller: nothing can be said.
+    let s3 = AmazonS3Builder::new().with_bucket_name("b").with_region("us-east-1").build().unwrap();
+    let wrapped = Store::from_object_store(Arc::new(s3), None, "s3://b");
+    assert_eq!(
+        wrapped.purge_versions(&prefixes).await.unwrap(),
+        Residue::Kept { versions: 0, reason: "cannot inspect versions of this store".to_string() }
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_is_an_error_without_secrets() {
+    // Nothing listens on port 1.
+    let env = env_with_secrets(&[("AWS_ENDPOINT_URL", "http://127.0.0.1:1"), ("AWS_ALLOW_HTTP", "true")]);
+    let builder = aws::s3_builder("bucket", &env).unwrap();
+    let s3 = builder.clone().build().unwrap();
+    let e = S3Versions::new(&builder, &s3).unwrap().purge(&["v/blob/".to_string()]).await.unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, Error::Store(_)), "{text}");
+    assert!(text.contains("GetBucketVersioning") && text.contains("127.0.0.1"), "{text}");
+    assert_no_secret(&text);
+}
