@@ -27,7 +27,8 @@ use tresor_crypto::wrap::{unwrap_key, wrap_key};
 use tresor_crypto::{KdfParams, Key, Password, Purpose, SecretBytes, derive_key};
 
 mod epochs;
-pub use epochs::{DestroyReport, EpochList, EpochView, ReencryptReport, Residue, RotateReport};
+pub use crate::versions::Residue;
+pub use epochs::{DestroyReport, EpochList, EpochView, ReencryptReport, RotateReport};
 
 /// Default limit on a secret value's size.
 pub const DEFAULT_MAX_VALUE: usize = 1 << 20;

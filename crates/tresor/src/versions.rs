@@ -297,15 +297,16 @@ impl S3Versions {
             let mut batch: Vec<Entry> =
                 page.entries.into_iter().filter(|e| Some(e) != page.next.as_ref()).collect();
             batch.extend(marker.take());
-            let outcomes: Vec<Result<Answer<bytes::Bytes>>> = futures::stream::iter(batch.iter().map(|e| {
-                let params = [("versionId", e.version_id.as_str())];
-                async move {
+            let outcomes: Vec<Result<Answer<bytes::Bytes>>> =
+                futures::stream::iter(batch.into_iter().map(|e: Entry| async move {
+                    // Owned entries: a future borrowing from the iterator would not be `Send` for
+                    // every lifetime, and the agent runs this on a multi-threaded runtime.
+                    let params = [("versionId", e.version_id.as_str())];
                     self.send(client, "DeleteObject", reqwest::Method::DELETE, Some(&e.key), &params).await
-                }
-            }))
-            .buffer_unordered(CONCURRENCY)
-            .collect()
-            .await;
+                }))
+                .buffer_unordered(CONCURRENCY)
+                .collect()
+                .await;
             for outcome in outcomes {
                 match outcome? {
                     Ok(_) => tally.removed += 1,

@@ -16,6 +16,7 @@ use crate::error::{Error, ObjectKind, Result};
 use crate::layout;
 use crate::model::{BlobRef, Op, Outcome, now_ms};
 use crate::store::Durability;
+use crate::versions::Residue;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
@@ -90,25 +91,6 @@ pub struct ReencryptReport {
     pub commits: u64,
     /// Values another writer had already moved (or deleted the history of) in the meantime.
     pub skipped: u64,
-}
-
-/// What became of the older versions a store may keep of deleted objects.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Residue {
-    /// The store keeps no older versions of deleted objects.
-    NotKept,
-    /// The bucket keeps versions; this many were removed, none remain.
-    Removed {
-        /// Old versions and delete markers removed.
-        versions: usize,
-    },
-    /// Versions remain that could not be removed.
-    Kept {
-        /// How many.
-        versions: usize,
-        /// Why.
-        reason: String,
-    },
 }
 
 /// What destroying an epoch did.
@@ -381,7 +363,7 @@ impl Vault {
                 .await?;
             remaining = names;
         }
-        let residue = self.purge_versions(&epoch_prefixes(epoch)).await?;
+        let residue = self.store.purge_versions(&epoch_prefixes(epoch)).await?;
         let report = DestroyReport {
             epoch,
             reencrypted,
@@ -651,16 +633,6 @@ impl Vault {
             .buffered(READ_AHEAD)
             .try_collect()
             .await
-    }
-}
-
-impl Vault {
-    /// Older versions of deleted objects the store keeps. TODO(versions branch): S3.
-    async fn purge_versions(&self, _prefixes: &[String]) -> Result<Residue> {
-        if self.store.location().starts_with("s3://") {
-            return Ok(Residue::Kept { versions: 0, reason: "not checked yet".into() });
-        }
-        Ok(Residue::NotKept)
     }
 }
 
