@@ -479,7 +479,17 @@ impl Vault {
             }
             let (batch, tail) = rest.split_at(take);
             rest = tail;
-            let moved = self.reseal_batch(batch, why).await?;
+            // Another writer may have moved some values meanwhile (and removed their old blobs,
+            // destroying an epoch): only what is still where it was is read.
+            self.refresh().await?;
+            let still: Vec<(String, u64, BlobRef)> =
+                batch.iter().filter(|(p, v, b)| self.index.blob_of(p, *v) == Some(*b)).cloned().collect();
+            let mut moved = if still.is_empty() {
+                ReencryptReport { epoch: self.keyring.current, ..Default::default() }
+            } else {
+                self.reseal_batch(&still, why).await?
+            };
+            moved.skipped += (batch.len() - still.len()) as u64;
             report.epoch = moved.epoch;
             report.values += moved.values;
             report.bytes += moved.bytes;
