@@ -860,26 +860,40 @@ async fn destroy_refuses_unknown_epochs_rotates_off_the_current_one_and_is_repea
 
 // ---- 7. a read racing a destruction ---------------------------------------------------------------------
 
-/// A store that pauses one read: once armed, the first read of an object under `prefix` is
-/// performed, then held until the test releases it (a reader between reading a value's blob and
-/// its epoch key, while another writer destroys the epoch).
+/// A store that pauses one operation: once armed, the first read (performed, then held) or write
+/// (held, then performed) of an object under `prefix` waits until the test releases it — a
+/// handle stopped at a chosen point while another one works.
 #[derive(Debug)]
 struct Gate {
     inner: Arc<dyn ObjectStore>,
     prefix: String,
+    /// Pause a write (`true`) or a read (`false`).
+    on_write: bool,
     armed: AtomicBool,
-    /// A permit when the paused read has been performed.
+    /// A permit when the operation has been reached.
     reached: Semaphore,
-    /// A permit lets it return.
+    /// A permit lets it go on.
     release: Semaphore,
 }
 
 impl Gate {
-    async fn pause_if_armed(&self, location: &ObjectPath) {
-        if location.as_ref().starts_with(&self.prefix) && self.armed.swap(false, Ordering::SeqCst) {
+    async fn pause_if_armed(&self, location: &ObjectPath, write: bool) {
+        if write == self.on_write
+            && location.as_ref().starts_with(&self.prefix)
+            && self.armed.swap(false, Ordering::SeqCst)
+        {
             self.reached.add_permits(1);
             self.release.acquire().await.unwrap().forget();
         }
+    }
+
+    /// Waits until the armed operation is reached.
+    async fn reached(&self) {
+        self.reached.acquire().await.unwrap().forget();
+    }
+
+    fn release(&self) {
+        self.release.add_permits(1);
     }
 }
 
@@ -897,6 +911,7 @@ impl ObjectStore for Gate {
         payload: PutPayload,
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
+        self.pause_if_armed(location, true).await;
         self.inner.put_opts(location, payload, opts).await
     }
 
@@ -910,7 +925,7 @@ impl ObjectStore for Gate {
 
     async fn get_opts(&self, location: &ObjectPath, options: GetOptions) -> object_store::Result<GetResult> {
         let result = self.inner.get_opts(location, options).await;
-        self.pause_if_armed(location).await;
+        self.pause_if_armed(location, false).await;
         result
     }
 
@@ -920,7 +935,7 @@ impl ObjectStore for Gate {
         ranges: &[std::ops::Range<u64>],
     ) -> object_store::Result<Vec<Bytes>> {
         let result = self.inner.get_ranges(location, ranges).await;
-        self.pause_if_armed(location).await;
+        self.pause_if_armed(location, false).await;
         result
     }
 
@@ -957,6 +972,23 @@ impl ObjectStore for Gate {
     }
 }
 
+/// A handle over a gated view of the vault at `location`, its gate armed.
+async fn gated(env: &Env, location: &str, prefix: &str, on_write: bool, trust: &str) -> (Vault, Arc<Gate>) {
+    let gate = Arc::new(Gate {
+        inner: Arc::new(LocalFileSystem::new_with_prefix(location).unwrap()),
+        prefix: prefix.to_string(),
+        on_write,
+        armed: AtomicBool::new(false),
+        reached: Semaphore::new(0),
+        release: Semaphore::new(0),
+    });
+    let inner: Arc<dyn ObjectStore> = gate.clone();
+    let store = Store::from_object_store(inner, None, location);
+    let v = Vault::unlock(store, &pw(PASSWORD), opts(&env.path(trust))).await.unwrap();
+    gate.armed.store(true, Ordering::SeqCst);
+    (v, gate)
+}
+
 /// A reader that has read a value's blob of epoch 1, but not yet epoch 1's key, when another
 /// handle destroys epoch 1 (re-seals the value, commits the destruction, deletes blob and key).
 /// The value was moved, not lost: the read must return it, as it does when it finds the blob
@@ -970,22 +1002,67 @@ async fn a_read_racing_a_destruction_returns_the_moved_value() {
     v.set("a/one", b"one").await.unwrap();
     v.rotate("manual").await.unwrap();
     let location = v.store().location().to_string();
-    let gate = Arc::new(Gate {
-        inner: Arc::new(LocalFileSystem::new_with_prefix(&location).unwrap()),
-        prefix: format!("{}/", blob_dir(1)),
-        armed: AtomicBool::new(false),
-        reached: Semaphore::new(0),
-        release: Semaphore::new(0),
-    });
-    let inner: Arc<dyn ObjectStore> = gate.clone();
-    let store = Store::from_object_store(inner, None, &location);
-    let mut reader = Vault::unlock(store, &pw(PASSWORD), opts(&env.path("trust-reader"))).await.unwrap();
-    gate.armed.store(true, Ordering::SeqCst);
+    let (mut reader, gate) =
+        gated(&env, &location, &format!("{}/", blob_dir(1)), false, "trust-reader").await;
     let read = tokio::spawn(async move { reader.get("a/one", None).await.map(|v| v.as_slice().to_vec()) });
-    gate.reached.acquire().await.unwrap().forget();
+    gate.reached().await;
     let report = v.destroy_epoch(1, &mut |_, _| {}).await.unwrap();
     assert!(report.complete() && report.reencrypted.values == 1, "{report:?}");
-    gate.release.add_permits(1);
+    gate.release();
     let got = read.await.unwrap().unwrap_or_else(|e| panic!("a read racing the destruction: {e}"));
     assert_eq!(got, b"one");
+}
+
+/// Two destructions of one epoch at once (two administrators, or the agent and the CLI): the
+/// slower one is stopped at `prefix` (a read, or a write with `on_write`) while the faster one
+/// re-seals everything, commits the destruction and deletes the epoch's blobs and key. The
+/// slower one must then find the work done — no integrity alarm about the blobs and key that
+/// went, no empty commit, no re-sealed blobs left behind — and everything still reads.
+async fn two_destructions(prefix: &str, on_write: bool) -> (DestroyReport, DestroyReport) {
+    let env = Env::new();
+    let mut m = Model::default();
+    let mut v = env.init().await;
+    set_many(&mut v, &mut m, &items("old", 10)).await;
+    set(&mut v, &mut m, "old/single", b"single").await;
+    v.rotate("manual").await.unwrap();
+    set(&mut v, &mut m, "new/one", b"new").await;
+    let location = v.store().location().to_string();
+    let (mut slow, gate) = gated(&env, &location, prefix, on_write, "trust-slow").await;
+    let destroy = tokio::spawn(async move {
+        let r = slow.destroy_epoch(1, &mut |_, _| {}).await;
+        (slow, r)
+    });
+    gate.reached().await;
+    let fast = v.destroy_epoch(1, &mut |_, _| {}).await.unwrap();
+    assert!(fast.complete() && fast.reencrypted.values == 11, "{fast:?}");
+    let after_fast = commits(&mut v).await;
+    gate.release();
+    let (mut slow, r) = destroy.await.unwrap();
+    let slow = {
+        let report = r.unwrap_or_else(|e| panic!("the slower destruction (stopped at {prefix}): {e}"));
+        check_all(&mut slow, &m, "after two destructions, the slower handle").await;
+        report
+    };
+    assert!(slow.complete(), "{slow:?}");
+    let r = &slow.reencrypted;
+    assert_eq!(
+        (r.values, r.bytes, r.commits, r.skipped),
+        (0, 0, 0, 11),
+        "the faster one moved all: {slow:?}"
+    );
+    assert_eq!(commits(&mut v).await, after_fast, "the slower destruction committed nothing");
+    let gc = v.gc(Duration::ZERO, true).await.unwrap();
+    assert_eq!((gc.orphan_blobs, gc.young_blobs, gc.destroyed_epoch_objects), (0, 0, 0), "{gc:?}");
+    check_all(&mut v, &m, "after two destructions").await;
+    assert_eq!(epoch_objects(v.store(), 1).await, Vec::<String>::new());
+    v.verify().await.unwrap();
+    (fast, slow)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_destructions_of_one_epoch_at_once_both_succeed() {
+    // Stopped having unwrapped the epoch key, before reading the blobs the other one deletes.
+    two_destructions(&layout::epoch_key(1), false).await;
+    // Stopped having written its re-sealed blobs, before its audit record and commit.
+    two_destructions(layout::AUDIT_DIR, true).await;
 }
