@@ -1477,9 +1477,9 @@ impl Vault {
         };
         let (blob, number) = (chosen.blob, chosen.version);
         match self.read_blob(&blob).await {
-            // Re-sealed and removed (an epoch destroyed) since this handle last looked: the index
-            // now names where the value went.
-            Err(Error::Integrity { kind: ObjectKind::ValueBlob, .. }) => {
+            // Re-sealed and removed (its epoch destroyed: blob or key gone) since this handle last
+            // looked: the index now names where the value went.
+            Err(Error::Integrity { kind: ObjectKind::ValueBlob | ObjectKind::EpochKey, .. }) => {
                 self.refresh().await?;
                 match self.index.blob_of(path, number) {
                     Some(moved) if moved != blob => Ok((self.read_blob(&moved).await?, number, moved)),
@@ -1620,8 +1620,10 @@ impl Vault {
                         .collect());
                 }
                 Err(_) if destroyed.load(Relaxed) => {
-                    // Sealed under a key that is gone: nothing may keep these objects.
+                    // Sealed under a key that is gone: nothing may keep these objects (and nothing
+                    // is left to make durable).
                     self.delete_objects(&object_names).await;
+                    self.unsynced.retain(|name| !object_names.contains(name));
                 }
                 Err(e) => {
                     for (path, _) in items {

@@ -68,8 +68,13 @@ pub fn residue_without_versions_api(store: &dyn ObjectStore, local: bool) -> Res
     // `object_store` offers no way to ask a backend what it is but its `Display`.
     let shown = store.to_string();
     let mut inner = shown.as_str();
-    while let Some(rest) = inner.strip_prefix("FaultStore(").and_then(|r| r.strip_suffix(')')) {
-        inner = rest;
+    // Wrappers (`FaultStore(...)`, a test's gate) show what they wrap in parentheses.
+    while !inner.starts_with("LocalFileSystem(")
+        && let Some((name, rest)) = inner.split_once('(')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && let Some(wrapped) = rest.strip_suffix(')')
+    {
+        inner = wrapped;
     }
     if local || inner == "InMemory" || inner.starts_with("LocalFileSystem(") {
         Residue::NotKept

@@ -317,10 +317,13 @@ impl Vault {
                 self.audit_append("EpochDestroyed", None, Outcome::Ok, Some(detail), Durability::Sync)
                     .await?;
                 let referenced = AtomicBool::new(false);
+                let already = AtomicBool::new(false);
                 let result = self
                     .commit(|index, keyring| {
                         if keyring.is_destroyed(epoch) {
-                            return Ok(vec![]);
+                            // Another writer's destruction landed first: nothing to commit.
+                            already.store(true, Relaxed);
+                            return Err(Error::Conflict(format!("epoch {epoch} is already destroyed")));
                         }
                         if index.blobs().any(|b| b.epoch == epoch) {
                             referenced.store(true, Relaxed);
@@ -331,6 +334,7 @@ impl Vault {
                     .await;
                 match result {
                     Ok(_) => break,
+                    Err(_) if already.load(Relaxed) => break,
                     Err(_) if referenced.load(Relaxed) && attempts < 8 => attempts += 1,
                     Err(e) => {
                         self.audit_failure("EpochDestroyed", None, &e).await;
@@ -487,7 +491,7 @@ impl Vault {
             let mut moved = if still.is_empty() {
                 ReencryptReport { epoch: self.keyring.current, ..Default::default() }
             } else {
-                self.reseal_batch(&still, why).await?
+                self.reseal_batch_moved(&still, why).await?
             };
             moved.skipped += (batch.len() - still.len()) as u64;
             report.epoch = moved.epoch;
@@ -498,6 +502,40 @@ impl Vault {
             progress(total - rest.len() as u64, total);
         }
         Ok(())
+    }
+
+    /// [`Vault::reseal_batch`], for a batch whose old blobs or epoch keys may vanish meanwhile:
+    /// another writer that re-sealed those values (a concurrent `reencrypt`, or the destruction of
+    /// their epoch) deletes them. After such a failure the log says which targets moved; the batch
+    /// is retried without them. A blob or key missing while the log still references it is a
+    /// genuine integrity error, reported as such.
+    async fn reseal_batch_moved(
+        &mut self,
+        batch: &[(String, u64, BlobRef)],
+        why: &str,
+    ) -> Result<ReencryptReport> {
+        let mut batch = batch.to_vec();
+        let mut skipped = 0;
+        loop {
+            let error = match self.reseal_batch(&batch, why).await {
+                Ok(mut report) => {
+                    report.skipped += skipped;
+                    return Ok(report);
+                }
+                Err(e @ Error::Integrity { kind: ObjectKind::ValueBlob | ObjectKind::EpochKey, .. }) => e,
+                Err(e) => return Err(e),
+            };
+            self.refresh().await?;
+            let before = batch.len();
+            batch.retain(|(path, version, old)| self.index.blob_of(path, *version) == Some(*old));
+            if batch.len() == before {
+                return Err(error);
+            }
+            skipped += (before - batch.len()) as u64;
+            if batch.is_empty() {
+                return Ok(ReencryptReport { epoch: self.keyring.current, skipped, ..Default::default() });
+            }
+        }
     }
 
     /// One batch: read and open the old envelopes, seal them into new blobs of the current epoch,
@@ -557,7 +595,9 @@ impl Vault {
             .await?;
         }
         let skipped = AtomicU64::new(0);
+        let kept_bytes = AtomicU64::new(0);
         let destroyed = AtomicBool::new(false);
+        let none_left = AtomicBool::new(false);
         let result = self
             .commit(|index, keyring| {
                 if keyring.is_destroyed(current) {
@@ -577,11 +617,36 @@ impl Vault {
                     })
                     .collect();
                 skipped.store((batch.len() - ops.len()) as u64, Relaxed);
+                let bytes = batch
+                    .iter()
+                    .filter(|(path, version, old)| index.blob_of(path, *version) == Some(*old))
+                    .map(|(_, _, old)| old.size)
+                    .sum();
+                kept_bytes.store(bytes, Relaxed);
+                if ops.is_empty() {
+                    // Another writer moved every one of them: no commit, and no blob to keep.
+                    none_left.store(true, Relaxed);
+                    return Err(Error::Conflict("another writer re-sealed these values".into()));
+                }
                 Ok(ops)
             })
             .await;
         if let Err(e) = result {
             self.delete_objects(&names).await;
+            // Gone: nothing to make durable any more (fsyncing a deleted file fails the next
+            // durable write).
+            self.unsynced.retain(|name| !names.contains(name));
+            if none_left.load(Relaxed) {
+                let detail =
+                    format!("nothing committed: another writer had already moved the {} values", batch.len());
+                self.audit_append("BlobReencrypted", None, Outcome::Ok, Some(detail), Durability::Relaxed)
+                    .await?;
+                return Ok(ReencryptReport {
+                    epoch: current,
+                    skipped: batch.len() as u64,
+                    ..Default::default()
+                });
+            }
             if destroyed.load(Relaxed) {
                 return Err(Error::Conflict(format!(
                     "epoch {current} was destroyed by another writer during re-encryption; run it again"
@@ -593,7 +658,7 @@ impl Vault {
         Ok(ReencryptReport {
             epoch: current,
             values: batch.len() as u64 - skipped,
-            bytes: batch.iter().map(|(_, _, b)| b.size).sum(),
+            bytes: kept_bytes.load(Relaxed),
             commits: 1,
             skipped,
         })
