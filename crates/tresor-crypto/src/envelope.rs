@@ -129,7 +129,24 @@ pub fn reseal(
     new_key: &Key,
     new_ctx: &Context<'_>,
 ) -> Result<Vec<u8>> {
+    let mut out = vec![0u8; envelope.len()];
+    reseal_into(key, ctx, envelope, new_key, new_ctx, &mut out)?;
+    Ok(out)
+}
+
+/// [`reseal`] into `out`, which must be exactly as long as `envelope` (a re-sealed envelope is):
+/// the ciphertext is copied once, decrypted in place (the tag is checked first) and encrypted in
+/// place again, so the plaintext never lives anywhere else. On failure `out` holds no plaintext.
+pub fn reseal_into(
+    key: &Key,
+    ctx: &Context<'_>,
+    envelope: &[u8],
+    new_key: &Key,
+    new_ctx: &Context<'_>,
+    out: &mut [u8],
+) -> Result<()> {
     if envelope.len() < HEADER_LEN + TAG_LEN
+        || out.len() != envelope.len()
         || envelope[..4] != MAGIC
         || envelope[4] != VERSION
         || envelope[5] != ALG_XCHACHA20_POLY1305
@@ -141,34 +158,30 @@ pub fn reseal(
     let nonce: [u8; NONCE_LEN] = header[6..].try_into().map_err(|_| CryptoError::Decrypt)?;
     let tag = Tag::try_from(tag).map_err(|_| CryptoError::Decrypt)?;
     let new_nonce: [u8; NONCE_LEN] = crate::random_array()?;
-    // One buffer, one copy: the ciphertext is decrypted in place (the tag is checked first), then
-    // encrypted in place again, so the plaintext never lives anywhere else.
-    let mut out = Vec::with_capacity(envelope.len());
-    out.extend_from_slice(&MAGIC);
-    out.push(VERSION);
-    out.push(ALG_XCHACHA20_POLY1305);
-    out.extend_from_slice(&new_nonce);
-    out.extend_from_slice(ct);
+    let (new_header, rest) = out.split_at_mut(HEADER_LEN);
+    let (body_out, tag_out) = rest.split_at_mut(ct.len());
+    new_header[..4].copy_from_slice(&MAGIC);
+    new_header[4] = VERSION;
+    new_header[5] = ALG_XCHACHA20_POLY1305;
+    new_header[6..].copy_from_slice(&new_nonce);
+    body_out.copy_from_slice(ct);
     let aad = ctx.aad(&header[..6]);
     cipher(key)
-        .decrypt_inout_detached(&XNonce::from(nonce), &aad, out[HEADER_LEN..].as_mut().into(), &tag)
+        .decrypt_inout_detached(&XNonce::from(nonce), &aad, body_out.into(), &tag)
         .map_err(|_| CryptoError::Decrypt)?;
-    if payload::check(&out[HEADER_LEN..]).is_err() {
-        out.zeroize();
+    if payload::check(body_out).is_err() {
+        body_out.zeroize();
         return Err(CryptoError::Decrypt);
     }
-    let new_aad = new_ctx.aad(&out[..6]);
-    let new_tag = cipher(new_key)
-        .encrypt_inout_detached(&XNonce::from(new_nonce), &new_aad, out[HEADER_LEN..].as_mut().into())
-        .map_err(|_| CryptoError::TooLarge(ct.len()));
-    match new_tag {
+    let new_aad = new_ctx.aad(&new_header[..6]);
+    match cipher(new_key).encrypt_inout_detached(&XNonce::from(new_nonce), &new_aad, body_out.into()) {
         Ok(t) => {
-            out.extend_from_slice(&t);
-            Ok(out)
+            tag_out.copy_from_slice(&t);
+            Ok(())
         }
-        Err(e) => {
-            out.zeroize();
-            Err(e)
+        Err(_) => {
+            body_out.zeroize();
+            Err(CryptoError::TooLarge(ct.len()))
         }
     }
 }

@@ -149,13 +149,18 @@ impl Store {
     }
 
     /// [`Store::create`] with a choice of durability.
-    pub async fn create_with(&self, name: &str, bytes: Vec<u8>, durability: Durability) -> Result<Created> {
+    pub async fn create_with(
+        &self,
+        name: &str,
+        bytes: impl Into<Bytes>,
+        durability: Durability,
+    ) -> Result<Created> {
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
         let backend = match durability {
             Durability::Sync => &self.inner,
             Durability::Relaxed => &self.relaxed,
         };
-        match backend.put_opts(&self.path(name), PutPayload::from(bytes), opts).await {
+        match backend.put_opts(&self.path(name), PutPayload::from(bytes.into()), opts).await {
             Ok(_) => Ok(Created::Yes),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(Created::AlreadyExists),
             Err(object_store::Error::NotImplemented { .. }) => {

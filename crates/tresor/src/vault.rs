@@ -259,14 +259,24 @@ fn epoch_aad(vault_id: &[u8; 16], epoch: u32) -> Vec<u8> {
 /// Creates `name`; a store error after which the object holds exactly our bytes (a write that
 /// landed before its acknowledgement was lost) counts as success. `false`: someone else won.
 async fn create_idempotent(store: &Store, name: &str, bytes: &[u8], durability: Durability) -> Result<bool> {
-    match store.create_with(name, bytes.to_vec(), durability).await {
+    create_idempotent_owned(store, name, Bytes::copy_from_slice(bytes), durability).await
+}
+
+/// [`create_idempotent`] with bytes the caller gives up (no copy of a big object).
+async fn create_idempotent_owned(
+    store: &Store,
+    name: &str,
+    bytes: Bytes,
+    durability: Durability,
+) -> Result<bool> {
+    match store.create_with(name, bytes.clone(), durability).await {
         Ok(Created::Yes) => Ok(true),
-        Ok(Created::AlreadyExists) => Ok(store.get(name).await?.is_some_and(|b| b.as_ref() == bytes)),
+        Ok(Created::AlreadyExists) => Ok(store.get(name).await?.is_some_and(|b| b == bytes)),
         Err(e) => {
             // Did it land? Asked a few times: the store that just failed may fail a read too.
             for attempt in 0..3 {
                 match store.get(name).await {
-                    Ok(Some(b)) => return if b.as_ref() == bytes { Ok(true) } else { Err(e) },
+                    Ok(Some(b)) => return if b == bytes { Ok(true) } else { Err(e) },
                     Ok(None) => return Err(e),
                     Err(_) => backoff(attempt + 4).await,
                 }
@@ -1539,7 +1549,7 @@ impl Vault {
                 .map(|(name, bytes)| {
                     let store = store.clone();
                     async move {
-                        if create_idempotent(&store, &name, &bytes, durability).await? {
+                        if create_idempotent_owned(&store, &name, Bytes::from(bytes), durability).await? {
                             Ok(())
                         } else {
                             Err(Error::Conflict(format!("object {name} already exists")))

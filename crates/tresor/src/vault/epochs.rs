@@ -564,7 +564,14 @@ impl Vault {
             .map(|(name, bytes)| {
                 let store = store.clone();
                 async move {
-                    match super::create_idempotent(&store, &name, &bytes, Durability::Relaxed).await? {
+                    match super::create_idempotent_owned(
+                        &store,
+                        &name,
+                        Bytes::from(bytes),
+                        Durability::Relaxed,
+                    )
+                    .await?
+                    {
                         true => Ok(()),
                         false => Err(Error::Conflict(format!("object {name} already exists"))),
                     }
@@ -711,6 +718,9 @@ impl Vault {
     }
 }
 
+/// One envelope to move: (new pack, new slot, where it was, its bytes).
+type Job<'a> = (usize, u32, &'a BlobRef, &'a Bytes);
+
 /// Blob objects of `epoch` holding the envelopes of `batch` (read as `sources`) moved under `key`:
 /// each envelope is opened with its old epoch's key and sealed again, its framed plaintext
 /// untouched (no decompression), several to an object up to [`super::PACK_TARGET`] bytes, on
@@ -724,7 +734,7 @@ fn repack<'k>(
     key_of: impl Fn(u32) -> Result<&'k Key> + Sync,
 ) -> Result<super::Packs> {
     let mut names: Vec<String> = Vec::new();
-    let mut jobs: Vec<(usize, u32, &BlobRef, &Bytes)> = Vec::with_capacity(batch.len());
+    let mut jobs: Vec<Job> = Vec::with_capacity(batch.len());
     let mut filled = 0usize;
     for ((_, _, old), envelope) in batch.iter().zip(sources) {
         let slot = match jobs.last() {
@@ -742,7 +752,30 @@ fn repack<'k>(
     for (_, _, old, _) in &jobs {
         old_names.entry((old.epoch, old.id)).or_insert_with(|| layout::blob(old.epoch, &old.id));
     }
-    let sealed = crate::snapshot::on_every_core(&jobs, |(pack, slot, old, envelope)| {
+    // Every envelope keeps its length, so the new objects are laid out before anything is sealed
+    // and each envelope is re-sealed straight into its place (no copy of the object afterwards).
+    let mut sizes = vec![0usize; names.len()];
+    let mut refs = Vec::with_capacity(jobs.len());
+    for (pack, slot, old, envelope) in &jobs {
+        let name = &names[*pack];
+        let id = layout::parse_blob(name).map_or([0; 16], |(_, id)| id);
+        let len = u32::try_from(envelope.len())
+            .map_err(|_| Error::Invalid(format!("a value too large for {name}")))?;
+        refs.push(BlobRef { epoch, id, size: old.size, slot: *slot, offset: sizes[*pack] as u64, len });
+        sizes[*pack] += envelope.len();
+    }
+    let mut buffers: Vec<Vec<u8>> = sizes.iter().map(|n| vec![0u8; *n]).collect();
+    let mut work: Vec<(&Job, &mut [u8])> = Vec::with_capacity(jobs.len());
+    {
+        let mut rests: Vec<&mut [u8]> = buffers.iter_mut().map(Vec::as_mut_slice).collect();
+        for job in &jobs {
+            let rest = std::mem::take(&mut rests[job.0]);
+            let (place, tail) = rest.split_at_mut(job.3.len());
+            rests[job.0] = tail;
+            work.push((job, place));
+        }
+    }
+    let reseal_one = |(pack, slot, old, envelope): &Job, out: &mut [u8]| -> Result<()> {
         let old_name = old_names.get(&(old.epoch, old.id)).map_or("", String::as_str);
         if envelope.len() != old.len as usize {
             return Err(Error::integrity(
@@ -754,29 +787,31 @@ fn repack<'k>(
         let (old_slot, new_slot) = (old.slot.to_be_bytes(), slot.to_be_bytes());
         let from = super::blob_ctx(vault_id, old_name, old.epoch, &old_slot);
         let to = super::blob_ctx(vault_id, &names[*pack], epoch, &new_slot);
-        tresor_crypto::envelope::reseal(key_of(old.epoch)?, &from, envelope, key, &to).map_err(|_| {
-            Error::integrity(
-                ObjectKind::ValueBlob,
-                old_name,
-                "does not authenticate: tampered, or moved from another name",
-            )
-        })
+        tresor_crypto::envelope::reseal_into(key_of(old.epoch)?, &from, envelope, key, &to, out).map_err(
+            |_| {
+                Error::integrity(
+                    ObjectKind::ValueBlob,
+                    old_name,
+                    "does not authenticate: tampered, or moved from another name",
+                )
+            },
+        )
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from).min(work.len()).max(1);
+    let chunk = work.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let running: Vec<_> = work
+            .chunks_mut(chunk)
+            .map(|part| {
+                let reseal_one = &reseal_one;
+                scope.spawn(move || part.iter_mut().try_for_each(|(job, out)| reseal_one(job, out)))
+            })
+            .collect();
+        running
+            .into_iter()
+            .try_for_each(|t| t.join().map_err(|_| Error::Invalid("a re-sealing thread panicked".into()))?)
     })?;
-    let mut sizes = vec![0usize; names.len()];
-    for (pack, _, _, envelope) in &jobs {
-        sizes[*pack] += envelope.len();
-    }
-    let mut objects: Vec<(String, Vec<u8>)> =
-        names.iter().zip(sizes).map(|(n, size)| (n.clone(), Vec::with_capacity(size))).collect();
-    let mut refs = Vec::with_capacity(jobs.len());
-    for ((pack, slot, old, _), envelope) in jobs.iter().zip(sealed) {
-        let (name, bytes) = &mut objects[*pack];
-        let id = layout::parse_blob(name).map_or([0; 16], |(_, id)| id);
-        let len = u32::try_from(envelope.len())
-            .map_err(|_| Error::Invalid(format!("a value too large for {name}")))?;
-        refs.push(BlobRef { epoch, id, size: old.size, slot: *slot, offset: bytes.len() as u64, len });
-        bytes.extend_from_slice(&envelope);
-    }
+    let objects = names.into_iter().zip(buffers).collect();
     Ok((objects, refs))
 }
 
