@@ -36,9 +36,23 @@ pub fn epoch_key(epoch: u32) -> String {
     format!("{EPOCH_DIR}/{epoch:010}")
 }
 
+/// `epoch` of a wrapped epoch key's name, if it is one of ours (exactly 10 digits).
+pub fn parse_epoch_key(name: &str) -> Option<u32> {
+    let digits = name.strip_prefix(EPOCH_DIR)?.strip_prefix('/')?;
+    if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The directory of `epoch`'s value blobs (`blob/<epoch>`, no trailing slash).
+pub fn blob_dir(epoch: u32) -> String {
+    format!("{BLOB_DIR}/{epoch:010}")
+}
+
 /// A value blob of `epoch` with random id `id`.
 pub fn blob(epoch: u32, id: &[u8; 16]) -> String {
-    format!("{BLOB_DIR}/{epoch:010}/{}", hex::encode(id))
+    format!("{}/{}", blob_dir(epoch), hex::encode(id))
 }
 
 /// `(epoch, id)` of a value blob's name, if it is one of ours.
@@ -122,6 +136,13 @@ mod tests {
         }
 
         #[test]
+        fn epoch_key_names_roundtrip(epoch in any::<u32>()) {
+            prop_assert_eq!(parse_epoch_key(&epoch_key(epoch)), Some(epoch));
+            let dir = format!("{}/", blob_dir(epoch));
+            prop_assert!(blob(epoch, &[0; 16]).starts_with(&dir));
+        }
+
+        #[test]
         fn blob_names_roundtrip(epoch in any::<u32>(), id in any::<[u8; 16]>()) {
             prop_assert_eq!(parse_blob(&blob(epoch, &id)), Some((epoch, id)));
         }
@@ -135,6 +156,9 @@ mod tests {
         assert_eq!(parse_snapshot(&snapshot(7, 0, 1)), Some((7, 0, 1)));
         assert_eq!(parse_blob("blob/0000000001/00112233445566778899AABBCCDDEEFF"), None);
         assert_eq!(parse_blob("blob/1/00112233445566778899aabbccddeeff"), None);
+        for bad in ["epoch/5", "epoch/000000000x", "epoch/00000000001", "blob/0000000001"] {
+            assert_eq!(parse_epoch_key(bad), None, "{bad}");
+        }
         for bad in
             ["snap/7-0-1", "snap/00000000000000000007-00001-00001", "log/00000000000000000007-00000-00001"]
         {

@@ -7,12 +7,15 @@
 
 use crate::error::{Error, Result};
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use std::sync::Arc;
+
+/// Deletes in flight at once ([`Store::delete_many`]).
+const DELETE_CONCURRENCY: usize = 32;
 
 /// A vault's objects on some backend.
 #[derive(Clone, Debug)]
@@ -284,6 +287,16 @@ impl Store {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(store_err(e)),
         }
+    }
+
+    /// Deletes `names`, several at a time; a name already gone is fine.
+    pub async fn delete_many(&self, names: impl IntoIterator<Item = String>) -> Result<()> {
+        futures::stream::iter(names)
+            .map(|name| async move { self.delete(&name).await })
+            .buffer_unordered(DELETE_CONCURRENCY)
+            .try_collect::<Vec<()>>()
+            .await
+            .map(drop)
     }
 
     /// After the caller deleted the objects under `prefixes` (names relative to the vault, e.g.

@@ -295,24 +295,37 @@ fn blob_ctx<'a>(vault_id: &'a [u8; 16], name: &'a str, epoch: u32, slot: &'a [u8
     Context { vault_id, role: "blob", object: name, epoch, extra: slot }
 }
 
-/// Seals `values` under `key` into new blob objects of `epoch`, in order, several to an object
-/// until it holds [`PACK_TARGET`] plaintext bytes (on every core for big batches).
-pub(crate) fn seal_packs(key: &Key, vault_id: &[u8; 16], epoch: u32, values: &[&[u8]]) -> Result<Packs> {
+/// New blob objects' names, and each item's (object, slot) in them.
+pub(crate) type PackPlan = (Vec<String>, Vec<(usize, u32)>);
+
+/// Lays out items of the given lengths, in order, in new blob objects of `epoch`, several to an
+/// object until it holds [`PACK_TARGET`] bytes (a larger item gets one of its own): the objects'
+/// names, and each item's (object, slot).
+pub(crate) fn plan_packs(epoch: u32, lens: impl IntoIterator<Item = usize>) -> Result<PackPlan> {
     let mut names: Vec<String> = Vec::new();
-    let mut jobs: Vec<(usize, u32, &[u8])> = Vec::with_capacity(values.len());
+    let mut places: Vec<(usize, u32)> = Vec::new();
     let mut filled = 0usize;
-    for value in values {
-        let slot = match jobs.last() {
-            Some((_, slot, _)) if filled + value.len() <= PACK_TARGET => slot + 1,
+    for len in lens {
+        let slot = match places.last() {
+            Some((_, slot)) if filled + len <= PACK_TARGET => slot + 1,
             _ => 0,
         };
         if slot == 0 {
             names.push(layout::blob(epoch, &tresor_crypto::random_array::<16>()?));
             filled = 0;
         }
-        filled += value.len();
-        jobs.push((names.len() - 1, slot, value));
+        filled += len;
+        places.push((names.len() - 1, slot));
     }
+    Ok((names, places))
+}
+
+/// Seals `values` under `key` into new blob objects of `epoch`, in order, several to an object
+/// until it holds [`PACK_TARGET`] plaintext bytes (on every core for big batches).
+pub(crate) fn seal_packs(key: &Key, vault_id: &[u8; 16], epoch: u32, values: &[&[u8]]) -> Result<Packs> {
+    let (names, places) = plan_packs(epoch, values.iter().map(|v| v.len()))?;
+    let jobs: Vec<(usize, u32, &[u8])> =
+        places.into_iter().zip(values).map(|((pack, slot), value)| (pack, slot, *value)).collect();
     let sealed = snapshot::on_every_core(&jobs, |(pack, slot, value)| {
         let slot = slot.to_be_bytes();
         Ok(tresor_crypto::seal(key, &blob_ctx(vault_id, &names[*pack], epoch, &slot), value)?)
@@ -1889,10 +1902,7 @@ impl Vault {
                     Some(generation) if generation < keyfile => &mut report.old_keyfiles,
                     _ => continue,
                 },
-                Some(layout::EPOCH_DIR) => match name
-                    .strip_prefix("epoch/")
-                    .and_then(|d| d.parse::<u32>().ok())
-                {
+                Some(layout::EPOCH_DIR) => match layout::parse_epoch_key(&name) {
                     Some(epoch) if self.keyring.is_destroyed(epoch) => &mut report.destroyed_epoch_objects,
                     Some(epoch) if self.keyring.get(epoch).is_none() && old => &mut report.orphan_epoch_keys,
                     _ => continue,
@@ -1905,14 +1915,7 @@ impl Vault {
             doomed.push(name);
         }
         if !dry_run {
-            futures::stream::iter(doomed)
-                .map(|name| {
-                    let store = self.store.clone();
-                    async move { store.delete(&name).await }
-                })
-                .buffer_unordered(READ_AHEAD)
-                .try_collect::<Vec<()>>()
-                .await?;
+            self.store.delete_many(doomed).await?;
         }
         Ok(report)
     }

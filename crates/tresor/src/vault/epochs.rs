@@ -180,7 +180,7 @@ impl Vault {
             .list(layout::EPOCH_DIR)
             .await?
             .iter()
-            .filter_map(|n| n.strip_prefix("epoch/").and_then(|d| d.parse::<u32>().ok()))
+            .filter_map(|n| layout::parse_epoch_key(n))
             .max()
             .unwrap_or(0);
         let mut epoch = self.keyring.max_epoch().max(listed);
@@ -357,14 +357,7 @@ impl Vault {
             deleted_objects += objects.len() as u64;
             deleted_bytes += objects.iter().map(|(_, size)| size).sum::<u64>();
             let names: Vec<String> = objects.into_iter().map(|(name, _)| name).collect();
-            futures::stream::iter(names.iter().cloned())
-                .map(|name| {
-                    let store = self.store.clone();
-                    async move { store.delete(&name).await }
-                })
-                .buffer_unordered(READ_AHEAD)
-                .try_collect::<Vec<()>>()
-                .await?;
+            self.store.delete_many(names.iter().cloned()).await?;
             remaining = names;
         }
         let residue = self.store.purge_versions(&epoch_prefixes(epoch)).await?;
@@ -393,10 +386,13 @@ impl Vault {
 
     /// The objects of `epoch` in the store (its blobs and its wrapped key): `(name, size)`.
     async fn epoch_objects(&self, epoch: u32) -> Result<Vec<(String, u64)>> {
-        let prefix = layout::blob(epoch, &[0; 16]);
-        let dir = prefix.rsplit_once('/').map_or(prefix.as_str(), |(dir, _)| dir);
-        let mut out: Vec<(String, u64)> =
-            self.store.list_meta(dir).await?.into_iter().map(|(name, size, _)| (name, size)).collect();
+        let mut out: Vec<(String, u64)> = self
+            .store
+            .list_meta(&layout::blob_dir(epoch))
+            .await?
+            .into_iter()
+            .map(|(name, size, _)| (name, size))
+            .collect();
         let key = layout::epoch_key(epoch);
         if self.store.exists(&key).await? {
             out.push((key, 0));
@@ -733,21 +729,12 @@ fn repack<'k>(
     sources: &[Bytes],
     key_of: impl Fn(u32) -> Result<&'k Key> + Sync,
 ) -> Result<super::Packs> {
-    let mut names: Vec<String> = Vec::new();
-    let mut jobs: Vec<Job> = Vec::with_capacity(batch.len());
-    let mut filled = 0usize;
-    for ((_, _, old), envelope) in batch.iter().zip(sources) {
-        let slot = match jobs.last() {
-            Some((_, slot, _, _)) if filled + envelope.len() <= super::PACK_TARGET => slot + 1,
-            _ => 0,
-        };
-        if slot == 0 {
-            names.push(layout::blob(epoch, &tresor_crypto::random_array::<16>()?));
-            filled = 0;
-        }
-        filled += envelope.len();
-        jobs.push((names.len() - 1, slot, old, envelope));
-    }
+    let (names, places) = super::plan_packs(epoch, sources.iter().map(Bytes::len))?;
+    let jobs: Vec<Job> = places
+        .into_iter()
+        .zip(batch.iter().zip(sources))
+        .map(|((pack, slot), ((_, _, old), envelope))| (pack, slot, old, envelope))
+        .collect();
     let mut old_names: HashMap<(u32, [u8; 16]), String> = HashMap::new();
     for (_, _, old, _) in &jobs {
         old_names.entry((old.epoch, old.id)).or_insert_with(|| layout::blob(old.epoch, &old.id));
@@ -817,7 +804,5 @@ fn repack<'k>(
 
 /// The name prefixes of an epoch's objects: its blobs and its wrapped key.
 pub(super) fn epoch_prefixes(epoch: u32) -> Vec<String> {
-    let blob = layout::blob(epoch, &[0; 16]);
-    let dir = blob.rsplit_once('/').map_or(blob.as_str(), |(dir, _)| dir);
-    vec![format!("{dir}/"), layout::epoch_key(epoch)]
+    vec![format!("{}/", layout::blob_dir(epoch)), layout::epoch_key(epoch)]
 }
