@@ -19,6 +19,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, SystemTime};
@@ -67,6 +68,9 @@ pub struct Options {
     /// Write an index snapshot after every this many commits (default: after 1,024 commits, or
     /// once the ops since the last snapshot reach an eighth of the index).
     pub snapshot_every: Option<u64>,
+    /// Most values per re-encryption batch, each batch one commit (default 16,384; batches also
+    /// stop at 32 MiB). Smaller batches make more, smaller commits.
+    pub reseal_batch: usize,
 }
 
 impl Options {
@@ -78,6 +82,7 @@ impl Options {
             max_value: DEFAULT_MAX_VALUE,
             kdf: KdfParams::DEFAULT,
             snapshot_every: None,
+            reseal_batch: epochs::RESEAL_BATCH,
         }
     }
 }
@@ -212,7 +217,7 @@ pub struct Vault {
     vault_id: [u8; 16],
     keys: Keys,
     /// Epoch keys unwrapped so far (a destroyed epoch's is wiped as soon as its commit is seen).
-    epochs: HashMap<u32, Key>,
+    epochs: HashMap<u32, Arc<Key>>,
     keyring: Keyring,
     /// Versions read from older epochs, to be re-sealed into the current one in a batch.
     reseal_queue: Vec<(String, u64, BlobRef)>,
@@ -531,7 +536,7 @@ impl Vault {
         let epoch_key = Key::generate()?;
         let wrapped = wrap_key(&vault.keys.shield, &epoch_aad(&vault_id, epoch), &epoch_key)?;
         vault.create_once(&layout::epoch_key(epoch), &wrapped).await?;
-        vault.epochs.insert(epoch, epoch_key);
+        vault.epochs.insert(epoch, Arc::new(epoch_key));
         vault.audit_append("init", None, Outcome::Ok, None, Durability::Sync).await?;
         vault
             .commit(|_, _| {
@@ -1366,10 +1371,11 @@ impl Vault {
     async fn epoch_key(&mut self, epoch: u32) -> Result<&Key> {
         if !self.epochs.contains_key(&epoch) {
             let (_, key) = self.load_epoch_key(epoch).await?;
-            self.epochs.insert(epoch, key);
+            self.epochs.insert(epoch, Arc::new(key));
         }
         self.epochs
             .get(&epoch)
+            .map(Arc::as_ref)
             .ok_or_else(|| Error::integrity(ObjectKind::EpochKey, &layout::epoch_key(epoch), "is missing"))
     }
 

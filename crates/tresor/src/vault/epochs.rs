@@ -11,23 +11,25 @@
 //! Every step is a commit or is repeatable, so an interrupted rotation, re-encryption or
 //! destruction leaves a readable vault, and running the command again finishes it.
 
-use super::{READ_AHEAD, Vault, epoch_aad, slice_of};
+use super::{Packs, READ_AHEAD, Vault, epoch_aad, slice_of};
 use crate::error::{Error, ObjectKind, Result};
 use crate::layout;
 use crate::model::{BlobRef, Op, Outcome, now_ms};
 use crate::store::Durability;
+use crate::store::Store;
 use crate::versions::Residue;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use tresor_crypto::Key;
 use tresor_crypto::wrap::wrap_key;
 
 /// Values re-sealed per commit, at most.
-const RESEAL_BATCH: usize = 16_384;
+pub(super) const RESEAL_BATCH: usize = 16_384;
 /// Paths named by one `BlobReencrypted` audit record (≤ 512 KiB of paths, below the record limit).
 const RESEAL_PATHS_PER_RECORD: usize = 1024;
 /// Plaintext bytes re-sealed per commit, at most (a single larger value is a batch of its own).
@@ -212,7 +214,7 @@ impl Vault {
             .await;
         match result {
             Ok(_) => {
-                self.epochs.insert(epoch, key);
+                self.epochs.insert(epoch, Arc::new(key));
                 Ok(RotateReport { epoch, ours: true })
             }
             Err(_) if superseded.load(Relaxed) => {
@@ -447,7 +449,7 @@ impl Vault {
         let total = targets.len() as u64;
         let mut report = ReencryptReport { epoch: self.keyring.current, ..Default::default() };
         progress(0, total);
-        let bulk = targets.len() > RESEAL_BATCH;
+        let bulk = targets.len() > self.opts.reseal_batch;
         self.defer_snapshots = bulk;
         let result = self.reseal_batches(&targets, why, &mut report, progress).await;
         self.defer_snapshots = false;
@@ -458,6 +460,9 @@ impl Vault {
         Ok(report)
     }
 
+    /// The batches of `targets`, pipelined: while batch N is written, made durable and committed,
+    /// batch N + 1 is read and re-sealed (on blocking threads, with its own handles on the keys and
+    /// the store), so the disk and the cores work at once.
     async fn reseal_batches(
         &mut self,
         targets: &[(String, u64, BlobRef)],
@@ -467,37 +472,78 @@ impl Vault {
     ) -> Result<()> {
         let total = targets.len() as u64;
         let mut rest = targets;
-        while !rest.is_empty() {
-            let mut take = 0;
-            let mut bytes = 0u64;
-            while take < rest.len()
-                && take < RESEAL_BATCH
-                && (take == 0 || bytes + rest[take].2.size <= RESEAL_BYTES)
-            {
-                bytes += rest[take].2.size;
-                take += 1;
+        let mut done = 0u64;
+        // The batch prepared in the previous round: its targets, how many values it stood for
+        // (with those that had moved before it was read), and its packs or why not.
+        let mut pending: Option<(Vec<Target>, u64, Result<Sealed>)> = None;
+        loop {
+            let mut next: Option<Prep> = None;
+            let mut next_len = 0u64;
+            if !rest.is_empty() {
+                let (batch, tail) = rest.split_at(batch_len(rest, self.opts.reseal_batch.max(1)));
+                rest = tail;
+                next_len = batch.len() as u64;
+                // Another writer may have moved some values meanwhile (and removed their old
+                // blobs, destroying an epoch): only what is still where it was is read.
+                self.refresh().await?;
+                let still: Vec<Target> =
+                    batch.iter().filter(|(p, v, b)| self.index.blob_of(p, *v) == Some(*b)).cloned().collect();
+                report.skipped += (batch.len() - still.len()) as u64;
+                if still.is_empty() {
+                    done += next_len;
+                    progress(done, total);
+                } else {
+                    next = Some(self.prep(still).await?);
+                }
             }
-            let (batch, tail) = rest.split_at(take);
-            rest = tail;
-            // Another writer may have moved some values meanwhile (and removed their old blobs,
-            // destroying an epoch): only what is still where it was is read.
-            self.refresh().await?;
-            let still: Vec<(String, u64, BlobRef)> =
-                batch.iter().filter(|(p, v, b)| self.index.blob_of(p, *v) == Some(*b)).cloned().collect();
-            let mut moved = if still.is_empty() {
-                ReencryptReport { epoch: self.keyring.current, ..Default::default() }
-            } else {
-                self.reseal_batch_moved(&still, why).await?
+            if pending.is_none() && next.is_none() {
+                if rest.is_empty() {
+                    return Ok(());
+                }
+                continue;
+            }
+            let prepare = async move {
+                match next {
+                    Some(prep) => Some((prep.batch.clone(), next_len, prepare(prep).await)),
+                    None => None,
+                }
             };
-            moved.skipped += (batch.len() - still.len()) as u64;
-            report.epoch = moved.epoch;
-            report.values += moved.values;
-            report.bytes += moved.bytes;
-            report.commits += moved.commits;
-            report.skipped += moved.skipped;
-            progress(total - rest.len() as u64, total);
+            let finish = async {
+                match pending.take() {
+                    Some((batch, len, sealed)) => Some((len, self.finish_or_retry(batch, sealed, why).await)),
+                    None => None,
+                }
+            };
+            let (prepared, finished) = tokio::join!(prepare, finish);
+            if let Some((len, finished)) = finished {
+                let moved = finished?;
+                report.epoch = moved.epoch;
+                report.values += moved.values;
+                report.bytes += moved.bytes;
+                report.commits += moved.commits;
+                report.skipped += moved.skipped;
+                done += len;
+                progress(done, total);
+            }
+            pending = prepared;
         }
-        Ok(())
+    }
+
+    /// Writes and commits a prepared batch; one whose old blobs or keys vanished while it was
+    /// read is retried without the values that moved ([`Vault::reseal_batch_moved`]).
+    async fn finish_or_retry(
+        &mut self,
+        batch: Vec<Target>,
+        sealed: Result<Sealed>,
+        why: &str,
+    ) -> Result<ReencryptReport> {
+        match sealed {
+            Ok(sealed) => self.finish_batch(&batch, sealed, why).await,
+            Err(Error::Integrity { kind: ObjectKind::ValueBlob | ObjectKind::EpochKey, .. }) => {
+                self.reseal_batch_moved(&batch, why).await
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// [`Vault::reseal_batch`], for a batch whose old blobs or epoch keys may vanish meanwhile:
@@ -505,11 +551,7 @@ impl Vault {
     /// their epoch) deletes them. After such a failure the log says which targets moved; the batch
     /// is retried without them. A blob or key missing while the log still references it is a
     /// genuine integrity error, reported as such.
-    async fn reseal_batch_moved(
-        &mut self,
-        batch: &[(String, u64, BlobRef)],
-        why: &str,
-    ) -> Result<ReencryptReport> {
+    async fn reseal_batch_moved(&mut self, batch: &[Target], why: &str) -> Result<ReencryptReport> {
         let mut batch = batch.to_vec();
         let mut skipped = 0;
         loop {
@@ -534,26 +576,33 @@ impl Vault {
         }
     }
 
-    /// One batch: read and open the old envelopes, seal them into new blobs of the current epoch,
-    /// write those durably, audit, and commit one `Reseal` op per value still where it was.
-    async fn reseal_batch(&mut self, batch: &[(String, u64, BlobRef)], why: &str) -> Result<ReencryptReport> {
-        let current = self.keyring.current;
-        let mut epochs: Vec<u32> = batch.iter().map(|(_, _, b)| b.epoch).chain([current]).collect();
+    /// One batch, start to end: [`prepare`] then [`Vault::finish_batch`].
+    async fn reseal_batch(&mut self, batch: &[Target], why: &str) -> Result<ReencryptReport> {
+        let prep = self.prep(batch.to_vec()).await?;
+        let sealed = prepare(prep).await?;
+        self.finish_batch(batch, sealed, why).await
+    }
+
+    /// What [`prepare`] needs for `batch`: the keys of its epochs and of the current one, loaded.
+    async fn prep(&mut self, batch: Vec<Target>) -> Result<Prep> {
+        let epoch = self.keyring.current;
+        let mut epochs: Vec<u32> = batch.iter().map(|(_, _, b)| b.epoch).chain([epoch]).collect();
         epochs.sort_unstable();
         epochs.dedup();
-        for epoch in &epochs {
-            self.epoch_key(*epoch).await?;
+        let mut keys = HashMap::with_capacity(epochs.len());
+        for e in epochs {
+            self.epoch_key(e).await?;
+            if let Some(key) = self.epochs.get(&e) {
+                keys.insert(e, Arc::clone(key));
+            }
         }
-        let sources = self.read_sources(batch).await?;
-        let (objects, refs) = {
-            let keys = &self.epochs;
-            let key_of = |epoch: u32| {
-                keys.get(&epoch).ok_or_else(|| {
-                    Error::integrity(ObjectKind::EpochKey, &layout::epoch_key(epoch), "is missing")
-                })
-            };
-            repack(&self.vault_id, key_of(current)?, current, batch, &sources, key_of)?
-        };
+        Ok(Prep { store: self.store.clone(), vault_id: self.vault_id, epoch, keys, batch })
+    }
+
+    /// Writes the packs of a prepared batch durably, audits, and commits one `Reseal` op per value
+    /// still where it was.
+    async fn finish_batch(&mut self, batch: &[Target], sealed: Sealed, why: &str) -> Result<ReencryptReport> {
+        let Sealed { epoch: current, packs: (objects, refs) } = sealed;
         let names: Vec<String> = objects.iter().map(|(name, _)| name.clone()).collect();
         let store = self.store.clone();
         futures::stream::iter(objects)
@@ -666,52 +715,91 @@ impl Vault {
             skipped,
         })
     }
+}
 
-    /// The envelopes of `batch`, in order: a blob object with several slots in the batch is read
-    /// whole once, a single slot by its byte range.
-    async fn read_sources(&self, batch: &[(String, u64, BlobRef)]) -> Result<Vec<Bytes>> {
-        let mut wanted: HashMap<(u32, [u8; 16]), usize> = HashMap::new();
-        for (_, _, b) in batch {
-            *wanted.entry((b.epoch, b.id)).or_default() += 1;
-        }
-        let whole: Vec<(u32, [u8; 16])> = wanted.iter().filter(|(_, n)| **n > 1).map(|(k, _)| *k).collect();
-        let store = self.store.clone();
-        let objects: HashMap<(u32, [u8; 16]), Bytes> = futures::stream::iter(whole)
-            .map(|(epoch, id)| {
-                let store = store.clone();
-                async move {
-                    let name = layout::blob(epoch, &id);
-                    let bytes = store.get_required(&name, "is missing: the store lost or removed it").await?;
-                    Ok::<_, Error>(((epoch, id), bytes))
-                }
-            })
-            .buffer_unordered(READ_AHEAD)
-            .try_collect()
-            .await?;
-        let blobs: Vec<BlobRef> = batch.iter().map(|(_, _, b)| *b).collect();
-        futures::stream::iter(blobs)
-            .map(|b| {
-                let store = store.clone();
-                let object = objects.get(&(b.epoch, b.id)).cloned();
-                async move {
-                    if let Some(object) = object {
-                        return Ok(object.slice_ref(slice_of(&object, &b)));
-                    }
-                    let name = layout::blob(b.epoch, &b.id);
-                    let end = b.offset.saturating_add(u64::from(b.len));
-                    store.get_range(&name, b.offset..end).await?.ok_or_else(|| {
-                        Error::integrity(
-                            ObjectKind::ValueBlob,
-                            &name,
-                            "is missing: the store lost or removed it",
-                        )
-                    })
-                }
-            })
-            .buffered(READ_AHEAD)
-            .try_collect()
-            .await
+/// A value to move: its path, version, and where its envelope is now.
+type Target = (String, u64, BlobRef);
+
+/// How many of `rest` go into the next batch: up to `most` values and [`RESEAL_BYTES`].
+fn batch_len(rest: &[Target], most: usize) -> usize {
+    let mut take = 0;
+    let mut bytes = 0u64;
+    while take < rest.len() && take < most && (take == 0 || bytes + rest[take].2.size <= RESEAL_BYTES) {
+        bytes += rest[take].2.size;
+        take += 1;
     }
+    take
+}
+
+/// A batch to prepare, with everything it needs owned: it runs beside the vault's own work.
+struct Prep {
+    store: Store,
+    vault_id: [u8; 16],
+    /// The epoch to seal into.
+    epoch: u32,
+    /// The keys of the batch's epochs and of `epoch`.
+    keys: HashMap<u32, Arc<Key>>,
+    batch: Vec<Target>,
+}
+
+/// A prepared batch: its new packs (not written yet) and the epoch they are sealed under.
+struct Sealed {
+    epoch: u32,
+    packs: Packs,
+}
+
+/// Reads the envelopes of a batch and re-seals them into new packs (not written yet), the
+/// cryptography on blocking threads.
+async fn prepare(prep: Prep) -> Result<Sealed> {
+    let sources = read_sources(&prep.store, &prep.batch).await?;
+    let epoch = prep.epoch;
+    let packs = tokio::task::spawn_blocking(move || {
+        repack(&prep.vault_id, prep.epoch, &prep.batch, &sources, &prep.keys)
+    })
+    .await
+    .map_err(|_| Error::Invalid("a re-sealing thread panicked".into()))??;
+    Ok(Sealed { epoch, packs })
+}
+
+/// The envelopes of `batch`, in order: a blob object with several slots in the batch is read
+/// whole once, a single slot by its byte range.
+async fn read_sources(store: &Store, batch: &[Target]) -> Result<Vec<Bytes>> {
+    let mut wanted: HashMap<(u32, [u8; 16]), usize> = HashMap::new();
+    for (_, _, b) in batch {
+        *wanted.entry((b.epoch, b.id)).or_default() += 1;
+    }
+    let whole: Vec<(u32, [u8; 16])> = wanted.iter().filter(|(_, n)| **n > 1).map(|(k, _)| *k).collect();
+    let objects: HashMap<(u32, [u8; 16]), Bytes> = futures::stream::iter(whole)
+        .map(|(epoch, id)| {
+            let store = store.clone();
+            async move {
+                let name = layout::blob(epoch, &id);
+                let bytes = store.get_required(&name, "is missing: the store lost or removed it").await?;
+                Ok::<_, Error>(((epoch, id), bytes))
+            }
+        })
+        .buffer_unordered(READ_AHEAD)
+        .try_collect()
+        .await?;
+    let blobs: Vec<BlobRef> = batch.iter().map(|(_, _, b)| *b).collect();
+    futures::stream::iter(blobs)
+        .map(|b| {
+            let store = store.clone();
+            let object = objects.get(&(b.epoch, b.id)).cloned();
+            async move {
+                if let Some(object) = object {
+                    return Ok(object.slice_ref(slice_of(&object, &b)));
+                }
+                let name = layout::blob(b.epoch, &b.id);
+                let end = b.offset.saturating_add(u64::from(b.len));
+                store.get_range(&name, b.offset..end).await?.ok_or_else(|| {
+                    Error::integrity(ObjectKind::ValueBlob, &name, "is missing: the store lost or removed it")
+                })
+            }
+        })
+        .buffered(READ_AHEAD)
+        .try_collect()
+        .await
 }
 
 /// One envelope to move: (new pack, new slot, where it was, its bytes).
@@ -721,14 +809,19 @@ type Job<'a> = (usize, u32, &'a BlobRef, &'a Bytes);
 /// each envelope is opened with its old epoch's key and sealed again, its framed plaintext
 /// untouched (no decompression), several to an object up to [`super::PACK_TARGET`] bytes, on
 /// every core. Returns the objects and the new reference of each value, in order.
-fn repack<'k>(
+fn repack(
     vault_id: &[u8; 16],
-    key: &Key,
     epoch: u32,
-    batch: &[(String, u64, BlobRef)],
+    batch: &[Target],
     sources: &[Bytes],
-    key_of: impl Fn(u32) -> Result<&'k Key> + Sync,
-) -> Result<super::Packs> {
+    keys: &HashMap<u32, Arc<Key>>,
+) -> Result<Packs> {
+    let key_of = |epoch: u32| {
+        keys.get(&epoch)
+            .map(Arc::as_ref)
+            .ok_or_else(|| Error::integrity(ObjectKind::EpochKey, &layout::epoch_key(epoch), "is missing"))
+    };
+    let key = key_of(epoch)?;
     let (names, places) = super::plan_packs(epoch, sources.iter().map(Bytes::len))?;
     let jobs: Vec<Job> = places
         .into_iter()
