@@ -233,25 +233,36 @@ impl Phrase {
     /// read (as the first of them, English before French, simplified before traditional Chinese).
     /// When no list accepts it: a wrong word count is [`PhraseError::WordCount`]; a phrase whose
     /// words are all in some list but whose checksum fails there is [`PhraseError::Checksum`];
-    /// otherwise [`PhraseError::UnknownWord`] names the first unknown word of the list that
-    /// recognised the longest run of leading words.
+    /// otherwise [`PhraseError::UnknownWord`] names the first unknown word of the list that knows
+    /// the most of the words (the first such list in [`Language::ALL`] on a tie).
     pub fn parse(text: &str) -> Result<Phrase, PhraseError> {
         let normalized = nfkd(text);
         check_word_count(&normalized)?;
         let mut checksum_failed = false;
-        let mut furthest_unknown = 0usize;
         for lang in Language::ALL {
             match bip39::Mnemonic::parse_in_normalized(lang.bip39(), &normalized) {
                 Ok(inner) => return Ok(Phrase { lang, inner }),
-                Err(bip39::Error::UnknownWord(i)) => furthest_unknown = furthest_unknown.max(i),
+                Err(bip39::Error::UnknownWord(_)) => {}
                 Err(_) => checksum_failed = true,
             }
         }
         if checksum_failed {
-            Err(PhraseError::Checksum)
-        } else {
-            Err(PhraseError::UnknownWord { position: furthest_unknown + 1 })
+            return Err(PhraseError::Checksum);
         }
+        // No list knows every word. The phrase was most likely meant in the list that knows the
+        // most of them (the first such list on a tie): report that list's first unknown word.
+        // A typo that happens to be a word of another list does not move the blame elsewhere.
+        let mut best: Option<(usize, usize)> = None; // (words known, first unknown word)
+        for lang in Language::ALL {
+            let known = |w: &str| lang.bip39().find_word(w).is_some();
+            let count = normalized.split_whitespace().filter(|w| known(w)).count();
+            if best.is_none_or(|(most, _)| count > most) {
+                let first_unknown = normalized.split_whitespace().position(|w| !known(w)).unwrap_or(0);
+                best = Some((count, first_unknown));
+            }
+        }
+        let first_unknown = best.map_or(0, |(_, i)| i);
+        Err(PhraseError::UnknownWord { position: first_unknown + 1 })
     }
 
     /// Reads a phrase in the given word list only (NFKD-normalised, any white space between

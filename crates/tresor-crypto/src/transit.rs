@@ -46,8 +46,8 @@
 //! ```
 //!
 //! [`armor`] and [`dearmor`] convert; [`decrypt`] and [`header`] take either form (an armoured
-//! input starts with `tresor:`, a binary one with `TRSRTX`). The name in the armour must match
-//! the name in the binary.
+//! input starts with `tresor:`, white space around it is ignored; a binary one starts with
+//! `TRSRTX`). The name in the armour must match the name in the binary.
 //!
 //! Failures to open are one [`TransitError::Decrypt`], whatever the cause. Framing errors found
 //! before any key is used are [`TransitError::Format`]: the header is public anyway.
@@ -248,7 +248,7 @@ pub fn encrypt(
 
 /// Reads the header of a ciphertext (binary or armoured) without a key.
 pub fn header(ciphertext: &[u8]) -> Result<Header, TransitError> {
-    if ciphertext.starts_with(ARMOR_MARK) {
+    if is_armored(ciphertext) {
         return Ok(parse(&dearmor(armored_text(ciphertext)?)?)?.header);
     }
     Ok(parse(ciphertext)?.header)
@@ -258,7 +258,7 @@ pub fn header(ciphertext: &[u8]) -> Result<Header, TransitError> {
 /// algorithm (see [`header`]) in the same vault. Every authentication failure is
 /// [`TransitError::Decrypt`].
 pub fn decrypt(key: &Key, vault_id: &[u8], ciphertext: &[u8]) -> Result<SecretBytes, TransitError> {
-    if ciphertext.starts_with(ARMOR_MARK) {
+    if is_armored(ciphertext) {
         return decrypt_binary(key, vault_id, &dearmor(armored_text(ciphertext)?)?);
     }
     decrypt_binary(key, vault_id, ciphertext)
@@ -382,6 +382,12 @@ fn parse(ct: &[u8]) -> Result<Parsed<'_>, TransitError> {
         salt: &ct[name_end..salt_end],
         nonce: &ct[salt_end..header_len],
     })
+}
+
+/// Armoured text starts with `tresor:` (after any white space a terminal added); a binary
+/// ciphertext starts with `TRSRTX`, so the two never overlap.
+fn is_armored(ciphertext: &[u8]) -> bool {
+    ciphertext.trim_ascii_start().starts_with(ARMOR_MARK)
 }
 
 fn armored_text(ciphertext: &[u8]) -> Result<&str, TransitError> {
