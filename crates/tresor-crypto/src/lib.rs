@@ -5,7 +5,7 @@
 //!
 //! - [`kdf`]: Argon2id with parameters checked against a floor and a ceiling *before* it runs;
 //! - [`wrap`]: key wrapping with a key commitment, for password slots and epoch keys;
-//! - [`derive`]: HKDF-SHA256 per-purpose keys, HMAC chains and SHA-256 object hashes;
+//! - [`derive`](mod@derive): HKDF-SHA256 per-purpose keys, HMAC chains and SHA-256 object hashes;
 //! - [`envelope`]: XChaCha20-Poly1305 envelopes whose associated data binds vault, role, object,
 //!   epoch and format version, over compressed and padded plaintext ([`payload`], [`pad`]);
 //! - [`secret`]: the secret types (keys in locked memory, passwords, plaintext buffers);
@@ -14,8 +14,8 @@
 //! - [`transit`]: encryption as a service under named keys derived from the root secret, in a
 //!   versioned, self-describing format (XChaCha20-Poly1305, or AES-256-GCM with per-message keys).
 //!
-//! Every cryptographic failure is the one [`CryptoError::Decrypt`]: a caller learns nothing it could
-//! use as an oracle.
+//! Every cryptographic failure is the one [`CryptoError::Decrypt`] (in transit,
+//! [`transit::TransitError::Decrypt`]): a caller learns nothing it could use as an oracle.
 #![deny(missing_docs)]
 
 pub mod derive;

@@ -157,6 +157,26 @@ fn fail_malformed_paths() {
     assert_eq!(DerivationPath::new(vec![0; 256]).unwrap_err(), TooDeep { depth: 256 });
 }
 
+#[test]
+fn fail_small_order_key_and_trivial_signature() {
+    // The identity point as public key and (R = identity, S = 0) as signature satisfy the plain
+    // verification equation for every message; strict verification refuses small-order points.
+    let mut identity = [0u8; 32];
+    identity[0] = 1;
+    let mut sig = [0u8; 64];
+    sig[..32].copy_from_slice(&identity);
+    for msg in [&b""[..], b"anything", b"signed by nobody"] {
+        assert!(!slip10::verify(&identity, msg, &sig));
+    }
+    // A key that is not a point at all, and an S that is not reduced, are refused too.
+    let node = Ed25519Node::master(&[9u8; 32]);
+    let good = node.sign(b"m");
+    assert!(!slip10::verify(&[0xff; 32], b"m", &good));
+    let mut unreduced = good;
+    unreduced[63] |= 0xf0;
+    assert!(!slip10::verify(&node.public_key(), b"m", &unreduced));
+}
+
 proptest! {
     #[test]
     fn path_display_parse_round_trip(indices in prop::collection::vec(0u32..=slip10::MAX_INDEX, 0..12)) {
