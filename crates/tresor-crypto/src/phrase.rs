@@ -23,7 +23,9 @@
 //! tries every list in [`Language::ALL`] order and takes the first whose checksum matches.
 //!
 //! Errors never contain a word of the phrase: a mistyped word is still most of a secret, so
-//! [`PhraseError::UnknownWord`] carries only its position.
+//! [`PhraseError::UnknownWord`] carries only its position. Word look-up (binary or linear search
+//! in the public lists) is not constant-time; phrases are read from a local user, never from a
+//! request an attacker can time.
 
 use crate::secret::{KEY_LEN, Key};
 use sha2::Sha512;
