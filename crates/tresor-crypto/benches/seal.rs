@@ -4,7 +4,11 @@
 //!   1 KiB, 64 KiB and 1 MiB of random (incompressible) data, plus a compressible 64 KiB value;
 //! - `xchacha20poly1305_raw`: the bare AEAD encryption at the same sizes, for comparison;
 //! - `wrap`: wrapping and unwrapping a 32-byte key (HKDF split, commitment, AEAD);
-//! - `derive_kek`: Argon2id at `KdfParams::MINIMUM` and `KdfParams::DEFAULT`.
+//! - `derive_kek`: Argon2id at `KdfParams::MINIMUM` and `KdfParams::DEFAULT`;
+//! - `transit`: encrypt and decrypt of 1 KiB and 1 MiB under both algorithms (AES-256-GCM
+//!   includes its per-message HKDF);
+//! - `phrase` / `slip10`: the BIP39 seed (2048 rounds of PBKDF2-HMAC-SHA512), an identity
+//!   derivation at `m/74'/0'/0'`, and one Ed25519 signature.
 //!
 //! Quick run: `cargo bench -p tresor-crypto --bench seal -- --quick`.
 // A failed unwrap in a benchmark is a broken benchmark; panicking is the right outcome.
@@ -14,6 +18,9 @@ use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput, criterion_grou
 use std::hint::black_box;
 use tresor_crypto::envelope::{Context, xchacha20poly1305_raw};
 use tresor_crypto::kdf::{KdfParams, SALT_LEN, derive_kek};
+use tresor_crypto::phrase::{Language, Phrase};
+use tresor_crypto::slip10::{Ed25519Node, identity_path};
+use tresor_crypto::transit::{self, Algorithm};
 use tresor_crypto::wrap::{unwrap_key, wrap_key};
 use tresor_crypto::{Key, Password, open, random_array, random_bytes, seal};
 
@@ -118,5 +125,46 @@ fn bench_kdf(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_seal_open, bench_raw_aead, bench_wrap, bench_kdf);
+fn bench_transit(c: &mut Criterion) {
+    let root = Key::generate().unwrap();
+    for alg in Algorithm::ALL {
+        let key = transit::derive_transit_key(&root, &VAULT, "bench", alg);
+        let mut group = c.benchmark_group(format!("transit/{alg}"));
+        for (n, label) in [(1024, "1KiB"), (1024 * 1024, "1MiB")] {
+            let msg = random_bytes(n).unwrap();
+            let ct = transit::encrypt(&key, &VAULT, "bench", alg, &msg).unwrap();
+            group.throughput(Throughput::Bytes(n as u64));
+            group.bench_with_input(BenchmarkId::new("encrypt", label), &msg, |b, msg| {
+                b.iter(|| transit::encrypt(&key, &VAULT, "bench", alg, black_box(msg)).unwrap())
+            });
+            group.bench_with_input(BenchmarkId::new("decrypt", label), &ct, |b, ct| {
+                b.iter(|| transit::decrypt(&key, &VAULT, black_box(ct)).unwrap())
+            });
+        }
+        group.finish();
+    }
+}
+
+fn bench_phrase_and_identity(c: &mut Criterion) {
+    let phrase = Phrase::generate(24, Language::English).unwrap();
+    let seed = phrase.seed("");
+    let node = Ed25519Node::derive(seed.as_slice(), &identity_path(0));
+    let mut group = c.benchmark_group("identity");
+    group.bench_function("phrase_seed", |b| b.iter(|| phrase.seed(black_box(""))));
+    group.bench_function("slip10_derive_m/74'/0'/0'", |b| {
+        b.iter(|| Ed25519Node::derive(black_box(seed.as_slice()), &identity_path(0)))
+    });
+    group.bench_function("ed25519_sign_64B", |b| b.iter(|| node.sign(black_box(&[7u8; 64]))));
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_seal_open,
+    bench_raw_aead,
+    bench_wrap,
+    bench_kdf,
+    bench_transit,
+    bench_phrase_and_identity
+);
 criterion_main!(benches);
