@@ -69,6 +69,12 @@ pub enum Error {
     /// Wrong password, tampered key file or refused KDF parameters: deliberately one message.
     #[error("authentication failed")]
     AuthFailed,
+    /// The recovery phrase is a valid BIP39 phrase, but not this vault's. Nothing was written.
+    #[error("this recovery phrase does not belong to the vault at {location}; nothing was changed")]
+    WrongPhrase {
+        /// The vault location.
+        location: String,
+    },
     /// An object that does not authenticate, does not parse, or sits where it does not belong.
     #[error("integrity error: {kind} {object}: {detail}")]
     Integrity {
@@ -195,7 +201,7 @@ impl Error {
     /// The class of this error.
     pub fn category(&self) -> Category {
         match self {
-            Error::AuthFailed => Category::Auth,
+            Error::AuthFailed | Error::WrongPhrase { .. } => Category::Auth,
             Error::NotFound { .. } | Error::Deleted { .. } | Error::NoSuchVersion { .. } => {
                 Category::NotFound
             }

@@ -29,7 +29,8 @@ const KDF_ARGON2ID: u8 = 1;
 pub enum SlotKind {
     /// A password through Argon2id.
     Password,
-    /// Reserved for the recovery phrase (a later format revision); skipped when unlocking.
+    /// Reserved; skipped when unlocking. (The recovery phrase needs no slot: it encodes the root
+    /// secret itself, checked against the key file's MAC.)
     Recovery,
 }
 
@@ -76,7 +77,7 @@ impl Slot {
 pub struct KeyFile {
     /// The vault it belongs to.
     pub vault_id: [u8; 16],
-    /// Its generation: each password change writes generation + 1.
+    /// Its generation: each change of its slots writes generation + 1.
     pub generation: u64,
     /// Its slots.
     pub slots: Vec<Slot>,
@@ -98,9 +99,72 @@ impl KeyFile {
         Ok(kf)
     }
 
-    /// The same vault and root under a new password, as generation + 1.
-    pub fn with_new_password(&self, root: &Key, password: &Password, params: KdfParams) -> Result<KeyFile> {
+    /// The same vault and root under a new password, as generation + 1: the password slot
+    /// `index` (the one that was unlocked) is replaced, every other slot kept.
+    pub fn with_new_password(
+        &self,
+        root: &Key,
+        index: usize,
+        password: &Password,
+        params: KdfParams,
+    ) -> Result<KeyFile> {
+        if self.slots.get(index).is_none_or(|s| s.kind != SlotKind::Password) {
+            return Err(Error::Invalid(format!("there is no password slot {index}")));
+        }
+        let mut slots = self.slots.clone();
+        slots[index] = password_slot(&self.vault_id, root, password, params)?;
+        Ok(self.next(root, slots))
+    }
+
+    /// Generation + 1 with one more password slot (it is the last one).
+    pub fn with_added_password(&self, root: &Key, password: &Password, params: KdfParams) -> Result<KeyFile> {
+        if self.slots.len() >= MAX_SLOTS {
+            return Err(Error::Invalid(format!(
+                "the key file already holds {MAX_SLOTS} slots, the most it may; remove one first"
+            )));
+        }
+        let mut slots = self.slots.clone();
+        slots.push(password_slot(&self.vault_id, root, password, params)?);
+        Ok(self.next(root, slots))
+    }
+
+    /// Generation + 1 without slot `index`. The last password slot is never removed: without it
+    /// only the recovery phrase would open the vault.
+    pub fn without_slot(&self, root: &Key, index: usize) -> Result<KeyFile> {
+        if index >= self.slots.len() {
+            return Err(Error::Invalid(format!(
+                "there is no slot {index}; `tresor keyslot list` shows slots 0 to {}",
+                self.slots.len() - 1
+            )));
+        }
+        let passwords = self.slots.iter().filter(|s| s.kind == SlotKind::Password).count();
+        if self.slots[index].kind == SlotKind::Password && passwords <= 1 {
+            return Err(Error::Invalid(format!(
+                "slot {index} holds the vault's last password: add another first (`tresor keyslot add`)"
+            )));
+        }
+        let mut slots = self.slots.clone();
+        slots.remove(index);
+        Ok(self.next(root, slots))
+    }
+
+    /// Generation + 1 holding just one password slot: what a recovery with nothing kept writes.
+    pub fn with_only_password(&self, root: &Key, password: &Password, params: KdfParams) -> Result<KeyFile> {
         KeyFile::new(self.vault_id, self.generation + 1, root, password, params)
+    }
+
+    /// Whether `root` is this key file's root secret: it keys the file's MAC. This is how a
+    /// recovery phrase is checked against the vault before anything is written.
+    pub fn opens_with_root(&self, root: &Key) -> bool {
+        let mac_key = derive_key(root, &self.vault_id, Purpose::KeyFileMac);
+        verify_mac(&mac_key, &[&self.body()], &self.mac)
+    }
+
+    fn next(&self, root: &Key, slots: Vec<Slot>) -> KeyFile {
+        let mut kf =
+            KeyFile { vault_id: self.vault_id, generation: self.generation + 1, slots, mac: [0; MAC_LEN] };
+        kf.seal_mac(root);
+        kf
     }
 
     fn body(&self) -> Vec<u8> {
@@ -167,7 +231,16 @@ impl KeyFile {
     /// Slot parameters are checked against the floor and ceiling, and against `pinned` (the
     /// parameters of this machine's last successful unlock), before Argon2 runs.
     pub fn unlock(&self, password: &Password, pinned: Option<&KdfParams>) -> Result<(Key, KdfParams)> {
-        for slot in self.slots.iter().filter(|s| s.kind == SlotKind::Password) {
+        self.unlock_slot(password, pinned).map(|(root, params, _)| (root, params))
+    }
+
+    /// [`KeyFile::unlock`], also naming the slot that opened.
+    pub fn unlock_slot(
+        &self,
+        password: &Password,
+        pinned: Option<&KdfParams>,
+    ) -> Result<(Key, KdfParams, usize)> {
+        for (index, slot) in self.slots.iter().enumerate().filter(|(_, s)| s.kind == SlotKind::Password) {
             if slot.params.check().is_err() || pinned.is_some_and(|p| !slot.params.at_least(p)) {
                 continue;
             }
@@ -175,11 +248,10 @@ impl KeyFile {
             let Ok(root) = unwrap_key(&kek, &slot.aad(&self.vault_id), &slot.wrapped) else {
                 continue;
             };
-            let mac_key = derive_key(&root, &self.vault_id, Purpose::KeyFileMac);
-            if !verify_mac(&mac_key, &[&self.body()], &self.mac) {
+            if !self.opens_with_root(&root) {
                 return Err(Error::AuthFailed);
             }
-            return Ok((root, slot.params));
+            return Ok((root, slot.params, index));
         }
         Err(Error::AuthFailed)
     }
@@ -223,6 +295,54 @@ mod tests {
         let root = Key::generate().unwrap();
         let kf = KeyFile::new([3; 16], 1, &root, &pw("correct horse"), KdfParams::MINIMUM).unwrap();
         (kf, root)
+    }
+
+    #[test]
+    fn slots_added_replaced_and_removed() {
+        let (kf, root) = sample();
+        let two = kf.with_added_password(&root, &pw("second password"), KdfParams::MINIMUM).unwrap();
+        assert_eq!((two.generation, two.slots.len()), (2, 2));
+        let two = KeyFile::parse(&two.encode()).unwrap();
+        assert_eq!(two.unlock_slot(&pw("correct horse"), None).unwrap().2, 0);
+        let (opened, _, index) = two.unlock_slot(&pw("second password"), None).unwrap();
+        assert!(opened.ct_eq(&root));
+        assert_eq!(index, 1);
+        // passwd on slot 1 keeps slot 0.
+        let changed = two.with_new_password(&root, 1, &pw("third password"), KdfParams::MINIMUM).unwrap();
+        assert!(changed.unlock(&pw("correct horse"), None).is_ok());
+        assert!(changed.unlock(&pw("third password"), None).is_ok());
+        assert!(matches!(changed.unlock(&pw("second password"), None), Err(Error::AuthFailed)));
+        // Removing slot 0 leaves slot 1 (now 0); the last password slot is refused.
+        let one = changed.without_slot(&root, 0).unwrap();
+        assert_eq!((one.generation, one.slots.len()), (4, 1));
+        assert!(matches!(one.unlock(&pw("correct horse"), None), Err(Error::AuthFailed)));
+        assert!(one.unlock(&pw("third password"), None).is_ok());
+        assert!(matches!(one.without_slot(&root, 0), Err(Error::Invalid(m)) if m.contains("last password")));
+        assert!(matches!(one.without_slot(&root, 1), Err(Error::Invalid(_))));
+        assert!(one.with_new_password(&root, 3, &pw("x password"), KdfParams::MINIMUM).is_err());
+    }
+
+    #[test]
+    fn at_most_max_slots() {
+        let (mut kf, root) = sample();
+        for i in 1..MAX_SLOTS {
+            kf = kf.with_added_password(&root, &pw(&format!("password {i}")), KdfParams::MINIMUM).unwrap();
+        }
+        assert_eq!(KeyFile::parse(&kf.encode()).unwrap().slots.len(), MAX_SLOTS);
+        assert!(matches!(
+            kf.with_added_password(&root, &pw("one too many"), KdfParams::MINIMUM),
+            Err(Error::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn only_its_own_root_opens_the_mac() {
+        let (kf, root) = sample();
+        assert!(kf.opens_with_root(&root));
+        assert!(!kf.opens_with_root(&Key::generate().unwrap()));
+        let mut bytes = kf.encode();
+        bytes[30] ^= 1;
+        assert!(!KeyFile::parse(&bytes).unwrap().opens_with_root(&root));
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use crate::chain::{Chain, GENESIS, Link, LogKind};
 use crate::error::{Error, ObjectKind, Result};
 use crate::index::{Index, validate_path};
-use crate::keyfile::{KeyFile, check_password_rules};
+use crate::keyfile::{KeyFile, SlotKind, check_password_rules};
 use crate::keyring::Keyring;
 use crate::layout::{self, parse_seq};
 use crate::model::{AuditAnchor, AuditRecord, BlobRef, Commit, Op, Outcome, decode, encode, now_ms};
@@ -28,8 +28,10 @@ use tresor_crypto::wrap::{unwrap_key, wrap_key};
 use tresor_crypto::{KdfParams, Key, Password, Purpose, SecretBytes, derive_key};
 
 mod epochs;
+mod keys;
 pub use crate::versions::Residue;
 pub use epochs::{DestroyReport, EpochList, EpochView, ReencryptReport, RotateReport};
+pub use keys::{DerivedIdentity, PrivateNode};
 
 /// Default limit on a secret value's size.
 pub const DEFAULT_MAX_VALUE: usize = 1 << 20;
@@ -94,6 +96,27 @@ struct Head {
 }
 
 const EMPTY: Head = Head { seq: 0, link: GENESIS };
+
+/// What opens a vault.
+enum Opener<'a> {
+    /// A password, through the key file's password slots.
+    Password(&'a Password),
+    /// The root secret itself, from the recovery phrase.
+    Root(Key),
+}
+
+/// One slot of the key file, for `tresor keyslot list`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct KeySlotView {
+    /// Its index (what `keyslot remove` takes).
+    pub index: usize,
+    /// What opens it: `password` (or `reserved`).
+    pub kind: String,
+    /// Its key derivation function and parameters.
+    pub kdf: String,
+    /// Whether it opened this session.
+    pub this_session: bool,
+}
 
 /// A summary for `tresor status`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -245,6 +268,11 @@ pub struct Vault {
     /// blobs and records of a big write before its commit: never pinned, anchored, referenced or
     /// chained onto by a durable object before [`Store::sync`] has made them durable.
     unsynced: Vec<String>,
+    /// The password slot that opened this handle (`None` once that slot was removed).
+    slot: Option<usize>,
+    /// The BIP39 seed of the recovery phrase, the root of derived identities: computed on first
+    /// use, wiped on drop (lock).
+    seed: Option<zeroize::Zeroizing<[u8; 64]>>,
 }
 
 impl Drop for Vault {
@@ -508,6 +536,8 @@ impl Vault {
             opts,
             failed_attempts: Vec::new(),
             unsynced: Vec::new(),
+            slot: Some(0),
+            seed: None,
         }
     }
 
@@ -559,6 +589,10 @@ impl Vault {
     /// password is remembered locally and reported — and sealed into the audit trail — at the next
     /// successful unlock.
     pub async fn unlock(store: Store, password: &Password, opts: Options) -> Result<Vault> {
+        Vault::open(store, Opener::Password(password), opts).await
+    }
+
+    async fn open(store: Store, how: Opener<'_>, opts: Options) -> Result<Vault> {
         let (keyfile, kf_hash) = load_keyfile(&store).await?;
         let location = store.location().to_string();
         let trust = opts.trust.load(&keyfile.vault_id, &location)?;
@@ -573,15 +607,24 @@ impl Vault {
         // saves its four round trips); it has passed before anything is written.
         let probe = store.probe();
         let open = async {
-            let (root, kdf) = match keyfile.unlock(password, trust.pinned_kdf(keyfile.generation).as_ref()) {
-                Ok(opened) => opened,
-                Err(Error::AuthFailed) => {
-                    opts.trust.record_failed_attempt(&keyfile.vault_id, &location, now_ms())?;
-                    return Err(Error::AuthFailed);
+            let pinned = trust.pinned_kdf(keyfile.generation);
+            let (root, kdf, slot) = match how {
+                Opener::Password(password) => match keyfile.unlock_slot(password, pinned.as_ref()) {
+                    Ok((root, kdf, slot)) => (root, kdf, Some(slot)),
+                    Err(Error::AuthFailed) => {
+                        opts.trust.record_failed_attempt(&keyfile.vault_id, &location, now_ms())?;
+                        return Err(Error::AuthFailed);
+                    }
+                    Err(e) => return Err(e),
+                },
+                // Checked against the key file's MAC before anything is read or written.
+                Opener::Root(root) if keyfile.opens_with_root(&root) => {
+                    (root, pinned.unwrap_or(opts.kdf), None)
                 }
-                Err(e) => return Err(e),
+                Opener::Root(_) => return Err(Error::WrongPhrase { location: location.clone() }),
             };
             let mut vault = Vault::from_root(store.clone(), keyfile, kf_hash, root, kdf, opts);
+            vault.slot = slot;
             vault.logged_keyfile = (0, None);
             vault.open_log(&trust).await?;
             vault.check_keyfile()?;
@@ -597,7 +640,8 @@ impl Vault {
             .map(|first| format!("{} failed attempts since {}", failed.len(), format_time(*first)));
         let notes: Vec<String> = attempts.into_iter().chain(repaired).collect();
         let detail = (!notes.is_empty()).then(|| notes.join("; "));
-        vault.audit_append("unlock", None, Outcome::Ok, detail, Durability::Sync).await?;
+        let op = if vault.slot.is_some() { "unlock" } else { "unlock (recovery phrase)" };
+        vault.audit_append(op, None, Outcome::Ok, detail, Durability::Sync).await?;
         if !failed.is_empty() {
             vault.opts.trust.clear_failed_attempts(&vault.vault_id, &location)?;
         }
@@ -1778,54 +1822,150 @@ impl Vault {
         self.save_trust()
     }
 
-    /// Changes the password: writes key file generation + 1 with one new slot, records it in the
-    /// commit log, removes the old key file. No value is re-encrypted.
+    /// Changes the password of the slot that opened this handle: writes key file generation + 1
+    /// with that slot replaced (the other slots keep their passwords), records it in the commit
+    /// log, removes the old key file. No value is re-encrypted.
     pub async fn passwd(&mut self, new_password: &Password, params: KdfParams) -> Result<()> {
         check_password_rules(new_password)?;
+        let slot = self.slot.ok_or_else(|| {
+            Error::Invalid("the password slot this handle was unlocked with is gone; unlock again".into())
+        })?;
+        self.keyfile_fresh().await?;
+        let next = self.keyfile.with_new_password(&self.keys.root, slot, new_password, params)?;
+        let detail = format!("slot {slot}; key file generation {}", next.generation);
+        self.change_keyfile(next, "passwd", detail).await?;
+        // Pins the new parameters even if they are lower: the user chose them.
+        self.kdf = params;
+        self.save_trust()
+    }
+
+    /// The key file's slots.
+    pub fn keyslots(&self) -> Vec<KeySlotView> {
+        self.keyfile
+            .slots
+            .iter()
+            .enumerate()
+            .map(|(index, slot)| KeySlotView {
+                index,
+                kind: match slot.kind {
+                    SlotKind::Password => "password".into(),
+                    _ => "reserved".into(),
+                },
+                kdf: format!("argon2id m={} KiB t={} p={}", slot.params.m_kib, slot.params.t, slot.params.p),
+                this_session: self.slot == Some(index),
+            })
+            .collect()
+    }
+
+    /// Adds a password slot (LUKS2's `luksAddKey`); returns its index. Other slots are unchanged.
+    pub async fn keyslot_add(&mut self, password: &Password, params: KdfParams) -> Result<usize> {
+        check_password_rules(password)?;
+        self.keyfile_fresh().await?;
+        let next = self.keyfile.with_added_password(&self.keys.root, password, params)?;
+        let index = next.slots.len() - 1;
+        let detail = format!("slot {index} added; key file generation {}", next.generation);
+        self.change_keyfile(next, "keyslot add", detail).await?;
+        Ok(index)
+    }
+
+    /// Removes slot `index`; never the last password slot. Removing the slot this handle was
+    /// opened with is allowed (another password remains); later slots move down by one.
+    pub async fn keyslot_remove(&mut self, index: usize) -> Result<()> {
+        self.keyfile_fresh().await?;
+        let next = self.keyfile.without_slot(&self.keys.root, index)?;
+        let detail = format!("slot {index} removed; key file generation {}", next.generation);
+        self.change_keyfile(next, "keyslot remove", detail).await?;
+        self.slot = match self.slot {
+            Some(s) if s == index => None,
+            Some(s) if s > index => Some(s - 1),
+            other => other,
+        };
+        Ok(())
+    }
+
+    /// Opens the vault at `store` with its recovery phrase and gives it `new_password` in a new
+    /// slot; with `keep_slots` false the other slots are dropped (the key file then holds only
+    /// the new password). A phrase of another vault is refused ([`Error::WrongPhrase`]) and a
+    /// bad new password ([`Error::PasswordRule`]) before anything is written. The audit trail
+    /// records the recovery.
+    pub async fn recover(
+        store: Store,
+        phrase: &tresor_crypto::Phrase,
+        new_password: &Password,
+        params: KdfParams,
+        keep_slots: bool,
+        opts: Options,
+    ) -> Result<Vault> {
+        check_password_rules(new_password)?;
+        params.check().map_err(|_| Error::Invalid("KDF parameters out of the accepted range".into()))?;
+        let root = phrase.to_key().ok_or_else(|| {
+            Error::Invalid(format!(
+                "a vault's recovery phrase has 24 words; this one has {}",
+                phrase.word_count()
+            ))
+        })?;
+        let mut vault = Vault::open(store, Opener::Root(root), opts).await?;
+        let next = if keep_slots {
+            vault.keyfile.with_added_password(&vault.keys.root, new_password, params)?
+        } else {
+            vault.keyfile.with_only_password(&vault.keys.root, new_password, params)?
+        };
+        let index = next.slots.len() - 1;
+        let kept = if keep_slots { "the other slots kept" } else { "every other slot dropped" };
+        let detail = format!(
+            "recovery phrase; new password in slot {index}, {kept}; key file generation {}",
+            next.generation
+        );
+        vault.change_keyfile(next, "recover", detail).await?;
+        vault.slot = Some(index);
+        vault.kdf = params;
+        vault.save_trust()?;
+        Ok(vault)
+    }
+
+    /// Refuses to change a key file another writer has changed since this handle opened it.
+    async fn keyfile_fresh(&mut self) -> Result<()> {
         self.refresh().await?;
         if self.logged_keyfile.0 > self.keyfile.generation {
-            return Err(Error::Conflict("the password was changed by another writer; unlock again".into()));
+            return Err(Error::Conflict("the key file was changed by another writer; unlock again".into()));
         }
-        let next = self.keyfile.with_new_password(&self.keys.root, new_password, params)?;
+        Ok(())
+    }
+
+    /// Writes `next` (generation + 1) after an audit record `op`, records it in the commit log,
+    /// and removes the older generations.
+    async fn change_keyfile(&mut self, next: KeyFile, op: &str, detail: String) -> Result<()> {
         let bytes = next.encode();
         let hash = tresor_crypto::hash(&bytes);
-        self.audit_append(
-            "passwd",
-            None,
-            Outcome::Ok,
-            Some(format!("key file generation {}", next.generation)),
-            Durability::Sync,
-        )
-        .await?;
+        self.audit_append(op, None, Outcome::Ok, Some(detail), Durability::Sync).await?;
         let name = layout::keyfile(next.generation);
         let created = match self.create_idempotent(&name, &bytes, Durability::Sync).await {
             Ok(true) => Ok(()),
             Ok(false) => {
-                Err(Error::Conflict("the password was changed by another writer; unlock again".into()))
+                Err(Error::Conflict("the key file was changed by another writer; unlock again".into()))
             }
             Err(e) => Err(e),
         };
         if let Err(e) = created {
-            self.audit_failure("passwd", None, &e).await;
+            self.audit_failure(op, None, &e).await;
             return Err(e);
         }
         let generation = next.generation;
         if let Err(e) = self.commit(|_, _| Ok(vec![Op::KeyFile { generation, hash }])).await {
-            self.audit_failure("passwd", None, &e).await;
+            self.audit_failure(op, None, &e).await;
             // The new key file is in the store and, being the newest, is the one unlock uses.
             // Removing it could race a commit still landing; the next unlock records it instead.
             return Err(Error::Store(format!(
-                "the password change could not be recorded ({e}); its new key file was written, so                  the NEW password now opens the vault, and the next unlock records the change"
+                "the key file change ({op}) could not be recorded ({e}); its new key file was written, so \
+                 it is in force, and the next unlock records the change"
             )));
         }
         let old = self.keyfile.generation;
         self.keyfile = next;
         self.keyfile_hash = hash;
-        self.kdf = params;
-        // Pins the new parameters even if they are lower: the user chose them.
         self.save_trust()?;
         // The change is complete; removing the old generation is clean-up, which `gc` and the
-        // next password change retry.
+        // next change retry.
         if let Err(e) = self.remove_keyfiles_up_to(old).await {
             tracing::warn!("the old key file could not be removed yet: {e}");
         }

@@ -1,0 +1,144 @@
+//! The key service: keys derived from the vault's root secret, used on behalf of programs that
+//! never see them (TARGET.md §3).
+//!
+//! - **Identities**: SLIP-0010 Ed25519 nodes of the BIP39 seed of the recovery phrase (empty
+//!   passphrase), so `tresor mnemonic derive PATH` on the phrase gives the same public key as
+//!   `tresor key derive ed25519 PATH` on the unlocked vault. Hardened paths only; tresor's own
+//!   uses live under `m/74'` (ARCHITECTURE.md). The seed is computed once per unlock and wiped
+//!   when the handle is dropped (lock).
+//! - **Transit encryption**: a named key per (name, algorithm), HKDF from the root secret with the
+//!   vault id as salt; outputs are self-describing ([`tresor_crypto::transit`]).
+//! - **Signatures**: Ed25519 with a derived identity.
+//!
+//! Every use is audited (`key derive`, `sign`, `encrypt`, `decrypt`), like a read of a secret.
+
+use super::Vault;
+use crate::error::{Error, Result};
+use crate::model::Outcome;
+use crate::store::Durability;
+use tresor_crypto::slip10::{DerivationPath, Ed25519Node};
+use tresor_crypto::transit::{self, Algorithm, TransitError};
+use tresor_crypto::{Key, Phrase, SecretBytes};
+use zeroize::Zeroizing;
+
+/// A derived Ed25519 identity: what `tresor key derive ed25519` shows.
+pub struct DerivedIdentity {
+    /// The derivation path, as `m/74'/0'/0'`.
+    pub path: String,
+    /// The public key (32 bytes).
+    pub public_key: [u8; 32],
+    /// Private key and chain code, only when asked for explicitly (`--show-private`).
+    pub private: Option<PrivateNode>,
+}
+
+/// The secret half of a derived node. Wiped on drop; no `Clone`, `Serialize`, or `Debug` output.
+pub struct PrivateNode {
+    /// The Ed25519 private key (seed form, 32 bytes).
+    pub private_key: Zeroizing<[u8; 32]>,
+    /// The SLIP-0010 chain code.
+    pub chain_code: Zeroizing<[u8; 32]>,
+}
+
+impl std::fmt::Debug for PrivateNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PrivateNode([REDACTED])")
+    }
+}
+
+fn transit_error(e: TransitError) -> Error {
+    match e {
+        TransitError::Random => Error::Random,
+        TransitError::TooLarge => {
+            Error::TooLarge { size: transit::MAX_PLAINTEXT + 1, limit: transit::MAX_PLAINTEXT }
+        }
+        other => Error::Invalid(other.to_string()),
+    }
+}
+
+impl Vault {
+    /// The vault's recovery phrase: 24 BIP39 English words encoding the root secret. Whoever
+    /// holds it holds the vault; `init` shows it once.
+    pub fn recovery_phrase(&self) -> Phrase {
+        Phrase::from_key(&self.keys.root)
+    }
+
+    /// The node at `path` (computing the seed on first use).
+    fn node(&mut self, path: &DerivationPath) -> Ed25519Node {
+        let root = &self.keys.root;
+        let seed = self.seed.get_or_insert_with(|| Phrase::from_key(root).seed(""));
+        Ed25519Node::derive(seed.as_slice(), path)
+    }
+
+    /// The Ed25519 identity at `path`; its private half only with `show_private`.
+    pub async fn derive_ed25519(
+        &mut self,
+        path: &DerivationPath,
+        show_private: bool,
+    ) -> Result<DerivedIdentity> {
+        let node = self.node(path);
+        let detail = format!("ed25519 {path}{}", if show_private { ", private key shown" } else { "" });
+        self.audit_append("key derive", None, Outcome::Ok, Some(detail), Durability::Relaxed).await?;
+        Ok(DerivedIdentity {
+            path: path.to_string(),
+            public_key: node.public_key(),
+            private: show_private.then(|| PrivateNode {
+                private_key: Zeroizing::new(*node.expose_private_key()),
+                chain_code: Zeroizing::new(*node.chain_code()),
+            }),
+        })
+    }
+
+    /// Signs `msg` with the identity at `path`: (signature, public key).
+    pub async fn sign(&mut self, path: &DerivationPath, msg: &[u8]) -> Result<([u8; 64], [u8; 32])> {
+        let node = self.node(path);
+        let detail = format!("ed25519 {path}, {} bytes", msg.len());
+        self.audit_append("sign", None, Outcome::Ok, Some(detail), Durability::Relaxed).await?;
+        Ok((node.sign(msg), node.public_key()))
+    }
+
+    /// The transit key `name` for `alg` (for callers that must hold the key themselves; prefer
+    /// [`Vault::encrypt`] and [`Vault::decrypt`]).
+    pub fn derive_encryption_key(&self, name: &str, alg: Algorithm) -> Result<Key> {
+        transit::validate_name(name).map_err(transit_error)?;
+        Ok(transit::derive_transit_key(&self.keys.root, &self.vault_id, name, alg))
+    }
+
+    /// Encrypts `plaintext` with the transit key `name`: a versioned, self-describing ciphertext
+    /// (format version, algorithm and key name in its header).
+    pub async fn encrypt(&mut self, name: &str, alg: Algorithm, plaintext: &[u8]) -> Result<Vec<u8>> {
+        let key = self.derive_encryption_key(name, alg)?;
+        if plaintext.len() > transit::MAX_PLAINTEXT {
+            return Err(Error::TooLarge { size: plaintext.len(), limit: transit::MAX_PLAINTEXT });
+        }
+        let detail = format!("key {name} ({alg}), {} bytes", plaintext.len());
+        self.audit_append("encrypt", None, Outcome::Ok, Some(detail), Durability::Relaxed).await?;
+        transit::encrypt(&key, &self.vault_id, name, alg, plaintext).map_err(transit_error)
+    }
+
+    /// Decrypts a transit ciphertext (binary or armoured) of this vault. `expected`, when given,
+    /// is the key name the caller means: a ciphertext of another key is refused by name.
+    pub async fn decrypt(&mut self, ciphertext: &[u8], expected: Option<&str>) -> Result<SecretBytes> {
+        let header = transit::header(ciphertext).map_err(transit_error)?;
+        if let Some(want) = expected
+            && want != header.name
+        {
+            return Err(Error::Invalid(format!(
+                "this ciphertext was made with key {:?}, not {want:?}",
+                header.name
+            )));
+        }
+        let key = self.derive_encryption_key(&header.name, header.alg)?;
+        let result = transit::decrypt(&key, &self.vault_id, ciphertext).map_err(transit_error);
+        let detail = format!("key {} ({}), {} bytes", header.name, header.alg, ciphertext.len());
+        match &result {
+            Ok(_) => {
+                self.audit_append("decrypt", None, Outcome::Ok, Some(detail), Durability::Relaxed).await?
+            }
+            Err(e) => {
+                let outcome = Outcome::Failed(e.to_string());
+                self.audit_append("decrypt", None, outcome, Some(detail), Durability::Relaxed).await?
+            }
+        }
+        result
+    }
+}

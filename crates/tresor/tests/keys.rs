@@ -1,0 +1,255 @@
+//! Recovery phrase, keyslots and the key service (issue 5, TARGET.md §3), on a real local store.
+//!
+//! - Recovery: the phrase alone restores access (new password, old slots dropped or kept); a
+//!   phrase of another vault is refused with nothing written; the audit trail records it.
+//! - Keyslots: several passwords; `passwd` changes only the slot it was unlocked with; the last
+//!   password slot is never removed.
+//! - Key service: identities equal SLIP-0010 of the phrase's BIP39 seed computed independently;
+//!   signatures verify; transit round trips in both algorithms; wrong vault, wrong name and
+//!   tampering fail cleanly; every use is audited.
+#![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
+
+mod common;
+
+use common::{Env, PASSWORD, err, opts, pw};
+use tresor::{Error, Vault};
+use tresor_crypto::slip10::{self, DerivationPath, Ed25519Node};
+use tresor_crypto::transit::{self, Algorithm};
+use tresor_crypto::{KdfParams, Language, Phrase};
+
+const NEW_PASSWORD: &str = "a brand new password";
+
+async fn seeded(env: &Env) -> (Vault, Vec<(String, Vec<u8>)>) {
+    let mut v = env.init().await;
+    let items: Vec<(String, Vec<u8>)> =
+        (0..20).map(|i| (format!("app/{i:02}"), common::random_bytes(10 + i * 13))).collect();
+    for (path, value) in &items {
+        v.set(path, value).await.unwrap();
+    }
+    (v, items)
+}
+
+async fn reads_all(v: &mut Vault, items: &[(String, Vec<u8>)]) {
+    for (path, value) in items {
+        assert_eq!(v.get(path, None).await.unwrap().as_slice(), value.as_slice(), "{path}");
+    }
+}
+
+async fn ops(v: &mut Vault) -> Vec<(String, Option<String>)> {
+    v.audit_trail().await.unwrap().into_iter().map(|(_, r)| (r.op, r.detail)).collect()
+}
+
+#[tokio::test]
+async fn recovery_phrase_alone_restores_access_and_is_audited() {
+    let env = Env::new();
+    let (v, items) = seeded(&env).await;
+    let phrase = v.recovery_phrase();
+    assert_eq!((phrase.word_count(), phrase.language()), (24, Language::English));
+    let text = phrase.expose_phrase().to_string();
+    drop(v);
+    // The password is forgotten: the phrase, typed back in (stray whitespace), opens the vault.
+    let typed = Phrase::parse(&format!("  {}\n", text.replace(' ', " \t "))).unwrap();
+    let store = common::store(&env.loc, false);
+    let mut v = Vault::recover(store, &typed, &pw(NEW_PASSWORD), KdfParams::MINIMUM, false, opts(&env.trust))
+        .await
+        .unwrap();
+    reads_all(&mut v, &items).await;
+    let log = ops(&mut v).await;
+    let recover = log.iter().find(|(op, _)| op == "recover").expect("a recover record");
+    assert!(recover.1.as_deref().unwrap().contains("every other slot dropped"), "{recover:?}");
+    assert!(log.iter().any(|(op, _)| op == "unlock (recovery phrase)"), "{log:?}");
+    assert_eq!(v.keyslots().len(), 1);
+    v.verify().await.unwrap();
+    drop(v);
+    // The new password opens it; the old one no longer does (its slot was dropped).
+    assert!(matches!(env.unlock_with(&env.trust, PASSWORD).await, Err(Error::AuthFailed)));
+    let mut v = env.unlock_with(&env.trust, NEW_PASSWORD).await.unwrap();
+    reads_all(&mut v, &items).await;
+    // On another machine (fresh trust state) too.
+    let mut w = env.unlock_with(&env.path("trust-b"), NEW_PASSWORD).await.unwrap();
+    reads_all(&mut w, &items).await;
+    w.verify().await.unwrap();
+}
+
+#[tokio::test]
+async fn recovery_keeping_slots_leaves_the_old_password_working() {
+    let env = Env::new();
+    let (v, items) = seeded(&env).await;
+    let phrase = v.recovery_phrase();
+    drop(v);
+    let store = common::store(&env.loc, false);
+    let v = Vault::recover(store, &phrase, &pw(NEW_PASSWORD), KdfParams::MINIMUM, true, opts(&env.trust))
+        .await
+        .unwrap();
+    let slots = v.keyslots();
+    assert_eq!(slots.len(), 2);
+    assert!(slots[1].this_session && !slots[0].this_session);
+    drop(v);
+    let mut old = env.unlock_with(&env.path("t1"), PASSWORD).await.unwrap();
+    reads_all(&mut old, &items).await;
+    let mut new = env.unlock_with(&env.path("t2"), NEW_PASSWORD).await.unwrap();
+    reads_all(&mut new, &items).await;
+}
+
+#[tokio::test]
+async fn fail_phrase_of_another_vault_is_refused_before_anything_is_written() {
+    let env = Env::new();
+    let (v, _) = seeded(&env).await;
+    let mine = v.recovery_phrase();
+    drop(v);
+    let other = Env::new();
+    let stranger = other.init().await.recovery_phrase();
+    let random = Phrase::generate(24, Language::English).unwrap();
+    let store_before = common::snapshot_bytes(&env.loc);
+    let trust_before = common::snapshot_bytes(&env.trust);
+    let recover = async |phrase: &Phrase, password: &str| {
+        let store = common::store(&env.loc, false);
+        Vault::recover(store, phrase, &pw(password), KdfParams::MINIMUM, false, opts(&env.trust)).await
+    };
+    for phrase in [&stranger, &random] {
+        let e = err(recover(phrase, NEW_PASSWORD).await);
+        assert!(matches!(e, Error::WrongPhrase { .. }), "{e}");
+        assert!(e.to_string().contains("does not belong"), "{e}");
+    }
+    // A 12-word phrase cannot encode a root secret; a bad new password is refused first.
+    let short = Phrase::generate(12, Language::English).unwrap();
+    let e = err(recover(&short, NEW_PASSWORD).await);
+    assert!(matches!(&e, Error::Invalid(m) if m.contains("24 words")), "{e}");
+    let e = err(recover(&mine, "short").await);
+    assert!(matches!(e, Error::PasswordRule(_)), "{e}");
+    assert_eq!(common::snapshot_bytes(&env.loc), store_before, "the store is unchanged");
+    assert_eq!(common::snapshot_bytes(&env.trust), trust_before, "the trust state is unchanged");
+    // And the right phrase still works afterwards.
+    recover(&mine, NEW_PASSWORD).await.unwrap();
+}
+
+#[tokio::test]
+async fn keyslots_add_passwd_remove_and_never_the_last() {
+    let env = Env::new();
+    let (mut v, items) = seeded(&env).await;
+    assert_eq!(v.keyslot_add(&pw("second password"), KdfParams::MINIMUM).await.unwrap(), 1);
+    assert_eq!(v.keyslot_add(&pw("third password"), KdfParams::MINIMUM).await.unwrap(), 2);
+    assert!(matches!(v.keyslot_add(&pw("short"), KdfParams::MINIMUM).await, Err(Error::PasswordRule(_))));
+    drop(v);
+    for password in [PASSWORD, "second password", "third password"] {
+        let mut h = env.unlock_with(&env.trust, password).await.unwrap();
+        reads_all(&mut h, &items[..2]).await;
+    }
+    // passwd on the handle opened by slot 1 changes slot 1 only.
+    let mut h = env.unlock_with(&env.trust, "second password").await.unwrap();
+    assert!(h.keyslots()[1].this_session);
+    h.passwd(&pw("second, changed"), KdfParams::MINIMUM).await.unwrap();
+    drop(h);
+    assert!(matches!(env.unlock_with(&env.trust, "second password").await, Err(Error::AuthFailed)));
+    for password in [PASSWORD, "second, changed", "third password"] {
+        env.unlock_with(&env.trust, password).await.unwrap();
+    }
+    // Remove slots 0 and 1 (from a handle opened by slot 0: its own slot may go, another remains).
+    let mut h = env.unlock().await.unwrap();
+    h.keyslot_remove(0).await.unwrap();
+    assert!(!h.keyslots().iter().any(|s| s.this_session));
+    assert!(matches!(h.passwd(&pw("whatever password"), KdfParams::MINIMUM).await, Err(Error::Invalid(_))));
+    h.keyslot_remove(0).await.unwrap();
+    assert_eq!(h.keyslots().len(), 1);
+    let e = err(h.keyslot_remove(0).await);
+    assert!(matches!(&e, Error::Invalid(m) if m.contains("last password")), "{e}");
+    assert!(matches!(h.keyslot_remove(5).await, Err(Error::Invalid(_))));
+    let log = ops(&mut h).await;
+    let count = |op: &str| log.iter().filter(|(o, _)| o == op).count();
+    assert_eq!((count("keyslot add"), count("keyslot remove"), count("passwd")), (2, 2, 1), "{log:?}");
+    h.verify().await.unwrap();
+    drop(h);
+    assert!(matches!(env.unlock().await, Err(Error::AuthFailed)));
+    let mut h = env.unlock_with(&env.path("trust-b"), "third password").await.unwrap();
+    reads_all(&mut h, &items).await;
+}
+
+#[tokio::test]
+async fn identities_are_slip10_of_the_phrase_seed_and_signatures_verify() {
+    let env = Env::new();
+    let mut v = env.init().await;
+    // Independently: the phrase's BIP39 seed (empty passphrase), then SLIP-0010.
+    let seed = v.recovery_phrase().seed("");
+    for text in ["m/74'/0'/0'", "m/74'/0'/1'", "m/44'/501'/0'/0'", "m"] {
+        let path: DerivationPath = text.parse().unwrap();
+        let id = v.derive_ed25519(&path, false).await.unwrap();
+        let want = Ed25519Node::derive(seed.as_slice(), &path);
+        assert_eq!(id.public_key, want.public_key(), "{text}");
+        assert!(id.private.is_none(), "private only when asked for");
+        assert_eq!(id.path, text);
+    }
+    let path = slip10::identity_path(0);
+    let shown = v.derive_ed25519(&path, true).await.unwrap();
+    let private = shown.private.as_ref().unwrap();
+    let want = Ed25519Node::derive(seed.as_slice(), &path);
+    assert_eq!(*private.private_key, *want.expose_private_key());
+    assert_eq!(*private.chain_code, *want.chain_code());
+    assert_eq!(format!("{private:?}"), "PrivateNode([REDACTED])");
+
+    let msg = b"release v1.2.3 sha256=...";
+    let (sig, public) = v.sign(&path, msg).await.unwrap();
+    assert_eq!(public, shown.public_key);
+    assert!(slip10::verify(&public, msg, &sig));
+    assert!(!slip10::verify(&public, b"release v1.2.4 sha256=...", &sig));
+    let mut bad = sig;
+    bad[10] ^= 1;
+    assert!(!slip10::verify(&public, msg, &bad));
+    let other = v.derive_ed25519(&slip10::identity_path(1), false).await.unwrap();
+    assert!(!slip10::verify(&other.public_key, msg, &sig), "another identity's key");
+    // The same identity after lock and unlock (the seed cache is rebuilt, not kept).
+    drop(v);
+    let mut v = env.unlock().await.unwrap();
+    assert_eq!(v.derive_ed25519(&path, false).await.unwrap().public_key, shown.public_key);
+    let log = ops(&mut v).await;
+    assert!(
+        log.iter().any(|(op, d)| op == "key derive" && d.as_deref().unwrap().contains("private key shown"))
+    );
+    assert!(log.iter().any(|(op, _)| op == "sign"));
+}
+
+#[tokio::test]
+async fn transit_round_trips_and_fails_cleanly() {
+    let env = Env::new();
+    let mut v = env.init().await;
+    let plaintext = common::random_bytes(5000);
+    for alg in [Algorithm::XChaCha20Poly1305, Algorithm::Aes256Gcm] {
+        let ct = v.encrypt("payments", alg, &plaintext).await.unwrap();
+        let header = transit::header(&ct).unwrap();
+        assert_eq!((header.version, header.alg, header.name.as_str()), (1, alg, "payments"));
+        assert_eq!(v.decrypt(&ct, None).await.unwrap().as_slice(), plaintext.as_slice());
+        assert_eq!(v.decrypt(&ct, Some("payments")).await.unwrap().as_slice(), plaintext.as_slice());
+        let armored = transit::armor(&ct);
+        assert!(armored.starts_with("tresor:v1:payments:"));
+        assert_eq!(v.decrypt(armored.as_bytes(), None).await.unwrap().as_slice(), plaintext.as_slice());
+        // Another key name: refused by name before any key is used.
+        let e = err(v.decrypt(&ct, Some("billing")).await);
+        assert!(matches!(&e, Error::Invalid(m) if m.contains("payments")), "{e}");
+        // Tampering anywhere: a clean error.
+        for i in [0, 8, 20, ct.len() / 2, ct.len() - 1] {
+            let mut bad = ct.clone();
+            bad[i] ^= 0x40;
+            assert!(matches!(v.decrypt(&bad, None).await, Err(Error::Invalid(_))), "{alg} byte {i}");
+        }
+        assert!(matches!(v.decrypt(&ct[..ct.len() - 1], None).await, Err(Error::Invalid(_))));
+    }
+    // Another vault's key of the same name does not open it.
+    let other = Env::new();
+    let mut w = other.init().await;
+    let ct = v.encrypt("payments", Algorithm::XChaCha20Poly1305, b"hello").await.unwrap();
+    let e = err(w.decrypt(&ct, None).await);
+    assert!(e.to_string().contains("decryption failed"), "{e}");
+    // Names are checked; the key of a name is stable across unlocks.
+    assert!(matches!(
+        v.encrypt("no spaces", Algorithm::XChaCha20Poly1305, b"x").await,
+        Err(Error::Invalid(_))
+    ));
+    let k1 = v.derive_encryption_key("payments", Algorithm::Aes256Gcm).unwrap();
+    drop(v);
+    let mut v = env.unlock().await.unwrap();
+    assert!(k1.ct_eq(&v.derive_encryption_key("payments", Algorithm::Aes256Gcm).unwrap()));
+    assert!(!k1.ct_eq(&v.derive_encryption_key("payments", Algorithm::XChaCha20Poly1305).unwrap()));
+    assert_eq!(v.decrypt(&ct, None).await.unwrap().as_slice(), b"hello");
+    let log = ops(&mut v).await;
+    assert!(log.iter().any(|(op, _)| op == "encrypt"));
+    assert!(log.iter().any(|(op, _)| op == "decrypt"));
+}
