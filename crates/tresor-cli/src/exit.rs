@@ -14,6 +14,7 @@
 //! | 9 | the audit record could not be written: operation refused |
 //! | 10 | the store lacks a required capability (create-if-absent) |
 //! | 11 | an epoch destruction is incomplete: the store still holds some of its objects or old versions of them |
+//! | 12 | `verify`: the signature does not match the message and public key |
 
 use tresor::Category;
 
@@ -63,6 +64,14 @@ impl CliError {
             hint: Some(
                 "remove the remaining versions on the bucket (or its Object Lock), then run the command again",
             ),
+        }
+    }
+
+    pub fn bad_signature() -> CliError {
+        CliError {
+            code: 12,
+            message: "signature invalid: it does not match this message and public key".into(),
+            hint: None,
         }
     }
 

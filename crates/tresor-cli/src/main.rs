@@ -22,6 +22,7 @@ mod config;
 mod epoch;
 mod exit;
 mod import;
+mod keys;
 mod password;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
@@ -102,10 +103,92 @@ impl KdfArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create a vault; prints its id.
+    /// Create a vault; prints its id and shows its 24-word recovery phrase once (on stderr).
     Init {
         #[command(flatten)]
         kdf: KdfArgs,
+        /// Do not show the recovery phrase (the vault then has no way back from a lost password).
+        #[arg(long)]
+        no_recovery_phrase: bool,
+        /// Write the recovery phrase to this new file (mode 0600) instead of the terminal.
+        #[arg(long, value_name = "FILE", conflicts_with = "no_recovery_phrase")]
+        recovery_phrase_file: Option<PathBuf>,
+    },
+    /// Restore access with the recovery phrase: a new password slot (stdin: phrase on the first
+    /// line, then the new password with --new-password-stdin).
+    Recover {
+        /// Keep the existing password slots (default: drop them, the new password is the only one).
+        #[arg(long)]
+        keep_slots: bool,
+        /// Read the new password from stdin, on the line after the phrase.
+        #[arg(long)]
+        new_password_stdin: bool,
+        /// Read the new password from the first line of this file.
+        #[arg(long, value_name = "FILE", conflicts_with = "new_password_stdin")]
+        new_password_file: Option<PathBuf>,
+        #[command(flatten)]
+        kdf: KdfArgs,
+    },
+    /// Password slots: list, add, remove (several passwords on one vault, as LUKS2 has).
+    #[command(arg_required_else_help = true)]
+    Keyslot {
+        #[command(subcommand)]
+        action: keys::KeyslotAction,
+    },
+    /// Keys derived from the vault's root: `key derive ed25519 PATH`.
+    #[command(arg_required_else_help = true)]
+    Key {
+        #[command(subcommand)]
+        action: keys::KeyAction,
+    },
+    /// Sign FILE (or stdin) with the Ed25519 identity at PATH; prints the signature (hex).
+    #[command(arg_required_else_help = true)]
+    Sign {
+        /// SLIP-0010 hardened path, e.g. m/74'/0'/0'.
+        path: String,
+        /// The message file (default: stdin).
+        file: Option<PathBuf>,
+        /// JSON output (signature and public key).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check an Ed25519 signature of FILE (or stdin); no vault needed. Exit 12 if it is invalid.
+    #[command(arg_required_else_help = true)]
+    Verify {
+        /// The public key (hex).
+        public_key: String,
+        /// The signature (hex).
+        signature: String,
+        /// The message file (default: stdin).
+        file: Option<PathBuf>,
+    },
+    /// Encrypt FILE (or stdin) with the named transit key; binary output (armoured on a terminal).
+    #[command(arg_required_else_help = true)]
+    Encrypt {
+        /// The key name ([A-Za-z0-9._-], up to 128).
+        key: String,
+        /// The plaintext file (default: stdin).
+        file: Option<PathBuf>,
+        /// xchacha20-poly1305 (default) or aes256-gcm.
+        #[arg(long, default_value = "xchacha20-poly1305")]
+        alg: String,
+        /// Text output: tresor:v1:KEY:BASE64.
+        #[arg(long, short = 'a')]
+        armor: bool,
+    },
+    /// Decrypt FILE (or stdin), binary or armoured, made with the named transit key.
+    #[command(arg_required_else_help = true)]
+    Decrypt {
+        /// The key name it was encrypted with.
+        key: String,
+        /// The ciphertext file (default: stdin).
+        file: Option<PathBuf>,
+    },
+    /// BIP39 and SLIP-0010 tools, no vault needed: generate, seed, derive.
+    #[command(arg_required_else_help = true)]
+    Mnemonic {
+        #[command(subcommand)]
+        action: keys::MnemonicAction,
     },
     /// Start (or reuse) the agent, so later commands need no password.
     Unlock {
@@ -363,7 +446,25 @@ fn run(cli: Cli) -> Result<(), CliError> {
         stdin_password,
     };
     match cli.command {
-        Command::Init { kdf } => cmd_init(&mut ctx, kdf.params(), &mut stdin),
+        Command::Init { kdf, no_recovery_phrase, recovery_phrase_file } => {
+            let show = (!no_recovery_phrase).then_some(recovery_phrase_file);
+            cmd_init(&mut ctx, kdf.params(), show, &mut stdin)
+        }
+        Command::Recover { keep_slots, new_password_stdin, new_password_file, kdf } => {
+            let file = new_password_file.map(|p| p.display().to_string());
+            keys::recover(&mut ctx, keep_slots, new_password_stdin, file.as_deref(), kdf.params(), &mut stdin)
+        }
+        Command::Keyslot { action } => keys::keyslot(&mut ctx, action, &mut stdin),
+        Command::Key { action } => keys::key(&mut ctx, action),
+        Command::Sign { path, file, json } => keys::sign(&mut ctx, path, file, json, &mut stdin),
+        Command::Verify { public_key, signature, file } => {
+            keys::verify(&public_key, &signature, file, &mut stdin)
+        }
+        Command::Encrypt { key, file, alg, armor } => {
+            keys::encrypt(&mut ctx, key, file, alg, armor, &mut stdin)
+        }
+        Command::Decrypt { key, file } => keys::decrypt(&mut ctx, key, file, &mut stdin),
+        Command::Mnemonic { action } => keys::mnemonic(action, &mut stdin),
         Command::Unlock { .. } => cmd_unlock(&mut ctx),
         Command::Lock => cmd_lock(&ctx),
         Command::Agent { .. } => cmd_agent(&ctx),
@@ -576,6 +677,15 @@ fn unexpected(resp: Response) -> CliError {
     }
 }
 
+/// Writes exact bytes to stdout (a closed pipe ends the output quietly).
+fn outln_bytes(bytes: &[u8]) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(|e| CliError::other(e.to_string())),
+    }
+}
+
 fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| CliError::other(e.to_string()))?;
     outln!("{text}");
@@ -644,7 +754,14 @@ fn report_failed(failed: &[u64]) {
     }
 }
 
-fn cmd_init(ctx: &mut Ctx, kdf: KdfParams, stdin: &mut impl BufRead) -> Result<(), CliError> {
+/// `tresor init`; `phrase`: show the recovery phrase (`Some(None)`: on the terminal,
+/// `Some(Some(file))`: into a new private file), or not (`None`).
+fn cmd_init(
+    ctx: &mut Ctx,
+    kdf: KdfParams,
+    phrase: Option<Option<PathBuf>>,
+    stdin: &mut impl BufRead,
+) -> Result<(), CliError> {
     let password = match ctx.stdin_password.take() {
         Some(p) => p,
         None => password::new(false, None, stdin, true).map_err(CliError::input)?,
@@ -661,6 +778,12 @@ fn cmd_init(ctx: &mut Ctx, kdf: KdfParams, stdin: &mut impl BufRead) -> Result<(
     })?;
     outln!("{}", hex::encode(vault.vault_id()));
     eprintln!("created vault {} at {}", hex::encode(vault.vault_id()), ctx.location);
+    match phrase {
+        Some(file) => keys::show_recovery_phrase(&vault, file.as_deref())?,
+        None => {
+            eprintln!("no recovery phrase shown (--no-recovery-phrase): a lost password cannot be recovered")
+        }
+    }
     Ok(())
 }
 

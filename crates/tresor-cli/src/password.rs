@@ -69,6 +69,14 @@ pub fn new(
     Ok(first)
 }
 
+/// A hidden line from the terminal (a recovery phrase, a passphrase).
+pub fn prompt_line(label: &str) -> Result<SecretString, String> {
+    let line = Zeroizing::new(
+        rpassword::prompt_password(label).map_err(|e| format!("cannot read from the terminal: {e}"))?,
+    );
+    Ok(SecretString::from(line.trim().to_string()))
+}
+
 fn prompt(label: &str) -> Result<SecretString, String> {
     if !std::io::stdin().is_terminal() && std::fs::File::open("/dev/tty").is_err() {
         return Err("no password given: use --password-stdin, TRESOR_PASSWORD_FILE or a terminal".into());

@@ -345,9 +345,39 @@ pub async fn execute(vault: &mut Vault, request: Request) -> Response {
             .set_rotation_policy(every_secs.map(std::time::Duration::from_secs))
             .await
             .map(|()| Response::Done),
+        Request::KeyslotList => Ok(Response::Keyslots(vault.keyslots())),
+        Request::KeyDerive { path, show_private } => match parse_path(&path) {
+            Ok(path) => vault.derive_ed25519(&path, show_private).await.map(|id| Response::Identity {
+                path: id.path,
+                public_key: id.public_key,
+                private: id.private.map(|p| SecretBuf::new([*p.private_key, *p.chain_code].concat())),
+            }),
+            Err(e) => Err(e),
+        },
+        Request::Sign { path, message } => match parse_path(&path) {
+            Ok(path) => vault
+                .sign(&path, &message.0)
+                .await
+                .map(|(sig, public_key)| Response::Signature { signature: sig.to_vec(), public_key }),
+            Err(e) => Err(e),
+        },
+        Request::Encrypt { key, alg, plaintext } => match alg.parse::<tresor_crypto::transit::Algorithm>() {
+            Ok(alg) => vault.encrypt(&key, alg, &plaintext.0).await.map(Response::Ciphertext),
+            Err(_) => Err(tresor::Error::Invalid(format!(
+                "unknown algorithm {alg:?}: use xchacha20-poly1305 or aes256-gcm"
+            ))),
+        },
+        Request::Decrypt { key, ciphertext } => {
+            vault.decrypt(&ciphertext, key.as_deref()).await.map(|v| Response::Value(SecretBuf(v)))
+        }
         Request::Ping | Request::Unlock { .. } | Request::Lock => Ok(Response::Done),
     };
     response.unwrap_or_else(|e| Response::error(&e))
+}
+
+/// A SLIP-0010 path from a request; a bad one is invalid input.
+fn parse_path(text: &str) -> tresor::Result<tresor_crypto::slip10::DerivationPath> {
+    text.parse().map_err(|e: tresor_crypto::slip10::PathError| tresor::Error::Invalid(e.to_string()))
 }
 
 async fn unlock(password: SecretBuf, slot: &mut Option<Vault>, config: &AgentConfig) -> Response {

@@ -9,8 +9,8 @@ use std::io::{Read, Write};
 use tresor::Category;
 use tresor::model::AuditRecord;
 use tresor::vault::{
-    DestroyReport, EpochList, GcReport, HistoryEntry, ListEntry, ReencryptReport, RotateReport, Status,
-    VerifyReport,
+    DestroyReport, EpochList, GcReport, HistoryEntry, KeySlotView, ListEntry, ReencryptReport, RotateReport,
+    Status, VerifyReport,
 };
 use zeroize::Zeroizing;
 
@@ -116,6 +116,38 @@ pub enum Request {
         /// Seconds between rotations; `None`: off.
         every_secs: Option<u64>,
     },
+    /// The key file's slots.
+    KeyslotList,
+    /// The Ed25519 identity at a SLIP-0010 path.
+    KeyDerive {
+        /// The path, e.g. `m/74'/0'/0'` (hardened components only).
+        path: String,
+        /// Also return the private key and chain code.
+        show_private: bool,
+    },
+    /// Sign a message with the identity at a path.
+    Sign {
+        /// The path.
+        path: String,
+        /// The message.
+        message: SecretBuf,
+    },
+    /// Encrypt with a named transit key.
+    Encrypt {
+        /// The key name.
+        key: String,
+        /// The algorithm (`xchacha20-poly1305`, `aes256-gcm`).
+        alg: String,
+        /// The plaintext.
+        plaintext: SecretBuf,
+    },
+    /// Decrypt a transit ciphertext (binary or armoured).
+    Decrypt {
+        /// The key name the caller expects (a ciphertext of another key is refused).
+        key: Option<String>,
+        /// The ciphertext.
+        ciphertext: Vec<u8>,
+    },
 }
 
 /// What the agent answers.
@@ -165,6 +197,26 @@ pub enum Response {
     Reencrypted(ReencryptReport),
     /// A destruction.
     Destroyed(DestroyReport),
+    /// The key file's slots.
+    Keyslots(Vec<KeySlotView>),
+    /// A derived identity.
+    Identity {
+        /// Its path.
+        path: String,
+        /// Its public key.
+        public_key: [u8; 32],
+        /// Private key then chain code (64 bytes), only when asked for.
+        private: Option<SecretBuf>,
+    },
+    /// A signature and the public key that verifies it.
+    Signature {
+        /// The Ed25519 signature (64 bytes).
+        signature: Vec<u8>,
+        /// The public key.
+        public_key: [u8; 32],
+    },
+    /// A transit ciphertext (binary).
+    Ciphertext(Vec<u8>),
     /// The operation failed.
     Error {
         /// Its class.

@@ -1,0 +1,475 @@
+//! Recovery phrase, keyslots, derived keys: `recover`, `keyslot`, `key derive`, `sign`,
+//! `verify`, `encrypt`, `decrypt`, and the vault-less `mnemonic` tools.
+//!
+//! How phrases are read (the same for `recover` and `mnemonic seed|derive`): from stdin when it
+//! is not a terminal — the phrase on the first line, an optional BIP39 passphrase on the second
+//! (`recover` reads only the phrase: the vault's phrase has no passphrase) — or else from hidden
+//! prompts. Words may be separated by any whitespace; the phrase and the passphrase are NFKD
+//! normalised as BIP39 specifies. Private keys are printed only with `--show-private`.
+
+use super::{CliError, Ctx, KdfArgs, outln_bytes, print_json, request, runtime, unexpected};
+use crate::password;
+use clap::Subcommand;
+use secrecy::{ExposeSecret, SecretString};
+use std::io::{BufRead, IsTerminal, Read};
+use std::path::{Path, PathBuf};
+use tresor::{Store, Vault};
+use tresor_crypto::slip10::{self, DerivationPath, Ed25519Node};
+use tresor_crypto::transit;
+use tresor_crypto::{Language, Phrase};
+use tresor_server::protocol::{Request, Response, SecretBuf};
+use zeroize::Zeroizing;
+
+/// What `tresor keyslot` does.
+#[derive(Subcommand)]
+pub enum KeyslotAction {
+    /// The key file's slots: index, kind, KDF parameters; `*` marks the one that unlocked.
+    List {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add a password (needs a current one); other slots are unchanged.
+    Add {
+        /// Read the new password from stdin (after the current one, with --password-stdin).
+        #[arg(long)]
+        new_password_stdin: bool,
+        /// Read the new password from the first line of this file.
+        #[arg(long, value_name = "FILE", conflicts_with = "new_password_stdin")]
+        new_password_file: Option<PathBuf>,
+        #[command(flatten)]
+        kdf: KdfArgs,
+    },
+    /// Remove slot INDEX (needs a current password); the last password slot is never removed.
+    #[command(arg_required_else_help = true)]
+    Remove {
+        /// The slot, as `keyslot list` shows it.
+        index: usize,
+    },
+}
+
+/// What `tresor key` does.
+#[derive(Subcommand)]
+pub enum KeyAction {
+    /// Derive a key from the vault's root.
+    #[command(arg_required_else_help = true)]
+    Derive {
+        #[command(subcommand)]
+        kind: DeriveKind,
+    },
+}
+
+/// Kinds of derived keys.
+#[derive(Subcommand)]
+pub enum DeriveKind {
+    /// The Ed25519 identity at a SLIP-0010 hardened path (e.g. m/74'/0'/0'): its public key.
+    #[command(arg_required_else_help = true)]
+    Ed25519 {
+        /// The path; every component hardened (74' or 74h).
+        path: String,
+        /// Also print the private key and chain code.
+        #[arg(long)]
+        show_private: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// What `tresor mnemonic` does (no vault involved).
+#[derive(Subcommand)]
+pub enum MnemonicAction {
+    /// A new random BIP39 phrase.
+    Generate {
+        /// Number of words: 12, 15, 18, 21 or 24.
+        #[arg(long, default_value_t = 24)]
+        words: usize,
+        /// Word list: english, japanese, korean, spanish, chinese-simplified,
+        /// chinese-traditional, french, italian, czech, portuguese.
+        #[arg(long, default_value = "english")]
+        language: String,
+    },
+    /// The BIP39 seed (hex) of a phrase and optional passphrase (stdin: phrase, then passphrase).
+    Seed,
+    /// The SLIP-0010 Ed25519 node at PATH of a phrase's seed: public key and chain code.
+    #[command(arg_required_else_help = true)]
+    Derive {
+        /// The path; every component hardened.
+        path: String,
+        /// Also print the private key.
+        #[arg(long)]
+        show_private: bool,
+        /// Read a BIP39 seed (hex, first line of stdin) instead of a phrase.
+        #[arg(long)]
+        from_seed: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Shows the recovery phrase of a vault just created: on the terminal (stderr), or written to a
+/// new private file.
+pub fn show_recovery_phrase(vault: &Vault, file: Option<&Path>) -> Result<(), CliError> {
+    let phrase = vault.recovery_phrase();
+    let text = phrase.expose_phrase();
+    if let Some(path) = file {
+        let line = Zeroizing::new(format!("{}\n", text.as_str()));
+        super::write_private_file(path, line.as_bytes())?;
+        eprintln!(
+            "recovery phrase written to {} (mode 0600): keep it offline, then delete the file",
+            path.display()
+        );
+        return Ok(());
+    }
+    eprintln!();
+    eprintln!("Recovery phrase (24 words). It alone opens this vault: write it down, keep it offline.");
+    eprintln!("It is shown once; `tresor recover` restores access with it.");
+    eprintln!();
+    for (row, words) in text.split(' ').collect::<Vec<_>>().chunks(6).enumerate() {
+        let cells: Vec<String> =
+            words.iter().enumerate().map(|(i, w)| format!("{:>2}. {w:<9}", row * 6 + i + 1)).collect();
+        eprintln!("  {}", cells.join(" "));
+    }
+    eprintln!();
+    Ok(())
+}
+
+/// Reads a phrase (and, with `passphrase`, the optional passphrase) from stdin or prompts.
+fn read_phrase(stdin: &mut impl BufRead, passphrase: bool) -> Result<(Phrase, SecretString), CliError> {
+    let (line, pass) = if std::io::stdin().is_terminal() {
+        let line = password::prompt_line("Recovery phrase (hidden): ").map_err(CliError::input)?;
+        let pass = if passphrase {
+            password::prompt_line("BIP39 passphrase (empty for none): ").map_err(CliError::input)?
+        } else {
+            SecretString::from(String::new())
+        };
+        (line, pass)
+    } else {
+        let mut text = Zeroizing::new(String::new());
+        stdin
+            .take(1 << 16)
+            .read_to_string(&mut text)
+            .map_err(|e| CliError::input(format!("cannot read stdin: {e}")))?;
+        let mut lines = text.lines();
+        let line = SecretString::from(lines.next().unwrap_or_default().to_string());
+        let pass = SecretString::from(if passphrase {
+            lines.next().unwrap_or_default().to_string()
+        } else {
+            String::new()
+        });
+        (line, pass)
+    };
+    let phrase =
+        Phrase::parse(line.expose_secret()).map_err(|e| CliError::input(format!("recovery phrase: {e}")))?;
+    Ok((phrase, pass))
+}
+
+/// Reads the first line of stdin only (the phrase), leaving the rest (a new password) unread.
+fn read_phrase_line(stdin: &mut impl BufRead) -> Result<Phrase, CliError> {
+    let line = if std::io::stdin().is_terminal() {
+        password::prompt_line("Recovery phrase (hidden): ").map_err(CliError::input)?
+    } else {
+        let mut text = Zeroizing::new(String::new());
+        stdin.read_line(&mut text).map_err(|e| CliError::input(format!("cannot read stdin: {e}")))?;
+        SecretString::from(text.trim().to_string())
+    };
+    Phrase::parse(line.expose_secret()).map_err(|e| CliError::input(format!("recovery phrase: {e}")))
+}
+
+/// `tresor recover`: the phrase (first line of stdin, or a prompt), then a new password.
+pub fn recover(
+    ctx: &mut Ctx,
+    keep_slots: bool,
+    new_stdin: bool,
+    new_file: Option<&str>,
+    kdf: tresor_crypto::KdfParams,
+    stdin: &mut impl BufRead,
+) -> Result<(), CliError> {
+    let rt = runtime()?;
+    let store = super::open_existing(&rt, &ctx.location)?;
+    let phrase = read_phrase_line(stdin)?;
+    let new = password::new(new_stdin, new_file, stdin, false).map_err(CliError::input)?;
+    tresor::keyfile::check_password_rules(&new).map_err(|e| CliError::from_core(&e))?;
+    kdf.check().map_err(|_| CliError::input("KDF parameters out of the accepted range".into()))?;
+    let slots = rt.block_on(async {
+        let vault = Vault::recover(store, &phrase, &new, kdf, keep_slots, ctx.options("cli"))
+            .await
+            .map_err(|e| CliError::from_core(&e))?;
+        Ok::<_, CliError>(vault.keyslots().len())
+    })?;
+    if ctx.agent_is_unlocked() {
+        eprintln!("tresor: note: a running agent keeps its session; `tresor lock` ends it");
+    }
+    let kept = if keep_slots {
+        format!("{} slots in all", slots)
+    } else {
+        "the old passwords no longer open it".into()
+    };
+    eprintln!("recovered: the new password opens the vault ({kept}); recorded in the audit trail");
+    Ok(())
+}
+
+/// Opens the vault with the current password and runs `f` (key file changes need a password,
+/// never just a running agent).
+fn with_password<T>(
+    ctx: &mut Ctx,
+    f: impl AsyncFnOnce(&mut Vault) -> tresor::Result<T>,
+) -> Result<T, CliError> {
+    let rt = runtime()?;
+    let store: Store = super::open_existing(&rt, &ctx.location)?;
+    let current = ctx.password()?;
+    rt.block_on(async {
+        let mut vault =
+            Vault::unlock(store, &current, ctx.options("cli")).await.map_err(|e| CliError::from_core(&e))?;
+        super::report_failed(vault.failed_attempts());
+        f(&mut vault).await.map_err(|e| CliError::from_core(&e))
+    })
+}
+
+/// Runs `tresor keyslot ACTION`.
+pub fn keyslot(ctx: &mut Ctx, action: KeyslotAction, stdin: &mut impl BufRead) -> Result<(), CliError> {
+    match action {
+        KeyslotAction::List { json } => match request(ctx, Request::KeyslotList)? {
+            Response::Keyslots(slots) if json => print_json(&slots),
+            Response::Keyslots(slots) => {
+                for s in slots {
+                    let mark = if s.this_session { "*" } else { " " };
+                    outln!("{mark} {}\t{}\t{}", s.index, s.kind, s.kdf);
+                }
+                Ok(())
+            }
+            other => Err(unexpected(other)),
+        },
+        KeyslotAction::Add { new_password_stdin, new_password_file, kdf } => {
+            let current = ctx.password()?;
+            ctx.stdin_password = Some(current);
+            let file = new_password_file.map(|p| p.display().to_string());
+            let new =
+                password::new(new_password_stdin, file.as_deref(), stdin, false).map_err(CliError::input)?;
+            tresor::keyfile::check_password_rules(&new).map_err(|e| CliError::from_core(&e))?;
+            let params = kdf.params();
+            params.check().map_err(|_| CliError::input("KDF parameters out of the accepted range".into()))?;
+            let index = with_password(ctx, async |v: &mut Vault| v.keyslot_add(&new, params).await)?;
+            eprintln!("added password slot {index}");
+            Ok(())
+        }
+        KeyslotAction::Remove { index } => {
+            with_password(ctx, async |v: &mut Vault| v.keyslot_remove(index).await)?;
+            eprintln!("removed slot {index}; its password no longer opens the vault");
+            Ok(())
+        }
+    }
+}
+
+fn hex_identity(
+    path: &str,
+    public_key: &[u8; 32],
+    private: Option<&[u8]>,
+    json: bool,
+) -> Result<(), CliError> {
+    let (private_key, chain_code) = match private {
+        Some(p) if p.len() == 64 => {
+            (Some(Zeroizing::new(hex::encode(&p[..32]))), Some(hex::encode(&p[32..])))
+        }
+        _ => (None, None),
+    };
+    if json {
+        let mut v = serde_json::json!({ "path": path, "public_key": hex::encode(public_key) });
+        if let (Some(k), Some(c)) = (&private_key, &chain_code) {
+            v["private_key"] = serde_json::Value::String(k.to_string());
+            v["chain_code"] = serde_json::Value::String(c.clone());
+        }
+        return print_json(&v);
+    }
+    outln!("{}", hex::encode(public_key));
+    if let (Some(k), Some(c)) = (&private_key, &chain_code) {
+        outln!("private_key: {}", k.as_str());
+        outln!("chain_code: {c}");
+    }
+    Ok(())
+}
+
+/// Runs `tresor key ACTION`.
+pub fn key(ctx: &mut Ctx, action: KeyAction) -> Result<(), CliError> {
+    let KeyAction::Derive { kind: DeriveKind::Ed25519 { path, show_private, json } } = action;
+    check_path(&path)?;
+    match request(ctx, Request::KeyDerive { path, show_private })? {
+        Response::Identity { path, public_key, private } => {
+            hex_identity(&path, &public_key, private.as_ref().map(|p| p.0.as_slice()), json)
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+fn check_path(path: &str) -> Result<DerivationPath, CliError> {
+    path.parse::<DerivationPath>().map_err(|e| CliError::input(format!("{path}: {e}")))
+}
+
+/// Reads FILE, or stdin; at most `limit` bytes.
+fn read_input(
+    file: Option<&Path>,
+    stdin: &mut impl BufRead,
+    limit: usize,
+) -> Result<Zeroizing<Vec<u8>>, CliError> {
+    let mut buf = Zeroizing::new(Vec::new());
+    let read = match file {
+        Some(path) => std::fs::File::open(path)
+            .and_then(|f| f.take(limit as u64 + 1).read_to_end(&mut buf))
+            .map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display()))),
+        None => stdin
+            .take(limit as u64 + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| CliError::input(format!("cannot read stdin: {e}"))),
+    };
+    read?;
+    if buf.len() > limit {
+        return Err(CliError::input(format!("the input is larger than {limit} bytes")));
+    }
+    Ok(buf)
+}
+
+/// `tresor sign PATH [FILE]`: the signature (hex) on stdout.
+pub fn sign(
+    ctx: &mut Ctx,
+    path: String,
+    file: Option<PathBuf>,
+    json: bool,
+    stdin: &mut impl BufRead,
+) -> Result<(), CliError> {
+    check_path(&path)?;
+    let message = read_input(file.as_deref(), stdin, transit::MAX_PLAINTEXT)?;
+    match request(ctx, Request::Sign { path: path.clone(), message: SecretBuf(message) })? {
+        Response::Signature { signature, public_key } => {
+            if json {
+                return print_json(&serde_json::json!({
+                    "path": path, "public_key": hex::encode(public_key), "signature": hex::encode(&signature)
+                }));
+            }
+            outln!("{}", hex::encode(&signature));
+            eprintln!("signed with {path}, public key {}", hex::encode(public_key));
+            Ok(())
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+fn hex_array<const N: usize>(what: &str, text: &str) -> Result<[u8; N], CliError> {
+    let bytes = hex::decode(text.trim()).map_err(|_| CliError::input(format!("the {what} is not hex")))?;
+    bytes
+        .try_into()
+        .map_err(|_| CliError::input(format!("the {what} must be {N} bytes ({} hex digits)", N * 2)))
+}
+
+/// `tresor verify PUBKEY SIG [FILE]` (no vault): exit 0 if valid, 12 if not.
+pub fn verify(
+    public_key: &str,
+    signature: &str,
+    file: Option<PathBuf>,
+    stdin: &mut impl BufRead,
+) -> Result<(), CliError> {
+    let public_key: [u8; 32] = hex_array("public key", public_key)?;
+    let signature: [u8; 64] = hex_array("signature", signature)?;
+    let message = read_input(file.as_deref(), stdin, usize::MAX >> 1)?;
+    if slip10::verify(&public_key, &message, &signature) {
+        eprintln!("signature valid");
+        Ok(())
+    } else {
+        Err(CliError::bad_signature())
+    }
+}
+
+/// `tresor encrypt KEYNAME [FILE]`: binary output, or armoured text on a terminal or with
+/// `--armor`.
+pub fn encrypt(
+    ctx: &mut Ctx,
+    key: String,
+    file: Option<PathBuf>,
+    alg: String,
+    armor: bool,
+    stdin: &mut impl BufRead,
+) -> Result<(), CliError> {
+    transit::validate_name(&key).map_err(|e| CliError::input(e.to_string()))?;
+    alg.parse::<transit::Algorithm>().map_err(|_| {
+        CliError::input(format!("unknown algorithm {alg:?}: use xchacha20-poly1305 or aes256-gcm"))
+    })?;
+    let plaintext = read_input(file.as_deref(), stdin, transit::MAX_PLAINTEXT)?;
+    match request(ctx, Request::Encrypt { key, alg, plaintext: SecretBuf(plaintext) })? {
+        Response::Ciphertext(ct) => {
+            if armor || std::io::stdout().is_terminal() {
+                outln!("{}", transit::armor(&ct));
+                Ok(())
+            } else {
+                outln_bytes(&ct)
+            }
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+/// `tresor decrypt KEYNAME [FILE]`: the plaintext (exact bytes) on stdout.
+pub fn decrypt(
+    ctx: &mut Ctx,
+    key: String,
+    file: Option<PathBuf>,
+    stdin: &mut impl BufRead,
+) -> Result<(), CliError> {
+    transit::validate_name(&key).map_err(|e| CliError::input(e.to_string()))?;
+    let limit = transit::MAX_PLAINTEXT * 4 / 3 + 4096;
+    let ciphertext = read_input(file.as_deref(), stdin, limit)?;
+    match request(ctx, Request::Decrypt { key: Some(key), ciphertext: ciphertext.to_vec() })? {
+        Response::Value(v) => outln_bytes(&v.0),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Runs `tresor mnemonic ACTION`.
+pub fn mnemonic(action: MnemonicAction, stdin: &mut impl BufRead) -> Result<(), CliError> {
+    match action {
+        MnemonicAction::Generate { words, language } => {
+            let lang: Language =
+                language.parse().map_err(|_| CliError::input(format!("unknown word list {language:?}")))?;
+            let phrase = Phrase::generate(words, lang).map_err(|e| CliError::input(e.to_string()))?;
+            outln!("{}", phrase.expose_phrase().as_str());
+            Ok(())
+        }
+        MnemonicAction::Seed => {
+            let (phrase, pass) = read_phrase(stdin, true)?;
+            let seed = phrase.seed(pass.expose_secret());
+            outln!("{}", Zeroizing::new(hex::encode(seed.as_slice())).as_str());
+            Ok(())
+        }
+        MnemonicAction::Derive { path, show_private, from_seed, json } => {
+            let path = check_path(&path)?;
+            let seed: Zeroizing<Vec<u8>> = if from_seed {
+                let line = password::read_stdin_line(stdin).map_err(CliError::input)?;
+                let seed = hex::decode(line.expose_secret())
+                    .map_err(|_| CliError::input("the seed is not hex".into()))?;
+                if !(16..=64).contains(&seed.len()) {
+                    return Err(CliError::input("a seed is 16 to 64 bytes".into()));
+                }
+                Zeroizing::new(seed)
+            } else {
+                let (phrase, pass) = read_phrase(stdin, true)?;
+                Zeroizing::new(phrase.seed(pass.expose_secret()).to_vec())
+            };
+            let node = Ed25519Node::derive(seed.as_slice(), &path);
+            if json {
+                let mut v = serde_json::json!({
+                    "path": path.to_string(), "public_key": hex::encode(node.public_key()),
+                    "chain_code": hex::encode(node.chain_code()),
+                });
+                if show_private {
+                    v["private_key"] = serde_json::Value::String(hex::encode(node.expose_private_key()));
+                }
+                return print_json(&v);
+            }
+            outln!("public_key: {}", hex::encode(node.public_key()));
+            outln!("chain_code: {}", hex::encode(node.chain_code()));
+            if show_private {
+                outln!("private_key: {}", Zeroizing::new(hex::encode(node.expose_private_key())).as_str());
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! Issue 5 through the real binary: the recovery phrase end to end (init, forget the password,
+//! recover, read everything, audit shows it), refusals of wrong phrases with nothing changed,
+//! keyslots, identities, sign/verify, encrypt/decrypt in both algorithms, and the official BIP39
+//! (Trezor) and SLIP-0010 vectors run through `tresor mnemonic`.
+#![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
+
+mod common;
+
+use common::{Env, KDF, PASSWORD};
+use serde_json::Value;
+
+const NEW: &str = "the new password after recovery";
+
+fn vectors(name: &str) -> String {
+    let path = format!("{}/../tresor-crypto/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A vault with a few secrets; returns its recovery phrase (written by init to a 0600 file).
+fn vault_with_phrase(env: &Env) -> String {
+    let file = env.path("phrase.txt");
+    let file_arg = file.display().to_string();
+    env.run_pw(&[&["init", "--recovery-phrase-file", &file_arg], &KDF[..]].concat(), b"").ok();
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let phrase = std::fs::read_to_string(&file).unwrap().trim().to_string();
+    assert_eq!(phrase.split(' ').count(), 24, "{phrase}");
+    for i in 0..5 {
+        env.set(&format!("app/{i}"), format!("value {i}").as_bytes());
+    }
+    phrase
+}
+
+#[test]
+fn init_shows_the_phrase_once_or_not_at_all() {
+    let env = Env::new();
+    let out = env.run_pw(&[&["init"], &KDF[..]].concat(), b"").ok();
+    assert!(out.stderr.contains("Recovery phrase (24 words)"), "{}", out.stderr);
+    assert!(out.stderr.contains("24. "), "numbered words: {}", out.stderr);
+    assert!(!out.text().contains("1. "), "the phrase never goes to stdout");
+    let other = Env::new();
+    let out = other.run_pw(&[&["init", "--no-recovery-phrase"], &KDF[..]].concat(), b"").ok();
+    assert!(!out.stderr.contains("Recovery phrase"), "{}", out.stderr);
+    assert!(out.stderr.contains("cannot be recovered"));
+}
+
+#[test]
+fn recovery_end_to_end_with_the_real_binary() {
+    let env = Env::new();
+    let phrase = vault_with_phrase(&env);
+    // The password is forgotten. The phrase (first line) and a new password (second line).
+    let input = format!("{phrase}\n{NEW}\n");
+    let out = env.run(&[&["recover", "--new-password-stdin"], &KDF[..]].concat(), input.as_bytes()).ok();
+    assert!(out.stderr.contains("recovered"), "{}", out.stderr);
+    assert!(!out.stderr.contains(&phrase) && !out.text().contains(&phrase));
+    for i in 0..5 {
+        let got = env.run_pw_as(NEW, &["get", &format!("app/{i}")], b"").ok().stdout;
+        assert_eq!(got, format!("value {i}").as_bytes());
+    }
+    // The old password's slot was dropped (default): authentication failed, exit 3.
+    env.run_pw(&["get", "app/0"], b"").expect(3);
+    let audit: Value =
+        serde_json::from_slice(&env.run_pw_as(NEW, &["audit", "--json"], b"").ok().stdout).unwrap();
+    let rows = audit.as_array().unwrap();
+    let recover = rows.iter().find(|r| r["op"] == "recover").expect("a recover record");
+    assert!(recover["detail"].as_str().unwrap().contains("recovery phrase"), "{recover}");
+    assert_eq!(recover["outcome"], "ok");
+    env.run_pw_as(NEW, &["audit", "verify"], b"").ok();
+    // --keep-slots: a second recovery keeps NEW and adds a third password.
+    let input = format!("{phrase}\nthird password here\n");
+    env.run(&[&["recover", "--keep-slots", "--new-password-stdin"], &KDF[..]].concat(), input.as_bytes())
+        .ok();
+    env.run_pw_as(NEW, &["get", "app/1"], b"").ok();
+    env.run_pw_as("third password here", &["get", "app/1"], b"").ok();
+}
+
+#[test]
+fn fail_wrong_or_malformed_phrases_change_nothing() {
+    let env = Env::new();
+    let phrase = vault_with_phrase(&env);
+    let stranger = Env::new();
+    let theirs = vault_with_phrase(&stranger);
+    let before = env.vault_files();
+    let recover = |text: &str| {
+        let input = format!("{text}\n{NEW}\n");
+        env.run(&[&["recover", "--new-password-stdin"], &KDF[..]].concat(), input.as_bytes())
+    };
+    let out = recover(&theirs).expect(3);
+    assert!(out.stderr.contains("does not belong"), "{}", out.stderr);
+    // A swapped pair of words: the checksum catches it (exit 7), naming the checksum.
+    let mut words: Vec<&str> = phrase.split(' ').collect();
+    let (a, b) = (words[3], words[4]);
+    if a != b {
+        words.swap(3, 4);
+        let out = recover(&words.join(" ")).expect(7);
+        assert!(out.stderr.contains("checksum"), "{}", out.stderr);
+    }
+    // A word not in the list: named by its position, never echoed.
+    let mut words: Vec<&str> = phrase.split(' ').collect();
+    words[6] = "notaword";
+    let out = recover(&words.join(" ")).expect(7);
+    assert!(out.stderr.contains("word 7"), "{}", out.stderr);
+    assert!(!out.stderr.contains("notaword"), "{}", out.stderr);
+    let out = recover("abandon abandon abandon").expect(7);
+    assert!(out.stderr.contains("not 3"), "{}", out.stderr);
+    assert_eq!(env.vault_files(), before, "nothing was written");
+    env.run_pw(&["get", "app/0"], b"").ok();
+}
+
+#[test]
+fn keyslots_list_add_remove_and_refuse_the_last() {
+    let env = Env::new();
+    vault_with_phrase(&env);
+    let new_file = env.password_file("second password!");
+    let new_arg = new_file.display().to_string();
+    let out =
+        env.run_pw(&[&["keyslot", "add", "--new-password-file", &new_arg], &KDF[..]].concat(), b"").ok();
+    assert!(out.stderr.contains("added password slot 1"), "{}", out.stderr);
+    let list: Value = serde_json::from_slice(
+        &env.run_pw_as("second password!", &["keyslot", "list", "--json"], b"").ok().stdout,
+    )
+    .unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[1]["this_session"], true);
+    assert_eq!(list[0]["kind"], "password");
+    env.run_pw(&["get", "app/0"], b"").ok();
+    env.run_pw(&["keyslot", "remove", "0"], b"").ok();
+    env.run_pw(&["get", "app/0"], b"").expect(3);
+    let out = env.run_pw_as("second password!", &["keyslot", "remove", "0"], b"").expect(7);
+    assert!(out.stderr.contains("last password"), "{}", out.stderr);
+    env.run_pw_as("second password!", &["keyslot", "remove", "9"], b"").expect(7);
+    env.run_pw_as("second password!", &["get", "app/0"], b"").ok();
+}
+
+#[test]
+fn identities_signatures_and_transit_in_process_and_through_the_agent() {
+    let env = Env::new();
+    let phrase = vault_with_phrase(&env);
+    let path = "m/74'/0'/0'";
+    let derived = env.run_pw(&["key", "derive", "ed25519", path], b"").ok().text().trim().to_string();
+    assert_eq!(derived.len(), 64);
+    assert!(!env.run_pw(&["key", "derive", "ed25519", path], b"").ok().text().contains("private"));
+    // The same key from the phrase alone, with no vault.
+    let node: Value = serde_json::from_slice(
+        &env.run(&["mnemonic", "derive", path, "--json"], format!("{phrase}\n").as_bytes()).ok().stdout,
+    )
+    .unwrap();
+    assert_eq!(node["public_key"], derived.as_str());
+    assert!(node.get("private_key").is_none());
+    // A non-hardened path is refused with the position.
+    let out = env.run_pw(&["key", "derive", "ed25519", "m/74'/0'/5"], b"").expect(7);
+    assert!(out.stderr.contains("not hardened"), "{}", out.stderr);
+
+    let msg = env.path("release.txt");
+    std::fs::write(&msg, b"release 1.0.0\n").unwrap();
+    let msg_arg = msg.display().to_string();
+    let signature = env.run_pw(&["sign", path, &msg_arg], b"").ok().text().trim().to_string();
+    env.run(&["verify", &derived, &signature, &msg_arg], b"").ok();
+    env.run(&["verify", &derived, &signature], b"release 1.0.0\n").ok();
+    env.run(&["verify", &derived, &signature], b"release 1.0.1\n").expect(12);
+    let mut bad = signature.clone().into_bytes();
+    bad[0] = if bad[0] == b'0' { b'1' } else { b'0' };
+    env.run(&["verify", &derived, std::str::from_utf8(&bad).unwrap(), &msg_arg], b"").expect(12);
+    env.run(&["verify", &derived, "zz", &msg_arg], b"").expect(7);
+
+    let plain: Vec<u8> = (0..3000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let mut via_agent = false;
+    loop {
+        for alg in ["xchacha20-poly1305", "aes256-gcm"] {
+            let ct = env.run_pw(&["encrypt", "payments", "--alg", alg], &plain).ok().stdout;
+            assert!(ct.starts_with(b"TRSRTX"), "binary output when stdout is not a terminal");
+            let ct_file = env.path("ct.bin");
+            std::fs::write(&ct_file, &ct).unwrap();
+            let ct_arg = ct_file.display().to_string();
+            assert_eq!(env.run_pw(&["decrypt", "payments", &ct_arg], b"").ok().stdout, plain);
+            let armored = env.run_pw(&["encrypt", "payments", "--armor", "--alg", alg], &plain).ok().text();
+            assert!(armored.starts_with("tresor:v1:payments:"), "{armored}");
+            assert_eq!(env.run_pw(&["decrypt", "payments"], armored.as_bytes()).ok().stdout, plain);
+            let out = env.run_pw(&["decrypt", "billing", &ct_arg], b"").expect(7);
+            assert!(out.stderr.contains("payments"), "{}", out.stderr);
+            let mut tampered = ct.clone();
+            let last = tampered.len() - 1;
+            tampered[last] ^= 1;
+            std::fs::write(&ct_file, &tampered).unwrap();
+            let out = env.run_pw(&["decrypt", "payments", &ct_arg], b"").expect(7);
+            assert!(out.stderr.contains("decryption failed"), "{}", out.stderr);
+        }
+        let signature2 = env.run_pw(&["sign", path, &msg_arg], b"").ok().text().trim().to_string();
+        env.run(&["verify", &derived, &signature2, &msg_arg], b"").ok();
+        if via_agent {
+            break;
+        }
+        // Again through the agent: no password needed for these any more.
+        let _guard = env.agent_guard();
+        env.run_pw(&["unlock"], b"").ok();
+        let out = env.run(&["key", "derive", "ed25519", path], b"").ok();
+        assert_eq!(out.text().trim(), derived);
+        via_agent = true;
+        let ct = env.run(&["encrypt", "agent-key"], b"through the agent").ok().stdout;
+        let ct_file = env.path("agent.bin");
+        std::fs::write(&ct_file, &ct).unwrap();
+        assert_eq!(
+            env.run(&["decrypt", "agent-key", &ct_file.display().to_string()], b"").ok().stdout,
+            b"through the agent"
+        );
+        let rows: Value = serde_json::from_slice(&env.run(&["audit", "--json"], b"").ok().stdout).unwrap();
+        let ops: Vec<&str> = rows.as_array().unwrap().iter().filter_map(|r| r["op"].as_str()).collect();
+        for op in ["key derive", "sign", "encrypt", "decrypt"] {
+            assert!(ops.contains(&op), "{op} audited: {ops:?}");
+        }
+        env.run(&["lock"], b"").ok();
+    }
+}
+
+#[test]
+fn mnemonic_tools_pass_the_official_bip39_vectors() {
+    let env = Env::new();
+    let vectors: Value = serde_json::from_str(&vectors("bip39-trezor.json")).unwrap();
+    let english = vectors["english"].as_array().unwrap();
+    let mut passed = 0;
+    for v in english {
+        let (phrase, seed) = (v[1].as_str().unwrap(), v[2].as_str().unwrap());
+        let out = env.run(&["mnemonic", "seed"], format!("{phrase}\nTREZOR\n").as_bytes()).ok();
+        assert_eq!(out.text().trim(), seed, "{phrase}");
+        passed += 1;
+    }
+    assert_eq!(passed, 24);
+    // Another language, through the same command (the word list is detected).
+    let japanese = vectors["japanese"].as_array().unwrap();
+    for v in japanese.iter().take(3) {
+        let out =
+            env.run(&["mnemonic", "seed"], format!("{}\nTREZOR\n", v[1].as_str().unwrap()).as_bytes()).ok();
+        assert_eq!(out.text().trim(), v[2].as_str().unwrap());
+    }
+    // generate: 12..24 words that the seed command accepts; a bad count is refused.
+    for words in ["12", "24"] {
+        let phrase = env.run(&["mnemonic", "generate", "--words", words], b"").ok().text();
+        assert_eq!(phrase.split_whitespace().count().to_string(), words);
+        env.run(&["mnemonic", "seed"], phrase.as_bytes()).ok();
+    }
+    env.run(&["mnemonic", "generate", "--words", "13"], b"").expect(7);
+    println!(
+        "BIP39 via the CLI: {passed}/24 Trezor vectors (English, passphrase TREZOR), 3 Japanese-list vectors"
+    );
+}
+
+#[test]
+fn mnemonic_derive_passes_the_slip10_ed25519_vectors() {
+    let env = Env::new();
+    let text = vectors("slip10-ed25519.md");
+    let (mut seed, mut path, mut chain) = (String::new(), String::new(), String::new());
+    let mut passed = 0;
+    for line in text.lines().map(str::trim) {
+        if let Some(s) = line.strip_prefix("Seed (hex): ") {
+            seed = s.trim().to_string();
+        } else if let Some(p) = line.strip_prefix("* Chain ") {
+            path = p.replace("<sub>H</sub>", "'").trim().to_string();
+        } else if let Some(c) = line.strip_prefix("* chain code: ") {
+            chain = c.trim().to_string();
+        } else if let Some(public) = line.strip_prefix("* public: ") {
+            let out = env
+                .run(
+                    &["mnemonic", "derive", &path, "--from-seed", "--json", "--show-private"],
+                    format!("{seed}\n").as_bytes(),
+                )
+                .ok();
+            let node: Value = serde_json::from_slice(&out.stdout).unwrap();
+            // The spec prints public keys with a 0x00 prefix byte.
+            assert_eq!(format!("00{}", node["public_key"].as_str().unwrap()), public.trim(), "{seed} {path}");
+            assert_eq!(node["chain_code"], chain.as_str(), "{seed} {path}");
+            passed += 1;
+        }
+    }
+    assert_eq!(passed, 12, "two vectors of six chains each");
+    let out = env
+        .run(&["mnemonic", "derive", "m/0'/1", "--from-seed"], b"000102030405060708090a0b0c0d0e0f\n")
+        .expect(7);
+    assert!(out.stderr.contains("not hardened"), "{}", out.stderr);
+    println!("SLIP-0010 ed25519 via the CLI: {passed}/12 chains");
+    let _ = PASSWORD;
+}
