@@ -217,12 +217,39 @@ age_get() {
     done
 }
 
+# Transit encryption (issue 5) beside age, the tool users pick to encrypt a file: the same N
+# values through `tresor encrypt`/`decrypt` (named key, the agent holds it) and `age -r`/`age -d`.
+mkdir -p "$TMP/tx"
+tresor_enc() {
+    local i
+    for ((i = 0; i < N; i++)); do
+        "$TRESOR" encrypt bench <"$TMP/vals/$i" >"$TMP/tx/$i.tx"
+    done
+}
+tresor_dec() {
+    local i
+    for ((i = 0; i < N; i++)); do
+        "$TRESOR" decrypt bench "$TMP/tx/$i.tx" >/dev/null
+    done
+}
+
 timed tresor_set tresor_set
 timed pass_set pass_set
 timed age_set age_set
 timed tresor_get tresor_get
 timed pass_get pass_get
 timed age_get age_get
+timed tresor_enc tresor_enc
+timed tresor_dec tresor_dec
+for ((i = 0; i < SPOT && i < N; i++)); do
+    "$TRESOR" decrypt bench "$TMP/tx/$i.tx" | cmp -s - "$TMP/vals/$i" || die "MISMATCH: tresor decrypt $i"
+done
+# One 64 MiB file each way (tresor's transit limit).
+head -c $((64 << 20)) /dev/urandom >"$TMP/big"
+t0=$(now_ns); "$TRESOR" encrypt bench "$TMP/big" >"$TMP/big.tx"; NS[big_tresor_enc]=$(($(now_ns) - t0))
+t0=$(now_ns); "$TRESOR" decrypt bench "$TMP/big.tx" | cmp -s - "$TMP/big" || die "MISMATCH: 64 MiB"; NS[big_tresor_dec]=$(($(now_ns) - t0))
+t0=$(now_ns); age -r "$age_recipient" -o "$TMP/big.age" "$TMP/big"; NS[big_age_enc]=$(($(now_ns) - t0))
+t0=$(now_ns); age -d -i "$TMP/age/key" "$TMP/big.age" | cmp -s - "$TMP/big" || die "MISMATCH: age 64 MiB"; NS[big_age_dec]=$(($(now_ns) - t0))
 
 if grep -v ': version 1$' "$TMP/tresor-set.log" | grep -q .; then
     grep -v ': version 1$' "$TMP/tresor-set.log" | head -n5 >&2
@@ -286,6 +313,18 @@ for op in set get; do
         "$(ratio "$p" "$t")" "$(ratio "$a" "$t")" \
         "$(ops_per_s "$t")" "$(ops_per_s "$p")" "$(ops_per_s "$a")"
 done
+echo
+printf '%-16s %14s %11s %11s\n' op 'tresor(ms/op)' 'age(ms/op)' 'age/tresor'
+printf '%-16s %14s %11s %11s\n' "encrypt 32 B" "$(per_op_ms "${NS[tresor_enc]}")" "$(per_op_ms "${NS[age_set]}")" \
+    "$(ratio "${NS[age_set]}" "${NS[tresor_enc]}")"
+printf '%-16s %14s %11s %11s\n' "decrypt 32 B" "$(per_op_ms "${NS[tresor_dec]}")" "$(per_op_ms "${NS[age_get]}")" \
+    "$(ratio "${NS[age_get]}" "${NS[tresor_dec]}")"
+ms() { awk -v t="$1" 'BEGIN { printf "%.0f", t / 1e6 }'; }
+printf '%-16s %14s %11s %11s\n' "encrypt 64 MiB" "$(ms "${NS[big_tresor_enc]}")" "$(ms "${NS[big_age_enc]}")" \
+    "$(ratio "${NS[big_age_enc]}" "${NS[big_tresor_enc]}")"
+printf '%-16s %14s %11s %11s\n' "decrypt 64 MiB" "$(ms "${NS[big_tresor_dec]}")" "$(ms "${NS[big_age_dec]}")" \
+    "$(ratio "${NS[big_age_dec]}" "${NS[big_tresor_dec]}")"
+echo "(tresor encrypt/decrypt: transit keys through the agent; age: X25519 recipient, file in and out)"
 echo
 echo "BENCH: get ratio pass/tresor = $(ratio "${NS[pass_get]}" "${NS[tresor_get]}");" \
     "set ratio = $(ratio "${NS[pass_set]}" "${NS[tresor_set]}")"

@@ -17,7 +17,7 @@ use tresor::{Store, Vault};
 use tresor_crypto::slip10::{self, DerivationPath, Ed25519Node};
 use tresor_crypto::transit;
 use tresor_crypto::{Language, Phrase};
-use tresor_server::protocol::{Request, Response, SecretBuf};
+use tresor_server::protocol::{Blob, Request, Response, SecretBuf};
 use zeroize::Zeroizing;
 
 /// What `tresor keyslot` does.
@@ -395,7 +395,7 @@ pub fn encrypt(
     })?;
     let plaintext = read_input(file.as_deref(), stdin, transit::MAX_PLAINTEXT)?;
     match request(ctx, Request::Encrypt { key, alg, plaintext: SecretBuf(plaintext) })? {
-        Response::Ciphertext(ct) => {
+        Response::Ciphertext(Blob(ct)) => {
             if armor || std::io::stdout().is_terminal() {
                 outln!("{}", transit::armor(&ct));
                 Ok(())
@@ -417,7 +417,7 @@ pub fn decrypt(
     transit::validate_name(&key).map_err(|e| CliError::input(e.to_string()))?;
     let limit = transit::MAX_PLAINTEXT * 4 / 3 + 4096;
     let ciphertext = read_input(file.as_deref(), stdin, limit)?;
-    match request(ctx, Request::Decrypt { key: Some(key), ciphertext: ciphertext.to_vec() })? {
+    match request(ctx, Request::Decrypt { key: Some(key), ciphertext: Blob(ciphertext.to_vec()) })? {
         Response::Value(v) => outln_bytes(&v.0),
         other => Err(unexpected(other)),
     }

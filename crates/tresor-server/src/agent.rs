@@ -1,6 +1,6 @@
 //! The agent's serving loop.
 
-use crate::protocol::{FrameError, MAX_FRAME, Request, Response, SecretBuf, decode, encode};
+use crate::protocol::{Blob, FrameError, MAX_FRAME, Request, Response, SecretBuf, decode, encode};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -362,13 +362,13 @@ pub async fn execute(vault: &mut Vault, request: Request) -> Response {
             Err(e) => Err(e),
         },
         Request::Encrypt { key, alg, plaintext } => match alg.parse::<tresor_crypto::transit::Algorithm>() {
-            Ok(alg) => vault.encrypt(&key, alg, &plaintext.0).await.map(Response::Ciphertext),
+            Ok(alg) => vault.encrypt(&key, alg, &plaintext.0).await.map(|ct| Response::Ciphertext(Blob(ct))),
             Err(_) => Err(tresor::Error::Invalid(format!(
                 "unknown algorithm {alg:?}: use xchacha20-poly1305 or aes256-gcm"
             ))),
         },
         Request::Decrypt { key, ciphertext } => {
-            vault.decrypt(&ciphertext, key.as_deref()).await.map(|v| Response::Value(SecretBuf(v)))
+            vault.decrypt(&ciphertext.0, key.as_deref()).await.map(|v| Response::Value(SecretBuf(v)))
         }
         Request::Ping | Request::Unlock { .. } | Request::Lock => Ok(Response::Done),
     };

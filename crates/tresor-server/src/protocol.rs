@@ -35,7 +35,42 @@ impl Serialize for SecretBuf {
 
 impl<'de> Deserialize<'de> for SecretBuf {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Ok(SecretBuf(Zeroizing::new(Vec::<u8>::deserialize(d)?)))
+        Ok(SecretBuf(Zeroizing::new(d.deserialize_byte_buf(BytesVisitor)?)))
+    }
+}
+
+/// Reads a byte string in one piece (serde's `Vec<u8>` goes element by element: a 64 MiB value
+/// would take a second).
+struct BytesVisitor;
+
+impl<'de> serde::de::Visitor<'de> for BytesVisitor {
+    type Value = Vec<u8>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a byte string")
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+        Ok(v.to_vec())
+    }
+
+    fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+        Ok(v)
+    }
+}
+
+/// Non-secret bytes in a message (transit ciphertexts), sent as one byte string.
+pub struct Blob(pub Vec<u8>);
+
+impl Serialize for Blob {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Blob {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Blob(d.deserialize_byte_buf(BytesVisitor)?))
     }
 }
 
@@ -146,7 +181,7 @@ pub enum Request {
         /// The key name the caller expects (a ciphertext of another key is refused).
         key: Option<String>,
         /// The ciphertext.
-        ciphertext: Vec<u8>,
+        ciphertext: Blob,
     },
 }
 
@@ -216,7 +251,7 @@ pub enum Response {
         public_key: [u8; 32],
     },
     /// A transit ciphertext (binary).
-    Ciphertext(Vec<u8>),
+    Ciphertext(Blob),
     /// The operation failed.
     Error {
         /// Its class.
@@ -244,15 +279,17 @@ pub enum FrameError {
     Protocol(String),
 }
 
-/// Encodes a message into a frame.
+/// Encodes a message into a frame: sized first, then serialized once into a buffer of exactly
+/// that size (no copy, and no reallocation leaving unwiped secret bytes behind).
 pub fn encode<T: Serialize>(msg: &T) -> Result<Zeroizing<Vec<u8>>, FrameError> {
-    let body = Zeroizing::new(postcard::to_stdvec(msg).map_err(|e| FrameError::Protocol(e.to_string()))?);
-    if body.len() > MAX_FRAME {
+    let protocol = |e: postcard::Error| FrameError::Protocol(e.to_string());
+    let len = postcard::experimental::serialized_size(msg).map_err(protocol)?;
+    if len > MAX_FRAME {
         return Err(FrameError::Protocol("message too large".into()));
     }
-    let mut frame = Zeroizing::new(Vec::with_capacity(body.len() + 4));
-    frame.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    frame.extend_from_slice(&body);
+    let mut frame = Zeroizing::new(vec![0u8; len + 4]);
+    frame[..4].copy_from_slice(&(len as u32).to_be_bytes());
+    postcard::to_slice(msg, &mut frame[4..]).map_err(protocol)?;
     Ok(frame)
 }
 
