@@ -227,7 +227,7 @@ fn passwd_changes_the_password_and_enforces_the_rules() {
     let records: Value = serde_json::from_slice(&out.stdout).unwrap();
     let passwd: Vec<&Value> = records.as_array().unwrap().iter().filter(|r| r["op"] == "passwd").collect();
     assert_eq!(passwd.len(), 2, "both changes are audited");
-    assert_eq!(passwd[1]["detail"], "key file generation 3");
+    assert_eq!(passwd[1]["detail"], "slot 0; key file generation 3");
     let status: Value = serde_json::from_slice(&env.run(&["status", "--json"], b"").ok().stdout).unwrap();
     assert_eq!(status["keyfile_generation"], 3);
     assert!(is_hex(status["vault_id"].as_str().unwrap(), 32));

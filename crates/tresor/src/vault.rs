@@ -1955,9 +1955,13 @@ impl Vault {
             self.audit_failure(op, None, &e).await;
             // The new key file is in the store and, being the newest, is the one unlock uses.
             // Removing it could race a commit still landing; the next unlock records it instead.
+            let in_force = match op {
+                "passwd" | "recover" => "the NEW password now opens the vault",
+                _ => "the change is in force",
+            };
             return Err(Error::Store(format!(
                 "the key file change ({op}) could not be recorded ({e}); its new key file was written, so \
-                 it is in force, and the next unlock records the change"
+                 {in_force}, and the next unlock records the change"
             )));
         }
         let old = self.keyfile.generation;
