@@ -7,7 +7,7 @@
 //! prompts. Words may be separated by any whitespace; the phrase and the passphrase are NFKD
 //! normalised as BIP39 specifies. Private keys are printed only with `--show-private`.
 
-use super::{CliError, Ctx, KdfArgs, outln_bytes, print_json, request, runtime, unexpected};
+use super::{CliError, Ctx, NewPasswordArgs, outln_bytes, print_json, request, runtime, unexpected};
 use crate::password;
 use clap::Subcommand;
 use secrecy::{ExposeSecret, SecretString};
@@ -31,14 +31,8 @@ pub enum KeyslotAction {
     },
     /// Add a password (needs a current one); other slots are unchanged.
     Add {
-        /// Read the new password from stdin (after the current one, with --password-stdin).
-        #[arg(long)]
-        new_password_stdin: bool,
-        /// Read the new password from the first line of this file.
-        #[arg(long, value_name = "FILE", conflicts_with = "new_password_stdin")]
-        new_password_file: Option<PathBuf>,
         #[command(flatten)]
-        kdf: KdfArgs,
+        new: NewPasswordArgs,
     },
     /// Remove slot INDEX (needs a current password); the last password slot is never removed.
     #[command(arg_required_else_help = true)]
@@ -181,17 +175,13 @@ fn read_phrase_line(stdin: &mut impl BufRead) -> Result<Phrase, CliError> {
 pub fn recover(
     ctx: &mut Ctx,
     keep_slots: bool,
-    new_stdin: bool,
-    new_file: Option<&str>,
-    kdf: tresor_crypto::KdfParams,
+    new: &NewPasswordArgs,
     stdin: &mut impl BufRead,
 ) -> Result<(), CliError> {
     let rt = runtime()?;
     let store = super::open_existing(&rt, &ctx.location)?;
     let phrase = read_phrase_line(stdin)?;
-    let new = password::new(new_stdin, new_file, stdin, false).map_err(CliError::input)?;
-    tresor::keyfile::check_password_rules(&new).map_err(|e| CliError::from_core(&e))?;
-    kdf.check().map_err(|_| CliError::input("KDF parameters out of the accepted range".into()))?;
+    let (new, kdf) = new.read(stdin)?;
     let slots = rt.block_on(async {
         let vault = Vault::recover(store, &phrase, &new, kdf, keep_slots, ctx.options("cli"))
             .await
@@ -241,15 +231,10 @@ pub fn keyslot(ctx: &mut Ctx, action: KeyslotAction, stdin: &mut impl BufRead) -
             }
             other => Err(unexpected(other)),
         },
-        KeyslotAction::Add { new_password_stdin, new_password_file, kdf } => {
+        KeyslotAction::Add { new } => {
             let current = ctx.password()?;
             ctx.stdin_password = Some(current);
-            let file = new_password_file.map(|p| p.display().to_string());
-            let new =
-                password::new(new_password_stdin, file.as_deref(), stdin, false).map_err(CliError::input)?;
-            tresor::keyfile::check_password_rules(&new).map_err(|e| CliError::from_core(&e))?;
-            let params = kdf.params();
-            params.check().map_err(|_| CliError::input("KDF parameters out of the accepted range".into()))?;
+            let (new, params) = new.read(stdin)?;
             let index = with_password(ctx, async |v: &mut Vault| v.keyslot_add(&new, params).await)?;
             eprintln!("added password slot {index}");
             Ok(())

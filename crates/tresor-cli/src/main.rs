@@ -101,6 +101,34 @@ impl KdfArgs {
     }
 }
 
+/// Where a new password comes from (`passwd`, `recover`, `keyslot add`), and its KDF cost.
+#[derive(clap::Args)]
+struct NewPasswordArgs {
+    /// Read the new password from the next line of stdin (after the current password with
+    /// --password-stdin, or after the recovery phrase).
+    #[arg(long)]
+    new_password_stdin: bool,
+    /// Read the new password from the first line of this file.
+    #[arg(long, value_name = "FILE", conflicts_with = "new_password_stdin")]
+    new_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    kdf: KdfArgs,
+}
+
+impl NewPasswordArgs {
+    /// The new password (stdin, file, or a prompt asked twice), checked against the rules, and
+    /// the KDF parameters, checked against their bounds — before the store is touched.
+    fn read(&self, stdin: &mut impl BufRead) -> Result<(SecretString, KdfParams), CliError> {
+        let file = self.new_password_file.as_ref().map(|p| p.display().to_string());
+        let new =
+            password::new(self.new_password_stdin, file.as_deref(), stdin, false).map_err(CliError::input)?;
+        tresor::keyfile::check_password_rules(&new).map_err(|e| CliError::from_core(&e))?;
+        let kdf = self.kdf.params();
+        kdf.check().map_err(|_| CliError::input("KDF parameters out of the accepted range".into()))?;
+        Ok((new, kdf))
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Create a vault; prints its id and shows its 24-word recovery phrase once (on stderr).
@@ -120,14 +148,8 @@ enum Command {
         /// Keep the existing password slots (default: drop them, the new password is the only one).
         #[arg(long)]
         keep_slots: bool,
-        /// Read the new password from stdin, on the line after the phrase.
-        #[arg(long)]
-        new_password_stdin: bool,
-        /// Read the new password from the first line of this file.
-        #[arg(long, value_name = "FILE", conflicts_with = "new_password_stdin")]
-        new_password_file: Option<PathBuf>,
         #[command(flatten)]
-        kdf: KdfArgs,
+        new: NewPasswordArgs,
     },
     /// Password slots: list, add, remove (several passwords on one vault, as LUKS2 has).
     #[command(arg_required_else_help = true)]
@@ -257,14 +279,8 @@ enum Command {
     },
     /// Change the password (rewrites only the key file).
     Passwd {
-        /// Read the new password from stdin (after the current one, with --password-stdin).
-        #[arg(long)]
-        new_password_stdin: bool,
-        /// Read the new password from the first line of this file.
-        #[arg(long, value_name = "FILE")]
-        new_password_file: Option<PathBuf>,
         #[command(flatten)]
-        kdf: KdfArgs,
+        new: NewPasswordArgs,
     },
     /// Show the audit trail; `tresor audit verify` proves it whole.
     Audit {
@@ -450,10 +466,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             let show = (!no_recovery_phrase).then_some(recovery_phrase_file);
             cmd_init(&mut ctx, kdf.params(), show, &mut stdin)
         }
-        Command::Recover { keep_slots, new_password_stdin, new_password_file, kdf } => {
-            let file = new_password_file.map(|p| p.display().to_string());
-            keys::recover(&mut ctx, keep_slots, new_password_stdin, file.as_deref(), kdf.params(), &mut stdin)
-        }
+        Command::Recover { keep_slots, new } => keys::recover(&mut ctx, keep_slots, &new, &mut stdin),
         Command::Keyslot { action } => keys::keyslot(&mut ctx, action, &mut stdin),
         Command::Key { action } => keys::key(&mut ctx, action),
         Command::Sign { path, file, json } => keys::sign(&mut ctx, path, file, json, &mut stdin),
@@ -557,10 +570,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             other => Err(unexpected(other)),
         },
         Command::Status { json } => cmd_status(&mut ctx, json),
-        Command::Passwd { new_password_stdin, new_password_file, kdf } => {
-            let new_file = new_password_file.map(|p| p.display().to_string());
-            cmd_passwd(&mut ctx, new_password_stdin, new_file.as_deref(), kdf.params(), &mut stdin)
-        }
+        Command::Passwd { new } => cmd_passwd(&mut ctx, &new, &mut stdin),
         Command::Audit { action: Some(AuditAction::Verify), .. } => match request(&mut ctx, Request::Verify)?
         {
             Response::Verify(r) => {
@@ -951,17 +961,9 @@ fn cmd_status(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
     }
 }
 
-fn cmd_passwd(
-    ctx: &mut Ctx,
-    new_stdin: bool,
-    new_file: Option<&str>,
-    kdf: KdfParams,
-    stdin: &mut impl BufRead,
-) -> Result<(), CliError> {
+fn cmd_passwd(ctx: &mut Ctx, new: &NewPasswordArgs, stdin: &mut impl BufRead) -> Result<(), CliError> {
     let current = ctx.password()?;
-    let new = password::new(new_stdin, new_file, stdin, false).map_err(CliError::input)?;
-    tresor::keyfile::check_password_rules(&new).map_err(|e| CliError::from_core(&e))?;
-    kdf.check().map_err(|_| CliError::input("KDF parameters out of the accepted range".into()))?;
+    let (new, kdf) = new.read(stdin)?;
     let rt = runtime()?;
     rt.block_on(async {
         let store = Store::open(&ctx.location, false).map_err(|e| CliError::from_core(&e))?;
