@@ -11,6 +11,7 @@
 use crate::payload;
 use crate::secret::{Key, SecretBytes};
 use crate::{CryptoError, Result};
+use chacha20poly1305::aead::inout::InOutBuf;
 use chacha20poly1305::aead::{Aead, AeadInOut, KeyInit, Payload};
 use chacha20poly1305::{Tag, XChaCha20Poly1305, XNonce};
 use zeroize::{Zeroize, Zeroizing};
@@ -135,8 +136,9 @@ pub fn reseal(
 }
 
 /// [`reseal`] into `out`, which must be exactly as long as `envelope` (a re-sealed envelope is):
-/// the ciphertext is copied once, decrypted in place (the tag is checked first) and encrypted in
-/// place again, so the plaintext never lives anywhere else. On failure `out` holds no plaintext.
+/// the ciphertext is decrypted from `envelope` into `out` (the tag is checked first) and encrypted
+/// in place there, so the plaintext never lives anywhere else. On failure `out` holds no
+/// plaintext (what it held before, or zeros).
 pub fn reseal_into(
     key: &Key,
     ctx: &Context<'_>,
@@ -164,10 +166,12 @@ pub fn reseal_into(
     new_header[4] = VERSION;
     new_header[5] = ALG_XCHACHA20_POLY1305;
     new_header[6..].copy_from_slice(&new_nonce);
-    body_out.copy_from_slice(ct);
     let aad = ctx.aad(&header[..6]);
+    // Decrypted straight from the old envelope into `out` (the tag is checked before anything is
+    // written): no separate copy pass.
+    let inout = InOutBuf::new(ct, body_out).map_err(|_| CryptoError::Decrypt)?;
     cipher(key)
-        .decrypt_inout_detached(&XNonce::from(nonce), &aad, body_out.into(), &tag)
+        .decrypt_inout_detached(&XNonce::from(nonce), &aad, inout, &tag)
         .map_err(|_| CryptoError::Decrypt)?;
     if payload::check(body_out).is_err() {
         body_out.zeroize();

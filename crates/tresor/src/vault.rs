@@ -280,7 +280,7 @@ impl Drop for Vault {
     /// session's reads is caught at the next unlock. The keys are wiped by their own drops.
     fn drop(&mut self) {
         if !self.unsynced.is_empty() {
-            let _ = self.save_trust();
+            let _ = self.save_trust_blocking();
         }
     }
 }
@@ -578,7 +578,7 @@ impl Vault {
             .await?;
         // The key file last: until it exists there is no vault here, only debris `init` refuses.
         vault.create_once(&layout::keyfile(1), &kf_bytes).await?;
-        vault.save_trust()?;
+        vault.save_trust().await?;
         Ok(vault)
     }
 
@@ -647,7 +647,7 @@ impl Vault {
         }
         vault.failed_attempts = failed;
         vault.adopt_keyfile().await?;
-        vault.save_trust()?;
+        vault.save_trust().await?;
         Ok(vault)
     }
 
@@ -671,28 +671,63 @@ impl Vault {
         self.opts.max_value
     }
 
-    /// Makes every audit record written so far durable.
-    fn sync_audit(&mut self) -> Result<()> {
-        self.store.sync(&self.unsynced)?;
-        self.unsynced.clear();
-        Ok(())
+    /// Makes every object written with [`Durability::Relaxed`] so far (audit records, blobs)
+    /// durable, on a blocking thread: a re-encryption prepares its next batch meanwhile.
+    async fn sync_audit(&mut self) -> Result<()> {
+        if self.unsynced.is_empty() {
+            return Ok(());
+        }
+        let names = std::mem::take(&mut self.unsynced);
+        let store = self.store.clone();
+        let (names, synced) = tokio::task::spawn_blocking(move || {
+            let synced = store.sync(&names);
+            (names, synced)
+        })
+        .await
+        .map_err(|_| Error::Store("a sync thread panicked".into()))?;
+        if synced.is_err() {
+            // Still not durable: the next durable write tries again.
+            self.unsynced.extend(names);
+        }
+        synced
     }
 
     /// Pins what this handle has seen in the trust state. Only durable state is pinned: a pin of a
-    /// record that a power failure then loses would be a false alarm at the next unlock.
-    fn save_trust(&mut self) -> Result<()> {
-        self.sync_audit()?;
+    /// record that a power failure then loses would be a false alarm at the next unlock. The
+    /// trust file is written (and fsynced) on a blocking thread.
+    async fn save_trust(&mut self) -> Result<()> {
+        self.sync_audit().await?;
+        let (trust, vault_id, update) = self.trust_update();
+        tokio::task::spawn_blocking(move || trust.update(&vault_id, &update.0, update.1).map(drop))
+            .await
+            .map_err(|_| Error::Store("a trust-state thread panicked".into()))?
+    }
+
+    /// [`Vault::save_trust`] without a runtime (on drop).
+    fn save_trust_blocking(&mut self) -> Result<()> {
+        self.store.sync(&self.unsynced)?;
+        self.unsynced.clear();
+        let (trust, vault_id, (location, update)) = self.trust_update();
+        trust.update(&vault_id, &location, update).map(drop)
+    }
+
+    /// What [`Vault::save_trust`] pins: the trust store, and for this vault and location the
+    /// change to apply.
+    #[allow(clippy::type_complexity)]
+    fn trust_update(
+        &self,
+    ) -> (TrustStore, [u8; 16], (String, impl FnOnce(&mut TrustState) + Send + 'static)) {
         let (log, audit) = (self.log, self.audit);
         let (generation, kdf, snapshot_seq) = (self.keyfile.generation, self.kdf, self.snapshot_seq);
         let location = self.store.location().to_string();
-        self.opts.trust.update(&self.vault_id, &location, |t: &mut TrustState| {
+        let update = move |t: &mut TrustState| {
             t.saw_commit(log.seq, &log.link);
             t.saw_audit(audit.seq, &audit.link);
             t.keyfile_generation = t.keyfile_generation.max(generation);
             t.saw_kdf(generation, &kdf);
             t.saw_snapshot(snapshot_seq);
-        })?;
-        Ok(())
+        };
+        (self.opts.trust.clone(), self.vault_id, (location, update))
     }
 
     /// Creates `name` durably; a lost acknowledgement of our own write is success, another
@@ -986,7 +1021,7 @@ impl Vault {
         self.store.sync(&names)?;
         self.snapshot_seq = self.snapshot_seq.max(header.seq);
         self.advance_snapshot_base(header.seq);
-        self.save_trust()?;
+        self.save_trust().await?;
         Ok(header.seq)
     }
 
@@ -1017,7 +1052,7 @@ impl Vault {
             self.apply_commit(self.log.seq + 1, &bytes)?;
         }
         if self.log.seq != start {
-            self.save_trust()?;
+            self.save_trust().await?;
         }
         Ok(())
     }
@@ -1062,12 +1097,12 @@ impl Vault {
                 ops,
             };
             // The commit anchors the audit head: it must be durable first.
-            self.sync_audit()?;
+            self.sync_audit().await?;
             let seq = self.log.seq + 1;
             let entry = self.keys.commit.seal(seq, &self.log.link, &encode(&commit)?)?;
             if self.create_idempotent(&layout::commit(seq), &entry, Durability::Sync).await? {
                 self.apply_commit(seq, &entry)?;
-                self.save_trust()?;
+                self.save_trust().await?;
                 // The commit is durable and acknowledged; a snapshot that cannot be written now
                 // is written by a later commit.
                 if let Err(e) = self.snapshot_if_due().await {
@@ -1262,7 +1297,7 @@ impl Vault {
         let audit_err = |e: Error| Error::Audit(e.to_string());
         if durability == Durability::Sync {
             // A durable record must not chain onto records a power failure could still tear.
-            self.sync_audit().map_err(audit_err)?;
+            self.sync_audit().await.map_err(audit_err)?;
         }
         let started = std::time::Instant::now();
         for attempt in 0usize.. {
@@ -1280,7 +1315,7 @@ impl Vault {
                     self.unsynced.push(name);
                 }
                 if pin && self.unsynced.len() >= PIN_EVERY {
-                    self.save_trust().map_err(audit_err)?;
+                    self.save_trust().await.map_err(audit_err)?;
                 }
                 return Ok(());
             }
@@ -1290,7 +1325,7 @@ impl Vault {
             self.audit = self.scan_audit_head(seq).await.map_err(audit_err)?;
             self.unsynced.extend((seq..=self.audit.seq).map(layout::audit));
             if durability == Durability::Sync {
-                self.sync_audit().map_err(audit_err)?;
+                self.sync_audit().await.map_err(audit_err)?;
             }
         }
         Err(Error::Audit("too many concurrent writers".into()))
@@ -1819,7 +1854,7 @@ impl Vault {
     pub async fn lock(mut self, reason: &str) -> Result<()> {
         self.flush_reseal().await;
         self.audit_append("lock", None, Outcome::Ok, Some(reason.to_string()), Durability::Relaxed).await?;
-        self.save_trust()
+        self.save_trust().await
     }
 
     /// Changes the password of the slot that opened this handle: writes key file generation + 1
@@ -1836,7 +1871,7 @@ impl Vault {
         self.change_keyfile(next, "passwd", detail).await?;
         // Pins the new parameters even if they are lower: the user chose them.
         self.kdf = params;
-        self.save_trust()
+        self.save_trust().await
     }
 
     /// The key file's slots.
@@ -1919,7 +1954,7 @@ impl Vault {
         vault.change_keyfile(next, "recover", detail).await?;
         vault.slot = Some(index);
         vault.kdf = params;
-        vault.save_trust()?;
+        vault.save_trust().await?;
         Ok(vault)
     }
 
@@ -1967,7 +2002,7 @@ impl Vault {
         let old = self.keyfile.generation;
         self.keyfile = next;
         self.keyfile_hash = hash;
-        self.save_trust()?;
+        self.save_trust().await?;
         // The change is complete; removing the old generation is clean-up, which `gc` and the
         // next change retry.
         if let Err(e) = self.remove_keyfiles_up_to(old).await {
