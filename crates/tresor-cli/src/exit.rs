@@ -57,6 +57,11 @@ impl CliError {
         CliError { code: 7, message, hint: None }
     }
 
+    /// Exit 2: the command cannot run as asked (like clap's own usage errors).
+    pub fn usage(message: String) -> CliError {
+        CliError { code: 2, message, hint: None }
+    }
+
     pub fn incomplete(message: String) -> CliError {
         CliError {
             code: 11,

@@ -102,31 +102,109 @@ pub enum MnemonicAction {
     },
 }
 
-/// Shows the recovery phrase of a vault just created: on the terminal (stderr), or written to a
-/// new private file.
-pub fn show_recovery_phrase(vault: &Vault, file: Option<&Path>) -> Result<(), CliError> {
-    let phrase = vault.recovery_phrase();
+/// Where a recovery phrase goes.
+pub enum PhraseTarget {
+    /// Stderr, which is a terminal.
+    Terminal,
+    /// A new private file.
+    File(PhraseFile),
+}
+
+/// A new file (mode 0600) for a recovery phrase, created before the phrase exists: a name that is
+/// taken, or a directory that cannot hold it, fails before a vault is made. Removed again if
+/// nothing was written to it.
+pub struct PhraseFile {
+    file: Option<std::fs::File>,
+    path: PathBuf,
+}
+
+impl PhraseFile {
+    /// Creates `path`, which must not exist.
+    pub fn create(path: &Path) -> Result<PhraseFile, CliError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| CliError::input(format!("cannot create {}: {e}", path.display())))?;
+        Ok(PhraseFile { file: Some(file), path: path.to_path_buf() })
+    }
+
+    /// Writes the phrase (one line) and makes it durable.
+    fn write(mut self, phrase: &str) -> Result<(), CliError> {
+        use std::io::Write;
+        let path = self.path.clone();
+        let mut file = self.file.take().ok_or_else(|| CliError::other("the phrase file is gone".into()))?;
+        let written = file
+            .write_all(phrase.as_bytes())
+            .and_then(|()| file.write_all(b"\n"))
+            .and_then(|()| file.sync_all());
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&path);
+            return Err(CliError::other(format!("cannot write {}: {e}", path.display())));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PhraseFile {
+    fn drop(&mut self) {
+        if self.file.take().is_some() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Shows a recovery phrase: on the terminal (stderr), written straight from the phrase's own
+/// buffer, or into a new private file.
+pub fn show_recovery_phrase(phrase: &Phrase, target: PhraseTarget) -> Result<(), CliError> {
     let text = phrase.expose_phrase();
-    if let Some(path) = file {
-        let line = Zeroizing::new(format!("{}\n", text.as_str()));
-        super::write_private_file(path, line.as_bytes())?;
-        eprintln!(
-            "recovery phrase written to {} (mode 0600): keep it offline, then delete the file",
-            path.display()
-        );
-        return Ok(());
-    }
-    eprintln!();
-    eprintln!("Recovery phrase (24 words). It alone opens this vault: write it down, keep it offline.");
-    eprintln!("It is shown once; `tresor recover` restores access with it.");
-    eprintln!();
-    for (row, words) in text.split(' ').collect::<Vec<_>>().chunks(6).enumerate() {
-        let cells: Vec<String> =
-            words.iter().enumerate().map(|(i, w)| format!("{:>2}. {w:<9}", row * 6 + i + 1)).collect();
-        eprintln!("  {}", cells.join(" "));
-    }
-    eprintln!();
+    let file = match target {
+        PhraseTarget::File(file) => file,
+        PhraseTarget::Terminal => {
+            use std::io::Write;
+            let mut err = std::io::stderr().lock();
+            let shown = (|| -> std::io::Result<()> {
+                writeln!(err)?;
+                writeln!(
+                    err,
+                    "Recovery phrase (24 words). It alone opens this vault: write it down, keep it offline."
+                )?;
+                writeln!(err, "`tresor recover` restores access with it.")?;
+                for (i, word) in text.split(' ').enumerate() {
+                    let sep = if i % 6 == 0 { "\n  " } else { " " };
+                    write!(err, "{sep}{:>2}. {word:<9}", i + 1)?;
+                }
+                writeln!(err)?;
+                writeln!(err)
+            })();
+            return shown.map_err(|e| CliError::other(format!("cannot show the recovery phrase: {e}")));
+        }
+    };
+    let path = file.path.clone();
+    file.write(text.as_str())?;
+    eprintln!(
+        "recovery phrase written to {} (mode 0600): keep it offline, then delete the file",
+        path.display()
+    );
     Ok(())
+}
+
+/// `tresor recovery-phrase [--file F]`: the phrase again, with the password (an unlocked agent is
+/// not enough), on a terminal or into a new file.
+pub fn recovery_phrase(ctx: &mut Ctx, file: Option<PathBuf>) -> Result<(), CliError> {
+    let target = match file {
+        Some(path) => PhraseTarget::File(PhraseFile::create(&path)?),
+        None if std::io::stderr().is_terminal() => PhraseTarget::Terminal,
+        None => {
+            return Err(CliError::usage(
+                "stderr is not a terminal (the phrase would end up in a log): use --file FILE".into(),
+            ));
+        }
+    };
+    let phrase = with_password(ctx, async |v: &mut Vault| v.reveal_recovery_phrase().await)?;
+    show_recovery_phrase(&phrase, target)
 }
 
 /// Reads a phrase (and, with `passphrase`, the optional passphrase) from stdin or prompts.
@@ -140,7 +218,8 @@ fn read_phrase(stdin: &mut impl BufRead, passphrase: bool) -> Result<(Phrase, Se
         };
         (line, pass)
     } else {
-        let mut text = Zeroizing::new(String::new());
+        // Sized once: a growing String would leave copies of the phrase in freed memory.
+        let mut text = Zeroizing::new(String::with_capacity((1 << 16) + 1));
         stdin
             .take(1 << 16)
             .read_to_string(&mut text)
@@ -164,8 +243,12 @@ fn read_phrase_line(stdin: &mut impl BufRead) -> Result<Phrase, CliError> {
     let line = if std::io::stdin().is_terminal() {
         password::prompt_line("Recovery phrase (hidden): ").map_err(CliError::input)?
     } else {
-        let mut text = Zeroizing::new(String::new());
-        stdin.read_line(&mut text).map_err(|e| CliError::input(format!("cannot read stdin: {e}")))?;
+        // Sized once, and bounded: a growing String would leave copies of the phrase behind.
+        let mut text = Zeroizing::new(String::with_capacity(4097));
+        (&mut *stdin)
+            .take(4096)
+            .read_line(&mut text)
+            .map_err(|e| CliError::input(format!("cannot read stdin: {e}")))?;
         SecretString::from(text.trim().to_string())
     };
     Phrase::parse(line.expose_secret()).map_err(|e| CliError::input(format!("recovery phrase: {e}")))
@@ -183,10 +266,10 @@ pub fn recover(
     let phrase = read_phrase_line(stdin)?;
     let (new, kdf) = new.read(stdin)?;
     let slots = rt.block_on(async {
-        let vault = Vault::recover(store, &phrase, &new, kdf, keep_slots, ctx.options("cli"))
+        let mut vault = Vault::recover(store, &phrase, &new, kdf, keep_slots, ctx.options("cli"))
             .await
             .map_err(|e| CliError::from_core(&e))?;
-        Ok::<_, CliError>(vault.keyslots().len())
+        Ok::<_, CliError>(vault.keyslots().await.map_err(|e| CliError::from_core(&e))?.len())
     })?;
     if ctx.agent_is_unlocked() {
         eprintln!("tresor: note: a running agent keeps its session; `tresor lock` ends it");
@@ -401,8 +484,12 @@ pub fn decrypt(
 ) -> Result<(), CliError> {
     transit::validate_name(&key).map_err(|e| CliError::input(e.to_string()))?;
     let limit = transit::MAX_PLAINTEXT * 4 / 3 + 4096;
-    let ciphertext = read_input(file.as_deref(), stdin, limit)?;
-    match request(ctx, Request::Decrypt { key: Some(key), ciphertext: Blob(ciphertext.to_vec()) })? {
+    let input = read_input(file.as_deref(), stdin, limit)?;
+    // Armour is decoded here: the agent's frames carry the binary form (a third smaller).
+    let ciphertext = transit::to_binary(&input)
+        .map_err(|e| CliError::from_core(&tresor::Error::Invalid(e.to_string())))?
+        .into_owned();
+    match request(ctx, Request::Decrypt { key: Some(key), ciphertext: Blob(ciphertext) })? {
         Response::Value(v) => outln_bytes(&v.0),
         other => Err(unexpected(other)),
     }

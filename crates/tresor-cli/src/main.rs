@@ -131,16 +131,23 @@ impl NewPasswordArgs {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Create a vault; prints its id and shows its 24-word recovery phrase once (on stderr).
+    /// Create a vault; prints its id and shows its 24-word recovery phrase (on stderr, when that
+    /// is a terminal).
     Init {
         #[command(flatten)]
         kdf: KdfArgs,
-        /// Do not show the recovery phrase (the vault then has no way back from a lost password).
+        /// Do not show the recovery phrase now (`tresor recovery-phrase` shows it later).
         #[arg(long)]
         no_recovery_phrase: bool,
         /// Write the recovery phrase to this new file (mode 0600) instead of the terminal.
         #[arg(long, value_name = "FILE", conflicts_with = "no_recovery_phrase")]
         recovery_phrase_file: Option<PathBuf>,
+    },
+    /// Show the recovery phrase again (password required, never through the agent; audited).
+    RecoveryPhrase {
+        /// Write it to this new file (mode 0600) instead of the terminal.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
     },
     /// Restore access with the recovery phrase: a new password slot (stdin: phrase on the first
     /// line, then the new password with --new-password-stdin).
@@ -466,6 +473,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             let show = (!no_recovery_phrase).then_some(recovery_phrase_file);
             cmd_init(&mut ctx, kdf.params(), show, &mut stdin)
         }
+        Command::RecoveryPhrase { file } => keys::recovery_phrase(&mut ctx, file),
         Command::Recover { keep_slots, new } => keys::recover(&mut ctx, keep_slots, &new, &mut stdin),
         Command::Keyslot { action } => keys::keyslot(&mut ctx, action, &mut stdin),
         Command::Key { action } => keys::key(&mut ctx, action),
@@ -781,6 +789,15 @@ fn cmd_init(
     kdf.check().map_err(|_| CliError::input("KDF parameters out of the accepted range".into()))?;
     let mut opts = ctx.options("cli");
     opts.kdf = kdf;
+    // The phrase's file is created first: one that exists, or cannot be made, stops init before
+    // there is a vault whose phrase nobody saw.
+    let target = match &phrase {
+        Some(Some(path)) => Some(keys::PhraseTarget::File(keys::PhraseFile::create(path)?)),
+        Some(None) if std::io::IsTerminal::is_terminal(&std::io::stderr()) => {
+            Some(keys::PhraseTarget::Terminal)
+        }
+        _ => None,
+    };
     let rt = runtime()?;
     let vault = rt.block_on(async {
         let store = Store::open(&ctx.location, true).map_err(|e| CliError::from_core(&e))?;
@@ -788,11 +805,15 @@ fn cmd_init(
     })?;
     outln!("{}", hex::encode(vault.vault_id()));
     eprintln!("created vault {} at {}", hex::encode(vault.vault_id()), ctx.location);
-    match phrase {
-        Some(file) => keys::show_recovery_phrase(&vault, file.as_deref())?,
-        None => {
-            eprintln!("no recovery phrase shown (--no-recovery-phrase): a lost password cannot be recovered")
+    match target {
+        Some(target) => keys::show_recovery_phrase(&vault.recovery_phrase(), target)?,
+        None if phrase.is_none() => {
+            eprintln!("recovery phrase not shown (--no-recovery-phrase); `tresor recovery-phrase` shows it")
         }
+        None => eprintln!(
+            "recovery phrase not shown: stderr is not a terminal (it would end up in a log); \
+             `tresor recovery-phrase` shows it on a terminal, or writes it with --file"
+        ),
     }
     Ok(())
 }

@@ -69,12 +69,12 @@ pub fn new(
     Ok(first)
 }
 
-/// A hidden line from the terminal (a recovery phrase, a passphrase).
+/// A hidden line from the terminal (a recovery phrase, a passphrase), exactly as typed: a BIP39
+/// passphrase is used verbatim, spaces included (a phrase's words are split by its parser).
 pub fn prompt_line(label: &str) -> Result<SecretString, String> {
-    let line = Zeroizing::new(
-        rpassword::prompt_password(label).map_err(|e| format!("cannot read from the terminal: {e}"))?,
-    );
-    Ok(SecretString::from(line.trim().to_string()))
+    let line =
+        rpassword::prompt_password(label).map_err(|e| format!("cannot read from the terminal: {e}"))?;
+    Ok(SecretString::from(line))
 }
 
 fn prompt(label: &str) -> Result<SecretString, String> {

@@ -384,6 +384,16 @@ fn parse(ct: &[u8]) -> Result<Parsed<'_>, TransitError> {
     })
 }
 
+/// The binary form of a ciphertext given either way: armoured text is decoded (and checked as
+/// [`dearmor`] does), binary is returned as it is. A client sends this, a third smaller than
+/// the armour, to whoever holds the key.
+pub fn to_binary(ciphertext: &[u8]) -> Result<std::borrow::Cow<'_, [u8]>, TransitError> {
+    if is_armored(ciphertext) {
+        return Ok(std::borrow::Cow::Owned(dearmor(armored_text(ciphertext)?)?));
+    }
+    Ok(std::borrow::Cow::Borrowed(ciphertext))
+}
+
 /// Armoured text starts with `tresor:` (after any white space a terminal added); a binary
 /// ciphertext starts with `TRSRTX`, so the two never overlap.
 fn is_armored(ciphertext: &[u8]) -> bool {

@@ -32,6 +32,15 @@ fn round_trip_both_algorithms_and_both_forms() {
             assert_eq!(decrypt(&key, VAULT, text.as_bytes()).unwrap().as_slice(), value);
             assert_eq!(decrypt(&key, VAULT, format!(" {text}\n").as_bytes()).unwrap().as_slice(), value);
             assert_ne!(ct, encrypt(&key, VAULT, "db.password", alg, value).unwrap(), "fresh randomness");
+            // What a client sends whoever holds the key: the binary form, either way it was given.
+            assert_eq!(transit::to_binary(format!("{text}\n").as_bytes()).unwrap().as_ref(), ct.as_slice());
+            assert!(
+                matches!(transit::to_binary(&ct).unwrap(), std::borrow::Cow::Borrowed(b) if b == ct.as_slice())
+            );
+            let mut bad = text.clone().into_bytes();
+            bad.truncate(bad.len() - 3);
+            bad.extend_from_slice(b"!!!");
+            assert!(matches!(transit::to_binary(&bad), Err(TransitError::Format(_))));
         }
     }
 }

@@ -345,7 +345,7 @@ pub async fn execute(vault: &mut Vault, request: Request) -> Response {
             .set_rotation_policy(every_secs.map(std::time::Duration::from_secs))
             .await
             .map(|()| Response::Done),
-        Request::KeyslotList => Ok(Response::Keyslots(vault.keyslots())),
+        Request::KeyslotList => vault.keyslots().await.map(Response::Keyslots),
         Request::KeyDerive { path, show_private } => match parse_path(&path) {
             Ok(path) => vault.derive_ed25519(&path, show_private).await.map(|id| Response::Identity {
                 path: id.path,

@@ -160,6 +160,19 @@ impl KeyFile {
         verify_mac(&mac_key, &[&self.body()], &self.mac)
     }
 
+    /// The weakest KDF parameters any valid password slot uses (component by component): what a
+    /// machine pins, so that every slot of a key file whose MAC it checked keeps opening the vault
+    /// there, while a store serving weaker parameters later is still refused. `None` without a
+    /// password slot.
+    pub fn kdf_floor(&self) -> Option<KdfParams> {
+        let params = self
+            .slots
+            .iter()
+            .filter(|s| s.kind == SlotKind::Password && s.params.check().is_ok())
+            .map(|s| s.params);
+        params.reduce(|a, b| KdfParams { m_kib: a.m_kib.min(b.m_kib), t: a.t.min(b.t), p: a.p.min(b.p) })
+    }
+
     fn next(&self, root: &Key, slots: Vec<Slot>) -> KeyFile {
         let mut kf =
             KeyFile { vault_id: self.vault_id, generation: self.generation + 1, slots, mac: [0; MAC_LEN] };

@@ -603,6 +603,12 @@ impl Vault {
                 served: keyfile.generation,
             });
         }
+        // A recovery phrase of another vault is refused before anything, the probe too, is written.
+        if let Opener::Root(root) = &how
+            && !keyfile.opens_with_root(root)
+        {
+            return Err(Error::WrongPhrase { location });
+        }
         // The create-if-absent probe runs while the key file is opened and the log read (on S3 that
         // saves its four round trips); it has passed before anything is written.
         let probe = store.probe();
@@ -718,7 +724,9 @@ impl Vault {
         &self,
     ) -> (TrustStore, [u8; 16], (String, impl FnOnce(&mut TrustState) + Send + 'static)) {
         let (log, audit) = (self.log, self.audit);
-        let (generation, kdf, snapshot_seq) = (self.keyfile.generation, self.kdf, self.snapshot_seq);
+        // Every password slot of the (MAC-checked) key file keeps opening the vault here.
+        let kdf = self.keyfile.kdf_floor().unwrap_or(self.kdf);
+        let (generation, snapshot_seq) = (self.keyfile.generation, self.snapshot_seq);
         let location = self.store.location().to_string();
         let update = move |t: &mut TrustState| {
             t.saw_commit(log.seq, &log.link);
@@ -1530,6 +1538,7 @@ impl Vault {
                 out.push((kind.name(seq), bytes));
             }
         }
+        self.keyfile_fresh().await?;
         let name = layout::keyfile(self.keyfile.generation);
         let keyfile = self.store.get_required(&name, "is missing").await?;
         if tresor_crypto::hash(&keyfile) != self.keyfile_hash {
@@ -1869,14 +1878,16 @@ impl Vault {
         let next = self.keyfile.with_new_password(&self.keys.root, slot, new_password, params)?;
         let detail = format!("slot {slot}; key file generation {}", next.generation);
         self.change_keyfile(next, "passwd", detail).await?;
-        // Pins the new parameters even if they are lower: the user chose them.
+        // Shown by `status`; the pin is the weakest slot's (lower ones too: the user chose them).
         self.kdf = params;
         self.save_trust().await
     }
 
     /// The key file's slots.
-    pub fn keyslots(&self) -> Vec<KeySlotView> {
-        self.keyfile
+    pub async fn keyslots(&mut self) -> Result<Vec<KeySlotView>> {
+        self.keyfile_fresh().await?;
+        Ok(self
+            .keyfile
             .slots
             .iter()
             .enumerate()
@@ -1889,7 +1900,7 @@ impl Vault {
                 kdf: format!("argon2id m={} KiB t={} p={}", slot.params.m_kib, slot.params.t, slot.params.p),
                 this_session: self.slot == Some(index),
             })
-            .collect()
+            .collect())
     }
 
     /// Adds a password slot (LUKS2's `luksAddKey`); returns its index. Other slots are unchanged.
@@ -1939,6 +1950,13 @@ impl Vault {
                 phrase.word_count()
             ))
         })?;
+        if keep_slots && load_keyfile(&store).await?.0.slots.len() >= crate::keyfile::MAX_SLOTS {
+            return Err(Error::Invalid(format!(
+                "the key file already holds {} slots, the most it may: recover without --keep-slots \
+                 (the new password replaces them all)",
+                crate::keyfile::MAX_SLOTS
+            )));
+        }
         let mut vault = Vault::open(store, Opener::Root(root), opts).await?;
         let next = if keep_slots {
             vault.keyfile.with_added_password(&vault.keys.root, new_password, params)?
@@ -1958,12 +1976,37 @@ impl Vault {
         Ok(vault)
     }
 
-    /// Refuses to change a key file another writer has changed since this handle opened it.
+    /// Brings this handle to the key file generation the commit log records as newest: a
+    /// long-lived handle (the agent's) follows slot changes made elsewhere. The newer key file
+    /// must hash to what the log records and carry a MAC under this vault's root; the slot this
+    /// handle was opened with is found again by its salt (`None` if it was removed).
     async fn keyfile_fresh(&mut self) -> Result<()> {
         self.refresh().await?;
-        if self.logged_keyfile.0 > self.keyfile.generation {
-            return Err(Error::Conflict("the key file was changed by another writer; unlock again".into()));
+        let (logged, hash) = self.logged_keyfile;
+        if logged <= self.keyfile.generation {
+            return Ok(());
         }
+        let name = layout::keyfile(logged);
+        let changed = || Error::Conflict("the key file was changed by another writer; unlock again".into());
+        // Superseded again meanwhile (its older generations are removed): the caller retries.
+        let bytes = self.store.get(&name).await?.ok_or_else(changed)?;
+        let digest = tresor_crypto::hash(&bytes);
+        let next = KeyFile::parse(&bytes)?;
+        if hash.is_some_and(|h| h != digest)
+            || next.generation != logged
+            || next.vault_id != self.vault_id
+            || !next.opens_with_root(&self.keys.root)
+        {
+            return Err(Error::integrity(
+                ObjectKind::KeyFile,
+                &name,
+                "differs from the one the commit log records",
+            ));
+        }
+        let salt = self.slot.and_then(|i| self.keyfile.slots.get(i)).map(|slot| slot.salt);
+        self.slot = salt.and_then(|salt| next.slots.iter().position(|slot| slot.salt == salt));
+        self.keyfile = next;
+        self.keyfile_hash = digest;
         Ok(())
     }
 

@@ -58,7 +58,7 @@ async fn recovery_phrase_alone_restores_access_and_is_audited() {
     let recover = log.iter().find(|(op, _)| op == "recover").expect("a recover record");
     assert!(recover.1.as_deref().unwrap().contains("every other slot dropped"), "{recover:?}");
     assert!(log.iter().any(|(op, _)| op == "unlock (recovery phrase)"), "{log:?}");
-    assert_eq!(v.keyslots().len(), 1);
+    assert_eq!(v.keyslots().await.unwrap().len(), 1);
     v.verify().await.unwrap();
     drop(v);
     // The new password opens it; the old one no longer does (its slot was dropped).
@@ -78,10 +78,10 @@ async fn recovery_keeping_slots_leaves_the_old_password_working() {
     let phrase = v.recovery_phrase();
     drop(v);
     let store = common::store(&env.loc, false);
-    let v = Vault::recover(store, &phrase, &pw(NEW_PASSWORD), KdfParams::MINIMUM, true, opts(&env.trust))
+    let mut v = Vault::recover(store, &phrase, &pw(NEW_PASSWORD), KdfParams::MINIMUM, true, opts(&env.trust))
         .await
         .unwrap();
-    let slots = v.keyslots();
+    let slots = v.keyslots().await.unwrap();
     assert_eq!(slots.len(), 2);
     assert!(slots[1].this_session && !slots[0].this_session);
     drop(v);
@@ -137,7 +137,7 @@ async fn keyslots_add_passwd_remove_and_never_the_last() {
     }
     // passwd on the handle opened by slot 1 changes slot 1 only.
     let mut h = env.unlock_with(&env.trust, "second password").await.unwrap();
-    assert!(h.keyslots()[1].this_session);
+    assert!(h.keyslots().await.unwrap()[1].this_session);
     h.passwd(&pw("second, changed"), KdfParams::MINIMUM).await.unwrap();
     drop(h);
     assert!(matches!(env.unlock_with(&env.trust, "second password").await, Err(Error::AuthFailed)));
@@ -147,10 +147,10 @@ async fn keyslots_add_passwd_remove_and_never_the_last() {
     // Remove slots 0 and 1 (from a handle opened by slot 0: its own slot may go, another remains).
     let mut h = env.unlock().await.unwrap();
     h.keyslot_remove(0).await.unwrap();
-    assert!(!h.keyslots().iter().any(|s| s.this_session));
+    assert!(!h.keyslots().await.unwrap().iter().any(|s| s.this_session));
     assert!(matches!(h.passwd(&pw("whatever password"), KdfParams::MINIMUM).await, Err(Error::Invalid(_))));
     h.keyslot_remove(0).await.unwrap();
-    assert_eq!(h.keyslots().len(), 1);
+    assert_eq!(h.keyslots().await.unwrap().len(), 1);
     let e = err(h.keyslot_remove(0).await);
     assert!(matches!(&e, Error::Invalid(m) if m.contains("last password")), "{e}");
     assert!(matches!(h.keyslot_remove(5).await, Err(Error::Invalid(_))));
@@ -252,4 +252,40 @@ async fn transit_round_trips_and_fails_cleanly() {
     let log = ops(&mut v).await;
     assert!(log.iter().any(|(op, _)| op == "encrypt"));
     assert!(log.iter().any(|(op, _)| op == "decrypt"));
+}
+
+/// Slots with different KDF parameters all keep opening the vault on the machine that made them
+/// (it pins the weakest slot's parameters, not those of the slot it last used), and a long-lived
+/// handle — the agent's — follows slot changes made by another process.
+#[tokio::test]
+async fn slots_with_weaker_parameters_keep_working_and_long_lived_handles_follow() {
+    let env = Env::new();
+    let strong =
+        KdfParams { m_kib: KdfParams::MINIMUM.m_kib * 2, t: KdfParams::MINIMUM.t + 1, ..KdfParams::MINIMUM };
+    let mut o = opts(&env.trust);
+    o.kdf = strong;
+    let v = Vault::init(common::store(&env.loc, true), &pw(PASSWORD), o).await.unwrap();
+    drop(v);
+    let mut agent = env.unlock().await.unwrap();
+    assert!(agent.keyslots().await.unwrap()[0].this_session);
+    let mut other = env.unlock().await.unwrap();
+    assert_eq!(other.keyslot_add(&pw("weaker password"), KdfParams::MINIMUM).await.unwrap(), 1);
+    // Unlocked with the strong slot again (this pins again), the weak one still opens it here.
+    env.unlock().await.unwrap();
+    env.unlock_with(&env.trust, "weaker password").await.unwrap();
+    other.keyslot_remove(0).await.unwrap();
+    drop(other);
+    env.unlock_with(&env.trust, "weaker password").await.unwrap();
+    assert!(matches!(env.unlock().await, Err(Error::AuthFailed)));
+    // The long-lived handle sees the key file as it is now: one slot, not its own.
+    let slots = agent.keyslots().await.unwrap();
+    assert_eq!(slots.len(), 1);
+    assert!(!slots[0].this_session && slots[0].kdf.contains(&format!("m={} KiB", KdfParams::MINIMUM.m_kib)));
+    // And it can still change slots and export (its key file generation is the current one).
+    assert_eq!(agent.keyslot_add(&pw("third password!"), strong).await.unwrap(), 1);
+    tresor::archive::export(&mut agent).await.unwrap();
+    drop(agent);
+    for password in ["weaker password", "third password!"] {
+        env.unlock_with(&env.trust, password).await.unwrap();
+    }
 }

@@ -10,7 +10,9 @@
 //!   vault id as salt; outputs are self-describing ([`tresor_crypto::transit`]).
 //! - **Signatures**: Ed25519 with a derived identity.
 //!
-//! Every use is audited (`key derive`, `sign`, `encrypt`, `decrypt`), like a read of a secret.
+//! Every use through the service is audited (`key derive`, `sign`, `encrypt`, `decrypt`,
+//! `recovery-phrase`), like a read of a secret. [`Vault::derive_encryption_key`], which hands the
+//! raw key to in-process library code, is not: the agent does not serve it.
 
 use super::Vault;
 use crate::error::{Error, Result};
@@ -62,6 +64,13 @@ impl Vault {
         Phrase::from_key(&self.keys.root)
     }
 
+    /// [`Vault::recovery_phrase`] shown again after `init`, recorded in the audit trail first.
+    pub async fn reveal_recovery_phrase(&mut self) -> Result<Phrase> {
+        let detail = Some("the recovery phrase was shown".to_string());
+        self.audit_append("recovery-phrase", None, Outcome::Ok, detail, Durability::Sync).await?;
+        Ok(self.recovery_phrase())
+    }
+
     /// The node at `path` (computing the seed on first use).
     fn node(&mut self, path: &DerivationPath) -> Ed25519Node {
         let root = &self.keys.root;
@@ -96,8 +105,9 @@ impl Vault {
         Ok((node.sign(msg), node.public_key()))
     }
 
-    /// The transit key `name` for `alg` (for callers that must hold the key themselves; prefer
-    /// [`Vault::encrypt`] and [`Vault::decrypt`]).
+    /// The transit key `name` for `alg` (for in-process callers that must hold the key
+    /// themselves; prefer [`Vault::encrypt`] and [`Vault::decrypt`]). Not audited, and not served
+    /// by the agent: no client process ever receives a derived key.
     pub fn derive_encryption_key(&self, name: &str, alg: Algorithm) -> Result<Key> {
         transit::validate_name(name).map_err(transit_error)?;
         Ok(transit::derive_transit_key(&self.keys.root, &self.vault_id, name, alg))
