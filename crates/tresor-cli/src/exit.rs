@@ -4,7 +4,7 @@
 //! |---|---|
 //! | 0 | success |
 //! | 1 | other error (store I/O, local state) |
-//! | 2 | usage error |
+//! | 2 | usage error (also: `recovery-phrase` without `--file` when stderr is not a terminal) |
 //! | 3 | authentication failed (wrong password, tampered key file, refused KDF parameters) |
 //! | 4 | not found (no such secret or version, or deleted) |
 //! | 5 | integrity error, rollback or fork detected |
