@@ -21,6 +21,9 @@
 //! | `m/74'/1'/…`           | reserved for X25519 sync keys (not derived yet)          |
 //! | `m/74'/n'` for n ≥ 2   | reserved                                                 |
 //!
+//! The key service never signs with, nor reveals the private half of, a key under a reserved
+//! branch ([`DerivationPath::is_reserved`]).
+//!
 //! A path component is written `5'`, `5h` or `5H`; [`DerivationPath`]'s `Display` always writes
 //! `5'`. Indices are below 2^31 and paths at most [`MAX_DEPTH`] components deep.
 
@@ -110,6 +113,13 @@ impl DerivationPath {
     /// The indices, without the hardened bit.
     pub fn indices(&self) -> &[u32] {
         &self.0
+    }
+
+    /// Whether the path is under a branch tresor reserves for its own keys (`m/74'/n'/…` with
+    /// n ≥ 1): the key service signs with and reveals the private half of nothing there, so no
+    /// client can obtain a signature or key that tresor's own protocols will rely on.
+    pub fn is_reserved(&self) -> bool {
+        matches!(self.0.as_slice(), [PURPOSE, branch, ..] if *branch != IDENTITY_BRANCH)
     }
 
     /// The number of components (0 for `m`).

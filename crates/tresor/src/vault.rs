@@ -1096,6 +1096,17 @@ impl Vault {
                 self.refresh().await?;
             }
             let ops = build(&self.index, &self.keyring)?;
+            // A key file change another writer recorded meanwhile wins: ours, no newer, is not
+            // recorded (it would be a generation unlock no longer uses).
+            let newer_keyfile = ops.iter().any(|op| match op {
+                Op::KeyFile { generation, hash } => self.keyfile_superseded(*generation, hash),
+                _ => false,
+            });
+            if newer_keyfile {
+                return Err(Error::Conflict(
+                    "the key file was changed by another writer meanwhile; run the command again".into(),
+                ));
+            }
             let commit = Commit {
                 time_ms: now_ms(),
                 actor: self.opts.actor.clone(),
@@ -1976,6 +1987,13 @@ impl Vault {
         Ok(vault)
     }
 
+    /// Whether the commit log records a key file change other than key file `generation` with
+    /// `hash` at that generation or later: another writer's change won.
+    fn keyfile_superseded(&self, generation: u64, hash: &[u8; 32]) -> bool {
+        let (logged, logged_hash) = self.logged_keyfile;
+        generation < logged || generation == logged && logged_hash.is_some_and(|h| h != *hash)
+    }
+
     /// Brings this handle to the key file generation the commit log records as newest: a
     /// long-lived handle (the agent's) follows slot changes made elsewhere. The newer key file
     /// must hash to what the log records and carry a MAC under this vault's root; the slot this
@@ -2031,6 +2049,11 @@ impl Vault {
         let generation = next.generation;
         if let Err(e) = self.commit(|_, _| Ok(vec![Op::KeyFile { generation, hash }])).await {
             self.audit_failure(op, None, &e).await;
+            if self.keyfile_superseded(generation, &hash) {
+                // Another writer's change is the one in force: ours is superseded debris.
+                self.delete_objects(std::slice::from_ref(&name)).await;
+                return Err(e);
+            }
             // The new key file is in the store and, being the newest, is the one unlock uses.
             // Removing it could race a commit still landing; the next unlock records it instead.
             let in_force = match op {
@@ -2070,9 +2093,11 @@ impl Vault {
             return Ok(());
         }
         let (generation, hash) = (self.keyfile.generation, self.keyfile_hash);
-        let detail =
-            format!("recorded key file generation {generation} left by an interrupted password change");
-        self.audit_append("passwd", None, Outcome::Ok, Some(detail), Durability::Sync).await?;
+        let detail = format!(
+            "recorded key file generation {generation} left by an interrupted key file change \
+             (passwd, keyslot add or remove, recover)"
+        );
+        self.audit_append("keyfile adopt", None, Outcome::Ok, Some(detail), Durability::Sync).await?;
         self.commit(|_, _| Ok(vec![Op::KeyFile { generation, hash }])).await?;
         if let Err(e) = self.remove_keyfiles_up_to(generation - 1).await {
             tracing::warn!("the old key file could not be removed yet: {e}");

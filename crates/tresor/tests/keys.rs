@@ -289,3 +289,26 @@ async fn slots_with_weaker_parameters_keep_working_and_long_lived_handles_follow
         env.unlock_with(&env.trust, password).await.unwrap();
     }
 }
+
+/// Branches tresor reserves for its own keys (`m/74'/n'`, n ≥ 1) give out public keys only: no
+/// signature and no private half, so nothing a client obtains can pass for tresor's own.
+#[tokio::test]
+async fn reserved_branches_neither_sign_nor_reveal_private_keys() {
+    let env = Env::new();
+    let mut v = env.init().await;
+    for text in ["m/74'/1'/0'", "m/74'/2'", "m/74'/7'/3'/1'"] {
+        let path: DerivationPath = text.parse().unwrap();
+        assert!(path.is_reserved(), "{text}");
+        let e = err(v.sign(&path, b"a protocol message").await);
+        assert!(matches!(&e, Error::Invalid(m) if m.contains("reserves")), "{e}");
+        assert!(matches!(v.derive_ed25519(&path, true).await, Err(Error::Invalid(_))));
+        let public = v.derive_ed25519(&path, false).await.unwrap();
+        assert!(public.private.is_none());
+    }
+    for text in ["m/74'/0'/0'", "m/74'", "m/44'/74'/1'", "m/0'"] {
+        let path: DerivationPath = text.parse().unwrap();
+        assert!(!path.is_reserved(), "{text}");
+        let (sig, public) = v.sign(&path, b"hello").await.unwrap();
+        assert!(slip10::verify(&public, b"hello", &sig));
+    }
+}

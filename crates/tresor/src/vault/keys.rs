@@ -57,6 +57,17 @@ fn transit_error(e: TransitError) -> Error {
     }
 }
 
+/// Refuses a path under a branch tresor reserves for its own keys ([`DerivationPath::is_reserved`]).
+fn refuse_reserved(path: &DerivationPath) -> Result<()> {
+    if path.is_reserved() {
+        return Err(Error::Invalid(format!(
+            "{path} is under a branch tresor reserves for its own keys (m/74'/n' for n ≥ 1): \
+             sign with m/74'/0'/… or a path of your own"
+        )));
+    }
+    Ok(())
+}
+
 impl Vault {
     /// The vault's recovery phrase: 24 BIP39 English words encoding the root secret. Whoever
     /// holds it holds the vault; `init` shows it once.
@@ -84,6 +95,9 @@ impl Vault {
         path: &DerivationPath,
         show_private: bool,
     ) -> Result<DerivedIdentity> {
+        if show_private {
+            refuse_reserved(path)?;
+        }
         let node = self.node(path);
         let detail = format!("ed25519 {path}{}", if show_private { ", private key shown" } else { "" });
         self.audit_append("key derive", None, Outcome::Ok, Some(detail), Durability::Relaxed).await?;
@@ -99,6 +113,7 @@ impl Vault {
 
     /// Signs `msg` with the identity at `path`: (signature, public key).
     pub async fn sign(&mut self, path: &DerivationPath, msg: &[u8]) -> Result<([u8; 64], [u8; 32])> {
+        refuse_reserved(path)?;
         let node = self.node(path);
         let detail = format!("ed25519 {path}, {} bytes", msg.len());
         self.audit_append("sign", None, Outcome::Ok, Some(detail), Durability::Relaxed).await?;
