@@ -206,6 +206,22 @@ impl Ed25519Node {
         path.indices().iter().fold(Self::master(seed), |node, &i| node.child(i))
     }
 
+    /// The node at `path` below this one (this node itself for `m`).
+    pub fn descend(&self, path: &DerivationPath) -> Ed25519Node {
+        let mut indices = path.indices().iter();
+        match indices.next() {
+            Some(&first) => indices.fold(self.child(first), |node, &i| node.child(i)),
+            None => {
+                let mut private_key = Zeroizing::new(*self.private_key.expose_secret());
+                let mut chain_code = Zeroizing::new(*self.chain_code.expose_secret());
+                Ed25519Node {
+                    private_key: Key::from_bytes(&mut private_key),
+                    chain_code: Key::from_bytes(&mut chain_code),
+                }
+            }
+        }
+    }
+
     /// The hardened child `index'`. `index` is given without the hardened bit; an index that
     /// already has it is the same child (BIP32 writes hardened `i'` as `2^31 + i`).
     pub fn child(&self, hardened_index: u32) -> Ed25519Node {

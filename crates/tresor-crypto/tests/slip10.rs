@@ -63,7 +63,9 @@ fn slip10_ed25519_test_vectors_1_and_2() {
         let node = Ed25519Node::derive(&c.seed, &path);
         // The same node one child at a time from the master.
         let stepwise = path.indices().iter().fold(Ed25519Node::master(&c.seed), |n, &i| n.child(i));
-        for n in [&node, &stepwise] {
+        // And from a cached master node (what an unlocked vault keeps), `m` included.
+        let descended = Ed25519Node::master(&c.seed).descend(&path);
+        for n in [&node, &stepwise, &descended] {
             assert_eq!(hex::encode(n.chain_code()), c.chain_code, "{}: chain code", c.path);
             assert_eq!(hex::encode(n.expose_private_key()), c.private, "{}: private key", c.path);
             assert_eq!(format!("00{}", hex::encode(n.public_key())), c.public, "{}: public key", c.path);

@@ -270,9 +270,10 @@ pub struct Vault {
     unsynced: Vec<String>,
     /// The password slot that opened this handle (`None` once that slot was removed).
     slot: Option<usize>,
-    /// The BIP39 seed of the recovery phrase, the root of derived identities: computed on first
-    /// use, wiped on drop (lock).
-    seed: Option<zeroize::Zeroizing<[u8; 64]>>,
+    /// The SLIP-0010 master node of the recovery phrase's BIP39 seed, the root of derived
+    /// identities: computed on first use (the seed itself is wiped at once), held in locked pages,
+    /// wiped on drop (lock).
+    master: Option<tresor_crypto::slip10::Ed25519Node>,
 }
 
 impl Drop for Vault {
@@ -537,7 +538,7 @@ impl Vault {
             failed_attempts: Vec::new(),
             unsynced: Vec::new(),
             slot: Some(0),
-            seed: None,
+            master: None,
         }
     }
 

@@ -4,8 +4,8 @@
 //! - **Identities**: SLIP-0010 Ed25519 nodes of the BIP39 seed of the recovery phrase (empty
 //!   passphrase), so `tresor mnemonic derive PATH` on the phrase gives the same public key as
 //!   `tresor key derive ed25519 PATH` on the unlocked vault. Hardened paths only; tresor's own
-//!   uses live under `m/74'` (ARCHITECTURE.md). The seed is computed once per unlock and wiped
-//!   when the handle is dropped (lock).
+//!   uses live under `m/74'` (ARCHITECTURE.md). The seed's master node is computed once per
+//!   unlock, kept in locked pages and wiped when the handle is dropped (lock).
 //! - **Transit encryption**: a named key per (name, algorithm), HKDF from the root secret with the
 //!   vault id as salt; outputs are self-describing ([`tresor_crypto::transit`]).
 //! - **Signatures**: Ed25519 with a derived identity.
@@ -82,11 +82,13 @@ impl Vault {
         Ok(self.recovery_phrase())
     }
 
-    /// The node at `path` (computing the seed on first use).
+    /// The node at `path` (computing the master node on first use).
     fn node(&mut self, path: &DerivationPath) -> Ed25519Node {
         let root = &self.keys.root;
-        let seed = self.seed.get_or_insert_with(|| Phrase::from_key(root).seed(""));
-        Ed25519Node::derive(seed.as_slice(), path)
+        let master = self
+            .master
+            .get_or_insert_with(|| Ed25519Node::master(Phrase::from_key(root).seed("").as_slice()));
+        master.descend(path)
     }
 
     /// The Ed25519 identity at `path`; its private half only with `show_private`.
