@@ -261,6 +261,21 @@ fn identities_signatures_and_transit_in_process_and_through_the_agent() {
             env.run(&["decrypt", "agent-key", &ct_file.display().to_string()], b"").ok().stdout,
             b"through the agent"
         );
+        // The largest plaintext (64 MiB), armoured: its armour is larger than an agent frame, so
+        // the CLI decodes it and sends the binary form.
+        let largest: Vec<u8> = (0..64usize << 20).map(|i| (i % 251) as u8).collect();
+        let big_file = env.path("largest.bin");
+        std::fs::write(&big_file, &largest).unwrap();
+        let big_arg = big_file.display().to_string();
+        let armored = env.run(&["encrypt", "agent-key", "--armor", &big_arg], b"").ok().stdout;
+        assert!(armored.len() > (64 << 20) * 4 / 3, "armour: {} bytes", armored.len());
+        let armored_file = env.path("largest.txt");
+        std::fs::write(&armored_file, &armored).unwrap();
+        let opened = env.run(&["decrypt", "agent-key", &armored_file.display().to_string()], b"").ok().stdout;
+        assert!(opened == largest, "64 MiB round trip through the agent");
+        let too_big = env.path("too-big.bin");
+        std::fs::write(&too_big, vec![0u8; (64 << 20) + 1]).unwrap();
+        env.run(&["encrypt", "agent-key", &too_big.display().to_string()], b"").expect(7);
         let rows: Value = serde_json::from_slice(&env.run(&["audit", "--json"], b"").ok().stdout).unwrap();
         let ops: Vec<&str> = rows.as_array().unwrap().iter().filter_map(|r| r["op"].as_str()).collect();
         for op in ["key derive", "sign", "encrypt", "decrypt"] {

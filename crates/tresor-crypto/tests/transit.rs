@@ -208,8 +208,6 @@ fn fail_oversize_plaintext() {
 }
 
 #[test]
-#[ignore = "64 MiB through AEAD code monomorphised in this unoptimised test crate takes ~20 s; \
-            run with --ignored"]
 fn largest_plaintext_round_trips() {
     let key = Key::generate().unwrap();
     let largest = vec![0u8; MAX_PLAINTEXT];
