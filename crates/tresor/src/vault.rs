@@ -608,6 +608,8 @@ impl Vault {
         if let Opener::Root(root) = &how
             && !keyfile.opens_with_root(root)
         {
+            // Remembered like a wrong password: the next unlock reports it and audits it.
+            opts.trust.record_failed_attempt(&keyfile.vault_id, &location, now_ms())?;
             return Err(Error::WrongPhrase { location });
         }
         // The create-if-absent probe runs while the key file is opened and the log read (on S3 that

@@ -118,9 +118,17 @@ async fn fail_phrase_of_another_vault_is_refused_before_anything_is_written() {
     let e = err(recover(&mine, "short").await);
     assert!(matches!(e, Error::PasswordRule(_)), "{e}");
     assert_eq!(common::snapshot_bytes(&env.loc), store_before, "the store is unchanged");
-    assert_eq!(common::snapshot_bytes(&env.trust), trust_before, "the trust state is unchanged");
-    // And the right phrase still works afterwards.
-    recover(&mine, NEW_PASSWORD).await.unwrap();
+    // The trust state only remembers the two wrong phrases, as it does wrong passwords.
+    let not_failed = |files: Vec<(String, Vec<u8>)>| -> Vec<(String, Vec<u8>)> {
+        files.into_iter().filter(|(name, _)| !name.ends_with(".failed")).collect()
+    };
+    assert_eq!(not_failed(common::snapshot_bytes(&env.trust)), not_failed(trust_before));
+    // And the right phrase still works afterwards; the next unlock reports and audits them.
+    let mut v = recover(&mine, NEW_PASSWORD).await.unwrap();
+    assert_eq!(v.failed_attempts().len(), 2);
+    let log = ops(&mut v).await;
+    let unlock = log.iter().find(|(op, _)| op == "unlock (recovery phrase)").unwrap();
+    assert!(unlock.1.as_deref().is_some_and(|d| d.contains("2 failed attempts")), "{unlock:?}");
 }
 
 #[tokio::test]
