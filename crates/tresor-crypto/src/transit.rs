@@ -52,6 +52,8 @@
 //! Failures to open are one [`TransitError::Decrypt`], whatever the cause. Framing errors found
 //! before any key is used are [`TransitError::Format`]: the header is public anyway.
 
+pub mod stream;
+
 use crate::derive::{hkdf_sha256, hkdf_sha256_expand};
 use crate::secret::{KEY_LEN, Key, SecretBytes};
 use aes_gcm::Aes256Gcm;
@@ -359,6 +361,11 @@ fn parse(ct: &[u8]) -> Result<Parsed<'_>, TransitError> {
         [version, alg, name_len, ..] => (version, alg, usize::from(name_len)),
         _ => return Err(TRUNCATED),
     };
+    if version == stream::VERSION {
+        return Err(TransitError::Format(
+            "a streamed ciphertext (version 2): decrypt it with `tresor decrypt`",
+        ));
+    }
     if version != VERSION {
         return Err(TransitError::Format("unknown version"));
     }
