@@ -447,8 +447,8 @@ pub fn verify(
     }
 }
 
-/// `tresor encrypt KEYNAME [FILE]`: binary output, or armoured text on a terminal or with
-/// `--armor`.
+/// `tresor encrypt KEYNAME [FILE]`: binary output, streamed (format version 2, any size, in
+/// constant memory); or armoured text (version 1, at most 64 MiB) on a terminal or with `--armor`.
 pub fn encrypt(
     ctx: &mut Ctx,
     key: String,
@@ -458,24 +458,27 @@ pub fn encrypt(
     stdin: &mut impl BufRead,
 ) -> Result<(), CliError> {
     transit::validate_name(&key).map_err(|e| CliError::input(e.to_string()))?;
-    alg.parse::<transit::Algorithm>().map_err(|_| {
+    let algorithm = alg.parse::<transit::Algorithm>().map_err(|_| {
         CliError::input(format!("unknown algorithm {alg:?}: use xchacha20-poly1305 or aes256-gcm"))
     })?;
+    if !armor && !std::io::stdout().is_terminal() {
+        let mut input = open_input(file.as_deref(), stdin)?;
+        let (vault_id, salt, message_key) = stream_key(ctx, &key, &alg, None)?;
+        let header = transit::stream::header(&key, algorithm, &salt).map_err(transit_failed)?;
+        return stream_out(|out| transit::stream::encrypt(&message_key, &vault_id, &header, &mut input, out));
+    }
     let plaintext = read_input(file.as_deref(), stdin, transit::MAX_PLAINTEXT)?;
     match request(ctx, Request::Encrypt { key, alg, plaintext: SecretBuf(plaintext) })? {
         Response::Ciphertext(Blob(ct)) => {
-            if armor || std::io::stdout().is_terminal() {
-                outln!("{}", transit::armor(&ct));
-                Ok(())
-            } else {
-                outln_bytes(&ct)
-            }
+            outln!("{}", transit::armor(&ct));
+            Ok(())
         }
         other => Err(unexpected(other)),
     }
 }
 
-/// `tresor decrypt KEYNAME [FILE]`: the plaintext (exact bytes) on stdout.
+/// `tresor decrypt KEYNAME [FILE]`: the plaintext (exact bytes) on stdout. A streamed ciphertext
+/// is decrypted as it is read (each segment written once authenticated); any other is read whole.
 pub fn decrypt(
     ctx: &mut Ctx,
     key: String,
@@ -483,15 +486,104 @@ pub fn decrypt(
     stdin: &mut impl BufRead,
 ) -> Result<(), CliError> {
     transit::validate_name(&key).map_err(|e| CliError::input(e.to_string()))?;
+    let mut input = open_input(file.as_deref(), stdin)?;
+    let mut start = [0u8; 7];
+    let got = read_up_to(&mut input, &mut start)?;
+    let mut input = std::io::Read::chain(&start[..got], input);
+    if transit::stream::is_stream(&start[..got]) {
+        let (header, salt, raw) = transit::stream::read_header(&mut input).map_err(stream_failed)?;
+        if header.name != key {
+            return Err(CliError::input(format!(
+                "this ciphertext was made with key {:?}, not {key:?}",
+                header.name
+            )));
+        }
+        let (vault_id, _, message_key) = stream_key(ctx, &key, header.alg.name(), Some(salt))?;
+        return stream_out(|out| transit::stream::decrypt(&message_key, &vault_id, &raw, &mut input, out));
+    }
     let limit = transit::MAX_PLAINTEXT * 4 / 3 + 4096;
-    let input = read_input(file.as_deref(), stdin, limit)?;
+    let mut whole = Zeroizing::new(Vec::new());
+    input
+        .take(limit as u64 + 1)
+        .read_to_end(&mut whole)
+        .map_err(|e| CliError::input(format!("cannot read the ciphertext: {e}")))?;
+    if whole.len() > limit {
+        return Err(CliError::input(format!("the input is larger than {limit} bytes")));
+    }
     // Armour is decoded here: the agent's frames carry the binary form (a third smaller).
-    let ciphertext = transit::to_binary(&input)
-        .map_err(|e| CliError::from_core(&tresor::Error::Invalid(e.to_string())))?
-        .into_owned();
+    let ciphertext = transit::to_binary(&whole).map_err(transit_failed)?.into_owned();
     match request(ctx, Request::Decrypt { key: Some(key), ciphertext: Blob(ciphertext) })? {
         Response::Value(v) => outln_bytes(&v.0),
         other => Err(unexpected(other)),
+    }
+}
+
+/// The vault id, salt and key of one streamed message, from the agent or the vault opened here.
+fn stream_key(
+    ctx: &mut Ctx,
+    key: &str,
+    alg: &str,
+    salt: Option<[u8; 32]>,
+) -> Result<([u8; 16], [u8; 32], tresor_crypto::Key), CliError> {
+    let request = Request::StreamKey { key: key.to_string(), alg: alg.to_string(), salt };
+    match super::request(ctx, request)? {
+        Response::StreamKey { vault_id, salt, key } => {
+            let mut bytes = Zeroizing::new([0u8; 32]);
+            if key.0.len() != bytes.len() {
+                return Err(CliError::other("the agent sent a malformed message key".into()));
+            }
+            bytes.copy_from_slice(&key.0);
+            Ok((vault_id, salt, tresor_crypto::Key::from_bytes(&mut bytes)))
+        }
+        other => Err(unexpected(other)),
+    }
+}
+
+/// Runs a streaming transit operation into stdout (buffered).
+fn stream_out(
+    run: impl FnOnce(&mut dyn std::io::Write) -> Result<u64, transit::stream::StreamError>,
+) -> Result<(), CliError> {
+    use std::io::Write;
+    let mut out = std::io::BufWriter::with_capacity(1 << 18, std::io::stdout().lock());
+    let result = run(&mut out).map(drop).and_then(|()| out.flush().map_err(Into::into));
+    match result {
+        Err(transit::stream::StreamError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(stream_failed),
+    }
+}
+
+/// The input of `encrypt`/`decrypt`: FILE, or stdin.
+fn open_input<'a>(file: Option<&Path>, stdin: &'a mut impl BufRead) -> Result<Box<dyn Read + 'a>, CliError> {
+    match file {
+        Some(path) => std::fs::File::open(path)
+            .map(|f| Box::new(std::io::BufReader::with_capacity(1 << 18, f)) as Box<dyn Read>)
+            .map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display()))),
+        None => Ok(Box::new(stdin)),
+    }
+}
+
+/// Reads until `buf` is full or the input ends.
+fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> Result<usize, CliError> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match input.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(CliError::input(format!("cannot read the ciphertext: {e}"))),
+        }
+    }
+    Ok(filled)
+}
+
+fn transit_failed(e: transit::TransitError) -> CliError {
+    CliError::from_core(&tresor::Error::Invalid(e.to_string()))
+}
+
+fn stream_failed(e: transit::stream::StreamError) -> CliError {
+    match e {
+        transit::stream::StreamError::Transit(e) => transit_failed(e),
+        transit::stream::StreamError::Io(e) => CliError::other(format!("transit stream: {e}")),
     }
 }
 

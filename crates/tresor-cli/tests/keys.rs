@@ -226,7 +226,7 @@ fn identities_signatures_and_transit_in_process_and_through_the_agent() {
     loop {
         for alg in ["xchacha20-poly1305", "aes256-gcm"] {
             let ct = env.run_pw(&["encrypt", "payments", "--alg", alg], &plain).ok().stdout;
-            assert!(ct.starts_with(b"TRSRTX"), "binary output when stdout is not a terminal");
+            assert!(ct.starts_with(b"TRSRTX\x02"), "binary, streamed output when stdout is not a terminal");
             let ct_file = env.path("ct.bin");
             std::fs::write(&ct_file, &ct).unwrap();
             let ct_arg = ct_file.display().to_string();
@@ -242,6 +242,15 @@ fn identities_signatures_and_transit_in_process_and_through_the_agent() {
             std::fs::write(&ct_file, &tampered).unwrap();
             let out = env.run_pw(&["decrypt", "payments", &ct_arg], b"").expect(7);
             assert!(out.stderr.contains("decryption failed"), "{}", out.stderr);
+            // Truncated after its first segment: refused (the last segment is missing).
+            let long: Vec<u8> = plain.iter().cycle().take(150_000).copied().collect();
+            let ct = env.run_pw(&["encrypt", "payments", "--alg", alg], &long).ok().stdout;
+            let header_len = 9 + "payments".len() + 32;
+            std::fs::write(&ct_file, &ct[..header_len + (64 << 10) + 16]).unwrap();
+            let out = env.run_pw(&["decrypt", "payments", &ct_arg], b"").expect(7);
+            assert!(out.stderr.contains("decryption failed"), "{}", out.stderr);
+            std::fs::write(&ct_file, &ct).unwrap();
+            assert!(env.run_pw(&["decrypt", "payments", &ct_arg], b"").ok().stdout == long);
         }
         let signature2 = env.run_pw(&["sign", path, &msg_arg], b"").ok().text().trim().to_string();
         env.run(&["verify", &derived, &signature2, &msg_arg], b"").ok();
@@ -261,8 +270,18 @@ fn identities_signatures_and_transit_in_process_and_through_the_agent() {
             env.run(&["decrypt", "agent-key", &ct_file.display().to_string()], b"").ok().stdout,
             b"through the agent"
         );
-        // The largest plaintext (64 MiB), armoured: its armour is larger than an agent frame, so
-        // the CLI decodes it and sends the binary form.
+        // A file larger than any agent frame streams through (format version 2).
+        let huge: Vec<u8> = (0..80usize << 20).map(|i| (i % 241) as u8).collect();
+        let huge_file = env.path("huge.bin");
+        std::fs::write(&huge_file, &huge).unwrap();
+        let sealed = env.run(&["encrypt", "agent-key", &huge_file.display().to_string()], b"").ok().stdout;
+        assert_eq!(sealed.len(), 9 + "agent-key".len() + 32 + huge.len() + 1280 * 16);
+        let sealed_file = env.path("huge.tx");
+        std::fs::write(&sealed_file, &sealed).unwrap();
+        let opened = env.run(&["decrypt", "agent-key", &sealed_file.display().to_string()], b"").ok().stdout;
+        assert!(opened == huge, "80 MiB streamed through the agent's message key");
+        // The largest whole-message plaintext (64 MiB), armoured: its armour is larger than an
+        // agent frame, so the CLI decodes it and sends the binary form.
         let largest: Vec<u8> = (0..64usize << 20).map(|i| (i % 251) as u8).collect();
         let big_file = env.path("largest.bin");
         std::fs::write(&big_file, &largest).unwrap();
@@ -275,7 +294,7 @@ fn identities_signatures_and_transit_in_process_and_through_the_agent() {
         assert!(opened == largest, "64 MiB round trip through the agent");
         let too_big = env.path("too-big.bin");
         std::fs::write(&too_big, vec![0u8; (64 << 20) + 1]).unwrap();
-        env.run(&["encrypt", "agent-key", &too_big.display().to_string()], b"").expect(7);
+        env.run(&["encrypt", "agent-key", "--armor", &too_big.display().to_string()], b"").expect(7);
         let rows: Value = serde_json::from_slice(&env.run(&["audit", "--json"], b"").ok().stdout).unwrap();
         let ops: Vec<&str> = rows.as_array().unwrap().iter().filter_map(|r| r["op"].as_str()).collect();
         for op in ["key derive", "sign", "encrypt", "decrypt"] {

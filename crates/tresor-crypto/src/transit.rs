@@ -49,6 +49,10 @@
 //! input starts with `tresor:`, white space around it is ignored; a binary one starts with
 //! `TRSRTX`). The name in the armour must match the name in the binary.
 //!
+//! # Version 2
+//!
+//! Streamed ciphertexts for files of any size: see [`stream`].
+//!
 //! Failures to open are one [`TransitError::Decrypt`], whatever the cause. Framing errors found
 //! before any key is used are [`TransitError::Format`]: the header is public anyway.
 
@@ -74,7 +78,8 @@ pub const MAX_NAME_LEN: usize = 128;
 pub const SALT_LEN: usize = 32;
 /// Length of the authentication tag of both algorithms.
 pub const TAG_LEN: usize = 16;
-/// Largest plaintext accepted: 64 MiB. Transit is for values and files, not for streams.
+/// Largest plaintext of a version 1 (whole-message) ciphertext: 64 MiB. Larger files use the
+/// streamed version 2 ([`stream`]), which has no limit.
 pub const MAX_PLAINTEXT: usize = 64 << 20;
 /// Prefix of the armoured text form.
 pub const ARMOR_PREFIX: &str = "tresor:v1:";

@@ -367,6 +367,18 @@ pub async fn execute(vault: &mut Vault, request: Request) -> Response {
                 "unknown algorithm {alg:?}: use xchacha20-poly1305 or aes256-gcm"
             ))),
         },
+        Request::StreamKey { key, alg, salt } => match alg.parse::<tresor_crypto::transit::Algorithm>() {
+            Ok(alg) => {
+                vault.transit_stream_key(&key, alg, salt).await.map(|(salt, key)| Response::StreamKey {
+                    vault_id: vault.vault_id(),
+                    salt,
+                    key: SecretBuf::new(key.expose_secret().to_vec()),
+                })
+            }
+            Err(_) => Err(tresor::Error::Invalid(format!(
+                "unknown algorithm {alg:?}: use xchacha20-poly1305 or aes256-gcm"
+            ))),
+        },
         Request::Decrypt { key, ciphertext } => {
             vault.decrypt(&ciphertext.0, key.as_deref()).await.map(|v| Response::Value(SecretBuf(v)))
         }

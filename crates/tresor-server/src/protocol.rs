@@ -176,6 +176,16 @@ pub enum Request {
         /// The plaintext.
         plaintext: SecretBuf,
     },
+    /// The key of one streamed transit message (format version 2): `salt` `None` for a new
+    /// message (the agent draws the salt), else the salt of the message to decrypt.
+    StreamKey {
+        /// The key name.
+        key: String,
+        /// The algorithm (`xchacha20-poly1305`, `aes256-gcm`).
+        alg: String,
+        /// The message's salt, to decrypt it.
+        salt: Option<[u8; 32]>,
+    },
     /// Decrypt a transit ciphertext (binary or armoured).
     Decrypt {
         /// The key name the caller expects (a ciphertext of another key is refused).
@@ -252,6 +262,15 @@ pub enum Response {
     },
     /// A transit ciphertext (binary).
     Ciphertext(Blob),
+    /// The key of one streamed transit message, and the salt it belongs to.
+    StreamKey {
+        /// The vault's id (bound into every segment).
+        vault_id: [u8; 16],
+        /// The message's salt (drawn by the agent for a new message).
+        salt: [u8; 32],
+        /// The message key (32 bytes).
+        key: SecretBuf,
+    },
     /// The operation failed.
     Error {
         /// Its class.

@@ -320,3 +320,39 @@ async fn reserved_branches_neither_sign_nor_reveal_private_keys() {
         assert!(slip10::verify(&public, b"hello", &sig));
     }
 }
+
+/// The key service's streamed transit: a message key per message (fresh salt for a new one, the
+/// header's salt to decrypt), opening that message only; both audited.
+#[tokio::test]
+async fn streamed_transit_message_keys_open_their_message_only() {
+    let env = Env::new();
+    let mut v = env.init().await;
+    let vault_id = v.vault_id();
+    let (salt, key) = v.transit_stream_key("backups", Algorithm::Aes256Gcm, None).await.unwrap();
+    let header = transit::stream::header("backups", Algorithm::Aes256Gcm, &salt).unwrap();
+    let plain = common::random_bytes(200_000);
+    let mut ct = Vec::new();
+    transit::stream::encrypt(&key, &vault_id, &header, &mut &plain[..], &mut ct).unwrap();
+    // Decrypting: the salt from the header gives the same message key.
+    let mut input = &ct[..];
+    let (h, read_salt, raw) = transit::stream::read_header(&mut input).unwrap();
+    assert_eq!((h.name.as_str(), read_salt), ("backups", salt));
+    let (_, again) = v.transit_stream_key("backups", Algorithm::Aes256Gcm, Some(read_salt)).await.unwrap();
+    assert!(again.ct_eq(&key));
+    let mut out = Vec::new();
+    transit::stream::decrypt(&again, &vault_id, &raw, &mut input, &mut out).unwrap();
+    assert_eq!(out, plain);
+    // A new message gets a fresh salt, so another key; another name or algorithm, another key.
+    let (salt2, key2) = v.transit_stream_key("backups", Algorithm::Aes256Gcm, None).await.unwrap();
+    assert!(salt2 != salt && !key2.ct_eq(&key));
+    let (_, other) = v.transit_stream_key("backups", Algorithm::XChaCha20Poly1305, Some(salt)).await.unwrap();
+    assert!(!other.ct_eq(&key));
+    let (_, other) = v.transit_stream_key("archive", Algorithm::Aes256Gcm, Some(salt)).await.unwrap();
+    assert!(!other.ct_eq(&key));
+    assert!(matches!(v.transit_stream_key("a/b", Algorithm::Aes256Gcm, None).await, Err(Error::Invalid(_))));
+    let log = ops(&mut v).await;
+    let streamed = |op: &str| {
+        log.iter().filter(|(o, d)| o == op && d.as_deref().is_some_and(|d| d.contains("streamed"))).count()
+    };
+    assert_eq!((streamed("encrypt"), streamed("decrypt")), (2, 3), "{log:?}");
+}

@@ -76,7 +76,9 @@ pub fn is_stream(start: &[u8]) -> bool {
 
 /// Reads a version 2 header from `input`: what it says, its salt, and its bytes (the segments'
 /// associated data). Nothing past the header is read.
-pub fn read_header(input: &mut impl Read) -> Result<(Header, [u8; SALT_LEN], Vec<u8>), StreamError> {
+pub fn read_header(
+    input: &mut (impl Read + ?Sized),
+) -> Result<(Header, [u8; SALT_LEN], Vec<u8>), StreamError> {
     const TRUNCATED: TransitError = TransitError::Format("truncated");
     let mut fixed = [0u8; FIXED_LEN];
     read_exact_or(input, &mut fixed, TRUNCATED)?;
@@ -115,8 +117,8 @@ pub fn encrypt(
     message_key: &Key,
     vault_id: &[u8],
     header: &[u8],
-    input: &mut impl Read,
-    output: &mut impl Write,
+    input: &mut (impl Read + ?Sized),
+    output: &mut (impl Write + ?Sized),
 ) -> Result<u64, StreamError> {
     let alg = header_alg(header)?;
     let aad = [header, vault_id].concat();
@@ -149,8 +151,8 @@ pub fn decrypt(
     message_key: &Key,
     vault_id: &[u8],
     header: &[u8],
-    input: &mut impl Read,
-    output: &mut impl Write,
+    input: &mut (impl Read + ?Sized),
+    output: &mut (impl Write + ?Sized),
 ) -> Result<u64, StreamError> {
     let alg = header_alg(header)?;
     let aad = [header, vault_id].concat();
@@ -236,7 +238,7 @@ impl Cipher {
 }
 
 /// Reads until `buf` is full or the input ends; returns how much was read.
-fn read_full(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+fn read_full(input: &mut (impl Read + ?Sized), buf: &mut [u8]) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         match input.read(&mut buf[filled..]) {
@@ -250,7 +252,11 @@ fn read_full(input: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 /// `read_exact`, with an early end of input reported as `truncated`.
-fn read_exact_or(input: &mut impl Read, buf: &mut [u8], truncated: TransitError) -> Result<(), StreamError> {
+fn read_exact_or(
+    input: &mut (impl Read + ?Sized),
+    buf: &mut [u8],
+    truncated: TransitError,
+) -> Result<(), StreamError> {
     match input.read_exact(buf) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(truncated.into()),

@@ -130,6 +130,30 @@ impl Vault {
         Ok(transit::derive_transit_key(&self.keys.root, &self.vault_id, name, alg))
     }
 
+    /// The key of one streamed transit message ([`transit::stream`]) under the transit key `name`
+    /// for `alg`: with `salt` `None`, for a new message (a fresh salt is drawn here, so a client
+    /// cannot aim it at another message); with the salt of an existing message's header, to
+    /// decrypt it. The message key opens that one message only: handing it to a client gives it
+    /// no more than [`Vault::decrypt`] of that message would, and lets it stream through its own
+    /// memory. Audited as `encrypt` or `decrypt`.
+    pub async fn transit_stream_key(
+        &mut self,
+        name: &str,
+        alg: Algorithm,
+        salt: Option<[u8; transit::SALT_LEN]>,
+    ) -> Result<([u8; transit::SALT_LEN], Key)> {
+        transit::validate_name(name).map_err(transit_error)?;
+        let (op, salt) = match salt {
+            Some(salt) => ("decrypt", salt),
+            None => ("encrypt", tresor_crypto::random_array().map_err(|_| Error::Random)?),
+        };
+        let named = transit::derive_transit_key(&self.keys.root, &self.vault_id, name, alg);
+        let key = transit::stream::message_key(&named, &salt);
+        let detail = format!("key {name} ({alg}), streamed: message key issued");
+        self.audit_append(op, None, Outcome::Ok, Some(detail), Durability::Relaxed).await?;
+        Ok((salt, key))
+    }
+
     /// Encrypts `plaintext` with the transit key `name`: a versioned, self-describing ciphertext
     /// (format version, algorithm and key name in its header).
     pub async fn encrypt(&mut self, name: &str, alg: Algorithm, plaintext: &[u8]) -> Result<Vec<u8>> {
