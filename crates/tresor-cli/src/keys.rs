@@ -122,12 +122,15 @@ impl PhraseFile {
     /// Creates `path`, which must not exist.
     pub fn create(path: &Path) -> Result<PhraseFile, CliError> {
         use std::os::unix::fs::OpenOptionsExt;
-        let file = std::fs::OpenOptions::new()
-            .create_new(true)
-            .write(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| CliError::input(format!("cannot create {}: {e}", path.display())))?;
+        let file =
+            std::fs::OpenOptions::new().create_new(true).write(true).mode(0o600).open(path).map_err(|e| {
+                let stale = if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    " (it is never overwritten; an interrupted run leaves an empty one: remove that)"
+                } else {
+                    ""
+                };
+                CliError::input(format!("cannot create {}: {e}{stale}", path.display()))
+            })?;
         Ok(PhraseFile { file: Some(file), path: path.to_path_buf() })
     }
 

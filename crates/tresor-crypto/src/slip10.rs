@@ -22,7 +22,8 @@
 //! | `m/74'/n'` for n ≥ 2   | reserved                                                 |
 //!
 //! The key service never signs with, nor reveals the private half of, a key under a reserved
-//! branch ([`DerivationPath::is_reserved`]).
+//! branch ([`DerivationPath::is_reserved`]), nor reveals the private half of their ancestors `m`
+//! and `m/74'` ([`DerivationPath::reaches_reserved`]).
 //!
 //! A path component is written `5'`, `5h` or `5H`; [`DerivationPath`]'s `Display` always writes
 //! `5'`. Indices are below 2^31 and paths at most [`MAX_DEPTH`] components deep.
@@ -120,6 +121,13 @@ impl DerivationPath {
     /// client can obtain a signature or key that tresor's own protocols will rely on.
     pub fn is_reserved(&self) -> bool {
         matches!(self.0.as_slice(), [PURPOSE, branch, ..] if *branch != IDENTITY_BRANCH)
+    }
+
+    /// Whether the private node at this path would give its holder keys of a reserved branch:
+    /// the path is reserved, or is an ancestor of the reserved branches (`m` or `m/74'`), whose
+    /// private key and chain code derive every key below them.
+    pub fn reaches_reserved(&self) -> bool {
+        self.is_reserved() || matches!(self.0.as_slice(), [] | [PURPOSE])
     }
 
     /// The number of components (0 for `m`).

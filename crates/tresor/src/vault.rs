@@ -274,6 +274,9 @@ pub struct Vault {
     /// identities: computed on first use (the seed itself is wiped at once), held in locked pages,
     /// wiped on drop (lock).
     master: Option<tresor_crypto::slip10::Ed25519Node>,
+    /// The key file change this handle is committing, (generation, hash), and whether the commit
+    /// log recorded it meanwhile (another writer adopted it, perhaps building on it).
+    pending_keyfile: Option<((u64, [u8; 32]), bool)>,
 }
 
 impl Drop for Vault {
@@ -539,6 +542,7 @@ impl Vault {
             unsynced: Vec::new(),
             slot: Some(0),
             master: None,
+            pending_keyfile: None,
         }
     }
 
@@ -686,19 +690,17 @@ impl Vault {
         if self.unsynced.is_empty() {
             return Ok(());
         }
-        let names = std::mem::take(&mut self.unsynced);
+        // The names stay listed until the sync is done: if this future is dropped while it waits
+        // (a cancelled request), the next durable write syncs them again.
+        let names = self.unsynced.clone();
+        let count = names.len();
         let store = self.store.clone();
-        let (names, synced) = tokio::task::spawn_blocking(move || {
-            let synced = store.sync(&names);
-            (names, synced)
-        })
-        .await
-        .map_err(|_| Error::Store("a sync thread panicked".into()))?;
-        if synced.is_err() {
-            // Still not durable: the next durable write tries again.
-            self.unsynced.extend(names);
-        }
-        synced
+        tokio::task::spawn_blocking(move || store.sync(&names))
+            .await
+            .map_err(|_| Error::Store("a sync thread panicked".into()))??;
+        // Nothing was added meanwhile (`&mut self` is held): exactly those are durable now.
+        self.unsynced.drain(..count);
+        Ok(())
     }
 
     /// Pins what this handle has seen in the trust state. Only durable state is pinned: a pin of a
@@ -759,7 +761,14 @@ impl Vault {
         let commit: Commit = decode(&plain, ObjectKind::Commit, &name)?;
         for op in &commit.ops {
             match op {
-                Op::KeyFile { generation, hash } => self.logged_keyfile = (*generation, Some(*hash)),
+                Op::KeyFile { generation, hash } => {
+                    self.logged_keyfile = (*generation, Some(*hash));
+                    if let Some((pending, recorded)) = &mut self.pending_keyfile
+                        && *pending == (*generation, *hash)
+                    {
+                        *recorded = true;
+                    }
+                }
                 // Forward secrecy: a destroyed epoch's key leaves memory too.
                 Op::DestroyEpoch { epoch } => drop(self.epochs.remove(epoch)),
                 _ => {}
@@ -1885,13 +1894,14 @@ impl Vault {
     /// log, removes the old key file. No value is re-encrypted.
     pub async fn passwd(&mut self, new_password: &Password, params: KdfParams) -> Result<()> {
         check_password_rules(new_password)?;
+        // First: following a newer key file can renumber (or remove) this handle's slot.
+        self.keyfile_fresh().await?;
         let slot = self.slot.ok_or_else(|| {
             Error::Invalid("the password slot this handle was unlocked with is gone; unlock again".into())
         })?;
-        self.keyfile_fresh().await?;
         let next = self.keyfile.with_new_password(&self.keys.root, slot, new_password, params)?;
         let detail = format!("slot {slot}; key file generation {}", next.generation);
-        self.change_keyfile(next, "passwd", detail).await?;
+        self.change_keyfile(next, Some(slot), "passwd", detail).await?;
         // Shown by `status`; the pin is the weakest slot's (lower ones too: the user chose them).
         self.kdf = params;
         self.save_trust().await
@@ -1924,7 +1934,7 @@ impl Vault {
         let next = self.keyfile.with_added_password(&self.keys.root, password, params)?;
         let index = next.slots.len() - 1;
         let detail = format!("slot {index} added; key file generation {}", next.generation);
-        self.change_keyfile(next, "keyslot add", detail).await?;
+        self.change_keyfile(next, self.slot, "keyslot add", detail).await?;
         Ok(index)
     }
 
@@ -1934,13 +1944,12 @@ impl Vault {
         self.keyfile_fresh().await?;
         let next = self.keyfile.without_slot(&self.keys.root, index)?;
         let detail = format!("slot {index} removed; key file generation {}", next.generation);
-        self.change_keyfile(next, "keyslot remove", detail).await?;
-        self.slot = match self.slot {
+        let slot_after = match self.slot {
             Some(s) if s == index => None,
             Some(s) if s > index => Some(s - 1),
             other => other,
         };
-        Ok(())
+        self.change_keyfile(next, slot_after, "keyslot remove", detail).await
     }
 
     /// Opens the vault at `store` with its recovery phrase and gives it `new_password` in a new
@@ -1983,8 +1992,7 @@ impl Vault {
             "recovery phrase; new password in slot {index}, {kept}; key file generation {}",
             next.generation
         );
-        vault.change_keyfile(next, "recover", detail).await?;
-        vault.slot = Some(index);
+        vault.change_keyfile(next, Some(index), "recover", detail).await?;
         vault.kdf = params;
         vault.save_trust().await?;
         Ok(vault)
@@ -2008,7 +2016,11 @@ impl Vault {
             return Ok(());
         }
         let name = layout::keyfile(logged);
-        let changed = || Error::Conflict("the key file was changed by another writer; unlock again".into());
+        let changed = || {
+            Error::Conflict(
+                "the key file was changed by another writer meanwhile; run the command again".into(),
+            )
+        };
         // Superseded again meanwhile (its older generations are removed): the caller retries.
         let bytes = self.store.get(&name).await?.ok_or_else(changed)?;
         let digest = tresor_crypto::hash(&bytes);
@@ -2026,14 +2038,23 @@ impl Vault {
         }
         let salt = self.slot.and_then(|i| self.keyfile.slots.get(i)).map(|slot| slot.salt);
         self.slot = salt.and_then(|salt| next.slots.iter().position(|slot| slot.salt == salt));
+        if let Some(slot) = self.slot.and_then(|i| next.slots.get(i)) {
+            self.kdf = slot.params;
+        }
         self.keyfile = next;
         self.keyfile_hash = digest;
-        Ok(())
+        self.save_trust().await
     }
 
     /// Writes `next` (generation + 1) after an audit record `op`, records it in the commit log,
-    /// and removes the older generations.
-    async fn change_keyfile(&mut self, next: KeyFile, op: &str, detail: String) -> Result<()> {
+    /// and removes the older generations. `slot_after` is this handle's slot in `next`.
+    async fn change_keyfile(
+        &mut self,
+        next: KeyFile,
+        slot_after: Option<usize>,
+        op: &str,
+        detail: String,
+    ) -> Result<()> {
         let bytes = next.encode();
         let hash = tresor_crypto::hash(&bytes);
         self.audit_append(op, None, Outcome::Ok, Some(detail), Durability::Sync).await?;
@@ -2050,7 +2071,18 @@ impl Vault {
             return Err(e);
         }
         let generation = next.generation;
-        if let Err(e) = self.commit(|_, _| Ok(vec![Op::KeyFile { generation, hash }])).await {
+        self.pending_keyfile = Some(((generation, hash), false));
+        let committed = self.commit(|_, _| Ok(vec![Op::KeyFile { generation, hash }])).await;
+        let recorded = self.pending_keyfile.take().is_some_and(|(_, recorded)| recorded);
+        if let Err(e) = committed {
+            if recorded {
+                // Another writer recorded our key file (and may have changed it since): the
+                // change is in force. This handle takes it, then follows to the newest.
+                self.keyfile = next;
+                self.keyfile_hash = hash;
+                self.slot = slot_after;
+                return self.keyfile_fresh().await;
+            }
             self.audit_failure(op, None, &e).await;
             if self.keyfile_superseded(generation, &hash) {
                 // Another writer's change is the one in force: ours is superseded debris.
@@ -2071,6 +2103,7 @@ impl Vault {
         let old = self.keyfile.generation;
         self.keyfile = next;
         self.keyfile_hash = hash;
+        self.slot = slot_after;
         self.save_trust().await?;
         // The change is complete; removing the old generation is clean-up, which `gc` and the
         // next change retry.

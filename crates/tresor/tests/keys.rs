@@ -313,11 +313,21 @@ async fn reserved_branches_neither_sign_nor_reveal_private_keys() {
         let public = v.derive_ed25519(&path, false).await.unwrap();
         assert!(public.private.is_none());
     }
-    for text in ["m/74'/0'/0'", "m/74'", "m/44'/74'/1'", "m/0'"] {
+    // Their ancestors sign, but never show their private half (it derives every key below).
+    for text in ["m", "m/74'"] {
+        let path: DerivationPath = text.parse().unwrap();
+        assert!(!path.is_reserved() && path.reaches_reserved(), "{text}");
+        assert!(matches!(v.derive_ed25519(&path, true).await, Err(Error::Invalid(_))), "{text}");
+        v.derive_ed25519(&path, false).await.unwrap();
+    }
+    for text in ["m/74'/0'/0'", "m/74'", "m/44'/74'/1'", "m/0'", "m"] {
         let path: DerivationPath = text.parse().unwrap();
         assert!(!path.is_reserved(), "{text}");
         let (sig, public) = v.sign(&path, b"hello").await.unwrap();
         assert!(slip10::verify(&public, b"hello", &sig));
+        if !path.reaches_reserved() {
+            assert!(v.derive_ed25519(&path, true).await.unwrap().private.is_some(), "{text}");
+        }
     }
 }
 
@@ -355,4 +365,25 @@ async fn streamed_transit_message_keys_open_their_message_only() {
         log.iter().filter(|(o, d)| o == op && d.as_deref().is_some_and(|d| d.contains("streamed"))).count()
     };
     assert_eq!((streamed("encrypt"), streamed("decrypt")), (2, 3), "{log:?}");
+}
+
+/// `passwd` on a long-lived handle after another process removed a lower slot changes this
+/// handle's own password (now at a lower index), never the slot that moved into its old place.
+#[tokio::test]
+async fn passwd_after_slots_were_renumbered_elsewhere_changes_its_own_slot() {
+    let env = Env::new();
+    let mut v = env.init().await;
+    v.keyslot_add(&pw("bob's password"), KdfParams::MINIMUM).await.unwrap();
+    v.keyslot_add(&pw("carol's password"), KdfParams::MINIMUM).await.unwrap();
+    drop(v);
+    let mut carol = env.unlock_with(&env.trust, "carol's password").await.unwrap();
+    let mut admin = env.unlock().await.unwrap();
+    admin.keyslot_remove(0).await.unwrap();
+    drop(admin);
+    carol.passwd(&pw("carol's new password"), KdfParams::MINIMUM).await.unwrap();
+    drop(carol);
+    env.unlock_with(&env.trust, "bob's password").await.unwrap();
+    env.unlock_with(&env.trust, "carol's new password").await.unwrap();
+    assert!(matches!(env.unlock_with(&env.trust, "carol's password").await, Err(Error::AuthFailed)));
+    assert!(matches!(env.unlock().await, Err(Error::AuthFailed)));
 }

@@ -962,7 +962,10 @@ mod tests {
         assert_eq!(again.as_ptr(), place);
         assert_eq!(again.len(), 1000);
         assert!(again.iter().all(|b| *b == 0));
-        // Too small for what is asked: a new buffer.
-        drop(buffers.take(2 << 20));
+        // Too small for what is asked: a new buffer, and the pooled one stays for later.
+        buffers.give_back(Bytes::from(again));
+        let bigger = buffers.take(2 << 20);
+        assert_ne!(bigger.as_ptr(), place);
+        assert_eq!(buffers.0.lock().map(|free| free.len()).unwrap_or(0), 1);
     }
 }

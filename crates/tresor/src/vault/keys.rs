@@ -97,8 +97,11 @@ impl Vault {
         path: &DerivationPath,
         show_private: bool,
     ) -> Result<DerivedIdentity> {
-        if show_private {
-            refuse_reserved(path)?;
+        if show_private && path.reaches_reserved() {
+            return Err(Error::Invalid(format!(
+                "the private half of {path} would derive the keys tresor reserves for itself \
+                 (m/74'/n' for n ≥ 1): its public key is shown without --show-private"
+            )));
         }
         let node = self.node(path);
         let detail = format!("ed25519 {path}{}", if show_private { ", private key shown" } else { "" });
