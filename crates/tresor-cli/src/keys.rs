@@ -490,10 +490,15 @@ pub fn decrypt(
 ) -> Result<(), CliError> {
     transit::validate_name(&key).map_err(|e| CliError::input(e.to_string()))?;
     let mut input = open_input(file.as_deref(), stdin)?;
-    let mut start = [0u8; 7];
-    let got = read_up_to(&mut input, &mut start)?;
-    let mut input = std::io::Read::chain(&start[..got], input);
-    if transit::stream::is_stream(&start[..got]) {
+    // The first bytes say which version this is; they are read again after.
+    let mut start = Vec::with_capacity(7);
+    (&mut input)
+        .take(7)
+        .read_to_end(&mut start)
+        .map_err(|e| CliError::input(format!("cannot read the ciphertext: {e}")))?;
+    let stream = transit::stream::is_stream(&start);
+    let mut input = std::io::Read::chain(&start[..], input);
+    if stream {
         let (header, salt, raw) = transit::stream::read_header(&mut input).map_err(stream_failed)?;
         if header.name != key {
             return Err(CliError::input(format!(
@@ -563,20 +568,6 @@ fn open_input<'a>(file: Option<&Path>, stdin: &'a mut impl BufRead) -> Result<Bo
             .map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display()))),
         None => Ok(Box::new(stdin)),
     }
-}
-
-/// Reads until `buf` is full or the input ends.
-fn read_up_to(input: &mut impl Read, buf: &mut [u8]) -> Result<usize, CliError> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match input.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(CliError::input(format!("cannot read the ciphertext: {e}"))),
-        }
-    }
-    Ok(filled)
 }
 
 fn transit_failed(e: transit::TransitError) -> CliError {

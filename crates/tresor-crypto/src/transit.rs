@@ -228,12 +228,7 @@ pub fn encrypt(
     }
     let header_len = FIXED_LEN + name.len() + alg.salt_len() + alg.nonce_len();
     let mut out = Vec::with_capacity(header_len + plaintext.len() + TAG_LEN);
-    out.extend_from_slice(&MAGIC);
-    out.push(VERSION);
-    out.push(alg.id());
-    // `validate_name` bounds the length by MAX_NAME_LEN = 128.
-    out.push(name.len() as u8);
-    out.extend_from_slice(name.as_bytes());
+    header_prefix(&mut out, VERSION, alg, name)?;
     let mut random = [0u8; SALT_LEN + 24];
     let random = &mut random[..alg.salt_len() + alg.nonce_len()];
     getrandom::fill(random).map_err(|_| TransitError::Random)?;
@@ -251,6 +246,18 @@ pub fn encrypt(
     .map_err(|_| TransitError::TooLarge)?;
     out.extend_from_slice(&ct);
     Ok(out)
+}
+
+/// Writes the start of a header, both versions: magic, `version`, algorithm, name length, name.
+fn header_prefix(out: &mut Vec<u8>, version: u8, alg: Algorithm, name: &str) -> Result<(), TransitError> {
+    validate_name(name)?;
+    out.extend_from_slice(&MAGIC);
+    out.push(version);
+    out.push(alg.id());
+    // `validate_name` bounds the length by MAX_NAME_LEN = 128.
+    out.push(name.len() as u8);
+    out.extend_from_slice(name.as_bytes());
+    Ok(())
 }
 
 /// Reads the header of a ciphertext (binary or armoured) without a key.

@@ -57,14 +57,8 @@ pub enum StreamError {
 
 /// The header of a new message under key `name` for `alg`, with its `salt`.
 pub fn header(name: &str, alg: Algorithm, salt: &[u8; SALT_LEN]) -> Result<Vec<u8>, TransitError> {
-    validate_name(name)?;
     let mut out = Vec::with_capacity(FIXED_LEN + name.len() + SALT_LEN);
-    out.extend_from_slice(&MAGIC);
-    out.push(VERSION);
-    out.push(alg.id());
-    // `validate_name` bounds the length by MAX_NAME_LEN = 128.
-    out.push(name.len() as u8);
-    out.extend_from_slice(name.as_bytes());
+    super::header_prefix(&mut out, VERSION, alg, name)?;
     out.extend_from_slice(salt);
     Ok(out)
 }
