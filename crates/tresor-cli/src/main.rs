@@ -734,7 +734,10 @@ fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
 fn request(ctx: &mut Ctx, req: Request) -> Result<Response, CliError> {
     if !ctx.no_agent {
         let socket = ctx.socket();
-        match client::request(&socket, &req, Duration::from_secs(600)) {
+        // Bulk work grows with the vault: the client waits as long as the agent may work.
+        let wait =
+            if req.is_bulk() { tresor_server::protocol::BULK_DEADLINE } else { Duration::from_secs(600) };
+        match client::request(&socket, &req, wait) {
             Ok(Some(Response::Locked)) | Ok(None) => {}
             Ok(Some(resp)) => return Ok(resp),
             // The agent may have run the request already: never run it a second time here.

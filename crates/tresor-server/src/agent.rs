@@ -1,6 +1,8 @@
 //! The agent's serving loop.
 
-use crate::protocol::{Blob, FrameError, MAX_FRAME, Request, Response, SecretBuf, decode, encode};
+use crate::protocol::{
+    BULK_DEADLINE, Blob, FrameError, MAX_FRAME, Request, Response, SecretBuf, decode, encode,
+};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +16,7 @@ use zeroize::Zeroizing;
 
 /// How long one client may take to send its request.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long one connection may last in all: request, work on the store, response.
+/// How long one request may work on the store (bulk work: [`BULK_DEADLINE`]).
 const CONNECTION_DEADLINE: Duration = Duration::from_secs(300);
 
 /// What the agent serves.
@@ -102,10 +104,8 @@ pub async fn serve(listener: UnixListener, config: AgentConfig) -> std::io::Resu
                 }
                 let (slot, queue, config, events) = (slot.clone(), queue.clone(), config.clone(), events.clone());
                 tokio::spawn(async move {
-                    match timeout(CONNECTION_DEADLINE, handle(stream, &slot, &queue, &config, &events)).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => tracing::debug!("client connection: {e}"),
-                        Err(_) => tracing::warn!("a client connection passed its deadline and was dropped"),
+                    if let Err(e) = handle(stream, &slot, &queue, &config, &events).await {
+                        tracing::warn!("client connection: {e}");
                     }
                 });
             }
@@ -176,7 +176,41 @@ async fn handle(
     if !matches!(request, Request::Ping) {
         let _ = events.send(Event::Used);
     }
-    let response = match request {
+    let bulk = request.is_bulk();
+    let deadline = if bulk { BULK_DEADLINE } else { CONNECTION_DEADLINE };
+    let work = timeout(deadline, respond(request, slot, queue, config, events));
+    // Bulk work counts as use while it runs: the idle timeout must not lock the vault under it.
+    let keep_alive = async {
+        loop {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            if bulk {
+                let _ = events.send(Event::Used);
+            }
+        }
+    };
+    let response = tokio::select! {
+        done = work => done,
+        never = keep_alive => never,
+    }
+    .map_err(|_| FrameError::Protocol("the request passed its deadline and was dropped".into()))?;
+    timeout(REQUEST_TIMEOUT, async {
+        stream.write_all(&encode(&response)?).await?;
+        stream.flush().await?;
+        Ok::<_, FrameError>(())
+    })
+    .await
+    .map_err(|_| FrameError::Protocol("the client did not take its response".into()))?
+}
+
+/// The answer to one request.
+async fn respond(
+    request: Request,
+    slot: &Slot,
+    queue: &Queue,
+    config: &AgentConfig,
+    events: &mpsc::UnboundedSender<Event>,
+) -> Response {
+    match request {
         Request::Ping => Response::Pong { unlocked: slot.lock().await.is_some(), pid: std::process::id() },
         Request::Unlock { password } => unlock(password, &mut *slot.lock().await, config).await,
         Request::Lock => {
@@ -223,10 +257,7 @@ async fn handle(
             Some(vault) => execute(vault, other).await,
             None => Response::Locked,
         },
-    };
-    stream.write_all(&encode(&response)?).await?;
-    stream.flush().await?;
-    Ok(())
+    }
 }
 
 fn lock_queue(queue: &Queue) -> std::sync::MutexGuard<'_, Vec<Pending>> {

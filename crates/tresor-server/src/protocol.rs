@@ -195,6 +195,23 @@ pub enum Request {
     },
 }
 
+/// How long bulk work ([`Request::is_bulk`]) may take through the agent: it grows with the
+/// vault (1 GiB re-encrypts in seconds, a large bucket may take hours), and an interrupted run
+/// is safe but must be run again.
+pub const BULK_DEADLINE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+impl Request {
+    /// Work whose length grows with the vault: re-encryption and epoch destruction. The agent
+    /// gives it [`BULK_DEADLINE`] instead of its usual per-connection deadline, and a client
+    /// waits as long.
+    pub fn is_bulk(&self) -> bool {
+        matches!(
+            self,
+            Request::EpochReencrypt | Request::EpochDestroy { .. } | Request::EpochRotate { reencrypt: true }
+        )
+    }
+}
+
 /// What the agent answers.
 #[derive(Serialize, Deserialize)]
 pub enum Response {
@@ -340,6 +357,23 @@ pub fn read_msg<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> Result<T, Fr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_work_that_grows_with_the_vault_is_bulk() {
+        for bulk in [
+            Request::EpochReencrypt,
+            Request::EpochDestroy { epoch: 1 },
+            Request::EpochRotate { reencrypt: true },
+        ] {
+            assert!(bulk.is_bulk());
+        }
+        for quick in
+            [Request::EpochRotate { reencrypt: false }, Request::EpochList, Request::Ping, Request::Lock]
+        {
+            assert!(!quick.is_bulk());
+        }
+        assert!(BULK_DEADLINE >= std::time::Duration::from_secs(3600));
+    }
 
     #[test]
     fn frames_roundtrip() {
