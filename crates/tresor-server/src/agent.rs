@@ -181,11 +181,12 @@ async fn handle(
     let work = timeout(deadline, respond(request, slot, queue, config, events));
     // Bulk work counts as use while it runs: the idle timeout must not lock the vault under it.
     let keep_alive = async {
+        if !bulk {
+            return std::future::pending().await;
+        }
         loop {
             tokio::time::sleep(Duration::from_secs(30)).await;
-            if bulk {
-                let _ = events.send(Event::Used);
-            }
+            let _ = events.send(Event::Used);
         }
     };
     let response = tokio::select! {

@@ -114,27 +114,16 @@ pub fn encrypt(
     input: &mut (impl Read + ?Sized),
     output: &mut (impl Write + ?Sized),
 ) -> Result<u64, StreamError> {
-    let alg = header_alg(header)?;
-    let aad = [header, vault_id].concat();
-    let cipher = Cipher::new(alg, message_key);
+    let (cipher, aad) = Cipher::for_header(header, vault_id, message_key)?;
     output.write_all(header)?;
-    // One byte more than a segment is read ahead: whether more follows decides the last flag.
-    let mut buf = Zeroizing::new(vec![0u8; SEGMENT_LEN + 1]);
-    let mut filled = read_full(input, &mut buf)?;
     let mut total = 0u64;
-    for counter in 0u64.. {
-        let last = filled <= SEGMENT_LEN;
-        let n = filled.min(SEGMENT_LEN);
-        let tag = cipher.seal(&nonce(counter, last), &aad, &mut buf[..n])?;
-        output.write_all(&buf[..n])?;
+    for_each_piece(input, SEGMENT_LEN, |counter, last, piece| {
+        let tag = cipher.seal(&nonce(counter, last), &aad, piece)?;
+        output.write_all(piece)?;
         output.write_all(&tag)?;
-        total += n as u64;
-        if last {
-            break;
-        }
-        buf[0] = buf[SEGMENT_LEN];
-        filled = 1 + read_full(input, &mut buf[1..])?;
-    }
+        total += piece.len() as u64;
+        Ok(())
+    })?;
     Ok(total)
 }
 
@@ -148,31 +137,43 @@ pub fn decrypt(
     input: &mut (impl Read + ?Sized),
     output: &mut (impl Write + ?Sized),
 ) -> Result<u64, StreamError> {
-    let alg = header_alg(header)?;
-    let aad = [header, vault_id].concat();
-    let cipher = Cipher::new(alg, message_key);
-    const SEGMENT: usize = SEGMENT_LEN + TAG_LEN;
-    let mut buf = Zeroizing::new(vec![0u8; SEGMENT + 1]);
-    let mut filled = read_full(input, &mut buf)?;
+    let (cipher, aad) = Cipher::for_header(header, vault_id, message_key)?;
     let mut total = 0u64;
-    for counter in 0u64.. {
-        let last = filled <= SEGMENT;
-        let n = filled.min(SEGMENT);
+    for_each_piece(input, SEGMENT_LEN + TAG_LEN, |counter, last, segment| {
         // A segment shorter than a tag, or an empty last segment after others: not ours.
+        let n = segment.len();
         if n < TAG_LEN || last && n == TAG_LEN && counter > 0 {
             return Err(TransitError::Decrypt.into());
         }
-        let (body, tag) = buf[..n].split_at_mut(n - TAG_LEN);
+        let (body, tag) = segment.split_at_mut(n - TAG_LEN);
         cipher.open(&nonce(counter, last), &aad, body, tag)?;
         output.write_all(body)?;
         total += body.len() as u64;
+        Ok(())
+    })?;
+    Ok(total)
+}
+
+/// Feeds `input` to `each` in pieces of `len` bytes — the last may be shorter, and is empty only
+/// when the whole input is — with the piece's index and whether it is the last. One byte is read
+/// ahead: whether more follows decides the last flag. The buffer is wiped when done.
+fn for_each_piece(
+    input: &mut (impl Read + ?Sized),
+    len: usize,
+    mut each: impl FnMut(u64, bool, &mut [u8]) -> Result<(), StreamError>,
+) -> Result<(), StreamError> {
+    let mut buf = Zeroizing::new(vec![0u8; len + 1]);
+    let mut filled = read_full(input, &mut buf)?;
+    for counter in 0u64.. {
+        let last = filled <= len;
+        each(counter, last, &mut buf[..filled.min(len)])?;
         if last {
             break;
         }
-        buf[0] = buf[SEGMENT];
+        buf[0] = buf[len];
         filled = 1 + read_full(input, &mut buf[1..])?;
     }
-    Ok(total)
+    Ok(())
 }
 
 /// The nonce of segment `counter` (12 bytes used by AES-256-GCM, all 24 by XChaCha20-Poly1305).
@@ -198,11 +199,14 @@ enum Cipher {
 }
 
 impl Cipher {
-    fn new(alg: Algorithm, key: &Key) -> Cipher {
-        match alg {
+    /// The AEAD of the message with `header`, keyed with its message key, and the associated
+    /// data of its segments (`header || vault id`).
+    fn for_header(header: &[u8], vault_id: &[u8], key: &Key) -> Result<(Cipher, Vec<u8>), TransitError> {
+        let cipher = match header_alg(header)? {
             Algorithm::XChaCha20Poly1305 => Cipher::XChaCha(super::xchacha(key.expose_secret())),
             Algorithm::Aes256Gcm => Cipher::Aes(Box::new(super::aes(key.expose_secret()))),
-        }
+        };
+        Ok((cipher, [header, vault_id].concat()))
     }
 
     /// Seals `data` in place; returns the tag.
