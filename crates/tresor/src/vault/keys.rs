@@ -145,12 +145,11 @@ impl Vault {
         alg: Algorithm,
         salt: Option<[u8; transit::SALT_LEN]>,
     ) -> Result<([u8; transit::SALT_LEN], Key)> {
-        transit::validate_name(name).map_err(transit_error)?;
+        let named = self.derive_encryption_key(name, alg)?;
         let (op, salt) = match salt {
             Some(salt) => ("decrypt", salt),
             None => ("encrypt", tresor_crypto::random_array().map_err(|_| Error::Random)?),
         };
-        let named = transit::derive_transit_key(&self.keys.root, &self.vault_id, name, alg);
         let key = transit::stream::message_key(&named, &salt);
         let detail = format!("key {name} ({alg}), streamed: message key issued");
         self.audit_append(op, None, Outcome::Ok, Some(detail), Durability::Relaxed).await?;
