@@ -646,14 +646,24 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 Response::Gc(r) => {
                     let verb = if r.dry_run { "would remove" } else { "removed" };
                     outln!(
-                        "{verb}: {} snapshot parts, {} orphan blobs, {} old key files, {} probe leftovers ({} bytes)",
+                        "{verb}: {} snapshot parts, {} orphan blobs, {} old key files, {} probe leftovers, \
+                         {} orphan epoch keys, {} objects of destroyed epochs, {} staging files ({} bytes)",
                         r.snapshot_parts,
                         r.orphan_blobs,
                         r.old_keyfiles,
                         r.probes,
+                        r.orphan_epoch_keys,
+                        r.destroyed_epoch_objects,
+                        r.staging_files,
                         r.bytes
                     );
                     outln!("kept: the snapshot at commit {}, every commit and audit record", r.snapshot);
+                    if r.foreign > 0 {
+                        outln!(
+                            "left alone: {} entries that are not tresor objects (`tresor doctor` lists them)",
+                            r.foreign
+                        );
+                    }
                     if r.young_blobs > 0 {
                         outln!(
                             "kept: {} unreferenced blobs younger than {} (a writer may still commit them)",
@@ -758,9 +768,18 @@ fn request(ctx: &mut Ctx, req: Request) -> Result<Response, CliError> {
     })
 }
 
+/// Opens a vault location, warning on stderr when a local vault directory is open to other users.
+fn open_store(location: &str, create: bool) -> Result<Store, CliError> {
+    let store = Store::open(location, create).map_err(|e| CliError::from_core(&e))?;
+    if let Some(warning) = store.permission_warning() {
+        eprintln!("tresor: warning: {warning}");
+    }
+    Ok(store)
+}
+
 /// Opens the store and checks that a vault is there, before anyone is asked for a password.
 fn open_existing(rt: &tokio::runtime::Runtime, location: &str) -> Result<Store, CliError> {
-    let store = Store::open(location, false).map_err(|e| CliError::from_core(&e))?;
+    let store = open_store(location, false)?;
     rt.block_on(tresor::vault::describe_locked(&store)).map_err(|e| CliError::from_core(&e))?;
     Ok(store)
 }
@@ -803,7 +822,7 @@ fn cmd_init(
     };
     let rt = runtime()?;
     let vault = rt.block_on(async {
-        let store = Store::open(&ctx.location, true).map_err(|e| CliError::from_core(&e))?;
+        let store = open_store(&ctx.location, true)?;
         Vault::init(store, &password, opts).await.map_err(|e| CliError::from_core(&e))
     })?;
     outln!("{}", hex::encode(vault.vault_id()));
@@ -964,7 +983,7 @@ fn cmd_status(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
         _ => {
             let rt = runtime()?;
             let info = rt.block_on(async {
-                let store = Store::open(&ctx.location, false).map_err(|e| CliError::from_core(&e))?;
+                let store = open_store(&ctx.location, false)?;
                 tresor::vault::describe_locked(&store).await.map_err(|e| CliError::from_core(&e))
             })?;
             if json {
@@ -990,7 +1009,7 @@ fn cmd_passwd(ctx: &mut Ctx, new: &NewPasswordArgs, stdin: &mut impl BufRead) ->
     let (new, kdf) = new.read(stdin)?;
     let rt = runtime()?;
     rt.block_on(async {
-        let store = Store::open(&ctx.location, false).map_err(|e| CliError::from_core(&e))?;
+        let store = open_store(&ctx.location, false)?;
         let mut vault =
             Vault::unlock(store, &current, ctx.options("cli")).await.map_err(|e| CliError::from_core(&e))?;
         report_failed(vault.failed_attempts());
@@ -1021,9 +1040,18 @@ fn cmd_doctor(ctx: &Ctx, json: bool) -> Result<(), CliError> {
     });
     let names = names.map_err(|e| CliError::from_core(&e))?;
     let mut counts = std::collections::BTreeMap::new();
+    // Entries that are not tresor objects: links, FIFOs, devices (local), unexpected names.
+    let mut foreign: Vec<(String, &str)> =
+        store.foreign().map_err(|e| CliError::from_core(&e))?.into_iter().map(|f| (f.name, f.what)).collect();
     for name in &names {
-        *counts.entry(name.split('/').next().unwrap_or_default().to_string()).or_insert(0u64) += 1;
+        if tresor::layout::is_object_name(name) {
+            *counts.entry(name.split('/').next().unwrap_or_default().to_string()).or_insert(0u64) += 1;
+        } else {
+            foreign.push((name.escape_debug().to_string(), "unexpected name"));
+        }
     }
+    foreign.sort();
+    let permissions = store.permission_warning();
     if json {
         print_json(&serde_json::json!({
             "location": ctx.location,
@@ -1031,6 +1059,8 @@ fn cmd_doctor(ctx: &Ctx, json: bool) -> Result<(), CliError> {
             "create_if_absent": probe.is_ok(),
             "probe_ms": probe.as_ref().ok().map(|d| d.as_secs_f64() * 1000.0),
             "objects": counts,
+            "foreign": foreign.iter().map(|(name, what)| serde_json::json!({"name": name, "what": what})).collect::<Vec<_>>(),
+            "permissions": permissions,
             "vault": vault.as_ref().ok(),
         }))?;
     } else {
@@ -1051,6 +1081,16 @@ fn cmd_doctor(ctx: &Ctx, json: bool) -> Result<(), CliError> {
             ),
             Err(e) => outln!("vault: none ({e})"),
         }
+        if let Some(warning) = &permissions {
+            outln!("permissions: {warning}");
+        }
+        if !foreign.is_empty() {
+            outln!("foreign entries (not tresor objects; tresor never reads, follows or deletes them):");
+            for (name, what) in &foreign {
+                outln!("  {name}: {what}");
+            }
+            outln!("  remove them by hand once you know where they came from");
+        }
     }
     probe.map(|_| ()).map_err(|e| CliError::from_core(&e))
 }
@@ -1064,7 +1104,7 @@ fn cmd_import(ctx: &mut Ctx, file: &Path, format: Option<import::Format>) -> Res
         let password = ctx.password()?;
         let rt = runtime()?;
         let vault = rt.block_on(async {
-            let store = Store::open(&ctx.location, true).map_err(|e| CliError::from_core(&e))?;
+            let store = open_store(&ctx.location, true)?;
             tresor::archive::import(store, &bytes, &password, ctx.options("cli"))
                 .await
                 .map_err(|e| CliError::from_core(&e))

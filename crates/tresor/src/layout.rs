@@ -84,6 +84,33 @@ pub fn parse_snapshot(name: &str) -> Option<(u64, u32, u32)> {
     (part < parts).then_some((seq.parse().ok()?, part, parts))
 }
 
+/// Prefix of the create-if-absent probes of `init` and unlock.
+pub const PROBE_DIR: &str = "probe";
+
+/// A probe object with random id `id`.
+pub fn probe(id: &[u8; 16]) -> String {
+    format!("{PROBE_DIR}/{}", hex::encode(id))
+}
+
+/// Whether `name` is a probe object's name (`probe/<32 lowercase hex>`).
+pub fn is_probe(name: &str) -> bool {
+    name.strip_prefix(PROBE_DIR)
+        .and_then(|r| r.strip_prefix('/'))
+        .is_some_and(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+}
+
+/// Whether `name` has the shape of an object tresor writes (anything else in a store is foreign:
+/// reported by `tresor doctor`, never read, counted or deleted).
+pub fn is_object_name(name: &str) -> bool {
+    parse_seq(name, KEYFILE_DIR).is_some()
+        || parse_seq(name, LOG_DIR).is_some()
+        || parse_seq(name, AUDIT_DIR).is_some()
+        || parse_epoch_key(name).is_some()
+        || parse_blob(name).is_some()
+        || parse_snapshot(name).is_some()
+        || is_probe(name)
+}
+
 /// The largest object of each kind tresor reads; the store cannot make a reader allocate more.
 pub fn size_limit(name: &str) -> u64 {
     match name.split('/').next() {
@@ -156,6 +183,13 @@ mod tests {
         assert_eq!(parse_snapshot(&snapshot(7, 0, 1)), Some((7, 0, 1)));
         assert_eq!(parse_blob("blob/0000000001/00112233445566778899AABBCCDDEEFF"), None);
         assert_eq!(parse_blob("blob/1/00112233445566778899aabbccddeeff"), None);
+        assert!(is_probe(&probe(&[0xab; 16])) && is_object_name(&probe(&[1; 16])));
+        for bad in ["probe", "probe/x", "probe/../x", "log/1", "blob/0000000001", "snap", "keyfile/1/2"] {
+            assert!(!is_object_name(bad), "{bad}");
+        }
+        for good in [commit(1), audit(2), keyfile(3), epoch_key(4), blob(5, &[6; 16]), snapshot(7, 0, 1)] {
+            assert!(is_object_name(&good), "{good}");
+        }
         for bad in ["epoch/5", "epoch/000000000x", "epoch/00000000001", "blob/0000000001"] {
             assert_eq!(parse_epoch_key(bad), None, "{bad}");
         }

@@ -1,6 +1,7 @@
 //! tresor's core: the vault on an untrusted store.
 //!
 //! - [`store`]: one adapter over `object_store`; every write create-if-absent;
+//! - [`local`]: the local directory backend, which never follows a link inside a vault;
 //! - [`aws`]: S3 credentials, region and endpoint from `AWS_*` variables and AWS profiles;
 //! - [`keyfile`]: password slots wrapping the root secret;
 //! - [`chain`]: sealed, hash-chained logs (the commit log and the audit trail);
@@ -24,6 +25,7 @@ pub mod index;
 pub mod keyfile;
 pub mod keyring;
 pub mod layout;
+pub mod local;
 pub mod model;
 pub mod snapshot;
 pub mod store;

@@ -8,7 +8,7 @@
 use crate::error::{Error, Result};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use object_store::local::LocalFileSystem;
+use crate::local::{Foreign, LocalDir};
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -24,8 +24,9 @@ pub struct Store {
     /// The same backend without per-write fsync, for objects whose loss on power failure is
     /// tolerable (audit records of reads; see ARCHITECTURE.md). Same as `inner` elsewhere.
     relaxed: Arc<dyn ObjectStore>,
-    /// The directory of a local store: where [`Store::sync`] has work to do.
-    local_root: Option<std::path::PathBuf>,
+    /// The directory of a local store: where [`Store::sync`] has work to do, and where foreign
+    /// entries can be found ([`Store::foreign`]).
+    local: Option<LocalDir>,
     prefix: Option<Path>,
     location: String,
     /// The versions API of an S3 bucket (see [`Store::purge_versions`]).
@@ -52,6 +53,41 @@ pub enum Durability {
 
 fn store_err(e: object_store::Error) -> Error {
     Error::Store(e.to_string())
+}
+
+/// The body of `r`, read chunk by chunk and never past the size its metadata announced (itself
+/// within the kind's limit): a store that sends more than it said is refused, not buffered.
+async fn read_bounded(name: &str, r: object_store::GetResult) -> Result<Bytes> {
+    let announced = r.meta.size;
+    let mut body = r.into_stream();
+    let first = match body.next().await {
+        None => return Ok(Bytes::new()),
+        Some(chunk) => chunk.map_err(store_err)?,
+    };
+    let mut buf = None::<bytes::BytesMut>;
+    let mut single = Some(first);
+    let mut total = single.as_ref().map_or(0, |b| b.len() as u64);
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(store_err)?;
+        total += chunk.len() as u64;
+        if total > announced {
+            break;
+        }
+        let b = buf.get_or_insert_with(|| {
+            let mut b = bytes::BytesMut::with_capacity(usize::try_from(announced).unwrap_or(0));
+            b.extend_from_slice(&single.take().unwrap_or_default());
+            b
+        });
+        b.extend_from_slice(&chunk);
+    }
+    if total > announced {
+        return Err(Error::integrity(
+            crate::layout::kind_of(name),
+            name,
+            format!("the store sent more than the {announced} bytes it announced"),
+        ));
+    }
+    Ok(buf.map(bytes::BytesMut::freeze).or(single).unwrap_or_default())
 }
 
 impl Store {
@@ -81,17 +117,12 @@ impl Store {
         }
         let canonical =
             dir.canonicalize().map_err(|e| Error::Store(format!("cannot resolve {}: {e}", dir.display())))?;
-        // Automatic cleanup removes directories a delete leaves empty (`probe/`), so the directory
-        // holds exactly the object kinds SECURITY.md lists.
-        let fs = LocalFileSystem::new_with_prefix(&canonical)
-            .map_err(store_err)?
-            .with_fsync(true)
-            .with_automatic_cleanup(true);
-        let relaxed =
-            LocalFileSystem::new_with_prefix(&canonical).map_err(store_err)?.with_automatic_cleanup(true);
-        let mut store = Store::from_object_store(Arc::new(fs), None, &canonical.display().to_string());
-        store.relaxed = Arc::new(relaxed);
-        store.local_root = Some(canonical);
+        // Nothing inside the directory is ever followed: see `local.rs`.
+        let local = LocalDir::open(&canonical)
+            .map_err(|e| Error::Store(format!("cannot open {}: {e}", canonical.display())))?;
+        let mut store = Store::from_object_store(Arc::new(local.clone()), None, &canonical.display().to_string());
+        store.relaxed = Arc::new(local.with_fsync(false));
+        store.local = Some(local);
         Ok(store)
     }
 
@@ -125,7 +156,7 @@ impl Store {
         Store {
             relaxed: inner.clone(),
             inner,
-            local_root: None,
+            local: None,
             prefix,
             location: location.to_string(),
             versions: None,
@@ -137,12 +168,19 @@ impl Store {
         &self.location
     }
 
-    fn path(&self, name: &str) -> Path {
-        match &self.prefix {
+    /// The backend path of object `name`. Only names of tresor's shapes are ever sent: no empty,
+    /// `.` or `..` segment (URL parsing would collapse those onto other keys), nothing but ASCII
+    /// letters, digits, `-`, `_` and `.`.
+    fn path(&self, name: &str) -> Result<Path> {
+        let name = name.trim_end_matches('/');
+        if !name.split('/').all(crate::local::valid_component) {
+            return Err(Error::Invalid(format!("refusing the object name {:?}: not a tresor object name", name)));
+        }
+        Ok(match &self.prefix {
             // `Path::from` splits on '/': `join` would make "a/b" one percent-encoded part.
             Some(p) => Path::from(format!("{}/{name}", p.as_ref())),
             None => Path::from(name),
-        }
+        })
     }
 
     /// Writes `bytes` under `name` only if no object has that name, durably (fsync on a local
@@ -163,7 +201,7 @@ impl Store {
             Durability::Sync => &self.inner,
             Durability::Relaxed => &self.relaxed,
         };
-        match backend.put_opts(&self.path(name), PutPayload::from(bytes.into()), opts).await {
+        match backend.put_opts(&self.path(name)?, PutPayload::from(bytes.into()), opts).await {
             Ok(_) => Ok(Created::Yes),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(Created::AlreadyExists),
             Err(object_store::Error::NotImplemented { .. }) => {
@@ -177,37 +215,53 @@ impl Store {
     /// are fsynced one by one (and their directories); many at once, the whole filesystem is
     /// synced with one `syncfs`. Other backends are durable when a write returns: nothing to do.
     pub fn sync(&self, names: &[String]) -> Result<()> {
-        let Some(root) = &self.local_root else { return Ok(()) };
+        let Some(local) = &self.local else { return Ok(()) };
         if names.is_empty() {
             return Ok(());
         }
-        let fail = |e: std::io::Error| Error::Store(format!("cannot sync {}: {e}", root.display()));
-        if names.len() > 4 {
-            let dir = std::fs::File::open(root).map_err(fail)?;
-            return rustix::fs::syncfs(&dir).map_err(|e| fail(e.into()));
+        if names.len() > 4 { local.sync_all() } else { local.sync_files(names) }.map_err(store_err)
+    }
+
+    /// Entries of a local vault directory that are not objects tresor writes (symbolic links,
+    /// FIFOs, sockets, devices, unexpected names): reported by `tresor doctor`, never acted on.
+    /// Empty for other stores, whose listings hold objects only.
+    pub fn foreign(&self) -> Result<Vec<Foreign>> {
+        match &self.local {
+            Some(local) => local.foreign().map_err(store_err),
+            None => Ok(Vec::new()),
         }
-        let mut dirs = std::collections::BTreeSet::new();
-        for name in names {
-            let path = root.join(name);
-            std::fs::File::open(&path).and_then(|f| f.sync_data()).map_err(fail)?;
-            dirs.extend(path.parent().map(std::path::Path::to_path_buf));
+    }
+
+    /// Staging files of local writes a crash interrupted: `(name, size, last modified)`.
+    pub fn staging_files(&self) -> Result<Vec<(String, u64, std::time::SystemTime)>> {
+        let Some(local) = &self.local else { return Ok(Vec::new()) };
+        let temps = local.temps().map_err(store_err)?;
+        Ok(temps.into_iter().map(|m| (m.location.to_string(), m.size, m.last_modified.into())).collect())
+    }
+
+    /// Removes a staging file of [`Store::staging_files`].
+    pub fn remove_staging_file(&self, name: &str) -> Result<()> {
+        match &self.local {
+            Some(local) => local.remove_temp(name).map_err(store_err),
+            None => Ok(()),
         }
-        for dir in dirs {
-            std::fs::File::open(&dir).and_then(|d| d.sync_all()).map_err(fail)?;
-        }
-        Ok(())
+    }
+
+    /// A warning when the local vault directory is open to other users (`None` elsewhere).
+    pub fn permission_warning(&self) -> Option<String> {
+        self.local.as_ref().and_then(LocalDir::permission_warning)
     }
 
     /// Reads an object; `None` if it does not exist. An object larger than its kind's limit
     /// ([`crate::layout::size_limit`]) is refused before it is read.
     pub async fn get(&self, name: &str) -> Result<Option<Bytes>> {
-        match self.inner.get(&self.path(name)).await {
+        match self.inner.get(&self.path(name)?).await {
             Ok(r) if r.meta.size > crate::layout::size_limit(name) => Err(Error::integrity(
                 crate::layout::kind_of(name),
                 name,
                 format!("is {} bytes, more than any object of its kind", r.meta.size),
             )),
-            Ok(r) => Ok(Some(r.bytes().await.map_err(store_err)?)),
+            Ok(r) => Ok(Some(read_bounded(name, r).await?)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             Err(e) => Err(store_err(e)),
         }
@@ -223,7 +277,7 @@ impl Store {
                 "is referenced past the size any object of its kind may have",
             ));
         }
-        match self.inner.get_range(&self.path(name), range).await {
+        match self.inner.get_range(&self.path(name)?, range).await {
             Ok(bytes) => Ok(Some(bytes)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             // Asked past the end of a shorter object (the store truncated it).
@@ -240,7 +294,7 @@ impl Store {
 
     /// Whether an object exists.
     pub async fn exists(&self, name: &str) -> Result<bool> {
-        match self.inner.head(&self.path(name)).await {
+        match self.inner.head(&self.path(name)?).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(store_err(e)),
@@ -249,7 +303,7 @@ impl Store {
 
     /// Names (relative to the vault prefix) of every object under `dir`, sorted.
     pub async fn list(&self, dir: &str) -> Result<Vec<String>> {
-        let prefix = if dir.is_empty() { self.prefix.clone() } else { Some(self.path(dir)) };
+        let prefix = if dir.is_empty() { self.prefix.clone() } else { Some(self.path(dir)?) };
         let metas: Vec<_> = self.inner.list(prefix.as_ref()).try_collect().await.map_err(store_err)?;
         let strip = self.prefix.as_ref().map(|p| format!("{}/", p.as_ref())).unwrap_or_default();
         let mut names: Vec<String> = metas
@@ -262,7 +316,7 @@ impl Store {
 
     /// `(name, size, last modified)` of every object under `dir`, sorted by name (for `gc`).
     pub async fn list_meta(&self, dir: &str) -> Result<Vec<(String, u64, std::time::SystemTime)>> {
-        let prefix = if dir.is_empty() { self.prefix.clone() } else { Some(self.path(dir)) };
+        let prefix = if dir.is_empty() { self.prefix.clone() } else { Some(self.path(dir)?) };
         let metas: Vec<_> = self.inner.list(prefix.as_ref()).try_collect().await.map_err(store_err)?;
         let strip = self.prefix.as_ref().map(|p| format!("{}/", p.as_ref())).unwrap_or_default();
         let mut out: Vec<(String, u64, std::time::SystemTime)> = metas
@@ -283,7 +337,7 @@ impl Store {
 
     /// Deletes an object; deleting a missing one is not an error.
     pub async fn delete(&self, name: &str) -> Result<()> {
-        match self.inner.delete(&self.path(name)).await {
+        match self.inner.delete(&self.path(name)?).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(store_err(e)),
         }
@@ -315,7 +369,7 @@ impl Store {
         let Some(s3) = &self.versions else {
             return Ok(crate::versions::residue_without_versions_api(
                 &*self.inner,
-                self.local_root.is_some(),
+                self.local.is_some(),
             ));
         };
         let keys: Vec<String> = prefixes
@@ -331,8 +385,7 @@ impl Store {
     /// Checks that the store honours create-if-absent: a second create of the same name must be
     /// refused and must not change the object.
     pub async fn probe(&self) -> Result<()> {
-        let id = hex::encode(tresor_crypto::random_array::<16>()?);
-        let name = format!("probe/{id}");
+        let name = crate::layout::probe(&tresor_crypto::random_array::<16>()?);
         // Nothing of the probe needs to survive a power failure: no fsync.
         let first = self.create_with(&name, b"first".to_vec(), Durability::Relaxed).await?;
         let second = self.create_with(&name, b"second".to_vec(), Durability::Relaxed).await;

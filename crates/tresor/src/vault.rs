@@ -222,6 +222,13 @@ pub struct GcReport {
     pub orphan_epoch_keys: usize,
     /// Objects of destroyed epochs (a destruction that was interrupted before deleting them).
     pub destroyed_epoch_objects: usize,
+    /// Staging files of local writes a crash interrupted.
+    #[serde(default)]
+    pub staging_files: usize,
+    /// Entries that are not tresor objects (links, FIFOs, unexpected names): left alone, listed
+    /// by `tresor doctor`.
+    #[serde(default)]
+    pub foreign: usize,
     /// Bytes of everything removed.
     pub bytes: u64,
 }
@@ -2196,15 +2203,30 @@ impl Vault {
                     Some(epoch) if self.keyring.get(epoch).is_none() && old => &mut report.orphan_epoch_keys,
                     _ => continue,
                 },
-                Some("probe") if old => &mut report.probes,
+                Some(layout::PROBE_DIR) if old && layout::is_probe(&name) => &mut report.probes,
                 _ => continue,
             };
             *counter += 1;
             report.bytes += size;
             doomed.push(name);
         }
+        let staging: Vec<String> = self
+            .store
+            .staging_files()?
+            .into_iter()
+            .filter(|(_, _, modified)| now.duration_since(*modified).unwrap_or_default() >= grace)
+            .map(|(name, size, _)| {
+                report.bytes += size;
+                name
+            })
+            .collect();
+        report.staging_files = staging.len();
+        report.foreign = self.store.foreign()?.len();
         if !dry_run {
             self.store.delete_many(doomed).await?;
+            for name in staging {
+                self.store.remove_staging_file(&name)?;
+            }
         }
         Ok(report)
     }

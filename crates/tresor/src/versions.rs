@@ -69,14 +69,15 @@ pub fn residue_without_versions_api(store: &dyn ObjectStore, local: bool) -> Res
     let shown = store.to_string();
     let mut inner = shown.as_str();
     // Wrappers (`FaultStore(...)`, a test's gate) show what they wrap in parentheses.
-    while !inner.starts_with("LocalFileSystem(")
+    let local_dir = |s: &str| s.starts_with("LocalFileSystem(") || s.starts_with("LocalDirectory(");
+    while !local_dir(inner)
         && let Some((name, rest)) = inner.split_once('(')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && let Some(wrapped) = rest.strip_suffix(')')
     {
         inner = wrapped;
     }
-    if local || inner == "InMemory" || inner.starts_with("LocalFileSystem(") {
+    if local || inner == "InMemory" || local_dir(inner) {
         Residue::NotKept
     } else {
         Residue::Kept { versions: 0, reason: "cannot inspect versions of this store".to_string() }

@@ -393,6 +393,8 @@ impl Vault {
             .list_meta(&layout::blob_dir(epoch))
             .await?
             .into_iter()
+            // Only names of this epoch's blobs: anything else there is foreign and stays.
+            .filter(|(name, _, _)| layout::parse_blob(name).is_some_and(|(e, _)| e == epoch))
             .map(|(name, size, _)| (name, size))
             .collect();
         let key = layout::epoch_key(epoch);
