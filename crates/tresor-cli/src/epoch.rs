@@ -208,7 +208,7 @@ fn with_progress(ctx: &mut Ctx, req: Request, what: &'static str) -> Result<Resp
         let mut vault = tresor::Vault::unlock(store, &password, ctx.options("cli"))
             .await
             .map_err(|e| CliError::from_core(&e))?;
-        super::report_failed(vault.failed_attempts());
+        super::report_unlocked(&vault);
         let out = match req {
             Request::EpochRotate { reencrypt } => match vault.rotate("manual").await {
                 Ok(r) if reencrypt => {

@@ -15,6 +15,7 @@
 //! | 10 | the store lacks a required capability (create-if-absent) |
 //! | 11 | an epoch destruction is incomplete: the store still holds some of its objects or old versions of them |
 //! | 12 | `verify`: the signature does not match the message and public key |
+//! | 13 | another vault than the one this machine pinned is at the location (or than `TRESOR_VAULT_FINGERPRINT`) |
 
 use tresor::Category;
 
@@ -44,6 +45,10 @@ impl CliError {
                 (9, Some("nothing was returned or changed; check that the vault location is writable"))
             }
             Category::Unsupported => (10, None),
+            Category::Identity => (
+                13,
+                Some("compare fingerprints (`tresor status` on a machine you trust) before re-trusting the location"),
+            ),
             _ => (1, None),
         };
         CliError { code, message, hint }

@@ -298,7 +298,7 @@ fn with_password<T>(
     rt.block_on(async {
         let mut vault =
             Vault::unlock(store, &current, ctx.options("cli")).await.map_err(|e| CliError::from_core(&e))?;
-        super::report_failed(vault.failed_attempts());
+        super::report_unlocked(&vault);
         f(&mut vault).await.map_err(|e| CliError::from_core(&e))
     })
 }

@@ -24,6 +24,7 @@ mod exit;
 mod import;
 mod keys;
 mod password;
+mod trust;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use exit::CliError;
@@ -331,6 +332,15 @@ enum Command {
         #[command(subcommand)]
         action: epoch::EpochAction,
     },
+    /// Which vault this machine trusts at the location: `tresor trust FINGERPRINT` pins one
+    /// (before first use, or to re-trust a location); `show`, `forget`, `export`, `import`.
+    #[command(args_conflicts_with_subcommands = true)]
+    Trust {
+        /// The vault fingerprint to pin (as `tresor init` and `tresor status` show it).
+        fingerprint: Option<String>,
+        #[command(subcommand)]
+        action: Option<trust::TrustAction>,
+    },
     /// Check the store: create-if-absent probe, what it holds, the vault's public header.
     Doctor {
         /// JSON output.
@@ -374,6 +384,8 @@ struct Ctx {
     idle: Duration,
     /// The password read eagerly from stdin (`--password-stdin`), if any.
     stdin_password: Option<SecretString>,
+    /// `TRESOR_VAULT_FINGERPRINT`: the vault fingerprint the user expects at the location.
+    expect_fingerprint: Option<tresor::fingerprint::Fingerprint>,
 }
 
 impl Ctx {
@@ -384,6 +396,7 @@ impl Ctx {
     fn options(&self, via: &str) -> Options {
         let mut o = Options::new(config::state_dir().join("trust"), actor(via));
         o.max_value = self.max_value;
+        o.expect_fingerprint = self.expect_fingerprint;
         o
     }
 
@@ -467,6 +480,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
         max_value: file.max_value_size.unwrap_or(tresor::vault::DEFAULT_MAX_VALUE),
         idle,
         stdin_password,
+        expect_fingerprint: match std::env::var("TRESOR_VAULT_FINGERPRINT") {
+            Ok(text) if !text.trim().is_empty() => Some(
+                text.parse().map_err(|e: String| CliError::input(format!("TRESOR_VAULT_FINGERPRINT: {e}")))?,
+            ),
+            _ => None,
+        },
     };
     match cli.command {
         Command::Init { kdf, no_recovery_phrase, recovery_phrase_file } => {
@@ -639,6 +658,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         },
         Command::Import { file, format } => cmd_import(&mut ctx, &file, format),
         Command::Doctor { json } => cmd_doctor(&ctx, json),
+        Command::Trust { fingerprint, action } => trust::run(&mut ctx, fingerprint, action),
         Command::Gc { grace, dry_run, json } => {
             let grace_secs = config::parse_duration_or_zero(&grace).map_err(CliError::input)?.as_secs();
             match request(&mut ctx, Request::Gc { grace_secs, dry_run })? {
@@ -684,6 +704,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
 /// A plain directory path made absolute, so that the agent socket and trust state do not depend
 /// on the working directory. URLs stay as they are.
 fn canonical_location(location: &str) -> String {
+    // `s3://b//p/` and `s3://b/p` are one vault: one agent socket, one trust state.
+    if let Some(rest) = location.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let prefix: Vec<&str> = prefix.split('/').filter(|s| !s.is_empty()).collect();
+        return if prefix.is_empty() { format!("s3://{bucket}") } else { format!("s3://{bucket}/{}", prefix.join("/")) };
+    }
     if location.contains("://") && !location.starts_with("file://") {
         return location.to_string();
     }
@@ -760,8 +786,11 @@ fn request(ctx: &mut Ctx, req: Request) -> Result<Response, CliError> {
     rt.block_on(async {
         let mut vault =
             Vault::unlock(store, &password, ctx.options("cli")).await.map_err(|e| CliError::from_core(&e))?;
-        report_failed(vault.failed_attempts());
+        report_unlocked(&vault);
         let resp = tresor_server::execute(&mut vault, req).await;
+        if let Some(failure) = vault.rotation_failure() {
+            eprintln!("tresor: warning: the automatic epoch rotation failed ({failure}); values stay in the current epoch");
+        }
         // Dropping the vault wipes its keys; the trust state is already saved after every record.
         drop(vault);
         Ok(resp)
@@ -782,6 +811,18 @@ fn open_existing(rt: &tokio::runtime::Runtime, location: &str) -> Result<Store, 
     let store = open_store(location, false)?;
     rt.block_on(tresor::vault::describe_locked(&store)).map_err(|e| CliError::from_core(&e))?;
     Ok(store)
+}
+
+/// What an unlock in this process has to tell: failed attempts since the last one, and the
+/// first use of the vault at its location on this machine.
+fn report_unlocked(vault: &Vault) {
+    report_failed(vault.failed_attempts());
+    if vault.first_use() {
+        eprintln!(
+            "tresor: {}",
+            tresor_server::agent::first_use_notice(vault.store().location(), &vault.fingerprint())
+        );
+    }
 }
 
 fn report_failed(failed: &[u64]) {
@@ -827,6 +868,11 @@ fn cmd_init(
     })?;
     outln!("{}", hex::encode(vault.vault_id()));
     eprintln!("created vault {} at {}", hex::encode(vault.vault_id()), ctx.location);
+    eprintln!(
+        "fingerprint: {} (pin it on other machines with `tresor trust {}` before their first unlock)",
+        vault.fingerprint(),
+        vault.fingerprint()
+    );
     match target {
         Some(target) => keys::show_recovery_phrase(&vault.recovery_phrase(), target)?,
         None if phrase.is_none() => {
@@ -965,6 +1011,7 @@ fn cmd_status(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
             }
             outln!("state: unlocked (agent)");
             outln!("vault id: {}", s.vault_id);
+            outln!("fingerprint: {}", s.fingerprint);
             outln!("location: {}", s.location);
             outln!("cipher: {}", s.cipher);
             outln!("kdf: {}", s.kdf);
@@ -977,6 +1024,9 @@ fn cmd_status(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
                 "snapshot: {}",
                 if s.snapshot == 0 { "none".to_string() } else { format!("at commit {}", s.snapshot) }
             );
+            if let Some(failure) = &s.rotation_failure {
+                outln!("automatic rotation: FAILED at {failure}");
+            }
             Ok(())
         }
         Some(Response::Error { category, message }) => Err(CliError::from_category(category, message)),
@@ -986,14 +1036,25 @@ fn cmd_status(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
                 let store = open_store(&ctx.location, false)?;
                 tresor::vault::describe_locked(&store).await.map_err(|e| CliError::from_core(&e))
             })?;
+            // The fingerprint needs the root; while locked, what this machine pinned is shown.
+            let pinned = tresor::trust::TrustStore::new(config::state_dir().join("trust"))
+                .location_pin(&info.location)
+                .map_err(|e| CliError::from_core(&e))?
+                .filter(|p| p.vault_id == info.vault_id)
+                .map(|p| p.fingerprint);
             if json {
                 let mut v = serde_json::to_value(&info).map_err(|e| CliError::other(e.to_string()))?;
                 v["state"] = "locked".into();
                 v["cipher"] = "XChaCha20-Poly1305".into();
+                v["fingerprint"] = pinned.clone().into();
                 return print_json(&v);
             }
             outln!("state: locked");
             outln!("vault id: {}", info.vault_id);
+            match &pinned {
+                Some(fp) => outln!("fingerprint: {fp} (pinned on this machine)"),
+                None => outln!("fingerprint: (not pinned on this machine; unlock to see it)"),
+            }
             outln!("location: {}", info.location);
             outln!("cipher: XChaCha20-Poly1305");
             outln!("kdf: {}", info.kdf.join(", "));
@@ -1012,7 +1073,7 @@ fn cmd_passwd(ctx: &mut Ctx, new: &NewPasswordArgs, stdin: &mut impl BufRead) ->
         let store = open_store(&ctx.location, false)?;
         let mut vault =
             Vault::unlock(store, &current, ctx.options("cli")).await.map_err(|e| CliError::from_core(&e))?;
-        report_failed(vault.failed_attempts());
+        report_unlocked(&vault);
         vault.passwd(&new, kdf).await.map_err(|e| CliError::from_core(&e))?;
         // Dropping the vault wipes its keys; the trust state is already saved after every record.
         drop(vault);

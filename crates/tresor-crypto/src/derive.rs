@@ -30,6 +30,8 @@ pub enum Purpose {
     ExportMac,
     /// Seals index snapshots.
     SnapshotSeal,
+    /// Keys the vault fingerprint: a public, human-comparable digest of the root secret.
+    Fingerprint,
 }
 
 impl Purpose {
@@ -44,6 +46,7 @@ impl Purpose {
             Purpose::KeyFileMac => b"tresor/v1/keyfile/mac",
             Purpose::ExportMac => b"tresor/v1/export/mac",
             Purpose::SnapshotSeal => b"tresor/v1/snapshot/seal",
+            Purpose::Fingerprint => b"tresor/v1/fingerprint",
         }
     }
 }

@@ -419,19 +419,33 @@ pub async fn execute(vault: &mut Vault, request: Request) -> Response {
     response.unwrap_or_else(|e| Response::error(&e))
 }
 
+/// What the first unlock of a vault at a location on this machine says (once), SSH-style.
+pub fn first_use_notice(location: &str, fingerprint: &tresor::fingerprint::Fingerprint) -> String {
+    format!(
+        "first use of the vault at {location} on this machine: its fingerprint {fingerprint} is now pinned here. \
+         Compare it with `tresor status` on a machine you trust; to pin before first use, run \
+         `tresor trust FINGERPRINT` (or set TRESOR_VAULT_FINGERPRINT)"
+    )
+}
+
 /// A SLIP-0010 path from a request; a bad one is invalid input.
 fn parse_path(text: &str) -> tresor::Result<tresor_crypto::slip10::DerivationPath> {
     text.parse().map_err(|e: tresor_crypto::slip10::PathError| tresor::Error::Invalid(e.to_string()))
 }
 
 async fn unlock(password: SecretBuf, slot: &mut Option<Vault>, config: &AgentConfig) -> Response {
-    if slot.is_some() {
-        return Response::Unlocked { failed_attempts: Vec::new(), warnings: Vec::new() };
-    }
     let Ok(text) = String::from_utf8(password.0.to_vec()) else {
         return Response::error(&tresor::Error::AuthFailed);
     };
     let password = Password::from(text);
+    // Already unlocked: the password is still checked (a wrong one is a failed attempt), so
+    // `unlock` never answers success to a password that does not open the vault.
+    if let Some(vault) = slot.as_mut() {
+        return match vault.verify_password(&password).await {
+            Ok(()) => Response::Unlocked { failed_attempts: Vec::new(), warnings: Vec::new() },
+            Err(e) => Response::error(&e),
+        };
+    }
     let store = match Store::open(&config.location, false) {
         Ok(s) => s,
         Err(e) => return Response::error(&e),
@@ -439,8 +453,11 @@ async fn unlock(password: SecretBuf, slot: &mut Option<Vault>, config: &AgentCon
     match Vault::unlock(store, &password, (config.options)()).await {
         Ok(v) => {
             let failed_attempts = v.failed_attempts().to_vec();
+            let mut warnings = crate::harden::report(&crate::harden::apply());
+            if v.first_use() {
+                warnings.push(first_use_notice(v.store().location(), &v.fingerprint()));
+            }
             *slot = Some(v);
-            let warnings = crate::harden::report(&crate::harden::apply());
             Response::Unlocked { failed_attempts, warnings }
         }
         Err(e) => Response::error(&e),

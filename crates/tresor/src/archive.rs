@@ -116,7 +116,7 @@ pub async fn import(store: Store, bytes: &[u8], password: &Password, opts: Optio
         return Err(bad("does not authenticate: it was changed, truncated or extended"));
     }
     drop(root);
-    if store.list_all().await?.iter().any(|n| !n.starts_with("probe/")) {
+    if store.holds_data().await? {
         return Err(Error::VaultExists { location: store.location().to_string() });
     }
     store.probe().await?;

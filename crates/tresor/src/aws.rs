@@ -377,6 +377,14 @@ fn resolve_endpoint(
 /// An endpoint must be `https://...`, or `http://...` when `AWS_ALLOW_HTTP` is true.
 fn check_endpoint(endpoint: &Setting, allow_http: bool) -> Result<()> {
     let url = endpoint.value.as_str();
+    if redact(url) != url {
+        return Err(Error::Invalid(format!(
+            "the S3 endpoint {} (from {}) carries user information (user:password@): credentials \
+             belong in AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or a profile, never in a URL",
+            shown(url),
+            endpoint.source
+        )));
+    }
     let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     match scheme.as_deref() {
         Some("https") => Ok(()),
@@ -425,6 +433,29 @@ fn is_loopback(url: &str) -> bool {
 }
 
 /// A URL fit for an error message: user information (`user:password@`) is left out.
+/// `text` with the user information of every URL in it (`scheme://user:password@host`) replaced
+/// by `…`: what any message quoting a URL shows.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        let authority_end = after.find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace()).unwrap_or(after.len());
+        let (authority, tail) = after.split_at(authority_end);
+        match authority.rsplit_once('@') {
+            Some((_, host)) => {
+                out.push_str("…@");
+                out.push_str(host);
+            }
+            None => out.push_str(authority),
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
+}
+
 fn shown(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => {
@@ -736,6 +767,18 @@ fn strip_comment(value: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fail_credentials_in_urls_never_reach_a_message() {
+        assert_eq!(
+            redact("error sending request for url (https://AKIA:s3cr3t@host:9000/b/k?x=1): refused"),
+            "error sending request for url (https://…@host:9000/b/k?x=1): refused"
+        );
+        assert_eq!(redact("s3://bucket/p and http://u@h"), "s3://bucket/p and http://…@h");
+        let setting = Setting { value: "https://user:pass@minio.example:9000".into(), source: Source::Env("AWS_ENDPOINT_URL") };
+        let e = check_endpoint(&setting, false).unwrap_err().to_string();
+        assert!(e.contains("user information") && !e.contains("pass"), "{e}");
+    }
 
     fn parse_ok(text: &str, kind: FileKind) -> ParsedFile {
         match parse(text, kind) {

@@ -109,6 +109,21 @@ pub enum Error {
         /// The sequence number where it diverged.
         seq: u64,
     },
+    /// The location holds another vault than the one this machine pinned there (a swapped
+    /// directory or prefix), or than the fingerprint the caller expects. Nothing was read.
+    #[error(
+        "another vault is at {location}: this machine knows vault {pinned} there, the store serves vault {served}; \
+         if the location really holds another vault now, re-trust it with `tresor trust forget` \
+         (or `tresor trust FINGERPRINT`)"
+    )]
+    VaultChanged {
+        /// The location.
+        location: String,
+        /// The vault id pinned there (hex).
+        pinned: String,
+        /// The vault id served (hex).
+        served: String,
+    },
     /// No secret at this path.
     #[error("no secret at {path}")]
     NotFound {
@@ -183,6 +198,8 @@ pub enum Category {
     NotFound,
     /// Tampering, rollback or fork detected.
     Integrity,
+    /// Another vault than the one pinned at the location.
+    Identity,
     /// Lost a race with another writer.
     Conflict,
     /// Bad path, oversize value, password rule, unusable input.
@@ -206,6 +223,7 @@ impl Error {
                 Category::NotFound
             }
             Error::Integrity { .. } | Error::Rollback { .. } | Error::Fork { .. } => Category::Integrity,
+            Error::VaultChanged { .. } => Category::Identity,
             Error::Conflict(_) => Category::Conflict,
             Error::InvalidPath(_) | Error::TooLarge { .. } | Error::PasswordRule(_) | Error::Invalid(_) => {
                 Category::Invalid

@@ -253,21 +253,46 @@ impl KeyFile {
         password: &Password,
         pinned: Option<&KdfParams>,
     ) -> Result<(Key, KdfParams, usize)> {
+        match self.open_slot(password, pinned, &|_| true) {
+            SlotOpen::Opened(root, params, index) => Ok((root, params, index)),
+            SlotOpen::WrongPassword | SlotOpen::Refused => Err(Error::AuthFailed),
+        }
+    }
+
+    /// Tries `password` on every password slot whose parameters are acceptable (floor,
+    /// ceiling, `pinned`). A root that unwraps counts only if the file's MAC verifies under it
+    /// *and* `accept` takes it (the fingerprint this machine pinned); otherwise the remaining
+    /// slots are tried as if this one had not opened, so a forged slot that a guessed password
+    /// opens costs the same work and ends the same way as a wrong password.
+    pub fn open_slot(&self, password: &Password, pinned: Option<&KdfParams>, accept: &dyn Fn(&Key) -> bool) -> SlotOpen {
+        let mut tried = false;
         for (index, slot) in self.slots.iter().enumerate().filter(|(_, s)| s.kind == SlotKind::Password) {
             if slot.params.check().is_err() || pinned.is_some_and(|p| !slot.params.at_least(p)) {
                 continue;
             }
-            let kek = derive_kek(password, &slot.salt, &slot.params)?;
+            tried = true;
+            let Ok(kek) = derive_kek(password, &slot.salt, &slot.params) else { continue };
             let Ok(root) = unwrap_key(&kek, &slot.aad(&self.vault_id), &slot.wrapped) else {
                 continue;
             };
-            if !self.opens_with_root(&root) {
-                return Err(Error::AuthFailed);
+            if self.opens_with_root(&root) && accept(&root) {
+                return SlotOpen::Opened(root, slot.params, index);
             }
-            return Ok((root, slot.params, index));
         }
-        Err(Error::AuthFailed)
+        if tried { SlotOpen::WrongPassword } else { SlotOpen::Refused }
     }
+}
+
+/// What [`KeyFile::open_slot`] found. Callers show [`Error::AuthFailed`] for both failures; only
+/// [`SlotOpen::WrongPassword`] (a password was actually tried) counts as a failed attempt.
+pub enum SlotOpen {
+    /// The root, the slot's parameters and its index.
+    Opened(Key, KdfParams, usize),
+    /// The password opened no acceptable slot.
+    WrongPassword,
+    /// No slot could be tried: every one has parameters below the floor or this machine's pin
+    /// (the store's doing, not a password guess).
+    Refused,
 }
 
 fn password_slot(vault_id: &[u8; 16], root: &Key, password: &Password, params: KdfParams) -> Result<Slot> {

@@ -9,6 +9,7 @@
 //! - [`keyring`]: the data-key epochs: current, destroyed, rotation policy;
 //! - [`snapshot`]: the index as of one commit, so opening does not replay the whole log;
 //! - [`trust`]: what this machine has seen, to refuse rollbacks and forks;
+//! - [`fingerprint`]: the short public digest of a vault's root that people compare and pin;
 //! - [`vault`]: the [`Vault`] API that the CLI and the agent use;
 //! - [`archive`]: self-contained encrypted backups;
 //! - [`versions`]: what a store keeps of deleted objects, and removing old versions on S3;
@@ -20,6 +21,7 @@ pub mod archive;
 pub mod aws;
 pub mod chain;
 pub mod error;
+pub mod fingerprint;
 pub mod fault;
 pub mod index;
 pub mod keyfile;

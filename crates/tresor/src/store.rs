@@ -51,8 +51,10 @@ pub enum Durability {
     Relaxed,
 }
 
+/// A backend error as tresor reports it: any `user:password@` in a URL it quotes is removed
+/// (the message reaches the terminal, agent replies and audit records).
 fn store_err(e: object_store::Error) -> Error {
-    Error::Store(e.to_string())
+    Error::Store(crate::aws::redact(&e.to_string()))
 }
 
 /// The body of `r`, read chunk by chunk and never past the size its metadata announced (itself
@@ -133,20 +135,38 @@ impl Store {
     fn open_s3(location: &str, rest: &str) -> Result<Store> {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
-            return Err(Error::Invalid(format!("{location}: no bucket name")));
+            return Err(Error::Invalid(format!("{}: no bucket name", crate::aws::redact(location))));
         }
+        // S3's bucket naming rules; in particular no `user:password@` ever reaches a URL or a message.
+        let valid = (3..=63).contains(&bucket.len())
+            && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+        if !valid {
+            return Err(Error::Invalid(format!(
+                "{}: not a valid S3 bucket name (3 to 63 lowercase letters, digits, '-' and '.'; credentials \
+                 belong in AWS_* variables or a profile, never in the location)",
+                crate::aws::redact(location)
+            )));
+        }
+        // One canonical spelling per prefix (`s3://b//p/`, `s3://b/p`: one vault, one trust state).
+        let segments: Vec<&str> = prefix.split('/').filter(|s| !s.is_empty()).collect();
+        if !segments.iter().all(|s| crate::local::valid_component(s)) {
+            return Err(Error::Invalid(format!(
+                "{location}: a prefix is made of segments of ASCII letters, digits, '-', '_' and '.' (not '.' or '..')"
+            )));
+        }
+        let prefix = segments.join("/");
+        let canonical = if prefix.is_empty() { format!("s3://{bucket}") } else { format!("s3://{bucket}/{prefix}") };
         // Credentials, region and endpoint as the AWS tools find them (environment, then profile).
         let env = crate::aws::Environment::from_process();
         let in_location = |e| match e {
-            Error::Invalid(m) => Error::Invalid(format!("{location}: {m}")),
+            Error::Invalid(m) => Error::Invalid(format!("{canonical}: {m}")),
             e => e,
         };
         let builder = crate::aws::s3_builder(bucket, &env).map_err(in_location)?;
-        let s3 = builder.clone().build().map_err(|e| Error::Invalid(format!("{location}: {e}")))?;
+        let s3 = builder.clone().build().map_err(|e| in_location(Error::Invalid(crate::aws::redact(&e.to_string()))))?;
         let versions = crate::versions::S3Versions::new(&builder, &s3).map_err(in_location)?;
-        let prefix = prefix.trim_matches('/');
         let prefix = (!prefix.is_empty()).then(|| Path::from(prefix));
-        let mut store = Store::from_object_store(Arc::new(s3), prefix, location.trim_end_matches('/'));
+        let mut store = Store::from_object_store(Arc::new(s3), prefix, &canonical);
         store.versions = Some(Arc::new(versions));
         Ok(store)
     }
@@ -230,6 +250,12 @@ impl Store {
             Some(local) => local.foreign().map_err(store_err),
             None => Ok(Vec::new()),
         }
+    }
+
+    /// Whether the location holds anything but probe leftovers: objects, or foreign entries of
+    /// a local directory (a location with someone else's files is not a place to create a vault).
+    pub async fn holds_data(&self) -> Result<bool> {
+        Ok(self.list_all().await?.iter().any(|n| !crate::layout::is_probe(n)) || !self.foreign()?.is_empty())
     }
 
     /// Staging files of local writes a crash interrupted: `(name, size, last modified)`.

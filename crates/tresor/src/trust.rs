@@ -1,5 +1,9 @@
 //! Machine-local trust state: what this machine has already seen of each vault.
 //!
+//! Per location, which vault is there (its id and fingerprint: [`LocationPin`]): another vault
+//! served at a known location is refused until the user re-trusts it, and the root a password
+//! unwraps must have the pinned fingerprint. Per (vault id, location), the rest below.
+//!
 //! Kept outside the vault (the store is untrusted), one small JSON file per (vault id, location):
 //! the newest commit and audit record seen (sequence and link), the key file generation and the
 //! KDF parameters of the last successful unlock. A store that serves less, or something else, is
@@ -14,6 +18,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use crate::fingerprint::Fingerprint;
 use tresor_crypto::KdfParams;
 
 /// What this machine has seen of one vault at one location.
@@ -77,6 +82,46 @@ impl TrustState {
     }
 }
 
+/// The vault this machine knows at one location: pinned at first use (trust on first use, said
+/// once), by `tresor trust FINGERPRINT` before it, or by `tresor trust import`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocationPin {
+    /// The vault id (hex).
+    pub vault_id: String,
+    /// The vault fingerprint ([`Fingerprint`]'s text form).
+    pub fingerprint: String,
+    /// How it was pinned: `first use`, `tresor trust`, `import`, `rekey`.
+    pub pinned_by: String,
+}
+
+impl LocationPin {
+    /// The pinned fingerprint; `None` if the file holds something unparsable (treated as a
+    /// mismatch by the caller, never as "no pin").
+    pub fn fingerprint(&self) -> Option<Fingerprint> {
+        self.fingerprint.parse().ok()
+    }
+}
+
+/// What `tresor trust export` writes and `tresor trust import` reads: one vault's pins, so a new
+/// machine starts from what a trusted one saw.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustExport {
+    /// Always [`TrustExport::FORMAT`].
+    pub format: String,
+    /// Where the exporting machine opens the vault (informational: import applies to the
+    /// location it is run for).
+    pub location: String,
+    /// The vault and its fingerprint.
+    pub pin: LocationPin,
+    /// The newest commit, audit record, key file and snapshot the exporting machine saw.
+    pub state: TrustState,
+}
+
+impl TrustExport {
+    /// The format name.
+    pub const FORMAT: &'static str = "tresor-trust-1";
+}
+
 /// The directory of trust state files.
 #[derive(Clone, Debug)]
 pub struct TrustStore {
@@ -111,9 +156,128 @@ impl TrustStore {
             .map_err(|e| local_err(&self.dir, e))
     }
 
+    fn location_file(&self, location: &str, ext: &str) -> PathBuf {
+        let key = tresor_crypto::hash(location.as_bytes());
+        self.dir.join(format!("location-{}.{ext}", &hex::encode(key)[..32]))
+    }
+
+    /// The vault pinned at `location`, if any.
+    pub fn location_pin(&self, location: &str) -> Result<Option<LocationPin>> {
+        let path = self.location_file(location, "json");
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| local_err(&path, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(local_err(&path, e)),
+        }
+    }
+
+    /// Pins `pin` at `location`, replacing any earlier pin.
+    pub fn pin_location(&self, location: &str, pin: &LocationPin) -> Result<()> {
+        let _lock = self.lock_file(&self.location_file(location, "lock"))?;
+        let bytes = serde_json::to_vec_pretty(pin).map_err(|e| local_err(&self.dir, e))?;
+        self.write_file(&self.location_file(location, "json"), &self.location_file(location, "json.tmp"), &bytes)
+    }
+
+    /// Pins `pin` at `location` unless a pin is already there (first use); returns the pin in
+    /// force afterwards and whether it was this one.
+    pub fn pin_location_if_absent(&self, location: &str, pin: &LocationPin) -> Result<(LocationPin, bool)> {
+        let _lock = self.lock_file(&self.location_file(location, "lock"))?;
+        if let Some(existing) = self.location_pin(location)? {
+            return Ok((existing, false));
+        }
+        let bytes = serde_json::to_vec_pretty(pin).map_err(|e| local_err(&self.dir, e))?;
+        self.write_file(&self.location_file(location, "json"), &self.location_file(location, "json.tmp"), &bytes)?;
+        Ok((pin.clone(), true))
+    }
+
+    /// Forgets which vault is at `location` (the next unlock trusts what it finds, and says so);
+    /// whether there was a pin.
+    pub fn forget_location(&self, location: &str) -> Result<bool> {
+        let _lock = self.lock_file(&self.location_file(location, "lock"))?;
+        let path = self.location_file(location, "json");
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(local_err(&path, e)),
+        }
+    }
+
+    /// This machine's pins for the vault at `location`, for `tresor trust export`.
+    pub fn export(&self, location: &str) -> Result<Option<TrustExport>> {
+        let Some(pin) = self.location_pin(location)? else { return Ok(None) };
+        let mut id = [0u8; 16];
+        hex::decode_to_slice(&pin.vault_id, &mut id).map_err(|e| local_err(&self.dir, e))?;
+        let state = self.load(&id, location)?;
+        Ok(Some(TrustExport { format: TrustExport::FORMAT.into(), location: location.into(), pin, state }))
+    }
+
+    /// Takes another machine's pins for the vault at `location`. A different vault or
+    /// fingerprint already pinned there is refused (forget it first); a commit or audit record
+    /// this machine saw with another link at the same position is a fork. Otherwise every pin
+    /// moves forward to the newer of the two.
+    pub fn import(&self, location: &str, export: &TrustExport) -> Result<()> {
+        if export.format != TrustExport::FORMAT {
+            return Err(Error::Invalid(format!("not a tresor trust export (format {:?})", export.format)));
+        }
+        let fingerprint: Fingerprint = export.pin.fingerprint.parse().map_err(Error::Invalid)?;
+        let mut id = [0u8; 16];
+        hex::decode_to_slice(&export.pin.vault_id, &mut id)
+            .map_err(|_| Error::Invalid("the trust export names no valid vault id".into()))?;
+        let theirs = &export.state;
+        for link in [&theirs.log_link, &theirs.audit_link] {
+            if !link.is_empty() && (link.len() != 64 || hex::decode(link).is_err()) {
+                return Err(Error::Invalid("the trust export holds a malformed link".into()));
+            }
+        }
+        if let Some(pin) = self.location_pin(location)?
+            && (pin.vault_id != export.pin.vault_id || pin.fingerprint() != Some(fingerprint))
+        {
+            return Err(Error::Invalid(format!(
+                "this machine already pins vault {} (fingerprint {}) at {location}, not the exported one; \
+                 `tresor trust forget` first if the location really holds another vault now",
+                pin.vault_id, pin.fingerprint
+            )));
+        }
+        let ours = self.load(&id, location)?;
+        let same_seq_other_link = |a: u64, al: &str, b: u64, bl: &str| a == b && a > 0 && al != bl;
+        if same_seq_other_link(ours.log_seq, &ours.log_link, theirs.log_seq, &theirs.log_link) {
+            return Err(Error::Fork { kind: crate::ObjectKind::Commit, seq: ours.log_seq });
+        }
+        if same_seq_other_link(ours.audit_seq, &ours.audit_link, theirs.audit_seq, &theirs.audit_link) {
+            return Err(Error::Fork { kind: crate::ObjectKind::AuditRecord, seq: ours.audit_seq });
+        }
+        let pin = LocationPin {
+            vault_id: export.pin.vault_id.clone(),
+            fingerprint: fingerprint.to_string(),
+            pinned_by: "import".into(),
+        };
+        self.pin_location_if_absent(location, &pin)?;
+        let theirs = theirs.clone();
+        self.update(&id, location, move |t| {
+            if theirs.log_seq > t.log_seq {
+                t.log_seq = theirs.log_seq;
+                t.log_link = theirs.log_link.clone();
+            }
+            if theirs.audit_seq > t.audit_seq {
+                t.audit_seq = theirs.audit_seq;
+                t.audit_link = theirs.audit_link.clone();
+            }
+            t.keyfile_generation = t.keyfile_generation.max(theirs.keyfile_generation);
+            if let Some([m_kib, t_cost, p]) = theirs.kdf {
+                t.saw_kdf(theirs.kdf_generation, &KdfParams { m_kib, t: t_cost, p });
+            }
+            t.saw_snapshot(theirs.snapshot_seq);
+        })
+        .map(drop)
+    }
+
     fn lock(&self, vault_id: &[u8; 16], location: &str) -> Result<File> {
+        self.lock_file(&self.file(vault_id, location, "lock"))
+    }
+
+    fn lock_file(&self, path: &Path) -> Result<File> {
         self.ensure_dir()?;
-        let path = self.file(vault_id, location, "lock");
+        let path = path.to_path_buf();
         let file = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -163,19 +327,24 @@ impl TrustStore {
         let path = self.file(vault_id, location, "json");
         let tmp = self.file(vault_id, location, "json.tmp");
         let bytes = serde_json::to_vec_pretty(state).map_err(|e| local_err(&path, e))?;
+        self.write_file(&path, &tmp, &bytes)
+    }
+
+    fn write_file(&self, path: &Path, tmp: &Path, bytes: &[u8]) -> Result<()> {
+        self.ensure_dir()?;
         let mut f = OpenOptions::new()
             .create(true)
             .truncate(true)
             .write(true)
             .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| local_err(&tmp, e))?;
-        f.write_all(&bytes).map_err(|e| local_err(&tmp, e))?;
+            .open(tmp)
+            .map_err(|e| local_err(tmp, e))?;
+        f.write_all(bytes).map_err(|e| local_err(tmp, e))?;
         // The new contents reach the disk before the rename can: after a crash the file is the old
         // state or the new one, never a torn one. The directory is not fsynced: losing the rename
         // leaves an older state, which only ever weakens detection, never raises a false alarm.
-        f.sync_data().map_err(|e| local_err(&tmp, e))?;
-        fs::rename(&tmp, &path).map_err(|e| local_err(&path, e))
+        f.sync_data().map_err(|e| local_err(tmp, e))?;
+        fs::rename(tmp, path).map_err(|e| local_err(path, e))
     }
 
     /// Remembers a failed unlock attempt (its time) until the next successful unlock.

@@ -8,13 +8,14 @@
 use crate::chain::{Chain, GENESIS, Link, LogKind};
 use crate::error::{Error, ObjectKind, Result};
 use crate::index::{Index, validate_path};
-use crate::keyfile::{KeyFile, SlotKind, check_password_rules};
+use crate::fingerprint::Fingerprint;
+use crate::keyfile::{KeyFile, SlotKind, SlotOpen, check_password_rules};
 use crate::keyring::Keyring;
 use crate::layout::{self, parse_seq};
 use crate::model::{AuditAnchor, AuditRecord, BlobRef, Commit, Op, Outcome, decode, encode, now_ms};
 use crate::snapshot;
 use crate::store::{Created, Durability, Store};
-use crate::trust::{TrustState, TrustStore};
+use crate::trust::{LocationPin, TrustState, TrustStore};
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
@@ -73,6 +74,9 @@ pub struct Options {
     /// Most values per re-encryption batch, each batch one commit (default 16,384; batches also
     /// stop at 32 MiB). Smaller batches make more, smaller commits.
     pub reseal_batch: usize,
+    /// The fingerprint the caller expects (`tresor trust` before first use, or
+    /// `TRESOR_VAULT_FINGERPRINT`): a root without it opens nothing, as a wrong password.
+    pub expect_fingerprint: Option<Fingerprint>,
 }
 
 impl Options {
@@ -85,6 +89,7 @@ impl Options {
             kdf: KdfParams::DEFAULT,
             snapshot_every: None,
             reseal_batch: epochs::RESEAL_BATCH,
+            expect_fingerprint: None,
         }
     }
 }
@@ -141,6 +146,12 @@ pub struct Status {
     pub epoch: u32,
     /// The commit of the newest index snapshot this handle knows (0: none).
     pub snapshot: u64,
+    /// When and why the last automatic epoch rotation failed, if it did.
+    #[serde(default)]
+    pub rotation_failure: Option<String>,
+    /// The vault fingerprint (compare it between machines; `tresor trust` pins it).
+    #[serde(default)]
+    pub fingerprint: String,
 }
 
 /// One line of `tresor list -l`.
@@ -284,6 +295,12 @@ pub struct Vault {
     /// The key file change this handle is committing, (generation, hash), and whether the commit
     /// log recorded it meanwhile (another writer adopted it, perhaps building on it).
     pending_keyfile: Option<((u64, [u8; 32]), bool)>,
+    /// When and why the last automatic rotation failed (cleared by the next one that succeeds).
+    rotation_failure: Option<String>,
+    /// The fingerprint of the root this handle holds.
+    fingerprint: Fingerprint,
+    /// Whether this unlock pinned the vault at its location on first use (said once).
+    first_use: bool,
 }
 
 impl Drop for Vault {
@@ -466,7 +483,7 @@ async fn load_keyfile(store: &Store) -> Result<(KeyFile, [u8; 32])> {
         let location = store.location().to_string();
         // Objects but no key file: an init that stopped before its last step (nothing of it can
         // ever be opened), or some other data.
-        if store.list_all().await?.iter().any(|n| !n.starts_with("probe/")) {
+        if store.holds_data().await? {
             return Err(Error::InterruptedInit { location });
         }
         return Err(Error::NoVault { location });
@@ -517,6 +534,8 @@ impl Vault {
         opts: Options,
     ) -> Vault {
         let vault_id = keyfile.vault_id;
+        let root_for_fingerprint = &root;
+        let fingerprint = Fingerprint::of(root_for_fingerprint, &vault_id);
         let keys = Keys {
             commit: Chain::new(LogKind::Commit, &root, vault_id),
             audit: Chain::new(LogKind::Audit, &root, vault_id),
@@ -550,6 +569,9 @@ impl Vault {
             slot: Some(0),
             master: None,
             pending_keyfile: None,
+            rotation_failure: None,
+            fingerprint,
+            first_use: false,
         }
     }
 
@@ -562,7 +584,7 @@ impl Vault {
         if existing.iter().any(|n| n.starts_with("keyfile/")) {
             return Err(Error::VaultExists { location: store.location().to_string() });
         }
-        if existing.iter().any(|n| !n.starts_with("probe/")) {
+        if store.holds_data().await? {
             return Err(Error::InterruptedInit { location: store.location().to_string() });
         }
         store.probe().await?;
@@ -591,6 +613,13 @@ impl Vault {
         // The key file last: until it exists there is no vault here, only debris `init` refuses.
         vault.create_once(&layout::keyfile(1), &kf_bytes).await?;
         vault.save_trust().await?;
+        // This machine made the vault: it is the one at this location, whatever was pinned here.
+        let pin = LocationPin {
+            vault_id: hex::encode(vault_id),
+            fingerprint: vault.fingerprint.to_string(),
+            pinned_by: "init".into(),
+        };
+        vault.opts.trust.pin_location(vault.store.location(), &pin)?;
         Ok(vault)
     }
 
@@ -607,7 +636,33 @@ impl Vault {
     async fn open(store: Store, how: Opener<'_>, opts: Options) -> Result<Vault> {
         let (keyfile, kf_hash) = load_keyfile(&store).await?;
         let location = store.location().to_string();
-        let trust = opts.trust.load(&keyfile.vault_id, &location)?;
+        let vault_id = keyfile.vault_id;
+        // Which vault this machine knows here (and which root): another one is refused before
+        // any password is tried; the root a password unwraps must have the pinned fingerprint.
+        let pin = opts.trust.location_pin(&location)?;
+        if let Some(pin) = &pin
+            && pin.vault_id != hex::encode(vault_id)
+        {
+            return Err(Error::VaultChanged {
+                location,
+                pinned: pin.vault_id.clone(),
+                served: hex::encode(vault_id),
+            });
+        }
+        let expected = match (&pin, opts.expect_fingerprint) {
+            (Some(pin), Some(wanted)) if pin.fingerprint() != Some(wanted) => {
+                return Err(Error::VaultChanged {
+                    location,
+                    pinned: format!("{} (fingerprint {})", pin.vault_id, pin.fingerprint),
+                    served: format!("the one with fingerprint {wanted} you expect"),
+                });
+            }
+            // An unparsable pin matches no root: nothing opens until the user re-trusts.
+            (Some(pin), _) => Some(pin.fingerprint().ok_or(Error::AuthFailed)?),
+            (None, wanted) => wanted,
+        };
+        let accept = |root: &Key| expected.is_none_or(|fp| fp.matches(root, &vault_id));
+        let trust = opts.trust.load(&vault_id, &location)?;
         if keyfile.generation < trust.keyfile_generation {
             return Err(Error::Rollback {
                 kind: ObjectKind::KeyFile,
@@ -617,10 +672,10 @@ impl Vault {
         }
         // A recovery phrase of another vault is refused before anything, the probe too, is written.
         if let Opener::Root(root) = &how
-            && !keyfile.opens_with_root(root)
+            && !(keyfile.opens_with_root(root) && accept(root))
         {
             // Remembered like a wrong password: the next unlock reports it and audits it.
-            opts.trust.record_failed_attempt(&keyfile.vault_id, &location, now_ms())?;
+            opts.trust.record_failed_attempt(&vault_id, &location, now_ms())?;
             return Err(Error::WrongPhrase { location });
         }
         // The create-if-absent probe runs while the key file is opened and the log read (on S3 that
@@ -629,19 +684,17 @@ impl Vault {
         let open = async {
             let pinned = trust.pinned_kdf(keyfile.generation);
             let (root, kdf, slot) = match how {
-                Opener::Password(password) => match keyfile.unlock_slot(password, pinned.as_ref()) {
-                    Ok((root, kdf, slot)) => (root, kdf, Some(slot)),
-                    Err(Error::AuthFailed) => {
-                        opts.trust.record_failed_attempt(&keyfile.vault_id, &location, now_ms())?;
+                Opener::Password(password) => match keyfile.open_slot(password, pinned.as_ref(), &accept) {
+                    SlotOpen::Opened(root, kdf, slot) => (root, kdf, Some(slot)),
+                    SlotOpen::WrongPassword => {
+                        opts.trust.record_failed_attempt(&vault_id, &location, now_ms())?;
                         return Err(Error::AuthFailed);
                     }
-                    Err(e) => return Err(e),
+                    // No slot the store serves may be tried here: no password was guessed.
+                    SlotOpen::Refused => return Err(Error::AuthFailed),
                 },
-                // Checked against the key file's MAC before anything is read or written.
-                Opener::Root(root) if keyfile.opens_with_root(&root) => {
-                    (root, pinned.unwrap_or(opts.kdf), None)
-                }
-                Opener::Root(_) => return Err(Error::WrongPhrase { location: location.clone() }),
+                // Checked against the key file's MAC and the pin before anything is read or written.
+                Opener::Root(root) => (root, pinned.unwrap_or(opts.kdf), None),
             };
             let mut vault = Vault::from_root(store.clone(), keyfile, kf_hash, root, kdf, opts);
             vault.slot = slot;
@@ -668,7 +721,57 @@ impl Vault {
         vault.failed_attempts = failed;
         vault.adopt_keyfile().await?;
         vault.save_trust().await?;
+        if pin.is_none() {
+            vault.pin_location(if expected.is_some() { "TRESOR_VAULT_FINGERPRINT" } else { "first use" })?;
+        }
         Ok(vault)
+    }
+
+    /// The vault fingerprint (of the root this handle holds).
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
+    }
+
+    /// Whether this unlock was the first on this machine at this location and pinned the vault
+    /// it found (trust on first use: the caller says so once, SSH-style).
+    pub fn first_use(&self) -> bool {
+        self.first_use
+    }
+
+    /// Pins this vault and its fingerprint at its location unless one is pinned already.
+    fn pin_location(&mut self, by: &str) -> Result<()> {
+        let pin = LocationPin {
+            vault_id: hex::encode(self.vault_id),
+            fingerprint: self.fingerprint.to_string(),
+            pinned_by: by.to_string(),
+        };
+        let (_, pinned) = self.opts.trust.pin_location_if_absent(self.store.location(), &pin)?;
+        self.first_use = pinned && by == "first use";
+        Ok(())
+    }
+
+    /// Checks `password` against this vault's key file without unlocking anything new: what an
+    /// already unlocked agent does before it answers `unlock`. A wrong one counts as a failed
+    /// attempt, as at unlock.
+    pub async fn verify_password(&mut self, password: &Password) -> Result<()> {
+        self.keyfile_fresh().await?;
+        let pinned = self.opts.trust.load(&self.vault_id, self.store.location())?.pinned_kdf(self.keyfile.generation);
+        let (fingerprint, vault_id) = (self.fingerprint, self.vault_id);
+        let keyfile = self.keyfile.clone();
+        let password = Password::from(secrecy::ExposeSecret::expose_secret(password).to_string());
+        let opened = tokio::task::spawn_blocking(move || {
+            matches!(
+                keyfile.open_slot(&password, pinned.as_ref(), &|root| fingerprint.matches(root, &vault_id)),
+                SlotOpen::Opened(..)
+            )
+        })
+        .await
+        .map_err(|_| Error::Store("a key derivation thread panicked".into()))?;
+        if opened {
+            return Ok(());
+        }
+        self.opts.trust.record_failed_attempt(&self.vault_id, self.store.location(), now_ms())?;
+        Err(Error::AuthFailed)
     }
 
     /// Failed unlock attempts (their times) reported by this unlock; now in the audit trail.
@@ -1886,6 +1989,8 @@ impl Vault {
             keyfile_generation: self.keyfile.generation,
             epoch: self.keyring.current,
             snapshot: self.snapshot_seq,
+            rotation_failure: self.rotation_failure.clone(),
+            fingerprint: self.fingerprint.to_string(),
         })
     }
 

@@ -175,17 +175,11 @@ impl Vault {
     pub async fn rotate(&mut self, reason: &str) -> Result<RotateReport> {
         self.refresh().await?;
         let started_from = self.keyring.current;
-        // A number no epoch key object has: another writer may have written one it has not
-        // committed yet (or never will: it crashed).
-        let listed = self
-            .store
-            .list(layout::EPOCH_DIR)
-            .await?
-            .iter()
-            .filter_map(|n| layout::parse_epoch_key(n))
-            .max()
-            .unwrap_or(0);
-        let mut epoch = self.keyring.max_epoch().max(listed);
+        // The next number after every epoch the (authenticated) log knows. A key object already
+        // there (another writer's rotation in flight or crashed, or anything the store planted)
+        // makes the create fail: the next number is tried. Numbers never come from a listing, so
+        // a planted `epoch/4294967295` cannot use the numbers up.
+        let mut epoch = self.keyring.max_epoch();
         let key = Key::generate()?;
         let mut created = false;
         for _ in 0..ROTATE_ATTEMPTS {
@@ -197,7 +191,12 @@ impl Vault {
             }
         }
         if !created {
-            return Err(Error::Conflict("too many concurrent rotations".into()));
+            return Err(Error::Conflict(format!(
+                "no free epoch number: epoch keys {} to {epoch} already exist without a commit that \
+                 started them (concurrent rotations, or objects the store holds that tresor did not \
+                 commit; `tresor gc` removes abandoned ones after its grace period)",
+                epoch.saturating_sub(ROTATE_ATTEMPTS - 1)
+            )));
         }
         let detail = format!("epoch {epoch} ({reason})");
         self.audit_append("EpochRotated", None, Outcome::Ok, Some(detail), Durability::Sync).await?;
@@ -243,7 +242,24 @@ impl Vault {
         if !self.keyring.rotation_due(now_ms()) {
             return Ok(None);
         }
-        self.rotate("policy").await.map(Some)
+        match self.rotate("policy").await {
+            Ok(report) => {
+                self.rotation_failure = None;
+                Ok(Some(report))
+            }
+            Err(e) => {
+                // Visible, not just logged: kept for `status` and the agent's status, recorded in
+                // the audit trail, and returned (the CLI prints it).
+                self.rotation_failure = Some(format!("{}: {e}", crate::vault::format_time(now_ms())));
+                self.audit_failure("epoch rotate (policy)", None, &e).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Why the last automatic rotation failed (`None`: it did not, or a later one succeeded).
+    pub fn rotation_failure(&self) -> Option<&str> {
+        self.rotation_failure.as_deref()
     }
 
     /// Rotation after a revocation (of a token or a peer): the hook those features call.
