@@ -47,7 +47,9 @@ impl CliError {
             Category::Unsupported => (10, None),
             Category::Identity => (
                 13,
-                Some("compare fingerprints (`tresor status` on a machine you trust) before re-trusting the location"),
+                Some(
+                    "compare fingerprints (`tresor status` on a machine you trust) before re-trusting the location",
+                ),
             ),
             _ => (1, None),
         };

@@ -482,7 +482,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         stdin_password,
         expect_fingerprint: match std::env::var("TRESOR_VAULT_FINGERPRINT") {
             Ok(text) if !text.trim().is_empty() => Some(
-                text.parse().map_err(|e: String| CliError::input(format!("TRESOR_VAULT_FINGERPRINT: {e}")))?,
+                text.parse()
+                    .map_err(|e: String| CliError::input(format!("TRESOR_VAULT_FINGERPRINT: {e}")))?,
             ),
             _ => None,
         },
@@ -708,7 +709,11 @@ fn canonical_location(location: &str) -> String {
     if let Some(rest) = location.strip_prefix("s3://") {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         let prefix: Vec<&str> = prefix.split('/').filter(|s| !s.is_empty()).collect();
-        return if prefix.is_empty() { format!("s3://{bucket}") } else { format!("s3://{bucket}/{}", prefix.join("/")) };
+        return if prefix.is_empty() {
+            format!("s3://{bucket}")
+        } else {
+            format!("s3://{bucket}/{}", prefix.join("/"))
+        };
     }
     if location.contains("://") && !location.starts_with("file://") {
         return location.to_string();

@@ -74,12 +74,17 @@ pub fn run(ctx: &mut Ctx, fingerprint: Option<String>, action: Option<TrustActio
                 std::fs::File::open(&file).and_then(|f| f.take(1 << 20).read_to_end(&mut text))
             };
             read.map_err(|e| CliError::input(format!("cannot read {}: {e}", file.display())))?;
-            let export: TrustExport = serde_json::from_slice(&text)
-                .map_err(|e| CliError::input(format!("{} is not a tresor trust export: {e}", file.display())))?;
+            let export: TrustExport = serde_json::from_slice(&text).map_err(|e| {
+                CliError::input(format!("{} is not a tresor trust export: {e}", file.display()))
+            })?;
             trust.import(&ctx.location, &export).map_err(core)?;
             eprintln!(
                 "pinned vault {} (fingerprint {}) at {}, from commit {} and audit record {} on",
-                export.pin.vault_id, export.pin.fingerprint, ctx.location, export.state.log_seq, export.state.audit_seq
+                export.pin.vault_id,
+                export.pin.fingerprint,
+                ctx.location,
+                export.state.log_seq,
+                export.state.audit_seq
             );
             Ok(())
         }
@@ -104,7 +109,10 @@ fn pin(ctx: &Ctx, trust: &tresor::trust::TrustStore, text: &str) -> Result<(), C
     trust.pin_location(&ctx.location, &pin).map_err(|e| CliError::from_core(&e))?;
     match previous {
         Some(p) if p.vault_id == pin.vault_id && p.fingerprint == pin.fingerprint => {
-            eprintln!("vault {} at {} was already pinned with fingerprint {fingerprint}", pin.vault_id, ctx.location)
+            eprintln!(
+                "vault {} at {} was already pinned with fingerprint {fingerprint}",
+                pin.vault_id, ctx.location
+            )
         }
         Some(p) => eprintln!(
             "re-trusted {}: vault {} with fingerprint {fingerprint} (was vault {}, fingerprint {})",

@@ -141,3 +141,27 @@ fn concurrent_sets_share_commits_and_each_gets_its_own_answer() {
         THREADS
     );
 }
+
+/// Issue 12, item 10: `unlock` sent to an agent that is already unlocked used to answer success
+/// whatever the password. It is checked, and a wrong one is remembered as a failed attempt.
+#[test]
+fn regression_unlock_on_an_unlocked_agent_checks_the_password() {
+    let agent = start_agent();
+    let unlock =
+        |pw: &str| ask(&agent.socket, &Request::Unlock { password: SecretBuf::new(pw.as_bytes().to_vec()) });
+    match unlock("not the password at all") {
+        Response::Error { category, .. } => assert_eq!(category, Category::Auth),
+        _ => panic!("a wrong password was accepted by an unlocked agent"),
+    }
+    assert!(matches!(unlock(PASSWORD), Response::Unlocked { .. }));
+    // The wrong attempt waits, on this machine, to be reported and audited at the next unlock.
+    let status = match ask(&agent.socket, &Request::Status) {
+        Response::Status(s) => s,
+        _ => panic!("no status"),
+    };
+    let mut id = [0u8; 16];
+    hex::decode_to_slice(&status.vault_id, &mut id).unwrap();
+    let failed = tresor::trust::TrustStore::new(&agent.trust).failed_attempts(&id, &status.location).unwrap();
+    assert_eq!(failed.len(), 1);
+    ask(&agent.socket, &Request::Lock);
+}

@@ -124,6 +124,18 @@ pub enum Error {
         /// The vault id served (hex).
         served: String,
     },
+    /// Something that is not a tresor object sits where tresor needs one (a symbolic link, a
+    /// FIFO, a device, a file where a directory belongs). Never followed, opened or deleted.
+    #[error(
+        "foreign entry in the vault directory: {name} is a {what}, not a regular file or directory; \
+         tresor never follows, opens or deletes such entries (`tresor doctor` lists them: remove them by hand)"
+    )]
+    Foreign {
+        /// Its name relative to the vault directory.
+        name: String,
+        /// What it is.
+        what: String,
+    },
     /// No secret at this path.
     #[error("no secret at {path}")]
     NotFound {
@@ -222,7 +234,9 @@ impl Error {
             Error::NotFound { .. } | Error::Deleted { .. } | Error::NoSuchVersion { .. } => {
                 Category::NotFound
             }
-            Error::Integrity { .. } | Error::Rollback { .. } | Error::Fork { .. } => Category::Integrity,
+            Error::Integrity { .. } | Error::Rollback { .. } | Error::Fork { .. } | Error::Foreign { .. } => {
+                Category::Integrity
+            }
             Error::VaultChanged { .. } => Category::Identity,
             Error::Conflict(_) => Category::Conflict,
             Error::InvalidPath(_) | Error::TooLarge { .. } | Error::PasswordRule(_) | Error::Invalid(_) => {

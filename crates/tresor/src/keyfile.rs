@@ -264,7 +264,12 @@ impl KeyFile {
     /// *and* `accept` takes it (the fingerprint this machine pinned); otherwise the remaining
     /// slots are tried as if this one had not opened, so a forged slot that a guessed password
     /// opens costs the same work and ends the same way as a wrong password.
-    pub fn open_slot(&self, password: &Password, pinned: Option<&KdfParams>, accept: &dyn Fn(&Key) -> bool) -> SlotOpen {
+    pub fn open_slot(
+        &self,
+        password: &Password,
+        pinned: Option<&KdfParams>,
+        accept: &dyn Fn(&Key) -> bool,
+    ) -> SlotOpen {
         let mut tried = false;
         for (index, slot) in self.slots.iter().enumerate().filter(|(_, s)| s.kind == SlotKind::Password) {
             if slot.params.check().is_err() || pinned.is_some_and(|p| !slot.params.at_least(p)) {

@@ -94,9 +94,9 @@ pub fn probe(id: &[u8; 16]) -> String {
 
 /// Whether `name` is a probe object's name (`probe/<32 lowercase hex>`).
 pub fn is_probe(name: &str) -> bool {
-    name.strip_prefix(PROBE_DIR)
-        .and_then(|r| r.strip_prefix('/'))
-        .is_some_and(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+    name.strip_prefix(PROBE_DIR).and_then(|r| r.strip_prefix('/')).is_some_and(|id| {
+        id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 /// Whether `name` has the shape of an object tresor writes (anything else in a store is foreign:

@@ -90,12 +90,24 @@ fn not_found(name: &str) -> object_store::Error {
     object_store::Error::NotFound { path: name.to_string(), source: "no such object".into() }
 }
 
+/// An entry where tresor needs an object or a directory of objects that is something else (a
+/// link, a FIFO, a file where a directory belongs): carried inside `object_store`'s error so the
+/// store adapter can report it as what it is ([`crate::Error::Foreign`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{name} is a {what}, not a regular file or directory")]
+pub struct ForeignEntry {
+    /// Its name relative to the vault directory.
+    pub name: String,
+    /// What it is.
+    pub what: String,
+}
+
 /// An entry at an object's name that is not a regular file: refused, never followed.
 fn refused(name: &str, what: &str) -> object_store::Error {
-    generic(format!(
-        "{name} is a {what}, not a regular file: tresor never follows or opens anything else inside a \
-         vault directory (`tresor doctor` lists such entries)"
-    ))
+    object_store::Error::Generic {
+        store: "LocalDirectory",
+        source: Box::new(ForeignEntry { name: name.to_string(), what: what.to_string() }),
+    }
 }
 
 fn io_err(op: &str, name: &str, e: Errno) -> object_store::Error {
@@ -126,7 +138,8 @@ fn meta(name: &str, st: &rustix::fs::Stat) -> ObjectMeta {
     }
 }
 
-const DIR_FLAGS: OFlags = OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);
+const DIR_FLAGS: OFlags =
+    OFlags::RDONLY.union(OFlags::DIRECTORY).union(OFlags::NOFOLLOW).union(OFlags::CLOEXEC);
 const READ_FLAGS: OFlags = OFlags::RDONLY
     .union(OFlags::NOFOLLOW)
     .union(OFlags::NONBLOCK)
@@ -138,7 +151,8 @@ impl LocalDir {
     /// inside it is followed). Writes are fsynced (file and directory).
     pub fn open(path: impl Into<PathBuf>) -> std::io::Result<LocalDir> {
         let path = path.into();
-        let root = rustix::fs::open(&path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
+        let root =
+            rustix::fs::open(&path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
         Ok(LocalDir { root: Arc::new(root), path, fsync: true })
     }
 
@@ -179,7 +193,8 @@ impl LocalDir {
                         Ok(()) | Err(Errno::EXIST) => {}
                         Err(e) => return Err((so_far, e)),
                     }
-                    let fd = rustix::fs::openat(&dir, *part, DIR_FLAGS, Mode::empty()).map_err(|e| (so_far.clone(), e))?;
+                    let fd = rustix::fs::openat(&dir, *part, DIR_FLAGS, Mode::empty())
+                        .map_err(|e| (so_far.clone(), e))?;
                     rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o700)).map_err(|e| (so_far.clone(), e))?;
                     if self.fsync {
                         rustix::fs::fsync(&dir).map_err(|e| (so_far.clone(), e))?;
@@ -195,7 +210,11 @@ impl LocalDir {
     }
 
     /// The parent directory of `name` (`None`: it does not exist) and its last component.
-    fn parent<'n>(&self, name: &'n str, create: bool) -> Result<(Option<OwnedFd>, &'n str), object_store::Error> {
+    fn parent<'n>(
+        &self,
+        name: &'n str,
+        create: bool,
+    ) -> Result<(Option<OwnedFd>, &'n str), object_store::Error> {
         let parts = split(name)?;
         let (file, dirs) = parts.split_last().ok_or_else(|| not_found(name))?;
         match self.open_dir(dirs, create) {
@@ -212,7 +231,11 @@ impl LocalDir {
     }
 
     /// Reads `name` (a byte range of it, or only its metadata with `head`).
-    fn read(&self, name: &str, options: &GetOptions) -> Result<(ObjectMeta, Bytes, std::ops::Range<u64>), object_store::Error> {
+    fn read(
+        &self,
+        name: &str,
+        options: &GetOptions,
+    ) -> Result<(ObjectMeta, Bytes, std::ops::Range<u64>), object_store::Error> {
         let (Some(dir), file) = self.parent(name, false)? else { return Err(not_found(name)) };
         let st = match rustix::fs::statat(&dir, file, AtFlags::SYMLINK_NOFOLLOW) {
             Ok(st) => st,
@@ -242,7 +265,8 @@ impl LocalDir {
             None => 0..meta.size,
         };
         let range = range.start.min(meta.size)..range.end.min(meta.size);
-        let len = usize::try_from(range.end - range.start).map_err(|_| generic(format!("{name} is too large")))?;
+        let len =
+            usize::try_from(range.end - range.start).map_err(|_| generic(format!("{name} is too large")))?;
         let file = std::fs::File::from(fd);
         let mut buf = vec![0u8; len];
         let mut filled = 0;
@@ -268,14 +292,21 @@ impl LocalDir {
             });
         }
         let (Some(dir), file) = self.parent(name, true)? else { return Err(not_found(name)) };
-        let tmp = format!("{TEMP_PREFIX}{}", hex::encode(tresor_crypto::random_array::<16>().map_err(|_| generic("the system random number generator failed".into()))?));
+        let tmp = format!(
+            "{TEMP_PREFIX}{}",
+            hex::encode(
+                tresor_crypto::random_array::<16>()
+                    .map_err(|_| generic("the system random number generator failed".into()))?
+            )
+        );
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let fd = rustix::fs::openat(&dir, tmp.as_str(), flags, Mode::from_raw_mode(0o600))
             .map_err(|e| io_err("create a file for", name, e))?;
         let written = (|| {
             rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o600))?;
             let f = std::fs::File::from(fd);
-            std::io::Write::write_all(&mut &f, bytes).map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
+            std::io::Write::write_all(&mut &f, bytes)
+                .map_err(|e| Errno::from_io_error(&e).unwrap_or(Errno::IO))?;
             if self.fsync {
                 rustix::fs::fdatasync(&f)?;
             }
@@ -347,7 +378,13 @@ impl LocalDir {
         Ok(listing)
     }
 
-    fn walk_dir(&self, dir: OwnedFd, at: &str, depth: usize, out: &mut Listing) -> Result<(), object_store::Error> {
+    fn walk_dir(
+        &self,
+        dir: OwnedFd,
+        at: &str,
+        depth: usize,
+        out: &mut Listing,
+    ) -> Result<(), object_store::Error> {
         // `read_from` reads through its own descriptor of the same directory ("." of `dir`).
         let mut entries = rustix::fs::Dir::read_from(&dir).map_err(|e| io_err("list", at, e))?;
         let dirfd = dir;
@@ -375,7 +412,9 @@ impl LocalDir {
                 FileType::RegularFile if depth > 0 => out.objects.push(meta(&path, &st)),
                 FileType::RegularFile => out.foreign.push(Foreign { name: path, what: "unexpected file" }),
                 FileType::Directory if depth + 1 < MAX_DEPTH => subdirs.push((name.to_string(), path)),
-                FileType::Directory => out.foreign.push(Foreign { name: path, what: "directory nested too deep" }),
+                FileType::Directory => {
+                    out.foreign.push(Foreign { name: path, what: "directory nested too deep" })
+                }
                 other => out.foreign.push(Foreign { name: path, what: describe(other) }),
             }
         }
@@ -383,7 +422,9 @@ impl LocalDir {
             match rustix::fs::openat(&dirfd, name.as_str(), DIR_FLAGS, Mode::empty()) {
                 Ok(sub) => self.walk_dir(sub, &path, depth + 1, out)?,
                 Err(Errno::NOENT) => {}
-                Err(Errno::LOOP | Errno::NOTDIR) => out.foreign.push(Foreign { name: path, what: "entry that changed while listed" }),
+                Err(Errno::LOOP | Errno::NOTDIR) => {
+                    out.foreign.push(Foreign { name: path, what: "entry that changed while listed" })
+                }
                 Err(e) => return Err(io_err("list", &path, e)),
             }
         }
@@ -421,7 +462,8 @@ impl LocalDir {
         let mut dirs = std::collections::BTreeMap::new();
         for name in names {
             let (Some(dir), file) = self.parent(name, false)? else { return Err(not_found(name)) };
-            let fd = rustix::fs::openat(&dir, file, READ_FLAGS, Mode::empty()).map_err(|e| io_err("sync", name, e))?;
+            let fd = rustix::fs::openat(&dir, file, READ_FLAGS, Mode::empty())
+                .map_err(|e| io_err("sync", name, e))?;
             let st = rustix::fs::fstat(&fd).map_err(|e| io_err("sync", name, e))?;
             if file_type(&st) != FileType::RegularFile {
                 return Err(refused(name, describe(file_type(&st))));
@@ -465,7 +507,12 @@ impl fmt::Display for LocalDir {
 
 #[async_trait]
 impl ObjectStore for LocalDir {
-    async fn put_opts(&self, location: &Path, payload: PutPayload, opts: PutOptions) -> object_store::Result<PutResult> {
+    async fn put_opts(
+        &self,
+        location: &Path,
+        payload: PutPayload,
+        opts: PutOptions,
+    ) -> object_store::Result<PutResult> {
         let name = location.to_string();
         self.blocking(move |dir| {
             let bytes: Bytes = payload.into();
@@ -490,7 +537,8 @@ impl ObjectStore for LocalDir {
         let name = location.to_string();
         let head = options.head;
         let (meta, bytes, range) = self.blocking(move |dir| dir.read(&name, &options)).await?;
-        let payload = if head { stream::empty().boxed() } else { stream::once(async move { Ok(bytes) }).boxed() };
+        let payload =
+            if head { stream::empty().boxed() } else { stream::once(async move { Ok(bytes) }).boxed() };
         Ok(GetResult {
             payload: GetResultPayload::Stream(payload),
             meta,
@@ -539,7 +587,10 @@ impl ObjectStore for LocalDir {
     }
 
     async fn copy_opts(&self, _from: &Path, _to: &Path, _options: CopyOptions) -> object_store::Result<()> {
-        Err(object_store::Error::NotImplemented { operation: "copy".into(), implementer: "LocalDirectory".into() })
+        Err(object_store::Error::NotImplemented {
+            operation: "copy".into(),
+            implementer: "LocalDirectory".into(),
+        })
     }
 }
 
@@ -577,8 +628,12 @@ mod tests {
         assert_eq!(&got[..], b"one");
         let range = dir.get_range(&Path::from("log/00000000000000000001"), 1..10).await.unwrap();
         assert_eq!(&range[..], b"ne", "a range past the end is cut at the end");
-        let names: Vec<String> =
-            futures::TryStreamExt::try_collect::<Vec<_>>(dir.list(None)).await.unwrap().into_iter().map(|m| m.location.to_string()).collect();
+        let names: Vec<String> = futures::TryStreamExt::try_collect::<Vec<_>>(dir.list(None))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.location.to_string())
+            .collect();
         assert_eq!(names, ["log/00000000000000000001"]);
         dir.delete(&Path::from("log/00000000000000000001")).await.unwrap();
         assert!(!tmp.path().join("vault/log").exists(), "an emptied directory goes");
@@ -618,7 +673,8 @@ mod tests {
             ]
         );
         // Reads, deletes and writes through them all fail, and the victim is intact.
-        for name in ["log/00000000000000000001", "log/00000000000000000002", "probe/x", "blob/0000000001/sub"] {
+        for name in ["log/00000000000000000001", "log/00000000000000000002", "probe/x", "blob/0000000001/sub"]
+        {
             assert!(dir.get(&Path::from(name)).await.is_err(), "{name}");
             assert!(dir.delete(&Path::from(name)).await.is_err(), "{name}");
         }

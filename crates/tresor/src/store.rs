@@ -6,9 +6,9 @@
 //! not honour it.
 
 use crate::error::{Error, Result};
+use crate::local::{Foreign, LocalDir};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use crate::local::{Foreign, LocalDir};
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -54,7 +54,16 @@ pub enum Durability {
 /// A backend error as tresor reports it: any `user:password@` in a URL it quotes is removed
 /// (the message reaches the terminal, agent replies and audit records).
 fn store_err(e: object_store::Error) -> Error {
-    Error::Store(crate::aws::redact(&e.to_string()))
+    match e {
+        object_store::Error::Generic { source, .. } if source.is::<crate::local::ForeignEntry>() => {
+            match source.downcast::<crate::local::ForeignEntry>() {
+                Ok(f) => Error::Foreign { name: f.name, what: f.what },
+                Err(source) => Error::Store(crate::aws::redact(&source.to_string())),
+            }
+        }
+        object_store::Error::Generic { store: "LocalDirectory", source } => Error::Store(source.to_string()),
+        e => Error::Store(crate::aws::redact(&e.to_string())),
+    }
 }
 
 /// The body of `r`, read chunk by chunk and never past the size its metadata announced (itself
@@ -122,7 +131,8 @@ impl Store {
         // Nothing inside the directory is ever followed: see `local.rs`.
         let local = LocalDir::open(&canonical)
             .map_err(|e| Error::Store(format!("cannot open {}: {e}", canonical.display())))?;
-        let mut store = Store::from_object_store(Arc::new(local.clone()), None, &canonical.display().to_string());
+        let mut store =
+            Store::from_object_store(Arc::new(local.clone()), None, &canonical.display().to_string());
         store.relaxed = Arc::new(local.with_fsync(false));
         store.local = Some(local);
         Ok(store)
@@ -155,7 +165,8 @@ impl Store {
             )));
         }
         let prefix = segments.join("/");
-        let canonical = if prefix.is_empty() { format!("s3://{bucket}") } else { format!("s3://{bucket}/{prefix}") };
+        let canonical =
+            if prefix.is_empty() { format!("s3://{bucket}") } else { format!("s3://{bucket}/{prefix}") };
         // Credentials, region and endpoint as the AWS tools find them (environment, then profile).
         let env = crate::aws::Environment::from_process();
         let in_location = |e| match e {
@@ -163,7 +174,10 @@ impl Store {
             e => e,
         };
         let builder = crate::aws::s3_builder(bucket, &env).map_err(in_location)?;
-        let s3 = builder.clone().build().map_err(|e| in_location(Error::Invalid(crate::aws::redact(&e.to_string()))))?;
+        let s3 = builder
+            .clone()
+            .build()
+            .map_err(|e| in_location(Error::Invalid(crate::aws::redact(&e.to_string()))))?;
         let versions = crate::versions::S3Versions::new(&builder, &s3).map_err(in_location)?;
         let prefix = (!prefix.is_empty()).then(|| Path::from(prefix));
         let mut store = Store::from_object_store(Arc::new(s3), prefix, &canonical);
@@ -194,7 +208,10 @@ impl Store {
     fn path(&self, name: &str) -> Result<Path> {
         let name = name.trim_end_matches('/');
         if !name.split('/').all(crate::local::valid_component) {
-            return Err(Error::Invalid(format!("refusing the object name {:?}: not a tresor object name", name)));
+            return Err(Error::Invalid(format!(
+                "refusing the object name {:?}: not a tresor object name",
+                name
+            )));
         }
         Ok(match &self.prefix {
             // `Path::from` splits on '/': `join` would make "a/b" one percent-encoded part.
@@ -393,10 +410,7 @@ impl Store {
             ));
         }
         let Some(s3) = &self.versions else {
-            return Ok(crate::versions::residue_without_versions_api(
-                &*self.inner,
-                self.local.is_some(),
-            ));
+            return Ok(crate::versions::residue_without_versions_api(&*self.inner, self.local.is_some()));
         };
         let keys: Vec<String> = prefixes
             .iter()

@@ -13,12 +13,12 @@
 
 use crate::chain::Link;
 use crate::error::{Error, Result};
+use crate::fingerprint::Fingerprint;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use crate::fingerprint::Fingerprint;
 use tresor_crypto::KdfParams;
 
 /// What this machine has seen of one vault at one location.
@@ -175,7 +175,11 @@ impl TrustStore {
     pub fn pin_location(&self, location: &str, pin: &LocationPin) -> Result<()> {
         let _lock = self.lock_file(&self.location_file(location, "lock"))?;
         let bytes = serde_json::to_vec_pretty(pin).map_err(|e| local_err(&self.dir, e))?;
-        self.write_file(&self.location_file(location, "json"), &self.location_file(location, "json.tmp"), &bytes)
+        self.write_file(
+            &self.location_file(location, "json"),
+            &self.location_file(location, "json.tmp"),
+            &bytes,
+        )
     }
 
     /// Pins `pin` at `location` unless a pin is already there (first use); returns the pin in
@@ -186,7 +190,11 @@ impl TrustStore {
             return Ok((existing, false));
         }
         let bytes = serde_json::to_vec_pretty(pin).map_err(|e| local_err(&self.dir, e))?;
-        self.write_file(&self.location_file(location, "json"), &self.location_file(location, "json.tmp"), &bytes)?;
+        self.write_file(
+            &self.location_file(location, "json"),
+            &self.location_file(location, "json.tmp"),
+            &bytes,
+        )?;
         Ok((pin.clone(), true))
     }
 

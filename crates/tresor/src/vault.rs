@@ -7,8 +7,8 @@
 
 use crate::chain::{Chain, GENESIS, Link, LogKind};
 use crate::error::{Error, ObjectKind, Result};
-use crate::index::{Index, validate_path};
 use crate::fingerprint::Fingerprint;
+use crate::index::{Index, validate_path};
 use crate::keyfile::{KeyFile, SlotKind, SlotOpen, check_password_rules};
 use crate::keyring::Keyring;
 use crate::layout::{self, parse_seq};
@@ -755,7 +755,8 @@ impl Vault {
     /// attempt, as at unlock.
     pub async fn verify_password(&mut self, password: &Password) -> Result<()> {
         self.keyfile_fresh().await?;
-        let pinned = self.opts.trust.load(&self.vault_id, self.store.location())?.pinned_kdf(self.keyfile.generation);
+        let pinned =
+            self.opts.trust.load(&self.vault_id, self.store.location())?.pinned_kdf(self.keyfile.generation);
         let (fingerprint, vault_id) = (self.fingerprint, self.vault_id);
         let keyfile = self.keyfile.clone();
         let password = Password::from(secrecy::ExposeSecret::expose_secret(password).to_string());
