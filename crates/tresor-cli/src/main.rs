@@ -611,7 +611,25 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 if r.snapshot > 0 {
                     outln!("snapshot at commit {} matches the log replayed up to it", r.snapshot);
                 }
-                Ok(())
+                if r.damaged.is_empty() {
+                    outln!(
+                        "values verified: {} versions in {} blobs, every one authentic",
+                        r.values,
+                        r.blobs
+                    );
+                    return Ok(());
+                }
+                for d in &r.damaged {
+                    outln!("DAMAGED {} version {}: {} ({})", d.path, d.version, d.detail, d.object);
+                }
+                Err(CliError::from_category(
+                    tresor::Category::Integrity,
+                    format!(
+                        "{} of {} versions have a missing or damaged value; the chains themselves are unbroken",
+                        r.damaged.len(),
+                        r.values
+                    ),
+                ))
             }
             other => Err(unexpected(other)),
         },

@@ -116,6 +116,9 @@ pub fn size_limit(name: &str) -> u64 {
     match name.split('/').next() {
         Some(KEYFILE_DIR) | Some(EPOCH_DIR) => 64 << 10,
         Some(AUDIT_DIR) => 1 << 20,
+        // Parts are ~4 MiB of entries; `snapshot::encode` refuses one whose plaintext passes
+        // 14 MiB, which sealed (padding ≤ 12 %) stays below this.
+        Some(SNAPSHOT_DIR) => 16 << 20,
         // Commits (a large import) and blobs: the envelope limit plus headers and padding slack.
         _ => (tresor_crypto::payload::MAX_PLAINTEXT as u64) * 9 / 8 + (1 << 20),
     }

@@ -126,6 +126,9 @@ fn file_type(st: &rustix::fs::Stat) -> FileType {
     FileType::from_raw_mode(st.st_mode as rustix::fs::RawMode)
 }
 
+// `Stat`'s field types differ between architectures (i64 here, c_long or u32 elsewhere): the
+// conversions are real on some of them.
+#[allow(clippy::useless_conversion)]
 fn meta(name: &str, st: &rustix::fs::Stat) -> ObjectMeta {
     let secs = i64::try_from(st.st_mtime).unwrap_or(0);
     let nanos = u32::try_from(st.st_mtime_nsec).unwrap_or(0);
@@ -653,7 +656,7 @@ mod tests {
         symlink(victim.join("sub/file"), v.join("log/00000000000000000001")).unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &v.join("log/00000000000000000002"),
+            v.join("log/00000000000000000002"),
             FileType::Fifo,
             Mode::from_raw_mode(0o600),
             0,

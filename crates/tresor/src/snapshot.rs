@@ -32,6 +32,8 @@ use zeroize::Zeroizing;
 pub const PART_TARGET: usize = 4 << 20;
 /// Most parts in one snapshot (names have five digits).
 pub const MAX_PARTS: usize = 99_999;
+/// Largest plaintext of one part; sealed, it stays within the store-side limit of 16 MiB.
+pub const PART_PLAINTEXT_MAX: usize = 14 << 20;
 /// Concurrent reads and writes of parts.
 const CONCURRENCY: usize = 8;
 
@@ -76,6 +78,48 @@ pub async fn newest(store: &Store) -> Result<Option<Found>> {
     Ok(complete(store).await?.pop())
 }
 
+/// Most complete-looking snapshots that do not authenticate [`newest_authentic`] skips before
+/// it gives up (each costs one bounded read).
+const MAX_INAUTHENTIC: usize = 8;
+
+/// Whether the first part of `found` authenticates under this vault's snapshot key and belongs to
+/// a snapshot at its commit (`false` also when it is gone). A store can plant names; only a part
+/// sealed by a holder of the vault's keys counts as a snapshot.
+pub async fn authentic(store: &Store, key: &Key, vault_id: &[u8; 16], found: Found) -> Result<bool> {
+    let name = layout::snapshot(found.0, 0, found.1);
+    let bytes = match store.get(&name).await {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) | Err(Error::Integrity { .. }) => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let Ok(plain) = tresor_crypto::open(key, &seal_ctx(vault_id, &name), &bytes) else { return Ok(false) };
+    Ok(decode_part(&plain).is_some_and(|(header, _)| header.seq == found.0))
+}
+
+/// The newest complete snapshot whose first part authenticates (see [`authentic`]), skipping
+/// planted ones; an error naming the newest after [`MAX_INAUTHENTIC`] of them.
+pub async fn newest_authentic(store: &Store, key: &Key, vault_id: &[u8; 16]) -> Result<Option<Found>> {
+    let mut skipped = 0;
+    let all = complete(store).await?;
+    for found in all.iter().rev() {
+        if authentic(store, key, vault_id, *found).await? {
+            return Ok(Some(*found));
+        }
+        skipped += 1;
+        if skipped >= MAX_INAUTHENTIC {
+            let newest = all.last().map_or(*found, |f| *f);
+            return Err(Error::integrity(
+                ObjectKind::Snapshot,
+                &layout::snapshot(newest.0, 0, newest.1),
+                format!(
+                    "and {skipped} other snapshots in the store do not authenticate: they were not written by this vault"
+                ),
+            ));
+        }
+    }
+    Ok(None)
+}
+
 /// Every name of the snapshot taken at `seq`.
 pub fn names((seq, parts): Found) -> impl Iterator<Item = String> {
     (0..parts).map(move |part| layout::snapshot(seq, part, parts))
@@ -95,6 +139,11 @@ pub fn encode(header: &Header, index: &Index) -> Result<Vec<Zeroizing<Vec<u8>>>>
         );
         part.extend_from_slice(body);
         body.clear();
+        // Readers refuse larger parts unread (`layout::size_limit`): one huge entry (a path with
+        // hundreds of thousands of versions) makes no snapshot rather than an unreadable one.
+        if part.len() > PART_PLAINTEXT_MAX {
+            return Err(Error::Invalid("an index entry is too large for a snapshot part".into()));
+        }
         Ok(part)
     };
     for entry in index.entries() {

@@ -58,6 +58,9 @@ const SNAPSHOT_COMMITS: u64 = 1024;
 /// ... or once the ops after it reach an eighth of the index, and at least this many.
 const SNAPSHOT_MIN_OPS: u64 = 10_000;
 
+/// Most unreadable audit records past the pin an unlock removes as torn by a power failure.
+const MAX_TORN_RECORDS: u64 = 256;
+
 /// How a vault is opened.
 pub struct Options {
     /// Machine-local trust state.
@@ -193,6 +196,28 @@ pub struct VerifyReport {
     pub anchors: u64,
     /// The commit of the newest snapshot, which matched the log replayed up to it (0: none).
     pub snapshot: u64,
+    /// Versions of secrets whose sealed values were read and authenticated.
+    #[serde(default)]
+    pub values: u64,
+    /// Value blob objects read.
+    #[serde(default)]
+    pub blobs: u64,
+    /// Versions whose value is missing or does not authenticate (empty: every value is whole).
+    #[serde(default)]
+    pub damaged: Vec<Damaged>,
+}
+
+/// One version of a secret whose sealed value `audit verify` could not authenticate.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Damaged {
+    /// The secret's path.
+    pub path: String,
+    /// The version.
+    pub version: u64,
+    /// The value blob object that should hold it.
+    pub object: String,
+    /// What is wrong.
+    pub detail: String,
 }
 
 /// How long reading and opening the newest snapshot took ([`Vault::measure_snapshot`]).
@@ -998,7 +1023,7 @@ impl Vault {
     async fn load_snapshot(&mut self, trust: &TrustState) -> Result<()> {
         // `gc` may remove a superseded snapshot between listing and reading: look again.
         for _ in 0..3 {
-            let newest = snapshot::newest(&self.store).await?;
+            let newest = snapshot::newest_authentic(&self.store, &self.keys.snapshot, &self.vault_id).await?;
             let served = newest.map_or(0, |(seq, _)| seq);
             if served < trust.snapshot_seq {
                 return Err(Error::Rollback { kind: ObjectKind::Snapshot, seen: trust.snapshot_seq, served });
@@ -1104,7 +1129,9 @@ impl Vault {
         if self.defer_snapshots || !self.snapshot_due() {
             return Ok(());
         }
-        if let Some((seq, _)) = snapshot::newest(&self.store).await? {
+        if let Some((seq, _)) =
+            snapshot::newest_authentic(&self.store, &self.keys.snapshot, &self.vault_id).await?
+        {
             self.advance_snapshot_base(seq.min(self.log.seq));
         }
         if self.snapshot_due() {
@@ -1206,9 +1233,13 @@ impl Vault {
                 let store = self.store.clone();
                 let (refreshed, newest) = tokio::join!(self.refresh(), snapshot::newest(&store));
                 refreshed?;
-                if let Some((seq, _)) = newest?
-                    && seq > self.log.seq
+                // Only a snapshot sealed by a holder of the vault's keys counts: a planted name
+                // must not make every commit report a rollback.
+                if let Some(found) = newest?
+                    && found.0 > self.log.seq
+                    && snapshot::authentic(&store, &self.keys.snapshot, &self.vault_id, found).await?
                 {
+                    let seq = found.0;
                     return Err(Error::Rollback {
                         kind: ObjectKind::Commit,
                         seen: seq,
@@ -1312,6 +1343,20 @@ impl Vault {
         }
         self.audit = head;
         let Some(from) = torn else { return Ok(None) };
+        // A power failure tears the newest few unpinned read records (at most 63 per agent
+        // session between pins); a store claiming more after an unreadable one is not that, and
+        // nothing is deleted on its word.
+        if scanned.seq - from >= MAX_TORN_RECORDS {
+            return Err(Error::integrity(
+                ObjectKind::AuditRecord,
+                &layout::audit(from),
+                format!(
+                    "does not authenticate, and the store claims {} more records after it: refusing to \
+                     treat them as torn by a power failure",
+                    scanned.seq - from
+                ),
+            ));
+        }
         for seq in from..=scanned.seq {
             self.store.delete(&layout::audit(seq)).await?;
         }
@@ -1346,23 +1391,33 @@ impl Vault {
         // first exponentially spaced ones until one is missing, then evenly spaced ones between
         // the last present and the first missing. The store chooses which names exist: the
         // arithmetic must not overflow, and the search stops by 2^62.
+        // A store that answers "exists" to everything must not make this endless: the spacing
+        // keeps doubling from round to round (2^0..2^11, then 2^12..2^23, ...), so 2^62 is
+        // reached in six rounds and the bisection takes eighteen more.
         const FAN: u32 = 12;
         let mut lo = from;
+        let mut shift = 0;
         let hi = loop {
-            if lo >= 1 << 62 {
+            if lo >= 1 << 62 || shift >= 62 {
                 return Ok(lo);
             }
-            let candidates: Vec<u64> = (0..FAN).map(|i| lo + (1 << i)).collect();
+            let candidates: Vec<u64> =
+                (0..FAN).filter(|i| shift + i < 62).map(|i| lo + (1u64 << (shift + i))).collect();
             let present = self.exist_all(kind, &candidates).await?;
             match present.iter().position(|p| !p) {
-                Some(0) => break lo + 1,
+                Some(0) => break candidates[0],
                 Some(i) => {
                     lo = candidates[i - 1];
                     break candidates[i];
                 }
-                None => lo = candidates[candidates.len() - 1],
+                None => {
+                    lo = candidates[candidates.len() - 1];
+                    shift += FAN;
+                }
             }
         };
+        // `from`'s successor itself may be missing; entries between `lo` and the first missing
+        // candidate are found by the bisection.
         let mut hi = hi;
         while hi - lo > 1 {
             let step = ((hi - lo) / u64::from(FAN)).max(1);
@@ -1508,7 +1563,7 @@ impl Vault {
         self.refresh().await?;
         let trust = self.opts.trust.load(&self.vault_id, self.store.location())?;
         // The newest snapshot, compared with the log replayed up to it.
-        let snap = snapshot::newest(&self.store).await?;
+        let snap = snapshot::newest_authentic(&self.store, &self.keys.snapshot, &self.vault_id).await?;
         let snap_seq = snap.map_or(0, |(seq, _)| seq);
         if snap_seq < trust.snapshot_seq.max(self.snapshot_seq) {
             let seen = trust.snapshot_seq.max(self.snapshot_seq);
@@ -1583,8 +1638,93 @@ impl Vault {
             };
             return Err(Error::integrity(ObjectKind::AuditRecord, &name, detail));
         }
-        self.audit_append("audit verify", None, Outcome::Ok, None, Durability::Relaxed).await?;
-        Ok(VerifyReport { commits, audit_records: served, anchors: anchors.len() as u64, snapshot: snap_seq })
+        let (values, blobs, damaged) = self.check_values().await?;
+        let outcome = match damaged.len() {
+            0 => Outcome::Ok,
+            n => Outcome::Failed(format!("{n} of {values} values damaged")),
+        };
+        self.audit_append("audit verify", None, outcome, None, Durability::Relaxed).await?;
+        Ok(VerifyReport {
+            commits,
+            audit_records: served,
+            anchors: anchors.len() as u64,
+            snapshot: snap_seq,
+            values,
+            blobs,
+            damaged,
+        })
+    }
+
+    /// Reads and authenticates every value blob the index references, each version at its own
+    /// place: `(versions checked, blob objects read, damaged versions)`. A missing or changed
+    /// blob, or a missing epoch key, damages exactly the versions sealed there.
+    async fn check_values(&mut self) -> Result<(u64, u64, Vec<Damaged>)> {
+        // (epoch, blob id) -> the versions sealed in that object.
+        type Versions = Vec<(String, u64, BlobRef)>;
+        let mut objects: std::collections::BTreeMap<(u32, [u8; 16]), Versions> = Default::default();
+        let versions = self.index.versions_in(|_| true);
+        let values = versions.len() as u64;
+        for (path, version, blob) in versions {
+            objects.entry((blob.epoch, blob.id)).or_default().push((path, version, blob));
+        }
+        let mut damaged = Vec::new();
+        let mut keys: HashMap<u32, Option<Arc<Key>>> = HashMap::new();
+        for epoch in objects.keys().map(|(epoch, _)| *epoch) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = keys.entry(epoch) {
+                let key = match self.epoch_key(epoch).await {
+                    Ok(_) => self.epochs.get(&epoch).cloned(),
+                    Err(Error::Integrity { .. } | Error::AuthFailed) => None,
+                    Err(e) => return Err(e),
+                };
+                slot.insert(key);
+            }
+        }
+        let blobs = objects.len() as u64;
+        let store = self.store.clone();
+        let mut reads = futures::stream::iter(objects.into_iter().map(|((epoch, id), refs)| {
+            let store = store.clone();
+            async move {
+                let name = layout::blob(epoch, &id);
+                let bytes = store.get(&name).await;
+                (epoch, name, refs, bytes)
+            }
+        }))
+        .buffered(8);
+        let vault_id = self.vault_id;
+        while let Some((epoch, name, refs, bytes)) = reads.next().await {
+            let mut fail = |refs: &[(String, u64, BlobRef)], detail: &str| {
+                damaged.extend(refs.iter().map(|(path, version, _)| Damaged {
+                    path: path.clone(),
+                    version: *version,
+                    object: name.clone(),
+                    detail: detail.to_string(),
+                }))
+            };
+            let bytes = match bytes {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => {
+                    fail(&refs, "its value blob is missing");
+                    continue;
+                }
+                Err(Error::Store(e)) => return Err(Error::Store(e)),
+                Err(e) => {
+                    fail(&refs, &e.to_string());
+                    continue;
+                }
+            };
+            let Some(Some(key)) = keys.get(&epoch) else {
+                fail(&refs, &format!("the key of epoch {epoch} is missing or damaged"));
+                continue;
+            };
+            for r in &refs {
+                // A slot past the end of a cut object is an empty slice, which never opens.
+                if open_slot(key, &vault_id, &name, &r.2, slice_of(&bytes, &r.2)).is_err() {
+                    fail(std::slice::from_ref(r), "its sealed value does not authenticate (changed or cut)");
+                }
+            }
+        }
+        damaged.sort_by(|a, b| (&a.path, a.version).cmp(&(&b.path, b.version)));
+        Ok((values, blobs, damaged))
     }
 
     // ---- values ---------------------------------------------------------------------------------
@@ -2272,7 +2412,7 @@ impl Vault {
         if !dry_run && self.snapshot_seq < self.log.seq {
             self.snapshot().await?;
         }
-        let newest = snapshot::newest(&self.store).await?;
+        let newest = snapshot::newest_authentic(&self.store, &self.keys.snapshot, &self.vault_id).await?;
         let live: HashSet<(u32, [u8; 16])> = self.index.blobs().map(|b| (b.epoch, b.id)).collect();
         let keyfile = self.keyfile.generation;
         let now = SystemTime::now();

@@ -88,6 +88,28 @@ pub fn residue_without_versions_api(store: &dyn ObjectStore, local: bool) -> Res
 const CONCURRENCY: usize = 8;
 /// Attempts per request on connection failures and 5xx/429 answers.
 const ATTEMPTS: u32 = 4;
+/// Largest answer body read (a page of 1,000 versions is well under 1 MiB): a store cannot make
+/// tresor buffer more.
+const MAX_BODY: usize = 8 << 20;
+
+/// The body of `response`, chunk by chunk, refused once it passes `cap` bytes.
+async fn read_capped(
+    mut response: reqwest::Response,
+    cap: usize,
+) -> std::result::Result<bytes::Bytes, String> {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) if body.len() + chunk.len() > cap => {
+                return Err(format!("the answer is larger than {cap} bytes"));
+            }
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            Ok(None) => return Ok(bytes::Bytes::from(body)),
+            Err(e) => return Err(describe(e)),
+        }
+    }
+}
+
 /// SHA-256 of the empty payload (every request here has an empty body).
 const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
@@ -393,7 +415,7 @@ impl S3Versions {
             let failure = match builder.header("authorization", authorization.as_str()).send().await {
                 Ok(response) => {
                     let status = response.status();
-                    match response.bytes().await {
+                    match read_capped(response, MAX_BODY).await {
                         Ok(body) if status.is_success() => return Ok(Ok(body)),
                         Ok(body) if status.is_server_error() || status.as_u16() == 429 => {
                             format!("{} (HTTP {})", error_code(&body), status.as_u16())
@@ -405,7 +427,7 @@ impl S3Versions {
                                 status: status.as_u16(),
                             }));
                         }
-                        Err(e) => describe(e),
+                        Err(e) => e,
                     }
                 }
                 Err(e) => describe(e),
