@@ -99,13 +99,23 @@ pub async fn authentic(store: &Store, key: &Key, vault_id: &[u8; 16], found: Fou
 /// The newest complete snapshot whose first part authenticates (see [`authentic`]), skipping
 /// planted ones; an error naming the newest after [`MAX_INAUTHENTIC`] of them.
 pub async fn newest_authentic(store: &Store, key: &Key, vault_id: &[u8; 16]) -> Result<Option<Found>> {
-    let mut skipped = 0;
+    Ok(newest_authentic_skipping(store, key, vault_id).await?.0)
+}
+
+/// [`newest_authentic`], also naming the newer complete-looking snapshots it skipped.
+pub async fn newest_authentic_skipping(
+    store: &Store,
+    key: &Key,
+    vault_id: &[u8; 16],
+) -> Result<(Option<Found>, Vec<Found>)> {
+    let mut skipped = Vec::new();
     let all = complete(store).await?;
     for found in all.iter().rev() {
         if authentic(store, key, vault_id, *found).await? {
-            return Ok(Some(*found));
+            return Ok((Some(*found), skipped));
         }
-        skipped += 1;
+        skipped.push(*found);
+        let skipped = skipped.len();
         if skipped >= MAX_INAUTHENTIC {
             let newest = all.last().map_or(*found, |f| *f);
             return Err(Error::integrity(
@@ -117,7 +127,7 @@ pub async fn newest_authentic(store: &Store, key: &Key, vault_id: &[u8; 16]) -> 
             ));
         }
     }
-    Ok(None)
+    Ok((None, skipped))
 }
 
 /// Every name of the snapshot taken at `seq`.

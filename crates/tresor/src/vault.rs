@@ -1023,9 +1023,20 @@ impl Vault {
     async fn load_snapshot(&mut self, trust: &TrustState) -> Result<()> {
         // `gc` may remove a superseded snapshot between listing and reading: look again.
         for _ in 0..3 {
-            let newest = snapshot::newest_authentic(&self.store, &self.keys.snapshot, &self.vault_id).await?;
+            // Only snapshots sealed with this vault's keys count (planted names are skipped)...
+            let (newest, skipped) =
+                snapshot::newest_authentic_skipping(&self.store, &self.keys.snapshot, &self.vault_id).await?;
             let served = newest.map_or(0, |(seq, _)| seq);
             if served < trust.snapshot_seq {
+                // ... but one at or above what this machine saw that fails is the snapshot this
+                // machine saw, tampered: say so, not "rollback".
+                if let Some(&(seq, parts)) = skipped.iter().find(|(seq, _)| *seq >= trust.snapshot_seq) {
+                    return Err(Error::integrity(
+                        ObjectKind::Snapshot,
+                        &layout::snapshot(seq, 0, parts),
+                        "does not authenticate: tampered, or moved from another name",
+                    ));
+                }
                 return Err(Error::Rollback { kind: ObjectKind::Snapshot, seen: trust.snapshot_seq, served });
             }
             let Some(found) = newest else { return Ok(()) };

@@ -151,8 +151,10 @@ async fn fail_tampered_or_injected_snapshot_parts() {
         .unwrap();
     let (_, _, parts) = layout::parse_snapshot(&older).unwrap();
     let injected = layout::snapshot(newest + 1, 0, parts);
+    // Issue 12: a planted name is not a snapshot. It does not authenticate under its name, so it
+    // is skipped (it used to block every unlock), and the genuine newest one is used.
     std::fs::copy(env.obj(&older), env.obj(&injected)).unwrap();
-    assert_integrity(&err(env.unlock().await), ObjectKind::Snapshot, Some(&injected));
+    env.unlock().await.unwrap().verify().await.unwrap();
     std::fs::remove_file(env.obj(&injected)).unwrap();
     // A snapshot of another vault, under a name that would be this vault's next one.
     let other = Env::new();
@@ -165,7 +167,7 @@ async fn fail_tampered_or_injected_snapshot_parts() {
     let (_, _, parts) = layout::parse_snapshot(&theirs).unwrap();
     let injected = layout::snapshot(newest + 1, 0, parts);
     std::fs::copy(other.obj(&theirs), env.obj(&injected)).unwrap();
-    assert_integrity(&err(env.unlock().await), ObjectKind::Snapshot, Some(&injected));
+    env.unlock().await.unwrap().verify().await.unwrap();
     std::fs::remove_file(env.obj(&injected)).unwrap();
     env.unlock().await.unwrap().verify().await.unwrap();
 }
