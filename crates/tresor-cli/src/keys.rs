@@ -327,7 +327,10 @@ pub fn keyslot(ctx: &mut Ctx, action: KeyslotAction, stdin: &mut impl BufRead) -
         }
         KeyslotAction::Remove { index } => {
             with_password(ctx, async |v: &mut Vault| v.keyslot_remove(index).await)?;
-            eprintln!("removed slot {index}; its password no longer opens the vault");
+            eprintln!(
+                "removed slot {index}: its password no longer opens this key file (copies of the old \
+                 key file still open with it: the root secret is unchanged)"
+            );
             Ok(())
         }
     }

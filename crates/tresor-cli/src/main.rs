@@ -56,7 +56,8 @@ Password: --password-stdin (first line of stdin), TRESOR_PASSWORD_FILE, TRESOR_P
 or a terminal prompt.
 Exit codes: 0 ok, 1 error, 2 usage, 3 authentication failed, 4 not found, 5 integrity/rollback/fork,
 6 conflict, 7 invalid input, 8 no vault / vault exists, 9 audit failure, 10 store unsupported,
-11 epoch destruction incomplete (the store still holds some of it).";
+11 epoch destruction incomplete (the store still holds some of it), 12 bad signature,
+13 another vault than the one pinned at the location (`tresor trust`).";
 
 /// The tresor vault: end-to-end-encrypted secrets on storage that sees nothing.
 #[derive(Parser)]
@@ -1102,7 +1103,13 @@ fn cmd_passwd(ctx: &mut Ctx, new: &NewPasswordArgs, stdin: &mut impl BufRead) ->
         drop(vault);
         Ok::<_, CliError>(())
     })?;
-    eprintln!("password changed; the old password no longer opens this vault");
+    eprintln!(
+        "password changed: the vault's key file now opens with the new password, not the old one. \
+         A copy of the old key file (a backup, a synced folder, the store itself if it keeps old \
+         versions) still opens the vault with the old password, and with it every value, including \
+         later ones: the root secret is unchanged. If the old password leaked, rotate the root \
+         secret itself (root rotation is planned: see SECURITY.md)"
+    );
     Ok(())
 }
 
