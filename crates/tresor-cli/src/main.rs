@@ -24,6 +24,7 @@ mod exit;
 mod import;
 mod keys;
 mod password;
+mod rekey;
 mod trust;
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
@@ -290,6 +291,21 @@ enum Command {
     Passwd {
         #[command(flatten)]
         new: NewPasswordArgs,
+    },
+    /// Replace the root secret: new keys and recovery phrase, every version sealed again, the old
+    /// key files and epochs destroyed. For a leaked password (passwd alone leaves old key files usable).
+    Rekey {
+        #[command(flatten)]
+        new: NewPasswordArgs,
+        /// Do not show the new recovery phrase now (`tresor recovery-phrase` shows it later).
+        #[arg(long)]
+        no_recovery_phrase: bool,
+        /// Write the new recovery phrase to this new file (mode 0600) instead of the terminal.
+        #[arg(long, value_name = "FILE", conflicts_with = "no_recovery_phrase")]
+        recovery_phrase_file: Option<PathBuf>,
+        /// Abandon a re-key that did not finish (the vault takes writes again under its root).
+        #[arg(long, conflicts_with_all = ["no_recovery_phrase", "recovery_phrase_file"])]
+        abort: bool,
     },
     /// Show the audit trail; `tresor audit verify` proves it whole.
     Audit {
@@ -600,6 +616,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
         },
         Command::Status { json } => cmd_status(&mut ctx, json),
         Command::Passwd { new } => cmd_passwd(&mut ctx, &new, &mut stdin),
+        Command::Rekey { new, no_recovery_phrase, recovery_phrase_file, abort } => {
+            let show = (!no_recovery_phrase).then_some(recovery_phrase_file);
+            rekey::run(&mut ctx, &new, abort, show, &mut stdin)
+        }
         Command::Audit { action: Some(AuditAction::Verify), .. } => match request(&mut ctx, Request::Verify)?
         {
             Response::Verify(r) => {
@@ -698,6 +718,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
                         r.bytes
                     );
                     outln!("kept: the snapshot at commit {}, every commit and audit record", r.snapshot);
+                    if r.older_era_objects > 0 {
+                        outln!(
+                            "removed: {} objects of an older root era (an interrupted re-key)",
+                            r.older_era_objects
+                        );
+                    }
                     if r.foreign > 0 {
                         outln!(
                             "left alone: {} entries that are not tresor objects (`tresor doctor` lists them)",
@@ -1043,6 +1069,7 @@ fn cmd_status(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
             outln!("commits: {}", s.commits);
             outln!("audit records: {}", s.audit_records);
             outln!("key file generation: {}", s.keyfile_generation);
+            outln!("root era: {}", s.era);
             outln!("epoch: {}", s.epoch);
             outln!(
                 "snapshot: {}",
@@ -1064,7 +1091,7 @@ fn cmd_status(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
             let pinned = tresor::trust::TrustStore::new(config::state_dir().join("trust"))
                 .location_pin(&info.location)
                 .map_err(|e| CliError::from_core(&e))?
-                .filter(|p| p.vault_id == info.vault_id)
+                .filter(|p| p.vault_id == info.vault_id && p.era == info.era)
                 .map(|p| p.fingerprint);
             if json {
                 let mut v = serde_json::to_value(&info).map_err(|e| CliError::other(e.to_string()))?;
@@ -1082,6 +1109,7 @@ fn cmd_status(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
             outln!("location: {}", info.location);
             outln!("cipher: XChaCha20-Poly1305");
             outln!("kdf: {}", info.kdf.join(", "));
+            outln!("root era: {}", info.era);
             outln!("secrets: (unlock to count)");
             outln!("key file generation: {}", info.keyfile_generation);
             Ok(())
@@ -1107,8 +1135,8 @@ fn cmd_passwd(ctx: &mut Ctx, new: &NewPasswordArgs, stdin: &mut impl BufRead) ->
         "password changed: the vault's key file now opens with the new password, not the old one. \
          A copy of the old key file (a backup, a synced folder, the store itself if it keeps old \
          versions) still opens the vault with the old password, and with it every value, including \
-         later ones: the root secret is unchanged. If the old password leaked, rotate the root \
-         secret itself (root rotation is planned: see SECURITY.md)"
+         later ones: the root secret is unchanged. If the old password leaked, replace the root \
+         secret itself: `tresor rekey`"
     );
     Ok(())
 }
@@ -1136,7 +1164,9 @@ fn cmd_doctor(ctx: &Ctx, json: bool) -> Result<(), CliError> {
         store.foreign().map_err(|e| CliError::from_core(&e))?.into_iter().map(|f| (f.name, f.what)).collect();
     for name in &names {
         if tresor::layout::is_object_name(name) {
-            *counts.entry(name.split('/').next().unwrap_or_default().to_string()).or_insert(0u64) += 1;
+            // Objects of a root era ≥ 2 are counted by kind like those of era 1.
+            let inner = tresor::layout::parse_era_object(name).map_or(name.as_str(), |(_, inner)| inner);
+            *counts.entry(inner.split('/').next().unwrap_or_default().to_string()).or_insert(0u64) += 1;
         } else {
             foreign.push((name.escape_debug().to_string(), "unexpected name"));
         }
@@ -1165,8 +1195,9 @@ fn cmd_doctor(ctx: &Ctx, json: bool) -> Result<(), CliError> {
         outln!("objects: {}", if objects.is_empty() { "none".to_string() } else { objects.join(", ") });
         match &vault {
             Ok(v) => outln!(
-                "vault: {} (key file generation {}, {})",
+                "vault: {} (root era {}, key file generation {}, {})",
                 v.vault_id,
+                v.era,
                 v.keyfile_generation,
                 v.kdf.join(", ")
             ),

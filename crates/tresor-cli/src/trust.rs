@@ -105,10 +105,12 @@ fn pin(ctx: &Ctx, trust: &tresor::trust::TrustStore, text: &str) -> Result<(), C
         vault_id: info.vault_id.clone(),
         fingerprint: fingerprint.to_string(),
         pinned_by: "tresor trust".into(),
+        era: info.era.max(1),
+        pending: None,
     };
     trust.pin_location(&ctx.location, &pin).map_err(|e| CliError::from_core(&e))?;
     match previous {
-        Some(p) if p.vault_id == pin.vault_id && p.fingerprint == pin.fingerprint => {
+        Some(p) if p.vault_id == pin.vault_id && p.fingerprint == pin.fingerprint && p.era == pin.era => {
             eprintln!(
                 "vault {} at {} was already pinned with fingerprint {fingerprint}",
                 pin.vault_id, ctx.location
@@ -140,6 +142,7 @@ fn show(ctx: &Ctx, trust: &tresor::trust::TrustStore, json: bool) -> Result<(), 
             outln!("location: {}", ctx.location);
             outln!("vault id: {}", e.pin.vault_id);
             outln!("fingerprint: {} (pinned by {})", e.pin.fingerprint, e.pin.pinned_by);
+            outln!("root era: {}", e.pin.era);
             outln!("newest commit seen: {}", e.state.log_seq);
             outln!("newest audit record seen: {}", e.state.audit_seq);
             outln!("key file generation seen: {}", e.state.keyfile_generation);

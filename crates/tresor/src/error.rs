@@ -24,6 +24,8 @@ pub enum ObjectKind {
     Snapshot,
     /// An export archive.
     Archive,
+    /// A root era (a generation of the root secret, see `tresor rekey`).
+    RootEra,
 }
 
 impl fmt::Display for ObjectKind {
@@ -36,6 +38,7 @@ impl fmt::Display for ObjectKind {
             ObjectKind::ValueBlob => "value blob",
             ObjectKind::Snapshot => "snapshot",
             ObjectKind::Archive => "archive",
+            ObjectKind::RootEra => "root era",
         })
     }
 }
@@ -135,6 +138,30 @@ pub enum Error {
         name: String,
         /// What it is.
         what: String,
+    },
+    /// The vault was re-keyed (a new root) since this machine pinned it: its new fingerprint
+    /// must be pinned before this machine trusts it. Nothing was read.
+    #[error(
+        "the vault at {location} was re-keyed since this machine last opened it (root era {served}, this \
+         machine knows era {pinned}): compare its new fingerprint (`tresor status` where it was re-keyed) \
+         and pin it with `tresor trust FINGERPRINT`"
+    )]
+    Rekeyed {
+        /// The location.
+        location: String,
+        /// The root era pinned here.
+        pinned: u32,
+        /// The root era served.
+        served: u32,
+    },
+    /// This root era was fenced by a re-key: it takes no more writes.
+    #[error(
+        "the vault is being re-keyed (root era {next} was started): it takes no writes until the re-key \
+         finishes; if it was interrupted, run `tresor rekey` again (or `tresor rekey --abort`)"
+    )]
+    Fenced {
+        /// The era the re-key is making.
+        next: u32,
     },
     /// No secret at this path.
     #[error("no secret at {path}")]
@@ -237,7 +264,8 @@ impl Error {
             Error::Integrity { .. } | Error::Rollback { .. } | Error::Fork { .. } | Error::Foreign { .. } => {
                 Category::Integrity
             }
-            Error::VaultChanged { .. } => Category::Identity,
+            Error::VaultChanged { .. } | Error::Rekeyed { .. } => Category::Identity,
+            Error::Fenced { .. } => Category::Conflict,
             Error::Conflict(_) => Category::Conflict,
             Error::InvalidPath(_) | Error::TooLarge { .. } | Error::PasswordRule(_) | Error::Invalid(_) => {
                 Category::Invalid

@@ -102,11 +102,22 @@ impl Index {
                     v.blob = *blob;
                 }
             }
+            Op::Restore { path, version, blob, created_ms, deleted_ms } => {
+                self.entries.entry(path.clone()).or_default().versions.push(Version {
+                    version: *version,
+                    blob: *blob,
+                    created_ms: *created_ms,
+                    deleted_ms: *deleted_ms,
+                });
+            }
             Op::Genesis { .. }
             | Op::KeyFile { .. }
             | Op::Rotate { .. }
             | Op::DestroyEpoch { .. }
-            | Op::Policy { .. } => {}
+            | Op::Policy { .. }
+            | Op::Rekeying { .. }
+            | Op::RekeyAborted { .. }
+            | Op::RootEra { .. } => {}
         }
     }
 

@@ -30,6 +30,10 @@ pub struct Keyring {
     pub current: u32,
     /// Rotate automatically once the current epoch is this old (ms).
     pub rotate_every_ms: Option<u64>,
+    /// The root era a re-key is making: this era takes no more writes (see `tresor rekey`).
+    pub fenced_for: Option<u32>,
+    /// This root era and the one it replaced, if a re-key made it.
+    pub root_era: Option<(u32, u32)>,
 }
 
 impl Keyring {
@@ -44,7 +48,15 @@ impl Keyring {
                 }
             }
             Op::Policy { rotate_every_ms } => self.rotate_every_ms = *rotate_every_ms,
-            Op::Put { .. } | Op::Delete { .. } | Op::KeyFile { .. } | Op::Reseal { .. } => {}
+            Op::Rekeying { next } => self.fenced_for = Some(*next),
+            Op::RekeyAborted { next } if self.fenced_for == Some(*next) => self.fenced_for = None,
+            Op::RootEra { era, previous } => self.root_era = Some((*era, *previous)),
+            Op::Put { .. }
+            | Op::Delete { .. }
+            | Op::KeyFile { .. }
+            | Op::Reseal { .. }
+            | Op::Restore { .. }
+            | Op::RekeyAborted { .. } => {}
         }
     }
 

@@ -84,6 +84,40 @@ pub fn parse_snapshot(name: &str) -> Option<(u64, u32, u32)> {
     (part < parts).then_some((seq.parse().ok()?, part, parts))
 }
 
+/// Prefix of root era markers (`era/<e>`, empty objects; see ARCHITECTURE.md, root rotation).
+pub const ERA_DIR: &str = "era";
+/// Prefix under which the objects of root eras 2 and later live (`root/<e>/...`).
+pub const ROOT_DIR: &str = "root";
+
+/// The marker of root era `era`.
+pub fn era_marker(era: u32) -> String {
+    format!("{ERA_DIR}/{era:010}")
+}
+
+/// `era` of a root era marker's name, if it is one of ours (exactly 10 digits).
+pub fn parse_era_marker(name: &str) -> Option<u32> {
+    let digits = name.strip_prefix(ERA_DIR)?.strip_prefix('/')?;
+    if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+/// The directory of root era `era`'s objects (`root/<era>`; era 1 is the top of the location).
+pub fn era_dir(era: u32) -> String {
+    format!("{ROOT_DIR}/{era:010}")
+}
+
+/// `(era, name within the era)` of an object of a root era ≥ 2.
+pub fn parse_era_object(name: &str) -> Option<(u32, &str)> {
+    let rest = name.strip_prefix(ROOT_DIR)?.strip_prefix('/')?;
+    let (digits, inner) = rest.split_once('/')?;
+    if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((digits.parse().ok()?, inner))
+}
+
 /// Prefix of the create-if-absent probes of `init` and unlock.
 pub const PROBE_DIR: &str = "probe";
 
@@ -102,7 +136,13 @@ pub fn is_probe(name: &str) -> bool {
 /// Whether `name` has the shape of an object tresor writes (anything else in a store is foreign:
 /// reported by `tresor doctor`, never read, counted or deleted).
 pub fn is_object_name(name: &str) -> bool {
-    parse_seq(name, KEYFILE_DIR).is_some()
+    if let Some((_, inner)) = parse_era_object(name) {
+        return parse_era_object(inner).is_none()
+            && parse_era_marker(inner).is_none()
+            && is_object_name(inner);
+    }
+    parse_era_marker(name).is_some()
+        || parse_seq(name, KEYFILE_DIR).is_some()
         || parse_seq(name, LOG_DIR).is_some()
         || parse_seq(name, AUDIT_DIR).is_some()
         || parse_epoch_key(name).is_some()
@@ -192,6 +232,17 @@ mod tests {
         }
         for good in [commit(1), audit(2), keyfile(3), epoch_key(4), blob(5, &[6; 16]), snapshot(7, 0, 1)] {
             assert!(is_object_name(&good), "{good}");
+            let in_era = format!("{}/{good}", era_dir(2));
+            assert!(is_object_name(&in_era), "{in_era}");
+            assert_eq!(parse_era_object(&in_era), Some((2, good.as_str())));
+        }
+        assert_eq!(parse_era_marker(&era_marker(7)), Some(7));
+        for bad in [
+            "root/2/log/00000000000000000001",
+            "root/0000000002/root/0000000003/keyfile/00000000000000000001",
+            "era/7",
+        ] {
+            assert!(!is_object_name(bad), "{bad}");
         }
         for bad in ["epoch/5", "epoch/000000000x", "epoch/00000000001", "blob/0000000001"] {
             assert_eq!(parse_epoch_key(bad), None, "{bad}");

@@ -4,6 +4,7 @@
 //! - [`local`]: the local directory backend, which never follows a link inside a vault;
 //! - [`aws`]: S3 credentials, region and endpoint from `AWS_*` variables and AWS profiles;
 //! - [`keyfile`]: password slots wrapping the root secret;
+//! - [`era`]: which root era of a location holds the vault (root rotation);
 //! - [`chain`]: sealed, hash-chained logs (the commit log and the audit trail);
 //! - [`index`]: secrets and their versions, replayed from the commit log;
 //! - [`keyring`]: the data-key epochs: current, destroyed, rotation policy;
@@ -20,6 +21,7 @@
 pub mod archive;
 pub mod aws;
 pub mod chain;
+pub mod era;
 pub mod error;
 pub mod fault;
 pub mod fingerprint;

@@ -114,9 +114,15 @@ fn io_err(op: &str, name: &str, e: Errno) -> object_store::Error {
     generic(format!("cannot {op} {name}: {}", std::io::Error::from(e)))
 }
 
+/// How deep names may go below a directory whose path starts with `first`: two more levels under
+/// `root/` (`root/<era>/blob/<epoch>/<id>`, see ARCHITECTURE.md).
+fn max_depth(first: &str) -> usize {
+    if first == crate::layout::ROOT_DIR { MAX_DEPTH + 2 } else { MAX_DEPTH }
+}
+
 fn split(name: &str) -> Result<Vec<&str>, object_store::Error> {
     let parts: Vec<&str> = name.split('/').collect();
-    if parts.len() > MAX_DEPTH || !parts.iter().all(|p| valid_component(p)) {
+    if parts.len() > max_depth(parts[0]) || !parts.iter().all(|p| valid_component(p)) {
         return Err(generic(format!("refusing the object name {name:?}: not a tresor object name")));
     }
     Ok(parts)
@@ -157,6 +163,20 @@ impl LocalDir {
         let root =
             rustix::fs::open(&path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())?;
         Ok(LocalDir { root: Arc::new(root), path, fsync: true })
+    }
+
+    /// The directory `name` below this one (its components reached without following links),
+    /// as a directory of its own; `None` if it does not exist and `create` is not set.
+    pub fn sub(&self, name: &str, create: bool) -> Result<Option<LocalDir>, object_store::Error> {
+        let parts = split(name)?;
+        match self.open_dir(&parts, create) {
+            Ok(Some(fd)) => {
+                Ok(Some(LocalDir { root: Arc::new(fd), path: self.path.join(name), fsync: self.fsync }))
+            }
+            Ok(None) => Ok(None),
+            Err((at, Errno::LOOP | Errno::NOTDIR)) => Err(refused(&at, "entry that is not a directory")),
+            Err((at, e)) => Err(io_err("open", &at, e)),
+        }
     }
 
     /// The same directory, with writes fsynced or not.
@@ -377,7 +397,8 @@ impl LocalDir {
             }
             Err((at, e)) => return Err(io_err("list", &at, e)),
         };
-        self.walk_dir(dir, prefix, parts.len(), &mut listing)?;
+        let base = parts.len();
+        self.walk_dir(dir, prefix, base, &mut listing)?;
         Ok(listing)
     }
 
@@ -414,7 +435,9 @@ impl LocalDir {
                 FileType::RegularFile if name.starts_with(TEMP_PREFIX) => out.temps.push(meta(&path, &st)),
                 FileType::RegularFile if depth > 0 => out.objects.push(meta(&path, &st)),
                 FileType::RegularFile => out.foreign.push(Foreign { name: path, what: "unexpected file" }),
-                FileType::Directory if depth + 1 < MAX_DEPTH => subdirs.push((name.to_string(), path)),
+                FileType::Directory if depth + 1 < max_depth(path.split('/').next().unwrap_or_default()) => {
+                    subdirs.push((name.to_string(), path))
+                }
                 FileType::Directory => {
                     out.foreign.push(Foreign { name: path, what: "directory nested too deep" })
                 }

@@ -83,6 +83,36 @@ pub enum Op {
         /// Rotate once the current epoch is this old (ms); `None`: never automatically.
         rotate_every_ms: Option<u64>,
     },
+    /// A version carried over from the previous root era by `rekey`, with its original times.
+    Restore {
+        /// The secret's path.
+        path: String,
+        /// Its version number.
+        version: u64,
+        /// Where its value is now.
+        blob: BlobRef,
+        /// When it was written (ms).
+        created_ms: u64,
+        /// When it was deleted, if it was.
+        deleted_ms: Option<u64>,
+    },
+    /// The fence of a re-key: this root era takes no more writes; era `next` is being made.
+    Rekeying {
+        /// The era being made.
+        next: u32,
+    },
+    /// A re-key that did not finish was abandoned: writes are taken again.
+    RekeyAborted {
+        /// The era that was being made.
+        next: u32,
+    },
+    /// Genesis of a root era made by `rekey` (beside `Genesis`): it continues era `previous`.
+    RootEra {
+        /// This era.
+        era: u32,
+        /// The era it replaces (deleted once the re-key finishes).
+        previous: u32,
+    },
 }
 
 /// The head of the audit trail at the time of a commit: anchors the trail in the commit log.

@@ -197,6 +197,28 @@ impl Store {
         }
     }
 
+    /// The store of the objects under `dir` (a root era, `root/<e>`), named relative to it;
+    /// `None` when a local directory has no such subdirectory and `create` is not set. Its
+    /// location is this one's with `/dir` appended.
+    pub fn sub(&self, dir: &str, create: bool) -> Result<Option<Store>> {
+        let location = format!("{}/{dir}", self.location);
+        if let Some(local) = &self.local {
+            let Some(sub) = local.sub(dir, create).map_err(store_err)? else { return Ok(None) };
+            let mut store = Store::from_object_store(Arc::new(sub.clone()), None, &location);
+            store.relaxed = Arc::new(sub.with_fsync(false));
+            store.local = Some(sub);
+            return Ok(Some(store));
+        }
+        let prefix = match &self.prefix {
+            Some(p) => Path::from(format!("{}/{dir}", p.as_ref())),
+            None => Path::from(dir),
+        };
+        let mut store = Store::from_object_store(self.inner.clone(), Some(prefix), &location);
+        store.relaxed = self.relaxed.clone();
+        store.versions = self.versions.clone();
+        Ok(Some(store))
+    }
+
     /// The canonical location string (used to key machine-local state).
     pub fn location(&self) -> &str {
         &self.location

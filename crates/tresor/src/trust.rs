@@ -92,6 +92,26 @@ pub struct LocationPin {
     pub fingerprint: String,
     /// How it was pinned: `first use`, `tresor trust`, `import`, `rekey`.
     pub pinned_by: String,
+    /// The root era this fingerprint belongs to (1 until the vault is re-keyed).
+    #[serde(default = "first_era")]
+    pub era: u32,
+    /// A re-key this machine started (era and fingerprint of its new root): accepted once that
+    /// era is the current one, ignored while it is not (the re-key did not finish).
+    #[serde(default)]
+    pub pending: Option<PendingEra>,
+}
+
+fn first_era() -> u32 {
+    1
+}
+
+/// A root era a re-key on this machine is about to make current.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingEra {
+    /// The new era.
+    pub era: u32,
+    /// Its root's fingerprint.
+    pub fingerprint: String,
 }
 
 impl LocationPin {
@@ -120,6 +140,12 @@ pub struct TrustExport {
 impl TrustExport {
     /// The format name.
     pub const FORMAT: &'static str = "tresor-trust-1";
+}
+
+/// Where the trust state of root era `era` at `location` is kept: each era's own location (its
+/// log starts from nothing), as [`crate::Store::sub`] names it.
+pub fn era_location(location: &str, era: u32) -> String {
+    if era <= 1 { location.to_string() } else { format!("{location}/{}", crate::layout::era_dir(era)) }
 }
 
 /// The directory of trust state files.
@@ -215,7 +241,7 @@ impl TrustStore {
         let Some(pin) = self.location_pin(location)? else { return Ok(None) };
         let mut id = [0u8; 16];
         hex::decode_to_slice(&pin.vault_id, &mut id).map_err(|e| local_err(&self.dir, e))?;
-        let state = self.load(&id, location)?;
+        let state = self.load(&id, &era_location(location, pin.era))?;
         Ok(Some(TrustExport { format: TrustExport::FORMAT.into(), location: location.into(), pin, state }))
     }
 
@@ -238,7 +264,9 @@ impl TrustStore {
             }
         }
         if let Some(pin) = self.location_pin(location)?
-            && (pin.vault_id != export.pin.vault_id || pin.fingerprint() != Some(fingerprint))
+            && (pin.vault_id != export.pin.vault_id
+                || pin.fingerprint() != Some(fingerprint)
+                || pin.era != export.pin.era)
         {
             return Err(Error::Invalid(format!(
                 "this machine already pins vault {} (fingerprint {}) at {location}, not the exported one; \
@@ -246,7 +274,8 @@ impl TrustStore {
                 pin.vault_id, pin.fingerprint
             )));
         }
-        let ours = self.load(&id, location)?;
+        let state_location = era_location(location, export.pin.era);
+        let ours = self.load(&id, &state_location)?;
         let same_seq_other_link = |a: u64, al: &str, b: u64, bl: &str| a == b && a > 0 && al != bl;
         if same_seq_other_link(ours.log_seq, &ours.log_link, theirs.log_seq, &theirs.log_link) {
             return Err(Error::Fork { kind: crate::ObjectKind::Commit, seq: ours.log_seq });
@@ -258,10 +287,12 @@ impl TrustStore {
             vault_id: export.pin.vault_id.clone(),
             fingerprint: fingerprint.to_string(),
             pinned_by: "import".into(),
+            era: export.pin.era,
+            pending: None,
         };
         self.pin_location_if_absent(location, &pin)?;
         let theirs = theirs.clone();
-        self.update(&id, location, move |t| {
+        self.update(&id, &state_location, move |t| {
             if theirs.log_seq > t.log_seq {
                 t.log_seq = theirs.log_seq;
                 t.log_link = theirs.log_link.clone();

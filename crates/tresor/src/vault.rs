@@ -30,9 +30,11 @@ use tresor_crypto::{KdfParams, Key, Password, Purpose, SecretBytes, derive_key};
 
 mod epochs;
 mod keys;
+mod rekey;
 pub use crate::versions::Residue;
 pub use epochs::{DestroyReport, EpochList, EpochView, ReencryptReport, RotateReport};
 pub use keys::{DerivedIdentity, PrivateNode};
+pub use rekey::RekeyReport;
 
 /// Default limit on a secret value's size.
 pub const DEFAULT_MAX_VALUE: usize = 1 << 20;
@@ -155,6 +157,9 @@ pub struct Status {
     /// The vault fingerprint (compare it between machines; `tresor trust` pins it).
     #[serde(default)]
     pub fingerprint: String,
+    /// The root era (1 until the vault is re-keyed).
+    #[serde(default)]
+    pub era: u32,
 }
 
 /// One line of `tresor list -l`.
@@ -261,6 +266,9 @@ pub struct GcReport {
     /// Staging files of local writes a crash interrupted.
     #[serde(default)]
     pub staging_files: usize,
+    /// Objects of older root eras (a re-key interrupted after its switch), deleted.
+    #[serde(default)]
+    pub older_era_objects: u64,
     /// Entries that are not tresor objects (links, FIFOs, unexpected names): left alone, listed
     /// by `tresor doctor`.
     #[serde(default)]
@@ -326,6 +334,11 @@ pub struct Vault {
     fingerprint: Fingerprint,
     /// Whether this unlock pinned the vault at its location on first use (said once).
     first_use: bool,
+    /// The location as the user named it (the store of root era 1); `store` is the current
+    /// era's (the same for era 1).
+    base: Store,
+    /// The current root era.
+    era: u32,
 }
 
 impl Drop for Vault {
@@ -532,14 +545,19 @@ pub struct LockedInfo {
     pub keyfile_generation: u64,
     /// KDF of each password slot.
     pub kdf: Vec<String>,
+    /// The current root era (1 until the vault is re-keyed).
+    #[serde(default)]
+    pub era: u32,
 }
 
 /// Reads the key file header of the vault at `store` (no password needed: the header is public).
 pub async fn describe_locked(store: &Store) -> Result<LockedInfo> {
-    let (kf, _) = load_keyfile(store).await?;
+    let (era, era_store) = crate::era::current(store).await?;
+    let (kf, _) = load_keyfile(&era_store).await?;
     Ok(LockedInfo {
         vault_id: hex::encode(kf.vault_id),
         location: store.location().to_string(),
+        era,
         keyfile_generation: kf.generation,
         kdf: kf
             .slots
@@ -559,6 +577,7 @@ impl Vault {
         opts: Options,
     ) -> Vault {
         let vault_id = keyfile.vault_id;
+        let store_for_base = store.clone();
         let root_for_fingerprint = &root;
         let fingerprint = Fingerprint::of(root_for_fingerprint, &vault_id);
         let keys = Keys {
@@ -597,6 +616,8 @@ impl Vault {
             rotation_failure: None,
             fingerprint,
             first_use: false,
+            base: store_for_base,
+            era: 1,
         }
     }
 
@@ -643,8 +664,10 @@ impl Vault {
             vault_id: hex::encode(vault_id),
             fingerprint: vault.fingerprint.to_string(),
             pinned_by: "init".into(),
+            era: 1,
+            pending: None,
         };
-        vault.opts.trust.pin_location(vault.store.location(), &pin)?;
+        vault.opts.trust.pin_location(vault.base.location(), &pin)?;
         Ok(vault)
     }
 
@@ -658,32 +681,56 @@ impl Vault {
         Vault::open(store, Opener::Password(password), opts).await
     }
 
-    async fn open(store: Store, how: Opener<'_>, opts: Options) -> Result<Vault> {
+    async fn open(base: Store, how: Opener<'_>, opts: Options) -> Result<Vault> {
+        let (era, store) = crate::era::current(&base).await?;
         let (keyfile, kf_hash) = load_keyfile(&store).await?;
+        // Trust state is per root era (its own log starts from nothing); pins are per location.
         let location = store.location().to_string();
+        let base_location = base.location().to_string();
         let vault_id = keyfile.vault_id;
         // Which vault this machine knows here (and which root): another one is refused before
         // any password is tried; the root a password unwraps must have the pinned fingerprint.
-        let pin = opts.trust.location_pin(&location)?;
+        let pin = opts.trust.location_pin(&base_location)?;
         if let Some(pin) = &pin
             && pin.vault_id != hex::encode(vault_id)
         {
             return Err(Error::VaultChanged {
-                location,
+                location: base_location,
                 pinned: pin.vault_id.clone(),
                 served: hex::encode(vault_id),
             });
         }
-        let expected = match (&pin, opts.expect_fingerprint) {
-            (Some(pin), Some(wanted)) if pin.fingerprint() != Some(wanted) => {
+        // The root era: an older one than pinned is a rollback; a newer one is trusted only if
+        // this machine made it (a re-key it started) or its fingerprint is pinned anew.
+        let pinned = match &pin {
+            Some(pin) if era < pin.era => {
+                return Err(Error::Rollback {
+                    kind: ObjectKind::RootEra,
+                    seen: u64::from(pin.era),
+                    served: u64::from(era),
+                });
+            }
+            Some(pin) if era > pin.era => match &pin.pending {
+                Some(p) if p.era == era => Some(p.fingerprint.clone()),
+                _ => return Err(Error::Rekeyed { location: base_location, pinned: pin.era, served: era }),
+            },
+            Some(pin) => Some(pin.fingerprint.clone()),
+            None => None,
+        };
+        let pinned: Option<Fingerprint> = match pinned {
+            // An unparsable pin matches no root: nothing opens until the user re-trusts.
+            Some(text) => Some(text.parse().map_err(|_| Error::AuthFailed)?),
+            None => None,
+        };
+        let expected = match (pinned, opts.expect_fingerprint) {
+            (Some(pinned), Some(wanted)) if pinned != wanted => {
                 return Err(Error::VaultChanged {
-                    location,
-                    pinned: format!("{} (fingerprint {})", pin.vault_id, pin.fingerprint),
+                    location: base_location,
+                    pinned: format!("{} (fingerprint {pinned})", hex::encode(vault_id)),
                     served: format!("the one with fingerprint {wanted} you expect"),
                 });
             }
-            // An unparsable pin matches no root: nothing opens until the user re-trusts.
-            (Some(pin), _) => Some(pin.fingerprint().ok_or(Error::AuthFailed)?),
+            (Some(pinned), _) => Some(pinned),
             (None, wanted) => wanted,
         };
         let accept = |root: &Key| expected.is_none_or(|fp| fp.matches(root, &vault_id));
@@ -722,6 +769,8 @@ impl Vault {
                 Opener::Root(root) => (root, pinned.unwrap_or(opts.kdf), None),
             };
             let mut vault = Vault::from_root(store.clone(), keyfile, kf_hash, root, kdf, opts);
+            vault.base = base.clone();
+            vault.era = era;
             vault.slot = slot;
             vault.logged_keyfile = (0, None);
             vault.open_log(&trust).await?;
@@ -746,8 +795,17 @@ impl Vault {
         vault.failed_attempts = failed;
         vault.adopt_keyfile().await?;
         vault.save_trust().await?;
-        if pin.is_none() {
-            vault.pin_location(if expected.is_some() { "TRESOR_VAULT_FINGERPRINT" } else { "first use" })?;
+        match &pin {
+            None => vault.pin_location(if expected.is_some() {
+                "TRESOR_VAULT_FINGERPRINT"
+            } else {
+                "first use"
+            })?,
+            // The re-key this machine started has finished (perhaps in a run that crashed).
+            Some(pin) if pin.era < era => {
+                vault.opts.trust.pin_location(&base_location, &vault.location_pin("rekey"))?;
+            }
+            Some(_) => {}
         }
         Ok(vault)
     }
@@ -765,14 +823,26 @@ impl Vault {
 
     /// Pins this vault and its fingerprint at its location unless one is pinned already.
     fn pin_location(&mut self, by: &str) -> Result<()> {
-        let pin = LocationPin {
+        let (_, pinned) =
+            self.opts.trust.pin_location_if_absent(self.base.location(), &self.location_pin(by))?;
+        self.first_use = pinned && by == "first use";
+        Ok(())
+    }
+
+    /// The pin of this vault, its root and era at its location.
+    fn location_pin(&self, by: &str) -> LocationPin {
+        LocationPin {
             vault_id: hex::encode(self.vault_id),
             fingerprint: self.fingerprint.to_string(),
             pinned_by: by.to_string(),
-        };
-        let (_, pinned) = self.opts.trust.pin_location_if_absent(self.store.location(), &pin)?;
-        self.first_use = pinned && by == "first use";
-        Ok(())
+            era: self.era,
+            pending: None,
+        }
+    }
+
+    /// The current root era (1 until the vault is re-keyed).
+    pub fn era(&self) -> u32 {
+        self.era
     }
 
     /// Checks `password` against this vault's key file without unlocking anything new: what an
@@ -1261,6 +1331,13 @@ impl Vault {
                 self.refresh().await?;
             }
             let ops = build(&self.index, &self.keyring)?;
+            // A fenced era (a re-key is making the next one) takes nothing but the abort of that
+            // re-key: a write landing here would be lost with the era.
+            if let Some(next) = self.keyring.fenced_for
+                && !ops.iter().all(|op| matches!(op, Op::RekeyAborted { .. }))
+            {
+                return Err(Error::Fenced { next });
+            }
             // A key file change another writer recorded meanwhile wins: ours, no newer, is not
             // recorded (it would be a generation unlock no longer uses).
             let newer_keyfile = ops.iter().any(|op| match op {
@@ -1501,7 +1578,17 @@ impl Vault {
             outcome,
             detail,
         };
-        let plain = encode(&record)?;
+        self.audit_append_record(&record, durability, pin).await
+    }
+
+    /// Appends `record` as it is (its time and actor included) to the audit trail.
+    async fn audit_append_record(
+        &mut self,
+        record: &AuditRecord,
+        durability: Durability,
+        pin: bool,
+    ) -> Result<()> {
+        let plain = encode(record)?;
         let audit_err = |e: Error| Error::Audit(e.to_string());
         if durability == Durability::Sync {
             // A durable record must not chain onto records a power failure could still tear.
@@ -2143,6 +2230,7 @@ impl Vault {
             snapshot: self.snapshot_seq,
             rotation_failure: self.rotation_failure.clone(),
             fingerprint: self.fingerprint.to_string(),
+            era: self.era,
         })
     }
 
@@ -2480,6 +2568,8 @@ impl Vault {
         report.staging_files = staging.len();
         report.foreign = self.store.foreign()?.len();
         if !dry_run {
+            // A re-key that crashed after its switch left (some of) the previous root era.
+            report.older_era_objects = self.delete_older_eras().await?;
             self.store.delete_many(doomed).await?;
             for name in staging {
                 self.store.remove_staging_file(&name)?;

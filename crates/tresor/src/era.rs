@@ -1,0 +1,103 @@
+//! Root eras: which of a location's root eras holds the vault now (see ARCHITECTURE.md, root
+//! rotation). Era 1 is the top of the location; era `e ≥ 2` lives under `root/<e>/`, announced by
+//! an `era/<e>` marker. The current era is the newest whose key file exists.
+
+use crate::error::Result;
+use crate::layout;
+use crate::store::Store;
+
+/// The current root era at `base` and the store of its objects (`base` itself for era 1).
+pub async fn current(base: &Store) -> Result<(u32, Store)> {
+    let mut eras: Vec<u32> = base
+        .list(layout::ERA_DIR)
+        .await?
+        .iter()
+        .filter_map(|n| layout::parse_era_marker(n))
+        .filter(|e| *e >= 2)
+        .collect();
+    eras.sort_unstable();
+    // Newest first; a marker without a key file is a re-key that did not finish, or planted.
+    for era in eras.into_iter().rev() {
+        if let Some(store) = base.sub(&layout::era_dir(era), false)?
+            && has_keyfile(&store).await?
+        {
+            return Ok((era, store));
+        }
+    }
+    Ok((1, base.clone()))
+}
+
+/// The store of root era `era` at `base` (created with `create`).
+pub fn store(base: &Store, era: u32, create: bool) -> Result<Option<Store>> {
+    if era <= 1 { Ok(Some(base.clone())) } else { base.sub(&layout::era_dir(era), create) }
+}
+
+/// Whether `store` holds a key file (of any generation).
+pub async fn has_keyfile(store: &Store) -> Result<bool> {
+    Ok(store
+        .list(layout::KEYFILE_DIR)
+        .await?
+        .iter()
+        .any(|n| layout::parse_seq(n, layout::KEYFILE_DIR).is_some()))
+}
+
+/// What deleting a root era left: objects deleted, and what the store keeps of them.
+pub struct Deleted {
+    /// Objects deleted.
+    pub objects: u64,
+    /// Old versions the store keeps (a versioned bucket), or none.
+    pub residue: crate::versions::Residue,
+}
+
+/// Deletes every object of root era `era` at `base` (its key files, epoch keys, blobs, logs,
+/// snapshots and probes — names of tresor's shapes only) and, on a versioned bucket, their old
+/// versions; then its marker. Run once a newer era is current (`rekey`, `gc`).
+pub async fn delete(base: &Store, era: u32) -> Result<Deleted> {
+    let Some(store) = self::store(base, era, false)? else {
+        return Ok(Deleted { objects: 0, residue: crate::versions::Residue::NotKept });
+    };
+    // Era 1 shares the top of the location with the markers and the newer eras: only its own.
+    let names: Vec<String> = store
+        .list_all()
+        .await?
+        .into_iter()
+        .filter(|n| layout::parse_era_marker(n).is_none() && layout::parse_era_object(n).is_none())
+        .filter(|n| layout::is_object_name(n))
+        .collect();
+    let objects = names.len() as u64;
+    // The key files go last: until they do, a crash leaves an era that still opens, not debris.
+    let (keyfiles, rest): (Vec<String>, Vec<String>) =
+        names.into_iter().partition(|n| layout::parse_seq(n, layout::KEYFILE_DIR).is_some());
+    store.delete_many(rest).await?;
+    store.delete_many(keyfiles).await?;
+    let prefixes: Vec<String> = [
+        layout::KEYFILE_DIR,
+        layout::LOG_DIR,
+        layout::AUDIT_DIR,
+        layout::EPOCH_DIR,
+        layout::BLOB_DIR,
+        layout::SNAPSHOT_DIR,
+        layout::PROBE_DIR,
+    ]
+    .iter()
+    .map(|d| format!("{d}/"))
+    .collect();
+    let residue = store.purge_versions(&prefixes).await?;
+    if era >= 2 {
+        base.delete(&layout::era_marker(era)).await?;
+    }
+    Ok(Deleted { objects, residue })
+}
+
+/// Deletes the debris of a re-key to `era` that did not finish (objects but no key file).
+pub async fn delete_debris(base: &Store, era: u32) -> Result<u64> {
+    let Some(store) = self::store(base, era, false)? else { return Ok(0) };
+    if era < 2 || has_keyfile(&store).await? {
+        return Ok(0);
+    }
+    let names: Vec<String> =
+        store.list_all().await?.into_iter().filter(|n| layout::is_object_name(n)).collect();
+    let count = names.len() as u64;
+    store.delete_many(names).await?;
+    Ok(count)
+}

@@ -1,0 +1,258 @@
+//! Root rotation (`tresor rekey`): a new root secret in a new root era beside the current one,
+//! every version and the audit trail carried over, the new key file as the switch, and the old
+//! era deleted (see ARCHITECTURE.md, root rotation).
+
+use super::{Durability, Outcome, PACK_TARGET, Vault, epoch_aad, seal_packs};
+use crate::error::{Error, Result};
+use crate::keyfile::{KeyFile, check_password_rules};
+use crate::layout;
+use crate::model::{BlobRef, Op};
+use crate::store::Created;
+use crate::trust::PendingEra;
+use crate::versions::Residue;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use tresor_crypto::wrap::wrap_key;
+use tresor_crypto::{KdfParams, Key, Password};
+
+/// Versions re-sealed per commit of the new era (each batch also stops at [`PACK_TARGET`] × 4
+/// bytes of plaintext).
+const RESTORE_BATCH: usize = 16_384;
+
+/// What a re-key did.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RekeyReport {
+    /// The new root era.
+    pub era: u32,
+    /// The era it replaced.
+    pub previous: u32,
+    /// The new root's fingerprint.
+    pub fingerprint: String,
+    /// Versions (live, superseded, deleted) carried over, each sealed again.
+    pub versions: u64,
+    /// Audit records carried over.
+    pub audit_records: u64,
+    /// Objects of the previous era deleted.
+    pub deleted_objects: u64,
+    /// What the store keeps of them (old versions on a versioned bucket).
+    pub residue: Residue,
+}
+
+impl RekeyReport {
+    /// Whether nothing of the previous era remains in the store.
+    pub fn complete(&self) -> bool {
+        matches!(self.residue, Residue::NotKept | Residue::Removed { .. })
+    }
+}
+
+impl Vault {
+    /// Replaces the root secret: builds root era `e + 1` under a new root (its own recovery
+    /// phrase, derived keys and epoch key; one password slot with `new_password`), carries every
+    /// version and the audit trail over, switches to it, and deletes era `e`. Returns the handle
+    /// of the new era. `progress` hears (versions done, versions in all).
+    ///
+    /// Crash-safe at every step: before the new key file exists, era `e` is the vault (fenced:
+    /// it takes no writes until this runs again, or [`Vault::abort_rekey`]); after, era `e + 1`
+    /// is, and [`Vault::gc`] (or the next re-key) deletes whatever of era `e` remains.
+    pub async fn rekey(
+        mut self,
+        new_password: &Password,
+        params: KdfParams,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(Vault, RekeyReport)> {
+        check_password_rules(new_password)?;
+        params.check().map_err(|_| Error::Invalid("KDF parameters out of the accepted range".into()))?;
+        self.refresh().await?;
+        let (previous, next) = (self.era, self.era + 1);
+        match self.keyring.fenced_for {
+            Some(fenced) if fenced != next => return Err(Error::Fenced { next: fenced }),
+            _ => {}
+        }
+        let detail = format!("root era {previous} -> {next}");
+        self.audit_append("rekey", None, Outcome::Ok, Some(detail), Durability::Sync).await?;
+        // 1. The fence: no write lands in this era any more (a rerun finds it in place).
+        if self.keyring.fenced_for.is_none() {
+            self.commit(|_, _| Ok(vec![Op::Rekeying { next }])).await?;
+        }
+        // 2. Whatever an interrupted attempt left, and the marker of the new era.
+        let base = self.base.clone();
+        crate::era::delete_debris(&base, next).await?;
+        match base.create(&layout::era_marker(next), Vec::new()).await? {
+            Created::Yes | Created::AlreadyExists => {}
+        }
+        let store = crate::era::store(&base, next, true)?
+            .ok_or_else(|| Error::Store(format!("cannot create {}", layout::era_dir(next))))?;
+        // What this machine pinned of an attempt that did not finish is forgotten with it.
+        self.opts.trust.reset(&self.vault_id, store.location(), &crate::trust::TrustState::default())?;
+        // 3. The new root, and the new era's keys.
+        let root = Key::generate()?;
+        let keyfile = KeyFile::new(self.vault_id, 1, &root, new_password, params)?;
+        let keyfile_bytes = keyfile.encode();
+        let keyfile_hash = tresor_crypto::hash(&keyfile_bytes);
+        let opts = super::Options {
+            trust: self.opts.trust.clone(),
+            actor: self.opts.actor.clone(),
+            max_value: self.opts.max_value,
+            kdf: params,
+            snapshot_every: self.opts.snapshot_every,
+            reseal_batch: self.opts.reseal_batch,
+            expect_fingerprint: None,
+        };
+        let mut new = Vault::from_root(store, keyfile, keyfile_hash, root, params, opts);
+        new.base = base.clone();
+        new.era = next;
+        new.defer_snapshots = true;
+        // This machine will trust the new root once it is current (a crash after the switch
+        // must not lock this machine out of the vault it made).
+        let mut pin = self.location_pin("rekey");
+        pin.pending = Some(PendingEra { era: next, fingerprint: new.fingerprint.to_string() });
+        self.opts.trust.pin_location(base.location(), &pin)?;
+
+        let epoch = super::FIRST_EPOCH;
+        let epoch_key = Key::generate()?;
+        let wrapped = wrap_key(&new.keys.shield, &epoch_aad(&self.vault_id, epoch), &epoch_key)?;
+        new.create_once(&layout::epoch_key(epoch), &wrapped).await?;
+        new.epochs.insert(epoch, Arc::new(epoch_key));
+
+        // The audit trail, record by record, then what happens now.
+        let trail = self.read_trail().await?;
+        let audit_records = trail.len() as u64;
+        for (_, record, _) in &trail {
+            new.audit_append_record(record, Durability::Relaxed, false).await?;
+        }
+        let detail = format!(
+            "root era {previous} -> {next}: new root secret, {audit_records} audit records carried over"
+        );
+        new.audit_append("rekey", None, Outcome::Ok, Some(detail), Durability::Sync).await?;
+        let policy = self.keyring.rotate_every_ms;
+        new.commit(|_, _| {
+            Ok(vec![
+                Op::Genesis { epoch, keyfile_generation: 1 },
+                Op::KeyFile { generation: 1, hash: keyfile_hash },
+                Op::RootEra { era: next, previous },
+                Op::Policy { rotate_every_ms: policy },
+            ])
+        })
+        .await?;
+
+        // Every version, sealed again under the new epoch key, in batches.
+        let mut versions: Vec<(String, u64, BlobRef, u64, Option<u64>)> = Vec::new();
+        for (path, entry) in self.index.entries() {
+            for v in &entry.versions {
+                versions.push((path.clone(), v.version, v.blob, v.created_ms, v.deleted_ms));
+            }
+        }
+        let total = versions.len() as u64;
+        let key = new.epochs.get(&epoch).cloned().ok_or_else(|| Error::Invalid("no epoch key".into()))?;
+        let mut done = 0u64;
+        progress(0, total);
+        let mut rest = versions.as_slice();
+        while !rest.is_empty() {
+            let mut bytes = 0u64;
+            let take = rest
+                .iter()
+                .take_while(|v| {
+                    bytes += v.2.size;
+                    bytes <= (PACK_TARGET as u64) * 4
+                })
+                .count()
+                .clamp(1, RESTORE_BATCH);
+            let (batch, tail) = rest.split_at(take.min(rest.len()));
+            rest = tail;
+            let mut values = Vec::with_capacity(batch.len());
+            for (_, _, blob, _, _) in batch {
+                values.push(self.read_blob(blob).await?);
+            }
+            let plain: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
+            let vault_id = self.vault_id;
+            let (objects, refs) = seal_packs(&key, &vault_id, epoch, &plain)?;
+            drop(values);
+            for (name, object) in objects {
+                new.create_once(&name, &object).await?;
+            }
+            let ops: Vec<Op> = batch
+                .iter()
+                .zip(refs)
+                .map(|((path, version, _, created_ms, deleted_ms), blob)| Op::Restore {
+                    path: path.clone(),
+                    version: *version,
+                    blob,
+                    created_ms: *created_ms,
+                    deleted_ms: *deleted_ms,
+                })
+                .collect();
+            new.commit(|_, _| Ok(ops.clone())).await?;
+            done += batch.len() as u64;
+            progress(done, total);
+        }
+        new.defer_snapshots = false;
+        new.snapshot().await?;
+        // 4. The switch: from here on, the new era is the vault.
+        new.create_once(&layout::keyfile(1), &keyfile_bytes).await?;
+        new.save_trust().await?;
+        // 5. This machine's pin moves to the new root.
+        new.opts.trust.pin_location(base.location(), &new.location_pin("rekey"))?;
+        // 6. The old era goes: keys, blobs, logs, snapshots, key files (and old versions).
+        drop(self);
+        let deleted = crate::era::delete(&base, previous).await?;
+        let detail = match &deleted.residue {
+            Residue::Kept { versions, reason } => format!(
+                "root era {previous}: deleted {} objects, but the store keeps {versions} old versions ({reason})",
+                deleted.objects
+            ),
+            Residue::Removed { versions } => {
+                format!(
+                    "root era {previous}: deleted {} objects and {versions} old versions",
+                    deleted.objects
+                )
+            }
+            Residue::NotKept => format!("root era {previous}: deleted {} objects", deleted.objects),
+        };
+        let outcome = match deleted.residue {
+            Residue::Kept { .. } => Outcome::Failed(detail.clone()),
+            _ => Outcome::Ok,
+        };
+        new.audit_append("rekey", None, outcome, Some(detail), Durability::Sync).await?;
+        let report = RekeyReport {
+            era: next,
+            previous,
+            fingerprint: new.fingerprint.to_string(),
+            versions: total,
+            audit_records,
+            deleted_objects: deleted.objects,
+            residue: deleted.residue,
+        };
+        Ok((new, report))
+    }
+
+    /// Abandons a re-key that did not finish: its debris goes and this era takes writes again.
+    pub async fn abort_rekey(&mut self) -> Result<()> {
+        self.refresh().await?;
+        let Some(next) = self.keyring.fenced_for else {
+            return Err(Error::Invalid("no re-key is in progress".into()));
+        };
+        self.audit_append(
+            "rekey",
+            None,
+            Outcome::Ok,
+            Some(format!("aborted: root era {next}")),
+            Durability::Sync,
+        )
+        .await?;
+        crate::era::delete_debris(&self.base, next).await?;
+        self.commit(|_, _| Ok(vec![Op::RekeyAborted { next }])).await?;
+        Ok(())
+    }
+
+    /// Deletes what remains of root eras older than this one (a re-key that crashed after its
+    /// switch): the number of objects deleted.
+    pub(super) async fn delete_older_eras(&self) -> Result<u64> {
+        let mut deleted = 0;
+        if let Some((_, previous)) = self.keyring.root_era {
+            for era in (1..=previous).rev() {
+                deleted += crate::era::delete(&self.base, era).await?.objects;
+            }
+        }
+        Ok(deleted)
+    }
+}
