@@ -306,6 +306,10 @@ enum Command {
         /// Abandon a re-key that did not finish (the vault takes writes again under its root).
         #[arg(long, conflicts_with_all = ["no_recovery_phrase", "recovery_phrase_file"])]
         abort: bool,
+        /// Take over (or abort) an interrupted re-key at once, even if it wrote in the last 15
+        /// minutes: only when you know it is not running anywhere.
+        #[arg(long)]
+        force: bool,
     },
     /// Show the audit trail; `tresor audit verify` proves it whole.
     Audit {
@@ -616,9 +620,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
         },
         Command::Status { json } => cmd_status(&mut ctx, json),
         Command::Passwd { new } => cmd_passwd(&mut ctx, &new, &mut stdin),
-        Command::Rekey { new, no_recovery_phrase, recovery_phrase_file, abort } => {
+        Command::Rekey { new, no_recovery_phrase, recovery_phrase_file, abort, force } => {
             let show = (!no_recovery_phrase).then_some(recovery_phrase_file);
-            rekey::run(&mut ctx, &new, abort, show, &mut stdin)
+            rekey::run(&mut ctx, &new, abort, force, show, &mut stdin)
         }
         Command::Audit { action: Some(AuditAction::Verify), .. } => match request(&mut ctx, Request::Verify)?
         {
@@ -1011,6 +1015,8 @@ fn cmd_agent(ctx: &Ctx) -> Result<(), CliError> {
     let rt = runtime()?;
     let location = ctx.location.clone();
     let max_value = ctx.max_value;
+    // The fingerprint the user expects binds the agent's unlocks too (it inherits the variable).
+    let expect_fingerprint = ctx.expect_fingerprint;
     let result = rt.block_on(async {
         let listener = tresor_server::bind(&socket)
             .map_err(|e| CliError::other(format!("{}: {e}", socket.display())))?;
@@ -1019,6 +1025,7 @@ fn cmd_agent(ctx: &Ctx) -> Result<(), CliError> {
             options: Box::new(move || {
                 let mut o = Options::new(config::state_dir().join("trust"), actor("agent"));
                 o.max_value = max_value;
+                o.expect_fingerprint = expect_fingerprint;
                 o
             }),
             idle: ctx.idle,

@@ -16,11 +16,19 @@ pub fn run(
     ctx: &mut Ctx,
     new: &NewPasswordArgs,
     abort: bool,
+    force: bool,
     phrase: Option<Option<PathBuf>>,
     stdin: &mut impl BufRead,
 ) -> Result<(), CliError> {
     let current = ctx.password()?;
     let rt = runtime()?;
+    let options = || {
+        let mut o = ctx.options("cli");
+        if force {
+            o.rekey_lease = Duration::ZERO;
+        }
+        o
+    };
     if abort {
         return rt.block_on(async {
             let store = crate::open_store(&ctx.location, false)?;
@@ -65,8 +73,7 @@ pub fn run(
     };
     let (vault, report) = rt.block_on(async {
         let store = crate::open_store(&ctx.location, false)?;
-        let vault =
-            Vault::unlock(store, &current, ctx.options("cli")).await.map_err(|e| CliError::from_core(&e))?;
+        let vault = Vault::unlock(store, &current, options()).await.map_err(|e| CliError::from_core(&e))?;
         crate::report_unlocked(&vault);
         vault.rekey(&new_password, kdf, &mut progress).await.map_err(|e| CliError::from_core(&e))
     })?;

@@ -252,6 +252,21 @@ fn regression_2_a_swapped_vault_is_refused_until_re_trusted() {
     // Said once.
     let out = env.run_pw(&["get", "prod/db"], b"").ok();
     assert!(!out.stderr.contains("first use"), "{}", out.stderr);
+    // A machine that saw the vault before location pins existed (trust state, no pin) still
+    // refuses the swap.
+    for entry in std::fs::read_dir(&env.state)
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).into_iter().flatten())
+    {
+        let path = entry.unwrap().path();
+        if path.file_name().unwrap().to_str().unwrap().starts_with("location-") {
+            std::fs::remove_file(path).unwrap();
+        }
+    }
+    std::fs::rename(&env.vault, &staging).unwrap();
+    std::fs::rename(env.path("prod-away"), &env.vault).unwrap();
+    let out = env.run_pw(&["get", "prod/db"], b"").expect(13);
+    assert!(out.stderr.contains("another vault is at"), "{}", out.stderr);
 }
 
 /// Issue 12, item 5: one planted `epoch/4294967295` switched rotation off. Numbers now come from
@@ -343,6 +358,19 @@ fn trust_pinned_before_first_use_and_carried_to_a_new_machine() {
     // A machine with neither state nor pins cannot tell (documented in SECURITY.md).
     let fourth = new_machine(&env);
     assert_eq!(fourth.run_pw(&["get", "a"], b"").ok().stdout, b"1");
+    // TRESOR_VAULT_FINGERPRINT binds the agent's unlock too.
+    let fifth = new_machine(&env);
+    let _agent = fifth.agent_guard();
+    let out = common::run(
+        fifth
+            .cmd()
+            .env("TRESOR_VAULT_FINGERPRINT", wrong)
+            .env("TRESOR_PASSWORD_FILE", fifth.password_file(PASSWORD))
+            .arg("unlock"),
+        b"",
+    )
+    .expect(3);
+    assert!(out.stderr.contains("authentication failed"), "{}", out.stderr);
     // TRESOR_VAULT_FINGERPRINT that does not parse is a usage mistake, not a silent pass.
     let out =
         common::run(fourth.cmd().env("TRESOR_VAULT_FINGERPRINT", "nope").args(["status"]), b"").expect(7);

@@ -113,8 +113,15 @@ fn rekey_killed_half_way_leaves_one_root_and_a_rerun_finishes() {
             // Fenced until the re-key runs again.
             let out = env.run_pw(&["set", "x"], b"y").expect(6);
             assert!(out.stderr.contains("being re-keyed"), "{}", out.stderr);
-            common::run(
+            // The killed attempt wrote a moment ago: without --force the lease holds.
+            let out = common::run(
                 env.cmd().args(rekey_args()).arg("--no-recovery-phrase"),
+                format!("{PASSWORD}\n{NEW}\n").as_bytes(),
+            )
+            .expect(6);
+            assert!(out.stderr.contains("may still be running"), "{}", out.stderr);
+            common::run(
+                env.cmd().args(rekey_args()).args(["--no-recovery-phrase", "--force"]),
                 format!("{PASSWORD}\n{NEW}\n").as_bytes(),
             )
             .ok();

@@ -2,7 +2,7 @@
 //! rotation). Era 1 is the top of the location; era `e ≥ 2` lives under `root/<e>/`, announced by
 //! an `era/<e>` marker. The current era is the newest whose key file exists.
 
-use crate::error::Result;
+use crate::error::{Error, ObjectKind, Result};
 use crate::layout;
 use crate::store::Store;
 
@@ -16,16 +16,31 @@ pub async fn current(base: &Store) -> Result<(u32, Store)> {
         .filter(|e| *e >= 2)
         .collect();
     eras.sort_unstable();
-    // Newest first; a marker without a key file is a re-key that did not finish, or planted.
-    for era in eras.into_iter().rev() {
-        if let Some(store) = base.sub(&layout::era_dir(era), false)?
-            && has_keyfile(&store).await?
-        {
-            return Ok((era, store));
+    // Newest first; a marker without a key file is a re-key that did not finish, or planted (as
+    // is a link or file where the era's directory belongs). Each costs a listing, so only the
+    // newest few are tried: more than that is a store at work, and an error says so.
+    for era in eras.iter().rev().take(MAX_ERA_CANDIDATES) {
+        let store = match base.sub(&layout::era_dir(*era), false) {
+            Ok(Some(store)) => store,
+            Ok(None) | Err(Error::Foreign { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        if has_keyfile(&store).await? {
+            return Ok((*era, store));
         }
+    }
+    if eras.len() > MAX_ERA_CANDIDATES {
+        return Err(Error::integrity(
+            ObjectKind::RootEra,
+            &layout::era_marker(eras[eras.len() - 1]),
+            format!("and {} more root era markers without a key file: not written by tresor", eras.len() - 1),
+        ));
     }
     Ok((1, base.clone()))
 }
+
+/// Most root era markers [`current`] looks behind (newest first).
+const MAX_ERA_CANDIDATES: usize = 16;
 
 /// The store of root era `era` at `base` (created with `create`).
 pub fn store(base: &Store, era: u32, create: bool) -> Result<Option<Store>> {

@@ -32,6 +32,10 @@ pub struct Keyring {
     pub rotate_every_ms: Option<u64>,
     /// The root era a re-key is making: this era takes no more writes (see `tresor rekey`).
     pub fenced_for: Option<u32>,
+    /// The attempt that holds the fence.
+    pub fence_attempt: Option<[u8; 16]>,
+    /// When the fence was committed (ms).
+    pub fenced_ms: u64,
     /// This root era and the one it replaced, if a re-key made it.
     pub root_era: Option<(u32, u32)>,
 }
@@ -48,8 +52,15 @@ impl Keyring {
                 }
             }
             Op::Policy { rotate_every_ms } => self.rotate_every_ms = *rotate_every_ms,
-            Op::Rekeying { next } => self.fenced_for = Some(*next),
-            Op::RekeyAborted { next } if self.fenced_for == Some(*next) => self.fenced_for = None,
+            Op::Rekeying { next, attempt } => {
+                self.fenced_for = Some(*next);
+                self.fence_attempt = Some(*attempt);
+                self.fenced_ms = time_ms;
+            }
+            Op::RekeyAborted { next } if self.fenced_for == Some(*next) => {
+                self.fenced_for = None;
+                self.fence_attempt = None;
+            }
             Op::RootEra { era, previous } => self.root_era = Some((*era, *previous)),
             Op::Put { .. }
             | Op::Delete { .. }

@@ -151,8 +151,30 @@ pub fn is_object_name(name: &str) -> bool {
         || is_probe(name)
 }
 
+/// Whether `dir` is a directory tresor writes objects into (`log`, `blob/<epoch>`, `era`, and
+/// the same under `root/<era>/`).
+pub fn is_object_dir(dir: &str) -> bool {
+    let dir = match dir.strip_prefix(ROOT_DIR).and_then(|r| r.strip_prefix('/')) {
+        Some(rest) => match rest.split_once('/') {
+            Some((digits, inner)) if digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit()) => {
+                inner
+            }
+            _ => return false,
+        },
+        None => dir,
+    };
+    match dir.split_once('/') {
+        Some((BLOB_DIR, epoch)) => epoch.len() == 10 && epoch.bytes().all(|b| b.is_ascii_digit()),
+        Some(_) => false,
+        None => {
+            matches!(dir, KEYFILE_DIR | LOG_DIR | AUDIT_DIR | EPOCH_DIR | SNAPSHOT_DIR | PROBE_DIR | ERA_DIR)
+        }
+    }
+}
+
 /// The largest object of each kind tresor reads; the store cannot make a reader allocate more.
 pub fn size_limit(name: &str) -> u64 {
+    let name = parse_era_object(name).map_or(name, |(_, inner)| inner);
     match name.split('/').next() {
         Some(KEYFILE_DIR) | Some(EPOCH_DIR) => 64 << 10,
         Some(AUDIT_DIR) => 1 << 20,
@@ -167,6 +189,7 @@ pub fn size_limit(name: &str) -> u64 {
 /// The kind of object a name holds.
 pub fn kind_of(name: &str) -> crate::ObjectKind {
     use crate::ObjectKind;
+    let name = parse_era_object(name).map_or(name, |(_, inner)| inner);
     match name.split('/').next() {
         Some(KEYFILE_DIR) => ObjectKind::KeyFile,
         Some(EPOCH_DIR) => ObjectKind::EpochKey,

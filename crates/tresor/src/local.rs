@@ -102,6 +102,16 @@ pub struct ForeignEntry {
     pub what: String,
 }
 
+/// An object larger than any of its kind may be: refused before it is read.
+#[derive(Debug, thiserror::Error)]
+#[error("{name} is {size} bytes, more than any object of its kind")]
+pub struct Oversized {
+    /// Its name relative to the vault directory.
+    pub name: String,
+    /// Its size.
+    pub size: u64,
+}
+
 /// An entry at an object's name that is not a regular file: refused, never followed.
 fn refused(name: &str, what: &str) -> object_store::Error {
     object_store::Error::Generic {
@@ -271,6 +281,20 @@ impl LocalDir {
         if options.head {
             return Ok((meta(name, &st), Bytes::new(), 0..0));
         }
+        // Nothing larger than the kind allows is read (a sparse terabyte named like a snapshot
+        // part costs one `fstatat`, not an allocation).
+        let limit = crate::layout::size_limit(name);
+        let size = u64::try_from(st.st_size).unwrap_or(u64::MAX);
+        let wanted = match &options.range {
+            Some(r) => r.as_range(size).map(|r| r.end).unwrap_or(0),
+            None => size,
+        };
+        if wanted > limit {
+            return Err(object_store::Error::Generic {
+                store: "LocalDirectory",
+                source: Box::new(Oversized { name: name.to_string(), size }),
+            });
+        }
         let fd = match rustix::fs::openat(&dir, file, READ_FLAGS, Mode::empty()) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => return Err(not_found(name)),
@@ -432,7 +456,16 @@ impl LocalDir {
                 Err(e) => return Err(io_err("inspect", &path, e)),
             };
             match file_type(&st) {
-                FileType::RegularFile if name.starts_with(TEMP_PREFIX) => out.temps.push(meta(&path, &st)),
+                // Staging files only where tresor writes objects; elsewhere a `.tmp-` file is
+                // someone else's.
+                FileType::RegularFile
+                    if name.starts_with(TEMP_PREFIX) && crate::layout::is_object_dir(at) =>
+                {
+                    out.temps.push(meta(&path, &st))
+                }
+                FileType::RegularFile if name.starts_with(TEMP_PREFIX) => {
+                    out.foreign.push(Foreign { name: path, what: "unexpected file" })
+                }
                 FileType::RegularFile if depth > 0 => out.objects.push(meta(&path, &st)),
                 FileType::RegularFile => out.foreign.push(Foreign { name: path, what: "unexpected file" }),
                 FileType::Directory if depth + 1 < max_depth(path.split('/').next().unwrap_or_default()) => {
@@ -488,11 +521,19 @@ impl LocalDir {
         let mut dirs = std::collections::BTreeMap::new();
         for name in names {
             let (Some(dir), file) = self.parent(name, false)? else { return Err(not_found(name)) };
+            // The type is checked before anything is opened, and what is opened compared with it.
+            let before = rustix::fs::statat(&dir, file, AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|e| io_err("sync", name, e))?;
+            if file_type(&before) != FileType::RegularFile {
+                return Err(refused(name, describe(file_type(&before))));
+            }
             let fd = rustix::fs::openat(&dir, file, READ_FLAGS, Mode::empty())
                 .map_err(|e| io_err("sync", name, e))?;
             let st = rustix::fs::fstat(&fd).map_err(|e| io_err("sync", name, e))?;
-            if file_type(&st) != FileType::RegularFile {
-                return Err(refused(name, describe(file_type(&st))));
+            if file_type(&st) != FileType::RegularFile
+                || (st.st_dev, st.st_ino) != (before.st_dev, before.st_ino)
+            {
+                return Err(refused(name, "entry that changed while it was opened"));
             }
             rustix::fs::fdatasync(&fd).map_err(|e| io_err("sync", name, e))?;
             dirs.insert(name.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_default(), dir);

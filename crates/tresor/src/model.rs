@@ -100,6 +100,8 @@ pub enum Op {
     Rekeying {
         /// The era being made.
         next: u32,
+        /// The attempt (random): a re-key switches only while the fence is still its own.
+        attempt: [u8; 16],
     },
     /// A re-key that did not finish was abandoned: writes are taken again.
     RekeyAborted {

@@ -61,6 +61,16 @@ fn store_err(e: object_store::Error) -> Error {
                 Err(source) => Error::Store(crate::aws::redact(&source.to_string())),
             }
         }
+        object_store::Error::Generic { source, .. } if source.is::<crate::local::Oversized>() => {
+            match source.downcast::<crate::local::Oversized>() {
+                Ok(o) => Error::integrity(
+                    crate::layout::kind_of(&o.name),
+                    &o.name,
+                    format!("is {} bytes, more than any object of its kind", o.size),
+                ),
+                Err(source) => Error::Store(source.to_string()),
+            }
+        }
         object_store::Error::Generic { store: "LocalDirectory", source } => Error::Store(source.to_string()),
         e => Error::Store(crate::aws::redact(&e.to_string())),
     }

@@ -228,12 +228,53 @@ impl TrustStore {
     /// whether there was a pin.
     pub fn forget_location(&self, location: &str) -> Result<bool> {
         let _lock = self.lock_file(&self.location_file(location, "lock"))?;
+        // What this machine saw of the vault pinned here goes with the pin: the location holds
+        // another vault now, and that one's history is not this one's.
+        if let Some(pin) = self.location_pin(location)? {
+            let mut id = [0u8; 16];
+            if hex::decode_to_slice(&pin.vault_id, &mut id).is_ok() {
+                for era in 1..=pin.era {
+                    for ext in ["json", "failed"] {
+                        let path = self.file(&id, &era_location(location, era), ext);
+                        match fs::remove_file(&path) {
+                            Ok(()) => {}
+                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                            Err(e) => return Err(local_err(&path, e)),
+                        }
+                    }
+                }
+            }
+        }
         let path = self.location_file(location, "json");
         match fs::remove_file(&path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(local_err(&path, e)),
         }
+    }
+
+    /// The vaults this machine has trust state for at `location` (any root era), from the names
+    /// of its state files: how a machine that predates location pins recognises a swapped vault.
+    pub fn vaults_seen_at(&self, location: &str) -> Result<Vec<[u8; 16]>> {
+        let entries = match fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(local_err(&self.dir, e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let name = entry.map_err(|e| local_err(&self.dir, e))?.file_name();
+            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".json")) else { continue };
+            let Some((id_hex, _)) = stem.split_once('-') else { continue };
+            let mut id = [0u8; 16];
+            if hex::decode_to_slice(id_hex, &mut id).is_err() {
+                continue;
+            }
+            if self.file(&id, location, "json").file_name() == Some(name.as_os_str()) && !out.contains(&id) {
+                out.push(id);
+            }
+        }
+        Ok(out)
     }
 
     /// This machine's pins for the vault at `location`, for `tresor trust export`.

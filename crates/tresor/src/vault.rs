@@ -82,6 +82,9 @@ pub struct Options {
     /// The fingerprint the caller expects (`tresor trust` before first use, or
     /// `TRESOR_VAULT_FINGERPRINT`): a root without it opens nothing, as a wrong password.
     pub expect_fingerprint: Option<Fingerprint>,
+    /// How long after its last write an interrupted re-key is taken over or aborted by another
+    /// run (default 15 minutes: it may still be running elsewhere); zero with `--force`.
+    pub rekey_lease: Duration,
 }
 
 impl Options {
@@ -95,6 +98,7 @@ impl Options {
             snapshot_every: None,
             reseal_batch: epochs::RESEAL_BATCH,
             expect_fingerprint: None,
+            rekey_lease: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -691,6 +695,19 @@ impl Vault {
         // Which vault this machine knows here (and which root): another one is refused before
         // any password is tried; the root a password unwraps must have the pinned fingerprint.
         let pin = opts.trust.location_pin(&base_location)?;
+        // A machine that saw vaults here before pins were kept: another vault id is a swap.
+        if pin.is_none() {
+            let seen = opts.trust.vaults_seen_at(&base_location)?;
+            if let Some(other) = seen.iter().find(|id| **id != vault_id)
+                && !seen.contains(&vault_id)
+            {
+                return Err(Error::VaultChanged {
+                    location: base_location,
+                    pinned: hex::encode(other),
+                    served: hex::encode(vault_id),
+                });
+            }
+        }
         if let Some(pin) = &pin
             && pin.vault_id != hex::encode(vault_id)
         {
@@ -775,6 +792,15 @@ impl Vault {
             vault.logged_keyfile = (0, None);
             vault.open_log(&trust).await?;
             vault.check_keyfile()?;
+            // The era is where the store put the objects; the log says which era they are.
+            let logged = vault.keyring.root_era.map_or(1, |(era, _)| era);
+            if logged != era {
+                return Err(Error::integrity(
+                    ObjectKind::RootEra,
+                    &crate::layout::era_marker(era),
+                    format!("holds the objects of root era {logged}"),
+                ));
+            }
             Ok(vault)
         };
         let (probed, opened) = tokio::join!(probe, open);
@@ -1334,7 +1360,7 @@ impl Vault {
             // A fenced era (a re-key is making the next one) takes nothing but the abort of that
             // re-key: a write landing here would be lost with the era.
             if let Some(next) = self.keyring.fenced_for
-                && !ops.iter().all(|op| matches!(op, Op::RekeyAborted { .. }))
+                && !ops.iter().all(|op| matches!(op, Op::RekeyAborted { .. } | Op::Rekeying { .. }))
             {
                 return Err(Error::Fenced { next });
             }

@@ -243,6 +243,15 @@ async fn an_interrupted_rekey_fences_writes_until_rerun_or_aborted() {
     assert!(rekey(v).await.is_err() && faults.crashed());
     let log = faults.write_log();
     assert!(log[1].1.starts_with("log/"), "the fence is the second write: {log:?}");
+    // Taken over at once only when the caller says the attempt is dead (the lease).
+    let mut patient = opts(&env.trust);
+    patient.rekey_lease = Duration::from_secs(600);
+    let v = Vault::unlock(Store::open(&location, false).unwrap(), &pw(PASSWORD), patient).await.unwrap();
+    match rekey(v).await {
+        Err(Error::Conflict(m)) => assert!(m.contains("may still be running"), "{m}"),
+        Err(e) => panic!("expected the lease to hold, got {e:?}"),
+        Ok(_) => panic!("a re-key took over one that may still be running"),
+    }
     let mut v = env.unlock().await.unwrap();
     assert_eq!(v.get("db/password", None).await.unwrap().as_slice(), b"two", "still readable");
     match err(v.set("new/secret", b"x").await) {
@@ -258,4 +267,31 @@ async fn an_interrupted_rekey_fences_writes_until_rerun_or_aborted() {
     drop(v);
     let mut v = env.unlock_with(&env.trust, NEW).await.unwrap();
     assert_eq!(v.get("new/secret", None).await.unwrap().as_slice(), b"x");
+}
+
+/// The era is where the store put the objects, and the log says which era they are: a re-keyed
+/// era moved to another number is refused, and a flood of planted era markers ends in an error
+/// instead of one listing per marker.
+#[tokio::test]
+async fn fail_moved_eras_and_planted_era_markers() {
+    let env = Env::new();
+    busy(&env).await;
+    let (v, _) = rekey(env.unlock().await.unwrap()).await.unwrap();
+    drop(v);
+    let fresh = env.path("fresh");
+    std::fs::rename(env.loc.join("root/0000000002"), env.loc.join("root/0000000005")).unwrap();
+    std::fs::rename(env.loc.join("era/0000000002"), env.loc.join("era/0000000005")).unwrap();
+    let e = err(env.unlock_with(&fresh, NEW).await);
+    common::assert_integrity(&e, ObjectKind::RootEra, Some("era/0000000005"));
+    std::fs::rename(env.loc.join("root/0000000005"), env.loc.join("root/0000000002")).unwrap();
+    std::fs::rename(env.loc.join("era/0000000005"), env.loc.join("era/0000000002")).unwrap();
+    for era in 10..40u32 {
+        std::fs::write(env.loc.join(format!("era/{era:010}")), b"").unwrap();
+    }
+    let e = err(env.unlock_with(&fresh, NEW).await);
+    common::assert_integrity(&e, ObjectKind::RootEra, None);
+    for era in 10..40u32 {
+        std::fs::remove_file(env.loc.join(format!("era/{era:010}"))).unwrap();
+    }
+    env.unlock_with(&fresh, NEW).await.unwrap();
 }

@@ -63,19 +63,26 @@ impl Vault {
         check_password_rules(new_password)?;
         params.check().map_err(|_| Error::Invalid("KDF parameters out of the accepted range".into()))?;
         self.refresh().await?;
-        let (previous, next) = (self.era, self.era + 1);
+        let previous = self.era;
+        let next =
+            previous.checked_add(1).ok_or_else(|| Error::Invalid("no root era numbers left".into()))?;
+        let base = self.base.clone();
+        // What an earlier re-key that crashed after its switch left of older eras.
+        self.delete_older_eras().await?;
         match self.keyring.fenced_for {
             Some(fenced) if fenced != next => return Err(Error::Fenced { next: fenced }),
-            _ => {}
+            // An attempt that did not finish: taken over only once it has been quiet for the
+            // lease (it may be running on another machine).
+            Some(_) => self.check_rekey_lease(next).await?,
+            None => {}
         }
         let detail = format!("root era {previous} -> {next}");
         self.audit_append("rekey", None, Outcome::Ok, Some(detail), Durability::Sync).await?;
-        // 1. The fence: no write lands in this era any more (a rerun finds it in place).
-        if self.keyring.fenced_for.is_none() {
-            self.commit(|_, _| Ok(vec![Op::Rekeying { next }])).await?;
-        }
+        // 1. The fence: no write lands in this era any more; it names this attempt, which
+        // switches only while the fence is still its own.
+        let attempt = tresor_crypto::random_array::<16>()?;
+        self.commit(|_, _| Ok(vec![Op::Rekeying { next, attempt }])).await?;
         // 2. Whatever an interrupted attempt left, and the marker of the new era.
-        let base = self.base.clone();
         crate::era::delete_debris(&base, next).await?;
         match base.create(&layout::era_marker(next), Vec::new()).await? {
             Created::Yes | Created::AlreadyExists => {}
@@ -97,6 +104,7 @@ impl Vault {
             snapshot_every: self.opts.snapshot_every,
             reseal_batch: self.opts.reseal_batch,
             expect_fingerprint: None,
+            rekey_lease: self.opts.rekey_lease,
         };
         let mut new = Vault::from_root(store, keyfile, keyfile_hash, root, params, opts);
         new.base = base.clone();
@@ -185,8 +193,31 @@ impl Vault {
             done += batch.len() as u64;
             progress(done, total);
         }
+        // Audit records other processes appended to the old era meanwhile come along too.
+        let trail = self.read_trail().await?;
+        for (_, record, _) in trail.iter().skip(audit_records as usize) {
+            new.audit_append_record(record, Durability::Relaxed, false).await?;
+        }
         new.defer_snapshots = false;
         new.snapshot().await?;
+        // The new era must read back whole from the store before it becomes the vault: every
+        // version, every value.
+        new.refresh().await?;
+        let (values, _, damaged) = new.check_values().await?;
+        if values != total || !damaged.is_empty() {
+            return Err(Error::integrity(
+                crate::ObjectKind::RootEra,
+                &layout::era_dir(next),
+                format!("reads back {values} versions ({} damaged), not the {total} written", damaged.len()),
+            ));
+        }
+        // The fence must still be this attempt's: not aborted, not taken over.
+        self.refresh().await?;
+        if self.keyring.fenced_for != Some(next) || self.keyring.fence_attempt != Some(attempt) {
+            return Err(Error::Conflict(
+                "this re-key was aborted or taken over by another run meanwhile; nothing was switched".into(),
+            ));
+        }
         // 4. The switch: from here on, the new era is the vault.
         new.create_once(&layout::keyfile(1), &keyfile_bytes).await?;
         new.save_trust().await?;
@@ -194,7 +225,18 @@ impl Vault {
         new.opts.trust.pin_location(base.location(), &new.location_pin("rekey"))?;
         // 6. The old era goes: keys, blobs, logs, snapshots, key files (and old versions).
         drop(self);
-        let deleted = crate::era::delete(&base, previous).await?;
+        // The re-key has happened whatever follows: a failure to delete is reported (the phrase
+        // must still be shown), and `gc` or the next re-key deletes what is left.
+        let deleted = match crate::era::delete(&base, previous).await {
+            Ok(deleted) => deleted,
+            Err(e) => crate::era::Deleted {
+                objects: 0,
+                residue: Residue::Kept {
+                    versions: 0,
+                    reason: format!("the old era could not be deleted: {e}"),
+                },
+            },
+        };
         let detail = match &deleted.residue {
             Residue::Kept { versions, reason } => format!(
                 "root era {previous}: deleted {} objects, but the store keeps {versions} old versions ({reason})",
@@ -212,7 +254,9 @@ impl Vault {
             Residue::Kept { .. } => Outcome::Failed(detail.clone()),
             _ => Outcome::Ok,
         };
-        new.audit_append("rekey", None, outcome, Some(detail), Durability::Sync).await?;
+        if let Err(e) = new.audit_append("rekey", None, outcome, Some(detail), Durability::Sync).await {
+            tracing::warn!("could not record the end of the re-key: {e}");
+        }
         let report = RekeyReport {
             era: next,
             previous,
@@ -231,6 +275,7 @@ impl Vault {
         let Some(next) = self.keyring.fenced_for else {
             return Err(Error::Invalid("no re-key is in progress".into()));
         };
+        self.check_rekey_lease(next).await?;
         self.audit_append(
             "rekey",
             None,
@@ -249,10 +294,39 @@ impl Vault {
     pub(super) async fn delete_older_eras(&self) -> Result<u64> {
         let mut deleted = 0;
         if let Some((_, previous)) = self.keyring.root_era {
-            for era in (1..=previous).rev() {
+            for era in (1..=previous.min(self.era.saturating_sub(1))).rev() {
                 deleted += crate::era::delete(&self.base, era).await?.objects;
             }
         }
         Ok(deleted)
+    }
+
+    /// Refuses to take over or abort the re-key to `next` while it may still be running: its
+    /// newest object is younger than the lease ([`super::Options::rekey_lease`]).
+    async fn check_rekey_lease(&self, next: u32) -> Result<()> {
+        // The attempt's last sign of life: its fence, its era's marker, its newest object.
+        let fenced = std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.keyring.fenced_ms);
+        let marker = layout::era_marker(next);
+        let mut newest = fenced;
+        for (name, _, modified) in self.base.list_meta(layout::ERA_DIR).await? {
+            if name == marker {
+                newest = newest.max(modified);
+            }
+        }
+        if let Some(store) = crate::era::store(&self.base, next, false)? {
+            for (_, _, modified) in store.list_meta("").await? {
+                newest = newest.max(modified);
+            }
+        }
+        let quiet = std::time::SystemTime::now().duration_since(newest).unwrap_or_default();
+        if quiet < self.opts.rekey_lease {
+            return Err(Error::Conflict(format!(
+                "a re-key to root era {next} may still be running (its last write was {}s ago): \
+                 if it was killed, run the command again in {}s, or with --force",
+                quiet.as_secs(),
+                (self.opts.rekey_lease - quiet).as_secs()
+            )));
+        }
+        Ok(())
     }
 }
