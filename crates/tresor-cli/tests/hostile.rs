@@ -156,8 +156,19 @@ fn hostile_directory_every_command_works_or_reports_and_nothing_outside_changes(
         assert_eq!(out.code, 0, "{args:?} failed: {}", out.stderr);
         assert!(!out.stderr.contains("panicked"), "{args:?}: {}", out.stderr);
     }
-    assert_eq!(env.get("db/password"), b"v2");
-    assert_eq!(env.get("api/token"), b"t1");
+    // And a re-key, among all of it: the planted entries stay where they are, untouched.
+    let started = Instant::now();
+    let out = common::run(
+        env.cmd()
+            .args(["--password-stdin", "rekey", "--new-password-stdin", "--no-recovery-phrase"])
+            .args(KDF),
+        format!("{PASSWORD}\nthe new password 2\n").as_bytes(),
+    )
+    .ok();
+    assert!(started.elapsed() < DEADLINE, "rekey took {:?}", started.elapsed());
+    assert!(out.stderr.contains("root era 2 replaces era 1"), "{}", out.stderr);
+    assert_eq!(env.run_pw_as("the new password 2", &["get", "db/password"], b"").ok().stdout, b"v2");
+    assert_eq!(env.run_pw_as("the new password 2", &["get", "api/token"], b"").ok().stdout, b"t1");
     // The backup holds the vault's objects only, and imports elsewhere.
     env.run_pw(&["--vault", &restore_arg, "import", &backup_arg], b"").ok();
     let imported = common::rel_files(&restore);
@@ -179,9 +190,10 @@ fn hostile_directory_every_command_works_or_reports_and_nothing_outside_changes(
     assert_eq!(tree(&victim), outside, "files outside the vault changed");
     assert_eq!(std::fs::read(env.path("victim2")).unwrap(), b"a lone file");
     // A FIFO where the next commit would go is named, not waited on.
-    fifo(&env.vault.join("log/00000000000000000001").with_file_name(next_commit(&env.vault)));
+    let era_dir = env.vault.join("root/0000000002");
+    fifo(&era_dir.join("log").join(next_commit(&era_dir)));
     let started = Instant::now();
-    let out = env.run_pw(&["get", "db/password"], b"").expect(5);
+    let out = env.run_pw_as("the new password 2", &["get", "db/password"], b"").expect(5);
     assert!(started.elapsed() < DEADLINE);
     assert!(out.stderr.contains("is a FIFO, not a regular file"), "{}", out.stderr);
 }

@@ -15,6 +15,7 @@
 mod common;
 
 use bytes::Bytes;
+use common::{PASSWORD, opts, pw};
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey, Checksum};
 use object_store::path::Path;
 use object_store::{
@@ -25,7 +26,7 @@ use std::sync::Arc;
 use tresor::aws::{self, Environment};
 use tresor::store::Created;
 use tresor::versions::{Residue, S3Versions};
-use tresor::{Error, Store};
+use tresor::{Error, KdfParams, Store, Vault};
 
 /// A fresh prefix in the bucket named by `var`.
 struct Bucket {
@@ -362,4 +363,37 @@ async fn destroying_an_epoch_on_a_versioned_bucket_leaves_no_version_of_it() {
         captured.len(),
         versions
     );
+}
+
+/// Issue 12, item 4 on a versioned bucket: `rekey` deletes every object of the old root era and
+/// every old version of them, so the old key file (and the old password) opens nothing there; the
+/// new era opens with the new password and holds every version.
+#[tokio::test]
+async fn t24_rekey_on_a_versioned_bucket_leaves_no_old_key_file_version() {
+    let Some(b) = Bucket::from_env("TRESOR_TEST_S3_VERSIONED", "rekey") else { return };
+    let env = common::Env::new();
+    let trust = env.path("trust");
+    let mut v =
+        Vault::init(Store::open(&b.location, false).unwrap(), &pw(PASSWORD), opts(&trust)).await.unwrap();
+    v.set("db/password", b"one").await.unwrap();
+    v.set("db/password", b"two").await.unwrap();
+    let raw = b.raw();
+    let keyfile = b.key("keyfile/00000000000000000001");
+    let old_version = raw.head(&Path::from(keyfile.as_str())).await.unwrap().version.expect("a version id");
+    let (mut v, report) = v.rekey(&pw("the new password"), KdfParams::MINIMUM, &mut |_, _| {}).await.unwrap();
+    assert!(matches!(report.residue, Residue::Removed { versions } if versions > 0), "{:?}", report.residue);
+    assert_eq!(v.get("db/password", Some(1)).await.unwrap().as_slice(), b"one");
+    drop(v);
+    // The old key file is gone, every version of it; and nothing of era 1 is left to purge.
+    assert_eq!(version(&*raw, &keyfile, &old_version).await, None);
+    let era1 = Store::open(&b.location, false).unwrap();
+    let prefixes: Vec<String> =
+        ["keyfile/", "log/", "audit/", "epoch/", "blob/", "snap/"].map(String::from).to_vec();
+    assert_eq!(era1.purge_versions(&prefixes).await.unwrap(), Residue::Removed { versions: 0 });
+    let mut v =
+        Vault::unlock(Store::open(&b.location, false).unwrap(), &pw("the new password"), opts(&trust))
+            .await
+            .unwrap();
+    assert_eq!(v.get("db/password", None).await.unwrap().as_slice(), b"two");
+    println!("T24-s3-rekey: old root era deleted with every old version ({:?})", report.residue);
 }
