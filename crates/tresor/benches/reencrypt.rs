@@ -1,7 +1,7 @@
 //! The re-encryption benchmark (issue 4): after `rotate`, how fast `reencrypt` moves every value
 //! into the new epoch on a local directory — for many small secrets and for large values — next
 //! to the raw XChaCha20-Poly1305 throughput measured in the same run. Then how long destroying the
-//! old epoch takes.
+//! old epoch takes, and a root rotation (`rekey`, issue 12) of the same vaults.
 //!
 //! `cargo bench -p tresor --bench reencrypt` (one `reencrypt:` line per figure).
 //! `TRESOR_BENCH_SMALL` secrets of 32–256 bytes (default 100,000) and `TRESOR_BENCH_LARGE_MIB`
@@ -94,6 +94,17 @@ async fn destroy(v: &mut Vault) -> (u64, Duration) {
     (report.deleted_objects, start.elapsed())
 }
 
+/// Re-keys the vault (root rotation, `tresor rekey`); returns (versions carried, time).
+async fn rekey(v: Vault) -> (u64, Duration) {
+    let start = Instant::now();
+    let (_, report) = v
+        .rekey(&Password::from("another benchmark password".to_string()), KdfParams::MINIMUM, &mut |_, _| {})
+        .await
+        .unwrap();
+    assert!(report.complete());
+    (report.versions, start.elapsed())
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; a filter or `--test` run of the other benches passes more.
     if std::env::args().any(|a| a == "--test" || a == "--list") {
@@ -124,7 +135,13 @@ fn main() {
         );
         let (objects, took) = destroy(&mut v).await;
         println!("reencrypt: destroy epoch 1 of the small vault: {objects} objects deleted in {:.0} ms", took.as_secs_f64() * 1e3);
-        drop(v);
+        let (versions, took) = rekey(v).await;
+        println!(
+            "reencrypt: rekey of the small vault (new root, every version sealed again, old era deleted): \
+             {versions} versions in {:.0} ms: {:.0} versions/s",
+            took.as_secs_f64() * 1e3,
+            versions as f64 / took.as_secs_f64()
+        );
 
         let values: Vec<Vec<u8>> = (0..large_mib).map(|_| tresor_crypto::random_bytes(1 << 20).unwrap()).collect();
         let mut v = vault_at(tmp.path(), "large", 1 << 20).await;
@@ -140,7 +157,15 @@ fn main() {
         );
         let (objects, took) = destroy(&mut v).await;
         println!("reencrypt: destroy epoch 1 of the large vault: {objects} objects deleted in {:.0} ms", took.as_secs_f64() * 1e3);
-        drop(v);
+        let (versions, took) = rekey(v).await;
+        let rate = mib(bytes, took);
+        println!(
+            "reencrypt: rekey of the large vault: {versions} values of 1 MiB in {:.2} s: {rate:.0} MiB/s = {:.2} × raw AEAD, \
+             {:.2} × this disk",
+            took.as_secs_f64(),
+            rate / raw,
+            rate / disk
+        );
 
         // The same in memory: what the code costs without the disk.
         let mut v = vault_at(tmp.path(), "memory-large", 1 << 20).await;

@@ -10,6 +10,7 @@ use crate::model::{BlobRef, Op};
 use crate::store::Created;
 use crate::trust::PendingEra;
 use crate::versions::Residue;
+use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tresor_crypto::wrap::wrap_key;
@@ -167,10 +168,8 @@ impl Vault {
                 .clamp(1, RESTORE_BATCH);
             let (batch, tail) = rest.split_at(take.min(rest.len()));
             rest = tail;
-            let mut values = Vec::with_capacity(batch.len());
-            for (_, _, blob, _, _) in batch {
-                values.push(self.read_blob(blob).await?);
-            }
+            let blobs: Vec<BlobRef> = batch.iter().map(|(_, _, blob, _, _)| *blob).collect();
+            let values = self.read_values(&blobs).await?;
             let plain: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
             let vault_id = self.vault_id;
             let (objects, refs) = seal_packs(&key, &vault_id, epoch, &plain)?;
@@ -267,6 +266,49 @@ impl Vault {
             residue: deleted.residue,
         };
         Ok((new, report))
+    }
+
+    /// The values at `blobs`, in order: each blob object read once (eight at a time), however
+    /// many of its slots are wanted, and every slot authenticated at its place.
+    async fn read_values(&mut self, blobs: &[BlobRef]) -> Result<Vec<tresor_crypto::SecretBytes>> {
+        let mut objects: Vec<(u32, [u8; 16])> = blobs.iter().map(|b| (b.epoch, b.id)).collect();
+        objects.sort_unstable();
+        objects.dedup();
+        let mut keys = std::collections::HashMap::new();
+        for (epoch, _) in &objects {
+            if !keys.contains_key(epoch) {
+                self.epoch_key(*epoch).await?;
+                keys.insert(
+                    *epoch,
+                    self.epochs.get(epoch).cloned().ok_or_else(|| Error::Invalid("no epoch key".into()))?,
+                );
+            }
+        }
+        let store = self.store.clone();
+        let read: Vec<(String, bytes::Bytes)> = futures::stream::iter(objects.iter().map(|(epoch, id)| {
+            let store = store.clone();
+            let name = layout::blob(*epoch, id);
+            async move {
+                let bytes = store.get_required(&name, "is missing: the store lost or removed it").await?;
+                Ok::<_, Error>((name, bytes))
+            }
+        }))
+        .buffered(8)
+        .try_collect()
+        .await?;
+        let by_object: std::collections::HashMap<&str, &bytes::Bytes> =
+            read.iter().map(|(name, bytes)| (name.as_str(), bytes)).collect();
+        let vault_id = self.vault_id;
+        blobs
+            .iter()
+            .map(|blob| {
+                let name = layout::blob(blob.epoch, &blob.id);
+                let key = keys.get(&blob.epoch).ok_or_else(|| Error::Invalid("no epoch key".into()))?;
+                let object =
+                    by_object.get(name.as_str()).ok_or_else(|| Error::Invalid("blob not read".into()))?;
+                super::open_slot(key, &vault_id, &name, blob, super::slice_of(object, blob))
+            })
+            .collect()
     }
 
     /// Abandons a re-key that did not finish: its debris goes and this era takes writes again.
