@@ -163,6 +163,15 @@ pub enum Error {
         /// The era the re-key is making.
         next: u32,
     },
+    /// The vault was re-keyed while this handle was open: its root and keys are the old ones.
+    #[error(
+        "the vault was re-keyed meanwhile (root era {era} is current): lock and unlock again with its password \
+         (`tresor lock`, then `tresor unlock`)"
+    )]
+    Superseded {
+        /// The era now current.
+        era: u32,
+    },
     /// No secret at this path.
     #[error("no secret at {path}")]
     NotFound {
@@ -265,7 +274,7 @@ impl Error {
                 Category::Integrity
             }
             Error::VaultChanged { .. } | Error::Rekeyed { .. } => Category::Identity,
-            Error::Fenced { .. } => Category::Conflict,
+            Error::Fenced { .. } | Error::Superseded { .. } => Category::Conflict,
             Error::Conflict(_) => Category::Conflict,
             Error::InvalidPath(_) | Error::TooLarge { .. } | Error::PasswordRule(_) | Error::Invalid(_) => {
                 Category::Invalid

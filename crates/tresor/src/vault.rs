@@ -1319,6 +1319,21 @@ impl Vault {
         if self.log.seq != start {
             self.save_trust().await?;
         }
+        // A re-key elsewhere fenced this era: once its new era is current, this handle (its
+        // root, its keys) is done with.
+        if self.keyring.fenced_for.is_some_and(|next| next > self.era) {
+            self.superseded().await?;
+        }
+        Ok(())
+    }
+
+    /// [`Error::Superseded`] if a newer root era than this handle's is current at its location
+    /// (a re-key elsewhere): what a missing object or a fence means then.
+    async fn superseded(&self) -> Result<()> {
+        let (current, _) = crate::era::current(&self.base).await?;
+        if current > self.era {
+            return Err(Error::Superseded { era: current });
+        }
         Ok(())
     }
 
@@ -1338,8 +1353,19 @@ impl Vault {
                 // A snapshot above our head means the store lost commits that another writer saw:
                 // a commit here would land below the newest snapshot and must not be acknowledged.
                 let store = self.store.clone();
-                let (refreshed, newest) = tokio::join!(self.refresh(), snapshot::newest(&store));
+                let head = self.log.seq;
+                let head_there =
+                    async { if head == 0 { Ok(true) } else { store.exists(&layout::commit(head)).await } };
+                let (refreshed, newest, head_there) =
+                    tokio::join!(self.refresh(), snapshot::newest(&store), head_there);
                 refreshed?;
+                // The commit this handle builds on is gone: the era was deleted by a re-key
+                // elsewhere (a write here would be lost), or the store rolled back.
+                if !head_there? {
+                    self.superseded().await?;
+                    let served = self.scan_head(LogKind::Commit, 0).await?;
+                    return Err(Error::Rollback { kind: ObjectKind::Commit, seen: head, served });
+                }
                 // Only a snapshot sealed by a holder of the vault's keys counts: a planted name
                 // must not make every commit report a rollback.
                 if let Some(found) = newest?
@@ -1867,7 +1893,11 @@ impl Vault {
     /// Reads and authenticates the wrapped key of `epoch`: (its stored bytes, the key).
     async fn load_epoch_key(&self, epoch: u32) -> Result<(Bytes, Key)> {
         let name = layout::epoch_key(epoch);
-        let wrapped = self.store.get_required(&name, "is missing").await?;
+        let Some(wrapped) = self.store.get(&name).await? else {
+            // Gone because a re-key elsewhere deleted this era: say that, not "tampering".
+            self.superseded().await?;
+            return Err(Error::integrity(ObjectKind::EpochKey, &name, "is missing"));
+        };
         let key =
             unwrap_key(&self.keys.shield, &epoch_aad(&self.vault_id, epoch), &wrapped).map_err(|_| {
                 Error::integrity(ObjectKind::EpochKey, &name, "does not authenticate: tampered or forged")
@@ -1888,9 +1918,14 @@ impl Vault {
     async fn read_blob(&mut self, blob: &BlobRef) -> Result<SecretBytes> {
         let name = layout::blob(blob.epoch, &blob.id);
         let end = blob.offset.saturating_add(u64::from(blob.len));
-        let envelope = self.store.get_range(&name, blob.offset..end).await?.ok_or_else(|| {
-            Error::integrity(ObjectKind::ValueBlob, &name, "is missing: the store lost or removed it")
-        })?;
+        let Some(envelope) = self.store.get_range(&name, blob.offset..end).await? else {
+            self.superseded().await?;
+            return Err(Error::integrity(
+                ObjectKind::ValueBlob,
+                &name,
+                "is missing: the store lost or removed it",
+            ));
+        };
         let vault_id = self.vault_id;
         let key = self.epoch_key(blob.epoch).await?;
         open_slot(key, &vault_id, &name, blob, &envelope)
@@ -1991,6 +2026,21 @@ impl Vault {
             },
         };
         let (blob, number) = (chosen.blob, chosen.version);
+        let read = self.read_chosen(path, number, blob).await;
+        if let Err(Error::Integrity { .. }) = &read {
+            // Gone because a re-key elsewhere deleted this era: say that, not "tampering".
+            self.superseded().await?;
+        }
+        read
+    }
+
+    /// The value of version `number` of `path`, sealed at `blob` when the index was read.
+    async fn read_chosen(
+        &mut self,
+        path: &str,
+        number: u64,
+        blob: BlobRef,
+    ) -> Result<(SecretBytes, u64, BlobRef)> {
         match self.read_blob(&blob).await {
             // Re-sealed and removed (its epoch destroyed: blob or key gone) since this handle last
             // looked: the index now names where the value went.

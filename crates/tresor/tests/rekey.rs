@@ -65,6 +65,8 @@ async fn rekey(v: Vault) -> tresor::Result<(Vault, tresor::vault::RekeyReport)> 
 async fn rekey_replaces_the_root_and_carries_every_version_and_record_over() {
     let env = Env::new();
     let before = busy(&env).await;
+    // A long-lived handle (an agent) open on the old root while another process re-keys.
+    let mut stale = env.unlock().await.unwrap();
     let v = env.unlock().await.unwrap();
     let (old_fingerprint, old_phrase) = (v.fingerprint(), v.recovery_phrase().expose_phrase().to_string());
     drop(v);
@@ -85,6 +87,16 @@ async fn rekey_replaces_the_root_and_carries_every_version_and_record_over() {
     assert!(report.damaged.is_empty() && report.values == 4, "{report:?}");
     v.set("after/rekey", b"new").await.unwrap();
     drop(v);
+    // The stale handle says what happened, for reads and writes alike.
+    for e in [err(stale.get("db/password", None).await.map(drop)), err(stale.set("x", b"y").await.map(drop))]
+    {
+        assert!(matches!(e, Error::Superseded { era: 2 }), "{e:?}");
+    }
+    drop(stale);
+    // The stale handle's audit records landed in the deleted era (it learns only by failing): gc
+    // of the new era removes them.
+    let report = env.unlock_with(&env.trust, NEW).await.unwrap().gc(Duration::ZERO, false).await.unwrap();
+    assert!(report.older_era_objects > 0);
     // Only the new era is left in the store.
     let objects = common::files(&env.loc);
     assert!(
