@@ -42,6 +42,15 @@ pub fn run(
         });
     }
     let (new_password, kdf) = new.read(stdin)?;
+    {
+        use secrecy::ExposeSecret;
+        if new_password.expose_secret() == current.expose_secret() {
+            eprintln!(
+                "tresor: warning: the new password is the current one: if it leaked, it opens the new root too \
+                 (this re-key still replaces the recovery phrase and every key)"
+            );
+        }
+    }
     // Where the new phrase goes is settled before anything changes (as for `init`).
     let target = match &phrase {
         Some(Some(path)) => Some(keys::PhraseTarget::File(keys::PhraseFile::create(path)?)),
