@@ -413,3 +413,17 @@ fn regression_6_audit_verify_reads_every_value_and_names_the_damaged_ones() {
     assert!(damaged.iter().any(|l| l.contains("value blob is missing")), "{damaged:?}");
     assert!(out.stderr.contains("2 of 4 versions"), "{}", out.stderr);
 }
+
+/// Issue 12, item 10: `s3://b//p` and `s3://b/p` had separate trust states (and agents). One
+/// location, one spelling.
+#[test]
+fn regression_10_s3_locations_have_one_spelling() {
+    let env = Env::new();
+    for spelling in
+        ["s3://tresor-test//team/prod/", "s3://tresor-test/team//prod", "s3://tresor-test/team/prod"]
+    {
+        let out =
+            common::run(env.cmd().env("TRESOR_VAULT", spelling).args(["trust", "show"]), b"").ok().text();
+        assert!(out.contains("location: s3://tresor-test/team/prod\n"), "{spelling}: {out}");
+    }
+}

@@ -216,3 +216,33 @@ async fn regression_9_a_store_claiming_every_entry_exists_ends_in_an_error() {
     let mut v = env.unlock().await.unwrap();
     assert_eq!(v.get("a", None).await.unwrap().as_slice(), b"1");
 }
+
+/// Issue 12, item 10: store faults were counted (and audited) as failed password attempts. A key
+/// file whose every slot this machine refuses unread (parameters below its pin) tried no password:
+/// "authentication failed", but no failed attempt is recorded.
+#[tokio::test]
+async fn regression_10_a_refused_key_file_is_no_failed_attempt() {
+    let env = Env::new();
+    let v = env.init().await;
+    let vault_id = v.vault_id();
+    drop(v);
+    // The store serves a key file with weaker parameters than this machine pinned for it.
+    let name = layout::keyfile(1);
+    let genuine = std::fs::read(env.obj(&name)).unwrap();
+    let mut weaker = genuine.clone();
+    // m_kib of the first slot (header 33 bytes, kind 1, kdf 1): one KiB less than pinned.
+    let m = u32::from_be_bytes(weaker[35..39].try_into().unwrap()) - 1;
+    weaker[35..39].copy_from_slice(&m.to_be_bytes());
+    std::fs::write(env.obj(&name), &weaker).unwrap();
+    assert!(matches!(err(env.unlock().await), Error::AuthFailed));
+    let location = canonical(&env);
+    let failed = tresor::trust::TrustStore::new(&env.trust).failed_attempts(&vault_id, &location).unwrap();
+    assert!(failed.is_empty(), "a store fault was counted as a wrong password: {failed:?}");
+    // A wrong password still is one.
+    std::fs::write(env.obj(&name), &genuine).unwrap();
+    assert!(matches!(err(env.unlock_with(&env.trust, "not the password").await), Error::AuthFailed));
+    assert_eq!(
+        tresor::trust::TrustStore::new(&env.trust).failed_attempts(&vault_id, &location).unwrap().len(),
+        1
+    );
+}
