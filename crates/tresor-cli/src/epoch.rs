@@ -177,6 +177,20 @@ pub fn run(ctx: &mut Ctx, action: EpochAction) -> Result<(), CliError> {
 
 /// Runs a long epoch request: through the agent if one is unlocked, else here with a progress bar
 /// on a terminal.
+/// A progress bar on stderr for bulk work (`what`, counting `unit`), when stderr is a terminal.
+pub fn progress_bar(what: &'static str, unit: &str) -> Option<indicatif::ProgressBar> {
+    std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        let template = format!("{{msg}} {{bar:40}} {{pos}}/{{len}} {unit} ({{per_sec}}, {{eta}} left)");
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(&template)
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_message(what);
+        bar
+    })
+}
+
 fn with_progress(ctx: &mut Ctx, req: Request, what: &'static str) -> Result<Response, CliError> {
     if !ctx.no_agent && !ctx.agent_is_unlocked() {
         ctx.no_agent = true;
@@ -187,17 +201,7 @@ fn with_progress(ctx: &mut Ctx, req: Request, what: &'static str) -> Result<Resp
     let rt = runtime()?;
     let store = open_existing(&rt, &ctx.location)?;
     let password = ctx.password()?;
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg} {bar:40} {pos}/{len} values ({per_sec}, {eta} left)",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar.set_message(what);
-        bar
-    });
+    let bar = progress_bar(what, "values");
     let mut progress = |done: u64, total: u64| {
         if let Some(bar) = &bar {
             bar.set_length(total);

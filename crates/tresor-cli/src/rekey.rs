@@ -64,16 +64,7 @@ pub fn run(
         let _ = client::request(&ctx.socket(), &Request::Lock, Duration::from_secs(30));
         eprintln!("locked the agent: it holds the old root's keys");
     }
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "re-keying {bar:40} {pos}/{len} versions ({per_sec}, {eta} left)",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar
-    });
+    let bar = crate::epoch::progress_bar("re-keying", "versions");
     let mut progress = |done: u64, total: u64| {
         if let Some(bar) = &bar {
             bar.set_length(total);

@@ -47,13 +47,6 @@ fn fifo(path: &Path) {
     assert!(std::process::Command::new("mkfifo").arg(path).status().unwrap().success(), "{}", path.display());
 }
 
-/// Another machine: the same vault directory, but its own trust state, config and sockets.
-fn new_machine(env: &Env) -> Env {
-    let mut other = Env::new();
-    other.vault = env.vault.clone();
-    other
-}
-
 fn the_epoch_dir(env: &Env) -> String {
     let blob = common::rel_files(&env.vault).into_iter().find(|f| f.starts_with("blob/")).unwrap();
     blob.rsplit_once('/').unwrap().0.to_string()
@@ -346,7 +339,7 @@ fn trust_pinned_before_first_use_and_carried_to_a_new_machine() {
     let export = env.run(&["trust", "export"], b"").ok().stdout;
 
     // A new machine: same vault directory, its own (empty) state.
-    let new = new_machine(&env);
+    let new = env.new_machine();
     let wrong = "0000-0000-0000-0000-0000-0000-0000-0000";
     let out = new.run(&["trust", wrong], b"").ok();
     assert!(out.stderr.contains("pinned vault"), "{}", out.stderr);
@@ -359,7 +352,7 @@ fn trust_pinned_before_first_use_and_carried_to_a_new_machine() {
     assert!(!out.stderr.contains("first use"), "a pinned fingerprint is no first use: {}", out.stderr);
 
     // Another new machine takes the first one's pins, then the store rolls back.
-    let third = new_machine(&env);
+    let third = env.new_machine();
     let file = third.path("trust.json");
     std::fs::write(&file, &export).unwrap();
     third.run(&["trust", "import", file.to_str().unwrap()], b"").ok();
@@ -368,10 +361,10 @@ fn trust_pinned_before_first_use_and_carried_to_a_new_machine() {
     let out = third.run_pw(&["get", "a"], b"").expect(5);
     assert!(out.stderr.contains("rollback detected"), "{}", out.stderr);
     // A machine with neither state nor pins cannot tell (documented in SECURITY.md).
-    let fourth = new_machine(&env);
+    let fourth = env.new_machine();
     assert_eq!(fourth.run_pw(&["get", "a"], b"").ok().stdout, b"1");
     // TRESOR_VAULT_FINGERPRINT binds the agent's unlock too.
-    let fifth = new_machine(&env);
+    let fifth = env.new_machine();
     let _agent = fifth.agent_guard();
     let out = common::run(
         fifth

@@ -14,13 +14,6 @@ fn rekey_args() -> Vec<&'static str> {
     [&["--password-stdin", "rekey", "--new-password-stdin"], &KDF[..]].concat()
 }
 
-/// Another machine: the same vault directory, its own trust state.
-fn new_machine(env: &Env) -> Env {
-    let mut other = Env::new();
-    other.vault = env.vault.clone();
-    other
-}
-
 fn fingerprint_in(text: &str) -> String {
     text.lines().find_map(|l| l.strip_prefix("new fingerprint: ")).unwrap().trim().to_string()
 }
@@ -31,7 +24,7 @@ fn rekey_replaces_the_root_locks_the_agent_and_other_machines_must_re_trust() {
     env.init();
     env.set("db/password", b"v1");
     env.set("db/password", b"v2");
-    let other = new_machine(&env);
+    let other = env.new_machine();
     assert_eq!(other.run_pw(&["get", "db/password"], b"").ok().stdout, b"v2");
     let _agent = env.agent_guard();
     env.unlock_with_file(&env.password_file(PASSWORD), &[]).ok();

@@ -38,11 +38,12 @@ pub fn epoch_key(epoch: u32) -> String {
 
 /// `epoch` of a wrapped epoch key's name, if it is one of ours (exactly 10 digits).
 pub fn parse_epoch_key(name: &str) -> Option<u32> {
-    let digits = name.strip_prefix(EPOCH_DIR)?.strip_prefix('/')?;
-    if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
+    parse_number(name.strip_prefix(EPOCH_DIR)?.strip_prefix('/')?)
+}
+
+/// A 32-bit number written with exactly 10 digits (epochs, root eras).
+fn parse_number(digits: &str) -> Option<u32> {
+    (digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok())?
 }
 
 /// The directory of `epoch`'s value blobs (`blob/<epoch>`, no trailing slash).
@@ -96,11 +97,7 @@ pub fn era_marker(era: u32) -> String {
 
 /// `era` of a root era marker's name, if it is one of ours (exactly 10 digits).
 pub fn parse_era_marker(name: &str) -> Option<u32> {
-    let digits = name.strip_prefix(ERA_DIR)?.strip_prefix('/')?;
-    if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
+    parse_number(name.strip_prefix(ERA_DIR)?.strip_prefix('/')?)
 }
 
 /// The directory of root era `era`'s objects (`root/<era>`; era 1 is the top of the location).
@@ -112,10 +109,7 @@ pub fn era_dir(era: u32) -> String {
 pub fn parse_era_object(name: &str) -> Option<(u32, &str)> {
     let rest = name.strip_prefix(ROOT_DIR)?.strip_prefix('/')?;
     let (digits, inner) = rest.split_once('/')?;
-    if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some((digits.parse().ok()?, inner))
+    Some((parse_number(digits)?, inner))
 }
 
 /// Prefix of the create-if-absent probes of `init` and unlock.
@@ -155,16 +149,14 @@ pub fn is_object_name(name: &str) -> bool {
 /// the same under `root/<era>/`).
 pub fn is_object_dir(dir: &str) -> bool {
     let dir = match dir.strip_prefix(ROOT_DIR).and_then(|r| r.strip_prefix('/')) {
-        Some(rest) => match rest.split_once('/') {
-            Some((digits, inner)) if digits.len() == 10 && digits.bytes().all(|b| b.is_ascii_digit()) => {
-                inner
-            }
-            _ => return false,
+        Some(_) => match parse_era_object(dir) {
+            Some((_, inner)) => inner,
+            None => return false,
         },
         None => dir,
     };
     match dir.split_once('/') {
-        Some((BLOB_DIR, epoch)) => epoch.len() == 10 && epoch.bytes().all(|b| b.is_ascii_digit()),
+        Some((BLOB_DIR, epoch)) => parse_number(epoch).is_some(),
         Some(_) => false,
         None => {
             matches!(dir, KEYFILE_DIR | LOG_DIR | AUDIT_DIR | EPOCH_DIR | SNAPSHOT_DIR | PROBE_DIR | ERA_DIR)

@@ -225,6 +225,13 @@ impl Env {
         other
     }
 
+    /// Another machine: the same vault location, but its own trust state, config and sockets.
+    pub fn new_machine(&self) -> Env {
+        let mut other = Env::new();
+        other.vault = self.vault.clone();
+        other
+    }
+
     /// `tresor unlock ARGS` with the password in `TRESOR_PASSWORD_FILE` (`password_file`).
     pub fn unlock_with_file(&self, password_file: &Path, args: &[&str]) -> Out {
         run(self.cmd().env("TRESOR_PASSWORD_FILE", password_file).arg("unlock").args(args), b"")
