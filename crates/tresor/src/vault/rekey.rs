@@ -174,9 +174,26 @@ impl Vault {
             let vault_id = self.vault_id;
             let (objects, refs) = seal_packs(&key, &vault_id, epoch, &plain)?;
             drop(values);
-            for (name, object) in objects {
-                new.create_once(&name, &object).await?;
-            }
+            // The packs go out together, without a sync each: the commit below makes them
+            // durable at once before it references them (one `syncfs` on a local directory).
+            let names: Vec<String> = objects.iter().map(|(name, _)| name.clone()).collect();
+            let store = new.store.clone();
+            futures::stream::iter(objects)
+                .map(|(name, object)| {
+                    let store = store.clone();
+                    async move {
+                        match store.create_with(&name, object, Durability::Relaxed).await? {
+                            Created::Yes => Ok(()),
+                            Created::AlreadyExists => {
+                                Err(Error::Conflict(format!("object {name} already exists")))
+                            }
+                        }
+                    }
+                })
+                .buffer_unordered(4)
+                .try_collect::<Vec<()>>()
+                .await?;
+            new.unsynced.extend(names);
             let ops: Vec<Op> = batch
                 .iter()
                 .zip(refs)
