@@ -792,9 +792,11 @@ impl Vault {
             vault.logged_keyfile = (0, None);
             vault.open_log(&trust).await?;
             vault.check_keyfile()?;
-            // The era is where the store put the objects; the log says which era they are.
+            // The era is where the store put the objects; the log says which era they are. At
+            // the top of a location any era may stand (a re-keyed vault restored from an export,
+            // or copied): a pinned machine tells its root by the fingerprint anyway.
             let logged = vault.keyring.root_era.map_or(1, |(era, _)| era);
-            if logged != era {
+            if logged != era && era != 1 {
                 return Err(Error::integrity(
                     ObjectKind::RootEra,
                     &crate::layout::era_marker(era),

@@ -307,3 +307,22 @@ async fn fail_moved_eras_and_planted_era_markers() {
     }
     env.unlock_with(&fresh, NEW).await.unwrap();
 }
+
+/// A re-keyed vault exported and imported elsewhere opens there (its era's objects at the top of
+/// the new location), and re-keys again.
+#[tokio::test]
+async fn a_rekeyed_vault_exports_imports_and_rekeys_again() {
+    let env = Env::new();
+    let before = busy(&env).await;
+    let (mut v, _) = rekey(env.unlock().await.unwrap()).await.unwrap();
+    let archive = tresor::archive::export(&mut v).await.unwrap();
+    drop(v);
+    let elsewhere = env.path("elsewhere");
+    let store = Store::open(elsewhere.to_str().unwrap(), true).unwrap();
+    let mut v =
+        tresor::archive::import(store, &archive, &pw(NEW), opts(&env.path("other-trust"))).await.unwrap();
+    assert_eq!(model(&mut v).await, before);
+    let (mut v, report) = v.rekey(&pw(PASSWORD), KdfParams::MINIMUM, &mut |_, _| {}).await.unwrap();
+    assert_eq!(report.era, 2);
+    assert_eq!(model(&mut v).await, before);
+}
