@@ -338,7 +338,6 @@ impl LocalDir {
                 implementer: "LocalDirectory (objects are immutable)".into(),
             });
         }
-        let (Some(dir), file) = self.parent(name, true)? else { return Err(not_found(name)) };
         let tmp = format!(
             "{TEMP_PREFIX}{}",
             hex::encode(
@@ -347,8 +346,17 @@ impl LocalDir {
             )
         );
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(&dir, tmp.as_str(), flags, Mode::from_raw_mode(0o600))
-            .map_err(|e| io_err("create a file for", name, e))?;
+        // A delete elsewhere may remove the directory just emptied between our walk and our
+        // create (`ENOENT` on a directory that is gone): walk again once.
+        let mut attempt = 0;
+        let (dir, file, fd) = loop {
+            let (Some(dir), file) = self.parent(name, true)? else { return Err(not_found(name)) };
+            match rustix::fs::openat(&dir, tmp.as_str(), flags, Mode::from_raw_mode(0o600)) {
+                Ok(fd) => break (dir, file, fd),
+                Err(Errno::NOENT) if attempt == 0 => attempt += 1,
+                Err(e) => return Err(io_err("create a file for", name, e)),
+            }
+        };
         let written = (|| {
             rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o600))?;
             let f = std::fs::File::from(fd);
