@@ -702,7 +702,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         },
         Command::Import { file, format } => cmd_import(&mut ctx, &file, format),
         Command::Doctor { json } => cmd_doctor(&ctx, json),
-        Command::Trust { fingerprint, action } => trust::run(&mut ctx, fingerprint, action),
+        Command::Trust { fingerprint, action } => trust::run(&mut ctx, fingerprint, action, &mut stdin),
         Command::Gc { grace, dry_run, json } => {
             let grace_secs = config::parse_duration_or_zero(&grace).map_err(CliError::input)?.as_secs();
             match request(&mut ctx, Request::Gc { grace_secs, dry_run })? {

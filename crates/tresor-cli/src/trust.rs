@@ -33,7 +33,12 @@ pub enum TrustAction {
 }
 
 /// Runs `tresor trust [FINGERPRINT | ACTION]`.
-pub fn run(ctx: &mut Ctx, fingerprint: Option<String>, action: Option<TrustAction>) -> Result<(), CliError> {
+pub fn run(
+    ctx: &mut Ctx,
+    fingerprint: Option<String>,
+    action: Option<TrustAction>,
+    stdin: &mut impl Read,
+) -> Result<(), CliError> {
     let trust = tresor::trust::TrustStore::new(crate::config::state_dir().join("trust"));
     let core = |e: tresor::Error| CliError::from_core(&e);
     match (fingerprint, action) {
@@ -69,7 +74,7 @@ pub fn run(ctx: &mut Ctx, fingerprint: Option<String>, action: Option<TrustActio
         (None, Some(TrustAction::Import { file })) => {
             let mut text = Vec::new();
             let read = if file.as_os_str() == "-" {
-                std::io::stdin().lock().take(1 << 20).read_to_end(&mut text)
+                stdin.take(1 << 20).read_to_end(&mut text)
             } else {
                 std::fs::File::open(&file).and_then(|f| f.take(1 << 20).read_to_end(&mut text))
             };

@@ -356,6 +356,9 @@ fn trust_pinned_before_first_use_and_carried_to_a_new_machine() {
     let file = third.path("trust.json");
     std::fs::write(&file, &export).unwrap();
     third.run(&["trust", "import", file.to_str().unwrap()], b"").ok();
+    // From stdin too (`-`): it used to deadlock on the stdin lock the CLI already held.
+    let out = env.new_machine().run(&["trust", "import", "-"], &export).ok();
+    assert!(out.stderr.contains("pinned vault"), "{}", out.stderr);
     std::fs::remove_dir_all(&env.vault).unwrap();
     common::copy_dir(&old, &env.vault);
     let out = third.run_pw(&["get", "a"], b"").expect(5);
