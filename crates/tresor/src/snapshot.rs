@@ -93,7 +93,16 @@ pub async fn authentic(store: &Store, key: &Key, vault_id: &[u8; 16], found: Fou
         Err(e) => return Err(e),
     };
     let Ok(plain) = tresor_crypto::open(key, &seal_ctx(vault_id, &name), &bytes) else { return Ok(false) };
-    Ok(decode_part(&plain).is_some_and(|(header, _)| header.seq == found.0))
+    // Sealed by a holder of the keys: what it says is no longer the store's doing.
+    match decode_part(&plain) {
+        Some((header, _)) if header.seq == found.0 => Ok(true),
+        Some(_) => Err(Error::integrity(ObjectKind::Snapshot, &name, "belongs to another snapshot")),
+        None => Err(Error::integrity(
+            ObjectKind::Snapshot,
+            &name,
+            "authenticated but does not parse (written by another version of tresor?)",
+        )),
+    }
 }
 
 /// The newest complete snapshot whose first part authenticates (see [`authentic`]), skipping
