@@ -71,14 +71,7 @@ pub async fn delete(base: &Store, era: u32) -> Result<Deleted> {
     let Some(store) = self::store(base, era, false)? else {
         return Ok(Deleted { objects: 0, residue: crate::versions::Residue::NotKept });
     };
-    // Era 1 shares the top of the location with the markers and the newer eras: only its own.
-    let names: Vec<String> = store
-        .list_all()
-        .await?
-        .into_iter()
-        .filter(|n| layout::parse_era_marker(n).is_none() && layout::parse_era_object(n).is_none())
-        .filter(|n| layout::is_object_name(n))
-        .collect();
+    let names = objects_of(&store).await?;
     let objects = names.len() as u64;
     // The key files go last: until they do, a crash leaves an era that still opens, not debris.
     let (keyfiles, rest): (Vec<String>, Vec<String>) =
@@ -110,9 +103,20 @@ pub async fn delete_debris(base: &Store, era: u32) -> Result<u64> {
     if era < 2 || has_keyfile(&store).await? {
         return Ok(0);
     }
-    let names: Vec<String> =
-        store.list_all().await?.into_iter().filter(|n| layout::is_object_name(n)).collect();
+    let names = objects_of(&store).await?;
     let count = names.len() as u64;
     store.delete_many(names).await?;
     Ok(count)
+}
+
+/// The names of one era's objects in its store. Era 1 shares the top of the location with the
+/// markers and the newer eras: only its own count.
+async fn objects_of(store: &Store) -> Result<Vec<String>> {
+    Ok(store
+        .list_all()
+        .await?
+        .into_iter()
+        .filter(|n| layout::parse_era_marker(n).is_none() && layout::parse_era_object(n).is_none())
+        .filter(|n| layout::is_object_name(n))
+        .collect())
 }

@@ -21,6 +21,17 @@ pub struct EpochInfo {
     pub destroyed_ms: Option<u64>,
 }
 
+/// A re-key's fence in this root era (`Op::Rekeying`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fence {
+    /// The root era the re-key is making.
+    pub next: u32,
+    /// The attempt holding the fence: a re-key switches only while it is its own.
+    pub attempt: [u8; 16],
+    /// When the fence was committed (ms).
+    pub since_ms: u64,
+}
+
 /// Every epoch of the vault, oldest first, and the rotation policy.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Keyring {
@@ -30,12 +41,8 @@ pub struct Keyring {
     pub current: u32,
     /// Rotate automatically once the current epoch is this old (ms).
     pub rotate_every_ms: Option<u64>,
-    /// The root era a re-key is making: this era takes no more writes (see `tresor rekey`).
-    pub fenced_for: Option<u32>,
-    /// The attempt that holds the fence.
-    pub fence_attempt: Option<[u8; 16]>,
-    /// When the fence was committed (ms).
-    pub fenced_ms: u64,
+    /// The fence of a re-key in progress: this era takes no more writes (see `tresor rekey`).
+    pub fence: Option<Fence>,
     /// This root era and the one it replaced, if a re-key made it.
     pub root_era: Option<(u32, u32)>,
 }
@@ -53,14 +60,9 @@ impl Keyring {
             }
             Op::Policy { rotate_every_ms } => self.rotate_every_ms = *rotate_every_ms,
             Op::Rekeying { next, attempt } => {
-                self.fenced_for = Some(*next);
-                self.fence_attempt = Some(*attempt);
-                self.fenced_ms = time_ms;
+                self.fence = Some(Fence { next: *next, attempt: *attempt, since_ms: time_ms })
             }
-            Op::RekeyAborted { next } if self.fenced_for == Some(*next) => {
-                self.fenced_for = None;
-                self.fence_attempt = None;
-            }
+            Op::RekeyAborted { next } if self.fence.is_some_and(|f| f.next == *next) => self.fence = None,
             Op::RootEra { era, previous } => self.root_era = Some((*era, *previous)),
             Op::Put { .. }
             | Op::Delete { .. }

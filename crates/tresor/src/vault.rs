@@ -1323,7 +1323,7 @@ impl Vault {
         }
         // A re-key elsewhere fenced this era: once its new era is current, this handle (its
         // root, its keys) is done with.
-        if self.keyring.fenced_for.is_some_and(|next| next > self.era) {
+        if self.keyring.fence.is_some_and(|f| f.next > self.era) {
             self.superseded().await?;
         }
         Ok(())
@@ -1387,7 +1387,7 @@ impl Vault {
             let ops = build(&self.index, &self.keyring)?;
             // A fenced era (a re-key is making the next one) takes nothing but the abort of that
             // re-key: a write landing here would be lost with the era.
-            if let Some(next) = self.keyring.fenced_for
+            if let Some(next) = self.keyring.fence.map(|f| f.next)
                 && !ops.iter().all(|op| matches!(op, Op::RekeyAborted { .. } | Op::Rekeying { .. }))
             {
                 return Err(Error::Fenced { next });

@@ -70,7 +70,7 @@ impl Vault {
         let base = self.base.clone();
         // What an earlier re-key that crashed after its switch left of older eras.
         self.delete_older_eras().await?;
-        match self.keyring.fenced_for {
+        match self.keyring.fence.map(|f| f.next) {
             Some(fenced) if fenced != next => return Err(Error::Fenced { next: fenced }),
             // An attempt that did not finish: taken over only once it has been quiet for the
             // lease (it may be running on another machine).
@@ -229,7 +229,7 @@ impl Vault {
         }
         // The fence must still be this attempt's: not aborted, not taken over.
         self.refresh().await?;
-        if self.keyring.fenced_for != Some(next) || self.keyring.fence_attempt != Some(attempt) {
+        if self.keyring.fence.map(|f| (f.next, f.attempt)) != Some((next, attempt)) {
             return Err(Error::Conflict(
                 "this re-key was aborted or taken over by another run meanwhile; nothing was switched".into(),
             ));
@@ -331,7 +331,7 @@ impl Vault {
     /// Abandons a re-key that did not finish: its debris goes and this era takes writes again.
     pub async fn abort_rekey(&mut self) -> Result<()> {
         self.refresh().await?;
-        let Some(next) = self.keyring.fenced_for else {
+        let Some(next) = self.keyring.fence.map(|f| f.next) else {
             return Err(Error::Invalid("no re-key is in progress".into()));
         };
         self.check_rekey_lease(next).await?;
@@ -364,7 +364,8 @@ impl Vault {
     /// newest object is younger than the lease ([`super::Options::rekey_lease`]).
     async fn check_rekey_lease(&self, next: u32) -> Result<()> {
         // The attempt's last sign of life: its fence, its era's marker, its newest object.
-        let fenced = std::time::UNIX_EPOCH + std::time::Duration::from_millis(self.keyring.fenced_ms);
+        let since_ms = self.keyring.fence.map_or(0, |f| f.since_ms);
+        let fenced = std::time::UNIX_EPOCH + std::time::Duration::from_millis(since_ms);
         let marker = layout::era_marker(next);
         let mut newest = fenced;
         for (name, _, modified) in self.base.list_meta(layout::ERA_DIR).await? {
