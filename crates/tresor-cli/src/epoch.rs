@@ -209,7 +209,7 @@ fn with_progress(ctx: &mut Ctx, req: Request, what: &'static str) -> Result<Resp
         }
     };
     let result = rt.block_on(async {
-        let mut vault = tresor::Vault::unlock(store, &password, ctx.options("cli"))
+        let vault = tresor::Vault::unlock(store, &password, ctx.options("cli"))
             .await
             .map_err(|e| CliError::from_core(&e))?;
         super::report_unlocked(&vault);
@@ -225,7 +225,7 @@ fn with_progress(ctx: &mut Ctx, req: Request, what: &'static str) -> Result<Resp
             Request::EpochDestroy { epoch } => {
                 vault.destroy_epoch(epoch, &mut progress).await.map(Response::Destroyed)
             }
-            other => Ok(tresor_server::execute(&mut vault, other).await),
+            other => Ok(tresor_server::execute(&vault, other).await),
         };
         Ok::<_, CliError>(out.unwrap_or_else(|e| Response::error(&e)))
     });

@@ -206,7 +206,7 @@ pub fn recovery_phrase(ctx: &mut Ctx, file: Option<PathBuf>) -> Result<(), CliEr
             ));
         }
     };
-    let phrase = with_password(ctx, async |v: &mut Vault| v.reveal_recovery_phrase().await)?;
+    let phrase = with_password(ctx, async |v: &mut Vault| v.recovery_phrase().await)?;
     show_recovery_phrase(&phrase, target)
 }
 
@@ -269,7 +269,7 @@ pub fn recover(
     let phrase = read_phrase_line(stdin)?;
     let (new, kdf) = new.read(stdin)?;
     let slots = rt.block_on(async {
-        let mut vault = Vault::recover(store, &phrase, &new, kdf, keep_slots, ctx.options("cli"))
+        let vault = Vault::recover(store, &phrase, &new, kdf, keep_slots, ctx.options("cli"))
             .await
             .map_err(|e| CliError::from_core(&e))?;
         Ok::<_, CliError>(vault.keyslots().await.map_err(|e| CliError::from_core(&e))?.len())

@@ -437,8 +437,9 @@ impl Ctx {
     }
 }
 
+/// Who acts in this process: the local user and process, and how (`cli`, `agent`).
 fn actor(via: &str) -> String {
-    format!("uid {} ({via})", rustix::process::geteuid().as_raw())
+    format!("local uid={} pid={} ({via})", rustix::process::geteuid().as_raw(), std::process::id())
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
@@ -838,11 +839,11 @@ fn request(ctx: &mut Ctx, req: Request) -> Result<Response, CliError> {
     let store = open_existing(&rt, &ctx.location)?;
     let password = ctx.password()?;
     rt.block_on(async {
-        let mut vault =
+        let vault =
             Vault::unlock(store, &password, ctx.options("cli")).await.map_err(|e| CliError::from_core(&e))?;
         report_unlocked(&vault);
-        let resp = tresor_server::execute(&mut vault, req).await;
-        if let Some(failure) = vault.rotation_failure() {
+        let resp = tresor_server::execute(&vault, req).await;
+        if let Ok(Some(failure)) = vault.rotation_failure().await {
             eprintln!("tresor: warning: the automatic epoch rotation failed ({failure}); values stay in the current epoch");
         }
         // Dropping the vault wipes its keys; the trust state is already saved after every record.
@@ -916,9 +917,15 @@ fn cmd_init(
         _ => None,
     };
     let rt = runtime()?;
-    let vault = rt.block_on(async {
+    let (vault, shown) = rt.block_on(async {
         let store = open_store(&ctx.location, true)?;
-        Vault::init(store, &password, opts).await.map_err(|e| CliError::from_core(&e))
+        let vault = Vault::init(store, &password, opts).await.map_err(|e| CliError::from_core(&e))?;
+        // Read (and audited) only when it is shown.
+        let shown = match &target {
+            Some(_) => Some(vault.recovery_phrase().await.map_err(|e| CliError::from_core(&e))?),
+            None => None,
+        };
+        Ok::<_, CliError>((vault, shown))
     })?;
     outln!("{}", hex::encode(vault.vault_id()));
     eprintln!("created vault {} at {}", hex::encode(vault.vault_id()), ctx.location);
@@ -927,8 +934,8 @@ fn cmd_init(
         vault.fingerprint(),
         vault.fingerprint()
     );
-    match target {
-        Some(target) => keys::show_recovery_phrase(&vault.recovery_phrase(), target)?,
+    match target.zip(shown) {
+        Some((target, phrase)) => keys::show_recovery_phrase(&phrase, target)?,
         None if phrase.is_none() => {
             eprintln!("recovery phrase not shown (--no-recovery-phrase); `tresor recovery-phrase` shows it")
         }
@@ -1012,7 +1019,12 @@ fn cmd_agent(ctx: &Ctx) -> Result<(), CliError> {
         tracing::warn!("{w}");
     }
     let socket = ctx.socket();
-    let rt = runtime()?;
+    // Clients are served concurrently on the shared vault handle, on every core.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("tresor-agent")
+        .build()
+        .map_err(|e| CliError::other(e.to_string()))?;
     let location = ctx.location.clone();
     let max_value = ctx.max_value;
     // The fingerprint the user expects binds the agent's unlocks too (it inherits the variable).
@@ -1130,7 +1142,7 @@ fn cmd_passwd(ctx: &mut Ctx, new: &NewPasswordArgs, stdin: &mut impl BufRead) ->
     let rt = runtime()?;
     rt.block_on(async {
         let store = open_store(&ctx.location, false)?;
-        let mut vault =
+        let vault =
             Vault::unlock(store, &current, ctx.options("cli")).await.map_err(|e| CliError::from_core(&e))?;
         report_unlocked(&vault);
         vault.passwd(&new, kdf).await.map_err(|e| CliError::from_core(&e))?;

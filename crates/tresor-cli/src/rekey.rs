@@ -32,7 +32,7 @@ pub fn run(
     if abort {
         return rt.block_on(async {
             let store = crate::open_store(&ctx.location, false)?;
-            let mut vault = Vault::unlock(store, &current, ctx.options("cli"))
+            let vault = Vault::unlock(store, &current, ctx.options("cli"))
                 .await
                 .map_err(|e| CliError::from_core(&e))?;
             crate::report_unlocked(&vault);
@@ -71,11 +71,18 @@ pub fn run(
             bar.set_position(done);
         }
     };
-    let (vault, report) = rt.block_on(async {
+    let (vault, report, shown) = rt.block_on(async {
         let store = crate::open_store(&ctx.location, false)?;
         let vault = Vault::unlock(store, &current, options()).await.map_err(|e| CliError::from_core(&e))?;
         crate::report_unlocked(&vault);
-        vault.rekey(&new_password, kdf, &mut progress).await.map_err(|e| CliError::from_core(&e))
+        let (vault, report) =
+            vault.rekey(&new_password, kdf, &mut progress).await.map_err(|e| CliError::from_core(&e))?;
+        // Read (and audited) only when it is shown.
+        let shown = match &target {
+            Some(_) => Some(vault.recovery_phrase().await.map_err(|e| CliError::from_core(&e))?),
+            None => None,
+        };
+        Ok::<_, CliError>((vault, report, shown))
     })?;
     if let Some(bar) = &bar {
         bar.finish_and_clear();
@@ -90,8 +97,8 @@ pub fn run(
          vault until you pin its new fingerprint there: `tresor trust {}`",
         report.fingerprint
     );
-    match target {
-        Some(target) => keys::show_recovery_phrase(&vault.recovery_phrase(), target)?,
+    match target.zip(shown) {
+        Some((target, phrase)) => keys::show_recovery_phrase(&phrase, target)?,
         None if phrase.is_none() => {
             eprintln!(
                 "new recovery phrase not shown (--no-recovery-phrase); `tresor recovery-phrase` shows it"

@@ -60,8 +60,10 @@ fn agent_serves_commands_without_a_password() {
     assert!(
         audit.as_array().unwrap().iter().any(|r| r["op"] == "set"
             && r["path"] == "b"
-            && r["actor"].as_str().unwrap().ends_with("(agent)")),
-        "writes through the agent are audited as the agent's"
+            && r["actor"].as_str().unwrap().starts_with("local uid=")
+            && r["actor"].as_str().unwrap().contains(" pid=")
+            && !r["actor"].as_str().unwrap().ends_with(&format!(" pid={pid}"))),
+        "writes through the agent are audited under the client process that sent them, not the agent"
     );
     // --no-agent bypasses it, and then needs a password.
     env.run(&["--no-agent", "get", "a"], b"").expect(7);

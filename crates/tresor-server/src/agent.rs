@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc};
 use tokio::time::{Instant, timeout};
 use tresor::{Password, Store, Vault};
 use zeroize::Zeroizing;
@@ -57,25 +57,12 @@ enum Event {
     Locked,
 }
 
+/// The unlocked vault (a shared handle: each connection takes a clone), `None` while locked.
+/// The mutex is held only to take a clone, and while unlocking.
 type Slot = Arc<Mutex<Option<Vault>>>;
-
-/// A plain `set` waiting for the vault, to be committed together with the others waiting.
-struct Pending {
-    id: u64,
-    op: String,
-    items: Vec<(String, SecretBuf)>,
-    reply: oneshot::Sender<Response>,
-}
-
-/// Group commit: `set` requests that arrive while the vault is busy wait here, and whoever gets
-/// the vault next commits all of them at once.
-type Queue = Arc<std::sync::Mutex<Vec<Pending>>>;
 
 /// How often the agent applies the rotation policy and re-seals values it read from older epochs.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
-
-/// Most secrets in one group commit.
-const GROUP_MAX_ITEMS: usize = 4096;
 
 /// Serves requests until `lock`, the idle timeout, SIGTERM or SIGINT; then wipes every key.
 ///
@@ -84,7 +71,6 @@ const GROUP_MAX_ITEMS: usize = 4096;
 pub async fn serve(listener: UnixListener, config: AgentConfig) -> std::io::Result<()> {
     let uid = rustix::process::geteuid().as_raw();
     let slot: Slot = Arc::new(Mutex::new(None));
-    let queue: Queue = Arc::default();
     let config = Arc::new(config);
     let (events, mut inbox) = mpsc::unbounded_channel();
     let idle = tokio::time::sleep(config.idle);
@@ -98,13 +84,18 @@ pub async fn serve(listener: UnixListener, config: AgentConfig) -> std::io::Resu
             conn = listener.accept() => {
                 let Ok((stream, _)) = conn else { continue };
                 // Only our own user may talk to the agent.
-                if !stream.peer_cred().is_ok_and(|c| c.uid() == uid) {
+                let Some(peer) = stream.peer_cred().ok().filter(|c| c.uid() == uid) else {
                     tracing::warn!("refused a connection from another user");
                     continue;
-                }
-                let (slot, queue, config, events) = (slot.clone(), queue.clone(), config.clone(), events.clone());
+                };
+                // Every request is audited under the process that sent it.
+                let actor = match peer.pid() {
+                    Some(pid) => format!("local uid={uid} pid={pid}"),
+                    None => format!("local uid={uid}"),
+                };
+                let (slot, config, events) = (slot.clone(), config.clone(), events.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = handle(stream, &slot, &queue, &config, &events).await {
+                    if let Err(e) = handle(stream, &actor, &slot, &config, &events).await {
                         tracing::warn!("client connection: {e}");
                     }
                 });
@@ -122,16 +113,14 @@ pub async fn serve(listener: UnixListener, config: AgentConfig) -> std::io::Resu
             _ = int.recv() => break "interrupted",
         }
     };
-    // A request stuck on the store holds the vault: wait for it only until its deadline.
-    match timeout(CONNECTION_DEADLINE, slot.lock()).await {
-        Ok(mut guard) => {
-            if let Some(v) = guard.take()
-                && let Err(e) = v.lock(reason).await
-            {
-                tracing::warn!("could not record the lock in the audit trail: {e}");
-            }
+    // A request stuck on the store holds the engine: wait for it only until its deadline.
+    let vault = slot.lock().await.take();
+    if let Some(v) = vault {
+        match timeout(CONNECTION_DEADLINE, v.lock(reason)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("could not record the lock in the audit trail: {e}"),
+            Err(_) => tracing::warn!("a request is stuck on the store; exiting without the lock record"),
         }
-        Err(_) => tracing::warn!("a request is stuck on the store; exiting without the lock record"),
     }
     tracing::info!("agent stopped: {reason}; keys wiped");
     Ok(())
@@ -140,14 +129,16 @@ pub async fn serve(listener: UnixListener, config: AgentConfig) -> std::io::Resu
 /// Applies the rotation policy and re-seals the values read from older epochs since the last
 /// time; neither restarts the idle timer.
 async fn housekeeping_once(slot: &Slot) {
-    let mut guard = slot.lock().await;
-    let Some(vault) = guard.as_mut() else { return };
+    let Some(vault) = slot.lock().await.clone() else { return };
+    let vault = vault.with_actor("agent housekeeping");
     match vault.rotate_if_due().await {
         Ok(Some(r)) => tracing::info!("rotated to epoch {} by policy", r.epoch),
         Ok(None) => {}
         Err(e) => tracing::warn!("automatic epoch rotation failed: {e}"),
     }
-    vault.flush_reseal().await;
+    if let Err(e) = vault.flush_reseal().await {
+        tracing::warn!("re-sealing values of older epochs failed: {e}");
+    }
 }
 
 async fn read_request(stream: &mut UnixStream) -> Result<Request, FrameError> {
@@ -165,8 +156,8 @@ async fn read_request(stream: &mut UnixStream) -> Result<Request, FrameError> {
 /// Handles one connection: one request, one response.
 async fn handle(
     mut stream: UnixStream,
+    actor: &str,
     slot: &Slot,
-    queue: &Queue,
     config: &AgentConfig,
     events: &mpsc::UnboundedSender<Event>,
 ) -> Result<(), FrameError> {
@@ -178,7 +169,7 @@ async fn handle(
     }
     let bulk = request.is_bulk();
     let deadline = if bulk { BULK_DEADLINE } else { CONNECTION_DEADLINE };
-    let work = timeout(deadline, respond(request, slot, queue, config, events));
+    let work = timeout(deadline, respond(request, actor, slot, config, events));
     // Bulk work counts as use while it runs: the idle timeout must not lock the vault under it.
     let keep_alive = async {
         if !bulk {
@@ -203,11 +194,11 @@ async fn handle(
     .map_err(|_| FrameError::Protocol("the client did not take its response".into()))?
 }
 
-/// The answer to one request.
+/// The answer to one request, on a clone of the vault acting for `actor`.
 async fn respond(
     request: Request,
+    actor: &str,
     slot: &Slot,
-    queue: &Queue,
     config: &AgentConfig,
     events: &mpsc::UnboundedSender<Event>,
 ) -> Response {
@@ -215,126 +206,32 @@ async fn respond(
         Request::Ping => Response::Pong { unlocked: slot.lock().await.is_some(), pid: std::process::id() },
         Request::Unlock { password } => unlock(password, &mut *slot.lock().await, config).await,
         Request::Lock => {
-            // Keys are wiped before the client hears that they are.
-            if let Some(v) = slot.lock().await.take()
-                && let Err(e) = v.lock("lock requested").await
+            // Keys are wiped before the client hears that they are; requests in flight fail.
+            let vault = slot.lock().await.take();
+            if let Some(v) = vault
+                && let Err(e) = v.with_actor(actor).lock("lock requested").await
             {
                 tracing::warn!("could not record the lock in the audit trail: {e}");
             }
             let _ = events.send(Event::Locked);
             Response::Done
         }
-        Request::Set { op, items, cas: None } => {
-            static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-            let id = NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let (reply, answer) = oneshot::channel();
-            lock_queue(queue).push(Pending { id, op, items, reply });
-            {
-                let mut guard = slot.lock().await;
-                // Only a request still waiting leads a batch (of everything waiting); one that an
-                // earlier batch took just waits for its answer, so arrivals pile up for the next
-                // leader instead of being committed in dribs.
-                let batch = {
-                    let mut waiting = lock_queue(queue);
-                    if waiting.iter().any(|p| p.id == id) {
-                        std::mem::take(&mut *waiting)
-                    } else {
-                        Vec::new()
-                    }
-                };
-                match guard.as_mut() {
-                    Some(vault) => group_commit(vault, batch).await,
-                    None => batch.into_iter().for_each(|p| drop(p.reply.send(Response::Locked))),
-                }
-            }
-            // Our own request was in the batch we ran, or in one run by whoever held the vault.
-            answer.await.unwrap_or_else(|_| {
-                Response::error(&tresor::Error::Store(
-                    "the write was interrupted; check with `tresor history`".into(),
-                ))
-            })
-        }
-        other => match slot.lock().await.as_mut() {
-            Some(vault) => execute(vault, other).await,
-            None => Response::Locked,
-        },
-    }
-}
-
-fn lock_queue(queue: &Queue) -> std::sync::MutexGuard<'_, Vec<Pending>> {
-    // A panic while holding this lock cannot leave the queue half-changed (push / take only).
-    queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Commits waiting `set` requests in as few commits as possible: consecutive requests with the
-/// same audit operation and no path in common share one commit (all or none). If a shared commit
-/// is refused as invalid, each of its requests runs on its own, so one bad request fails alone
-/// with exactly the error it would have had.
-async fn group_commit(vault: &mut Vault, batch: Vec<Pending>) {
-    let mut groups: Vec<Vec<Pending>> = Vec::new();
-    let mut paths = std::collections::HashSet::new();
-    let mut items = 0;
-    for pending in batch {
-        let fits = groups.last().is_some_and(|g| {
-            g[0].op == pending.op
-                && items + pending.items.len() <= GROUP_MAX_ITEMS
-                && pending.items.iter().all(|(p, _)| !paths.contains(p.as_str()))
-        });
-        if !fits {
-            groups.push(Vec::new());
-            paths.clear();
-            items = 0;
-        }
-        paths.extend(pending.items.iter().map(|(p, _)| p.clone()));
-        items += pending.items.len();
-        if let Some(group) = groups.last_mut() {
-            group.push(pending);
-        }
-    }
-    for group in groups {
-        if group.len() == 1 || group.iter().any(|p| has_duplicates(&p.items)) {
-            for p in group {
-                let response = execute(vault, Request::Set { op: p.op, items: p.items, cas: None }).await;
-                let _ = p.reply.send(response);
-            }
-            continue;
-        }
-        let borrowed: Vec<(&str, &[u8])> =
-            group.iter().flat_map(|p| p.items.iter().map(|(k, v)| (k.as_str(), v.0.as_slice()))).collect();
-        match vault.set_many(&group[0].op, &borrowed).await {
-            Ok(versions) => {
-                let mut versions = versions.into_iter();
-                for p in group {
-                    let mine: Vec<u64> = versions.by_ref().take(p.items.len()).collect();
-                    let _ = p.reply.send(Response::Versions(mine));
-                }
-            }
-            // Refused before anything was written (a bad path or value in one of the requests):
-            // each on its own, so only the bad one fails.
-            Err(e) if e.category() == tresor::Category::Invalid => {
-                for p in group {
-                    let response = execute(vault, Request::Set { op: p.op, items: p.items, cas: None }).await;
-                    let _ = p.reply.send(response);
-                }
-            }
-            // Anything else (the store, a conflict) is every request's answer: running them again
-            // could write twice what may have landed.
-            Err(e) => {
-                for p in group {
-                    let _ = p.reply.send(Response::error(&e));
-                }
+        other => {
+            let vault = slot.lock().await.clone();
+            match vault {
+                Some(vault) => match execute(&vault.with_actor(actor), other).await {
+                    // Locked while it ran: the client hears it as locked.
+                    Response::Error { category: tresor::Category::Locked, .. } => Response::Locked,
+                    response => response,
+                },
+                None => Response::Locked,
             }
         }
     }
-}
-
-fn has_duplicates(items: &[(String, SecretBuf)]) -> bool {
-    let mut seen = std::collections::HashSet::new();
-    !items.iter().all(|(p, _)| seen.insert(p.as_str()))
 }
 
 /// Runs one vault request: the agent's dispatch, also used by the CLI when no agent runs.
-pub async fn execute(vault: &mut Vault, request: Request) -> Response {
+pub async fn execute(vault: &Vault, request: Request) -> Response {
     let response = match request {
         Request::Get { path, version } => {
             vault.get(&path, version).await.map(|v| Response::Value(SecretBuf(v)))

@@ -125,7 +125,7 @@ fn concurrent_sets_share_commits_and_each_gets_its_own_answer() {
     // Everything is there for a fresh reader, with the value its writer sent.
     agent.runtime.block_on(async {
         let store = Store::open(&agent.location, false).unwrap();
-        let mut v =
+        let v =
             Vault::unlock(store, &Password::from(PASSWORD.to_string()), opts(&agent.trust)).await.unwrap();
         for t in 0..THREADS {
             for i in (0..PER_THREAD).filter(|i| *i != 7 && *i != 13) {

@@ -62,7 +62,7 @@ async fn build(location: &str, trust_root: &Path, secrets: usize, batch: usize) 
             let trust = trust_root.join(format!("writer-{w}"));
             tokio::spawn(async move {
                 let store = Store::open(&location, false).unwrap();
-                let mut v = Vault::unlock(store, &pw(), opts(&trust)).await.unwrap();
+                let v = Vault::unlock(store, &pw(), opts(&trust)).await.unwrap();
                 let mine: Vec<usize> = (w..secrets).step_by(WRITERS).collect();
                 for chunk in mine.chunks(batch) {
                     let names: Vec<String> = chunk.iter().map(|i| name(*i)).collect();
@@ -92,7 +92,7 @@ async fn build(location: &str, trust_root: &Path, secrets: usize, batch: usize) 
 async fn open_child(location: &str, trust: &Path, secrets: usize) {
     let start = Instant::now();
     let store = Store::open(location, false).unwrap();
-    let mut v = Vault::unlock(store, &pw(), opts(trust)).await.unwrap();
+    let v = Vault::unlock(store, &pw(), opts(trust)).await.unwrap();
     let opened = start.elapsed();
     let first = name(secrets / 2);
     let first_get = if std::env::var_os("TRESOR_BENCH_WITHOUT_BLOBS").is_some() {

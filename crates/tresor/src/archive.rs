@@ -13,7 +13,7 @@ use crate::keyfile::KeyFile;
 use crate::layout::{self, parse_seq};
 use crate::store::Store;
 use crate::trust::TrustState;
-use crate::vault::{Options, Vault};
+use crate::vault::{Engine, Options, Vault};
 use tresor_crypto::{Password, Purpose, derive_key, mac, verify_mac};
 
 const MAGIC: &[u8; 8] = b"TRSRARC1";
@@ -42,7 +42,12 @@ fn valid_name(name: &str) -> bool {
 }
 
 /// Writes the vault's objects into an archive, after proving its chains whole.
-pub async fn export(vault: &mut Vault) -> Result<Vec<u8>> {
+pub async fn export(vault: &Vault) -> Result<Vec<u8>> {
+    vault.export().await
+}
+
+/// [`export`] on the engine (in its task).
+pub(crate) async fn export_engine(vault: &mut Engine) -> Result<Vec<u8>> {
     vault.verify().await?;
     vault.audit_op("export", None).await?;
     let objects = vault.authenticated_objects().await?;
@@ -141,7 +146,7 @@ pub async fn import(store: Store, bytes: &[u8], password: &Password, opts: Optio
         }
     }
     opts.trust.reset(&archive.vault_id, store.location(), &TrustState::default())?;
-    let mut vault = Vault::unlock(store, password, opts).await?;
+    let mut vault = Engine::unlock(store, password, opts).await?;
     vault.audit_op("import", Some(format!("{count} objects from an archive"))).await?;
-    Ok(vault)
+    Ok(Vault::serve(vault))
 }

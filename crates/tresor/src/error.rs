@@ -44,7 +44,7 @@ impl fmt::Display for ObjectKind {
 }
 
 /// Everything the core library can fail with.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// Nothing that looks like a vault at the location.
@@ -234,6 +234,10 @@ pub enum Error {
     /// The operating system's random number generator failed.
     #[error("the system random number generator failed")]
     Random,
+    /// The vault was locked (its keys wiped) before or while this request ran: nothing of it
+    /// was returned or half-written.
+    #[error("the vault is locked")]
+    Locked,
 }
 
 /// Coarse classes of [`Error`], stable across the agent protocol; the CLI maps them to exit codes.
@@ -260,6 +264,8 @@ pub enum Category {
     Unsupported,
     /// Store I/O, local state, randomness.
     Other,
+    /// The vault was locked while the request was in flight.
+    Locked,
 }
 
 impl Error {
@@ -285,6 +291,7 @@ impl Error {
             Error::Audit(_) => Category::Audit,
             Error::Unsupported(_) => Category::Unsupported,
             Error::Store(_) | Error::LocalState { .. } | Error::Random => Category::Other,
+            Error::Locked => Category::Locked,
         }
     }
 

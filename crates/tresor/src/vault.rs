@@ -31,10 +31,12 @@ use tresor_crypto::{KdfParams, Key, Password, Purpose, SecretBytes, derive_key};
 mod epochs;
 mod keys;
 mod rekey;
+mod service;
 pub use crate::versions::Residue;
 pub use epochs::{DestroyReport, EpochList, EpochView, ReencryptReport, RotateReport};
 pub use keys::{DerivedIdentity, PrivateNode};
 pub use rekey::RekeyReport;
+pub use service::Vault;
 
 /// Default limit on a secret value's size.
 pub const DEFAULT_MAX_VALUE: usize = 1 << 20;
@@ -290,7 +292,7 @@ struct Keys {
 }
 
 /// An unlocked vault.
-pub struct Vault {
+pub(crate) struct Engine {
     store: Store,
     vault_id: [u8; 16],
     keys: Keys,
@@ -345,7 +347,7 @@ pub struct Vault {
     era: u32,
 }
 
-impl Drop for Vault {
+impl Drop for Engine {
     /// Pins the newest audit head (without fsync) so that a store dropping the records of this
     /// session's reads is caught at the next unlock. The keys are wiped by their own drops.
     fn drop(&mut self) {
@@ -571,7 +573,7 @@ pub async fn describe_locked(store: &Store) -> Result<LockedInfo> {
     })
 }
 
-impl Vault {
+impl Engine {
     fn from_root(
         store: Store,
         keyfile: KeyFile,
@@ -579,7 +581,7 @@ impl Vault {
         root: Key,
         kdf: KdfParams,
         opts: Options,
-    ) -> Vault {
+    ) -> Engine {
         let vault_id = keyfile.vault_id;
         let store_for_base = store.clone();
         let root_for_fingerprint = &root;
@@ -591,7 +593,7 @@ impl Vault {
             snapshot: derive_key(&root, &vault_id, Purpose::SnapshotSeal),
             root,
         };
-        Vault {
+        Engine {
             store,
             vault_id,
             keys,
@@ -627,7 +629,7 @@ impl Vault {
 
     /// Creates a vault at an empty location. The password rules are checked before the store is
     /// touched; the store must pass the create-if-absent probe.
-    pub async fn init(store: Store, password: &Password, opts: Options) -> Result<Vault> {
+    pub async fn init(store: Store, password: &Password, opts: Options) -> Result<Engine> {
         check_password_rules(password)?;
         opts.kdf.check().map_err(|_| Error::Invalid("KDF parameters out of the accepted range".into()))?;
         let existing = store.list_all().await?;
@@ -644,7 +646,7 @@ impl Vault {
         let kf_bytes = keyfile.encode();
         let kf_hash = tresor_crypto::hash(&kf_bytes);
         let kdf = opts.kdf;
-        let mut vault = Vault::from_root(store, keyfile, kf_hash, root, kdf, opts);
+        let mut vault = Engine::from_root(store, keyfile, kf_hash, root, kdf, opts);
 
         let epoch = FIRST_EPOCH;
         let epoch_key = Key::generate()?;
@@ -681,11 +683,11 @@ impl Vault {
     /// ([`Error::Rollback`], [`Error::Fork`]), or that fails the create-if-absent probe. A wrong
     /// password is remembered locally and reported — and sealed into the audit trail — at the next
     /// successful unlock.
-    pub async fn unlock(store: Store, password: &Password, opts: Options) -> Result<Vault> {
-        Vault::open(store, Opener::Password(password), opts).await
+    pub async fn unlock(store: Store, password: &Password, opts: Options) -> Result<Engine> {
+        Engine::open(store, Opener::Password(password), opts).await
     }
 
-    async fn open(base: Store, how: Opener<'_>, opts: Options) -> Result<Vault> {
+    async fn open(base: Store, how: Opener<'_>, opts: Options) -> Result<Engine> {
         let (era, store) = crate::era::current(&base).await?;
         let (keyfile, kf_hash) = load_keyfile(&store).await?;
         // Trust state is per root era (its own log starts from nothing); pins are per location.
@@ -785,7 +787,7 @@ impl Vault {
                 // Checked against the key file's MAC and the pin before anything is read or written.
                 Opener::Root(root) => (root, pinned.unwrap_or(opts.kdf), None),
             };
-            let mut vault = Vault::from_root(store.clone(), keyfile, kf_hash, root, kdf, opts);
+            let mut vault = Engine::from_root(store.clone(), keyfile, kf_hash, root, kdf, opts);
             vault.base = base.clone();
             vault.era = era;
             vault.slot = slot;
@@ -838,17 +840,6 @@ impl Vault {
         Ok(vault)
     }
 
-    /// The vault fingerprint (of the root this handle holds).
-    pub fn fingerprint(&self) -> Fingerprint {
-        self.fingerprint
-    }
-
-    /// Whether this unlock was the first on this machine at this location and pinned the vault
-    /// it found (trust on first use: the caller says so once, SSH-style).
-    pub fn first_use(&self) -> bool {
-        self.first_use
-    }
-
     /// Pins this vault and its fingerprint at its location unless one is pinned already.
     fn pin_location(&mut self, by: &str) -> Result<()> {
         let (_, pinned) =
@@ -866,11 +857,6 @@ impl Vault {
             era: self.era,
             pending: None,
         }
-    }
-
-    /// The current root era (1 until the vault is re-keyed).
-    pub fn era(&self) -> u32 {
-        self.era
     }
 
     /// Checks `password` against this vault's key file without unlocking anything new: what an
@@ -898,24 +884,9 @@ impl Vault {
         Err(Error::AuthFailed)
     }
 
-    /// Failed unlock attempts (their times) reported by this unlock; now in the audit trail.
-    pub fn failed_attempts(&self) -> &[u64] {
-        &self.failed_attempts
-    }
-
     /// The vault id.
     pub fn vault_id(&self) -> [u8; 16] {
         self.vault_id
-    }
-
-    /// The store this vault lives in.
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
-    /// The largest value accepted.
-    pub fn max_value(&self) -> usize {
-        self.opts.max_value
     }
 
     /// Makes every object written with [`Durability::Relaxed`] so far (audit records, blobs)
@@ -2057,12 +2028,6 @@ impl Vault {
         }
     }
 
-    /// Stores a new version of `path`; returns its version number.
-    pub async fn set(&mut self, path: &str, value: &[u8]) -> Result<u64> {
-        let versions = self.set_many("set", &[(path, value)]).await?;
-        versions.first().copied().ok_or_else(|| Error::Invalid("nothing was written".into()))
-    }
-
     /// Stores a new version of `path` only if its current version is `cas` (0: only if it has no
     /// live version), as Vault's KV v2 check-and-set: another writer's newer version makes it fail
     /// with [`Error::Conflict`] and nothing is written.
@@ -2077,6 +2042,26 @@ impl Vault {
     }
 
     async fn put(&mut self, op: &str, items: &[(&str, &[u8])], cas: Option<u64>) -> Result<Vec<u64>> {
+        let actor = self.opts.actor.clone();
+        self.put_as(op, items, &[(items.len(), actor.as_str())], cas).await
+    }
+
+    /// Acts for `actor` from now on: what audit records and commits name.
+    pub(crate) fn act_for(&mut self, actor: &str) {
+        if self.opts.actor != actor {
+            self.opts.actor = actor.to_string();
+        }
+    }
+
+    /// [`Engine::put`] of the requests of several actors at once (a group commit): `runs` says,
+    /// in order, how many of `items` each actor asked for; each one's audit records name it.
+    pub(crate) async fn put_as(
+        &mut self,
+        op: &str,
+        items: &[(&str, &[u8])],
+        runs: &[(usize, &str)],
+        cas: Option<u64>,
+    ) -> Result<Vec<u64>> {
         let mut seen = std::collections::HashSet::new();
         for (path, value) in items {
             validate_path(path)?;
@@ -2120,21 +2105,29 @@ impl Vault {
                     return Ok(());
                 }
                 let written = format!("BlobWritten epoch {epoch}");
-                if durability == Durability::Sync {
-                    for (path, _) in items {
-                        self.audit_append(op, Some(path), Outcome::Ok, Some(written.clone()), durability)
-                            .await?;
-                    }
-                } else {
-                    // A big write is one request: a few records naming every path, rather than
-                    // one record per secret racing other writers for the head of the trail.
-                    for chunk in items.chunks(AUDIT_PATHS_PER_RECORD) {
-                        let paths: Vec<&str> = chunk.iter().map(|(p, _)| *p).collect();
-                        let detail = format!("{} secrets, {written}: {}", paths.len(), paths.join(", "));
-                        self.audit_append_with(op, None, Outcome::Ok, Some(detail), durability, false)
-                            .await?;
+                let leader = self.opts.actor.clone();
+                let mut rest = items;
+                for (count, actor) in runs {
+                    let (mine, others) = rest.split_at((*count).min(rest.len()));
+                    rest = others;
+                    self.opts.actor = actor.to_string();
+                    if durability == Durability::Sync {
+                        for (path, _) in mine {
+                            self.audit_append(op, Some(path), Outcome::Ok, Some(written.clone()), durability)
+                                .await?;
+                        }
+                    } else {
+                        // A big write is one request: a few records naming every path, rather
+                        // than one record per secret racing other writers for the head.
+                        for chunk in mine.chunks(AUDIT_PATHS_PER_RECORD) {
+                            let paths: Vec<&str> = chunk.iter().map(|(p, _)| *p).collect();
+                            let detail = format!("{} secrets, {written}: {}", paths.len(), paths.join(", "));
+                            self.audit_append_with(op, None, Outcome::Ok, Some(detail), durability, false)
+                                .await?;
+                        }
                     }
                 }
+                self.opts.actor = leader;
                 Ok::<_, Error>(())
             };
             let (blobs_written, audited) = tokio::join!(write_blobs, write_audit);
@@ -2394,7 +2387,7 @@ impl Vault {
         params: KdfParams,
         keep_slots: bool,
         opts: Options,
-    ) -> Result<Vault> {
+    ) -> Result<Engine> {
         check_password_rules(new_password)?;
         params.check().map_err(|_| Error::Invalid("KDF parameters out of the accepted range".into()))?;
         let root = phrase.to_key().ok_or_else(|| {
@@ -2410,7 +2403,7 @@ impl Vault {
                 crate::keyfile::MAX_SLOTS
             )));
         }
-        let mut vault = Vault::open(store, Opener::Root(root), opts).await?;
+        let mut vault = Engine::open(store, Opener::Root(root), opts).await?;
         let next = if keep_slots {
             vault.keyfile.with_added_password(&vault.keys.root, new_password, params)?
         } else {

@@ -10,13 +10,13 @@ use tresor::{Error, ObjectKind, Vault};
 
 /// A vault with versions and a deleted secret, and its export.
 async fn exported(env: &Env) -> Vec<u8> {
-    let mut v = env.init().await;
+    let v = env.init().await;
     v.set("db/password", b"v1").await.unwrap();
     v.set("db/password", b"v2").await.unwrap();
     v.set("api/token", b"tok").await.unwrap();
     v.set("old/thing", b"gone").await.unwrap();
     v.delete("old/thing").await.unwrap();
-    let bytes = export(&mut v).await.unwrap();
+    let bytes = export(&v).await.unwrap();
     // Export is audited.
     let trail = v.audit_trail().await.unwrap();
     assert!(trail.iter().any(|(_, r)| r.op == "export"));
@@ -31,7 +31,7 @@ async fn import_at(env: &Env, dir: &str, bytes: &[u8], password: &str) -> tresor
 async fn export_import_roundtrip() {
     let env = Env::new();
     let bytes = exported(&env).await;
-    let mut r = import_at(&env, "restored", &bytes, PASSWORD).await.unwrap();
+    let r = import_at(&env, "restored", &bytes, PASSWORD).await.unwrap();
     assert_eq!(r.get("db/password", None).await.unwrap().as_slice(), b"v2");
     assert_eq!(r.get("db/password", Some(1)).await.unwrap().as_slice(), b"v1");
     assert_eq!(r.get("api/token", None).await.unwrap().as_slice(), b"tok");
@@ -45,14 +45,14 @@ async fn export_import_roundtrip() {
     // The restored vault is a vault of its own: it unlocks, and writes.
     r.set("new", b"n").await.unwrap();
     drop(r);
-    let mut again =
+    let again =
         Vault::unlock(store(&env.path("restored"), false), &pw(PASSWORD), opts(&env.path("restored-trust")))
             .await
             .unwrap();
     assert_eq!(again.get("new", None).await.unwrap().as_slice(), b"n");
     again.verify().await.unwrap();
     // The original is untouched.
-    let mut v = env.unlock().await.unwrap();
+    let v = env.unlock().await.unwrap();
     assert!(matches!(v.get("new", None).await, Err(Error::NotFound { .. })));
 }
 

@@ -39,7 +39,7 @@ async fn t19_canary_sweep_of_store_trust_state_and_archive() {
     let values: Vec<String> = (0..20).map(|_| canary()).collect();
     let mut errors: Vec<Error> = Vec::new();
 
-    let mut v = Vault::init(store(&env.loc, true), &pw(&password), opts(&env.trust)).await.unwrap();
+    let v = Vault::init(store(&env.loc, true), &pw(&password), opts(&env.trust)).await.unwrap();
     for (n, val) in names.iter().zip(&values) {
         assert_eq!(v.set(n, val.as_bytes()).await.unwrap(), 1);
     }
@@ -70,7 +70,7 @@ async fn t19_canary_sweep_of_store_trust_state_and_archive() {
     errors.push(err(v.set(&names[4], &vec![b'c'; v.max_value() + 1]).await));
     v.status().await.unwrap();
     v.passwd(&pw(&new_password), KdfParams::MINIMUM).await.unwrap();
-    let archive = tresor::archive::export(&mut v).await.unwrap();
+    let archive = tresor::archive::export(&v).await.unwrap();
     std::fs::write(env.path("backup.tresor"), &archive).unwrap();
     let trail = v.audit_trail().await.unwrap();
     // Every secret written is named in the trail (big writes name their paths in a few records).
@@ -90,7 +90,7 @@ async fn t19_canary_sweep_of_store_trust_state_and_archive() {
         assert!(matches!(e, Error::AuthFailed));
         errors.push(e);
     }
-    let mut v = Vault::unlock(store(&env.loc, false), &pw(&new_password), opts(&env.trust)).await.unwrap();
+    let v = Vault::unlock(store(&env.loc, false), &pw(&new_password), opts(&env.trust)).await.unwrap();
     assert_eq!(v.failed_attempts().len(), 2);
     assert_eq!(v.get(&names[7], None).await.unwrap().as_slice(), values[7].as_bytes());
     drop(v);
@@ -105,7 +105,7 @@ async fn t19_canary_sweep_of_store_trust_state_and_archive() {
     )
     .await);
     errors.push(e);
-    let mut r =
+    let r =
         tresor::archive::import(store(&restored, true), &archive, &pw(&new_password), opts(&restored_trust))
             .await
             .unwrap();

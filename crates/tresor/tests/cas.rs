@@ -10,13 +10,13 @@ use tresor::{Error, layout};
 #[tokio::test]
 async fn cas_succeeds_on_the_expected_version_and_fails_cleanly_otherwise() {
     let env = Env::new();
-    let mut a = env.init().await;
+    let a = env.init().await;
     // 0: only if the secret does not exist.
     assert_eq!(a.set_cas("db/password", b"v1", 0).await.unwrap(), 1);
     assert!(matches!(err(a.set_cas("db/password", b"again", 0).await), Error::Conflict(_)));
 
     // Another handle (another process, another machine) writes version 2.
-    let mut b = env.unlock().await.unwrap();
+    let b = env.unlock().await.unwrap();
     assert_eq!(b.set_cas("db/password", b"v2 from b", 1).await.unwrap(), 2);
 
     // `a` last saw version 1: its check-and-set on 1 fails after catching up, and says why.

@@ -10,7 +10,7 @@ use std::time::Instant;
 use tresor::{Result, Vault};
 
 /// Sets `count` secrets `{tag}/{i}` = `{tag}-value-{i}`.
-async fn write_many(mut v: Vault, tag: &'static str, count: usize) -> Result<Vault> {
+async fn write_many(v: Vault, tag: &'static str, count: usize) -> Result<Vault> {
     for i in 0..count {
         v.set(&format!("{tag}/{i}"), format!("{tag}-value-{i}").as_bytes()).await?;
     }
@@ -18,7 +18,7 @@ async fn write_many(mut v: Vault, tag: &'static str, count: usize) -> Result<Vau
 }
 
 /// Sets `path` `count` times to `{tag}-{i}`; returns the versions it got.
-async fn write_same(mut v: Vault, path: &'static str, tag: &'static str, count: usize) -> Result<Vec<u64>> {
+async fn write_same(v: Vault, path: &'static str, tag: &'static str, count: usize) -> Result<Vec<u64>> {
     let mut versions = Vec::with_capacity(count);
     for i in 0..count {
         versions.push(v.set(path, format!("{tag}-{i}").as_bytes()).await?);
@@ -36,12 +36,12 @@ async fn two_handles_write_200_different_secrets_concurrently() {
     let start = Instant::now();
     let (ra, rb) = tokio::join!(tokio::spawn(write_many(a, "a", 100)), tokio::spawn(write_many(b, "b", 100)));
     let elapsed = start.elapsed();
-    let (mut a, b) = (ra.unwrap().unwrap(), rb.unwrap().unwrap());
+    let (a, b) = (ra.unwrap().unwrap(), rb.unwrap().unwrap());
     drop(b);
     // The writers' own view and a fresh one agree.
     assert_eq!(a.list("").await.unwrap().len(), 200);
     drop(a);
-    let mut v = env.unlock().await.unwrap();
+    let v = env.unlock().await.unwrap();
     let listed = v.list("").await.unwrap();
     assert_eq!(listed.len(), 200);
     assert!(listed.iter().all(|e| e.version == 1), "every secret written once");
@@ -57,7 +57,7 @@ async fn two_handles_write_200_different_secrets_concurrently() {
     assert!(report.audit_records >= 203, "init, 3 unlocks, 200 sets: {report:?}");
     assert_eq!(report.anchors, 201, "every commit anchors the audit trail: {report:?}");
     // Another machine (no trust state) agrees too.
-    let mut w = env.unlock_with(&env.path("other-trust"), PASSWORD).await.unwrap();
+    let w = env.unlock_with(&env.path("other-trust"), PASSWORD).await.unwrap();
     assert_eq!(w.verify().await.unwrap().commits, 201);
     println!(
         "T15-local: 2 handles x 100 concurrent sets in {:.1} s: {} commits, {} audit records, chains whole",
@@ -85,7 +85,7 @@ async fn two_handles_update_the_same_secret_concurrently() {
     all.sort_unstable();
     assert_eq!(all, (1..=100).collect::<Vec<u64>>(), "no gap, no duplicate");
 
-    let mut v = env.unlock().await.unwrap();
+    let v = env.unlock().await.unwrap();
     let history = v.history("shared/key").await.unwrap();
     let versions: Vec<u64> = history.iter().map(|h| h.version).collect();
     assert_eq!(versions, (1..=100).collect::<Vec<u64>>());
@@ -110,7 +110,7 @@ async fn stale_handle_reads_and_writes_after_many_writes_by_another() {
     // An agent keeps a vault open while the CLI, in other processes, writes 100 secrets.
     let env = Env::new();
     drop(env.init().await);
-    let mut idle = env.unlock().await.unwrap();
+    let idle = env.unlock().await.unwrap();
     let busy = env.unlock().await.unwrap();
     drop(write_many(busy, "busy", 100).await.unwrap());
     assert_eq!(idle.get("busy/99", None).await.unwrap().as_slice(), b"busy-value-99");

@@ -585,7 +585,7 @@ async fn t15_concurrent_rotations_agree_on_one_epoch_and_leave_no_orphan_key() {
         let current = *committed.last().unwrap();
         for h in [&mut a, &mut b, &mut v] {
             h.get("app/x", None).await.unwrap();
-            assert_eq!(h.current_epoch(), current, "round {round}: handles disagree");
+            assert_eq!(h.current_epoch().await.unwrap(), current, "round {round}: handles disagree");
         }
     }
     assert!(committed.windows(2).all(|w| w[0] < w[1]), "{committed:?}");
@@ -608,7 +608,7 @@ async fn t15_concurrent_rotations_agree_on_one_epoch_and_leave_no_orphan_key() {
 type Acked = Vec<(String, u64, Vec<u8>)>;
 
 /// Writes until the rotations are over, then 3 more.
-async fn rotation_writer(w: usize, mut v: Vault, done: Arc<AtomicBool>, acked: Arc<AtomicUsize>) -> Acked {
+async fn rotation_writer(w: usize, v: Vault, done: Arc<AtomicBool>, acked: Arc<AtomicUsize>) -> Acked {
     let mut out = Acked::new();
     let mut after = 0;
     for i in 0.. {
@@ -638,7 +638,7 @@ async fn t15_rotations_under_concurrent_writers_lose_no_write() {
         let v = env.unlock_with(&env.path(&format!("trust-{w}")), PASSWORD).await.unwrap();
         writers.push(tokio::spawn(rotation_writer(w, v, done.clone(), acked.clone())));
     }
-    let mut rotator = env.unlock_with(&env.path("trust-r"), PASSWORD).await.unwrap();
+    let rotator = env.unlock_with(&env.path("trust-r"), PASSWORD).await.unwrap();
     while acked.load(Ordering::SeqCst) < 3 {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
@@ -655,7 +655,7 @@ async fn t15_rotations_under_concurrent_writers_lose_no_write() {
         all.push(h.await.unwrap());
     }
     drop(rotator);
-    let mut v = env.unlock_with(&env.path("checker"), PASSWORD).await.unwrap();
+    let v = env.unlock_with(&env.path("checker"), PASSWORD).await.unwrap();
     let list = v.epochs().await.unwrap();
     assert_eq!(list.epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(), epochs);
     let total: usize = all.iter().map(Vec::len).sum();
@@ -763,7 +763,7 @@ async fn rotation_policy_rotates_before_a_write_and_can_be_turned_off() {
     let env = Env::new();
     let mut v = env.init().await;
     v.set("a", b"1").await.unwrap();
-    let mut other = env.unlock().await.unwrap();
+    let other = env.unlock().await.unwrap();
     let c0 = commits(&mut v).await;
     let e = v.set_rotation_policy(Some(Duration::ZERO)).await.err().unwrap();
     assert!(matches!(e, Error::Invalid(_)), "{e:?}");
@@ -783,7 +783,7 @@ async fn rotation_policy_rotates_before_a_write_and_can_be_turned_off() {
     assert_eq!((values_in(&list, 1), values_in(&list, 2)), (1, 1), "the write went to the new epoch");
     tokio::time::sleep(Duration::from_millis(5)).await;
     v.set("c", b"3").await.unwrap();
-    assert_eq!(v.current_epoch(), 3, "still due: the next write rotates again");
+    assert_eq!(v.current_epoch().await.unwrap(), 3, "still due: the next write rotates again");
 
     v.set_rotation_policy(None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -807,7 +807,7 @@ async fn destroy_refuses_unknown_epochs_rotates_off_the_current_one_and_is_repea
     set(&mut v, &mut m, "a/one", b"one").await;
     set(&mut v, &mut m, "a/two", b"two").await;
     // A handle that has read an epoch-1 value (its key cached, the version queued for re-sealing).
-    let mut stale = env.unlock().await.unwrap();
+    let stale = env.unlock().await.unwrap();
     assert_eq!(stale.get("a/one", None).await.unwrap().as_slice(), b"one");
     let c0 = commits(&mut v).await;
     for unknown in [0, 2, 7, u32::MAX] {
@@ -999,12 +999,11 @@ async fn gated(env: &Env, location: &str, prefix: &str, on_write: bool, trust: &
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_racing_a_destruction_returns_the_moved_value() {
     let env = Env::new();
-    let mut v = env.init().await;
+    let v = env.init().await;
     v.set("a/one", b"one").await.unwrap();
     v.rotate("manual").await.unwrap();
     let location = v.store().location().to_string();
-    let (mut reader, gate) =
-        gated(&env, &location, &format!("{}/", blob_dir(1)), false, "trust-reader").await;
+    let (reader, gate) = gated(&env, &location, &format!("{}/", blob_dir(1)), false, "trust-reader").await;
     let read = tokio::spawn(async move { reader.get("a/one", None).await.map(|v| v.as_slice().to_vec()) });
     gate.reached().await;
     let report = v.destroy_epoch(1, &mut |_, _| {}).await.unwrap();
@@ -1028,7 +1027,7 @@ async fn two_destructions(prefix: &str, on_write: bool) -> (DestroyReport, Destr
     v.rotate("manual").await.unwrap();
     set(&mut v, &mut m, "new/one", b"new").await;
     let location = v.store().location().to_string();
-    let (mut slow, gate) = gated(&env, &location, prefix, on_write, "trust-slow").await;
+    let (slow, gate) = gated(&env, &location, prefix, on_write, "trust-slow").await;
     let destroy = tokio::spawn(async move {
         let r = slow.destroy_epoch(1, &mut |_, _| {}).await;
         (slow, r)

@@ -346,7 +346,7 @@ async fn check_after_init_crash(site: &Site) -> String {
     };
     let init = Vault::init(site.plain(), &pw(PASSWORD), opts(site.trust())).await;
     let again = match init {
-        Ok(mut v) => {
+        Ok(v) => {
             assert!(opened != "unlock opens an empty vault", "init over a complete vault");
             v.set("app/x", b"x").await.unwrap();
             assert_eq!(v.get("app/x", None).await.unwrap().as_slice(), b"x");
@@ -541,7 +541,7 @@ async fn blob_put_faults_lost_ack_succeeds_error_fails_cleanly() {
     for backend in [Backend::Local, Backend::Memory] {
         let site = Site::new(backend);
         let (store, faults) = site.faulty();
-        let mut v = Vault::init(store, &pw(PASSWORD), opts(site.trust())).await.unwrap();
+        let v = Vault::init(store, &pw(PASSWORD), opts(site.trust())).await.unwrap();
         v.set("app/x", b"x1").await.unwrap();
         faults.timeout_after_apply("blob/", When::Nth(1));
         assert_eq!(v.set("app/x", b"x2").await.unwrap(), 2);
@@ -554,7 +554,7 @@ async fn blob_put_faults_lost_ack_succeeds_error_fails_cleanly() {
         assert_eq!(v.get("app/x", None).await.unwrap().as_slice(), b"x2");
         assert_eq!(v.set("app/x", b"x3").await.unwrap(), 3);
         drop(v);
-        let mut v = site.unlock(PASSWORD).await.unwrap();
+        let v = site.unlock(PASSWORD).await.unwrap();
         assert_eq!(v.history("app/x").await.unwrap().len(), 3);
         assert_eq!(v.get("app/x", None).await.unwrap().as_slice(), b"x3");
         v.verify().await.unwrap();
@@ -567,7 +567,7 @@ async fn blob_put_faults_lost_ack_succeeds_error_fails_cleanly() {
 async fn passwd_lost_ack_on_key_file_succeeds() {
     let site = Site::new(Backend::Memory);
     let (store, faults) = site.faulty();
-    let mut v = Vault::init(store, &pw(PASSWORD), opts(site.trust())).await.unwrap();
+    let v = Vault::init(store, &pw(PASSWORD), opts(site.trust())).await.unwrap();
     faults.timeout_after_apply("keyfile/", When::Nth(1));
     let answer = v.passwd(&pw(NEW_PASSWORD), KdfParams::MINIMUM).await;
     let retry = v.passwd(&pw(NEW_PASSWORD), KdfParams::MINIMUM).await;
@@ -585,20 +585,20 @@ async fn passwd_lost_ack_on_key_file_succeeds() {
 async fn passwd_commit_error_says_the_new_password_is_in_force_and_unlock_records_it() {
     let site = Site::new(Backend::Memory);
     let (store, faults) = site.faulty();
-    let mut v = Vault::init(store, &pw(PASSWORD), opts(site.trust())).await.unwrap();
+    let v = Vault::init(store, &pw(PASSWORD), opts(site.trust())).await.unwrap();
     faults.fail_under(OpKind::Put, "log/", When::Nth(1));
     let answer = v.passwd(&pw(NEW_PASSWORD), KdfParams::MINIMUM).await;
     let message = err(answer).to_string();
     assert!(message.contains("NEW password now opens the vault"), "{message}");
     drop(v);
     assert!(matches!(site.unlock(PASSWORD).await, Err(Error::AuthFailed)));
-    let mut v = site.unlock(NEW_PASSWORD).await.unwrap();
+    let v = site.unlock(NEW_PASSWORD).await.unwrap();
     assert_eq!(site.objects("keyfile").await.len(), 1, "the old key file is removed");
     v.verify().await.unwrap();
     assert_eq!(v.status().await.unwrap().keyfile_generation, 2);
     drop(v);
     // Recorded: a machine that never saw the vault finds the generation in the log.
-    let mut fresh = site.unlock_with_trust(NEW_PASSWORD, "fresh").await.unwrap();
+    let fresh = site.unlock_with_trust(NEW_PASSWORD, "fresh").await.unwrap();
     fresh.verify().await.unwrap();
 }
 
@@ -608,7 +608,7 @@ async fn passwd_commit_error_says_the_new_password_is_in_force_and_unlock_record
 async fn passwd_delete_error_after_commit_still_succeeds() {
     let site = Site::new(Backend::Memory);
     let (store, faults) = site.faulty();
-    let mut v = Vault::init(store, &pw(PASSWORD), opts(site.trust())).await.unwrap();
+    let v = Vault::init(store, &pw(PASSWORD), opts(site.trust())).await.unwrap();
     faults.fail(OpKind::Delete, When::Every);
     let answer = v.passwd(&pw(NEW_PASSWORD), KdfParams::MINIMUM).await;
     drop(v);
@@ -633,14 +633,14 @@ async fn passwd_faults_leave_exactly_one_password() {
     {
         let site = Site::new(backend);
         let (store, faults) = site.faulty();
-        let mut v = Vault::init(store, &pw(PASSWORD), opts(site.trust())).await.unwrap();
+        let v = Vault::init(store, &pw(PASSWORD), opts(site.trust())).await.unwrap();
         v.set("app/x", b"x1").await.unwrap();
         arm(&faults);
         let answer = v.passwd(&pw(NEW_PASSWORD), KdfParams::MINIMUM).await;
         drop(v);
         let old = site.unlock(PASSWORD).await;
         let new = site.unlock(NEW_PASSWORD).await;
-        let (mut v, which) = match (old, new) {
+        let (v, which) = match (old, new) {
             (Ok(v), Err(Error::AuthFailed)) => (v, "old"),
             (Err(Error::AuthFailed), Ok(v)) => (v, "new"),
             (old, new) => panic!("{name}: old: {:?}, new: {:?}", old.err(), new.err()),
@@ -663,7 +663,7 @@ async fn passwd_faults_leave_exactly_one_password() {
 async fn read_errors(backend: Backend) -> usize {
     let site = Site::new(backend);
     let (store, faults) = site.faulty();
-    let mut v = Vault::init(store.clone(), &pw(PASSWORD), opts(site.trust())).await.unwrap();
+    let v = Vault::init(store.clone(), &pw(PASSWORD), opts(site.trust())).await.unwrap();
     v.set("app/x", b"x1").await.unwrap();
     let mut checked = 0;
     let all = || async { site.plain().list_all().await.unwrap() };
@@ -719,7 +719,7 @@ async fn read_errors(backend: Backend) -> usize {
         faults.heal();
         checked += 1;
     }
-    let mut v = site.unlock(PASSWORD).await.unwrap();
+    let v = site.unlock(PASSWORD).await.unwrap();
     assert_eq!(v.get("app/x", None).await.unwrap().as_slice(), b"x2");
     assert_eq!(v.history("app/x").await.unwrap().len(), 2);
     v.verify().await.unwrap();

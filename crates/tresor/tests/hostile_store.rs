@@ -50,7 +50,7 @@ fn requests(faults: &tresor::fault::Faults) -> Vec<(OpKind, String)> {
 #[tokio::test]
 async fn regression_3_a_forged_key_file_is_no_password_oracle() {
     let env = Env::new();
-    let mut v = env.init().await;
+    let v = env.init().await;
     v.set("db/password", b"s3cr3t").await.unwrap();
     let vault_id = v.vault_id();
     drop(v);
@@ -89,7 +89,7 @@ async fn regression_3_a_forged_key_file_is_no_password_oracle() {
     assert_eq!(seen[0], seen[1], "the store can tell the right guess from a wrong one");
     // The genuine key file is still the vault's: without the forgery, the password opens it.
     std::fs::remove_file(env.obj(&layout::keyfile(forged.generation))).unwrap();
-    let mut v = env.unlock().await.unwrap();
+    let v = env.unlock().await.unwrap();
     assert_eq!(v.failed_attempts().len(), 2, "both attempts are reported, as wrong passwords");
     assert_eq!(v.get("db/password", None).await.unwrap().as_slice(), b"s3cr3t");
     println!(
@@ -102,7 +102,7 @@ async fn regression_3_a_forged_key_file_is_no_password_oracle() {
 #[tokio::test]
 async fn regression_9_planted_snapshot_names_block_nothing() {
     let env = Env::new();
-    let mut v = env.init().await;
+    let v = env.init().await;
     v.set("a", b"1").await.unwrap();
     v.snapshot().await.unwrap();
     drop(v);
@@ -111,13 +111,13 @@ async fn regression_9_planted_snapshot_names_block_nothing() {
     let sparse = std::fs::File::create(env.obj(&layout::snapshot(199_999, 0, 1))).unwrap();
     sparse.set_len(60 << 20).unwrap();
     drop(sparse);
-    let mut v = env.unlock().await.unwrap();
+    let v = env.unlock().await.unwrap();
     assert_eq!(v.get("a", None).await.unwrap().as_slice(), b"1");
     v.set("b", b"2").await.unwrap();
     let report = v.verify().await.unwrap();
     assert!(report.damaged.is_empty());
     drop(v);
-    let mut v = env.unlock().await.unwrap();
+    let v = env.unlock().await.unwrap();
     assert_eq!(v.get("b", None).await.unwrap().as_slice(), b"2");
 }
 
@@ -200,7 +200,7 @@ impl ObjectStore for Everything {
 #[tokio::test]
 async fn regression_9_a_store_claiming_every_entry_exists_ends_in_an_error() {
     let env = Env::new();
-    let mut v = env.init().await;
+    let v = env.init().await;
     v.set("a", b"1").await.unwrap();
     drop(v);
     let location = canonical(&env);
@@ -213,7 +213,7 @@ async fn regression_9_a_store_claiming_every_entry_exists_ends_in_an_error() {
     let e = err(opened);
     assert!(matches!(e, Error::Integrity { .. }), "{e:?}");
     // Nothing was deleted on the store's word.
-    let mut v = env.unlock().await.unwrap();
+    let v = env.unlock().await.unwrap();
     assert_eq!(v.get("a", None).await.unwrap().as_slice(), b"1");
 }
 

@@ -20,7 +20,7 @@ fn bad_paths() -> Vec<String> {
 #[tokio::test]
 async fn fail_invalid_paths_before_any_write() {
     let env = Env::new();
-    let mut v = env.init().await;
+    let v = env.init().await;
     v.set("ok", b"1").await.unwrap();
     let before = snapshot_bytes(&env.loc);
     for path in bad_paths() {
@@ -47,7 +47,7 @@ async fn fail_oversize_value_before_any_write() {
     let env = Env::new();
     let mut o = opts(&env.trust);
     o.max_value = 1000;
-    let mut v = Vault::init(store(&env.loc, true), &pw(PASSWORD), o).await.unwrap();
+    let v = Vault::init(store(&env.loc, true), &pw(PASSWORD), o).await.unwrap();
     assert_eq!(v.max_value(), 1000);
     let before = snapshot_bytes(&env.loc);
     let e = err(v.set("big", &[7; 1001]).await);
@@ -60,7 +60,7 @@ async fn fail_oversize_value_before_any_write() {
     assert!(matches!(v.get("small", None).await, Err(Error::NotFound { .. })));
     // The default limit, 1 MiB.
     drop(v);
-    let mut v = env.unlock().await.unwrap();
+    let v = env.unlock().await.unwrap();
     let limit = v.max_value();
     assert_eq!(limit, 1 << 20);
     let before = files(&env.loc);
@@ -80,7 +80,7 @@ async fn fail_password_rules_before_touching_the_store() {
         assert!(files(&env.trust).is_empty());
     }
     // Eight characters pass; a password change obeys the same rules.
-    let mut v = Vault::init(store(&env.loc, true), &pw("8 chars!"), opts(&env.trust)).await.unwrap();
+    let v = Vault::init(store(&env.loc, true), &pw("8 chars!"), opts(&env.trust)).await.unwrap();
     let before = snapshot_bytes(&env.loc);
     for bad in ["short", "CHANGEME"] {
         let e = err(v.passwd(&pw(bad), KdfParams::MINIMUM).await);
@@ -112,7 +112,7 @@ async fn fail_no_vault_and_vault_exists() {
     assert_eq!(files(&env.loc), ["README"]);
     std::fs::remove_file(env.loc.join("README")).unwrap();
     // A vault there already.
-    let mut v = env.init().await;
+    let v = env.init().await;
     v.set("a", b"1").await.unwrap();
     drop(v);
     let before = snapshot_bytes(&env.loc);
@@ -120,7 +120,7 @@ async fn fail_no_vault_and_vault_exists() {
     assert!(matches!(e, Error::VaultExists { .. }), "{e:?}");
     assert!(e.to_string().contains("not empty"), "{e}");
     assert_eq!(snapshot_bytes(&env.loc), before);
-    let mut v = env.unlock().await.unwrap();
+    let v = env.unlock().await.unwrap();
     assert_eq!(v.get("a", None).await.unwrap().as_slice(), b"1");
 }
 
@@ -134,7 +134,7 @@ async fn failed_attempts_are_reported_and_audited() {
         assert!(matches!(e, Error::AuthFailed), "{e:?}");
     }
     assert_eq!(snapshot_bytes(&env.loc), before, "a failed unlock writes nothing to the store");
-    let mut v = env.unlock().await.unwrap();
+    let v = env.unlock().await.unwrap();
     assert_eq!(v.failed_attempts().len(), 2);
     assert!(v.failed_attempts().windows(2).all(|w| w[0] <= w[1]));
     let trail = v.audit_trail().await.unwrap();
@@ -144,7 +144,7 @@ async fn failed_attempts_are_reported_and_audited() {
     assert!(detail.contains("2 failed attempts"), "{detail}");
     drop(v);
     // Reported once: the next unlock has none.
-    let mut v = env.unlock().await.unwrap();
+    let v = env.unlock().await.unwrap();
     assert!(v.failed_attempts().is_empty());
     let trail = v.audit_trail().await.unwrap();
     let last_unlock = trail.iter().rev().find(|(_, r)| r.op == "unlock").unwrap();

@@ -20,7 +20,7 @@ use tresor_crypto::{KdfParams, Language, Phrase};
 const NEW_PASSWORD: &str = "a brand new password";
 
 async fn seeded(env: &Env) -> (Vault, Vec<(String, Vec<u8>)>) {
-    let mut v = env.init().await;
+    let v = env.init().await;
     let items: Vec<(String, Vec<u8>)> =
         (0..20).map(|i| (format!("app/{i:02}"), common::random_bytes(10 + i * 13))).collect();
     for (path, value) in &items {
@@ -43,7 +43,7 @@ async fn ops(v: &mut Vault) -> Vec<(String, Option<String>)> {
 async fn recovery_phrase_alone_restores_access_and_is_audited() {
     let env = Env::new();
     let (v, items) = seeded(&env).await;
-    let phrase = v.recovery_phrase();
+    let phrase = v.recovery_phrase().await.unwrap();
     assert_eq!((phrase.word_count(), phrase.language()), (24, Language::English));
     let text = phrase.expose_phrase().to_string();
     drop(v);
@@ -75,10 +75,10 @@ async fn recovery_phrase_alone_restores_access_and_is_audited() {
 async fn recovery_keeping_slots_leaves_the_old_password_working() {
     let env = Env::new();
     let (v, items) = seeded(&env).await;
-    let phrase = v.recovery_phrase();
+    let phrase = v.recovery_phrase().await.unwrap();
     drop(v);
     let store = common::store(&env.loc, false);
-    let mut v = Vault::recover(store, &phrase, &pw(NEW_PASSWORD), KdfParams::MINIMUM, true, opts(&env.trust))
+    let v = Vault::recover(store, &phrase, &pw(NEW_PASSWORD), KdfParams::MINIMUM, true, opts(&env.trust))
         .await
         .unwrap();
     let slots = v.keyslots().await.unwrap();
@@ -95,10 +95,10 @@ async fn recovery_keeping_slots_leaves_the_old_password_working() {
 async fn fail_phrase_of_another_vault_is_refused_before_anything_is_written() {
     let env = Env::new();
     let (v, _) = seeded(&env).await;
-    let mine = v.recovery_phrase();
+    let mine = v.recovery_phrase().await.unwrap();
     drop(v);
     let other = Env::new();
-    let stranger = other.init().await.recovery_phrase();
+    let stranger = other.init().await.recovery_phrase().await.unwrap();
     let random = Phrase::generate(24, Language::English).unwrap();
     let store_before = common::snapshot_bytes(&env.loc);
     let trust_before = common::snapshot_bytes(&env.trust);
@@ -134,7 +134,7 @@ async fn fail_phrase_of_another_vault_is_refused_before_anything_is_written() {
 #[tokio::test]
 async fn keyslots_add_passwd_remove_and_never_the_last() {
     let env = Env::new();
-    let (mut v, items) = seeded(&env).await;
+    let (v, items) = seeded(&env).await;
     assert_eq!(v.keyslot_add(&pw("second password"), KdfParams::MINIMUM).await.unwrap(), 1);
     assert_eq!(v.keyslot_add(&pw("third password"), KdfParams::MINIMUM).await.unwrap(), 2);
     assert!(matches!(v.keyslot_add(&pw("short"), KdfParams::MINIMUM).await, Err(Error::PasswordRule(_))));
@@ -144,7 +144,7 @@ async fn keyslots_add_passwd_remove_and_never_the_last() {
         reads_all(&mut h, &items[..2]).await;
     }
     // passwd on the handle opened by slot 1 changes slot 1 only.
-    let mut h = env.unlock_with(&env.trust, "second password").await.unwrap();
+    let h = env.unlock_with(&env.trust, "second password").await.unwrap();
     assert!(h.keyslots().await.unwrap()[1].this_session);
     h.passwd(&pw("second, changed"), KdfParams::MINIMUM).await.unwrap();
     drop(h);
@@ -175,9 +175,9 @@ async fn keyslots_add_passwd_remove_and_never_the_last() {
 #[tokio::test]
 async fn identities_are_slip10_of_the_phrase_seed_and_signatures_verify() {
     let env = Env::new();
-    let mut v = env.init().await;
+    let v = env.init().await;
     // Independently: the phrase's BIP39 seed (empty passphrase), then SLIP-0010.
-    let seed = v.recovery_phrase().seed("");
+    let seed = v.recovery_phrase().await.unwrap().seed("");
     for text in ["m/74'/0'/0'", "m/74'/0'/1'", "m/44'/501'/0'/0'", "m"] {
         let path: DerivationPath = text.parse().unwrap();
         let id = v.derive_ed25519(&path, false).await.unwrap();
@@ -218,7 +218,7 @@ async fn identities_are_slip10_of_the_phrase_seed_and_signatures_verify() {
 #[tokio::test]
 async fn transit_round_trips_and_fails_cleanly() {
     let env = Env::new();
-    let mut v = env.init().await;
+    let v = env.init().await;
     let plaintext = common::random_bytes(5000);
     for alg in [Algorithm::XChaCha20Poly1305, Algorithm::Aes256Gcm] {
         let ct = v.encrypt("payments", alg, &plaintext).await.unwrap();
@@ -242,7 +242,7 @@ async fn transit_round_trips_and_fails_cleanly() {
     }
     // Another vault's key of the same name does not open it.
     let other = Env::new();
-    let mut w = other.init().await;
+    let w = other.init().await;
     let ct = v.encrypt("payments", Algorithm::XChaCha20Poly1305, b"hello").await.unwrap();
     let e = err(w.decrypt(&ct, None).await);
     assert!(e.to_string().contains("decryption failed"), "{e}");
@@ -251,11 +251,11 @@ async fn transit_round_trips_and_fails_cleanly() {
         v.encrypt("no spaces", Algorithm::XChaCha20Poly1305, b"x").await,
         Err(Error::Invalid(_))
     ));
-    let k1 = v.derive_encryption_key("payments", Algorithm::Aes256Gcm).unwrap();
+    let k1 = v.derive_encryption_key("payments", Algorithm::Aes256Gcm).await.unwrap();
     drop(v);
     let mut v = env.unlock().await.unwrap();
-    assert!(k1.ct_eq(&v.derive_encryption_key("payments", Algorithm::Aes256Gcm).unwrap()));
-    assert!(!k1.ct_eq(&v.derive_encryption_key("payments", Algorithm::XChaCha20Poly1305).unwrap()));
+    assert!(k1.ct_eq(&v.derive_encryption_key("payments", Algorithm::Aes256Gcm).await.unwrap()));
+    assert!(!k1.ct_eq(&v.derive_encryption_key("payments", Algorithm::XChaCha20Poly1305).await.unwrap()));
     assert_eq!(v.decrypt(&ct, None).await.unwrap().as_slice(), b"hello");
     let log = ops(&mut v).await;
     assert!(log.iter().any(|(op, _)| op == "encrypt"));
@@ -274,9 +274,9 @@ async fn slots_with_weaker_parameters_keep_working_and_long_lived_handles_follow
     o.kdf = strong;
     let v = Vault::init(common::store(&env.loc, true), &pw(PASSWORD), o).await.unwrap();
     drop(v);
-    let mut agent = env.unlock().await.unwrap();
+    let agent = env.unlock().await.unwrap();
     assert!(agent.keyslots().await.unwrap()[0].this_session);
-    let mut other = env.unlock().await.unwrap();
+    let other = env.unlock().await.unwrap();
     assert_eq!(other.keyslot_add(&pw("weaker password"), KdfParams::MINIMUM).await.unwrap(), 1);
     // Unlocked with the strong slot again (this pins again), the weak one still opens it here.
     env.unlock().await.unwrap();
@@ -291,7 +291,7 @@ async fn slots_with_weaker_parameters_keep_working_and_long_lived_handles_follow
     assert!(!slots[0].this_session && slots[0].kdf.contains(&format!("m={} KiB", KdfParams::MINIMUM.m_kib)));
     // And it can still change slots and export (its key file generation is the current one).
     assert_eq!(agent.keyslot_add(&pw("third password!"), strong).await.unwrap(), 1);
-    tresor::archive::export(&mut agent).await.unwrap();
+    tresor::archive::export(&agent).await.unwrap();
     drop(agent);
     for password in ["weaker password", "third password!"] {
         env.unlock_with(&env.trust, password).await.unwrap();
@@ -303,7 +303,7 @@ async fn slots_with_weaker_parameters_keep_working_and_long_lived_handles_follow
 #[tokio::test]
 async fn reserved_branches_neither_sign_nor_reveal_private_keys() {
     let env = Env::new();
-    let mut v = env.init().await;
+    let v = env.init().await;
     for text in ["m/74'/1'/0'", "m/74'/2'", "m/74'/7'/3'/1'"] {
         let path: DerivationPath = text.parse().unwrap();
         assert!(path.is_reserved(), "{text}");
@@ -372,12 +372,12 @@ async fn streamed_transit_message_keys_open_their_message_only() {
 #[tokio::test]
 async fn passwd_after_slots_were_renumbered_elsewhere_changes_its_own_slot() {
     let env = Env::new();
-    let mut v = env.init().await;
+    let v = env.init().await;
     v.keyslot_add(&pw("bob's password"), KdfParams::MINIMUM).await.unwrap();
     v.keyslot_add(&pw("carol's password"), KdfParams::MINIMUM).await.unwrap();
     drop(v);
-    let mut carol = env.unlock_with(&env.trust, "carol's password").await.unwrap();
-    let mut admin = env.unlock().await.unwrap();
+    let carol = env.unlock_with(&env.trust, "carol's password").await.unwrap();
+    let admin = env.unlock().await.unwrap();
     admin.keyslot_remove(0).await.unwrap();
     drop(admin);
     carol.passwd(&pw("carol's new password"), KdfParams::MINIMUM).await.unwrap();

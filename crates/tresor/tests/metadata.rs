@@ -13,7 +13,7 @@ use tresor::vault::DEFAULT_MAX_VALUE;
 /// (random bytes: incompressible, like tokens and keys).
 async fn blob_sizes(lengths: impl IntoIterator<Item = usize>) -> BTreeMap<usize, u64> {
     let env = Env::new();
-    let mut v = env.init().await;
+    let v = env.init().await;
     let mut seen: BTreeSet<String> = env.objects(layout::BLOB_DIR).into_iter().collect();
     let mut sizes = BTreeMap::new();
     for len in lengths {
@@ -76,7 +76,7 @@ async fn t22_values_up_to_256_bytes_share_one_blob_size() {
 #[tokio::test]
 async fn t22_object_names_and_counts() {
     let env = Env::new();
-    let mut v = env.init().await;
+    let v = env.init().await;
     // Names with letters beyond a-f: random hex ids cannot contain them by chance.
     let names = ["mysql/password", "prod/api-token", "mail/smtp"];
     for n in names {

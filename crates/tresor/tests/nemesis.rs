@@ -41,7 +41,7 @@ macro_rules! retry {
     }};
 }
 
-async fn writer(w: usize, ops: usize, mut v: Vault) -> (Acked, u64, u64) {
+async fn writer(w: usize, ops: usize, v: Vault) -> (Acked, u64, u64) {
     let mut acked = Vec::new();
     let (mut increments, mut conflicts) = (0, 0);
     for i in 0..ops {
@@ -114,7 +114,7 @@ async fn run(
         Store::from_object_store(Arc::new(fs), prefix.clone(), location)
     };
     let clean = Faults::new();
-    let mut v = Vault::init(store(&clean), &pw(PASSWORD), opts(&env.trust)).await.unwrap();
+    let v = Vault::init(store(&clean), &pw(PASSWORD), opts(&env.trust)).await.unwrap();
     v.set_cas("counter", b"0", 0).await.unwrap();
     drop(v);
     let faults: Vec<Faults> = (0..WRITERS).map(|_| Faults::new()).collect();
@@ -133,7 +133,7 @@ async fn run(
     let injected = chaos.await.unwrap();
     faults.iter().for_each(Faults::heal);
 
-    let mut v = Vault::unlock(store(&clean), &pw(PASSWORD), opts(&env.path("checker"))).await.unwrap();
+    let v = Vault::unlock(store(&clean), &pw(PASSWORD), opts(&env.path("checker"))).await.unwrap();
     let mut per_path: BTreeMap<String, Vec<(usize, u64)>> = BTreeMap::new();
     let (mut writes, mut increments, mut conflicts) = (0, 0, 0);
     for (w, (acked, inc, conf)) in results.iter().enumerate() {

@@ -66,19 +66,20 @@ async fn rekey_replaces_the_root_and_carries_every_version_and_record_over() {
     let env = Env::new();
     let before = busy(&env).await;
     // A long-lived handle (an agent) open on the old root while another process re-keys.
-    let mut stale = env.unlock().await.unwrap();
+    let stale = env.unlock().await.unwrap();
     let v = env.unlock().await.unwrap();
-    let (old_fingerprint, old_phrase) = (v.fingerprint(), v.recovery_phrase().expose_phrase().to_string());
+    let (old_fingerprint, old_phrase) =
+        (v.fingerprint(), v.recovery_phrase().await.unwrap().expose_phrase().to_string());
     drop(v);
     let trail_before = {
-        let mut v = env.unlock().await.unwrap();
+        let v = env.unlock().await.unwrap();
         v.audit_trail().await.unwrap().len()
     };
     let (mut v, report) = rekey(env.unlock().await.unwrap()).await.unwrap();
     assert_eq!((report.era, report.previous), (2, 1));
     assert!(report.complete() && report.deleted_objects > 0);
     assert_ne!(v.fingerprint(), old_fingerprint, "a new root");
-    assert_ne!(*v.recovery_phrase().expose_phrase(), old_phrase, "a new recovery phrase");
+    assert_ne!(*v.recovery_phrase().await.unwrap().expose_phrase(), old_phrase, "a new recovery phrase");
     assert_eq!(model(&mut v).await, before, "every version, value and time carried over");
     let trail = v.audit_trail().await.unwrap();
     assert!(trail.len() > trail_before, "the old trail and the re-key are in the new one");
@@ -105,7 +106,7 @@ async fn rekey_replaces_the_root_and_carries_every_version_and_record_over() {
     );
     // The new password opens it; the old one does not.
     assert!(matches!(err(env.unlock().await), Error::AuthFailed));
-    let mut v = env.unlock_with(&env.trust, NEW).await.unwrap();
+    let v = env.unlock_with(&env.trust, NEW).await.unwrap();
     assert_eq!(v.get("after/rekey", None).await.unwrap().as_slice(), b"new");
     assert_eq!(v.era(), 2);
     // And it re-keys again, into era 3.
@@ -123,7 +124,7 @@ async fn t24_old_key_file_and_old_password_open_nothing_written_after() {
     busy(&env).await;
     let old_copy = env.path("old-copy");
     copy_dir(&env.loc, &old_copy);
-    let (mut v, _) = rekey(env.unlock().await.unwrap()).await.unwrap();
+    let (v, _) = rekey(env.unlock().await.unwrap()).await.unwrap();
     let written_after = ["after/one", "after/two", "db/password"];
     for path in written_after {
         v.set(path, b"post-rekey secret").await.unwrap();
@@ -143,7 +144,7 @@ async fn t24_old_key_file_and_old_password_open_nothing_written_after() {
         Error::Rollback { kind: ObjectKind::RootEra, seen: 2, served: 1 } => {}
         e => panic!("expected a rollback of the root era, got {e:?}"),
     }
-    let mut old = env.unlock_with(&fresh, PASSWORD).await.unwrap();
+    let old = env.unlock_with(&fresh, PASSWORD).await.unwrap();
     let mut readable = 0;
     for path in written_after {
         if let Ok(value) = old.get(path, None).await
@@ -213,7 +214,7 @@ async fn t14_rekey_crash_at_every_write_leaves_exactly_one_root() {
                 let (v, _) = rekey(old).await.unwrap_or_else(|e| panic!("{when}: rerun: {e}"));
                 v
             }
-            (Err(Error::AuthFailed), Ok(mut new)) => {
+            (Err(Error::AuthFailed), Ok(new)) => {
                 // After the switch: the new root; gc deletes what is left of the old era.
                 switched += 1;
                 new.gc(Duration::ZERO, false).await.unwrap_or_else(|e| panic!("{when}: gc: {e}"));
@@ -264,7 +265,7 @@ async fn an_interrupted_rekey_fences_writes_until_rerun_or_aborted() {
         Err(e) => panic!("expected the lease to hold, got {e:?}"),
         Ok(_) => panic!("a re-key took over one that may still be running"),
     }
-    let mut v = env.unlock().await.unwrap();
+    let v = env.unlock().await.unwrap();
     assert_eq!(v.get("db/password", None).await.unwrap().as_slice(), b"two", "still readable");
     match err(v.set("new/secret", b"x").await) {
         Error::Fenced { next: 2 } => {}
@@ -277,7 +278,7 @@ async fn an_interrupted_rekey_fences_writes_until_rerun_or_aborted() {
     let (v, report) = rekey(env.unlock().await.unwrap()).await.unwrap();
     assert_eq!(report.era, 2);
     drop(v);
-    let mut v = env.unlock_with(&env.trust, NEW).await.unwrap();
+    let v = env.unlock_with(&env.trust, NEW).await.unwrap();
     assert_eq!(v.get("new/secret", None).await.unwrap().as_slice(), b"x");
 }
 
@@ -314,8 +315,8 @@ async fn fail_moved_eras_and_planted_era_markers() {
 async fn a_rekeyed_vault_exports_imports_and_rekeys_again() {
     let env = Env::new();
     let before = busy(&env).await;
-    let (mut v, _) = rekey(env.unlock().await.unwrap()).await.unwrap();
-    let archive = tresor::archive::export(&mut v).await.unwrap();
+    let (v, _) = rekey(env.unlock().await.unwrap()).await.unwrap();
+    let archive = tresor::archive::export(&v).await.unwrap();
     drop(v);
     let elsewhere = env.path("elsewhere");
     let store = Store::open(elsewhere.to_str().unwrap(), true).unwrap();

@@ -12,13 +12,13 @@ use tresor::{Error, KdfParams, ObjectKind};
 #[tokio::test]
 async fn fail_restored_old_copy_is_a_rollback_and_nothing_is_written() {
     let env = Env::new();
-    let mut v = env.init().await;
+    let v = env.init().await;
     v.set("a", b"1").await.unwrap();
     v.set("b", b"2").await.unwrap();
     drop(v);
     let snap = env.path("snapshot");
     copy_dir(&env.loc, &snap);
-    let mut v = env.unlock().await.unwrap();
+    let v = env.unlock().await.unwrap();
     for i in 0..3 {
         v.set(&format!("c{i}"), b"3").await.unwrap();
     }
@@ -35,7 +35,7 @@ async fn fail_restored_old_copy_is_a_rollback_and_nothing_is_written() {
     println!("T01: commit-log rollbacks detected {detected}/2, objects written on rolled-back state 0");
     // The documented limit: a machine with no trust state cannot tell.
     let fresh = env.path("fresh-trust");
-    let mut v = env.unlock_with(&fresh, PASSWORD).await.unwrap();
+    let v = env.unlock_with(&fresh, PASSWORD).await.unwrap();
     assert_eq!(v.get("b", None).await.unwrap().as_slice(), b"2");
     assert!(matches!(v.get("c0", None).await, Err(Error::NotFound { .. })));
 }
@@ -43,7 +43,7 @@ async fn fail_restored_old_copy_is_a_rollback_and_nothing_is_written() {
 #[tokio::test]
 async fn fail_deleted_newest_commit_is_a_rollback() {
     let env = Env::new();
-    let mut v = env.init().await;
+    let v = env.init().await;
     v.set("a", b"1").await.unwrap();
     v.set("a", b"2").await.unwrap();
     drop(v);
@@ -57,7 +57,7 @@ async fn fail_deleted_newest_commit_is_a_rollback() {
 #[tokio::test]
 async fn fail_deleted_newest_commit_under_an_open_handle_is_found_by_verify() {
     let env = Env::new();
-    let mut v = env.init().await;
+    let v = env.init().await;
     v.set("a", b"1").await.unwrap();
     std::fs::remove_file(env.obj(&layout::commit(2))).unwrap();
     let e = err(v.verify().await);
@@ -67,19 +67,19 @@ async fn fail_deleted_newest_commit_under_an_open_handle_is_found_by_verify() {
 #[tokio::test]
 async fn fail_forked_history_is_a_fork() {
     let env = Env::new();
-    let mut v = env.init().await;
+    let v = env.init().await;
     v.set("common", b"0").await.unwrap();
     drop(v);
     let snap = env.path("snapshot");
     copy_dir(&env.loc, &snap);
     // This machine writes A as commit 3.
-    let mut v = env.unlock().await.unwrap();
+    let v = env.unlock().await.unwrap();
     v.set("a", b"A").await.unwrap();
     drop(v);
     // The store forgets it and lets another machine write B as commit 3.
     restore_dir(&snap, &env.loc);
     let other = env.path("other-trust");
-    let mut w = env.unlock_with(&other, PASSWORD).await.unwrap();
+    let w = env.unlock_with(&other, PASSWORD).await.unwrap();
     w.set("b", b"B").await.unwrap();
     w.set("b2", b"B").await.unwrap();
     drop(w);
@@ -92,7 +92,7 @@ async fn fail_forked_history_is_a_fork() {
     // A third machine writes C on the common prefix: the other machine (which saw B at 3 and 4)
     // refuses it, as a rollback while it is shorter and as a fork once it is as long.
     restore_dir(&snap, &env.loc);
-    let mut v = env.unlock_with(&env.path("third-trust"), PASSWORD).await.unwrap();
+    let v = env.unlock_with(&env.path("third-trust"), PASSWORD).await.unwrap();
     v.set("c", b"C").await.unwrap();
     let e = err(env.unlock_with(&other, PASSWORD).await);
     assert_eq!(assert_rollback(&e, ObjectKind::Commit), (4, 3));
@@ -105,19 +105,19 @@ async fn fail_forked_history_is_a_fork() {
 #[tokio::test]
 async fn fail_replaced_newest_commit_is_a_fork() {
     let env = Env::new();
-    let mut v = env.init().await;
+    let v = env.init().await;
     v.set("a", b"1").await.unwrap();
     drop(v);
     let snap = env.path("snapshot");
     copy_dir(&env.loc, &snap);
-    let mut v = env.unlock().await.unwrap();
+    let v = env.unlock().await.unwrap();
     v.set("b", b"mine").await.unwrap();
     drop(v);
     let ours = std::fs::read(env.obj(&layout::commit(3))).unwrap();
     // Another writer's commit 3, validly sealed, copied over ours (our audit trail kept).
     let elsewhere = env.path("elsewhere");
     copy_dir(&snap, &elsewhere);
-    let mut w = tresor::Vault::unlock(
+    let w = tresor::Vault::unlock(
         common::store(&elsewhere, false),
         &pw(PASSWORD),
         common::opts(&env.path("other-trust")),
@@ -136,7 +136,7 @@ async fn fail_replaced_newest_commit_is_a_fork() {
 #[tokio::test]
 async fn fail_restored_old_key_file_after_passwd_is_a_rollback() {
     let env = Env::new();
-    let mut v = env.init().await;
+    let v = env.init().await;
     v.set("a", b"1").await.unwrap();
     let old_name = layout::keyfile(1);
     let old = std::fs::read(env.obj(&old_name)).unwrap();
@@ -164,7 +164,7 @@ async fn fail_restored_old_key_file_after_passwd_is_a_rollback() {
 #[tokio::test]
 async fn fail_truncated_audit_trail_under_an_open_handle() {
     let env = Env::new();
-    let mut v = env.init().await;
+    let v = env.init().await;
     v.set("a", b"1").await.unwrap();
     for _ in 0..3 {
         v.get("a", None).await.unwrap();
@@ -179,7 +179,7 @@ async fn fail_truncated_audit_trail_under_an_open_handle() {
 #[tokio::test]
 async fn fail_truncated_audit_trail_after_lock() {
     let env = Env::new();
-    let mut v = env.init().await;
+    let v = env.init().await;
     v.set("a", b"1").await.unwrap();
     for _ in 0..3 {
         v.get("a", None).await.unwrap();
@@ -197,10 +197,10 @@ async fn fail_truncated_audit_trail_after_reads_without_lock() {
     // The common CLI shape: unlock, read, exit (no `lock`). The store then drops the newest audit
     // record, the record of the read.
     let env = Env::new();
-    let mut v = env.init().await;
+    let v = env.init().await;
     v.set("a", b"1").await.unwrap();
     drop(v);
-    let mut v = env.unlock().await.unwrap();
+    let v = env.unlock().await.unwrap();
     for _ in 0..3 {
         v.get("a", None).await.unwrap();
     }
@@ -213,7 +213,7 @@ async fn fail_truncated_audit_trail_after_reads_without_lock() {
             assert!(matches!(e, Error::Rollback { kind: ObjectKind::AuditRecord, .. }), "{e:?}");
             true
         }
-        Ok(mut v) => match v.verify().await {
+        Ok(v) => match v.verify().await {
             Err(Error::Rollback { kind: ObjectKind::AuditRecord, .. }) => true,
             Err(Error::Integrity { kind: ObjectKind::AuditRecord, .. }) => true,
             Err(e) => panic!("unexpected {e:?}"),

@@ -16,13 +16,11 @@ async fn vault_lifecycle_and_rollback_on_s3() {
     let Some(location) = common::s3_location("vault") else { return };
     let env = Env::new();
     let trust = env.path("trust");
-    let mut v =
-        Vault::init(Store::open(&location, false).unwrap(), &pw(PASSWORD), opts(&trust)).await.unwrap();
+    let v = Vault::init(Store::open(&location, false).unwrap(), &pw(PASSWORD), opts(&trust)).await.unwrap();
     v.set("db/password", b"hunter2").await.unwrap();
     v.set("db/password", b"hunter3").await.unwrap();
     drop(v);
-    let mut v =
-        Vault::unlock(Store::open(&location, false).unwrap(), &pw(PASSWORD), opts(&trust)).await.unwrap();
+    let v = Vault::unlock(Store::open(&location, false).unwrap(), &pw(PASSWORD), opts(&trust)).await.unwrap();
     assert_eq!(v.get("db/password", None).await.unwrap().as_slice(), b"hunter3");
     assert_eq!(v.get("db/password", Some(1)).await.unwrap().as_slice(), b"hunter2");
     v.verify().await.unwrap();
@@ -41,7 +39,7 @@ async fn vault_lifecycle_and_rollback_on_s3() {
 async fn local_vault_copied_into_a_bucket_opens_unchanged_and_back() {
     let Some(location) = common::s3_location("vault") else { return };
     let env = Env::new();
-    let mut v = env.init().await;
+    let v = env.init().await;
     v.set("a/b", b"value").await.unwrap();
     drop(v);
     let local = Store::open(env.loc.to_str().unwrap(), false).unwrap();
@@ -50,7 +48,7 @@ async fn local_vault_copied_into_a_bucket_opens_unchanged_and_back() {
         let bytes = local.get(&name).await.unwrap().unwrap();
         bucket.create(&name, bytes.to_vec()).await.unwrap();
     }
-    let mut v = Vault::unlock(bucket.clone(), &pw(PASSWORD), opts(&env.path("trust-s3"))).await.unwrap();
+    let v = Vault::unlock(bucket.clone(), &pw(PASSWORD), opts(&env.path("trust-s3"))).await.unwrap();
     assert_eq!(v.get("a/b", None).await.unwrap().as_slice(), b"value");
     v.set("written/on-s3", b"there").await.unwrap();
     v.gc(std::time::Duration::from_secs(3600), false).await.unwrap();
@@ -63,7 +61,7 @@ async fn local_vault_copied_into_a_bucket_opens_unchanged_and_back() {
         let bytes = bucket.get(&name).await.unwrap().unwrap();
         local.create(&name, bytes.to_vec()).await.unwrap();
     }
-    let mut v = Vault::unlock(local, &pw(PASSWORD), opts(&env.path("trust-back"))).await.unwrap();
+    let v = Vault::unlock(local, &pw(PASSWORD), opts(&env.path("trust-back"))).await.unwrap();
     assert_eq!(v.get("a/b", None).await.unwrap().as_slice(), b"value");
     assert_eq!(v.get("written/on-s3", None).await.unwrap().as_slice(), b"there");
     assert!(v.status().await.unwrap().snapshot > 0, "the snapshot came along");
@@ -80,7 +78,7 @@ async fn two_writers_on_one_bucket_lose_nothing() {
     for w in 0..2 {
         let (location, trust) = (location.clone(), env.path(&format!("trust-{w}")));
         writers.push(tokio::spawn(async move {
-            let mut v = Vault::unlock(Store::open(&location, false).unwrap(), &pw(PASSWORD), opts(&trust))
+            let v = Vault::unlock(Store::open(&location, false).unwrap(), &pw(PASSWORD), opts(&trust))
                 .await
                 .unwrap();
             for i in 0..25 {
@@ -91,8 +89,7 @@ async fn two_writers_on_one_bucket_lose_nothing() {
     for w in writers {
         w.await.unwrap();
     }
-    let mut v =
-        Vault::unlock(Store::open(&location, false).unwrap(), &pw(PASSWORD), opts(&trust)).await.unwrap();
+    let v = Vault::unlock(Store::open(&location, false).unwrap(), &pw(PASSWORD), opts(&trust)).await.unwrap();
     let listed = v.list("").await.unwrap();
     assert_eq!(listed.len(), 50);
     for w in 0..2 {
@@ -119,7 +116,7 @@ async fn every_object_kind_rolled_back_injected_or_deleted_on_s3_is_detected() {
     let store = Store::open(&location, false).unwrap();
     let mut o = opts(&trust);
     o.snapshot_every = Some(3);
-    let mut v = Vault::init(store.clone(), &pw(PASSWORD), o).await.unwrap();
+    let v = Vault::init(store.clone(), &pw(PASSWORD), o).await.unwrap();
     for i in 0..4 {
         v.set(&format!("k/{i}"), format!("value {i}").as_bytes()).await.unwrap();
     }
@@ -187,7 +184,7 @@ async fn every_object_kind_rolled_back_injected_or_deleted_on_s3_is_detected() {
     let a_bytes = store.get(a).await.unwrap().unwrap();
     let b_bytes = store.get(b).await.unwrap().unwrap();
     put_raw(&store, a, &b_bytes).await;
-    let mut v = unlock().await.unwrap();
+    let v = unlock().await.unwrap();
     let mut failures = 0;
     for path in ["k/0", "k/1", "k/2", "k/3", "k/last"] {
         if let Err(e) = v.get(path, None).await {
@@ -215,14 +212,14 @@ async fn every_object_kind_rolled_back_injected_or_deleted_on_s3_is_detected() {
     let record = records[1].clone();
     let record_bytes = store.get(&record).await.unwrap().unwrap();
     store.delete(&record).await.unwrap();
-    let mut v = unlock().await.unwrap();
+    let v = unlock().await.unwrap();
     let e = v.verify().await.err().unwrap();
     common::assert_integrity(&e, ObjectKind::AuditRecord, Some(&record));
     detected.push("deleted audit record");
     drop(v);
     store.create(&record, record_bytes.to_vec()).await.unwrap();
 
-    let mut v = unlock().await.unwrap();
+    let v = unlock().await.unwrap();
     v.verify().await.unwrap();
     assert_eq!(v.get("k/last", None).await.unwrap().as_slice(), b"after passwd");
     println!("T01-s3-kinds: detected {}/7 ({})", detected.len(), detected.join(", "));

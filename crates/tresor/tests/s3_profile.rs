@@ -108,16 +108,15 @@ async fn vault_on_s3_with_credentials_region_and_endpoint_from_a_profile() {
     assert_eq!(settings.endpoint.as_ref().map(|e| e.value.clone()), server.endpoint);
 
     let trust = env.path("trust");
-    let mut v = Vault::init(open(&location, &aws_env).unwrap(), &pw(PASSWORD), opts(&trust)).await.unwrap();
+    let v = Vault::init(open(&location, &aws_env).unwrap(), &pw(PASSWORD), opts(&trust)).await.unwrap();
     v.set("db/password", b"from a profile").await.unwrap();
     drop(v);
-    let mut v = Vault::unlock(open(&location, &aws_env).unwrap(), &pw(PASSWORD), opts(&trust)).await.unwrap();
+    let v = Vault::unlock(open(&location, &aws_env).unwrap(), &pw(PASSWORD), opts(&trust)).await.unwrap();
     assert_eq!(v.get("db/password", None).await.unwrap().as_slice(), b"from a profile");
     v.verify().await.unwrap();
     drop(v);
     // The same vault through the process environment (Store::open) is the same vault.
-    let mut v =
-        Vault::unlock(Store::open(&location, false).unwrap(), &pw(PASSWORD), opts(&trust)).await.unwrap();
+    let v = Vault::unlock(Store::open(&location, false).unwrap(), &pw(PASSWORD), opts(&trust)).await.unwrap();
     assert_eq!(v.get("db/password", None).await.unwrap().as_slice(), b"from a profile");
     println!("s3-profile: vault opened with credentials, region and endpoint from {}", dir.display());
 }

@@ -15,12 +15,12 @@ async fn init_set_get_reopen() {
     let loc = dir.path().join("vault");
     let trust = dir.path().join("trust");
     let pw = || Password::from("correct horse battery".to_string());
-    let mut v =
+    let v =
         Vault::init(Store::open(loc.to_str().unwrap(), true).unwrap(), &pw(), opts(&trust)).await.unwrap();
     assert_eq!(v.set("db/password", b"hunter2").await.unwrap(), 1);
     assert_eq!(v.set("db/password", b"hunter3").await.unwrap(), 2);
     drop(v);
-    let mut v =
+    let v =
         Vault::unlock(Store::open(loc.to_str().unwrap(), false).unwrap(), &pw(), opts(&trust)).await.unwrap();
     assert_eq!(v.get("db/password", None).await.unwrap().as_slice(), b"hunter3");
     assert_eq!(v.get("db/password", Some(1)).await.unwrap().as_slice(), b"hunter2");

@@ -44,7 +44,7 @@ async fn contents(v: &mut Vault) -> Vec<(String, Vec<(u64, Option<u64>, Vec<u8>)
 
 /// Sets, overwrites, deletes and a password change, with a snapshot every 4 commits.
 async fn busy_vault(env: &Env) -> Vec<u64> {
-    let mut v = init_every(env, 4).await;
+    let v = init_every(env, 4).await;
     for i in 0..10 {
         v.set(&format!("app/{i}"), format!("value {i}").as_bytes()).await.unwrap();
     }
@@ -95,7 +95,7 @@ async fn open_reads_no_commit_below_the_snapshot_but_verify_does() {
     let snap = seqs[seqs.len() - 1];
     // A commit far below the snapshot goes missing: opening does not need it...
     std::fs::remove_file(env.obj(&layout::commit(2))).unwrap();
-    let mut v = unlock_every(&env, &env.path("fresh"), 4).await.unwrap();
+    let v = unlock_every(&env, &env.path("fresh"), 4).await.unwrap();
     assert_eq!(v.get("app/9", None).await.unwrap().as_slice(), b"value 9");
     // ... but the full check finds it.
     let e = err(v.verify().await);
@@ -125,7 +125,7 @@ async fn fail_rolled_back_snapshot() {
     assert_eq!(assert_rollback(&e, ObjectKind::Snapshot), (newest, seqs[seqs.len() - 2]));
     assert_eq!(files(&env.loc), before, "nothing written on a rolled-back store");
     // A machine that never saw it opens from the older one, and sees everything.
-    let mut v = unlock_every(&env, &env.path("fresh"), 4).await.unwrap();
+    let v = unlock_every(&env, &env.path("fresh"), 4).await.unwrap();
     assert_eq!(v.get("bulk/b", None).await.unwrap().as_slice(), b"2");
 }
 
@@ -175,17 +175,17 @@ async fn fail_tampered_or_injected_snapshot_parts() {
 #[tokio::test]
 async fn fail_snapshot_of_a_forked_history() {
     let env = Env::new();
-    let mut v = init_every(&env, 1_000).await;
+    let v = init_every(&env, 1_000).await;
     v.set("a", b"1").await.unwrap();
     drop(v);
     let fork_point = env.path("fork-point");
     copy_dir(&env.loc, &fork_point);
     // This machine pins commit 3.
-    let mut v = env.unlock().await.unwrap();
+    let v = env.unlock().await.unwrap();
     v.set("b", b"ours").await.unwrap();
     drop(v);
     // Elsewhere, another history from commit 2 on, with a snapshot above our pin.
-    let mut w =
+    let w =
         Vault::unlock(common::store(&fork_point, false), &pw(PASSWORD), opts_every(&env.path("t2"), 1_000))
             .await
             .unwrap();
@@ -205,11 +205,11 @@ async fn fail_snapshot_of_a_forked_history() {
 #[tokio::test]
 async fn no_commit_is_acknowledged_below_the_newest_snapshot() {
     let env = Env::new();
-    let mut a = init_every(&env, 1_000).await;
+    let a = init_every(&env, 1_000).await;
     a.set("a", b"1").await.unwrap();
     let head = a.status().await.unwrap().commits;
     // Another writer moves on and snapshots; then the store loses the commits after `head`.
-    let mut b = unlock_every(&env, &env.path("b"), 1_000).await.unwrap();
+    let b = unlock_every(&env, &env.path("b"), 1_000).await.unwrap();
     b.set("b", b"2").await.unwrap();
     b.set("c", b"3").await.unwrap();
     let snap = b.snapshot().await.unwrap();
@@ -283,7 +283,7 @@ async fn snapshots_and_gc_on_s3() {
     let Some(location) = common::s3_location("snapshot") else { return };
     let env = Env::new();
     let store = Store::open(&location, false).unwrap();
-    let mut v = Vault::init(store, &pw(PASSWORD), opts_every(&env.trust, 3)).await.unwrap();
+    let v = Vault::init(store, &pw(PASSWORD), opts_every(&env.trust, 3)).await.unwrap();
     for i in 0..8 {
         v.set(&format!("s3/{i}"), format!("v{i}").as_bytes()).await.unwrap();
     }
@@ -292,7 +292,7 @@ async fn snapshots_and_gc_on_s3() {
     let report = v.gc(Duration::ZERO, false).await.unwrap();
     assert!(report.snapshot_parts >= 1, "{report:?}");
     drop(v);
-    let mut fresh =
+    let fresh =
         Vault::unlock(Store::open(&location, false).unwrap(), &pw(PASSWORD), opts_every(&env.path("f"), 3))
             .await
             .unwrap();

@@ -97,7 +97,7 @@ async fn fail_flipped_commit_byte_names_the_commit() {
 #[tokio::test]
 async fn fail_flipped_audit_record_byte_is_found_by_verify() {
     let (env, _) = setup().await;
-    let mut v = env.unlock().await.unwrap();
+    let v = env.unlock().await.unwrap();
     v.verify().await.unwrap();
     for seq in [1, 2, 3] {
         let name = layout::audit(seq);
@@ -141,13 +141,13 @@ async fn unpinned_unreadable_audit_records_are_removed_and_reported() {
     // Reads append records without fsync; a power failure can leave them torn. Past the last pin
     // such a record is removed at the next unlock, and the unlock record says so.
     let (env, _) = setup().await;
-    let mut v = env.unlock_with(&env.path("other-trust"), common::PASSWORD).await.unwrap();
+    let v = env.unlock_with(&env.path("other-trust"), common::PASSWORD).await.unwrap();
     v.get("db/password", None).await.unwrap();
     drop(v);
     let newest = env.objects(layout::AUDIT_DIR).last().unwrap().clone();
     std::fs::write(env.obj(&newest), b"").unwrap();
     let fresh = env.path("fresh-trust");
-    let mut v = env.unlock_with(&fresh, common::PASSWORD).await.unwrap();
+    let v = env.unlock_with(&fresh, common::PASSWORD).await.unwrap();
     v.verify().await.unwrap();
     let trail = v.audit_trail().await.unwrap();
     let unlock = trail.iter().rev().find(|(_, r)| r.op == "unlock").unwrap();
@@ -164,7 +164,7 @@ async fn fail_flipped_epoch_key_byte_on_get_and_set() {
     for i in [0, 10, 40, usize::MAX] {
         flip(&file, i);
         // A fresh handle: an open one caches the unwrapped key.
-        let mut v = env.unlock().await.unwrap();
+        let v = env.unlock().await.unwrap();
         let e = err(v.get(secrets[0].path, None).await);
         assert_integrity(&e, ObjectKind::EpochKey, Some(&name));
         let e = err(v.set("new/secret", b"x").await);
@@ -209,7 +209,7 @@ async fn fail_swapped_value_blobs() {
     let (bytes_a, bytes_b) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
     std::fs::write(&a, &bytes_b).unwrap();
     std::fs::write(&b, &bytes_a).unwrap();
-    let mut v = env.unlock().await.unwrap();
+    let v = env.unlock().await.unwrap();
     for s in &secrets[..2] {
         let e = err(v.get(s.path, None).await);
         let detail = assert_integrity(&e, ObjectKind::ValueBlob, Some(&s.blob));
@@ -222,7 +222,7 @@ async fn fail_swapped_value_blobs() {
 async fn fail_value_blob_moved_to_another_blobs_name() {
     let (env, secrets) = setup().await;
     std::fs::rename(env.obj(&secrets[0].blob), env.obj(&secrets[1].blob)).unwrap();
-    let mut v = env.unlock().await.unwrap();
+    let v = env.unlock().await.unwrap();
     let e = err(v.get(secrets[0].path, None).await);
     let detail = assert_integrity(&e, ObjectKind::ValueBlob, Some(&secrets[0].blob));
     assert!(detail.contains("missing"), "{e}");
@@ -237,11 +237,11 @@ async fn fail_value_blob_from_another_vault() {
     let (other, other_secrets) = setup().await;
     // Same path, same value, another vault's key and id: the store swaps the blobs.
     std::fs::copy(other.obj(&other_secrets[0].blob), env.obj(&secrets[0].blob)).unwrap();
-    let mut v = env.unlock().await.unwrap();
+    let v = env.unlock().await.unwrap();
     let e = err(v.get(secrets[0].path, None).await);
     assert_integrity(&e, ObjectKind::ValueBlob, Some(&secrets[0].blob));
     // And another vault's commit as our next one.
-    let mut o = other.unlock().await.unwrap();
+    let o = other.unlock().await.unwrap();
     o.set("extra", b"1").await.unwrap();
     drop(o);
     drop(v);
@@ -304,7 +304,7 @@ async fn fail_swapped_commits_and_audit_records() {
         std::fs::write(&pa, bb).unwrap();
         std::fs::write(&pb, ba).unwrap();
     };
-    let mut v = env.unlock().await.unwrap();
+    let v = env.unlock().await.unwrap();
     swap(&layout::audit(2), &layout::audit(3));
     assert_integrity(&err(v.verify().await), ObjectKind::AuditRecord, Some(&layout::audit(2)));
     swap(&layout::audit(2), &layout::audit(3));
@@ -315,7 +315,7 @@ async fn fail_swapped_commits_and_audit_records() {
     // A commit where an audit record belongs, and the other way round.
     swap(&layout::commit(2), &layout::commit(3));
     std::fs::copy(env.obj(&layout::commit(2)), env.obj(&layout::audit(2))).unwrap();
-    let mut v = env.unlock().await.unwrap();
+    let v = env.unlock().await.unwrap();
     assert_integrity(&err(v.verify().await), ObjectKind::AuditRecord, Some(&layout::audit(2)));
     drop(v);
     std::fs::copy(env.obj(&layout::audit(3)), env.obj(&layout::commit(3))).unwrap();
@@ -325,7 +325,7 @@ async fn fail_swapped_commits_and_audit_records() {
 #[tokio::test]
 async fn fail_deleted_middle_commit_is_missing() {
     let (env, _) = setup().await;
-    let mut open = env.unlock().await.unwrap();
+    let open = env.unlock().await.unwrap();
     std::fs::remove_file(env.obj(&layout::commit(2))).unwrap();
     let e = err(env.unlock().await);
     let detail = assert_integrity(&e, ObjectKind::Commit, Some(&layout::commit(2)));
@@ -339,7 +339,7 @@ async fn fail_deleted_middle_commit_is_missing() {
 #[tokio::test]
 async fn fail_deleted_middle_audit_record_is_missing() {
     let (env, _) = setup().await;
-    let mut v = env.unlock().await.unwrap();
+    let v = env.unlock().await.unwrap();
     std::fs::remove_file(env.obj(&layout::audit(2))).unwrap();
     let e = err(v.verify().await);
     let detail = assert_integrity(&e, ObjectKind::AuditRecord, Some(&layout::audit(2)));
@@ -350,7 +350,7 @@ async fn fail_deleted_middle_audit_record_is_missing() {
 async fn fail_deleted_value_blob_is_missing() {
     let (env, secrets) = setup().await;
     std::fs::remove_file(env.obj(&secrets[1].blob)).unwrap();
-    let mut v = env.unlock().await.unwrap();
+    let v = env.unlock().await.unwrap();
     let e = err(v.get(secrets[1].path, None).await);
     let detail = assert_integrity(&e, ObjectKind::ValueBlob, Some(&secrets[1].blob));
     assert!(detail.contains("missing"), "{e}");
@@ -361,7 +361,7 @@ async fn fail_deleted_value_blob_is_missing() {
 async fn fail_deleted_epoch_key_is_missing() {
     let (env, secrets) = setup().await;
     std::fs::remove_file(env.obj(&layout::epoch_key(1))).unwrap();
-    let mut v = env.unlock().await.unwrap();
+    let v = env.unlock().await.unwrap();
     let e = err(v.get(secrets[0].path, None).await);
     let detail = assert_integrity(&e, ObjectKind::EpochKey, Some(&layout::epoch_key(1)));
     assert!(detail.contains("missing"), "{e}");

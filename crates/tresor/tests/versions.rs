@@ -314,7 +314,7 @@ async fn destroying_an_epoch_on_a_versioned_bucket_leaves_no_version_of_it() {
     let Some(b) = Bucket::from_env("TRESOR_TEST_S3_VERSIONED", "t23-vault") else { return };
     let trust = tempfile::tempdir().unwrap();
     let store = Store::open(&b.location, true).unwrap();
-    let mut v = tresor::Vault::init(store, &common::pw("correct horse battery"), common::opts(trust.path()))
+    let v = tresor::Vault::init(store, &common::pw("correct horse battery"), common::opts(trust.path()))
         .await
         .unwrap();
     v.set("db/a", b"epoch one, overwritten later").await.unwrap();
@@ -373,14 +373,13 @@ async fn t24_rekey_on_a_versioned_bucket_leaves_no_old_key_file_version() {
     let Some(b) = Bucket::from_env("TRESOR_TEST_S3_VERSIONED", "rekey") else { return };
     let env = common::Env::new();
     let trust = env.path("trust");
-    let mut v =
-        Vault::init(Store::open(&b.location, false).unwrap(), &pw(PASSWORD), opts(&trust)).await.unwrap();
+    let v = Vault::init(Store::open(&b.location, false).unwrap(), &pw(PASSWORD), opts(&trust)).await.unwrap();
     v.set("db/password", b"one").await.unwrap();
     v.set("db/password", b"two").await.unwrap();
     let raw = b.raw();
     let keyfile = b.key("keyfile/00000000000000000001");
     let old_version = raw.head(&Path::from(keyfile.as_str())).await.unwrap().version.expect("a version id");
-    let (mut v, report) = v.rekey(&pw("the new password"), KdfParams::MINIMUM, &mut |_, _| {}).await.unwrap();
+    let (v, report) = v.rekey(&pw("the new password"), KdfParams::MINIMUM, &mut |_, _| {}).await.unwrap();
     assert!(matches!(report.residue, Residue::Removed { versions } if versions > 0), "{:?}", report.residue);
     assert_eq!(v.get("db/password", Some(1)).await.unwrap().as_slice(), b"one");
     drop(v);
@@ -390,10 +389,9 @@ async fn t24_rekey_on_a_versioned_bucket_leaves_no_old_key_file_version() {
     let prefixes: Vec<String> =
         ["keyfile/", "log/", "audit/", "epoch/", "blob/", "snap/"].map(String::from).to_vec();
     assert_eq!(era1.purge_versions(&prefixes).await.unwrap(), Residue::Removed { versions: 0 });
-    let mut v =
-        Vault::unlock(Store::open(&b.location, false).unwrap(), &pw("the new password"), opts(&trust))
-            .await
-            .unwrap();
+    let v = Vault::unlock(Store::open(&b.location, false).unwrap(), &pw("the new password"), opts(&trust))
+        .await
+        .unwrap();
     assert_eq!(v.get("db/password", None).await.unwrap().as_slice(), b"two");
     println!("T24-s3-rekey: old root era deleted with every old version ({:?})", report.residue);
 }

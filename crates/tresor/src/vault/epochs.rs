@@ -11,7 +11,7 @@
 //! Every step is a commit or is repeatable, so an interrupted rotation, re-encryption or
 //! destruction leaves a readable vault, and running the command again finishes it.
 
-use super::{Packs, READ_AHEAD, Vault, epoch_aad, slice_of};
+use super::{Engine, Packs, READ_AHEAD, epoch_aad, slice_of};
 use crate::error::{Error, ObjectKind, Result};
 use crate::layout;
 use crate::model::{BlobRef, Op, Outcome, now_ms};
@@ -119,7 +119,7 @@ impl DestroyReport {
     }
 }
 
-impl Vault {
+impl Engine {
     /// The epoch new values are sealed in.
     pub fn current_epoch(&self) -> u32 {
         self.keyring.current

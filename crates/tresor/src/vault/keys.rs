@@ -14,7 +14,7 @@
 //! `recovery-phrase`), like a read of a secret. [`Vault::derive_encryption_key`], which hands the
 //! raw key to in-process library code, is not: the agent does not serve it.
 
-use super::Vault;
+use super::Engine;
 use crate::error::{Error, Result};
 use crate::model::Outcome;
 use crate::store::Durability;
@@ -68,7 +68,7 @@ fn refuse_reserved(path: &DerivationPath) -> Result<()> {
     Ok(())
 }
 
-impl Vault {
+impl Engine {
     /// The vault's recovery phrase: 24 BIP39 English words encoding the root secret. Whoever
     /// holds it holds the vault; `init` shows it once.
     pub fn recovery_phrase(&self) -> Phrase {
@@ -114,6 +114,15 @@ impl Vault {
                 chain_code: Zeroizing::new(*node.chain_code()),
             }),
         })
+    }
+
+    /// [`Engine::derive_encryption_key`] for a caller outside the vault, recorded in the audit
+    /// trail first: the raw key leaves the vault's keeping.
+    pub async fn reveal_encryption_key(&mut self, name: &str, alg: Algorithm) -> Result<Key> {
+        let key = self.derive_encryption_key(name, alg)?;
+        let detail = format!("key {name} ({alg}): the raw key was handed out");
+        self.audit_append("key derive", None, Outcome::Ok, Some(detail), Durability::Sync).await?;
+        Ok(key)
     }
 
     /// Signs `msg` with the identity at `path`: (signature, public key).

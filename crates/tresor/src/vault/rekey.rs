@@ -2,7 +2,7 @@
 //! every version and the audit trail carried over, the new key file as the switch, and the old
 //! era deleted (see ARCHITECTURE.md, root rotation).
 
-use super::{Durability, Outcome, PACK_TARGET, Vault, epoch_aad, seal_packs};
+use super::{Durability, Engine, Outcome, PACK_TARGET, epoch_aad, seal_packs};
 use crate::error::{Error, Result};
 use crate::keyfile::{KeyFile, check_password_rules};
 use crate::layout;
@@ -46,7 +46,7 @@ impl RekeyReport {
     }
 }
 
-impl Vault {
+impl Engine {
     /// Replaces the root secret: builds root era `e + 1` under a new root (its own recovery
     /// phrase, derived keys and epoch key; one password slot with `new_password`), carries every
     /// version and the audit trail over, switches to it, and deletes era `e`. Returns the handle
@@ -60,7 +60,7 @@ impl Vault {
         new_password: &Password,
         params: KdfParams,
         progress: &mut dyn FnMut(u64, u64),
-    ) -> Result<(Vault, RekeyReport)> {
+    ) -> Result<(Engine, RekeyReport)> {
         check_password_rules(new_password)?;
         params.check().map_err(|_| Error::Invalid("KDF parameters out of the accepted range".into()))?;
         self.refresh().await?;
@@ -107,7 +107,7 @@ impl Vault {
             expect_fingerprint: None,
             rekey_lease: self.opts.rekey_lease,
         };
-        let mut new = Vault::from_root(store, keyfile, keyfile_hash, root, params, opts);
+        let mut new = Engine::from_root(store, keyfile, keyfile_hash, root, params, opts);
         new.base = base.clone();
         new.era = next;
         new.defer_snapshots = true;

@@ -1,0 +1,564 @@
+//! The shareable handle: `Vault`, one unlocked vault served to many callers at once.
+//!
+//! A `Vault` is an `Arc` of the service and the actor it acts for; clones are cheap and every
+//! method takes `&self`. The engine (the single writer, `super::Engine`) sits behind an async
+//! mutex and runs each operation in a spawned task, so a caller dropped at any await loses only
+//! its answer. Plain writes are group-committed here for every caller; reads look the index up
+//! in the shared view and read values without taking the engine (see ARCHITECTURE.md, "The
+//! service model").
+
+use super::{
+    DerivedIdentity, DestroyReport, Engine, EpochList, GcReport, HistoryEntry, KeySlotView, ListEntry,
+    Options, ReencryptReport, RekeyReport, RotateReport, SnapshotTiming, Status, VerifyReport,
+};
+use crate::error::{Category, Error, Result};
+use crate::fingerprint::Fingerprint;
+use crate::model::AuditRecord;
+use crate::store::Store;
+use futures::future::BoxFuture;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, oneshot};
+use tresor_crypto::slip10::DerivationPath;
+use tresor_crypto::transit::{self, Algorithm};
+use tresor_crypto::{KdfParams, Key, Password, Phrase, SecretBytes};
+use zeroize::Zeroizing;
+
+/// Most secrets one group commit takes.
+const GROUP_MAX_ITEMS: usize = 4096;
+
+/// An unlocked vault, shared: clone it for every caller (connection, request, task). Each clone
+/// acts for one actor ([`Vault::with_actor`]), which its audit records and commits name.
+#[derive(Clone)]
+pub struct Vault {
+    svc: Arc<Service>,
+    actor: Arc<str>,
+}
+
+/// What every clone shares.
+struct Service {
+    /// The single writer; `None` once locked (every key wiped).
+    engine: Arc<Mutex<Option<Engine>>>,
+    /// Plain writes waiting to be committed together.
+    writes: std::sync::Mutex<Vec<PendingWrite>>,
+    /// Facts fixed at unlock, readable without the engine.
+    store: Store,
+    vault_id: [u8; 16],
+    fingerprint: Fingerprint,
+    first_use: bool,
+    era: u32,
+    failed_attempts: Vec<u64>,
+    max_value: usize,
+}
+
+/// A plain write waiting for the engine, to be committed together with the others waiting.
+struct PendingWrite {
+    actor: Arc<str>,
+    op: String,
+    items: Vec<(String, Zeroizing<Vec<u8>>)>,
+    reply: oneshot::Sender<Result<Vec<u64>>>,
+}
+
+/// An engine operation run by [`Vault::run`].
+type EngineOp<T> = Box<dyn for<'e> FnOnce(&'e mut Engine) -> BoxFuture<'e, Result<T>> + Send>;
+
+impl Vault {
+    /// Wraps an opened engine; its options' actor is the handle's.
+    pub(crate) fn serve(engine: Engine) -> Vault {
+        let svc = Service {
+            store: engine.store.clone(),
+            vault_id: engine.vault_id,
+            fingerprint: engine.fingerprint,
+            first_use: engine.first_use,
+            era: engine.era,
+            failed_attempts: engine.failed_attempts.clone(),
+            max_value: engine.opts.max_value,
+            writes: std::sync::Mutex::new(Vec::new()),
+            engine: Arc::new(Mutex::new(None)),
+        };
+        let actor: Arc<str> = Arc::from(engine.opts.actor.as_str());
+        // Not contended: nothing else holds the mutex yet.
+        if let Ok(mut slot) = svc.engine.try_lock() {
+            *slot = Some(engine);
+        }
+        Vault { svc: Arc::new(svc), actor }
+    }
+
+    /// Creates a vault at an empty location (see [`Engine::init`]).
+    pub async fn init(store: Store, password: &Password, opts: Options) -> Result<Vault> {
+        Engine::init(store, password, opts).await.map(Vault::serve)
+    }
+
+    /// Unlocks the vault at `store` with `password`.
+    ///
+    /// Refuses a store that serves an older or different history than this machine has seen
+    /// ([`Error::Rollback`], [`Error::Fork`]), or that fails the create-if-absent probe. A wrong
+    /// password is remembered locally and reported — and sealed into the audit trail — at the next
+    /// successful unlock.
+    pub async fn unlock(store: Store, password: &Password, opts: Options) -> Result<Vault> {
+        Engine::unlock(store, password, opts).await.map(Vault::serve)
+    }
+
+    /// Opens the vault with its recovery phrase and sets a new password (see [`Engine::recover`]).
+    pub async fn recover(
+        store: Store,
+        phrase: &Phrase,
+        new_password: &Password,
+        params: KdfParams,
+        keep_slots: bool,
+        opts: Options,
+    ) -> Result<Vault> {
+        Engine::recover(store, phrase, new_password, params, keep_slots, opts).await.map(Vault::serve)
+    }
+
+    /// A handle on the same vault acting for `actor`: what its audit records and commits name (a
+    /// local user and process, a token accessor, a sync peer).
+    pub fn with_actor(&self, actor: impl Into<String>) -> Vault {
+        Vault { svc: self.svc.clone(), actor: Arc::from(actor.into()) }
+    }
+
+    /// Who this handle acts for.
+    pub fn actor(&self) -> &str {
+        &self.actor
+    }
+
+    /// Runs `op` on the engine in a task of its own: a caller dropped meanwhile loses only the
+    /// answer, never leaves the engine half-way. [`Error::Locked`] once the vault is locked.
+    async fn run<T: Send + 'static>(&self, op: EngineOp<T>) -> Result<T> {
+        let engine = self.svc.engine.clone();
+        let actor = self.actor.clone();
+        let task = tokio::spawn(async move {
+            let mut guard = engine.lock_owned().await;
+            let engine = guard.as_mut().ok_or(Error::Locked)?;
+            engine.act_for(&actor);
+            op(engine).await
+        });
+        task.await.map_err(|_| Error::Store("a vault task failed".into()))?
+    }
+
+    /// The engine, in the caller's own future: for operations that report progress through a
+    /// borrowed callback (bulk work, each step a commit of its own: a caller dropped between steps
+    /// leaves what a crash leaves, which the next run finishes).
+    async fn engine_here(&self) -> Result<tokio::sync::OwnedMutexGuard<Option<Engine>>> {
+        let guard = self.svc.engine.clone().lock_owned().await;
+        if guard.is_none() {
+            return Err(Error::Locked);
+        }
+        Ok(guard)
+    }
+
+    /// The vault fingerprint (of the root this handle holds).
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.svc.fingerprint
+    }
+
+    /// Whether this unlock was the first on this machine at this location and pinned the vault
+    /// it found (trust on first use: the caller says so once, SSH-style).
+    pub fn first_use(&self) -> bool {
+        self.svc.first_use
+    }
+
+    /// The root era (1 until the vault is re-keyed).
+    pub fn era(&self) -> u32 {
+        self.svc.era
+    }
+
+    /// Failed unlock attempts (their times) reported by this unlock; now in the audit trail.
+    pub fn failed_attempts(&self) -> &[u64] {
+        &self.svc.failed_attempts
+    }
+
+    /// The vault id.
+    pub fn vault_id(&self) -> [u8; 16] {
+        self.svc.vault_id
+    }
+
+    /// The store this vault lives in (its current root era's).
+    pub fn store(&self) -> &Store {
+        &self.svc.store
+    }
+
+    /// The largest value accepted.
+    pub fn max_value(&self) -> usize {
+        self.svc.max_value
+    }
+
+    /// Whether the vault is still unlocked.
+    pub async fn is_unlocked(&self) -> bool {
+        self.svc.engine.lock().await.is_some()
+    }
+
+    /// Checks `password` against the key file without unlocking anything new; a wrong one counts
+    /// as a failed attempt.
+    pub async fn verify_password(&self, password: &Password) -> Result<()> {
+        let password = copy_password(password);
+        self.run(Box::new(move |e| Box::pin(async move { e.verify_password(&password).await }))).await
+    }
+
+    /// How long reading and opening the newest snapshot takes.
+    pub async fn measure_snapshot(&self) -> Result<Option<SnapshotTiming>> {
+        self.run(Box::new(|e| Box::pin(async move { e.measure_snapshot().await }))).await
+    }
+
+    /// Writes a snapshot of the index as of the newest commit; returns its commit.
+    pub async fn snapshot(&self) -> Result<u64> {
+        self.run(Box::new(|e| Box::pin(async move { e.snapshot().await }))).await
+    }
+
+    /// Reads commits other writers appended since this handle last looked.
+    pub async fn refresh(&self) -> Result<()> {
+        self.run(Box::new(|e| Box::pin(async move { e.refresh().await }))).await
+    }
+
+    /// Reads, checks and decrypts the whole audit trail, oldest first (audited itself).
+    pub async fn audit_trail(&self) -> Result<Vec<(u64, AuditRecord)>> {
+        self.run(Box::new(|e| Box::pin(async move { e.audit_trail().await }))).await
+    }
+
+    /// Proves the commit log and the audit trail whole and every value authentic.
+    pub async fn verify(&self) -> Result<VerifyReport> {
+        self.run(Box::new(|e| Box::pin(async move { e.verify().await }))).await
+    }
+
+    /// The value of `path` (its current version, or `version`).
+    pub async fn get(&self, path: &str, version: Option<u64>) -> Result<SecretBytes> {
+        let path = path.to_string();
+        self.run(Box::new(move |e| Box::pin(async move { e.get(&path, version).await }))).await
+    }
+
+    /// Stores a new version of `path`; returns its version number. Writes that arrive together
+    /// share one commit.
+    pub async fn set(&self, path: &str, value: &[u8]) -> Result<u64> {
+        let versions = self.set_many("set", &[(path, value)]).await?;
+        versions.first().copied().ok_or_else(|| Error::Invalid("nothing was written".into()))
+    }
+
+    /// Stores a new version of `path` only if its current version is `cas` (0: only if it has no
+    /// live version), as Vault's KV v2 check-and-set.
+    pub async fn set_cas(&self, path: &str, value: &[u8], cas: u64) -> Result<u64> {
+        let (path, value) = (path.to_string(), Zeroizing::new(value.to_vec()));
+        self.run(Box::new(move |e| Box::pin(async move { e.set_cas(&path, &value, cas).await }))).await
+    }
+
+    /// Stores several secrets in one commit (all or none); `op` names it in the audit trail.
+    /// Requests that arrive while the engine is busy are committed together (group commit): each
+    /// gets its own versions, and a request refused as invalid fails alone.
+    pub async fn set_many(&self, op: &str, items: &[(&str, &[u8])]) -> Result<Vec<u64>> {
+        let (reply, answer) = oneshot::channel();
+        let items = items.iter().map(|(p, v)| (p.to_string(), Zeroizing::new(v.to_vec()))).collect();
+        lock_queue(&self.svc.writes).push(PendingWrite {
+            actor: self.actor.clone(),
+            op: op.to_string(),
+            items,
+            reply,
+        });
+        // Whoever takes the engine next commits everything waiting, in a task of its own.
+        let svc = self.svc.clone();
+        tokio::spawn(async move {
+            let mut guard = svc.engine.clone().lock_owned().await;
+            let batch = std::mem::take(&mut *lock_queue(&svc.writes));
+            if batch.is_empty() {
+                return;
+            }
+            match guard.as_mut() {
+                Some(engine) => group_commit(engine, batch).await,
+                None => batch.into_iter().for_each(|p| drop(p.reply.send(Err(Error::Locked)))),
+            }
+        });
+        answer.await.unwrap_or(Err(Error::Locked))
+    }
+
+    /// Deletes the current version of `path` (history is kept); returns the deleted version.
+    pub async fn delete(&self, path: &str) -> Result<u64> {
+        let path = path.to_string();
+        self.run(Box::new(move |e| Box::pin(async move { e.delete(&path).await }))).await
+    }
+
+    /// Live secrets under `prefix`.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ListEntry>> {
+        let prefix = prefix.to_string();
+        self.run(Box::new(move |e| Box::pin(async move { e.list(&prefix).await }))).await
+    }
+
+    /// Every version of `path`, oldest first.
+    pub async fn history(&self, path: &str) -> Result<Vec<HistoryEntry>> {
+        let path = path.to_string();
+        self.run(Box::new(move |e| Box::pin(async move { e.history(&path).await }))).await
+    }
+
+    /// The vault's summary.
+    pub async fn status(&self) -> Result<Status> {
+        self.run(Box::new(|e| Box::pin(async move { e.status().await }))).await
+    }
+
+    /// Locks the vault for every clone: records why, then wipes every key. Requests in flight
+    /// and later ones fail with [`Error::Locked`].
+    pub async fn lock(&self, reason: &str) -> Result<()> {
+        let Some(mut engine) = self.svc.engine.lock().await.take() else {
+            return Ok(());
+        };
+        engine.act_for(&self.actor);
+        // The engine is dropped inside: every key is wiped.
+        engine.lock(reason).await
+    }
+
+    /// Changes the password of the slot that opened this vault.
+    pub async fn passwd(&self, new_password: &Password, params: KdfParams) -> Result<()> {
+        let password = copy_password(new_password);
+        self.run(Box::new(move |e| Box::pin(async move { e.passwd(&password, params).await }))).await
+    }
+
+    /// The key file's slots.
+    pub async fn keyslots(&self) -> Result<Vec<KeySlotView>> {
+        self.run(Box::new(|e| Box::pin(async move { e.keyslots().await }))).await
+    }
+
+    /// Adds a password slot; returns its index.
+    pub async fn keyslot_add(&self, password: &Password, params: KdfParams) -> Result<usize> {
+        let password = copy_password(password);
+        self.run(Box::new(move |e| Box::pin(async move { e.keyslot_add(&password, params).await }))).await
+    }
+
+    /// Removes a password slot.
+    pub async fn keyslot_remove(&self, index: usize) -> Result<()> {
+        self.run(Box::new(move |e| Box::pin(async move { e.keyslot_remove(index).await }))).await
+    }
+
+    /// Removes what nothing references any more (see [`GcReport`]).
+    pub async fn gc(&self, grace: Duration, dry_run: bool) -> Result<GcReport> {
+        self.run(Box::new(move |e| Box::pin(async move { e.gc(grace, dry_run).await }))).await
+    }
+
+    /// The epochs and their state.
+    pub async fn epochs(&self) -> Result<EpochList> {
+        self.run(Box::new(|e| Box::pin(async move { e.epochs().await }))).await
+    }
+
+    /// The epoch new values are sealed in.
+    pub async fn current_epoch(&self) -> Result<u32> {
+        self.run(Box::new(|e| Box::pin(async move { Ok(e.current_epoch()) }))).await
+    }
+
+    /// Starts a new epoch; `reason` is recorded.
+    pub async fn rotate(&self, reason: &str) -> Result<RotateReport> {
+        let reason = reason.to_string();
+        self.run(Box::new(move |e| Box::pin(async move { e.rotate(&reason).await }))).await
+    }
+
+    /// Applies the rotation policy: rotates if the current epoch is older than it allows.
+    pub async fn rotate_if_due(&self) -> Result<Option<RotateReport>> {
+        self.run(Box::new(|e| Box::pin(async move { e.rotate_if_due().await }))).await
+    }
+
+    /// When and why the last automatic rotation failed, if it did.
+    pub async fn rotation_failure(&self) -> Result<Option<String>> {
+        self.run(Box::new(|e| Box::pin(async move { Ok(e.rotation_failure().map(str::to_string)) }))).await
+    }
+
+    /// Starts a new epoch because `revoked` lost access.
+    pub async fn rotate_on_revocation(&self, revoked: &str) -> Result<RotateReport> {
+        let revoked = revoked.to_string();
+        self.run(Box::new(move |e| Box::pin(async move { e.rotate_on_revocation(&revoked).await }))).await
+    }
+
+    /// Sets the automatic rotation policy.
+    pub async fn set_rotation_policy(&self, every: Option<Duration>) -> Result<()> {
+        self.run(Box::new(move |e| Box::pin(async move { e.set_rotation_policy(every).await }))).await
+    }
+
+    /// Re-seals every value not in the current epoch into it; `progress(done, total)` after
+    /// each batch.
+    pub async fn reencrypt(&self, progress: &mut (dyn FnMut(u64, u64) + Send)) -> Result<ReencryptReport> {
+        let mut guard = self.engine_here().await?;
+        let engine = guard.as_mut().ok_or(Error::Locked)?;
+        engine.act_for(&self.actor);
+        engine.reencrypt(progress).await
+    }
+
+    /// Destroys `epoch` (see [`Engine::destroy_epoch`]).
+    pub async fn destroy_epoch(
+        &self,
+        epoch: u32,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> Result<DestroyReport> {
+        let mut guard = self.engine_here().await?;
+        let engine = guard.as_mut().ok_or(Error::Locked)?;
+        engine.act_for(&self.actor);
+        engine.destroy_epoch(epoch, progress).await
+    }
+
+    /// Re-seals the values read from older epochs since the last time.
+    pub async fn flush_reseal(&self) -> Result<()> {
+        self.run(Box::new(|e| {
+            Box::pin(async move {
+                e.flush_reseal().await;
+                Ok(())
+            })
+        }))
+        .await
+    }
+
+    /// The vault's recovery phrase, recorded in the audit trail first: whoever holds it holds
+    /// the vault.
+    pub async fn recovery_phrase(&self) -> Result<Phrase> {
+        self.run(Box::new(|e| Box::pin(async move { e.reveal_recovery_phrase().await }))).await
+    }
+
+    /// The Ed25519 identity at `path`; its private half only with `show_private` (audited).
+    pub async fn derive_ed25519(&self, path: &DerivationPath, show_private: bool) -> Result<DerivedIdentity> {
+        let path = path.clone();
+        self.run(Box::new(move |e| Box::pin(async move { e.derive_ed25519(&path, show_private).await })))
+            .await
+    }
+
+    /// Signs `msg` with the identity at `path`: (signature, public key).
+    pub async fn sign(&self, path: &DerivationPath, msg: &[u8]) -> Result<([u8; 64], [u8; 32])> {
+        let (path, msg) = (path.clone(), msg.to_vec());
+        self.run(Box::new(move |e| Box::pin(async move { e.sign(&path, &msg).await }))).await
+    }
+
+    /// The raw transit key `name` for `alg`, for in-process callers that must hold it
+    /// themselves (audited: a raw key leaves the vault's keeping).
+    pub async fn derive_encryption_key(&self, name: &str, alg: Algorithm) -> Result<Key> {
+        let name = name.to_string();
+        self.run(Box::new(move |e| Box::pin(async move { e.reveal_encryption_key(&name, alg).await }))).await
+    }
+
+    /// A per-message key of transit key `name` for streaming (see [`Engine::transit_stream_key`]).
+    pub async fn transit_stream_key(
+        &self,
+        name: &str,
+        alg: Algorithm,
+        salt: Option<[u8; transit::SALT_LEN]>,
+    ) -> Result<([u8; transit::SALT_LEN], Key)> {
+        let name = name.to_string();
+        self.run(Box::new(move |e| Box::pin(async move { e.transit_stream_key(&name, alg, salt).await })))
+            .await
+    }
+
+    /// Encrypts `plaintext` with transit key `name`.
+    pub async fn encrypt(&self, name: &str, alg: Algorithm, plaintext: &[u8]) -> Result<Vec<u8>> {
+        let (name, plaintext) = (name.to_string(), Zeroizing::new(plaintext.to_vec()));
+        self.run(Box::new(move |e| Box::pin(async move { e.encrypt(&name, alg, &plaintext).await }))).await
+    }
+
+    /// Decrypts a transit ciphertext (of key `expected`, if given).
+    pub async fn decrypt(&self, ciphertext: &[u8], expected: Option<&str>) -> Result<SecretBytes> {
+        let (ciphertext, expected) = (ciphertext.to_vec(), expected.map(str::to_string));
+        self.run(Box::new(move |e| {
+            Box::pin(async move { e.decrypt(&ciphertext, expected.as_deref()).await })
+        }))
+        .await
+    }
+
+    /// Rotates the root secret (see [`Engine::rekey`]): this handle is locked, and the handle of
+    /// the new root era is returned.
+    pub async fn rekey(
+        &self,
+        new_password: &Password,
+        params: KdfParams,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(Vault, RekeyReport)> {
+        let Some(mut engine) = self.svc.engine.lock().await.take() else {
+            return Err(Error::Locked);
+        };
+        engine.act_for(&self.actor);
+        let (engine, report) = engine.rekey(new_password, params, progress).await?;
+        Ok((Vault::serve(engine), report))
+    }
+
+    /// Abandons a re-key that did not finish: the era takes writes again.
+    pub async fn abort_rekey(&self) -> Result<()> {
+        self.run(Box::new(|e| Box::pin(async move { e.abort_rekey().await }))).await
+    }
+
+    /// The vault's objects in an archive, after proving its chains whole (audited).
+    pub async fn export(&self) -> Result<Vec<u8>> {
+        self.run(Box::new(|e| Box::pin(async move { crate::archive::export_engine(e).await }))).await
+    }
+}
+
+fn lock_queue(queue: &std::sync::Mutex<Vec<PendingWrite>>) -> std::sync::MutexGuard<'_, Vec<PendingWrite>> {
+    // A panic while holding this lock cannot leave the queue half-changed (push / take only).
+    queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A copy of a password for a task of its own (wiped on drop like the original).
+fn copy_password(password: &Password) -> Password {
+    Password::from(secrecy::ExposeSecret::expose_secret(password).to_string())
+}
+
+/// Commits waiting writes in as few commits as possible: consecutive requests with the same audit
+/// operation and no path in common share one commit (all or none), each request's audit records
+/// naming its own actor. If a shared commit is refused as invalid, each of its requests runs on
+/// its own, so one bad request fails alone with exactly the error it would have had; any other
+/// failure is every request's answer (running them again could write twice what may have landed).
+async fn group_commit(engine: &mut Engine, batch: Vec<PendingWrite>) {
+    let mut groups: Vec<Vec<PendingWrite>> = Vec::new();
+    let mut paths = std::collections::HashSet::new();
+    let mut items = 0;
+    for pending in batch {
+        let fits = groups.last().is_some_and(|g| {
+            g[0].op == pending.op
+                && items + pending.items.len() <= GROUP_MAX_ITEMS
+                && pending.items.iter().all(|(p, _)| !paths.contains(p.as_str()))
+        });
+        if !fits {
+            groups.push(Vec::new());
+            paths.clear();
+            items = 0;
+        }
+        paths.extend(pending.items.iter().map(|(p, _)| p.clone()));
+        items += pending.items.len();
+        if let Some(group) = groups.last_mut() {
+            group.push(pending);
+        }
+    }
+    for group in groups {
+        if group.len() == 1 || group.iter().any(|p| has_duplicates(&p.items)) {
+            for p in group {
+                let result = write_one(engine, &p).await;
+                let _ = p.reply.send(result);
+            }
+            continue;
+        }
+        let borrowed: Vec<(&str, &[u8])> =
+            group.iter().flat_map(|p| p.items.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).collect();
+        let runs: Vec<(usize, &str)> = group.iter().map(|p| (p.items.len(), &*p.actor)).collect();
+        engine.act_for(&group[0].actor);
+        match engine.put_as(&group[0].op, &borrowed, &runs, None).await {
+            Ok(versions) => {
+                let mut versions = versions.into_iter();
+                for p in group {
+                    let mine: Vec<u64> = versions.by_ref().take(p.items.len()).collect();
+                    let _ = p.reply.send(Ok(mine));
+                }
+            }
+            // Refused before anything was written (a bad path or value in one of the requests):
+            // each on its own, so only the bad one fails.
+            Err(e) if e.category() == Category::Invalid => {
+                for p in group {
+                    let result = write_one(engine, &p).await;
+                    let _ = p.reply.send(result);
+                }
+            }
+            Err(e) => {
+                for p in group {
+                    let _ = p.reply.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// One waiting write on its own.
+async fn write_one(engine: &mut Engine, p: &PendingWrite) -> Result<Vec<u64>> {
+    engine.act_for(&p.actor);
+    let borrowed: Vec<(&str, &[u8])> = p.items.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+    engine.set_many(&p.op, &borrowed).await
+}
+
+fn has_duplicates(items: &[(String, Zeroizing<Vec<u8>>)]) -> bool {
+    let mut seen = std::collections::HashSet::new();
+    !items.iter().all(|(p, _)| seen.insert(p.as_str()))
+}
