@@ -167,6 +167,36 @@ pub struct AuditRecord {
     pub detail: Option<String>,
 }
 
+/// The format of audit entries this version writes: a version byte, then the postcard list of
+/// the entry's records (a batch: reads that arrived together share one entry). Format 1 — an
+/// entry that is one postcard record, with no version byte — is what earlier versions wrote; its
+/// first byte is that of a varint millisecond time, so 0 or at least 0x80, never 1 to 127.
+/// Later formats add fields by taking the next version number: old trails keep reading.
+pub const AUDIT_FORMAT: u8 = 2;
+
+/// Encodes the records of one audit entry (format [`AUDIT_FORMAT`]).
+pub fn encode_audit(records: &[AuditRecord]) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    let body = encode(&records)?;
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(body.len() + 1));
+    out.push(AUDIT_FORMAT);
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Decodes an opened audit entry of any known format: its records, oldest first.
+pub fn decode_audit(bytes: &[u8], object: &str) -> Result<Vec<AuditRecord>> {
+    match bytes.first() {
+        Some(&AUDIT_FORMAT) => decode(&bytes[1..], ObjectKind::AuditRecord, object),
+        Some(0 | 0x80..) => Ok(vec![decode(bytes, ObjectKind::AuditRecord, object)?]),
+        Some(other) => Err(Error::integrity(
+            ObjectKind::AuditRecord,
+            object,
+            format!("is in audit format {other}, which this version of tresor does not know: upgrade it"),
+        )),
+        None => Err(Error::integrity(ObjectKind::AuditRecord, object, "authenticated but is empty")),
+    }
+}
+
 /// Encodes a model value for sealing.
 pub fn encode<T: Serialize>(value: &T) -> Result<zeroize::Zeroizing<Vec<u8>>> {
     postcard::to_stdvec(value)
@@ -238,6 +268,32 @@ mod tests {
             let bytes = encode(&r).unwrap();
             prop_assert_eq!(decode::<AuditRecord>(&bytes, ObjectKind::AuditRecord, "x").unwrap(), r);
         }
+    }
+
+    proptest! {
+        #[test]
+        fn audit_entry_roundtrip(times in proptest::collection::vec(any::<u64>(), 0..6), actor in "\\PC{0,20}") {
+            let records: Vec<AuditRecord> = times.iter().map(|t| AuditRecord {
+                time_ms: *t, actor: actor.clone(), op: "get".into(), path: Some("a/b".into()),
+                outcome: Outcome::Ok, detail: None,
+            }).collect();
+            let bytes = encode_audit(&records).unwrap();
+            prop_assert_eq!(decode_audit(&bytes, "x").unwrap(), records);
+        }
+
+        #[test]
+        fn audit_format_1_entries_still_read(time_ms in 128u64.., actor in "\\PC{0,20}") {
+            let record = AuditRecord { time_ms, actor, op: "get".into(), path: None, outcome: Outcome::Ok, detail: None };
+            let bytes = encode(&record).unwrap();
+            prop_assert!(bytes[0] >= 0x80);
+            prop_assert_eq!(decode_audit(&bytes, "x").unwrap(), vec![record]);
+        }
+    }
+
+    #[test]
+    fn fail_unknown_audit_format_says_upgrade() {
+        let err = decode_audit(&[9, 0], "audit/3").unwrap_err();
+        assert!(err.to_string().contains("audit format 9"), "{err}");
     }
 
     #[test]

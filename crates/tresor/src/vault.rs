@@ -12,7 +12,9 @@ use crate::index::{Index, validate_path};
 use crate::keyfile::{KeyFile, SlotKind, SlotOpen, check_password_rules};
 use crate::keyring::Keyring;
 use crate::layout::{self, parse_seq};
-use crate::model::{AuditAnchor, AuditRecord, BlobRef, Commit, Op, Outcome, decode, encode, now_ms};
+use crate::model::{
+    AuditAnchor, AuditRecord, BlobRef, Commit, Op, Outcome, decode, decode_audit, encode, now_ms,
+};
 use crate::snapshot;
 use crate::store::{Created, Durability, Store};
 use crate::trust::{LocationPin, TrustState, TrustStore};
@@ -28,10 +30,12 @@ use tresor_crypto::envelope::Context;
 use tresor_crypto::wrap::{unwrap_key, wrap_key};
 use tresor_crypto::{KdfParams, Key, Password, Purpose, SecretBytes, derive_key};
 
+mod audit;
 mod epochs;
 mod keys;
 mod rekey;
 mod service;
+mod view;
 pub use crate::versions::Residue;
 pub use epochs::{DestroyReport, EpochList, EpochView, ReencryptReport, RotateReport};
 pub use keys::{DerivedIdentity, PrivateNode};
@@ -45,8 +49,6 @@ pub const DEFAULT_MAX_VALUE: usize = 1 << 20;
 const MAX_RETRIES: usize = 64;
 /// See [`MAX_RETRIES`].
 const RETRY_FOR: Duration = Duration::from_secs(60);
-/// Audit records appended without pinning the head in the trust state, at most.
-const PIN_EVERY: usize = 64;
 /// Writes of more secrets than this make their blobs and audit records durable all at once.
 const SMALL_WRITE: usize = 4;
 /// Paths named by one audit record of a big write (a record stays far below its size limit).
@@ -296,11 +298,10 @@ pub(crate) struct Engine {
     store: Store,
     vault_id: [u8; 16],
     keys: Keys,
-    /// Epoch keys unwrapped so far (a destroyed epoch's is wiped as soon as its commit is seen).
-    epochs: HashMap<u32, Arc<Key>>,
+    /// The index, the epoch keys unwrapped so far (a destroyed epoch's is dropped as soon as
+    /// its commit is seen) and the queue of values to re-seal, shared with the read path.
+    view: Arc<view::View>,
     keyring: Keyring,
-    /// Versions read from older epochs, to be re-sealed into the current one in a batch.
-    reseal_queue: Vec<(String, u64, BlobRef)>,
     /// A bulk operation (re-encryption) is under way: it snapshots once, at its end.
     defer_snapshots: bool,
     keyfile: KeyFile,
@@ -309,9 +310,10 @@ pub(crate) struct Engine {
     logged_keyfile: (u64, Option<[u8; 32]>),
     kdf: KdfParams,
     log: Head,
-    audit: Head,
+    /// The head of the audit trail, shared with the read path (which appends batches of records
+    /// without taking the engine).
+    lane: Arc<tokio::sync::Mutex<audit::Lane>>,
     last_anchor: Option<AuditAnchor>,
-    index: Index,
     /// The commit of the newest snapshot this handle read or wrote (pinned in the trust state).
     snapshot_seq: u64,
     /// The newest snapshot known to exist (≥ `snapshot_seq`; another writer's, not read), the
@@ -321,9 +323,9 @@ pub(crate) struct Engine {
     ops_since_snapshot: u64,
     opts: Options,
     failed_attempts: Vec<u64>,
-    /// Objects written without fsync and not yet made durable — audit records of reads, and the
-    /// blobs and records of a big write before its commit: never pinned, anchored, referenced or
-    /// chained onto by a durable object before [`Store::sync`] has made them durable.
+    /// Blobs written without fsync and not yet made durable (a big write's, before its commit):
+    /// never referenced by a commit before [`Store::sync`] has made them durable. The audit
+    /// lane keeps its own list.
     unsynced: Vec<String>,
     /// The password slot that opened this handle (`None` once that slot was removed).
     slot: Option<usize>,
@@ -351,9 +353,7 @@ impl Drop for Engine {
     /// Pins the newest audit head (without fsync) so that a store dropping the records of this
     /// session's reads is caught at the next unlock. The keys are wiped by their own drops.
     fn drop(&mut self) {
-        if !self.unsynced.is_empty() {
-            let _ = self.save_trust_blocking();
-        }
+        let _ = self.save_trust_blocking();
     }
 }
 
@@ -586,6 +586,12 @@ impl Engine {
         let store_for_base = store.clone();
         let root_for_fingerprint = &root;
         let fingerprint = Fingerprint::of(root_for_fingerprint, &vault_id);
+        let lane = audit::Lane::new(
+            Chain::new(LogKind::Audit, &root, vault_id),
+            store.clone(),
+            opts.trust.clone(),
+            vault_id,
+        );
         let keys = Keys {
             commit: Chain::new(LogKind::Commit, &root, vault_id),
             audit: Chain::new(LogKind::Audit, &root, vault_id),
@@ -597,18 +603,16 @@ impl Engine {
             store,
             vault_id,
             keys,
-            epochs: HashMap::new(),
+            view: Arc::default(),
             keyring: Keyring::default(),
-            reseal_queue: Vec::new(),
             defer_snapshots: false,
             logged_keyfile: (keyfile.generation, Some(keyfile_hash)),
             keyfile,
             keyfile_hash,
             kdf,
             log: EMPTY,
-            audit: EMPTY,
+            lane: Arc::new(tokio::sync::Mutex::new(lane)),
             last_anchor: None,
-            index: Index::default(),
             snapshot_seq: 0,
             snapshot_base: 0,
             ops_after_base: std::collections::VecDeque::new(),
@@ -652,7 +656,7 @@ impl Engine {
         let epoch_key = Key::generate()?;
         let wrapped = wrap_key(&vault.keys.shield, &epoch_aad(&vault_id, epoch), &epoch_key)?;
         vault.create_once(&layout::epoch_key(epoch), &wrapped).await?;
-        vault.epochs.insert(epoch, Arc::new(epoch_key));
+        vault.view.insert_epoch(epoch, Arc::new(epoch_key));
         vault.audit_append("init", None, Outcome::Ok, None, Durability::Sync).await?;
         vault
             .commit(|_, _| {
@@ -889,41 +893,33 @@ impl Engine {
         self.vault_id
     }
 
-    /// Makes every object written with [`Durability::Relaxed`] so far (audit records, blobs)
-    /// durable, on a blocking thread: a re-encryption prepares its next batch meanwhile.
-    async fn sync_audit(&mut self) -> Result<()> {
-        if self.unsynced.is_empty() {
-            return Ok(());
-        }
-        // The names stay listed until the sync is done: if this future is dropped while it waits
-        // (a cancelled request), the next durable write syncs them again.
-        let names = self.unsynced.clone();
-        let count = names.len();
-        let store = self.store.clone();
-        tokio::task::spawn_blocking(move || store.sync(&names))
-            .await
-            .map_err(|_| Error::Store("a sync thread panicked".into()))??;
-        // Nothing was added meanwhile (`&mut self` is held): exactly those are durable now.
-        self.unsynced.drain(..count);
-        Ok(())
-    }
-
     /// Pins what this handle has seen in the trust state. Only durable state is pinned: a pin of a
     /// record that a power failure then loses would be a false alarm at the next unlock. The
     /// trust file is written (and fsynced) on a blocking thread.
     async fn save_trust(&mut self) -> Result<()> {
-        self.sync_audit().await?;
-        let (trust, vault_id, update) = self.trust_update();
+        let audit = {
+            let mut lane = self.lane.lock().await;
+            lane.unsynced.append(&mut self.unsynced);
+            lane.sync().await?;
+            lane.head
+        };
+        let (trust, vault_id, update) = self.trust_update(audit);
         tokio::task::spawn_blocking(move || trust.update(&vault_id, &update.0, update.1).map(drop))
             .await
             .map_err(|_| Error::Store("a trust-state thread panicked".into()))?
     }
 
-    /// [`Vault::save_trust`] without a runtime (on drop).
+    /// [`Engine::save_trust`] without a runtime (on drop), if anything is not durable yet.
     fn save_trust_blocking(&mut self) -> Result<()> {
-        self.store.sync(&self.unsynced)?;
-        self.unsynced.clear();
-        let (trust, vault_id, (location, update)) = self.trust_update();
+        let lane = self.lane.clone();
+        // A batch of reads holding the lane right now pins its own head.
+        let Ok(mut lane) = lane.try_lock() else { return Ok(()) };
+        lane.unsynced.append(&mut self.unsynced);
+        if lane.unsynced.is_empty() {
+            return Ok(());
+        }
+        lane.sync_blocking()?;
+        let (trust, vault_id, (location, update)) = self.trust_update(lane.head);
         trust.update(&vault_id, &location, update).map(drop)
     }
 
@@ -932,8 +928,9 @@ impl Engine {
     #[allow(clippy::type_complexity)]
     fn trust_update(
         &self,
+        audit: Head,
     ) -> (TrustStore, [u8; 16], (String, impl FnOnce(&mut TrustState) + Send + 'static)) {
-        let (log, audit) = (self.log, self.audit);
+        let log = self.log;
         // Every password slot of the (MAC-checked) key file keeps opening the vault here.
         let kdf = self.keyfile.kdf_floor().unwrap_or(self.kdf);
         let (generation, snapshot_seq) = (self.keyfile.generation, self.snapshot_seq);
@@ -975,18 +972,25 @@ impl Engine {
                     }
                 }
                 // Forward secrecy: a destroyed epoch's key leaves memory too.
-                Op::DestroyEpoch { epoch } => drop(self.epochs.remove(epoch)),
+                Op::DestroyEpoch { epoch } => self.view.remove_epoch(*epoch),
                 _ => {}
             }
             self.keyring.apply(op, commit.time_ms);
-            self.index.apply(op, commit.time_ms);
         }
+        {
+            let mut index = self.view.index_mut();
+            for op in &commit.ops {
+                index.apply(op, commit.time_ms);
+            }
+        }
+        self.view.set_current_epoch(self.keyring.current);
         if commit.audit.is_some() {
             self.last_anchor = commit.audit;
         }
         self.ops_since_snapshot += commit.ops.len() as u64;
         self.ops_after_base.push_back((seq, commit.ops.len() as u64));
         self.log = Head { seq, link: self.keys.commit.link(bytes) };
+        self.view.set_log_seq(seq);
         Ok(())
     }
 
@@ -1113,9 +1117,11 @@ impl Engine {
             let (header, index) = snapshot::open(&self.keys.snapshot, &self.vault_id, found, &envelopes)?;
             drop(envelopes);
             self.check_snapshot(&header, found, trust).await?;
-            self.index = index;
+            *self.view.index_mut() = index;
             self.log = Head { seq: header.seq, link: header.link };
+            self.view.set_log_seq(header.seq);
             self.keyring = header.keyring;
+            self.view.set_current_epoch(self.keyring.current);
             self.logged_keyfile = header.keyfile;
             self.last_anchor = header.anchor;
             self.snapshot_seq = header.seq;
@@ -1226,7 +1232,7 @@ impl Engine {
             Some(every) => commits >= every.max(1),
             None => {
                 commits >= SNAPSHOT_COMMITS
-                    || self.ops_since_snapshot >= (self.index.len() as u64 / 8).max(SNAPSHOT_MIN_OPS)
+                    || self.ops_since_snapshot >= (self.view.index().len() as u64 / 8).max(SNAPSHOT_MIN_OPS)
             }
         }
     }
@@ -1240,10 +1246,10 @@ impl Engine {
             keyring: self.keyring.clone(),
             keyfile: self.logged_keyfile,
             anchor: self.last_anchor,
-            entries: self.index.len() as u64,
+            entries: self.view.index().len() as u64,
         };
         let sealed = {
-            let plaintexts = snapshot::encode(&header, &self.index)?;
+            let plaintexts = snapshot::encode(&header, &self.view.index())?;
             snapshot::seal(&self.keys.snapshot, &self.vault_id, header.seq, &plaintexts)?
         };
         let names: Vec<String> = sealed.iter().map(|(name, _)| name.clone()).collect();
@@ -1355,7 +1361,7 @@ impl Engine {
             } else {
                 self.refresh().await?;
             }
-            let ops = build(&self.index, &self.keyring)?;
+            let ops = build(&self.view.index(), &self.keyring)?;
             // A fenced era (a re-key is making the next one) takes nothing but the abort of that
             // re-key: a write landing here would be lost with the era.
             if let Some(next) = self.keyring.fence.map(|f| f.next)
@@ -1374,16 +1380,20 @@ impl Engine {
                     "the key file was changed by another writer meanwhile; run the command again".into(),
                 ));
             }
+            // The commit anchors the audit head: it must be durable first.
+            let audit = {
+                let mut lane = self.lane.lock().await;
+                lane.unsynced.append(&mut self.unsynced);
+                lane.sync().await?;
+                lane.head
+            };
             let commit = Commit {
                 time_ms: now_ms(),
                 actor: self.opts.actor.clone(),
                 writer,
-                audit: (self.audit.seq > 0)
-                    .then_some(AuditAnchor { seq: self.audit.seq, link: self.audit.link }),
+                audit: (audit.seq > 0).then_some(AuditAnchor { seq: audit.seq, link: audit.link }),
                 ops,
             };
-            // The commit anchors the audit head: it must be durable first.
-            self.sync_audit().await?;
             let seq = self.log.seq + 1;
             let entry = self.keys.commit.seal(seq, &self.log.link, &encode(&commit)?)?;
             if self.create_idempotent(&layout::commit(seq), &entry, Durability::Sync).await? {
@@ -1432,7 +1442,7 @@ impl Engine {
         if trust.audit_seq > 0 && hex::encode(self.audit_link(trust.audit_seq).await?) != trust.audit_link {
             return Err(Error::Fork { kind: ObjectKind::AuditRecord, seq: trust.audit_seq });
         }
-        let scanned = self.scan_audit_head(pinned).await?;
+        let scanned = self.lane.lock().await.scan_head(pinned).await?;
         let mut torn = None;
         let store = self.store.clone();
         let mut records = std::pin::pin!(
@@ -1454,7 +1464,7 @@ impl Engine {
                 }
             }
         }
-        self.audit = head;
+        self.lane.lock().await.head = head;
         let Some(from) = torn else { return Ok(None) };
         // A power failure tears the newest few unpinned read records (at most 63 per agent
         // session between pins); a store claiming more after an unreadable one is not that, and
@@ -1487,67 +1497,10 @@ impl Engine {
         Ok(self.keys.audit.link(&bytes))
     }
 
-    /// The newest audit record at or after `from` (which must exist, or be 0), and its link.
-    async fn scan_audit_head(&self, from: u64) -> Result<Head> {
-        let seq = self.scan_head(LogKind::Audit, from).await?;
-        if seq == 0 {
-            return Ok(EMPTY);
-        }
-        let bytes = self.store.get_required(&layout::audit(seq), "vanished while being read").await?;
-        Ok(Head { seq, link: self.keys.audit.link(&bytes) })
-    }
-
     /// The newest entry of a log at or after `from` (which must exist, or be 0): entries appended
     /// since are found by galloping forward, then bisecting, without listing the log.
     async fn scan_head(&self, kind: LogKind, from: u64) -> Result<u64> {
-        // Each round asks about several names at once (one round trip on S3, not one per name):
-        // first exponentially spaced ones until one is missing, then evenly spaced ones between
-        // the last present and the first missing. The store chooses which names exist: the
-        // arithmetic must not overflow, and the search stops by 2^62.
-        // A store that answers "exists" to everything must not make this endless: the spacing
-        // keeps doubling from round to round (2^0..2^11, then 2^12..2^23, ...), so 2^62 is
-        // reached in six rounds and the bisection takes eighteen more.
-        const FAN: u32 = 12;
-        let mut lo = from;
-        let mut shift = 0;
-        let hi = loop {
-            if lo >= 1 << 62 || shift >= 62 {
-                return Ok(lo);
-            }
-            let candidates: Vec<u64> =
-                (0..FAN).filter(|i| shift + i < 62).map(|i| lo + (1u64 << (shift + i))).collect();
-            let present = self.exist_all(kind, &candidates).await?;
-            match present.iter().position(|p| !p) {
-                Some(0) => break candidates[0],
-                Some(i) => {
-                    lo = candidates[i - 1];
-                    break candidates[i];
-                }
-                None => {
-                    lo = candidates[candidates.len() - 1];
-                    shift += FAN;
-                }
-            }
-        };
-        // `from`'s successor itself may be missing; entries between `lo` and the first missing
-        // candidate are found by the bisection.
-        let mut hi = hi;
-        while hi - lo > 1 {
-            let step = ((hi - lo) / u64::from(FAN)).max(1);
-            let points: Vec<u64> = (1..u64::from(FAN)).map(|i| lo + i * step).filter(|p| *p < hi).collect();
-            let present = self.exist_all(kind, &points).await?;
-            let mut next = (lo, hi);
-            for (point, here) in points.iter().zip(present) {
-                if here {
-                    next.0 = *point;
-                } else {
-                    next.1 = *point;
-                    break;
-                }
-            }
-            (lo, hi) = if next == (lo, hi) { (lo, lo + 1) } else { next };
-        }
-        Ok(lo)
+        scan_head(&self.store, kind, from).await
     }
 
     /// Whether entries exist past a gap after `head` (probed densely just after it, then
@@ -1555,22 +1508,77 @@ impl Engine {
     async fn entries_beyond(&self, kind: LogKind, head: u64) -> Result<bool> {
         let probes: Vec<u64> =
             (2..=9).chain((4..=12).map(|k| 1 + (1 << k))).filter_map(|d| head.checked_add(d)).collect();
-        Ok(self.exist_all(kind, &probes).await?.into_iter().any(|here| here))
+        Ok(exist_all(&self.store, kind, &probes).await?.into_iter().any(|here| here))
     }
+}
 
-    /// Whether each of the entries `seqs` of a log exists, asked concurrently.
-    async fn exist_all(&self, kind: LogKind, seqs: &[u64]) -> Result<Vec<bool>> {
-        let checks: Vec<_> = seqs
-            .iter()
-            .map(|seq| {
-                let store = self.store.clone();
-                let name = kind.name(*seq);
-                async move { store.exists(&name).await }
-            })
-            .collect();
-        futures::future::try_join_all(checks).await
+/// The newest entry of a log at or after `from` (which must exist, or be 0): entries appended
+/// since are found by galloping forward, then bisecting, without listing the log.
+async fn scan_head(store: &Store, kind: LogKind, from: u64) -> Result<u64> {
+    // Each round asks about several names at once (one round trip on S3, not one per name):
+    // first exponentially spaced ones until one is missing, then evenly spaced ones between
+    // the last present and the first missing. The store chooses which names exist: the
+    // arithmetic must not overflow, and the search stops by 2^62.
+    // A store that answers "exists" to everything must not make this endless: the spacing
+    // keeps doubling from round to round (2^0..2^11, then 2^12..2^23, ...), so 2^62 is
+    // reached in six rounds and the bisection takes eighteen more.
+    const FAN: u32 = 12;
+    let mut lo = from;
+    let mut shift = 0;
+    let hi = loop {
+        if lo >= 1 << 62 || shift >= 62 {
+            return Ok(lo);
+        }
+        let candidates: Vec<u64> =
+            (0..FAN).filter(|i| shift + i < 62).map(|i| lo + (1u64 << (shift + i))).collect();
+        let present = exist_all(store, kind, &candidates).await?;
+        match present.iter().position(|p| !p) {
+            Some(0) => break candidates[0],
+            Some(i) => {
+                lo = candidates[i - 1];
+                break candidates[i];
+            }
+            None => {
+                lo = candidates[candidates.len() - 1];
+                shift += FAN;
+            }
+        }
+    };
+    // `from`'s successor itself may be missing; entries between `lo` and the first missing
+    // candidate are found by the bisection.
+    let mut hi = hi;
+    while hi - lo > 1 {
+        let step = ((hi - lo) / u64::from(FAN)).max(1);
+        let points: Vec<u64> = (1..u64::from(FAN)).map(|i| lo + i * step).filter(|p| *p < hi).collect();
+        let present = exist_all(store, kind, &points).await?;
+        let mut next = (lo, hi);
+        for (point, here) in points.iter().zip(present) {
+            if here {
+                next.0 = *point;
+            } else {
+                next.1 = *point;
+                break;
+            }
+        }
+        (lo, hi) = if next == (lo, hi) { (lo, lo + 1) } else { next };
     }
+    Ok(lo)
+}
 
+/// Whether each of the entries `seqs` of a log exists, asked concurrently.
+async fn exist_all(store: &Store, kind: LogKind, seqs: &[u64]) -> Result<Vec<bool>> {
+    let checks: Vec<_> = seqs
+        .iter()
+        .map(|seq| {
+            let store = store.clone();
+            let name = kind.name(*seq);
+            async move { store.exists(&name).await }
+        })
+        .collect();
+    futures::future::try_join_all(checks).await
+}
+
+impl Engine {
     /// Appends an audit record. Any failure is [`Error::Audit`]: the caller must refuse the
     /// operation it describes.
     async fn audit_append(
@@ -1613,42 +1621,30 @@ impl Engine {
         durability: Durability,
         pin: bool,
     ) -> Result<()> {
-        let plain = encode(record)?;
-        let audit_err = |e: Error| Error::Audit(e.to_string());
+        self.audit_append_entry(std::slice::from_ref(record), durability, pin).await
+    }
+
+    /// Appends `records` as one entry of the audit trail. Without `pin`, relaxed entries are not
+    /// pinned every [`audit::PIN_EVERY`] (a write pins them all with its commit).
+    async fn audit_append_entry(
+        &mut self,
+        records: &[AuditRecord],
+        durability: Durability,
+        pin: bool,
+    ) -> Result<()> {
+        let mut lane = self.lane.lock().await;
         if durability == Durability::Sync {
-            // A durable record must not chain onto records a power failure could still tear.
-            self.sync_audit().await.map_err(audit_err)?;
+            // Blobs the engine wrote without fsync are made durable with the entry's round.
+            lane.unsynced.append(&mut self.unsynced);
         }
-        let started = std::time::Instant::now();
-        for attempt in 0usize.. {
-            if attempt >= MAX_RETRIES && started.elapsed() >= RETRY_FOR {
-                break;
-            }
-            let seq = self.audit.seq + 1;
-            let entry = self.keys.audit.seal(seq, &self.audit.link, &plain).map_err(audit_err)?;
-            let name = layout::audit(seq);
-            if self.create_idempotent(&name, &entry, durability).await.map_err(audit_err)? {
-                self.audit = Head { seq, link: self.keys.audit.link(&entry) };
-                // The head is made durable and pinned by the next durable record or commit, by
-                // `lock` or drop, and every PIN_EVERY records in between (an agent killed -9).
-                if durability == Durability::Relaxed {
-                    self.unsynced.push(name);
-                }
-                if pin && self.unsynced.len() >= PIN_EVERY {
-                    self.save_trust().await.map_err(audit_err)?;
-                }
-                return Ok(());
-            }
-            // Other writers appended since we last looked: catch up to the head, chain onto it.
-            // Their records may not be durable yet either: make them so before we chain onto them.
-            backoff(attempt).await;
-            self.audit = self.scan_audit_head(seq).await.map_err(audit_err)?;
-            self.unsynced.extend((seq..=self.audit.seq).map(layout::audit));
-            if durability == Durability::Sync {
-                self.sync_audit().await.map_err(audit_err)?;
-            }
+        lane.append(records, durability).await?;
+        // The head is made durable and pinned by the next durable record or commit, by `lock`
+        // or drop, and every PIN_EVERY entries in between (an agent killed -9).
+        if pin && lane.pin_due() {
+            drop(lane);
+            self.save_trust().await.map_err(|e| Error::Audit(e.to_string()))?;
         }
-        Err(Error::Audit("too many concurrent writers".into()))
+        Ok(())
     }
 
     /// Best effort: records that an operation failed. The original error is what the caller
@@ -1658,21 +1654,27 @@ impl Engine {
             self.audit_append(op, path, Outcome::Failed(err.to_string()), None, Durability::Relaxed).await;
     }
 
-    /// Reads, checks and decrypts the whole audit trail, oldest first.
+    /// Reads, checks and decrypts the whole audit trail, oldest first: each record with the
+    /// sequence number of its entry (records that were written together share one).
     pub async fn audit_trail(&mut self) -> Result<Vec<(u64, AuditRecord)>> {
         self.audit_append("audit", None, Outcome::Ok, None, Durability::Relaxed).await?;
-        Ok(self.read_trail().await?.into_iter().map(|(seq, record, _)| (seq, record)).collect())
+        Ok(self
+            .read_trail()
+            .await?
+            .into_iter()
+            .flat_map(|(seq, records, _)| records.into_iter().map(move |record| (seq, record)))
+            .collect())
     }
 
-    /// The whole audit trail, checked link by link: (seq, record, link) oldest first.
-    async fn read_trail(&self) -> Result<Vec<(u64, AuditRecord, Link)>> {
+    /// The whole audit trail, checked link by link: (seq, the entry's records, link) oldest first.
+    async fn read_trail(&self) -> Result<Vec<(u64, Vec<AuditRecord>, Link)>> {
         let seqs = self.log_seqs(LogKind::Audit).await?;
         let mut out = Vec::with_capacity(seqs.len());
         let mut prev = GENESIS;
         let mut entries = std::pin::pin!(self.log_entries(LogKind::Audit, seqs));
         while let Some((seq, bytes)) = entries.try_next().await? {
             let plain = self.keys.audit.open(seq, &prev, &bytes)?;
-            let record = decode(&plain, ObjectKind::AuditRecord, &layout::audit(seq))?;
+            let record = decode_audit(&plain, &layout::audit(seq))?;
             prev = self.keys.audit.link(&bytes);
             out.push((seq, record, prev));
         }
@@ -1748,7 +1750,7 @@ impl Engine {
         // The audit trail, and its anchors.
         let trail = self.read_trail().await?;
         let served = trail.len() as u64;
-        let seen = self.audit.seq.max(trust.audit_seq);
+        let seen = self.lane.lock().await.head.seq.max(trust.audit_seq);
         if served < seen {
             return Err(Error::Rollback { kind: ObjectKind::AuditRecord, seen, served });
         }
@@ -1785,7 +1787,7 @@ impl Engine {
         // (epoch, blob id) -> the versions sealed in that object.
         type Versions = Vec<(String, u64, BlobRef)>;
         let mut objects: std::collections::BTreeMap<(u32, [u8; 16]), Versions> = Default::default();
-        let versions = self.index.versions_in(|_| true);
+        let versions = self.view.index().versions_in(|_| true);
         let values = versions.len() as u64;
         for (path, version, blob) in versions {
             objects.entry((blob.epoch, blob.id)).or_default().push((path, version, blob));
@@ -1795,7 +1797,7 @@ impl Engine {
         for epoch in objects.keys().map(|(epoch, _)| *epoch) {
             if let std::collections::hash_map::Entry::Vacant(slot) = keys.entry(epoch) {
                 let key = match self.epoch_key(epoch).await {
-                    Ok(_) => self.epochs.get(&epoch).cloned(),
+                    Ok(_) => self.view.epoch(epoch),
                     Err(Error::Integrity { .. } | Error::AuthFailed) => None,
                     Err(e) => return Err(e),
                 };
@@ -1852,15 +1854,14 @@ impl Engine {
 
     // ---- values ---------------------------------------------------------------------------------
 
-    async fn epoch_key(&mut self, epoch: u32) -> Result<&Key> {
-        if !self.epochs.contains_key(&epoch) {
-            let (_, key) = self.load_epoch_key(epoch).await?;
-            self.epochs.insert(epoch, Arc::new(key));
+    async fn epoch_key(&mut self, epoch: u32) -> Result<Arc<Key>> {
+        if let Some(key) = self.view.epoch(epoch) {
+            return Ok(key);
         }
-        self.epochs
-            .get(&epoch)
-            .map(Arc::as_ref)
-            .ok_or_else(|| Error::integrity(ObjectKind::EpochKey, &layout::epoch_key(epoch), "is missing"))
+        let (_, key) = self.load_epoch_key(epoch).await?;
+        let key = Arc::new(key);
+        self.view.insert_epoch(epoch, key.clone());
+        Ok(key)
     }
 
     /// Reads and authenticates the wrapped key of `epoch`: (its stored bytes, the key).
@@ -1884,7 +1885,7 @@ impl Engine {
         let vault_id = self.vault_id;
         let key = self.epoch_key(epoch).await?;
         let values: Vec<&[u8]> = items.iter().map(|(_, value)| *value).collect();
-        seal_packs(key, &vault_id, epoch, &values)
+        seal_packs(&key, &vault_id, epoch, &values)
     }
 
     /// The authenticated value of a slot; its envelope is read alone (a range of a pack).
@@ -1901,7 +1902,7 @@ impl Engine {
         };
         let vault_id = self.vault_id;
         let key = self.epoch_key(blob.epoch).await?;
-        open_slot(key, &vault_id, &name, blob, &envelope)
+        open_slot(&key, &vault_id, &name, blob, &envelope)
     }
 
     /// Every object of the vault, each read afresh and authenticated, in restore order: value
@@ -1910,7 +1911,7 @@ impl Engine {
     pub(crate) async fn authenticated_objects(&mut self) -> Result<Vec<(String, Bytes)>> {
         let mut out = Vec::new();
         let mut objects: std::collections::BTreeMap<(u32, [u8; 16]), Vec<BlobRef>> = Default::default();
-        for blob in self.index.blobs() {
+        for blob in self.view.index().blobs() {
             objects.entry((blob.epoch, blob.id)).or_default().push(*blob);
         }
         let mut epochs: Vec<u32> =
@@ -1923,7 +1924,7 @@ impl Engine {
             let bytes = self.store.get_required(&name, "is missing: the store lost or removed it").await?;
             let key = self.epoch_key(epoch).await?;
             for blob in &slots {
-                open_slot(key, &vault_id, &name, blob, slice_of(&bytes, blob))?;
+                open_slot(&key, &vault_id, &name, blob, slice_of(&bytes, blob))?;
             }
             out.push((name, bytes));
         }
@@ -1983,22 +1984,7 @@ impl Engine {
     /// The value, its version number and where it was read from.
     async fn get_inner(&mut self, path: &str, version: Option<u64>) -> Result<(SecretBytes, u64, BlobRef)> {
         self.refresh().await?;
-        let entry = self.index.get(path).ok_or_else(|| Error::NotFound { path: path.to_string() })?;
-        let chosen = match version {
-            Some(n) => entry
-                .versions
-                .iter()
-                .find(|v| v.version == n)
-                .ok_or(Error::NoSuchVersion { path: path.to_string(), version: n })?,
-            None => match entry.live() {
-                Some(v) => v,
-                None => {
-                    let last = entry.versions.last().map_or(0, |v| v.version);
-                    return Err(Error::Deleted { path: path.to_string(), version: last });
-                }
-            },
-        };
-        let (blob, number) = (chosen.blob, chosen.version);
+        let (blob, number) = self.view.lookup(path, version)?;
         let read = self.read_chosen(path, number, blob).await;
         if let Err(Error::Integrity { .. }) = &read {
             // Gone because a re-key elsewhere deleted this era: say that, not "tampering".
@@ -2019,7 +2005,8 @@ impl Engine {
             // looked: the index now names where the value went.
             Err(Error::Integrity { kind: ObjectKind::ValueBlob | ObjectKind::EpochKey, .. }) => {
                 self.refresh().await?;
-                match self.index.blob_of(path, number) {
+                let moved = self.view.index().blob_of(path, number);
+                match moved {
                     Some(moved) if moved != blob => Ok((self.read_blob(&moved).await?, number, moved)),
                     _ => Ok((self.read_blob(&blob).await?, number, blob)),
                 }
@@ -2214,7 +2201,8 @@ impl Engine {
                 }),
             }
         };
-        if let Err(e) = live(&self.index) {
+        let live_now = live(&self.view.index());
+        if let Err(e) = live_now {
             self.audit_failure("rm", Some(path), &e).await;
             return Err(e);
         }
@@ -2234,68 +2222,19 @@ impl Engine {
         }
     }
 
-    /// Live secrets under `prefix`.
-    pub async fn list(&mut self, prefix: &str) -> Result<Vec<ListEntry>> {
-        self.refresh().await?;
-        let entries: Vec<ListEntry> = self
-            .index
-            .live_with_prefix(prefix)
-            .map(|(path, v)| ListEntry {
-                path: path.clone(),
-                version: v.version,
-                size: v.blob.size,
-                updated_ms: v.created_ms,
-            })
-            .collect();
-        let path = (!prefix.is_empty()).then_some(prefix);
-        self.audit_append(
-            "list",
-            path,
-            Outcome::Ok,
-            Some(format!("{} entries", entries.len())),
-            Durability::Relaxed,
-        )
-        .await?;
-        Ok(entries)
-    }
-
-    /// Every version of `path`, oldest first.
-    pub async fn history(&mut self, path: &str) -> Result<Vec<HistoryEntry>> {
-        validate_path(path)?;
-        self.refresh().await?;
-        let Some(entry) = self.index.get(path) else {
-            let e = Error::NotFound { path: path.to_string() };
-            self.audit_failure("history", Some(path), &e).await;
-            return Err(e);
-        };
-        let current = entry.live().map(|v| v.version);
-        let out = entry
-            .versions
-            .iter()
-            .map(|v| HistoryEntry {
-                version: v.version,
-                size: v.blob.size,
-                created_ms: v.created_ms,
-                deleted_ms: v.deleted_ms,
-                current: Some(v.version) == current,
-            })
-            .collect();
-        self.audit_append("history", Some(path), Outcome::Ok, None, Durability::Relaxed).await?;
-        Ok(out)
-    }
-
     /// The vault's summary.
     pub async fn status(&mut self) -> Result<Status> {
         self.refresh().await?;
         self.audit_append("status", None, Outcome::Ok, None, Durability::Relaxed).await?;
+        let audit_records = self.lane.lock().await.head.seq;
         Ok(Status {
             vault_id: hex::encode(self.vault_id),
             location: self.store.location().to_string(),
             cipher: "XChaCha20-Poly1305".to_string(),
             kdf: format!("argon2id m={} t={} p={}", self.kdf.m_kib, self.kdf.t, self.kdf.p),
-            secrets: self.index.live_count(),
+            secrets: self.view.index().live_count(),
             commits: self.log.seq,
-            audit_records: self.audit.seq,
+            audit_records,
             keyfile_generation: self.keyfile.generation,
             epoch: self.keyring.current,
             snapshot: self.snapshot_seq,
@@ -2308,8 +2247,15 @@ impl Engine {
     /// Records that the vault is being locked (the caller then drops it, wiping every key).
     pub async fn lock(mut self, reason: &str) -> Result<()> {
         self.flush_reseal().await;
-        self.audit_append("lock", None, Outcome::Ok, Some(reason.to_string()), Durability::Relaxed).await?;
-        self.save_trust().await
+        let detail = Some(reason.to_string());
+        let mut result = self.audit_append("lock", None, Outcome::Ok, detail, Durability::Relaxed).await;
+        if result.is_ok() {
+            result = self.save_trust().await;
+        }
+        // The audit chain's key goes now, with every other key when the engine drops: reads
+        // still in flight fail at their audit record.
+        self.lane.lock().await.close();
+        result
     }
 
     /// Changes the password of the slot that opened this handle: writes key file generation + 1
@@ -2583,7 +2529,7 @@ impl Engine {
             self.snapshot().await?;
         }
         let newest = snapshot::newest_authentic(&self.store, &self.keys.snapshot, &self.vault_id).await?;
-        let live: HashSet<(u32, [u8; 16])> = self.index.blobs().map(|b| (b.epoch, b.id)).collect();
+        let live: HashSet<(u32, [u8; 16])> = self.view.index().blobs().map(|b| (b.epoch, b.id)).collect();
         let keyfile = self.keyfile.generation;
         let now = SystemTime::now();
         let mut report =

@@ -129,7 +129,7 @@ impl Engine {
     pub async fn epochs(&mut self) -> Result<EpochList> {
         self.refresh().await?;
         let mut counts: HashMap<u32, (u64, u64)> = HashMap::new();
-        for blob in self.index.blobs() {
+        for blob in self.view.index().blobs() {
             let c = counts.entry(blob.epoch).or_default();
             c.0 += 1;
             c.1 += blob.size;
@@ -213,7 +213,7 @@ impl Engine {
             .await;
         match result {
             Ok(_) => {
-                self.epochs.insert(epoch, Arc::new(key));
+                self.view.insert_epoch(epoch, Arc::new(key));
                 Ok(RotateReport { epoch, ours: true })
             }
             Err(_) if superseded.load(Relaxed) => {
@@ -296,7 +296,7 @@ impl Engine {
     ) -> Result<ReencryptReport> {
         self.refresh().await?;
         let current = self.keyring.current;
-        let targets = self.index.versions_in(|epoch| epoch != current);
+        let targets = self.view.index().versions_in(|epoch| epoch != current);
         self.reseal(targets, "reencrypt", progress).await
     }
 
@@ -324,7 +324,7 @@ impl Engine {
             // being current: re-seal until the destruction commit finds none.
             let mut attempts = 0;
             loop {
-                let targets = self.index.versions_in(|e| e == epoch);
+                let targets = self.view.index().versions_in(|e| e == epoch);
                 let moved = self.reseal(targets, "destroy", progress).await?;
                 reencrypted.epoch = moved.epoch.max(reencrypted.epoch);
                 reencrypted.values += moved.values;
@@ -361,7 +361,7 @@ impl Engine {
                 }
             }
         }
-        drop(self.epochs.remove(&epoch));
+        self.view.remove_epoch(epoch);
         // The log now forbids the epoch: what is left in the store can be deleted.
         let mut deleted_objects = 0;
         let mut deleted_bytes = 0;
@@ -433,13 +433,7 @@ impl Engine {
     /// Remembers that a version was read from an older epoch; re-seals the queue into the current
     /// epoch once it holds [`LAZY_BATCH`] versions — one commit per batch, never one per read.
     pub(super) async fn queue_reseal(&mut self, path: &str, version: u64, blob: BlobRef) {
-        if blob.epoch == self.keyring.current
-            || self.reseal_queue.iter().any(|(p, v, _)| p == path && *v == version)
-        {
-            return;
-        }
-        self.reseal_queue.push((path.to_string(), version, blob));
-        if self.reseal_queue.len() >= LAZY_BATCH {
+        if self.view.queue_reseal(path, version, blob) >= LAZY_BATCH {
             self.flush_reseal().await;
         }
     }
@@ -447,7 +441,7 @@ impl Engine {
     /// Re-seals the queued versions now (also done at lock). A failure is only logged: the values
     /// stay readable where they are.
     pub async fn flush_reseal(&mut self) {
-        let queued = std::mem::take(&mut self.reseal_queue);
+        let queued = std::mem::take(&mut *self.view.reseal_queue());
         if queued.is_empty() {
             return;
         }
@@ -506,8 +500,11 @@ impl Engine {
                 // Another writer may have moved some values meanwhile (and removed their old
                 // blobs, destroying an epoch): only what is still where it was is read.
                 self.refresh().await?;
-                let still: Vec<Target> =
-                    batch.iter().filter(|(p, v, b)| self.index.blob_of(p, *v) == Some(*b)).cloned().collect();
+                let still: Vec<Target> = batch
+                    .iter()
+                    .filter(|(p, v, b)| self.view.index().blob_of(p, *v) == Some(*b))
+                    .cloned()
+                    .collect();
                 report.skipped += (batch.len() - still.len()) as u64;
                 if still.is_empty() {
                     done += next_len;
@@ -585,7 +582,7 @@ impl Engine {
             };
             self.refresh().await?;
             let before = batch.len();
-            batch.retain(|(path, version, old)| self.index.blob_of(path, *version) == Some(*old));
+            batch.retain(|(path, version, old)| self.view.index().blob_of(path, *version) == Some(*old));
             if batch.len() == before {
                 return Err(error);
             }
@@ -611,10 +608,7 @@ impl Engine {
         epochs.dedup();
         let mut keys = HashMap::with_capacity(epochs.len());
         for e in epochs {
-            self.epoch_key(e).await?;
-            if let Some(key) = self.epochs.get(&e) {
-                keys.insert(e, Arc::clone(key));
-            }
+            keys.insert(e, self.epoch_key(e).await?);
         }
         Ok(Prep { store: self.store.clone(), vault_id: self.vault_id, epoch, keys, batch, buffers })
     }

@@ -121,13 +121,15 @@ impl Engine {
         let epoch_key = Key::generate()?;
         let wrapped = wrap_key(&new.keys.shield, &epoch_aad(&self.vault_id, epoch), &epoch_key)?;
         new.create_once(&layout::epoch_key(epoch), &wrapped).await?;
-        new.epochs.insert(epoch, Arc::new(epoch_key));
+        new.view.insert_epoch(epoch, Arc::new(epoch_key));
 
         // The audit trail, record by record, then what happens now.
         let trail = self.read_trail().await?;
-        let audit_records = trail.len() as u64;
-        for (_, record, _) in &trail {
-            new.audit_append_record(record, Durability::Relaxed, false).await?;
+        let copied_entries = trail.len();
+        let mut audit_records = 0;
+        for (_, records, _) in &trail {
+            new.audit_append_entry(records, Durability::Relaxed, false).await?;
+            audit_records += records.len() as u64;
         }
         let detail = format!(
             "root era {previous} -> {next}: new root secret, {audit_records} audit records carried over"
@@ -146,13 +148,13 @@ impl Engine {
 
         // Every version, sealed again under the new epoch key, in batches.
         let mut versions: Vec<(String, u64, BlobRef, u64, Option<u64>)> = Vec::new();
-        for (path, entry) in self.index.entries() {
+        for (path, entry) in self.view.index().entries() {
             for v in &entry.versions {
                 versions.push((path.clone(), v.version, v.blob, v.created_ms, v.deleted_ms));
             }
         }
         let total = versions.len() as u64;
-        let key = new.epochs.get(&epoch).cloned().ok_or_else(|| Error::Invalid("no epoch key".into()))?;
+        let key = new.view.epoch(epoch).ok_or_else(|| Error::Invalid("no epoch key".into()))?;
         let mut done = 0u64;
         progress(0, total);
         let mut rest = versions.as_slice();
@@ -211,8 +213,9 @@ impl Engine {
         }
         // Audit records other processes appended to the old era meanwhile come along too.
         let trail = self.read_trail().await?;
-        for (_, record, _) in trail.iter().skip(audit_records as usize) {
-            new.audit_append_record(record, Durability::Relaxed, false).await?;
+        for (_, records, _) in trail.iter().skip(copied_entries) {
+            new.audit_append_entry(records, Durability::Relaxed, false).await?;
+            audit_records += records.len() as u64;
         }
         new.defer_snapshots = false;
         new.snapshot().await?;
@@ -297,7 +300,7 @@ impl Engine {
                 self.epoch_key(*epoch).await?;
                 keys.insert(
                     *epoch,
-                    self.epochs.get(epoch).cloned().ok_or_else(|| Error::Invalid("no epoch key".into()))?,
+                    self.view.epoch(*epoch).ok_or_else(|| Error::Invalid("no epoch key".into()))?,
                 );
             }
         }

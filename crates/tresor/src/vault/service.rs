@@ -7,16 +7,22 @@
 //! in the shared view and read values without taking the engine (see ARCHITECTURE.md, "The
 //! service model").
 
+use super::audit::Lane;
+use super::epochs::LAZY_BATCH;
+use super::view::View;
 use super::{
     DerivedIdentity, DestroyReport, Engine, EpochList, GcReport, HistoryEntry, KeySlotView, ListEntry,
-    Options, ReencryptReport, RekeyReport, RotateReport, SnapshotTiming, Status, VerifyReport,
+    Options, ReencryptReport, RekeyReport, RotateReport, SnapshotTiming, Status, VerifyReport, open_slot,
 };
-use crate::error::{Category, Error, Result};
+use crate::error::{Category, Error, ObjectKind, Result};
 use crate::fingerprint::Fingerprint;
-use crate::model::AuditRecord;
-use crate::store::Store;
+use crate::index::validate_path;
+use crate::layout;
+use crate::model::{AuditRecord, Outcome, now_ms};
+use crate::store::{Durability, Store};
 use futures::future::BoxFuture;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{Mutex, oneshot};
 use tresor_crypto::slip10::DerivationPath;
@@ -41,6 +47,14 @@ struct Service {
     engine: Arc<Mutex<Option<Engine>>>,
     /// Plain writes waiting to be committed together.
     writes: std::sync::Mutex<Vec<PendingWrite>>,
+    /// What reads need: the index and epoch keys (updated by the engine).
+    view: Arc<View>,
+    /// The head of the audit trail; reads append their records here in batches.
+    lane: Arc<Mutex<Lane>>,
+    /// Audit records of reads waiting for the next batch.
+    audits: std::sync::Mutex<Vec<PendingRecord>>,
+    /// Set as the vault is locked: reads stop at once.
+    sealed: AtomicBool,
     /// Facts fixed at unlock, readable without the engine.
     store: Store,
     vault_id: [u8; 16],
@@ -59,6 +73,9 @@ struct PendingWrite {
     reply: oneshot::Sender<Result<Vec<u64>>>,
 }
 
+/// A read's audit record waiting for the next entry, and who to tell when it is written.
+type PendingRecord = (AuditRecord, oneshot::Sender<Result<()>>);
+
 /// An engine operation run by [`Vault::run`].
 type EngineOp<T> = Box<dyn for<'e> FnOnce(&'e mut Engine) -> BoxFuture<'e, Result<T>> + Send>;
 
@@ -74,6 +91,10 @@ impl Vault {
             failed_attempts: engine.failed_attempts.clone(),
             max_value: engine.opts.max_value,
             writes: std::sync::Mutex::new(Vec::new()),
+            view: engine.view.clone(),
+            lane: engine.lane.clone(),
+            audits: std::sync::Mutex::new(Vec::new()),
+            sealed: AtomicBool::new(false),
             engine: Arc::new(Mutex::new(None)),
         };
         let actor: Arc<str> = Arc::from(engine.opts.actor.as_str());
@@ -220,10 +241,113 @@ impl Vault {
         self.run(Box::new(|e| Box::pin(async move { e.verify().await }))).await
     }
 
-    /// The value of `path` (its current version, or `version`).
+    /// The value of `path` (its current version, or `version`). Reads run concurrently with
+    /// each other and with writes: the version is looked up in the view and its value read and
+    /// opened without taking the engine; the read's audit record joins the next batch, and
+    /// nothing is returned before it is written.
     pub async fn get(&self, path: &str, version: Option<u64>) -> Result<SecretBytes> {
+        validate_path(path)?;
+        self.fresh().await?;
+        let (blob, number) = match self.svc.view.lookup(path, version) {
+            Ok(found) => found,
+            Err(e) => return Err(self.failed("get", Some(path), e).await),
+        };
+        // A key not loaded yet, a value moved by a re-seal or an epoch destruction, a store
+        // that lost it: the engine's path sorts those out (and audits them).
+        let Some(key) = self.svc.view.epoch(blob.epoch) else { return self.get_slow(path, version).await };
+        let name = layout::blob(blob.epoch, &blob.id);
+        let end = blob.offset.saturating_add(u64::from(blob.len));
+        let envelope = match self.svc.store.get_range(&name, blob.offset..end).await {
+            Ok(Some(envelope)) => envelope,
+            Ok(None) => return self.get_slow(path, version).await,
+            Err(e) => return Err(self.failed("get", Some(path), e).await),
+        };
+        let value = match open_slot(&key, &self.svc.vault_id, &name, &blob, &envelope) {
+            Ok(value) => value,
+            Err(Error::Integrity { kind: ObjectKind::ValueBlob, .. }) => {
+                return self.get_slow(path, version).await;
+            }
+            Err(e) => return Err(self.failed("get", Some(path), e).await),
+        };
+        drop(key);
+        let detail = version.map(|v| format!("version {v}"));
+        self.audit_read("get", Some(path), Outcome::Ok, detail).await?;
+        // A value of an older epoch moves to the current one, in batches: the read that fills
+        // a batch commits it (in the engine's task; a failure leaves the batch for later).
+        if self.svc.view.queue_reseal(path, number, blob) >= LAZY_BATCH {
+            let _ = self.flush_reseal().await;
+        }
+        Ok(value)
+    }
+
+    /// [`Vault::get`] through the engine.
+    async fn get_slow(&self, path: &str, version: Option<u64>) -> Result<SecretBytes> {
         let path = path.to_string();
         self.run(Box::new(move |e| Box::pin(async move { e.get(&path, version).await }))).await
+    }
+
+    /// Makes sure the view holds every commit the store held when this was called: if the next
+    /// commit exists, the engine applies it (and whatever follows). One read of a name that is
+    /// not there when nothing changed (as the engine's own refresh: a store that fails reads
+    /// fails this too).
+    async fn fresh(&self) -> Result<()> {
+        if self.svc.sealed.load(Ordering::Acquire) {
+            return Err(Error::Locked);
+        }
+        let next = layout::commit(self.svc.view.log_seq() + 1);
+        if self.svc.store.get(&next).await?.is_some() {
+            self.refresh().await?;
+        }
+        Ok(())
+    }
+
+    /// Records a read in the audit trail: the record joins the records of other reads waiting
+    /// for the lane, and the next append (in a task of its own) writes them all as one entry.
+    /// Returns once the entry holding it is written.
+    async fn audit_read(
+        &self,
+        op: &str,
+        path: Option<&str>,
+        outcome: Outcome,
+        detail: Option<String>,
+    ) -> Result<()> {
+        let record = AuditRecord {
+            time_ms: now_ms(),
+            actor: self.actor.to_string(),
+            op: op.to_string(),
+            path: path.map(str::to_string),
+            outcome,
+            detail,
+        };
+        let (reply, written) = oneshot::channel();
+        lock_audits(&self.svc.audits).push((record, reply));
+        let svc = self.svc.clone();
+        tokio::spawn(async move {
+            let mut lane = svc.lane.clone().lock_owned().await;
+            let batch = std::mem::take(&mut *lock_audits(&svc.audits));
+            if batch.is_empty() {
+                return;
+            }
+            let (records, replies): (Vec<AuditRecord>, Vec<_>) = batch.into_iter().unzip();
+            let mut result = lane.append(&records, Durability::Relaxed).await;
+            if result.is_ok() && lane.pin_due() {
+                result = lane.pin().await.map_err(|e| Error::Audit(e.to_string()));
+            }
+            for reply in replies {
+                let _ = reply.send(result.clone());
+            }
+        });
+        written.await.unwrap_or(Err(Error::Locked))
+    }
+
+    /// A read that failed: recorded (best effort), and the error to return — [`Error::Locked`]
+    /// if the vault was locked meanwhile.
+    async fn failed(&self, op: &str, path: Option<&str>, error: Error) -> Error {
+        if self.svc.sealed.load(Ordering::Acquire) {
+            return Error::Locked;
+        }
+        let _ = self.audit_read(op, path, Outcome::Failed(error.to_string()), None).await;
+        error
     }
 
     /// Stores a new version of `path`; returns its version number. Writes that arrive together
@@ -274,16 +398,28 @@ impl Vault {
         self.run(Box::new(move |e| Box::pin(async move { e.delete(&path).await }))).await
     }
 
-    /// Live secrets under `prefix`.
+    /// Live secrets under `prefix` (from the view, like [`Vault::get`]).
     pub async fn list(&self, prefix: &str) -> Result<Vec<ListEntry>> {
-        let prefix = prefix.to_string();
-        self.run(Box::new(move |e| Box::pin(async move { e.list(&prefix).await }))).await
+        self.fresh().await?;
+        let entries = self.svc.view.list(prefix);
+        if self.svc.sealed.load(Ordering::Acquire) {
+            return Err(Error::Locked);
+        }
+        let path = (!prefix.is_empty()).then_some(prefix);
+        self.audit_read("list", path, Outcome::Ok, Some(format!("{} entries", entries.len()))).await?;
+        Ok(entries)
     }
 
-    /// Every version of `path`, oldest first.
+    /// Every version of `path`, oldest first (from the view, like [`Vault::get`]).
     pub async fn history(&self, path: &str) -> Result<Vec<HistoryEntry>> {
-        let path = path.to_string();
-        self.run(Box::new(move |e| Box::pin(async move { e.history(&path).await }))).await
+        validate_path(path)?;
+        self.fresh().await?;
+        let out = match self.svc.view.history(path) {
+            Ok(out) => out,
+            Err(e) => return Err(self.failed("history", Some(path), e).await),
+        };
+        self.audit_read("history", Some(path), Outcome::Ok, None).await?;
+        Ok(out)
     }
 
     /// The vault's summary.
@@ -294,12 +430,16 @@ impl Vault {
     /// Locks the vault for every clone: records why, then wipes every key. Requests in flight
     /// and later ones fail with [`Error::Locked`].
     pub async fn lock(&self, reason: &str) -> Result<()> {
+        // New reads stop at once; the engine is taken once its operation in flight is done.
+        self.svc.sealed.store(true, Ordering::Release);
         let Some(mut engine) = self.svc.engine.lock().await.take() else {
             return Ok(());
         };
         engine.act_for(&self.actor);
-        // The engine is dropped inside: every key is wiped.
-        engine.lock(reason).await
+        // The engine is dropped inside, the audit chain's key wiped; then the view's keys go.
+        let result = engine.lock(reason).await;
+        self.svc.view.clear();
+        result
     }
 
     /// Changes the password of the slot that opened this vault.
@@ -459,11 +599,16 @@ impl Vault {
         params: KdfParams,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<(Vault, RekeyReport)> {
+        self.svc.sealed.store(true, Ordering::Release);
         let Some(mut engine) = self.svc.engine.lock().await.take() else {
             return Err(Error::Locked);
         };
         engine.act_for(&self.actor);
-        let (engine, report) = engine.rekey(new_password, params, progress).await?;
+        let result = engine.rekey(new_password, params, progress).await;
+        // The old root's keys are gone either way: this handle is locked.
+        self.svc.lane.lock().await.close();
+        self.svc.view.clear();
+        let (engine, report) = result?;
         Ok((Vault::serve(engine), report))
     }
 
@@ -476,6 +621,13 @@ impl Vault {
     pub async fn export(&self) -> Result<Vec<u8>> {
         self.run(Box::new(|e| Box::pin(async move { crate::archive::export_engine(e).await }))).await
     }
+}
+
+fn lock_audits(
+    queue: &std::sync::Mutex<Vec<PendingRecord>>,
+) -> std::sync::MutexGuard<'_, Vec<PendingRecord>> {
+    // Push / take only: a panic cannot leave it half-changed.
+    queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn lock_queue(queue: &std::sync::Mutex<Vec<PendingWrite>>) -> std::sync::MutexGuard<'_, Vec<PendingWrite>> {

@@ -1,0 +1,142 @@
+//! The audit lane: this handle's head of the audit trail, and appends of whole batches of records.
+//!
+//! The lane sits behind its own async mutex, apart from the engine: a burst of reads queues its
+//! records and the next append writes them all as one entry (format 2, see `model::encode_audit`)
+//! with one durability round, while the engine may be busy with a commit. The engine appends
+//! its own records through the same lane and anchors the lane's head in every commit.
+
+use super::{EMPTY, Head, MAX_RETRIES, RETRY_FOR, backoff, create_idempotent, scan_head};
+use crate::chain::{Chain, LogKind};
+use crate::error::{Error, Result};
+use crate::layout;
+use crate::model::{AuditRecord, encode_audit};
+use crate::store::{Durability, Store};
+use crate::trust::TrustStore;
+
+/// Audit entries appended without fsync before the lane makes them durable and pins its head
+/// in the trust state (an agent killed -9 loses at most this many, which the next unlock sees).
+pub(super) const PIN_EVERY: usize = 64;
+
+/// The head of the audit trail as this handle knows it, and how to append to it.
+pub(crate) struct Lane {
+    /// The newest entry (its sequence number and link).
+    pub(super) head: Head,
+    /// Entries written without fsync, not yet made durable: never pinned, anchored or chained
+    /// onto by a durable object before [`Lane::sync`].
+    pub(super) unsynced: Vec<String>,
+    /// The audit chain's key; `None` once the vault is locked (wiped).
+    chain: Option<Chain>,
+    store: Store,
+    /// Where the lane pins its head by itself (every [`PIN_EVERY`] relaxed entries).
+    trust: TrustStore,
+    vault_id: [u8; 16],
+}
+
+impl Lane {
+    pub(super) fn new(chain: Chain, store: Store, trust: TrustStore, vault_id: [u8; 16]) -> Lane {
+        Lane { head: EMPTY, unsynced: Vec::new(), chain: Some(chain), store, trust, vault_id }
+    }
+
+    /// Wipes the chain key: every later append fails with [`Error::Locked`].
+    pub(super) fn close(&mut self) {
+        self.chain = None;
+    }
+
+    /// Makes every entry written without fsync durable, on a blocking thread.
+    pub(super) async fn sync(&mut self) -> Result<()> {
+        if self.unsynced.is_empty() {
+            return Ok(());
+        }
+        // The names stay listed until the sync is done: if this future is dropped while it
+        // waits, the next durable write syncs them again.
+        let names = self.unsynced.clone();
+        let count = names.len();
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.sync(&names))
+            .await
+            .map_err(|_| Error::Store("a sync thread panicked".into()))??;
+        // Nothing was added meanwhile (`&mut self` is held): exactly those are durable now.
+        self.unsynced.drain(..count);
+        Ok(())
+    }
+
+    /// [`Lane::sync`] without a runtime (on drop).
+    pub(super) fn sync_blocking(&mut self) -> Result<()> {
+        self.store.sync(&self.unsynced)?;
+        self.unsynced.clear();
+        Ok(())
+    }
+
+    /// Appends `records` as one entry. Any failure is [`Error::Audit`] (or [`Error::Locked`]):
+    /// the caller must refuse the operations they describe. A durable entry first makes every
+    /// earlier one durable: it must not chain onto entries a power failure could still tear.
+    pub(super) async fn append(&mut self, records: &[AuditRecord], durability: Durability) -> Result<()> {
+        let plain = encode_audit(records)?;
+        let audit_err = |e: Error| match e {
+            Error::Locked => Error::Locked,
+            e => Error::Audit(e.to_string()),
+        };
+        if self.chain.is_none() {
+            return Err(Error::Locked);
+        }
+        if durability == Durability::Sync {
+            self.sync().await.map_err(audit_err)?;
+        }
+        let started = std::time::Instant::now();
+        for attempt in 0usize.. {
+            if attempt >= MAX_RETRIES && started.elapsed() >= RETRY_FOR {
+                break;
+            }
+            let seq = self.head.seq + 1;
+            let chain = self.chain.as_ref().ok_or(Error::Locked)?;
+            let entry = chain.seal(seq, &self.head.link, &plain).map_err(audit_err)?;
+            let link = chain.link(&entry);
+            let name = layout::audit(seq);
+            if create_idempotent(&self.store, &name, &entry, durability).await.map_err(audit_err)? {
+                self.head = Head { seq, link };
+                if durability == Durability::Relaxed {
+                    self.unsynced.push(name);
+                }
+                return Ok(());
+            }
+            // Other writers appended since we last looked: catch up to the head, chain onto it.
+            // Their entries may not be durable yet either: make them so before chaining on them.
+            backoff(attempt).await;
+            self.head = self.scan_head(seq).await.map_err(audit_err)?;
+            self.unsynced.extend((seq..=self.head.seq).map(layout::audit));
+            if durability == Durability::Sync {
+                self.sync().await.map_err(audit_err)?;
+            }
+        }
+        Err(Error::Audit("too many concurrent writers".into()))
+    }
+
+    /// The newest entry at or after `from` (which must exist, or be 0), and its link.
+    pub(super) async fn scan_head(&self, from: u64) -> Result<Head> {
+        let seq = scan_head(&self.store, LogKind::Audit, from).await?;
+        if seq == 0 {
+            return Ok(EMPTY);
+        }
+        let chain = self.chain.as_ref().ok_or(Error::Locked)?;
+        let bytes = self.store.get_required(&layout::audit(seq), "vanished while being read").await?;
+        Ok(Head { seq, link: chain.link(&bytes) })
+    }
+
+    /// Whether enough entries wait for a sync that the lane should pin its head now.
+    pub(super) fn pin_due(&self) -> bool {
+        self.unsynced.len() >= PIN_EVERY
+    }
+
+    /// Makes the entries durable and pins the head in the trust state (the engine pins it with
+    /// everything else at every commit; this is for a run of reads with no commit).
+    pub(super) async fn pin(&mut self) -> Result<()> {
+        self.sync().await?;
+        let (trust, vault_id, head) = (self.trust.clone(), self.vault_id, self.head);
+        let location = self.store.location().to_string();
+        tokio::task::spawn_blocking(move || {
+            trust.update(&vault_id, &location, |t| t.saw_audit(head.seq, &head.link)).map(drop)
+        })
+        .await
+        .map_err(|_| Error::Store("a trust-state thread panicked".into()))?
+    }
+}

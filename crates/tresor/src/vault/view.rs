@@ -1,0 +1,151 @@
+//! The view: what reads need without taking the engine — the index, the unwrapped epoch keys
+//! and the newest applied commit — shared between the engine, which updates it, and the read
+//! path. Its locks are synchronous and never held across an await.
+
+use super::{HistoryEntry, ListEntry};
+use crate::error::{Error, Result};
+use crate::index::Index;
+use crate::model::BlobRef;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use tresor_crypto::Key;
+
+/// The shared read state of one unlocked vault.
+#[derive(Default)]
+pub(crate) struct View {
+    index: RwLock<Index>,
+    epochs: RwLock<HashMap<u32, Arc<Key>>>,
+    /// The newest commit applied to `index`.
+    log_seq: AtomicU64,
+    /// The epoch new values are sealed in.
+    current: AtomicU32,
+    /// Versions read from older epochs, to be re-sealed into the current one in a batch.
+    reseal: Mutex<Vec<(String, u64, BlobRef)>>,
+}
+
+impl View {
+    /// The index, for reading. A panic elsewhere cannot leave it half-changed in a way a reader
+    /// could exploit (every change is one `apply`), so a poisoned lock is taken as it is.
+    pub(crate) fn index(&self) -> RwLockReadGuard<'_, Index> {
+        self.index.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The index, for the engine to change.
+    pub(crate) fn index_mut(&self) -> RwLockWriteGuard<'_, Index> {
+        self.index.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The unwrapped key of `epoch`, if it was loaded.
+    pub(crate) fn epoch(&self, epoch: u32) -> Option<Arc<Key>> {
+        self.epochs.read().unwrap_or_else(PoisonError::into_inner).get(&epoch).cloned()
+    }
+
+    /// Keeps the unwrapped key of `epoch`.
+    pub(crate) fn insert_epoch(&self, epoch: u32, key: Arc<Key>) {
+        self.epochs.write().unwrap_or_else(PoisonError::into_inner).insert(epoch, key);
+    }
+
+    /// Forgets the key of a destroyed epoch (wiped once no read in flight holds it).
+    pub(crate) fn remove_epoch(&self, epoch: u32) {
+        drop(self.epochs.write().unwrap_or_else(PoisonError::into_inner).remove(&epoch));
+    }
+
+    /// The newest commit applied.
+    pub(crate) fn log_seq(&self) -> u64 {
+        self.log_seq.load(Ordering::Acquire)
+    }
+
+    /// Records that commit `seq` is applied (after the index has it).
+    pub(crate) fn set_log_seq(&self, seq: u64) {
+        self.log_seq.store(seq, Ordering::Release);
+    }
+
+    /// The epoch new values are sealed in.
+    pub(crate) fn current_epoch(&self) -> u32 {
+        self.current.load(Ordering::Acquire)
+    }
+
+    /// Records the epoch new values are sealed in.
+    pub(crate) fn set_current_epoch(&self, epoch: u32) {
+        self.current.store(epoch, Ordering::Release);
+    }
+
+    /// Queues version `version` of `path`, read from `blob`, for re-sealing into the current
+    /// epoch (unless it is in it, or queued already): how many versions are queued.
+    pub(crate) fn queue_reseal(&self, path: &str, version: u64, blob: BlobRef) -> usize {
+        if blob.epoch == self.current_epoch() {
+            return 0;
+        }
+        let mut queue = self.reseal_queue();
+        if !queue.iter().any(|(p, v, _)| p == path && *v == version) {
+            queue.push((path.to_string(), version, blob));
+        }
+        queue.len()
+    }
+
+    /// The versions queued for re-sealing.
+    pub(crate) fn reseal_queue(&self) -> MutexGuard<'_, Vec<(String, u64, BlobRef)>> {
+        self.reseal.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Where version `version` of `path` (or its current one) is, and its number.
+    pub(crate) fn lookup(&self, path: &str, version: Option<u64>) -> Result<(BlobRef, u64)> {
+        let index = self.index();
+        let entry = index.get(path).ok_or_else(|| Error::NotFound { path: path.to_string() })?;
+        let chosen = match version {
+            Some(n) => entry
+                .versions
+                .iter()
+                .find(|v| v.version == n)
+                .ok_or(Error::NoSuchVersion { path: path.to_string(), version: n })?,
+            None => match entry.live() {
+                Some(v) => v,
+                None => {
+                    let last = entry.versions.last().map_or(0, |v| v.version);
+                    return Err(Error::Deleted { path: path.to_string(), version: last });
+                }
+            },
+        };
+        Ok((chosen.blob, chosen.version))
+    }
+
+    /// Live secrets under `prefix`.
+    pub(crate) fn list(&self, prefix: &str) -> Vec<ListEntry> {
+        self.index()
+            .live_with_prefix(prefix)
+            .map(|(path, v)| ListEntry {
+                path: path.clone(),
+                version: v.version,
+                size: v.blob.size,
+                updated_ms: v.created_ms,
+            })
+            .collect()
+    }
+
+    /// Every version of `path`, oldest first.
+    pub(crate) fn history(&self, path: &str) -> Result<Vec<HistoryEntry>> {
+        let index = self.index();
+        let entry = index.get(path).ok_or_else(|| Error::NotFound { path: path.to_string() })?;
+        let current = entry.live().map(|v| v.version);
+        Ok(entry
+            .versions
+            .iter()
+            .map(|v| HistoryEntry {
+                version: v.version,
+                size: v.blob.size,
+                created_ms: v.created_ms,
+                deleted_ms: v.deleted_ms,
+                current: Some(v.version) == current,
+            })
+            .collect())
+    }
+
+    /// Wipes everything: the vault is being locked. Keys held by reads in flight are wiped
+    /// when those reads drop them.
+    pub(crate) fn clear(&self) {
+        *self.index_mut() = Index::default();
+        self.epochs.write().unwrap_or_else(PoisonError::into_inner).clear();
+        self.reseal_queue().clear();
+    }
+}
