@@ -1,0 +1,166 @@
+//! The agent under load: a load generator with 16 clients over the Unix socket (threads, one
+//! request per connection as the CLI sends them), against a real agent on a real vault directory
+//! under `TMPDIR`. Prints reads/s (every read audited) with p50/p99 latency, puts/s through
+//! group commit, one client writing one secret at a time, and the durability mode of each figure.
+//! `cargo bench -p tresor-server --bench agent_load`; `TRESOR_BENCH_OPS` sets the requests per
+//! phase (default 40,000), `TRESOR_BENCH_CLIENTS` the clients (default 16).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark that cannot run should stop loudly.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tresor::{KdfParams, Options, Password, Store, Vault};
+use tresor_server::protocol::{Request, Response, SecretBuf};
+use tresor_server::{AgentConfig, bind, client, serve};
+
+const PASSWORD: &str = "benchmark password, not a secret";
+/// Secrets the read phase picks from.
+const PRELOADED: usize = 1000;
+
+fn opts(trust: &Path) -> Options {
+    let mut o = Options::new(trust, "bench");
+    o.kdf = KdfParams::MINIMUM;
+    o
+}
+
+fn request(socket: &Path, req: &Request) -> Response {
+    client::request(socket, req, Duration::from_secs(120)).unwrap().expect("the agent answered nothing")
+}
+
+fn put(socket: &Path, path: String) {
+    let value = tresor_crypto::random_bytes(64).unwrap();
+    let req = Request::Set { op: "set".into(), items: vec![(path, SecretBuf::new(value))], cas: None };
+    match request(socket, &req) {
+        Response::Versions(_) => {}
+        other => panic!("set failed: {}", describe(&other)),
+    }
+}
+
+fn get(socket: &Path, path: String) {
+    match request(socket, &Request::Get { path, version: None }) {
+        Response::Value(v) => assert_eq!(v.0.len(), 64),
+        other => panic!("get failed: {}", describe(&other)),
+    }
+}
+
+fn describe(response: &Response) -> String {
+    match response {
+        Response::Error { message, .. } => message.clone(),
+        Response::Locked => "locked".into(),
+        _ => "an unexpected answer".into(),
+    }
+}
+
+fn start(root: &Path, runtime: &tokio::runtime::Runtime) -> PathBuf {
+    let location = root.join("vault").to_str().unwrap().to_string();
+    let trust = root.join("trust");
+    runtime.block_on(async {
+        let store = Store::open(&location, true).unwrap();
+        Vault::init(store, &Password::from(PASSWORD.to_string()), opts(&trust)).await.unwrap();
+    });
+    let run = root.join("run");
+    std::fs::create_dir(&run).unwrap();
+    std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let socket = run.join("agent.sock");
+    let listener = runtime.block_on(async { bind(&socket) }).unwrap();
+    let config =
+        AgentConfig { location, options: Box::new(move || opts(&trust)), idle: Duration::from_secs(3600) };
+    runtime.spawn(serve(listener, config));
+    let unlock = Request::Unlock { password: SecretBuf::new(PASSWORD.as_bytes().to_vec()) };
+    request(&socket, &unlock);
+    socket
+}
+
+/// Runs `ops` requests from `clients` threads; each request's latency, sorted, and the wall time.
+fn load(clients: usize, ops: usize, each: impl Fn(usize, usize) + Sync) -> (Vec<Duration>, Duration) {
+    let start = Instant::now();
+    let mut latencies: Vec<Duration> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..clients)
+            .map(|c| {
+                let each = &each;
+                scope.spawn(move || {
+                    (0..ops / clients)
+                        .map(|i| {
+                            let t = Instant::now();
+                            each(c, i);
+                            t.elapsed()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    });
+    let took = start.elapsed();
+    latencies.sort_unstable();
+    (latencies, took)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i].as_secs_f64() * 1e3
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let env =
+        |name: &str, default: usize| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
+    let ops = env("TRESOR_BENCH_OPS", 40_000);
+    let clients = env("TRESOR_BENCH_CLIENTS", 16);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let socket = start(tmp.path(), &runtime);
+    for i in 0..PRELOADED / 100 {
+        let items = (0..100)
+            .map(|j| (format!("pre/secret-{:04}", i * 100 + j), SecretBuf::new(vec![7u8; 64])))
+            .collect();
+        request(&socket, &Request::Set { op: "import".into(), items, cas: None });
+    }
+    let status = |socket: &Path| match request(socket, &Request::Status) {
+        Response::Status(s) => s,
+        other => panic!("no status: {}", describe(&other)),
+    };
+    let before = status(&socket);
+
+    let (lat, took) =
+        load(clients, ops, |c, i| get(&socket, format!("pre/secret-{:04}", (c * 7919 + i * 31) % PRELOADED)));
+    let after = status(&socket);
+    println!(
+        "agent-load: reads, {clients} clients: {} gets in {:.2} s = {:.0} reads/s, p50 {:.2} ms, p99 {:.2} ms; \
+         {} audit entries ({:.1} reads per entry) [durability: each read's audit entry written before its \
+         value is returned, fsynced with the next commit or every 64 entries]",
+        lat.len(),
+        took.as_secs_f64(),
+        lat.len() as f64 / took.as_secs_f64(),
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        after.audit_records - before.audit_records,
+        lat.len() as f64 / (after.audit_records - before.audit_records).max(1) as f64,
+    );
+
+    let (lat, took) = load(clients, ops / 4, |c, i| put(&socket, format!("w/c{c}/secret-{i:06}")));
+    let done = status(&socket);
+    println!(
+        "agent-load: writes, {clients} clients: {} puts in {:.2} s = {:.0} puts/s, p50 {:.2} ms, p99 {:.2} ms; \
+         {} commits ({:.1} puts per commit) [durability: blob, audit entry and commit fsynced before the answer]",
+        lat.len(),
+        took.as_secs_f64(),
+        lat.len() as f64 / took.as_secs_f64(),
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        done.commits - after.commits,
+        lat.len() as f64 / (done.commits - after.commits).max(1) as f64,
+    );
+
+    let n = (ops / 40).max(100);
+    let (lat, took) = load(1, n, |_, i| put(&socket, format!("one/secret-{i:06}")));
+    println!(
+        "agent-load: writes, 1 client: {} puts in {:.2} s = {:.0} puts/s, p50 {:.2} ms [durability: as above]",
+        lat.len(),
+        took.as_secs_f64(),
+        lat.len() as f64 / took.as_secs_f64(),
+        percentile(&lat, 0.5),
+    );
+    let _ = client::request(&socket, &Request::Lock, Duration::from_secs(60));
+}
