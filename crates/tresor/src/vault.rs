@@ -2091,30 +2091,33 @@ impl Engine {
                 if attempt > 0 {
                     return Ok(());
                 }
+                // One audit entry for the whole write: a record per secret for each request of a
+                // few, a record per 256 paths for a big one, each naming its request's actor.
                 let written = format!("BlobWritten epoch {epoch}");
-                let leader = self.opts.actor.clone();
+                let mut records = Vec::new();
                 let mut rest = items;
                 for (count, actor) in runs {
                     let (mine, others) = rest.split_at((*count).min(rest.len()));
                     rest = others;
-                    self.opts.actor = actor.to_string();
-                    if durability == Durability::Sync {
-                        for (path, _) in mine {
-                            self.audit_append(op, Some(path), Outcome::Ok, Some(written.clone()), durability)
-                                .await?;
-                        }
+                    let record = |path: Option<&str>, detail: String| AuditRecord {
+                        time_ms: now_ms(),
+                        actor: actor.to_string(),
+                        op: op.to_string(),
+                        path: path.map(str::to_string),
+                        outcome: Outcome::Ok,
+                        detail: Some(detail),
+                    };
+                    if mine.len() <= SMALL_WRITE {
+                        records.extend(mine.iter().map(|(path, _)| record(Some(path), written.clone())));
                     } else {
-                        // A big write is one request: a few records naming every path, rather
-                        // than one record per secret racing other writers for the head.
                         for chunk in mine.chunks(AUDIT_PATHS_PER_RECORD) {
                             let paths: Vec<&str> = chunk.iter().map(|(p, _)| *p).collect();
                             let detail = format!("{} secrets, {written}: {}", paths.len(), paths.join(", "));
-                            self.audit_append_with(op, None, Outcome::Ok, Some(detail), durability, false)
-                                .await?;
+                            records.push(record(None, detail));
                         }
                     }
                 }
-                self.opts.actor = leader;
+                self.audit_append_entry(&records, durability, false).await?;
                 Ok::<_, Error>(())
             };
             let (blobs_written, audited) = tokio::join!(write_blobs, write_audit);

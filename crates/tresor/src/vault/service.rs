@@ -22,7 +22,7 @@ use crate::model::{AuditRecord, Outcome, now_ms};
 use crate::store::{Durability, Store};
 use futures::future::BoxFuture;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{Mutex, oneshot};
 use tresor_crypto::slip10::DerivationPath;
@@ -55,6 +55,10 @@ struct Service {
     audits: std::sync::Mutex<Vec<PendingRecord>>,
     /// Set as the vault is locked: reads stop at once.
     sealed: AtomicBool,
+    /// Reads that asked for a freshness check, counted.
+    arrivals: AtomicU64,
+    /// Held while a freshness check runs; holds the arrival count when the last good one began.
+    checked: Mutex<u64>,
     /// Facts fixed at unlock, readable without the engine.
     store: Store,
     vault_id: [u8; 16],
@@ -95,6 +99,8 @@ impl Vault {
             lane: engine.lane.clone(),
             audits: std::sync::Mutex::new(Vec::new()),
             sealed: AtomicBool::new(false),
+            arrivals: AtomicU64::new(0),
+            checked: Mutex::new(0),
             engine: Arc::new(Mutex::new(None)),
         };
         let actor: Arc<str> = Arc::from(engine.opts.actor.as_str());
@@ -289,15 +295,23 @@ impl Vault {
     /// Makes sure the view holds every commit the store held when this was called: if the next
     /// commit exists, the engine applies it (and whatever follows). One read of a name that is
     /// not there when nothing changed (as the engine's own refresh: a store that fails reads
-    /// fails this too).
+    /// fails this too). Reads that arrive together share one check: a check that began after a
+    /// read arrived answers for it.
     async fn fresh(&self) -> Result<()> {
         if self.svc.sealed.load(Ordering::Acquire) {
             return Err(Error::Locked);
         }
+        let arrived = self.svc.arrivals.fetch_add(1, Ordering::SeqCst) + 1;
+        let mut checked = self.svc.checked.lock().await;
+        if *checked >= arrived {
+            return Ok(());
+        }
+        let covers = self.svc.arrivals.load(Ordering::SeqCst);
         let next = layout::commit(self.svc.view.log_seq() + 1);
         if self.svc.store.get(&next).await?.is_some() {
             self.refresh().await?;
         }
+        *checked = covers;
         Ok(())
     }
 
