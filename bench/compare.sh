@@ -233,6 +233,50 @@ tresor_dec() {
     done
 }
 
+# The physical floor, measured in the same run: starting a process that does nothing (a C
+# hello-world), tresor's own start-up (`tresor --version`), and one durable create of a small file
+# on the vault's filesystem (open O_EXCL, write, fsync the file, fsync its directory).
+cat >"$TMP/floor.c" <<'C'
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (argc < 4) { puts("hello"); return 0; }
+    int n = atoi(argv[2]), dir = open(argv[1], O_RDONLY | O_DIRECTORY);
+    char name[64], buf[64];
+    memset(buf, 7, sizeof buf);
+    struct timespec a, b;
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    for (int i = 0; i < n; i++) {
+        snprintf(name, sizeof name, "%s-%d", argv[3], i);
+        int fd = openat(dir, name, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        if (fd < 0 || write(fd, buf, sizeof buf) != sizeof buf || fsync(fd) || close(fd) || fsync(dir)) return 1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    printf("%.0f\n", (b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec));
+    return 0;
+}
+C
+HAVE_FLOOR=0
+if command -v cc >/dev/null 2>&1 && cc -O2 -o "$TMP/floor" "$TMP/floor.c" 2>/dev/null; then HAVE_FLOOR=1; fi
+floor_hello() {
+    local i
+    for ((i = 0; i < N; i++)); do "$TMP/floor" >/dev/null; done
+}
+tresor_version() {
+    local i
+    for ((i = 0; i < N; i++)); do "$TRESOR" --version >/dev/null; done
+}
+if ((HAVE_FLOOR)); then
+    timed floor_hello floor_hello
+    mkdir -p "$TMP/store/floor"
+    NS[floor_create]=$("$TMP/floor" "$TMP/store/floor" "$N" f) || die "the durable-create floor failed"
+fi
+timed tresor_version tresor_version
+
 timed tresor_set tresor_set
 timed pass_set pass_set
 timed age_set age_set
@@ -326,5 +370,13 @@ printf '%-16s %14s %11s %11s\n' "decrypt 64 MiB" "$(ms "${NS[big_tresor_dec]}")"
     "$(ratio "${NS[big_age_dec]}" "${NS[big_tresor_dec]}")"
 echo "(tresor encrypt/decrypt: transit keys through the agent; age: X25519 recipient, file in and out)"
 echo
+if ((HAVE_FLOOR)); then
+    echo
+    echo "floor (same run): a C hello-world process $(per_op_ms "${NS[floor_hello]}") ms, tresor --version" \
+        "$(per_op_ms "${NS[tresor_version]}") ms ($(ratio "${NS[tresor_version]}" "${NS[floor_hello]}")x the C process)," \
+        "one durable create $(per_op_ms "${NS[floor_create]}") ms"
+    echo "tresor get = $(ratio "${NS[tresor_get]}" "${NS[floor_hello]}")x a bare process;" \
+        "tresor set = $(ratio "${NS[tresor_set]}" "$((NS[floor_hello] + NS[floor_create]))")x a bare process plus one durable create"
+fi
 echo "BENCH: get ratio pass/tresor = $(ratio "${NS[pass_get]}" "${NS[tresor_get]}");" \
     "set ratio = $(ratio "${NS[pass_set]}" "${NS[tresor_set]}")"

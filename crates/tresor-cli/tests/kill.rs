@@ -6,7 +6,9 @@
 //! its writer was told, with its value; every listed secret must read (nothing half-visible), with
 //! either an acknowledged value or the value of a write in flight when the agent died; histories
 //! stay 1..=n; `tresor audit verify` passes. Each reopening checks that round's writes; the end
-//! checks everything once more, and a machine without trust state verifies the result.
+//! checks everything once more, and a machine without trust state verifies the result. Two more
+//! clients read all along, so kills also land in a batched audit entry of reads: every read that
+//! was answered has its record in the trail afterwards.
 #![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
 
 mod common;
@@ -22,6 +24,23 @@ const KILLS: usize = 5;
 const CLIENTS: usize = 2;
 /// Every third write updates this secret, so kills also land on a secret with history.
 const HOT: &str = "hot";
+/// Clients reading [`HOT`] all along through the same agent.
+const READERS: usize = 2;
+
+/// Reads [`HOT`] until the agent is gone: how many reads were answered.
+fn read_until_failure(env: &Env) -> usize {
+    let mut answered = 0;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while Instant::now() < deadline {
+        match env.run(&["get", HOT], b"").code {
+            0 => answered += 1,
+            // Not written yet.
+            4 => std::thread::sleep(Duration::from_millis(5)),
+            _ => break,
+        }
+    }
+    answered
+}
 
 /// A write the writer attempted: acknowledged with a version, or in flight when the agent died.
 #[derive(Clone, Debug)]
@@ -147,12 +166,14 @@ fn kill_rounds(env: &Env, label: &str) {
     let (mut reopened, mut verified, mut mid_request, mut committed) = (0, 0, 0, 0);
     let mut delays = Vec::new();
     let mut problems = Vec::new();
+    let mut reads_answered = 0;
     env.unlock_with_file(&password_file, &["--idle-timeout", "10m"]).ok();
     for round in 0..KILLS {
         let pids = env.agent_pids();
         assert_eq!(pids.len(), 1, "round {round}: expected one agent, found {pids:?}");
         let count = AtomicUsize::new(0);
-        let ended = std::thread::scope(|s| {
+        let (ended, read) = std::thread::scope(|s| {
+            let readers: Vec<_> = (0..READERS).map(|_| s.spawn(|| read_until_failure(env))).collect();
             let writers: Vec<_> = (0..CLIENTS)
                 .map(|client| {
                     let (log, count) = (env.path(&format!("client-{client}.log")), &count);
@@ -169,8 +190,10 @@ fn kill_rounds(env: &Env, label: &str) {
             std::thread::sleep(delay);
             delays.push(delay.as_millis());
             assert!(common::kill_hard(pids[0]), "round {round}: the agent survived SIGKILL");
-            writers.into_iter().map(|w| w.join().unwrap()).collect::<Vec<_>>()
+            let ended = writers.into_iter().map(|w| w.join().unwrap()).collect::<Vec<_>>();
+            (ended, readers.into_iter().map(|r| r.join().unwrap()).sum::<usize>())
         });
+        reads_answered += read;
         // The writes in flight were not acknowledged: the agent died under them (exit 1), or they
         // found no agent and no password (exit 7).
         let mut under_the_kill = false;
@@ -216,6 +239,18 @@ fn kill_rounds(env: &Env, label: &str) {
         let found = check(env, &acked, 0, &in_flight, &[""], &mut committed);
         problems.extend(found.into_iter().map(|p| format!("at the end: {p}")));
     }
+    // Every read that was answered before a kill has its audit record (written before the value
+    // went out): the trail holds at least as many answered reads of HOT as the readers counted.
+    let audit: Value = serde_json::from_slice(&env.run(&["audit", "--json"], b"").ok().stdout).unwrap();
+    let recorded = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["op"] == "get" && r["path"] == HOT && r["outcome"] == "ok")
+        .count();
+    if recorded < reads_answered {
+        problems.push(format!("{reads_answered} reads answered, only {recorded} in the audit trail"));
+    }
     env.run(&["lock"], b"").ok();
     // The log on disk is the writer's word: it matches what was checked.
     let logged: usize = (0..CLIENTS)
@@ -235,7 +270,7 @@ fn kill_rounds(env: &Env, label: &str) {
     println!(
         "{label}: {KILLS} kills ({}): vault reopened {reopened}/{KILLS}, acknowledged writes lost {lost} of {}, \
          audit verify {verified}/{KILLS}, kills mid-request {mid_request}/{KILLS}, in-flight writes committed \
-         {committed}/{} (delays {delays:?} ms, {:.1} s)",
+         {committed}/{}, reads answered {reads_answered} all audited (delays {delays:?} ms, {:.1} s)",
         if label.contains("s3") { "S3" } else { "local" },
         acked.len(),
         in_flight.len(),

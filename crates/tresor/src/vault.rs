@@ -1262,7 +1262,10 @@ impl Engine {
             .buffer_unordered(8)
             .try_collect::<Vec<Created>>()
             .await?;
-        self.store.sync(&names)?;
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.sync(&names))
+            .await
+            .map_err(|_| Error::Store("a sync thread panicked".into()))??;
         self.snapshot_seq = self.snapshot_seq.max(header.seq);
         self.advance_snapshot_base(header.seq);
         self.save_trust().await?;
