@@ -34,6 +34,7 @@ use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
+use tresor::model::AuditOp;
 use tresor::vault::format_time;
 use tresor::{KdfParams, Options, Store, Vault};
 use tresor_server::client;
@@ -554,7 +555,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                     limit: ctx.max_value,
                 }));
             }
-            let req = Request::Set { op: "set".into(), items: vec![(path.clone(), SecretBuf(value))], cas };
+            let req = Request::Set { op: AuditOp::Set, items: vec![(path.clone(), SecretBuf(value))], cas };
             match request(&mut ctx, req)? {
                 Response::Versions(v) => {
                     eprintln!("{path}: version {}", v.first().copied().unwrap_or(0));
@@ -661,31 +662,34 @@ fn run(cli: Cli) -> Result<(), CliError> {
         },
         Command::Audit { action: None, json } => match request(&mut ctx, Request::Audit)? {
             Response::Audit(records) => {
+                // Operations under their current names, also in trails written before them.
+                let op_name = |op: &str| AuditOp::parse(op).map_or_else(|| op.to_string(), |o| o.to_string());
+                let outcome_text = |outcome: &tresor::model::Outcome| match outcome {
+                    tresor::model::Outcome::Ok => "ok".to_string(),
+                    tresor::model::Outcome::Failed(m) => format!("failed: {m}"),
+                    tresor::model::Outcome::Denied(m) => format!("denied: {m}"),
+                };
                 if json {
                     let rows: Vec<_> = records
                         .iter()
                         .map(|(seq, r)| {
                             serde_json::json!({
                                 "seq": seq, "time": format_time(r.time_ms), "time_ms": r.time_ms, "actor": r.actor,
-                                "op": r.op, "path": r.path, "detail": r.detail,
-                                "outcome": match &r.outcome { tresor::model::Outcome::Ok => "ok".to_string(),
-                                    tresor::model::Outcome::Failed(m) => format!("failed: {m}") },
+                                "op": op_name(&r.op), "path": r.path, "detail": r.detail,
+                                "outcome": outcome_text(&r.outcome),
                             })
                         })
                         .collect();
                     return print_json(&rows);
                 }
                 for (seq, r) in records {
-                    let outcome = match &r.outcome {
-                        tresor::model::Outcome::Ok => "ok".to_string(),
-                        tresor::model::Outcome::Failed(m) => format!("failed: {m}"),
-                    };
+                    let outcome = outcome_text(&r.outcome);
                     let detail = r.detail.map(|d| format!(" ({d})")).unwrap_or_default();
                     outln!(
                         "{seq:>6}  {}  {}  {} {}  {outcome}{detail}",
                         format_time(r.time_ms),
                         r.actor,
-                        r.op,
+                        op_name(&r.op),
                         r.path.unwrap_or_else(|| "-".into())
                     );
                 }
@@ -1255,7 +1259,7 @@ fn cmd_import(ctx: &mut Ctx, file: &Path, format: Option<import::Format>) -> Res
     }
     let items = import::parse(format, &bytes).map_err(CliError::input)?;
     let count = items.len();
-    let req = Request::Set { op: "import".into(), items, cas: None };
+    let req = Request::Set { op: AuditOp::Import, items, cas: None };
     match request(ctx, req)? {
         Response::Versions(_) => {
             eprintln!("imported {count} secrets");

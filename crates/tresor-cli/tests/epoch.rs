@@ -68,7 +68,7 @@ fn rotate_reencrypt_and_destroy_in_process() {
 
     let audit = env.run_pw(&["audit", "--json"], b"").ok();
     let records: Vec<Value> = serde_json::from_slice(&audit.stdout).unwrap();
-    for op in ["EpochRotated", "BlobReencrypted", "EpochDestroyed", "epoch destroy"] {
+    for op in ["epoch rotate", "epoch reencrypt", "epoch destroy"] {
         assert!(records.iter().any(|r| r["op"] == op), "no {op} record");
     }
     assert!(

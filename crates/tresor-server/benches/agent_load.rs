@@ -28,7 +28,11 @@ fn request(socket: &Path, req: &Request) -> Response {
 
 fn put(socket: &Path, path: String) {
     let value = tresor_crypto::random_bytes(64).unwrap();
-    let req = Request::Set { op: "set".into(), items: vec![(path, SecretBuf::new(value))], cas: None };
+    let req = Request::Set {
+        op: tresor::model::AuditOp::Set,
+        items: vec![(path, SecretBuf::new(value))],
+        cas: None,
+    };
     match request(socket, &req) {
         Response::Versions(_) => {}
         other => panic!("set failed: {}", describe(&other)),
@@ -115,7 +119,7 @@ fn main() {
         let items = (0..100)
             .map(|j| (format!("pre/secret-{:04}", i * 100 + j), SecretBuf::new(vec![7u8; 64])))
             .collect();
-        request(&socket, &Request::Set { op: "import".into(), items, cas: None });
+        request(&socket, &Request::Set { op: tresor::model::AuditOp::Import, items, cas: None });
     }
     let status = |socket: &Path| match request(socket, &Request::Status) {
         Response::Status(s) => s,

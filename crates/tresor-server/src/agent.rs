@@ -11,6 +11,7 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Mutex, mpsc};
 use tokio::time::{Instant, timeout};
+use tresor::model::AuditOp;
 use tresor::{Password, Store, Vault};
 use zeroize::Zeroizing;
 
@@ -243,11 +244,13 @@ pub async fn execute(vault: &Vault, request: Request) -> Response {
         Request::Set { cas: Some(_), .. } => {
             Err(tresor::Error::Invalid("check-and-set takes exactly one secret".into()))
         }
-        Request::Set { op, items, cas: None } => {
+        Request::Set { op: op @ (AuditOp::Set | AuditOp::Import), items, cas: None } => {
             let borrowed: Vec<(&str, &[u8])> =
                 items.iter().map(|(p, v)| (p.as_str(), v.0.as_slice())).collect();
-            vault.set_many(&op, &borrowed).await.map(Response::Versions)
+            vault.set_many(op, &borrowed).await.map(Response::Versions)
         }
+        // A client cannot make a write look like another operation in the audit trail.
+        Request::Set { op, .. } => Err(tresor::Error::Invalid(format!("a write cannot be audited as {op}"))),
         Request::Delete { path } => vault.delete(&path).await.map(|v| Response::Versions(vec![v])),
         Request::List { prefix } => vault.list(&prefix).await.map(Response::List),
         Request::History { path } => vault.history(&path).await.map(Response::History),

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::io::{Read, Write};
 use tresor::Category;
-use tresor::model::AuditRecord;
+use tresor::model::{AuditOp, AuditRecord};
 use tresor::vault::{
     DestroyReport, EpochList, GcReport, HistoryEntry, KeySlotView, ListEntry, ReencryptReport, RotateReport,
     Status, VerifyReport,
@@ -95,8 +95,8 @@ pub enum Request {
     },
     /// Write secrets in one commit.
     Set {
-        /// The audit operation name (`set`, `import`).
-        op: String,
+        /// What the audit trail calls it: [`AuditOp::Set`] or [`AuditOp::Import`] (others are refused).
+        op: AuditOp,
         /// Paths and values.
         items: Vec<(String, SecretBuf)>,
         /// Check-and-set: the version the (single) secret must be at (0: absent).
@@ -378,7 +378,7 @@ mod tests {
     #[test]
     fn frames_roundtrip() {
         let req = Request::Set {
-            op: "set".into(),
+            op: AuditOp::Set,
             items: vec![("a/b".into(), SecretBuf::new(b"v".to_vec()))],
             cas: Some(3),
         };
@@ -386,7 +386,7 @@ mod tests {
         let back: Request = read_msg(&mut frame.as_slice()).unwrap();
         match back {
             Request::Set { op, items, cas } => {
-                assert_eq!(op, "set");
+                assert_eq!(op, AuditOp::Set);
                 assert_eq!(cas, Some(3));
                 assert_eq!(items[0].0, "a/b");
                 assert_eq!(items[0].1.0.as_slice(), b"v");

@@ -23,7 +23,7 @@ fn ask(socket: &Path, req: &Request) -> Response {
 
 fn set(path: &str, value: &[u8]) -> Request {
     Request::Set {
-        op: "set".into(),
+        op: tresor::model::AuditOp::Set,
         items: vec![(path.to_string(), SecretBuf::new(value.to_vec()))],
         cas: None,
     }

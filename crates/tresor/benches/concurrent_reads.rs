@@ -31,7 +31,7 @@ fn main() {
         let items: Vec<(String, Vec<u8>)> =
             (0..SECRETS).map(|i| (format!("app/secret-{i:04}"), vec![i as u8; 64])).collect();
         let borrowed: Vec<(&str, &[u8])> = items.iter().map(|(p, v)| (p.as_str(), v.as_slice())).collect();
-        v.set_many("import", &borrowed).await.unwrap();
+        v.set_many(tresor::model::AuditOp::Import, &borrowed).await.unwrap();
         v
     });
     // Warm-up: page cache, epoch key, the first audit pins.

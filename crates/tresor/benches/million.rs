@@ -72,7 +72,7 @@ async fn build(location: &str, trust_root: &Path, secrets: usize, batch: usize) 
                         .collect();
                     let items: Vec<(&str, &[u8])> =
                         names.iter().map(String::as_str).zip(values.iter().map(Vec::as_slice)).collect();
-                    v.set_many("set", &items).await.unwrap();
+                    v.set_many(tresor::model::AuditOp::Set, &items).await.unwrap();
                 }
             })
         })

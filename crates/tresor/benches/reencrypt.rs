@@ -74,7 +74,7 @@ async fn run(v: &mut Vault, values: &[Vec<u8>], batch: usize) -> (u64, u64, Dura
     for (names, values) in names.chunks(batch).zip(values.chunks(batch)) {
         let items: Vec<(&str, &[u8])> =
             names.iter().map(String::as_str).zip(values.iter().map(Vec::as_slice)).collect();
-        v.set_many("set", &items).await.unwrap();
+        v.set_many(tresor::model::AuditOp::Set, &items).await.unwrap();
     }
     v.rotate("manual").await.unwrap();
     let start = Instant::now();

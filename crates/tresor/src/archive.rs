@@ -11,6 +11,7 @@
 use crate::error::{Error, ObjectKind, Result};
 use crate::keyfile::KeyFile;
 use crate::layout::{self, parse_seq};
+use crate::model::AuditOp;
 use crate::store::Store;
 use crate::trust::TrustState;
 use crate::vault::{Engine, Options, Vault};
@@ -49,7 +50,7 @@ pub async fn export(vault: &Vault) -> Result<Vec<u8>> {
 /// [`export`] on the engine (in its task).
 pub(crate) async fn export_engine(vault: &mut Engine) -> Result<Vec<u8>> {
     vault.verify().await?;
-    vault.audit_op("export", None).await?;
+    vault.audit_op(AuditOp::Export, None).await?;
     let objects = vault.authenticated_objects().await?;
     let mut out = Vec::new();
     out.extend_from_slice(MAGIC);
@@ -147,6 +148,6 @@ pub async fn import(store: Store, bytes: &[u8], password: &Password, opts: Optio
     }
     opts.trust.reset(&archive.vault_id, store.location(), &TrustState::default())?;
     let mut vault = Engine::unlock(store, password, opts).await?;
-    vault.audit_op("import", Some(format!("{count} objects from an archive"))).await?;
+    vault.audit_op(AuditOp::Import, Some(format!("{count} objects from an archive"))).await?;
     Ok(Vault::serve(vault))
 }

@@ -148,6 +148,168 @@ pub enum Outcome {
     Ok,
     /// It failed; the text says why (never a secret value).
     Failed(String),
+    /// It was refused by policy before anything was done; the text says why.
+    Denied(String),
+}
+
+/// What an audit record says was done: a closed set, each with one stable name (what the trail
+/// stores and `tresor audit` prints). Trails written before this set existed used a few other
+/// names for the same operations (`EpochRotated`, `BlobReencrypted`, `EpochDestroyed`,
+/// `epoch rotate (policy)`); [`AuditOp::parse`] reads those too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AuditOp {
+    /// A vault was created.
+    Init,
+    /// Unlocked with a password.
+    Unlock,
+    /// Unlocked with the recovery phrase.
+    UnlockRecoveryPhrase,
+    /// Locked: every key wiped.
+    Lock,
+    /// A secret's value was read.
+    Get,
+    /// Secrets were written.
+    Set,
+    /// Secrets were written by an import.
+    Import,
+    /// A secret was deleted.
+    Rm,
+    /// Secret names were listed.
+    List,
+    /// A secret's versions were listed.
+    History,
+    /// The vault's summary was read.
+    Status,
+    /// The audit trail was read.
+    Audit,
+    /// The logs and values were verified.
+    AuditVerify,
+    /// The vault was exported to an archive.
+    Export,
+    /// A password was changed.
+    Passwd,
+    /// A password slot was added.
+    KeyslotAdd,
+    /// A password slot was removed.
+    KeyslotRemove,
+    /// The vault was opened with its recovery phrase and given a new password.
+    Recover,
+    /// A newer key file another writer made was adopted.
+    KeyfileAdopt,
+    /// Unreferenced objects were collected.
+    Gc,
+    /// The epochs were listed.
+    EpochList,
+    /// A new epoch was started (manually, by policy, to destroy one, on revocation).
+    EpochRotate,
+    /// The rotation policy was set.
+    EpochPolicy,
+    /// Values were sealed again into the current epoch.
+    EpochReencrypt,
+    /// An epoch was destroyed.
+    EpochDestroy,
+    /// The recovery phrase was shown.
+    RecoveryPhrase,
+    /// A key was derived (an identity's public half, a private half, a raw transit key).
+    KeyDerive,
+    /// A message was signed.
+    Sign,
+    /// Data was encrypted with a transit key (or a message key issued for it).
+    Encrypt,
+    /// Data was decrypted with a transit key (or a message key issued for it).
+    Decrypt,
+    /// The root secret was rotated.
+    Rekey,
+}
+
+impl AuditOp {
+    /// Every operation, in the order above.
+    pub const ALL: [AuditOp; 31] = [
+        AuditOp::Init,
+        AuditOp::Unlock,
+        AuditOp::UnlockRecoveryPhrase,
+        AuditOp::Lock,
+        AuditOp::Get,
+        AuditOp::Set,
+        AuditOp::Import,
+        AuditOp::Rm,
+        AuditOp::List,
+        AuditOp::History,
+        AuditOp::Status,
+        AuditOp::Audit,
+        AuditOp::AuditVerify,
+        AuditOp::Export,
+        AuditOp::Passwd,
+        AuditOp::KeyslotAdd,
+        AuditOp::KeyslotRemove,
+        AuditOp::Recover,
+        AuditOp::KeyfileAdopt,
+        AuditOp::Gc,
+        AuditOp::EpochList,
+        AuditOp::EpochRotate,
+        AuditOp::EpochPolicy,
+        AuditOp::EpochReencrypt,
+        AuditOp::EpochDestroy,
+        AuditOp::RecoveryPhrase,
+        AuditOp::KeyDerive,
+        AuditOp::Sign,
+        AuditOp::Encrypt,
+        AuditOp::Decrypt,
+        AuditOp::Rekey,
+    ];
+
+    /// Its stable name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditOp::Init => "init",
+            AuditOp::Unlock => "unlock",
+            AuditOp::UnlockRecoveryPhrase => "unlock (recovery phrase)",
+            AuditOp::Lock => "lock",
+            AuditOp::Get => "get",
+            AuditOp::Set => "set",
+            AuditOp::Import => "import",
+            AuditOp::Rm => "rm",
+            AuditOp::List => "list",
+            AuditOp::History => "history",
+            AuditOp::Status => "status",
+            AuditOp::Audit => "audit",
+            AuditOp::AuditVerify => "audit verify",
+            AuditOp::Export => "export",
+            AuditOp::Passwd => "passwd",
+            AuditOp::KeyslotAdd => "keyslot add",
+            AuditOp::KeyslotRemove => "keyslot remove",
+            AuditOp::Recover => "recover",
+            AuditOp::KeyfileAdopt => "keyfile adopt",
+            AuditOp::Gc => "gc",
+            AuditOp::EpochList => "epoch list",
+            AuditOp::EpochRotate => "epoch rotate",
+            AuditOp::EpochPolicy => "epoch policy",
+            AuditOp::EpochReencrypt => "epoch reencrypt",
+            AuditOp::EpochDestroy => "epoch destroy",
+            AuditOp::RecoveryPhrase => "recovery-phrase",
+            AuditOp::KeyDerive => "key derive",
+            AuditOp::Sign => "sign",
+            AuditOp::Encrypt => "encrypt",
+            AuditOp::Decrypt => "decrypt",
+            AuditOp::Rekey => "rekey",
+        }
+    }
+
+    /// The operation a stored name stands for, older names included.
+    pub fn parse(name: &str) -> Option<AuditOp> {
+        match name {
+            "EpochRotated" | "epoch rotate (policy)" => Some(AuditOp::EpochRotate),
+            "BlobReencrypted" => Some(AuditOp::EpochReencrypt),
+            "EpochDestroyed" => Some(AuditOp::EpochDestroy),
+            _ => AuditOp::ALL.into_iter().find(|op| op.as_str() == name),
+        }
+    }
+}
+
+impl std::fmt::Display for AuditOp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// An audit record.
@@ -157,7 +319,8 @@ pub struct AuditRecord {
     pub time_ms: u64,
     /// Who did it.
     pub actor: String,
-    /// The operation (`get`, `set`, `unlock`, ...).
+    /// The operation: the name of an [`AuditOp`] (or, in trails written before that set, an
+    /// older name [`AuditOp::parse`] reads).
     pub op: String,
     /// The secret path or prefix it concerned, if any.
     pub path: Option<String>,
@@ -288,6 +451,17 @@ mod tests {
             prop_assert!(bytes[0] >= 0x80);
             prop_assert_eq!(decode_audit(&bytes, "x").unwrap(), vec![record]);
         }
+    }
+
+    #[test]
+    fn audit_op_names_are_distinct_and_parse_back() {
+        let names: std::collections::HashSet<&str> = AuditOp::ALL.iter().map(|op| op.as_str()).collect();
+        assert_eq!(names.len(), AuditOp::ALL.len());
+        for op in AuditOp::ALL {
+            assert_eq!(AuditOp::parse(op.as_str()), Some(op));
+        }
+        assert_eq!(AuditOp::parse("BlobReencrypted"), Some(AuditOp::EpochReencrypt));
+        assert_eq!(AuditOp::parse("no such op"), None);
     }
 
     #[test]

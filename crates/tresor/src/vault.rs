@@ -13,7 +13,7 @@ use crate::keyfile::{KeyFile, SlotKind, SlotOpen, check_password_rules};
 use crate::keyring::Keyring;
 use crate::layout::{self, parse_seq};
 use crate::model::{
-    AuditAnchor, AuditRecord, BlobRef, Commit, Op, Outcome, decode, decode_audit, encode, now_ms,
+    AuditAnchor, AuditOp, AuditRecord, BlobRef, Commit, Op, Outcome, decode, decode_audit, encode, now_ms,
 };
 use crate::snapshot;
 use crate::store::{Created, Durability, Store};
@@ -657,7 +657,7 @@ impl Engine {
         let wrapped = wrap_key(&vault.keys.shield, &epoch_aad(&vault_id, epoch), &epoch_key)?;
         vault.create_once(&layout::epoch_key(epoch), &wrapped).await?;
         vault.view.insert_epoch(epoch, Arc::new(epoch_key));
-        vault.audit_append("init", None, Outcome::Ok, None, Durability::Sync).await?;
+        vault.audit_append(AuditOp::Init, None, Outcome::Ok, None, Durability::Sync).await?;
         vault
             .commit(|_, _| {
                 Ok(vec![
@@ -821,7 +821,7 @@ impl Engine {
             .map(|first| format!("{} failed attempts since {}", failed.len(), format_time(*first)));
         let notes: Vec<String> = attempts.into_iter().chain(repaired).collect();
         let detail = (!notes.is_empty()).then(|| notes.join("; "));
-        let op = if vault.slot.is_some() { "unlock" } else { "unlock (recovery phrase)" };
+        let op = if vault.slot.is_some() { AuditOp::Unlock } else { AuditOp::UnlockRecoveryPhrase };
         vault.audit_append(op, None, Outcome::Ok, detail, Durability::Sync).await?;
         if !failed.is_empty() {
             vault.opts.trust.clear_failed_attempts(&vault.vault_id, &location)?;
@@ -1586,7 +1586,7 @@ impl Engine {
     /// operation it describes.
     async fn audit_append(
         &mut self,
-        op: &str,
+        op: AuditOp,
         path: Option<&str>,
         outcome: Outcome,
         detail: Option<String>,
@@ -1599,7 +1599,7 @@ impl Engine {
     /// [`PIN_EVERY`] records (a write pins them all with its commit).
     async fn audit_append_with(
         &mut self,
-        op: &str,
+        op: AuditOp,
         path: Option<&str>,
         outcome: Outcome,
         detail: Option<String>,
@@ -1609,7 +1609,7 @@ impl Engine {
         let record = AuditRecord {
             time_ms: now_ms(),
             actor: self.opts.actor.clone(),
-            op: op.to_string(),
+            op: op.as_str().to_string(),
             path: path.map(str::to_string),
             outcome,
             detail,
@@ -1652,7 +1652,7 @@ impl Engine {
 
     /// Best effort: records that an operation failed. The original error is what the caller
     /// reports, so a failure to record it is dropped.
-    async fn audit_failure(&mut self, op: &str, path: Option<&str>, err: &Error) {
+    async fn audit_failure(&mut self, op: AuditOp, path: Option<&str>, err: &Error) {
         let _ =
             self.audit_append(op, path, Outcome::Failed(err.to_string()), None, Durability::Relaxed).await;
     }
@@ -1660,7 +1660,7 @@ impl Engine {
     /// Reads, checks and decrypts the whole audit trail, oldest first: each record with the
     /// sequence number of its entry (records that were written together share one).
     pub async fn audit_trail(&mut self) -> Result<Vec<(u64, AuditRecord)>> {
-        self.audit_append("audit", None, Outcome::Ok, None, Durability::Relaxed).await?;
+        self.audit_append(AuditOp::Audit, None, Outcome::Ok, None, Durability::Relaxed).await?;
         Ok(self
             .read_trail()
             .await?
@@ -1771,7 +1771,7 @@ impl Engine {
             0 => Outcome::Ok,
             n => Outcome::Failed(format!("{n} of {values} values damaged")),
         };
-        self.audit_append("audit verify", None, outcome, None, Durability::Relaxed).await?;
+        self.audit_append(AuditOp::AuditVerify, None, outcome, None, Durability::Relaxed).await?;
         Ok(VerifyReport {
             commits,
             audit_records: served,
@@ -1972,13 +1972,13 @@ impl Engine {
         match result {
             Ok((value, number, blob)) => {
                 let detail = version.map(|v| format!("version {v}"));
-                self.audit_append("get", Some(path), Outcome::Ok, detail, Durability::Relaxed).await?;
+                self.audit_append(AuditOp::Get, Some(path), Outcome::Ok, detail, Durability::Relaxed).await?;
                 // A value of an older epoch moves to the current one, in batches.
                 self.queue_reseal(path, number, blob).await;
                 Ok(value)
             }
             Err(e) => {
-                self.audit_failure("get", Some(path), &e).await;
+                self.audit_failure(AuditOp::Get, Some(path), &e).await;
                 Err(e)
             }
         }
@@ -2022,16 +2022,16 @@ impl Engine {
     /// live version), as Vault's KV v2 check-and-set: another writer's newer version makes it fail
     /// with [`Error::Conflict`] and nothing is written.
     pub async fn set_cas(&mut self, path: &str, value: &[u8], cas: u64) -> Result<u64> {
-        let versions = self.put("set", &[(path, value)], Some(cas)).await?;
+        let versions = self.put(AuditOp::Set, &[(path, value)], Some(cas)).await?;
         versions.first().copied().ok_or_else(|| Error::Invalid("nothing was written".into()))
     }
 
     /// Stores several secrets in one commit (all or none); `op` names it in the audit trail.
-    pub async fn set_many(&mut self, op: &str, items: &[(&str, &[u8])]) -> Result<Vec<u64>> {
+    pub async fn set_many(&mut self, op: AuditOp, items: &[(&str, &[u8])]) -> Result<Vec<u64>> {
         self.put(op, items, None).await
     }
 
-    async fn put(&mut self, op: &str, items: &[(&str, &[u8])], cas: Option<u64>) -> Result<Vec<u64>> {
+    async fn put(&mut self, op: AuditOp, items: &[(&str, &[u8])], cas: Option<u64>) -> Result<Vec<u64>> {
         let actor = self.opts.actor.clone();
         self.put_as(op, items, &[(items.len(), actor.as_str())], cas).await
     }
@@ -2047,7 +2047,7 @@ impl Engine {
     /// in order, how many of `items` each actor asked for; each one's audit records name it.
     pub(crate) async fn put_as(
         &mut self,
-        op: &str,
+        op: AuditOp,
         items: &[(&str, &[u8])],
         runs: &[(usize, &str)],
         cas: Option<u64>,
@@ -2105,7 +2105,7 @@ impl Engine {
                     let record = |path: Option<&str>, detail: String| AuditRecord {
                         time_ms: now_ms(),
                         actor: actor.to_string(),
-                        op: op.to_string(),
+                        op: op.as_str().to_string(),
                         path: path.map(str::to_string),
                         outcome: Outcome::Ok,
                         detail: Some(detail),
@@ -2209,10 +2209,10 @@ impl Engine {
         };
         let live_now = live(&self.view.index());
         if let Err(e) = live_now {
-            self.audit_failure("rm", Some(path), &e).await;
+            self.audit_failure(AuditOp::Rm, Some(path), &e).await;
             return Err(e);
         }
-        self.audit_append("rm", Some(path), Outcome::Ok, None, Durability::Sync).await?;
+        self.audit_append(AuditOp::Rm, Some(path), Outcome::Ok, None, Durability::Sync).await?;
         let result = self
             .commit(|index, _| Ok(vec![Op::Delete { path: path.to_string(), version: live(index)? }]))
             .await;
@@ -2222,7 +2222,7 @@ impl Engine {
                 _ => Err(Error::Invalid("nothing was deleted".into())),
             },
             Err(e) => {
-                self.audit_failure("rm", Some(path), &e).await;
+                self.audit_failure(AuditOp::Rm, Some(path), &e).await;
                 Err(e)
             }
         }
@@ -2231,7 +2231,7 @@ impl Engine {
     /// The vault's summary.
     pub async fn status(&mut self) -> Result<Status> {
         self.refresh().await?;
-        self.audit_append("status", None, Outcome::Ok, None, Durability::Relaxed).await?;
+        self.audit_append(AuditOp::Status, None, Outcome::Ok, None, Durability::Relaxed).await?;
         let audit_records = self.lane.lock().await.head.seq;
         Ok(Status {
             vault_id: hex::encode(self.vault_id),
@@ -2254,7 +2254,8 @@ impl Engine {
     pub async fn lock(mut self, reason: &str) -> Result<()> {
         self.flush_reseal().await;
         let detail = Some(reason.to_string());
-        let mut result = self.audit_append("lock", None, Outcome::Ok, detail, Durability::Relaxed).await;
+        let mut result =
+            self.audit_append(AuditOp::Lock, None, Outcome::Ok, detail, Durability::Relaxed).await;
         if result.is_ok() {
             result = self.save_trust().await;
         }
@@ -2276,7 +2277,7 @@ impl Engine {
         })?;
         let next = self.keyfile.with_new_password(&self.keys.root, slot, new_password, params)?;
         let detail = format!("slot {slot}; key file generation {}", next.generation);
-        self.change_keyfile(next, Some(slot), "passwd", detail).await?;
+        self.change_keyfile(next, Some(slot), AuditOp::Passwd, detail).await?;
         // Shown by `status`; the pin is the weakest slot's (lower ones too: the user chose them).
         self.kdf = params;
         self.save_trust().await
@@ -2309,7 +2310,7 @@ impl Engine {
         let next = self.keyfile.with_added_password(&self.keys.root, password, params)?;
         let index = next.slots.len() - 1;
         let detail = format!("slot {index} added; key file generation {}", next.generation);
-        self.change_keyfile(next, self.slot, "keyslot add", detail).await?;
+        self.change_keyfile(next, self.slot, AuditOp::KeyslotAdd, detail).await?;
         Ok(index)
     }
 
@@ -2324,7 +2325,7 @@ impl Engine {
             Some(s) if s > index => Some(s - 1),
             other => other,
         };
-        self.change_keyfile(next, slot_after, "keyslot remove", detail).await
+        self.change_keyfile(next, slot_after, AuditOp::KeyslotRemove, detail).await
     }
 
     /// Opens the vault at `store` with its recovery phrase and gives it `new_password` in a new
@@ -2367,7 +2368,7 @@ impl Engine {
             "recovery phrase; new password in slot {index}, {kept}; key file generation {}",
             next.generation
         );
-        vault.change_keyfile(next, Some(index), "recover", detail).await?;
+        vault.change_keyfile(next, Some(index), AuditOp::Recover, detail).await?;
         vault.kdf = params;
         vault.save_trust().await?;
         Ok(vault)
@@ -2427,7 +2428,7 @@ impl Engine {
         &mut self,
         next: KeyFile,
         slot_after: Option<usize>,
-        op: &str,
+        op: AuditOp,
         detail: String,
     ) -> Result<()> {
         let bytes = next.encode();
@@ -2467,7 +2468,7 @@ impl Engine {
             // The new key file is in the store and, being the newest, is the one unlock uses.
             // Removing it could race a commit still landing; the next unlock records it instead.
             let in_force = match op {
-                "passwd" | "recover" => "the NEW password now opens the vault",
+                AuditOp::Passwd | AuditOp::Recover => "the NEW password now opens the vault",
                 _ => "the change is in force",
             };
             return Err(Error::Store(format!(
@@ -2508,7 +2509,7 @@ impl Engine {
             "recorded key file generation {generation} left by an interrupted key file change \
              (passwd, keyslot add or remove, recover)"
         );
-        self.audit_append("keyfile adopt", None, Outcome::Ok, Some(detail), Durability::Sync).await?;
+        self.audit_append(AuditOp::KeyfileAdopt, None, Outcome::Ok, Some(detail), Durability::Sync).await?;
         self.commit(|_, _| Ok(vec![Op::KeyFile { generation, hash }])).await?;
         if let Err(e) = self.remove_keyfiles_up_to(generation - 1).await {
             tracing::warn!("the old key file could not be removed yet: {e}");
@@ -2530,7 +2531,7 @@ impl Engine {
     pub async fn gc(&mut self, grace: Duration, dry_run: bool) -> Result<GcReport> {
         self.refresh().await?;
         let detail = format!("grace {}s{}", grace.as_secs(), if dry_run { ", dry run" } else { "" });
-        self.audit_append("gc", None, Outcome::Ok, Some(detail), Durability::Sync).await?;
+        self.audit_append(AuditOp::Gc, None, Outcome::Ok, Some(detail), Durability::Sync).await?;
         if !dry_run && self.snapshot_seq < self.log.seq {
             self.snapshot().await?;
         }
@@ -2606,7 +2607,7 @@ impl Engine {
         &self.keys.root
     }
 
-    pub(crate) async fn audit_op(&mut self, op: &str, detail: Option<String>) -> Result<()> {
+    pub(crate) async fn audit_op(&mut self, op: AuditOp, detail: Option<String>) -> Result<()> {
         self.audit_append(op, None, Outcome::Ok, detail, Durability::Sync).await
     }
 }

@@ -47,7 +47,7 @@ async fn t19_canary_sweep_of_store_trust_state_and_archive() {
     let second: Vec<String> = values[..5].iter().map(|val| format!("{val}v2")).collect();
     let items: Vec<(&str, &[u8])> =
         names[..5].iter().zip(&second).map(|(n, val)| (n.as_str(), val.as_bytes())).collect();
-    v.set_many("import", &items).await.unwrap();
+    v.set_many(tresor::model::AuditOp::Import, &items).await.unwrap();
     for (i, (n, val)) in names.iter().zip(&values).enumerate() {
         let current = v.get(n, None).await.unwrap();
         let want = if i < 5 { second[i].as_bytes() } else { val.as_bytes() };

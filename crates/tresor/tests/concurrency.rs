@@ -154,7 +154,7 @@ async fn shared_handle_story(location: &str, trust: &std::path::Path) {
     let preload: Vec<(String, String)> =
         (0..50).map(|i| (format!("pre/{i}"), format!("pre-value-{i}"))).collect();
     let borrowed: Vec<(&str, &[u8])> = preload.iter().map(|(p, x)| (p.as_str(), x.as_bytes())).collect();
-    v.set_many("import", &borrowed).await.unwrap();
+    v.set_many(tresor::model::AuditOp::Import, &borrowed).await.unwrap();
     let other = Vault::unlock(store(), &common::pw(PASSWORD), common::opts(trust)).await.unwrap();
     let locking = Arc::new(AtomicBool::new(false));
     let preload = Arc::new(preload);

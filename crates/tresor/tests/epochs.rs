@@ -67,7 +67,7 @@ async fn set(v: &mut Vault, m: &mut Model, path: &str, value: &[u8]) {
 
 async fn set_many(v: &mut Vault, m: &mut Model, items: &[(String, Vec<u8>)]) {
     let refs: Vec<(&str, &[u8])> = items.iter().map(|(p, v)| (p.as_str(), v.as_slice())).collect();
-    let versions = v.set_many("import", &refs).await.unwrap();
+    let versions = v.set_many(tresor::model::AuditOp::Import, &refs).await.unwrap();
     for ((path, value), version) in items.iter().zip(versions) {
         m.put(path, version, value);
     }
@@ -729,7 +729,7 @@ async fn lazy_reseal_after_reads_is_batched_and_flushed_at_lock() {
     let trail = r.audit_trail().await.unwrap();
     let batches: Vec<&str> = trail
         .iter()
-        .filter(|(_, rec)| rec.op == "BlobReencrypted")
+        .filter(|(_, rec)| rec.op == "epoch reencrypt")
         .filter_map(|(_, rec)| rec.detail.as_deref())
         .collect();
     assert_eq!(batches.len(), 1, "{batches:?}");
@@ -841,7 +841,7 @@ async fn destroy_refuses_unknown_epochs_rotates_off_the_current_one_and_is_repea
 
     let trail = v.audit_trail().await.unwrap();
     let ops: BTreeSet<&str> = trail.iter().map(|(_, r)| r.op.as_str()).collect();
-    for op in ["EpochRotated", "BlobReencrypted", "EpochDestroyed"] {
+    for op in ["epoch rotate", "epoch reencrypt", "epoch destroy"] {
         assert!(ops.contains(op), "no {op} record in {ops:?}");
     }
     let detail = |path: &str| -> Vec<String> {
@@ -855,7 +855,7 @@ async fn destroy_refuses_unknown_epochs_rotates_off_the_current_one_and_is_repea
     assert_eq!(detail("a/three"), ["BlobWritten epoch 2"]);
     let rotated: Vec<&str> = trail
         .iter()
-        .filter(|(_, r)| r.op == "EpochRotated")
+        .filter(|(_, r)| r.op == "epoch rotate")
         .filter_map(|(_, r)| r.detail.as_deref())
         .collect();
     assert_eq!(rotated, ["epoch 2 (destroy)"]);

@@ -113,7 +113,7 @@ async fn exec(step: Step, vault: &mut Option<Vault>, store: &Store, trust: &Path
     match step {
         Step::Init => unreachable!(),
         Step::Set(path, value) => Ok(vec![v.set(path, value).await?]),
-        Step::SetMany(items) => v.set_many("import", items).await,
+        Step::SetMany(items) => v.set_many(tresor::model::AuditOp::Import, items).await,
         Step::Delete(path) => Ok(vec![v.delete(path).await?]),
         Step::Passwd => v.passwd(&pw(NEW_PASSWORD), KdfParams::MINIMUM).await.map(|()| vec![]),
     }
@@ -675,7 +675,7 @@ async fn read_errors(backend: Backend) -> usize {
     assert!(is_injected_store_error(&e), "set: {e:?}");
     let e = err(v.delete("app/x").await);
     assert!(is_injected_store_error(&e), "delete: {e:?}");
-    let e = err(v.set_many("import", &[("app/y", b"y"), ("app/z", b"z")]).await);
+    let e = err(v.set_many(tresor::model::AuditOp::Import, &[("app/y", b"y"), ("app/z", b"z")]).await);
     assert!(is_injected_store_error(&e), "set_many: {e:?}");
     let e = err(v.passwd(&pw(NEW_PASSWORD), KdfParams::MINIMUM).await);
     assert!(is_injected_store_error(&e), "passwd: {e:?}");

@@ -27,7 +27,9 @@ async fn fail_invalid_paths_before_any_write() {
         let p = path.as_str();
         for e in [
             err(v.set(p, b"x").await),
-            err(v.set_many("set", &[("fine", b"x".as_slice()), (p, b"y".as_slice())]).await),
+            err(v
+                .set_many(tresor::model::AuditOp::Set, &[("fine", b"x".as_slice()), (p, b"y".as_slice())])
+                .await),
             err(v.get(p, None).await),
             err(v.delete(p).await),
             err(v.history(p).await),
@@ -53,7 +55,9 @@ async fn fail_oversize_value_before_any_write() {
     let e = err(v.set("big", &[7; 1001]).await);
     assert!(matches!(e, Error::TooLarge { size: 1001, limit: 1000 }), "{e:?}");
     assert!(e.to_string().contains("1001") && e.to_string().contains("1000"), "{e}");
-    let e = err(v.set_many("set", &[("small", b"s".as_slice()), ("big", &[7; 1001])]).await);
+    let e = err(v
+        .set_many(tresor::model::AuditOp::Set, &[("small", b"s".as_slice()), ("big", &[7; 1001])])
+        .await);
     assert!(matches!(e, Error::TooLarge { .. }), "{e:?}");
     assert_eq!(snapshot_bytes(&env.loc), before, "no object written");
     v.set("max", &[7; 1000]).await.unwrap();

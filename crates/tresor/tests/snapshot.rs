@@ -52,7 +52,9 @@ async fn busy_vault(env: &Env) -> Vec<u64> {
     v.set("gone/forever", b"soon deleted").await.unwrap();
     v.delete("gone/forever").await.unwrap();
     v.passwd(&pw(PASSWORD), KdfParams::MINIMUM).await.unwrap();
-    v.set_many("import", &[("bulk/a", b"1".as_slice()), ("bulk/b", b"2")]).await.unwrap();
+    v.set_many(tresor::model::AuditOp::Import, &[("bulk/a", b"1".as_slice()), ("bulk/b", b"2")])
+        .await
+        .unwrap();
     let status = v.status().await.unwrap();
     assert!(status.snapshot > 0 && status.snapshot <= status.commits, "{status:?}");
     drop(v);

@@ -320,7 +320,7 @@ async fn destroying_an_epoch_on_a_versioned_bucket_leaves_no_version_of_it() {
     v.set("db/a", b"epoch one, overwritten later").await.unwrap();
     let many: Vec<(String, Vec<u8>)> = (0..10).map(|i| (format!("many/{i}"), vec![b'x'; 40 + i])).collect();
     let items: Vec<(&str, &[u8])> = many.iter().map(|(p, v)| (p.as_str(), v.as_slice())).collect();
-    v.set_many("set", &items).await.unwrap();
+    v.set_many(tresor::model::AuditOp::Set, &items).await.unwrap();
     v.rotate("manual").await.unwrap();
     v.set("db/b", b"epoch two").await.unwrap();
     v.rotate("manual").await.unwrap();

@@ -14,7 +14,7 @@
 use super::{Engine, Packs, READ_AHEAD, epoch_aad, slice_of};
 use crate::error::{Error, ObjectKind, Result};
 use crate::layout;
-use crate::model::{BlobRef, Op, Outcome, now_ms};
+use crate::model::{AuditOp, BlobRef, Op, Outcome, now_ms};
 use crate::store::Durability;
 use crate::store::Store;
 use crate::versions::Residue;
@@ -162,7 +162,7 @@ impl Engine {
         let every = self.keyring.rotate_every_ms;
         let next_rotation_ms =
             every.zip(self.keyring.current_since()).map(|(e, since)| since.saturating_add(e));
-        self.audit_append("epoch list", None, Outcome::Ok, None, Durability::Relaxed).await?;
+        self.audit_append(AuditOp::EpochList, None, Outcome::Ok, None, Durability::Relaxed).await?;
         Ok(EpochList { epochs, rotate_every_secs: every.map(|ms| ms / 1000), next_rotation_ms })
     }
 
@@ -199,7 +199,7 @@ impl Engine {
             )));
         }
         let detail = format!("epoch {epoch} ({reason})");
-        self.audit_append("EpochRotated", None, Outcome::Ok, Some(detail), Durability::Sync).await?;
+        self.audit_append(AuditOp::EpochRotate, None, Outcome::Ok, Some(detail), Durability::Sync).await?;
         let superseded = AtomicBool::new(false);
         let reason_owned = reason.to_string();
         let result = self
@@ -221,12 +221,12 @@ impl Engine {
                 self.delete_objects(&[layout::epoch_key(epoch)]).await;
                 let detail =
                     format!("epoch {epoch} abandoned: another writer started epoch {}", self.keyring.current);
-                self.audit_append("EpochRotated", None, Outcome::Ok, Some(detail), Durability::Relaxed)
+                self.audit_append(AuditOp::EpochRotate, None, Outcome::Ok, Some(detail), Durability::Relaxed)
                     .await?;
                 Ok(RotateReport { epoch: self.keyring.current, ours: false })
             }
             Err(e) => {
-                self.audit_failure("EpochRotated", None, &e).await;
+                self.audit_failure(AuditOp::EpochRotate, None, &e).await;
                 Err(e)
             }
         }
@@ -251,7 +251,10 @@ impl Engine {
                 // Visible, not just logged: kept for `status` and the agent's status, recorded in
                 // the audit trail, and returned (the CLI prints it).
                 self.rotation_failure = Some(format!("{}: {e}", crate::vault::format_time(now_ms())));
-                self.audit_failure("epoch rotate (policy)", None, &e).await;
+                let outcome = Outcome::Failed(e.to_string());
+                let detail = Some("by policy".to_string());
+                let _ =
+                    self.audit_append(AuditOp::EpochRotate, None, outcome, detail, Durability::Relaxed).await;
                 Err(e)
             }
         }
@@ -278,9 +281,9 @@ impl Engine {
             Some(d) => format!("rotate every {}s", d.as_secs()),
             None => "automatic rotation off".to_string(),
         };
-        self.audit_append("epoch policy", None, Outcome::Ok, Some(detail), Durability::Sync).await?;
+        self.audit_append(AuditOp::EpochPolicy, None, Outcome::Ok, Some(detail), Durability::Sync).await?;
         if let Err(e) = self.commit(|_, _| Ok(vec![Op::Policy { rotate_every_ms }])).await {
-            self.audit_failure("epoch policy", None, &e).await;
+            self.audit_failure(AuditOp::EpochPolicy, None, &e).await;
             return Err(e);
         }
         Ok(())
@@ -332,7 +335,7 @@ impl Engine {
                 reencrypted.commits += moved.commits;
                 reencrypted.skipped += moved.skipped;
                 let detail = format!("epoch {epoch}");
-                self.audit_append("EpochDestroyed", None, Outcome::Ok, Some(detail), Durability::Sync)
+                self.audit_append(AuditOp::EpochDestroy, None, Outcome::Ok, Some(detail), Durability::Sync)
                     .await?;
                 let referenced = AtomicBool::new(false);
                 let already = AtomicBool::new(false);
@@ -355,7 +358,7 @@ impl Engine {
                     Err(_) if already.load(Relaxed) => break,
                     Err(_) if referenced.load(Relaxed) && attempts < 8 => attempts += 1,
                     Err(e) => {
-                        self.audit_failure("EpochDestroyed", None, &e).await;
+                        self.audit_failure(AuditOp::EpochDestroy, None, &e).await;
                         return Err(e);
                     }
                 }
@@ -398,7 +401,7 @@ impl Engine {
             (Residue::NotKept, _) => format!("epoch {epoch}: deleted {deleted_objects} objects"),
         };
         let outcome = if report.complete() { Outcome::Ok } else { Outcome::Failed(detail.clone()) };
-        self.audit_append("epoch destroy", None, outcome, Some(detail), Durability::Sync).await?;
+        self.audit_append(AuditOp::EpochDestroy, None, outcome, Some(detail), Durability::Sync).await?;
         Ok(report)
     }
 
@@ -649,7 +652,7 @@ impl Engine {
             let paths: Vec<String> = chunk.iter().map(|(p, v, _)| format!("{p}@{v}")).collect();
             let detail = format!("{summary}: {}", paths.join(", "));
             self.audit_append_with(
-                "BlobReencrypted",
+                AuditOp::EpochReencrypt,
                 None,
                 Outcome::Ok,
                 Some(detail),
@@ -703,8 +706,14 @@ impl Engine {
             if none_left.load(Relaxed) {
                 let detail =
                     format!("nothing committed: another writer had already moved the {} values", batch.len());
-                self.audit_append("BlobReencrypted", None, Outcome::Ok, Some(detail), Durability::Relaxed)
-                    .await?;
+                self.audit_append(
+                    AuditOp::EpochReencrypt,
+                    None,
+                    Outcome::Ok,
+                    Some(detail),
+                    Durability::Relaxed,
+                )
+                .await?;
                 return Ok(ReencryptReport {
                     epoch: current,
                     skipped: batch.len() as u64,

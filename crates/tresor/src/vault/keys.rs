@@ -16,7 +16,7 @@
 
 use super::Engine;
 use crate::error::{Error, Result};
-use crate::model::Outcome;
+use crate::model::{AuditOp, Outcome};
 use crate::store::Durability;
 use tresor_crypto::slip10::{DerivationPath, Ed25519Node};
 use tresor_crypto::transit::{self, Algorithm, TransitError};
@@ -78,7 +78,7 @@ impl Engine {
     /// [`Vault::recovery_phrase`] shown again after `init`, recorded in the audit trail first.
     pub async fn reveal_recovery_phrase(&mut self) -> Result<Phrase> {
         let detail = Some("the recovery phrase was shown".to_string());
-        self.audit_append("recovery-phrase", None, Outcome::Ok, detail, Durability::Sync).await?;
+        self.audit_append(AuditOp::RecoveryPhrase, None, Outcome::Ok, detail, Durability::Sync).await?;
         Ok(self.recovery_phrase())
     }
 
@@ -105,7 +105,7 @@ impl Engine {
         }
         let node = self.node(path);
         let detail = format!("ed25519 {path}{}", if show_private { ", private key shown" } else { "" });
-        self.audit_append("key derive", None, Outcome::Ok, Some(detail), Durability::Relaxed).await?;
+        self.audit_append(AuditOp::KeyDerive, None, Outcome::Ok, Some(detail), Durability::Relaxed).await?;
         Ok(DerivedIdentity {
             path: path.to_string(),
             public_key: node.public_key(),
@@ -121,7 +121,7 @@ impl Engine {
     pub async fn reveal_encryption_key(&mut self, name: &str, alg: Algorithm) -> Result<Key> {
         let key = self.derive_encryption_key(name, alg)?;
         let detail = format!("key {name} ({alg}): the raw key was handed out");
-        self.audit_append("key derive", None, Outcome::Ok, Some(detail), Durability::Sync).await?;
+        self.audit_append(AuditOp::KeyDerive, None, Outcome::Ok, Some(detail), Durability::Sync).await?;
         Ok(key)
     }
 
@@ -130,7 +130,7 @@ impl Engine {
         refuse_reserved(path)?;
         let node = self.node(path);
         let detail = format!("ed25519 {path}, {} bytes", msg.len());
-        self.audit_append("sign", None, Outcome::Ok, Some(detail), Durability::Relaxed).await?;
+        self.audit_append(AuditOp::Sign, None, Outcome::Ok, Some(detail), Durability::Relaxed).await?;
         Ok((node.sign(msg), node.public_key()))
     }
 
@@ -156,8 +156,8 @@ impl Engine {
     ) -> Result<([u8; transit::SALT_LEN], Key)> {
         let named = self.derive_encryption_key(name, alg)?;
         let (op, salt) = match salt {
-            Some(salt) => ("decrypt", salt),
-            None => ("encrypt", tresor_crypto::random_array().map_err(|_| Error::Random)?),
+            Some(salt) => (AuditOp::Decrypt, salt),
+            None => (AuditOp::Encrypt, tresor_crypto::random_array().map_err(|_| Error::Random)?),
         };
         let key = transit::stream::message_key(&named, &salt);
         let detail = format!("key {name} ({alg}), streamed: message key issued");
@@ -173,7 +173,7 @@ impl Engine {
             return Err(Error::TooLarge { size: plaintext.len(), limit: transit::MAX_PLAINTEXT });
         }
         let detail = format!("key {name} ({alg}), {} bytes", plaintext.len());
-        self.audit_append("encrypt", None, Outcome::Ok, Some(detail), Durability::Relaxed).await?;
+        self.audit_append(AuditOp::Encrypt, None, Outcome::Ok, Some(detail), Durability::Relaxed).await?;
         transit::encrypt(&key, &self.vault_id, name, alg, plaintext).map_err(transit_error)
     }
 
@@ -194,11 +194,12 @@ impl Engine {
         let detail = format!("key {} ({}), {} bytes", header.name, header.alg, ciphertext.len());
         match &result {
             Ok(_) => {
-                self.audit_append("decrypt", None, Outcome::Ok, Some(detail), Durability::Relaxed).await?
+                self.audit_append(AuditOp::Decrypt, None, Outcome::Ok, Some(detail), Durability::Relaxed)
+                    .await?
             }
             Err(e) => {
                 let outcome = Outcome::Failed(e.to_string());
-                self.audit_append("decrypt", None, outcome, Some(detail), Durability::Relaxed).await?
+                self.audit_append(AuditOp::Decrypt, None, outcome, Some(detail), Durability::Relaxed).await?
             }
         }
         result

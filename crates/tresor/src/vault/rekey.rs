@@ -6,7 +6,7 @@ use super::{Durability, Engine, Outcome, PACK_TARGET, epoch_aad, seal_packs};
 use crate::error::{Error, Result};
 use crate::keyfile::{KeyFile, check_password_rules};
 use crate::layout;
-use crate::model::{BlobRef, Op};
+use crate::model::{AuditOp, BlobRef, Op};
 use crate::store::Created;
 use crate::trust::PendingEra;
 use crate::versions::Residue;
@@ -78,7 +78,7 @@ impl Engine {
             None => {}
         }
         let detail = format!("root era {previous} -> {next}");
-        self.audit_append("rekey", None, Outcome::Ok, Some(detail), Durability::Sync).await?;
+        self.audit_append(AuditOp::Rekey, None, Outcome::Ok, Some(detail), Durability::Sync).await?;
         // 1. The fence: no write lands in this era any more; it names this attempt, which
         // switches only while the fence is still its own.
         let attempt = tresor_crypto::random_array::<16>()?;
@@ -134,7 +134,7 @@ impl Engine {
         let detail = format!(
             "root era {previous} -> {next}: new root secret, {audit_records} audit records carried over"
         );
-        new.audit_append("rekey", None, Outcome::Ok, Some(detail), Durability::Sync).await?;
+        new.audit_append(AuditOp::Rekey, None, Outcome::Ok, Some(detail), Durability::Sync).await?;
         let policy = self.keyring.rotate_every_ms;
         new.commit(|_, _| {
             Ok(vec![
@@ -273,7 +273,8 @@ impl Engine {
             Residue::Kept { .. } => Outcome::Failed(detail.clone()),
             _ => Outcome::Ok,
         };
-        if let Err(e) = new.audit_append("rekey", None, outcome, Some(detail), Durability::Sync).await {
+        if let Err(e) = new.audit_append(AuditOp::Rekey, None, outcome, Some(detail), Durability::Sync).await
+        {
             tracing::warn!("could not record the end of the re-key: {e}");
         }
         let report = RekeyReport {
@@ -339,7 +340,7 @@ impl Engine {
         };
         self.check_rekey_lease(next).await?;
         self.audit_append(
-            "rekey",
+            AuditOp::Rekey,
             None,
             Outcome::Ok,
             Some(format!("aborted: root era {next}")),

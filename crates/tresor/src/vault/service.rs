@@ -18,7 +18,7 @@ use crate::error::{Category, Error, ObjectKind, Result};
 use crate::fingerprint::Fingerprint;
 use crate::index::validate_path;
 use crate::layout;
-use crate::model::{AuditRecord, Outcome, now_ms};
+use crate::model::{AuditOp, AuditRecord, Outcome, now_ms};
 use crate::store::{Durability, Store};
 use futures::future::BoxFuture;
 use std::sync::Arc;
@@ -72,7 +72,7 @@ struct Service {
 /// A plain write waiting for the engine, to be committed together with the others waiting.
 struct PendingWrite {
     actor: Arc<str>,
-    op: String,
+    op: AuditOp,
     items: Vec<(String, Zeroizing<Vec<u8>>)>,
     reply: oneshot::Sender<Result<Vec<u64>>>,
 }
@@ -256,7 +256,7 @@ impl Vault {
         self.fresh().await?;
         let (blob, number) = match self.svc.view.lookup(path, version) {
             Ok(found) => found,
-            Err(e) => return Err(self.failed("get", Some(path), e).await),
+            Err(e) => return Err(self.failed(AuditOp::Get, Some(path), e).await),
         };
         // A key not loaded yet, a value moved by a re-seal or an epoch destruction, a store
         // that lost it: the engine's path sorts those out (and audits them).
@@ -266,18 +266,18 @@ impl Vault {
         let envelope = match self.svc.store.get_range(&name, blob.offset..end).await {
             Ok(Some(envelope)) => envelope,
             Ok(None) => return self.get_slow(path, version).await,
-            Err(e) => return Err(self.failed("get", Some(path), e).await),
+            Err(e) => return Err(self.failed(AuditOp::Get, Some(path), e).await),
         };
         let value = match open_slot(&key, &self.svc.vault_id, &name, &blob, &envelope) {
             Ok(value) => value,
             Err(Error::Integrity { kind: ObjectKind::ValueBlob, .. }) => {
                 return self.get_slow(path, version).await;
             }
-            Err(e) => return Err(self.failed("get", Some(path), e).await),
+            Err(e) => return Err(self.failed(AuditOp::Get, Some(path), e).await),
         };
         drop(key);
         let detail = version.map(|v| format!("version {v}"));
-        self.audit_read("get", Some(path), Outcome::Ok, detail).await?;
+        self.audit_read(AuditOp::Get, Some(path), Outcome::Ok, detail).await?;
         // A value of an older epoch moves to the current one, in batches: the read that fills
         // a batch commits it (in the engine's task; a failure leaves the batch for later).
         if self.svc.view.queue_reseal(path, number, blob) >= LAZY_BATCH {
@@ -320,7 +320,7 @@ impl Vault {
     /// Returns once the entry holding it is written.
     async fn audit_read(
         &self,
-        op: &str,
+        op: AuditOp,
         path: Option<&str>,
         outcome: Outcome,
         detail: Option<String>,
@@ -328,7 +328,7 @@ impl Vault {
         let record = AuditRecord {
             time_ms: now_ms(),
             actor: self.actor.to_string(),
-            op: op.to_string(),
+            op: op.as_str().to_string(),
             path: path.map(str::to_string),
             outcome,
             detail,
@@ -356,7 +356,7 @@ impl Vault {
 
     /// A read that failed: recorded (best effort), and the error to return — [`Error::Locked`]
     /// if the vault was locked meanwhile.
-    async fn failed(&self, op: &str, path: Option<&str>, error: Error) -> Error {
+    async fn failed(&self, op: AuditOp, path: Option<&str>, error: Error) -> Error {
         if self.svc.sealed.load(Ordering::Acquire) {
             return Error::Locked;
         }
@@ -367,7 +367,7 @@ impl Vault {
     /// Stores a new version of `path`; returns its version number. Writes that arrive together
     /// share one commit.
     pub async fn set(&self, path: &str, value: &[u8]) -> Result<u64> {
-        let versions = self.set_many("set", &[(path, value)]).await?;
+        let versions = self.set_many(AuditOp::Set, &[(path, value)]).await?;
         versions.first().copied().ok_or_else(|| Error::Invalid("nothing was written".into()))
     }
 
@@ -381,15 +381,10 @@ impl Vault {
     /// Stores several secrets in one commit (all or none); `op` names it in the audit trail.
     /// Requests that arrive while the engine is busy are committed together (group commit): each
     /// gets its own versions, and a request refused as invalid fails alone.
-    pub async fn set_many(&self, op: &str, items: &[(&str, &[u8])]) -> Result<Vec<u64>> {
+    pub async fn set_many(&self, op: AuditOp, items: &[(&str, &[u8])]) -> Result<Vec<u64>> {
         let (reply, answer) = oneshot::channel();
         let items = items.iter().map(|(p, v)| (p.to_string(), Zeroizing::new(v.to_vec()))).collect();
-        lock_queue(&self.svc.writes).push(PendingWrite {
-            actor: self.actor.clone(),
-            op: op.to_string(),
-            items,
-            reply,
-        });
+        lock_queue(&self.svc.writes).push(PendingWrite { actor: self.actor.clone(), op, items, reply });
         // Whoever takes the engine next commits everything waiting, in a task of its own.
         let svc = self.svc.clone();
         tokio::spawn(async move {
@@ -420,7 +415,7 @@ impl Vault {
             return Err(Error::Locked);
         }
         let path = (!prefix.is_empty()).then_some(prefix);
-        self.audit_read("list", path, Outcome::Ok, Some(format!("{} entries", entries.len()))).await?;
+        self.audit_read(AuditOp::List, path, Outcome::Ok, Some(format!("{} entries", entries.len()))).await?;
         Ok(entries)
     }
 
@@ -430,9 +425,9 @@ impl Vault {
         self.fresh().await?;
         let out = match self.svc.view.history(path) {
             Ok(out) => out,
-            Err(e) => return Err(self.failed("history", Some(path), e).await),
+            Err(e) => return Err(self.failed(AuditOp::History, Some(path), e).await),
         };
-        self.audit_read("history", Some(path), Outcome::Ok, None).await?;
+        self.audit_read(AuditOp::History, Some(path), Outcome::Ok, None).await?;
         Ok(out)
     }
 
@@ -692,7 +687,7 @@ async fn group_commit(engine: &mut Engine, batch: Vec<PendingWrite>) {
             group.iter().flat_map(|p| p.items.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).collect();
         let runs: Vec<(usize, &str)> = group.iter().map(|p| (p.items.len(), &*p.actor)).collect();
         engine.act_for(&group[0].actor);
-        match engine.put_as(&group[0].op, &borrowed, &runs, None).await {
+        match engine.put_as(group[0].op, &borrowed, &runs, None).await {
             Ok(versions) => {
                 let mut versions = versions.into_iter();
                 for p in group {
@@ -721,7 +716,7 @@ async fn group_commit(engine: &mut Engine, batch: Vec<PendingWrite>) {
 async fn write_one(engine: &mut Engine, p: &PendingWrite) -> Result<Vec<u64>> {
     engine.act_for(&p.actor);
     let borrowed: Vec<(&str, &[u8])> = p.items.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
-    engine.set_many(&p.op, &borrowed).await
+    engine.set_many(p.op, &borrowed).await
 }
 
 fn has_duplicates(items: &[(String, Zeroizing<Vec<u8>>)]) -> bool {
