@@ -1,0 +1,266 @@
+//! Proving the vault whole: the audit trail read back, `audit verify` over both chains, every value.
+
+use super::{Damaged, Engine, VerifyReport, open_slot, slice_of};
+use crate::chain::{GENESIS, Link, LogKind};
+use crate::error::{Error, ObjectKind, Result};
+use crate::index::Index;
+use crate::keyring::Keyring;
+use crate::layout::{self};
+use crate::model::{AuditOp, AuditRecord, BlobRef, Commit, Op, Outcome, decode, decode_audit};
+use crate::snapshot;
+use crate::store::Durability;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use std::collections::HashMap;
+use std::sync::Arc;
+use tresor_crypto::Key;
+
+impl Engine {
+    /// Reads, checks and decrypts the whole audit trail, oldest first: each record with the
+    /// sequence number of its entry (records that were written together share one).
+    pub async fn audit_trail(&mut self) -> Result<Vec<(u64, AuditRecord)>> {
+        self.audit_append(AuditOp::Audit, None, Outcome::Ok, None, Durability::Relaxed).await?;
+        Ok(self
+            .read_trail()
+            .await?
+            .into_iter()
+            .flat_map(|(seq, records, _)| records.into_iter().map(move |record| (seq, record)))
+            .collect())
+    }
+
+    /// The whole audit trail, checked link by link: (seq, the entry's records, link) oldest first.
+    pub(super) async fn read_trail(&self) -> Result<Vec<(u64, Vec<AuditRecord>, Link)>> {
+        let seqs = self.log_seqs(LogKind::Audit).await?;
+        let mut out = Vec::with_capacity(seqs.len());
+        let mut prev = GENESIS;
+        let mut entries = std::pin::pin!(self.log_entries(LogKind::Audit, seqs));
+        while let Some((seq, bytes)) = entries.try_next().await? {
+            let plain = self.keys.audit.open(seq, &prev, &bytes)?;
+            let record = decode_audit(&plain, &layout::audit(seq))?;
+            prev = self.keys.audit.link(&bytes);
+            out.push((seq, record, prev));
+        }
+        Ok(out)
+    }
+
+    /// Proves the commit log and the audit trail whole: both chains unbroken from the first entry,
+    /// every audit anchor in the commit log matching the trail, nothing shorter than this machine
+    /// has already seen.
+    pub async fn verify(&mut self) -> Result<VerifyReport> {
+        self.refresh().await?;
+        let trust = self.opts.trust.load(&self.vault_id, self.store.location())?;
+        // The newest snapshot, compared with the log replayed up to it.
+        let snap = snapshot::newest_authentic(&self.store, &self.keys.snapshot, &self.vault_id).await?;
+        let snap_seq = snap.map_or(0, |(seq, _)| seq);
+        if snap_seq < trust.snapshot_seq.max(self.snapshot_seq) {
+            let seen = trust.snapshot_seq.max(self.snapshot_seq);
+            return Err(Error::Rollback { kind: ObjectKind::Snapshot, seen, served: snap_seq });
+        }
+        let mut replayed = (Index::default(), Keyring::default(), (0u64, None), None);
+        // The commit log, read afresh.
+        let mut anchors = Vec::new();
+        let mut prev = GENESIS;
+        let mut commits = 0;
+        let mut entries =
+            std::pin::pin!(self.log_entries(LogKind::Commit, self.log_seqs(LogKind::Commit).await?));
+        while let Some((seq, bytes)) = entries.try_next().await? {
+            let commit: Commit = decode(
+                &self.keys.commit.open(seq, &prev, &bytes)?,
+                ObjectKind::Commit,
+                &layout::commit(seq),
+            )?;
+            anchors.extend(commit.audit);
+            prev = self.keys.commit.link(&bytes);
+            commits = seq;
+            if seq <= snap_seq {
+                let (index, keyring, keyfile, anchor) = &mut replayed;
+                for op in &commit.ops {
+                    if let Op::KeyFile { generation, hash } = op {
+                        *keyfile = (*generation, Some(*hash));
+                    }
+                    keyring.apply(op, commit.time_ms);
+                    index.apply(op, commit.time_ms);
+                }
+                if commit.audit.is_some() {
+                    *anchor = commit.audit;
+                }
+            }
+            if let Some(found) = snap
+                && seq == snap_seq
+                && let Some(envelopes) = snapshot::read(&self.store, found).await?
+            {
+                let (header, index) = snapshot::open(&self.keys.snapshot, &self.vault_id, found, &envelopes)?;
+                let (r_index, r_keyring, r_keyfile, r_anchor) = &replayed;
+                let expected = (seq, prev, r_keyring, *r_keyfile, *r_anchor);
+                if (header.seq, header.link, &header.keyring, header.keyfile, header.anchor) != expected
+                    || index != *r_index
+                {
+                    let part = layout::snapshot(seq, 0, found.1);
+                    return Err(Error::integrity(
+                        ObjectKind::Snapshot,
+                        &part,
+                        format!("differs from the commit log replayed up to commit {seq}"),
+                    ));
+                }
+                replayed = (Index::default(), Keyring::default(), (0, None), None);
+            }
+        }
+        let seen = self.log.seq.max(trust.log_seq);
+        if commits < seen {
+            return Err(Error::Rollback { kind: ObjectKind::Commit, seen, served: commits });
+        }
+        // The audit trail, and its anchors.
+        let trail = self.read_trail().await?;
+        let served = trail.len() as u64;
+        let seen = self.lane.lock().await.head.seq.max(trust.audit_seq);
+        if served < seen {
+            return Err(Error::Rollback { kind: ObjectKind::AuditRecord, seen, served });
+        }
+        for anchor in &anchors {
+            let name = layout::audit(anchor.seq);
+            let detail = match trail.get(anchor.seq.wrapping_sub(1) as usize) {
+                Some((_, _, link)) if *link == anchor.link => continue,
+                Some(_) => "differs from the one the commit log anchors",
+                None => "is anchored in the commit log but missing",
+            };
+            return Err(Error::integrity(ObjectKind::AuditRecord, &name, detail));
+        }
+        let (values, blobs, damaged) = self.check_values().await?;
+        let outcome = match damaged.len() {
+            0 => Outcome::Ok,
+            n => Outcome::Failed(format!("{n} of {values} values damaged")),
+        };
+        self.audit_append(AuditOp::AuditVerify, None, outcome, None, Durability::Relaxed).await?;
+        Ok(VerifyReport {
+            commits,
+            audit_records: served,
+            anchors: anchors.len() as u64,
+            snapshot: snap_seq,
+            values,
+            blobs,
+            damaged,
+        })
+    }
+
+    /// Reads and authenticates every value blob the index references, each version at its own
+    /// place: `(versions checked, blob objects read, damaged versions)`. A missing or changed
+    /// blob, or a missing epoch key, damages exactly the versions sealed there.
+    pub(super) async fn check_values(&mut self) -> Result<(u64, u64, Vec<Damaged>)> {
+        // (epoch, blob id) -> the versions sealed in that object.
+        type Versions = Vec<(String, u64, BlobRef)>;
+        let mut objects: std::collections::BTreeMap<(u32, [u8; 16]), Versions> = Default::default();
+        let versions = self.view.index().versions_in(|_| true);
+        let values = versions.len() as u64;
+        for (path, version, blob) in versions {
+            objects.entry((blob.epoch, blob.id)).or_default().push((path, version, blob));
+        }
+        let mut damaged = Vec::new();
+        let mut keys: HashMap<u32, Option<Arc<Key>>> = HashMap::new();
+        for epoch in objects.keys().map(|(epoch, _)| *epoch) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = keys.entry(epoch) {
+                let key = match self.epoch_key(epoch).await {
+                    Ok(_) => self.view.epoch(epoch),
+                    Err(Error::Integrity { .. } | Error::AuthFailed) => None,
+                    Err(e) => return Err(e),
+                };
+                slot.insert(key);
+            }
+        }
+        let blobs = objects.len() as u64;
+        let store = self.store.clone();
+        let mut reads = futures::stream::iter(objects.into_iter().map(|((epoch, id), refs)| {
+            let store = store.clone();
+            async move {
+                let name = layout::blob(epoch, &id);
+                let bytes = store.get(&name).await;
+                (epoch, name, refs, bytes)
+            }
+        }))
+        .buffered(8);
+        let vault_id = self.vault_id;
+        while let Some((epoch, name, refs, bytes)) = reads.next().await {
+            let mut fail = |refs: &[(String, u64, BlobRef)], detail: &str| {
+                damaged.extend(refs.iter().map(|(path, version, _)| Damaged {
+                    path: path.clone(),
+                    version: *version,
+                    object: name.clone(),
+                    detail: detail.to_string(),
+                }))
+            };
+            let bytes = match bytes {
+                Ok(Some(bytes)) => bytes,
+                Ok(None) => {
+                    fail(&refs, "its value blob is missing");
+                    continue;
+                }
+                Err(Error::Store(e)) => return Err(Error::Store(e)),
+                Err(e) => {
+                    fail(&refs, &e.to_string());
+                    continue;
+                }
+            };
+            let Some(Some(key)) = keys.get(&epoch) else {
+                fail(&refs, &format!("the key of epoch {epoch} is missing or damaged"));
+                continue;
+            };
+            for r in &refs {
+                // A slot past the end of a cut object is an empty slice, which never opens.
+                if open_slot(key, &vault_id, &name, &r.2, slice_of(&bytes, &r.2)).is_err() {
+                    fail(std::slice::from_ref(r), "its sealed value does not authenticate (changed or cut)");
+                }
+            }
+        }
+        damaged.sort_by(|a, b| (&a.path, a.version).cmp(&(&b.path, b.version)));
+        Ok((values, blobs, damaged))
+    }
+
+    /// Every object of the vault, each read afresh and authenticated, in restore order: value
+    /// blobs, epoch keys, audit records and commits in sequence, the key file last. Nothing the
+    /// vault does not know (stray files, links planted by the store) is included.
+    pub(crate) async fn authenticated_objects(&mut self) -> Result<Vec<(String, Bytes)>> {
+        let mut out = Vec::new();
+        let mut objects: std::collections::BTreeMap<(u32, [u8; 16]), Vec<BlobRef>> = Default::default();
+        for blob in self.view.index().blobs() {
+            objects.entry((blob.epoch, blob.id)).or_default().push(*blob);
+        }
+        let mut epochs: Vec<u32> =
+            objects.keys().map(|(epoch, _)| *epoch).chain([self.keyring.current]).collect();
+        epochs.sort_unstable();
+        epochs.dedup();
+        let vault_id = self.vault_id;
+        for ((epoch, id), slots) in objects {
+            let name = layout::blob(epoch, &id);
+            let bytes = self.store.get_required(&name, "is missing: the store lost or removed it").await?;
+            let key = self.epoch_key(epoch).await?;
+            for blob in &slots {
+                open_slot(&key, &vault_id, &name, blob, slice_of(&bytes, blob))?;
+            }
+            out.push((name, bytes));
+        }
+        for epoch in epochs {
+            let (wrapped, _) = self.load_epoch_key(epoch).await?;
+            out.push((layout::epoch_key(epoch), wrapped));
+        }
+        for kind in [LogKind::Audit, LogKind::Commit] {
+            let chain = match kind {
+                LogKind::Audit => &self.keys.audit,
+                LogKind::Commit => &self.keys.commit,
+            };
+            let mut prev = GENESIS;
+            let mut entries = std::pin::pin!(self.log_entries(kind, self.log_seqs(kind).await?));
+            while let Some((seq, bytes)) = entries.try_next().await? {
+                chain.open(seq, &prev, &bytes)?;
+                prev = chain.link(&bytes);
+                out.push((kind.name(seq), bytes));
+            }
+        }
+        self.keyfile_fresh().await?;
+        let name = layout::keyfile(self.keyfile.generation);
+        let keyfile = self.store.get_required(&name, "is missing").await?;
+        if tresor_crypto::hash(&keyfile) != self.keyfile_hash {
+            return Err(Error::integrity(ObjectKind::KeyFile, &name, "changed while the vault was open"));
+        }
+        out.push((name, keyfile));
+        Ok(out)
+    }
+}
