@@ -45,7 +45,7 @@ pub fn encode(plaintext: &[u8]) -> Result<SecretBytes> {
     out.extend_from_slice(&(body.len() as u32).to_be_bytes());
     out.extend_from_slice(body);
     out.resize(total, 0);
-    Ok(out)
+    Ok(SecretBytes::from(out))
 }
 
 /// Checks a frame's structure (flags, length, zero padding) without decompressing its body.
@@ -69,7 +69,7 @@ pub fn decode(framed: &[u8]) -> Result<SecretBytes> {
     }
     let body = &rest[..len];
     match flags {
-        0 => Ok(Zeroizing::new(body.to_vec())),
+        0 => Ok(SecretBytes::new(body.to_vec())),
         FLAG_ZSTD => {
             let size =
                 zstd::zstd_safe::get_frame_content_size(body).ok().flatten().ok_or(CryptoError::Decrypt)?;
@@ -78,7 +78,7 @@ pub fn decode(framed: &[u8]) -> Result<SecretBytes> {
                 return Err(CryptoError::Decrypt);
             }
             let out = zstd::bulk::decompress(body, size).map_err(|_| CryptoError::Decrypt)?;
-            Ok(Zeroizing::new(out))
+            Ok(SecretBytes::new(out))
         }
         _ => Err(CryptoError::Decrypt),
     }
@@ -95,13 +95,13 @@ mod tests {
             check(&encode(value).unwrap()).unwrap();
         }
         let good = encode(b"value").unwrap();
-        let mut flags = good.clone();
+        let mut flags = SecretBytes::new(good.to_vec());
         flags[0] = 2;
         assert!(check(&flags).is_err(), "unknown flag");
-        let mut padding = good.clone();
+        let mut padding = SecretBytes::new(good.to_vec());
         *padding.last_mut().unwrap() = 1;
         assert!(check(&padding).is_err(), "non-zero padding");
-        let mut length = good.clone();
+        let mut length = SecretBytes::new(good.to_vec());
         length[1..5].copy_from_slice(&u32::MAX.to_be_bytes());
         assert!(check(&length).is_err(), "length past the end");
         assert!(check(&good[..3]).is_err(), "truncated header");
@@ -121,24 +121,24 @@ mod tests {
         let mut framed = encode(b"secret").unwrap();
         let last = framed.len() - 1;
         framed[last] = 1;
-        assert_eq!(decode(&framed), Err(CryptoError::Decrypt));
+        assert!(matches!(decode(&framed), Err(CryptoError::Decrypt)));
 
         let mut framed = encode(b"secret").unwrap();
         framed[0] = 2;
-        assert_eq!(decode(&framed), Err(CryptoError::Decrypt));
+        assert!(matches!(decode(&framed), Err(CryptoError::Decrypt)));
 
         let mut framed = encode(b"secret").unwrap();
         framed[1..5].copy_from_slice(&u32::MAX.to_be_bytes());
-        assert_eq!(decode(&framed), Err(CryptoError::Decrypt));
+        assert!(matches!(decode(&framed), Err(CryptoError::Decrypt)));
 
-        assert_eq!(decode(&[]), Err(CryptoError::Decrypt));
-        assert_eq!(decode(&[0, 0, 0]), Err(CryptoError::Decrypt));
+        assert!(matches!(decode(&[]), Err(CryptoError::Decrypt)));
+        assert!(matches!(decode(&[0, 0, 0]), Err(CryptoError::Decrypt)));
     }
 
     #[test]
     fn fail_too_large() {
         let big = vec![0u8; MAX_PLAINTEXT + 1];
-        assert_eq!(encode(&big), Err(CryptoError::TooLarge(MAX_PLAINTEXT + 1)));
+        assert!(matches!(encode(&big), Err(CryptoError::TooLarge(n)) if n == MAX_PLAINTEXT + 1));
     }
 
     proptest! {

@@ -14,8 +14,74 @@ pub use secrecy::{ExposeSecret, SecretString};
 /// A password or passphrase. Wiped on drop; never printed.
 pub type Password = SecretString;
 
-/// Plaintext bytes (secret values, decrypted payloads), wiped on drop.
-pub type SecretBytes = Zeroizing<Vec<u8>>;
+/// Plaintext bytes (secret values, decrypted payloads), wiped on drop. Neither `Clone` nor
+/// `PartialEq`, and `Debug` shows only the length: a copy is an explicit `to_vec()` of
+/// [`SecretBytes::as_slice`] into a buffer the caller then answers for, and a comparison is
+/// [`SecretBytes::ct_eq`].
+pub struct SecretBytes(Zeroizing<Vec<u8>>);
+
+impl SecretBytes {
+    /// Takes ownership of `bytes` (wiped when this is dropped).
+    pub fn new(bytes: Vec<u8>) -> SecretBytes {
+        SecretBytes(Zeroizing::new(bytes))
+    }
+
+    /// The bytes.
+    pub fn as_slice(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Their length.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Whether they equal `other`, in time independent of where they differ.
+    pub fn ct_eq(&self, other: &[u8]) -> bool {
+        self.0.len() == other.len() && bool::from(self.0.as_slice().ct_eq(other))
+    }
+
+    /// The wipe-on-drop buffer itself, for a caller that keeps it (a protocol frame).
+    pub fn into_inner(self) -> Zeroizing<Vec<u8>> {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for SecretBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SecretBytes({} bytes, redacted)", self.0.len())
+    }
+}
+
+impl From<Zeroizing<Vec<u8>>> for SecretBytes {
+    fn from(bytes: Zeroizing<Vec<u8>>) -> SecretBytes {
+        SecretBytes(bytes)
+    }
+}
+
+impl std::ops::Deref for SecretBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for SecretBytes {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+}
+
+impl AsRef<[u8]> for SecretBytes {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
 
 /// Length of every symmetric key in tresor.
 pub const KEY_LEN: usize = 32;
@@ -99,8 +165,8 @@ mod tests {
 
     #[test]
     fn from_secret_bytes_requires_exact_length() {
-        assert!(Key::from_secret_bytes(Zeroizing::new(vec![1; 31])).is_none());
-        assert!(Key::from_secret_bytes(Zeroizing::new(vec![1; 33])).is_none());
-        assert!(Key::from_secret_bytes(Zeroizing::new(vec![1; 32])).is_some());
+        assert!(Key::from_secret_bytes(SecretBytes::new(vec![1; 31])).is_none());
+        assert!(Key::from_secret_bytes(SecretBytes::new(vec![1; 33])).is_none());
+        assert!(Key::from_secret_bytes(SecretBytes::new(vec![1; 32])).is_some());
     }
 }

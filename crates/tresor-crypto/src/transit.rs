@@ -290,7 +290,7 @@ fn decrypt_binary(key: &Key, vault_id: &[u8], ciphertext: &[u8]) -> Result<Secre
             aes(&msg_key).decrypt(&gcm_nonce(parsed.nonce)?, payload)
         }
     };
-    plain.map(Zeroizing::new).map_err(|_| TransitError::Decrypt)
+    plain.map(SecretBytes::new).map_err(|_| TransitError::Decrypt)
 }
 
 /// The armoured text form of a binary ciphertext: `tresor:v1:<name>:<Base64>`.
@@ -459,7 +459,7 @@ mod tests {
             assert_eq!(validate_name(ok), Ok(()), "{ok}");
         }
         for bad in ["", "a/b", "a:b", "a b", "é", &"x".repeat(129)] {
-            assert_eq!(validate_name(bad), Err(TransitError::KeyName), "{bad}");
+            assert!(matches!(validate_name(bad), Err(TransitError::KeyName)), "{bad}");
         }
     }
 

@@ -235,7 +235,7 @@ async fn respond(
 pub async fn execute(vault: &Vault, request: Request) -> Response {
     let response = match request {
         Request::Get { path, version } => {
-            vault.get(&path, version).await.map(|v| Response::Value(SecretBuf(v)))
+            vault.get(&path, version).await.map(|v| Response::Value(SecretBuf(v.into_inner())))
         }
         Request::Set { items, cas: Some(cas), .. } if items.len() == 1 => {
             let (path, value) = &items[0];
@@ -311,9 +311,10 @@ pub async fn execute(vault: &Vault, request: Request) -> Response {
                 "unknown algorithm {alg:?}: use xchacha20-poly1305 or aes256-gcm"
             ))),
         },
-        Request::Decrypt { key, ciphertext } => {
-            vault.decrypt(&ciphertext.0, key.as_deref()).await.map(|v| Response::Value(SecretBuf(v)))
-        }
+        Request::Decrypt { key, ciphertext } => vault
+            .decrypt(&ciphertext.0, key.as_deref())
+            .await
+            .map(|v| Response::Value(SecretBuf(v.into_inner()))),
         Request::Ping | Request::Unlock { .. } | Request::Lock => Ok(Response::Done),
     };
     response.unwrap_or_else(|e| Response::error(&e))

@@ -184,12 +184,14 @@ impl Engine {
         if let Err(e) = self.rotate_if_due().await {
             tracing::warn!("automatic epoch rotation failed; the write goes on in the current epoch: {e}");
         }
-        let durability = if items.len() > SMALL_WRITE { Durability::Relaxed } else { Durability::Sync };
-
         // An epoch destroyed between sealing and committing (it was current when this write
         // began): seal again in the new current epoch.
         for attempt in 0..3 {
             let (objects, refs) = self.seal_values(items).await?;
+            // A write of a few objects (one pack of many small values, as a group commit makes)
+            // fsyncs them and its audit entry as it writes them, all at once; a write of many
+            // objects makes them durable together before its commit (one `syncfs` locally).
+            let durability = if objects.len() > SMALL_WRITE { Durability::Relaxed } else { Durability::Sync };
             let epoch = refs.first().map_or(self.keyring.current, |b| b.epoch);
             let object_names: Vec<String> = objects.iter().map(|(name, _)| name.clone()).collect();
             // The blobs and the audit records are independent: write them at the same time, so
