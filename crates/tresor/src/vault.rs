@@ -1013,7 +1013,13 @@ impl Engine {
                 }
             }
         }
-        self.lane.lock().await.head = head;
+        {
+            // Entries past the pin may be another writer's, written without fsync: durable
+            // before anything of ours chains onto them or pins them.
+            let mut lane = self.lane.lock().await;
+            lane.unsynced.extend((pinned + 1..=head.seq).map(layout::audit));
+            lane.head = head;
+        }
         let Some(from) = torn else { return Ok(None) };
         // A power failure tears the newest few unpinned read records (at most 63 per agent
         // session between pins); a store claiming more after an unreadable one is not that, and
@@ -1195,15 +1201,12 @@ impl Engine {
     pub async fn lock(mut self, reason: &str) -> Result<()> {
         self.flush_reseal().await;
         let detail = Some(reason.to_string());
-        let mut result =
-            self.audit_append(AuditOp::Lock, None, Outcome::Ok, detail, Durability::Relaxed).await;
-        if result.is_ok() {
-            result = self.save_trust().await;
-        }
+        let appended = self.audit_append(AuditOp::Lock, None, Outcome::Ok, detail, Durability::Relaxed).await;
         // The audit chain's key goes now, with every other key when the engine drops: reads
-        // still in flight fail at their audit record.
+        // still in flight fail at their audit record, and nothing is appended after the pin.
         self.lane.lock().await.close();
-        result
+        let pinned = self.save_trust().await;
+        appended.and(pinned)
     }
 
     /// The root secret, for the archive MAC. Kept crate-private.

@@ -312,3 +312,29 @@ async fn t15_shared_handle_readers_writers_lock_and_cancellation_on_s3() {
     let env = Env::new();
     shared_handle_story(&location, &env.trust).await;
 }
+
+/// Regression (review of the shared handle): a `lock` whose caller was dropped at its first await
+/// stopped half-way — reads refused, but the engine and its keys still there and no lock record.
+/// The lock now runs to its end in a task of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_whose_caller_is_dropped_still_locks_and_records_it() {
+    let env = Env::new();
+    let v = env.init().await;
+    v.set("a", b"1").await.unwrap();
+    let _ = tokio::time::timeout(std::time::Duration::ZERO, v.lock("dropped caller")).await;
+    assert!(matches!(v.get("a", None).await, Err(tresor::Error::Locked)));
+    for _ in 0..200 {
+        if !v.is_unlocked().await {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(!v.is_unlocked().await, "the engine and its keys are gone");
+    assert!(matches!(v.set("a", b"2").await, Err(tresor::Error::Locked)));
+    drop(v);
+    let trail = env.unlock().await.unwrap().audit_trail().await.unwrap();
+    assert!(
+        trail.iter().any(|(_, r)| r.op == "lock" && r.detail.as_deref() == Some("dropped caller")),
+        "the lock is in the trail"
+    );
+}

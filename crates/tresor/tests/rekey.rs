@@ -327,3 +327,44 @@ async fn a_rekeyed_vault_exports_imports_and_rekeys_again() {
     assert_eq!(report.era, 2);
     assert_eq!(model(&mut v).await, before);
 }
+
+/// Regression (review of the shared handle): a handle that had seen a re-key's fence kept
+/// serving the old era's values from its view once another process had switched eras, as long
+/// as the old era's objects were still there (a re-key that crashed after its switch, before
+/// deleting them): no new commit appears in a fenced era, so the view looked fresh. A fenced
+/// view now asks the engine, which checks the era.
+#[tokio::test]
+async fn stale_reads_after_a_rekey_elsewhere_that_crashed_after_its_switch() {
+    let env = Env::new();
+    busy(&env).await;
+    let location = std::fs::canonicalize(&env.loc).unwrap().display().to_string();
+    let stale = env.unlock().await.unwrap();
+    // An attempt that stops after its fence (write 2) is committed.
+    let (store, faults) = faulty(&location);
+    let v = Vault::unlock(store, &pw(PASSWORD), opts(&env.trust)).await.unwrap();
+    faults.reset_counts();
+    faults.crash_after_writes(4);
+    assert!(rekey(v).await.is_err() && faults.crashed());
+    // The long-lived handle reads and so applies the fence: still the vault, still readable.
+    assert_eq!(stale.get("db/password", None).await.unwrap().as_slice(), b"two");
+    // Another run finishes the re-key; its deletion of the old era is undone (as if it had
+    // crashed right after the switch).
+    let old_era = env.path("old-era");
+    copy_dir(&env.loc, &old_era);
+    let (v, _) = rekey(env.unlock().await.unwrap()).await.unwrap();
+    drop(v);
+    for entry in std::fs::read_dir(&old_era).unwrap() {
+        let name = entry.unwrap().file_name();
+        let (from, to) = (old_era.join(&name), env.loc.join(&name));
+        if name == "root" || name == "era" || to.exists() {
+            continue;
+        }
+        if from.is_dir() { copy_dir(&from, &to) } else { std::fs::copy(&from, &to).map(drop).unwrap() }
+    }
+    assert!(env.loc.join("log").exists(), "the old era's objects are back");
+    match stale.get("db/password", None).await {
+        Err(Error::Superseded { era: 2 }) => {}
+        Err(e) => panic!("expected Superseded, got {e:?}"),
+        Ok(_) => panic!("a value of the replaced era was served after the switch"),
+    }
+}

@@ -41,6 +41,7 @@ impl Engine {
             }
         }
         self.view.set_current_epoch(self.keyring.current);
+        self.view.set_fenced(self.keyring.fence.is_some());
         if commit.audit.is_some() {
             self.last_anchor = commit.audit;
         }

@@ -253,7 +253,9 @@ impl Vault {
     /// nothing is returned before it is written.
     pub async fn get(&self, path: &str, version: Option<u64>) -> Result<SecretBytes> {
         validate_path(path)?;
-        self.fresh().await?;
+        if let Err(e) = self.fresh().await {
+            return Err(self.failed(AuditOp::Get, Some(path), e).await);
+        }
         let (blob, number) = match self.svc.view.lookup(path, version) {
             Ok(found) => found,
             Err(e) => return Err(self.failed(AuditOp::Get, Some(path), e).await),
@@ -307,9 +309,25 @@ impl Vault {
             return Ok(());
         }
         let covers = self.svc.arrivals.load(Ordering::SeqCst);
-        let next = layout::commit(self.svc.view.log_seq() + 1);
-        if self.svc.store.get(&next).await?.is_some() {
+        if self.svc.view.fenced() {
+            // A re-key elsewhere may switch eras without a commit here: the engine checks.
             self.refresh().await?;
+        } else {
+            // The engine's refresh applies everything committed by now; but the engine may be
+            // busy for long (bulk work), and then the commit found may get applied by its own
+            // work first: probe again past it, until a probe finds nothing or the refresh ends.
+            let refresh = self.refresh();
+            tokio::pin!(refresh);
+            let mut next = self.svc.view.log_seq() + 1;
+            while self.svc.store.get(&layout::commit(next)).await?.is_some() {
+                tokio::select! {
+                    refreshed = &mut refresh => {
+                        refreshed?;
+                        break;
+                    }
+                    () = self.svc.view.applied(next) => next = self.svc.view.log_seq() + 1,
+                }
+            }
         }
         *checked = covers;
         Ok(())
@@ -398,7 +416,10 @@ impl Vault {
                 None => batch.into_iter().for_each(|p| drop(p.reply.send(Err(Error::Locked)))),
             }
         });
-        answer.await.unwrap_or(Err(Error::Locked))
+        // No answer at all: the task ended without one (it panicked), the commit may have landed.
+        answer.await.unwrap_or_else(|_| {
+            Err(Error::Store("the write's outcome is unknown: its task ended without an answer".into()))
+        })
     }
 
     /// Deletes the current version of `path` (history is kept); returns the deleted version.
@@ -422,7 +443,9 @@ impl Vault {
     /// Every version of `path`, oldest first (from the view, like [`Vault::get`]).
     pub async fn history(&self, path: &str) -> Result<Vec<HistoryEntry>> {
         validate_path(path)?;
-        self.fresh().await?;
+        if let Err(e) = self.fresh().await {
+            return Err(self.failed(AuditOp::History, Some(path), e).await);
+        }
         let out = match self.svc.view.history(path) {
             Ok(out) => out,
             Err(e) => return Err(self.failed(AuditOp::History, Some(path), e).await),
@@ -439,16 +462,22 @@ impl Vault {
     /// Locks the vault for every clone: records why, then wipes every key. Requests in flight
     /// and later ones fail with [`Error::Locked`].
     pub async fn lock(&self, reason: &str) -> Result<()> {
-        // New reads stop at once; the engine is taken once its operation in flight is done.
+        // New reads stop at once. The rest runs in a task of its own (a caller dropped meanwhile
+        // does not stop it half-way), holding the engine throughout: a second `lock` returns
+        // only once the keys are gone.
         self.svc.sealed.store(true, Ordering::Release);
-        let Some(mut engine) = self.svc.engine.lock().await.take() else {
-            return Ok(());
-        };
-        engine.act_for(&self.actor);
-        // The engine is dropped inside, the audit chain's key wiped; then the view's keys go.
-        let result = engine.lock(reason).await;
-        self.svc.view.clear();
-        result
+        let (svc, actor, reason) = (self.svc.clone(), self.actor.clone(), reason.to_string());
+        let task = tokio::spawn(async move {
+            let mut slot = svc.engine.lock().await;
+            let Some(mut engine) = slot.take() else { return Ok(()) };
+            engine.act_for(&actor);
+            // The engine is dropped inside, the audit chain's key wiped; then the view's keys go.
+            let result = engine.lock(&reason).await;
+            svc.view.clear();
+            result
+        });
+        task.await
+            .map_err(|_| Error::Store("the lock task failed; the keys are wiped when it ends".into()))?
     }
 
     /// Changes the password of the slot that opened this vault.
@@ -608,16 +637,17 @@ impl Vault {
         params: KdfParams,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<(Vault, RekeyReport)> {
+        // Refused input leaves this handle as it was.
+        crate::keyfile::check_password_rules(new_password)?;
+        params.check().map_err(|_| Error::Invalid("KDF parameters out of the accepted range".into()))?;
         self.svc.sealed.store(true, Ordering::Release);
+        // The old root's keys go whatever happens, also if this future is dropped half-way.
+        let _sealed = SealOnDrop(self.svc.clone());
         let Some(mut engine) = self.svc.engine.lock().await.take() else {
             return Err(Error::Locked);
         };
         engine.act_for(&self.actor);
-        let result = engine.rekey(new_password, params, progress).await;
-        // The old root's keys are gone either way: this handle is locked.
-        self.svc.lane.lock().await.close();
-        self.svc.view.clear();
-        let (engine, report) = result?;
+        let (engine, report) = engine.rekey(new_password, params, progress).await?;
         Ok((Vault::serve(engine), report))
     }
 
@@ -629,6 +659,25 @@ impl Vault {
     /// The vault's objects in an archive, after proving its chains whole (audited).
     pub async fn export(&self) -> Result<Vec<u8>> {
         self.run(Box::new(|e| Box::pin(async move { crate::archive::export_engine(e).await }))).await
+    }
+}
+
+/// Wipes what a handle whose engine is gone still holds (the audit chain key, the view's epoch
+/// keys and index) when dropped: after a re-key, even one whose future was dropped half-way.
+struct SealOnDrop(Arc<Service>);
+
+impl Drop for SealOnDrop {
+    fn drop(&mut self) {
+        self.0.view.clear();
+        if let Ok(mut lane) = self.0.lane.try_lock() {
+            lane.close();
+        } else {
+            // An audit append in flight holds the lane: close it once that is done.
+            let svc = self.0.clone();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move { svc.lane.lock().await.close() });
+            }
+        }
     }
 }
 

@@ -43,6 +43,7 @@ impl Engine {
             self.view.set_log_seq(header.seq);
             self.keyring = header.keyring;
             self.view.set_current_epoch(self.keyring.current);
+            self.view.set_fenced(self.keyring.fence.is_some());
             self.logged_keyfile = header.keyfile;
             self.last_anchor = header.anchor;
             self.snapshot_seq = header.seq;

@@ -7,21 +7,39 @@ use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::model::BlobRef;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use tresor_crypto::Key;
 
 /// The shared read state of one unlocked vault.
-#[derive(Default)]
 pub(crate) struct View {
     index: RwLock<Index>,
     epochs: RwLock<HashMap<u32, Arc<Key>>>,
     /// The newest commit applied to `index`.
     log_seq: AtomicU64,
+    /// The same, for readers waiting for a commit to be applied.
+    applied: tokio::sync::watch::Sender<u64>,
+    /// Whether the log holds a re-key fence: another era may become current without a commit
+    /// here, so reads ask the engine (which checks the era) instead of trusting the view.
+    fenced: AtomicBool,
     /// The epoch new values are sealed in.
     current: AtomicU32,
     /// Versions read from older epochs, to be re-sealed into the current one in a batch.
     reseal: Mutex<Vec<(String, u64, BlobRef)>>,
+}
+
+impl Default for View {
+    fn default() -> View {
+        View {
+            index: RwLock::default(),
+            epochs: RwLock::default(),
+            log_seq: AtomicU64::new(0),
+            applied: tokio::sync::watch::Sender::new(0),
+            fenced: AtomicBool::new(false),
+            current: AtomicU32::new(0),
+            reseal: Mutex::default(),
+        }
+    }
 }
 
 impl View {
@@ -59,6 +77,23 @@ impl View {
     /// Records that commit `seq` is applied (after the index has it).
     pub(crate) fn set_log_seq(&self, seq: u64) {
         self.log_seq.store(seq, Ordering::Release);
+        self.applied.send_replace(seq);
+    }
+
+    /// Waits until commit `seq` (or a later one) is applied.
+    pub(crate) async fn applied(&self, seq: u64) {
+        let mut rx = self.applied.subscribe();
+        let _ = rx.wait_for(|applied| *applied >= seq).await;
+    }
+
+    /// Whether the log holds a re-key fence (see [`View::set_fenced`]).
+    pub(crate) fn fenced(&self) -> bool {
+        self.fenced.load(Ordering::Acquire)
+    }
+
+    /// Records whether the log holds a re-key fence.
+    pub(crate) fn set_fenced(&self, fenced: bool) {
+        self.fenced.store(fenced, Ordering::Release);
     }
 
     /// The epoch new values are sealed in.
