@@ -156,11 +156,14 @@ impl Engine {
         self.put_as(op, items, &[(items.len(), actor.as_str())], cas).await
     }
 
-    /// Acts for `actor` from now on: what audit records and commits name.
+    /// Acts for `actor` from now on: what audit records and commits name. Called as each
+    /// operation begins, it also clears what an operation dropped half-way may have left set
+    /// (snapshots deferred by a bulk re-seal).
     pub(crate) fn act_for(&mut self, actor: &str) {
         if self.opts.actor != actor {
             self.opts.actor = actor.to_string();
         }
+        self.defer_snapshots = false;
     }
 
     /// [`Engine::put`] of the requests of several actors at once (a group commit): `runs` says,
@@ -248,9 +251,7 @@ impl Engine {
             let (blobs_written, audited) = tokio::join!(write_blobs, write_audit);
             audited?;
             if let Err(e) = blobs_written {
-                for (path, _) in items {
-                    self.audit_failure(op, Some(path), &e).await;
-                }
+                self.audit_write_failed(op, items, runs, &e).await;
                 return Err(e);
             }
             if durability == Durability::Relaxed {
@@ -301,18 +302,40 @@ impl Engine {
                     self.unsynced.retain(|name| !object_names.contains(name));
                 }
                 Err(e) => {
-                    for (path, _) in items {
-                        self.audit_failure(op, Some(path), &e).await;
-                    }
+                    self.audit_write_failed(op, items, runs, &e).await;
                     return Err(e);
                 }
             }
         }
         let e = Error::Conflict("the current epoch kept being destroyed during the write".into());
-        for (path, _) in items {
-            self.audit_failure(op, Some(path), &e).await;
-        }
+        self.audit_write_failed(op, items, runs, &e).await;
         Err(e)
+    }
+
+    /// Best effort: one audit entry saying that the write of `items` failed, a record per secret,
+    /// each naming the actor of its request (`runs`, as in [`Engine::put_as`]).
+    async fn audit_write_failed(
+        &mut self,
+        op: AuditOp,
+        items: &[(&str, &[u8])],
+        runs: &[(usize, &str)],
+        e: &Error,
+    ) {
+        let mut records = Vec::with_capacity(items.len());
+        let mut rest = items;
+        for (count, actor) in runs {
+            let (mine, others) = rest.split_at((*count).min(rest.len()));
+            rest = others;
+            records.extend(mine.iter().map(|(path, _)| AuditRecord {
+                time_ms: now_ms(),
+                actor: actor.to_string(),
+                op: op.as_str().to_string(),
+                path: Some(path.to_string()),
+                outcome: Outcome::Failed(e.to_string()),
+                detail: None,
+            }));
+        }
+        let _ = self.audit_append_entry(&records, Durability::Relaxed, true).await;
     }
 
     /// Deletes the current version of `path` (history is kept); returns the deleted version.
