@@ -194,7 +194,8 @@ pub fn seal(
     let parts = u32::try_from(plaintexts.len()).map_err(|_| Error::Invalid("too many parts".into()))?;
     let names: Vec<String> = (0..parts).map(|part| layout::snapshot(seq, part, parts)).collect();
     let jobs: Vec<(&String, &Zeroizing<Vec<u8>>)> = names.iter().zip(plaintexts).collect();
-    let sealed = on_every_core(&jobs, |(name, plain)| {
+    let bytes = plaintexts.iter().map(|p| p.len()).sum();
+    let sealed = on_every_core(&jobs, bytes, |(name, plain)| {
         Ok(tresor_crypto::seal(key, &seal_ctx(vault_id, name), plain)?)
     })?;
     Ok(names.into_iter().zip(sealed).collect())
@@ -217,7 +218,8 @@ pub async fn read(store: &Store, found: Found) -> Result<Option<Vec<Bytes>>> {
 pub fn open(key: &Key, vault_id: &[u8; 16], found: Found, envelopes: &[Bytes]) -> Result<(Header, Index)> {
     let names: Vec<String> = names(found).collect();
     let jobs: Vec<(&String, &Bytes)> = names.iter().zip(envelopes).collect();
-    let decoded = on_every_core(&jobs, |(name, envelope)| {
+    let bytes = envelopes.iter().map(Bytes::len).sum();
+    let decoded = on_every_core(&jobs, bytes, |(name, envelope)| {
         let bad = |detail: &str| Error::integrity(ObjectKind::Snapshot, name, detail);
         let plain: SecretBytes = tresor_crypto::open(key, &seal_ctx(vault_id, name), envelope)
             .map_err(|_| bad("does not authenticate: tampered, or moved from another name"))?;
@@ -259,15 +261,37 @@ fn decode_part(plain: &[u8]) -> Option<(Header, Vec<(String, Entry)>)> {
     rest.is_empty().then_some((header, entries))
 }
 
-/// Runs `f` over `jobs` on every available core; results in job order, the first error wins.
+/// Work below this many bytes runs on the calling thread: starting threads would cost more.
+const PARALLEL_FROM: usize = 256 << 10;
+
+/// Runs `f` over `jobs` (`bytes` of work in all) on every available core; results in job order,
+/// the first error wins. Small work runs inline. Big work on a worker of a multi-threaded tokio
+/// runtime first tells the runtime that this worker blocks (`block_in_place`), so other tasks
+/// move to other workers instead of waiting behind the thread scope.
 pub(crate) fn on_every_core<J: Sync, T: Send>(
     jobs: &[J],
+    bytes: usize,
     f: impl Fn(&J) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
     let threads = std::thread::available_parallelism().map_or(1, usize::from).min(jobs.len()).max(1);
-    if threads == 1 {
+    if threads == 1 || bytes < PARALLEL_FROM {
         return jobs.iter().map(&f).collect();
     }
+    let on_worker = tokio::runtime::Handle::try_current()
+        .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+    if on_worker {
+        tokio::task::block_in_place(|| scoped(jobs, threads, &f))
+    } else {
+        scoped(jobs, threads, &f)
+    }
+}
+
+/// [`on_every_core`] on `threads` scoped threads.
+fn scoped<J: Sync, T: Send>(
+    jobs: &[J],
+    threads: usize,
+    f: &(impl Fn(&J) -> Result<T> + Sync),
+) -> Result<Vec<T>> {
     let chunk = jobs.len().div_ceil(threads);
     let f = &f;
     std::thread::scope(|scope| {

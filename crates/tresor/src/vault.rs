@@ -434,7 +434,8 @@ pub(crate) fn seal_packs(key: &Key, vault_id: &[u8; 16], epoch: u32, values: &[&
     let (names, places) = plan_packs(epoch, values.iter().map(|v| v.len()))?;
     let jobs: Vec<(usize, u32, &[u8])> =
         places.into_iter().zip(values).map(|((pack, slot), value)| (pack, slot, *value)).collect();
-    let sealed = snapshot::on_every_core(&jobs, |(pack, slot, value)| {
+    let bytes = values.iter().map(|v| v.len()).sum();
+    let sealed = snapshot::on_every_core(&jobs, bytes, |(pack, slot, value)| {
         let slot = slot.to_be_bytes();
         Ok(tresor_crypto::seal(key, &blob_ctx(vault_id, &names[*pack], epoch, &slot), value)?)
     })?;
