@@ -927,7 +927,7 @@ impl Engine {
         trust.update(&vault_id, &location, update).map(drop)
     }
 
-    /// What [`Vault::save_trust`] pins: the trust store, and for this vault and location the
+    /// What [`Engine::save_trust`] pins: the trust store, and for this vault and location the
     /// change to apply.
     #[allow(clippy::type_complexity)]
     fn trust_update(
@@ -1134,8 +1134,8 @@ impl Engine {
         self.audit_append_with(op, path, outcome, detail, durability, true).await
     }
 
-    /// [`Vault::audit_append`]; without `pin`, relaxed records are not pinned every
-    /// [`PIN_EVERY`] records (a write pins them all with its commit).
+    /// [`Engine::audit_append`]; without `pin`, relaxed records are not pinned every
+    /// [`audit::PIN_EVERY`] records (a write pins them all with its commit).
     async fn audit_append_with(
         &mut self,
         op: AuditOp,

@@ -168,7 +168,7 @@ impl Engine {
 
     /// Starts a new epoch: new values are sealed under a new random data key from now on. Values
     /// of older epochs stay where they are (re-sealed lazily after reads, or by
-    /// [`Vault::reencrypt`]). `reason` is recorded (`manual`, `policy`, `revocation: <who>`).
+    /// [`Engine::reencrypt`]). `reason` is recorded (`manual`, `policy`, `revocation: <who>`).
     ///
     /// Two writers rotating at once end with one current epoch: the one whose commit lands first
     /// wins, and the other abandons its key (reported with `ours: false`).
@@ -550,7 +550,7 @@ impl Engine {
     }
 
     /// Writes and commits a prepared batch; one whose old blobs or keys vanished while it was
-    /// read is retried without the values that moved ([`Vault::reseal_batch_moved`]).
+    /// read is retried without the values that moved ([`Engine::reseal_batch_moved`]).
     async fn finish_or_retry(
         &mut self,
         batch: Vec<Target>,
@@ -566,7 +566,7 @@ impl Engine {
         }
     }
 
-    /// [`Vault::reseal_batch`], for a batch whose old blobs or epoch keys may vanish meanwhile:
+    /// [`Engine::reseal_batch`], for a batch whose old blobs or epoch keys may vanish meanwhile:
     /// another writer that re-sealed those values (a concurrent `reencrypt`, or the destruction of
     /// their epoch) deletes them. After such a failure the log says which targets moved; the batch
     /// is retried without them. A blob or key missing while the log still references it is a
@@ -596,7 +596,7 @@ impl Engine {
         }
     }
 
-    /// One batch, start to end: [`prepare`] then [`Vault::finish_batch`].
+    /// One batch, start to end: [`prepare`] then [`Engine::finish_batch`].
     async fn reseal_batch(&mut self, batch: &[Target], why: &str) -> Result<ReencryptReport> {
         let prep = self.prep(batch.to_vec(), Buffers::default()).await?;
         let sealed = prepare(prep).await?;

@@ -11,7 +11,7 @@
 //! - **Signatures**: Ed25519 with a derived identity.
 //!
 //! Every use through the service is audited (`key derive`, `sign`, `encrypt`, `decrypt`,
-//! `recovery-phrase`), like a read of a secret. [`Vault::derive_encryption_key`], which hands the
+//! `recovery-phrase`), like a read of a secret. [`Engine::derive_encryption_key`], which hands the
 //! raw key to in-process library code, is not: the agent does not serve it.
 
 use super::Engine;
@@ -75,7 +75,7 @@ impl Engine {
         Phrase::from_key(&self.keys.root)
     }
 
-    /// [`Vault::recovery_phrase`] shown again after `init`, recorded in the audit trail first.
+    /// [`Engine::recovery_phrase`] shown again after `init`, recorded in the audit trail first.
     pub async fn reveal_recovery_phrase(&mut self) -> Result<Phrase> {
         let detail = Some("the recovery phrase was shown".to_string());
         self.audit_append(AuditOp::RecoveryPhrase, None, Outcome::Ok, detail, Durability::Sync).await?;
@@ -135,7 +135,7 @@ impl Engine {
     }
 
     /// The transit key `name` for `alg` (for in-process callers that must hold the key
-    /// themselves; prefer [`Vault::encrypt`] and [`Vault::decrypt`]). Not audited, and not served
+    /// themselves; prefer [`Engine::encrypt`] and [`Engine::decrypt`]). Not audited, and not served
     /// by the agent: no client process ever receives a derived key.
     pub fn derive_encryption_key(&self, name: &str, alg: Algorithm) -> Result<Key> {
         transit::validate_name(name).map_err(transit_error)?;
@@ -146,7 +146,7 @@ impl Engine {
     /// for `alg`: with `salt` `None`, for a new message (a fresh salt is drawn here, so a client
     /// cannot aim it at another message); with the salt of an existing message's header, to
     /// decrypt it. The message key opens that one message only: handing it to a client gives it
-    /// no more than [`Vault::decrypt`] of that message would, and lets it stream through its own
+    /// no more than [`Engine::decrypt`] of that message would, and lets it stream through its own
     /// memory. Audited as `encrypt` or `decrypt`.
     pub async fn transit_stream_key(
         &mut self,

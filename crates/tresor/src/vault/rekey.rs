@@ -53,8 +53,8 @@ impl Engine {
     /// of the new era. `progress` hears (versions done, versions in all).
     ///
     /// Crash-safe at every step: before the new key file exists, era `e` is the vault (fenced:
-    /// it takes no writes until this runs again, or [`Vault::abort_rekey`]); after, era `e + 1`
-    /// is, and [`Vault::gc`] (or the next re-key) deletes whatever of era `e` remains.
+    /// it takes no writes until this runs again, or [`Engine::abort_rekey`]); after, era `e + 1`
+    /// is, and [`Engine::gc`] (or the next re-key) deletes whatever of era `e` remains.
     pub async fn rekey(
         mut self,
         new_password: &Password,

@@ -111,7 +111,7 @@ impl Vault {
         Vault { svc: Arc::new(svc), actor }
     }
 
-    /// Creates a vault at an empty location (see [`Engine::init`]).
+    /// Creates a vault at an empty location (see the engine's `init`).
     pub async fn init(store: Store, password: &Password, opts: Options) -> Result<Vault> {
         Engine::init(store, password, opts).await.map(Vault::serve)
     }
@@ -126,7 +126,7 @@ impl Vault {
         Engine::unlock(store, password, opts).await.map(Vault::serve)
     }
 
-    /// Opens the vault with its recovery phrase and sets a new password (see [`Engine::recover`]).
+    /// Opens the vault with its recovery phrase and sets a new password (see the engine's `recover`).
     pub async fn recover(
         store: Store,
         phrase: &Phrase,
@@ -553,7 +553,7 @@ impl Vault {
         engine.reencrypt(progress).await
     }
 
-    /// Destroys `epoch` (see [`Engine::destroy_epoch`]).
+    /// Destroys `epoch` (see the engine's `destroy_epoch`).
     pub async fn destroy_epoch(
         &self,
         epoch: u32,
@@ -602,7 +602,7 @@ impl Vault {
         self.run(Box::new(move |e| Box::pin(async move { e.reveal_encryption_key(&name, alg).await }))).await
     }
 
-    /// A per-message key of transit key `name` for streaming (see [`Engine::transit_stream_key`]).
+    /// A per-message key of transit key `name` for streaming (see the engine's `transit_stream_key`).
     pub async fn transit_stream_key(
         &self,
         name: &str,
@@ -629,7 +629,7 @@ impl Vault {
         .await
     }
 
-    /// Rotates the root secret (see [`Engine::rekey`]): this handle is locked, and the handle of
+    /// Rotates the root secret (see the engine's `rekey`): this handle is locked, and the handle of
     /// the new root era is returned.
     pub async fn rekey(
         &self,
