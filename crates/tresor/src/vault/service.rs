@@ -352,11 +352,11 @@ impl Vault {
             detail,
         };
         let (reply, written) = oneshot::channel();
-        lock_audits(&self.svc.audits).push((record, reply));
+        lock_queue(&self.svc.audits).push((record, reply));
         let svc = self.svc.clone();
         tokio::spawn(async move {
             let mut lane = svc.lane.clone().lock_owned().await;
-            let batch = std::mem::take(&mut *lock_audits(&svc.audits));
+            let batch = std::mem::take(&mut *lock_queue(&svc.audits));
             if batch.is_empty() {
                 return;
             }
@@ -681,15 +681,9 @@ impl Drop for SealOnDrop {
     }
 }
 
-fn lock_audits(
-    queue: &std::sync::Mutex<Vec<PendingRecord>>,
-) -> std::sync::MutexGuard<'_, Vec<PendingRecord>> {
-    // Push / take only: a panic cannot leave it half-changed.
-    queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn lock_queue(queue: &std::sync::Mutex<Vec<PendingWrite>>) -> std::sync::MutexGuard<'_, Vec<PendingWrite>> {
-    // A panic while holding this lock cannot leave the queue half-changed (push / take only).
+/// One of the waiting queues (writes, read records), poisoned or not: they are only pushed to
+/// and taken whole, so a panic while one was held cannot leave it half-changed.
+fn lock_queue<T>(queue: &std::sync::Mutex<Vec<T>>) -> std::sync::MutexGuard<'_, Vec<T>> {
     queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
