@@ -7,6 +7,7 @@
 
 use crate::error::{Error, Result};
 use crate::local::{Foreign, LocalDir};
+use crate::versions::OldVersions;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::memory::InMemory;
@@ -29,8 +30,9 @@ pub struct Store {
     local: Option<LocalDir>,
     prefix: Option<Path>,
     location: String,
-    /// The versions API of an S3 bucket (see [`Store::purge_versions`]).
-    versions: Option<Arc<crate::versions::S3Versions>>,
+    /// The backend's way to remove old versions (an S3 bucket's versions API; see
+    /// [`Store::purge_versions`]).
+    versions: Option<Arc<dyn OldVersions>>,
 }
 
 /// What [`Store::create`] did.
@@ -190,9 +192,7 @@ impl Store {
             .map_err(|e| in_location(Error::Invalid(crate::aws::redact(&e.to_string()))))?;
         let versions = crate::versions::S3Versions::new(&builder, &s3).map_err(in_location)?;
         let prefix = (!prefix.is_empty()).then(|| Path::from(prefix));
-        let mut store = Store::from_object_store(Arc::new(s3), prefix, &canonical);
-        store.versions = Some(Arc::new(versions));
-        Ok(store)
+        Ok(Store::from_object_store(Arc::new(s3), prefix, &canonical).with_old_versions(Arc::new(versions)))
     }
 
     /// Wraps any `object_store` backend; `prefix` scopes the vault inside it.
@@ -205,6 +205,13 @@ impl Store {
             location: location.to_string(),
             versions: None,
         }
+    }
+
+    /// This store with `versions` as the way to remove the old versions of its objects
+    /// ([`Store::purge_versions`]): what the backend that opened a versioned bucket attaches.
+    pub fn with_old_versions(mut self, versions: Arc<dyn OldVersions>) -> Store {
+        self.versions = Some(versions);
+        self
     }
 
     /// The store of the objects under `dir` (a root era, `root/<e>`), named relative to it;
@@ -441,7 +448,7 @@ impl Store {
                 "an empty name prefix would purge the versions of the whole vault".into(),
             ));
         }
-        let Some(s3) = &self.versions else {
+        let Some(versions) = &self.versions else {
             return Ok(crate::versions::residue_without_versions_api(&*self.inner, self.local.is_some()));
         };
         let keys: Vec<String> = prefixes
@@ -451,7 +458,7 @@ impl Store {
                 None => name.clone(),
             })
             .collect();
-        s3.purge(&keys).await
+        versions.purge(&keys).await
     }
 
     /// Checks that the store honours create-if-absent: a second create of the same name must be

@@ -84,6 +84,18 @@ pub fn residue_without_versions_api(store: &dyn ObjectStore, local: bool) -> Res
     }
 }
 
+/// A backend's way to remove old versions of objects (an S3 bucket's versions API), attached to
+/// a [`crate::Store`] with [`crate::Store::with_old_versions`] by whoever opened it.
+#[async_trait::async_trait]
+pub trait OldVersions: fmt::Debug + Send + Sync {
+    /// Removes every version and delete marker of every object whose key (in the bucket, vault
+    /// prefix included) starts with one of `key_prefixes`, then lists them again: the
+    /// [`Residue`] says what is left, not what was attempted. A failure to reach the store, or an
+    /// answer that does not parse, is an [`Error::Store`]; a refusal by the store is
+    /// [`Residue::Kept`] with the reason.
+    async fn purge(&self, key_prefixes: &[String]) -> Result<Residue>;
+}
+
 /// Requests in flight at once while deleting versions.
 const CONCURRENCY: usize = 8;
 /// Attempts per request on connection failures and 5xx/429 answers.
@@ -443,6 +455,13 @@ impl S3Versions {
             delay *= 2;
             attempt += 1;
         }
+    }
+}
+
+#[async_trait::async_trait]
+impl OldVersions for S3Versions {
+    async fn purge(&self, key_prefixes: &[String]) -> Result<Residue> {
+        S3Versions::purge(self, key_prefixes).await
     }
 }
 
