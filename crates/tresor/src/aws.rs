@@ -34,6 +34,7 @@
 //! source.
 
 use crate::error::{Error, Result};
+use crate::store::redact;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -430,31 +431,6 @@ fn is_loopback(url: &str) -> bool {
     };
     host.eq_ignore_ascii_case("localhost")
         || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-/// A URL fit for an error message: user information (`user:password@`) is left out.
-/// `text` with the user information of every URL in it (`scheme://user:password@host`) replaced
-/// by `…`: what any message quoting a URL shows.
-pub fn redact(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find("://") {
-        let (before, after) = rest.split_at(at + 3);
-        out.push_str(before);
-        let authority_end =
-            after.find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace()).unwrap_or(after.len());
-        let (authority, tail) = after.split_at(authority_end);
-        match authority.rsplit_once('@') {
-            Some((_, host)) => {
-                out.push_str("…@");
-                out.push_str(host);
-            }
-            None => out.push_str(authority),
-        }
-        rest = tail;
-    }
-    out.push_str(rest);
-    out
 }
 
 fn shown(url: &str) -> String {

@@ -60,7 +60,7 @@ fn store_err(e: object_store::Error) -> Error {
         object_store::Error::Generic { source, .. } if source.is::<crate::local::ForeignEntry>() => {
             match source.downcast::<crate::local::ForeignEntry>() {
                 Ok(f) => Error::Foreign { name: f.name, what: f.what },
-                Err(source) => Error::Store(crate::aws::redact(&source.to_string())),
+                Err(source) => Error::Store(redact(&source.to_string())),
             }
         }
         object_store::Error::Generic { source, .. } if source.is::<crate::local::Oversized>() => {
@@ -74,8 +74,32 @@ fn store_err(e: object_store::Error) -> Error {
             }
         }
         object_store::Error::Generic { store: "LocalDirectory", source } => Error::Store(source.to_string()),
-        e => Error::Store(crate::aws::redact(&e.to_string())),
+        e => Error::Store(redact(&e.to_string())),
     }
+}
+
+/// `text` with the user information of every URL in it (`scheme://user:password@host`) replaced
+/// by `…`: what any message quoting a URL shows.
+pub fn redact(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        let authority_end =
+            after.find(|c: char| matches!(c, '/' | '?' | '#') || c.is_whitespace()).unwrap_or(after.len());
+        let (authority, tail) = after.split_at(authority_end);
+        match authority.rsplit_once('@') {
+            Some((_, host)) => {
+                out.push_str("…@");
+                out.push_str(host);
+            }
+            None => out.push_str(authority),
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The body of `r`, read chunk by chunk and never past the size its metadata announced (itself
@@ -157,7 +181,7 @@ impl Store {
     fn open_s3(location: &str, rest: &str) -> Result<Store> {
         let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
         if bucket.is_empty() {
-            return Err(Error::Invalid(format!("{}: no bucket name", crate::aws::redact(location))));
+            return Err(Error::Invalid(format!("{}: no bucket name", redact(location))));
         }
         // S3's bucket naming rules; in particular no `user:password@` ever reaches a URL or a message.
         let valid = (3..=63).contains(&bucket.len())
@@ -166,7 +190,7 @@ impl Store {
             return Err(Error::Invalid(format!(
                 "{}: not a valid S3 bucket name (3 to 63 lowercase letters, digits, '-' and '.'; credentials \
                  belong in AWS_* variables or a profile, never in the location)",
-                crate::aws::redact(location)
+                redact(location)
             )));
         }
         // One canonical spelling per prefix (`s3://b//p/`, `s3://b/p`: one vault, one trust state).
@@ -186,10 +210,7 @@ impl Store {
             e => e,
         };
         let builder = crate::aws::s3_builder(bucket, &env).map_err(in_location)?;
-        let s3 = builder
-            .clone()
-            .build()
-            .map_err(|e| in_location(Error::Invalid(crate::aws::redact(&e.to_string()))))?;
+        let s3 = builder.clone().build().map_err(|e| in_location(Error::Invalid(redact(&e.to_string()))))?;
         let versions = crate::versions::S3Versions::new(&builder, &s3).map_err(in_location)?;
         let prefix = (!prefix.is_empty()).then(|| Path::from(prefix));
         Ok(Store::from_object_store(Arc::new(s3), prefix, &canonical).with_old_versions(Arc::new(versions)))
