@@ -41,8 +41,8 @@ use std::time::Duration;
 use tresor::versions::{OldVersions, Residue};
 use tresor::{Error, Result};
 
-/// Keys per DeleteObjects request: S3's limit.
-const DELETE_BATCH: usize = 1000;
+/// Keys per DeleteObjects request at most: S3's limit.
+pub const DELETE_BATCH: usize = 1000;
 /// Attempts per request on connection failures and 5xx/429 answers.
 const ATTEMPTS: u32 = 4;
 /// Largest answer body read (a page of 1,000 versions, or the result of deleting 1,000, is well
@@ -70,6 +70,8 @@ pub struct S3Versions {
     directory_bucket: bool,
     /// `max-keys` of listings; `None` is the store's default (1000 on S3).
     page_size: Option<usize>,
+    /// Keys per DeleteObjects request.
+    delete_batch: usize,
 }
 
 impl fmt::Debug for S3Versions {
@@ -118,6 +120,7 @@ impl S3Versions {
             client,
             directory_bucket: flag(AmazonS3ConfigKey::S3Express),
             page_size: None,
+            delete_batch: DELETE_BATCH,
         })
     }
 
@@ -125,6 +128,13 @@ impl S3Versions {
     /// pages exercise pagination in tests.
     pub fn with_page_size(mut self, n: usize) -> S3Versions {
         self.page_size = Some(n.max(1));
+        self
+    }
+
+    /// Deletes at most `n` versions per DeleteObjects request (1 to [`DELETE_BATCH`]) instead of
+    /// S3's maximum: small batches exercise batching in tests.
+    pub fn with_delete_batch(mut self, n: usize) -> S3Versions {
+        self.delete_batch = n.clamp(1, DELETE_BATCH);
         self
     }
 
@@ -244,7 +254,7 @@ impl S3Versions {
     }
 
     /// Deletes every version and delete marker under `prefix`, page by page, each page in
-    /// batches of up to [`DELETE_BATCH`].
+    /// DeleteObjects batches.
     ///
     /// The entry a page's next markers name is deleted only after the next page was listed:
     /// moto (unlike S3) finds the place to continue by looking the marker's version up, and lists
@@ -262,8 +272,8 @@ impl S3Versions {
             let mut batch: Vec<Entry> =
                 page.entries.into_iter().filter(|e| Some(e) != page.next.as_ref()).collect();
             batch.extend(marker.take());
-            for chunk in batch.chunks(DELETE_BATCH) {
-                self.delete_batch(chunk, tally).await?;
+            for chunk in batch.chunks(self.delete_batch) {
+                self.delete_versions(chunk, tally).await?;
             }
             match page.next {
                 Some(next) => marker = Some(next),
@@ -272,9 +282,9 @@ impl S3Versions {
         }
     }
 
-    /// One DeleteObjects request for `entries` (at most [`DELETE_BATCH`]), its outcome added to
+    /// One DeleteObjects request for `entries` (at most the batch size), its outcome added to
     /// `tally`: removed, gone already (not counted), or refused with the store's code.
-    async fn delete_batch(&self, entries: &[Entry], tally: &mut Tally) -> Result<()> {
+    async fn delete_versions(&self, entries: &[Entry], tally: &mut Tally) -> Result<()> {
         if entries.is_empty() {
             return Ok(());
         }

@@ -760,14 +760,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
 /// on the working directory. URLs stay as they are.
 fn canonical_location(location: &str) -> String {
     // `s3://b//p/` and `s3://b/p` are one vault: one agent socket, one trust state.
-    if let Some(rest) = location.strip_prefix("s3://") {
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        let prefix: Vec<&str> = prefix.split('/').filter(|s| !s.is_empty()).collect();
-        return if prefix.is_empty() {
-            format!("s3://{bucket}")
-        } else {
-            format!("s3://{bucket}/{}", prefix.join("/"))
-        };
+    // An invalid one stays as it is: opening it says what is wrong.
+    if location.starts_with("s3://") {
+        return tresor_backend::s3::S3Location::parse(location)
+            .map_or_else(|_| location.to_string(), |l| l.canonical());
     }
     if location.contains("://") && !location.starts_with("file://") {
         return location.to_string();
@@ -856,9 +852,17 @@ fn request(ctx: &mut Ctx, req: Request) -> Result<Response, CliError> {
     })
 }
 
+/// What the storage backends are configured with: this process's environment (the AWS
+/// settings of an S3 location), handed to `tresor-backend`, which reads none itself.
+fn backend_config() -> tresor_backend::BackendConfig {
+    tresor_backend::BackendConfig::from_vars(std::env::vars_os())
+}
+
 /// Opens a vault location, warning on stderr when a local vault directory is open to other users.
-fn open_store(location: &str, create: bool) -> Result<Store, CliError> {
-    let store = Store::open(location, create).map_err(|e| CliError::from_core(&e))?;
+async fn open_store(location: &str, create: bool) -> Result<Store, CliError> {
+    let store = tresor_backend::open(location, create, &backend_config())
+        .await
+        .map_err(|e| CliError::from_core(&e))?;
     if let Some(warning) = store.permission_warning() {
         eprintln!("tresor: warning: {warning}");
     }
@@ -867,9 +871,11 @@ fn open_store(location: &str, create: bool) -> Result<Store, CliError> {
 
 /// Opens the store and checks that a vault is there, before anyone is asked for a password.
 fn open_existing(rt: &tokio::runtime::Runtime, location: &str) -> Result<Store, CliError> {
-    let store = open_store(location, false)?;
-    rt.block_on(tresor::vault::describe_locked(&store)).map_err(|e| CliError::from_core(&e))?;
-    Ok(store)
+    rt.block_on(async {
+        let store = open_store(location, false).await?;
+        tresor::vault::describe_locked(&store).await.map_err(|e| CliError::from_core(&e))?;
+        Ok(store)
+    })
 }
 
 /// What an unlock in this process has to tell: failed attempts since the last one, and the
@@ -922,7 +928,7 @@ fn cmd_init(
     };
     let rt = runtime()?;
     let (vault, shown) = rt.block_on(async {
-        let store = open_store(&ctx.location, true)?;
+        let store = open_store(&ctx.location, true).await?;
         let vault = Vault::init(store, &password, opts).await.map_err(|e| CliError::from_core(&e))?;
         // Read (and audited) only when it is shown.
         let shown = match &target {
@@ -1038,6 +1044,9 @@ fn cmd_agent(ctx: &Ctx) -> Result<(), CliError> {
             .map_err(|e| CliError::other(format!("{}: {e}", socket.display())))?;
         let config = tresor_server::AgentConfig {
             location,
+            // The agent opens the store with the environment it was started with (`tresor unlock`
+            // passes its own down).
+            backend: backend_config(),
             options: Box::new(move || {
                 let mut o = Options::new(config::state_dir().join("trust"), actor("agent"));
                 o.max_value = max_value;
@@ -1107,7 +1116,7 @@ fn cmd_status(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
         _ => {
             let rt = runtime()?;
             let info = rt.block_on(async {
-                let store = open_store(&ctx.location, false)?;
+                let store = open_store(&ctx.location, false).await?;
                 tresor::vault::describe_locked(&store).await.map_err(|e| CliError::from_core(&e))
             })?;
             // The fingerprint needs the root; while locked, what this machine pinned is shown.
@@ -1145,7 +1154,7 @@ fn cmd_passwd(ctx: &mut Ctx, new: &NewPasswordArgs, stdin: &mut impl BufRead) ->
     let (new, kdf) = new.read(stdin)?;
     let rt = runtime()?;
     rt.block_on(async {
-        let store = open_store(&ctx.location, false)?;
+        let store = open_store(&ctx.location, false).await?;
         let vault =
             Vault::unlock(store, &current, ctx.options("cli")).await.map_err(|e| CliError::from_core(&e))?;
         report_unlocked(&vault);
@@ -1172,7 +1181,11 @@ fn cmd_doctor(ctx: &Ctx, json: bool) -> Result<(), CliError> {
         _ => "local directory",
     };
     let rt = runtime()?;
-    let store = Store::open(&ctx.location, false).map_err(|e| CliError::from_core(&e))?;
+    let store = rt.block_on(async {
+        tresor_backend::open(&ctx.location, false, &backend_config())
+            .await
+            .map_err(|e| CliError::from_core(&e))
+    })?;
     let (probe, names, vault) = rt.block_on(async {
         let started = std::time::Instant::now();
         let probe = store.probe().await.map(|()| started.elapsed());
@@ -1249,7 +1262,7 @@ fn cmd_import(ctx: &mut Ctx, file: &Path, format: Option<import::Format>) -> Res
         let password = ctx.password()?;
         let rt = runtime()?;
         let vault = rt.block_on(async {
-            let store = open_store(&ctx.location, true)?;
+            let store = open_store(&ctx.location, true).await?;
             tresor::archive::import(store, &bytes, &password, ctx.options("cli"))
                 .await
                 .map_err(|e| CliError::from_core(&e))

@@ -31,7 +31,7 @@ pub fn run(
     };
     if abort {
         return rt.block_on(async {
-            let store = crate::open_store(&ctx.location, false)?;
+            let store = crate::open_store(&ctx.location, false).await?;
             let vault = Vault::unlock(store, &current, ctx.options("cli"))
                 .await
                 .map_err(|e| CliError::from_core(&e))?;
@@ -72,7 +72,7 @@ pub fn run(
         }
     };
     let (vault, report, shown) = rt.block_on(async {
-        let store = crate::open_store(&ctx.location, false)?;
+        let store = crate::open_store(&ctx.location, false).await?;
         let vault = Vault::unlock(store, &current, options()).await.map_err(|e| CliError::from_core(&e))?;
         crate::report_unlocked(&vault);
         let (vault, report) =

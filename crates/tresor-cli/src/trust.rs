@@ -102,7 +102,7 @@ fn pin(ctx: &Ctx, trust: &tresor::trust::TrustStore, text: &str) -> Result<(), C
     let fingerprint: Fingerprint = text.parse().map_err(CliError::input)?;
     let rt = crate::runtime()?;
     let info = rt.block_on(async {
-        let store = crate::open_store(&ctx.location, false)?;
+        let store = crate::open_store(&ctx.location, false).await?;
         tresor::vault::describe_locked(&store).await.map_err(|e| CliError::from_core(&e))
     })?;
     let previous = trust.location_pin(&ctx.location).map_err(|e| CliError::from_core(&e))?;

@@ -66,8 +66,12 @@ fn start(root: &Path, runtime: &tokio::runtime::Runtime) -> PathBuf {
     std::fs::set_permissions(&run, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
     let socket = run.join("agent.sock");
     let listener = runtime.block_on(async { bind(&socket) }).unwrap();
-    let config =
-        AgentConfig { location, options: Box::new(move || opts(&trust)), idle: Duration::from_secs(3600) };
+    let config = AgentConfig {
+        location,
+        backend: tresor_backend::BackendConfig::default(),
+        options: Box::new(move || opts(&trust)),
+        idle: Duration::from_secs(3600),
+    };
     runtime.spawn(serve(listener, config));
     let unlock = Request::Unlock { password: SecretBuf::new(PASSWORD.as_bytes().to_vec()) };
     request(&socket, &unlock);

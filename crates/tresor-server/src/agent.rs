@@ -12,7 +12,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Mutex, mpsc};
 use tokio::time::{Instant, timeout};
 use tresor::model::AuditOp;
-use tresor::{Password, Store, Vault};
+use tresor::{Password, Vault};
 use zeroize::Zeroizing;
 
 /// How long one client may take to send its request.
@@ -24,6 +24,8 @@ const CONNECTION_DEADLINE: Duration = Duration::from_secs(300);
 pub struct AgentConfig {
     /// The vault location it unlocks.
     pub location: String,
+    /// What the store at `location` is opened with (the binary's environment: AWS settings).
+    pub backend: tresor_backend::BackendConfig,
     /// Options for opening it (trust state, actor, limits).
     pub options: Box<dyn Fn() -> tresor::Options + Send + Sync>,
     /// Lock and exit after this long without a request.
@@ -347,7 +349,7 @@ async fn unlock(password: SecretBuf, slot: &mut Option<Vault>, config: &AgentCon
             Err(e) => Response::error(&e),
         };
     }
-    let store = match Store::open(&config.location, false) {
+    let store = match tresor_backend::open(&config.location, false, &config.backend).await {
         Ok(s) => s,
         Err(e) => return Response::error(&e),
     };

@@ -53,6 +53,7 @@ fn start_agent() -> Agent {
     let listener = runtime.block_on(async { bind(&socket) }).unwrap();
     let config = AgentConfig {
         location: location.clone(),
+        backend: tresor_backend::BackendConfig::default(),
         options: Box::new({
             let trust = trust.clone();
             move || opts(&trust)

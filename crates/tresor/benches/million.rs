@@ -52,8 +52,14 @@ fn status_kib(field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Opens a location as the binaries do (an S3 target with this process's AWS settings).
+async fn open(location: &str, create: bool) -> Store {
+    let config = tresor_backend::BackendConfig::from_vars(std::env::vars_os());
+    tresor_backend::open(location, create, &config).await.unwrap()
+}
+
 async fn build(location: &str, trust_root: &Path, secrets: usize, batch: usize) {
-    let store = Store::open(location, true).unwrap();
+    let store = open(location, true).await;
     drop(Vault::init(store, &pw(), opts(&trust_root.join("init"))).await.unwrap());
     let start = Instant::now();
     let writers: Vec<_> = (0..WRITERS)
@@ -61,7 +67,7 @@ async fn build(location: &str, trust_root: &Path, secrets: usize, batch: usize) 
             let location = location.to_string();
             let trust = trust_root.join(format!("writer-{w}"));
             tokio::spawn(async move {
-                let store = Store::open(&location, false).unwrap();
+                let store = open(&location, false).await;
                 let v = Vault::unlock(store, &pw(), opts(&trust)).await.unwrap();
                 let mine: Vec<usize> = (w..secrets).step_by(WRITERS).collect();
                 for chunk in mine.chunks(batch) {
@@ -91,7 +97,7 @@ async fn build(location: &str, trust_root: &Path, secrets: usize, batch: usize) 
 /// Run in a fresh process, so that its memory is the opened vault's alone.
 async fn open_child(location: &str, trust: &Path, secrets: usize) {
     let start = Instant::now();
-    let store = Store::open(location, false).unwrap();
+    let store = open(location, false).await;
     let v = Vault::unlock(store, &pw(), opts(trust)).await.unwrap();
     let opened = start.elapsed();
     let first = name(secrets / 2);
@@ -183,8 +189,8 @@ fn du(dir: &Path) -> (u64, u64) {
 }
 
 async fn copy_to_s3(dir: &Path, target: &str) {
-    let from = Store::open(dir.to_str().unwrap(), false).unwrap();
-    let to = Store::open(target, false).unwrap();
+    let from = open(dir.to_str().unwrap(), false).await;
+    let to = open(target, false).await;
     if !to.list("keyfile").await.unwrap().is_empty() {
         println!("million: {target} already holds the vault (copied by an earlier run)");
         return;

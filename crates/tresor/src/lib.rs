@@ -1,8 +1,11 @@
 //! tresor's core: the vault on an untrusted store.
 //!
+//! The core reads no process environment and speaks no cloud protocol: stores come to it as
+//! `object_store` backends, opened by `tresor-backend` with the configuration the binaries pass
+//! in.
+//!
 //! - [`store`]: one adapter over `object_store`; every write create-if-absent;
 //! - [`local`]: the local directory backend, which never follows a link inside a vault;
-//! - [`aws`]: S3 credentials, region and endpoint from `AWS_*` variables and AWS profiles;
 //! - [`keyfile`]: password slots wrapping the root secret;
 //! - [`era`]: which root era of a location holds the vault (root rotation);
 //! - [`chain`]: sealed, hash-chained logs (the commit log and the audit trail);
@@ -13,13 +16,13 @@
 //! - [`fingerprint`]: the short public digest of a vault's root that people compare and pin;
 //! - [`vault`]: the [`Vault`] API that the CLI and the agent use;
 //! - [`archive`]: self-contained encrypted backups;
-//! - [`versions`]: what a store keeps of deleted objects, and removing old versions on S3;
+//! - [`versions`]: what a store keeps of deleted objects, and the interface through which a
+//!   backend removes old versions ([`versions::OldVersions`]);
 //! - [`fault`]: a fault-injecting store wrapper for tests (errors, latency, lost acknowledgements,
 //!   crashes).
 #![deny(missing_docs)]
 
 pub mod archive;
-pub mod aws;
 pub mod chain;
 pub mod era;
 pub mod error;

@@ -140,12 +140,21 @@ async fn read_bounded(name: &str, r: object_store::GetResult) -> Result<Bytes> {
 impl Store {
     /// Opens a location: a directory path, a `file://` URL, or `memory://` (a fresh, private
     /// in-memory store). With `create`, a missing directory is made (mode 0700).
+    ///
+    /// Stores that need configuration from outside (S3: credentials, region, endpoint) are not
+    /// opened here: `tresor-backend` opens every kind of location with the configuration its
+    /// caller passes in, and hands this crate an `object_store` backend
+    /// ([`Store::from_object_store`]). An `s3://` location here is refused, saying so.
     pub fn open(location: &str, create: bool) -> Result<Store> {
         if location == "memory://" {
             return Ok(Store::from_object_store(Arc::new(InMemory::new()), None, "memory://"));
         }
-        if let Some(rest) = location.strip_prefix("s3://") {
-            return Store::open_s3(location, rest);
+        if location.starts_with("s3://") {
+            return Err(Error::Invalid(format!(
+                "{}: S3 locations are opened by tresor-backend (tresor_backend::open), which takes the \
+                 AWS configuration from its caller; the core reads no environment",
+                redact(location)
+            )));
         }
         let path = location.strip_prefix("file://").unwrap_or(location);
         if path.is_empty() || location.contains("://") && !location.starts_with("file://") {
@@ -172,48 +181,6 @@ impl Store {
         store.relaxed = Arc::new(local.with_fsync(false));
         store.local = Some(local);
         Ok(store)
-    }
-
-    /// `s3://BUCKET[/PREFIX]`, configured the way AWS tools are (see [`crate::aws`]): `AWS_*`
-    /// variables first, then the AWS profile (`AWS_PROFILE`, `~/.aws/config`,
-    /// `~/.aws/credentials`); plain HTTP only with `AWS_ALLOW_HTTP=true`. Creates use
-    /// `If-None-Match: *`.
-    fn open_s3(location: &str, rest: &str) -> Result<Store> {
-        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-        if bucket.is_empty() {
-            return Err(Error::Invalid(format!("{}: no bucket name", redact(location))));
-        }
-        // S3's bucket naming rules; in particular no `user:password@` ever reaches a URL or a message.
-        let valid = (3..=63).contains(&bucket.len())
-            && bucket.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
-        if !valid {
-            return Err(Error::Invalid(format!(
-                "{}: not a valid S3 bucket name (3 to 63 lowercase letters, digits, '-' and '.'; credentials \
-                 belong in AWS_* variables or a profile, never in the location)",
-                redact(location)
-            )));
-        }
-        // One canonical spelling per prefix (`s3://b//p/`, `s3://b/p`: one vault, one trust state).
-        let segments: Vec<&str> = prefix.split('/').filter(|s| !s.is_empty()).collect();
-        if !segments.iter().all(|s| crate::local::valid_component(s)) {
-            return Err(Error::Invalid(format!(
-                "{location}: a prefix is made of segments of ASCII letters, digits, '-', '_' and '.' (not '.' or '..')"
-            )));
-        }
-        let prefix = segments.join("/");
-        let canonical =
-            if prefix.is_empty() { format!("s3://{bucket}") } else { format!("s3://{bucket}/{prefix}") };
-        // Credentials, region and endpoint as the AWS tools find them (environment, then profile).
-        let env = crate::aws::Environment::from_process();
-        let in_location = |e| match e {
-            Error::Invalid(m) => Error::Invalid(format!("{canonical}: {m}")),
-            e => e,
-        };
-        let builder = crate::aws::s3_builder(bucket, &env).map_err(in_location)?;
-        let s3 = builder.clone().build().map_err(|e| in_location(Error::Invalid(redact(&e.to_string()))))?;
-        let versions = crate::versions::S3Versions::new(&builder, &s3).map_err(in_location)?;
-        let prefix = (!prefix.is_empty()).then(|| Path::from(prefix));
-        Ok(Store::from_object_store(Arc::new(s3), prefix, &canonical).with_old_versions(Arc::new(versions)))
     }
 
     /// Wraps any `object_store` backend; `prefix` scopes the vault inside it.
@@ -512,5 +479,16 @@ mod tests {
     fn fail_missing_directory_and_unknown_scheme() {
         assert!(matches!(Store::open("/nonexistent/tresor/x", false), Err(Error::NoVault { .. })));
         assert!(matches!(Store::open("ftp://x", false), Err(Error::Invalid(_))));
+        let e = Store::open("s3://user:hunter2@bucket/p", false).unwrap_err().to_string();
+        assert!(e.contains("tresor-backend") && !e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn fail_credentials_in_urls_never_reach_a_message() {
+        assert_eq!(
+            redact("error sending request for url (https://AKIA:s3cr3t@host:9000/b/k?x=1): refused"),
+            "error sending request for url (https://…@host:9000/b/k?x=1): refused"
+        );
+        assert_eq!(redact("s3://bucket/p and http://u@h"), "s3://bucket/p and http://…@h");
     }
 }

@@ -148,7 +148,7 @@ async fn shared_handle_story(location: &str, trust: &std::path::Path) {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
     // One store object (a memory store exists once); each handle unlocks on it separately.
-    let opened = tresor::Store::open(location, true).unwrap();
+    let opened = common::open(location, true).await;
     let store = || opened.clone();
     let v = Vault::init(store(), &common::pw(PASSWORD), common::opts(trust)).await.unwrap();
     let preload: Vec<(String, String)> =

@@ -357,7 +357,8 @@ async fn t23_destroyed_epoch_is_unreadable_with_the_password_and_the_store_as_it
 async fn t23_destroyed_epoch_is_unreadable_on_s3() {
     let Some(location) = common::s3_location("epochs") else { return };
     let env = Env::new();
-    let store = || Store::open(&location, false).unwrap();
+    let opened = common::open(&location, false).await;
+    let store = || opened.clone();
     let figure = forward_secrecy(store, &env.trust, &env.path("trust-b"), true).await;
     println!("T23-s3: {figure}");
 }

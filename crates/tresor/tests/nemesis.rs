@@ -192,8 +192,8 @@ async fn t15_writers_under_a_nemesis_on_s3() {
     let Some(location) = common::s3_location("nemesis") else { return };
     let rest = location.strip_prefix("s3://").unwrap();
     let (bucket, prefix) = rest.split_once('/').unwrap();
-    let env = tresor::aws::Environment::from_process();
-    let raw = tresor::aws::s3_builder(bucket, &env).unwrap().build().unwrap();
+    let settings = tresor_backend::s3::S3Settings::resolve(&common::backend_config()).await.unwrap();
+    let raw = settings.builder(bucket).build().unwrap();
     let prefix = Some(object_store::path::Path::from(prefix));
     run(Arc::new(raw), prefix, &location, "nemesis-s3", 24, Duration::from_millis(100)).await;
 }

@@ -16,17 +16,17 @@ async fn vault_lifecycle_and_rollback_on_s3() {
     let Some(location) = common::s3_location("vault") else { return };
     let env = Env::new();
     let trust = env.path("trust");
-    let v = Vault::init(Store::open(&location, false).unwrap(), &pw(PASSWORD), opts(&trust)).await.unwrap();
+    let v = Vault::init(common::open(&location, false).await, &pw(PASSWORD), opts(&trust)).await.unwrap();
     v.set("db/password", b"hunter2").await.unwrap();
     v.set("db/password", b"hunter3").await.unwrap();
     drop(v);
-    let v = Vault::unlock(Store::open(&location, false).unwrap(), &pw(PASSWORD), opts(&trust)).await.unwrap();
+    let v = Vault::unlock(common::open(&location, false).await, &pw(PASSWORD), opts(&trust)).await.unwrap();
     assert_eq!(v.get("db/password", None).await.unwrap().as_slice(), b"hunter3");
     assert_eq!(v.get("db/password", Some(1)).await.unwrap().as_slice(), b"hunter2");
     v.verify().await.unwrap();
     drop(v);
     // The bucket drops the newest commit: refused as a rollback.
-    let store = Store::open(&location, false).unwrap();
+    let store = common::open(&location, false).await;
     let newest = store.list(layout::LOG_DIR).await.unwrap().pop().unwrap();
     store.delete(&newest).await.unwrap();
     let e = Vault::unlock(store, &pw(PASSWORD), opts(&trust)).await.err().unwrap();
@@ -43,7 +43,7 @@ async fn local_vault_copied_into_a_bucket_opens_unchanged_and_back() {
     v.set("a/b", b"value").await.unwrap();
     drop(v);
     let local = Store::open(env.loc.to_str().unwrap(), false).unwrap();
-    let bucket = Store::open(&location, false).unwrap();
+    let bucket = common::open(&location, false).await;
     for name in local.list_all().await.unwrap() {
         let bytes = local.get(&name).await.unwrap().unwrap();
         bucket.create(&name, bytes.to_vec()).await.unwrap();
@@ -73,12 +73,12 @@ async fn two_writers_on_one_bucket_lose_nothing() {
     let Some(location) = common::s3_location("vault") else { return };
     let env = Env::new();
     let trust = env.path("trust");
-    drop(Vault::init(Store::open(&location, false).unwrap(), &pw(PASSWORD), opts(&trust)).await.unwrap());
+    drop(Vault::init(common::open(&location, false).await, &pw(PASSWORD), opts(&trust)).await.unwrap());
     let mut writers = Vec::new();
     for w in 0..2 {
         let (location, trust) = (location.clone(), env.path(&format!("trust-{w}")));
         writers.push(tokio::spawn(async move {
-            let v = Vault::unlock(Store::open(&location, false).unwrap(), &pw(PASSWORD), opts(&trust))
+            let v = Vault::unlock(common::open(&location, false).await, &pw(PASSWORD), opts(&trust))
                 .await
                 .unwrap();
             for i in 0..25 {
@@ -89,7 +89,7 @@ async fn two_writers_on_one_bucket_lose_nothing() {
     for w in writers {
         w.await.unwrap();
     }
-    let v = Vault::unlock(Store::open(&location, false).unwrap(), &pw(PASSWORD), opts(&trust)).await.unwrap();
+    let v = Vault::unlock(common::open(&location, false).await, &pw(PASSWORD), opts(&trust)).await.unwrap();
     let listed = v.list("").await.unwrap();
     assert_eq!(listed.len(), 50);
     for w in 0..2 {
@@ -113,7 +113,7 @@ async fn every_object_kind_rolled_back_injected_or_deleted_on_s3_is_detected() {
     let Some(location) = common::s3_location("kinds") else { return };
     let env = Env::new();
     let trust = env.path("trust");
-    let store = Store::open(&location, false).unwrap();
+    let store = common::open(&location, false).await;
     let mut o = opts(&trust);
     o.snapshot_every = Some(3);
     let v = Vault::init(store.clone(), &pw(PASSWORD), o).await.unwrap();
@@ -125,7 +125,7 @@ async fn every_object_kind_rolled_back_injected_or_deleted_on_s3_is_detected() {
     v.set("k/last", b"after passwd").await.unwrap();
     drop(v);
     let unlock =
-        || async { Vault::unlock(Store::open(&location, false).unwrap(), &pw(PASSWORD), opts(&trust)).await };
+        || async { Vault::unlock(common::open(&location, false).await, &pw(PASSWORD), opts(&trust)).await };
     unlock().await.unwrap();
     let commits = store.list(layout::LOG_DIR).await.unwrap();
     let head = commits.len() as u64;

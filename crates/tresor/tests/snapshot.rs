@@ -10,7 +10,7 @@ mod common;
 use common::{Env, PASSWORD, assert_integrity, assert_rollback, copy_dir, err, files, flip, pw};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
-use tresor::{Error, KdfParams, ObjectKind, Options, Store, Vault, layout};
+use tresor::{Error, KdfParams, ObjectKind, Options, Vault, layout};
 
 fn opts_every(trust: &Path, every: u64) -> Options {
     let mut o = common::opts(trust);
@@ -284,7 +284,7 @@ async fn gc_removes_superseded_snapshots_and_orphans_and_nothing_live() {
 async fn snapshots_and_gc_on_s3() {
     let Some(location) = common::s3_location("snapshot") else { return };
     let env = Env::new();
-    let store = Store::open(&location, false).unwrap();
+    let store = common::open(&location, false).await;
     let v = Vault::init(store, &pw(PASSWORD), opts_every(&env.trust, 3)).await.unwrap();
     for i in 0..8 {
         v.set(&format!("s3/{i}"), format!("v{i}").as_bytes()).await.unwrap();
@@ -295,7 +295,7 @@ async fn snapshots_and_gc_on_s3() {
     assert!(report.snapshot_parts >= 1, "{report:?}");
     drop(v);
     let fresh =
-        Vault::unlock(Store::open(&location, false).unwrap(), &pw(PASSWORD), opts_every(&env.path("f"), 3))
+        Vault::unlock(common::open(&location, false).await, &pw(PASSWORD), opts_every(&env.path("f"), 3))
             .await
             .unwrap();
     assert_eq!(fresh.status().await.unwrap().snapshot, report.snapshot);
@@ -305,7 +305,7 @@ async fn snapshots_and_gc_on_s3() {
     fresh.verify().await.unwrap();
     drop(fresh);
     // The bucket drops the newest snapshot this machine saw.
-    let store = Store::open(&location, false).unwrap();
+    let store = common::open(&location, false).await;
     for name in store.list(layout::SNAPSHOT_DIR).await.unwrap() {
         store.delete(&name).await.unwrap();
     }

@@ -50,5 +50,5 @@ async fn conformance_local_directory() {
 #[tokio::test]
 async fn conformance_s3() {
     let Some(location) = common::s3_location("conformance") else { return };
-    conformance(Store::open(&location, false).unwrap()).await;
+    conformance(common::open(&location, false).await).await;
 }

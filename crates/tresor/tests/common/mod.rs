@@ -176,6 +176,18 @@ pub fn random_bytes(n: usize) -> Vec<u8> {
     tresor_crypto::random_bytes(n).unwrap()
 }
 
+/// The configuration the tests open buckets with: this process's environment, as the binaries
+/// pass theirs, with instance metadata switched off (no test ever asks 169.254.169.254).
+pub fn backend_config() -> tresor_backend::BackendConfig {
+    tresor_backend::BackendConfig::from_vars(std::env::vars_os())
+        .with_var("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+/// Opens any location as the binaries do: through `tresor_backend::open` (S3 included).
+pub async fn open(location: &str, create: bool) -> Store {
+    tresor_backend::open(location, create, &backend_config()).await.unwrap()
+}
+
 /// A fresh S3 location under `TRESOR_TEST_S3` (set by `.ci/run`, which starts a moto server), its
 /// last segment `NAME-<random>`. Without it the S3 tests are skipped, unless `TRESOR_REQUIRE_S3`
 /// (set in CI) makes that a failure.
