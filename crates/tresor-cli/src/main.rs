@@ -672,21 +672,29 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 if json {
                     let rows: Vec<_> = records
                         .iter()
-                        .map(|(seq, r)| {
+                        .map(|t| {
+                            let r = &t.record;
                             serde_json::json!({
-                                "seq": seq, "time": format_time(r.time_ms), "time_ms": r.time_ms, "actor": r.actor,
-                                "op": op_name(&r.op), "path": r.path, "detail": r.detail,
+                                "lane": t.lane, "seq": t.seq, "time": format_time(r.time_ms), "time_ms": r.time_ms,
+                                "actor": r.actor, "op": op_name(&r.op), "path": r.path, "detail": r.detail,
                                 "outcome": outcome_text(&r.outcome),
                             })
                         })
                         .collect();
                     return print_json(&rows);
                 }
-                for (seq, r) in records {
+                for t in records {
+                    // Entries of the main lane by number; of a machine's own lane, by the first
+                    // digits of its id and the number.
+                    let at = match t.lane.as_str() {
+                        "main" => t.seq.to_string(),
+                        lane => format!("{}:{}", &lane[..lane.len().min(6)], t.seq),
+                    };
+                    let r = t.record;
                     let outcome = outcome_text(&r.outcome);
                     let detail = r.detail.map(|d| format!(" ({d})")).unwrap_or_default();
                     outln!(
-                        "{seq:>6}  {}  {}  {} {}  {outcome}{detail}",
+                        "{at:>8}  {}  {}  {} {}  {outcome}{detail}",
                         format_time(r.time_ms),
                         r.actor,
                         op_name(&r.op),

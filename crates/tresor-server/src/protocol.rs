@@ -7,7 +7,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::io::{Read, Write};
 use tresor::Category;
-use tresor::model::{AuditOp, AuditRecord};
+use tresor::model::AuditOp;
 use tresor::vault::{
     DestroyReport, EpochList, GcReport, HistoryEntry, KeySlotView, ListEntry, ReencryptReport, RotateReport,
     Status, VerifyReport,
@@ -244,7 +244,7 @@ pub enum Response {
     /// Status.
     Status(Status),
     /// The audit trail.
-    Audit(Vec<(u64, AuditRecord)>),
+    Audit(Vec<tresor::model::TrailRecord>),
     /// Verification report.
     Verify(VerifyReport),
     /// An export archive.

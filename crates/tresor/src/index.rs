@@ -117,7 +117,8 @@ impl Index {
             | Op::Policy { .. }
             | Op::Rekeying { .. }
             | Op::RekeyAborted { .. }
-            | Op::RootEra { .. } => {}
+            | Op::RootEra { .. }
+            | Op::LaneAnchor { .. } => {}
         }
     }
 

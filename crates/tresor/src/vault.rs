@@ -13,7 +13,7 @@ use crate::error::{Error, ObjectKind, Result};
 use crate::fingerprint::Fingerprint;
 use crate::keyfile::{KeyFile, SlotOpen, check_password_rules};
 use crate::keyring::Keyring;
-use crate::layout::{self, parse_seq};
+use crate::layout::{self, AuditLane, parse_seq};
 use crate::model::{AuditAnchor, AuditOp, AuditRecord, BlobRef, Op, Outcome, now_ms};
 use crate::snapshot;
 use crate::store::{Created, Durability, Store};
@@ -206,8 +206,11 @@ pub struct HistoryEntry {
 pub struct VerifyReport {
     /// Commits checked.
     pub commits: u64,
-    /// Audit records checked.
+    /// Audit entries checked, in every lane.
     pub audit_records: u64,
+    /// Lanes of the audit trail checked (the main lane and one per machine that appended).
+    #[serde(default)]
+    pub audit_lanes: u64,
     /// Anchors of the audit trail found in the commit log, all matching.
     pub anchors: u64,
     /// The commit of the newest snapshot, which matched the log replayed up to it (0: none).
@@ -591,14 +594,14 @@ impl Engine {
         let root_for_fingerprint = &root;
         let fingerprint = Fingerprint::of(root_for_fingerprint, &vault_id);
         let lane = audit::Lane::new(
-            Chain::new(LogKind::Audit, &root, vault_id),
+            Chain::new(LogKind::Audit(AuditLane::Main), &root, vault_id),
             store.clone(),
             opts.trust.clone(),
             vault_id,
         );
         let keys = Keys {
             commit: Chain::new(LogKind::Commit, &root, vault_id),
-            audit: Chain::new(LogKind::Audit, &root, vault_id),
+            audit: Chain::new(LogKind::Audit(AuditLane::Main), &root, vault_id),
             shield: derive_key(&root, &vault_id, Purpose::Shield),
             snapshot: derive_key(&root, &vault_id, Purpose::SnapshotSeal),
             root,
@@ -905,7 +908,7 @@ impl Engine {
             let mut lane = self.lane.lock().await;
             lane.unsynced.append(&mut self.unsynced);
             lane.sync().await?;
-            lane.head
+            (lane.lane, lane.head)
         };
         let (trust, vault_id, update) = self.trust_update(audit);
         tokio::task::spawn_blocking(move || trust.update(&vault_id, &update.0, update.1).map(drop))
@@ -923,7 +926,7 @@ impl Engine {
             return Ok(());
         }
         lane.sync_blocking()?;
-        let (trust, vault_id, (location, update)) = self.trust_update(lane.head);
+        let (trust, vault_id, (location, update)) = self.trust_update((lane.lane, lane.head));
         trust.update(&vault_id, &location, update).map(drop)
     }
 
@@ -932,7 +935,7 @@ impl Engine {
     #[allow(clippy::type_complexity)]
     fn trust_update(
         &self,
-        audit: Head,
+        (lane, audit): (AuditLane, Head),
     ) -> (TrustStore, [u8; 16], (String, impl FnOnce(&mut TrustState) + Send + 'static)) {
         let log = self.log;
         // Every password slot of the (MAC-checked) key file keeps opening the vault here.
@@ -941,7 +944,7 @@ impl Engine {
         let location = self.store.location().to_string();
         let update = move |t: &mut TrustState| {
             t.saw_commit(log.seq, &log.link);
-            t.saw_audit(audit.seq, &audit.link);
+            t.saw_own_audit(lane, audit.seq, &audit.link);
             t.keyfile_generation = t.keyfile_generation.max(generation);
             t.saw_kdf(generation, &kdf);
             t.saw_snapshot(snapshot_seq);
@@ -967,30 +970,41 @@ impl Engine {
 
     // ---- the audit trail ------------------------------------------------------------------------
 
-    /// Finds the head of the audit trail at unlock. The pinned record (the newest one anchored in
-    /// the commit log or pinned in the trust state) must be there with the link that was pinned;
-    /// records after it are authenticated one by one. Unreadable records after the pin are what a
-    /// power failure leaves of records written without fsync: they are removed (they were never
-    /// pinned, so the store could have removed them as well) and the unlock record says so.
+    /// Finds the head of this machine's audit lane at unlock, choosing a new lane first if the
+    /// trust state names none (a machine's first unlock; the machine that created the vault
+    /// appends to the main lane). The pinned entry (the newest one pinned in the trust state or,
+    /// in the main lane, anchored in the commit log) must be there with the link that was
+    /// pinned; entries after it are authenticated one by one. Unreadable entries after the pin
+    /// are what a power failure leaves of entries written without fsync: they are removed (they
+    /// were never pinned, so the store could have removed them as well) and the unlock record
+    /// says so.
     async fn find_audit_head(&mut self, trust: &TrustState) -> Result<Option<String>> {
-        let anchor = self.last_anchor;
-        let pinned = anchor.map_or(0, |a| a.seq).max(trust.audit_seq);
-        let mut head = EMPTY;
-        if pinned > 0 {
-            let Some(bytes) = self.store.get(&layout::audit(pinned)).await? else {
-                let served = self.log_seqs(LogKind::Audit).await?.last().copied().unwrap_or(0);
-                return Err(Error::Rollback { kind: ObjectKind::AuditRecord, seen: pinned, served });
-            };
-            head = Head { seq: pinned, link: self.keys.audit.link(&bytes) };
-        }
-        if let Some(a) = anchor
-            && self.audit_link(a.seq).await? != a.link
+        let lane = match trust.own_lane() {
+            Some(lane) => lane,
+            None => AuditLane::Named(tresor_crypto::random_array()?),
+        };
+        self.lane.lock().await.switch_to(lane)?;
+        let chain = self.keys.audit.lane(lane);
+        // The main lane's newest anchor is known from the log: checked whichever lane is ours.
+        if let Some(a) = self.last_anchor
+            && self.audit_link(AuditLane::Main, a.seq).await? != a.link
         {
             let detail = "differs from the one the commit log anchors";
             return Err(Error::integrity(ObjectKind::AuditRecord, &layout::audit(a.seq), detail));
         }
-        if trust.audit_seq > 0 && hex::encode(self.audit_link(trust.audit_seq).await?) != trust.audit_link {
-            return Err(Error::Fork { kind: ObjectKind::AuditRecord, seq: trust.audit_seq });
+        let anchor = if lane == AuditLane::Main { self.last_anchor } else { None };
+        let (pinned_seq, pinned_link) = trust.audit_pin(lane);
+        let pinned = anchor.map_or(0, |a| a.seq).max(pinned_seq);
+        let mut head = Head { seq: 0, link: chain.origin() };
+        if pinned > 0 {
+            let Some(bytes) = self.store.get(&lane.entry(pinned)).await? else {
+                let served = self.log_seqs(LogKind::Audit(lane)).await?.last().copied().unwrap_or(0);
+                return Err(Error::Rollback { kind: ObjectKind::AuditRecord, seen: pinned, served });
+            };
+            head = Head { seq: pinned, link: chain.link(&bytes) };
+        }
+        if pinned_seq > 0 && hex::encode(self.audit_link(lane, pinned_seq).await?) != pinned_link {
+            return Err(Error::Fork { kind: ObjectKind::AuditRecord, seq: pinned_seq });
         }
         let scanned = self.lane.lock().await.scan_head(pinned).await?;
         let mut torn = None;
@@ -999,14 +1013,14 @@ impl Engine {
             futures::stream::iter(pinned + 1..=scanned.seq)
                 .map(|seq| {
                     let store = store.clone();
-                    async move { store.get(&layout::audit(seq)).await.map(|b| (seq, b)) }
+                    async move { store.get(&lane.entry(seq)).await.map(|b| (seq, b)) }
                 })
                 .buffered(READ_AHEAD)
         );
         while let Some((seq, bytes)) = records.try_next().await? {
             match bytes {
-                Some(bytes) if self.keys.audit.open(seq, &head.link, &bytes).is_ok() => {
-                    head = Head { seq, link: self.keys.audit.link(&bytes) };
+                Some(bytes) if chain.open(seq, &head.link, &bytes).is_ok() => {
+                    head = Head { seq, link: chain.link(&bytes) };
                 }
                 _ => {
                     torn = Some(seq);
@@ -1015,11 +1029,11 @@ impl Engine {
             }
         }
         {
-            // Entries past the pin may be another writer's, written without fsync: durable
+            // Entries past the pin may be another process's, written without fsync: durable
             // before anything of ours chains onto them or pins them.
-            let mut lane = self.lane.lock().await;
-            lane.unsynced.extend((pinned + 1..=head.seq).map(layout::audit));
-            lane.head = head;
+            let mut lane_state = self.lane.lock().await;
+            lane_state.unsynced.extend((pinned + 1..=head.seq).map(|seq| lane.entry(seq)));
+            lane_state.head = head;
         }
         let Some(from) = torn else { return Ok(None) };
         // A power failure tears the newest few unpinned read records (at most 63 per agent
@@ -1028,7 +1042,7 @@ impl Engine {
         if scanned.seq - from >= MAX_TORN_RECORDS {
             return Err(Error::integrity(
                 ObjectKind::AuditRecord,
-                &layout::audit(from),
+                &lane.entry(from),
                 format!(
                     "does not authenticate, and the store claims {} more records after it: refusing to \
                      treat them as torn by a power failure",
@@ -1037,7 +1051,7 @@ impl Engine {
             ));
         }
         for seq in from..=scanned.seq {
-            self.store.delete(&layout::audit(seq)).await?;
+            self.store.delete(&lane.entry(seq)).await?;
         }
         Ok(Some(format!(
             "removed {} unreadable unpinned audit records ({from}..={}), as a power failure leaves them",
@@ -1046,9 +1060,9 @@ impl Engine {
         )))
     }
 
-    /// The link of audit record `seq`, which must exist.
-    async fn audit_link(&self, seq: u64) -> Result<Link> {
-        let name = layout::audit(seq);
+    /// The link of entry `seq` of an audit lane, which must exist.
+    async fn audit_link(&self, lane: AuditLane, seq: u64) -> Result<Link> {
+        let name = lane.entry(seq);
         let bytes = self.store.get_required(&name, "is pinned but missing").await?;
         Ok(self.keys.audit.link(&bytes))
     }

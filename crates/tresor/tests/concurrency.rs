@@ -275,11 +275,14 @@ async fn shared_handle_story(location: &str, trust: &std::path::Path) {
     for (actor, n) in &all.reads {
         let recorded = trail
             .iter()
-            .filter(|(_, r)| r.op == "get" && &r.actor == actor && r.outcome == tresor::model::Outcome::Ok)
+            .filter(|tresor::model::TrailRecord { record: r, .. }| {
+                r.op == "get" && &r.actor == actor && r.outcome == tresor::model::Outcome::Ok
+            })
             .count();
         assert!(recorded >= *n, "{actor}: {n} reads answered, {recorded} audited");
     }
-    let entries: std::collections::HashSet<u64> = trail.iter().map(|(seq, _)| *seq).collect();
+    let entries: std::collections::HashSet<(&str, u64)> =
+        trail.iter().map(|t| (t.lane.as_str(), t.seq)).collect();
     assert!(entries.len() < trail.len(), "reads that arrived together share audit entries");
     let report = fresh.verify().await.unwrap();
     assert!(report.damaged.is_empty(), "{report:?}");
@@ -334,7 +337,8 @@ async fn a_lock_whose_caller_is_dropped_still_locks_and_records_it() {
     drop(v);
     let trail = env.unlock().await.unwrap().audit_trail().await.unwrap();
     assert!(
-        trail.iter().any(|(_, r)| r.op == "lock" && r.detail.as_deref() == Some("dropped caller")),
+        trail.iter().any(|tresor::model::TrailRecord { record: r, .. }| r.op == "lock"
+            && r.detail.as_deref() == Some("dropped caller")),
         "the lock is in the trail"
     );
 }

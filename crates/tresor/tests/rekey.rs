@@ -83,7 +83,7 @@ async fn rekey_replaces_the_root_and_carries_every_version_and_record_over() {
     assert_eq!(model(&mut v).await, before, "every version, value and time carried over");
     let trail = v.audit_trail().await.unwrap();
     assert!(trail.len() > trail_before, "the old trail and the re-key are in the new one");
-    assert!(trail.iter().any(|(_, r)| r.op == "rekey"));
+    assert!(trail.iter().any(|tresor::model::TrailRecord { record: r, .. }| r.op == "rekey"));
     let report = v.verify().await.unwrap();
     assert!(report.damaged.is_empty() && report.values == 4, "{report:?}");
     v.set("after/rekey", b"new").await.unwrap();

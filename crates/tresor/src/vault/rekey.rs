@@ -125,11 +125,12 @@ impl Engine {
 
         // The audit trail, record by record, then what happens now.
         let trail = self.read_trail().await?;
-        let copied_entries = trail.len();
+        let copied: std::collections::HashSet<_> = trail.iter().map(|e| (e.lane, e.seq)).collect();
         let mut audit_records = 0;
-        for (_, records, _) in &trail {
-            new.audit_append_entry(records, Durability::Relaxed, false).await?;
-            audit_records += records.len() as u64;
+        // Every lane of era e goes into this machine's lane of the new era, entry by entry.
+        for entry in &trail {
+            new.audit_append_entry(&entry.records, Durability::Relaxed, false).await?;
+            audit_records += entry.records.len() as u64;
         }
         let detail = format!(
             "root era {previous} -> {next}: new root secret, {audit_records} audit records carried over"
@@ -213,9 +214,9 @@ impl Engine {
         }
         // Audit records other processes appended to the old era meanwhile come along too.
         let trail = self.read_trail().await?;
-        for (_, records, _) in trail.iter().skip(copied_entries) {
-            new.audit_append_entry(records, Durability::Relaxed, false).await?;
-            audit_records += records.len() as u64;
+        for entry in trail.iter().filter(|e| !copied.contains(&(e.lane, e.seq))) {
+            new.audit_append_entry(&entry.records, Durability::Relaxed, false).await?;
+            audit_records += entry.records.len() as u64;
         }
         new.defer_snapshots = false;
         new.snapshot().await?;

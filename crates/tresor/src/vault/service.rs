@@ -238,7 +238,7 @@ impl Vault {
     }
 
     /// Reads, checks and decrypts the whole audit trail, oldest first (audited itself).
-    pub async fn audit_trail(&self) -> Result<Vec<(u64, AuditRecord)>> {
+    pub async fn audit_trail(&self) -> Result<Vec<crate::model::TrailRecord>> {
         self.run(Box::new(|e| Box::pin(async move { e.audit_trail().await }))).await
     }
 
