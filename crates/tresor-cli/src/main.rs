@@ -630,8 +630,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
         {
             Response::Verify(r) => {
                 outln!(
-                    "audit trail verified: {} records, {} commits, {} anchors, chains unbroken",
+                    "audit trail verified: {} entries in {} lane{}, {} commits, {} anchors, chains unbroken",
                     r.audit_records,
+                    r.audit_lanes,
+                    if r.audit_lanes == 1 { "" } else { "s" },
                     r.commits,
                     r.anchors
                 );
@@ -1098,7 +1100,7 @@ fn cmd_status(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
             outln!("kdf: {}", s.kdf);
             outln!("secrets: {}", s.secrets);
             outln!("commits: {}", s.commits);
-            outln!("audit records: {}", s.audit_records);
+            outln!("audit lane: {} ({} entries)", s.audit_lane, s.audit_records);
             outln!("key file generation: {}", s.keyfile_generation);
             outln!("root era: {}", s.era);
             outln!("epoch: {}", s.epoch);

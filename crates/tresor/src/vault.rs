@@ -154,8 +154,11 @@ pub struct Status {
     pub secrets: usize,
     /// Commits in the log.
     pub commits: u64,
-    /// Records in the audit trail.
+    /// Entries in this machine's lane of the audit trail.
     pub audit_records: u64,
+    /// This machine's lane of the audit trail: `main` or its id.
+    #[serde(default)]
+    pub audit_lane: String,
     /// Key file generation.
     pub keyfile_generation: u64,
     /// The epoch new values are sealed in.

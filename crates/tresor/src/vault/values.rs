@@ -377,7 +377,10 @@ impl Engine {
     pub async fn status(&mut self) -> Result<Status> {
         self.refresh().await?;
         self.audit_append(AuditOp::Status, None, Outcome::Ok, None, Durability::Relaxed).await?;
-        let audit_records = self.lane.lock().await.head.seq;
+        let (audit_records, audit_lane) = {
+            let lane = self.lane.lock().await;
+            (lane.head.seq, lane.lane.label())
+        };
         Ok(Status {
             vault_id: hex::encode(self.vault_id),
             location: self.store.location().to_string(),
@@ -386,6 +389,7 @@ impl Engine {
             secrets: self.view.index().live_count(),
             commits: self.log.seq,
             audit_records,
+            audit_lane,
             keyfile_generation: self.keyfile.generation,
             epoch: self.keyring.current,
             snapshot: self.snapshot_seq,
