@@ -794,7 +794,7 @@ fn canonical_location(location: &str) -> String {
 
 fn unexpected(resp: Response) -> CliError {
     match resp {
-        Response::Error { category, message } => CliError::from_category(category, message),
+        Response::Error(e) => CliError::from_core(&e),
         Response::Locked => CliError::other("the agent is locked".into()),
         _ => CliError::other("unexpected response from the agent".into()),
     }
@@ -1113,7 +1113,7 @@ fn cmd_status(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
             }
             Ok(())
         }
-        Some(Response::Error { category, message }) => Err(CliError::from_category(category, message)),
+        Some(Response::Error(e)) => Err(CliError::from_core(&e)),
         _ => {
             let rt = runtime()?;
             let info = rt.block_on(async {

@@ -48,7 +48,7 @@ fn get(socket: &Path, path: String) {
 
 fn describe(response: &Response) -> String {
     match response {
-        Response::Error { message, .. } => message.clone(),
+        Response::Error(e) => e.to_string(),
         Response::Locked => "locked".into(),
         _ => "an unexpected answer".into(),
     }

@@ -222,7 +222,7 @@ async fn respond(
             match vault {
                 Some(vault) => match execute(&vault.with_actor(actor), other).await {
                     // Locked while it ran: the client hears it as locked.
-                    Response::Error { category: tresor::Category::Locked, .. } => Response::Locked,
+                    Response::Error(tresor::Error::Locked) => Response::Locked,
                     response => response,
                 },
                 None => Response::Locked,

@@ -6,7 +6,6 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::io::{Read, Write};
-use tresor::Category;
 use tresor::model::AuditOp;
 use tresor::vault::{
     DestroyReport, EpochList, GcReport, HistoryEntry, KeySlotView, ListEntry, ReencryptReport, RotateReport,
@@ -288,19 +287,15 @@ pub enum Response {
         /// The message key (32 bytes).
         key: SecretBuf,
     },
-    /// The operation failed.
-    Error {
-        /// Its class.
-        category: Category,
-        /// The message (never a secret).
-        message: String,
-    },
+    /// The operation failed: the core's error, typed (a store error without its source), so the
+    /// client decides what to tell its user as if it had run the operation itself.
+    Error(tresor::Error),
 }
 
 impl Response {
     /// The response for a core error.
     pub fn error(e: &tresor::Error) -> Response {
-        Response::Error { category: e.category(), message: e.to_string() }
+        Response::Error(e.clone())
     }
 }
 
@@ -357,6 +352,34 @@ pub fn read_msg<T: for<'de> Deserialize<'de>>(r: &mut impl Read) -> Result<T, Fr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn core_errors_cross_the_socket_typed() {
+        let io = std::io::Error::other("disk on fire");
+        let errors = [
+            tresor::Error::AuthFailed,
+            tresor::Error::Deleted { path: "db/pw".into(), version: 3 },
+            tresor::Error::InvalidPath("the path is empty".into()),
+            tresor::Error::Rollback { kind: tresor::ObjectKind::AuditRecord, seen: 9, served: 4 },
+            tresor::Error::Store(tresor::StoreError::with_source("cannot write log/1", io)),
+            tresor::Error::Indeterminate(Box::new(tresor::Error::store("timed out"))),
+            tresor::Error::RekeyRunning { next: 2, quiet_s: 5, wait_s: 895 },
+            tresor::Error::Locked,
+        ];
+        for e in errors {
+            let frame = encode(&Response::error(&e)).unwrap();
+            let Ok(Response::Error(back)) = decode::<Response>(&frame[4..]) else {
+                panic!("{e}: not an error")
+            };
+            assert_eq!(back.to_string(), e.to_string());
+            assert_eq!(back.category(), e.category());
+            assert_eq!(std::mem::discriminant(&back), std::mem::discriminant(&e));
+            // The store's own error stays in the process it happened in.
+            if let tresor::Error::Store(inner) = &back {
+                assert!(std::error::Error::source(inner).is_none());
+            }
+        }
+    }
 
     #[test]
     fn only_work_that_grows_with_the_vault_is_bulk() {

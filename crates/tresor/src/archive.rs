@@ -139,7 +139,7 @@ pub async fn import(store: Store, bytes: &[u8], password: &Password, opts: Optio
             Err(e) => Err(e.to_string()),
         };
         if let Err(why) = written {
-            return Err(Error::Store(format!(
+            return Err(Error::store(format!(
                 "import stopped after {done} of {count} objects ({why}); the location holds no usable \
                  vault: empty {} and import again",
                 store.location()

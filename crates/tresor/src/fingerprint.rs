@@ -63,7 +63,7 @@ impl std::str::FromStr for Fingerprint {
         match hex::decode_to_slice(digits.to_ascii_lowercase(), &mut out) {
             Ok(()) => Ok(Fingerprint(out)),
             Err(_) => Err(format!(
-                "not a vault fingerprint: expected {} hex digits (as `tresor status` shows them, e.g. 3f9a-21bc-...)",
+                "not a vault fingerprint: expected {} hex digits (as a vault's status shows them, e.g. 3f9a-21bc-...)",
                 FINGERPRINT_LEN * 2
             )),
         }

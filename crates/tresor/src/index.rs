@@ -12,22 +12,22 @@ pub const MAX_PATH_LEN: usize = 512;
 /// characters, at most [`MAX_PATH_LEN`] bytes.
 pub fn validate_path(path: &str) -> Result<()> {
     if path.is_empty() {
-        return Err(Error::InvalidPath("the path is empty"));
+        return Err(Error::InvalidPath("the path is empty".into()));
     }
     if path.len() > MAX_PATH_LEN {
-        return Err(Error::InvalidPath("the path is longer than 512 bytes"));
+        return Err(Error::InvalidPath("the path is longer than 512 bytes".into()));
     }
     if path.chars().any(char::is_control) {
-        return Err(Error::InvalidPath("the path contains a control character"));
+        return Err(Error::InvalidPath("the path contains a control character".into()));
     }
     for segment in path.split('/') {
         match segment {
             "" => {
                 return Err(Error::InvalidPath(
-                    "the path has an empty segment (leading, trailing or double '/')",
+                    "the path has an empty segment (leading, trailing or double '/')".into(),
                 ));
             }
-            "." | ".." => return Err(Error::InvalidPath("the path has a '.' or '..' segment")),
+            "." | ".." => return Err(Error::InvalidPath("the path has a '.' or '..' segment".into())),
             _ => {}
         }
     }

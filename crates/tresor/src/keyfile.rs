@@ -133,14 +133,14 @@ impl KeyFile {
     pub fn without_slot(&self, root: &Key, index: usize) -> Result<KeyFile> {
         if index >= self.slots.len() {
             return Err(Error::Invalid(format!(
-                "there is no slot {index}; `tresor keyslot list` shows slots 0 to {}",
+                "there is no slot {index}; the slots are 0 to {}",
                 self.slots.len() - 1
             )));
         }
         let passwords = self.slots.iter().filter(|s| s.kind == SlotKind::Password).count();
         if self.slots[index].kind == SlotKind::Password && passwords <= 1 {
             return Err(Error::Invalid(format!(
-                "slot {index} holds the vault's last password: add another first (`tresor keyslot add`)"
+                "slot {index} holds the vault's last password: add another first"
             )));
         }
         let mut slots = self.slots.clone();
@@ -314,13 +314,13 @@ pub fn check_password_rules(password: &Password) -> Result<()> {
     use secrecy::ExposeSecret;
     let pw = password.expose_secret();
     if pw.is_empty() {
-        return Err(Error::PasswordRule("the password is empty"));
+        return Err(Error::PasswordRule("the password is empty".into()));
     }
     if pw.chars().count() < 8 {
-        return Err(Error::PasswordRule("the password must be at least 8 characters"));
+        return Err(Error::PasswordRule("the password must be at least 8 characters".into()));
     }
     if pw.trim() == "CHANGEME" {
-        return Err(Error::PasswordRule("CHANGEME is a placeholder, not a password"));
+        return Err(Error::PasswordRule("CHANGEME is a placeholder, not a password".into()));
     }
     Ok(())
 }

@@ -37,7 +37,7 @@ pub mod trust;
 pub mod vault;
 pub mod versions;
 
-pub use error::{Category, Error, ObjectKind, Result};
+pub use error::{Category, Error, ObjectKind, Result, StoreError};
 pub use store::Store;
 pub use tresor_crypto::{KdfParams, Password, SecretBytes};
 pub use vault::{Options, Vault};

@@ -383,6 +383,16 @@ async fn create_idempotent_owned(
     bytes: Bytes,
     durability: Durability,
 ) -> Result<bool> {
+    create_checked(store, name, bytes, durability).await.map_err(|e| match e {
+        Error::Indeterminate(e) => *e,
+        e => e,
+    })
+}
+
+/// [`create_idempotent_owned`] for an object whose creation *is* the effect (a commit): a
+/// failure after which the object could not be read back, so that it may have been created, is
+/// [`Error::Indeterminate`]; every other error means it was not.
+async fn create_checked(store: &Store, name: &str, bytes: Bytes, durability: Durability) -> Result<bool> {
     match store.create_with(name, bytes.clone(), durability).await {
         Ok(Created::Yes) => Ok(true),
         Ok(Created::AlreadyExists) => Ok(store.get(name).await?.is_some_and(|b| b == bytes)),
@@ -395,7 +405,7 @@ async fn create_idempotent_owned(
                     Err(_) => backoff(attempt + 4).await,
                 }
             }
-            Err(e)
+            Err(Error::Indeterminate(Box::new(e)))
         }
     }
 }
@@ -890,7 +900,7 @@ impl Engine {
             )
         })
         .await
-        .map_err(|_| Error::Store("a key derivation thread panicked".into()))?;
+        .map_err(|_| Error::store("a key derivation thread panicked"))?;
         if opened {
             return Ok(());
         }
@@ -916,7 +926,7 @@ impl Engine {
         let (trust, vault_id, update) = self.trust_update(audit);
         tokio::task::spawn_blocking(move || trust.update(&vault_id, &update.0, update.1).map(drop))
             .await
-            .map_err(|_| Error::Store("a trust-state thread panicked".into()))?
+            .map_err(|_| Error::store("a trust-state thread panicked"))?
     }
 
     /// [`Engine::save_trust`] without a runtime (on drop), if anything is not durable yet.

@@ -196,7 +196,7 @@ impl S3Versions {
             .timeout(Duration::from_secs(60))
             .https_only(!self.allow_http)
             .build()
-            .map_err(|e| Error::Store(format!("cannot set up an HTTP client for S3: {}", describe(e))))?;
+            .map_err(|e| Error::store(format!("cannot set up an HTTP client for S3: {}", describe(e))))?;
         let versioning = match self.versioning(&client).await? {
             Ok(v) => v,
             Err(refusal) => {
@@ -285,8 +285,8 @@ impl S3Versions {
                     Some(Entry { key, version_id })
                 }
                 _ => {
-                    return Err(Error::Store(
-                        "S3 ListObjectVersions answered a truncated page without its next markers".into(),
+                    return Err(Error::store(
+                        "S3 ListObjectVersions answered a truncated page without its next markers",
                     ));
                 }
             }
@@ -294,7 +294,7 @@ impl S3Versions {
             None
         };
         if next.is_some() && next.as_ref() == marker {
-            return Err(Error::Store("S3 ListObjectVersions answered the same page twice".into()));
+            return Err(Error::store("S3 ListObjectVersions answered the same page twice"));
         }
         // The listing is by prefix already; never touch anything outside it, whatever is listed.
         let entries = result
@@ -391,17 +391,17 @@ impl S3Versions {
             url.push_str(&query);
         }
         let url = reqwest::Url::parse(&url)
-            .map_err(|e| Error::Store(format!("S3 {operation}: cannot form a request URL: {e}")))?;
+            .map_err(|e| Error::store(format!("S3 {operation}: cannot form a request URL: {e}")))?;
         let host = match (url.host_str(), url.port()) {
             (Some(h), Some(p)) => format!("{h}:{p}"),
             (Some(h), None) => h.to_string(),
-            (None, _) => return Err(Error::Store(format!("S3 {operation}: the bucket URL names no host"))),
+            (None, _) => return Err(Error::store(format!("S3 {operation}: the bucket URL names no host"))),
         };
         let mut delay = Duration::from_millis(100);
         let mut attempt = 1;
         loop {
             let credential = self.credentials.get_credential().await.map_err(|e| {
-                Error::Store(format!("S3 {operation}: cannot get credentials for {}: {e}", self.host))
+                Error::store(format!("S3 {operation}: cannot get credentials for {}: {e}", self.host))
             })?;
             let amz_date = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
             let request = Canonical::new(method.as_str(), url.path(), &query, &host, &amz_date, &credential);
@@ -433,7 +433,7 @@ impl S3Versions {
                 Err(e) => describe(e),
             };
             if attempt >= ATTEMPTS {
-                return Err(Error::Store(format!(
+                return Err(Error::store(format!(
                     "S3 {operation} on {} failed {ATTEMPTS} times, the last with: {failure}",
                     self.host
                 )));
@@ -529,9 +529,9 @@ struct XmlError {
 
 fn parse<T: serde::de::DeserializeOwned>(operation: &str, body: &[u8]) -> Result<T> {
     let text = std::str::from_utf8(body)
-        .map_err(|_| Error::Store(format!("S3 {operation} answered something that is not UTF-8")))?;
+        .map_err(|_| Error::store(format!("S3 {operation} answered something that is not UTF-8")))?;
     quick_xml::de::from_str(text)
-        .map_err(|e| Error::Store(format!("S3 {operation} answered XML that does not parse: {e}")))
+        .map_err(|e| Error::store(format!("S3 {operation} answered XML that does not parse: {e}")))
 }
 
 /// The S3 error code of an error answer's body.

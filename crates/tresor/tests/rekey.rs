@@ -261,7 +261,10 @@ async fn an_interrupted_rekey_fences_writes_until_rerun_or_aborted() {
     patient.rekey_lease = Duration::from_secs(600);
     let v = Vault::unlock(Store::open(&location, false).unwrap(), &pw(PASSWORD), patient).await.unwrap();
     match rekey(v).await {
-        Err(Error::Conflict(m)) => assert!(m.contains("may still be running"), "{m}"),
+        Err(e @ Error::RekeyRunning { .. }) => {
+            assert!(e.to_string().contains("may still be running"), "{e}");
+            assert_eq!(e.category(), tresor::Category::Conflict);
+        }
         Err(e) => panic!("expected the lease to hold, got {e:?}"),
         Ok(_) => panic!("a re-key took over one that may still be running"),
     }

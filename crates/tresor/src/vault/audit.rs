@@ -68,7 +68,7 @@ impl Lane {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.sync(&names))
             .await
-            .map_err(|_| Error::Store("a sync thread panicked".into()))??;
+            .map_err(|_| Error::store("a sync thread panicked"))??;
         // Nothing was added meanwhile (`&mut self` is held): exactly those are durable now.
         self.unsynced.drain(..count);
         Ok(())
@@ -152,6 +152,6 @@ impl Lane {
             trust.update(&vault_id, &location, |t| t.saw_own_audit(lane, head.seq, &head.link)).map(drop)
         })
         .await
-        .map_err(|_| Error::Store("a trust-state thread panicked".into()))?
+        .map_err(|_| Error::store("a trust-state thread panicked"))?
     }
 }

@@ -194,7 +194,7 @@ impl Engine {
             return Err(Error::Conflict(format!(
                 "no free epoch number: epoch keys {} to {epoch} already exist without a commit that \
                  started them (concurrent rotations, or objects the store holds that tresor did not \
-                 commit; `tresor gc` removes abandoned ones after its grace period)",
+                 commit; garbage collection removes abandoned ones after its grace period)",
                 epoch.saturating_sub(ROTATE_ATTEMPTS - 1)
             )));
         }
@@ -316,7 +316,7 @@ impl Engine {
     ) -> Result<DestroyReport> {
         self.refresh().await?;
         if self.keyring.get(epoch).is_none() {
-            return Err(Error::Invalid(format!("there is no epoch {epoch}; `tresor epoch list` shows them")));
+            return Err(Error::Invalid(format!("there is no epoch {epoch}")));
         }
         let mut reencrypted = ReencryptReport { epoch: self.keyring.current, ..Default::default() };
         if !self.keyring.is_destroyed(epoch) {

@@ -136,11 +136,7 @@ impl Engine {
             return Ok(());
         }
         let name = layout::keyfile(logged);
-        let changed = || {
-            Error::Conflict(
-                "the key file was changed by another writer meanwhile; run the command again".into(),
-            )
-        };
+        let changed = || Error::Conflict("the key file was changed by another writer meanwhile".into());
         // Superseded again meanwhile (its older generations are removed): the caller retries.
         let bytes = self.store.get(&name).await?.ok_or_else(changed)?;
         let digest = tresor_crypto::hash(&bytes);
@@ -215,7 +211,7 @@ impl Engine {
                 AuditOp::Passwd | AuditOp::Recover => "the NEW password now opens the vault",
                 _ => "the change is in force",
             };
-            return Err(Error::Store(format!(
+            return Err(Error::store(format!(
                 "the key file change ({op}) could not be recorded ({e}); its new key file was written, so \
                  {in_force}, and the next unlock records the change"
             )));

@@ -239,9 +239,7 @@ impl Engine {
                 _ => false,
             });
             if newer_keyfile {
-                return Err(Error::Conflict(
-                    "the key file was changed by another writer meanwhile; run the command again".into(),
-                ));
+                return Err(Error::Conflict("the key file was changed by another writer meanwhile".into()));
             }
             // The commit anchors the head of this handle's audit lane: it must be durable first.
             let (lane, audit) = {
@@ -259,8 +257,10 @@ impl Engine {
                 (AuditLane::Named(_), None) => {}
             }
             let seq = self.log.seq + 1;
-            let entry = self.keys.commit.seal(seq, &self.log.link, &encode(&commit)?)?;
-            if self.create_idempotent(&layout::commit(seq), &entry, Durability::Sync).await? {
+            let entry = Bytes::from(self.keys.commit.seal(seq, &self.log.link, &encode(&commit)?)?);
+            if super::create_checked(&self.store, &layout::commit(seq), entry.clone(), Durability::Sync)
+                .await?
+            {
                 self.apply_commit(seq, &entry)?;
                 self.save_trust().await?;
                 // The commit is durable and acknowledged; a snapshot that cannot be written now

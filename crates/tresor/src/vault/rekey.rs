@@ -89,7 +89,7 @@ impl Engine {
             Created::Yes | Created::AlreadyExists => {}
         }
         let store = crate::era::store(&base, next, true)?
-            .ok_or_else(|| Error::Store(format!("cannot create {}", layout::era_dir(next))))?;
+            .ok_or_else(|| Error::store(format!("cannot create {}", layout::era_dir(next))))?;
         // What this machine pinned of an attempt that did not finish is forgotten with it.
         self.opts.trust.reset(&self.vault_id, store.location(), &crate::trust::TrustState::default())?;
         // 3. The new root, and the new era's keys.
@@ -385,12 +385,11 @@ impl Engine {
         }
         let quiet = std::time::SystemTime::now().duration_since(newest).unwrap_or_default();
         if quiet < self.opts.rekey_lease {
-            return Err(Error::Conflict(format!(
-                "a re-key to root era {next} may still be running (its last write was {}s ago): \
-                 if it was killed, run the command again in {}s, or with --force",
-                quiet.as_secs(),
-                (self.opts.rekey_lease - quiet).as_secs()
-            )));
+            return Err(Error::RekeyRunning {
+                next,
+                quiet_s: quiet.as_secs(),
+                wait_s: (self.opts.rekey_lease - quiet).as_secs(),
+            });
         }
         Ok(())
     }

@@ -160,7 +160,7 @@ impl Vault {
             engine.act_for(&actor);
             op(engine).await
         });
-        task.await.map_err(|_| Error::Store("a vault task failed".into()))?
+        task.await.map_err(|_| Error::store("a vault task failed"))?
     }
 
     /// The engine, in the caller's own future: for operations that report progress through a
@@ -418,7 +418,7 @@ impl Vault {
         });
         // No answer at all: the task ended without one (it panicked), the commit may have landed.
         answer.await.unwrap_or_else(|_| {
-            Err(Error::Store("the write's outcome is unknown: its task ended without an answer".into()))
+            Err(Error::Indeterminate(Box::new(Error::store("the commit task ended without an answer"))))
         })
     }
 
@@ -476,8 +476,7 @@ impl Vault {
             svc.view.clear();
             result
         });
-        task.await
-            .map_err(|_| Error::Store("the lock task failed; the keys are wiped when it ends".into()))?
+        task.await.map_err(|_| Error::store("the lock task failed; the keys are wiped when it ends"))?
     }
 
     /// Changes the password of the slot that opened this vault.

@@ -200,7 +200,7 @@ impl Engine {
                 .map(drop)
         })
         .await
-        .map_err(|_| Error::Store("a trust-state thread panicked".into()))??;
+        .map_err(|_| Error::store("a trust-state thread panicked"))??;
         let (values, blobs, damaged) = self.check_values().await?;
         let outcome = match damaged.len() {
             0 => Outcome::Ok,
