@@ -31,6 +31,7 @@ pub mod keyring;
 pub mod layout;
 pub mod local;
 pub mod model;
+pub mod path;
 pub mod snapshot;
 pub mod store;
 pub mod trust;

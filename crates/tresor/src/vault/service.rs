@@ -16,9 +16,9 @@ use super::{
 };
 use crate::error::{Category, Error, ObjectKind, Result};
 use crate::fingerprint::Fingerprint;
-use crate::index::validate_path;
 use crate::layout;
 use crate::model::{AuditOp, AuditRecord, Outcome, now_ms};
+use crate::path::SecretPath;
 use crate::store::{Durability, Store};
 use futures::future::BoxFuture;
 use std::sync::Arc;
@@ -73,7 +73,7 @@ struct Service {
 struct PendingWrite {
     actor: Arc<str>,
     op: AuditOp,
-    items: Vec<(String, Zeroizing<Vec<u8>>)>,
+    items: Vec<(SecretPath, Zeroizing<Vec<u8>>)>,
     reply: oneshot::Sender<Result<Vec<u64>>>,
 }
 
@@ -252,7 +252,7 @@ impl Vault {
     /// opened without taking the engine; the read's audit record joins the next batch, and
     /// nothing is returned before it is written.
     pub async fn get(&self, path: &str, version: Option<u64>) -> Result<SecretBytes> {
-        validate_path(path)?;
+        let path = &SecretPath::parse(path)?;
         if let Err(e) = self.fresh().await {
             return Err(self.failed(AuditOp::Get, Some(path), e).await);
         }
@@ -289,8 +289,8 @@ impl Vault {
     }
 
     /// [`Vault::get`] through the engine.
-    async fn get_slow(&self, path: &str, version: Option<u64>) -> Result<SecretBytes> {
-        let path = path.to_string();
+    async fn get_slow(&self, path: &SecretPath, version: Option<u64>) -> Result<SecretBytes> {
+        let path = path.clone();
         self.run(Box::new(move |e| Box::pin(async move { e.get(&path, version).await }))).await
     }
 
@@ -392,7 +392,7 @@ impl Vault {
     /// Stores a new version of `path` only if its current version is `cas` (0: only if it has no
     /// live version), as Vault's KV v2 check-and-set.
     pub async fn set_cas(&self, path: &str, value: &[u8], cas: u64) -> Result<u64> {
-        let (path, value) = (path.to_string(), Zeroizing::new(value.to_vec()));
+        let (path, value) = (SecretPath::parse(path)?, Zeroizing::new(value.to_vec()));
         self.run(Box::new(move |e| Box::pin(async move { e.set_cas(&path, &value, cas).await }))).await
     }
 
@@ -401,7 +401,11 @@ impl Vault {
     /// gets its own versions, and a request refused as invalid fails alone.
     pub async fn set_many(&self, op: AuditOp, items: &[(&str, &[u8])]) -> Result<Vec<u64>> {
         let (reply, answer) = oneshot::channel();
-        let items = items.iter().map(|(p, v)| (p.to_string(), Zeroizing::new(v.to_vec()))).collect();
+        // Paths are checked here, once: a bad one is refused before it joins anyone's commit.
+        let items = items
+            .iter()
+            .map(|(p, v)| Ok((SecretPath::parse(p)?, Zeroizing::new(v.to_vec()))))
+            .collect::<Result<_>>()?;
         lock_queue(&self.svc.writes).push(PendingWrite { actor: self.actor.clone(), op, items, reply });
         // Whoever takes the engine next commits everything waiting, in a task of its own.
         let svc = self.svc.clone();
@@ -424,7 +428,7 @@ impl Vault {
 
     /// Deletes the current version of `path` (history is kept); returns the deleted version.
     pub async fn delete(&self, path: &str) -> Result<u64> {
-        let path = path.to_string();
+        let path = SecretPath::parse(path)?;
         self.run(Box::new(move |e| Box::pin(async move { e.delete(&path).await }))).await
     }
 
@@ -442,7 +446,7 @@ impl Vault {
 
     /// Every version of `path`, oldest first (from the view, like [`Vault::get`]).
     pub async fn history(&self, path: &str) -> Result<Vec<HistoryEntry>> {
-        validate_path(path)?;
+        let path = &SecretPath::parse(path)?;
         if let Err(e) = self.fresh().await {
             return Err(self.failed(AuditOp::History, Some(path), e).await);
         }
@@ -698,13 +702,13 @@ fn copy_password(password: &Password) -> Password {
 /// failure is every request's answer (running them again could write twice what may have landed).
 async fn group_commit(engine: &mut Engine, batch: Vec<PendingWrite>) {
     let mut groups: Vec<Vec<PendingWrite>> = Vec::new();
-    let mut paths = std::collections::HashSet::new();
+    let mut paths: std::collections::HashSet<SecretPath> = std::collections::HashSet::new();
     let mut items = 0;
     for pending in batch {
         let fits = groups.last().is_some_and(|g| {
             g[0].op == pending.op
                 && items + pending.items.len() <= GROUP_MAX_ITEMS
-                && pending.items.iter().all(|(p, _)| !paths.contains(p.as_str()))
+                && pending.items.iter().all(|(p, _)| !paths.contains(p))
         });
         if !fits {
             groups.push(Vec::new());
@@ -725,8 +729,8 @@ async fn group_commit(engine: &mut Engine, batch: Vec<PendingWrite>) {
             }
             continue;
         }
-        let borrowed: Vec<(&str, &[u8])> =
-            group.iter().flat_map(|p| p.items.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).collect();
+        let borrowed: Vec<(&SecretPath, &[u8])> =
+            group.iter().flat_map(|p| p.items.iter().map(|(k, v)| (k, v.as_slice()))).collect();
         let runs: Vec<(usize, &str)> = group.iter().map(|p| (p.items.len(), &*p.actor)).collect();
         engine.act_for(&group[0].actor);
         match engine.put_as(group[0].op, &borrowed, &runs, None).await {
@@ -757,11 +761,11 @@ async fn group_commit(engine: &mut Engine, batch: Vec<PendingWrite>) {
 /// One waiting write on its own.
 async fn write_one(engine: &mut Engine, p: &PendingWrite) -> Result<Vec<u64>> {
     engine.act_for(&p.actor);
-    let borrowed: Vec<(&str, &[u8])> = p.items.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+    let borrowed: Vec<(&SecretPath, &[u8])> = p.items.iter().map(|(k, v)| (k, v.as_slice())).collect();
     engine.set_many(p.op, &borrowed).await
 }
 
-fn has_duplicates(items: &[(String, Zeroizing<Vec<u8>>)]) -> bool {
+fn has_duplicates(items: &[(SecretPath, Zeroizing<Vec<u8>>)]) -> bool {
     let mut seen = std::collections::HashSet::new();
     !items.iter().all(|(p, _)| seen.insert(p.as_str()))
 }
