@@ -10,6 +10,7 @@
 
 use crate::error::{Error, ObjectKind, Result};
 use crate::layout::{self, AuditLane};
+use crate::roles::RootKey;
 use std::sync::Arc;
 use tresor_crypto::envelope::{Context, open, seal};
 use tresor_crypto::{Key, Purpose, SecretBytes, derive_key, mac};
@@ -78,13 +79,13 @@ pub struct Chain {
 
 impl Chain {
     /// The chain of `kind` for a vault, with keys derived from its root secret.
-    pub fn new(kind: LogKind, root: &Key, vault_id: [u8; 16]) -> Chain {
+    pub fn new(kind: LogKind, root: &RootKey, vault_id: [u8; 16]) -> Chain {
         let (s, l) = match kind {
             LogKind::Commit => (Purpose::LogSeal, Purpose::LogChain),
             LogKind::Audit(_) => (Purpose::AuditSeal, Purpose::AuditChain),
         };
         let (seal, link) =
-            (Arc::new(derive_key(root, &vault_id, s)), Arc::new(derive_key(root, &vault_id, l)));
+            (Arc::new(derive_key(root.key(), &vault_id, s)), Arc::new(derive_key(root.key(), &vault_id, l)));
         Chain { kind, seal, link, vault_id }
     }
 
@@ -188,8 +189,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn chain(kind: LogKind) -> (Chain, Key) {
-        let root = Key::generate().unwrap();
+    fn chain(kind: LogKind) -> (Chain, RootKey) {
+        let root = RootKey::generate().unwrap();
         (Chain::new(kind, &root, [1; 16]), root)
     }
 

@@ -32,6 +32,7 @@ pub mod layout;
 pub mod local;
 pub mod model;
 pub mod path;
+pub mod roles;
 pub mod snapshot;
 pub mod store;
 pub mod trust;

@@ -15,6 +15,7 @@ use crate::keyfile::{KeyFile, SlotOpen, check_password_rules};
 use crate::keyring::Keyring;
 use crate::layout::{self, AuditLane, parse_seq};
 use crate::model::{AuditAnchor, AuditOp, AuditRecord, BlobRef, Op, Outcome, now_ms};
+use crate::roles::{EpochKey, RootKey, ShieldKey, SnapshotKey};
 use crate::snapshot;
 use crate::store::{Created, Durability, Store};
 use crate::trust::{LocationPin, TrustState, TrustStore};
@@ -25,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tresor_crypto::envelope::Context;
 use tresor_crypto::wrap::wrap_key;
-use tresor_crypto::{KdfParams, Key, Password, Purpose, SecretBytes, derive_key};
+use tresor_crypto::{KdfParams, Password, Purpose, SecretBytes, derive_key};
 
 mod audit;
 mod epochs;
@@ -123,7 +124,7 @@ enum Opener<'a> {
     /// A password, through the key file's password slots.
     Password(&'a Password),
     /// The root secret itself, from the recovery phrase.
-    Root(Key),
+    Root(RootKey),
 }
 
 /// One slot of the key file, for `tresor keyslot list`.
@@ -295,11 +296,11 @@ pub struct GcReport {
 }
 
 struct Keys {
-    root: Key,
+    root: RootKey,
     commit: Chain,
     audit: Chain,
-    shield: Key,
-    snapshot: Key,
+    shield: ShieldKey,
+    snapshot: SnapshotKey,
 }
 
 /// An unlocked vault.
@@ -446,14 +447,14 @@ pub(crate) fn plan_packs(epoch: u32, lens: impl IntoIterator<Item = usize>) -> R
 
 /// Seals `values` under `key` into new blob objects of `epoch`, in order, several to an object
 /// until it holds [`PACK_TARGET`] plaintext bytes (on every core for big batches).
-pub(crate) fn seal_packs(key: &Key, vault_id: &[u8; 16], epoch: u32, values: &[&[u8]]) -> Result<Packs> {
+pub(crate) fn seal_packs(key: &EpochKey, vault_id: &[u8; 16], epoch: u32, values: &[&[u8]]) -> Result<Packs> {
     let (names, places) = plan_packs(epoch, values.iter().map(|v| v.len()))?;
     let jobs: Vec<(usize, u32, &[u8])> =
         places.into_iter().zip(values).map(|((pack, slot), value)| (pack, slot, *value)).collect();
     let bytes = values.iter().map(|v| v.len()).sum();
     let sealed = snapshot::on_every_core(&jobs, bytes, |(pack, slot, value)| {
         let slot = slot.to_be_bytes();
-        Ok(tresor_crypto::seal(key, &blob_ctx(vault_id, &names[*pack], epoch, &slot), value)?)
+        Ok(tresor_crypto::seal(key.key(), &blob_ctx(vault_id, &names[*pack], epoch, &slot), value)?)
     })?;
     let mut objects: Vec<(String, Vec<u8>)> = names.iter().map(|n| (n.clone(), Vec::new())).collect();
     let mut refs = Vec::with_capacity(values.len());
@@ -483,7 +484,7 @@ fn slice_of<'a>(object: &'a [u8], blob: &BlobRef) -> &'a [u8] {
 
 /// Opens the envelope of `blob` (read from the object `name`): its authenticated value.
 fn open_slot(
-    key: &Key,
+    key: &EpochKey,
     vault_id: &[u8; 16],
     name: &str,
     blob: &BlobRef,
@@ -493,8 +494,8 @@ fn open_slot(
         return Err(Error::integrity(ObjectKind::ValueBlob, name, "is shorter than its commit records"));
     }
     let slot = blob.slot.to_be_bytes();
-    let value =
-        tresor_crypto::open(key, &blob_ctx(vault_id, name, blob.epoch, &slot), envelope).map_err(|_| {
+    let value = tresor_crypto::open(key.key(), &blob_ctx(vault_id, name, blob.epoch, &slot), envelope)
+        .map_err(|_| {
             Error::integrity(
                 ObjectKind::ValueBlob,
                 name,
@@ -598,7 +599,7 @@ impl Engine {
         store: Store,
         keyfile: KeyFile,
         keyfile_hash: [u8; 32],
-        root: Key,
+        root: RootKey,
         kdf: KdfParams,
         opts: Options,
     ) -> Engine {
@@ -615,8 +616,8 @@ impl Engine {
         let keys = Keys {
             commit: Chain::new(LogKind::Commit, &root, vault_id),
             audit: Chain::new(LogKind::Audit(AuditLane::Main), &root, vault_id),
-            shield: derive_key(&root, &vault_id, Purpose::Shield),
-            snapshot: derive_key(&root, &vault_id, Purpose::SnapshotSeal),
+            shield: ShieldKey::from_key(derive_key(root.key(), &vault_id, Purpose::Shield)),
+            snapshot: SnapshotKey::from_key(derive_key(root.key(), &vault_id, Purpose::SnapshotSeal)),
             root,
         };
         Engine {
@@ -665,7 +666,7 @@ impl Engine {
         }
         store.probe().await?;
         let vault_id = tresor_crypto::random_array::<16>()?;
-        let root = Key::generate()?;
+        let root = RootKey::generate()?;
         let keyfile = KeyFile::new(vault_id, 1, &root, password, opts.kdf)?;
         let kf_bytes = keyfile.encode();
         let kf_hash = tresor_crypto::hash(&kf_bytes);
@@ -673,8 +674,8 @@ impl Engine {
         let mut vault = Engine::from_root(store, keyfile, kf_hash, root, kdf, opts);
 
         let epoch = FIRST_EPOCH;
-        let epoch_key = Key::generate()?;
-        let wrapped = wrap_key(&vault.keys.shield, &epoch_aad(&vault_id, epoch), &epoch_key)?;
+        let epoch_key = EpochKey::generate()?;
+        let wrapped = wrap_key(vault.keys.shield.key(), &epoch_aad(&vault_id, epoch), epoch_key.key())?;
         vault.create_once(&layout::epoch_key(epoch), &wrapped).await?;
         vault.view.insert_epoch(epoch, Arc::new(epoch_key));
         vault.audit_append(AuditOp::Init, None, Outcome::Ok, None, Durability::Sync).await?;
@@ -776,7 +777,7 @@ impl Engine {
             (Some(pinned), _) => Some(pinned),
             (None, wanted) => wanted,
         };
-        let accept = |root: &Key| expected.is_none_or(|fp| fp.matches(root, &vault_id));
+        let accept = |root: &RootKey| expected.is_none_or(|fp| fp.matches(root, &vault_id));
         let trust = opts.trust.load(&vault_id, &location)?;
         if keyfile.generation < trust.keyfile_generation {
             return Err(Error::Rollback {
@@ -1238,7 +1239,7 @@ impl Engine {
     }
 
     /// The root secret, for the archive MAC. Kept crate-private.
-    pub(crate) fn root(&self) -> &Key {
+    pub(crate) fn root(&self) -> &RootKey {
         &self.keys.root
     }
 

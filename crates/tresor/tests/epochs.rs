@@ -177,6 +177,7 @@ fn epoch_aad(vault_id: &[u8; 16], epoch: u32) -> Vec<u8> {
 fn attacker_keys(keyfile: &[u8], epoch_keys: &[(String, Vec<u8>)], attacked: u32) -> ([u8; 16], Vec<Key>) {
     let kf = KeyFile::parse(keyfile).unwrap();
     let (root, _) = kf.unlock(&pw(PASSWORD), None).unwrap();
+    let root = root.into_key();
     let vault_id = kf.vault_id;
     let shield = derive_key(&root, &vault_id, Purpose::Shield);
     let mut keys: Vec<Key> = PURPOSES.iter().map(|p| derive_key(&root, &vault_id, *p)).collect();

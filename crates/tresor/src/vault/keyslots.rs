@@ -5,6 +5,7 @@ use crate::error::{Error, ObjectKind, Result};
 use crate::keyfile::{KeyFile, SlotKind, check_password_rules};
 use crate::layout::{self, parse_seq};
 use crate::model::{AuditOp, Op, Outcome};
+use crate::roles::RootKey;
 use crate::store::{Durability, Store};
 use tresor_crypto::{KdfParams, Password};
 
@@ -87,7 +88,7 @@ impl Engine {
     ) -> Result<Engine> {
         check_password_rules(new_password)?;
         params.check().map_err(|_| Error::Invalid("KDF parameters out of the accepted range".into()))?;
-        let root = phrase.to_key().ok_or_else(|| {
+        let root = phrase.to_key().map(RootKey::from_key).ok_or_else(|| {
             Error::Invalid(format!(
                 "a vault's recovery phrase has 24 words; this one has {}",
                 phrase.word_count()

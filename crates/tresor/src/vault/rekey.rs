@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::keyfile::{KeyFile, check_password_rules};
 use crate::layout;
 use crate::model::{AuditOp, BlobRef, Op};
+use crate::roles::{EpochKey, RootKey};
 use crate::store::Created;
 use crate::trust::PendingEra;
 use crate::versions::Residue;
@@ -14,7 +15,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tresor_crypto::wrap::wrap_key;
-use tresor_crypto::{KdfParams, Key, Password};
+use tresor_crypto::{KdfParams, Password};
 
 /// Versions re-sealed per commit of the new era (each batch also stops at [`PACK_TARGET`] × 4
 /// bytes of plaintext).
@@ -93,7 +94,7 @@ impl Engine {
         // What this machine pinned of an attempt that did not finish is forgotten with it.
         self.opts.trust.reset(&self.vault_id, store.location(), &crate::trust::TrustState::default())?;
         // 3. The new root, and the new era's keys.
-        let root = Key::generate()?;
+        let root = RootKey::generate()?;
         let keyfile = KeyFile::new(self.vault_id, 1, &root, new_password, params)?;
         let keyfile_bytes = keyfile.encode();
         let keyfile_hash = tresor_crypto::hash(&keyfile_bytes);
@@ -118,8 +119,8 @@ impl Engine {
         self.opts.trust.pin_location(base.location(), &pin)?;
 
         let epoch = super::FIRST_EPOCH;
-        let epoch_key = Key::generate()?;
-        let wrapped = wrap_key(&new.keys.shield, &epoch_aad(&self.vault_id, epoch), &epoch_key)?;
+        let epoch_key = EpochKey::generate()?;
+        let wrapped = wrap_key(new.keys.shield.key(), &epoch_aad(&self.vault_id, epoch), epoch_key.key())?;
         new.create_once(&layout::epoch_key(epoch), &wrapped).await?;
         new.view.insert_epoch(epoch, Arc::new(epoch_key));
 

@@ -9,17 +9,18 @@ use crate::index::Index;
 use crate::layout::{self};
 use crate::model::{AuditOp, AuditRecord, BlobRef, Op, Outcome, now_ms};
 use crate::path::SecretPath;
+use crate::roles::EpochKey;
 use crate::store::Durability;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
+use tresor_crypto::SecretBytes;
 use tresor_crypto::wrap::unwrap_key;
-use tresor_crypto::{Key, SecretBytes};
 
 impl Engine {
-    pub(super) async fn epoch_key(&mut self, epoch: u32) -> Result<Arc<Key>> {
+    pub(super) async fn epoch_key(&mut self, epoch: u32) -> Result<Arc<EpochKey>> {
         if let Some(key) = self.view.epoch(epoch) {
             return Ok(key);
         }
@@ -30,18 +31,17 @@ impl Engine {
     }
 
     /// Reads and authenticates the wrapped key of `epoch`: (its stored bytes, the key).
-    pub(super) async fn load_epoch_key(&self, epoch: u32) -> Result<(Bytes, Key)> {
+    pub(super) async fn load_epoch_key(&self, epoch: u32) -> Result<(Bytes, EpochKey)> {
         let name = layout::epoch_key(epoch);
         let Some(wrapped) = self.store.get(&name).await? else {
             // Gone because a re-key elsewhere deleted this era: say that, not "tampering".
             self.superseded().await?;
             return Err(Error::integrity(ObjectKind::EpochKey, &name, "is missing"));
         };
-        let key =
-            unwrap_key(&self.keys.shield, &epoch_aad(&self.vault_id, epoch), &wrapped).map_err(|_| {
-                Error::integrity(ObjectKind::EpochKey, &name, "does not authenticate: tampered or forged")
-            })?;
-        Ok((wrapped, key))
+        let key = unwrap_key(self.keys.shield.key(), &epoch_aad(&self.vault_id, epoch), &wrapped).map_err(
+            |_| Error::integrity(ObjectKind::EpochKey, &name, "does not authenticate: tampered or forged"),
+        )?;
+        Ok((wrapped, EpochKey::from_key(key)))
     }
 
     /// Seals values into new blob objects of the current epoch (see [`seal_packs`]).

@@ -10,13 +10,13 @@ use crate::layout::{self};
 use crate::model::{
     AuditAnchor, AuditOp, AuditRecord, BlobRef, Commit, Op, Outcome, TrailRecord, decode, decode_audit,
 };
+use crate::roles::EpochKey;
 use crate::snapshot;
 use crate::store::Durability;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use tresor_crypto::Key;
 
 /// One entry of the audit trail, read back and authenticated.
 pub(super) struct TrailEntry {
@@ -232,7 +232,7 @@ impl Engine {
             objects.entry((blob.epoch, blob.id)).or_default().push((path, version, blob));
         }
         let mut damaged = Vec::new();
-        let mut keys: HashMap<u32, Option<Arc<Key>>> = HashMap::new();
+        let mut keys: HashMap<u32, Option<Arc<EpochKey>>> = HashMap::new();
         for epoch in objects.keys().map(|(epoch, _)| *epoch) {
             if let std::collections::hash_map::Entry::Vacant(slot) = keys.entry(epoch) {
                 let key = match self.epoch_key(epoch).await {
