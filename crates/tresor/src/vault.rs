@@ -363,7 +363,15 @@ impl Drop for Engine {
     /// Pins the newest audit head (without fsync) so that a store dropping the records of this
     /// session's reads is caught at the next unlock. The keys are wiped by their own drops.
     fn drop(&mut self) {
-        let _ = self.save_trust_blocking();
+        // Its fsyncs must not stall an async worker: on a multi-threaded runtime the worker
+        // hands its other tasks on first (a current-thread runtime has no other worker to ask).
+        let on_worker = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if on_worker {
+            let _ = tokio::task::block_in_place(|| self.save_trust_blocking());
+        } else {
+            let _ = self.save_trust_blocking();
+        }
     }
 }
 

@@ -281,9 +281,18 @@ impl Vault {
         let detail = version.map(|v| format!("version {v}"));
         self.audit_read(AuditOp::Get, Some(path), Outcome::Ok, detail).await?;
         // A value of an older epoch moves to the current one, in batches: the read that fills
-        // a batch commits it (in the engine's task; a failure leaves the batch for later).
+        // a batch takes the engine and hands it to a task that commits the batch, so every later
+        // operation comes after that commit, but the read does not wait for it (a failure leaves
+        // the batch for later).
         if self.svc.view.queue_reseal(path, number, blob) >= LAZY_BATCH {
-            let _ = self.flush_reseal().await;
+            let mut engine = self.svc.engine.clone().lock_owned().await;
+            let actor = self.actor.clone();
+            tokio::spawn(async move {
+                if let Some(engine) = engine.as_mut() {
+                    engine.act_for(&actor);
+                    engine.flush_reseal().await;
+                }
+            });
         }
         Ok(value)
     }
@@ -732,7 +741,8 @@ async fn group_commit(engine: &mut Engine, batch: Vec<PendingWrite>) {
         let borrowed: Vec<(&SecretPath, &[u8])> =
             group.iter().flat_map(|p| p.items.iter().map(|(k, v)| (k, v.as_slice()))).collect();
         let runs: Vec<(usize, &str)> = group.iter().map(|p| (p.items.len(), &*p.actor)).collect();
-        engine.act_for(&group[0].actor);
+        // Each request's audit records name its own actor; the shared commit names them all.
+        engine.act_for(&group_actor(&runs));
         match engine.put_as(group[0].op, &borrowed, &runs, None).await {
             Ok(versions) => {
                 let mut versions = versions.into_iter();
@@ -765,7 +775,41 @@ async fn write_one(engine: &mut Engine, p: &PendingWrite) -> Result<Vec<u64>> {
     engine.set_many(p.op, &borrowed).await
 }
 
+/// The actor a group commit names: the one actor of every request, or the distinct ones (the
+/// first eight, then how many more).
+fn group_actor(runs: &[(usize, &str)]) -> String {
+    let mut actors: Vec<&str> = Vec::new();
+    for (_, actor) in runs {
+        if !actors.contains(actor) {
+            actors.push(actor);
+        }
+    }
+    match actors.as_slice() {
+        [one] => one.to_string(),
+        many if many.len() <= 8 => format!("group commit: {}", many.join("; ")),
+        many => format!("group commit: {}; and {} more", many[..8].join("; "), many.len() - 8),
+    }
+}
+
 fn has_duplicates(items: &[(SecretPath, Zeroizing<Vec<u8>>)]) -> bool {
     let mut seen = std::collections::HashSet::new();
     !items.iter().all(|(p, _)| seen.insert(p.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::group_actor;
+
+    #[test]
+    fn a_group_commit_names_every_actor_once() {
+        assert_eq!(group_actor(&[(2, "a"), (1, "a")]), "a");
+        assert_eq!(group_actor(&[(1, "a"), (3, "b"), (1, "a")]), "group commit: a; b");
+        let many: Vec<String> = (0..11).map(|i| format!("pid={i}")).collect();
+        let runs: Vec<(usize, &str)> = many.iter().map(|a| (1, a.as_str())).collect();
+        let named = group_actor(&runs);
+        assert!(
+            named.starts_with("group commit: pid=0; pid=1;") && named.ends_with("pid=7; and 3 more"),
+            "{named}"
+        );
+    }
 }
