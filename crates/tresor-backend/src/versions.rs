@@ -231,8 +231,8 @@ impl S3Versions {
                     Some(Entry { key, version_id })
                 }
                 _ => {
-                    return Err(Error::Store(
-                        "S3 ListObjectVersions answered a truncated page without its next markers".into(),
+                    return Err(Error::store(
+                        "S3 ListObjectVersions answered a truncated page without its next markers",
                     ));
                 }
             }
@@ -240,7 +240,7 @@ impl S3Versions {
             None
         };
         if next.is_some() && next.as_ref() == marker {
-            return Err(Error::Store("S3 ListObjectVersions answered the same page twice".into()));
+            return Err(Error::store("S3 ListObjectVersions answered the same page twice"));
         }
         // The listing is by prefix already; never touch anything outside it, whatever is listed.
         let entries = result
@@ -294,7 +294,7 @@ impl S3Versions {
             objects: entries.iter().map(|e| ObjectId { key: &e.key, version_id: &e.version_id }).collect(),
         };
         let body = quick_xml::se::to_string(&request)
-            .map_err(|e| Error::Store(format!("S3 DeleteObjects: cannot write the request: {e}")))?;
+            .map_err(|e| Error::store(format!("S3 DeleteObjects: cannot write the request: {e}")))?;
         let body =
             match self.send("DeleteObjects", Method::POST, &[("delete", "")], Some(Bytes::from(body))).await?
             {
@@ -355,13 +355,13 @@ impl S3Versions {
         let url = format!("{}{slash}?{}", self.base, query.join("&"));
         let uri: Uri = url
             .parse()
-            .map_err(|e| Error::Store(format!("S3 {operation}: cannot form a request URL: {e}")))?;
+            .map_err(|e| Error::store(format!("S3 {operation}: cannot form a request URL: {e}")))?;
         let content_md5 = body.as_ref().map(|b| base64ct::Base64::encode_string(&Md5::digest(b)));
         let mut delay = Duration::from_millis(100);
         let mut attempt = 1;
         loop {
             let credential = self.credentials.get_credential().await.map_err(|e| {
-                Error::Store(format!("S3 {operation}: cannot get credentials for {}: {e}", self.host))
+                Error::store(format!("S3 {operation}: cannot get credentials for {}: {e}", self.host))
             })?;
             let mut builder = Request::builder().method(method.clone()).uri(uri.clone());
             if let Some(md5) = &content_md5 {
@@ -370,10 +370,10 @@ impl S3Versions {
             }
             let mut request = builder
                 .body(body.clone().map_or_else(HttpRequestBody::empty, HttpRequestBody::from))
-                .map_err(|e| Error::Store(format!("S3 {operation}: cannot form a request: {e}")))?;
+                .map_err(|e| Error::store(format!("S3 {operation}: cannot form a request: {e}")))?;
             AwsAuthorizer::new(&credential, "s3", &self.region)
                 .try_authorize(&mut request, None)
-                .map_err(|e| Error::Store(format!("S3 {operation}: cannot sign the request: {e}")))?;
+                .map_err(|e| Error::store(format!("S3 {operation}: cannot sign the request: {e}")))?;
             let failure = match self.client.execute(request).await {
                 Ok(response) => {
                     let status = response.status();
@@ -395,7 +395,7 @@ impl S3Versions {
                 Err(e) => crate::credentials::chain(&e),
             };
             if attempt >= ATTEMPTS {
-                return Err(Error::Store(format!(
+                return Err(Error::store(format!(
                     "S3 {operation} on {} failed {ATTEMPTS} times, the last with: {failure}",
                     self.host
                 )));
@@ -553,9 +553,9 @@ struct XmlError {
 
 fn parse<T: serde::de::DeserializeOwned>(operation: &str, body: &[u8]) -> Result<T> {
     let text = std::str::from_utf8(body)
-        .map_err(|_| Error::Store(format!("S3 {operation} answered something that is not UTF-8")))?;
+        .map_err(|_| Error::store(format!("S3 {operation} answered something that is not UTF-8")))?;
     quick_xml::de::from_str(text)
-        .map_err(|e| Error::Store(format!("S3 {operation} answered XML that does not parse: {e}")))
+        .map_err(|e| Error::store(format!("S3 {operation} answered XML that does not parse: {e}")))
 }
 
 /// An S3 error code as shown: the code if it looks like one, else a note that there was none.

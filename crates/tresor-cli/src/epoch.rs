@@ -3,12 +3,14 @@
 //! Re-encryption and destruction show a progress bar on a terminal when they run in this process;
 //! through the agent they run there, and the CLI waits for the report.
 
-use super::{CliError, Ctx, open_existing, print_json, request, runtime, unexpected};
+use super::{CliError, Ctx, call, open_existing, print_json, runtime};
 use crate::config;
 use clap::Subcommand;
 use std::io::IsTerminal;
+use tresor::Vault;
 use tresor::vault::{DestroyReport, ReencryptReport, Residue, format_time};
-use tresor_server::protocol::{Request, Response};
+use tresor_server::Serve;
+use tresor_wire::{DestroyEpoch, ListEpochs, Reencrypt, RotateEpoch, Rotated, SetRotationPolicy};
 
 /// What `tresor epoch` does.
 #[derive(Subcommand)]
@@ -57,9 +59,9 @@ pub enum EpochAction {
 /// Runs `tresor epoch ACTION`.
 pub fn run(ctx: &mut Ctx, action: EpochAction) -> Result<(), CliError> {
     match action {
-        EpochAction::List { json } => match request(ctx, Request::EpochList)? {
-            Response::Epochs(list) if json => print_json(&list),
-            Response::Epochs(list) => {
+        EpochAction::List { json } => match call(ctx, ListEpochs)? {
+            list if json => print_json(&list),
+            list => {
                 outln!("EPOCH  STATE      VALUES  BYTES        SINCE                 REASON");
                 for e in &list.epochs {
                     let mut line = format!(
@@ -90,14 +92,13 @@ pub fn run(ctx: &mut Ctx, action: EpochAction) -> Result<(), CliError> {
                 }
                 Ok(())
             }
-            other => Err(unexpected(other)),
         },
         EpochAction::Rotate { reencrypt, json } => {
-            match with_progress(ctx, Request::EpochRotate { reencrypt }, "re-encrypting")? {
-                Response::Rotated(r, re) if json => {
+            match with_progress(ctx, RotateEpoch { reencrypt }, "re-encrypting")? {
+                Rotated { rotation: r, reencrypted: re } if json => {
                     print_json(&serde_json::json!({ "rotate": r, "reencrypt": re }))
                 }
-                Response::Rotated(r, re) => {
+                Rotated { rotation: r, reencrypted: re } => {
                     if r.ours {
                         outln!("epoch {}: new values are sealed under a new key", r.epoch);
                     } else {
@@ -111,66 +112,49 @@ pub fn run(ctx: &mut Ctx, action: EpochAction) -> Result<(), CliError> {
                     }
                     Ok(())
                 }
-                other => Err(unexpected(other)),
             }
         }
-        EpochAction::Reencrypt { json } => {
-            match with_progress(ctx, Request::EpochReencrypt, "re-encrypting")? {
-                Response::Reencrypted(r) if json => print_json(&r),
-                Response::Reencrypted(r) => {
-                    print_reencrypt(&r);
-                    Ok(())
-                }
-                other => Err(unexpected(other)),
+        EpochAction::Reencrypt { json } => match with_progress(ctx, Reencrypt, "re-encrypting")? {
+            r if json => print_json(&r),
+            r => {
+                print_reencrypt(&r);
+                Ok(())
             }
-        }
+        },
         EpochAction::Destroy { epoch, json } => {
-            match with_progress(ctx, Request::EpochDestroy { epoch }, "re-sealing")? {
-                Response::Destroyed(r) => {
-                    if json {
-                        print_json(&r)?;
-                    } else {
-                        print_destroy(&r);
-                    }
-                    if r.complete() {
-                        Ok(())
-                    } else {
-                        Err(CliError::incomplete(format!(
-                            "epoch {epoch} is not fully destroyed: the store still holds {}",
-                            residue_text(&r)
-                        )))
-                    }
-                }
-                other => Err(unexpected(other)),
+            let r = with_progress(ctx, DestroyEpoch { epoch }, "re-sealing")?;
+            if json {
+                print_json(&r)?;
+            } else {
+                print_destroy(&r);
+            }
+            if r.complete() {
+                Ok(())
+            } else {
+                Err(CliError::incomplete(format!(
+                    "epoch {epoch} is not fully destroyed: the store still holds {}",
+                    residue_text(&r)
+                )))
             }
         }
         EpochAction::Policy { every, off } => {
             if every.is_none() && !off {
-                return match request(ctx, Request::EpochList)? {
-                    Response::Epochs(list) => {
-                        match list.rotate_every_secs {
-                            Some(s) => outln!("rotate every {}", human_secs(s)),
-                            None => outln!("automatic rotation is off"),
-                        }
-                        Ok(())
-                    }
-                    other => Err(unexpected(other)),
-                };
+                match call(ctx, ListEpochs)?.rotate_every_secs {
+                    Some(s) => outln!("rotate every {}", human_secs(s)),
+                    None => outln!("automatic rotation is off"),
+                }
+                return Ok(());
             }
             let every_secs = match every {
                 Some(text) => Some(config::parse_duration(&text).map_err(CliError::input)?.as_secs()),
                 None => None,
             };
-            match request(ctx, Request::EpochPolicy { every_secs })? {
-                Response::Done => {
-                    match every_secs {
-                        Some(s) => eprintln!("epochs rotate every {}", human_secs(s)),
-                        None => eprintln!("automatic rotation is off"),
-                    }
-                    Ok(())
-                }
-                other => Err(unexpected(other)),
+            call(ctx, SetRotationPolicy { every_secs })?;
+            match every_secs {
+                Some(s) => eprintln!("epochs rotate every {}", human_secs(s)),
+                None => eprintln!("automatic rotation is off"),
             }
+            Ok(())
         }
     }
 }
@@ -191,12 +175,57 @@ pub fn progress_bar(what: &'static str, unit: &str) -> Option<indicatif::Progres
     })
 }
 
-fn with_progress(ctx: &mut Ctx, req: Request, what: &'static str) -> Result<Response, CliError> {
+/// A bulk call that, run in this process, reports its progress.
+trait WithProgress: Serve {
+    /// Runs the call on `vault`, telling `progress` (done, total) as it goes.
+    async fn run_here(
+        self,
+        vault: &Vault,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> tresor::Result<Self::Reply>;
+}
+
+impl WithProgress for RotateEpoch {
+    async fn run_here(
+        self,
+        vault: &Vault,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> tresor::Result<Rotated> {
+        let rotation = vault.rotate("manual").await?;
+        let reencrypted = match self.reencrypt {
+            true => Some(vault.reencrypt(progress).await?),
+            false => None,
+        };
+        Ok(Rotated { rotation, reencrypted })
+    }
+}
+
+impl WithProgress for Reencrypt {
+    async fn run_here(
+        self,
+        vault: &Vault,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> tresor::Result<ReencryptReport> {
+        vault.reencrypt(progress).await
+    }
+}
+
+impl WithProgress for DestroyEpoch {
+    async fn run_here(
+        self,
+        vault: &Vault,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> tresor::Result<DestroyReport> {
+        vault.destroy_epoch(self.epoch, progress).await
+    }
+}
+
+fn with_progress<C: WithProgress>(ctx: &mut Ctx, bulk: C, what: &'static str) -> Result<C::Reply, CliError> {
     if !ctx.no_agent && !ctx.agent_is_unlocked() {
         ctx.no_agent = true;
     }
     if !ctx.no_agent {
-        return request(ctx, req);
+        return call(ctx, bulk);
     }
     let rt = runtime()?;
     let store = open_existing(&rt, &ctx.location)?;
@@ -213,21 +242,7 @@ fn with_progress(ctx: &mut Ctx, req: Request, what: &'static str) -> Result<Resp
             .await
             .map_err(|e| CliError::from_core(&e))?;
         super::report_unlocked(&vault);
-        let out = match req {
-            Request::EpochRotate { reencrypt } => match vault.rotate("manual").await {
-                Ok(r) if reencrypt => {
-                    vault.reencrypt(&mut progress).await.map(|re| Response::Rotated(r, Some(re)))
-                }
-                Ok(r) => Ok(Response::Rotated(r, None)),
-                Err(e) => Err(e),
-            },
-            Request::EpochReencrypt => vault.reencrypt(&mut progress).await.map(Response::Reencrypted),
-            Request::EpochDestroy { epoch } => {
-                vault.destroy_epoch(epoch, &mut progress).await.map(Response::Destroyed)
-            }
-            other => Ok(tresor_server::execute(&vault, other).await),
-        };
-        Ok::<_, CliError>(out.unwrap_or_else(|e| Response::error(&e)))
+        bulk.run_here(&vault, &mut progress).await.map_err(|e| CliError::from_core(&e))
     });
     if let Some(bar) = bar {
         bar.finish_and_clear();

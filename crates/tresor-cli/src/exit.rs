@@ -3,7 +3,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success |
-//! | 1 | other error (store I/O, local state) |
+//! | 1 | other error (store I/O, local state), or a write whose outcome is unknown (`Error::Indeterminate`) |
 //! | 2 | usage error (also: `recovery-phrase` without `--file` when stderr is not a terminal) |
 //! | 3 | authentication failed (wrong password, tampered key file, refused KDF parameters) |
 //! | 4 | not found (no such secret or version, or deleted) |
@@ -17,14 +17,15 @@
 //! | 12 | `verify`: the signature does not match the message and public key |
 //! | 13 | another vault than the one this machine pinned is at the location (or than `TRESOR_VAULT_FINGERPRINT`) |
 
-use tresor::Category;
+use std::borrow::Cow;
+use tresor::{Category, Error};
 
 /// An error on its way out of the CLI.
 pub struct CliError {
     /// The exit code.
     pub code: u8,
     message: String,
-    hint: Option<&'static str>,
+    hint: Option<Cow<'static, str>>,
 }
 
 impl CliError {
@@ -53,11 +54,17 @@ impl CliError {
             ),
             _ => (1, None),
         };
-        CliError { code, message, hint }
+        CliError { code, message, hint: hint.map(Cow::Borrowed) }
     }
 
-    pub fn from_core(e: &tresor::Error) -> CliError {
-        CliError::from_category(e.category(), e.to_string())
+    /// A core error (from this process or, typed, from the agent): the exit code of its
+    /// category, and the advice for its kind, which the core's messages never carry.
+    pub fn from_core(e: &Error) -> CliError {
+        let mut out = CliError::from_category(e.category(), e.to_string());
+        if let Some(hint) = hint(e) {
+            out.hint = Some(hint);
+        }
+        out
     }
 
     pub fn input(message: String) -> CliError {
@@ -73,9 +80,9 @@ impl CliError {
         CliError {
             code: 11,
             message,
-            hint: Some(
+            hint: Some(Cow::Borrowed(
                 "remove the remaining versions on the bucket (or its Object Lock), then run the command again",
-            ),
+            )),
         }
     }
 
@@ -93,8 +100,45 @@ impl CliError {
 
     pub fn print(&self) {
         eprintln!("tresor: error: {}", self.message);
-        if let Some(hint) = self.hint {
+        if let Some(hint) = &self.hint {
             eprintln!("tresor: hint: {hint}");
         }
     }
+}
+
+/// What to do about `e`, when its kind calls for more than its category's advice.
+fn hint(e: &Error) -> Option<Cow<'static, str>> {
+    Some(Cow::Borrowed(match e {
+        Error::NoVault { .. } => "create one with `tresor init`, or name another with --vault",
+        Error::InterruptedInit { .. } => {
+            "if it is an interrupted init, remove the location, then run `tresor init` again"
+        }
+        Error::VaultChanged { .. } => {
+            "compare fingerprints (`tresor status` on a machine you trust); if the location really holds another \
+             vault now, re-trust it with `tresor trust forget` (or `tresor trust FINGERPRINT`)"
+        }
+        Error::Foreign { .. } => "`tresor doctor` lists such entries: remove them by hand",
+        Error::Rekeyed { .. } => {
+            "compare its new fingerprint (`tresor status` where it was re-keyed) and pin it with \
+             `tresor trust FINGERPRINT`"
+        }
+        Error::Fenced { .. } => {
+            "if the re-key was interrupted, run `tresor rekey` again (or `tresor rekey --abort`)"
+        }
+        Error::Superseded { .. } => {
+            "lock and unlock again with the vault's password (`tresor lock`, then `tresor unlock`)"
+        }
+        Error::RekeyRunning { wait_s, .. } => {
+            return Some(Cow::Owned(format!(
+                "if it was killed, run `tresor rekey` again in {wait_s}s, or with --force"
+            )));
+        }
+        Error::Deleted { path, .. } => {
+            return Some(Cow::Owned(format!("`tresor history {path}` lists older versions")));
+        }
+        Error::Indeterminate(_) => {
+            "the store failed after the write was sent: `tresor history PATH` shows whether it landed"
+        }
+        _ => return None,
+    }))
 }

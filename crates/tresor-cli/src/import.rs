@@ -4,7 +4,7 @@
 //! values in single quotes are literal, in double quotes `\n`, `\"` and `\\` are unescaped.
 //! JSON: an object whose string values become secrets; nested objects become `a/b` paths.
 
-use tresor_server::protocol::SecretBuf;
+use tresor_wire::SecretBuf;
 
 /// Import formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

@@ -7,7 +7,7 @@
 //! prompts. Words may be separated by any whitespace; the phrase and the passphrase are NFKD
 //! normalised as BIP39 specifies. Private keys are printed only with `--show-private`.
 
-use super::{CliError, Ctx, NewPasswordArgs, outln_bytes, print_json, request, runtime, unexpected};
+use super::{CliError, Ctx, NewPasswordArgs, call, outln_bytes, print_json, runtime};
 use crate::password;
 use clap::Subcommand;
 use secrecy::{ExposeSecret, SecretString};
@@ -17,7 +17,10 @@ use tresor::{Store, Vault};
 use tresor_crypto::slip10::{self, DerivationPath, Ed25519Node};
 use tresor_crypto::transit;
 use tresor_crypto::{Language, Phrase};
-use tresor_server::protocol::{Blob, Request, Response, SecretBuf};
+use tresor_wire::{
+    Blob, Decrypt, DeriveIdentity, Encrypt, Identity, ListKeyslots, MessageKey, SecretBuf, Sign, Signature,
+    StreamKey,
+};
 use zeroize::Zeroizing;
 
 /// What `tresor keyslot` does.
@@ -306,16 +309,15 @@ fn with_password<T>(
 /// Runs `tresor keyslot ACTION`.
 pub fn keyslot(ctx: &mut Ctx, action: KeyslotAction, stdin: &mut impl BufRead) -> Result<(), CliError> {
     match action {
-        KeyslotAction::List { json } => match request(ctx, Request::KeyslotList)? {
-            Response::Keyslots(slots) if json => print_json(&slots),
-            Response::Keyslots(slots) => {
+        KeyslotAction::List { json } => match call(ctx, ListKeyslots)? {
+            slots if json => print_json(&slots),
+            slots => {
                 for s in slots {
                     let mark = if s.this_session { "*" } else { " " };
                     outln!("{mark} {}\t{}\t{}", s.index, s.kind, s.kdf);
                 }
                 Ok(())
             }
-            other => Err(unexpected(other)),
         },
         KeyslotAction::Add { new } => {
             let current = ctx.password()?;
@@ -368,12 +370,8 @@ fn hex_identity(
 pub fn key(ctx: &mut Ctx, action: KeyAction) -> Result<(), CliError> {
     let KeyAction::Derive { kind: DeriveKind::Ed25519 { path, show_private, json } } = action;
     check_path(&path)?;
-    match request(ctx, Request::KeyDerive { path, show_private })? {
-        Response::Identity { path, public_key, private } => {
-            hex_identity(&path, &public_key, private.as_ref().map(|p| p.0.as_slice()), json)
-        }
-        other => Err(unexpected(other)),
-    }
+    let Identity { path, public_key, private } = call(ctx, DeriveIdentity { path, show_private })?;
+    hex_identity(&path, &public_key, private.as_ref().map(|p| p.0.as_slice()), json)
 }
 
 fn check_path(path: &str) -> Result<DerivationPath, CliError> {
@@ -413,19 +411,16 @@ pub fn sign(
 ) -> Result<(), CliError> {
     check_path(&path)?;
     let message = read_input(file.as_deref(), stdin, transit::MAX_PLAINTEXT)?;
-    match request(ctx, Request::Sign { path: path.clone(), message: SecretBuf(message) })? {
-        Response::Signature { signature, public_key } => {
-            if json {
-                return print_json(&serde_json::json!({
-                    "path": path, "public_key": hex::encode(public_key), "signature": hex::encode(&signature)
-                }));
-            }
-            outln!("{}", hex::encode(&signature));
-            eprintln!("signed with {path}, public key {}", hex::encode(public_key));
-            Ok(())
-        }
-        other => Err(unexpected(other)),
+    let Signature { signature, public_key } =
+        call(ctx, Sign { path: path.clone(), message: SecretBuf(message) })?;
+    if json {
+        return print_json(&serde_json::json!({
+            "path": path, "public_key": hex::encode(public_key), "signature": hex::encode(&signature)
+        }));
     }
+    outln!("{}", hex::encode(&signature));
+    eprintln!("signed with {path}, public key {}", hex::encode(public_key));
+    Ok(())
 }
 
 fn hex_array<const N: usize>(what: &str, text: &str) -> Result<[u8; N], CliError> {
@@ -474,13 +469,9 @@ pub fn encrypt(
         return stream_out(|out| transit::stream::encrypt(&message_key, &vault_id, &header, &mut input, out));
     }
     let plaintext = read_input(file.as_deref(), stdin, transit::MAX_PLAINTEXT)?;
-    match request(ctx, Request::Encrypt { key, alg, plaintext: SecretBuf(plaintext) })? {
-        Response::Ciphertext(Blob(ct)) => {
-            outln!("{}", transit::armor(&ct));
-            Ok(())
-        }
-        other => Err(unexpected(other)),
-    }
+    let Blob(ct) = call(ctx, Encrypt { key, alg, plaintext: SecretBuf(plaintext) })?;
+    outln!("{}", transit::armor(&ct));
+    Ok(())
 }
 
 /// `tresor decrypt KEYNAME [FILE]`: the plaintext (exact bytes) on stdout. A streamed ciphertext
@@ -523,10 +514,8 @@ pub fn decrypt(
     }
     // Armour is decoded here: the agent's frames carry the binary form (a third smaller).
     let ciphertext = transit::to_binary(&whole).map_err(transit_failed)?.into_owned();
-    match request(ctx, Request::Decrypt { key: Some(key), ciphertext: Blob(ciphertext) })? {
-        Response::Value(v) => outln_bytes(&v.0),
-        other => Err(unexpected(other)),
-    }
+    let value = call(ctx, Decrypt { key: Some(key), ciphertext: Blob(ciphertext) })?;
+    outln_bytes(&value.0)
 }
 
 /// The vault id, salt and key of one streamed message, from the agent or the vault opened here.
@@ -536,18 +525,14 @@ fn stream_key(
     alg: &str,
     salt: Option<[u8; 32]>,
 ) -> Result<([u8; 16], [u8; 32], tresor_crypto::Key), CliError> {
-    let request = Request::StreamKey { key: key.to_string(), alg: alg.to_string(), salt };
-    match super::request(ctx, request)? {
-        Response::StreamKey { vault_id, salt, key } => {
-            let mut bytes = Zeroizing::new([0u8; 32]);
-            if key.0.len() != bytes.len() {
-                return Err(CliError::other("the agent sent a malformed message key".into()));
-            }
-            bytes.copy_from_slice(&key.0);
-            Ok((vault_id, salt, tresor_crypto::Key::from_bytes(&mut bytes)))
-        }
-        other => Err(unexpected(other)),
+    let MessageKey { vault_id, salt, key } =
+        call(ctx, StreamKey { key: key.to_string(), alg: alg.to_string(), salt })?;
+    let mut bytes = Zeroizing::new([0u8; 32]);
+    if key.0.len() != bytes.len() {
+        return Err(CliError::other("the agent sent a malformed message key".into()));
     }
+    bytes.copy_from_slice(&key.0);
+    Ok((vault_id, salt, tresor_crypto::Key::from_bytes(&mut bytes)))
 }
 
 /// Runs a streaming transit operation into stdout (buffered).

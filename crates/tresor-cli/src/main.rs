@@ -37,8 +37,8 @@ use std::time::Duration;
 use tresor::model::AuditOp;
 use tresor::vault::format_time;
 use tresor::{KdfParams, Options, Store, Vault};
-use tresor_server::client;
-use tresor_server::protocol::{Request, Response, SecretBuf};
+use tresor_server::Serve;
+use tresor_wire::{Failure, SecretBuf, client};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -425,8 +425,8 @@ impl Ctx {
     /// Whether an agent for this vault is running and unlocked.
     fn agent_is_unlocked(&self) -> bool {
         matches!(
-            client::request(&self.socket(), &Request::Ping, Duration::from_secs(5)),
-            Ok(Some(Response::Pong { unlocked: true, .. }))
+            client::call(&self.socket(), &tresor_wire::Ping, Duration::from_secs(5)),
+            Ok(Some(Ok(tresor_wire::Pong { unlocked: true, .. })))
         )
     }
 
@@ -555,83 +555,65 @@ fn run(cli: Cli) -> Result<(), CliError> {
                     limit: ctx.max_value,
                 }));
             }
-            let req = Request::Set { op: AuditOp::Set, items: vec![(path.clone(), SecretBuf(value))], cas };
-            match request(&mut ctx, req)? {
-                Response::Versions(v) => {
-                    eprintln!("{path}: version {}", v.first().copied().unwrap_or(0));
-                    Ok(())
-                }
-                other => Err(unexpected(other)),
-            }
+            let set =
+                tresor_wire::Set { op: AuditOp::Set, items: vec![(path.clone(), SecretBuf(value))], cas };
+            let versions = call(&mut ctx, set)?;
+            eprintln!("{path}: version {}", versions.first().copied().unwrap_or(0));
+            Ok(())
         }
-        Command::Get { path, version } => match request(&mut ctx, Request::Get { path, version })? {
-            Response::Value(v) => {
-                let mut out = std::io::stdout().lock();
-                out.write_all(&v.0).and_then(|()| out.flush()).map_err(|e| CliError::other(e.to_string()))
-            }
-            other => Err(unexpected(other)),
-        },
+        Command::Get { path, version } => {
+            let value = call(&mut ctx, tresor_wire::Get { path, version })?;
+            let mut out = std::io::stdout().lock();
+            out.write_all(&value.0).and_then(|()| out.flush()).map_err(|e| CliError::other(e.to_string()))
+        }
         Command::List { prefix, long, json } => {
-            match request(&mut ctx, Request::List { prefix: prefix.unwrap_or_default() })? {
-                Response::List(entries) => {
-                    if json {
-                        print_json(&entries)
-                    } else {
-                        for e in entries {
-                            if long {
-                                outln!(
-                                    "{}\tv{}\t{}\t{}",
-                                    e.path,
-                                    e.version,
-                                    e.size,
-                                    format_time(e.updated_ms)
-                                );
-                            } else {
-                                outln!("{}", e.path);
-                            }
-                        }
-                        Ok(())
-                    }
-                }
-                other => Err(unexpected(other)),
+            let entries = call(&mut ctx, tresor_wire::List { prefix: prefix.unwrap_or_default() })?;
+            if json {
+                return print_json(&entries);
             }
+            for e in entries {
+                if long {
+                    outln!("{}\tv{}\t{}\t{}", e.path, e.version, e.size, format_time(e.updated_ms));
+                } else {
+                    outln!("{}", e.path);
+                }
+            }
+            Ok(())
         }
-        Command::Rm { path } => match request(&mut ctx, Request::Delete { path: path.clone() })? {
-            Response::Versions(v) => {
-                eprintln!("{path}: version {} deleted", v.first().copied().unwrap_or(0));
-                Ok(())
+        Command::Rm { path } => {
+            let version = call(&mut ctx, tresor_wire::Delete { path: path.clone() })?;
+            eprintln!("{path}: version {version} deleted");
+            Ok(())
+        }
+        Command::History { path, json } => {
+            let history = call(&mut ctx, tresor_wire::History { path })?;
+            if json {
+                return print_json(&history);
             }
-            other => Err(unexpected(other)),
-        },
-        Command::History { path, json } => match request(&mut ctx, Request::History { path })? {
-            Response::History(h) => {
-                if json {
-                    return print_json(&h);
-                }
-                for v in h {
-                    let state = match (v.current, v.deleted_ms) {
-                        (true, _) => "current".to_string(),
-                        (false, Some(t)) => format!("deleted {}", format_time(t)),
-                        (false, None) => "superseded".to_string(),
-                    };
-                    outln!("v{}\t{}\t{} bytes\t{state}", v.version, format_time(v.created_ms), v.size);
-                }
-                Ok(())
+            for v in history {
+                let state = match (v.current, v.deleted_ms) {
+                    (true, _) => "current".to_string(),
+                    (false, Some(t)) => format!("deleted {}", format_time(t)),
+                    (false, None) => "superseded".to_string(),
+                };
+                outln!("v{}\t{}\t{} bytes\t{state}", v.version, format_time(v.created_ms), v.size);
             }
-            other => Err(unexpected(other)),
-        },
+            Ok(())
+        }
         Command::Status { json } => cmd_status(&mut ctx, json),
         Command::Passwd { new } => cmd_passwd(&mut ctx, &new, &mut stdin),
         Command::Rekey { new, no_recovery_phrase, recovery_phrase_file, abort, force } => {
             let show = (!no_recovery_phrase).then_some(recovery_phrase_file);
             rekey::run(&mut ctx, &new, abort, force, show, &mut stdin)
         }
-        Command::Audit { action: Some(AuditAction::Verify), .. } => match request(&mut ctx, Request::Verify)?
-        {
-            Response::Verify(r) => {
+        Command::Audit { action: Some(AuditAction::Verify), .. } => {
+            let r = call(&mut ctx, tresor_wire::Verify)?;
+            {
                 outln!(
-                    "audit trail verified: {} records, {} commits, {} anchors, chains unbroken",
+                    "audit trail verified: {} entries in {} lane{}, {} commits, {} anchors, chains unbroken",
                     r.audit_records,
+                    r.audit_lanes,
+                    if r.audit_lanes == 1 { "" } else { "s" },
                     r.commits,
                     r.anchors
                 );
@@ -658,10 +640,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
                     ),
                 ))
             }
-            other => Err(unexpected(other)),
-        },
-        Command::Audit { action: None, json } => match request(&mut ctx, Request::Audit)? {
-            Response::Audit(records) => {
+        }
+        Command::Audit { action: None, json } => {
+            let records = call(&mut ctx, tresor_wire::ReadAudit)?;
+            {
                 // Operations under their current names, also in trails written before them.
                 let op_name = |op: &str| AuditOp::parse(op).map_or_else(|| op.to_string(), |o| o.to_string());
                 let outcome_text = |outcome: &tresor::model::Outcome| match outcome {
@@ -672,21 +654,29 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 if json {
                     let rows: Vec<_> = records
                         .iter()
-                        .map(|(seq, r)| {
+                        .map(|t| {
+                            let r = &t.record;
                             serde_json::json!({
-                                "seq": seq, "time": format_time(r.time_ms), "time_ms": r.time_ms, "actor": r.actor,
-                                "op": op_name(&r.op), "path": r.path, "detail": r.detail,
+                                "lane": t.lane, "seq": t.seq, "time": format_time(r.time_ms), "time_ms": r.time_ms,
+                                "actor": r.actor, "op": op_name(&r.op), "path": r.path, "detail": r.detail,
                                 "outcome": outcome_text(&r.outcome),
                             })
                         })
                         .collect();
                     return print_json(&rows);
                 }
-                for (seq, r) in records {
+                for t in records {
+                    // Entries of the main lane by number; of a machine's own lane, by the first
+                    // digits of its id and the number.
+                    let at = match t.lane.as_str() {
+                        "main" => t.seq.to_string(),
+                        lane => format!("{}:{}", &lane[..lane.len().min(6)], t.seq),
+                    };
+                    let r = t.record;
                     let outcome = outcome_text(&r.outcome);
                     let detail = r.detail.map(|d| format!(" ({d})")).unwrap_or_default();
                     outln!(
-                        "{seq:>6}  {}  {}  {} {}  {outcome}{detail}",
+                        "{at:>8}  {}  {}  {} {}  {outcome}{detail}",
                         format_time(r.time_ms),
                         r.actor,
                         op_name(&r.op),
@@ -695,24 +685,21 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 }
                 Ok(())
             }
-            other => Err(unexpected(other)),
-        },
-        Command::Export { out } => match request(&mut ctx, Request::Export)? {
-            Response::Archive(bytes) => {
-                write_private_file(&out, &bytes.0)?;
-                eprintln!("exported to {} ({} bytes)", out.display(), bytes.0.len());
-                Ok(())
-            }
-            other => Err(unexpected(other)),
-        },
+        }
+        Command::Export { out } => {
+            let archive = call(&mut ctx, tresor_wire::Export)?;
+            write_private_file(&out, &archive.0)?;
+            eprintln!("exported to {} ({} bytes)", out.display(), archive.0.len());
+            Ok(())
+        }
         Command::Import { file, format } => cmd_import(&mut ctx, &file, format),
         Command::Doctor { json } => cmd_doctor(&ctx, json),
         Command::Trust { fingerprint, action } => trust::run(&mut ctx, fingerprint, action, &mut stdin),
         Command::Gc { grace, dry_run, json } => {
             let grace_secs = config::parse_duration_or_zero(&grace).map_err(CliError::input)?.as_secs();
-            match request(&mut ctx, Request::Gc { grace_secs, dry_run })? {
-                Response::Gc(r) if json => print_json(&r),
-                Response::Gc(r) => {
+            match call(&mut ctx, tresor_wire::Gc { grace_secs, dry_run })? {
+                r if json => print_json(&r),
+                r => {
                     let verb = if r.dry_run { "would remove" } else { "removed" };
                     outln!(
                         "{verb}: {} snapshot parts, {} orphan blobs, {} old key files, {} probe leftovers, \
@@ -748,7 +735,6 @@ fn run(cli: Cli) -> Result<(), CliError> {
                     }
                     Ok(())
                 }
-                other => Err(unexpected(other)),
             }
         }
         Command::Epoch { action } => epoch::run(&mut ctx, action),
@@ -775,14 +761,6 @@ fn canonical_location(location: &str) -> String {
         Err(_) => std::env::current_dir()
             .map(|d| d.join(path).display().to_string())
             .unwrap_or(location.to_string()),
-    }
-}
-
-fn unexpected(resp: Response) -> CliError {
-    match resp {
-        Response::Error { category, message } => CliError::from_category(category, message),
-        Response::Locked => CliError::other("the agent is locked".into()),
-        _ => CliError::other("unexpected response from the agent".into()),
     }
 }
 
@@ -821,17 +799,18 @@ fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
     })
 }
 
-/// Sends a request to the unlocked agent, or opens the vault here and runs it directly.
-fn request(ctx: &mut Ctx, req: Request) -> Result<Response, CliError> {
+/// Runs `call` on the unlocked agent, or opens the vault here and runs it directly: either way
+/// its answer is the call's own reply type.
+fn call<C: Serve>(ctx: &mut Ctx, call: C) -> Result<C::Reply, CliError> {
     if !ctx.no_agent {
         let socket = ctx.socket();
         // Bulk work grows with the vault: the client waits as long as the agent may work.
-        let wait =
-            if req.is_bulk() { tresor_server::protocol::BULK_DEADLINE } else { Duration::from_secs(600) };
-        match client::request(&socket, &req, wait) {
-            Ok(Some(Response::Locked)) | Ok(None) => {}
-            Ok(Some(resp)) => return Ok(resp),
-            // The agent may have run the request already: never run it a second time here.
+        let wait = if call.is_bulk() { tresor_wire::BULK_DEADLINE } else { Duration::from_secs(600) };
+        match client::call(&socket, &call, wait) {
+            Ok(Some(Ok(reply))) => return Ok(reply),
+            Ok(Some(Err(Failure::Error(e)))) => return Err(CliError::from_core(&e)),
+            Ok(Some(Err(Failure::Locked))) | Ok(None) => {}
+            // The agent may have run the call already: never run it a second time here.
             Err(e) => return Err(CliError::other(format!("the agent failed: {e}"))),
         }
     }
@@ -842,13 +821,13 @@ fn request(ctx: &mut Ctx, req: Request) -> Result<Response, CliError> {
         let vault =
             Vault::unlock(store, &password, ctx.options("cli")).await.map_err(|e| CliError::from_core(&e))?;
         report_unlocked(&vault);
-        let resp = tresor_server::execute(&vault, req).await;
+        let reply = call.serve(&vault).await;
         if let Ok(Some(failure)) = vault.rotation_failure().await {
             eprintln!("tresor: warning: the automatic epoch rotation failed ({failure}); values stay in the current epoch");
         }
         // Dropping the vault wipes its keys; the trust state is already saved after every record.
         drop(vault);
-        Ok(resp)
+        reply.map_err(|e| CliError::from_core(&e))
     })
 }
 
@@ -959,8 +938,8 @@ fn cmd_init(
 
 fn cmd_unlock(ctx: &mut Ctx) -> Result<(), CliError> {
     let socket = ctx.socket();
-    if let Ok(Some(Response::Pong { unlocked: true, pid })) =
-        client::request(&socket, &Request::Ping, Duration::from_secs(5))
+    if let Ok(Some(Ok(tresor_wire::Pong { unlocked: true, pid }))) =
+        client::call(&socket, &tresor_wire::Ping, Duration::from_secs(5))
     {
         eprintln!("already unlocked (agent pid {pid})");
         return Ok(());
@@ -968,14 +947,15 @@ fn cmd_unlock(ctx: &mut Ctx) -> Result<(), CliError> {
     // The vault must exist before a password is asked for or an agent started.
     open_existing(&runtime()?, &ctx.location)?;
     let password = ctx.password()?;
-    if client::request(&socket, &Request::Ping, Duration::from_secs(5)).ok().flatten().is_none() {
+    if client::call(&socket, &tresor_wire::Ping, Duration::from_secs(5)).ok().flatten().is_none() {
         spawn_agent(ctx, &socket)?;
     }
-    let req = Request::Unlock { password: SecretBuf::new(password.expose_secret().as_bytes().to_vec()) };
-    match client::request(&socket, &req, Duration::from_secs(120))
+    let unlock =
+        tresor_wire::Unlock { password: SecretBuf::new(password.expose_secret().as_bytes().to_vec()) };
+    match client::call(&socket, &unlock, Duration::from_secs(120))
         .map_err(|e| CliError::other(e.to_string()))?
     {
-        Some(Response::Unlocked { failed_attempts, warnings }) => {
+        Some(Ok(tresor_wire::Unlocked { failed_attempts, warnings })) => {
             for w in warnings {
                 eprintln!("tresor: warning: {w}");
             }
@@ -983,10 +963,13 @@ fn cmd_unlock(ctx: &mut Ctx) -> Result<(), CliError> {
             eprintln!("unlocked; the agent locks after {}s idle", ctx.idle.as_secs());
             Ok(())
         }
-        Some(other) => {
+        Some(Err(failure)) => {
             // A failed unlock leaves no agent behind.
-            let _ = client::request(&socket, &Request::Lock, Duration::from_secs(5));
-            Err(unexpected(other))
+            let _ = client::call(&socket, &tresor_wire::Lock, Duration::from_secs(5));
+            Err(match failure {
+                Failure::Error(e) => CliError::from_core(&e),
+                Failure::Locked => CliError::other("the agent did not unlock".into()),
+            })
         }
         None => Err(CliError::other("the agent did not start".into())),
     }
@@ -1011,7 +994,7 @@ fn spawn_agent(ctx: &Ctx, socket: &Path) -> Result<(), CliError> {
         .spawn()
         .map_err(|e| CliError::other(format!("cannot start the agent: {e}")))?;
     for _ in 0..500 {
-        if client::request(socket, &Request::Ping, Duration::from_secs(5)).ok().flatten().is_some() {
+        if client::call(socket, &tresor_wire::Ping, Duration::from_secs(5)).ok().flatten().is_some() {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -1055,7 +1038,7 @@ fn cmd_agent(ctx: &Ctx) -> Result<(), CliError> {
             }),
             idle: ctx.idle,
         };
-        let result = tresor_server::serve(listener, config).await;
+        let result = tresor_server::agent::serve(listener, config).await;
         let _ = std::fs::remove_file(&socket);
         result.map_err(|e| CliError::other(e.to_string()))
     });
@@ -1065,7 +1048,7 @@ fn cmd_agent(ctx: &Ctx) -> Result<(), CliError> {
 }
 
 fn cmd_lock(ctx: &Ctx) -> Result<(), CliError> {
-    match client::request(&ctx.socket(), &Request::Lock, Duration::from_secs(30)) {
+    match client::call(&ctx.socket(), &tresor_wire::Lock, Duration::from_secs(30)) {
         Ok(Some(_)) => {
             eprintln!("locked: the agent wiped its keys and stopped");
             Ok(())
@@ -1082,10 +1065,10 @@ fn cmd_status(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
     let agent = if ctx.no_agent {
         None
     } else {
-        client::request(&ctx.socket(), &Request::Status, Duration::from_secs(60)).ok().flatten()
+        client::call(&ctx.socket(), &tresor_wire::GetStatus, Duration::from_secs(60)).ok().flatten()
     };
     match agent {
-        Some(Response::Status(s)) => {
+        Some(Ok(s)) => {
             if json {
                 let mut v = serde_json::to_value(&s).map_err(|e| CliError::other(e.to_string()))?;
                 v["state"] = "unlocked".into();
@@ -1099,7 +1082,7 @@ fn cmd_status(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
             outln!("kdf: {}", s.kdf);
             outln!("secrets: {}", s.secrets);
             outln!("commits: {}", s.commits);
-            outln!("audit records: {}", s.audit_records);
+            outln!("audit lane: {} ({} entries)", s.audit_lane, s.audit_records);
             outln!("key file generation: {}", s.keyfile_generation);
             outln!("root era: {}", s.era);
             outln!("epoch: {}", s.epoch);
@@ -1112,8 +1095,8 @@ fn cmd_status(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
             }
             Ok(())
         }
-        Some(Response::Error { category, message }) => Err(CliError::from_category(category, message)),
-        _ => {
+        Some(Err(Failure::Error(e))) => Err(CliError::from_core(&e)),
+        Some(Err(Failure::Locked)) | None => {
             let rt = runtime()?;
             let info = rt.block_on(async {
                 let store = open_store(&ctx.location, false).await?;
@@ -1272,12 +1255,7 @@ fn cmd_import(ctx: &mut Ctx, file: &Path, format: Option<import::Format>) -> Res
     }
     let items = import::parse(format, &bytes).map_err(CliError::input)?;
     let count = items.len();
-    let req = Request::Set { op: AuditOp::Import, items, cas: None };
-    match request(ctx, req)? {
-        Response::Versions(_) => {
-            eprintln!("imported {count} secrets");
-            Ok(())
-        }
-        other => Err(unexpected(other)),
-    }
+    call(ctx, tresor_wire::Set { op: AuditOp::Import, items, cas: None })?;
+    eprintln!("imported {count} secrets");
+    Ok(())
 }

@@ -8,8 +8,7 @@ use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::time::Duration;
 use tresor::Vault;
-use tresor_server::client;
-use tresor_server::protocol::{Request, Response};
+use tresor_wire::client;
 
 /// Runs `tresor rekey` (or `tresor rekey --abort`).
 pub fn run(
@@ -58,10 +57,8 @@ pub fn run(
         _ => None,
     };
     // An agent holds the old root's keys: it is locked first (it could write nothing anyway).
-    if let Ok(Some(Response::Pong { unlocked: true, .. })) =
-        client::request(&ctx.socket(), &Request::Ping, Duration::from_secs(5))
-    {
-        let _ = client::request(&ctx.socket(), &Request::Lock, Duration::from_secs(30));
+    if ctx.agent_is_unlocked() {
+        let _ = client::call(&ctx.socket(), &tresor_wire::Lock, Duration::from_secs(30));
         eprintln!("locked the agent: it holds the old root's keys");
     }
     let bar = crate::epoch::progress_bar("re-keying", "versions");

@@ -113,6 +113,7 @@ fn rekey_killed_half_way_leaves_one_root_and_a_rerun_finishes() {
             )
             .expect(6);
             assert!(out.stderr.contains("may still be running"), "{}", out.stderr);
+            assert!(out.stderr.contains("or with --force"), "the hint says how to take over: {}", out.stderr);
             common::run(
                 env.cmd().args(rekey_args()).args(["--no-recovery-phrase", "--force"]),
                 format!("{PASSWORD}\n{NEW}\n").as_bytes(),

@@ -9,8 +9,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tresor::{KdfParams, Options, Password, Store, Vault};
-use tresor_server::protocol::{Request, Response, SecretBuf};
-use tresor_server::{AgentConfig, bind, client, serve};
+use tresor_server::agent::serve;
+use tresor_server::{AgentConfig, bind};
+use tresor_wire::{Call, Failure, GetStatus, SecretBuf, Set, Unlock, client};
 
 const PASSWORD: &str = "benchmark password, not a secret";
 /// Secrets the read phase picks from.
@@ -22,36 +23,26 @@ fn opts(trust: &Path) -> Options {
     o
 }
 
-fn request(socket: &Path, req: &Request) -> Response {
-    client::request(socket, req, Duration::from_secs(120)).unwrap().expect("the agent answered nothing")
+/// One call over the socket; its reply, or a panic naming the failure.
+fn request<C: Call>(socket: &Path, call: &C) -> C::Reply {
+    match client::call(socket, call, Duration::from_secs(120)).unwrap().expect("the agent answered nothing") {
+        Ok(reply) => reply,
+        Err(Failure::Error(e)) => panic!("the call failed: {e}"),
+        Err(Failure::Locked) => panic!("the agent is locked"),
+    }
 }
 
 fn put(socket: &Path, path: String) {
     let value = tresor_crypto::random_bytes(64).unwrap();
-    let req = Request::Set {
-        op: tresor::model::AuditOp::Set,
-        items: vec![(path, SecretBuf::new(value))],
-        cas: None,
-    };
-    match request(socket, &req) {
-        Response::Versions(_) => {}
-        other => panic!("set failed: {}", describe(&other)),
-    }
+    request(
+        socket,
+        &Set { op: tresor::model::AuditOp::Set, items: vec![(path, SecretBuf::new(value))], cas: None },
+    );
 }
 
 fn get(socket: &Path, path: String) {
-    match request(socket, &Request::Get { path, version: None }) {
-        Response::Value(v) => assert_eq!(v.0.len(), 64),
-        other => panic!("get failed: {}", describe(&other)),
-    }
-}
-
-fn describe(response: &Response) -> String {
-    match response {
-        Response::Error { message, .. } => message.clone(),
-        Response::Locked => "locked".into(),
-        _ => "an unexpected answer".into(),
-    }
+    let value = request(socket, &tresor_wire::Get { path, version: None });
+    assert_eq!(value.0.len(), 64);
 }
 
 fn start(root: &Path, runtime: &tokio::runtime::Runtime) -> PathBuf {
@@ -73,8 +64,7 @@ fn start(root: &Path, runtime: &tokio::runtime::Runtime) -> PathBuf {
         idle: Duration::from_secs(3600),
     };
     runtime.spawn(serve(listener, config));
-    let unlock = Request::Unlock { password: SecretBuf::new(PASSWORD.as_bytes().to_vec()) };
-    request(&socket, &unlock);
+    request(&socket, &Unlock { password: SecretBuf::new(PASSWORD.as_bytes().to_vec()) });
     socket
 }
 
@@ -123,12 +113,9 @@ fn main() {
         let items = (0..100)
             .map(|j| (format!("pre/secret-{:04}", i * 100 + j), SecretBuf::new(vec![7u8; 64])))
             .collect();
-        request(&socket, &Request::Set { op: tresor::model::AuditOp::Import, items, cas: None });
+        request(&socket, &Set { op: tresor::model::AuditOp::Import, items, cas: None });
     }
-    let status = |socket: &Path| match request(socket, &Request::Status) {
-        Response::Status(s) => s,
-        other => panic!("no status: {}", describe(&other)),
-    };
+    let status = |socket: &Path| request(socket, &GetStatus);
     let before = status(&socket);
 
     let (lat, took) =
@@ -170,5 +157,5 @@ fn main() {
         lat.len() as f64 / took.as_secs_f64(),
         percentile(&lat, 0.5),
     );
-    let _ = client::request(&socket, &Request::Lock, Duration::from_secs(60));
+    let _ = client::call(&socket, &tresor_wire::Lock, Duration::from_secs(60));
 }

@@ -1,8 +1,6 @@
 //! The agent's serving loop.
 
-use crate::protocol::{
-    BULK_DEADLINE, Blob, FrameError, MAX_FRAME, Request, Response, SecretBuf, decode, encode,
-};
+use crate::serve::Serve;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,8 +9,11 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::{Mutex, mpsc};
 use tokio::time::{Instant, timeout};
-use tresor::model::AuditOp;
 use tresor::{Password, Vault};
+use tresor_wire::{
+    BULK_DEADLINE, Failure, FrameError, MAX_FRAME, Pong, Reply, Request, SecretBuf, Unlock, Unlocked, decode,
+    encode,
+};
 use zeroize::Zeroizing;
 
 /// How long one client may take to send its request.
@@ -39,7 +40,7 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
         // Never fix up someone else's directory: refuse it.
-        crate::client::check_private_dir(dir)?;
+        tresor_wire::client::check_private_dir(dir)?;
     }
     if path.exists() {
         if std::os::unix::net::UnixStream::connect(path).is_ok() {
@@ -167,7 +168,7 @@ async fn handle(
     let request = timeout(REQUEST_TIMEOUT, read_request(&mut stream))
         .await
         .map_err(|_| FrameError::Protocol("request timed out".into()))??;
-    if !matches!(request, Request::Ping) {
+    if !matches!(request, Request::Ping(_)) {
         let _ = events.send(Event::Used);
     }
     let bulk = request.is_bulk();
@@ -187,9 +188,9 @@ async fn handle(
         done = work => done,
         never = keep_alive => never,
     }
-    .map_err(|_| FrameError::Protocol("the request passed its deadline and was dropped".into()))?;
+    .map_err(|_| FrameError::Protocol("the request passed its deadline and was dropped".into()))??;
     timeout(REQUEST_TIMEOUT, async {
-        stream.write_all(&encode(&response)?).await?;
+        stream.write_all(&response).await?;
         stream.flush().await?;
         Ok::<_, FrameError>(())
     })
@@ -197,18 +198,21 @@ async fn handle(
     .map_err(|_| FrameError::Protocol("the client did not take its response".into()))?
 }
 
-/// The answer to one request, on a clone of the vault acting for `actor`.
+/// The answer to one request, encoded as the reply type of its call; vault calls run on a clone
+/// of the vault acting for `actor`.
 async fn respond(
     request: Request,
     actor: &str,
     slot: &Slot,
     config: &AgentConfig,
     events: &mpsc::UnboundedSender<Event>,
-) -> Response {
+) -> Result<Zeroizing<Vec<u8>>, FrameError> {
     match request {
-        Request::Ping => Response::Pong { unlocked: slot.lock().await.is_some(), pid: std::process::id() },
-        Request::Unlock { password } => unlock(password, &mut *slot.lock().await, config).await,
-        Request::Lock => {
+        Request::Ping(_) => {
+            encode(&Ok::<_, Failure>(Pong { unlocked: slot.lock().await.is_some(), pid: std::process::id() }))
+        }
+        Request::Unlock(call) => encode(&unlock(call, &mut *slot.lock().await, config).await),
+        Request::Lock(_) => {
             // Keys are wiped before the client hears that they are; requests in flight fail.
             let vault = slot.lock().await.take();
             if let Some(v) = vault
@@ -217,109 +221,47 @@ async fn respond(
                 tracing::warn!("could not record the lock in the audit trail: {e}");
             }
             let _ = events.send(Event::Locked);
-            Response::Done
+            encode(&Ok::<_, Failure>(()))
         }
-        other => {
-            let vault = slot.lock().await.clone();
-            match vault {
-                Some(vault) => match execute(&vault.with_actor(actor), other).await {
-                    // Locked while it ran: the client hears it as locked.
-                    Response::Error { category: tresor::Category::Locked, .. } => Response::Locked,
-                    response => response,
-                },
-                None => Response::Locked,
-            }
-        }
+        Request::Get(call) => encode(&run(call, vault_for(slot, actor).await).await),
+        Request::Set(call) => encode(&run(call, vault_for(slot, actor).await).await),
+        Request::Delete(call) => encode(&run(call, vault_for(slot, actor).await).await),
+        Request::List(call) => encode(&run(call, vault_for(slot, actor).await).await),
+        Request::History(call) => encode(&run(call, vault_for(slot, actor).await).await),
+        Request::GetStatus(call) => encode(&run(call, vault_for(slot, actor).await).await),
+        Request::ReadAudit(call) => encode(&run(call, vault_for(slot, actor).await).await),
+        Request::Verify(call) => encode(&run(call, vault_for(slot, actor).await).await),
+        Request::Export(call) => encode(&run(call, vault_for(slot, actor).await).await),
+        Request::Gc(call) => encode(&run(call, vault_for(slot, actor).await).await),
+        Request::ListEpochs(call) => encode(&run(call, vault_for(slot, actor).await).await),
+        Request::RotateEpoch(call) => encode(&run(call, vault_for(slot, actor).await).await),
+        Request::Reencrypt(call) => encode(&run(call, vault_for(slot, actor).await).await),
+        Request::DestroyEpoch(call) => encode(&run(call, vault_for(slot, actor).await).await),
+        Request::SetRotationPolicy(call) => encode(&run(call, vault_for(slot, actor).await).await),
+        Request::ListKeyslots(call) => encode(&run(call, vault_for(slot, actor).await).await),
+        Request::DeriveIdentity(call) => encode(&run(call, vault_for(slot, actor).await).await),
+        Request::Sign(call) => encode(&run(call, vault_for(slot, actor).await).await),
+        Request::Encrypt(call) => encode(&run(call, vault_for(slot, actor).await).await),
+        Request::StreamKey(call) => encode(&run(call, vault_for(slot, actor).await).await),
+        Request::Decrypt(call) => encode(&run(call, vault_for(slot, actor).await).await),
     }
 }
 
-/// Runs one vault request: the agent's dispatch, also used by the CLI when no agent runs.
-pub async fn execute(vault: &Vault, request: Request) -> Response {
-    let response = match request {
-        Request::Get { path, version } => {
-            vault.get(&path, version).await.map(|v| Response::Value(SecretBuf(v.into_inner())))
-        }
-        Request::Set { items, cas: Some(cas), .. } if items.len() == 1 => {
-            let (path, value) = &items[0];
-            vault.set_cas(path, &value.0, cas).await.map(|v| Response::Versions(vec![v]))
-        }
-        Request::Set { cas: Some(_), .. } => {
-            Err(tresor::Error::Invalid("check-and-set takes exactly one secret".into()))
-        }
-        Request::Set { op: op @ (AuditOp::Set | AuditOp::Import), items, cas: None } => {
-            let borrowed: Vec<(&str, &[u8])> =
-                items.iter().map(|(p, v)| (p.as_str(), v.0.as_slice())).collect();
-            vault.set_many(op, &borrowed).await.map(Response::Versions)
-        }
-        // A client cannot make a write look like another operation in the audit trail.
-        Request::Set { op, .. } => Err(tresor::Error::Invalid(format!("a write cannot be audited as {op}"))),
-        Request::Delete { path } => vault.delete(&path).await.map(|v| Response::Versions(vec![v])),
-        Request::List { prefix } => vault.list(&prefix).await.map(Response::List),
-        Request::History { path } => vault.history(&path).await.map(Response::History),
-        Request::Status => vault.status().await.map(Response::Status),
-        Request::Audit => vault.audit_trail().await.map(Response::Audit),
-        Request::Verify => vault.verify().await.map(Response::Verify),
-        Request::Export => tresor::archive::export(vault).await.map(|a| Response::Archive(SecretBuf::new(a))),
-        Request::Gc { grace_secs, dry_run } => {
-            vault.gc(std::time::Duration::from_secs(grace_secs), dry_run).await.map(Response::Gc)
-        }
-        Request::EpochList => vault.epochs().await.map(Response::Epochs),
-        Request::EpochRotate { reencrypt } => match vault.rotate("manual").await {
-            Ok(rotated) if reencrypt => {
-                vault.reencrypt(&mut |_, _| {}).await.map(|r| Response::Rotated(rotated, Some(r)))
-            }
-            Ok(rotated) => Ok(Response::Rotated(rotated, None)),
-            Err(e) => Err(e),
-        },
-        Request::EpochReencrypt => vault.reencrypt(&mut |_, _| {}).await.map(Response::Reencrypted),
-        Request::EpochDestroy { epoch } => {
-            vault.destroy_epoch(epoch, &mut |_, _| {}).await.map(Response::Destroyed)
-        }
-        Request::EpochPolicy { every_secs } => vault
-            .set_rotation_policy(every_secs.map(std::time::Duration::from_secs))
-            .await
-            .map(|()| Response::Done),
-        Request::KeyslotList => vault.keyslots().await.map(Response::Keyslots),
-        Request::KeyDerive { path, show_private } => match parse_path(&path) {
-            Ok(path) => vault.derive_ed25519(&path, show_private).await.map(|id| Response::Identity {
-                path: id.path,
-                public_key: id.public_key,
-                private: id.private.map(|p| SecretBuf::new([*p.private_key, *p.chain_code].concat())),
-            }),
-            Err(e) => Err(e),
-        },
-        Request::Sign { path, message } => match parse_path(&path) {
-            Ok(path) => vault
-                .sign(&path, &message.0)
-                .await
-                .map(|(sig, public_key)| Response::Signature { signature: sig.to_vec(), public_key }),
-            Err(e) => Err(e),
-        },
-        Request::Encrypt { key, alg, plaintext } => match alg.parse::<tresor_crypto::transit::Algorithm>() {
-            Ok(alg) => vault.encrypt(&key, alg, &plaintext.0).await.map(|ct| Response::Ciphertext(Blob(ct))),
-            Err(_) => Err(tresor::Error::Invalid(format!(
-                "unknown algorithm {alg:?}: use xchacha20-poly1305 or aes256-gcm"
-            ))),
-        },
-        Request::StreamKey { key, alg, salt } => match alg.parse::<tresor_crypto::transit::Algorithm>() {
-            Ok(alg) => {
-                vault.transit_stream_key(&key, alg, salt).await.map(|(salt, key)| Response::StreamKey {
-                    vault_id: vault.vault_id(),
-                    salt,
-                    key: SecretBuf::new(key.expose_secret().to_vec()),
-                })
-            }
-            Err(_) => Err(tresor::Error::Invalid(format!(
-                "unknown algorithm {alg:?}: use xchacha20-poly1305 or aes256-gcm"
-            ))),
-        },
-        Request::Decrypt { key, ciphertext } => vault
-            .decrypt(&ciphertext.0, key.as_deref())
-            .await
-            .map(|v| Response::Value(SecretBuf(v.into_inner()))),
-        Request::Ping | Request::Unlock { .. } | Request::Lock => Ok(Response::Done),
-    };
-    response.unwrap_or_else(|e| Response::error(&e))
+/// A clone of the unlocked vault acting for `actor`. The slot's lock is released before the
+/// call runs (held across the call, it would serialize every client).
+async fn vault_for(slot: &Slot, actor: &str) -> Option<Vault> {
+    let vault = slot.lock().await.clone();
+    vault.map(|v| v.with_actor(actor))
+}
+
+/// Runs a vault call: [`Failure::Locked`] without an unlocked vault, or when it was locked
+/// while the call ran.
+async fn run<C: Serve>(call: C, vault: Option<Vault>) -> Reply<C::Reply> {
+    let Some(vault) = vault else { return Err(Failure::Locked) };
+    call.serve(&vault).await.map_err(|e| match e {
+        tresor::Error::Locked => Failure::Locked,
+        e => Failure::Error(e),
+    })
 }
 
 /// What the first unlock of a vault at a location on this machine says (once), SSH-style.
@@ -331,27 +273,22 @@ pub fn first_use_notice(location: &str, fingerprint: &tresor::fingerprint::Finge
     )
 }
 
-/// A SLIP-0010 path from a request; a bad one is invalid input.
-fn parse_path(text: &str) -> tresor::Result<tresor_crypto::slip10::DerivationPath> {
-    text.parse().map_err(|e: tresor_crypto::slip10::PathError| tresor::Error::Invalid(e.to_string()))
-}
-
-async fn unlock(password: SecretBuf, slot: &mut Option<Vault>, config: &AgentConfig) -> Response {
-    let Ok(text) = String::from_utf8(password.0.to_vec()) else {
-        return Response::error(&tresor::Error::AuthFailed);
-    };
+async fn unlock(call: Unlock, slot: &mut Option<Vault>, config: &AgentConfig) -> Reply<Unlocked> {
+    let fail = |e: tresor::Error| Err(Failure::Error(e));
+    let SecretBuf(bytes) = call.password;
+    let Ok(text) = String::from_utf8(bytes.to_vec()) else { return fail(tresor::Error::AuthFailed) };
     let password = Password::from(text);
     // Already unlocked: the password is still checked (a wrong one is a failed attempt), so
     // `unlock` never answers success to a password that does not open the vault.
     if let Some(vault) = slot.as_mut() {
         return match vault.verify_password(&password).await {
-            Ok(()) => Response::Unlocked { failed_attempts: Vec::new(), warnings: Vec::new() },
-            Err(e) => Response::error(&e),
+            Ok(()) => Ok(Unlocked { failed_attempts: Vec::new(), warnings: Vec::new() }),
+            Err(e) => fail(e),
         };
     }
     let store = match tresor_backend::open(&config.location, false, &config.backend).await {
         Ok(s) => s,
-        Err(e) => return Response::error(&e),
+        Err(e) => return fail(e),
     };
     match Vault::unlock(store, &password, (config.options)()).await {
         Ok(v) => {
@@ -361,8 +298,8 @@ async fn unlock(password: SecretBuf, slot: &mut Option<Vault>, config: &AgentCon
                 warnings.push(first_use_notice(v.store().location(), &v.fingerprint()));
             }
             *slot = Some(v);
-            Response::Unlocked { failed_attempts, warnings }
+            Ok(Unlocked { failed_attempts, warnings })
         }
-        Err(e) => Response::error(&e),
+        Err(e) => fail(e),
     }
 }

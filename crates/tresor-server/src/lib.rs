@@ -2,14 +2,15 @@
 //!
 //! The agent is a per-user process listening on a Unix socket (mode 0600, in a 0700 directory;
 //! the peer's uid is checked on every connection). It holds the unlocked [`tresor::Vault`] — keys
-//! in locked pages — and serves the CLI's requests ([`protocol`]) one at a time. It disables core
+//! in locked pages — and serves the CLI's calls (the protocol is `tresor-wire`), each connection
+//! in a task of its own on the shared handle; [`serve`] says what each call does. It disables core
 //! dumps and ptrace ([`harden`]), locks after an idle timeout, and wipes every key on `lock`.
 //! A later issue grows this crate into the HTTP server.
 #![deny(missing_docs)]
 
 pub mod agent;
-pub mod client;
 pub mod harden;
-pub mod protocol;
+pub mod serve;
 
-pub use agent::{AgentConfig, bind, execute, serve};
+pub use agent::{AgentConfig, bind};
+pub use serve::Serve;

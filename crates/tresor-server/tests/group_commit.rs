@@ -6,8 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tresor::{Category, KdfParams, Options, Password, Store, Vault};
-use tresor_server::protocol::{Request, Response, SecretBuf};
-use tresor_server::{AgentConfig, bind, client, serve};
+use tresor_server::agent::serve;
+use tresor_server::{AgentConfig, bind};
+use tresor_wire::{Call, Failure, GetStatus, Lock, Reply, SecretBuf, Set, Unlock, Verify, client};
 
 const PASSWORD: &str = "correct horse battery staple";
 
@@ -17,12 +18,21 @@ fn opts(trust: &Path) -> Options {
     o
 }
 
-fn ask(socket: &Path, req: &Request) -> Response {
-    client::request(socket, req, Duration::from_secs(120)).unwrap().unwrap()
+fn ask<C: Call>(socket: &Path, call: &C) -> Reply<C::Reply> {
+    client::call(socket, call, Duration::from_secs(120)).unwrap().unwrap()
 }
 
-fn set(path: &str, value: &[u8]) -> Request {
-    Request::Set {
+/// [`ask`] for a call that must succeed.
+fn ok<C: Call>(socket: &Path, call: &C) -> C::Reply {
+    match ask(socket, call) {
+        Ok(reply) => reply,
+        Err(Failure::Error(e)) => panic!("the call failed: {e}"),
+        Err(Failure::Locked) => panic!("the agent is locked"),
+    }
+}
+
+fn set(path: &str, value: &[u8]) -> Set {
+    Set {
         op: tresor::model::AuditOp::Set,
         items: vec![(path.to_string(), SecretBuf::new(value.to_vec()))],
         cas: None,
@@ -61,10 +71,7 @@ fn start_agent() -> Agent {
         idle: Duration::from_secs(600),
     };
     runtime.spawn(serve(listener, config));
-    match ask(&socket, &Request::Unlock { password: SecretBuf::new(PASSWORD.as_bytes().to_vec()) }) {
-        Response::Unlocked { .. } => {}
-        _ => panic!("unlock failed"),
-    }
+    ok(&socket, &Unlock { password: SecretBuf::new(PASSWORD.as_bytes().to_vec()) });
     Agent { _tmp: tmp, socket, location, trust, runtime }
 }
 
@@ -74,7 +81,7 @@ fn concurrent_sets_share_commits_and_each_gets_its_own_answer() {
     const THREADS: usize = 16;
     const PER_THREAD: usize = 25;
     let socket = agent.socket.clone();
-    let answers: Vec<Vec<(String, Response)>> = std::thread::scope(|scope| {
+    let answers: Vec<Vec<(String, Reply<Vec<u64>>)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..THREADS)
             .map(|t| {
                 let socket = socket.clone();
@@ -99,30 +106,24 @@ fn concurrent_sets_share_commits_and_each_gets_its_own_answer() {
     let mut shared_versions = Vec::new();
     for (path, answer) in answers.iter().flatten() {
         match (path.as_str(), answer) {
-            (p, Response::Error { category, .. }) if p.starts_with("bad//") => {
-                assert_eq!(*category, Category::Invalid, "{p}")
+            (p, Err(Failure::Error(e))) if p.starts_with("bad//") => {
+                assert_eq!(e.category(), Category::Invalid, "{p}")
             }
-            ("shared/counter", Response::Versions(v)) => shared_versions.extend(v.iter().copied()),
-            (p, Response::Versions(v)) => assert_eq!(v, &[1], "{p}"),
+            ("shared/counter", Ok(v)) => shared_versions.extend(v.iter().copied()),
+            (p, Ok(v)) => assert_eq!(v, &[1], "{p}"),
             (p, _) => panic!("unexpected answer for {p}"),
         }
     }
     // The shared secret: one version per writer, each number handed out once.
     shared_versions.sort_unstable();
     assert_eq!(shared_versions, (1..=THREADS as u64).collect::<Vec<_>>());
-    let status = match ask(&agent.socket, &Request::Status) {
-        Response::Status(s) => s,
-        _ => panic!("no status"),
-    };
+    let status = ok(&agent.socket, &GetStatus);
     let writes = THREADS * (PER_THREAD - 1);
     assert_eq!(status.secrets, THREADS * (PER_THREAD - 2) + 1);
     // Fewer commits than writes: requests that arrived together were committed together.
     assert!((status.commits as usize) < writes, "{} commits for {writes} writes", status.commits);
-    match ask(&agent.socket, &Request::Verify) {
-        Response::Verify(_) => {}
-        _ => panic!("verify failed"),
-    }
-    ask(&agent.socket, &Request::Lock);
+    ok(&agent.socket, &Verify);
+    ok(&agent.socket, &Lock);
     // Everything is there for a fresh reader, with the value its writer sent.
     agent.runtime.block_on(async {
         let store = Store::open(&agent.location, false).unwrap();
@@ -148,21 +149,17 @@ fn concurrent_sets_share_commits_and_each_gets_its_own_answer() {
 #[test]
 fn regression_unlock_on_an_unlocked_agent_checks_the_password() {
     let agent = start_agent();
-    let unlock =
-        |pw: &str| ask(&agent.socket, &Request::Unlock { password: SecretBuf::new(pw.as_bytes().to_vec()) });
+    let unlock = |pw: &str| ask(&agent.socket, &Unlock { password: SecretBuf::new(pw.as_bytes().to_vec()) });
     match unlock("not the password at all") {
-        Response::Error { category, .. } => assert_eq!(category, Category::Auth),
+        Err(Failure::Error(e)) => assert!(matches!(e, tresor::Error::AuthFailed), "{e}"),
         _ => panic!("a wrong password was accepted by an unlocked agent"),
     }
-    assert!(matches!(unlock(PASSWORD), Response::Unlocked { .. }));
+    assert!(unlock(PASSWORD).is_ok());
     // The wrong attempt waits, on this machine, to be reported and audited at the next unlock.
-    let status = match ask(&agent.socket, &Request::Status) {
-        Response::Status(s) => s,
-        _ => panic!("no status"),
-    };
+    let status = ok(&agent.socket, &GetStatus);
     let mut id = [0u8; 16];
     hex::decode_to_slice(&status.vault_id, &mut id).unwrap();
     let failed = tresor::trust::TrustStore::new(&agent.trust).failed_attempts(&id, &status.location).unwrap();
     assert_eq!(failed.len(), 1);
-    ask(&agent.socket, &Request::Lock);
+    ok(&agent.socket, &Lock);
 }

@@ -1,6 +1,8 @@
 //! Concurrent reads on one shared handle: reads/s with 1, 2, 4 and 16 tasks on a runtime with one
 //! worker per core, every read audited, on a real vault directory under `TMPDIR`. Prints each
-//! figure and its ratio to one task (on a 2-core machine, 2 tasks should reach ≥ 1.8×).
+//! figure and its ratio to one task (on a 2-core machine, 2 tasks should reach ≥ 1.8×); then two
+//! handles on the one store (two servers on one bucket), sharing one audit lane and with a lane
+//! each.
 //! `cargo bench -p tresor --bench concurrent_reads`; `TRESOR_BENCH_READS` sets the reads per run
 //! (default 40,000).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // A benchmark that cannot run should stop loudly.
@@ -73,6 +75,40 @@ fn main() {
             rate / single,
             (reads / tasks * tasks) as f64 / entries.max(1) as f64,
         );
+    }
+    // Two handles on one store, as two servers on one bucket, 8 readers each: appending to one
+    // audit lane (the same machine's trust state) and each to its own lane (two machines).
+    let password = Password::from("benchmark password, not a secret".to_string());
+    for (label, trust) in
+        [("one shared lane", tmp.path().join("trust")), ("a lane each", tmp.path().join("trust-b"))]
+    {
+        let mut opts = Options::new(&trust, "bench");
+        opts.kdf = KdfParams::MINIMUM;
+        let second =
+            runtime.block_on(Vault::unlock(Store::open(&location, false).unwrap(), &password, opts)).unwrap();
+        let start = Instant::now();
+        runtime.block_on(async {
+            let handles: Vec<_> = (0..16usize)
+                .map(|t| {
+                    let v = if t % 2 == 0 { vault.clone() } else { second.clone() };
+                    tokio::spawn(async move {
+                        for i in 0..reads / 16 {
+                            let path = format!("app/secret-{:04}", (t * 7919 + i * 31) % SECRETS);
+                            assert_eq!(v.get(&path, None).await.unwrap().len(), 64);
+                        }
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.await.unwrap();
+            }
+        });
+        let rate = (reads / 16 * 16) as f64 / start.elapsed().as_secs_f64();
+        println!(
+            "concurrent-reads: two handles on one store, 8 tasks each, {label}: {rate:.0} reads/s ({:.2}x one task)",
+            rate / single
+        );
+        runtime.block_on(second.lock("benchmark done")).unwrap();
     }
     runtime.block_on(vault.lock("benchmark done")).unwrap();
 }

@@ -62,7 +62,7 @@ pub(crate) async fn export_engine(vault: &mut Engine) -> Result<Vec<u8>> {
         out.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
         out.extend_from_slice(bytes);
     }
-    let key = derive_key(vault.root(), &vault.vault_id(), Purpose::ExportMac);
+    let key = derive_key(vault.root().key(), &vault.vault_id(), Purpose::ExportMac);
     let tag = mac(&key, &[&out]);
     out.extend_from_slice(&tag);
     Ok(out)
@@ -117,7 +117,7 @@ pub async fn import(store: Store, bytes: &[u8], password: &Password, opts: Optio
         return Err(bad("holds a key file of another vault"));
     }
     let (root, _) = keyfile.unlock(password, None)?;
-    let key = derive_key(&root, &archive.vault_id, Purpose::ExportMac);
+    let key = derive_key(root.key(), &archive.vault_id, Purpose::ExportMac);
     if !verify_mac(&key, &[&bytes[..archive.body_len]], &archive.mac) {
         return Err(bad("does not authenticate: it was changed, truncated or extended"));
     }
@@ -139,7 +139,7 @@ pub async fn import(store: Store, bytes: &[u8], password: &Password, opts: Optio
             Err(e) => Err(e.to_string()),
         };
         if let Err(why) = written {
-            return Err(Error::Store(format!(
+            return Err(Error::store(format!(
                 "import stopped after {done} of {count} objects ({why}); the location holds no usable \
                  vault: empty {} and import again",
                 store.location()

@@ -9,7 +9,9 @@
 //! only if absent, so concurrent writers are linearized by the store.
 
 use crate::error::{Error, ObjectKind, Result};
-use crate::layout;
+use crate::layout::{self, AuditLane};
+use crate::roles::RootKey;
+use std::sync::Arc;
 use tresor_crypto::envelope::{Context, open, seal};
 use tresor_crypto::{Key, Purpose, SecretBytes, derive_key, mac};
 
@@ -27,62 +29,85 @@ pub const GENESIS: Link = [0; 32];
 pub enum LogKind {
     /// The commit log.
     Commit,
-    /// The audit trail.
-    Audit,
+    /// One lane of the audit trail.
+    Audit(AuditLane),
 }
 
 impl LogKind {
     fn id(self) -> u8 {
         match self {
             LogKind::Commit => 1,
-            LogKind::Audit => 2,
+            LogKind::Audit(_) => 2,
         }
     }
     /// The kind of object its entries are.
     pub fn object_kind(self) -> ObjectKind {
         match self {
             LogKind::Commit => ObjectKind::Commit,
-            LogKind::Audit => ObjectKind::AuditRecord,
+            LogKind::Audit(_) => ObjectKind::AuditRecord,
         }
     }
     /// The store prefix of its entries.
-    pub fn dir(self) -> &'static str {
+    pub fn dir(self) -> String {
         match self {
-            LogKind::Commit => layout::LOG_DIR,
-            LogKind::Audit => layout::AUDIT_DIR,
+            LogKind::Commit => layout::LOG_DIR.to_string(),
+            LogKind::Audit(lane) => lane.dir(),
         }
     }
     /// The name of entry `seq`.
     pub fn name(self, seq: u64) -> String {
         match self {
             LogKind::Commit => layout::commit(seq),
-            LogKind::Audit => layout::audit(seq),
+            LogKind::Audit(lane) => lane.entry(seq),
         }
     }
     fn role(self) -> &'static str {
         match self {
             LogKind::Commit => "commit",
-            LogKind::Audit => "audit",
+            LogKind::Audit(_) => "audit",
         }
     }
 }
 
-/// The keys of one log.
+/// The keys of one log (shared by the lanes of the audit trail: see [`Chain::lane`]).
 pub struct Chain {
     kind: LogKind,
-    seal: Key,
-    link: Key,
+    seal: Arc<Key>,
+    link: Arc<Key>,
     vault_id: [u8; 16],
 }
 
 impl Chain {
     /// The chain of `kind` for a vault, with keys derived from its root secret.
-    pub fn new(kind: LogKind, root: &Key, vault_id: [u8; 16]) -> Chain {
+    pub fn new(kind: LogKind, root: &RootKey, vault_id: [u8; 16]) -> Chain {
         let (s, l) = match kind {
             LogKind::Commit => (Purpose::LogSeal, Purpose::LogChain),
-            LogKind::Audit => (Purpose::AuditSeal, Purpose::AuditChain),
+            LogKind::Audit(_) => (Purpose::AuditSeal, Purpose::AuditChain),
         };
-        Chain { kind, seal: derive_key(root, &vault_id, s), link: derive_key(root, &vault_id, l), vault_id }
+        let (seal, link) =
+            (Arc::new(derive_key(root.key(), &vault_id, s)), Arc::new(derive_key(root.key(), &vault_id, l)));
+        Chain { kind, seal, link, vault_id }
+    }
+
+    /// The chain of another lane of the same audit trail (the same keys). An entry names its
+    /// lane in its associated data and each lane starts from its own [`Chain::origin`], so no
+    /// entry, and no run of entries, opens in another lane.
+    pub fn lane(&self, lane: AuditLane) -> Chain {
+        Chain {
+            kind: LogKind::Audit(lane),
+            seal: self.seal.clone(),
+            link: self.link.clone(),
+            vault_id: self.vault_id,
+        }
+    }
+
+    /// The link entry 1 carries: [`GENESIS`] for the commit log and the main audit lane, a MAC of
+    /// the lane's id for any other lane.
+    pub fn origin(&self) -> Link {
+        match self.kind {
+            LogKind::Audit(AuditLane::Named(id)) => mac(&self.link, &[b"tresor audit lane origin", &id]),
+            _ => GENESIS,
+        }
     }
 
     /// Which log this is.
@@ -164,8 +189,8 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    fn chain(kind: LogKind) -> (Chain, Key) {
-        let root = Key::generate().unwrap();
+    fn chain(kind: LogKind) -> (Chain, RootKey) {
+        let root = RootKey::generate().unwrap();
         (Chain::new(kind, &root, [1; 16]), root)
     }
 
@@ -189,17 +214,35 @@ mod tests {
         assert!(matches!(c.open(2, &c.link(&e1b), &e2), Err(Error::Integrity { .. })));
         assert!(matches!(c.open(2, &c.link(&e1), &e1), Err(Error::Integrity { .. })));
         // The audit chain of the same vault cannot open a commit, nor can another vault.
-        let audit = Chain::new(LogKind::Audit, &root, [1; 16]);
+        let audit = Chain::new(LogKind::Audit(AuditLane::Main), &root, [1; 16]);
         assert!(audit.open(1, &GENESIS, &e1).is_err());
         let other = Chain::new(LogKind::Commit, &root, [2; 16]);
         assert!(other.open(1, &GENESIS, &e1).is_err());
+    }
+
+    #[test]
+    fn lanes_do_not_open_each_others_entries() {
+        let (main, _) = chain(LogKind::Audit(AuditLane::Main));
+        let (a, b) = (main.lane(AuditLane::Named([1; 8])), main.lane(AuditLane::Named([2; 8])));
+        assert_eq!(main.origin(), GENESIS);
+        assert_ne!(a.origin(), b.origin());
+        assert_ne!(a.origin(), GENESIS);
+        let e1 = a.seal(1, &a.origin(), b"one").unwrap();
+        assert_eq!(a.open(1, &a.origin(), &e1).unwrap().as_slice(), b"one");
+        // The same bytes under another lane's name, at its start or chained as in lane a.
+        assert!(matches!(b.open(1, &b.origin(), &e1), Err(Error::Integrity { .. })));
+        assert!(matches!(b.open(1, &a.origin(), &e1), Err(Error::Integrity { .. })));
+        assert!(matches!(main.open(1, &a.origin(), &e1), Err(Error::Integrity { .. })));
+        // A whole lane copied under another id: its first entry does not start that lane.
+        let e1_main = main.seal(1, &GENESIS, b"one").unwrap();
+        assert!(a.open(1, &a.origin(), &e1_main).is_err());
     }
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
         fn fail_any_byte_flip(body in proptest::collection::vec(any::<u8>(), 0..400), pos in any::<usize>(), bit in 0u8..8) {
-            let (c, _) = chain(LogKind::Audit);
+            let (c, _) = chain(LogKind::Audit(AuditLane::Main));
             let mut e = c.seal(7, &[5; 32], &body).unwrap();
             let opened = c.open(7, &[5; 32], &e).unwrap();
             prop_assert_eq!(opened.as_slice(), body.as_slice());

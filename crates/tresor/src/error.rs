@@ -1,13 +1,23 @@
 //! The core library's error type: one variant per thing a user must be told apart.
 //!
 //! No variant carries a secret: paths of secrets appear only in errors returned to the unlocked
-//! caller that named them, never in store-facing or log output.
+//! caller that named them, never in store-facing or log output. Messages say what happened, never
+//! what to type next: advice belongs to the front end (the CLI's hints, the server's error
+//! mapping), which matches on the variant. Errors are `Serialize`, so the agent protocol carries
+//! them typed (a store error without its source: that stays in the process it happened in).
+//!
+//! Writes: every error from a write means **nothing was written** that any reader will see (at
+//! most unreferenced objects that `gc` removes), except [`Error::Indeterminate`], the one error
+//! that says the commit may have landed.
 
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Kinds of stored objects, named in integrity, rollback and fork errors.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum ObjectKind {
     /// The key file (password slots wrapping the root secret).
@@ -43,12 +53,45 @@ impl fmt::Display for ObjectKind {
     }
 }
 
+/// A failure of the store itself (I/O, network, permissions, a full disk): what failed, in words
+/// that name no credential, and the store's own error as the [source](std::error::Error::source)
+/// when there is one.
+#[derive(Clone, Debug, thiserror::Error, Serialize, Deserialize)]
+#[error("{message}")]
+pub struct StoreError {
+    message: String,
+    /// Not sent over the agent protocol: the message says what the client needs.
+    #[source]
+    #[serde(skip)]
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreError {
+    /// A store failure described by `message` alone.
+    pub fn new(message: impl Into<String>) -> StoreError {
+        StoreError { message: message.into(), source: None }
+    }
+
+    /// A store failure described by `message`, caused by `source`.
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> StoreError {
+        StoreError { message: message.into(), source: Some(Arc::new(source)) }
+    }
+
+    /// What failed.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
 /// Everything the core library can fail with.
-#[derive(Clone, Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error, Serialize, Deserialize)]
 #[non_exhaustive]
 pub enum Error {
     /// Nothing that looks like a vault at the location.
-    #[error("no vault at {location}; create one with `tresor init`")]
+    #[error("no vault at {location}")]
     NoVault {
         /// Where we looked.
         location: String,
@@ -56,8 +99,8 @@ pub enum Error {
     /// Objects but no key file: an `init` that stopped before writing the key file (its last
     /// step), or data that is not a vault.
     #[error(
-        "{location} holds objects but no key file: an interrupted `tresor init` (nothing there can be \
-         opened), or data that is not a vault; remove it, then run `tresor init` again"
+        "{location} holds objects but no key file: an interrupted init (nothing there can be opened), or data \
+         that is not a vault"
     )]
     InterruptedInit {
         /// The location.
@@ -115,9 +158,7 @@ pub enum Error {
     /// The location holds another vault than the one this machine pinned there (a swapped
     /// directory or prefix), or than the fingerprint the caller expects. Nothing was read.
     #[error(
-        "another vault is at {location}: this machine knows vault {pinned} there, the store serves vault {served}; \
-         if the location really holds another vault now, re-trust it with `tresor trust forget` \
-         (or `tresor trust FINGERPRINT`)"
+        "another vault is at {location}: this machine knows vault {pinned} there, the store serves vault {served}"
     )]
     VaultChanged {
         /// The location.
@@ -130,8 +171,8 @@ pub enum Error {
     /// Something that is not a tresor object sits where tresor needs one (a symbolic link, a
     /// FIFO, a device, a file where a directory belongs). Never followed, opened or deleted.
     #[error(
-        "foreign entry in the vault directory: {name} is a {what}, not a regular file or directory; \
-         tresor never follows, opens or deletes such entries (`tresor doctor` lists them: remove them by hand)"
+        "foreign entry in the vault directory: {name} is a {what}, not a regular file or directory; such entries \
+         are never followed, opened or deleted"
     )]
     Foreign {
         /// Its name relative to the vault directory.
@@ -143,8 +184,7 @@ pub enum Error {
     /// must be pinned before this machine trusts it. Nothing was read.
     #[error(
         "the vault at {location} was re-keyed since this machine last opened it (root era {served}, this \
-         machine knows era {pinned}): compare its new fingerprint (`tresor status` where it was re-keyed) \
-         and pin it with `tresor trust FINGERPRINT`"
+         machine knows era {pinned}): its new fingerprint is not pinned here"
     )]
     Rekeyed {
         /// The location.
@@ -156,17 +196,26 @@ pub enum Error {
     },
     /// This root era was fenced by a re-key: it takes no more writes.
     #[error(
-        "the vault is being re-keyed (root era {next} was started): it takes no writes until the re-key \
-         finishes; if it was interrupted, run `tresor rekey` again (or `tresor rekey --abort`)"
+        "the vault is being re-keyed (root era {next} was started): it takes no writes until the re-key finishes \
+         or is aborted"
     )]
     Fenced {
         /// The era the re-key is making.
         next: u32,
     },
+    /// Another re-key to root era `next` wrote within its lease: it may still be running.
+    #[error("a re-key to root era {next} may still be running (its last write was {quiet_s}s ago)")]
+    RekeyRunning {
+        /// The era it is making.
+        next: u32,
+        /// Seconds since its last write.
+        quiet_s: u64,
+        /// Seconds until its lease runs out.
+        wait_s: u64,
+    },
     /// The vault was re-keyed while this handle was open: its root and keys are the old ones.
     #[error(
-        "the vault was re-keyed meanwhile (root era {era} is current): lock and unlock again with its password \
-         (`tresor lock`, then `tresor unlock`)"
+        "the vault was re-keyed meanwhile (root era {era} is current): this handle holds the replaced root"
     )]
     Superseded {
         /// The era now current.
@@ -179,7 +228,7 @@ pub enum Error {
         path: String,
     },
     /// The secret's latest version was deleted.
-    #[error("{path} was deleted (version {version}); `tresor history {path}` lists older versions")]
+    #[error("{path} was deleted (version {version})")]
     Deleted {
         /// The path.
         path: String,
@@ -196,7 +245,7 @@ pub enum Error {
     },
     /// A secret path that breaks the path rules.
     #[error("invalid secret path: {0}")]
-    InvalidPath(&'static str),
+    InvalidPath(Cow<'static, str>),
     /// A value over the configured limit.
     #[error("value too large: {size} bytes (the limit is {limit} bytes)")]
     TooLarge {
@@ -207,13 +256,18 @@ pub enum Error {
     },
     /// A password that breaks the password rules.
     #[error("password rejected: {0}")]
-    PasswordRule(&'static str),
+    PasswordRule(Cow<'static, str>),
     /// Another writer got there first, and retrying did not help.
     #[error("write conflict: {0}")]
     Conflict(String),
     /// The store failed (I/O, network, permissions, full disk).
     #[error("store error: {0}")]
-    Store(String),
+    Store(#[source] StoreError),
+    /// The store failed after a commit was sent, and whether it landed could not be read back:
+    /// the write may or may not be there. The only write error that does not mean "nothing was
+    /// written"; reading the secret's history tells.
+    #[error("the write's outcome is unknown (it may have been committed): {0}")]
+    Indeterminate(Box<Error>),
     /// The store lacks a capability tresor needs.
     #[error("the store cannot be used: {0}")]
     Unsupported(String),
@@ -266,6 +320,8 @@ pub enum Category {
     Other,
     /// The vault was locked while the request was in flight.
     Locked,
+    /// A write whose commit may or may not have landed.
+    Indeterminate,
 }
 
 impl Error {
@@ -280,7 +336,9 @@ impl Error {
                 Category::Integrity
             }
             Error::VaultChanged { .. } | Error::Rekeyed { .. } => Category::Identity,
-            Error::Fenced { .. } | Error::Superseded { .. } => Category::Conflict,
+            Error::Fenced { .. } | Error::Superseded { .. } | Error::RekeyRunning { .. } => {
+                Category::Conflict
+            }
             Error::Conflict(_) => Category::Conflict,
             Error::InvalidPath(_) | Error::TooLarge { .. } | Error::PasswordRule(_) | Error::Invalid(_) => {
                 Category::Invalid
@@ -292,7 +350,13 @@ impl Error {
             Error::Unsupported(_) => Category::Unsupported,
             Error::Store(_) | Error::LocalState { .. } | Error::Random => Category::Other,
             Error::Locked => Category::Locked,
+            Error::Indeterminate(_) => Category::Indeterminate,
         }
+    }
+
+    /// A store failure described by `message` alone.
+    pub fn store(message: impl Into<String>) -> Self {
+        Error::Store(StoreError::new(message))
     }
 
     pub(crate) fn integrity(kind: ObjectKind, object: &str, detail: impl Into<String>) -> Self {

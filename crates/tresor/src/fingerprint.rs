@@ -9,8 +9,9 @@
 //! reads anything more (see `vault.rs`): a forged key file whose slot a guessed password opens
 //! fails exactly like a wrong password.
 
+use crate::roles::RootKey;
 use subtle::ConstantTimeEq;
-use tresor_crypto::{Key, Purpose, derive_key, mac};
+use tresor_crypto::{Purpose, derive_key, mac};
 
 /// Bytes of a fingerprint.
 pub const FINGERPRINT_LEN: usize = 16;
@@ -21,8 +22,8 @@ pub struct Fingerprint([u8; FINGERPRINT_LEN]);
 
 impl Fingerprint {
     /// The fingerprint of `root` in the vault `vault_id`.
-    pub fn of(root: &Key, vault_id: &[u8; 16]) -> Fingerprint {
-        let key = derive_key(root, vault_id, Purpose::Fingerprint);
+    pub fn of(root: &RootKey, vault_id: &[u8; 16]) -> Fingerprint {
+        let key = derive_key(root.key(), vault_id, Purpose::Fingerprint);
         let full = mac(&key, &[b"tresor vault fingerprint", vault_id]);
         let mut out = [0u8; FINGERPRINT_LEN];
         out.copy_from_slice(&full[..FINGERPRINT_LEN]);
@@ -30,7 +31,7 @@ impl Fingerprint {
     }
 
     /// Whether `root` has this fingerprint (compared in constant time).
-    pub fn matches(&self, root: &Key, vault_id: &[u8; 16]) -> bool {
+    pub fn matches(&self, root: &RootKey, vault_id: &[u8; 16]) -> bool {
         Fingerprint::of(root, vault_id).0.ct_eq(&self.0).into()
     }
 
@@ -63,7 +64,7 @@ impl std::str::FromStr for Fingerprint {
         match hex::decode_to_slice(digits.to_ascii_lowercase(), &mut out) {
             Ok(()) => Ok(Fingerprint(out)),
             Err(_) => Err(format!(
-                "not a vault fingerprint: expected {} hex digits (as `tresor status` shows them, e.g. 3f9a-21bc-...)",
+                "not a vault fingerprint: expected {} hex digits (as a vault's status shows them, e.g. 3f9a-21bc-...)",
                 FINGERPRINT_LEN * 2
             )),
         }
@@ -76,7 +77,7 @@ mod tests {
 
     #[test]
     fn shown_parsed_and_bound_to_root_and_vault() {
-        let root = Key::generate().unwrap();
+        let root = RootKey::generate().unwrap();
         let fp = Fingerprint::of(&root, &[1; 16]);
         let shown = fp.to_string();
         assert_eq!(shown.len(), 39);
@@ -84,7 +85,7 @@ mod tests {
         assert_eq!(shown.to_uppercase().replace('-', " ").parse::<Fingerprint>().unwrap(), fp);
         assert!(fp.matches(&root, &[1; 16]));
         assert!(!fp.matches(&root, &[2; 16]), "another vault id");
-        assert!(!fp.matches(&Key::generate().unwrap(), &[1; 16]), "another root");
+        assert!(!fp.matches(&RootKey::generate().unwrap(), &[1; 16]), "another root");
     }
 
     #[test]

@@ -11,9 +11,10 @@
 //! every failure is [`Error::AuthFailed`].
 
 use crate::error::{Error, Result};
+use crate::roles::RootKey;
 use tresor_crypto::kdf::SALT_LEN;
 use tresor_crypto::wrap::{WRAPPED_LEN, unwrap_key, wrap_key};
-use tresor_crypto::{KdfParams, Key, Password, Purpose, derive_kek, derive_key, mac, verify_mac};
+use tresor_crypto::{KdfParams, Password, Purpose, derive_kek, derive_key, mac, verify_mac};
 
 const MAGIC: &[u8; 8] = b"TRSRKEY1";
 const HEADER_LEN: usize = 8 + 16 + 8 + 1;
@@ -89,7 +90,7 @@ impl KeyFile {
     pub fn new(
         vault_id: [u8; 16],
         generation: u64,
-        root: &Key,
+        root: &RootKey,
         password: &Password,
         params: KdfParams,
     ) -> Result<KeyFile> {
@@ -103,7 +104,7 @@ impl KeyFile {
     /// `index` (the one that was unlocked) is replaced, every other slot kept.
     pub fn with_new_password(
         &self,
-        root: &Key,
+        root: &RootKey,
         index: usize,
         password: &Password,
         params: KdfParams,
@@ -117,7 +118,12 @@ impl KeyFile {
     }
 
     /// Generation + 1 with one more password slot (it is the last one).
-    pub fn with_added_password(&self, root: &Key, password: &Password, params: KdfParams) -> Result<KeyFile> {
+    pub fn with_added_password(
+        &self,
+        root: &RootKey,
+        password: &Password,
+        params: KdfParams,
+    ) -> Result<KeyFile> {
         if self.slots.len() >= MAX_SLOTS {
             return Err(Error::Invalid(format!(
                 "the key file already holds {MAX_SLOTS} slots, the most it may; remove one first"
@@ -130,17 +136,17 @@ impl KeyFile {
 
     /// Generation + 1 without slot `index`. The last password slot is never removed: without it
     /// only the recovery phrase would open the vault.
-    pub fn without_slot(&self, root: &Key, index: usize) -> Result<KeyFile> {
+    pub fn without_slot(&self, root: &RootKey, index: usize) -> Result<KeyFile> {
         if index >= self.slots.len() {
             return Err(Error::Invalid(format!(
-                "there is no slot {index}; `tresor keyslot list` shows slots 0 to {}",
+                "there is no slot {index}; the slots are 0 to {}",
                 self.slots.len() - 1
             )));
         }
         let passwords = self.slots.iter().filter(|s| s.kind == SlotKind::Password).count();
         if self.slots[index].kind == SlotKind::Password && passwords <= 1 {
             return Err(Error::Invalid(format!(
-                "slot {index} holds the vault's last password: add another first (`tresor keyslot add`)"
+                "slot {index} holds the vault's last password: add another first"
             )));
         }
         let mut slots = self.slots.clone();
@@ -149,14 +155,19 @@ impl KeyFile {
     }
 
     /// Generation + 1 holding just one password slot: what a recovery with nothing kept writes.
-    pub fn with_only_password(&self, root: &Key, password: &Password, params: KdfParams) -> Result<KeyFile> {
+    pub fn with_only_password(
+        &self,
+        root: &RootKey,
+        password: &Password,
+        params: KdfParams,
+    ) -> Result<KeyFile> {
         KeyFile::new(self.vault_id, self.generation + 1, root, password, params)
     }
 
     /// Whether `root` is this key file's root secret: it keys the file's MAC. This is how a
     /// recovery phrase is checked against the vault before anything is written.
-    pub fn opens_with_root(&self, root: &Key) -> bool {
-        let mac_key = derive_key(root, &self.vault_id, Purpose::KeyFileMac);
+    pub fn opens_with_root(&self, root: &RootKey) -> bool {
+        let mac_key = derive_key(root.key(), &self.vault_id, Purpose::KeyFileMac);
         verify_mac(&mac_key, &[&self.body()], &self.mac)
     }
 
@@ -173,7 +184,7 @@ impl KeyFile {
         params.reduce(|a, b| KdfParams { m_kib: a.m_kib.min(b.m_kib), t: a.t.min(b.t), p: a.p.min(b.p) })
     }
 
-    fn next(&self, root: &Key, slots: Vec<Slot>) -> KeyFile {
+    fn next(&self, root: &RootKey, slots: Vec<Slot>) -> KeyFile {
         let mut kf =
             KeyFile { vault_id: self.vault_id, generation: self.generation + 1, slots, mac: [0; MAC_LEN] };
         kf.seal_mac(root);
@@ -193,8 +204,8 @@ impl KeyFile {
         out
     }
 
-    fn seal_mac(&mut self, root: &Key) {
-        let key = derive_key(root, &self.vault_id, Purpose::KeyFileMac);
+    fn seal_mac(&mut self, root: &RootKey) {
+        let key = derive_key(root.key(), &self.vault_id, Purpose::KeyFileMac);
         self.mac = mac(&key, &[&self.body()]);
     }
 
@@ -243,7 +254,7 @@ impl KeyFile {
     ///
     /// Slot parameters are checked against the floor and ceiling, and against `pinned` (the
     /// parameters of this machine's last successful unlock), before Argon2 runs.
-    pub fn unlock(&self, password: &Password, pinned: Option<&KdfParams>) -> Result<(Key, KdfParams)> {
+    pub fn unlock(&self, password: &Password, pinned: Option<&KdfParams>) -> Result<(RootKey, KdfParams)> {
         self.unlock_slot(password, pinned).map(|(root, params, _)| (root, params))
     }
 
@@ -252,7 +263,7 @@ impl KeyFile {
         &self,
         password: &Password,
         pinned: Option<&KdfParams>,
-    ) -> Result<(Key, KdfParams, usize)> {
+    ) -> Result<(RootKey, KdfParams, usize)> {
         match self.open_slot(password, pinned, &|_| true) {
             SlotOpen::Opened(root, params, index) => Ok((root, params, index)),
             SlotOpen::WrongPassword | SlotOpen::Refused => Err(Error::AuthFailed),
@@ -268,7 +279,7 @@ impl KeyFile {
         &self,
         password: &Password,
         pinned: Option<&KdfParams>,
-        accept: &dyn Fn(&Key) -> bool,
+        accept: &dyn Fn(&RootKey) -> bool,
     ) -> SlotOpen {
         let mut tried = false;
         for (index, slot) in self.slots.iter().enumerate().filter(|(_, s)| s.kind == SlotKind::Password) {
@@ -280,6 +291,7 @@ impl KeyFile {
             let Ok(root) = unwrap_key(&kek, &slot.aad(&self.vault_id), &slot.wrapped) else {
                 continue;
             };
+            let root = RootKey::from_key(root);
             if self.opens_with_root(&root) && accept(&root) {
                 return SlotOpen::Opened(root, slot.params, index);
             }
@@ -292,7 +304,7 @@ impl KeyFile {
 /// [`SlotOpen::WrongPassword`] (a password was actually tried) counts as a failed attempt.
 pub enum SlotOpen {
     /// The root, the slot's parameters and its index.
-    Opened(Key, KdfParams, usize),
+    Opened(RootKey, KdfParams, usize),
     /// The password opened no acceptable slot.
     WrongPassword,
     /// No slot could be tried: every one has parameters below the floor or this machine's pin
@@ -300,12 +312,17 @@ pub enum SlotOpen {
     Refused,
 }
 
-fn password_slot(vault_id: &[u8; 16], root: &Key, password: &Password, params: KdfParams) -> Result<Slot> {
+fn password_slot(
+    vault_id: &[u8; 16],
+    root: &RootKey,
+    password: &Password,
+    params: KdfParams,
+) -> Result<Slot> {
     params.check().map_err(|_| Error::Invalid("KDF parameters out of the accepted range".into()))?;
     let salt = tresor_crypto::random_array::<SALT_LEN>()?;
     let mut slot = Slot { kind: SlotKind::Password, params, salt, wrapped: [0; WRAPPED_LEN] };
     let kek = derive_kek(password, &salt, &params)?;
-    slot.wrapped = wrap_key(&kek, &slot.aad(vault_id), root)?;
+    slot.wrapped = wrap_key(&kek, &slot.aad(vault_id), root.key())?;
     Ok(slot)
 }
 
@@ -314,13 +331,13 @@ pub fn check_password_rules(password: &Password) -> Result<()> {
     use secrecy::ExposeSecret;
     let pw = password.expose_secret();
     if pw.is_empty() {
-        return Err(Error::PasswordRule("the password is empty"));
+        return Err(Error::PasswordRule("the password is empty".into()));
     }
     if pw.chars().count() < 8 {
-        return Err(Error::PasswordRule("the password must be at least 8 characters"));
+        return Err(Error::PasswordRule("the password must be at least 8 characters".into()));
     }
     if pw.trim() == "CHANGEME" {
-        return Err(Error::PasswordRule("CHANGEME is a placeholder, not a password"));
+        return Err(Error::PasswordRule("CHANGEME is a placeholder, not a password".into()));
     }
     Ok(())
 }
@@ -334,8 +351,8 @@ mod tests {
         Password::from(s.to_string())
     }
 
-    fn sample() -> (KeyFile, Key) {
-        let root = Key::generate().unwrap();
+    fn sample() -> (KeyFile, RootKey) {
+        let root = RootKey::generate().unwrap();
         let kf = KeyFile::new([3; 16], 1, &root, &pw("correct horse"), KdfParams::MINIMUM).unwrap();
         (kf, root)
     }
@@ -348,7 +365,7 @@ mod tests {
         let two = KeyFile::parse(&two.encode()).unwrap();
         assert_eq!(two.unlock_slot(&pw("correct horse"), None).unwrap().2, 0);
         let (opened, _, index) = two.unlock_slot(&pw("second password"), None).unwrap();
-        assert!(opened.ct_eq(&root));
+        assert!(opened.key().ct_eq(root.key()));
         assert_eq!(index, 1);
         // passwd on slot 1 keeps slot 0.
         let changed = two.with_new_password(&root, 1, &pw("third password"), KdfParams::MINIMUM).unwrap();
@@ -382,7 +399,7 @@ mod tests {
     fn only_its_own_root_opens_the_mac() {
         let (kf, root) = sample();
         assert!(kf.opens_with_root(&root));
-        assert!(!kf.opens_with_root(&Key::generate().unwrap()));
+        assert!(!kf.opens_with_root(&RootKey::generate().unwrap()));
         let mut bytes = kf.encode();
         bytes[30] ^= 1;
         assert!(!KeyFile::parse(&bytes).unwrap().opens_with_root(&root));
@@ -394,7 +411,7 @@ mod tests {
         let parsed = KeyFile::parse(&kf.encode()).unwrap();
         assert_eq!(parsed.encode(), kf.encode());
         let (opened, params) = parsed.unlock(&pw("correct horse"), None).unwrap();
-        assert!(opened.ct_eq(&root));
+        assert!(opened.key().ct_eq(root.key()));
         assert_eq!(params, KdfParams::MINIMUM);
     }
 

@@ -69,7 +69,8 @@ impl Keyring {
             | Op::KeyFile { .. }
             | Op::Reseal { .. }
             | Op::Restore { .. }
-            | Op::RekeyAborted { .. } => {}
+            | Op::RekeyAborted { .. }
+            | Op::LaneAnchor { .. } => {}
         }
     }
 

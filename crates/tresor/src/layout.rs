@@ -26,9 +26,76 @@ pub fn commit(seq: u64) -> String {
     format!("{LOG_DIR}/{seq:020}")
 }
 
-/// The audit record with sequence number `seq`.
+/// The audit record with sequence number `seq` in the main lane.
 pub fn audit(seq: u64) -> String {
     format!("{AUDIT_DIR}/{seq:020}")
+}
+
+/// One lane of the audit trail. The *main* lane (`audit/<seq>`) is written by the machine that
+/// created the vault (and by every machine of a vault made before lanes existed); every other
+/// machine appends to a lane of its own (`audit/<id>/<seq>`, 8 random bytes in hex), chosen at its
+/// first unlock, so writers on one store never race for one head. See ARCHITECTURE.md, "Audit
+/// lanes".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AuditLane {
+    /// `audit/<seq>`.
+    Main,
+    /// `audit/<id>/<seq>`.
+    Named([u8; 8]),
+}
+
+impl AuditLane {
+    /// The directory of the lane's entries (no trailing slash).
+    pub fn dir(self) -> String {
+        match self {
+            AuditLane::Main => AUDIT_DIR.to_string(),
+            AuditLane::Named(id) => format!("{AUDIT_DIR}/{}", hex::encode(id)),
+        }
+    }
+
+    /// Entry `seq` of the lane.
+    pub fn entry(self, seq: u64) -> String {
+        match self {
+            AuditLane::Main => audit(seq),
+            AuditLane::Named(id) => format!("{AUDIT_DIR}/{}/{seq:020}", hex::encode(id)),
+        }
+    }
+
+    /// The lane's id as `trust` files and `tresor audit --json` show it: `main` or 16 hex digits.
+    pub fn label(self) -> String {
+        match self {
+            AuditLane::Main => "main".to_string(),
+            AuditLane::Named(id) => hex::encode(id),
+        }
+    }
+
+    /// The lane a [`AuditLane::label`] names.
+    pub fn from_label(label: &str) -> Option<AuditLane> {
+        if label == "main" {
+            return Some(AuditLane::Main);
+        }
+        parse_lane_id(label).map(AuditLane::Named)
+    }
+}
+
+/// A lane id: exactly 16 lowercase hex digits.
+fn parse_lane_id(hex_id: &str) -> Option<[u8; 8]> {
+    if hex_id.len() != 16 || !hex_id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return None;
+    }
+    let mut id = [0u8; 8];
+    hex::decode_to_slice(hex_id, &mut id).ok()?;
+    Some(id)
+}
+
+/// `(lane, seq)` of an audit entry's name, if it is one of ours.
+pub fn parse_audit(name: &str) -> Option<(AuditLane, u64)> {
+    if let Some(seq) = parse_seq(name, AUDIT_DIR) {
+        return Some((AuditLane::Main, seq));
+    }
+    let (id, _) = name.strip_prefix(AUDIT_DIR)?.strip_prefix('/')?.split_once('/')?;
+    let lane = AuditLane::Named(parse_lane_id(id)?);
+    Some((lane, parse_seq(name, &lane.dir())?))
 }
 
 /// The wrapped data key of `epoch`.
@@ -138,7 +205,7 @@ pub fn is_object_name(name: &str) -> bool {
     parse_era_marker(name).is_some()
         || parse_seq(name, KEYFILE_DIR).is_some()
         || parse_seq(name, LOG_DIR).is_some()
-        || parse_seq(name, AUDIT_DIR).is_some()
+        || parse_audit(name).is_some()
         || parse_epoch_key(name).is_some()
         || parse_blob(name).is_some()
         || parse_snapshot(name).is_some()
@@ -157,6 +224,7 @@ pub fn is_object_dir(dir: &str) -> bool {
     };
     match dir.split_once('/') {
         Some((BLOB_DIR, epoch)) => parse_number(epoch).is_some(),
+        Some((AUDIT_DIR, lane)) => parse_lane_id(lane).is_some(),
         Some(_) => false,
         None => {
             matches!(dir, KEYFILE_DIR | LOG_DIR | AUDIT_DIR | EPOCH_DIR | SNAPSHOT_DIR | PROBE_DIR | ERA_DIR)
@@ -212,6 +280,16 @@ mod tests {
             prop_assert_eq!(parse_seq(&commit(a), LOG_DIR), Some(a));
             prop_assert_eq!(parse_seq(&audit(a), AUDIT_DIR), Some(a));
             prop_assert_eq!(a.cmp(&b), commit(a).cmp(&commit(b)));
+        }
+
+        #[test]
+        fn audit_entry_names_roundtrip(id in any::<[u8; 8]>(), seq in any::<u64>()) {
+            for lane in [AuditLane::Main, AuditLane::Named(id)] {
+                prop_assert_eq!(parse_audit(&lane.entry(seq)), Some((lane, seq)));
+                prop_assert!(is_object_name(&lane.entry(seq)));
+                prop_assert_eq!(AuditLane::from_label(&lane.label()), Some(lane));
+            }
+            prop_assert!(is_object_dir(&AuditLane::Named(id).dir()));
         }
 
         #[test]

@@ -34,13 +34,15 @@ pub mod keyring;
 pub mod layout;
 pub mod local;
 pub mod model;
+pub mod path;
+pub mod roles;
 pub mod snapshot;
 pub mod store;
 pub mod trust;
 pub mod vault;
 pub mod versions;
 
-pub use error::{Category, Error, ObjectKind, Result};
+pub use error::{Category, Error, ObjectKind, Result, StoreError};
 pub use store::Store;
 pub use tresor_crypto::{KdfParams, Password, SecretBytes};
 pub use vault::{Options, Vault};

@@ -115,6 +115,14 @@ pub enum Op {
         /// The era it replaces (deleted once the re-key finishes).
         previous: u32,
     },
+    /// The head of the committing machine's own audit lane (a lane other than the main one,
+    /// whose head is [`Commit::audit`]) when the commit was made. Changes nothing in the index.
+    LaneAnchor {
+        /// The lane's id.
+        lane: [u8; 8],
+        /// The lane's newest entry.
+        anchor: AuditAnchor,
+    },
 }
 
 /// The head of the audit trail at the time of a commit: anchors the trail in the commit log.
@@ -135,7 +143,8 @@ pub struct Commit {
     pub actor: String,
     /// A random nonce of the writer, so a retried write can recognise that it already landed.
     pub writer: [u8; 16],
-    /// The audit trail's head when the commit was made.
+    /// The main audit lane's head when the commit was made, if the committing machine appends to
+    /// it (other lanes are anchored by an [`Op::LaneAnchor`]).
     pub audit: Option<AuditAnchor>,
     /// The changes.
     pub ops: Vec<Op>,
@@ -310,6 +319,17 @@ impl std::fmt::Display for AuditOp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// One record of the audit trail as `tresor audit` shows it: where it is, and what it says.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrailRecord {
+    /// The lane of its entry: `main`, or a lane id in hex (see `layout::AuditLane`).
+    pub lane: String,
+    /// Its entry's sequence number in that lane (records written together share one).
+    pub seq: u64,
+    /// The record.
+    pub record: AuditRecord,
 }
 
 /// An audit record.

@@ -18,13 +18,14 @@ use crate::error::{Error, ObjectKind, Result};
 use crate::index::{Entry, Index};
 use crate::layout;
 use crate::model::AuditAnchor;
+use crate::roles::SnapshotKey;
 use crate::store::Store;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
+use tresor_crypto::SecretBytes;
 use tresor_crypto::envelope::Context;
-use tresor_crypto::{Key, SecretBytes};
 use zeroize::Zeroizing;
 
 /// Plaintext bytes of entries per part (before compression and padding); a part holding a single
@@ -85,14 +86,16 @@ const MAX_INAUTHENTIC: usize = 8;
 /// Whether the first part of `found` authenticates under this vault's snapshot key and belongs to
 /// a snapshot at its commit (`false` also when it is gone). A store can plant names; only a part
 /// sealed by a holder of the vault's keys counts as a snapshot.
-pub async fn authentic(store: &Store, key: &Key, vault_id: &[u8; 16], found: Found) -> Result<bool> {
+pub async fn authentic(store: &Store, key: &SnapshotKey, vault_id: &[u8; 16], found: Found) -> Result<bool> {
     let name = layout::snapshot(found.0, 0, found.1);
     let bytes = match store.get(&name).await {
         Ok(Some(bytes)) => bytes,
         Ok(None) | Err(Error::Integrity { .. }) => return Ok(false),
         Err(e) => return Err(e),
     };
-    let Ok(plain) = tresor_crypto::open(key, &seal_ctx(vault_id, &name), &bytes) else { return Ok(false) };
+    let Ok(plain) = tresor_crypto::open(key.key(), &seal_ctx(vault_id, &name), &bytes) else {
+        return Ok(false);
+    };
     // Sealed by a holder of the keys: what it says is no longer the store's doing.
     match decode_part(&plain) {
         Some((header, _)) if header.seq == found.0 => Ok(true),
@@ -107,14 +110,18 @@ pub async fn authentic(store: &Store, key: &Key, vault_id: &[u8; 16], found: Fou
 
 /// The newest complete snapshot whose first part authenticates (see [`authentic`]), skipping
 /// planted ones; an error naming the newest after [`MAX_INAUTHENTIC`] of them.
-pub async fn newest_authentic(store: &Store, key: &Key, vault_id: &[u8; 16]) -> Result<Option<Found>> {
+pub async fn newest_authentic(
+    store: &Store,
+    key: &SnapshotKey,
+    vault_id: &[u8; 16],
+) -> Result<Option<Found>> {
     Ok(newest_authentic_skipping(store, key, vault_id).await?.0)
 }
 
 /// [`newest_authentic`], also naming the newer complete-looking snapshots it skipped.
 pub async fn newest_authentic_skipping(
     store: &Store,
-    key: &Key,
+    key: &SnapshotKey,
     vault_id: &[u8; 16],
 ) -> Result<(Option<Found>, Vec<Found>)> {
     let mut skipped = Vec::new();
@@ -186,7 +193,7 @@ pub fn encode(header: &Header, index: &Index) -> Result<Vec<Zeroizing<Vec<u8>>>>
 
 /// Seals the parts of a snapshot for `vault_id` (on every core): `(name, envelope)` in part order.
 pub fn seal(
-    key: &Key,
+    key: &SnapshotKey,
     vault_id: &[u8; 16],
     seq: u64,
     plaintexts: &[Zeroizing<Vec<u8>>],
@@ -196,7 +203,7 @@ pub fn seal(
     let jobs: Vec<(&String, &Zeroizing<Vec<u8>>)> = names.iter().zip(plaintexts).collect();
     let bytes = plaintexts.iter().map(|p| p.len()).sum();
     let sealed = on_every_core(&jobs, bytes, |(name, plain)| {
-        Ok(tresor_crypto::seal(key, &seal_ctx(vault_id, name), plain)?)
+        Ok(tresor_crypto::seal(key.key(), &seal_ctx(vault_id, name), plain)?)
     })?;
     Ok(names.into_iter().zip(sealed).collect())
 }
@@ -215,13 +222,18 @@ pub async fn read(store: &Store, found: Found) -> Result<Option<Vec<Bytes>>> {
 /// Opens and decodes the parts of the snapshot `found` (on every core) into its header and index.
 /// Anything wrong — a part that does not authenticate, headers that differ, entries out of order
 /// or a count that does not add up — is an integrity error naming the part.
-pub fn open(key: &Key, vault_id: &[u8; 16], found: Found, envelopes: &[Bytes]) -> Result<(Header, Index)> {
+pub fn open(
+    key: &SnapshotKey,
+    vault_id: &[u8; 16],
+    found: Found,
+    envelopes: &[Bytes],
+) -> Result<(Header, Index)> {
     let names: Vec<String> = names(found).collect();
     let jobs: Vec<(&String, &Bytes)> = names.iter().zip(envelopes).collect();
     let bytes = envelopes.iter().map(Bytes::len).sum();
     let decoded = on_every_core(&jobs, bytes, |(name, envelope)| {
         let bad = |detail: &str| Error::integrity(ObjectKind::Snapshot, name, detail);
-        let plain: SecretBytes = tresor_crypto::open(key, &seal_ctx(vault_id, name), envelope)
+        let plain: SecretBytes = tresor_crypto::open(key.key(), &seal_ctx(vault_id, name), envelope)
             .map_err(|_| bad("does not authenticate: tampered, or moved from another name"))?;
         decode_part(&plain).ok_or_else(|| bad("authenticated but does not parse"))
     })?;
@@ -335,7 +347,7 @@ mod tests {
     }
 
     fn roundtrip(index: &Index, seq: u64) -> Result<(Header, Index)> {
-        let key = Key::generate()?;
+        let key = SnapshotKey::generate()?;
         let id = [5u8; 16];
         let h = header(seq, index.entries().len());
         let sealed = seal(&key, &id, seq, &encode(&h, index)?)?;
@@ -370,7 +382,7 @@ mod tests {
     fn fail_swapped_dropped_or_renamed_parts() {
         let paths: Vec<String> = (0..120_000).map(|i| format!("p/{i:08}")).collect();
         let index = index_of(&paths);
-        let key = Key::generate().unwrap();
+        let key = SnapshotKey::generate().unwrap();
         let id = [5u8; 16];
         let sealed = seal(&key, &id, 7, &encode(&header(7, paths.len()), &index).unwrap()).unwrap();
         let parts = sealed.len() as u32;
@@ -385,7 +397,7 @@ mod tests {
             Err(Error::Integrity { .. })
         ));
         // Another vault's key.
-        let other = Key::generate().unwrap();
+        let other = SnapshotKey::generate().unwrap();
         assert!(matches!(open(&other, &id, (7, parts), &envelopes), Err(Error::Integrity { .. })));
         let mut flipped = envelopes.clone();
         let mut last = flipped[0].to_vec();
@@ -424,7 +436,7 @@ mod timing {
                 1_795_000_000_000 + i,
             );
         }
-        let key = Key::generate().unwrap();
+        let key = SnapshotKey::generate().unwrap();
         let id = [5u8; 16];
         let h = Header {
             seq: 9,
@@ -446,7 +458,7 @@ mod timing {
         let opened: Vec<SecretBytes> = names
             .iter()
             .zip(&envelopes)
-            .map(|(n, e)| tresor_crypto::open(&key, &seal_ctx(&id, n), e).unwrap())
+            .map(|(n, e)| tresor_crypto::open(key.key(), &seal_ctx(&id, n), e).unwrap())
             .collect();
         eprintln!("open (aead+zstd, one core) {:?}", t.elapsed());
         let t = std::time::Instant::now();

@@ -5,7 +5,7 @@
 //! (`If-None-Match: *`); nothing is ever overwritten. A [`Store::probe`] refuses stores that do
 //! not honour it.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StoreError};
 use crate::local::{Foreign, LocalDir};
 use crate::versions::OldVersions;
 use bytes::Bytes;
@@ -60,7 +60,7 @@ fn store_err(e: object_store::Error) -> Error {
         object_store::Error::Generic { source, .. } if source.is::<crate::local::ForeignEntry>() => {
             match source.downcast::<crate::local::ForeignEntry>() {
                 Ok(f) => Error::Foreign { name: f.name, what: f.what },
-                Err(source) => Error::Store(redact(&source.to_string())),
+                Err(source) => Error::store(redact(&source.to_string())),
             }
         }
         object_store::Error::Generic { source, .. } if source.is::<crate::local::Oversized>() => {
@@ -70,11 +70,39 @@ fn store_err(e: object_store::Error) -> Error {
                     &o.name,
                     format!("is {} bytes, more than any object of its kind", o.size),
                 ),
-                Err(source) => Error::Store(source.to_string()),
+                Err(source) => Error::store(source.to_string()),
             }
         }
-        object_store::Error::Generic { store: "LocalDirectory", source } => Error::Store(source.to_string()),
-        e => Error::Store(redact(&e.to_string())),
+        object_store::Error::Generic { store: "LocalDirectory", source } => {
+            Error::Store(StoreError::with_source(source.to_string(), BoxedSource(source)))
+        }
+        e => {
+            // The store's error stays the source, unless its text quoted a credential: then only
+            // the cleaned text remains (a source chain is printed by whoever walks it).
+            let text = e.to_string();
+            let cleaned = redact(&text);
+            if cleaned == text {
+                Error::Store(StoreError::with_source(text, e))
+            } else {
+                Error::store(cleaned)
+            }
+        }
+    }
+}
+
+/// A boxed backend error as a source of its own (`Box<dyn Error>` is not an `Error` itself).
+#[derive(Debug)]
+struct BoxedSource(Box<dyn std::error::Error + Send + Sync>);
+
+impl std::fmt::Display for BoxedSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for BoxedSource {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
     }
 }
 
@@ -166,16 +194,16 @@ impl Store {
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)
-                .map_err(|e| Error::Store(format!("cannot create {}: {e}", dir.display())))?;
+                .map_err(|e| Error::store(format!("cannot create {}: {e}", dir.display())))?;
         }
         if !dir.is_dir() {
             return Err(Error::NoVault { location: dir.display().to_string() });
         }
         let canonical =
-            dir.canonicalize().map_err(|e| Error::Store(format!("cannot resolve {}: {e}", dir.display())))?;
+            dir.canonicalize().map_err(|e| Error::store(format!("cannot resolve {}: {e}", dir.display())))?;
         // Nothing inside the directory is ever followed: see `local.rs`.
         let local = LocalDir::open(&canonical)
-            .map_err(|e| Error::Store(format!("cannot open {}: {e}", canonical.display())))?;
+            .map_err(|e| Error::store(format!("cannot open {}: {e}", canonical.display())))?;
         let mut store =
             Store::from_object_store(Arc::new(local.clone()), None, &canonical.display().to_string());
         store.relaxed = Arc::new(local.with_fsync(false));

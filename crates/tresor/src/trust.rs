@@ -14,6 +14,7 @@
 use crate::chain::Link;
 use crate::error::{Error, Result};
 use crate::fingerprint::Fingerprint;
+use crate::layout::AuditLane;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
@@ -29,10 +30,15 @@ pub struct TrustState {
     pub log_seq: u64,
     /// Its link (hex).
     pub log_link: String,
-    /// Newest audit record sequence seen.
+    /// Newest entry of the main audit lane seen.
     pub audit_seq: u64,
     /// Its link (hex).
     pub audit_link: String,
+    /// The audit lane this machine appends to (`main`, or a lane id in hex); `None` until its
+    /// first unlock chooses one. Never taken from another machine's export.
+    pub lane: Option<String>,
+    /// Newest entry seen of every other audit lane, by lane id (hex).
+    pub lanes: std::collections::BTreeMap<String, LanePin>,
     /// Newest key file generation seen.
     pub keyfile_generation: u64,
     /// KDF parameters of the newest key file generation unlocked here: `[m_kib, t, p]`.
@@ -73,13 +79,63 @@ impl TrustState {
         self.snapshot_seq = self.snapshot_seq.max(seq);
     }
 
-    /// Records a newer audit record (ignored when not newer).
-    pub fn saw_audit(&mut self, seq: u64, link: &Link) {
-        if seq > self.audit_seq {
-            self.audit_seq = seq;
-            self.audit_link = hex::encode(link);
+    /// Records a newer entry of an audit lane (ignored when not newer).
+    pub fn saw_audit(&mut self, lane: AuditLane, seq: u64, link: &Link) {
+        let (pinned, pinned_link) = match lane {
+            AuditLane::Main => (&mut self.audit_seq, &mut self.audit_link),
+            AuditLane::Named(_) => {
+                let pin = self.lanes.entry(lane.label()).or_default();
+                (&mut pin.seq, &mut pin.link)
+            }
+        };
+        if seq > *pinned {
+            *pinned = seq;
+            *pinned_link = hex::encode(link);
         }
     }
+
+    /// Records a newer entry of the lane this machine appends to, and makes that lane its own
+    /// if it had none.
+    pub fn saw_own_audit(&mut self, lane: AuditLane, seq: u64, link: &Link) {
+        self.lane.get_or_insert_with(|| lane.label());
+        self.saw_audit(lane, seq, link);
+    }
+
+    /// The newest entry of `lane` seen here: its sequence number (0: none) and link (hex).
+    pub fn audit_pin(&self, lane: AuditLane) -> (u64, &str) {
+        match lane {
+            AuditLane::Main => (self.audit_seq, &self.audit_link),
+            AuditLane::Named(_) => {
+                self.lanes.get(&lane.label()).map_or((0, ""), |pin| (pin.seq, pin.link.as_str()))
+            }
+        }
+    }
+
+    /// Every lane with a pin, and its pin.
+    pub fn audit_pins(&self) -> Vec<(AuditLane, u64, &str)> {
+        let main =
+            (self.audit_seq > 0).then_some((AuditLane::Main, self.audit_seq, self.audit_link.as_str()));
+        let named = self
+            .lanes
+            .iter()
+            .filter_map(|(label, pin)| Some((AuditLane::from_label(label)?, pin.seq, pin.link.as_str())));
+        main.into_iter().chain(named).collect()
+    }
+
+    /// The lane this machine appends to, if it has chosen one.
+    pub fn own_lane(&self) -> Option<AuditLane> {
+        self.lane.as_deref().and_then(AuditLane::from_label)
+    }
+}
+
+/// The newest entry of an audit lane seen.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LanePin {
+    /// Its sequence number.
+    pub seq: u64,
+    /// Its link (hex).
+    pub link: String,
 }
 
 /// The vault this machine knows at one location: pinned at first use (trust on first use, said
@@ -282,7 +338,9 @@ impl TrustStore {
         let Some(pin) = self.location_pin(location)? else { return Ok(None) };
         let mut id = [0u8; 16];
         hex::decode_to_slice(&pin.vault_id, &mut id).map_err(|e| local_err(&self.dir, e))?;
-        let state = self.load(&id, &era_location(location, pin.era))?;
+        let mut state = self.load(&id, &era_location(location, pin.era))?;
+        // Which lane this machine appends to is its own business.
+        state.lane = None;
         Ok(Some(TrustExport { format: TrustExport::FORMAT.into(), location: location.into(), pin, state }))
     }
 
@@ -299,7 +357,8 @@ impl TrustStore {
         hex::decode_to_slice(&export.pin.vault_id, &mut id)
             .map_err(|_| Error::Invalid("the trust export names no valid vault id".into()))?;
         let theirs = &export.state;
-        for link in [&theirs.log_link, &theirs.audit_link] {
+        let lane_links = theirs.lanes.values().map(|pin| &pin.link);
+        for link in [&theirs.log_link, &theirs.audit_link].into_iter().chain(lane_links) {
             if !link.is_empty() && (link.len() != 64 || hex::decode(link).is_err()) {
                 return Err(Error::Invalid("the trust export holds a malformed link".into()));
             }
@@ -321,8 +380,11 @@ impl TrustStore {
         if same_seq_other_link(ours.log_seq, &ours.log_link, theirs.log_seq, &theirs.log_link) {
             return Err(Error::Fork { kind: crate::ObjectKind::Commit, seq: ours.log_seq });
         }
-        if same_seq_other_link(ours.audit_seq, &ours.audit_link, theirs.audit_seq, &theirs.audit_link) {
-            return Err(Error::Fork { kind: crate::ObjectKind::AuditRecord, seq: ours.audit_seq });
+        for (lane, seq, link) in ours.audit_pins() {
+            let (their_seq, their_link) = theirs.audit_pin(lane);
+            if same_seq_other_link(seq, link, their_seq, their_link) {
+                return Err(Error::Fork { kind: crate::ObjectKind::AuditRecord, seq });
+            }
         }
         let pin = LocationPin {
             vault_id: export.pin.vault_id.clone(),
@@ -338,9 +400,12 @@ impl TrustStore {
                 t.log_seq = theirs.log_seq;
                 t.log_link = theirs.log_link.clone();
             }
-            if theirs.audit_seq > t.audit_seq {
-                t.audit_seq = theirs.audit_seq;
-                t.audit_link = theirs.audit_link.clone();
+            // Their pins of every lane; never their own lane as ours.
+            for (lane, seq, link) in theirs.audit_pins() {
+                let mut bytes = [0u8; 32];
+                if hex::decode_to_slice(link, &mut bytes).is_ok() {
+                    t.saw_audit(lane, seq, &bytes);
+                }
             }
             t.keyfile_generation = t.keyfile_generation.max(theirs.keyfile_generation);
             if let Some([m_kib, t_cost, p]) = theirs.kdf {

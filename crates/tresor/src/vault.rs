@@ -13,8 +13,9 @@ use crate::error::{Error, ObjectKind, Result};
 use crate::fingerprint::Fingerprint;
 use crate::keyfile::{KeyFile, SlotOpen, check_password_rules};
 use crate::keyring::Keyring;
-use crate::layout::{self, parse_seq};
+use crate::layout::{self, AuditLane, parse_seq};
 use crate::model::{AuditAnchor, AuditOp, AuditRecord, BlobRef, Op, Outcome, now_ms};
+use crate::roles::{EpochKey, RootKey, ShieldKey, SnapshotKey};
 use crate::snapshot;
 use crate::store::{Created, Durability, Store};
 use crate::trust::{LocationPin, TrustState, TrustStore};
@@ -25,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tresor_crypto::envelope::Context;
 use tresor_crypto::wrap::wrap_key;
-use tresor_crypto::{KdfParams, Key, Password, Purpose, SecretBytes, derive_key};
+use tresor_crypto::{KdfParams, Password, Purpose, SecretBytes, derive_key};
 
 mod audit;
 mod epochs;
@@ -123,7 +124,7 @@ enum Opener<'a> {
     /// A password, through the key file's password slots.
     Password(&'a Password),
     /// The root secret itself, from the recovery phrase.
-    Root(Key),
+    Root(RootKey),
 }
 
 /// One slot of the key file, for `tresor keyslot list`.
@@ -154,8 +155,11 @@ pub struct Status {
     pub secrets: usize,
     /// Commits in the log.
     pub commits: u64,
-    /// Records in the audit trail.
+    /// Entries in this machine's lane of the audit trail.
     pub audit_records: u64,
+    /// This machine's lane of the audit trail: `main` or its id.
+    #[serde(default)]
+    pub audit_lane: String,
     /// Key file generation.
     pub keyfile_generation: u64,
     /// The epoch new values are sealed in.
@@ -206,8 +210,11 @@ pub struct HistoryEntry {
 pub struct VerifyReport {
     /// Commits checked.
     pub commits: u64,
-    /// Audit records checked.
+    /// Audit entries checked, in every lane.
     pub audit_records: u64,
+    /// Lanes of the audit trail checked (the main lane and one per machine that appended).
+    #[serde(default)]
+    pub audit_lanes: u64,
     /// Anchors of the audit trail found in the commit log, all matching.
     pub anchors: u64,
     /// The commit of the newest snapshot, which matched the log replayed up to it (0: none).
@@ -289,11 +296,11 @@ pub struct GcReport {
 }
 
 struct Keys {
-    root: Key,
+    root: RootKey,
     commit: Chain,
     audit: Chain,
-    shield: Key,
-    snapshot: Key,
+    shield: ShieldKey,
+    snapshot: SnapshotKey,
 }
 
 /// An unlocked vault.
@@ -356,7 +363,15 @@ impl Drop for Engine {
     /// Pins the newest audit head (without fsync) so that a store dropping the records of this
     /// session's reads is caught at the next unlock. The keys are wiped by their own drops.
     fn drop(&mut self) {
-        let _ = self.save_trust_blocking();
+        // Its fsyncs must not stall an async worker: on a multi-threaded runtime the worker
+        // hands its other tasks on first (a current-thread runtime has no other worker to ask).
+        let on_worker = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if on_worker {
+            let _ = tokio::task::block_in_place(|| self.save_trust_blocking());
+        } else {
+            let _ = self.save_trust_blocking();
+        }
     }
 }
 
@@ -377,6 +392,16 @@ async fn create_idempotent_owned(
     bytes: Bytes,
     durability: Durability,
 ) -> Result<bool> {
+    create_checked(store, name, bytes, durability).await.map_err(|e| match e {
+        Error::Indeterminate(e) => *e,
+        e => e,
+    })
+}
+
+/// [`create_idempotent_owned`] for an object whose creation *is* the effect (a commit): a
+/// failure after which the object could not be read back, so that it may have been created, is
+/// [`Error::Indeterminate`]; every other error means it was not.
+async fn create_checked(store: &Store, name: &str, bytes: Bytes, durability: Durability) -> Result<bool> {
     match store.create_with(name, bytes.clone(), durability).await {
         Ok(Created::Yes) => Ok(true),
         Ok(Created::AlreadyExists) => Ok(store.get(name).await?.is_some_and(|b| b == bytes)),
@@ -389,7 +414,7 @@ async fn create_idempotent_owned(
                     Err(_) => backoff(attempt + 4).await,
                 }
             }
-            Err(e)
+            Err(Error::Indeterminate(Box::new(e)))
         }
     }
 }
@@ -430,14 +455,14 @@ pub(crate) fn plan_packs(epoch: u32, lens: impl IntoIterator<Item = usize>) -> R
 
 /// Seals `values` under `key` into new blob objects of `epoch`, in order, several to an object
 /// until it holds [`PACK_TARGET`] plaintext bytes (on every core for big batches).
-pub(crate) fn seal_packs(key: &Key, vault_id: &[u8; 16], epoch: u32, values: &[&[u8]]) -> Result<Packs> {
+pub(crate) fn seal_packs(key: &EpochKey, vault_id: &[u8; 16], epoch: u32, values: &[&[u8]]) -> Result<Packs> {
     let (names, places) = plan_packs(epoch, values.iter().map(|v| v.len()))?;
     let jobs: Vec<(usize, u32, &[u8])> =
         places.into_iter().zip(values).map(|((pack, slot), value)| (pack, slot, *value)).collect();
     let bytes = values.iter().map(|v| v.len()).sum();
     let sealed = snapshot::on_every_core(&jobs, bytes, |(pack, slot, value)| {
         let slot = slot.to_be_bytes();
-        Ok(tresor_crypto::seal(key, &blob_ctx(vault_id, &names[*pack], epoch, &slot), value)?)
+        Ok(tresor_crypto::seal(key.key(), &blob_ctx(vault_id, &names[*pack], epoch, &slot), value)?)
     })?;
     let mut objects: Vec<(String, Vec<u8>)> = names.iter().map(|n| (n.clone(), Vec::new())).collect();
     let mut refs = Vec::with_capacity(values.len());
@@ -467,7 +492,7 @@ fn slice_of<'a>(object: &'a [u8], blob: &BlobRef) -> &'a [u8] {
 
 /// Opens the envelope of `blob` (read from the object `name`): its authenticated value.
 fn open_slot(
-    key: &Key,
+    key: &EpochKey,
     vault_id: &[u8; 16],
     name: &str,
     blob: &BlobRef,
@@ -477,8 +502,8 @@ fn open_slot(
         return Err(Error::integrity(ObjectKind::ValueBlob, name, "is shorter than its commit records"));
     }
     let slot = blob.slot.to_be_bytes();
-    let value =
-        tresor_crypto::open(key, &blob_ctx(vault_id, name, blob.epoch, &slot), envelope).map_err(|_| {
+    let value = tresor_crypto::open(key.key(), &blob_ctx(vault_id, name, blob.epoch, &slot), envelope)
+        .map_err(|_| {
             Error::integrity(
                 ObjectKind::ValueBlob,
                 name,
@@ -582,7 +607,7 @@ impl Engine {
         store: Store,
         keyfile: KeyFile,
         keyfile_hash: [u8; 32],
-        root: Key,
+        root: RootKey,
         kdf: KdfParams,
         opts: Options,
     ) -> Engine {
@@ -591,16 +616,16 @@ impl Engine {
         let root_for_fingerprint = &root;
         let fingerprint = Fingerprint::of(root_for_fingerprint, &vault_id);
         let lane = audit::Lane::new(
-            Chain::new(LogKind::Audit, &root, vault_id),
+            Chain::new(LogKind::Audit(AuditLane::Main), &root, vault_id),
             store.clone(),
             opts.trust.clone(),
             vault_id,
         );
         let keys = Keys {
             commit: Chain::new(LogKind::Commit, &root, vault_id),
-            audit: Chain::new(LogKind::Audit, &root, vault_id),
-            shield: derive_key(&root, &vault_id, Purpose::Shield),
-            snapshot: derive_key(&root, &vault_id, Purpose::SnapshotSeal),
+            audit: Chain::new(LogKind::Audit(AuditLane::Main), &root, vault_id),
+            shield: ShieldKey::from_key(derive_key(root.key(), &vault_id, Purpose::Shield)),
+            snapshot: SnapshotKey::from_key(derive_key(root.key(), &vault_id, Purpose::SnapshotSeal)),
             root,
         };
         Engine {
@@ -649,7 +674,7 @@ impl Engine {
         }
         store.probe().await?;
         let vault_id = tresor_crypto::random_array::<16>()?;
-        let root = Key::generate()?;
+        let root = RootKey::generate()?;
         let keyfile = KeyFile::new(vault_id, 1, &root, password, opts.kdf)?;
         let kf_bytes = keyfile.encode();
         let kf_hash = tresor_crypto::hash(&kf_bytes);
@@ -657,8 +682,8 @@ impl Engine {
         let mut vault = Engine::from_root(store, keyfile, kf_hash, root, kdf, opts);
 
         let epoch = FIRST_EPOCH;
-        let epoch_key = Key::generate()?;
-        let wrapped = wrap_key(&vault.keys.shield, &epoch_aad(&vault_id, epoch), &epoch_key)?;
+        let epoch_key = EpochKey::generate()?;
+        let wrapped = wrap_key(vault.keys.shield.key(), &epoch_aad(&vault_id, epoch), epoch_key.key())?;
         vault.create_once(&layout::epoch_key(epoch), &wrapped).await?;
         vault.view.insert_epoch(epoch, Arc::new(epoch_key));
         vault.audit_append(AuditOp::Init, None, Outcome::Ok, None, Durability::Sync).await?;
@@ -760,7 +785,7 @@ impl Engine {
             (Some(pinned), _) => Some(pinned),
             (None, wanted) => wanted,
         };
-        let accept = |root: &Key| expected.is_none_or(|fp| fp.matches(root, &vault_id));
+        let accept = |root: &RootKey| expected.is_none_or(|fp| fp.matches(root, &vault_id));
         let trust = opts.trust.load(&vault_id, &location)?;
         if keyfile.generation < trust.keyfile_generation {
             return Err(Error::Rollback {
@@ -884,7 +909,7 @@ impl Engine {
             )
         })
         .await
-        .map_err(|_| Error::Store("a key derivation thread panicked".into()))?;
+        .map_err(|_| Error::store("a key derivation thread panicked"))?;
         if opened {
             return Ok(());
         }
@@ -905,12 +930,12 @@ impl Engine {
             let mut lane = self.lane.lock().await;
             lane.unsynced.append(&mut self.unsynced);
             lane.sync().await?;
-            lane.head
+            (lane.lane, lane.head)
         };
         let (trust, vault_id, update) = self.trust_update(audit);
         tokio::task::spawn_blocking(move || trust.update(&vault_id, &update.0, update.1).map(drop))
             .await
-            .map_err(|_| Error::Store("a trust-state thread panicked".into()))?
+            .map_err(|_| Error::store("a trust-state thread panicked"))?
     }
 
     /// [`Engine::save_trust`] without a runtime (on drop), if anything is not durable yet.
@@ -923,7 +948,7 @@ impl Engine {
             return Ok(());
         }
         lane.sync_blocking()?;
-        let (trust, vault_id, (location, update)) = self.trust_update(lane.head);
+        let (trust, vault_id, (location, update)) = self.trust_update((lane.lane, lane.head));
         trust.update(&vault_id, &location, update).map(drop)
     }
 
@@ -932,7 +957,7 @@ impl Engine {
     #[allow(clippy::type_complexity)]
     fn trust_update(
         &self,
-        audit: Head,
+        (lane, audit): (AuditLane, Head),
     ) -> (TrustStore, [u8; 16], (String, impl FnOnce(&mut TrustState) + Send + 'static)) {
         let log = self.log;
         // Every password slot of the (MAC-checked) key file keeps opening the vault here.
@@ -941,7 +966,7 @@ impl Engine {
         let location = self.store.location().to_string();
         let update = move |t: &mut TrustState| {
             t.saw_commit(log.seq, &log.link);
-            t.saw_audit(audit.seq, &audit.link);
+            t.saw_own_audit(lane, audit.seq, &audit.link);
             t.keyfile_generation = t.keyfile_generation.max(generation);
             t.saw_kdf(generation, &kdf);
             t.saw_snapshot(snapshot_seq);
@@ -967,30 +992,41 @@ impl Engine {
 
     // ---- the audit trail ------------------------------------------------------------------------
 
-    /// Finds the head of the audit trail at unlock. The pinned record (the newest one anchored in
-    /// the commit log or pinned in the trust state) must be there with the link that was pinned;
-    /// records after it are authenticated one by one. Unreadable records after the pin are what a
-    /// power failure leaves of records written without fsync: they are removed (they were never
-    /// pinned, so the store could have removed them as well) and the unlock record says so.
+    /// Finds the head of this machine's audit lane at unlock, choosing a new lane first if the
+    /// trust state names none (a machine's first unlock; the machine that created the vault
+    /// appends to the main lane). The pinned entry (the newest one pinned in the trust state or,
+    /// in the main lane, anchored in the commit log) must be there with the link that was
+    /// pinned; entries after it are authenticated one by one. Unreadable entries after the pin
+    /// are what a power failure leaves of entries written without fsync: they are removed (they
+    /// were never pinned, so the store could have removed them as well) and the unlock record
+    /// says so.
     async fn find_audit_head(&mut self, trust: &TrustState) -> Result<Option<String>> {
-        let anchor = self.last_anchor;
-        let pinned = anchor.map_or(0, |a| a.seq).max(trust.audit_seq);
-        let mut head = EMPTY;
-        if pinned > 0 {
-            let Some(bytes) = self.store.get(&layout::audit(pinned)).await? else {
-                let served = self.log_seqs(LogKind::Audit).await?.last().copied().unwrap_or(0);
-                return Err(Error::Rollback { kind: ObjectKind::AuditRecord, seen: pinned, served });
-            };
-            head = Head { seq: pinned, link: self.keys.audit.link(&bytes) };
-        }
-        if let Some(a) = anchor
-            && self.audit_link(a.seq).await? != a.link
+        let lane = match trust.own_lane() {
+            Some(lane) => lane,
+            None => AuditLane::Named(tresor_crypto::random_array()?),
+        };
+        self.lane.lock().await.switch_to(lane)?;
+        let chain = self.keys.audit.lane(lane);
+        // The main lane's newest anchor is known from the log: checked whichever lane is ours.
+        if let Some(a) = self.last_anchor
+            && self.audit_link(AuditLane::Main, a.seq).await? != a.link
         {
             let detail = "differs from the one the commit log anchors";
             return Err(Error::integrity(ObjectKind::AuditRecord, &layout::audit(a.seq), detail));
         }
-        if trust.audit_seq > 0 && hex::encode(self.audit_link(trust.audit_seq).await?) != trust.audit_link {
-            return Err(Error::Fork { kind: ObjectKind::AuditRecord, seq: trust.audit_seq });
+        let anchor = if lane == AuditLane::Main { self.last_anchor } else { None };
+        let (pinned_seq, pinned_link) = trust.audit_pin(lane);
+        let pinned = anchor.map_or(0, |a| a.seq).max(pinned_seq);
+        let mut head = Head { seq: 0, link: chain.origin() };
+        if pinned > 0 {
+            let Some(bytes) = self.store.get(&lane.entry(pinned)).await? else {
+                let served = self.log_seqs(LogKind::Audit(lane)).await?.last().copied().unwrap_or(0);
+                return Err(Error::Rollback { kind: ObjectKind::AuditRecord, seen: pinned, served });
+            };
+            head = Head { seq: pinned, link: chain.link(&bytes) };
+        }
+        if pinned_seq > 0 && hex::encode(self.audit_link(lane, pinned_seq).await?) != pinned_link {
+            return Err(Error::Fork { kind: ObjectKind::AuditRecord, seq: pinned_seq });
         }
         let scanned = self.lane.lock().await.scan_head(pinned).await?;
         let mut torn = None;
@@ -999,14 +1035,14 @@ impl Engine {
             futures::stream::iter(pinned + 1..=scanned.seq)
                 .map(|seq| {
                     let store = store.clone();
-                    async move { store.get(&layout::audit(seq)).await.map(|b| (seq, b)) }
+                    async move { store.get(&lane.entry(seq)).await.map(|b| (seq, b)) }
                 })
                 .buffered(READ_AHEAD)
         );
         while let Some((seq, bytes)) = records.try_next().await? {
             match bytes {
-                Some(bytes) if self.keys.audit.open(seq, &head.link, &bytes).is_ok() => {
-                    head = Head { seq, link: self.keys.audit.link(&bytes) };
+                Some(bytes) if chain.open(seq, &head.link, &bytes).is_ok() => {
+                    head = Head { seq, link: chain.link(&bytes) };
                 }
                 _ => {
                     torn = Some(seq);
@@ -1015,11 +1051,11 @@ impl Engine {
             }
         }
         {
-            // Entries past the pin may be another writer's, written without fsync: durable
+            // Entries past the pin may be another process's, written without fsync: durable
             // before anything of ours chains onto them or pins them.
-            let mut lane = self.lane.lock().await;
-            lane.unsynced.extend((pinned + 1..=head.seq).map(layout::audit));
-            lane.head = head;
+            let mut lane_state = self.lane.lock().await;
+            lane_state.unsynced.extend((pinned + 1..=head.seq).map(|seq| lane.entry(seq)));
+            lane_state.head = head;
         }
         let Some(from) = torn else { return Ok(None) };
         // A power failure tears the newest few unpinned read records (at most 63 per agent
@@ -1028,7 +1064,7 @@ impl Engine {
         if scanned.seq - from >= MAX_TORN_RECORDS {
             return Err(Error::integrity(
                 ObjectKind::AuditRecord,
-                &layout::audit(from),
+                &lane.entry(from),
                 format!(
                     "does not authenticate, and the store claims {} more records after it: refusing to \
                      treat them as torn by a power failure",
@@ -1037,7 +1073,7 @@ impl Engine {
             ));
         }
         for seq in from..=scanned.seq {
-            self.store.delete(&layout::audit(seq)).await?;
+            self.store.delete(&lane.entry(seq)).await?;
         }
         Ok(Some(format!(
             "removed {} unreadable unpinned audit records ({from}..={}), as a power failure leaves them",
@@ -1046,9 +1082,9 @@ impl Engine {
         )))
     }
 
-    /// The link of audit record `seq`, which must exist.
-    async fn audit_link(&self, seq: u64) -> Result<Link> {
-        let name = layout::audit(seq);
+    /// The link of entry `seq` of an audit lane, which must exist.
+    async fn audit_link(&self, lane: AuditLane, seq: u64) -> Result<Link> {
+        let name = lane.entry(seq);
         let bytes = self.store.get_required(&name, "is pinned but missing").await?;
         Ok(self.keys.audit.link(&bytes))
     }
@@ -1211,7 +1247,7 @@ impl Engine {
     }
 
     /// The root secret, for the archive MAC. Kept crate-private.
-    pub(crate) fn root(&self) -> &Key {
+    pub(crate) fn root(&self) -> &RootKey {
         &self.keys.root
     }
 

@@ -19,7 +19,7 @@ async fn exported(env: &Env) -> Vec<u8> {
     let bytes = export(&v).await.unwrap();
     // Export is audited.
     let trail = v.audit_trail().await.unwrap();
-    assert!(trail.iter().any(|(_, r)| r.op == "export"));
+    assert!(trail.iter().any(|tresor::model::TrailRecord { record: r, .. }| r.op == "export"));
     bytes
 }
 
@@ -41,7 +41,13 @@ async fn export_import_roundtrip() {
     assert_eq!(listed, ["api/token", "db/password"]);
     let report = r.verify().await.unwrap();
     assert_eq!(report.commits, 6);
-    assert!(r.audit_trail().await.unwrap().iter().any(|(_, rec)| rec.op == "import"));
+    assert!(
+        r.audit_trail()
+            .await
+            .unwrap()
+            .iter()
+            .any(|tresor::model::TrailRecord { record: rec, .. }| rec.op == "import")
+    );
     // The restored vault is a vault of its own: it unlocks, and writes.
     r.set("new", b"n").await.unwrap();
     drop(r);

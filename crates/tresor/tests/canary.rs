@@ -76,8 +76,10 @@ async fn t19_canary_sweep_of_store_trust_state_and_archive() {
     // Every secret written is named in the trail (big writes name their paths in a few records).
     for n in &names {
         assert!(
-            trail.iter().any(|(_, r)| r.path.as_deref() == Some(n.as_str())
-                || r.detail.as_deref().is_some_and(|d| d.contains(n.as_str()))),
+            trail
+                .iter()
+                .any(|tresor::model::TrailRecord { record: r, .. }| r.path.as_deref() == Some(n.as_str())
+                    || r.detail.as_deref().is_some_and(|d| d.contains(n.as_str()))),
             "{n} is not in the audit trail"
         );
     }

@@ -138,7 +138,8 @@ fn next(state: &mut u64) -> u64 {
 }
 
 /// One shared handle served to 8 readers and 4 writers at once (each its own actor), a second
-/// handle on the same store writing beside them, requests cancelled at random awaits, and the
+/// handle on the same store writing beside them, a handle of another machine (its own trust
+/// state, so its own audit lane) reading and writing too, requests cancelled at random awaits, and the
 /// shared handle locked in the middle. Every request either succeeds or fails with
 /// `Error::Locked` once the lock has begun; afterwards every acknowledged write is there, each
 /// cancelled write either landed whole or left nothing, every answered read has its audit record
@@ -156,6 +157,9 @@ async fn shared_handle_story(location: &str, trust: &std::path::Path) {
     let borrowed: Vec<(&str, &[u8])> = preload.iter().map(|(p, x)| (p.as_str(), x.as_bytes())).collect();
     v.set_many(tresor::model::AuditOp::Import, &borrowed).await.unwrap();
     let other = Vault::unlock(store(), &common::pw(PASSWORD), common::opts(trust)).await.unwrap();
+    let trust_b = trust.with_extension("machine-b");
+    let machine_b = Vault::unlock(store(), &common::pw(PASSWORD), common::opts(&trust_b)).await.unwrap();
+    let machine_b = machine_b.with_actor("machine b");
     let locking = Arc::new(AtomicBool::new(false));
     let preload = Arc::new(preload);
 
@@ -226,6 +230,21 @@ async fn shared_handle_story(location: &str, trust: &std::path::Path) {
         }
         seen
     });
+    let third = {
+        let preload = preload.clone();
+        tokio::spawn(async move {
+            let mut seen = Seen::default();
+            for i in 0..30 {
+                let (path, value) = (format!("m/{}", i % 5), format!("machine-b-{i}"));
+                let version = machine_b.set(&path, value.as_bytes()).await.unwrap();
+                seen.writes.push((path, version, value));
+                let (path, value) = &preload[i * 7 % 50];
+                assert_eq!(machine_b.get(path, None).await.unwrap().as_slice(), value.as_bytes());
+                *seen.reads.entry(machine_b.actor().to_string()).or_default() += 1;
+            }
+            seen
+        })
+    };
     // The lock lands while requests are in flight.
     tokio::time::sleep(Duration::from_millis(150)).await;
     locking.store(true, Ordering::Release);
@@ -234,7 +253,7 @@ async fn shared_handle_story(location: &str, trust: &std::path::Path) {
     assert!(matches!(v.set("pre/1", b"x").await, Err(tresor::Error::Locked)));
 
     let mut all = Seen::default();
-    for task in tasks.into_iter().chain([second]) {
+    for task in tasks.into_iter().chain([second, third]) {
         let seen = task.await.unwrap();
         for (actor, n) in seen.reads {
             *all.reads.entry(actor).or_default() += n;
@@ -275,14 +294,24 @@ async fn shared_handle_story(location: &str, trust: &std::path::Path) {
     for (actor, n) in &all.reads {
         let recorded = trail
             .iter()
-            .filter(|(_, r)| r.op == "get" && &r.actor == actor && r.outcome == tresor::model::Outcome::Ok)
+            .filter(|tresor::model::TrailRecord { record: r, .. }| {
+                r.op == "get" && &r.actor == actor && r.outcome == tresor::model::Outcome::Ok
+            })
             .count();
         assert!(recorded >= *n, "{actor}: {n} reads answered, {recorded} audited");
     }
-    let entries: std::collections::HashSet<u64> = trail.iter().map(|(seq, _)| *seq).collect();
+    let entries: std::collections::HashSet<(&str, u64)> =
+        trail.iter().map(|t| (t.lane.as_str(), t.seq)).collect();
     assert!(entries.len() < trail.len(), "reads that arrived together share audit entries");
+    // The other machine's records are all in a lane of its own, beside the main lane.
+    let lanes: std::collections::BTreeSet<&str> = trail.iter().map(|t| t.lane.as_str()).collect();
+    assert_eq!(lanes.len(), 2, "{lanes:?}");
+    assert!(trail.iter().filter(|t| t.record.actor == "machine b").all(|t| t.lane != "main"));
     let report = fresh.verify().await.unwrap();
     assert!(report.damaged.is_empty(), "{report:?}");
+    assert_eq!(report.audit_lanes, 2);
+    let report_b = Vault::unlock(store(), &common::pw(PASSWORD), common::opts(&trust_b)).await.unwrap();
+    report_b.verify().await.unwrap();
     println!(
         "T15-shared-handle: {} reads, {} acknowledged writes, {} cancelled writes ({landed} landed whole, the \
          rest left nothing), {} audit records in {} entries; locked mid-flight; verify clean",
@@ -334,7 +363,8 @@ async fn a_lock_whose_caller_is_dropped_still_locks_and_records_it() {
     drop(v);
     let trail = env.unlock().await.unwrap().audit_trail().await.unwrap();
     assert!(
-        trail.iter().any(|(_, r)| r.op == "lock" && r.detail.as_deref() == Some("dropped caller")),
+        trail.iter().any(|tresor::model::TrailRecord { record: r, .. }| r.op == "lock"
+            && r.detail.as_deref() == Some("dropped caller")),
         "the lock is in the trail"
     );
 }

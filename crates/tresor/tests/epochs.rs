@@ -177,6 +177,7 @@ fn epoch_aad(vault_id: &[u8; 16], epoch: u32) -> Vec<u8> {
 fn attacker_keys(keyfile: &[u8], epoch_keys: &[(String, Vec<u8>)], attacked: u32) -> ([u8; 16], Vec<Key>) {
     let kf = KeyFile::parse(keyfile).unwrap();
     let (root, _) = kf.unlock(&pw(PASSWORD), None).unwrap();
+    let root = root.into_key();
     let vault_id = kf.vault_id;
     let shield = derive_key(&root, &vault_id, Purpose::Shield);
     let mut keys: Vec<Key> = PURPOSES.iter().map(|p| derive_key(&root, &vault_id, *p)).collect();
@@ -730,8 +731,8 @@ async fn lazy_reseal_after_reads_is_batched_and_flushed_at_lock() {
     let trail = r.audit_trail().await.unwrap();
     let batches: Vec<&str> = trail
         .iter()
-        .filter(|(_, rec)| rec.op == "epoch reencrypt")
-        .filter_map(|(_, rec)| rec.detail.as_deref())
+        .filter(|tresor::model::TrailRecord { record: rec, .. }| rec.op == "epoch reencrypt")
+        .filter_map(|tresor::model::TrailRecord { record: rec, .. }| rec.detail.as_deref())
         .collect();
     assert_eq!(batches.len(), 1, "{batches:?}");
     assert!(batches[0].starts_with("64 values from epoch 1 to epoch 2 (after read): "), "{}", batches[0]);
@@ -841,23 +842,26 @@ async fn destroy_refuses_unknown_epochs_rotates_off_the_current_one_and_is_repea
     v.verify().await.unwrap();
 
     let trail = v.audit_trail().await.unwrap();
-    let ops: BTreeSet<&str> = trail.iter().map(|(_, r)| r.op.as_str()).collect();
+    let ops: BTreeSet<&str> =
+        trail.iter().map(|tresor::model::TrailRecord { record: r, .. }| r.op.as_str()).collect();
     for op in ["epoch rotate", "epoch reencrypt", "epoch destroy"] {
         assert!(ops.contains(op), "no {op} record in {ops:?}");
     }
     let detail = |path: &str| -> Vec<String> {
         trail
             .iter()
-            .filter(|(_, r)| r.op == "set" && r.path.as_deref() == Some(path))
-            .map(|(_, r)| r.detail.clone().unwrap_or_default())
+            .filter(|tresor::model::TrailRecord { record: r, .. }| {
+                r.op == "set" && r.path.as_deref() == Some(path)
+            })
+            .map(|tresor::model::TrailRecord { record: r, .. }| r.detail.clone().unwrap_or_default())
             .collect()
     };
     assert_eq!(detail("a/one"), ["BlobWritten epoch 1"]);
     assert_eq!(detail("a/three"), ["BlobWritten epoch 2"]);
     let rotated: Vec<&str> = trail
         .iter()
-        .filter(|(_, r)| r.op == "epoch rotate")
-        .filter_map(|(_, r)| r.detail.as_deref())
+        .filter(|tresor::model::TrailRecord { record: r, .. }| r.op == "epoch rotate")
+        .filter_map(|tresor::model::TrailRecord { record: r, .. }| r.detail.as_deref())
         .collect();
     assert_eq!(rotated, ["epoch 2 (destroy)"]);
 }

@@ -224,9 +224,14 @@ impl Site {
     }
 }
 
-/// Whether `e` is a store error carrying an injected fault.
+/// Whether `e` is a store error carrying an injected fault (or a commit whose outcome such an
+/// error left unknown).
 fn is_injected_store_error(e: &Error) -> bool {
-    matches!(e, Error::Store(m) if m.contains("FaultStore") && m.contains("injected"))
+    match e {
+        Error::Store(m) => m.message().contains("FaultStore") && m.message().contains("injected"),
+        Error::Indeterminate(inner) => is_injected_store_error(inner),
+        _ => false,
+    }
 }
 
 // ---- crash points ---------------------------------------------------------------------------------
@@ -559,6 +564,54 @@ async fn blob_put_faults_lost_ack_succeeds_error_fails_cleanly() {
         assert_eq!(v.get("app/x", None).await.unwrap().as_slice(), b"x3");
         v.verify().await.unwrap();
     }
+}
+
+/// A commit whose create fails and which cannot be read back is the one write error that does
+/// not mean "nothing was written": `Error::Indeterminate`, whether it landed (a lost
+/// acknowledgement) or not. A blob that cannot be read back after a failed create still refuses
+/// the write plainly: no commit was sent. Store errors keep the store's own error as their source.
+#[tokio::test]
+async fn commit_whose_outcome_cannot_be_read_back_is_indeterminate() {
+    for landed in [true, false] {
+        let site = Site::new(Backend::Memory);
+        let (store, faults) = site.faulty();
+        let v = Vault::init(store, &pw(PASSWORD), opts(site.trust())).await.unwrap();
+        v.set("app/x", b"x1").await.unwrap();
+        if landed {
+            faults.timeout_after_apply("log/", When::Nth(1));
+        } else {
+            faults.fail_under(OpKind::Put, "log/", When::Nth(1));
+        }
+        // The first two reads of the new commit's name are the freshness checks before the write
+        // (the write's own and the commit's); every read after the create fails.
+        faults.fail_under(OpKind::Get, "log/", When::From(3));
+        let e = err(v.set("app/x", b"x2").await);
+        match &e {
+            Error::Indeterminate(inner) => assert!(is_injected_store_error(inner), "{e:?}"),
+            _ => panic!("expected an indeterminate write, got {e:?}"),
+        }
+        assert_eq!(e.category(), tresor::Category::Indeterminate);
+        // The store's own error is the source of the store error inside.
+        let Error::Indeterminate(inner) = &e else { unreachable!() };
+        let source = std::error::Error::source(inner.as_ref()).and_then(std::error::Error::source);
+        assert!(source.is_some_and(|s| s.to_string().contains("injected")), "{inner:?}");
+        drop(v);
+        faults.heal();
+        let v = site.unlock(PASSWORD).await.unwrap();
+        let versions = v.history("app/x").await.unwrap().len();
+        assert_eq!(versions, if landed { 2 } else { 1 }, "landed: {landed}");
+        v.verify().await.unwrap();
+    }
+    // A failed blob create that cannot be read back: refused, nothing committed.
+    let site = Site::new(Backend::Memory);
+    let (store, faults) = site.faulty();
+    let v = Vault::init(store, &pw(PASSWORD), opts(site.trust())).await.unwrap();
+    faults.fail_under(OpKind::Put, "blob/", When::Nth(1));
+    faults.fail_under(OpKind::Get, "blob/", When::Every);
+    let e = err(v.set("app/y", b"y1").await);
+    assert!(matches!(e, Error::Store(_)) && is_injected_store_error(&e), "{e:?}");
+    faults.heal();
+    assert!(matches!(v.get("app/y", None).await, Err(Error::NotFound { .. })));
 }
 
 /// A lost acknowledgement on the new key file: the write landed, so `passwd` succeeds (the key

@@ -20,7 +20,6 @@ use tresor::fault::{FaultStore, OpKind};
 use tresor::keyfile::KeyFile;
 use tresor::local::LocalDir;
 use tresor::{Error, KdfParams, Store, Vault, layout};
-use tresor_crypto::Key;
 
 fn canonical(env: &Env) -> String {
     std::fs::canonicalize(&env.loc).unwrap().display().to_string()
@@ -55,7 +54,7 @@ async fn regression_3_a_forged_key_file_is_no_password_oracle() {
     let vault_id = v.vault_id();
     drop(v);
     // The store's forgery: its own root, wrapped under eight guesses, one of them right.
-    let attacker_root = Key::generate().unwrap();
+    let attacker_root = tresor::roles::RootKey::generate().unwrap();
     let guesses = [
         "guess one!",
         "guess two!",

@@ -142,15 +142,17 @@ async fn failed_attempts_are_reported_and_audited() {
     assert_eq!(v.failed_attempts().len(), 2);
     assert!(v.failed_attempts().windows(2).all(|w| w[0] <= w[1]));
     let trail = v.audit_trail().await.unwrap();
-    let unlocks: Vec<_> = trail.iter().filter(|(_, r)| r.op == "unlock").collect();
+    let unlocks: Vec<_> =
+        trail.iter().filter(|tresor::model::TrailRecord { record: r, .. }| r.op == "unlock").collect();
     assert_eq!(unlocks.len(), 1);
-    let detail = unlocks[0].1.detail.clone().unwrap_or_default();
+    let detail = unlocks[0].record.detail.clone().unwrap_or_default();
     assert!(detail.contains("2 failed attempts"), "{detail}");
     drop(v);
     // Reported once: the next unlock has none.
     let v = env.unlock().await.unwrap();
     assert!(v.failed_attempts().is_empty());
     let trail = v.audit_trail().await.unwrap();
-    let last_unlock = trail.iter().rev().find(|(_, r)| r.op == "unlock").unwrap();
-    assert_eq!(last_unlock.1.detail, None);
+    let last_unlock =
+        trail.iter().rev().find(|tresor::model::TrailRecord { record: r, .. }| r.op == "unlock").unwrap();
+    assert_eq!(last_unlock.record.detail, None);
 }

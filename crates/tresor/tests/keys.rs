@@ -36,7 +36,12 @@ async fn reads_all(v: &mut Vault, items: &[(String, Vec<u8>)]) {
 }
 
 async fn ops(v: &mut Vault) -> Vec<(String, Option<String>)> {
-    v.audit_trail().await.unwrap().into_iter().map(|(_, r)| (r.op, r.detail)).collect()
+    v.audit_trail()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|tresor::model::TrailRecord { record: r, .. }| (r.op, r.detail))
+        .collect()
 }
 
 #[tokio::test]

@@ -83,7 +83,7 @@ async fn rekey_replaces_the_root_and_carries_every_version_and_record_over() {
     assert_eq!(model(&mut v).await, before, "every version, value and time carried over");
     let trail = v.audit_trail().await.unwrap();
     assert!(trail.len() > trail_before, "the old trail and the re-key are in the new one");
-    assert!(trail.iter().any(|(_, r)| r.op == "rekey"));
+    assert!(trail.iter().any(|tresor::model::TrailRecord { record: r, .. }| r.op == "rekey"));
     let report = v.verify().await.unwrap();
     assert!(report.damaged.is_empty() && report.values == 4, "{report:?}");
     v.set("after/rekey", b"new").await.unwrap();
@@ -261,7 +261,10 @@ async fn an_interrupted_rekey_fences_writes_until_rerun_or_aborted() {
     patient.rekey_lease = Duration::from_secs(600);
     let v = Vault::unlock(Store::open(&location, false).unwrap(), &pw(PASSWORD), patient).await.unwrap();
     match rekey(v).await {
-        Err(Error::Conflict(m)) => assert!(m.contains("may still be running"), "{m}"),
+        Err(e @ Error::RekeyRunning { .. }) => {
+            assert!(e.to_string().contains("may still be running"), "{e}");
+            assert_eq!(e.category(), tresor::Category::Conflict);
+        }
         Err(e) => panic!("expected the lease to hold, got {e:?}"),
         Ok(_) => panic!("a re-key took over one that may still be running"),
     }

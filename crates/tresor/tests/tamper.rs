@@ -140,18 +140,31 @@ async fn fail_flipped_newest_audit_record() {
 async fn unpinned_unreadable_audit_records_are_removed_and_reported() {
     // Reads append records without fsync; a power failure can leave them torn. Past the last pin
     // such a record is removed at the next unlock, and the unlock record says so.
+    // Each machine appends to its own lane of the trail, and repairs only its own.
     let (env, _) = setup().await;
-    let v = env.unlock_with(&env.path("other-trust"), common::PASSWORD).await.unwrap();
+    let other = env.path("other-trust");
+    let v = env.unlock_with(&other, common::PASSWORD).await.unwrap();
     v.get("db/password", None).await.unwrap();
-    drop(v);
-    let newest = env.objects(layout::AUDIT_DIR).last().unwrap().clone();
+    // The process dies (power failure) before the read's entry is made durable and pinned.
+    std::mem::forget(v);
+    let newest = env
+        .objects(layout::AUDIT_DIR)
+        .into_iter()
+        .filter(|n| matches!(layout::parse_audit(n), Some((layout::AuditLane::Named(_), _))))
+        .max()
+        .unwrap();
     std::fs::write(env.obj(&newest), b"").unwrap();
-    let fresh = env.path("fresh-trust");
-    let v = env.unlock_with(&fresh, common::PASSWORD).await.unwrap();
+    // Another machine does not touch that lane: its `audit verify` reports the torn entry.
+    let third = env.unlock_with(&env.path("third-trust"), common::PASSWORD).await.unwrap();
+    assert_integrity(&err(third.verify().await), ObjectKind::AuditRecord, Some(&newest));
+    drop(third);
+    // The lane's own machine removes it at its next unlock, and says so.
+    let v = env.unlock_with(&other, common::PASSWORD).await.unwrap();
     v.verify().await.unwrap();
     let trail = v.audit_trail().await.unwrap();
-    let unlock = trail.iter().rev().find(|(_, r)| r.op == "unlock").unwrap();
-    let detail = unlock.1.detail.clone().unwrap_or_default();
+    let unlock =
+        trail.iter().rev().find(|tresor::model::TrailRecord { record: r, .. }| r.op == "unlock").unwrap();
+    let detail = unlock.record.detail.clone().unwrap_or_default();
     assert!(detail.contains("removed 1 unreadable unpinned audit records"), "{detail}");
 }
 
@@ -365,4 +378,116 @@ async fn fail_deleted_epoch_key_is_missing() {
     let e = err(v.get(secrets[0].path, None).await);
     let detail = assert_integrity(&e, ObjectKind::EpochKey, Some(&layout::epoch_key(1)));
     assert!(detail.contains("missing"), "{e}");
+}
+
+// ---- audit lanes: each machine appends to its own lane; the store cannot mix, drop or cut them --
+
+/// The entries of the named lanes, sorted (lane, then sequence number).
+fn lane_entries(env: &Env) -> Vec<(layout::AuditLane, u64, String)> {
+    let mut out: Vec<_> = env
+        .objects(layout::AUDIT_DIR)
+        .into_iter()
+        .filter_map(|n| match layout::parse_audit(&n) {
+            Some((lane @ layout::AuditLane::Named(_), seq)) => Some((lane, seq, n)),
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The vault of [`setup`], and a second machine (its own trust state) that wrote and read once.
+async fn two_machines() -> (Env, std::path::PathBuf) {
+    let (env, _) = setup().await;
+    let other = env.path("other-trust");
+    let v = env.unlock_with(&other, common::PASSWORD).await.unwrap();
+    v.set("other/written", b"by the second machine").await.unwrap();
+    v.get("db/password", None).await.unwrap();
+    drop(v);
+    (env, other)
+}
+
+#[tokio::test]
+async fn lanes_keep_machines_apart_and_verify_as_one_trail() {
+    let (env, _) = setup().await;
+    let main_before = env.objects(layout::AUDIT_DIR).len();
+    let (env, _) = {
+        let other = env.path("other-trust");
+        let v = env.unlock_with(&other, common::PASSWORD).await.unwrap();
+        v.set("other/written", b"by the second machine").await.unwrap();
+        drop(v);
+        (env, other)
+    };
+    // The second machine wrote nothing into the main lane, everything into one lane of its own.
+    let lanes = lane_entries(&env);
+    let main_after: Vec<_> = env
+        .objects(layout::AUDIT_DIR)
+        .into_iter()
+        .filter(|n| matches!(layout::parse_audit(n), Some((layout::AuditLane::Main, _))))
+        .collect();
+    assert_eq!(main_after.len(), main_before);
+    assert!(lanes.len() >= 2, "unlock, set and lock records: {lanes:?}");
+    assert!(lanes.iter().all(|(lane, _, _)| *lane == lanes[0].0), "one lane: {lanes:?}");
+    // The creator proves both lanes, and the anchor the second machine's commit put in the log.
+    let v = env.unlock().await.unwrap();
+    let report = v.verify().await.unwrap();
+    assert_eq!(report.audit_lanes, 2, "{report:?}");
+    assert_eq!(report.anchors, 5, "four commits anchor the main lane, one the other lane: {report:?}");
+    let trail = v.audit_trail().await.unwrap();
+    let set = trail.iter().find(|t| t.record.path.as_deref() == Some("other/written")).unwrap();
+    assert_eq!(set.lane, lanes[0].0.label());
+    assert!(trail.windows(2).all(|w| w[0].record.time_ms <= w[1].record.time_ms), "merged by time");
+}
+
+#[tokio::test]
+async fn fail_lane_entry_copied_into_another_lane() {
+    let (env, _) = two_machines().await;
+    let (_, _, first) = lane_entries(&env)[0].clone();
+    // The second machine's first entry planted as the first entry of a lane nobody wrote.
+    let planted = layout::AuditLane::Named([0xab; 8]).entry(1);
+    std::fs::create_dir_all(env.obj(&planted).parent().unwrap()).unwrap();
+    std::fs::copy(env.obj(&first), env.obj(&planted)).unwrap();
+    let v = env.unlock().await.unwrap();
+    assert_integrity(&err(v.verify().await), ObjectKind::AuditRecord, Some(&planted));
+    std::fs::remove_file(env.obj(&planted)).unwrap();
+    // Main-lane entry 2 copied into the second machine's lane, after its last entry.
+    let (lane, seq, _) = lane_entries(&env).last().unwrap().clone();
+    let moved = lane.entry(seq + 1);
+    std::fs::copy(env.obj(&layout::audit(2)), env.obj(&moved)).unwrap();
+    assert_integrity(&err(v.verify().await), ObjectKind::AuditRecord, Some(&moved));
+}
+
+#[tokio::test]
+async fn fail_anchored_lane_deleted_by_the_store() {
+    let (env, _) = two_machines().await;
+    let entries = lane_entries(&env);
+    for (_, _, name) in &entries {
+        std::fs::remove_file(env.obj(name)).unwrap();
+    }
+    // The commit log anchors the lane: the creator, which never pinned it, still finds it gone.
+    let v = env.unlock().await.unwrap();
+    let e = err(v.verify().await);
+    let detail = assert_integrity(&e, ObjectKind::AuditRecord, None);
+    assert!(detail.contains("anchored in the commit log but missing"), "{e}");
+}
+
+#[tokio::test]
+async fn fail_lane_cut_below_what_machines_pinned() {
+    let (env, other) = two_machines().await;
+    // The creator verifies once, pinning the second machine's lane head too.
+    env.unlock().await.unwrap().verify().await.unwrap();
+    let (lane, newest, name) = lane_entries(&env).last().unwrap().clone();
+    std::fs::remove_file(env.obj(&name)).unwrap();
+    // The lane's own machine refuses to unlock on it, the creator's verify reports it.
+    match err(env.unlock_with(&other, common::PASSWORD).await) {
+        Error::Rollback { kind: ObjectKind::AuditRecord, seen, served } => {
+            assert_eq!((seen, served), (newest, newest - 1), "{lane:?}")
+        }
+        e => panic!("expected a rollback of the audit trail, got {e}"),
+    }
+    let v = env.unlock().await.unwrap();
+    match err(v.verify().await) {
+        Error::Rollback { kind: ObjectKind::AuditRecord, seen, .. } => assert_eq!(seen, newest),
+        e => panic!("expected a rollback of the audit trail, got {e}"),
+    }
 }

@@ -5,10 +5,10 @@
 //! with one durability round, while the engine may be busy with a commit. The engine appends
 //! its own records through the same lane and anchors the lane's head in every commit.
 
-use super::{EMPTY, Head, MAX_RETRIES, RETRY_FOR, backoff, create_idempotent, scan_head};
+use super::{Head, MAX_RETRIES, RETRY_FOR, backoff, create_idempotent, scan_head};
 use crate::chain::{Chain, LogKind};
 use crate::error::{Error, Result};
-use crate::layout;
+use crate::layout::AuditLane;
 use crate::model::{AuditRecord, encode_audit};
 use crate::store::{Durability, Store};
 use crate::trust::TrustStore;
@@ -17,14 +17,16 @@ use crate::trust::TrustStore;
 /// in the trust state (an agent killed -9 loses at most this many, which the next unlock sees).
 pub(super) const PIN_EVERY: usize = 64;
 
-/// The head of the audit trail as this handle knows it, and how to append to it.
+/// The head of this handle's lane of the audit trail as it knows it, and how to append to it.
 pub(crate) struct Lane {
+    /// Which lane: the main one until unlock reads this machine's choice from the trust state.
+    pub(super) lane: AuditLane,
     /// The newest entry (its sequence number and link).
     pub(super) head: Head,
     /// Entries written without fsync, not yet made durable: never pinned, anchored or chained
     /// onto by a durable object before [`Lane::sync`].
     pub(super) unsynced: Vec<String>,
-    /// The audit chain's key; `None` once the vault is locked (wiped).
+    /// The audit chain's keys, for this lane; `None` once the vault is locked (wiped).
     chain: Option<Chain>,
     store: Store,
     /// Where the lane pins its head by itself (every [`PIN_EVERY`] relaxed entries).
@@ -33,8 +35,20 @@ pub(crate) struct Lane {
 }
 
 impl Lane {
+    /// The main lane of the trail `chain` belongs to, empty.
     pub(super) fn new(chain: Chain, store: Store, trust: TrustStore, vault_id: [u8; 16]) -> Lane {
-        Lane { head: EMPTY, unsynced: Vec::new(), chain: Some(chain), store, trust, vault_id }
+        let chain = chain.lane(AuditLane::Main);
+        let head = Head { seq: 0, link: chain.origin() };
+        Lane { lane: AuditLane::Main, head, unsynced: Vec::new(), chain: Some(chain), store, trust, vault_id }
+    }
+
+    /// Appends to `lane` from now on, from its empty head (the caller then finds its real head).
+    pub(super) fn switch_to(&mut self, lane: AuditLane) -> Result<()> {
+        let chain = self.chain.as_ref().ok_or(Error::Locked)?.lane(lane);
+        self.head = Head { seq: 0, link: chain.origin() };
+        self.chain = Some(chain);
+        self.lane = lane;
+        Ok(())
     }
 
     /// Wipes the chain key: every later append fails with [`Error::Locked`].
@@ -54,7 +68,7 @@ impl Lane {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.sync(&names))
             .await
-            .map_err(|_| Error::Store("a sync thread panicked".into()))??;
+            .map_err(|_| Error::store("a sync thread panicked"))??;
         // Nothing was added meanwhile (`&mut self` is held): exactly those are durable now.
         self.unsynced.drain(..count);
         Ok(())
@@ -91,7 +105,7 @@ impl Lane {
             let chain = self.chain.as_ref().ok_or(Error::Locked)?;
             let entry = chain.seal(seq, &self.head.link, &plain).map_err(audit_err)?;
             let link = chain.link(&entry);
-            let name = layout::audit(seq);
+            let name = self.lane.entry(seq);
             if create_idempotent(&self.store, &name, &entry, durability).await.map_err(audit_err)? {
                 self.head = Head { seq, link };
                 if durability == Durability::Relaxed {
@@ -103,7 +117,8 @@ impl Lane {
             // Their entries may not be durable yet either: make them so before chaining on them.
             backoff(attempt).await;
             self.head = self.scan_head(seq).await.map_err(audit_err)?;
-            self.unsynced.extend((seq..=self.head.seq).map(layout::audit));
+            let lane = self.lane;
+            self.unsynced.extend((seq..=self.head.seq).map(|seq| lane.entry(seq)));
             if durability == Durability::Sync {
                 self.sync().await.map_err(audit_err)?;
             }
@@ -113,12 +128,12 @@ impl Lane {
 
     /// The newest entry at or after `from` (which must exist, or be 0), and its link.
     pub(super) async fn scan_head(&self, from: u64) -> Result<Head> {
-        let seq = scan_head(&self.store, LogKind::Audit, from).await?;
-        if seq == 0 {
-            return Ok(EMPTY);
-        }
+        let seq = scan_head(&self.store, LogKind::Audit(self.lane), from).await?;
         let chain = self.chain.as_ref().ok_or(Error::Locked)?;
-        let bytes = self.store.get_required(&layout::audit(seq), "vanished while being read").await?;
+        if seq == 0 {
+            return Ok(Head { seq: 0, link: chain.origin() });
+        }
+        let bytes = self.store.get_required(&self.lane.entry(seq), "vanished while being read").await?;
         Ok(Head { seq, link: chain.link(&bytes) })
     }
 
@@ -131,12 +146,12 @@ impl Lane {
     /// everything else at every commit; this is for a run of reads with no commit).
     pub(super) async fn pin(&mut self) -> Result<()> {
         self.sync().await?;
-        let (trust, vault_id, head) = (self.trust.clone(), self.vault_id, self.head);
+        let (trust, vault_id, head, lane) = (self.trust.clone(), self.vault_id, self.head, self.lane);
         let location = self.store.location().to_string();
         tokio::task::spawn_blocking(move || {
-            trust.update(&vault_id, &location, |t| t.saw_audit(head.seq, &head.link)).map(drop)
+            trust.update(&vault_id, &location, |t| t.saw_own_audit(lane, head.seq, &head.link)).map(drop)
         })
         .await
-        .map_err(|_| Error::Store("a trust-state thread panicked".into()))?
+        .map_err(|_| Error::store("a trust-state thread panicked"))?
     }
 }

@@ -15,6 +15,7 @@ use super::{Engine, Packs, READ_AHEAD, epoch_aad, slice_of};
 use crate::error::{Error, ObjectKind, Result};
 use crate::layout;
 use crate::model::{AuditOp, BlobRef, Op, Outcome, now_ms};
+use crate::roles::EpochKey;
 use crate::store::Durability;
 use crate::store::Store;
 use crate::versions::Residue;
@@ -25,7 +26,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicBool, AtomicU64};
-use tresor_crypto::Key;
 use tresor_crypto::wrap::wrap_key;
 
 /// Values re-sealed per commit, at most.
@@ -180,11 +180,11 @@ impl Engine {
         // makes the create fail: the next number is tried. Numbers never come from a listing, so
         // a planted `epoch/4294967295` cannot use the numbers up.
         let mut epoch = self.keyring.max_epoch();
-        let key = Key::generate()?;
+        let key = EpochKey::generate()?;
         let mut created = false;
         for _ in 0..ROTATE_ATTEMPTS {
             epoch = epoch.checked_add(1).ok_or_else(|| Error::Invalid("no epoch numbers left".into()))?;
-            let wrapped = wrap_key(&self.keys.shield, &epoch_aad(&self.vault_id, epoch), &key)?;
+            let wrapped = wrap_key(self.keys.shield.key(), &epoch_aad(&self.vault_id, epoch), key.key())?;
             if self.create_idempotent(&layout::epoch_key(epoch), &wrapped, Durability::Sync).await? {
                 created = true;
                 break;
@@ -194,7 +194,7 @@ impl Engine {
             return Err(Error::Conflict(format!(
                 "no free epoch number: epoch keys {} to {epoch} already exist without a commit that \
                  started them (concurrent rotations, or objects the store holds that tresor did not \
-                 commit; `tresor gc` removes abandoned ones after its grace period)",
+                 commit; garbage collection removes abandoned ones after its grace period)",
                 epoch.saturating_sub(ROTATE_ATTEMPTS - 1)
             )));
         }
@@ -316,7 +316,7 @@ impl Engine {
     ) -> Result<DestroyReport> {
         self.refresh().await?;
         if self.keyring.get(epoch).is_none() {
-            return Err(Error::Invalid(format!("there is no epoch {epoch}; `tresor epoch list` shows them")));
+            return Err(Error::Invalid(format!("there is no epoch {epoch}")));
         }
         let mut reencrypted = ReencryptReport { epoch: self.keyring.current, ..Default::default() };
         if !self.keyring.is_destroyed(epoch) {
@@ -759,7 +759,7 @@ struct Prep {
     /// The epoch to seal into.
     epoch: u32,
     /// The keys of the batch's epochs and of `epoch`.
-    keys: HashMap<u32, Arc<Key>>,
+    keys: HashMap<u32, Arc<EpochKey>>,
     batch: Vec<Target>,
     buffers: Buffers,
 }
@@ -875,7 +875,7 @@ fn repack(
     epoch: u32,
     batch: &[Target],
     sources: &[Bytes],
-    keys: &HashMap<u32, Arc<Key>>,
+    keys: &HashMap<u32, Arc<EpochKey>>,
     buffers: &Buffers,
 ) -> Result<Packs> {
     let key_of = |epoch: u32| {
@@ -929,15 +929,14 @@ fn repack(
         let (old_slot, new_slot) = (old.slot.to_be_bytes(), slot.to_be_bytes());
         let from = super::blob_ctx(vault_id, old_name, old.epoch, &old_slot);
         let to = super::blob_ctx(vault_id, &names[*pack], epoch, &new_slot);
-        tresor_crypto::envelope::reseal_into(key_of(old.epoch)?, &from, envelope, key, &to, out).map_err(
-            |_| {
+        tresor_crypto::envelope::reseal_into(key_of(old.epoch)?.key(), &from, envelope, key.key(), &to, out)
+            .map_err(|_| {
                 Error::integrity(
                     ObjectKind::ValueBlob,
                     old_name,
                     "does not authenticate: tampered, or moved from another name",
                 )
-            },
-        )
+            })
     };
     let threads = std::thread::available_parallelism().map_or(1, usize::from).min(work.len()).max(1);
     let chunk = work.len().div_ceil(threads).max(1);

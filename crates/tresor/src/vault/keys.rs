@@ -72,7 +72,7 @@ impl Engine {
     /// The vault's recovery phrase: 24 BIP39 English words encoding the root secret. Whoever
     /// holds it holds the vault; `init` shows it once.
     pub fn recovery_phrase(&self) -> Phrase {
-        Phrase::from_key(&self.keys.root)
+        Phrase::from_key(self.keys.root.key())
     }
 
     /// [`Engine::recovery_phrase`] shown again after `init`, recorded in the audit trail first.
@@ -87,7 +87,7 @@ impl Engine {
         let root = &self.keys.root;
         let master = self
             .master
-            .get_or_insert_with(|| Ed25519Node::master(Phrase::from_key(root).seed("").as_slice()));
+            .get_or_insert_with(|| Ed25519Node::master(Phrase::from_key(root.key()).seed("").as_slice()));
         master.descend(path)
     }
 
@@ -139,7 +139,7 @@ impl Engine {
     /// by the agent: no client process ever receives a derived key.
     pub fn derive_encryption_key(&self, name: &str, alg: Algorithm) -> Result<Key> {
         transit::validate_name(name).map_err(transit_error)?;
-        Ok(transit::derive_transit_key(&self.keys.root, &self.vault_id, name, alg))
+        Ok(transit::derive_transit_key(self.keys.root.key(), &self.vault_id, name, alg))
     }
 
     /// The key of one streamed transit message ([`transit::stream`]) under the transit key `name`

@@ -5,6 +5,7 @@ use crate::error::{Error, ObjectKind, Result};
 use crate::keyfile::{KeyFile, SlotKind, check_password_rules};
 use crate::layout::{self, parse_seq};
 use crate::model::{AuditOp, Op, Outcome};
+use crate::roles::RootKey;
 use crate::store::{Durability, Store};
 use tresor_crypto::{KdfParams, Password};
 
@@ -87,7 +88,7 @@ impl Engine {
     ) -> Result<Engine> {
         check_password_rules(new_password)?;
         params.check().map_err(|_| Error::Invalid("KDF parameters out of the accepted range".into()))?;
-        let root = phrase.to_key().ok_or_else(|| {
+        let root = phrase.to_key().map(RootKey::from_key).ok_or_else(|| {
             Error::Invalid(format!(
                 "a vault's recovery phrase has 24 words; this one has {}",
                 phrase.word_count()
@@ -136,11 +137,7 @@ impl Engine {
             return Ok(());
         }
         let name = layout::keyfile(logged);
-        let changed = || {
-            Error::Conflict(
-                "the key file was changed by another writer meanwhile; run the command again".into(),
-            )
-        };
+        let changed = || Error::Conflict("the key file was changed by another writer meanwhile".into());
         // Superseded again meanwhile (its older generations are removed): the caller retries.
         let bytes = self.store.get(&name).await?.ok_or_else(changed)?;
         let digest = tresor_crypto::hash(&bytes);
@@ -215,7 +212,7 @@ impl Engine {
                 AuditOp::Passwd | AuditOp::Recover => "the NEW password now opens the vault",
                 _ => "the change is in force",
             };
-            return Err(Error::Store(format!(
+            return Err(Error::store(format!(
                 "the key file change ({op}) could not be recorded ({e}); its new key file was written, so \
                  {in_force}, and the next unlock records the change"
             )));

@@ -5,7 +5,7 @@ use crate::chain::LogKind;
 use crate::error::{Error, ObjectKind, Result};
 use crate::index::Index;
 use crate::keyring::Keyring;
-use crate::layout::{self, parse_seq};
+use crate::layout::{self, AuditLane, parse_seq};
 use crate::model::{AuditAnchor, Commit, Op, decode, encode, now_ms};
 use crate::snapshot;
 use crate::store::Durability;
@@ -54,8 +54,9 @@ impl Engine {
 
     /// Sequence numbers of a log's entries, sorted; names that are not ours are ignored.
     pub(super) async fn log_seqs(&self, kind: LogKind) -> Result<Vec<u64>> {
-        let names = self.store.list(kind.dir()).await?;
-        let mut seqs: Vec<u64> = names.iter().filter_map(|n| parse_seq(n, kind.dir())).collect();
+        let dir = kind.dir();
+        let names = self.store.list(&dir).await?;
+        let mut seqs: Vec<u64> = names.iter().filter_map(|n| parse_seq(n, &dir)).collect();
         seqs.sort_unstable();
         Ok(seqs)
     }
@@ -238,27 +239,28 @@ impl Engine {
                 _ => false,
             });
             if newer_keyfile {
-                return Err(Error::Conflict(
-                    "the key file was changed by another writer meanwhile; run the command again".into(),
-                ));
+                return Err(Error::Conflict("the key file was changed by another writer meanwhile".into()));
             }
-            // The commit anchors the audit head: it must be durable first.
-            let audit = {
+            // The commit anchors the head of this handle's audit lane: it must be durable first.
+            let (lane, audit) = {
                 let mut lane = self.lane.lock().await;
                 lane.unsynced.append(&mut self.unsynced);
                 lane.sync().await?;
-                lane.head
+                (lane.lane, lane.head)
             };
-            let commit = Commit {
-                time_ms: now_ms(),
-                actor: self.opts.actor.clone(),
-                writer,
-                audit: (audit.seq > 0).then_some(AuditAnchor { seq: audit.seq, link: audit.link }),
-                ops,
-            };
+            let anchor = (audit.seq > 0).then_some(AuditAnchor { seq: audit.seq, link: audit.link });
+            let mut commit =
+                Commit { time_ms: now_ms(), actor: self.opts.actor.clone(), writer, audit: None, ops };
+            match (lane, anchor) {
+                (AuditLane::Main, anchor) => commit.audit = anchor,
+                (AuditLane::Named(lane), Some(anchor)) => commit.ops.push(Op::LaneAnchor { lane, anchor }),
+                (AuditLane::Named(_), None) => {}
+            }
             let seq = self.log.seq + 1;
-            let entry = self.keys.commit.seal(seq, &self.log.link, &encode(&commit)?)?;
-            if self.create_idempotent(&layout::commit(seq), &entry, Durability::Sync).await? {
+            let entry = Bytes::from(self.keys.commit.seal(seq, &self.log.link, &encode(&commit)?)?);
+            if super::create_checked(&self.store, &layout::commit(seq), entry.clone(), Durability::Sync)
+                .await?
+            {
                 self.apply_commit(seq, &entry)?;
                 self.save_trust().await?;
                 // The commit is durable and acknowledged; a snapshot that cannot be written now
@@ -266,7 +268,9 @@ impl Engine {
                 if let Err(e) = self.snapshot_if_due().await {
                     tracing::warn!("index snapshot not written: {e}");
                 }
-                return Ok(commit.ops);
+                let mut ops = commit.ops;
+                ops.retain(|op| !matches!(op, Op::LaneAnchor { .. }));
+                return Ok(ops);
             }
             backoff(attempt).await;
         }

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::keyfile::{KeyFile, check_password_rules};
 use crate::layout;
 use crate::model::{AuditOp, BlobRef, Op};
+use crate::roles::{EpochKey, RootKey};
 use crate::store::Created;
 use crate::trust::PendingEra;
 use crate::versions::Residue;
@@ -14,7 +15,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tresor_crypto::wrap::wrap_key;
-use tresor_crypto::{KdfParams, Key, Password};
+use tresor_crypto::{KdfParams, Password};
 
 /// Versions re-sealed per commit of the new era (each batch also stops at [`PACK_TARGET`] × 4
 /// bytes of plaintext).
@@ -89,11 +90,11 @@ impl Engine {
             Created::Yes | Created::AlreadyExists => {}
         }
         let store = crate::era::store(&base, next, true)?
-            .ok_or_else(|| Error::Store(format!("cannot create {}", layout::era_dir(next))))?;
+            .ok_or_else(|| Error::store(format!("cannot create {}", layout::era_dir(next))))?;
         // What this machine pinned of an attempt that did not finish is forgotten with it.
         self.opts.trust.reset(&self.vault_id, store.location(), &crate::trust::TrustState::default())?;
         // 3. The new root, and the new era's keys.
-        let root = Key::generate()?;
+        let root = RootKey::generate()?;
         let keyfile = KeyFile::new(self.vault_id, 1, &root, new_password, params)?;
         let keyfile_bytes = keyfile.encode();
         let keyfile_hash = tresor_crypto::hash(&keyfile_bytes);
@@ -118,18 +119,19 @@ impl Engine {
         self.opts.trust.pin_location(base.location(), &pin)?;
 
         let epoch = super::FIRST_EPOCH;
-        let epoch_key = Key::generate()?;
-        let wrapped = wrap_key(&new.keys.shield, &epoch_aad(&self.vault_id, epoch), &epoch_key)?;
+        let epoch_key = EpochKey::generate()?;
+        let wrapped = wrap_key(new.keys.shield.key(), &epoch_aad(&self.vault_id, epoch), epoch_key.key())?;
         new.create_once(&layout::epoch_key(epoch), &wrapped).await?;
         new.view.insert_epoch(epoch, Arc::new(epoch_key));
 
         // The audit trail, record by record, then what happens now.
         let trail = self.read_trail().await?;
-        let copied_entries = trail.len();
+        let copied: std::collections::HashSet<_> = trail.iter().map(|e| (e.lane, e.seq)).collect();
         let mut audit_records = 0;
-        for (_, records, _) in &trail {
-            new.audit_append_entry(records, Durability::Relaxed, false).await?;
-            audit_records += records.len() as u64;
+        // Every lane of era e goes into this machine's lane of the new era, entry by entry.
+        for entry in &trail {
+            new.audit_append_entry(&entry.records, Durability::Relaxed, false).await?;
+            audit_records += entry.records.len() as u64;
         }
         let detail = format!(
             "root era {previous} -> {next}: new root secret, {audit_records} audit records carried over"
@@ -213,9 +215,9 @@ impl Engine {
         }
         // Audit records other processes appended to the old era meanwhile come along too.
         let trail = self.read_trail().await?;
-        for (_, records, _) in trail.iter().skip(copied_entries) {
-            new.audit_append_entry(records, Durability::Relaxed, false).await?;
-            audit_records += records.len() as u64;
+        for entry in trail.iter().filter(|e| !copied.contains(&(e.lane, e.seq))) {
+            new.audit_append_entry(&entry.records, Durability::Relaxed, false).await?;
+            audit_records += entry.records.len() as u64;
         }
         new.defer_snapshots = false;
         new.snapshot().await?;
@@ -384,12 +386,11 @@ impl Engine {
         }
         let quiet = std::time::SystemTime::now().duration_since(newest).unwrap_or_default();
         if quiet < self.opts.rekey_lease {
-            return Err(Error::Conflict(format!(
-                "a re-key to root era {next} may still be running (its last write was {}s ago): \
-                 if it was killed, run the command again in {}s, or with --force",
-                quiet.as_secs(),
-                (self.opts.rekey_lease - quiet).as_secs()
-            )));
+            return Err(Error::RekeyRunning {
+                next,
+                quiet_s: quiet.as_secs(),
+                wait_s: (self.opts.rekey_lease - quiet).as_secs(),
+            });
         }
         Ok(())
     }

@@ -16,9 +16,9 @@ use super::{
 };
 use crate::error::{Category, Error, ObjectKind, Result};
 use crate::fingerprint::Fingerprint;
-use crate::index::validate_path;
 use crate::layout;
 use crate::model::{AuditOp, AuditRecord, Outcome, now_ms};
+use crate::path::SecretPath;
 use crate::store::{Durability, Store};
 use futures::future::BoxFuture;
 use std::sync::Arc;
@@ -73,7 +73,7 @@ struct Service {
 struct PendingWrite {
     actor: Arc<str>,
     op: AuditOp,
-    items: Vec<(String, Zeroizing<Vec<u8>>)>,
+    items: Vec<(SecretPath, Zeroizing<Vec<u8>>)>,
     reply: oneshot::Sender<Result<Vec<u64>>>,
 }
 
@@ -160,7 +160,7 @@ impl Vault {
             engine.act_for(&actor);
             op(engine).await
         });
-        task.await.map_err(|_| Error::Store("a vault task failed".into()))?
+        task.await.map_err(|_| Error::store("a vault task failed"))?
     }
 
     /// The engine, in the caller's own future: for operations that report progress through a
@@ -238,7 +238,7 @@ impl Vault {
     }
 
     /// Reads, checks and decrypts the whole audit trail, oldest first (audited itself).
-    pub async fn audit_trail(&self) -> Result<Vec<(u64, AuditRecord)>> {
+    pub async fn audit_trail(&self) -> Result<Vec<crate::model::TrailRecord>> {
         self.run(Box::new(|e| Box::pin(async move { e.audit_trail().await }))).await
     }
 
@@ -252,7 +252,7 @@ impl Vault {
     /// opened without taking the engine; the read's audit record joins the next batch, and
     /// nothing is returned before it is written.
     pub async fn get(&self, path: &str, version: Option<u64>) -> Result<SecretBytes> {
-        validate_path(path)?;
+        let path = &SecretPath::parse(path)?;
         if let Err(e) = self.fresh().await {
             return Err(self.failed(AuditOp::Get, Some(path), e).await);
         }
@@ -281,16 +281,25 @@ impl Vault {
         let detail = version.map(|v| format!("version {v}"));
         self.audit_read(AuditOp::Get, Some(path), Outcome::Ok, detail).await?;
         // A value of an older epoch moves to the current one, in batches: the read that fills
-        // a batch commits it (in the engine's task; a failure leaves the batch for later).
+        // a batch takes the engine and hands it to a task that commits the batch, so every later
+        // operation comes after that commit, but the read does not wait for it (a failure leaves
+        // the batch for later).
         if self.svc.view.queue_reseal(path, number, blob) >= LAZY_BATCH {
-            let _ = self.flush_reseal().await;
+            let mut engine = self.svc.engine.clone().lock_owned().await;
+            let actor = self.actor.clone();
+            tokio::spawn(async move {
+                if let Some(engine) = engine.as_mut() {
+                    engine.act_for(&actor);
+                    engine.flush_reseal().await;
+                }
+            });
         }
         Ok(value)
     }
 
     /// [`Vault::get`] through the engine.
-    async fn get_slow(&self, path: &str, version: Option<u64>) -> Result<SecretBytes> {
-        let path = path.to_string();
+    async fn get_slow(&self, path: &SecretPath, version: Option<u64>) -> Result<SecretBytes> {
+        let path = path.clone();
         self.run(Box::new(move |e| Box::pin(async move { e.get(&path, version).await }))).await
     }
 
@@ -392,7 +401,7 @@ impl Vault {
     /// Stores a new version of `path` only if its current version is `cas` (0: only if it has no
     /// live version), as Vault's KV v2 check-and-set.
     pub async fn set_cas(&self, path: &str, value: &[u8], cas: u64) -> Result<u64> {
-        let (path, value) = (path.to_string(), Zeroizing::new(value.to_vec()));
+        let (path, value) = (SecretPath::parse(path)?, Zeroizing::new(value.to_vec()));
         self.run(Box::new(move |e| Box::pin(async move { e.set_cas(&path, &value, cas).await }))).await
     }
 
@@ -401,7 +410,11 @@ impl Vault {
     /// gets its own versions, and a request refused as invalid fails alone.
     pub async fn set_many(&self, op: AuditOp, items: &[(&str, &[u8])]) -> Result<Vec<u64>> {
         let (reply, answer) = oneshot::channel();
-        let items = items.iter().map(|(p, v)| (p.to_string(), Zeroizing::new(v.to_vec()))).collect();
+        // Paths are checked here, once: a bad one is refused before it joins anyone's commit.
+        let items = items
+            .iter()
+            .map(|(p, v)| Ok((SecretPath::parse(p)?, Zeroizing::new(v.to_vec()))))
+            .collect::<Result<_>>()?;
         lock_queue(&self.svc.writes).push(PendingWrite { actor: self.actor.clone(), op, items, reply });
         // Whoever takes the engine next commits everything waiting, in a task of its own.
         let svc = self.svc.clone();
@@ -418,13 +431,13 @@ impl Vault {
         });
         // No answer at all: the task ended without one (it panicked), the commit may have landed.
         answer.await.unwrap_or_else(|_| {
-            Err(Error::Store("the write's outcome is unknown: its task ended without an answer".into()))
+            Err(Error::Indeterminate(Box::new(Error::store("the commit task ended without an answer"))))
         })
     }
 
     /// Deletes the current version of `path` (history is kept); returns the deleted version.
     pub async fn delete(&self, path: &str) -> Result<u64> {
-        let path = path.to_string();
+        let path = SecretPath::parse(path)?;
         self.run(Box::new(move |e| Box::pin(async move { e.delete(&path).await }))).await
     }
 
@@ -442,7 +455,7 @@ impl Vault {
 
     /// Every version of `path`, oldest first (from the view, like [`Vault::get`]).
     pub async fn history(&self, path: &str) -> Result<Vec<HistoryEntry>> {
-        validate_path(path)?;
+        let path = &SecretPath::parse(path)?;
         if let Err(e) = self.fresh().await {
             return Err(self.failed(AuditOp::History, Some(path), e).await);
         }
@@ -476,8 +489,7 @@ impl Vault {
             svc.view.clear();
             result
         });
-        task.await
-            .map_err(|_| Error::Store("the lock task failed; the keys are wiped when it ends".into()))?
+        task.await.map_err(|_| Error::store("the lock task failed; the keys are wiped when it ends"))?
     }
 
     /// Changes the password of the slot that opened this vault.
@@ -699,13 +711,13 @@ fn copy_password(password: &Password) -> Password {
 /// failure is every request's answer (running them again could write twice what may have landed).
 async fn group_commit(engine: &mut Engine, batch: Vec<PendingWrite>) {
     let mut groups: Vec<Vec<PendingWrite>> = Vec::new();
-    let mut paths = std::collections::HashSet::new();
+    let mut paths: std::collections::HashSet<SecretPath> = std::collections::HashSet::new();
     let mut items = 0;
     for pending in batch {
         let fits = groups.last().is_some_and(|g| {
             g[0].op == pending.op
                 && items + pending.items.len() <= GROUP_MAX_ITEMS
-                && pending.items.iter().all(|(p, _)| !paths.contains(p.as_str()))
+                && pending.items.iter().all(|(p, _)| !paths.contains(p))
         });
         if !fits {
             groups.push(Vec::new());
@@ -726,10 +738,11 @@ async fn group_commit(engine: &mut Engine, batch: Vec<PendingWrite>) {
             }
             continue;
         }
-        let borrowed: Vec<(&str, &[u8])> =
-            group.iter().flat_map(|p| p.items.iter().map(|(k, v)| (k.as_str(), v.as_slice()))).collect();
+        let borrowed: Vec<(&SecretPath, &[u8])> =
+            group.iter().flat_map(|p| p.items.iter().map(|(k, v)| (k, v.as_slice()))).collect();
         let runs: Vec<(usize, &str)> = group.iter().map(|p| (p.items.len(), &*p.actor)).collect();
-        engine.act_for(&group[0].actor);
+        // Each request's audit records name its own actor; the shared commit names them all.
+        engine.act_for(&group_actor(&runs));
         match engine.put_as(group[0].op, &borrowed, &runs, None).await {
             Ok(versions) => {
                 let mut versions = versions.into_iter();
@@ -758,11 +771,45 @@ async fn group_commit(engine: &mut Engine, batch: Vec<PendingWrite>) {
 /// One waiting write on its own.
 async fn write_one(engine: &mut Engine, p: &PendingWrite) -> Result<Vec<u64>> {
     engine.act_for(&p.actor);
-    let borrowed: Vec<(&str, &[u8])> = p.items.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+    let borrowed: Vec<(&SecretPath, &[u8])> = p.items.iter().map(|(k, v)| (k, v.as_slice())).collect();
     engine.set_many(p.op, &borrowed).await
 }
 
-fn has_duplicates(items: &[(String, Zeroizing<Vec<u8>>)]) -> bool {
+/// The actor a group commit names: the one actor of every request, or the distinct ones (the
+/// first eight, then how many more).
+fn group_actor(runs: &[(usize, &str)]) -> String {
+    let mut actors: Vec<&str> = Vec::new();
+    for (_, actor) in runs {
+        if !actors.contains(actor) {
+            actors.push(actor);
+        }
+    }
+    match actors.as_slice() {
+        [one] => one.to_string(),
+        many if many.len() <= 8 => format!("group commit: {}", many.join("; ")),
+        many => format!("group commit: {}; and {} more", many[..8].join("; "), many.len() - 8),
+    }
+}
+
+fn has_duplicates(items: &[(SecretPath, Zeroizing<Vec<u8>>)]) -> bool {
     let mut seen = std::collections::HashSet::new();
     !items.iter().all(|(p, _)| seen.insert(p.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::group_actor;
+
+    #[test]
+    fn a_group_commit_names_every_actor_once() {
+        assert_eq!(group_actor(&[(2, "a"), (1, "a")]), "a");
+        assert_eq!(group_actor(&[(1, "a"), (3, "b"), (1, "a")]), "group commit: a; b");
+        let many: Vec<String> = (0..11).map(|i| format!("pid={i}")).collect();
+        let runs: Vec<(usize, &str)> = many.iter().map(|a| (1, a.as_str())).collect();
+        let named = group_actor(&runs);
+        assert!(
+            named.starts_with("group commit: pid=0; pid=1;") && named.ends_with("pid=7; and 3 more"),
+            "{named}"
+        );
+    }
 }

@@ -50,7 +50,7 @@ impl Engine {
             self.snapshot_base = header.seq;
             return Ok(());
         }
-        Err(Error::Store("snapshots kept disappearing while being read; try again".into()))
+        Err(Error::store("snapshots kept disappearing while being read"))
     }
 
     pub(super) async fn check_snapshot(
@@ -187,7 +187,7 @@ impl Engine {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.sync(&names))
             .await
-            .map_err(|_| Error::Store("a sync thread panicked".into()))??;
+            .map_err(|_| Error::store("a sync thread panicked"))??;
         self.snapshot_seq = self.snapshot_seq.max(header.seq);
         self.advance_snapshot_base(header.seq);
         self.save_trust().await?;

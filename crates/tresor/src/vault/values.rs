@@ -5,20 +5,22 @@ use super::{
     epoch_aad, open_slot, seal_packs,
 };
 use crate::error::{Error, ObjectKind, Result};
-use crate::index::{Index, validate_path};
+use crate::index::Index;
 use crate::layout::{self};
 use crate::model::{AuditOp, AuditRecord, BlobRef, Op, Outcome, now_ms};
+use crate::path::SecretPath;
+use crate::roles::EpochKey;
 use crate::store::Durability;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::atomic::Ordering::Relaxed;
+use tresor_crypto::SecretBytes;
 use tresor_crypto::wrap::unwrap_key;
-use tresor_crypto::{Key, SecretBytes};
 
 impl Engine {
-    pub(super) async fn epoch_key(&mut self, epoch: u32) -> Result<Arc<Key>> {
+    pub(super) async fn epoch_key(&mut self, epoch: u32) -> Result<Arc<EpochKey>> {
         if let Some(key) = self.view.epoch(epoch) {
             return Ok(key);
         }
@@ -29,22 +31,21 @@ impl Engine {
     }
 
     /// Reads and authenticates the wrapped key of `epoch`: (its stored bytes, the key).
-    pub(super) async fn load_epoch_key(&self, epoch: u32) -> Result<(Bytes, Key)> {
+    pub(super) async fn load_epoch_key(&self, epoch: u32) -> Result<(Bytes, EpochKey)> {
         let name = layout::epoch_key(epoch);
         let Some(wrapped) = self.store.get(&name).await? else {
             // Gone because a re-key elsewhere deleted this era: say that, not "tampering".
             self.superseded().await?;
             return Err(Error::integrity(ObjectKind::EpochKey, &name, "is missing"));
         };
-        let key =
-            unwrap_key(&self.keys.shield, &epoch_aad(&self.vault_id, epoch), &wrapped).map_err(|_| {
-                Error::integrity(ObjectKind::EpochKey, &name, "does not authenticate: tampered or forged")
-            })?;
-        Ok((wrapped, key))
+        let key = unwrap_key(self.keys.shield.key(), &epoch_aad(&self.vault_id, epoch), &wrapped).map_err(
+            |_| Error::integrity(ObjectKind::EpochKey, &name, "does not authenticate: tampered or forged"),
+        )?;
+        Ok((wrapped, EpochKey::from_key(key)))
     }
 
     /// Seals values into new blob objects of the current epoch (see [`seal_packs`]).
-    pub(super) async fn seal_values(&mut self, items: &[(&str, &[u8])]) -> Result<Packs> {
+    pub(super) async fn seal_values(&mut self, items: &[(&SecretPath, &[u8])]) -> Result<Packs> {
         let epoch = self.keyring.current;
         let vault_id = self.vault_id;
         let key = self.epoch_key(epoch).await?;
@@ -77,8 +78,7 @@ impl Engine {
     }
 
     /// The value of `path` (its current version, or `version`).
-    pub async fn get(&mut self, path: &str, version: Option<u64>) -> Result<SecretBytes> {
-        validate_path(path)?;
+    pub async fn get(&mut self, path: &SecretPath, version: Option<u64>) -> Result<SecretBytes> {
         let result = self.get_inner(path, version).await;
         match result {
             Ok((value, number, blob)) => {
@@ -136,20 +136,20 @@ impl Engine {
     /// Stores a new version of `path` only if its current version is `cas` (0: only if it has no
     /// live version), as Vault's KV v2 check-and-set: another writer's newer version makes it fail
     /// with [`Error::Conflict`] and nothing is written.
-    pub async fn set_cas(&mut self, path: &str, value: &[u8], cas: u64) -> Result<u64> {
+    pub async fn set_cas(&mut self, path: &SecretPath, value: &[u8], cas: u64) -> Result<u64> {
         let versions = self.put(AuditOp::Set, &[(path, value)], Some(cas)).await?;
         versions.first().copied().ok_or_else(|| Error::Invalid("nothing was written".into()))
     }
 
     /// Stores several secrets in one commit (all or none); `op` names it in the audit trail.
-    pub async fn set_many(&mut self, op: AuditOp, items: &[(&str, &[u8])]) -> Result<Vec<u64>> {
+    pub async fn set_many(&mut self, op: AuditOp, items: &[(&SecretPath, &[u8])]) -> Result<Vec<u64>> {
         self.put(op, items, None).await
     }
 
     pub(super) async fn put(
         &mut self,
         op: AuditOp,
-        items: &[(&str, &[u8])],
+        items: &[(&SecretPath, &[u8])],
         cas: Option<u64>,
     ) -> Result<Vec<u64>> {
         let actor = self.opts.actor.clone();
@@ -171,13 +171,12 @@ impl Engine {
     pub(crate) async fn put_as(
         &mut self,
         op: AuditOp,
-        items: &[(&str, &[u8])],
+        items: &[(&SecretPath, &[u8])],
         runs: &[(usize, &str)],
         cas: Option<u64>,
     ) -> Result<Vec<u64>> {
         let mut seen = std::collections::HashSet::new();
         for (path, value) in items {
-            validate_path(path)?;
             self.check_value(value)?;
             if !seen.insert(*path) {
                 return Err(Error::Invalid(format!("{path} appears twice in one write")));
@@ -239,7 +238,7 @@ impl Engine {
                         records.extend(mine.iter().map(|(path, _)| record(Some(path), written.clone())));
                     } else {
                         for chunk in mine.chunks(AUDIT_PATHS_PER_RECORD) {
-                            let paths: Vec<&str> = chunk.iter().map(|(p, _)| *p).collect();
+                            let paths: Vec<&str> = chunk.iter().map(|(p, _)| p.as_str()).collect();
                             let detail = format!("{} secrets, {written}: {}", paths.len(), paths.join(", "));
                             records.push(record(None, detail));
                         }
@@ -317,7 +316,7 @@ impl Engine {
     async fn audit_write_failed(
         &mut self,
         op: AuditOp,
-        items: &[(&str, &[u8])],
+        items: &[(&SecretPath, &[u8])],
         runs: &[(usize, &str)],
         e: &Error,
     ) {
@@ -339,8 +338,7 @@ impl Engine {
     }
 
     /// Deletes the current version of `path` (history is kept); returns the deleted version.
-    pub async fn delete(&mut self, path: &str) -> Result<u64> {
-        validate_path(path)?;
+    pub async fn delete(&mut self, path: &SecretPath) -> Result<u64> {
         self.refresh().await?;
         let live = |index: &Index| -> Result<u64> {
             let entry = index.get(path).ok_or_else(|| Error::NotFound { path: path.to_string() })?;
@@ -377,7 +375,10 @@ impl Engine {
     pub async fn status(&mut self) -> Result<Status> {
         self.refresh().await?;
         self.audit_append(AuditOp::Status, None, Outcome::Ok, None, Durability::Relaxed).await?;
-        let audit_records = self.lane.lock().await.head.seq;
+        let (audit_records, audit_lane) = {
+            let lane = self.lane.lock().await;
+            (lane.head.seq, lane.lane.label())
+        };
         Ok(Status {
             vault_id: hex::encode(self.vault_id),
             location: self.store.location().to_string(),
@@ -386,6 +387,7 @@ impl Engine {
             secrets: self.view.index().live_count(),
             commits: self.log.seq,
             audit_records,
+            audit_lane,
             keyfile_generation: self.keyfile.generation,
             epoch: self.keyring.current,
             snapshot: self.snapshot_seq,

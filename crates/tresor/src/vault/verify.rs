@@ -5,40 +5,78 @@ use crate::chain::{GENESIS, Link, LogKind};
 use crate::error::{Error, ObjectKind, Result};
 use crate::index::Index;
 use crate::keyring::Keyring;
+use crate::layout::AuditLane;
 use crate::layout::{self};
-use crate::model::{AuditOp, AuditRecord, BlobRef, Commit, Op, Outcome, decode, decode_audit};
+use crate::model::{
+    AuditAnchor, AuditOp, AuditRecord, BlobRef, Commit, Op, Outcome, TrailRecord, decode, decode_audit,
+};
+use crate::roles::EpochKey;
 use crate::snapshot;
 use crate::store::Durability;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use tresor_crypto::Key;
+
+/// One entry of the audit trail, read back and authenticated.
+pub(super) struct TrailEntry {
+    /// Its lane.
+    pub(super) lane: AuditLane,
+    /// Its sequence number in the lane.
+    pub(super) seq: u64,
+    /// The records it holds.
+    pub(super) records: Vec<AuditRecord>,
+    /// Its link (what the next entry of the lane carries).
+    pub(super) link: Link,
+}
 
 impl Engine {
-    /// Reads, checks and decrypts the whole audit trail, oldest first: each record with the
-    /// sequence number of its entry (records that were written together share one).
-    pub async fn audit_trail(&mut self) -> Result<Vec<(u64, AuditRecord)>> {
+    /// Reads, checks and decrypts the whole audit trail, every lane, oldest record first.
+    pub async fn audit_trail(&mut self) -> Result<Vec<TrailRecord>> {
         self.audit_append(AuditOp::Audit, None, Outcome::Ok, None, Durability::Relaxed).await?;
-        Ok(self
+        let mut records: Vec<TrailRecord> = self
             .read_trail()
             .await?
             .into_iter()
-            .flat_map(|(seq, records, _)| records.into_iter().map(move |record| (seq, record)))
-            .collect())
+            .flat_map(|entry| {
+                let (lane, seq) = (entry.lane.label(), entry.seq);
+                entry.records.into_iter().map(move |record| TrailRecord { lane: lane.clone(), seq, record })
+            })
+            .collect();
+        // Lanes interleave in time; within a lane the order is the chain's (a stable sort).
+        records.sort_by_key(|r| r.record.time_ms);
+        Ok(records)
     }
 
-    /// The whole audit trail, checked link by link: (seq, the entry's records, link) oldest first.
-    pub(super) async fn read_trail(&self) -> Result<Vec<(u64, Vec<AuditRecord>, Link)>> {
-        let seqs = self.log_seqs(LogKind::Audit).await?;
-        let mut out = Vec::with_capacity(seqs.len());
-        let mut prev = GENESIS;
-        let mut entries = std::pin::pin!(self.log_entries(LogKind::Audit, seqs));
-        while let Some((seq, bytes)) = entries.try_next().await? {
-            let plain = self.keys.audit.open(seq, &prev, &bytes)?;
-            let record = decode_audit(&plain, &layout::audit(seq))?;
-            prev = self.keys.audit.link(&bytes);
-            out.push((seq, record, prev));
+    /// The sequence numbers of every audit lane's entries, sorted (one listing of `audit/`);
+    /// names that are not ours are ignored.
+    pub(super) async fn audit_lanes(&self) -> Result<BTreeMap<AuditLane, Vec<u64>>> {
+        let mut lanes: BTreeMap<AuditLane, Vec<u64>> = BTreeMap::new();
+        for name in self.store.list(layout::AUDIT_DIR).await? {
+            if let Some((lane, seq)) = layout::parse_audit(&name) {
+                lanes.entry(lane).or_default().push(seq);
+            }
+        }
+        for seqs in lanes.values_mut() {
+            seqs.sort_unstable();
+        }
+        Ok(lanes)
+    }
+
+    /// The whole audit trail, every lane checked link by link from its origin: lane by lane,
+    /// oldest entry first.
+    pub(super) async fn read_trail(&self) -> Result<Vec<TrailEntry>> {
+        let mut out = Vec::new();
+        for (lane, seqs) in self.audit_lanes().await? {
+            let chain = self.keys.audit.lane(lane);
+            let mut prev = chain.origin();
+            let mut entries = std::pin::pin!(self.log_entries(LogKind::Audit(lane), seqs));
+            while let Some((seq, bytes)) = entries.try_next().await? {
+                let plain = chain.open(seq, &prev, &bytes)?;
+                let records = decode_audit(&plain, &lane.entry(seq))?;
+                prev = chain.link(&bytes);
+                out.push(TrailEntry { lane, seq, records, link: prev });
+            }
         }
         Ok(out)
     }
@@ -58,7 +96,7 @@ impl Engine {
         }
         let mut replayed = (Index::default(), Keyring::default(), (0u64, None), None);
         // The commit log, read afresh.
-        let mut anchors = Vec::new();
+        let mut anchors: Vec<(AuditLane, AuditAnchor)> = Vec::new();
         let mut prev = GENESIS;
         let mut commits = 0;
         let mut entries =
@@ -69,7 +107,11 @@ impl Engine {
                 ObjectKind::Commit,
                 &layout::commit(seq),
             )?;
-            anchors.extend(commit.audit);
+            anchors.extend(commit.audit.map(|a| (AuditLane::Main, a)));
+            anchors.extend(commit.ops.iter().filter_map(|op| match op {
+                Op::LaneAnchor { lane, anchor } => Some((AuditLane::Named(*lane), *anchor)),
+                _ => None,
+            }));
             prev = self.keys.commit.link(&bytes);
             commits = seq;
             if seq <= snap_seq {
@@ -109,22 +151,56 @@ impl Engine {
         if commits < seen {
             return Err(Error::Rollback { kind: ObjectKind::Commit, seen, served: commits });
         }
-        // The audit trail, and its anchors.
+        // The audit trail, every lane, and its anchors.
         let trail = self.read_trail().await?;
         let served = trail.len() as u64;
-        let seen = self.lane.lock().await.head.seq.max(trust.audit_seq);
-        if served < seen {
-            return Err(Error::Rollback { kind: ObjectKind::AuditRecord, seen, served });
+        let mut links: BTreeMap<AuditLane, Vec<Link>> = BTreeMap::new();
+        for entry in &trail {
+            links.entry(entry.lane).or_default().push(entry.link);
         }
-        for anchor in &anchors {
-            let name = layout::audit(anchor.seq);
-            let detail = match trail.get(anchor.seq.wrapping_sub(1) as usize) {
-                Some((_, _, link)) if *link == anchor.link => continue,
+        let link_at = |lane: AuditLane, seq: u64| {
+            links.get(&lane).and_then(|l| l.get(seq.checked_sub(1)? as usize)).copied()
+        };
+        // Nothing shorter than this handle appended or this machine pinned, lane by lane.
+        let own = {
+            let lane = self.lane.lock().await;
+            (lane.lane, lane.head.seq, hex::encode(lane.head.link))
+        };
+        let pins = trust.audit_pins().into_iter().map(|(lane, seq, link)| (lane, seq, link.to_string()));
+        for (lane, seen, pinned_link) in pins.chain([own]) {
+            let lane_served = links.get(&lane).map_or(0, |l| l.len() as u64);
+            if lane_served < seen {
+                return Err(Error::Rollback { kind: ObjectKind::AuditRecord, seen, served: lane_served });
+            }
+            if seen > 0 && link_at(lane, seen).map(hex::encode) != Some(pinned_link) {
+                return Err(Error::Fork { kind: ObjectKind::AuditRecord, seq: seen });
+            }
+        }
+        for (lane, anchor) in &anchors {
+            let detail = match link_at(*lane, anchor.seq) {
+                Some(link) if link == anchor.link => continue,
                 Some(_) => "differs from the one the commit log anchors",
                 None => "is anchored in the commit log but missing",
             };
-            return Err(Error::integrity(ObjectKind::AuditRecord, &name, detail));
+            return Err(Error::integrity(ObjectKind::AuditRecord, &lane.entry(anchor.seq), detail));
         }
+        // Every lane's head is pinned here from now on: a store that later serves less of any
+        // lane is caught by this machine too.
+        let heads: Vec<(AuditLane, u64, Link)> =
+            links.iter().filter_map(|(lane, l)| Some((*lane, l.len() as u64, *l.last()?))).collect();
+        let (trust_store, vault_id) = (self.opts.trust.clone(), self.vault_id);
+        let location = self.store.location().to_string();
+        tokio::task::spawn_blocking(move || {
+            trust_store
+                .update(&vault_id, &location, |t| {
+                    for (lane, seq, link) in &heads {
+                        t.saw_audit(*lane, *seq, link);
+                    }
+                })
+                .map(drop)
+        })
+        .await
+        .map_err(|_| Error::store("a trust-state thread panicked"))??;
         let (values, blobs, damaged) = self.check_values().await?;
         let outcome = match damaged.len() {
             0 => Outcome::Ok,
@@ -134,6 +210,7 @@ impl Engine {
         Ok(VerifyReport {
             commits,
             audit_records: served,
+            audit_lanes: links.len() as u64,
             anchors: anchors.len() as u64,
             snapshot: snap_seq,
             values,
@@ -155,7 +232,7 @@ impl Engine {
             objects.entry((blob.epoch, blob.id)).or_default().push((path, version, blob));
         }
         let mut damaged = Vec::new();
-        let mut keys: HashMap<u32, Option<Arc<Key>>> = HashMap::new();
+        let mut keys: HashMap<u32, Option<Arc<EpochKey>>> = HashMap::new();
         for epoch in objects.keys().map(|(epoch, _)| *epoch) {
             if let std::collections::hash_map::Entry::Vacant(slot) = keys.entry(epoch) {
                 let key = match self.epoch_key(epoch).await {
@@ -241,13 +318,19 @@ impl Engine {
             let (wrapped, _) = self.load_epoch_key(epoch).await?;
             out.push((layout::epoch_key(epoch), wrapped));
         }
-        for kind in [LogKind::Audit, LogKind::Commit] {
+        let lanes = self.audit_lanes().await?.into_iter().map(|(lane, seqs)| (LogKind::Audit(lane), seqs));
+        let commits = [(LogKind::Commit, self.log_seqs(LogKind::Commit).await?)];
+        for (kind, seqs) in lanes.chain(commits) {
+            let lane_chain;
             let chain = match kind {
-                LogKind::Audit => &self.keys.audit,
+                LogKind::Audit(lane) => {
+                    lane_chain = self.keys.audit.lane(lane);
+                    &lane_chain
+                }
                 LogKind::Commit => &self.keys.commit,
             };
-            let mut prev = GENESIS;
-            let mut entries = std::pin::pin!(self.log_entries(kind, self.log_seqs(kind).await?));
+            let mut prev = chain.origin();
+            let mut entries = std::pin::pin!(self.log_entries(kind, seqs));
             while let Some((seq, bytes)) = entries.try_next().await? {
                 chain.open(seq, &prev, &bytes)?;
                 prev = chain.link(&bytes);

@@ -6,15 +6,15 @@ use super::{HistoryEntry, ListEntry};
 use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::model::BlobRef;
+use crate::roles::EpochKey;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use tresor_crypto::Key;
 
 /// The shared read state of one unlocked vault.
 pub(crate) struct View {
     index: RwLock<Index>,
-    epochs: RwLock<HashMap<u32, Arc<Key>>>,
+    epochs: RwLock<HashMap<u32, Arc<EpochKey>>>,
     /// The newest commit applied to `index`.
     log_seq: AtomicU64,
     /// The same, for readers waiting for a commit to be applied.
@@ -55,12 +55,12 @@ impl View {
     }
 
     /// The unwrapped key of `epoch`, if it was loaded.
-    pub(crate) fn epoch(&self, epoch: u32) -> Option<Arc<Key>> {
+    pub(crate) fn epoch(&self, epoch: u32) -> Option<Arc<EpochKey>> {
         self.epochs.read().unwrap_or_else(PoisonError::into_inner).get(&epoch).cloned()
     }
 
     /// Keeps the unwrapped key of `epoch`.
-    pub(crate) fn insert_epoch(&self, epoch: u32, key: Arc<Key>) {
+    pub(crate) fn insert_epoch(&self, epoch: u32, key: Arc<EpochKey>) {
         self.epochs.write().unwrap_or_else(PoisonError::into_inner).insert(epoch, key);
     }
 

@@ -1,6 +1,8 @@
-//! The CLI's side of the agent protocol: blocking, no async runtime needed.
+//! The client's side: finding the agent's socket, checking who serves it, and one typed call per
+//! connection. Blocking: a CLI needs no async runtime to talk to its agent.
 
-use crate::protocol::{FrameError, Request, Response, read_msg, write_msg};
+use crate::calls::{Call, Reply};
+use crate::frame::{FrameError, read_msg, write_msg};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,8 +28,18 @@ pub fn check_private_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Sends one request. `Ok(None)`: no agent listens there.
-pub fn request(socket: &Path, req: &Request, wait: Duration) -> Result<Option<Response>, FrameError> {
+/// Sends `call` to the agent listening at `socket` and reads its reply. `Ok(None)`: no agent
+/// listens there (nothing was sent). The connection waits at most `wait` for each step.
+pub fn call<C: Call>(socket: &Path, call: &C, wait: Duration) -> Result<Option<Reply<C::Reply>>, FrameError> {
+    let Some(mut stream) = connect(socket)? else { return Ok(None) };
+    stream.set_read_timeout(Some(wait))?;
+    stream.set_write_timeout(Some(wait))?;
+    write_msg(&mut stream, &call.wire())?;
+    read_msg(&mut stream).map(Some)
+}
+
+/// A connection to the agent at `socket`, if one listens there and runs as this user.
+fn connect(socket: &Path) -> Result<Option<UnixStream>, FrameError> {
     if let Some(dir) = socket.parent() {
         match check_private_dir(dir) {
             Ok(()) => {}
@@ -35,7 +47,7 @@ pub fn request(socket: &Path, req: &Request, wait: Duration) -> Result<Option<Re
             Err(e) => return Err(e.into()),
         }
     }
-    let mut stream = match UnixStream::connect(socket) {
+    let stream = match UnixStream::connect(socket) {
         Ok(s) => s,
         Err(e)
             if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) =>
@@ -54,8 +66,5 @@ pub fn request(socket: &Path, req: &Request, wait: Duration) -> Result<Option<Re
             peer.uid.as_raw()
         )));
     }
-    stream.set_read_timeout(Some(wait))?;
-    stream.set_write_timeout(Some(wait))?;
-    write_msg(&mut stream, req)?;
-    read_msg(&mut stream).map(Some)
+    Ok(Some(stream))
 }
