@@ -79,7 +79,7 @@ impl AwsConfigCredentials {
         let fresh = self.provider.provide_credentials().await.map_err(|e| NoCredentials(chain(&e)))?;
         let refresh_at = fresh.expiry().map(|expiry| {
             let lifetime = expiry.duration_since(SystemTime::now()).unwrap_or_default();
-            expiry - REFRESH_BEFORE.min(lifetime / 2)
+            expiry.checked_sub(REFRESH_BEFORE.min(lifetime / 2)).unwrap_or(expiry)
         });
         let credential = Arc::new(AwsCredential {
             key_id: fresh.access_key_id().to_string(),
