@@ -26,7 +26,6 @@ pub mod archive;
 pub mod chain;
 pub mod era;
 pub mod error;
-pub mod fault;
 pub mod fingerprint;
 pub mod index;
 pub mod keyfile;

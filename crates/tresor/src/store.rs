@@ -501,7 +501,7 @@ use std::os::unix::fs::DirBuilderExt;
 mod tests {
     use super::*;
 
-    // The conformance story, run against every backend, is in `tests/store_conformance.rs`.
+    // The conformance story, run against every backend, is `tresor-testkit`'s, run by `tests/it/store_conformance.rs`.
 
     #[test]
     fn fail_missing_directory_and_unknown_scheme() {

@@ -1,0 +1,368 @@
+//! The command line: every command, subcommand and flag, as clap parses them.
+
+use crate::commands::{epoch, keys, trust};
+use crate::exit::CliError;
+use crate::{import, password};
+use clap::{Parser, Subcommand, ValueEnum};
+use secrecy::SecretString;
+use std::io::BufRead;
+use std::path::PathBuf;
+use tresor::KdfParams;
+
+pub(crate) const EXAMPLES: &str = "\
+Examples:
+  tresor init                          create a vault (password asked twice)
+  tresor unlock                        start the agent: later commands need no password
+  echo -n s3cr3t | tresor set db/password
+  tresor get db/password
+  tresor list -l db/
+  tresor history db/password; tresor get --version 1 db/password
+  tresor audit verify
+  tresor epoch rotate --reencrypt; tresor epoch destroy 1
+  tresor export --out backup.tresor; tresor --vault /new/place import backup.tresor
+  tresor lock
+
+Vault location: --vault or TRESOR_VAULT (a directory or file:// URL); default $XDG_DATA_HOME/tresor/vault.
+Password: --password-stdin (first line of stdin), TRESOR_PASSWORD_FILE, TRESOR_PASSWORD (least safe),
+or a terminal prompt.
+Exit codes: 0 ok, 1 error, 2 usage, 3 authentication failed, 4 not found, 5 integrity/rollback/fork,
+6 conflict, 7 invalid input, 8 no vault / vault exists, 9 audit failure, 10 store unsupported,
+11 epoch destruction incomplete (the store still holds some of it), 12 bad signature,
+13 another vault than the one pinned at the location (`tresor trust`).";
+
+/// The tresor vault: end-to-end-encrypted secrets on storage that sees nothing.
+#[derive(Parser)]
+#[command(name = "tresor", version, about, after_help = EXAMPLES)]
+pub(crate) struct Cli {
+    /// Vault location: a directory or file:// URL.
+    #[arg(long, global = true, env = "TRESOR_VAULT", value_name = "LOCATION")]
+    pub(crate) vault: Option<String>,
+    /// Read the password from the first line of stdin.
+    #[arg(long, global = true)]
+    pub(crate) password_stdin: bool,
+    /// Config file (TOML).
+    #[arg(long, global = true, env = "TRESOR_CONFIG", value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
+    /// Do not use the agent, even if one is unlocked.
+    #[arg(long, global = true)]
+    pub(crate) no_agent: bool,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(clap::Args, Clone, Copy)]
+pub(crate) struct KdfArgs {
+    /// Argon2id memory in KiB (default 65536).
+    #[arg(long, value_name = "KIB")]
+    pub(crate) kdf_memory: Option<u32>,
+    /// Argon2id passes (default 3).
+    #[arg(long, value_name = "N")]
+    pub(crate) kdf_time: Option<u32>,
+    /// Argon2id lanes (default 4).
+    #[arg(long, value_name = "N")]
+    pub(crate) kdf_parallelism: Option<u32>,
+}
+
+impl KdfArgs {
+    pub(crate) fn params(&self) -> KdfParams {
+        let d = KdfParams::DEFAULT;
+        KdfParams {
+            m_kib: self.kdf_memory.unwrap_or(d.m_kib),
+            t: self.kdf_time.unwrap_or(d.t),
+            p: self.kdf_parallelism.unwrap_or(d.p),
+        }
+    }
+}
+
+/// Where a new password comes from (`passwd`, `recover`, `keyslot add`), and its KDF cost.
+#[derive(clap::Args)]
+pub(crate) struct NewPasswordArgs {
+    /// Read the new password from the next line of stdin (after the current password with
+    /// --password-stdin, or after the recovery phrase).
+    #[arg(long)]
+    pub(crate) new_password_stdin: bool,
+    /// Read the new password from the first line of this file.
+    #[arg(long, value_name = "FILE", conflicts_with = "new_password_stdin")]
+    pub(crate) new_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) kdf: KdfArgs,
+}
+
+impl NewPasswordArgs {
+    /// The new password (stdin, file, or a prompt asked twice), checked against the rules, and
+    /// the KDF parameters, checked against their bounds — before the store is touched.
+    pub(crate) fn read(&self, stdin: &mut impl BufRead) -> Result<(SecretString, KdfParams), CliError> {
+        let file = self.new_password_file.as_ref().map(|p| p.display().to_string());
+        let new =
+            password::new(self.new_password_stdin, file.as_deref(), stdin, false).map_err(CliError::input)?;
+        tresor::keyfile::check_password_rules(&new).map_err(|e| CliError::from_core(&e))?;
+        let kdf = self.kdf.params();
+        kdf.check().map_err(|_| CliError::input("KDF parameters out of the accepted range".into()))?;
+        Ok((new, kdf))
+    }
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Command {
+    /// Create a vault; prints its id and shows its 24-word recovery phrase (on stderr, when that
+    /// is a terminal).
+    Init {
+        #[command(flatten)]
+        kdf: KdfArgs,
+        /// Do not show the recovery phrase now (`tresor recovery-phrase` shows it later).
+        #[arg(long)]
+        no_recovery_phrase: bool,
+        /// Write the recovery phrase to this new file (mode 0600) instead of the terminal.
+        #[arg(long, value_name = "FILE", conflicts_with = "no_recovery_phrase")]
+        recovery_phrase_file: Option<PathBuf>,
+    },
+    /// Show the recovery phrase again (password required, never through the agent; audited).
+    RecoveryPhrase {
+        /// Write it to this new file (mode 0600) instead of the terminal.
+        #[arg(long, value_name = "FILE")]
+        file: Option<PathBuf>,
+    },
+    /// Restore access with the recovery phrase: a new password slot (stdin: phrase on the first
+    /// line, then the new password with --new-password-stdin).
+    Recover {
+        /// Keep the existing password slots (default: drop them, the new password is the only one).
+        #[arg(long)]
+        keep_slots: bool,
+        #[command(flatten)]
+        new: NewPasswordArgs,
+    },
+    /// Password slots: list, add, remove (several passwords on one vault, as LUKS2 has).
+    #[command(arg_required_else_help = true)]
+    Keyslot {
+        #[command(subcommand)]
+        action: keys::KeyslotAction,
+    },
+    /// Keys derived from the vault's root: `key derive ed25519 PATH`.
+    #[command(arg_required_else_help = true)]
+    Key {
+        #[command(subcommand)]
+        action: keys::KeyAction,
+    },
+    /// Sign FILE (or stdin) with the Ed25519 identity at PATH; prints the signature (hex).
+    #[command(arg_required_else_help = true)]
+    Sign {
+        /// SLIP-0010 hardened path, e.g. m/74'/0'/0'.
+        path: String,
+        /// The message file (default: stdin).
+        file: Option<PathBuf>,
+        /// JSON output (signature and public key).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check an Ed25519 signature of FILE (or stdin); no vault needed. Exit 12 if it is invalid.
+    #[command(arg_required_else_help = true)]
+    Verify {
+        /// The public key (hex).
+        public_key: String,
+        /// The signature (hex).
+        signature: String,
+        /// The message file (default: stdin).
+        file: Option<PathBuf>,
+    },
+    /// Encrypt FILE (or stdin) with the named transit key; binary output (armoured on a terminal).
+    #[command(arg_required_else_help = true)]
+    Encrypt {
+        /// The key name ([A-Za-z0-9._-], up to 128).
+        key: String,
+        /// The plaintext file (default: stdin).
+        file: Option<PathBuf>,
+        /// xchacha20-poly1305 (default) or aes256-gcm.
+        #[arg(long, default_value = "xchacha20-poly1305")]
+        alg: String,
+        /// Text output: tresor:v1:KEY:BASE64.
+        #[arg(long, short = 'a')]
+        armor: bool,
+    },
+    /// Decrypt FILE (or stdin), binary or armoured, made with the named transit key.
+    #[command(arg_required_else_help = true)]
+    Decrypt {
+        /// The key name it was encrypted with.
+        key: String,
+        /// The ciphertext file (default: stdin).
+        file: Option<PathBuf>,
+    },
+    /// BIP39 and SLIP-0010 tools, no vault needed: generate, seed, derive.
+    #[command(arg_required_else_help = true)]
+    Mnemonic {
+        #[command(subcommand)]
+        action: keys::MnemonicAction,
+    },
+    /// Start (or reuse) the agent, so later commands need no password.
+    Unlock {
+        /// Lock after this long without a request (e.g. 15m, 1h).
+        #[arg(long, value_name = "DURATION")]
+        idle_timeout: Option<String>,
+    },
+    /// Tell the agent to wipe every key and exit.
+    Lock,
+    /// Store a secret: the value from VALUE, --file, or stdin (exact bytes).
+    #[command(arg_required_else_help = true)]
+    Set {
+        /// The secret's path, e.g. db/password.
+        path: String,
+        /// The value (visible to other processes in argv: prefer stdin or --file).
+        value: Option<String>,
+        /// Read the value from this file.
+        #[arg(long, value_name = "FILE", conflicts_with = "value")]
+        file: Option<PathBuf>,
+        /// Check-and-set: write only if the secret is at version N (0: only if it does not exist);
+        /// otherwise fail with exit code 6 and write nothing.
+        #[arg(long, value_name = "N")]
+        cas: Option<u64>,
+    },
+    /// Print a secret's value (exact bytes) to stdout.
+    #[command(arg_required_else_help = true)]
+    Get {
+        /// The secret's path.
+        path: String,
+        /// Read this version instead of the current one.
+        #[arg(long, value_name = "N")]
+        version: Option<u64>,
+    },
+    /// List secret paths (under PREFIX).
+    #[command(alias = "ls")]
+    List {
+        /// Only paths starting with this.
+        prefix: Option<String>,
+        /// Show version, size and update time.
+        #[arg(short, long)]
+        long: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a secret (its history is kept).
+    #[command(alias = "delete", arg_required_else_help = true)]
+    Rm {
+        /// The secret's path.
+        path: String,
+    },
+    /// List a secret's versions.
+    #[command(arg_required_else_help = true)]
+    History {
+        /// The secret's path.
+        path: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Locked or unlocked, vault id, location, cipher, KDF, secret count.
+    Status {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change the password (rewrites only the key file).
+    Passwd {
+        #[command(flatten)]
+        new: NewPasswordArgs,
+    },
+    /// Replace the root secret: new keys and recovery phrase, every version sealed again, the old
+    /// key files and epochs destroyed. For a leaked password (passwd alone leaves old key files usable).
+    Rekey {
+        #[command(flatten)]
+        new: NewPasswordArgs,
+        /// Do not show the new recovery phrase now (`tresor recovery-phrase` shows it later).
+        #[arg(long)]
+        no_recovery_phrase: bool,
+        /// Write the new recovery phrase to this new file (mode 0600) instead of the terminal.
+        #[arg(long, value_name = "FILE", conflicts_with = "no_recovery_phrase")]
+        recovery_phrase_file: Option<PathBuf>,
+        /// Abandon a re-key that did not finish (the vault takes writes again under its root).
+        #[arg(long, conflicts_with_all = ["no_recovery_phrase", "recovery_phrase_file"])]
+        abort: bool,
+        /// Take over (or abort) an interrupted re-key at once, even if it wrote in the last 15
+        /// minutes: only when you know it is not running anywhere.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Show the audit trail; `tresor audit verify` proves it whole.
+    Audit {
+        #[command(subcommand)]
+        action: Option<AuditAction>,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a self-contained encrypted backup (key file included).
+    #[command(arg_required_else_help = true)]
+    Export {
+        /// The backup file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Restore a backup into an empty location, or add secrets from a .env or JSON file.
+    #[command(arg_required_else_help = true)]
+    Import {
+        /// The file to import.
+        file: PathBuf,
+        /// Its format (detected by default).
+        #[arg(long, value_enum)]
+        format: Option<import::Format>,
+    },
+    /// Remove what failed writes and superseded snapshots left in the store (never anything live).
+    Gc {
+        /// Keep unreferenced value blobs younger than this: a writer may be about to commit them.
+        #[arg(long, default_value = "1h", value_name = "DURATION")]
+        grace: String,
+        /// Only count what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Key epochs: list, rotate (--reencrypt), reencrypt, destroy EPOCH, policy --every.
+    #[command(arg_required_else_help = true)]
+    Epoch {
+        #[command(subcommand)]
+        action: epoch::EpochAction,
+    },
+    /// Which vault this machine trusts at the location: `tresor trust FINGERPRINT` pins one
+    /// (before first use, or to re-trust a location); `show`, `forget`, `export`, `import`.
+    #[command(args_conflicts_with_subcommands = true)]
+    Trust {
+        /// The vault fingerprint to pin (as `tresor init` and `tresor status` show it).
+        fingerprint: Option<String>,
+        #[command(subcommand)]
+        action: Option<trust::TrustAction>,
+    },
+    /// Check the store: create-if-absent probe, what it holds, the vault's public header.
+    Doctor {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print shell completions.
+    #[command(arg_required_else_help = true)]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Run the agent in the foreground (started by `tresor unlock`).
+    #[command(hide = true)]
+    Agent {
+        /// Lock and exit after this long without a request.
+        #[arg(long)]
+        idle_timeout: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum AuditAction {
+    /// Prove the audit trail and the commit log whole.
+    Verify,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub(crate) enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}

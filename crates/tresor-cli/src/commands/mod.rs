@@ -1,0 +1,11 @@
+//! One module per group of commands; `main.rs` parses the command line and hands each command
+//! to its module.
+
+pub(crate) mod agent;
+pub(crate) mod audit;
+pub(crate) mod epoch;
+pub(crate) mod keys;
+pub(crate) mod rekey;
+pub(crate) mod secrets;
+pub(crate) mod trust;
+pub(crate) mod vault;

@@ -1,0 +1,323 @@
+//! Whole-vault commands: `init`, `status`, `passwd`, `doctor`, `import`.
+
+use crate::commands::keys;
+use crate::exit::CliError;
+use crate::*;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tresor::model::AuditOp;
+use tresor::{KdfParams, Vault};
+use tresor_wire::{Failure, client};
+
+/// `tresor init`; `phrase`: show the recovery phrase (`Some(None)`: on the terminal,
+/// `Some(Some(file))`: into a new private file), or not (`None`).
+pub(crate) fn cmd_init(
+    ctx: &mut Ctx,
+    kdf: KdfParams,
+    phrase: Option<Option<PathBuf>>,
+    stdin: &mut impl BufRead,
+) -> Result<(), CliError> {
+    let password = match ctx.stdin_password.take() {
+        Some(p) => p,
+        None => password::new(false, None, stdin, true).map_err(CliError::input)?,
+    };
+    // The password rules and parameters are checked before the store is touched.
+    tresor::keyfile::check_password_rules(&password).map_err(|e| CliError::from_core(&e))?;
+    kdf.check().map_err(|_| CliError::input("KDF parameters out of the accepted range".into()))?;
+    let mut opts = ctx.options("cli");
+    opts.kdf = kdf;
+    // The phrase's file is created first: one that exists, or cannot be made, stops init before
+    // there is a vault whose phrase nobody saw.
+    let target = match &phrase {
+        Some(Some(path)) => Some(keys::PhraseTarget::File(keys::PhraseFile::create(path)?)),
+        Some(None) if std::io::IsTerminal::is_terminal(&std::io::stderr()) => {
+            Some(keys::PhraseTarget::Terminal)
+        }
+        _ => None,
+    };
+    let rt = runtime()?;
+    let (vault, shown) = rt.block_on(async {
+        let store = open_store(&ctx.location, true).await?;
+        let vault = Vault::init(store, &password, opts).await.map_err(|e| CliError::from_core(&e))?;
+        // Read (and audited) only when it is shown.
+        let shown = match &target {
+            Some(_) => Some(vault.recovery_phrase().await.map_err(|e| CliError::from_core(&e))?),
+            None => None,
+        };
+        Ok::<_, CliError>((vault, shown))
+    })?;
+    outln!("{}", hex::encode(vault.vault_id()));
+    eprintln!("created vault {} at {}", hex::encode(vault.vault_id()), ctx.location);
+    eprintln!(
+        "fingerprint: {} (pin it on other machines with `tresor trust {}` before their first unlock)",
+        vault.fingerprint(),
+        vault.fingerprint()
+    );
+    match target.zip(shown) {
+        Some((target, phrase)) => keys::show_recovery_phrase(&phrase, target)?,
+        None if phrase.is_none() => {
+            eprintln!("recovery phrase not shown (--no-recovery-phrase); `tresor recovery-phrase` shows it")
+        }
+        None => eprintln!(
+            "recovery phrase not shown: stderr is not a terminal (it would end up in a log); \
+             `tresor recovery-phrase` shows it on a terminal, or writes it with --file"
+        ),
+    }
+    Ok(())
+}
+
+pub(crate) fn cmd_status(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
+    let agent = if ctx.no_agent {
+        None
+    } else {
+        client::call(&ctx.socket(), &tresor_wire::GetStatus, Duration::from_secs(60)).ok().flatten()
+    };
+    match agent {
+        Some(Ok(s)) => {
+            if json {
+                let mut v = serde_json::to_value(&s).map_err(|e| CliError::other(e.to_string()))?;
+                v["state"] = "unlocked".into();
+                return print_json(&v);
+            }
+            outln!("state: unlocked (agent)");
+            outln!("vault id: {}", s.vault_id);
+            outln!("fingerprint: {}", s.fingerprint);
+            outln!("location: {}", s.location);
+            outln!("cipher: {}", s.cipher);
+            outln!("kdf: {}", s.kdf);
+            outln!("secrets: {}", s.secrets);
+            outln!("commits: {}", s.commits);
+            outln!("audit lane: {} ({} entries)", s.audit_lane, s.audit_records);
+            outln!("key file generation: {}", s.keyfile_generation);
+            outln!("root era: {}", s.era);
+            outln!("epoch: {}", s.epoch);
+            outln!(
+                "snapshot: {}",
+                if s.snapshot == 0 { "none".to_string() } else { format!("at commit {}", s.snapshot) }
+            );
+            if let Some(failure) = &s.rotation_failure {
+                outln!("automatic rotation: FAILED at {failure}");
+            }
+            Ok(())
+        }
+        Some(Err(Failure::Error(e))) => Err(CliError::from_core(&e)),
+        Some(Err(Failure::Locked)) | None => {
+            let rt = runtime()?;
+            let info = rt.block_on(async {
+                let store = open_store(&ctx.location, false).await?;
+                tresor::vault::describe_locked(&store).await.map_err(|e| CliError::from_core(&e))
+            })?;
+            // The fingerprint needs the root; while locked, what this machine pinned is shown.
+            let pinned = tresor::trust::TrustStore::new(config::state_dir().join("trust"))
+                .location_pin(&info.location)
+                .map_err(|e| CliError::from_core(&e))?
+                .filter(|p| p.vault_id == info.vault_id && p.era == info.era)
+                .map(|p| p.fingerprint);
+            if json {
+                let mut v = serde_json::to_value(&info).map_err(|e| CliError::other(e.to_string()))?;
+                v["state"] = "locked".into();
+                v["cipher"] = "XChaCha20-Poly1305".into();
+                v["fingerprint"] = pinned.clone().into();
+                return print_json(&v);
+            }
+            outln!("state: locked");
+            outln!("vault id: {}", info.vault_id);
+            match &pinned {
+                Some(fp) => outln!("fingerprint: {fp} (pinned on this machine)"),
+                None => outln!("fingerprint: (not pinned on this machine; unlock to see it)"),
+            }
+            outln!("location: {}", info.location);
+            outln!("cipher: XChaCha20-Poly1305");
+            outln!("kdf: {}", info.kdf.join(", "));
+            outln!("root era: {}", info.era);
+            outln!("secrets: (unlock to count)");
+            outln!("key file generation: {}", info.keyfile_generation);
+            Ok(())
+        }
+    }
+}
+
+pub(crate) fn cmd_passwd(
+    ctx: &mut Ctx,
+    new: &NewPasswordArgs,
+    stdin: &mut impl BufRead,
+) -> Result<(), CliError> {
+    let current = ctx.password()?;
+    let (new, kdf) = new.read(stdin)?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let store = open_store(&ctx.location, false).await?;
+        let vault =
+            Vault::unlock(store, &current, ctx.options("cli")).await.map_err(|e| CliError::from_core(&e))?;
+        report_unlocked(&vault);
+        vault.passwd(&new, kdf).await.map_err(|e| CliError::from_core(&e))?;
+        // Dropping the vault wipes its keys; the trust state is already saved after every record.
+        drop(vault);
+        Ok::<_, CliError>(())
+    })?;
+    eprintln!(
+        "password changed: the vault's key file now opens with the new password, not the old one. \
+         A copy of the old key file (a backup, a synced folder, the store itself if it keeps old \
+         versions) still opens the vault with the old password, and with it every value, including \
+         later ones: the root secret is unchanged. If the old password leaked, replace the root \
+         secret itself: `tresor rekey`"
+    );
+    Ok(())
+}
+
+/// `tresor doctor`: what the store supports and holds. Needs no password.
+pub(crate) fn cmd_doctor(ctx: &Ctx, json: bool) -> Result<(), CliError> {
+    let backend = match ctx.location.split_once("://") {
+        Some(("s3", _)) => "S3-compatible object store",
+        Some(("memory", _)) => "memory",
+        _ => "local directory",
+    };
+    let rt = runtime()?;
+    let store = rt.block_on(async {
+        tresor_backend::open(&ctx.location, false, &backend_config())
+            .await
+            .map_err(|e| CliError::from_core(&e))
+    })?;
+    let (probe, names, vault) = rt.block_on(async {
+        let started = std::time::Instant::now();
+        let probe = store.probe().await.map(|()| started.elapsed());
+        let names = store.list_all().await;
+        let vault = tresor::vault::describe_locked(&store).await;
+        (probe, names, vault)
+    });
+    let names = names.map_err(|e| CliError::from_core(&e))?;
+    let mut counts = std::collections::BTreeMap::new();
+    // Entries that are not tresor objects: links, FIFOs, devices (local), unexpected names.
+    let mut foreign: Vec<(String, &str)> =
+        store.foreign().map_err(|e| CliError::from_core(&e))?.into_iter().map(|f| (f.name, f.what)).collect();
+    for name in &names {
+        if tresor::layout::is_object_name(name) {
+            // Objects of a root era ≥ 2 are counted by kind like those of era 1.
+            let inner = tresor::layout::parse_era_object(name).map_or(name.as_str(), |(_, inner)| inner);
+            *counts.entry(inner.split('/').next().unwrap_or_default().to_string()).or_insert(0u64) += 1;
+        } else {
+            foreign.push((name.escape_debug().to_string(), "unexpected name"));
+        }
+    }
+    foreign.sort();
+    let permissions = store.permission_warning();
+    if json {
+        print_json(&serde_json::json!({
+            "location": ctx.location,
+            "backend": backend,
+            "create_if_absent": probe.is_ok(),
+            "probe_ms": probe.as_ref().ok().map(|d| d.as_secs_f64() * 1000.0),
+            "objects": counts,
+            "foreign": foreign.iter().map(|(name, what)| serde_json::json!({"name": name, "what": what})).collect::<Vec<_>>(),
+            "permissions": permissions,
+            "vault": vault.as_ref().ok(),
+        }))?;
+    } else {
+        outln!("location: {}", ctx.location);
+        outln!("backend: {backend}");
+        match &probe {
+            Ok(d) => outln!("create-if-absent: ok (probe {:.1} ms)", d.as_secs_f64() * 1000.0),
+            Err(e) => outln!("create-if-absent: FAILED ({e})"),
+        }
+        let objects: Vec<String> = counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        outln!("objects: {}", if objects.is_empty() { "none".to_string() } else { objects.join(", ") });
+        match &vault {
+            Ok(v) => outln!(
+                "vault: {} (root era {}, key file generation {}, {})",
+                v.vault_id,
+                v.era,
+                v.keyfile_generation,
+                v.kdf.join(", ")
+            ),
+            Err(e) => outln!("vault: none ({e})"),
+        }
+        if let Some(warning) = &permissions {
+            outln!("permissions: {warning}");
+        }
+        if !foreign.is_empty() {
+            outln!("foreign entries (not tresor objects; tresor never reads, follows or deletes them):");
+            for (name, what) in &foreign {
+                outln!("  {name}: {what}");
+            }
+            outln!("  remove them by hand once you know where they came from");
+        }
+    }
+    probe.map(|_| ()).map_err(|e| CliError::from_core(&e))
+}
+
+pub(crate) fn cmd_import(ctx: &mut Ctx, file: &Path, format: Option<import::Format>) -> Result<(), CliError> {
+    let bytes = zeroize::Zeroizing::new(
+        std::fs::read(file).map_err(|e| CliError::input(format!("cannot read {}: {e}", file.display())))?,
+    );
+    let format = format.unwrap_or_else(|| import::detect(file, &bytes));
+    if format == import::Format::Archive {
+        let password = ctx.password()?;
+        let rt = runtime()?;
+        let vault = rt.block_on(async {
+            let store = open_store(&ctx.location, true).await?;
+            tresor::archive::import(store, &bytes, &password, ctx.options("cli"))
+                .await
+                .map_err(|e| CliError::from_core(&e))
+        })?;
+        eprintln!("restored vault {} at {}", hex::encode(vault.vault_id()), ctx.location);
+        return Ok(());
+    }
+    let items = import::parse(format, &bytes).map_err(CliError::input)?;
+    let count = items.len();
+    call(ctx, tresor_wire::Set { op: AuditOp::Import, items, cas: None })?;
+    eprintln!("imported {count} secrets");
+    Ok(())
+}
+
+/// `tresor export`: a self-contained encrypted backup, written 0600.
+pub(crate) fn export(ctx: &mut Ctx, out: PathBuf) -> Result<(), CliError> {
+    let archive = call(ctx, tresor_wire::Export)?;
+    write_private_file(&out, &archive.0)?;
+    eprintln!("exported to {} ({} bytes)", out.display(), archive.0.len());
+    Ok(())
+}
+
+/// `tresor gc`: removes superseded snapshots and orphans.
+pub(crate) fn gc(ctx: &mut Ctx, grace: String, dry_run: bool, json: bool) -> Result<(), CliError> {
+    let grace_secs = config::parse_duration_or_zero(&grace).map_err(CliError::input)?.as_secs();
+    match call(ctx, tresor_wire::Gc { grace_secs, dry_run })? {
+        r if json => print_json(&r),
+        r => {
+            let verb = if r.dry_run { "would remove" } else { "removed" };
+            outln!(
+                "{verb}: {} snapshot parts, {} orphan blobs, {} old key files, {} probe leftovers, \
+                 {} orphan epoch keys, {} objects of destroyed epochs, {} staging files ({} bytes)",
+                r.snapshot_parts,
+                r.orphan_blobs,
+                r.old_keyfiles,
+                r.probes,
+                r.orphan_epoch_keys,
+                r.destroyed_epoch_objects,
+                r.staging_files,
+                r.bytes
+            );
+            outln!("kept: the snapshot at commit {}, every commit and audit record", r.snapshot);
+            if r.older_era_objects > 0 {
+                outln!(
+                    "removed: {} objects of an older root era (an interrupted re-key)",
+                    r.older_era_objects
+                );
+            }
+            if r.foreign > 0 {
+                outln!(
+                    "left alone: {} entries that are not tresor objects (`tresor doctor` lists them)",
+                    r.foreign
+                );
+            }
+            if r.young_blobs > 0 {
+                outln!(
+                    "kept: {} unreferenced blobs younger than {} (a writer may still commit them)",
+                    r.young_blobs,
+                    grace.trim()
+                );
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! What every command shares: the vault location and options, the call to the agent or to
+//! the vault opened here, the store, and output helpers.
+
+use crate::exit::CliError;
+use crate::*;
+use secrecy::SecretString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tresor::vault::format_time;
+use tresor::{Options, Store, Vault};
+use tresor_server::Serve;
+use tresor_wire::{Failure, client};
+
+/// Everything a command needs to reach the vault.
+pub(crate) struct Ctx {
+    pub(crate) location: String,
+    pub(crate) no_agent: bool,
+    pub(crate) max_value: usize,
+    pub(crate) idle: Duration,
+    /// The password read eagerly from stdin (`--password-stdin`), if any.
+    pub(crate) stdin_password: Option<SecretString>,
+    /// `TRESOR_VAULT_FINGERPRINT`: the vault fingerprint the user expects at the location.
+    pub(crate) expect_fingerprint: Option<tresor::fingerprint::Fingerprint>,
+}
+
+impl Ctx {
+    pub(crate) fn socket(&self) -> PathBuf {
+        client::socket_path(&config::runtime_dir(), &self.location)
+    }
+
+    pub(crate) fn options(&self, via: &str) -> Options {
+        let mut o = Options::new(config::state_dir().join("trust"), actor(via));
+        o.max_value = self.max_value;
+        o.expect_fingerprint = self.expect_fingerprint;
+        o
+    }
+
+    /// Whether an agent for this vault is running and unlocked.
+    pub(crate) fn agent_is_unlocked(&self) -> bool {
+        matches!(
+            client::call(&self.socket(), &tresor_wire::Ping, Duration::from_secs(5)),
+            Ok(Some(Ok(tresor_wire::Pong { unlocked: true, .. })))
+        )
+    }
+
+    pub(crate) fn password(&mut self) -> Result<SecretString, CliError> {
+        match self.stdin_password.take() {
+            Some(p) => Ok(p),
+            None => password::current().map_err(CliError::input),
+        }
+    }
+}
+
+/// Who acts in this process: the local user and process, and how (`cli`, `agent`).
+pub(crate) fn actor(via: &str) -> String {
+    format!("local uid={} pid={} ({via})", rustix::process::geteuid().as_raw(), std::process::id())
+}
+
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::other(e.to_string()))
+}
+
+/// A plain directory path made absolute, so that the agent socket and trust state do not depend
+/// on the working directory. URLs stay as they are.
+pub(crate) fn canonical_location(location: &str) -> String {
+    // `s3://b//p/` and `s3://b/p` are one vault: one agent socket, one trust state.
+    // An invalid one stays as it is: opening it says what is wrong.
+    if location.starts_with("s3://") {
+        return tresor_backend::s3::S3Location::parse(location)
+            .map_or_else(|_| location.to_string(), |l| l.canonical());
+    }
+    if location.contains("://") && !location.starts_with("file://") {
+        return location.to_string();
+    }
+    let path = Path::new(location.strip_prefix("file://").unwrap_or(location));
+    match path.canonicalize() {
+        Ok(p) => p.display().to_string(),
+        Err(_) if path.is_absolute() => path.display().to_string(),
+        Err(_) => std::env::current_dir()
+            .map(|d| d.join(path).display().to_string())
+            .unwrap_or(location.to_string()),
+    }
+}
+
+/// Writes exact bytes to stdout (a closed pipe ends the output quietly).
+pub(crate) fn outln_bytes(bytes: &[u8]) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(|e| CliError::other(e.to_string())),
+    }
+}
+
+pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| CliError::other(e.to_string()))?;
+    outln!("{text}");
+    Ok(())
+}
+
+pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name().and_then(|n| n.to_str()).unwrap_or("export"),
+        std::process::id()
+    ));
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new().create_new(true).write(true).mode(0o600).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    };
+    write().map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        CliError::other(format!("cannot write {}: {e}", path.display()))
+    })
+}
+
+/// Runs `call` on the unlocked agent, or opens the vault here and runs it directly: either way
+/// its answer is the call's own reply type.
+pub(crate) fn call<C: Serve>(ctx: &mut Ctx, call: C) -> Result<C::Reply, CliError> {
+    if !ctx.no_agent {
+        let socket = ctx.socket();
+        // Bulk work grows with the vault: the client waits as long as the agent may work.
+        let wait = if call.is_bulk() { tresor_wire::BULK_DEADLINE } else { Duration::from_secs(600) };
+        match client::call(&socket, &call, wait) {
+            Ok(Some(Ok(reply))) => return Ok(reply),
+            Ok(Some(Err(Failure::Error(e)))) => return Err(CliError::from_core(&e)),
+            Ok(Some(Err(Failure::Locked))) | Ok(None) => {}
+            // The agent may have run the call already: never run it a second time here.
+            Err(e) => return Err(CliError::other(format!("the agent failed: {e}"))),
+        }
+    }
+    let rt = runtime()?;
+    let store = open_existing(&rt, &ctx.location)?;
+    let password = ctx.password()?;
+    rt.block_on(async {
+        let vault =
+            Vault::unlock(store, &password, ctx.options("cli")).await.map_err(|e| CliError::from_core(&e))?;
+        report_unlocked(&vault);
+        let reply = call.serve(&vault).await;
+        if let Ok(Some(failure)) = vault.rotation_failure().await {
+            eprintln!("tresor: warning: the automatic epoch rotation failed ({failure}); values stay in the current epoch");
+        }
+        // Dropping the vault wipes its keys; the trust state is already saved after every record.
+        drop(vault);
+        reply.map_err(|e| CliError::from_core(&e))
+    })
+}
+
+/// What the storage backends are configured with: this process's environment (the AWS
+/// settings of an S3 location), handed to `tresor-backend`, which reads none itself.
+pub(crate) fn backend_config() -> tresor_backend::BackendConfig {
+    tresor_backend::BackendConfig::from_vars(std::env::vars_os())
+}
+
+/// Opens a vault location, warning on stderr when a local vault directory is open to other users.
+pub(crate) async fn open_store(location: &str, create: bool) -> Result<Store, CliError> {
+    let store = tresor_backend::open(location, create, &backend_config())
+        .await
+        .map_err(|e| CliError::from_core(&e))?;
+    if let Some(warning) = store.permission_warning() {
+        eprintln!("tresor: warning: {warning}");
+    }
+    Ok(store)
+}
+
+/// Opens the store and checks that a vault is there, before anyone is asked for a password.
+pub(crate) fn open_existing(rt: &tokio::runtime::Runtime, location: &str) -> Result<Store, CliError> {
+    rt.block_on(async {
+        let store = open_store(location, false).await?;
+        tresor::vault::describe_locked(&store).await.map_err(|e| CliError::from_core(&e))?;
+        Ok(store)
+    })
+}
+
+/// What an unlock in this process has to tell: failed attempts since the last one, and the
+/// first use of the vault at its location on this machine.
+pub(crate) fn report_unlocked(vault: &Vault) {
+    report_failed(vault.failed_attempts());
+    if vault.first_use() {
+        eprintln!(
+            "tresor: {}",
+            tresor_server::agent::first_use_notice(vault.store().location(), &vault.fingerprint())
+        );
+    }
+}
+
+pub(crate) fn report_failed(failed: &[u64]) {
+    if let Some(first) = failed.first() {
+        eprintln!(
+            "tresor: {} failed unlock attempts since {} (recorded in the audit trail)",
+            failed.len(),
+            format_time(*first)
+        );
+    }
+}

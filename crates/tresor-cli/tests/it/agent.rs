@@ -1,0 +1,290 @@
+//! The agent through the real binary: `tresor unlock` starts it, later commands need no password,
+//! `tresor lock` and the idle timeout stop it; its socket is private; the process is hardened (T20).
+//! Every test that starts an agent holds a guard that stops it, whatever happens.
+#![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
+
+use crate::common;
+
+use common::{AgentGuard, Env, Out, PASSWORD, alive, run, wait_for};
+use serde_json::Value;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::time::Duration;
+
+/// `tresor unlock ARGS` with the password in `TRESOR_PASSWORD_FILE`.
+fn unlock(env: &Env, args: &[&str]) -> Out {
+    let file = env.password_file(PASSWORD);
+    run(env.cmd().env("TRESOR_PASSWORD_FILE", &file).arg("unlock").args(args), b"")
+}
+
+/// The one agent serving `env`'s vault.
+fn agent_pid(env: &Env) -> u32 {
+    let pids = env.agent_pids();
+    assert_eq!(pids.len(), 1, "expected exactly one agent, found {pids:?}");
+    pids[0]
+}
+
+/// A vault with secret `a` = `one`, and a guard for the agent the test will start.
+fn setup(env: &Env) -> AgentGuard<'_> {
+    env.init();
+    env.set("a", b"one");
+    env.agent_guard()
+}
+
+#[test]
+fn agent_serves_commands_without_a_password() {
+    let env = Env::new();
+    let _guard = setup(&env);
+    let out = unlock(&env, &[]).ok();
+    assert!(out.stderr.contains("unlocked; the agent locks after 900s idle"), "{}", out.stderr);
+    let pid = agent_pid(&env);
+
+    // No password source from here on.
+    assert_eq!(env.run(&["get", "a"], b"").ok().stdout, b"one");
+    env.run(&["set", "b"], b"two\x00\n").ok();
+    env.run(&["set", "c", "three"], b"").ok();
+    assert_eq!(env.run(&["get", "b"], b"").ok().stdout, b"two\x00\n");
+    assert_eq!(env.run(&["list"], b"").ok().text(), "a\nb\nc\n");
+    env.run(&["rm", "c"], b"").ok();
+    env.run(&["get", "c"], b"").expect(4);
+    env.run(&["get", "a//b"], b"").expect(7);
+    assert_eq!(env.run(&["get", "--version", "1", "c"], b"").ok().stdout, b"three");
+    assert!(env.run(&["history", "c"], b"").ok().text().contains("deleted"));
+    assert!(env.run(&["audit", "verify"], b"").ok().text().contains("verified"));
+    let status = env.run(&["status"], b"").ok().text();
+    assert!(status.contains("state: unlocked"), "{status}");
+    assert!(status.contains("secrets: 2"), "{status}");
+    let json: Value = serde_json::from_slice(&env.run(&["status", "--json"], b"").ok().stdout).unwrap();
+    assert_eq!(json["state"], "unlocked");
+    let audit: Value = serde_json::from_slice(&env.run(&["audit", "--json"], b"").ok().stdout).unwrap();
+    assert!(
+        audit.as_array().unwrap().iter().any(|r| r["op"] == "set"
+            && r["path"] == "b"
+            && r["actor"].as_str().unwrap().starts_with("local uid=")
+            && r["actor"].as_str().unwrap().contains(" pid=")
+            && !r["actor"].as_str().unwrap().ends_with(&format!(" pid={pid}"))),
+        "writes through the agent are audited under the client process that sent them, not the agent"
+    );
+    // --no-agent bypasses it, and then needs a password.
+    env.run(&["--no-agent", "get", "a"], b"").expect(7);
+    assert_eq!(env.run_pw(&["--no-agent", "get", "b"], b"").ok().stdout, b"two\x00\n");
+
+    // A second unlock reuses the agent, with or without a password.
+    let out = unlock(&env, &[]).ok();
+    assert!(out.stderr.contains(&format!("already unlocked (agent pid {pid})")), "{}", out.stderr);
+    let out = env.run(&["unlock"], b"").ok();
+    assert!(out.stderr.contains("already unlocked"), "{}", out.stderr);
+    assert_eq!(env.agent_pids(), [pid]);
+
+    let out = env.run(&["lock"], b"").ok();
+    assert!(out.stderr.contains("locked"), "{}", out.stderr);
+    assert!(wait_for(Duration::from_secs(5), || !alive(pid)), "the agent still runs after lock");
+    assert!(wait_for(Duration::from_secs(2), || env.socket().is_none()), "the socket outlives the agent");
+    let out = env.run(&["get", "a"], b"");
+    assert_ne!(out.code, 0, "get without a password succeeded after lock");
+    assert!(out.stdout.is_empty());
+    assert!(out.stderr.contains("no password given"), "{}", out.stderr);
+    assert!(env.run(&["status"], b"").ok().text().contains("state: locked"));
+    let out = env.run(&["lock"], b"").ok();
+    assert!(out.stderr.contains("nothing to lock"), "{}", out.stderr);
+}
+
+#[test]
+fn lock_unlock_cycles() {
+    let env = Env::new();
+    let _guard = setup(&env);
+    let mut pids = Vec::new();
+    for cycle in 0..3 {
+        let out = unlock(&env, &[]);
+        assert_eq!(out.code, 0, "cycle {cycle}: {}", out.stderr);
+        let pid = agent_pid(&env);
+        pids.push(pid);
+        assert_eq!(env.run(&["get", "a"], b"").ok().stdout, b"one", "cycle {cycle}");
+        env.run(&["lock"], b"").ok();
+        assert!(wait_for(Duration::from_secs(5), || !alive(pid)), "cycle {cycle}: the agent still runs");
+        assert_ne!(env.run(&["get", "a"], b"").code, 0, "cycle {cycle}: get after lock succeeded");
+    }
+    pids.dedup();
+    assert_eq!(pids.len(), 3, "each unlock starts a new agent");
+    let audit: Value = serde_json::from_slice(&env.run_pw(&["audit", "--json"], b"").ok().stdout).unwrap();
+    let records = audit.as_array().unwrap();
+    let agent_unlocks =
+        records.iter().filter(|r| r["op"] == "unlock" && r["actor"].as_str().unwrap().ends_with("(agent)"));
+    assert_eq!(agent_unlocks.count(), 3);
+    let locks = records.iter().filter(|r| r["op"] == "lock" && r["detail"] == "lock requested");
+    assert_eq!(locks.count(), 3);
+}
+
+/// The lock immediately followed by an unlock must start a working agent every time (the old agent
+/// removes its socket after it stopped, and must not remove the new agent's).
+#[test]
+fn lock_then_immediate_unlock_leaves_a_working_agent() {
+    let env = Env::new();
+    let _guard = setup(&env);
+    for round in 0..5 {
+        let out = unlock(&env, &[]);
+        assert_eq!(out.code, 0, "round {round}: {}", out.stderr);
+        assert_eq!(env.run(&["get", "a"], b"").ok().stdout, b"one", "round {round}");
+        env.run(&["lock"], b"").ok();
+    }
+    assert!(wait_for(Duration::from_secs(5), || env.agent_pids().is_empty()), "an agent outlived its lock");
+}
+
+#[test]
+fn fail_unlock_with_the_wrong_password_leaves_no_agent() {
+    let env = Env::new();
+    let _guard = setup(&env);
+    let file = env.password_file("not the password");
+    let out = run(env.cmd().env("TRESOR_PASSWORD_FILE", &file).arg("unlock"), b"").expect(3);
+    assert!(out.stderr.contains("authentication failed"), "{}", out.stderr);
+    assert!(
+        wait_for(Duration::from_secs(5), || env.agent_pids().is_empty()),
+        "a failed unlock left an agent"
+    );
+    let out = unlock(&env, &[]).ok();
+    assert!(out.stderr.contains("1 failed unlock attempts"), "{}", out.stderr);
+}
+
+#[test]
+fn idle_timeout_stops_the_agent() {
+    let env = Env::new();
+    let _guard = setup(&env);
+    let out = unlock(&env, &["--idle-timeout", "2s"]).ok();
+    assert!(out.stderr.contains("locks after 2s idle"), "{}", out.stderr);
+    let pid = agent_pid(&env);
+    assert!(env.socket().is_some());
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(!alive(pid), "the agent still runs 4 s into a 2 s idle timeout");
+    assert!(env.socket().is_none(), "the socket outlives the agent");
+    assert_ne!(env.run(&["get", "a"], b"").code, 0);
+    let audit: Value = serde_json::from_slice(&env.run_pw(&["audit", "--json"], b"").ok().stdout).unwrap();
+    assert!(audit.as_array().unwrap().iter().any(|r| r["op"] == "lock" && r["detail"] == "idle timeout"));
+}
+
+#[test]
+fn requests_reset_the_idle_timeout() {
+    let env = Env::new();
+    let _guard = setup(&env);
+    // The timeout from the environment, then the config file's is overridden by the flag.
+    let out = run(
+        env.cmd()
+            .env("TRESOR_PASSWORD_FILE", env.password_file(PASSWORD))
+            .env("TRESOR_IDLE_TIMEOUT", "3s")
+            .arg("unlock"),
+        b"",
+    )
+    .ok();
+    assert!(out.stderr.contains("locks after 3s idle"), "{}", out.stderr);
+    let pid = agent_pid(&env);
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(1000));
+        assert_eq!(env.run(&["get", "a"], b"").ok().stdout, b"one", "the agent timed out while in use");
+    }
+    assert!(alive(pid));
+    assert!(wait_for(Duration::from_secs(8), || !alive(pid)), "the agent never timed out");
+}
+
+/// The effective uid of this test process.
+fn euid() -> u32 {
+    std::fs::metadata("/proc/self").unwrap().uid()
+}
+
+/// Makes `dir` and everything in it belong to `uid`.
+fn chown_tree(dir: &Path, uid: u32) {
+    std::os::unix::fs::chown(dir, Some(uid), Some(uid)).unwrap();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            chown_tree(&p, uid);
+        } else {
+            std::os::unix::fs::chown(&p, Some(uid), Some(uid)).unwrap();
+        }
+    }
+}
+
+/// T20: core dumps off, key pages locked (or a warning), process not dumpable, socket and its
+/// directory private, other users refused. As root, the agent runs as `nobody` (via `setpriv`) so
+/// that non-dumpability and the peer check can be observed; without `setpriv` those are skipped.
+#[test]
+fn t20_agent_hardening() {
+    const NOBODY: u32 = 65534;
+    let env = Env::new();
+    let as_root = euid() == 0;
+    let setpriv = Path::new("/usr/bin/setpriv").exists();
+    let wrapper: Vec<String> = if as_root && setpriv {
+        let id = NOBODY.to_string();
+        ["/usr/bin/setpriv", &format!("--reuid={id}"), &format!("--regid={id}"), "--clear-groups"]
+            .map(String::from)
+            .to_vec()
+    } else {
+        Vec::new()
+    };
+    let file = env.password_file(PASSWORD);
+    if !wrapper.is_empty() {
+        chown_tree(env.tmp.path(), NOBODY);
+    }
+    let pw = format!("{PASSWORD}\n");
+    run(env.cmd_via(&wrapper).arg("--password-stdin").arg("init").args(common::KDF), pw.as_bytes()).ok();
+    run(env.cmd_via(&wrapper).args(["--password-stdin", "set", "a"]), format!("{pw}one").as_bytes()).ok();
+    let _guard = env.agent_guard_via(&wrapper);
+    let out = run(env.cmd_via(&wrapper).env("TRESOR_PASSWORD_FILE", &file).arg("unlock"), b"").ok();
+    let pid = agent_pid(&env);
+    assert_eq!(run(env.cmd_via(&wrapper).args(["get", "a"]), b"").ok().stdout, b"one");
+
+    let mut checks: Vec<(String, bool)> = Vec::new();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let core = limits.lines().find(|l| l.starts_with("Max core file size")).unwrap();
+    let soft = core.trim_start_matches("Max core file size").split_whitespace().next().unwrap();
+    checks.push((format!("RLIMIT_CORE soft limit is 0 (found {soft})"), soft == "0"));
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let vm_lck: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmLck:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let warned = out.stderr.contains("could not be locked");
+    checks.push((
+        format!("key pages locked (VmLck {vm_lck} kB) or a warning ({warned})"),
+        vm_lck > 0 || warned,
+    ));
+    if !wrapper.is_empty() || !as_root {
+        // The kernel gives /proc/<pid> of a non-dumpable process to root.
+        let process_uid: u32 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|v| v.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap();
+        let owner = std::fs::metadata(format!("/proc/{pid}/status")).unwrap().uid();
+        assert_ne!(process_uid, 0, "the agent runs as root: the ownership check proves nothing");
+        checks.push((
+            format!("not dumpable (agent uid {process_uid}, /proc/<pid> owned by {owner})"),
+            owner == 0,
+        ));
+    }
+    let socket = env.socket().unwrap();
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    checks.push((format!("socket mode 0600 (found {mode:o})"), mode == 0o600));
+    let dir_mode = std::fs::metadata(socket.parent().unwrap()).unwrap().permissions().mode() & 0o777;
+    checks.push((format!("socket directory mode 0700 (found {dir_mode:o})"), dir_mode == 0o700));
+    if !wrapper.is_empty() {
+        // Root connecting to nobody's agent is refused (peer credentials), so gets nothing.
+        let out = env.run(&["get", "a"], b"");
+        let status = env.run(&["status"], b"").text();
+        checks.push((
+            "another user's requests refused".to_string(),
+            out.code != 0 && out.stdout.is_empty() && status.contains("state: locked"),
+        ));
+    }
+
+    let passed = checks.iter().filter(|(_, ok)| *ok).count();
+    println!("T20: checks passed {passed}/{}", checks.len());
+    for (name, ok) in &checks {
+        println!("  {} {name}", if *ok { "pass" } else { "FAIL" });
+    }
+    if wrapper.is_empty() && as_root {
+        println!("  skipped: non-dumpable and peer checks (root without setpriv)");
+    }
+    assert_eq!(passed, checks.len(), "hardening checks failed: {checks:?}");
+}

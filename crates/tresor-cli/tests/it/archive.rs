@@ -1,0 +1,145 @@
+//! Export and import through the real binary: a private backup file that restores every secret and
+//! version into an empty location; a wrong password or a non-empty target is refused without writing;
+//! `.env` and JSON files add secrets to an existing vault.
+#![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
+
+use crate::common;
+
+use common::{Env, PASSWORD, rel_files};
+use std::os::unix::fs::PermissionsExt;
+
+/// A vault with two versions of `db/password`, a binary value and a deleted secret, exported to
+/// `backup.tresor`; returns the backup's path.
+fn exported(env: &Env) -> std::path::PathBuf {
+    env.init();
+    env.set("db/password", b"v1");
+    env.set("db/password", b"v2");
+    env.set("bin", b"\x00\xff\n\x00");
+    env.set("old", b"gone");
+    env.run_pw(&["rm", "old"], b"").ok();
+    let backup = env.path("backup.tresor");
+    let out = env.run_pw(&["export", "--out", backup.to_str().unwrap()], b"").ok();
+    assert!(out.stderr.contains("exported to"), "{}", out.stderr);
+    backup
+}
+
+/// `tresor --vault AT --password-stdin ARGS` with `password`.
+fn at(env: &Env, location: &std::path::Path, password: &str, args: &[&str]) -> common::Out {
+    let mut all = vec!["--vault", location.to_str().unwrap()];
+    all.extend(args);
+    env.run_pw_as(password, &all, b"")
+}
+
+#[test]
+fn export_then_import_restores_everything() {
+    let env = Env::new();
+    let backup = exported(&env);
+    let mode = std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the backup file is readable by others");
+    assert!(std::fs::read(&backup).unwrap().starts_with(b"TRSRARC1"));
+    assert_eq!(rel_files(env.tmp.path()).iter().filter(|f| f.contains(".tmp-")).count(), 0, "temp file left");
+
+    let restored = env.path("restored");
+    let out = at(&env, &restored, PASSWORD, &["import", backup.to_str().unwrap()]).ok();
+    assert!(out.stderr.contains("restored vault"), "{}", out.stderr);
+    assert_eq!(at(&env, &restored, PASSWORD, &["get", "db/password"]).ok().stdout, b"v2");
+    assert_eq!(at(&env, &restored, PASSWORD, &["get", "--version", "1", "db/password"]).ok().stdout, b"v1");
+    assert_eq!(at(&env, &restored, PASSWORD, &["get", "bin"]).ok().stdout, b"\x00\xff\n\x00");
+    at(&env, &restored, PASSWORD, &["get", "old"]).expect(4);
+    assert_eq!(at(&env, &restored, PASSWORD, &["get", "--version", "1", "old"]).ok().stdout, b"gone");
+    assert_eq!(at(&env, &restored, PASSWORD, &["list"]).ok().text(), "bin\ndb/password\n");
+    assert!(at(&env, &restored, PASSWORD, &["audit", "verify"]).ok().text().contains("verified"));
+    // The same vault id, and the original keeps working independently.
+    let id = |loc: &std::path::Path| {
+        let out =
+            common::run(env.cmd().args(["--vault", loc.to_str().unwrap(), "status", "--json"]), b"").ok();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["vault_id"].clone()
+    };
+    assert_eq!(id(&restored), id(&env.vault));
+    env.set("db/password", b"v3");
+    assert_eq!(at(&env, &restored, PASSWORD, &["get", "db/password"]).ok().stdout, b"v2");
+}
+
+#[test]
+fn fail_import_with_the_wrong_password_or_into_a_vault() {
+    let env = Env::new();
+    let backup = exported(&env);
+
+    let target = env.path("target");
+    let out = at(&env, &target, "not the password", &["import", backup.to_str().unwrap()]).expect(3);
+    assert!(out.stderr.contains("authentication failed"), "{}", out.stderr);
+    assert!(rel_files(&target).is_empty(), "a refused import wrote {:?}", rel_files(&target));
+
+    let before = env.vault_files();
+    let out = env.run_pw(&["import", backup.to_str().unwrap()], b"").expect(8);
+    assert!(out.stderr.contains("not empty"), "{}", out.stderr);
+    assert_eq!(env.vault_files(), before);
+
+    // A changed byte in the backup is refused, and writes nothing.
+    let original = std::fs::read(&backup).unwrap();
+    for (i, pos) in [original.len() - 1, original.len() / 2].into_iter().enumerate() {
+        let mut bytes = original.clone();
+        bytes[pos] ^= 1;
+        let bad = env.path(&format!("bad{i}.tresor"));
+        std::fs::write(&bad, bytes).unwrap();
+        let target = env.path(&format!("bad-target{i}"));
+        let out = at(&env, &target, PASSWORD, &["import", bad.to_str().unwrap()]);
+        if pos == original.len() - 1 {
+            // The archive's MAC.
+            assert_eq!(out.code, 5, "{}", out.stderr);
+            assert!(out.stderr.contains("archive"), "{}", out.stderr);
+        } else {
+            // Somewhere inside: an object (integrity) or the key file (authentication).
+            assert!(out.code == 5 || out.code == 3, "exit {}: {}", out.code, out.stderr);
+        }
+        assert!(rel_files(&target).is_empty(), "a refused import wrote {:?}", rel_files(&target));
+    }
+
+    // A missing file is invalid input.
+    at(&env, &env.path("target3"), PASSWORD, &["import", env.path("nope").to_str().unwrap()]).expect(7);
+}
+
+#[test]
+fn import_env_and_json_files_into_a_vault() {
+    let env = Env::new();
+    env.init();
+    env.set("existing", b"stays");
+
+    let dotenv = env.path("app.env");
+    let text = "# comment\nexport A=1\nB = 'two words'\nC=\"line\\nnext\"\n\nD=\n";
+    std::fs::write(&dotenv, text).unwrap();
+    let out = env.run_pw(&["import", dotenv.to_str().unwrap()], b"").ok();
+    assert!(out.stderr.contains("imported 4 secrets"), "{}", out.stderr);
+    assert_eq!(env.get("A"), b"1");
+    assert_eq!(env.get("B"), b"two words");
+    assert_eq!(env.get("C"), b"line\nnext");
+    assert_eq!(env.get("D"), b"");
+
+    let json = env.path("secrets.json");
+    std::fs::write(&json, r#"{"db": {"user": "u", "port": 5432}, "k": "v", "A": "2"}"#).unwrap();
+    let out = env.run_pw(&["import", json.to_str().unwrap()], b"").ok();
+    assert!(out.stderr.contains("imported 4 secrets"), "{}", out.stderr);
+    assert_eq!(env.get("db/user"), b"u");
+    assert_eq!(env.get("db/port"), b"5432");
+    assert_eq!(env.get("k"), b"v");
+    assert_eq!(env.get("A"), b"2", "an import adds a version");
+    assert_eq!(env.run_pw(&["get", "--version", "1", "A"], b"").ok().stdout, b"1");
+    assert_eq!(env.get("existing"), b"stays");
+
+    // Malformed files are invalid input and add nothing.
+    let bad = env.path("bad.env");
+    std::fs::write(&bad, "GOOD=1\nno equals sign\n").unwrap();
+    env.run_pw(&["import", bad.to_str().unwrap()], b"").expect(7);
+    let bad_json = env.path("bad.json");
+    std::fs::write(&bad_json, r#"{"x": null}"#).unwrap();
+    env.run_pw(&["import", bad_json.to_str().unwrap()], b"").expect(7);
+    std::fs::write(&bad_json, r#"{"ok": "1", "bad//path": "2"}"#).unwrap();
+    env.run_pw(&["import", bad_json.to_str().unwrap()], b"").expect(7);
+    env.run_pw(&["get", "GOOD"], b"").expect(4);
+    env.run_pw(&["get", "ok"], b"").expect(4);
+
+    let records: serde_json::Value =
+        serde_json::from_slice(&env.run_pw(&["audit", "--json"], b"").ok().stdout).unwrap();
+    let imports = records.as_array().unwrap().iter().filter(|r| r["op"] == "import" && r["outcome"] == "ok");
+    assert_eq!(imports.count(), 8, "one import record per imported secret");
+}

@@ -1,0 +1,105 @@
+//! Invalid input through the CLI: secret paths that break the rules and values over the configured
+//! limit exit 7 and write no value; the config file's `${VAR}` substitution chooses the vault.
+#![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
+
+use crate::common;
+
+use common::{Env, run};
+
+/// Files under the vault's `blob/` directory.
+fn blobs(env: &Env) -> usize {
+    env.vault_files().iter().filter(|f| f.starts_with("blob/")).count()
+}
+
+#[test]
+fn fail_invalid_paths_exit_7() {
+    let env = Env::new();
+    env.init();
+    env.set("ok", b"1");
+    let long = "x".repeat(600);
+    let bad = ["a//b", "/a", "a/", "..", "a/../b", "./a", long.as_str(), "a\tb", "a\nb"];
+    for path in bad {
+        let out = env.run_pw(&["set", path], b"value").expect(7);
+        assert!(out.stderr.contains("invalid secret path"), "{path:?}: {}", out.stderr);
+        env.run_pw(&["get", path], b"").expect(7);
+    }
+    // Several bad paths in one process each (cheaper than one unlock per check).
+    for path in ["a//b", long.as_str()] {
+        env.run_pw(&["rm", path], b"").expect(7);
+        env.run_pw(&["history", path], b"").expect(7);
+    }
+    assert_eq!(blobs(&env), 1, "a value was written for an invalid path");
+    assert_eq!(env.run_pw(&["list"], b"").ok().text(), "ok\n");
+    // The longest valid path is fine.
+    let longest = "y".repeat(512);
+    env.set(&longest, b"edge");
+    assert_eq!(env.get(&longest), b"edge");
+    env.run_pw(&["set", &"y".repeat(513)], b"v").expect(7);
+}
+
+#[test]
+fn fail_values_over_the_configured_limit_exit_7_and_write_nothing() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.cfg.join("tresor")).unwrap();
+    std::fs::write(env.cfg.join("tresor/config.toml"), "max_value_size = 100\n").unwrap();
+    env.init();
+    env.set("fits", &[b'a'; 100]);
+    assert_eq!(env.get("fits"), [b'a'; 100]);
+    let before = env.vault_files();
+
+    let out = env.run_pw(&["set", "big"], &[b'b'; 101]).expect(7);
+    assert!(out.stderr.contains("value too large: 101 bytes (the limit is 100 bytes)"), "{}", out.stderr);
+    let file = env.path("big.bin");
+    std::fs::write(&file, [b'c'; 101]).unwrap();
+    env.run_pw(&["set", "big", "--file", file.to_str().unwrap()], b"").expect(7);
+    env.run_pw(&["set", "big", &"d".repeat(101)], b"").expect(7);
+    // Far over the limit: refused without reading it all.
+    env.run_pw(&["set", "big"], &vec![b'e'; 4 << 20]).expect(7);
+    assert_eq!(env.vault_files(), before, "an oversize value touched the vault");
+    env.run_pw(&["get", "big"], b"").expect(4);
+
+    // An import file holding an oversize value is refused as a whole.
+    let env_file = env.path("import.env");
+    std::fs::write(&env_file, format!("SMALL=1\nBIG={}\n", "f".repeat(101))).unwrap();
+    env.run_pw(&["import", env_file.to_str().unwrap()], b"").expect(7);
+    env.run_pw(&["get", "SMALL"], b"").expect(4);
+    assert_eq!(blobs(&env), 1);
+}
+
+#[test]
+fn config_substitutes_environment_variables() {
+    let env = Env::new();
+    std::fs::create_dir_all(env.cfg.join("tresor")).unwrap();
+    std::fs::write(env.cfg.join("tresor/config.toml"), "vault = \"${TRESOR_TEST_BASE}/v\"\n").unwrap();
+    let base = env.path("base");
+    let with_base = |args: &[&str], stdin: &[u8]| {
+        let mut cmd = env.cmd();
+        cmd.env_remove("TRESOR_VAULT").env("TRESOR_TEST_BASE", &base);
+        run(cmd.arg("--password-stdin").args(args), stdin)
+    };
+    let pw = format!("{}\n", common::PASSWORD);
+    with_base(&[&["init"], &common::KDF[..]].concat(), pw.as_bytes()).ok();
+    assert!(
+        base.join("v/keyfile/00000000000000000001").is_file(),
+        "the vault is not at ${{TRESOR_TEST_BASE}}/v"
+    );
+    assert!(!env.vault.exists());
+    with_base(&["set", "k"], format!("{pw}value").as_bytes()).ok();
+    assert_eq!(with_base(&["get", "k"], pw.as_bytes()).ok().stdout, b"value");
+    // TRESOR_VAULT still wins over the config file.
+    let out =
+        run(env.cmd().env("TRESOR_TEST_BASE", &base).args(["--password-stdin", "get", "k"]), pw.as_bytes());
+    assert_eq!(out.code, 8, "{}", out.stderr);
+
+    // An unset variable is an error naming it.
+    let mut cmd = env.cmd();
+    cmd.env_remove("TRESOR_VAULT").env_remove("TRESOR_TEST_BASE");
+    let out = run(cmd.args(["status"]), b"");
+    assert_eq!(out.code, 7, "{}", out.stderr);
+    assert!(out.stderr.contains("TRESOR_TEST_BASE"), "{}", out.stderr);
+
+    // Unknown keys are refused rather than ignored.
+    std::fs::write(env.cfg.join("tresor/config.toml"), "vualt = \"/tmp/x\"\n").unwrap();
+    let out = env.run(&["status"], b"").expect(7);
+    assert!(out.stderr.contains("config.toml"), "{}", out.stderr);
+}

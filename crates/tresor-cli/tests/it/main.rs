@@ -1,0 +1,22 @@
+//! All of the CLI's integration tests, as one test binary (one link, not one per file); each
+//! runs the real `tresor` binary.
+#![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
+
+mod agent;
+mod archive;
+mod bare;
+mod canary;
+mod cas;
+mod common;
+mod concurrency;
+mod doctor;
+mod epoch;
+mod hostile;
+mod input;
+mod keys;
+mod kill;
+mod lifecycle;
+mod rekey;
+mod s3;
+mod store_view;
+mod tamper;

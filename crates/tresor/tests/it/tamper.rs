@@ -1,0 +1,493 @@
+//! Tampering with stored objects (T03, T04, T05): every kind of object, flipped, moved, swapped,
+//! copied, injected or deleted directly in the vault directory, must surface as the right error
+//! naming the object, never as a panic or a wrong value.
+#![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
+
+use crate::common;
+
+use common::{Env, assert_integrity, err, flip};
+use tresor::layout;
+use tresor::{Error, ObjectKind, Vault};
+
+struct Secret {
+    path: &'static str,
+    value: &'static [u8],
+    blob: String,
+}
+
+/// Sets `path` and returns the name of the blob the write added.
+async fn set_tracked(env: &Env, v: &mut Vault, path: &str, value: &[u8]) -> String {
+    let before = env.objects(layout::BLOB_DIR);
+    v.set(path, value).await.unwrap();
+    let added: Vec<String> =
+        env.objects(layout::BLOB_DIR).into_iter().filter(|n| !before.contains(n)).collect();
+    assert_eq!(added.len(), 1, "one set, one blob");
+    added[0].clone()
+}
+
+/// A vault with three secrets: commits 1 (genesis) to 4, audit records 1 to 4.
+async fn setup() -> (Env, Vec<Secret>) {
+    let env = Env::new();
+    let mut v = env.init().await;
+    let mut secrets = Vec::new();
+    for (path, value) in [
+        ("db/password", b"hunter2".as_slice()),
+        ("api/token", b"tok-123".as_slice()),
+        ("mail/smtp", b"smtp-secret".as_slice()),
+    ] {
+        let blob = set_tracked(&env, &mut v, path, value).await;
+        secrets.push(Secret { path, value, blob });
+    }
+    drop(v);
+    assert_eq!(env.objects(layout::LOG_DIR).len(), 4);
+    (env, secrets)
+}
+
+/// Reads every secret and checks its value.
+async fn read_all(v: &mut Vault, secrets: &[Secret]) {
+    for s in secrets {
+        assert_eq!(v.get(s.path, None).await.unwrap().as_slice(), s.value, "{}", s.path);
+    }
+}
+
+#[tokio::test]
+async fn fail_flipped_key_file_byte_is_auth_failed() {
+    let (env, secrets) = setup().await;
+    let file = env.obj(&layout::keyfile(1));
+    let original = std::fs::read(&file).unwrap();
+    assert_eq!(original.len(), 215, "8 + 16 + 8 + 1 header, one 150-byte slot, 32-byte MAC");
+    // Magic, vault id, generation, slot count, slot kind, KDF id, m_kib (up and down), t, p, salt,
+    // wrapped root, MAC.
+    for i in [0, 12, 31, 32, 33, 34, 37, 41, 46, 60, 120, 182, 200, 214] {
+        flip(&file, i);
+        let e = err(env.unlock().await);
+        if (8..24).contains(&i) {
+            // Another vault id than the one this machine pinned at the location: refused as
+            // another vault before any password is tried.
+            assert!(matches!(e, Error::VaultChanged { .. }), "byte {i}: {e:?}");
+        } else {
+            assert!(matches!(e, Error::AuthFailed), "byte {i}: {e:?}");
+            assert_eq!(e.to_string(), "authentication failed", "deliberately one message");
+        }
+        std::fs::write(&file, &original).unwrap();
+    }
+    let mut v = env.unlock().await.unwrap();
+    read_all(&mut v, &secrets).await;
+}
+
+#[tokio::test]
+async fn fail_flipped_commit_byte_names_the_commit() {
+    let (env, secrets) = setup().await;
+    for seq in [1, 2, 4] {
+        let name = layout::commit(seq);
+        let file = env.obj(&name);
+        let original = std::fs::read(&file).unwrap();
+        // Log magic, log role, sequence number, previous link, envelope magic, nonce, ciphertext, tag.
+        for i in [0, 5, 13, 14, 45, 46, 60, 100, usize::MAX] {
+            flip(&file, i);
+            let e = err(env.unlock().await);
+            assert_integrity(&e, ObjectKind::Commit, Some(&name));
+            std::fs::write(&file, &original).unwrap();
+        }
+    }
+    let mut v = env.unlock().await.unwrap();
+    read_all(&mut v, &secrets).await;
+}
+
+#[tokio::test]
+async fn fail_flipped_audit_record_byte_is_found_by_verify() {
+    let (env, _) = setup().await;
+    let v = env.unlock().await.unwrap();
+    v.verify().await.unwrap();
+    for seq in [1, 2, 3] {
+        let name = layout::audit(seq);
+        let file = env.obj(&name);
+        let original = std::fs::read(&file).unwrap();
+        for i in [0, 5, 13, 14, 46, 80, usize::MAX] {
+            flip(&file, i);
+            let e = err(v.verify().await);
+            assert_integrity(&e, ObjectKind::AuditRecord, Some(&name));
+            let e = err(v.audit_trail().await);
+            assert_integrity(&e, ObjectKind::AuditRecord, Some(&name));
+            std::fs::write(&file, &original).unwrap();
+        }
+    }
+    v.verify().await.unwrap();
+}
+
+#[tokio::test]
+async fn fail_flipped_newest_audit_record() {
+    let (env, _) = setup().await;
+    let name = layout::audit(4);
+    flip(&env.obj(&name), 60);
+    // This machine has seen record 4: unlock refuses the changed one.
+    let e = err(env.unlock().await);
+    match &e {
+        Error::Fork { kind: ObjectKind::AuditRecord, seq: 4 } => {
+            assert!(e.to_string().contains("audit record 4"), "{e}");
+        }
+        _ => {
+            assert_integrity(&e, ObjectKind::AuditRecord, Some(&name));
+        }
+    }
+    // Record 4 is anchored in the commit log: a machine that never saw the vault refuses it too.
+    let fresh = env.path("fresh-trust");
+    let e = err(env.unlock_with(&fresh, common::PASSWORD).await);
+    assert_integrity(&e, ObjectKind::AuditRecord, Some(&name));
+}
+
+#[tokio::test]
+async fn unpinned_unreadable_audit_records_are_removed_and_reported() {
+    // Reads append records without fsync; a power failure can leave them torn. Past the last pin
+    // such a record is removed at the next unlock, and the unlock record says so.
+    // Each machine appends to its own lane of the trail, and repairs only its own.
+    let (env, _) = setup().await;
+    let other = env.path("other-trust");
+    let v = env.unlock_with(&other, common::PASSWORD).await.unwrap();
+    v.get("db/password", None).await.unwrap();
+    // The process dies (power failure) before the read's entry is made durable and pinned.
+    std::mem::forget(v);
+    let newest = env
+        .objects(layout::AUDIT_DIR)
+        .into_iter()
+        .filter(|n| matches!(layout::parse_audit(n), Some((layout::AuditLane::Named(_), _))))
+        .max()
+        .unwrap();
+    std::fs::write(env.obj(&newest), b"").unwrap();
+    // Another machine does not touch that lane: its `audit verify` reports the torn entry.
+    let third = env.unlock_with(&env.path("third-trust"), common::PASSWORD).await.unwrap();
+    assert_integrity(&err(third.verify().await), ObjectKind::AuditRecord, Some(&newest));
+    drop(third);
+    // The lane's own machine removes it at its next unlock, and says so.
+    let v = env.unlock_with(&other, common::PASSWORD).await.unwrap();
+    v.verify().await.unwrap();
+    let trail = v.audit_trail().await.unwrap();
+    let unlock =
+        trail.iter().rev().find(|tresor::model::TrailRecord { record: r, .. }| r.op == "unlock").unwrap();
+    let detail = unlock.record.detail.clone().unwrap_or_default();
+    assert!(detail.contains("removed 1 unreadable unpinned audit records"), "{detail}");
+}
+
+#[tokio::test]
+async fn fail_flipped_epoch_key_byte_on_get_and_set() {
+    let (env, secrets) = setup().await;
+    let name = layout::epoch_key(1);
+    let file = env.obj(&name);
+    let original = std::fs::read(&file).unwrap();
+    for i in [0, 10, 40, usize::MAX] {
+        flip(&file, i);
+        // A fresh handle: an open one caches the unwrapped key.
+        let v = env.unlock().await.unwrap();
+        let e = err(v.get(secrets[0].path, None).await);
+        assert_integrity(&e, ObjectKind::EpochKey, Some(&name));
+        let e = err(v.set("new/secret", b"x").await);
+        assert_integrity(&e, ObjectKind::EpochKey, Some(&name));
+        std::fs::write(&file, &original).unwrap();
+    }
+    let mut v = env.unlock().await.unwrap();
+    read_all(&mut v, &secrets).await;
+    assert!(matches!(v.get("new/secret", None).await, Err(Error::NotFound { .. })));
+}
+
+#[tokio::test]
+async fn fail_flipped_value_blob_byte_on_get() {
+    let (env, secrets) = setup().await;
+    let mut v = env.unlock().await.unwrap();
+    for target in &secrets {
+        let file = env.obj(&target.blob);
+        let original = std::fs::read(&file).unwrap();
+        for i in [0, 5, 6, 29, 30, 100, usize::MAX] {
+            flip(&file, i);
+            for s in &secrets {
+                let got = v.get(s.path, None).await;
+                if s.blob == target.blob {
+                    let e = err(got);
+                    let detail = assert_integrity(&e, ObjectKind::ValueBlob, Some(&target.blob));
+                    assert!(detail.contains("does not authenticate"), "{e}");
+                } else {
+                    assert_eq!(got.unwrap().as_slice(), s.value);
+                }
+            }
+            std::fs::write(&file, &original).unwrap();
+        }
+    }
+    read_all(&mut v, &secrets).await;
+    v.verify().await.unwrap();
+}
+
+#[tokio::test]
+async fn fail_swapped_value_blobs() {
+    let (env, secrets) = setup().await;
+    let (a, b) = (env.obj(&secrets[0].blob), env.obj(&secrets[1].blob));
+    let (bytes_a, bytes_b) = (std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+    std::fs::write(&a, &bytes_b).unwrap();
+    std::fs::write(&b, &bytes_a).unwrap();
+    let v = env.unlock().await.unwrap();
+    for s in &secrets[..2] {
+        let e = err(v.get(s.path, None).await);
+        let detail = assert_integrity(&e, ObjectKind::ValueBlob, Some(&s.blob));
+        assert!(detail.contains("moved from another name"), "{e}");
+    }
+    assert_eq!(v.get(secrets[2].path, None).await.unwrap().as_slice(), secrets[2].value);
+}
+
+#[tokio::test]
+async fn fail_value_blob_moved_to_another_blobs_name() {
+    let (env, secrets) = setup().await;
+    std::fs::rename(env.obj(&secrets[0].blob), env.obj(&secrets[1].blob)).unwrap();
+    let v = env.unlock().await.unwrap();
+    let e = err(v.get(secrets[0].path, None).await);
+    let detail = assert_integrity(&e, ObjectKind::ValueBlob, Some(&secrets[0].blob));
+    assert!(detail.contains("missing"), "{e}");
+    let e = err(v.get(secrets[1].path, None).await);
+    let detail = assert_integrity(&e, ObjectKind::ValueBlob, Some(&secrets[1].blob));
+    assert!(detail.contains("does not authenticate"), "{e}");
+}
+
+#[tokio::test]
+async fn fail_value_blob_from_another_vault() {
+    let (env, secrets) = setup().await;
+    let (other, other_secrets) = setup().await;
+    // Same path, same value, another vault's key and id: the store swaps the blobs.
+    std::fs::copy(other.obj(&other_secrets[0].blob), env.obj(&secrets[0].blob)).unwrap();
+    let v = env.unlock().await.unwrap();
+    let e = err(v.get(secrets[0].path, None).await);
+    assert_integrity(&e, ObjectKind::ValueBlob, Some(&secrets[0].blob));
+    // And another vault's commit as our next one.
+    let o = other.unlock().await.unwrap();
+    o.set("extra", b"1").await.unwrap();
+    drop(o);
+    drop(v);
+    std::fs::copy(other.obj(&layout::commit(5)), env.obj(&layout::commit(5))).unwrap();
+    let e = err(env.unlock().await);
+    assert_integrity(&e, ObjectKind::Commit, Some(&layout::commit(5)));
+}
+
+#[tokio::test]
+async fn fail_commit_copied_over_the_previous_one() {
+    let (env, _) = setup().await;
+    std::fs::copy(env.obj(&layout::commit(3)), env.obj(&layout::commit(2))).unwrap();
+    let e = err(env.unlock().await);
+    let detail = assert_integrity(&e, ObjectKind::Commit, Some(&layout::commit(2)));
+    assert!(detail.contains("holds entry 3"), "{e}");
+}
+
+#[tokio::test]
+async fn fail_injected_commits() {
+    let (env, secrets) = setup().await;
+    let next = layout::commit(5);
+    // A copy of the newest commit as the next one.
+    std::fs::copy(env.obj(&layout::commit(4)), env.obj(&next)).unwrap();
+    let e = err(env.unlock().await);
+    let detail = assert_integrity(&e, ObjectKind::Commit, Some(&next));
+    assert!(detail.contains("holds entry 4"), "{e}");
+    // Garbage, and garbage with a valid log header.
+    std::fs::write(env.obj(&next), b"not a commit").unwrap();
+    assert_integrity(&err(env.unlock().await), ObjectKind::Commit, Some(&next));
+    let mut framed = std::fs::read(env.obj(&layout::commit(4))).unwrap();
+    framed[13] = 5; // sequence number 5 ...
+    framed[14..46].copy_from_slice(&[7; 32]); // ... after a made-up link
+    std::fs::write(env.obj(&next), &framed).unwrap();
+    assert_integrity(&err(env.unlock().await), ObjectKind::Commit, Some(&next));
+    // A commit after a gap.
+    std::fs::remove_file(env.obj(&next)).unwrap();
+    std::fs::copy(env.obj(&layout::commit(4)), env.obj(&layout::commit(7))).unwrap();
+    let e = err(env.unlock().await);
+    let detail = assert_integrity(&e, ObjectKind::Commit, Some(&next));
+    assert!(detail.contains("missing"), "{e}");
+    std::fs::remove_file(env.obj(&layout::commit(7))).unwrap();
+    // Objects under names that are not ours are never shown.
+    std::fs::write(env.obj("log/5"), b"x").unwrap();
+    std::fs::write(env.obj("log/0000000000000000000x"), b"x").unwrap();
+    std::fs::create_dir_all(env.obj("blob/0000000001")).unwrap();
+    std::fs::write(env.obj("blob/0000000001/00112233445566778899aabbccddeeff"), b"x").unwrap();
+    let mut v = env.unlock().await.unwrap();
+    let listed: Vec<String> = v.list("").await.unwrap().into_iter().map(|e| e.path).collect();
+    assert_eq!(listed, ["api/token", "db/password", "mail/smtp"]);
+    read_all(&mut v, &secrets).await;
+    v.verify().await.unwrap();
+}
+
+#[tokio::test]
+async fn fail_swapped_commits_and_audit_records() {
+    let (env, _) = setup().await;
+    let swap = |a: &str, b: &str| {
+        let (pa, pb) = (env.obj(a), env.obj(b));
+        let (ba, bb) = (std::fs::read(&pa).unwrap(), std::fs::read(&pb).unwrap());
+        std::fs::write(&pa, bb).unwrap();
+        std::fs::write(&pb, ba).unwrap();
+    };
+    let v = env.unlock().await.unwrap();
+    swap(&layout::audit(2), &layout::audit(3));
+    assert_integrity(&err(v.verify().await), ObjectKind::AuditRecord, Some(&layout::audit(2)));
+    swap(&layout::audit(2), &layout::audit(3));
+    v.verify().await.unwrap();
+    drop(v);
+    swap(&layout::commit(2), &layout::commit(3));
+    assert_integrity(&err(env.unlock().await), ObjectKind::Commit, Some(&layout::commit(2)));
+    // A commit where an audit record belongs, and the other way round.
+    swap(&layout::commit(2), &layout::commit(3));
+    std::fs::copy(env.obj(&layout::commit(2)), env.obj(&layout::audit(2))).unwrap();
+    let v = env.unlock().await.unwrap();
+    assert_integrity(&err(v.verify().await), ObjectKind::AuditRecord, Some(&layout::audit(2)));
+    drop(v);
+    std::fs::copy(env.obj(&layout::audit(3)), env.obj(&layout::commit(3))).unwrap();
+    assert_integrity(&err(env.unlock().await), ObjectKind::Commit, Some(&layout::commit(3)));
+}
+
+#[tokio::test]
+async fn fail_deleted_middle_commit_is_missing() {
+    let (env, _) = setup().await;
+    let open = env.unlock().await.unwrap();
+    std::fs::remove_file(env.obj(&layout::commit(2))).unwrap();
+    let e = err(env.unlock().await);
+    let detail = assert_integrity(&e, ObjectKind::Commit, Some(&layout::commit(2)));
+    assert!(detail.contains("missing"), "{e}");
+    // An open handle's verify finds it too.
+    let e = err(open.verify().await);
+    let detail = assert_integrity(&e, ObjectKind::Commit, Some(&layout::commit(2)));
+    assert!(detail.contains("missing"), "{e}");
+}
+
+#[tokio::test]
+async fn fail_deleted_middle_audit_record_is_missing() {
+    let (env, _) = setup().await;
+    let v = env.unlock().await.unwrap();
+    std::fs::remove_file(env.obj(&layout::audit(2))).unwrap();
+    let e = err(v.verify().await);
+    let detail = assert_integrity(&e, ObjectKind::AuditRecord, Some(&layout::audit(2)));
+    assert!(detail.contains("missing"), "{e}");
+}
+
+#[tokio::test]
+async fn fail_deleted_value_blob_is_missing() {
+    let (env, secrets) = setup().await;
+    std::fs::remove_file(env.obj(&secrets[1].blob)).unwrap();
+    let v = env.unlock().await.unwrap();
+    let e = err(v.get(secrets[1].path, None).await);
+    let detail = assert_integrity(&e, ObjectKind::ValueBlob, Some(&secrets[1].blob));
+    assert!(detail.contains("missing"), "{e}");
+    assert_eq!(v.get(secrets[0].path, None).await.unwrap().as_slice(), secrets[0].value);
+}
+
+#[tokio::test]
+async fn fail_deleted_epoch_key_is_missing() {
+    let (env, secrets) = setup().await;
+    std::fs::remove_file(env.obj(&layout::epoch_key(1))).unwrap();
+    let v = env.unlock().await.unwrap();
+    let e = err(v.get(secrets[0].path, None).await);
+    let detail = assert_integrity(&e, ObjectKind::EpochKey, Some(&layout::epoch_key(1)));
+    assert!(detail.contains("missing"), "{e}");
+}
+
+// ---- audit lanes: each machine appends to its own lane; the store cannot mix, drop or cut them --
+
+/// The entries of the named lanes, sorted (lane, then sequence number).
+fn lane_entries(env: &Env) -> Vec<(layout::AuditLane, u64, String)> {
+    let mut out: Vec<_> = env
+        .objects(layout::AUDIT_DIR)
+        .into_iter()
+        .filter_map(|n| match layout::parse_audit(&n) {
+            Some((lane @ layout::AuditLane::Named(_), seq)) => Some((lane, seq, n)),
+            _ => None,
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The vault of [`setup`], and a second machine (its own trust state) that wrote and read once.
+async fn two_machines() -> (Env, std::path::PathBuf) {
+    let (env, _) = setup().await;
+    let other = env.path("other-trust");
+    let v = env.unlock_with(&other, common::PASSWORD).await.unwrap();
+    v.set("other/written", b"by the second machine").await.unwrap();
+    v.get("db/password", None).await.unwrap();
+    drop(v);
+    (env, other)
+}
+
+#[tokio::test]
+async fn lanes_keep_machines_apart_and_verify_as_one_trail() {
+    let (env, _) = setup().await;
+    let main_before = env.objects(layout::AUDIT_DIR).len();
+    let (env, _) = {
+        let other = env.path("other-trust");
+        let v = env.unlock_with(&other, common::PASSWORD).await.unwrap();
+        v.set("other/written", b"by the second machine").await.unwrap();
+        drop(v);
+        (env, other)
+    };
+    // The second machine wrote nothing into the main lane, everything into one lane of its own.
+    let lanes = lane_entries(&env);
+    let main_after: Vec<_> = env
+        .objects(layout::AUDIT_DIR)
+        .into_iter()
+        .filter(|n| matches!(layout::parse_audit(n), Some((layout::AuditLane::Main, _))))
+        .collect();
+    assert_eq!(main_after.len(), main_before);
+    assert!(lanes.len() >= 2, "unlock, set and lock records: {lanes:?}");
+    assert!(lanes.iter().all(|(lane, _, _)| *lane == lanes[0].0), "one lane: {lanes:?}");
+    // The creator proves both lanes, and the anchor the second machine's commit put in the log.
+    let v = env.unlock().await.unwrap();
+    let report = v.verify().await.unwrap();
+    assert_eq!(report.audit_lanes, 2, "{report:?}");
+    assert_eq!(report.anchors, 5, "four commits anchor the main lane, one the other lane: {report:?}");
+    let trail = v.audit_trail().await.unwrap();
+    let set = trail.iter().find(|t| t.record.path.as_deref() == Some("other/written")).unwrap();
+    assert_eq!(set.lane, lanes[0].0.label());
+    assert!(trail.windows(2).all(|w| w[0].record.time_ms <= w[1].record.time_ms), "merged by time");
+}
+
+#[tokio::test]
+async fn fail_lane_entry_copied_into_another_lane() {
+    let (env, _) = two_machines().await;
+    let (_, _, first) = lane_entries(&env)[0].clone();
+    // The second machine's first entry planted as the first entry of a lane nobody wrote.
+    let planted = layout::AuditLane::Named([0xab; 8]).entry(1);
+    std::fs::create_dir_all(env.obj(&planted).parent().unwrap()).unwrap();
+    std::fs::copy(env.obj(&first), env.obj(&planted)).unwrap();
+    let v = env.unlock().await.unwrap();
+    assert_integrity(&err(v.verify().await), ObjectKind::AuditRecord, Some(&planted));
+    std::fs::remove_file(env.obj(&planted)).unwrap();
+    // Main-lane entry 2 copied into the second machine's lane, after its last entry.
+    let (lane, seq, _) = lane_entries(&env).last().unwrap().clone();
+    let moved = lane.entry(seq + 1);
+    std::fs::copy(env.obj(&layout::audit(2)), env.obj(&moved)).unwrap();
+    assert_integrity(&err(v.verify().await), ObjectKind::AuditRecord, Some(&moved));
+}
+
+#[tokio::test]
+async fn fail_anchored_lane_deleted_by_the_store() {
+    let (env, _) = two_machines().await;
+    let entries = lane_entries(&env);
+    for (_, _, name) in &entries {
+        std::fs::remove_file(env.obj(name)).unwrap();
+    }
+    // The commit log anchors the lane: the creator, which never pinned it, still finds it gone.
+    let v = env.unlock().await.unwrap();
+    let e = err(v.verify().await);
+    let detail = assert_integrity(&e, ObjectKind::AuditRecord, None);
+    assert!(detail.contains("anchored in the commit log but missing"), "{e}");
+}
+
+#[tokio::test]
+async fn fail_lane_cut_below_what_machines_pinned() {
+    let (env, other) = two_machines().await;
+    // The creator verifies once, pinning the second machine's lane head too.
+    env.unlock().await.unwrap().verify().await.unwrap();
+    let (lane, newest, name) = lane_entries(&env).last().unwrap().clone();
+    std::fs::remove_file(env.obj(&name)).unwrap();
+    // The lane's own machine refuses to unlock on it, the creator's verify reports it.
+    match err(env.unlock_with(&other, common::PASSWORD).await) {
+        Error::Rollback { kind: ObjectKind::AuditRecord, seen, served } => {
+            assert_eq!((seen, served), (newest, newest - 1), "{lane:?}")
+        }
+        e => panic!("expected a rollback of the audit trail, got {e}"),
+    }
+    let v = env.unlock().await.unwrap();
+    match err(v.verify().await) {
+        Error::Rollback { kind: ObjectKind::AuditRecord, seen, .. } => assert_eq!(seen, newest),
+        e => panic!("expected a rollback of the audit trail, got {e}"),
+    }
+}
