@@ -188,7 +188,14 @@ async fn handle(
         done = work => done,
         never = keep_alive => never,
     }
-    .map_err(|_| FrameError::Protocol("the request passed its deadline and was dropped".into()))??;
+    .map_err(|_| FrameError::Protocol("the request passed its deadline and was dropped".into()))?
+    // A reply that cannot be encoded (an error naming a path that is not UTF-8) still gets an
+    // answer: a failure says the same in the reply of any call.
+    .or_else(|e| {
+        encode(&Err::<(), _>(Failure::Error(tresor::Error::store(format!(
+            "the reply could not be sent: {e}"
+        )))))
+    })?;
     timeout(REQUEST_TIMEOUT, async {
         stream.write_all(&response).await?;
         stream.flush().await?;

@@ -375,6 +375,14 @@ mod tests {
     }
 
     #[test]
+    fn a_frame_of_another_protocol_version_is_refused_by_name() {
+        let mut frame = encode(&Ping.wire()).unwrap();
+        frame[4] = crate::PROTOCOL_VERSION.wrapping_add(1);
+        let Err(e) = decode::<Request>(&frame[4..]) else { panic!("a frame of another version was read") };
+        assert!(e.to_string().contains("protocol version"), "{e}");
+    }
+
+    #[test]
     fn only_work_that_grows_with_the_vault_is_bulk() {
         assert!(Reencrypt.is_bulk() && DestroyEpoch { epoch: 1 }.is_bulk());
         assert!(RotateEpoch { reencrypt: true }.is_bulk());

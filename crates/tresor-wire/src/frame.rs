@@ -76,23 +76,39 @@ pub enum FrameError {
     Protocol(String),
 }
 
-/// Encodes a message into a frame: sized first, then serialized once into a buffer of exactly
-/// that size (no copy, and no reallocation leaving unwiped secret bytes behind).
+/// The protocol's version, the first byte of every frame body. Postcard encodes enum variants by
+/// position: an agent left running from an older build and a newer client must not misread each
+/// other, so a frame of another version is refused by name. Bump it whenever a message changes.
+pub const PROTOCOL_VERSION: u8 = 2;
+
+/// Encodes a message into a frame (length, version byte, postcard): sized first, then serialized
+/// once into a buffer of exactly that size (no copy, and no reallocation leaving unwiped secret
+/// bytes behind).
 pub fn encode<T: Serialize>(msg: &T) -> Result<Zeroizing<Vec<u8>>, FrameError> {
     let protocol = |e: postcard::Error| FrameError::Protocol(e.to_string());
-    let len = postcard::experimental::serialized_size(msg).map_err(protocol)?;
+    let len = postcard::experimental::serialized_size(msg).map_err(protocol)? + 1;
     if len > MAX_FRAME {
         return Err(FrameError::Protocol("message too large".into()));
     }
     let mut frame = Zeroizing::new(vec![0u8; len + 4]);
     frame[..4].copy_from_slice(&(len as u32).to_be_bytes());
-    postcard::to_slice(msg, &mut frame[4..]).map_err(protocol)?;
+    frame[4] = PROTOCOL_VERSION;
+    postcard::to_slice(msg, &mut frame[5..]).map_err(protocol)?;
     Ok(frame)
 }
 
-/// Decodes a frame body.
+/// Decodes a frame body (version byte and postcard).
 pub fn decode<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, FrameError> {
-    postcard::from_bytes(body).map_err(|e| FrameError::Protocol(e.to_string()))
+    match body.split_first() {
+        Some((&PROTOCOL_VERSION, rest)) => {
+            postcard::from_bytes(rest).map_err(|e| FrameError::Protocol(e.to_string()))
+        }
+        Some((other, _)) => Err(FrameError::Protocol(format!(
+            "the other side speaks protocol version {other}, this build speaks {PROTOCOL_VERSION}: an agent from \
+             another tresor build is running (`tresor lock`, then unlock again)"
+        ))),
+        None => Err(FrameError::Protocol("an empty message".into())),
+    }
 }
 
 /// Writes one message (blocking).

@@ -215,6 +215,10 @@ pub struct VerifyReport {
     /// Lanes of the audit trail checked (the main lane and one per machine that appended).
     #[serde(default)]
     pub audit_lanes: u64,
+    /// Entries at the end of lanes that did not authenticate: what a power failure leaves of a
+    /// machine's unsynced entries until that machine unlocks again (beyond every anchor and pin).
+    #[serde(default)]
+    pub torn_audit_entries: u64,
     /// Anchors of the audit trail found in the commit log, all matching.
     pub anchors: u64,
     /// The commit of the newest snapshot, which matched the log replayed up to it (0: none).
@@ -324,6 +328,9 @@ pub(crate) struct Engine {
     /// without taking the engine).
     lane: Arc<tokio::sync::Mutex<audit::Lane>>,
     last_anchor: Option<AuditAnchor>,
+    /// The newest anchor of each named audit lane in the commits replayed since the snapshot
+    /// this handle opened from (snapshots carry the main lane's only).
+    lane_anchors: std::collections::HashMap<[u8; 8], AuditAnchor>,
     /// The commit of the newest snapshot this handle read or wrote (pinned in the trust state).
     snapshot_seq: u64,
     /// The newest snapshot known to exist (≥ `snapshot_seq`; another writer's, not read), the
@@ -404,7 +411,12 @@ async fn create_idempotent_owned(
 async fn create_checked(store: &Store, name: &str, bytes: Bytes, durability: Durability) -> Result<bool> {
     match store.create_with(name, bytes.clone(), durability).await {
         Ok(Created::Yes) => Ok(true),
-        Ok(Created::AlreadyExists) => Ok(store.get(name).await?.is_some_and(|b| b == bytes)),
+        // Something is there: ours (a backend that retried internally) or another writer's; a
+        // read that fails leaves that unknown.
+        Ok(Created::AlreadyExists) => match store.get(name).await {
+            Ok(found) => Ok(found.is_some_and(|b| b == bytes)),
+            Err(e) => Err(Error::Indeterminate(Box::new(e))),
+        },
         Err(e) => {
             // Did it land? Asked a few times: the store that just failed may fail a read too.
             for attempt in 0..3 {
@@ -642,6 +654,7 @@ impl Engine {
             log: EMPTY,
             lane: Arc::new(tokio::sync::Mutex::new(lane)),
             last_anchor: None,
+            lane_anchors: std::collections::HashMap::new(),
             snapshot_seq: 0,
             snapshot_base: 0,
             ops_after_base: std::collections::VecDeque::new(),
@@ -1014,7 +1027,10 @@ impl Engine {
             let detail = "differs from the one the commit log anchors";
             return Err(Error::integrity(ObjectKind::AuditRecord, &layout::audit(a.seq), detail));
         }
-        let anchor = if lane == AuditLane::Main { self.last_anchor } else { None };
+        let anchor = match lane {
+            AuditLane::Main => self.last_anchor,
+            AuditLane::Named(id) => self.lane_anchors.get(&id).copied(),
+        };
         let (pinned_seq, pinned_link) = trust.audit_pin(lane);
         let pinned = anchor.map_or(0, |a| a.seq).max(pinned_seq);
         let mut head = Head { seq: 0, link: chain.origin() };
@@ -1024,6 +1040,12 @@ impl Engine {
                 return Err(Error::Rollback { kind: ObjectKind::AuditRecord, seen: pinned, served });
             };
             head = Head { seq: pinned, link: chain.link(&bytes) };
+        }
+        if let (AuditLane::Named(_), Some(a)) = (lane, anchor)
+            && self.audit_link(lane, a.seq).await? != a.link
+        {
+            let detail = "differs from the one the commit log anchors";
+            return Err(Error::integrity(ObjectKind::AuditRecord, &lane.entry(a.seq), detail));
         }
         if pinned_seq > 0 && hex::encode(self.audit_link(lane, pinned_seq).await?) != pinned_link {
             return Err(Error::Fork { kind: ObjectKind::AuditRecord, seq: pinned_seq });

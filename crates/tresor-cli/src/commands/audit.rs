@@ -21,6 +21,14 @@ pub(crate) fn verify(ctx: &mut Ctx) -> Result<(), CliError> {
         if r.snapshot > 0 {
             outln!("snapshot at commit {} matches the log replayed up to it", r.snapshot);
         }
+        if r.torn_audit_entries > 0 {
+            eprintln!(
+                "tresor: warning: {} audit entries at the end of a lane do not authenticate, past every anchor and \
+                 pin: what a power failure leaves of a machine's unsynced entries (that machine removes them at \
+                 its next unlock)",
+                r.torn_audit_entries
+            );
+        }
         if r.damaged.is_empty() {
             outln!("values verified: {} versions in {} blobs, every one authentic", r.values, r.blobs);
             return Ok(());

@@ -30,6 +30,12 @@ impl Engine {
                 }
                 // Forward secrecy: a destroyed epoch's key leaves memory too.
                 Op::DestroyEpoch { epoch } => self.view.remove_epoch(*epoch),
+                Op::LaneAnchor { lane, anchor } => {
+                    let newest = self.lane_anchors.entry(*lane).or_insert(*anchor);
+                    if anchor.seq > newest.seq {
+                        *newest = *anchor;
+                    }
+                }
                 _ => {}
             }
             self.keyring.apply(op, commit.time_ms);
@@ -261,8 +267,14 @@ impl Engine {
             if super::create_checked(&self.store, &layout::commit(seq), entry.clone(), Durability::Sync)
                 .await?
             {
-                self.apply_commit(seq, &entry)?;
-                self.save_trust().await?;
+                // The commit is in the log: whatever fails from here on is reported, not returned
+                // (the caller must not hear "failed" for a write that landed). A commit this
+                // handle cannot apply is applied by the next refresh, or reported by it.
+                if let Err(e) = self.apply_commit(seq, &entry) {
+                    tracing::warn!("commit {seq} landed but this handle could not apply it yet: {e}");
+                } else if let Err(e) = self.save_trust().await {
+                    tracing::warn!("commit {seq} landed but this machine's trust state was not updated: {e}");
+                }
                 // The commit is durable and acknowledged; a snapshot that cannot be written now
                 // is written by a later commit.
                 if let Err(e) = self.snapshot_if_due().await {

@@ -125,7 +125,7 @@ impl Engine {
         new.view.insert_epoch(epoch, Arc::new(epoch_key));
 
         // The audit trail, record by record, then what happens now.
-        let trail = self.read_trail().await?;
+        let trail = self.read_trail().await?.entries;
         let copied: std::collections::HashSet<_> = trail.iter().map(|e| (e.lane, e.seq)).collect();
         let mut audit_records = 0;
         // Every lane of era e goes into this machine's lane of the new era, entry by entry.
@@ -214,7 +214,7 @@ impl Engine {
             progress(done, total);
         }
         // Audit records other processes appended to the old era meanwhile come along too.
-        let trail = self.read_trail().await?;
+        let trail = self.read_trail().await?.entries;
         for entry in trail.iter().filter(|e| !copied.contains(&(e.lane, e.seq))) {
             new.audit_append_entry(&entry.records, Durability::Relaxed, false).await?;
             audit_records += entry.records.len() as u64;

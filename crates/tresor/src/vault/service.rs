@@ -284,8 +284,11 @@ impl Vault {
         // a batch takes the engine and hands it to a task that commits the batch, so every later
         // operation comes after that commit, but the read does not wait for it (a failure leaves
         // the batch for later).
-        if self.svc.view.queue_reseal(path, number, blob) >= LAZY_BATCH {
-            let mut engine = self.svc.engine.clone().lock_owned().await;
+        // An engine busy with other work (a long re-encryption) is not waited for: the batch
+        // stays queued for the next read, housekeeping or lock.
+        if self.svc.view.queue_reseal(path, number, blob) >= LAZY_BATCH
+            && let Ok(mut engine) = self.svc.engine.clone().try_lock_owned()
+        {
             let actor = self.actor.clone();
             tokio::spawn(async move {
                 if let Some(engine) = engine.as_mut() {

@@ -18,6 +18,14 @@ use futures::{StreamExt, TryStreamExt};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+/// The audit trail read back: every authenticated entry, and each lane's torn tail (lane, first
+/// unreadable entry, how many from there to the lane's end).
+#[derive(Default)]
+pub(super) struct Trail {
+    pub(super) entries: Vec<TrailEntry>,
+    pub(super) torn: Vec<(AuditLane, u64, u64)>,
+}
+
 /// One entry of the audit trail, read back and authenticated.
 pub(super) struct TrailEntry {
     /// Its lane.
@@ -31,12 +39,39 @@ pub(super) struct TrailEntry {
 }
 
 impl Engine {
+    /// [`Engine::read_trail_with`], durable up to what this handle knows: the anchors of the
+    /// commits it replayed, this machine's pins and its own lane's head.
+    pub(super) async fn read_trail(&self) -> Result<Trail> {
+        let trust = self.opts.trust.load(&self.vault_id, self.store.location())?;
+        let mut durable: BTreeMap<AuditLane, u64> = BTreeMap::new();
+        let mut raise = |lane: AuditLane, seq: u64| {
+            let bound = durable.entry(lane).or_insert(0);
+            *bound = (*bound).max(seq);
+        };
+        if let Some(a) = self.last_anchor {
+            raise(AuditLane::Main, a.seq);
+        }
+        for (id, a) in &self.lane_anchors {
+            raise(AuditLane::Named(*id), a.seq);
+        }
+        for (lane, seq, _) in trust.audit_pins() {
+            raise(lane, seq);
+        }
+        let own = {
+            let lane = self.lane.lock().await;
+            (lane.lane, lane.head.seq)
+        };
+        raise(own.0, own.1);
+        self.read_trail_with(&durable).await
+    }
+
     /// Reads, checks and decrypts the whole audit trail, every lane, oldest record first.
     pub async fn audit_trail(&mut self) -> Result<Vec<TrailRecord>> {
         self.audit_append(AuditOp::Audit, None, Outcome::Ok, None, Durability::Relaxed).await?;
         let mut records: Vec<TrailRecord> = self
             .read_trail()
             .await?
+            .entries
             .into_iter()
             .flat_map(|entry| {
                 let (lane, seq) = (entry.lane.label(), entry.seq);
@@ -64,18 +99,36 @@ impl Engine {
     }
 
     /// The whole audit trail, every lane checked link by link from its origin: lane by lane,
-    /// oldest entry first.
-    pub(super) async fn read_trail(&self) -> Result<Vec<TrailEntry>> {
-        let mut out = Vec::new();
+    /// oldest entry first, and each lane's torn tail. A lane may end in a few entries that do not
+    /// authenticate: what a power failure leaves of entries written without fsync by a machine
+    /// that has not unlocked since (only a lane's own machine repairs it). Such a tail, at most
+    /// [`super::MAX_TORN_RECORDS`] entries, is reported rather than fatal only past `durable`
+    /// (per lane: the newest entry anchored in the log, pinned here or appended by this handle)
+    /// and past entry 1 (a lane's first entry, an unlock record, is always written durably).
+    pub(super) async fn read_trail_with(&self, durable: &BTreeMap<AuditLane, u64>) -> Result<Trail> {
+        let mut out = Trail::default();
         for (lane, seqs) in self.audit_lanes().await? {
             let chain = self.keys.audit.lane(lane);
             let mut prev = chain.origin();
+            let total = seqs.len() as u64;
             let mut entries = std::pin::pin!(self.log_entries(LogKind::Audit(lane), seqs));
             while let Some((seq, bytes)) = entries.try_next().await? {
-                let plain = chain.open(seq, &prev, &bytes)?;
-                let records = decode_audit(&plain, &lane.entry(seq))?;
-                prev = chain.link(&bytes);
-                out.push(TrailEntry { lane, seq, records, link: prev });
+                let opened =
+                    chain.open(seq, &prev, &bytes).and_then(|plain| decode_audit(&plain, &lane.entry(seq)));
+                match opened {
+                    Ok(records) => {
+                        prev = chain.link(&bytes);
+                        out.entries.push(TrailEntry { lane, seq, records, link: prev });
+                    }
+                    Err(_)
+                        if seq > durable.get(&lane).copied().unwrap_or(0).max(1)
+                            && total - seq < super::MAX_TORN_RECORDS =>
+                    {
+                        out.torn.push((lane, seq, total - seq + 1));
+                        break;
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
         Ok(out)
@@ -152,7 +205,19 @@ impl Engine {
             return Err(Error::Rollback { kind: ObjectKind::Commit, seen, served: commits });
         }
         // The audit trail, every lane, and its anchors.
-        let trail = self.read_trail().await?;
+        // Entries up to every anchor, pin and this handle's own head must authenticate.
+        let mut durable: BTreeMap<AuditLane, u64> = BTreeMap::new();
+        let own = {
+            let lane = self.lane.lock().await;
+            (lane.lane, lane.head.seq)
+        };
+        let pinned = trust.audit_pins().into_iter().map(|(lane, seq, _)| (lane, seq));
+        let anchored = anchors.iter().map(|(lane, a)| (*lane, a.seq));
+        for (lane, seq) in pinned.chain(anchored).chain([own]) {
+            let bound = durable.entry(lane).or_insert(0);
+            *bound = (*bound).max(seq);
+        }
+        let Trail { entries: trail, torn } = self.read_trail_with(&durable).await?;
         let served = trail.len() as u64;
         let mut links: BTreeMap<AuditLane, Vec<Link>> = BTreeMap::new();
         for entry in &trail {
@@ -184,16 +249,24 @@ impl Engine {
             };
             return Err(Error::integrity(ObjectKind::AuditRecord, &lane.entry(anchor.seq), detail));
         }
-        // Every lane's head is pinned here from now on: a store that later serves less of any
-        // lane is caught by this machine too.
-        let heads: Vec<(AuditLane, u64, Link)> =
-            links.iter().filter_map(|(lane, l)| Some((*lane, l.len() as u64, *l.last()?))).collect();
+        // Every lane's newest anchor is pinned here from now on: a store that later serves less
+        // of any lane is caught by this machine too. Only anchored entries: they are durable
+        // (a commit makes its lane durable first), where a lane's newer entries may still be
+        // lost to a power failure, which must not turn into a false alarm.
+        let mut heads: BTreeMap<AuditLane, (u64, Link)> = BTreeMap::new();
+        for (lane, anchor) in &anchors {
+            let head = heads.entry(*lane).or_insert((anchor.seq, anchor.link));
+            if anchor.seq > head.0 {
+                *head = (anchor.seq, anchor.link);
+            }
+        }
+        let torn_entries = torn.iter().map(|(_, _, n)| n).sum();
         let (trust_store, vault_id) = (self.opts.trust.clone(), self.vault_id);
         let location = self.store.location().to_string();
         tokio::task::spawn_blocking(move || {
             trust_store
                 .update(&vault_id, &location, |t| {
-                    for (lane, seq, link) in &heads {
+                    for (lane, (seq, link)) in &heads {
                         t.saw_audit(*lane, *seq, link);
                     }
                 })
@@ -211,6 +284,7 @@ impl Engine {
             commits,
             audit_records: served,
             audit_lanes: links.len() as u64,
+            torn_audit_entries: torn_entries,
             anchors: anchors.len() as u64,
             snapshot: snap_seq,
             values,
