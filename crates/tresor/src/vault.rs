@@ -411,12 +411,20 @@ async fn create_idempotent_owned(
 async fn create_checked(store: &Store, name: &str, bytes: Bytes, durability: Durability) -> Result<bool> {
     match store.create_with(name, bytes.clone(), durability).await {
         Ok(Created::Yes) => Ok(true),
-        // Something is there: ours (a backend that retried internally) or another writer's; a
-        // read that fails leaves that unknown.
-        Ok(Created::AlreadyExists) => match store.get(name).await {
-            Ok(found) => Ok(found.is_some_and(|b| b == bytes)),
-            Err(e) => Err(Error::Indeterminate(Box::new(e))),
-        },
+        // Something is there: ours (a backend that retried internally) or, far more often,
+        // another writer's that won the race. Asked a few times; reads that keep failing leave
+        // it unknown.
+        Ok(Created::AlreadyExists) => {
+            let mut failed = None;
+            for attempt in 0..3 {
+                match store.get(name).await {
+                    Ok(found) => return Ok(found.is_some_and(|b| b == bytes)),
+                    Err(e) => failed = Some(e),
+                }
+                backoff(attempt + 4).await;
+            }
+            Err(Error::Indeterminate(Box::new(failed.unwrap_or_else(|| Error::store("unreadable")))))
+        }
         Err(e) => {
             // Did it land? Asked a few times: the store that just failed may fail a read too.
             for attempt in 0..3 {

@@ -1,7 +1,8 @@
 //! T15 with a nemesis: 4 writers (each its own `Vault` handle, as separate machines would be) write
 //! their own secrets, shared secrets and a check-and-set counter on one store, while a nemesis
 //! injects lost acknowledgements, failed writes and reads, and latency into each writer's view of
-//! the store. A writer retries an operation that failed with a store error, as a client would.
+//! the store. A writer retries an operation that failed with a store error, as a client would,
+//! and settles a write whose outcome is unknown by reading it back (every value is unique).
 //! Afterwards, with the faults healed: every acknowledged write is there at the version it was
 //! told, with its value; every secret's versions are 1..n with no gap or duplicate; each writer's
 //! writes to a shared secret are in its program order; the counter went up by exactly one per
@@ -41,6 +42,39 @@ macro_rules! retry {
     }};
 }
 
+/// The version of `path` holding exactly `value`, if any: how a client settles a write whose
+/// outcome is unknown (`Error::Indeterminate`), since every value written here is unique.
+async fn landed(v: &Vault, path: &str, value: &[u8]) -> Option<u64> {
+    for h in retry!(v.history(path).await).unwrap().iter().rev() {
+        if retry!(v.get(path, Some(h.version)).await).unwrap().as_slice() == value {
+            return Some(h.version);
+        }
+    }
+    None
+}
+
+/// Writes `value`, retrying store errors; a write whose outcome is unknown is settled by reading
+/// it back, and written again only if it did not land.
+async fn set_settled(v: &Vault, path: &str, value: &[u8]) -> u64 {
+    loop {
+        match retry!(v.set(path, value).await) {
+            Ok(version) => return version,
+            Err(Error::Indeterminate(_)) => {
+                if let Some(version) = landed(v, path, value).await {
+                    return version;
+                }
+            }
+            Err(e) => panic!("{path}: {e}"),
+        }
+    }
+}
+
+/// The number a counter value starts with (`N` or `N/writer.op`).
+fn counter_number(value: &[u8]) -> u64 {
+    let text = std::str::from_utf8(value).unwrap();
+    text.split('/').next().unwrap().parse().unwrap()
+}
+
 async fn writer(w: usize, ops: usize, v: Vault) -> (Acked, u64, u64) {
     let mut acked = Vec::new();
     let (mut increments, mut conflicts) = (0, 0);
@@ -48,20 +82,21 @@ async fn writer(w: usize, ops: usize, v: Vault) -> (Acked, u64, u64) {
         match i % 4 {
             0 | 1 => {
                 let (path, value) = (format!("w{w}/s{i}"), format!("{w}:{i}").into_bytes());
-                let version = retry!(v.set(&path, &value).await).unwrap();
+                let version = set_settled(&v, &path, &value).await;
                 acked.push((path, version, value));
             }
             2 => {
                 let (path, value) = (format!("shared/{}", i % SHARED), format!("{w}:{i}").into_bytes());
-                let version = retry!(v.set(&path, &value).await).unwrap();
+                let version = set_settled(&v, &path, &value).await;
                 acked.push((path, version, value));
             }
             _ => loop {
                 let history = retry!(v.history("counter").await).unwrap();
                 let current = history.last().unwrap().version;
                 let value = retry!(v.get("counter", None).await).unwrap();
-                let n: u64 = std::str::from_utf8(&value).unwrap().parse().unwrap();
-                let next = (n + 1).to_string().into_bytes();
+                let n = counter_number(&value);
+                // Unique per increment, so an increment whose outcome is unknown can be settled.
+                let next = format!("{}/{w}.{i}", n + 1).into_bytes();
                 match retry!(v.set_cas("counter", &next, current).await) {
                     Ok(version) => {
                         increments += 1;
@@ -69,6 +104,13 @@ async fn writer(w: usize, ops: usize, v: Vault) -> (Acked, u64, u64) {
                         break;
                     }
                     Err(Error::Conflict(_)) => conflicts += 1,
+                    Err(Error::Indeterminate(_)) => {
+                        if let Some(version) = landed(&v, "counter", &next).await {
+                            increments += 1;
+                            acked.push(("counter".into(), version, next));
+                            break;
+                        }
+                    }
                     Err(e) => panic!("writer {w}: counter: {e}"),
                 }
             },
@@ -166,7 +208,7 @@ async fn run(
     assert_eq!(counter.len() as u64, increments + 1);
     for h in &counter {
         let value = v.get("counter", Some(h.version)).await.unwrap();
-        assert_eq!(value.as_slice(), (h.version - 1).to_string().as_bytes());
+        assert_eq!(counter_number(&value), h.version - 1);
     }
     v.verify().await.unwrap();
     println!(

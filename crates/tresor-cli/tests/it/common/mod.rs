@@ -328,18 +328,7 @@ pub fn flip_byte(file: &Path, pos: isize) {
 }
 
 /// Copies a directory tree.
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
-}
+pub use tresor_testkit::env::copy_dir;
 
 /// The arguments of process `pid` (empty if it is gone or unreadable).
 pub fn cmdline(pid: u32) -> Vec<String> {
