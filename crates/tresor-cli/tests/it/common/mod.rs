@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
 #![allow(dead_code)] // Each test crate uses its own subset of these helpers.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -238,21 +237,8 @@ impl Env {
     }
 }
 
-/// A fresh S3 location under `TRESOR_TEST_S3` (set by `.ci/run`, which starts a moto server), its
-/// last segment `NAME-<random>`. Without it the S3 tests are skipped, unless `TRESOR_REQUIRE_S3`
-/// (set in CI) makes that a failure.
-pub fn s3_location(name: &str) -> Option<String> {
-    match std::env::var("TRESOR_TEST_S3") {
-        Ok(base) => Some(format!("{}/{name}-{}", base.trim_end_matches('/'), random_hex(8))),
-        Err(_) if std::env::var_os("TRESOR_REQUIRE_S3").is_some() => {
-            panic!("TRESOR_REQUIRE_S3 is set but TRESOR_TEST_S3 is not: start the S3 server (.ci/run)")
-        }
-        Err(_) => {
-            eprintln!("skipped: TRESOR_TEST_S3 is not set (bash .ci/run starts a local S3 server)");
-            None
-        }
-    }
-}
+/// S3 locations on the test server, as every crate's tests take them.
+pub use tresor_testkit::env::s3_location;
 
 /// Sends SIGKILL to `pid` (no cleanup, no lock record: as a crash or an OOM kill) and waits until
 /// it is gone; whether it went within 10 s.
@@ -282,12 +268,8 @@ pub fn is_hex(s: &str, len: usize) -> bool {
     s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
-/// `n` random bytes as lowercase hex (from /dev/urandom).
-pub fn random_hex(n: usize) -> String {
-    let mut buf = vec![0u8; n];
-    std::fs::File::open("/dev/urandom").unwrap().read_exact(&mut buf).unwrap();
-    buf.iter().map(|b| format!("{b:02x}")).collect()
-}
+/// `n` random bytes as lowercase hex.
+pub use tresor_testkit::env::random_hex;
 
 /// Every file under `dir`, recursively (absolute paths), sorted.
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
