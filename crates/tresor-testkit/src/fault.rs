@@ -7,6 +7,8 @@
 //!   only under a name prefix (`log/`, `audit/`): the operation is not performed;
 //! - perform a write and then report an error ([`Fault::ApplyThenError`]): the classic lost
 //!   acknowledgement, a timeout after the store applied the write;
+//! - report an object absent without asking the wrapped store ([`Fault::Absent`], for reads): a
+//!   read that ran just before a concurrent writer's create landed;
 //! - delay every operation of a kind (latency);
 //! - simulate a crash ([`Faults::crash_after_writes`]): the first `k` writes are applied (the k-th
 //!   one loses its acknowledgement), then every operation fails, as if the process had died. A test
@@ -112,6 +114,9 @@ pub enum Fault {
     /// The operation is performed, then fails with an injected error: for a write, the store
     /// holds the object but the caller hears a timeout (a lost acknowledgement).
     ApplyThenError,
+    /// The operation is not performed; it reports the object not found, as a read that ran just
+    /// before another writer's create landed would.
+    Absent,
 }
 
 /// One fault: which operations it targets, when it fires, what it does.
@@ -186,6 +191,7 @@ enum Plan {
     ForwardThenDie,
     Refuse(Why),
     ApplyThenFail(Why),
+    Absent,
 }
 
 /// The control handle of a [`FaultStore`]: cloneable, shared with the test that drives it.
@@ -337,13 +343,14 @@ impl Faults {
                     plan = match rule.fault {
                         Fault::Error => Plan::Refuse(Why::Rule),
                         Fault::ApplyThenError => Plan::ApplyThenFail(Why::Timeout),
+                        Fault::Absent => Plan::Absent,
                     };
                 }
             }
         }
         let outcome = match plan {
             Plan::Forward | Plan::ForwardThenDie => Outcome::Forwarded,
-            Plan::Refuse(_) => Outcome::Failed,
+            Plan::Refuse(_) | Plan::Absent => Outcome::Failed,
             Plan::ApplyThenFail(_) => Outcome::AppliedThenFailed,
         };
         state.events.push(Event { kind, path: path.to_string(), outcome });
@@ -371,6 +378,10 @@ impl Faults {
                 result
             }
             Plan::Refuse(why) => Err(injected(kind, path, why)),
+            Plan::Absent => Err(object_store::Error::NotFound {
+                path: path.to_string(),
+                source: format!("injected absence: {kind} {path}").into(),
+            }),
             Plan::ApplyThenFail(why) => {
                 // Whatever the store answered is lost, as with a timeout.
                 let _ = op.await;
@@ -437,6 +448,7 @@ impl FaultStore {
             match plan {
                 Plan::Forward | Plan::ForwardThenDie => Ok(listing),
                 Plan::Refuse(why) | Plan::ApplyThenFail(why) => Err(injected(OpKind::List, &path, why)),
+                Plan::Absent => Ok(stream::empty().boxed()),
             }
         })
         .try_flatten()
@@ -618,6 +630,25 @@ mod tests {
         assert!(create(&store, "log/3").await.is_err());
         create(&store, "log/4").await.unwrap();
         assert!(!exists(inner.as_ref(), "log/3").await);
+    }
+
+    #[tokio::test]
+    async fn absent_hides_an_existing_object_from_the_reads_it_fires_on() {
+        let (store, faults, inner) = setup();
+        create(&store, "log/1").await.unwrap();
+        faults.add(Rule {
+            kind: OpKind::Head,
+            prefix: Some("log/1".into()),
+            when: When::Nth(1),
+            fault: Fault::Absent,
+        });
+        assert!(matches!(store.head(&Path::from("log/1")).await, Err(object_store::Error::NotFound { .. })));
+        assert!(exists(inner.as_ref(), "log/1").await, "nothing was deleted");
+        store.head(&Path::from("log/1")).await.unwrap();
+        assert_eq!(
+            faults.events().iter().map(|e| e.outcome).collect::<Vec<_>>(),
+            [Outcome::Forwarded, Outcome::Failed, Outcome::Forwarded]
+        );
     }
 
     #[tokio::test]

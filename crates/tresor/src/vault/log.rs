@@ -123,7 +123,7 @@ impl Engine {
     pub(super) async fn open_log(&mut self, trust: &TrustState) -> Result<()> {
         self.load_snapshot(trust).await?;
         let start = self.log.seq;
-        let head = self.scan_head(LogKind::Commit, start).await?;
+        let mut head = self.scan_head(LogKind::Commit, start).await?;
         if head == 0 {
             return Err(Error::integrity(
                 ObjectKind::Commit,
@@ -145,8 +145,15 @@ impl Engine {
             }
             return Err(Error::Rollback { kind: ObjectKind::Commit, seen: trust.log_seq, served: head });
         }
-        if self.entries_beyond(LogKind::Commit, head).await? {
-            return Err(hole(head + 1));
+        // Entries past a gap after the head: a hole, unless the gap was a commit that another
+        // writer created while the head was being found (it exists now, and a writer creates a
+        // commit only once the one before it exists, so one that is still missing after later
+        // ones were seen is missing for good). The search stops by 2^62, as `scan_head` does.
+        while self.entries_beyond(LogKind::Commit, head).await? {
+            if head >= 1 << 62 || !self.store.exists(&layout::commit(head + 1)).await? {
+                return Err(hole(head + 1));
+            }
+            head = self.scan_head(LogKind::Commit, head + 1).await?;
         }
         let mut entries = std::pin::pin!(self.log_range(LogKind::Commit, start + 1, head));
         while let Some((seq, bytes)) = entries.try_next().await? {
