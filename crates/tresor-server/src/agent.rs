@@ -218,7 +218,16 @@ async fn respond(
         Request::Ping(_) => {
             encode(&Ok::<_, Failure>(Pong { unlocked: slot.lock().await.is_some(), pid: std::process::id() }))
         }
-        Request::Unlock(call) => encode(&unlock(call, &mut *slot.lock().await, config).await),
+        // Already unlocked: the password is still checked (a wrong one is a failed attempt), so
+        // `unlock` never answers success to a password that does not open the vault; the check
+        // runs without holding the slot, so other clients are served meanwhile.
+        Request::Unlock(call) => match vault_for(slot, actor).await {
+            Some(vault) => encode(&match call_password(call) {
+                Some(password) => check_password(&password, &vault).await,
+                None => Err(Failure::Error(tresor::Error::AuthFailed)),
+            }),
+            None => encode(&unlock(call, &mut *slot.lock().await, config).await),
+        },
         Request::Lock(_) => {
             // Keys are wiped before the client hears that they are; requests in flight fail.
             let vault = slot.lock().await.take();
@@ -280,18 +289,26 @@ pub fn first_use_notice(location: &str, fingerprint: &tresor::fingerprint::Finge
     )
 }
 
+/// The password of an `unlock` call, if it is text at all.
+fn call_password(call: Unlock) -> Option<Password> {
+    let SecretBuf(bytes) = call.password;
+    String::from_utf8(bytes.to_vec()).ok().map(Password::from)
+}
+
+/// `unlock` on an unlocked agent: success only if the password opens the vault.
+async fn check_password(password: &Password, vault: &Vault) -> Reply<Unlocked> {
+    match vault.verify_password(password).await {
+        Ok(()) => Ok(Unlocked { failed_attempts: Vec::new(), warnings: Vec::new() }),
+        Err(e) => Err(Failure::Error(e)),
+    }
+}
+
 async fn unlock(call: Unlock, slot: &mut Option<Vault>, config: &AgentConfig) -> Reply<Unlocked> {
     let fail = |e: tresor::Error| Err(Failure::Error(e));
-    let SecretBuf(bytes) = call.password;
-    let Ok(text) = String::from_utf8(bytes.to_vec()) else { return fail(tresor::Error::AuthFailed) };
-    let password = Password::from(text);
-    // Already unlocked: the password is still checked (a wrong one is a failed attempt), so
-    // `unlock` never answers success to a password that does not open the vault.
-    if let Some(vault) = slot.as_mut() {
-        return match vault.verify_password(&password).await {
-            Ok(()) => Ok(Unlocked { failed_attempts: Vec::new(), warnings: Vec::new() }),
-            Err(e) => fail(e),
-        };
+    let Some(password) = call_password(call) else { return fail(tresor::Error::AuthFailed) };
+    // Unlocked by another client while this one waited for the slot.
+    if let Some(vault) = slot.as_ref() {
+        return check_password(&password, vault).await;
     }
     let store = match tresor_backend::open(&config.location, false, &config.backend).await {
         Ok(s) => s,

@@ -114,6 +114,9 @@ pub enum Fault {
     /// The operation is performed, then fails with an injected error: for a write, the store
     /// holds the object but the caller hears a timeout (a lost acknowledgement).
     ApplyThenError,
+    /// The operation is not performed; it is refused as access denied (S3's 403): a definite
+    /// refusal, as opposed to [`Fault::Error`], which stands for any failure (a timeout too).
+    Denied,
     /// The operation is not performed; it reports the object not found, as a read that ran just
     /// before another writer's create landed would.
     Absent,
@@ -192,6 +195,7 @@ enum Plan {
     Refuse(Why),
     ApplyThenFail(Why),
     Absent,
+    Denied,
 }
 
 /// The control handle of a [`FaultStore`]: cloneable, shared with the test that drives it.
@@ -344,13 +348,14 @@ impl Faults {
                         Fault::Error => Plan::Refuse(Why::Rule),
                         Fault::ApplyThenError => Plan::ApplyThenFail(Why::Timeout),
                         Fault::Absent => Plan::Absent,
+                        Fault::Denied => Plan::Denied,
                     };
                 }
             }
         }
         let outcome = match plan {
             Plan::Forward | Plan::ForwardThenDie => Outcome::Forwarded,
-            Plan::Refuse(_) | Plan::Absent => Outcome::Failed,
+            Plan::Refuse(_) | Plan::Absent | Plan::Denied => Outcome::Failed,
             Plan::ApplyThenFail(_) => Outcome::AppliedThenFailed,
         };
         state.events.push(Event { kind, path: path.to_string(), outcome });
@@ -381,6 +386,10 @@ impl Faults {
             Plan::Absent => Err(object_store::Error::NotFound {
                 path: path.to_string(),
                 source: format!("injected absence: {kind} {path}").into(),
+            }),
+            Plan::Denied => Err(object_store::Error::PermissionDenied {
+                path: path.to_string(),
+                source: format!("injected denial: {kind} {path}").into(),
             }),
             Plan::ApplyThenFail(why) => {
                 // Whatever the store answered is lost, as with a timeout.
@@ -449,6 +458,10 @@ impl FaultStore {
                 Plan::Forward | Plan::ForwardThenDie => Ok(listing),
                 Plan::Refuse(why) | Plan::ApplyThenFail(why) => Err(injected(OpKind::List, &path, why)),
                 Plan::Absent => Ok(stream::empty().boxed()),
+                Plan::Denied => Err(object_store::Error::PermissionDenied {
+                    path: path.clone(),
+                    source: format!("injected denial: {} {path}", OpKind::List).into(),
+                }),
             }
         })
         .try_flatten()

@@ -84,6 +84,12 @@ impl StoreError {
     pub fn message(&self) -> &str {
         &self.message
     }
+
+    /// The store's own error, if kept (the same as the [source](std::error::Error::source), typed
+    /// so it can be downcast to the backend's error type).
+    pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.source.as_deref()
+    }
 }
 
 /// Everything the core library can fail with.

@@ -77,11 +77,19 @@ fn store_err(e: object_store::Error) -> Error {
             Error::Store(StoreError::with_source(source.to_string(), BoxedSource(source)))
         }
         e => {
-            // The store's error stays the source, unless its text quoted a credential: then only
-            // the cleaned text remains (a source chain is printed by whoever walks it).
+            // The store's error stays the source, unless its text or any error in its chain
+            // quoted a credential: then only the cleaned text remains (a source chain is printed
+            // by whoever walks it).
             let text = e.to_string();
             let cleaned = redact(&text);
-            if cleaned == text {
+            let mut chain = std::error::Error::source(&e);
+            let mut chain_clean = true;
+            while let Some(s) = chain {
+                let t = s.to_string();
+                chain_clean &= redact(&t) == t;
+                chain = s.source();
+            }
+            if cleaned == text && chain_clean {
                 Error::Store(StoreError::with_source(text, e))
             } else {
                 Error::store(cleaned)
@@ -106,9 +114,42 @@ impl std::error::Error for BoxedSource {
     }
 }
 
-/// `text` with the user information of every URL in it (`scheme://user:password@host`) replaced
-/// by `…`: what any message quoting a URL shows.
+/// Query parameters whose values are credentials or signatures (presigned S3 URLs, temporary
+/// credentials' session tokens); matched without regard to case.
+const SECRET_PARAMS: &[&str] =
+    &["x-amz-security-token=", "x-amz-signature=", "x-amz-credential=", "awsaccesskeyid=", "signature="];
+
+/// `text` with the user information of every URL in it (`scheme://user:password@host`) and the
+/// values of credential query parameters (`X-Amz-Security-Token=…`) replaced by `…`: what any
+/// message quoting a URL shows.
 pub fn redact(text: &str) -> String {
+    redact_params(&redact_userinfo(text))
+}
+
+/// [`redact`]'s query-parameter half.
+fn redact_params(text: &str) -> String {
+    let lower = text.to_ascii_lowercase();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    while let Some((start, param)) = SECRET_PARAMS
+        .iter()
+        .filter_map(|p| lower[at..].find(p).map(|i| (at + i, p.len())))
+        .min_by_key(|(i, _)| *i)
+    {
+        let value = start + param;
+        let end = text[value..]
+            .find(|c: char| matches!(c, '&' | '#' | '"' | '\'' | ')' | '>' | ',' | ';') || c.is_whitespace())
+            .map_or(text.len(), |i| value + i);
+        out.push_str(&text[at..value]);
+        out.push('…');
+        at = end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+/// [`redact`]'s user-information half.
+fn redact_userinfo(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find("://") {
@@ -250,6 +291,32 @@ impl Store {
         store.relaxed = self.relaxed.clone();
         store.versions = self.versions.clone();
         Ok(Some(store))
+    }
+
+    /// Whether a write that failed with `e` may still be applied by the store later, although
+    /// a read right after the failure found nothing: over a network (S3), a request that timed
+    /// out or lost its connection can still be in flight, and only a definite refusal (denied,
+    /// unauthenticated, a failed precondition, unsupported) is known not to land. A local
+    /// directory's (and memory's) failures are final when they are reported.
+    pub fn may_land_later(&self, e: &Error) -> bool {
+        let networked = self.local.is_none()
+            && self.location.contains("://")
+            && !self.location.starts_with("memory://")
+            && !self.location.starts_with("file://");
+        let Error::Store(e) = e else { return false };
+        let source = e.cause().and_then(|s| s.downcast_ref::<object_store::Error>());
+        networked
+            && !matches!(
+                source,
+                Some(
+                    object_store::Error::PermissionDenied { .. }
+                        | object_store::Error::Unauthenticated { .. }
+                        | object_store::Error::Precondition { .. }
+                        | object_store::Error::NotImplemented { .. }
+                        | object_store::Error::InvalidPath { .. }
+                        | object_store::Error::NotSupported { .. }
+                )
+            )
     }
 
     /// The canonical location string (used to key machine-local state).
@@ -518,5 +585,30 @@ mod tests {
             "error sending request for url (https://…@host:9000/b/k?x=1): refused"
         );
         assert_eq!(redact("s3://bucket/p and http://u@h"), "s3://bucket/p and http://…@h");
+        assert_eq!(
+            redact(
+                "GET https://h/b/k?X-Amz-Security-Token=FwoG%2Bz&x-amz-signature=abc12 (\"X-Amz-Credential=AKIA/x\")"
+            ),
+            "GET https://h/b/k?X-Amz-Security-Token=…&x-amz-signature=… (\"X-Amz-Credential=…\")"
+        );
+        assert_eq!(redact("no secrets here"), "no secrets here");
+        assert_eq!(redact("Signature="), "Signature=…");
+    }
+
+    /// An error whose own text is clean but whose cause quotes a credential keeps no source.
+    #[test]
+    fn fail_a_credential_deep_in_the_source_chain_drops_the_chain() {
+        #[derive(Debug)]
+        struct Leaky;
+        impl std::fmt::Display for Leaky {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("url https://h/k?X-Amz-Security-Token=SECRET")
+            }
+        }
+        impl std::error::Error for Leaky {}
+        let e = store_err(object_store::Error::Generic { store: "S3", source: Box::new(Leaky) });
+        let Error::Store(inner) = &e else { panic!("{e:?}") };
+        assert!(inner.cause().is_none(), "{e:?}");
+        assert!(!format!("{e:?}").contains("SECRET"), "{e:?}");
     }
 }

@@ -406,8 +406,9 @@ async fn create_idempotent_owned(
 }
 
 /// [`create_idempotent_owned`] for an object whose creation *is* the effect (a commit): a
-/// failure after which the object could not be read back, so that it may have been created, is
-/// [`Error::Indeterminate`]; every other error means it was not.
+/// failure after which the object could not be read back, or after which the write may still
+/// land ([`Store::may_land_later`]), is [`Error::Indeterminate`]; every other error means it was
+/// not created.
 async fn create_checked(store: &Store, name: &str, bytes: Bytes, durability: Durability) -> Result<bool> {
     match store.create_with(name, bytes.clone(), durability).await {
         Ok(Created::Yes) => Ok(true),
@@ -430,12 +431,34 @@ async fn create_checked(store: &Store, name: &str, bytes: Bytes, durability: Dur
             for attempt in 0..3 {
                 match store.get(name).await {
                     Ok(Some(b)) => return if b == bytes { Ok(true) } else { Err(e) },
+                    Ok(None) if store.may_land_later(&e) => return Err(Error::Indeterminate(Box::new(e))),
                     Ok(None) => return Err(e),
                     Err(_) => backoff(attempt + 4).await,
                 }
             }
             Err(Error::Indeterminate(Box::new(e)))
         }
+    }
+}
+
+/// A password check prepared by the engine and run without it ([`Engine::password_check`]).
+pub(crate) struct PasswordCheck {
+    keyfile: KeyFile,
+    pinned: Option<KdfParams>,
+    fingerprint: Fingerprint,
+    vault_id: [u8; 16],
+}
+
+impl PasswordCheck {
+    /// Whether `password` opens a slot of the key file to this vault's root (blocking: the key
+    /// derivation runs here).
+    pub(crate) fn opens(&self, password: &Password) -> bool {
+        let (fingerprint, vault_id) = (self.fingerprint, self.vault_id);
+        matches!(
+            self.keyfile
+                .open_slot(password, self.pinned.as_ref(), &|root| fingerprint.matches(root, &vault_id)),
+            SlotOpen::Opened(..)
+        )
     }
 }
 
@@ -913,29 +936,23 @@ impl Engine {
         }
     }
 
-    /// Checks `password` against this vault's key file without unlocking anything new: what an
-    /// already unlocked agent does before it answers `unlock`. A wrong one counts as a failed
-    /// attempt, as at unlock.
-    pub async fn verify_password(&mut self, password: &Password) -> Result<()> {
+    /// What checking a password against this vault's key file takes, to run without holding the
+    /// engine (the key derivation takes about a second).
+    pub(crate) async fn password_check(&mut self) -> Result<PasswordCheck> {
         self.keyfile_fresh().await?;
         let pinned =
             self.opts.trust.load(&self.vault_id, self.store.location())?.pinned_kdf(self.keyfile.generation);
-        let (fingerprint, vault_id) = (self.fingerprint, self.vault_id);
-        let keyfile = self.keyfile.clone();
-        let password = Password::from(secrecy::ExposeSecret::expose_secret(password).to_string());
-        let opened = tokio::task::spawn_blocking(move || {
-            matches!(
-                keyfile.open_slot(&password, pinned.as_ref(), &|root| fingerprint.matches(root, &vault_id)),
-                SlotOpen::Opened(..)
-            )
+        Ok(PasswordCheck {
+            keyfile: self.keyfile.clone(),
+            pinned,
+            fingerprint: self.fingerprint,
+            vault_id: self.vault_id,
         })
-        .await
-        .map_err(|_| Error::store("a key derivation thread panicked"))?;
-        if opened {
-            return Ok(());
-        }
-        self.opts.trust.record_failed_attempt(&self.vault_id, self.store.location(), now_ms())?;
-        Err(Error::AuthFailed)
+    }
+
+    /// Records a failed password attempt in the trust state (shown at the next unlock).
+    pub(crate) fn record_failed_attempt(&self) -> Result<()> {
+        self.opts.trust.record_failed_attempt(&self.vault_id, self.store.location(), now_ms())
     }
 
     /// The vault id.

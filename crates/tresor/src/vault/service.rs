@@ -152,6 +152,20 @@ impl Vault {
     /// Runs `op` on the engine in a task of its own: a caller dropped meanwhile loses only the
     /// answer, never leaves the engine half-way. [`Error::Locked`] once the vault is locked.
     async fn run<T: Send + 'static>(&self, op: EngineOp<T>) -> Result<T> {
+        self.run_or(op, || Error::store("a vault task failed")).await
+    }
+
+    /// [`Vault::run`] for an operation that writes: a task that ends without an answer (it
+    /// panicked) may have written, so that is [`Error::Indeterminate`], not a refusal.
+    async fn run_write<T: Send + 'static>(&self, op: EngineOp<T>) -> Result<T> {
+        self.run_or(op, || {
+            Error::Indeterminate(Box::new(Error::store("a vault task ended without an answer")))
+        })
+        .await
+    }
+
+    /// Runs `op` in a task of its own; `lost` is the error when the task ends without an answer.
+    async fn run_or<T: Send + 'static>(&self, op: EngineOp<T>, lost: fn() -> Error) -> Result<T> {
         let engine = self.svc.engine.clone();
         let actor = self.actor.clone();
         let task = tokio::spawn(async move {
@@ -160,7 +174,7 @@ impl Vault {
             engine.act_for(&actor);
             op(engine).await
         });
-        task.await.map_err(|_| Error::store("a vault task failed"))?
+        task.await.map_err(|_| lost())?
     }
 
     /// The engine, in the caller's own future: for operations that report progress through a
@@ -217,9 +231,18 @@ impl Vault {
 
     /// Checks `password` against the key file without unlocking anything new; a wrong one counts
     /// as a failed attempt.
+    /// The key derivation runs without holding the engine: writes go on meanwhile.
     pub async fn verify_password(&self, password: &Password) -> Result<()> {
+        let check = self.run(Box::new(|e| Box::pin(async move { e.password_check().await }))).await?;
         let password = copy_password(password);
-        self.run(Box::new(move |e| Box::pin(async move { e.verify_password(&password).await }))).await
+        let opened = tokio::task::spawn_blocking(move || check.opens(&password))
+            .await
+            .map_err(|_| Error::store("a key derivation thread panicked"))?;
+        if opened {
+            return Ok(());
+        }
+        self.run(Box::new(|e| Box::pin(async move { e.record_failed_attempt() }))).await?;
+        Err(Error::AuthFailed)
     }
 
     /// How long reading and opening the newest snapshot takes.
@@ -229,7 +252,7 @@ impl Vault {
 
     /// Writes a snapshot of the index as of the newest commit; returns its commit.
     pub async fn snapshot(&self) -> Result<u64> {
-        self.run(Box::new(|e| Box::pin(async move { e.snapshot().await }))).await
+        self.run_write(Box::new(|e| Box::pin(async move { e.snapshot().await }))).await
     }
 
     /// Reads commits other writers appended since this handle last looked.
@@ -405,7 +428,7 @@ impl Vault {
     /// live version), as Vault's KV v2 check-and-set.
     pub async fn set_cas(&self, path: &str, value: &[u8], cas: u64) -> Result<u64> {
         let (path, value) = (SecretPath::parse(path)?, Zeroizing::new(value.to_vec()));
-        self.run(Box::new(move |e| Box::pin(async move { e.set_cas(&path, &value, cas).await }))).await
+        self.run_write(Box::new(move |e| Box::pin(async move { e.set_cas(&path, &value, cas).await }))).await
     }
 
     /// Stores several secrets in one commit (all or none); `op` names it in the audit trail.
@@ -441,7 +464,7 @@ impl Vault {
     /// Deletes the current version of `path` (history is kept); returns the deleted version.
     pub async fn delete(&self, path: &str) -> Result<u64> {
         let path = SecretPath::parse(path)?;
-        self.run(Box::new(move |e| Box::pin(async move { e.delete(&path).await }))).await
+        self.run_write(Box::new(move |e| Box::pin(async move { e.delete(&path).await }))).await
     }
 
     /// Live secrets under `prefix` (from the view, like [`Vault::get`]).
@@ -498,7 +521,7 @@ impl Vault {
     /// Changes the password of the slot that opened this vault.
     pub async fn passwd(&self, new_password: &Password, params: KdfParams) -> Result<()> {
         let password = copy_password(new_password);
-        self.run(Box::new(move |e| Box::pin(async move { e.passwd(&password, params).await }))).await
+        self.run_write(Box::new(move |e| Box::pin(async move { e.passwd(&password, params).await }))).await
     }
 
     /// The key file's slots.
@@ -509,17 +532,18 @@ impl Vault {
     /// Adds a password slot; returns its index.
     pub async fn keyslot_add(&self, password: &Password, params: KdfParams) -> Result<usize> {
         let password = copy_password(password);
-        self.run(Box::new(move |e| Box::pin(async move { e.keyslot_add(&password, params).await }))).await
+        self.run_write(Box::new(move |e| Box::pin(async move { e.keyslot_add(&password, params).await })))
+            .await
     }
 
     /// Removes a password slot.
     pub async fn keyslot_remove(&self, index: usize) -> Result<()> {
-        self.run(Box::new(move |e| Box::pin(async move { e.keyslot_remove(index).await }))).await
+        self.run_write(Box::new(move |e| Box::pin(async move { e.keyslot_remove(index).await }))).await
     }
 
     /// Removes what nothing references any more (see [`GcReport`]).
     pub async fn gc(&self, grace: Duration, dry_run: bool) -> Result<GcReport> {
-        self.run(Box::new(move |e| Box::pin(async move { e.gc(grace, dry_run).await }))).await
+        self.run_write(Box::new(move |e| Box::pin(async move { e.gc(grace, dry_run).await }))).await
     }
 
     /// The epochs and their state.
@@ -535,12 +559,12 @@ impl Vault {
     /// Starts a new epoch; `reason` is recorded.
     pub async fn rotate(&self, reason: &str) -> Result<RotateReport> {
         let reason = reason.to_string();
-        self.run(Box::new(move |e| Box::pin(async move { e.rotate(&reason).await }))).await
+        self.run_write(Box::new(move |e| Box::pin(async move { e.rotate(&reason).await }))).await
     }
 
     /// Applies the rotation policy: rotates if the current epoch is older than it allows.
     pub async fn rotate_if_due(&self) -> Result<Option<RotateReport>> {
-        self.run(Box::new(|e| Box::pin(async move { e.rotate_if_due().await }))).await
+        self.run_write(Box::new(|e| Box::pin(async move { e.rotate_if_due().await }))).await
     }
 
     /// When and why the last automatic rotation failed, if it did.
@@ -551,12 +575,13 @@ impl Vault {
     /// Starts a new epoch because `revoked` lost access.
     pub async fn rotate_on_revocation(&self, revoked: &str) -> Result<RotateReport> {
         let revoked = revoked.to_string();
-        self.run(Box::new(move |e| Box::pin(async move { e.rotate_on_revocation(&revoked).await }))).await
+        self.run_write(Box::new(move |e| Box::pin(async move { e.rotate_on_revocation(&revoked).await })))
+            .await
     }
 
     /// Sets the automatic rotation policy.
     pub async fn set_rotation_policy(&self, every: Option<Duration>) -> Result<()> {
-        self.run(Box::new(move |e| Box::pin(async move { e.set_rotation_policy(every).await }))).await
+        self.run_write(Box::new(move |e| Box::pin(async move { e.set_rotation_policy(every).await }))).await
     }
 
     /// Re-seals every value not in the current epoch into it; `progress(done, total)` after
@@ -668,7 +693,7 @@ impl Vault {
 
     /// Abandons a re-key that did not finish: the era takes writes again.
     pub async fn abort_rekey(&self) -> Result<()> {
-        self.run(Box::new(|e| Box::pin(async move { e.abort_rekey().await }))).await
+        self.run_write(Box::new(|e| Box::pin(async move { e.abort_rekey().await }))).await
     }
 
     /// The vault's objects in an archive, after proving its chains whole (audited).

@@ -18,6 +18,9 @@ use futures::{StreamExt, TryStreamExt};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+/// How many audit lanes [`Engine::read_trail_with`] reads at once.
+const LANES_AT_ONCE: usize = 8;
+
 /// The audit trail read back: every authenticated entry, and each lane's torn tail (lane, first
 /// unreadable entry, how many from there to the lane's end).
 #[derive(Default)]
@@ -107,31 +110,46 @@ impl Engine {
     /// and past entry 1 (a lane's first entry, an unlock record, is always written durably).
     pub(super) async fn read_trail_with(&self, durable: &BTreeMap<AuditLane, u64>) -> Result<Trail> {
         let mut out = Trail::default();
-        for (lane, seqs) in self.audit_lanes().await? {
-            let chain = self.keys.audit.lane(lane);
-            let mut prev = chain.origin();
-            let total = seqs.len() as u64;
-            let mut entries = std::pin::pin!(self.log_entries(LogKind::Audit(lane), seqs));
-            while let Some((seq, bytes)) = entries.try_next().await? {
-                let opened =
-                    chain.open(seq, &prev, &bytes).and_then(|plain| decode_audit(&plain, &lane.entry(seq)));
-                match opened {
-                    Ok(records) => {
-                        prev = chain.link(&bytes);
-                        out.entries.push(TrailEntry { lane, seq, records, link: prev });
-                    }
-                    Err(_)
-                        if seq > durable.get(&lane).copied().unwrap_or(0).max(1)
-                            && total - seq < super::MAX_TORN_RECORDS =>
-                    {
-                        out.torn.push((lane, seq, total - seq + 1));
-                        break;
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
+        // Lanes are read several at a time (each with its own read-ahead): a bucket shared by
+        // many short-lived machines has many short lanes.
+        let lanes = self.audit_lanes().await?;
+        let mut read = futures::stream::iter(lanes)
+            .map(|(lane, seqs)| self.read_lane(lane, seqs, durable.get(&lane).copied().unwrap_or(0)))
+            .buffered(LANES_AT_ONCE);
+        while let Some((entries, torn)) = read.try_next().await? {
+            out.entries.extend(entries);
+            out.torn.extend(torn);
         }
         Ok(out)
+    }
+
+    /// One lane of [`Engine::read_trail_with`]: its entries, and its torn tail if it has one.
+    async fn read_lane(
+        &self,
+        lane: AuditLane,
+        seqs: Vec<u64>,
+        durable: u64,
+    ) -> Result<(Vec<TrailEntry>, Option<(AuditLane, u64, u64)>)> {
+        let chain = self.keys.audit.lane(lane);
+        let mut prev = chain.origin();
+        let total = seqs.len() as u64;
+        let mut out = Vec::with_capacity(seqs.len());
+        let mut entries = std::pin::pin!(self.log_entries(LogKind::Audit(lane), seqs));
+        while let Some((seq, bytes)) = entries.try_next().await? {
+            let opened =
+                chain.open(seq, &prev, &bytes).and_then(|plain| decode_audit(&plain, &lane.entry(seq)));
+            match opened {
+                Ok(records) => {
+                    prev = chain.link(&bytes);
+                    out.push(TrailEntry { lane, seq, records, link: prev });
+                }
+                Err(_) if seq > durable.max(1) && total - seq < super::MAX_TORN_RECORDS => {
+                    return Ok((out, Some((lane, seq, total - seq + 1))));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((out, None))
     }
 
     /// Proves the commit log and the audit trail whole: both chains unbroken from the first entry,

@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tresor::keyfile::KeyFile;
 use tresor::{Error, KdfParams, Result, Store, Vault};
-use tresor_testkit::fault::{FaultStore, Faults, OpKind, Outcome, When};
+use tresor_testkit::fault::{Fault, FaultStore, Faults, OpKind, Outcome, Rule, When};
 
 /// The password after the script's `passwd` step.
 const NEW_PASSWORD: &str = "a different horse, battery and staple";
@@ -612,6 +612,32 @@ async fn commit_whose_outcome_cannot_be_read_back_is_indeterminate() {
     assert!(matches!(e, Error::Store(_)) && is_injected_store_error(&e), "{e:?}");
     faults.heal();
     assert!(matches!(v.get("app/y", None).await, Err(Error::NotFound { .. })));
+}
+
+/// A commit whose create failed and that a read right after does not find: refused on a local
+/// directory or in memory (a failure there is final), but indeterminate over a network, where a
+/// request that timed out may still be applied after the read. A definite refusal (access
+/// denied) is a refusal everywhere.
+#[tokio::test]
+async fn failed_commit_not_found_after_is_indeterminate_only_where_it_may_land_later() {
+    for (location, denied, indeterminate) in [
+        ("memory://faults", false, false),
+        ("s3://bucket/vault", false, true),
+        ("s3://bucket/vault", true, false),
+    ] {
+        let env = Env::new();
+        let fault = FaultStore::new(Arc::new(InMemory::new()));
+        let faults = fault.faults();
+        let store = Store::from_object_store(Arc::new(fault), None, location);
+        let v = Vault::init(store, &pw(PASSWORD), opts(&env.trust)).await.unwrap();
+        // What S3 answers with 403 is a definite refusal; an injected error is any other failure.
+        let fault = if denied { Fault::Denied } else { Fault::Error };
+        faults.add(Rule { kind: OpKind::Put, prefix: Some("log/".into()), when: When::Nth(1), fault });
+        let e = err(v.set("app/x", b"x1").await);
+        let what = format!("{location} denied={denied}: {e:?}");
+        assert_eq!(matches!(e, Error::Indeterminate(_)), indeterminate, "{what}");
+        assert!(matches!(e, Error::Store(_) | Error::Indeterminate(_)), "{what}");
+    }
 }
 
 /// A lost acknowledgement on the new key file: the write landed, so `passwd` succeeds (the key
