@@ -273,6 +273,13 @@ fn decode_part(plain: &[u8]) -> Option<(Header, Vec<(String, Entry)>)> {
     rest.is_empty().then_some((header, entries))
 }
 
+/// The cores this process may use, asked once: the answer reads cgroup files on every call,
+/// which a small write must not pay for.
+pub(crate) fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
 /// Work below this many bytes runs on the calling thread: starting threads would cost more.
 const PARALLEL_FROM: usize = 256 << 10;
 
@@ -285,8 +292,11 @@ pub(crate) fn on_every_core<J: Sync, T: Send>(
     bytes: usize,
     f: impl Fn(&J) -> Result<T> + Sync,
 ) -> Result<Vec<T>> {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from).min(jobs.len()).max(1);
-    if threads == 1 || bytes < PARALLEL_FROM {
+    if bytes < PARALLEL_FROM {
+        return jobs.iter().map(&f).collect();
+    }
+    let threads = cores().min(jobs.len()).max(1);
+    if threads == 1 {
         return jobs.iter().map(&f).collect();
     }
     let on_worker = tokio::runtime::Handle::try_current()

@@ -364,6 +364,17 @@ pub(crate) struct Engine {
     base: Store,
     /// The current root era.
     era: u32,
+    /// The trust-state pin of the last commit, written after the commit was acknowledged
+    /// ([`Engine::pin_after_commit`]); settled before the next pin, at lock and on drop.
+    pending_pin: Option<PendingPin>,
+}
+
+/// A trust-state pin being written on a blocking thread: its task (awaited by async code) and a
+/// signal sent when it ends (waited for on drop, where no runtime may be polled).
+struct PendingPin {
+    task: tokio::task::JoinHandle<Result<()>>,
+    /// In a mutex only so that the engine stays `Sync` (a receiver is not).
+    done: std::sync::Mutex<std::sync::mpsc::Receiver<()>>,
 }
 
 impl Drop for Engine {
@@ -374,10 +385,22 @@ impl Drop for Engine {
         // hands its other tasks on first (a current-thread runtime has no other worker to ask).
         let on_worker = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        if on_worker {
-            let _ = tokio::task::block_in_place(|| self.save_trust_blocking());
-        } else {
+        let pending = self.pending_pin.take();
+        let finish = || {
+            // The pin of the last commit runs on a blocking thread of its own: waited for here
+            // without polling a runtime (it needs none to finish).
+            if let Some(pin) = pending {
+                // An error means the task ended (or never ran): nothing left to wait for.
+                if let Ok(done) = pin.done.into_inner() {
+                    let _ = done.recv();
+                }
+            }
             let _ = self.save_trust_blocking();
+        };
+        if on_worker {
+            tokio::task::block_in_place(finish);
+        } else {
+            finish();
         }
     }
 }
@@ -701,6 +724,7 @@ impl Engine {
             first_use: false,
             base: store_for_base,
             era: 1,
+            pending_pin: None,
         }
     }
 
@@ -964,6 +988,7 @@ impl Engine {
     /// record that a power failure then loses would be a false alarm at the next unlock. The
     /// trust file is written (and fsynced) on a blocking thread.
     async fn save_trust(&mut self) -> Result<()> {
+        self.settle_pin().await;
         let audit = {
             let mut lane = self.lane.lock().await;
             lane.unsynced.append(&mut self.unsynced);
@@ -974,6 +999,43 @@ impl Engine {
         tokio::task::spawn_blocking(move || trust.update(&vault_id, &update.0, update.1).map(drop))
             .await
             .map_err(|_| Error::store("a trust-state thread panicked"))?
+    }
+
+    /// [`Engine::save_trust`] after a commit landed: the commit is durable, so its
+    /// acknowledgement does not wait for the trust file's write and fsync. The pin is written on
+    /// a blocking thread meanwhile, one at a time (the previous one is settled first), and
+    /// settled before any other pin, at lock and on drop. A process killed in between leaves the
+    /// previous pin: a weaker check at the next unlock, never a false alarm.
+    pub(super) async fn pin_after_commit(&mut self) -> Result<()> {
+        self.settle_pin().await;
+        let audit = {
+            let mut lane = self.lane.lock().await;
+            lane.unsynced.append(&mut self.unsynced);
+            lane.sync().await?;
+            (lane.lane, lane.head)
+        };
+        let (trust, vault_id, update) = self.trust_update(audit);
+        let (signal, done) = std::sync::mpsc::sync_channel(1);
+        let task = tokio::task::spawn_blocking(move || {
+            let pinned = trust.update(&vault_id, &update.0, update.1).map(drop);
+            let _ = signal.send(());
+            pinned
+        });
+        self.pending_pin = Some(PendingPin { task, done: std::sync::Mutex::new(done) });
+        Ok(())
+    }
+
+    /// Waits for the pin [`Engine::pin_after_commit`] started, if any; its failure is reported
+    /// (the commit it pins was acknowledged long ago).
+    async fn settle_pin(&mut self) {
+        let Some(pin) = self.pending_pin.take() else { return };
+        match pin.task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!("a commit landed but this machine's trust state was not updated: {e}")
+            }
+            Err(_) => tracing::warn!("a trust-state thread panicked"),
+        }
     }
 
     /// [`Engine::save_trust`] without a runtime (on drop), if anything is not durable yet.

@@ -938,7 +938,7 @@ fn repack(
                 )
             })
     };
-    let threads = std::thread::available_parallelism().map_or(1, usize::from).min(work.len()).max(1);
+    let threads = crate::snapshot::cores().min(work.len()).max(1);
     let chunk = work.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
         let running: Vec<_> = work

@@ -279,7 +279,7 @@ impl Engine {
                 // handle cannot apply is applied by the next refresh, or reported by it.
                 if let Err(e) = self.apply_commit(seq, &entry) {
                     tracing::warn!("commit {seq} landed but this handle could not apply it yet: {e}");
-                } else if let Err(e) = self.save_trust().await {
+                } else if let Err(e) = self.pin_after_commit().await {
                     tracing::warn!("commit {seq} landed but this machine's trust state was not updated: {e}");
                 }
                 // The commit is durable and acknowledged; a snapshot that cannot be written now
