@@ -7,9 +7,12 @@
 //! Kept outside the vault (the store is untrusted), one small JSON file per (vault id, location):
 //! the newest commit and audit record seen (sequence and link), the key file generation and the
 //! KDF parameters of the last successful unlock. A store that serves less, or something else, is
-//! refused. Updates only ever move forward, under an exclusive `flock`, and replace the file
-//! atomically (write, fsync the new file, rename). Failed unlock attempts wait here, in a file of their own,
-//! until the next successful unlock seals them into the audit trail.
+//! refused. Updates only ever move forward, under an exclusive `flock`. Each state lives in two
+//! slot files written in turn, in place ([`TrustStore::write`]): a write never touches the newest
+//! slot, so a crash mid-write leaves the previous state readable, and no file is replaced (on
+//! ext4 every file freed by a rename makes the next file creations in the vault slower for half
+//! a minute, and a busy agent pins after every commit). Failed unlock attempts wait here, in a
+//! file of their own, until the next successful unlock seals them into the audit trail.
 
 use crate::chain::Link;
 use crate::error::{Error, Result};
@@ -204,6 +207,38 @@ pub fn era_location(location: &str, era: u32) -> String {
     if era <= 1 { location.to_string() } else { format!("{location}/{}", crate::layout::era_dir(era)) }
 }
 
+/// The first word of a trust-state slot's header line.
+const SLOT_MAGIC: &str = "tresor-trust-slot";
+
+/// A slot's generation and state; `None` if the file does not exist. A file that starts with
+/// `{` is a state written before slots (generation 0, replaced atomically then); anything else
+/// needs the header line, and a hash that matches the JSON after it.
+fn read_slot(path: &Path) -> Result<Option<(u64, TrustState)>> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(local_err(path, e)),
+    };
+    if bytes.first() == Some(&b'{') {
+        return serde_json::from_slice(&bytes).map(|s| Some((0, s))).map_err(|e| local_err(path, e));
+    }
+    let torn = || local_err(path, "unreadable: a write was interrupted, or the file was changed");
+    let newline = bytes.iter().position(|b| *b == b'\n').ok_or_else(torn)?;
+    let (header, json) = (std::str::from_utf8(&bytes[..newline]).map_err(|_| torn())?, &bytes[newline + 1..]);
+    let mut words = header.split(' ');
+    let (Some(SLOT_MAGIC), Some(generation), Some(hash), None) =
+        (words.next(), words.next(), words.next(), words.next())
+    else {
+        return Err(torn());
+    };
+    let generation: u64 = generation.parse().map_err(|_| torn())?;
+    // A checksum, not a secret: an ordinary comparison.
+    if hash != hex::encode(tresor_crypto::hash(json)) {
+        return Err(torn());
+    }
+    serde_json::from_slice(json).map(|s| Some((generation, s))).map_err(|e| local_err(path, e))
+}
+
 /// The directory of trust state files.
 #[derive(Clone, Debug)]
 pub struct TrustStore {
@@ -290,7 +325,7 @@ impl TrustStore {
             let mut id = [0u8; 16];
             if hex::decode_to_slice(&pin.vault_id, &mut id).is_ok() {
                 for era in 1..=pin.era {
-                    for ext in ["json", "failed"] {
+                    for ext in ["b.json", "json", "failed"] {
                         let path = self.file(&id, &era_location(location, era), ext);
                         match fs::remove_file(&path) {
                             Ok(()) => {}
@@ -435,14 +470,38 @@ impl TrustStore {
         Ok(file)
     }
 
+    /// The two slot files of a vault's state at a location: the first has the name a single
+    /// state file always had (`…json`, which a state written before slots is read as).
+    fn slots(&self, vault_id: &[u8; 16], location: &str) -> [PathBuf; 2] {
+        [self.file(vault_id, location, "json"), self.file(vault_id, location, "b.json")]
+    }
+
+    /// The newest readable slot: its index and generation, and the state (`None`: no slot yet).
+    fn newest(&self, vault_id: &[u8; 16], location: &str) -> Result<Option<(usize, u64, TrustState)>> {
+        let mut best: Option<(usize, u64, TrustState)> = None;
+        let mut damaged = None;
+        for (i, path) in self.slots(vault_id, location).iter().enumerate() {
+            match read_slot(path) {
+                Ok(Some((generation, state))) => {
+                    if best.as_ref().is_none_or(|(_, g, _)| generation > *g) {
+                        best = Some((i, generation, state));
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => damaged = Some(e),
+            }
+        }
+        // One unreadable slot is a write that a crash interrupted (the other holds the state
+        // before it); with no readable slot at all, the state is damaged and says so.
+        match (best, damaged) {
+            (None, Some(e)) => Err(e),
+            (best, _) => Ok(best),
+        }
+    }
+
     /// The state for a vault at a location (default when this machine never saw it).
     pub fn load(&self, vault_id: &[u8; 16], location: &str) -> Result<TrustState> {
-        let path = self.file(vault_id, location, "json");
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| local_err(&path, e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TrustState::default()),
-            Err(e) => Err(local_err(&path, e)),
-        }
+        Ok(self.newest(vault_id, location)?.map(|(_, _, state)| state).unwrap_or_default())
     }
 
     /// Updates the state under the lock; `f` sees the current state and changes it.
@@ -468,11 +527,37 @@ impl TrustStore {
         self.write(vault_id, location, state)
     }
 
+    /// Writes `state` (the caller holds the lock) into the slot that does not hold the newest
+    /// state, in place, under the next generation: its header line carries the generation and
+    /// a hash of the JSON below it, so a slot torn by a crash reads as unreadable, never as a
+    /// state. The data is fsynced before the lock is released; the directory is not (losing a
+    /// slot's creation leaves an older state, which only weakens detection).
     fn write(&self, vault_id: &[u8; 16], location: &str, state: &TrustState) -> Result<()> {
-        let path = self.file(vault_id, location, "json");
-        let tmp = self.file(vault_id, location, "json.tmp");
-        let bytes = serde_json::to_vec_pretty(state).map_err(|e| local_err(&path, e))?;
-        self.write_file(&path, &tmp, &bytes)
+        self.ensure_dir()?;
+        let (target, generation) = match self.newest(vault_id, location) {
+            Ok(Some((newest, generation, _))) => (1 - newest, generation + 1),
+            Ok(None) => (0, 1),
+            // Nothing readable: the first slot starts again (the caller decided to replace it).
+            Err(_) => (0, 1),
+        };
+        let path = &self.slots(vault_id, location)[target];
+        let json = serde_json::to_vec_pretty(state).map_err(|e| local_err(path, e))?;
+        let mut bytes =
+            format!("{SLOT_MAGIC} {generation} {}\n", hex::encode(tresor_crypto::hash(&json))).into_bytes();
+        bytes.extend_from_slice(&json);
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|e| local_err(path, e))?;
+        rustix::io::pwrite(&f, &bytes, 0)
+            .map_err(std::io::Error::from)
+            .and_then(|n| if n == bytes.len() { Ok(()) } else { Err(std::io::ErrorKind::WriteZero.into()) })
+            .and_then(|()| f.set_len(bytes.len() as u64))
+            .and_then(|()| f.sync_data())
+            .map_err(|e| local_err(path, e))
     }
 
     fn write_file(&self, path: &Path, tmp: &Path, bytes: &[u8]) -> Result<()> {
@@ -544,6 +629,80 @@ mod tests {
         let s = ts.load(&id, "loc").unwrap();
         assert_eq!((s.log_seq, s.log_link.clone()), (5, hex::encode([1u8; 32])));
         assert_eq!(ts.load(&id, "other").unwrap().log_seq, 0, "locations are kept apart");
+    }
+
+    /// Updates alternate between the two slots, in place: the files keep their inodes (no
+    /// file is freed per pin), and only the slots and the lock exist.
+    #[test]
+    fn updates_write_the_two_slots_in_turn_in_place() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let ts = TrustStore::new(dir.path());
+        let id = [4u8; 16];
+        ts.update(&id, "l", |s| s.saw_commit(1, &[1; 32])).unwrap();
+        ts.update(&id, "l", |s| s.saw_commit(2, &[2; 32])).unwrap();
+        let [a, b] = ts.slots(&id, "l");
+        let inodes = (fs::metadata(&a).unwrap().ino(), fs::metadata(&b).unwrap().ino());
+        for seq in 3..20 {
+            ts.update(&id, "l", |s| s.saw_commit(seq, &[seq as u8; 32])).unwrap();
+        }
+        assert_eq!((fs::metadata(&a).unwrap().ino(), fs::metadata(&b).unwrap().ino()), inodes);
+        assert_eq!(ts.load(&id, "l").unwrap().log_seq, 19);
+        let mut names: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert!(names.iter().all(|n| n.ends_with(".json") || n.ends_with(".lock")), "{names:?}");
+    }
+
+    /// A write torn by a crash damages only the slot it was writing: the other one, the state
+    /// before it, is what loads. Both unreadable is an error, not a fresh start.
+    #[test]
+    fn fail_a_torn_slot_leaves_the_state_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ts = TrustStore::new(dir.path());
+        let id = [4u8; 16];
+        for seq in 1..=3 {
+            ts.update(&id, "l", |s| s.saw_commit(seq, &[seq as u8; 32])).unwrap();
+        }
+        // Generation 3 went to the first slot; tear it (a crash after part of its write).
+        let [a, b] = ts.slots(&id, "l");
+        let newest = fs::read(&a).unwrap();
+        fs::write(&a, &newest[..newest.len() / 2]).unwrap();
+        assert_eq!(ts.load(&id, "l").unwrap().log_seq, 2);
+        // The next write goes to the torn slot, not over the good one.
+        ts.update(&id, "l", |s| s.saw_commit(4, &[4; 32])).unwrap();
+        assert_eq!(ts.load(&id, "l").unwrap().log_seq, 4);
+        assert!(fs::read(&b).unwrap().starts_with(SLOT_MAGIC.as_bytes()));
+        // One changed byte in the JSON: the hash no longer matches.
+        let mut bytes = fs::read(&a).unwrap();
+        let at = bytes.len() - 3;
+        bytes[at] ^= 1;
+        fs::write(&a, &bytes).unwrap();
+        assert_eq!(ts.load(&id, "l").unwrap().log_seq, 2, "the other slot holds generation 2");
+        fs::write(&b, b"garbage").unwrap();
+        assert!(matches!(ts.load(&id, "l"), Err(Error::LocalState { .. })));
+    }
+
+    /// A state file written before slots (plain JSON, replaced by rename) is read, and the next
+    /// write goes to the second slot, leaving it as it was.
+    #[test]
+    fn a_state_file_from_before_slots_is_read_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let ts = TrustStore::new(dir.path());
+        let id = [4u8; 16];
+        let mut old = TrustState::default();
+        old.saw_commit(7, &[7; 32]);
+        let [a, b] = ts.slots(&id, "l");
+        fs::write(&a, serde_json::to_vec_pretty(&old).unwrap()).unwrap();
+        assert_eq!(ts.load(&id, "l").unwrap(), old);
+        ts.update(&id, "l", |s| s.saw_commit(8, &[8; 32])).unwrap();
+        assert_eq!(serde_json::from_slice::<TrustState>(&fs::read(&a).unwrap()).unwrap(), old);
+        assert!(fs::read(&b).unwrap().starts_with(SLOT_MAGIC.as_bytes()));
+        assert_eq!(ts.load(&id, "l").unwrap().log_seq, 8);
+        assert_eq!(ts.vaults_seen_at("l").unwrap(), vec![id]);
     }
 
     #[test]
