@@ -59,6 +59,12 @@ struct Service {
     arrivals: AtomicU64,
     /// Held while a freshness check runs; holds the arrival count when the last good one began.
     checked: Mutex<u64>,
+    /// Reads begun, and reads whose record is queued for the lane (or that ended without one):
+    /// the reads between are on their way to the lane ([`Sibling`]).
+    reads_begun: AtomicU64,
+    reads_settled: AtomicU64,
+    /// Told whenever a read settles.
+    read_settled: tokio::sync::Notify,
     /// Facts fixed at unlock, readable without the engine.
     store: Store,
     vault_id: [u8; 16],
@@ -75,6 +81,42 @@ struct PendingWrite {
     op: AuditOp,
     items: Vec<(SecretPath, Zeroizing<Vec<u8>>)>,
     reply: oneshot::Sender<Result<Vec<u64>>>,
+}
+
+/// How long the lane's writer waits, at most, for reads already under way to queue their records
+/// before it writes an entry (tokio's timer rounds this up to its millisecond tick). In the common
+/// case they arrive within microseconds; the bound only matters for a read held up elsewhere.
+const SIBLING_WAIT: std::time::Duration = std::time::Duration::from_micros(500);
+
+/// A read under way, from its start until its record is queued for the lane (or it ends without
+/// one): the lane's writer waits for such reads before it writes an entry, so that reads running
+/// side by side share one entry instead of queueing one entry each behind the other (what
+/// PostgreSQL's `commit_delay` with `commit_siblings` does for commits). A lone read never waits:
+/// no sibling is under way.
+struct Sibling<'a> {
+    svc: &'a Service,
+    settled: std::sync::atomic::AtomicBool,
+}
+
+impl<'a> Sibling<'a> {
+    fn begin(svc: &'a Service) -> Sibling<'a> {
+        svc.reads_begun.fetch_add(1, Ordering::SeqCst);
+        Sibling { svc, settled: std::sync::atomic::AtomicBool::new(false) }
+    }
+
+    /// The read's record is queued, or it will write none: the lane need not wait for it.
+    fn settle(&self) {
+        if !self.settled.swap(true, Ordering::SeqCst) {
+            self.svc.reads_settled.fetch_add(1, Ordering::SeqCst);
+            self.svc.read_settled.notify_waiters();
+        }
+    }
+}
+
+impl Drop for Sibling<'_> {
+    fn drop(&mut self) {
+        self.settle();
+    }
 }
 
 /// A read's audit record waiting for the next entry, and who to tell when it is written.
@@ -101,6 +143,9 @@ impl Vault {
             sealed: AtomicBool::new(false),
             arrivals: AtomicU64::new(0),
             checked: Mutex::new(0),
+            reads_begun: AtomicU64::new(0),
+            reads_settled: AtomicU64::new(0),
+            read_settled: tokio::sync::Notify::new(),
             engine: Arc::new(Mutex::new(None)),
         };
         let actor: Arc<str> = Arc::from(engine.opts.actor.as_str());
@@ -276,33 +321,36 @@ impl Vault {
     /// nothing is returned before it is written.
     pub async fn get(&self, path: &str, version: Option<u64>) -> Result<SecretBytes> {
         let path = &SecretPath::parse(path)?;
+        let sibling = &Sibling::begin(&self.svc);
         if let Err(e) = self.fresh().await {
-            return Err(self.failed(AuditOp::Get, Some(path), e).await);
+            return Err(self.failed(sibling, AuditOp::Get, Some(path), e).await);
         }
         let (blob, number) = match self.svc.view.lookup(path, version) {
             Ok(found) => found,
-            Err(e) => return Err(self.failed(AuditOp::Get, Some(path), e).await),
+            Err(e) => return Err(self.failed(sibling, AuditOp::Get, Some(path), e).await),
         };
         // A key not loaded yet, a value moved by a re-seal or an epoch destruction, a store
         // that lost it: the engine's path sorts those out (and audits them).
-        let Some(key) = self.svc.view.epoch(blob.epoch) else { return self.get_slow(path, version).await };
+        let Some(key) = self.svc.view.epoch(blob.epoch) else {
+            return self.get_slow(sibling, path, version).await;
+        };
         let name = layout::blob(blob.epoch, &blob.id);
         let end = blob.offset.saturating_add(u64::from(blob.len));
         let envelope = match self.svc.store.get_range(&name, blob.offset..end).await {
             Ok(Some(envelope)) => envelope,
-            Ok(None) => return self.get_slow(path, version).await,
-            Err(e) => return Err(self.failed(AuditOp::Get, Some(path), e).await),
+            Ok(None) => return self.get_slow(sibling, path, version).await,
+            Err(e) => return Err(self.failed(sibling, AuditOp::Get, Some(path), e).await),
         };
         let value = match open_slot(&key, &self.svc.vault_id, &name, &blob, &envelope) {
             Ok(value) => value,
             Err(Error::Integrity { kind: ObjectKind::ValueBlob, .. }) => {
-                return self.get_slow(path, version).await;
+                return self.get_slow(sibling, path, version).await;
             }
-            Err(e) => return Err(self.failed(AuditOp::Get, Some(path), e).await),
+            Err(e) => return Err(self.failed(sibling, AuditOp::Get, Some(path), e).await),
         };
         drop(key);
         let detail = version.map(|v| format!("version {v}"));
-        self.audit_read(AuditOp::Get, Some(path), Outcome::Ok, detail).await?;
+        self.audit_read(sibling, AuditOp::Get, Some(path), Outcome::Ok, detail).await?;
         // A value of an older epoch moves to the current one, in batches: the read that fills
         // a batch takes the engine and hands it to a task that commits the batch, so every later
         // operation comes after that commit, but the read does not wait for it (a failure leaves
@@ -324,7 +372,14 @@ impl Vault {
     }
 
     /// [`Vault::get`] through the engine.
-    async fn get_slow(&self, path: &SecretPath, version: Option<u64>) -> Result<SecretBytes> {
+    async fn get_slow(
+        &self,
+        sibling: &Sibling<'_>,
+        path: &SecretPath,
+        version: Option<u64>,
+    ) -> Result<SecretBytes> {
+        // The engine audits this read itself, through the lane: the lane must not wait for it.
+        sibling.settle();
         let path = path.clone();
         self.run(Box::new(move |e| Box::pin(async move { e.get(&path, version).await }))).await
     }
@@ -373,6 +428,7 @@ impl Vault {
     /// Returns once the entry holding it is written.
     async fn audit_read(
         &self,
+        sibling: &Sibling<'_>,
         op: AuditOp,
         path: Option<&str>,
         outcome: Outcome,
@@ -388,9 +444,25 @@ impl Vault {
         };
         let (reply, written) = oneshot::channel();
         lock_queue(&self.svc.audits).push((record, reply));
+        sibling.settle();
         let svc = self.svc.clone();
         tokio::spawn(async move {
             let mut lane = svc.lane.clone().lock_owned().await;
+            // Reads under way now are about to queue their records: wait for them (briefly), so
+            // one entry holds them all.
+            let begun = svc.reads_begun.load(Ordering::SeqCst);
+            if svc.reads_settled.load(Ordering::SeqCst) < begun {
+                let _ = tokio::time::timeout(SIBLING_WAIT, async {
+                    loop {
+                        let settled = svc.read_settled.notified();
+                        if svc.reads_settled.load(Ordering::SeqCst) >= begun {
+                            break;
+                        }
+                        settled.await;
+                    }
+                })
+                .await;
+            }
             let batch = std::mem::take(&mut *lock_queue(&svc.audits));
             if batch.is_empty() {
                 return;
@@ -409,11 +481,11 @@ impl Vault {
 
     /// A read that failed: recorded (best effort), and the error to return — [`Error::Locked`]
     /// if the vault was locked meanwhile.
-    async fn failed(&self, op: AuditOp, path: Option<&str>, error: Error) -> Error {
+    async fn failed(&self, sibling: &Sibling<'_>, op: AuditOp, path: Option<&str>, error: Error) -> Error {
         if self.svc.sealed.load(Ordering::Acquire) {
             return Error::Locked;
         }
-        let _ = self.audit_read(op, path, Outcome::Failed(error.to_string()), None).await;
+        let _ = self.audit_read(sibling, op, path, Outcome::Failed(error.to_string()), None).await;
         error
     }
 
@@ -469,27 +541,36 @@ impl Vault {
 
     /// Live secrets under `prefix` (from the view, like [`Vault::get`]).
     pub async fn list(&self, prefix: &str) -> Result<Vec<ListEntry>> {
+        let sibling = &Sibling::begin(&self.svc);
         self.fresh().await?;
         let entries = self.svc.view.list(prefix);
         if self.svc.sealed.load(Ordering::Acquire) {
             return Err(Error::Locked);
         }
         let path = (!prefix.is_empty()).then_some(prefix);
-        self.audit_read(AuditOp::List, path, Outcome::Ok, Some(format!("{} entries", entries.len()))).await?;
+        self.audit_read(
+            sibling,
+            AuditOp::List,
+            path,
+            Outcome::Ok,
+            Some(format!("{} entries", entries.len())),
+        )
+        .await?;
         Ok(entries)
     }
 
     /// Every version of `path`, oldest first (from the view, like [`Vault::get`]).
     pub async fn history(&self, path: &str) -> Result<Vec<HistoryEntry>> {
         let path = &SecretPath::parse(path)?;
+        let sibling = &Sibling::begin(&self.svc);
         if let Err(e) = self.fresh().await {
-            return Err(self.failed(AuditOp::History, Some(path), e).await);
+            return Err(self.failed(sibling, AuditOp::History, Some(path), e).await);
         }
         let out = match self.svc.view.history(path) {
             Ok(out) => out,
-            Err(e) => return Err(self.failed(AuditOp::History, Some(path), e).await),
+            Err(e) => return Err(self.failed(sibling, AuditOp::History, Some(path), e).await),
         };
-        self.audit_read(AuditOp::History, Some(path), Outcome::Ok, None).await?;
+        self.audit_read(sibling, AuditOp::History, Some(path), Outcome::Ok, None).await?;
         Ok(out)
     }
 
@@ -826,7 +907,51 @@ fn has_duplicates(items: &[(SecretPath, Zeroizing<Vec<u8>>)]) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::group_actor;
+    use super::*;
+
+    /// The lane's writer waits for a read under way: its record joins the entry of a read that
+    /// queued just before it (without the wait, each read got an entry of its own, one behind
+    /// the other). A read that ends without a record releases the wait as well.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_lane_waits_for_a_read_under_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::from_object_store(
+            Arc::new(object_store::memory::InMemory::new()),
+            None,
+            "memory://sibling",
+        );
+        let mut opts = Options::new(dir.path(), "test");
+        opts.kdf = KdfParams::MINIMUM;
+        let v = Vault::init(store, &Password::from("a long enough test password".to_string()), opts)
+            .await
+            .unwrap();
+        let entries = || async { v.status().await.unwrap().audit_records };
+        let read = |path: &'static str, sibling: &'static str| {
+            let v = v.with_actor(sibling);
+            async move {
+                let sibling = Sibling::begin(&v.svc);
+                v.audit_read(&sibling, AuditOp::Get, Some(path), Outcome::Ok, None).await.unwrap();
+            }
+        };
+        for _ in 0..3 {
+            let before = entries().await;
+            let under_way = Sibling::begin(&v.svc);
+            let late = async {
+                // Past its freshness check and its blob read, about to queue its record.
+                std::thread::sleep(std::time::Duration::from_micros(100));
+                v.audit_read(&under_way, AuditOp::Get, Some("app/b"), Outcome::Ok, None).await.unwrap();
+            };
+            tokio::join!(read("app/a", "first"), late);
+            // One entry for both reads (and one for the status call).
+            assert_eq!(entries().await - before, 2);
+        }
+        // A read that fails before its record (dropped here) does not hold the lane up for long.
+        let gone = Sibling::begin(&v.svc);
+        let started = std::time::Instant::now();
+        read("app/c", "alone").await;
+        drop(gone);
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
 
     #[test]
     fn a_group_commit_names_every_actor_once() {
