@@ -68,9 +68,10 @@ fn start(root: &Path, runtime: &tokio::runtime::Runtime) -> PathBuf {
     socket
 }
 
-/// Runs `ops` requests from `clients` threads; each request's latency, sorted, and the wall time.
-fn load(clients: usize, ops: usize, each: impl Fn(usize, usize) + Sync) -> (Vec<Duration>, Duration) {
-    let start = Instant::now();
+/// Runs `ops` requests from `clients` threads; each request's latency, sorted, the wall time, and
+/// the cores kept busy meanwhile (clients and agent together: they share this process).
+fn load(clients: usize, ops: usize, each: impl Fn(usize, usize) + Sync) -> (Vec<Duration>, Duration, f64) {
+    let (start, cpu) = (Instant::now(), tresor_testkit::bench::cpu_seconds());
     let mut latencies: Vec<Duration> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..clients)
             .map(|c| {
@@ -89,8 +90,9 @@ fn load(clients: usize, ops: usize, each: impl Fn(usize, usize) + Sync) -> (Vec<
         handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
     });
     let took = start.elapsed();
+    let busy = (tresor_testkit::bench::cpu_seconds() - cpu) / took.as_secs_f64();
     latencies.sort_unstable();
-    (latencies, took)
+    (latencies, took, busy)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -118,12 +120,12 @@ fn main() {
     let status = |socket: &Path| request(socket, &GetStatus);
     let before = status(&socket);
 
-    let (lat, took) =
+    let (lat, took, busy) =
         load(clients, ops, |c, i| get(&socket, format!("pre/secret-{:04}", (c * 7919 + i * 31) % PRELOADED)));
     let after = status(&socket);
     println!(
         "agent-load: reads, {clients} clients: {} gets in {:.2} s = {:.0} reads/s, p50 {:.2} ms, p99 {:.2} ms; \
-         {} audit entries ({:.1} reads per entry) [durability: each read's audit entry written before its \
+         {} audit entries ({:.1} reads per entry), {busy:.1} cores busy [durability: each read's audit entry written before its \
          value is returned, fsynced with the next commit or every 64 entries]",
         lat.len(),
         took.as_secs_f64(),
@@ -134,11 +136,11 @@ fn main() {
         lat.len() as f64 / (after.audit_records - before.audit_records).max(1) as f64,
     );
 
-    let (lat, took) = load(clients, ops / 4, |c, i| put(&socket, format!("w/c{c}/secret-{i:06}")));
+    let (lat, took, busy) = load(clients, ops / 4, |c, i| put(&socket, format!("w/c{c}/secret-{i:06}")));
     let done = status(&socket);
     println!(
         "agent-load: writes, {clients} clients: {} puts in {:.2} s = {:.0} puts/s, p50 {:.2} ms, p99 {:.2} ms; \
-         {} commits ({:.1} puts per commit) [durability: blob, audit entry and commit fsynced before the answer]",
+         {} commits ({:.1} puts per commit), {busy:.1} cores busy [durability: blob, audit entry and commit fsynced before the answer]",
         lat.len(),
         took.as_secs_f64(),
         lat.len() as f64 / took.as_secs_f64(),
@@ -149,9 +151,10 @@ fn main() {
     );
 
     let n = (ops / 40).max(100);
-    let (lat, took) = load(1, n, |_, i| put(&socket, format!("one/secret-{i:06}")));
+    let (lat, took, busy) = load(1, n, |_, i| put(&socket, format!("one/secret-{i:06}")));
     println!(
-        "agent-load: writes, 1 client: {} puts in {:.2} s = {:.0} puts/s, p50 {:.2} ms [durability: as above]",
+        "agent-load: writes, 1 client: {} puts in {:.2} s = {:.0} puts/s, p50 {:.2} ms, {busy:.1} cores busy \
+         [durability: as above]",
         lat.len(),
         took.as_secs_f64(),
         lat.len() as f64 / took.as_secs_f64(),

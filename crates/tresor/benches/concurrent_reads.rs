@@ -12,16 +12,6 @@ use tresor::{KdfParams, Options, Password, Store, Vault};
 
 const SECRETS: usize = 1000;
 
-/// CPU time this process has used (user and system, all threads), from `/proc/self/stat`, in
-/// seconds: over wall time, how many cores a run kept busy (near the core count: the cores bound
-/// it, not the code's concurrency).
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let ticks: Vec<f64> = rest.split_whitespace().skip(11).take(2).filter_map(|t| t.parse().ok()).collect();
-    ticks.iter().sum::<f64>() / 100.0
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -55,7 +45,7 @@ fn main() {
     let mut single = 0.0;
     for tasks in [1usize, 2, 4, 16] {
         let before = runtime.block_on(vault.status()).unwrap().audit_records;
-        let (start, cpu) = (Instant::now(), cpu_seconds());
+        let (start, cpu) = (Instant::now(), tresor_testkit::bench::cpu_seconds());
         runtime.block_on(async {
             let handles: Vec<_> = (0..tasks)
                 .map(|t| {
@@ -73,7 +63,7 @@ fn main() {
             }
         });
         let took = start.elapsed().as_secs_f64();
-        let busy = (cpu_seconds() - cpu) / took;
+        let busy = (tresor_testkit::bench::cpu_seconds() - cpu) / took;
         let rate = (reads / tasks * tasks) as f64 / took;
         if tasks == 1 {
             single = rate;

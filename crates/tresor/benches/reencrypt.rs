@@ -69,18 +69,6 @@ async fn vault_at(dir: &Path, name: &str, max_value: usize) -> Vault {
     Vault::init(store, &Password::from(PASSWORD.to_string()), opts).await.unwrap()
 }
 
-/// CPU time this process has used (user and system, all threads), from `/proc/self/stat`, in
-/// seconds (clock ticks of 10 ms): how many cores a phase kept busy, which says whether the cores
-/// or the disk bound it.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name (which may hold spaces, inside parentheses): utime and
-    // stime are the 12th and 13th after it.
-    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let ticks: Vec<f64> = rest.split_whitespace().skip(11).take(2).filter_map(|t| t.parse().ok()).collect();
-    ticks.iter().sum::<f64>() / 100.0
-}
-
 /// Writes `values` in batches, rotates, re-encrypts; returns (values, bytes, time), after checking
 /// a few values read back right. Prints how many cores the re-encryption kept busy.
 async fn run(v: &mut Vault, values: &[Vec<u8>], batch: usize) -> (u64, u64, Duration) {
@@ -91,10 +79,10 @@ async fn run(v: &mut Vault, values: &[Vec<u8>], batch: usize) -> (u64, u64, Dura
         v.set_many(tresor::model::AuditOp::Set, &items).await.unwrap();
     }
     v.rotate("manual").await.unwrap();
-    let (start, cpu) = (Instant::now(), cpu_seconds());
+    let (start, cpu) = (Instant::now(), tresor_testkit::bench::cpu_seconds());
     let report = v.reencrypt(&mut |_, _| {}).await.unwrap();
     let took = start.elapsed();
-    let busy = (cpu_seconds() - cpu) / took.as_secs_f64();
+    let busy = (tresor_testkit::bench::cpu_seconds() - cpu) / took.as_secs_f64();
     println!("reencrypt:   (cores busy during the re-encryption: {busy:.1})");
     assert_eq!(report.values as usize, values.len());
     for i in [0, values.len() / 2, values.len() - 1] {
