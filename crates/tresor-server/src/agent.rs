@@ -221,13 +221,19 @@ async fn respond(
         // Already unlocked: the password is still checked (a wrong one is a failed attempt), so
         // `unlock` never answers success to a password that does not open the vault; the check
         // runs without holding the slot, so other clients are served meanwhile.
-        Request::Unlock(call) => match vault_for(slot, actor).await {
-            Some(vault) => encode(&match call_password(call) {
-                Some(password) => check_password(&password, &vault).await,
-                None => Err(Failure::Error(tresor::Error::AuthFailed)),
-            }),
-            None => encode(&unlock(call, &mut *slot.lock().await, config).await),
-        },
+        Request::Unlock(call) => {
+            let Some(password) = call_password(call) else {
+                return encode(&Err::<Unlocked, _>(Failure::Error(tresor::Error::AuthFailed)));
+            };
+            if let Some(vault) = vault_for(slot, actor).await {
+                match check_password(&password, &vault).await {
+                    // Locked meanwhile (idle timeout, `tresor lock`): unlock it again below.
+                    Err(Failure::Error(tresor::Error::Locked)) => {}
+                    reply => return encode(&reply),
+                }
+            }
+            encode(&unlock(password, &mut *slot.lock().await, config).await)
+        }
         Request::Lock(_) => {
             // Keys are wiped before the client hears that they are; requests in flight fail.
             let vault = slot.lock().await.take();
@@ -303,9 +309,8 @@ async fn check_password(password: &Password, vault: &Vault) -> Reply<Unlocked> {
     }
 }
 
-async fn unlock(call: Unlock, slot: &mut Option<Vault>, config: &AgentConfig) -> Reply<Unlocked> {
+async fn unlock(password: Password, slot: &mut Option<Vault>, config: &AgentConfig) -> Reply<Unlocked> {
     let fail = |e: tresor::Error| Err(Failure::Error(e));
-    let Some(password) = call_password(call) else { return fail(tresor::Error::AuthFailed) };
     // Unlocked by another client while this one waited for the slot.
     if let Some(vault) = slot.as_ref() {
         return check_password(&password, vault).await;

@@ -295,9 +295,11 @@ impl Store {
 
     /// Whether a write that failed with `e` may still be applied by the store later, although
     /// a read right after the failure found nothing: over a network (S3), a request that timed
-    /// out or lost its connection can still be in flight, and only a definite refusal (denied,
-    /// unauthenticated, a failed precondition, unsupported) is known not to land. A local
-    /// directory's (and memory's) failures are final when they are reported.
+    /// out or lost its connection can still be in flight — and the backend retries internally,
+    /// so even a final refusal (denied, say, once a session token expired) may follow an attempt
+    /// that is still on its way. Only a failure before anything was sent (an unsupported
+    /// operation, an invalid path) is known not to land. A local directory's (and memory's)
+    /// failures are final when they are reported.
     pub fn may_land_later(&self, e: &Error) -> bool {
         let networked = self.local.is_none()
             && self.location.contains("://")
@@ -309,10 +311,7 @@ impl Store {
             && !matches!(
                 source,
                 Some(
-                    object_store::Error::PermissionDenied { .. }
-                        | object_store::Error::Unauthenticated { .. }
-                        | object_store::Error::Precondition { .. }
-                        | object_store::Error::NotImplemented { .. }
+                    object_store::Error::NotImplemented { .. }
                         | object_store::Error::InvalidPath { .. }
                         | object_store::Error::NotSupported { .. }
                 )

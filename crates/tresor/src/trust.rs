@@ -210,33 +210,51 @@ pub fn era_location(location: &str, era: u32) -> String {
 /// The first word of a trust-state slot's header line.
 const SLOT_MAGIC: &str = "tresor-trust-slot";
 
-/// A slot's generation and state; `None` if the file does not exist. A file that starts with
-/// `{` is a state written before slots (generation 0, replaced atomically then); anything else
-/// needs the header line, and a hash that matches the JSON after it.
-fn read_slot(path: &Path) -> Result<Option<(u64, TrustState)>> {
+/// What a slot file holds.
+enum Slot {
+    /// No such file.
+    Absent,
+    /// A header or hash that does not check: a write a crash interrupted (or a file changed by
+    /// hand).
+    Torn,
+    /// A state and its generation.
+    State(u64, TrustState),
+}
+
+/// Reads a slot file: the header line (magic, generation, hash of the JSON after it), then the
+/// JSON. Only a header or hash that does not check is [`Slot::Torn`]; a file that cannot be read,
+/// or JSON that its own hash vouches for and that does not parse, is an error.
+fn read_slot(path: &Path) -> Result<Slot> {
     let bytes = match fs::read(path) {
         Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Slot::Absent),
         Err(e) => return Err(local_err(path, e)),
     };
-    if bytes.first() == Some(&b'{') {
-        return serde_json::from_slice(&bytes).map(|s| Some((0, s))).map_err(|e| local_err(path, e));
-    }
-    let torn = || local_err(path, "unreadable: a write was interrupted, or the file was changed");
-    let newline = bytes.iter().position(|b| *b == b'\n').ok_or_else(torn)?;
-    let (header, json) = (std::str::from_utf8(&bytes[..newline]).map_err(|_| torn())?, &bytes[newline + 1..]);
+    let Some(newline) = bytes.iter().position(|b| *b == b'\n') else { return Ok(Slot::Torn) };
+    let (Ok(header), json) = (std::str::from_utf8(&bytes[..newline]), &bytes[newline + 1..]) else {
+        return Ok(Slot::Torn);
+    };
     let mut words = header.split(' ');
     let (Some(SLOT_MAGIC), Some(generation), Some(hash), None) =
         (words.next(), words.next(), words.next(), words.next())
     else {
-        return Err(torn());
+        return Ok(Slot::Torn);
     };
-    let generation: u64 = generation.parse().map_err(|_| torn())?;
+    let Ok(generation) = generation.parse::<u64>() else { return Ok(Slot::Torn) };
     // A checksum, not a secret: an ordinary comparison.
     if hash != hex::encode(tresor_crypto::hash(json)) {
-        return Err(torn());
+        return Ok(Slot::Torn);
     }
-    serde_json::from_slice(json).map(|s| Some((generation, s))).map_err(|e| local_err(path, e))
+    serde_json::from_slice(json).map(|s| Slot::State(generation, s)).map_err(|e| local_err(path, e))
+}
+
+/// Reads the state file written before slots (plain JSON, replaced by rename), if there is one.
+fn read_legacy(path: &Path) -> Result<Option<TrustState>> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| local_err(path, e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(local_err(path, e)),
+    }
 }
 
 /// The directory of trust state files.
@@ -325,7 +343,7 @@ impl TrustStore {
             let mut id = [0u8; 16];
             if hex::decode_to_slice(&pin.vault_id, &mut id).is_ok() {
                 for era in 1..=pin.era {
-                    for ext in ["b.json", "json", "failed"] {
+                    for ext in ["s1", "s0", "json", "failed"] {
                         let path = self.file(&id, &era_location(location, era), ext);
                         match fs::remove_file(&path) {
                             Ok(()) => {}
@@ -355,13 +373,17 @@ impl TrustStore {
         let mut out = Vec::new();
         for entry in entries {
             let name = entry.map_err(|e| local_err(&self.dir, e))?.file_name();
-            let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".json")) else { continue };
+            // A state file of either kind: a slot, or the file from before slots.
+            let Some((stem, ext)) = name.to_str().and_then(|n| n.rsplit_once('.')) else { continue };
+            if !matches!(ext, "s0" | "s1" | "json") {
+                continue;
+            }
             let Some((id_hex, _)) = stem.split_once('-') else { continue };
             let mut id = [0u8; 16];
             if hex::decode_to_slice(id_hex, &mut id).is_err() {
                 continue;
             }
-            if self.file(&id, location, "json").file_name() == Some(name.as_os_str()) && !out.contains(&id) {
+            if self.file(&id, location, ext).file_name() == Some(name.as_os_str()) && !out.contains(&id) {
                 out.push(id);
             }
         }
@@ -452,10 +474,18 @@ impl TrustStore {
     }
 
     fn lock(&self, vault_id: &[u8; 16], location: &str) -> Result<File> {
-        self.lock_file(&self.file(vault_id, location, "lock"))
+        self.lock_as(vault_id, location, rustix::fs::FlockOperation::LockExclusive)
+    }
+
+    fn lock_as(&self, vault_id: &[u8; 16], location: &str, how: rustix::fs::FlockOperation) -> Result<File> {
+        self.lock_file_as(&self.file(vault_id, location, "lock"), how)
     }
 
     fn lock_file(&self, path: &Path) -> Result<File> {
+        self.lock_file_as(path, rustix::fs::FlockOperation::LockExclusive)
+    }
+
+    fn lock_file_as(&self, path: &Path, how: rustix::fs::FlockOperation) -> Result<File> {
         self.ensure_dir()?;
         let path = path.to_path_buf();
         let file = OpenOptions::new()
@@ -465,43 +495,50 @@ impl TrustStore {
             .mode(0o600)
             .open(&path)
             .map_err(|e| local_err(&path, e))?;
-        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
-            .map_err(|e| local_err(&path, e))?;
+        rustix::fs::flock(&file, how).map_err(|e| local_err(&path, e))?;
         Ok(file)
     }
 
-    /// The two slot files of a vault's state at a location: the first has the name a single
-    /// state file always had (`…json`, which a state written before slots is read as).
+    /// The two slot files of a vault's state at a location. Names of their own: the file of
+    /// the state written before slots (`…json`) is only ever read, so an older tresor still
+    /// running (an agent started before an upgrade) never meets a slot it cannot parse.
     fn slots(&self, vault_id: &[u8; 16], location: &str) -> [PathBuf; 2] {
-        [self.file(vault_id, location, "json"), self.file(vault_id, location, "b.json")]
+        [self.file(vault_id, location, "s0"), self.file(vault_id, location, "s1")]
     }
 
-    /// The newest readable slot: its index and generation, and the state (`None`: no slot yet).
-    fn newest(&self, vault_id: &[u8; 16], location: &str) -> Result<Option<(usize, u64, TrustState)>> {
+    /// The newest state, read under the caller's lock: the slot holding it (`None`: the state
+    /// from before slots, or nothing yet), its generation (0 for those), and the state.
+    fn newest(&self, vault_id: &[u8; 16], location: &str) -> Result<(Option<usize>, u64, TrustState)> {
         let mut best: Option<(usize, u64, TrustState)> = None;
-        let mut damaged = None;
+        let mut torn = None;
         for (i, path) in self.slots(vault_id, location).iter().enumerate() {
-            match read_slot(path) {
-                Ok(Some((generation, state))) => {
+            match read_slot(path)? {
+                Slot::State(generation, state) => {
                     if best.as_ref().is_none_or(|(_, g, _)| generation > *g) {
                         best = Some((i, generation, state));
                     }
                 }
-                Ok(None) => {}
-                Err(e) => damaged = Some(e),
+                Slot::Absent => {}
+                Slot::Torn => torn = Some(path.clone()),
             }
         }
-        // One unreadable slot is a write that a crash interrupted (the other holds the state
-        // before it); with no readable slot at all, the state is damaged and says so.
-        match (best, damaged) {
-            (None, Some(e)) => Err(e),
-            (best, _) => Ok(best),
+        if let Some((slot, generation, state)) = best {
+            // One torn slot is a write that a crash interrupted: the other holds the state
+            // before it.
+            return Ok((Some(slot), generation, state));
         }
+        if let Some(path) = torn {
+            return Err(local_err(&path, "unreadable: a write was interrupted, or the file was changed"));
+        }
+        let legacy = read_legacy(&self.file(vault_id, location, "json"))?;
+        Ok((None, 0, legacy.unwrap_or_default()))
     }
 
-    /// The state for a vault at a location (default when this machine never saw it).
+    /// The state for a vault at a location (default when this machine never saw it). Read under
+    /// a shared lock: slots are written in place, so a reader must not meet a write half-way.
     pub fn load(&self, vault_id: &[u8; 16], location: &str) -> Result<TrustState> {
-        Ok(self.newest(vault_id, location)?.map(|(_, _, state)| state).unwrap_or_default())
+        let _lock = self.lock_as(vault_id, location, rustix::fs::FlockOperation::LockShared)?;
+        Ok(self.newest(vault_id, location)?.2)
     }
 
     /// Updates the state under the lock; `f` sees the current state and changes it.
@@ -512,11 +549,11 @@ impl TrustStore {
         f: impl FnOnce(&mut TrustState),
     ) -> Result<TrustState> {
         let _lock = self.lock(vault_id, location)?;
-        let mut state = self.load(vault_id, location)?;
+        let (slot, generation, mut state) = self.newest(vault_id, location)?;
         let before = state.clone();
         f(&mut state);
         if state != before {
-            self.write(vault_id, location, &state)?;
+            self.write(vault_id, location, &state, (slot, generation))?;
         }
         Ok(state)
     }
@@ -524,22 +561,27 @@ impl TrustStore {
     /// Replaces the state outright (after an explicit `import`, which the user asked for).
     pub fn reset(&self, vault_id: &[u8; 16], location: &str, state: &TrustState) -> Result<()> {
         let _lock = self.lock(vault_id, location)?;
-        self.write(vault_id, location, state)
+        // Replacing the state outright: a damaged one is replaced too.
+        let newest =
+            self.newest(vault_id, location).map_or((None, 0), |(slot, generation, _)| (slot, generation));
+        self.write(vault_id, location, state, newest)
     }
 
     /// Writes `state` (the caller holds the lock) into the slot that does not hold the newest
-    /// state, in place, under the next generation: its header line carries the generation and
-    /// a hash of the JSON below it, so a slot torn by a crash reads as unreadable, never as a
-    /// state. The data is fsynced before the lock is released; the directory is not (losing a
-    /// slot's creation leaves an older state, which only weakens detection).
-    fn write(&self, vault_id: &[u8; 16], location: &str, state: &TrustState) -> Result<()> {
+    /// state (`newest`: that slot and its generation, as the caller read them), in place, under
+    /// the next generation: its header line carries the generation and a hash of the JSON below
+    /// it, so a slot torn by a crash reads as torn, never as a state. The data is fsynced before
+    /// the lock is released; the directory is not (losing a slot's creation leaves an older
+    /// state, which only weakens detection).
+    fn write(
+        &self,
+        vault_id: &[u8; 16],
+        location: &str,
+        state: &TrustState,
+        (newest, generation): (Option<usize>, u64),
+    ) -> Result<()> {
         self.ensure_dir()?;
-        let (target, generation) = match self.newest(vault_id, location) {
-            Ok(Some((newest, generation, _))) => (1 - newest, generation + 1),
-            Ok(None) => (0, 1),
-            // Nothing readable: the first slot starts again (the caller decided to replace it).
-            Err(_) => (0, 1),
-        };
+        let (target, generation) = (newest.map_or(0, |slot| 1 - slot), generation + 1);
         let path = &self.slots(vault_id, location)[target];
         let json = serde_json::to_vec_pretty(state).map_err(|e| local_err(path, e))?;
         let mut bytes =
@@ -654,11 +696,16 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names.len(), 3, "{names:?}");
-        assert!(names.iter().all(|n| n.ends_with(".json") || n.ends_with(".lock")), "{names:?}");
+        assert!(
+            names.iter().all(|n| n.ends_with(".s0") || n.ends_with(".s1") || n.ends_with(".lock")),
+            "{names:?}"
+        );
+        assert_eq!(ts.vaults_seen_at("l").unwrap(), vec![id]);
     }
 
     /// A write torn by a crash damages only the slot it was writing: the other one, the state
-    /// before it, is what loads. Both unreadable is an error, not a fresh start.
+    /// before it, is what loads. Both torn is an error, not a fresh start; so is a slot whose
+    /// hash checks but whose JSON does not parse.
     #[test]
     fn fail_a_torn_slot_leaves_the_state_before_it() {
         let dir = tempfile::tempdir().unwrap();
@@ -684,10 +731,15 @@ mod tests {
         assert_eq!(ts.load(&id, "l").unwrap().log_seq, 2, "the other slot holds generation 2");
         fs::write(&b, b"garbage").unwrap();
         assert!(matches!(ts.load(&id, "l"), Err(Error::LocalState { .. })));
+        // A header and hash that check over JSON that is not a state: an error, not "torn".
+        let json = b"[1, 2]";
+        let header = format!("{SLOT_MAGIC} 9 {}\n", hex::encode(tresor_crypto::hash(json)));
+        fs::write(&b, [header.as_bytes(), json].concat()).unwrap();
+        assert!(matches!(ts.load(&id, "l"), Err(Error::LocalState { .. })));
     }
 
-    /// A state file written before slots (plain JSON, replaced by rename) is read, and the next
-    /// write goes to the second slot, leaving it as it was.
+    /// A state file written before slots (plain JSON, replaced by rename) is read, never written:
+    /// the next write goes to a slot, and an older tresor still reads its own file.
     #[test]
     fn a_state_file_from_before_slots_is_read_and_kept() {
         let dir = tempfile::tempdir().unwrap();
@@ -695,14 +747,16 @@ mod tests {
         let id = [4u8; 16];
         let mut old = TrustState::default();
         old.saw_commit(7, &[7; 32]);
-        let [a, b] = ts.slots(&id, "l");
-        fs::write(&a, serde_json::to_vec_pretty(&old).unwrap()).unwrap();
+        let legacy = ts.file(&id, "l", "json");
+        fs::write(&legacy, serde_json::to_vec_pretty(&old).unwrap()).unwrap();
         assert_eq!(ts.load(&id, "l").unwrap(), old);
-        ts.update(&id, "l", |s| s.saw_commit(8, &[8; 32])).unwrap();
-        assert_eq!(serde_json::from_slice::<TrustState>(&fs::read(&a).unwrap()).unwrap(), old);
-        assert!(fs::read(&b).unwrap().starts_with(SLOT_MAGIC.as_bytes()));
-        assert_eq!(ts.load(&id, "l").unwrap().log_seq, 8);
         assert_eq!(ts.vaults_seen_at("l").unwrap(), vec![id]);
+        ts.update(&id, "l", |s| s.saw_commit(8, &[8; 32])).unwrap();
+        assert_eq!(serde_json::from_slice::<TrustState>(&fs::read(&legacy).unwrap()).unwrap(), old);
+        let [a, _] = ts.slots(&id, "l");
+        assert!(fs::read(&a).unwrap().starts_with(SLOT_MAGIC.as_bytes()));
+        assert_eq!(ts.load(&id, "l").unwrap().log_seq, 8);
+        assert!(ts.forget_location("l").is_ok());
     }
 
     #[test]

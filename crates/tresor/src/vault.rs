@@ -470,6 +470,9 @@ pub(crate) struct PasswordCheck {
     pinned: Option<KdfParams>,
     fingerprint: Fingerprint,
     vault_id: [u8; 16],
+    /// Where a failed attempt is recorded (shown and sealed at the next unlock).
+    trust: TrustStore,
+    location: String,
 }
 
 impl PasswordCheck {
@@ -482,6 +485,11 @@ impl PasswordCheck {
                 .open_slot(password, self.pinned.as_ref(), &|root| fingerprint.matches(root, &vault_id)),
             SlotOpen::Opened(..)
         )
+    }
+
+    /// Records a failed attempt in the trust state (blocking: a file write).
+    pub(crate) fn record_failure(&self) -> Result<()> {
+        self.trust.record_failed_attempt(&self.vault_id, &self.location, now_ms())
     }
 }
 
@@ -971,12 +979,9 @@ impl Engine {
             pinned,
             fingerprint: self.fingerprint,
             vault_id: self.vault_id,
+            trust: self.opts.trust.clone(),
+            location: self.store.location().to_string(),
         })
-    }
-
-    /// Records a failed password attempt in the trust state (shown at the next unlock).
-    pub(crate) fn record_failed_attempt(&self) -> Result<()> {
-        self.opts.trust.record_failed_attempt(&self.vault_id, self.store.location(), now_ms())
     }
 
     /// The vault id.
@@ -1028,8 +1033,11 @@ impl Engine {
     /// Waits for the pin [`Engine::pin_after_commit`] started, if any; its failure is reported
     /// (the commit it pins was acknowledged long ago).
     async fn settle_pin(&mut self) {
-        let Some(pin) = self.pending_pin.take() else { return };
-        match pin.task.await {
+        // Awaited in place, cleared after: a caller dropped meanwhile leaves the pin tracked.
+        let Some(pin) = self.pending_pin.as_mut() else { return };
+        let pinned = (&mut pin.task).await;
+        self.pending_pin = None;
+        match pinned {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::warn!("a commit landed but this machine's trust state was not updated: {e}")

@@ -13,6 +13,8 @@ use crate::trust::TrustState;
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
 
+/// How many times unlock looks for the log's head again when commits keep landing past it.
+const MAX_HEAD_ROUNDS: usize = 16;
 impl Engine {
     pub(super) fn apply_commit(&mut self, seq: u64, bytes: &[u8]) -> Result<()> {
         let name = layout::commit(seq);
@@ -148,10 +150,19 @@ impl Engine {
         // Entries past a gap after the head: a hole, unless the gap was a commit that another
         // writer created while the head was being found (it exists now, and a writer creates a
         // commit only once the one before it exists, so one that is still missing after later
-        // ones were seen is missing for good). The search stops by 2^62, as `scan_head` does.
+        // ones were seen is missing for good). A log that keeps growing faster than it can be
+        // found (or a store that answers so) is a conflict to retry after a few rounds.
+        let mut rounds = 0;
         while self.entries_beyond(LogKind::Commit, head).await? {
+            // By 2^62 (where `scan_head` stops) the store is lying: no log gets there.
             if head >= 1 << 62 || !self.store.exists(&layout::commit(head + 1)).await? {
                 return Err(hole(head + 1));
+            }
+            rounds += 1;
+            if rounds > MAX_HEAD_ROUNDS {
+                return Err(Error::Conflict(
+                    "the commit log kept growing while it was being opened: try again".into(),
+                ));
             }
             head = self.scan_head(LogKind::Commit, head + 1).await?;
         }
