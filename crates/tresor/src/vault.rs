@@ -993,13 +993,7 @@ impl Engine {
     /// record that a power failure then loses would be a false alarm at the next unlock. The
     /// trust file is written (and fsynced) on a blocking thread.
     async fn save_trust(&mut self) -> Result<()> {
-        self.settle_pin().await;
-        let audit = {
-            let mut lane = self.lane.lock().await;
-            lane.unsynced.append(&mut self.unsynced);
-            lane.sync().await?;
-            (lane.lane, lane.head)
-        };
+        let audit = self.durable_audit_head().await?;
         let (trust, vault_id, update) = self.trust_update(audit);
         tokio::task::spawn_blocking(move || trust.update(&vault_id, &update.0, update.1).map(drop))
             .await
@@ -1012,13 +1006,7 @@ impl Engine {
     /// settled before any other pin, at lock and on drop. A process killed in between leaves the
     /// previous pin: a weaker check at the next unlock, never a false alarm.
     pub(super) async fn pin_after_commit(&mut self) -> Result<()> {
-        self.settle_pin().await;
-        let audit = {
-            let mut lane = self.lane.lock().await;
-            lane.unsynced.append(&mut self.unsynced);
-            lane.sync().await?;
-            (lane.lane, lane.head)
-        };
+        let audit = self.durable_audit_head().await?;
         let (trust, vault_id, update) = self.trust_update(audit);
         let (signal, done) = std::sync::mpsc::sync_channel(1);
         let task = tokio::task::spawn_blocking(move || {
@@ -1028,6 +1016,16 @@ impl Engine {
         });
         self.pending_pin = Some(PendingPin { task, done: std::sync::Mutex::new(done) });
         Ok(())
+    }
+
+    /// Before a pin: the pin started after the last commit is settled, and everything this
+    /// handle wrote without fsync is made durable; the lane and its head, to pin.
+    async fn durable_audit_head(&mut self) -> Result<(AuditLane, Head)> {
+        self.settle_pin().await;
+        let mut lane = self.lane.lock().await;
+        lane.unsynced.append(&mut self.unsynced);
+        lane.sync().await?;
+        Ok((lane.lane, lane.head))
     }
 
     /// Waits for the pin [`Engine::pin_after_commit`] started, if any; its failure is reported
