@@ -330,12 +330,10 @@ impl Vault {
     /// nothing is returned before it is written.
     pub async fn get(&self, path: &str, version: Option<u64>) -> Result<SecretBytes> {
         let path = &SecretPath::parse(path)?;
-        // A read is under way to the lane once it passed its freshness check (one that waits
-        // behind a busy engine must not hold the lane up).
-        if let Err(e) = self.fresh().await {
-            return Err(self.failed(&Sibling::begin(&self.svc), AuditOp::Get, Some(path), e).await);
-        }
         let sibling = &Sibling::begin(&self.svc);
+        if let Err(e) = self.fresh(sibling).await {
+            return Err(self.failed(sibling, AuditOp::Get, Some(path), e).await);
+        }
         let (blob, number) = match self.svc.view.lookup(path, version) {
             Ok(found) => found,
             Err(e) => return Err(self.failed(sibling, AuditOp::Get, Some(path), e).await),
@@ -400,7 +398,10 @@ impl Vault {
     /// not there when nothing changed (as the engine's own refresh: a store that fails reads
     /// fails this too). Reads that arrive together share one check: a check that began after a
     /// read arrived answers for it.
-    async fn fresh(&self) -> Result<()> {
+    ///
+    /// A read that has to wait for the engine here (a commit to apply, a re-key fence) stops
+    /// counting as under way ([`Sibling`]): the lane does not wait for it.
+    async fn fresh(&self, sibling: &Sibling<'_>) -> Result<()> {
         if self.svc.sealed.load(Ordering::Acquire) {
             return Err(Error::Locked);
         }
@@ -412,6 +413,7 @@ impl Vault {
         let covers = self.svc.arrivals.load(Ordering::SeqCst);
         if self.svc.view.fenced() {
             // A re-key elsewhere may switch eras without a commit here: the engine checks.
+            sibling.settle();
             self.refresh().await?;
         } else {
             // The engine's refresh applies everything committed by now; but the engine may be
@@ -421,6 +423,7 @@ impl Vault {
             tokio::pin!(refresh);
             let mut next = self.svc.view.log_seq() + 1;
             while self.svc.store.get(&layout::commit(next)).await?.is_some() {
+                sibling.settle();
                 tokio::select! {
                     refreshed = &mut refresh => {
                         refreshed?;
@@ -556,8 +559,8 @@ impl Vault {
 
     /// Live secrets under `prefix` (from the view, like [`Vault::get`]).
     pub async fn list(&self, prefix: &str) -> Result<Vec<ListEntry>> {
-        self.fresh().await?;
         let sibling = &Sibling::begin(&self.svc);
+        self.fresh(sibling).await?;
         let entries = self.svc.view.list(prefix);
         if self.svc.sealed.load(Ordering::Acquire) {
             return Err(Error::Locked);
@@ -577,10 +580,10 @@ impl Vault {
     /// Every version of `path`, oldest first (from the view, like [`Vault::get`]).
     pub async fn history(&self, path: &str) -> Result<Vec<HistoryEntry>> {
         let path = &SecretPath::parse(path)?;
-        if let Err(e) = self.fresh().await {
-            return Err(self.failed(&Sibling::begin(&self.svc), AuditOp::History, Some(path), e).await);
-        }
         let sibling = &Sibling::begin(&self.svc);
+        if let Err(e) = self.fresh(sibling).await {
+            return Err(self.failed(sibling, AuditOp::History, Some(path), e).await);
+        }
         let out = match self.svc.view.history(path) {
             Ok(out) => out,
             Err(e) => return Err(self.failed(sibling, AuditOp::History, Some(path), e).await),
