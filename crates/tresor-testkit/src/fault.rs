@@ -387,10 +387,7 @@ impl Faults {
                 path: path.to_string(),
                 source: format!("injected absence: {kind} {path}").into(),
             }),
-            Plan::Denied => Err(object_store::Error::PermissionDenied {
-                path: path.to_string(),
-                source: format!("injected denial: {kind} {path}").into(),
-            }),
+            Plan::Denied => Err(denied(kind, path)),
             Plan::ApplyThenFail(why) => {
                 // Whatever the store answered is lost, as with a timeout.
                 let _ = op.await;
@@ -400,6 +397,14 @@ impl Faults {
                 Err(injected(kind, path, why))
             }
         }
+    }
+}
+
+/// The error of a [`Fault::Denied`] operation: refused as access denied.
+fn denied(kind: OpKind, path: &str) -> object_store::Error {
+    object_store::Error::PermissionDenied {
+        path: path.to_string(),
+        source: format!("injected denial: {kind} {path}").into(),
     }
 }
 
@@ -458,10 +463,7 @@ impl FaultStore {
                 Plan::Forward | Plan::ForwardThenDie => Ok(listing),
                 Plan::Refuse(why) | Plan::ApplyThenFail(why) => Err(injected(OpKind::List, &path, why)),
                 Plan::Absent => Ok(stream::empty().boxed()),
-                Plan::Denied => Err(object_store::Error::PermissionDenied {
-                    path: path.clone(),
-                    source: format!("injected denial: {} {path}", OpKind::List).into(),
-                }),
+                Plan::Denied => Err(denied(OpKind::List, &path)),
             }
         })
         .try_flatten()
