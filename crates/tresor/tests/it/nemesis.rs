@@ -44,8 +44,13 @@ macro_rules! retry {
 
 /// The version of `path` holding exactly `value`, if any: how a client settles a write whose
 /// outcome is unknown (`Error::Indeterminate`), since every value written here is unique.
+/// A secret whose first write did not land has no history at all: that is `None` too.
 async fn landed(v: &Vault, path: &str, value: &[u8]) -> Option<u64> {
-    for h in retry!(v.history(path).await).unwrap().iter().rev() {
+    let history = match retry!(v.history(path).await) {
+        Err(Error::NotFound { .. }) => return None,
+        other => other.unwrap(),
+    };
+    for h in history.iter().rev() {
         if retry!(v.get(path, Some(h.version)).await).unwrap().as_slice() == value {
             return Some(h.version);
         }
