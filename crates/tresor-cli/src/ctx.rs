@@ -124,17 +124,10 @@ pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), CliErr
 /// Runs `call` on the unlocked agent, or opens the vault here and runs it directly: either way
 /// its answer is the call's own reply type.
 pub(crate) fn call<C: Serve>(ctx: &mut Ctx, call: C) -> Result<C::Reply, CliError> {
-    if !ctx.no_agent {
-        let socket = ctx.socket();
-        // Bulk work grows with the vault: the client waits as long as the agent may work.
-        let wait = if call.is_bulk() { tresor_wire::BULK_DEADLINE } else { Duration::from_secs(600) };
-        match client::call(&socket, &call, wait) {
-            Ok(Some(Ok(reply))) => return Ok(reply),
-            Ok(Some(Err(Failure::Error(e)))) => return Err(CliError::from_core(&e)),
-            Ok(Some(Err(Failure::Locked))) | Ok(None) => {}
-            // The agent may have run the call already: never run it a second time here.
-            Err(e) => return Err(CliError::other(format!("the agent failed: {e}"))),
-        }
+    if !ctx.no_agent
+        && let Some(reply) = agent_call(ctx, &call)?
+    {
+        return Ok(reply);
     }
     let rt = runtime()?;
     let store = open_existing(&rt, &ctx.location)?;
@@ -151,6 +144,20 @@ pub(crate) fn call<C: Serve>(ctx: &mut Ctx, call: C) -> Result<C::Reply, CliErro
         drop(vault);
         reply.map_err(|e| CliError::from_core(&e))
     })
+}
+
+/// The reply of an unlocked agent for the vault to `call`; `Ok(None)` when no agent served it (none
+/// listens, or it is locked), so that the caller may run it another way.
+pub(crate) fn agent_call<C: tresor_wire::Call>(ctx: &Ctx, call: &C) -> Result<Option<C::Reply>, CliError> {
+    // Bulk work grows with the vault: the client waits as long as the agent may work.
+    let wait = if call.is_bulk() { tresor_wire::BULK_DEADLINE } else { Duration::from_secs(600) };
+    match client::call(&ctx.socket(), call, wait) {
+        Ok(Some(Ok(reply))) => Ok(Some(reply)),
+        Ok(Some(Err(Failure::Error(e)))) => Err(CliError::from_core(&e)),
+        Ok(Some(Err(Failure::Locked))) | Ok(None) => Ok(None),
+        // The agent may have run the call already: never run it a second time.
+        Err(e) => Err(CliError::other(format!("the agent failed: {e}"))),
+    }
 }
 
 /// What the storage backends are configured with: this process's environment (the AWS

@@ -1,4 +1,4 @@
-//! One module per group of commands; `main.rs` parses the command line and hands each command
+//! One module per group of commands; `crate::main` parses the command line and hands each command
 //! to its module.
 
 pub(crate) mod agent;

@@ -11,6 +11,7 @@ mod common;
 mod concurrency;
 mod doctor;
 mod epoch;
+mod front;
 mod hostile;
 mod input;
 mod keys;

@@ -1,0 +1,282 @@
+//! The `tresor` front: serves `get` and `set` through an unlocked agent, and hands every other
+//! command line to `tresor-cli` unread (ARCHITECTURE.md, "The front binary").
+//!
+//! The front understands only the plainest forms — `get PATH [--version N]`,
+//! `set PATH [VALUE] [--cas N]` with the value as an argument or on stdin (not a terminal), and
+//! `--vault`/`--config` anywhere — and resolves them with the CLI's own functions (settings,
+//! agent call, value reading, output, errors). Anything else, however valid, is handed over:
+//! whether a command line is right is for the CLI to say, in one voice.
+
+use crate::commands::secrets;
+use crate::ctx::agent_call;
+use crate::exit::CliError;
+use std::ffi::OsString;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use zeroize::Zeroizing;
+
+/// The front's entry point: serves the command line, or becomes `tresor-cli` with it.
+pub fn main() -> ExitCode {
+    // The front may hold a value: no core dumps, no ptrace, as in every tresor process.
+    let _ = tresor_server::harden::apply();
+    let Some(line) = parse(std::env::args_os().skip(1), |name| std::env::var_os(name)) else {
+        return hand_over(None);
+    };
+    match serve(line) {
+        Outcome::Done => ExitCode::SUCCESS,
+        Outcome::Failed(e) => {
+            e.print();
+            ExitCode::from(e.code)
+        }
+        Outcome::HandOver(stdin) => hand_over(stdin),
+    }
+}
+
+/// A command line the front can serve.
+#[derive(Debug, PartialEq)]
+struct Line {
+    vault: Option<String>,
+    config: Option<String>,
+    op: Op,
+}
+
+/// The operations the front serves.
+#[derive(Debug, PartialEq)]
+enum Op {
+    Get { path: String, version: Option<u64> },
+    Set { path: String, value: Option<String>, cas: Option<u64> },
+}
+
+/// How serving a line ended.
+enum Outcome {
+    /// Served: exit 0.
+    Done,
+    /// Failed as the CLI would have failed.
+    Failed(CliError),
+    /// Not served: hand the line to `tresor-cli`, with the value already read from stdin, if any.
+    HandOver(Option<Zeroizing<Vec<u8>>>),
+}
+
+/// The line, if it is one of the plain forms the front serves (`None`: hand it over); `env` reads
+/// the environment variables that stand in for options.
+fn parse(args: impl Iterator<Item = OsString>, env: impl Fn(&str) -> Option<OsString>) -> Option<Line> {
+    let args: Vec<String> = args.map(OsString::into_string).collect::<Result<_, _>>().ok()?;
+    let mut args = args.into_iter();
+    let (mut vault, mut config, mut version, mut cas) = (None, None, None, None);
+    let mut command: Option<String> = None;
+    let mut positional = Vec::new();
+    while let Some(arg) = args.next() {
+        if !arg.starts_with('-') {
+            match command {
+                None if arg == "get" || arg == "set" => command = Some(arg),
+                None => return None,
+                Some(_) => positional.push(arg),
+            }
+            continue;
+        }
+        // Only `--name VALUE` and `--name=VALUE` of the four options below; a short flag, `--`,
+        // help, or any other option is the CLI's to read.
+        let (name, inline) = match arg.strip_prefix("--")?.split_once('=') {
+            Some((name, value)) => (name.to_string(), Some(value.to_string())),
+            None => (arg[2..].to_string(), None),
+        };
+        let slot = match (name.as_str(), command.as_deref()) {
+            ("vault", _) => &mut vault,
+            ("config", _) => &mut config,
+            ("version", Some("get")) => &mut version,
+            ("cas", Some("set")) => &mut cas,
+            _ => return None,
+        };
+        let value = match inline {
+            Some(value) => value,
+            None => args.next()?,
+        };
+        // Given twice, empty, or looking like an option: the CLI says what is wrong.
+        if slot.is_some() || value.is_empty() || value.starts_with('-') {
+            return None;
+        }
+        *slot = Some(value);
+    }
+    let op = match (command?.as_str(), positional.as_slice()) {
+        ("get", [path]) => Op::Get { path: path.clone(), version: number(version)? },
+        ("set", [path]) => Op::Set { path: path.clone(), value: None, cas: number(cas)? },
+        ("set", [path, value]) => {
+            Op::Set { path: path.clone(), value: Some(value.clone()), cas: number(cas)? }
+        }
+        _ => return None,
+    };
+    let vault = match vault {
+        Some(v) => Some(v),
+        None => from_env(env("TRESOR_VAULT"))?,
+    };
+    let config = match config {
+        Some(c) => Some(c),
+        None => from_env(env("TRESOR_CONFIG"))?,
+    };
+    Some(Line { vault, config, op })
+}
+
+/// An optional number option: `Some(None)` when absent, `None` when it is not a number.
+fn number(text: Option<String>) -> Option<Option<u64>> {
+    match text {
+        None => Some(None),
+        Some(text) => text.parse().ok().map(Some),
+    }
+}
+
+/// An environment variable standing in for an option: `Some(None)` when unset, `None` (hand the
+/// line over) when it is set but empty or not Unicode.
+fn from_env(value: Option<OsString>) -> Option<Option<String>> {
+    match value {
+        None => Some(None),
+        Some(value) => value.into_string().ok().filter(|v| !v.is_empty()).map(Some),
+    }
+}
+
+/// Serves `line` through the agent, with the CLI's settings, call, output and errors.
+fn serve(line: Line) -> Outcome {
+    // A setting the CLI would refuse is the CLI's to report.
+    let Ok(ctx) = crate::settings(line.vault, line.config.map(Into::into), None) else {
+        return Outcome::HandOver(None);
+    };
+    match line.op {
+        Op::Get { path, version } => match agent_call(&ctx, &tresor_wire::Get { path, version }) {
+            Ok(Some(value)) => done(secrets::print_value(&value)),
+            Ok(None) => Outcome::HandOver(None),
+            Err(e) => Outcome::Failed(e),
+        },
+        Op::Set { path, value, cas } => {
+            let from_stdin = value.is_none();
+            // Stdin stays unread unless an agent may take the value: a terminal is the CLI's to
+            // prompt on, and without an agent the CLI reads it itself.
+            if from_stdin && (std::io::stdin().is_terminal() || !ctx.socket().exists()) {
+                return Outcome::HandOver(None);
+            }
+            let value = match secrets::read_value(value, None, ctx.max_value, std::io::stdin().lock()) {
+                Ok(value) => value,
+                Err(e) => return Outcome::Failed(e),
+            };
+            let kept = from_stdin.then(|| value.clone());
+            match agent_call(&ctx, &secrets::set_request(&path, value, cas)) {
+                Ok(Some(versions)) => {
+                    secrets::report_set(&path, &versions);
+                    Outcome::Done
+                }
+                Ok(None) => Outcome::HandOver(kept),
+                Err(e) => Outcome::Failed(e),
+            }
+        }
+    }
+}
+
+fn done(result: Result<(), CliError>) -> Outcome {
+    match result {
+        Ok(()) => Outcome::Done,
+        Err(e) => Outcome::Failed(e),
+    }
+}
+
+/// Replaces this process with `tresor-cli` and the same arguments. A value already read from
+/// stdin becomes `tresor-cli`'s stdin again, from an in-memory file.
+fn hand_over(stdin: Option<Zeroizing<Vec<u8>>>) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    let fail = |what: String| {
+        CliError::other(what).print();
+        ExitCode::from(1)
+    };
+    if let Some(value) = stdin
+        && let Err(e) = refill_stdin(&value)
+    {
+        return fail(format!("cannot hand the value over to tresor-cli: {e}"));
+    }
+    let mut args = std::env::args_os();
+    let argv0 = args.next().unwrap_or_else(|| "tresor".into());
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe.with_file_name("tresor-cli"),
+        Err(e) => return fail(format!("cannot find this program's own path: {e}")),
+    };
+    let e = std::process::Command::new(&exe).arg0(argv0).args(args).exec();
+    fail(format!("cannot run {} (it is installed beside tresor): {e}", exe.display()))
+}
+
+/// Makes stdin an in-memory file holding `value`, read from its start.
+fn refill_stdin(value: &[u8]) -> std::io::Result<()> {
+    use std::io::{Seek, Write};
+    let fd = rustix::fs::memfd_create("tresor-value", rustix::fs::MemfdFlags::CLOEXEC)?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(value)?;
+    file.seek(std::io::SeekFrom::Start(0))?;
+    // The copy on fd 0 does not inherit close-on-exec.
+    rustix::stdio::dup2_stdin(&file)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(args: &[&str]) -> Option<Line> {
+        parse(args.iter().map(OsString::from), |_| None)
+    }
+
+    fn get(path: &str, version: Option<u64>) -> Op {
+        Op::Get { path: path.into(), version }
+    }
+
+    #[test]
+    fn plain_get_and_set_lines_are_served() {
+        let l = line(&["get", "db/pw"]).unwrap();
+        assert_eq!(l.op, get("db/pw", None));
+        let l = line(&["--vault", "/v", "get", "--version", "3", "db/pw"]).unwrap();
+        assert_eq!((l.vault.as_deref(), l.op), (Some("/v"), get("db/pw", Some(3))));
+        let l = line(&["get", "db/pw", "--version=2", "--config=/c.toml"]).unwrap();
+        assert_eq!((l.config.as_deref(), l.op), (Some("/c.toml"), get("db/pw", Some(2))));
+        let l = line(&["set", "a/b", "--cas", "0"]).unwrap();
+        assert_eq!(l.op, Op::Set { path: "a/b".into(), value: None, cas: Some(0) });
+        let l = line(&["set", "--vault=/v", "a/b", "value"]).unwrap();
+        assert_eq!(l.op, Op::Set { path: "a/b".into(), value: Some("value".into()), cas: None });
+    }
+
+    #[test]
+    fn every_other_line_is_handed_over() {
+        for args in [
+            &[][..],
+            &["list"],
+            &["--version"],
+            &["get"],
+            &["get", "--help"],
+            &["get", "-h", "p"],
+            &["get", "a", "b"],
+            &["get", "--version", "x", "p"],
+            &["get", "--version", "-1", "p"],
+            &["get", "--cas", "1", "p"],
+            &["set", "--version", "1", "p"],
+            &["set", "p", "v", "extra"],
+            &["set", "--file", "f", "p"],
+            &["get", "--vault", "", "p"],
+            &["get", "--vault", "/a", "--vault", "/b", "p"],
+            &["get", "--vault"],
+            &["--no-agent", "get", "p"],
+            &["--password-stdin", "get", "p"],
+            &["get", "--", "p"],
+            &["get", "-", "p"],
+            &["status", "get"],
+        ] {
+            assert_eq!(line(args), None, "{args:?}");
+        }
+        let not_unicode = std::os::unix::ffi::OsStringExt::from_vec(vec![b'p', 0xff]);
+        assert_eq!(parse([OsString::from("get"), not_unicode].into_iter(), |_| None), None);
+    }
+
+    #[test]
+    fn the_environment_stands_in_for_absent_options_only() {
+        let env =
+            |value: &'static str| move |name: &str| (name == "TRESOR_VAULT").then(|| OsString::from(value));
+        let args = || ["get", "p"].into_iter().map(OsString::from);
+        assert_eq!(parse(args(), env("/e")).unwrap().vault.as_deref(), Some("/e"));
+        // Empty: the CLI decides what that means.
+        assert_eq!(parse(args(), env("")), None);
+        let flagged = ["--vault", "/f", "get", "p"].into_iter().map(OsString::from);
+        assert_eq!(parse(flagged, env("")).unwrap().vault.as_deref(), Some("/f"));
+    }
+}

@@ -1,0 +1,163 @@
+//! tresor's command line, as a library for its two binaries: `tresor-cli`, the whole command
+//! line ([`main`]), and `tresor`, the small front that serves `get` and `set` through an unlocked
+//! agent and hands everything else to `tresor-cli` ([`front`]).
+//!
+//! Commands go to the agent when one is unlocked for the vault; otherwise the command asks for
+//! the password and opens the vault itself, running exactly the same call
+//! ([`tresor_server::Serve`]). [`main`] parses the command line ([`cli`]) and hands each
+//! command to its module under [`commands`]; [`ctx`] holds what they share. Data goes to stdout,
+//! messages to stderr. Exit codes are documented in [`exit`] and in the README.
+
+/// `println!` that treats a closed stdout (`tresor list | head`) as the end of the output
+/// rather than a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(0);
+            }
+        }
+    }};
+}
+
+mod cli;
+mod commands;
+mod config;
+mod ctx;
+mod exit;
+pub mod front;
+mod import;
+mod password;
+
+use clap::{CommandFactory, Parser};
+use exit::CliError;
+use std::process::ExitCode;
+
+use cli::*;
+use ctx::*;
+
+/// The whole command line (`tresor-cli`): parses the arguments, runs the command, and returns
+/// its exit code.
+pub fn main() -> ExitCode {
+    // Every tresor process may hold a password or keys: no core dumps, no ptrace by other
+    // processes of the user.
+    let _ = tresor_server::harden::apply();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            e.print();
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), CliError> {
+    if let Command::Completions { shell } = cli.command {
+        let mut cmd = Cli::command();
+        let mut out = std::io::stdout();
+        match shell {
+            Shell::Bash => clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, "tresor", &mut out),
+            Shell::Zsh => clap_complete::generate(clap_complete::Shell::Zsh, &mut cmd, "tresor", &mut out),
+            Shell::Fish => clap_complete::generate(clap_complete::Shell::Fish, &mut cmd, "tresor", &mut out),
+        }
+        return Ok(());
+    }
+    let idle_flag = match &cli.command {
+        Command::Unlock { idle_timeout } | Command::Agent { idle_timeout } => idle_timeout.clone(),
+        _ => None,
+    };
+    let mut ctx = settings(cli.vault.clone(), cli.config.clone(), idle_flag)?;
+    ctx.no_agent = cli.no_agent;
+    let mut stdin = std::io::stdin().lock();
+    if cli.password_stdin {
+        ctx.stdin_password = Some(password::read_stdin_line(&mut stdin).map_err(CliError::input)?);
+    }
+    match cli.command {
+        Command::Init { kdf, no_recovery_phrase, recovery_phrase_file } => {
+            let show = (!no_recovery_phrase).then_some(recovery_phrase_file);
+            commands::vault::cmd_init(&mut ctx, kdf.params(), show, &mut stdin)
+        }
+        Command::RecoveryPhrase { file } => commands::keys::recovery_phrase(&mut ctx, file),
+        Command::Recover { keep_slots, new } => {
+            commands::keys::recover(&mut ctx, keep_slots, &new, &mut stdin)
+        }
+        Command::Keyslot { action } => commands::keys::keyslot(&mut ctx, action, &mut stdin),
+        Command::Key { action } => commands::keys::key(&mut ctx, action),
+        Command::Sign { path, file, json } => commands::keys::sign(&mut ctx, path, file, json, &mut stdin),
+        Command::Verify { public_key, signature, file } => {
+            commands::keys::verify(&public_key, &signature, file, &mut stdin)
+        }
+        Command::Encrypt { key, file, alg, armor } => {
+            commands::keys::encrypt(&mut ctx, key, file, alg, armor, &mut stdin)
+        }
+        Command::Decrypt { key, file } => commands::keys::decrypt(&mut ctx, key, file, &mut stdin),
+        Command::Mnemonic { action } => commands::keys::mnemonic(action, &mut stdin),
+        Command::Unlock { .. } => commands::agent::cmd_unlock(&mut ctx),
+        Command::Lock => commands::agent::cmd_lock(&ctx),
+        Command::Agent { .. } => commands::agent::cmd_agent(&ctx),
+        Command::Set { path, value, file, cas } => {
+            commands::secrets::set(&mut ctx, path, value, file, cas, &mut stdin)
+        }
+        Command::Get { path, version } => commands::secrets::get(&mut ctx, path, version),
+        Command::List { prefix, long, json } => commands::secrets::list(&mut ctx, prefix, long, json),
+        Command::Rm { path } => commands::secrets::rm(&mut ctx, path),
+        Command::History { path, json } => commands::secrets::history(&mut ctx, path, json),
+        Command::Status { json } => commands::vault::cmd_status(&mut ctx, json),
+        Command::Passwd { new } => commands::vault::cmd_passwd(&mut ctx, &new, &mut stdin),
+        Command::Rekey { new, no_recovery_phrase, recovery_phrase_file, abort, force } => {
+            let show = (!no_recovery_phrase).then_some(recovery_phrase_file);
+            commands::rekey::run(&mut ctx, &new, abort, force, show, &mut stdin)
+        }
+        Command::Audit { action: Some(AuditAction::Verify), .. } => commands::audit::verify(&mut ctx),
+        Command::Audit { action: None, json } => commands::audit::show(&mut ctx, json),
+        Command::Export { out } => commands::vault::export(&mut ctx, out),
+        Command::Import { file, format } => commands::vault::cmd_import(&mut ctx, &file, format),
+        Command::Doctor { json } => commands::vault::cmd_doctor(&ctx, json),
+        Command::Trust { fingerprint, action } => {
+            commands::trust::run(&mut ctx, fingerprint, action, &mut stdin)
+        }
+        Command::Gc { grace, dry_run, json } => commands::vault::gc(&mut ctx, grace, dry_run, json),
+        Command::Epoch { action } => commands::epoch::run(&mut ctx, action),
+        Command::Completions { .. } => Ok(()),
+    }
+}
+
+/// What a command line's settings come to — the location from `--vault`, the config file, or the
+/// default; the limits and the idle timeout; `TRESOR_VAULT_FINGERPRINT` — as a [`Ctx`] that uses
+/// the agent and has read no password. The front resolves them with this very function, so both
+/// binaries reach the same vault.
+pub(crate) fn settings(
+    vault: Option<String>,
+    config: Option<std::path::PathBuf>,
+    idle_flag: Option<String>,
+) -> Result<Ctx, CliError> {
+    let file = config::load(config).map_err(CliError::input)?;
+    let location = match vault.or(file.vault) {
+        Some(l) => l,
+        None => config::default_vault()
+            .ok_or_else(|| CliError::input("no vault location: use --vault or TRESOR_VAULT".into()))?
+            .display()
+            .to_string(),
+    };
+    let idle_text = idle_flag
+        .or_else(|| std::env::var("TRESOR_IDLE_TIMEOUT").ok())
+        .or(file.idle_timeout)
+        .unwrap_or_else(|| "15m".into());
+    let idle = config::parse_duration(&idle_text).map_err(CliError::input)?;
+    Ok(Ctx {
+        location: canonical_location(&location),
+        no_agent: false,
+        max_value: file.max_value_size.unwrap_or(tresor::vault::DEFAULT_MAX_VALUE),
+        idle,
+        stdin_password: None,
+        expect_fingerprint: match std::env::var("TRESOR_VAULT_FINGERPRINT") {
+            Ok(text) if !text.trim().is_empty() => Some(
+                text.parse()
+                    .map_err(|e: String| CliError::input(format!("TRESOR_VAULT_FINGERPRINT: {e}")))?,
+            ),
+            _ => None,
+        },
+    })
+}
