@@ -132,9 +132,9 @@ impl Index {
         self.entries.is_empty()
     }
 
-    /// How many secrets are live.
+    /// How many secrets are live (the system namespace does not count).
     pub fn live_count(&self) -> usize {
-        self.entries.values().filter(|e| e.live().is_some()).count()
+        self.entries.iter().filter(|(p, e)| !crate::path::is_system(p) && e.live().is_some()).count()
     }
 
     /// Every blob any version references (for integrity checks and export).

@@ -18,7 +18,7 @@ use crate::error::{Category, Error, ObjectKind, Result};
 use crate::fingerprint::Fingerprint;
 use crate::layout;
 use crate::model::{AuditOp, AuditRecord, Outcome, now_ms};
-use crate::path::SecretPath;
+use crate::path::{IntoSecretPath, SecretPath};
 use crate::store::{Durability, Store};
 use futures::future::BoxFuture;
 use std::sync::Arc;
@@ -328,8 +328,8 @@ impl Vault {
     /// each other and with writes: the version is looked up in the view and its value read and
     /// opened without taking the engine; the read's audit record joins the next batch, and
     /// nothing is returned before it is written.
-    pub async fn get(&self, path: &str, version: Option<u64>) -> Result<SecretBytes> {
-        let path = &SecretPath::parse(path)?;
+    pub async fn get(&self, path: impl IntoSecretPath, version: Option<u64>) -> Result<SecretBytes> {
+        let path = &path.into_secret_path()?;
         let sibling = &Sibling::begin(&self.svc);
         if let Err(e) = self.fresh(sibling).await {
             return Err(self.failed(sibling, AuditOp::Get, Some(path), e).await);
@@ -509,27 +509,31 @@ impl Vault {
 
     /// Stores a new version of `path`; returns its version number. Writes that arrive together
     /// share one commit.
-    pub async fn set(&self, path: &str, value: &[u8]) -> Result<u64> {
+    pub async fn set(&self, path: impl IntoSecretPath + Copy, value: &[u8]) -> Result<u64> {
         let versions = self.set_many(AuditOp::Set, &[(path, value)]).await?;
         versions.first().copied().ok_or_else(|| Error::Invalid("nothing was written".into()))
     }
 
     /// Stores a new version of `path` only if its current version is `cas` (0: only if it has no
     /// live version), as Vault's KV v2 check-and-set.
-    pub async fn set_cas(&self, path: &str, value: &[u8], cas: u64) -> Result<u64> {
-        let (path, value) = (SecretPath::parse(path)?, Zeroizing::new(value.to_vec()));
+    pub async fn set_cas(&self, path: impl IntoSecretPath, value: &[u8], cas: u64) -> Result<u64> {
+        let (path, value) = (path.into_secret_path()?, Zeroizing::new(value.to_vec()));
         self.run_write(Box::new(move |e| Box::pin(async move { e.set_cas(&path, &value, cas).await }))).await
     }
 
     /// Stores several secrets in one commit (all or none); `op` names it in the audit trail.
     /// Requests that arrive while the engine is busy are committed together (group commit): each
     /// gets its own versions, and a request refused as invalid fails alone.
-    pub async fn set_many(&self, op: AuditOp, items: &[(&str, &[u8])]) -> Result<Vec<u64>> {
+    pub async fn set_many<P: IntoSecretPath + Copy>(
+        &self,
+        op: AuditOp,
+        items: &[(P, &[u8])],
+    ) -> Result<Vec<u64>> {
         let (reply, answer) = oneshot::channel();
         // Paths are checked here, once: a bad one is refused before it joins anyone's commit.
         let items = items
             .iter()
-            .map(|(p, v)| Ok((SecretPath::parse(p)?, Zeroizing::new(v.to_vec()))))
+            .map(|(p, v)| Ok((p.into_secret_path()?, Zeroizing::new(v.to_vec()))))
             .collect::<Result<_>>()?;
         lock_queue(&self.svc.writes).push(PendingWrite { actor: self.actor.clone(), op, items, reply });
         // Whoever takes the engine next commits everything waiting, in a task of its own.
@@ -552,16 +556,27 @@ impl Vault {
     }
 
     /// Deletes the current version of `path` (history is kept); returns the deleted version.
-    pub async fn delete(&self, path: &str) -> Result<u64> {
-        let path = SecretPath::parse(path)?;
+    pub async fn delete(&self, path: impl IntoSecretPath) -> Result<u64> {
+        let path = path.into_secret_path()?;
         self.run_write(Box::new(move |e| Box::pin(async move { e.delete(&path).await }))).await
     }
 
-    /// Live secrets under `prefix` (from the view, like [`Vault::get`]).
+    /// Live secrets under `prefix` (from the view, like [`Vault::get`]); never the system
+    /// namespace's.
     pub async fn list(&self, prefix: &str) -> Result<Vec<ListEntry>> {
+        self.list_in(prefix, false).await
+    }
+
+    /// Live entries of the system namespace under `prefix` (a name there, or a start of one); their
+    /// paths are whole system paths ([`crate::path::SecretPath::system`]).
+    pub async fn list_system(&self, prefix: &str) -> Result<Vec<ListEntry>> {
+        self.list_in(&format!("{}/{prefix}", crate::path::SYSTEM_ROOT), true).await
+    }
+
+    async fn list_in(&self, prefix: &str, system: bool) -> Result<Vec<ListEntry>> {
         let sibling = &Sibling::begin(&self.svc);
         self.fresh(sibling).await?;
-        let entries = self.svc.view.list(prefix);
+        let entries = self.svc.view.list(prefix, system);
         if self.svc.sealed.load(Ordering::Acquire) {
             return Err(Error::Locked);
         }
@@ -578,8 +593,8 @@ impl Vault {
     }
 
     /// Every version of `path`, oldest first (from the view, like [`Vault::get`]).
-    pub async fn history(&self, path: &str) -> Result<Vec<HistoryEntry>> {
-        let path = &SecretPath::parse(path)?;
+    pub async fn history(&self, path: impl IntoSecretPath) -> Result<Vec<HistoryEntry>> {
+        let path = &path.into_secret_path()?;
         let sibling = &Sibling::begin(&self.svc);
         if let Err(e) = self.fresh(sibling).await {
             return Err(self.failed(sibling, AuditOp::History, Some(path), e).await);

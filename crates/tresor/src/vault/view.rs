@@ -146,9 +146,10 @@ impl View {
     }
 
     /// Live secrets under `prefix`.
-    pub(crate) fn list(&self, prefix: &str) -> Vec<ListEntry> {
+    pub(crate) fn list(&self, prefix: &str, system: bool) -> Vec<ListEntry> {
         self.index()
             .live_with_prefix(prefix)
+            .filter(|(path, _)| crate::path::is_system(path) == system)
             .map(|(path, v)| ListEntry {
                 path: path.clone(),
                 version: v.version,

@@ -20,4 +20,5 @@ mod s3;
 mod smoke;
 mod snapshot;
 mod store_conformance;
+mod system;
 mod tamper;

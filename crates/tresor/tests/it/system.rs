@@ -1,0 +1,65 @@
+//! The system namespace: what a program built on the vault (the server) keeps for itself is
+//! stored, versioned, audited and carried like any secret, but no user path names it and no user
+//! listing or count shows it.
+#![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
+
+use crate::common;
+
+use common::{Env, pw};
+use tresor::path::SecretPath;
+use tresor::{Error, Store};
+
+#[tokio::test]
+async fn system_entries_live_beside_secrets_unseen_by_users() {
+    let env = Env::new();
+    let v = env.init().await;
+    let token = SecretPath::system("tokens/ab12").unwrap();
+    let mounts = SecretPath::system("mounts").unwrap();
+    v.set("db/pw", b"user value").await.unwrap();
+    assert_eq!(v.set(&token, b"record 1").await.unwrap(), 1);
+    assert_eq!(
+        v.set_many(tresor::model::AuditOp::Set, &[(&mounts, &b"{}"[..]), (&token, &b"record 2"[..])])
+            .await
+            .unwrap(),
+        vec![1, 2]
+    );
+
+    // Users see their secrets only; the system namespace lists on its own.
+    let user: Vec<String> = v.list("").await.unwrap().into_iter().map(|e| e.path).collect();
+    assert_eq!(user, ["db/pw"]);
+    assert_eq!(v.status().await.unwrap().secrets, 1);
+    let system: Vec<String> = v.list_system("").await.unwrap().into_iter().map(|e| e.path).collect();
+    assert_eq!(system, [mounts.to_string(), token.to_string()]);
+    assert_eq!(v.list_system("tokens/").await.unwrap().len(), 1);
+    // No text names a system path, and a user prefix never reaches one.
+    assert!(matches!(v.get(token.as_str(), None).await, Err(Error::InvalidPath(_))));
+    assert!(matches!(v.set(token.as_str(), b"x").await, Err(Error::InvalidPath(_))));
+    assert!(v.list("\u{1}").await.unwrap().is_empty());
+
+    // Versioned and deleted like secrets, and read back after a reopen from the log and from a
+    // snapshot.
+    assert_eq!(v.get(&token, Some(1)).await.unwrap().as_slice(), b"record 1");
+    assert_eq!(v.history(&token).await.unwrap().len(), 2);
+    v.delete(&mounts).await.unwrap();
+    v.snapshot().await.unwrap();
+    drop(v);
+    let v = env.unlock().await.unwrap();
+    assert_eq!(v.get(&token, None).await.unwrap().as_slice(), b"record 2");
+    assert!(matches!(v.get(&mounts, None).await, Err(Error::Deleted { .. })));
+    assert_eq!(v.list("").await.unwrap().len(), 1);
+    v.verify().await.unwrap();
+
+    // An export carries it to a new location.
+    let archive = v.export().await.unwrap();
+    let target = env.path("restored");
+    let restored = tresor::archive::import(
+        Store::open(target.to_str().unwrap(), true).unwrap(),
+        &archive,
+        &pw(common::PASSWORD),
+        common::opts(&env.path("trust2")),
+    )
+    .await
+    .unwrap();
+    assert_eq!(restored.get(&token, None).await.unwrap().as_slice(), b"record 2");
+    assert_eq!(restored.list("").await.unwrap().len(), 1);
+}
