@@ -200,6 +200,20 @@ pub(crate) enum Command {
     },
     /// Tell the agent to wipe every key and exit.
     Lock,
+    /// Serve HashiCorp Vault's HTTP API (KV v2 at secret/) on this vault to programs with a token.
+    Server {
+        /// Address and port to listen on (loopback only, until TLS).
+        #[arg(long, default_value = "127.0.0.1:8200", value_name = "ADDR:PORT")]
+        listen: String,
+        /// A temporary vault, unsealed, with a root token printed: for trying it (like `vault
+        /// server -dev`); removed when the server stops.
+        #[arg(long)]
+        dev: bool,
+        /// Create a root token at start and print it once (the vault is unsealed with its
+        /// password: TRESOR_PASSWORD_FILE, --password-stdin or a prompt).
+        #[arg(long, conflicts_with = "dev")]
+        new_root_token: bool,
+    },
     /// Store a secret: the value from VALUE, --file, or stdin (exact bytes).
     #[command(arg_required_else_help = true)]
     Set {

@@ -7,5 +7,6 @@ pub(crate) mod epoch;
 pub(crate) mod keys;
 pub(crate) mod rekey;
 pub(crate) mod secrets;
+pub(crate) mod server;
 pub(crate) mod trust;
 pub(crate) mod vault;

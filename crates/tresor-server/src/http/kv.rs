@@ -1,0 +1,187 @@
+//! KV v2 at `secret/`: a view on the vault's secrets under `secret/` (ARCHITECTURE.md, "The
+//! server"). A version's data is a JSON object kept as its JSON text; a value that is not one
+//! (written by `tresor set`) reads as `{"value": TEXT}`, or `{"value_base64": …}`.
+
+use super::reply::{self, ApiError, time};
+use super::route::{Call, Verb};
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{Map, Value, json};
+use std::collections::BTreeSet;
+use tresor::Vault;
+use tresor::vault::HistoryEntry;
+
+/// The mount: its name is also the prefix of its secrets in the vault.
+pub(crate) const MOUNT: &str = "secret";
+
+/// One request under `secret/`: `rest` is the path after the mount.
+pub(crate) async fn handle(vault: &Vault, call: &Call, rest: &str) -> Result<Response, ApiError> {
+    let (kind, path) = rest.split_once('/').unwrap_or((rest, ""));
+    match (kind, call.verb) {
+        ("data", Verb::Read) => read(vault, &secret(path)?, version(call)?).await,
+        ("data", Verb::Write) => write(vault, &secret(path)?, &call.json()?).await,
+        ("data", Verb::Delete) => {
+            vault.delete(&secret(path)?).await?;
+            Ok(reply::no_content())
+        }
+        ("metadata", Verb::List) => list(vault, path).await,
+        ("metadata", Verb::Read) => metadata(vault, &secret(path)?).await,
+        ("config", Verb::Read) => Ok(reply::ok(
+            json!({ "cas_required": false, "delete_version_after": "0s", "max_versions": 0 }),
+            "kv",
+        )),
+        ("data" | "metadata" | "config", _) => Err(ApiError::method()),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+/// The vault path of the KV path `path`.
+fn secret(path: &str) -> Result<String, ApiError> {
+    if path.is_empty() {
+        return Err(ApiError::invalid("no secret path given"));
+    }
+    Ok(format!("{MOUNT}/{path}"))
+}
+
+/// `?version=N` (0 or absent: the newest).
+fn version(call: &Call) -> Result<Option<u64>, ApiError> {
+    match call.query.get("version").map(|v| v.parse::<u64>()) {
+        None | Some(Ok(0)) => Ok(None),
+        Some(Ok(v)) => Ok(Some(v)),
+        Some(Err(_)) => Err(ApiError::invalid("version must be a number")),
+    }
+}
+
+/// A version's metadata, as KV v2 shows it.
+fn version_metadata(h: &HistoryEntry) -> Value {
+    json!({
+        "created_time": time(Some(h.created_ms)),
+        "custom_metadata": null,
+        "deletion_time": time(h.deleted_ms),
+        "destroyed": false,
+        "version": h.version,
+    })
+}
+
+/// `GET secret/data/<p>[?version=N]`: a deleted version is a 404 that still carries its metadata.
+async fn read(vault: &Vault, path: &str, version: Option<u64>) -> Result<Response, ApiError> {
+    let history = vault.history(path).await?;
+    let wanted = match version {
+        Some(v) => history.iter().find(|h| h.version == v),
+        None => history.last(),
+    };
+    let Some(entry) = wanted else { return Err(ApiError::not_found()) };
+    if entry.deleted_ms.is_some() {
+        let body = reply::envelope(json!({ "data": null, "metadata": version_metadata(entry) }), "kv");
+        return Ok(reply::json(StatusCode::NOT_FOUND, &body));
+    }
+    let value = vault.get(path, Some(entry.version)).await?;
+    Ok(reply::ok(json!({ "data": decode(value.as_slice()), "metadata": version_metadata(entry) }), "kv"))
+}
+
+/// A stored value as KV v2 data.
+fn decode(bytes: &[u8]) -> Value {
+    use base64ct::Encoding;
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(map)) => Value::Object(map),
+        _ => match std::str::from_utf8(bytes) {
+            Ok(text) => json!({ "value": text }),
+            Err(_) => json!({ "value_base64": base64ct::Base64::encode_string(bytes) }),
+        },
+    }
+}
+
+/// `POST`/`PUT secret/data/<p>` with `{"data": {...}, "options": {"cas": N}}`.
+async fn write(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiError> {
+    let Some(data) = body.get("data").and_then(Value::as_object) else {
+        return Err(ApiError::invalid("no data provided"));
+    };
+    let cas = match body.get("options").and_then(|o| o.get("cas")) {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(v.as_u64().ok_or_else(|| ApiError::invalid("cas must be a non-negative number"))?),
+    };
+    let bytes = zeroize::Zeroizing::new(
+        serde_json::to_vec(&Value::Object(data.clone())).map_err(|e| ApiError::internal(e.to_string()))?,
+    );
+    let version = match cas {
+        Some(cas) => vault.set_cas(path, &bytes, cas).await?,
+        None => vault.set(path, &bytes).await?,
+    };
+    Ok(reply::ok(
+        json!({
+            "version": version,
+            "created_time": time(Some(super::tokens::now_ms())),
+            "deletion_time": "",
+            "destroyed": false,
+            "custom_metadata": null,
+        }),
+        "kv",
+    ))
+}
+
+/// `LIST secret/metadata/<p>`: the names right under `p` (folders end in `/`); none is a 404.
+async fn list(vault: &Vault, path: &str) -> Result<Response, ApiError> {
+    let prefix = if path.is_empty() { format!("{MOUNT}/") } else { format!("{MOUNT}/{path}/") };
+    let keys: BTreeSet<String> = vault
+        .list(&prefix)
+        .await?
+        .into_iter()
+        .filter_map(|e| {
+            let rest = e.path.strip_prefix(&prefix)?;
+            Some(match rest.split_once('/') {
+                Some((folder, _)) => format!("{folder}/"),
+                None => rest.to_string(),
+            })
+        })
+        .collect();
+    if keys.is_empty() {
+        return Err(ApiError::not_found());
+    }
+    Ok(reply::ok(json!({ "keys": keys }), "kv"))
+}
+
+/// `GET secret/metadata/<p>`: every version's times.
+async fn metadata(vault: &Vault, path: &str) -> Result<Response, ApiError> {
+    let history = vault.history(path).await?;
+    let (Some(first), Some(last)) = (history.first(), history.last()) else {
+        return Err(ApiError::not_found());
+    };
+    let versions: Map<String, Value> = history
+        .iter()
+        .map(|h| {
+            let mut m = version_metadata(h);
+            if let Some(o) = m.as_object_mut() {
+                o.remove("version");
+                o.remove("custom_metadata");
+            }
+            (h.version.to_string(), m)
+        })
+        .collect();
+    Ok(reply::ok(
+        json!({
+            "cas_required": false,
+            "created_time": time(Some(first.created_ms)),
+            "current_version": last.version,
+            "custom_metadata": null,
+            "delete_version_after": "0s",
+            "max_versions": 0,
+            "oldest_version": first.version,
+            "updated_time": time(Some(last.created_ms)),
+            "versions": versions,
+        }),
+        "kv",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_decode_as_kv_data() {
+        assert_eq!(decode(br#"{"user":"a","n":1}"#), json!({"user": "a", "n": 1}));
+        assert_eq!(decode(b"hunter2"), json!({"value": "hunter2"}));
+        assert_eq!(decode(b"[1,2]"), json!({"value": "[1,2]"}));
+        assert_eq!(decode(&[0xff, 0x00]), json!({"value_base64": "/wA="}));
+    }
+}

@@ -1,0 +1,166 @@
+//! The one router: every request under `/v1/` is read here — its verb, token, path and body —
+//! checked against the seal state and the token, and handed to the operation for its path.
+
+use super::reply::ApiError;
+use super::tokens::{self, TokenRecord};
+use super::{Server, Unsealed, kv, sys};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::response::{IntoResponse, Response};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// What a request asks, whatever verb spelling the client used (VAULT-API.md §1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verb {
+    /// GET.
+    Read,
+    /// HEAD (`sys/health`).
+    Head,
+    /// POST or PUT (Vault treats them alike).
+    Write,
+    /// PATCH (JSON merge patch).
+    Patch,
+    /// DELETE.
+    Delete,
+    /// The `LIST` method, or GET with `list=true` in any case.
+    List,
+}
+
+/// One request, read.
+pub(crate) struct Call {
+    pub(crate) verb: Verb,
+    /// The path after `/v1/`, without leading, trailing or doubled slashes.
+    pub(crate) path: String,
+    pub(crate) query: HashMap<String, String>,
+    pub(crate) body: axum::body::Bytes,
+    token: Option<String>,
+    peer: SocketAddr,
+}
+
+impl Call {
+    /// The request body as JSON (an empty body is an empty object).
+    pub(crate) fn json(&self) -> Result<serde_json::Value, ApiError> {
+        if self.body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(serde_json::json!({}));
+        }
+        serde_json::from_slice(&self.body)
+            .map_err(|e| ApiError::invalid(format!("the body is not JSON: {e}")))
+    }
+
+    /// Who a request without a valid token is, in audit records.
+    fn anonymous(&self) -> String {
+        format!("anonymous from {}", self.peer)
+    }
+}
+
+/// The handler of every request.
+pub(crate) async fn handle(
+    State(server): State<Arc<Server>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let call = match read(request, peer).await {
+        Ok(call) => call,
+        Err(e) => return e.into_response(),
+    };
+    dispatch(&server, call).await.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Reads the verb, path, query, token and body of `request`.
+async fn read(request: Request, peer: SocketAddr) -> Result<Call, ApiError> {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path().strip_prefix("/v1/").ok_or_else(ApiError::not_found)?;
+    let path = path.split('/').filter(|s| !s.is_empty()).collect::<Vec<_>>().join("/");
+    let axum::extract::Query(query) =
+        axum::extract::Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
+            .map_err(|_| ApiError::invalid("the query does not parse"))?;
+    let list = query.get("list").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let verb = match parts.method {
+        Method::GET if list => Verb::List,
+        Method::GET => Verb::Read,
+        Method::HEAD => Verb::Head,
+        Method::POST | Method::PUT => Verb::Write,
+        Method::PATCH => Verb::Patch,
+        Method::DELETE => Verb::Delete,
+        ref m if m.as_str() == "LIST" => Verb::List,
+        _ => return Err(ApiError::method()),
+    };
+    let token = token(&parts.headers);
+    let body = axum::body::to_bytes(body, super::MAX_BODY)
+        .await
+        .map_err(|_| ApiError::invalid("the body is too large or was cut off"))?;
+    Ok(Call { verb, path, query, body, token, peer })
+}
+
+/// The token: `X-Vault-Token`, else `Authorization: Bearer`.
+fn token(headers: &HeaderMap) -> Option<String> {
+    if let Some(t) = headers.get("x-vault-token").and_then(|v| v.to_str().ok()) {
+        return Some(t.trim().to_string()).filter(|t| !t.is_empty());
+    }
+    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, t) = auth.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| t.trim().to_string()).filter(|t| !t.is_empty())
+}
+
+/// Hands `call` to the operation for its path.
+async fn dispatch(server: &Server, call: Call) -> Result<Response, ApiError> {
+    let path = call.path.clone();
+    match path.as_str() {
+        "sys/seal-status" => return sys::seal_status(server).await,
+        "sys/health" => return sys::health(server, call.verb).await,
+        "sys/init" if call.verb == Verb::Read => return sys::init_status(),
+        "sys/leader" => return sys::leader(server).await,
+        _ => {}
+    }
+    let (unsealed, record) = authorize(server, &call).await?;
+    let vault = unsealed.vault.with_actor(format!("token {} from {}", record.accessor, call.peer));
+    match path.split_once('/').unwrap_or((path.as_str(), "")) {
+        ("sys", "seal") if call.verb == Verb::Write => sys::seal(server).await,
+        ("sys", "mounts") if call.verb == Verb::Read => sys::mounts(),
+        ("sys", rest) if rest.starts_with("internal/ui/mounts/") => {
+            sys::mount_of(&rest["internal/ui/mounts/".len()..])
+        }
+        ("auth", "token/lookup-self") if matches!(call.verb, Verb::Read | Verb::Write) => {
+            let token = call.token.as_deref().unwrap_or_default();
+            sys::lookup_self(token, &record)
+        }
+        (kv::MOUNT, rest) => kv::handle(&vault, &call, rest).await,
+        _ => Err(ApiError {
+            status: axum::http::StatusCode::NOT_FOUND,
+            messages: vec![format!("no handler for route \"{path}\"")],
+        }),
+    }
+}
+
+/// The unsealed vault and the record of the request's token: 503 while sealed, 403 without a
+/// live root token (the only kind there is until policies arrive).
+async fn authorize(server: &Server, call: &Call) -> Result<(Unsealed, TokenRecord), ApiError> {
+    let unsealed = server.unsealed().await.ok_or_else(ApiError::sealed)?;
+    let Some(token) = call.token.as_deref() else { return Err(ApiError::denied()) };
+    let lookup = unsealed.vault.with_actor(call.anonymous());
+    match tokens::lookup(&lookup, &unsealed.tokens, token).await? {
+        Some(record) if record.is_root() => Ok((unsealed, record)),
+        _ => Err(ApiError::denied()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn the_token_comes_from_either_header() {
+        let mut h = HeaderMap::new();
+        assert_eq!(token(&h), None);
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer tvs.abc"));
+        assert_eq!(token(&h).as_deref(), Some("tvs.abc"));
+        h.insert("x-vault-token", HeaderValue::from_static("tvs.def"));
+        assert_eq!(token(&h).as_deref(), Some("tvs.def"));
+        let mut basic = HeaderMap::new();
+        basic.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic dXNlcg=="));
+        assert_eq!(token(&basic), None);
+    }
+}

@@ -1,0 +1,79 @@
+"""hvac 2.4.0, unchanged, against tresor server: seal status, health, the token, KV v2 (write,
+cas, read, versions, list, metadata, patch, delete) and sealing. VAULT_ADDR and VAULT_TOKEN name
+the server and a root token. Exits non-zero at the first failed check."""
+import os
+import sys
+from importlib.metadata import version
+
+import hvac
+from hvac import exceptions
+
+addr, token = os.environ["VAULT_ADDR"], os.environ["VAULT_TOKEN"]
+client = hvac.Client(url=addr, token=token)
+kv = client.secrets.kv.v2
+checks = 0
+
+
+def check(condition, what):
+    global checks
+    if not condition:
+        sys.exit(f"hvac check failed: {what}")
+    checks += 1
+
+
+def raises(kind, call, what):
+    try:
+        call()
+    except kind as e:
+        check(True, what)
+        return e
+    sys.exit(f"hvac check failed: {what} did not raise {kind.__name__}")
+
+
+check(client.is_authenticated(), "the root token authenticates")
+check(not hvac.Client(url=addr, token="tvs.not-a-token").is_authenticated(), "a made-up token does not")
+check(client.sys.is_initialized(), "initialized")
+check(not client.sys.is_sealed(), "unsealed")
+health = client.sys.read_health_status(method="GET")
+check(health["sealed"] is False and health["initialized"] is True, f"health {health}")
+me = client.auth.token.lookup_self()["data"]
+check(me["id"] == token and me["type"] == "service" and "root" in me["policies"], f"lookup-self {me}")
+check("expire_time" in me and isinstance(me["ttl"], int), "lookup-self has expire_time and ttl")
+
+written = kv.create_or_update_secret("app/db", {"user": "u", "pw": "p1"})
+check(written["data"]["version"] == 1, f"first write is version 1: {written}")
+check(kv.create_or_update_secret("app/db", {"user": "u", "pw": "p2"}, cas=1)["data"]["version"] == 2, "cas=1")
+err = raises(exceptions.InvalidRequest, lambda: kv.create_or_update_secret("app/db", {"x": "y"}, cas=1), "stale cas")
+check("check-and-set" in str(err), f"the cas error says so: {err}")
+raises(exceptions.InvalidRequest, lambda: kv.create_or_update_secret("app/new", {"x": "y"}, cas=1), "cas on a new secret")
+check(kv.create_or_update_secret("app/new", {"x": "y"}, cas=0)["data"]["version"] == 1, "cas=0 creates")
+
+read = kv.read_secret_version("app/db", raise_on_deleted_version=True)
+check(read["data"]["data"] == {"user": "u", "pw": "p2"}, f"read {read}")
+check(read["data"]["metadata"]["version"] == 2, "read names its version")
+old = kv.read_secret_version("app/db", version=1, raise_on_deleted_version=True)
+check(old["data"]["data"]["pw"] == "p1", "version 1 is kept")
+raises(exceptions.InvalidPath, lambda: kv.read_secret_version("app/none", raise_on_deleted_version=True), "missing")
+
+check(kv.list_secrets("")["data"]["keys"] == ["app/"], "list at the mount's root (LIST without a slash)")
+check(kv.list_secrets("app")["data"]["keys"] == ["db", "new"], "list a folder")
+raises(exceptions.InvalidPath, lambda: kv.list_secrets("nothing/here"), "an empty list is a 404")
+meta = kv.read_secret_metadata("app/db")["data"]
+check(meta["current_version"] == 2 and sorted(meta["versions"]) == ["1", "2"], f"metadata {meta}")
+
+kv.patch("app/db", {"pw": "p3"})
+patched = kv.read_secret_version("app/db", raise_on_deleted_version=True)["data"]
+check(patched["data"] == {"user": "u", "pw": "p3"} and patched["metadata"]["version"] == 3, f"patch {patched}")
+
+kv.delete_latest_version_of_secret("app/db")
+raises(exceptions.InvalidPath, lambda: kv.read_secret_version("app/db", raise_on_deleted_version=True), "deleted")
+gone = kv.read_secret_version("app/db", raise_on_deleted_version=False)
+check(gone["data"]["data"] is None and gone["data"]["metadata"]["deletion_time"], f"deleted, with metadata: {gone}")
+
+bad = hvac.Client(url=addr, token="tvs.not-a-token")
+raises(exceptions.Forbidden, lambda: bad.secrets.kv.v2.read_secret_version("app/new", raise_on_deleted_version=True), "no token, no read")
+
+client.sys.seal()
+check(client.sys.is_sealed(), "sealed")
+raises(exceptions.VaultDown, lambda: kv.read_secret_version("app/new", raise_on_deleted_version=True), "sealed: 503")
+print(f"hvac {version('hvac')}: {checks} checks passed")

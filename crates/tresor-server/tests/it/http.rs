@@ -1,0 +1,230 @@
+//! `tresor server` as real clients see it: a real server on a loopback port over a real vault
+//! directory, spoken to with raw HTTP/1.1 (the transport facts of VAULT-API.md §1) and with hvac,
+//! the Python client, unchanged (when `TRESOR_TEST_PYTHON` names a Python with hvac installed;
+//! `.ci/run` does, and sets `TRESOR_REQUIRE_CLIENTS` so that a missing one fails).
+#![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
+
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tresor::{KdfParams, Options, Password, Store, Vault};
+use tresor_server::http::{Settings, launch, new_token};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+/// A running server: its address, root token, and what stops it.
+struct Running {
+    addr: SocketAddr,
+    token: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stops the server and waits until it has sealed.
+    async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(30), &mut self.task).await.unwrap().unwrap();
+    }
+}
+
+/// A new vault in `dir`, served unsealed on a free loopback port with a fresh root token.
+async fn start(dir: &Path) -> Running {
+    let location = dir.join("vault").display().to_string();
+    let mut opts = Options::new(dir.join("trust"), "test");
+    opts.kdf = KdfParams::MINIMUM;
+    let password = || Password::from(PASSWORD.to_string());
+    drop(Vault::init(Store::open(&location, true).unwrap(), &password(), opts).await.unwrap());
+    let token = new_token().unwrap();
+    let settings = Settings {
+        store: Store::open(&location, false).unwrap(),
+        trust_dir: dir.join("trust"),
+        password: Some(password()),
+        root_token: Some(token.clone()),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        launch(settings, listener, async move { drop(stopped.await) }).await.unwrap();
+    });
+    // Ready once it answers.
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok()
+            && request(addr, "GET", "/v1/sys/health", None, "").await.0 == 200
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Running { addr, token, stop: Some(stop), task }
+}
+
+/// One HTTP/1.1 request on its own connection: status, `Content-Type`, and the body as JSON
+/// (`Null` when empty).
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String, Value) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let auth = token.map(|t| format!("X-Vault-Token: {t}\r\n")).unwrap_or_default();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw)).await.unwrap().unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let content_type =
+        head.lines().find_map(|l| l.strip_prefix("content-type: ")).unwrap_or_default().to_string();
+    let json = if body.is_empty() { Value::Null } else { serde_json::from_str(body).unwrap() };
+    (status, content_type, json)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_transport_is_vaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let (addr, token) = (s.addr, Some(s.token.as_str()));
+
+    let (status, kind, body) = request(addr, "GET", "/v1/sys/seal-status", None, "").await;
+    assert_eq!((status, kind.as_str(), &body["sealed"]), (200, "application/json", &Value::Bool(false)));
+    // PUT and POST write alike; the envelope has every key.
+    let (status, _, body) = request(addr, "PUT", "/v1/secret/data/a/b", token, r#"{"data":{"k":"v"}}"#).await;
+    assert_eq!((status, &body["data"]["version"]), (200, &Value::from(1)));
+    for key in [
+        "request_id",
+        "lease_id",
+        "renewable",
+        "lease_duration",
+        "wrap_info",
+        "warnings",
+        "auth",
+        "mount_type",
+    ] {
+        assert!(body.get(key).is_some(), "the envelope lacks {key}: {body}");
+    }
+    request(addr, "POST", "/v1/secret/data/a/c", token, r#"{"data":{"k":"w"}}"#).await;
+    // LIST, `?list=true` in any case, with and without a trailing slash.
+    for (method, path) in [
+        ("LIST", "/v1/secret/metadata/a"),
+        ("LIST", "/v1/secret/metadata/a/"),
+        ("GET", "/v1/secret/metadata/a?list=true"),
+        ("GET", "/v1/secret/metadata//a/?list=True"),
+    ] {
+        let (status, _, body) = request(addr, method, path, token, "").await;
+        assert_eq!((status, &body["data"]["keys"]), (200, &serde_json::json!(["b", "c"])), "{method} {path}");
+    }
+    // Nothing there: 404 with an empty error list, as exactly application/json.
+    let (status, kind, body) = request(addr, "GET", "/v1/secret/data/none", token, "").await;
+    assert_eq!((status, kind.as_str(), body), (404, "application/json", serde_json::json!({"errors": []})));
+    // No token, a wrong one, one in `Authorization: Bearer`: 403 (never 401), 403, 200.
+    assert_eq!(request(addr, "GET", "/v1/secret/data/a/b", None, "").await.0, 403);
+    assert_eq!(request(addr, "GET", "/v1/secret/data/a/b", Some("tvs.wrong"), "").await.0, 403);
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let bearer = format!(
+        "GET /v1/secret/data/a/b HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        s.token
+    );
+    stream.write_all(bearer.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.unwrap();
+    assert!(raw.starts_with("HTTP/1.1 200"), "{raw}");
+    // A body that is not JSON, a write without data, an unknown route, an unknown verb.
+    assert_eq!(request(addr, "POST", "/v1/secret/data/a/b", token, "{oops").await.0, 400);
+    assert_eq!(request(addr, "POST", "/v1/secret/data/a/b", token, r#"{"options":{}}"#).await.0, 400);
+    assert_eq!(request(addr, "GET", "/v1/nothing/here", token, "").await.0, 404);
+    assert_eq!(request(addr, "TRACE", "/v1/secret/data/a/b", token, "").await.0, 405);
+    // The mount preflight of the Vault CLI and consul-template: KV version 2, as a string.
+    let (_, _, body) = request(addr, "GET", "/v1/sys/internal/ui/mounts/secret/a/b", token, "").await;
+    assert_eq!(
+        (&body["data"]["path"], &body["data"]["options"]["version"]),
+        (&Value::from("secret/"), &Value::from("2"))
+    );
+
+    // Sealed: 503 for whatever needs the vault, seal status and health say so.
+    assert_eq!(request(addr, "PUT", "/v1/sys/seal", token, "").await.0, 204);
+    let (status, _, body) = request(addr, "GET", "/v1/secret/data/a/b", token, "").await;
+    assert_eq!((status, body), (503, serde_json::json!({"errors": ["Vault is sealed"]})));
+    assert_eq!(request(addr, "GET", "/v1/sys/seal-status", None, "").await.2["sealed"], Value::Bool(true));
+    assert_eq!(request(addr, "GET", "/v1/sys/health", None, "").await.0, 503);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_holds_no_token_and_the_audit_trail_names_accessors() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    request(s.addr, "PUT", "/v1/secret/data/x", Some(&s.token), r#"{"data":{"k":"v"}}"#).await;
+    let token = s.token.clone();
+    s.stop().await;
+    // No file of the vault holds the token, in any encoding a reader might try.
+    let secret_part = token.strip_prefix("tvs.").unwrap().to_string();
+    for entry in walk(&dir.path().join("vault")) {
+        let bytes = std::fs::read(&entry).unwrap();
+        assert!(
+            !bytes.windows(secret_part.len()).any(|w| w == secret_part.as_bytes()),
+            "{}",
+            entry.display()
+        );
+    }
+    // The trail names the token's accessor and the client's address, never the token.
+    let mut opts = Options::new(dir.path().join("trust"), "test");
+    opts.kdf = KdfParams::MINIMUM;
+    let location = dir.path().join("vault").display().to_string();
+    let v =
+        Vault::unlock(Store::open(&location, false).unwrap(), &Password::from(PASSWORD.to_string()), opts)
+            .await
+            .unwrap();
+    let trail = v.audit_trail().await.unwrap();
+    let set = trail.iter().find(|r| r.record.path.as_deref() == Some("secret/x")).unwrap();
+    assert!(
+        set.record.actor.starts_with("token ") && set.record.actor.contains(" from 127.0.0.1:"),
+        "{}",
+        set.record.actor
+    );
+    assert!(trail.iter().all(|r| !r.record.actor.contains(&secret_part)));
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() { out.extend(walk(&path)) } else { out.push(path) }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hvac_works_unchanged() {
+    let Some(python) = std::env::var_os("TRESOR_TEST_PYTHON") else {
+        assert!(std::env::var_os("TRESOR_REQUIRE_CLIENTS").is_none(), "TRESOR_TEST_PYTHON is not set");
+        eprintln!("skipped: TRESOR_TEST_PYTHON (a Python with hvac) is not set");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/hvac_kv.py");
+    let out = tokio::process::Command::new(python)
+        .arg(script)
+        .env("VAULT_ADDR", format!("http://{}", s.addr))
+        .env("VAULT_TOKEN", &s.token)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(120), out).await.unwrap().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "hvac failed\nstdout: {stdout}\nstderr: {stderr}");
+    println!("{stdout}");
+    s.stop().await;
+}
