@@ -149,15 +149,32 @@ pub(crate) fn call<C: Serve>(ctx: &mut Ctx, call: C) -> Result<C::Reply, CliErro
 /// The reply of an unlocked agent for the vault to `call`; `Ok(None)` when no agent served it (none
 /// listens, or it is locked), so that the caller may run it another way.
 pub(crate) fn agent_call<C: tresor_wire::Call>(ctx: &Ctx, call: &C) -> Result<Option<C::Reply>, CliError> {
+    match client::connect(&ctx.socket()) {
+        Ok(Some(stream)) => agent_call_on(stream, call),
+        Ok(None) => Ok(None),
+        Err(e) => Err(agent_failed(e)),
+    }
+}
+
+/// [`agent_call`] on a connection already made ([`client::connect`]).
+pub(crate) fn agent_call_on<C: tresor_wire::Call>(
+    stream: std::os::unix::net::UnixStream,
+    call: &C,
+) -> Result<Option<C::Reply>, CliError> {
     // Bulk work grows with the vault: the client waits as long as the agent may work.
     let wait = if call.is_bulk() { tresor_wire::BULK_DEADLINE } else { Duration::from_secs(600) };
-    match client::call(&ctx.socket(), call, wait) {
-        Ok(Some(Ok(reply))) => Ok(Some(reply)),
-        Ok(Some(Err(Failure::Error(e)))) => Err(CliError::from_core(&e)),
-        Ok(Some(Err(Failure::Locked))) | Ok(None) => Ok(None),
+    match client::call_on(stream, call, wait) {
+        Ok(Ok(reply)) => Ok(Some(reply)),
+        Ok(Err(Failure::Error(e))) => Err(CliError::from_core(&e)),
+        Ok(Err(Failure::Locked)) => Ok(None),
         // The agent may have run the call already: never run it a second time.
-        Err(e) => Err(CliError::other(format!("the agent failed: {e}"))),
+        Err(e) => Err(agent_failed(e)),
     }
+}
+
+/// What the CLI says when talking to the agent failed.
+pub(crate) fn agent_failed(e: tresor_wire::FrameError) -> CliError {
+    CliError::other(format!("the agent failed: {e}"))
 }
 
 /// What the storage backends are configured with: this process's environment (the AWS

@@ -31,15 +31,25 @@ pub fn check_private_dir(dir: &Path) -> std::io::Result<()> {
 /// Sends `call` to the agent listening at `socket` and reads its reply. `Ok(None)`: no agent
 /// listens there (nothing was sent). The connection waits at most `wait` for each step.
 pub fn call<C: Call>(socket: &Path, call: &C, wait: Duration) -> Result<Option<Reply<C::Reply>>, FrameError> {
-    let Some(mut stream) = connect(socket)? else { return Ok(None) };
+    let Some(stream) = connect(socket)? else { return Ok(None) };
+    call_on(stream, call, wait).map(Some)
+}
+
+/// Sends `call` on a connection made by [`connect`] (one call per connection) and reads its reply.
+pub fn call_on<C: Call>(
+    mut stream: UnixStream,
+    call: &C,
+    wait: Duration,
+) -> Result<Reply<C::Reply>, FrameError> {
     stream.set_read_timeout(Some(wait))?;
     stream.set_write_timeout(Some(wait))?;
     write_msg(&mut stream, &call.wire())?;
-    read_msg(&mut stream).map(Some)
+    read_msg(&mut stream)
 }
 
-/// A connection to the agent at `socket`, if one listens there and runs as this user.
-fn connect(socket: &Path) -> Result<Option<UnixStream>, FrameError> {
+/// A connection to the agent at `socket`, if one listens there and runs as this user (`None`: no
+/// agent listens, and nothing was sent).
+pub fn connect(socket: &Path) -> Result<Option<UnixStream>, FrameError> {
     if let Some(dir) = socket.parent() {
         match check_private_dir(dir) {
             Ok(()) => {}

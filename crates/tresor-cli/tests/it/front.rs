@@ -35,10 +35,8 @@ fn unlocked(env: &Env) -> common::AgentGuard<'_> {
 fn the_front_serves_get_and_set_itself_and_hands_everything_else_over() {
     let env = Env::new();
     let _guard = unlocked(&env);
-    // The front alone, with no `tresor-cli` beside it: what it serves works, the rest cannot.
-    std::fs::create_dir(env.path("alone")).unwrap();
-    let alone = env.path("alone/tresor");
-    std::fs::copy(common::bin(), &alone).unwrap();
+    // The front with a stand-in `tresor-cli`: what it serves works, the rest is handed over.
+    let alone = front_alone(&env);
 
     assert_eq!(run_program(&env, &alone, &["get", "a"], b"").ok().stdout, b"one");
     let out = run_program(&env, &alone, &["set", "b"], b"two\x00\n").ok();
@@ -48,30 +46,61 @@ fn the_front_serves_get_and_set_itself_and_hands_everything_else_over() {
     assert_eq!(run_program(&env, &alone, &["get", "--version", "1", "b"], b"").ok().stdout, b"two\x00\n");
     assert_eq!(run_program(&env, &alone, &["get", "b"], b"").ok().stdout, b"three");
     run_program(&env, &alone, &["get", "missing"], b"").expect(4);
-
     for args in [&["list"][..], &["get", "--help"], &["--no-agent", "get", "a"], &["set", "--file", "f", "c"]]
     {
-        let out = run_program(&env, &alone, args, b"").expect(1);
-        assert!(out.stderr.starts_with("tresor: error: cannot run "), "{args:?}: {}", out.stderr);
-        assert!(out.stderr.contains("tresor-cli"), "{}", out.stderr);
+        handed_over(run_program(&env, &alone, args, b""));
     }
     // Through the real front, the whole CLI answers them.
     assert_eq!(env.run(&["list"], b"").ok().text(), "a\nb\n");
 
+    // Without `tresor-cli` beside it, the front says so, and leaves a value on stdin unread.
+    std::fs::remove_file(env.path("alone/tresor-cli")).unwrap();
+    for args in [&["list"][..], &["set", "c"]] {
+        let out = run_program(&env, &alone, args, b"x").expect(1);
+        assert!(out.stderr.starts_with("tresor: error: cannot run "), "{}", out.stderr);
+        assert!(out.stderr.contains("tresor-cli must be installed beside tresor"), "{}", out.stderr);
+    }
+    env.run(&["get", "c"], b"").expect(4);
+    front_alone(&env);
+
     // Locked: the front serves nothing and hands `get` over (the CLI then asks for a password).
     env.run(&["lock"], b"").ok();
-    run_program(&env, &alone, &["get", "a"], b"").expect(1);
+    handed_over(run_program(&env, &alone, &["get", "a"], b""));
     assert_eq!(env.run_pw(&["get", "a"], b"").ok().stdout, b"one");
+}
+
+/// What the stand-in `tresor-cli` beside [`front_alone`] exits with.
+const HANDED_OVER: i32 = 99;
+
+/// A copy of the front in `env` with a stand-in `tresor-cli` beside it that only says it was run
+/// (exit [`HANDED_OVER`]): a line the front hands over shows.
+fn front_alone(env: &Env) -> PathBuf {
+    std::fs::create_dir_all(env.path("alone")).unwrap();
+    let alone = env.path("alone/tresor");
+    std::fs::copy(common::bin(), &alone).unwrap();
+    let stand_in = env.path("alone/tresor-cli");
+    std::fs::write(&stand_in, format!("#!/bin/sh\necho 'tresor-cli was run' >&2\nexit {HANDED_OVER}\n"))
+        .unwrap();
+    std::fs::set_permissions(&stand_in, std::fs::Permissions::from_mode(0o755)).unwrap();
+    alone
+}
+
+/// Asserts that `out` came from the stand-in `tresor-cli`.
+#[track_caller]
+fn handed_over(out: Out) {
+    assert_eq!((out.code, out.stderr.as_str()), (HANDED_OVER, "tresor-cli was run\n"));
 }
 
 #[test]
 fn the_front_and_the_cli_say_the_same() {
     let env = Env::new();
     let _guard = unlocked(&env);
+    // The front alone: every line below must be served by the front itself.
+    let alone = front_alone(&env);
     // A small value limit from the config file, which both must read.
     std::fs::create_dir_all(env.cfg.join("tresor")).unwrap();
     std::fs::write(env.cfg.join("tresor/config.toml"), "max_value_size = 8\n").unwrap();
-    let cases: [(&[&str], &[u8]); 10] = [
+    let cases: [(&[&str], &[u8]); 9] = [
         (&["get", "a"], b""),
         (&["get", "missing"], b""),
         (&["get", "a//b"], b""),
@@ -81,10 +110,9 @@ fn the_front_and_the_cli_say_the_same() {
         (&["set", "d"], b"123456789"),
         (&["set", "--cas", "9", "a"], b"x"),
         (&["set", "a//b", "v"], b""),
-        (&["--config", "/nonexistent/tresor.toml", "get", "a"], b""),
     ];
     for (args, stdin) in cases {
-        let front = env.run(args, stdin);
+        let front = run_program(&env, &alone, args, stdin);
         // The same line again, through the whole CLI (the store has moved on only where a set
         // succeeded, so a repeated set names the next version).
         let cli = run_program(&env, &full_cli(), args, stdin);
@@ -102,8 +130,13 @@ fn the_front_and_the_cli_say_the_same() {
     env.run(&["get", "d"], b"").expect(4);
 }
 
-/// An "agent" that answers every call with "locked", for `calls` connections or until `stop`.
+/// An "agent" that answers every call with "locked" (or, with `hang_up`, reads the call and closes
+/// the connection without an answer), for `calls` connections.
 fn locked_agent(socket: PathBuf, calls: usize) -> std::thread::JoinHandle<usize> {
+    fake_agent(socket, calls, false)
+}
+
+fn fake_agent(socket: PathBuf, calls: usize, hang_up: bool) -> std::thread::JoinHandle<usize> {
     let listener = UnixListener::bind(&socket).unwrap();
     listener.set_nonblocking(true).unwrap();
     std::thread::spawn(move || {
@@ -115,8 +148,10 @@ fn locked_agent(socket: PathBuf, calls: usize) -> std::thread::JoinHandle<usize>
                     stream.set_nonblocking(false).unwrap();
                     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
                     let _: tresor_wire::Request = tresor_wire::read_msg(&mut stream).unwrap();
-                    let locked: tresor_wire::Reply<()> = Err(tresor_wire::Failure::Locked);
-                    tresor_wire::write_msg(&mut stream, &locked).unwrap();
+                    if !hang_up {
+                        let locked: tresor_wire::Reply<()> = Err(tresor_wire::Failure::Locked);
+                        tresor_wire::write_msg(&mut stream, &locked).unwrap();
+                    }
                     served += 1;
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
@@ -129,14 +164,48 @@ fn locked_agent(socket: PathBuf, calls: usize) -> std::thread::JoinHandle<usize>
     })
 }
 
+/// The agent socket of `env`'s vault, in a runtime directory made ready for it.
+fn agent_socket(env: &Env) -> PathBuf {
+    std::fs::create_dir_all(&env.run).unwrap();
+    std::fs::set_permissions(&env.run, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let location = env.vault.canonicalize().unwrap();
+    tresor_wire::client::socket_path(&env.run, location.to_str().unwrap())
+}
+
+#[test]
+fn an_agent_that_fails_mid_set_is_reported_and_the_set_is_not_run_again() {
+    let env = Env::new();
+    env.init();
+    let agent = fake_agent(agent_socket(&env), 1, true);
+    let alone = front_alone(&env);
+    let file = env.password_file(PASSWORD);
+    let mut cmd = assert_cmd::Command::from_std(env.std_cmd(&alone));
+    let out =
+        run(cmd.env("TRESOR_PASSWORD_FILE", &file).args(["set", "s"]).timeout(Duration::from_secs(60)), b"v")
+            .expect(1);
+    assert!(out.stderr.starts_with("tresor: error: the agent failed: "), "{}", out.stderr);
+    assert_eq!(agent.join().unwrap(), 1);
+    // Nothing was written, by the front or by a CLI it might have handed the line to.
+    env.run_pw(&["--no-agent", "get", "s"], b"").expect(4);
+}
+
+#[test]
+fn a_stale_socket_leaves_stdin_to_the_cli() {
+    let env = Env::new();
+    env.init();
+    // An agent killed without cleanup leaves its socket: connecting is refused.
+    drop(UnixListener::bind(agent_socket(&env)).unwrap());
+    let file = env.password_file(PASSWORD);
+    let out = run(env.cmd().env("TRESOR_PASSWORD_FILE", &file).args(["set", "s"]), b"from stdin").ok();
+    assert_eq!(out.stderr.lines().last(), Some("s: version 1"), "{}", out.stderr);
+    assert_eq!(env.run_pw(&["--no-agent", "get", "s"], b"").ok().stdout, b"from stdin");
+}
+
 #[test]
 fn a_value_read_before_the_agent_answered_locked_is_handed_over_whole() {
     let env = Env::new();
     env.init();
-    std::fs::create_dir_all(&env.run).unwrap();
-    std::fs::set_permissions(&env.run, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let location = env.vault.canonicalize().unwrap();
-    let socket = tresor_wire::client::socket_path(&env.run, location.to_str().unwrap());
+    let socket = agent_socket(&env);
     // The front reads the value, the agent says "locked", and the CLI asks the agent again before
     // it opens the vault itself with the password: two calls.
     let agent = locked_agent(socket, 2);

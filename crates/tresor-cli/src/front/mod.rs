@@ -1,5 +1,6 @@
 //! The `tresor` front: serves `get` and `set` through an unlocked agent, and hands every other
-//! command line to `tresor-cli` unread (ARCHITECTURE.md, "The front binary").
+//! command line to `tresor-cli` unread (ARCHITECTURE.md, "The front binary"). This file reads the
+//! command line and serves it; [`hand_over`] becomes `tresor-cli`.
 //!
 //! The front understands only the plainest forms — `get PATH [--version N]`,
 //! `set PATH [VALUE] [--cas N]` with the value as an argument or on stdin (not a terminal), and
@@ -7,9 +8,12 @@
 //! agent call, value reading, output, errors). Anything else, however valid, is handed over:
 //! whether a command line is right is for the CLI to say, in one voice.
 
+mod hand_over;
+
 use crate::commands::secrets;
-use crate::ctx::agent_call;
+use crate::ctx::{agent_call, agent_call_on, agent_failed};
 use crate::exit::CliError;
+use hand_over::hand_over;
 use std::ffi::OsString;
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -76,9 +80,10 @@ fn parse(args: impl Iterator<Item = OsString>, env: impl Fn(&str) -> Option<OsSt
         }
         // Only `--name VALUE` and `--name=VALUE` of the four options below; a short flag, `--`,
         // help, or any other option is the CLI's to read.
-        let (name, inline) = match arg.strip_prefix("--")?.split_once('=') {
+        let long = arg.strip_prefix("--")?;
+        let (name, inline) = match long.split_once('=') {
             Some((name, value)) => (name.to_string(), Some(value.to_string())),
-            None => (arg[2..].to_string(), None),
+            None => (long.to_string(), None),
         };
         let slot = match (name.as_str(), command.as_deref()) {
             ("vault", _) => &mut vault,
@@ -147,21 +152,28 @@ fn serve(line: Line) -> Outcome {
         },
         Op::Set { path, value, cas } => {
             let from_stdin = value.is_none();
-            // Stdin stays unread unless an agent may take the value: a terminal is the CLI's to
-            // prompt on, and without an agent the CLI reads it itself.
-            if from_stdin && (std::io::stdin().is_terminal() || !ctx.socket().exists()) {
+            // Stdin stays unread unless a live agent is there to take the value, and the CLI could
+            // take it over: a terminal is the CLI's to prompt on, and without an agent the CLI
+            // reads the value itself.
+            if from_stdin && (std::io::stdin().is_terminal() || hand_over::full_cli().is_err()) {
                 return Outcome::HandOver(None);
             }
+            let stream = match tresor_wire::client::connect(&ctx.socket()) {
+                Ok(Some(stream)) => stream,
+                Ok(None) => return Outcome::HandOver(None),
+                Err(e) => return Outcome::Failed(agent_failed(e)),
+            };
             let value = match secrets::read_value(value, None, ctx.max_value, std::io::stdin().lock()) {
                 Ok(value) => value,
                 Err(e) => return Outcome::Failed(e),
             };
             let kept = from_stdin.then(|| value.clone());
-            match agent_call(&ctx, &secrets::set_request(&path, value, cas)) {
+            match agent_call_on(stream, &secrets::set_request(&path, value, cas)) {
                 Ok(Some(versions)) => {
                     secrets::report_set(&path, &versions);
                     Outcome::Done
                 }
+                // Locked between the connection and the call: the CLI asks for the password.
                 Ok(None) => Outcome::HandOver(kept),
                 Err(e) => Outcome::Failed(e),
             }
@@ -169,46 +181,12 @@ fn serve(line: Line) -> Outcome {
     }
 }
 
+/// A served command's result as an outcome.
 fn done(result: Result<(), CliError>) -> Outcome {
     match result {
         Ok(()) => Outcome::Done,
         Err(e) => Outcome::Failed(e),
     }
-}
-
-/// Replaces this process with `tresor-cli` and the same arguments. A value already read from
-/// stdin becomes `tresor-cli`'s stdin again, from an in-memory file.
-fn hand_over(stdin: Option<Zeroizing<Vec<u8>>>) -> ExitCode {
-    use std::os::unix::process::CommandExt;
-    let fail = |what: String| {
-        CliError::other(what).print();
-        ExitCode::from(1)
-    };
-    if let Some(value) = stdin
-        && let Err(e) = refill_stdin(&value)
-    {
-        return fail(format!("cannot hand the value over to tresor-cli: {e}"));
-    }
-    let mut args = std::env::args_os();
-    let argv0 = args.next().unwrap_or_else(|| "tresor".into());
-    let exe = match std::env::current_exe() {
-        Ok(exe) => exe.with_file_name("tresor-cli"),
-        Err(e) => return fail(format!("cannot find this program's own path: {e}")),
-    };
-    let e = std::process::Command::new(&exe).arg0(argv0).args(args).exec();
-    fail(format!("cannot run {} (it is installed beside tresor): {e}", exe.display()))
-}
-
-/// Makes stdin an in-memory file holding `value`, read from its start.
-fn refill_stdin(value: &[u8]) -> std::io::Result<()> {
-    use std::io::{Seek, Write};
-    let fd = rustix::fs::memfd_create("tresor-value", rustix::fs::MemfdFlags::CLOEXEC)?;
-    let mut file = std::fs::File::from(fd);
-    file.write_all(value)?;
-    file.seek(std::io::SeekFrom::Start(0))?;
-    // The copy on fd 0 does not inherit close-on-exec.
-    rustix::stdio::dup2_stdin(&file)?;
-    Ok(())
 }
 
 #[cfg(test)]
