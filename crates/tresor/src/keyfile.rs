@@ -1,9 +1,13 @@
-//! The key file: password slots that each wrap the vault's root secret.
+//! The key file: slots that each wrap the vault's root secret — password slots (Argon2id) and an
+//! unseal-key slot (HKDF of a random 256-bit key, which `tresor server` splits into shares).
 //!
 //! ```text
 //! magic "TRSRKEY1" (8) | vault id (16) | generation u64 BE | slot count u8 | slots | MAC (32)
 //! slot: kind u8 | kdf u8 | m_kib u32 | t u32 | p u32 | salt (32) | wrapped root (104)
 //! ```
+//! A password slot has kind 1 and kdf 1 (Argon2id with its parameters); an unseal-key slot has
+//! kind 3 and kdf 2 (HKDF-SHA256 of the key with the salt; the parameters are zero). Argon2 would
+//! add nothing to a key with full entropy.
 //! A slot's associated data is the magic, the vault id and the slot's own header, so a slot can be
 //! added or removed without touching the others. Once a slot opens, the MAC (keyed by a key derived
 //! from the root secret) proves the whole file — generation and slot list included — unchanged.
@@ -12,9 +16,10 @@
 
 use crate::error::{Error, Result};
 use crate::roles::RootKey;
+use tresor_crypto::derive::hkdf_sha256;
 use tresor_crypto::kdf::SALT_LEN;
 use tresor_crypto::wrap::{WRAPPED_LEN, unwrap_key, wrap_key};
-use tresor_crypto::{KdfParams, Password, Purpose, derive_kek, derive_key, mac, verify_mac};
+use tresor_crypto::{KdfParams, Key, Password, Purpose, derive_kek, derive_key, mac, verify_mac};
 
 const MAGIC: &[u8; 8] = b"TRSRKEY1";
 const HEADER_LEN: usize = 8 + 16 + 8 + 1;
@@ -23,6 +28,11 @@ const MAC_LEN: usize = 32;
 /// Most slots a key file may hold (each password slot may cost one Argon2 run at unlock).
 pub const MAX_SLOTS: usize = 8;
 const KDF_ARGON2ID: u8 = 1;
+const KDF_HKDF: u8 = 2;
+/// HKDF `info` of an unseal-key slot's key-encryption key.
+const UNSEAL_KEK_LABEL: &[u8] = b"tresor/v1/keyfile/unseal-key";
+/// The parameters field of a slot without Argon2.
+const NO_PARAMS: KdfParams = KdfParams { m_kib: 0, t: 0, p: 0 };
 
 /// What unlocks a slot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +43,8 @@ pub enum SlotKind {
     /// Reserved; skipped when unlocking. (The recovery phrase needs no slot: it encodes the root
     /// secret itself, checked against the key file's MAC.)
     Recovery,
+    /// A random 256-bit unseal key through HKDF (the server's unseal shares combine into it).
+    UnsealKey,
 }
 
 impl SlotKind {
@@ -40,7 +52,20 @@ impl SlotKind {
         match self {
             SlotKind::Password => 1,
             SlotKind::Recovery => 2,
+            SlotKind::UnsealKey => 3,
         }
+    }
+
+    fn kdf_id(self) -> u8 {
+        match self {
+            SlotKind::UnsealKey => KDF_HKDF,
+            SlotKind::Password | SlotKind::Recovery => KDF_ARGON2ID,
+        }
+    }
+
+    /// Whether a slot of this kind opens the vault.
+    fn opens(self) -> bool {
+        matches!(self, SlotKind::Password | SlotKind::UnsealKey)
     }
 }
 
@@ -60,7 +85,7 @@ impl Slot {
     fn header(&self) -> Vec<u8> {
         let mut h = Vec::with_capacity(SLOT_LEN - WRAPPED_LEN);
         h.push(self.kind.id());
-        h.push(KDF_ARGON2ID);
+        h.push(self.kind.kdf_id());
         h.extend_from_slice(&self.params.m_kib.to_be_bytes());
         h.extend_from_slice(&self.params.t.to_be_bytes());
         h.extend_from_slice(&self.params.p.to_be_bytes());
@@ -134,8 +159,36 @@ impl KeyFile {
         Ok(self.next(root, slots))
     }
 
-    /// Generation + 1 without slot `index`. The last password slot is never removed: without it
-    /// only the recovery phrase would open the vault.
+    /// A key file with one unseal-key slot wrapping `root` (a vault made by `tresor server`'s
+    /// `sys/init`, which has no password until one is added).
+    pub fn new_unsealed_by(
+        vault_id: [u8; 16],
+        generation: u64,
+        root: &RootKey,
+        key: &Key,
+    ) -> Result<KeyFile> {
+        let mut kf = KeyFile { vault_id, generation, slots: Vec::new(), mac: [0; MAC_LEN] };
+        kf.slots.push(unseal_slot(&vault_id, root, key)?);
+        kf.seal_mac(root);
+        Ok(kf)
+    }
+
+    /// Generation + 1 whose unseal-key slot opens with `key`: the one there was is replaced (there
+    /// is at most one), or one is added.
+    pub fn with_unseal_key(&self, root: &RootKey, key: &Key) -> Result<KeyFile> {
+        let mut slots: Vec<Slot> =
+            self.slots.iter().filter(|s| s.kind != SlotKind::UnsealKey).cloned().collect();
+        if slots.len() >= MAX_SLOTS {
+            return Err(Error::Invalid(format!(
+                "the key file already holds {MAX_SLOTS} slots, the most it may; remove one first"
+            )));
+        }
+        slots.push(unseal_slot(&self.vault_id, root, key)?);
+        Ok(self.next(root, slots))
+    }
+
+    /// Generation + 1 without slot `index`. The last slot that opens the vault (a password or the
+    /// unseal key) is never removed: without it only the recovery phrase would.
     pub fn without_slot(&self, root: &RootKey, index: usize) -> Result<KeyFile> {
         if index >= self.slots.len() {
             return Err(Error::Invalid(format!(
@@ -143,11 +196,16 @@ impl KeyFile {
                 self.slots.len() - 1
             )));
         }
-        let passwords = self.slots.iter().filter(|s| s.kind == SlotKind::Password).count();
-        if self.slots[index].kind == SlotKind::Password && passwords <= 1 {
-            return Err(Error::Invalid(format!(
-                "slot {index} holds the vault's last password: add another first"
-            )));
+        let openers = self.slots.iter().filter(|s| s.kind.opens()).count();
+        if self.slots[index].kind.opens() && openers <= 1 {
+            return Err(Error::Invalid(match self.slots[index].kind {
+                SlotKind::UnsealKey => {
+                    format!(
+                        "slot {index} holds the unseal key, the last slot that opens the vault: add a password first"
+                    )
+                }
+                _ => format!("slot {index} holds the vault's last password: add another first"),
+            }));
         }
         let mut slots = self.slots.clone();
         slots.remove(index);
@@ -233,15 +291,19 @@ impl KeyFile {
             let kind = match raw[0] {
                 1 => SlotKind::Password,
                 2 => SlotKind::Recovery,
+                3 => SlotKind::UnsealKey,
                 _ => return Err(bad()),
             };
-            if raw[1] != KDF_ARGON2ID {
+            if raw[1] != kind.kdf_id() {
                 return Err(bad());
             }
             let u32_at = |i: usize| -> Result<u32> {
                 Ok(u32::from_be_bytes(raw[i..i + 4].try_into().map_err(|_| bad())?))
             };
             let params = KdfParams { m_kib: u32_at(2)?, t: u32_at(6)?, p: u32_at(10)? };
+            if kind == SlotKind::UnsealKey && params != NO_PARAMS {
+                return Err(bad());
+            }
             let salt = raw[14..14 + SALT_LEN].try_into().map_err(|_| bad())?;
             let wrapped = raw[14 + SALT_LEN..].try_into().map_err(|_| bad())?;
             slots.push(Slot { kind, params, salt, wrapped });
@@ -300,6 +362,24 @@ impl KeyFile {
     }
 }
 
+impl KeyFile {
+    /// Tries `key` on the unseal-key slot, as [`KeyFile::open_slot`] tries a password: the root
+    /// counts only if the file's MAC verifies under it and `accept` takes it.
+    pub fn open_with_unseal_key(&self, key: &Key, accept: &dyn Fn(&RootKey) -> bool) -> SlotOpen {
+        let mut tried = false;
+        for (index, slot) in self.slots.iter().enumerate().filter(|(_, s)| s.kind == SlotKind::UnsealKey) {
+            tried = true;
+            let kek = hkdf_sha256(key.expose_secret(), &slot.salt, UNSEAL_KEK_LABEL);
+            let Ok(root) = unwrap_key(&kek, &slot.aad(&self.vault_id), &slot.wrapped) else { continue };
+            let root = RootKey::from_key(root);
+            if self.opens_with_root(&root) && accept(&root) {
+                return SlotOpen::Opened(root, NO_PARAMS, index);
+            }
+        }
+        if tried { SlotOpen::WrongPassword } else { SlotOpen::Refused }
+    }
+}
+
 /// What [`KeyFile::open_slot`] found. Callers show [`Error::AuthFailed`] for both failures; only
 /// [`SlotOpen::WrongPassword`] (a password was actually tried) counts as a failed attempt.
 pub enum SlotOpen {
@@ -322,6 +402,14 @@ fn password_slot(
     let salt = tresor_crypto::random_array::<SALT_LEN>()?;
     let mut slot = Slot { kind: SlotKind::Password, params, salt, wrapped: [0; WRAPPED_LEN] };
     let kek = derive_kek(password, &salt, &params)?;
+    slot.wrapped = wrap_key(&kek, &slot.aad(vault_id), root.key())?;
+    Ok(slot)
+}
+
+fn unseal_slot(vault_id: &[u8; 16], root: &RootKey, key: &Key) -> Result<Slot> {
+    let salt = tresor_crypto::random_array::<SALT_LEN>()?;
+    let mut slot = Slot { kind: SlotKind::UnsealKey, params: NO_PARAMS, salt, wrapped: [0; WRAPPED_LEN] };
+    let kek = hkdf_sha256(key.expose_secret(), &salt, UNSEAL_KEK_LABEL);
     slot.wrapped = wrap_key(&kek, &slot.aad(vault_id), root.key())?;
     Ok(slot)
 }
@@ -355,6 +443,58 @@ mod tests {
         let root = RootKey::generate().unwrap();
         let kf = KeyFile::new([3; 16], 1, &root, &pw("correct horse"), KdfParams::MINIMUM).unwrap();
         (kf, root)
+    }
+
+    #[test]
+    fn an_unseal_key_opens_its_slot_and_nothing_else_does() {
+        let root = RootKey::generate().unwrap();
+        let key = Key::generate().unwrap();
+        let kf = KeyFile::new_unsealed_by([4; 16], 1, &root, &key).unwrap();
+        let kf = KeyFile::parse(&kf.encode()).unwrap();
+        assert_eq!(kf.slots[0].kind, SlotKind::UnsealKey);
+        let opened = |kf: &KeyFile, key: &Key| match kf.open_with_unseal_key(key, &|_| true) {
+            SlotOpen::Opened(r, _, index) => Some((r.key().ct_eq(root.key()), index)),
+            _ => None,
+        };
+        assert_eq!(opened(&kf, &key), Some((true, 0)));
+        assert!(matches!(
+            kf.open_with_unseal_key(&Key::generate().unwrap(), &|_| true),
+            SlotOpen::WrongPassword
+        ));
+        // A root the caller does not accept (another fingerprint pinned) opens nothing.
+        assert!(matches!(kf.open_with_unseal_key(&key, &|_| false), SlotOpen::WrongPassword));
+        // No password opens it, and a key opens no password slot.
+        assert!(matches!(kf.open_slot(&pw("correct horse"), None, &|_| true), SlotOpen::Refused));
+        let (with_pw, pw_root) = sample();
+        assert!(matches!(with_pw.open_with_unseal_key(&key, &|_| true), SlotOpen::Refused));
+        // Added beside a password, replaced by a new key; the last opener is never removed.
+        let both = with_pw.with_unseal_key(&pw_root, &key).unwrap();
+        assert_eq!((both.generation, both.slots.len()), (2, 2));
+        assert!(both.unlock(&pw("correct horse"), None).is_ok());
+        let other = Key::generate().unwrap();
+        let replaced = both.with_unseal_key(&pw_root, &other).unwrap();
+        assert_eq!(replaced.slots.len(), 2);
+        assert!(matches!(replaced.open_with_unseal_key(&key, &|_| true), SlotOpen::WrongPassword));
+        assert!(matches!(replaced.open_with_unseal_key(&other, &|_| true), SlotOpen::Opened(..)));
+        let key_only = replaced.without_slot(&pw_root, 0).unwrap();
+        assert!(matches!(key_only.without_slot(&pw_root, 0), Err(Error::Invalid(_))));
+        assert!(kf.without_slot(&root, 0).is_err());
+    }
+
+    #[test]
+    fn unseal_slots_with_argon2_or_parameters_do_not_parse() {
+        let root = RootKey::generate().unwrap();
+        let bytes = KeyFile::new_unsealed_by([4; 16], 1, &root, &Key::generate().unwrap()).unwrap().encode();
+        let slot = HEADER_LEN;
+        let mut argon = bytes.clone();
+        argon[slot + 1] = KDF_ARGON2ID;
+        assert!(matches!(KeyFile::parse(&argon), Err(Error::AuthFailed)));
+        let mut params = bytes.clone();
+        params[slot + 5] = 1;
+        assert!(matches!(KeyFile::parse(&params), Err(Error::AuthFailed)));
+        let mut password_kind = bytes;
+        password_kind[slot] = 1;
+        assert!(matches!(KeyFile::parse(&password_kind), Err(Error::AuthFailed)));
     }
 
     #[test]

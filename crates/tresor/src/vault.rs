@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tresor_crypto::envelope::Context;
 use tresor_crypto::wrap::wrap_key;
-use tresor_crypto::{KdfParams, Password, Purpose, SecretBytes, derive_key};
+use tresor_crypto::{KdfParams, Key, Password, Purpose, SecretBytes, derive_key};
 
 mod audit;
 mod epochs;
@@ -125,6 +125,14 @@ enum Opener<'a> {
     Password(&'a Password),
     /// The root secret itself, from the recovery phrase.
     Root(RootKey),
+    /// The unseal key, through the key file's unseal-key slot.
+    UnsealKey(&'a Key),
+}
+
+/// What opens a new vault: a password slot, or an unseal-key slot.
+enum FirstSlot<'a> {
+    Password(&'a Password),
+    UnsealKey(&'a Key),
 }
 
 /// One slot of the key file, for `tresor keyslot list`.
@@ -739,7 +747,18 @@ impl Engine {
     /// Creates a vault at an empty location. The password rules are checked before the store is
     /// touched; the store must pass the create-if-absent probe.
     pub async fn init(store: Store, password: &Password, opts: Options) -> Result<Engine> {
-        check_password_rules(password)?;
+        Engine::init_with(store, FirstSlot::Password(password), opts).await
+    }
+
+    /// [`Engine::init`] for a vault opened by an unseal key (no password slot until one is added).
+    pub async fn init_unseal_key(store: Store, key: &Key, opts: Options) -> Result<Engine> {
+        Engine::init_with(store, FirstSlot::UnsealKey(key), opts).await
+    }
+
+    async fn init_with(store: Store, first: FirstSlot<'_>, opts: Options) -> Result<Engine> {
+        if let FirstSlot::Password(password) = first {
+            check_password_rules(password)?;
+        }
         opts.kdf.check().map_err(|_| Error::Invalid("KDF parameters out of the accepted range".into()))?;
         let existing = store.list_all().await?;
         if existing.iter().any(|n| n.starts_with("keyfile/")) {
@@ -751,7 +770,10 @@ impl Engine {
         store.probe().await?;
         let vault_id = tresor_crypto::random_array::<16>()?;
         let root = RootKey::generate()?;
-        let keyfile = KeyFile::new(vault_id, 1, &root, password, opts.kdf)?;
+        let keyfile = match first {
+            FirstSlot::Password(password) => KeyFile::new(vault_id, 1, &root, password, opts.kdf)?,
+            FirstSlot::UnsealKey(key) => KeyFile::new_unsealed_by(vault_id, 1, &root, key)?,
+        };
         let kf_bytes = keyfile.encode();
         let kf_hash = tresor_crypto::hash(&kf_bytes);
         let kdf = opts.kdf;
@@ -794,6 +816,11 @@ impl Engine {
     /// successful unlock.
     pub async fn unlock(store: Store, password: &Password, opts: Options) -> Result<Engine> {
         Engine::open(store, Opener::Password(password), opts).await
+    }
+
+    /// Unlocks the vault at `store` with its unseal key (as [`Engine::unlock`] with a password).
+    pub async fn unseal(store: Store, key: &Key, opts: Options) -> Result<Engine> {
+        Engine::open(store, Opener::UnsealKey(key), opts).await
     }
 
     async fn open(base: Store, how: Opener<'_>, opts: Options) -> Result<Engine> {
@@ -891,6 +918,14 @@ impl Engine {
                         return Err(Error::AuthFailed);
                     }
                     // No slot the store serves may be tried here: no password was guessed.
+                    SlotOpen::Refused => return Err(Error::AuthFailed),
+                },
+                Opener::UnsealKey(key) => match keyfile.open_with_unseal_key(key, &accept) {
+                    SlotOpen::Opened(root, _, slot) => (root, pinned.unwrap_or(opts.kdf), Some(slot)),
+                    SlotOpen::WrongPassword => {
+                        opts.trust.record_failed_attempt(&vault_id, &location, now_ms())?;
+                        return Err(Error::AuthFailed);
+                    }
                     SlotOpen::Refused => return Err(Error::AuthFailed),
                 },
                 // Checked against the key file's MAC and the pin before anything is read or written.

@@ -40,9 +40,16 @@ impl Engine {
                 index,
                 kind: match slot.kind {
                     SlotKind::Password => "password".into(),
+                    SlotKind::UnsealKey => "unseal-key".into(),
                     _ => "reserved".into(),
                 },
-                kdf: format!("argon2id m={} KiB t={} p={}", slot.params.m_kib, slot.params.t, slot.params.p),
+                kdf: match slot.kind {
+                    SlotKind::UnsealKey => "hkdf-sha256".into(),
+                    _ => format!(
+                        "argon2id m={} KiB t={} p={}",
+                        slot.params.m_kib, slot.params.t, slot.params.p
+                    ),
+                },
                 this_session: self.slot == Some(index),
             })
             .collect())
@@ -59,7 +66,7 @@ impl Engine {
         Ok(index)
     }
 
-    /// Removes slot `index`; never the last password slot. Removing the slot this handle was
+    /// Removes slot `index`; never the last slot that opens the vault (a password or the unseal key). Removing the slot this handle was
     /// opened with is allowed (another password remains); later slots move down by one.
     pub async fn keyslot_remove(&mut self, index: usize) -> Result<()> {
         self.keyfile_fresh().await?;

@@ -174,6 +174,17 @@ impl Vault {
         Engine::unlock(store, password, opts).await.map(Vault::serve)
     }
 
+    /// Creates a vault at an empty location that its unseal key opens (`tresor server`'s
+    /// `sys/init`); it has no password slot until one is added.
+    pub async fn init_unseal_key(store: Store, key: &tresor_crypto::Key, opts: Options) -> Result<Vault> {
+        Engine::init_unseal_key(store, key, opts).await.map(Vault::serve)
+    }
+
+    /// Unlocks the vault at `store` with its unseal key (as [`Vault::unlock`] with a password).
+    pub async fn unseal(store: Store, key: &tresor_crypto::Key, opts: Options) -> Result<Vault> {
+        Engine::unseal(store, key, opts).await.map(Vault::serve)
+    }
+
     /// Opens the vault with its recovery phrase and sets a new password (see the engine's `recover`).
     pub async fn recover(
         store: Store,

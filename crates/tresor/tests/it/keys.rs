@@ -392,3 +392,45 @@ async fn passwd_after_slots_were_renumbered_elsewhere_changes_its_own_slot() {
     assert!(matches!(env.unlock_with(&env.trust, "carol's password").await, Err(Error::AuthFailed)));
     assert!(matches!(env.unlock().await, Err(Error::AuthFailed)));
 }
+
+#[tokio::test]
+async fn a_vault_made_with_an_unseal_key_opens_with_that_key_only() {
+    let env = Env::new();
+    let key = tresor_crypto::Key::generate().unwrap();
+    let v = Vault::init_unseal_key(common::store(&env.loc, true), &key, opts(&env.trust)).await.unwrap();
+    v.set("a", b"one").await.unwrap();
+    let slots = v.keyslots().await.unwrap();
+    assert_eq!(
+        (slots.len(), slots[0].kind.as_str(), slots[0].kdf.as_str()),
+        (1, "unseal-key", "hkdf-sha256")
+    );
+    drop(v);
+    // Another key is a failed attempt, reported at the next unseal; a password opens nothing.
+    let wrong = tresor_crypto::Key::generate().unwrap();
+    let e = err(Vault::unseal(common::store(&env.loc, false), &wrong, opts(&env.trust)).await);
+    assert!(matches!(e, Error::AuthFailed), "{e}");
+    let e = err(Vault::unlock(common::store(&env.loc, false), &pw(PASSWORD), opts(&env.trust)).await);
+    assert!(matches!(e, Error::AuthFailed), "{e}");
+    let v = Vault::unseal(common::store(&env.loc, false), &key, opts(&env.trust)).await.unwrap();
+    assert_eq!(v.failed_attempts().len(), 1);
+    assert_eq!(v.get("a", None).await.unwrap().as_slice(), b"one");
+    // Its recovery phrase still opens it, and sets a password beside the key (slots kept).
+    let phrase = v.recovery_phrase().await.unwrap();
+    drop(v);
+    let v = Vault::recover(
+        common::store(&env.loc, false),
+        &phrase,
+        &pw(NEW_PASSWORD),
+        KdfParams::MINIMUM,
+        true,
+        opts(&env.trust),
+    )
+    .await
+    .unwrap();
+    let kinds: Vec<String> = v.keyslots().await.unwrap().into_iter().map(|s| s.kind).collect();
+    assert_eq!(kinds, ["unseal-key", "password"]);
+    drop(v);
+    assert!(Vault::unseal(common::store(&env.loc, false), &key, opts(&env.trust)).await.is_ok());
+    assert!(Vault::unlock(common::store(&env.loc, false), &pw(NEW_PASSWORD), opts(&env.trust)).await.is_ok());
+    env.unlock_with(&env.trust, NEW_PASSWORD).await.unwrap().verify().await.unwrap();
+}
