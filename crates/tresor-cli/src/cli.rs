@@ -209,9 +209,13 @@ pub(crate) enum Command {
         /// server -dev`); removed when the server stops.
         #[arg(long)]
         dev: bool,
-        /// Create a root token at start and print it once (the vault is unsealed with its
-        /// password: TRESOR_PASSWORD_FILE, --password-stdin or a prompt).
+        /// Unseal at start with the vault's password (TRESOR_PASSWORD_FILE, --password-stdin or a
+        /// prompt); otherwise the server starts sealed (sys/unseal takes the unseal shares), or
+        /// uninitialized on an empty location (sys/init makes the vault).
         #[arg(long, conflicts_with = "dev")]
+        unseal: bool,
+        /// Create a root token at start and print it once (with --unseal).
+        #[arg(long, requires = "unseal")]
         new_root_token: bool,
     },
     /// Store a secret: the value from VALUE, --file, or stdin (exact bytes).

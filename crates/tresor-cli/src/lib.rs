@@ -96,8 +96,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Mnemonic { action } => commands::keys::mnemonic(action, &mut stdin),
         Command::Unlock { .. } => commands::agent::cmd_unlock(&mut ctx),
         Command::Lock => commands::agent::cmd_lock(&ctx),
-        Command::Server { listen, dev, new_root_token } => {
-            commands::server::run(&mut ctx, &listen, dev, new_root_token)
+        Command::Server { listen, dev, unseal, new_root_token } => {
+            commands::server::run(&mut ctx, &listen, commands::server::Start { dev, unseal, new_root_token })
         }
         Command::Agent { .. } => commands::agent::cmd_agent(&ctx),
         Command::Set { path, value, file, cas } => {

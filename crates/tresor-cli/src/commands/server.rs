@@ -6,8 +6,19 @@ use std::net::SocketAddr;
 use tresor::{Options, Password, Vault};
 use tresor_server::http::{Settings, launch, new_token};
 
+/// How the server starts.
+pub(crate) struct Start {
+    /// A temporary vault, unsealed, with a root token printed.
+    pub(crate) dev: bool,
+    /// Unseal with the vault's password at start.
+    pub(crate) unseal: bool,
+    /// Print a new root token (with `unseal`).
+    pub(crate) new_root_token: bool,
+}
+
 /// Runs the server until SIGINT or SIGTERM.
-pub(crate) fn run(ctx: &mut Ctx, listen: &str, dev: bool, new_root_token: bool) -> Result<(), CliError> {
+pub(crate) fn run(ctx: &mut Ctx, listen: &str, start: Start) -> Result<(), CliError> {
+    let Start { dev, unseal, new_root_token } = start;
     let addr: SocketAddr =
         listen.parse().map_err(|_| CliError::input(format!("--listen {listen}: not an address and port")))?;
     if !addr.ip().is_loopback() {
@@ -28,15 +39,17 @@ pub(crate) fn run(ctx: &mut Ctx, listen: &str, dev: bool, new_root_token: bool) 
                 let store = open_store(&dir.join("vault").display().to_string(), true).await?;
                 let opts = Options::new(dir.join("trust"), actor("server"));
                 drop(Vault::init(store.clone(), &password, opts).await.map_err(|e| CliError::from_core(&e))?);
-                (store, dir.join("trust"), password)
+                (store, dir.join("trust"), Some(password))
             }
-            None => {
+            None if unseal => {
                 let store = open_store(&ctx.location, false).await?;
                 tresor::vault::describe_locked(&store).await.map_err(|e| CliError::from_core(&e))?;
                 let password =
                     Password::from(secrecy::ExposeSecret::expose_secret(&ctx.password()?).to_string());
-                (store, config::state_dir().join("trust"), password)
+                (store, config::state_dir().join("trust"), Some(password))
             }
+            // Sealed on a vault, uninitialized on an empty location: the API does the rest.
+            None => (open_store(&ctx.location, true).await?, config::state_dir().join("trust"), None),
         };
         let root_token =
             (dev || new_root_token).then(new_token).transpose().map_err(|e| CliError::from_core(&e))?;
@@ -56,7 +69,10 @@ pub(crate) fn run(ctx: &mut Ctx, listen: &str, dev: bool, new_root_token: bool) 
             outln!("export VAULT_ADDR='http://{bound}'");
             outln!("export VAULT_TOKEN='{token}'");
         }
-        let settings = Settings { store, trust_dir, password: Some(password), root_token };
+        if password.is_none() {
+            eprintln!("tresor server: sealed, or uninitialized on an empty location: sys/init and sys/unseal take it from here");
+        }
+        let settings = Settings { store, trust_dir, password, root_token };
         launch(settings, listener, stop_signal()).await.map_err(|e| CliError::other(e.to_string()))
     });
     if let Some(dir) = dev_dir

@@ -4,6 +4,7 @@
 mod kv;
 mod reply;
 mod route;
+mod seal;
 mod sys;
 mod tokens;
 
@@ -24,7 +25,8 @@ pub struct Settings {
     pub store: Store,
     /// Machine-local trust state (the directory `Options` takes).
     pub trust_dir: PathBuf,
-    /// Unseals the vault at start (the unattended start of a service, and dev mode).
+    /// Unseals the vault at start (the unattended start of a service, and dev mode); ignored on
+    /// an empty location.
     pub password: Option<Password>,
     /// A root token to create at the first unseal (dev mode prints it).
     pub root_token: Option<String>,
@@ -41,11 +43,24 @@ pub enum ServerError {
     Io(#[from] std::io::Error),
 }
 
-/// The server's shared state: the store, and the unsealed vault when there is one.
+/// Where the server is in its life: no vault yet, a vault with every key wiped, or an open vault.
+pub(crate) enum Seal {
+    /// No vault at the location: `sys/init` makes one.
+    Uninitialized,
+    /// A vault, no key: `sys/unseal` opens it.
+    Sealed,
+    /// Serving.
+    Unsealed(Unsealed),
+}
+
+/// The server's shared state: the store, the seal state, and the unseal shares given so far.
 pub(crate) struct Server {
     store: Store,
     trust_dir: PathBuf,
-    unsealed: tokio::sync::RwLock<Option<Unsealed>>,
+    state: tokio::sync::RwLock<Seal>,
+    pub(crate) progress: tokio::sync::Mutex<seal::Progress>,
+    /// The split `sys/init` made in this process (t, n), shown before any share is given.
+    pub(crate) split: std::sync::Mutex<Option<(usize, usize)>>,
 }
 
 /// What an unsealed server holds.
@@ -60,44 +75,111 @@ pub(crate) struct Unsealed {
 impl Server {
     /// The unsealed vault and token key, if the server is unsealed.
     pub(crate) async fn unsealed(&self) -> Option<Unsealed> {
-        self.unsealed.read().await.clone()
+        match &*self.state.read().await {
+            Seal::Unsealed(u) => Some(u.clone()),
+            _ => None,
+        }
     }
 
-    /// Unseals with a password: opens the vault and loads (or makes) the token key.
-    async fn unseal(&self, password: &Password) -> Result<Unsealed, tresor::Error> {
-        let opts = Options::new(&self.trust_dir, "server");
-        let vault = Vault::unlock(self.store.clone(), password, opts).await?;
+    /// Whether there is a vault, and whether it is sealed.
+    pub(crate) async fn status(&self) -> (bool, bool) {
+        match &*self.state.read().await {
+            Seal::Uninitialized => (false, true),
+            Seal::Sealed => (true, true),
+            Seal::Unsealed(_) => (true, false),
+        }
+    }
+
+    fn options(&self) -> Options {
+        Options::new(&self.trust_dir, "server")
+    }
+
+    /// Opens the vault (`open` is `Vault::unlock` or `Vault::unseal`), loads (or makes) the token
+    /// key, and serves. Already unsealed: nothing to do.
+    async fn open(&self, vault: Result<Vault, tresor::Error>) -> Result<Unsealed, tresor::Error> {
+        let vault = vault?;
         let tokens = Arc::new(TokenKey::load(&vault).await?);
         let unsealed = Unsealed { vault, tokens };
-        *self.unsealed.write().await = Some(unsealed.clone());
+        let mut state = self.state.write().await;
+        if let Seal::Unsealed(already) = &*state {
+            // Another request unsealed it meanwhile: keep that one, wipe this one.
+            let _ = unsealed.vault.lock("unsealed twice").await;
+            return Ok(already.clone());
+        }
+        *state = Seal::Unsealed(unsealed.clone());
         Ok(unsealed)
+    }
+
+    /// Unseals with a password (a person, or a service's unattended start).
+    async fn unseal_password(&self, password: &Password) -> Result<Unsealed, tresor::Error> {
+        self.open(Vault::unlock(self.store.clone(), password, self.options()).await).await
+    }
+
+    /// Unseals with the unseal key the shares combined into.
+    pub(crate) async fn unseal_key(&self, key: &tresor_crypto::Key) -> Result<Unsealed, tresor::Error> {
+        self.open(Vault::unseal(self.store.clone(), key, self.options()).await).await
+    }
+
+    /// `sys/init`: makes the vault with a fresh unseal key split t-of-n, and a root token; the
+    /// vault is then sealed, as Vault leaves it. The shares and the token are returned.
+    pub(crate) async fn init(
+        &self,
+        t: usize,
+        n: usize,
+    ) -> Result<(Vec<zeroize::Zeroizing<Vec<u8>>>, String), reply::ApiError> {
+        let mut state = self.state.write().await;
+        if !matches!(*state, Seal::Uninitialized) {
+            return Err(reply::ApiError::invalid("Vault is already initialized"));
+        }
+        let key = tresor_crypto::Key::generate().map_err(|e| reply::ApiError::internal(e.to_string()))?;
+        // The split is checked before anything is written.
+        let shares = seal::split(&key, t, n).map_err(|e| reply::ApiError::invalid(e.to_string()))?;
+        let vault = Vault::init_unseal_key(self.store.clone(), &key, self.options()).await?;
+        let tokens = TokenKey::load(&vault).await?;
+        let root = tokens::create_root(&vault, &tokens, None, "root").await?;
+        if let Err(e) = vault.lock("initialized; sealed until unsealed").await {
+            tracing::warn!("could not record the seal in the audit trail: {e}");
+        }
+        *state = Seal::Sealed;
+        *self.split.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((t, n));
+        Ok((shares, root))
     }
 
     /// Seals: every key is wiped; requests in flight fail as sealed.
     pub(crate) async fn seal(&self, reason: &str) {
-        let taken = self.unsealed.write().await.take();
-        if let Some(u) = taken
-            && let Err(e) = u.vault.lock(reason).await
-        {
-            tracing::warn!("could not record the seal in the audit trail: {e}");
+        let mut state = self.state.write().await;
+        if let Seal::Unsealed(u) = std::mem::replace(&mut *state, Seal::Sealed) {
+            drop(state);
+            if let Err(e) = u.vault.lock(reason).await {
+                tracing::warn!("could not record the seal in the audit trail: {e}");
+            }
         }
     }
 }
 
 /// Serves `listener` until `shutdown` resolves; then lets requests in flight finish and seals
-/// (every key wiped). With a password in `settings`, the vault is unsealed first.
+/// (every key wiped). On an empty location the server starts uninitialized (`sys/init`); on a
+/// vault, sealed — or unsealed, with a password in `settings`.
 pub async fn launch(
     settings: Settings,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let state = match tresor::vault::describe_locked(&settings.store).await {
+        Ok(_) => Seal::Sealed,
+        Err(tresor::Error::NoVault { .. }) => Seal::Uninitialized,
+        Err(e) => return Err(e.into()),
+    };
+    let initialized = !matches!(state, Seal::Uninitialized);
     let server = Arc::new(Server {
         store: settings.store,
         trust_dir: settings.trust_dir,
-        unsealed: tokio::sync::RwLock::new(None),
+        state: tokio::sync::RwLock::new(state),
+        progress: tokio::sync::Mutex::default(),
+        split: std::sync::Mutex::new(None),
     });
-    if let Some(password) = &settings.password {
-        let unsealed = server.unseal(password).await?;
+    if let (Some(password), true) = (&settings.password, initialized) {
+        let unsealed = server.unseal_password(password).await?;
         if let Some(token) = settings.root_token {
             tokens::create_root(&unsealed.vault, &unsealed.tokens, Some(token), "root").await?;
         }

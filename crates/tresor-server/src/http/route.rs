@@ -110,7 +110,9 @@ async fn dispatch(server: &Server, call: Call) -> Result<Response, ApiError> {
     match path.as_str() {
         "sys/seal-status" => return sys::seal_status(server).await,
         "sys/health" => return sys::health(server, call.verb).await,
-        "sys/init" if call.verb == Verb::Read => return sys::init_status(),
+        "sys/init" if call.verb == Verb::Read => return sys::init_status(server).await,
+        "sys/init" if call.verb == Verb::Write => return sys::init(server, &call.json()?).await,
+        "sys/unseal" if call.verb == Verb::Write => return sys::unseal(server, &call.json()?).await,
         "sys/leader" => return sys::leader(server).await,
         _ => {}
     }

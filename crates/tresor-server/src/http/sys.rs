@@ -14,19 +14,24 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// `GET sys/seal-status` (no token; a bare object, no envelope).
 pub(crate) async fn seal_status(server: &Server) -> Result<Response, ApiError> {
-    let sealed = server.unsealed().await.is_none();
-    Ok(json(StatusCode::OK, &status_object(sealed)))
+    Ok(json(StatusCode::OK, &status_object(server).await))
 }
 
-fn status_object(sealed: bool) -> Value {
+/// What seal-status and unseal answer. t and n come from the split `sys/init` made in this process
+/// or from the first share given; before either they are 0 (nothing about the split is stored).
+async fn status_object(server: &Server) -> Value {
+    let (initialized, sealed) = server.status().await;
+    let progress = server.progress.lock().await;
+    let made = *server.split.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (t, n) = progress.split().or(made).unwrap_or((0, 0));
     json!({
         "type": "shamir",
-        "initialized": true,
+        "initialized": initialized,
         "sealed": sealed,
-        "t": 1,
-        "n": 1,
-        "progress": 0,
-        "nonce": "",
+        "t": t,
+        "n": n,
+        "progress": progress.count(),
+        "nonce": progress.nonce,
         "version": VERSION,
         "build_date": "",
         "migration": false,
@@ -35,16 +40,21 @@ fn status_object(sealed: bool) -> Value {
     })
 }
 
-/// `GET`/`HEAD sys/health`: 200 unsealed, 503 sealed (a HEAD gets the status alone).
+/// `GET`/`HEAD sys/health`: 200 unsealed, 503 sealed, 501 uninitialized (a HEAD gets the status
+/// alone).
 pub(crate) async fn health(server: &Server, verb: Verb) -> Result<Response, ApiError> {
-    let sealed = server.unsealed().await.is_none();
-    let status = if sealed { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let (initialized, sealed) = server.status().await;
+    let status = match (initialized, sealed) {
+        (false, _) => StatusCode::NOT_IMPLEMENTED,
+        (true, true) => StatusCode::SERVICE_UNAVAILABLE,
+        (true, false) => StatusCode::OK,
+    };
     match verb {
         Verb::Head => Ok(status.into_response()),
         Verb::Read => Ok(json(
             status,
             &json!({
-                "initialized": true,
+                "initialized": initialized,
                 "sealed": sealed,
                 "standby": false,
                 "performance_standby": false,
@@ -58,9 +68,58 @@ pub(crate) async fn health(server: &Server, verb: Verb) -> Result<Response, ApiE
     }
 }
 
-/// `GET sys/init`: whether the vault exists (a server runs on an existing vault).
-pub(crate) fn init_status() -> Result<Response, ApiError> {
-    Ok(json(StatusCode::OK, &json!({ "initialized": true })))
+/// `GET sys/init`: whether there is a vault.
+pub(crate) async fn init_status(server: &Server) -> Result<Response, ApiError> {
+    Ok(json(StatusCode::OK, &json!({ "initialized": server.status().await.0 })))
+}
+
+/// `PUT sys/init` `{"secret_shares": n, "secret_threshold": t}`: makes the vault, sealed; the
+/// unseal shares (hex and base64) and a root token are shown this once.
+pub(crate) async fn init(server: &Server, body: &Value) -> Result<Response, ApiError> {
+    use base64ct::Encoding;
+    let number = |key: &str| -> Result<usize, ApiError> {
+        body.get(key)
+            .and_then(Value::as_u64)
+            .and_then(|v| usize::try_from(v).ok())
+            .ok_or_else(|| ApiError::invalid(format!("{key} must be given, as a number")))
+    };
+    for unsupported in ["pgp_keys", "root_token_pgp_key", "stored_shares", "recovery_shares"] {
+        if body.get(unsupported).is_some_and(|v| !v.is_null() && v != &json!(0)) {
+            return Err(ApiError::invalid(format!("{unsupported} is not supported by tresor")));
+        }
+    }
+    let (shares, root_token) = server.init(number("secret_threshold")?, number("secret_shares")?).await?;
+    let keys: Vec<String> = shares.iter().map(|s| hex::encode(s.as_slice())).collect();
+    let keys_base64: Vec<String> = shares.iter().map(|s| base64ct::Base64::encode_string(s)).collect();
+    Ok(json(StatusCode::OK, &json!({ "keys": keys, "keys_base64": keys_base64, "root_token": root_token })))
+}
+
+/// `PUT sys/unseal` `{"key": share}` or `{"reset": true}`: the seal status after it.
+pub(crate) async fn unseal(server: &Server, body: &Value) -> Result<Response, ApiError> {
+    let (initialized, sealed) = server.status().await;
+    if !initialized {
+        return Err(ApiError::invalid("Vault is not initialized"));
+    }
+    if body.get("reset").and_then(Value::as_bool) == Some(true) {
+        server.progress.lock().await.reset();
+    } else if sealed {
+        let Some(text) = body.get("key").and_then(Value::as_str) else {
+            return Err(ApiError::invalid("missing unseal key"));
+        };
+        let share = super::seal::decode(text).map_err(|e| ApiError::invalid(e.to_string()))?;
+        let combined =
+            server.progress.lock().await.add(share).map_err(|e| ApiError::invalid(e.to_string()))?;
+        if let Some(key) = combined {
+            match server.unseal_key(&key).await {
+                Ok(_) => {}
+                Err(tresor::Error::AuthFailed) => {
+                    return Err(ApiError::invalid("the unseal shares given do not open this vault"));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    seal_status(server).await
 }
 
 /// `GET sys/leader`: one server, itself the leader (the Vault CLI's `status` reads it).

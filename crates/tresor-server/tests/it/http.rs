@@ -206,25 +206,125 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hvac_works_unchanged() {
-    let Some(python) = std::env::var_os("TRESOR_TEST_PYTHON") else {
+/// The Python that has hvac, or `None` (the test is skipped) outside CI.
+fn python() -> Option<std::ffi::OsString> {
+    let python = std::env::var_os("TRESOR_TEST_PYTHON");
+    if python.is_none() {
         assert!(std::env::var_os("TRESOR_REQUIRE_CLIENTS").is_none(), "TRESOR_TEST_PYTHON is not set");
         eprintln!("skipped: TRESOR_TEST_PYTHON (a Python with hvac) is not set");
-        return;
-    };
+    }
+    python
+}
+
+/// Runs `tests/clients/<script>` against the server at `addr` (with `token`, if any).
+async fn run_client(python: std::ffi::OsString, script: &str, addr: SocketAddr, token: Option<&str>) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients").join(script);
+    let mut cmd = tokio::process::Command::new(python);
+    cmd.arg(script).env("VAULT_ADDR", format!("http://{addr}")).env_remove("VAULT_TOKEN").kill_on_drop(true);
+    if let Some(token) = token {
+        cmd.env("VAULT_TOKEN", token);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(120), cmd.output()).await.unwrap().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{script:?} failed\nstdout: {stdout}\nstderr: {stderr}",
+        script = cmd.as_std().get_args().next()
+    );
+    println!("{stdout}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hvac_works_unchanged() {
+    let Some(python) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
     let s = start(dir.path()).await;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/hvac_kv.py");
-    let out = tokio::process::Command::new(python)
-        .arg(script)
-        .env("VAULT_ADDR", format!("http://{}", s.addr))
-        .env("VAULT_TOKEN", &s.token)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(120), out).await.unwrap().unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "hvac failed\nstdout: {stdout}\nstderr: {stderr}");
-    println!("{stdout}");
+    run_client(python, "hvac_kv.py", s.addr, Some(&s.token)).await;
     s.stop().await;
+}
+
+/// A server on `dir`'s location with nothing unsealed at start (an empty location: uninitialized).
+async fn start_bare(
+    dir: &Path,
+) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let settings = Settings {
+        store: Store::open(&dir.join("vault").display().to_string(), true).unwrap(),
+        trust_dir: dir.join("trust"),
+        password: None,
+        root_token: None,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        launch(settings, listener, async move { drop(stopped.await) }).await.unwrap();
+    });
+    for _ in 0..200 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (addr, stop, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_makes_shares_that_unseal_and_a_restart_starts_sealed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, stop, task) = start_bare(dir.path()).await;
+    assert_eq!(
+        request(addr, "GET", "/v1/sys/init", None, "").await.2,
+        serde_json::json!({"initialized": false})
+    );
+    assert_eq!(request(addr, "GET", "/v1/sys/health", None, "").await.0, 501);
+    // Bad splits write nothing.
+    for body in
+        [r#"{"secret_shares":1,"secret_threshold":2}"#, r#"{"secret_shares":3,"secret_threshold":1}"#, "{}"]
+    {
+        assert_eq!(request(addr, "PUT", "/v1/sys/init", None, body).await.0, 400, "{body}");
+    }
+    assert!(!dir.path().join("vault/keyfile").exists());
+    let (status, _, init) =
+        request(addr, "PUT", "/v1/sys/init", None, r#"{"secret_shares":3,"secret_threshold":2}"#).await;
+    assert_eq!(status, 200, "{init}");
+    let keys: Vec<String> = serde_json::from_value(init["keys"].clone()).unwrap();
+    let root = init["root_token"].as_str().unwrap().to_string();
+    assert_eq!(request(addr, "GET", "/v1/secret/data/x", Some(&root), "").await.0, 503);
+    let unseal = |key: &str| format!(r#"{{"key":"{key}"}}"#);
+    let (_, _, status) = request(addr, "PUT", "/v1/sys/unseal", None, &unseal(&keys[2])).await;
+    assert_eq!(
+        (&status["sealed"], &status["progress"], &status["t"], &status["n"]),
+        (&Value::Bool(true), &Value::from(1), &Value::from(2), &Value::from(3))
+    );
+    assert_eq!(
+        request(addr, "PUT", "/v1/sys/unseal", None, &unseal(&keys[2])).await.0,
+        400,
+        "the same share twice"
+    );
+    let (_, _, status) = request(addr, "PUT", "/v1/sys/unseal", None, &unseal(&keys[0])).await;
+    assert_eq!(status["sealed"], Value::Bool(false));
+    assert_eq!(request(addr, "PUT", "/v1/secret/data/x", Some(&root), r#"{"data":{"a":"b"}}"#).await.0, 200);
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(30), task).await.unwrap().unwrap();
+
+    // Restarted on the vault: sealed; two shares open it and the data is there.
+    let (addr, stop, task) = start_bare(dir.path()).await;
+    let (_, _, status) = request(addr, "GET", "/v1/sys/seal-status", None, "").await;
+    assert_eq!((&status["initialized"], &status["sealed"]), (&Value::Bool(true), &Value::Bool(true)));
+    request(addr, "PUT", "/v1/sys/unseal", None, &unseal(&keys[1])).await;
+    request(addr, "PUT", "/v1/sys/unseal", None, &unseal(&keys[2])).await;
+    let (status, _, body) = request(addr, "GET", "/v1/secret/data/x", Some(&root), "").await;
+    assert_eq!((status, &body["data"]["data"]["a"]), (200, &Value::from("b")));
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(30), task).await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hvac_initializes_unseals_and_seals() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, stop, task) = start_bare(dir.path()).await;
+    run_client(python, "hvac_init.py", addr, None).await;
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(30), task).await.unwrap().unwrap();
 }
