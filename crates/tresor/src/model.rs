@@ -229,11 +229,14 @@ pub enum AuditOp {
     Decrypt,
     /// The root secret was rotated.
     Rekey,
+    /// A server request refused by policy, or outside the operations above (its method and
+    /// path are the record's detail).
+    Request,
 }
 
 impl AuditOp {
     /// Every operation, in the order above.
-    pub const ALL: [AuditOp; 31] = [
+    pub const ALL: [AuditOp; 32] = [
         AuditOp::Init,
         AuditOp::Unlock,
         AuditOp::UnlockRecoveryPhrase,
@@ -265,6 +268,7 @@ impl AuditOp {
         AuditOp::Encrypt,
         AuditOp::Decrypt,
         AuditOp::Rekey,
+        AuditOp::Request,
     ];
 
     /// Its stable name.
@@ -301,6 +305,7 @@ impl AuditOp {
             AuditOp::Encrypt => "encrypt",
             AuditOp::Decrypt => "decrypt",
             AuditOp::Rekey => "rekey",
+            AuditOp::Request => "request",
         }
     }
 

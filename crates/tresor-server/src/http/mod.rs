@@ -1,7 +1,9 @@
 //! The HTTP server: the part of HashiCorp Vault's API that real clients use, over the shared
 //! vault (ARCHITECTURE.md, "The server"). [`launch`] serves a bound listener until shutdown.
 
+mod auth;
 mod kv;
+mod policy;
 mod reply;
 mod route;
 mod seal;

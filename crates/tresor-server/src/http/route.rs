@@ -1,9 +1,10 @@
 //! The one router: every request under `/v1/` is read here — its verb, token, path and body —
 //! checked against the seal state and the token, and handed to the operation for its path.
 
+use super::policy::{self, Cap};
 use super::reply::ApiError;
 use super::tokens::{self, TokenRecord};
-use super::{Server, Unsealed, kv, sys};
+use super::{Server, Unsealed, auth, kv, sys};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
@@ -116,17 +117,28 @@ async fn dispatch(server: &Server, call: Call) -> Result<Response, ApiError> {
         "sys/leader" => return sys::leader(server).await,
         _ => {}
     }
-    let (unsealed, record) = authorize(server, &call).await?;
+    let (unsealed, record) = authenticate(server, &call).await?;
+    let token = call.token.clone().unwrap_or_default();
     let vault = unsealed.vault.with_actor(format!("token {} from {}", record.accessor, call.peer));
+    if !record.is_root() && !permitted(&vault, &record, &call).await? {
+        let request = format!("{:?} {}", call.verb, call.path);
+        if let Err(e) = vault.audit_denied(&request, "permission denied").await {
+            tracing::warn!("could not audit a denied request: {e}");
+        }
+        return Err(ApiError::denied());
+    }
     match path.split_once('/').unwrap_or((path.as_str(), "")) {
         ("sys", "seal") if call.verb == Verb::Write => sys::seal(server).await,
         ("sys", "mounts") if call.verb == Verb::Read => sys::mounts(),
         ("sys", rest) if rest.starts_with("internal/ui/mounts/") => {
             sys::mount_of(&rest["internal/ui/mounts/".len()..])
         }
-        ("auth", "token/lookup-self") if matches!(call.verb, Verb::Read | Verb::Write) => {
-            let token = call.token.as_deref().unwrap_or_default();
-            sys::lookup_self(token, &record)
+        ("sys", "policies/acl") => auth::policy_route(&vault, &call, "").await,
+        ("sys", rest) if rest.starts_with("policies/acl/") => {
+            auth::policy_route(&vault, &call, &rest["policies/acl/".len()..]).await
+        }
+        ("auth", rest) if rest.starts_with("token/") => {
+            auth::token_route(&unsealed, &vault, &call, &rest["token/".len()..], &token, &record).await
         }
         (kv::MOUNT, rest) => kv::handle(&vault, &call, rest).await,
         _ => Err(ApiError {
@@ -136,16 +148,43 @@ async fn dispatch(server: &Server, call: Call) -> Result<Response, ApiError> {
     }
 }
 
-/// The unsealed vault and the record of the request's token: 503 while sealed, 403 without a
-/// live root token (the only kind there is until policies arrive).
-async fn authorize(server: &Server, call: &Call) -> Result<(Unsealed, TokenRecord), ApiError> {
+/// The unsealed vault and the record of the request's live token: 503 while sealed, 403 without
+/// one.
+async fn authenticate(server: &Server, call: &Call) -> Result<(Unsealed, TokenRecord), ApiError> {
     let unsealed = server.unsealed().await.ok_or_else(ApiError::sealed)?;
     let Some(token) = call.token.as_deref() else { return Err(ApiError::denied()) };
     let lookup = unsealed.vault.with_actor(call.anonymous());
     match tokens::lookup(&lookup, &unsealed.tokens, token).await? {
-        Some(record) if record.is_root() => Ok((unsealed, record)),
-        _ => Err(ApiError::denied()),
+        Some(record) => Ok((unsealed, record)),
+        None => Err(ApiError::denied()),
     }
+}
+
+/// Whether the policies of `record` allow `call`: the capability its verb needs on its path (a
+/// KV write needs `create` for a new secret and `update` for an existing one; a list is checked
+/// on the path with a trailing slash, as Vault does).
+async fn permitted(vault: &tresor::Vault, record: &TokenRecord, call: &Call) -> Result<bool, ApiError> {
+    let path = call.path.as_str();
+    // Every token may ask which mount a path is in (the Vault CLI's preflight).
+    if path.starts_with("sys/internal/ui/mounts/") {
+        return Ok(true);
+    }
+    let policies = auth::policies_of(vault, record).await?;
+    let cap = match (path, call.verb) {
+        ("sys/seal", _) => Cap::Sudo,
+        ("auth/token/lookup-self", _) => Cap::Read,
+        (p, Verb::Write) if p.starts_with("auth/") => Cap::Update,
+        (p, Verb::Write) if p.starts_with(&format!("{}/data/", kv::MOUNT)) => {
+            let secret = format!("{}/{}", kv::MOUNT, &p[kv::MOUNT.len() + "/data/".len()..]);
+            if vault.history(&secret).await.is_ok() { Cap::Update } else { Cap::Create }
+        }
+        (_, Verb::Read | Verb::Head) => Cap::Read,
+        (_, Verb::Write) => Cap::Update,
+        (_, Verb::Patch) => Cap::Patch,
+        (_, Verb::Delete) => Cap::Delete,
+        (_, Verb::List) => return Ok(policy::allows(&policies, &format!("{path}/"), Cap::List)),
+    };
+    Ok(policy::allows(&policies, path, cap))
 }
 
 #[cfg(test)]

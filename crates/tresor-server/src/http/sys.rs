@@ -4,7 +4,6 @@
 use super::Server;
 use super::reply::{self, ApiError, json};
 use super::route::Verb;
-use super::tokens::TokenRecord;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -171,33 +170,4 @@ pub(crate) fn mount_of(path: &str) -> Result<Response, ApiError> {
         Some(super::kv::MOUNT) => Ok(reply::ok(kv_mount(), "kv")),
         _ => Err(ApiError::not_found()),
     }
-}
-
-/// `GET auth/token/lookup-self`: what Vault Agent and external-secrets read (`id`, `ttl`,
-/// `renewable`, `type`, `expire_time` must all be there).
-pub(crate) fn lookup_self(token: &str, record: &TokenRecord) -> Result<Response, ApiError> {
-    let now = super::tokens::now_ms();
-    let ttl = record.expire_ms.map_or(0, |t| t.saturating_sub(now) / 1000);
-    Ok(reply::ok(
-        json!({
-            "id": token,
-            "accessor": record.accessor,
-            "policies": record.policies,
-            "display_name": record.display_name,
-            "creation_time": record.created_ms / 1000,
-            "creation_ttl": 0,
-            "explicit_max_ttl": 0,
-            "expire_time": record.expire_ms.map(|t| reply::time(Some(t))),
-            "issue_time": reply::time(Some(record.created_ms)),
-            "ttl": ttl,
-            "renewable": false,
-            "type": "service",
-            "orphan": true,
-            "num_uses": 0,
-            "path": "auth/token/root",
-            "meta": null,
-            "entity_id": "",
-        }),
-        "token",
-    ))
 }

@@ -2,6 +2,7 @@
 //! vault's system namespace (ARCHITECTURE.md, "The server").
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use tresor::path::SecretPath;
 use tresor::{Error, Vault};
 use tresor_crypto::Key;
@@ -61,6 +62,18 @@ pub(crate) struct TokenRecord {
     pub(crate) created_ms: u64,
     /// When it stops working; `None`: never.
     pub(crate) expire_ms: Option<u64>,
+    /// The accessor of the token that made it (revoked with it); `None`: an orphan.
+    #[serde(default)]
+    pub(crate) parent: Option<String>,
+    /// Its lifetime at creation, in seconds (what a renewal extends it by); 0: none.
+    #[serde(default)]
+    pub(crate) ttl_s: u64,
+    /// Whether `renew-self` may extend it.
+    #[serde(default)]
+    pub(crate) renewable: bool,
+    /// Labels given at creation.
+    #[serde(default)]
+    pub(crate) meta: BTreeMap<String, String>,
 }
 
 impl TokenRecord {
@@ -73,6 +86,11 @@ impl TokenRecord {
     fn expired(&self, now_ms: u64) -> bool {
         self.expire_ms.is_some_and(|t| t <= now_ms)
     }
+
+    /// Seconds it has left (0: no expiry).
+    pub(crate) fn ttl_left(&self) -> u64 {
+        self.expire_ms.map_or(0, |t| t.saturating_sub(now_ms()) / 1000)
+    }
 }
 
 /// A fresh token: the prefix and 32 random bytes, base64url.
@@ -80,6 +98,24 @@ pub fn new_token() -> Result<String, Error> {
     use base64ct::Encoding;
     let bytes = zeroize::Zeroizing::new(tresor_crypto::random_array::<32>()?);
     Ok(format!("{PREFIX}{}", base64ct::Base64UrlUnpadded::encode_string(&*bytes)))
+}
+
+/// The system path of the accessor index entry of `accessor` (it holds the record's name).
+fn accessor_path(accessor: &str) -> Result<SecretPath, Error> {
+    if accessor.is_empty() || accessor.len() > 64 || !accessor.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::NotFound { path: "accessor".into() });
+    }
+    SecretPath::system(&format!("accessors/{accessor}"))
+}
+
+/// Stores `record` for `token`, and its accessor index entry.
+async fn store(vault: &Vault, key: &TokenKey, token: &str, record: &TokenRecord) -> Result<(), Error> {
+    let path = key.record_path(token)?;
+    let bytes = serde_json::to_vec(record).map_err(|e| Error::Invalid(e.to_string()))?;
+    vault.set_cas(&path, &bytes, 0).await?;
+    let name = path.as_str().rsplit('/').next().unwrap_or_default().to_string();
+    vault.set_cas(&accessor_path(&record.accessor)?, name.as_bytes(), 0).await?;
+    Ok(())
 }
 
 /// Stores a record for `token` (a root token with no expiry): how `sys/init` and dev mode give the
@@ -100,10 +136,105 @@ pub(crate) async fn create_root(
         display_name: display_name.into(),
         created_ms: now_ms(),
         expire_ms: None,
+        parent: None,
+        ttl_s: 0,
+        renewable: false,
+        meta: BTreeMap::new(),
     };
-    let bytes = serde_json::to_vec(&record).map_err(|e| Error::Invalid(e.to_string()))?;
-    vault.set_cas(&key.record_path(&token)?, &bytes, 0).await?;
+    store(vault, key, &token, &record).await?;
     Ok(token)
+}
+
+/// What `auth/token/create` asks for.
+pub(crate) struct Request {
+    /// Policies (`None`: the parent's).
+    pub(crate) policies: Option<Vec<String>>,
+    /// Lifetime in seconds (`None`: the default, 768 hours).
+    pub(crate) ttl_s: Option<u64>,
+    pub(crate) display_name: Option<String>,
+    pub(crate) meta: BTreeMap<String, String>,
+    /// An orphan: not revoked with its parent (root tokens only).
+    pub(crate) no_parent: bool,
+    pub(crate) no_default_policy: bool,
+    pub(crate) renewable: bool,
+}
+
+/// Vault's default token lifetime.
+const DEFAULT_TTL_S: u64 = 768 * 3600;
+
+/// Why a token could not be made as asked: the client's fault (400/403).
+#[derive(Debug)]
+pub(crate) enum CreateError {
+    /// 403: more than the parent has.
+    Denied(String),
+    /// 400.
+    Invalid(String),
+    /// The vault failed.
+    Vault(Error),
+}
+
+impl From<Error> for CreateError {
+    fn from(e: Error) -> CreateError {
+        CreateError::Vault(e)
+    }
+}
+
+/// Makes a child of `parent`: its policies a subset of the parent's (unless the parent is root),
+/// its lifetime within the parent's. Returns the token and its record.
+pub(crate) async fn create(
+    vault: &Vault,
+    key: &TokenKey,
+    parent: &TokenRecord,
+    request: Request,
+) -> Result<(String, TokenRecord), CreateError> {
+    let mut policies = request.policies.unwrap_or_else(|| parent.policies.clone());
+    for p in &policies {
+        if p.is_empty()
+            || p.len() > 128
+            || !p.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(CreateError::Invalid(format!("invalid policy name \"{p}\"")));
+        }
+        if !parent.is_root() && p != "default" && !parent.policies.contains(p) {
+            return Err(CreateError::Denied(format!(
+                "child policies must be a subset of the parent's; \"{p}\" is not"
+            )));
+        }
+    }
+    if request.no_parent && !parent.is_root() {
+        return Err(CreateError::Denied("only a root token may create an orphan token".into()));
+    }
+    if !request.no_default_policy && !policies.iter().any(|p| p == "default" || p == "root") {
+        policies.push("default".into());
+    }
+    policies.sort();
+    policies.dedup();
+    let ttl_s = request.ttl_s.unwrap_or(DEFAULT_TTL_S);
+    let root_without_ttl = policies.iter().any(|p| p == "root") && request.ttl_s.is_none();
+    let mut expire_ms = (!root_without_ttl).then(|| now_ms().saturating_add(ttl_s.saturating_mul(1000)));
+    // A child lives no longer than its parent.
+    if !request.no_parent
+        && let Some(limit) = parent.expire_ms
+    {
+        expire_ms = Some(expire_ms.map_or(limit, |e| e.min(limit)));
+    }
+    let accessor = hex::encode(tresor_crypto::random_array::<12>().map_err(Error::from)?);
+    let record = TokenRecord {
+        accessor,
+        policies,
+        display_name: format!("token-{}", request.display_name.unwrap_or_default())
+            .trim_end_matches('-')
+            .to_string(),
+        created_ms: now_ms(),
+        expire_ms,
+        parent: (!request.no_parent).then(|| parent.accessor.clone()),
+        ttl_s: if root_without_ttl { 0 } else { ttl_s },
+        renewable: request.renewable && !root_without_ttl,
+        meta: request.meta,
+    };
+    let token = new_token()?;
+    store(vault, key, &token, &record).await?;
+    Ok((token, record))
 }
 
 /// The record of `token`, if it names a live one.
@@ -112,7 +243,12 @@ pub(crate) async fn lookup(vault: &Vault, key: &TokenKey, token: &str) -> Result
     if !token.starts_with(PREFIX) || token.len() > 128 {
         return Ok(None);
     }
-    let bytes = match vault.get(&key.record_path(token)?, None).await {
+    read_record(vault, &key.record_path(token)?).await
+}
+
+/// The record at `path`, if it is there and live.
+async fn read_record(vault: &Vault, path: &SecretPath) -> Result<Option<TokenRecord>, Error> {
+    let bytes = match vault.get(path, None).await {
         Ok(bytes) => bytes,
         Err(Error::NotFound { .. } | Error::Deleted { .. }) => return Ok(None),
         Err(e) => return Err(e),
@@ -120,6 +256,78 @@ pub(crate) async fn lookup(vault: &Vault, key: &TokenKey, token: &str) -> Result
     let record: TokenRecord = serde_json::from_slice(bytes.as_slice())
         .map_err(|e| Error::Invalid(format!("a token record does not parse: {e}")))?;
     Ok((!record.expired(now_ms())).then_some(record))
+}
+
+/// The record path and record of the token with `accessor`, if it is live.
+pub(crate) async fn by_accessor(
+    vault: &Vault,
+    accessor: &str,
+) -> Result<Option<(SecretPath, TokenRecord)>, Error> {
+    let name = match vault.get(&accessor_path(accessor)?, None).await {
+        Ok(name) => String::from_utf8_lossy(name.as_slice()).into_owned(),
+        Err(Error::NotFound { .. } | Error::Deleted { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let path = SecretPath::system(&format!("tokens/{name}"))?;
+    Ok(read_record(vault, &path).await?.map(|r| (path, r)))
+}
+
+/// The record path of `token`.
+pub(crate) fn path_of(key: &TokenKey, token: &str) -> Result<SecretPath, Error> {
+    key.record_path(token)
+}
+
+/// Revokes the token whose record is at `path`, and every token it made, recursively; returns how
+/// many were revoked.
+pub(crate) async fn revoke(vault: &Vault, path: &SecretPath, record: &TokenRecord) -> Result<usize, Error> {
+    let mut revoked = 0;
+    let mut pending = vec![(path.clone(), record.clone())];
+    let accessors = vault.list_system("accessors/").await?;
+    while let Some((path, record)) = pending.pop() {
+        for entry in &accessors {
+            let accessor = entry.path.rsplit('/').next().unwrap_or_default();
+            if let Some((child_path, child)) = by_accessor(vault, accessor).await?
+                && child.parent.as_deref() == Some(record.accessor.as_str())
+            {
+                pending.push((child_path, child));
+            }
+        }
+        match vault.delete(&path).await {
+            Ok(_) | Err(Error::NotFound { .. } | Error::Deleted { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        match vault.delete(&accessor_path(&record.accessor)?).await {
+            Ok(_) | Err(Error::NotFound { .. } | Error::Deleted { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        revoked += 1;
+    }
+    Ok(revoked)
+}
+
+/// Extends the token at `path` by `increment` seconds (or its own lifetime) from now, within its
+/// parent's life; returns the new record.
+pub(crate) async fn renew(
+    vault: &Vault,
+    path: &SecretPath,
+    record: &TokenRecord,
+    increment: Option<u64>,
+) -> Result<Option<TokenRecord>, Error> {
+    if !record.renewable || record.expire_ms.is_none() {
+        return Ok(None);
+    }
+    let mut renewed = record.clone();
+    let by = increment.unwrap_or(record.ttl_s).min(record.ttl_s.max(1));
+    renewed.expire_ms = Some(now_ms().saturating_add(by.saturating_mul(1000)));
+    if let Some(parent) = &record.parent
+        && let Some((_, p)) = by_accessor(vault, parent).await?
+        && let (Some(limit), Some(e)) = (p.expire_ms, renewed.expire_ms)
+    {
+        renewed.expire_ms = Some(e.min(limit));
+    }
+    let bytes = serde_json::to_vec(&renewed).map_err(|e| Error::Invalid(e.to_string()))?;
+    vault.set(path, &bytes).await?;
+    Ok(Some(renewed))
 }
 
 /// Now, in milliseconds since the epoch.

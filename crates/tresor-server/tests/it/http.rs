@@ -328,3 +328,35 @@ async fn hvac_initializes_unseals_and_seals() {
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(30), task).await.unwrap().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hvac_tokens_policies_and_isolation() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    run_client(python, "hvac_tokens.py", s.addr, Some(&s.token)).await;
+    s.stop().await;
+    // Every refusal is in the audit trail, under the refused token's accessor.
+    let mut opts = Options::new(dir.path().join("trust"), "test");
+    opts.kdf = KdfParams::MINIMUM;
+    let location = dir.path().join("vault").display().to_string();
+    let v =
+        Vault::unlock(Store::open(&location, false).unwrap(), &Password::from(PASSWORD.to_string()), opts)
+            .await
+            .unwrap();
+    let denied: Vec<_> = v
+        .audit_trail()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| matches!(r.record.outcome, tresor::model::Outcome::Denied(_)))
+        .collect();
+    assert_eq!(denied.len(), 7, "the seven refusals of the script are audited");
+    assert!(denied.iter().all(|r| r.record.op == "request" && r.record.actor.starts_with("token ")));
+    assert!(denied.iter().any(|r| r.record.detail.as_deref() == Some("Read secret/data/agents/b/key")));
+    assert!(
+        denied.iter().any(
+            |r| matches!(&r.record.outcome, tresor::model::Outcome::Denied(why) if why.contains("subset"))
+        )
+    );
+}

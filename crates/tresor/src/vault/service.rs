@@ -603,6 +603,20 @@ impl Vault {
         Ok(entries)
     }
 
+    /// Records that this handle's actor was refused `request` (an API method and path) by policy:
+    /// denials are audited like any request, and nothing else is done.
+    pub async fn audit_denied(&self, request: &str, why: &str) -> Result<()> {
+        let sibling = &Sibling::begin(&self.svc);
+        self.audit_read(
+            sibling,
+            AuditOp::Request,
+            None,
+            Outcome::Denied(why.to_string()),
+            Some(request.to_string()),
+        )
+        .await
+    }
+
     /// Every version of `path`, oldest first (from the view, like [`Vault::get`]).
     pub async fn history(&self, path: impl IntoSecretPath) -> Result<Vec<HistoryEntry>> {
         let path = &path.into_secret_path()?;

@@ -1,0 +1,263 @@
+//! `auth/token/*` and `sys/policies/acl/*`: making, looking up, renewing and revoking tokens, and
+//! the policies they carry (stored as their text in the vault's system namespace).
+
+use super::Unsealed;
+use super::policy::{self, Policy};
+use super::reply::{self, ApiError, time};
+use super::route::{Call, Verb};
+use super::tokens::{self, CreateError, TokenRecord};
+use axum::response::Response;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use tresor::Vault;
+use tresor::path::SecretPath;
+
+/// The system path of the stored policy `name`.
+fn policy_path(name: &str) -> Result<SecretPath, ApiError> {
+    if name.is_empty()
+        || name.len() > 128
+        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    {
+        return Err(ApiError::invalid(format!("invalid policy name \"{name}\"")));
+    }
+    SecretPath::system(&format!("policies/{name}")).map_err(ApiError::from)
+}
+
+/// The policies of `record`, parsed: the built-in `default`, and each stored one (a missing or
+/// unparsable one grants nothing).
+pub(crate) async fn policies_of(vault: &Vault, record: &TokenRecord) -> Result<Vec<Policy>, ApiError> {
+    let mut out = Vec::new();
+    for name in &record.policies {
+        if name == "default" {
+            out.push(Policy::parse(policy::DEFAULT).map_err(ApiError::internal)?);
+            continue;
+        }
+        match vault.get(&policy_path(name)?, None).await {
+            Ok(text) => match Policy::parse(&String::from_utf8_lossy(text.as_slice())) {
+                Ok(p) => out.push(p),
+                Err(e) => tracing::warn!("policy {name} does not parse, so it grants nothing: {e}"),
+            },
+            Err(tresor::Error::NotFound { .. } | tresor::Error::Deleted { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(out)
+}
+
+/// What lookup shows of a token (`id` only to the token itself).
+fn token_data(record: &TokenRecord, id: Option<&str>) -> Value {
+    json!({
+        "id": id.unwrap_or_default(),
+        "accessor": record.accessor,
+        "policies": record.policies,
+        "display_name": record.display_name,
+        "creation_time": record.created_ms / 1000,
+        "creation_ttl": record.ttl_s,
+        "explicit_max_ttl": 0,
+        "expire_time": record.expire_ms.map(|t| time(Some(t))),
+        "issue_time": time(Some(record.created_ms)),
+        "ttl": record.ttl_left(),
+        "renewable": record.renewable,
+        "type": "service",
+        "orphan": record.parent.is_none(),
+        "num_uses": 0,
+        "path": if record.is_root() && record.parent.is_none() { "auth/token/root" } else { "auth/token/create" },
+        "meta": if record.meta.is_empty() { Value::Null } else { json!(record.meta) },
+        "entity_id": "",
+    })
+}
+
+/// Vault's `auth` block of a response that hands out a token.
+fn auth_block(token: &str, record: &TokenRecord) -> Value {
+    json!({
+        "client_token": token,
+        "accessor": record.accessor,
+        "policies": record.policies,
+        "token_policies": record.policies,
+        "metadata": if record.meta.is_empty() { Value::Null } else { json!(record.meta) },
+        "lease_duration": record.ttl_left(),
+        "renewable": record.renewable,
+        "entity_id": "",
+        "token_type": "service",
+        "orphan": record.parent.is_none(),
+        "num_uses": 0,
+    })
+}
+
+/// A Vault duration: seconds as a number or text, or `90s`, `15m`, `2h`, `7d`.
+fn duration_s(value: &Value) -> Result<u64, ApiError> {
+    let bad = || ApiError::invalid(format!("{value} is not a duration"));
+    if let Some(n) = value.as_u64() {
+        return Ok(n);
+    }
+    let text = value.as_str().ok_or_else(bad)?.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = number.parse().map_err(|_| bad())?;
+    let scale = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(bad()),
+    };
+    Ok(n.saturating_mul(scale))
+}
+
+/// One request under `auth/token/` from the token `token` with record `me` (at `my_path`).
+pub(crate) async fn token_route(
+    unsealed: &Unsealed,
+    vault: &Vault,
+    call: &Call,
+    rest: &str,
+    token: &str,
+    me: &TokenRecord,
+) -> Result<Response, ApiError> {
+    let body = call.json()?;
+    let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_string);
+    match (rest, call.verb) {
+        ("lookup-self", Verb::Read | Verb::Write) => Ok(reply::ok(token_data(me, Some(token)), "token")),
+        ("create" | "create-orphan", Verb::Write) => {
+            let request = tokens::Request {
+                policies: match body.get("policies") {
+                    None | Some(Value::Null) => None,
+                    Some(v) => Some(
+                        serde_json::from_value(v.clone())
+                            .map_err(|_| ApiError::invalid("policies must be a list of names"))?,
+                    ),
+                },
+                ttl_s: match body.get("ttl") {
+                    None | Some(Value::Null) => None,
+                    Some(v) if v.as_str() == Some("") => None,
+                    Some(v) => Some(duration_s(v)?),
+                },
+                display_name: text("display_name"),
+                meta: match body.get("meta") {
+                    None | Some(Value::Null) => BTreeMap::new(),
+                    Some(v) => serde_json::from_value(v.clone())
+                        .map_err(|_| ApiError::invalid("meta must map names to strings"))?,
+                },
+                no_parent: rest == "create-orphan"
+                    || body.get("no_parent").and_then(Value::as_bool) == Some(true),
+                no_default_policy: body.get("no_default_policy").and_then(Value::as_bool) == Some(true),
+                renewable: body.get("renewable").and_then(Value::as_bool) != Some(false),
+            };
+            match tokens::create(vault, &unsealed.tokens, me, request).await {
+                Ok((token, record)) => {
+                    let mut body = reply::envelope(Value::Null, "token");
+                    body["auth"] = auth_block(&token, &record);
+                    Ok(reply::json(axum::http::StatusCode::OK, &body))
+                }
+                Err(CreateError::Denied(why)) => {
+                    if let Err(e) = vault.audit_denied(&format!("{:?} {}", call.verb, call.path), &why).await
+                    {
+                        tracing::warn!("could not audit a denied request: {e}");
+                    }
+                    Err(ApiError { status: axum::http::StatusCode::FORBIDDEN, messages: vec![why] })
+                }
+                Err(CreateError::Invalid(why)) => Err(ApiError::invalid(why)),
+                Err(CreateError::Vault(e)) => Err(e.into()),
+            }
+        }
+        ("lookup", Verb::Write | Verb::Read) => {
+            let other = text("token").ok_or_else(|| ApiError::invalid("missing token"))?;
+            match tokens::lookup(vault, &unsealed.tokens, &other).await? {
+                Some(record) => Ok(reply::ok(token_data(&record, Some(&other)), "token")),
+                None => Err(ApiError::invalid("bad token")),
+            }
+        }
+        ("lookup-accessor", Verb::Write) => {
+            let accessor = text("accessor").ok_or_else(|| ApiError::invalid("missing accessor"))?;
+            match tokens::by_accessor(vault, &accessor).await {
+                Ok(Some((_, record))) => Ok(reply::ok(token_data(&record, None), "token")),
+                Ok(None) | Err(tresor::Error::NotFound { .. }) => Err(ApiError::invalid("invalid accessor")),
+                Err(e) => Err(e.into()),
+            }
+        }
+        ("renew-self", Verb::Write) => {
+            let increment = body.get("increment").filter(|v| !v.is_null()).map(duration_s).transpose()?;
+            let path = tokens::path_of(&unsealed.tokens, token)?;
+            match tokens::renew(vault, &path, me, increment).await? {
+                Some(renewed) => {
+                    let mut body = reply::envelope(Value::Null, "token");
+                    body["auth"] = auth_block(token, &renewed);
+                    Ok(reply::json(axum::http::StatusCode::OK, &body))
+                }
+                None => Err(ApiError::invalid("this token is not renewable")),
+            }
+        }
+        ("revoke-self", Verb::Write) => {
+            tokens::revoke(vault, &tokens::path_of(&unsealed.tokens, token)?, me).await?;
+            Ok(reply::no_content())
+        }
+        ("revoke", Verb::Write) => {
+            let other = text("token").ok_or_else(|| ApiError::invalid("missing token"))?;
+            if let Some(record) = tokens::lookup(vault, &unsealed.tokens, &other).await? {
+                tokens::revoke(vault, &tokens::path_of(&unsealed.tokens, &other)?, &record).await?;
+            }
+            Ok(reply::no_content())
+        }
+        ("revoke-accessor", Verb::Write) => {
+            let accessor = text("accessor").ok_or_else(|| ApiError::invalid("missing accessor"))?;
+            match tokens::by_accessor(vault, &accessor).await {
+                Ok(Some((path, record))) => {
+                    tokens::revoke(vault, &path, &record).await?;
+                    Ok(reply::no_content())
+                }
+                Ok(None) | Err(tresor::Error::NotFound { .. }) => Err(ApiError::invalid("invalid accessor")),
+                Err(e) => Err(e.into()),
+            }
+        }
+        _ => Err(ApiError::method()),
+    }
+}
+
+/// `sys/policies/acl[/<name>]`: list, read, write (HCL or JSON, checked before it is stored) and
+/// delete policies. `root` and `default` are built in.
+pub(crate) async fn policy_route(vault: &Vault, call: &Call, name: &str) -> Result<Response, ApiError> {
+    match (name, call.verb) {
+        ("", Verb::List) => {
+            let mut keys: Vec<String> = vault
+                .list_system("policies/")
+                .await?
+                .into_iter()
+                .filter_map(|e| e.path.rsplit('/').next().map(str::to_string))
+                .collect();
+            keys.extend(["default".to_string(), "root".to_string()]);
+            keys.sort();
+            keys.dedup();
+            Ok(reply::ok(json!({ "keys": keys, "policies": keys }), "system"))
+        }
+        ("root" | "default", Verb::Write | Verb::Delete) => {
+            Err(ApiError::invalid(format!("the \"{name}\" policy is built in and cannot be changed")))
+        }
+        ("default", Verb::Read) => {
+            Ok(reply::ok(json!({ "name": name, "policy": policy::DEFAULT.trim() }), "system"))
+        }
+        ("root", Verb::Read) => Ok(reply::ok(json!({ "name": name, "policy": "" }), "system")),
+        (_, Verb::Read) => match vault.get(&policy_path(name)?, None).await {
+            Ok(text) => Ok(reply::ok(
+                json!({ "name": name, "policy": String::from_utf8_lossy(text.as_slice()) }),
+                "system",
+            )),
+            Err(e) => Err(e.into()),
+        },
+        (_, Verb::Write) => {
+            let body = call.json()?;
+            let text = body
+                .get("policy")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::invalid("missing policy"))?;
+            Policy::parse(text).map_err(ApiError::invalid)?;
+            vault.set(&policy_path(name)?, text.as_bytes()).await?;
+            Ok(reply::no_content())
+        }
+        (_, Verb::Delete) => {
+            match vault.delete(&policy_path(name)?).await {
+                Ok(_) | Err(tresor::Error::NotFound { .. } | tresor::Error::Deleted { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+            Ok(reply::no_content())
+        }
+        _ => Err(ApiError::method()),
+    }
+}
