@@ -20,6 +20,7 @@ pub(crate) async fn handle(vault: &Vault, call: &Call, rest: &str) -> Result<Res
     match (kind, call.verb) {
         ("data", Verb::Read) => read(vault, &secret(path)?, version(call)?).await,
         ("data", Verb::Write) => write(vault, &secret(path)?, &call.json()?).await,
+        ("data", Verb::Patch) => patch(vault, &secret(path)?, &call.json()?).await,
         ("data", Verb::Delete) => {
             vault.delete(&secret(path)?).await?;
             Ok(reply::no_content())
@@ -119,6 +120,59 @@ async fn write(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiE
     ))
 }
 
+/// `PATCH secret/data/<p>` with `{"data": {...}, "options": {"cas": N}}`: a JSON merge patch
+/// (RFC 7386: `null` removes a key, objects merge) of the newest version, written as the next
+/// version only if no one wrote in between (what `vault kv patch` sends).
+async fn patch(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiError> {
+    let Some(changes) = body.get("data").filter(|d| d.is_object()) else {
+        return Err(ApiError::invalid("no data provided"));
+    };
+    let history = vault.history(path).await?;
+    let Some(current) = history.last().filter(|h| h.deleted_ms.is_none()) else {
+        return Err(ApiError::not_found());
+    };
+    if let Some(cas) = body.get("options").and_then(|o| o.get("cas")).and_then(Value::as_u64)
+        && cas != current.version
+    {
+        return Err(ApiError::invalid("check-and-set parameter did not match the current version"));
+    }
+    let mut data = decode(vault.get(path, Some(current.version)).await?.as_slice());
+    merge(&mut data, changes);
+    let bytes =
+        zeroize::Zeroizing::new(serde_json::to_vec(&data).map_err(|e| ApiError::internal(e.to_string()))?);
+    let version = vault.set_cas(path, &bytes, current.version).await?;
+    Ok(reply::ok(
+        json!({
+            "version": version,
+            "created_time": time(Some(super::tokens::now_ms())),
+            "deletion_time": "",
+            "destroyed": false,
+            "custom_metadata": null,
+        }),
+        "kv",
+    ))
+}
+
+/// RFC 7386 JSON merge patch of `target` by `patch`.
+fn merge(target: &mut Value, patch: &Value) {
+    let Value::Object(changes) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    if let Value::Object(map) = target {
+        for (key, value) in changes {
+            if value.is_null() {
+                map.remove(key);
+            } else {
+                merge(map.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        }
+    }
+}
+
 /// `LIST secret/metadata/<p>`: the names right under `p` (folders end in `/`); none is a 404.
 async fn list(vault: &Vault, path: &str) -> Result<Response, ApiError> {
     let prefix = if path.is_empty() { format!("{MOUNT}/") } else { format!("{MOUNT}/{path}/") };
@@ -176,6 +230,35 @@ async fn metadata(vault: &Vault, path: &str) -> Result<Response, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merge_patch_follows_rfc_7386() {
+        // The examples of RFC 7386 §3.
+        let mut doc = json!({"title": "Goodbye!", "author": {"givenName": "John", "familyName": "Doe"},
+                             "tags": ["example", "sample"], "content": "This will be unchanged"});
+        merge(
+            &mut doc,
+            &json!({"title": "Hello!", "phoneNumber": "+01-123-456-7890",
+                                "author": {"familyName": null}, "tags": ["example"]}),
+        );
+        assert_eq!(
+            doc,
+            json!({"title": "Hello!", "author": {"givenName": "John"}, "tags": ["example"],
+                               "content": "This will be unchanged", "phoneNumber": "+01-123-456-7890"})
+        );
+        for (original, patch, result) in [
+            (json!({"a": "b"}), json!({"a": "c"}), json!({"a": "c"})),
+            (json!({"a": "b"}), json!({"b": "c"}), json!({"a": "b", "b": "c"})),
+            (json!({"a": "b"}), json!({"a": null}), json!({})),
+            (json!({"a": [{"b": "c"}]}), json!({"a": [1]}), json!({"a": [1]})),
+            (json!({"e": null}), json!({"a": 1}), json!({"e": null, "a": 1})),
+            (json!({}), json!({"a": {"bb": {"ccc": null}}}), json!({"a": {"bb": {}}})),
+        ] {
+            let mut doc = original.clone();
+            merge(&mut doc, &patch);
+            assert_eq!(doc, result, "{original} + {patch}");
+        }
+    }
 
     #[test]
     fn values_decode_as_kv_data() {

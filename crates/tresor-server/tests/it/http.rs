@@ -153,6 +153,17 @@ async fn the_transport_is_vaults() {
         (&Value::from("secret/"), &Value::from("2"))
     );
 
+    // PATCH is a JSON merge patch of the newest version (what `vault kv patch` sends); a stale cas
+    // and a missing secret are refused.
+    let (status, _, body) =
+        request(addr, "PATCH", "/v1/secret/data/a/b", token, r#"{"data":{"k":null,"n":"1"}}"#).await;
+    assert_eq!((status, &body["data"]["version"]), (200, &Value::from(2)), "{body}");
+    let (_, _, body) = request(addr, "GET", "/v1/secret/data/a/b", token, "").await;
+    assert_eq!(body["data"]["data"], serde_json::json!({"n": "1"}));
+    let stale = r#"{"data":{"n":"2"},"options":{"cas":1}}"#;
+    assert_eq!(request(addr, "PATCH", "/v1/secret/data/a/b", token, stale).await.0, 400);
+    assert_eq!(request(addr, "PATCH", "/v1/secret/data/a/none", token, r#"{"data":{"n":"2"}}"#).await.0, 404);
+
     // Sealed: 503 for whatever needs the vault, seal status and health say so.
     assert_eq!(request(addr, "PUT", "/v1/sys/seal", token, "").await.0, 204);
     let (status, _, body) = request(addr, "GET", "/v1/secret/data/a/b", token, "").await;
