@@ -202,9 +202,19 @@ pub(crate) enum Command {
     Lock,
     /// Serve HashiCorp Vault's HTTP API (KV v2 at secret/) on this vault to programs with a token.
     Server {
-        /// Address and port to listen on (loopback only, until TLS).
+        /// Address and port to listen on (anything but loopback needs TLS, or --tls-disable).
         #[arg(long, default_value = "127.0.0.1:8200", value_name = "ADDR:PORT")]
         listen: String,
+        /// Serve HTTPS with this certificate chain (PEM).
+        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The certificate's private key (PEM).
+        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Serve plain HTTP on a non-loopback address (Vault's tls_disable): tokens and secrets then
+        /// cross the network in the clear.
+        #[arg(long, conflicts_with = "tls_cert")]
+        tls_disable: bool,
         /// A temporary vault, unsealed, with a root token printed: for trying it (like `vault
         /// server -dev`); removed when the server stops.
         #[arg(long)]

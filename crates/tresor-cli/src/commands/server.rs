@@ -14,17 +14,26 @@ pub(crate) struct Start {
     pub(crate) unseal: bool,
     /// Print a new root token (with `unseal`).
     pub(crate) new_root_token: bool,
+    /// Serve HTTPS with this certificate and key.
+    pub(crate) tls: Option<tresor_server::http::listen::TlsFiles>,
+    /// Plain HTTP on a non-loopback address, on purpose.
+    pub(crate) tls_disable: bool,
 }
 
 /// Runs the server until SIGINT or SIGTERM.
 pub(crate) fn run(ctx: &mut Ctx, listen: &str, start: Start) -> Result<(), CliError> {
-    let Start { dev, unseal, new_root_token } = start;
+    let Start { dev, unseal, new_root_token, tls, tls_disable } = start;
     let addr: SocketAddr =
         listen.parse().map_err(|_| CliError::input(format!("--listen {listen}: not an address and port")))?;
-    if !addr.ip().is_loopback() {
+    if !addr.ip().is_loopback() && tls.is_none() && !tls_disable {
         return Err(CliError::input(format!(
-            "--listen {listen}: only loopback addresses are served until the server speaks TLS"
+            "--listen {listen}: a non-loopback address needs TLS (--tls-cert and --tls-key), or --tls-disable \
+             to send tokens and secrets in the clear"
         )));
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    if let Some(files) = &tls {
+        tresor_server::http::listen::check(files).map_err(|e| CliError::input(format!("TLS: {e}")))?;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -57,7 +66,7 @@ pub(crate) fn run(ctx: &mut Ctx, listen: &str, start: Start) -> Result<(), CliEr
             .await
             .map_err(|e| CliError::other(format!("cannot listen on {addr}: {e}")))?;
         let bound = listener.local_addr().map_err(|e| CliError::other(e.to_string()))?;
-        eprintln!("tresor server: listening on http://{bound} (Vault API; KV v2 at secret/)");
+        eprintln!("tresor server: listening on {scheme}://{bound} (Vault API; KV v2 at secret/)");
         if let Some(dir) = &dev_dir {
             eprintln!(
                 "tresor server: dev mode: a temporary vault in {}, removed when the server stops",
@@ -66,13 +75,13 @@ pub(crate) fn run(ctx: &mut Ctx, listen: &str, start: Start) -> Result<(), CliEr
         }
         if let Some(token) = &root_token {
             // The token is shown once, as `vault server -dev` and `vault operator init` do.
-            outln!("export VAULT_ADDR='http://{bound}'");
+            outln!("export VAULT_ADDR='{scheme}://{bound}'");
             outln!("export VAULT_TOKEN='{token}'");
         }
         if password.is_none() {
             eprintln!("tresor server: sealed, or uninitialized on an empty location: sys/init and sys/unseal take it from here");
         }
-        let settings = Settings { store, trust_dir, password, root_token };
+        let settings = Settings { store, trust_dir, password, root_token, tls };
         launch(settings, listener, stop_signal()).await.map_err(|e| CliError::other(e.to_string()))
     });
     if let Some(dir) = dev_dir

@@ -3,6 +3,7 @@
 
 mod auth;
 mod kv;
+pub mod listen;
 mod policy;
 mod reply;
 mod route;
@@ -10,7 +11,6 @@ mod seal;
 mod sys;
 mod tokens;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokens::TokenKey;
@@ -32,6 +32,9 @@ pub struct Settings {
     pub password: Option<Password>,
     /// A root token to create at the first unseal (dev mode prints it).
     pub root_token: Option<String>,
+    /// Serve HTTPS with this certificate and key (else plain HTTP: loopback only, unless the
+    /// caller decided otherwise).
+    pub tls: Option<listen::TlsFiles>,
 }
 
 /// Why the server could not start or stopped with an error.
@@ -40,9 +43,9 @@ pub enum ServerError {
     /// The vault could not be opened or prepared.
     #[error("{0}")]
     Vault(#[from] tresor::Error),
-    /// Serving failed.
-    #[error("the server failed: {0}")]
-    Io(#[from] std::io::Error),
+    /// The TLS certificate or key could not be used.
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// Where the server is in its life: no vault yet, a vault with every key wiped, or an open vault.
@@ -167,6 +170,7 @@ pub async fn launch(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    let tls = settings.tls.as_ref().map(listen::acceptor).transpose().map_err(ServerError::Tls)?;
     let state = match tresor::vault::describe_locked(&settings.store).await {
         Ok(_) => Seal::Sealed,
         Err(tresor::Error::NoVault { .. }) => Seal::Uninitialized,
@@ -186,13 +190,8 @@ pub async fn launch(
             tokens::create_root(&unsealed.vault, &unsealed.tokens, Some(token), "root").await?;
         }
     }
-    let app = axum::Router::new()
-        .fallback(route::handle)
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
-        .with_state(server.clone());
-    let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let app = axum::Router::new().fallback(route::handle).with_state(server.clone());
+    listen::serve(listener, tls, app, shutdown).await;
     server.seal("server stopped").await;
-    Ok(served?)
+    Ok(())
 }

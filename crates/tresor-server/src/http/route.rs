@@ -12,6 +12,9 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+/// How long a request's body may take to arrive once its headers have.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What a request asks, whatever verb spelling the client used (VAULT-API.md §1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Verb {
@@ -89,8 +92,9 @@ async fn read(request: Request, peer: SocketAddr) -> Result<Call, ApiError> {
         _ => return Err(ApiError::method()),
     };
     let token = token(&parts.headers);
-    let body = axum::body::to_bytes(body, super::MAX_BODY)
+    let body = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, super::MAX_BODY))
         .await
+        .map_err(|_| ApiError::invalid("the body took too long to arrive"))?
         .map_err(|_| ApiError::invalid("the body is too large or was cut off"))?;
     Ok(Call { verb, path, query, body, token, peer })
 }

@@ -34,6 +34,12 @@ impl Running {
 
 /// A new vault in `dir`, served unsealed on a free loopback port with a fresh root token.
 async fn start(dir: &Path) -> Running {
+    start_with(dir, None).await
+}
+
+/// [`start`], over TLS with `tls`.
+async fn start_with(dir: &Path, tls: Option<tresor_server::http::listen::TlsFiles>) -> Running {
+    let plain = tls.is_none();
     let location = dir.join("vault").display().to_string();
     let mut opts = Options::new(dir.join("trust"), "test");
     opts.kdf = KdfParams::MINIMUM;
@@ -45,6 +51,7 @@ async fn start(dir: &Path) -> Running {
         trust_dir: dir.join("trust"),
         password: Some(password()),
         root_token: Some(token.clone()),
+        tls,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -55,7 +62,7 @@ async fn start(dir: &Path) -> Running {
     // Ready once it answers.
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(addr).await.is_ok()
-            && request(addr, "GET", "/v1/sys/health", None, "").await.0 == 200
+            && (!plain || request(addr, "GET", "/v1/sys/health", None, "").await.0 == 200)
         {
             break;
         }
@@ -229,9 +236,21 @@ fn python() -> Option<std::ffi::OsString> {
 
 /// Runs `tests/clients/<script>` against the server at `addr` (with `token`, if any).
 async fn run_client(python: std::ffi::OsString, script: &str, addr: SocketAddr, token: Option<&str>) {
+    run_client_at(python, script, &format!("http://{addr}"), token, &[]).await;
+}
+
+/// [`run_client`] at `url`, with more environment.
+async fn run_client_at(
+    python: std::ffi::OsString,
+    script: &str,
+    url: &str,
+    token: Option<&str>,
+    env: &[(&str, &std::ffi::OsStr)],
+) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients").join(script);
     let mut cmd = tokio::process::Command::new(python);
-    cmd.arg(script).env("VAULT_ADDR", format!("http://{addr}")).env_remove("VAULT_TOKEN").kill_on_drop(true);
+    cmd.arg(script).env("VAULT_ADDR", url).env_remove("VAULT_TOKEN").kill_on_drop(true);
+    cmd.envs(env.iter().copied());
     if let Some(token) = token {
         cmd.env("VAULT_TOKEN", token);
     }
@@ -263,6 +282,7 @@ async fn start_bare(
         trust_dir: dir.join("trust"),
         password: None,
         root_token: None,
+        tls: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -370,4 +390,41 @@ async fn hvac_tokens_policies_and_isolation() {
             |r| matches!(&r.record.outcome, tresor::model::Outcome::Denied(why) if why.contains("subset"))
         )
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_round_trip_with_a_generated_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    // A key file that is not one is refused at start, by name.
+    let bad = tresor_server::http::listen::TlsFiles { cert: cert_path.clone(), key: cert_path.clone() };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let settings = Settings {
+        store: Store::open(&dir.path().join("none").display().to_string(), true).unwrap(),
+        trust_dir: dir.path().join("trust"),
+        password: None,
+        root_token: None,
+        tls: Some(bad),
+    };
+    let e = launch(settings, listener, std::future::pending()).await.unwrap_err();
+    assert!(e.to_string().contains("cert.pem: no private key"), "{e}");
+
+    let tls = tresor_server::http::listen::TlsFiles { cert: cert_path.clone(), key: key_path };
+    let s = start_with(dir.path(), Some(tls)).await;
+    // Plain HTTP on the TLS port gets no HTTP answer.
+    let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    stream.write_all(b"GET /v1/sys/health HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw)).await;
+    assert!(!raw.starts_with(b"HTTP/"), "plain HTTP was answered over the TLS port");
+    if let Some(python) = python() {
+        let url = format!("https://localhost:{}", s.addr.port());
+        run_client_at(python, "hvac_tls.py", &url, Some(&s.token), &[("TRESOR_CA", cert_path.as_os_str())])
+            .await;
+    }
+    s.stop().await;
 }

@@ -1,0 +1,147 @@
+//! Accepting connections: plain TCP or TLS (rustls on ring), each connection served by hyper's
+//! HTTP/1 with a header timeout (no slowloris), at most [`MAX_CONNECTIONS`] at once, and a
+//! graceful stop (requests in flight finish, within [`DRAIN`]).
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+
+/// Most connections served at once; more wait in the listen queue.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// How long a client has to send a request's headers (and to finish a TLS handshake).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long requests in flight may run on after the server is told to stop.
+pub const DRAIN: Duration = Duration::from_secs(30);
+
+/// A certificate chain and its private key, PEM files.
+pub struct TlsFiles {
+    /// The certificate chain (leaf first).
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// Checks that `files` make a TLS configuration (what [`super::launch`] would refuse), so that a
+/// caller can say so before it announces anything.
+pub fn check(files: &TlsFiles) -> Result<(), String> {
+    acceptor(files).map(drop)
+}
+
+/// A TLS acceptor for `files`, speaking HTTP/1.1 only; the error says which file is wrong.
+pub(crate) fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
+        .and_then(|certs| certs.collect())
+        .map_err(|e| format!("{}: no certificate read: {e}", files.cert.display()))?;
+    if certs.is_empty() {
+        return Err(format!("{}: holds no certificate", files.cert.display()));
+    }
+    let key = PrivateKeyDer::from_pem_file(&files.key)
+        .map_err(|e| format!("{}: no private key read: {e}", files.key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| format!("the certificate and key do not make a TLS configuration: {e}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves `app` on `listener` (through `tls` when given) until `shutdown` resolves, then lets
+/// the connections finish their requests for at most [`DRAIN`].
+pub(crate) async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            permit = slots.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little rather than spin.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let (app, tls, mut stopping) = (app.clone(), tls.clone(), stopping.clone());
+        connections.spawn(async move {
+            let _permit = permit;
+            let service = TowerToHyperService::new(app.layer(axum::Extension(ConnectInfo(peer))));
+            match tls {
+                Some(acceptor) => match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(stream)) => one(TokioIo::new(stream), service, &mut stopping).await,
+                    _ => tracing::debug!("TLS handshake with {peer} failed or timed out"),
+                },
+                None => one(TokioIo::new(tcp), service, &mut stopping).await,
+            }
+        });
+        while connections.try_join_next().is_some() {}
+    }
+    let _ = stop.send(true);
+    let drained =
+        tokio::time::timeout(DRAIN, async { while connections.join_next().await.is_some() {} }).await;
+    if drained.is_err() {
+        tracing::warn!("requests still running after {}s were cut off", DRAIN.as_secs());
+        connections.abort_all();
+    }
+}
+
+/// Serves one connection until it closes, or until `stopping` (then it finishes the request under
+/// way and closes).
+async fn one<I>(
+    io: I,
+    service: TowerToHyperService<Router>,
+    stopping: &mut tokio::sync::watch::Receiver<bool>,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT)
+        .serve_connection(io, service);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        () = stopped(stopping) => {
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
+}
+
+/// Resolves once the server is told to stop (never, if the sender is gone without telling).
+async fn stopped(stopping: &mut tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if *stopping.borrow_and_update() {
+            return;
+        }
+        if stopping.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
