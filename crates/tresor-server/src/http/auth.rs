@@ -85,7 +85,7 @@ fn auth_block(token: &str, record: &TokenRecord) -> Value {
 }
 
 /// A Vault duration: seconds as a number or text, or `90s`, `15m`, `2h`, `7d`.
-fn duration_s(value: &Value) -> Result<u64, ApiError> {
+pub(crate) fn duration_s(value: &Value) -> Result<u64, ApiError> {
     let bad = || ApiError::invalid(format!("{value} is not a duration"));
     if let Some(n) = value.as_u64() {
         return Ok(n);

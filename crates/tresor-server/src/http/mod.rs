@@ -1,6 +1,7 @@
 //! The HTTP server: the part of HashiCorp Vault's API that real clients use, over the shared
 //! vault (ARCHITECTURE.md, "The server"). [`launch`] serves a bound listener until shutdown.
 
+mod approle;
 mod auth;
 mod kv;
 pub mod listen;

@@ -4,7 +4,7 @@
 use super::policy::{self, Cap};
 use super::reply::ApiError;
 use super::tokens::{self, TokenRecord};
-use super::{Server, Unsealed, auth, kv, sys};
+use super::{Server, Unsealed, approle, auth, kv, sys};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
@@ -121,6 +121,11 @@ async fn dispatch(server: &Server, call: Call) -> Result<Response, ApiError> {
         "sys/leader" => return sys::leader(server).await,
         _ => {}
     }
+    if path == "auth/approle/login" && call.verb == Verb::Write {
+        let unsealed = server.unsealed().await.ok_or_else(ApiError::sealed)?;
+        let vault = unsealed.vault.with_actor(format!("approle login from {}", call.peer));
+        return approle::login(&unsealed, &vault, &call).await;
+    }
     let (unsealed, record) = authenticate(server, &call).await?;
     let token = call.token.clone().unwrap_or_default();
     let vault = unsealed.vault.with_actor(format!("token {} from {}", record.accessor, call.peer));
@@ -141,6 +146,11 @@ async fn dispatch(server: &Server, call: Call) -> Result<Response, ApiError> {
         ("sys", rest) if rest.starts_with("policies/acl/") => {
             auth::policy_route(&vault, &call, &rest["policies/acl/".len()..]).await
         }
+        ("auth", rest) if rest == "approle/role" || rest.starts_with("approle/role/") => {
+            let rest = rest["approle/role".len()..].trim_start_matches('/');
+            approle::role_route(&unsealed, &vault, &call, rest).await
+        }
+        ("sys", rest) if rest == "auth" || rest.starts_with("auth/") => sys::auth_methods(&call, rest),
         ("auth", rest) if rest.starts_with("token/") => {
             auth::token_route(&unsealed, &vault, &call, &rest["token/".len()..], &token, &record).await
         }

@@ -171,3 +171,19 @@ pub(crate) fn mount_of(path: &str) -> Result<Response, ApiError> {
         _ => Err(ApiError::not_found()),
     }
 }
+
+/// `sys/auth`: the auth methods, always `token/` and `approle/` (enabling one that is there is
+/// accepted, as a no-op; any other is refused).
+pub(crate) fn auth_methods(call: &super::route::Call, rest: &str) -> Result<Response, ApiError> {
+    let method = |kind: &str| json!({ "type": kind, "description": "", "local": false, "seal_wrap": false, "options": null });
+    match (rest.strip_prefix("auth").map(|r| r.trim_start_matches('/')), call.verb) {
+        (Some(""), Verb::Read) => {
+            Ok(reply::ok(json!({ "token/": method("token"), "approle/": method("approle") }), "system"))
+        }
+        (Some("approle" | "token"), Verb::Write) => Ok(reply::no_content()),
+        (Some(_), Verb::Write) => {
+            Err(ApiError::invalid("tresor serves the token and approle auth methods only"))
+        }
+        _ => Err(ApiError::method()),
+    }
+}

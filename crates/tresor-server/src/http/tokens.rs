@@ -42,6 +42,11 @@ impl TokenKey {
         Err(Error::Conflict("the server's token key keeps changing".into()))
     }
 
+    /// A keyed hash of `secret` for `domain` (how AppRole secret IDs are named, as tokens are).
+    pub(crate) fn hash(&self, domain: &[u8], secret: &str) -> String {
+        hex::encode(tresor_crypto::mac(&self.0, &[domain, secret.as_bytes()]))
+    }
+
     /// The system path of the record of `token`.
     fn record_path(&self, token: &str) -> Result<SecretPath, Error> {
         let name = hex::encode(tresor_crypto::mac(&self.0, &[b"tresor/v1/server/token", token.as_bytes()]));
@@ -231,6 +236,37 @@ pub(crate) async fn create(
         ttl_s: if root_without_ttl { 0 } else { ttl_s },
         renewable: request.renewable && !root_without_ttl,
         meta: request.meta,
+    };
+    let token = new_token()?;
+    store(vault, key, &token, &record).await?;
+    Ok((token, record))
+}
+
+/// Issues an orphan token for a machine that logged in (AppRole): `policies` plus `default`,
+/// living `ttl_s` seconds (0: the default), `meta` naming where it came from.
+pub(crate) async fn issue(
+    vault: &Vault,
+    key: &TokenKey,
+    policies: Vec<String>,
+    ttl_s: u64,
+    display_name: &str,
+    meta: BTreeMap<String, String>,
+) -> Result<(String, TokenRecord), Error> {
+    let mut policies = policies;
+    policies.push("default".into());
+    policies.sort();
+    policies.dedup();
+    let ttl_s = if ttl_s == 0 { DEFAULT_TTL_S } else { ttl_s };
+    let record = TokenRecord {
+        accessor: hex::encode(tresor_crypto::random_array::<12>()?),
+        policies,
+        display_name: display_name.to_string(),
+        created_ms: now_ms(),
+        expire_ms: Some(now_ms().saturating_add(ttl_s.saturating_mul(1000))),
+        parent: None,
+        ttl_s,
+        renewable: true,
+        meta,
     };
     let token = new_token()?;
     store(vault, key, &token, &record).await?;

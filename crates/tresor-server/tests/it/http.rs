@@ -361,6 +361,20 @@ async fn hvac_initializes_unseals_and_seals() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hvac_approle_logins() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    run_client(python, "hvac_approle.py", s.addr, Some(&s.token)).await;
+    s.stop().await;
+    // The store sees none of it in the clear: not the role, not the system namespace's names.
+    for entry in walk(&dir.path().join("vault")) {
+        let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap()).into_owned();
+        assert!(!text.contains("approle"), "{}", entry.display());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hvac_tokens_policies_and_isolation() {
     let Some(python) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
