@@ -11,6 +11,7 @@ mod route;
 mod seal;
 mod sys;
 mod tokens;
+mod transit;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 use super::policy::{self, Cap};
 use super::reply::ApiError;
 use super::tokens::{self, TokenRecord};
-use super::{Server, Unsealed, approle, auth, kv, sys};
+use super::{Server, Unsealed, approle, auth, kv, sys, transit};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
@@ -155,6 +155,7 @@ async fn dispatch(server: &Server, call: Call) -> Result<Response, ApiError> {
             auth::token_route(&unsealed, &vault, &call, &rest["token/".len()..], &token, &record).await
         }
         (kv::MOUNT, rest) => kv::handle(&vault, &call, rest).await,
+        (transit::MOUNT, rest) => transit::handle(&vault, &call, rest).await,
         _ => Err(ApiError {
             status: axum::http::StatusCode::NOT_FOUND,
             messages: vec![format!("no handler for route \"{path}\"")],

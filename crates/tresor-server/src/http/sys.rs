@@ -145,7 +145,7 @@ pub(crate) async fn seal(server: &Server) -> Result<Response, ApiError> {
     Ok(reply::no_content())
 }
 
-/// The one mount there is so far: KV v2 at `secret/`.
+/// The KV v2 mount at `secret/`.
 fn kv_mount() -> Value {
     json!({
         "type": "kv",
@@ -158,9 +158,28 @@ fn kv_mount() -> Value {
     })
 }
 
+/// The transit mount.
+fn transit_mount() -> Value {
+    json!({
+        "type": "transit",
+        "path": format!("{}/", super::transit::MOUNT),
+        "description": "encryption as a service",
+        "options": null,
+        "config": { "default_lease_ttl": 0, "max_lease_ttl": 0 },
+        "local": false,
+        "seal_wrap": false,
+    })
+}
+
 /// `GET sys/mounts`.
 pub(crate) fn mounts() -> Result<Response, ApiError> {
-    Ok(reply::ok(json!({ format!("{}/", super::kv::MOUNT): kv_mount() }), ""))
+    Ok(reply::ok(
+        json!({
+            format!("{}/", super::kv::MOUNT): kv_mount(),
+            format!("{}/", super::transit::MOUNT): transit_mount(),
+        }),
+        "",
+    ))
 }
 
 /// `GET sys/internal/ui/mounts/<path>`: the mount `path` lies in (the Vault CLI and
@@ -168,6 +187,7 @@ pub(crate) fn mounts() -> Result<Response, ApiError> {
 pub(crate) fn mount_of(path: &str) -> Result<Response, ApiError> {
     match path.split('/').next() {
         Some(super::kv::MOUNT) => Ok(reply::ok(kv_mount(), "kv")),
+        Some(super::transit::MOUNT) => Ok(reply::ok(transit_mount(), "transit")),
         _ => Err(ApiError::not_found()),
     }
 }

@@ -361,6 +361,15 @@ async fn hvac_initializes_unseals_and_seals() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hvac_transit() {
+    let Some(python) = python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    run_client(python, "hvac_transit.py", s.addr, Some(&s.token)).await;
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hvac_approle_logins() {
     let Some(python) = python() else { return };
     let dir = tempfile::tempdir().unwrap();

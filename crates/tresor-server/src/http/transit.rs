@@ -1,0 +1,288 @@
+//! Transit at `transit/`: Vault's encryption-as-a-service, on the vault's own transit keys.
+//!
+//! Vault's key `K` at version `v` is tresor's transit key named `K.v<v>` (derived from the root,
+//! never stored); a Vault ciphertext is `vault:v<v>:` followed by the Base64 of tresor's binary
+//! transit ciphertext, whose header names `K.v<v>` — so a ciphertext of another key or version
+//! is refused by name, and tampering fails authentication. What is stored is each key's
+//! bookkeeping (`transit/keys/<K>` in the system namespace: its type, latest and minimum
+//! decryption versions, when each version was made). A key is created on first encrypt, as Vault
+//! does.
+
+use super::reply::{self, ApiError};
+use super::route::{Call, Verb};
+use super::tokens::now_ms;
+use axum::response::Response;
+use base64ct::{Base64, Encoding};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use tresor::Vault;
+use tresor::path::SecretPath;
+use tresor_crypto::transit::Algorithm;
+
+/// The mount.
+pub(crate) const MOUNT: &str = "transit";
+
+/// A key's bookkeeping.
+#[derive(Serialize, Deserialize)]
+struct KeyInfo {
+    /// Vault's type name: `chacha20-poly1305` or `aes256-gcm96`.
+    kind: String,
+    latest_version: u32,
+    min_decryption_version: u32,
+    /// When each version was made, in seconds since the epoch.
+    versions: BTreeMap<u32, u64>,
+}
+
+impl KeyInfo {
+    fn algorithm(&self) -> Algorithm {
+        if self.kind == "aes256-gcm96" { Algorithm::Aes256Gcm } else { Algorithm::XChaCha20Poly1305 }
+    }
+}
+
+/// Vault's type names this mount serves, and the algorithm of each.
+fn algorithm_of(kind: &str) -> Option<Algorithm> {
+    match kind {
+        "chacha20-poly1305" | "xchacha20-poly1305" => Some(Algorithm::XChaCha20Poly1305),
+        "aes256-gcm96" => Some(Algorithm::Aes256Gcm),
+        _ => None,
+    }
+}
+
+fn key_path(name: &str) -> Result<SecretPath, ApiError> {
+    // Room for ".v<version>" within tresor's 128-byte transit names.
+    if name.is_empty()
+        || name.len() > 100
+        || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
+    {
+        return Err(ApiError::invalid(format!(
+            "invalid key name \"{name}\": 1 to 100 of A-Z, a-z, 0-9, '_' and '-'"
+        )));
+    }
+    Ok(SecretPath::system(&format!("transit/keys/{name}"))?)
+}
+
+async fn load(vault: &Vault, name: &str) -> Result<Option<KeyInfo>, ApiError> {
+    match vault.get(&key_path(name)?, None).await {
+        Ok(bytes) => {
+            Ok(Some(serde_json::from_slice(bytes.as_slice()).map_err(|e| ApiError::internal(e.to_string()))?))
+        }
+        Err(tresor::Error::NotFound { .. } | tresor::Error::Deleted { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn save(vault: &Vault, name: &str, info: &KeyInfo, previous: Option<u64>) -> Result<(), ApiError> {
+    let bytes = serde_json::to_vec(info).map_err(|e| ApiError::internal(e.to_string()))?;
+    match previous {
+        // Created once, whoever wins: a lost race reads the winner's.
+        None => match vault.set_cas(&key_path(name)?, &bytes, 0).await {
+            Ok(_) | Err(tresor::Error::Conflict(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        },
+        Some(version) => {
+            vault.set_cas(&key_path(name)?, &bytes, version).await?;
+            Ok(())
+        }
+    }
+}
+
+/// The key `name`, made (with `kind`) if it does not exist yet.
+async fn load_or_create(vault: &Vault, name: &str, kind: &str) -> Result<KeyInfo, ApiError> {
+    if let Some(info) = load(vault, name).await? {
+        return Ok(info);
+    }
+    if algorithm_of(kind).is_none() {
+        return Err(ApiError::invalid(format!(
+            "unsupported key type \"{kind}\": chacha20-poly1305 or aes256-gcm96"
+        )));
+    }
+    let info = KeyInfo {
+        kind: kind.to_string(),
+        latest_version: 1,
+        min_decryption_version: 1,
+        versions: BTreeMap::from([(1, now_ms() / 1000)]),
+    };
+    save(vault, name, &info, None).await?;
+    load(vault, name).await?.ok_or_else(|| ApiError::internal("the key vanished as it was made"))
+}
+
+/// The version of the stored bookkeeping of `name` (for check-and-set).
+async fn info_version(vault: &Vault, name: &str) -> Result<u64, ApiError> {
+    Ok(vault.history(&key_path(name)?).await?.last().map_or(0, |h| h.version))
+}
+
+/// One request under `transit/`.
+pub(crate) async fn handle(vault: &Vault, call: &Call, rest: &str) -> Result<Response, ApiError> {
+    let (kind, rest) = rest.split_once('/').unwrap_or((rest, ""));
+    let (name, action) = rest.split_once('/').unwrap_or((rest, ""));
+    match (kind, action, call.verb) {
+        ("keys", "", Verb::List) if name.is_empty() => {
+            let keys: Vec<String> = vault
+                .list_system("transit/keys/")
+                .await?
+                .into_iter()
+                .filter_map(|e| e.path.rsplit('/').next().map(str::to_string))
+                .collect();
+            if keys.is_empty() {
+                return Err(ApiError::not_found());
+            }
+            Ok(reply::ok(json!({ "keys": keys }), "transit"))
+        }
+        ("keys", "", Verb::Write) => {
+            let body = call.json()?;
+            let kind = body.get("type").and_then(Value::as_str).unwrap_or("chacha20-poly1305");
+            load_or_create(vault, name, kind).await?;
+            Ok(reply::no_content())
+        }
+        ("keys", "", Verb::Read) => match load(vault, name).await? {
+            Some(info) => Ok(reply::ok(describe(name, &info), "transit")),
+            None => Err(ApiError::not_found()),
+        },
+        ("keys", "rotate", Verb::Write) => {
+            let Some(mut info) = load(vault, name).await? else { return Err(ApiError::not_found()) };
+            let version = info_version(vault, name).await?;
+            info.latest_version += 1;
+            info.versions.insert(info.latest_version, now_ms() / 1000);
+            save(vault, name, &info, Some(version)).await?;
+            Ok(reply::ok(describe(name, &info), "transit"))
+        }
+        ("keys", "config", Verb::Write) => {
+            let Some(mut info) = load(vault, name).await? else { return Err(ApiError::not_found()) };
+            let version = info_version(vault, name).await?;
+            if let Some(min) = call.json()?.get("min_decryption_version").and_then(Value::as_u64) {
+                let min = u32::try_from(min).unwrap_or(u32::MAX);
+                if min == 0 || min > info.latest_version {
+                    return Err(ApiError::invalid(
+                        "min_decryption_version must be between 1 and the latest version",
+                    ));
+                }
+                info.min_decryption_version = min;
+            }
+            save(vault, name, &info, Some(version)).await?;
+            Ok(reply::ok(describe(name, &info), "transit"))
+        }
+        ("encrypt", "", Verb::Write) => {
+            let body = call.json()?;
+            let kind = body.get("type").and_then(Value::as_str).unwrap_or("chacha20-poly1305");
+            let info = load_or_create(vault, name, kind).await?;
+            each(vault, name, &info, &body, Op::Encrypt).await
+        }
+        ("decrypt", "", Verb::Write) => {
+            let Some(info) = load(vault, name).await? else {
+                return Err(ApiError::invalid(format!("encryption key not found: {name}")));
+            };
+            each(vault, name, &info, &call.json()?, Op::Decrypt).await
+        }
+        ("rewrap", "", Verb::Write) => {
+            let Some(info) = load(vault, name).await? else {
+                return Err(ApiError::invalid(format!("encryption key not found: {name}")));
+            };
+            each(vault, name, &info, &call.json()?, Op::Rewrap).await
+        }
+        ("keys" | "encrypt" | "decrypt" | "rewrap", _, _) => Err(ApiError::method()),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+/// What a batchable request does to each item.
+#[derive(Clone, Copy)]
+enum Op {
+    Encrypt,
+    Decrypt,
+    Rewrap,
+}
+
+/// Does `op` on the request itself, or on each item of its `batch_input` (each item's error is
+/// its own result, as Vault reports batches).
+async fn each(vault: &Vault, name: &str, info: &KeyInfo, body: &Value, op: Op) -> Result<Response, ApiError> {
+    let one = |item: Value| async move {
+        match op {
+            Op::Encrypt => encrypt(vault, name, info, &item).await,
+            Op::Decrypt => decrypt(vault, name, info, &item).await,
+            Op::Rewrap => {
+                let plaintext = decrypt(vault, name, info, &item).await?;
+                let mut again = item.clone();
+                again["plaintext"] = plaintext["plaintext"].clone();
+                encrypt(vault, name, info, &again).await
+            }
+        }
+    };
+    let field = if matches!(op, Op::Encrypt) { "plaintext" } else { "ciphertext" };
+    match body.get("batch_input").and_then(Value::as_array) {
+        Some(items) => {
+            let mut results = Vec::with_capacity(items.len());
+            for item in items {
+                results.push(match one(item.clone()).await {
+                    Ok(v) => v,
+                    Err(e) => json!({ "error": e.messages.join("; ") }),
+                });
+            }
+            Ok(reply::ok(json!({ "batch_results": results }), "transit"))
+        }
+        None if body.get(field).is_some_and(|v| !v.is_null()) => {
+            Ok(reply::ok(one(body.clone()).await?, "transit"))
+        }
+        None => Err(ApiError::invalid(format!("missing {field}"))),
+    }
+}
+
+/// Encrypts the Base64 `plaintext` of `item` under the latest version (or `key_version`).
+async fn encrypt(vault: &Vault, name: &str, info: &KeyInfo, item: &Value) -> Result<Value, ApiError> {
+    let text = item
+        .get("plaintext")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::invalid("missing plaintext"))?;
+    let plaintext = zeroize::Zeroizing::new(
+        Base64::decode_vec(text).map_err(|_| ApiError::invalid("plaintext must be Base64"))?,
+    );
+    let version = match item.get("key_version").and_then(Value::as_u64) {
+        None | Some(0) => info.latest_version,
+        Some(v) => u32::try_from(v)
+            .ok()
+            .filter(|v| *v <= info.latest_version && *v >= info.min_decryption_version)
+            .ok_or_else(|| ApiError::invalid("requested version for encryption is not available"))?,
+    };
+    let sealed = vault.encrypt(&format!("{name}.v{version}"), info.algorithm(), &plaintext).await?;
+    Ok(
+        json!({ "ciphertext": format!("vault:v{version}:{}", Base64::encode_string(&sealed)), "key_version": version }),
+    )
+}
+
+/// Decrypts the `ciphertext` of `item` (`vault:v<N>:…`), refused below the minimum version.
+async fn decrypt(vault: &Vault, name: &str, info: &KeyInfo, item: &Value) -> Result<Value, ApiError> {
+    let text = item
+        .get("ciphertext")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::invalid("missing ciphertext"))?;
+    let bad = || ApiError::invalid("invalid ciphertext: not vault:v<N>:<base64> of this key");
+    let rest = text.trim().strip_prefix("vault:v").ok_or_else(bad)?;
+    let (version, data) = rest.split_once(':').ok_or_else(bad)?;
+    let version: u32 = version.parse().map_err(|_| bad())?;
+    if version < info.min_decryption_version || version > info.latest_version {
+        return Err(ApiError::invalid("ciphertext version is disallowed by policy (too old)"));
+    }
+    let sealed = Base64::decode_vec(data).map_err(|_| bad())?;
+    let plaintext = vault.decrypt(&sealed, Some(&format!("{name}.v{version}"))).await?;
+    Ok(json!({ "plaintext": Base64::encode_string(plaintext.as_slice()) }))
+}
+
+/// A key as `GET transit/keys/<name>` shows it.
+fn describe(name: &str, info: &KeyInfo) -> Value {
+    json!({
+        "name": name,
+        "type": info.kind,
+        "latest_version": info.latest_version,
+        "min_decryption_version": info.min_decryption_version,
+        "min_encryption_version": 0,
+        "keys": info.versions.iter().map(|(v, t)| (v.to_string(), json!(t))).collect::<serde_json::Map<_, _>>(),
+        "deletion_allowed": false,
+        "exportable": false,
+        "allow_plaintext_backup": false,
+        "derived": false,
+        "supports_encryption": true,
+        "supports_decryption": true,
+        "supports_derivation": false,
+        "supports_signing": false,
+    })
+}
