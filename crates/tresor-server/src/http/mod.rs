@@ -4,6 +4,7 @@
 mod approle;
 mod auth;
 mod kv;
+pub mod limit;
 pub mod listen;
 mod policy;
 mod reply;
@@ -68,6 +69,8 @@ pub(crate) struct Server {
     pub(crate) progress: tokio::sync::Mutex<seal::Progress>,
     /// The split `sys/init` made in this process (t, n), shown before any share is given.
     pub(crate) split: std::sync::Mutex<Option<(usize, usize)>>,
+    /// Failed authentications per client address.
+    pub(crate) failures: limit::Failures,
 }
 
 /// What an unsealed server holds.
@@ -185,6 +188,7 @@ pub async fn launch(
         state: tokio::sync::RwLock::new(state),
         progress: tokio::sync::Mutex::default(),
         split: std::sync::Mutex::new(None),
+        failures: limit::Failures::default(),
     });
     if let (Some(password), true) = (&settings.password, initialized) {
         let unsealed = server.unseal_password(password).await?;

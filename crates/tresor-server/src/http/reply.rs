@@ -63,6 +63,14 @@ impl ApiError {
         ApiError::with(StatusCode::FORBIDDEN, "permission denied")
     }
 
+    /// 429: too many failed authentications from this address.
+    pub(crate) fn too_many() -> ApiError {
+        ApiError::with(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too many failed authentications from this address; try again later",
+        )
+    }
+
     /// 503: the vault is sealed.
     pub(crate) fn sealed() -> ApiError {
         ApiError::with(StatusCode::SERVICE_UNAVAILABLE, "Vault is sealed")

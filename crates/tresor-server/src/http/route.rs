@@ -121,12 +121,27 @@ async fn dispatch(server: &Server, call: Call) -> Result<Response, ApiError> {
         "sys/leader" => return sys::leader(server).await,
         _ => {}
     }
+    if server.failures.limited(call.peer.ip()) {
+        return Err(ApiError::too_many());
+    }
     if path == "auth/approle/login" && call.verb == Verb::Write {
         let unsealed = server.unsealed().await.ok_or_else(ApiError::sealed)?;
         let vault = unsealed.vault.with_actor(format!("approle login from {}", call.peer));
-        return approle::login(&unsealed, &vault, &call).await;
+        let login = approle::login(&unsealed, &vault, &call).await;
+        if login.as_ref().is_err_and(|e| e.status == axum::http::StatusCode::BAD_REQUEST) {
+            server.failures.record(call.peer.ip());
+        }
+        return login;
     }
-    let (unsealed, record) = authenticate(server, &call).await?;
+    let (unsealed, record) = match authenticate(server, &call).await {
+        Ok(found) => found,
+        Err(e) => {
+            if e.status == axum::http::StatusCode::FORBIDDEN {
+                server.failures.record(call.peer.ip());
+            }
+            return Err(e);
+        }
+    };
     let token = call.token.clone().unwrap_or_default();
     let vault = unsealed.vault.with_actor(format!("token {} from {}", record.accessor, call.peer));
     if !record.is_root() && !permitted(&vault, &record, &call).await? {

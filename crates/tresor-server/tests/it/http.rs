@@ -451,3 +451,20 @@ async fn https_round_trip_with_a_generated_certificate() {
     }
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_authentication_is_rate_limited_per_address() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    for _ in 0..tresor_server::http::limit::MAX_FAILURES {
+        assert_eq!(request(s.addr, "GET", "/v1/secret/data/x", Some("tvs.guess"), "").await.0, 403);
+    }
+    // Then 429 for the address, whatever token it sends, before any lookup.
+    let (status, kind, body) = request(s.addr, "GET", "/v1/secret/data/x", Some("tvs.guess"), "").await;
+    assert_eq!((status, kind.as_str()), (429, "application/json"));
+    assert!(body["errors"][0].as_str().unwrap().contains("too many failed authentications"));
+    assert_eq!(request(s.addr, "GET", "/v1/secret/data/x", Some(&s.token), "").await.0, 429);
+    // Requests that need no token still work.
+    assert_eq!(request(s.addr, "GET", "/v1/sys/health", None, "").await.0, 200);
+    s.stop().await;
+}
