@@ -6,9 +6,11 @@ use super::reply::{self, ApiError, time};
 use super::route::{Call, Verb};
 use axum::http::StatusCode;
 use axum::response::Response;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use tresor::Vault;
+use tresor::path::SecretPath;
 use tresor::vault::HistoryEntry;
 
 /// The mount: its name is also the prefix of its secrets in the vault.
@@ -27,6 +29,8 @@ pub(crate) async fn handle(vault: &Vault, call: &Call, rest: &str) -> Result<Res
         }
         ("metadata", Verb::List) => list(vault, path).await,
         ("metadata", Verb::Read) => metadata(vault, &secret(path)?).await,
+        ("metadata", Verb::Write | Verb::Patch) => set_settings(vault, &secret(path)?, &call.json()?).await,
+        ("metadata", Verb::Delete) => delete_metadata(vault, &secret(path)?).await,
         ("config", Verb::Read) => Ok(reply::ok(
             json!({ "cas_required": false, "delete_version_after": "0s", "max_versions": 0 }),
             "kv",
@@ -34,6 +38,88 @@ pub(crate) async fn handle(vault: &Vault, call: &Call, rest: &str) -> Result<Res
         ("data" | "metadata" | "config", _) => Err(ApiError::method()),
         _ => Err(ApiError::not_found()),
     }
+}
+
+/// What KV v2 keeps about a secret besides its versions, as a system entry (`kv/<path>`): the
+/// secret's metadata settings.
+#[derive(Default, Serialize, Deserialize)]
+struct Settings {
+    #[serde(default)]
+    custom_metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    cas_required: bool,
+    /// Versions shown (0: all); older ones read as absent.
+    #[serde(default)]
+    max_versions: u64,
+    /// Kept and shown; not applied yet.
+    #[serde(default)]
+    delete_version_after: String,
+}
+
+fn settings_path(path: &str) -> Result<SecretPath, ApiError> {
+    Ok(SecretPath::system(&format!("kv/{path}"))?)
+}
+
+/// The settings of `path` and the version of their entry (0: none yet, or deleted).
+async fn settings(vault: &Vault, path: &str) -> Result<(Settings, u64), ApiError> {
+    let entry = settings_path(path)?;
+    let last = match vault.history(&entry).await {
+        Ok(h) => h.last().map(|h| (h.version, h.deleted_ms.is_none())),
+        Err(tresor::Error::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    match last {
+        Some((version, true)) => {
+            let bytes = vault.get(&entry, Some(version)).await?;
+            let s =
+                serde_json::from_slice(bytes.as_slice()).map_err(|e| ApiError::internal(e.to_string()))?;
+            Ok((s, version))
+        }
+        // Deleted: the next write starts from the defaults, after the deleted version.
+        Some((version, false)) => Ok((Settings::default(), version)),
+        None => Ok((Settings::default(), 0)),
+    }
+}
+
+/// The versions of `history` that `settings` show (the newest `max_versions`).
+fn visible<'h>(history: &'h [HistoryEntry], settings: &Settings) -> &'h [HistoryEntry] {
+    let max = usize::try_from(settings.max_versions).unwrap_or(usize::MAX);
+    if max == 0 || history.len() <= max { history } else { &history[history.len() - max..] }
+}
+
+/// `POST`/`PATCH secret/metadata/<p>`: changes the settings given, keeps the others.
+async fn set_settings(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiError> {
+    let (mut s, version) = settings(vault, path).await?;
+    if let Some(v) = body.get("custom_metadata").filter(|v| !v.is_null()) {
+        s.custom_metadata = serde_json::from_value(v.clone())
+            .map_err(|_| ApiError::invalid("custom_metadata must map names to strings"))?;
+    }
+    if let Some(v) = body.get("cas_required").filter(|v| !v.is_null()) {
+        s.cas_required =
+            v.as_bool().ok_or_else(|| ApiError::invalid("cas_required must be true or false"))?;
+    }
+    if let Some(v) = body.get("max_versions").filter(|v| !v.is_null()) {
+        s.max_versions = v.as_u64().ok_or_else(|| ApiError::invalid("max_versions must be a number"))?;
+    }
+    if let Some(v) = body.get("delete_version_after").filter(|v| !v.is_null()) {
+        s.delete_version_after = v.as_str().unwrap_or_default().to_string();
+    }
+    let bytes = serde_json::to_vec(&s).map_err(|e| ApiError::internal(e.to_string()))?;
+    vault.set_cas(&settings_path(path)?, &bytes, version).await?;
+    Ok(reply::no_content())
+}
+
+/// `DELETE secret/metadata/<p>`: the settings go, and the current version is deleted. (Vault also
+/// destroys every version; here they stay sealed in the store until their key epoch is
+/// destroyed — `tresor epoch destroy`.)
+async fn delete_metadata(vault: &Vault, path: &str) -> Result<Response, ApiError> {
+    for result in [vault.delete(&settings_path(path)?).await, vault.delete(path).await] {
+        match result {
+            Ok(_) | Err(tresor::Error::NotFound { .. } | tresor::Error::Deleted { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(reply::no_content())
 }
 
 /// The vault path of the KV path `path`.
@@ -54,10 +140,10 @@ fn version(call: &Call) -> Result<Option<u64>, ApiError> {
 }
 
 /// A version's metadata, as KV v2 shows it.
-fn version_metadata(h: &HistoryEntry) -> Value {
+fn version_metadata(h: &HistoryEntry, settings: &Settings) -> Value {
     json!({
         "created_time": time(Some(h.created_ms)),
-        "custom_metadata": null,
+        "custom_metadata": custom(settings),
         "deletion_time": time(h.deleted_ms),
         "destroyed": false,
         "version": h.version,
@@ -66,18 +152,24 @@ fn version_metadata(h: &HistoryEntry) -> Value {
 
 /// `GET secret/data/<p>[?version=N]`: a deleted version is a 404 that still carries its metadata.
 async fn read(vault: &Vault, path: &str, version: Option<u64>) -> Result<Response, ApiError> {
-    let history = vault.history(path).await?;
+    let full = vault.history(path).await?;
+    let (settings, _) = settings(vault, path).await?;
+    let history = visible(&full, &settings);
     let wanted = match version {
         Some(v) => history.iter().find(|h| h.version == v),
         None => history.last(),
     };
     let Some(entry) = wanted else { return Err(ApiError::not_found()) };
     if entry.deleted_ms.is_some() {
-        let body = reply::envelope(json!({ "data": null, "metadata": version_metadata(entry) }), "kv");
+        let body =
+            reply::envelope(json!({ "data": null, "metadata": version_metadata(entry, &settings) }), "kv");
         return Ok(reply::json(StatusCode::NOT_FOUND, &body));
     }
     let value = vault.get(path, Some(entry.version)).await?;
-    Ok(reply::ok(json!({ "data": decode(value.as_slice()), "metadata": version_metadata(entry) }), "kv"))
+    Ok(reply::ok(
+        json!({ "data": decode(value.as_slice()), "metadata": version_metadata(entry, &settings) }),
+        "kv",
+    ))
 }
 
 /// A stored value as KV v2 data.
@@ -101,6 +193,10 @@ async fn write(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiE
         None | Some(Value::Null) => None,
         Some(v) => Some(v.as_u64().ok_or_else(|| ApiError::invalid("cas must be a non-negative number"))?),
     };
+    let (settings, _) = settings(vault, path).await?;
+    if settings.cas_required && cas.is_none() {
+        return Err(ApiError::invalid("check-and-set parameter required for this call"));
+    }
     let bytes = zeroize::Zeroizing::new(
         serde_json::to_vec(&Value::Object(data.clone())).map_err(|e| ApiError::internal(e.to_string()))?,
     );
@@ -114,10 +210,15 @@ async fn write(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiE
             "created_time": time(Some(super::tokens::now_ms())),
             "deletion_time": "",
             "destroyed": false,
-            "custom_metadata": null,
+            "custom_metadata": custom(&settings),
         }),
         "kv",
     ))
+}
+
+/// The custom metadata to show (`null` when there is none, as Vault shows it).
+fn custom(settings: &Settings) -> Value {
+    if settings.custom_metadata.is_empty() { Value::Null } else { json!(settings.custom_metadata) }
 }
 
 /// `PATCH secret/data/<p>` with `{"data": {...}, "options": {"cas": N}}`: a JSON merge patch
@@ -196,14 +297,17 @@ async fn list(vault: &Vault, path: &str) -> Result<Response, ApiError> {
 
 /// `GET secret/metadata/<p>`: every version's times.
 async fn metadata(vault: &Vault, path: &str) -> Result<Response, ApiError> {
-    let history = vault.history(path).await?;
-    let (Some(first), Some(last)) = (history.first(), history.last()) else {
-        return Err(ApiError::not_found());
+    let (settings, settings_version) = settings(vault, path).await?;
+    let full = match vault.history(path).await {
+        Ok(h) => h,
+        Err(tresor::Error::NotFound { .. }) if settings_version > 0 => Vec::new(),
+        Err(e) => return Err(e.into()),
     };
+    let history = visible(&full, &settings);
     let versions: Map<String, Value> = history
         .iter()
         .map(|h| {
-            let mut m = version_metadata(h);
+            let mut m = version_metadata(h, &settings);
             if let Some(o) = m.as_object_mut() {
                 o.remove("version");
                 o.remove("custom_metadata");
@@ -211,16 +315,19 @@ async fn metadata(vault: &Vault, path: &str) -> Result<Response, ApiError> {
             (h.version.to_string(), m)
         })
         .collect();
+    let (first, last) = (history.first(), history.last());
+    let delete_after =
+        if settings.delete_version_after.is_empty() { "0s" } else { &settings.delete_version_after };
     Ok(reply::ok(
         json!({
-            "cas_required": false,
-            "created_time": time(Some(first.created_ms)),
-            "current_version": last.version,
-            "custom_metadata": null,
-            "delete_version_after": "0s",
-            "max_versions": 0,
-            "oldest_version": first.version,
-            "updated_time": time(Some(last.created_ms)),
+            "cas_required": settings.cas_required,
+            "created_time": time(full.first().map(|h| h.created_ms)),
+            "current_version": last.map_or(0, |h| h.version),
+            "custom_metadata": custom(&settings),
+            "delete_version_after": delete_after,
+            "max_versions": settings.max_versions,
+            "oldest_version": first.map_or(0, |h| h.version),
+            "updated_time": time(last.map(|h| h.created_ms)),
             "versions": versions,
         }),
         "kv",

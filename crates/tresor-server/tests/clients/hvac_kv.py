@@ -70,6 +70,21 @@ raises(exceptions.InvalidPath, lambda: kv.read_secret_version("app/db", raise_on
 gone = kv.read_secret_version("app/db", raise_on_deleted_version=False)
 check(gone["data"]["data"] is None and gone["data"]["metadata"]["deletion_time"], f"deleted, with metadata: {gone}")
 
+# Metadata settings: custom metadata shown with every version, cas required, max versions.
+kv.update_metadata("app/meta", custom_metadata={"owner": "team-a"}, cas_required=True, max_versions=2)
+err = raises(exceptions.InvalidRequest, lambda: kv.create_or_update_secret("app/meta", {"v": "1"}), "cas required")
+check("check-and-set parameter required" in str(err), f"it says so: {err}")
+for i in range(3):
+    kv.create_or_update_secret("app/meta", {"v": str(i)}, cas=i)
+meta = kv.read_secret_metadata("app/meta")["data"]
+check(meta["custom_metadata"] == {"owner": "team-a"} and meta["cas_required"] is True, f"settings kept {meta}")
+check(sorted(meta["versions"]) == ["2", "3"] and meta["current_version"] == 3, f"two versions shown {meta}")
+read = kv.read_secret_version("app/meta", raise_on_deleted_version=True)["data"]
+check(read["metadata"]["custom_metadata"] == {"owner": "team-a"}, "custom metadata on a read")
+raises(exceptions.InvalidPath, lambda: kv.read_secret_version("app/meta", version=1, raise_on_deleted_version=True), "a version past max_versions")
+kv.delete_metadata_and_all_versions("app/meta")
+raises(exceptions.InvalidPath, lambda: kv.read_secret_version("app/meta", raise_on_deleted_version=True), "deleted with its metadata")
+
 bad = hvac.Client(url=addr, token="tvs.not-a-token")
 raises(exceptions.Forbidden, lambda: bad.secrets.kv.v2.read_secret_version("app/new", raise_on_deleted_version=True), "no token, no read")
 
