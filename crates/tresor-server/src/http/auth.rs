@@ -34,7 +34,7 @@ pub(crate) async fn policies_of(vault: &Vault, record: &TokenRecord) -> Result<V
         }
         match vault.get(&policy_path(name)?, None).await {
             Ok(text) => match Policy::parse(&String::from_utf8_lossy(text.as_slice())) {
-                Ok(p) => out.push(p),
+                Ok(p) => out.push(p.for_identity(identity_name(record), &record.meta)),
                 Err(e) => tracing::warn!("policy {name} does not parse, so it grants nothing: {e}"),
             },
             Err(tresor::Error::NotFound { .. } | tresor::Error::Deleted { .. }) => {}
@@ -42,6 +42,12 @@ pub(crate) async fn policies_of(vault: &Vault, record: &TokenRecord) -> Result<V
         }
     }
     Ok(out)
+}
+
+/// The identity name policy templates see: the token's `entity` meta, or the AppRole role it
+/// logged in with.
+fn identity_name(record: &TokenRecord) -> Option<&str> {
+    record.meta.get("entity").or_else(|| record.meta.get("role_name")).map(String::as_str)
 }
 
 /// What lookup shows of a token (`id` only to the token itself).

@@ -90,6 +90,38 @@ impl Policy {
         Ok(Policy { rules })
     }
 
+    /// This policy for one token: each `{{identity.entity.name}}` and
+    /// `{{identity.entity.metadata.<key>}}` in a rule's path is replaced by the token's value
+    /// (`name`, and `meta` by key). A rule whose template has no value for this token, or a value
+    /// that is not one plain path segment (empty, with `/`, `*`, `+`, `{` or `}`), is dropped: a
+    /// value can never widen a rule.
+    pub(crate) fn for_identity(mut self, name: Option<&str>, meta: &BTreeMap<String, String>) -> Policy {
+        let plain = |v: &str| !v.is_empty() && !v.contains(['/', '*', '+', '{', '}']);
+        self.rules.retain_mut(|rule| {
+            let mut out = String::with_capacity(rule.pattern.len());
+            let mut rest = rule.pattern.as_str();
+            while let Some(start) = rest.find("{{") {
+                out.push_str(&rest[..start]);
+                let Some(end) = rest[start..].find("}}") else { return false };
+                let key = rest[start + 2..start + end].trim();
+                let value = match key.strip_prefix("identity.entity.metadata.") {
+                    Some(k) => meta.get(k).map(String::as_str),
+                    None if key == "identity.entity.name" => name,
+                    None => None,
+                };
+                match value.filter(|v| plain(v)) {
+                    Some(v) => out.push_str(v),
+                    None => return false,
+                }
+                rest = &rest[start + end + 2..];
+            }
+            out.push_str(rest);
+            rule.pattern = out;
+            true
+        });
+        self
+    }
+
     /// The capabilities of the most specific rule matching `path`, if one does.
     fn caps_for(&self, path: &str) -> Option<&BTreeSet<Cap>> {
         self.rules
@@ -112,8 +144,11 @@ pub(crate) fn allows(policies: &[Policy], path: &str, cap: Cap) -> bool {
     granted
 }
 
-/// `*` only at the end, `+` only as a whole segment.
+/// `*` only at the end, `+` only as a whole segment (templates `{{…}}` are filled in per token).
 fn check_pattern(pattern: &str) -> Result<(), String> {
+    if pattern.matches("{{").count() != pattern.matches("}}").count() {
+        return Err(format!("path \"{pattern}\": an unclosed {{{{ template"));
+    }
     let body = pattern.strip_suffix('*').unwrap_or(pattern);
     if body.contains('*') {
         return Err(format!("path \"{pattern}\": '*' may only end a path"));
@@ -209,6 +244,32 @@ mod tests {
         assert!(allows(&both, "secret/data/y", Cap::Read));
         // Nothing matches: denied.
         assert!(!allows(&[Policy::default()], "secret/data/x", Cap::Read));
+    }
+
+    #[test]
+    fn templates_give_each_identity_its_own_prefix_and_never_more() {
+        let text = r#"
+            path "secret/data/agents/{{identity.entity.name}}/*" { capabilities = ["read"] }
+            path "secret/data/teams/{{identity.entity.metadata.team}}/*" { capabilities = ["read"] }
+            path "secret/data/public/*" { capabilities = ["read"] }
+        "#;
+        let meta = BTreeMap::from([("team".to_string(), "blue".to_string())]);
+        let a = [Policy::parse(text).unwrap().for_identity(Some("a"), &meta)];
+        assert!(allows(&a, "secret/data/agents/a/key", Cap::Read));
+        assert!(!allows(&a, "secret/data/agents/b/key", Cap::Read));
+        assert!(allows(&a, "secret/data/teams/blue/x", Cap::Read));
+        // No value: the rule is gone, the others stay.
+        let none = [Policy::parse(text).unwrap().for_identity(None, &BTreeMap::new())];
+        assert!(!allows(&none, "secret/data/agents/a/key", Cap::Read));
+        assert!(!allows(&none, "secret/data/teams/blue/x", Cap::Read));
+        assert!(allows(&none, "secret/data/public/x", Cap::Read));
+        // A value that would widen the rule is never used.
+        for evil in ["*", "a/b", "+", "", "{{x}}"] {
+            let p = [Policy::parse(text).unwrap().for_identity(Some(evil), &BTreeMap::new())];
+            assert!(!allows(&p, "secret/data/agents/a/key", Cap::Read), "{evil:?}");
+            assert!(!allows(&p, &format!("secret/data/agents/{evil}/key"), Cap::Read), "{evil:?}");
+        }
+        assert!(Policy::parse(r#"path "a/{{x" { capabilities = ["read"] }"#).is_err());
     }
 
     #[test]

@@ -164,6 +164,10 @@ pub(crate) struct Request {
     pub(crate) renewable: bool,
 }
 
+/// The meta keys that name a token's identity for policy templates (`entity`, or the AppRole
+/// role a login came through): only a root token may set them on a child.
+pub(crate) const IDENTITY_KEYS: [&str; 2] = ["entity", "role_name"];
+
 /// Vault's default token lifetime.
 const DEFAULT_TTL_S: u64 = 768 * 3600;
 
@@ -223,6 +227,16 @@ pub(crate) async fn create(
     {
         expire_ms = Some(expire_ms.map_or(limit, |e| e.min(limit)));
     }
+    // The identity policy templates see is the parent's: a child cannot claim another.
+    let mut meta = request.meta;
+    if !parent.is_root() {
+        for key in IDENTITY_KEYS {
+            match parent.meta.get(key) {
+                Some(v) => meta.insert(key.to_string(), v.clone()),
+                None => meta.remove(key),
+            };
+        }
+    }
     let accessor = hex::encode(tresor_crypto::random_array::<12>().map_err(Error::from)?);
     let record = TokenRecord {
         accessor,
@@ -235,7 +249,7 @@ pub(crate) async fn create(
         parent: (!request.no_parent).then(|| parent.accessor.clone()),
         ttl_s: if root_without_ttl { 0 } else { ttl_s },
         renewable: request.renewable && !root_without_ttl,
-        meta: request.meta,
+        meta,
     };
     let token = new_token()?;
     store(vault, key, &token, &record).await?;

@@ -80,4 +80,18 @@ check(not b.is_authenticated(), "B revoked itself")
 c, c_accessor = agent("a")
 root.auth.token.revoke_accessor(c_accessor)
 check(not c.is_authenticated(), "revoked by accessor")
+# One templated policy gives every agent its own prefix; a child cannot claim another identity.
+root.sys.create_or_update_acl_policy(name="agents", policy="""
+path "secret/data/agents/{{identity.entity.name}}/*" { capabilities = ["create", "read", "update"] }
+path "auth/token/create" { capabilities = ["update"] }
+""")
+tokens = {n: root.auth.token.create(policies=["agents"], meta={"entity": n})["auth"]["client_token"] for n in ["c", "d"]}
+c, d = (hvac.Client(url=addr, token=tokens[n]) for n in ["c", "d"])
+c.secrets.kv.v2.create_or_update_secret("agents/c/key", {"v": "c"})
+d.secrets.kv.v2.create_or_update_secret("agents/d/key", {"v": "d"})
+refused(lambda: c.secrets.kv.v2.read_secret_version("agents/d/key", raise_on_deleted_version=True), "templated: C reading D's")
+forged = hvac.Client(url=addr, token=c.auth.token.create(policies=["agents"], meta={"entity": "d"})["auth"]["client_token"])
+check(forged.auth.token.lookup_self()["data"]["meta"]["entity"] == "c", "a child keeps its parent's identity")
+refused(lambda: forged.secrets.kv.v2.read_secret_version("agents/d/key", raise_on_deleted_version=True), "a child claiming D's identity")
+check(forged.secrets.kv.v2.read_secret_version("agents/c/key", raise_on_deleted_version=True)["data"]["data"]["v"] == "c", "and reads C's")
 print(f"hvac {version('hvac')}: {checks} checks passed")

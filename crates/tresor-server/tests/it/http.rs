@@ -405,7 +405,7 @@ async fn hvac_tokens_policies_and_isolation() {
         .into_iter()
         .filter(|r| matches!(r.record.outcome, tresor::model::Outcome::Denied(_)))
         .collect();
-    assert_eq!(denied.len(), 7, "the seven refusals of the script are audited");
+    assert_eq!(denied.len(), 9, "the nine refusals of the script are audited");
     assert!(denied.iter().all(|r| r.record.op == "request" && r.record.actor.starts_with("token ")));
     assert!(denied.iter().any(|r| r.record.detail.as_deref() == Some("Read secret/data/agents/b/key")));
     assert!(
