@@ -267,3 +267,46 @@ pub(crate) async fn policy_route(vault: &Vault, call: &Call, name: &str) -> Resu
         _ => Err(ApiError::method()),
     }
 }
+
+/// `POST tresor/token/revoke` `{"accessor": …, "rotate": bool}` (a native route): revokes the
+/// token and its children, reports every secret path it could read, and with `rotate` starts a
+/// new key epoch, so that values written from now on are sealed under a key that token's holder
+/// never had a chance to use (the values it could read stay readable to it only if it kept
+/// them; re-encrypt and destroy the old epoch to take them out of the store's old ciphertexts).
+pub(crate) async fn revoke_and_report(vault: &Vault, call: &Call) -> Result<Response, ApiError> {
+    let body = call.json()?;
+    let accessor =
+        body.get("accessor").and_then(Value::as_str).ok_or_else(|| ApiError::invalid("missing accessor"))?;
+    let rotate = body.get("rotate").and_then(Value::as_bool).unwrap_or(false);
+    let (path, record) = match tokens::by_accessor(vault, accessor).await {
+        Ok(Some(found)) => found,
+        Ok(None) | Err(tresor::Error::NotFound { .. }) => return Err(ApiError::invalid("invalid accessor")),
+        Err(e) => return Err(e.into()),
+    };
+    let policies = policies_of(vault, &record).await?;
+    let mount = format!("{}/", super::kv::MOUNT);
+    let readable: Vec<String> = vault
+        .list(&mount)
+        .await?
+        .into_iter()
+        .filter(|e| {
+            record.is_root()
+                || policy::allows(
+                    &policies,
+                    &format!("{mount}data/{}", &e.path[mount.len()..]),
+                    policy::Cap::Read,
+                )
+        })
+        .map(|e| e.path)
+        .collect();
+    let revoked = tokens::revoke(vault, &path, &record).await?;
+    let epoch = if rotate {
+        Some(vault.rotate_on_revocation(&format!("token {accessor}")).await?.epoch)
+    } else {
+        None
+    };
+    Ok(reply::ok(
+        json!({ "revoked": revoked, "readable_paths": readable, "rotated_to_epoch": epoch }),
+        "tresor",
+    ))
+}

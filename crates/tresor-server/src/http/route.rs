@@ -169,6 +169,9 @@ async fn dispatch(server: &Server, call: Call) -> Result<Response, ApiError> {
         ("auth", rest) if rest.starts_with("token/") => {
             auth::token_route(&unsealed, &vault, &call, &rest["token/".len()..], &token, &record).await
         }
+        ("tresor", "token/revoke") if call.verb == Verb::Write => {
+            auth::revoke_and_report(&vault, &call).await
+        }
         (kv::MOUNT, rest) => kv::handle(&vault, &call, rest).await,
         (transit::MOUNT, rest) => transit::handle(&vault, &call, rest).await,
         _ => Err(ApiError {

@@ -468,3 +468,32 @@ async fn failed_authentication_is_rate_limited_per_address() {
     assert_eq!(request(s.addr, "GET", "/v1/sys/health", None, "").await.0, 200);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_reports_what_the_token_could_read_and_rotates_the_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let root = Some(s.token.as_str());
+    let policy = r#"{"policy": "path \"secret/data/app/*\" { capabilities = [\"read\"] }"}"#;
+    assert_eq!(request(s.addr, "PUT", "/v1/sys/policies/acl/app", root, policy).await.0, 204);
+    for p in ["app/x", "app/y", "other/z"] {
+        request(s.addr, "PUT", &format!("/v1/secret/data/{p}"), root, r#"{"data":{"k":"v"}}"#).await;
+    }
+    let (_, _, created) =
+        request(s.addr, "POST", "/v1/auth/token/create", root, r#"{"policies":["app"]}"#).await;
+    let (token, accessor) =
+        (created["auth"]["client_token"].as_str().unwrap(), created["auth"]["accessor"].as_str().unwrap());
+    assert_eq!(request(s.addr, "GET", "/v1/secret/data/app/x", Some(token), "").await.0, 200);
+    // The token itself may not use the native route.
+    let body = format!(r#"{{"accessor":"{accessor}","rotate":true}}"#);
+    assert_eq!(request(s.addr, "POST", "/v1/tresor/token/revoke", Some(token), &body).await.0, 403);
+    let (status, _, report) = request(s.addr, "POST", "/v1/tresor/token/revoke", root, &body).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["data"]["readable_paths"], serde_json::json!(["secret/app/x", "secret/app/y"]));
+    assert_eq!(
+        (&report["data"]["revoked"], &report["data"]["rotated_to_epoch"]),
+        (&Value::from(1), &Value::from(2))
+    );
+    assert_eq!(request(s.addr, "GET", "/v1/secret/data/app/x", Some(token), "").await.0, 403);
+    s.stop().await;
+}
