@@ -143,12 +143,7 @@ pub(crate) async fn role_route(
     let (name, what) = rest.split_once('/').unwrap_or((rest, ""));
     match (name, what, call.verb) {
         ("", "", Verb::List) => {
-            let keys: Vec<String> = vault
-                .list_system("approle/roles/")
-                .await?
-                .into_iter()
-                .filter_map(|e| e.path.rsplit('/').next().map(str::to_string))
-                .collect();
+            let keys: Vec<String> = super::system_names(vault, "approle/roles/").await?;
             if keys.is_empty() {
                 return Err(ApiError::not_found());
             }

@@ -222,12 +222,7 @@ pub(crate) async fn token_route(
 pub(crate) async fn policy_route(vault: &Vault, call: &Call, name: &str) -> Result<Response, ApiError> {
     match (name, call.verb) {
         ("", Verb::List) => {
-            let mut keys: Vec<String> = vault
-                .list_system("policies/")
-                .await?
-                .into_iter()
-                .filter_map(|e| e.path.rsplit('/').next().map(str::to_string))
-                .collect();
+            let mut keys: Vec<String> = super::system_names(vault, "policies/").await?;
             keys.extend(["default".to_string(), "root".to_string()]);
             keys.sort();
             keys.dedup();

@@ -204,16 +204,21 @@ async fn write(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiE
         Some(cas) => vault.set_cas(path, &bytes, cas).await?,
         None => vault.set(path, &bytes).await?,
     };
-    Ok(reply::ok(
+    Ok(written(version, &settings))
+}
+
+/// What a write or a patch answers: the new version's metadata.
+fn written(version: u64, settings: &Settings) -> Response {
+    reply::ok(
         json!({
             "version": version,
             "created_time": time(Some(super::tokens::now_ms())),
             "deletion_time": "",
             "destroyed": false,
-            "custom_metadata": custom(&settings),
+            "custom_metadata": custom(settings),
         }),
         "kv",
-    ))
+    )
 }
 
 /// The custom metadata to show (`null` when there is none, as Vault shows it).
@@ -242,16 +247,7 @@ async fn patch(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiE
     let bytes =
         zeroize::Zeroizing::new(serde_json::to_vec(&data).map_err(|e| ApiError::internal(e.to_string()))?);
     let version = vault.set_cas(path, &bytes, current.version).await?;
-    Ok(reply::ok(
-        json!({
-            "version": version,
-            "created_time": time(Some(super::tokens::now_ms())),
-            "deletion_time": "",
-            "destroyed": false,
-            "custom_metadata": null,
-        }),
-        "kv",
-    ))
+    Ok(written(version, &settings(vault, path).await?.0))
 }
 
 /// RFC 7386 JSON merge patch of `target` by `patch`.

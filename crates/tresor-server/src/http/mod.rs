@@ -51,6 +51,17 @@ pub enum ServerError {
     Tls(String),
 }
 
+/// The last path segments of the live system entries under `prefix` (a folder of the system
+/// namespace, ending in `/`): the names of roles, keys, policies kept there.
+pub(crate) async fn system_names(vault: &Vault, prefix: &str) -> Result<Vec<String>, tresor::Error> {
+    Ok(vault
+        .list_system(prefix)
+        .await?
+        .into_iter()
+        .filter_map(|e| e.path.rsplit('/').next().map(str::to_string))
+        .collect())
+}
+
 /// Where the server is in its life: no vault yet, a vault with every key wiped, or an open vault.
 pub(crate) enum Seal {
     /// No vault at the location: `sys/init` makes one.

@@ -118,12 +118,7 @@ pub(crate) async fn handle(vault: &Vault, call: &Call, rest: &str) -> Result<Res
     let (name, action) = rest.split_once('/').unwrap_or((rest, ""));
     match (kind, action, call.verb) {
         ("keys", "", Verb::List) if name.is_empty() => {
-            let keys: Vec<String> = vault
-                .list_system("transit/keys/")
-                .await?
-                .into_iter()
-                .filter_map(|e| e.path.rsplit('/').next().map(str::to_string))
-                .collect();
+            let keys: Vec<String> = super::system_names(vault, "transit/keys/").await?;
             if keys.is_empty() {
                 return Err(ApiError::not_found());
             }

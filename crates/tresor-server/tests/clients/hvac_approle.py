@@ -2,31 +2,14 @@
 role ID and a secret ID, the login, what the token may do, and the role's removal. VAULT_ADDR and
 VAULT_TOKEN name the server and a root token. Exits non-zero at the first failed check."""
 import os
-import sys
-from importlib.metadata import version
 
 import hvac
+from common import check, done, raises
 from hvac import exceptions
 
 addr = os.environ["VAULT_ADDR"]
 root = hvac.Client(url=addr, token=os.environ["VAULT_TOKEN"])
-checks = 0
 
-
-def check(condition, what):
-    global checks
-    if not condition:
-        sys.exit(f"hvac check failed: {what}")
-    checks += 1
-
-
-def refused(call, what, kind):
-    try:
-        call()
-    except kind:
-        check(True, what)
-        return
-    sys.exit(f"hvac check failed: {what} was allowed")
 
 
 root.sys.enable_auth_method("approle")
@@ -47,12 +30,12 @@ check(sorted(me["policies"]) == ["ci", "default"] and 0 < me["ttl"] <= 600, f"it
 check(me["meta"] == {"role_name": "deployer"}, "its token names the role")
 data = machine.secrets.kv.v2.read_secret_version("ci/deploy-key", raise_on_deleted_version=True)["data"]["data"]
 check(data == {"key": "k1"}, "it reads what the role's policy grants")
-refused(lambda: machine.secrets.kv.v2.read_secret_version("prod/db", raise_on_deleted_version=True), "and nothing else", exceptions.Forbidden)
-refused(lambda: machine.secrets.kv.v2.create_or_update_secret("ci/deploy-key", {"key": "x"}), "or writes", exceptions.Forbidden)
+raises(exceptions.Forbidden, lambda: machine.secrets.kv.v2.read_secret_version("prod/db", raise_on_deleted_version=True), "and nothing else")
+raises(exceptions.Forbidden, lambda: machine.secrets.kv.v2.create_or_update_secret("ci/deploy-key", {"key": "x"}), "or writes")
 other = hvac.Client(url=addr)
-refused(lambda: other.auth.approle.login(role_id=role_id, secret_id="0" * 36), "a wrong secret ID", exceptions.InvalidRequest)
-refused(lambda: other.auth.approle.login(role_id="nope", secret_id=secret_id), "a wrong role ID", exceptions.InvalidRequest)
-refused(lambda: machine.auth.approle.generate_secret_id("deployer"), "the machine issuing secret IDs", exceptions.Forbidden)
+raises(exceptions.InvalidRequest, lambda: other.auth.approle.login(role_id=role_id, secret_id="0" * 36), "a wrong secret ID")
+raises(exceptions.InvalidRequest, lambda: other.auth.approle.login(role_id="nope", secret_id=secret_id), "a wrong role ID")
+raises(exceptions.Forbidden, lambda: machine.auth.approle.generate_secret_id("deployer"), "the machine issuing secret IDs")
 root.auth.approle.delete_role("deployer")
-refused(lambda: other.auth.approle.login(role_id=role_id, secret_id=secret_id), "login to a deleted role", exceptions.InvalidRequest)
-print(f"hvac {version('hvac')}: {checks} checks passed")
+raises(exceptions.InvalidRequest, lambda: other.auth.approle.login(role_id=role_id, secret_id=secret_id), "login to a deleted role")
+done()

@@ -2,32 +2,15 @@
 cas, read, versions, list, metadata, patch, delete) and sealing. VAULT_ADDR and VAULT_TOKEN name
 the server and a root token. Exits non-zero at the first failed check."""
 import os
-import sys
-from importlib.metadata import version
 
 import hvac
+from common import check, done, raises
 from hvac import exceptions
 
 addr, token = os.environ["VAULT_ADDR"], os.environ["VAULT_TOKEN"]
 client = hvac.Client(url=addr, token=token)
 kv = client.secrets.kv.v2
-checks = 0
 
-
-def check(condition, what):
-    global checks
-    if not condition:
-        sys.exit(f"hvac check failed: {what}")
-    checks += 1
-
-
-def raises(kind, call, what):
-    try:
-        call()
-    except kind as e:
-        check(True, what)
-        return e
-    sys.exit(f"hvac check failed: {what} did not raise {kind.__name__}")
 
 
 check(client.is_authenticated(), "the root token authenticates")
@@ -91,4 +74,4 @@ raises(exceptions.Forbidden, lambda: bad.secrets.kv.v2.read_secret_version("app/
 client.sys.seal()
 check(client.sys.is_sealed(), "sealed")
 raises(exceptions.VaultDown, lambda: kv.read_secret_version("app/new", raise_on_deleted_version=True), "sealed: 503")
-print(f"hvac {version('hvac')}: {checks} checks passed")
+done()

@@ -2,31 +2,14 @@
 token life cycle (lookup, renew, revoke with children, revoke by accessor). VAULT_ADDR and
 VAULT_TOKEN name the server and a root token. Exits non-zero at the first failed check."""
 import os
-import sys
-from importlib.metadata import version
 
 import hvac
+from common import check, done, raises
 from hvac import exceptions
 
 addr = os.environ["VAULT_ADDR"]
 root = hvac.Client(url=addr, token=os.environ["VAULT_TOKEN"])
-checks = 0
 
-
-def check(condition, what):
-    global checks
-    if not condition:
-        sys.exit(f"hvac check failed: {what}")
-    checks += 1
-
-
-def refused(call, what, kind=exceptions.Forbidden):
-    try:
-        call()
-    except kind:
-        check(True, what)
-        return
-    sys.exit(f"hvac check failed: {what} was allowed")
 
 
 AGENT = """
@@ -38,8 +21,8 @@ for p in ["a", "b"]:
     root.sys.create_or_update_acl_policy(name=f"agent-{p}", policy=AGENT.format(p=p))
 check({"agent-a", "agent-b", "default", "root"} <= set(root.sys.list_acl_policies()["data"]["keys"]), "policies listed")
 check("agents/a" in root.sys.read_acl_policy("agent-a")["data"]["policy"], "a policy reads back")
-refused(lambda: root.sys.create_or_update_acl_policy(name="bad", policy='path "a" { capabilities = ["reed"] }'),
-        "an invalid policy", exceptions.InvalidRequest)
+raises(exceptions.InvalidRequest, lambda: root.sys.create_or_update_acl_policy(name="bad", policy='path "a" { capabilities = ["reed"] }'),
+       "an invalid policy")
 
 
 def agent(p, **kw):
@@ -52,15 +35,15 @@ b, b_accessor = agent("b")
 a.secrets.kv.v2.create_or_update_secret("agents/a/key", {"v": "a-secret"})
 b.secrets.kv.v2.create_or_update_secret("agents/b/key", {"v": "b-secret"})
 check(a.secrets.kv.v2.read_secret_version("agents/a/key", raise_on_deleted_version=True)["data"]["data"]["v"] == "a-secret", "A reads its own")
-refused(lambda: a.secrets.kv.v2.read_secret_version("agents/b/key", raise_on_deleted_version=True), "A reading B's secret")
-refused(lambda: a.secrets.kv.v2.read_secret_version("agents/b/none", raise_on_deleted_version=True), "A probing B's names")
+raises(exceptions.Forbidden, lambda: a.secrets.kv.v2.read_secret_version("agents/b/key", raise_on_deleted_version=True), "A reading B's secret")
+raises(exceptions.Forbidden, lambda: a.secrets.kv.v2.read_secret_version("agents/b/none", raise_on_deleted_version=True), "A probing B's names")
 check(a.secrets.kv.v2.list_secrets("agents/a")["data"]["keys"] == ["key"], "A lists its own")
-refused(lambda: a.secrets.kv.v2.list_secrets("agents/b"), "A listing B's")
-refused(lambda: a.secrets.kv.v2.list_secrets("agents"), "A listing everyone's")
-refused(lambda: a.secrets.kv.v2.create_or_update_secret("agents/b/key", {"v": "overwritten"}), "A writing B's")
+raises(exceptions.Forbidden, lambda: a.secrets.kv.v2.list_secrets("agents/b"), "A listing B's")
+raises(exceptions.Forbidden, lambda: a.secrets.kv.v2.list_secrets("agents"), "A listing everyone's")
+raises(exceptions.Forbidden, lambda: a.secrets.kv.v2.create_or_update_secret("agents/b/key", {"v": "overwritten"}), "A writing B's")
 check(b.secrets.kv.v2.read_secret_version("agents/b/key", raise_on_deleted_version=True)["data"]["data"]["v"] == "b-secret", "B's is untouched")
-refused(lambda: a.auth.token.create(policies=["agent-b"]), "A making a token with B's policy")
-refused(lambda: a.sys.seal(), "A sealing")
+raises(exceptions.Forbidden, lambda: a.auth.token.create(policies=["agent-b"]), "A making a token with B's policy")
+raises(exceptions.Forbidden, lambda: a.sys.seal(), "A sealing")
 
 me = a.auth.token.lookup_self()["data"]
 check(sorted(me["policies"]) == ["agent-a", "default"] and 0 < me["ttl"] <= 3600, f"A's lookup-self {me}")
@@ -89,9 +72,9 @@ tokens = {n: root.auth.token.create(policies=["agents"], meta={"entity": n})["au
 c, d = (hvac.Client(url=addr, token=tokens[n]) for n in ["c", "d"])
 c.secrets.kv.v2.create_or_update_secret("agents/c/key", {"v": "c"})
 d.secrets.kv.v2.create_or_update_secret("agents/d/key", {"v": "d"})
-refused(lambda: c.secrets.kv.v2.read_secret_version("agents/d/key", raise_on_deleted_version=True), "templated: C reading D's")
+raises(exceptions.Forbidden, lambda: c.secrets.kv.v2.read_secret_version("agents/d/key", raise_on_deleted_version=True), "templated: C reading D's")
 forged = hvac.Client(url=addr, token=c.auth.token.create(policies=["agents"], meta={"entity": "d"})["auth"]["client_token"])
 check(forged.auth.token.lookup_self()["data"]["meta"]["entity"] == "c", "a child keeps its parent's identity")
-refused(lambda: forged.secrets.kv.v2.read_secret_version("agents/d/key", raise_on_deleted_version=True), "a child claiming D's identity")
+raises(exceptions.Forbidden, lambda: forged.secrets.kv.v2.read_secret_version("agents/d/key", raise_on_deleted_version=True), "a child claiming D's identity")
 check(forged.secrets.kv.v2.read_secret_version("agents/c/key", raise_on_deleted_version=True)["data"]["data"]["v"] == "c", "and reads C's")
-print(f"hvac {version('hvac')}: {checks} checks passed")
+done()

@@ -53,16 +53,21 @@ async fn start_with(dir: &Path, tls: Option<tresor_server::http::listen::TlsFile
         root_token: Some(token.clone()),
         tls,
     };
+    serve(settings, token, plain).await
+}
+
+/// Launches a server with `settings` on a free loopback port; ready once it accepts (and, when
+/// `answers`, once its health is 200).
+async fn serve(settings: Settings, token: String, answers: bool) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         launch(settings, listener, async move { drop(stopped.await) }).await.unwrap();
     });
-    // Ready once it answers.
     for _ in 0..200 {
         if tokio::net::TcpStream::connect(addr).await.is_ok()
-            && (!plain || request(addr, "GET", "/v1/sys/health", None, "").await.0 == 200)
+            && (!answers || request(addr, "GET", "/v1/sys/health", None, "").await.0 == 200)
         {
             break;
         }
@@ -198,13 +203,7 @@ async fn the_store_holds_no_token_and_the_audit_trail_names_accessors() {
         );
     }
     // The trail names the token's accessor and the client's address, never the token.
-    let mut opts = Options::new(dir.path().join("trust"), "test");
-    opts.kdf = KdfParams::MINIMUM;
-    let location = dir.path().join("vault").display().to_string();
-    let v =
-        Vault::unlock(Store::open(&location, false).unwrap(), &Password::from(PASSWORD.to_string()), opts)
-            .await
-            .unwrap();
+    let v = reopen(dir.path()).await;
     let trail = v.audit_trail().await.unwrap();
     let set = trail.iter().find(|r| r.record.path.as_deref() == Some("secret/x")).unwrap();
     assert!(
@@ -264,19 +263,34 @@ async fn run_client_at(
     println!("{stdout}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn hvac_works_unchanged() {
-    let Some(python) = python() else { return };
+/// Runs `tests/clients/<script>` with a root token against a new vault's server, and stops it;
+/// the directory, for what the test checks after (`None`: skipped without hvac).
+async fn run_script(script: &str) -> Option<tempfile::TempDir> {
+    let python = python()?;
     let dir = tempfile::tempdir().unwrap();
     let s = start(dir.path()).await;
-    run_client(python, "hvac_kv.py", s.addr, Some(&s.token)).await;
+    run_client(python, script, s.addr, Some(&s.token)).await;
     s.stop().await;
+    Some(dir)
+}
+
+/// The vault in `dir`, opened with its password once the server has stopped.
+async fn reopen(dir: &Path) -> Vault {
+    let mut opts = Options::new(dir.join("trust"), "test");
+    opts.kdf = KdfParams::MINIMUM;
+    let location = dir.join("vault").display().to_string();
+    Vault::unlock(Store::open(&location, false).unwrap(), &Password::from(PASSWORD.to_string()), opts)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hvac_works_unchanged() {
+    run_script("hvac_kv.py").await;
 }
 
 /// A server on `dir`'s location with nothing unsealed at start (an empty location: uninitialized).
-async fn start_bare(
-    dir: &Path,
-) -> (SocketAddr, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+async fn start_bare(dir: &Path) -> Running {
     let settings = Settings {
         store: Store::open(&dir.join("vault").display().to_string(), true).unwrap(),
         trust_dir: dir.join("trust"),
@@ -284,25 +298,14 @@ async fn start_bare(
         root_token: None,
         tls: None,
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        launch(settings, listener, async move { drop(stopped.await) }).await.unwrap();
-    });
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    (addr, stop, task)
+    serve(settings, String::new(), false).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn init_makes_shares_that_unseal_and_a_restart_starts_sealed() {
     let dir = tempfile::tempdir().unwrap();
-    let (addr, stop, task) = start_bare(dir.path()).await;
+    let s = start_bare(dir.path()).await;
+    let addr = s.addr;
     assert_eq!(
         request(addr, "GET", "/v1/sys/init", None, "").await.2,
         serde_json::json!({"initialized": false})
@@ -335,47 +338,38 @@ async fn init_makes_shares_that_unseal_and_a_restart_starts_sealed() {
     let (_, _, status) = request(addr, "PUT", "/v1/sys/unseal", None, &unseal(&keys[0])).await;
     assert_eq!(status["sealed"], Value::Bool(false));
     assert_eq!(request(addr, "PUT", "/v1/secret/data/x", Some(&root), r#"{"data":{"a":"b"}}"#).await.0, 200);
-    let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(30), task).await.unwrap().unwrap();
+    s.stop().await;
 
     // Restarted on the vault: sealed; two shares open it and the data is there.
-    let (addr, stop, task) = start_bare(dir.path()).await;
+    let s = start_bare(dir.path()).await;
+    let addr = s.addr;
     let (_, _, status) = request(addr, "GET", "/v1/sys/seal-status", None, "").await;
     assert_eq!((&status["initialized"], &status["sealed"]), (&Value::Bool(true), &Value::Bool(true)));
     request(addr, "PUT", "/v1/sys/unseal", None, &unseal(&keys[1])).await;
     request(addr, "PUT", "/v1/sys/unseal", None, &unseal(&keys[2])).await;
     let (status, _, body) = request(addr, "GET", "/v1/secret/data/x", Some(&root), "").await;
     assert_eq!((status, &body["data"]["data"]["a"]), (200, &Value::from("b")));
-    let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(30), task).await.unwrap().unwrap();
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hvac_initializes_unseals_and_seals() {
     let Some(python) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let (addr, stop, task) = start_bare(dir.path()).await;
+    let s = start_bare(dir.path()).await;
+    let addr = s.addr;
     run_client(python, "hvac_init.py", addr, None).await;
-    let _ = stop.send(());
-    tokio::time::timeout(Duration::from_secs(30), task).await.unwrap().unwrap();
+    s.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hvac_transit() {
-    let Some(python) = python() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path()).await;
-    run_client(python, "hvac_transit.py", s.addr, Some(&s.token)).await;
-    s.stop().await;
+    run_script("hvac_transit.py").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hvac_approle_logins() {
-    let Some(python) = python() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path()).await;
-    run_client(python, "hvac_approle.py", s.addr, Some(&s.token)).await;
-    s.stop().await;
+    let Some(dir) = run_script("hvac_approle.py").await else { return };
     // The store sees none of it in the clear: not the role, not the system namespace's names.
     for entry in walk(&dir.path().join("vault")) {
         let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap()).into_owned();
@@ -385,19 +379,9 @@ async fn hvac_approle_logins() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hvac_tokens_policies_and_isolation() {
-    let Some(python) = python() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path()).await;
-    run_client(python, "hvac_tokens.py", s.addr, Some(&s.token)).await;
-    s.stop().await;
+    let Some(dir) = run_script("hvac_tokens.py").await else { return };
     // Every refusal is in the audit trail, under the refused token's accessor.
-    let mut opts = Options::new(dir.path().join("trust"), "test");
-    opts.kdf = KdfParams::MINIMUM;
-    let location = dir.path().join("vault").display().to_string();
-    let v =
-        Vault::unlock(Store::open(&location, false).unwrap(), &Password::from(PASSWORD.to_string()), opts)
-            .await
-            .unwrap();
+    let v = reopen(dir.path()).await;
     let denied: Vec<_> = v
         .audit_trail()
         .await
