@@ -36,8 +36,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// A command line the front can serve.
-#[derive(Debug, PartialEq)]
+/// A command line the front can serve. (Compared only in tests; its `Debug` never shows a value.)
+#[derive(Debug)]
+#[cfg_attr(test, derive(PartialEq))]
 struct Line {
     vault: Option<String>,
     config: Option<String>,
@@ -45,10 +46,27 @@ struct Line {
 }
 
 /// The operations the front serves.
-#[derive(Debug, PartialEq)]
+#[cfg_attr(test, derive(PartialEq))]
 enum Op {
     Get { path: String, version: Option<u64> },
     Set { path: String, value: Option<String>, cas: Option<u64> },
+}
+
+/// Shows an operation without the value a `set` carries on its command line.
+impl std::fmt::Debug for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Op::Get { path, version } => {
+                f.debug_struct("Get").field("path", path).field("version", version).finish()
+            }
+            Op::Set { path, value, cas } => f
+                .debug_struct("Set")
+                .field("path", path)
+                .field("value", &value.as_ref().map(|_| "[REDACTED]"))
+                .field("cas", cas)
+                .finish(),
+        }
+    }
 }
 
 /// How serving a line ended.
@@ -213,6 +231,13 @@ mod tests {
         assert_eq!(l.op, Op::Set { path: "a/b".into(), value: None, cas: Some(0) });
         let l = line(&["set", "--vault=/v", "a/b", "value"]).unwrap();
         assert_eq!(l.op, Op::Set { path: "a/b".into(), value: Some("value".into()), cas: None });
+    }
+
+    #[test]
+    fn a_value_on_the_command_line_never_shows_in_debug_output() {
+        let l = line(&["set", "a/b", "hunter2"]).unwrap();
+        let shown = format!("{l:?}");
+        assert!(!shown.contains("hunter2") && shown.contains("[REDACTED]"), "{shown}");
     }
 
     #[test]
