@@ -201,31 +201,35 @@ pub(crate) enum Command {
     /// Tell the agent to wipe every key and exit.
     Lock,
     /// Serve HashiCorp Vault's HTTP API (KV v2 at secret/) on this vault to programs with a token.
+    /// Every flag also has a key in the config file's [server] table; a flag given wins.
     Server {
-        /// Address and port to listen on (anything but loopback needs TLS, or --tls-disable).
-        #[arg(long, default_value = "127.0.0.1:8200", value_name = "ADDR:PORT")]
-        listen: String,
-        /// Serve HTTPS with this certificate chain (PEM).
-        #[arg(long, value_name = "FILE", requires = "tls_key")]
+        /// Address and port to listen on (anything but loopback needs TLS, or --tls-disable);
+        /// default 127.0.0.1:8200.
+        #[arg(long, value_name = "ADDR:PORT")]
+        listen: Option<String>,
+        /// Serve HTTPS with this certificate chain (PEM); SIGHUP reads it again.
+        #[arg(long, value_name = "FILE")]
         tls_cert: Option<PathBuf>,
         /// The certificate's private key (PEM).
-        #[arg(long, value_name = "FILE", requires = "tls_cert")]
+        #[arg(long, value_name = "FILE")]
         tls_key: Option<PathBuf>,
         /// Serve plain HTTP on a non-loopback address (Vault's tls_disable): tokens and secrets then
         /// cross the network in the clear.
-        #[arg(long, conflicts_with = "tls_cert")]
+        #[arg(long)]
         tls_disable: bool,
         /// A temporary vault, unsealed, with a root token printed: for trying it (like `vault
         /// server -dev`); removed when the server stops.
         #[arg(long)]
         dev: bool,
-        /// Unseal at start with the vault's password (TRESOR_PASSWORD_FILE, --password-stdin or a
-        /// prompt); otherwise the server starts sealed (sys/unseal takes the unseal shares), or
-        /// uninitialized on an empty location (sys/init makes the vault).
-        #[arg(long, conflicts_with = "dev")]
+        /// Unseal at start with the vault's password (the config's encryption_password or
+        /// encryption_password_file, TRESOR_PASSWORD_FILE, --password-stdin or a prompt); otherwise
+        /// the server starts sealed (sys/unseal takes the unseal shares), or uninitialized on an
+        /// empty location (sys/init makes the vault).
+        #[arg(long)]
         unseal: bool,
-        /// Create a root token at start and print it once (with --unseal).
-        #[arg(long, requires = "unseal")]
+        /// Create a root token at start and print it once (with --unseal, or a configured
+        /// password). A flag only: a config key would make a new root token at every start.
+        #[arg(long)]
         new_root_token: bool,
     },
     /// Store a secret: the value from VALUE, --file, or stdin (exact bytes).

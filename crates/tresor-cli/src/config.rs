@@ -7,11 +7,21 @@
 //! vault = "${HOME}/vaults/work"
 //! idle_timeout = "30m"
 //! max_value_size = 1048576
+//!
+//! [server]                          # `tresor server`: every flag has a key; a flag wins
+//! listen = "0.0.0.0:8200"
+//! tls_cert = "/etc/tresor/cert.pem"
+//! tls_key = "/etc/tresor/key.pem"
+//! encryption_password = "${TRESOR_SERVER_PASSWORD}"   # unattended unseal at start
 //! ```
+//!
+//! A file named with `--config` or `TRESOR_CONFIG` must exist; the default one may be absent.
 
+use secrecy::SecretString;
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
+use zeroize::Zeroizing;
 
 /// The config file's contents.
 #[derive(Debug, Default, Deserialize)]
@@ -23,6 +33,72 @@ pub struct FileConfig {
     pub idle_timeout: Option<String>,
     /// Largest value accepted, in bytes.
     pub max_value_size: Option<usize>,
+    /// `tresor server`'s settings.
+    #[serde(default)]
+    pub server: ServerConfig,
+}
+
+/// The `[server]` table: one key per `tresor server` flag (a flag given wins), and the password
+/// of an unattended start.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--tls-cert`.
+    pub tls_cert: Option<String>,
+    /// `--tls-key`.
+    pub tls_key: Option<String>,
+    /// `--tls-disable`.
+    pub tls_disable: Option<bool>,
+    /// `--dev`.
+    pub dev: Option<bool>,
+    /// `--unseal` (implied by a configured password).
+    pub unseal: Option<bool>,
+    /// The vault's password, for an unattended start (usually `"${VARIABLE}"`); on an empty
+    /// location `sys/init` also gives the new vault this password.
+    #[serde(default, deserialize_with = "secret")]
+    pub encryption_password: Option<ConfigSecret>,
+    /// A file whose first line is that password (as `TRESOR_PASSWORD_FILE`).
+    pub encryption_password_file: Option<String>,
+}
+
+/// A secret read from the config file: wiped when dropped, never printed.
+pub struct ConfigSecret(pub SecretString);
+
+impl std::fmt::Debug for ConfigSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConfigSecret([redacted])")
+    }
+}
+
+/// Deserializes a secret string, `${VAR}` substituted, without a copy left behind unwiped; any
+/// other type is refused without quoting it (serde's own message would show a numeric password).
+fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ConfigSecret>, D::Error> {
+    struct Text;
+    impl serde::de::Visitor<'_> for Text {
+        type Value = ConfigSecret;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a quoted string")
+        }
+        fn visit_str<E: serde::de::Error>(self, raw: &str) -> Result<ConfigSecret, E> {
+            let text = Zeroizing::new(substitute(raw).map_err(E::custom)?);
+            Ok(ConfigSecret(SecretString::from(text.as_str())))
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<ConfigSecret, E> {
+            Err(E::custom("a password must be a quoted string"))
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<ConfigSecret, E> {
+            Err(E::custom("a password must be a quoted string"))
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<ConfigSecret, E> {
+            Err(E::custom("a password must be a quoted string"))
+        }
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<ConfigSecret, E> {
+            Err(E::custom("a password must be a quoted string"))
+        }
+    }
+    d.deserialize_str(Text).map(Some)
 }
 
 /// Replaces `${VAR}` with the variable's value.
@@ -43,8 +119,9 @@ pub fn substitute(text: &str) -> Result<String, String> {
     Ok(out)
 }
 
-/// Reads the config file, if there is one.
+/// Reads the config file: the one named (which must exist), else the default one if it exists.
 pub fn load(explicit: Option<PathBuf>) -> Result<FileConfig, String> {
+    let named = explicit.is_some();
     let path = match explicit {
         Some(p) => p,
         None => match dirs::config_dir() {
@@ -53,14 +130,30 @@ pub fn load(explicit: Option<PathBuf>) -> Result<FileConfig, String> {
         },
     };
     let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(FileConfig::default()),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Ok(t) => Zeroizing::new(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !named => return Ok(FileConfig::default()),
+        Err(e) => return Err(format!("cannot read the config file {}: {e}", path.display())),
     };
-    let mut cfg: FileConfig = toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    cfg.vault = cfg.vault.map(|v| substitute(&v)).transpose()?;
-    cfg.idle_timeout = cfg.idle_timeout.map(|v| substitute(&v)).transpose()?;
+    // toml's own message quotes the offending line, which may hold a password: only its position.
+    let mut cfg: FileConfig = toml::from_str(&text).map_err(|e| describe_toml_error(&path, &text, &e))?;
+    let sub = |v: Option<String>| v.map(|v| substitute(&v)).transpose();
+    cfg.vault = sub(cfg.vault)?;
+    cfg.idle_timeout = sub(cfg.idle_timeout)?;
+    let server = &mut cfg.server;
+    server.listen = sub(server.listen.take())?;
+    server.tls_cert = sub(server.tls_cert.take())?;
+    server.tls_key = sub(server.tls_key.take())?;
+    server.encryption_password_file = sub(server.encryption_password_file.take())?;
     Ok(cfg)
+}
+
+/// A TOML error as its position and kind, without the file's text.
+fn describe_toml_error(path: &std::path::Path, text: &str, e: &toml::de::Error) -> String {
+    let line = e.span().map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+    match line {
+        Some(line) => format!("{}, line {line}: {}", path.display(), e.message()),
+        None => format!("{}: {}", path.display(), e.message()),
+    }
 }
 
 /// Parses a positive duration: `90`, `90s`, `15m`, `2h`, `1d`.

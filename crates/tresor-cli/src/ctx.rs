@@ -22,6 +22,8 @@ pub(crate) struct Ctx {
     pub(crate) stdin_password: Option<SecretString>,
     /// `TRESOR_VAULT_FINGERPRINT`: the vault fingerprint the user expects at the location.
     pub(crate) expect_fingerprint: Option<tresor::fingerprint::Fingerprint>,
+    /// The config file's `[server]` table.
+    pub(crate) server: config::ServerConfig,
 }
 
 impl Ctx {

@@ -97,10 +97,16 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Unlock { .. } => commands::agent::cmd_unlock(&mut ctx),
         Command::Lock => commands::agent::cmd_lock(&ctx),
         Command::Server { listen, tls_cert, tls_key, tls_disable, dev, unseal, new_root_token } => {
-            let tls =
-                tls_cert.zip(tls_key).map(|(cert, key)| tresor_server::http::listen::TlsFiles { cert, key });
-            let start = commands::server::Start { dev, unseal, new_root_token, tls, tls_disable };
-            commands::server::run(&mut ctx, &listen, start)
+            let flags = commands::server::Flags {
+                listen,
+                tls_cert,
+                tls_key,
+                tls_disable,
+                dev,
+                unseal,
+                new_root_token,
+            };
+            commands::server::run(&mut ctx, flags)
         }
         Command::Agent { .. } => commands::agent::cmd_agent(&ctx),
         Command::Set { path, value, file, cas } => {
@@ -165,5 +171,6 @@ pub(crate) fn settings(
             ),
             _ => None,
         },
+        server: file.server,
     })
 }

@@ -3,34 +3,102 @@
 use crate::exit::CliError;
 use crate::*;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use tresor::{Options, Password, Vault};
+use tresor_server::http::listen::TlsFiles;
 use tresor_server::http::{Settings, launch, new_token};
 
-/// How the server starts.
-pub(crate) struct Start {
-    /// A temporary vault, unsealed, with a root token printed.
-    pub(crate) dev: bool,
-    /// Unseal with the vault's password at start.
-    pub(crate) unseal: bool,
-    /// Print a new root token (with `unseal`).
-    pub(crate) new_root_token: bool,
-    /// Serve HTTPS with this certificate and key.
-    pub(crate) tls: Option<tresor_server::http::listen::TlsFiles>,
-    /// Plain HTTP on a non-loopback address, on purpose.
+/// The command line's flags, before the config file's `[server]` table fills what they leave.
+pub(crate) struct Flags {
+    pub(crate) listen: Option<String>,
+    pub(crate) tls_cert: Option<PathBuf>,
+    pub(crate) tls_key: Option<PathBuf>,
     pub(crate) tls_disable: bool,
+    pub(crate) dev: bool,
+    pub(crate) unseal: bool,
+    pub(crate) new_root_token: bool,
 }
 
-/// Runs the server until SIGINT or SIGTERM.
-pub(crate) fn run(ctx: &mut Ctx, listen: &str, start: Start) -> Result<(), CliError> {
-    let Start { dev, unseal, new_root_token, tls, tls_disable } = start;
-    let addr: SocketAddr =
-        listen.parse().map_err(|_| CliError::input(format!("--listen {listen}: not an address and port")))?;
-    if !addr.ip().is_loopback() && tls.is_none() && !tls_disable {
+/// How the server starts: the flags, else the config file, else the defaults.
+struct Start {
+    listen: SocketAddr,
+    /// A temporary vault, unsealed, with a root token printed.
+    dev: bool,
+    /// Unseal with the vault's password at start.
+    unseal: bool,
+    /// The password from the config file (`encryption_password[_file]`), if any.
+    configured_password: Option<Password>,
+    /// Print a new root token (with `unseal`).
+    new_root_token: bool,
+    /// Serve HTTPS with this certificate and key.
+    tls: Option<TlsFiles>,
+}
+
+/// Merges `flags` with `file`; every combination that cannot work is refused here, before
+/// anything starts.
+fn start(flags: Flags, file: &mut config::ServerConfig) -> Result<Start, CliError> {
+    let listen = flags.listen.or_else(|| file.listen.clone()).unwrap_or_else(|| "127.0.0.1:8200".into());
+    let listen: SocketAddr =
+        listen.parse().map_err(|_| CliError::input(format!("listen {listen}: not an address and port")))?;
+    let cert = flags.tls_cert.or_else(|| file.tls_cert.as_ref().map(PathBuf::from));
+    let key = flags.tls_key.or_else(|| file.tls_key.as_ref().map(PathBuf::from));
+    let tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+        (None, None) => None,
+        _ => {
+            return Err(CliError::input(
+                "TLS needs both a certificate and its key (tls_cert and tls_key)".into(),
+            ));
+        }
+    };
+    let tls_disable = flags.tls_disable || file.tls_disable == Some(true);
+    if tls.is_some() && tls_disable {
+        return Err(CliError::input("tls_disable and a TLS certificate contradict each other".into()));
+    }
+    if !listen.ip().is_loopback() && tls.is_none() && !tls_disable {
         return Err(CliError::input(format!(
-            "--listen {listen}: a non-loopback address needs TLS (--tls-cert and --tls-key), or --tls-disable \
+            "listen {listen}: a non-loopback address needs TLS (--tls-cert and --tls-key), or --tls-disable \
              to send tokens and secrets in the clear"
         )));
     }
+    let configured_password = match (file.encryption_password.take(), file.encryption_password_file.take()) {
+        (Some(_), Some(_)) => {
+            return Err(CliError::input(
+                "the config sets both encryption_password and encryption_password_file: keep one".into(),
+            ));
+        }
+        (Some(password), None) => {
+            Some(Password::from(secrecy::ExposeSecret::expose_secret(&password.0).to_string()))
+        }
+        (None, Some(path)) => Some(password_file(&path)?),
+        (None, None) => None,
+    };
+    let dev = flags.dev || file.dev == Some(true);
+    let unseal = flags.unseal || file.unseal == Some(true) || configured_password.is_some();
+    if dev && unseal {
+        return Err(CliError::input(
+            "--dev makes a temporary vault: it takes no password and no --unseal".into(),
+        ));
+    }
+    if flags.new_root_token && !unseal {
+        return Err(CliError::input("--new-root-token needs --unseal (or a configured password)".into()));
+    }
+    Ok(Start { listen, dev, unseal, configured_password, new_root_token: flags.new_root_token, tls })
+}
+
+/// The first line of a password file, trimmed (as `TRESOR_PASSWORD_FILE`).
+fn password_file(path: &str) -> Result<Password, CliError> {
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| CliError::input(format!("encryption_password_file {path}: {e}")))?,
+    );
+    Ok(Password::from(text.lines().next().unwrap_or("").trim().to_string()))
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub(crate) fn run(ctx: &mut Ctx, flags: Flags) -> Result<(), CliError> {
+    let Start { listen: addr, dev, unseal, configured_password, new_root_token, tls } =
+        start(flags, &mut ctx.server)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     if let Some(files) = &tls {
         tresor_server::http::listen::check(files).map_err(|e| CliError::input(format!("TLS: {e}")))?;
@@ -49,6 +117,17 @@ pub(crate) fn run(ctx: &mut Ctx, listen: &str, start: Start) -> Result<(), CliEr
                 let opts = Options::new(dir.join("trust"), actor("server"));
                 drop(Vault::init(store.clone(), &password, opts).await.map_err(|e| CliError::from_core(&e))?);
                 (store, dir.join("trust"), Some(password))
+            }
+            // A configured password on an empty location: sys/init gives the new vault it.
+            None if configured_password.is_some() => {
+                let store = open_store(&ctx.location, true).await?;
+                if let (Err(tresor::Error::NoVault { .. }), Some(password)) =
+                    (tresor::vault::describe_locked(&store).await, &configured_password)
+                {
+                    // The new vault will take it: refused now, not at sys/init.
+                    tresor::keyfile::check_password_rules(password).map_err(|e| CliError::from_core(&e))?;
+                }
+                (store, config::state_dir().join("trust"), configured_password)
             }
             None if unseal => {
                 let store = open_store(&ctx.location, false).await?;
@@ -82,7 +161,10 @@ pub(crate) fn run(ctx: &mut Ctx, listen: &str, start: Start) -> Result<(), CliEr
             eprintln!("tresor server: sealed, or uninitialized on an empty location: sys/init and sys/unseal take it from here");
         }
         let settings = Settings { store, trust_dir, password, root_token, tls };
-        launch(settings, listener, stop_signal()).await.map_err(|e| CliError::other(e.to_string()))
+        launch(settings, listener, stop_signal()).await.map_err(|e| match e {
+            tresor_server::http::ServerError::Vault(e) => CliError::from_core(&e),
+            e => CliError::other(e.to_string()),
+        })
     });
     if let Some(dir) = dev_dir
         && let Err(e) = std::fs::remove_dir_all(&dir)

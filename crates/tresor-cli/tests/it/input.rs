@@ -1,5 +1,6 @@
 //! Invalid input through the CLI: secret paths that break the rules and values over the configured
-//! limit exit 7 and write no value; the config file's `${VAR}` substitution chooses the vault.
+//! limit exit 7 and write no value; the config file's `${VAR}` substitution chooses the vault, and its
+//! errors (a named file missing, a bad `[server]` table) say where without showing a password.
 #![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
 
 use crate::common;
@@ -102,4 +103,39 @@ fn config_substitutes_environment_variables() {
     std::fs::write(env.cfg.join("tresor/config.toml"), "vualt = \"/tmp/x\"\n").unwrap();
     let out = env.run(&["status"], b"").expect(7);
     assert!(out.stderr.contains("config.toml"), "{}", out.stderr);
+}
+
+#[test]
+fn a_named_config_file_that_is_missing_is_an_error() {
+    let env = Env::new();
+    let missing = env.path("nowhere.toml");
+    let out = env.run(&["--config", missing.to_str().unwrap(), "status"], b"").expect(7);
+    assert!(out.stderr.contains("nowhere.toml"), "{}", out.stderr);
+    let mut cmd = env.cmd();
+    cmd.env("TRESOR_CONFIG", &missing);
+    assert_eq!(run(cmd.args(["status"]), b"").code, 7);
+}
+
+#[test]
+fn server_config_errors_say_where_and_never_show_the_password() {
+    let env = Env::new();
+    let cfg = env.path("server.toml");
+    let cases: [(&str, &str); 5] = [
+        ("[server]\nencryption_password = 73917391\n", "line 2: a password must be a quoted string"),
+        ("[server]\nencryption_password = 73917391x\n", "line 2"),
+        ("[server]\nencryption_password = \"${TRESOR_SURELY_UNSET}\"\n", "TRESOR_SURELY_UNSET"),
+        ("[server]\nencryption_password = \"73917391\"\nencryption_password_file = \"/x\"\n", "keep one"),
+        ("[server]\nlisten = \"0.0.0.0:8200\"\n", "needs TLS"),
+    ];
+    for (text, expected) in cases {
+        std::fs::write(&cfg, text).unwrap();
+        let out = env.run(&["--config", cfg.to_str().unwrap(), "server"], b"").expect(7);
+        assert!(out.stderr.contains(expected), "{text}: {}", out.stderr);
+        assert!(!out.stderr.contains("73917391"), "{text}: the password shows: {}", out.stderr);
+    }
+    // A password the new vault would refuse: refused before the server listens.
+    std::fs::write(&cfg, "[server]\nlisten = \"127.0.0.1:0\"\nencryption_password = \"short\"\n").unwrap();
+    let out = env.run(&["--config", cfg.to_str().unwrap(), "server"], b"").expect(7);
+    assert!(out.stderr.contains("at least 8 characters"), "{}", out.stderr);
+    assert!(!out.stderr.contains("listening"), "{}", out.stderr);
 }

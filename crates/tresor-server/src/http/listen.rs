@@ -1,11 +1,14 @@
 //! Accepting connections: plain TCP or TLS (rustls on ring), each connection served by hyper's
 //! HTTP/1 with a header timeout (no slowloris), at most [`MAX_CONNECTIONS`] at once, and a
-//! graceful stop (requests in flight finish, within [`DRAIN`]).
+//! graceful stop (requests in flight finish, within [`DRAIN`]). The certificate is read again on
+//! SIGHUP.
 
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +23,7 @@ pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DRAIN: Duration = Duration::from_secs(30);
 
 /// A certificate chain and its private key, PEM files.
+#[derive(Clone, Debug)]
 pub struct TlsFiles {
     /// The certificate chain (leaf first).
     pub cert: PathBuf,
@@ -30,11 +34,12 @@ pub struct TlsFiles {
 /// Checks that `files` make a TLS configuration (what [`super::launch`] would refuse), so that a
 /// caller can say so before it announces anything.
 pub fn check(files: &TlsFiles) -> Result<(), String> {
-    acceptor(files).map(drop)
+    load(files).map(drop)
 }
 
-/// A TLS acceptor for `files`, speaking HTTP/1.1 only; the error says which file is wrong.
-pub(crate) fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, String> {
+/// The certificate chain and key in `files`, parsed and checked to belong together; the error
+/// says which file is wrong (never what it holds).
+fn load(files: &TlsFiles) -> Result<Arc<CertifiedKey>, String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
@@ -45,15 +50,73 @@ pub(crate) fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, String> {
     }
     let key = PrivateKeyDer::from_pem_file(&files.key)
         .map_err(|e| format!("{}: no private key read: {e}", files.key.display()))?;
+    CertifiedKey::from_der(certs, key, &rustls::crypto::ring::default_provider())
+        .map(Arc::new)
+        .map_err(|e| format!("the certificate and key do not make a TLS configuration: {e}"))
+}
+
+/// The certificate the server presents, replaced in place by [`Certificate::reload`]: handshakes
+/// under way keep the one they started with.
+pub(crate) struct Certificate {
+    files: TlsFiles,
+    current: std::sync::RwLock<Arc<CertifiedKey>>,
+}
+
+impl std::fmt::Debug for Certificate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Certificate").field("files", &self.files).finish_non_exhaustive()
+    }
+}
+
+impl ResolvesServerCert for Certificate {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
+    }
+}
+
+impl Certificate {
+    /// Reads the files again; if they no longer make a configuration, the one in use stays and
+    /// the error says why.
+    pub(crate) fn reload(&self) -> Result<(), String> {
+        let fresh = load(&self.files)?;
+        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = fresh;
+        Ok(())
+    }
+}
+
+/// A TLS acceptor for `files`, speaking HTTP/1.1 only, and its certificate (to reload).
+pub(crate) fn acceptor(files: &TlsFiles) -> Result<(TlsAcceptor, Arc<Certificate>), String> {
+    let certificate =
+        Arc::new(Certificate { files: files.clone(), current: std::sync::RwLock::new(load(files)?) });
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| format!("the certificate and key do not make a TLS configuration: {e}"))?;
+        .with_cert_resolver(certificate.clone());
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
+    Ok((TlsAcceptor::from(Arc::new(config)), certificate))
+}
+
+/// Reloads `certificate` on every SIGHUP until the server stops (a certificate renewed on disk is
+/// served without a restart, as Vault does). The handler is in place when this returns; the
+/// future it returns does the reloading.
+pub(crate) fn reload_on_hangup(
+    certificate: Arc<Certificate>,
+) -> Result<impl std::future::Future<Output = ()> + Send, String> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups =
+        signal(SignalKind::hangup()).map_err(|e| format!("SIGHUP cannot reload the certificate: {e}"))?;
+    Ok(async move {
+        while hangups.recv().await.is_some() {
+            match certificate.reload() {
+                Ok(()) => {
+                    tracing::info!("SIGHUP: certificate reloaded from {}", certificate.files.cert.display())
+                }
+                Err(e) => tracing::error!("SIGHUP: certificate not reloaded, the previous one stays: {e}"),
+            }
+        }
+    })
 }
 
 /// Serves `app` on `listener` (through `tls` when given) until `shutdown` resolves, then lets

@@ -30,8 +30,9 @@ pub struct Settings {
     pub store: Store,
     /// Machine-local trust state (the directory `Options` takes).
     pub trust_dir: PathBuf,
-    /// Unseals the vault at start (the unattended start of a service, and dev mode); ignored on
-    /// an empty location.
+    /// Unseals the vault at start (the unattended start of a service, and dev mode). On an empty
+    /// location, `sys/init` gives the new vault this password beside the unseal key, and the
+    /// server stays unsealed after it, as Vault does with auto-unseal.
     pub password: Option<Password>,
     /// A root token to create at the first unseal (dev mode prints it).
     pub root_token: Option<String>,
@@ -82,6 +83,8 @@ pub(crate) struct Server {
     pub(crate) split: std::sync::Mutex<Option<(usize, usize)>>,
     /// Failed authentications per client address.
     pub(crate) failures: limit::Failures,
+    /// The password `sys/init` gives a new vault (an unattended start on an empty location).
+    init_password: std::sync::Mutex<Option<Password>>,
 }
 
 /// What an unsealed server holds.
@@ -153,16 +156,29 @@ impl Server {
             return Err(reply::ApiError::invalid("Vault is already initialized"));
         }
         let key = tresor_crypto::Key::generate().map_err(|e| reply::ApiError::internal(e.to_string()))?;
-        // The split is checked before anything is written.
+        // The split and the password are checked before anything is written.
         let shares = seal::split(&key, t, n).map_err(|e| reply::ApiError::invalid(e.to_string()))?;
+        let password = self.init_password.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(password) = &password {
+            tresor::keyfile::check_password_rules(password)
+                .map_err(|e| reply::ApiError::invalid(format!("the configured encryption_password: {e}")))?;
+        }
         let vault = Vault::init_unseal_key(self.store.clone(), &key, self.options()).await?;
+        if let Some(password) = &password {
+            vault.keyslot_add(password, self.options().kdf).await?;
+        }
         let tokens = TokenKey::load(&vault).await?;
         let root = tokens::create_root(&vault, &tokens, None, "root").await?;
+        *self.split.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((t, n));
+        if password.is_some() {
+            // Configured to unseal itself: it stays open, as after an unattended start.
+            *state = Seal::Unsealed(Unsealed { vault, tokens: Arc::new(tokens) });
+            return Ok((shares, root));
+        }
         if let Err(e) = vault.lock("initialized; sealed until unsealed").await {
             tracing::warn!("could not record the seal in the audit trail: {e}");
         }
         *state = Seal::Sealed;
-        *self.split.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((t, n));
         Ok((shares, root))
     }
 
@@ -187,6 +203,13 @@ pub async fn launch(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let tls = settings.tls.as_ref().map(listen::acceptor).transpose().map_err(ServerError::Tls)?;
+    let (tls, reloader) = match tls {
+        Some((acceptor, certificate)) => {
+            let reload = listen::reload_on_hangup(certificate).map_err(ServerError::Tls)?;
+            (Some(acceptor), Some(tokio::spawn(reload)))
+        }
+        None => (None, None),
+    };
     let state = match tresor::vault::describe_locked(&settings.store).await {
         Ok(_) => Seal::Sealed,
         Err(tresor::Error::NoVault { .. }) => Seal::Uninitialized,
@@ -200,15 +223,28 @@ pub async fn launch(
         progress: tokio::sync::Mutex::default(),
         split: std::sync::Mutex::new(None),
         failures: limit::Failures::default(),
+        init_password: std::sync::Mutex::new(None),
     });
-    if let (Some(password), true) = (&settings.password, initialized) {
-        let unsealed = server.unseal_password(password).await?;
-        if let Some(token) = settings.root_token {
-            tokens::create_root(&unsealed.vault, &unsealed.tokens, Some(token), "root").await?;
+    match (settings.password, initialized) {
+        (Some(password), true) => {
+            let unsealed = server.unseal_password(&password).await?;
+            if let Some(token) = settings.root_token {
+                tokens::create_root(&unsealed.vault, &unsealed.tokens, Some(token), "root").await?;
+            }
+        }
+        (password, _) => {
+            // A password the new vault would refuse stops the start, not the later sys/init.
+            if let Some(password) = &password {
+                tresor::keyfile::check_password_rules(password)?;
+            }
+            *server.init_password.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = password;
         }
     }
     let app = axum::Router::new().fallback(route::handle).with_state(server.clone());
     listen::serve(listener, tls, app, shutdown).await;
+    if let Some(reloader) = reloader {
+        reloader.abort();
+    }
     server.seal("server stopped").await;
     Ok(())
 }

@@ -7,6 +7,7 @@
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tresor::{KdfParams, Options, Password, Store, Vault};
@@ -479,5 +480,135 @@ async fn revoking_reports_what_the_token_could_read_and_rotates_the_epoch() {
         (&Value::from(1), &Value::from(2))
     );
     assert_eq!(request(s.addr, "GET", "/v1/secret/data/app/x", Some(token), "").await.0, 403);
+    s.stop().await;
+}
+
+/// A server on `dir`'s location that unseals itself with `password` (an unattended start).
+async fn start_unattended(dir: &Path, password: &str) -> Running {
+    let settings = Settings {
+        store: Store::open(&dir.join("vault").display().to_string(), true).unwrap(),
+        trust_dir: dir.join("trust"),
+        password: Some(Password::from(password.to_string())),
+        root_token: None,
+        tls: None,
+    };
+    serve(settings, String::new(), false).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_password_initializes_unsealed_and_restarts_unattended() {
+    let dir = tempfile::tempdir().unwrap();
+    // A password the vault would refuse stops the start, and writes nothing.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let weak = Settings {
+        store: Store::open(&dir.path().join("vault").display().to_string(), true).unwrap(),
+        trust_dir: dir.path().join("trust"),
+        password: Some(Password::from("short".to_string())),
+        root_token: None,
+        tls: None,
+    };
+    let e = launch(weak, listener, std::future::pending()).await.unwrap_err();
+    assert!(e.to_string().contains("at least 8 characters"), "{e}");
+    assert!(walk(&dir.path().join("vault")).is_empty());
+
+    // On an empty location: uninitialized; sys/init makes the vault, which stays unsealed.
+    let s = start_unattended(dir.path(), PASSWORD).await;
+    let (_, _, status) = request(s.addr, "GET", "/v1/sys/seal-status", None, "").await;
+    assert_eq!(status["initialized"], Value::Bool(false));
+    let (status, _, init) =
+        request(s.addr, "PUT", "/v1/sys/init", None, r#"{"secret_shares":1,"secret_threshold":1}"#).await;
+    assert_eq!(status, 200, "{init}");
+    let root = init["root_token"].as_str().unwrap().to_string();
+    let share = init["keys"][0].as_str().unwrap().to_string();
+    let (_, _, status) = request(s.addr, "GET", "/v1/sys/seal-status", None, "").await;
+    assert_eq!(status["sealed"], Value::Bool(false), "{status}");
+    let write = request(s.addr, "PUT", "/v1/secret/data/app/db", Some(&root), r#"{"data":{"pw":"x1"}}"#);
+    assert_eq!(write.await.0, 200);
+    s.stop().await;
+
+    // Restarted with the password: unsealed at once, the data there.
+    let s = start_unattended(dir.path(), PASSWORD).await;
+    let (status, _, body) = request(s.addr, "GET", "/v1/secret/data/app/db", Some(&root), "").await;
+    assert_eq!((status, &body["data"]["data"]["pw"]), (200, &Value::from("x1")));
+    s.stop().await;
+
+    // Without it: sealed, and the share still opens it.
+    let s = start_bare(dir.path()).await;
+    let (_, _, status) = request(s.addr, "GET", "/v1/sys/seal-status", None, "").await;
+    assert_eq!(status["sealed"], Value::Bool(true));
+    let (_, _, status) =
+        request(s.addr, "PUT", "/v1/sys/unseal", None, &format!(r#"{{"key":"{share}"}}"#)).await;
+    assert_eq!(status["sealed"], Value::Bool(false));
+    s.stop().await;
+
+    // A wrong password on the vault stops the start with the vault's own refusal.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let wrong = Settings {
+        store: Store::open(&dir.path().join("vault").display().to_string(), false).unwrap(),
+        trust_dir: dir.path().join("trust"),
+        password: Some(Password::from("not the password at all".to_string())),
+        root_token: None,
+        tls: None,
+    };
+    let e = launch(wrong, listener, std::future::pending()).await.unwrap_err();
+    assert!(matches!(e, tresor_server::http::ServerError::Vault(tresor::Error::AuthFailed)), "{e}");
+}
+
+/// A TLS client that trusts only `ca`; whether a handshake with `addr` succeeds.
+async fn handshake_trusting(addr: SocketAddr, ca: &str) -> bool {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(CertificateDer::from_pem_slice(ca.as_bytes()).unwrap()).unwrap();
+    let config =
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp)).await.unwrap().is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_certificate_and_a_bad_one_leaves_the_old_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let make = || rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (first, second) = (make(), make());
+    let (cert_path, key_path) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    std::fs::write(&cert_path, first.cert.pem()).unwrap();
+    std::fs::write(&key_path, first.signing_key.serialize_pem()).unwrap();
+    let tls = tresor_server::http::listen::TlsFiles { cert: cert_path.clone(), key: key_path.clone() };
+    let s = start_with(dir.path(), Some(tls)).await;
+    let hangup = || {
+        let status = std::process::Command::new("kill")
+            .args(["-HUP", &std::process::id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    assert!(handshake_trusting(s.addr, &first.cert.pem()).await);
+    assert!(!handshake_trusting(s.addr, &second.cert.pem()).await);
+    // Renewed on disk, then SIGHUP: the new certificate is served.
+    std::fs::write(&cert_path, second.cert.pem()).unwrap();
+    std::fs::write(&key_path, second.signing_key.serialize_pem()).unwrap();
+    hangup();
+    let mut served = false;
+    for _ in 0..100 {
+        if handshake_trusting(s.addr, &second.cert.pem()).await {
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(served, "the renewed certificate is served after SIGHUP");
+    // A certificate whose key does not match: refused, the one in use stays.
+    std::fs::write(&cert_path, first.cert.pem()).unwrap();
+    hangup();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(handshake_trusting(s.addr, &second.cert.pem()).await);
+    assert!(!handshake_trusting(s.addr, &first.cert.pem()).await);
     s.stop().await;
 }
