@@ -44,7 +44,7 @@ pub use crate::versions::Residue;
 pub use epochs::{DestroyReport, EpochList, EpochView, ReencryptReport, RotateReport};
 pub use keys::{DerivedIdentity, PrivateNode};
 pub use rekey::RekeyReport;
-pub use service::Vault;
+pub use service::{SystemEntry, Vault};
 
 /// Default limit on a secret value's size.
 pub const DEFAULT_MAX_VALUE: usize = 1 << 20;

@@ -2,6 +2,7 @@
 //! the policies they carry (stored as their text in the vault's system namespace).
 
 use super::Unsealed;
+use super::cache::Caches;
 use super::policy::{self, Policy};
 use super::reply::{self, ApiError, time};
 use super::route::{Call, Verb};
@@ -25,20 +26,22 @@ fn policy_path(name: &str) -> Result<SecretPath, ApiError> {
 
 /// The policies of `record`, parsed: the built-in `default`, and each stored one (a missing or
 /// unparsable one grants nothing).
-pub(crate) async fn policies_of(vault: &Vault, record: &TokenRecord) -> Result<Vec<Policy>, ApiError> {
+pub(crate) async fn policies_of(
+    vault: &Vault,
+    cache: &Caches,
+    record: &TokenRecord,
+) -> Result<Vec<Policy>, ApiError> {
     let mut out = Vec::new();
     for name in &record.policies {
         if name == "default" {
             out.push(Policy::parse(policy::DEFAULT).map_err(ApiError::internal)?);
             continue;
         }
-        match vault.get(&policy_path(name)?, None).await {
-            Ok(text) => match Policy::parse(&String::from_utf8_lossy(text.as_slice())) {
-                Ok(p) => out.push(p.for_identity(identity_name(record), &record.meta)),
-                Err(e) => tracing::warn!("policy {name} does not parse, so it grants nothing: {e}"),
-            },
-            Err(tresor::Error::NotFound { .. } | tresor::Error::Deleted { .. }) => {}
-            Err(e) => return Err(e.into()),
+        let parse = |text: &[u8]| Policy::parse(&String::from_utf8_lossy(text));
+        match cache.policies.get(vault, &policy_path(name)?, parse).await?.as_deref() {
+            Some(Ok(p)) => out.push(p.clone().for_identity(identity_name(record), &record.meta)),
+            Some(Err(e)) => tracing::warn!("policy {name} does not parse, so it grants nothing: {e}"),
+            None => {}
         }
     }
     Ok(out)
@@ -166,7 +169,7 @@ pub(crate) async fn token_route(
         }
         ("lookup", Verb::Write | Verb::Read) => {
             let other = text("token").ok_or_else(|| ApiError::invalid("missing token"))?;
-            match tokens::lookup(vault, &unsealed.tokens, &other).await? {
+            match tokens::lookup(vault, &unsealed.tokens, &unsealed.cache, &other).await? {
                 Some(record) => Ok(reply::ok(token_data(&record, Some(&other)), "token")),
                 None => Err(ApiError::invalid("bad token")),
             }
@@ -197,7 +200,7 @@ pub(crate) async fn token_route(
         }
         ("revoke", Verb::Write) => {
             let other = text("token").ok_or_else(|| ApiError::invalid("missing token"))?;
-            if let Some(record) = tokens::lookup(vault, &unsealed.tokens, &other).await? {
+            if let Some(record) = tokens::lookup(vault, &unsealed.tokens, &unsealed.cache, &other).await? {
                 tokens::revoke(vault, &tokens::path_of(&unsealed.tokens, &other)?, &record).await?;
             }
             Ok(reply::no_content())
@@ -268,7 +271,11 @@ pub(crate) async fn policy_route(vault: &Vault, call: &Call, name: &str) -> Resu
 /// new key epoch, so that values written from now on are sealed under a key that token's holder
 /// never had a chance to use (the values it could read stay readable to it only if it kept
 /// them; re-encrypt and destroy the old epoch to take them out of the store's old ciphertexts).
-pub(crate) async fn revoke_and_report(vault: &Vault, call: &Call) -> Result<Response, ApiError> {
+pub(crate) async fn revoke_and_report(
+    vault: &Vault,
+    cache: &Caches,
+    call: &Call,
+) -> Result<Response, ApiError> {
     let body = call.json()?;
     let accessor =
         body.get("accessor").and_then(Value::as_str).ok_or_else(|| ApiError::invalid("missing accessor"))?;
@@ -278,7 +285,7 @@ pub(crate) async fn revoke_and_report(vault: &Vault, call: &Call) -> Result<Resp
         Ok(None) | Err(tresor::Error::NotFound { .. }) => return Err(ApiError::invalid("invalid accessor")),
         Err(e) => return Err(e.into()),
     };
-    let policies = policies_of(vault, &record).await?;
+    let policies = policies_of(vault, cache, &record).await?;
     let mount = format!("{}/", super::kv::MOUNT);
     let readable: Vec<String> = vault
         .list(&mount)

@@ -81,6 +81,17 @@ async fn settings(vault: &Vault, path: &str) -> Result<(Settings, u64), ApiError
     }
 }
 
+/// The settings in force for `path` (the defaults when it has none): for reads and writes of its
+/// data, which need no version of the settings (bookkeeping, not audited on its own).
+async fn settings_in_force(vault: &Vault, path: &str) -> Result<Settings, ApiError> {
+    match vault.system_entry(&settings_path(path)?, None).await? {
+        tresor::vault::SystemEntry::Current(_, bytes) => {
+            serde_json::from_slice(bytes.as_slice()).map_err(|e| ApiError::internal(e.to_string()))
+        }
+        _ => Ok(Settings::default()),
+    }
+}
+
 /// The versions of `history` that `settings` show (the newest `max_versions`).
 fn visible<'h>(history: &'h [HistoryEntry], settings: &Settings) -> &'h [HistoryEntry] {
     let max = usize::try_from(settings.max_versions).unwrap_or(usize::MAX);
@@ -153,7 +164,7 @@ fn version_metadata(h: &HistoryEntry, settings: &Settings) -> Value {
 /// `GET secret/data/<p>[?version=N]`: a deleted version is a 404 that still carries its metadata.
 async fn read(vault: &Vault, path: &str, version: Option<u64>) -> Result<Response, ApiError> {
     let full = vault.history(path).await?;
-    let (settings, _) = settings(vault, path).await?;
+    let settings = settings_in_force(vault, path).await?;
     let history = visible(&full, &settings);
     let wanted = match version {
         Some(v) => history.iter().find(|h| h.version == v),
@@ -193,7 +204,7 @@ async fn write(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiE
         None | Some(Value::Null) => None,
         Some(v) => Some(v.as_u64().ok_or_else(|| ApiError::invalid("cas must be a non-negative number"))?),
     };
-    let (settings, _) = settings(vault, path).await?;
+    let settings = settings_in_force(vault, path).await?;
     if settings.cas_required && cas.is_none() {
         return Err(ApiError::invalid("check-and-set parameter required for this call"));
     }
@@ -247,7 +258,7 @@ async fn patch(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiE
     let bytes =
         zeroize::Zeroizing::new(serde_json::to_vec(&data).map_err(|e| ApiError::internal(e.to_string()))?);
     let version = vault.set_cas(path, &bytes, current.version).await?;
-    Ok(written(version, &settings(vault, path).await?.0))
+    Ok(written(version, &settings_in_force(vault, path).await?))
 }
 
 /// RFC 7386 JSON merge patch of `target` by `patch`.

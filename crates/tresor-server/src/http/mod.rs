@@ -3,6 +3,7 @@
 
 mod approle;
 mod auth;
+mod cache;
 mod kv;
 pub mod limit;
 pub mod listen;
@@ -94,6 +95,8 @@ pub(crate) struct Unsealed {
     pub(crate) vault: Vault,
     /// The key naming token records.
     pub(crate) tokens: Arc<TokenKey>,
+    /// Token records and policies, parsed, while their version stays current.
+    pub(crate) cache: Arc<cache::Caches>,
 }
 
 impl Server {
@@ -123,7 +126,7 @@ impl Server {
     async fn open(&self, vault: Result<Vault, tresor::Error>) -> Result<Unsealed, tresor::Error> {
         let vault = vault?;
         let tokens = Arc::new(TokenKey::load(&vault).await?);
-        let unsealed = Unsealed { vault, tokens };
+        let unsealed = Unsealed { vault, tokens, cache: Arc::default() };
         let mut state = self.state.write().await;
         if let Seal::Unsealed(already) = &*state {
             // Another request unsealed it meanwhile: keep that one, wipe this one.
@@ -172,7 +175,7 @@ impl Server {
         *self.split.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((t, n));
         if password.is_some() {
             // Configured to unseal itself: it stays open, as after an unattended start.
-            *state = Seal::Unsealed(Unsealed { vault, tokens: Arc::new(tokens) });
+            *state = Seal::Unsealed(Unsealed { vault, tokens: Arc::new(tokens), cache: Arc::default() });
             return Ok((shares, root));
         }
         if let Err(e) = vault.lock("initialized; sealed until unsealed").await {

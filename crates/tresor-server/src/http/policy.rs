@@ -48,14 +48,14 @@ struct RuleText {
 }
 
 /// One `path` rule.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Rule {
     pattern: String,
     caps: BTreeSet<Cap>,
 }
 
 /// A parsed policy.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Policy {
     rules: Vec<Rule>,
 }

@@ -144,7 +144,7 @@ async fn dispatch(server: &Server, call: Call) -> Result<Response, ApiError> {
     };
     let token = call.token.clone().unwrap_or_default();
     let vault = unsealed.vault.with_actor(format!("token {} from {}", record.accessor, call.peer));
-    if !record.is_root() && !permitted(&vault, &record, &call).await? {
+    if !record.is_root() && !permitted(&vault, &unsealed.cache, &record, &call).await? {
         let request = format!("{:?} {}", call.verb, call.path);
         if let Err(e) = vault.audit_denied(&request, "permission denied").await {
             tracing::warn!("could not audit a denied request: {e}");
@@ -170,7 +170,7 @@ async fn dispatch(server: &Server, call: Call) -> Result<Response, ApiError> {
             auth::token_route(&unsealed, &vault, &call, &rest["token/".len()..], &token, &record).await
         }
         ("tresor", "token/revoke") if call.verb == Verb::Write => {
-            auth::revoke_and_report(&vault, &call).await
+            auth::revoke_and_report(&vault, &unsealed.cache, &call).await
         }
         (kv::MOUNT, rest) => kv::handle(&vault, &call, rest).await,
         (transit::MOUNT, rest) => transit::handle(&vault, &call, rest).await,
@@ -187,7 +187,7 @@ async fn authenticate(server: &Server, call: &Call) -> Result<(Unsealed, TokenRe
     let unsealed = server.unsealed().await.ok_or_else(ApiError::sealed)?;
     let Some(token) = call.token.as_deref() else { return Err(ApiError::denied()) };
     let lookup = unsealed.vault.with_actor(call.anonymous());
-    match tokens::lookup(&lookup, &unsealed.tokens, token).await? {
+    match tokens::lookup(&lookup, &unsealed.tokens, &unsealed.cache, token).await? {
         Some(record) => Ok((unsealed, record)),
         None => Err(ApiError::denied()),
     }
@@ -196,13 +196,18 @@ async fn authenticate(server: &Server, call: &Call) -> Result<(Unsealed, TokenRe
 /// Whether the policies of `record` allow `call`: the capability its verb needs on its path (a
 /// KV write needs `create` for a new secret and `update` for an existing one; a list is checked
 /// on the path with a trailing slash, as Vault does).
-async fn permitted(vault: &tresor::Vault, record: &TokenRecord, call: &Call) -> Result<bool, ApiError> {
+async fn permitted(
+    vault: &tresor::Vault,
+    cache: &super::cache::Caches,
+    record: &TokenRecord,
+    call: &Call,
+) -> Result<bool, ApiError> {
     let path = call.path.as_str();
     // Every token may ask which mount a path is in (the Vault CLI's preflight).
     if path.starts_with("sys/internal/ui/mounts/") {
         return Ok(true);
     }
-    let policies = auth::policies_of(vault, record).await?;
+    let policies = auth::policies_of(vault, cache, record).await?;
     let cap = match (path, call.verb) {
         ("sys/seal", _) => Cap::Sudo,
         ("auth/token/lookup-self", _) => Cap::Read,

@@ -1,6 +1,7 @@
 //! Tokens: random, shown once, and kept only as the keyed hash that names their record in the
 //! vault's system namespace (ARCHITECTURE.md, "The server").
 
+use super::cache::Caches;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tresor::path::SecretPath;
@@ -288,12 +289,25 @@ pub(crate) async fn issue(
 }
 
 /// The record of `token`, if it names a live one.
-pub(crate) async fn lookup(vault: &Vault, key: &TokenKey, token: &str) -> Result<Option<TokenRecord>, Error> {
+pub(crate) async fn lookup(
+    vault: &Vault,
+    key: &TokenKey,
+    cache: &Caches,
+    token: &str,
+) -> Result<Option<TokenRecord>, Error> {
     // Only our own tokens are looked up: anything else is no token, without a store read.
     if !token.starts_with(PREFIX) || token.len() > 128 {
         return Ok(None);
     }
-    read_record(vault, &key.record_path(token)?).await
+    let parse = |bytes: &[u8]| serde_json::from_slice::<TokenRecord>(bytes).map_err(|e| e.to_string());
+    let Some(parsed) = cache.records.get(vault, &key.record_path(token)?, parse).await? else {
+        return Ok(None);
+    };
+    let record = match &*parsed {
+        Ok(record) => record.clone(),
+        Err(e) => return Err(Error::Invalid(format!("a token record does not parse: {e}"))),
+    };
+    Ok((!record.expired(now_ms())).then_some(record))
 }
 
 /// The record at `path`, if it is there and live.

@@ -612,3 +612,56 @@ async fn sighup_reloads_the_certificate_and_a_bad_one_leaves_the_old_in_place() 
     assert!(!handshake_trusting(s.addr, &first.cert.pem()).await);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_change_or_revocation_on_one_server_holds_at_once_on_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = start(dir.path()).await;
+    let root = Some(a.token.as_str());
+    // A second server on the same vault directory, as another machine (its own trust state).
+    let b = serve(
+        Settings {
+            store: Store::open(&dir.path().join("vault").display().to_string(), false).unwrap(),
+            trust_dir: dir.path().join("trust-b"),
+            password: Some(Password::from(PASSWORD.to_string())),
+            root_token: None,
+            tls: None,
+        },
+        a.token.clone(),
+        true,
+    )
+    .await;
+    let read_app = r#"{"policy": "path \"secret/data/app/*\" { capabilities = [\"read\"] }"}"#;
+    assert_eq!(request(a.addr, "PUT", "/v1/sys/policies/acl/p", root, read_app).await.0, 204);
+    for p in ["app/x", "other/y"] {
+        request(a.addr, "PUT", &format!("/v1/secret/data/{p}"), root, r#"{"data":{"k":"v"}}"#).await;
+    }
+    let (_, _, created) =
+        request(a.addr, "POST", "/v1/auth/token/create", root, r#"{"policies":["p"]}"#).await;
+    let token = created["auth"]["client_token"].as_str().unwrap().to_string();
+    let get = |addr, path: &'static str| {
+        let token = token.clone();
+        async move { request(addr, "GET", path, Some(&token), "").await.0 }
+    };
+    // B reads with it (and keeps its record and policy parsed), again and again.
+    for _ in 0..3 {
+        assert_eq!(get(b.addr, "/v1/secret/data/app/x").await, 200);
+        assert_eq!(get(b.addr, "/v1/secret/data/other/y").await, 403);
+    }
+    // A moves the policy to the other prefix: B follows at the next request.
+    let read_other = r#"{"policy": "path \"secret/data/other/*\" { capabilities = [\"read\"] }"}"#;
+    assert_eq!(request(a.addr, "PUT", "/v1/sys/policies/acl/p", root, read_other).await.0, 204);
+    assert_eq!(get(b.addr, "/v1/secret/data/app/x").await, 403);
+    assert_eq!(get(b.addr, "/v1/secret/data/other/y").await, 200);
+    // A deletes the policy: nothing left on B.
+    assert_eq!(request(a.addr, "DELETE", "/v1/sys/policies/acl/p", root, "").await.0, 204);
+    assert_eq!(get(b.addr, "/v1/secret/data/other/y").await, 403);
+    request(a.addr, "PUT", "/v1/sys/policies/acl/p", root, read_other).await;
+    assert_eq!(get(b.addr, "/v1/secret/data/other/y").await, 200);
+    // A revokes the token: B refuses it at once.
+    let revoke = format!(r#"{{"token":"{token}"}}"#);
+    assert_eq!(request(a.addr, "POST", "/v1/auth/token/revoke", root, &revoke).await.0, 204);
+    assert_eq!(get(b.addr, "/v1/secret/data/other/y").await, 403);
+    b.stop().await;
+    a.stop().await;
+}

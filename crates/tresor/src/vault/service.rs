@@ -17,7 +17,7 @@ use super::{
 use crate::error::{Category, Error, ObjectKind, Result};
 use crate::fingerprint::Fingerprint;
 use crate::layout;
-use crate::model::{AuditOp, AuditRecord, Outcome, now_ms};
+use crate::model::{AuditOp, AuditRecord, BlobRef, Outcome, now_ms};
 use crate::path::{IntoSecretPath, SecretPath};
 use crate::store::{Durability, Store};
 use futures::future::BoxFuture;
@@ -32,6 +32,16 @@ use zeroize::Zeroizing;
 
 /// Most secrets one group commit takes.
 const GROUP_MAX_ITEMS: usize = 4096;
+
+/// What [`Vault::system_entry`] found.
+pub enum SystemEntry {
+    /// No live version (never written, or deleted).
+    Absent,
+    /// The version the caller knew is still the current one; its value was not read.
+    Unchanged(u64),
+    /// The current version and its value.
+    Current(u64, SecretBytes),
+}
 
 /// An unlocked vault, shared: clone it for every caller (connection, request, task). Each clone
 /// acts for one actor ([`Vault::with_actor`]), which its audit records and commits name.
@@ -349,26 +359,13 @@ impl Vault {
             Ok(found) => found,
             Err(e) => return Err(self.failed(sibling, AuditOp::Get, Some(path), e).await),
         };
-        // A key not loaded yet, a value moved by a re-seal or an epoch destruction, a store
-        // that lost it: the engine's path sorts those out (and audits them).
-        let Some(key) = self.svc.view.epoch(blob.epoch) else {
-            return self.get_slow(sibling, path, version).await;
-        };
-        let name = layout::blob(blob.epoch, &blob.id);
-        let end = blob.offset.saturating_add(u64::from(blob.len));
-        let envelope = match self.svc.store.get_range(&name, blob.offset..end).await {
-            Ok(Some(envelope)) => envelope,
+        let value = match self.read_blob(&blob).await {
+            Ok(Some(value)) => value,
+            // A key not loaded yet, a value moved by a re-seal or an epoch destruction, a store
+            // that lost it: the engine's path sorts those out (and audits them).
             Ok(None) => return self.get_slow(sibling, path, version).await,
             Err(e) => return Err(self.failed(sibling, AuditOp::Get, Some(path), e).await),
         };
-        let value = match open_slot(&key, &self.svc.vault_id, &name, &blob, &envelope) {
-            Ok(value) => value,
-            Err(Error::Integrity { kind: ObjectKind::ValueBlob, .. }) => {
-                return self.get_slow(sibling, path, version).await;
-            }
-            Err(e) => return Err(self.failed(sibling, AuditOp::Get, Some(path), e).await),
-        };
-        drop(key);
         let detail = version.map(|v| format!("version {v}"));
         self.audit_read(sibling, AuditOp::Get, Some(path), Outcome::Ok, detail).await?;
         // A value of an older epoch moves to the current one, in batches: the read that fills
@@ -402,6 +399,49 @@ impl Vault {
         sibling.settle();
         let path = path.clone();
         self.run(Box::new(move |e| Box::pin(async move { e.get(&path, version).await }))).await
+    }
+
+    /// The value in `blob`, read and opened without the engine; `None` when only the engine can
+    /// read it (its epoch key is not loaded, or the blob moved or vanished meanwhile).
+    async fn read_blob(&self, blob: &BlobRef) -> Result<Option<SecretBytes>> {
+        let Some(key) = self.svc.view.epoch(blob.epoch) else { return Ok(None) };
+        let name = layout::blob(blob.epoch, &blob.id);
+        let end = blob.offset.saturating_add(u64::from(blob.len));
+        let Some(envelope) = self.svc.store.get_range(&name, blob.offset..end).await? else {
+            return Ok(None);
+        };
+        match open_slot(&key, &self.svc.vault_id, &name, blob, &envelope) {
+            Ok(value) => Ok(Some(value)),
+            Err(Error::Integrity { kind: ObjectKind::ValueBlob, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The current version of the system entry `path` (a server's own bookkeeping: token
+    /// records, policies, settings), as fresh as [`Vault::get`] — but not audited: the request
+    /// that needs it is audited in its own name. When `known` is still the current version, no
+    /// value is read ([`SystemEntry::Unchanged`]): a cache keyed by version stays correct across
+    /// every writer of the store. A user path is refused.
+    pub async fn system_entry(&self, path: &SecretPath, known: Option<u64>) -> Result<SystemEntry> {
+        if !path.is_system() {
+            return Err(Error::Invalid(format!("{path} is not a system entry")));
+        }
+        let sibling = Sibling::begin(&self.svc);
+        self.fresh(&sibling).await?;
+        sibling.settle();
+        let (blob, version) = match self.svc.view.lookup(path, None) {
+            Ok(found) => found,
+            Err(Error::NotFound { .. } | Error::Deleted { .. }) => return Ok(SystemEntry::Absent),
+            Err(e) => return Err(e),
+        };
+        if known == Some(version) {
+            return Ok(SystemEntry::Unchanged(version));
+        }
+        match self.read_blob(&blob).await? {
+            Some(value) => Ok(SystemEntry::Current(version, value)),
+            // Rare (a key to load, a value moved meanwhile): the engine's read, audited.
+            None => Ok(SystemEntry::Current(version, self.get(path, Some(version)).await?)),
+        }
     }
 
     /// Makes sure the view holds every commit the store held when this was called: if the next

@@ -63,3 +63,35 @@ async fn system_entries_live_beside_secrets_unseen_by_users() {
     assert_eq!(restored.get(&token, None).await.unwrap().as_slice(), b"record 2");
     assert_eq!(restored.list("").await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn system_entry_follows_versions_refuses_user_paths_and_writes_no_audit_record() {
+    use tresor::vault::SystemEntry;
+    let env = Env::new();
+    let v = env.init().await;
+    let policy = SecretPath::system("policies/p").unwrap();
+    assert!(matches!(v.system_entry(&policy, None).await.unwrap(), SystemEntry::Absent));
+    v.set(&policy, b"first").await.unwrap();
+    let audited = v.audit_trail().await.unwrap().len();
+    match v.system_entry(&policy, None).await.unwrap() {
+        SystemEntry::Current(1, value) => assert_eq!(value.as_slice(), b"first"),
+        _ => panic!("version 1 expected"),
+    }
+    assert!(matches!(v.system_entry(&policy, Some(1)).await.unwrap(), SystemEntry::Unchanged(1)));
+    // A second handle on the store (another server) changes it: the first sees it at once.
+    let other = env.unlock().await.unwrap();
+    other.set(&policy, b"second").await.unwrap();
+    match v.system_entry(&policy, Some(1)).await.unwrap() {
+        SystemEntry::Current(2, value) => assert_eq!(value.as_slice(), b"second"),
+        _ => panic!("version 2 expected"),
+    }
+    other.delete(&policy).await.unwrap();
+    assert!(matches!(v.system_entry(&policy, Some(2)).await.unwrap(), SystemEntry::Absent));
+    // Bookkeeping reads leave no record of their own (the trail grew by the other handle's two
+    // writes only).
+    let records = v.audit_trail().await.unwrap();
+    assert!(records[audited..].iter().all(|r| r.record.op != "get"), "a bookkeeping read was audited");
+    // A user path is refused.
+    let user = SecretPath::parse("db/pw").unwrap();
+    assert!(matches!(v.system_entry(&user, None).await, Err(Error::Invalid(_))));
+}
