@@ -163,24 +163,28 @@ fn version_metadata(h: &HistoryEntry, settings: &Settings) -> Value {
 
 /// `GET secret/data/<p>[?version=N]`: a deleted version is a 404 that still carries its metadata.
 async fn read(vault: &Vault, path: &str, version: Option<u64>) -> Result<Response, ApiError> {
-    let full = vault.history(path).await?;
     let settings = settings_in_force(vault, path).await?;
+    // The version and the history in one read (one audit record).
+    let (full, value) = match vault.get_with_history(path, version).await {
+        Ok(found) => found,
+        Err(tresor::Error::NoSuchVersion { .. }) => return Err(ApiError::not_found()),
+        Err(e) => return Err(e.into()),
+    };
     let history = visible(&full, &settings);
     let wanted = match version {
         Some(v) => history.iter().find(|h| h.version == v),
         None => history.last(),
     };
+    // A version older than the newest `max_versions` reads as absent.
     let Some(entry) = wanted else { return Err(ApiError::not_found()) };
-    if entry.deleted_ms.is_some() {
-        let body =
-            reply::envelope(json!({ "data": null, "metadata": version_metadata(entry, &settings) }), "kv");
-        return Ok(reply::json(StatusCode::NOT_FOUND, &body));
+    let metadata = version_metadata(entry, &settings);
+    match value {
+        Some(value) => Ok(reply::ok(json!({ "data": decode(value.as_slice()), "metadata": metadata }), "kv")),
+        None => {
+            let body = reply::envelope(json!({ "data": null, "metadata": metadata }), "kv");
+            Ok(reply::json(StatusCode::NOT_FOUND, &body))
+        }
     }
-    let value = vault.get(path, Some(entry.version)).await?;
-    Ok(reply::ok(
-        json!({ "data": decode(value.as_slice()), "metadata": version_metadata(entry, &settings) }),
-        "kv",
-    ))
 }
 
 /// A stored value as KV v2 data.

@@ -355,6 +355,53 @@ impl Vault {
         if let Err(e) = self.fresh(sibling).await {
             return Err(self.failed(sibling, AuditOp::Get, Some(path), e).await);
         }
+        self.get_at(sibling, path, version).await
+    }
+
+    /// A version of `path` (the newest one, deleted or not, when `version` is `None`) with the
+    /// secret's whole history, as one read and one audit record — what Vault's KV v2 answers
+    /// (a version's data with its metadata). The value is `None` when that version is deleted
+    /// (audited as a read that found it deleted).
+    pub async fn get_with_history(
+        &self,
+        path: impl IntoSecretPath,
+        version: Option<u64>,
+    ) -> Result<(Vec<HistoryEntry>, Option<SecretBytes>)> {
+        let path = &path.into_secret_path()?;
+        let sibling = &Sibling::begin(&self.svc);
+        if let Err(e) = self.fresh(sibling).await {
+            return Err(self.failed(sibling, AuditOp::Get, Some(path), e).await);
+        }
+        let history = match self.svc.view.history(path) {
+            Ok(history) => history,
+            Err(e) => return Err(self.failed(sibling, AuditOp::Get, Some(path), e).await),
+        };
+        let wanted = match version {
+            Some(v) => history.iter().find(|h| h.version == v),
+            None => history.last(),
+        };
+        let Some(entry) = wanted else {
+            let e = Error::NoSuchVersion { path: path.to_string(), version: version.unwrap_or(0) };
+            return Err(self.failed(sibling, AuditOp::Get, Some(path), e).await);
+        };
+        let number = entry.version;
+        if entry.deleted_ms.is_some() {
+            let outcome = Outcome::Failed(format!("version {number} of {path} is deleted"));
+            self.audit_read(sibling, AuditOp::Get, Some(path), outcome, None).await?;
+            return Ok((history, None));
+        }
+        let value = self.get_at(sibling, path, Some(number)).await?;
+        Ok((history, Some(value)))
+    }
+
+    /// [`Vault::get`] once the view is fresh: the value, read without the engine when it can be,
+    /// audited before it is returned.
+    async fn get_at(
+        &self,
+        sibling: &Sibling<'_>,
+        path: &SecretPath,
+        version: Option<u64>,
+    ) -> Result<SecretBytes> {
         let (blob, number) = match self.svc.view.lookup(path, version) {
             Ok(found) => found,
             Err(e) => return Err(self.failed(sibling, AuditOp::Get, Some(path), e).await),
@@ -917,21 +964,18 @@ fn copy_password(password: &Password) -> Password {
 /// its own, so one bad request fails alone with exactly the error it would have had; any other
 /// failure is every request's answer (running them again could write twice what may have landed).
 async fn group_commit(engine: &mut Engine, batch: Vec<PendingWrite>) {
+    // Requests of one operation share a commit, up to GROUP_MAX_ITEMS; several requests for one
+    // path get one version after the other in it.
     let mut groups: Vec<Vec<PendingWrite>> = Vec::new();
-    let mut paths: std::collections::HashSet<SecretPath> = std::collections::HashSet::new();
     let mut items = 0;
     for pending in batch {
-        let fits = groups.last().is_some_and(|g| {
-            g[0].op == pending.op
-                && items + pending.items.len() <= GROUP_MAX_ITEMS
-                && pending.items.iter().all(|(p, _)| !paths.contains(p))
-        });
+        let fits = groups
+            .last()
+            .is_some_and(|g| g[0].op == pending.op && items + pending.items.len() <= GROUP_MAX_ITEMS);
         if !fits {
             groups.push(Vec::new());
-            paths.clear();
             items = 0;
         }
-        paths.extend(pending.items.iter().map(|(p, _)| p.clone()));
         items += pending.items.len();
         if let Some(group) = groups.last_mut() {
             group.push(pending);

@@ -175,12 +175,22 @@ impl Engine {
         runs: &[(usize, &str)],
         cas: Option<u64>,
     ) -> Result<Vec<u64>> {
-        let mut seen = std::collections::HashSet::new();
-        for (path, value) in items {
-            self.check_value(value)?;
-            if !seen.insert(*path) {
-                return Err(Error::Invalid(format!("{path} appears twice in one write")));
+        // A path twice in one request is refused; the same path in two requests of a group
+        // commit gets one version after the other, as if they had come one by one.
+        let mut rest = items;
+        for (count, _) in runs {
+            let (mine, others) = rest.split_at((*count).min(rest.len()));
+            rest = others;
+            let mut seen = std::collections::HashSet::new();
+            for (path, value) in mine {
+                self.check_value(value)?;
+                if !seen.insert(*path) {
+                    return Err(Error::Invalid(format!("{path} appears twice in one write")));
+                }
             }
+        }
+        if !rest.is_empty() {
+            return Err(Error::Invalid("a write's items are not all attributed to a request".into()));
         }
         self.refresh().await?;
         if let Err(e) = self.rotate_if_due().await {
@@ -266,6 +276,8 @@ impl Engine {
                         destroyed.store(true, Relaxed);
                         return Err(Error::Conflict(format!("epoch {epoch} was destroyed during the write")));
                     }
+                    // Versions given in this commit so far (a path of several requests).
+                    let mut given: std::collections::HashMap<&str, u64> = std::collections::HashMap::new();
                     puts.iter()
                         .map(|(path, blob)| {
                             // Checked against the index as of the commit being built: after a lost
@@ -278,7 +290,11 @@ impl Engine {
                                     )));
                                 }
                             }
-                            let version = index.get(path).map_or(1, |e| e.next_version());
+                            let version = match given.get(path.as_str()) {
+                                Some(last) => last + 1,
+                                None => index.get(path).map_or(1, |e| e.next_version()),
+                            };
+                            given.insert(path, version);
                             Ok(Op::Put { path: path.clone(), version, blob: *blob })
                         })
                         .collect()

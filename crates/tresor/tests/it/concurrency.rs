@@ -401,3 +401,45 @@ async fn regression_unlock_racing_a_commit_is_not_a_deleted_log_entry() {
     assert_eq!(other.status().await.unwrap().commits, commits);
     assert_eq!(other.list("app/").await.unwrap().len(), 6);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_of_one_secret_share_commits_with_successive_versions() {
+    let env = Env::new();
+    let v = env.init().await;
+    v.set("hot", b"start").await.unwrap();
+    let before = v.status().await.unwrap().commits;
+    // 64 writes of one path at once, each from its own task on one shared handle.
+    let tasks: Vec<_> = (0..64)
+        .map(|i| {
+            let v = v.clone();
+            tokio::spawn(async move { (i, v.set("hot", format!("value {i}").as_bytes()).await.unwrap()) })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    // Every write got its own version, 2..=65, and each version holds what its writer sent.
+    let mut versions: Vec<u64> = answers.iter().map(|(_, v)| *v).collect();
+    versions.sort_unstable();
+    assert_eq!(versions, (2..=65).collect::<Vec<u64>>());
+    for (i, version) in &answers {
+        assert_eq!(v.get("hot", Some(*version)).await.unwrap().as_slice(), format!("value {i}").as_bytes());
+    }
+    let history = v.history("hot").await.unwrap();
+    assert_eq!(history.len(), 65);
+    assert!(history.iter().filter(|h| h.current).all(|h| h.version == 65));
+    // They shared commits (one per write would be 64).
+    let commits = v.status().await.unwrap().commits - before;
+    assert!(commits < 64, "{commits} commits for 64 writes of one path");
+    // A path twice in one request is still refused, and nothing of it is written.
+    let twice = v.set_many(tresor::model::AuditOp::Set, &[("hot", &b"a"[..]), ("hot", &b"b"[..])]).await;
+    assert!(matches!(twice, Err(tresor::Error::Invalid(_))), "{twice:?}");
+    assert_eq!(v.history("hot").await.unwrap().len(), 65);
+    drop(v);
+    let v = env.unlock().await.unwrap();
+    // Reopened: the last version is the current one, written by whoever got 65.
+    let last = answers.iter().find(|(_, version)| *version == 65).map(|(i, _)| format!("value {i}")).unwrap();
+    assert_eq!(v.get("hot", None).await.unwrap().as_slice(), last.as_bytes());
+    v.verify().await.unwrap();
+}

@@ -28,3 +28,37 @@ async fn init_set_get_reopen() {
     assert_eq!(report.commits, 3);
     assert!(report.audit_records >= 5);
 }
+
+#[tokio::test]
+async fn get_with_history_reads_a_version_and_its_history_in_one_audited_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let loc = dir.path().join("vault");
+    let store = Store::open(loc.to_str().unwrap(), true).unwrap();
+    let v =
+        Vault::init(store, &Password::from("correct horse battery".to_string()), opts(&dir.path().join("t")))
+            .await
+            .unwrap();
+    v.set("db/pw", b"one").await.unwrap();
+    v.set("db/pw", b"two").await.unwrap();
+    let before = v.audit_trail().await.unwrap().len();
+    let (history, value) = v.get_with_history("db/pw", None).await.unwrap();
+    assert_eq!((history.len(), value.unwrap().as_slice()), (2, &b"two"[..]));
+    let (_, value) = v.get_with_history("db/pw", Some(1)).await.unwrap();
+    assert_eq!(value.unwrap().as_slice(), b"one");
+    // The newest version deleted: its history, no value, and a record saying so.
+    v.delete("db/pw").await.unwrap();
+    let (history, value) = v.get_with_history("db/pw", None).await.unwrap();
+    assert!(value.is_none() && history[1].deleted_ms.is_some());
+    assert!(matches!(
+        v.get_with_history("db/pw", Some(9)).await,
+        Err(tresor::Error::NoSuchVersion { version: 9, .. })
+    ));
+    assert!(matches!(v.get_with_history("nope", None).await, Err(tresor::Error::NotFound { .. })));
+    // One record per read: three answered, two refused; the delete wrote one of its own.
+    let records = v.audit_trail().await.unwrap();
+    let reads: Vec<_> = records[before..].iter().filter(|r| r.record.op == "get").collect();
+    assert_eq!(reads.len(), 5, "{reads:?}");
+    assert!(
+        matches!(&reads[2].record.outcome, tresor::model::Outcome::Failed(why) if why.contains("deleted"))
+    );
+}
