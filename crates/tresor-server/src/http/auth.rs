@@ -223,7 +223,25 @@ pub(crate) async fn token_route(
 /// `sys/policies/acl[/<name>]`: list, read, write (HCL or JSON, checked before it is stored) and
 /// delete policies. `root` and `default` are built in.
 pub(crate) async fn policy_route(vault: &Vault, call: &Call, name: &str) -> Result<Response, ApiError> {
-    match (name, call.verb) {
+    policies(vault, call, name, false).await
+}
+
+/// The older `sys/policy/<name>` routes, which clients such as vaultrs still use: a plain GET of
+/// `sys/policy` lists, a policy reads as `rules` too, and a write may send `rules`.
+pub(crate) async fn legacy_policy_route(
+    vault: &Vault,
+    call: &Call,
+    name: &str,
+) -> Result<Response, ApiError> {
+    policies(vault, call, name, true).await
+}
+
+async fn policies(vault: &Vault, call: &Call, name: &str, legacy: bool) -> Result<Response, ApiError> {
+    let verb = match call.verb {
+        Verb::Read if legacy && name.is_empty() => Verb::List,
+        verb => verb,
+    };
+    match (name, verb) {
         ("", Verb::List) => {
             let mut keys: Vec<String> = super::system_names(vault, "policies/").await?;
             keys.extend(["default".to_string(), "root".to_string()]);
@@ -234,21 +252,24 @@ pub(crate) async fn policy_route(vault: &Vault, call: &Call, name: &str) -> Resu
         ("root" | "default", Verb::Write | Verb::Delete) => {
             Err(ApiError::invalid(format!("the \"{name}\" policy is built in and cannot be changed")))
         }
-        ("default", Verb::Read) => {
-            Ok(reply::ok(json!({ "name": name, "policy": policy::DEFAULT.trim() }), "system"))
+        (_, Verb::Read) => {
+            let text = match name {
+                "default" => policy::DEFAULT.trim().to_string(),
+                "root" => String::new(),
+                _ => String::from_utf8_lossy(vault.get(&policy_path(name)?, None).await?.as_slice())
+                    .into_owned(),
+            };
+            let body = match legacy {
+                true => json!({ "name": name, "rules": text, "policy": text }),
+                false => json!({ "name": name, "policy": text }),
+            };
+            Ok(reply::ok(body, "system"))
         }
-        ("root", Verb::Read) => Ok(reply::ok(json!({ "name": name, "policy": "" }), "system")),
-        (_, Verb::Read) => match vault.get(&policy_path(name)?, None).await {
-            Ok(text) => Ok(reply::ok(
-                json!({ "name": name, "policy": String::from_utf8_lossy(text.as_slice()) }),
-                "system",
-            )),
-            Err(e) => Err(e.into()),
-        },
         (_, Verb::Write) => {
             let body = call.json()?;
             let text = body
                 .get("policy")
+                .or_else(|| body.get("rules").filter(|_| legacy))
                 .and_then(Value::as_str)
                 .ok_or_else(|| ApiError::invalid("missing policy"))?;
             Policy::parse(text).map_err(ApiError::invalid)?;

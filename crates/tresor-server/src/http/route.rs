@@ -161,6 +161,10 @@ async fn dispatch(server: &Server, call: Call) -> Result<Response, ApiError> {
         ("sys", rest) if rest.starts_with("policies/acl/") => {
             auth::policy_route(&vault, &call, &rest["policies/acl/".len()..]).await
         }
+        ("sys", "policy") => auth::legacy_policy_route(&vault, &call, "").await,
+        ("sys", rest) if rest.starts_with("policy/") => {
+            auth::legacy_policy_route(&vault, &call, &rest["policy/".len()..]).await
+        }
         ("auth", rest) if rest == "approle/role" || rest.starts_with("approle/role/") => {
             let rest = rest["approle/role".len()..].trim_start_matches('/');
             approle::role_route(&unsealed, &vault, &call, rest).await

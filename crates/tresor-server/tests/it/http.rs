@@ -16,16 +16,16 @@ use tresor_server::http::{Settings, launch, new_token};
 const PASSWORD: &str = "correct horse battery staple";
 
 /// A running server: its address, root token, and what stops it.
-struct Running {
-    addr: SocketAddr,
-    token: String,
+pub(crate) struct Running {
+    pub(crate) addr: SocketAddr,
+    pub(crate) token: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
     /// Stops the server and waits until it has sealed.
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
@@ -34,7 +34,7 @@ impl Running {
 }
 
 /// A new vault in `dir`, served unsealed on a free loopback port with a fresh root token.
-async fn start(dir: &Path) -> Running {
+pub(crate) async fn start(dir: &Path) -> Running {
     start_with(dir, None).await
 }
 

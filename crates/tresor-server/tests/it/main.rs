@@ -4,3 +4,4 @@
 
 mod group_commit;
 mod http;
+mod vaultrs_client;
