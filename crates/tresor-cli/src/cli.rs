@@ -232,6 +232,21 @@ pub(crate) enum Command {
         #[arg(long)]
         new_root_token: bool,
     },
+    /// Unseal a running `tresor server` with the vault's password (or, with --share, one unseal
+    /// share at a time, as `vault operator unseal`).
+    Unseal {
+        /// The server (default: TRESOR_ADDR, VAULT_ADDR, else http://127.0.0.1:8200); plain http
+        /// only to this machine.
+        #[arg(long, value_name = "URL")]
+        address: Option<String>,
+        /// Trust only this CA certificate (PEM) for the server's TLS (default: TRESOR_CACERT,
+        /// VAULT_CACERT, else the system's roots).
+        #[arg(long, value_name = "FILE")]
+        ca_cert: Option<PathBuf>,
+        /// Give one unseal share (prompted, hidden) instead of the password.
+        #[arg(long)]
+        share: bool,
+    },
     /// Store a secret: the value from VALUE, --file, or stdin (exact bytes).
     #[command(arg_required_else_help = true)]
     Set {

@@ -108,6 +108,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
             };
             commands::server::run(&mut ctx, flags)
         }
+        Command::Unseal { address, ca_cert, share } => {
+            commands::unseal::run(&mut ctx, commands::unseal::Server { address, ca_cert }, share)
+        }
         Command::Agent { .. } => commands::agent::cmd_agent(&ctx),
         Command::Set { path, value, file, cas } => {
             commands::secrets::set(&mut ctx, path, value, file, cas, &mut stdin)

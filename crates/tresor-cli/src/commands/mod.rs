@@ -9,4 +9,5 @@ pub(crate) mod rekey;
 pub(crate) mod secrets;
 pub(crate) mod server;
 pub(crate) mod trust;
+pub(crate) mod unseal;
 pub(crate) mod vault;

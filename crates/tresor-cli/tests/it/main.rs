@@ -19,5 +19,6 @@ mod kill;
 mod lifecycle;
 mod rekey;
 mod s3;
+mod server;
 mod store_view;
 mod tamper;

@@ -138,7 +138,7 @@ impl Server {
     }
 
     /// Unseals with a password (a person, or a service's unattended start).
-    async fn unseal_password(&self, password: &Password) -> Result<Unsealed, tresor::Error> {
+    pub(crate) async fn unseal_password(&self, password: &Password) -> Result<Unsealed, tresor::Error> {
         self.open(Vault::unlock(self.store.clone(), password, self.options()).await).await
     }
 

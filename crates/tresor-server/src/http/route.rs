@@ -53,6 +53,11 @@ impl Call {
             .map_err(|e| ApiError::invalid(format!("the body is not JSON: {e}")))
     }
 
+    /// The client's address.
+    pub(crate) fn peer_ip(&self) -> std::net::IpAddr {
+        self.peer.ip()
+    }
+
     /// Who a request without a valid token is, in audit records.
     fn anonymous(&self) -> String {
         format!("anonymous from {}", self.peer)
@@ -123,6 +128,9 @@ async fn dispatch(server: &Server, call: Call) -> Result<Response, ApiError> {
     }
     if server.failures.limited(call.peer.ip()) {
         return Err(ApiError::too_many());
+    }
+    if path == "tresor/unseal" && call.verb == Verb::Write {
+        return sys::unseal_with_password(server, &call).await;
     }
     if path == "auth/approle/login" && call.verb == Verb::Write {
         let unsealed = server.unsealed().await.ok_or_else(ApiError::sealed)?;

@@ -3,7 +3,7 @@
 
 use super::Server;
 use super::reply::{self, ApiError, json};
-use super::route::Verb;
+use super::route::{Call, Verb};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
@@ -116,6 +116,34 @@ pub(crate) async fn unseal(server: &Server, body: &Value) -> Result<Response, Ap
                 }
                 Err(e) => return Err(e.into()),
             }
+        }
+    }
+    seal_status(server).await
+}
+
+/// `PUT tresor/unseal` `{"password": …}` (a native route, no token): unseals with the vault's
+/// password, for a person (`tresor unseal`) rather than a holder of shares. A wrong password
+/// counts as a failed authentication of the client address (the rate limit of 429s).
+pub(crate) async fn unseal_with_password(server: &Server, call: &Call) -> Result<Response, ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        password: String,
+    }
+    let (initialized, sealed) = server.status().await;
+    if !initialized {
+        return Err(ApiError::invalid("Vault is not initialized"));
+    }
+    if sealed {
+        let body: Body = serde_json::from_slice(&call.body)
+            .map_err(|_| ApiError::invalid("the body must be {\"password\": \"...\"}"))?;
+        let password = tresor::Password::from(body.password);
+        match server.unseal_password(&password).await {
+            Ok(_) => {}
+            Err(tresor::Error::AuthFailed) => {
+                server.failures.record(call.peer_ip());
+                return Err(ApiError::invalid("the password does not open this vault"));
+            }
+            Err(e) => return Err(e.into()),
         }
     }
     seal_status(server).await

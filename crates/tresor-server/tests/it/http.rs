@@ -665,3 +665,28 @@ async fn a_policy_change_or_revocation_on_one_server_holds_at_once_on_another() 
     b.stop().await;
     a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_password_route_unseals_and_wrong_passwords_are_rate_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    start(dir.path()).await.stop().await;
+    let s = start_bare(dir.path()).await;
+    let body = |pw: &str| serde_json::json!({ "password": pw }).to_string();
+    for _ in 0..tresor_server::http::limit::MAX_FAILURES {
+        let (status, _, answer) =
+            request(s.addr, "PUT", "/v1/tresor/unseal", None, &body("wrong guess")).await;
+        assert_eq!(status, 400, "{answer}");
+        assert!(answer["errors"][0].as_str().unwrap().contains("does not open"));
+    }
+    // Then 429, even with the right password, and the server stays sealed.
+    assert_eq!(request(s.addr, "PUT", "/v1/tresor/unseal", None, &body(PASSWORD)).await.0, 429);
+    let (_, _, status) = request(s.addr, "GET", "/v1/sys/seal-status", None, "").await;
+    assert_eq!(status["sealed"], Value::Bool(true));
+    s.stop().await;
+    // A fresh server (a new minute, in effect): the right password opens it.
+    let s = start_bare(dir.path()).await;
+    assert_eq!(request(s.addr, "PUT", "/v1/tresor/unseal", None, "{}").await.0, 400);
+    let (status, _, answer) = request(s.addr, "PUT", "/v1/tresor/unseal", None, &body(PASSWORD)).await;
+    assert_eq!((status, &answer["sealed"]), (200, &Value::Bool(false)), "{answer}");
+    s.stop().await;
+}

@@ -14,8 +14,17 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub const KDF: [&str; 6] = ["--kdf-memory", "19456", "--kdf-time", "2", "--kdf-parallelism", "1"];
 
 /// Inherited variables that would change the binary's behaviour: removed unless a test sets them.
-const UNSET: [&str; 5] =
-    ["TRESOR_PASSWORD", "TRESOR_PASSWORD_FILE", "TRESOR_CONFIG", "TRESOR_IDLE_TIMEOUT", "TRESOR_LOG"];
+const UNSET: [&str; 9] = [
+    "TRESOR_PASSWORD",
+    "TRESOR_PASSWORD_FILE",
+    "TRESOR_CONFIG",
+    "TRESOR_IDLE_TIMEOUT",
+    "TRESOR_LOG",
+    "TRESOR_ADDR",
+    "VAULT_ADDR",
+    "TRESOR_CACERT",
+    "VAULT_CACERT",
+];
 
 /// The longest any single command may take before the test fails (no hang on a stray prompt).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
