@@ -1,6 +1,8 @@
 //! `tresor server` and `tresor unseal` through the real binaries: a server started sealed on a
 //! vault is opened by a person with the vault's password (a wrong one is exit 3 and the server
-//! stays sealed); plain http to another machine is refused before anything is sent.
+//! stays sealed); plain http to another machine is refused before anything is sent. Two servers on
+//! one vault: one killed with SIGKILL while it writes loses no acknowledged write, and the other
+//! serves on.
 #![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
 
 use crate::common;
@@ -13,6 +15,8 @@ use std::process::{Child, Stdio};
 struct Server {
     child: Child,
     url: String,
+    /// The root token it printed (`--new-root-token`).
+    token: Option<String>,
 }
 
 impl Drop for Server {
@@ -24,14 +28,17 @@ impl Drop for Server {
 
 /// Starts `tresor server` on a free loopback port; returns once it says where it listens.
 fn serve(env: &Env) -> Server {
-    let mut child = env
-        .std_cmd(bin())
-        .args(["server", "--listen", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    serve_with(env, &[], &[])
+}
+
+/// [`serve`] with more arguments and variables.
+fn serve_with(env: &Env, args: &[&str], vars: &[(&str, &std::path::Path)]) -> Server {
+    let mut cmd = env.std_cmd(bin());
+    cmd.args(["server", "--listen", "127.0.0.1:0"]).args(args);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let url = loop {
         let line = lines.next().expect("the server stopped before listening").unwrap();
@@ -41,19 +48,49 @@ fn serve(env: &Env) -> Server {
     };
     // Keep draining its stderr so that it never blocks on a full pipe.
     std::thread::spawn(move || lines.for_each(drop));
-    Server { child, url }
+    let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
+    let token = args.contains(&"--new-root-token").then(|| {
+        loop {
+            let line = out.next().expect("the server printed no token").unwrap();
+            if let Some(t) = line.strip_prefix("export VAULT_TOKEN='") {
+                break t.trim_end_matches('\'').to_string();
+            }
+        }
+    });
+    std::thread::spawn(move || out.for_each(drop));
+    Server { child, url, token }
 }
 
 /// One plain HTTP GET to the server: (status, body).
 fn get(url: &str, path: &str) -> (u16, String) {
+    call(url, "GET", path, None, "").unwrap()
+}
+
+/// One plain HTTP request: (status, body), or the I/O error of a server that went away.
+fn call(
+    url: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> std::io::Result<(u16, String)> {
     let addr = url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    let auth = token.map(|t| format!("X-Vault-Token: {t}\r\n")).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
     let mut text = String::new();
-    stream.read_to_string(&mut text).unwrap();
-    let status = text.split(' ').nth(1).unwrap().parse().unwrap();
-    (status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default())
+    stream.read_to_string(&mut text)?;
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("no HTTP answer: {text:?}")))?;
+    Ok((status, text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()))
 }
 
 #[test]
@@ -101,4 +138,56 @@ fn unseal_refuses_plain_http_to_another_machine_and_bad_addresses() {
     let out = run(&mut cmd, format!("{PASSWORD}\n").as_bytes());
     assert_eq!(out.code, 1, "{}", out.stderr);
     assert!(out.stderr.contains("no answer from"), "{}", out.stderr);
+}
+
+#[test]
+fn a_server_killed_mid_write_loses_no_acknowledged_write_and_another_serves_on() {
+    let env = Env::new();
+    env.init();
+    let password = env.password_file(PASSWORD);
+    let vars = [("TRESOR_PASSWORD_FILE", password.as_path())];
+    let token = common::random_hex(16);
+    // Two servers on one vault; the root token A makes is in the vault, so B honours it too.
+    let a = serve_with(&env, &["--unseal", "--new-root-token"], &vars);
+    let root = a.token.clone().unwrap();
+    let b = serve_with(&env, &["--unseal"], &vars);
+    // Four writers against A at once (so that the kill lands in group commits); A is killed with
+    // SIGKILL while they write.
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (url, root, token) = (a.url.clone(), root.clone(), token.clone());
+            std::thread::spawn(move || {
+                let mut acknowledged = Vec::new();
+                for i in 0..2000 {
+                    let name = format!("{w}-{i}");
+                    let body = format!(r#"{{"data":{{"v":"{token}-{name}"}}}}"#);
+                    match call(&url, "PUT", &format!("/v1/secret/data/kill/{name}"), Some(&root), &body) {
+                        Ok((200, _)) => acknowledged.push(name),
+                        _ => break,
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(common::kill_hard(a.child.id()), "the server did not die");
+    let acknowledged: Vec<String> = writers.into_iter().flat_map(|w| w.join().unwrap()).collect();
+    assert!(!acknowledged.is_empty(), "no write was acknowledged before the kill");
+    // B serves on: every acknowledged write is there, with its value.
+    for i in &acknowledged {
+        let (status, body) =
+            call(&b.url, "GET", &format!("/v1/secret/data/kill/{i}"), Some(&root), "").unwrap();
+        assert_eq!(status, 200, "write {i} was acknowledged and is lost: {body}");
+        assert!(body.contains(&format!("{token}-{i}")), "{body}");
+    }
+    assert_eq!(
+        call(&b.url, "PUT", "/v1/secret/data/after", Some(&root), r#"{"data":{"a":"b"}}"#).unwrap().0,
+        200
+    );
+    drop(b);
+    drop(a);
+    // The vault proves whole afterwards: the commit log, every lane of the audit trail.
+    env.run_pw(&["audit", "verify"], b"").ok();
+    assert!(env.run_pw(&["list", "secret/kill/"], b"").ok().text().lines().count() >= acknowledged.len());
 }

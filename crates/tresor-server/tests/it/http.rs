@@ -613,24 +613,28 @@ async fn sighup_reloads_the_certificate_and_a_bad_one_leaves_the_old_in_place() 
     s.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_policy_change_or_revocation_on_one_server_holds_at_once_on_another() {
-    let dir = tempfile::tempdir().unwrap();
-    let a = start(dir.path()).await;
-    let root = Some(a.token.as_str());
-    // A second server on the same vault directory, as another machine (its own trust state).
-    let b = serve(
-        Settings {
-            store: Store::open(&dir.path().join("vault").display().to_string(), false).unwrap(),
-            trust_dir: dir.path().join("trust-b"),
-            password: Some(Password::from(PASSWORD.to_string())),
-            root_token: None,
+/// Several servers on one location, each as another machine (its own trust state): a policy
+/// change or a revocation made through one holds at once on the others, though each keeps token
+/// records and policies cached.
+async fn servers_share_one_vault(location: &str, dir: &Path, servers: usize) {
+    let mut opts = Options::new(dir.join("trust-0"), "test");
+    opts.kdf = KdfParams::MINIMUM;
+    let password = || Password::from(PASSWORD.to_string());
+    drop(Vault::init(tresor_testkit::env::open(location, true).await, &password(), opts).await.unwrap());
+    let root_token = new_token().unwrap();
+    let mut all = Vec::new();
+    for i in 0..servers {
+        let settings = Settings {
+            store: tresor_testkit::env::open(location, false).await,
+            trust_dir: dir.join(format!("trust-{i}")),
+            password: Some(password()),
+            root_token: (i == 0).then(|| root_token.clone()),
             tls: None,
-        },
-        a.token.clone(),
-        true,
-    )
-    .await;
+        };
+        all.push(serve(settings, root_token.clone(), true).await);
+    }
+    let (a, others) = all.split_first().unwrap();
+    let root = Some(root_token.as_str());
     let read_app = r#"{"policy": "path \"secret/data/app/*\" { capabilities = [\"read\"] }"}"#;
     assert_eq!(request(a.addr, "PUT", "/v1/sys/policies/acl/p", root, read_app).await.0, 204);
     for p in ["app/x", "other/y"] {
@@ -643,27 +647,61 @@ async fn a_policy_change_or_revocation_on_one_server_holds_at_once_on_another() 
         let token = token.clone();
         async move { request(addr, "GET", path, Some(&token), "").await.0 }
     };
-    // B reads with it (and keeps its record and policy parsed), again and again.
-    for _ in 0..3 {
-        assert_eq!(get(b.addr, "/v1/secret/data/app/x").await, 200);
-        assert_eq!(get(b.addr, "/v1/secret/data/other/y").await, 403);
+    // The others read with it (and keep its record and policy parsed), again and again.
+    for s in others {
+        for _ in 0..3 {
+            assert_eq!(get(s.addr, "/v1/secret/data/app/x").await, 200);
+            assert_eq!(get(s.addr, "/v1/secret/data/other/y").await, 403);
+        }
     }
-    // A moves the policy to the other prefix: B follows at the next request.
+    // A moves the policy to the other prefix: each other server follows at its next request.
     let read_other = r#"{"policy": "path \"secret/data/other/*\" { capabilities = [\"read\"] }"}"#;
     assert_eq!(request(a.addr, "PUT", "/v1/sys/policies/acl/p", root, read_other).await.0, 204);
-    assert_eq!(get(b.addr, "/v1/secret/data/app/x").await, 403);
-    assert_eq!(get(b.addr, "/v1/secret/data/other/y").await, 200);
-    // A deletes the policy: nothing left on B.
+    for s in others {
+        assert_eq!(get(s.addr, "/v1/secret/data/app/x").await, 403);
+        assert_eq!(get(s.addr, "/v1/secret/data/other/y").await, 200);
+    }
+    // A deletes the policy: nothing left anywhere; written again, it holds again.
     assert_eq!(request(a.addr, "DELETE", "/v1/sys/policies/acl/p", root, "").await.0, 204);
-    assert_eq!(get(b.addr, "/v1/secret/data/other/y").await, 403);
+    for s in others {
+        assert_eq!(get(s.addr, "/v1/secret/data/other/y").await, 403);
+    }
     request(a.addr, "PUT", "/v1/sys/policies/acl/p", root, read_other).await;
-    assert_eq!(get(b.addr, "/v1/secret/data/other/y").await, 200);
-    // A revokes the token: B refuses it at once.
+    for s in others {
+        assert_eq!(get(s.addr, "/v1/secret/data/other/y").await, 200);
+    }
+    // A write through one server is read through the next at once (read-your-writes across them).
+    for (i, s) in all.iter().enumerate() {
+        let body = format!(r#"{{"data":{{"n":"{i}"}}}}"#);
+        assert_eq!(request(s.addr, "PUT", "/v1/secret/data/other/y", root, &body).await.0, 200);
+        let next = &all[(i + 1) % all.len()];
+        let (_, _, read) = request(next.addr, "GET", "/v1/secret/data/other/y", root, "").await;
+        assert_eq!(read["data"]["data"]["n"], Value::from(i.to_string()));
+    }
+    // The last server revokes the token: every server refuses it at once.
     let revoke = format!(r#"{{"token":"{token}"}}"#);
-    assert_eq!(request(a.addr, "POST", "/v1/auth/token/revoke", root, &revoke).await.0, 204);
-    assert_eq!(get(b.addr, "/v1/secret/data/other/y").await, 403);
-    b.stop().await;
-    a.stop().await;
+    let last = all.last().unwrap();
+    assert_eq!(request(last.addr, "POST", "/v1/auth/token/revoke", root, &revoke).await.0, 204);
+    for s in &all {
+        assert_eq!(get(s.addr, "/v1/secret/data/other/y").await, 403);
+    }
+    for s in all {
+        s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_change_or_revocation_on_one_server_holds_at_once_on_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let location = dir.path().join("vault").display().to_string();
+    servers_share_one_vault(&location, dir.path(), 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_servers_on_one_bucket_stay_coherent() {
+    let Some(location) = tresor_testkit::env::s3_location("servers") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    servers_share_one_vault(&location, dir.path(), 3).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
