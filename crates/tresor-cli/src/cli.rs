@@ -227,6 +227,11 @@ pub(crate) enum Command {
         /// empty location (sys/init makes the vault).
         #[arg(long)]
         unseal: bool,
+        /// How old the view a request may be served from (default 100ms): another process's
+        /// writes to the vault show within it, or at once to a request sending the X-Vault-Index
+        /// an answer carried; "0s" checks the store at every request.
+        #[arg(long, value_name = "DURATION")]
+        read_staleness: Option<String>,
         /// Create a root token at start and print it once (with --unseal, or a configured
         /// password). A flag only: a config key would make a new root token at every start.
         #[arg(long)]

@@ -55,6 +55,8 @@ pub struct ServerConfig {
     pub dev: Option<bool>,
     /// `--unseal` (implied by a configured password).
     pub unseal: Option<bool>,
+    /// `--read-staleness`.
+    pub read_staleness: Option<String>,
     /// The vault's password, for an unattended start (usually `"${VARIABLE}"`); on an empty
     /// location `sys/init` also gives the new vault this password.
     #[serde(default, deserialize_with = "secret")]
@@ -144,6 +146,7 @@ pub fn load(explicit: Option<PathBuf>) -> Result<FileConfig, String> {
     server.tls_cert = sub(server.tls_cert.take())?;
     server.tls_key = sub(server.tls_key.take())?;
     server.encryption_password_file = sub(server.encryption_password_file.take())?;
+    server.read_staleness = sub(server.read_staleness.take())?;
     Ok(cfg)
 }
 
@@ -170,13 +173,15 @@ pub fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
     let n: u64 = digits.parse().map_err(|_| format!("invalid duration {text:?}"))?;
-    let secs = match unit {
-        "" | "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        _ => return Err(format!("invalid duration unit in {text:?} (use s, m, h or d)")),
+    let scale = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("invalid duration unit in {text:?} (use ms, s, m, h or d)")),
     };
+    let secs = n.checked_mul(scale).ok_or_else(|| format!("duration {text:?} is too long"))?;
     Ok(Duration::from_secs(secs))
 }
 
@@ -222,6 +227,8 @@ mod tests {
         assert_eq!(parse_duration_or_zero("0s").unwrap(), Duration::ZERO);
         assert!(parse_duration("5 weeks").is_err());
         assert!(parse_duration("").is_err());
+        assert_eq!(parse_duration_or_zero("100ms").unwrap(), Duration::from_millis(100));
+        assert!(parse_duration_or_zero("99999999999999999d").is_err(), "an overflow is refused");
     }
 
     #[test]

@@ -96,7 +96,16 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Mnemonic { action } => commands::keys::mnemonic(action, &mut stdin),
         Command::Unlock { .. } => commands::agent::cmd_unlock(&mut ctx),
         Command::Lock => commands::agent::cmd_lock(&ctx),
-        Command::Server { listen, tls_cert, tls_key, tls_disable, dev, unseal, new_root_token } => {
+        Command::Server {
+            listen,
+            tls_cert,
+            tls_key,
+            tls_disable,
+            dev,
+            unseal,
+            read_staleness,
+            new_root_token,
+        } => {
             let flags = commands::server::Flags {
                 listen,
                 tls_cert,
@@ -104,6 +113,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 tls_disable,
                 dev,
                 unseal,
+                read_staleness,
                 new_root_token,
             };
             commands::server::run(&mut ctx, flags)

@@ -93,6 +93,11 @@ pub struct Options {
     /// How long after its last write an interrupted re-key is taken over or aborted by another
     /// run (default 15 minutes: it may still be running elsewhere); zero with `--force`.
     pub rekey_lease: Duration,
+    /// How old the view a read is served from may be (default zero: every read first checks the
+    /// store for newer commits). With a bound, a read reflects every commit made at least that
+    /// long before it (and every commit of this handle at once); [`Vault::fresh_to`] gives a
+    /// caller read-your-writes across handles. Servers behind a load balancer use it.
+    pub read_staleness: Duration,
 }
 
 impl Options {
@@ -107,6 +112,7 @@ impl Options {
             reseal_batch: epochs::RESEAL_BATCH,
             expect_fingerprint: None,
             rekey_lease: Duration::from_secs(15 * 60),
+            read_staleness: Duration::ZERO,
         }
     }
 }

@@ -16,8 +16,12 @@ pub(crate) struct Flags {
     pub(crate) tls_disable: bool,
     pub(crate) dev: bool,
     pub(crate) unseal: bool,
+    pub(crate) read_staleness: Option<String>,
     pub(crate) new_root_token: bool,
 }
+
+/// How old a server's view may be by default: another server's commits show within it.
+const DEFAULT_STALENESS: &str = "100ms";
 
 /// How the server starts: the flags, else the config file, else the defaults.
 struct Start {
@@ -32,6 +36,8 @@ struct Start {
     new_root_token: bool,
     /// Serve HTTPS with this certificate and key.
     tls: Option<TlsFiles>,
+    /// How old the view a request is served from may be.
+    read_staleness: std::time::Duration,
 }
 
 /// Merges `flags` with `file`; every combination that cannot work is refused here, before
@@ -83,7 +89,19 @@ fn start(flags: Flags, file: &mut config::ServerConfig) -> Result<Start, CliErro
     if flags.new_root_token && !unseal {
         return Err(CliError::input("--new-root-token needs --unseal (or a configured password)".into()));
     }
-    Ok(Start { listen, dev, unseal, configured_password, new_root_token: flags.new_root_token, tls })
+    let staleness = flags.read_staleness.or_else(|| file.read_staleness.clone());
+    let staleness = staleness.as_deref().unwrap_or(DEFAULT_STALENESS);
+    let read_staleness = config::parse_duration_or_zero(staleness)
+        .map_err(|e| CliError::input(format!("read_staleness: {e}")))?;
+    Ok(Start {
+        listen,
+        dev,
+        unseal,
+        configured_password,
+        new_root_token: flags.new_root_token,
+        tls,
+        read_staleness,
+    })
 }
 
 /// The first line of a password file, trimmed (as `TRESOR_PASSWORD_FILE`).
@@ -97,7 +115,7 @@ fn password_file(path: &str) -> Result<Password, CliError> {
 
 /// Runs the server until SIGINT or SIGTERM.
 pub(crate) fn run(ctx: &mut Ctx, flags: Flags) -> Result<(), CliError> {
-    let Start { listen: addr, dev, unseal, configured_password, new_root_token, tls } =
+    let Start { listen: addr, dev, unseal, configured_password, new_root_token, tls, read_staleness } =
         start(flags, &mut ctx.server)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     if let Some(files) = &tls {
@@ -160,7 +178,7 @@ pub(crate) fn run(ctx: &mut Ctx, flags: Flags) -> Result<(), CliError> {
         if password.is_none() {
             eprintln!("tresor server: sealed, or uninitialized on an empty location: sys/init and sys/unseal take it from here");
         }
-        let settings = Settings { store, trust_dir, password, root_token, tls };
+        let settings = Settings { store, trust_dir, password, root_token, tls, read_staleness };
         launch(settings, listener, stop_signal()).await.map_err(|e| match e {
             tresor_server::http::ServerError::Vault(e) => CliError::from_core(&e),
             e => CliError::other(e.to_string()),

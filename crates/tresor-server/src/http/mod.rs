@@ -40,6 +40,10 @@ pub struct Settings {
     /// Serve HTTPS with this certificate and key (else plain HTTP: loopback only, unless the
     /// caller decided otherwise).
     pub tls: Option<listen::TlsFiles>,
+    /// How old the view a request is served from may be ([`tresor::Options::read_staleness`]):
+    /// another server's commits show within it, or at once to a request that sends the
+    /// `X-Vault-Index` an earlier answer carried. This server's own commits show at once.
+    pub read_staleness: std::time::Duration,
 }
 
 /// Why the server could not start or stopped with an error.
@@ -86,6 +90,8 @@ pub(crate) struct Server {
     pub(crate) failures: limit::Failures,
     /// The password `sys/init` gives a new vault (an unattended start on an empty location).
     init_password: std::sync::Mutex<Option<Password>>,
+    /// [`Settings::read_staleness`].
+    read_staleness: std::time::Duration,
 }
 
 /// What an unsealed server holds.
@@ -118,7 +124,9 @@ impl Server {
     }
 
     fn options(&self) -> Options {
-        Options::new(&self.trust_dir, "server")
+        let mut options = Options::new(&self.trust_dir, "server");
+        options.read_staleness = self.read_staleness;
+        options
     }
 
     /// Opens the vault (`open` is `Vault::unlock` or `Vault::unseal`), loads (or makes) the token
@@ -227,6 +235,7 @@ pub async fn launch(
         split: std::sync::Mutex::new(None),
         failures: limit::Failures::default(),
         init_password: std::sync::Mutex::new(None),
+        read_staleness: settings.read_staleness,
     });
     match (settings.password, initialized) {
         (Some(password), true) => {

@@ -15,6 +15,10 @@ use std::sync::Arc;
 /// How long a request's body may take to arrive once its headers have.
 const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// The header that carries the newest commit an answer reflects, and that a request sends back to
+/// be served from a view holding it (Vault Enterprise's name; its value is opaque to clients).
+const INDEX_HEADER: &str = "x-vault-index";
+
 /// What a request asks, whatever verb spelling the client used (VAULT-API.md §1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Verb {
@@ -40,6 +44,8 @@ pub(crate) struct Call {
     pub(crate) query: HashMap<String, String>,
     pub(crate) body: axum::body::Bytes,
     token: Option<String>,
+    /// `X-Vault-Index`: the commit an earlier answer carried, which this request must see.
+    index: Option<String>,
     peer: SocketAddr,
 }
 
@@ -97,11 +103,12 @@ async fn read(request: Request, peer: SocketAddr) -> Result<Call, ApiError> {
         _ => return Err(ApiError::method()),
     };
     let token = token(&parts.headers);
+    let index = parts.headers.get(INDEX_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, super::MAX_BODY))
         .await
         .map_err(|_| ApiError::invalid("the body took too long to arrive"))?
         .map_err(|_| ApiError::invalid("the body is too large or was cut off"))?;
-    Ok(Call { verb, path, query, body, token, peer })
+    Ok(Call { verb, path, query, body, token, index, peer })
 }
 
 /// The token: `X-Vault-Token`, else `Authorization: Bearer`.
@@ -150,9 +157,28 @@ async fn dispatch(server: &Server, call: Call) -> Result<Response, ApiError> {
             return Err(e);
         }
     };
+    let response = route(server, &unsealed, &record, call).await;
+    // Every answer says which commit it reflects (after the request's own).
+    let index = format!("tresor:{}", unsealed.vault.log_index());
+    response.map(|mut r| {
+        if let Ok(value) = axum::http::HeaderValue::from_str(&index) {
+            r.headers_mut().insert(INDEX_HEADER, value);
+        }
+        r
+    })
+}
+
+/// Runs an authenticated, permitted request.
+async fn route(
+    server: &Server,
+    unsealed: &Unsealed,
+    record: &TokenRecord,
+    call: Call,
+) -> Result<Response, ApiError> {
+    let path = call.path.clone();
     let token = call.token.clone().unwrap_or_default();
     let vault = unsealed.vault.with_actor(format!("token {} from {}", record.accessor, call.peer));
-    if !record.is_root() && !permitted(&vault, &unsealed.cache, &record, &call).await? {
+    if !record.is_root() && !permitted(&vault, &unsealed.cache, record, &call).await? {
         let request = format!("{:?} {}", call.verb, call.path);
         if let Err(e) = vault.audit_denied(&request, "permission denied").await {
             tracing::warn!("could not audit a denied request: {e}");
@@ -175,11 +201,11 @@ async fn dispatch(server: &Server, call: Call) -> Result<Response, ApiError> {
         }
         ("auth", rest) if rest == "approle/role" || rest.starts_with("approle/role/") => {
             let rest = rest["approle/role".len()..].trim_start_matches('/');
-            approle::role_route(&unsealed, &vault, &call, rest).await
+            approle::role_route(unsealed, &vault, &call, rest).await
         }
         ("sys", rest) if rest == "auth" || rest.starts_with("auth/") => sys::auth_methods(&call, rest),
         ("auth", rest) if rest.starts_with("token/") => {
-            auth::token_route(&unsealed, &vault, &call, &rest["token/".len()..], &token, &record).await
+            auth::token_route(unsealed, &vault, &call, &rest["token/".len()..], &token, record).await
         }
         ("tresor", "token/revoke") if call.verb == Verb::Write => {
             auth::revoke_and_report(&vault, &unsealed.cache, &call).await
@@ -197,6 +223,20 @@ async fn dispatch(server: &Server, call: Call) -> Result<Response, ApiError> {
 /// one.
 async fn authenticate(server: &Server, call: &Call) -> Result<(Unsealed, TokenRecord), ApiError> {
     let unsealed = server.unsealed().await.ok_or_else(ApiError::sealed)?;
+    // Read-your-writes across servers: a request naming a commit waits for this server's view to
+    // hold it — before its token is looked up, so a revocation it names is seen too.
+    if let Some(index) = &call.index {
+        let wanted = index
+            .strip_prefix("tresor:")
+            .and_then(|n| n.parse::<u64>().ok())
+            .ok_or_else(|| ApiError::invalid("X-Vault-Index is not one this server gave"))?;
+        if !unsealed.vault.fresh_to(wanted).await? {
+            return Err(ApiError {
+                status: axum::http::StatusCode::PRECONDITION_FAILED,
+                messages: vec!["the store does not hold the commit X-Vault-Index names yet".into()],
+            });
+        }
+    }
     let Some(token) = call.token.as_deref() else { return Err(ApiError::denied()) };
     let lookup = unsealed.vault.with_actor(call.anonymous());
     match tokens::lookup(&lookup, &unsealed.tokens, &unsealed.cache, token).await? {

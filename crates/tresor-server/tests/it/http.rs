@@ -53,6 +53,7 @@ async fn start_with(dir: &Path, tls: Option<tresor_server::http::listen::TlsFile
         password: Some(password()),
         root_token: Some(token.clone()),
         tls,
+        read_staleness: Duration::ZERO,
     };
     serve(settings, token, plain).await
 }
@@ -298,6 +299,7 @@ async fn start_bare(dir: &Path) -> Running {
         password: None,
         root_token: None,
         tls: None,
+        read_staleness: Duration::ZERO,
     };
     serve(settings, String::new(), false).await
 }
@@ -417,6 +419,7 @@ async fn https_round_trip_with_a_generated_certificate() {
         password: None,
         root_token: None,
         tls: Some(bad),
+        read_staleness: Duration::ZERO,
     };
     let e = launch(settings, listener, std::future::pending()).await.unwrap_err();
     assert!(e.to_string().contains("cert.pem: no private key"), "{e}");
@@ -491,6 +494,7 @@ async fn start_unattended(dir: &Path, password: &str) -> Running {
         password: Some(Password::from(password.to_string())),
         root_token: None,
         tls: None,
+        read_staleness: Duration::ZERO,
     };
     serve(settings, String::new(), false).await
 }
@@ -506,6 +510,7 @@ async fn a_configured_password_initializes_unsealed_and_restarts_unattended() {
         password: Some(Password::from("short".to_string())),
         root_token: None,
         tls: None,
+        read_staleness: Duration::ZERO,
     };
     let e = launch(weak, listener, std::future::pending()).await.unwrap_err();
     assert!(e.to_string().contains("at least 8 characters"), "{e}");
@@ -549,6 +554,7 @@ async fn a_configured_password_initializes_unsealed_and_restarts_unattended() {
         password: Some(Password::from("not the password at all".to_string())),
         root_token: None,
         tls: None,
+        read_staleness: Duration::ZERO,
     };
     let e = launch(wrong, listener, std::future::pending()).await.unwrap_err();
     assert!(matches!(e, tresor_server::http::ServerError::Vault(tresor::Error::AuthFailed)), "{e}");
@@ -630,6 +636,7 @@ async fn servers_share_one_vault(location: &str, dir: &Path, servers: usize) {
             password: Some(password()),
             root_token: (i == 0).then(|| root_token.clone()),
             tls: None,
+            read_staleness: Duration::ZERO,
         };
         all.push(serve(settings, root_token.clone(), true).await);
     }
@@ -727,4 +734,97 @@ async fn the_password_route_unseals_and_wrong_passwords_are_rate_limited() {
     let (status, _, answer) = request(s.addr, "PUT", "/v1/tresor/unseal", None, &body(PASSWORD)).await;
     assert_eq!((status, &answer["sealed"]), (200, &Value::Bool(false)), "{answer}");
     s.stop().await;
+}
+
+/// A request with extra headers: (status, the `X-Vault-Index` answered, body as JSON).
+async fn request_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Option<String>, Value) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw)).await.unwrap().unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let index = head.lines().find_map(|l| l.strip_prefix("x-vault-index: ")).map(str::to_string);
+    let json = if body.is_empty() { Value::Null } else { serde_json::from_str(body).unwrap() };
+    (status, index, json)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_staleness_bound_the_index_header_gives_read_your_writes_across_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    let location = dir.path().join("vault").display().to_string();
+    let mut opts = Options::new(dir.path().join("trust-0"), "test");
+    opts.kdf = KdfParams::MINIMUM;
+    drop(
+        Vault::init(Store::open(&location, true).unwrap(), &Password::from(PASSWORD.to_string()), opts)
+            .await
+            .unwrap(),
+    );
+    let root = new_token().unwrap();
+    let mut servers = Vec::new();
+    for i in 0..2 {
+        let settings = Settings {
+            store: Store::open(&location, false).unwrap(),
+            trust_dir: dir.path().join(format!("trust-{i}")),
+            password: Some(Password::from(PASSWORD.to_string())),
+            root_token: (i == 0).then(|| root.clone()),
+            tls: None,
+            // Far longer than the test: only the header can make B look again.
+            read_staleness: Duration::from_secs(3600),
+        };
+        servers.push(serve(settings, root.clone(), true).await);
+    }
+    let (a, b) = (&servers[0], &servers[1]);
+    let token = [("X-Vault-Token", root.as_str())];
+    let (status, index, _) =
+        request_with(a.addr, "PUT", "/v1/secret/data/k", &token, r#"{"data":{"v":"1"}}"#).await;
+    assert_eq!(status, 200);
+    // B's view is as of its start, before the write; the index brings it to the write.
+    let (_, _, missed) = request_with(b.addr, "GET", "/v1/secret/data/k", &token, "").await;
+    assert_eq!(missed, serde_json::json!({"errors": []}), "the bound is what it says");
+    let with_index = [("X-Vault-Token", root.as_str()), ("X-Vault-Index", index.as_deref().unwrap())];
+    let (_, _, first) = request_with(b.addr, "GET", "/v1/secret/data/k", &with_index, "").await;
+    assert_eq!(first["data"]["data"]["v"], Value::from("1"), "{first}");
+    let (status, index, _) =
+        request_with(a.addr, "PUT", "/v1/secret/data/k", &token, r#"{"data":{"v":"2"}}"#).await;
+    assert_eq!(status, 200);
+    let index = index.expect("a write answers with its index");
+    // Without the header B may serve its older view; with it, B holds the write.
+    let (_, _, stale) = request_with(b.addr, "GET", "/v1/secret/data/k", &token, "").await;
+    assert_eq!(stale["data"]["data"]["v"], Value::from("1"), "the bound is what it says");
+    let with_index = [("X-Vault-Token", root.as_str()), ("X-Vault-Index", index.as_str())];
+    let (status, _, fresh) = request_with(b.addr, "GET", "/v1/secret/data/k", &with_index, "").await;
+    assert_eq!((status, &fresh["data"]["data"]["v"]), (200, &Value::from("2")));
+    // An index past the store's head: 412; one this server never gave: 400.
+    let ahead = [("X-Vault-Token", root.as_str()), ("X-Vault-Index", "tresor:999999")];
+    assert_eq!(request_with(b.addr, "GET", "/v1/secret/data/k", &ahead, "").await.0, 412);
+    let foreign = [("X-Vault-Token", root.as_str()), ("X-Vault-Index", "AAAA")];
+    assert_eq!(request_with(b.addr, "GET", "/v1/secret/data/k", &foreign, "").await.0, 400);
+    // A revocation on A, named by its index, holds on B for that request.
+    let (_, made, created) = request_with(a.addr, "POST", "/v1/auth/token/create", &token, "{}").await;
+    let child = created["auth"]["client_token"].as_str().unwrap().to_string();
+    let as_child = [("X-Vault-Token", child.as_str()), ("X-Vault-Index", made.as_deref().unwrap())];
+    assert_eq!(request_with(b.addr, "GET", "/v1/auth/token/lookup-self", &as_child, "").await.0, 200);
+    let body = format!(r#"{{"token":"{child}"}}"#);
+    let (status, index, _) = request_with(a.addr, "POST", "/v1/auth/token/revoke", &token, &body).await;
+    assert_eq!(status, 204);
+    let index = index.unwrap();
+    let revoked = [("X-Vault-Token", child.as_str()), ("X-Vault-Index", index.as_str())];
+    assert_eq!(request_with(b.addr, "GET", "/v1/auth/token/lookup-self", &revoked, "").await.0, 403);
+    for s in servers {
+        s.stop().await;
+    }
 }

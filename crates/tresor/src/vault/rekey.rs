@@ -107,6 +107,7 @@ impl Engine {
             reseal_batch: self.opts.reseal_batch,
             expect_fingerprint: None,
             rekey_lease: self.opts.rekey_lease,
+            read_staleness: self.opts.read_staleness,
         };
         let mut new = Engine::from_root(store, keyfile, keyfile_hash, root, params, opts);
         new.base = base.clone();

@@ -69,6 +69,12 @@ struct Service {
     arrivals: AtomicU64,
     /// Held while a freshness check runs; holds the arrival count when the last good one began.
     checked: Mutex<u64>,
+    /// How old the view a read is served from may be ([`Options::read_staleness`]).
+    staleness: Duration,
+    /// When the last good freshness check began, as nanoseconds after `born`.
+    fresh_as_of: AtomicU64,
+    /// When the service was made (the origin of `fresh_as_of`).
+    born: std::time::Instant,
     /// Reads begun, and reads whose record is queued for the lane (or that ended without one):
     /// the reads between are on their way to the lane ([`Sibling`]).
     reads_begun: AtomicU64,
@@ -85,6 +91,13 @@ struct Service {
     era: u32,
     failed_attempts: Vec<u64>,
     max_value: usize,
+}
+
+impl Service {
+    /// Nanoseconds since the service was made.
+    fn since_born(&self) -> u64 {
+        u64::try_from(self.born.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
 }
 
 /// A plain write waiting for the engine, to be committed together with the others waiting.
@@ -155,6 +168,9 @@ impl Vault {
             sealed: AtomicBool::new(false),
             arrivals: AtomicU64::new(0),
             checked: Mutex::new(0),
+            staleness: engine.opts.read_staleness,
+            fresh_as_of: AtomicU64::new(0),
+            born: std::time::Instant::now(),
             reads_begun: AtomicU64::new(0),
             reads_settled: AtomicU64::new(0),
             read_settled: tokio::sync::Notify::new(),
@@ -503,12 +519,21 @@ impl Vault {
         if self.svc.sealed.load(Ordering::Acquire) {
             return Err(Error::Locked);
         }
+        // Within the staleness bound, the view of the last good check serves.
+        if !self.svc.staleness.is_zero() && !self.svc.view.fenced() {
+            let as_of = self.svc.fresh_as_of.load(Ordering::Acquire);
+            let age = self.svc.since_born().saturating_sub(as_of);
+            if as_of > 0 && u128::from(age) < self.svc.staleness.as_nanos() {
+                return Ok(());
+            }
+        }
         let arrived = self.svc.arrivals.fetch_add(1, Ordering::SeqCst) + 1;
         let mut checked = self.svc.checked.lock().await;
         if *checked >= arrived {
             return Ok(());
         }
         let covers = self.svc.arrivals.load(Ordering::SeqCst);
+        let began = self.svc.since_born().max(1);
         if self.svc.view.fenced() {
             // A re-key elsewhere may switch eras without a commit here: the engine checks.
             sibling.settle();
@@ -532,7 +557,28 @@ impl Vault {
             }
         }
         *checked = covers;
+        self.svc.fresh_as_of.fetch_max(began, Ordering::AcqRel);
         Ok(())
+    }
+
+    /// The number of the newest commit this handle's view holds: an index a client can give back
+    /// to [`Vault::fresh_to`] (Vault's `X-Vault-Index`).
+    pub fn log_index(&self) -> u64 {
+        self.svc.view.log_seq()
+    }
+
+    /// Makes sure the view holds commit `index` (read-your-writes across handles, whatever the
+    /// staleness bound): a view behind it checks the store at once. `false` if the store has no
+    /// such commit yet.
+    pub async fn fresh_to(&self, index: u64) -> Result<bool> {
+        if self.svc.view.log_seq() >= index {
+            return Ok(true);
+        }
+        if self.svc.sealed.load(Ordering::Acquire) {
+            return Err(Error::Locked);
+        }
+        self.refresh().await?;
+        Ok(self.svc.view.log_seq() >= index)
     }
 
     /// Records a read in the audit trail: the record joins the records of other reads waiting
