@@ -7,6 +7,7 @@ mod cache;
 mod kv;
 pub mod limit;
 pub mod listen;
+mod metrics;
 mod policy;
 mod reply;
 mod route;
@@ -88,6 +89,8 @@ pub(crate) struct Server {
     pub(crate) split: std::sync::Mutex<Option<(usize, usize)>>,
     /// Failed authentications per client address.
     pub(crate) failures: limit::Failures,
+    /// What `sys/metrics` shows.
+    pub(crate) metrics: metrics::Metrics,
     /// The password `sys/init` gives a new vault (an unattended start on an empty location).
     init_password: std::sync::Mutex<Option<Password>>,
     /// [`Settings::read_staleness`].
@@ -106,6 +109,12 @@ pub(crate) struct Unsealed {
 }
 
 impl Server {
+    /// A failed authentication from `address`: counted for its rate limit and in the metrics.
+    pub(crate) fn failed_authentication(&self, address: std::net::IpAddr) {
+        self.failures.record(address);
+        self.metrics.failed_authentication();
+    }
+
     /// The unsealed vault and token key, if the server is unsealed.
     pub(crate) async fn unsealed(&self) -> Option<Unsealed> {
         match &*self.state.read().await {
@@ -234,6 +243,7 @@ pub async fn launch(
         progress: tokio::sync::Mutex::default(),
         split: std::sync::Mutex::new(None),
         failures: limit::Failures::default(),
+        metrics: metrics::Metrics::default(),
         init_password: std::sync::Mutex::new(None),
         read_staleness: settings.read_staleness,
     });

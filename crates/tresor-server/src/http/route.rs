@@ -4,7 +4,7 @@
 use super::policy::{self, Cap};
 use super::reply::ApiError;
 use super::tokens::{self, TokenRecord};
-use super::{Server, Unsealed, approle, auth, kv, sys, transit};
+use super::{Server, Unsealed, approle, auth, kv, metrics, sys, transit};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
@@ -76,11 +76,15 @@ pub(crate) async fn handle(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
+    let started = std::time::Instant::now();
     let call = match read(request, peer).await {
         Ok(call) => call,
         Err(e) => return e.into_response(),
     };
-    dispatch(&server, call).await.unwrap_or_else(IntoResponse::into_response)
+    let area = metrics::Area::of(&call.path);
+    let response = dispatch(&server, call).await.unwrap_or_else(IntoResponse::into_response);
+    server.metrics.answered(area, response.status().as_u16(), started.elapsed());
+    response
 }
 
 /// Reads the verb, path, query, token and body of `request`.
@@ -144,7 +148,7 @@ async fn dispatch(server: &Server, call: Call) -> Result<Response, ApiError> {
         let vault = unsealed.vault.with_actor(format!("approle login from {}", call.peer));
         let login = approle::login(&unsealed, &vault, &call).await;
         if login.as_ref().is_err_and(|e| e.status == axum::http::StatusCode::BAD_REQUEST) {
-            server.failures.record(call.peer.ip());
+            server.failed_authentication(call.peer.ip());
         }
         return login;
     }
@@ -152,7 +156,7 @@ async fn dispatch(server: &Server, call: Call) -> Result<Response, ApiError> {
         Ok(found) => found,
         Err(e) => {
             if e.status == axum::http::StatusCode::FORBIDDEN {
-                server.failures.record(call.peer.ip());
+                server.failed_authentication(call.peer.ip());
             }
             return Err(e);
         }
@@ -188,6 +192,7 @@ async fn route(
     match path.split_once('/').unwrap_or((path.as_str(), "")) {
         ("sys", "seal") if call.verb == Verb::Write => sys::seal(server).await,
         ("sys", "mounts") if call.verb == Verb::Read => sys::mounts(),
+        ("sys", "metrics") if call.verb == Verb::Read => sys::metrics(server, &call).await,
         ("sys", rest) if rest.starts_with("internal/ui/mounts/") => {
             sys::mount_of(&rest["internal/ui/mounts/".len()..])
         }

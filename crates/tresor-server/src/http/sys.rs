@@ -140,13 +140,32 @@ pub(crate) async fn unseal_with_password(server: &Server, call: &Call) -> Result
         match server.unseal_password(&password).await {
             Ok(_) => {}
             Err(tresor::Error::AuthFailed) => {
-                server.failures.record(call.peer_ip());
+                server.failed_authentication(call.peer_ip());
                 return Err(ApiError::invalid("the password does not open this vault"));
             }
             Err(e) => return Err(e.into()),
         }
     }
     seal_status(server).await
+}
+
+/// `GET sys/metrics?format=prometheus`: the metrics in Prometheus's text format (the only format
+/// served; a token with `read` on `sys/metrics` may scrape, as Vault asks by default).
+pub(crate) async fn metrics(server: &Server, call: &Call) -> Result<Response, ApiError> {
+    match call.query.get("format").map(String::as_str) {
+        None | Some("prometheus") => {}
+        Some(other) => {
+            return Err(ApiError::invalid(format!("format {other:?} is not served: use format=prometheus")));
+        }
+    }
+    let sealed = server.status().await.1;
+    let text = server.metrics.render(sealed);
+    Ok((
+        StatusCode::OK,
+        [(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        text,
+    )
+        .into_response())
 }
 
 /// `GET sys/leader`: one server, itself the leader (the Vault CLI's `status` reads it).

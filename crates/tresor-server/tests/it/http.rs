@@ -828,3 +828,40 @@ async fn with_a_staleness_bound_the_index_header_gives_read_your_writes_across_s
         s.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_by_area_and_name_no_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let root = Some(s.token.as_str());
+    request(s.addr, "PUT", "/v1/secret/data/very-private-name", root, r#"{"data":{"a":"b"}}"#).await;
+    request(s.addr, "GET", "/v1/secret/data/very-private-name", root, "").await;
+    request(s.addr, "GET", "/v1/secret/data/very-private-name", Some("tvs.wrong"), "").await;
+    // Without a token: refused like any route.
+    assert_eq!(request(s.addr, "GET", "/v1/sys/metrics?format=prometheus", None, "").await.0, 403);
+    let (status, kind, text) = raw_get(s.addr, "/v1/sys/metrics?format=prometheus", &s.token).await;
+    assert_eq!(status, 200);
+    assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+    assert!(text.contains(r#"tresor_requests_total{area="kv",code="200"} 2"#), "{text}");
+    assert!(text.contains(r#"tresor_requests_total{area="kv",code="403"} 1"#), "{text}");
+    assert!(text.contains("tresor_failed_authentications_total 2"), "{text}");
+    assert!(text.contains("tresor_sealed 0"), "{text}");
+    assert!(!text.contains("very-private-name") && !text.contains(&s.token), "{text}");
+    assert_eq!(raw_get(s.addr, "/v1/sys/metrics?format=json", &s.token).await.0, 400);
+    s.stop().await;
+}
+
+/// A GET whose answer is not JSON: (status, content type, body text).
+async fn raw_get(addr: SocketAddr, path: &str, token: &str) -> (u16, String, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head =
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nX-Vault-Token: {token}\r\nConnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw)).await.unwrap().unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let kind = head.lines().find_map(|l| l.strip_prefix("content-type: ")).unwrap_or_default().to_string();
+    (status, kind, body.to_string())
+}
