@@ -62,14 +62,15 @@ fn token_data(record: &TokenRecord, id: Option<&str>) -> Value {
         "display_name": record.display_name,
         "creation_time": record.created_ms / 1000,
         "creation_ttl": record.ttl_s,
-        "explicit_max_ttl": 0,
+        "explicit_max_ttl": record.explicit_max_ttl_s,
+        "period": (record.period_s > 0).then_some(record.period_s),
         "expire_time": record.expire_ms.map(|t| time(Some(t))),
         "issue_time": time(Some(record.created_ms)),
         "ttl": record.ttl_left(),
         "renewable": record.renewable,
         "type": "service",
         "orphan": record.parent.is_none(),
-        "num_uses": 0,
+        "num_uses": record.uses_left.unwrap_or(0),
         "path": if record.is_root() && record.parent.is_none() { "auth/token/root" } else { "auth/token/create" },
         "meta": if record.meta.is_empty() { Value::Null } else { json!(record.meta) },
         "entity_id": "",
@@ -89,7 +90,7 @@ fn auth_block(token: &str, record: &TokenRecord) -> Value {
         "entity_id": "",
         "token_type": "service",
         "orphan": record.parent.is_none(),
-        "num_uses": 0,
+        "num_uses": record.uses_left.unwrap_or(0),
     })
 }
 
@@ -110,6 +111,15 @@ pub(crate) fn duration_s(value: &Value) -> Result<u64, ApiError> {
         _ => return Err(bad()),
     };
     Ok(n.saturating_mul(scale))
+}
+
+/// A duration field that may be absent, null or empty.
+fn optional_duration(value: Option<&Value>) -> Result<Option<u64>, ApiError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) if v.as_str() == Some("") => Ok(None),
+        Some(v) => duration_s(v).map(Some),
+    }
 }
 
 /// One request under `auth/token/` from the token `token` with record `me` (at `my_path`).
@@ -134,11 +144,7 @@ pub(crate) async fn token_route(
                             .map_err(|_| ApiError::invalid("policies must be a list of names"))?,
                     ),
                 },
-                ttl_s: match body.get("ttl") {
-                    None | Some(Value::Null) => None,
-                    Some(v) if v.as_str() == Some("") => None,
-                    Some(v) => Some(duration_s(v)?),
-                },
+                ttl_s: optional_duration(body.get("ttl"))?,
                 display_name: text("display_name"),
                 meta: match body.get("meta") {
                     None | Some(Value::Null) => BTreeMap::new(),
@@ -149,6 +155,14 @@ pub(crate) async fn token_route(
                     || body.get("no_parent").and_then(Value::as_bool) == Some(true),
                 no_default_policy: body.get("no_default_policy").and_then(Value::as_bool) == Some(true),
                 renewable: body.get("renewable").and_then(Value::as_bool) != Some(false),
+                period_s: optional_duration(body.get("period"))?,
+                explicit_max_ttl_s: optional_duration(body.get("explicit_max_ttl"))?,
+                num_uses: match body.get("num_uses") {
+                    None | Some(Value::Null) => 0,
+                    Some(v) => v
+                        .as_u64()
+                        .ok_or_else(|| ApiError::invalid("num_uses must be a non-negative number"))?,
+                },
             };
             match tokens::create(vault, &unsealed.tokens, me, request).await {
                 Ok((token, record)) => {

@@ -245,6 +245,14 @@ async fn authenticate(server: &Server, call: &Call) -> Result<(Unsealed, TokenRe
     let Some(token) = call.token.as_deref() else { return Err(ApiError::denied()) };
     let lookup = unsealed.vault.with_actor(call.anonymous());
     match tokens::lookup(&lookup, &unsealed.tokens, &unsealed.cache, token).await? {
+        // A token with a number of uses spends one on every request it makes.
+        Some(record) if record.uses_left.is_some() => {
+            let path = tokens::path_of(&unsealed.tokens, token)?;
+            match tokens::spend_use(&lookup, &path).await? {
+                Some(spent) => Ok((unsealed, spent)),
+                None => Err(ApiError::denied()),
+            }
+        }
         Some(record) => Ok((unsealed, record)),
         None => Err(ApiError::denied()),
     }

@@ -56,7 +56,7 @@ impl TokenKey {
 }
 
 /// What the server keeps about a token (never the token itself).
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub(crate) struct TokenRecord {
     /// Public name of the token: audit records and revocation use it.
     pub(crate) accessor: String,
@@ -80,6 +80,19 @@ pub(crate) struct TokenRecord {
     /// Labels given at creation.
     #[serde(default)]
     pub(crate) meta: BTreeMap<String, String>,
+    /// A periodic token's period in seconds (0: not periodic): each renewal gives it this long
+    /// again, with no limit but `max_expire_ms`.
+    #[serde(default)]
+    pub(crate) period_s: u64,
+    /// The hard end of its life (`explicit_max_ttl`), which no renewal passes; `None`: none.
+    #[serde(default)]
+    pub(crate) max_expire_ms: Option<u64>,
+    /// Its explicit maximum lifetime at creation, in seconds (0: none), as lookups show it.
+    #[serde(default)]
+    pub(crate) explicit_max_ttl_s: u64,
+    /// Requests it may still make (`num_uses`); `None`: any number.
+    #[serde(default)]
+    pub(crate) uses_left: Option<u64>,
 }
 
 impl TokenRecord {
@@ -143,9 +156,7 @@ pub(crate) async fn create_root(
         created_ms: now_ms(),
         expire_ms: None,
         parent: None,
-        ttl_s: 0,
-        renewable: false,
-        meta: BTreeMap::new(),
+        ..TokenRecord::default()
     };
     store(vault, key, &token, &record).await?;
     Ok(token)
@@ -163,6 +174,12 @@ pub(crate) struct Request {
     pub(crate) no_parent: bool,
     pub(crate) no_default_policy: bool,
     pub(crate) renewable: bool,
+    /// A periodic token's period in seconds (root tokens only may make one).
+    pub(crate) period_s: Option<u64>,
+    /// `explicit_max_ttl`, in seconds.
+    pub(crate) explicit_max_ttl_s: Option<u64>,
+    /// `num_uses` (0: any number).
+    pub(crate) num_uses: u64,
 }
 
 /// The meta keys that name a token's identity for policy templates (`entity`, or the AppRole
@@ -219,9 +236,21 @@ pub(crate) async fn create(
     }
     policies.sort();
     policies.dedup();
-    let ttl_s = request.ttl_s.unwrap_or(DEFAULT_TTL_S);
-    let root_without_ttl = policies.iter().any(|p| p == "root") && request.ttl_s.is_none();
-    let mut expire_ms = (!root_without_ttl).then(|| now_ms().saturating_add(ttl_s.saturating_mul(1000)));
+    let period_s = request.period_s.filter(|p| *p > 0);
+    if period_s.is_some() && !parent.is_root() {
+        return Err(CreateError::Denied("only a root token may create a periodic token".into()));
+    }
+    let ttl_s = period_s.or(request.ttl_s).unwrap_or(DEFAULT_TTL_S);
+    let root_without_ttl =
+        policies.iter().any(|p| p == "root") && request.ttl_s.is_none() && period_s.is_none();
+    let now = now_ms();
+    let mut expire_ms = (!root_without_ttl).then(|| now.saturating_add(ttl_s.saturating_mul(1000)));
+    let explicit_max_ttl_s = request.explicit_max_ttl_s.unwrap_or(0);
+    let max_expire_ms =
+        (explicit_max_ttl_s > 0).then(|| now.saturating_add(explicit_max_ttl_s.saturating_mul(1000)));
+    if let Some(max) = max_expire_ms {
+        expire_ms = Some(expire_ms.map_or(max, |e| e.min(max)));
+    }
     // A child lives no longer than its parent.
     if !request.no_parent
         && let Some(limit) = parent.expire_ms
@@ -249,8 +278,12 @@ pub(crate) async fn create(
         expire_ms,
         parent: (!request.no_parent).then(|| parent.accessor.clone()),
         ttl_s: if root_without_ttl { 0 } else { ttl_s },
-        renewable: request.renewable && !root_without_ttl,
+        renewable: (request.renewable || period_s.is_some()) && expire_ms.is_some(),
         meta,
+        period_s: period_s.unwrap_or(0),
+        max_expire_ms,
+        explicit_max_ttl_s,
+        uses_left: (request.num_uses > 0).then_some(request.num_uses),
     };
     let token = new_token()?;
     store(vault, key, &token, &record).await?;
@@ -282,6 +315,7 @@ pub(crate) async fn issue(
         ttl_s,
         renewable: true,
         meta,
+        ..TokenRecord::default()
     };
     let token = new_token()?;
     store(vault, key, &token, &record).await?;
@@ -381,8 +415,16 @@ pub(crate) async fn renew(
         return Ok(None);
     }
     let mut renewed = record.clone();
-    let by = increment.unwrap_or(record.ttl_s).min(record.ttl_s.max(1));
-    renewed.expire_ms = Some(now_ms().saturating_add(by.saturating_mul(1000)));
+    // A periodic token gets its period again, whatever was asked; others at most their TTL.
+    let by = match record.period_s {
+        0 => increment.unwrap_or(record.ttl_s).min(record.ttl_s.max(1)),
+        period => period,
+    };
+    let mut expire = now_ms().saturating_add(by.saturating_mul(1000));
+    if let Some(max) = record.max_expire_ms {
+        expire = expire.min(max);
+    }
+    renewed.expire_ms = Some(expire);
     if let Some(parent) = &record.parent
         && let Some((_, p)) = by_accessor(vault, parent).await?
         && let (Some(limit), Some(e)) = (p.expire_ms, renewed.expire_ms)
@@ -392,6 +434,41 @@ pub(crate) async fn renew(
     let bytes = serde_json::to_vec(&renewed).map_err(|e| Error::Invalid(e.to_string()))?;
     vault.set(path, &bytes).await?;
     Ok(Some(renewed))
+}
+
+/// Spends one of the uses of the token whose record is at `path` (a token made with `num_uses`):
+/// its record after that, or `None` when none was left. The count is written with check-and-set,
+/// so two requests at once never spend one use twice; the token that spent its last use is revoked.
+pub(crate) async fn spend_use(vault: &Vault, path: &SecretPath) -> Result<Option<TokenRecord>, Error> {
+    for _ in 0..16 {
+        let (version, bytes) = match vault.system_entry(path, None).await? {
+            tresor::vault::SystemEntry::Current(version, bytes) => (version, bytes),
+            _ => return Ok(None),
+        };
+        let mut record: TokenRecord = serde_json::from_slice(bytes.as_slice())
+            .map_err(|e| Error::Invalid(format!("a token record does not parse: {e}")))?;
+        if record.expired(now_ms()) {
+            return Ok(None);
+        }
+        let left = match record.uses_left {
+            None => return Ok(Some(record)),
+            Some(0) => return Ok(None),
+            Some(n) => n - 1,
+        };
+        record.uses_left = Some(left);
+        let next = serde_json::to_vec(&record).map_err(|e| Error::Invalid(e.to_string()))?;
+        match vault.set_cas(path, &next, version).await {
+            Ok(_) if left == 0 => {
+                // The last use: this request goes on; the token is gone after it.
+                revoke(vault, path, &record).await?;
+                return Ok(Some(record));
+            }
+            Ok(_) => return Ok(Some(record)),
+            Err(Error::Conflict(_)) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::Conflict("a token's uses kept changing while one was spent; try again".into()))
 }
 
 /// Now, in milliseconds since the epoch.

@@ -865,3 +865,65 @@ async fn raw_get(addr: SocketAddr, path: &str, token: &str) -> (u16, String, Str
     let kind = head.lines().find_map(|l| l.strip_prefix("content-type: ")).unwrap_or_default().to_string();
     (status, kind, body.to_string())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn use_limited_periodic_and_capped_tokens_behave_as_vaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let root = Some(s.token.as_str());
+    let create = |body: &'static str| request(s.addr, "POST", "/v1/auth/token/create", root, body);
+    let token_of = |v: &Value| v["auth"]["client_token"].as_str().unwrap().to_string();
+
+    // num_uses: two requests, then refused; the lookup shows what is left.
+    let (_, _, made) = create(r#"{"num_uses": 2, "policies": ["default"]}"#).await;
+    assert_eq!(made["auth"]["num_uses"], Value::from(2));
+    let limited = token_of(&made);
+    let (status, _, me) = request(s.addr, "GET", "/v1/auth/token/lookup-self", Some(&limited), "").await;
+    assert_eq!((status, &me["data"]["num_uses"]), (200, &Value::from(1)));
+    assert_eq!(request(s.addr, "GET", "/v1/auth/token/lookup-self", Some(&limited), "").await.0, 200);
+    assert_eq!(request(s.addr, "GET", "/v1/auth/token/lookup-self", Some(&limited), "").await.0, 403);
+
+    // Requests at once never spend one use twice: exactly three of eight get through.
+    let (_, _, made) = create(r#"{"num_uses": 3, "policies": ["default"]}"#).await;
+    let three = token_of(&made);
+    let tries: Vec<_> = (0..8)
+        .map(|_| {
+            let (addr, t) = (s.addr, three.clone());
+            tokio::spawn(
+                async move { request(addr, "GET", "/v1/auth/token/lookup-self", Some(&t), "").await.0 },
+            )
+        })
+        .collect();
+    let mut ok = 0;
+    for t in tries {
+        if t.await.unwrap() == 200 {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 3);
+
+    // explicit_max_ttl caps the TTL, and no renewal passes it.
+    let (_, _, made) = create(r#"{"ttl": "1h", "explicit_max_ttl": "30s", "policies": ["default"]}"#).await;
+    let capped = token_of(&made);
+    let (_, _, me) = request(s.addr, "GET", "/v1/auth/token/lookup-self", Some(&capped), "").await;
+    assert_eq!(me["data"]["explicit_max_ttl"], Value::from(30));
+    assert!(me["data"]["ttl"].as_u64().unwrap() <= 30, "{me}");
+    let (status, _, renewed) =
+        request(s.addr, "POST", "/v1/auth/token/renew-self", Some(&capped), r#"{"increment": "1h"}"#).await;
+    assert_eq!(status, 200, "{renewed}");
+    assert!(renewed["auth"]["lease_duration"].as_u64().unwrap() <= 30, "{renewed}");
+
+    // A periodic token: made by root only, renewable, each renewal gives the period again.
+    let (_, _, made) = create(r#"{"period": "1h", "policies": ["default"]}"#).await;
+    let periodic = token_of(&made);
+    let (_, _, me) = request(s.addr, "GET", "/v1/auth/token/lookup-self", Some(&periodic), "").await;
+    assert_eq!((&me["data"]["period"], &me["data"]["renewable"]), (&Value::from(3600), &Value::Bool(true)));
+    let (_, _, renewed) =
+        request(s.addr, "POST", "/v1/auth/token/renew-self", Some(&periodic), r#"{"increment": "10s"}"#)
+            .await;
+    assert!(renewed["auth"]["lease_duration"].as_u64().unwrap() > 3500, "{renewed}");
+    let (status, _, refused) =
+        request(s.addr, "POST", "/v1/auth/token/create", Some(&periodic), r#"{"period": "1h"}"#).await;
+    assert_eq!(status, 403, "{refused}");
+    s.stop().await;
+}
