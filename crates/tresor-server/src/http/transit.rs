@@ -7,6 +7,11 @@
 //! bookkeeping (`transit/keys/<K>` in the system namespace: its type, latest and minimum
 //! decryption versions, when each version was made). A key is created on first encrypt, as Vault
 //! does.
+//!
+//! An `ed25519` key signs: its version `v` is the vault's SLIP-0010 identity at
+//! [`signing_path`] (derived from the root, never stored), and a signature is `vault:v<v>:` and the
+//! Base64 of the 64-byte Ed25519 signature. A data key (`datakey/plaintext|wrapped`) is fresh random
+//! bytes encrypted under the key.
 
 use super::reply::{self, ApiError};
 use super::route::{Call, Verb};
@@ -38,6 +43,35 @@ impl KeyInfo {
     fn algorithm(&self) -> Algorithm {
         if self.kind == "aes256-gcm96" { Algorithm::Aes256Gcm } else { Algorithm::XChaCha20Poly1305 }
     }
+
+    /// Whether it is a signing key (`ed25519`) rather than an encryption key.
+    fn signs(&self) -> bool {
+        self.kind == SIGNING
+    }
+
+    /// Refuses an encryption operation on a signing key, and the other way round.
+    fn must(&self, sign: bool) -> Result<(), ApiError> {
+        match (self.signs(), sign) {
+            (true, false) => Err(ApiError::invalid("key type ed25519 does not support encryption")),
+            (false, true) => {
+                Err(ApiError::invalid(format!("key type {} does not support signing", self.kind)))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Vault's type name of the signing keys served.
+const SIGNING: &str = "ed25519";
+
+/// The SLIP-0010 path of version `version` of the signing key `name`: a purpose index of its own
+/// (`'tres'`), three indices from a hash of the name, and the version — all hardened.
+fn signing_path(name: &str, version: u32) -> Result<tresor_crypto::slip10::DerivationPath, ApiError> {
+    let digest = tresor_crypto::hash(format!("tresor transit signing key\0{name}").as_bytes());
+    let index =
+        |i: usize| u32::from_be_bytes([digest[i], digest[i + 1], digest[i + 2], digest[i + 3]]) & 0x7fff_ffff;
+    tresor_crypto::slip10::DerivationPath::new(vec![0x7472_6573, index(0), index(4), index(8), version])
+        .map_err(|e| ApiError::internal(e.to_string()))
 }
 
 /// Vault's type names this mount serves, and the algorithm of each.
@@ -92,9 +126,9 @@ async fn load_or_create(vault: &Vault, name: &str, kind: &str) -> Result<KeyInfo
     if let Some(info) = load(vault, name).await? {
         return Ok(info);
     }
-    if algorithm_of(kind).is_none() {
+    if algorithm_of(kind).is_none() && kind != SIGNING {
         return Err(ApiError::invalid(format!(
-            "unsupported key type \"{kind}\": chacha20-poly1305 or aes256-gcm96"
+            "unsupported key type \"{kind}\": chacha20-poly1305, aes256-gcm96 or ed25519"
         )));
     }
     let info = KeyInfo {
@@ -131,7 +165,7 @@ pub(crate) async fn handle(vault: &Vault, call: &Call, rest: &str) -> Result<Res
             Ok(reply::no_content())
         }
         ("keys", "", Verb::Read) => match load(vault, name).await? {
-            Some(info) => Ok(reply::ok(describe(name, &info), "transit")),
+            Some(info) => Ok(reply::ok(describe(vault, name, &info).await?, "transit")),
             None => Err(ApiError::not_found()),
         },
         ("keys", "rotate", Verb::Write) => {
@@ -140,7 +174,7 @@ pub(crate) async fn handle(vault: &Vault, call: &Call, rest: &str) -> Result<Res
             info.latest_version += 1;
             info.versions.insert(info.latest_version, now_ms() / 1000);
             save(vault, name, &info, Some(version)).await?;
-            Ok(reply::ok(describe(name, &info), "transit"))
+            Ok(reply::ok(describe(vault, name, &info).await?, "transit"))
         }
         ("keys", "config", Verb::Write) => {
             let Some(mut info) = load(vault, name).await? else { return Err(ApiError::not_found()) };
@@ -155,29 +189,117 @@ pub(crate) async fn handle(vault: &Vault, call: &Call, rest: &str) -> Result<Res
                 info.min_decryption_version = min;
             }
             save(vault, name, &info, Some(version)).await?;
-            Ok(reply::ok(describe(name, &info), "transit"))
+            Ok(reply::ok(describe(vault, name, &info).await?, "transit"))
         }
         ("encrypt", "", Verb::Write) => {
             let body = call.json()?;
             let kind = body.get("type").and_then(Value::as_str).unwrap_or("chacha20-poly1305");
             let info = load_or_create(vault, name, kind).await?;
+            info.must(false)?;
             each(vault, name, &info, &body, Op::Encrypt).await
         }
         ("decrypt", "", Verb::Write) => {
-            let Some(info) = load(vault, name).await? else {
-                return Err(ApiError::invalid(format!("encryption key not found: {name}")));
-            };
+            let info = existing(vault, name).await?;
+            info.must(false)?;
             each(vault, name, &info, &call.json()?, Op::Decrypt).await
         }
         ("rewrap", "", Verb::Write) => {
-            let Some(info) = load(vault, name).await? else {
-                return Err(ApiError::invalid(format!("encryption key not found: {name}")));
-            };
+            let info = existing(vault, name).await?;
+            info.must(false)?;
             each(vault, name, &info, &call.json()?, Op::Rewrap).await
         }
-        ("keys" | "encrypt" | "decrypt" | "rewrap", _, _) => Err(ApiError::method()),
+        ("sign", "", Verb::Write) => {
+            let info = existing(vault, name).await?;
+            info.must(true)?;
+            sign(vault, name, &info, &call.json()?).await
+        }
+        ("verify", "", Verb::Write) => {
+            let info = existing(vault, name).await?;
+            info.must(true)?;
+            verify(vault, name, &info, &call.json()?).await
+        }
+        ("datakey", key, Verb::Write) if name == "plaintext" || name == "wrapped" => {
+            let info = existing(vault, key).await?;
+            info.must(false)?;
+            datakey(vault, key, &info, &call.json()?, name == "plaintext").await
+        }
+        ("keys" | "encrypt" | "decrypt" | "rewrap" | "sign" | "verify" | "datakey", _, _) => {
+            Err(ApiError::method())
+        }
         _ => Err(ApiError::not_found()),
     }
+}
+
+/// The key `name`, which must exist.
+async fn existing(vault: &Vault, name: &str) -> Result<KeyInfo, ApiError> {
+    load(vault, name).await?.ok_or_else(|| ApiError::invalid(format!("key not found: {name}")))
+}
+
+/// The Base64 `input` of a signing request.
+fn input(body: &Value) -> Result<Vec<u8>, ApiError> {
+    let text = body.get("input").and_then(Value::as_str).ok_or_else(|| ApiError::invalid("missing input"))?;
+    Base64::decode_vec(text).map_err(|_| ApiError::invalid("input must be Base64"))
+}
+
+/// `POST transit/sign/<name>` `{"input", "key_version"?}`: an Ed25519 signature of the input.
+async fn sign(vault: &Vault, name: &str, info: &KeyInfo, body: &Value) -> Result<Response, ApiError> {
+    let message = input(body)?;
+    let version = match body.get("key_version").and_then(Value::as_u64) {
+        None | Some(0) => info.latest_version,
+        Some(v) => u32::try_from(v)
+            .ok()
+            .filter(|v| *v <= info.latest_version && *v >= info.min_decryption_version)
+            .ok_or_else(|| ApiError::invalid("requested version for signing is not available"))?,
+    };
+    let (signature, _) = vault.sign(&signing_path(name, version)?, &message).await?;
+    let text = format!("vault:v{version}:{}", Base64::encode_string(&signature));
+    Ok(reply::ok(json!({ "signature": text, "key_version": version }), "transit"))
+}
+
+/// `POST transit/verify/<name>` `{"input", "signature"}`: whether the signature is the key's over
+/// the input (a malformed signature is a 400, a wrong one `valid: false`).
+async fn verify(vault: &Vault, name: &str, info: &KeyInfo, body: &Value) -> Result<Response, ApiError> {
+    let message = input(body)?;
+    let text = body
+        .get("signature")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::invalid("missing signature"))?;
+    let bad = || ApiError::invalid("invalid signature: not vault:v<N>:<base64 of 64 bytes>");
+    let rest = text.trim().strip_prefix("vault:v").ok_or_else(bad)?;
+    let (version, data) = rest.split_once(':').ok_or_else(bad)?;
+    let version: u32 = version.parse().map_err(|_| bad())?;
+    if version < info.min_decryption_version || version > info.latest_version {
+        return Err(ApiError::invalid("signature version is disallowed by policy"));
+    }
+    let signature: [u8; 64] =
+        Base64::decode_vec(data).ok().and_then(|s| s.try_into().ok()).ok_or_else(bad)?;
+    let public = vault.derive_ed25519(&signing_path(name, version)?, false).await?.public_key;
+    let valid = tresor_crypto::slip10::verify(&public, &message, &signature);
+    Ok(reply::ok(json!({ "valid": valid }), "transit"))
+}
+
+/// `POST transit/datakey/{plaintext|wrapped}/<name>` `{"bits"?}`: a fresh random key (256 bits by
+/// default; 128 or 512) encrypted under the key, and shown in the clear only for `plaintext`.
+async fn datakey(
+    vault: &Vault,
+    name: &str,
+    info: &KeyInfo,
+    body: &Value,
+    show: bool,
+) -> Result<Response, ApiError> {
+    let bits = body.get("bits").and_then(Value::as_u64).unwrap_or(256);
+    if ![128, 256, 512].contains(&bits) {
+        return Err(ApiError::invalid("bits must be 128, 256 or 512"));
+    }
+    let key =
+        tresor_crypto::random_bytes(usize::try_from(bits / 8).unwrap_or(32)).map_err(tresor::Error::from)?;
+    let key = zeroize::Zeroizing::new(key);
+    let item = json!({ "plaintext": Base64::encode_string(&key) });
+    let mut out = encrypt(vault, name, info, &item).await?;
+    if show {
+        out["plaintext"] = item["plaintext"].clone();
+    }
+    Ok(reply::ok(out, "transit"))
 }
 
 /// What a batchable request does to each item.
@@ -262,22 +384,32 @@ async fn decrypt(vault: &Vault, name: &str, info: &KeyInfo, item: &Value) -> Res
     Ok(json!({ "plaintext": Base64::encode_string(plaintext.as_slice()) }))
 }
 
-/// A key as `GET transit/keys/<name>` shows it.
-fn describe(name: &str, info: &KeyInfo) -> Value {
-    json!({
+/// A key as `GET transit/keys/<name>` shows it (a signing key's versions with their public keys).
+async fn describe(vault: &Vault, name: &str, info: &KeyInfo) -> Result<Value, ApiError> {
+    let mut keys = serde_json::Map::new();
+    for (v, t) in &info.versions {
+        let shown = if info.signs() {
+            let public = vault.derive_ed25519(&signing_path(name, *v)?, false).await?.public_key;
+            json!({ "creation_time": t, "name": SIGNING, "public_key": Base64::encode_string(&public) })
+        } else {
+            json!(t)
+        };
+        keys.insert(v.to_string(), shown);
+    }
+    Ok(json!({
         "name": name,
         "type": info.kind,
         "latest_version": info.latest_version,
         "min_decryption_version": info.min_decryption_version,
         "min_encryption_version": 0,
-        "keys": info.versions.iter().map(|(v, t)| (v.to_string(), json!(t))).collect::<serde_json::Map<_, _>>(),
+        "keys": keys,
         "deletion_allowed": false,
         "exportable": false,
         "allow_plaintext_backup": false,
         "derived": false,
-        "supports_encryption": true,
-        "supports_decryption": true,
+        "supports_encryption": !info.signs(),
+        "supports_decryption": !info.signs(),
         "supports_derivation": false,
-        "supports_signing": false,
-    })
+        "supports_signing": info.signs(),
+    }))
 }

@@ -45,4 +45,35 @@ check(rewrapped.startswith("vault:v2:"), "rewrap moves v1 to v2")
 transit.update_key_configuration("payments", min_decryption_version=2)
 raises(exceptions.InvalidRequest, lambda: transit.decrypt_data("payments", ciphertext=ct), "v1 below the minimum")
 check(base64.b64decode(transit.decrypt_data("payments", ciphertext=rewrapped)["data"]["plaintext"]) == card, "the rewrapped one decrypts")
+
+# Data keys: fresh random keys under a key, in the clear only when asked.
+dk = transit.generate_data_key("payments", key_type="plaintext")["data"]
+check(len(base64.b64decode(dk["plaintext"])) == 32 and dk["ciphertext"].startswith("vault:v2:"), f"a data key: {sorted(dk)}")
+opened = transit.decrypt_data("payments", ciphertext=dk["ciphertext"])["data"]["plaintext"]
+check(opened == dk["plaintext"], "the data key decrypts to itself")
+wrapped = transit.generate_data_key("payments", key_type="wrapped", bits=512)["data"]
+check("plaintext" not in wrapped or not wrapped["plaintext"], "a wrapped data key is not shown")
+check(len(base64.b64decode(transit.decrypt_data("payments", ciphertext=wrapped["ciphertext"])["data"]["plaintext"])) == 64, "512 bits")
+
+# Ed25519 signing keys: sign, verify, a changed message or signature, rotation, and no encryption.
+transit.create_key("release", key_type="ed25519")
+msg = b64(b"release 1.2.3 sha256:abcdef")
+sig = transit.sign_data("release", hash_input=msg)["data"]["signature"]
+check(sig.startswith("vault:v1:"), f"an ed25519 signature: {sig[:16]}")
+check(transit.verify_signed_data("release", hash_input=msg, signature=sig)["data"]["valid"] is True, "it verifies")
+check(transit.verify_signed_data("release", hash_input=b64(b"release 6.6.6"), signature=sig)["data"]["valid"] is False, "another message does not")
+raw = bytearray(base64.b64decode(sig.split(":")[2]))
+raw[0] ^= 1
+forged = "vault:v1:" + base64.b64encode(bytes(raw)).decode()
+check(transit.verify_signed_data("release", hash_input=msg, signature=forged)["data"]["valid"] is False, "a changed signature does not")
+pub1 = transit.read_key("release")["data"]["keys"]["1"]["public_key"]
+check(len(base64.b64decode(pub1)) == 32, "the public key is shown")
+transit.rotate_key("release")
+sig2 = transit.sign_data("release", hash_input=msg)["data"]["signature"]
+check(sig2.startswith("vault:v2:") and sig2 != sig, "after rotation: a v2 signature")
+check(transit.verify_signed_data("release", hash_input=msg, signature=sig)["data"]["valid"] is True, "v1 still verifies")
+pub2 = transit.read_key("release")["data"]["keys"]["2"]["public_key"]
+check(pub2 != pub1, "each version its own key")
+raises(exceptions.InvalidRequest, lambda: transit.encrypt_data("release", plaintext=msg), "a signing key does not encrypt")
+raises(exceptions.InvalidRequest, lambda: transit.sign_data("payments", hash_input=msg), "an encryption key does not sign")
 done()
