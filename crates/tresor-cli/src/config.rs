@@ -84,7 +84,10 @@ fn secret<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<ConfigSecret>
             f.write_str("a quoted string")
         }
         fn visit_str<E: serde::de::Error>(self, raw: &str) -> Result<ConfigSecret, E> {
-            let text = Zeroizing::new(substitute(raw).map_err(E::custom)?);
+            // substitute's own messages quote the text: here they would quote the password.
+            let text = Zeroizing::new(substitute(raw).map_err(|_| {
+                E::custom("encryption_password: a ${VARIABLE} in it is unterminated or not set")
+            })?);
             Ok(ConfigSecret(SecretString::from(text.as_str())))
         }
         fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<ConfigSecret, E> {

@@ -49,6 +49,9 @@ pub const IDENTITY_BRANCH: u32 = 0;
 /// The branch under [`PURPOSE`] reserved for X25519 sync keys (`m/74'/1'/…`); nothing is derived
 /// there yet.
 pub const SYNC_BRANCH: u32 = 1;
+/// The branch under [`PURPOSE`] of the server's transit signing keys (`m/74'/2'/…`): reserved, so
+/// no client of the key service can sign as one or see its private half.
+pub const TRANSIT_SIGNING_BRANCH: u32 = 2;
 
 /// HMAC key of the master node for Ed25519 (SLIP-0010).
 const MASTER_KEY: &[u8] = b"ed25519 seed";
@@ -104,6 +107,17 @@ impl DerivationPath {
             return Err(PathError::IndexTooLarge { position: i + 1 });
         }
         Ok(Self(indices))
+    }
+
+    /// The path of version `version` of the transit signing key `name`:
+    /// `m/74'/2'/h1'/h2'/h3'/version'`, where h1..h3 are 31-bit pieces of SHA-256 of the name (with
+    /// a domain label) — one key per name and version, in a reserved branch.
+    pub fn transit_signing(name: &str, version: u32) -> Result<Self, PathError> {
+        let digest = crate::hash(format!("tresor transit signing key\0{name}").as_bytes());
+        let piece = |i: usize| {
+            u32::from_be_bytes([digest[i], digest[i + 1], digest[i + 2], digest[i + 3]]) & MAX_INDEX
+        };
+        Self::new(vec![PURPOSE, TRANSIT_SIGNING_BRANCH, piece(0), piece(4), piece(8), version & MAX_INDEX])
     }
 
     /// The master path `m`.
@@ -311,6 +325,16 @@ pub fn verify(public_key: &[u8; 32], msg: &[u8], signature: &[u8; 64]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn transit_signing_keys_are_reserved_and_one_per_name_and_version() {
+        let a1 = DerivationPath::transit_signing("release", 1).unwrap();
+        assert!(a1.is_reserved() && a1.reaches_reserved(), "{a1}");
+        assert_eq!(&a1.indices()[..2], &[PURPOSE, TRANSIT_SIGNING_BRANCH]);
+        assert_eq!(a1, DerivationPath::transit_signing("release", 1).unwrap(), "deterministic");
+        assert_ne!(a1, DerivationPath::transit_signing("release", 2).unwrap());
+        assert_ne!(a1, DerivationPath::transit_signing("releasE", 1).unwrap());
+    }
 
     fn h<const N: usize>(s: &str) -> [u8; N] {
         hex::decode(s).unwrap().try_into().unwrap()

@@ -45,7 +45,13 @@ fn base_url(address: Option<String>) -> Result<reqwest::Url, CliError> {
 /// An HTTP client trusting `ca_cert` only, when given (as `VAULT_CACERT`), else the system's roots.
 fn client(ca_cert: Option<std::path::PathBuf>) -> Result<reqwest::Client, CliError> {
     tresor_backend::install_tls_provider();
-    let mut builder = reqwest::Client::builder().timeout(TIMEOUT).connect_timeout(Duration::from_secs(10));
+    // No proxy (it would see a plain-http password to "this machine") and no redirect (the body
+    // would follow to wherever the answer points).
+    let mut builder = reqwest::Client::builder()
+        .timeout(TIMEOUT)
+        .connect_timeout(Duration::from_secs(10))
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none());
     let ca = ca_cert.or_else(|| env(&["TRESOR_CACERT", "VAULT_CACERT"]).map(Into::into));
     if let Some(path) = ca {
         let pem = std::fs::read(&path).map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;

@@ -120,10 +120,14 @@ fn a_named_config_file_that_is_missing_is_an_error() {
 fn server_config_errors_say_where_and_never_show_the_password() {
     let env = Env::new();
     let cfg = env.path("server.toml");
-    let cases: [(&str, &str); 5] = [
+    let cases: [(&str, &str); 6] = [
         ("[server]\nencryption_password = 73917391\n", "line 2: a password must be a quoted string"),
         ("[server]\nencryption_password = 73917391x\n", "line 2"),
-        ("[server]\nencryption_password = \"${TRESOR_SURELY_UNSET}\"\n", "TRESOR_SURELY_UNSET"),
+        (
+            "[server]\nencryption_password = \"73917391${TRESOR_SURELY_UNSET}\"\n",
+            "line 2: encryption_password",
+        ),
+        ("[server]\nencryption_password = \"73917391${unterminated\"\n", "line 2: encryption_password"),
         ("[server]\nencryption_password = \"73917391\"\nencryption_password_file = \"/x\"\n", "keep one"),
         ("[server]\nlisten = \"0.0.0.0:8200\"\n", "needs TLS"),
     ];

@@ -103,6 +103,10 @@ fn a_person_unseals_a_server_with_the_vault_password() {
     let unseal = |password: &str| {
         let mut cmd = env.cmd();
         cmd.env("TRESOR_ADDR", &server.url).args(["--password-stdin", "unseal"]);
+        // A proxy in the environment is not used: it would see the password in the clear.
+        for proxy in ["HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"] {
+            cmd.env(proxy, "http://127.0.0.1:9");
+        }
         run(&mut cmd, format!("{password}\n").as_bytes())
     };
     let out = unseal("not the password");

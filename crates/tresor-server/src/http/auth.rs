@@ -199,7 +199,7 @@ pub(crate) async fn token_route(
         ("renew-self", Verb::Write) => {
             let increment = body.get("increment").filter(|v| !v.is_null()).map(duration_s).transpose()?;
             let path = tokens::path_of(&unsealed.tokens, token)?;
-            match tokens::renew(vault, &path, me, increment).await? {
+            match tokens::renew(vault, &path, increment).await? {
                 Some(renewed) => {
                     let mut body = reply::envelope(Value::Null, "token");
                     body["auth"] = auth_block(token, &renewed);

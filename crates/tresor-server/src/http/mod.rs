@@ -95,6 +95,9 @@ pub(crate) struct Server {
     init_password: std::sync::Mutex<Option<Password>>,
     /// [`Settings::read_staleness`].
     read_staleness: std::time::Duration,
+    /// One password unseal at a time: each is an Argon2id run, which a client must not be able to
+    /// multiply across the server's workers.
+    password_unseals: tokio::sync::Semaphore,
 }
 
 /// What an unsealed server holds.
@@ -156,6 +159,10 @@ impl Server {
 
     /// Unseals with a password (a person, or a service's unattended start).
     pub(crate) async fn unseal_password(&self, password: &Password) -> Result<Unsealed, tresor::Error> {
+        let _one = self.password_unseals.acquire().await.map_err(|_| tresor::Error::Locked)?;
+        if let Some(already) = self.unsealed().await {
+            return Ok(already);
+        }
         self.open(Vault::unlock(self.store.clone(), password, self.options()).await).await
     }
 
@@ -183,14 +190,28 @@ impl Server {
             tresor::keyfile::check_password_rules(password)
                 .map_err(|e| reply::ApiError::invalid(format!("the configured encryption_password: {e}")))?;
         }
-        let vault = Vault::init_unseal_key(self.store.clone(), &key, self.options()).await?;
-        if let Some(password) = &password {
-            vault.keyslot_add(password, self.options().kdf).await?;
+        let vault = match Vault::init_unseal_key(self.store.clone(), &key, self.options()).await {
+            Ok(vault) => vault,
+            Err(e) => {
+                // Nothing was made: a later sys/init still has the password.
+                *self.init_password.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = password;
+                return Err(e.into());
+            }
+        };
+        // From here on the vault exists: whatever fails, the shares are handed out (they open it).
+        let mut password_slot = password.is_some();
+        if let Some(password) = &password
+            && let Err(e) = vault.keyslot_add(password, self.options().kdf).await
+        {
+            tracing::error!(
+                "the configured password could not be added to the new vault (the shares open it): {e}"
+            );
+            password_slot = false;
         }
         let tokens = TokenKey::load(&vault).await?;
         let root = tokens::create_root(&vault, &tokens, None, "root").await?;
         *self.split.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((t, n));
-        if password.is_some() {
+        if password_slot {
             // Configured to unseal itself: it stays open, as after an unattended start.
             *state = Seal::Unsealed(Unsealed { vault, tokens: Arc::new(tokens), cache: Arc::default() });
             return Ok((shares, root));
@@ -246,6 +267,7 @@ pub async fn launch(
         metrics: metrics::Metrics::default(),
         init_password: std::sync::Mutex::new(None),
         read_staleness: settings.read_staleness,
+        password_unseals: tokio::sync::Semaphore::new(1),
     });
     match (settings.password, initialized) {
         (Some(password), true) => {

@@ -231,11 +231,14 @@ async fn authenticate(server: &Server, call: &Call) -> Result<(Unsealed, TokenRe
     // Read-your-writes across servers: a request naming a commit waits for this server's view to
     // hold it — before its token is looked up, so a revocation it names is seen too.
     if let Some(index) = &call.index {
-        let wanted = index
-            .strip_prefix("tresor:")
-            .and_then(|n| n.parse::<u64>().ok())
-            .ok_or_else(|| ApiError::invalid("X-Vault-Index is not one this server gave"))?;
+        // A bad or unreachable index costs the server a refresh: it counts toward the client's
+        // rate limit (checked before this), like a failed authentication.
+        let Some(wanted) = index.strip_prefix("tresor:").and_then(|n| n.parse::<u64>().ok()) else {
+            server.failures.record(call.peer.ip());
+            return Err(ApiError::invalid("X-Vault-Index is not one this server gave"));
+        };
         if !unsealed.vault.fresh_to(wanted).await? {
+            server.failures.record(call.peer.ip());
             return Err(ApiError {
                 status: axum::http::StatusCode::PRECONDITION_FAILED,
                 messages: vec!["the store does not hold the commit X-Vault-Index names yet".into()],

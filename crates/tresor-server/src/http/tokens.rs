@@ -228,6 +228,10 @@ pub(crate) async fn create(
             )));
         }
     }
+    if parent.uses_left.is_some() {
+        // Its last use revokes it: a child would outlive the revocation meant to end it.
+        return Err(CreateError::Denied("a token with a limited number of uses cannot create tokens".into()));
+    }
     if request.no_parent && !parent.is_root() {
         return Err(CreateError::Denied("only a root token may create an orphan token".into()));
     }
@@ -403,37 +407,51 @@ pub(crate) async fn revoke(vault: &Vault, path: &SecretPath, record: &TokenRecor
     Ok(revoked)
 }
 
-/// Extends the token at `path` by `increment` seconds (or its own lifetime) from now, within its
-/// parent's life; returns the new record.
+/// Renews the token whose record is at `path` by `increment` seconds (its TTL when not given; a
+/// periodic token by its period), never past its `explicit_max_ttl` or its parent's end: the
+/// renewed record, or `None` if it is not renewable, gone or expired. The record is read and
+/// written back with check-and-set, so a renewal racing a revocation or a use never revives the
+/// token or refills its uses.
 pub(crate) async fn renew(
     vault: &Vault,
     path: &SecretPath,
-    record: &TokenRecord,
     increment: Option<u64>,
 ) -> Result<Option<TokenRecord>, Error> {
-    if !record.renewable || record.expire_ms.is_none() {
-        return Ok(None);
+    for _ in 0..16 {
+        let (version, bytes) = match vault.system_entry(path, None).await? {
+            tresor::vault::SystemEntry::Current(version, bytes) => (version, bytes),
+            _ => return Ok(None),
+        };
+        let record: TokenRecord = serde_json::from_slice(bytes.as_slice())
+            .map_err(|e| Error::Invalid(format!("a token record does not parse: {e}")))?;
+        if !record.renewable || record.expire_ms.is_none() || record.expired(now_ms()) {
+            return Ok(None);
+        }
+        let mut renewed = record.clone();
+        // A periodic token gets its period again, whatever was asked; others at most their TTL.
+        let by = match record.period_s {
+            0 => increment.unwrap_or(record.ttl_s).min(record.ttl_s.max(1)),
+            period => period,
+        };
+        let mut expire = now_ms().saturating_add(by.saturating_mul(1000));
+        if let Some(max) = record.max_expire_ms {
+            expire = expire.min(max);
+        }
+        if let Some(parent) = &record.parent
+            && let Some((_, p)) = by_accessor(vault, parent).await?
+            && let Some(limit) = p.expire_ms
+        {
+            expire = expire.min(limit);
+        }
+        renewed.expire_ms = Some(expire);
+        let next = serde_json::to_vec(&renewed).map_err(|e| Error::Invalid(e.to_string()))?;
+        match vault.set_cas(path, &next, version).await {
+            Ok(_) => return Ok(Some(renewed)),
+            Err(Error::Conflict(_)) => continue,
+            Err(e) => return Err(e),
+        }
     }
-    let mut renewed = record.clone();
-    // A periodic token gets its period again, whatever was asked; others at most their TTL.
-    let by = match record.period_s {
-        0 => increment.unwrap_or(record.ttl_s).min(record.ttl_s.max(1)),
-        period => period,
-    };
-    let mut expire = now_ms().saturating_add(by.saturating_mul(1000));
-    if let Some(max) = record.max_expire_ms {
-        expire = expire.min(max);
-    }
-    renewed.expire_ms = Some(expire);
-    if let Some(parent) = &record.parent
-        && let Some((_, p)) = by_accessor(vault, parent).await?
-        && let (Some(limit), Some(e)) = (p.expire_ms, renewed.expire_ms)
-    {
-        renewed.expire_ms = Some(e.min(limit));
-    }
-    let bytes = serde_json::to_vec(&renewed).map_err(|e| Error::Invalid(e.to_string()))?;
-    vault.set(path, &bytes).await?;
-    Ok(Some(renewed))
+    Err(Error::Conflict("the token kept changing while it was renewed; try again".into()))
 }
 
 /// Spends one of the uses of the token whose record is at `path` (a token made with `num_uses`):

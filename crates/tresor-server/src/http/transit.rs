@@ -8,8 +8,9 @@
 //! decryption versions, when each version was made). A key is created on first encrypt, as Vault
 //! does.
 //!
-//! An `ed25519` key signs: its version `v` is the vault's SLIP-0010 identity at
-//! [`signing_path`] (derived from the root, never stored), and a signature is `vault:v<v>:` and the
+//! An `ed25519` key signs: its version `v` is the vault's SLIP-0010 key at
+//! `DerivationPath::transit_signing` (derived from the root, never stored, in a branch the key
+//! service reserves, so no agent client signs as it), and a signature is `vault:v<v>:` and the
 //! Base64 of the 64-byte Ed25519 signature. A data key (`datakey/plaintext|wrapped`) is fresh random
 //! bytes encrypted under the key.
 
@@ -63,16 +64,6 @@ impl KeyInfo {
 
 /// Vault's type name of the signing keys served.
 const SIGNING: &str = "ed25519";
-
-/// The SLIP-0010 path of version `version` of the signing key `name`: a purpose index of its own
-/// (`'tres'`), three indices from a hash of the name, and the version — all hardened.
-fn signing_path(name: &str, version: u32) -> Result<tresor_crypto::slip10::DerivationPath, ApiError> {
-    let digest = tresor_crypto::hash(format!("tresor transit signing key\0{name}").as_bytes());
-    let index =
-        |i: usize| u32::from_be_bytes([digest[i], digest[i + 1], digest[i + 2], digest[i + 3]]) & 0x7fff_ffff;
-    tresor_crypto::slip10::DerivationPath::new(vec![0x7472_6573, index(0), index(4), index(8), version])
-        .map_err(|e| ApiError::internal(e.to_string()))
-}
 
 /// Vault's type names this mount serves, and the algorithm of each.
 fn algorithm_of(kind: &str) -> Option<Algorithm> {
@@ -251,7 +242,7 @@ async fn sign(vault: &Vault, name: &str, info: &KeyInfo, body: &Value) -> Result
             .filter(|v| *v <= info.latest_version && *v >= info.min_decryption_version)
             .ok_or_else(|| ApiError::invalid("requested version for signing is not available"))?,
     };
-    let (signature, _) = vault.sign(&signing_path(name, version)?, &message).await?;
+    let (signature, _) = vault.transit_sign(name, version, &message).await?;
     let text = format!("vault:v{version}:{}", Base64::encode_string(&signature));
     Ok(reply::ok(json!({ "signature": text, "key_version": version }), "transit"))
 }
@@ -273,7 +264,7 @@ async fn verify(vault: &Vault, name: &str, info: &KeyInfo, body: &Value) -> Resu
     }
     let signature: [u8; 64] =
         Base64::decode_vec(data).ok().and_then(|s| s.try_into().ok()).ok_or_else(bad)?;
-    let public = vault.derive_ed25519(&signing_path(name, version)?, false).await?.public_key;
+    let public = vault.transit_public_key(name, version).await?;
     let valid = tresor_crypto::slip10::verify(&public, &message, &signature);
     Ok(reply::ok(json!({ "valid": valid }), "transit"))
 }
@@ -389,7 +380,7 @@ async fn describe(vault: &Vault, name: &str, info: &KeyInfo) -> Result<Value, Ap
     let mut keys = serde_json::Map::new();
     for (v, t) in &info.versions {
         let shown = if info.signs() {
-            let public = vault.derive_ed25519(&signing_path(name, *v)?, false).await?.public_key;
+            let public = vault.transit_public_key(name, *v).await?;
             json!({ "creation_time": t, "name": SIGNING, "public_key": Base64::encode_string(&public) })
         } else {
             json!(t)

@@ -927,3 +927,44 @@ async fn use_limited_periodic_and_capped_tokens_behave_as_vaults() {
     assert_eq!(status, 403, "{refused}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_renewals_racing_uses_never_refill_them_and_limited_tokens_make_no_children() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let root = Some(s.token.as_str());
+    let (_, _, made) =
+        request(s.addr, "POST", "/v1/auth/token/create", root, r#"{"num_uses": 6, "policies": ["default"]}"#)
+            .await;
+    let token = made["auth"]["client_token"].as_str().unwrap().to_string();
+    // Twelve requests at once, half of them renewals (which used to write back the record they
+    // had read, uses and all): exactly six get past authentication (a renewal that spent the last
+    // use finds its token gone: 400, not 403).
+    let calls: Vec<_> = (0..12)
+        .map(|i| {
+            let (addr, t) = (s.addr, token.clone());
+            tokio::spawn(async move {
+                match i % 2 {
+                    0 => request(addr, "POST", "/v1/auth/token/renew-self", Some(&t), "{}").await.0,
+                    _ => request(addr, "GET", "/v1/auth/token/lookup-self", Some(&t), "").await.0,
+                }
+            })
+        })
+        .collect();
+    let mut through = 0;
+    for c in calls {
+        if c.await.unwrap() != 403 {
+            through += 1;
+        }
+    }
+    assert_eq!(through, 6);
+    assert_eq!(request(s.addr, "GET", "/v1/auth/token/lookup-self", Some(&token), "").await.0, 403);
+    // A token with a number of uses makes no child (its last use revokes it, not a child).
+    let (_, _, made) =
+        request(s.addr, "POST", "/v1/auth/token/create", root, r#"{"num_uses": 5, "policies": ["default"]}"#)
+            .await;
+    let limited = made["auth"]["client_token"].as_str().unwrap().to_string();
+    let (status, _, refused) = request(s.addr, "POST", "/v1/auth/token/create", Some(&limited), "{}").await;
+    assert_eq!(status, 403, "{refused}");
+    s.stop().await;
+}

@@ -134,6 +134,32 @@ impl Engine {
         Ok((node.sign(msg), node.public_key()))
     }
 
+    /// Signs `msg` with version `version` of the transit signing key `name` (a reserved SLIP-0010
+    /// branch, [`DerivationPath::transit_signing`]): (signature, public key). For the server's
+    /// transit mount; the agent serves no such call, so no client signs as one of these keys.
+    pub async fn transit_sign(
+        &mut self,
+        name: &str,
+        version: u32,
+        msg: &[u8],
+    ) -> Result<([u8; 64], [u8; 32])> {
+        transit::validate_name(name).map_err(transit_error)?;
+        let path =
+            DerivationPath::transit_signing(name, version).map_err(|e| Error::Invalid(e.to_string()))?;
+        let node = self.node(&path);
+        let detail = format!("transit key {name} v{version}, {} bytes", msg.len());
+        self.audit_append(AuditOp::Sign, None, Outcome::Ok, Some(detail), Durability::Relaxed).await?;
+        Ok((node.sign(msg), node.public_key()))
+    }
+
+    /// The public key of version `version` of the transit signing key `name` (public: not audited).
+    pub fn transit_public_key(&mut self, name: &str, version: u32) -> Result<[u8; 32]> {
+        transit::validate_name(name).map_err(transit_error)?;
+        let path =
+            DerivationPath::transit_signing(name, version).map_err(|e| Error::Invalid(e.to_string()))?;
+        Ok(self.node(&path).public_key())
+    }
+
     /// The transit key `name` for `alg` (for in-process callers that must hold the key
     /// themselves; prefer [`Engine::encrypt`] and [`Engine::decrypt`]). Not audited, and not served
     /// by the agent: no client process ever receives a derived key.

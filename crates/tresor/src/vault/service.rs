@@ -571,11 +571,11 @@ impl Vault {
     /// staleness bound): a view behind it checks the store at once. `false` if the store has no
     /// such commit yet.
     pub async fn fresh_to(&self, index: u64) -> Result<bool> {
-        if self.svc.view.log_seq() >= index {
-            return Ok(true);
-        }
         if self.svc.sealed.load(Ordering::Acquire) {
             return Err(Error::Locked);
+        }
+        if self.svc.view.log_seq() >= index {
+            return Ok(true);
         }
         self.refresh().await?;
         Ok(self.svc.view.log_seq() >= index)
@@ -899,6 +899,19 @@ impl Vault {
         let path = path.clone();
         self.run(Box::new(move |e| Box::pin(async move { e.derive_ed25519(&path, show_private).await })))
             .await
+    }
+
+    /// Signs `msg` with version `version` of the transit signing key `name`: (signature, public
+    /// key). Audited. The keys live in a reserved branch no `sign` or `derive` reaches.
+    pub async fn transit_sign(&self, name: &str, version: u32, msg: &[u8]) -> Result<([u8; 64], [u8; 32])> {
+        let (name, msg) = (name.to_string(), msg.to_vec());
+        self.run(Box::new(move |e| Box::pin(async move { e.transit_sign(&name, version, &msg).await }))).await
+    }
+
+    /// The public key of version `version` of the transit signing key `name`.
+    pub async fn transit_public_key(&self, name: &str, version: u32) -> Result<[u8; 32]> {
+        let name = name.to_string();
+        self.run(Box::new(move |e| Box::pin(async move { e.transit_public_key(&name, version) }))).await
     }
 
     /// Signs `msg` with the identity at `path`: (signature, public key).
