@@ -256,14 +256,8 @@ async fn verify(vault: &Vault, name: &str, info: &KeyInfo, body: &Value) -> Resu
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::invalid("missing signature"))?;
     let bad = || ApiError::invalid("invalid signature: not vault:v<N>:<base64 of 64 bytes>");
-    let rest = text.trim().strip_prefix("vault:v").ok_or_else(bad)?;
-    let (version, data) = rest.split_once(':').ok_or_else(bad)?;
-    let version: u32 = version.parse().map_err(|_| bad())?;
-    if version < info.min_decryption_version || version > info.latest_version {
-        return Err(ApiError::invalid("signature version is disallowed by policy"));
-    }
-    let signature: [u8; 64] =
-        Base64::decode_vec(data).ok().and_then(|s| s.try_into().ok()).ok_or_else(bad)?;
+    let (version, data) = versioned(text, info, bad)?;
+    let signature: [u8; 64] = data.try_into().map_err(|_| bad())?;
     let public = vault.transit_public_key(name, version).await?;
     let valid = tresor_crypto::slip10::verify(&public, &message, &signature);
     Ok(reply::ok(json!({ "valid": valid }), "transit"))
@@ -364,15 +358,21 @@ async fn decrypt(vault: &Vault, name: &str, info: &KeyInfo, item: &Value) -> Res
         .and_then(Value::as_str)
         .ok_or_else(|| ApiError::invalid("missing ciphertext"))?;
     let bad = || ApiError::invalid("invalid ciphertext: not vault:v<N>:<base64> of this key");
-    let rest = text.trim().strip_prefix("vault:v").ok_or_else(bad)?;
-    let (version, data) = rest.split_once(':').ok_or_else(bad)?;
-    let version: u32 = version.parse().map_err(|_| bad())?;
-    if version < info.min_decryption_version || version > info.latest_version {
-        return Err(ApiError::invalid("ciphertext version is disallowed by policy (too old)"));
-    }
-    let sealed = Base64::decode_vec(data).map_err(|_| bad())?;
+    let (version, sealed) = versioned(text, info, bad)?;
     let plaintext = vault.decrypt(&sealed, Some(&format!("{name}.v{version}"))).await?;
     Ok(json!({ "plaintext": Base64::encode_string(plaintext.as_slice()) }))
+}
+
+/// The key version and bytes of a `vault:v<N>:<base64>` ciphertext or signature, refused (`bad`)
+/// when malformed, and refused by policy below the key's minimum version or past its latest.
+fn versioned(text: &str, info: &KeyInfo, bad: impl Fn() -> ApiError) -> Result<(u32, Vec<u8>), ApiError> {
+    let rest = text.trim().strip_prefix("vault:v").ok_or_else(&bad)?;
+    let (version, data) = rest.split_once(':').ok_or_else(&bad)?;
+    let version: u32 = version.parse().map_err(|_| bad())?;
+    if version < info.min_decryption_version || version > info.latest_version {
+        return Err(ApiError::invalid("this version is disallowed by policy (too old, or not made yet)"));
+    }
+    Ok((version, Base64::decode_vec(data).map_err(|_| bad())?))
 }
 
 /// A key as `GET transit/keys/<name>` shows it (a signing key's versions with their public keys).

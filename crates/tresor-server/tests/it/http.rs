@@ -78,19 +78,19 @@ async fn serve(settings: Settings, token: String, answers: bool) -> Running {
     Running { addr, token, stop: Some(stop), task }
 }
 
-/// One HTTP/1.1 request on its own connection: status, `Content-Type`, and the body as JSON
-/// (`Null` when empty).
-async fn request(
+/// One HTTP/1.1 request on its own connection, with `headers`: the status, the answer's header
+/// block (names lowercase, as hyper writes them) and its body.
+async fn exchange(
     addr: SocketAddr,
     method: &str,
     path: &str,
-    token: Option<&str>,
+    headers: &[(&str, &str)],
     body: &str,
-) -> (u16, String, Value) {
+) -> (u16, String, String) {
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let auth = token.map(|t| format!("X-Vault-Token: {t}\r\n")).unwrap_or_default();
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
     let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await.unwrap();
@@ -100,10 +100,30 @@ async fn request(
     let text = String::from_utf8(raw).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let content_type =
-        head.lines().find_map(|l| l.strip_prefix("content-type: ")).unwrap_or_default().to_string();
-    let json = if body.is_empty() { Value::Null } else { serde_json::from_str(body).unwrap() };
-    (status, content_type, json)
+    (status, head.to_string(), body.to_string())
+}
+
+/// The value of header `name` (lowercase) in an answer's header block.
+fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_string))
+}
+
+/// A body as JSON (`Null` when empty).
+fn json_of(body: &str) -> Value {
+    if body.is_empty() { Value::Null } else { serde_json::from_str(body).unwrap() }
+}
+
+/// One request with an optional token: status, `Content-Type`, and the body as JSON.
+async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, String, Value) {
+    let auth: Vec<(&str, &str)> = token.map(|t| ("X-Vault-Token", t)).into_iter().collect();
+    let (status, head, body) = exchange(addr, method, path, &auth, body).await;
+    (status, header(&head, "content-type").unwrap_or_default(), json_of(&body))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -744,22 +764,8 @@ async fn request_with(
     headers: &[(&str, &str)],
     body: &str,
 ) -> (u16, Option<String>, Value) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(body.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw)).await.unwrap().unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let index = head.lines().find_map(|l| l.strip_prefix("x-vault-index: ")).map(str::to_string);
-    let json = if body.is_empty() { Value::Null } else { serde_json::from_str(body).unwrap() };
-    (status, index, json)
+    let (status, head, body) = exchange(addr, method, path, headers, body).await;
+    (status, header(&head, "x-vault-index"), json_of(&body))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -853,17 +859,8 @@ async fn metrics_count_requests_by_area_and_name_no_path() {
 
 /// A GET whose answer is not JSON: (status, content type, body text).
 async fn raw_get(addr: SocketAddr, path: &str, token: &str) -> (u16, String, String) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let head =
-        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nX-Vault-Token: {token}\r\nConnection: close\r\n\r\n");
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw)).await.unwrap().unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let kind = head.lines().find_map(|l| l.strip_prefix("content-type: ")).unwrap_or_default().to_string();
-    (status, kind, body.to_string())
+    let (status, head, body) = exchange(addr, "GET", path, &[("X-Vault-Token", token)], "").await;
+    (status, header(&head, "content-type").unwrap_or_default(), body)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
