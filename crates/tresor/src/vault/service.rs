@@ -469,13 +469,27 @@ impl Vault {
     async fn read_blob(&self, blob: &BlobRef) -> Result<Option<SecretBytes>> {
         let Some(key) = self.svc.view.epoch(blob.epoch) else { return Ok(None) };
         let name = layout::blob(blob.epoch, &blob.id);
-        let end = blob.offset.saturating_add(u64::from(blob.len));
-        let Some(envelope) = self.svc.store.get_range(&name, blob.offset..end).await? else {
-            return Ok(None);
+        let (envelope, cached) = match self.svc.view.cached(blob) {
+            Some(envelope) => (envelope, true),
+            None => {
+                let end = blob.offset.saturating_add(u64::from(blob.len));
+                let Some(envelope) = self.svc.store.get_range(&name, blob.offset..end).await? else {
+                    return Ok(None);
+                };
+                (envelope, false)
+            }
         };
         match open_slot(&key, &self.svc.vault_id, &name, blob, &envelope) {
-            Ok(value) => Ok(Some(value)),
-            Err(Error::Integrity { kind: ObjectKind::ValueBlob, .. }) => Ok(None),
+            Ok(value) => {
+                if !cached {
+                    self.svc.view.cache(*blob, envelope);
+                }
+                Ok(Some(value))
+            }
+            Err(Error::Integrity { kind: ObjectKind::ValueBlob, .. }) => {
+                self.svc.view.uncache(blob);
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }

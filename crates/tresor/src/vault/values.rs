@@ -53,7 +53,8 @@ impl Engine {
         seal_packs(&key, &vault_id, epoch, &values)
     }
 
-    /// The authenticated value of a slot; its envelope is read alone (a range of a pack).
+    /// The authenticated value of a slot; its envelope is read alone (a range of a pack), from
+    /// the store (never from the view's cache, which it fills).
     pub(super) async fn read_blob(&mut self, blob: &BlobRef) -> Result<SecretBytes> {
         let name = layout::blob(blob.epoch, &blob.id);
         let end = blob.offset.saturating_add(u64::from(blob.len));
@@ -67,7 +68,10 @@ impl Engine {
         };
         let vault_id = self.vault_id;
         let key = self.epoch_key(blob.epoch).await?;
-        open_slot(&key, &vault_id, &name, blob, &envelope)
+        let value = open_slot(&key, &vault_id, &name, blob, &envelope)?;
+        // Authenticated: later reads of it may be served from memory.
+        self.view.cache(*blob, envelope);
+        Ok(value)
     }
 
     pub(super) fn check_value(&self, value: &[u8]) -> Result<()> {

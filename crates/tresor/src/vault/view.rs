@@ -1,12 +1,14 @@
 //! The view: what reads need without taking the engine — the index, the unwrapped epoch keys
 //! and the newest applied commit — shared between the engine, which updates it, and the read
-//! path. Its locks are synchronous and never held across an await.
+//! path. Its locks are synchronous and never held across an await. It also keeps the newest
+//! value ciphertexts read (a bounded cache: a hot secret is opened from memory, not read again).
 
 use super::{HistoryEntry, ListEntry};
 use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::model::BlobRef;
 use crate::roles::EpochKey;
+use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -26,6 +28,22 @@ pub(crate) struct View {
     current: AtomicU32,
     /// Versions read from older epochs, to be re-sealed into the current one in a batch.
     reseal: Mutex<Vec<(String, u64, BlobRef)>>,
+    /// Envelopes read from the store and authenticated, by where they are. Blob objects are
+    /// immutable, so an entry never goes stale; what it holds is ciphertext, as on the store.
+    ciphertexts: quick_cache::sync::Cache<BlobRef, Bytes, EnvelopeWeight>,
+}
+
+/// How many bytes of ciphertext the view keeps at most.
+const CIPHERTEXT_CACHE_BYTES: u64 = 8 << 20;
+
+/// Weighs a cached envelope by its length (plus what its entry costs).
+#[derive(Clone)]
+struct EnvelopeWeight;
+
+impl quick_cache::Weighter<BlobRef, Bytes> for EnvelopeWeight {
+    fn weight(&self, _: &BlobRef, envelope: &Bytes) -> u64 {
+        envelope.len() as u64 + 64
+    }
 }
 
 impl Default for View {
@@ -38,6 +56,11 @@ impl Default for View {
             fenced: AtomicBool::new(false),
             current: AtomicU32::new(0),
             reseal: Mutex::default(),
+            ciphertexts: quick_cache::sync::Cache::with_weighter(
+                4096,
+                CIPHERTEXT_CACHE_BYTES,
+                EnvelopeWeight,
+            ),
         }
     }
 }
@@ -64,9 +87,26 @@ impl View {
         self.epochs.write().unwrap_or_else(PoisonError::into_inner).insert(epoch, key);
     }
 
-    /// Forgets the key of a destroyed epoch (wiped once no read in flight holds it).
+    /// Forgets the key of a destroyed epoch (wiped once no read in flight holds it), and every
+    /// cached ciphertext.
     pub(crate) fn remove_epoch(&self, epoch: u32) {
         drop(self.epochs.write().unwrap_or_else(PoisonError::into_inner).remove(&epoch));
+        self.ciphertexts.clear();
+    }
+
+    /// The envelope at `blob`, if it is cached.
+    pub(crate) fn cached(&self, blob: &BlobRef) -> Option<Bytes> {
+        self.ciphertexts.get(blob)
+    }
+
+    /// Caches the envelope at `blob`: only once it authenticated.
+    pub(crate) fn cache(&self, blob: BlobRef, envelope: Bytes) {
+        self.ciphertexts.insert(blob, envelope);
+    }
+
+    /// Drops the cached envelope at `blob` (it no longer authenticates, or it is gone).
+    pub(crate) fn uncache(&self, blob: &BlobRef) {
+        self.ciphertexts.remove(blob);
     }
 
     /// The newest commit applied.
@@ -183,5 +223,6 @@ impl View {
         *self.index_mut() = Index::default();
         self.epochs.write().unwrap_or_else(PoisonError::into_inner).clear();
         self.reseal_queue().clear();
+        self.ciphertexts.clear();
     }
 }

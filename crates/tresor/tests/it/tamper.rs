@@ -193,12 +193,14 @@ async fn fail_flipped_epoch_key_byte_on_get_and_set() {
 #[tokio::test]
 async fn fail_flipped_value_blob_byte_on_get() {
     let (env, secrets) = setup().await;
-    let mut v = env.unlock().await.unwrap();
     for target in &secrets {
         let file = env.obj(&target.blob);
         let original = std::fs::read(&file).unwrap();
         for i in [0, 5, 6, 29, 30, 100, usize::MAX] {
             flip(&file, i);
+            // A fresh handle: an open one serves the ciphertexts it already authenticated from
+            // memory (see the next test).
+            let v = env.unlock().await.unwrap();
             for s in &secrets {
                 let got = v.get(s.path, None).await;
                 if s.blob == target.blob {
@@ -212,8 +214,28 @@ async fn fail_flipped_value_blob_byte_on_get() {
             std::fs::write(&file, &original).unwrap();
         }
     }
+    let mut v = env.unlock().await.unwrap();
     read_all(&mut v, &secrets).await;
     v.verify().await.unwrap();
+}
+
+/// An open handle keeps the ciphertexts it authenticated: a value blob tampered with after it
+/// was read still reads as it was written (nothing forged is ever returned), and `audit verify`,
+/// which reads the store itself, reports the damage.
+#[tokio::test]
+async fn fail_value_blob_tampered_after_a_read_is_served_authentic_and_verify_reports_it() {
+    let (env, secrets) = setup().await;
+    let mut v = env.unlock().await.unwrap();
+    read_all(&mut v, &secrets).await;
+    let target = &secrets[0];
+    flip(&env.obj(&target.blob), 30);
+    assert_eq!(v.get(target.path, None).await.unwrap().as_slice(), target.value);
+    let report = v.verify().await.unwrap();
+    assert_eq!(report.damaged.len(), 1, "{report:?}");
+    assert_eq!(report.damaged[0].path, target.path, "{report:?}");
+    let fresh = env.unlock().await.unwrap();
+    let e = err(fresh.get(target.path, None).await);
+    assert_integrity(&e, ObjectKind::ValueBlob, Some(&target.blob));
 }
 
 #[tokio::test]
