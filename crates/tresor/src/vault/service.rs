@@ -57,18 +57,30 @@ struct Service {
     engine: Arc<Mutex<Option<Engine>>>,
     /// Plain writes waiting to be committed together.
     writes: std::sync::Mutex<Vec<PendingWrite>>,
+    /// Told whenever a write joins `writes`.
+    write_queued: tokio::sync::Notify,
+    /// How many requests the next group commit expects to find waiting: those the last one
+    /// answered (their writers may come back at once) plus those already waiting when it ended.
+    writers_expected: std::sync::atomic::AtomicUsize,
     /// What reads need: the index and epoch keys (updated by the engine).
     view: Arc<View>,
     /// The head of the audit trail; reads append their records here in batches.
     lane: Arc<Mutex<Lane>>,
     /// Audit records of reads waiting for the next batch.
     audits: std::sync::Mutex<Vec<PendingRecord>>,
+    /// How many records the next audit entry expects to find waiting (as `writers_expected`).
+    readers_expected: std::sync::atomic::AtomicUsize,
     /// Set as the vault is locked: reads stop at once.
     sealed: AtomicBool,
     /// Reads that asked for a freshness check, counted.
     arrivals: AtomicU64,
-    /// Held while a freshness check runs; holds the arrival count when the last good one began.
-    checked: Mutex<u64>,
+    /// The arrival count when the newest good freshness check began: it answers for every read
+    /// that arrived by then.
+    checked: AtomicU64,
+    /// The freshness checks begun.
+    probes: std::sync::Mutex<Probes>,
+    /// Told whenever a freshness check ends.
+    probe_done: tokio::sync::Notify,
     /// How old the view a read is served from may be ([`Options::read_staleness`]).
     staleness: Duration,
     /// When the last good freshness check began, as nanoseconds after `born`.
@@ -93,6 +105,37 @@ struct Service {
     max_value: usize,
 }
 
+/// How many freshness checks run at once, at most.
+const PROBES_AT_ONCE: usize = 2;
+
+/// The freshness checks begun.
+struct Probes {
+    /// The arrival count when the newest one began (good, failed or under way).
+    started: u64,
+    /// How many are under way.
+    under_way: usize,
+}
+
+/// A freshness check under way. However it ends — good, failed, or its read dropped at an
+/// await — the reads waiting for it are told; unless it was good, they begin their own.
+struct Check<'a> {
+    svc: &'a Service,
+    good: bool,
+}
+
+impl Drop for Check<'_> {
+    fn drop(&mut self) {
+        {
+            let mut probes = lock_queue(&self.svc.probes);
+            probes.under_way -= 1;
+            if !self.good {
+                probes.started = probes.started.min(self.svc.checked.load(Ordering::SeqCst));
+            }
+        }
+        self.svc.probe_done.notify_waiters();
+    }
+}
+
 impl Service {
     /// Nanoseconds since the service was made.
     fn since_born(&self) -> u64 {
@@ -112,6 +155,11 @@ struct PendingWrite {
 /// before it writes an entry (tokio's timer rounds this up to its millisecond tick). In the common
 /// case they arrive within microseconds; the bound only matters for a read held up elsewhere.
 const SIBLING_WAIT: std::time::Duration = std::time::Duration::from_micros(500);
+
+/// How long the next group commit waits, at most, for the writers the previous one just answered
+/// to come back with their next write (PostgreSQL's `commit_delay`, adaptive): writers in a loop
+/// then share every commit instead of splitting into two halves that commit in turn.
+const WRITER_WAIT: std::time::Duration = std::time::Duration::from_micros(500);
 
 /// A read under way, from its start until its record is queued for the lane (or it ends without
 /// one): the lane's writer waits for such reads before it writes an entry, so that reads running
@@ -162,12 +210,17 @@ impl Vault {
             failed_attempts: engine.failed_attempts.clone(),
             max_value: engine.opts.max_value,
             writes: std::sync::Mutex::new(Vec::new()),
+            write_queued: tokio::sync::Notify::new(),
+            writers_expected: std::sync::atomic::AtomicUsize::new(0),
             view: engine.view.clone(),
             lane: engine.lane.clone(),
             audits: std::sync::Mutex::new(Vec::new()),
+            readers_expected: std::sync::atomic::AtomicUsize::new(0),
             sealed: AtomicBool::new(false),
             arrivals: AtomicU64::new(0),
-            checked: Mutex::new(0),
+            checked: AtomicU64::new(0),
+            probes: std::sync::Mutex::new(Probes { started: 0, under_way: 0 }),
+            probe_done: tokio::sync::Notify::new(),
             staleness: engine.opts.read_staleness,
             fresh_as_of: AtomicU64::new(0),
             born: std::time::Instant::now(),
@@ -542,11 +595,25 @@ impl Vault {
             }
         }
         let arrived = self.svc.arrivals.fetch_add(1, Ordering::SeqCst) + 1;
-        let mut checked = self.svc.checked.lock().await;
-        if *checked >= arrived {
-            return Ok(());
-        }
-        let covers = self.svc.arrivals.load(Ordering::SeqCst);
+        // A check that began after this read arrived answers for it: wait for one under way, or
+        // begin one. Two checks may run side by side (two reads arriving together do not queue
+        // one check behind the other; a crowd does not make a check per read).
+        let covers = loop {
+            let done = self.svc.probe_done.notified();
+            if self.svc.checked.load(Ordering::SeqCst) >= arrived {
+                return Ok(());
+            }
+            {
+                let mut probes = lock_queue(&self.svc.probes);
+                if probes.started < arrived && probes.under_way < PROBES_AT_ONCE {
+                    probes.started = self.svc.arrivals.load(Ordering::SeqCst);
+                    probes.under_way += 1;
+                    break probes.started;
+                }
+            }
+            done.await;
+        };
+        let mut check = Check { svc: &self.svc, good: false };
         let began = self.svc.since_born().max(1);
         if self.svc.view.fenced() {
             // A re-key elsewhere may switch eras without a commit here: the engine checks.
@@ -570,8 +637,9 @@ impl Vault {
                 }
             }
         }
-        *checked = covers;
+        self.svc.checked.fetch_max(covers, Ordering::SeqCst);
         self.svc.fresh_as_of.fetch_max(began, Ordering::AcqRel);
+        check.good = true;
         Ok(())
     }
 
@@ -624,14 +692,19 @@ impl Vault {
             if lock_queue(&svc.audits).is_empty() {
                 return;
             }
-            // Reads under way now are about to queue their records: wait for them (briefly), so
-            // one entry holds them all.
+            // Reads under way now are about to queue their records, and the readers the last
+            // entry answered are likely on their way back: wait for them (briefly), so one entry
+            // holds them all.
             let begun = svc.reads_begun.load(Ordering::SeqCst);
-            if svc.reads_settled.load(Ordering::SeqCst) < begun {
+            let expected = svc.readers_expected.load(Ordering::Acquire);
+            let gathered = || {
+                svc.reads_settled.load(Ordering::SeqCst) >= begun && lock_queue(&svc.audits).len() >= expected
+            };
+            if !gathered() {
                 let _ = tokio::time::timeout(SIBLING_WAIT, async {
                     loop {
                         let settled = svc.read_settled.notified();
-                        if svc.reads_settled.load(Ordering::SeqCst) >= begun {
+                        if gathered() {
                             break;
                         }
                         settled.await;
@@ -643,6 +716,7 @@ impl Vault {
             if batch.is_empty() {
                 return;
             }
+            let answered = batch.len();
             let (records, replies): (Vec<AuditRecord>, Vec<_>) = batch.into_iter().unzip();
             let mut result = lane.append(&records, Durability::Relaxed).await;
             if result.is_ok() && lane.pin_due() {
@@ -651,6 +725,8 @@ impl Vault {
             for reply in replies {
                 let _ = reply.send(result.clone());
             }
+            let waiting = lock_queue(&svc.audits).len();
+            svc.readers_expected.store(answered + waiting, Ordering::Release);
         });
         written.await.unwrap_or(Err(Error::Locked))
     }
@@ -694,18 +770,37 @@ impl Vault {
             .map(|(p, v)| Ok((p.into_secret_path()?, Zeroizing::new(v.to_vec()))))
             .collect::<Result<_>>()?;
         lock_queue(&self.svc.writes).push(PendingWrite { actor: self.actor.clone(), op, items, reply });
+        self.svc.write_queued.notify_waiters();
         // Whoever takes the engine next commits everything waiting, in a task of its own.
         let svc = self.svc.clone();
         tokio::spawn(async move {
             let mut guard = svc.engine.clone().lock_owned().await;
-            let batch = std::mem::take(&mut *lock_queue(&svc.writes));
-            if batch.is_empty() {
+            if lock_queue(&svc.writes).is_empty() {
                 return;
             }
+            // Writers the last commit answered are likely on their way back: wait for them
+            // (briefly), so that one commit takes them all.
+            let expected = svc.writers_expected.load(Ordering::Acquire);
+            if lock_queue(&svc.writes).len() < expected {
+                let _ = tokio::time::timeout(WRITER_WAIT, async {
+                    loop {
+                        let queued = svc.write_queued.notified();
+                        if lock_queue(&svc.writes).len() >= expected {
+                            break;
+                        }
+                        queued.await;
+                    }
+                })
+                .await;
+            }
+            let batch = std::mem::take(&mut *lock_queue(&svc.writes));
+            let answered = batch.len();
             match guard.as_mut() {
                 Some(engine) => group_commit(engine, batch).await,
                 None => batch.into_iter().for_each(|p| drop(p.reply.send(Err(Error::Locked)))),
             }
+            let waiting = lock_queue(&svc.writes).len();
+            svc.writers_expected.store(answered + waiting, Ordering::Release);
         });
         // No answer at all: the task ended without one (it panicked), the commit may have landed.
         answer.await.unwrap_or_else(|_| {
@@ -1020,9 +1115,10 @@ impl Drop for SealOnDrop {
     }
 }
 
-/// One of the waiting queues (writes, read records), poisoned or not: they are only pushed to
-/// and taken whole, so a panic while one was held cannot leave it half-changed.
-fn lock_queue<T>(queue: &std::sync::Mutex<Vec<T>>) -> std::sync::MutexGuard<'_, Vec<T>> {
+/// One of the small shared states (the waiting writes and read records, the newest check begun),
+/// poisoned or not: each is changed in one step (pushed to, taken whole, or one number set), so a
+/// panic while one was held cannot leave it half-changed.
+fn lock_queue<T>(queue: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     queue.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -1123,6 +1219,42 @@ fn has_duplicates(items: &[(SecretPath, Zeroizing<Vec<u8>>)]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Freshness checks that end badly (a read dropped at an await, a failed probe) hand over:
+    /// reads waiting for them begin their own instead of waiting for ever, and the count of
+    /// checks under way comes back down.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_waiting_for_a_check_that_ended_badly_check_themselves() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::from_object_store(
+            Arc::new(object_store::memory::InMemory::new()),
+            None,
+            "memory://checks",
+        );
+        let mut opts = Options::new(dir.path(), "test");
+        opts.kdf = KdfParams::MINIMUM;
+        let v = Vault::init(store, &Password::from("a long enough test password".to_string()), opts)
+            .await
+            .unwrap();
+        v.set("app/a", b"one").await.unwrap();
+        // Two checks under way (the most at once) that claim to answer for every read to come.
+        {
+            let mut probes = lock_queue(&v.svc.probes);
+            probes.started = u64::MAX;
+            probes.under_way = PROBES_AT_ONCE;
+        }
+        let (first, second) = (Check { svc: &v.svc, good: false }, Check { svc: &v.svc, good: false });
+        let reader = v.clone();
+        let read = tokio::spawn(async move { reader.get("app/a", None).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!read.is_finished(), "the read waits for the checks under way");
+        drop((first, second));
+        let value = tokio::time::timeout(Duration::from_secs(10), read).await.unwrap().unwrap().unwrap();
+        assert_eq!(value.as_slice(), b"one");
+        let probes = lock_queue(&v.svc.probes);
+        assert_eq!(probes.under_way, 0);
+        assert!(v.svc.checked.load(Ordering::SeqCst) >= 1);
+    }
 
     /// The lane's writer waits for a read under way: its record joins the entry of a read that
     /// queued just before it (without the wait, each read got an entry of its own, one behind
