@@ -241,6 +241,14 @@ pub enum Error {
         /// The deleted version.
         version: u64,
     },
+    /// The version asked for was destroyed: its value is gone for good.
+    #[error("version {version} of {path} was destroyed")]
+    Destroyed {
+        /// The path.
+        path: String,
+        /// The destroyed version.
+        version: u64,
+    },
     /// The version asked for does not exist.
     #[error("{path} has no version {version}")]
     NoSuchVersion {
@@ -335,9 +343,10 @@ impl Error {
     pub fn category(&self) -> Category {
         match self {
             Error::AuthFailed | Error::WrongPhrase { .. } => Category::Auth,
-            Error::NotFound { .. } | Error::Deleted { .. } | Error::NoSuchVersion { .. } => {
-                Category::NotFound
-            }
+            Error::NotFound { .. }
+            | Error::Deleted { .. }
+            | Error::Destroyed { .. }
+            | Error::NoSuchVersion { .. } => Category::NotFound,
             Error::Integrity { .. } | Error::Rollback { .. } | Error::Fork { .. } | Error::Foreign { .. } => {
                 Category::Integrity
             }

@@ -25,9 +25,9 @@ pub struct Entry {
 }
 
 impl Entry {
-    /// The newest version, if it is not deleted.
+    /// The newest version, if it is neither deleted nor destroyed.
     pub fn live(&self) -> Option<&Version> {
-        self.versions.last().filter(|v| v.deleted_ms.is_none())
+        self.versions.last().filter(|v| v.deleted_ms.is_none() && !v.blob.is_destroyed())
     }
 
     /// The number the next version gets.
@@ -61,6 +61,18 @@ impl Index {
                     .and_then(|e| e.versions.iter_mut().rev().find(|v| v.version == *version))
                 {
                     v.deleted_ms = Some(time_ms);
+                }
+            }
+            Op::Undelete { path, version } => {
+                if let Some(v) = self.version_mut(path, *version)
+                    && !v.blob.is_destroyed()
+                {
+                    v.deleted_ms = None;
+                }
+            }
+            Op::Destroy { path, version } => {
+                if let Some(v) = self.version_mut(path, *version) {
+                    v.blob = BlobRef::DESTROYED;
                 }
             }
             Op::Reseal { path, version, blob } => {
@@ -137,9 +149,15 @@ impl Index {
         self.entries.iter().filter(|(p, e)| !crate::path::is_system(p) && e.live().is_some()).count()
     }
 
-    /// Every blob any version references (for integrity checks and export).
+    /// Every blob any version references (for integrity checks and export); destroyed versions
+    /// reference none.
     pub fn blobs(&self) -> impl Iterator<Item = &BlobRef> {
-        self.entries.values().flat_map(|e| e.versions.iter().map(|v| &v.blob))
+        self.entries.values().flat_map(|e| e.versions.iter().map(|v| &v.blob)).filter(|b| !b.is_destroyed())
+    }
+
+    /// Version `version` of `path`, to change.
+    fn version_mut(&mut self, path: &str, version: u64) -> Option<&mut Version> {
+        self.entries.get_mut(path)?.versions.iter_mut().rev().find(|v| v.version == version)
     }
 
     /// Every version whose value is sealed in an epoch `select` accepts: (path, version, blob), in
@@ -149,7 +167,7 @@ impl Index {
             .entries
             .iter()
             .flat_map(|(p, e)| e.versions.iter().map(move |v| (p, v)))
-            .filter(|(_, v)| select(v.blob.epoch))
+            .filter(|(_, v)| !v.blob.is_destroyed() && select(v.blob.epoch))
             .map(|(p, v)| (p.clone(), v.version, v.blob))
             .collect();
         out.sort_unstable_by_key(|(_, _, b)| (b.epoch, b.id, b.offset));

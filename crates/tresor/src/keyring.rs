@@ -66,6 +66,8 @@ impl Keyring {
             Op::RootEra { era, previous } => self.root_era = Some((*era, *previous)),
             Op::Put { .. }
             | Op::Delete { .. }
+            | Op::Undelete { .. }
+            | Op::Destroy { .. }
             | Op::KeyFile { .. }
             | Op::Reseal { .. }
             | Op::Restore { .. }

@@ -22,6 +22,16 @@ pub struct BlobRef {
     pub len: u32,
 }
 
+impl BlobRef {
+    /// Where a destroyed version's value is: nowhere (epoch 0 is never an epoch).
+    pub const DESTROYED: BlobRef = BlobRef { epoch: 0, id: [0; 16], size: 0, slot: 0, offset: 0, len: 0 };
+
+    /// Whether this is [`BlobRef::DESTROYED`].
+    pub fn is_destroyed(&self) -> bool {
+        *self == BlobRef::DESTROYED
+    }
+}
+
 /// One change in a commit.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
@@ -122,6 +132,22 @@ pub enum Op {
         lane: [u8; 8],
         /// The lane's newest entry.
         anchor: AuditAnchor,
+    },
+    /// A deleted version is live again (KV v2's undelete); changes nothing for a destroyed one.
+    Undelete {
+        /// The secret's path.
+        path: String,
+        /// The version.
+        version: u64,
+    },
+    /// A version's value is destroyed: the index forgets where it was ([`BlobRef::DESTROYED`]),
+    /// and the objects that held it are deleted once this is committed (values sharing them
+    /// having moved first).
+    Destroy {
+        /// The secret's path.
+        path: String,
+        /// The version.
+        version: u64,
     },
 }
 
@@ -229,6 +255,10 @@ pub enum AuditOp {
     Decrypt,
     /// The root secret was rotated.
     Rekey,
+    /// Deleted versions of a secret were made live again.
+    Undelete,
+    /// Versions of a secret were destroyed: their values taken out of the store.
+    Destroy,
     /// A server request refused by policy, or outside the operations above (its method and
     /// path are the record's detail).
     Request,
@@ -236,7 +266,7 @@ pub enum AuditOp {
 
 impl AuditOp {
     /// Every operation, in the order above.
-    pub const ALL: [AuditOp; 32] = [
+    pub const ALL: [AuditOp; 34] = [
         AuditOp::Init,
         AuditOp::Unlock,
         AuditOp::UnlockRecoveryPhrase,
@@ -268,6 +298,8 @@ impl AuditOp {
         AuditOp::Encrypt,
         AuditOp::Decrypt,
         AuditOp::Rekey,
+        AuditOp::Undelete,
+        AuditOp::Destroy,
         AuditOp::Request,
     ];
 
@@ -305,6 +337,8 @@ impl AuditOp {
             AuditOp::Encrypt => "encrypt",
             AuditOp::Decrypt => "decrypt",
             AuditOp::Rekey => "rekey",
+            AuditOp::Undelete => "undelete",
+            AuditOp::Destroy => "destroy",
             AuditOp::Request => "request",
         }
     }

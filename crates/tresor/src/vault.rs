@@ -35,6 +35,7 @@ mod keys;
 mod keyslots;
 mod log;
 mod rekey;
+mod retire;
 mod service;
 mod snapshots;
 mod values;
@@ -44,6 +45,7 @@ pub use crate::versions::Residue;
 pub use epochs::{DestroyReport, EpochList, EpochView, ReencryptReport, RotateReport};
 pub use keys::{DerivedIdentity, PrivateNode};
 pub use rekey::RekeyReport;
+pub use retire::DestroyVersionsReport;
 pub use service::{SystemEntry, Vault};
 
 /// Default limit on a secret value's size.
@@ -215,6 +217,9 @@ pub struct HistoryEntry {
     pub created_ms: u64,
     /// When it was deleted, if it was.
     pub deleted_ms: Option<u64>,
+    /// Whether its value was destroyed (taken out of the store; the version is kept as a fact).
+    #[serde(default)]
+    pub destroyed: bool,
     /// Whether it is what `get` returns.
     pub current: bool,
 }

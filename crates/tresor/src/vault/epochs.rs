@@ -455,7 +455,7 @@ impl Engine {
 
     /// Re-seals `targets` (path, version, where its value is now) into the current epoch, in
     /// batches of one commit each. A target that another writer moved meanwhile is skipped.
-    async fn reseal(
+    pub(super) async fn reseal(
         &mut self,
         targets: Vec<(String, u64, BlobRef)>,
         why: &str,

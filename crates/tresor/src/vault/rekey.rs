@@ -156,6 +156,21 @@ impl Engine {
                 versions.push((path.clone(), v.version, v.blob, v.created_ms, v.deleted_ms));
             }
         }
+        // Destroyed versions keep their place in the history, with no value to carry.
+        let (destroyed, versions): (Vec<_>, Vec<_>) = versions.into_iter().partition(|v| v.2.is_destroyed());
+        if !destroyed.is_empty() {
+            let ops: Vec<Op> = destroyed
+                .iter()
+                .map(|(path, version, blob, created_ms, deleted_ms)| Op::Restore {
+                    path: path.clone(),
+                    version: *version,
+                    blob: *blob,
+                    created_ms: *created_ms,
+                    deleted_ms: *deleted_ms,
+                })
+                .collect();
+            new.commit(|_, _| Ok(ops.clone())).await?;
+        }
         let total = versions.len() as u64;
         let key = new.view.epoch(epoch).ok_or_else(|| Error::Invalid("no epoch key".into()))?;
         let mut done = 0u64;

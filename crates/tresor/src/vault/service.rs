@@ -11,8 +11,9 @@ use super::audit::Lane;
 use super::epochs::LAZY_BATCH;
 use super::view::View;
 use super::{
-    DerivedIdentity, DestroyReport, Engine, EpochList, GcReport, HistoryEntry, KeySlotView, ListEntry,
-    Options, ReencryptReport, RekeyReport, RotateReport, SnapshotTiming, Status, VerifyReport, open_slot,
+    DerivedIdentity, DestroyReport, DestroyVersionsReport, Engine, EpochList, GcReport, HistoryEntry,
+    KeySlotView, ListEntry, Options, ReencryptReport, RekeyReport, RotateReport, SnapshotTiming, Status,
+    VerifyReport, open_slot,
 };
 use crate::error::{Category, Error, ObjectKind, Result};
 use crate::fingerprint::Fingerprint;
@@ -812,6 +813,36 @@ impl Vault {
     pub async fn delete(&self, path: impl IntoSecretPath) -> Result<u64> {
         let path = path.into_secret_path()?;
         self.run_write(Box::new(move |e| Box::pin(async move { e.delete(&path).await }))).await
+    }
+
+    /// Deletes chosen versions of `path` (KV v2's `delete`): their values stay, and
+    /// [`Vault::undelete_versions`] brings them back. Versions that do not exist, are deleted
+    /// already or destroyed are skipped; returns those deleted.
+    pub async fn delete_versions(&self, path: impl IntoSecretPath, versions: &[u64]) -> Result<Vec<u64>> {
+        let (path, versions) = (path.into_secret_path()?, versions.to_vec());
+        self.run_write(Box::new(move |e| Box::pin(async move { e.delete_versions(&path, &versions).await })))
+            .await
+    }
+
+    /// Makes deleted versions of `path` live again (KV v2's `undelete`); returns those undeleted.
+    pub async fn undelete_versions(&self, path: impl IntoSecretPath, versions: &[u64]) -> Result<Vec<u64>> {
+        let (path, versions) = (path.into_secret_path()?, versions.to_vec());
+        self.run_write(Box::new(move |e| {
+            Box::pin(async move { e.undelete_versions(&path, &versions).await })
+        }))
+        .await
+    }
+
+    /// Destroys versions of `path` (KV v2's `destroy`): their values are taken out of the store
+    /// for good (see [`DestroyVersionsReport`]).
+    pub async fn destroy_versions(
+        &self,
+        path: impl IntoSecretPath,
+        versions: &[u64],
+    ) -> Result<DestroyVersionsReport> {
+        let (path, versions) = (path.into_secret_path()?, versions.to_vec());
+        self.run_write(Box::new(move |e| Box::pin(async move { e.destroy_versions(&path, &versions).await })))
+            .await
     }
 
     /// Live secrets under `prefix` (from the view, like [`Vault::get`]); never the system

@@ -178,10 +178,18 @@ impl View {
                 Some(v) => v,
                 None => {
                     let last = entry.versions.last().map_or(0, |v| v.version);
-                    return Err(Error::Deleted { path: path.to_string(), version: last });
+                    return Err(match entry.versions.last() {
+                        Some(v) if v.blob.is_destroyed() => {
+                            Error::Destroyed { path: path.to_string(), version: last }
+                        }
+                        _ => Error::Deleted { path: path.to_string(), version: last },
+                    });
                 }
             },
         };
+        if chosen.blob.is_destroyed() {
+            return Err(Error::Destroyed { path: path.to_string(), version: chosen.version });
+        }
         Ok((chosen.blob, chosen.version))
     }
 
@@ -212,6 +220,7 @@ impl View {
                 size: v.blob.size,
                 created_ms: v.created_ms,
                 deleted_ms: v.deleted_ms,
+                destroyed: v.blob.is_destroyed(),
                 current: Some(v.version) == current,
             })
             .collect())

@@ -15,6 +15,7 @@ mod keys;
 mod metadata;
 mod nemesis;
 mod rekey;
+mod retire;
 mod rollback;
 mod s3;
 mod smoke;
