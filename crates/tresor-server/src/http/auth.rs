@@ -94,23 +94,51 @@ fn auth_block(token: &str, record: &TokenRecord) -> Value {
     })
 }
 
-/// A Vault duration: seconds as a number or text, or `90s`, `15m`, `2h`, `7d`.
+/// A Vault duration, in whole seconds: a number of seconds (as a number or text), or Go's
+/// notation — one or more numbers with units, `90s`, `15m`, `1h30m`, `7d`, `250ms` (parts of a
+/// second round down).
 pub(crate) fn duration_s(value: &Value) -> Result<u64, ApiError> {
     let bad = || ApiError::invalid(format!("{value} is not a duration"));
     if let Some(n) = value.as_u64() {
         return Ok(n);
     }
     let text = value.as_str().ok_or_else(bad)?.trim();
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: u64 = number.parse().map_err(|_| bad())?;
-    let scale = match unit {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(bad()),
-    };
-    Ok(n.saturating_mul(scale))
+    if let Ok(n) = text.parse::<u64>() {
+        return Ok(n);
+    }
+    let mut rest = text;
+    let mut millis: u64 = 0;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let (number, tail) = rest.split_at(digits);
+        let unit_len = tail.find(|c: char| c.is_ascii_digit()).unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let n: u64 = number.parse().map_err(|_| bad())?;
+        let scale: u64 = match unit {
+            "ms" => 1,
+            "s" => 1_000,
+            "m" => 60_000,
+            "h" => 3_600_000,
+            "d" => 86_400_000,
+            _ => return Err(bad()),
+        };
+        millis = millis.saturating_add(n.saturating_mul(scale));
+        rest = tail;
+    }
+    Ok(millis / 1_000)
+}
+
+/// Whole seconds in Go's notation, as Vault shows durations: `0s`, `45s`, `30m0s`, `3h0m0s`.
+pub(crate) fn go_duration(seconds: u64) -> String {
+    let (h, m, s) = (seconds / 3600, seconds / 60 % 60, seconds % 60);
+    match (h, m) {
+        (0, 0) => format!("{s}s"),
+        (0, _) => format!("{m}m{s}s"),
+        _ => format!("{h}h{m}m{s}s"),
+    }
 }
 
 /// A duration field that may be absent, null or empty.
@@ -346,4 +374,30 @@ pub(crate) async fn revoke_and_report(
         json!({ "revoked": revoked, "readable_paths": readable, "rotated_to_epoch": epoch }),
         "tresor",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_as_vault_writes_them_and_show_as_go_does() {
+        let secs = |v: Value| duration_s(&v).ok();
+        assert_eq!(secs(json!(90)), Some(90));
+        assert_eq!(secs(json!("90")), Some(90));
+        assert_eq!(secs(json!("90s")), Some(90));
+        assert_eq!(secs(json!("15m")), Some(900));
+        assert_eq!(secs(json!("1h30m")), Some(5400));
+        assert_eq!(secs(json!("3h25m19s")), Some(12_319));
+        assert_eq!(secs(json!("7d")), Some(604_800));
+        assert_eq!(secs(json!("1500ms")), Some(1), "parts of a second round down");
+        for bad in [json!("soon"), json!(""), json!("5x"), json!("h"), json!(-3), json!(true)] {
+            assert_eq!(secs(bad.clone()), None, "{bad}");
+        }
+        assert_eq!(go_duration(0), "0s");
+        assert_eq!(go_duration(45), "45s");
+        assert_eq!(go_duration(1800), "30m0s");
+        assert_eq!(go_duration(5400), "1h30m0s");
+        assert_eq!(go_duration(12_319), "3h25m19s");
+    }
 }

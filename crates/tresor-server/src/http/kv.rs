@@ -27,6 +27,21 @@ pub(crate) async fn handle(vault: &Vault, call: &Call, rest: &str) -> Result<Res
             vault.delete(&secret(path)?).await?;
             Ok(reply::no_content())
         }
+        ("delete", Verb::Write) => {
+            vault.delete_versions(&secret(path)?, &versions(&call.json()?)?).await.or_else(absent_is_fine)?;
+            Ok(reply::no_content())
+        }
+        ("undelete", Verb::Write) => {
+            vault
+                .undelete_versions(&secret(path)?, &versions(&call.json()?)?)
+                .await
+                .or_else(absent_is_fine)?;
+            Ok(reply::no_content())
+        }
+        ("destroy", Verb::Write) => {
+            destroy(vault, &secret(path)?, &versions(&call.json()?)?).await?;
+            Ok(reply::no_content())
+        }
         ("metadata", Verb::List) => list(vault, path).await,
         ("metadata", Verb::Read) => metadata(vault, &secret(path)?).await,
         ("metadata", Verb::Write | Verb::Patch) => set_settings(vault, &secret(path)?, &call.json()?).await,
@@ -35,7 +50,7 @@ pub(crate) async fn handle(vault: &Vault, call: &Call, rest: &str) -> Result<Res
             json!({ "cas_required": false, "delete_version_after": "0s", "max_versions": 0 }),
             "kv",
         )),
-        ("data" | "metadata" | "config", _) => Err(ApiError::method()),
+        ("data" | "metadata" | "config" | "delete" | "undelete" | "destroy", _) => Err(ApiError::method()),
         _ => Err(ApiError::not_found()),
     }
 }
@@ -51,9 +66,60 @@ struct Settings {
     /// Versions shown (0: all); older ones read as absent.
     #[serde(default)]
     max_versions: u64,
-    /// Kept and shown; not applied yet.
-    #[serde(default)]
-    delete_version_after: String,
+    /// How long after its creation a version reads as deleted (0: never), in seconds.
+    #[serde(default, deserialize_with = "seconds_or_text")]
+    delete_version_after: u64,
+}
+
+/// `delete_version_after` as stored now (seconds) or as stored before (the text given).
+fn seconds_or_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    let value = Value::deserialize(d)?;
+    if value.as_str() == Some("") {
+        return Ok(0);
+    }
+    super::auth::duration_s(&value).map_err(|_| serde::de::Error::custom("not a duration"))
+}
+
+/// `{"versions": [1, 2]}`: the versions a delete, undelete or destroy names (at least one).
+fn versions(body: &Value) -> Result<Vec<u64>, ApiError> {
+    let list = body.get("versions").and_then(Value::as_array).filter(|l| !l.is_empty());
+    let Some(list) = list else { return Err(ApiError::invalid("no version number provided")) };
+    list.iter()
+        .map(|v| {
+            v.as_u64()
+                .or_else(|| v.as_str().and_then(|t| t.parse().ok()))
+                .ok_or_else(|| ApiError::invalid("versions must be numbers"))
+        })
+        .collect()
+}
+
+/// A secret that does not exist has nothing to delete or undelete: Vault answers 204 all the same.
+fn absent_is_fine(e: tresor::Error) -> Result<Vec<u64>, tresor::Error> {
+    match e {
+        tresor::Error::NotFound { .. } => Ok(Vec::new()),
+        e => Err(e),
+    }
+}
+
+/// Destroys `versions` of `path`: their values are taken out of the store. A destruction the
+/// store could not complete (an object it would not delete, old object versions it keeps) is a
+/// 500 that says so: the versions are destroyed in the log, the ciphertext is not yet gone.
+async fn destroy(vault: &Vault, path: &str, versions: &[u64]) -> Result<(), ApiError> {
+    let report = match vault.destroy_versions(path, versions).await {
+        Ok(report) => report,
+        Err(tresor::Error::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    if report.complete() {
+        return Ok(());
+    }
+    Err(ApiError::internal(format!(
+        "versions {:?} of {path} are destroyed, but the store still holds their ciphertext: {} objects \
+         not deleted, old object versions: {:?} (run `tresor gc`, or destroy the key epoch)",
+        report.destroyed,
+        report.remaining_objects.len(),
+        report.residue
+    )))
 }
 
 fn settings_path(path: &str) -> Result<SecretPath, ApiError> {
@@ -113,22 +179,28 @@ async fn set_settings(vault: &Vault, path: &str, body: &Value) -> Result<Respons
         s.max_versions = v.as_u64().ok_or_else(|| ApiError::invalid("max_versions must be a number"))?;
     }
     if let Some(v) = body.get("delete_version_after").filter(|v| !v.is_null()) {
-        s.delete_version_after = v.as_str().unwrap_or_default().to_string();
+        s.delete_version_after = super::auth::duration_s(v)?;
     }
     let bytes = serde_json::to_vec(&s).map_err(|e| ApiError::internal(e.to_string()))?;
     vault.set_cas(&settings_path(path)?, &bytes, version).await?;
     Ok(reply::no_content())
 }
 
-/// `DELETE secret/metadata/<p>`: the settings go, and the current version is deleted. (Vault also
-/// destroys every version; here they stay sealed in the store until their key epoch is
-/// destroyed — `tresor epoch destroy`.)
+/// `DELETE secret/metadata/<p>`: the settings go, and every version is destroyed (its value
+/// taken out of the store). The version numbers stay known as destroyed facts: a new write
+/// continues after them (Vault starts again at 1).
 async fn delete_metadata(vault: &Vault, path: &str) -> Result<Response, ApiError> {
-    for result in [vault.delete(&settings_path(path)?).await, vault.delete(path).await] {
-        match result {
-            Ok(_) | Err(tresor::Error::NotFound { .. } | tresor::Error::Deleted { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
+    match vault.delete(&settings_path(path)?).await {
+        Ok(_) | Err(tresor::Error::NotFound { .. } | tresor::Error::Deleted { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    let all: Vec<u64> = match vault.history(path).await {
+        Ok(history) => history.iter().filter(|h| !h.destroyed).map(|h| h.version).collect(),
+        Err(tresor::Error::NotFound { .. }) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    if !all.is_empty() {
+        destroy(vault, path, &all).await?;
     }
     Ok(reply::no_content())
 }
@@ -150,13 +222,29 @@ fn version(call: &Call) -> Result<Option<u64>, ApiError> {
     }
 }
 
+/// When a version is (or was) deleted: its deletion, or its expiry under `delete_version_after`
+/// (which Vault, too, applies when the version is read, not by a write).
+fn deletion_ms(h: &HistoryEntry, settings: &Settings) -> Option<u64> {
+    let expiry = (settings.delete_version_after > 0)
+        .then(|| h.created_ms.saturating_add(settings.delete_version_after.saturating_mul(1000)));
+    match (h.deleted_ms, expiry) {
+        (Some(deleted), Some(expiry)) => Some(deleted.min(expiry)),
+        (deleted, expiry) => deleted.or(expiry),
+    }
+}
+
+/// Whether a version reads as deleted now.
+fn deleted_now(h: &HistoryEntry, settings: &Settings) -> bool {
+    deletion_ms(h, settings).is_some_and(|at| at <= super::tokens::now_ms())
+}
+
 /// A version's metadata, as KV v2 shows it.
 fn version_metadata(h: &HistoryEntry, settings: &Settings) -> Value {
     json!({
         "created_time": time(Some(h.created_ms)),
         "custom_metadata": custom(settings),
-        "deletion_time": time(h.deleted_ms),
-        "destroyed": false,
+        "deletion_time": time(deletion_ms(h, settings)),
+        "destroyed": h.destroyed,
         "version": h.version,
     })
 }
@@ -178,6 +266,8 @@ async fn read(vault: &Vault, path: &str, version: Option<u64>) -> Result<Respons
     // A version older than the newest `max_versions` reads as absent.
     let Some(entry) = wanted else { return Err(ApiError::not_found()) };
     let metadata = version_metadata(entry, &settings);
+    // Past its `delete_version_after`: deleted, though no one deleted it.
+    let value = value.filter(|_| !deleted_now(entry, &settings));
     match value {
         Some(value) => Ok(reply::ok(json!({ "data": decode(value.as_slice()), "metadata": metadata }), "kv")),
         None => {
@@ -224,11 +314,14 @@ async fn write(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiE
 
 /// What a write or a patch answers: the new version's metadata.
 fn written(version: u64, settings: &Settings) -> Response {
+    let now = super::tokens::now_ms();
+    let entry =
+        HistoryEntry { version, size: 0, created_ms: now, deleted_ms: None, destroyed: false, current: true };
     reply::ok(
         json!({
             "version": version,
-            "created_time": time(Some(super::tokens::now_ms())),
-            "deletion_time": "",
+            "created_time": time(Some(now)),
+            "deletion_time": time(deletion_ms(&entry, settings)),
             "destroyed": false,
             "custom_metadata": custom(settings),
         }),
@@ -327,8 +420,12 @@ async fn metadata(vault: &Vault, path: &str) -> Result<Response, ApiError> {
         })
         .collect();
     let (first, last) = (history.first(), history.last());
-    let delete_after =
-        if settings.delete_version_after.is_empty() { "0s" } else { &settings.delete_version_after };
+    if !full.is_empty() && full.iter().all(|h| h.destroyed) {
+        // Every version destroyed (its metadata deleted, or each destroyed): nothing left to
+        // show; Vault shows what `destroy` alone left, tresor treats both alike.
+        return Err(ApiError::not_found());
+    }
+    let delete_after = super::auth::go_duration(settings.delete_version_after);
     Ok(reply::ok(
         json!({
             "cas_required": settings.cas_required,

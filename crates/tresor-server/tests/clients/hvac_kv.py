@@ -1,5 +1,6 @@
 """hvac 2.4.0, unchanged, against tresor server: seal status, health, the token, KV v2 (write,
-cas, read, versions, list, metadata, patch, delete) and sealing. VAULT_ADDR and VAULT_TOKEN name
+cas, read, versions, list, metadata, patch, delete, undelete, destroy, delete_version_after) and
+sealing. VAULT_ADDR and VAULT_TOKEN name
 the server and a root token. Exits non-zero at the first failed check."""
 import os
 
@@ -67,6 +68,40 @@ check(read["metadata"]["custom_metadata"] == {"owner": "team-a"}, "custom metada
 raises(exceptions.InvalidPath, lambda: kv.read_secret_version("app/meta", version=1, raise_on_deleted_version=True), "a version past max_versions")
 kv.delete_metadata_and_all_versions("app/meta")
 raises(exceptions.InvalidPath, lambda: kv.read_secret_version("app/meta", raise_on_deleted_version=True), "deleted with its metadata")
+
+# Versions one by one: delete, undelete, destroy (its value taken out of the store).
+for n in range(1, 4):
+    kv.create_or_update_secret("app/ver", {"n": str(n)})
+kv.delete_secret_versions("app/ver", versions=[1, 3])
+gone = kv.read_secret_version("app/ver", raise_on_deleted_version=False)["data"]
+check(gone["data"] is None and gone["metadata"]["deletion_time"] and not gone["metadata"]["destroyed"], f"3 deleted: {gone}")
+check(kv.read_secret_version("app/ver", version=2, raise_on_deleted_version=True)["data"]["data"] == {"n": "2"}, "2 kept")
+kv.undelete_secret_versions("app/ver", versions=[3])
+check(kv.read_secret_version("app/ver", raise_on_deleted_version=True)["data"]["data"] == {"n": "3"}, "3 undeleted")
+kv.destroy_secret_versions("app/ver", versions=[2])
+# A destroyed version is a 404 with its metadata (hvac raises: it forgives only a deletion time).
+err = raises(exceptions.InvalidPath, lambda: kv.read_secret_version("app/ver", version=2, raise_on_deleted_version=False), "2 destroyed")
+destroyed = err.json["data"]
+check(destroyed["data"] is None and destroyed["metadata"]["destroyed"] is True, f"2 destroyed: {destroyed}")
+meta = kv.read_secret_metadata("app/ver")["data"]["versions"]
+check(meta["2"]["destroyed"] is True and meta["1"]["deletion_time"] and not meta["3"]["deletion_time"], f"metadata {meta}")
+kv.undelete_secret_versions("app/ver", versions=[2])
+raises(exceptions.InvalidPath, lambda: kv.read_secret_version("app/ver", version=2, raise_on_deleted_version=False), "destroyed stays destroyed")
+raises(exceptions.InvalidRequest, lambda: client.adapter.post("/v1/secret/destroy/app/ver", json={"versions": []}), "no versions named")
+kv.delete_secret_versions("app/never-written", versions=[1])  # nothing to delete: 204, as Vault
+
+# delete_version_after: shown in Go's notation, and a version past it reads as deleted.
+kv.update_metadata("app/short", delete_version_after="1h30m")
+check(kv.read_secret_metadata("app/short")["data"]["delete_version_after"] == "1h30m0s", "1h30m shown as Vault does")
+kv.create_or_update_secret("app/short", {"k": "v"})
+fresh = kv.read_secret_version("app/short", raise_on_deleted_version=True)["data"]["metadata"]
+check(fresh["deletion_time"], f"the deletion time is known from the write on: {fresh}")
+kv.update_metadata("app/short", delete_version_after="1s")
+import time as _time
+_time.sleep(1.2)
+expired = kv.read_secret_version("app/short", raise_on_deleted_version=False)["data"]
+check(expired["data"] is None and expired["metadata"]["deletion_time"], f"past delete_version_after: {expired}")
+raises(exceptions.InvalidRequest, lambda: kv.update_metadata("app/short", delete_version_after="soon"), "a bad duration")
 
 bad = hvac.Client(url=addr, token="tvs.not-a-token")
 raises(exceptions.Forbidden, lambda: bad.secrets.kv.v2.read_secret_version("app/new", raise_on_deleted_version=True), "no token, no read")

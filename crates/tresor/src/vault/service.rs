@@ -431,7 +431,7 @@ impl Vault {
     /// A version of `path` (the newest one, deleted or not, when `version` is `None`) with the
     /// secret's whole history, as one read and one audit record — what Vault's KV v2 answers
     /// (a version's data with its metadata). The value is `None` when that version is deleted
-    /// (audited as a read that found it deleted).
+    /// or destroyed (audited as a read that found it so).
     pub async fn get_with_history(
         &self,
         path: impl IntoSecretPath,
@@ -455,8 +455,9 @@ impl Vault {
             return Err(self.failed(sibling, AuditOp::Get, Some(path), e).await);
         };
         let number = entry.version;
-        if entry.deleted_ms.is_some() {
-            let outcome = Outcome::Failed(format!("version {number} of {path} is deleted"));
+        if entry.deleted_ms.is_some() || entry.destroyed {
+            let what = if entry.destroyed { "destroyed" } else { "deleted" };
+            let outcome = Outcome::Failed(format!("version {number} of {path} is {what}"));
             self.audit_read(sibling, AuditOp::Get, Some(path), outcome, None).await?;
             return Ok((history, None));
         }
