@@ -277,6 +277,33 @@ async fn read(vault: &Vault, path: &str, version: Option<u64>) -> Result<Respons
     }
 }
 
+/// KV v2 data as the value to store, the inverse of [`decode`]: `{"value": text}` alone is the
+/// text itself (unless the text is a JSON object, which would read back as that object), and
+/// `{"value_base64": b64}` alone the bytes it encodes (what `tresor set` sends through a server);
+/// any other object is stored as its JSON text. So a value written by either side reads back the
+/// same from both: through the API as the data written, through `tresor get` as its bytes.
+fn encode(data: &Map<String, Value>) -> Result<zeroize::Zeroizing<Vec<u8>>, ApiError> {
+    use base64ct::Encoding;
+    if data.len() == 1 {
+        match data.iter().next() {
+            Some((key, Value::String(text))) if key == "value" => {
+                if !matches!(serde_json::from_str::<Value>(text), Ok(Value::Object(_))) {
+                    return Ok(zeroize::Zeroizing::new(text.as_bytes().to_vec()));
+                }
+            }
+            Some((key, Value::String(b64))) if key == "value_base64" => {
+                return base64ct::Base64::decode_vec(b64)
+                    .map(zeroize::Zeroizing::new)
+                    .map_err(|_| ApiError::invalid("value_base64 is not Base64"));
+            }
+            _ => {}
+        }
+    }
+    serde_json::to_vec(&Value::Object(data.clone()))
+        .map(zeroize::Zeroizing::new)
+        .map_err(|e| ApiError::internal(e.to_string()))
+}
+
 /// A stored value as KV v2 data.
 fn decode(bytes: &[u8]) -> Value {
     use base64ct::Encoding;
@@ -302,9 +329,7 @@ async fn write(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiE
     if settings.cas_required && cas.is_none() {
         return Err(ApiError::invalid("check-and-set parameter required for this call"));
     }
-    let bytes = zeroize::Zeroizing::new(
-        serde_json::to_vec(&Value::Object(data.clone())).map_err(|e| ApiError::internal(e.to_string()))?,
-    );
+    let bytes = encode(data)?;
     let version = match cas {
         Some(cas) => vault.set_cas(path, &bytes, cas).await?,
         None => vault.set(path, &bytes).await?,
@@ -352,8 +377,10 @@ async fn patch(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiE
     }
     let mut data = decode(vault.get(path, Some(current.version)).await?.as_slice());
     merge(&mut data, changes);
-    let bytes =
-        zeroize::Zeroizing::new(serde_json::to_vec(&data).map_err(|e| ApiError::internal(e.to_string()))?);
+    let bytes = match &data {
+        Value::Object(map) => encode(map)?,
+        other => zeroize::Zeroizing::new(serde_json::to_vec(other).map_err(|e| ApiError::internal(e.to_string()))?),
+    };
     let version = vault.set_cas(path, &bytes, current.version).await?;
     Ok(written(version, &settings_in_force(vault, path).await?))
 }
@@ -473,6 +500,26 @@ mod tests {
             merge(&mut doc, &patch);
             assert_eq!(doc, result, "{original} + {patch}");
         }
+    }
+
+    #[test]
+    fn kv_data_round_trips_through_stored_bytes() {
+        let object = |v: Value| v.as_object().cloned().unwrap();
+        for data in [
+            json!({ "value": "hunter2" }),
+            json!({ "value": "{\"a\":1}" }),
+            json!({ "user": "u", "pw": "p" }),
+            json!({ "value": "x", "other": "y" }),
+            json!({ "value": 5 }),
+        ] {
+            let stored = encode(&object(data.clone())).unwrap();
+            assert_eq!(decode(&stored), data, "{data}");
+        }
+        assert_eq!(encode(&object(json!({ "value": "hunter2" }))).unwrap().as_slice(), b"hunter2");
+        let raw = encode(&object(json!({ "value_base64": "/wBh" }))).unwrap();
+        assert_eq!(raw.as_slice(), [0xff, 0x00, b'a']);
+        assert_eq!(decode(&raw), json!({ "value_base64": "/wBh" }));
+        assert!(encode(&object(json!({ "value_base64": "not base64!" }))).is_err());
     }
 
     #[test]
