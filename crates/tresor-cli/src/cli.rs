@@ -252,6 +252,26 @@ pub(crate) enum Command {
         #[arg(long)]
         share: bool,
     },
+    /// Log in to a `tresor server` with a token (read from stdin, or prompted, hidden): it is
+    /// checked, then kept for that address, and the everyday commands use it when TRESOR_ADDR
+    /// names the server.
+    Login {
+        /// The server (default: TRESOR_ADDR, VAULT_ADDR, else http://127.0.0.1:8200); plain http
+        /// only to this machine.
+        #[arg(long, value_name = "URL")]
+        address: Option<String>,
+        /// Trust only this CA certificate (PEM) for the server's TLS (default: TRESOR_CACERT,
+        /// VAULT_CACERT, else the system's roots).
+        #[arg(long, value_name = "FILE")]
+        ca_cert: Option<PathBuf>,
+    },
+    /// Forget the token `tresor login` kept for a server (it stays valid on the server until it
+    /// expires or is revoked).
+    Logout {
+        /// The server (default: TRESOR_ADDR, VAULT_ADDR, else http://127.0.0.1:8200).
+        #[arg(long, value_name = "URL")]
+        address: Option<String>,
+    },
     /// Store a secret: the value from VALUE, --file, or stdin (exact bytes).
     #[command(arg_required_else_help = true)]
     Set {

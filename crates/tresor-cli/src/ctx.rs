@@ -24,6 +24,8 @@ pub(crate) struct Ctx {
     pub(crate) expect_fingerprint: Option<tresor::fingerprint::Fingerprint>,
     /// The config file's `[server]` table.
     pub(crate) server: config::ServerConfig,
+    /// The server the everyday commands go to (`TRESOR_ADDR`), if any.
+    pub(crate) remote: Option<crate::remote::Remote>,
 }
 
 impl Ctx {

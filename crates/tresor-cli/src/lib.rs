@@ -29,6 +29,7 @@ mod exit;
 pub mod front;
 mod import;
 mod password;
+mod remote;
 
 use clap::{CommandFactory, Parser};
 use exit::CliError;
@@ -70,6 +71,17 @@ fn run(cli: Cli) -> Result<(), CliError> {
     };
     let mut ctx = settings(cli.vault.clone(), cli.config.clone(), idle_flag)?;
     ctx.no_agent = cli.no_agent;
+    ctx.remote = match remote_use(&cli.command) {
+        RemoteUse::Serves => remote::Remote::from_env()?,
+        RemoteUse::Refused if remote::env(&["TRESOR_ADDR"]).is_some() => {
+            return Err(CliError::usage(
+                "TRESOR_ADDR names a server: this command works on a vault opened here (unset TRESOR_ADDR); \
+                 get, set, list, rm and history go to the server"
+                    .into(),
+            ));
+        }
+        _ => None,
+    };
     let mut stdin = std::io::stdin().lock();
     if cli.password_stdin {
         ctx.stdin_password = Some(password::read_stdin_line(&mut stdin).map_err(CliError::input)?);
@@ -119,8 +131,12 @@ fn run(cli: Cli) -> Result<(), CliError> {
             commands::server::run(&mut ctx, flags)
         }
         Command::Unseal { address, ca_cert, share } => {
-            commands::unseal::run(&mut ctx, commands::unseal::Server { address, ca_cert }, share)
+            commands::unseal::run(&mut ctx, remote::Server { address, ca_cert }, share)
         }
+        Command::Login { address, ca_cert } => {
+            commands::login::login(remote::Server { address, ca_cert }, &mut stdin)
+        }
+        Command::Logout { address } => commands::login::logout(address),
         Command::Agent { .. } => commands::agent::cmd_agent(&ctx),
         Command::Set { path, value, file, cas } => {
             commands::secrets::set(&mut ctx, path, value, file, cas, &mut stdin)
@@ -146,6 +162,34 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Gc { grace, dry_run, json } => commands::vault::gc(&mut ctx, grace, dry_run, json),
         Command::Epoch { action } => commands::epoch::run(&mut ctx, action),
         Command::Completions { .. } => Ok(()),
+    }
+}
+
+/// What a command does when `TRESOR_ADDR` names a server.
+enum RemoteUse {
+    /// It goes to the server.
+    Serves,
+    /// It works on a vault opened here: refused, rather than quietly working on another vault.
+    Refused,
+    /// It is about no vault, or names its server itself (`login`, `unseal`, `server`).
+    Unaffected,
+}
+
+fn remote_use(command: &Command) -> RemoteUse {
+    match command {
+        Command::Get { .. }
+        | Command::Set { .. }
+        | Command::List { .. }
+        | Command::Rm { .. }
+        | Command::History { .. } => RemoteUse::Serves,
+        Command::Login { .. }
+        | Command::Logout { .. }
+        | Command::Unseal { .. }
+        | Command::Server { .. }
+        | Command::Verify { .. }
+        | Command::Mnemonic { .. }
+        | Command::Completions { .. } => RemoteUse::Unaffected,
+        _ => RemoteUse::Refused,
     }
 }
 
@@ -185,5 +229,6 @@ pub(crate) fn settings(
             _ => None,
         },
         server: file.server,
+        remote: None,
     })
 }

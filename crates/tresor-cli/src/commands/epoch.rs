@@ -302,7 +302,8 @@ fn residue_text(r: &DestroyReport) -> String {
     parts.join(" and ")
 }
 
-fn human_secs(secs: u64) -> String {
+/// A whole number of seconds in its largest exact unit (`7d`, `2h`, `90s`).
+pub(crate) fn human_secs(secs: u64) -> String {
     match secs {
         s if s % 86_400 == 0 => format!("{}d", s / 86_400),
         s if s % 3600 == 0 => format!("{}h", s / 3600),

@@ -5,6 +5,7 @@ pub(crate) mod agent;
 pub(crate) mod audit;
 pub(crate) mod epoch;
 pub(crate) mod keys;
+pub(crate) mod login;
 pub(crate) mod rekey;
 pub(crate) mod secrets;
 pub(crate) mod server;

@@ -1,4 +1,5 @@
-//! The everyday commands on secrets: `set`, `get`, `list`, `rm`, `history`.
+//! The everyday commands on secrets: `set`, `get`, `list`, `rm`, `history` — on the vault here
+//! (through the agent, or opened in this process) or on a server (`TRESOR_ADDR`, `remote.rs`).
 
 use crate::exit::CliError;
 use crate::*;
@@ -19,6 +20,11 @@ pub(crate) fn set(
     stdin: impl Read,
 ) -> Result<(), CliError> {
     let value = read_value(value, file, ctx.max_value, stdin)?;
+    if let Some(remote) = &ctx.remote {
+        let version = runtime()?.block_on(remote.set(&path, &value, cas))?;
+        report_set(&path, &[version]);
+        return Ok(());
+    }
     let versions = call(ctx, set_request(&path, value, cas))?;
     report_set(&path, &versions);
     Ok(())
@@ -64,6 +70,9 @@ pub(crate) fn report_set(path: &str, versions: &[u64]) {
 
 /// `tresor get`: a secret's value, as it is, on stdout.
 pub(crate) fn get(ctx: &mut Ctx, path: String, version: Option<u64>) -> Result<(), CliError> {
+    if let Some(remote) = &ctx.remote {
+        return print_value(&runtime()?.block_on(remote.get(&path, version))?);
+    }
     print_value(&call(ctx, tresor_wire::Get { path, version })?)
 }
 
@@ -75,13 +84,20 @@ pub(crate) fn print_value(value: &SecretBuf) -> Result<(), CliError> {
 
 /// `tresor list`: the live secrets under a prefix.
 pub(crate) fn list(ctx: &mut Ctx, prefix: Option<String>, long: bool, json: bool) -> Result<(), CliError> {
-    let entries = call(ctx, tresor_wire::List { prefix: prefix.unwrap_or_default() })?;
+    let prefix = prefix.unwrap_or_default();
+    let entries = match &ctx.remote {
+        Some(remote) => runtime()?.block_on(remote.list(&prefix))?,
+        None => call(ctx, tresor_wire::List { prefix })?,
+    };
+    let sizes = ctx.remote.is_none();
     if json {
         return print_json(&entries);
     }
     for e in entries {
         if long {
-            outln!("{}\tv{}\t{}\t{}", e.path, e.version, e.size, format_time(e.updated_ms));
+            // A server does not say how big a value is.
+            let size = if sizes { e.size.to_string() } else { "-".into() };
+            outln!("{}\tv{}\t{size}\t{}", e.path, e.version, format_time(e.updated_ms));
         } else {
             outln!("{}", e.path);
         }
@@ -91,24 +107,33 @@ pub(crate) fn list(ctx: &mut Ctx, prefix: Option<String>, long: bool, json: bool
 
 /// `tresor rm`: deletes a secret's current version (its history is kept).
 pub(crate) fn rm(ctx: &mut Ctx, path: String) -> Result<(), CliError> {
-    let version = call(ctx, tresor_wire::Delete { path: path.clone() })?;
+    let version = match &ctx.remote {
+        Some(remote) => runtime()?.block_on(remote.rm(&path))?,
+        None => call(ctx, tresor_wire::Delete { path: path.clone() })?,
+    };
     eprintln!("{path}: version {version} deleted");
     Ok(())
 }
 
 /// `tresor history`: a secret's versions.
 pub(crate) fn history(ctx: &mut Ctx, path: String, json: bool) -> Result<(), CliError> {
-    let history = call(ctx, tresor_wire::History { path })?;
+    let history = match &ctx.remote {
+        Some(remote) => runtime()?.block_on(remote.history(&path))?,
+        None => call(ctx, tresor_wire::History { path })?,
+    };
     if json {
         return print_json(&history);
     }
     for v in history {
-        let state = match (v.current, v.deleted_ms) {
-            (true, _) => "current".to_string(),
-            (false, Some(t)) => format!("deleted {}", format_time(t)),
-            (false, None) => "superseded".to_string(),
+        let state = match (v.current, v.destroyed, v.deleted_ms) {
+            (true, _, _) => "current".to_string(),
+            (false, true, _) => "destroyed".to_string(),
+            (false, false, Some(t)) => format!("deleted {}", format_time(t)),
+            (false, false, None) => "superseded".to_string(),
         };
-        outln!("v{}\t{}\t{} bytes\t{state}", v.version, format_time(v.created_ms), v.size);
+        // A server does not say how big a value is.
+        let size = if ctx.remote.is_some() { "-".to_string() } else { format!("{} bytes", v.size) };
+        outln!("v{}\t{}\t{size}\t{state}", v.version, format_time(v.created_ms));
     }
     Ok(())
 }

@@ -82,6 +82,10 @@ enum Outcome {
 /// The line, if it is one of the plain forms the front serves (`None`: hand it over); `env` reads
 /// the environment variables that stand in for options.
 fn parse(args: impl Iterator<Item = OsString>, env: impl Fn(&str) -> Option<OsString>) -> Option<Line> {
+    // A server named: the CLI talks to it.
+    if env("TRESOR_ADDR").is_some_and(|a| !a.is_empty()) {
+        return None;
+    }
     let args: Vec<String> = args.map(OsString::into_string).collect::<Result<_, _>>().ok()?;
     let mut args = args.into_iter();
     let (mut vault, mut config, mut version, mut cas) = (None, None, None, None);
@@ -269,6 +273,14 @@ mod tests {
         }
         let not_unicode = std::os::unix::ffi::OsStringExt::from_vec(vec![b'p', 0xff]);
         assert_eq!(parse([OsString::from("get"), not_unicode].into_iter(), |_| None), None);
+    }
+
+    #[test]
+    fn a_server_named_in_the_environment_is_the_clis_to_reach() {
+        let env = |name: &str| (name == "TRESOR_ADDR").then(|| OsString::from("https://vault.example:8200"));
+        assert_eq!(parse(["get", "secret/a"].map(OsString::from).into_iter(), env), None);
+        let empty = |name: &str| (name == "TRESOR_ADDR").then(OsString::new);
+        assert!(parse(["get", "secret/a"].map(OsString::from).into_iter(), empty).is_some());
     }
 
     #[test]

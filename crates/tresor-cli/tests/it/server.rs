@@ -2,7 +2,8 @@
 //! vault is opened by a person with the vault's password (a wrong one is exit 3 and the server
 //! stays sealed); plain http to another machine is refused before anything is sent. Two servers on
 //! one vault: one killed with SIGKILL while it writes loses no acknowledged write, and the other
-//! serves on.
+//! serves on. The CLI as a server's client: `tresor login`, then the everyday commands through
+//! `TRESOR_ADDR`.
 #![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
 
 use crate::common;
@@ -194,4 +195,88 @@ fn a_server_killed_mid_write_loses_no_acknowledged_write_and_another_serves_on()
     // The vault proves whole afterwards: the commit log, every lane of the audit trail.
     env.run_pw(&["audit", "verify"], b"").ok();
     assert!(env.run_pw(&["list", "secret/kill/"], b"").ok().text().lines().count() >= acknowledged.len());
+}
+
+/// The CLI as a server's client: `tresor login` keeps a token it checked; `get`, `set`, `list`,
+/// `rm` and `history` then work on the server as on a vault here (exit codes included), and a
+/// value set through the server is the very bytes `tresor get` reads from the vault itself. A
+/// token without the capability is refused (exit 3); commands about a vault opened here are
+/// refused while `TRESOR_ADDR` names a server; a bad token is never kept.
+#[test]
+fn the_everyday_commands_work_against_a_server() {
+    let env = Env::new();
+    env.init();
+    let password = env.password_file(PASSWORD);
+    let server =
+        serve_with(&env, &["--unseal", "--new-root-token"], &[("TRESOR_PASSWORD_FILE", password.as_path())]);
+    let root = server.token.clone().unwrap();
+    let remote = |token: Option<&str>, args: &[&str], stdin: &[u8]| {
+        let mut cmd = env.cmd();
+        cmd.env("TRESOR_ADDR", &server.url).args(args);
+        if let Some(token) = token {
+            cmd.env("TRESOR_TOKEN", token);
+        }
+        run(&mut cmd, stdin)
+    };
+    // Logging in: a token the server does not know is refused and not kept.
+    let login = |token: &str| {
+        let mut cmd = env.cmd();
+        cmd.args(["login", "--address", &server.url]);
+        run(&mut cmd, format!("{token}\n").as_bytes())
+    };
+    assert_eq!(login("tvs.not-a-token").code, 3);
+    assert_eq!(remote(None, &["get", "secret/app/db"], b"").code, 3, "no token kept");
+    let out = login(&root).ok();
+    assert!(out.text().contains("policies: root"), "{}", out.text());
+
+    // Values are bytes, whatever they hold.
+    let binary = [0u8, 0xff, b'\n', 0x80, b'x'];
+    remote(None, &["set", "secret/app/db"], b"hunter2").ok();
+    remote(None, &["set", "secret/app/db"], b"second").ok();
+    remote(None, &["set", "secret/app/bin"], &binary).ok();
+    remote(None, &["set", "secret/top", "plain"], b"").ok();
+    assert_eq!(remote(None, &["get", "secret/app/db"], b"").ok().stdout, b"second");
+    assert_eq!(remote(None, &["get", "secret/app/db", "--version", "1"], b"").ok().stdout, b"hunter2");
+    assert_eq!(remote(None, &["get", "secret/app/bin"], b"").ok().stdout, binary);
+    assert_eq!(remote(None, &["list"], b"").ok().text(), "secret/app/bin\nsecret/app/db\nsecret/top\n");
+    assert_eq!(remote(None, &["list", "secret/app/d"], b"").ok().text(), "secret/app/db\n");
+    let out = remote(None, &["set", "secret/app/db", "stale", "--cas", "1"], b"");
+    assert_eq!(out.code, 6, "a stale cas is a conflict: {}", out.stderr);
+    let history = remote(None, &["history", "secret/app/db", "--json"], b"").ok();
+    let history: serde_json::Value = serde_json::from_slice(&history.stdout).unwrap();
+    assert_eq!(history.as_array().map(Vec::len), Some(2));
+    assert_eq!(history[1]["current"], true);
+    assert!(remote(None, &["rm", "secret/app/db"], b"").ok().stderr.contains("version 2 deleted"));
+    let out = remote(None, &["get", "secret/app/db"], b"");
+    assert_eq!(out.code, 4);
+    assert!(out.stderr.contains("deleted (version 2)"), "{}", out.stderr);
+    assert_eq!(remote(None, &["get", "secret/none"], b"").code, 4);
+    let out = remote(None, &["get", "app/db"], b"");
+    assert_eq!(out.code, 4);
+    assert!(out.stderr.contains("no mount app/"), "{}", out.stderr);
+
+    // A token whose policy reaches one folder only.
+    let policy =
+        r#"{"policy": "path \"secret/data/team/*\" { capabilities = [\"create\", \"read\", \"update\"] }"}"#;
+    assert_eq!(call(&server.url, "PUT", "/v1/sys/policies/acl/team", Some(&root), policy).unwrap().0, 204);
+    let (status, body) =
+        call(&server.url, "POST", "/v1/auth/token/create", Some(&root), r#"{"policies": ["team"]}"#).unwrap();
+    assert_eq!(status, 200, "{body}");
+    let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let team = answer["auth"]["client_token"].as_str().unwrap().to_string();
+    remote(Some(&team), &["set", "secret/team/a"], b"ours").ok();
+    assert_eq!(remote(Some(&team), &["get", "secret/team/a"], b"").ok().stdout, b"ours");
+    assert_eq!(remote(Some(&team), &["get", "secret/top"], b"").code, 3);
+    assert_eq!(remote(Some(&team), &["set", "secret/top"], b"theirs").code, 3);
+
+    assert_eq!(remote(None, &["status"], b"").code, 2, "status is about a vault opened here");
+    // Logging out forgets the token.
+    assert!(env.run(&["logout", "--address", &server.url], b"").ok().text().starts_with("forgot the token"));
+    assert_eq!(remote(None, &["get", "secret/top"], b"").code, 3);
+
+    // The vault itself holds the bytes the server was given, as `tresor get` reads them here.
+    drop(server);
+    assert_eq!(env.get("secret/app/bin"), binary);
+    assert_eq!(env.get("secret/top"), b"plain");
+    assert_eq!(env.get("secret/team/a"), b"ours");
 }

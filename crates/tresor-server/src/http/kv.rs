@@ -286,10 +286,10 @@ fn encode(data: &Map<String, Value>) -> Result<zeroize::Zeroizing<Vec<u8>>, ApiE
     use base64ct::Encoding;
     if data.len() == 1 {
         match data.iter().next() {
-            Some((key, Value::String(text))) if key == "value" => {
-                if !matches!(serde_json::from_str::<Value>(text), Ok(Value::Object(_))) {
-                    return Ok(zeroize::Zeroizing::new(text.as_bytes().to_vec()));
-                }
+            Some((key, Value::String(text)))
+                if key == "value" && !matches!(serde_json::from_str::<Value>(text), Ok(Value::Object(_))) =>
+            {
+                return Ok(zeroize::Zeroizing::new(text.as_bytes().to_vec()));
             }
             Some((key, Value::String(b64))) if key == "value_base64" => {
                 return base64ct::Base64::decode_vec(b64)
@@ -379,7 +379,9 @@ async fn patch(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiE
     merge(&mut data, changes);
     let bytes = match &data {
         Value::Object(map) => encode(map)?,
-        other => zeroize::Zeroizing::new(serde_json::to_vec(other).map_err(|e| ApiError::internal(e.to_string()))?),
+        other => {
+            zeroize::Zeroizing::new(serde_json::to_vec(other).map_err(|e| ApiError::internal(e.to_string()))?)
+        }
     };
     let version = vault.set_cas(path, &bytes, current.version).await?;
     Ok(written(version, &settings_in_force(vault, path).await?))

@@ -14,7 +14,7 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub const KDF: [&str; 6] = ["--kdf-memory", "19456", "--kdf-time", "2", "--kdf-parallelism", "1"];
 
 /// Inherited variables that would change the binary's behaviour: removed unless a test sets them.
-const UNSET: [&str; 9] = [
+const UNSET: [&str; 11] = [
     "TRESOR_PASSWORD",
     "TRESOR_PASSWORD_FILE",
     "TRESOR_CONFIG",
@@ -24,6 +24,8 @@ const UNSET: [&str; 9] = [
     "VAULT_ADDR",
     "TRESOR_CACERT",
     "VAULT_CACERT",
+    "TRESOR_TOKEN",
+    "VAULT_TOKEN",
 ];
 
 /// The longest any single command may take before the test fails (no hang on a stray prompt).
