@@ -76,7 +76,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         RemoteUse::Refused if remote::env(&["TRESOR_ADDR"]).is_some() => {
             return Err(CliError::usage(
                 "TRESOR_ADDR names a server: this command works on a vault opened here (unset TRESOR_ADDR); \
-                 get, set, list, rm and history go to the server"
+                 get, set, list, rm, history, encrypt, decrypt and sign go to the server"
                     .into(),
             ));
         }
@@ -181,7 +181,10 @@ fn remote_use(command: &Command) -> RemoteUse {
         | Command::Set { .. }
         | Command::List { .. }
         | Command::Rm { .. }
-        | Command::History { .. } => RemoteUse::Serves,
+        | Command::History { .. }
+        | Command::Encrypt { .. }
+        | Command::Decrypt { .. }
+        | Command::Sign { .. } => RemoteUse::Serves,
         Command::Login { .. }
         | Command::Logout { .. }
         | Command::Unseal { .. }

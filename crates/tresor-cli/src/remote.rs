@@ -1,6 +1,7 @@
 //! Talking to a `tresor server`: where it is, how it is trusted, which token speaks, one request
 //! with the server's errors turned into the CLI's (exit codes included), and the everyday calls
-//! (`get`, `set`, `list`, `rm`, `history`) as the KV v2 requests any Vault client sends.
+//! (`get`, `set`, `list`, `rm`, `history`, `encrypt`, `decrypt`, `sign`) as the KV v2 and transit
+//! requests any Vault client sends.
 //!
 //! - The address: `--address` (for `login`, `logout` and `unseal`), else `TRESOR_ADDR`, else
 //!   `VAULT_ADDR`. The everyday commands go to a server only when `TRESOR_ADDR` is set: a
@@ -9,6 +10,8 @@
 //!   plain http only to this machine. No proxy, no redirect.
 //! - The token: `TRESOR_TOKEN`, else the one `tresor login` saved for that address (a file of its
 //!   own, 0600, in the state directory), else `VAULT_TOKEN`. It travels in `X-Vault-Token` only.
+//! - `encrypt`, `decrypt` and `sign` use the server's transit keys: ciphertexts are Vault's
+//!   `vault:vN:...` text, and `sign` names a transit key (Ed25519), not a derivation path.
 //! - Paths are the vault's own: their first part names the KV v2 mount (`secret/app/db` is `app/db`
 //!   under `secret/`). A value goes up as `value_base64` and is stored as its bytes, so
 //!   `tresor get` reads back exactly what `tresor set` wrote, here or on the server's machine.
@@ -384,6 +387,70 @@ impl Remote {
             .collect()
             .await;
         entries.into_iter().filter_map(Result::transpose).collect()
+    }
+}
+
+/// What a server's transit key signed: the signature, the public key and the key version.
+pub(crate) struct Signed {
+    pub(crate) signature: Vec<u8>,
+    pub(crate) public_key: Vec<u8>,
+    pub(crate) version: u64,
+}
+
+impl Remote {
+    /// A JSON body, wiped after sending (it may carry a plaintext).
+    fn body(value: &Value) -> Result<zeroize::Zeroizing<Vec<u8>>, CliError> {
+        serde_json::to_vec(value).map(zeroize::Zeroizing::new).map_err(|e| CliError::other(e.to_string()))
+    }
+
+    /// `tresor encrypt KEY` on the server's transit mount: Vault's `vault:vN:...` ciphertext (the
+    /// key is made on first use, as Vault does).
+    pub(crate) async fn encrypt(&self, key: &str, plaintext: &[u8]) -> Result<String, CliError> {
+        use base64ct::Encoding;
+        let encoded = zeroize::Zeroizing::new(base64ct::Base64::encode_string(plaintext));
+        let body = Self::body(&json!({ "plaintext": encoded.as_str() }))?;
+        let answer = self.send(reqwest::Method::POST, &["transit/encrypt", key], &[], Some(body)).await?;
+        answer["data"]["ciphertext"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| CliError::other(format!("{}: the answer holds no ciphertext", self.base)))
+    }
+
+    /// `tresor decrypt KEY` of a `vault:vN:...` ciphertext on the server's transit mount.
+    pub(crate) async fn decrypt(&self, key: &str, ciphertext: &str) -> Result<Vec<u8>, CliError> {
+        use base64ct::Encoding;
+        let body = Self::body(&json!({ "ciphertext": ciphertext }))?;
+        let answer = self.send(reqwest::Method::POST, &["transit/decrypt", key], &[], Some(body)).await?;
+        let encoded = answer["data"]["plaintext"]
+            .as_str()
+            .ok_or_else(|| CliError::other(format!("{}: the answer holds no plaintext", self.base)))?;
+        base64ct::Base64::decode_vec(encoded)
+            .map_err(|_| CliError::other(format!("{}: the plaintext is not Base64", self.base)))
+    }
+
+    /// `tresor sign KEY` with the server's Ed25519 transit key `key`: the signature, and the
+    /// public key of the version that signed.
+    pub(crate) async fn sign(&self, key: &str, message: &[u8]) -> Result<Signed, CliError> {
+        use base64ct::Encoding;
+        let encoded = zeroize::Zeroizing::new(base64ct::Base64::encode_string(message));
+        let body = Self::body(&json!({ "input": encoded.as_str() }))?;
+        let answer = self.send(reqwest::Method::POST, &["transit/sign", key], &[], Some(body)).await?;
+        let bad = || CliError::other(format!("{}: the answer holds no signature", self.base));
+        let text = answer["data"]["signature"].as_str().ok_or_else(bad)?;
+        // `vault:vN:BASE64`
+        let mut parts = text.splitn(3, ':');
+        let (Some("vault"), Some(version), Some(signature)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(bad());
+        };
+        let version: u64 = version.strip_prefix('v').and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+        let signature = base64ct::Base64::decode_vec(signature).map_err(|_| bad())?;
+        let keys = self.send(reqwest::Method::GET, &["transit/keys", key], &[], None).await?;
+        let public_key = keys["data"]["keys"][version.to_string()]["public_key"]
+            .as_str()
+            .and_then(|k| base64ct::Base64::decode_vec(k).ok())
+            .ok_or_else(|| CliError::other(format!("{}: key {key} shows no public key", self.base)))?;
+        Ok(Signed { signature, public_key, version })
     }
 }
 

@@ -409,6 +409,29 @@ pub fn sign(
     json: bool,
     stdin: &mut impl BufRead,
 ) -> Result<(), CliError> {
+    if let Some(remote) = &ctx.remote {
+        if path.starts_with("m/") {
+            return Err(CliError::input(format!(
+                "{path}: a server signs with its transit keys: `tresor sign KEYNAME` (unset TRESOR_ADDR to sign with an identity here)"
+            )));
+        }
+        transit::validate_name(&path).map_err(|e| CliError::input(e.to_string()))?;
+        let message = read_input(file.as_deref(), stdin, transit::MAX_PLAINTEXT)?;
+        let signed = runtime()?.block_on(remote.sign(&path, &message))?;
+        if json {
+            return print_json(&serde_json::json!({
+                "key": path, "version": signed.version,
+                "public_key": hex::encode(&signed.public_key), "signature": hex::encode(&signed.signature)
+            }));
+        }
+        outln!("{}", hex::encode(&signed.signature));
+        eprintln!(
+            "signed with {path} (version {}), public key {}",
+            signed.version,
+            hex::encode(&signed.public_key)
+        );
+        return Ok(());
+    }
     check_path(&path)?;
     let message = read_input(file.as_deref(), stdin, transit::MAX_PLAINTEXT)?;
     let Signature { signature, public_key } =
@@ -462,6 +485,11 @@ pub fn encrypt(
     let algorithm = alg.parse::<transit::Algorithm>().map_err(|_| {
         CliError::input(format!("unknown algorithm {alg:?}: use xchacha20-poly1305 or aes256-gcm"))
     })?;
+    if let Some(remote) = &ctx.remote {
+        let plaintext = read_input(file.as_deref(), stdin, transit::MAX_PLAINTEXT)?;
+        outln!("{}", runtime()?.block_on(remote.encrypt(&key, &plaintext))?);
+        return Ok(());
+    }
     if !armor && !std::io::stdout().is_terminal() {
         let mut input = open_input(file.as_deref(), stdin)?;
         let (vault_id, salt, message_key) = stream_key(ctx, &key, &alg, None)?;
@@ -483,6 +511,16 @@ pub fn decrypt(
     stdin: &mut impl BufRead,
 ) -> Result<(), CliError> {
     transit::validate_name(&key).map_err(|e| CliError::input(e.to_string()))?;
+    if let Some(remote) = &ctx.remote {
+        let text = read_input(file.as_deref(), stdin, transit::MAX_PLAINTEXT * 4 / 3 + 4096)?;
+        let text = std::str::from_utf8(&text)
+            .ok()
+            .map(str::trim)
+            .filter(|t| t.starts_with("vault:v"))
+            .ok_or_else(|| CliError::input("a server decrypts Vault ciphertexts: vault:vN:...".into()))?;
+        let plaintext = zeroize::Zeroizing::new(runtime()?.block_on(remote.decrypt(&key, text))?);
+        return outln_bytes(&plaintext);
+    }
     let mut input = open_input(file.as_deref(), stdin)?;
     // The first bytes say which version this is; they are read again after.
     let mut start = Vec::with_capacity(7);

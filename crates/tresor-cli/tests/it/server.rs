@@ -198,7 +198,8 @@ fn a_server_killed_mid_write_loses_no_acknowledged_write_and_another_serves_on()
 }
 
 /// The CLI as a server's client: `tresor login` keeps a token it checked; `get`, `set`, `list`,
-/// `rm` and `history` then work on the server as on a vault here (exit codes included), and a
+/// `rm`, `history`, `encrypt`, `decrypt` and `sign` then work on the server as on a vault here
+/// (exit codes included; transit in Vault's ciphertext format), and a
 /// value set through the server is the very bytes `tresor get` reads from the vault itself. A
 /// token without the capability is refused (exit 3); commands about a vault opened here are
 /// refused while `TRESOR_ADDR` names a server; a bad token is never kept.
@@ -268,6 +269,23 @@ fn the_everyday_commands_work_against_a_server() {
     assert_eq!(remote(Some(&team), &["get", "secret/team/a"], b"").ok().stdout, b"ours");
     assert_eq!(remote(Some(&team), &["get", "secret/top"], b"").code, 3);
     assert_eq!(remote(Some(&team), &["set", "secret/top"], b"theirs").code, 3);
+
+    // Transit: Vault's ciphertexts, and signatures by an Ed25519 transit key that verify here.
+    let sealed = remote(None, &["encrypt", "orders"], b"attack at dawn").ok().text();
+    assert!(sealed.starts_with("vault:v1:"), "{sealed}");
+    assert_eq!(remote(None, &["decrypt", "orders"], sealed.as_bytes()).ok().stdout, b"attack at dawn");
+    let mut forged = sealed.trim().to_string();
+    forged.replace_range(forged.len() - 6..forged.len() - 5, if forged.ends_with('A') { "B" } else { "A" });
+    assert_ne!(remote(None, &["decrypt", "orders"], forged.as_bytes()).code, 0, "a tampered ciphertext");
+    let (status, _) =
+        call(&server.url, "POST", "/v1/transit/keys/signer", Some(&root), r#"{"type":"ed25519"}"#).unwrap();
+    assert!(status == 200 || status == 204, "{status}");
+    let signed = remote(None, &["sign", "signer", "--json"], b"a message").ok();
+    let signed: serde_json::Value = serde_json::from_slice(&signed.stdout).unwrap();
+    let (key, signature) = (signed["public_key"].as_str().unwrap(), signed["signature"].as_str().unwrap());
+    env.run(&["verify", key, signature], b"a message").ok();
+    assert_eq!(env.run(&["verify", key, signature], b"another message").code, 12);
+    assert_eq!(remote(None, &["sign", "m/74'/0'/0'"], b"x").code, 7, "a derivation path is the vault's here");
 
     assert_eq!(remote(None, &["status"], b"").code, 2, "status is about a vault opened here");
     // Logging out forgets the token.
