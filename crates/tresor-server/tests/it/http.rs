@@ -114,7 +114,7 @@ fn json_of(body: &str) -> Value {
 }
 
 /// One request with an optional token: status, `Content-Type`, and the body as JSON.
-async fn request(
+pub(crate) async fn request(
     addr: SocketAddr,
     method: &str,
     path: &str,

@@ -4,4 +4,5 @@
 
 mod group_commit;
 mod http;
+mod isolation;
 mod vaultrs_client;
