@@ -258,6 +258,7 @@ impl Remote {
     async fn why_not_found(&self, path: &str, version: Option<u64>) -> CliError {
         let (mount, _) = split(path).unwrap_or((path, ""));
         let known = self.send(reqwest::Method::GET, &["sys/internal/ui/mounts", mount], &[], None).await;
+        // (Only a clear "no such mount" counts: a token that may not ask is told "not found".)
         if matches!(&known, Err(e) if e.code == 4) {
             return CliError::from_category(
                 tresor::Category::NotFound,
@@ -266,9 +267,9 @@ impl Remote {
                 ),
             );
         }
-        let history = match self.history(path).await {
-            Ok(history) => history,
-            Err(e) => return e,
+        // A token that may read the data but not the metadata: just "not found".
+        let Ok(history) = self.history(path).await else {
+            return CliError::from_core(&tresor::Error::NotFound { path: path.to_string() });
         };
         let wanted = match version {
             Some(v) => history.iter().find(|h| h.version == v),
@@ -454,8 +455,11 @@ impl Remote {
     }
 }
 
-/// A vault path as a KV v2 mount and the path under it.
+/// A vault path as a KV v2 mount and the path under it, checked as the vault checks paths (so
+/// that no `..`, empty segment or control character reaches a URL, which would name another path).
 fn split(path: &str) -> Result<(&str, &str), CliError> {
+    use tresor::path::IntoSecretPath;
+    path.into_secret_path().map_err(|e| CliError::from_core(&e))?;
     match path.split_once('/') {
         Some((mount, rest)) if !mount.is_empty() && !rest.is_empty() => Ok((mount, rest)),
         _ => Err(CliError::input(format!(
@@ -469,26 +473,15 @@ fn not_found_as(e: CliError, path: &str) -> CliError {
     if e.code == 4 { CliError::from_core(&tresor::Error::NotFound { path: path.to_string() }) } else { e }
 }
 
-/// KV v2 data as the value's bytes: `{"value": text}` and `{"value_base64": b64}` alone are the
-/// value itself (how the server answers for a value that is not a JSON object); any other object
-/// is printed as its JSON text.
+/// KV v2 data as the value's bytes: the bytes the server stored (the mapping is one, both ways:
+/// `tresor_server::http::kvdata`).
 fn from_kv(data: &Value) -> Result<Vec<u8>, CliError> {
-    use base64ct::Encoding;
-    if let Some(map) = data.as_object()
-        && map.len() == 1
-    {
-        if let Some(text) = map.get("value").and_then(Value::as_str) {
-            return Ok(text.as_bytes().to_vec());
-        }
-        if let Some(b64) = map.get("value_base64").and_then(Value::as_str) {
-            return base64ct::Base64::decode_vec(b64)
-                .map_err(|_| CliError::other("the server sent a value that is not Base64".into()));
-        }
-    }
-    if data.is_null() {
+    let Some(map) = data.as_object() else {
         return Err(CliError::other("the server's answer holds no data".into()));
-    }
-    serde_json::to_vec(data).map_err(|e| CliError::other(e.to_string()))
+    };
+    tresor_server::http::kvdata::encode(map)
+        .map(|bytes| bytes.to_vec())
+        .map_err(|e| CliError::other(format!("the server sent data that is no value: {e}")))
 }
 
 /// An RFC 3339 time as ms since the Unix epoch (`None` for "" or anything else).
@@ -521,7 +514,7 @@ mod tests {
     #[test]
     fn paths_name_their_mount() {
         assert_eq!(split("secret/app/db").ok(), Some(("secret", "app/db")));
-        for bad in ["app", "secret/", "/app", ""] {
+        for bad in ["app", "secret/", "/app", "", "secret/a/../b", "secret/a//b", "secret/a\nb"] {
             assert!(split(bad).is_err(), "{bad}");
         }
     }

@@ -76,21 +76,27 @@ impl Index {
                 }
             }
             Op::Reseal { path, version, blob } => {
-                if let Some(v) = self
-                    .entries
-                    .get_mut(path)
-                    .and_then(|e| e.versions.iter_mut().rev().find(|v| v.version == *version))
+                // A destroyed value stays destroyed, whatever a re-seal says.
+                if let Some(v) = self.version_mut(path, *version)
+                    && !v.blob.is_destroyed()
                 {
                     v.blob = *blob;
                 }
             }
             Op::Restore { path, version, blob, created_ms, deleted_ms } => {
-                self.entries.entry(path.clone()).or_default().versions.push(Version {
-                    version: *version,
-                    blob: *blob,
-                    created_ms: *created_ms,
-                    deleted_ms: *deleted_ms,
-                });
+                // In version order, whatever order the restores come in (a re-key restores
+                // destroyed versions first).
+                let versions = &mut self.entries.entry(path.clone()).or_default().versions;
+                let at = versions.partition_point(|v| v.version < *version);
+                versions.insert(
+                    at,
+                    Version {
+                        version: *version,
+                        blob: *blob,
+                        created_ms: *created_ms,
+                        deleted_ms: *deleted_ms,
+                    },
+                );
             }
             Op::Genesis { .. }
             | Op::KeyFile { .. }

@@ -135,6 +135,9 @@ async fn dispatch(server: &Server, call: Call) -> Result<Response, ApiError> {
         "sys/init" if call.verb == Verb::Write => return sys::init(server, &call.json()?).await,
         "sys/unseal" if call.verb == Verb::Write => return sys::unseal(server, &call.json()?).await,
         "sys/leader" => return sys::leader(server).await,
+        "sys/internal/specs/openapi" if call.verb == Verb::Read => {
+            return Ok(super::reply::json(axum::http::StatusCode::OK, &super::openapi::document()));
+        }
         _ => {}
     }
     if server.failures.limited(call.peer.ip()) {

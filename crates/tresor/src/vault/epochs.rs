@@ -558,7 +558,12 @@ impl Engine {
         why: &str,
     ) -> Result<ReencryptReport> {
         match sealed {
-            Ok(sealed) => self.finish_batch(&batch, sealed, why).await,
+            Ok(sealed) => match self.finish_batch(&batch, sealed, why).await {
+                Err(Error::Conflict(why_not)) if why_not == DESTROYED_MEANWHILE => {
+                    self.reseal_batch_moved(&batch, why).await
+                }
+                finished => finished,
+            },
             Err(Error::Integrity { kind: ObjectKind::ValueBlob | ObjectKind::EpochKey, .. }) => {
                 self.reseal_batch_moved(&batch, why).await
             }
@@ -568,8 +573,8 @@ impl Engine {
 
     /// [`Engine::reseal_batch`], for a batch whose old blobs or epoch keys may vanish meanwhile:
     /// another writer that re-sealed those values (a concurrent `reencrypt`, or the destruction of
-    /// their epoch) deletes them. After such a failure the log says which targets moved; the batch
-    /// is retried without them. A blob or key missing while the log still references it is a
+    /// their epoch) deletes them; a value may also be destroyed meanwhile. After such a failure the
+    /// log says which targets moved or are gone; the batch is retried without them. A blob or key missing while the log still references it is a
     /// genuine integrity error, reported as such.
     async fn reseal_batch_moved(&mut self, batch: &[Target], why: &str) -> Result<ReencryptReport> {
         let mut batch = batch.to_vec();
@@ -581,6 +586,7 @@ impl Engine {
                     return Ok(report);
                 }
                 Err(e @ Error::Integrity { kind: ObjectKind::ValueBlob | ObjectKind::EpochKey, .. }) => e,
+                Err(Error::Conflict(why_not)) if why_not == DESTROYED_MEANWHILE => Error::Conflict(why_not),
                 Err(e) => return Err(e),
             };
             self.refresh().await?;
@@ -673,6 +679,14 @@ impl Engine {
                         "epoch {current} was destroyed during re-encryption"
                     )));
                 }
+                // A value of the batch destroyed meanwhile: its new ciphertext is in these packs,
+                // which must not become part of the vault (the batch is prepared again without it).
+                if batch
+                    .iter()
+                    .any(|(path, version, _)| index.blob_of(path, *version).is_some_and(|b| b.is_destroyed()))
+                {
+                    return Err(Error::Conflict(DESTROYED_MEANWHILE.into()));
+                }
                 let ops: Vec<Op> = batch
                     .iter()
                     .zip(&refs)
@@ -737,6 +751,10 @@ impl Engine {
         })
     }
 }
+
+/// Why a re-seal batch was not committed: one of its values was destroyed meanwhile (the batch is
+/// prepared again without it, and the packs written for it are deleted).
+const DESTROYED_MEANWHILE: &str = "a value of this batch was destroyed meanwhile";
 
 /// A value to move: its path, version, and where its envelope is now.
 type Target = (String, u64, BlobRef);

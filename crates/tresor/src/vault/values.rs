@@ -123,12 +123,16 @@ impl Engine {
         blob: BlobRef,
     ) -> Result<(SecretBytes, u64, BlobRef)> {
         match self.read_blob(&blob).await {
-            // Re-sealed and removed (its epoch destroyed: blob or key gone) since this handle last
-            // looked: the index now names where the value went.
+            // Re-sealed and removed (its epoch destroyed: blob or key gone), or destroyed, since
+            // this handle last looked: the index now names where the value went, if anywhere.
             Err(Error::Integrity { kind: ObjectKind::ValueBlob | ObjectKind::EpochKey, .. }) => {
                 self.refresh().await?;
                 let moved = self.view.index().blob_of(path, number);
                 match moved {
+                    // Destroyed by another writer meanwhile: gone, not damaged.
+                    Some(moved) if moved.is_destroyed() => {
+                        Err(Error::Destroyed { path: path.to_string(), version: number })
+                    }
                     Some(moved) if moved != blob => Ok((self.read_blob(&moved).await?, number, moved)),
                     _ => Ok((self.read_blob(&blob).await?, number, blob)),
                 }

@@ -114,3 +114,21 @@ async fn destroyed_versions_survive_a_rekey_as_facts_without_values() {
     assert_eq!(history.iter().map(|h| (h.version, h.destroyed)).collect::<Vec<_>>(), [(1, true), (2, false)]);
     assert!(v.verify().await.unwrap().damaged.is_empty());
 }
+
+/// Regression (review): a re-key restored destroyed versions first, so a destroyed newest version
+/// came back behind an older one — the older one read as current and its number was given again.
+#[tokio::test]
+async fn regression_a_rekey_kept_a_destroyed_newest_version_newest() {
+    let env = Env::new();
+    let v = env.init().await;
+    v.set("app/a", b"first").await.unwrap();
+    v.set("app/a", b"second").await.unwrap();
+    v.destroy_versions("app/a", &[2]).await.unwrap();
+    let (v, _) =
+        v.rekey(&pw("a new and long enough password"), KdfParams::MINIMUM, &mut |_, _| {}).await.unwrap();
+    assert!(matches!(err(v.get("app/a", None).await), Error::Destroyed { version: 2, .. }));
+    let history: Vec<(u64, bool)> =
+        v.history("app/a").await.unwrap().iter().map(|h| (h.version, h.destroyed)).collect();
+    assert_eq!(history, [(1, false), (2, true)]);
+    assert_eq!(v.set("app/a", b"third").await.unwrap(), 3, "no version number is given twice");
+}
