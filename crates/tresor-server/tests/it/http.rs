@@ -246,7 +246,7 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 }
 
 /// The Python that has hvac, or `None` (the test is skipped) outside CI.
-fn python() -> Option<std::ffi::OsString> {
+pub(crate) fn python() -> Option<std::ffi::OsString> {
     let python = std::env::var_os("TRESOR_TEST_PYTHON");
     if python.is_none() {
         assert!(std::env::var_os("TRESOR_REQUIRE_CLIENTS").is_none(), "TRESOR_TEST_PYTHON is not set");

@@ -5,4 +5,5 @@
 mod group_commit;
 mod http;
 mod isolation;
+mod openapi;
 mod vaultrs_client;
