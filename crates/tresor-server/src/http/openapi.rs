@@ -69,6 +69,8 @@ fn param(name: &str) -> Value {
             "schema": { "type": "string", "pattern": "^[A-Za-z0-9._-]{1,128}$" } })
 }
 
+// (The epoch of `tresor/epochs/{epoch}/destroy` is a number; the pattern above admits it.)
+
 /// An object schema with optional `properties`, open to more.
 fn object(properties: Value) -> Value {
     json!({ "type": "object", "properties": properties })
@@ -475,6 +477,125 @@ pub(crate) fn document() -> Value {
                     Some(object(
                         json!({ "accessor": { "type": "string" }, "rotate": { "type": "boolean" } }),
                     )),
+                    false,
+                ),
+            )],
+        ),
+    );
+
+    add(
+        "/tresor/status",
+        item(&[], &[("get", op("The vault's status, with its fingerprint", "tresor", 200, None, false))]),
+    );
+    add(
+        "/tresor/epochs",
+        item(
+            &[],
+            &[(
+                "get",
+                op("Key epochs: current, live, destroyed, the rotation policy", "tresor", 200, None, false),
+            )],
+        ),
+    );
+    add(
+        "/tresor/epochs/rotate",
+        item(
+            &[],
+            &[(
+                "post",
+                op(
+                    "Start a new key epoch (and re-encrypt older values)",
+                    "tresor",
+                    200,
+                    Some(object(json!({ "reencrypt": { "type": "boolean" } }))),
+                    false,
+                ),
+            )],
+        ),
+    );
+    add(
+        "/tresor/epochs/reencrypt",
+        item(
+            &[],
+            &[("post", op("Seal every older value again in the current epoch", "tresor", 200, None, false))],
+        ),
+    );
+    add(
+        "/tresor/epochs/policy",
+        item(
+            &[],
+            &[(
+                "post",
+                op(
+                    "Rotate every so long (or never)",
+                    "tresor",
+                    204,
+                    Some(object(json!({ "rotate_every": { "type": ["string", "integer", "null"] } }))),
+                    false,
+                ),
+            )],
+        ),
+    );
+    add(
+        "/tresor/epochs/{epoch}/destroy",
+        item(
+            &["epoch"],
+            &[(
+                "post",
+                op(
+                    "Destroy an epoch: its values move, its key and ciphertexts leave the store",
+                    "tresor",
+                    200,
+                    None,
+                    false,
+                ),
+            )],
+        ),
+    );
+    add(
+        "/tresor/audit",
+        item(
+            &[],
+            &[("get", {
+                let mut o = op("The audit trail, filtered", "tresor", 200, None, false);
+                let text = |name: &str| json!({ "name": name, "in": "query", "required": false, "schema": { "type": "string" } });
+                o["parameters"] = json!([text("path"), text("actor"), text("op"), text("since"), text("until"),
+                { "name": "limit", "in": "query", "required": false, "schema": { "type": "integer", "minimum": 0 } }]);
+                o
+            })],
+        ),
+    );
+    add(
+        "/tresor/audit/verify",
+        item(
+            &[],
+            &[("post", {
+                let mut o = op("Verify the logs and every value", "tresor", 200, None, false);
+                o["responses"]["409"] = json!({ "description": "some values are damaged: the report names them",
+                "content": { "application/json": { "schema": schema("Envelope") } } });
+                o
+            })],
+        ),
+    );
+    let path = object(json!({ "path": { "type": "string" } }));
+    add(
+        "/tresor/keys/derive",
+        item(
+            &[],
+            &[("post", op("The public key of a SLIP-0010 identity", "tresor", 200, Some(path), false))],
+        ),
+    );
+    add(
+        "/tresor/keys/sign",
+        item(
+            &[],
+            &[(
+                "post",
+                op(
+                    "Sign with a SLIP-0010 identity",
+                    "tresor",
+                    200,
+                    Some(object(json!({ "path": { "type": "string" }, "input": { "type": "string" } }))),
                     false,
                 ),
             )],

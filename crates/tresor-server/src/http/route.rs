@@ -218,6 +218,7 @@ async fn route(
         ("tresor", "token/revoke") if call.verb == Verb::Write => {
             auth::revoke_and_report(&vault, &unsealed.cache, &call).await
         }
+        ("tresor", rest) => super::native::handle(&vault, &call, rest).await,
         (kv::MOUNT, rest) => kv::handle(&vault, &call, rest).await,
         (transit::MOUNT, rest) => transit::handle(&vault, &call, rest).await,
         _ => Err(ApiError {

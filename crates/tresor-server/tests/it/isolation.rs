@@ -104,6 +104,16 @@ async fn a_token_without_the_capability_is_refused_on_every_route_and_learns_not
         ("DELETE", "/v1/auth/approle/role/r", ""),
         // tresor's own routes.
         ("POST", "/v1/tresor/token/revoke", &format!(r#"{{"accessor":"{root_accessor}","rotate":true}}"#)),
+        ("GET", "/v1/tresor/status", ""),
+        ("GET", "/v1/tresor/epochs", ""),
+        ("POST", "/v1/tresor/epochs/rotate", r#"{"reencrypt":true}"#),
+        ("POST", "/v1/tresor/epochs/reencrypt", ""),
+        ("POST", "/v1/tresor/epochs/policy", r#"{"rotate_every":"1s"}"#),
+        ("POST", "/v1/tresor/epochs/1/destroy", ""),
+        ("GET", "/v1/tresor/audit", ""),
+        ("POST", "/v1/tresor/audit/verify", ""),
+        ("POST", "/v1/tresor/keys/derive", r#"{"path":"m/74'/0'/0'"}"#),
+        ("POST", "/v1/tresor/keys/sign", r#"{"path":"m/74'/0'/0'","input":"aGk="}"#),
     ]
     .into_iter()
     .map(|(m, p, b)| (m, p.to_string(), b.to_string()))
@@ -133,5 +143,101 @@ async fn a_token_without_the_capability_is_refused_on_every_route_and_learns_not
     assert_eq!(request(addr, "POST", "/v1/auth/token/revoke-self", Some(&token), "").await.0, 204);
     let (status, _, gone) = request(addr, "GET", "/v1/secret/data/a/one", Some(&token), "").await;
     assert_eq!((status, gone), (403, Value::clone(&denied)), "a revoked token reads nothing");
+    s.stop().await;
+}
+
+/// tresor's own routes, with a root token and with a token whose policy grants some of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn native_routes_serve_status_epochs_audit_and_identities_by_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let (addr, root) = (s.addr, s.token.clone());
+    let call = |method: &'static str, path: String, token: String, body: String| async move {
+        request(addr, method, &path, Some(&token), &body).await
+    };
+    assert_eq!(
+        call("POST", "/v1/secret/data/app/db".into(), root.clone(), r#"{"data":{"k":"v"}}"#.into()).await.0,
+        200
+    );
+    let (status, _, answer) = call("GET", "/v1/tresor/status".into(), root.clone(), String::new()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer["data"]["fingerprint"].as_str().is_some_and(|f| !f.is_empty()), "{answer}");
+    let (status, _, epochs) = call("GET", "/v1/tresor/epochs".into(), root.clone(), String::new()).await;
+    assert_eq!(status, 200, "{epochs}");
+    let current = epochs["data"]["epochs"].as_array().unwrap().iter().find(|e| e["state"] == "current");
+    let first = current.and_then(|e| e["epoch"].as_u64()).unwrap();
+    let (status, _, rotated) =
+        call("POST", "/v1/tresor/epochs/rotate".into(), root.clone(), r#"{"reencrypt":true}"#.into()).await;
+    assert_eq!(status, 200, "{rotated}");
+    assert_eq!(rotated["data"]["rotated"]["epoch"].as_u64(), Some(first + 1), "{rotated}");
+    let (status, _, destroyed) =
+        call("POST", format!("/v1/tresor/epochs/{first}/destroy"), root.clone(), String::new()).await;
+    assert_eq!(status, 200, "{destroyed}");
+    let (status, _, read) = call("GET", "/v1/secret/data/app/db".into(), root.clone(), String::new()).await;
+    assert_eq!(
+        (status, &read["data"]["data"]["k"]),
+        (200, &json!("v")),
+        "values moved before the epoch went"
+    );
+    assert_eq!(call("POST", "/v1/tresor/epochs/x/destroy".into(), root.clone(), String::new()).await.0, 400);
+    let (status, _, verified) =
+        call("POST", "/v1/tresor/audit/verify".into(), root.clone(), String::new()).await;
+    assert_eq!(status, 200, "{verified}");
+    let (status, _, trail) =
+        call("GET", "/v1/tresor/audit?op=epoch%20destroy&limit=5".into(), root.clone(), String::new()).await;
+    assert_eq!(status, 200, "{trail}");
+    let records = trail["data"]["records"].as_array().unwrap();
+    assert!(!records.is_empty() && records.iter().all(|r| r["op"] == "epoch destroy"), "{trail}");
+    assert!(
+        records.iter().all(|r| r["actor"].as_str().unwrap().starts_with("token ")),
+        "audited under an accessor"
+    );
+    let (status, _, trail) =
+        call("GET", "/v1/tresor/audit?since=yesterday".into(), root.clone(), String::new()).await;
+    assert_eq!(status, 400, "{trail}");
+    // Identities: a public key, and a signature that verifies with it.
+    let (status, _, derived) =
+        call("POST", "/v1/tresor/keys/derive".into(), root.clone(), r#"{"path":"m/74'/0'/7'"}"#.into()).await;
+    assert_eq!(status, 200, "{derived}");
+    let (status, _, signed) = call(
+        "POST",
+        "/v1/tresor/keys/sign".into(),
+        root.clone(),
+        r#"{"path":"m/74'/0'/7'","input":"aGVsbG8="}"#.into(),
+    )
+    .await;
+    assert_eq!(status, 200, "{signed}");
+    assert_eq!(signed["data"]["public_key"], derived["data"]["public_key"]);
+    let key: [u8; 32] =
+        hex::decode(signed["data"]["public_key"].as_str().unwrap()).unwrap().try_into().unwrap();
+    let sig: [u8; 64] =
+        hex::decode(signed["data"]["signature"].as_str().unwrap()).unwrap().try_into().unwrap();
+    assert!(tresor_crypto::slip10::verify(&key, b"hello", &sig));
+    let reserved = r#"{"path":"m/74'/2'/0'","input":"aGVsbG8="}"#;
+    assert_eq!(
+        call("POST", "/v1/tresor/keys/sign".into(), root.clone(), reserved.into()).await.0,
+        400,
+        "transit's branch"
+    );
+    // A token whose policy grants the status and the audit trail, nothing else of these.
+    let policy = json!({ "policy": r#"path "tresor/status" { capabilities = ["read"] }
+path "tresor/audit" { capabilities = ["read"] }"# })
+    .to_string();
+    assert_eq!(call("PUT", "/v1/sys/policies/acl/auditor".into(), root.clone(), policy).await.0, 204);
+    let (_, _, created) =
+        call("POST", "/v1/auth/token/create".into(), root.clone(), r#"{"policies":["auditor"]}"#.into())
+            .await;
+    let auditor = created["auth"]["client_token"].as_str().unwrap().to_string();
+    assert_eq!(call("GET", "/v1/tresor/status".into(), auditor.clone(), String::new()).await.0, 200);
+    assert_eq!(call("GET", "/v1/tresor/audit".into(), auditor.clone(), String::new()).await.0, 200);
+    for (method, path) in [
+        ("POST", "/v1/tresor/epochs/rotate"),
+        ("POST", "/v1/tresor/epochs/2/destroy"),
+        ("GET", "/v1/tresor/epochs"),
+        ("POST", "/v1/tresor/audit/verify"),
+        ("POST", "/v1/tresor/keys/sign"),
+    ] {
+        assert_eq!(call(method, path.into(), auditor.clone(), String::new()).await.0, 403, "{method} {path}");
+    }
     s.stop().await;
 }
