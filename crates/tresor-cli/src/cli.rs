@@ -314,6 +314,25 @@ pub(crate) enum Command {
         /// The secret's path.
         path: String,
     },
+    /// Make deleted versions of a secret live again (the newest version by default).
+    #[command(arg_required_else_help = true)]
+    Undelete {
+        /// The secret's path.
+        path: String,
+        /// A version to undelete (repeat for several).
+        #[arg(long = "version", value_name = "N")]
+        versions: Vec<u64>,
+    },
+    /// Destroy versions of a secret: their values are taken out of the store for good (the
+    /// versions stay in the history as destroyed).
+    #[command(arg_required_else_help = true)]
+    Destroy {
+        /// The secret's path.
+        path: String,
+        /// A version to destroy (repeat for several; at least one).
+        #[arg(long = "version", value_name = "N", required = true)]
+        versions: Vec<u64>,
+    },
     /// List a secret's versions.
     #[command(arg_required_else_help = true)]
     History {

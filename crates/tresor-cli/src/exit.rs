@@ -13,7 +13,7 @@
 //! | 8 | no vault at the location, or a vault already there |
 //! | 9 | the audit record could not be written: operation refused |
 //! | 10 | the store lacks a required capability (create-if-absent) |
-//! | 11 | an epoch destruction is incomplete: the store still holds some of its objects or old versions of them |
+//! | 11 | a destruction (an epoch's, or versions' with `destroy`) is incomplete: the store still holds some of its objects or old versions of them |
 //! | 12 | `verify`: the signature does not match the message and public key |
 //! | 13 | another vault than the one this machine pinned is at the location (or than `TRESOR_VAULT_FINGERPRINT`) |
 
@@ -134,7 +134,12 @@ fn hint(e: &Error) -> Option<Cow<'static, str>> {
             )));
         }
         Error::Deleted { path, .. } => {
-            return Some(Cow::Owned(format!("`tresor history {path}` lists older versions")));
+            return Some(Cow::Owned(format!(
+                "`tresor history {path}` lists older versions; `tresor undelete {path}` brings it back"
+            )));
+        }
+        Error::Destroyed { path, .. } => {
+            return Some(Cow::Owned(format!("`tresor history {path}` lists the versions that remain")));
         }
         Error::Indeterminate(_) => {
             "the store failed after the write was sent: `tresor history PATH` shows whether it landed"

@@ -76,7 +76,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         RemoteUse::Refused if remote::env(&["TRESOR_ADDR"]).is_some() => {
             return Err(CliError::usage(
                 "TRESOR_ADDR names a server: this command works on a vault opened here (unset TRESOR_ADDR); \
-                 get, set, list, rm, history, encrypt, decrypt and sign go to the server"
+                 get, set, list, rm, undelete, destroy, history, encrypt, decrypt and sign go to the server"
                     .into(),
             ));
         }
@@ -144,6 +144,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Get { path, version } => commands::secrets::get(&mut ctx, path, version),
         Command::List { prefix, long, json } => commands::secrets::list(&mut ctx, prefix, long, json),
         Command::Rm { path } => commands::secrets::rm(&mut ctx, path),
+        Command::Undelete { path, versions } => commands::secrets::undelete(&mut ctx, path, versions),
+        Command::Destroy { path, versions } => commands::secrets::destroy(&mut ctx, path, versions),
         Command::History { path, json } => commands::secrets::history(&mut ctx, path, json),
         Command::Status { json } => commands::vault::cmd_status(&mut ctx, json),
         Command::Passwd { new } => commands::vault::cmd_passwd(&mut ctx, &new, &mut stdin),
@@ -182,6 +184,8 @@ fn remote_use(command: &Command) -> RemoteUse {
         | Command::List { .. }
         | Command::Rm { .. }
         | Command::History { .. }
+        | Command::Undelete { .. }
+        | Command::Destroy { .. }
         | Command::Encrypt { .. }
         | Command::Decrypt { .. }
         | Command::Sign { .. } => RemoteUse::Serves,

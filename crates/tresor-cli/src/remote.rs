@@ -336,6 +336,18 @@ impl Remote {
         Ok(newest.version)
     }
 
+    /// `tresor undelete` / `tresor destroy` (`action`: `undelete`, `destroy`) of `versions`.
+    pub(crate) async fn mark_versions(
+        &self,
+        action: &str,
+        path: &str,
+        versions: &[u64],
+    ) -> Result<(), CliError> {
+        let (mount, rest) = split(path)?;
+        let body = Self::body(&json!({ "versions": versions }))?;
+        self.send(reqwest::Method::POST, &[mount, action, rest], &[], Some(body)).await.map(drop)
+    }
+
     /// `tresor list`: the live secrets under `prefix` (the `secret/` mount when none), from the
     /// mount's listing folder by folder, each with its newest version's metadata.
     pub(crate) async fn list(&self, prefix: &str) -> Result<Vec<ListEntry>, CliError> {

@@ -248,6 +248,8 @@ async fn respond(
         Request::Get(call) => encode(&run(call, vault_for(slot, actor).await).await),
         Request::Set(call) => encode(&run(call, vault_for(slot, actor).await).await),
         Request::Delete(call) => encode(&run(call, vault_for(slot, actor).await).await),
+        Request::UndeleteVersions(call) => encode(&run(call, vault_for(slot, actor).await).await),
+        Request::DestroyVersions(call) => encode(&run(call, vault_for(slot, actor).await).await),
         Request::List(call) => encode(&run(call, vault_for(slot, actor).await).await),
         Request::History(call) => encode(&run(call, vault_for(slot, actor).await).await),
         Request::GetStatus(call) => encode(&run(call, vault_for(slot, actor).await).await),

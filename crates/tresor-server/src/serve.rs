@@ -5,10 +5,11 @@ use std::time::Duration;
 use tresor::model::AuditOp;
 use tresor::{Error, Result, Vault};
 use tresor_crypto::transit::Algorithm;
+use tresor_wire::DestroyVersions;
 use tresor_wire::{
     Blob, Call, Decrypt, Delete, DeriveIdentity, DestroyEpoch, Encrypt, Export, Gc, Get, GetStatus, History,
     Identity, List, ListEpochs, ListKeyslots, MessageKey, ReadAudit, Reencrypt, RotateEpoch, Rotated,
-    SecretBuf, Set, SetRotationPolicy, Sign, Signature, StreamKey, Verify,
+    SecretBuf, Set, SetRotationPolicy, Sign, Signature, StreamKey, UndeleteVersions, Verify,
 };
 
 /// A call that runs on an unlocked vault, acting for the vault handle's actor.
@@ -45,6 +46,23 @@ impl Serve for Set {
 impl Serve for Delete {
     async fn serve(self, vault: &Vault) -> Result<u64> {
         vault.delete(&self.path).await
+    }
+}
+
+impl Serve for UndeleteVersions {
+    async fn serve(self, vault: &Vault) -> Result<Vec<u64>> {
+        let versions = match self.versions.is_empty() {
+            // None named: the newest.
+            true => vault.history(&self.path).await?.last().map(|h| vec![h.version]).unwrap_or_default(),
+            false => self.versions,
+        };
+        vault.undelete_versions(&self.path, &versions).await
+    }
+}
+
+impl Serve for DestroyVersions {
+    async fn serve(self, vault: &Vault) -> Result<tresor::vault::DestroyVersionsReport> {
+        vault.destroy_versions(&self.path, &self.versions).await
     }
 }
 

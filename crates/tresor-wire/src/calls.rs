@@ -9,8 +9,8 @@ use crate::frame::{Blob, SecretBuf};
 use serde::{Deserialize, Serialize};
 use tresor::model::{AuditOp, TrailRecord};
 use tresor::vault::{
-    DestroyReport, EpochList, GcReport, HistoryEntry, KeySlotView, ListEntry, ReencryptReport, RotateReport,
-    Status, VerifyReport,
+    DestroyReport, DestroyVersionsReport, EpochList, GcReport, HistoryEntry, KeySlotView, ListEntry,
+    ReencryptReport, RotateReport, Status, VerifyReport,
 };
 
 /// Why a call got no reply of its type.
@@ -131,6 +131,10 @@ calls! {
     StreamKey => MessageKey;
     /// Decrypt a transit ciphertext.
     Decrypt => SecretBuf;
+    /// Undelete chosen versions of a secret.
+    UndeleteVersions => Vec<u64>;
+    /// Destroy chosen versions of a secret: their values leave the store.
+    DestroyVersions => DestroyVersionsReport;
 }
 
 /// Is the agent there, and unlocked? Restarts no idle timer.
@@ -191,6 +195,24 @@ pub struct Set {
 pub struct Delete {
     /// Its path.
     pub path: String,
+}
+
+/// Make deleted versions of a secret live again; the reply is the versions undeleted.
+#[derive(Serialize, Deserialize)]
+pub struct UndeleteVersions {
+    /// Its path.
+    pub path: String,
+    /// The versions (none: the newest).
+    pub versions: Vec<u64>,
+}
+
+/// Destroy versions of a secret (KV v2's destroy): their values are taken out of the store.
+#[derive(Serialize, Deserialize)]
+pub struct DestroyVersions {
+    /// Its path.
+    pub path: String,
+    /// The versions.
+    pub versions: Vec<u64>,
 }
 
 /// List the live secrets under a prefix.

@@ -115,6 +115,66 @@ pub(crate) fn rm(ctx: &mut Ctx, path: String) -> Result<(), CliError> {
     Ok(())
 }
 
+/// `tresor undelete`: deleted versions of a secret live again (the newest when none is named).
+pub(crate) fn undelete(ctx: &mut Ctx, path: String, versions: Vec<u64>) -> Result<(), CliError> {
+    let undeleted = match &ctx.remote {
+        Some(remote) => {
+            let rt = runtime()?;
+            let versions = match versions.is_empty() {
+                true => vec![rt.block_on(remote.history(&path))?.last().map_or(0, |h| h.version)],
+                false => versions,
+            };
+            rt.block_on(remote.mark_versions("undelete", &path, &versions))?;
+            versions
+        }
+        None => call(ctx, tresor_wire::UndeleteVersions { path: path.clone(), versions })?,
+    };
+    match undeleted.as_slice() {
+        [] if ctx.remote.is_none() => eprintln!("{path}: nothing to undelete (not deleted, or destroyed)"),
+        done => eprintln!("{path}: {} undeleted", versions_text(done)),
+    }
+    Ok(())
+}
+
+/// `tresor destroy`: versions whose values leave the store for good. Exit 11 when the store kept
+/// some of their ciphertext (an object it would not delete, old object versions).
+pub(crate) fn destroy(ctx: &mut Ctx, path: String, versions: Vec<u64>) -> Result<(), CliError> {
+    if let Some(remote) = &ctx.remote {
+        runtime()?.block_on(remote.mark_versions("destroy", &path, &versions))?;
+        eprintln!("{path}: {} destroyed", versions_text(&versions));
+        return Ok(());
+    }
+    let report = call(ctx, tresor_wire::DestroyVersions { path: path.clone(), versions })?;
+    if report.destroyed.is_empty() {
+        eprintln!("{path}: nothing to destroy (no such versions, or destroyed already)");
+        return Ok(());
+    }
+    eprintln!(
+        "{path}: {} destroyed ({} objects deleted, {} other values moved out of them)",
+        versions_text(&report.destroyed),
+        report.deleted_objects,
+        report.moved
+    );
+    if !report.complete() {
+        return Err(CliError::incomplete(format!(
+            "the store still holds some of their ciphertext: {} objects not deleted, old object versions: {:?}; \
+             `tresor gc` removes unreferenced objects",
+            report.remaining_objects.len(),
+            report.residue
+        )));
+    }
+    Ok(())
+}
+
+/// "version 3" or "versions 1, 2".
+fn versions_text(versions: &[u64]) -> String {
+    let numbers: Vec<String> = versions.iter().map(u64::to_string).collect();
+    match versions {
+        [_] => format!("version {}", numbers[0]),
+        _ => format!("versions {}", numbers.join(", ")),
+    }
+}
+
 /// `tresor history`: a secret's versions.
 pub(crate) fn history(ctx: &mut Ctx, path: String, json: bool) -> Result<(), CliError> {
     let history = match &ctx.remote {

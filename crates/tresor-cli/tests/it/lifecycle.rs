@@ -232,3 +232,40 @@ fn passwd_changes_the_password_and_enforces_the_rules() {
     assert_eq!(status["keyfile_generation"], 3);
     assert!(is_hex(status["vault_id"].as_str().unwrap(), 32));
 }
+
+/// `undelete` and `destroy` through the binary: a deleted version comes back; a destroyed one is
+/// gone for good (its value leaves the store, the history says so, reading it is exit 4), and
+/// both are audited.
+#[test]
+fn undelete_brings_a_version_back_and_destroy_takes_one_away() {
+    let env = Env::new();
+    env.init();
+    env.set("app/db", b"first");
+    env.set("app/db", b"second");
+    env.run_pw(&["rm", "app/db"], b"").ok();
+    assert_eq!(env.run_pw(&["get", "app/db"], b"").code, 4);
+    let out = env.run_pw(&["undelete", "app/db"], b"").ok();
+    assert!(out.stderr.contains("version 2 undeleted"), "{}", out.stderr);
+    assert_eq!(env.get("app/db"), b"second");
+    let before: Vec<String> = env.vault_files().into_iter().filter(|f| f.starts_with("blob/")).collect();
+    let out = env.run_pw(&["destroy", "app/db", "--version", "1"], b"").ok();
+    assert!(out.stderr.contains("version 1 destroyed (1 objects deleted"), "{}", out.stderr);
+    let after: Vec<String> = env.vault_files().into_iter().filter(|f| f.starts_with("blob/")).collect();
+    assert_eq!(after.len(), before.len() - 1, "the blob that held version 1 is gone");
+    let out = env.run_pw(&["get", "app/db", "--version", "1"], b"");
+    assert_eq!(out.code, 4);
+    assert!(out.stderr.contains("destroyed"), "{}", out.stderr);
+    assert_eq!(env.get("app/db"), b"second");
+    let history = env.run_pw(&["history", "app/db"], b"").ok().text();
+    assert!(history.lines().next().is_some_and(|l| l.ends_with("destroyed")), "{history}");
+    // Again: nothing left to destroy; no version named: a usage error.
+    assert!(
+        env.run_pw(&["destroy", "app/db", "--version", "1"], b"").ok().stderr.contains("nothing to destroy")
+    );
+    assert_eq!(env.run_pw(&["destroy", "app/db"], b"").code, 2);
+    assert_eq!(env.run_pw(&["undelete", "app/none"], b"").code, 4);
+    let records = audit_json(&env);
+    assert!(audited(&records, "undelete", Some("app/db")), "{records:?}");
+    assert!(audited(&records, "destroy", Some("app/db")), "{records:?}");
+    env.run_pw(&["audit", "verify"], b"").ok();
+}

@@ -251,6 +251,13 @@ fn the_everyday_commands_work_against_a_server() {
     let out = remote(None, &["get", "secret/app/db"], b"");
     assert_eq!(out.code, 4);
     assert!(out.stderr.contains("deleted (version 2)"), "{}", out.stderr);
+    remote(None, &["undelete", "secret/app/db"], b"").ok();
+    assert_eq!(remote(None, &["get", "secret/app/db"], b"").ok().stdout, b"second");
+    remote(None, &["destroy", "secret/app/db", "--version", "1"], b"").ok();
+    let out = remote(None, &["get", "secret/app/db", "--version", "1"], b"");
+    assert_eq!(out.code, 4);
+    assert!(out.stderr.contains("destroyed"), "{}", out.stderr);
+    remote(None, &["rm", "secret/app/db"], b"").ok();
     assert_eq!(remote(None, &["get", "secret/none"], b"").code, 4);
     let out = remote(None, &["get", "app/db"], b"");
     assert_eq!(out.code, 4);

@@ -1252,22 +1252,24 @@ fn has_duplicates(items: &[(SecretPath, Zeroizing<Vec<u8>>)]) -> bool {
 mod tests {
     use super::*;
 
-    /// Freshness checks that end badly (a read dropped at an await, a failed probe) hand over:
-    /// reads waiting for them begin their own instead of waiting for ever, and the count of
-    /// checks under way comes back down.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn reads_waiting_for_a_check_that_ended_badly_check_themselves() {
+    /// A new vault in memory (its trust state in the directory returned, kept alive by the caller).
+    async fn memory_vault(location: &str) -> (tempfile::TempDir, Vault) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::from_object_store(
-            Arc::new(object_store::memory::InMemory::new()),
-            None,
-            "memory://checks",
-        );
+        let store = Store::from_object_store(Arc::new(object_store::memory::InMemory::new()), None, location);
         let mut opts = Options::new(dir.path(), "test");
         opts.kdf = KdfParams::MINIMUM;
         let v = Vault::init(store, &Password::from("a long enough test password".to_string()), opts)
             .await
             .unwrap();
+        (dir, v)
+    }
+
+    /// Freshness checks that end badly (a read dropped at an await, a failed probe) hand over:
+    /// reads waiting for them begin their own instead of waiting for ever, and the count of
+    /// checks under way comes back down.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reads_waiting_for_a_check_that_ended_badly_check_themselves() {
+        let (_dir, v) = memory_vault("memory://checks").await;
         v.set("app/a", b"one").await.unwrap();
         // Two checks under way (the most at once) that claim to answer for every read to come.
         {
@@ -1293,17 +1295,7 @@ mod tests {
     /// the other). A read that ends without a record releases the wait as well.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_lane_waits_for_a_read_under_way() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::from_object_store(
-            Arc::new(object_store::memory::InMemory::new()),
-            None,
-            "memory://sibling",
-        );
-        let mut opts = Options::new(dir.path(), "test");
-        opts.kdf = KdfParams::MINIMUM;
-        let v = Vault::init(store, &Password::from("a long enough test password".to_string()), opts)
-            .await
-            .unwrap();
+        let (_dir, v) = memory_vault("memory://sibling").await;
         let entries = || async { v.status().await.unwrap().audit_records };
         let read = |path: &'static str, sibling: &'static str| {
             let v = v.with_actor(sibling);
