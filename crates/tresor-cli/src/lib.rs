@@ -57,13 +57,14 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), CliError> {
     if let Command::Completions { shell } = cli.command {
         let mut cmd = Cli::command();
-        let mut out = std::io::stdout();
+        // Written whole afterwards: a reader that stops early (`| head`) ends the output quietly.
+        let mut out = Vec::new();
         match shell {
             Shell::Bash => clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, "tresor", &mut out),
             Shell::Zsh => clap_complete::generate(clap_complete::Shell::Zsh, &mut cmd, "tresor", &mut out),
             Shell::Fish => clap_complete::generate(clap_complete::Shell::Fish, &mut cmd, "tresor", &mut out),
         }
-        return Ok(());
+        return outln_bytes(&out);
     }
     let idle_flag = match &cli.command {
         Command::Unlock { idle_timeout } | Command::Agent { idle_timeout } => idle_timeout.clone(),
@@ -210,6 +211,15 @@ pub(crate) fn settings(
     idle_flag: Option<String>,
 ) -> Result<Ctx, CliError> {
     let file = config::load(config).map_err(CliError::input)?;
+    // An empty location would be the working directory: never a vault anyone meant.
+    if vault.as_deref().is_some_and(|v| v.trim().is_empty())
+        || file.vault.as_deref().is_some_and(|v| v.trim().is_empty())
+    {
+        return Err(CliError::input(
+            "the vault location is empty: give --vault (or TRESOR_VAULT) a path or URL, or unset it for the default"
+                .into(),
+        ));
+    }
     let location = match vault.or(file.vault) {
         Some(l) => l,
         None => config::default_vault()

@@ -3,7 +3,7 @@
 
 use crate::exit::CliError;
 use crate::*;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
 use tresor::model::AuditOp;
 use tresor::vault::format_time;
@@ -77,9 +77,9 @@ pub(crate) fn get(ctx: &mut Ctx, path: String, version: Option<u64>) -> Result<(
 }
 
 /// Writes a value `get` read, exactly, to stdout.
+/// (A reader that stops early — `| head -c 10` — ends the output quietly.)
 pub(crate) fn print_value(value: &SecretBuf) -> Result<(), CliError> {
-    let mut out = std::io::stdout().lock();
-    out.write_all(&value.0).and_then(|()| out.flush()).map_err(|e| CliError::other(e.to_string()))
+    outln_bytes(&value.0)
 }
 
 /// `tresor list`: the live secrets under a prefix.

@@ -143,3 +143,64 @@ fn server_config_errors_say_where_and_never_show_the_password() {
     assert!(out.stderr.contains("at least 8 characters"), "{}", out.stderr);
     assert!(!out.stderr.contains("listening"), "{}", out.stderr);
 }
+
+/// Runs the binary with `args`, reads `keep` bytes of its stdout, then closes the pipe (as
+/// `| head -c` does): its exit code and stderr.
+fn read_then_close(env: &Env, args: &[&str], stdin: &[u8], keep: usize) -> (Option<i32>, String) {
+    use std::io::{Read, Write};
+    let mut child = env
+        .std_cmd(common::bin())
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = vec![0u8; keep];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    (child.wait().unwrap().code(), stderr)
+}
+
+/// Regression (issue 15, bug 7): output into a pipe its reader closed early — `tresor completions
+/// bash | head`, `tresor get BIG | head -c 10` — panicked or failed; it now ends quietly.
+#[test]
+fn regression_a_reader_that_stops_early_ends_the_output_quietly() {
+    let env = Env::new();
+    env.init();
+    let (code, stderr) = read_then_close(&env, &["completions", "bash"], b"", 10);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let big = vec![b'x'; 1 << 20];
+    env.run_pw(&["set", "big"], &big).ok();
+    let (code, stderr) = read_then_close(
+        &env,
+        &["--password-stdin", "get", "big"],
+        format!("{}\n", common::PASSWORD).as_bytes(),
+        10,
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.trim().is_empty(), "{stderr}");
+}
+
+/// Regression (issue 15, bug 2): an empty `TRESOR_VAULT` or `--vault ''` meant the working
+/// directory, and tresor then advised removing it. It is now refused, naming the cause.
+#[test]
+fn regression_an_empty_vault_location_is_refused() {
+    let env = Env::new();
+    std::fs::write(env.path("precious.txt"), b"not a vault").unwrap();
+    for out in [
+        run(env.cmd().env("TRESOR_VAULT", "").arg("status"), b""),
+        run(env.cmd().args(["--vault", "", "status"]), b""),
+        run(env.cmd().args(["--vault", " ", "get", "x"]), b""),
+    ] {
+        assert_eq!(out.code, 7, "{}", out.stderr);
+        assert!(out.stderr.contains("vault location is empty"), "{}", out.stderr);
+        assert!(!out.stderr.contains("remove"), "{}", out.stderr);
+    }
+    assert!(env.path("precious.txt").exists());
+}
