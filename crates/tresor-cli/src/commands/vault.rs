@@ -67,41 +67,101 @@ pub(crate) fn cmd_init(
     Ok(())
 }
 
+/// What `tresor status` shows, locked or unlocked: one shape for `--json` (every key always
+/// there, `null` where a locked vault cannot say), and the text lines made from the same values.
+#[derive(serde::Serialize)]
+struct StatusView {
+    /// `locked` or `unlocked`.
+    state: &'static str,
+    /// What holds the keys when unlocked (`agent`); `null` when locked.
+    unlocked_by: Option<&'static str>,
+    vault_id: String,
+    /// The vault's fingerprint; while locked, the one this machine pinned (`null`: none).
+    fingerprint: Option<String>,
+    /// Where the fingerprint comes from: `vault` (unlocked) or `pin` (locked).
+    fingerprint_from: Option<&'static str>,
+    location: String,
+    cipher: String,
+    /// The KDF of each password slot while locked; of the slot that opened it while unlocked.
+    kdf: Vec<String>,
+    era: u32,
+    keyfile_generation: u64,
+    secrets: Option<u64>,
+    commits: Option<u64>,
+    audit_lane: Option<String>,
+    /// Entries in this machine's lane of the audit trail (this status call adds one).
+    audit_entries: Option<u64>,
+    epoch: Option<u32>,
+    /// The commit of the newest index snapshot (`0`: none).
+    snapshot: Option<u64>,
+    rotation_failure: Option<String>,
+}
+
+impl StatusView {
+    fn print(&self) {
+        let unknown = || "(unlock to see)".to_string();
+        let opt = |v: Option<String>| v.unwrap_or_else(unknown);
+        match self.unlocked_by {
+            Some(by) => outln!("state: {} ({by})", self.state),
+            None => outln!("state: {}", self.state),
+        }
+        outln!("vault id: {}", self.vault_id);
+        match (&self.fingerprint, self.fingerprint_from) {
+            (Some(fp), Some("pin")) => outln!("fingerprint: {fp} (pinned on this machine)"),
+            (Some(fp), _) => outln!("fingerprint: {fp}"),
+            (None, _) => outln!("fingerprint: (not pinned on this machine; unlock to see it)"),
+        }
+        outln!("location: {}", self.location);
+        outln!("cipher: {}", self.cipher);
+        outln!("kdf: {}", self.kdf.join(", "));
+        outln!("root era: {}", self.era);
+        outln!("key file generation: {}", self.keyfile_generation);
+        outln!("secrets: {}", opt(self.secrets.map(|n| n.to_string())));
+        outln!("commits: {}", opt(self.commits.map(|n| n.to_string())));
+        let lane = match (&self.audit_lane, self.audit_entries) {
+            (Some(lane), Some(n)) => format!("{lane} ({n} entries)"),
+            _ => unknown(),
+        };
+        outln!("audit lane: {lane}");
+        outln!("epoch: {}", opt(self.epoch.map(|n| n.to_string())));
+        let snapshot =
+            self.snapshot.map(|s| if s == 0 { "none".to_string() } else { format!("at commit {s}") });
+        outln!("snapshot: {}", opt(snapshot));
+        if let Some(failure) = &self.rotation_failure {
+            outln!("automatic rotation: FAILED at {failure}");
+        }
+    }
+}
+
+/// `tresor status [--json]`: through the agent when one holds the vault unlocked, else what the
+/// key file and this machine's pin say.
 pub(crate) fn cmd_status(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
     let agent = if ctx.no_agent {
         None
     } else {
         client::call(&ctx.socket(), &tresor_wire::GetStatus, Duration::from_secs(60)).ok().flatten()
     };
-    match agent {
-        Some(Ok(s)) => {
-            if json {
-                let mut v = serde_json::to_value(&s).map_err(|e| CliError::other(e.to_string()))?;
-                v["state"] = "unlocked".into();
-                return print_json(&v);
-            }
-            outln!("state: unlocked (agent)");
-            outln!("vault id: {}", s.vault_id);
-            outln!("fingerprint: {}", s.fingerprint);
-            outln!("location: {}", s.location);
-            outln!("cipher: {}", s.cipher);
-            outln!("kdf: {}", s.kdf);
-            outln!("secrets: {}", s.secrets);
-            outln!("commits: {}", s.commits);
-            outln!("audit lane: {} ({} entries)", s.audit_lane, s.audit_records);
-            outln!("key file generation: {}", s.keyfile_generation);
-            outln!("root era: {}", s.era);
-            outln!("epoch: {}", s.epoch);
-            outln!(
-                "snapshot: {}",
-                if s.snapshot == 0 { "none".to_string() } else { format!("at commit {}", s.snapshot) }
-            );
-            if let Some(failure) = &s.rotation_failure {
-                outln!("automatic rotation: FAILED at {failure}");
-            }
-            Ok(())
-        }
-        Some(Err(Failure::Error(e))) => Err(CliError::from_core(&e)),
+    let view = match agent {
+        Some(Ok(s)) => StatusView {
+            state: "unlocked",
+            unlocked_by: Some("agent"),
+            vault_id: s.vault_id,
+            fingerprint: Some(s.fingerprint),
+            fingerprint_from: Some("vault"),
+            location: s.location,
+            cipher: s.cipher,
+            kdf: vec![s.kdf],
+            era: s.era,
+            keyfile_generation: s.keyfile_generation,
+            secrets: Some(s.secrets as u64),
+            commits: Some(s.commits),
+            audit_lane: Some(s.audit_lane),
+            audit_entries: Some(s.audit_records),
+            epoch: Some(s.epoch),
+            snapshot: Some(s.snapshot),
+            rotation_failure: s.rotation_failure,
+        },
+        Some(Err(Failure::Error(e))) => return Err(CliError::from_core(&e)),
         Some(Err(Failure::Locked)) | None => {
             let rt = runtime()?;
             let info = rt.block_on(async {
@@ -114,28 +174,32 @@ pub(crate) fn cmd_status(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
                 .map_err(|e| CliError::from_core(&e))?
                 .filter(|p| p.vault_id == info.vault_id && p.era == info.era)
                 .map(|p| p.fingerprint);
-            if json {
-                let mut v = serde_json::to_value(&info).map_err(|e| CliError::other(e.to_string()))?;
-                v["state"] = "locked".into();
-                v["cipher"] = "XChaCha20-Poly1305".into();
-                v["fingerprint"] = pinned.clone().into();
-                return print_json(&v);
+            StatusView {
+                state: "locked",
+                unlocked_by: None,
+                vault_id: info.vault_id,
+                fingerprint_from: pinned.as_ref().map(|_| "pin"),
+                fingerprint: pinned,
+                location: info.location,
+                cipher: "XChaCha20-Poly1305".into(),
+                kdf: info.kdf,
+                era: info.era,
+                keyfile_generation: info.keyfile_generation,
+                secrets: None,
+                commits: None,
+                audit_lane: None,
+                audit_entries: None,
+                epoch: None,
+                snapshot: None,
+                rotation_failure: None,
             }
-            outln!("state: locked");
-            outln!("vault id: {}", info.vault_id);
-            match &pinned {
-                Some(fp) => outln!("fingerprint: {fp} (pinned on this machine)"),
-                None => outln!("fingerprint: (not pinned on this machine; unlock to see it)"),
-            }
-            outln!("location: {}", info.location);
-            outln!("cipher: XChaCha20-Poly1305");
-            outln!("kdf: {}", info.kdf.join(", "));
-            outln!("root era: {}", info.era);
-            outln!("secrets: (unlock to count)");
-            outln!("key file generation: {}", info.keyfile_generation);
-            Ok(())
         }
+    };
+    if json {
+        return print_json(&view);
     }
+    view.print();
+    Ok(())
 }
 
 pub(crate) fn cmd_passwd(

@@ -288,3 +288,49 @@ fn t20_agent_hardening() {
     }
     assert_eq!(passed, checks.len(), "hardening checks failed: {checks:?}");
 }
+
+/// Regression (issue 15, bug 8): `status --json` changed shape between locked and unlocked (the
+/// KDF a list or a string, whole keys missing), and its values differed from the text. Now one
+/// shape with the same keys either way (`null` where a locked vault cannot say), and the text says
+/// the same values.
+#[test]
+fn regression_status_has_one_shape_locked_or_unlocked_and_the_text_agrees() {
+    let env = Env::new();
+    env.init();
+    env.set("a", b"one");
+    let status = |json: bool| {
+        let args: &[&str] = if json { &["status", "--json"] } else { &["status"] };
+        env.run(args, b"").ok()
+    };
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    let locked: Value = serde_json::from_slice(&status(true).stdout).unwrap();
+    let locked_text = status(false).text();
+    unlock(&env, &[]).ok();
+    let unlocked: Value = serde_json::from_slice(&status(true).stdout).unwrap();
+    let unlocked_text = status(false).text();
+    env.run(&["lock"], b"").ok();
+    assert_eq!(keys(&locked), keys(&unlocked), "{locked}\n{unlocked}");
+    assert_eq!((locked["state"].as_str(), unlocked["state"].as_str()), (Some("locked"), Some("unlocked")));
+    assert!(locked["kdf"].is_array() && unlocked["kdf"].is_array());
+    assert!(locked["secrets"].is_null() && unlocked["secrets"] == 1);
+    assert_eq!(locked["fingerprint"], unlocked["fingerprint"], "the pin is the vault's fingerprint");
+    for (json, text) in [(&locked, &locked_text), (&unlocked, &unlocked_text)] {
+        for key in ["vault_id", "location", "cipher", "era", "keyfile_generation"] {
+            let value = match &json[key] {
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            assert!(text.contains(&value), "{key}: {value} not in\n{text}");
+        }
+        let kdf = json["kdf"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k.as_str().unwrap())
+            .collect::<Vec<_>>()
+            .join(", ");
+        assert!(text.contains(&format!("kdf: {kdf}")), "{text}");
+    }
+    assert!(unlocked_text.contains("secrets: 1"), "{unlocked_text}");
+    assert!(locked_text.contains("secrets: (unlock to see)"), "{locked_text}");
+}
