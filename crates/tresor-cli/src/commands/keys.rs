@@ -177,7 +177,10 @@ pub fn show_recovery_phrase(phrase: &Phrase, target: PhraseTarget) -> Result<(),
                     err,
                     "Recovery phrase (24 words). It alone opens this vault: write it down, keep it offline."
                 )?;
-                writeln!(err, "`tresor recover` restores access with it.")?;
+                writeln!(
+                    err,
+                    "`tresor recover` restores access with it (paste it as shown, numbers and all)."
+                )?;
                 for (i, word) in text.split(' ').enumerate() {
                     let sep = if i % 6 == 0 { "\n  " } else { " " };
                     write!(err, "{sep}{:>2}. {word:<9}", i + 1)?;
@@ -244,20 +247,73 @@ fn read_phrase(stdin: &mut impl BufRead, passphrase: bool) -> Result<(Phrase, Se
     Ok((phrase, pass))
 }
 
-/// Reads the first line of stdin only (the phrase), leaving the rest (a new password) unread.
+/// Reads the recovery phrase as it was shown or written: one line of words (what scripts and
+/// `--file` give), or the numbered rows `init` shows (`1. word  2. word ...`, pasted as they are,
+/// numbers and line breaks included) until the 24 words are there or a blank line ends them.
+/// What follows (a new password) stays unread. From a terminal each line is read hidden, so a
+/// pasted block never reaches the shell.
 fn read_phrase_line(stdin: &mut impl BufRead) -> Result<Phrase, CliError> {
-    let line = if std::io::stdin().is_terminal() {
-        password::prompt_line("Recovery phrase (hidden): ").map_err(CliError::input)?
-    } else {
+    let terminal = std::io::stdin().is_terminal();
+    let mut next_line = |first: bool, have: usize| -> Result<Option<SecretString>, CliError> {
+        if terminal {
+            let label = if first {
+                "Recovery phrase (hidden; paste it as shown, numbers and rows are fine): ".to_string()
+            } else {
+                format!("  ... {have} of 24 words so far (hidden; an empty line ends it): ")
+            };
+            return password::prompt_line(&label).map(Some).map_err(CliError::input);
+        }
         // Sized once, and bounded: a growing String would leave copies of the phrase behind.
         let mut text = Zeroizing::new(String::with_capacity(4097));
-        (&mut *stdin)
+        let read = (&mut *stdin)
             .take(4096)
             .read_line(&mut text)
             .map_err(|e| CliError::input(format!("cannot read stdin: {e}")))?;
-        SecretString::from(text.trim().to_string())
+        Ok((read > 0).then(|| SecretString::from(text.trim().to_string())))
     };
-    Phrase::parse(line.expose_secret()).map_err(|e| CliError::input(format!("recovery phrase: {e}")))
+    let words = collect_phrase_words(&mut next_line)?;
+    Phrase::parse(&words).map_err(|e| CliError::input(format!("recovery phrase: {e}")))
+}
+
+/// Whether `token` is one of the numbers the phrase is shown with (`1.`, `12)`, `3:`, `4`).
+fn is_word_number(token: &str) -> bool {
+    let digits = token.trim_end_matches(['.', ')', ':']);
+    !digits.is_empty() && digits.len() <= 2 && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The words of a phrase from lines `next_line` gives (`first`, words so far): one plain line, or
+/// numbered rows until 24 words, a blank line, or the end; at most 32 lines.
+fn collect_phrase_words(
+    next_line: &mut dyn FnMut(bool, usize) -> Result<Option<SecretString>, CliError>,
+) -> Result<Zeroizing<String>, CliError> {
+    let mut words = Zeroizing::new(String::with_capacity(24 * 12));
+    let mut count = 0;
+    let mut numbered = false;
+    for line_no in 0..32 {
+        let Some(line) = next_line(line_no == 0, count)? else { break };
+        let line = line.expose_secret();
+        let tokens: Vec<&str> = line.split_whitespace().collect();
+        if tokens.is_empty() {
+            // Blank lines before the phrase are skipped; one after it ends it.
+            if count == 0 {
+                continue;
+            }
+            break;
+        }
+        numbered |= tokens.first().is_some_and(|t| is_word_number(t));
+        for word in tokens.iter().filter(|t| !(numbered && is_word_number(t))) {
+            if !words.is_empty() {
+                words.push(' ');
+            }
+            words.push_str(word);
+            count += 1;
+        }
+        // A plain line is the whole phrase; numbered rows go on until the 24 words are there.
+        if !numbered || count >= 24 {
+            break;
+        }
+    }
+    Ok(words)
 }
 
 /// `tresor recover`: the phrase (first line of stdin, or a prompt), then a new password.
@@ -655,5 +711,45 @@ pub fn mnemonic(action: MnemonicAction, stdin: &mut impl BufRead) -> Result<(), 
             }
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collected(lines: &[&str]) -> String {
+        let mut lines = lines.iter();
+        let mut next = |_: bool, _: usize| Ok(lines.next().map(|l| SecretString::from(l.to_string())));
+        collect_phrase_words(&mut next).ok().map(|w| w.to_string()).unwrap_or_default()
+    }
+
+    #[test]
+    fn phrases_read_back_as_shown_in_numbered_rows_or_as_one_line() {
+        let words: Vec<String> = (1..=24).map(|i| format!("w{i}")).collect();
+        let plain = words.join(" ");
+        let rows: Vec<String> = words
+            .chunks(6)
+            .enumerate()
+            .map(|(r, c)| {
+                c.iter()
+                    .enumerate()
+                    .map(|(i, w)| format!("{:>2}. {w:<9}", r * 6 + i + 1))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect();
+        let mut shown: Vec<&str> = vec![""];
+        shown.extend(rows.iter().map(String::as_str));
+        shown.push("the new password, never read");
+        assert_eq!(collected(&shown), plain, "the block as init shows it");
+        assert_eq!(collected(&[&plain, "the new password"]), plain, "one line");
+        // One plain line of 23 words: the next line (a password) is not taken as more words.
+        let short = words[..23].join(" ");
+        assert_eq!(collected(&[&short, "new password"]), short);
+        // Numbered rows that stop early: a blank line ends them.
+        assert_eq!(collected(&[" 1. a  2. b", " 3. c", "", "password"]), "a b c");
+        assert!(is_word_number("12.") && is_word_number("3)") && is_word_number("7"));
+        assert!(!is_word_number("abandon") && !is_word_number("123.") && !is_word_number("."));
     }
 }

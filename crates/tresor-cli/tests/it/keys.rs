@@ -371,3 +371,26 @@ fn mnemonic_derive_passes_the_slip10_ed25519_vectors() {
     println!("SLIP-0010 ed25519 via the CLI: {passed}/12 chains");
     let _ = PASSWORD;
 }
+
+/// Regression (issue 15, bug 1): the phrase is shown in numbered rows, but `recover` read one line,
+/// so the block pasted as shown was refused (and on a terminal its other rows reached the shell).
+/// The block as `init` shows it — numbers, rows, padding — now recovers the vault.
+#[test]
+fn regression_recover_reads_the_phrase_pasted_as_it_was_shown() {
+    let env = Env::new();
+    let phrase = vault_with_phrase(&env);
+    let words: Vec<&str> = phrase.split_whitespace().collect();
+    let rows: Vec<String> = words
+        .chunks(6)
+        .enumerate()
+        .map(|(r, row)| {
+            let cells: Vec<String> =
+                row.iter().enumerate().map(|(i, w)| format!("{:>2}. {w:<9}", r * 6 + i + 1)).collect();
+            format!("  {}", cells.join(" "))
+        })
+        .collect();
+    let input = format!("\n{}\n{NEW}\n", rows.join("\n"));
+    let out = env.run(&[&["recover", "--new-password-stdin"], &KDF[..]].concat(), input.as_bytes()).ok();
+    assert!(out.stderr.contains("recovered"), "{}", out.stderr);
+    assert_eq!(env.run_pw_as(NEW, &["get", "app/0"], b"").ok().stdout, b"value 0");
+}
