@@ -203,39 +203,8 @@ pub(crate) enum Command {
     /// Serve HashiCorp Vault's HTTP API (KV v2 at secret/) on this vault to programs with a token.
     /// Every flag also has a key in the config file's [server] table; a flag given wins.
     Server {
-        /// Address and port to listen on (anything but loopback needs TLS, or --tls-disable);
-        /// default 127.0.0.1:8200.
-        #[arg(long, value_name = "ADDR:PORT")]
-        listen: Option<String>,
-        /// Serve HTTPS with this certificate chain (PEM); SIGHUP reads it again.
-        #[arg(long, value_name = "FILE")]
-        tls_cert: Option<PathBuf>,
-        /// The certificate's private key (PEM).
-        #[arg(long, value_name = "FILE")]
-        tls_key: Option<PathBuf>,
-        /// Serve plain HTTP on a non-loopback address (Vault's tls_disable): tokens and secrets then
-        /// cross the network in the clear.
-        #[arg(long)]
-        tls_disable: bool,
-        /// A temporary vault, unsealed, with a root token printed: for trying it (like `vault
-        /// server -dev`); removed when the server stops.
-        #[arg(long)]
-        dev: bool,
-        /// Unseal at start with the vault's password (the config's encryption_password or
-        /// encryption_password_file, TRESOR_PASSWORD_FILE, --password-stdin or a prompt); otherwise
-        /// the server starts sealed (sys/unseal takes the unseal shares), or uninitialized on an
-        /// empty location (sys/init makes the vault).
-        #[arg(long)]
-        unseal: bool,
-        /// How old the view a request may be served from (default 100ms): another process's
-        /// writes to the vault show within it, or at once to a request sending the X-Vault-Index
-        /// an answer carried; "0s" checks the store at every request.
-        #[arg(long, value_name = "DURATION")]
-        read_staleness: Option<String>,
-        /// Create a root token at start and print it once (with --unseal, or a configured
-        /// password). A flag only: a config key would make a new root token at every start.
-        #[arg(long)]
-        new_root_token: bool,
+        #[command(flatten)]
+        flags: ServerFlags,
     },
     /// Unseal a running `tresor server` with the vault's password (or, with --share, one unseal
     /// share at a time, as `vault operator unseal`).
@@ -456,4 +425,42 @@ pub(crate) enum Shell {
     Bash,
     Zsh,
     Fish,
+}
+
+/// The flags of `tresor server` (each also a key of the config file's `[server]` table).
+#[derive(clap::Args)]
+pub(crate) struct ServerFlags {
+    /// Address and port to listen on (anything but loopback needs TLS, or --tls-disable);
+    /// default 127.0.0.1:8200.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub(crate) listen: Option<String>,
+    /// Serve HTTPS with this certificate chain (PEM); SIGHUP reads it again.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address (Vault's tls_disable): tokens and secrets then
+    /// cross the network in the clear.
+    #[arg(long)]
+    pub(crate) tls_disable: bool,
+    /// A temporary vault, unsealed, with a root token printed: for trying it (like `vault
+    /// server -dev`); removed when the server stops.
+    #[arg(long)]
+    pub(crate) dev: bool,
+    /// Unseal at start with the vault's password (the config's encryption_password or
+    /// encryption_password_file, TRESOR_PASSWORD_FILE, --password-stdin or a prompt); otherwise
+    /// the server starts sealed (sys/unseal takes the unseal shares), or uninitialized on an
+    /// empty location (sys/init makes the vault).
+    #[arg(long)]
+    pub(crate) unseal: bool,
+    /// How old the view a request may be served from (default 100ms): another process's
+    /// writes to the vault show within it, or at once to a request sending the X-Vault-Index
+    /// an answer carried; "0s" checks the store at every request.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) read_staleness: Option<String>,
+    /// Create a root token at start and print it once (with --unseal, or a configured
+    /// password). A flag only: a config key would make a new root token at every start.
+    #[arg(long)]
+    pub(crate) new_root_token: bool,
 }

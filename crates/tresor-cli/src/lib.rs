@@ -109,28 +109,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Mnemonic { action } => commands::keys::mnemonic(action, &mut stdin),
         Command::Unlock { .. } => commands::agent::cmd_unlock(&mut ctx),
         Command::Lock => commands::agent::cmd_lock(&ctx),
-        Command::Server {
-            listen,
-            tls_cert,
-            tls_key,
-            tls_disable,
-            dev,
-            unseal,
-            read_staleness,
-            new_root_token,
-        } => {
-            let flags = commands::server::Flags {
-                listen,
-                tls_cert,
-                tls_key,
-                tls_disable,
-                dev,
-                unseal,
-                read_staleness,
-                new_root_token,
-            };
-            commands::server::run(&mut ctx, flags)
-        }
+        Command::Server { flags } => commands::server::run(&mut ctx, flags),
         Command::Unseal { address, ca_cert, share } => {
             commands::unseal::run(&mut ctx, remote::Server { address, ca_cert }, share)
         }

@@ -8,17 +8,7 @@ use tresor::{Options, Password, Vault};
 use tresor_server::http::listen::TlsFiles;
 use tresor_server::http::{Settings, launch, new_token};
 
-/// The command line's flags, before the config file's `[server]` table fills what they leave.
-pub(crate) struct Flags {
-    pub(crate) listen: Option<String>,
-    pub(crate) tls_cert: Option<PathBuf>,
-    pub(crate) tls_key: Option<PathBuf>,
-    pub(crate) tls_disable: bool,
-    pub(crate) dev: bool,
-    pub(crate) unseal: bool,
-    pub(crate) read_staleness: Option<String>,
-    pub(crate) new_root_token: bool,
-}
+use crate::cli::ServerFlags as Flags;
 
 /// How old a server's view may be by default: another server's commits show within it.
 const DEFAULT_STALENESS: &str = "100ms";
