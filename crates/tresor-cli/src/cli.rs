@@ -102,6 +102,41 @@ impl NewPasswordArgs {
     }
 }
 
+pub(crate) const RUN_EXAMPLES: &str = "\
+Examples:
+  tresor run --env DB_PASSWORD=db/password -- ./server
+  tresor run --env-file app.env -- npm start      (app.env: DB_URL=tresor://db/url)
+  tresor run --prefix app/prod -- env             (app/prod/api-key becomes API_KEY)
+  tresor run --file TLS_KEY=tls/key.pem -- nginx  (TLS_KEY=/dev/fd/N, an in-memory file)
+  tresor run --mask --env TOKEN=ci/token -- ./deploy.sh
+
+Without --mask tresor becomes the command (its signals and exit status are the command's own).
+Exit 127: the command was not found; 126: it cannot be run; with --mask, 128+N: signal N ended it.";
+
+/// What `tresor run` gives the command (see `commands/run.rs`).
+#[derive(clap::Args)]
+pub(crate) struct RunFlags {
+    /// Set NAME to a secret: a path or a reference (repeat for several).
+    #[arg(long = "env", value_name = "NAME=REF")]
+    pub(crate) env: Vec<String>,
+    /// Variables from a .env file (`-`: stdin); values that are references are resolved.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub(crate) env_files: Vec<PathBuf>,
+    /// Every secret under PREFIX as a variable named after the rest of its path
+    /// (api-key → API_KEY).
+    #[arg(long, value_name = "PREFIX")]
+    pub(crate) prefix: Vec<String>,
+    /// Set NAME to the path of an in-memory file holding a secret (gone when the command ends).
+    #[arg(long = "file", value_name = "NAME=REF")]
+    pub(crate) files: Vec<String>,
+    /// Mask secret values in the command's output (which then goes through a pipe).
+    #[arg(long)]
+    pub(crate) mask: bool,
+    /// The command and its arguments (after --).
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    pub(crate) command: Vec<std::ffi::OsString>,
+}
+
 #[derive(Subcommand)]
 pub(crate) enum Command {
     /// Create a vault; prints its id and shows its 24-word recovery phrase (on stderr, when that
@@ -255,6 +290,31 @@ pub(crate) enum Command {
         /// otherwise fail with exit code 6 and write nothing.
         #[arg(long, value_name = "N")]
         cas: Option<u64>,
+    },
+    /// Run a command with secrets in its environment (references tresor://PATH[#FIELD][?version=N]
+    /// in its environment and env files are resolved); its exit code is passed through.
+    #[command(arg_required_else_help = true, after_help = RUN_EXAMPLES)]
+    Run {
+        #[command(flatten)]
+        flags: RunFlags,
+    },
+    /// Fill in a template: every {{ tresor://PATH[#FIELD][?version=N] }} replaced by its value.
+    Inject {
+        /// The template (default, or `-`: stdin).
+        #[arg(short = 'i', long = "in-file", value_name = "FILE")]
+        input: Option<PathBuf>,
+        /// Write the result to this new file (mode 0600) instead of stdout.
+        #[arg(short = 'o', long = "out-file", value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Replace the output file if it exists.
+        #[arg(long, requires = "output")]
+        force: bool,
+    },
+    /// Print what a reference names (exact bytes): tresor://PATH[#FIELD][?version=N], or a path.
+    #[command(arg_required_else_help = true)]
+    Read {
+        /// The reference.
+        reference: String,
     },
     /// Print a secret's value (exact bytes) to stdout.
     #[command(arg_required_else_help = true)]

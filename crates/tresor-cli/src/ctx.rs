@@ -105,7 +105,27 @@ pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError>
     Ok(())
 }
 
+/// Writes `bytes` to `path` (mode 0600), whole or not at all: a private temporary file beside
+/// it, synced, then renamed over whatever was there (a symlink is replaced, never followed).
 pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    write_private(path, bytes, |tmp, path| std::fs::rename(tmp, path))
+}
+
+/// [`write_private_file`] that never replaces anything: the file is linked to its name only if
+/// nothing has that name (even one made meanwhile).
+pub(crate) fn write_new_private_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
+    write_private(path, bytes, |tmp, path| {
+        let linked = std::fs::hard_link(tmp, path);
+        let _ = std::fs::remove_file(tmp);
+        linked
+    })
+}
+
+fn write_private(
+    path: &Path,
+    bytes: &[u8],
+    place: impl FnOnce(&Path, &Path) -> std::io::Result<()>,
+) -> Result<(), CliError> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let tmp = dir.join(format!(
@@ -117,37 +137,81 @@ pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), CliErr
         let mut f = std::fs::OpenOptions::new().create_new(true).write(true).mode(0o600).open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)
+        place(&tmp, path)
     };
     write().map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
-        CliError::other(format!("cannot write {}: {e}", path.display()))
+        match e.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                CliError::input(format!("{} exists: give --force to replace it", path.display()))
+            }
+            _ => CliError::other(format!("cannot write {}: {e}", path.display())),
+        }
     })
 }
 
 /// Runs `call` on the unlocked agent, or opens the vault here and runs it directly: either way
 /// its answer is the call's own reply type.
 pub(crate) fn call<C: Serve>(ctx: &mut Ctx, call: C) -> Result<C::Reply, CliError> {
-    if !ctx.no_agent
-        && let Some(reply) = agent_call(ctx, &call)?
-    {
-        return Ok(reply);
+    let mut session = Session::new(ctx)?;
+    let reply = session.call(call);
+    session.finish();
+    reply
+}
+
+/// Several calls of one command on one vault: each goes to the unlocked agent, or — when none
+/// serves — to the vault opened here once, with one password.
+pub(crate) struct Session<'a> {
+    pub(crate) ctx: &'a mut Ctx,
+    pub(crate) rt: tokio::runtime::Runtime,
+    /// Whether an agent may still serve (false after one did not, or with --no-agent).
+    agent: bool,
+    vault: Option<Vault>,
+}
+
+impl<'a> Session<'a> {
+    pub(crate) fn new(ctx: &'a mut Ctx) -> Result<Session<'a>, CliError> {
+        let agent = !ctx.no_agent;
+        Ok(Session { ctx, rt: runtime()?, agent, vault: None })
     }
-    let rt = runtime()?;
-    let store = open_existing(&rt, &ctx.location)?;
-    let password = ctx.password()?;
-    rt.block_on(async {
-        let vault =
-            Vault::unlock(store, &password, ctx.options("cli")).await.map_err(|e| CliError::from_core(&e))?;
-        report_unlocked(&vault);
-        let reply = call.serve(&vault).await;
-        if let Ok(Some(failure)) = vault.rotation_failure().await {
-            eprintln!("tresor: warning: the automatic epoch rotation failed ({failure}); values stay in the current epoch");
+
+    /// Runs one call (see [`call`]).
+    pub(crate) fn call<C: Serve>(&mut self, call: C) -> Result<C::Reply, CliError> {
+        if self.agent {
+            match agent_call(self.ctx, &call)? {
+                Some(reply) => return Ok(reply),
+                None => self.agent = false,
+            }
         }
-        // Dropping the vault wipes its keys; the trust state is already saved after every record.
-        drop(vault);
-        reply.map_err(|e| CliError::from_core(&e))
-    })
+        let vault = match self.vault.take() {
+            Some(vault) => vault,
+            None => {
+                let store = open_existing(&self.rt, &self.ctx.location)?;
+                let password = self.ctx.password()?;
+                let options = self.ctx.options("cli");
+                let vault = self
+                    .rt
+                    .block_on(Vault::unlock(store, &password, options))
+                    .map_err(|e| CliError::from_core(&e))?;
+                report_unlocked(&vault);
+                vault
+            }
+        };
+        let vault = self.vault.insert(vault);
+        self.rt.block_on(call.serve(vault)).map_err(|e| CliError::from_core(&e))
+    }
+
+    /// Ends the session: reports an automatic epoch rotation that failed, and wipes the keys of
+    /// a vault opened here (the trust state is already saved after every record).
+    pub(crate) fn finish(self) {
+        if let Some(vault) = self.vault
+            && let Ok(Some(failure)) = self.rt.block_on(vault.rotation_failure())
+        {
+            eprintln!(
+                "tresor: warning: the automatic epoch rotation failed ({failure}); values stay in the current epoch"
+            );
+        }
+    }
 }
 
 /// The reply of an unlocked agent for the vault to `call`; `Ok(None)` when no agent served it (none

@@ -20,7 +20,8 @@
 use std::borrow::Cow;
 use tresor::{Category, Error};
 
-/// An error on its way out of the CLI.
+/// An error on its way out of the CLI (its message never holds a secret).
+#[derive(Debug)]
 pub struct CliError {
     /// The exit code.
     pub code: u8,
@@ -98,7 +99,25 @@ impl CliError {
         CliError { code: 1, message, hint: None }
     }
 
+    /// An error with an exit code of its own (`run`: 126 cannot run, 127 not found).
+    pub fn with_code(code: u8, message: String) -> CliError {
+        CliError { code, message, hint: None }
+    }
+
+    /// Another program's exit code, passed on with nothing printed (`run --mask`).
+    pub fn passthrough(code: u8) -> CliError {
+        CliError { code, message: String::new(), hint: None }
+    }
+
+    /// The message, without the hint.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
     pub fn print(&self) {
+        if self.message.is_empty() {
+            return;
+        }
         eprintln!("tresor: error: {}", self.message);
         if let Some(hint) = &self.hint {
             eprintln!("tresor: hint: {hint}");

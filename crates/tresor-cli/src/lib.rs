@@ -28,8 +28,11 @@ mod ctx;
 mod exit;
 pub mod front;
 mod import;
+mod mask;
 mod password;
+mod refs;
 mod remote;
+mod resolve;
 
 use clap::{CommandFactory, Parser};
 use exit::CliError;
@@ -77,7 +80,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         RemoteUse::Refused if remote::env(&["TRESOR_ADDR"]).is_some() => {
             return Err(CliError::usage(
                 "TRESOR_ADDR names a server: this command works on a vault opened here (unset TRESOR_ADDR); \
-                 get, set, list, rm, undelete, destroy, history, encrypt, decrypt and sign go to the server"
+                 get, set, list, rm, undelete, destroy, history, run, inject, read, encrypt, decrypt and sign go to the server"
                     .into(),
             ));
         }
@@ -122,6 +125,11 @@ fn run(cli: Cli) -> Result<(), CliError> {
             commands::secrets::set(&mut ctx, path, value, file, cas, &mut stdin)
         }
         Command::Get { path, version } => commands::secrets::get(&mut ctx, path, version),
+        Command::Run { flags } => commands::run::run(&mut ctx, flags, &mut stdin),
+        Command::Inject { input, output, force } => {
+            commands::inject::inject(&mut ctx, input, output, force, &mut stdin)
+        }
+        Command::Read { reference } => commands::inject::read(&mut ctx, reference),
         Command::List { prefix, long, json } => commands::secrets::list(&mut ctx, prefix, long, json),
         Command::Rm { path } => commands::secrets::rm(&mut ctx, path),
         Command::Undelete { path, versions } => commands::secrets::undelete(&mut ctx, path, versions),
@@ -160,6 +168,9 @@ enum RemoteUse {
 fn remote_use(command: &Command) -> RemoteUse {
     match command {
         Command::Get { .. }
+        | Command::Run { .. }
+        | Command::Inject { .. }
+        | Command::Read { .. }
         | Command::Set { .. }
         | Command::List { .. }
         | Command::Rm { .. }

@@ -4,9 +4,11 @@
 pub(crate) mod agent;
 pub(crate) mod audit;
 pub(crate) mod epoch;
+pub(crate) mod inject;
 pub(crate) mod keys;
 pub(crate) mod login;
 pub(crate) mod rekey;
+pub(crate) mod run;
 pub(crate) mod secrets;
 pub(crate) mod server;
 pub(crate) mod trust;

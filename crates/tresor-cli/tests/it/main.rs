@@ -14,6 +14,7 @@ mod epoch;
 mod front;
 mod hostile;
 mod input;
+mod inuse;
 mod keys;
 mod kill;
 mod lifecycle;

@@ -1,0 +1,69 @@
+//! `tresor inject` (a template with its `{{ tresor://… }}` placeholders filled in) and
+//! `tresor read` (what one reference names, as `get` prints a value).
+
+use crate::exit::CliError;
+use crate::refs::{self, Reference};
+use crate::resolve::Resolver;
+use crate::*;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+/// `tresor inject`: reads the template (a file, or stdin for none or `-`), checks every
+/// placeholder, reads every value, then writes the result to stdout or to a new file (0600).
+pub(crate) fn inject(
+    ctx: &mut Ctx,
+    input: Option<PathBuf>,
+    output: Option<PathBuf>,
+    force: bool,
+    stdin: impl Read,
+) -> Result<(), CliError> {
+    let output = output.filter(|o| o.as_os_str() != "-");
+    // Refused before the vault is touched.
+    if let Some(out) = &output
+        && !force
+        && std::fs::symlink_metadata(out).is_ok()
+    {
+        return Err(CliError::input(format!("{} exists: give --force to replace it", out.display())));
+    }
+    let template = read_template(input.as_deref(), stdin)?;
+    let shown =
+        input.as_deref().filter(|i| i.as_os_str() != "-").map_or("stdin".into(), |i| i.display().to_string());
+    let places = refs::placeholders(&template).map_err(|e| CliError::input(format!("{shown}: {e}")))?;
+    let mut resolver = Resolver::new(ctx)?;
+    let values = resolver.read_all(places.iter().map(|(_, r)| r))?;
+    resolver.finish();
+    let rendered = refs::render(&template, &places, &values);
+    match output {
+        None => outln_bytes(&rendered),
+        Some(out) if force => write_private_file(&out, &rendered),
+        Some(out) => write_new_private_file(&out, &rendered),
+    }
+}
+
+fn read_template(input: Option<&Path>, mut stdin: impl Read) -> Result<Zeroizing<Vec<u8>>, CliError> {
+    let mut template = Zeroizing::new(Vec::new());
+    match input.filter(|i| i.as_os_str() != "-") {
+        Some(path) => {
+            let mut file = std::fs::File::open(path)
+                .map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display())))?;
+            file.read_to_end(&mut template)
+                .map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display())))?;
+        }
+        None => {
+            stdin
+                .read_to_end(&mut template)
+                .map_err(|e| CliError::input(format!("cannot read stdin: {e}")))?;
+        }
+    }
+    Ok(template)
+}
+
+/// `tresor read`: what one reference (or plain path) names, exact bytes on stdout.
+pub(crate) fn read(ctx: &mut Ctx, reference: String) -> Result<(), CliError> {
+    let reference = Reference::parse_or_path(&reference).map_err(CliError::input)?;
+    let mut resolver = Resolver::new(ctx)?;
+    let value = resolver.read(&reference)?;
+    resolver.finish();
+    outln_bytes(&value)
+}

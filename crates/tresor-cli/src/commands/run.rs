@@ -1,0 +1,379 @@
+//! `tresor run`: a command run with secrets in its environment or in in-memory files, all read
+//! before it starts, and no secret on any command line.
+//!
+//! Where the variables come from, later ones winning: the environment tresor was given (a value
+//! that is a reference `tresor://…` is resolved), `--prefix` (every secret under a prefix, named
+//! after the rest of its path), `--env-file` (values that are references resolved, others kept),
+//! `--env NAME=REF`. `--file NAME=REF` sets NAME to `/dev/fd/N`, an in-memory file (memfd,
+//! sealed read-only) that exists only while a process holds it — nothing is written to a disk.
+//! tresor's own credentials (`TRESOR_PASSWORD`, `TRESOR_TOKEN`) are never passed on.
+//!
+//! Without `--mask`, tresor becomes the command (exec): its exit status, signals and terminal are
+//! the command's own. With `--mask`, the command runs as a child whose output tresor copies with
+//! every secret value masked; SIGTERM, SIGHUP, SIGUSR1 and SIGUSR2 sent to tresor are passed on
+//! (SIGINT and SIGQUIT reach the child from the terminal); the exit code is the child's, or
+//! 128 + N when signal N killed it. Exit 127: the command was not found; 126: it cannot run.
+
+use crate::cli::RunFlags;
+use crate::exit::CliError;
+use crate::mask::Masker;
+use crate::refs::{Reference, SCHEME};
+use crate::resolve::Resolver;
+use crate::*;
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use zeroize::Zeroizing;
+
+/// Variables tresor reads its own credentials from: never handed to the command.
+const OWN_CREDENTIALS: &[&str] = &["TRESOR_PASSWORD", "TRESOR_TOKEN"];
+
+/// A variable's value: given, or what a reference (an index into the references) names.
+enum Slot {
+    Text(Zeroizing<Vec<u8>>),
+    Secret(usize),
+}
+
+/// Everything the command gets, checked before anything is read.
+#[derive(Default)]
+struct Plan {
+    references: Vec<Reference>,
+    /// In the order they apply (a later one wins).
+    env: Vec<(OsString, Slot)>,
+    files: Vec<(OsString, usize)>,
+}
+
+impl Plan {
+    fn secret(&mut self, name: OsString, reference: Reference) {
+        self.references.push(reference);
+        self.env.push((name, Slot::Secret(self.references.len() - 1)));
+    }
+}
+
+/// `tresor run`.
+pub(crate) fn run(ctx: &mut Ctx, flags: RunFlags, mut stdin: impl std::io::Read) -> Result<(), CliError> {
+    let Some((program, args)) = flags.command.split_first() else {
+        return Err(CliError::usage("no command to run: tresor run [OPTIONS] -- COMMAND [ARGS]".into()));
+    };
+    // References in the environment, then env files, then --env and --file: all parsed first.
+    let mut inherited = Plan::default();
+    for (name, value) in std::env::vars_os() {
+        if value.as_bytes().starts_with(SCHEME.as_bytes()) && !is_own_credential(&name) {
+            let text = value.to_str().ok_or_else(|| bad(&name, "the reference is not UTF-8"))?;
+            let reference = Reference::parse(text).map_err(|e| bad(&name, &e))?;
+            inherited.secret(name, reference);
+        }
+    }
+    let mut given = Plan::default();
+    for file in &flags.env_files {
+        for (name, value) in read_env_file(file, &mut stdin)? {
+            if value.starts_with(SCHEME) {
+                let reference = Reference::parse(&value).map_err(|e| bad(OsStr::new(&name), &e))?;
+                given.secret(name.into(), reference);
+            } else {
+                given.env.push((name.into(), Slot::Text(Zeroizing::new(value.into_bytes()))));
+            }
+        }
+    }
+    for pair in &flags.env {
+        let (name, reference) = name_and_reference(pair, "--env")?;
+        given.secret(name.into(), reference);
+    }
+    for pair in &flags.files {
+        let (name, reference) = name_and_reference(pair, "--file")?;
+        given.references.push(reference);
+        given.files.push((name.into(), given.references.len() - 1));
+    }
+    let prefixes: Vec<String> = flags.prefix.iter().map(|p| folder(p)).collect::<Result<_, _>>()?;
+
+    // Then every read, through one session.
+    let mut resolver = Resolver::new(ctx)?;
+    let mut listed = Plan::default();
+    for prefix in &prefixes {
+        let mut names: std::collections::BTreeMap<String, String> = Default::default();
+        for entry in resolver.list(prefix)? {
+            let rest = entry.path.strip_prefix(prefix.as_str()).unwrap_or(&entry.path);
+            let name = env_name(rest);
+            if let Some(other) = names.insert(name.clone(), entry.path.clone()) {
+                return Err(CliError::input(format!(
+                    "--prefix {prefix}: {other} and {} would both be {name}; name one with --env",
+                    entry.path
+                )));
+            }
+            listed.secret(name.into(), Reference { path: entry.path, field: None, version: None });
+        }
+        if names.is_empty() {
+            eprintln!("tresor: warning: --prefix {prefix}: no secrets there");
+        }
+    }
+    let inherited_values = resolver.read_all(&inherited.references)?;
+    let listed_values = resolver.read_all(&listed.references)?;
+    let given_values = resolver.read_all(&given.references)?;
+    resolver.finish();
+
+    let mut command = std::process::Command::new(program);
+    command.args(args);
+    for name in OWN_CREDENTIALS {
+        command.env_remove(name);
+    }
+    let mut secrets: Vec<&[u8]> = Vec::new();
+    for (plan, values) in
+        [(&inherited, &inherited_values), (&listed, &listed_values), (&given, &given_values)]
+    {
+        for (name, slot) in &plan.env {
+            let value: &[u8] = match slot {
+                Slot::Text(text) => text,
+                Slot::Secret(i) => {
+                    secrets.push(&values[*i]);
+                    &values[*i]
+                }
+            };
+            if value.contains(&0) {
+                return Err(bad(
+                    name,
+                    "the value holds a NUL byte, which no environment variable can (use --file)",
+                ));
+            }
+            command.env(name, OsStr::from_bytes(value));
+        }
+    }
+    // The in-memory files stay open here until the command has them.
+    let mut files: Vec<OwnedFd> = Vec::new();
+    for (name, i) in &given.files {
+        secrets.push(&given_values[*i]);
+        let fd = memory_file(name, &given_values[*i])?;
+        command.env(name, format!("/dev/fd/{}", fd.as_raw_fd()));
+        files.push(fd);
+    }
+    if flags.mask {
+        let masker = || Masker::new(secrets.iter().copied());
+        let code = run_masked(command, masker, program)?;
+        drop(files);
+        return match code {
+            0 => Ok(()),
+            code => Err(CliError::passthrough(code)),
+        };
+    }
+    use std::os::unix::process::CommandExt;
+    let e = command.exec();
+    Err(cannot_run(program, &e))
+}
+
+fn is_own_credential(name: &OsStr) -> bool {
+    OWN_CREDENTIALS.iter().any(|own| name == *own)
+}
+
+/// An error about the variable `name`, which never shows its value.
+fn bad(name: &OsStr, why: &str) -> CliError {
+    CliError::input(format!("{}: {why}", name.to_string_lossy()))
+}
+
+/// `NAME=REF` of `--env` and `--file`.
+fn name_and_reference(pair: &str, flag: &str) -> Result<(String, Reference), CliError> {
+    let (name, reference) = pair
+        .split_once('=')
+        .ok_or_else(|| CliError::usage(format!("{flag} {pair}: expected NAME=PATH or NAME=tresor://…")))?;
+    check_name(name)?;
+    let reference =
+        Reference::parse_or_path(reference).map_err(|e| CliError::input(format!("{flag} {name}: {e}")))?;
+    Ok((name.to_string(), reference))
+}
+
+/// Environment variable names as shells take them: a letter or `_`, then letters, digits, `_`.
+fn check_name(name: &str) -> Result<(), CliError> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if first_ok && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Ok(());
+    }
+    Err(CliError::input(format!(
+        "`{name}` is not a variable name (a letter or _, then letters, digits or _)"
+    )))
+}
+
+/// A prefix as the folder it names (`db` → `db/`).
+fn folder(prefix: &str) -> Result<String, CliError> {
+    let trimmed = prefix.trim_end_matches('/');
+    tresor::path::SecretPath::parse(trimmed)
+        .map_err(|e| CliError::input(format!("--prefix {prefix}: {e}")))?;
+    Ok(format!("{trimmed}/"))
+}
+
+/// The variable a secret under a prefix becomes: the rest of its path, upper-cased, every other
+/// character `_` (`db/api-key` → `DB_API_KEY`), `_` first if it would start with a digit.
+fn env_name(rest: &str) -> String {
+    let mut name: String =
+        rest.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    if name.starts_with(|c: char| c.is_ascii_digit()) {
+        name.insert(0, '_');
+    }
+    name
+}
+
+/// The variables of a `.env` file (`-`: stdin), as dotenv tools read it.
+pub(crate) fn read_env_file(
+    path: &std::path::Path,
+    stdin: impl std::io::Read,
+) -> Result<Vec<(String, String)>, CliError> {
+    let shown = path.display();
+    let bytes = if path.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut { stdin }, &mut buf)
+            .map_err(|e| CliError::input(format!("cannot read stdin: {e}")))?;
+        buf
+    } else {
+        std::fs::read(path).map_err(|e| CliError::input(format!("cannot read {shown}: {e}")))?
+    };
+    let bytes = Zeroizing::new(bytes);
+    let text = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&bytes);
+    let mut out = Vec::new();
+    for item in dotenvy::from_read_iter(text) {
+        let (name, value) = item.map_err(|e| CliError::input(format!("{shown}: {}", env_file_error(&e))))?;
+        check_name(&name).map_err(|e| CliError::input(format!("{shown}: {}", e.message())))?;
+        out.push((name, value));
+    }
+    Ok(out)
+}
+
+/// A dotenv parse error, without the line's text (it may hold a value).
+fn env_file_error(e: &dotenvy::Error) -> String {
+    match e {
+        dotenvy::Error::LineParse(_, at) => {
+            format!("cannot parse it near byte {at} of a line (an unclosed quote?)")
+        }
+        dotenvy::Error::Io(e) => e.to_string(),
+        _ => "cannot parse it".to_string(),
+    }
+}
+
+/// An in-memory file holding `value`, sealed read-only, left open across exec.
+fn memory_file(name: &OsStr, value: &[u8]) -> Result<OwnedFd, CliError> {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    use std::io::{Seek, Write};
+    let failed = |e: std::io::Error| {
+        CliError::other(format!("cannot make the file for {}: {e}", name.to_string_lossy()))
+    };
+    let fd =
+        rustix::fs::memfd_create(format!("tresor-{}", name.to_string_lossy()), MemfdFlags::ALLOW_SEALING)
+            .map_err(|e| failed(e.into()))?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(value).and_then(|()| file.rewind()).map_err(failed)?;
+    let fd = OwnedFd::from(file);
+    rustix::fs::fcntl_add_seals(
+        &fd,
+        SealFlags::SHRINK | SealFlags::GROW | SealFlags::WRITE | SealFlags::SEAL,
+    )
+    .map_err(|e| failed(e.into()))?;
+    Ok(fd)
+}
+
+/// Exit 127 when the command was not found, 126 when it cannot run, as shells say.
+fn cannot_run(program: &OsStr, e: &std::io::Error) -> CliError {
+    let program = program.to_string_lossy();
+    match e.kind() {
+        std::io::ErrorKind::NotFound => CliError::with_code(127, format!("{program}: command not found")),
+        _ => CliError::with_code(126, format!("cannot run {program}: {e}")),
+    }
+}
+
+/// Runs the command as a child with its output masked; its exit code (128 + N for signal N).
+fn run_masked(
+    mut command: std::process::Command,
+    masker: impl Fn() -> Masker,
+    program: &OsStr,
+) -> Result<u8, CliError> {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    use tokio::signal::unix::{SignalKind, signal};
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let rt = runtime()?;
+    rt.block_on(async {
+        let mut child = tokio::process::Command::from(command).spawn().map_err(|e| cannot_run(program, &e))?;
+        let pid = child.id().and_then(|id| rustix::process::Pid::from_raw(id as i32));
+        let out = child.stdout.take().map(|s| tokio::spawn(copy_masked(s, tokio::io::stdout(), masker())));
+        let err = child.stderr.take().map(|s| tokio::spawn(copy_masked(s, tokio::io::stderr(), masker())));
+        let listen = |kind: SignalKind| signal(kind).map_err(|e| CliError::other(format!("cannot catch signals: {e}")));
+        let (mut term, mut hup, mut usr1, mut usr2) = (
+            listen(SignalKind::terminate())?,
+            listen(SignalKind::hangup())?,
+            listen(SignalKind::user_defined1())?,
+            listen(SignalKind::user_defined2())?,
+        );
+        // Caught so that they do not end tresor: the terminal sends them to the child as well.
+        let (mut int, mut quit) = (listen(SignalKind::interrupt())?, listen(SignalKind::quit())?);
+        let forward = |sig: rustix::process::Signal| {
+            if let Some(pid) = pid {
+                let _ = rustix::process::kill_process(pid, sig);
+            }
+        };
+        use rustix::process::Signal;
+        let status = loop {
+            tokio::select! {
+                status = child.wait() => break status.map_err(|e| CliError::other(format!("waiting for the command: {e}")))?,
+                _ = term.recv() => forward(Signal::TERM),
+                _ = hup.recv() => forward(Signal::HUP),
+                _ = usr1.recv() => forward(Signal::USR1),
+                _ = usr2.recv() => forward(Signal::USR2),
+                _ = int.recv() => {}
+                _ = quit.recv() => {}
+            }
+        };
+        // What the command wrote before it ended; a descendant that keeps the pipes open is not
+        // waited for long.
+        for copy in [out, err].into_iter().flatten() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), copy).await;
+        }
+        Ok(match (status.code(), status.signal()) {
+            (Some(code), _) => u8::try_from(code).unwrap_or(1),
+            (None, Some(sig)) => u8::try_from(128 + sig).unwrap_or(1),
+            (None, None) => 1,
+        })
+    })
+}
+
+/// Copies a stream with every secret masked, to its end.
+async fn copy_masked(
+    mut from: impl tokio::io::AsyncRead + Unpin,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
+    mut masker: Masker,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = Zeroizing::new(vec![0u8; 16 * 1024]);
+    // Once our own output is closed, the command's is still read (and dropped), so that it never
+    // blocks on a full pipe.
+    let mut open = true;
+    loop {
+        let (shown, end) = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => (masker.finish(), true),
+            Ok(n) => (masker.push(&buf[..n]), false),
+        };
+        if open && (to.write_all(&shown).await.is_err() || to.flush().await.is_err()) {
+            open = false;
+        }
+        if end {
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_under_a_prefix_are_shell_variables() {
+        assert_eq!(env_name("db/api-key"), "DB_API_KEY");
+        assert_eq!(env_name("token"), "TOKEN");
+        assert_eq!(env_name("2fa.seed"), "_2FA_SEED");
+    }
+
+    #[test]
+    fn variable_names_are_checked() {
+        for ok in ["A", "_x", "DB_PASSWORD2"] {
+            assert!(check_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "1A", "A-B", "A B", "É"] {
+            assert_eq!(check_name(bad).map_err(|e| e.code).unwrap_err(), 7, "{bad}");
+        }
+    }
+}

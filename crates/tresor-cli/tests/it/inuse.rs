@@ -1,0 +1,248 @@
+//! Secrets in use through the real binary: `tresor run` (environment, env files, prefixes,
+//! in-memory files, masking, exit codes, signals), `tresor inject` and `tresor read`.
+#![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
+
+use crate::common::{self, Env, Out, PASSWORD};
+use std::time::Duration;
+
+/// A vault with a plain secret, a JSON one with fields, and two under a prefix.
+fn vault() -> Env {
+    let env = Env::new();
+    env.init();
+    env.set("db/password", b"hunter2-pw");
+    env.set("db/creds", br#"{"user": "app", "password": "json-pw-9"}"#);
+    env.set("app/prod/api-key", b"key-one-1");
+    env.set("app/prod/db/url", b"postgres://x");
+    env
+}
+
+/// `tresor ARGS` with the password in `TRESOR_PASSWORD` (which the command must never see).
+fn tresor(env: &Env, args: &[&str], vars: &[(&str, &str)]) -> Out {
+    let mut cmd = env.cmd();
+    cmd.env("TRESOR_PASSWORD", PASSWORD).args(args);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    common::run(&mut cmd, b"")
+}
+
+#[test]
+fn run_gives_the_command_its_secrets_from_every_source_and_passes_its_exit_code_on() {
+    let env = vault();
+    std::fs::write(
+        env.path("app.env"),
+        "\u{feff}# settings\nDB_USER=tresor://db/creds#user\nMODE=\"production\"\nexport API_KEY=override\n",
+    )
+    .unwrap();
+    let script = r#"printf '%s|' "$PW" "$FROM_ENV" "$DB_USER" "$MODE" "$API_KEY" "$DB_URL" "${TRESOR_PASSWORD-unset}"; exit 3"#;
+    let out = tresor(
+        &env,
+        &[
+            "run",
+            "--env",
+            "PW=db/password",
+            "--env-file",
+            "app.env",
+            "--prefix",
+            "app/prod/",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+        &[("FROM_ENV", "tresor://db/creds?version=1#password"), ("API_KEY", "from-the-environment")],
+    )
+    .expect(3);
+    // --env-file wins over --prefix, which wins over the environment; tresor's password stays home.
+    assert_eq!(out.text(), "hunter2-pw|json-pw-9|app|production|override|postgres://x|unset|");
+}
+
+#[test]
+fn run_without_mask_is_the_command_itself_and_a_signal_that_kills_it_shows_as_such() {
+    let env = vault();
+    let out = tresor(&env, &["run", "--env", "PW=db/password", "--", "sh", "-c", "kill -KILL $$"], &[]);
+    // Killed by a signal: no exit code at all, as for the command run alone.
+    assert_eq!(out.code, -1, "{}", out.stderr);
+    let out =
+        tresor(&env, &["run", "--mask", "--env", "PW=db/password", "--", "sh", "-c", "kill -KILL $$"], &[]);
+    assert_eq!(out.code, 128 + 9, "{}", out.stderr);
+}
+
+#[test]
+fn run_file_is_an_in_memory_file_that_no_directory_ever_holds() {
+    let env = vault();
+    let out = tresor(
+        &env,
+        &[
+            "run",
+            "--file",
+            "CREDS=tresor://db/creds#password",
+            "--",
+            "sh",
+            "-c",
+            r#"readlink "$CREDS"; cat "$CREDS""#,
+        ],
+        &[],
+    )
+    .ok();
+    let text = out.text();
+    let (link, value) = text.split_once('\n').unwrap();
+    assert!(link.starts_with("/memfd:tresor-CREDS"), "{link}");
+    assert_eq!(value, "json-pw-9");
+    // Sealed: the command reads it but cannot change it.
+    let out = tresor(&env, &["run", "--file", "F=db/password", "--", "sh", "-c", r#"echo x > "$F""#], &[]);
+    assert_ne!(out.code, 0);
+    // Nothing holding the value was left anywhere under the test's directory (vault included).
+    for file in common::files_under(env.tmp.path()) {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        assert!(!bytes.windows(9).any(|w| w == b"json-pw-9"), "{} holds the value", file.display());
+    }
+}
+
+#[test]
+fn run_mask_conceals_values_in_output_and_errors_and_passes_the_exit_code_on() {
+    let env = vault();
+    let script =
+        r#"echo "out $PW"; echo "err $PW" >&2; printf '%s' "$PW" | cut -c1-4; printf 'x%s\n' "$API_KEY"; exit 4"#;
+    let out = tresor(
+        &env,
+        &["run", "--mask", "--env", "PW=db/password", "--prefix", "app/prod", "--", "sh", "-c", script],
+        &[],
+    )
+    .expect(4);
+    let text = out.text();
+    assert!(!text.contains("hunter2-pw") && !text.contains("key-one-1"), "{text}");
+    assert!(text.starts_with("out <concealed by tresor>\n"), "{text}");
+    assert!(text.contains("x<concealed by tresor>\n"), "{text}");
+    // A part of a value is not the value.
+    assert!(text.contains("hunt\n"), "{text}");
+    assert!(
+        out.stderr.contains("err <concealed by tresor>") && !out.stderr.contains("hunter2-pw"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn run_mask_passes_sigterm_on_and_no_secret_is_in_any_argv() {
+    let env = vault();
+    let mut cmd = env.std_cmd(common::bin());
+    cmd.env("TRESOR_PASSWORD", PASSWORD)
+        .args(["run", "--mask", "--env", "PW=db/password", "--", "sh", "-c"])
+        .arg(r#"trap 'echo "got TERM $PW"; exit 5' TERM; echo ready; while :; do sleep 0.05; done"#)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let pid = child.id();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // tresor's own command line and its children's hold no value.
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    let pids: Vec<u32> =
+        std::iter::once(pid).chain(children.split_whitespace().map(|p| p.parse().unwrap())).collect();
+    assert!(pids.len() >= 2, "the command runs as tresor's child");
+    for p in &pids {
+        let args = common::cmdline(*p).join(" ");
+        assert!(!args.contains("hunter2-pw"), "argv of {p}: {args}");
+    }
+    std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    let status = wait_with_timeout(&mut child, Duration::from_secs(20));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(status, Some(5), "{rest}");
+    assert_eq!(rest, "got TERM <concealed by tresor>\n");
+}
+
+fn wait_with_timeout(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
+    let found = common::wait_for(limit, || child.try_wait().unwrap().is_some());
+    if !found {
+        let _ = child.kill();
+    }
+    child.wait().unwrap().code()
+}
+
+#[test]
+fn run_refuses_what_it_cannot_do_before_the_command_starts() {
+    let env = vault();
+    env.set("bin/nul", b"a\0b");
+    let marker = env.path("ran");
+    let touch = format!("touch {}", marker.display());
+    let cases: [(&[&str], i32, &str); 8] = [
+        (&["--env", "1X=db/password"], 7, "not a variable name"),
+        (&["--env", "X"], 2, "expected NAME=PATH"),
+        (&["--env", "X=db//password"], 7, "empty segment"),
+        (&["--env", "X=tresor://db/password?v=2"], 7, "?version=N"),
+        (&["--env", "X=db/nope"], 4, "no secret at db/nope"),
+        (&["--env", "X=tresor://db/creds#host"], 4, "no field `host` (the value's fields: password, user)"),
+        (&["--env", "X=bin/nul"], 7, "NUL byte"),
+        (&["--env-file", "missing.env"], 7, "cannot read missing.env"),
+    ];
+    for (flags, code, message) in cases {
+        let args: Vec<&str> =
+            ["run"].iter().chain(flags).chain(&["--", "sh", "-c", &touch]).copied().collect();
+        let out = tresor(&env, &args, &[]).expect(code);
+        assert!(out.stderr.contains(message), "{flags:?}: {}", out.stderr);
+        assert!(!out.stderr.contains("hunter2") && !out.stderr.contains("json-pw"), "{}", out.stderr);
+        assert!(!marker.exists(), "{flags:?}: the command ran");
+    }
+    std::fs::write(env.path("bad.env"), "A=\"unclosed\nB=2\n").unwrap();
+    let out = tresor(&env, &["run", "--env-file", "bad.env", "--", "true"], &[]).expect(7);
+    assert!(out.stderr.contains("bad.env"), "{}", out.stderr);
+    let out = tresor(&env, &["run", "--env", "X=db/password", "--", "no-such-command-here"], &[]).expect(127);
+    assert!(out.stderr.contains("no-such-command-here: command not found"), "{}", out.stderr);
+    tresor(&env, &["run", "--env", "X=db/password", "--", env.vault.to_str().unwrap()], &[]).expect(126);
+    tresor(&env, &["run", "--env", "X=db/password"], &[]).expect(2);
+}
+
+#[test]
+fn inject_fills_a_template_into_a_new_private_file_and_replaces_one_only_when_forced() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = vault();
+    let template =
+        "url=postgres://{{ tresor://db/creds#user }}:{{tresor://db/password}}@db\nhelm={{ .Values.x }}\n";
+    std::fs::write(env.path("t.tpl"), template).unwrap();
+    let expected = "url=postgres://app:hunter2-pw@db\nhelm={{ .Values.x }}\n";
+    // To stdout, from a file or from stdin.
+    assert_eq!(tresor(&env, &["inject", "-i", "t.tpl"], &[]).ok().text(), expected);
+    let out =
+        common::run(env.cmd().env("TRESOR_PASSWORD", PASSWORD).args(["inject"]), template.as_bytes()).ok();
+    assert_eq!(out.text(), expected);
+    // To a new file, mode 0600.
+    tresor(&env, &["inject", "-i", "t.tpl", "-o", "out.conf"], &[]).ok();
+    let out_file = env.path("out.conf");
+    assert_eq!(std::fs::read_to_string(&out_file).unwrap(), expected);
+    assert_eq!(std::fs::metadata(&out_file).unwrap().permissions().mode() & 0o777, 0o600);
+    // Never over an existing file without --force.
+    std::fs::write(&out_file, "mine").unwrap();
+    let out = tresor(&env, &["inject", "-i", "t.tpl", "-o", "out.conf"], &[]).expect(7);
+    assert!(out.stderr.contains("give --force"), "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(&out_file).unwrap(), "mine");
+    tresor(&env, &["inject", "-i", "t.tpl", "-o", "out.conf", "--force"], &[]).ok();
+    assert_eq!(std::fs::read_to_string(&out_file).unwrap(), expected);
+    // A bad placeholder names its line; a missing secret writes nothing.
+    std::fs::write(env.path("bad.tpl"), "a\nb={{ tresor://db//x }}\n").unwrap();
+    let out = tresor(&env, &["inject", "-i", "bad.tpl", "-o", "new.conf"], &[]).expect(7);
+    assert!(out.stderr.contains("bad.tpl: line 2:"), "{}", out.stderr);
+    std::fs::write(env.path("gone.tpl"), "a={{ tresor://db/nope }}\n").unwrap();
+    tresor(&env, &["inject", "-i", "gone.tpl", "-o", "new.conf"], &[]).expect(4);
+    assert!(!env.path("new.conf").exists());
+}
+
+#[test]
+fn read_prints_what_a_reference_names() {
+    let env = vault();
+    env.set("db/password", b"second");
+    assert_eq!(tresor(&env, &["read", "tresor://db/password"], &[]).ok().stdout, b"second");
+    assert_eq!(tresor(&env, &["read", "tresor://db/password?version=1"], &[]).ok().stdout, b"hunter2-pw");
+    assert_eq!(
+        tresor(&env, &["read", "db/creds"], &[]).ok().stdout,
+        br#"{"user": "app", "password": "json-pw-9"}"#
+    );
+    assert_eq!(tresor(&env, &["read", "tresor://db/creds#user"], &[]).ok().stdout, b"app");
+    tresor(&env, &["read", "tresor://db/creds#nope"], &[]).expect(4);
+    tresor(&env, &["read", "tresor://db/password?version=9"], &[]).expect(4);
+    tresor(&env, &["read", "tresor://db/password#a#b"], &[]).expect(7);
+}
