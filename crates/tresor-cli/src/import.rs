@@ -1,7 +1,10 @@
 //! Reading secrets to import: tresor archives, `.env` files, JSON objects.
 //!
 //! `.env`: `KEY=VALUE` lines; blank lines and `#` comments skipped; an optional `export ` prefix;
-//! values in single quotes are literal, in double quotes `\n`, `\"` and `\\` are unescaped.
+//! values in single quotes are literal, in double quotes `\n`, `\"` and `\\` are unescaped; a
+//! leading UTF-8 byte-order mark is skipped; a quote left open is refused. The keys are secret
+//! paths (`db/password=…`), which dotenv's grammar (and `dotenvy`, which `tresor run` reads its
+//! env files with) does not allow: hence this reader of its own.
 //! JSON: an object whose string values become secrets; nested objects become `a/b` paths.
 
 use tresor_wire::SecretBuf;
@@ -71,6 +74,7 @@ fn flatten(
 }
 
 fn parse_env(text: &str) -> Result<Vec<(String, SecretBuf)>, String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -84,6 +88,12 @@ fn parse_env(text: &str) -> Result<Vec<(String, SecretBuf)>, String> {
             return Err(format!("line {}: empty name", n + 1));
         }
         let raw = raw.trim();
+        let quote = raw.chars().next().filter(|c| *c == '\'' || *c == '"');
+        if let Some(q) = quote
+            && (raw.len() < 2 || !raw.ends_with(q) || (q == '"' && ends_escaped(raw)))
+        {
+            return Err(format!("line {}: the value's quote ({q}) is not closed on its line", n + 1));
+        }
         let value = if let Some(inner) = raw.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
             inner.to_string()
         } else if let Some(inner) = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
@@ -110,6 +120,12 @@ fn parse_env(text: &str) -> Result<Vec<(String, SecretBuf)>, String> {
     Ok(out)
 }
 
+/// Whether the closing `"` of `raw` is escaped (an odd number of backslashes before it).
+fn ends_escaped(raw: &str) -> bool {
+    let body = &raw[1..raw.len() - 1];
+    body.bytes().rev().take_while(|b| *b == b'\\').count() % 2 == 1
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,6 +144,14 @@ mod tests {
                 .map(|(a, b)| (a.to_string(), b.to_string()))
         );
         assert!(parse(Format::Env, b"novalue").is_err());
+        // Regression (issue 15, bug 14): a byte-order mark is not part of the first name, and
+        // an open quote is refused instead of stored.
+        assert_eq!(pairs(parse(Format::Env, "\u{feff}A=1".as_bytes()).unwrap()), [("A".into(), "1".into())]);
+        for open in ["A=\"abc", "A='abc", "A=\"", "A=\"abc\\\"", "A='abc\"\nB=1"] {
+            let Err(e) = parse(Format::Env, open.as_bytes()) else { panic!("{open}: accepted") };
+            assert!(e.contains("line 1") && e.contains("not closed"), "{open}: {e}");
+        }
+        assert_eq!(pairs(parse(Format::Env, br#"A="a\\""#).unwrap()), [("A".into(), "a\\".into())]);
         assert!(parse(Format::Env, b"# only comments").is_err());
     }
 

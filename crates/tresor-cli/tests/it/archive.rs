@@ -143,3 +143,19 @@ fn import_env_and_json_files_into_a_vault() {
     let imports = records.as_array().unwrap().iter().filter(|r| r["op"] == "import" && r["outcome"] == "ok");
     assert_eq!(imports.count(), 8, "one import record per imported secret");
 }
+
+#[test]
+fn regression_import_env_took_a_byte_order_mark_into_the_first_name_and_stored_an_open_quote() {
+    let env = Env::new();
+    env.init();
+    let dotenv = env.path("bom.env");
+    std::fs::write(&dotenv, "\u{feff}FIRST=1\n").unwrap();
+    env.run_pw(&["import", dotenv.to_str().unwrap()], b"").ok();
+    assert_eq!(env.get("FIRST"), b"1");
+    let open = env.path("open.env");
+    std::fs::write(&open, "A=ok\nB=\"never closed\nC=3\n").unwrap();
+    let out = env.run_pw(&["import", open.to_str().unwrap()], b"").expect(7);
+    assert!(out.stderr.contains("line 2") && out.stderr.contains("not closed"), "{}", out.stderr);
+    assert!(!out.stderr.contains("never closed"), "the value must not show: {}", out.stderr);
+    env.run_pw(&["get", "A"], b"").expect(4);
+}

@@ -102,8 +102,7 @@ fn run_file_is_an_in_memory_file_that_no_directory_ever_holds() {
 #[test]
 fn run_mask_conceals_values_in_output_and_errors_and_passes_the_exit_code_on() {
     let env = vault();
-    let script =
-        r#"echo "out $PW"; echo "err $PW" >&2; printf '%s' "$PW" | cut -c1-4; printf 'x%s\n' "$API_KEY"; exit 4"#;
+    let script = r#"echo "out $PW"; echo "err $PW" >&2; printf '%s' "$PW" | cut -c1-4; printf 'x%s\n' "$API_KEY"; exit 4"#;
     let out = tresor(
         &env,
         &["run", "--mask", "--env", "PW=db/password", "--prefix", "app/prod", "--", "sh", "-c", script],
