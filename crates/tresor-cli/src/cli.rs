@@ -283,7 +283,7 @@ pub(crate) enum Command {
         path: String,
         /// The value (visible to other processes in argv: prefer stdin or --file).
         value: Option<String>,
-        /// Read the value from this file.
+        /// Read the value from this file (`-`: stdin).
         #[arg(long, value_name = "FILE", conflicts_with = "value")]
         file: Option<PathBuf>,
         /// Check-and-set: write only if the secret is at version N (0: only if it does not exist);
@@ -412,14 +412,14 @@ pub(crate) enum Command {
     /// Write a self-contained encrypted backup (key file included).
     #[command(arg_required_else_help = true)]
     Export {
-        /// The backup file to write.
+        /// The backup file to write (`-`: stdout, never a terminal).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
     /// Restore a backup into an empty location, or add secrets from a .env or JSON file.
     #[command(arg_required_else_help = true)]
     Import {
-        /// The file to import.
+        /// The file to import (`-`: stdin).
         file: PathBuf,
         /// Its format (detected by default).
         #[arg(long, value_enum)]

@@ -136,6 +136,10 @@ fn hint(e: &Error) -> Option<Cow<'static, str>> {
             "compare fingerprints (`tresor status` on a machine you trust); if the location really holds another \
              vault now, re-trust it with `tresor trust forget` (or `tresor trust FINGERPRINT`)"
         }
+        // A backup file is not the store: the store is not to blame (issue 15, bug 16).
+        Error::Integrity { kind: tresor::ObjectKind::Archive, .. } => {
+            "the backup file is damaged or incomplete (cut short in a copy?); nothing was restored: use another copy"
+        }
         Error::Foreign { .. } => "`tresor doctor` lists such entries: remove them by hand",
         Error::Rekeyed { .. } => {
             "compare its new fingerprint (`tresor status` where it was re-keyed) and pin it with \

@@ -31,7 +31,7 @@ pub struct Archive {
 }
 
 fn bad(detail: &str) -> Error {
-    Error::integrity(ObjectKind::Archive, "archive", detail)
+    Error::integrity(ObjectKind::Archive, "file", detail)
 }
 
 fn valid_name(name: &str) -> bool {

@@ -237,6 +237,13 @@ impl Store {
                 .create(dir)
                 .map_err(|e| Error::store(format!("cannot create {}: {e}", dir.display())))?;
         }
+        if dir.exists() && !dir.is_dir() {
+            // Not "no vault here, create one": creating one here cannot work either.
+            return Err(Error::Invalid(format!(
+                "{} is not a directory: a vault location is a directory (or a URL)",
+                dir.display()
+            )));
+        }
         if !dir.is_dir() {
             return Err(Error::NoVault { location: dir.display().to_string() });
         }
@@ -572,6 +579,12 @@ mod tests {
     #[test]
     fn fail_missing_directory_and_unknown_scheme() {
         assert!(matches!(Store::open("/nonexistent/tresor/x", false), Err(Error::NoVault { .. })));
+        // Regression (issue 15, bug 11): a regular file is not "no vault, create one".
+        let file = tempfile::NamedTempFile::new().unwrap();
+        for create in [false, true] {
+            let e = Store::open(file.path().to_str().unwrap(), create).map(|_| ()).unwrap_err();
+            assert!(matches!(&e, Error::Invalid(m) if m.contains("is not a directory")), "{e}");
+        }
         assert!(matches!(Store::open("ftp://x", false), Err(Error::Invalid(_))));
         let e = Store::open("s3://user:hunter2@bucket/p", false).unwrap_err().to_string();
         assert!(e.contains("tresor-backend") && !e.contains("hunter2"), "{e}");

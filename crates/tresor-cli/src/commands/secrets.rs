@@ -37,12 +37,13 @@ pub(crate) fn read_value(
     max_value: usize,
     mut stdin: impl Read,
 ) -> Result<Zeroizing<Vec<u8>>, CliError> {
+    let from_stream = value.is_none() && file.as_ref().is_none_or(|f| f.as_os_str() == "-");
     let value = match (value, file) {
         (Some(v), _) => Zeroizing::new(v.into_bytes()),
-        (None, Some(f)) => Zeroizing::new(
+        (None, Some(f)) if f.as_os_str() != "-" => Zeroizing::new(
             std::fs::read(&f).map_err(|e| CliError::input(format!("cannot read {}: {e}", f.display())))?,
         ),
-        (None, None) => {
+        (None, _) => {
             let mut buf = Zeroizing::new(Vec::new());
             // One byte past the limit is enough to refuse an oversize value.
             (&mut stdin)
@@ -53,6 +54,12 @@ pub(crate) fn read_value(
         }
     };
     if value.len() > max_value {
+        // From a stream, only the first byte past the limit was read: its size is not known.
+        if from_stream {
+            return Err(CliError::input(format!(
+                "the value on stdin is larger than the limit of {max_value} bytes (max_value_size)"
+            )));
+        }
         return Err(CliError::from_core(&tresor::Error::TooLarge { size: value.len(), limit: max_value }));
     }
     Ok(value)

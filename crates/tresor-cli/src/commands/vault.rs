@@ -310,10 +310,20 @@ pub(crate) fn cmd_doctor(ctx: &Ctx, json: bool) -> Result<(), CliError> {
     probe.map(|_| ()).map_err(|e| CliError::from_core(&e))
 }
 
-pub(crate) fn cmd_import(ctx: &mut Ctx, file: &Path, format: Option<import::Format>) -> Result<(), CliError> {
-    let bytes = zeroize::Zeroizing::new(
-        std::fs::read(file).map_err(|e| CliError::input(format!("cannot read {}: {e}", file.display())))?,
-    );
+pub(crate) fn cmd_import(
+    ctx: &mut Ctx,
+    file: &Path,
+    format: Option<import::Format>,
+    mut stdin: impl std::io::Read,
+) -> Result<(), CliError> {
+    let bytes = zeroize::Zeroizing::new(if file.as_os_str() == "-" {
+        let mut buf = Vec::new();
+        std::io::Read::read_to_end(&mut stdin, &mut buf)
+            .map_err(|e| CliError::input(format!("cannot read stdin: {e}")))?;
+        buf
+    } else {
+        std::fs::read(file).map_err(|e| CliError::input(format!("cannot read {}: {e}", file.display())))?
+    });
     let format = format.unwrap_or_else(|| import::detect(file, &bytes));
     if format == import::Format::Archive {
         let password = ctx.password()?;
@@ -336,7 +346,18 @@ pub(crate) fn cmd_import(ctx: &mut Ctx, file: &Path, format: Option<import::Form
 
 /// `tresor export`: a self-contained encrypted backup, written 0600.
 pub(crate) fn export(ctx: &mut Ctx, out: PathBuf) -> Result<(), CliError> {
+    let to_stdout = out.as_os_str() == "-";
+    if to_stdout && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return Err(CliError::usage(
+            "--out -: the backup is binary; redirect stdout to a file or a pipe".into(),
+        ));
+    }
     let archive = call(ctx, tresor_wire::Export)?;
+    if to_stdout {
+        outln_bytes(&archive.0)?;
+        eprintln!("exported to stdout ({} bytes)", archive.0.len());
+        return Ok(());
+    }
     write_private_file(&out, &archive.0)?;
     eprintln!("exported to {} ({} bytes)", out.display(), archive.0.len());
     Ok(())

@@ -159,3 +159,50 @@ fn regression_import_env_took_a_byte_order_mark_into_the_first_name_and_stored_a
     assert!(!out.stderr.contains("never closed"), "the value must not show: {}", out.stderr);
     env.run_pw(&["get", "A"], b"").expect(4);
 }
+
+#[test]
+fn regression_dash_was_a_file_name_not_stdout_or_stdin() {
+    let env = Env::new();
+    exported(&env);
+    // `export --out -` writes the backup to stdout (a pipe here), and no file named `-`.
+    let out =
+        common::run(env.cmd().env("TRESOR_PASSWORD", PASSWORD).args(["export", "--out", "-"]), b"").ok();
+    assert!(out.stdout.starts_with(b"TRSRARC1"), "{}", out.stderr);
+    assert!(!env.path("-").exists());
+    // `import -` reads it from stdin.
+    let restored = env.path("restored");
+    let mut cmd = env.cmd();
+    cmd.env("TRESOR_PASSWORD", PASSWORD).args(["--vault", restored.to_str().unwrap(), "import", "-"]);
+    common::run(&mut cmd, &out.stdout).ok();
+    assert_eq!(at(&env, &restored, PASSWORD, &["get", "db/password"]).ok().stdout, b"v2");
+    // `set --file -` reads the value from stdin.
+    common::run(env.cmd().env("TRESOR_PASSWORD", PASSWORD).args(["set", "dash", "--file", "-"]), b"piped")
+        .ok();
+    assert_eq!(env.get("dash"), b"piped");
+}
+
+#[test]
+fn regression_a_truncated_backup_blamed_the_store() {
+    let env = Env::new();
+    let backup = exported(&env);
+    let bytes = std::fs::read(&backup).unwrap();
+    let cut = env.path("cut.tresor");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let restored = env.path("restored");
+    let out = at(&env, &restored, PASSWORD, &["import", cut.to_str().unwrap()]).expect(5);
+    assert!(out.stderr.contains("archive file: is truncated"), "{}", out.stderr);
+    assert!(out.stderr.contains("the backup file is damaged or incomplete"), "{}", out.stderr);
+    assert!(!out.stderr.contains("store was changed"), "{}", out.stderr);
+    assert!(common::files_under(&restored).is_empty(), "a refused restore wrote into the location");
+}
+
+#[test]
+fn regression_init_on_a_regular_file_said_no_vault_and_suggested_init() {
+    let env = Env::new();
+    let file = env.path("plain-file");
+    std::fs::write(&file, "not a vault").unwrap();
+    let out = at(&env, &file, PASSWORD, &["init", "--kdf-memory", "19456", "--kdf-time", "2"]).expect(7);
+    assert!(out.stderr.contains("is not a directory"), "{}", out.stderr);
+    assert!(!out.stderr.contains("tresor init"), "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a vault");
+}
