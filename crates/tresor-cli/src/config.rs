@@ -162,30 +162,27 @@ fn describe_toml_error(path: &std::path::Path, text: &str, e: &toml::de::Error) 
     }
 }
 
-/// Parses a positive duration: `90`, `90s`, `15m`, `2h`, `1d`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+/// Parses a positive duration (`90s`, `15m`, `1h30m`, `7d`); `what` names it in the error.
+pub fn parse_duration(text: &str, what: &str) -> Result<Duration, String> {
     let d = parse_duration_or_zero(text)?;
     if d.is_zero() {
-        return Err("the idle timeout must be positive".into());
+        return Err(format!("{what} must be positive (got {:?})", text.trim()));
     }
     Ok(d)
 }
 
-/// Parses a duration that may be zero (`0s`, `10m`, `1h`, ...).
+/// Parses a duration that may be zero (`0`, `0s`, `100ms`, `10m`, `1h30m`, ...). A number
+/// without a unit is refused (is `30` seconds or days?), except 0.
 pub fn parse_duration_or_zero(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: u64 = digits.parse().map_err(|_| format!("invalid duration {text:?}"))?;
-    let scale = match unit {
-        "ms" => return Ok(Duration::from_millis(n)),
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("invalid duration unit in {text:?} (use ms, s, m, h or d)")),
-    };
-    let secs = n.checked_mul(scale).ok_or_else(|| format!("duration {text:?} is too long"))?;
-    Ok(Duration::from_secs(secs))
+    if text == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("the duration {text:?} needs a unit: {text}s, {text}m, {text}h or {text}d"));
+    }
+    humantime::parse_duration(text)
+        .map_err(|e| format!("invalid duration {text:?}: {e} (e.g. 90s, 15m, 1h30m, 7d)"))
 }
 
 /// The default vault location: `$XDG_DATA_HOME/tresor/vault`.
@@ -223,13 +220,21 @@ mod tests {
 
     #[test]
     fn durations() {
-        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
-        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
-        assert!(parse_duration("0s").is_err());
+        assert_eq!(parse_duration("15m", "x").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("2h", "x").unwrap(), Duration::from_secs(7200));
+        // Regression (issue 15, bug 12): compound durations are read, bare numbers refused, and
+        // the error names what was being set.
+        assert_eq!(parse_duration("1h30m", "x").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("1h 30m", "x").unwrap(), Duration::from_secs(5400));
+        assert!(parse_duration("90", "x").unwrap_err().contains("needs a unit: 90s, 90m"));
+        assert_eq!(
+            parse_duration("0s", "the rotation period").unwrap_err(),
+            "the rotation period must be positive (got \"0s\")"
+        );
         assert_eq!(parse_duration_or_zero("0s").unwrap(), Duration::ZERO);
-        assert!(parse_duration("5 weeks").is_err());
-        assert!(parse_duration("").is_err());
+        assert_eq!(parse_duration_or_zero("0").unwrap(), Duration::ZERO);
+        assert!(parse_duration("5 fortnights", "x").is_err());
+        assert!(parse_duration("", "x").is_err());
         assert_eq!(parse_duration_or_zero("100ms").unwrap(), Duration::from_millis(100));
         assert!(parse_duration_or_zero("99999999999999999d").is_err(), "an overflow is refused");
     }

@@ -221,7 +221,7 @@ pub(crate) fn settings(
         .or_else(|| std::env::var("TRESOR_IDLE_TIMEOUT").ok())
         .or(file.idle_timeout)
         .unwrap_or_else(|| "15m".into());
-    let idle = config::parse_duration(&idle_text).map_err(CliError::input)?;
+    let idle = config::parse_duration(&idle_text, "the idle timeout").map_err(CliError::input)?;
     Ok(Ctx {
         location: canonical_location(&location),
         no_agent: false,

@@ -146,7 +146,16 @@ pub fn run(ctx: &mut Ctx, action: EpochAction) -> Result<(), CliError> {
                 return Ok(());
             }
             let every_secs = match every {
-                Some(text) => Some(config::parse_duration(&text).map_err(CliError::input)?.as_secs()),
+                Some(text) => {
+                    let every = config::parse_duration(&text, "the rotation period (--every)")
+                        .map_err(CliError::input)?;
+                    if every.as_secs() == 0 {
+                        return Err(CliError::input(format!(
+                            "--every {text}: rotation periods are whole seconds"
+                        )));
+                    }
+                    Some(every.as_secs())
+                }
                 None => None,
             };
             call(ctx, SetRotationPolicy { every_secs })?;
@@ -304,10 +313,14 @@ fn residue_text(r: &DestroyReport) -> String {
 
 /// A whole number of seconds in its largest exact unit (`7d`, `2h`, `90s`).
 pub(crate) fn human_secs(secs: u64) -> String {
-    match secs {
-        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
-        s if s % 3600 == 0 => format!("{}h", s / 3600),
-        s if s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
+    // As it is typed back: `7d`, `1h30m`, `90s` -> `1m30s`.
+    let mut out = String::new();
+    let mut rest = secs;
+    for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {
+        if rest >= size {
+            out.push_str(&format!("{}{unit}", rest / size));
+            rest %= size;
+        }
     }
+    if out.is_empty() { "0s".into() } else { out }
 }

@@ -102,7 +102,13 @@ fn epochs_through_the_agent_and_the_policy() {
     assert!(list.contains("rotation: every 7d, next due"), "{list}");
     assert!(list.contains("destroyed"), "{list}");
     let out = env.run(&["epoch", "policy", "--every", "0s"], b"").expect(7);
-    assert!(out.stderr.contains("positive"), "{}", out.stderr);
+    // Regression (issue 15, bug 12): the error named the idle timeout; bare numbers were
+    // seconds; compound durations were refused.
+    assert!(out.stderr.contains("the rotation period (--every) must be positive"), "{}", out.stderr);
+    let out = env.run(&["epoch", "policy", "--every", "30"], b"").expect(7);
+    assert!(out.stderr.contains("needs a unit: 30s, 30m, 30h or 30d"), "{}", out.stderr);
+    env.run(&["epoch", "policy", "--every", "1h30m"], b"").ok();
+    assert!(env.run(&["epoch", "policy"], b"").ok().text().contains("rotate every 1h30m"));
     env.run(&["epoch", "policy", "--off"], b"").ok();
     assert!(env.run(&["epoch", "policy"], b"").ok().text().contains("automatic rotation is off"));
     env.run(&["lock"], b"").ok();
