@@ -7,6 +7,9 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Longest path a Unix socket can be bound at (`sun_path` is 108 bytes with its NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+
 /// The agent socket for a vault location, in `runtime_dir`.
 pub fn socket_path(runtime_dir: &Path, location: &str) -> PathBuf {
     let id = hex::encode(&tresor_crypto::hash(location.as_bytes())[..8]);
@@ -50,6 +53,10 @@ pub fn call_on<C: Call>(
 /// A connection to the agent at `socket`, if one listens there and runs as this user (`None`: no
 /// agent listens, and nothing was sent).
 pub fn connect(socket: &Path) -> Result<Option<UnixStream>, FrameError> {
+    // No agent can listen at a path longer than a socket address holds (`tresor unlock` says so).
+    if socket.as_os_str().len() > MAX_SOCKET_PATH {
+        return Ok(None);
+    }
     if let Some(dir) = socket.parent() {
         match check_private_dir(dir) {
             Ok(()) => {}

@@ -49,9 +49,19 @@ pub(crate) fn cmd_unlock(ctx: &mut Ctx) -> Result<(), CliError> {
 
 pub(crate) fn spawn_agent(ctx: &Ctx, socket: &Path) -> Result<(), CliError> {
     use std::os::unix::process::CommandExt;
+    // A Unix socket path holds at most 107 bytes: an agent could not listen there at all.
+    let len = socket.as_os_str().len();
+    if len > client::MAX_SOCKET_PATH {
+        return Err(CliError::input(format!(
+            "the agent's socket path would be {len} bytes, longer than a Unix socket path may be \
+             ({}): set TRESOR_RUNTIME_DIR to a shorter directory ({})",
+            client::MAX_SOCKET_PATH,
+            socket.display()
+        )));
+    }
     let exe = std::env::current_exe()
         .map_err(|e| CliError::other(format!("cannot find the tresor binary: {e}")))?;
-    std::process::Command::new(exe)
+    let mut agent = std::process::Command::new(exe)
         .arg("agent")
         .arg("--vault")
         .arg(&ctx.location)
@@ -68,6 +78,12 @@ pub(crate) fn spawn_agent(ctx: &Ctx, socket: &Path) -> Result<(), CliError> {
     for _ in 0..500 {
         if client::call(socket, &tresor_wire::Ping, Duration::from_secs(5)).ok().flatten().is_some() {
             return Ok(());
+        }
+        // An agent that ended is not waited for.
+        if let Ok(Some(status)) = agent.try_wait() {
+            return Err(CliError::other(format!(
+                "the agent ended as it started ({status}); `tresor agent` in the foreground shows why"
+            )));
         }
         std::thread::sleep(Duration::from_millis(10));
     }

@@ -311,9 +311,8 @@ fn residue_text(r: &DestroyReport) -> String {
     parts.join(" and ")
 }
 
-/// A whole number of seconds in its largest exact unit (`7d`, `2h`, `90s`).
+/// A whole number of seconds as it is typed back: `7d`, `1h30m`, `1m30s`.
 pub(crate) fn human_secs(secs: u64) -> String {
-    // As it is typed back: `7d`, `1h30m`, `90s` -> `1m30s`.
     let mut out = String::new();
     let mut rest = secs;
     for (unit, size) in [("d", 86_400), ("h", 3600), ("m", 60), ("s", 1)] {

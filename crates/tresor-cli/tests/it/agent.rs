@@ -334,3 +334,27 @@ fn regression_status_has_one_shape_locked_or_unlocked_and_the_text_agrees() {
     assert!(unlocked_text.contains("secrets: 1"), "{unlocked_text}");
     assert!(locked_text.contains("secrets: (unlock to see)"), "{locked_text}");
 }
+
+#[test]
+fn regression_a_runtime_dir_too_long_for_a_socket_made_unlock_wait_and_fail_vaguely() {
+    let env = Env::new();
+    let _guard = setup(&env);
+    let long = env.path(&"r".repeat(110));
+    std::fs::create_dir(&long).unwrap();
+    std::fs::set_permissions(&long, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let file = env.password_file(PASSWORD);
+    let started = std::time::Instant::now();
+    let out =
+        run(env.cmd().env("TRESOR_RUNTIME_DIR", &long).env("TRESOR_PASSWORD_FILE", &file).arg("unlock"), b"")
+            .expect(7);
+    assert!(out.stderr.contains("longer than a Unix socket path may be"), "{}", out.stderr);
+    assert!(out.stderr.contains("TRESOR_RUNTIME_DIR"), "{}", out.stderr);
+    assert!(started.elapsed() < Duration::from_secs(4), "unlock waited for an agent that could not start");
+    assert!(env.agent_pids().is_empty());
+    // Every other command works without an agent there.
+    let out = run(
+        env.cmd().env("TRESOR_RUNTIME_DIR", &long).env("TRESOR_PASSWORD_FILE", &file).args(["get", "a"]),
+        b"",
+    );
+    assert_eq!(out.ok().stdout, b"one");
+}
