@@ -358,3 +358,22 @@ fn regression_a_runtime_dir_too_long_for_a_socket_made_unlock_wait_and_fail_vagu
     );
     assert_eq!(out.ok().stdout, b"one");
 }
+
+#[test]
+fn regression_the_agents_status_was_stale_after_a_key_file_change_made_elsewhere() {
+    let env = Env::new();
+    let _guard = setup(&env);
+    unlock(&env, &[]).ok();
+    let generation = |env: &Env| {
+        let out = run(env.cmd().args(["status", "--json"]), b"").ok();
+        let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(status["unlocked_by"], "agent", "{status}");
+        status["keyfile_generation"].as_u64().unwrap()
+    };
+    let before = generation(&env);
+    // A new password slot, added by a process of its own (not through the agent).
+    let input = format!("{PASSWORD}\nanother good password 7\n");
+    let args = ["--no-agent", "--password-stdin", "keyslot", "add", "--new-password-stdin"];
+    run(env.cmd().args(args).args(common::KDF), input.as_bytes()).ok();
+    assert_eq!(generation(&env), before + 1);
+}

@@ -397,7 +397,9 @@ impl Engine {
 
     /// The vault's summary.
     pub async fn status(&mut self) -> Result<Status> {
-        self.refresh().await?;
+        // A long-lived handle (the agent's) shows the key file as it is now, not as it was at
+        // unlock: `passwd`, `keyslot` and `recover` may have run in another process.
+        self.keyfile_fresh().await?;
         self.audit_append(AuditOp::Status, None, Outcome::Ok, None, Durability::Relaxed).await?;
         let (audit_records, audit_lane) = {
             let lane = self.lane.lock().await;
