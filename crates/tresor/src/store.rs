@@ -514,14 +514,26 @@ impl Store {
         }
     }
 
-    /// Deletes `names`, several at a time; a name already gone is fine.
+    /// Deletes `names`, several at a time; a name already gone is fine. Every name is tried; the
+    /// first failure is returned.
     pub async fn delete_many(&self, names: impl IntoIterator<Item = String>) -> Result<()> {
+        match self.delete_each(names).await.into_iter().next() {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Deletes every one of `names` it can, concurrently; the ones it could not, each with why.
+    pub async fn delete_each(&self, names: impl IntoIterator<Item = String>) -> Vec<(String, Error)> {
         futures::stream::iter(names)
-            .map(|name| async move { self.delete(&name).await })
+            .map(|name| async move {
+                let result = self.delete(&name).await;
+                result.err().map(|e| (name, e))
+            })
             .buffer_unordered(DELETE_CONCURRENCY)
-            .try_collect::<Vec<()>>()
+            .filter_map(std::future::ready)
+            .collect()
             .await
-            .map(drop)
     }
 
     /// After the caller deleted the objects under `prefixes` (names relative to the vault, e.g.

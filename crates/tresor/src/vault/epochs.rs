@@ -375,11 +375,21 @@ impl Engine {
                 remaining.clear();
                 break;
             }
-            deleted_objects += objects.len() as u64;
-            deleted_bytes += objects.iter().map(|(_, size)| size).sum::<u64>();
-            let names: Vec<String> = objects.into_iter().map(|(name, _)| name).collect();
-            self.store.delete_many(names.iter().cloned()).await?;
-            remaining = names;
+            // An object the store will not delete is reported (exit 11 in the CLI), not an error
+            // that hides what was deleted.
+            let names: Vec<String> = objects.iter().map(|(name, _)| name.clone()).collect();
+            let failed = self.store.delete_each(names).await;
+            if let Some((name, e)) = failed.first() {
+                tracing::warn!("epoch {epoch}: {} objects not deleted, {name} first: {e}", failed.len());
+            }
+            let kept: std::collections::HashSet<&str> = failed.iter().map(|(n, _)| n.as_str()).collect();
+            for (name, size) in &objects {
+                if !kept.contains(name.as_str()) {
+                    deleted_objects += 1;
+                    deleted_bytes += size;
+                }
+            }
+            remaining = failed.into_iter().map(|(name, _)| name).collect();
         }
         let residue = self.store.purge_versions(&epoch_prefixes(epoch)).await?;
         let report = DestroyReport {
