@@ -114,23 +114,6 @@ fn epochs_through_the_agent_and_the_policy() {
     env.run(&["lock"], b"").ok();
 }
 
-/// Makes a file undeletable (even by root) while it lives: `chattr +i`, undone on drop.
-struct Immutable(std::path::PathBuf);
-
-impl Immutable {
-    fn set(path: std::path::PathBuf) -> Immutable {
-        let status = std::process::Command::new("chattr").arg("+i").arg(&path).status().unwrap();
-        assert!(status.success(), "chattr +i {} failed (e2fsprogs, an ext4 or xfs /tmp)", path.display());
-        Immutable(path)
-    }
-}
-
-impl Drop for Immutable {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("chattr").arg("-i").arg(&self.0).status();
-    }
-}
-
 #[test]
 fn regression_an_epoch_destroy_that_could_not_delete_exited_1_not_11() {
     let env = Env::new();
@@ -140,7 +123,7 @@ fn regression_an_epoch_destroy_that_could_not_delete_exited_1_not_11() {
     env.run_pw(&["epoch", "rotate", "--reencrypt"], b"").ok();
     let blobs = files_under(&env, "blob/0000000001");
     assert!(!blobs.is_empty());
-    let stuck = Immutable::set(env.vault.join(&blobs[0]));
+    let stuck = common::Immutable::set(env.vault.join(&blobs[0]));
     let out = env.run_pw(&["epoch", "destroy", "1"], b"").expect(11);
     assert!(out.stderr.contains("deleting them failed"), "{}", out.stderr);
     // Everything else of the epoch is gone, the values read, the audit says what happened.

@@ -426,3 +426,30 @@ fn regression_10_s3_locations_have_one_spelling() {
         assert!(out.contains("location: s3://tresor-test/team/prod\n"), "{spelling}: {out}");
     }
 }
+
+#[test]
+fn regression_an_audit_record_the_store_refuses_is_exit_9_with_the_reason_and_changes_nothing() {
+    let env = Env::new();
+    env.init();
+    env.set("a", b"one");
+    let guard = env.agent_guard();
+    let file = env.password_file(PASSWORD);
+    for through_agent in [false, true] {
+        if through_agent {
+            common::run(env.cmd().env("TRESOR_PASSWORD_FILE", &file).arg("unlock"), b"").ok();
+        }
+        let sealed = common::Immutable::set(env.vault.join("audit"));
+        for (args, stdin) in
+            [(vec!["get", "a"], &b""[..]), (vec!["set", "a"], b"two"), (vec!["rm", "a"], b"")]
+        {
+            let out = env.run_pw(&args, stdin).expect(9);
+            assert!(out.stderr.contains("its audit record could not be written"), "{args:?}: {}", out.stderr);
+            assert!(out.stderr.contains("check that the vault location is writable"), "{}", out.stderr);
+            assert!(out.stdout.is_empty(), "{args:?} returned data without its audit record");
+        }
+        drop(sealed);
+        assert_eq!(env.get("a"), b"one", "a refused write changed the vault (agent: {through_agent})");
+    }
+    drop(guard);
+    assert!(env.run_pw(&["audit", "verify"], b"").ok().text().contains("verified"));
+}

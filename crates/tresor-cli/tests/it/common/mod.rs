@@ -397,3 +397,22 @@ impl Drop for AgentGuard<'_> {
         }
     }
 }
+
+/// Makes a file or directory unchangeable, even by root (tests run as root in CI, so permissions
+/// cannot make a write fail), while it lives: `chattr +i`, undone on drop.
+pub struct Immutable(std::path::PathBuf);
+
+impl Immutable {
+    /// `chattr +i PATH`; the test fails if the file system cannot do it.
+    pub fn set(path: std::path::PathBuf) -> Immutable {
+        let status = std::process::Command::new("chattr").arg("+i").arg(&path).status().unwrap();
+        assert!(status.success(), "chattr +i {} failed (e2fsprogs, an ext4 or xfs /tmp)", path.display());
+        Immutable(path)
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
