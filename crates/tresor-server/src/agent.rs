@@ -214,6 +214,18 @@ async fn respond(
     config: &AgentConfig,
     events: &mpsc::UnboundedSender<Event>,
 ) -> Result<Zeroizing<Vec<u8>>, FrameError> {
+    // A vault directory removed while the agent ran: nothing it serves would be real any more
+    // (and a new vault may be made at the location). It locks itself and stops; the client,
+    // told it is locked, opens the location itself and hears there is no vault.
+    let removed = slot.lock().await.as_ref().is_some_and(|v| v.store().removed());
+    if removed {
+        let vault = slot.lock().await.take();
+        if let Some(v) = vault {
+            tracing::warn!("the vault directory {} was removed: locking", v.store().location());
+            let _ = v.with_actor(actor).lock("the vault directory was removed").await;
+        }
+        let _ = events.send(Event::Locked);
+    }
     match request {
         Request::Ping(_) => {
             encode(&Ok::<_, Failure>(Pong { unlocked: slot.lock().await.is_some(), pid: std::process::id() }))

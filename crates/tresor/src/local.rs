@@ -194,6 +194,12 @@ impl LocalDir {
         LocalDir { fsync, ..self.clone() }
     }
 
+    /// Whether the directory was removed (its last name unlinked) since it was opened: what
+    /// stays open is then a directory no one else can reach.
+    pub fn removed(&self) -> bool {
+        rustix::fs::fstat(&*self.root).is_ok_and(|st| st.st_nlink == 0)
+    }
+
     /// The directory's path.
     pub fn path(&self) -> &std::path::Path {
         &self.path

@@ -423,6 +423,11 @@ impl Store {
         self.local.as_ref().and_then(LocalDir::permission_warning)
     }
 
+    /// Whether a local vault directory was removed while it was open (never for a bucket).
+    pub fn removed(&self) -> bool {
+        self.local.as_ref().is_some_and(LocalDir::removed)
+    }
+
     /// Reads an object; `None` if it does not exist. An object larger than its kind's limit
     /// ([`crate::layout::size_limit`]) is refused before it is read.
     pub async fn get(&self, name: &str) -> Result<Option<Bytes>> {

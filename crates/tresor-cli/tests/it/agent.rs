@@ -377,3 +377,23 @@ fn regression_the_agents_status_was_stale_after_a_key_file_change_made_elsewhere
     run(env.cmd().args(args).args(common::KDF), input.as_bytes()).ok();
     assert_eq!(generation(&env), before + 1);
 }
+
+#[test]
+fn regression_an_agent_kept_serving_a_vault_directory_that_was_removed() {
+    let env = Env::new();
+    let _guard = setup(&env);
+    unlock(&env, &[]).ok();
+    let pid = agent_pid(&env);
+    std::fs::remove_dir_all(&env.vault).unwrap();
+    // The agent does not serve what is gone: the command finds no vault there.
+    let out = run(env.cmd().args(["get", "a"]), b"").expect(8);
+    assert!(out.stderr.contains("no vault at"), "{}", out.stderr);
+    assert!(out.stdout.is_empty());
+    // It locked itself and stopped, writing nothing into the location.
+    assert!(wait_for(Duration::from_secs(10), || !alive(pid)), "the agent still runs");
+    assert!(!env.vault.exists(), "something recreated the removed directory");
+    // A new vault can be made there, and is the one commands reach.
+    env.init();
+    env.set("a", b"new");
+    assert_eq!(env.get("a"), b"new");
+}
