@@ -23,6 +23,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 use zeroize::Zeroizing;
 
+/// The largest `max_value_size` accepted, and the limit the agent holds: the limit a user sets is
+/// checked by the CLI before a value is sent, so a changed limit needs no new unlock.
+pub const MAX_VALUE_CEILING: usize = 64 << 20;
+
 /// The config file's contents.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -225,7 +225,16 @@ pub(crate) fn settings(
     Ok(Ctx {
         location: canonical_location(&location),
         no_agent: false,
-        max_value: file.max_value_size.unwrap_or(tresor::vault::DEFAULT_MAX_VALUE),
+        max_value: match file.max_value_size {
+            None => tresor::vault::DEFAULT_MAX_VALUE,
+            Some(n) if (1..=config::MAX_VALUE_CEILING).contains(&n) => n,
+            Some(n) => {
+                return Err(CliError::input(format!(
+                    "max_value_size = {n}: it must be from 1 to {} bytes",
+                    config::MAX_VALUE_CEILING
+                )));
+            }
+        },
         idle,
         stdin_password: None,
         expect_fingerprint: match std::env::var("TRESOR_VAULT_FINGERPRINT") {

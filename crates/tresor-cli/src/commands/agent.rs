@@ -107,7 +107,6 @@ pub(crate) fn cmd_agent(ctx: &Ctx) -> Result<(), CliError> {
         .build()
         .map_err(|e| CliError::other(e.to_string()))?;
     let location = ctx.location.clone();
-    let max_value = ctx.max_value;
     // The fingerprint the user expects binds the agent's unlocks too (it inherits the variable).
     let expect_fingerprint = ctx.expect_fingerprint;
     let result = rt.block_on(async {
@@ -120,7 +119,9 @@ pub(crate) fn cmd_agent(ctx: &Ctx) -> Result<(), CliError> {
             backend: backend_config(),
             options: Box::new(move || {
                 let mut o = Options::new(config::state_dir().join("trust"), actor("agent"));
-                o.max_value = max_value;
+                // The user's limit is the client's to check, as each value is read (issue 15,
+                // bug 10): a limit raised in the config needs no new unlock.
+                o.max_value = config::MAX_VALUE_CEILING;
                 o.expect_fingerprint = expect_fingerprint;
                 o
             }),

@@ -338,6 +338,11 @@ pub(crate) fn cmd_import(
         return Ok(());
     }
     let items = import::parse(format, &bytes).map_err(CliError::input)?;
+    // The user's limit is checked here, before anything is sent (the agent holds only a ceiling).
+    if let Some((path, value)) = items.iter().find(|(_, v)| v.0.len() > ctx.max_value) {
+        let e = tresor::Error::TooLarge { size: value.0.len(), limit: ctx.max_value };
+        return Err(CliError::input(format!("{path}: {e}")));
+    }
     let count = items.len();
     call(ctx, tresor_wire::Set { op: AuditOp::Import, items, cas: None })?;
     eprintln!("imported {count} secrets");

@@ -48,11 +48,17 @@ fn fail_values_over_the_configured_limit_exit_7_and_write_nothing() {
     assert_eq!(env.get("fits"), [b'a'; 100]);
     let before = env.vault_files();
 
+    // From stdin only the byte past the limit is read: no size is made up (issue 15, bug 10).
     let out = env.run_pw(&["set", "big"], &[b'b'; 101]).expect(7);
-    assert!(out.stderr.contains("value too large: 101 bytes (the limit is 100 bytes)"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("the value on stdin is larger than the limit of 100 bytes"),
+        "{}",
+        out.stderr
+    );
     let file = env.path("big.bin");
-    std::fs::write(&file, [b'c'; 101]).unwrap();
-    env.run_pw(&["set", "big", "--file", file.to_str().unwrap()], b"").expect(7);
+    std::fs::write(&file, [b'c'; 150]).unwrap();
+    let out = env.run_pw(&["set", "big", "--file", file.to_str().unwrap()], b"").expect(7);
+    assert!(out.stderr.contains("value too large: 150 bytes (the limit is 100 bytes)"), "{}", out.stderr);
     env.run_pw(&["set", "big", &"d".repeat(101)], b"").expect(7);
     // Far over the limit: refused without reading it all.
     env.run_pw(&["set", "big"], &vec![b'e'; 4 << 20]).expect(7);
@@ -62,9 +68,39 @@ fn fail_values_over_the_configured_limit_exit_7_and_write_nothing() {
     // An import file holding an oversize value is refused as a whole.
     let env_file = env.path("import.env");
     std::fs::write(&env_file, format!("SMALL=1\nBIG={}\n", "f".repeat(101))).unwrap();
-    env.run_pw(&["import", env_file.to_str().unwrap()], b"").expect(7);
+    let out = env.run_pw(&["import", env_file.to_str().unwrap()], b"").expect(7);
+    assert!(out.stderr.contains("BIG: value too large: 101 bytes"), "{}", out.stderr);
     env.run_pw(&["get", "SMALL"], b"").expect(4);
     assert_eq!(blobs(&env), 1);
+}
+
+#[test]
+fn regression_a_raised_value_limit_needed_a_new_unlock() {
+    let env = Env::new();
+    let config = env.cfg.join("tresor/config.toml");
+    std::fs::create_dir_all(env.cfg.join("tresor")).unwrap();
+    env.init();
+    let _guard = env.agent_guard();
+    let file = env.password_file(common::PASSWORD);
+    common::run(env.cmd().env("TRESOR_PASSWORD_FILE", &file).arg("unlock"), b"").ok();
+    let value = vec![b'v'; 1536 << 10];
+    env.run(&["set", "big"], &value).expect(7);
+    // Raised while the agent runs: the agent takes it at once.
+    std::fs::write(&config, "max_value_size = 2097152\n").unwrap();
+    let out = env.run(&["set", "big"], &value).ok();
+    assert!(out.stderr.contains("version 1"), "{}", out.stderr);
+    assert_eq!(env.run(&["get", "big"], b"").ok().stdout, value);
+    // Lowered: the agent refuses what the new limit refuses, imports included.
+    std::fs::write(&config, "max_value_size = 10\n").unwrap();
+    env.run(&["set", "small"], b"0123456789x").expect(7);
+    let env_file = env.path("i.env");
+    std::fs::write(&env_file, "A=0123456789x\n").unwrap();
+    env.run(&["import", env_file.to_str().unwrap()], b"").expect(7);
+    env.run(&["get", "A"], b"").expect(4);
+    // Out of range is refused, naming the range.
+    std::fs::write(&config, "max_value_size = 0\n").unwrap();
+    let out = env.run(&["get", "big"], b"").expect(7);
+    assert!(out.stderr.contains("max_value_size = 0: it must be from 1 to 67108864 bytes"), "{}", out.stderr);
 }
 
 #[test]
