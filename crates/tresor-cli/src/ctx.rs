@@ -49,10 +49,20 @@ impl Ctx {
     }
 
     pub(crate) fn password(&mut self) -> Result<SecretString, CliError> {
+        self.password_labeled("Password: ")
+    }
+
+    /// The password, asked with `label` at a prompt ("Current password: " before a change).
+    pub(crate) fn password_labeled(&mut self, label: &str) -> Result<SecretString, CliError> {
         match self.stdin_password.take() {
             Some(p) => Ok(p),
-            None => password::current().map_err(CliError::input),
+            None => password::current(label).map_err(CliError::input),
         }
+    }
+
+    /// Whether the next [`Ctx::password`] asks a person (who gets another try at a wrong one).
+    pub(crate) fn password_prompts(&self) -> bool {
+        self.stdin_password.is_none() && password::prompts()
     }
 }
 
@@ -187,12 +197,7 @@ impl<'a> Session<'a> {
             Some(vault) => vault,
             None => {
                 let store = open_existing(&self.rt, &self.ctx.location)?;
-                let password = self.ctx.password()?;
-                let options = self.ctx.options("cli");
-                let vault = self
-                    .rt
-                    .block_on(Vault::unlock(store, &password, options))
-                    .map_err(|e| CliError::from_core(&e))?;
+                let vault = unlock_here(self.ctx, &self.rt, store)?;
                 report_unlocked(&vault);
                 vault
             }
@@ -245,6 +250,28 @@ pub(crate) fn agent_failed(e: tresor_wire::FrameError) -> CliError {
     CliError::other(format!("the agent failed: {e}"))
 }
 
+/// Opens the vault in this process with the password; a person at a prompt who types a wrong
+/// one is asked again ([`password::ATTEMPTS`] tries, each a failed attempt in the audit trail).
+pub(crate) fn unlock_here(
+    ctx: &mut Ctx,
+    rt: &tokio::runtime::Runtime,
+    store: Store,
+) -> Result<Vault, CliError> {
+    let prompts = ctx.password_prompts();
+    let mut attempt = 1;
+    loop {
+        let password = ctx.password()?;
+        match rt.block_on(Vault::unlock(store.clone(), &password, ctx.options("cli"))) {
+            Ok(vault) => return Ok(vault),
+            Err(tresor::Error::AuthFailed) if prompts && attempt < password::ATTEMPTS => {
+                attempt += 1;
+                eprintln!("tresor: wrong password; try again ({attempt} of {})", password::ATTEMPTS);
+            }
+            Err(e) => return Err(CliError::from_core(&e)),
+        }
+    }
+}
+
 /// What the storage backends are configured with: this process's environment (the AWS
 /// settings of an S3 location), handed to `tresor-backend`, which reads none itself.
 pub(crate) fn backend_config() -> tresor_backend::BackendConfig {
@@ -286,9 +313,32 @@ pub(crate) fn report_unlocked(vault: &Vault) {
 pub(crate) fn report_failed(failed: &[u64]) {
     if let Some(first) = failed.first() {
         eprintln!(
-            "tresor: {} failed unlock attempts since {} (recorded in the audit trail)",
-            failed.len(),
+            "tresor: {} since {} (recorded in the audit trail)",
+            plural(failed.len(), "failed unlock attempt"),
             format_time(*first)
         );
+    }
+}
+
+/// "1 entry", "2 entries", "0 secrets": a count and its noun, in the right number.
+pub(crate) fn plural(n: usize, noun: &str) -> String {
+    match (n, noun.strip_suffix('y')) {
+        (1, _) => format!("1 {noun}"),
+        (_, Some(stem)) if !stem.ends_with(['a', 'e', 'o', 'u']) => format!("{n} {stem}ies"),
+        _ => format!("{n} {noun}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plural;
+
+    #[test]
+    fn counts_take_the_right_number() {
+        assert_eq!(plural(1, "entry"), "1 entry");
+        assert_eq!(plural(2, "entry"), "2 entries");
+        assert_eq!(plural(0, "secret"), "0 secrets");
+        assert_eq!(plural(1, "failed unlock attempt"), "1 failed unlock attempt");
+        assert_eq!(plural(3, "key"), "3 keys");
     }
 }

@@ -109,6 +109,12 @@ impl CliError {
         CliError { code, message: String::new(), hint: None }
     }
 
+    /// The same error with other advice.
+    pub fn with_hint(mut self, hint: String) -> CliError {
+        self.hint = Some(Cow::Owned(hint));
+        self
+    }
+
     /// The message, without the hint.
     pub fn message(&self) -> &str {
         &self.message

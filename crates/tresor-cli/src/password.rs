@@ -28,15 +28,24 @@ fn from_file(path: &str) -> Result<SecretString, String> {
 
 /// The current password from the environment or a prompt (`--password-stdin` is read earlier,
 /// by the caller, because stdin also carries values).
-pub fn current() -> Result<SecretString, String> {
+pub fn current(label: &str) -> Result<SecretString, String> {
     if let Some(path) = env("TRESOR_PASSWORD_FILE") {
         return from_file(&path);
     }
     if let Some(pw) = env("TRESOR_PASSWORD") {
         return Ok(SecretString::from(pw.trim().to_string()));
     }
-    prompt("Password: ")
+    prompt(label)
 }
+
+/// Whether [`current`] asks a person (no password in the environment): a wrong one is then
+/// asked for again, as `sudo` does.
+pub fn prompts() -> bool {
+    env("TRESOR_PASSWORD_FILE").is_none() && env("TRESOR_PASSWORD").is_none()
+}
+
+/// Attempts a person gets at a prompt (a wrong password, a weak or mistyped new one).
+pub const ATTEMPTS: usize = 3;
 
 /// A new password (for `init`, `passwd`): `new_stdin`, `new_file`, or a prompt asked twice.
 pub fn new(
@@ -59,14 +68,27 @@ pub fn new(
             return Ok(SecretString::from(pw.trim().to_string()));
         }
     }
-    let first = prompt("New password: ")?;
-    let second = prompt("Repeat new password: ")?;
-    use secrecy::ExposeSecret;
-    use subtle::ConstantTimeEq;
-    if !bool::from(first.expose_secret().as_bytes().ct_eq(second.expose_secret().as_bytes())) {
-        return Err("the passwords do not match".into());
+    // A person who mistypes or picks a password the rules refuse is asked again.
+    let mut why = String::new();
+    for attempt in 1..=ATTEMPTS {
+        if attempt > 1 {
+            eprintln!("tresor: {why}; try again ({attempt} of {ATTEMPTS})");
+        }
+        let first = prompt("New password: ")?;
+        if let Err(e) = tresor::keyfile::check_password_rules(&first) {
+            why = e.to_string();
+            continue;
+        }
+        let second = prompt("Repeat new password: ")?;
+        use secrecy::ExposeSecret;
+        use subtle::ConstantTimeEq;
+        if !bool::from(first.expose_secret().as_bytes().ct_eq(second.expose_secret().as_bytes())) {
+            why = "the passwords do not match".into();
+            continue;
+        }
+        return Ok(first);
     }
-    Ok(first)
+    Err(why)
 }
 
 /// A hidden line from the terminal (a recovery phrase, a passphrase), exactly as typed: a BIP39

@@ -18,15 +18,30 @@ pub(crate) fn cmd_unlock(ctx: &mut Ctx) -> Result<(), CliError> {
     }
     // The vault must exist before a password is asked for or an agent started.
     open_existing(&runtime()?, &ctx.location)?;
-    let password = ctx.password()?;
+    let prompts = ctx.password_prompts();
+    let mut attempt = 1;
+    let mut password = ctx.password()?;
     if client::call(&socket, &tresor_wire::Ping, Duration::from_secs(5)).ok().flatten().is_none() {
         spawn_agent(ctx, &socket)?;
     }
-    let unlock =
-        tresor_wire::Unlock { password: SecretBuf::new(password.expose_secret().as_bytes().to_vec()) };
-    match client::call(&socket, &unlock, Duration::from_secs(120))
-        .map_err(|e| CliError::other(e.to_string()))?
-    {
+    let reply = loop {
+        let unlock =
+            tresor_wire::Unlock { password: SecretBuf::new(password.expose_secret().as_bytes().to_vec()) };
+        let reply = client::call(&socket, &unlock, Duration::from_secs(120))
+            .map_err(|e| CliError::other(e.to_string()))?;
+        // A person who typed a wrong password is asked again.
+        if prompts
+            && attempt < crate::password::ATTEMPTS
+            && matches!(reply, Some(Err(Failure::Error(tresor::Error::AuthFailed))))
+        {
+            attempt += 1;
+            eprintln!("tresor: wrong password; try again ({attempt} of {})", crate::password::ATTEMPTS);
+            password = ctx.password()?;
+            continue;
+        }
+        break reply;
+    };
+    match reply {
         Some(Ok(tresor_wire::Unlocked { failed_attempts, warnings })) => {
             for w in warnings {
                 eprintln!("tresor: warning: {w}");

@@ -11,12 +11,11 @@ pub(crate) fn verify(ctx: &mut Ctx) -> Result<(), CliError> {
     let r = call(ctx, tresor_wire::Verify)?;
     {
         outln!(
-            "audit trail verified: {} entries in {} lane{}, {} commits, {} anchors, chains unbroken",
-            r.audit_records,
-            r.audit_lanes,
-            if r.audit_lanes == 1 { "" } else { "s" },
-            r.commits,
-            r.anchors
+            "audit trail verified: {} in {}, {}, {}, chains unbroken",
+            plural(r.audit_records as usize, "entry"),
+            plural(r.audit_lanes as usize, "lane"),
+            plural(r.commits as usize, "commit"),
+            plural(r.anchors as usize, "anchor"),
         );
         if r.snapshot > 0 {
             outln!("snapshot at commit {} matches the log replayed up to it", r.snapshot);
@@ -30,7 +29,11 @@ pub(crate) fn verify(ctx: &mut Ctx) -> Result<(), CliError> {
             );
         }
         if r.damaged.is_empty() {
-            outln!("values verified: {} versions in {} blobs, every one authentic", r.values, r.blobs);
+            outln!(
+                "values verified: {} in {}, every one authentic",
+                plural(r.values as usize, "version"),
+                plural(r.blobs as usize, "blob")
+            );
             return Ok(());
         }
         for d in &r.damaged {

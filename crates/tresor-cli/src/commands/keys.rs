@@ -353,13 +353,9 @@ fn with_password<T>(
 ) -> Result<T, CliError> {
     let rt = runtime()?;
     let store: Store = crate::open_existing(&rt, &ctx.location)?;
-    let current = ctx.password()?;
-    rt.block_on(async {
-        let mut vault =
-            Vault::unlock(store, &current, ctx.options("cli")).await.map_err(|e| CliError::from_core(&e))?;
-        crate::report_unlocked(&vault);
-        f(&mut vault).await.map_err(|e| CliError::from_core(&e))
-    })
+    let mut vault = crate::unlock_here(ctx, &rt, store)?;
+    crate::report_unlocked(&vault);
+    rt.block_on(async { f(&mut vault).await.map_err(|e| CliError::from_core(&e)) })
 }
 
 /// Runs `tresor keyslot ACTION`.
@@ -376,7 +372,7 @@ pub fn keyslot(ctx: &mut Ctx, action: KeyslotAction, stdin: &mut impl BufRead) -
             }
         },
         KeyslotAction::Add { new } => {
-            let current = ctx.password()?;
+            let current = ctx.password_labeled("Current password: ")?;
             ctx.stdin_password = Some(current);
             let (new, params) = new.read(stdin)?;
             let index = with_password(ctx, async |v: &mut Vault| v.keyslot_add(&new, params).await)?;

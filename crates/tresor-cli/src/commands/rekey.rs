@@ -20,7 +20,7 @@ pub fn run(
     phrase: Option<Option<PathBuf>>,
     stdin: &mut impl BufRead,
 ) -> Result<(), CliError> {
-    let current = ctx.password()?;
+    let current = ctx.password_labeled("Current password: ")?;
     let rt = runtime()?;
     let options = || {
         let mut o = ctx.options("cli");

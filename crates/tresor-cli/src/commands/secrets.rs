@@ -20,12 +20,21 @@ pub(crate) fn set(
     stdin: impl Read,
 ) -> Result<(), CliError> {
     let value = read_value(value, file, ctx.max_value, stdin)?;
+    // A lost check-and-set is not to be blindly run again: the secret changed meanwhile.
+    let cas_lost = |e: CliError| {
+        match (cas, e.code) {
+        (Some(_), 6) => e.with_hint(format!(
+            "`tresor history {path}` shows what changed; to write over it, set again with --cas and its version"
+        )),
+        _ => e,
+    }
+    };
     if let Some(remote) = &ctx.remote {
-        let version = runtime()?.block_on(remote.set(&path, &value, cas))?;
+        let version = runtime()?.block_on(remote.set(&path, &value, cas)).map_err(cas_lost)?;
         report_set(&path, &[version]);
         return Ok(());
     }
-    let versions = call(ctx, set_request(&path, value, cas))?;
+    let versions = call(ctx, set_request(&path, value, cas)).map_err(cas_lost)?;
     report_set(&path, &versions);
     Ok(())
 }

@@ -119,7 +119,7 @@ impl StatusView {
         outln!("secrets: {}", opt(self.secrets.map(|n| n.to_string())));
         outln!("commits: {}", opt(self.commits.map(|n| n.to_string())));
         let lane = match (&self.audit_lane, self.audit_entries) {
-            (Some(lane), Some(n)) => format!("{lane} ({n} entries)"),
+            (Some(lane), Some(n)) => format!("{lane} ({})", plural(n as usize, "entry")),
             _ => unknown(),
         };
         outln!("audit lane: {lane}");
@@ -207,7 +207,7 @@ pub(crate) fn cmd_passwd(
     new: &NewPasswordArgs,
     stdin: &mut impl BufRead,
 ) -> Result<(), CliError> {
-    let current = ctx.password()?;
+    let current = ctx.password_labeled("Current password: ")?;
     let (new, kdf) = new.read(stdin)?;
     let rt = runtime()?;
     rt.block_on(async {
@@ -345,7 +345,7 @@ pub(crate) fn cmd_import(
     }
     let count = items.len();
     call(ctx, tresor_wire::Set { op: AuditOp::Import, items, cas: None })?;
-    eprintln!("imported {count} secrets");
+    eprintln!("imported {}", plural(count, "secret"));
     Ok(())
 }
 
@@ -396,8 +396,9 @@ pub(crate) fn gc(ctx: &mut Ctx, grace: String, dry_run: bool, json: bool) -> Res
             }
             if r.foreign > 0 {
                 outln!(
-                    "left alone: {} entries that are not tresor objects (`tresor doctor` lists them)",
-                    r.foreign
+                    "left alone: {} that {} not tresor objects (`tresor doctor` lists them)",
+                    plural(r.foreign as usize, "entry"),
+                    if r.foreign == 1 { "is" } else { "are" }
                 );
             }
             if r.young_blobs > 0 {

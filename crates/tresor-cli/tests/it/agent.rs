@@ -142,7 +142,7 @@ fn fail_unlock_with_the_wrong_password_leaves_no_agent() {
         "a failed unlock left an agent"
     );
     let out = unlock(&env, &[]).ok();
-    assert!(out.stderr.contains("1 failed unlock attempts"), "{}", out.stderr);
+    assert!(out.stderr.contains("1 failed unlock attempt since"), "{}", out.stderr);
 }
 
 #[test]

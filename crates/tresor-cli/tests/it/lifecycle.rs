@@ -153,11 +153,11 @@ fn wrong_password_is_refused_writes_nothing_and_is_reported() {
 
     let out = env.run_pw(&["get", "a"], b"").ok();
     assert_eq!(out.stdout, b"1");
-    assert!(out.stderr.contains("tresor: 1 failed unlock attempts since "), "{}", out.stderr);
+    assert!(out.stderr.contains("tresor: 1 failed unlock attempt since "), "{}", out.stderr);
     assert!(out.stderr.contains("(recorded in the audit trail)"), "{}", out.stderr);
     // Reported once.
     let out = env.run_pw(&["get", "a"], b"").ok();
-    assert!(!out.stderr.contains("failed unlock attempts"), "{}", out.stderr);
+    assert!(!out.stderr.contains("failed unlock attempt"), "{}", out.stderr);
 
     // Two more, one of them a write: still nothing written, both counted.
     let before = env.vault_files();
