@@ -397,7 +397,7 @@ pub(crate) fn gc(ctx: &mut Ctx, grace: String, dry_run: bool, json: bool) -> Res
             if r.foreign > 0 {
                 outln!(
                     "left alone: {} that {} not tresor objects (`tresor doctor` lists them)",
-                    plural(r.foreign as usize, "entry"),
+                    plural(r.foreign, "entry"),
                     if r.foreign == 1 { "is" } else { "are" }
                 );
             }
