@@ -316,14 +316,79 @@ pub(crate) enum Command {
         /// The reference.
         reference: String,
     },
+    /// Store a new random password (or passphrase, --words); shown only with --print.
+    #[command(arg_required_else_help = true)]
+    Generate {
+        /// The secret's path.
+        path: String,
+        /// Characters (default 24).
+        #[arg(long, short = 'l', value_name = "N")]
+        length: Option<usize>,
+        /// Which characters (default ascii: letters, digits, punctuation).
+        #[arg(long, value_enum, conflicts_with = "chars")]
+        charset: Option<crate::commands::generate::Charset>,
+        /// Exactly these characters instead.
+        #[arg(long, value_name = "CHARS")]
+        chars: Option<String>,
+        /// A passphrase of N words (BIP39 English list, joined by -) instead of characters.
+        #[arg(long, value_name = "N")]
+        words: Option<usize>,
+        /// Store a new version if the secret exists (default: refuse).
+        #[arg(long, short = 'f')]
+        force: bool,
+        /// Print the new secret to stdout.
+        #[arg(long, short = 'p')]
+        print: bool,
+    },
+    /// Copy a secret, with its versions, to a new path (-r: everything under a prefix).
+    #[command(arg_required_else_help = true)]
+    Cp {
+        /// The secret (or prefix, with -r).
+        from: String,
+        /// The new path (ending in /: under it, with the same name).
+        to: String,
+        /// Copy every secret under FROM to the same place under TO.
+        #[arg(long, short = 'r')]
+        recursive: bool,
+        /// Add the versions to a destination that exists (default: refuse).
+        #[arg(long, short = 'f')]
+        force: bool,
+    },
+    /// Move a secret, with its versions, to a new path (its old path keeps its history, deleted).
+    #[command(arg_required_else_help = true)]
+    Mv {
+        /// The secret (or prefix, with -r).
+        from: String,
+        /// The new path (ending in /: under it, with the same name).
+        to: String,
+        /// Move every secret under FROM to the same place under TO.
+        #[arg(long, short = 'r')]
+        recursive: bool,
+        /// Add the versions to a destination that exists (default: refuse).
+        #[arg(long, short = 'f')]
+        force: bool,
+    },
+    /// Change a secret in $VISUAL or $EDITOR (a private file in memory, wiped afterwards).
+    #[command(arg_required_else_help = true)]
+    Edit {
+        /// The secret's path (a new one starts empty).
+        path: String,
+    },
     /// Print a secret's value (exact bytes) to stdout.
     #[command(arg_required_else_help = true)]
     Get {
-        /// The secret's path.
-        path: String,
-        /// Read this version instead of the current one.
+        /// The secret's path (several: each value printed, each ending in a newline).
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<String>,
+        /// Read this version instead of the current one (one path only).
         #[arg(long, value_name = "N")]
         version: Option<u64>,
+    },
+    /// List the secrets whose path contains PATTERN (any case).
+    #[command(arg_required_else_help = true)]
+    Find {
+        /// A part of a path.
+        pattern: String,
     },
     /// List secret paths (under PREFIX).
     #[command(alias = "ls")]
@@ -331,8 +396,11 @@ pub(crate) enum Command {
         /// Only paths starting with this.
         prefix: Option<String>,
         /// Show version, size and update time.
-        #[arg(short, long)]
+        #[arg(short, long, conflicts_with = "tree")]
         long: bool,
+        /// Show the paths as a tree.
+        #[arg(short, long)]
+        tree: bool,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -340,8 +408,12 @@ pub(crate) enum Command {
     /// Delete a secret (its history is kept).
     #[command(alias = "delete", arg_required_else_help = true)]
     Rm {
-        /// The secret's path.
-        path: String,
+        /// The secret's path (several allowed).
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<String>,
+        /// Delete every secret under each PATH taken as a prefix (`db` → everything in db/).
+        #[arg(long, short = 'r')]
+        recursive: bool,
     },
     /// Make deleted versions of a secret live again (the newest version by default).
     #[command(arg_required_else_help = true)]

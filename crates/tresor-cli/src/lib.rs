@@ -124,14 +124,28 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Set { path, value, file, cas } => {
             commands::secrets::set(&mut ctx, path, value, file, cas, &mut stdin)
         }
-        Command::Get { path, version } => commands::secrets::get(&mut ctx, path, version),
+        Command::Get { paths, version } => commands::secrets::get(&mut ctx, paths, version),
+        Command::Find { pattern } => commands::secrets::find(&mut ctx, pattern),
+        Command::Generate { path, length, charset, chars, words, force, print } => {
+            let recipe = commands::generate::Recipe::from_flags(length, charset, chars, words)?;
+            commands::generate::generate(&mut ctx, path, recipe, force, print)
+        }
+        Command::Cp { from, to, recursive, force } => {
+            commands::copy::copy(&mut ctx, from, to, recursive, force, false)
+        }
+        Command::Mv { from, to, recursive, force } => {
+            commands::copy::copy(&mut ctx, from, to, recursive, force, true)
+        }
+        Command::Edit { path } => commands::edit::edit(&mut ctx, path),
         Command::Run { flags } => commands::run::run(&mut ctx, flags, &mut stdin),
         Command::Inject { input, output, force } => {
             commands::inject::inject(&mut ctx, input, output, force, &mut stdin)
         }
         Command::Read { reference } => commands::inject::read(&mut ctx, reference),
-        Command::List { prefix, long, json } => commands::secrets::list(&mut ctx, prefix, long, json),
-        Command::Rm { path } => commands::secrets::rm(&mut ctx, path),
+        Command::List { prefix, long, tree, json } => {
+            commands::secrets::list(&mut ctx, prefix, long, tree, json)
+        }
+        Command::Rm { paths, recursive } => commands::secrets::rm(&mut ctx, paths, recursive),
         Command::Undelete { path, versions } => commands::secrets::undelete(&mut ctx, path, versions),
         Command::Destroy { path, versions } => commands::secrets::destroy(&mut ctx, path, versions),
         Command::History { path, json } => commands::secrets::history(&mut ctx, path, json),
@@ -169,10 +183,15 @@ fn remote_use(command: &Command) -> RemoteUse {
     match command {
         Command::Get { .. }
         | Command::Run { .. }
+        | Command::Generate { .. }
+        | Command::Cp { .. }
+        | Command::Edit { .. }
+        | Command::Mv { .. }
         | Command::Inject { .. }
         | Command::Read { .. }
         | Command::Set { .. }
         | Command::List { .. }
+        | Command::Find { .. }
         | Command::Rm { .. }
         | Command::History { .. }
         | Command::Undelete { .. }

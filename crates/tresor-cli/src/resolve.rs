@@ -1,10 +1,13 @@
-//! Reading what a command's references name, all before it acts: from the server
-//! (`TRESOR_ADDR`), the unlocked agent, or the vault opened here once (one password for all).
+//! The vault calls of a command that makes several — reading what its references name, listing,
+//! copying versions — through one session: the server (`TRESOR_ADDR`), the unlocked agent, or
+//! the vault opened here once (one password for all).
 
 use crate::exit::CliError;
 use crate::refs::Reference;
 use crate::*;
-use tresor::vault::ListEntry;
+use tresor::model::AuditOp;
+use tresor::vault::{HistoryEntry, ListEntry};
+use tresor_wire::SecretBuf;
 use zeroize::Zeroizing;
 
 /// Where the values come from.
@@ -54,7 +57,35 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    /// Ends the reads (see [`Session::finish`]).
+    /// A secret's versions.
+    pub(crate) fn history(&mut self, path: &str) -> Result<Vec<HistoryEntry>, CliError> {
+        match self {
+            Resolver::Remote(rt, remote) => rt.block_on(remote.history(path)),
+            Resolver::Local(session) => session.call(tresor_wire::History { path: path.to_string() }),
+        }
+    }
+
+    /// A new version of `path`, only if it is at version `cas` (0: only if it does not exist).
+    pub(crate) fn write(&mut self, path: &str, value: &[u8], cas: Option<u64>) -> Result<u64, CliError> {
+        match self {
+            Resolver::Remote(rt, remote) => rt.block_on(remote.set(path, value, cas)),
+            Resolver::Local(session) => {
+                let items = vec![(path.to_string(), SecretBuf::new(value.to_vec()))];
+                let versions = session.call(tresor_wire::Set { op: AuditOp::Set, items, cas })?;
+                Ok(versions.first().copied().unwrap_or(0))
+            }
+        }
+    }
+
+    /// Deletes the current version of `path` (its history is kept); the version deleted.
+    pub(crate) fn delete(&mut self, path: &str) -> Result<u64, CliError> {
+        match self {
+            Resolver::Remote(rt, remote) => rt.block_on(remote.rm(path)),
+            Resolver::Local(session) => session.call(tresor_wire::Delete { path: path.to_string() }),
+        }
+    }
+
+    /// Ends the session (see [`Session::finish`]).
     pub(crate) fn finish(self) {
         if let Resolver::Local(session) = self {
             session.finish();

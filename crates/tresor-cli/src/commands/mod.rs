@@ -3,7 +3,10 @@
 
 pub(crate) mod agent;
 pub(crate) mod audit;
+pub(crate) mod copy;
+pub(crate) mod edit;
 pub(crate) mod epoch;
+pub(crate) mod generate;
 pub(crate) mod inject;
 pub(crate) mod keys;
 pub(crate) mod login;

@@ -52,6 +52,8 @@ pub(crate) fn read_value(
         (None, Some(f)) if f.as_os_str() != "-" => Zeroizing::new(
             std::fs::read(&f).map_err(|e| CliError::input(format!("cannot read {}: {e}", f.display())))?,
         ),
+        // A person at a terminal types it twice, unseen (as `pass insert` asks).
+        (None, _) if std::io::IsTerminal::is_terminal(&std::io::stdin()) => prompt_value()?,
         (None, _) => {
             let mut buf = Zeroizing::new(Vec::new());
             // One byte past the limit is enough to refuse an oversize value.
@@ -74,6 +76,29 @@ pub(crate) fn read_value(
     Ok(value)
 }
 
+/// A value typed at the terminal, twice, without echo; three tries to make them match.
+fn prompt_value() -> Result<Zeroizing<Vec<u8>>, CliError> {
+    let read = |label: &str| {
+        rpassword::prompt_password(label)
+            .map(|v| Zeroizing::new(v.into_bytes()))
+            .map_err(|e| CliError::input(format!("cannot read the value from the terminal: {e}")))
+    };
+    for attempt in 1..=crate::password::ATTEMPTS {
+        let first = read("Value: ")?;
+        if first.is_empty() {
+            return Err(CliError::input("empty value: nothing stored".into()));
+        }
+        let second = read("Repeat value: ")?;
+        if subtle::ConstantTimeEq::ct_eq(first.as_slice(), second.as_slice()).into() {
+            return Ok(first);
+        }
+        if attempt < crate::password::ATTEMPTS {
+            eprintln!("tresor: the values do not match; try again");
+        }
+    }
+    Err(CliError::input("the values did not match: nothing stored".into()))
+}
+
 /// The call `set` makes.
 pub(crate) fn set_request(path: &str, value: Zeroizing<Vec<u8>>, cas: Option<u64>) -> tresor_wire::Set {
     tresor_wire::Set { op: AuditOp::Set, items: vec![(path.to_string(), SecretBuf(value))], cas }
@@ -84,12 +109,26 @@ pub(crate) fn report_set(path: &str, versions: &[u64]) {
     eprintln!("{path}: version {}", versions.first().copied().unwrap_or(0));
 }
 
-/// `tresor get`: a secret's value, as it is, on stdout.
-pub(crate) fn get(ctx: &mut Ctx, path: String, version: Option<u64>) -> Result<(), CliError> {
-    if let Some(remote) = &ctx.remote {
-        return print_value(&runtime()?.block_on(remote.get(&path, version))?);
+/// `tresor get`: a secret's value, as it is, on stdout; several, each ending in a newline.
+pub(crate) fn get(ctx: &mut Ctx, paths: Vec<String>, version: Option<u64>) -> Result<(), CliError> {
+    if paths.len() > 1 && version.is_some() {
+        return Err(CliError::usage("--version takes one path".into()));
     }
-    print_value(&call(ctx, tresor_wire::Get { path, version })?)
+    let several = paths.len() > 1;
+    // Every value is read before any is printed: a missing one prints nothing.
+    let mut resolver = crate::resolve::Resolver::new(ctx)?;
+    let mut values = Vec::with_capacity(paths.len());
+    for path in paths {
+        values.push(resolver.read(&crate::refs::Reference { path, field: None, version })?);
+    }
+    resolver.finish();
+    for mut value in values {
+        if several && !value.ends_with(b"\n") {
+            value.push(b'\n');
+        }
+        outln_bytes(&value)?;
+    }
+    Ok(())
 }
 
 /// Writes a value `get` read, exactly, to stdout.
@@ -99,7 +138,13 @@ pub(crate) fn print_value(value: &SecretBuf) -> Result<(), CliError> {
 }
 
 /// `tresor list`: the live secrets under a prefix.
-pub(crate) fn list(ctx: &mut Ctx, prefix: Option<String>, long: bool, json: bool) -> Result<(), CliError> {
+pub(crate) fn list(
+    ctx: &mut Ctx,
+    prefix: Option<String>,
+    long: bool,
+    tree: bool,
+    json: bool,
+) -> Result<(), CliError> {
     let prefix = prefix.unwrap_or_default();
     let entries = match &ctx.remote {
         Some(remote) => runtime()?.block_on(remote.list(&prefix))?,
@@ -108,6 +153,13 @@ pub(crate) fn list(ctx: &mut Ctx, prefix: Option<String>, long: bool, json: bool
     let sizes = ctx.remote.is_none();
     if json {
         return print_json(&entries);
+    }
+    if tree {
+        let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+        for line in tree_lines(&paths) {
+            outln!("{line}");
+        }
+        return Ok(());
     }
     for e in entries {
         if long {
@@ -121,13 +173,84 @@ pub(crate) fn list(ctx: &mut Ctx, prefix: Option<String>, long: bool, json: bool
     Ok(())
 }
 
-/// `tresor rm`: deletes a secret's current version (its history is kept).
-pub(crate) fn rm(ctx: &mut Ctx, path: String) -> Result<(), CliError> {
-    let version = match &ctx.remote {
-        Some(remote) => runtime()?.block_on(remote.rm(&path))?,
-        None => call(ctx, tresor_wire::Delete { path: path.clone() })?,
+/// Sorted paths drawn as a tree (`tree`'s lines: `├── `, `└── `, `│   `).
+pub(crate) fn tree_lines(paths: &[&str]) -> Vec<String> {
+    let mut sorted: Vec<Vec<&str>> = paths.iter().map(|p| p.split('/').collect()).collect();
+    sorted.sort();
+    let mut out = Vec::new();
+    draw(&sorted, 0, "", &mut out);
+    out
+}
+
+fn draw(paths: &[Vec<&str>], depth: usize, indent: &str, out: &mut Vec<String>) {
+    // Group the paths by their segment at `depth`, in order.
+    let mut groups: Vec<(&str, Vec<Vec<&str>>)> = Vec::new();
+    for p in paths.iter().filter(|p| p.len() > depth) {
+        match groups.last_mut() {
+            Some((name, members)) if *name == p[depth] => members.push(p.clone()),
+            _ => groups.push((p[depth], vec![p.clone()])),
+        }
+    }
+    let count = groups.len();
+    for (i, (name, members)) in groups.into_iter().enumerate() {
+        let last = i + 1 == count;
+        let (branch, more) = match (depth, last) {
+            (0, _) => ("", ""),
+            (_, true) => ("└── ", "    "),
+            (_, false) => ("├── ", "│   "),
+        };
+        out.push(format!("{indent}{branch}{name}"));
+        draw(&members, depth + 1, &format!("{indent}{more}"), out);
+    }
+}
+
+/// `tresor find`: the live paths containing `pattern`, in any case.
+pub(crate) fn find(ctx: &mut Ctx, pattern: String) -> Result<(), CliError> {
+    let entries = match &ctx.remote {
+        Some(remote) => runtime()?.block_on(remote.list(""))?,
+        None => call(ctx, tresor_wire::List { prefix: String::new() })?,
     };
-    eprintln!("{path}: version {version} deleted");
+    let needle = pattern.to_lowercase();
+    let mut found = 0;
+    for e in entries.iter().filter(|e| e.path.to_lowercase().contains(&needle)) {
+        outln!("{}", e.path);
+        found += 1;
+    }
+    if found == 0 {
+        return Err(CliError::from_category(
+            tresor::Category::NotFound,
+            format!("no secret path contains {pattern:?}"),
+        ));
+    }
+    Ok(())
+}
+
+/// `tresor rm`: deletes secrets' current versions (their history is kept); with `recursive`,
+/// everything under each path taken as a prefix. The first path that fails stops the rest (those
+/// deleted before it stay deleted: `undelete` brings them back).
+pub(crate) fn rm(ctx: &mut Ctx, paths: Vec<String>, recursive: bool) -> Result<(), CliError> {
+    let mut session = crate::resolve::Resolver::new(ctx)?;
+    let mut targets = Vec::new();
+    for path in paths {
+        if !recursive {
+            targets.push(path);
+            continue;
+        }
+        let folder = format!("{}/", path.trim_end_matches('/'));
+        let entries = session.list(&folder)?;
+        if entries.is_empty() {
+            return Err(CliError::from_category(
+                tresor::Category::NotFound,
+                format!("no secrets under {folder}"),
+            ));
+        }
+        targets.extend(entries.into_iter().map(|e| e.path));
+    }
+    for path in targets {
+        let version = session.delete(&path)?;
+        eprintln!("{path}: version {version} deleted");
+    }
+    session.finish();
     Ok(())
 }
 
@@ -212,4 +335,26 @@ pub(crate) fn history(ctx: &mut Ctx, path: String, json: bool) -> Result<(), Cli
         outln!("v{}\t{}\t{size}\t{state}", v.version, format_time(v.created_ms));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tree_lines;
+
+    #[test]
+    fn paths_draw_as_a_tree() {
+        let lines = tree_lines(&["db/password", "app/prod/db/url", "app/prod/api-key", "db/creds", "top"]);
+        let expected = [
+            "app",
+            "└── prod",
+            "    ├── api-key",
+            "    └── db",
+            "        └── url",
+            "db",
+            "├── creds",
+            "└── password",
+            "top",
+        ];
+        assert_eq!(lines, expected);
+    }
 }
