@@ -9,6 +9,7 @@ mod canary;
 mod cas;
 mod common;
 mod concurrency;
+mod daily;
 mod doctor;
 mod epoch;
 mod front;

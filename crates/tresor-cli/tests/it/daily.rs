@@ -1,0 +1,127 @@
+//! The everyday commands through the real binary: generate, get and rm of several paths, rm -r,
+//! find, list --tree, cp and mv with their versions, edit through a scripted editor.
+#![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
+
+use crate::common::{self, Env, Out, PASSWORD};
+
+fn tresor(env: &Env, args: &[&str], stdin: &[u8]) -> Out {
+    common::run(env.cmd().env("TRESOR_PASSWORD", PASSWORD).args(args), stdin)
+}
+
+fn vault() -> Env {
+    let env = Env::new();
+    env.init();
+    env.set("db/password", b"pw-1");
+    env.set("db/password", b"pw-2");
+    env.set("db/user", b"admin");
+    env.set("web/github", b"gh-token");
+    env
+}
+
+#[test]
+fn generate_stores_a_fresh_secret_and_never_replaces_one_unasked() {
+    let env = vault();
+    let out = tresor(&env, &["generate", "api/key", "--length", "40", "--charset", "alnum"], b"").ok();
+    assert!(out.stdout.is_empty(), "printed without --print");
+    assert!(out.stderr.contains("api/key: version 1 (238 bits of randomness)"), "{}", out.stderr);
+    let key = env.get("api/key");
+    assert_eq!(key.len(), 40);
+    assert!(key.iter().all(u8::is_ascii_alphanumeric));
+    let out = tresor(&env, &["generate", "api/key"], b"").expect(7);
+    assert!(out.stderr.contains("api/key exists: give --force"), "{}", out.stderr);
+    assert_eq!(env.get("api/key"), key, "a refused generate changed the secret");
+    let out = tresor(&env, &["generate", "api/key", "--force", "--words", "5", "--print"], b"").ok();
+    let phrase = out.text();
+    assert_eq!(phrase.trim_end().split('-').count(), 5, "{phrase}");
+    assert_eq!(env.get("api/key"), phrase.trim_end().as_bytes());
+    tresor(&env, &["generate", "x", "--length", "2"], b"").expect(7);
+    tresor(&env, &["generate", "x", "--words", "4", "--length", "9"], b"").expect(2);
+}
+
+#[test]
+fn several_paths_at_once_and_whole_prefixes() {
+    let env = vault();
+    let out = tresor(&env, &["get", "db/password", "db/user"], b"").ok();
+    assert_eq!(out.stdout, b"pw-2\nadmin\n");
+    // One missing: nothing printed at all.
+    let out = tresor(&env, &["get", "db/password", "db/nope"], b"").expect(4);
+    assert!(out.stdout.is_empty());
+    tresor(&env, &["get", "--version", "1", "db/password", "db/user"], b"").expect(2);
+    assert_eq!(tresor(&env, &["find", "PASS"], b"").ok().text(), "db/password\n");
+    tresor(&env, &["find", "nothing-like-it"], b"").expect(4);
+    assert_eq!(
+        tresor(&env, &["list", "--tree"], b"").ok().text(),
+        "db\n├── password\n└── user\nweb\n└── github\n"
+    );
+    tresor(&env, &["rm", "db/password", "web/github"], b"").ok();
+    assert_eq!(tresor(&env, &["list"], b"").ok().text(), "db/user\n");
+    tresor(&env, &["rm", "-r", "web"], b"").expect(4);
+    tresor(&env, &["rm", "-r", "db/"], b"").ok();
+    assert_eq!(tresor(&env, &["list"], b"").ok().text(), "");
+    // Deleted, not destroyed: the history stays and undelete brings a value back.
+    tresor(&env, &["undelete", "db/password"], b"").ok();
+    assert_eq!(env.get("db/password"), b"pw-2");
+}
+
+#[test]
+fn cp_and_mv_carry_every_version_and_refuse_to_overwrite() {
+    let env = vault();
+    tresor(&env, &["cp", "db/password", "backup/"], b"").ok();
+    assert_eq!(env.get("backup/password"), b"pw-2");
+    assert_eq!(tresor(&env, &["get", "--version", "1", "backup/password"], b"").ok().stdout, b"pw-1");
+    assert_eq!(env.get("db/password"), b"pw-2", "cp left the source");
+    // The destination exists now: refused, untouched.
+    let out = tresor(&env, &["cp", "db/user", "backup/password"], b"").expect(7);
+    assert!(out.stderr.contains("backup/password exists"), "{}", out.stderr);
+    assert_eq!(env.get("backup/password"), b"pw-2");
+    tresor(&env, &["mv", "-r", "db", "app/db"], b"").ok();
+    assert_eq!(
+        tresor(&env, &["list"], b"").ok().text(),
+        "app/db/password\napp/db/user\nbackup/password\nweb/github\n"
+    );
+    assert_eq!(tresor(&env, &["get", "--version", "1", "app/db/password"], b"").ok().stdout, b"pw-1");
+    // The old path keeps its history, deleted.
+    let history = tresor(&env, &["history", "db/password"], b"").ok().text();
+    assert!(history.contains("deleted"), "{history}");
+    tresor(&env, &["mv", "-r", "app", "app/inner"], b"").expect(7);
+    tresor(&env, &["mv", "nothing/here", "x"], b"").expect(4);
+    tresor(&env, &["cp", "web/github", "bad//path"], b"").expect(7);
+}
+
+#[test]
+fn edit_goes_through_a_private_file_that_is_gone_afterwards() {
+    let env = vault();
+    let script = env.path("editor.sh");
+    let seen = env.path("seen-path");
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\necho \"$1\" > {}\nprintf -- '-edited' >> \"$1\"\n", seen.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let edit = |editor: &str, path: &str| {
+        common::run(
+            env.cmd().env("TRESOR_PASSWORD", PASSWORD).env("EDITOR", editor).args(["edit", path]),
+            b"",
+        )
+    };
+    let out = edit(script.to_str().unwrap(), "db/user").ok();
+    assert!(out.stderr.contains("db/user: version 2"), "{}", out.stderr);
+    assert_eq!(env.get("db/user"), b"admin-edited");
+    let file = std::fs::read_to_string(&seen).unwrap();
+    let file = std::path::Path::new(file.trim());
+    assert!(
+        file.starts_with("/dev/shm") || !file.starts_with("/tmp"),
+        "edited on a disk: {}",
+        file.display()
+    );
+    assert!(!file.exists() && !file.parent().unwrap().exists(), "{} left behind", file.display());
+    // Unchanged: nothing written; a failing editor: nothing saved.
+    let out = edit("true", "db/user").ok();
+    assert!(out.stderr.contains("unchanged"), "{}", out.stderr);
+    edit("false", "db/user").expect(1);
+    assert_eq!(tresor(&env, &["history", "db/user"], b"").ok().text().lines().count(), 2);
+    // A new secret starts empty.
+    edit(script.to_str().unwrap(), "brand/new").ok();
+    assert_eq!(env.get("brand/new"), b"-edited");
+}
