@@ -481,12 +481,22 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Write a self-contained encrypted backup (key file included).
+    /// Write a self-contained encrypted backup (key file included), or — with --format env or
+    /// json — the secrets in PLAINTEXT, for another tool.
     #[command(arg_required_else_help = true)]
     Export {
-        /// The backup file to write (`-`: stdout, never a terminal).
+        /// The file to write (`-`: stdout; plaintext never to a terminal without --force).
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// archive (encrypted, the default), env (KEY=VALUE lines) or json (nested objects).
+        #[arg(long, value_enum, default_value = "archive")]
+        format: crate::commands::plain::ExportFormat,
+        /// Only the secrets under this prefix (plaintext formats).
+        #[arg(long, value_name = "PREFIX")]
+        prefix: Option<String>,
+        /// Write plaintext to a terminal after all.
+        #[arg(long)]
+        force: bool,
     },
     /// Restore a backup into an empty location, or add secrets from a .env or JSON file.
     #[command(arg_required_else_help = true)]
@@ -496,6 +506,9 @@ pub(crate) enum Command {
         /// Its format (detected by default).
         #[arg(long, value_enum)]
         format: Option<import::Format>,
+        /// Put every imported secret under this prefix (.env and JSON files).
+        #[arg(long, value_name = "PREFIX")]
+        prefix: Option<String>,
     },
     /// Remove what failed writes and superseded snapshots left in the store (never anything live).
     Gc {

@@ -157,8 +157,15 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Audit { action: Some(AuditAction::Verify), .. } => commands::audit::verify(&mut ctx),
         Command::Audit { action: None, json } => commands::audit::show(&mut ctx, json),
-        Command::Export { out } => commands::vault::export(&mut ctx, out),
-        Command::Import { file, format } => commands::vault::cmd_import(&mut ctx, &file, format, &mut stdin),
+        Command::Export { out, format: commands::plain::ExportFormat::Archive, prefix: None, force: _ } => {
+            commands::vault::export(&mut ctx, out)
+        }
+        Command::Export { out, format, prefix, force } => {
+            commands::plain::export(&mut ctx, out, format, prefix, force)
+        }
+        Command::Import { file, format, prefix } => {
+            commands::vault::cmd_import(&mut ctx, &file, format, prefix, &mut stdin)
+        }
         Command::Doctor { json } => commands::vault::cmd_doctor(&ctx, json),
         Command::Trust { fingerprint, action } => {
             commands::trust::run(&mut ctx, fingerprint, action, &mut stdin)

@@ -10,6 +10,7 @@ pub(crate) mod generate;
 pub(crate) mod inject;
 pub(crate) mod keys;
 pub(crate) mod login;
+pub(crate) mod plain;
 pub(crate) mod rekey;
 pub(crate) mod run;
 pub(crate) mod secrets;

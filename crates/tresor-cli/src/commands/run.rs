@@ -201,7 +201,7 @@ fn folder(prefix: &str) -> Result<String, CliError> {
 
 /// The variable a secret under a prefix becomes: the rest of its path, upper-cased, every other
 /// character `_` (`db/api-key` → `DB_API_KEY`), `_` first if it would start with a digit.
-fn env_name(rest: &str) -> String {
+pub(crate) fn env_name(rest: &str) -> String {
     let mut name: String =
         rest.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
     if name.starts_with(|c: char| c.is_ascii_digit()) {

@@ -314,6 +314,7 @@ pub(crate) fn cmd_import(
     ctx: &mut Ctx,
     file: &Path,
     format: Option<import::Format>,
+    prefix: Option<String>,
     mut stdin: impl std::io::Read,
 ) -> Result<(), CliError> {
     let bytes = zeroize::Zeroizing::new(if file.as_os_str() == "-" {
@@ -326,6 +327,9 @@ pub(crate) fn cmd_import(
     });
     let format = format.unwrap_or_else(|| import::detect(file, &bytes));
     if format == import::Format::Archive {
+        if prefix.is_some() {
+            return Err(CliError::usage("--prefix: a backup is restored whole, as it was".into()));
+        }
         let password = ctx.password()?;
         let rt = runtime()?;
         let vault = rt.block_on(async {
@@ -337,7 +341,14 @@ pub(crate) fn cmd_import(
         eprintln!("restored vault {} at {}", hex::encode(vault.vault_id()), ctx.location);
         return Ok(());
     }
-    let items = import::parse(format, &bytes).map_err(CliError::input)?;
+    let mut items = import::parse(format, &bytes).map_err(CliError::input)?;
+    if let Some(prefix) = prefix.as_deref().map(|p| p.trim_end_matches('/')) {
+        tresor::path::SecretPath::parse(prefix)
+            .map_err(|e| CliError::input(format!("--prefix {prefix}: {e}")))?;
+        for (path, _) in &mut items {
+            *path = format!("{prefix}/{path}");
+        }
+    }
     // The user's limit is checked here, before anything is sent (the agent holds only a ceiling).
     if let Some((path, value)) = items.iter().find(|(_, v)| v.0.len() > ctx.max_value) {
         let e = tresor::Error::TooLarge { size: value.0.len(), limit: ctx.max_value };

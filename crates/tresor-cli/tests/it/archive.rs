@@ -206,3 +206,30 @@ fn regression_init_on_a_regular_file_said_no_vault_and_suggested_init() {
     assert!(!out.stderr.contains("tresor init"), "{}", out.stderr);
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a vault");
 }
+
+#[test]
+fn plaintext_exports_are_marked_private_and_import_back_under_a_prefix() {
+    let env = Env::new();
+    env.init();
+    env.set("db/password", b"it's \"quoted\"\nand $HOME");
+    env.set("db/user", b"admin");
+    env.set("web/token", b"t0k3n");
+    let pw = |args: &[&str]| common::run(env.cmd().env("TRESOR_PASSWORD", PASSWORD).args(args), b"");
+    let out = pw(&["export", "--format", "env", "--out", "plain.env"]).ok();
+    assert!(out.stderr.contains("wrote 3 secrets in PLAINTEXT to plain.env"), "{}", out.stderr);
+    let file = env.path("plain.env");
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(std::fs::read_to_string(&file).unwrap().starts_with("# PLAINTEXT"));
+    // Never over an existing file.
+    pw(&["export", "--format", "json", "--out", "plain.env"]).expect(7);
+    pw(&["import", "--prefix", "copy", "plain.env"]).ok();
+    assert_eq!(env.get("copy/DB_PASSWORD"), b"it's \"quoted\"\nand $HOME");
+    assert_eq!(env.get("copy/WEB_TOKEN"), b"t0k3n");
+    // JSON keeps the paths (under --prefix: relative to it).
+    let out = pw(&["export", "--format", "json", "--prefix", "db", "--out", "-"]).ok();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json, serde_json::json!({"password": "it's \"quoted\"\nand $HOME", "user": "admin"}));
+    std::fs::write(env.path("db.json"), &out.stdout).unwrap();
+    pw(&["import", "--prefix", "restored/db", "db.json"]).ok();
+    assert_eq!(env.get("restored/db/user"), b"admin");
+}
