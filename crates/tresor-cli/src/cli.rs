@@ -543,12 +543,23 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Print shell completions.
+    /// Print shell completions (secret paths too, from an unlocked agent):
+    /// `source <(tresor completions bash)`.
     #[command(arg_required_else_help = true)]
     Completions {
         /// The shell.
         #[arg(value_enum)]
         shell: Shell,
+    },
+    /// Print the man page (roff): `tresor man | man -l -`.
+    Man,
+    /// The secret paths starting with PREFIX, for shell completion: from an unlocked agent only,
+    /// never asking for a password.
+    #[command(name = "__complete-paths", hide = true)]
+    CompletePaths {
+        /// What was typed so far.
+        #[arg(default_value = "")]
+        prefix: String,
     },
     /// Run the agent in the foreground (started by `tresor unlock`).
     #[command(hide = true)]

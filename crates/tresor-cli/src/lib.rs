@@ -34,7 +34,7 @@ mod refs;
 mod remote;
 mod resolve;
 
-use clap::{CommandFactory, Parser};
+use clap::Parser;
 use exit::CliError;
 use std::process::ExitCode;
 
@@ -58,16 +58,10 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), CliError> {
-    if let Command::Completions { shell } = cli.command {
-        let mut cmd = Cli::command();
-        // Written whole afterwards: a reader that stops early (`| head`) ends the output quietly.
-        let mut out = Vec::new();
-        match shell {
-            Shell::Bash => clap_complete::generate(clap_complete::Shell::Bash, &mut cmd, "tresor", &mut out),
-            Shell::Zsh => clap_complete::generate(clap_complete::Shell::Zsh, &mut cmd, "tresor", &mut out),
-            Shell::Fish => clap_complete::generate(clap_complete::Shell::Fish, &mut cmd, "tresor", &mut out),
-        }
-        return outln_bytes(&out);
+    match &cli.command {
+        Command::Completions { shell } => return commands::shell::completions(*shell),
+        Command::Man => return commands::shell::man(),
+        _ => {}
     }
     let idle_flag = match &cli.command {
         Command::Unlock { idle_timeout } | Command::Agent { idle_timeout } => idle_timeout.clone(),
@@ -172,7 +166,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Gc { grace, dry_run, json } => commands::vault::gc(&mut ctx, grace, dry_run, json),
         Command::Epoch { action } => commands::epoch::run(&mut ctx, action),
-        Command::Completions { .. } => Ok(()),
+        Command::CompletePaths { prefix } => commands::shell::complete_paths(&ctx, &prefix),
+        Command::Completions { .. } | Command::Man => Ok(()),
     }
 }
 
@@ -212,7 +207,9 @@ fn remote_use(command: &Command) -> RemoteUse {
         | Command::Server { .. }
         | Command::Verify { .. }
         | Command::Mnemonic { .. }
-        | Command::Completions { .. } => RemoteUse::Unaffected,
+        | Command::Completions { .. }
+        | Command::Man
+        | Command::CompletePaths { .. } => RemoteUse::Unaffected,
         _ => RemoteUse::Refused,
     }
 }

@@ -15,6 +15,7 @@ pub(crate) mod rekey;
 pub(crate) mod run;
 pub(crate) mod secrets;
 pub(crate) mod server;
+pub(crate) mod shell;
 pub(crate) mod trust;
 pub(crate) mod unseal;
 pub(crate) mod vault;

@@ -125,3 +125,36 @@ fn edit_goes_through_a_private_file_that_is_gone_afterwards() {
     edit(script.to_str().unwrap(), "brand/new").ok();
     assert_eq!(env.get("brand/new"), b"-edited");
 }
+
+#[test]
+fn completions_complete_secret_paths_from_the_agent_and_the_man_page_renders() {
+    let env = vault();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = common::run(env.cmd().args(["completions", shell]), b"").ok();
+        let script = out.text();
+        assert!(script.contains("__complete-paths"), "{shell}: no path completion");
+        assert!(script.contains("generate") && script.contains("inject"), "{shell}: commands missing");
+    }
+    let man = common::run(env.cmd().arg("man"), b"").ok().text();
+    assert!(man.contains(".TH tresor 1"), "{man}");
+    assert!(man.contains("inject"), "the man page lists the commands");
+    // Paths come only from an unlocked agent: without one, nothing, and no prompt.
+    let out = common::run(env.cmd().args(["__complete-paths", "db/"]), b"").ok();
+    assert!(out.stdout.is_empty() && out.stderr.is_empty(), "{}", out.stderr);
+    let _guard = env.agent_guard();
+    let file = env.password_file(PASSWORD);
+    common::run(env.cmd().env("TRESOR_PASSWORD_FILE", &file).arg("unlock"), b"").ok();
+    assert_eq!(
+        common::run(env.cmd().args(["__complete-paths", "db/"]), b"").ok().text(),
+        "db/password\ndb/user\n"
+    );
+    // And bash, given the script, offers them.
+    let bash = format!(
+        "source <({bin} completions bash | sed 's/tresor __complete-paths/{bin_esc} __complete-paths/'); \
+         COMP_WORDS=(tresor get db/p); COMP_CWORD=2; _tresor_with_paths; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        bin = common::bin().display(),
+        bin_esc = common::bin().display().to_string().replace('/', "\\/"),
+    );
+    let out = common::run(&mut env.cmd_via(&["bash".into(), "-c".into(), bash, "bash".into()]), b"");
+    assert_eq!(out.text(), "db/password\n", "{}", out.stderr);
+}

@@ -1,0 +1,89 @@
+//! What shells get: completion scripts (commands and flags from the clap definitions, secret
+//! paths from an unlocked agent through the hidden `__complete-paths`), and the man page.
+
+use crate::cli::{Cli, Shell};
+use crate::exit::CliError;
+use crate::*;
+use clap::CommandFactory;
+
+/// The commands whose arguments are secret paths.
+const PATH_COMMANDS: &str =
+    "get set rm delete history edit cp mv generate undelete destroy read list ls find";
+
+/// `tresor completions SHELL`: clap's script, then the completion of secret paths.
+pub(crate) fn completions(shell: Shell) -> Result<(), CliError> {
+    let mut cmd = Cli::command();
+    // Written whole afterwards: a reader that stops early (`| head`) ends the output quietly.
+    let mut out = Vec::new();
+    let (generator, paths) = match shell {
+        Shell::Bash => (clap_complete::Shell::Bash, BASH_PATHS),
+        Shell::Zsh => (clap_complete::Shell::Zsh, ZSH_PATHS),
+        Shell::Fish => (clap_complete::Shell::Fish, FISH_PATHS),
+    };
+    clap_complete::generate(generator, &mut cmd, "tresor", &mut out);
+    out.extend_from_slice(paths.replace("@COMMANDS@", PATH_COMMANDS).as_bytes());
+    outln_bytes(&out)
+}
+
+const BASH_PATHS: &str = r#"
+# Secret paths, from an unlocked agent (nothing is asked for).
+_tresor_with_paths() {
+    local cur="${COMP_WORDS[COMP_CWORD]}" cmd="" i
+    for ((i = 1; i < COMP_CWORD; i++)); do
+        case "${COMP_WORDS[i]}" in -*) ;; *) cmd="${COMP_WORDS[i]}"; break ;; esac
+    done
+    case " @COMMANDS@ " in
+        *" $cmd "*)
+            if [[ -n "$cmd" && "$cur" != -* ]]; then
+                local IFS=$'\n'
+                COMPREPLY=($(compgen -W "$(tresor __complete-paths "$cur" 2>/dev/null)" -- "$cur"))
+                return 0
+            fi ;;
+    esac
+    _tresor "$@"
+}
+complete -F _tresor_with_paths -o nosort -o bashdefault -o default tresor
+"#;
+
+const ZSH_PATHS: &str = r#"
+# Secret paths, from an unlocked agent (nothing is asked for).
+_tresor_with_paths() {
+    local -a commands paths
+    commands=(@COMMANDS@)
+    if (( CURRENT > 2 )) && (( ${commands[(Ie)${words[2]}]} )) && [[ ${words[CURRENT]} != -* ]]; then
+        paths=(${(f)"$(tresor __complete-paths "$PREFIX" 2>/dev/null)"})
+        compadd -a paths
+    else
+        _tresor "$@"
+    fi
+}
+compdef _tresor_with_paths tresor
+"#;
+
+const FISH_PATHS: &str = r#"
+# Secret paths, from an unlocked agent (nothing is asked for).
+complete -c tresor -n '__fish_seen_subcommand_from @COMMANDS@' -f -a '(tresor __complete-paths (commandline -ct) 2>/dev/null)'
+"#;
+
+/// `tresor __complete-paths PREFIX`: the live paths starting with PREFIX, one per line, from an
+/// unlocked agent; nothing (and no prompt) without one.
+pub(crate) fn complete_paths(ctx: &Ctx, prefix: &str) -> Result<(), CliError> {
+    if ctx.no_agent || ctx.remote.is_some() {
+        return Ok(());
+    }
+    if let Ok(Some(entries)) = agent_call(ctx, &tresor_wire::List { prefix: prefix.to_string() }) {
+        for e in entries {
+            outln!("{}", e.path);
+        }
+    }
+    Ok(())
+}
+
+/// `tresor man`: the man page, from the clap definitions.
+pub(crate) fn man() -> Result<(), CliError> {
+    let mut out = Vec::new();
+    clap_mangen::Man::new(Cli::command())
+        .render(&mut out)
+        .map_err(|e| CliError::other(format!("cannot render the man page: {e}")))?;
+    outln_bytes(&out)
+}
