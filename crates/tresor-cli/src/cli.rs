@@ -477,6 +477,8 @@ pub(crate) enum Command {
     Audit {
         #[command(subcommand)]
         action: Option<AuditAction>,
+        #[command(flatten)]
+        filter: AuditFilterArgs,
         /// JSON output.
         #[arg(long)]
         json: bool,
@@ -568,6 +570,29 @@ pub(crate) enum Command {
         #[arg(long)]
         idle_timeout: Option<String>,
     },
+}
+
+/// Which audit records `tresor audit` shows.
+#[derive(clap::Args)]
+pub(crate) struct AuditFilterArgs {
+    /// Only records about this path or what is under it.
+    #[arg(long, value_name = "PATH")]
+    pub(crate) path: Option<String>,
+    /// Only records whose actor contains this (e.g. `pid=4242`, a token accessor).
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) actor: Option<String>,
+    /// Only this operation (as shown: `get`, `set`, `epoch rotate`, ...).
+    #[arg(long, value_name = "OP")]
+    pub(crate) op: Option<String>,
+    /// Only records from then on: RFC 3339, a date (2026-12-01), or a time ago (2h, 7d).
+    #[arg(long, value_name = "WHEN")]
+    pub(crate) since: Option<String>,
+    /// Only records until then (same forms as --since).
+    #[arg(long, value_name = "WHEN")]
+    pub(crate) until: Option<String>,
+    /// Only the newest N.
+    #[arg(long, short = 'n', value_name = "N")]
+    pub(crate) limit: Option<usize>,
 }
 
 #[derive(Subcommand)]

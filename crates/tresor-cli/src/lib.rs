@@ -150,7 +150,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
             commands::rekey::run(&mut ctx, &new, abort, force, show, &mut stdin)
         }
         Command::Audit { action: Some(AuditAction::Verify), .. } => commands::audit::verify(&mut ctx),
-        Command::Audit { action: None, json } => commands::audit::show(&mut ctx, json),
+        Command::Audit { action: None, filter, json } => commands::audit::show(&mut ctx, filter, json),
         Command::Export { out, format: commands::plain::ExportFormat::Archive, prefix: None, force: _ } => {
             commands::vault::export(&mut ctx, out)
         }

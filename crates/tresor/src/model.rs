@@ -371,6 +371,46 @@ pub struct TrailRecord {
     pub record: AuditRecord,
 }
 
+/// Which audit records to show (`tresor audit`, the server's `tresor/audit`): every field that
+/// is set must match; `limit` keeps the newest N of those.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// The record's path is this path, or lies under it.
+    pub path: Option<String>,
+    /// The actor contains this text.
+    pub actor: Option<String>,
+    /// The operation, by any of its names ([`AuditOp::parse`]).
+    pub op: Option<String>,
+    /// Written at or after (ms since the Unix epoch).
+    pub since_ms: Option<u64>,
+    /// Written at or before (ms since the Unix epoch).
+    pub until_ms: Option<u64>,
+    /// Only the newest N.
+    pub limit: Option<usize>,
+}
+
+impl AuditFilter {
+    /// The records that match, oldest first.
+    pub fn apply(&self, mut records: Vec<TrailRecord>) -> Vec<TrailRecord> {
+        let op =
+            self.op.as_deref().map(|o| AuditOp::parse(o).map_or_else(|| o.to_string(), |o| o.to_string()));
+        records.retain(|t| {
+            let r = &t.record;
+            let record_op = AuditOp::parse(&r.op).map_or_else(|| r.op.clone(), |o| o.to_string());
+            self.path.as_deref().is_none_or(|p| {
+                let p = p.trim_end_matches('/');
+                r.path.as_deref().is_some_and(|have| have == p || have.starts_with(&format!("{p}/")))
+            }) && self.actor.as_deref().is_none_or(|a| r.actor.contains(a))
+                && op.as_deref().is_none_or(|o| record_op == o)
+                && self.since_ms.is_none_or(|t| r.time_ms >= t)
+                && self.until_ms.is_none_or(|t| r.time_ms <= t)
+        });
+        records.sort_by_key(|t| t.record.time_ms);
+        let skip = records.len().saturating_sub(self.limit.unwrap_or(usize::MAX));
+        records.split_off(skip)
+    }
+}
+
 /// An audit record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditRecord {

@@ -51,8 +51,17 @@ pub(crate) fn verify(ctx: &mut Ctx) -> Result<(), CliError> {
 }
 
 /// `tresor audit`: the audit trail, every lane, oldest record first.
-pub(crate) fn show(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
-    let records = call(ctx, tresor_wire::ReadAudit)?;
+pub(crate) fn show(ctx: &mut Ctx, filter: crate::cli::AuditFilterArgs, json: bool) -> Result<(), CliError> {
+    let now = tresor::model::now_ms();
+    let filter = tresor::model::AuditFilter {
+        path: filter.path,
+        actor: filter.actor,
+        op: filter.op,
+        since_ms: filter.since.as_deref().map(|w| when(w, now, "--since")).transpose()?,
+        until_ms: filter.until.as_deref().map(|w| when(w, now, "--until")).transpose()?,
+        limit: filter.limit,
+    };
+    let records = filter.apply(call(ctx, tresor_wire::ReadAudit)?);
     {
         // Operations under their current names, also in trails written before them.
         let op_name = |op: &str| AuditOp::parse(op).map_or_else(|| op.to_string(), |o| o.to_string());
@@ -94,5 +103,37 @@ pub(crate) fn show(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
             );
         }
         Ok(())
+    }
+}
+
+/// A moment as `--since`/`--until` take it: RFC 3339, a date (midnight UTC), or a time ago.
+fn when(text: &str, now_ms: u64, flag: &str) -> Result<u64, CliError> {
+    let ms = |t: chrono::DateTime<chrono::Utc>| u64::try_from(t.timestamp_millis()).unwrap_or(0);
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(ms(t.with_timezone(&chrono::Utc)));
+    }
+    if let Ok(day) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(ms(day.and_time(chrono::NaiveTime::MIN).and_utc()));
+    }
+    match crate::config::parse_duration_or_zero(text) {
+        Ok(ago) => Ok(now_ms.saturating_sub(u64::try_from(ago.as_millis()).unwrap_or(u64::MAX))),
+        Err(_) => Err(CliError::input(format!(
+            "{flag} {text}: give RFC 3339 (2026-12-01T08:00:00Z), a date (2026-12-01) or a time ago (2h, 7d)"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::when;
+
+    #[test]
+    fn moments_are_read_in_three_forms() {
+        let now = 1_780_000_000_000;
+        assert_eq!(when("2026-12-01T08:00:00Z", now, "--since").unwrap(), 1_796_112_000_000);
+        assert_eq!(when("2026-12-01T09:00:00+01:00", now, "--since").unwrap(), 1_796_112_000_000);
+        assert_eq!(when("2h", now, "--since").unwrap(), now - 7_200_000);
+        assert_eq!(when("1970-01-02", now, "--since").unwrap(), 86_400_000);
+        assert_eq!(when("yesterday", now, "--since").unwrap_err().code, 7);
     }
 }

@@ -158,3 +158,32 @@ fn completions_complete_secret_paths_from_the_agent_and_the_man_page_renders() {
     let out = common::run(&mut env.cmd_via(&["bash".into(), "-c".into(), bash, "bash".into()]), b"");
     assert_eq!(out.text(), "db/password\n", "{}", out.stderr);
 }
+
+#[test]
+fn audit_filters_by_path_operation_actor_time_and_count() {
+    let env = vault();
+    tresor(&env, &["get", "db/user"], b"").ok();
+    tresor(&env, &["get", "web/github"], b"").ok();
+    let lines = |args: &[&str]| -> Vec<String> {
+        let all: Vec<&str> = ["audit"].iter().chain(args).copied().collect();
+        tresor(&env, &all, b"").ok().text().lines().map(str::to_string).collect()
+    };
+    let gets = lines(&["--op", "get"]);
+    assert_eq!(gets.len(), 2, "{gets:?}");
+    assert!(gets[0].contains("get db/user") && gets[1].contains("get web/github"), "{gets:?}");
+    // A path filter takes the path and what is under it, never a mere prefix of a name.
+    let db = lines(&["--path", "db"]);
+    assert!(!db.is_empty() && db.iter().all(|l| l.contains(" db/")), "{db:?}");
+    assert!(lines(&["--path", "d"]).is_empty());
+    assert_eq!(lines(&["--op", "set", "--limit", "1"]).len(), 1);
+    assert!(lines(&["--since", "1h", "--op", "get"]).len() == 2);
+    assert!(lines(&["--until", "2000-01-01"]).is_empty());
+    assert!(lines(&["--actor", "no such actor"]).is_empty());
+    let json: serde_json::Value = serde_json::from_slice(
+        &tresor(&env, &["audit", "--json", "--op", "get", "-n", "1"], b"").ok().stdout,
+    )
+    .unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 1);
+    assert_eq!(json[0]["path"], "web/github");
+    tresor(&env, &["audit", "--since", "last tuesday"], b"").expect(7);
+}

@@ -125,25 +125,20 @@ async fn audit(vault: &Vault, call: &Call) -> Result<axum::response::Response, A
             .map(Some)
             .ok_or_else(|| ApiError::invalid(format!("{name} must be RFC 3339 or milliseconds")))
     };
-    let (since, until) = (time("since")?, time("until")?);
-    let limit = match q("limit") {
-        None => usize::MAX,
-        Some(text) => text.parse().map_err(|_| ApiError::invalid("limit must be a number"))?,
+    let filter = tresor::model::AuditFilter {
+        path: q("path").map(str::to_string),
+        actor: q("actor").map(str::to_string),
+        op: q("op").map(str::to_string),
+        since_ms: time("since")?,
+        until_ms: time("until")?,
+        limit: match q("limit") {
+            None => None,
+            Some(text) => Some(text.parse().map_err(|_| ApiError::invalid("limit must be a number"))?),
+        },
     };
-    let mut records = vault.audit_trail().await?;
-    records.retain(|r| {
-        let record = &r.record;
-        q("path").is_none_or(|p| record.path.as_deref().is_some_and(|have| have.starts_with(p)))
-            && q("actor").is_none_or(|a| record.actor.contains(a))
-            && q("op").is_none_or(|op| record.op == op)
-            && since.is_none_or(|t| record.time_ms >= t)
-            && until.is_none_or(|t| record.time_ms <= t)
-    });
-    records.sort_by_key(|r| r.record.time_ms);
-    let skip = records.len().saturating_sub(limit);
+    let records = filter.apply(vault.audit_trail().await?);
     let records: Vec<Value> = records
         .iter()
-        .skip(skip)
         .map(|r| {
             json!({
                 "lane": r.lane, "seq": r.seq, "time": reply::time(Some(r.record.time_ms)),
