@@ -401,6 +401,9 @@ pub(crate) enum Command {
         /// Show the paths as a tree.
         #[arg(short, long)]
         tree: bool,
+        /// The deleted secrets instead (`tresor undelete PATH` brings one back).
+        #[arg(long)]
+        deleted: bool,
         /// JSON output.
         #[arg(long)]
         json: bool,

@@ -136,8 +136,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
             commands::inject::inject(&mut ctx, input, output, force, &mut stdin)
         }
         Command::Read { reference } => commands::inject::read(&mut ctx, reference),
-        Command::List { prefix, long, tree, json } => {
-            commands::secrets::list(&mut ctx, prefix, long, tree, json)
+        Command::List { prefix, long, tree, deleted, json } => {
+            commands::secrets::list(&mut ctx, prefix, long, tree, deleted, json)
         }
         Command::Rm { paths, recursive } => commands::secrets::rm(&mut ctx, paths, recursive),
         Command::Undelete { path, versions } => commands::secrets::undelete(&mut ctx, path, versions),

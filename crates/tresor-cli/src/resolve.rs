@@ -53,7 +53,9 @@ impl<'a> Resolver<'a> {
     pub(crate) fn list(&mut self, prefix: &str) -> Result<Vec<ListEntry>, CliError> {
         match self {
             Resolver::Remote(rt, remote) => rt.block_on(remote.list(prefix)),
-            Resolver::Local(session) => session.call(tresor_wire::List { prefix: prefix.to_string() }),
+            Resolver::Local(session) => {
+                session.call(tresor_wire::List { prefix: prefix.to_string(), deleted: false })
+            }
         }
     }
 

@@ -68,7 +68,10 @@ impl Serve for DestroyVersions {
 
 impl Serve for List {
     async fn serve(self, vault: &Vault) -> Result<Vec<tresor::vault::ListEntry>> {
-        vault.list(&self.prefix).await
+        match self.deleted {
+            true => vault.list_deleted(&self.prefix).await,
+            false => vault.list(&self.prefix).await,
+        }
     }
 }
 

@@ -220,6 +220,9 @@ pub struct DestroyVersions {
 pub struct List {
     /// The prefix (empty: all).
     pub prefix: String,
+    /// The deleted secrets instead of the live ones.
+    #[serde(default)]
+    pub deleted: bool,
 }
 
 /// A secret's versions, oldest first.

@@ -140,6 +140,19 @@ impl Index {
             .filter_map(|(p, e)| e.live().map(|v| (p, v)))
     }
 
+    /// Secrets under `prefix` whose newest version is deleted (not destroyed: `undelete` brings
+    /// it back), with that version.
+    pub fn deleted_with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a String, &'a Version)> + 'a {
+        self.entries.range(prefix.to_string()..).take_while(move |(p, _)| p.starts_with(prefix)).filter_map(
+            |(p, e)| {
+                e.versions.last().filter(|v| v.deleted_ms.is_some() && !v.blob.is_destroyed()).map(|v| (p, v))
+            },
+        )
+    }
+
     /// How many secrets it knows (live or deleted).
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -143,12 +143,18 @@ pub(crate) fn list(
     prefix: Option<String>,
     long: bool,
     tree: bool,
+    deleted: bool,
     json: bool,
 ) -> Result<(), CliError> {
     let prefix = prefix.unwrap_or_default();
     let entries = match &ctx.remote {
+        Some(_) if deleted => {
+            return Err(CliError::usage(
+                "--deleted lists a vault opened here; a server shows deleted versions in `tresor history PATH`".into(),
+            ));
+        }
         Some(remote) => runtime()?.block_on(remote.list(&prefix))?,
-        None => call(ctx, tresor_wire::List { prefix })?,
+        None => call(ctx, tresor_wire::List { prefix, deleted })?,
     };
     let sizes = ctx.remote.is_none();
     if json {
@@ -165,7 +171,11 @@ pub(crate) fn list(
         if long {
             // A server does not say how big a value is.
             let size = if sizes { e.size.to_string() } else { "-".into() };
-            outln!("{}\tv{}\t{size}\t{}", e.path, e.version, format_time(e.updated_ms));
+            let when = match deleted {
+                true => format!("deleted {}", format_time(e.updated_ms)),
+                false => format_time(e.updated_ms),
+            };
+            outln!("{}\tv{}\t{size}\t{when}", e.path, e.version);
         } else {
             outln!("{}", e.path);
         }
@@ -208,7 +218,7 @@ fn draw(paths: &[Vec<&str>], depth: usize, indent: &str, out: &mut Vec<String>) 
 pub(crate) fn find(ctx: &mut Ctx, pattern: String) -> Result<(), CliError> {
     let entries = match &ctx.remote {
         Some(remote) => runtime()?.block_on(remote.list(""))?,
-        None => call(ctx, tresor_wire::List { prefix: String::new() })?,
+        None => call(ctx, tresor_wire::List { prefix: String::new(), deleted: false })?,
     };
     let needle = pattern.to_lowercase();
     let mut found = 0;

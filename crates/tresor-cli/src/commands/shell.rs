@@ -71,7 +71,9 @@ pub(crate) fn complete_paths(ctx: &Ctx, prefix: &str) -> Result<(), CliError> {
     if ctx.no_agent || ctx.remote.is_some() {
         return Ok(());
     }
-    if let Ok(Some(entries)) = agent_call(ctx, &tresor_wire::List { prefix: prefix.to_string() }) {
+    if let Ok(Some(entries)) =
+        agent_call(ctx, &tresor_wire::List { prefix: prefix.to_string(), deleted: false })
+    {
         for e in entries {
             outln!("{}", e.path);
         }

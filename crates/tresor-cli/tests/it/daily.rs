@@ -58,8 +58,12 @@ fn several_paths_at_once_and_whole_prefixes() {
     tresor(&env, &["rm", "-r", "web"], b"").expect(4);
     tresor(&env, &["rm", "-r", "db/"], b"").ok();
     assert_eq!(tresor(&env, &["list"], b"").ok().text(), "");
-    // Deleted, not destroyed: the history stays and undelete brings a value back.
+    // Deleted, not destroyed: listed as such; the history stays and undelete brings a value back.
+    assert_eq!(tresor(&env, &["list", "--deleted"], b"").ok().text(), "db/password\ndb/user\nweb/github\n");
+    let long = tresor(&env, &["list", "--deleted", "-l", "db/p"], b"").ok().text();
+    assert!(long.starts_with("db/password\tv2\t4\tdeleted "), "{long}");
     tresor(&env, &["undelete", "db/password"], b"").ok();
+    assert_eq!(tresor(&env, &["list", "--deleted"], b"").ok().text(), "db/user\nweb/github\n");
     assert_eq!(env.get("db/password"), b"pw-2");
 }
 

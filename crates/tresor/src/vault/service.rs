@@ -852,6 +852,21 @@ impl Vault {
         self.list_in(prefix, false).await
     }
 
+    /// Secrets under `prefix` whose newest version is deleted (`undelete` brings them back);
+    /// each entry's time is when it was deleted. Audited as a listing.
+    pub async fn list_deleted(&self, prefix: &str) -> Result<Vec<ListEntry>> {
+        let sibling = &Sibling::begin(&self.svc);
+        self.fresh(sibling).await?;
+        let entries = self.svc.view.list_deleted(prefix);
+        if self.svc.sealed.load(Ordering::Acquire) {
+            return Err(Error::Locked);
+        }
+        let path = (!prefix.is_empty()).then_some(prefix);
+        let detail = Some(format!("{} deleted entries", entries.len()));
+        self.audit_read(sibling, AuditOp::List, path, Outcome::Ok, detail).await?;
+        Ok(entries)
+    }
+
     /// Live entries of the system namespace under `prefix` (a name there, or a start of one); their
     /// paths are whole system paths ([`crate::path::SecretPath::system`]).
     pub async fn list_system(&self, prefix: &str) -> Result<Vec<ListEntry>> {

@@ -195,14 +195,23 @@ impl View {
 
     /// Live secrets under `prefix`.
     pub(crate) fn list(&self, prefix: &str, system: bool) -> Vec<ListEntry> {
-        self.index()
+        let index = self.index();
+        index
             .live_with_prefix(prefix)
             .filter(|(path, _)| crate::path::is_system(path) == system)
+            .map(entry)
+            .collect()
+    }
+
+    /// The user secrets under `prefix` whose newest version is deleted; `updated_ms` is when.
+    pub(crate) fn list_deleted(&self, prefix: &str) -> Vec<ListEntry> {
+        let index = self.index();
+        index
+            .deleted_with_prefix(prefix)
+            .filter(|(path, _)| !crate::path::is_system(path))
             .map(|(path, v)| ListEntry {
-                path: path.clone(),
-                version: v.version,
-                size: v.blob.size,
-                updated_ms: v.created_ms,
+                updated_ms: v.deleted_ms.unwrap_or(v.created_ms),
+                ..entry((path, v))
             })
             .collect()
     }
@@ -234,4 +243,9 @@ impl View {
         self.reseal_queue().clear();
         self.ciphertexts.clear();
     }
+}
+
+/// A listing line for a path and its newest version.
+fn entry((path, v): (&String, &crate::index::Version)) -> ListEntry {
+    ListEntry { path: path.clone(), version: v.version, size: v.blob.size, updated_ms: v.created_ms }
 }
