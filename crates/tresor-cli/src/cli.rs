@@ -290,6 +290,9 @@ pub(crate) enum Command {
         /// otherwise fail with exit code 6 and write nothing.
         #[arg(long, value_name = "N")]
         cas: Option<u64>,
+        /// JSON output on stdout (the human line stays on stderr).
+        #[arg(long)]
+        json: bool,
     },
     /// Run a command with secrets in its environment (references tresor://PATH[#FIELD][?version=N]
     /// in its environment and env files are resolved); its exit code is passed through.
@@ -339,6 +342,9 @@ pub(crate) enum Command {
         /// Print the new secret to stdout.
         #[arg(long, short = 'p')]
         print: bool,
+        /// JSON output on stdout (the human line stays on stderr).
+        #[arg(long)]
+        json: bool,
     },
     /// Copy a secret, with its versions, to a new path (-r: everything under a prefix).
     #[command(arg_required_else_help = true)]
@@ -389,6 +395,9 @@ pub(crate) enum Command {
     Find {
         /// A part of a path.
         pattern: String,
+        /// JSON output on stdout (the human line stays on stderr).
+        #[arg(long)]
+        json: bool,
     },
     /// List secret paths (under PREFIX).
     #[command(alias = "ls")]
@@ -417,6 +426,9 @@ pub(crate) enum Command {
         /// Delete every secret under each PATH taken as a prefix (`db` → everything in db/).
         #[arg(long, short = 'r')]
         recursive: bool,
+        /// JSON output on stdout (the human line stays on stderr).
+        #[arg(long)]
+        json: bool,
     },
     /// Make deleted versions of a secret live again (the newest version by default).
     #[command(arg_required_else_help = true)]
@@ -426,6 +438,9 @@ pub(crate) enum Command {
         /// A version to undelete (repeat for several).
         #[arg(long = "version", value_name = "N")]
         versions: Vec<u64>,
+        /// JSON output on stdout (the human line stays on stderr).
+        #[arg(long)]
+        json: bool,
     },
     /// Destroy versions of a secret: their values are taken out of the store for good (the
     /// versions stay in the history as destroyed).
@@ -436,6 +451,9 @@ pub(crate) enum Command {
         /// A version to destroy (repeat for several; at least one).
         #[arg(long = "version", value_name = "N", required = true)]
         versions: Vec<u64>,
+        /// JSON output on stdout (the human line stays on stderr).
+        #[arg(long)]
+        json: bool,
     },
     /// List a secret's versions.
     #[command(arg_required_else_help = true)]
@@ -601,7 +619,11 @@ pub(crate) struct AuditFilterArgs {
 #[derive(Subcommand)]
 pub(crate) enum AuditAction {
     /// Prove the audit trail and the commit log whole.
-    Verify,
+    Verify {
+        /// JSON output (the report; exit 5 still when a value is damaged).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]

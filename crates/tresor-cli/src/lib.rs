@@ -115,14 +115,14 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Logout { address } => commands::login::logout(address),
         Command::Agent { .. } => commands::agent::cmd_agent(&ctx),
-        Command::Set { path, value, file, cas } => {
-            commands::secrets::set(&mut ctx, path, value, file, cas, &mut stdin)
+        Command::Set { path, value, file, cas, json } => {
+            commands::secrets::set(&mut ctx, path, value, file, cas, json, &mut stdin)
         }
         Command::Get { paths, version } => commands::secrets::get(&mut ctx, paths, version),
-        Command::Find { pattern } => commands::secrets::find(&mut ctx, pattern),
-        Command::Generate { path, length, charset, chars, words, force, print } => {
+        Command::Find { pattern, json } => commands::secrets::find(&mut ctx, pattern, json),
+        Command::Generate { path, length, charset, chars, words, force, print, json } => {
             let recipe = commands::generate::Recipe::from_flags(length, charset, chars, words)?;
-            commands::generate::generate(&mut ctx, path, recipe, force, print)
+            commands::generate::generate(&mut ctx, path, recipe, force, print, json)
         }
         Command::Cp { from, to, recursive, force } => {
             commands::copy::copy(&mut ctx, from, to, recursive, force, false)
@@ -139,9 +139,13 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::List { prefix, long, tree, deleted, json } => {
             commands::secrets::list(&mut ctx, prefix, long, tree, deleted, json)
         }
-        Command::Rm { paths, recursive } => commands::secrets::rm(&mut ctx, paths, recursive),
-        Command::Undelete { path, versions } => commands::secrets::undelete(&mut ctx, path, versions),
-        Command::Destroy { path, versions } => commands::secrets::destroy(&mut ctx, path, versions),
+        Command::Rm { paths, recursive, json } => commands::secrets::rm(&mut ctx, paths, recursive, json),
+        Command::Undelete { path, versions, json } => {
+            commands::secrets::undelete(&mut ctx, path, versions, json)
+        }
+        Command::Destroy { path, versions, json } => {
+            commands::secrets::destroy(&mut ctx, path, versions, json)
+        }
         Command::History { path, json } => commands::secrets::history(&mut ctx, path, json),
         Command::Status { json } => commands::vault::cmd_status(&mut ctx, json),
         Command::Passwd { new } => commands::vault::cmd_passwd(&mut ctx, &new, &mut stdin),
@@ -149,7 +153,9 @@ fn run(cli: Cli) -> Result<(), CliError> {
             let show = (!no_recovery_phrase).then_some(recovery_phrase_file);
             commands::rekey::run(&mut ctx, &new, abort, force, show, &mut stdin)
         }
-        Command::Audit { action: Some(AuditAction::Verify), .. } => commands::audit::verify(&mut ctx),
+        Command::Audit { action: Some(AuditAction::Verify { json }), .. } => {
+            commands::audit::verify(&mut ctx, json)
+        }
         Command::Audit { action: None, filter, json } => commands::audit::show(&mut ctx, filter, json),
         Command::Export { out, format: commands::plain::ExportFormat::Archive, prefix: None, force: _ } => {
             commands::vault::export(&mut ctx, out)

@@ -7,8 +7,18 @@ use tresor::model::AuditOp;
 use tresor::vault::format_time;
 
 /// `tresor audit verify`: proves the chains and every value whole.
-pub(crate) fn verify(ctx: &mut Ctx) -> Result<(), CliError> {
+pub(crate) fn verify(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
     let r = call(ctx, tresor_wire::Verify)?;
+    if json {
+        print_json(&r)?;
+        if r.damaged.is_empty() {
+            return Ok(());
+        }
+        return Err(CliError::from_category(
+            tresor::Category::Integrity,
+            format!("{} of {} versions have a missing or damaged value", r.damaged.len(), r.values),
+        ));
+    }
     {
         outln!(
             "audit trail verified: {} in {}, {}, {}, chains unbroken",

@@ -133,6 +133,7 @@ pub(crate) fn generate(
     recipe: Recipe,
     force: bool,
     print: bool,
+    json: bool,
 ) -> Result<(), CliError> {
     tresor::path::SecretPath::parse(&path).map_err(|e| CliError::from_core(&e))?;
     let value = recipe.make()?;
@@ -158,6 +159,13 @@ pub(crate) fn generate(
         versions.first().copied().unwrap_or(0),
         recipe.bits()
     );
+    let version = versions.first().copied().unwrap_or(0);
+    if json {
+        // The value only when asked for (--print), as without --json.
+        let value = print.then(|| String::from_utf8_lossy(&value).into_owned());
+        let shown = serde_json::json!({ "path": path, "version": version, "bits": recipe.bits().floor() as u64, "value": value });
+        return print_json(&shown);
+    }
     if print {
         let mut shown = value;
         shown.push(b'\n');

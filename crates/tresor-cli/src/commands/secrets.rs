@@ -17,6 +17,7 @@ pub(crate) fn set(
     value: Option<String>,
     file: Option<PathBuf>,
     cas: Option<u64>,
+    json: bool,
     stdin: impl Read,
 ) -> Result<(), CliError> {
     let value = read_value(value, file, ctx.max_value, stdin)?;
@@ -32,10 +33,18 @@ pub(crate) fn set(
     if let Some(remote) = &ctx.remote {
         let version = runtime()?.block_on(remote.set(&path, &value, cas)).map_err(cas_lost)?;
         report_set(&path, &[version]);
-        return Ok(());
+        return json_written(json, &path, version);
     }
     let versions = call(ctx, set_request(&path, value, cas)).map_err(cas_lost)?;
     report_set(&path, &versions);
+    json_written(json, &path, versions.first().copied().unwrap_or(0))
+}
+
+/// `{"path": …, "version": …}` on stdout when `json`: what `set` and `generate` print.
+pub(crate) fn json_written(json: bool, path: &str, version: u64) -> Result<(), CliError> {
+    if json {
+        print_json(&serde_json::json!({ "path": path, "version": version }))?;
+    }
     Ok(())
 }
 
@@ -215,18 +224,21 @@ fn draw(paths: &[Vec<&str>], depth: usize, indent: &str, out: &mut Vec<String>) 
 }
 
 /// `tresor find`: the live paths containing `pattern`, in any case.
-pub(crate) fn find(ctx: &mut Ctx, pattern: String) -> Result<(), CliError> {
+pub(crate) fn find(ctx: &mut Ctx, pattern: String, json: bool) -> Result<(), CliError> {
     let entries = match &ctx.remote {
         Some(remote) => runtime()?.block_on(remote.list(""))?,
         None => call(ctx, tresor_wire::List { prefix: String::new(), deleted: false })?,
     };
     let needle = pattern.to_lowercase();
-    let mut found = 0;
-    for e in entries.iter().filter(|e| e.path.to_lowercase().contains(&needle)) {
-        outln!("{}", e.path);
-        found += 1;
+    let found: Vec<_> = entries.into_iter().filter(|e| e.path.to_lowercase().contains(&needle)).collect();
+    if json {
+        // The shape of `list --json`; an empty array rather than an error.
+        return print_json(&found);
     }
-    if found == 0 {
+    for e in &found {
+        outln!("{}", e.path);
+    }
+    if found.is_empty() {
         return Err(CliError::from_category(
             tresor::Category::NotFound,
             format!("no secret path contains {pattern:?}"),
@@ -238,7 +250,7 @@ pub(crate) fn find(ctx: &mut Ctx, pattern: String) -> Result<(), CliError> {
 /// `tresor rm`: deletes secrets' current versions (their history is kept); with `recursive`,
 /// everything under each path taken as a prefix. The first path that fails stops the rest (those
 /// deleted before it stay deleted: `undelete` brings them back).
-pub(crate) fn rm(ctx: &mut Ctx, paths: Vec<String>, recursive: bool) -> Result<(), CliError> {
+pub(crate) fn rm(ctx: &mut Ctx, paths: Vec<String>, recursive: bool, json: bool) -> Result<(), CliError> {
     let mut session = crate::resolve::Resolver::new(ctx)?;
     let mut targets = Vec::new();
     for path in paths {
@@ -256,16 +268,21 @@ pub(crate) fn rm(ctx: &mut Ctx, paths: Vec<String>, recursive: bool) -> Result<(
         }
         targets.extend(entries.into_iter().map(|e| e.path));
     }
+    let mut deleted = Vec::new();
     for path in targets {
         let version = session.delete(&path)?;
         eprintln!("{path}: version {version} deleted");
+        deleted.push(serde_json::json!({ "path": path, "version": version }));
     }
     session.finish();
+    if json {
+        print_json(&deleted)?;
+    }
     Ok(())
 }
 
 /// `tresor undelete`: deleted versions of a secret live again (the newest when none is named).
-pub(crate) fn undelete(ctx: &mut Ctx, path: String, versions: Vec<u64>) -> Result<(), CliError> {
+pub(crate) fn undelete(ctx: &mut Ctx, path: String, versions: Vec<u64>, json: bool) -> Result<(), CliError> {
     let undeleted = match &ctx.remote {
         Some(remote) => {
             let rt = runtime()?;
@@ -282,18 +299,27 @@ pub(crate) fn undelete(ctx: &mut Ctx, path: String, versions: Vec<u64>) -> Resul
         [] if ctx.remote.is_none() => eprintln!("{path}: nothing to undelete (not deleted, or destroyed)"),
         done => eprintln!("{path}: {} undeleted", versions_text(done)),
     }
+    if json {
+        print_json(&serde_json::json!({ "path": path, "undeleted": undeleted }))?;
+    }
     Ok(())
 }
 
 /// `tresor destroy`: versions whose values leave the store for good. Exit 11 when the store kept
 /// some of their ciphertext (an object it would not delete, old object versions).
-pub(crate) fn destroy(ctx: &mut Ctx, path: String, versions: Vec<u64>) -> Result<(), CliError> {
+pub(crate) fn destroy(ctx: &mut Ctx, path: String, versions: Vec<u64>, json: bool) -> Result<(), CliError> {
     if let Some(remote) = &ctx.remote {
         runtime()?.block_on(remote.mark_versions("destroy", &path, &versions))?;
         eprintln!("{path}: {} destroyed", versions_text(&versions));
+        if json {
+            print_json(&serde_json::json!({ "path": path, "destroyed": versions }))?;
+        }
         return Ok(());
     }
     let report = call(ctx, tresor_wire::DestroyVersions { path: path.clone(), versions })?;
+    if json {
+        print_json(&report)?;
+    }
     if report.destroyed.is_empty() {
         eprintln!("{path}: nothing to destroy (no such versions, or destroyed already)");
         return Ok(());

@@ -191,3 +191,42 @@ fn audit_filters_by_path_operation_actor_time_and_count() {
     assert_eq!(json[0]["path"], "web/github");
     tresor(&env, &["audit", "--since", "last tuesday"], b"").expect(7);
 }
+
+#[test]
+fn json_shapes_of_the_commands_that_change_things() {
+    let env = vault();
+    let json = |args: &[&str], stdin: &[u8]| -> serde_json::Value {
+        let out = tresor(&env, args, stdin).ok();
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {}", out.text()))
+    };
+    assert_eq!(json(&["set", "j/a", "--json"], b"v"), serde_json::json!({"path": "j/a", "version": 1}));
+    let generated = json(&["generate", "j/b", "--json", "--length", "10", "--charset", "digits"], b"");
+    assert_eq!(generated["path"], "j/b");
+    assert_eq!(generated["bits"], 33);
+    assert!(generated["value"].is_null(), "the value shows only with --print");
+    let printed = json(&["generate", "j/b", "-f", "--json", "--print"], b"");
+    assert_eq!(printed["value"].as_str().unwrap().as_bytes(), env.get("j/b"));
+    let found = json(&["find", "j/", "--json"], b"");
+    assert_eq!(
+        found.as_array().unwrap().iter().map(|e| e["path"].clone()).collect::<Vec<_>>(),
+        ["j/a", "j/b"]
+    );
+    assert_eq!(json(&["find", "zzz", "--json"], b""), serde_json::json!([]));
+    assert_eq!(
+        json(&["rm", "-r", "j", "--json"], b""),
+        serde_json::json!([{"path": "j/a", "version": 1}, {"path": "j/b", "version": 2}])
+    );
+    assert_eq!(
+        json(&["undelete", "j/a", "--json"], b""),
+        serde_json::json!({"path": "j/a", "undeleted": [1]})
+    );
+    assert_eq!(
+        json(&["destroy", "j/a", "--version", "1", "--json"], b"")["destroyed"],
+        serde_json::json!([1])
+    );
+    let verified = json(&["audit", "verify", "--json"], b"");
+    assert!(
+        verified["commits"].as_u64().unwrap() > 0 && verified["damaged"] == serde_json::json!([]),
+        "{verified}"
+    );
+}
