@@ -342,6 +342,9 @@ pub(crate) enum Command {
         /// Print the new secret to stdout.
         #[arg(long, short = 'p')]
         print: bool,
+        /// Copy the new secret to the clipboard (cleared after 45 s, TRESOR_CLIP_TIME).
+        #[arg(long, short = 'c')]
+        clip: bool,
         /// JSON output on stdout (the human line stays on stderr).
         #[arg(long)]
         json: bool,
@@ -389,6 +392,9 @@ pub(crate) enum Command {
         /// Read this version instead of the current one (one path only).
         #[arg(long, value_name = "N")]
         version: Option<u64>,
+        /// Copy it to the clipboard instead of printing it (cleared after 45 s, TRESOR_CLIP_TIME).
+        #[arg(long, short = 'c')]
+        clip: bool,
     },
     /// List the secrets whose path contains PATTERN (any case).
     #[command(arg_required_else_help = true)]
@@ -576,6 +582,13 @@ pub(crate) enum Command {
     },
     /// Print the man page (roff): `tresor man | man -l -`.
     Man,
+    /// Empties the clipboard after a while if it still holds the value whose SHA-256 is on stdin.
+    #[command(name = "__clip-clear", hide = true)]
+    ClipClear {
+        /// Seconds to wait.
+        #[arg(long)]
+        after: u64,
+    },
     /// The secret paths starting with PREFIX, for shell completion: from an unlocked agent only,
     /// never asking for a password.
     #[command(name = "__complete-paths", hide = true)]

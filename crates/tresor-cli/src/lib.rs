@@ -60,6 +60,7 @@ pub fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), CliError> {
     match &cli.command {
         Command::Completions { shell } => return commands::shell::completions(*shell),
+        Command::ClipClear { after } => return commands::clip::clear_after(*after, std::io::stdin().lock()),
         Command::Man => return commands::shell::man(),
         _ => {}
     }
@@ -118,11 +119,11 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Set { path, value, file, cas, json } => {
             commands::secrets::set(&mut ctx, path, value, file, cas, json, &mut stdin)
         }
-        Command::Get { paths, version } => commands::secrets::get(&mut ctx, paths, version),
+        Command::Get { paths, version, clip } => commands::secrets::get(&mut ctx, paths, version, clip),
         Command::Find { pattern, json } => commands::secrets::find(&mut ctx, pattern, json),
-        Command::Generate { path, length, charset, chars, words, force, print, json } => {
+        Command::Generate { path, length, charset, chars, words, force, print, clip, json } => {
             let recipe = commands::generate::Recipe::from_flags(length, charset, chars, words)?;
-            commands::generate::generate(&mut ctx, path, recipe, force, print, json)
+            commands::generate::generate(&mut ctx, path, recipe, force, print, clip, json)
         }
         Command::Cp { from, to, recursive, force } => {
             commands::copy::copy(&mut ctx, from, to, recursive, force, false)
@@ -173,7 +174,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Gc { grace, dry_run, json } => commands::vault::gc(&mut ctx, grace, dry_run, json),
         Command::Epoch { action } => commands::epoch::run(&mut ctx, action),
         Command::CompletePaths { prefix } => commands::shell::complete_paths(&ctx, &prefix),
-        Command::Completions { .. } | Command::Man => Ok(()),
+        Command::Completions { .. } | Command::Man | Command::ClipClear { .. } => Ok(()),
     }
 }
 
@@ -215,6 +216,7 @@ fn remote_use(command: &Command) -> RemoteUse {
         | Command::Mnemonic { .. }
         | Command::Completions { .. }
         | Command::Man
+        | Command::ClipClear { .. }
         | Command::CompletePaths { .. } => RemoteUse::Unaffected,
         _ => RemoteUse::Refused,
     }

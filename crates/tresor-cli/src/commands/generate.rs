@@ -133,6 +133,7 @@ pub(crate) fn generate(
     recipe: Recipe,
     force: bool,
     print: bool,
+    clip: bool,
     json: bool,
 ) -> Result<(), CliError> {
     tresor::path::SecretPath::parse(&path).map_err(|e| CliError::from_core(&e))?;
@@ -160,6 +161,9 @@ pub(crate) fn generate(
         recipe.bits()
     );
     let version = versions.first().copied().unwrap_or(0);
+    if clip {
+        crate::commands::clip::copy(&path, &value)?;
+    }
     if json {
         // The value only when asked for (--print), as without --json.
         let value = print.then(|| String::from_utf8_lossy(&value).into_owned());

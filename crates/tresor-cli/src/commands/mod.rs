@@ -3,6 +3,7 @@
 
 pub(crate) mod agent;
 pub(crate) mod audit;
+pub(crate) mod clip;
 pub(crate) mod copy;
 pub(crate) mod edit;
 pub(crate) mod epoch;

@@ -119,18 +119,28 @@ pub(crate) fn report_set(path: &str, versions: &[u64]) {
 }
 
 /// `tresor get`: a secret's value, as it is, on stdout; several, each ending in a newline.
-pub(crate) fn get(ctx: &mut Ctx, paths: Vec<String>, version: Option<u64>) -> Result<(), CliError> {
-    if paths.len() > 1 && version.is_some() {
-        return Err(CliError::usage("--version takes one path".into()));
+pub(crate) fn get(
+    ctx: &mut Ctx,
+    paths: Vec<String>,
+    version: Option<u64>,
+    clip: bool,
+) -> Result<(), CliError> {
+    if paths.len() > 1 && (version.is_some() || clip) {
+        return Err(CliError::usage("--version and --clip take one path".into()));
     }
     let several = paths.len() > 1;
     // Every value is read before any is printed: a missing one prints nothing.
     let mut resolver = crate::resolve::Resolver::new(ctx)?;
     let mut values = Vec::with_capacity(paths.len());
+    let paths_shown = paths.clone();
     for path in paths {
         values.push(resolver.read(&crate::refs::Reference { path, field: None, version })?);
     }
     resolver.finish();
+    if clip {
+        let (Some(path), Some(value)) = (paths_shown.first(), values.first()) else { return Ok(()) };
+        return crate::commands::clip::copy(path, value);
+    }
     for mut value in values {
         if several && !value.ends_with(b"\n") {
             value.push(b'\n');

@@ -230,3 +230,112 @@ fn json_shapes_of_the_commands_that_change_things() {
         "{verified}"
     );
 }
+
+/// An X server of the test's own (Xvfb) on a free display, stopped on drop; `None` when Xvfb or
+/// xclip is missing and CI does not require them.
+struct Display {
+    child: std::process::Child,
+    name: String,
+}
+
+impl Display {
+    fn start() -> Option<Display> {
+        let have = |p: &str| {
+            std::process::Command::new("sh")
+                .args(["-c", &format!("command -v {p}")])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if !have("Xvfb") || !have("xclip") {
+            assert!(
+                std::env::var_os("TRESOR_REQUIRE_CLIENTS").is_none(),
+                "Xvfb and xclip are required (.ci/run installs them)"
+            );
+            eprintln!("skipped: no Xvfb or xclip here");
+            return None;
+        }
+        for n in 0..20 {
+            let name = format!(":{}", 90 + (std::process::id() % 400) + n);
+            let child = std::process::Command::new("Xvfb")
+                .args([name.as_str(), "-nolisten", "tcp"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            let mut display = Display { child, name };
+            let up = common::wait_for(std::time::Duration::from_secs(10), || {
+                display.child.try_wait().unwrap().is_none()
+                    && std::process::Command::new("xclip")
+                        .args(["-selection", "clipboard", "-o"])
+                        .env("DISPLAY", &display.name)
+                        .output()
+                        .is_ok_and(|o| !String::from_utf8_lossy(&o.stderr).contains("Can't open display"))
+            });
+            if up {
+                return Some(display);
+            }
+        }
+        panic!("Xvfb did not start");
+    }
+
+    fn clipboard(&self) -> Vec<u8> {
+        let out = std::process::Command::new("xclip")
+            .args(["-selection", "clipboard", "-o"])
+            .env("DISPLAY", &self.name)
+            .output()
+            .unwrap();
+        out.stdout
+    }
+}
+
+impl Drop for Display {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn clip_copies_a_value_and_clears_it_only_while_the_clipboard_still_holds_it() {
+    let Some(display) = Display::start() else { return };
+    let env = vault();
+    let clip = |args: &[&str]| {
+        let mut cmd = env.cmd();
+        cmd.env("TRESOR_PASSWORD", PASSWORD)
+            .env("DISPLAY", &display.name)
+            .env("TRESOR_CLIP_TIME", "1")
+            .args(args);
+        common::run(&mut cmd, b"")
+    };
+    let out = clip(&["get", "db/password", "--clip"]).ok();
+    assert!(out.stdout.is_empty(), "printed as well as copied");
+    assert!(out.stderr.contains("db/password: copied to the clipboard; cleared in 1s"), "{}", out.stderr);
+    assert_eq!(display.clipboard(), b"pw-2");
+    assert!(
+        common::wait_for(std::time::Duration::from_secs(10), || display.clipboard().is_empty()),
+        "never cleared"
+    );
+    // Something else copied meanwhile is left alone.
+    clip(&["generate", "web/new", "--clip"]).ok();
+    assert_eq!(display.clipboard(), env.get("web/new"));
+    let mut other = std::process::Command::new("xclip")
+        .args(["-selection", "clipboard", "-in"])
+        .env("DISPLAY", &display.name)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut other.stdin.take().unwrap(), b"mine").unwrap();
+    other.wait().unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(display.clipboard(), b"mine");
+    // No clipboard: an error, and nothing printed instead.
+    let mut cmd = env.cmd();
+    cmd.env("TRESOR_PASSWORD", PASSWORD).env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY").args([
+        "get",
+        "db/password",
+        "--clip",
+    ]);
+    let out = common::run(&mut cmd, b"").expect(1);
+    assert!(out.stdout.is_empty() && out.stderr.contains("no clipboard here"), "{}", out.stderr);
+    clip(&["get", "db/password", "db/user", "--clip"]).expect(2);
+}
