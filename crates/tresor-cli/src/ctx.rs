@@ -124,11 +124,7 @@ pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), CliErr
 /// [`write_private_file`] that never replaces anything: the file is linked to its name only if
 /// nothing has that name (even one made meanwhile).
 pub(crate) fn write_new_private_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    write_private(path, bytes, |tmp, path| {
-        let linked = std::fs::hard_link(tmp, path);
-        let _ = std::fs::remove_file(tmp);
-        linked
-    })
+    write_private(path, bytes, |tmp, path| std::fs::hard_link(tmp, path))
 }
 
 fn write_private(
@@ -138,25 +134,24 @@ fn write_private(
 ) -> Result<(), CliError> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("export"),
-        std::process::id()
-    ));
+    // A name no one can guess ahead: a file planted there would only make the write fail.
+    let nonce = hex::encode(tresor_crypto::random_array::<8>().map_err(|e| CliError::other(e.to_string()))?);
+    let tmp =
+        dir.join(format!(".{}.tmp-{nonce}", path.file_name().and_then(|n| n.to_str()).unwrap_or("export")));
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::OpenOptions::new().create_new(true).write(true).mode(0o600).open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         place(&tmp, path)
     };
-    write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        match e.kind() {
-            std::io::ErrorKind::AlreadyExists => {
-                CliError::input(format!("{} exists: give --force to replace it", path.display()))
-            }
-            _ => CliError::other(format!("cannot write {}: {e}", path.display())),
+    let result = write();
+    // The temporary name is gone whatever happened (after a link, the file lives on at `path`).
+    let _ = std::fs::remove_file(&tmp);
+    result.map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => {
+            CliError::input(format!("{} exists: give --force to replace it", path.display()))
         }
+        _ => CliError::other(format!("cannot write {}: {e}", path.display())),
     })
 }
 

@@ -2,10 +2,10 @@
 //!
 //! `.env`: `KEY=VALUE` lines; blank lines and `#` comments skipped; an optional `export ` prefix;
 //! values in single quotes are literal, in double quotes `\n`, `\"` and `\\` are unescaped; a
-//! leading UTF-8 byte-order mark is skipped; a quote left open is refused. The keys are secret
-//! paths (`db/password=…`), which dotenv's grammar (and `dotenvy`, which `tresor run` reads its
-//! env files with) does not allow: hence this reader of its own.
-//! JSON: an object whose string values become secrets; nested objects become `a/b` paths.
+//! leading UTF-8 byte-order mark is skipped; a quote left open is refused. There is no `$VAR`
+//! expansion: `tresor run --env-file` reads its files here too, and a file must not pull tresor's
+//! own environment (its credentials) into a value. Keys are secret paths here (`db/password=…`,
+//! which dotenv's grammar does not allow) and variable names for `run`.
 
 use tresor_wire::SecretBuf;
 
@@ -73,7 +73,8 @@ fn flatten(
     Ok(())
 }
 
-fn parse_env(text: &str) -> Result<Vec<(String, SecretBuf)>, String> {
+/// The `KEY=VALUE` lines of a `.env` file (see the module documentation); none is fine here.
+pub(crate) fn parse_env(text: &str) -> Result<Vec<(String, SecretBuf)>, String> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = Vec::new();
     for (n, line) in text.lines().enumerate() {

@@ -87,6 +87,16 @@ impl<'a> Resolver<'a> {
         }
     }
 
+    /// Makes a deleted version of `path` live again.
+    pub(crate) fn undelete(&mut self, path: &str, version: u64) -> Result<(), CliError> {
+        match self {
+            Resolver::Remote(rt, remote) => rt.block_on(remote.mark_versions("undelete", path, &[version])),
+            Resolver::Local(session) => session
+                .call(tresor_wire::UndeleteVersions { path: path.to_string(), versions: vec![version] })
+                .map(drop),
+        }
+    }
+
     /// Ends the session (see [`Session::finish`]).
     pub(crate) fn finish(self) {
         if let Resolver::Local(session) = self {

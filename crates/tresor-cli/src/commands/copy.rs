@@ -55,7 +55,18 @@ pub(crate) fn copy(
             at = session.write(dst, &value, Some(at))?;
         }
         if remove_source {
-            session.delete(src)?;
+            // Only what was copied may be deleted: a version written meanwhile stays live.
+            let deleted = session.delete(src)?;
+            if Some(&deleted) != versions.last() {
+                session.undelete(src, deleted)?;
+                return Err(CliError::from_category(
+                    tresor::Category::Conflict,
+                    format!(
+                        "{src} got version {deleted} while it was moved: {dst} has the versions before it, and {src} \
+                         stays as it is"
+                    ),
+                ));
+            }
         }
         let verb = if remove_source { "moved to" } else { "copied to" };
         eprintln!("{src}: {verb} {dst} ({} versions, {dst} now at version {at})", versions.len());

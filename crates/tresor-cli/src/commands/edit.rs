@@ -93,30 +93,49 @@ pub(crate) fn edit(ctx: &mut Ctx, path: String) -> Result<(), CliError> {
             (session.read(&reference)?, current.version)
         }
         // A new secret, or one whose newest version is deleted: written after its last version.
-        None => (Zeroizing::new(Vec::new()), history.last().map_or(0, |h| h.version)),
+        None => {
+            if let Some(last) = history.last() {
+                eprintln!(
+                    "tresor: {path} is deleted (version {}): editing starts empty; `tresor undelete {path}` brings it back",
+                    last.version
+                );
+            }
+            (Zeroizing::new(Vec::new()), history.last().map_or(0, |h| h.version))
+        }
     };
     let scratch = Scratch::new(&before)?;
-    // The editor may be a command with arguments (`code --wait`): the shell splits it; the file
-    // is its last argument, passed as "$1" (never spliced into the command text).
-    let status = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("{} \"$1\"", editor()))
-        .arg("tresor-edit")
-        .arg(&scratch.file)
-        .status()
-        .map_err(|e| CliError::other(format!("cannot run the editor: {e}")))?;
-    if !status.success() {
-        return Err(CliError::other(format!("the editor failed ({status}): nothing was saved")));
+    match run_editor(&scratch.file)? {
+        Editor::Saved => {}
+        Editor::Failed(status) => {
+            return Err(CliError::other(format!("the editor failed ({status}): nothing was saved")));
+        }
+        Editor::Stopped(signal) => {
+            drop(scratch);
+            eprintln!("tresor: stopped by signal {signal}: nothing was saved, the file is wiped");
+            return Err(CliError::passthrough(128 + signal as u8));
+        }
     }
-    let after = Zeroizing::new(
+    let mut after = Zeroizing::new(
         std::fs::read(&scratch.file)
             .map_err(|e| CliError::other(format!("cannot read the edited file: {e}")))?,
     );
     drop(scratch);
+    // Editors end the last line with a newline: a value that had none keeps none.
+    if !before.ends_with(b"\n") && after.ends_with(b"\n") {
+        after.pop();
+        if after.ends_with(b"\r") {
+            after.pop();
+        }
+    }
     if *after == *before {
         eprintln!("{path}: unchanged, nothing written");
         session.finish();
         return Ok(());
+    }
+    if after.is_empty() {
+        return Err(CliError::input(format!(
+            "{path}: the edited value is empty: nothing saved (`tresor rm {path}` deletes it)"
+        )));
     }
     if after.len() > max_value {
         return Err(CliError::from_core(&tresor::Error::TooLarge { size: after.len(), limit: max_value }));
@@ -128,4 +147,59 @@ pub(crate) fn edit(ctx: &mut Ctx, path: String) -> Result<(), CliError> {
     eprintln!("{path}: version {version}");
     session.finish();
     Ok(())
+}
+
+/// How the editor ended.
+enum Editor {
+    Saved,
+    Failed(std::process::ExitStatus),
+    /// tresor was told to stop (SIGHUP, SIGTERM): the editor was told too.
+    Stopped(i32),
+}
+
+/// Runs the editor on `file`. While it runs, SIGINT and SIGQUIT are the editor's (tresor does not
+/// die of them), and SIGHUP or SIGTERM — a closed terminal, a stopped session — are passed to it
+/// and end the edit, so that the caller wipes the file on its way out. The editor gets none of
+/// tresor's credentials.
+fn run_editor(file: &Path) -> Result<Editor, CliError> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let rt = runtime()?;
+    rt.block_on(async {
+        let listen = |kind: SignalKind| {
+            signal(kind).map_err(|e| CliError::other(format!("cannot catch signals: {e}")))
+        };
+        // Caught before the editor starts: no moment where a signal kills tresor first.
+        let (mut int, mut quit) = (listen(SignalKind::interrupt())?, listen(SignalKind::quit())?);
+        let (mut hup, mut term) = (listen(SignalKind::hangup())?, listen(SignalKind::terminate())?);
+        // The editor may be a command with arguments (`code --wait`): the shell splits it; the
+        // file is its last argument, passed as "$1" (never spliced into the command text).
+        let mut command = tokio::process::Command::new("sh");
+        command.arg("-c").arg(format!("{} \"$1\"", editor())).arg("tresor-edit").arg(file);
+        for name in crate::commands::run::OWN_CREDENTIALS {
+            command.env_remove(name);
+        }
+        let mut child =
+            command.spawn().map_err(|e| CliError::other(format!("cannot run the editor: {e}")))?;
+        let pid = child.id().and_then(|id| rustix::process::Pid::from_raw(id as i32));
+        let stop = |sig: rustix::process::Signal| {
+            if let Some(pid) = pid {
+                let _ = rustix::process::kill_process(pid, sig);
+            }
+        };
+        let signal = loop {
+            tokio::select! {
+                status = child.wait() => {
+                    let status = status.map_err(|e| CliError::other(format!("waiting for the editor: {e}")))?;
+                    return Ok(if status.success() { Editor::Saved } else { Editor::Failed(status) });
+                }
+                _ = int.recv() => {}
+                _ = quit.recv() => {}
+                _ = hup.recv() => break rustix::process::Signal::HUP,
+                _ = term.recv() => break rustix::process::Signal::TERM,
+            }
+        };
+        stop(signal);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), child.wait()).await;
+        Ok(Editor::Stopped(signal.as_raw()))
+    })
 }

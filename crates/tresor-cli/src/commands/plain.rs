@@ -4,7 +4,8 @@
 //!
 //! - env: `NAME='value'` lines under a `# PLAINTEXT` header; NAME is the path as `tresor run
 //!   --prefix` names it (`db/api-key` → `DB_API_KEY`); values are single-quoted, or double-quoted
-//!   with `\\`, `\"`, `\n` and `\$` escaped when they hold a quote or a line break.
+//!   with `\\`, `\"`, `\n`, `\$` and backticks escaped when they hold a quote or a line break,
+//!   so that a shell sourcing the file runs nothing.
 //! - json: nested objects by path segment (`{"db": {"password": "…"}}`), which `tresor import`
 //!   reads back.
 
@@ -101,6 +102,8 @@ fn env_text(items: &[(String, Zeroizing<Vec<u8>>)]) -> Result<Zeroizing<Vec<u8>>
                     '"' => out.extend_from_slice(b"\\\""),
                     '\n' => out.extend_from_slice(b"\\n"),
                     '$' => out.extend_from_slice(b"\\$"),
+                    // A shell sourcing the file would run what backticks hold.
+                    '`' => out.extend_from_slice(b"\\`"),
                     c => out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes()),
                 }
             }
@@ -157,13 +160,30 @@ mod tests {
 
     #[test]
     fn env_lines_read_back_as_they_were_written() {
-        let given = [("db/api-key", "plain"), ("quote", "it's \"x\" $HOME\nline two\\")];
+        let given = [("db/api-key", "plain `id` $HOME"), ("quote", "it's \"x\" $HOME `id`\nline two\\")];
         let text = env_text(&items(&given)).unwrap();
         let parsed = crate::import::parse(crate::import::Format::Env, &text).unwrap();
         let got: Vec<(String, String)> =
             parsed.into_iter().map(|(k, v)| (k, String::from_utf8(v.0.to_vec()).unwrap())).collect();
-        assert_eq!(got, [("DB_API_KEY".into(), "plain".into()), ("QUOTE".into(), given[1].1.into())]);
+        assert_eq!(got, [("DB_API_KEY".into(), given[0].1.into()), ("QUOTE".into(), given[1].1.into())]);
         assert!(env_text(&items(&[("a-b", "1"), ("a_b", "2")])).is_err());
+    }
+
+    #[test]
+    fn a_shell_sourcing_the_env_file_runs_nothing_in_the_values() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let evil = format!("it's `touch {m}` $(touch {m}) $HOME \\x", m = marker.display());
+        let text = env_text(&items(&[("a", &evil), ("b", "plain `touch x` $(id)")])).unwrap();
+        let file = dir.path().join("x.env");
+        std::fs::write(&file, &*text).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(". {}; printf '%s|%s' \"$A\" \"$B\"", file.display()))
+            .output()
+            .unwrap();
+        assert!(!marker.exists(), "sourcing the file ran a command");
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{evil}|plain `touch x` $(id)"));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! Where the variables come from, later ones winning: the environment tresor was given (a value
 //! that is a reference `tresor://…` is resolved), `--prefix` (every secret under a prefix, named
-//! after the rest of its path), `--env-file` (values that are references resolved, others kept),
+//! after the rest of its path), `--env-file` (read as `import` reads `.env` files, without `$VAR` expansion; values that are
+//! references resolved, others kept),
 //! `--env NAME=REF`. `--file NAME=REF` sets NAME to `/dev/fd/N`, an in-memory file (memfd,
 //! sealed read-only) that exists only while a process holds it — nothing is written to a disk.
 //! tresor's own credentials (`TRESOR_PASSWORD`, `TRESOR_TOKEN`) are never passed on.
@@ -25,8 +26,13 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use zeroize::Zeroizing;
 
-/// Variables tresor reads its own credentials from: never handed to the command.
-const OWN_CREDENTIALS: &[&str] = &["TRESOR_PASSWORD", "TRESOR_TOKEN"];
+/// Variables tresor reads its own credentials from: never handed to a program it runs (`run`,
+/// the editor of `edit`). `VAULT_TOKEN` is passed on: it is the user's Vault credential, which a
+/// program run for them may be meant to use.
+pub(crate) const OWN_CREDENTIALS: &[&str] = &["TRESOR_PASSWORD", "TRESOR_PASSWORD_FILE", "TRESOR_TOKEN"];
+
+/// A value read from a file or the vault, wiped on drop.
+type Value = Zeroizing<Vec<u8>>;
 
 /// A variable's value: given, or what a reference (an index into the references) names.
 enum Slot {
@@ -67,11 +73,13 @@ pub(crate) fn run(ctx: &mut Ctx, flags: RunFlags, mut stdin: impl std::io::Read)
     let mut given = Plan::default();
     for file in &flags.env_files {
         for (name, value) in read_env_file(file, &mut stdin)? {
-            if value.starts_with(SCHEME) {
-                let reference = Reference::parse(&value).map_err(|e| bad(OsStr::new(&name), &e))?;
+            if value.starts_with(SCHEME.as_bytes()) {
+                let text = std::str::from_utf8(&value)
+                    .map_err(|_| bad(OsStr::new(&name), "the reference is not UTF-8"))?;
+                let reference = Reference::parse(text).map_err(|e| bad(OsStr::new(&name), &e))?;
                 given.secret(name.into(), reference);
             } else {
-                given.env.push((name.into(), Slot::Text(Zeroizing::new(value.into_bytes()))));
+                given.env.push((name.into(), Slot::Text(value)));
             }
         }
     }
@@ -94,6 +102,14 @@ pub(crate) fn run(ctx: &mut Ctx, flags: RunFlags, mut stdin: impl std::io::Read)
         for entry in resolver.list(prefix)? {
             let rest = entry.path.strip_prefix(prefix.as_str()).unwrap_or(&entry.path);
             let name = env_name(rest);
+            // Whoever can write under the prefix must not steer the program (PATH, LD_PRELOAD…).
+            if steers_programs(&name) {
+                return Err(CliError::input(format!(
+                    "--prefix {prefix}: {} would set {name}, which changes how programs run; \
+                     if that is meant, name it with --env {name}={}",
+                    entry.path, entry.path
+                )));
+            }
             if let Some(other) = names.insert(name.clone(), entry.path.clone()) {
                 return Err(CliError::input(format!(
                     "--prefix {prefix}: {other} and {} would both be {name}; name one with --env",
@@ -111,7 +127,8 @@ pub(crate) fn run(ctx: &mut Ctx, flags: RunFlags, mut stdin: impl std::io::Read)
     let given_values = resolver.read_all(&given.references)?;
     resolver.finish();
 
-    let mut command = std::process::Command::new(program);
+    // Found on tresor's own PATH, not on one a secret may have set for the program.
+    let mut command = std::process::Command::new(locate(program));
     command.args(args);
     for name in OWN_CREDENTIALS {
         command.env_remove(name);
@@ -168,6 +185,69 @@ fn bad(name: &OsStr, why: &str) -> CliError {
     CliError::input(format!("{}: {why}", name.to_string_lossy()))
 }
 
+/// Variables that change how programs run — where they are found, what they load, what a shell
+/// runs first: a secret's name under `--prefix` may not set one (`--env` and env files may, named
+/// on purpose).
+fn steers_programs(name: &str) -> bool {
+    const NAMES: &[&str] = &[
+        "PATH",
+        "IFS",
+        "ENV",
+        "BASH_ENV",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "PS4",
+        "PROMPT_COMMAND",
+        "CDPATH",
+        "GLOBIGNORE",
+        "HOME",
+        "SHELL",
+        "TMPDIR",
+        "EDITOR",
+        "VISUAL",
+        "PAGER",
+        "NODE_OPTIONS",
+        "NODE_PATH",
+        "RUBYOPT",
+        "RUBYLIB",
+        "PERL5OPT",
+        "PERL5LIB",
+        "PERLLIB",
+        "JAVA_TOOL_OPTIONS",
+        "_JAVA_OPTIONS",
+        "JDK_JAVA_OPTIONS",
+        "CLASSPATH",
+        "GCONV_PATH",
+        "LOCPATH",
+        "NLSPATH",
+        "HOSTALIASES",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+        "CURL_CA_BUNDLE",
+        "REQUESTS_CA_BUNDLE",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+    ];
+    const PREFIXES: &[&str] = &["LD_", "DYLD_", "PYTHON", "GIT_", "LUA_", "MALLOC_", "GLIBC_", "TRESOR_"];
+    NAMES.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+/// The program as tresor's own PATH finds it (a name with a `/` is taken as it is).
+fn locate(program: &OsStr) -> std::ffi::OsString {
+    use std::os::unix::fs::PermissionsExt;
+    if program.as_bytes().contains(&b'/') {
+        return program.to_owned();
+    }
+    let found = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths).map(|dir| dir.join(program)).find(|candidate| {
+            std::fs::metadata(candidate).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    });
+    found.map_or_else(|| program.to_owned(), std::path::PathBuf::into_os_string)
+}
+
 /// `NAME=REF` of `--env` and `--file`.
 fn name_and_reference(pair: &str, flag: &str) -> Result<(String, Reference), CliError> {
     let (name, reference) = pair
@@ -210,11 +290,13 @@ pub(crate) fn env_name(rest: &str) -> String {
     name
 }
 
-/// The variables of a `.env` file (`-`: stdin), as dotenv tools read it.
+/// The variables of a `.env` file (`-`: stdin), read as `tresor import` reads one: quotes and
+/// escapes, but no `$VAR` expansion — a file must not pull tresor's own environment (its
+/// credentials) into a program's.
 pub(crate) fn read_env_file(
     path: &std::path::Path,
     stdin: impl std::io::Read,
-) -> Result<Vec<(String, String)>, CliError> {
+) -> Result<Vec<(String, Value)>, CliError> {
     let shown = path.display();
     let bytes = if path.as_os_str() == "-" {
         let mut buf = Vec::new();
@@ -225,25 +307,14 @@ pub(crate) fn read_env_file(
         std::fs::read(path).map_err(|e| CliError::input(format!("cannot read {shown}: {e}")))?
     };
     let bytes = Zeroizing::new(bytes);
-    let text = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(&bytes);
-    let mut out = Vec::new();
-    for item in dotenvy::from_read_iter(text) {
-        let (name, value) = item.map_err(|e| CliError::input(format!("{shown}: {}", env_file_error(&e))))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| CliError::input(format!("{shown}: not UTF-8")))?;
+    let items = crate::import::parse_env(text).map_err(|e| CliError::input(format!("{shown}: {e}")))?;
+    let mut out = Vec::with_capacity(items.len());
+    for (name, value) in items {
         check_name(&name).map_err(|e| CliError::input(format!("{shown}: {}", e.message())))?;
-        out.push((name, value));
+        out.push((name, value.0));
     }
     Ok(out)
-}
-
-/// A dotenv parse error, without the line's text (it may hold a value).
-fn env_file_error(e: &dotenvy::Error) -> String {
-    match e {
-        dotenvy::Error::LineParse(_, at) => {
-            format!("cannot parse it near byte {at} of a line (an unclosed quote?)")
-        }
-        dotenvy::Error::Io(e) => e.to_string(),
-        _ => "cannot parse it".to_string(),
-    }
 }
 
 /// An in-memory file holding `value`, sealed read-only, left open across exec.
@@ -288,10 +359,7 @@ fn run_masked(
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let rt = runtime()?;
     rt.block_on(async {
-        let mut child = tokio::process::Command::from(command).spawn().map_err(|e| cannot_run(program, &e))?;
-        let pid = child.id().and_then(|id| rustix::process::Pid::from_raw(id as i32));
-        let out = child.stdout.take().map(|s| tokio::spawn(copy_masked(s, tokio::io::stdout(), masker())));
-        let err = child.stderr.take().map(|s| tokio::spawn(copy_masked(s, tokio::io::stderr(), masker())));
+        // Caught before the child exists: no moment where a signal ends tresor and orphans it.
         let listen = |kind: SignalKind| signal(kind).map_err(|e| CliError::other(format!("cannot catch signals: {e}")));
         let (mut term, mut hup, mut usr1, mut usr2) = (
             listen(SignalKind::terminate())?,
@@ -299,8 +367,15 @@ fn run_masked(
             listen(SignalKind::user_defined1())?,
             listen(SignalKind::user_defined2())?,
         );
-        // Caught so that they do not end tresor: the terminal sends them to the child as well.
         let (mut int, mut quit) = (listen(SignalKind::interrupt())?, listen(SignalKind::quit())?);
+        // From a terminal, SIGINT and SIGQUIT reach the child on their own (it is in the
+        // foreground group): passing them on would deliver them twice. Sent to tresor alone
+        // (a supervisor, a CI runner), they are passed on.
+        let from_terminal = in_foreground();
+        let mut child = tokio::process::Command::from(command).spawn().map_err(|e| cannot_run(program, &e))?;
+        let pid = child.id().and_then(|id| rustix::process::Pid::from_raw(id as i32));
+        let out = child.stdout.take().map(|s| tokio::spawn(copy_masked(s, tokio::io::stdout(), masker())));
+        let err = child.stderr.take().map(|s| tokio::spawn(copy_masked(s, tokio::io::stderr(), masker())));
         let forward = |sig: rustix::process::Signal| {
             if let Some(pid) = pid {
                 let _ = rustix::process::kill_process(pid, sig);
@@ -314,8 +389,8 @@ fn run_masked(
                 _ = hup.recv() => forward(Signal::HUP),
                 _ = usr1.recv() => forward(Signal::USR1),
                 _ = usr2.recv() => forward(Signal::USR2),
-                _ = int.recv() => {}
-                _ = quit.recv() => {}
+                _ = int.recv() => if !from_terminal { forward(Signal::INT) },
+                _ = quit.recv() => if !from_terminal { forward(Signal::QUIT) },
             }
         };
         // What the command wrote before it ended; a descendant that keeps the pipes open is not
@@ -329,6 +404,13 @@ fn run_masked(
             (None, None) => 1,
         })
     })
+}
+
+/// Whether tresor runs in its terminal's foreground process group (where the terminal's own
+/// SIGINT and SIGQUIT go).
+fn in_foreground() -> bool {
+    let stdin = std::io::stdin();
+    rustix::termios::tcgetpgrp(&stdin).is_ok_and(|group| group == rustix::process::getpgrp())
 }
 
 /// Copies a stream with every secret masked, to its end.
@@ -365,6 +447,24 @@ mod tests {
         assert_eq!(env_name("db/api-key"), "DB_API_KEY");
         assert_eq!(env_name("token"), "TOKEN");
         assert_eq!(env_name("2fa.seed"), "_2FA_SEED");
+    }
+
+    #[test]
+    fn names_that_steer_programs_are_recognised() {
+        for steer in [
+            "PATH",
+            "LD_PRELOAD",
+            "DYLD_INSERT_LIBRARIES",
+            "PYTHONPATH",
+            "NODE_OPTIONS",
+            "BASH_ENV",
+            "GIT_SSH",
+        ] {
+            assert!(steers_programs(steer), "{steer}");
+        }
+        for plain in ["DB_PASSWORD", "API_KEY", "PATHNAME", "TOKEN"] {
+            assert!(!steers_programs(plain), "{plain}");
+        }
     }
 
     #[test]

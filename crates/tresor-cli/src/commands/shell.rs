@@ -35,8 +35,9 @@ _tresor_with_paths() {
     case " @COMMANDS@ " in
         *" $cmd "*)
             if [[ -n "$cmd" && "$cur" != -* ]]; then
-                local IFS=$'\n'
-                COMPREPLY=($(compgen -W "$(tresor __complete-paths "$cur" 2>/dev/null)" -- "$cur"))
+                # The agent filters by what was typed: its lines are taken as they are, never
+                # through compgen -W, which would expand $(...) in a planted path name.
+                mapfile -t COMPREPLY < <(tresor __complete-paths "$cur" 2>/dev/null)
                 return 0
             fi ;;
     esac

@@ -339,3 +339,56 @@ fn clip_copies_a_value_and_clears_it_only_while_the_clipboard_still_holds_it() {
     assert!(out.stdout.is_empty() && out.stderr.contains("no clipboard here"), "{}", out.stderr);
     clip(&["get", "db/password", "db/user", "--clip"]).expect(2);
 }
+
+#[test]
+fn regression_bash_completion_ran_commands_planted_in_secret_paths() {
+    let env = vault();
+    let marker = env.path("pwned");
+    let planted = format!("x$(touch {})", marker.display());
+    env.set(&planted, b"v");
+    let _guard = env.agent_guard();
+    let file = env.password_file(PASSWORD);
+    common::run(env.cmd().env("TRESOR_PASSWORD_FILE", &file).arg("unlock"), b"").ok();
+    let bash = format!(
+        "source <({bin} completions bash | sed 's/tresor __complete-paths/{bin_esc} __complete-paths/'); \
+         COMP_WORDS=(tresor get x); COMP_CWORD=2; _tresor_with_paths; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+        bin = common::bin().display(),
+        bin_esc = common::bin().display().to_string().replace('/', "\\/"),
+    );
+    let out = common::run(&mut env.cmd_via(&["bash".into(), "-c".into(), bash, "bash".into()]), b"");
+    assert!(!marker.exists(), "completion ran a command from a path name");
+    assert_eq!(out.text(), format!("{planted}\n"), "{}", out.stderr);
+}
+
+#[test]
+fn regression_edit_left_the_plaintext_behind_when_tresor_was_hung_up() {
+    let env = vault();
+    let seen = env.path("seen");
+    let script = env.path("slow-editor.sh");
+    std::fs::write(&script, format!("#!/bin/sh\necho \"$1\" > {}\nexec sleep 30\n", seen.display())).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let mut child = env
+        .std_cmd(common::bin())
+        .env("TRESOR_PASSWORD", PASSWORD)
+        .env("EDITOR", &script)
+        .args(["edit", "db/user"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(common::wait_for(std::time::Duration::from_secs(20), || std::fs::read_to_string(&seen)
+        .is_ok_and(|s| s.ends_with('\n'))));
+    let file = std::path::PathBuf::from(std::fs::read_to_string(&seen).unwrap().trim());
+    assert!(file.exists());
+    // A Ctrl-C is the editor's: tresor stays.
+    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(child.try_wait().unwrap().is_none(), "tresor died of SIGINT while the editor ran");
+    // A hang-up ends the edit: nothing saved, the file wiped and gone.
+    std::process::Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(129));
+    assert!(!file.exists() && !file.parent().unwrap().exists(), "{} left behind", file.display());
+    assert_eq!(env.get("db/user"), b"admin");
+}

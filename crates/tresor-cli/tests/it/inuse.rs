@@ -245,3 +245,59 @@ fn read_prints_what_a_reference_names() {
     tresor(&env, &["read", "tresor://db/password?version=9"], &[]).expect(4);
     tresor(&env, &["read", "tresor://db/password#a#b"], &[]).expect(7);
 }
+
+#[test]
+fn regression_env_files_expanded_variables_and_leaked_tresors_own_credentials() {
+    let env = vault();
+    std::fs::write(env.path("leak.env"), "LEAK=${TRESOR_PASSWORD}\nLEAK2=\"$TRESOR_PASSWORD\"\n").unwrap();
+    let script = r#"printf '%s|%s|%s' "$LEAK" "$LEAK2" "${TRESOR_PASSWORD_FILE-unset}""#;
+    let file = env.password_file(PASSWORD);
+    let mut cmd = env.cmd();
+    cmd.env("TRESOR_PASSWORD_FILE", &file).args(["run", "--env-file", "leak.env", "--", "sh", "-c", script]);
+    let out = common::run(&mut cmd, b"").ok();
+    assert_eq!(out.text(), "${TRESOR_PASSWORD}|$TRESOR_PASSWORD|unset");
+}
+
+#[test]
+fn regression_a_secret_under_a_prefix_could_set_path_and_choose_the_program() {
+    let env = vault();
+    let evil = env.path("evil");
+    std::fs::create_dir(&evil).unwrap();
+    std::fs::write(evil.join("env"), "#!/bin/sh\necho hijacked\n").unwrap();
+    std::fs::set_permissions(evil.join("env"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    env.set("app/path", evil.to_str().unwrap().as_bytes());
+    env.set("app/ld_preload", b"/tmp/x.so");
+    let out = tresor(&env, &["run", "--prefix", "app", "--", "env"], &[]).expect(7);
+    assert!(
+        out.stderr.contains("would set LD_PRELOAD") || out.stderr.contains("would set PATH"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.text().contains("hijacked"));
+    // Named on purpose, PATH is the program's; the program is still found on tresor's own PATH.
+    let out = tresor(&env, &["run", "--env", "PATH=app/path", "--", "env"], &[]).ok();
+    assert!(!out.text().contains("hijacked"), "{}", out.text());
+    assert!(out.text().contains(&format!("PATH={}", evil.display())), "{}", out.text());
+}
+
+#[test]
+fn regression_mask_swallowed_sigint_sent_to_tresor_alone() {
+    let env = vault();
+    let mut cmd = env.std_cmd(common::bin());
+    cmd.env("TRESOR_PASSWORD", PASSWORD)
+        .args(["run", "--mask", "--env", "PW=db/password", "--", "sh", "-c"])
+        .arg(r#"trap 'echo "got INT"; exit 6' INT; echo ready; while :; do sleep 0.05; done"#)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = wait_with_timeout(&mut child, Duration::from_secs(20));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!((status, rest.as_str()), (Some(6), "got INT\n"));
+}
