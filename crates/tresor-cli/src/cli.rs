@@ -129,7 +129,8 @@ pub(crate) struct RunFlags {
     /// Set NAME to the path of an in-memory file holding a secret (gone when the command ends).
     #[arg(long = "file", value_name = "NAME=REF")]
     pub(crate) files: Vec<String>,
-    /// Mask secret values in the command's output (which then goes through a pipe).
+    /// Mask secret values (4 bytes or more) in the command's output, which then goes through a
+    /// pipe.
     #[arg(long)]
     pub(crate) mask: bool,
     /// The command and its arguments (after --).
@@ -276,8 +277,9 @@ pub(crate) enum Command {
         #[arg(long, value_name = "URL")]
         address: Option<String>,
     },
-    /// Store a secret: the value from VALUE, --file, or stdin (exact bytes).
-    #[command(arg_required_else_help = true)]
+    /// Store a secret: the value from VALUE, --file, or stdin (exact bytes); on a terminal, asked
+    /// twice.
+    #[command(arg_required_else_help = true, visible_alias = "insert")]
     Set {
         /// The secret's path, e.g. db/password.
         path: String,
@@ -383,8 +385,8 @@ pub(crate) enum Command {
         /// The secret's path (a new one starts empty).
         path: String,
     },
-    /// Print a secret's value (exact bytes) to stdout.
-    #[command(arg_required_else_help = true)]
+    /// Print a secret's value (exact bytes) to stdout; also a reference (tresor://PATH#FIELD).
+    #[command(arg_required_else_help = true, visible_alias = "show")]
     Get {
         /// The secret's path (several: each value printed, each ending in a newline).
         #[arg(required = true, value_name = "PATH")]
@@ -523,7 +525,7 @@ pub(crate) enum Command {
         /// Only the secrets under this prefix (plaintext formats).
         #[arg(long, value_name = "PREFIX")]
         prefix: Option<String>,
-        /// Write plaintext to a terminal after all.
+        /// Replace an existing backup file; write plaintext to a terminal after all.
         #[arg(long)]
         force: bool,
     },
@@ -580,8 +582,11 @@ pub(crate) enum Command {
         #[arg(value_enum)]
         shell: Shell,
     },
-    /// Print the man page (roff): `tresor man | man -l -`.
-    Man,
+    /// Print the man page (roff): `tresor man | man -l -`; `tresor man run` for a command's.
+    Man {
+        /// A command (its page is tresor-COMMAND(1)).
+        command: Option<String>,
+    },
     /// Empties the clipboard after a while if it still holds the value whose SHA-256 is on stdin.
     #[command(name = "__clip-clear", hide = true)]
     ClipClear {
@@ -627,6 +632,18 @@ pub(crate) struct AuditFilterArgs {
     /// Only the newest N.
     #[arg(long, short = 'n', value_name = "N")]
     pub(crate) limit: Option<usize>,
+}
+
+impl AuditFilterArgs {
+    /// Whether any filter was given.
+    pub(crate) fn is_set(&self) -> bool {
+        self.path.is_some()
+            || self.actor.is_some()
+            || self.op.is_some()
+            || self.since.is_some()
+            || self.until.is_some()
+            || self.limit.is_some()
+    }
 }
 
 #[derive(Subcommand)]

@@ -115,6 +115,14 @@ impl CliError {
         self
     }
 
+    /// The same error, saying what it was about first (`DB_PASSWORD: no secret at db/pw`).
+    pub fn context(mut self, about: &str) -> CliError {
+        if !self.message.is_empty() {
+            self.message = format!("{about}: {}", self.message);
+        }
+        self
+    }
+
     /// The message, without the hint.
     pub fn message(&self) -> &str {
         &self.message
@@ -166,6 +174,9 @@ fn hint(e: &Error) -> Option<Cow<'static, str>> {
             return Some(Cow::Owned(format!(
                 "`tresor history {path}` lists older versions; `tresor undelete {path}` brings it back"
             )));
+        }
+        Error::NoSuchVersion { path, .. } => {
+            return Some(Cow::Owned(format!("`tresor history {path}` lists its versions")));
         }
         Error::Destroyed { path, .. } => {
             return Some(Cow::Owned(format!("`tresor history {path}` lists the versions that remain")));

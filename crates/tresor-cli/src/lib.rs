@@ -61,7 +61,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
     match &cli.command {
         Command::Completions { shell } => return commands::shell::completions(*shell),
         Command::ClipClear { after } => return commands::clip::clear_after(*after, std::io::stdin().lock()),
-        Command::Man => return commands::shell::man(),
+        Command::Man { command } => return commands::shell::man(command.as_deref()),
         _ => {}
     }
     let idle_flag = match &cli.command {
@@ -154,12 +154,19 @@ fn run(cli: Cli) -> Result<(), CliError> {
             let show = (!no_recovery_phrase).then_some(recovery_phrase_file);
             commands::rekey::run(&mut ctx, &new, abort, force, show, &mut stdin)
         }
-        Command::Audit { action: Some(AuditAction::Verify { json }), .. } => {
+        Command::Audit { action: Some(AuditAction::Verify { json }), filter, .. } => {
+            if filter.is_set() {
+                return Err(CliError::usage(
+                    "audit verify proves the whole trail: --path, --actor, --op, --since, --until and --limit \
+                     choose what `tresor audit` shows"
+                        .into(),
+                ));
+            }
             commands::audit::verify(&mut ctx, json)
         }
         Command::Audit { action: None, filter, json } => commands::audit::show(&mut ctx, filter, json),
-        Command::Export { out, format: commands::plain::ExportFormat::Archive, prefix: None, force: _ } => {
-            commands::vault::export(&mut ctx, out)
+        Command::Export { out, format: commands::plain::ExportFormat::Archive, prefix: None, force } => {
+            commands::vault::export(&mut ctx, out, force)
         }
         Command::Export { out, format, prefix, force } => {
             commands::plain::export(&mut ctx, out, format, prefix, force)
@@ -174,7 +181,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Gc { grace, dry_run, json } => commands::vault::gc(&mut ctx, grace, dry_run, json),
         Command::Epoch { action } => commands::epoch::run(&mut ctx, action),
         Command::CompletePaths { prefix } => commands::shell::complete_paths(&ctx, &prefix),
-        Command::Completions { .. } | Command::Man | Command::ClipClear { .. } => Ok(()),
+        Command::Completions { .. } | Command::Man { .. } | Command::ClipClear { .. } => Ok(()),
     }
 }
 
@@ -215,7 +222,7 @@ fn remote_use(command: &Command) -> RemoteUse {
         | Command::Verify { .. }
         | Command::Mnemonic { .. }
         | Command::Completions { .. }
-        | Command::Man
+        | Command::Man { .. }
         | Command::ClipClear { .. }
         | Command::CompletePaths { .. } => RemoteUse::Unaffected,
         _ => RemoteUse::Refused,

@@ -101,10 +101,13 @@ pub fn prompt_line(label: &str) -> Result<SecretString, String> {
 
 fn prompt(label: &str) -> Result<SecretString, String> {
     if !std::io::stdin().is_terminal() && std::fs::File::open("/dev/tty").is_err() {
-        return Err("no password given: use --password-stdin, TRESOR_PASSWORD_FILE or a terminal".into());
+        return Err(
+            "no password given: `tresor unlock` first, or use --password-stdin, TRESOR_PASSWORD_FILE or a terminal"
+                .into(),
+        );
     }
     let pw = Zeroizing::new(rpassword::prompt_password(label).map_err(|_| {
-        "no password given: use --password-stdin, TRESOR_PASSWORD_FILE or a terminal".to_string()
+        "no password given: `tresor unlock` first, or use --password-stdin, TRESOR_PASSWORD_FILE or a terminal".to_string()
     })?);
     Ok(SecretString::from(pw.trim().to_string()))
 }

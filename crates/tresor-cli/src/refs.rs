@@ -68,6 +68,13 @@ impl Reference {
         if text.starts_with(SCHEME) {
             return Reference::parse(text);
         }
+        if let Some((scheme, _)) = text.split_once("://")
+            && !scheme.contains('/')
+        {
+            return Err(format!(
+                "`{text}`: {scheme}:// references are not tresor's: they start with {SCHEME}"
+            ));
+        }
         SecretPath::parse(text).map_err(|e| format!("`{text}`: {e}"))?;
         Ok(Reference { path: text.to_string(), field: None, version: None })
     }
@@ -235,6 +242,11 @@ mod tests {
         assert_eq!(Reference::parse_or_path("db/pw").unwrap(), r("db/pw", None, None));
         assert_eq!(Reference::parse_or_path("tresor://db/pw#f").unwrap(), r("db/pw", Some("f"), None));
         assert!(Reference::parse_or_path("db//pw").is_err());
+        assert!(
+            Reference::parse_or_path("op://vault/item/field")
+                .unwrap_err()
+                .contains("op:// references are not tresor's")
+        );
     }
 
     #[test]

@@ -41,14 +41,6 @@ impl<'a> Resolver<'a> {
         reference.select(value)
     }
 
-    /// Every reference's value, in order; the first that cannot be read stops them all.
-    pub(crate) fn read_all<'r>(
-        &mut self,
-        references: impl IntoIterator<Item = &'r Reference>,
-    ) -> Result<Vec<Zeroizing<Vec<u8>>>, CliError> {
-        references.into_iter().map(|r| self.read(r)).collect()
-    }
-
     /// The live secrets under `prefix`.
     pub(crate) fn list(&mut self, prefix: &str) -> Result<Vec<ListEntry>, CliError> {
         match self {

@@ -67,8 +67,8 @@ pub(crate) fn show(ctx: &mut Ctx, filter: crate::cli::AuditFilterArgs, json: boo
         path: filter.path,
         actor: filter.actor,
         op: filter.op,
-        since_ms: filter.since.as_deref().map(|w| when(w, now, "--since")).transpose()?,
-        until_ms: filter.until.as_deref().map(|w| when(w, now, "--until")).transpose()?,
+        since_ms: filter.since.as_deref().map(|w| when(w, now, "--since", false)).transpose()?,
+        until_ms: filter.until.as_deref().map(|w| when(w, now, "--until", true)).transpose()?,
         limit: filter.limit,
     };
     let records = filter.apply(call(ctx, tresor_wire::ReadAudit)?);
@@ -116,14 +116,17 @@ pub(crate) fn show(ctx: &mut Ctx, filter: crate::cli::AuditFilterArgs, json: boo
     }
 }
 
-/// A moment as `--since`/`--until` take it: RFC 3339, a date (midnight UTC), or a time ago.
-fn when(text: &str, now_ms: u64, flag: &str) -> Result<u64, CliError> {
+/// A moment as `--since`/`--until` take it: RFC 3339, a date (UTC), or a time ago. As an
+/// `end` (`--until`), a time given to the second takes in that whole second, and a date that
+/// whole day, as they are shown.
+fn when(text: &str, now_ms: u64, flag: &str, end: bool) -> Result<u64, CliError> {
     let ms = |t: chrono::DateTime<chrono::Utc>| u64::try_from(t.timestamp_millis()).unwrap_or(0);
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Ok(ms(t.with_timezone(&chrono::Utc)));
+        let whole_second = end && t.timestamp_subsec_millis() == 0 && !text.contains('.');
+        return Ok(ms(t.with_timezone(&chrono::Utc)) + if whole_second { 999 } else { 0 });
     }
     if let Ok(day) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
-        return Ok(ms(day.and_time(chrono::NaiveTime::MIN).and_utc()));
+        return Ok(ms(day.and_time(chrono::NaiveTime::MIN).and_utc()) + if end { 86_399_999 } else { 0 });
     }
     match crate::config::parse_duration_or_zero(text) {
         Ok(ago) => Ok(now_ms.saturating_sub(u64::try_from(ago.as_millis()).unwrap_or(u64::MAX))),
@@ -140,10 +143,14 @@ mod tests {
     #[test]
     fn moments_are_read_in_three_forms() {
         let now = 1_780_000_000_000;
-        assert_eq!(when("2026-12-01T08:00:00Z", now, "--since").unwrap(), 1_796_112_000_000);
-        assert_eq!(when("2026-12-01T09:00:00+01:00", now, "--since").unwrap(), 1_796_112_000_000);
-        assert_eq!(when("2h", now, "--since").unwrap(), now - 7_200_000);
-        assert_eq!(when("1970-01-02", now, "--since").unwrap(), 86_400_000);
-        assert_eq!(when("yesterday", now, "--since").unwrap_err().code, 7);
+        assert_eq!(when("2026-12-01T08:00:00Z", now, "--since", false).unwrap(), 1_796_112_000_000);
+        assert_eq!(when("2026-12-01T09:00:00+01:00", now, "--since", false).unwrap(), 1_796_112_000_000);
+        assert_eq!(when("2h", now, "--since", false).unwrap(), now - 7_200_000);
+        assert_eq!(when("1970-01-02", now, "--since", false).unwrap(), 86_400_000);
+        assert_eq!(when("yesterday", now, "--since", false).unwrap_err().code, 7);
+        // Regression (new-user review): --until left out the second and the day it named.
+        assert_eq!(when("2026-12-01T08:00:00Z", now, "--until", true).unwrap(), 1_796_112_000_999);
+        assert_eq!(when("2026-12-01T08:00:00.250Z", now, "--until", true).unwrap(), 1_796_112_000_250);
+        assert_eq!(when("1970-01-02", now, "--until", true).unwrap(), 2 * 86_400_000 - 1);
     }
 }

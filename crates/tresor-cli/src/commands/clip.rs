@@ -78,6 +78,12 @@ fn feed(argv: &[&str], bytes: &[u8]) -> Result<(), CliError> {
     Ok(())
 }
 
+/// Checks, before anything is stored, that a value could be copied (`generate --clip`).
+pub(crate) fn check() -> Result<(), CliError> {
+    clip_time()?;
+    clipboard().map(drop)
+}
+
 /// Copies `value` to the clipboard and leaves a clearer behind; says so on stderr.
 pub(crate) fn copy(what: &str, value: &[u8]) -> Result<(), CliError> {
     let seconds = clip_time()?;

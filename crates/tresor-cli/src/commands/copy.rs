@@ -39,8 +39,12 @@ pub(crate) fn copy(
         starts.push(history.last().map_or(0, |h| h.version));
     }
     for ((src, dst), start) in pairs.iter().zip(starts) {
-        let versions: Vec<u64> = session
-            .history(src)?
+        let history = match session.history(src) {
+            Ok(history) => history,
+            Err(e) if e.code == 4 => return Err(crate::commands::secrets::folder_hint(&mut session, src, e)),
+            Err(e) => return Err(e),
+        };
+        let versions: Vec<u64> = history
             .into_iter()
             .filter(|h| h.deleted_ms.is_none() && !h.destroyed)
             .map(|h| h.version)
@@ -96,7 +100,13 @@ fn plan(
         }
         return Ok(vec![(from.to_string(), to)]);
     }
-    let (src, dst) = (from.trim_end_matches('/'), to.trim_end_matches('/'));
+    let src = from.trim_end_matches('/');
+    // `cp -r a/b c/` puts b under c (`c/b/…`), as cp does; `cp -r a/b c` makes c what b was.
+    let dst = match to.strip_suffix('/') {
+        Some(folder) => format!("{}/{}", folder.trim_end_matches('/'), src.rsplit('/').next().unwrap_or(src)),
+        None => to.to_string(),
+    };
+    let dst = dst.as_str();
     check(src)?;
     check(dst)?;
     if dst == src || dst.starts_with(&format!("{src}/")) {

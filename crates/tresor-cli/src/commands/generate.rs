@@ -137,6 +137,10 @@ pub(crate) fn generate(
     json: bool,
 ) -> Result<(), CliError> {
     tresor::path::SecretPath::parse(&path).map_err(|e| CliError::from_core(&e))?;
+    // Nothing is stored that no one could then see.
+    if clip {
+        crate::commands::clip::check()?;
+    }
     let value = recipe.make()?;
     // Without --force, only a new secret: check-and-set against "does not exist".
     let cas = (!force).then_some(0);

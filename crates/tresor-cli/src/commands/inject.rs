@@ -31,7 +31,11 @@ pub(crate) fn inject(
         input.as_deref().filter(|i| i.as_os_str() != "-").map_or("stdin".into(), |i| i.display().to_string());
     let places = refs::placeholders(&template).map_err(|e| CliError::input(format!("{shown}: {e}")))?;
     let mut resolver = Resolver::new(ctx)?;
-    let values = resolver.read_all(places.iter().map(|(_, r)| r))?;
+    let mut values = Vec::with_capacity(places.len());
+    for (range, reference) in &places {
+        let line = 1 + template[..range.start].iter().filter(|b| **b == b'\n').count();
+        values.push(resolver.read(reference).map_err(|e| e.context(&format!("{shown}: line {line}")))?);
+    }
     resolver.finish();
     let rendered = refs::render(&template, &places, &values);
     match output {

@@ -54,6 +54,12 @@ pub(crate) fn export(
     let folder = prefix.map(|p| format!("{}/", p.trim_end_matches('/'))).unwrap_or_default();
     let mut session = Resolver::new(ctx)?;
     let entries = session.list(&folder)?;
+    if entries.is_empty() {
+        eprintln!(
+            "tresor: warning: no secrets{}: the export is empty",
+            if folder.is_empty() { String::new() } else { format!(" under {folder}") }
+        );
+    }
     let mut items = Vec::with_capacity(entries.len());
     for e in entries {
         let value = session.read(&Reference { path: e.path.clone(), field: None, version: None })?;

@@ -44,6 +44,8 @@ enum Slot {
 #[derive(Default)]
 struct Plan {
     references: Vec<Reference>,
+    /// What each reference is for (a variable, a file), for errors.
+    labels: Vec<String>,
     /// In the order they apply (a later one wins).
     env: Vec<(OsString, Slot)>,
     files: Vec<(OsString, usize)>,
@@ -51,8 +53,15 @@ struct Plan {
 
 impl Plan {
     fn secret(&mut self, name: OsString, reference: Reference) {
+        self.labels.push(name.to_string_lossy().into_owned());
         self.references.push(reference);
         self.env.push((name, Slot::Secret(self.references.len() - 1)));
+    }
+
+    /// Every reference's value, in order; an error names the variable or file it was for.
+    fn read(&self, resolver: &mut Resolver) -> Result<Vec<Value>, CliError> {
+        let labelled = self.references.iter().zip(&self.labels);
+        labelled.map(|(reference, label)| resolver.read(reference).map_err(|e| e.context(label))).collect()
     }
 }
 
@@ -89,6 +98,7 @@ pub(crate) fn run(ctx: &mut Ctx, flags: RunFlags, mut stdin: impl std::io::Read)
     }
     for pair in &flags.files {
         let (name, reference) = name_and_reference(pair, "--file")?;
+        given.labels.push(format!("--file {name}"));
         given.references.push(reference);
         given.files.push((name.into(), given.references.len() - 1));
     }
@@ -122,9 +132,9 @@ pub(crate) fn run(ctx: &mut Ctx, flags: RunFlags, mut stdin: impl std::io::Read)
             eprintln!("tresor: warning: --prefix {prefix}: no secrets there");
         }
     }
-    let inherited_values = resolver.read_all(&inherited.references)?;
-    let listed_values = resolver.read_all(&listed.references)?;
-    let given_values = resolver.read_all(&given.references)?;
+    let inherited_values = inherited.read(&mut resolver)?;
+    let listed_values = listed.read(&mut resolver)?;
+    let given_values = given.read(&mut resolver)?;
     resolver.finish();
 
     // Found on tresor's own PATH, not on one a secret may have set for the program.
@@ -163,6 +173,17 @@ pub(crate) fn run(ctx: &mut Ctx, flags: RunFlags, mut stdin: impl std::io::Read)
         files.push(fd);
     }
     if flags.mask {
+        let short = secrets
+            .iter()
+            .filter(|v| !v.is_empty() && v.trim_ascii_end().len() < crate::mask::MIN_MASKED)
+            .count();
+        if short > 0 {
+            eprintln!(
+                "tresor: warning: {} shorter than {} bytes not masked (they would mask ordinary text)",
+                plural(short, "value"),
+                crate::mask::MIN_MASKED
+            );
+        }
         let masker = || Masker::new(secrets.iter().copied());
         let code = run_masked(command, masker, program)?;
         drop(files);

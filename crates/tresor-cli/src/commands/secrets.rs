@@ -21,15 +21,7 @@ pub(crate) fn set(
     stdin: impl Read,
 ) -> Result<(), CliError> {
     let value = read_value(value, file, ctx.max_value, stdin)?;
-    // A lost check-and-set is not to be blindly run again: the secret changed meanwhile.
-    let cas_lost = |e: CliError| {
-        match (cas, e.code) {
-        (Some(_), 6) => e.with_hint(format!(
-            "`tresor history {path}` shows what changed; to write over it, set again with --cas and its version"
-        )),
-        _ => e,
-    }
-    };
+    let cas_lost = |e| cas_lost(&path, cas, e);
     if let Some(remote) = &ctx.remote {
         let version = runtime()?.block_on(remote.set(&path, &value, cas)).map_err(cas_lost)?;
         report_set(&path, &[version]);
@@ -38,6 +30,17 @@ pub(crate) fn set(
     let versions = call(ctx, set_request(&path, value, cas)).map_err(cas_lost)?;
     report_set(&path, &versions);
     json_written(json, &path, versions.first().copied().unwrap_or(0))
+}
+
+/// A lost check-and-set is not to be blindly run again (the secret changed meanwhile): the
+/// advice `set` gives, from the CLI and from the front alike.
+pub(crate) fn cas_lost(path: &str, cas: Option<u64>, e: CliError) -> CliError {
+    match (cas, e.code) {
+        (Some(_), 6) => e.with_hint(format!(
+            "`tresor history {path}` shows what changed; to write over it, set again with --cas and its version"
+        )),
+        _ => e,
+    }
 }
 
 /// `{"path": …, "version": …}` on stdout when `json`: what `set` and `generate` print.
@@ -128,21 +131,39 @@ pub(crate) fn get(
     if paths.len() > 1 && (version.is_some() || clip) {
         return Err(CliError::usage("--version and --clip take one path".into()));
     }
-    let several = paths.len() > 1;
+    // A path, or a reference (tresor://PATH#FIELD?version=N), checked before anything is read.
+    let mut references = Vec::with_capacity(paths.len());
+    for path in &paths {
+        // A plain path is checked as every command checks one (the front's message, exactly).
+        let mut reference = match path.contains("://") {
+            true => crate::refs::Reference::parse_or_path(path).map_err(CliError::input)?,
+            false => {
+                tresor::path::SecretPath::parse(path).map_err(|e| CliError::from_core(&e))?;
+                crate::refs::Reference { path: path.clone(), field: None, version: None }
+            }
+        };
+        if version.is_some() {
+            reference.version = version;
+        }
+        references.push(reference);
+    }
     // Every value is read before any is printed: a missing one prints nothing.
     let mut resolver = crate::resolve::Resolver::new(ctx)?;
-    let mut values = Vec::with_capacity(paths.len());
-    let paths_shown = paths.clone();
-    for path in paths {
-        values.push(resolver.read(&crate::refs::Reference { path, field: None, version })?);
+    let mut values = Vec::with_capacity(references.len());
+    for reference in &references {
+        values.push(resolver.read(reference)?);
     }
     resolver.finish();
     if clip {
-        let (Some(path), Some(value)) = (paths_shown.first(), values.first()) else { return Ok(()) };
+        let (Some(path), Some(value)) = (paths.first(), values.first()) else { return Ok(()) };
         return crate::commands::clip::copy(path, value);
     }
+    // Several values each end in a line break; one is printed as `print_value` does.
+    if let [value] = values.as_mut_slice() {
+        return print_value(&SecretBuf(std::mem::take(value)));
+    }
     for mut value in values {
-        if several && !value.ends_with(b"\n") {
+        if !value.ends_with(b"\n") {
             value.push(b'\n');
         }
         outln_bytes(&value)?;
@@ -153,6 +174,12 @@ pub(crate) fn get(
 /// Writes a value `get` read, exactly, to stdout.
 /// (A reader that stops early — `| head -c 10` — ends the output quietly.)
 pub(crate) fn print_value(value: &SecretBuf) -> Result<(), CliError> {
+    // On a terminal, a value without a final line break gets one (the prompt would run on).
+    if std::io::IsTerminal::is_terminal(&std::io::stdout()) && !value.0.ends_with(b"\n") {
+        let mut shown = value.0.clone();
+        shown.push(b'\n');
+        return outln_bytes(&shown);
+    }
     outln_bytes(&value.0)
 }
 
@@ -265,6 +292,19 @@ pub(crate) fn rm(ctx: &mut Ctx, paths: Vec<String>, recursive: bool, json: bool)
     let mut targets = Vec::new();
     for path in paths {
         if !recursive {
+            // Every path is checked before any is deleted.
+            match session.history(&path) {
+                Ok(history) if history.iter().any(|h| h.current) => {}
+                Ok(_) => {
+                    return Err(CliError::from_category(
+                        tresor::Category::NotFound,
+                        format!("{path} is deleted already"),
+                    )
+                    .with_hint("`tresor list --deleted` lists what `undelete` can bring back".into()));
+                }
+                Err(e) if e.code == 4 => return Err(folder_hint(&mut session, &path, e)),
+                Err(e) => return Err(e),
+            }
             targets.push(path);
             continue;
         }
@@ -291,20 +331,38 @@ pub(crate) fn rm(ctx: &mut Ctx, paths: Vec<String>, recursive: bool, json: bool)
     Ok(())
 }
 
+/// A "no secret at PATH" that says so when PATH is a folder (`-r` was meant).
+pub(crate) fn folder_hint(session: &mut crate::resolve::Resolver, path: &str, e: CliError) -> CliError {
+    let folder = format!("{}/", path.trim_end_matches('/'));
+    match session.list(&folder) {
+        Ok(entries) if !entries.is_empty() => e.with_hint(format!(
+            "{folder} holds {}: give -r for all of them",
+            plural(entries.len(), "secret")
+        )),
+        _ => e,
+    }
+}
+
 /// `tresor undelete`: deleted versions of a secret live again (the newest when none is named).
 pub(crate) fn undelete(ctx: &mut Ctx, path: String, versions: Vec<u64>, json: bool) -> Result<(), CliError> {
-    let undeleted = match &ctx.remote {
-        Some(remote) => {
-            let rt = runtime()?;
-            let versions = match versions.is_empty() {
-                true => vec![rt.block_on(remote.history(&path))?.last().map_or(0, |h| h.version)],
-                false => versions,
-            };
-            rt.block_on(remote.mark_versions("undelete", &path, &versions))?;
-            versions
-        }
-        None => call(ctx, tresor_wire::UndeleteVersions { path: path.clone(), versions })?,
-    };
+    let undeleted =
+        match &ctx.remote {
+            Some(remote) => {
+                let rt = runtime()?;
+                let versions = match versions.is_empty() {
+                    true => vec![rt.block_on(remote.history(&path))?.last().map_or(0, |h| h.version)],
+                    false => versions,
+                };
+                rt.block_on(remote.mark_versions("undelete", &path, &versions))?;
+                versions
+            }
+            None => call(ctx, tresor_wire::UndeleteVersions { path: path.clone(), versions }).map_err(
+                |e| match e.code {
+                    4 => e.with_hint("`tresor list --deleted` lists what can be undeleted".into()),
+                    _ => e,
+                },
+            )?,
+        };
     match undeleted.as_slice() {
         [] if ctx.remote.is_none() => eprintln!("{path}: nothing to undelete (not deleted, or destroyed)"),
         done => eprintln!("{path}: {} undeleted", versions_text(done)),

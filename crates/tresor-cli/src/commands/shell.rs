@@ -82,10 +82,22 @@ pub(crate) fn complete_paths(ctx: &Ctx, prefix: &str) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `tresor man`: the man page, from the clap definitions.
-pub(crate) fn man() -> Result<(), CliError> {
+/// `tresor man [COMMAND]`: the man page of tresor, or of one command (`tresor-COMMAND(1)`, which
+/// the main page's list of commands names), from the clap definitions.
+pub(crate) fn man(command: Option<&str>) -> Result<(), CliError> {
+    let root = Cli::command();
+    let page = match command {
+        None => root,
+        Some(name) => {
+            let Some(sub) = root.find_subcommand(name).filter(|s| !s.is_hide_set()) else {
+                return Err(CliError::usage(format!("no command {name:?}: `tresor --help` lists them")));
+            };
+            let title = format!("tresor-{}", sub.get_name());
+            sub.clone().name(title).version(root.get_version().unwrap_or_default().to_string())
+        }
+    };
     let mut out = Vec::new();
-    clap_mangen::Man::new(Cli::command())
+    clap_mangen::Man::new(page)
         .render(&mut out)
         .map_err(|e| CliError::other(format!("cannot render the man page: {e}")))?;
     outln_bytes(&out)

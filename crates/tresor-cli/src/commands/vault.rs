@@ -361,8 +361,12 @@ pub(crate) fn cmd_import(
 }
 
 /// `tresor export`: a self-contained encrypted backup, written 0600.
-pub(crate) fn export(ctx: &mut Ctx, out: PathBuf) -> Result<(), CliError> {
+pub(crate) fn export(ctx: &mut Ctx, out: PathBuf, force: bool) -> Result<(), CliError> {
     let to_stdout = out.as_os_str() == "-";
+    // Checked before the vault is read; the write itself never replaces a name made meanwhile.
+    if !to_stdout && !force && std::fs::symlink_metadata(&out).is_ok() {
+        return Err(CliError::input(format!("{} exists: give --force to replace it", out.display())));
+    }
     if to_stdout && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
         return Err(CliError::usage(
             "--out -: the backup is binary; redirect stdout to a file or a pipe".into(),
@@ -374,7 +378,10 @@ pub(crate) fn export(ctx: &mut Ctx, out: PathBuf) -> Result<(), CliError> {
         eprintln!("exported to stdout ({} bytes)", archive.0.len());
         return Ok(());
     }
-    write_private_file(&out, &archive.0)?;
+    match force {
+        true => write_private_file(&out, &archive.0)?,
+        false => write_new_private_file(&out, &archive.0)?,
+    }
     eprintln!("exported to {} ({} bytes)", out.display(), archive.0.len());
     Ok(())
 }

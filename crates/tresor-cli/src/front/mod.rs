@@ -125,7 +125,8 @@ fn parse(args: impl Iterator<Item = OsString>, env: impl Fn(&str) -> Option<OsSt
         *slot = Some(value);
     }
     let op = match (command?.as_str(), positional.as_slice()) {
-        ("get", [path]) => Op::Get { path: path.clone(), version: number(version)? },
+        // A reference (`tresor://…#field`) is the CLI's to resolve.
+        ("get", [path]) if !path.contains("://") => Op::Get { path: path.clone(), version: number(version)? },
         ("set", [path]) => Op::Set { path: path.clone(), value: None, cas: number(cas)? },
         ("set", [path, value]) => {
             Op::Set { path: path.clone(), value: Some(value.clone()), cas: number(cas)? }
@@ -190,7 +191,8 @@ fn serve(line: Line) -> Outcome {
                 Err(e) => return Outcome::Failed(e),
             };
             let kept = from_stdin.then(|| value.clone());
-            match agent_call_on(stream, &secrets::set_request(&path, value, cas)) {
+            let call = secrets::set_request(&path, value, cas);
+            match agent_call_on(stream, &call).map_err(|e| secrets::cas_lost(&path, cas, e)) {
                 Ok(Some(versions)) => {
                     secrets::report_set(&path, &versions);
                     Outcome::Done

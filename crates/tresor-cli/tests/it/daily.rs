@@ -392,3 +392,35 @@ fn regression_edit_left_the_plaintext_behind_when_tresor_was_hung_up() {
     assert!(!file.exists() && !file.parent().unwrap().exists(), "{} left behind", file.display());
     assert_eq!(env.get("db/user"), b"admin");
 }
+
+#[test]
+fn what_a_new_user_tripped_on_says_what_to_do() {
+    let env = vault();
+    // References where paths go; another tool's references named as such.
+    assert_eq!(tresor(&env, &["get", "tresor://db/password?version=1"], b"").ok().stdout, b"pw-1");
+    let out = tresor(&env, &["read", "op://vault/item/field"], b"").expect(7);
+    assert!(out.stderr.contains("op:// references are not tresor's"), "{}", out.stderr);
+    let out = tresor(&env, &["get", "--version", "9", "db/password"], b"").expect(4);
+    assert!(out.stderr.contains("`tresor history db/password` lists its versions"), "{}", out.stderr);
+    // A folder where a secret was meant: the hint says -r; rm checks every path first.
+    let out = tresor(&env, &["rm", "db/user", "db"], b"").expect(4);
+    assert!(out.stderr.contains("db/ holds 2 secrets: give -r"), "{}", out.stderr);
+    assert_eq!(env.get("db/user"), b"admin", "rm deleted a path before finding a bad one");
+    let out = tresor(&env, &["cp", "db", "x"], b"").expect(4);
+    assert!(out.stderr.contains("give -r"), "{}", out.stderr);
+    // cp -r a/b c/ puts b under c, as cp does.
+    tresor(&env, &["cp", "-r", "db", "backup/"], b"").ok();
+    assert_eq!(env.get("backup/db/user"), b"admin");
+    // generate --clip with no clipboard stores nothing no one could see.
+    let mut cmd = env.cmd();
+    cmd.env("TRESOR_PASSWORD", PASSWORD).env_remove("DISPLAY").env_remove("WAYLAND_DISPLAY");
+    common::run(cmd.args(["generate", "unseen", "--clip"]), b"").expect(1);
+    tresor(&env, &["get", "unseen"], b"").expect(4);
+    // pass habits, and the man page of a command.
+    tresor(&env, &["insert", "p/x"], b"from insert").ok();
+    assert_eq!(tresor(&env, &["show", "p/x"], b"").ok().stdout, b"from insert");
+    assert!(tresor(&env, &["man", "run"], b"").ok().text().contains(".TH tresor-run 1"));
+    tresor(&env, &["man", "nope"], b"").expect(2);
+    // Filters do not quietly apply to what they cannot.
+    tresor(&env, &["audit", "--since", "1h", "verify"], b"").expect(2);
+}
