@@ -364,6 +364,9 @@ pub(crate) enum Command {
         /// Add the versions to a destination that exists (default: refuse).
         #[arg(long, short = 'f')]
         force: bool,
+        /// JSON output on stdout: `[{from, to, versions, version}]`.
+        #[arg(long)]
+        json: bool,
     },
     /// Move a secret, with its versions, to a new path (its old path keeps its history, deleted).
     #[command(arg_required_else_help = true)]
@@ -378,6 +381,9 @@ pub(crate) enum Command {
         /// Add the versions to a destination that exists (default: refuse).
         #[arg(long, short = 'f')]
         force: bool,
+        /// JSON output on stdout: `[{from, to, versions, version}]`.
+        #[arg(long)]
+        json: bool,
     },
     /// Change a secret in $VISUAL or $EDITOR (a private file in memory, wiped afterwards).
     #[command(arg_required_else_help = true)]
@@ -444,8 +450,11 @@ pub(crate) enum Command {
         /// The secret's path.
         path: String,
         /// A version to undelete (repeat for several).
-        #[arg(long = "version", value_name = "N")]
+        #[arg(long = "version", value_name = "N", conflicts_with = "recursive")]
         versions: Vec<u64>,
+        /// Every deleted secret under PATH taken as a prefix (what `rm -r` deleted).
+        #[arg(long, short = 'r')]
+        recursive: bool,
         /// JSON output on stdout (the human line stays on stderr).
         #[arg(long)]
         json: bool,

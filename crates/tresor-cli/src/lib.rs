@@ -125,11 +125,11 @@ fn run(cli: Cli) -> Result<(), CliError> {
             let recipe = commands::generate::Recipe::from_flags(length, charset, chars, words)?;
             commands::generate::generate(&mut ctx, path, recipe, force, print, clip, json)
         }
-        Command::Cp { from, to, recursive, force } => {
-            commands::copy::copy(&mut ctx, from, to, recursive, force, false)
+        Command::Cp { from, to, recursive, force, json } => {
+            commands::copy::copy(&mut ctx, from, to, (recursive, force, json), false)
         }
-        Command::Mv { from, to, recursive, force } => {
-            commands::copy::copy(&mut ctx, from, to, recursive, force, true)
+        Command::Mv { from, to, recursive, force, json } => {
+            commands::copy::copy(&mut ctx, from, to, (recursive, force, json), true)
         }
         Command::Edit { path } => commands::edit::edit(&mut ctx, path),
         Command::Run { flags } => commands::run::run(&mut ctx, flags, &mut stdin),
@@ -141,7 +141,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
             commands::secrets::list(&mut ctx, prefix, long, tree, deleted, json)
         }
         Command::Rm { paths, recursive, json } => commands::secrets::rm(&mut ctx, paths, recursive, json),
-        Command::Undelete { path, versions, json } => {
+        Command::Undelete { path, recursive: true, json, .. } => {
+            commands::secrets::undelete_all(&mut ctx, path, json)
+        }
+        Command::Undelete { path, versions, json, .. } => {
             commands::secrets::undelete(&mut ctx, path, versions, json)
         }
         Command::Destroy { path, versions, json } => {

@@ -16,11 +16,11 @@ pub(crate) fn copy(
     ctx: &mut Ctx,
     from: String,
     to: String,
-    recursive: bool,
-    force: bool,
+    (recursive, force, json): (bool, bool, bool),
     remove_source: bool,
 ) -> Result<(), CliError> {
     let mut session = Resolver::new(ctx)?;
+    let mut done = Vec::new();
     let pairs = plan(&mut session, &from, &to, recursive)?;
     // Every destination is checked before anything is written.
     let mut starts = Vec::with_capacity(pairs.len());
@@ -73,9 +73,13 @@ pub(crate) fn copy(
             }
         }
         let verb = if remove_source { "moved to" } else { "copied to" };
-        eprintln!("{src}: {verb} {dst} ({} versions, {dst} now at version {at})", versions.len());
+        eprintln!("{src}: {verb} {dst} ({}, {dst} now at version {at})", plural(versions.len(), "version"));
+        done.push(serde_json::json!({ "from": src, "to": dst, "versions": versions.len(), "version": at }));
     }
     session.finish();
+    if json {
+        print_json(&done)?;
+    }
     Ok(())
 }
 

@@ -373,6 +373,37 @@ pub(crate) fn undelete(ctx: &mut Ctx, path: String, versions: Vec<u64>, json: bo
     Ok(())
 }
 
+/// `tresor undelete -r PREFIX`: every secret under the prefix whose newest version is deleted
+/// gets it back (what `rm -r` deleted).
+pub(crate) fn undelete_all(ctx: &mut Ctx, prefix: String, json: bool) -> Result<(), CliError> {
+    if ctx.remote.is_some() {
+        return Err(CliError::usage(
+            "undelete -r works on a vault opened here (a server lists no deleted secrets)".into(),
+        ));
+    }
+    let folder = format!("{}/", prefix.trim_end_matches('/'));
+    let mut session = Session::new(ctx)?;
+    let deleted = session.call(tresor_wire::List { prefix: folder.clone(), deleted: true })?;
+    if deleted.is_empty() {
+        return Err(CliError::from_category(
+            tresor::Category::NotFound,
+            format!("nothing deleted under {folder}"),
+        ));
+    }
+    let mut done = Vec::with_capacity(deleted.len());
+    for entry in deleted {
+        let versions =
+            session.call(tresor_wire::UndeleteVersions { path: entry.path.clone(), versions: Vec::new() })?;
+        eprintln!("{}: {} undeleted", entry.path, versions_text(&versions));
+        done.push(serde_json::json!({ "path": entry.path, "undeleted": versions }));
+    }
+    session.finish();
+    if json {
+        print_json(&done)?;
+    }
+    Ok(())
+}
+
 /// `tresor destroy`: versions whose values leave the store for good. Exit 11 when the store kept
 /// some of their ciphertext (an object it would not delete, old object versions).
 pub(crate) fn destroy(ctx: &mut Ctx, path: String, versions: Vec<u64>, json: bool) -> Result<(), CliError> {

@@ -64,6 +64,11 @@ fn several_paths_at_once_and_whole_prefixes() {
     assert!(long.starts_with("db/password\tv2\t4\tdeleted "), "{long}");
     tresor(&env, &["undelete", "db/password"], b"").ok();
     assert_eq!(tresor(&env, &["list", "--deleted"], b"").ok().text(), "db/user\nweb/github\n");
+    // What rm -r deleted, undelete -r brings back.
+    tresor(&env, &["rm", "-r", "db"], b"").ok();
+    tresor(&env, &["undelete", "-r", "db"], b"").ok();
+    assert_eq!(tresor(&env, &["list"], b"").ok().text(), "db/password\ndb/user\n");
+    tresor(&env, &["undelete", "-r", "db"], b"").expect(4);
     assert_eq!(env.get("db/password"), b"pw-2");
 }
 
@@ -219,6 +224,10 @@ fn json_shapes_of_the_commands_that_change_things() {
     assert_eq!(
         json(&["undelete", "j/a", "--json"], b""),
         serde_json::json!({"path": "j/a", "undeleted": [1]})
+    );
+    assert_eq!(
+        json(&["cp", "j/a", "k/a", "--json"], b""),
+        serde_json::json!([{"from": "j/a", "to": "k/a", "versions": 1, "version": 1}])
     );
     assert_eq!(
         json(&["destroy", "j/a", "--version", "1", "--json"], b"")["destroyed"],
