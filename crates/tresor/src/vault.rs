@@ -623,20 +623,12 @@ async fn backoff(attempt: usize) {
 
 /// Formats ms since the Unix epoch as RFC 3339 UTC (second precision).
 pub fn format_time(ms: u64) -> String {
-    let secs = (ms / 1000) as i64;
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    // Past what chrono can show (year 262143): the largest time it can.
+    let time = i64::try_from(ms)
+        .ok()
+        .and_then(chrono::DateTime::from_timestamp_millis)
+        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+    time.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 async fn load_keyfile(store: &Store) -> Result<(KeyFile, [u8; 32])> {
@@ -1429,5 +1421,6 @@ mod tests {
         assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
         assert_eq!(format_time(951_782_400_000), "2000-02-29T00:00:00Z");
         assert_eq!(format_time(1_795_000_000_123), "2026-11-18T11:06:40Z");
+        assert!(!format_time(u64::MAX).is_empty(), "no panic past chrono's range");
     }
 }
