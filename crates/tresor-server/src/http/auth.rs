@@ -337,6 +337,7 @@ async fn policies(vault: &Vault, call: &Call, name: &str, legacy: bool) -> Resul
 pub(crate) async fn revoke_and_report(
     vault: &Vault,
     cache: &Caches,
+    table: &super::mounts::Table,
     call: &Call,
 ) -> Result<Response, ApiError> {
     let body = call.json()?;
@@ -349,21 +350,25 @@ pub(crate) async fn revoke_and_report(
         Err(e) => return Err(e.into()),
     };
     let policies = policies_of(vault, cache, &record).await?;
-    let mount = format!("{}/", super::kv::MOUNT);
-    let readable: Vec<String> = vault
-        .list(&mount)
-        .await?
-        .into_iter()
-        .filter(|e| {
-            record.is_root()
-                || policy::allows(
-                    &policies,
-                    &format!("{mount}data/{}", &e.path[mount.len()..]),
-                    policy::Cap::Read,
-                )
-        })
-        .map(|e| e.path)
-        .collect();
+    let mut readable: Vec<String> = Vec::new();
+    for mount in table.kv_mounts() {
+        let prefix = format!("{mount}/");
+        readable.extend(
+            vault
+                .list(&prefix)
+                .await?
+                .into_iter()
+                .filter(|e| {
+                    record.is_root()
+                        || policy::allows(
+                            &policies,
+                            &format!("{prefix}data/{}", &e.path[prefix.len()..]),
+                            policy::Cap::Read,
+                        )
+                })
+                .map(|e| e.path),
+        );
+    }
     let revoked = tokens::revoke(vault, &path, &record).await?;
     let epoch = if rotate {
         Some(vault.rotate_on_revocation(&format!("token {accessor}")).await?.epoch)

@@ -1,4 +1,4 @@
-//! The server's bookkeeping read through a cache: token records and policies, parsed once and
+//! The server's bookkeeping read through a cache: token records, policies and the mount table, parsed once and
 //! kept while their version in the vault stays the same. Every use asks the vault (freshly, as a
 //! read) which version is current, so a revocation or a policy change made by any server on the
 //! store takes effect at the next request; only the store read, the decryption and the parse are
@@ -76,4 +76,6 @@ pub(crate) struct Caches {
     pub(crate) records: Entries<Result<super::tokens::TokenRecord, String>>,
     /// Policies by path, before a token's identity fills their templates.
     pub(crate) policies: Entries<Result<super::policy::Policy, String>>,
+    /// The mount table (one entry).
+    pub(crate) mounts: Entries<Result<super::mounts::Table, String>>,
 }

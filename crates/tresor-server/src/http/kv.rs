@@ -1,5 +1,5 @@
-//! KV v2 at `secret/`: a view on the vault's secrets under `secret/` (ARCHITECTURE.md, "The
-//! server"). A version's data is a JSON object kept as its JSON text; a value that is not one
+//! KV v2 at a mount (`secret/` by default): a view on the vault's secrets under the mount's
+//! path (ARCHITECTURE.md, "The server"). A version's data is a JSON object kept as its JSON text; a value that is not one
 //! (written by `tresor set`) reads as `{"value": TEXT}`, or `{"value_base64": …}`.
 
 use super::reply::{self, ApiError, time};
@@ -13,12 +13,18 @@ use tresor::Vault;
 use tresor::path::SecretPath;
 use tresor::vault::HistoryEntry;
 
-/// The mount: its name is also the prefix of its secrets in the vault.
-pub(crate) const MOUNT: &str = "secret";
+/// The default mount. A mount's path is also the prefix of its secrets in the vault.
+pub(crate) const DEFAULT_MOUNT: &str = "secret";
 
-/// One request under `secret/`: `rest` is the path after the mount.
-pub(crate) async fn handle(vault: &Vault, call: &Call, rest: &str) -> Result<Response, ApiError> {
+/// One request under the KV mount `mount`: `rest` is the path after it.
+pub(crate) async fn handle(
+    vault: &Vault,
+    call: &Call,
+    mount: &str,
+    rest: &str,
+) -> Result<Response, ApiError> {
     let (kind, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let secret = |path: &str| secret(mount, path);
     match (kind, call.verb) {
         ("data", Verb::Read) => read(vault, &secret(path)?, version(call)?).await,
         ("data", Verb::Write) => write(vault, &secret(path)?, &call.json()?).await,
@@ -42,7 +48,7 @@ pub(crate) async fn handle(vault: &Vault, call: &Call, rest: &str) -> Result<Res
             destroy(vault, &secret(path)?, &versions(&call.json()?)?).await?;
             Ok(reply::no_content())
         }
-        ("metadata", Verb::List) => list(vault, path).await,
+        ("metadata", Verb::List) => list(vault, mount, path).await,
         ("metadata", Verb::Read) => metadata(vault, &secret(path)?).await,
         ("metadata", Verb::Write | Verb::Patch) => set_settings(vault, &secret(path)?, &call.json()?).await,
         ("metadata", Verb::Delete) => delete_metadata(vault, &secret(path)?).await,
@@ -203,12 +209,12 @@ async fn delete_metadata(vault: &Vault, path: &str) -> Result<Response, ApiError
     Ok(reply::no_content())
 }
 
-/// The vault path of the KV path `path`.
-fn secret(path: &str) -> Result<String, ApiError> {
+/// The vault path of the KV path `path` under `mount`.
+pub(crate) fn secret(mount: &str, path: &str) -> Result<String, ApiError> {
     if path.is_empty() {
         return Err(ApiError::invalid("no secret path given"));
     }
-    Ok(format!("{MOUNT}/{path}"))
+    Ok(format!("{mount}/{path}"))
 }
 
 /// `?version=N` (0 or absent: the newest).
@@ -370,8 +376,8 @@ fn merge(target: &mut Value, patch: &Value) {
 }
 
 /// `LIST secret/metadata/<p>`: the names right under `p` (folders end in `/`); none is a 404.
-async fn list(vault: &Vault, path: &str) -> Result<Response, ApiError> {
-    let prefix = if path.is_empty() { format!("{MOUNT}/") } else { format!("{MOUNT}/{path}/") };
+async fn list(vault: &Vault, mount: &str, path: &str) -> Result<Response, ApiError> {
+    let prefix = if path.is_empty() { format!("{mount}/") } else { format!("{mount}/{path}/") };
     let keys: BTreeSet<String> = vault
         .list(&prefix)
         .await?

@@ -46,8 +46,8 @@ impl Area {
     /// The area of a path after `/v1/`.
     pub(crate) fn of(path: &str) -> Area {
         match path.split('/').next().unwrap_or_default() {
-            super::kv::MOUNT => Area::Kv,
-            super::transit::MOUNT => Area::Transit,
+            super::kv::DEFAULT_MOUNT => Area::Kv,
+            super::transit::DEFAULT_MOUNT => Area::Transit,
             "auth" => Area::Auth,
             "sys" => Area::Sys,
             "tresor" => Area::Tresor,

@@ -9,6 +9,7 @@ pub mod kvdata;
 pub mod limit;
 pub mod listen;
 mod metrics;
+mod mounts;
 mod native;
 mod openapi;
 mod policy;

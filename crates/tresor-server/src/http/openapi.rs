@@ -193,7 +193,54 @@ pub(crate) fn document() -> Value {
         "/sys/mounts",
         item(
             &[],
-            &[("get", op("The mounts (KV v2 at secret/, transit at transit/)", "sys", 200, None, false))],
+            &[(
+                "get",
+                op("The mounts (by default KV v2 at secret/, transit at transit/)", "sys", 200, None, false),
+            )],
+        ),
+    );
+    let mount = object(json!({
+        "type": { "type": "string" },
+        "description": { "type": "string" },
+        "options": { "type": ["object", "null"] },
+    }));
+    add(
+        "/sys/mounts/{path}",
+        item(
+            &["path"],
+            &[
+                ("get", op("A mount", "sys", 200, None, false)),
+                (
+                    "post",
+                    op(
+                        "Enable a secrets engine (kv version 2, or transit) at a path",
+                        "sys",
+                        204,
+                        Some(mount),
+                        false,
+                    ),
+                ),
+                ("delete", op("Disable a mount: what it held goes with it", "sys", 204, None, false)),
+            ],
+        ),
+    );
+    add(
+        "/sys/mounts/{path}/tune",
+        item(
+            &["path"],
+            &[
+                ("get", op("A mount's settings", "sys", 200, None, false)),
+                (
+                    "post",
+                    op(
+                        "Change a mount's description",
+                        "sys",
+                        204,
+                        Some(object(json!({ "description": { "type": "string" } }))),
+                        false,
+                    ),
+                ),
+            ],
         ),
     );
     add(

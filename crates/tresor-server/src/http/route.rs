@@ -1,6 +1,7 @@
 //! The one router: every request under `/v1/` is read here — its verb, token, path and body —
 //! checked against the seal state and the token, and handed to the operation for its path.
 
+use super::mounts::Engine;
 use super::policy::{self, Cap};
 use super::reply::ApiError;
 use super::tokens::{self, TokenRecord};
@@ -185,7 +186,8 @@ async fn route(
     let path = call.path.clone();
     let token = call.token.clone().unwrap_or_default();
     let vault = unsealed.vault.with_actor(format!("token {} from {}", record.accessor, call.peer));
-    if !record.is_root() && !permitted(&vault, &unsealed.cache, record, &call).await? {
+    let table = super::mounts::table(&vault, &unsealed.cache).await?;
+    if !record.is_root() && !permitted(&vault, &unsealed.cache, &table, record, &call).await? {
         let request = format!("{:?} {}", call.verb, call.path);
         if let Err(e) = vault.audit_denied(&request, "permission denied").await {
             tracing::warn!("could not audit a denied request: {e}");
@@ -194,10 +196,14 @@ async fn route(
     }
     match path.split_once('/').unwrap_or((path.as_str(), "")) {
         ("sys", "seal") if call.verb == Verb::Write => sys::seal(server).await,
-        ("sys", "mounts") if call.verb == Verb::Read => sys::mounts(),
+        ("sys", "mounts") if call.verb == Verb::Read => Ok(super::mounts::list(&table)),
+        ("sys", "mounts") => Err(ApiError::method()),
+        ("sys", rest) if rest.starts_with("mounts/") => {
+            super::mounts::route(&vault, &table, &call, &rest["mounts/".len()..]).await
+        }
         ("sys", "metrics") if call.verb == Verb::Read => sys::metrics(server, &call).await,
         ("sys", rest) if rest.starts_with("internal/ui/mounts/") => {
-            sys::mount_of(&rest["internal/ui/mounts/".len()..])
+            sys::mount_of(&table, &rest["internal/ui/mounts/".len()..])
         }
         ("sys", "policies/acl") => auth::policy_route(&vault, &call, "").await,
         ("sys", rest) if rest.starts_with("policies/acl/") => {
@@ -216,15 +222,19 @@ async fn route(
             auth::token_route(unsealed, &vault, &call, &rest["token/".len()..], &token, record).await
         }
         ("tresor", "token/revoke") if call.verb == Verb::Write => {
-            auth::revoke_and_report(&vault, &unsealed.cache, &call).await
+            auth::revoke_and_report(&vault, &unsealed.cache, &table, &call).await
         }
         ("tresor", rest) => super::native::handle(&vault, &call, rest).await,
-        (kv::MOUNT, rest) => kv::handle(&vault, &call, rest).await,
-        (transit::MOUNT, rest) => transit::handle(&vault, &call, rest).await,
-        _ => Err(ApiError {
-            status: axum::http::StatusCode::NOT_FOUND,
-            messages: vec![format!("no handler for route \"{path}\"")],
-        }),
+        _ => match table.find(&path) {
+            Some((at, mount, rest)) => match mount.engine {
+                Engine::Kv => kv::handle(&vault, &call, at, rest).await,
+                Engine::Transit => transit::handle(&vault, &call, mount, rest).await,
+            },
+            None => Err(ApiError {
+                status: axum::http::StatusCode::NOT_FOUND,
+                messages: vec![format!("no handler for route \"{path}\"")],
+            }),
+        },
     }
 }
 
@@ -271,6 +281,7 @@ async fn authenticate(server: &Server, call: &Call) -> Result<(Unsealed, TokenRe
 async fn permitted(
     vault: &tresor::Vault,
     cache: &super::cache::Caches,
+    table: &super::mounts::Table,
     record: &TokenRecord,
     call: &Call,
 ) -> Result<bool, ApiError> {
@@ -280,14 +291,21 @@ async fn permitted(
         return Ok(true);
     }
     let policies = auth::policies_of(vault, cache, record).await?;
+    // A KV data write needs create for a new secret, update for one that exists.
+    let kv_data = match table.find(path) {
+        Some((at, mount, rest)) if mount.engine == Engine::Kv => {
+            rest.strip_prefix("data/").map(|p| kv::secret(at, p))
+        }
+        _ => None,
+    };
     let cap = match (path, call.verb) {
         ("sys/seal", _) => Cap::Sudo,
         ("auth/token/lookup-self", _) => Cap::Read,
         (p, Verb::Write) if p.starts_with("auth/") => Cap::Update,
-        (p, Verb::Write) if p.starts_with(&format!("{}/data/", kv::MOUNT)) => {
-            let secret = format!("{}/{}", kv::MOUNT, &p[kv::MOUNT.len() + "/data/".len()..]);
-            if vault.history(&secret).await.is_ok() { Cap::Update } else { Cap::Create }
-        }
+        (_, Verb::Write) if kv_data.is_some() => match kv_data.and_then(Result::ok) {
+            Some(secret) if vault.history(&secret).await.is_ok() => Cap::Update,
+            _ => Cap::Create,
+        },
         (_, Verb::Read | Verb::Head) => Cap::Read,
         (_, Verb::Write) => Cap::Update,
         (_, Verb::Patch) => Cap::Patch,

@@ -1,4 +1,4 @@
-//! `sys/`: seal status, health, leader, sealing, mounts, and the token's own lookup — the routes
+//! `sys/`: seal status, health, leader, sealing, which mount a path is in, and the token's own lookup — the routes
 //! clients call before and around their reads (VAULT-API.md §2–3).
 
 use super::Server;
@@ -192,50 +192,14 @@ pub(crate) async fn seal(server: &Server) -> Result<Response, ApiError> {
     Ok(reply::no_content())
 }
 
-/// The KV v2 mount at `secret/`.
-fn kv_mount() -> Value {
-    json!({
-        "type": "kv",
-        "path": format!("{}/", super::kv::MOUNT),
-        "description": "key/value secret storage",
-        "options": { "version": "2" },
-        "config": { "default_lease_ttl": 0, "max_lease_ttl": 0 },
-        "local": false,
-        "seal_wrap": false,
-    })
-}
-
-/// The transit mount.
-fn transit_mount() -> Value {
-    json!({
-        "type": "transit",
-        "path": format!("{}/", super::transit::MOUNT),
-        "description": "encryption as a service",
-        "options": null,
-        "config": { "default_lease_ttl": 0, "max_lease_ttl": 0 },
-        "local": false,
-        "seal_wrap": false,
-    })
-}
-
-/// `GET sys/mounts`.
-pub(crate) fn mounts() -> Result<Response, ApiError> {
-    Ok(reply::ok(
-        json!({
-            format!("{}/", super::kv::MOUNT): kv_mount(),
-            format!("{}/", super::transit::MOUNT): transit_mount(),
-        }),
-        "",
-    ))
-}
-
 /// `GET sys/internal/ui/mounts/<path>`: the mount `path` lies in (the Vault CLI and
 /// consul-template ask before every KV call).
-pub(crate) fn mount_of(path: &str) -> Result<Response, ApiError> {
-    match path.split('/').next() {
-        Some(super::kv::MOUNT) => Ok(reply::ok(kv_mount(), "kv")),
-        Some(super::transit::MOUNT) => Ok(reply::ok(transit_mount(), "transit")),
-        _ => Err(ApiError::not_found()),
+pub(crate) fn mount_of(table: &super::mounts::Table, path: &str) -> Result<Response, ApiError> {
+    match table.find(path) {
+        Some((at, mount, _)) => {
+            Ok(reply::ok(super::mounts::show(at, mount), super::mounts::type_name(mount)))
+        }
+        None => Err(ApiError::not_found()),
     }
 }
 

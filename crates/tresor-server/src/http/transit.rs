@@ -1,4 +1,5 @@
-//! Transit at `transit/`: Vault's encryption-as-a-service, on the vault's own transit keys.
+//! Transit at a mount (`transit/` by default): Vault's encryption-as-a-service, on the vault's
+//! own transit keys.
 //!
 //! Vault's key `K` at version `v` is tresor's transit key named `K.v<v>` (derived from the root,
 //! never stored); a Vault ciphertext is `vault:v<v>:` followed by the Base64 of tresor's binary
@@ -6,7 +7,8 @@
 //! is refused by name, and tampering fails authentication. What is stored is each key's
 //! bookkeeping (`transit/keys/<K>` in the system namespace: its type, latest and minimum
 //! decryption versions, when each version was made). A key is created on first encrypt, as Vault
-//! does.
+//! does. In a mount other than the original `transit/`, `K` is qualified by the mount's id
+//! (`<id>.K`, see `mounts.rs`), so each mount's keys are its own.
 //!
 //! An `ed25519` key signs: its version `v` is the vault's SLIP-0010 key at
 //! `DerivationPath::transit_signing` (derived from the root, never stored, in a branch the key
@@ -14,6 +16,7 @@
 //! Base64 of the 64-byte Ed25519 signature. A data key (`datakey/plaintext|wrapped`) is fresh random
 //! bytes encrypted under the key.
 
+use super::mounts::Mount;
 use super::reply::{self, ApiError};
 use super::route::{Call, Verb};
 use super::tokens::now_ms;
@@ -26,8 +29,8 @@ use tresor::Vault;
 use tresor::path::SecretPath;
 use tresor_crypto::transit::Algorithm;
 
-/// The mount.
-pub(crate) const MOUNT: &str = "transit";
+/// The default mount.
+pub(crate) const DEFAULT_MOUNT: &str = "transit";
 
 /// A key's bookkeeping.
 #[derive(Serialize, Deserialize)]
@@ -74,8 +77,10 @@ fn algorithm_of(kind: &str) -> Option<Algorithm> {
     }
 }
 
-fn key_path(name: &str) -> Result<SecretPath, ApiError> {
-    // Room for ".v<version>" within tresor's 128-byte transit names.
+/// The name a key of `mount` goes by in the vault: `name` itself in the original mount, else
+/// qualified by the mount's id. `name` is checked here.
+fn qualified(mount: &Mount, name: &str) -> Result<String, ApiError> {
+    // Room for "<id>." and ".v<version>" within tresor's 128-byte transit names.
     if name.is_empty()
         || name.len() > 100
         || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b))
@@ -84,7 +89,36 @@ fn key_path(name: &str) -> Result<SecretPath, ApiError> {
             "invalid key name \"{name}\": 1 to 100 of A-Z, a-z, 0-9, '_' and '-'"
         )));
     }
+    Ok(if mount.id.is_empty() { name.to_string() } else { format!("{}.{name}", mount.id) })
+}
+
+/// The key's name as clients know it (without its mount's id).
+fn shown(qualified: &str) -> &str {
+    qualified.rsplit('.').next().unwrap_or(qualified)
+}
+
+/// Where the bookkeeping of the (qualified) key `name` is kept.
+fn key_path(name: &str) -> Result<SecretPath, ApiError> {
     Ok(SecretPath::system(&format!("transit/keys/{name}"))?)
+}
+
+/// The bookkeeping entries of every key of `mount`.
+pub(crate) async fn key_entries(vault: &Vault, mount: &Mount) -> Result<Vec<SecretPath>, ApiError> {
+    let mut out = Vec::new();
+    for name in super::system_names(vault, "transit/keys/").await? {
+        if mine(mount, &name) {
+            out.push(key_path(&name)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Whether the (qualified) key `name` belongs to `mount`.
+fn mine(mount: &Mount, name: &str) -> bool {
+    match name.split_once('.') {
+        None => mount.id.is_empty(),
+        Some((id, _)) => id == mount.id,
+    }
 }
 
 async fn load(vault: &Vault, name: &str) -> Result<Option<KeyInfo>, ApiError> {
@@ -137,18 +171,35 @@ async fn info_version(vault: &Vault, name: &str) -> Result<u64, ApiError> {
     Ok(vault.history(&key_path(name)?).await?.last().map_or(0, |h| h.version))
 }
 
-/// One request under `transit/`.
-pub(crate) async fn handle(vault: &Vault, call: &Call, rest: &str) -> Result<Response, ApiError> {
+/// One request under the transit mount `mount`: `rest` is the path after it.
+pub(crate) async fn handle(
+    vault: &Vault,
+    call: &Call,
+    mount: &Mount,
+    rest: &str,
+) -> Result<Response, ApiError> {
     let (kind, rest) = rest.split_once('/').unwrap_or((rest, ""));
     let (name, action) = rest.split_once('/').unwrap_or((rest, ""));
-    match (kind, action, call.verb) {
-        ("keys", "", Verb::List) if name.is_empty() => {
-            let keys: Vec<String> = super::system_names(vault, "transit/keys/").await?;
-            if keys.is_empty() {
-                return Err(ApiError::not_found());
-            }
-            Ok(reply::ok(json!({ "keys": keys }), "transit"))
+    if kind == "keys" && name.is_empty() && call.verb == Verb::List {
+        let keys: Vec<String> = super::system_names(vault, "transit/keys/")
+            .await?
+            .into_iter()
+            .filter(|k| mine(mount, k))
+            .map(|k| shown(&k).to_string())
+            .collect();
+        if keys.is_empty() {
+            return Err(ApiError::not_found());
         }
+        return Ok(reply::ok(json!({ "keys": keys }), "transit"));
+    }
+    // `datakey/<plaintext|wrapped>/<key>` names its key last.
+    let (name, action) = match kind {
+        "keys" | "encrypt" | "decrypt" | "rewrap" | "sign" | "verify" => (qualified(mount, name)?, action),
+        "datakey" => (qualified(mount, action)?, name),
+        _ => return Err(ApiError::not_found()),
+    };
+    let name = name.as_str();
+    match (kind, action, call.verb) {
         ("keys", "", Verb::Write) => {
             let body = call.json()?;
             let kind = body.get("type").and_then(Value::as_str).unwrap_or("chacha20-poly1305");
@@ -209,10 +260,10 @@ pub(crate) async fn handle(vault: &Vault, call: &Call, rest: &str) -> Result<Res
             info.must(true)?;
             verify(vault, name, &info, &call.json()?).await
         }
-        ("datakey", key, Verb::Write) if name == "plaintext" || name == "wrapped" => {
-            let info = existing(vault, key).await?;
+        ("datakey", shown @ ("plaintext" | "wrapped"), Verb::Write) => {
+            let info = existing(vault, name).await?;
             info.must(false)?;
-            datakey(vault, key, &info, &call.json()?, name == "plaintext").await
+            datakey(vault, name, &info, &call.json()?, shown == "plaintext").await
         }
         ("keys" | "encrypt" | "decrypt" | "rewrap" | "sign" | "verify" | "datakey", _, _) => {
             Err(ApiError::method())
@@ -223,7 +274,7 @@ pub(crate) async fn handle(vault: &Vault, call: &Call, rest: &str) -> Result<Res
 
 /// The key `name`, which must exist.
 async fn existing(vault: &Vault, name: &str) -> Result<KeyInfo, ApiError> {
-    load(vault, name).await?.ok_or_else(|| ApiError::invalid(format!("key not found: {name}")))
+    load(vault, name).await?.ok_or_else(|| ApiError::invalid(format!("key not found: {}", shown(name))))
 }
 
 /// The Base64 `input` of a signing request.
@@ -388,7 +439,7 @@ async fn describe(vault: &Vault, name: &str, info: &KeyInfo) -> Result<Value, Ap
         keys.insert(v.to_string(), shown);
     }
     Ok(json!({
-        "name": name,
+        "name": shown(name),
         "type": info.kind,
         "latest_version": info.latest_version,
         "min_decryption_version": info.min_decryption_version,

@@ -391,6 +391,19 @@ async fn hvac_transit() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hvac_mounts_enable_use_tune_and_disable() {
+    let Some(dir) = run_script("hvac_mounts.py").await else { return };
+    // A KV mount is a view on the vault's paths: what it held is deleted, not destroyed, so the
+    // vault's owner can still bring it back.
+    let v = reopen(dir.path()).await;
+    let deleted: Vec<String> =
+        v.list_deleted("team/kv/").await.unwrap().into_iter().map(|e| e.path).collect();
+    assert_eq!(deleted, ["team/kv/app/db"]);
+    assert!(v.list("team/").await.unwrap().is_empty());
+    assert_eq!(v.get("secret/x", None).await.unwrap().as_slice(), br#"{"a":"c"}"#);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hvac_approle_logins() {
     let Some(dir) = run_script("hvac_approle.py").await else { return };
     // The store sees none of it in the clear: not the role, not the system namespace's names.

@@ -77,7 +77,11 @@ async fn a_token_without_the_capability_is_refused_on_every_route_and_learns_not
         ("POST", "/v1/transit/datakey/plaintext/k", ""),
         // The system backend.
         ("GET", "/v1/sys/mounts", ""),
-        ("POST", "/v1/sys/mounts/other", r#"{"type":"kv"}"#),
+        ("POST", "/v1/sys/mounts/other", r#"{"type":"kv-v2"}"#),
+        ("GET", "/v1/sys/mounts/secret", ""),
+        ("GET", "/v1/sys/mounts/secret/tune", ""),
+        ("POST", "/v1/sys/mounts/secret/tune", r#"{"description":"mine"}"#),
+        ("DELETE", "/v1/sys/mounts/secret", ""),
         ("GET", "/v1/sys/policies/acl", ""),
         ("LIST", "/v1/sys/policies/acl", ""),
         ("GET", "/v1/sys/policies/acl/only-a", ""),
