@@ -12,8 +12,9 @@
 //!   own, 0600, in the state directory), else `VAULT_TOKEN`. It travels in `X-Vault-Token` only.
 //! - `encrypt`, `decrypt` and `sign` use the server's transit keys: ciphertexts are Vault's
 //!   `vault:vN:...` text, and `sign` names a transit key (Ed25519), not a derivation path.
-//! - Paths are the vault's own: their first part names the KV v2 mount (`secret/app/db` is `app/db`
-//!   under `secret/`). A value goes up as `value_base64` and is stored as its bytes, so
+//! - Paths are the vault's own: they start with their KV v2 mount (`secret/app/db` is `app/db`
+//!   under `secret/`), which the server names, as the Vault CLI asks it, so a mount of several
+//!   segments (`team/kv/`) works too. A value goes up as `value_base64` and is stored as its bytes, so
 //!   `tresor get` reads back exactly what `tresor set` wrote, here or on the server's machine.
 
 use crate::exit::CliError;
@@ -149,6 +150,8 @@ pub(crate) struct Remote {
     base: reqwest::Url,
     client: reqwest::Client,
     token: SecretString,
+    /// The KV mounts the server named so far (see [`Remote::locate`]).
+    mounts: std::sync::Mutex<Vec<String>>,
 }
 
 impl Remote {
@@ -165,12 +168,12 @@ impl Remote {
                     format!("no token for {base}: run `tresor login`, or set TRESOR_TOKEN"),
                 )
             })?;
-        Ok(Some(Remote { base, client, token: SecretString::from(token.trim().to_string()) }))
+        Ok(Some(Remote::new(base, client, SecretString::from(token.trim().to_string()))))
     }
 
     /// A server and a token given directly (`tresor login` checks the token this way).
     pub(crate) fn new(base: reqwest::Url, client: reqwest::Client, token: SecretString) -> Remote {
-        Remote { base, client, token }
+        Remote { base, client, token, mounts: std::sync::Mutex::default() }
     }
 
     /// The token it speaks with (for `tresor login` to keep).
@@ -219,7 +222,8 @@ impl Remote {
 
     /// `tresor get`: the value of a version (the newest by default), as its bytes.
     pub(crate) async fn get(&self, path: &str, version: Option<u64>) -> Result<SecretBuf, CliError> {
-        let (mount, rest) = split(path)?;
+        let (mount, rest) = self.locate(path).await?;
+        let mount = mount.as_str();
         let query: Vec<(&str, String)> = version.map(|v| ("version", v.to_string())).into_iter().collect();
         match self.send(reqwest::Method::GET, &[mount, "data", rest], &query, None).await {
             Ok(answer) => from_kv(&answer["data"]["data"]).map(|v| SecretBuf(zeroize::Zeroizing::new(v))),
@@ -231,7 +235,8 @@ impl Remote {
     /// `tresor set`: a new version, only if the newest is `cas` when given; its number.
     pub(crate) async fn set(&self, path: &str, value: &[u8], cas: Option<u64>) -> Result<u64, CliError> {
         use base64ct::Encoding;
-        let (mount, rest) = split(path)?;
+        let (mount, rest) = self.locate(path).await?;
+        let mount = mount.as_str();
         #[derive(serde::Serialize)]
         struct Data<'a> {
             value_base64: &'a str,
@@ -256,17 +261,6 @@ impl Remote {
     /// Why a read of `path` found nothing, as the vault here would say it: no such mount, no
     /// such secret or version, or a version deleted or destroyed.
     async fn why_not_found(&self, path: &str, version: Option<u64>) -> CliError {
-        let (mount, _) = split(path).unwrap_or((path, ""));
-        let known = self.send(reqwest::Method::GET, &["sys/internal/ui/mounts", mount], &[], None).await;
-        // (Only a clear "no such mount" counts: a token that may not ask is told "not found".)
-        if matches!(&known, Err(e) if e.code == 4) {
-            return CliError::from_category(
-                tresor::Category::NotFound,
-                format!(
-                    "{path}: the server has no mount {mount}/ (a path starts with its mount: secret/...)"
-                ),
-            );
-        }
         // A token that may read the data but not the metadata: just "not found".
         let Ok(history) = self.history(path).await else {
             return CliError::from_core(&tresor::Error::NotFound { path: path.to_string() });
@@ -288,7 +282,8 @@ impl Remote {
 
     /// The KV v2 metadata of `path`.
     async fn metadata(&self, path: &str) -> Result<Value, CliError> {
-        let (mount, rest) = split(path)?;
+        let (mount, rest) = self.locate(path).await?;
+        let mount = mount.as_str();
         let answer = self
             .send(reqwest::Method::GET, &[mount, "metadata", rest], &[], None)
             .await
@@ -331,7 +326,8 @@ impl Remote {
                 version: history.last().map_or(0, |h| h.version),
             }));
         };
-        let (mount, rest) = split(path)?;
+        let (mount, rest) = self.locate(path).await?;
+        let mount = mount.as_str();
         self.send(reqwest::Method::DELETE, &[mount, "data", rest], &[], None).await?;
         Ok(newest.version)
     }
@@ -343,7 +339,8 @@ impl Remote {
         path: &str,
         versions: &[u64],
     ) -> Result<(), CliError> {
-        let (mount, rest) = split(path)?;
+        let (mount, rest) = self.locate(path).await?;
+        let mount = mount.as_str();
         let body = Self::body(&json!({ "versions": versions }))?;
         self.send(reqwest::Method::POST, &[mount, action, rest], &[], Some(body)).await.map(drop)
     }
@@ -353,7 +350,9 @@ impl Remote {
     pub(crate) async fn list(&self, prefix: &str) -> Result<Vec<ListEntry>, CliError> {
         use futures::StreamExt;
         let prefix = if prefix.is_empty() { "secret/" } else { prefix };
-        let (mount, rest) = prefix.split_once('/').unwrap_or((prefix, ""));
+        let mount = self.mount_of(prefix).await?;
+        let mount = mount.as_str();
+        let rest = prefix.strip_prefix(mount).map_or("", |r| r.trim_start_matches('/'));
         // From the deepest folder the prefix names, down every folder that can still match.
         let mut names = Vec::new();
         let mut folders = vec![rest.rfind('/').map_or("", |i| &rest[..=i]).to_string()];
@@ -464,6 +463,64 @@ impl Remote {
             .and_then(|k| base64ct::Base64::decode_vec(k).ok())
             .ok_or_else(|| CliError::other(format!("{}: key {key} shows no public key", self.base)))?;
         Ok(Signed { signature, public_key, version })
+    }
+}
+
+impl Remote {
+    /// The KV v2 mount `path` lies in and the path under it (`path` checked as by [`split`]).
+    async fn locate<'p>(&self, path: &'p str) -> Result<(String, &'p str), CliError> {
+        split(path)?;
+        let mount = self.mount_of(path).await?;
+        let rest = path
+            .strip_prefix(mount.as_str())
+            .and_then(|r| r.strip_prefix('/'))
+            .filter(|r| !r.is_empty())
+            .ok_or_else(|| {
+                CliError::input(format!("{path}: that is the mount {mount}/ itself; name a secret under it"))
+            })?;
+        Ok((mount, rest))
+    }
+
+    /// The KV v2 mount `path` lies in, as the server names it (`sys/internal/ui/mounts`, which
+    /// every token may ask), remembered for the rest of the command.
+    async fn mount_of(&self, path: &str) -> Result<String, CliError> {
+        let known = |mounts: &[String]| {
+            mounts
+                .iter()
+                .find(|m| path.strip_prefix(m.as_str()).is_some_and(|r| r.is_empty() || r.starts_with('/')))
+                .cloned()
+        };
+        if let Some(mount) = known(&self.lock_mounts()) {
+            return Ok(mount);
+        }
+        let asked = path.trim_end_matches('/');
+        let answer =
+            match self.send(reqwest::Method::GET, &["sys/internal/ui/mounts", asked], &[], None).await {
+                Ok(answer) => answer,
+                Err(e) if e.code == 4 => {
+                    return Err(CliError::from_category(
+                        tresor::Category::NotFound,
+                        format!(
+                            "{path}: the server has no mount there (a path starts with its mount: secret/...)"
+                        ),
+                    ));
+                }
+                Err(e) => return Err(e),
+            };
+        let data = &answer["data"];
+        let mount = data["path"].as_str().unwrap_or_default().trim_end_matches('/').to_string();
+        let kind = data["type"].as_str().unwrap_or_default();
+        if kind != "kv" || mount.is_empty() || known(std::slice::from_ref(&mount)).is_none() {
+            return Err(CliError::input(format!(
+                "{path}: the server serves it from a {kind} mount ({mount}/), not a KV one"
+            )));
+        }
+        self.lock_mounts().push(mount.clone());
+        Ok(mount)
+    }
+
+    fn lock_mounts(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.mounts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
