@@ -75,6 +75,24 @@ impl KdfArgs {
 }
 
 /// Where a new password comes from (`passwd`, `recover`, `keyslot add`), and its KDF cost.
+/// What `cp` and `mv` take.
+#[derive(clap::Args)]
+pub struct CopyArgs {
+    /// The secret (or prefix, with -r).
+    pub from: String,
+    /// The new path (ending in /: under it, with the same name).
+    pub to: String,
+    /// Every secret under FROM, to the same place under TO.
+    #[arg(long, short = 'r')]
+    pub recursive: bool,
+    /// Add the versions to a destination that exists (default: refuse).
+    #[arg(long, short = 'f')]
+    pub force: bool,
+    /// JSON output on stdout: `[{from, to, versions, version}]`.
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(clap::Args)]
 pub(crate) struct NewPasswordArgs {
     /// Read the new password from the next line of stdin (after the current password with
@@ -320,6 +338,10 @@ pub(crate) enum Command {
     Read {
         /// The reference.
         reference: String,
+        /// JSON output on stdout: `{path, field, version, value}` (`value_base64` for bytes
+        /// that are not UTF-8).
+        #[arg(long)]
+        json: bool,
     },
     /// Store a new random password (or passphrase, --words); shown only with --print.
     #[command(arg_required_else_help = true)]
@@ -354,36 +376,14 @@ pub(crate) enum Command {
     /// Copy a secret, with its versions, to a new path (-r: everything under a prefix).
     #[command(arg_required_else_help = true)]
     Cp {
-        /// The secret (or prefix, with -r).
-        from: String,
-        /// The new path (ending in /: under it, with the same name).
-        to: String,
-        /// Copy every secret under FROM to the same place under TO.
-        #[arg(long, short = 'r')]
-        recursive: bool,
-        /// Add the versions to a destination that exists (default: refuse).
-        #[arg(long, short = 'f')]
-        force: bool,
-        /// JSON output on stdout: `[{from, to, versions, version}]`.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        args: CopyArgs,
     },
     /// Move a secret, with its versions, to a new path (its old path keeps its history, deleted).
     #[command(arg_required_else_help = true)]
     Mv {
-        /// The secret (or prefix, with -r).
-        from: String,
-        /// The new path (ending in /: under it, with the same name).
-        to: String,
-        /// Move every secret under FROM to the same place under TO.
-        #[arg(long, short = 'r')]
-        recursive: bool,
-        /// Add the versions to a destination that exists (default: refuse).
-        #[arg(long, short = 'f')]
-        force: bool,
-        /// JSON output on stdout: `[{from, to, versions, version}]`.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        args: CopyArgs,
     },
     /// Change a secret in $VISUAL or $EDITOR (a private file in memory, wiped afterwards).
     #[command(arg_required_else_help = true)]
@@ -403,6 +403,10 @@ pub(crate) enum Command {
         /// Copy it to the clipboard instead of printing it (cleared after 45 s, TRESOR_CLIP_TIME).
         #[arg(long, short = 'c')]
         clip: bool,
+        /// JSON output on stdout: `[{path, field, version, value}]` (`value_base64` for bytes
+        /// that are not UTF-8).
+        #[arg(long)]
+        json: bool,
     },
     /// List the secrets whose path contains PATTERN (any case).
     #[command(arg_required_else_help = true)]

@@ -119,24 +119,22 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Set { path, value, file, cas, json } => {
             commands::secrets::set(&mut ctx, path, value, file, cas, json, &mut stdin)
         }
-        Command::Get { paths, version, clip } => commands::secrets::get(&mut ctx, paths, version, clip),
+        Command::Get { paths, version, clip, json } => {
+            commands::secrets::get(&mut ctx, paths, version, (clip, json))
+        }
         Command::Find { pattern, json } => commands::secrets::find(&mut ctx, pattern, json),
         Command::Generate { path, length, charset, chars, words, force, print, clip, json } => {
             let recipe = commands::generate::Recipe::from_flags(length, charset, chars, words)?;
             commands::generate::generate(&mut ctx, path, recipe, force, print, clip, json)
         }
-        Command::Cp { from, to, recursive, force, json } => {
-            commands::copy::copy(&mut ctx, from, to, (recursive, force, json), false)
-        }
-        Command::Mv { from, to, recursive, force, json } => {
-            commands::copy::copy(&mut ctx, from, to, (recursive, force, json), true)
-        }
+        Command::Cp { args } => commands::copy::copy(&mut ctx, args, false),
+        Command::Mv { args } => commands::copy::copy(&mut ctx, args, true),
         Command::Edit { path } => commands::edit::edit(&mut ctx, path),
         Command::Run { flags } => commands::run::run(&mut ctx, flags, &mut stdin),
         Command::Inject { input, output, force } => {
             commands::inject::inject(&mut ctx, input, output, force, &mut stdin)
         }
-        Command::Read { reference } => commands::inject::read(&mut ctx, reference),
+        Command::Read { reference, json } => commands::inject::read(&mut ctx, reference, json),
         Command::List { prefix, long, tree, deleted, json } => {
             commands::secrets::list(&mut ctx, prefix, long, tree, deleted, json)
         }

@@ -497,6 +497,9 @@ impl Remote {
         let answer =
             match self.send(reqwest::Method::GET, &["sys/internal/ui/mounts", asked], &[], None).await {
                 Ok(answer) => answer,
+                // A token that may not see the mount: its first segment, and the server's answer to
+                // the request itself says what the token may not do.
+                Err(e) if e.code == 3 => return Ok(path.split('/').next().unwrap_or_default().to_string()),
                 Err(e) if e.code == 4 => {
                     return Err(CliError::from_category(
                         tresor::Category::NotFound,

@@ -142,7 +142,11 @@ impl Serve for DestroyEpoch {
 
 impl Serve for SetRotationPolicy {
     async fn serve(self, vault: &Vault) -> Result<()> {
-        vault.set_rotation_policy(self.every_secs.map(Duration::from_secs)).await
+        let every = self.every_secs.map(Duration::from_secs);
+        if let Some(every) = every {
+            tresor::vault::check_rotation_period(every)?;
+        }
+        vault.set_rotation_policy(every).await
     }
 }
 

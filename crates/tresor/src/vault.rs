@@ -50,6 +50,24 @@ pub use service::{SystemEntry, Vault};
 
 /// Default limit on a secret value's size.
 pub const DEFAULT_MAX_VALUE: usize = 1 << 20;
+
+/// The shortest automatic rotation period the CLI, the agent and the server accept (Vault's
+/// minimum for transit's `auto_rotate_period`): a shorter one would start an epoch for nearly
+/// every write. [`Vault::set_rotation_policy`] itself takes any period above zero, so that tests
+/// need not wait an hour.
+pub const MIN_ROTATION_PERIOD: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Refuses an automatic rotation period below [`MIN_ROTATION_PERIOD`], saying the minimum.
+pub fn check_rotation_period(every: std::time::Duration) -> Result<()> {
+    if every < MIN_ROTATION_PERIOD {
+        return Err(Error::Invalid(format!(
+            "a rotation period must be at least {}s (1h); {}s would start a new epoch for nearly every write",
+            MIN_ROTATION_PERIOD.as_secs(),
+            every.as_secs()
+        )));
+    }
+    Ok(())
+}
 /// A writer that keeps losing races for the next commit or audit record retries at least this
 /// many times, and for at least [`RETRY_FOR`] (a slow shared store with several busy writers).
 const MAX_RETRIES: usize = 64;
@@ -962,9 +980,10 @@ impl Engine {
         let mut vault = opened?;
         let repaired = vault.find_audit_head(&trust).await?;
         let failed = vault.opts.trust.failed_attempts(&vault.vault_id, &location)?;
-        let attempts = failed
-            .first()
-            .map(|first| format!("{} failed attempts since {}", failed.len(), format_time(*first)));
+        let attempts = failed.first().map(|first| {
+            let noun = if failed.len() == 1 { "attempt" } else { "attempts" };
+            format!("{} failed {noun} since {}", failed.len(), format_time(*first))
+        });
         let notes: Vec<String> = attempts.into_iter().chain(repaired).collect();
         let detail = (!notes.is_empty()).then(|| notes.join("; "));
         let op = if vault.slot.is_some() { AuditOp::Unlock } else { AuditOp::UnlockRecoveryPhrase };

@@ -12,13 +12,8 @@ use crate::resolve::Resolver;
 use crate::*;
 
 /// `tresor cp` (`remove_source` false) and `tresor mv` (true).
-pub(crate) fn copy(
-    ctx: &mut Ctx,
-    from: String,
-    to: String,
-    (recursive, force, json): (bool, bool, bool),
-    remove_source: bool,
-) -> Result<(), CliError> {
+pub(crate) fn copy(ctx: &mut Ctx, args: crate::cli::CopyArgs, remove_source: bool) -> Result<(), CliError> {
+    let crate::cli::CopyArgs { from, to, recursive, force, json } = args;
     let mut session = Resolver::new(ctx)?;
     let mut done = Vec::new();
     let pairs = plan(&mut session, &from, &to, recursive)?;

@@ -149,11 +149,8 @@ pub fn run(ctx: &mut Ctx, action: EpochAction) -> Result<(), CliError> {
                 Some(text) => {
                     let every = config::parse_duration(&text, "the rotation period (--every)")
                         .map_err(CliError::input)?;
-                    if every.as_secs() == 0 {
-                        return Err(CliError::input(format!(
-                            "--every {text}: rotation periods are whole seconds"
-                        )));
-                    }
+                    tresor::vault::check_rotation_period(every)
+                        .map_err(|e| CliError::input(format!("--every {text}: {e}")))?;
                     Some(every.as_secs())
                 }
                 None => None,

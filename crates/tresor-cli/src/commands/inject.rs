@@ -64,10 +64,13 @@ fn read_template(input: Option<&Path>, mut stdin: impl Read) -> Result<Zeroizing
 }
 
 /// `tresor read`: what one reference (or plain path) names, exact bytes on stdout.
-pub(crate) fn read(ctx: &mut Ctx, reference: String) -> Result<(), CliError> {
+pub(crate) fn read(ctx: &mut Ctx, reference: String, json: bool) -> Result<(), CliError> {
     let reference = Reference::parse_or_path(&reference).map_err(CliError::input)?;
     let mut resolver = Resolver::new(ctx)?;
     let value = resolver.read(&reference)?;
     resolver.finish();
+    if json {
+        return crate::commands::secrets::print_values_json(&[(&reference, value.as_slice())], false);
+    }
     outln_bytes(&value)
 }

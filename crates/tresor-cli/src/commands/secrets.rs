@@ -126,10 +126,13 @@ pub(crate) fn get(
     ctx: &mut Ctx,
     paths: Vec<String>,
     version: Option<u64>,
-    clip: bool,
+    (clip, json): (bool, bool),
 ) -> Result<(), CliError> {
     if paths.len() > 1 && (version.is_some() || clip) {
         return Err(CliError::usage("--version and --clip take one path".into()));
+    }
+    if clip && json {
+        return Err(CliError::usage("--clip prints nothing: it does not go with --json".into()));
     }
     // A path, or a reference (tresor://PATH#FIELD?version=N), checked before anything is read.
     let mut references = Vec::with_capacity(paths.len());
@@ -154,6 +157,10 @@ pub(crate) fn get(
         values.push(resolver.read(reference)?);
     }
     resolver.finish();
+    if json {
+        let shown: Vec<_> = references.iter().zip(&values).map(|(r, v)| (r, v.as_slice())).collect();
+        return print_values_json(&shown, true);
+    }
     if clip {
         let (Some(path), Some(value)) = (paths.first(), values.first()) else { return Ok(()) };
         return crate::commands::clip::copy(path, value);
@@ -173,6 +180,62 @@ pub(crate) fn get(
 
 /// Writes a value `get` read, exactly, to stdout.
 /// (A reader that stops early — `| head -c 10` — ends the output quietly.)
+/// Values as JSON on stdout, for `get --json` (a list) and `read --json` (one object): each
+/// `{path, field, version, value}`, with `value_base64` instead of `value` for bytes that are
+/// not UTF-8. Written through one buffer sized for the worst case and wiped after, so no copy of
+/// a value is left behind by a growing buffer.
+pub(crate) fn print_values_json(
+    shown: &[(&crate::refs::Reference, &[u8])],
+    list: bool,
+) -> Result<(), CliError> {
+    use base64ct::Encoding;
+    #[derive(serde::Serialize)]
+    struct Shown<'a> {
+        path: &'a str,
+        field: Option<&'a str>,
+        version: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        value: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        value_base64: Option<&'a str>,
+    }
+    let encoded: Vec<zeroize::Zeroizing<String>> = shown
+        .iter()
+        .map(|(_, v)| match std::str::from_utf8(v) {
+            Ok(_) => zeroize::Zeroizing::new(String::new()),
+            Err(_) => zeroize::Zeroizing::new(base64ct::Base64::encode_string(v)),
+        })
+        .collect();
+    let items: Vec<Shown<'_>> = shown
+        .iter()
+        .zip(&encoded)
+        .map(|((r, v), b64)| {
+            let text = std::str::from_utf8(v).ok();
+            Shown {
+                path: &r.path,
+                field: r.field.as_deref(),
+                version: r.version,
+                value: text,
+                value_base64: text.is_none().then_some(b64.as_str()),
+            }
+        })
+        .collect();
+    // Every byte escaped as \u00XX at worst, plus the names and punctuation.
+    let room: usize = shown
+        .iter()
+        .map(|(r, v)| 6 * (v.len() + r.path.len() + r.field.as_ref().map_or(0, String::len)) + 128)
+        .sum();
+    let mut out = zeroize::Zeroizing::new(Vec::with_capacity(room + 16));
+    let written = if list {
+        serde_json::to_writer(&mut *out, &items)
+    } else {
+        serde_json::to_writer(&mut *out, &items.first())
+    };
+    written.map_err(|e| CliError::other(e.to_string()))?;
+    out.push(b'\n');
+    outln_bytes(&out)
+}
+
 pub(crate) fn print_value(value: &SecretBuf) -> Result<(), CliError> {
     // On a terminal, a value without a final line break gets one (the prompt would run on).
     if std::io::IsTerminal::is_terminal(&std::io::stdout()) && !value.0.ends_with(b"\n") {

@@ -12,7 +12,7 @@ const PATH_COMMANDS: &str =
 
 /// `tresor completions SHELL`: clap's script, then the completion of secret paths.
 pub(crate) fn completions(shell: Shell) -> Result<(), CliError> {
-    let mut cmd = Cli::command();
+    let mut cmd = without_hidden(Cli::command());
     // Written whole afterwards: a reader that stops early (`| head`) ends the output quietly.
     let mut out = Vec::new();
     let (generator, paths) = match shell {
@@ -23,6 +23,18 @@ pub(crate) fn completions(shell: Shell) -> Result<(), CliError> {
     clap_complete::generate(generator, &mut cmd, "tresor", &mut out);
     out.extend_from_slice(paths.replace("@COMMANDS@", PATH_COMMANDS).as_bytes());
     outln_bytes(&out)
+}
+
+/// `cmd` without its hidden subcommands, which clap_complete would offer (clap has no way to
+/// remove a subcommand, so the root is built again from its own parts).
+fn without_hidden(cmd: clap::Command) -> clap::Command {
+    let mut root = clap::Command::new(cmd.get_name().to_string())
+        .version(cmd.get_version().map(str::to_string).unwrap_or_default())
+        .about(cmd.get_about().cloned().unwrap_or_default());
+    for arg in cmd.get_arguments().filter(|a| !a.is_positional()) {
+        root = root.arg(arg.clone());
+    }
+    root.subcommands(cmd.get_subcommands().filter(|s| !s.is_hide_set()).cloned())
 }
 
 const BASH_PATHS: &str = r#"

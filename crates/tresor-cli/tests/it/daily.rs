@@ -39,6 +39,26 @@ fn generate_stores_a_fresh_secret_and_never_replaces_one_unasked() {
 }
 
 #[test]
+fn get_and_read_print_json_with_bytes_as_base64() {
+    let env = vault();
+    // JSON: one list, whatever the values hold (bytes that are not UTF-8 as Base64).
+    tresor(&env, &["set", "bin/blob"], &[0xff, 0x00, b'"']).ok();
+    let out =
+        tresor(&env, &["get", "--json", "db/password", "bin/blob", "tresor://db/password?version=1"], b"")
+            .ok();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!([
+            {"path": "db/password", "field": null, "version": null, "value": "pw-2"},
+            {"path": "bin/blob", "field": null, "version": null, "value_base64": "/wAi"},
+            {"path": "db/password", "field": null, "version": 1, "value": "pw-1"},
+        ])
+    );
+    tresor(&env, &["get", "--json", "--clip", "db/user"], b"").expect(2);
+}
+
+#[test]
 fn several_paths_at_once_and_whole_prefixes() {
     let env = vault();
     let out = tresor(&env, &["get", "db/password", "db/user"], b"").ok();
@@ -47,6 +67,12 @@ fn several_paths_at_once_and_whole_prefixes() {
     let out = tresor(&env, &["get", "db/password", "db/nope"], b"").expect(4);
     assert!(out.stdout.is_empty());
     tresor(&env, &["get", "--version", "1", "db/password", "db/user"], b"").expect(2);
+    let out = tresor(&env, &["read", "--json", "tresor://db/user"], b"").ok();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"path": "db/user", "field": null, "version": null, "value": "admin"})
+    );
     assert_eq!(tresor(&env, &["find", "PASS"], b"").ok().text(), "db/password\n");
     tresor(&env, &["find", "nothing-like-it"], b"").expect(4);
     assert_eq!(
@@ -143,6 +169,11 @@ fn completions_complete_secret_paths_from_the_agent_and_the_man_page_renders() {
         let script = out.text();
         assert!(script.contains("__complete-paths"), "{shell}: no path completion");
         assert!(script.contains("generate") && script.contains("inject"), "{shell}: commands missing");
+        // The hidden helpers are not offered (clap_complete would).
+        assert!(
+            !script.contains("__clip-clear") && !script.contains("'__complete-paths"),
+            "{shell}: offers a hidden command"
+        );
     }
     let man = common::run(env.cmd().arg("man"), b"").ok().text();
     assert!(man.contains(".TH tresor 1"), "{man}");
@@ -166,6 +197,45 @@ fn completions_complete_secret_paths_from_the_agent_and_the_man_page_renders() {
     );
     let out = common::run(&mut env.cmd_via(&["bash".into(), "-c".into(), bash, "bash".into()]), b"");
     assert_eq!(out.text(), "db/password\n", "{}", out.stderr);
+    // fish, given its script, offers them too; zsh loads its script and defines the hook. (Both
+    // shells are installed by .ci/run; elsewhere a missing shell is said and skipped.)
+    let sed = format!(
+        "sed 's/tresor __complete-paths/{}/'",
+        common::bin().display().to_string().replace('/', "\\/") + " __complete-paths"
+    );
+    let bin = common::bin().display().to_string();
+    if has("fish") {
+        let fish = format!("{bin} completions fish | {sed} | source; complete -C 'tresor get db/p'");
+        let out =
+            common::run(&mut env.cmd_via(&["fish".into(), "--no-config".into(), "-c".into(), fish]), b"");
+        assert_eq!(out.text(), "db/password\n", "{}", out.stderr);
+        let fish = format!("{bin} completions fish | {sed} | source; complete -C 'tresor '");
+        let offered =
+            common::run(&mut env.cmd_via(&["fish".into(), "--no-config".into(), "-c".into(), fish]), b"")
+                .text();
+        assert!(offered.lines().any(|l| l.starts_with("generate\t")), "{offered}");
+        assert!(!offered.contains("__"), "a hidden command offered: {offered}");
+    }
+    if has("zsh") {
+        let zsh = format!(
+            "autoload -U compinit && compinit -u -D; source <({bin} completions zsh | {sed}); whence -w _tresor_with_paths _tresor"
+        );
+        let out = common::run(&mut env.cmd_via(&["zsh".into(), "-f".into(), "-c".into(), zsh]), b"");
+        assert_eq!(out.text(), "_tresor_with_paths: function\n_tresor: function\n", "{}", out.stderr);
+    }
+}
+
+/// Whether `shell` is installed (a shell `.ci/run` installs must be there in CI).
+fn has(shell: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {shell}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        assert!(std::env::var_os("CI").is_none(), "{shell} is not installed: .ci/run installs it");
+        eprintln!("skipped: {shell} is not installed");
+    }
+    found
 }
 
 #[test]

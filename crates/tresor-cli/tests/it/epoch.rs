@@ -107,6 +107,17 @@ fn epochs_through_the_agent_and_the_policy() {
     assert!(out.stderr.contains("the rotation period (--every) must be positive"), "{}", out.stderr);
     let out = env.run(&["epoch", "policy", "--every", "30"], b"").expect(7);
     assert!(out.stderr.contains("needs a unit: 30s, 30m, 30h or 30d"), "{}", out.stderr);
+    // Regression (issue 15, bug 12): a 1-second policy made every write a new epoch.
+    let out = env.run(&["epoch", "policy", "--every", "59m"], b"").expect(7);
+    assert!(
+        out.stderr.contains("--every 59m: a rotation period must be at least 3600s (1h)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        env.run(&["epoch", "policy"], b"").ok().text().contains("rotate every 7d"),
+        "a refused policy changes nothing"
+    );
     env.run(&["epoch", "policy", "--every", "1h30m"], b"").ok();
     assert!(env.run(&["epoch", "policy"], b"").ok().text().contains("rotate every 1h30m"));
     env.run(&["epoch", "policy", "--off"], b"").ok();

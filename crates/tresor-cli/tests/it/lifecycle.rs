@@ -173,10 +173,10 @@ fn wrong_password_is_refused_writes_nothing_and_is_reported() {
         .iter()
         .filter(|r| r["op"] == "unlock")
         .filter_map(|r| r["detail"].as_str())
-        .filter(|d| d.contains("failed attempts"))
+        .filter(|d| d.contains("failed attempt"))
         .collect();
     assert_eq!(unlocks.len(), 2, "{records:?}");
-    assert!(unlocks[0].starts_with("1 failed attempts since "), "{unlocks:?}");
+    assert!(unlocks[0].starts_with("1 failed attempt since "), "{unlocks:?}");
     assert!(unlocks[1].starts_with("2 failed attempts since "), "{unlocks:?}");
 }
 

@@ -77,5 +77,5 @@ pub(crate) struct Caches {
     /// Policies by path, before a token's identity fills their templates.
     pub(crate) policies: Entries<Result<super::policy::Policy, String>>,
     /// The mount table (one entry).
-    pub(crate) mounts: Entries<Result<super::mounts::Table, String>>,
+    pub(crate) mounts: Entries<Result<Arc<super::mounts::Table>, String>>,
 }

@@ -145,8 +145,9 @@ async fn settings(vault: &Vault, path: &str) -> Result<(Settings, u64), ApiError
                 serde_json::from_slice(bytes.as_slice()).map_err(|e| ApiError::internal(e.to_string()))?;
             Ok((s, version))
         }
-        // Deleted: the next write starts from the defaults, after the deleted version.
-        Some((version, false)) => Ok((Settings::default(), version)),
+        // Deleted: the next write starts from the defaults (a check-and-set compares with the
+        // live version, which is none).
+        Some((_, false)) => Ok((Settings::default(), 0)),
         None => Ok((Settings::default(), 0)),
     }
 }
@@ -193,7 +194,7 @@ async fn set_settings(vault: &Vault, path: &str, body: &Value) -> Result<Respons
 /// `DELETE secret/metadata/<p>`: the settings go, and every version is destroyed (its value
 /// taken out of the store). The version numbers stay known as destroyed facts: a new write
 /// continues after them (Vault starts again at 1).
-async fn delete_metadata(vault: &Vault, path: &str) -> Result<Response, ApiError> {
+pub(crate) async fn delete_metadata(vault: &Vault, path: &str) -> Result<Response, ApiError> {
     match vault.delete(&settings_path(path)?).await {
         Ok(_) | Err(tresor::Error::NotFound { .. } | tresor::Error::Deleted { .. }) => {}
         Err(e) => return Err(e.into()),

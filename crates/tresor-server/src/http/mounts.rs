@@ -14,6 +14,7 @@ use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use tresor::Vault;
 use tresor::path::SecretPath;
 
@@ -101,17 +102,22 @@ fn entry() -> Result<SecretPath, ApiError> {
     Ok(SecretPath::system("mounts")?)
 }
 
+/// The table of a vault without one.
+static DEFAULT: std::sync::LazyLock<Arc<Table>> = std::sync::LazyLock::new(|| Arc::new(Table::default()));
+
 /// The table in force (through the cache: one freshness check, no store read while unchanged).
-pub(crate) async fn table(vault: &Vault, cache: &Caches) -> Result<std::sync::Arc<Table>, ApiError> {
-    let parse = |bytes: &[u8]| serde_json::from_slice::<Table>(bytes).map_err(|e| e.to_string());
+pub(crate) async fn table(vault: &Vault, cache: &Caches) -> Result<Arc<Table>, ApiError> {
+    let parse =
+        |bytes: &[u8]| serde_json::from_slice::<Table>(bytes).map(Arc::new).map_err(|e| e.to_string());
     match cache.mounts.get(vault, &entry()?, parse).await?.as_deref() {
-        Some(Ok(table)) => Ok(std::sync::Arc::new(table.clone())),
+        Some(Ok(table)) => Ok(table.clone()),
         Some(Err(e)) => Err(ApiError::internal(format!("the mount table does not parse: {e}"))),
-        None => Ok(std::sync::Arc::new(Table::default())),
+        None => Ok(DEFAULT.clone()),
     }
 }
 
-/// The stored table and the version of its entry (0: none yet, the defaults).
+/// The stored table and the live version of its entry (0: none, the defaults — also after the
+/// entry was deleted, since a check-and-set compares with the live version).
 async fn stored(vault: &Vault) -> Result<(Table, u64), ApiError> {
     match vault.system_entry(&entry()?, None).await? {
         tresor::vault::SystemEntry::Current(version, bytes) => {
@@ -119,15 +125,27 @@ async fn stored(vault: &Vault) -> Result<(Table, u64), ApiError> {
                 .map_err(|e| ApiError::internal(format!("the mount table does not parse: {e}")))?;
             Ok((table, version))
         }
-        _ => {
-            let version = match vault.history(&entry()?).await {
-                Ok(history) => history.last().map_or(0, |h| h.version),
-                Err(tresor::Error::NotFound { .. }) => 0,
-                Err(e) => return Err(e.into()),
-            };
-            Ok((Table::default(), version))
+        _ => Ok((Table::default(), 0)),
+    }
+}
+
+/// Changes the stored table with `edit` and writes it back as a check-and-set; when another
+/// server changed it meanwhile, reads it again and edits that (`edit` checks again), a few times.
+async fn change<T>(
+    vault: &Vault,
+    mut edit: impl FnMut(&mut Table) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    for _ in 0..4 {
+        let (mut table, version) = stored(vault).await?;
+        let out = edit(&mut table)?;
+        let bytes = serde_json::to_vec(&table).map_err(|e| ApiError::internal(e.to_string()))?;
+        match vault.set_cas(&entry()?, &bytes, version).await {
+            Ok(_) => return Ok(out),
+            Err(tresor::Error::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
         }
     }
+    Err(ApiError::internal("the mount table kept changing under this request; try again"))
 }
 
 /// The system path whose whole text (as listings give it) is `whole`.
@@ -219,7 +237,8 @@ pub(crate) fn list(table: &Table) -> Response {
 }
 
 /// `sys/mounts/<path>` (read, enable, disable) and `sys/mounts/<path>/tune` (read; a write
-/// changes the description only).
+/// changes the description, and refuses a KV version other than 2; lease settings mean nothing
+/// here and are ignored).
 pub(crate) async fn route(
     vault: &Vault,
     table: &Table,
@@ -230,6 +249,7 @@ pub(crate) async fn route(
         Some(path) => (path, true),
         None => (rest, false),
     };
+    let missing = || ApiError::invalid(format!("no mount at \"{path}/\""));
     match (tune, call.verb) {
         (_, Verb::Read) => match table.mounts.get(path) {
             Some(mount) if tune => Ok(reply::ok(
@@ -238,18 +258,26 @@ pub(crate) async fn route(
                 "system",
             )),
             Some(mount) => Ok(reply::ok(show(path, mount), "system")),
-            None => Err(ApiError::invalid(format!("no mount at \"{path}/\""))),
+            None => Err(missing()),
         },
         (true, Verb::Write) => {
             let body = call.json()?;
-            let (mut stored, version) = stored(vault).await?;
-            let Some(mount) = stored.mounts.get_mut(path) else {
-                return Err(ApiError::invalid(format!("no mount at \"{path}/\"")));
-            };
-            if let Some(description) = body.get("description").and_then(Value::as_str) {
-                mount.description = description.to_string();
-            }
-            save(vault, &stored, version).await?;
+            let description = body.get("description").and_then(Value::as_str).map(str::to_string);
+            let version = body.pointer("/options/version").filter(|v| !v.is_null());
+            change(vault, |table| {
+                let mount = table.mounts.get_mut(path).ok_or_else(missing)?;
+                if let Some(version) = version {
+                    let two = version.as_str() == Some("2") || version.as_u64() == Some(2);
+                    if mount.engine != Engine::Kv || !two {
+                        return Err(ApiError::invalid("tresor's KV mounts are version 2, and stay so"));
+                    }
+                }
+                if let Some(description) = &description {
+                    mount.description.clone_from(description);
+                }
+                Ok(())
+            })
+            .await?;
             Ok(reply::no_content())
         }
         (false, Verb::Write) => enable(vault, path, &call.json()?).await,
@@ -258,53 +286,57 @@ pub(crate) async fn route(
     }
 }
 
-/// Writes the table over version `version` of its entry (check-and-set: two servers changing
-/// mounts at once cannot both win).
-async fn save(vault: &Vault, table: &Table, version: u64) -> Result<(), ApiError> {
-    let bytes = serde_json::to_vec(table).map_err(|e| ApiError::internal(e.to_string()))?;
-    vault.set_cas(&entry()?, &bytes, version).await?;
-    Ok(())
-}
-
 /// `POST sys/mounts/<path>` `{"type", "description", "options"}`.
 async fn enable(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiError> {
     check_path(path)?;
     let engine = engine_of(body)?;
-    let (mut table, version) = stored(vault).await?;
-    let clash = table.mounts.keys().find(|existing| {
-        *existing == path
-            || path.strip_prefix(existing.as_str()).is_some_and(|r| r.starts_with('/'))
-            || existing.strip_prefix(path).is_some_and(|r| r.starts_with('/'))
-    });
-    if let Some(existing) = clash {
-        return Err(ApiError::invalid(format!("path is already in use at {existing}/")));
-    }
-    let id = hex::encode(tresor_crypto::random_array::<6>().map_err(tresor::Error::from)?);
     let description = body.get("description").and_then(Value::as_str).unwrap_or_default().to_string();
-    let created = super::tokens::now_ms() / 1000;
-    table.mounts.insert(path.to_string(), Mount { engine, description, id, created });
-    save(vault, &table, version).await?;
+    change(vault, |table| {
+        let clash = table.mounts.keys().find(|existing| {
+            *existing == path
+                || path.strip_prefix(existing.as_str()).is_some_and(|r| r.starts_with('/'))
+                || existing.strip_prefix(path).is_some_and(|r| r.starts_with('/'))
+        });
+        if let Some(existing) = clash {
+            return Err(ApiError::invalid(format!("path is already in use at {existing}/")));
+        }
+        // An id no mount of the table has (48 random bits: a clash is only possible in theory).
+        let id = loop {
+            let id = hex::encode(tresor_crypto::random_array::<6>().map_err(tresor::Error::from)?);
+            if !table.mounts.values().any(|m| m.id == id) {
+                break id;
+            }
+        };
+        let created = super::tokens::now_ms() / 1000;
+        table
+            .mounts
+            .insert(path.to_string(), Mount { engine, description: description.clone(), id, created });
+        Ok(())
+    })
+    .await?;
     Ok(reply::no_content())
 }
 
-/// `DELETE sys/mounts/<path>`: the mount goes, and what it held with it, as in Vault — a KV
-/// mount's secrets are deleted (as `tresor rm -r`: `tresor undelete -r` brings them back until
-/// they are destroyed), a transit mount's keys are forgotten (their material derives from the
-/// mount's id, which no later mount has). Disabling what is not mounted does nothing.
+/// `DELETE sys/mounts/<path>`: the mount goes, and what it held with it, as in Vault — every
+/// version of every secret under a KV mount is destroyed (its value taken out of the store, as
+/// `DELETE metadata/` does) and its settings deleted; a transit mount's keys are forgotten (their
+/// material derives from the mount's id, which no later mount has). Disabling what is not
+/// mounted does nothing.
 async fn disable(vault: &Vault, path: &str) -> Result<Response, ApiError> {
-    let (mut table, version) = stored(vault).await?;
-    let Some(mount) = table.mounts.remove(path) else { return Ok(reply::no_content()) };
     // The table first: a failure after it leaves data no mount serves, never a mount half gone.
-    save(vault, &table, version).await?;
+    let Some(mount) = change(vault, |table| Ok(table.mounts.remove(path))).await? else {
+        return Ok(reply::no_content());
+    };
     match mount.engine {
         Engine::Kv => {
-            for secret in vault.list(&format!("{path}/")).await? {
-                match vault.delete(secret.path.as_str()).await {
-                    Ok(_) | Err(tresor::Error::NotFound { .. } | tresor::Error::Deleted { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
+            let prefix = format!("{path}/");
+            let mut secrets: Vec<String> = vault.list(&prefix).await?.into_iter().map(|e| e.path).collect();
+            secrets.extend(vault.list_deleted(&prefix).await?.into_iter().map(|e| e.path));
+            for secret in secrets {
+                super::kv::delete_metadata(vault, &secret).await?;
             }
-            for settings in vault.list_system(&format!("kv/{path}/")).await? {
+            // Settings of secrets that had no version left.
+            for settings in vault.list_system(&format!("kv/{prefix}")).await? {
                 match vault.delete(&system_path(&settings.path)?).await {
                     Ok(_) | Err(tresor::Error::NotFound { .. } | tresor::Error::Deleted { .. }) => {}
                     Err(e) => return Err(e.into()),

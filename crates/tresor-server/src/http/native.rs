@@ -41,6 +41,9 @@ pub(crate) async fn handle(
                 Some(v) if v.as_str() == Some("") || v.as_u64() == Some(0) => None,
                 Some(v) => Some(std::time::Duration::from_secs(super::auth::duration_s(v)?)),
             };
+            if let Some(every) = every {
+                tresor::vault::check_rotation_period(every)?;
+            }
             vault.set_rotation_policy(every).await?;
             Ok(reply::no_content())
         }

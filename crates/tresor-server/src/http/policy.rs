@@ -144,6 +144,17 @@ pub(crate) fn allows(policies: &[Policy], path: &str, cap: Cap) -> bool {
     granted
 }
 
+/// Whether some rule of `policies` grants anything on a path that could lie under `prefix` (a
+/// mount's path with its slash): whether a token may be shown that the mount exists, as Vault
+/// decides it for `sys/internal/ui/mounts`. (A rule's literal start is compared; a `+` or `*`
+/// after it could match anything.)
+pub(crate) fn reaches_under(policies: &[Policy], prefix: &str) -> bool {
+    policies.iter().flat_map(|p| &p.rules).filter(|r| r.caps.iter().any(|c| *c != Cap::Deny)).any(|r| {
+        let literal = r.pattern.split(['*', '+']).next().unwrap_or_default();
+        literal.starts_with(prefix) || prefix.starts_with(literal)
+    })
+}
+
 /// `*` only at the end, `+` only as a whole segment (templates `{{…}}` are filled in per token).
 fn check_pattern(pattern: &str) -> Result<(), String> {
     if pattern.matches("{{").count() != pattern.matches("}}").count() {
@@ -244,6 +255,21 @@ mod tests {
         assert!(allows(&both, "secret/data/y", Cap::Read));
         // Nothing matches: denied.
         assert!(!allows(&[Policy::default()], "secret/data/x", Cap::Read));
+    }
+
+    #[test]
+    fn a_mount_is_shown_only_to_a_token_reaching_under_it() {
+        let p = |text: &str| vec![Policy::parse(text).unwrap()];
+        let kv = p(r#"path "secret/data/a/*" { capabilities = ["read"] }"#);
+        assert!(reaches_under(&kv, "secret/"));
+        assert!(
+            !reaches_under(&kv, "transit/")
+                && !reaches_under(&kv, "secre/")
+                && !reaches_under(&kv, "secretx/")
+        );
+        assert!(reaches_under(&p(r#"path "sec*" { capabilities = ["list"] }"#), "secret/"));
+        assert!(reaches_under(&p(r#"path "+/data/x" { capabilities = ["read"] }"#), "team/kv/"));
+        assert!(!reaches_under(&p(r#"path "secret/*" { capabilities = ["deny"] }"#), "secret/"));
     }
 
     #[test]

@@ -286,11 +286,14 @@ async fn permitted(
     call: &Call,
 ) -> Result<bool, ApiError> {
     let path = call.path.as_str();
-    // Every token may ask which mount a path is in (the Vault CLI's preflight).
-    if path.starts_with("sys/internal/ui/mounts/") {
-        return Ok(true);
-    }
     let policies = auth::policies_of(vault, cache, record).await?;
+    // Which mount a path is in (the Vault CLI's preflight): shown to a token that may reach
+    // something under that mount, as Vault does, so that mounts cannot be enumerated.
+    if let Some(asked) = path.strip_prefix("sys/internal/ui/mounts/") {
+        return Ok(table
+            .find(asked)
+            .is_some_and(|(at, _, _)| policy::reaches_under(&policies, &format!("{at}/"))));
+    }
     // A KV data write needs create for a new secret, update for one that exists.
     let kv_data = match table.find(path) {
         Some((at, mount, rest)) if mount.engine == Engine::Kv => {

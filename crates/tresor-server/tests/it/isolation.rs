@@ -79,6 +79,10 @@ async fn a_token_without_the_capability_is_refused_on_every_route_and_learns_not
         ("GET", "/v1/sys/mounts", ""),
         ("POST", "/v1/sys/mounts/other", r#"{"type":"kv-v2"}"#),
         ("GET", "/v1/sys/mounts/secret", ""),
+        // Which mount a path is in: only where the token reaches something, and a mount that
+        // does not exist answers as one it may not see.
+        ("GET", "/v1/sys/internal/ui/mounts/transit/encrypt/k", ""),
+        ("GET", "/v1/sys/internal/ui/mounts/nothing/here", ""),
         ("GET", "/v1/sys/mounts/secret/tune", ""),
         ("POST", "/v1/sys/mounts/secret/tune", r#"{"description":"mine"}"#),
         ("DELETE", "/v1/sys/mounts/secret", ""),
@@ -138,6 +142,9 @@ async fn a_token_without_the_capability_is_refused_on_every_route_and_learns_not
     assert_eq!(as_root("GET", "/v1/sys/policies/acl/only-a", String::new()).await.0, 200);
     assert_eq!(as_root("GET", "/v1/sys/policies/acl/evil", String::new()).await.0, 404);
     // What the policy grants, and the token's own routes, still work.
+    let (status, _, mount) =
+        request(addr, "GET", "/v1/sys/internal/ui/mounts/secret/a/one", Some(&token), "").await;
+    assert_eq!((status, &mount["data"]["path"]), (200, &json!("secret/")), "{mount}");
     let (status, _, mine) = request(addr, "GET", "/v1/secret/data/a/one", Some(&token), "").await;
     assert_eq!((status, &mine["data"]["data"]), (200, &json!({ "k": "v" })));
     let (status, _, me) = request(addr, "GET", "/v1/auth/token/lookup-self", Some(&token), "").await;

@@ -886,7 +886,7 @@ impl Vault {
             AuditOp::List,
             path,
             Outcome::Ok,
-            Some(format!("{} entries", entries.len())),
+            Some(format!("{} {}", entries.len(), if entries.len() == 1 { "entry" } else { "entries" })),
         )
         .await?;
         Ok(entries)
