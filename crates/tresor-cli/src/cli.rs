@@ -50,6 +50,22 @@ pub(crate) struct Cli {
     pub(crate) command: Command,
 }
 
+/// The global options, taken again (hidden) by the commands that use no vault, so that their
+/// help does not list options they ignore. Given (or set in the environment, whose values clap
+/// hands down to these), they are ignored, as before.
+#[derive(clap::Args)]
+#[allow(dead_code, reason = "parsed only to keep the global options out of these commands' help")]
+pub(crate) struct NoVault {
+    #[arg(long, hide = true)]
+    vault: Option<String>,
+    #[arg(long, hide = true)]
+    password_stdin: bool,
+    #[arg(long, hide = true)]
+    config: Option<PathBuf>,
+    #[arg(long, hide = true)]
+    no_agent: bool,
+}
+
 #[derive(clap::Args, Clone, Copy)]
 pub(crate) struct KdfArgs {
     /// Argon2id memory in KiB (default 65536).
@@ -217,6 +233,8 @@ pub(crate) enum Command {
         signature: String,
         /// The message file (default: stdin).
         file: Option<PathBuf>,
+        #[command(flatten)]
+        no_vault: NoVault,
     },
     /// Encrypt FILE (or stdin) with the named transit key; binary output (armoured on a terminal).
     #[command(arg_required_else_help = true)]
@@ -245,6 +263,8 @@ pub(crate) enum Command {
     Mnemonic {
         #[command(subcommand)]
         action: keys::MnemonicAction,
+        #[command(flatten)]
+        no_vault: NoVault,
     },
     /// Start (or reuse) the agent, so later commands need no password.
     Unlock {
@@ -287,6 +307,8 @@ pub(crate) enum Command {
         /// VAULT_CACERT, else the system's roots).
         #[arg(long, value_name = "FILE")]
         ca_cert: Option<PathBuf>,
+        #[command(flatten)]
+        no_vault: NoVault,
     },
     /// Forget the token `tresor login` kept for a server (it stays valid on the server until it
     /// expires or is revoked).
@@ -294,6 +316,8 @@ pub(crate) enum Command {
         /// The server (default: TRESOR_ADDR, VAULT_ADDR, else http://127.0.0.1:8200).
         #[arg(long, value_name = "URL")]
         address: Option<String>,
+        #[command(flatten)]
+        no_vault: NoVault,
     },
     /// Store a secret: the value from VALUE, --file, or stdin (exact bytes); on a terminal, asked
     /// twice.
@@ -594,11 +618,15 @@ pub(crate) enum Command {
         /// The shell.
         #[arg(value_enum)]
         shell: Shell,
+        #[command(flatten)]
+        no_vault: NoVault,
     },
     /// Print the man page (roff): `tresor man | man -l -`; `tresor man run` for a command's.
     Man {
         /// A command (its page is tresor-COMMAND(1)).
         command: Option<String>,
+        #[command(flatten)]
+        no_vault: NoVault,
     },
     /// Empties the clipboard after a while if it still holds the value whose SHA-256 is on stdin.
     #[command(name = "__clip-clear", hide = true)]

@@ -59,9 +59,9 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), CliError> {
     match &cli.command {
-        Command::Completions { shell } => return commands::shell::completions(*shell),
+        Command::Completions { shell, .. } => return commands::shell::completions(*shell),
         Command::ClipClear { after } => return commands::clip::clear_after(*after, std::io::stdin().lock()),
-        Command::Man { command } => return commands::shell::man(command.as_deref()),
+        Command::Man { command, .. } => return commands::shell::man(command.as_deref()),
         _ => {}
     }
     let idle_flag = match &cli.command {
@@ -97,24 +97,24 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Keyslot { action } => commands::keys::keyslot(&mut ctx, action, &mut stdin),
         Command::Key { action } => commands::keys::key(&mut ctx, action),
         Command::Sign { path, file, json } => commands::keys::sign(&mut ctx, path, file, json, &mut stdin),
-        Command::Verify { public_key, signature, file } => {
+        Command::Verify { public_key, signature, file, .. } => {
             commands::keys::verify(&public_key, &signature, file, &mut stdin)
         }
         Command::Encrypt { key, file, alg, armor } => {
             commands::keys::encrypt(&mut ctx, key, file, alg, armor, &mut stdin)
         }
         Command::Decrypt { key, file } => commands::keys::decrypt(&mut ctx, key, file, &mut stdin),
-        Command::Mnemonic { action } => commands::keys::mnemonic(action, &mut stdin),
+        Command::Mnemonic { action, .. } => commands::keys::mnemonic(action, &mut stdin),
         Command::Unlock { .. } => commands::agent::cmd_unlock(&mut ctx),
         Command::Lock => commands::agent::cmd_lock(&ctx),
         Command::Server { flags } => commands::server::run(&mut ctx, flags),
         Command::Unseal { address, ca_cert, share } => {
             commands::unseal::run(&mut ctx, remote::Server { address, ca_cert }, share)
         }
-        Command::Login { address, ca_cert } => {
+        Command::Login { address, ca_cert, .. } => {
             commands::login::login(remote::Server { address, ca_cert }, &mut stdin)
         }
-        Command::Logout { address } => commands::login::logout(address),
+        Command::Logout { address, .. } => commands::login::logout(address),
         Command::Agent { .. } => commands::agent::cmd_agent(&ctx),
         Command::Set { path, value, file, cas, json } => {
             commands::secrets::set(&mut ctx, path, value, file, cas, json, &mut stdin)

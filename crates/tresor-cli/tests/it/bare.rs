@@ -42,6 +42,16 @@ fn help_version_and_completions_work() {
         let out = env.run(&["completions", shell], b"").ok();
         assert!(out.text().contains("tresor") && out.text().contains("unlock"), "{shell}");
     }
+    // Regression (issue 15): the global options were listed on commands that ignore them. They
+    // are listed where a vault is used, and still accepted (and ignored) elsewhere.
+    for command in ["verify", "mnemonic", "login", "logout", "completions", "man"] {
+        let help = env.run(&[command, "--help"], b"").ok().text();
+        assert!(!help.contains("--vault") && !help.contains("--no-agent"), "{command}: {help}");
+    }
+    assert!(env.run(&["get", "--help"], b"").ok().text().contains("--vault"));
+    let out = run(env.cmd().env("TRESOR_VAULT", "/nowhere").args(["mnemonic", "generate"]), b"").ok();
+    assert_eq!(out.text().split_whitespace().count(), 24);
+    env.run(&["--vault", "/nowhere", "man"], b"").ok();
 }
 
 /// Runs `args` with a password in `TRESOR_PASSWORD_FILE` and checks the "no vault" error.
