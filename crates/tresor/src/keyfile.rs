@@ -6,7 +6,9 @@
 //! slot: kind u8 | kdf u8 | m_kib u32 | t u32 | p u32 | salt (32) | wrapped root (104)
 //! ```
 //! A password slot has kind 1 and kdf 1 (Argon2id with its parameters); an unseal-key slot has
-//! kind 3 and kdf 2 (HKDF-SHA256 of the key with the salt; the parameters are zero). Argon2 would
+//! kind 3 and kdf 2 (HKDF-SHA256 of the key with the salt; the parameters are zero); an empty slot
+//! (kind 2, kdf 1, all zeros) is where a removed slot was, so that the slots after it keep their
+//! numbers; a slot added later takes the first empty one, and empty slots at the end are dropped. Argon2 would
 //! add nothing to a key with full entropy.
 //! A slot's associated data is the magic, the vault id and the slot's own header, so a slot can be
 //! added or removed without touching the others. Once a slot opens, the MAC (keyed by a key derived
@@ -40,9 +42,10 @@ const NO_PARAMS: KdfParams = KdfParams { m_kib: 0, t: 0, p: 0 };
 pub enum SlotKind {
     /// A password through Argon2id.
     Password,
-    /// Reserved; skipped when unlocking. (The recovery phrase needs no slot: it encodes the root
-    /// secret itself, checked against the key file's MAC.)
-    Recovery,
+    /// An empty place, where a removed slot was; skipped when unlocking. (Kind 2 was first
+    /// reserved for a recovery slot, which the phrase made unneeded: it encodes the root secret
+    /// itself, checked against the key file's MAC.)
+    Empty,
     /// A random 256-bit unseal key through HKDF (the server's unseal shares combine into it).
     UnsealKey,
 }
@@ -51,7 +54,7 @@ impl SlotKind {
     fn id(self) -> u8 {
         match self {
             SlotKind::Password => 1,
-            SlotKind::Recovery => 2,
+            SlotKind::Empty => 2,
             SlotKind::UnsealKey => 3,
         }
     }
@@ -59,7 +62,7 @@ impl SlotKind {
     fn kdf_id(self) -> u8 {
         match self {
             SlotKind::UnsealKey => KDF_HKDF,
-            SlotKind::Password | SlotKind::Recovery => KDF_ARGON2ID,
+            SlotKind::Password | SlotKind::Empty => KDF_ARGON2ID,
         }
     }
 
@@ -142,21 +145,22 @@ impl KeyFile {
         Ok(self.next(root, slots))
     }
 
-    /// Generation + 1 with one more password slot (it is the last one).
+    /// Generation + 1 with one more password slot, and its number: the first empty slot, or a
+    /// new one at the end.
     pub fn with_added_password(
         &self,
         root: &RootKey,
         password: &Password,
         params: KdfParams,
-    ) -> Result<KeyFile> {
-        if self.slots.len() >= MAX_SLOTS {
-            return Err(Error::Invalid(format!(
-                "the key file already holds {MAX_SLOTS} slots, the most it may; remove one first"
-            )));
-        }
+    ) -> Result<(KeyFile, usize)> {
         let mut slots = self.slots.clone();
-        slots.push(password_slot(&self.vault_id, root, password, params)?);
-        Ok(self.next(root, slots))
+        let index = place(&mut slots, password_slot(&self.vault_id, root, password, params)?)?;
+        Ok((self.next(root, slots), index))
+    }
+
+    /// Whether no slot can be added: every one of the [`MAX_SLOTS`] places is taken.
+    pub fn is_full(&self) -> bool {
+        self.slots.len() >= MAX_SLOTS && self.slots.iter().all(|s| s.kind != SlotKind::Empty)
     }
 
     /// A key file with one unseal-key slot wrapping `root` (a vault made by `tresor server`'s
@@ -176,24 +180,28 @@ impl KeyFile {
     /// Generation + 1 whose unseal-key slot opens with `key`: the one there was is replaced (there
     /// is at most one), or one is added.
     pub fn with_unseal_key(&self, root: &RootKey, key: &Key) -> Result<KeyFile> {
-        let mut slots: Vec<Slot> =
-            self.slots.iter().filter(|s| s.kind != SlotKind::UnsealKey).cloned().collect();
-        if slots.len() >= MAX_SLOTS {
-            return Err(Error::Invalid(format!(
-                "the key file already holds {MAX_SLOTS} slots, the most it may; remove one first"
-            )));
+        let mut slots = self.slots.clone();
+        let slot = unseal_slot(&self.vault_id, root, key)?;
+        match slots.iter().position(|s| s.kind == SlotKind::UnsealKey) {
+            Some(index) => slots[index] = slot,
+            None => {
+                place(&mut slots, slot)?;
+            }
         }
-        slots.push(unseal_slot(&self.vault_id, root, key)?);
         Ok(self.next(root, slots))
     }
 
     /// Generation + 1 without slot `index`. The last slot that opens the vault (a password or the
     /// unseal key) is never removed: without it only the recovery phrase would.
     pub fn without_slot(&self, root: &RootKey, index: usize) -> Result<KeyFile> {
-        if index >= self.slots.len() {
+        if self.slots.get(index).is_none_or(|s| s.kind == SlotKind::Empty) {
+            let taken: Vec<String> = (0..self.slots.len())
+                .filter(|i| self.slots[*i].kind != SlotKind::Empty)
+                .map(|i| i.to_string())
+                .collect();
             return Err(Error::Invalid(format!(
-                "there is no slot {index}; the slots are 0 to {}",
-                self.slots.len() - 1
+                "there is no slot {index}; the slots are {}",
+                taken.join(", ")
             )));
         }
         let openers = self.slots.iter().filter(|s| s.kind.opens()).count();
@@ -207,8 +215,13 @@ impl KeyFile {
                 _ => format!("slot {index} holds the vault's last password: add another first"),
             }));
         }
+        // Emptied in place: the slots after it keep their numbers.
         let mut slots = self.slots.clone();
-        slots.remove(index);
+        slots[index] =
+            Slot { kind: SlotKind::Empty, params: NO_PARAMS, salt: [0; SALT_LEN], wrapped: [0; WRAPPED_LEN] };
+        while slots.last().is_some_and(|s| s.kind == SlotKind::Empty) {
+            slots.pop();
+        }
         Ok(self.next(root, slots))
     }
 
@@ -290,7 +303,7 @@ impl KeyFile {
         for raw in bytes[HEADER_LEN..HEADER_LEN + count * SLOT_LEN].chunks_exact(SLOT_LEN) {
             let kind = match raw[0] {
                 1 => SlotKind::Password,
-                2 => SlotKind::Recovery,
+                2 => SlotKind::Empty,
                 3 => SlotKind::UnsealKey,
                 _ => return Err(bad()),
             };
@@ -390,6 +403,21 @@ pub enum SlotOpen {
     /// No slot could be tried: every one has parameters below the floor or this machine's pin
     /// (the store's doing, not a password guess).
     Refused,
+}
+
+/// Puts `slot` in the first empty place of `slots`, or at the end; its number.
+fn place(slots: &mut Vec<Slot>, slot: Slot) -> Result<usize> {
+    if let Some(index) = slots.iter().position(|s| s.kind == SlotKind::Empty) {
+        slots[index] = slot;
+        return Ok(index);
+    }
+    if slots.len() >= MAX_SLOTS {
+        return Err(Error::Invalid(format!(
+            "the key file already holds {MAX_SLOTS} slots, the most it may; remove one first"
+        )));
+    }
+    slots.push(slot);
+    Ok(slots.len() - 1)
 }
 
 fn password_slot(
@@ -500,8 +528,8 @@ mod tests {
     #[test]
     fn slots_added_replaced_and_removed() {
         let (kf, root) = sample();
-        let two = kf.with_added_password(&root, &pw("second password"), KdfParams::MINIMUM).unwrap();
-        assert_eq!((two.generation, two.slots.len()), (2, 2));
+        let (two, index) = kf.with_added_password(&root, &pw("second password"), KdfParams::MINIMUM).unwrap();
+        assert_eq!((two.generation, two.slots.len(), index), (2, 2, 1));
         let two = KeyFile::parse(&two.encode()).unwrap();
         assert_eq!(two.unlock_slot(&pw("correct horse"), None).unwrap().2, 0);
         let (opened, _, index) = two.unlock_slot(&pw("second password"), None).unwrap();
@@ -512,27 +540,50 @@ mod tests {
         assert!(changed.unlock(&pw("correct horse"), None).is_ok());
         assert!(changed.unlock(&pw("third password"), None).is_ok());
         assert!(matches!(changed.unlock(&pw("second password"), None), Err(Error::AuthFailed)));
-        // Removing slot 0 leaves slot 1 (now 0); the last password slot is refused.
-        let one = changed.without_slot(&root, 0).unwrap();
-        assert_eq!((one.generation, one.slots.len()), (4, 1));
+        // Removing slot 0 empties it: slot 1 keeps its number; the last password slot is refused.
+        let one = KeyFile::parse(&changed.without_slot(&root, 0).unwrap().encode()).unwrap();
+        assert_eq!((one.generation, one.slots.len()), (4, 2));
+        assert_eq!(one.slots[0].kind, SlotKind::Empty);
         assert!(matches!(one.unlock(&pw("correct horse"), None), Err(Error::AuthFailed)));
-        assert!(one.unlock(&pw("third password"), None).is_ok());
-        assert!(matches!(one.without_slot(&root, 0), Err(Error::Invalid(m)) if m.contains("last password")));
-        assert!(matches!(one.without_slot(&root, 1), Err(Error::Invalid(_))));
+        assert_eq!(one.unlock_slot(&pw("third password"), None).unwrap().2, 1);
+        assert!(matches!(one.without_slot(&root, 1), Err(Error::Invalid(m)) if m.contains("last password")));
+        assert!(
+            matches!(one.without_slot(&root, 0), Err(Error::Invalid(m)) if m.contains("no slot 0; the slots are 1"))
+        );
+        assert!(matches!(one.without_slot(&root, 2), Err(Error::Invalid(_))));
         assert!(one.with_new_password(&root, 3, &pw("x password"), KdfParams::MINIMUM).is_err());
+        // A slot added takes the empty place; removing the last one drops the places left empty.
+        let (again, index) =
+            one.with_added_password(&root, &pw("fourth password"), KdfParams::MINIMUM).unwrap();
+        assert_eq!((index, again.slots.len()), (0, 2));
+        let last = again.without_slot(&root, 1).unwrap();
+        assert_eq!(last.slots.len(), 1);
+        let (three, index) =
+            one.with_added_password(&root, &pw("fourth password"), KdfParams::MINIMUM).unwrap();
+        let (three, index2) =
+            three.with_added_password(&root, &pw("fifth password"), KdfParams::MINIMUM).unwrap();
+        assert_eq!((index, index2), (0, 2));
+        let trimmed = three.without_slot(&root, 2).unwrap().without_slot(&root, 1).unwrap();
+        assert_eq!(trimmed.slots.len(), 1, "empty places at the end are dropped");
+        assert!(trimmed.unlock(&pw("fourth password"), None).is_ok());
     }
 
     #[test]
     fn at_most_max_slots() {
         let (mut kf, root) = sample();
         for i in 1..MAX_SLOTS {
-            kf = kf.with_added_password(&root, &pw(&format!("password {i}")), KdfParams::MINIMUM).unwrap();
+            kf = kf.with_added_password(&root, &pw(&format!("password {i}")), KdfParams::MINIMUM).unwrap().0;
         }
         assert_eq!(KeyFile::parse(&kf.encode()).unwrap().slots.len(), MAX_SLOTS);
+        assert!(kf.is_full());
         assert!(matches!(
             kf.with_added_password(&root, &pw("one too many"), KdfParams::MINIMUM),
             Err(Error::Invalid(_))
         ));
+        // An emptied place can be taken again.
+        let emptied = kf.without_slot(&root, 3).unwrap();
+        assert!(!emptied.is_full());
+        assert_eq!(emptied.with_added_password(&root, &pw("in place 3"), KdfParams::MINIMUM).unwrap().1, 3);
     }
 
     #[test]

@@ -184,7 +184,15 @@ fn keyslots_list_add_remove_and_refuse_the_last() {
     env.run_pw(&["get", "app/0"], b"").ok();
     env.run_pw(&["keyslot", "remove", "0"], b"").ok();
     env.run_pw(&["get", "app/0"], b"").expect(3);
+    // Regression (issue 15): slot numbers moved down after a removal. Slot 1 is still slot 1.
+    let list: Value = serde_json::from_slice(
+        &env.run_pw_as("second password!", &["keyslot", "list", "--json"], b"").ok().stdout,
+    )
+    .unwrap();
+    assert_eq!((list[0]["index"].as_u64(), list.as_array().map(Vec::len)), (Some(1), Some(1)), "{list}");
     let out = env.run_pw_as("second password!", &["keyslot", "remove", "0"], b"").expect(7);
+    assert!(out.stderr.contains("there is no slot 0; the slots are 1"), "{}", out.stderr);
+    let out = env.run_pw_as("second password!", &["keyslot", "remove", "1"], b"").expect(7);
     assert!(out.stderr.contains("last password"), "{}", out.stderr);
     env.run_pw_as("second password!", &["keyslot", "remove", "9"], b"").expect(7);
     env.run_pw_as("second password!", &["get", "app/0"], b"").ok();

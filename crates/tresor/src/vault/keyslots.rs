@@ -36,12 +36,13 @@ impl Engine {
             .slots
             .iter()
             .enumerate()
+            .filter(|(_, slot)| slot.kind != SlotKind::Empty)
             .map(|(index, slot)| KeySlotView {
                 index,
                 kind: match slot.kind {
                     SlotKind::Password => "password".into(),
                     SlotKind::UnsealKey => "unseal-key".into(),
-                    _ => "reserved".into(),
+                    _ => "empty".into(),
                 },
                 kdf: match slot.kind {
                     SlotKind::UnsealKey => "hkdf-sha256".into(),
@@ -59,24 +60,20 @@ impl Engine {
     pub async fn keyslot_add(&mut self, password: &Password, params: KdfParams) -> Result<usize> {
         check_password_rules(password)?;
         self.keyfile_fresh().await?;
-        let next = self.keyfile.with_added_password(&self.keys.root, password, params)?;
-        let index = next.slots.len() - 1;
+        let (next, index) = self.keyfile.with_added_password(&self.keys.root, password, params)?;
         let detail = format!("slot {index} added; key file generation {}", next.generation);
         self.change_keyfile(next, self.slot, AuditOp::KeyslotAdd, detail).await?;
         Ok(index)
     }
 
-    /// Removes slot `index`; never the last slot that opens the vault (a password or the unseal key). Removing the slot this handle was
-    /// opened with is allowed (another password remains); later slots move down by one.
+    /// Removes slot `index`; never the last slot that opens the vault (a password or the unseal
+    /// key). Removing the slot this handle was opened with is allowed (another password
+    /// remains); the other slots keep their numbers.
     pub async fn keyslot_remove(&mut self, index: usize) -> Result<()> {
         self.keyfile_fresh().await?;
         let next = self.keyfile.without_slot(&self.keys.root, index)?;
         let detail = format!("slot {index} removed; key file generation {}", next.generation);
-        let slot_after = match self.slot {
-            Some(s) if s == index => None,
-            Some(s) if s > index => Some(s - 1),
-            other => other,
-        };
+        let slot_after = self.slot.filter(|s| *s != index);
         self.change_keyfile(next, slot_after, AuditOp::KeyslotRemove, detail).await
     }
 
@@ -101,7 +98,7 @@ impl Engine {
                 phrase.word_count()
             ))
         })?;
-        if keep_slots && load_keyfile(&store).await?.0.slots.len() >= crate::keyfile::MAX_SLOTS {
+        if keep_slots && load_keyfile(&store).await?.0.is_full() {
             return Err(Error::Invalid(format!(
                 "the key file already holds {} slots, the most it may: recover without --keep-slots \
                  (the new password replaces them all)",
@@ -109,12 +106,11 @@ impl Engine {
             )));
         }
         let mut vault = Engine::open(store, Opener::Root(root), opts).await?;
-        let next = if keep_slots {
+        let (next, index) = if keep_slots {
             vault.keyfile.with_added_password(&vault.keys.root, new_password, params)?
         } else {
-            vault.keyfile.with_only_password(&vault.keys.root, new_password, params)?
+            (vault.keyfile.with_only_password(&vault.keys.root, new_password, params)?, 0)
         };
-        let index = next.slots.len() - 1;
         let kept = if keep_slots { "the other slots kept" } else { "every other slot dropped" };
         let detail = format!(
             "recovery phrase; new password in slot {index}, {kept}; key file generation {}",

@@ -67,7 +67,7 @@ async fn regression_3_a_forged_key_file_is_no_password_oracle() {
     ];
     let mut forged = KeyFile::new(vault_id, 2, &attacker_root, &pw(guesses[0]), KdfParams::MINIMUM).unwrap();
     for guess in &guesses[1..] {
-        forged = forged.with_added_password(&attacker_root, &pw(guess), KdfParams::MINIMUM).unwrap();
+        forged = forged.with_added_password(&attacker_root, &pw(guess), KdfParams::MINIMUM).unwrap().0;
     }
     assert_eq!(forged.slots.len(), 8);
     std::fs::write(env.obj(&layout::keyfile(forged.generation)), forged.encode()).unwrap();

@@ -158,18 +158,24 @@ async fn keyslots_add_passwd_remove_and_never_the_last() {
         env.unlock_with(&env.trust, password).await.unwrap();
     }
     // Remove slots 0 and 1 (from a handle opened by slot 0: its own slot may go, another remains).
+    // Slots keep their numbers (regression, issue 15: they moved down after a removal).
     let mut h = env.unlock().await.unwrap();
     h.keyslot_remove(0).await.unwrap();
     assert!(!h.keyslots().await.unwrap().iter().any(|s| s.this_session));
     assert!(matches!(h.passwd(&pw("whatever password"), KdfParams::MINIMUM).await, Err(Error::Invalid(_))));
-    h.keyslot_remove(0).await.unwrap();
-    assert_eq!(h.keyslots().await.unwrap().len(), 1);
-    let e = err(h.keyslot_remove(0).await);
+    let numbers: Vec<usize> = h.keyslots().await.unwrap().iter().map(|s| s.index).collect();
+    assert_eq!(numbers, [1, 2]);
+    h.keyslot_remove(1).await.unwrap();
+    assert_eq!(h.keyslots().await.unwrap().iter().map(|s| s.index).collect::<Vec<_>>(), [2]);
+    let e = err(h.keyslot_remove(2).await);
     assert!(matches!(&e, Error::Invalid(m) if m.contains("last password")), "{e}");
+    assert!(matches!(h.keyslot_remove(0).await, Err(Error::Invalid(_))), "an empty slot");
     assert!(matches!(h.keyslot_remove(5).await, Err(Error::Invalid(_))));
+    // The next password takes the first empty place.
+    assert_eq!(h.keyslot_add(&pw("fourth password"), KdfParams::MINIMUM).await.unwrap(), 0);
     let log = ops(&mut h).await;
     let count = |op: &str| log.iter().filter(|(o, _)| o == op).count();
-    assert_eq!((count("keyslot add"), count("keyslot remove"), count("passwd")), (2, 2, 1), "{log:?}");
+    assert_eq!((count("keyslot add"), count("keyslot remove"), count("passwd")), (3, 2, 1), "{log:?}");
     h.verify().await.unwrap();
     drop(h);
     assert!(matches!(env.unlock().await, Err(Error::AuthFailed)));
