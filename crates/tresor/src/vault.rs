@@ -700,6 +700,7 @@ pub async fn describe_locked(store: &Store) -> Result<LockedInfo> {
         kdf: kf
             .slots
             .iter()
+            .filter(|s| s.kind != crate::keyfile::SlotKind::Empty)
             .map(|s| match s.kind {
                 crate::keyfile::SlotKind::UnsealKey => "unseal key (hkdf-sha256)".to_string(),
                 _ => format!("argon2id m={} t={} p={}", s.params.m_kib, s.params.t, s.params.p),

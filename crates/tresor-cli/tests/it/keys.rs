@@ -190,6 +190,8 @@ fn keyslots_list_add_remove_and_refuse_the_last() {
     )
     .unwrap();
     assert_eq!((list[0]["index"].as_u64(), list.as_array().map(Vec::len)), (Some(1), Some(1)), "{list}");
+    let status: Value = serde_json::from_slice(&env.run(&["status", "--json"], b"").ok().stdout).unwrap();
+    assert_eq!(status["kdf"].as_array().map(Vec::len), Some(1), "an empty slot is no KDF: {status}");
     let out = env.run_pw_as("second password!", &["keyslot", "remove", "0"], b"").expect(7);
     assert!(out.stderr.contains("there is no slot 0; the slots are 1"), "{}", out.stderr);
     let out = env.run_pw_as("second password!", &["keyslot", "remove", "1"], b"").expect(7);
