@@ -227,9 +227,9 @@ pub(crate) fn print_values_json(
         .sum();
     let mut out = zeroize::Zeroizing::new(Vec::with_capacity(room + 16));
     let written = if list {
-        serde_json::to_writer(&mut *out, &items)
+        serde_json::to_writer_pretty(&mut *out, &items)
     } else {
-        serde_json::to_writer(&mut *out, &items.first())
+        serde_json::to_writer_pretty(&mut *out, &items.first())
     };
     written.map_err(|e| CliError::other(e.to_string()))?;
     out.push(b'\n');
