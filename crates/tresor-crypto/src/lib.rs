@@ -18,6 +18,7 @@
 //! [`transit::TransitError::Decrypt`]): a caller learns nothing it could use as an oracle.
 #![deny(missing_docs)]
 
+pub mod cell;
 pub mod derive;
 pub mod envelope;
 pub mod kdf;
