@@ -100,9 +100,9 @@ pub fn run(ctx: &mut Ctx, action: EpochAction) -> Result<(), CliError> {
                 }
                 Rotated { rotation: r, reencrypted: re } => {
                     if r.ours {
-                        outln!("epoch {}: new values are sealed under a new key", r.epoch);
+                        eprintln!("epoch {}: new values are sealed under a new key", r.epoch);
                     } else {
-                        outln!(
+                        eprintln!(
                             "epoch {}: another writer rotated at the same moment; its epoch is current",
                             r.epoch
                         );
@@ -256,15 +256,22 @@ fn with_progress<C: WithProgress>(ctx: &mut Ctx, bulk: C, what: &'static str) ->
     result
 }
 
+/// The count `n` of `noun`, in the right number.
+fn count(n: u64, noun: &str) -> String {
+    crate::plural(usize::try_from(n).unwrap_or(usize::MAX), noun)
+}
+
+// What was done goes to stderr, as every command's confirmation does; `--json` puts the report on
+// stdout.
 fn print_reencrypt(r: &ReencryptReport) {
-    outln!(
-        "re-sealed {} values ({} bytes) into epoch {} in {} commits{}",
-        r.values,
-        r.bytes,
+    eprintln!(
+        "re-sealed {} ({}) into epoch {} in {}{}",
+        count(r.values, "value"),
+        count(r.bytes, "byte"),
         r.epoch,
-        r.commits,
+        count(r.commits, "commit"),
         if r.skipped > 0 {
-            format!("; {} were moved by another writer meanwhile", r.skipped)
+            format!("; {} moved by another writer meanwhile", count(r.skipped, "value"))
         } else {
             String::new()
         }
@@ -275,21 +282,21 @@ fn print_destroy(r: &DestroyReport) {
     if r.reencrypted.values > 0 {
         print_reencrypt(&r.reencrypted);
     }
-    outln!(
-        "epoch {}: deleted {} objects ({} bytes): its key and every blob sealed under it",
+    eprintln!(
+        "epoch {}: deleted {} ({}): its key and every blob sealed under it",
         r.epoch,
-        r.deleted_objects,
-        r.deleted_bytes
+        count(r.deleted_objects, "object"),
+        count(r.deleted_bytes, "byte")
     );
     match &r.residue {
-        Residue::NotKept => outln!("the store keeps no older versions of deleted objects"),
+        Residue::NotKept => eprintln!("the store keeps no older versions of deleted objects"),
         Residue::Removed { versions } => {
-            outln!("removed {versions} older versions the bucket kept of them; none remain")
+            eprintln!("removed {versions} older versions the bucket kept of them; none remain")
         }
         Residue::Kept { .. } => {}
     }
     if r.complete() {
-        outln!(
+        eprintln!(
             "destroyed: with the password and the store as they are now, nothing sealed in epoch {} can be \
              decrypted (copies made before now still can be)",
             r.epoch

@@ -487,10 +487,10 @@ pub(crate) fn destroy(ctx: &mut Ctx, path: String, versions: Vec<u64>, json: boo
         return Ok(());
     }
     eprintln!(
-        "{path}: {} destroyed ({} objects deleted, {} other values moved out of them)",
+        "{path}: {} destroyed ({} deleted, {} moved out of them)",
         versions_text(&report.destroyed),
-        report.deleted_objects,
-        report.moved
+        plural(usize::try_from(report.deleted_objects).unwrap_or(usize::MAX), "object"),
+        plural(usize::try_from(report.moved).unwrap_or(usize::MAX), "other value")
     );
     if !report.complete() {
         return Err(CliError::incomplete(format!(

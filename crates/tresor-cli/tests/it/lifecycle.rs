@@ -249,7 +249,7 @@ fn undelete_brings_a_version_back_and_destroy_takes_one_away() {
     assert_eq!(env.get("app/db"), b"second");
     let before: Vec<String> = env.vault_files().into_iter().filter(|f| f.starts_with("blob/")).collect();
     let out = env.run_pw(&["destroy", "app/db", "--version", "1"], b"").ok();
-    assert!(out.stderr.contains("version 1 destroyed (1 objects deleted"), "{}", out.stderr);
+    assert!(out.stderr.contains("version 1 destroyed (1 object deleted"), "{}", out.stderr);
     let after: Vec<String> = env.vault_files().into_iter().filter(|f| f.starts_with("blob/")).collect();
     assert_eq!(after.len(), before.len() - 1, "the blob that held version 1 is gone");
     let out = env.run_pw(&["get", "app/db", "--version", "1"], b"");
