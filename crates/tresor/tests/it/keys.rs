@@ -296,12 +296,14 @@ async fn slots_with_weaker_parameters_keep_working_and_long_lived_handles_follow
     drop(other);
     env.unlock_with(&env.trust, "weaker password").await.unwrap();
     assert!(matches!(env.unlock().await, Err(Error::AuthFailed)));
-    // The long-lived handle sees the key file as it is now: one slot, not its own.
+    // The long-lived handle sees the key file as it is now: one slot (still number 1), not its own.
     let slots = agent.keyslots().await.unwrap();
     assert_eq!(slots.len(), 1);
+    assert_eq!(slots[0].index, 1);
     assert!(!slots[0].this_session && slots[0].kdf.contains(&format!("m={} KiB", KdfParams::MINIMUM.m_kib)));
-    // And it can still change slots and export (its key file generation is the current one).
-    assert_eq!(agent.keyslot_add(&pw("third password!"), strong).await.unwrap(), 1);
+    // And it can still change slots and export (its key file generation is the current one); a
+    // new slot takes the place slot 0 left empty.
+    assert_eq!(agent.keyslot_add(&pw("third password!"), strong).await.unwrap(), 0);
     tresor::archive::export(&agent).await.unwrap();
     drop(agent);
     for password in ["weaker password", "third password!"] {
