@@ -120,6 +120,17 @@ impl DerivationPath {
         Self::new(vec![PURPOSE, TRANSIT_SIGNING_BRANCH, piece(0), piece(4), piece(8), version & MAX_INDEX])
     }
 
+    /// The path of a vault's member keys for sync group `group` on installation `installation`:
+    /// `m/74'/1'/g1'/g2'/g3'/installation'`, where g1..g3 are 31-bit pieces of SHA-256 of the
+    /// group id (with a domain label) — one key per group and installation, in a reserved branch.
+    pub fn sync_member(group: &[u8; 32], installation: u32) -> Self {
+        let digest = crate::hash(&[b"tresor sync member key\0".as_slice(), group].concat());
+        let piece = |i: usize| {
+            u32::from_be_bytes([digest[i], digest[i + 1], digest[i + 2], digest[i + 3]]) & MAX_INDEX
+        };
+        Self(vec![PURPOSE, SYNC_BRANCH, piece(0), piece(4), piece(8), installation & MAX_INDEX])
+    }
+
     /// The master path `m`.
     pub fn master() -> Self {
         Self(Vec::new())
@@ -334,6 +345,17 @@ mod tests {
         assert_eq!(a1, DerivationPath::transit_signing("release", 1).unwrap(), "deterministic");
         assert_ne!(a1, DerivationPath::transit_signing("release", 2).unwrap());
         assert_ne!(a1, DerivationPath::transit_signing("releasE", 1).unwrap());
+    }
+
+    #[test]
+    fn sync_member_keys_are_reserved_and_one_per_group_and_installation() {
+        let a = DerivationPath::sync_member(&[1; 32], 0);
+        assert!(a.is_reserved() && a.depth() == 6, "{a}");
+        assert_eq!(&a.indices()[..2], &[PURPOSE, SYNC_BRANCH]);
+        assert_eq!(a, DerivationPath::sync_member(&[1; 32], 0), "deterministic");
+        assert_ne!(a, DerivationPath::sync_member(&[1; 32], 1));
+        assert_ne!(a, DerivationPath::sync_member(&[2; 32], 0));
+        assert!(a.indices().iter().all(|&i| i <= MAX_INDEX));
     }
 
     fn h<const N: usize>(s: &str) -> [u8; N] {

@@ -243,6 +243,20 @@ impl Joiner {
         Ok(Some(Joined { sender: key.0, seq: key.1, hash: key.2, bytes }))
     }
 
+    /// Drops the fragments of `sender`'s events up to `seq`, once they are accepted: a fragment
+    /// delivered again after its event came out would otherwise wait for ever.
+    pub fn forget_through(&mut self, sender: u16, seq: u64) {
+        let mut freed = 0;
+        self.pending.retain(|(s, q, _), partial| {
+            let keep = *s != sender || *q > seq;
+            if !keep {
+                freed += partial.parts.values().map(|p| p.len()).sum::<usize>();
+            }
+            keep
+        });
+        self.buffered -= freed;
+    }
+
     /// Bytes waiting for the rest of their events.
     pub fn buffered(&self) -> usize {
         self.buffered

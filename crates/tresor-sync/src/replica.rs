@@ -1,0 +1,208 @@
+//! The shared prefix as the accepted events make it: per path, the versions no later accepted
+//! event has seen (its frontier), the winner every member shows, and the conflicts to report
+//! (ARCHITECTURE.md, "Sharing and sync through a relay", **Concurrent writes**).
+//!
+//! Events are applied in causal order, so a path's frontier is the set of its newest versions
+//! under "has seen" whatever order the relay delivered them in: every member that applied the
+//! same events holds the same frontier and shows the same winner.
+
+use crate::event::{Body, Event, Op};
+use crate::member::MemberId;
+use std::collections::{BTreeMap, BTreeSet};
+use tresor_crypto::{SecretBytes, hash};
+
+/// One version of a path: a put (with its value) or a delete, and the event that made it.
+pub struct Version {
+    /// Who wrote it.
+    pub member: MemberId,
+    /// The writer's sequence number of the event.
+    pub seq: u64,
+    /// The event's Lamport clock.
+    pub lamport: u64,
+    /// The value, or `None` for a delete.
+    pub value: Option<SecretBytes>,
+}
+
+impl Version {
+    /// The order winners are chosen by: the greater (Lamport clock, member id), the same on
+    /// every member.
+    fn rank(&self) -> (u64, MemberId, u64) {
+        (self.lamport, self.member, self.seq)
+    }
+}
+
+/// What a path shows.
+pub enum View<'a> {
+    /// The winning value, and how many other versions are concurrent with it (0: no conflict).
+    Value(&'a SecretBytes, usize),
+    /// Deleted; concurrent deletes only, or nothing left.
+    Deleted,
+}
+
+/// The shared prefix (see the module documentation).
+#[derive(Default)]
+pub struct Replica {
+    paths: BTreeMap<String, Vec<Version>>,
+    applied: BTreeSet<(MemberId, u64)>,
+}
+
+impl Replica {
+    /// An empty prefix.
+    pub fn new() -> Replica {
+        Replica::default()
+    }
+
+    /// Applies an accepted event (its operations in order). The caller guarantees causal order.
+    pub fn apply(&mut self, mut event: Event) {
+        let Body::Write(ops) = std::mem::replace(&mut event.body, Body::Heartbeat) else { return };
+        self.applied.insert((event.sender, event.seq));
+        for op in ops {
+            let (path, value) = match op {
+                Op::Put { path, value } => (path, Some(value)),
+                Op::Delete { path } => (path, None),
+            };
+            let frontier = self.paths.entry(path).or_default();
+            frontier.retain(|v| {
+                !(event.has_seen(&v.member, v.seq) || (v.member == event.sender && v.seq == event.seq))
+            });
+            frontier.push(Version { member: event.sender, seq: event.seq, lamport: event.lamport, value });
+            frontier.sort_by_key(|v| std::cmp::Reverse(v.rank()));
+        }
+    }
+
+    /// What `path` shows: the greatest put wins over every other version, deletes included.
+    pub fn view(&self, path: &str) -> View<'_> {
+        let Some(frontier) = self.paths.get(path) else { return View::Deleted };
+        let mut puts = frontier.iter().filter_map(|v| v.value.as_ref());
+        match puts.next() {
+            Some(value) => View::Value(value, frontier.len() - 1),
+            None => View::Deleted,
+        }
+    }
+
+    /// The paths whose frontier holds more than one version, with their versions, newest first.
+    pub fn conflicts(&self) -> impl Iterator<Item = (&str, &[Version])> {
+        self.paths.iter().filter(|(_, f)| f.len() > 1).map(|(p, f)| (p.as_str(), f.as_slice()))
+    }
+
+    /// The paths that show a value.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.paths.iter().filter(|(_, f)| f.iter().any(|v| v.value.is_some())).map(|(p, _)| p.as_str())
+    }
+
+    /// Whether write `seq` of `member` has been applied (heartbeats are not kept).
+    pub fn has_applied(&self, member: &MemberId, seq: u64) -> bool {
+        self.applied.contains(&(*member, seq))
+    }
+
+    /// A digest of everything the replica holds (frontiers with values, and applied writes),
+    /// equal on two replicas exactly when they hold the same: how tests compare members.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut bytes = Vec::new();
+        for (path, frontier) in &self.paths {
+            bytes.extend_from_slice(&(path.len() as u64).to_be_bytes());
+            bytes.extend_from_slice(path.as_bytes());
+            for v in frontier {
+                bytes.extend_from_slice(&v.member.0);
+                bytes.extend_from_slice(&v.seq.to_be_bytes());
+                bytes.extend_from_slice(&v.lamport.to_be_bytes());
+                match &v.value {
+                    Some(value) => bytes.extend_from_slice(&hash(value.as_slice())),
+                    None => bytes.extend_from_slice(&[0xff; 32]),
+                }
+            }
+        }
+        for (member, seq) in &self.applied {
+            bytes.extend_from_slice(&member.0);
+            bytes.extend_from_slice(&seq.to_be_bytes());
+        }
+        hash(&bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Head;
+
+    fn member(n: u8) -> MemberId {
+        MemberId([n; 32])
+    }
+
+    /// An event of `sender` at `seq` that has seen `heads` (member, seq) and writes `ops`.
+    fn event(sender: u8, seq: u64, lamport: u64, heads: &[(u8, u64)], ops: Vec<Op>) -> Event {
+        let mut heads: Vec<Head> =
+            heads.iter().map(|&(m, s)| Head { member: member(m), seq: s, hash: [0; 32] }).collect();
+        heads.sort_by_key(|h| h.member);
+        Event {
+            group: [0; 32],
+            epoch: 0,
+            sender: member(sender),
+            seq,
+            prev: [0; 32],
+            heads,
+            lamport,
+            time: 0,
+            body: Body::Write(ops),
+        }
+    }
+
+    fn put(path: &str, value: &str) -> Op {
+        Op::Put { path: path.into(), value: SecretBytes::new(value.as_bytes().to_vec()) }
+    }
+
+    fn shown(r: &Replica, path: &str) -> Option<(String, usize)> {
+        match r.view(path) {
+            View::Value(v, n) => Some((String::from_utf8(v.as_slice().to_vec()).unwrap(), n)),
+            View::Deleted => None,
+        }
+    }
+
+    #[test]
+    fn a_later_write_that_saw_the_earlier_replaces_it() {
+        let mut r = Replica::new();
+        r.apply(event(1, 1, 1, &[], vec![put("a", "one")]));
+        r.apply(event(2, 1, 2, &[(1, 1)], vec![put("a", "two")]));
+        assert_eq!(shown(&r, "a"), Some(("two".into(), 0)));
+        assert_eq!(r.conflicts().count(), 0);
+    }
+
+    #[test]
+    fn concurrent_puts_are_siblings_with_one_winner_in_any_order() {
+        let a = || event(1, 1, 1, &[], vec![put("a", "from 1")]);
+        let b = || event(2, 1, 1, &[], vec![put("a", "from 2")]);
+        let (mut r1, mut r2) = (Replica::new(), Replica::new());
+        r1.apply(a());
+        r1.apply(b());
+        r2.apply(b());
+        r2.apply(a());
+        assert_eq!(r1.digest(), r2.digest());
+        // Equal Lamport clocks: the greater member id wins, on both.
+        assert_eq!(shown(&r1, "a"), Some(("from 2".into(), 1)));
+        assert_eq!(shown(&r2, "a"), Some(("from 2".into(), 1)));
+        assert_eq!(r1.conflicts().count(), 1);
+        // A write that saw both resolves the conflict.
+        r1.apply(event(1, 2, 2, &[(2, 1)], vec![put("a", "merged")]));
+        assert_eq!(shown(&r1, "a"), Some(("merged".into(), 0)));
+        assert_eq!(r1.conflicts().count(), 0);
+    }
+
+    #[test]
+    fn a_delete_concurrent_with_a_put_loses_to_the_put() {
+        let mut r = Replica::new();
+        r.apply(event(1, 1, 1, &[], vec![put("a", "v")]));
+        r.apply(event(2, 1, 5, &[], vec![Op::Delete { path: "a".into() }]));
+        assert_eq!(shown(&r, "a"), Some(("v".into(), 1)), "the put wins, the conflict is reported");
+        r.apply(event(1, 2, 6, &[(2, 1)], vec![Op::Delete { path: "a".into() }]));
+        assert_eq!(shown(&r, "a"), None);
+        assert_eq!(r.paths().count(), 0);
+    }
+
+    #[test]
+    fn the_last_operation_of_one_event_on_a_path_stands() {
+        let mut r = Replica::new();
+        r.apply(event(1, 1, 1, &[], vec![put("a", "first"), put("a", "second")]));
+        assert_eq!(shown(&r, "a"), Some(("second".into(), 0)));
+        assert!(r.has_applied(&member(1), 1) && !r.has_applied(&member(1), 2));
+    }
+}

@@ -1,0 +1,6 @@
+//! tresor-sync's integration tests: one binary (the workspace's layout), one module per story.
+#![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
+
+mod hostile_members;
+mod simulation;
+mod support;
