@@ -5,6 +5,8 @@
 //!
 //! - [`kdf`]: Argon2id with parameters checked against a floor and a ceiling *before* it runs;
 //! - [`wrap`]: key wrapping with a key commitment, for password slots and epoch keys;
+//! - [`agree`]: keys wrapped to an X25519 public key (sync groups' epoch keys);
+//! - [`cell`]: the fixed-size cells sync groups exchange through a relay;
 //! - [`derive`](mod@derive): HKDF-SHA256 per-purpose keys, HMAC chains and SHA-256 object hashes;
 //! - [`envelope`]: XChaCha20-Poly1305 envelopes whose associated data binds vault, role, object,
 //!   epoch and format version, over compressed and padded plaintext ([`payload`], [`pad`]);
@@ -18,6 +20,7 @@
 //! [`transit::TransitError::Decrypt`]): a caller learns nothing it could use as an oracle.
 #![deny(missing_docs)]
 
+pub mod agree;
 pub mod cell;
 pub mod derive;
 pub mod envelope;

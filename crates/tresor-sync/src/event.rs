@@ -71,6 +71,32 @@ impl Op {
     }
 }
 
+/// An epoch key wrapped to one member of the new epoch.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wrapped {
+    /// The member.
+    pub member: MemberId,
+    /// The X25519 public key it is wrapped to: a one-time key the member posted, or its
+    /// long-term key.
+    pub to: [u8; 32],
+    /// `tresor_crypto::agree::wrap_to` of the epoch key.
+    pub sealed: Vec<u8>,
+}
+
+/// A new epoch, signed by the group's admin: its members in order, its key wrapped to each, and
+/// the members removed with the last event of theirs that counts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rekey {
+    /// The new epoch's number: one more than the epoch the event is sealed in.
+    pub epoch: u64,
+    /// Its members, in order (a member's index in cells is its place here).
+    pub members: Vec<MemberKey>,
+    /// The epoch key, wrapped to every member but the admin.
+    pub wraps: Vec<Wrapped>,
+    /// Removed members, each with its last accepted event: nothing after it is ever accepted.
+    pub removed: Vec<Head>,
+}
+
 /// What an event says.
 pub enum Body {
     /// Changes to the shared prefix, applied in order.
@@ -78,6 +104,14 @@ pub enum Body {
     /// Nothing but the heads: sent every interval when nothing else was, so that silence can be
     /// told from withholding and writes are acknowledged.
     Heartbeat,
+    /// A new epoch (only the admin may send one).
+    Rekey(Rekey),
+    /// The sender's first event in an epoch: it took the epoch key, and posts a one-time X25519
+    /// key for the next epoch's key to be wrapped to.
+    Ack {
+        /// The one-time public key.
+        one_time: [u8; 32],
+    },
 }
 
 /// An event (see the module documentation).
@@ -134,6 +168,8 @@ impl Event {
             time: self.time,
             body: match &self.body {
                 Body::Heartbeat => WireBody::Heartbeat,
+                Body::Rekey(rekey) => WireBody::Rekey(rekey.clone()),
+                Body::Ack { one_time } => WireBody::Ack(*one_time),
                 Body::Write(ops) => WireBody::Write(
                     ops.iter()
                         .map(|op| match op {
@@ -175,6 +211,11 @@ impl Event {
         }
         let body = match wire.body {
             WireBody::Heartbeat => Body::Heartbeat,
+            WireBody::Rekey(rekey) if rekey.members.len() > MAX_HEADS + 1 => {
+                return Err(EventError::Malformed("too many members".into()));
+            }
+            WireBody::Rekey(rekey) => Body::Rekey(rekey),
+            WireBody::Ack(one_time) => Body::Ack { one_time },
             WireBody::Write(ops) if ops.len() > MAX_OPS => {
                 return Err(EventError::Malformed("too many operations".into()));
             }
@@ -229,6 +270,8 @@ struct Wire<'a> {
 enum WireBody<'a> {
     Write(#[serde(borrow)] Vec<WireOp<'a>>),
     Heartbeat,
+    Rekey(Rekey),
+    Ack([u8; 32]),
 }
 
 /// The encoding of an operation.

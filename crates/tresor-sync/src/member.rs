@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use tresor_crypto::agree::AgreementSecret;
+use tresor_crypto::derive::hkdf_sha256;
 use tresor_crypto::hash;
 use tresor_crypto::slip10::{self, DerivationPath, Ed25519Node};
 
@@ -29,12 +31,14 @@ impl fmt::Display for MemberId {
 pub struct MemberKey {
     /// Its Ed25519 key, which signs its events.
     pub signing: [u8; 32],
+    /// Its long-term X25519 key, to which the first epoch key it gets is wrapped.
+    pub agreement: [u8; 32],
 }
 
 impl MemberKey {
     /// The member id these keys make.
     pub fn id(&self) -> MemberId {
-        MemberId(hash(&[b"tresor-sync member v1".as_slice(), &self.signing].concat()))
+        MemberId(hash(&[b"tresor-sync member v1".as_slice(), &self.signing, &self.agreement].concat()))
     }
 
     /// Whether `signature` is this member's over `message` (strict Ed25519).
@@ -47,6 +51,7 @@ impl MemberKey {
 /// lives in locked memory and is wiped on drop.
 pub struct Identity {
     node: Ed25519Node,
+    agreement: AgreementSecret,
     key: MemberKey,
 }
 
@@ -58,10 +63,20 @@ impl Identity {
         Identity::from_node(master.descend(&DerivationPath::sync_member(group, installation)))
     }
 
-    /// The identity whose signing node is `node`.
+    /// The identity whose signing node is `node` (its X25519 key an HKDF of the node's key).
     pub fn from_node(node: Ed25519Node) -> Identity {
-        let key = MemberKey { signing: node.public_key() };
-        Identity { node, key }
+        let agreement = AgreementSecret::from_key(&hkdf_sha256(
+            node.expose_private_key(),
+            b"",
+            b"tresor-sync member x25519",
+        ));
+        let key = MemberKey { signing: node.public_key(), agreement: agreement.public() };
+        Identity { node, agreement, key }
+    }
+
+    /// Its long-term X25519 private key.
+    pub fn agreement(&self) -> &AgreementSecret {
+        &self.agreement
     }
 
     /// Its public keys.

@@ -8,26 +8,29 @@
 //! offline: the two cannot be told apart), and events that wait longer than `W` for what they
 //! depend on show this member is being kept behind.
 
-use crate::event::{Body, Event, Head, Op};
+use crate::event::{Body, Event, Head, Op, Rekey, Wrapped};
 use crate::frame::{self, FrameError, Joiner, Opened, Place};
 use crate::member::{Identity, MemberId, MemberKey};
 use crate::receive::{Alarm, Receiver};
 use crate::replica::Replica;
 use std::collections::BTreeMap;
+use tresor_crypto::agree::{self, AgreementSecret};
 use tresor_crypto::cell::Cell;
 use tresor_crypto::derive::hkdf_sha256;
 use tresor_crypto::{Key, hash};
 use zeroize::Zeroizing;
 
-/// Bytes of incomplete events a member buffers at most.
+/// Bytes of incomplete events a member buffers at most, per epoch.
 const MAX_BUFFERED: usize = 16 << 20;
 
-/// A group as every member holds it for one epoch: id, epoch number and members in their order
-/// (a member's index is its place in this list).
+/// A group as every member holds it for one epoch: id, admin, epoch number and members in their
+/// order (a member's index is its place in this list).
 #[derive(Clone, Debug)]
 pub struct Group {
     /// The group id.
     pub id: [u8; 32],
+    /// The member who signs rekeys.
+    pub admin: MemberId,
     /// The epoch number.
     pub epoch: u64,
     /// The members of the epoch.
@@ -41,6 +44,8 @@ pub struct Timing {
     pub heartbeat: u64,
     /// The clock skew tolerated between members.
     pub skew: u64,
+    /// How long an old epoch's key is kept for members that have not moved on.
+    pub grace: u64,
 }
 
 impl Timing {
@@ -52,9 +57,9 @@ impl Timing {
 }
 
 impl Default for Timing {
-    /// One minute, and thirty seconds of skew.
+    /// One minute, thirty seconds of skew, and fourteen days of grace.
     fn default() -> Timing {
-        Timing { heartbeat: 60, skew: 30 }
+        Timing { heartbeat: 60, skew: 30, grace: 14 * 24 * 3600 }
     }
 }
 
@@ -85,25 +90,62 @@ pub enum Warning {
         /// Since when.
         since: u64,
     },
+    /// The admin started an epoch without this member: it was removed from the group.
+    Removed,
 }
+
+/// Cells to upload to one mailbox.
+pub type Upload = ([u8; 32], Vec<Cell>);
 
 /// An own event not yet acknowledged by every other member.
 struct Outgoing {
     signed: Zeroizing<Vec<u8>>,
     sent: Option<u64>,
     write: bool,
+    epoch: u64,
+}
+
+/// One epoch this member holds the key of.
+struct Epoch {
+    members: Vec<MemberKey>,
+    cell_key: Key,
+    mailbox: [u8; 32],
+    joiner: Joiner,
+    /// When the next epoch started here (the grace period counts from then).
+    ended: Option<u64>,
+}
+
+impl Epoch {
+    fn new(members: Vec<MemberKey>, epoch_key: &Key, group: &[u8; 32]) -> Epoch {
+        Epoch {
+            members,
+            cell_key: frame::cell_key(epoch_key),
+            mailbox: mailbox(epoch_key, group),
+            joiner: Joiner::new(MAX_BUFFERED),
+            ended: None,
+        }
+    }
 }
 
 /// One member (see the module documentation).
 pub struct Peer {
     identity: Identity,
-    index: u16,
-    group: Group,
-    cell_key: Key,
-    mailbox: [u8; 32],
+    group: [u8; 32],
+    admin: MemberId,
+    epochs: BTreeMap<u64, Epoch>,
+    /// One-time X25519 keys this member posted and has not used, oldest first.
+    one_time: Vec<AgreementSecret>,
+    /// The newest epoch this member posted a one-time key in.
+    posted: Option<u64>,
+    /// The newest one-time key each member posted (the admin wraps the next epoch key to it).
+    their_one_time: BTreeMap<MemberId, [u8; 32]>,
+    /// The newest epoch each member wrote in.
+    moved: BTreeMap<MemberId, u64>,
+    removed: bool,
+    /// Once removed: the last own event the removal lets count.
+    cutoff: Option<u64>,
     receiver: Receiver,
     replica: Replica,
-    joiner: Joiner,
     seq: u64,
     last_hash: [u8; 32],
     lamport: u64,
@@ -120,12 +162,21 @@ pub enum PeerError {
     /// This identity is not a member of the group.
     #[error("this identity is not a member of the group")]
     NotAMember,
+    /// The admin removed this member from the group.
+    #[error("this member was removed from the group")]
+    Removed,
+    /// Only the group's admin starts epochs.
+    #[error("only the group's admin starts a new epoch")]
+    NotAdmin,
     /// Framing failed.
     #[error(transparent)]
     Frame(#[from] FrameError),
     /// Signing failed.
     #[error(transparent)]
     Event(#[from] crate::event::EventError),
+    /// Wrapping an epoch key failed.
+    #[error("wrapping the epoch key failed")]
+    Wrap,
 }
 
 impl Peer {
@@ -139,19 +190,25 @@ impl Peer {
         timing: Timing,
         now: u64,
     ) -> Result<Peer, PeerError> {
-        let index = group.members.iter().position(|m| *m == identity.key()).ok_or(PeerError::NotAMember)?;
-        let index = u16::try_from(index).map_err(|_| PeerError::NotAMember)?;
-        let mailbox = mailbox(epoch_key, &group.id);
+        if !group.members.contains(&identity.key()) || group.members.len() > usize::from(u16::MAX) {
+            return Err(PeerError::NotAMember);
+        }
         let heard = group.members.iter().map(|m| (m.id(), now)).collect();
+        let receiver = Receiver::new(group.members.iter().copied(), group.admin, group.epoch, prefix);
+        let epochs = BTreeMap::from([(group.epoch, Epoch::new(group.members, epoch_key, &group.id))]);
         Ok(Peer {
-            receiver: Receiver::new(group.members.iter().copied(), prefix),
-            cell_key: frame::cell_key(epoch_key),
             identity,
-            index,
-            group,
-            mailbox,
+            group: group.id,
+            admin: group.admin,
+            epochs,
+            one_time: Vec::new(),
+            posted: None,
+            their_one_time: BTreeMap::new(),
+            moved: BTreeMap::new(),
+            removed: false,
+            cutoff: None,
+            receiver,
             replica: Replica::new(),
-            joiner: Joiner::new(MAX_BUFFERED),
             seq: 0,
             last_hash: [0; 32],
             lamport: 0,
@@ -168,9 +225,24 @@ impl Peer {
         self.identity.id()
     }
 
-    /// The mailbox this epoch's cells go to.
-    pub fn mailbox(&self) -> [u8; 32] {
-        self.mailbox
+    /// The current epoch's number.
+    pub fn epoch(&self) -> u64 {
+        self.current().0
+    }
+
+    /// The current epoch's members.
+    pub fn members(&self) -> &[MemberKey] {
+        &self.current().1.members
+    }
+
+    /// Whether the admin removed this member.
+    pub fn is_removed(&self) -> bool {
+        self.removed
+    }
+
+    /// The mailboxes to poll: the current epoch's, and the old ones still in their grace period.
+    pub fn mailboxes(&self) -> Vec<[u8; 32]> {
+        self.epochs.values().map(|e| e.mailbox).collect()
     }
 
     /// The shared prefix as this member sees it.
@@ -184,28 +256,82 @@ impl Peer {
         self.unacked.values().filter(|o| o.write).count()
     }
 
+    /// How many of `cells` open under an epoch key this member holds, in any of its mailboxes:
+    /// what this member can read of a relay's contents.
+    pub fn readable<'a>(&self, cells: impl IntoIterator<Item = &'a [u8]>) -> usize {
+        cells
+            .into_iter()
+            .filter(|cell| {
+                self.epochs.iter().any(|(number, e)| {
+                    let place = Place { group: &self.group, epoch: *number, mailbox: &e.mailbox };
+                    frame::open_cell(&e.cell_key, place, cell).is_ok()
+                })
+            })
+            .count()
+    }
+
+    fn current(&self) -> (u64, &Epoch) {
+        match self.epochs.last_key_value() {
+            Some((number, epoch)) => (*number, epoch),
+            None => unreachable!("a member always holds its current epoch"),
+        }
+    }
+
     /// Writes `ops` at `now`: signed, applied here, and queued for upload. Returns its sequence
     /// number.
     pub fn write(&mut self, ops: Vec<Op>, now: u64) -> Result<u64, PeerError> {
         self.emit(Body::Write(ops), now)
     }
 
+    /// Starts a new epoch (the admin only), without the members in `remove`: a new key wrapped
+    /// to every remaining member's newest one-time key (or its long-term key if it posted none),
+    /// a new mailbox, and each removed member's chain cut at its last event accepted here.
+    pub fn rekey(&mut self, remove: &[MemberId], now: u64) -> Result<u64, PeerError> {
+        if self.id() != self.admin {
+            return Err(PeerError::NotAdmin);
+        }
+        let next = self.epoch() + 1;
+        let key = Key::generate().map_err(|_| PeerError::Wrap)?;
+        let members: Vec<MemberKey> =
+            self.members().iter().copied().filter(|m| !remove.contains(&m.id())).collect();
+        let mut wraps = Vec::new();
+        for member in members.iter().filter(|m| m.id() != self.admin) {
+            // A one-time key serves once: a second rekey before the member posted another
+            // falls back to its long-term key.
+            let to = self.their_one_time.remove(&member.id()).unwrap_or(member.agreement);
+            let sealed = agree::wrap_to(&to, &wrap_context(&self.group, next, &member.id()), &key)
+                .map_err(|_| PeerError::Wrap)?;
+            wraps.push(Wrapped { member: member.id(), to, sealed: sealed.to_vec() });
+        }
+        let removed = remove
+            .iter()
+            .filter(|m| self.members().iter().any(|k| k.id() == **m) && **m != self.admin)
+            .map(|m| self.receiver.head(m).unwrap_or(Head { member: *m, seq: 0, hash: [0; 32] }))
+            .collect();
+        let rekey = Rekey { epoch: next, members: members.clone(), wraps, removed };
+        self.emit(Body::Rekey(rekey), now)?;
+        self.start_epoch(next, members, &key, now);
+        Ok(next)
+    }
+
     fn emit(&mut self, body: Body, now: u64) -> Result<u64, PeerError> {
+        if self.removed {
+            return Err(PeerError::Removed);
+        }
         let me = self.id();
         let heads: Vec<Head> = self
-            .group
-            .members
-            .iter()
-            .map(MemberKey::id)
+            .receiver
+            .known_members()
             .filter(|m| *m != me)
             .filter_map(|m| self.receiver.head(&m).map(|h| (m, h)))
             .collect::<BTreeMap<_, _>>()
             .into_values()
             .collect();
         let seen = heads.iter().filter_map(|h| self.receiver.lamport(&h.member, h.seq)).max().unwrap_or(0);
+        let epoch = self.epoch();
         let event = Event {
-            group: self.group.id,
-            epoch: self.group.epoch,
+            group: self.group,
+            epoch,
             sender: me,
             seq: self.seq + 1,
             prev: self.last_hash,
@@ -222,41 +348,79 @@ impl Peer {
         self.lamport = event.lamport;
         self.last_event_at = now;
         self.receiver.accept_own(&event, digest);
-        self.unacked.insert(event.seq, Outgoing { signed, sent: None, write });
+        self.unacked.insert(event.seq, Outgoing { signed, sent: None, write, epoch });
         self.replica.apply(event);
         Ok(self.seq)
     }
 
-    /// The cells to upload at `now` (empty when there is nothing to say): a heartbeat if nothing
-    /// was sent for `T`, new events, and unacknowledged ones last sent `W` ago; padded to a power
-    /// of two.
-    pub fn upload(&mut self, now: u64) -> Result<Vec<Cell>, PeerError> {
-        if now.saturating_sub(self.last_event_at) >= self.timing.heartbeat {
+    /// The cells to upload at `now`, per mailbox (empty when there is nothing to say): a
+    /// one-time key when this member has not posted one in the current epoch, a heartbeat if
+    /// nothing was sent for `T`, new events, and unacknowledged ones last sent `W` ago; each
+    /// mailbox's cells padded to a power of two.
+    pub fn upload(&mut self, now: u64) -> Result<Vec<Upload>, PeerError> {
+        if !self.removed && self.posted != Some(self.epoch()) {
+            let one_time = AgreementSecret::generate().map_err(|_| PeerError::Wrap)?;
+            let public = one_time.public();
+            self.one_time.push(one_time);
+            self.posted = Some(self.epoch());
+            self.emit(Body::Ack { one_time: public }, now)?;
+        } else if !self.removed && now.saturating_sub(self.last_event_at) >= self.timing.heartbeat {
             self.emit(Body::Heartbeat, now)?;
         }
-        let place = Place { group: &self.group.id, epoch: self.group.epoch, mailbox: &self.mailbox };
-        let mut cells = Vec::new();
-        for (seq, out) in &mut self.unacked {
-            if out.sent.is_some_and(|at| now.saturating_sub(at) < self.timing.window()) {
+        let mut out: BTreeMap<u64, Vec<Cell>> = BTreeMap::new();
+        let window = self.timing.window();
+        for (seq, pending) in &mut self.unacked {
+            if pending.sent.is_some_and(|at| now.saturating_sub(at) < window) {
                 continue;
             }
-            cells.extend(frame::seal_event(&self.cell_key, place, self.index, *seq, &out.signed)?);
-            out.sent = Some(now);
+            if self.removed && self.cutoff.is_none_or(|last| *seq > last) {
+                // Removed: only the events its removal lets count still go out, so that members
+                // whose events cite them are not kept waiting.
+                continue;
+            }
+            let Some(epoch) = self.epochs.get(&pending.epoch) else { continue };
+            let Some(index) = epoch.members.iter().position(|m| m.id() == self.identity.id()) else {
+                continue;
+            };
+            let index = u16::try_from(index).unwrap_or(u16::MAX);
+            let place = Place { group: &self.group, epoch: pending.epoch, mailbox: &epoch.mailbox };
+            let cells = frame::seal_event(&epoch.cell_key, place, index, *seq, &pending.signed)?;
+            out.entry(pending.epoch).or_default().extend(cells);
+            pending.sent = Some(now);
         }
-        if !cells.is_empty() {
-            frame::pad_to_bucket(&self.cell_key, place, &mut cells)?;
+        let mut uploads = Vec::new();
+        for (number, mut cells) in out {
+            let Some(epoch) = self.epochs.get(&number) else { continue };
+            let place = Place { group: &self.group, epoch: number, mailbox: &epoch.mailbox };
+            frame::pad_to_bucket(&epoch.cell_key, place, &mut cells)?;
+            uploads.push((epoch.mailbox, cells));
         }
-        Ok(cells)
+        Ok(uploads)
     }
 
-    /// Takes in cells downloaded from the mailbox at `now`; returns what it saw that an honest
-    /// group and relay never produce.
-    pub fn download<'a>(&mut self, cells: impl IntoIterator<Item = &'a [u8]>, now: u64) -> Vec<Warning> {
-        let place = Place { group: &self.group.id, epoch: self.group.epoch, mailbox: &self.mailbox };
+    /// Takes in cells downloaded from `mailbox` at `now`; returns what it saw that an honest
+    /// group and relay never produce. Cells of a mailbox this member does not hold (see
+    /// [`Peer::mailboxes`], which a download can shorten) are not read.
+    pub fn download<'a>(
+        &mut self,
+        mailbox: &[u8; 32],
+        cells: impl IntoIterator<Item = &'a [u8]>,
+        now: u64,
+    ) -> Vec<Warning> {
         let mut warnings = Vec::new();
         let mut foreign = 0;
+        let Some(number) = self.epochs.iter().find(|(_, e)| e.mailbox == *mailbox).map(|(n, _)| *n) else {
+            // Not a mailbox of this member (any more: its epoch was retired, and its key is gone).
+            return Vec::new();
+        };
         for cell in cells {
-            let fragment = match frame::open_cell(&self.cell_key, place, cell) {
+            // The epoch may be retired by an event of this very download.
+            let Some(epoch) = self.epochs.get_mut(&number) else {
+                foreign += 1;
+                continue;
+            };
+            let place = Place { group: &self.group, epoch: number, mailbox: &epoch.mailbox };
+            let fragment = match frame::open_cell(&epoch.cell_key, place, cell) {
                 Ok(Opened::Filler) => continue,
                 Ok(Opened::Fragment(f)) => f,
                 Err(FrameError::Unopenable) => {
@@ -268,16 +432,16 @@ impl Peer {
                     continue;
                 }
             };
-            let Some(sender) = self.group.members.get(usize::from(fragment.sender)).map(MemberKey::id) else {
-                warnings.push(Warning::Forged("a fragment from a member index outside the group".into()));
+            let Some(key) = epoch.members.get(usize::from(fragment.sender)).copied() else {
+                warnings.push(Warning::Forged("a fragment from a member index outside the epoch".into()));
                 continue;
             };
-            if self.receiver.accepted_hash(&sender, fragment.seq) == Some(fragment.hash) {
+            if self.receiver.accepted_hash(&key.id(), fragment.seq) == Some(fragment.hash) {
                 // Delivered again (a replay, or an upload again): its event is accepted already.
                 // (Another event at an accepted place goes on, to be proved an equivocation.)
                 continue;
             }
-            let joined = match self.joiner.add(fragment) {
+            let joined = match epoch.joiner.add(fragment) {
                 Ok(Some(joined)) => joined,
                 Ok(None) => continue,
                 Err(FrameError::Overflow(_)) => {
@@ -289,14 +453,7 @@ impl Peer {
                     continue;
                 }
             };
-            let Some(key) = self.group.members.get(usize::from(joined.sender)).copied() else {
-                warnings.push(Warning::Forged("an event from a member index outside the group".into()));
-                continue;
-            };
-            if key == self.identity.key() {
-                // Its own event coming back: accepted when it was made.
-                continue;
-            }
+            epoch.joiner.forget_through(joined.sender, joined.seq);
             let event = match Event::open(&joined.bytes, &key) {
                 Ok(event) => event,
                 Err(e) => {
@@ -304,38 +461,114 @@ impl Peer {
                     continue;
                 }
             };
-            if event.group != self.group.id || event.epoch != self.group.epoch || event.seq != joined.seq {
+            if event.group != self.group || event.epoch != number || event.seq != joined.seq {
                 warnings
                     .push(Warning::Forged("a signed event moved to another group, epoch or place".into()));
                 continue;
             }
-            let (accepted, alarms) = self.receiver.receive(event, joined.hash, now);
-            warnings.extend(alarms.into_iter().map(Warning::Group));
-            for event in accepted {
-                if let Some(index) = self.group.members.iter().position(|m| m.id() == event.sender) {
-                    self.joiner.forget_through(u16::try_from(index).unwrap_or(u16::MAX), event.seq);
-                }
-                self.heard.insert(event.sender, now);
-                if let Some(head) = event.head_of(&self.id()) {
-                    let acked = self.acked.entry(event.sender).or_default();
-                    *acked = (*acked).max(head.seq);
-                }
-                self.replica.apply(event);
+            let received = self.receiver.receive(event, joined.hash, now);
+            warnings.extend(received.alarms.into_iter().map(Warning::Group));
+            for event in received.accepted {
+                self.take_in(event, now, &mut warnings);
+            }
+            for (member, seq) in received.taken_back {
+                self.replica.unapply(&member, seq);
             }
         }
         if foreign > 0 {
             warnings.push(Warning::Foreign(foreign));
         }
         self.forget_acknowledged();
+        self.retire_epochs(now);
         warnings
     }
 
-    /// Drops own events every other (not excluded) member has acknowledged.
+    /// What an accepted event changes here beyond the receiver's chains.
+    fn take_in(&mut self, mut event: Event, now: u64, warnings: &mut Vec<Warning>) {
+        self.heard.insert(event.sender, now);
+        let moved = self.moved.entry(event.sender).or_default();
+        *moved = (*moved).max(event.epoch);
+        if let Some(head) = event.head_of(&self.id()) {
+            let acked = self.acked.entry(event.sender).or_default();
+            *acked = (*acked).max(head.seq);
+        }
+        match std::mem::replace(&mut event.body, Body::Heartbeat) {
+            Body::Ack { one_time } => {
+                self.their_one_time.insert(event.sender, one_time);
+            }
+            Body::Rekey(rekey) => self.take_in_rekey(rekey, now, warnings),
+            body => {
+                event.body = body;
+                self.replica.apply(event);
+            }
+        }
+    }
+
+    /// A rekey the receiver accepted (so the admin's, into the next epoch): take the new key,
+    /// or learn that this member was removed.
+    fn take_in_rekey(&mut self, rekey: Rekey, now: u64, warnings: &mut Vec<Warning>) {
+        let me = self.id();
+        if !rekey.members.iter().any(|m| m.id() == me) {
+            self.removed = true;
+            self.cutoff = rekey.removed.iter().find(|h| h.member == me).map(|h| h.seq);
+            warnings.push(Warning::Removed);
+            return;
+        }
+        let Some(wrap) = rekey.wraps.iter().find(|w| w.member == me) else { return };
+        let context = wrap_context(&self.group, rekey.epoch, &me);
+        let long_term = self.identity.agreement();
+        let opened = if wrap.to == long_term.public() {
+            agree::unwrap_with(long_term, &context, &wrap.sealed).ok()
+        } else {
+            match self.one_time.iter().position(|s| s.public() == wrap.to) {
+                Some(used) => {
+                    let key = agree::unwrap_with(&self.one_time[used], &context, &wrap.sealed).ok();
+                    // Forward secrecy: the one-time key and every older one are gone.
+                    self.one_time.drain(..=used);
+                    key
+                }
+                None => None,
+            }
+        };
+        match opened {
+            Some(key) => self.start_epoch(rekey.epoch, rekey.members, &key, now),
+            None => {
+                warnings.push(Warning::Forged("the new epoch's key does not open for this member".into()))
+            }
+        }
+    }
+
+    fn start_epoch(&mut self, number: u64, members: Vec<MemberKey>, key: &Key, now: u64) {
+        for epoch in self.epochs.values_mut() {
+            epoch.ended.get_or_insert(now);
+        }
+        self.epochs.insert(number, Epoch::new(members, key, &self.group));
+    }
+
+    /// Drops old epochs' keys (forward secrecy) once every current member wrote in a newer epoch
+    /// and no own event of theirs waits for acknowledgement, or after the grace period.
+    fn retire_epochs(&mut self, now: u64) {
+        if self.removed {
+            return;
+        }
+        let current = self.epoch();
+        let me = self.id();
+        let members: Vec<MemberId> = self.members().iter().map(MemberKey::id).filter(|m| *m != me).collect();
+        let unacked: Vec<u64> = self.unacked.values().map(|o| o.epoch).collect();
+        let moved = &self.moved;
+        let grace = self.timing.grace;
+        self.epochs.retain(|number, epoch| {
+            let everyone_moved = members.iter().all(|m| moved.get(m).is_some_and(|e| e > number));
+            let expired = epoch.ended.is_some_and(|at| now.saturating_sub(at) > grace);
+            *number == current || !(expired || everyone_moved && !unacked.contains(number))
+        });
+    }
+
+    /// Drops own events every other (not excluded, not removed) member has acknowledged.
     fn forget_acknowledged(&mut self) {
         let me = self.id();
         let everyone = self
-            .group
-            .members
+            .members()
             .iter()
             .map(MemberKey::id)
             .filter(|m| *m != me && !self.receiver.is_excluded(m))
@@ -350,11 +583,15 @@ impl Peer {
     pub fn silence(&self, now: u64) -> Vec<Warning> {
         let me = self.id();
         let window = self.timing.window();
+        let current: Vec<MemberId> = self.members().iter().map(MemberKey::id).collect();
         let mut out: Vec<Warning> = self
             .heard
             .iter()
             .filter(|(m, since)| {
-                **m != me && !self.receiver.is_excluded(m) && now.saturating_sub(**since) > window
+                **m != me
+                    && current.contains(m)
+                    && !self.receiver.is_excluded(m)
+                    && now.saturating_sub(**since) > window
             })
             .map(|(m, since)| Warning::Silent { member: *m, since: *since })
             .collect();
@@ -367,6 +604,11 @@ impl Peer {
         );
         out
     }
+}
+
+/// What a wrapped epoch key is bound to: the group, the epoch and the member.
+fn wrap_context(group: &[u8; 32], epoch: u64, member: &MemberId) -> Vec<u8> {
+    [b"tresor-sync wrap".as_slice(), group, &epoch.to_be_bytes(), &member.0].concat()
 }
 
 /// The mailbox of an epoch: `HKDF(K_e, "tresor-sync mailbox" ‖ group)`.

@@ -52,6 +52,24 @@ pub enum Alarm {
     },
     /// An event from someone who is not a member of the group.
     Stranger,
+    /// An event a removed member wrote after the last one its removal lets count: refused.
+    AfterRemoval {
+        /// The removed member.
+        member: MemberId,
+        /// The refused event's sequence number.
+        seq: u64,
+    },
+}
+
+/// What taking in one event did.
+#[derive(Default)]
+pub struct Received {
+    /// Events accepted, in causal order (the one taken in and those that waited for it).
+    pub accepted: Vec<Event>,
+    /// Events accepted earlier that a removal accepted now takes back: (member, seq).
+    pub taken_back: Vec<(MemberId, u64)>,
+    /// What was seen that an honest group never produces.
+    pub alarms: Vec<Alarm>,
 }
 
 /// One accepted event's place in its sender's chain.
@@ -70,6 +88,11 @@ struct Waiting {
 /// The receiver (see the module documentation).
 pub struct Receiver {
     prefix: String,
+    admin: MemberId,
+    /// The newest epoch a rekey accepted here started (the genesis epoch before any).
+    epoch: u64,
+    /// Removed members: their last event that counts (sequence number and hash).
+    cutoffs: BTreeMap<MemberId, (u64, [u8; 32])>,
     members: BTreeMap<MemberId, MemberKey>,
     chains: BTreeMap<MemberId, Vec<Link>>,
     /// The heads of each sender's newest accepted event: a member's knowledge never shrinks.
@@ -79,17 +102,31 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// A receiver for a group of `members` whose shared prefix lands at `prefix` in this vault
-    /// (received paths must be valid vault paths once `prefix` is put in front).
-    pub fn new(members: impl IntoIterator<Item = MemberKey>, prefix: &str) -> Receiver {
+    /// A receiver for a group of `members`, administered by `admin`, whose shared prefix lands
+    /// at `prefix` in this vault (received paths must be valid vault paths once `prefix` is put
+    /// in front).
+    pub fn new(
+        members: impl IntoIterator<Item = MemberKey>,
+        admin: MemberId,
+        epoch: u64,
+        prefix: &str,
+    ) -> Receiver {
         Receiver {
             prefix: prefix.to_string(),
+            admin,
+            epoch,
+            cutoffs: BTreeMap::new(),
             members: members.into_iter().map(|k| (k.id(), k)).collect(),
             chains: BTreeMap::new(),
             known: BTreeMap::new(),
             waiting: BTreeMap::new(),
             excluded: BTreeSet::new(),
         }
+    }
+
+    /// Every member known here, removed and excluded ones included.
+    pub fn known_members(&self) -> impl Iterator<Item = MemberId> + '_ {
+        self.members.keys().copied()
     }
 
     /// The key of member `id`, if it is one.
@@ -143,22 +180,40 @@ impl Receiver {
     }
 
     /// Records this member's own event as accepted (it was built on the receiver's heads).
+    /// A rekey of its own (the admin's) takes effect here as a received one would.
     pub fn accept_own(&mut self, event: &Event, hash: [u8; 32]) {
         self.chains.entry(event.sender).or_default().push(Link { hash, lamport: event.lamport });
         self.known.insert(event.sender, event.heads.clone());
+        if let Body::Rekey(rekey) = &event.body {
+            // Its cutoffs are this member's own heads, so nothing is taken back.
+            self.take_in_rekey(rekey, &mut Received::default());
+        }
     }
 
-    /// Takes in an event whose signature by `event.sender` was checked, arrived at `now`. Returns
-    /// the events accepted by it, in causal order (this one and those that waited for it), and
-    /// alarms.
-    pub fn receive(&mut self, event: Event, hash: [u8; 32], now: u64) -> (Vec<Event>, Vec<Alarm>) {
+    /// Whether `member` was removed.
+    pub fn is_removed(&self, member: &MemberId) -> bool {
+        self.cutoffs.contains_key(member)
+    }
+
+    /// Takes in an event whose signature by `event.sender` was checked, arrived at `now`.
+    pub fn receive(&mut self, event: Event, hash: [u8; 32], now: u64) -> Received {
         let mut alarms = Vec::new();
         let sender = event.sender;
         if !self.members.contains_key(&sender) {
-            return (Vec::new(), vec![Alarm::Stranger]);
+            return Received { alarms: vec![Alarm::Stranger], ..Received::default() };
         }
         if self.excluded.contains(&sender) {
-            return (Vec::new(), alarms);
+            return Received::default();
+        }
+        if let Some((last, last_hash)) = self.cutoffs.get(&sender) {
+            if event.seq > *last {
+                let alarm = Alarm::AfterRemoval { member: sender, seq: event.seq };
+                return Received { alarms: vec![alarm], ..Received::default() };
+            }
+            if event.seq == *last && hash != *last_hash {
+                let alarm = Alarm::Fork { claimant: self.admin, member: sender, seq: event.seq };
+                return Received { alarms: vec![alarm], ..Received::default() };
+            }
         }
         let accepted = self.chains.get(&sender).map_or(0, Vec::len) as u64;
         if event.seq == 0 {
@@ -167,13 +222,13 @@ impl Receiver {
                 &mut alarms,
                 Alarm::Misbehaved { member: sender, seq: 0, why: "sequence number 0" },
             );
-            return (Vec::new(), alarms);
+            return Received { alarms, ..Received::default() };
         }
         if event.seq <= accepted {
             if self.link_hash(&sender, event.seq) != Some(hash) {
                 self.exclude(sender, &mut alarms, Alarm::Equivocation { member: sender, seq: event.seq });
             }
-            return (Vec::new(), alarms);
+            return Received { alarms, ..Received::default() };
         }
         match self.waiting.get(&(sender, event.seq)) {
             Some(w) if w.hash == hash => {}
@@ -187,20 +242,21 @@ impl Receiver {
             }
             None => {}
         }
-        let accepted = self.drain(&mut alarms);
-        (accepted, alarms)
+        let mut out = Received::default();
+        self.drain(&mut out);
+        out.alarms.splice(0..0, alarms);
+        out
     }
 
     /// Accepts every waiting event that has become ready, until none has.
-    fn drain(&mut self, alarms: &mut Vec<Alarm>) -> Vec<Event> {
-        let mut out = Vec::new();
+    fn drain(&mut self, out: &mut Received) {
         loop {
             let mut progressed = false;
             let senders: Vec<MemberId> = self.members.keys().copied().collect();
             for sender in senders {
                 let next = self.chains.get(&sender).map_or(0, Vec::len) as u64 + 1;
                 let Some(w) = self.waiting.remove(&(sender, next)) else { continue };
-                match self.check(&w.event, alarms) {
+                match self.check(&w.event, &mut out.alarms) {
                     Readiness::Wait => {
                         if !self.excluded.contains(&sender) {
                             self.waiting.insert((sender, next), w);
@@ -213,13 +269,40 @@ impl Receiver {
                             .or_default()
                             .push(Link { hash: w.hash, lamport: w.event.lamport });
                         self.known.insert(sender, w.event.heads.clone());
-                        out.push(w.event);
+                        if let Body::Rekey(rekey) = &w.event.body {
+                            self.take_in_rekey(rekey, out);
+                        }
+                        out.accepted.push(w.event);
                         progressed = true;
                     }
                 }
             }
             if !progressed {
-                return out;
+                return;
+            }
+        }
+    }
+
+    /// What an accepted rekey changes here: its members become known, and each removal takes
+    /// effect — later events of the removed member are refused, and the ones accepted beyond its
+    /// last counted event are taken back.
+    fn take_in_rekey(&mut self, rekey: &crate::event::Rekey, out: &mut Received) {
+        self.epoch = rekey.epoch;
+        for key in &rekey.members {
+            self.members.entry(key.id()).or_insert(*key);
+        }
+        for head in &rekey.removed {
+            self.cutoffs.insert(head.member, (head.seq, head.hash));
+            self.waiting.retain(|(m, seq), _| !(*m == head.member && *seq > head.seq));
+            let Some(chain) = self.chains.get_mut(&head.member) else { continue };
+            let last = usize::try_from(head.seq).unwrap_or(usize::MAX);
+            if chain.len() > last {
+                out.taken_back.extend((head.seq + 1..=chain.len() as u64).map(|seq| (head.member, seq)));
+                chain.truncate(last);
+                self.known.remove(&head.member);
+            }
+            if head.seq > 0 && chain.len() == last && chain.last().map(|l| l.hash) != Some(head.hash) {
+                out.alarms.push(Alarm::Fork { claimant: self.admin, member: head.member, seq: head.seq });
             }
         }
     }
@@ -241,14 +324,22 @@ impl Receiver {
         if !sorted || !known || event.heads.iter().any(|h| h.seq == 0) {
             return self.misbehaved(event, alarms, "heads not sorted, naming itself, a stranger or seq 0");
         }
+        if let Body::Rekey(rekey) = &event.body
+            && let Some(why) = rekey_problem(event, rekey, &self.admin, self.epoch)
+        {
+            return self.misbehaved(event, alarms, why);
+        }
+        let mut skipped = false;
         let mut lamport = match seq {
             1 => 0,
             _ => self.lamport(&sender, seq - 1).unwrap_or(0),
         };
         for head in &event.heads {
-            if self.excluded.contains(&head.member) {
+            let removed_after = self.cutoffs.get(&head.member).is_some_and(|(last, _)| head.seq > *last);
+            if self.excluded.contains(&head.member) || removed_after {
                 // Its later events are refused here, so a claim about them cannot be waited for.
-                // The removal event names where its chain ends for everyone (ARCHITECTURE.md).
+                // A removal names where its chain ends for everyone (ARCHITECTURE.md).
+                skipped = true;
                 continue;
             }
             match self.link_hash(&head.member, head.seq) {
@@ -260,11 +351,18 @@ impl Receiver {
                 Some(_) => lamport = lamport.max(self.lamport(&head.member, head.seq).unwrap_or(0)),
             }
         }
-        if event.lamport != lamport + 1 {
+        // A claim about refused events cannot be checked, so their clocks cannot be either: the
+        // event's clock must then be at least, not exactly, one more than what can be checked.
+        if event.lamport != lamport + 1 && !(skipped && event.lamport > lamport) {
             return self.misbehaved(event, alarms, "a Lamport clock other than 1 + the largest it saw");
         }
         if let Some(before) = self.known.get(&sender) {
-            let shrank = before.iter().any(|h| event.head_of(&h.member).is_none_or(|now| now.seq < h.seq));
+            // A removal cuts a member's chain, so heads about removed (or excluded) members may
+            // go back to where the cut is.
+            let shrank = before
+                .iter()
+                .filter(|h| !self.cutoffs.contains_key(&h.member) && !self.excluded.contains(&h.member))
+                .any(|h| event.head_of(&h.member).is_none_or(|now| now.seq < h.seq));
             if shrank {
                 return self.misbehaved(event, alarms, "heads older than its previous event's");
             }
@@ -292,6 +390,32 @@ impl Receiver {
     fn link_hash(&self, member: &MemberId, seq: u64) -> Option<[u8; 32]> {
         let index = usize::try_from(seq.checked_sub(1)?).ok()?;
         self.chains.get(member)?.get(index).map(|l| l.hash)
+    }
+}
+
+/// Why a rekey is refused: only the admin rekeys, into the next epoch, with itself among the
+/// members, every other member's key wrapped once, and no removed member kept.
+fn rekey_problem(
+    event: &Event,
+    rekey: &crate::event::Rekey,
+    admin: &MemberId,
+    newest: u64,
+) -> Option<&'static str> {
+    let ids: BTreeSet<MemberId> = rekey.members.iter().map(MemberKey::id).collect();
+    let wrapped: BTreeSet<MemberId> = rekey.wraps.iter().map(|w| w.member).collect();
+    let others: BTreeSet<MemberId> = ids.iter().copied().filter(|m| m != admin).collect();
+    if event.sender != *admin {
+        Some("a rekey from a member that is not the admin")
+    } else if Some(rekey.epoch) != event.epoch.checked_add(1) || event.epoch != newest {
+        Some("a rekey into an epoch other than the next, or a second rekey into one epoch")
+    } else if ids.len() != rekey.members.len() || !ids.contains(admin) {
+        Some("a rekey whose members repeat or leave out the admin")
+    } else if wrapped != others || rekey.wraps.len() != others.len() {
+        Some("a rekey that does not wrap its key once to every other member")
+    } else if rekey.removed.iter().any(|h| ids.contains(&h.member) || h.member == *admin) {
+        Some("a rekey that removes a member it keeps")
+    } else {
+        None
     }
 }
 

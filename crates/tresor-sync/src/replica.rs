@@ -21,13 +21,26 @@ pub struct Version {
     pub lamport: u64,
     /// The value, or `None` for a delete.
     pub value: Option<SecretBytes>,
+    /// Its place among the event's operations.
+    op: usize,
+    /// What the event had seen of each other member (its heads' sequence numbers).
+    clock: Vec<(MemberId, u64)>,
 }
 
 impl Version {
     /// The order winners are chosen by: the greater (Lamport clock, member id), the same on
     /// every member.
-    fn rank(&self) -> (u64, MemberId, u64) {
-        (self.lamport, self.member, self.seq)
+    fn rank(&self) -> (u64, MemberId, u64, usize) {
+        (self.lamport, self.member, self.seq, self.op)
+    }
+
+    /// Whether the event that made this version had seen `other` (a later operation of one
+    /// event has seen the earlier ones).
+    fn saw(&self, other: &Version) -> bool {
+        if other.member == self.member {
+            return (other.seq, other.op) < (self.seq, self.op);
+        }
+        self.clock.iter().any(|(m, seq)| *m == other.member && *seq >= other.seq)
     }
 }
 
@@ -42,6 +55,7 @@ pub enum View<'a> {
 /// The shared prefix (see the module documentation).
 #[derive(Default)]
 pub struct Replica {
+    /// Every version of every path (pruning waits until every member has seen a version).
     paths: BTreeMap<String, Vec<Version>>,
     applied: BTreeSet<(MemberId, u64)>,
 }
@@ -56,38 +70,60 @@ impl Replica {
     pub fn apply(&mut self, mut event: Event) {
         let Body::Write(ops) = std::mem::replace(&mut event.body, Body::Heartbeat) else { return };
         self.applied.insert((event.sender, event.seq));
-        for op in ops {
-            let (path, value) = match op {
+        let clock: Vec<(MemberId, u64)> = event.heads.iter().map(|h| (h.member, h.seq)).collect();
+        for (op, change) in ops.into_iter().enumerate() {
+            let (path, value) = match change {
                 Op::Put { path, value } => (path, Some(value)),
                 Op::Delete { path } => (path, None),
             };
-            let frontier = self.paths.entry(path).or_default();
-            frontier.retain(|v| {
-                !(event.has_seen(&v.member, v.seq) || (v.member == event.sender && v.seq == event.seq))
+            self.paths.entry(path).or_default().push(Version {
+                member: event.sender,
+                seq: event.seq,
+                lamport: event.lamport,
+                value,
+                op,
+                clock: clock.clone(),
             });
-            frontier.push(Version { member: event.sender, seq: event.seq, lamport: event.lamport, value });
-            frontier.sort_by_key(|v| std::cmp::Reverse(v.rank()));
         }
+    }
+
+    /// Takes back event `seq` of `member` (a removed member's event beyond the point its
+    /// removal names, accepted here before the removal was): as if it had never arrived.
+    pub fn unapply(&mut self, member: &MemberId, seq: u64) {
+        if !self.applied.remove(&(*member, seq)) {
+            return;
+        }
+        for versions in self.paths.values_mut() {
+            versions.retain(|v| !(v.member == *member && v.seq == seq));
+        }
+        self.paths.retain(|_, versions| !versions.is_empty());
+    }
+
+    /// The versions of `path` no other version has seen, greatest rank first.
+    pub fn frontier(&self, path: &str) -> Vec<&Version> {
+        let Some(versions) = self.paths.get(path) else { return Vec::new() };
+        let mut out: Vec<&Version> = versions.iter().filter(|v| !versions.iter().any(|w| w.saw(v))).collect();
+        out.sort_by_key(|v| std::cmp::Reverse(v.rank()));
+        out
     }
 
     /// What `path` shows: the greatest put wins over every other version, deletes included.
     pub fn view(&self, path: &str) -> View<'_> {
-        let Some(frontier) = self.paths.get(path) else { return View::Deleted };
-        let mut puts = frontier.iter().filter_map(|v| v.value.as_ref());
-        match puts.next() {
+        let frontier = self.frontier(path);
+        match frontier.iter().find_map(|v| v.value.as_ref()) {
             Some(value) => View::Value(value, frontier.len() - 1),
             None => View::Deleted,
         }
     }
 
-    /// The paths whose frontier holds more than one version, with their versions, newest first.
-    pub fn conflicts(&self) -> impl Iterator<Item = (&str, &[Version])> {
-        self.paths.iter().filter(|(_, f)| f.len() > 1).map(|(p, f)| (p.as_str(), f.as_slice()))
+    /// The paths whose frontier holds more than one version, with their versions, greatest first.
+    pub fn conflicts(&self) -> Vec<(&str, Vec<&Version>)> {
+        self.paths.keys().map(|p| (p.as_str(), self.frontier(p))).filter(|(_, f)| f.len() > 1).collect()
     }
 
     /// The paths that show a value.
-    pub fn paths(&self) -> impl Iterator<Item = &str> {
-        self.paths.iter().filter(|(_, f)| f.iter().any(|v| v.value.is_some())).map(|(p, _)| p.as_str())
+    pub fn paths(&self) -> Vec<&str> {
+        self.paths.keys().filter(|p| matches!(self.view(p), View::Value(..))).map(String::as_str).collect()
     }
 
     /// Whether write `seq` of `member` has been applied (heartbeats are not kept).
@@ -99,10 +135,10 @@ impl Replica {
     /// equal on two replicas exactly when they hold the same: how tests compare members.
     pub fn digest(&self) -> [u8; 32] {
         let mut bytes = Vec::new();
-        for (path, frontier) in &self.paths {
+        for path in self.paths.keys() {
             bytes.extend_from_slice(&(path.len() as u64).to_be_bytes());
             bytes.extend_from_slice(path.as_bytes());
-            for v in frontier {
+            for v in self.frontier(path) {
                 bytes.extend_from_slice(&v.member.0);
                 bytes.extend_from_slice(&v.seq.to_be_bytes());
                 bytes.extend_from_slice(&v.lamport.to_be_bytes());
@@ -164,7 +200,7 @@ mod tests {
         r.apply(event(1, 1, 1, &[], vec![put("a", "one")]));
         r.apply(event(2, 1, 2, &[(1, 1)], vec![put("a", "two")]));
         assert_eq!(shown(&r, "a"), Some(("two".into(), 0)));
-        assert_eq!(r.conflicts().count(), 0);
+        assert_eq!(r.conflicts().len(), 0);
     }
 
     #[test]
@@ -180,11 +216,11 @@ mod tests {
         // Equal Lamport clocks: the greater member id wins, on both.
         assert_eq!(shown(&r1, "a"), Some(("from 2".into(), 1)));
         assert_eq!(shown(&r2, "a"), Some(("from 2".into(), 1)));
-        assert_eq!(r1.conflicts().count(), 1);
+        assert_eq!(r1.conflicts().len(), 1);
         // A write that saw both resolves the conflict.
         r1.apply(event(1, 2, 2, &[(2, 1)], vec![put("a", "merged")]));
         assert_eq!(shown(&r1, "a"), Some(("merged".into(), 0)));
-        assert_eq!(r1.conflicts().count(), 0);
+        assert_eq!(r1.conflicts().len(), 0);
     }
 
     #[test]
@@ -195,7 +231,20 @@ mod tests {
         assert_eq!(shown(&r, "a"), Some(("v".into(), 1)), "the put wins, the conflict is reported");
         r.apply(event(1, 2, 6, &[(2, 1)], vec![Op::Delete { path: "a".into() }]));
         assert_eq!(shown(&r, "a"), None);
-        assert_eq!(r.paths().count(), 0);
+        assert_eq!(r.paths().len(), 0);
+    }
+
+    #[test]
+    fn an_event_taken_back_leaves_the_path_as_if_it_never_arrived() {
+        let (mut with, mut without) = (Replica::new(), Replica::new());
+        for r in [&mut with, &mut without] {
+            r.apply(event(1, 1, 1, &[], vec![put("a", "kept")]));
+        }
+        with.apply(event(2, 1, 2, &[(1, 1)], vec![put("a", "removed member"), put("b", "x")]));
+        assert_eq!(shown(&with, "a"), Some(("removed member".into(), 0)));
+        with.unapply(&member(2), 1);
+        assert_eq!(shown(&with, "a"), Some(("kept".into(), 0)));
+        assert_eq!(with.digest(), without.digest());
     }
 
     #[test]

@@ -4,11 +4,12 @@
 
 use crate::support::{self, GROUP};
 use proptest::prelude::*;
+use tresor_crypto::agree::{self, AgreementSecret};
 use tresor_crypto::cell::Cell;
-use tresor_crypto::{SecretBytes, hash};
-use tresor_sync::event::{Body, Event, Head, Op};
+use tresor_crypto::{Key, SecretBytes, hash};
+use tresor_sync::event::{Body, Event, Head, Op, Rekey, Wrapped};
 use tresor_sync::frame::{self, Place};
-use tresor_sync::member::Identity;
+use tresor_sync::member::{Identity, MemberKey};
 use tresor_sync::peer::{self, Peer, Timing, Warning};
 use tresor_sync::receive::Alarm;
 use tresor_sync::replica::View;
@@ -57,7 +58,13 @@ fn group() -> Vec<Peer> {
 }
 
 fn deliver(peer: &mut Peer, cells: &[Cell]) -> Vec<Warning> {
-    peer.download(cells.iter().map(|c| c.as_slice()), 1)
+    let mailbox = peer::mailbox(&support::epoch_key(7), &GROUP);
+    peer.download(&mailbox, cells.iter().map(|c| c.as_slice()), 1)
+}
+
+/// The cells of a member's upload (one mailbox: no epoch has changed).
+fn uploaded(peer: &mut Peer, now: u64) -> Vec<Cell> {
+    peer.upload(now).unwrap().into_iter().flat_map(|(_, cells)| cells).collect()
 }
 
 fn alarms(warnings: &[Warning]) -> Vec<Alarm> {
@@ -90,7 +97,7 @@ fn a_member_that_saw_the_other_branch_of_a_fork_is_caught_by_its_claim() {
     deliver(&mut peers[0], &for_alice);
     deliver(&mut peers[1], &for_bob);
     peers[1].write(put("b", b"bob writes"), 2).unwrap();
-    let bobs = peers[1].upload(2).unwrap();
+    let bobs = uploaded(&mut peers[1], 2);
     let warnings = deliver(&mut peers[0], &bobs);
     assert_eq!(
         alarms(&warnings),
@@ -115,7 +122,7 @@ fn a_path_outside_the_prefix_is_refused_and_names_its_signer() {
             }],
             "{bad:?}"
         );
-        assert_eq!(peers[0].replica().paths().count(), 0, "{bad:?}");
+        assert_eq!(peers[0].replica().paths().len(), 0, "{bad:?}");
     }
 }
 
@@ -169,7 +176,7 @@ fn an_event_claimed_by_another_members_index_is_named_forged() {
     let place = Place { group: &GROUP, epoch: 0, mailbox: &mailbox };
     let cells = frame::seal_event(&frame::cell_key(&key), place, 0, 1, &signed).unwrap();
     assert!(matches!(deliver(&mut peers[1], &cells).as_slice(), [Warning::Forged(_)]));
-    assert_eq!(peers[1].replica().paths().count(), 0);
+    assert_eq!(peers[1].replica().paths().len(), 0);
 }
 
 proptest! {
@@ -181,7 +188,7 @@ proptest! {
     fn a_changed_cell_is_never_accepted(which in 0usize..4, byte in 0usize..1024, bit in 0u8..8) {
         let mut peers = group();
         peers[0].write(put("a", &vec![9u8; 2500]), 1).unwrap();
-        let cells = peers[0].upload(1).unwrap();
+        let cells = uploaded(&mut peers[0], 1);
         let which = which % cells.len();
         let mut changed = cells.clone();
         changed[which][byte] ^= 1 << bit;
@@ -191,4 +198,126 @@ proptest! {
         prop_assert!(deliver(&mut peers[1], &cells).is_empty());
         prop_assert!(matches!(peers[1].replica().view("a"), View::Value(v, 0) if v.ct_eq(&[9u8; 2500])));
     }
+}
+
+/// Delivers everything `from` uploads at `now` to `to`, mailbox by mailbox.
+fn pass(from: &mut Peer, to: &mut Peer, now: u64) -> Vec<Warning> {
+    let mut warnings = Vec::new();
+    for (mailbox, cells) in from.upload(now).unwrap() {
+        warnings.extend(to.download(&mailbox, cells.iter().map(|c| c.as_slice()), now));
+    }
+    warnings
+}
+
+#[test]
+fn a_rekey_from_a_member_that_is_not_the_admin_is_refused() {
+    let forger = Forger::new();
+    let mut peers = group();
+    let members = (0..3).map(|n| support::identity(n).key()).collect();
+    let rekey = Rekey { epoch: 1, members, wraps: Vec::new(), removed: Vec::new() };
+    let mut event = forger.event(1, [0; 32], vec![], 1, Vec::new());
+    event.body = Body::Rekey(rekey);
+    let (_, cells) = forger.seal(&event);
+    let warnings = deliver(&mut peers[0], &cells);
+    assert!(
+        matches!(alarms(&warnings).as_slice(), [Alarm::Misbehaved { why, .. }] if why.contains("not the admin")),
+        "{warnings:?}"
+    );
+    assert_eq!(peers[0].epoch(), 0);
+}
+
+#[test]
+fn an_epoch_key_wrapped_to_a_substituted_key_is_reported_not_used() {
+    // The admin's rekey wraps bob's key to a key bob does not hold (a substitution): bob says so
+    // and stays in the epoch he can prove, writing nothing under a key someone else chose.
+    let admin = support::identity(0);
+    let mut peers = group();
+    let substitute = AgreementSecret::generate().unwrap();
+    let key = Key::generate().unwrap();
+    let members: Vec<MemberKey> = (0..3).map(|n| support::identity(n).key()).collect();
+    let wraps = members[1..]
+        .iter()
+        .map(|m| {
+            let to = if m.id() == support::identity(1).id() { substitute.public() } else { m.agreement };
+            let context = [b"tresor-sync wrap".as_slice(), &GROUP, &1u64.to_be_bytes(), &m.id().0].concat();
+            Wrapped { member: m.id(), to, sealed: agree::wrap_to(&to, &context, &key).unwrap().to_vec() }
+        })
+        .collect();
+    let event = Event {
+        group: GROUP,
+        epoch: 0,
+        sender: admin.id(),
+        seq: 1,
+        prev: [0; 32],
+        heads: Vec::new(),
+        lamport: 1,
+        time: 1,
+        body: Body::Rekey(Rekey { epoch: 1, members, wraps, removed: Vec::new() }),
+    };
+    let signed = event.sign(&admin).unwrap();
+    let epoch_key = support::epoch_key(7);
+    let mailbox = peer::mailbox(&epoch_key, &GROUP);
+    let place = Place { group: &GROUP, epoch: 0, mailbox: &mailbox };
+    let cells = frame::seal_event(&frame::cell_key(&epoch_key), place, 0, 1, &signed).unwrap();
+    let warnings = deliver(&mut peers[1], &cells);
+    assert!(
+        matches!(warnings.as_slice(), [Warning::Forged(why)] if why.contains("does not open")),
+        "{warnings:?}"
+    );
+    assert_eq!(peers[1].epoch(), 0);
+    // Carol, whose wrap is honest, moves on.
+    assert!(deliver(&mut peers[2], &cells).is_empty());
+    assert_eq!(peers[2].epoch(), 1);
+}
+
+#[test]
+fn a_removed_member_writes_nothing_anyone_takes_and_what_it_wrote_past_its_cut_is_taken_back() {
+    let mut peers = group();
+    let (alice, rest) = peers.split_first_mut().unwrap();
+    let (bob, carol) = rest.split_first_mut().unwrap();
+    let carol = &mut carol[0];
+    // Alice removes bob before she has anything of his: his cut is at 0.
+    alice.rekey(&[bob.id()], 1).unwrap();
+    // Bob, not told yet, writes; carol takes it (she has not seen the removal either).
+    bob.write(put("bob/secret", b"written while being removed"), 2).unwrap();
+    assert!(pass(bob, carol, 2).is_empty());
+    assert!(matches!(carol.replica().view("bob/secret"), View::Value(..)));
+    // Alice's rekey (in the old mailbox) reaches carol: bob's write is taken back, and carol
+    // moves to epoch 1 (keeping epoch 0 until everyone has moved on).
+    let old = peer::mailbox(&support::epoch_key(7), &GROUP);
+    for (mailbox, cells) in alice.upload(3).unwrap() {
+        if mailbox == old {
+            assert!(carol.download(&mailbox, cells.iter().map(|c| c.as_slice()), 3).is_empty());
+        }
+    }
+    assert!(matches!(carol.replica().view("bob/secret"), View::Deleted));
+    assert_eq!(carol.epoch(), 1);
+    assert!(!carol.members().iter().any(|m| m.id() == bob.id()));
+    // Bob writes again: refused and named.
+    bob.write(put("bob/again", b"x"), 4).unwrap();
+    let warnings = pass(bob, carol, 4);
+    assert!(
+        alarms(&warnings)
+            .iter()
+            .all(|a| matches!(a, Alarm::AfterRemoval { member, .. } if *member == bob.id())),
+        "{warnings:?}"
+    );
+    assert!(!alarms(&warnings).is_empty());
+    assert!(matches!(carol.replica().view("bob/again"), View::Deleted));
+    // Alice's first event of epoch 1 is not readable by bob with every key he holds.
+    alice.write(put("after", b"new epoch"), 5).unwrap();
+    let after: Vec<Cell> = alice.upload(5).unwrap().into_iter().flat_map(|(_, c)| c).collect();
+    assert!(!after.is_empty());
+    assert_eq!(bob.readable(after.iter().map(|c| c.as_slice())), 0);
+    // Bob learns of his removal from the rekey in the old mailbox, and stops writing.
+    let mut to_bob = Vec::new();
+    let rekey_cells = {
+        // Alice uploads her rekey again after a window; take it from there.
+        let uploads = alice.upload(5 + Timing::default().window()).unwrap();
+        uploads.into_iter().filter(|(m, _)| *m == old).flat_map(|(_, c)| c).collect::<Vec<_>>()
+    };
+    to_bob.extend(bob.download(&old, rekey_cells.iter().map(|c| c.as_slice()), 6));
+    assert!(to_bob.contains(&Warning::Removed), "{to_bob:?}");
+    assert!(bob.is_removed());
+    assert!(bob.write(put("x", b"y"), 7).is_err());
 }

@@ -7,15 +7,21 @@
 //! member is ever accused; every injected cell a member was shown is counted as foreign by it,
 //! and no other cell is; a member shown nothing of another for three windows says so.
 //!
+//! The admin starts two new epochs on the way, and in half the seeds removes a member: the
+//! removed member, with every key it held and the whole relay, opens none of the later epochs'
+//! cells, and none of its writes after its removal is taken by anyone.
+//!
 //! `TRESOR_SIM_SEEDS` sets the number of seeds (64 by default; the full run is 1,000).
 
 use crate::support;
 use proptest::prelude::{Rng, RngExt};
 use proptest::test_runner::{RngAlgorithm, TestRng};
+use std::collections::{BTreeMap, BTreeSet};
 use tresor_crypto::SecretBytes;
 use tresor_sync::event::Op;
 use tresor_sync::member::MemberId;
 use tresor_sync::peer::{Peer, Timing, Warning};
+use tresor_sync::receive::Alarm;
 
 /// Seconds between rounds.
 const TICK: u64 = 10;
@@ -29,6 +35,12 @@ struct Stored {
     from: usize,
     cell: Vec<u8>,
     injected: bool,
+}
+
+impl Stored {
+    fn copy(&self) -> Stored {
+        Stored { from: self.from, cell: self.cell.clone(), injected: self.injected }
+    }
 }
 
 /// What the hostile relay does in one seed.
@@ -47,13 +59,10 @@ struct Attack {
 impl Attack {
     fn draw(rng: &mut TestRng, members: usize, window: u64) -> Attack {
         let p = |rng: &mut TestRng, max: f64| rng.random::<f64>() * max;
-        let blackout = (members > 1).then(|| {
-            let viewer = rng.random_range(0..members);
-            let sender = (viewer + rng.random_range(1..members)) % members;
-            let length = 3 * window;
-            let from = rng.random_range(0..HOSTILE_ROUNDS * TICK - length);
-            (viewer, sender, from, from + length)
-        });
+        let viewer = rng.random_range(0..members);
+        let sender = (viewer + rng.random_range(1..members)) % members;
+        let length = 3 * window;
+        let from = rng.random_range(0..HOSTILE_ROUNDS * TICK - length);
         Attack {
             drop_stored: p(rng, 0.3),
             drop_shown: p(rng, 0.3),
@@ -62,56 +71,55 @@ impl Attack {
             inject: p(rng, 0.05),
             stall: p(rng, 0.3),
             reorder: rng.random(),
-            blackout,
+            blackout: Some((viewer, sender, from, from + length)),
         }
+    }
+
+    fn hides(&self, viewer: usize, stored: &Stored, now: u64) -> bool {
+        self.blackout.is_some_and(|(v, s, a, b)| v == viewer && s == stored.from && (a..b).contains(&now))
     }
 }
 
-/// The relay: an append-only list of cells and one cursor per member.
+/// The relay: an append-only list of cells per mailbox, and one cursor per member and mailbox.
+#[derive(Default)]
 struct Relay {
-    log: Vec<Stored>,
-    cursors: Vec<usize>,
+    log: BTreeMap<[u8; 32], Vec<Stored>>,
+    cursors: BTreeMap<(usize, [u8; 32]), usize>,
 }
 
 impl Relay {
-    /// What member `viewer` is shown at `now`, hostile or not; advances its cursor.
-    fn fetch(&mut self, viewer: usize, now: u64, attack: Option<&Attack>, rng: &mut TestRng) -> Vec<Stored> {
-        let from = self.cursors[viewer];
+    /// What member `viewer` is shown of `mailbox` at `now`, hostile or not; advances its cursor.
+    fn fetch(
+        &mut self,
+        viewer: usize,
+        mailbox: [u8; 32],
+        now: u64,
+        attack: Option<&Attack>,
+        rng: &mut TestRng,
+    ) -> Vec<Stored> {
+        let log = self.log.entry(mailbox).or_default();
+        let cursor = self.cursors.entry((viewer, mailbox)).or_default();
+        let from = *cursor;
         let Some(attack) = attack else {
-            self.cursors[viewer] = self.log.len();
-            return self.log[from..]
-                .iter()
-                .map(|s| Stored { from: s.from, cell: s.cell.clone(), injected: s.injected })
-                .collect();
+            *cursor = log.len();
+            return log[from..].iter().map(Stored::copy).collect();
         };
         if rng.random_bool(attack.stall) {
             return Vec::new();
         }
         let mut shown = Vec::new();
-        for stored in &self.log[from..] {
-            let hidden = attack
-                .blackout
-                .is_some_and(|(v, s, a, b)| v == viewer && s == stored.from && (a..b).contains(&now));
-            if hidden || rng.random_bool(attack.drop_shown) {
+        for stored in &log[from..] {
+            if attack.hides(viewer, stored, now) || rng.random_bool(attack.drop_shown) {
                 continue;
             }
             let copies = if rng.random_bool(attack.duplicate) { 2 } else { 1 };
-            for _ in 0..copies {
-                shown.push(Stored {
-                    from: stored.from,
-                    cell: stored.cell.clone(),
-                    injected: stored.injected,
-                });
-            }
+            shown.extend((0..copies).map(|_| stored.copy()));
         }
-        if !self.log.is_empty() && rng.random_bool(attack.replay) {
+        if !log.is_empty() && rng.random_bool(attack.replay) {
             for _ in 0..rng.random_range(1..8) {
-                let old = &self.log[rng.random_range(0..self.log.len())];
-                let hidden = attack
-                    .blackout
-                    .is_some_and(|(v, s, a, b)| v == viewer && s == old.from && (a..b).contains(&now));
-                if !hidden {
-                    shown.push(Stored { from: old.from, cell: old.cell.clone(), injected: old.injected });
+                let old = &log[rng.random_range(0..log.len())];
+                if !attack.hides(viewer, old, now) {
+                    shown.push(old.copy());
                 }
             }
         }
@@ -127,7 +135,7 @@ impl Relay {
                 shown.swap(i, rng.random_range(0..=i));
             }
         }
-        self.cursors[viewer] = self.log.len();
+        *cursor = log.len();
         shown
     }
 }
@@ -155,6 +163,9 @@ struct Exercised {
     conflicts: usize,
     foreign: usize,
     blackouts: usize,
+    epochs: u64,
+    removals: usize,
+    refused_after_removal: usize,
 }
 
 /// One seed's run; panics with the seed in the message on any failed property.
@@ -163,15 +174,23 @@ fn run(seed: u64, exercised: &mut Exercised) {
     bytes[..8].copy_from_slice(&seed.to_be_bytes());
     let mut rng = TestRng::from_seed(RngAlgorithm::ChaCha, &bytes);
     let size = rng.random_range(3..=5u8);
-    let timing = Timing { heartbeat: 60, skew: 30 };
+    let timing = Timing { heartbeat: 60, skew: 30, grace: 24 * 3600 };
     let mut peers = support::members(size, &support::epoch_key(7), timing);
     let n = peers.len();
     let attack = Attack::draw(&mut rng, n, timing.window());
-    let mut relay = Relay { log: Vec::new(), cursors: vec![0; n] };
-    let mut writes: Vec<(MemberId, u64)> = Vec::new();
+    // Member 0 is the admin; it rekeys twice, and in half the seeds removes one member.
+    let rekeys = [rng.random_range(10..40), rng.random_range(45..80)];
+    let removal = rng.random_bool(0.5).then(|| (rng.random_range(1..n), rng.random_range(10..80u64)));
+    let removed = removal.map(|(member, _)| member);
+    let mut removed_at = None;
+    let mut relay = Relay::default();
+    let mut writes: Vec<(usize, u64, u64)> = Vec::new();
     let mut injected_shown = vec![0usize; n];
     let mut foreign_counted = vec![0usize; n];
+    let mut refused = 0;
     let mut blackout_reported = false;
+    let mut later_mailboxes: BTreeSet<[u8; 32]> = BTreeSet::new();
+    let mut before_removal: BTreeSet<[u8; 32]> = BTreeSet::new();
     let ids: Vec<MemberId> = peers.iter().map(Peer::id).collect();
 
     let mut now = 0;
@@ -179,24 +198,55 @@ fn run(seed: u64, exercised: &mut Exercised) {
         now += TICK;
         let hostile = round < HOSTILE_ROUNDS;
         let attack_now = hostile.then_some(&attack);
+        if let Some((member, at)) = removal
+            && at == round
+        {
+            before_removal.extend(peers[0].mailboxes());
+            peers[0].rekey(&[ids[member]], now).expect("a removal");
+            removed_at = Some(now);
+        } else if rekeys.contains(&round) {
+            peers[0].rekey(&[], now).expect("a rekey");
+        }
+        if removed_at.is_some() {
+            later_mailboxes.extend(peers[0].mailboxes().into_iter().filter(|m| !before_removal.contains(m)));
+        }
         for (i, peer) in peers.iter_mut().enumerate() {
-            if hostile && rng.random_bool(0.25) {
+            if hostile && !peer.is_removed() && rng.random_bool(0.25) {
                 let seq = peer.write(random_ops(&mut rng), now).expect("a write");
-                writes.push((ids[i], seq));
+                writes.push((i, seq, now));
             }
-            for cell in peer.upload(now).expect("an upload") {
-                if !(hostile && rng.random_bool(attack.drop_stored)) {
-                    relay.log.push(Stored { from: i, cell: cell.to_vec(), injected: false });
+            for (mailbox, cells) in peer.upload(now).expect("an upload") {
+                for cell in cells {
+                    if !(hostile && rng.random_bool(attack.drop_stored)) {
+                        relay.log.entry(mailbox).or_default().push(Stored {
+                            from: i,
+                            cell: cell.to_vec(),
+                            injected: false,
+                        });
+                    }
                 }
             }
         }
         for (i, peer) in peers.iter_mut().enumerate() {
-            let shown = relay.fetch(i, now, attack_now, &mut rng);
-            injected_shown[i] += shown.iter().filter(|s| s.injected).count();
-            for warning in peer.download(shown.iter().map(|s| s.cell.as_slice()), now) {
-                match warning {
-                    Warning::Foreign(count) => foreign_counted[i] += count,
-                    other => panic!("seed {seed}: member {i} accused an honest group or relay of {other:?}"),
+            for mailbox in peer.mailboxes() {
+                if !peer.mailboxes().contains(&mailbox) {
+                    continue; // Retired by the download before.
+                }
+                let shown = relay.fetch(i, mailbox, now, attack_now, &mut rng);
+                injected_shown[i] += shown.iter().filter(|s| s.injected).count();
+                for warning in peer.download(&mailbox, shown.iter().map(|s| s.cell.as_slice()), now) {
+                    match warning {
+                        Warning::Foreign(count) => foreign_counted[i] += count,
+                        Warning::Group(Alarm::AfterRemoval { member, .. })
+                            if Some(member) == removed.map(|r| ids[r]) =>
+                        {
+                            refused += 1;
+                        }
+                        _ if Some(i) == removed => {}
+                        other => {
+                            panic!("seed {seed}: member {i} accused an honest group or relay of {other:?}")
+                        }
+                    }
                 }
             }
             if let Some((viewer, sender, from, to)) = attack.blackout
@@ -210,29 +260,66 @@ fn run(seed: u64, exercised: &mut Exercised) {
                 });
             }
         }
-        let quiet = !hostile && peers.iter().all(|p| p.unacknowledged() == 0);
+        let quiet =
+            !hostile && (0..n).filter(|i| Some(*i) != removed).all(|i| peers[i].unacknowledged() == 0);
         if quiet {
             break;
         }
     }
 
-    assert!(
-        peers.iter().all(|p| p.unacknowledged() == 0),
-        "seed {seed}: not settled after {SETTLE_ROUNDS} honest rounds: {:?}",
-        peers.iter().map(Peer::unacknowledged).collect::<Vec<_>>()
-    );
+    let staying: Vec<usize> = (0..n).filter(|i| Some(*i) != removed).collect();
     let digest = peers[0].replica().digest();
-    for (i, peer) in peers.iter().enumerate() {
-        assert_eq!(peer.replica().digest(), digest, "seed {seed}: member {i} differs from member 0");
-        for (member, seq) in &writes {
-            assert!(
-                peer.replica().has_applied(member, *seq),
-                "seed {seed}: member {i} lost write {seq} of {member}"
-            );
+    for &i in &staying {
+        let replica = peers[i].replica();
+        assert_eq!(replica.digest(), digest, "seed {seed}: member {i} differs from member 0");
+        for (writer, seq, at) in &writes {
+            let applied = replica.has_applied(&ids[*writer], *seq);
+            if Some(*writer) != removed {
+                assert!(applied, "seed {seed}: member {i} lost write {seq} of member {writer}");
+            } else if removed_at.is_some_and(|r| *at >= r) {
+                assert!(
+                    !applied,
+                    "seed {seed}: member {i} took write {seq} of the removed member after its removal"
+                );
+            }
         }
+        assert_eq!(
+            foreign_counted[i], injected_shown[i],
+            "seed {seed}: member {i}: foreign cells counted vs injected cells shown"
+        );
+        assert_eq!(peers[i].epoch(), peers[0].epoch(), "seed {seed}: member {i} is in another epoch");
     }
-    assert_eq!(foreign_counted, injected_shown, "seed {seed}: foreign cells counted vs injected cells shown");
-    if attack.blackout.is_some() {
+    if let Some(r) = removed {
+        // The removed member, with every key it ever held and every cell on the relay, opens
+        // none of the cells of the epochs after its removal (and did open the first epoch's).
+        let after: Vec<&[u8]> = later_mailboxes
+            .iter()
+            .flat_map(|m| relay.log.get(m).into_iter().flatten())
+            .map(|s| s.cell.as_slice())
+            .collect();
+        assert!(!after.is_empty(), "seed {seed}: nothing was written after the removal");
+        assert_eq!(
+            peers[r].readable(after.iter().copied()),
+            0,
+            "seed {seed}: the removed member read a later epoch"
+        );
+        // And the check can succeed: the cells of an epoch it still holds, it does open.
+        let held: Vec<&[u8]> = peers[r]
+            .mailboxes()
+            .iter()
+            .flat_map(|m| relay.log.get(m).into_iter().flatten())
+            .map(|s| s.cell.as_slice())
+            .collect();
+        assert!(
+            held.is_empty() || peers[r].readable(held.iter().copied()) > 0,
+            "seed {seed}: the check above proves nothing"
+        );
+        exercised.removals += 1;
+    }
+    if let Some((viewer, sender, ..)) = attack.blackout
+        && Some(viewer) != removed
+        && Some(sender) != removed
+    {
         assert!(
             blackout_reported,
             "seed {seed}: a member shown nothing of another for three windows did not say so"
@@ -240,8 +327,10 @@ fn run(seed: u64, exercised: &mut Exercised) {
         exercised.blackouts += 1;
     }
     exercised.writes += writes.len();
-    exercised.conflicts += peers[0].replica().conflicts().count();
+    exercised.conflicts += peers[0].replica().conflicts().len();
     exercised.foreign += foreign_counted.iter().sum::<usize>();
+    exercised.epochs += peers[0].epoch();
+    exercised.refused_after_removal += refused;
 }
 
 #[test]
@@ -255,5 +344,6 @@ fn honest_members_converge_through_a_hostile_relay_and_see_its_attacks() {
     if seeds >= 16 {
         assert!(exercised.writes > 0 && exercised.conflicts > 0, "{exercised:?}");
         assert!(exercised.foreign > 0 && exercised.blackouts > 0, "{exercised:?}");
+        assert!(exercised.removals > 0 && exercised.epochs > 0, "{exercised:?}");
     }
 }

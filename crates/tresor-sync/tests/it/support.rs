@@ -15,7 +15,12 @@ pub fn identity(n: u8) -> Identity {
 
 /// `size` members of one group (epoch 0) under `epoch_key`, each landing the prefix at `team`.
 pub fn members(size: u8, epoch_key: &Key, timing: Timing) -> Vec<Peer> {
-    let group = Group { id: GROUP, epoch: 0, members: (0..size).map(|n| identity(n).key()).collect() };
+    let group = Group {
+        id: GROUP,
+        admin: identity(0).id(),
+        epoch: 0,
+        members: (0..size).map(|n| identity(n).key()).collect(),
+    };
     (0..size)
         .map(|n| Peer::new(identity(n), group.clone(), epoch_key, "team", timing, 0).expect("a member"))
         .collect()
