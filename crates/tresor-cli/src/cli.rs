@@ -280,6 +280,15 @@ pub(crate) enum Command {
         #[command(flatten)]
         flags: ServerFlags,
     },
+    /// Serve a relay for sync groups (`tresor share`): it stores and forwards fixed-size
+    /// encrypted cells under random mailbox ids and learns nothing else — no names, values,
+    /// sizes, members or groups. It holds no vault and no key.
+    Relay {
+        #[command(flatten)]
+        flags: RelayFlags,
+        #[command(flatten)]
+        no_vault: NoVault,
+    },
     /// Unseal a running `tresor server` with the vault's password (or, with --share, one unseal
     /// share at a time, as `vault operator unseal`).
     Unseal {
@@ -702,6 +711,29 @@ pub(crate) enum Shell {
     Bash,
     Zsh,
     Fish,
+}
+
+/// The flags of `tresor relay`.
+#[derive(clap::Args)]
+pub(crate) struct RelayFlags {
+    /// Address and port to listen on (anything but loopback needs TLS, or --tls-disable);
+    /// default 127.0.0.1:8250.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8250")]
+    pub(crate) listen: String,
+    /// The directory the cells are kept in (made if missing); default: relay/ in tresor's state
+    /// directory.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data: Option<PathBuf>,
+    /// Serve HTTPS with this certificate chain (PEM); SIGHUP reads it again.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// The certificate's private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub(crate) tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address: the cells stay sealed, but the network then
+    /// sees which mailboxes each address uses.
+    #[arg(long, conflicts_with = "tls_cert")]
+    pub(crate) tls_disable: bool,
 }
 
 /// The flags of `tresor server` (each also a key of the config file's `[server]` table).

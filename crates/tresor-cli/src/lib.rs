@@ -108,6 +108,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Unlock { .. } => commands::agent::cmd_unlock(&mut ctx),
         Command::Lock => commands::agent::cmd_lock(&ctx),
         Command::Server { flags } => commands::server::run(&mut ctx, flags),
+        Command::Relay { flags, .. } => commands::relay::run(flags),
         Command::Unseal { address, ca_cert, share } => {
             commands::unseal::run(&mut ctx, remote::Server { address, ca_cert }, share)
         }
@@ -220,6 +221,7 @@ fn remote_use(command: &Command) -> RemoteUse {
         | Command::Logout { .. }
         | Command::Unseal { .. }
         | Command::Server { .. }
+        | Command::Relay { .. }
         | Command::Verify { .. }
         | Command::Mnemonic { .. }
         | Command::Completions { .. }

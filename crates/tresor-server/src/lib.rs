@@ -6,12 +6,13 @@
 //! in a task of its own on the shared handle; [`serve`] says what each call does. It disables core
 //! dumps and ptrace ([`harden`]), locks after an idle timeout, and wipes every key on `lock`.
 //! The [`http`] server speaks HashiCorp Vault's API to programs that hold a token (ARCHITECTURE.md,
-//! "The server").
+//! "The server"). The [`relay`] forwards sync groups' cells and knows nothing else.
 #![deny(missing_docs)]
 
 pub mod agent;
 pub mod harden;
 pub mod http;
+pub mod relay;
 pub mod serve;
 
 pub use agent::{AgentConfig, bind};

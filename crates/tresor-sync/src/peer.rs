@@ -92,6 +92,15 @@ pub enum Warning {
     },
     /// The admin started an epoch without this member: it was removed from the group.
     Removed,
+    /// The relay holds fewer cells in a mailbox than it showed before: it lost or rolled back
+    /// what it stored (unacknowledged events go up again; acknowledged ones are safe with the
+    /// members).
+    Rollback {
+        /// The cells it had shown.
+        had: u64,
+        /// The cells it holds now.
+        now: u64,
+    },
 }
 
 /// Cells to upload to one mailbox.

@@ -13,6 +13,7 @@ pub(crate) mod keys;
 pub(crate) mod login;
 pub(crate) mod plain;
 pub(crate) mod rekey;
+pub(crate) mod relay;
 pub(crate) mod run;
 pub(crate) mod secrets;
 pub(crate) mod server;

@@ -20,6 +20,7 @@ mod keys;
 mod kill;
 mod lifecycle;
 mod rekey;
+mod relay;
 mod s3;
 mod server;
 mod store_view;

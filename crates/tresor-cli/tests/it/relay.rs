@@ -1,0 +1,253 @@
+//! `tresor relay` as a real process, with members of a sync group (the tresor-sync library)
+//! talking to it over loopback HTTP: they converge through it, a removed member reads nothing
+//! after its removal and its writes are refused, and a byte scan of everything the relay stored
+//! and logged finds no path, value, hash of a value, member key, member id or group id. Bad
+//! requests get clear 4xx answers and change nothing.
+#![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
+
+use crate::common::{Env, bin};
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use tresor_crypto::slip10::Ed25519Node;
+use tresor_crypto::{Key, SecretBytes, hash};
+use tresor_sync::event::Op;
+use tresor_sync::member::Identity;
+use tresor_sync::peer::{Group, Peer, Timing, Warning};
+use tresor_sync::relay::{RelayClient, sync_once};
+use tresor_sync::replica::View;
+
+/// A `tresor relay` process, killed when dropped; its stderr is kept in a file.
+struct Relay {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(env: &Env, data: &std::path::Path, log: &std::path::Path) -> Relay {
+    let mut cmd = env.std_cmd(bin());
+    cmd.args(["relay", "--listen", "127.0.0.1:0", "--data"]).arg(data).env("TRESOR_LOG", "debug");
+    let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let url = loop {
+        let line = lines.next().expect("the relay stopped before listening").unwrap();
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split([' ', ',']).next().unwrap().to_string();
+        }
+    };
+    let log = log.to_path_buf();
+    std::thread::spawn(move || {
+        use std::io::Write;
+        let mut file = std::fs::File::create(log).unwrap();
+        for line in lines.map_while(Result::ok) {
+            let _ = writeln!(file, "{line}");
+        }
+    });
+    Relay { child, url }
+}
+
+const GROUP: [u8; 32] = [0x42; 32];
+
+fn identity(n: u8) -> Identity {
+    Identity::derive(&Ed25519Node::master(&[n + 1; 32]), &GROUP, 0)
+}
+
+fn client(url: &str) -> RelayClient {
+    tresor_backend::install_tls_provider();
+    let http =
+        reqwest::Client::builder().no_proxy().timeout(std::time::Duration::from_secs(10)).build().unwrap();
+    RelayClient::new(url.parse().unwrap(), http)
+}
+
+fn put(path: &str, value: &[u8]) -> Vec<Op> {
+    vec![Op::Put { path: path.into(), value: SecretBytes::new(value.to_vec()) }]
+}
+
+#[test]
+fn members_converge_through_the_real_relay_which_stores_nothing_it_could_read() {
+    let env = Env::new();
+    let data = env.path("relay-data");
+    let log = env.path("relay.log");
+    let relay = start(&env, &data, &log);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let group = Group {
+        id: GROUP,
+        admin: identity(0).id(),
+        epoch: 0,
+        members: (0..3).map(|n| identity(n).key()).collect(),
+    };
+    let key = Key::from_bytes(&mut [9; 32]);
+    // A heartbeat every round (one "second"), so that acknowledgements flow at once.
+    let timing = Timing { heartbeat: 1, skew: 0, grace: 3600 };
+    let mut peers: Vec<Peer> =
+        (0..3).map(|n| Peer::new(identity(n), group.clone(), &key, "team", timing, 0).unwrap()).collect();
+    let mut cursors: Vec<BTreeMap<[u8; 32], u64>> = vec![BTreeMap::new(); 3];
+    let relay_client = client(&relay.url);
+    let values: [(&str, &[u8]); 4] = [
+        ("db/password", b"correct horse battery staple"),
+        ("api/token", b"tok_live_51Hx9sQzV2e8"),
+        ("db/password", b"a concurrent edit from bob"),
+        ("ssh/key", &[0xab; 3000]),
+    ];
+    let mut round = |peers: &mut Vec<Peer>, now: u64| {
+        for (i, peer) in peers.iter_mut().enumerate() {
+            let warnings = rt.block_on(sync_once(peer, &relay_client, &mut cursors[i], now)).unwrap();
+            let unexpected: Vec<&Warning> = warnings
+                .iter()
+                .filter(|w| {
+                    !matches!(
+                        w,
+                        Warning::Group(tresor_sync::receive::Alarm::AfterRemoval { .. }) | Warning::Removed
+                    )
+                })
+                .collect();
+            assert!(unexpected.is_empty(), "member {i}: {unexpected:?}");
+        }
+    };
+    // Alice and bob edit the same path concurrently; carol writes a large value.
+    peers[0].write(put(values[0].0, values[0].1), 1).unwrap();
+    peers[0].write(put(values[1].0, values[1].1), 1).unwrap();
+    peers[1].write(put(values[2].0, values[2].1), 1).unwrap();
+    peers[2].write(put(values[3].0, values[3].1), 1).unwrap();
+    for now in 2..6 {
+        round(&mut peers, now);
+    }
+    let digest = peers[0].replica().digest();
+    assert!(peers.iter().all(|p| p.replica().digest() == digest), "converged");
+    assert!(peers.iter().all(|p| p.unacknowledged() == 0), "every write acknowledged");
+    assert!(matches!(peers[2].replica().view("db/password"), View::Value(_, 1)), "the conflict is shown");
+    assert!(matches!(peers[1].replica().view("ssh/key"), View::Value(v, 0) if v.ct_eq(&[0xab; 3000])));
+
+    // Alice removes carol; carol, not yet told, writes; nobody takes it.
+    let carol = peers[2].id();
+    peers[0].rekey(&[carol], 6).unwrap();
+    peers[2].write(put("carol/late", b"after her removal"), 6).unwrap();
+    for now in 7..12 {
+        round(&mut peers, now);
+    }
+    assert!(peers[2].is_removed(), "carol learnt it from the rekey");
+    for p in &peers[..2] {
+        assert!(matches!(p.replica().view("carol/late"), View::Deleted));
+        assert_eq!(p.epoch(), 1);
+    }
+    peers[1].write(put("after/removal", b"only alice and bob read this"), 12).unwrap();
+    for now in 13..16 {
+        round(&mut peers, now);
+    }
+    assert!(matches!(peers[0].replica().view("after/removal"), View::Value(..)));
+    // Carol, with every key she held, opens nothing of the new epoch on the relay's disk.
+    let new_mailbox = peers[0].mailboxes().into_iter().last().unwrap();
+    let stored = std::fs::read(data.join(format!("{}.cells", hex::encode(new_mailbox)))).unwrap();
+    assert!(!stored.is_empty());
+    assert_eq!(peers[2].readable(stored.chunks(1024)), 0);
+
+    // What the relay kept and logged: nothing but cells; no secret, name, key or id in it.
+    drop(relay);
+    let mut kept = std::fs::read(&log).unwrap();
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let entry = entry.unwrap();
+        kept.extend_from_slice(entry.file_name().as_encoded_bytes());
+        let bytes = std::fs::read(entry.path()).unwrap();
+        assert_eq!(bytes.len() % 1024, 0, "whole cells only");
+        kept.extend_from_slice(&bytes);
+    }
+    let mut needles: Vec<(String, Vec<u8>)> = Vec::new();
+    for (path, value) in values.iter().copied().chain([
+        ("carol/late", &b"after her removal"[..]),
+        ("after/removal", &b"only alice and bob read this"[..]),
+    ]) {
+        needles.push((format!("path {path}"), path.as_bytes().to_vec()));
+        needles.push((format!("value of {path}"), value[..16.min(value.len())].to_vec()));
+        needles.push((format!("hash of {path}"), hash(value)[..8].to_vec()));
+        needles.push((format!("hex hash of {path}"), hex::encode(hash(value)).as_bytes()[..16].to_vec()));
+    }
+    needles.push(("group id".into(), GROUP.to_vec()));
+    needles.push(("group id in hex".into(), hex::encode(GROUP).into_bytes()));
+    needles.push(("prefix".into(), b"team".to_vec()));
+    for n in 0..3 {
+        let key = identity(n).key();
+        needles.push((format!("member {n} signing key"), key.signing[..8].to_vec()));
+        needles.push((format!("member {n} x25519 key"), key.agreement[..8].to_vec()));
+        needles.push((format!("member {n} id"), identity(n).id().0[..8].to_vec()));
+        needles.push((format!("member {n} id as shown"), identity(n).id().to_string().into_bytes()));
+    }
+    for (what, needle) in &needles {
+        assert!(!kept.windows(needle.len()).any(|w| w == needle.as_slice()), "the relay kept the {what}");
+    }
+}
+
+#[test]
+fn bad_requests_get_clear_answers_and_change_nothing() {
+    let env = Env::new();
+    let data = env.path("relay-data");
+    let relay = start(&env, &data, &env.path("relay.log"));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    tresor_backend::install_tls_provider();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mailbox = "ab".repeat(32);
+    let try_ask = |method: reqwest::Method, path: &str, body: Vec<u8>| {
+        rt.block_on(async {
+            let answer = http.request(method, format!("{}{path}", relay.url)).body(body).send().await?;
+            let status = answer.status().as_u16();
+            Ok::<_, reqwest::Error>((status, answer.text().await?))
+        })
+    };
+    let ask = |method: reqwest::Method, path: &str, body: Vec<u8>| try_ask(method, path, body).unwrap();
+    use reqwest::Method;
+    let cases: Vec<(Method, String, Vec<u8>, u16, &str)> = vec![
+        (Method::POST, format!("/v1/relay/{mailbox}"), vec![0; 3 * 1024], 400, "power of two"),
+        (Method::POST, format!("/v1/relay/{mailbox}"), vec![0; 1000], 400, "whole cells"),
+        (Method::POST, format!("/v1/relay/{mailbox}"), Vec::new(), 400, "whole cells"),
+        (Method::POST, "/v1/relay/not-hex".into(), vec![0; 1024], 400, "64 hex digits"),
+        (Method::POST, format!("/v1/relay/{}", "ab".repeat(33)), vec![0; 1024], 400, "64 hex digits"),
+        (Method::GET, "/v1/relay/..%2F..%2Fetc".into(), Vec::new(), 400, "64 hex digits"),
+        (Method::GET, format!("/v1/relay/{mailbox}?from=minus"), Vec::new(), 400, "cell position"),
+        (Method::GET, "/v1/sys/health".into(), Vec::new(), 404, "no such route"),
+    ];
+    for (method, path, body, status, says) in cases {
+        let (got, text) = ask(method.clone(), &path, body);
+        assert_eq!(got, status, "{method} {path}: {text}");
+        assert!(text.contains(says), "{method} {path}: {text}");
+    }
+    // Too large: 413, or the relay closes the connection before the client finished sending.
+    match try_ask(Method::POST, &format!("/v1/relay/{mailbox}"), vec![0; 2048 * 1024]) {
+        Ok((status, text)) => assert_eq!(status, 413, "{text}"),
+        Err(e) => assert!(e.is_request() || e.is_body(), "{e}"),
+    }
+    assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0, "nothing was stored");
+    // A good upload and a download from past the end.
+    assert_eq!(ask(Method::POST, &format!("/v1/relay/{mailbox}"), vec![7; 2048]).0, 200);
+    let (status, body) = ask(Method::GET, &format!("/v1/relay/{mailbox}?from=5"), Vec::new());
+    assert_eq!((status, body.len()), (200, 0));
+    let (status, body) = ask(Method::GET, "/v1/relay/health", Vec::new());
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn a_relay_on_another_address_needs_tls_or_says_so() {
+    let env = Env::new();
+    let out = env
+        .std_cmd(bin())
+        .args(["relay", "--listen", "0.0.0.0:0", "--data"])
+        .arg(env.path("data"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs TLS"));
+    let file = env.path("a-file");
+    std::fs::write(&file, b"x").unwrap();
+    let out =
+        env.std_cmd(bin()).args(["relay", "--listen", "127.0.0.1:0", "--data"]).arg(&file).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not a directory"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

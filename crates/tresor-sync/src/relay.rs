@@ -1,0 +1,181 @@
+//! The client side of a relay (`tresor relay`, tresor_server::relay): uploads and downloads of
+//! cells over HTTP, with every answer checked, and one round of sync for a member.
+//!
+//! The relay is an adversary: an answer that is not whole cells, or more than was asked, is
+//! refused; a mailbox that holds fewer cells than it showed before (a rollback) is reported, and
+//! the member's own unacknowledged events go up again as the protocol does anyway.
+
+use crate::peer::{Peer, Warning};
+use std::collections::BTreeMap;
+use tresor_crypto::cell::{CELL_LEN, Cell};
+
+/// Most cells one upload carries (the relay's limit).
+pub const MAX_UPLOAD_CELLS: usize = 1024;
+/// Most cells one download returns (the relay's limit).
+pub const MAX_FETCH_CELLS: usize = 1024;
+/// The header a download names the mailbox's length in.
+pub const LENGTH_HEADER: &str = "x-tresor-length";
+
+/// Why a relay could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    /// No answer (down, unreachable, timed out, TLS refused).
+    #[error("no answer from the relay {url}: {why}")]
+    Unreachable {
+        /// The relay.
+        url: String,
+        /// Why.
+        why: String,
+    },
+    /// The relay refused (full, bad request).
+    #[error("the relay {url} refused: HTTP {status}: {message}")]
+    Refused {
+        /// The relay.
+        url: String,
+        /// Its status.
+        status: u16,
+        /// What it said.
+        message: String,
+    },
+    /// The answer breaks the relay's protocol.
+    #[error("the relay {url} answered out of protocol: {why}")]
+    Lying {
+        /// The relay.
+        url: String,
+        /// What was wrong.
+        why: &'static str,
+    },
+}
+
+/// A relay at a base URL (`https://relay.example:8250`).
+pub struct RelayClient {
+    base: reqwest::Url,
+    http: reqwest::Client,
+}
+
+/// What a download gave.
+pub struct Fetched {
+    /// The cells, in the relay's order.
+    pub cells: Vec<Vec<u8>>,
+    /// The mailbox's length in cells, as the relay says.
+    pub length: u64,
+}
+
+impl RelayClient {
+    /// A client of the relay at `base`, through `http`.
+    pub fn new(base: reqwest::Url, http: reqwest::Client) -> RelayClient {
+        RelayClient { base, http }
+    }
+
+    fn url(&self, mailbox: &[u8; 32]) -> Result<reqwest::Url, RelayError> {
+        self.base.join(&format!("v1/relay/{}", hex::encode(mailbox))).map_err(|_| RelayError::Lying {
+            url: self.base.to_string(),
+            why: "the relay's address does not take a path",
+        })
+    }
+
+    fn unreachable(&self, e: reqwest::Error) -> RelayError {
+        // The chain says why (refused, timed out, TLS); the URL is in `url` already.
+        let e = e.without_url();
+        let mut why = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            why.push_str(": ");
+            why.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        RelayError::Unreachable { url: self.base.to_string(), why }
+    }
+
+    async fn refused(&self, answer: reqwest::Response) -> RelayError {
+        let status = answer.status().as_u16();
+        let body = answer.bytes().await.unwrap_or_default();
+        let message = serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["errors"][0].as_str().map(str::to_string))
+            .unwrap_or_else(|| "no reason given".into());
+        RelayError::Refused { url: self.base.to_string(), status, message }
+    }
+
+    /// Uploads `cells` (a power of two of them, as [`Peer::upload`] pads) to `mailbox`, in
+    /// pieces the relay takes.
+    pub async fn upload(&self, mailbox: &[u8; 32], cells: &[Cell]) -> Result<(), RelayError> {
+        let url = self.url(mailbox)?;
+        for piece in cells.chunks(MAX_UPLOAD_CELLS) {
+            let body: Vec<u8> = piece.iter().flat_map(|c| c.iter().copied()).collect();
+            let answer =
+                self.http.post(url.clone()).body(body).send().await.map_err(|e| self.unreachable(e))?;
+            if !answer.status().is_success() {
+                return Err(self.refused(answer).await);
+            }
+        }
+        Ok(())
+    }
+
+    /// The cells of `mailbox` from position `from` (at most [`MAX_FETCH_CELLS`]).
+    pub async fn fetch(&self, mailbox: &[u8; 32], from: u64) -> Result<Fetched, RelayError> {
+        let mut url = self.url(mailbox)?;
+        url.query_pairs_mut().append_pair("from", &from.to_string());
+        let answer = self.http.get(url).send().await.map_err(|e| self.unreachable(e))?;
+        if !answer.status().is_success() {
+            return Err(self.refused(answer).await);
+        }
+        let lying = |why| RelayError::Lying { url: self.base.to_string(), why };
+        let length = answer
+            .headers()
+            .get(LENGTH_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or_else(|| lying("no mailbox length"))?;
+        if answer.content_length().is_some_and(|n| n > (MAX_FETCH_CELLS * CELL_LEN) as u64) {
+            return Err(lying("more cells than a download carries"));
+        }
+        let body = answer.bytes().await.map_err(|e| self.unreachable(e))?;
+        if !body.len().is_multiple_of(CELL_LEN) || body.len() > MAX_FETCH_CELLS * CELL_LEN {
+            return Err(lying("an answer that is not whole cells, or too many"));
+        }
+        let count = (body.len() / CELL_LEN) as u64;
+        if count > 0 && from + count > length {
+            return Err(lying("more cells than the mailbox holds"));
+        }
+        Ok(Fetched { cells: body.chunks(CELL_LEN).map(<[u8]>::to_vec).collect(), length })
+    }
+}
+
+/// One round of sync for `peer` at `now`: its uploads go up, then every mailbox it holds is
+/// read from its cursor to the end. `cursors` (one per mailbox) is the caller's to keep.
+pub async fn sync_once(
+    peer: &mut Peer,
+    relay: &RelayClient,
+    cursors: &mut BTreeMap<[u8; 32], u64>,
+    now: u64,
+) -> Result<Vec<Warning>, RelayError> {
+    for (mailbox, cells) in peer.upload(now).map_err(|_| RelayError::Lying {
+        url: relay.base.to_string(),
+        why: "this member could not seal its events",
+    })? {
+        relay.upload(&mailbox, &cells).await?;
+    }
+    let mut warnings = Vec::new();
+    let mut done = Vec::new();
+    while let Some(mailbox) = peer.mailboxes().into_iter().find(|m| !done.contains(m)) {
+        done.push(mailbox);
+        loop {
+            let cursor = cursors.entry(mailbox).or_default();
+            let fetched = relay.fetch(&mailbox, *cursor).await?;
+            if fetched.length < *cursor {
+                warnings.push(Warning::Rollback { had: *cursor, now: fetched.length });
+                *cursor = fetched.length;
+                continue;
+            }
+            *cursor += fetched.cells.len() as u64;
+            let finished = fetched.cells.is_empty() || *cursor >= fetched.length;
+            warnings.extend(peer.download(&mailbox, fetched.cells.iter().map(Vec::as_slice), now));
+            if finished {
+                break;
+            }
+        }
+    }
+    cursors.retain(|m, _| peer.mailboxes().contains(m));
+    Ok(warnings)
+}
