@@ -72,6 +72,14 @@ fn hex_short(bytes: &[u8]) -> String {
     bytes.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
+/// Whether `public` is a key a wrap can be made to: not of small order (its exchange with any
+/// private key would be all zeros, a key anyone knows).
+pub fn is_contributory(public: &[u8; 32]) -> bool {
+    // Clamping clears the cofactor, so any fixed scalar tells: the result depends only on the
+    // point's order, not on the (public) scalar used.
+    StaticSecret::from([0x55; 32]).diffie_hellman(&PublicKey::from(*public)).was_contributory()
+}
+
 /// `key` wrapped to the holder of `recipient`'s private key, bound to `context`.
 pub fn wrap_to(recipient: &[u8; 32], context: &[u8], key: &Key) -> Result<[u8; SEALED_KEY_LEN]> {
     let ephemeral = AgreementSecret::generate()?;
@@ -125,6 +133,7 @@ mod tests {
     fn a_wrapped_key_opens_for_its_recipient_and_context_only() {
         let recipient = AgreementSecret::generate().unwrap();
         let key = Key::generate().unwrap();
+        assert!(is_contributory(&recipient.public()));
         let sealed = wrap_to(&recipient.public(), b"group 1 epoch 2 member 3", &key).unwrap();
         let opened = unwrap_with(&recipient, b"group 1 epoch 2 member 3", &sealed).unwrap();
         assert!(opened.ct_eq(&key));
@@ -145,6 +154,7 @@ mod tests {
         let key = Key::generate().unwrap();
         // The identity point and a point of order 8 (RFC 7748 §5 lists the low-order points).
         for low in [[0u8; 32], h32("e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800")] {
+            assert!(!is_contributory(&low));
             assert!(wrap_to(&low, b"c", &key).is_err());
             let recipient = AgreementSecret::generate().unwrap();
             let mut sealed = wrap_to(&recipient.public(), b"c", &key).unwrap();

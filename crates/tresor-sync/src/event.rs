@@ -180,8 +180,20 @@ impl Event {
                 ),
             },
         };
-        let mut signed =
-            Zeroizing::new(postcard::to_stdvec(&wire).map_err(|e| EventError::Malformed(e.to_string()))?);
+        // Room for all of it up front (values, paths, heads, varints, the signature): a buffer
+        // that grew would leave copies of values behind, unwiped.
+        let values: usize = match &self.body {
+            Body::Write(ops) => ops.iter().map(|op| op.path().len() + 16 + op_value_len(op)).sum(),
+            Body::Rekey(rekey) => {
+                rekey.members.len() * 64 + rekey.wraps.len() * 256 + rekey.removed.len() * 96
+            }
+            _ => 64,
+        };
+        let capacity = values + self.heads.len() * 96 + 256 + SIGNATURE_LEN;
+        let mut signed = Zeroizing::new(
+            postcard::to_extend(&wire, Vec::with_capacity(capacity))
+                .map_err(|e| EventError::Malformed(e.to_string()))?,
+        );
         let signature = identity.sign(&signing_input(&signed));
         signed.extend_from_slice(&signature);
         Ok(signed)
@@ -241,6 +253,14 @@ impl Event {
             time: wire.time,
             body,
         })
+    }
+}
+
+/// Bytes of an operation's value (0 for a delete).
+fn op_value_len(op: &Op) -> usize {
+    match op {
+        Op::Put { value, .. } => value.len(),
+        Op::Delete { .. } => 0,
     }
 }
 

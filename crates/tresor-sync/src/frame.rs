@@ -180,17 +180,31 @@ pub struct Joined {
     pub bytes: Zeroizing<Vec<u8>>,
 }
 
+/// Which event a partial is: (sender, seq, claimed hash).
+type PartialKey = (u16, u64, [u8; 32]);
+
 /// An event whose fragments are still arriving.
 struct Partial {
     count: u16,
     parts: HashMap<u16, Zeroizing<Vec<u8>>>,
+    bytes: usize,
 }
+
+/// How far past a sender's next expected event fragments are kept.
+pub const MAX_AHEAD: u64 = 64;
+/// Most events with different claimed hashes kept at one (sender, sequence number).
+pub const MAX_CANDIDATES: usize = 4;
 
 /// Joins fragments into events. Fragments are kept apart by (sender, seq, claimed hash), so
 /// fragments planted by another holder of the epoch key under an honest event's (sender, seq)
-/// never mix with it; at most `max_buffered` bytes wait at once.
+/// never mix with it. What waits is bounded so that no one jams the joiner: only events from
+/// the sender's last accepted one to [`MAX_AHEAD`] past its next are kept, at most
+/// [`MAX_CANDIDATES`] claims per place (the one with the fewest fragments goes first), and at
+/// most `max_buffered` bytes, the events farthest ahead of their sender going first.
 pub struct Joiner {
-    pending: HashMap<(u16, u64, [u8; 32]), Partial>,
+    pending: HashMap<PartialKey, Partial>,
+    /// Each sender's next expected sequence number, as last told.
+    next: HashMap<u16, u64>,
     buffered: usize,
     max_buffered: usize,
 }
@@ -198,45 +212,84 @@ pub struct Joiner {
 impl Joiner {
     /// A joiner holding at most `max_buffered` bytes of incomplete events.
     pub fn new(max_buffered: usize) -> Joiner {
-        Joiner { pending: HashMap::new(), buffered: 0, max_buffered }
+        Joiner { pending: HashMap::new(), next: HashMap::new(), buffered: 0, max_buffered }
     }
 
-    /// Adds a fragment: the event once its last missing fragment arrived. A fragment seen before
-    /// is ignored while its event is incomplete (after it came out, a cell delivered again makes
-    /// it come out again: the receiver drops it against the sender's pinned chain); one that disagrees with its event's count, or completes bytes that do not hash
-    /// to the claim, is refused (and the latter's candidate dropped, so that the sender's next
-    /// upload can make the event whole).
-    pub fn add(&mut self, fragment: Fragment) -> Result<Option<Joined>, FrameError> {
+    /// How far the event at (sender, seq) is ahead of its sender's next expected one.
+    fn distance(&self, sender: u16, seq: u64) -> u64 {
+        seq.saturating_sub(self.next.get(&sender).copied().unwrap_or(1))
+    }
+
+    fn remove(&mut self, key: &PartialKey) {
+        if let Some(partial) = self.pending.remove(key) {
+            self.buffered -= partial.bytes;
+        }
+    }
+
+    /// Adds a fragment of an event of its sender, whose next expected event is `next`: the
+    /// event once its last missing fragment arrived. A fragment outside the window, or seen
+    /// before while its event is incomplete, is ignored (its sender uploads it again until it is
+    /// acknowledged); one that disagrees with its event's count, or completes bytes that do not
+    /// hash to the claim, is refused (and the latter's candidate dropped, so that the sender's
+    /// next upload can make the event whole).
+    pub fn add(&mut self, fragment: Fragment, next: u64) -> Result<Option<Joined>, FrameError> {
+        self.next.insert(fragment.sender, next);
+        if fragment.seq.saturating_add(1) < next || fragment.seq >= next.saturating_add(MAX_AHEAD) {
+            return Ok(None);
+        }
         let key = (fragment.sender, fragment.seq, fragment.hash);
-        let partial = self
-            .pending
-            .entry(key)
-            .or_insert_with(|| Partial { count: fragment.count, parts: HashMap::new() });
+        if !self.pending.contains_key(&key) {
+            let rivals: Vec<(usize, PartialKey)> = self
+                .pending
+                .iter()
+                .filter(|(k, _)| k.0 == key.0 && k.1 == key.1)
+                .map(|(k, p)| (p.parts.len(), *k))
+                .collect();
+            if rivals.len() >= MAX_CANDIDATES
+                && let Some((_, fewest)) = rivals.iter().min_by_key(|(parts, _)| *parts)
+            {
+                self.remove(&fewest.clone());
+            }
+        }
+        let length = fragment.bytes.len();
+        while self.buffered + length > self.max_buffered {
+            let here = self.distance(key.0, key.1);
+            let farthest = self
+                .pending
+                .keys()
+                .filter(|k| **k != key)
+                .map(|k| (self.distance(k.0, k.1), *k))
+                .max_by_key(|(d, _)| *d);
+            match farthest {
+                Some((distance, victim)) if distance > here => self.remove(&victim),
+                _ => return Err(FrameError::Overflow(self.max_buffered)),
+            }
+        }
+        let partial = self.pending.entry(key).or_insert_with(|| Partial {
+            count: fragment.count,
+            parts: HashMap::new(),
+            bytes: 0,
+        });
         if partial.count != fragment.count {
             return Err(FrameError::Malformed("fragments of one event disagree on their count"));
         }
         if partial.parts.contains_key(&fragment.index) {
             return Ok(None);
         }
-        if self.buffered + fragment.bytes.len() > self.max_buffered {
-            if partial.parts.is_empty() {
-                self.pending.remove(&key);
-            }
-            return Err(FrameError::Overflow(self.max_buffered));
-        }
-        self.buffered += fragment.bytes.len();
+        self.buffered += length;
+        partial.bytes += length;
         partial.parts.insert(fragment.index, fragment.bytes);
         if partial.parts.len() < usize::from(partial.count) {
             return Ok(None);
         }
         let Some(partial) = self.pending.remove(&key) else { return Ok(None) };
-        let mut bytes = Zeroizing::new(Vec::new());
+        self.buffered -= partial.bytes;
+        let mut bytes = Zeroizing::new(Vec::with_capacity(partial.bytes));
         for index in 0..partial.count {
             if let Some(part) = partial.parts.get(&index) {
                 bytes.extend_from_slice(part);
             }
         }
-        self.buffered -= bytes.len();
         if hash(&bytes) != key.2 {
             return Err(FrameError::HashMismatch { sender: key.0, seq: key.1 });
         }
@@ -250,7 +303,7 @@ impl Joiner {
         self.pending.retain(|(s, q, _), partial| {
             let keep = *s != sender || *q > seq;
             if !keep {
-                freed += partial.parts.values().map(|p| p.len()).sum::<usize>();
+                freed += partial.bytes;
             }
             keep
         });
@@ -285,7 +338,7 @@ mod tests {
         let mut out = Vec::new();
         for cell in cells {
             if let Opened::Fragment(f) = open_cell(key, place, cell).unwrap()
-                && let Some(j) = joiner.add(f).unwrap()
+                && let Some(j) = joiner.add(f, 1).unwrap()
             {
                 out.push((j.sender, j.seq, j.bytes.to_vec()));
             }
@@ -353,9 +406,9 @@ mod tests {
         let forged = cell::seal(&key, &place().aad(), &inner).unwrap();
         let mut joiner = Joiner::new(1 << 20);
         let Opened::Fragment(forged) = open_cell(&key, place(), &forged).unwrap() else { panic!() };
-        assert_eq!(joiner.add(forged).err(), Some(FrameError::HashMismatch { sender: 2, seq: 1 }));
+        assert_eq!(joiner.add(forged, 1).err(), Some(FrameError::HashMismatch { sender: 2, seq: 1 }));
         let Opened::Fragment(f) = open_cell(&key, place(), &good[0]).unwrap() else { panic!() };
-        assert_eq!(joiner.add(f).unwrap().map(|j| j.bytes.to_vec()), Some(honest));
+        assert_eq!(joiner.add(f, 1).unwrap().map(|j| j.bytes.to_vec()), Some(honest));
         assert_eq!(joiner.buffered(), 0);
     }
 
@@ -406,10 +459,52 @@ mod tests {
         let mut joiner = Joiner::new(2 * FRAGMENT_MAX);
         for cell in &cells[..2] {
             let Opened::Fragment(f) = open_cell(&key, place(), cell).unwrap() else { panic!() };
-            assert!(joiner.add(f).unwrap().is_none());
+            assert!(joiner.add(f, 1).unwrap().is_none());
         }
         let Opened::Fragment(f) = open_cell(&key, place(), &cells[2]).unwrap() else { panic!() };
-        assert_eq!(joiner.add(f).err(), Some(FrameError::Overflow(2 * FRAGMENT_MAX)));
+        assert_eq!(joiner.add(f, 1).err(), Some(FrameError::Overflow(2 * FRAGMENT_MAX)));
+    }
+
+    /// Fragments of one cell each of an event of `count` cells at (sender, seq), hash `tag`.
+    fn planted(key: &Key, sender: u16, seq: u64, count: u16, tag: u8) -> Fragment {
+        let mut inner = Zeroizing::new([0u8; INNER_LEN]);
+        inner[..2].copy_from_slice(&sender.to_be_bytes());
+        inner[2..10].copy_from_slice(&seq.to_be_bytes());
+        inner[10..42].copy_from_slice(&[tag; 32]);
+        inner[44..46].copy_from_slice(&count.to_be_bytes());
+        inner[46..48].copy_from_slice(&(FRAGMENT_MAX as u16).to_be_bytes());
+        let cell = cell::seal(key, &place().aad(), &inner).unwrap();
+        let Opened::Fragment(f) = open_cell(key, place(), &cell).unwrap() else { panic!() };
+        f
+    }
+
+    #[test]
+    fn planted_fragments_far_ahead_or_in_numbers_do_not_jam_the_next_event() {
+        // A holder of the epoch key fills the joiner with never-finished events far ahead of
+        // sender 0's next one, and with rival claims at its very place.
+        let key = key();
+        let mut joiner = Joiner::new(8 * FRAGMENT_MAX);
+        for seq in 2..10 {
+            assert!(joiner.add(planted(&key, 0, seq, 100, 1), 1).unwrap().is_none());
+        }
+        assert_eq!(joiner.buffered(), 8 * FRAGMENT_MAX, "full");
+        for tag in 2..10 {
+            assert!(joiner.add(planted(&key, 0, 1, 100, tag), 1).unwrap().is_none());
+        }
+        assert!(
+            joiner.add(planted(&key, 0, 1_000, 2, 9), 1).unwrap().is_none(),
+            "outside the window: ignored"
+        );
+        // The honest next event still comes out whole.
+        let honest = vec![5u8; 3 * FRAGMENT_MAX];
+        let cells = seal_event(&key, place(), 0, 1, &honest).unwrap();
+        let mut out = None;
+        for cell in &cells {
+            let Opened::Fragment(f) = open_cell(&key, place(), cell).unwrap() else { panic!() };
+            out = joiner.add(f, 1).unwrap().or(out);
+        }
+        assert_eq!(out.map(|j| j.bytes.to_vec()), Some(honest));
+        assert!(joiner.buffered() <= 8 * FRAGMENT_MAX);
     }
 
     proptest! {

@@ -199,7 +199,7 @@ impl Peer {
         timing: Timing,
         now: u64,
     ) -> Result<Peer, PeerError> {
-        if !group.members.contains(&identity.key()) || group.members.len() > usize::from(u16::MAX) {
+        if !group.members.contains(&identity.key()) || group.members.len() > crate::event::MAX_HEADS + 1 {
             return Err(PeerError::NotAMember);
         }
         let heard = group.members.iter().map(|m| (m.id(), now)).collect();
@@ -307,10 +307,14 @@ impl Peer {
         for member in members.iter().filter(|m| m.id() != self.admin) {
             // A one-time key serves once: a second rekey before the member posted another
             // falls back to its long-term key.
-            let to = self.their_one_time.remove(&member.id()).unwrap_or(member.agreement);
+            let to = self.their_one_time.get(&member.id()).copied().unwrap_or(member.agreement);
             let sealed = agree::wrap_to(&to, &wrap_context(&self.group, next, &member.id()), &key)
                 .map_err(|_| PeerError::Wrap)?;
             wraps.push(Wrapped { member: member.id(), to, sealed: sealed.to_vec() });
+        }
+        // Only now, every wrap made, are the one-time keys used up.
+        for wrap in &wraps {
+            self.their_one_time.remove(&wrap.member);
         }
         let removed = remove
             .iter()
@@ -345,7 +349,7 @@ impl Peer {
             seq: self.seq + 1,
             prev: self.last_hash,
             heads,
-            lamport: self.lamport.max(seen) + 1,
+            lamport: self.lamport.max(seen).saturating_add(1),
             time: now,
             body,
         };
@@ -450,7 +454,8 @@ impl Peer {
                 // (Another event at an accepted place goes on, to be proved an equivocation.)
                 continue;
             }
-            let joined = match epoch.joiner.add(fragment) {
+            let next = self.receiver.accepted(&key.id()) + 1;
+            let joined = match epoch.joiner.add(fragment, next) {
                 Ok(Some(joined)) => joined,
                 Ok(None) => continue,
                 Err(FrameError::Overflow(_)) => {
@@ -462,7 +467,6 @@ impl Peer {
                     continue;
                 }
             };
-            epoch.joiner.forget_through(joined.sender, joined.seq);
             let event = match Event::open(&joined.bytes, &key) {
                 Ok(event) => event,
                 Err(e) => {
@@ -475,8 +479,18 @@ impl Peer {
                     .push(Warning::Forged("a signed event moved to another group, epoch or place".into()));
                 continue;
             }
-            let received = self.receiver.receive(event, joined.hash, now);
+            let received = self.receiver.receive(event, joined.hash, joined.bytes.len(), now);
             warnings.extend(received.alarms.into_iter().map(Warning::Group));
+            // Fragments of events now accepted will never be needed (only accepted ones: an
+            // unverified claim must not clear an honest sender's fragments).
+            if let Some(epoch) = self.epochs.get_mut(&number) {
+                for event in &received.accepted {
+                    if let Some(index) = epoch.members.iter().position(|m| m.id() == event.sender) {
+                        let index = u16::try_from(index).unwrap_or(u16::MAX);
+                        epoch.joiner.forget_through(index, self.receiver.accepted(&event.sender));
+                    }
+                }
+            }
             for event in received.accepted {
                 self.take_in(event, now, &mut warnings);
             }

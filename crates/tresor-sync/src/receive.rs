@@ -15,8 +15,16 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Most events held while they wait for what they depend on; more are dropped (their senders
 /// upload them again until every member acknowledged them).
 pub const MAX_WAITING: usize = 4096;
-/// Most of those from one sender, so that one member cannot crowd out the others.
-pub const MAX_WAITING_PER_SENDER: usize = 1024;
+/// Most bytes of events held while they wait (the events farthest ahead of their senders go
+/// first).
+pub const MAX_WAITING_BYTES: usize = 64 << 20;
+/// How far past a sender's next expected event an event is held; farther ones are dropped
+/// (the sender uploads them again).
+pub const MAX_AHEAD: u64 = 64;
+/// Most events of a removed or excluded member past its cut that one claim may name.
+pub const MAX_UNCHECKED: u64 = 1024;
+/// The largest Lamport clock accepted (far beyond any honest history, far below overflow).
+pub const MAX_LAMPORT: u64 = 1 << 48;
 
 /// Something the receiver saw that an honest group and relay never produce.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,6 +91,7 @@ struct Waiting {
     hash: [u8; 32],
     event: Event,
     since: u64,
+    size: usize,
 }
 
 /// The receiver (see the module documentation).
@@ -91,6 +100,8 @@ pub struct Receiver {
     admin: MemberId,
     /// The newest epoch a rekey accepted here started (the genesis epoch before any).
     epoch: u64,
+    /// That epoch's members.
+    epoch_members: BTreeSet<MemberId>,
     /// Removed members: their last event that counts (sequence number and hash).
     cutoffs: BTreeMap<MemberId, (u64, [u8; 32])>,
     members: BTreeMap<MemberId, MemberKey>,
@@ -98,6 +109,7 @@ pub struct Receiver {
     /// The heads of each sender's newest accepted event: a member's knowledge never shrinks.
     known: BTreeMap<MemberId, Vec<Head>>,
     waiting: BTreeMap<(MemberId, u64), Waiting>,
+    waiting_bytes: usize,
     excluded: BTreeSet<MemberId>,
 }
 
@@ -111,15 +123,18 @@ impl Receiver {
         epoch: u64,
         prefix: &str,
     ) -> Receiver {
+        let members: BTreeMap<MemberId, MemberKey> = members.into_iter().map(|k| (k.id(), k)).collect();
         Receiver {
+            epoch_members: members.keys().copied().collect(),
             prefix: prefix.to_string(),
             admin,
             epoch,
             cutoffs: BTreeMap::new(),
-            members: members.into_iter().map(|k| (k.id(), k)).collect(),
+            members,
             chains: BTreeMap::new(),
             known: BTreeMap::new(),
             waiting: BTreeMap::new(),
+            waiting_bytes: 0,
             excluded: BTreeSet::new(),
         }
     }
@@ -195,8 +210,33 @@ impl Receiver {
         self.cutoffs.contains_key(member)
     }
 
-    /// Takes in an event whose signature by `event.sender` was checked, arrived at `now`.
-    pub fn receive(&mut self, event: Event, hash: [u8; 32], now: u64) -> Received {
+    /// How far the event at (member, seq) is past its member's next expected one.
+    fn distance(&self, member: &MemberId, seq: u64) -> u64 {
+        seq.saturating_sub(self.accepted(member) + 1)
+    }
+
+    /// Makes room for `size` more waiting bytes of the event at (sender, seq) by dropping
+    /// waiting events farther ahead of their senders; false if that is not enough.
+    fn make_room(&mut self, sender: MemberId, seq: u64, size: usize) -> bool {
+        let here = self.distance(&sender, seq);
+        while self.waiting.len() >= MAX_WAITING || self.waiting_bytes + size > MAX_WAITING_BYTES {
+            let farthest =
+                self.waiting.keys().map(|(m, q)| (self.distance(m, *q), (*m, *q))).max_by_key(|(d, _)| *d);
+            match farthest {
+                Some((distance, key)) if distance > here => {
+                    if let Some(w) = self.waiting.remove(&key) {
+                        self.waiting_bytes -= w.size;
+                    }
+                }
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    /// Takes in an event whose signature by `event.sender` was checked, `size` bytes signed,
+    /// arrived at `now`.
+    pub fn receive(&mut self, event: Event, hash: [u8; 32], size: usize, now: u64) -> Received {
         let mut alarms = Vec::new();
         let sender = event.sender;
         if !self.members.contains_key(&sender) {
@@ -230,15 +270,16 @@ impl Receiver {
             }
             return Received { alarms, ..Received::default() };
         }
-        match self.waiting.get(&(sender, event.seq)) {
-            Some(w) if w.hash == hash => {}
-            Some(_) => {
+        match self.waiting.get(&(sender, event.seq)).map(|w| w.hash == hash) {
+            Some(true) => {}
+            Some(false) => {
                 self.exclude(sender, &mut alarms, Alarm::Equivocation { member: sender, seq: event.seq })
             }
-            None if self.waiting.len() < MAX_WAITING
-                && self.waiting.range((sender, 0)..=(sender, u64::MAX)).count() < MAX_WAITING_PER_SENDER =>
+            None if event.seq <= accepted.saturating_add(MAX_AHEAD)
+                && self.make_room(sender, event.seq, size) =>
             {
-                self.waiting.insert((sender, event.seq), Waiting { hash, event, since: now });
+                self.waiting_bytes += size;
+                self.waiting.insert((sender, event.seq), Waiting { hash, event, since: now, size });
             }
             None => {}
         }
@@ -256,9 +297,11 @@ impl Receiver {
             for sender in senders {
                 let next = self.chains.get(&sender).map_or(0, Vec::len) as u64 + 1;
                 let Some(w) = self.waiting.remove(&(sender, next)) else { continue };
+                self.waiting_bytes -= w.size;
                 match self.check(&w.event, &mut out.alarms) {
                     Readiness::Wait => {
                         if !self.excluded.contains(&sender) {
+                            self.waiting_bytes += w.size;
                             self.waiting.insert((sender, next), w);
                         }
                     }
@@ -288,12 +331,14 @@ impl Receiver {
     /// last counted event are taken back.
     fn take_in_rekey(&mut self, rekey: &crate::event::Rekey, out: &mut Received) {
         self.epoch = rekey.epoch;
+        self.epoch_members = rekey.members.iter().map(MemberKey::id).collect();
         for key in &rekey.members {
             self.members.entry(key.id()).or_insert(*key);
         }
         for head in &rekey.removed {
             self.cutoffs.insert(head.member, (head.seq, head.hash));
             self.waiting.retain(|(m, seq), _| !(*m == head.member && *seq > head.seq));
+            self.waiting_bytes = self.waiting.values().map(|w| w.size).sum();
             let Some(chain) = self.chains.get_mut(&head.member) else { continue };
             let last = usize::try_from(head.seq).unwrap_or(usize::MAX);
             if chain.len() > last {
@@ -320,26 +365,50 @@ impl Receiver {
             return Readiness::Refuse;
         }
         let sorted = event.heads.windows(2).all(|w| w[0].member < w[1].member);
-        let known = event.heads.iter().all(|h| self.members.contains_key(&h.member) && h.member != sender);
-        if !sorted || !known || event.heads.iter().any(|h| h.seq == 0) {
-            return self.misbehaved(event, alarms, "heads not sorted, naming itself, a stranger or seq 0");
+        if !sorted || event.heads.iter().any(|h| h.seq == 0 || h.member == sender) {
+            return self.misbehaved(event, alarms, "heads not sorted, naming itself, or at seq 0");
+        }
+        if event.heads.iter().any(|h| !self.members.contains_key(&h.member)) {
+            // A member this receiver does not know yet: the rekey that adds it has not arrived.
+            return Readiness::Wait;
+        }
+        if let Body::Ack { one_time } = &event.body
+            && !tresor_crypto::agree::is_contributory(one_time)
+        {
+            return self.misbehaved(event, alarms, "a one-time key of small order");
         }
         if let Body::Rekey(rekey) = &event.body
-            && let Some(why) = rekey_problem(event, rekey, &self.admin, self.epoch)
+            && let Some(why) = rekey_problem(event, rekey, &self.admin, self.epoch, &self.epoch_members)
         {
             return self.misbehaved(event, alarms, why);
         }
-        let mut skipped = false;
+        let mut slack: u64 = 0;
         let mut lamport = match seq {
             1 => 0,
             _ => self.lamport(&sender, seq - 1).unwrap_or(0),
         };
         for head in &event.heads {
-            let removed_after = self.cutoffs.get(&head.member).is_some_and(|(last, _)| head.seq > *last);
-            if self.excluded.contains(&head.member) || removed_after {
-                // Its later events are refused here, so a claim about them cannot be waited for.
-                // A removal names where its chain ends for everyone (ARCHITECTURE.md).
-                skipped = true;
+            let last = match self.cutoffs.get(&head.member) {
+                Some((last, _)) => Some(*last),
+                None if self.excluded.contains(&head.member) => Some(self.accepted(&head.member)),
+                None => None,
+            };
+            if let Some(last) = last
+                && head.seq > last
+            {
+                // Its events past `last` are refused here, so a claim about them cannot be
+                // waited for, nor their clocks checked: each may have added one to the claimant's
+                // clock, and no more than MAX_UNCHECKED of them are believed.
+                let past = head.seq - last;
+                if past > MAX_UNCHECKED {
+                    return self.misbehaved(
+                        event,
+                        alarms,
+                        "a claim about a removed member's events far past its cut",
+                    );
+                }
+                slack += past;
+                lamport = lamport.max(self.lamport(&head.member, last).unwrap_or(0));
                 continue;
             }
             match self.link_hash(&head.member, head.seq) {
@@ -351,9 +420,11 @@ impl Receiver {
                 Some(_) => lamport = lamport.max(self.lamport(&head.member, head.seq).unwrap_or(0)),
             }
         }
-        // A claim about refused events cannot be checked, so their clocks cannot be either: the
-        // event's clock must then be at least, not exactly, one more than what can be checked.
-        if event.lamport != lamport + 1 && !(skipped && event.lamport > lamport) {
+        // Exactly one more than what it saw; with claims that cannot be checked, at most one
+        // more per unchecked event.
+        let least = lamport.saturating_add(1);
+        if event.lamport > MAX_LAMPORT || event.lamport < least || event.lamport > least.saturating_add(slack)
+        {
             return self.misbehaved(event, alarms, "a Lamport clock other than 1 + the largest it saw");
         }
         if let Some(before) = self.known.get(&sender) {
@@ -368,7 +439,7 @@ impl Receiver {
             }
         }
         if let Body::Write(ops) = &event.body
-            && let Some(why) = ops.iter().find_map(|op| path_problem(op, &self.prefix))
+            && let Some(why) = ops.iter().find_map(|op| op_problem(op, &self.prefix))
         {
             return self.misbehaved(event, alarms, why);
         }
@@ -384,6 +455,7 @@ impl Receiver {
     fn exclude(&mut self, member: MemberId, alarms: &mut Vec<Alarm>, alarm: Alarm) {
         self.excluded.insert(member);
         self.waiting.retain(|(m, _), _| *m != member);
+        self.waiting_bytes = self.waiting.values().map(|w| w.size).sum();
         alarms.push(alarm);
     }
 
@@ -400,7 +472,9 @@ fn rekey_problem(
     rekey: &crate::event::Rekey,
     admin: &MemberId,
     newest: u64,
+    current: &BTreeSet<MemberId>,
 ) -> Option<&'static str> {
+    let removed: BTreeSet<MemberId> = rekey.removed.iter().map(|h| h.member).collect();
     let ids: BTreeSet<MemberId> = rekey.members.iter().map(MemberKey::id).collect();
     let wrapped: BTreeSet<MemberId> = rekey.wraps.iter().map(|w| w.member).collect();
     let others: BTreeSet<MemberId> = ids.iter().copied().filter(|m| m != admin).collect();
@@ -414,6 +488,8 @@ fn rekey_problem(
         Some("a rekey that does not wrap its key once to every other member")
     } else if rekey.removed.iter().any(|h| ids.contains(&h.member) || h.member == *admin) {
         Some("a rekey that removes a member it keeps")
+    } else if current.iter().any(|m| !ids.contains(m) && !removed.contains(m)) {
+        Some("a rekey that drops a member without cutting its chain")
     } else {
         None
     }
@@ -426,10 +502,63 @@ enum Readiness {
     Accept,
 }
 
-/// Why a received operation's path is refused: with the local prefix in front, it must be a
-/// path the vault's own rules accept (no empty, `.` or `..` segment, no control character, not
-/// too long), so nothing lands outside the prefix.
-fn path_problem(op: &Op, prefix: &str) -> Option<&'static str> {
+/// Why a received operation is refused: with the local prefix in front, its path must be one
+/// the vault's own rules accept (no empty, `.` or `..` segment, no control character, not too
+/// long), so nothing lands outside the prefix; and a value no larger than a vault takes.
+fn op_problem(op: &Op, prefix: &str) -> Option<&'static str> {
     let full = format!("{prefix}/{}", op.path());
-    tresor::path::SecretPath::parse(&full).is_err().then_some("a path the vault's path rules refuse")
+    if tresor::path::SecretPath::parse(&full).is_err() {
+        return Some("a path the vault's path rules refuse");
+    }
+    match op {
+        Op::Put { value, .. } if value.len() > tresor::vault::DEFAULT_MAX_VALUE => {
+            Some("a value larger than a vault takes")
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> MemberKey {
+        MemberKey { signing: [n; 32], agreement: [n; 32] }
+    }
+
+    fn event(sender: &MemberKey, seq: u64) -> Event {
+        Event {
+            group: [0; 32],
+            epoch: 0,
+            sender: sender.id(),
+            seq,
+            prev: [0; 32],
+            heads: Vec::new(),
+            lamport: seq,
+            time: 0,
+            body: Body::Heartbeat,
+        }
+    }
+
+    #[test]
+    fn events_far_ahead_are_not_held_and_held_bytes_are_bounded() {
+        let (a, b) = (key(1), key(2));
+        let mut receiver = Receiver::new([a, b], a.id(), 0, "team");
+        // Past the window: dropped, whatever its size.
+        receiver.receive(event(&b, MAX_AHEAD + 2), [1; 32], 10, 0);
+        assert_eq!(receiver.waiting(), 0);
+        // Within it: held, until the bytes run out; then the farthest goes first.
+        receiver.receive(event(&b, 40), [2; 32], MAX_WAITING_BYTES / 2, 0);
+        receiver.receive(event(&b, 30), [3; 32], MAX_WAITING_BYTES / 2, 0);
+        assert_eq!(receiver.waiting(), 2);
+        receiver.receive(event(&b, 20), [4; 32], MAX_WAITING_BYTES / 2, 0);
+        assert_eq!(receiver.waiting(), 2);
+        assert!(
+            receiver.waiting.contains_key(&(b.id(), 20)) && !receiver.waiting.contains_key(&(b.id(), 40))
+        );
+        // Nothing nearer to evict: a farther one is not taken.
+        receiver.receive(event(&b, 50), [5; 32], MAX_WAITING_BYTES / 2, 0);
+        assert!(!receiver.waiting.contains_key(&(b.id(), 50)));
+        assert!(receiver.waiting_bytes <= MAX_WAITING_BYTES);
+    }
 }

@@ -321,3 +321,86 @@ fn a_removed_member_writes_nothing_anyone_takes_and_what_it_wrote_past_its_cut_i
     assert!(bob.is_removed());
     assert!(bob.write(put("x", b"y"), 7).is_err());
 }
+
+/// The group's three members with alice (the admin) having removed bob, and the rekey's cells
+/// delivered to carol's stand-in: `peers[0]` is alice.
+fn with_bob_removed() -> Vec<Peer> {
+    let mut peers = group();
+    let bob = peers[1].id();
+    peers[0].rekey(&[bob], 1).unwrap();
+    peers
+}
+
+#[test]
+fn a_claim_about_a_removed_members_events_buys_no_more_than_one_clock_tick_each() {
+    // Mallory names bob's events past his cut (which alice cannot check) to lift her clock.
+    let forger = Forger::new();
+    let bob = support::identity(1).id();
+    for (claimed, lamport, ok) in [(5, 6, true), (5, 7, false), (5, 1_000_000, false), (5_000, 5_001, false)]
+    {
+        let mut peers = with_bob_removed();
+        let heads = vec![Head { member: bob, seq: claimed, hash: [1; 32] }];
+        let (_, cells) = forger.seal(&forger.event(1, [0; 32], heads, lamport, put("win", b"x")));
+        let warnings = deliver(&mut peers[0], &cells);
+        match ok {
+            true => assert!(warnings.is_empty(), "{claimed} {lamport}: {warnings:?}"),
+            false => assert!(
+                matches!(alarms(&warnings).as_slice(), [Alarm::Misbehaved { why, .. }] if why.contains("Lamport") || why.contains("far past")),
+                "{claimed} {lamport}: {warnings:?}"
+            ),
+        }
+        assert_eq!(matches!(peers[0].replica().view("win"), View::Value(..)), ok);
+    }
+}
+
+#[test]
+fn a_one_time_key_of_small_order_is_refused() {
+    let forger = Forger::new();
+    let mut peers = group();
+    let mut event = forger.event(1, [0; 32], vec![], 1, Vec::new());
+    event.body = Body::Ack { one_time: [0; 32] };
+    let (_, cells) = forger.seal(&event);
+    let warnings = deliver(&mut peers[0], &cells);
+    assert!(
+        matches!(alarms(&warnings).as_slice(), [Alarm::Misbehaved { why, .. }] if why.contains("small order"))
+    );
+}
+
+#[test]
+fn a_rekey_that_drops_a_member_without_cutting_it_is_refused() {
+    // The admin's rekey leaves bob out but names no cut: bob's later old-epoch writes would
+    // never be refused.
+    let admin = support::identity(0);
+    let mut peers = group();
+    let members: Vec<MemberKey> = [0, 2].iter().map(|n| support::identity(*n).key()).collect();
+    let key = Key::generate().unwrap();
+    let carol = support::identity(2).key();
+    let context = [b"tresor-sync wrap".as_slice(), &GROUP, &1u64.to_be_bytes(), &carol.id().0].concat();
+    let wraps = vec![Wrapped {
+        member: carol.id(),
+        to: carol.agreement,
+        sealed: agree::wrap_to(&carol.agreement, &context, &key).unwrap().to_vec(),
+    }];
+    let event = Event {
+        group: GROUP,
+        epoch: 0,
+        sender: admin.id(),
+        seq: 1,
+        prev: [0; 32],
+        heads: Vec::new(),
+        lamport: 1,
+        time: 1,
+        body: Body::Rekey(Rekey { epoch: 1, members, wraps, removed: Vec::new() }),
+    };
+    let signed = event.sign(&admin).unwrap();
+    let epoch_key = support::epoch_key(7);
+    let mailbox = peer::mailbox(&epoch_key, &GROUP);
+    let place = Place { group: &GROUP, epoch: 0, mailbox: &mailbox };
+    let cells = frame::seal_event(&frame::cell_key(&epoch_key), place, 0, 1, &signed).unwrap();
+    let warnings = deliver(&mut peers[2], &cells);
+    assert!(
+        matches!(alarms(&warnings).as_slice(), [Alarm::Misbehaved { why, .. }] if why.contains("without cutting")),
+        "{warnings:?}"
+    );
+    assert_eq!(peers[2].epoch(), 0);
+}
