@@ -197,10 +197,11 @@ pub const MAX_CANDIDATES: usize = 4;
 
 /// Joins fragments into events. Fragments are kept apart by (sender, seq, claimed hash), so
 /// fragments planted by another holder of the epoch key under an honest event's (sender, seq)
-/// never mix with it. What waits is bounded so that no one jams the joiner: only events from
-/// the sender's last accepted one to [`MAX_AHEAD`] past its next are kept, at most
-/// [`MAX_CANDIDATES`] claims per place (the one with the fewest fragments goes first), and at
-/// most `max_buffered` bytes, the events farthest ahead of their sender going first.
+/// never mix with it. What waits is bounded so that no one jams the joiner: only events up to
+/// [`MAX_AHEAD`] past the sender's next are kept, at most [`MAX_CANDIDATES`] claims per place
+/// (the one with the fewest fragments goes first), and at most `max_buffered` bytes, the events
+/// farthest ahead of their sender going first — and before them, events at places already
+/// accepted (only a proof of equivocation is ever such an event).
 pub struct Joiner {
     pending: HashMap<PartialKey, Partial>,
     /// Each sender's next expected sequence number, as last told.
@@ -216,8 +217,14 @@ impl Joiner {
     }
 
     /// How far the event at (sender, seq) is ahead of its sender's next expected one.
+    /// Events behind the next one (a proof that their sender signed two events at one place)
+    /// count as farther than any ahead: they go first when room is short.
     fn distance(&self, sender: u16, seq: u64) -> u64 {
-        seq.saturating_sub(self.next.get(&sender).copied().unwrap_or(1))
+        let next = self.next.get(&sender).copied().unwrap_or(1);
+        match seq.checked_sub(next) {
+            Some(ahead) => ahead,
+            None => MAX_AHEAD + (next - seq),
+        }
     }
 
     fn remove(&mut self, key: &PartialKey) {
@@ -234,7 +241,7 @@ impl Joiner {
     /// next upload can make the event whole).
     pub fn add(&mut self, fragment: Fragment, next: u64) -> Result<Option<Joined>, FrameError> {
         self.next.insert(fragment.sender, next);
-        if fragment.seq.saturating_add(1) < next || fragment.seq >= next.saturating_add(MAX_AHEAD) {
+        if fragment.seq >= next.saturating_add(MAX_AHEAD) {
             return Ok(None);
         }
         let key = (fragment.sender, fragment.seq, fragment.hash);

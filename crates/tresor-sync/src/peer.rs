@@ -114,6 +114,25 @@ struct Outgoing {
     epoch: u64,
 }
 
+/// An event of another member, accepted here and kept until every member has it, so that this
+/// member can forward it to one that lacks it (its sender may be gone).
+struct Held {
+    signed: Zeroizing<Vec<u8>>,
+    epoch: u64,
+    /// When it was accepted or last forwarded.
+    since: u64,
+}
+
+/// A signed event to send a few times whatever the heads say: one of two events its sender
+/// signed at one place, so that every member learns of the equivocation.
+struct Proof {
+    signed: Zeroizing<Vec<u8>>,
+    epoch: u64,
+    sender: MemberId,
+    seq: u64,
+    left: u8,
+}
+
 /// One epoch this member holds the key of.
 struct Epoch {
     members: Vec<MemberKey>,
@@ -159,6 +178,8 @@ pub struct Peer {
     last_hash: [u8; 32],
     lamport: u64,
     unacked: BTreeMap<u64, Outgoing>,
+    held: BTreeMap<(MemberId, u64), Held>,
+    proofs: Vec<Proof>,
     acked: BTreeMap<MemberId, u64>,
     heard: BTreeMap<MemberId, u64>,
     last_event_at: u64,
@@ -222,6 +243,8 @@ impl Peer {
             last_hash: [0; 32],
             lamport: 0,
             unacked: BTreeMap::new(),
+            held: BTreeMap::new(),
+            proofs: Vec::new(),
             acked: BTreeMap::new(),
             heard,
             last_event_at: now,
@@ -401,6 +424,48 @@ impl Peer {
             out.entry(pending.epoch).or_default().extend(cells);
             pending.sent = Some(now);
         }
+        // Events of others that some member still lacks after a window: forwarded (their
+        // senders may be gone); and proofs of equivocation, a few times.
+        let others = self.others();
+        for ((sender, seq), held) in &mut self.held {
+            let lacking = others.iter().any(|m| self.receiver.claimed(m, sender) < *seq);
+            if !lacking || now.saturating_sub(held.since) < window {
+                continue;
+            }
+            let Some(epoch) = self.epochs.get(&held.epoch) else { continue };
+            let Some(index) = epoch.members.iter().position(|m| m.id() == *sender) else { continue };
+            let index = u16::try_from(index).unwrap_or(u16::MAX);
+            let place = Place { group: &self.group, epoch: held.epoch, mailbox: &epoch.mailbox };
+            out.entry(held.epoch).or_default().extend(frame::seal_event(
+                &epoch.cell_key,
+                place,
+                index,
+                *seq,
+                &held.signed,
+            )?);
+            held.since = now;
+        }
+        for proof in &mut self.proofs {
+            let Some(epoch) = self.epochs.get(&proof.epoch) else {
+                proof.left = 0;
+                continue;
+            };
+            let Some(index) = epoch.members.iter().position(|m| m.id() == proof.sender) else {
+                proof.left = 0;
+                continue;
+            };
+            let index = u16::try_from(index).unwrap_or(u16::MAX);
+            let place = Place { group: &self.group, epoch: proof.epoch, mailbox: &epoch.mailbox };
+            out.entry(proof.epoch).or_default().extend(frame::seal_event(
+                &epoch.cell_key,
+                place,
+                index,
+                proof.seq,
+                &proof.signed,
+            )?);
+            proof.left -= 1;
+        }
+        self.proofs.retain(|p| p.left > 0);
         let mut uploads = Vec::new();
         for (number, mut cells) in out {
             let Some(epoch) = self.epochs.get(&number) else { continue };
@@ -479,23 +544,52 @@ impl Peer {
                     .push(Warning::Forged("a signed event moved to another group, epoch or place".into()));
                 continue;
             }
-            let received = self.receiver.receive(event, joined.hash, joined.bytes.len(), now);
+            let (sender, seq) = (event.sender, event.seq);
+            let copy = Zeroizing::new(joined.bytes.to_vec());
+            let received = self.receiver.receive(event, joined.hash, joined.bytes, now);
+            for alarm in &received.alarms {
+                match alarm {
+                    // The event just received is one of two at a place: it and the other (if
+                    // held here) go to every member as the proof.
+                    Alarm::Equivocation { member, seq: at } if *member == sender => {
+                        if *at == seq {
+                            self.proofs.push(Proof {
+                                signed: copy.clone(),
+                                epoch: number,
+                                sender,
+                                seq,
+                                left: 3,
+                            });
+                        }
+                        self.prove(member, *at);
+                    }
+                    // A member saw another event at a place than this one accepted: it gets
+                    // this one, and learns of the equivocation itself.
+                    Alarm::Fork { member, seq: at, .. } => self.prove(member, *at),
+                    _ => {}
+                }
+            }
             warnings.extend(received.alarms.into_iter().map(Warning::Group));
             // Fragments of events now accepted will never be needed (only accepted ones: an
             // unverified claim must not clear an honest sender's fragments).
             if let Some(epoch) = self.epochs.get_mut(&number) {
-                for event in &received.accepted {
-                    if let Some(index) = epoch.members.iter().position(|m| m.id() == event.sender) {
+                for accepted in &received.accepted {
+                    let sender = accepted.event.sender;
+                    if let Some(index) = epoch.members.iter().position(|m| m.id() == sender) {
                         let index = u16::try_from(index).unwrap_or(u16::MAX);
-                        epoch.joiner.forget_through(index, self.receiver.accepted(&event.sender));
+                        epoch.joiner.forget_through(index, self.receiver.accepted(&sender));
                     }
                 }
             }
-            for event in received.accepted {
-                self.take_in(event, now, &mut warnings);
+            for accepted in received.accepted {
+                let key = (accepted.event.sender, accepted.event.seq);
+                self.held
+                    .insert(key, Held { signed: accepted.signed, epoch: accepted.event.epoch, since: now });
+                self.take_in(accepted.event, now, &mut warnings);
             }
             for (member, seq) in received.taken_back {
                 self.replica.unapply(&member, seq);
+                self.held.remove(&(member, seq));
             }
         }
         if foreign > 0 {
@@ -587,6 +681,30 @@ impl Peer {
         });
     }
 
+    /// Sends the event held at (member, seq), if any, as a proof.
+    fn prove(&mut self, member: &MemberId, seq: u64) {
+        if let Some(held) = self.held.get(&(*member, seq))
+            && !self
+                .proofs
+                .iter()
+                .any(|p| p.sender == *member && p.seq == seq && p.signed.as_slice() == held.signed.as_slice())
+        {
+            let signed = Zeroizing::new(held.signed.to_vec());
+            self.proofs.push(Proof { signed, epoch: held.epoch, sender: *member, seq, left: 3 });
+        }
+    }
+
+    /// The members whose acknowledgement counts: the current epoch's, but for this one and
+    /// those excluded.
+    fn others(&self) -> Vec<MemberId> {
+        let me = self.id();
+        self.members()
+            .iter()
+            .map(MemberKey::id)
+            .filter(|m| *m != me && !self.receiver.is_excluded(m))
+            .collect()
+    }
+
     /// Drops own events every other (not excluded, not removed) member has acknowledged.
     fn forget_acknowledged(&mut self) {
         let me = self.id();
@@ -599,6 +717,10 @@ impl Peer {
             .min()
             .unwrap_or(self.seq);
         self.unacked.retain(|seq, _| *seq > everyone);
+        let others = self.others();
+        let receiver = &self.receiver;
+        self.held.retain(|(sender, seq), _| others.iter().any(|m| receiver.claimed(m, sender) < *seq));
+        self.proofs.retain(|p| p.left > 0);
     }
 
     /// Members silent for longer than `W`, and members whose events wait longer than `W` for what

@@ -11,6 +11,7 @@
 use crate::event::{Body, Event, Head, Op};
 use crate::member::{MemberId, MemberKey};
 use std::collections::{BTreeMap, BTreeSet};
+use zeroize::Zeroizing;
 
 /// Most events held while they wait for what they depend on; more are dropped (their senders
 /// upload them again until every member acknowledged them).
@@ -73,11 +74,23 @@ pub enum Alarm {
 #[derive(Default)]
 pub struct Received {
     /// Events accepted, in causal order (the one taken in and those that waited for it).
-    pub accepted: Vec<Event>,
-    /// Events accepted earlier that a removal accepted now takes back: (member, seq).
+    pub accepted: Vec<Accepted>,
+    /// Events accepted earlier that are taken back now: a removal cut their sender's chain
+    /// before them, or their sender equivocated at or before them. (member, seq).
     pub taken_back: Vec<(MemberId, u64)>,
     /// What was seen that an honest group never produces.
     pub alarms: Vec<Alarm>,
+}
+
+/// An accepted event, with its hash and signed bytes (which a member forwards to those that
+/// lack it).
+pub struct Accepted {
+    /// The event.
+    pub event: Event,
+    /// Its hash.
+    pub hash: [u8; 32],
+    /// Its signed bytes.
+    pub signed: Zeroizing<Vec<u8>>,
 }
 
 /// One accepted event's place in its sender's chain.
@@ -90,8 +103,8 @@ struct Link {
 struct Waiting {
     hash: [u8; 32],
     event: Event,
+    signed: Zeroizing<Vec<u8>>,
     since: u64,
-    size: usize,
 }
 
 /// The receiver (see the module documentation).
@@ -111,6 +124,8 @@ pub struct Receiver {
     waiting: BTreeMap<(MemberId, u64), Waiting>,
     waiting_bytes: usize,
     excluded: BTreeSet<MemberId>,
+    /// Events taken back by exclusions since the last `receive` returned.
+    taken: Vec<(MemberId, u64)>,
 }
 
 impl Receiver {
@@ -136,6 +151,7 @@ impl Receiver {
             waiting: BTreeMap::new(),
             waiting_bytes: 0,
             excluded: BTreeSet::new(),
+            taken: Vec::new(),
         }
     }
 
@@ -147,6 +163,15 @@ impl Receiver {
     /// The key of member `id`, if it is one.
     pub fn key_of(&self, id: &MemberId) -> Option<&MemberKey> {
         self.members.get(id)
+    }
+
+    /// The newest sequence number of `about` that `of`'s newest accepted event claims to have
+    /// applied (its own chain for itself).
+    pub fn claimed(&self, of: &MemberId, about: &MemberId) -> u64 {
+        if of == about {
+            return self.accepted(of);
+        }
+        self.known.get(of).and_then(|heads| heads.iter().find(|h| h.member == *about)).map_or(0, |h| h.seq)
     }
 
     /// The newest accepted (sequence number, hash) of `member`: the head this member claims for
@@ -225,7 +250,7 @@ impl Receiver {
             match farthest {
                 Some((distance, key)) if distance > here => {
                     if let Some(w) = self.waiting.remove(&key) {
-                        self.waiting_bytes -= w.size;
+                        self.waiting_bytes -= w.signed.len();
                     }
                 }
                 _ => return false,
@@ -234,9 +259,16 @@ impl Receiver {
         true
     }
 
-    /// Takes in an event whose signature by `event.sender` was checked, `size` bytes signed,
-    /// arrived at `now`.
-    pub fn receive(&mut self, event: Event, hash: [u8; 32], size: usize, now: u64) -> Received {
+    /// Takes in an event whose signature by `event.sender` was checked (`signed`, which hashes
+    /// to `hash`), arrived at `now`.
+    pub fn receive(
+        &mut self,
+        event: Event,
+        hash: [u8; 32],
+        signed: Zeroizing<Vec<u8>>,
+        now: u64,
+    ) -> Received {
+        let size = signed.len();
         let mut alarms = Vec::new();
         let sender = event.sender;
         if !self.members.contains_key(&sender) {
@@ -266,26 +298,36 @@ impl Receiver {
         }
         if event.seq <= accepted {
             if self.link_hash(&sender, event.seq) != Some(hash) {
-                self.exclude(sender, &mut alarms, Alarm::Equivocation { member: sender, seq: event.seq });
+                self.exclude_from(
+                    sender,
+                    event.seq,
+                    &mut alarms,
+                    Alarm::Equivocation { member: sender, seq: event.seq },
+                );
             }
-            return Received { alarms, ..Received::default() };
+            let taken_back = std::mem::take(&mut self.taken);
+            return Received { alarms, taken_back, ..Received::default() };
         }
         match self.waiting.get(&(sender, event.seq)).map(|w| w.hash == hash) {
             Some(true) => {}
-            Some(false) => {
-                self.exclude(sender, &mut alarms, Alarm::Equivocation { member: sender, seq: event.seq })
-            }
+            Some(false) => self.exclude_from(
+                sender,
+                event.seq,
+                &mut alarms,
+                Alarm::Equivocation { member: sender, seq: event.seq },
+            ),
             None if event.seq <= accepted.saturating_add(MAX_AHEAD)
                 && self.make_room(sender, event.seq, size) =>
             {
                 self.waiting_bytes += size;
-                self.waiting.insert((sender, event.seq), Waiting { hash, event, since: now, size });
+                self.waiting.insert((sender, event.seq), Waiting { hash, event, signed, since: now });
             }
             None => {}
         }
         let mut out = Received::default();
         self.drain(&mut out);
         out.alarms.splice(0..0, alarms);
+        out.taken_back.append(&mut self.taken);
         out
     }
 
@@ -297,11 +339,11 @@ impl Receiver {
             for sender in senders {
                 let next = self.chains.get(&sender).map_or(0, Vec::len) as u64 + 1;
                 let Some(w) = self.waiting.remove(&(sender, next)) else { continue };
-                self.waiting_bytes -= w.size;
+                self.waiting_bytes -= w.signed.len();
                 match self.check(&w.event, &mut out.alarms) {
                     Readiness::Wait => {
                         if !self.excluded.contains(&sender) {
-                            self.waiting_bytes += w.size;
+                            self.waiting_bytes += w.signed.len();
                             self.waiting.insert((sender, next), w);
                         }
                     }
@@ -315,7 +357,7 @@ impl Receiver {
                         if let Body::Rekey(rekey) = &w.event.body {
                             self.take_in_rekey(rekey, out);
                         }
-                        out.accepted.push(w.event);
+                        out.accepted.push(Accepted { event: w.event, hash: w.hash, signed: w.signed });
                         progressed = true;
                     }
                 }
@@ -338,7 +380,7 @@ impl Receiver {
         for head in &rekey.removed {
             self.cutoffs.insert(head.member, (head.seq, head.hash));
             self.waiting.retain(|(m, seq), _| !(*m == head.member && *seq > head.seq));
-            self.waiting_bytes = self.waiting.values().map(|w| w.size).sum();
+            self.waiting_bytes = self.waiting.values().map(|w| w.signed.len()).sum();
             let Some(chain) = self.chains.get_mut(&head.member) else { continue };
             let last = usize::try_from(head.seq).unwrap_or(usize::MAX);
             if chain.len() > last {
@@ -361,7 +403,7 @@ impl Receiver {
         };
         if event.prev != expected_prev {
             // It signed another event at seq - 1 than the one accepted.
-            self.exclude(sender, alarms, Alarm::Equivocation { member: sender, seq: seq - 1 });
+            self.exclude_from(sender, seq - 1, alarms, Alarm::Equivocation { member: sender, seq: seq - 1 });
             return Readiness::Refuse;
         }
         let sorted = event.heads.windows(2).all(|w| w[0].member < w[1].member);
@@ -452,10 +494,25 @@ impl Receiver {
         Readiness::Refuse
     }
 
+    /// Excludes `member`, which signed two events at `seq`: its chain is cut before `seq` here
+    /// as on every member that learns of it (the proof is forwarded), and what this member had
+    /// accepted from there on is taken back, so that members that saw either branch agree.
+    fn exclude_from(&mut self, member: MemberId, seq: u64, alarms: &mut Vec<Alarm>, alarm: Alarm) {
+        self.exclude(member, alarms, alarm);
+        let keep = usize::try_from(seq.saturating_sub(1)).unwrap_or(usize::MAX);
+        if let Some(chain) = self.chains.get_mut(&member)
+            && chain.len() > keep
+        {
+            self.taken.extend((keep as u64 + 1..=chain.len() as u64).map(|s| (member, s)));
+            chain.truncate(keep);
+            self.known.remove(&member);
+        }
+    }
+
     fn exclude(&mut self, member: MemberId, alarms: &mut Vec<Alarm>, alarm: Alarm) {
         self.excluded.insert(member);
         self.waiting.retain(|(m, _), _| *m != member);
-        self.waiting_bytes = self.waiting.values().map(|w| w.size).sum();
+        self.waiting_bytes = self.waiting.values().map(|w| w.signed.len()).sum();
         alarms.push(alarm);
     }
 
@@ -540,24 +597,28 @@ mod tests {
         }
     }
 
+    fn bytes(n: usize) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(vec![0; n])
+    }
+
     #[test]
     fn events_far_ahead_are_not_held_and_held_bytes_are_bounded() {
         let (a, b) = (key(1), key(2));
         let mut receiver = Receiver::new([a, b], a.id(), 0, "team");
         // Past the window: dropped, whatever its size.
-        receiver.receive(event(&b, MAX_AHEAD + 2), [1; 32], 10, 0);
+        receiver.receive(event(&b, MAX_AHEAD + 2), [1; 32], bytes(10), 0);
         assert_eq!(receiver.waiting(), 0);
         // Within it: held, until the bytes run out; then the farthest goes first.
-        receiver.receive(event(&b, 40), [2; 32], MAX_WAITING_BYTES / 2, 0);
-        receiver.receive(event(&b, 30), [3; 32], MAX_WAITING_BYTES / 2, 0);
+        receiver.receive(event(&b, 40), [2; 32], bytes(MAX_WAITING_BYTES / 2), 0);
+        receiver.receive(event(&b, 30), [3; 32], bytes(MAX_WAITING_BYTES / 2), 0);
         assert_eq!(receiver.waiting(), 2);
-        receiver.receive(event(&b, 20), [4; 32], MAX_WAITING_BYTES / 2, 0);
+        receiver.receive(event(&b, 20), [4; 32], bytes(MAX_WAITING_BYTES / 2), 0);
         assert_eq!(receiver.waiting(), 2);
         assert!(
             receiver.waiting.contains_key(&(b.id(), 20)) && !receiver.waiting.contains_key(&(b.id(), 40))
         );
         // Nothing nearer to evict: a farther one is not taken.
-        receiver.receive(event(&b, 50), [5; 32], MAX_WAITING_BYTES / 2, 0);
+        receiver.receive(event(&b, 50), [5; 32], bytes(MAX_WAITING_BYTES / 2), 0);
         assert!(!receiver.waiting.contains_key(&(b.id(), 50)));
         assert!(receiver.waiting_bytes <= MAX_WAITING_BYTES);
     }

@@ -404,3 +404,61 @@ fn a_rekey_that_drops_a_member_without_cutting_it_is_refused() {
     );
     assert_eq!(peers[2].epoch(), 0);
 }
+
+#[test]
+fn an_equivocation_shown_to_different_members_is_proved_to_all_and_undone_everywhere() {
+    // Mallory (member 3 of 4) signs two events at her place 1 and the relay shows alice one and
+    // bob the other. Alice, bob and carol then talk through an honest relay: each learns of both
+    // (members forward what they hold when a claim disagrees), cuts mallory before place 1, and
+    // all three end with the same state, holding neither of her events.
+    let timing = Timing { heartbeat: 1, skew: 0, grace: 3600 };
+    let key = support::epoch_key(7);
+    let mut peers = support::members(4, &key, timing);
+    let mallory = support::identity(3);
+    let mailbox = peer::mailbox(&key, &GROUP);
+    let place = Place { group: &GROUP, epoch: 0, mailbox: &mailbox };
+    let sealed = |value: &[u8]| {
+        let event = Event {
+            group: GROUP,
+            epoch: 0,
+            sender: mallory.id(),
+            seq: 1,
+            prev: [0; 32],
+            heads: Vec::new(),
+            lamport: 1,
+            time: 1,
+            body: Body::Write(put("mallory", value)),
+        };
+        let signed = event.sign(&mallory).unwrap();
+        frame::seal_event(&frame::cell_key(&key), place, 3, 1, &signed).unwrap()
+    };
+    let (for_alice, for_bob) = (sealed(b"for alice"), sealed(b"for bob"));
+    assert!(peers[0].download(&mailbox, for_alice.iter().map(|c| c.as_slice()), 1).is_empty());
+    assert!(peers[1].download(&mailbox, for_bob.iter().map(|c| c.as_slice()), 1).is_empty());
+    let mut seen = [false; 3];
+    for now in 2..40 {
+        let uploads: Vec<(usize, [u8; 32], Vec<Cell>)> = (0..3)
+            .flat_map(|i| peers[i].upload(now).unwrap().into_iter().map(move |(m, c)| (i, m, c)))
+            .collect();
+        for (to, peer) in peers.iter_mut().enumerate().take(3) {
+            for (from, mailbox, cells) in &uploads {
+                if *from != to {
+                    for warning in peer.download(mailbox, cells.iter().map(|c| c.as_slice()), now) {
+                        match warning {
+                            Warning::Group(Alarm::Equivocation { member, .. }) if member == mallory.id() => {
+                                seen[to] = true
+                            }
+                            Warning::Group(Alarm::Fork { member, .. }) if member == mallory.id() => {}
+                            other => panic!("member {to}: {other:?}"),
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(seen, [true; 3], "every member proved the equivocation itself");
+    for peer in &peers[..3] {
+        assert!(matches!(peer.replica().view("mallory"), View::Deleted));
+        assert_eq!(peer.replica().digest(), peers[0].replica().digest());
+    }
+}
