@@ -20,6 +20,8 @@ const SIGNATURE_LEN: usize = 64;
 pub const MAX_HEADS: usize = 256;
 /// Most operations one event may carry.
 pub const MAX_OPS: usize = 4096;
+/// Most one-time keys one acknowledgement posts.
+pub const MAX_ONE_TIME: usize = 8;
 
 /// Why an event was refused.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -106,11 +108,12 @@ pub enum Body {
     Heartbeat,
     /// A new epoch (only the admin may send one).
     Rekey(Rekey),
-    /// The sender's first event in an epoch: it took the epoch key, and posts a one-time X25519
-    /// key for the next epoch's key to be wrapped to.
+    /// The sender's first event in an epoch: it took the epoch key, and posts one-time X25519
+    /// keys for the next epochs' keys to be wrapped to, one each (a few, so that rekeys in quick
+    /// succession do not fall back to the long-term key).
     Ack {
-        /// The one-time public key.
-        one_time: [u8; 32],
+        /// The one-time public keys, oldest first (at most [`MAX_ONE_TIME`]).
+        one_time: Vec<[u8; 32]>,
     },
 }
 
@@ -169,7 +172,7 @@ impl Event {
             body: match &self.body {
                 Body::Heartbeat => WireBody::Heartbeat,
                 Body::Rekey(rekey) => WireBody::Rekey(rekey.clone()),
-                Body::Ack { one_time } => WireBody::Ack(*one_time),
+                Body::Ack { one_time } => WireBody::Ack(one_time.clone()),
                 Body::Write(ops) => WireBody::Write(
                     ops.iter()
                         .map(|op| match op {
@@ -227,6 +230,11 @@ impl Event {
                 return Err(EventError::Malformed("too many members".into()));
             }
             WireBody::Rekey(rekey) => Body::Rekey(rekey),
+            WireBody::Ack(one_time) if one_time.is_empty() || one_time.len() > MAX_ONE_TIME => {
+                return Err(EventError::Malformed(
+                    "an acknowledgement with no or too many one-time keys".into(),
+                ));
+            }
             WireBody::Ack(one_time) => Body::Ack { one_time },
             WireBody::Write(ops) if ops.len() > MAX_OPS => {
                 return Err(EventError::Malformed("too many operations".into()));
@@ -291,7 +299,7 @@ enum WireBody<'a> {
     Write(#[serde(borrow)] Vec<WireOp<'a>>),
     Heartbeat,
     Rekey(Rekey),
-    Ack([u8; 32]),
+    Ack(Vec<[u8; 32]>),
 }
 
 /// The encoding of an operation.

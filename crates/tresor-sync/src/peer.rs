@@ -20,6 +20,9 @@ use tresor_crypto::derive::hkdf_sha256;
 use tresor_crypto::{Key, hash};
 use zeroize::Zeroizing;
 
+/// One-time keys a member posts with each acknowledgement.
+const ONE_TIME_PER_ACK: usize = 4;
+
 /// Bytes of incomplete events a member buffers at most, per epoch.
 const MAX_BUFFERED: usize = 16 << 20;
 
@@ -162,14 +165,18 @@ pub struct Peer {
     admin: MemberId,
     epochs: BTreeMap<u64, Epoch>,
     /// One-time X25519 keys this member posted and has not used, oldest first.
-    one_time: Vec<AgreementSecret>,
+    /// With the sequence number of the acknowledgement that posted each.
+    one_time: Vec<(u64, AgreementSecret)>,
     /// The newest epoch this member posted a one-time key in.
     posted: Option<u64>,
-    /// The newest one-time key each member posted (the admin wraps the next epoch key to it).
-    their_one_time: BTreeMap<MemberId, [u8; 32]>,
+    /// The unused one-time keys of each member's newest acknowledgement (the admin wraps the
+    /// next epoch keys to them, oldest first).
+    their_one_time: BTreeMap<MemberId, std::collections::VecDeque<[u8; 32]>>,
     /// The newest epoch each member wrote in.
     moved: BTreeMap<MemberId, u64>,
     removed: bool,
+    /// Epoch keys this admin wrapped to a member's long-term key (no one-time key of it left).
+    long_term_wraps: u64,
     /// Once removed: the last own event the removal lets count.
     cutoff: Option<u64>,
     receiver: Receiver,
@@ -236,6 +243,7 @@ impl Peer {
             their_one_time: BTreeMap::new(),
             moved: BTreeMap::new(),
             removed: false,
+            long_term_wraps: 0,
             cutoff: None,
             receiver,
             replica: Replica::new(),
@@ -265,6 +273,12 @@ impl Peer {
     /// The current epoch's members.
     pub fn members(&self) -> &[MemberKey] {
         &self.current().1.members
+    }
+
+    /// How many epoch keys this admin wrapped to a member's long-term key, for want of a
+    /// one-time key (such an epoch is opened by the member's recovery phrase, learnt later).
+    pub fn long_term_wraps(&self) -> u64 {
+        self.long_term_wraps
     }
 
     /// Whether the admin removed this member.
@@ -316,7 +330,8 @@ impl Peer {
     }
 
     /// Starts a new epoch (the admin only), without the members in `remove`: a new key wrapped
-    /// to every remaining member's newest one-time key (or its long-term key if it posted none),
+    /// to one of every remaining member's posted one-time keys (or its long-term key if none is
+    /// left: the member has not acknowledged an epoch since its keys were used up),
     /// a new mailbox, and each removed member's chain cut at its last event accepted here.
     pub fn rekey(&mut self, remove: &[MemberId], now: u64) -> Result<u64, PeerError> {
         if self.id() != self.admin {
@@ -328,16 +343,24 @@ impl Peer {
             self.members().iter().copied().filter(|m| !remove.contains(&m.id())).collect();
         let mut wraps = Vec::new();
         for member in members.iter().filter(|m| m.id() != self.admin) {
-            // A one-time key serves once: a second rekey before the member posted another
-            // falls back to its long-term key.
-            let to = self.their_one_time.get(&member.id()).copied().unwrap_or(member.agreement);
+            // A one-time key serves once; a member posts several with each acknowledgement.
+            let to = self
+                .their_one_time
+                .get(&member.id())
+                .and_then(|keys| keys.front().copied())
+                .unwrap_or(member.agreement);
+            if to == member.agreement {
+                self.long_term_wraps += 1;
+            }
             let sealed = agree::wrap_to(&to, &wrap_context(&self.group, next, &member.id()), &key)
                 .map_err(|_| PeerError::Wrap)?;
             wraps.push(Wrapped { member: member.id(), to, sealed: sealed.to_vec() });
         }
         // Only now, every wrap made, are the one-time keys used up.
         for wrap in &wraps {
-            self.their_one_time.remove(&wrap.member);
+            if let Some(keys) = self.their_one_time.get_mut(&wrap.member) {
+                keys.retain(|k| *k != wrap.to);
+            }
         }
         let removed = remove
             .iter()
@@ -395,9 +418,15 @@ impl Peer {
     /// mailbox's cells padded to a power of two.
     pub fn upload(&mut self, now: u64) -> Result<Vec<Upload>, PeerError> {
         if !self.removed && self.posted != Some(self.epoch()) {
-            let one_time = AgreementSecret::generate().map_err(|_| PeerError::Wrap)?;
-            let public = one_time.public();
-            self.one_time.push(one_time);
+            let mut public = Vec::with_capacity(ONE_TIME_PER_ACK);
+            let ack = self.seq + 1;
+            for _ in 0..ONE_TIME_PER_ACK {
+                let one_time = AgreementSecret::generate().map_err(|_| PeerError::Wrap)?;
+                public.push(one_time.public());
+                if self.id() != self.admin {
+                    self.one_time.push((ack, one_time));
+                }
+            }
             self.posted = Some(self.epoch());
             self.emit(Body::Ack { one_time: public }, now)?;
         } else if !self.removed && now.saturating_sub(self.last_event_at) >= self.timing.heartbeat {
@@ -414,14 +443,13 @@ impl Peer {
                 // whose events cite them are not kept waiting.
                 continue;
             }
-            let Some(epoch) = self.epochs.get(&pending.epoch) else { continue };
-            let Some(index) = epoch.members.iter().position(|m| m.id() == self.identity.id()) else {
+            let Some((number, epoch, index)) = carrier(&self.epochs, pending.epoch, &self.identity.id())
+            else {
                 continue;
             };
-            let index = u16::try_from(index).unwrap_or(u16::MAX);
-            let place = Place { group: &self.group, epoch: pending.epoch, mailbox: &epoch.mailbox };
+            let place = Place { group: &self.group, epoch: number, mailbox: &epoch.mailbox };
             let cells = frame::seal_event(&epoch.cell_key, place, index, *seq, &pending.signed)?;
-            out.entry(pending.epoch).or_default().extend(cells);
+            out.entry(number).or_default().extend(cells);
             pending.sent = Some(now);
         }
         // Events of others that some member still lacks after a window: forwarded (their
@@ -432,11 +460,9 @@ impl Peer {
             if !lacking || now.saturating_sub(held.since) < window {
                 continue;
             }
-            let Some(epoch) = self.epochs.get(&held.epoch) else { continue };
-            let Some(index) = epoch.members.iter().position(|m| m.id() == *sender) else { continue };
-            let index = u16::try_from(index).unwrap_or(u16::MAX);
-            let place = Place { group: &self.group, epoch: held.epoch, mailbox: &epoch.mailbox };
-            out.entry(held.epoch).or_default().extend(frame::seal_event(
+            let Some((number, epoch, index)) = carrier(&self.epochs, held.epoch, sender) else { continue };
+            let place = Place { group: &self.group, epoch: number, mailbox: &epoch.mailbox };
+            out.entry(number).or_default().extend(frame::seal_event(
                 &epoch.cell_key,
                 place,
                 index,
@@ -446,17 +472,12 @@ impl Peer {
             held.since = now;
         }
         for proof in &mut self.proofs {
-            let Some(epoch) = self.epochs.get(&proof.epoch) else {
+            let Some((number, epoch, index)) = carrier(&self.epochs, proof.epoch, &proof.sender) else {
                 proof.left = 0;
                 continue;
             };
-            let Some(index) = epoch.members.iter().position(|m| m.id() == proof.sender) else {
-                proof.left = 0;
-                continue;
-            };
-            let index = u16::try_from(index).unwrap_or(u16::MAX);
-            let place = Place { group: &self.group, epoch: proof.epoch, mailbox: &epoch.mailbox };
-            out.entry(proof.epoch).or_default().extend(frame::seal_event(
+            let place = Place { group: &self.group, epoch: number, mailbox: &epoch.mailbox };
+            out.entry(number).or_default().extend(frame::seal_event(
                 &epoch.cell_key,
                 place,
                 index,
@@ -539,7 +560,9 @@ impl Peer {
                     continue;
                 }
             };
-            if event.group != self.group || event.epoch != number || event.seq != joined.seq {
+            // An event goes in cells of its own epoch, or of a later one once its epoch's key is
+            // retired (never an earlier one).
+            if event.group != self.group || event.epoch > number || event.seq != joined.seq {
                 warnings
                     .push(Warning::Forged("a signed event moved to another group, epoch or place".into()));
                 continue;
@@ -611,7 +634,7 @@ impl Peer {
         }
         match std::mem::replace(&mut event.body, Body::Heartbeat) {
             Body::Ack { one_time } => {
-                self.their_one_time.insert(event.sender, one_time);
+                self.their_one_time.insert(event.sender, one_time.into());
             }
             Body::Rekey(rekey) => self.take_in_rekey(rekey, now, warnings),
             body => {
@@ -637,9 +660,9 @@ impl Peer {
         let opened = if wrap.to == long_term.public() {
             agree::unwrap_with(long_term, &context, &wrap.sealed).ok()
         } else {
-            match self.one_time.iter().position(|s| s.public() == wrap.to) {
+            match self.one_time.iter().position(|(_, s)| s.public() == wrap.to) {
                 Some(used) => {
-                    let key = agree::unwrap_with(&self.one_time[used], &context, &wrap.sealed).ok();
+                    let key = agree::unwrap_with(&self.one_time[used].1, &context, &wrap.sealed).ok();
                     // Forward secrecy: the one-time key and every older one are gone.
                     self.one_time.drain(..=used);
                     key
@@ -717,6 +740,12 @@ impl Peer {
             .min()
             .unwrap_or(self.seq);
         self.unacked.retain(|seq, _| *seq > everyone);
+        // Once the admin took a newer acknowledgement, it wraps only to that one's keys: the
+        // keys of older ones are never used, and go.
+        let taken = self.receiver.claimed(&self.admin, &self.id());
+        if let Some(newest) = self.one_time.iter().map(|(ack, _)| *ack).filter(|ack| *ack <= taken).max() {
+            self.one_time.retain(|(ack, _)| *ack >= newest);
+        }
         let others = self.others();
         let receiver = &self.receiver;
         self.held.retain(|(sender, seq), _| others.iter().any(|m| receiver.claimed(m, sender) < *seq));
@@ -749,6 +778,21 @@ impl Peer {
         );
         out
     }
+}
+
+/// The epoch an event of `sender` from epoch `epoch` goes out in: its own while its key is held,
+/// else the current one; with the sender's index there (none if it is not a member there).
+fn carrier<'a>(
+    epochs: &'a BTreeMap<u64, Epoch>,
+    epoch: u64,
+    sender: &MemberId,
+) -> Option<(u64, &'a Epoch, u16)> {
+    let (number, held) = match epochs.get_key_value(&epoch) {
+        Some(found) => found,
+        None => epochs.last_key_value()?,
+    };
+    let index = held.members.iter().position(|m| m.id() == *sender)?;
+    Some((*number, held, u16::try_from(index).ok()?))
 }
 
 /// What a wrapped epoch key is bound to: the group, the epoch and the member.

@@ -415,7 +415,7 @@ impl Receiver {
             return Readiness::Wait;
         }
         if let Body::Ack { one_time } = &event.body
-            && !tresor_crypto::agree::is_contributory(one_time)
+            && !one_time.iter().all(tresor_crypto::agree::is_contributory)
         {
             return self.misbehaved(event, alarms, "a one-time key of small order");
         }

@@ -149,7 +149,7 @@ fn an_event_sealed_for_another_epoch_does_not_open_here() {
 }
 
 #[test]
-fn a_signed_event_of_another_epoch_in_this_epochs_cells_is_named_forged() {
+fn a_signed_event_of_a_later_epoch_in_this_epochs_cells_is_named_forged() {
     // The event says epoch 5, its cells are this epoch's: a holder of the epoch key moved it.
     let forger = Forger::new();
     let mut peers = group();
@@ -358,7 +358,7 @@ fn a_one_time_key_of_small_order_is_refused() {
     let forger = Forger::new();
     let mut peers = group();
     let mut event = forger.event(1, [0; 32], vec![], 1, Vec::new());
-    event.body = Body::Ack { one_time: [0; 32] };
+    event.body = Body::Ack { one_time: vec![AgreementSecret::generate().unwrap().public(), [0; 32]] };
     let (_, cells) = forger.seal(&event);
     let warnings = deliver(&mut peers[0], &cells);
     assert!(

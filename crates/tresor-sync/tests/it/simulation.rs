@@ -167,6 +167,8 @@ struct Exercised {
     epochs: u64,
     removals: usize,
     refused_after_removal: usize,
+    /// Wraps of an epoch key to a long-term key (no one-time key was left), out of all wraps.
+    long_term_wraps: u64,
 }
 
 /// One seed's run; panics with the seed in the message on any failed property.
@@ -333,6 +335,7 @@ fn run(seed: u64, exercised: &mut Exercised) {
     exercised.foreign += foreign_counted.iter().sum::<usize>();
     exercised.epochs += peers[0].epoch();
     exercised.refused_after_removal += refused;
+    exercised.long_term_wraps += peers[0].long_term_wraps();
 }
 
 #[test]
