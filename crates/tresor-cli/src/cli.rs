@@ -280,9 +280,9 @@ pub(crate) enum Command {
         #[command(flatten)]
         flags: ServerFlags,
     },
-    /// Serve a relay for sync groups (`tresor share`): it stores and forwards fixed-size
-    /// encrypted cells under random mailbox ids and learns nothing else — no names, values,
-    /// sizes, members or groups. It holds no vault and no key.
+    /// Serve a relay for sync groups: it stores and forwards fixed-size encrypted cells under
+    /// random mailbox ids and learns nothing else — no names, values, sizes, members or groups.
+    /// It holds no vault and no key.
     Relay {
         #[command(flatten)]
         flags: RelayFlags,
@@ -716,8 +716,7 @@ pub(crate) enum Shell {
 /// The flags of `tresor relay`.
 #[derive(clap::Args)]
 pub(crate) struct RelayFlags {
-    /// Address and port to listen on (anything but loopback needs TLS, or --tls-disable);
-    /// default 127.0.0.1:8250.
+    /// Address and port to listen on (anything but loopback needs TLS, or --tls-disable).
     #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8250")]
     pub(crate) listen: String,
     /// The directory the cells are kept in (made if missing); default: relay/ in tresor's state

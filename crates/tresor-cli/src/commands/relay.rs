@@ -44,7 +44,7 @@ pub(crate) fn run(flags: RelayFlags) -> Result<(), CliError> {
         let bound = listener.local_addr().map_err(|e| CliError::other(e.to_string()))?;
         eprintln!("tresor relay: listening on {scheme}://{bound}, cells kept in {}", data.display());
         let settings = RelaySettings { data, tls };
-        launch(settings, listener, super::server::stop_signal())
+        launch(settings, listener, super::server::stop_signal("tresor relay: stopping"))
             .await
             .map_err(|e| CliError::input(e.to_string()))
     })

@@ -169,7 +169,7 @@ pub(crate) fn run(ctx: &mut Ctx, flags: Flags) -> Result<(), CliError> {
             eprintln!("tresor server: sealed, or uninitialized on an empty location: sys/init and sys/unseal take it from here");
         }
         let settings = Settings { store, trust_dir, password, root_token, tls, read_staleness };
-        launch(settings, listener, stop_signal()).await.map_err(|e| match e {
+        launch(settings, listener, stop_signal("tresor server: stopping; every key is wiped")).await.map_err(|e| match e {
             tresor_server::http::ServerError::Vault(e) => CliError::from_core(&e),
             e => CliError::other(e.to_string()),
         })
@@ -198,8 +198,8 @@ fn dev_directory() -> Result<std::path::PathBuf, CliError> {
     Ok(dir)
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub(crate) async fn stop_signal() {
+/// Resolves on SIGINT or SIGTERM, after saying `farewell` on stderr.
+pub(crate) async fn stop_signal(farewell: &'static str) {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
     else {
@@ -209,5 +209,5 @@ pub(crate) async fn stop_signal() {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
-    eprintln!("tresor server: stopping; every key is wiped");
+    eprintln!("{farewell}");
 }
