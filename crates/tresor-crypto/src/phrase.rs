@@ -128,6 +128,25 @@ impl Language {
     }
 }
 
+/// `count` English BIP39 words (11 bits each, at most 23) read from the first bits of `digest`:
+/// a short authentication string people compare aloud (four words carry 44 bits).
+pub fn digest_words(digest: &[u8; 32], count: usize) -> Vec<&'static str> {
+    let list = bip39::Language::English.word_list();
+    (0..count.min(23))
+        .map(|i| {
+            let bit = i * 11;
+            let window = u32::from_be_bytes([
+                digest[bit / 8],
+                digest.get(bit / 8 + 1).copied().unwrap_or(0),
+                digest.get(bit / 8 + 2).copied().unwrap_or(0),
+                0,
+            ]);
+            let index = (window >> (32 - 11 - bit % 8)) & 0x7ff;
+            list[index as usize]
+        })
+        .collect()
+}
+
 impl fmt::Display for Language {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -376,6 +395,18 @@ fn push_nfkd(out: &mut Zeroizing<String>, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digest_words_read_eleven_bits_each_from_the_start() {
+        // The first word is bits 0..11: index 0 ("abandon"); bits 11..22 are 0b0000_0000_001
+        // = 1 ("ability"); all ones give "zoo".
+        let mut digest = [0u8; 32];
+        digest[1] = 0b0000_0000;
+        digest[2] = 0b0000_0100;
+        assert_eq!(digest_words(&digest, 2), ["abandon", "ability"]);
+        assert_eq!(digest_words(&[0xff; 32], 4), ["zoo"; 4]);
+        assert_ne!(digest_words(&[1; 32], 4), digest_words(&[2; 32], 4));
+    }
 
     #[test]
     fn names_round_trip_and_parse_leniently() {

@@ -2,12 +2,14 @@
 //! through a relay"). Built so far: member identities ([`member`]), signed events ([`event`]),
 //! their framing into fixed-size cells ([`frame`]), the receiver's rules ([`receive`]), the shared
 //! prefix with its conflicts ([`replica`]), one member without input or output, epochs and
-//! removals included ([`peer`]), and the relay's client with one round of sync ([`relay`]).
-//! Pairing, the group state in the vault and the commands follow the same design.
+//! removals included ([`peer`]), the relay's client with one round of sync ([`relay`]), and
+//! the pairing of a new member ([`pair`]). Joining a running group, the group state in the vault
+//! and the commands follow the same design.
 
 pub mod event;
 pub mod frame;
 pub mod member;
+pub mod pair;
 pub mod peer;
 pub mod receive;
 pub mod relay;
