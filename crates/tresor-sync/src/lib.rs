@@ -6,6 +6,7 @@
 //! the pairing of a new member ([`pair`]). Joining a running group, the group state in the vault
 //! and the commands follow the same design.
 
+pub mod chain;
 pub mod event;
 pub mod frame;
 pub mod member;

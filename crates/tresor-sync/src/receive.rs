@@ -8,6 +8,7 @@
 //! that breaks a rule only its signer could break excludes its signer too. Duplicates — a relay's
 //! replays and an honest sender's uploads again — change nothing.
 
+use crate::chain::{At, Chain};
 use crate::event::{Body, Event, Head, Op};
 use crate::member::{MemberId, MemberKey};
 use std::collections::{BTreeMap, BTreeSet};
@@ -93,12 +94,6 @@ pub struct Accepted {
     pub signed: Zeroizing<Vec<u8>>,
 }
 
-/// One accepted event's place in its sender's chain.
-struct Link {
-    hash: [u8; 32],
-    lamport: u64,
-}
-
 /// A signed event that arrived before what it depends on.
 struct Waiting {
     hash: [u8; 32],
@@ -118,7 +113,7 @@ pub struct Receiver {
     /// Removed members: their last event that counts (sequence number and hash).
     cutoffs: BTreeMap<MemberId, (u64, [u8; 32])>,
     members: BTreeMap<MemberId, MemberKey>,
-    chains: BTreeMap<MemberId, Vec<Link>>,
+    chains: BTreeMap<MemberId, Chain>,
     /// The heads of each sender's newest accepted event: a member's knowledge never shrinks.
     known: BTreeMap<MemberId, Vec<Head>>,
     waiting: BTreeMap<(MemberId, u64), Waiting>,
@@ -178,24 +173,47 @@ impl Receiver {
     /// it in its own next event.
     pub fn head(&self, member: &MemberId) -> Option<Head> {
         let chain = self.chains.get(member)?;
-        let last = chain.last()?;
-        Some(Head { member: *member, seq: chain.len() as u64, hash: last.hash })
+        let (hash, _) = chain.last()?;
+        Some(Head { member: *member, seq: chain.len(), hash })
     }
 
     /// How many events of `member` have been accepted (its chain's length).
     pub fn accepted(&self, member: &MemberId) -> u64 {
-        self.chains.get(member).map_or(0, Vec::len) as u64
+        self.chains.get(member).map_or(0, Chain::len)
     }
 
-    /// The hash of accepted event `seq` of `member`.
+    /// The hash of accepted event `seq` of `member` (none before a checkpoint).
     pub fn accepted_hash(&self, member: &MemberId, seq: u64) -> Option<[u8; 32]> {
-        self.link_hash(member, seq)
+        match self.at(member, seq) {
+            At::Exact(hash, _) => Some(hash),
+            _ => None,
+        }
     }
 
-    /// Lamport clock of accepted event `seq` of `member`.
+    /// Lamport clock of accepted event `seq` of `member` (before a checkpoint: its bound).
     pub fn lamport(&self, member: &MemberId, seq: u64) -> Option<u64> {
-        let index = usize::try_from(seq.checked_sub(1)?).ok()?;
-        self.chains.get(member)?.get(index).map(|l| l.lamport)
+        match self.at(member, seq) {
+            At::Exact(_, lamport) | At::Before(lamport) => Some(lamport),
+            At::Missing => None,
+        }
+    }
+
+    fn at(&self, member: &MemberId, seq: u64) -> At {
+        self.chains.get(member).map_or(At::Missing, |c| c.at(seq))
+    }
+
+    /// Starts `member`'s chain at a checkpoint (a member that joined after its first events):
+    /// event `seq`, with its hash and clock, and everything before it, count as accepted.
+    pub fn start_at(&mut self, member: MemberId, seq: u64, hash: [u8; 32], lamport: u64) {
+        self.chains.insert(member, Chain::from_checkpoint(seq, hash, lamport));
+    }
+
+    /// Every member's chain as a checkpoint: (member, newest seq, its hash, its clock).
+    pub fn checkpoints(&self) -> Vec<(MemberId, u64, [u8; 32], u64)> {
+        self.chains
+            .iter()
+            .filter_map(|(m, c)| c.last().map(|(hash, lamport)| (*m, c.len(), hash, lamport)))
+            .collect()
     }
 
     /// Whether `member` has been excluded.
@@ -222,7 +240,7 @@ impl Receiver {
     /// Records this member's own event as accepted (it was built on the receiver's heads).
     /// A rekey of its own (the admin's) takes effect here as a received one would.
     pub fn accept_own(&mut self, event: &Event, hash: [u8; 32]) {
-        self.chains.entry(event.sender).or_default().push(Link { hash, lamport: event.lamport });
+        self.chains.entry(event.sender).or_default().push(hash, event.lamport);
         self.known.insert(event.sender, event.heads.clone());
         if let Body::Rekey(rekey) = &event.body {
             // Its cutoffs are this member's own heads, so nothing is taken back.
@@ -287,7 +305,7 @@ impl Receiver {
                 return Received { alarms: vec![alarm], ..Received::default() };
             }
         }
-        let accepted = self.chains.get(&sender).map_or(0, Vec::len) as u64;
+        let accepted = self.accepted(&sender);
         if event.seq == 0 {
             self.exclude(
                 sender,
@@ -297,7 +315,8 @@ impl Receiver {
             return Received { alarms, ..Received::default() };
         }
         if event.seq <= accepted {
-            if self.link_hash(&sender, event.seq) != Some(hash) {
+            // Before a checkpoint nothing can be compared: a copy of what the checkpoint covers.
+            if matches!(self.at(&sender, event.seq), At::Exact(known, _) if known != hash) {
                 self.exclude_from(
                     sender,
                     event.seq,
@@ -337,7 +356,7 @@ impl Receiver {
             let mut progressed = false;
             let senders: Vec<MemberId> = self.members.keys().copied().collect();
             for sender in senders {
-                let next = self.chains.get(&sender).map_or(0, Vec::len) as u64 + 1;
+                let next = self.accepted(&sender) + 1;
                 let Some(w) = self.waiting.remove(&(sender, next)) else { continue };
                 self.waiting_bytes -= w.signed.len();
                 match self.check(&w.event, &mut out.alarms) {
@@ -349,10 +368,7 @@ impl Receiver {
                     }
                     Readiness::Refuse => {}
                     Readiness::Accept => {
-                        self.chains
-                            .entry(sender)
-                            .or_default()
-                            .push(Link { hash: w.hash, lamport: w.event.lamport });
+                        self.chains.entry(sender).or_default().push(w.hash, w.event.lamport);
                         self.known.insert(sender, w.event.heads.clone());
                         if let Body::Rekey(rekey) = &w.event.body {
                             self.take_in_rekey(rekey, out);
@@ -382,13 +398,12 @@ impl Receiver {
             self.waiting.retain(|(m, seq), _| !(*m == head.member && *seq > head.seq));
             self.waiting_bytes = self.waiting.values().map(|w| w.signed.len()).sum();
             let Some(chain) = self.chains.get_mut(&head.member) else { continue };
-            let last = usize::try_from(head.seq).unwrap_or(usize::MAX);
-            if chain.len() > last {
-                out.taken_back.extend((head.seq + 1..=chain.len() as u64).map(|seq| (head.member, seq)));
-                chain.truncate(last);
+            let cut = chain.cut_after(head.seq);
+            if !cut.is_empty() {
+                out.taken_back.extend(cut.map(|seq| (head.member, seq)));
                 self.known.remove(&head.member);
             }
-            if head.seq > 0 && chain.len() == last && chain.last().map(|l| l.hash) != Some(head.hash) {
+            if head.seq > 0 && chain.len() == head.seq && chain.last().map(|(h, _)| h) != Some(head.hash) {
                 out.alarms.push(Alarm::Fork { claimant: self.admin, member: head.member, seq: head.seq });
             }
         }
@@ -399,7 +414,7 @@ impl Receiver {
         let (sender, seq) = (event.sender, event.seq);
         let expected_prev = match seq {
             1 => [0; 32],
-            _ => self.link_hash(&sender, seq - 1).unwrap_or([0; 32]),
+            _ => self.accepted_hash(&sender, seq - 1).unwrap_or([0; 32]),
         };
         if event.prev != expected_prev {
             // It signed another event at seq - 1 than the one accepted.
@@ -424,11 +439,15 @@ impl Receiver {
         {
             return self.misbehaved(event, alarms, why);
         }
+        // The clock must be one more than the largest it saw: `lamport` is what can be
+        // checked exactly; `ceiling` adds what is only bounded (places before a checkpoint), and
+        // `slack` what cannot be checked at all (a removed or excluded member past its cut).
         let mut slack: u64 = 0;
         let mut lamport = match seq {
             1 => 0,
             _ => self.lamport(&sender, seq - 1).unwrap_or(0),
         };
+        let mut ceiling = lamport;
         for head in &event.heads {
             let last = match self.cutoffs.get(&head.member) {
                 Some((last, _)) => Some(*last),
@@ -453,20 +472,19 @@ impl Receiver {
                 lamport = lamport.max(self.lamport(&head.member, last).unwrap_or(0));
                 continue;
             }
-            match self.link_hash(&head.member, head.seq) {
-                None => return Readiness::Wait,
-                Some(hash) if hash != head.hash => {
+            match self.at(&head.member, head.seq) {
+                At::Missing => return Readiness::Wait,
+                At::Exact(hash, _) if hash != head.hash => {
                     alarms.push(Alarm::Fork { claimant: sender, member: head.member, seq: head.seq });
                     return Readiness::Refuse;
                 }
-                Some(_) => lamport = lamport.max(self.lamport(&head.member, head.seq).unwrap_or(0)),
+                At::Exact(_, known) => lamport = lamport.max(known),
+                At::Before(bound) => ceiling = ceiling.max(bound),
             }
         }
-        // Exactly one more than what it saw; with claims that cannot be checked, at most one
-        // more per unchecked event.
         let least = lamport.saturating_add(1);
-        if event.lamport > MAX_LAMPORT || event.lamport < least || event.lamport > least.saturating_add(slack)
-        {
+        let most = lamport.max(ceiling).saturating_add(1).saturating_add(slack);
+        if event.lamport > MAX_LAMPORT || event.lamport < least || event.lamport > most {
             return self.misbehaved(event, alarms, "a Lamport clock other than 1 + the largest it saw");
         }
         if let Some(before) = self.known.get(&sender) {
@@ -499,13 +517,12 @@ impl Receiver {
     /// accepted from there on is taken back, so that members that saw either branch agree.
     fn exclude_from(&mut self, member: MemberId, seq: u64, alarms: &mut Vec<Alarm>, alarm: Alarm) {
         self.exclude(member, alarms, alarm);
-        let keep = usize::try_from(seq.saturating_sub(1)).unwrap_or(usize::MAX);
-        if let Some(chain) = self.chains.get_mut(&member)
-            && chain.len() > keep
-        {
-            self.taken.extend((keep as u64 + 1..=chain.len() as u64).map(|s| (member, s)));
-            chain.truncate(keep);
-            self.known.remove(&member);
+        if let Some(chain) = self.chains.get_mut(&member) {
+            let cut = chain.cut_after(seq.saturating_sub(1));
+            if !cut.is_empty() {
+                self.taken.extend(cut.map(|s| (member, s)));
+                self.known.remove(&member);
+            }
         }
     }
 
@@ -514,11 +531,6 @@ impl Receiver {
         self.waiting.retain(|(m, _), _| *m != member);
         self.waiting_bytes = self.waiting.values().map(|w| w.signed.len()).sum();
         alarms.push(alarm);
-    }
-
-    fn link_hash(&self, member: &MemberId, seq: u64) -> Option<[u8; 32]> {
-        let index = usize::try_from(seq.checked_sub(1)?).ok()?;
-        self.chains.get(member)?.get(index).map(|l| l.hash)
     }
 }
 
