@@ -315,8 +315,8 @@ enum WireOp<'a> {
     },
 }
 
-/// Values as postcard byte strings, borrowed when decoding.
-mod borrowed_bytes {
+/// Values as postcard byte strings, borrowed when decoding (events and snapshots).
+pub(crate) mod borrowed_bytes {
     use serde::{Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(value: &&[u8], serializer: S) -> Result<S::Ok, S::Error> {

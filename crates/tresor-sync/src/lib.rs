@@ -15,3 +15,4 @@ pub mod peer;
 pub mod receive;
 pub mod relay;
 pub mod replica;
+pub mod snapshot;

@@ -150,6 +150,14 @@ pub enum Message {
         /// Its nonce.
         nonce: [u8; 32],
     },
+    /// After both people confirmed the words: the admin's rekey that admits the joiner (its
+    /// key wrapped to the joiner's long-term key) and the group's snapshot sealed under it.
+    Welcome {
+        /// The rekey event, signed.
+        rekey: Vec<u8>,
+        /// The snapshot, signed and sealed.
+        snapshot: Vec<u8>,
+    },
 }
 
 /// The short authentication string both sides show.

@@ -13,6 +13,7 @@ use crate::frame::{self, FrameError, Joiner, Opened, Place};
 use crate::member::{Identity, MemberId, MemberKey};
 use crate::receive::{Alarm, Receiver};
 use crate::replica::Replica;
+use crate::snapshot::Snapshot;
 use std::collections::BTreeMap;
 use tresor_crypto::agree::{self, AgreementSecret};
 use tresor_crypto::cell::Cell;
@@ -214,6 +215,9 @@ pub enum PeerError {
     /// Wrapping an epoch key failed.
     #[error("wrapping the epoch key failed")]
     Wrap,
+    /// A welcome into a group was refused (why says which check failed).
+    #[error("joining the group was refused: {0}")]
+    Join(&'static str),
 }
 
 impl Peer {
@@ -329,18 +333,137 @@ impl Peer {
         self.emit(Body::Write(ops), now)
     }
 
+    /// Admits `joiner` (the admin only, after the people compared the pairing words): a new
+    /// epoch with it, its key wrapped to the joiner's long-term key, and the welcome to send it
+    /// through the pairing mailbox — that rekey and a snapshot of the group sealed under the new
+    /// epoch's key.
+    pub fn admit(&mut self, joiner: MemberKey, now: u64) -> Result<crate::pair::Message, PeerError> {
+        let (rekey, key) = self.start_next(&[joiner], &[], now)?;
+        let snapshot = Snapshot {
+            group: self.group,
+            epoch: self.epoch(),
+            rekey: hash(&rekey),
+            members: self
+                .receiver
+                .known_members()
+                .filter_map(|m| self.receiver.key_of(&m).copied())
+                .collect(),
+            chains: self.receiver.checkpoints(),
+            cutoffs: self.receiver.cutoffs(),
+            excluded: self.receiver.excluded(),
+            versions: self.replica.export(),
+        };
+        let sealed = snapshot.seal(&self.identity, &key, &joiner.id()).map_err(|_| PeerError::Wrap)?;
+        Ok(crate::pair::Message::Welcome { rekey: rekey.to_vec(), snapshot: sealed })
+    }
+
+    /// Member `identity` joining the group `offer` describes (authenticated by the pairing
+    /// words), from the admin's welcome: the rekey that admits it and the group's snapshot.
+    pub fn join(
+        identity: Identity,
+        offer: &crate::pair::Offer,
+        rekey: &[u8],
+        sealed_snapshot: &[u8],
+        prefix: &str,
+        timing: Timing,
+        now: u64,
+    ) -> Result<Peer, PeerError> {
+        let refused = |why: &'static str| PeerError::Join(why);
+        let event =
+            Event::open(rekey, &offer.admin).map_err(|_| refused("the welcome is not the admin's"))?;
+        let Body::Rekey(next) = &event.body else { return Err(refused("the welcome holds no rekey")) };
+        if event.group != offer.group || event.epoch != offer.epoch || next.epoch != offer.epoch + 1 {
+            return Err(refused("the welcome is for another group or epoch than the pairing"));
+        }
+        let me = identity.id();
+        if !next.members.contains(&identity.key()) {
+            return Err(refused("the welcome does not admit this member"));
+        }
+        let wrap = next.wraps.iter().find(|w| w.member == me).ok_or(refused("no key for this member"))?;
+        let context = wrap_context(&offer.group, next.epoch, &me);
+        let key = agree::unwrap_with(identity.agreement(), &context, &wrap.sealed)
+            .map_err(|_| refused("the epoch key does not open for this member"))?;
+        let bytes = crate::snapshot::open(sealed_snapshot, &key, &offer.group, next.epoch, &me, &offer.admin)
+            .map_err(|_| refused("the snapshot does not open, or is not the admin's"))?;
+        let snapshot = Snapshot::decode(&bytes).map_err(|_| refused("the snapshot is malformed"))?;
+        if snapshot.group != offer.group || snapshot.epoch != next.epoch || snapshot.rekey != hash(rekey) {
+            return Err(refused("the snapshot is not the one of this welcome"));
+        }
+        let admin = offer.admin.id();
+        let mut receiver = Receiver::new(next.members.iter().copied(), admin, next.epoch, prefix);
+        for key in &snapshot.members {
+            receiver.know(*key);
+        }
+        for (member, seq, hash, lamport) in &snapshot.chains {
+            receiver.start_at(*member, *seq, *hash, *lamport);
+        }
+        for (member, seq, hash) in &snapshot.cutoffs {
+            receiver.restore_cutoff(*member, *seq, *hash);
+        }
+        for member in &snapshot.excluded {
+            receiver.restore_excluded(*member);
+        }
+        let replica = Replica::restore(&snapshot.versions);
+        let heard = next.members.iter().map(|m| (m.id(), now)).collect();
+        let epochs = BTreeMap::from([(next.epoch, Epoch::new(next.members.clone(), &key, &offer.group))]);
+        Ok(Peer {
+            identity,
+            group: offer.group,
+            admin,
+            epochs,
+            one_time: Vec::new(),
+            posted: None,
+            their_one_time: BTreeMap::new(),
+            moved: BTreeMap::new(),
+            removed: false,
+            long_term_wraps: 0,
+            cutoff: None,
+            receiver,
+            replica,
+            seq: 0,
+            last_hash: [0; 32],
+            lamport: 0,
+            unacked: BTreeMap::new(),
+            held: BTreeMap::new(),
+            proofs: Vec::new(),
+            acked: BTreeMap::new(),
+            heard,
+            last_event_at: now,
+            timing,
+        })
+    }
+
     /// Starts a new epoch (the admin only), without the members in `remove`: a new key wrapped
     /// to one of every remaining member's posted one-time keys (or its long-term key if none is
     /// left: the member has not acknowledged an epoch since its keys were used up),
     /// a new mailbox, and each removed member's chain cut at its last event accepted here.
     pub fn rekey(&mut self, remove: &[MemberId], now: u64) -> Result<u64, PeerError> {
+        self.start_next(&[], remove, now)?;
+        Ok(self.epoch())
+    }
+
+    /// The next epoch, with `add` and without `remove`: the signed rekey and the new key.
+    fn start_next(
+        &mut self,
+        add: &[MemberKey],
+        remove: &[MemberId],
+        now: u64,
+    ) -> Result<(Zeroizing<Vec<u8>>, Key), PeerError> {
         if self.id() != self.admin {
             return Err(PeerError::NotAdmin);
         }
         let next = self.epoch() + 1;
         let key = Key::generate().map_err(|_| PeerError::Wrap)?;
-        let members: Vec<MemberKey> =
+        let mut members: Vec<MemberKey> =
             self.members().iter().copied().filter(|m| !remove.contains(&m.id())).collect();
+        for joiner in add {
+            if !members.contains(joiner) && !self.receiver.is_removed(&joiner.id()) {
+                members.push(*joiner);
+            }
+        }
+        if members.len() > crate::event::MAX_HEADS + 1 {
+            return Err(PeerError::NotAMember);
+        }
         let mut wraps = Vec::new();
         for member in members.iter().filter(|m| m.id() != self.admin) {
             // A one-time key serves once; a member posts several with each acknowledgement.
@@ -349,7 +472,7 @@ impl Peer {
                 .get(&member.id())
                 .and_then(|keys| keys.front().copied())
                 .unwrap_or(member.agreement);
-            if to == member.agreement {
+            if to == member.agreement && !add.contains(member) {
                 self.long_term_wraps += 1;
             }
             let sealed = agree::wrap_to(&to, &wrap_context(&self.group, next, &member.id()), &key)
@@ -369,8 +492,12 @@ impl Peer {
             .collect();
         let rekey = Rekey { epoch: next, members: members.clone(), wraps, removed };
         self.emit(Body::Rekey(rekey), now)?;
+        let signed = match self.unacked.get(&self.seq) {
+            Some(out) => Zeroizing::new(out.signed.to_vec()),
+            None => return Err(PeerError::Wrap),
+        };
         self.start_epoch(next, members, &key, now);
-        Ok(next)
+        Ok((signed, key))
     }
 
     fn emit(&mut self, body: Body, now: u64) -> Result<u64, PeerError> {
@@ -460,7 +587,7 @@ impl Peer {
             if !lacking || now.saturating_sub(held.since) < window {
                 continue;
             }
-            let Some((number, epoch, index)) = carrier(&self.epochs, held.epoch, sender) else { continue };
+            let Some((number, epoch, index)) = forwarder(&self.epochs, held.epoch, sender) else { continue };
             let place = Place { group: &self.group, epoch: number, mailbox: &epoch.mailbox };
             out.entry(number).or_default().extend(frame::seal_event(
                 &epoch.cell_key,
@@ -472,7 +599,7 @@ impl Peer {
             held.since = now;
         }
         for proof in &mut self.proofs {
-            let Some((number, epoch, index)) = carrier(&self.epochs, proof.epoch, &proof.sender) else {
+            let Some((number, epoch, index)) = forwarder(&self.epochs, proof.epoch, &proof.sender) else {
                 proof.left = 0;
                 continue;
             };
@@ -793,6 +920,17 @@ fn carrier<'a>(
     };
     let index = held.members.iter().position(|m| m.id() == *sender)?;
     Some((*number, held, u16::try_from(index).ok()?))
+}
+
+/// The epoch another member's event is forwarded in: the current one (so that a member that
+/// joined since reads it), or its own if its sender is not a member of the current one.
+fn forwarder<'a>(
+    epochs: &'a BTreeMap<u64, Epoch>,
+    epoch: u64,
+    sender: &MemberId,
+) -> Option<(u64, &'a Epoch, u16)> {
+    let (current, _) = epochs.last_key_value()?;
+    carrier(epochs, *current, sender).or_else(|| carrier(epochs, epoch, sender))
 }
 
 /// What a wrapped epoch key is bound to: the group, the epoch and the member.

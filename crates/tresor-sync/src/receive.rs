@@ -208,6 +208,31 @@ impl Receiver {
         self.chains.insert(member, Chain::from_checkpoint(seq, hash, lamport));
     }
 
+    /// Makes `key` a known member (one a snapshot names, removed ones too).
+    pub fn know(&mut self, key: MemberKey) {
+        self.members.entry(key.id()).or_insert(key);
+    }
+
+    /// Restores a removal a snapshot names: `member`'s chain ends at `seq` (hash `hash`).
+    pub fn restore_cutoff(&mut self, member: MemberId, seq: u64, hash: [u8; 32]) {
+        self.cutoffs.insert(member, (seq, hash));
+    }
+
+    /// Restores an exclusion a snapshot names.
+    pub fn restore_excluded(&mut self, member: MemberId) {
+        self.excluded.insert(member);
+    }
+
+    /// The removals in force: (member, last seq, its hash).
+    pub fn cutoffs(&self) -> Vec<(MemberId, u64, [u8; 32])> {
+        self.cutoffs.iter().map(|(m, (seq, hash))| (*m, *seq, *hash)).collect()
+    }
+
+    /// The excluded members.
+    pub fn excluded(&self) -> Vec<MemberId> {
+        self.excluded.iter().copied().collect()
+    }
+
     /// Every member's chain as a checkpoint: (member, newest seq, its hash, its clock).
     pub fn checkpoints(&self) -> Vec<(MemberId, u64, [u8; 32], u64)> {
         self.chains

@@ -131,6 +131,64 @@ impl Replica {
         self.applied.contains(&(*member, seq))
     }
 
+    /// The current versions of every path (each path's frontier), for a new member's snapshot.
+    pub fn export(&self) -> Vec<crate::snapshot::VersionState<'_>> {
+        self.paths
+            .keys()
+            .flat_map(|path| {
+                self.frontier(path).into_iter().map(move |v| crate::snapshot::VersionState {
+                    path,
+                    member: v.member,
+                    seq: v.seq,
+                    lamport: v.lamport,
+                    op: v.op as u64,
+                    clock: v.clock.clone(),
+                    deleted: v.value.is_none(),
+                    value: v.value.as_ref().map_or(&[][..], SecretBytes::as_slice),
+                })
+            })
+            .collect()
+    }
+
+    /// The replica a new member starts with: the versions of a snapshot.
+    pub fn restore(versions: &[crate::snapshot::VersionState<'_>]) -> Replica {
+        let mut replica = Replica::new();
+        for v in versions {
+            replica.paths.entry(v.path.to_string()).or_default().push(Version {
+                member: v.member,
+                seq: v.seq,
+                lamport: v.lamport,
+                value: (!v.deleted).then(|| SecretBytes::new(v.value.to_vec())),
+                op: usize::try_from(v.op).unwrap_or(usize::MAX),
+                clock: v.clock.clone(),
+            });
+        }
+        replica
+    }
+
+    /// A digest of what every path shows and its concurrent versions (not of the events applied,
+    /// which a member that joined later has not seen): equal on two members that agree.
+    pub fn view_digest(&self) -> [u8; 32] {
+        let mut bytes = Vec::new();
+        for path in self.paths.keys() {
+            let frontier = self.frontier(path);
+            if frontier.is_empty() {
+                continue;
+            }
+            bytes.extend_from_slice(&(path.len() as u64).to_be_bytes());
+            bytes.extend_from_slice(path.as_bytes());
+            for v in frontier {
+                bytes.extend_from_slice(&v.member.0);
+                bytes.extend_from_slice(&v.seq.to_be_bytes());
+                match &v.value {
+                    Some(value) => bytes.extend_from_slice(&hash(value.as_slice())),
+                    None => bytes.extend_from_slice(&[0xff; 32]),
+                }
+            }
+        }
+        hash(&bytes)
+    }
+
     /// A digest of everything the replica holds (frontiers with values, and applied writes),
     /// equal on two replicas exactly when they hold the same: how tests compare members.
     pub fn digest(&self) -> [u8; 32] {

@@ -10,7 +10,8 @@ use tresor_crypto::{Key, SecretBytes, hash};
 use tresor_sync::event::{Body, Event, Head, Op, Rekey, Wrapped};
 use tresor_sync::frame::{self, Place};
 use tresor_sync::member::{Identity, MemberKey};
-use tresor_sync::peer::{self, Peer, Timing, Warning};
+use tresor_sync::pair::{self, Creator, Invitation, Message};
+use tresor_sync::peer::{self, Peer, PeerError, Timing, Warning};
 use tresor_sync::receive::Alarm;
 use tresor_sync::replica::View;
 
@@ -461,4 +462,105 @@ fn an_equivocation_shown_to_different_members_is_proved_to_all_and_undone_everyw
         assert!(matches!(peer.replica().view("mallory"), View::Deleted));
         assert_eq!(peer.replica().digest(), peers[0].replica().digest());
     }
+}
+
+#[test]
+fn a_member_paired_through_the_relay_joins_mid_history_and_the_group_converges() {
+    // Alice (admin) and bob share a history, a conflict included; carol pairs with alice through
+    // the relay (the words match), is admitted, and starts from alice's snapshot.
+    let timing = Timing { heartbeat: 1, skew: 0, grace: 3600 };
+    let key = support::epoch_key(7);
+    let mut peers = support::members(2, &key, timing);
+    let everyone = |peers: &mut Vec<Peer>, now: u64| {
+        let uploads: Vec<(usize, [u8; 32], Vec<Cell>)> = (0..peers.len())
+            .flat_map(|i| peers[i].upload(now).unwrap().into_iter().map(move |(m, c)| (i, m, c)))
+            .collect();
+        for (to, peer) in peers.iter_mut().enumerate() {
+            for (from, mailbox, cells) in &uploads {
+                if *from != to {
+                    let warnings = peer.download(mailbox, cells.iter().map(|c| c.as_slice()), now);
+                    assert!(warnings.is_empty(), "member {to}: {warnings:?}");
+                }
+            }
+        }
+    };
+    peers[0].write(put("db/password", b"from alice"), 1).unwrap();
+    peers[1].write(put("db/password", b"from bob"), 1).unwrap();
+    peers[1].write(put("api/token", b"tok"), 1).unwrap();
+    for now in 2..6 {
+        everyone(&mut peers, now);
+    }
+
+    // Pairing through the relay's pairing mailbox.
+    let invitation = Invitation::parse(&Invitation::new("http://127.0.0.1:8250").unwrap().to_text()).unwrap();
+    let alice_key = support::identity(0).key();
+    let mut creator = Creator::new(GROUP, alice_key, peers[0].epoch(), peers[0].members().to_vec()).unwrap();
+    let carol = support::identity(2);
+    let (mut joiner, commit) = pair::Joiner::new(carol.key()).unwrap();
+    let cells = invitation.seal(1, 1, &commit).unwrap();
+    let [(1, Message::Commit(c))] = invitation.open(cells.iter().map(|c| c.as_slice()))[..] else { panic!() };
+    let Message::Offer(offer) = creator.on_commit(c).unwrap() else { panic!() };
+    let (reveal, offer, carol_words) = joiner.on_offer(offer).unwrap();
+    let Message::Reveal { keys, nonce } = reveal else { panic!() };
+    let (learnt, alice_words) = creator.on_reveal(keys, nonce).unwrap();
+    assert_eq!(alice_words, carol_words, "the people compare the words: they match");
+    let welcome = peers[0].admit(learnt, 6).unwrap();
+    let cells = invitation.seal(0, 2, &welcome).unwrap();
+    let [(0, Message::Welcome { rekey, snapshot })] =
+        &invitation.open(cells.iter().map(|c| c.as_slice()))[..]
+    else {
+        panic!()
+    };
+    // The welcome is sealed: whoever read the invitation cannot read the snapshot's values.
+    assert!(!snapshot.windows(8).any(|w| w == b"from bob"));
+    let carol_peer = Peer::join(carol, &offer, rekey, snapshot, "shared", timing, 6).unwrap();
+    assert!(matches!(carol_peer.replica().view("api/token"), View::Value(v, 0) if v.ct_eq(b"tok")));
+    assert!(matches!(carol_peer.replica().view("db/password"), View::Value(_, 1)), "the conflict came along");
+    peers.push(carol_peer);
+    peers[2].write(put("from/carol", b"hello"), 7).unwrap();
+    peers[1].write(put("db/password", b"bob resolves"), 7).unwrap();
+    for now in 7..20 {
+        everyone(&mut peers, now);
+    }
+    for peer in &peers {
+        assert_eq!(peer.replica().view_digest(), peers[0].replica().view_digest());
+        assert_eq!(peer.unacknowledged(), 0);
+        assert_eq!(peer.epoch(), 1);
+        assert!(matches!(peer.replica().view("from/carol"), View::Value(..)));
+        assert!(matches!(peer.replica().view("db/password"), View::Value(v, 0) if v.ct_eq(b"bob resolves")));
+    }
+}
+
+#[test]
+fn a_welcome_from_anyone_but_the_admin_or_for_someone_else_is_refused() {
+    let timing = Timing::default();
+    let key = support::epoch_key(7);
+    let mut peers = support::members(2, &key, timing);
+    let carol = support::identity(2);
+    let offer = pair::Offer {
+        group: GROUP,
+        admin: support::identity(0).key(),
+        epoch: 0,
+        members: peers[0].members().to_vec(),
+        nonce: [0; 32],
+    };
+    let Message::Welcome { rekey, snapshot } = peers[0].admit(carol.key(), 1).unwrap() else { panic!() };
+    // Dave, who read the invitation, takes carol's welcome: not his key.
+    let dave = support::identity(3);
+    assert!(matches!(Peer::join(dave, &offer, &rekey, &snapshot, "s", timing, 1), Err(PeerError::Join(_))));
+    // An offer naming bob as the admin: the rekey is not his.
+    let forged = pair::Offer { admin: support::identity(1).key(), ..offer.clone() };
+    assert!(matches!(
+        Peer::join(support::identity(2), &forged, &rekey, &snapshot, "s", timing, 1),
+        Err(PeerError::Join(_))
+    ));
+    // A changed snapshot.
+    let mut bad = snapshot.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 1;
+    assert!(matches!(
+        Peer::join(support::identity(2), &offer, &rekey, &bad, "s", timing, 1),
+        Err(PeerError::Join(_))
+    ));
+    assert!(Peer::join(support::identity(2), &offer, &rekey, &snapshot, "s", timing, 1).is_ok());
 }
