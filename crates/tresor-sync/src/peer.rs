@@ -14,7 +14,7 @@ use crate::member::{Identity, MemberId, MemberKey};
 use crate::receive::{Alarm, Receiver};
 use crate::replica::Replica;
 use crate::snapshot::Snapshot;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use tresor_crypto::agree::{self, AgreementSecret};
 use tresor_crypto::cell::Cell;
 use tresor_crypto::derive::hkdf_sha256;
@@ -283,6 +283,11 @@ impl Peer {
     /// one-time key (such an epoch is opened by the member's recovery phrase, learnt later).
     pub fn long_term_wraps(&self) -> u64 {
         self.long_term_wraps
+    }
+
+    /// How many events of `member` this member has accepted (the newest one's number).
+    pub fn accepted(&self, member: &MemberId) -> u64 {
+        self.receiver.accepted(member)
     }
 
     /// Whether the admin removed this member.
@@ -583,34 +588,39 @@ impl Peer {
         // senders may be gone); and proofs of equivocation, a few times.
         let others = self.others();
         for ((sender, seq), held) in &mut self.held {
-            let lacking = others.iter().any(|m| self.receiver.claimed(m, sender) < *seq);
-            if !lacking || now.saturating_sub(held.since) < window {
+            // In the epoch each member that lacks it last wrote in (a member still catching up
+            // reads no newer mailbox), falling back to the event's own and the current one.
+            let targets: BTreeSet<u64> = others
+                .iter()
+                .filter(|m| self.receiver.claimed(m, sender) < *seq)
+                .map(|m| self.moved.get(m).copied().unwrap_or(held.epoch))
+                .collect();
+            if targets.is_empty() || now.saturating_sub(held.since) < window {
                 continue;
             }
-            let Some((number, epoch, index)) = forwarder(&self.epochs, held.epoch, sender) else { continue };
-            let place = Place { group: &self.group, epoch: number, mailbox: &epoch.mailbox };
-            out.entry(number).or_default().extend(frame::seal_event(
-                &epoch.cell_key,
-                place,
-                index,
-                *seq,
-                &held.signed,
-            )?);
+            for target in targets {
+                let Some((number, epoch, index)) = forwarder(&self.epochs, target, held.epoch, sender) else {
+                    continue;
+                };
+                let place = Place { group: &self.group, epoch: number, mailbox: &epoch.mailbox };
+                let cells = frame::seal_event(&epoch.cell_key, place, index, *seq, &held.signed)?;
+                out.entry(number).or_default().extend(cells);
+            }
             held.since = now;
         }
+        let mut targets: BTreeSet<u64> = others.iter().filter_map(|m| self.moved.get(m).copied()).collect();
+        targets.insert(self.epoch());
         for proof in &mut self.proofs {
-            let Some((number, epoch, index)) = forwarder(&self.epochs, proof.epoch, &proof.sender) else {
-                proof.left = 0;
-                continue;
-            };
-            let place = Place { group: &self.group, epoch: number, mailbox: &epoch.mailbox };
-            out.entry(number).or_default().extend(frame::seal_event(
-                &epoch.cell_key,
-                place,
-                index,
-                proof.seq,
-                &proof.signed,
-            )?);
+            for target in targets.iter().copied() {
+                let Some((number, epoch, index)) =
+                    forwarder(&self.epochs, target, proof.epoch, &proof.sender)
+                else {
+                    continue;
+                };
+                let place = Place { group: &self.group, epoch: number, mailbox: &epoch.mailbox };
+                let cells = frame::seal_event(&epoch.cell_key, place, index, proof.seq, &proof.signed)?;
+                out.entry(number).or_default().extend(cells);
+            }
             proof.left -= 1;
         }
         self.proofs.retain(|p| p.left > 0);
@@ -922,15 +932,26 @@ fn carrier<'a>(
     Some((*number, held, u16::try_from(index).ok()?))
 }
 
-/// The epoch another member's event is forwarded in: the current one (so that a member that
-/// joined since reads it), or its own if its sender is not a member of the current one.
+/// The epoch another member's event (of epoch `own`) is forwarded in for a member that reads
+/// epoch `target`: that one if held here and no older than the event, else the current one, else
+/// the event's own — each only if its sender is a member there.
 fn forwarder<'a>(
     epochs: &'a BTreeMap<u64, Epoch>,
-    epoch: u64,
+    target: u64,
+    own: u64,
     sender: &MemberId,
 ) -> Option<(u64, &'a Epoch, u16)> {
     let (current, _) = epochs.last_key_value()?;
-    carrier(epochs, *current, sender).or_else(|| carrier(epochs, epoch, sender))
+    let in_epoch = |number: u64| {
+        let held = epochs.get(&number)?;
+        let index = held.members.iter().position(|m| m.id() == *sender)?;
+        Some((number, held, u16::try_from(index).ok()?))
+    };
+    (target >= own)
+        .then(|| in_epoch(target))
+        .flatten()
+        .or_else(|| in_epoch(*current))
+        .or_else(|| in_epoch(own))
 }
 
 /// What a wrapped epoch key is bound to: the group, the epoch and the member.

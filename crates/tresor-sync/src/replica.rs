@@ -131,12 +131,13 @@ impl Replica {
         self.applied.contains(&(*member, seq))
     }
 
-    /// The current versions of every path (each path's frontier), for a new member's snapshot.
+    /// Every version of every path, for a new member's snapshot (not only the current ones: a
+    /// removal or an equivocation proved later can take back a version that hides older ones).
     pub fn export(&self) -> Vec<crate::snapshot::VersionState<'_>> {
         self.paths
-            .keys()
-            .flat_map(|path| {
-                self.frontier(path).into_iter().map(move |v| crate::snapshot::VersionState {
+            .iter()
+            .flat_map(|(path, versions)| {
+                versions.iter().map(move |v| crate::snapshot::VersionState {
                     path,
                     member: v.member,
                     seq: v.seq,

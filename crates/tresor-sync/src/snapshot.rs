@@ -60,7 +60,7 @@ pub struct Snapshot<'a> {
     pub cutoffs: Vec<(MemberId, u64, [u8; 32])>,
     /// Excluded members.
     pub excluded: Vec<MemberId>,
-    /// The current versions of every path.
+    /// Every version of every path.
     #[serde(borrow)]
     pub versions: Vec<VersionState<'a>>,
 }

@@ -9,7 +9,8 @@
 //! windows, every other member says so. (Withholding from one viewer only does not work: the
 //! others forward what it lacks.)
 //!
-//! The admin starts two new epochs on the way, and in half the seeds removes a member: the
+//! The admin starts two new epochs on the way, in half the seeds admits a new member (paired,
+//! then starting from the admin's snapshot mid-run), and in half the seeds removes a member: the
 //! removed member, with every key it held and the whole relay, opens none of the later epochs'
 //! cells, and none of its writes after its removal is taken by anyone.
 //!
@@ -22,6 +23,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use tresor_crypto::SecretBytes;
 use tresor_sync::event::Op;
 use tresor_sync::member::MemberId;
+use tresor_sync::pair::{self, Message};
 use tresor_sync::peer::{Peer, Timing, Warning};
 use tresor_sync::receive::Alarm;
 
@@ -169,6 +171,7 @@ struct Exercised {
     refused_after_removal: usize,
     /// Wraps of an epoch key to a long-term key (no one-time key was left), out of all wraps.
     long_term_wraps: u64,
+    joins: usize,
 }
 
 /// One seed's run; panics with the seed in the message on any failed property.
@@ -185,16 +188,19 @@ fn run(seed: u64, exercised: &mut Exercised) {
     let rekeys = [rng.random_range(10..40), rng.random_range(45..80)];
     let removal = rng.random_bool(0.5).then(|| (rng.random_range(1..n), rng.random_range(10..80u64)));
     let removed = removal.map(|(member, _)| member);
+    // In half the seeds a new member pairs with the admin and joins mid-run (it is number n).
+    let join_at = rng.random_bool(0.5).then(|| rng.random_range(15..85u64));
+    let mut joined_at = None;
     let mut removed_at = None;
     let mut relay = Relay::default();
     let mut writes: Vec<(usize, u64, u64)> = Vec::new();
-    let mut injected_shown = vec![0usize; n];
-    let mut foreign_counted = vec![0usize; n];
+    let mut injected_shown = vec![0usize; n + 1];
+    let mut foreign_counted = vec![0usize; n + 1];
     let mut refused = 0;
-    let mut blackout_reported = vec![false; n];
+    let mut blackout_reported = vec![false; n + 1];
     let mut later_mailboxes: BTreeSet<[u8; 32]> = BTreeSet::new();
     let mut before_removal: BTreeSet<[u8; 32]> = BTreeSet::new();
-    let ids: Vec<MemberId> = peers.iter().map(Peer::id).collect();
+    let mut ids: Vec<MemberId> = peers.iter().map(Peer::id).collect();
 
     let mut now = 0;
     for round in 0..HOSTILE_ROUNDS + SETTLE_ROUNDS {
@@ -209,6 +215,28 @@ fn run(seed: u64, exercised: &mut Exercised) {
             removed_at = Some(now);
         } else if rekeys.contains(&round) {
             peers[0].rekey(&[], now).expect("a rekey");
+        }
+        if join_at == Some(round) && !peers[0].is_removed() {
+            let newcomer = support::identity(40);
+            let (mut joiner, commit) = pair::Joiner::new(newcomer.key()).expect("a joiner");
+            let mut creator = pair::Creator::new(
+                support::GROUP,
+                peers[0].members()[0],
+                peers[0].epoch(),
+                peers[0].members().to_vec(),
+            )
+            .expect("a creator");
+            let Message::Commit(commit) = commit else { unreachable!() };
+            let Message::Offer(offer) = creator.on_commit(commit).expect("an offer") else { unreachable!() };
+            let (reveal, offer, _) = joiner.on_offer(offer).expect("a reveal");
+            let Message::Reveal { keys, nonce } = reveal else { unreachable!() };
+            let (learnt, _) = creator.on_reveal(keys, nonce).expect("the words");
+            let Message::Welcome { rekey, snapshot } = peers[0].admit(learnt, now).expect("a welcome") else {
+                unreachable!()
+            };
+            ids.push(newcomer.id());
+            peers.push(Peer::join(newcomer, &offer, &rekey, &snapshot, "team", timing, now).expect("a join"));
+            joined_at = Some(now);
         }
         if removed_at.is_some() {
             later_mailboxes.extend(peers[0].mailboxes().into_iter().filter(|m| !before_removal.contains(m)));
@@ -263,20 +291,34 @@ fn run(seed: u64, exercised: &mut Exercised) {
                 });
             }
         }
-        let quiet =
-            !hostile && (0..n).filter(|i| Some(*i) != removed).all(|i| peers[i].unacknowledged() == 0);
+        let quiet = !hostile
+            && (0..peers.len()).filter(|i| Some(*i) != removed).all(|i| peers[i].unacknowledged() == 0);
         if quiet {
             break;
         }
     }
 
-    let staying: Vec<usize> = (0..n).filter(|i| Some(*i) != removed).collect();
+    let staying: Vec<usize> = (0..peers.len()).filter(|i| Some(*i) != removed).collect();
     let digest = peers[0].replica().digest();
+    let view = peers[0].replica().view_digest();
     for &i in &staying {
         let replica = peers[i].replica();
-        assert_eq!(replica.digest(), digest, "seed {seed}: member {i} differs from member 0");
+        // A member that joined later has not applied the events before it (its snapshot holds
+        // their result): it must show the same, the others must hold the same.
+        assert_eq!(
+            peers[i].unacknowledged(),
+            0,
+            "seed {seed}: member {i} not settled after {SETTLE_ROUNDS} honest rounds"
+        );
+        assert_eq!(replica.view_digest(), view, "seed {seed}: member {i} shows other values than member 0");
+        if i < n {
+            assert_eq!(replica.digest(), digest, "seed {seed}: member {i} differs from member 0");
+        }
         for (writer, seq, at) in &writes {
             let applied = replica.has_applied(&ids[*writer], *seq);
+            if i == n && joined_at.is_some_and(|j| *at < j) {
+                continue;
+            }
             if Some(*writer) != removed {
                 assert!(applied, "seed {seed}: member {i} lost write {seq} of member {writer}");
             } else if removed_at.is_some_and(|r| *at >= r) {
@@ -336,6 +378,7 @@ fn run(seed: u64, exercised: &mut Exercised) {
     exercised.epochs += peers[0].epoch();
     exercised.refused_after_removal += refused;
     exercised.long_term_wraps += peers[0].long_term_wraps();
+    exercised.joins += usize::from(joined_at.is_some());
 }
 
 #[test]
@@ -349,6 +392,6 @@ fn honest_members_converge_through_a_hostile_relay_and_see_its_attacks() {
     if seeds >= 16 {
         assert!(exercised.writes > 0 && exercised.conflicts > 0, "{exercised:?}");
         assert!(exercised.foreign > 0 && exercised.blackouts > 0, "{exercised:?}");
-        assert!(exercised.removals > 0 && exercised.epochs > 0, "{exercised:?}");
+        assert!(exercised.removals > 0 && exercised.epochs > 0 && exercised.joins > 0, "{exercised:?}");
     }
 }
