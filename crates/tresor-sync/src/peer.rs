@@ -159,6 +159,17 @@ impl Epoch {
     }
 }
 
+/// What a member is made of when it starts: who, in which group, with which epochs, chains and
+/// prefix.
+struct Parts {
+    identity: Identity,
+    group: [u8; 32],
+    admin: MemberId,
+    epochs: BTreeMap<u64, Epoch>,
+    receiver: Receiver,
+    replica: Replica,
+}
+
 /// One member (see the module documentation).
 pub struct Peer {
     identity: Identity,
@@ -237,10 +248,24 @@ impl Peer {
         let heard = group.members.iter().map(|m| (m.id(), now)).collect();
         let receiver = Receiver::new(group.members.iter().copied(), group.admin, group.epoch, prefix);
         let epochs = BTreeMap::from([(group.epoch, Epoch::new(group.members, epoch_key, &group.id))]);
-        Ok(Peer {
+        let parts = Parts {
             identity,
             group: group.id,
             admin: group.admin,
+            epochs,
+            receiver,
+            replica: Replica::new(),
+        };
+        Ok(Peer::assemble(parts, heard, timing, now))
+    }
+
+    /// A member with nothing of its own yet, from its parts.
+    fn assemble(parts: Parts, heard: BTreeMap<MemberId, u64>, timing: Timing, now: u64) -> Peer {
+        let Parts { identity, group, admin, epochs, receiver, replica } = parts;
+        Peer {
+            identity,
+            group,
+            admin,
             epochs,
             one_time: Vec::new(),
             posted: None,
@@ -250,7 +275,7 @@ impl Peer {
             long_term_wraps: 0,
             cutoff: None,
             receiver,
-            replica: Replica::new(),
+            replica,
             seq: 0,
             last_hash: [0; 32],
             lamport: 0,
@@ -261,7 +286,7 @@ impl Peer {
             heard,
             last_event_at: now,
             timing,
-        })
+        }
     }
 
     /// This member's id.
@@ -411,31 +436,8 @@ impl Peer {
         let replica = Replica::restore(&snapshot.versions);
         let heard = next.members.iter().map(|m| (m.id(), now)).collect();
         let epochs = BTreeMap::from([(next.epoch, Epoch::new(next.members.clone(), &key, &offer.group))]);
-        Ok(Peer {
-            identity,
-            group: offer.group,
-            admin,
-            epochs,
-            one_time: Vec::new(),
-            posted: None,
-            their_one_time: BTreeMap::new(),
-            moved: BTreeMap::new(),
-            removed: false,
-            long_term_wraps: 0,
-            cutoff: None,
-            receiver,
-            replica,
-            seq: 0,
-            last_hash: [0; 32],
-            lamport: 0,
-            unacked: BTreeMap::new(),
-            held: BTreeMap::new(),
-            proofs: Vec::new(),
-            acked: BTreeMap::new(),
-            heard,
-            last_event_at: now,
-            timing,
-        })
+        let parts = Parts { identity, group: offer.group, admin, epochs, receiver, replica };
+        Ok(Peer::assemble(parts, heard, timing, now))
     }
 
     /// Starts a new epoch (the admin only), without the members in `remove`: a new key wrapped

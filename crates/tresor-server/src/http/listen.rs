@@ -119,6 +119,20 @@ pub(crate) fn reload_on_hangup(
     })
 }
 
+/// The TLS acceptor for `files` (none without), and the task that reloads its certificate on
+/// SIGHUP (abort it when the server stops).
+pub(crate) fn start_tls(
+    files: Option<&TlsFiles>,
+) -> Result<(Option<TlsAcceptor>, Option<tokio::task::JoinHandle<()>>), String> {
+    match files.map(acceptor).transpose()? {
+        Some((acceptor, certificate)) => {
+            let reload = reload_on_hangup(certificate)?;
+            Ok((Some(acceptor), Some(tokio::spawn(reload))))
+        }
+        None => Ok((None, None)),
+    }
+}
+
 /// Serves `app` on `listener` (through `tls` when given) until `shutdown` resolves, then lets
 /// the connections finish their requests for at most [`DRAIN`].
 pub(crate) async fn serve(

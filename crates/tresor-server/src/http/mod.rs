@@ -247,14 +247,7 @@ pub async fn launch(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
-    let tls = settings.tls.as_ref().map(listen::acceptor).transpose().map_err(ServerError::Tls)?;
-    let (tls, reloader) = match tls {
-        Some((acceptor, certificate)) => {
-            let reload = listen::reload_on_hangup(certificate).map_err(ServerError::Tls)?;
-            (Some(acceptor), Some(tokio::spawn(reload)))
-        }
-        None => (None, None),
-    };
+    let (tls, reloader) = listen::start_tls(settings.tls.as_ref()).map_err(ServerError::Tls)?;
     let state = match tresor::vault::describe_locked(&settings.store).await {
         Ok(_) => Seal::Sealed,
         Err(tresor::Error::NoVault { .. }) => Seal::Uninitialized,

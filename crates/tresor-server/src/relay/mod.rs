@@ -55,14 +55,7 @@ pub async fn launch(
 ) -> Result<(), RelayError> {
     let store = CellStore::open(&settings.data)
         .map_err(|e| RelayError::Data(format!("{}: {e}", settings.data.display())))?;
-    let tls = settings.tls.as_ref().map(listen::acceptor).transpose().map_err(RelayError::Tls)?;
-    let (acceptor, reloader) = match tls {
-        Some((acceptor, certificate)) => {
-            let reload = listen::reload_on_hangup(certificate).map_err(RelayError::Tls)?;
-            (Some(acceptor), Some(tokio::spawn(reload)))
-        }
-        None => (None, None),
-    };
+    let (acceptor, reloader) = listen::start_tls(settings.tls.as_ref()).map_err(RelayError::Tls)?;
     listen::serve(listener, acceptor, router(Arc::new(store)), shutdown).await;
     if let Some(reloader) = reloader {
         reloader.abort();

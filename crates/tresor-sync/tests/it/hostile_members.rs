@@ -231,7 +231,6 @@ fn a_rekey_from_a_member_that_is_not_the_admin_is_refused() {
 fn an_epoch_key_wrapped_to_a_substituted_key_is_reported_not_used() {
     // The admin's rekey wraps bob's key to a key bob does not hold (a substitution): bob says so
     // and stays in the epoch he can prove, writing nothing under a key someone else chose.
-    let admin = support::identity(0);
     let mut peers = group();
     let substitute = AgreementSecret::generate().unwrap();
     let key = Key::generate().unwrap();
@@ -244,22 +243,7 @@ fn an_epoch_key_wrapped_to_a_substituted_key_is_reported_not_used() {
             Wrapped { member: m.id(), to, sealed: agree::wrap_to(&to, &context, &key).unwrap().to_vec() }
         })
         .collect();
-    let event = Event {
-        group: GROUP,
-        epoch: 0,
-        sender: admin.id(),
-        seq: 1,
-        prev: [0; 32],
-        heads: Vec::new(),
-        lamport: 1,
-        time: 1,
-        body: Body::Rekey(Rekey { epoch: 1, members, wraps, removed: Vec::new() }),
-    };
-    let signed = event.sign(&admin).unwrap();
-    let epoch_key = support::epoch_key(7);
-    let mailbox = peer::mailbox(&epoch_key, &GROUP);
-    let place = Place { group: &GROUP, epoch: 0, mailbox: &mailbox };
-    let cells = frame::seal_event(&frame::cell_key(&epoch_key), place, 0, 1, &signed).unwrap();
+    let cells = admin_rekey(Rekey { epoch: 1, members, wraps, removed: Vec::new() });
     let warnings = deliver(&mut peers[1], &cells);
     assert!(
         matches!(warnings.as_slice(), [Warning::Forged(why)] if why.contains("does not open")),
@@ -323,6 +307,27 @@ fn a_removed_member_writes_nothing_anyone_takes_and_what_it_wrote_past_its_cut_i
     assert!(bob.write(put("x", b"y"), 7).is_err());
 }
 
+/// The cells of the admin's (alice's) first event, the rekey `rekey`, in the genesis mailbox.
+fn admin_rekey(rekey: Rekey) -> Vec<Cell> {
+    let admin = support::identity(0);
+    let event = Event {
+        group: GROUP,
+        epoch: 0,
+        sender: admin.id(),
+        seq: 1,
+        prev: [0; 32],
+        heads: Vec::new(),
+        lamport: 1,
+        time: 1,
+        body: Body::Rekey(rekey),
+    };
+    let signed = event.sign(&admin).unwrap();
+    let epoch_key = support::epoch_key(7);
+    let mailbox = peer::mailbox(&epoch_key, &GROUP);
+    let place = Place { group: &GROUP, epoch: 0, mailbox: &mailbox };
+    frame::seal_event(&frame::cell_key(&epoch_key), place, 0, 1, &signed).unwrap()
+}
+
 /// The group's three members with alice (the admin) having removed bob, and the rekey's cells
 /// delivered to carol's stand-in: `peers[0]` is alice.
 fn with_bob_removed() -> Vec<Peer> {
@@ -371,7 +376,6 @@ fn a_one_time_key_of_small_order_is_refused() {
 fn a_rekey_that_drops_a_member_without_cutting_it_is_refused() {
     // The admin's rekey leaves bob out but names no cut: bob's later old-epoch writes would
     // never be refused.
-    let admin = support::identity(0);
     let mut peers = group();
     let members: Vec<MemberKey> = [0, 2].iter().map(|n| support::identity(*n).key()).collect();
     let key = Key::generate().unwrap();
@@ -382,22 +386,7 @@ fn a_rekey_that_drops_a_member_without_cutting_it_is_refused() {
         to: carol.agreement,
         sealed: agree::wrap_to(&carol.agreement, &context, &key).unwrap().to_vec(),
     }];
-    let event = Event {
-        group: GROUP,
-        epoch: 0,
-        sender: admin.id(),
-        seq: 1,
-        prev: [0; 32],
-        heads: Vec::new(),
-        lamport: 1,
-        time: 1,
-        body: Body::Rekey(Rekey { epoch: 1, members, wraps, removed: Vec::new() }),
-    };
-    let signed = event.sign(&admin).unwrap();
-    let epoch_key = support::epoch_key(7);
-    let mailbox = peer::mailbox(&epoch_key, &GROUP);
-    let place = Place { group: &GROUP, epoch: 0, mailbox: &mailbox };
-    let cells = frame::seal_event(&frame::cell_key(&epoch_key), place, 0, 1, &signed).unwrap();
+    let cells = admin_rekey(Rekey { epoch: 1, members, wraps, removed: Vec::new() });
     let warnings = deliver(&mut peers[2], &cells);
     assert!(
         matches!(alarms(&warnings).as_slice(), [Alarm::Misbehaved { why, .. }] if why.contains("without cutting")),
