@@ -164,9 +164,11 @@ pub async fn sync_once(
             let cursor = cursors.entry(mailbox).or_default();
             let fetched = relay.fetch(&mailbox, *cursor).await?;
             if fetched.length < *cursor {
+                // Read from where it now ends at the next round (not at once: a relay that keeps
+                // shrinking would keep this round going).
                 warnings.push(Warning::Rollback { had: *cursor, now: fetched.length });
                 *cursor = fetched.length;
-                continue;
+                break;
             }
             *cursor += fetched.cells.len() as u64;
             let finished = fetched.cells.is_empty() || *cursor >= fetched.length;
