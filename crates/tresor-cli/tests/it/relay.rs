@@ -189,7 +189,8 @@ fn bad_requests_get_clear_answers_and_change_nothing() {
     let relay = start(&env, &data, &env.path("relay.log"));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     tresor_backend::install_tls_provider();
-    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    // A connection per request: the too-large upload makes the relay close its connection.
+    let http = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(0).build().unwrap();
     let mailbox = "ab".repeat(32);
     let try_ask = |method: reqwest::Method, path: &str, body: Vec<u8>| {
         rt.block_on(async {
@@ -250,4 +251,53 @@ fn a_relay_on_another_address_needs_tls_or_says_so() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn a_relay_that_loses_what_it_stored_is_reported_and_the_group_recovers() {
+    // The relay's disk is rolled back under it (here: its mailbox file emptied, as a restore
+    // from an old backup would): members say so, and what was not yet acknowledged goes up again.
+    let env = Env::new();
+    let data = env.path("relay-data");
+    let relay = start(&env, &data, &env.path("relay.log"));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let group = Group {
+        id: GROUP,
+        admin: identity(0).id(),
+        epoch: 0,
+        members: (0..2).map(|n| identity(n).key()).collect(),
+    };
+    let key = Key::from_bytes(&mut [9; 32]);
+    let timing = Timing { heartbeat: 1, skew: 0, grace: 3600 };
+    let mut peers: Vec<Peer> =
+        (0..2).map(|n| Peer::new(identity(n), group.clone(), &key, "team", timing, 0).unwrap()).collect();
+    let mut cursors: Vec<BTreeMap<[u8; 32], u64>> = vec![BTreeMap::new(); 2];
+    let client = client(&relay.url);
+    let round =
+        |peers: &mut Vec<Peer>, cursors: &mut Vec<BTreeMap<[u8; 32], u64>>, now: u64| -> Vec<Warning> {
+            let mut all = Vec::new();
+            for (i, peer) in peers.iter_mut().enumerate() {
+                all.extend(rt.block_on(sync_once(peer, &client, &mut cursors[i], now)).unwrap());
+            }
+            all
+        };
+    peers[0].write(put("before", b"one"), 1).unwrap();
+    for now in 2..5 {
+        assert!(round(&mut peers, &mut cursors, now).is_empty());
+    }
+    // Bob writes and uploads it; before alice reads it, the relay loses everything.
+    peers[1].write(put("lost/then/sent/again", b"two"), 5).unwrap();
+    rt.block_on(sync_once(&mut peers[1], &client, &mut cursors[1], 5)).unwrap();
+    for entry in std::fs::read_dir(&data).unwrap() {
+        std::fs::File::create(entry.unwrap().path()).unwrap();
+    }
+    let warnings = round(&mut peers, &mut cursors, 6);
+    assert!(warnings.iter().any(|w| matches!(w, Warning::Rollback { .. })), "{warnings:?}");
+    for now in 7..15 {
+        round(&mut peers, &mut cursors, now);
+    }
+    for peer in &peers {
+        assert!(matches!(peer.replica().view("lost/then/sent/again"), View::Value(v, 0) if v.ct_eq(b"two")));
+        assert_eq!(peer.unacknowledged(), 0);
+    }
 }
