@@ -58,6 +58,20 @@ fn identity(n: u8) -> Identity {
     Identity::derive(&Ed25519Node::master(&[n + 1; 32]), &GROUP, 0)
 }
 
+/// `size` members of one group (member 0 its admin), a heartbeat every round (one "second"),
+/// so that acknowledgements flow at once.
+fn members(size: u8) -> Vec<Peer> {
+    let group = Group {
+        id: GROUP,
+        admin: identity(0).id(),
+        epoch: 0,
+        members: (0..size).map(|n| identity(n).key()).collect(),
+    };
+    let key = Key::from_bytes(&mut [9; 32]);
+    let timing = Timing { heartbeat: 1, skew: 0, grace: 3600 };
+    (0..size).map(|n| Peer::new(identity(n), group.clone(), &key, "team", timing, 0).unwrap()).collect()
+}
+
 fn client(url: &str) -> RelayClient {
     tresor_backend::install_tls_provider();
     let http =
@@ -76,17 +90,7 @@ fn members_converge_through_the_real_relay_which_stores_nothing_it_could_read() 
     let log = env.path("relay.log");
     let relay = start(&env, &data, &log);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let group = Group {
-        id: GROUP,
-        admin: identity(0).id(),
-        epoch: 0,
-        members: (0..3).map(|n| identity(n).key()).collect(),
-    };
-    let key = Key::from_bytes(&mut [9; 32]);
-    // A heartbeat every round (one "second"), so that acknowledgements flow at once.
-    let timing = Timing { heartbeat: 1, skew: 0, grace: 3600 };
-    let mut peers: Vec<Peer> =
-        (0..3).map(|n| Peer::new(identity(n), group.clone(), &key, "team", timing, 0).unwrap()).collect();
+    let mut peers = members(3);
     let mut cursors: Vec<BTreeMap<[u8; 32], u64>> = vec![BTreeMap::new(); 3];
     let relay_client = client(&relay.url);
     let values: [(&str, &[u8]); 4] = [
@@ -261,16 +265,7 @@ fn a_relay_that_loses_what_it_stored_is_reported_and_the_group_recovers() {
     let data = env.path("relay-data");
     let relay = start(&env, &data, &env.path("relay.log"));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let group = Group {
-        id: GROUP,
-        admin: identity(0).id(),
-        epoch: 0,
-        members: (0..2).map(|n| identity(n).key()).collect(),
-    };
-    let key = Key::from_bytes(&mut [9; 32]);
-    let timing = Timing { heartbeat: 1, skew: 0, grace: 3600 };
-    let mut peers: Vec<Peer> =
-        (0..2).map(|n| Peer::new(identity(n), group.clone(), &key, "team", timing, 0).unwrap()).collect();
+    let mut peers = members(2);
     let mut cursors: Vec<BTreeMap<[u8; 32], u64>> = vec![BTreeMap::new(); 2];
     let client = client(&relay.url);
     let round =
