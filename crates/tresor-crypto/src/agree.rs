@@ -37,6 +37,12 @@ impl AgreementSecret {
         AgreementSecret(Box::new(StaticSecret::from(*key.expose_secret())))
     }
 
+    /// Its 32 secret bytes as a key (to be kept sealed: a member's saved state).
+    pub fn to_key(&self) -> Key {
+        let mut bytes = Zeroizing::new(self.0.to_bytes());
+        Key::from_bytes(&mut bytes)
+    }
+
     /// Its public key.
     pub fn public(&self) -> [u8; 32] {
         PublicKey::from(&*self.0).to_bytes()

@@ -16,14 +16,14 @@ pub enum At {
 }
 
 /// One accepted event's place in its sender's chain.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 struct Link {
     hash: [u8; 32],
     lamport: u64,
 }
 
 /// A sender's chain (see the module documentation).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Chain {
     /// The checkpoint's sequence number (0: the chain is known from its start).
     base: u64,

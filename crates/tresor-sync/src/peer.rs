@@ -21,6 +21,8 @@ use tresor_crypto::derive::hkdf_sha256;
 use tresor_crypto::{Key, hash};
 use zeroize::Zeroizing;
 
+mod state;
+
 /// One-time keys a member posts with each acknowledgement.
 const ONE_TIME_PER_ACK: usize = 4;
 
@@ -229,6 +231,9 @@ pub enum PeerError {
     /// A welcome into a group was refused (why says which check failed).
     #[error("joining the group was refused: {0}")]
     Join(&'static str),
+    /// A saved state was refused (why says which check failed).
+    #[error("the group's saved state is refused: {0}")]
+    State(&'static str),
 }
 
 impl Peer {

@@ -94,6 +94,20 @@ pub struct Accepted {
     pub signed: Zeroizing<Vec<u8>>,
 }
 
+/// A receiver as a member keeps it between runs ([`Receiver::save`]); nothing in it is secret.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Saved {
+    prefix: String,
+    admin: MemberId,
+    epoch: u64,
+    epoch_members: Vec<MemberId>,
+    cutoffs: Vec<(MemberId, u64, [u8; 32])>,
+    members: Vec<MemberKey>,
+    chains: Vec<(MemberId, Chain)>,
+    known: Vec<(MemberId, Vec<Head>)>,
+    excluded: Vec<MemberId>,
+}
+
 /// A signed event that arrived before what it depends on.
 struct Waiting {
     hash: [u8; 32],
@@ -231,6 +245,40 @@ impl Receiver {
     /// The excluded members.
     pub fn excluded(&self) -> Vec<MemberId> {
         self.excluded.iter().copied().collect()
+    }
+
+    /// What of this receiver a member keeps between runs. Events waiting for what they depend
+    /// on are not kept: their senders upload them again until every member acknowledged them.
+    pub fn save(&self) -> Saved {
+        Saved {
+            prefix: self.prefix.clone(),
+            admin: self.admin,
+            epoch: self.epoch,
+            epoch_members: self.epoch_members.iter().copied().collect(),
+            cutoffs: self.cutoffs(),
+            members: self.members.values().copied().collect(),
+            chains: self.chains.iter().map(|(m, c)| (*m, c.clone())).collect(),
+            known: self.known.iter().map(|(m, h)| (*m, h.clone())).collect(),
+            excluded: self.excluded(),
+        }
+    }
+
+    /// The receiver [`Receiver::save`] kept.
+    pub fn load(saved: Saved) -> Receiver {
+        Receiver {
+            prefix: saved.prefix,
+            admin: saved.admin,
+            epoch: saved.epoch,
+            epoch_members: saved.epoch_members.into_iter().collect(),
+            cutoffs: saved.cutoffs.into_iter().map(|(m, seq, hash)| (m, (seq, hash))).collect(),
+            members: saved.members.into_iter().map(|k| (k.id(), k)).collect(),
+            chains: saved.chains.into_iter().collect(),
+            known: saved.known.into_iter().collect(),
+            waiting: BTreeMap::new(),
+            waiting_bytes: 0,
+            excluded: saved.excluded.into_iter().collect(),
+            taken: Vec::new(),
+        }
     }
 
     /// Every member's chain as a checkpoint: (member, newest seq, its hash, its clock).

@@ -58,6 +58,8 @@ pub struct Replica {
     /// Every version of every path (pruning waits until every member has seen a version).
     paths: BTreeMap<String, Vec<Version>>,
     applied: BTreeSet<(MemberId, u64)>,
+    /// Paths whose versions changed since [`Replica::take_changed`] was last called.
+    changed: BTreeSet<String>,
 }
 
 impl Replica {
@@ -76,6 +78,7 @@ impl Replica {
                 Op::Put { path, value } => (path, Some(value)),
                 Op::Delete { path } => (path, None),
             };
+            self.changed.insert(path.clone());
             self.paths.entry(path).or_default().push(Version {
                 member: event.sender,
                 seq: event.seq,
@@ -93,8 +96,12 @@ impl Replica {
         if !self.applied.remove(&(*member, seq)) {
             return;
         }
-        for versions in self.paths.values_mut() {
+        for (path, versions) in self.paths.iter_mut() {
+            let before = versions.len();
             versions.retain(|v| !(v.member == *member && v.seq == seq));
+            if versions.len() != before {
+                self.changed.insert(path.clone());
+            }
         }
         self.paths.retain(|_, versions| !versions.is_empty());
     }
@@ -114,6 +121,29 @@ impl Replica {
             Some(value) => View::Value(value, frontier.len() - 1),
             None => View::Deleted,
         }
+    }
+
+    /// The paths whose versions changed (events applied or taken back) since the last call:
+    /// what a vault holding this prefix has to look at again.
+    pub fn take_changed(&mut self) -> BTreeSet<String> {
+        std::mem::take(&mut self.changed)
+    }
+
+    /// The (member, seq) of every write applied, for a member's saved state.
+    pub fn applied(&self) -> impl Iterator<Item = &(MemberId, u64)> {
+        self.applied.iter()
+    }
+
+    /// [`Replica::restore`] with the writes applied (a member's own saved state: unlike a
+    /// joiner's snapshot, it knows which events it applied).
+    pub fn restore_applied(
+        versions: &[crate::snapshot::VersionState<'_>],
+        applied: impl IntoIterator<Item = (MemberId, u64)>,
+    ) -> Replica {
+        let mut replica = Replica::restore(versions);
+        replica.applied = applied.into_iter().collect();
+        replica.changed.clear();
+        replica
     }
 
     /// The paths whose frontier holds more than one version, with their versions, greatest first.
@@ -151,10 +181,12 @@ impl Replica {
             .collect()
     }
 
-    /// The replica a new member starts with: the versions of a snapshot.
+    /// The replica a new member starts with: the versions of a snapshot (every path counts as
+    /// changed, for the joiner's vault to take in).
     pub fn restore(versions: &[crate::snapshot::VersionState<'_>]) -> Replica {
         let mut replica = Replica::new();
         for v in versions {
+            replica.changed.insert(v.path.to_string());
             replica.paths.entry(v.path.to_string()).or_default().push(Version {
                 member: v.member,
                 seq: v.seq,

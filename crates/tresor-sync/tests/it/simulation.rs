@@ -172,6 +172,8 @@ struct Exercised {
     /// Wraps of an epoch key to a long-term key (no one-time key was left), out of all wraps.
     long_term_wraps: u64,
     joins: usize,
+    /// Members stopped and started again from their saved state.
+    restarts: usize,
 }
 
 /// One seed's run; panics with the seed in the message on any failed property.
@@ -242,6 +244,19 @@ fn run(seed: u64, exercised: &mut Exercised) {
             later_mailboxes.extend(peers[0].mailboxes().into_iter().filter(|m| !before_removal.contains(m)));
         }
         for (i, peer) in peers.iter_mut().enumerate() {
+            // A member stops and starts again from the state its vault keeps: what was not
+            // whole yet (fragments, events waiting for others) is gone, the rest is as it was.
+            if rng.random_bool(0.05) {
+                let saved = peer.save().expect("a saved state");
+                let identity = support::identity(if i < n { i as u8 } else { 40 });
+                *peer = Peer::restore(identity, &saved).expect("a restart");
+                assert_eq!(
+                    *peer.save().expect("saved again"),
+                    *saved,
+                    "seed {seed}: a restart changed member {i}"
+                );
+                exercised.restarts += 1;
+            }
             if hostile && !peer.is_removed() && rng.random_bool(0.25) {
                 let seq = peer.write(random_ops(&mut rng), now).expect("a write");
                 writes.push((i, seq, now));
@@ -393,5 +408,6 @@ fn honest_members_converge_through_a_hostile_relay_and_see_its_attacks() {
         assert!(exercised.writes > 0 && exercised.conflicts > 0, "{exercised:?}");
         assert!(exercised.foreign > 0 && exercised.blackouts > 0, "{exercised:?}");
         assert!(exercised.removals > 0 && exercised.epochs > 0 && exercised.joins > 0, "{exercised:?}");
+        assert!(exercised.restarts > 0, "{exercised:?}");
     }
 }
