@@ -1,6 +1,6 @@
 //! The command line: every command, subcommand and flag, as clap parses them.
 
-use crate::commands::{epoch, keys, trust};
+use crate::commands::{epoch, keys, share, trust};
 use crate::exit::CliError;
 use crate::{import, password};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -288,6 +288,18 @@ pub(crate) enum Command {
         flags: RelayFlags,
         #[command(flatten)]
         no_vault: NoVault,
+    },
+    /// Sync groups: share a folder with other vaults through a relay that learns nothing
+    /// (create, invite, join, list, members, remove, leave).
+    #[command(arg_required_else_help = true)]
+    Share {
+        #[command(subcommand)]
+        action: share::ShareAction,
+    },
+    /// Send this vault's changes to its sync groups and take in theirs (once, or --watch).
+    Sync {
+        #[command(flatten)]
+        args: share::SyncArgs,
     },
     /// Unseal a running `tresor server` with the vault's password (or, with --share, one unseal
     /// share at a time, as `vault operator unseal`).

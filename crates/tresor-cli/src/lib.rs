@@ -109,6 +109,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Lock => commands::agent::cmd_lock(&ctx),
         Command::Server { flags } => commands::server::run(&mut ctx, flags),
         Command::Relay { flags, .. } => commands::relay::run(flags),
+        Command::Share { action } => commands::share::run(&mut ctx, action, &mut stdin),
+        Command::Sync { args } => commands::share::sync(&mut ctx, args),
         Command::Unseal { address, ca_cert, share } => {
             commands::unseal::run(&mut ctx, remote::Server { address, ca_cert }, share)
         }

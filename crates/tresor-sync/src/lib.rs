@@ -3,8 +3,9 @@
 //! their framing into fixed-size cells ([`frame`]), the receiver's rules ([`receive`]), the shared
 //! prefix with its conflicts ([`replica`]), one member without input or output, epochs and
 //! removals included ([`peer`]), the relay's client with one round of sync ([`relay`]), and
-//! the pairing of a new member ([`pair`]). Joining a running group, the group state in the vault
-//! and the commands follow the same design.
+//! the pairing of a new member ([`pair`]), and a group as one vault keeps it: its state sealed in
+//! the vault, rounds of sync between the vault's prefix and the relay, pairing driven through the
+//! relay ([`share`]).
 
 pub mod chain;
 pub mod event;
@@ -15,4 +16,5 @@ pub mod peer;
 pub mod receive;
 pub mod relay;
 pub mod replica;
+pub mod share;
 pub mod snapshot;

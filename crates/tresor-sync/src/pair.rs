@@ -8,6 +8,8 @@
 //! creator → Offer   {group, admin, epoch, members, creator keys, n_c}
 //! joiner  → Reveal  {joiner keys, n_j}          creator checks the commitment
 //! both:   words = BIP39(SHA-256("tresor-sync pairing v1" ‖ offer ‖ commitment ‖ joiner keys ‖ n_j))[..4]
+//! joiner  → Confirmed (or Declined)             once its person compared the words
+//! creator → Welcome (or Declined)               once its own person did too
 //! ```
 //! Anyone in the middle — the relay, or whoever read the invitation — must commit to its keys
 //! before it sees the creator's nonce, and shows the creator a transcript with the joiner's nonce
@@ -25,6 +27,8 @@ use tresor_crypto::{Key, hash, random_array};
 
 /// How an invitation's text starts.
 const INVITATION_PREFIX: &str = "tresor-invite-1:";
+/// The largest pairing message taken in (a welcome carries the group's snapshot, values and all).
+const MAX_MESSAGE: usize = 64 << 20;
 /// Words of the short authentication string.
 pub const SAS_WORDS: usize = 4;
 
@@ -107,7 +111,7 @@ impl Invitation {
         let mailbox = self.mailbox();
         let place = Place { group: &mailbox, epoch: 0, mailbox: &mailbox };
         let key = self.cell_key();
-        let mut joiner = Reassembly::new(1 << 20);
+        let mut joiner = Reassembly::new(MAX_MESSAGE);
         let mut out = Vec::new();
         for cell in cells {
             if let Ok(Opened::Fragment(fragment)) = frame::open_cell(&key, place, cell)
@@ -158,6 +162,11 @@ pub enum Message {
         /// The snapshot, signed and sealed.
         snapshot: Vec<u8>,
     },
+    /// The joiner's person confirmed the words: the admin admits it only after this and its own
+    /// person's confirmation.
+    Confirmed,
+    /// A person said the words differ: nothing is shared, and the other side stops waiting.
+    Declined,
 }
 
 /// The short authentication string both sides show.

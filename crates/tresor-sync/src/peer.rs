@@ -335,6 +335,31 @@ impl Peer {
         &self.replica
     }
 
+    /// This member's public keys.
+    pub fn key(&self) -> MemberKey {
+        self.identity.key()
+    }
+
+    /// The group's id.
+    pub fn group(&self) -> [u8; 32] {
+        self.group
+    }
+
+    /// The group's admin.
+    pub fn admin(&self) -> MemberId {
+        self.admin
+    }
+
+    /// When something new last came from `member` (in the caller's clock).
+    pub fn heard_from(&self, member: &MemberId) -> Option<u64> {
+        self.heard.get(member).copied()
+    }
+
+    /// Whether this member is the group's admin (who admits and removes members).
+    pub fn is_admin(&self) -> bool {
+        self.id() == self.admin
+    }
+
     /// Own writes not yet acknowledged by every other member (a heartbeat, which carries no
     /// write, is not counted: the newest one always waits for the next round).
     pub fn unacknowledged(&self) -> usize {

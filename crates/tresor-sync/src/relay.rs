@@ -150,12 +150,29 @@ pub async fn sync_once(
     cursors: &mut BTreeMap<[u8; 32], u64>,
     now: u64,
 ) -> Result<Vec<Warning>, RelayError> {
-    for (mailbox, cells) in peer.upload(now).map_err(|_| RelayError::Lying {
+    let uploads = peer.upload(now).map_err(|_| RelayError::Lying {
         url: relay.base.to_string(),
         why: "this member could not seal its events",
-    })? {
-        relay.upload(&mailbox, &cells).await?;
+    })?;
+    send(relay, &uploads).await?;
+    download(peer, relay, cursors, now).await
+}
+
+/// Sends `uploads` ([`Peer::upload`]) to the relay.
+pub async fn send(relay: &RelayClient, uploads: &[crate::peer::Upload]) -> Result<(), RelayError> {
+    for (mailbox, cells) in uploads {
+        relay.upload(mailbox, cells).await?;
     }
+    Ok(())
+}
+
+/// Reads every mailbox `peer` holds from its cursor in `cursors` to the end, into `peer`.
+pub async fn download(
+    peer: &mut Peer,
+    relay: &RelayClient,
+    cursors: &mut BTreeMap<[u8; 32], u64>,
+    now: u64,
+) -> Result<Vec<Warning>, RelayError> {
     let mut warnings = Vec::new();
     let mut done = Vec::new();
     while let Some(mailbox) = peer.mailboxes().into_iter().find(|m| !done.contains(m)) {

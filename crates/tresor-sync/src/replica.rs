@@ -58,8 +58,6 @@ pub struct Replica {
     /// Every version of every path (pruning waits until every member has seen a version).
     paths: BTreeMap<String, Vec<Version>>,
     applied: BTreeSet<(MemberId, u64)>,
-    /// Paths whose versions changed since [`Replica::take_changed`] was last called.
-    changed: BTreeSet<String>,
 }
 
 impl Replica {
@@ -78,7 +76,6 @@ impl Replica {
                 Op::Put { path, value } => (path, Some(value)),
                 Op::Delete { path } => (path, None),
             };
-            self.changed.insert(path.clone());
             self.paths.entry(path).or_default().push(Version {
                 member: event.sender,
                 seq: event.seq,
@@ -96,12 +93,8 @@ impl Replica {
         if !self.applied.remove(&(*member, seq)) {
             return;
         }
-        for (path, versions) in self.paths.iter_mut() {
-            let before = versions.len();
+        for versions in self.paths.values_mut() {
             versions.retain(|v| !(v.member == *member && v.seq == seq));
-            if versions.len() != before {
-                self.changed.insert(path.clone());
-            }
         }
         self.paths.retain(|_, versions| !versions.is_empty());
     }
@@ -123,10 +116,9 @@ impl Replica {
         }
     }
 
-    /// The paths whose versions changed (events applied or taken back) since the last call:
-    /// what a vault holding this prefix has to look at again.
-    pub fn take_changed(&mut self) -> BTreeSet<String> {
-        std::mem::take(&mut self.changed)
+    /// Every path with a version, deleted ones included.
+    pub fn all_paths(&self) -> impl Iterator<Item = &str> {
+        self.paths.keys().map(String::as_str)
     }
 
     /// The (member, seq) of every write applied, for a member's saved state.
@@ -142,7 +134,6 @@ impl Replica {
     ) -> Replica {
         let mut replica = Replica::restore(versions);
         replica.applied = applied.into_iter().collect();
-        replica.changed.clear();
         replica
     }
 
@@ -181,12 +172,10 @@ impl Replica {
             .collect()
     }
 
-    /// The replica a new member starts with: the versions of a snapshot (every path counts as
-    /// changed, for the joiner's vault to take in).
+    /// The replica a new member starts with: the versions of a snapshot.
     pub fn restore(versions: &[crate::snapshot::VersionState<'_>]) -> Replica {
         let mut replica = Replica::new();
         for v in versions {
-            replica.changed.insert(v.path.to_string());
             replica.paths.entry(v.path.to_string()).or_default().push(Version {
                 member: v.member,
                 seq: v.seq,

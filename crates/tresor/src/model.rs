@@ -262,11 +262,14 @@ pub enum AuditOp {
     /// A server request refused by policy, or outside the operations above (its method and
     /// path are the record's detail).
     Request,
+    /// A change a sync group's member made, taken in (its actor names the member), or the
+    /// group's own state kept.
+    Sync,
 }
 
 impl AuditOp {
     /// Every operation, in the order above.
-    pub const ALL: [AuditOp; 34] = [
+    pub const ALL: [AuditOp; 35] = [
         AuditOp::Init,
         AuditOp::Unlock,
         AuditOp::UnlockRecoveryPhrase,
@@ -301,6 +304,7 @@ impl AuditOp {
         AuditOp::Undelete,
         AuditOp::Destroy,
         AuditOp::Request,
+        AuditOp::Sync,
     ];
 
     /// Its stable name.
@@ -340,6 +344,7 @@ impl AuditOp {
             AuditOp::Undelete => "undelete",
             AuditOp::Destroy => "destroy",
             AuditOp::Request => "request",
+            AuditOp::Sync => "sync",
         }
     }
 

@@ -28,6 +28,7 @@ use tresor_crypto::envelope::Context;
 use tresor_crypto::wrap::wrap_key;
 use tresor_crypto::{KdfParams, Key, Password, Purpose, SecretBytes, derive_key};
 
+mod apply;
 mod audit;
 mod epochs;
 mod gc;
@@ -42,6 +43,7 @@ mod values;
 mod verify;
 mod view;
 pub use crate::versions::Residue;
+pub use apply::Change;
 pub use epochs::{DestroyReport, EpochList, EpochView, ReencryptReport, RotateReport};
 pub use keys::{DerivedIdentity, PrivateNode};
 pub use rekey::RekeyReport;

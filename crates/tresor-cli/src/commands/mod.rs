@@ -17,6 +17,7 @@ pub(crate) mod relay;
 pub(crate) mod run;
 pub(crate) mod secrets;
 pub(crate) mod server;
+pub(crate) mod share;
 pub(crate) mod shell;
 pub(crate) mod trust;
 pub(crate) mod unseal;

@@ -23,5 +23,6 @@ mod rekey;
 mod relay;
 mod s3;
 mod server;
+mod share;
 mod store_view;
 mod tamper;

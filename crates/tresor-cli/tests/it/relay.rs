@@ -18,9 +18,9 @@ use tresor_sync::relay::{RelayClient, sync_once};
 use tresor_sync::replica::View;
 
 /// A `tresor relay` process, killed when dropped; its stderr is kept in a file.
-struct Relay {
+pub(crate) struct Relay {
     child: Child,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Drop for Relay {
@@ -30,7 +30,7 @@ impl Drop for Relay {
     }
 }
 
-fn start(env: &Env, data: &std::path::Path, log: &std::path::Path) -> Relay {
+pub(crate) fn start(env: &Env, data: &std::path::Path, log: &std::path::Path) -> Relay {
     let mut cmd = env.std_cmd(bin());
     cmd.args(["relay", "--listen", "127.0.0.1:0", "--data"]).arg(data).env("TRESOR_LOG", "debug");
     let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();

@@ -91,6 +91,11 @@ impl Engine {
         master.descend(path)
     }
 
+    /// The node of this vault's member identity in a sync group ([`DerivationPath::sync_member`]).
+    pub(crate) fn sync_node(&mut self, label: &[u8; 32], installation: u32) -> Ed25519Node {
+        self.node(&DerivationPath::sync_member(label, installation))
+    }
+
     /// The Ed25519 identity at `path`; its private half only with `show_private`.
     pub async fn derive_ed25519(
         &mut self,

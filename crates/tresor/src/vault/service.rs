@@ -834,6 +834,26 @@ impl Vault {
         .await
     }
 
+    /// Applies changes that arrive from elsewhere (a sync group's members) in one commit: all or
+    /// none, each audited as `sync` under its own actor (see [`super::Change`]).
+    pub async fn apply(&self, changes: Vec<super::Change>) -> Result<Vec<u64>> {
+        self.run_write(Box::new(move |e| Box::pin(async move { e.apply(AuditOp::Sync, &changes).await })))
+            .await
+    }
+
+    /// The SLIP-0010 node of this vault's member identity in a sync group: `m/74'/1'/…` from
+    /// `label` (32 bytes naming the group for this vault) and `installation`. For the sync code in
+    /// this process, as [`Vault::derive_encryption_key`]: not served by the agent, not audited
+    /// (what the identity signs is: the group's changes are audited as `sync`).
+    pub async fn sync_node(
+        &self,
+        label: [u8; 32],
+        installation: u32,
+    ) -> Result<tresor_crypto::slip10::Ed25519Node> {
+        self.run_write(Box::new(move |e| Box::pin(async move { Ok(e.sync_node(&label, installation)) })))
+            .await
+    }
+
     /// Destroys versions of `path` (KV v2's `destroy`): their values are taken out of the store
     /// for good (see [`DestroyVersionsReport`]).
     pub async fn destroy_versions(

@@ -1,0 +1,412 @@
+//! `tresor share` (create, invite, join, list, members, remove, leave) and `tresor sync`: sync
+//! groups of this vault, run in this process on the vault unlocked here (ARCHITECTURE.md,
+//! "Sharing and sync through a relay").
+
+use crate::exit::CliError;
+use crate::{Ctx, runtime};
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+use tresor::Vault;
+use tresor_sync::pair::{Invitation, PairError};
+use tresor_sync::peer::Warning;
+use tresor_sync::relay::{RelayClient, RelayError};
+use tresor_sync::share::{self, Record, Report, ShareError};
+
+/// How long pairing waits for the other side unless told.
+const DEFAULT_WAIT: &str = "10m";
+
+/// `tresor share` subcommands.
+#[derive(clap::Subcommand)]
+pub enum ShareAction {
+    /// Share the folder PREFIX through a relay: makes the group (you are its admin), then
+    /// invites one member (as `share invite`).
+    #[command(arg_required_else_help = true)]
+    Create {
+        /// The folder to share (its secrets go to the group).
+        prefix: String,
+        /// The relay's URL (`tresor relay` serves one).
+        #[arg(long, value_name = "URL")]
+        relay: String,
+        #[command(flatten)]
+        pairing: PairingArgs,
+    },
+    /// Make an invitation for one more member of the group that shares PREFIX (its admin only),
+    /// wait for them, and admit them once both of you confirmed the words.
+    #[command(arg_required_else_help = true)]
+    Invite {
+        /// The shared folder.
+        prefix: String,
+        #[command(flatten)]
+        pairing: PairingArgs,
+    },
+    /// Join a group with an invitation (`-` reads it from stdin); its secrets land in the folder
+    /// --as, which must be empty.
+    #[command(arg_required_else_help = true)]
+    Join {
+        /// The invitation (`tresor-invite-1:…@URL`), or `-` to read it from stdin.
+        invitation: String,
+        /// The folder of this vault the group's secrets land in (must be empty).
+        #[arg(long = "as", value_name = "FOLDER")]
+        folder: String,
+        #[command(flatten)]
+        pairing: PairingArgs,
+    },
+    /// The groups of this vault.
+    List,
+    /// The members of the group that shares PREFIX.
+    #[command(arg_required_else_help = true)]
+    Members {
+        /// The shared folder.
+        prefix: String,
+    },
+    /// Remove a member (its admin only): a new epoch and mailbox without it. It decrypts nothing
+    /// written after, and its later writes are refused; the secrets it could read are listed,
+    /// to rotate.
+    #[command(arg_required_else_help = true)]
+    Remove {
+        /// The shared folder.
+        prefix: String,
+        /// The member's id, or the start of it (`share members` shows them).
+        member: String,
+    },
+    /// Forget the group in this vault (the secrets stay); the admin should remove you too.
+    #[command(arg_required_else_help = true)]
+    Leave {
+        /// The shared folder.
+        prefix: String,
+        /// Leave even as the admin (nobody can then admit or remove members).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// What pairing takes.
+#[derive(clap::Args)]
+pub struct PairingArgs {
+    /// How long to wait for the other side (e.g. 30s, 10m).
+    #[arg(long, value_name = "DURATION", default_value = DEFAULT_WAIT)]
+    wait: String,
+    /// Trust only this CA certificate (PEM) for the relay's TLS (default: TRESOR_CACERT, else
+    /// the system's roots).
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+}
+
+/// What `tresor sync` takes.
+#[derive(clap::Args)]
+pub struct SyncArgs {
+    /// Only the group that shares this folder (default: every group of the vault).
+    prefix: Option<String>,
+    /// Keep syncing, every --interval, until interrupted.
+    #[arg(long)]
+    watch: bool,
+    /// How often --watch syncs.
+    #[arg(long, value_name = "DURATION", default_value = "30s", requires = "watch")]
+    interval: String,
+    /// Trust only this CA certificate (PEM) for the relay's TLS.
+    #[arg(long, value_name = "FILE")]
+    ca_cert: Option<PathBuf>,
+}
+
+/// The exit code and advice for a group operation's error.
+fn failed(e: ShareError) -> CliError {
+    let message = e.to_string();
+    match e {
+        ShareError::Vault(e) => CliError::from_core(&e),
+        ShareError::Relay(RelayError::Lying { .. }) | ShareError::Pair(PairError::Attack(_)) => {
+            CliError::with_code(5, message)
+        }
+        ShareError::Relay(_) => {
+            CliError::other(message).with_hint("is the relay running, and its URL right?".into())
+        }
+        ShareError::Pair(_) | ShareError::Refused(_) => CliError::input(message),
+        ShareError::NoGroup(_) => CliError::with_code(4, message)
+            .with_hint("`tresor share list` shows the groups of this vault".into()),
+        ShareError::Busy(_) => CliError::with_code(6, message),
+        _ => CliError::other(message),
+    }
+}
+
+fn relay_client(url: &str, ca_cert: Option<PathBuf>) -> Result<RelayClient, CliError> {
+    let parsed = reqwest::Url::parse(url).map_err(|e| CliError::input(format!("relay URL {url}: {e}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(CliError::input(format!("relay URL {url}: give http(s)://HOST:PORT")));
+    }
+    Ok(RelayClient::new(parsed, crate::remote::client(ca_cert)?))
+}
+
+fn wait(text: &str) -> Result<Duration, CliError> {
+    crate::config::parse_duration(text, "--wait").map_err(CliError::input)
+}
+
+/// Opens the vault here (sync needs its keys in this process).
+fn open(ctx: &mut Ctx, rt: &tokio::runtime::Runtime) -> Result<Vault, CliError> {
+    let store = crate::open_existing(rt, &ctx.location)?;
+    let vault = crate::unlock_here(ctx, rt, store)?;
+    crate::report_unlocked(&vault);
+    Ok(vault)
+}
+
+/// Asks the person whether both screens show `words` (a line of stdin: the terminal, or a
+/// script's answer).
+fn confirm(words: &[&str], stdin: &mut impl BufRead) -> bool {
+    eprintln!("Compare these words with the other screen, by voice or in person:");
+    eprintln!();
+    eprintln!("    {}", words.join(" "));
+    eprintln!();
+    eprint!("Are they the same? [y/N] ");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    stdin.read_line(&mut line).is_ok() && matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// Runs `tresor share ACTION`.
+pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Result<(), CliError> {
+    let rt = runtime()?;
+    let vault = open(ctx, &rt)?;
+    let actor = vault.actor().to_string();
+    rt.block_on(async {
+        match action {
+            ShareAction::Create { prefix, relay, pairing } => {
+                let client = relay_client(&relay, pairing.ca_cert.clone())?;
+                let wait = wait(&pairing.wait)?;
+                let record = share::create(&vault, &prefix, &relay, &actor).await.map_err(failed)?;
+                eprintln!("made a sync group for {}/ through {relay}; you are its admin", record.prefix);
+                invite(&vault, &client, record, &actor, wait, stdin).await
+            }
+            ShareAction::Invite { prefix, pairing } => {
+                let record = share::find(&vault, &prefix).await.map_err(failed)?;
+                let client = relay_client(&record.relay, pairing.ca_cert.clone())?;
+                invite(&vault, &client, record, &actor, wait(&pairing.wait)?, stdin).await
+            }
+            ShareAction::Join { invitation, folder, pairing } => {
+                let text = if invitation == "-" {
+                    let mut line = String::new();
+                    stdin.read_line(&mut line).map_err(|e| CliError::input(format!("stdin: {e}")))?;
+                    line
+                } else {
+                    invitation
+                };
+                let invitation = Invitation::parse(&text).map_err(|e| failed(e.into()))?;
+                let client = relay_client(&invitation.relay, pairing.ca_cert.clone())?;
+                eprintln!("waiting for the group's admin...");
+                let record = share::join(&vault, &client, &invitation, &folder, &actor, wait(&pairing.wait)?, |w| {
+                    confirm(w, stdin)
+                })
+                .await
+                .map_err(failed)?;
+                eprintln!("joined: the group's secrets land in {}/", record.prefix);
+                let report = share::sync(&vault, &client, record.clone(), &actor).await.map_err(failed)?;
+                print_report(&record, &report);
+                Ok(())
+            }
+            ShareAction::List => {
+                let records = share::records(&vault).await.map_err(failed)?;
+                if records.is_empty() {
+                    eprintln!("this vault is in no sync group (`tresor share create FOLDER --relay URL` makes one)");
+                    return Ok(());
+                }
+                outln!("PREFIX               MEMBERS  EPOCH  ROLE    RELAY");
+                for record in records {
+                    let (members, epoch) = share::members(&vault, record.clone()).await.map_err(failed)?;
+                    let admin = members.iter().any(|m| m.me && m.admin);
+                    outln!(
+                        "{:<20} {:<8} {:<6} {:<7} {}",
+                        format!("{}/", record.prefix),
+                        members.len(),
+                        epoch,
+                        if admin { "admin" } else { "member" },
+                        record.relay
+                    );
+                }
+                Ok(())
+            }
+            ShareAction::Members { prefix } => {
+                let record = share::find(&vault, &prefix).await.map_err(failed)?;
+                let (members, epoch) = share::members(&vault, record).await.map_err(failed)?;
+                outln!("MEMBER            ROLE            LAST HEARD (epoch {epoch})");
+                for m in members {
+                    let role = match (m.admin, m.me) {
+                        (true, true) => "admin (you)",
+                        (true, false) => "admin",
+                        (false, true) => "member (you)",
+                        (false, false) => "member",
+                    };
+                    let heard = match m.heard {
+                        _ if m.me => "-".to_string(),
+                        Some(at) => tresor::vault::format_time(at.saturating_mul(1000)),
+                        None => "never".to_string(),
+                    };
+                    outln!("{:<17} {:<15} {}", m.id.to_string(), role, heard);
+                }
+                Ok(())
+            }
+            ShareAction::Remove { prefix, member } => {
+                let record = share::find(&vault, &prefix).await.map_err(failed)?;
+                let client = relay_client(&record.relay, None)?;
+                let (id, readable) = share::remove(&vault, &client, record, &member, &actor).await.map_err(failed)?;
+                eprintln!("removed member {id}: a new epoch and mailbox without it; its later writes are refused");
+                if !readable.is_empty() {
+                    eprintln!("it could read {} secrets; rotate them (it may have kept copies):", readable.len());
+                    for path in readable {
+                        outln!("{path}");
+                    }
+                }
+                Ok(())
+            }
+            ShareAction::Leave { prefix, force } => {
+                let record = share::find(&vault, &prefix).await.map_err(failed)?;
+                let (members, _) = share::members(&vault, record.clone()).await.map_err(failed)?;
+                if members.iter().any(|m| m.me && m.admin) && members.len() > 1 && !force {
+                    return Err(CliError::input(format!(
+                        "you are the admin of the group that shares {}/: without you nobody can admit or remove \
+                         members (--force leaves anyway)",
+                        record.prefix
+                    )));
+                }
+                let prefix = record.prefix.clone();
+                let id = share::leave(&vault, record, &actor).await.map_err(failed)?;
+                eprintln!(
+                    "left the group that shares {prefix}/ (the secrets stay here); ask its admin to run \
+                     `tresor share remove {prefix} {id}`"
+                );
+                Ok(())
+            }
+        }
+    })
+}
+
+async fn invite(
+    vault: &Vault,
+    client: &RelayClient,
+    record: Record,
+    actor: &str,
+    wait: Duration,
+    stdin: &mut impl BufRead,
+) -> Result<(), CliError> {
+    // What the folder holds goes to the group first, so the new member starts with it.
+    let report = share::sync(vault, client, record.clone(), actor).await.map_err(failed)?;
+    if !report.sent.is_empty() {
+        eprintln!("sent {} to the group", crate::plural(report.sent.len(), "secret"));
+    }
+    let shown = |text: &str| {
+        eprintln!("Pass this invitation on privately (it serves once, and only while this command waits):");
+        eprintln!();
+        outln!("{text}");
+        eprintln!();
+        eprintln!("On the other machine: tresor share join '{text}' --as FOLDER");
+        eprintln!("waiting for them...");
+    };
+    let prefix = record.prefix.clone();
+    let id = share::invite(vault, client, record, actor, wait, shown, |w| confirm(w, stdin))
+        .await
+        .map_err(failed)?;
+    eprintln!("admitted member {id} into the group that shares {prefix}/");
+    Ok(())
+}
+
+/// Runs `tresor sync`.
+pub fn sync(ctx: &mut Ctx, args: SyncArgs) -> Result<(), CliError> {
+    let rt = runtime()?;
+    let vault = open(ctx, &rt)?;
+    let actor = vault.actor().to_string();
+    let interval = crate::config::parse_duration(&args.interval, "--interval").map_err(CliError::input)?;
+    rt.block_on(async {
+        let records = match &args.prefix {
+            Some(prefix) => vec![share::find(&vault, prefix).await.map_err(failed)?],
+            None => share::records(&vault).await.map_err(failed)?,
+        };
+        if records.is_empty() {
+            return Err(CliError::with_code(4, "this vault is in no sync group".into()).with_hint(
+                "`tresor share create FOLDER --relay URL` makes one; `tresor share join` joins one".into(),
+            ));
+        }
+        let mut alarmed = false;
+        loop {
+            for record in &records {
+                let client = relay_client(&record.relay, args.ca_cert.clone())?;
+                match share::sync(&vault, &client, record.clone(), &actor).await {
+                    Ok(report) => alarmed |= print_report(record, &report),
+                    Err(e) if args.watch => eprintln!("tresor: {}/: {e}", record.prefix),
+                    Err(e) => return Err(failed(e)),
+                }
+            }
+            if !args.watch {
+                break;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                _ = tokio::signal::ctrl_c() => break,
+            }
+        }
+        if alarmed {
+            return Err(CliError::with_code(
+                5,
+                "the relay or a member did what an honest group and relay never do (see the warnings above)"
+                    .into(),
+            ));
+        }
+        Ok(())
+    })
+}
+
+/// Prints what a round did; whether it saw an attack.
+fn print_report(record: &Record, report: &Report) -> bool {
+    let prefix = &record.prefix;
+    for path in &report.received {
+        eprintln!("  ← {path}");
+    }
+    for path in &report.sent {
+        eprintln!("  → {path}");
+    }
+    eprintln!(
+        "{prefix}/: {} received, {} sent{}",
+        report.received.len(),
+        report.sent.len(),
+        match report.unacknowledged {
+            0 => String::new(),
+            n => format!(", {} not yet acknowledged by every member", crate::plural(n, "write")),
+        }
+    );
+    for (path, others) in &report.conflicts {
+        eprintln!(
+            "tresor: conflict: {path} was written concurrently ({} kept in `tresor history {path}`); \
+             the newest is shown, and writing it again settles it",
+            crate::plural(*others, "other version")
+        );
+    }
+    if report.removed {
+        eprintln!("tresor: the group's admin removed this vault from the group that shares {prefix}/");
+    }
+    let mut alarmed = false;
+    for warning in &report.warnings {
+        let (attack, text) = describe(warning);
+        alarmed |= attack;
+        eprintln!("tresor: warning: {prefix}/: {text}");
+    }
+    alarmed
+}
+
+/// A warning as people read it, and whether it shows an attack.
+fn describe(warning: &Warning) -> (bool, String) {
+    match warning {
+        Warning::Group(alarm) => (true, format!("a member broke the group's rules: {alarm:?}")),
+        Warning::Foreign(n) => {
+            (true, format!("the relay served {} that no member sealed (injected)", crate::plural(*n, "cell")))
+        }
+        Warning::Forged(why) => (true, format!("cells made with the group's key but by no member: {why}")),
+        Warning::Flooded => (true, "more unfinished fragments than this member keeps (flooding)".into()),
+        Warning::Rollback { had, now } => {
+            (true, format!("the relay rolled back: a mailbox held {had} cells and now holds {now}"))
+        }
+        Warning::Removed => (false, "this vault was removed from the group".into()),
+        Warning::Silent { member, since } => {
+            (false, format!("nothing new from member {member} since {since}"))
+        }
+        Warning::Behind { member, since } => (
+            false,
+            format!("events of member {member} wait since {since} for events the relay has not shown"),
+        ),
+    }
+}

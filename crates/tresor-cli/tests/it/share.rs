@@ -1,0 +1,204 @@
+//! `tresor share` and `tresor sync` between real vaults through a real `tresor relay` process:
+//! pairing with the words compared on both sides, secrets and deletions going both ways, each
+//! taken-in change audited under its member's name, concurrent writes kept in history with the
+//! same one shown on both sides, removal, and bad input refused with nothing shared.
+#![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
+
+use crate::common::{Env, Out, PASSWORD, bin};
+use crate::relay::{Relay, start};
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+
+/// A relay and two fresh vaults.
+fn setup() -> (Env, Env, Relay) {
+    let (a, b) = (Env::new(), Env::new());
+    a.init();
+    b.init();
+    let relay = start(&a, &a.path("relay"), &a.path("relay.log"));
+    (a, b, relay)
+}
+
+/// The four words a pairing showed on stderr.
+fn words(stderr: &str) -> Vec<String> {
+    let mut lines = stderr.lines().skip_while(|l| !l.starts_with("Compare these words"));
+    let line = lines.find(|l| !l.trim().is_empty() && !l.starts_with("Compare")).unwrap_or_default();
+    line.split_whitespace().map(str::to_string).collect()
+}
+
+/// Runs `inviter ARGS` (a `share create` or `share invite`) and `share join INVITATION --as
+/// FOLDER` on `joiner`, each answering its line of `answers` to the words; both outputs.
+fn pair(inviter: &Env, args: &[&str], joiner: &Env, folder: &str, answers: [&str; 2]) -> (Out, Out) {
+    let spawn = |env: &Env, args: &[&str]| {
+        let mut child = env
+            .std_cmd(bin())
+            .arg("--password-stdin")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.as_mut().unwrap(), "{PASSWORD}").unwrap();
+        child
+    };
+    let mut a = spawn(inviter, &[args, &["--wait", "60s"]].concat());
+    let mut stdout = BufReader::new(a.stdout.take().unwrap());
+    let mut invitation = String::new();
+    stdout.read_line(&mut invitation).unwrap();
+    let invitation = invitation.trim().to_string();
+    assert!(invitation.starts_with("tresor-invite-1:"), "no invitation printed: {invitation:?}");
+    let mut b = spawn(joiner, &["share", "join", &invitation, "--as", folder, "--wait", "60s"]);
+    writeln!(b.stdin.as_mut().unwrap(), "{}", answers[1]).unwrap();
+    writeln!(a.stdin.as_mut().unwrap(), "{}", answers[0]).unwrap();
+    let finish = |child: std::process::Child| {
+        let out = child.wait_with_output().unwrap();
+        Out {
+            code: out.status.code().unwrap_or(-1),
+            stdout: out.stdout,
+            stderr: String::from_utf8_lossy(&out.stderr).into(),
+        }
+    };
+    (finish(a), finish(b))
+}
+
+fn sync(env: &Env) -> Out {
+    env.run_pw(&["sync"], b"")
+}
+
+#[test]
+fn two_vaults_share_a_folder_both_ways_through_a_real_relay() {
+    let (a, b, relay) = setup();
+    a.set("team/db", b"pw-1");
+    a.set("team/api", b"token");
+    a.set("private/own", b"not shared");
+    let (created, joined) =
+        pair(&a, &["share", "create", "team", "--relay", &relay.url], &b, "shared", ["y", "y"]);
+    let (created, joined) = (created.ok(), joined.ok());
+    assert_eq!(words(&created.stderr).len(), 4, "{}", created.stderr);
+    assert_eq!(words(&created.stderr), words(&joined.stderr), "the two sides showed different words");
+    assert!(joined.stderr.contains("shared/: 2 received"), "{}", joined.stderr);
+    assert_eq!(b.get("shared/db"), b"pw-1");
+    assert_eq!(b.get("shared/api"), b"token");
+    assert!(b.run_pw(&["get", "shared/own"], b"").code != 0, "a secret outside the shared folder was sent");
+
+    // Changes on the joiner's side go back, a deletion too.
+    b.set("shared/db", b"pw-2");
+    b.run_pw(&["rm", "shared/api"], b"").ok();
+    let sent = sync(&b).ok();
+    assert!(sent.stderr.contains("shared/: 0 received, 2 sent"), "{}", sent.stderr);
+    let taken = sync(&a).ok();
+    assert!(taken.stderr.contains("team/: 2 received"), "{}", taken.stderr);
+    assert_eq!(a.get("team/db"), b"pw-2");
+    assert!(a.run_pw(&["get", "team/api"], b"").code == 4, "the deletion did not arrive");
+    // Audited under the member that made them.
+    let audit = a.run_pw(&["audit", "--path", "team/db"], b"").ok().text();
+    let line = audit.lines().find(|l| l.contains(" sync team/db")).unwrap_or_else(|| panic!("{audit}"));
+    assert!(line.contains("peer "), "{line}");
+
+    // Nothing new: nothing moves.
+    let quiet = sync(&a).ok();
+    assert!(quiet.stderr.contains("team/: 0 received, 0 sent"), "{}", quiet.stderr);
+
+    // Concurrent writes: both kept in history, the same one shown on both sides, the conflict said.
+    a.set("team/db", b"from-a");
+    b.set("shared/db", b"from-b");
+    sync(&a).ok();
+    let on_b = sync(&b).ok();
+    let on_a = sync(&a).ok();
+    assert!(on_b.stderr.contains("conflict: shared/db"), "{}", on_b.stderr);
+    assert!(on_a.stderr.contains("conflict: team/db"), "{}", on_a.stderr);
+    let shown = a.get("team/db");
+    assert_eq!(shown, b.get("shared/db"), "the two sides show different values");
+    for (env, path) in [(&a, "team/db"), (&b, "shared/db")] {
+        let history = env.run_pw(&["history", path], b"").ok().text();
+        let versions: Vec<Vec<u8>> = (1..=history.lines().count())
+            .map(|v| env.run_pw(&["get", "--version", &v.to_string(), path], b"").ok().stdout)
+            .collect();
+        for value in [b"from-a".as_slice(), b"from-b"] {
+            assert!(versions.iter().any(|v| v == value), "{path} lost {value:?}: {history}");
+        }
+    }
+    // Writing it again settles it.
+    a.set("team/db", b"settled");
+    sync(&a).ok();
+    let settled = sync(&b).ok();
+    assert!(!settled.stderr.contains("conflict"), "{}", settled.stderr);
+    assert_eq!(b.get("shared/db"), b"settled");
+
+    let list = b.run_pw(&["share", "list"], b"").ok().text();
+    assert!(list.contains("shared/") && list.contains("member") && list.contains(&relay.url), "{list}");
+    let members = a.run_pw(&["share", "members", "team"], b"").ok().text();
+    assert_eq!(members.lines().count(), 3, "{members}");
+    assert!(members.contains("admin (you)"), "{members}");
+}
+
+#[test]
+fn a_removed_member_gets_nothing_written_after_and_its_writes_are_refused() {
+    let (a, b, relay) = setup();
+    a.set("team/db", b"before");
+    let (created, joined) =
+        pair(&a, &["share", "create", "team", "--relay", &relay.url], &b, "team", ["y", "y"]);
+    created.ok();
+    joined.ok();
+    sync(&b).ok();
+    let members = a.run_pw(&["share", "members", "team"], b"").ok().text();
+    let theirs = members.lines().find(|l| l.contains("member") && !l.contains("you")).unwrap();
+    let id = theirs.split_whitespace().next().unwrap();
+
+    // Only the admin removes; the joiner cannot.
+    let refused = b.run_pw(&["share", "remove", "team", id], b"").expect(7);
+    assert!(refused.stderr.contains("only the group's admin"), "{}", refused.stderr);
+    let removed = a.run_pw(&["share", "remove", "team", &id[..6]], b"").ok();
+    assert!(removed.stderr.contains(&format!("removed member {id}")), "{}", removed.stderr);
+    assert!(removed.text().contains("team/db"), "the paths it could read are not listed: {}", removed.text());
+
+    a.set("team/db", b"after");
+    sync(&a).ok();
+    let told = sync(&b).ok();
+    assert!(told.stderr.contains("removed this vault"), "{}", told.stderr);
+    assert_eq!(b.get("team/db"), b"before", "the removed member got a value written after its removal");
+    b.set("team/db", b"from-the-removed");
+    sync(&b).ok();
+    sync(&a).ok();
+    assert_eq!(a.get("team/db"), b"after", "a write of the removed member was taken in");
+}
+
+#[test]
+fn pairing_refuses_bad_input_and_unconfirmed_words_share_nothing() {
+    let (a, b, relay) = setup();
+    a.set("team/db", b"secret");
+    // Words not confirmed on the joiner's side: it takes nothing in, and the admin admits nobody.
+    let (created, joined) =
+        pair(&a, &["share", "create", "team", "--relay", &relay.url], &b, "team", ["y", "n"]);
+    assert_ne!(joined.code, 0);
+    assert!(joined.stderr.contains("the words were not confirmed"), "{}", joined.stderr);
+    assert!(created.stderr.contains("the other side said the words differ"), "{}", created.stderr);
+    assert!(!created.stderr.contains("admitted"), "{}", created.stderr);
+    assert!(b.run_pw(&["share", "list"], b"").ok().stderr.contains("in no sync group"));
+    assert_eq!(b.run_pw(&["get", "team/db"], b"").code, 4);
+    // Words not confirmed by the admin: the joiner waits in vain.
+    let (created, joined) = pair(&a, &["share", "invite", "team"], &b, "team", ["n", "y"]);
+    assert!(created.stderr.contains("the words were not confirmed"), "{}", created.stderr);
+    assert!(joined.stderr.contains("the other side said the words differ"), "{}", joined.stderr);
+    assert!(b.run_pw(&["share", "list"], b"").ok().stderr.contains("in no sync group"));
+
+    for (args, code, says) in [
+        (vec!["share", "join", "hello", "--as", "x"], 7, "not a tresor invitation"),
+        (vec!["share", "join", "tresor-invite-1:00@http://127.0.0.1:1", "--as", "x"], 7, "32 hex digits"),
+        (vec!["share", "create", "team/sub", "--relay", &relay.url], 7, "overlaps team"),
+        (vec!["share", "create", "/", "--relay", &relay.url], 7, "not all of it"),
+        (vec!["share", "create", "other", "--relay", "ftp://x"], 7, "http(s)"),
+        (vec!["share", "members", "nothing"], 4, "no sync group shares nothing"),
+        (vec!["share", "invite", "nothing"], 4, "no sync group shares nothing"),
+    ] {
+        let out = a.run_pw(&args, b"").expect(code);
+        assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
+    }
+    // Joining into a folder that holds secrets is refused before anything is sent.
+    b.set("busy/x", b"mine");
+    let invite = format!("tresor-invite-1:{}@{}", "ab".repeat(16), relay.url);
+    let out = b.run_pw(&["share", "join", &invite, "--as", "busy"], b"").expect(7);
+    assert!(out.stderr.contains("holds secrets already"), "{}", out.stderr);
+    let none = b.run_pw(&["sync"], b"").expect(4);
+    assert!(none.stderr.contains("in no sync group"), "{}", none.stderr);
+}

@@ -1,0 +1,855 @@
+//! A sync group as one vault keeps it (ARCHITECTURE.md, "Sharing and sync through a relay",
+//! **In the vault**): its record and this member's state sealed in the vault's system namespace,
+//! one round of sync between the vault's prefix and the relay, and the pairing that creates a
+//! member.
+//!
+//! - `sync/<group>/record`: the prefix, the relay, and what this vault's identity in the group
+//!   derives from (a label and an installation number under `m/74'/1'`).
+//! - `sync/<group>/state/<n>`: the member's saved state ([`Peer::save`]) with the vault's own
+//!   bookkeeping (which version of each path was last in sync, the relay cursors), cut into parts
+//!   the vault's value limit takes; every part names the generation it belongs to.
+//!
+//! A round saves the state — own new events included — and the changes the other members made,
+//! in one commit, before anything is sent: a crash never makes this member sign two events at one
+//! place. Two rounds at once on one vault are refused by the same commit (check-and-set on the
+//! state), so only one of them sends.
+
+use crate::event::{Op, borrowed_bytes};
+use crate::member::{Identity, MemberId, MemberKey};
+use crate::pair::{self, Creator, Invitation, Message, PairError};
+use crate::peer::{Group, Peer, PeerError, Timing, Upload, Warning};
+use crate::relay::{self, RelayClient, RelayError};
+use crate::replica::View;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tresor::path::SecretPath;
+use tresor::vault::{Change, SystemEntry};
+use tresor::{Vault, path};
+use tresor_crypto::{Key, SecretBytes, hash, random_array};
+use zeroize::Zeroizing;
+
+/// The format of the record and of the saved state.
+const FORMAT: u8 = 1;
+/// Bytes of one state part's header: generation, index, count.
+const PART_HEADER: usize = 16;
+/// Operations in one event at most (more go in several).
+const OPS_PER_EVENT: usize = 64;
+/// Value bytes in one event at most (more go in several).
+const BYTES_PER_EVENT: usize = 4 << 20;
+/// How often pairing looks at the relay.
+const PAIRING_POLL: Duration = Duration::from_millis(300);
+
+/// Why a group operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ShareError {
+    /// The vault refused or failed.
+    #[error(transparent)]
+    Vault(#[from] tresor::Error),
+    /// The relay could not be reached, refused, or lied.
+    #[error(transparent)]
+    Relay(#[from] RelayError),
+    /// The member's own rules refused.
+    #[error(transparent)]
+    Peer(#[from] PeerError),
+    /// Pairing failed.
+    #[error(transparent)]
+    Pair(#[from] PairError),
+    /// No group shares this prefix.
+    #[error("no sync group shares {0}")]
+    NoGroup(String),
+    /// The operation is refused as asked (why says which rule).
+    #[error("{0}")]
+    Refused(String),
+    /// The group's state in the vault is malformed or changed while it was read.
+    #[error("the sync group's state in the vault {0}")]
+    State(&'static str),
+    /// Another sync of this group ran at the same time and saved first: nothing of this one was
+    /// kept or sent.
+    #[error("another sync of {0} ran at the same time; nothing of this one was kept or sent (run it again)")]
+    Busy(String),
+    /// The pairing words were not confirmed.
+    #[error("the words were not confirmed: nothing was shared")]
+    NotConfirmed,
+    /// The person on the other side said the words differ.
+    #[error(
+        "the other side said the words differ: nothing was shared (someone may be in the middle: make a new invitation)"
+    )]
+    Declined,
+    /// Nobody answered in time.
+    #[error("{0}")]
+    TimedOut(String),
+}
+
+/// A group's record in the vault (see the module documentation).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Record {
+    format: u8,
+    /// The group id.
+    pub group: [u8; 32],
+    /// Where the shared prefix lands in this vault.
+    pub prefix: String,
+    /// The relay's URL.
+    pub relay: String,
+    /// What this vault's identity in the group is derived from.
+    label: [u8; 32],
+    installation: u32,
+    /// When this vault made or joined the group (ms since the Unix epoch).
+    pub since_ms: u64,
+}
+
+/// What the vault took in of one path, as of the last round.
+#[derive(Clone, Serialize, Deserialize)]
+struct Synced {
+    /// The vault's version of the path (0: the one the last round wrote, not yet read back).
+    version: u64,
+    /// The hash of its value.
+    hash: [u8; 32],
+    /// Hashes of the concurrent versions written into its history.
+    kept: Vec<[u8; 32]>,
+}
+
+/// What the vault keeps beside the member's state.
+#[derive(Serialize, Deserialize)]
+struct Stored<'a> {
+    format: u8,
+    /// Per path relative to the prefix: what the vault took in.
+    synced: Vec<(String, Synced)>,
+    cursors: Vec<([u8; 32], u64)>,
+    #[serde(with = "borrowed_bytes")]
+    peer: &'a [u8],
+}
+
+/// A group loaded from the vault: its record, the member, and the vault's bookkeeping.
+pub struct Loaded {
+    /// The record.
+    pub record: Record,
+    /// The member.
+    pub peer: Peer,
+    synced: BTreeMap<String, Synced>,
+    cursors: BTreeMap<[u8; 32], u64>,
+    /// The version of state part 0 as read (the check-and-set of the next save).
+    base: u64,
+    parts: usize,
+    saved: Zeroizing<Vec<u8>>,
+}
+
+/// What one round did.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Paths (in the vault) other members changed, written here.
+    pub received: Vec<String>,
+    /// Paths (in the vault) changed here, sent to the group.
+    pub sent: Vec<String>,
+    /// What the relay or a member did that an honest group and relay never do.
+    pub warnings: Vec<Warning>,
+    /// Paths (in the vault) with concurrent versions: the shown one, and how many others.
+    pub conflicts: Vec<(String, usize)>,
+    /// Own writes the other members have not all acknowledged yet.
+    pub unacknowledged: usize,
+    /// Whether this member was removed from the group.
+    pub removed: bool,
+}
+
+/// Seconds since the Unix epoch: the clock of the group's events.
+pub fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn record_path(group: &[u8; 32]) -> Result<SecretPath, ShareError> {
+    Ok(SecretPath::system(&format!("sync/{}/record", hex::encode(group)))?)
+}
+
+fn part_path(group: &[u8; 32], n: usize) -> Result<SecretPath, ShareError> {
+    Ok(SecretPath::system(&format!("sync/{}/state/{n}", hex::encode(group)))?)
+}
+
+/// The actor a member's changes are audited under: `peer <member id>`.
+pub fn peer_actor(member: &MemberId) -> String {
+    format!("peer {member}")
+}
+
+/// A prefix as groups use it: a folder, without slashes around it.
+fn folder(prefix: &str) -> Result<String, ShareError> {
+    let trimmed = prefix.trim_matches('/');
+    if trimmed.is_empty() {
+        return Err(ShareError::Refused(
+            "share a folder of the vault, not all of it (give a prefix such as team)".into(),
+        ));
+    }
+    // The path rules decide (a file under it must be a valid path).
+    SecretPath::parse(&format!("{trimmed}/x"))?;
+    Ok(trimmed.to_string())
+}
+
+/// Every group this vault belongs to.
+pub async fn records(vault: &Vault) -> Result<Vec<Record>, ShareError> {
+    let mut out = Vec::new();
+    for entry in vault.list_system("sync/").await? {
+        if !entry.path.ends_with("/record") {
+            continue;
+        }
+        let path =
+            SecretPath::system(entry.path.trim_start_matches(path::SYSTEM_ROOT).trim_start_matches('/'))?;
+        if let SystemEntry::Current(_, bytes) = vault.system_entry(&path, None).await? {
+            let record: Record = postcard::from_bytes(bytes.as_slice())
+                .map_err(|_| ShareError::State("holds a malformed record"))?;
+            if record.format != FORMAT {
+                return Err(ShareError::State("was written by another version of tresor"));
+            }
+            out.push(record);
+        }
+    }
+    out.sort_by(|a, b| a.prefix.cmp(&b.prefix));
+    Ok(out)
+}
+
+/// The group that shares `prefix`.
+pub async fn find(vault: &Vault, prefix: &str) -> Result<Record, ShareError> {
+    let wanted = folder(prefix)?;
+    records(vault).await?.into_iter().find(|r| r.prefix == wanted).ok_or(ShareError::NoGroup(wanted))
+}
+
+/// Refuses `prefix` if a group of this vault shares it, a folder above it or one below it.
+async fn refuse_overlap(vault: &Vault, prefix: &str) -> Result<(), ShareError> {
+    for record in records(vault).await? {
+        let (a, b) = (format!("{}/", record.prefix), format!("{prefix}/"));
+        if a.starts_with(&b) || b.starts_with(&a) {
+            return Err(ShareError::Refused(format!(
+                "{prefix} overlaps {}, which a sync group shares already",
+                record.prefix
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn identity(vault: &Vault, record: &Record) -> Result<Identity, ShareError> {
+    Ok(Identity::from_node(vault.sync_node(record.label, record.installation).await?))
+}
+
+/// Loads the group of `record`.
+pub async fn load(vault: &Vault, record: Record) -> Result<Loaded, ShareError> {
+    // Parts are written in one commit; read apart, they may straddle two: then read again.
+    for _ in 0..3 {
+        let first = match vault.system_entry(&part_path(&record.group, 0)?, None).await? {
+            SystemEntry::Current(version, bytes) => (version, bytes),
+            _ => return Err(ShareError::State("has no saved state for the group")),
+        };
+        let (base, header) = (first.0, part_header(&first.1)?);
+        let (generation, count) = (header.0, header.2);
+        let mut parts = vec![first.1];
+        let mut torn = false;
+        for n in 1..count {
+            match vault.system_entry(&part_path(&record.group, n)?, None).await? {
+                SystemEntry::Current(_, bytes) if part_header(&bytes)? == (generation, n, count) => {
+                    parts.push(bytes)
+                }
+                _ => {
+                    torn = true;
+                    break;
+                }
+            }
+        }
+        if torn {
+            continue;
+        }
+        let size: usize = parts.iter().map(|p| p.len() - PART_HEADER).sum();
+        let mut saved = Zeroizing::new(Vec::with_capacity(size));
+        for part in &parts {
+            saved.extend_from_slice(&part.as_slice()[PART_HEADER..]);
+        }
+        let (stored, rest) = postcard::take_from_bytes::<Stored<'_>>(&saved)
+            .map_err(|_| ShareError::State("does not decode"))?;
+        if !rest.is_empty() || stored.format != FORMAT {
+            return Err(ShareError::State("was written by another version of tresor"));
+        }
+        let peer = Peer::restore(identity(vault, &record).await?, stored.peer)?;
+        let synced = stored.synced.into_iter().collect();
+        let cursors = stored.cursors.into_iter().collect();
+        return Ok(Loaded { record, peer, synced, cursors, base, parts: count, saved });
+    }
+    Err(ShareError::State("kept changing while it was read"))
+}
+
+fn part_header(bytes: &SecretBytes) -> Result<(u64, usize, usize), ShareError> {
+    let b = bytes.as_slice();
+    if b.len() < PART_HEADER {
+        return Err(ShareError::State("holds a part too short to be one"));
+    }
+    let number = |range: std::ops::Range<usize>| -> u64 {
+        b[range].iter().fold(0u64, |acc, byte| (acc << 8) | u64::from(*byte))
+    };
+    let (generation, index, count) = (number(0..8), number(8..12), number(12..16));
+    let index = usize::try_from(index).map_err(|_| ShareError::State("holds a part out of range"))?;
+    let count = usize::try_from(count).map_err(|_| ShareError::State("holds a part out of range"))?;
+    if count == 0 || index >= count {
+        return Err(ShareError::State("holds a part out of range"));
+    }
+    Ok((generation, index, count))
+}
+
+impl Loaded {
+    /// The state, encoded (wiped on drop).
+    fn encode(&self) -> Result<Zeroizing<Vec<u8>>, ShareError> {
+        let peer = self.peer.save()?;
+        let stored = Stored {
+            format: FORMAT,
+            synced: self.synced.iter().map(|(p, s)| (p.clone(), s.clone())).collect(),
+            cursors: self.cursors.iter().map(|(m, c)| (*m, *c)).collect(),
+            peer: &peer,
+        };
+        let size = postcard::experimental::serialized_size(&stored)
+            .map_err(|_| ShareError::State("does not encode"))?;
+        let mut whole = Zeroizing::new(vec![0u8; size]);
+        let used =
+            postcard::to_slice(&stored, &mut whole).map_err(|_| ShareError::State("does not encode"))?.len();
+        whole.truncate(used);
+        Ok(whole)
+    }
+
+    /// The state as parts of at most `limit` bytes each, each with its header.
+    fn parts(&self, limit: usize) -> Result<Vec<Zeroizing<Vec<u8>>>, ShareError> {
+        let whole = self.encode()?;
+        let body = limit.saturating_sub(PART_HEADER).max(1);
+        let count = whole.len().div_ceil(body).max(1);
+        let generation =
+            u64::from_be_bytes(random_array().map_err(|_| ShareError::State("lacks a random source"))?);
+        let parts = (0..count)
+            .map(|n| {
+                let chunk = whole.get(n * body..((n + 1) * body).min(whole.len())).unwrap_or_default();
+                let mut part = Zeroizing::new(Vec::with_capacity(PART_HEADER + chunk.len()));
+                part.extend_from_slice(&generation.to_be_bytes());
+                part.extend_from_slice(&(n as u32).to_be_bytes());
+                part.extend_from_slice(&(count as u32).to_be_bytes());
+                part.extend_from_slice(chunk);
+                part
+            })
+            .collect();
+        Ok(parts)
+    }
+
+    /// The changes that save the state (check-and-set on part 0 as read; `None` for a group not
+    /// saved before), after `first`; parts no longer used are deleted.
+    fn save_changes(
+        &self,
+        vault: &Vault,
+        actor: &str,
+        mut first: Vec<Change>,
+        fresh: bool,
+    ) -> Result<Vec<Change>, ShareError> {
+        let parts = self.parts(vault.max_value())?;
+        let count = parts.len();
+        for (n, part) in parts.into_iter().enumerate() {
+            first.push(Change {
+                path: part_path(&self.record.group, n)?,
+                value: Some(part),
+                actor: actor.to_string(),
+                expect: (n == 0).then_some(if fresh { 0 } else { self.base }),
+            });
+        }
+        for n in count..self.parts {
+            first.push(Change {
+                path: part_path(&self.record.group, n)?,
+                value: None,
+                actor: actor.to_string(),
+                expect: None,
+            });
+        }
+        Ok(first)
+    }
+
+    /// Whether the state differs from the one loaded.
+    fn changed(&self) -> Result<bool, ShareError> {
+        let whole = self.encode()?;
+        Ok(whole.as_slice() != self.saved.as_slice())
+    }
+}
+
+/// Saves a new group (its record and its first state) in one commit.
+async fn save_new(vault: &Vault, loaded: &Loaded, actor: &str) -> Result<(), ShareError> {
+    let record = postcard::to_stdvec(&loaded.record).map_err(|_| ShareError::State("does not encode"))?;
+    let first = vec![Change {
+        path: record_path(&loaded.record.group)?,
+        value: Some(Zeroizing::new(record)),
+        actor: actor.to_string(),
+        expect: Some(0),
+    }];
+    let changes = loaded.save_changes(vault, actor, first, true)?;
+    vault.apply(changes).await?;
+    Ok(())
+}
+
+/// Makes a group that shares `prefix` of this vault through `relay`, with this vault as its
+/// only member and admin. What the prefix holds goes to the group at the first sync.
+pub async fn create(vault: &Vault, prefix: &str, relay: &str, actor: &str) -> Result<Record, ShareError> {
+    let prefix = folder(prefix)?;
+    refuse_overlap(vault, &prefix).await?;
+    let random = || random_array::<32>().map_err(|_| ShareError::State("lacks a random source"));
+    let group = random()?;
+    let record = Record {
+        format: FORMAT,
+        group,
+        prefix: prefix.clone(),
+        relay: relay.to_string(),
+        label: group,
+        installation: installation()?,
+        since_ms: tresor::model::now_ms(),
+    };
+    let me = identity(vault, &record).await?;
+    let key = Key::generate().map_err(|_| ShareError::State("lacks a random source"))?;
+    let members = vec![me.key()];
+    let group_state = Group { id: group, admin: me.id(), epoch: 0, members };
+    let peer = Peer::new(me, group_state, &key, &prefix, Timing::default(), now())?;
+    let loaded = Loaded {
+        record: record.clone(),
+        peer,
+        synced: BTreeMap::new(),
+        cursors: BTreeMap::new(),
+        base: 0,
+        parts: 0,
+        saved: Zeroizing::new(Vec::new()),
+    };
+    save_new(vault, &loaded, actor).await?;
+    Ok(record)
+}
+
+/// A random installation number (a hardened SLIP-0010 index): a vault restored from its phrase
+/// elsewhere never signs at a place its first copy used.
+fn installation() -> Result<u32, ShareError> {
+    let bytes: [u8; 4] = random_array().map_err(|_| ShareError::State("lacks a random source"))?;
+    Ok(u32::from_be_bytes(bytes) & 0x7fff_ffff)
+}
+
+/// One round of sync of the group `record` between `vault` and the relay, at `now`:
+///
+/// 1. changes made here under the prefix since the last round become the member's events (they
+///    have seen only what the vault had taken in);
+/// 2. the member reads every mailbox it holds;
+/// 3. the changes the other members made are written here — each under its maker's name — in
+///    the same commit as the member's new state;
+/// 4. only then is anything sent.
+pub async fn sync(
+    vault: &Vault,
+    relay: &RelayClient,
+    record: Record,
+    actor: &str,
+) -> Result<Report, ShareError> {
+    let mut loaded = load(vault, record).await?;
+    let now = now();
+    let mut report = Report::default();
+    let prefix = loaded.record.prefix.clone();
+    let listed: BTreeMap<String, u64> = vault
+        .list(&format!("{prefix}/"))
+        .await?
+        .into_iter()
+        .filter_map(|e| e.path.strip_prefix(&format!("{prefix}/")).map(|rel| (rel.to_string(), e.version)))
+        .collect();
+    // Changes made here since the last round.
+    let mut ops = Vec::new();
+    if !loaded.peer.is_removed() {
+        for (rel, version) in &listed {
+            if loaded.synced.get(rel).is_some_and(|s| s.version == *version) {
+                continue;
+            }
+            let value = vault.get(format!("{prefix}/{rel}").as_str(), Some(*version)).await?;
+            let digest = hash(value.as_slice());
+            let known = loaded
+                .synced
+                .insert(rel.clone(), Synced { version: *version, hash: digest, kept: Vec::new() });
+            if known.is_none_or(|s| s.hash != digest) {
+                ops.push(Op::Put { path: rel.clone(), value });
+            }
+        }
+        let gone: Vec<String> = loaded.synced.keys().filter(|p| !listed.contains_key(*p)).cloned().collect();
+        for rel in gone {
+            loaded.synced.remove(&rel);
+            ops.push(Op::Delete { path: rel });
+        }
+    }
+    report.sent = ops.iter().map(|op| format!("{prefix}/{}", op.path())).collect();
+    for batch in batches(ops) {
+        loaded.peer.write(batch, now)?;
+    }
+    // Only now what the others sent: a change made here before this round has not seen it, and
+    // its event must not claim to have (it would hide a concurrent write instead of keeping both).
+    report.warnings = relay::download(&mut loaded.peer, relay, &mut loaded.cursors, now).await?;
+    // The other members' changes, to write here.
+    let mut changes = Vec::new();
+    let mut touched = Vec::new();
+    // Every path is compared (a hash of each value): what the vault last took in is in `synced`.
+    let paths: Vec<String> = loaded.peer.replica().all_paths().map(str::to_string).collect();
+    for rel in paths {
+        let full = SecretPath::parse(&format!("{prefix}/{rel}"))?;
+        let live = listed.get(&rel).copied().unwrap_or(0);
+        let replica = loaded.peer.replica();
+        let frontier = replica.frontier(&rel);
+        match replica.view(&rel) {
+            View::Value(value, _) => {
+                let digest = hash(value.as_slice());
+                let Some(winner) = frontier.iter().find(|v| v.value.is_some()) else { continue };
+                let known = loaded.synced.get(&rel);
+                // Concurrent versions go into history (those not there yet), the shown one last.
+                let losers: Vec<(&crate::replica::Version, [u8; 32])> = frontier
+                    .iter()
+                    .filter(|v| !std::ptr::eq(**v, *winner))
+                    .filter_map(|v| v.value.as_ref().map(|value| (*v, hash(value.as_slice()))))
+                    .collect();
+                let new: Vec<&(&crate::replica::Version, [u8; 32])> = losers
+                    .iter()
+                    .rev()
+                    .filter(|(_, h)| known.is_none_or(|k| k.hash != *h && !k.kept.contains(h)))
+                    .collect();
+                if known.is_some_and(|k| k.hash == digest) && new.is_empty() {
+                    continue;
+                }
+                let mut expect = Some(live);
+                for (version, _) in
+                    new.iter().map(|(v, h)| (*v, h)).chain(std::iter::once((*winner, &digest)))
+                {
+                    let Some(v) = &version.value else { continue };
+                    changes.push(Change {
+                        path: full.clone(),
+                        value: Some(Zeroizing::new(v.as_slice().to_vec())),
+                        actor: peer_actor(&version.member),
+                        expect: expect.take(),
+                    });
+                }
+                let kept = losers.iter().map(|(_, h)| *h).collect();
+                touched.push((rel.clone(), Some(Synced { version: 0, hash: digest, kept })));
+            }
+            View::Deleted => {
+                if live == 0 {
+                    loaded.synced.remove(&rel);
+                    continue;
+                }
+                let by = frontier.first().map_or_else(|| "peer".to_string(), |v| peer_actor(&v.member));
+                changes.push(Change { path: full, value: None, actor: by, expect: Some(live) });
+                touched.push((rel.clone(), None));
+            }
+        }
+    }
+    let remote = changes.len();
+    let uploads: Vec<Upload> = loaded.peer.upload(now)?;
+    // Version 0 until the next round reads the version the commit gave (and finds the same hash).
+    for (rel, synced) in &touched {
+        match synced {
+            Some(s) => loaded.synced.insert(rel.clone(), s.clone()),
+            None => loaded.synced.remove(rel),
+        };
+    }
+    report.received = touched.iter().map(|(rel, _)| format!("{prefix}/{rel}")).collect();
+    if remote > 0 || !uploads.is_empty() || loaded.changed()? {
+        let changes = loaded.save_changes(vault, actor, changes, false)?;
+        match vault.apply(changes).await {
+            Ok(_) => {}
+            Err(tresor::Error::Conflict(_)) => return Err(ShareError::Busy(prefix)),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    relay::send(relay, &uploads).await?;
+    report.conflicts = loaded
+        .peer
+        .replica()
+        .conflicts()
+        .into_iter()
+        .map(|(rel, versions)| (format!("{prefix}/{rel}"), versions.len() - 1))
+        .collect();
+    report.unacknowledged = loaded.peer.unacknowledged();
+    report.removed = loaded.peer.is_removed();
+    Ok(report)
+}
+
+/// `ops` cut into events of at most [`OPS_PER_EVENT`] operations and [`BYTES_PER_EVENT`] bytes.
+fn batches(ops: Vec<Op>) -> Vec<Vec<Op>> {
+    let mut out: Vec<Vec<Op>> = Vec::new();
+    let mut bytes = 0;
+    for op in ops {
+        let size = match &op {
+            Op::Put { value, .. } => value.len(),
+            Op::Delete { .. } => 0,
+        };
+        if out.last().is_none_or(|b| b.len() >= OPS_PER_EVENT || bytes + size > BYTES_PER_EVENT) {
+            out.push(Vec::new());
+            bytes = 0;
+        }
+        bytes += size;
+        if let Some(batch) = out.last_mut() {
+            batch.push(op);
+        }
+    }
+    out
+}
+
+/// One member as `share members` shows it.
+#[derive(Debug)]
+pub struct MemberView {
+    /// Its id.
+    pub id: MemberId,
+    /// Whether it is the admin.
+    pub admin: bool,
+    /// Whether it is this vault.
+    pub me: bool,
+    /// When something new last came from it (seconds since the Unix epoch).
+    pub heard: Option<u64>,
+}
+
+/// The members of the group of `record`, as this vault last saw them, and its epoch.
+pub async fn members(vault: &Vault, record: Record) -> Result<(Vec<MemberView>, u64), ShareError> {
+    let loaded = load(vault, record).await?;
+    let peer = &loaded.peer;
+    let me = peer.id();
+    let views = peer
+        .members()
+        .iter()
+        .map(MemberKey::id)
+        .map(|id| MemberView { id, admin: id == peer.admin(), me: id == me, heard: peer.heard_from(&id) })
+        .collect();
+    Ok((views, peer.epoch()))
+}
+
+/// Removes the member whose id starts with `member` (the admin only): a new epoch without it,
+/// saved, then sent. Returns its id and the paths (in the vault) it could read, to rotate.
+pub async fn remove(
+    vault: &Vault,
+    relay: &RelayClient,
+    record: Record,
+    member: &str,
+    actor: &str,
+) -> Result<(MemberId, Vec<String>), ShareError> {
+    let mut loaded = load(vault, record).await?;
+    if !loaded.peer.is_admin() {
+        return Err(ShareError::Refused("only the group's admin removes members (it made the group)".into()));
+    }
+    let wanted = member.trim().to_ascii_lowercase();
+    let matching: Vec<MemberId> = loaded
+        .peer
+        .members()
+        .iter()
+        .map(MemberKey::id)
+        .filter(|id| !wanted.is_empty() && hex::encode(id.0).starts_with(&wanted))
+        .collect();
+    let id = match matching.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(ShareError::Refused(format!(
+                "no member of the group has an id starting with {member}"
+            )));
+        }
+        _ => {
+            return Err(ShareError::Refused(format!(
+                "several members have an id starting with {member}: give more of it"
+            )));
+        }
+    };
+    if id == loaded.peer.id() {
+        return Err(ShareError::Refused("the admin cannot remove itself (use share leave)".into()));
+    }
+    let now = now();
+    relay::download(&mut loaded.peer, relay, &mut loaded.cursors, now).await?;
+    loaded.peer.rekey(&[id], now)?;
+    let prefix = loaded.record.prefix.clone();
+    let readable = loaded.peer.replica().paths().into_iter().map(|p| format!("{prefix}/{p}")).collect();
+    let uploads = loaded.peer.upload(now)?;
+    let changes = loaded.save_changes(vault, actor, Vec::new(), false)?;
+    match vault.apply(changes).await {
+        Ok(_) => {}
+        Err(tresor::Error::Conflict(_)) => return Err(ShareError::Busy(prefix)),
+        Err(e) => return Err(e.into()),
+    }
+    relay::send(relay, &uploads).await?;
+    Ok((id, readable))
+}
+
+/// Forgets the group of `record` in this vault: its record and state are deleted (the secrets
+/// under its prefix stay). Returns this member's id, for the admin to remove.
+pub async fn leave(vault: &Vault, record: Record, actor: &str) -> Result<MemberId, ShareError> {
+    let loaded = load(vault, record).await?;
+    let mut changes = vec![Change {
+        path: record_path(&loaded.record.group)?,
+        value: None,
+        actor: actor.to_string(),
+        expect: None,
+    }];
+    for n in 0..loaded.parts {
+        let expect = (n == 0).then_some(loaded.base);
+        changes.push(Change {
+            path: part_path(&loaded.record.group, n)?,
+            value: None,
+            actor: actor.to_string(),
+            expect,
+        });
+    }
+    match vault.apply(changes).await {
+        Ok(_) => Ok(loaded.peer.id()),
+        Err(tresor::Error::Conflict(_)) => Err(ShareError::Busy(loaded.record.prefix)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Messages of one side of a pairing, read from the pairing mailbox as they come.
+struct Mailbox<'a> {
+    invitation: &'a Invitation,
+    relay: &'a RelayClient,
+    cells: Vec<Vec<u8>>,
+    seen: usize,
+    sent: u64,
+    role: u16,
+}
+
+impl Mailbox<'_> {
+    async fn send(&mut self, message: &Message) -> Result<(), ShareError> {
+        self.sent += 1;
+        let cells = self.invitation.seal(self.role, self.sent, message)?;
+        self.relay.upload(&self.invitation.mailbox(), &cells).await?;
+        Ok(())
+    }
+
+    /// The next message of the other side, waiting until `deadline`.
+    async fn next(&mut self, deadline: std::time::Instant, waiting_for: &str) -> Result<Message, ShareError> {
+        let other = 1 - self.role;
+        loop {
+            let fetched = self.relay.fetch(&self.invitation.mailbox(), self.cells.len() as u64).await?;
+            self.cells.extend(fetched.cells);
+            let theirs: Vec<Message> = self
+                .invitation
+                .open(self.cells.iter().map(Vec::as_slice))
+                .into_iter()
+                .filter(|(role, _)| *role == other)
+                .map(|(_, m)| m)
+                .collect();
+            if let Some(message) = theirs.into_iter().nth(self.seen) {
+                self.seen += 1;
+                return Ok(message);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(ShareError::TimedOut(format!("no {waiting_for} came through the relay in time")));
+            }
+            tokio::time::sleep(PAIRING_POLL).await;
+        }
+    }
+}
+
+/// Invites one new member into the group of `record` (its admin only): `shown` gets the
+/// invitation's text to pass on; once the joiner answered, `confirm` gets the words both sides
+/// show and says whether the person confirmed they match. Then the joiner is admitted (saved
+/// first, then sent). Returns the new member's id.
+pub async fn invite(
+    vault: &Vault,
+    relay: &RelayClient,
+    record: Record,
+    actor: &str,
+    wait: Duration,
+    shown: impl FnOnce(&str),
+    confirm: impl FnOnce(&[&str]) -> bool,
+) -> Result<MemberId, ShareError> {
+    let loaded = load(vault, record.clone()).await?;
+    if !loaded.peer.is_admin() {
+        return Err(ShareError::Refused("only the group's admin invites members (it made the group)".into()));
+    }
+    let peer = &loaded.peer;
+    let mut creator = Creator::new(peer.group(), peer.key(), peer.epoch(), peer.members().to_vec())?;
+    let invitation = Invitation::new(&record.relay)?;
+    shown(&invitation.to_text());
+    let mut mailbox =
+        Mailbox { invitation: &invitation, relay, cells: Vec::new(), seen: 0, sent: 0, role: 0 };
+    let deadline = std::time::Instant::now() + wait;
+    let (joiner, sas) = loop {
+        match mailbox.next(deadline, "answer to the invitation").await? {
+            Message::Commit(commitment) => {
+                let offer = creator.on_commit(commitment)?;
+                mailbox.send(&offer).await?;
+            }
+            Message::Reveal { keys, nonce } => break creator.on_reveal(keys, nonce)?,
+            _ => return Err(PairError::Attack("a message out of turn").into()),
+        }
+    };
+    if !confirm(&sas.words) {
+        mailbox.send(&Message::Declined).await?;
+        return Err(ShareError::NotConfirmed);
+    }
+    match mailbox.next(deadline, "confirmation of the words from the other side").await? {
+        Message::Confirmed => {}
+        Message::Declined => return Err(ShareError::Declined),
+        _ => return Err(PairError::Attack("a message out of turn").into()),
+    }
+    // The state again (a sync may have run meanwhile), then the admission saved before it is sent.
+    let mut loaded = load(vault, record).await?;
+    let now = now();
+    let welcome = loaded.peer.admit(joiner, now)?;
+    let uploads = loaded.peer.upload(now)?;
+    let prefix = loaded.record.prefix.clone();
+    let changes = loaded.save_changes(vault, actor, Vec::new(), false)?;
+    match vault.apply(changes).await {
+        Ok(_) => {}
+        Err(tresor::Error::Conflict(_)) => return Err(ShareError::Busy(prefix)),
+        Err(e) => return Err(e.into()),
+    }
+    mailbox.send(&welcome).await?;
+    relay::send(relay, &uploads).await?;
+    Ok(joiner.id())
+}
+
+/// Joins the group of `invitation` with this vault's `prefix` (which must hold nothing):
+/// `confirm` gets the words both sides show and says whether the person confirmed they match;
+/// nothing is taken in before. The group's current secrets are written at the first sync.
+pub async fn join(
+    vault: &Vault,
+    relay: &RelayClient,
+    invitation: &Invitation,
+    prefix: &str,
+    actor: &str,
+    wait: Duration,
+    confirm: impl FnOnce(&[&str]) -> bool,
+) -> Result<Record, ShareError> {
+    let prefix = folder(prefix)?;
+    refuse_overlap(vault, &prefix).await?;
+    if !vault.list(&format!("{prefix}/")).await?.is_empty() {
+        return Err(ShareError::Refused(format!(
+            "{prefix} holds secrets already: join into an empty folder (--as FOLDER)"
+        )));
+    }
+    let label = random_array::<32>().map_err(|_| ShareError::State("lacks a random source"))?;
+    let mut record = Record {
+        format: FORMAT,
+        group: [0; 32],
+        prefix: prefix.clone(),
+        relay: invitation.relay.clone(),
+        label,
+        installation: installation()?,
+        since_ms: tresor::model::now_ms(),
+    };
+    let me = identity(vault, &record).await?;
+    let (mut joiner, commit) = pair::Joiner::new(me.key())?;
+    let mut mailbox = Mailbox { invitation, relay, cells: Vec::new(), seen: 0, sent: 0, role: 1 };
+    mailbox.send(&commit).await?;
+    let deadline = std::time::Instant::now() + wait;
+    let Message::Offer(offer) = mailbox.next(deadline, "offer from the group's admin").await? else {
+        return Err(PairError::Attack("a message out of turn").into());
+    };
+    let (reveal, offer, sas) = joiner.on_offer(offer)?;
+    mailbox.send(&reveal).await?;
+    if !confirm(&sas.words) {
+        mailbox.send(&Message::Declined).await?;
+        return Err(ShareError::NotConfirmed);
+    }
+    mailbox.send(&Message::Confirmed).await?;
+    let (rekey, snapshot) = match mailbox.next(deadline, "welcome from the group's admin").await? {
+        Message::Welcome { rekey, snapshot } => (rekey, snapshot),
+        Message::Declined => return Err(ShareError::Declined),
+        _ => return Err(PairError::Attack("a message out of turn").into()),
+    };
+    let peer = Peer::join(me, &offer, &rekey, &snapshot, &prefix, Timing::default(), now())?;
+    record.group = offer.group;
+    let loaded = Loaded {
+        record: record.clone(),
+        peer,
+        synced: BTreeMap::new(),
+        cursors: BTreeMap::new(),
+        base: 0,
+        parts: 0,
+        saved: Zeroizing::new(Vec::new()),
+    };
+    save_new(vault, &loaded, actor).await?;
+    Ok(record)
+}

@@ -1,0 +1,148 @@
+//! Changes that arrive from elsewhere (a sync group's members): new versions and deletions of
+//! several paths, each made by its own actor, with the caller's own bookkeeping in the system
+//! namespace, in one commit — all of it lands or none of it does.
+
+use super::{Engine, create_idempotent_owned};
+use crate::error::{Error, Result};
+use crate::model::{AuditOp, AuditRecord, Op, Outcome, now_ms};
+use crate::path::SecretPath;
+use crate::store::Durability;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use zeroize::Zeroizing;
+
+/// One change of [`crate::Vault::apply`].
+pub struct Change {
+    /// The path.
+    pub path: SecretPath,
+    /// Its new value; `None` deletes its current version (nothing if it has none).
+    pub value: Option<Zeroizing<Vec<u8>>>,
+    /// Who made it: the actor its audit record names.
+    pub actor: String,
+    /// Applied only if the path's current version is this one (0: no live version); otherwise
+    /// nothing of the whole commit is written ([`Error::Conflict`]). A later change of the same
+    /// path in one call is checked against the earlier one's result.
+    pub expect: Option<u64>,
+}
+
+impl Engine {
+    /// Applies `changes` in one commit, audited as `op`, each record naming its change's actor.
+    /// Returns each change's version (a deletion's: the version deleted; 0 if there was none).
+    pub(crate) async fn apply(&mut self, op: AuditOp, changes: &[Change]) -> Result<Vec<u64>> {
+        let puts: Vec<(&SecretPath, &[u8])> =
+            changes.iter().filter_map(|c| c.value.as_ref().map(|v| (&c.path, v.as_slice()))).collect();
+        for (_, value) in &puts {
+            self.check_value(value)?;
+        }
+        self.refresh().await?;
+        let (objects, refs) =
+            if puts.is_empty() { (Vec::new(), Vec::new()) } else { self.seal_values(&puts).await? };
+        let epoch = refs.first().map_or(self.keyring.current, |b| b.epoch);
+        let object_names: Vec<String> = objects.iter().map(|(name, _)| name.clone()).collect();
+        let store = self.store.clone();
+        futures::stream::iter(objects)
+            .map(|(name, bytes)| {
+                let store = store.clone();
+                async move {
+                    if create_idempotent_owned(&store, &name, Bytes::from(bytes), Durability::Sync).await? {
+                        Ok(())
+                    } else {
+                        Err(Error::Conflict(format!("object {name} already exists")))
+                    }
+                }
+            })
+            .buffer_unordered(super::READ_AHEAD)
+            .try_collect::<Vec<()>>()
+            .await?;
+        let records: Vec<AuditRecord> = changes
+            .iter()
+            .map(|c| AuditRecord {
+                time_ms: now_ms(),
+                actor: c.actor.clone(),
+                op: op.as_str().to_string(),
+                path: Some(c.path.to_string()),
+                outcome: Outcome::Ok,
+                detail: Some(match c.value {
+                    Some(_) => format!("BlobWritten epoch {epoch}"),
+                    None => "deleted".to_string(),
+                }),
+            })
+            .collect();
+        self.audit_append_entry(&records, Durability::Sync, false).await?;
+        let result = self
+            .commit(|index, keyring| {
+                if keyring.is_destroyed(epoch) {
+                    return Err(Error::Conflict(format!("epoch {epoch} was destroyed during the write")));
+                }
+                // Versions as of this commit so far (a path changed twice in one call).
+                let mut current: std::collections::HashMap<&str, (u64, u64)> = Default::default();
+                let mut blobs = refs.iter();
+                let mut ops = Vec::new();
+                for change in changes {
+                    let path = change.path.as_str();
+                    let (live, next) = match current.get(path) {
+                        Some(found) => *found,
+                        None => index
+                            .get(path)
+                            .map_or((0, 1), |e| (e.live().map_or(0, |v| v.version), e.next_version())),
+                    };
+                    if change.expect.is_some_and(|expected| expected != live) {
+                        return Err(Error::Conflict(format!(
+                            "{path} changed here meanwhile (version {live}); nothing was written"
+                        )));
+                    }
+                    match &change.value {
+                        Some(_) => {
+                            let blob = *blobs
+                                .next()
+                                .ok_or_else(|| Error::Invalid("a value was not sealed".into()))?;
+                            ops.push(Op::Put { path: path.to_string(), version: next, blob });
+                            current.insert(path, (next, next + 1));
+                        }
+                        None if live > 0 => {
+                            ops.push(Op::Delete { path: path.to_string(), version: live });
+                            current.insert(path, (0, next));
+                        }
+                        None => {}
+                    }
+                }
+                Ok(ops)
+            })
+            .await;
+        match result {
+            Ok(ops) => {
+                let mut ops = ops.iter().peekable();
+                Ok(changes
+                    .iter()
+                    .map(|c| match ops.peek() {
+                        Some(Op::Put { path, version, .. } | Op::Delete { path, version })
+                            if path == c.path.as_str() =>
+                        {
+                            let version = *version;
+                            ops.next();
+                            version
+                        }
+                        _ => 0,
+                    })
+                    .collect())
+            }
+            Err(e) => {
+                // Nothing references the objects written for it.
+                self.delete_objects(&object_names).await;
+                let failed: Vec<AuditRecord> = changes
+                    .iter()
+                    .map(|c| AuditRecord {
+                        time_ms: now_ms(),
+                        actor: c.actor.clone(),
+                        op: op.as_str().to_string(),
+                        path: Some(c.path.to_string()),
+                        outcome: Outcome::Failed(e.to_string()),
+                        detail: None,
+                    })
+                    .collect();
+                let _ = self.audit_append_entry(&failed, Durability::Relaxed, true).await;
+                Err(e)
+            }
+        }
+    }
+}
