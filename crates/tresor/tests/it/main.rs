@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
 
 pub(crate) use tresor_testkit::env as common;
+mod apply;
 mod archive;
 mod canary;
 mod cas;
