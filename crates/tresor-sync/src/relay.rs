@@ -181,10 +181,11 @@ pub async fn download(
             let cursor = cursors.entry(mailbox).or_default();
             let fetched = relay.fetch(&mailbox, *cursor).await?;
             if fetched.length < *cursor {
-                // Read from where it now ends at the next round (not at once: a relay that keeps
-                // shrinking would keep this round going).
+                // Read it all again at the next round (not at once: a relay that keeps shrinking
+                // would keep this round going): what it holds now may be new, and what was read
+                // before is recognised and skipped.
                 warnings.push(Warning::Rollback { had: *cursor, now: fetched.length });
-                *cursor = fetched.length;
+                *cursor = 0;
                 break;
             }
             *cursor += fetched.cells.len() as u64;

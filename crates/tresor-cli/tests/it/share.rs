@@ -202,3 +202,60 @@ fn pairing_refuses_bad_input_and_unconfirmed_words_share_nothing() {
     let none = b.run_pw(&["sync"], b"").expect(4);
     assert!(none.stderr.contains("in no sync group"), "{}", none.stderr);
 }
+
+/// Posts one cell of random bytes into every mailbox the relay keeps in `data` (as anyone who
+/// reaches the relay can): the members must see it as injected.
+fn inject(relay: &Relay, data: &std::path::Path) -> usize {
+    let address = relay.url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let mut count = 0;
+    for entry in std::fs::read_dir(data).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let Some(mailbox) = name.strip_suffix(".cells") else { continue };
+        let body: Vec<u8> = (0..1024).map(|i| (i * 7 + 3) as u8).collect();
+        let mut stream = std::net::TcpStream::connect(&address).unwrap();
+        let head = format!(
+            "POST /v1/relay/{mailbox} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(&body).unwrap();
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 2"), "{answer}");
+        count += 1;
+    }
+    count
+}
+
+#[test]
+fn a_relay_that_injects_or_loses_cells_is_named_and_the_group_recovers() {
+    let (a, b, relay) = setup();
+    a.set("team/db", b"one");
+    let (created, joined) =
+        pair(&a, &["share", "create", "team", "--relay", &relay.url], &b, "team", ["y", "y"]);
+    created.ok();
+    joined.ok();
+    sync(&a).ok();
+    sync(&b).ok();
+
+    // Cells no member sealed: named, exit 5, and nothing of them taken in.
+    assert!(inject(&relay, &a.path("relay")) > 0);
+    let out = sync(&a).expect(5);
+    assert!(out.stderr.contains("that no member sealed (injected)"), "{}", out.stderr);
+    assert_eq!(a.get("team/db"), b"one");
+    let out = sync(&b).expect(5);
+    assert!(out.stderr.contains("injected"), "{}", out.stderr);
+
+    // The relay loses everything it stored: a rollback, named; the write made meanwhile still
+    // arrives, and the next round is quiet.
+    for entry in std::fs::read_dir(a.path("relay")).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    a.set("team/db", b"two");
+    let out = sync(&a).expect(5);
+    assert!(out.stderr.contains("the relay rolled back"), "{}", out.stderr);
+    let out = sync(&b).expect(5);
+    assert!(out.stderr.contains("the relay rolled back"), "{}", out.stderr);
+    sync(&b).ok();
+    assert_eq!(b.get("team/db"), b"two");
+}
