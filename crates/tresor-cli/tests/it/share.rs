@@ -259,3 +259,46 @@ fn a_relay_that_injects_or_loses_cells_is_named_and_the_group_recovers() {
     sync(&b).ok();
     assert_eq!(b.get("team/db"), b"two");
 }
+
+#[test]
+fn two_syncs_at_once_on_one_vault_never_make_it_sign_twice_at_one_place() {
+    let (a, b, relay) = setup();
+    let (created, joined) =
+        pair(&a, &["share", "create", "team", "--relay", &relay.url], &b, "team", ["y", "y"]);
+    created.ok();
+    joined.ok();
+    let mut busy = 0;
+    for round in 0..6 {
+        a.set("team/db", format!("value {round}").as_bytes());
+        let spawn = || {
+            let mut child = a
+                .std_cmd(bin())
+                .args(["--password-stdin", "sync"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            writeln!(child.stdin.as_mut().unwrap(), "{PASSWORD}").unwrap();
+            child
+        };
+        let (first, second) = (spawn(), spawn());
+        for child in [first, second] {
+            let out = child.wait_with_output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            match out.status.code() {
+                Some(0) => {}
+                Some(6) => {
+                    assert!(stderr.contains("another sync of team ran at the same time"), "{stderr}");
+                    busy += 1;
+                }
+                other => panic!("sync exited {other:?}: {stderr}"),
+            }
+        }
+    }
+    // Whatever the interleaving, the other member saw one history: no alarm, the last value.
+    let seen = sync(&b).ok();
+    assert!(!seen.stderr.contains("warning"), "{}", seen.stderr);
+    assert_eq!(b.get("team/db"), b"value 5");
+    eprintln!("{busy} of 6 rounds ran into each other");
+}
