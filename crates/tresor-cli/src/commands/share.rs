@@ -4,7 +4,7 @@
 
 use crate::exit::CliError;
 use crate::{Ctx, runtime};
-use std::io::{BufRead, Write};
+use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 use tresor::Vault;
@@ -295,6 +295,9 @@ async fn invite(
         eprintln!();
         outln!("{text}");
         eprintln!();
+        if std::io::stderr().is_terminal() {
+            eprintln!("{}", qr(text));
+        }
         eprintln!("On the other machine: tresor share join '{text}' --as FOLDER");
         eprintln!("waiting for them...");
     };
@@ -304,6 +307,16 @@ async fn invite(
         .map_err(failed)?;
     eprintln!("admitted member {id} into the group that shares {prefix}/");
     Ok(())
+}
+
+/// `text` as a QR code of text blocks, light on dark (as terminals mostly are); empty if it does
+/// not fit one.
+fn qr(text: &str) -> String {
+    use qrcode::render::unicode::Dense1x2;
+    match qrcode::QrCode::new(text.as_bytes()) {
+        Ok(code) => code.render::<Dense1x2>().dark_color(Dense1x2::Light).light_color(Dense1x2::Dark).build(),
+        Err(_) => String::new(),
+    }
 }
 
 /// Runs `tresor sync`.
@@ -408,5 +421,19 @@ fn describe(warning: &Warning) -> (bool, String) {
             false,
             format!("events of member {member} wait since {since} for events the relay has not shown"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_invitation_fits_a_qr_code_of_text_blocks() {
+        let text = format!("tresor-invite-1:{}@https://relay.example.org:8250", "ab".repeat(16));
+        let code = super::qr(&text);
+        let lines: Vec<&str> = code.lines().collect();
+        assert!(lines.len() > 10, "{code}");
+        let width = lines[0].chars().count();
+        assert!(lines.iter().all(|l| l.chars().count() == width), "not square rows: {code}");
+        assert!(code.chars().all(|c| matches!(c, ' ' | '█' | '▀' | '▄' | '\n')), "{code}");
     }
 }
