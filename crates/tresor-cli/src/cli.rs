@@ -779,6 +779,10 @@ pub(crate) struct ServerFlags {
     /// an answer carried; "0s" checks the store at every request.
     #[arg(long, value_name = "DURATION")]
     pub(crate) read_staleness: Option<String>,
+    /// How often the vault's sync groups (`tresor share`) are synced while unsealed (default:
+    /// TRESOR_SYNC_INTERVAL, else 60s; "0" never).
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) sync_interval: Option<String>,
     /// Create a root token at start and print it once (with --unseal, or a configured
     /// password). A flag only: a config key would make a new root token at every start.
     #[arg(long)]

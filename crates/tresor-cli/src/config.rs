@@ -61,6 +61,8 @@ pub struct ServerConfig {
     pub unseal: Option<bool>,
     /// `--read-staleness`.
     pub read_staleness: Option<String>,
+    /// `--sync-interval`.
+    pub sync_interval: Option<String>,
     /// The vault's password, for an unattended start (usually `"${VARIABLE}"`); on an empty
     /// location `sys/init` also gives the new vault this password.
     #[serde(default, deserialize_with = "secret")]
@@ -154,6 +156,7 @@ pub fn load(explicit: Option<PathBuf>) -> Result<FileConfig, String> {
     server.tls_key = sub(server.tls_key.take())?;
     server.encryption_password_file = sub(server.encryption_password_file.take())?;
     server.read_staleness = sub(server.read_staleness.take())?;
+    server.sync_interval = sub(server.sync_interval.take())?;
     Ok(cfg)
 }
 

@@ -62,6 +62,7 @@ fn start(root: &Path, runtime: &tokio::runtime::Runtime) -> PathBuf {
         backend: tresor_backend::BackendConfig::default(),
         options: Box::new(move || opts(&trust)),
         idle: Duration::from_secs(3600),
+        sync_every: None,
     };
     runtime.spawn(serve(listener, config));
     request(&socket, &Unlock { password: SecretBuf::new(PASSWORD.as_bytes().to_vec()) });

@@ -31,6 +31,8 @@ pub struct AgentConfig {
     pub options: Box<dyn Fn() -> tresor::Options + Send + Sync>,
     /// Lock and exit after this long without a request.
     pub idle: Duration,
+    /// How often the vault's sync groups are synced while unlocked (`None`: never).
+    pub sync_every: Option<Duration>,
 }
 
 /// Binds the agent socket at `path`: its directory is made 0700, a stale socket is removed, the
@@ -63,9 +65,10 @@ enum Event {
 
 /// The unlocked vault (a shared handle: each connection takes a clone), `None` while locked.
 /// The mutex is held only to take a clone, and while unlocking.
-type Slot = Arc<Mutex<Option<Vault>>>;
+pub(crate) type Slot = Arc<Mutex<Option<Vault>>>;
 
-/// How often the agent applies the rotation policy and re-seals values it read from older epochs.
+/// How often the agent applies the rotation policy, re-seals values it read from older epochs,
+/// and syncs the vault's sync groups.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
 
 /// Serves requests until `lock`, the idle timeout, SIGTERM or SIGINT; then wipes every key.
@@ -83,6 +86,9 @@ pub async fn serve(listener: UnixListener, config: AgentConfig) -> std::io::Resu
     let mut int = signal(SignalKind::interrupt())?;
     let mut housekeeping = tokio::time::interval_at(Instant::now() + HOUSEKEEPING_EVERY, HOUSEKEEPING_EVERY);
     housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let syncing = config
+        .sync_every
+        .map(|every| tokio::spawn(crate::sync::every_round(slot.clone(), "agent sync", every)));
     let reason = loop {
         tokio::select! {
             conn = listener.accept() => {
@@ -117,6 +123,9 @@ pub async fn serve(listener: UnixListener, config: AgentConfig) -> std::io::Resu
             _ = int.recv() => break "interrupted",
         }
     };
+    if let Some(syncing) = syncing {
+        syncing.abort();
+    }
     // A request stuck on the store holds the engine: wait for it only until its deadline.
     let vault = slot.lock().await.take();
     if let Some(v) = vault {

@@ -6,7 +6,8 @@
 //! in a task of its own on the shared handle; [`serve`] says what each call does. It disables core
 //! dumps and ptrace ([`harden`]), locks after an idle timeout, and wipes every key on `lock`.
 //! The [`http`] server speaks HashiCorp Vault's API to programs that hold a token (ARCHITECTURE.md,
-//! "The server"). The [`relay`] forwards sync groups' cells and knows nothing else.
+//! "The server"). The [`relay`] forwards sync groups' cells and knows nothing else; the agent and
+//! the server [`sync`] the vault's own groups in the background.
 #![deny(missing_docs)]
 
 pub mod agent;
@@ -14,6 +15,7 @@ pub mod harden;
 pub mod http;
 pub mod relay;
 pub mod serve;
+pub mod sync;
 
 pub use agent::{AgentConfig, bind};
 pub use serve::Serve;

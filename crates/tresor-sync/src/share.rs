@@ -98,6 +98,21 @@ pub struct Record {
     pub since_ms: u64,
 }
 
+impl Record {
+    /// A record naming no group (for an error that concerns none).
+    fn unknown() -> Record {
+        Record {
+            format: FORMAT,
+            group: [0; 32],
+            prefix: String::new(),
+            relay: String::new(),
+            label: [0; 32],
+            installation: 0,
+            since_ms: 0,
+        }
+    }
+}
+
 /// What the vault took in of one path, as of the last round.
 #[derive(Clone, Serialize, Deserialize)]
 struct Synced {
@@ -133,6 +148,36 @@ pub struct Loaded {
     parts: usize,
     saved: Zeroizing<Vec<u8>>,
 }
+
+/// One round of every group of `vault` (the agent's and the server's background sync), each
+/// through its own relay with `http`: each group's report or error.
+pub async fn sync_all(
+    vault: &Vault,
+    http: &reqwest::Client,
+    actor: &str,
+    memo: &mut Memo,
+) -> Vec<(Record, Result<Report, ShareError>)> {
+    let records = match records(vault).await {
+        Ok(records) => records,
+        Err(e) => return vec![(Record::unknown(), Err(e))],
+    };
+    let mut out = Vec::new();
+    for record in records {
+        let result = match reqwest::Url::parse(&record.relay) {
+            Ok(url) => sync(vault, &RelayClient::new(url, http.clone()), record.clone(), actor, memo).await,
+            Err(_) => Err(ShareError::State("holds a relay URL that does not parse")),
+        };
+        out.push((record, result));
+    }
+    out
+}
+
+/// What a syncer that runs round after round (the agent, the server, `sync --watch`) remembers
+/// between them: per group, the vault's newest commit after a round that changed nothing. While
+/// the vault has no newer commit, nothing under the prefix changed, and a round reads (and
+/// audits) no names there.
+#[derive(Default)]
+pub struct Memo(BTreeMap<[u8; 32], u64>);
 
 /// What one round did.
 #[derive(Debug, Default)]
@@ -185,7 +230,7 @@ fn folder(prefix: &str) -> Result<String, ShareError> {
 /// Every group this vault belongs to.
 pub async fn records(vault: &Vault) -> Result<Vec<Record>, ShareError> {
     let mut out = Vec::new();
-    for entry in vault.list_system("sync/").await? {
+    for entry in vault.system_entries("sync/").await? {
         if !entry.path.ends_with("/record") {
             continue;
         }
@@ -434,17 +479,28 @@ pub async fn sync(
     relay: &RelayClient,
     record: Record,
     actor: &str,
+    memo: &mut Memo,
 ) -> Result<Report, ShareError> {
     let mut loaded = load(vault, record).await?;
     let now = now();
     let mut report = Report::default();
     let prefix = loaded.record.prefix.clone();
-    let listed: BTreeMap<String, u64> = vault
-        .list(&format!("{prefix}/"))
-        .await?
-        .into_iter()
-        .filter_map(|e| e.path.strip_prefix(&format!("{prefix}/")).map(|rel| (rel.to_string(), e.version)))
-        .collect();
+    let group = loaded.record.group;
+    // Fresh: loading read the store.
+    let index = vault.log_index();
+    let listed: BTreeMap<String, u64> = if memo.0.get(&group) == Some(&index) {
+        // No commit since a round that changed nothing: the prefix is as that round saw it.
+        loaded.synced.iter().map(|(p, s)| (p.clone(), s.version)).collect()
+    } else {
+        vault
+            .list(&format!("{prefix}/"))
+            .await?
+            .into_iter()
+            .filter_map(|e| {
+                e.path.strip_prefix(&format!("{prefix}/")).map(|rel| (rel.to_string(), e.version))
+            })
+            .collect()
+    };
     // Changes made here since the last round.
     let mut ops = Vec::new();
     if !loaded.peer.is_removed() {
@@ -540,12 +596,15 @@ pub async fn sync(
     }
     report.received = touched.iter().map(|(rel, _)| format!("{prefix}/{rel}")).collect();
     if remote > 0 || !uploads.is_empty() || loaded.changed()? {
+        memo.0.remove(&group);
         let changes = loaded.save_changes(vault, actor, changes, false)?;
         match vault.apply(changes).await {
             Ok(_) => {}
             Err(tresor::Error::Conflict(_)) => return Err(ShareError::Busy(prefix)),
             Err(e) => return Err(e.into()),
         }
+    } else {
+        memo.0.insert(group, index);
     }
     relay::send(relay, &uploads).await?;
     report.conflicts = loaded

@@ -124,6 +124,7 @@ pub(crate) fn cmd_agent(ctx: &Ctx) -> Result<(), CliError> {
     let location = ctx.location.clone();
     // The fingerprint the user expects binds the agent's unlocks too (it inherits the variable).
     let expect_fingerprint = ctx.expect_fingerprint;
+    let sync_every = crate::commands::share::sync_every(None)?;
     let result = rt.block_on(async {
         let listener = tresor_server::bind(&socket)
             .map_err(|e| CliError::other(format!("{}: {e}", socket.display())))?;
@@ -141,6 +142,7 @@ pub(crate) fn cmd_agent(ctx: &Ctx) -> Result<(), CliError> {
                 o
             }),
             idle: ctx.idle,
+            sync_every,
         };
         let result = tresor_server::agent::serve(listener, config).await;
         let _ = std::fs::remove_file(&socket);

@@ -28,6 +28,8 @@ struct Start {
     tls: Option<TlsFiles>,
     /// How old the view a request is served from may be.
     read_staleness: std::time::Duration,
+    /// How often the vault's sync groups are synced (`None`: never).
+    sync_every: Option<std::time::Duration>,
 }
 
 /// Merges `flags` with `file`; every combination that cannot work is refused here, before
@@ -83,6 +85,8 @@ fn start(flags: Flags, file: &mut config::ServerConfig) -> Result<Start, CliErro
     let staleness = staleness.as_deref().unwrap_or(DEFAULT_STALENESS);
     let read_staleness = config::parse_duration_or_zero(staleness)
         .map_err(|e| CliError::input(format!("read_staleness: {e}")))?;
+    let sync_interval = flags.sync_interval.or_else(|| file.sync_interval.clone());
+    let sync_every = crate::commands::share::sync_every(sync_interval.as_deref())?;
     Ok(Start {
         listen,
         dev,
@@ -91,6 +95,7 @@ fn start(flags: Flags, file: &mut config::ServerConfig) -> Result<Start, CliErro
         new_root_token: flags.new_root_token,
         tls,
         read_staleness,
+        sync_every,
     })
 }
 
@@ -105,8 +110,16 @@ fn password_file(path: &str) -> Result<Password, CliError> {
 
 /// Runs the server until SIGINT or SIGTERM.
 pub(crate) fn run(ctx: &mut Ctx, flags: Flags) -> Result<(), CliError> {
-    let Start { listen: addr, dev, unseal, configured_password, new_root_token, tls, read_staleness } =
-        start(flags, &mut ctx.server)?;
+    let Start {
+        listen: addr,
+        dev,
+        unseal,
+        configured_password,
+        new_root_token,
+        tls,
+        read_staleness,
+        sync_every,
+    } = start(flags, &mut ctx.server)?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     if let Some(files) = &tls {
         tresor_server::http::listen::check(files).map_err(|e| CliError::input(format!("TLS: {e}")))?;
@@ -168,7 +181,7 @@ pub(crate) fn run(ctx: &mut Ctx, flags: Flags) -> Result<(), CliError> {
         if password.is_none() {
             eprintln!("tresor server: sealed, or uninitialized on an empty location: sys/init and sys/unseal take it from here");
         }
-        let settings = Settings { store, trust_dir, password, root_token, tls, read_staleness };
+        let settings = Settings { store, trust_dir, password, root_token, tls, read_staleness, sync_every };
         launch(settings, listener, stop_signal("tresor server: stopping; every key is wiped")).await.map_err(|e| match e {
             tresor_server::http::ServerError::Vault(e) => CliError::from_core(&e),
             e => CliError::other(e.to_string()),

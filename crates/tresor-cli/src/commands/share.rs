@@ -109,6 +109,18 @@ pub struct SyncArgs {
     ca_cert: Option<PathBuf>,
 }
 
+/// How often the agent or the server syncs in the background: `setting` (a flag or config key),
+/// else `TRESOR_SYNC_INTERVAL`, else a minute; `0` turns it off.
+pub(crate) fn sync_every(setting: Option<&str>) -> Result<Option<Duration>, CliError> {
+    let from_env = std::env::var("TRESOR_SYNC_INTERVAL").ok();
+    let Some(text) = setting.or(from_env.as_deref()) else {
+        return Ok(Some(tresor_server::sync::EVERY));
+    };
+    let every = crate::config::parse_duration_or_zero(text)
+        .map_err(|e| CliError::input(format!("sync interval: {e}")))?;
+    Ok((!every.is_zero()).then_some(every))
+}
+
 /// The exit code and advice for a group operation's error.
 fn failed(e: ShareError) -> CliError {
     let message = e.to_string();
@@ -197,7 +209,7 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
                 .await
                 .map_err(failed)?;
                 eprintln!("joined: the group's secrets land in {}/", record.prefix);
-                let report = share::sync(&vault, &client, record.clone(), &actor).await.map_err(failed)?;
+                let report = share::sync(&vault, &client, record.clone(), &actor, &mut share::Memo::default()).await.map_err(failed)?;
                 print_report(&record, &report);
                 Ok(())
             }
@@ -286,7 +298,9 @@ async fn invite(
     stdin: &mut impl BufRead,
 ) -> Result<(), CliError> {
     // What the folder holds goes to the group first, so the new member starts with it.
-    let report = share::sync(vault, client, record.clone(), actor).await.map_err(failed)?;
+    let report = share::sync(vault, client, record.clone(), actor, &mut share::Memo::default())
+        .await
+        .map_err(failed)?;
     if !report.sent.is_empty() {
         eprintln!("sent {} to the group", crate::plural(report.sent.len(), "secret"));
     }
@@ -336,10 +350,11 @@ pub fn sync(ctx: &mut Ctx, args: SyncArgs) -> Result<(), CliError> {
             ));
         }
         let mut alarmed = false;
+        let mut memo = share::Memo::default();
         loop {
             for record in &records {
                 let client = relay_client(&record.relay, args.ca_cert.clone())?;
-                match share::sync(&vault, &client, record.clone(), &actor).await {
+                match share::sync(&vault, &client, record.clone(), &actor, &mut memo).await {
                     Ok(report) => alarmed |= print_report(record, &report),
                     Err(e) if args.watch => eprintln!("tresor: {}/: {e}", record.prefix),
                     Err(e) => return Err(failed(e)),

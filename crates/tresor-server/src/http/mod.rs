@@ -49,6 +49,8 @@ pub struct Settings {
     /// another server's commits show within it, or at once to a request that sends the
     /// `X-Vault-Index` an earlier answer carried. This server's own commits show at once.
     pub read_staleness: std::time::Duration,
+    /// How often the vault's sync groups are synced while unsealed (`None`: never).
+    pub sync_every: Option<std::time::Duration>,
 }
 
 /// Why the server could not start or stopped with an error.
@@ -81,6 +83,23 @@ pub(crate) enum Seal {
     Sealed,
     /// Serving.
     Unsealed(Unsealed),
+}
+
+/// Syncs the vault's sync groups `every` so often while unsealed, until aborted.
+async fn sync_rounds(server: Arc<Server>, every: std::time::Duration) {
+    let mut memo = tresor_sync::share::Memo::default();
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        ticks.tick().await;
+        let vault = match &*server.state.read().await {
+            Seal::Unsealed(unsealed) => Some(unsealed.vault.with_actor("server sync")),
+            _ => None,
+        };
+        if let Some(vault) = vault {
+            crate::sync::groups(&vault, &mut memo).await;
+        }
+    }
 }
 
 /// The server's shared state: the store, the seal state, and the unseal shares given so far.
@@ -282,7 +301,11 @@ pub async fn launch(
         }
     }
     let app = axum::Router::new().fallback(route::handle).with_state(server.clone());
+    let syncing = settings.sync_every.map(|every| tokio::spawn(sync_rounds(server.clone(), every)));
     listen::serve(listener, tls, app, shutdown).await;
+    if let Some(syncing) = syncing {
+        syncing.abort();
+    }
     if let Some(reloader) = reloader {
         reloader.abort();
     }

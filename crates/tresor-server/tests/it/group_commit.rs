@@ -69,6 +69,7 @@ fn start_agent() -> Agent {
             move || opts(&trust)
         }),
         idle: Duration::from_secs(600),
+        sync_every: None,
     };
     runtime.spawn(serve(listener, config));
     ok(&socket, &Unlock { password: SecretBuf::new(PASSWORD.as_bytes().to_vec()) });
