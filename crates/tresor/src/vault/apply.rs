@@ -35,8 +35,24 @@ impl Engine {
             self.check_value(value)?;
         }
         self.refresh().await?;
-        let (objects, refs) =
-            if puts.is_empty() { (Vec::new(), Vec::new()) } else { self.seal_values(&puts).await? };
+        // System entries are sealed apart from secrets (their own packs): destroying a caller's
+        // superseded bookkeeping never has to move a secret's value.
+        let (system, user): (Vec<(usize, &(&SecretPath, &[u8]))>, Vec<_>) =
+            puts.iter().enumerate().partition(|(_, (path, _))| path.is_system());
+        let mut objects = Vec::new();
+        let mut refs = vec![None; puts.len()];
+        for part in [user, system] {
+            if part.is_empty() {
+                continue;
+            }
+            let items: Vec<(&SecretPath, &[u8])> = part.iter().map(|(_, item)| **item).collect();
+            let (sealed, blobs) = self.seal_values(&items).await?;
+            objects.extend(sealed);
+            for ((at, _), blob) in part.iter().zip(blobs) {
+                refs[*at] = Some(blob);
+            }
+        }
+        let refs: Vec<crate::model::BlobRef> = refs.into_iter().flatten().collect();
         let epoch = refs.first().map_or(self.keyring.current, |b| b.epoch);
         let object_names: Vec<String> = objects.iter().map(|(name, _)| name.clone()).collect();
         let store = self.store.clone();
@@ -69,10 +85,20 @@ impl Engine {
             })
             .collect();
         self.audit_append_entry(&records, Durability::Sync, false).await?;
+        // Set by the build when it refuses (a check-and-set, a destroyed epoch): then nothing
+        // references the objects. Any other failure may have committed (an indeterminate write),
+        // and the objects stay (`gc` removes them if not).
+        let refused = std::sync::atomic::AtomicBool::new(false);
+        let mut versions = Vec::new();
         let result = self
             .commit(|index, keyring| {
+                let refuse = |e: Error| {
+                    refused.store(true, std::sync::atomic::Ordering::Relaxed);
+                    Err(e)
+                };
+                versions.clear();
                 if keyring.is_destroyed(epoch) {
-                    return Err(Error::Conflict(format!("epoch {epoch} was destroyed during the write")));
+                    return refuse(Error::Conflict(format!("epoch {epoch} was destroyed during the write")));
                 }
                 // Versions as of this commit so far (a path changed twice in one call).
                 let mut current: std::collections::HashMap<&str, (u64, u64)> = Default::default();
@@ -87,48 +113,36 @@ impl Engine {
                             .map_or((0, 1), |e| (e.live().map_or(0, |v| v.version), e.next_version())),
                     };
                     if change.expect.is_some_and(|expected| expected != live) {
-                        return Err(Error::Conflict(format!(
+                        return refuse(Error::Conflict(format!(
                             "{path} changed here meanwhile (version {live}); nothing was written"
                         )));
                     }
                     match &change.value {
                         Some(_) => {
-                            let blob = *blobs
-                                .next()
-                                .ok_or_else(|| Error::Invalid("a value was not sealed".into()))?;
-                            ops.push(Op::Put { path: path.to_string(), version: next, blob });
+                            let Some(blob) = blobs.next() else {
+                                return refuse(Error::Invalid("a value was not sealed".into()));
+                            };
+                            ops.push(Op::Put { path: path.to_string(), version: next, blob: *blob });
                             current.insert(path, (next, next + 1));
+                            versions.push(next);
                         }
                         None if live > 0 => {
                             ops.push(Op::Delete { path: path.to_string(), version: live });
                             current.insert(path, (0, next));
+                            versions.push(live);
                         }
-                        None => {}
+                        None => versions.push(0),
                     }
                 }
                 Ok(ops)
             })
             .await;
         match result {
-            Ok(ops) => {
-                let mut ops = ops.iter().peekable();
-                Ok(changes
-                    .iter()
-                    .map(|c| match ops.peek() {
-                        Some(Op::Put { path, version, .. } | Op::Delete { path, version })
-                            if path == c.path.as_str() =>
-                        {
-                            let version = *version;
-                            ops.next();
-                            version
-                        }
-                        _ => 0,
-                    })
-                    .collect())
-            }
+            Ok(_) => Ok(versions),
             Err(e) => {
-                // Nothing references the objects written for it.
-                self.delete_objects(&object_names).await;
+                if refused.load(std::sync::atomic::Ordering::Relaxed) {
+                    self.delete_objects(&object_names).await;
+                }
                 let failed: Vec<AuditRecord> = changes
                     .iter()
                     .map(|c| AuditRecord {

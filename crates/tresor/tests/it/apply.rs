@@ -64,6 +64,13 @@ async fn changes_land_in_one_commit_each_under_its_own_actor() {
     }
     v.verify().await.unwrap();
 
+    // A deletion of nothing, then a put of the same path: each change gets its own answer.
+    let versions = v
+        .apply(vec![delete("team/fresh", "peer aa", None), put("team/fresh", b"new", "peer aa", Some(0))])
+        .await
+        .unwrap();
+    assert_eq!(versions, [0, 1]);
+
     // After a reopen, from the log.
     drop(v);
     let v = env.unlock().await.unwrap();
