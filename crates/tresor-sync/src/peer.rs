@@ -463,6 +463,16 @@ impl Peer {
         for member in &snapshot.excluded {
             receiver.restore_excluded(*member);
         }
+        // The group's rules hold for what the snapshot brings too.
+        if snapshot.versions.iter().any(|v| {
+            let op = match v.deleted {
+                true => Op::Delete { path: v.path.to_string() },
+                false => Op::Put { path: v.path.to_string(), value: tresor_crypto::SecretBytes::new(Vec::new()) },
+            };
+            crate::receive::op_problem(&op).is_some() || v.value.len() > crate::receive::MAX_SHARED_VALUE
+        }) {
+            return Err(refused("the snapshot holds a path or value the group's rules refuse"));
+        }
         let replica = Replica::restore(&snapshot.versions);
         let heard = next.members.iter().map(|m| (m.id(), now)).collect();
         let epochs = BTreeMap::from([(next.epoch, Epoch::new(next.members.clone(), &key, &offer.group))]);

@@ -139,8 +139,8 @@ pub struct Receiver {
 
 impl Receiver {
     /// A receiver for a group of `members`, administered by `admin`, whose shared prefix lands
-    /// at `prefix` in this vault (received paths must be valid vault paths once `prefix` is put
-    /// in front).
+    /// at `prefix` in this vault (kept with its state; received paths are checked by the group's
+    /// own rules, [`op_problem`], the same on every member).
     pub fn new(
         members: impl IntoIterator<Item = MemberKey>,
         admin: MemberId,
@@ -572,7 +572,7 @@ impl Receiver {
             }
         }
         if let Body::Write(ops) = &event.body
-            && let Some(why) = ops.iter().find_map(|op| op_problem(op, &self.prefix))
+            && let Some(why) = ops.iter().find_map(op_problem)
         {
             return self.misbehaved(event, alarms, why);
         }
@@ -644,18 +644,25 @@ enum Readiness {
     Accept,
 }
 
-/// Why a received operation is refused: with the local prefix in front, its path must be one
-/// the vault's own rules accept (no empty, `.` or `..` segment, no control character, not too
-/// long), so nothing lands outside the prefix; and a value no larger than a vault takes.
-fn op_problem(op: &Op, prefix: &str) -> Option<&'static str> {
-    let full = format!("{prefix}/{}", op.path());
-    if tresor::path::SecretPath::parse(&full).is_err() {
-        return Some("a path the vault's path rules refuse");
+/// The longest path of a group, relative to its shared folder (the folder's part of the vault's
+/// 512 bytes is [`MAX_PREFIX`] at most, on every member).
+pub const MAX_SHARED_PATH: usize = 256;
+/// The longest shared folder a vault may give a group.
+pub const MAX_PREFIX: usize = tresor::path::MAX_PATH_LEN - MAX_SHARED_PATH - 1;
+/// The largest value a group carries (what any vault takes by default).
+pub const MAX_SHARED_VALUE: usize = tresor::vault::DEFAULT_MAX_VALUE;
+
+/// Why an operation breaks the group's rules, which are the same on every member (whatever
+/// folder and limits each gave itself): its path, relative to the shared folder, must be one the
+/// vault's path rules accept (no empty, `.` or `..` segment, no control character) and at most
+/// [`MAX_SHARED_PATH`] bytes, so that it lands inside any member's folder; and a value at most
+/// [`MAX_SHARED_VALUE`].
+pub fn op_problem(op: &Op) -> Option<&'static str> {
+    if op.path().len() > MAX_SHARED_PATH || tresor::path::SecretPath::parse(op.path()).is_err() {
+        return Some("a path the group's path rules refuse");
     }
     match op {
-        Op::Put { value, .. } if value.len() > tresor::vault::DEFAULT_MAX_VALUE => {
-            Some("a value larger than a vault takes")
-        }
+        Op::Put { value, .. } if value.len() > MAX_SHARED_VALUE => Some("a value larger than a group carries"),
         _ => None,
     }
 }

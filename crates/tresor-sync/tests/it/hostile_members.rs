@@ -109,7 +109,8 @@ fn a_member_that_saw_the_other_branch_of_a_fork_is_caught_by_its_claim() {
 
 #[test]
 fn a_path_outside_the_prefix_is_refused_and_names_its_signer() {
-    for bad in ["../escape", "a/../../b", "/abs", "a//b", "", "a\u{1}b"] {
+    let long = "a".repeat(tresor_sync::receive::MAX_SHARED_PATH + 1);
+    for bad in ["../escape", "a/../../b", "/abs", "a//b", "", "a\u{1}b", "\u{1}sys/tokens", &long] {
         let forger = Forger::new();
         let mut peers = group();
         let (_, cells) = forger.seal(&forger.event(1, [0; 32], vec![], 1, put(bad, b"x")));
@@ -119,7 +120,7 @@ fn a_path_outside_the_prefix_is_refused_and_names_its_signer() {
             [Alarm::Misbehaved {
                 member: forger.identity.id(),
                 seq: 1,
-                why: "a path the vault's path rules refuse"
+                why: "a path the group's path rules refuse"
             }],
             "{bad:?}"
         );
