@@ -69,6 +69,8 @@ pub(crate) fn client(ca_cert: Option<PathBuf>) -> Result<reqwest::Client, CliErr
     let mut builder = reqwest::Client::builder()
         .timeout(TIMEOUT)
         .connect_timeout(Duration::from_secs(10))
+        // Below the servers' 10 s idle limit: a pooled connection is never used as it closes.
+        .pool_idle_timeout(Duration::from_secs(5))
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none());
     let ca = ca_cert.or_else(|| env(&["TRESOR_CACERT", "VAULT_CACERT"]).map(Into::into));

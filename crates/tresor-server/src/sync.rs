@@ -13,7 +13,12 @@ pub const EVERY: Duration = Duration::from_secs(60);
 /// One round of every sync group of `vault`; `memo` is kept by the caller between rounds.
 pub async fn groups(vault: &Vault, memo: &mut Memo) {
     tresor_backend::install_tls_provider();
-    let Ok(http) = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(60)).build() else {
+    let Ok(http) = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .pool_idle_timeout(Duration::from_secs(5))
+        .build()
+    else {
         tracing::warn!("background sync: no HTTP client");
         return;
     };

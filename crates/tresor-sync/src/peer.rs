@@ -204,6 +204,10 @@ pub struct Peer {
     acked: BTreeMap<MemberId, u64>,
     heard: BTreeMap<MemberId, u64>,
     last_event_at: u64,
+    /// Whether another member's write, rekey or acknowledgement was accepted since this member's
+    /// last event: the next upload acknowledges it with a heartbeat at once (so acknowledgements
+    /// flow without waiting for `T`; a heartbeat answers nothing, so two members never ping-pong).
+    owed: bool,
     timing: Timing,
 }
 
@@ -290,6 +294,7 @@ impl Peer {
             acked: BTreeMap::new(),
             heard,
             last_event_at: now,
+            owed: false,
             timing,
         }
     }
@@ -467,7 +472,9 @@ impl Peer {
         if snapshot.versions.iter().any(|v| {
             let op = match v.deleted {
                 true => Op::Delete { path: v.path.to_string() },
-                false => Op::Put { path: v.path.to_string(), value: tresor_crypto::SecretBytes::new(Vec::new()) },
+                false => {
+                    Op::Put { path: v.path.to_string(), value: tresor_crypto::SecretBytes::new(Vec::new()) }
+                }
             };
             crate::receive::op_problem(&op).is_some() || v.value.len() > crate::receive::MAX_SHARED_VALUE
         }) {
@@ -580,6 +587,7 @@ impl Peer {
         self.last_hash = digest;
         self.lamport = event.lamport;
         self.last_event_at = now;
+        self.owed = false;
         self.receiver.accept_own(&event, digest);
         self.unacked.insert(event.seq, Outgoing { signed, sent: None, write, epoch });
         self.replica.apply(event);
@@ -603,7 +611,9 @@ impl Peer {
             }
             self.posted = Some(self.epoch());
             self.emit(Body::Ack { one_time: public }, now)?;
-        } else if !self.removed && now.saturating_sub(self.last_event_at) >= self.timing.heartbeat {
+        } else if !self.removed
+            && (self.owed || now.saturating_sub(self.last_event_at) >= self.timing.heartbeat)
+        {
             self.emit(Body::Heartbeat, now)?;
         }
         let mut out: BTreeMap<u64, Vec<Cell>> = BTreeMap::new();
@@ -805,6 +815,7 @@ impl Peer {
     /// What an accepted event changes here beyond the receiver's chains.
     fn take_in(&mut self, mut event: Event, now: u64, warnings: &mut Vec<Warning>) {
         self.heard.insert(event.sender, now);
+        self.owed |= !matches!(event.body, Body::Heartbeat);
         let moved = self.moved.entry(event.sender).or_default();
         *moved = (*moved).max(event.epoch);
         if let Some(head) = event.head_of(&self.id()) {

@@ -662,7 +662,9 @@ pub fn op_problem(op: &Op) -> Option<&'static str> {
         return Some("a path the group's path rules refuse");
     }
     match op {
-        Op::Put { value, .. } if value.len() > MAX_SHARED_VALUE => Some("a value larger than a group carries"),
+        Op::Put { value, .. } if value.len() > MAX_SHARED_VALUE => {
+            Some("a value larger than a group carries")
+        }
         _ => None,
     }
 }

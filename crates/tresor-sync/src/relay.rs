@@ -93,8 +93,29 @@ impl RelayClient {
         let message = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
             .and_then(|v| v["errors"][0].as_str().map(str::to_string))
-            .unwrap_or_else(|| "no reason given".into());
+            .unwrap_or_else(|| "no reason given".into())
+            // The relay's words reach a terminal: no control characters (escape sequences).
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(300)
+            .collect();
         RelayError::Refused { url: self.base.to_string(), status, message }
+    }
+
+    /// Sends the request `build` makes; once more if the connection failed before an answer (a
+    /// pooled connection the relay closed while idle). An upload sent twice is harmless: members
+    /// recognise cells they have read.
+    async fn send(
+        &self,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, RelayError> {
+        match build().send().await {
+            Ok(answer) => Ok(answer),
+            Err(e) if e.is_request() || e.is_connect() => {
+                build().send().await.map_err(|e| self.unreachable(e))
+            }
+            Err(e) => Err(self.unreachable(e)),
+        }
     }
 
     /// Uploads `cells` (a power of two of them, as [`Peer::upload`] pads) to `mailbox`, in
@@ -103,11 +124,23 @@ impl RelayClient {
         let url = self.url(mailbox)?;
         for piece in cells.chunks(MAX_UPLOAD_CELLS) {
             let body: Vec<u8> = piece.iter().flat_map(|c| c.iter().copied()).collect();
-            let answer =
-                self.http.post(url.clone()).body(body).send().await.map_err(|e| self.unreachable(e))?;
+            let answer = self.send(|| self.http.post(url.clone()).body(body.clone())).await?;
             if !answer.status().is_success() {
                 return Err(self.refused(answer).await);
             }
+        }
+        Ok(())
+    }
+
+    /// Whether the relay answers (before a group is made that would use it).
+    pub async fn health(&self) -> Result<(), RelayError> {
+        let url = self.base.join("v1/relay/health").map_err(|_| RelayError::Lying {
+            url: self.base.to_string(),
+            why: "the relay's address does not take a path",
+        })?;
+        let answer = self.send(|| self.http.get(url.clone())).await?;
+        if !answer.status().is_success() {
+            return Err(self.refused(answer).await);
         }
         Ok(())
     }
@@ -116,7 +149,7 @@ impl RelayClient {
     pub async fn fetch(&self, mailbox: &[u8; 32], from: u64) -> Result<Fetched, RelayError> {
         let mut url = self.url(mailbox)?;
         url.query_pairs_mut().append_pair("from", &from.to_string());
-        let answer = self.http.get(url).send().await.map_err(|e| self.unreachable(e))?;
+        let answer = self.send(|| self.http.get(url.clone())).await?;
         if !answer.status().is_success() {
             return Err(self.refused(answer).await);
         }
@@ -141,6 +174,9 @@ impl RelayClient {
         Ok(Fetched { cells: body.chunks(CELL_LEN).map(<[u8]>::to_vec).collect(), length })
     }
 }
+
+/// The most cells one round reads from one mailbox (64 MiB).
+pub const MAX_ROUND_CELLS: usize = 65_536;
 
 /// One round of sync for `peer` at `now`: its uploads go up, then every mailbox it holds is
 /// read from its cursor to the end. `cursors` (one per mailbox) is the caller's to keep.
@@ -177,7 +213,10 @@ pub async fn download(
     let mut done = Vec::new();
     while let Some(mailbox) = peer.mailboxes().into_iter().find(|m| !done.contains(m)) {
         done.push(mailbox);
-        loop {
+        let mut read = 0;
+        // A round reads a bounded number of cells per mailbox (a relay that claims a mailbox
+        // without end cannot keep it going): the rest waits for the next round.
+        while read < MAX_ROUND_CELLS {
             let cursor = cursors.entry(mailbox).or_default();
             let fetched = relay.fetch(&mailbox, *cursor).await?;
             if fetched.length < *cursor {
@@ -189,6 +228,7 @@ pub async fn download(
                 break;
             }
             *cursor += fetched.cells.len() as u64;
+            read += fetched.cells.len();
             let finished = fetched.cells.is_empty() || *cursor >= fetched.length;
             warnings.extend(peer.download(&mailbox, fetched.cells.iter().map(Vec::as_slice), now));
             if finished {

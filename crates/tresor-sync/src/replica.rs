@@ -116,6 +116,16 @@ impl Replica {
         }
     }
 
+    /// The paths any of whose versions holds a value (what a member that had every version could
+    /// read, overwritten and deleted values included).
+    pub fn paths_ever_written(&self) -> Vec<&str> {
+        self.paths
+            .iter()
+            .filter(|(_, v)| v.iter().any(|v| v.value.is_some()))
+            .map(|(p, _)| p.as_str())
+            .collect()
+    }
+
     /// Every path with a version, deleted ones included.
     pub fn all_paths(&self) -> impl Iterator<Item = &str> {
         self.paths.keys().map(String::as_str)

@@ -31,12 +31,17 @@ use zeroize::Zeroizing;
 
 /// The format of the record and of the saved state.
 const FORMAT: u8 = 1;
+/// The most parts a state is cut into (1 GiB at the default value limit).
+const MAX_PARTS: usize = 1024;
 /// Bytes of one state part's header: generation, index, count.
 const PART_HEADER: usize = 16;
 /// Operations in one event at most (more go in several).
 const OPS_PER_EVENT: usize = 64;
 /// Value bytes in one event at most (more go in several).
 const BYTES_PER_EVENT: usize = 4 << 20;
+/// The most cells a pairing mailbox may hold (a welcome carries the group's snapshot, at most
+/// 64 MiB).
+const MAX_PAIRING_CELLS: usize = 80_000;
 /// How often pairing looks at the relay.
 const PAIRING_POLL: Duration = Duration::from_millis(300);
 
@@ -58,22 +63,32 @@ pub enum ShareError {
     /// No group shares this prefix.
     #[error("no sync group shares {0}")]
     NoGroup(String),
+    /// No member of the group has an id starting so.
+    #[error("no member of the group has an id starting with {0}")]
+    NoMember(String),
     /// The operation is refused as asked (why says which rule).
     #[error("{0}")]
     Refused(String),
     /// The group's state in the vault is malformed or changed while it was read.
     #[error("the sync group's state in the vault {0}")]
     State(&'static str),
-    /// Another sync of this group ran at the same time and saved first: nothing of this one was
-    /// kept or sent.
-    #[error("another sync of {0} ran at the same time; nothing of this one was kept or sent (run it again)")]
+    /// Another sync of this group ran at the same time and saved first, or the vault changed
+    /// under the folder during the round: nothing of this one was kept or sent.
+    #[error(
+        "another sync of {0} ran at the same time, or a secret there changed during it: nothing of this one was \
+         kept or sent (run it again)"
+    )]
     Busy(String),
     /// The pairing words were not confirmed.
-    #[error("the words were not confirmed: nothing was shared")]
-    NotConfirmed,
-    /// The person on the other side said the words differ.
     #[error(
-        "the other side said the words differ: nothing was shared (someone may be in the middle: make a new invitation)"
+        "the words were not confirmed: nothing was shared (if they differed, someone may be in the middle: make \
+         a new invitation)"
+    )]
+    NotConfirmed,
+    /// The other side declined: its person said the words differ, or it could not join.
+    #[error(
+        "the other side declined (its words differed, or it cannot join: it says why): nothing was shared; if the \
+         words differed, someone may be in the middle: make a new invitation"
     )]
     Declined,
     /// Nobody answered in time.
@@ -146,6 +161,8 @@ pub struct Loaded {
     /// The version of state part 0 as read (the check-and-set of the next save).
     base: u64,
     parts: usize,
+    /// The version of each part as read (what the next save supersedes).
+    versions: Vec<u64>,
     saved: Zeroizing<Vec<u8>>,
 }
 
@@ -188,6 +205,10 @@ pub struct Report {
     pub sent: Vec<String>,
     /// What the relay or a member did that an honest group and relay never do.
     pub warnings: Vec<Warning>,
+    /// What went wrong after the round's work was saved (old state versions not destroyed).
+    pub problems: Vec<String>,
+    /// Paths (in the vault) not carried, and why (the group's limits, or this vault's).
+    pub skipped: Vec<(String, &'static str)>,
     /// Paths (in the vault) with concurrent versions: the shown one, and how many others.
     pub conflicts: Vec<(String, usize)>,
     /// Own writes the other members have not all acknowledged yet.
@@ -222,8 +243,15 @@ fn folder(prefix: &str) -> Result<String, ShareError> {
             "share a folder of the vault, not all of it (give a prefix such as team)".into(),
         ));
     }
-    // The path rules decide (a file under it must be a valid path).
+    // The path rules decide (a file under it must be a valid path), and the group's: every
+    // member's folder leaves room for the group's longest path.
     SecretPath::parse(&format!("{trimmed}/x"))?;
+    if trimmed.len() > crate::receive::MAX_PREFIX {
+        return Err(ShareError::Refused(format!(
+            "a shared folder's name is at most {} bytes (the group's paths take the rest)",
+            crate::receive::MAX_PREFIX
+        )));
+    }
     Ok(trimmed.to_string())
 }
 
@@ -282,13 +310,18 @@ pub async fn load(vault: &Vault, record: Record) -> Result<Loaded, ShareError> {
             _ => return Err(ShareError::State("has no saved state for the group")),
         };
         let (base, header) = (first.0, part_header(&first.1)?);
-        let (generation, count) = (header.0, header.2);
+        let (generation, index, count) = header;
+        if index != 0 || count > MAX_PARTS {
+            return Err(ShareError::State("holds a state whose parts are out of order or too many"));
+        }
         let mut parts = vec![first.1];
+        let mut versions = vec![base];
         let mut torn = false;
         for n in 1..count {
             match vault.system_entry(&part_path(&record.group, n)?, None).await? {
-                SystemEntry::Current(_, bytes) if part_header(&bytes)? == (generation, n, count) => {
-                    parts.push(bytes)
+                SystemEntry::Current(version, bytes) if part_header(&bytes)? == (generation, n, count) => {
+                    parts.push(bytes);
+                    versions.push(version);
                 }
                 _ => {
                     torn = true;
@@ -312,7 +345,10 @@ pub async fn load(vault: &Vault, record: Record) -> Result<Loaded, ShareError> {
         let peer = Peer::restore(identity(vault, &record).await?, stored.peer)?;
         let synced = stored.synced.into_iter().collect();
         let cursors = stored.cursors.into_iter().collect();
-        return Ok(Loaded { record, peer, synced, cursors, base, parts: count, saved });
+        if peer.group() != record.group {
+            return Err(ShareError::State("holds the state of another group under this one's name"));
+        }
+        return Ok(Loaded { record, peer, synced, cursors, base, parts: count, versions, saved });
     }
     Err(ShareError::State("kept changing while it was read"))
 }
@@ -411,6 +447,42 @@ impl Loaded {
     }
 }
 
+/// Saves the state in one commit with `changes` (see [`Loaded::save_changes`]), then destroys the
+/// versions of the state it superseded: they hold epoch keys and one-time keys no longer in use,
+/// which a recovery phrase learnt later must not open (forward secrecy). Returns what could not
+/// be destroyed.
+async fn save(
+    vault: &Vault,
+    loaded: &Loaded,
+    actor: &str,
+    changes: Vec<Change>,
+) -> Result<Vec<String>, ShareError> {
+    let changes = loaded.save_changes(vault, actor, changes, false)?;
+    match vault.apply(changes).await {
+        Ok(_) => {}
+        Err(tresor::Error::Conflict(_)) => return Err(ShareError::Busy(loaded.record.prefix.clone())),
+        Err(e) => return Err(e.into()),
+    }
+    Ok(destroy_versions(vault, &loaded.record.group, &loaded.versions).await)
+}
+
+/// Destroys version `versions[n]` of state part `n` of `group`; what could not be destroyed.
+async fn destroy_versions(vault: &Vault, group: &[u8; 32], versions: &[u64]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (n, version) in versions.iter().enumerate() {
+        let Ok(path) = part_path(group, n) else { continue };
+        match vault.destroy_versions(&path, &[*version]).await {
+            Ok(report) if report.complete() => {}
+            Ok(_) => problems.push(
+                "an old version of the group's state is not wholly gone from the store (`tresor gc` removes what is left)"
+                    .to_string(),
+            ),
+            Err(e) => problems.push(format!("an old version of the group's state could not be destroyed: {e}")),
+        }
+    }
+    problems
+}
+
 /// Saves a new group (its record and its first state) in one commit.
 async fn save_new(vault: &Vault, loaded: &Loaded, actor: &str) -> Result<(), ShareError> {
     let record = postcard::to_stdvec(&loaded.record).map_err(|_| ShareError::State("does not encode"))?;
@@ -453,6 +525,7 @@ pub async fn create(vault: &Vault, prefix: &str, relay: &str, actor: &str) -> Re
         cursors: BTreeMap::new(),
         base: 0,
         parts: 0,
+        versions: Vec::new(),
         saved: Zeroizing::new(Vec::new()),
     };
     save_new(vault, &loaded, actor).await?;
@@ -509,12 +582,22 @@ pub async fn sync(
                 continue;
             }
             let value = vault.get(format!("{prefix}/{rel}").as_str(), Some(*version)).await?;
+            let put = Op::Put { path: rel.clone(), value };
+            if let Some(why) = crate::receive::op_problem(&put) {
+                report.skipped.push((format!("{prefix}/{rel}"), why));
+                continue;
+            }
+            let Op::Put { value, .. } = &put else { continue };
             let digest = hash(value.as_slice());
-            let known = loaded
-                .synced
-                .insert(rel.clone(), Synced { version: *version, hash: digest, kept: Vec::new() });
-            if known.is_none_or(|s| s.hash != digest) {
-                ops.push(Op::Put { path: rel.clone(), value });
+            let known = loaded.synced.get(rel).cloned();
+            let same = known.as_ref().is_some_and(|k| k.hash == digest);
+            // Written again here (not the copy the last round wrote, version 0): sent even if
+            // unchanged while the path is in conflict — writing it again is how one settles it.
+            let rewritten = known.as_ref().is_some_and(|k| k.version != 0);
+            let kept = known.map(|k| k.kept).filter(|_| same).unwrap_or_default();
+            loaded.synced.insert(rel.clone(), Synced { version: *version, hash: digest, kept });
+            if !same || (rewritten && loaded.peer.replica().frontier(rel).len() > 1) {
+                ops.push(put);
             }
         }
         let gone: Vec<String> = loaded.synced.keys().filter(|p| !listed.contains_key(*p)).cloned().collect();
@@ -559,11 +642,19 @@ pub async fn sync(
                 if known.is_some_and(|k| k.hash == digest) && new.is_empty() {
                     continue;
                 }
+                if value.len() > vault.max_value() {
+                    report
+                        .skipped
+                        .push((full.to_string(), "a value larger than this vault takes (max_value_size)"));
+                    continue;
+                }
                 let mut expect = Some(live);
                 for (version, _) in
                     new.iter().map(|(v, h)| (*v, h)).chain(std::iter::once((*winner, &digest)))
                 {
-                    let Some(v) = &version.value else { continue };
+                    let Some(v) = version.value.as_ref().filter(|v| v.len() <= vault.max_value()) else {
+                        continue;
+                    };
                     changes.push(Change {
                         path: full.clone(),
                         value: Some(Zeroizing::new(v.as_slice().to_vec())),
@@ -597,12 +688,7 @@ pub async fn sync(
     report.received = touched.iter().map(|(rel, _)| format!("{prefix}/{rel}")).collect();
     if remote > 0 || !uploads.is_empty() || loaded.changed()? {
         memo.0.remove(&group);
-        let changes = loaded.save_changes(vault, actor, changes, false)?;
-        match vault.apply(changes).await {
-            Ok(_) => {}
-            Err(tresor::Error::Conflict(_)) => return Err(ShareError::Busy(prefix)),
-            Err(e) => return Err(e.into()),
-        }
+        report.problems = save(vault, &loaded, actor, changes).await?;
     } else {
         memo.0.insert(group, index);
     }
@@ -653,18 +739,39 @@ pub struct MemberView {
     pub heard: Option<u64>,
 }
 
-/// The members of the group of `record`, as this vault last saw them, and its epoch.
-pub async fn members(vault: &Vault, record: Record) -> Result<(Vec<MemberView>, u64), ShareError> {
+/// A group as this vault last saw it (`share list`, `share members`).
+#[derive(Debug)]
+pub struct GroupView {
+    /// The current epoch's members.
+    pub members: Vec<MemberView>,
+    /// The current epoch.
+    pub epoch: u64,
+    /// Whether the admin removed this vault.
+    pub removed: bool,
+    /// Paths with concurrent versions.
+    pub conflicts: usize,
+    /// Own writes not yet acknowledged by every member.
+    pub unacknowledged: usize,
+}
+
+/// The group of `record` as this vault last saw it.
+pub async fn view(vault: &Vault, record: Record) -> Result<GroupView, ShareError> {
     let loaded = load(vault, record).await?;
     let peer = &loaded.peer;
     let me = peer.id();
-    let views = peer
+    let members = peer
         .members()
         .iter()
         .map(MemberKey::id)
         .map(|id| MemberView { id, admin: id == peer.admin(), me: id == me, heard: peer.heard_from(&id) })
         .collect();
-    Ok((views, peer.epoch()))
+    Ok(GroupView {
+        members,
+        epoch: peer.epoch(),
+        removed: peer.is_removed(),
+        conflicts: peer.replica().conflicts().len(),
+        unacknowledged: peer.unacknowledged(),
+    })
 }
 
 /// Removes the member whose id starts with `member` (the admin only): a new epoch without it,
@@ -690,11 +797,7 @@ pub async fn remove(
         .collect();
     let id = match matching.as_slice() {
         [one] => *one,
-        [] => {
-            return Err(ShareError::Refused(format!(
-                "no member of the group has an id starting with {member}"
-            )));
-        }
+        [] => return Err(ShareError::NoMember(member.to_string())),
         _ => {
             return Err(ShareError::Refused(format!(
                 "several members have an id starting with {member}: give more of it"
@@ -702,27 +805,28 @@ pub async fn remove(
         }
     };
     if id == loaded.peer.id() {
-        return Err(ShareError::Refused("the admin cannot remove itself (use share leave)".into()));
+        return Err(ShareError::Refused("the admin cannot remove itself".into()));
     }
     let now = now();
     relay::download(&mut loaded.peer, relay, &mut loaded.cursors, now).await?;
     loaded.peer.rekey(&[id], now)?;
     let prefix = loaded.record.prefix.clone();
-    let readable = loaded.peer.replica().paths().into_iter().map(|p| format!("{prefix}/{p}")).collect();
+    let readable =
+        loaded.peer.replica().paths_ever_written().into_iter().map(|p| format!("{prefix}/{p}")).collect();
     let uploads = loaded.peer.upload(now)?;
-    let changes = loaded.save_changes(vault, actor, Vec::new(), false)?;
-    match vault.apply(changes).await {
-        Ok(_) => {}
-        Err(tresor::Error::Conflict(_)) => return Err(ShareError::Busy(prefix)),
-        Err(e) => return Err(e.into()),
-    }
+    save(vault, &loaded, actor, Vec::new()).await?;
     relay::send(relay, &uploads).await?;
     Ok((id, readable))
 }
 
-/// Forgets the group of `record` in this vault: its record and state are deleted (the secrets
-/// under its prefix stay). Returns this member's id, for the admin to remove.
-pub async fn leave(vault: &Vault, record: Record, actor: &str) -> Result<MemberId, ShareError> {
+/// Forgets the group of `record` in this vault: its record is deleted and its state destroyed
+/// (the secrets under its prefix stay). Returns this member's id, for the admin to remove, and
+/// what could not be destroyed.
+pub async fn leave(
+    vault: &Vault,
+    record: Record,
+    actor: &str,
+) -> Result<(MemberId, Vec<String>), ShareError> {
     let loaded = load(vault, record).await?;
     let mut changes = vec![Change {
         path: record_path(&loaded.record.group)?,
@@ -740,7 +844,10 @@ pub async fn leave(vault: &Vault, record: Record, actor: &str) -> Result<MemberI
         });
     }
     match vault.apply(changes).await {
-        Ok(_) => Ok(loaded.peer.id()),
+        // The keys and values the state held go from the store too.
+        Ok(_) => {
+            Ok((loaded.peer.id(), destroy_versions(vault, &loaded.record.group, &loaded.versions).await))
+        }
         Err(tresor::Error::Conflict(_)) => Err(ShareError::Busy(loaded.record.prefix)),
         Err(e) => Err(e.into()),
     }
@@ -767,9 +874,31 @@ impl Mailbox<'_> {
     /// The next message of the other side, waiting until `deadline`.
     async fn next(&mut self, deadline: std::time::Instant, waiting_for: &str) -> Result<Message, ShareError> {
         let other = 1 - self.role;
+        let mut fresh = true;
         loop {
             let fetched = self.relay.fetch(&self.invitation.mailbox(), self.cells.len() as u64).await?;
+            fresh |= !fetched.cells.is_empty();
+            let more = !fetched.cells.is_empty()
+                && ((self.cells.len() + fetched.cells.len()) as u64) < fetched.length;
             self.cells.extend(fetched.cells);
+            if self.cells.len() > MAX_PAIRING_CELLS {
+                return Err(
+                    PairError::Attack("more cells in the pairing mailbox than a pairing sends").into()
+                );
+            }
+            if more {
+                continue;
+            }
+            if !fresh {
+                if std::time::Instant::now() >= deadline {
+                    return Err(ShareError::TimedOut(format!(
+                        "no {waiting_for} came through the relay in time"
+                    )));
+                }
+                tokio::time::sleep(PAIRING_POLL).await;
+                continue;
+            }
+            fresh = false;
             let theirs: Vec<Message> = self
                 .invitation
                 .open(self.cells.iter().map(Vec::as_slice))
@@ -807,6 +936,7 @@ pub async fn invite(
         return Err(ShareError::Refused("only the group's admin invites members (it made the group)".into()));
     }
     let peer = &loaded.peer;
+    let offered = (peer.epoch(), peer.members().to_vec());
     let mut creator = Creator::new(peer.group(), peer.key(), peer.epoch(), peer.members().to_vec())?;
     let invitation = Invitation::new(&record.relay)?;
     shown(&invitation.to_text());
@@ -820,6 +950,7 @@ pub async fn invite(
                 mailbox.send(&offer).await?;
             }
             Message::Reveal { keys, nonce } => break creator.on_reveal(keys, nonce)?,
+            Message::Declined => return Err(ShareError::Declined),
             _ => return Err(PairError::Attack("a message out of turn").into()),
         }
     };
@@ -834,19 +965,33 @@ pub async fn invite(
     }
     // The state again (a sync may have run meanwhile), then the admission saved before it is sent.
     let mut loaded = load(vault, record).await?;
+    if (loaded.peer.epoch(), loaded.peer.members().to_vec()) != offered {
+        mailbox.send(&Message::Declined).await?;
+        return Err(ShareError::Refused(
+            "the group changed while the invitation waited (a member was admitted or removed): make a new invitation"
+                .into(),
+        ));
+    }
     let now = now();
     let welcome = loaded.peer.admit(joiner, now)?;
     let uploads = loaded.peer.upload(now)?;
-    let prefix = loaded.record.prefix.clone();
-    let changes = loaded.save_changes(vault, actor, Vec::new(), false)?;
-    match vault.apply(changes).await {
-        Ok(_) => {}
-        Err(tresor::Error::Conflict(_)) => return Err(ShareError::Busy(prefix)),
-        Err(e) => return Err(e.into()),
-    }
+    save(vault, &loaded, actor, Vec::new()).await?;
     mailbox.send(&welcome).await?;
     relay::send(relay, &uploads).await?;
     Ok(joiner.id())
+}
+
+/// Checks that this vault can join a group into `prefix` (a folder overlapping no group's, and
+/// empty) before anything is sent; the folder as groups name it.
+pub async fn joinable(vault: &Vault, prefix: &str) -> Result<String, ShareError> {
+    let prefix = folder(prefix)?;
+    refuse_overlap(vault, &prefix).await?;
+    if !vault.list(&format!("{prefix}/")).await?.is_empty() {
+        return Err(ShareError::Refused(format!(
+            "{prefix} holds secrets already: join into an empty folder (--as FOLDER)"
+        )));
+    }
+    Ok(prefix)
 }
 
 /// Joins the group of `invitation` with this vault's `prefix` (which must hold nothing):
@@ -861,13 +1006,7 @@ pub async fn join(
     wait: Duration,
     confirm: impl FnOnce(&[&str]) -> bool,
 ) -> Result<Record, ShareError> {
-    let prefix = folder(prefix)?;
-    refuse_overlap(vault, &prefix).await?;
-    if !vault.list(&format!("{prefix}/")).await?.is_empty() {
-        return Err(ShareError::Refused(format!(
-            "{prefix} holds secrets already: join into an empty folder (--as FOLDER)"
-        )));
-    }
+    let prefix = joinable(vault, prefix).await?;
     let label = random_array::<32>().map_err(|_| ShareError::State("lacks a random source"))?;
     let mut record = Record {
         format: FORMAT,
@@ -887,6 +1026,13 @@ pub async fn join(
         return Err(PairError::Attack("a message out of turn").into());
     };
     let (reveal, offer, sas) = joiner.on_offer(offer)?;
+    if let Some(mine) = records(vault).await?.into_iter().find(|r| r.group == offer.group) {
+        mailbox.send(&Message::Declined).await?;
+        return Err(ShareError::Refused(format!(
+            "this vault is in that group already: its secrets land in {}/",
+            mine.prefix
+        )));
+    }
     mailbox.send(&reveal).await?;
     if !confirm(&sas.words) {
         mailbox.send(&Message::Declined).await?;
@@ -907,6 +1053,7 @@ pub async fn join(
         cursors: BTreeMap::new(),
         base: 0,
         parts: 0,
+        versions: Vec::new(),
         saved: Zeroizing::new(Vec::new()),
     };
     save_new(vault, &loaded, actor).await?;

@@ -104,7 +104,8 @@ pub struct SyncArgs {
     /// How often --watch syncs.
     #[arg(long, value_name = "DURATION", default_value = "30s", requires = "watch")]
     interval: String,
-    /// Trust only this CA certificate (PEM) for the relay's TLS.
+    /// Trust only this CA certificate (PEM) for the relays' TLS (default: TRESOR_CACERT, else
+    /// the system's roots).
     #[arg(long, value_name = "FILE")]
     ca_cert: Option<PathBuf>,
 }
@@ -135,13 +136,17 @@ fn failed(e: ShareError) -> CliError {
         ShareError::Pair(_) | ShareError::Refused(_) => CliError::input(message),
         ShareError::NoGroup(_) => CliError::with_code(4, message)
             .with_hint("`tresor share list` shows the groups of this vault".into()),
+        ShareError::NoMember(_) => {
+            CliError::with_code(4, message).with_hint("`tresor share members FOLDER` shows their ids".into())
+        }
         ShareError::Busy(_) => CliError::with_code(6, message),
         _ => CliError::other(message),
     }
 }
 
 fn relay_client(url: &str, ca_cert: Option<PathBuf>) -> Result<RelayClient, CliError> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| CliError::input(format!("relay URL {url}: {e}")))?;
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|_| CliError::input(format!("relay URL {url:?}: give http(s)://HOST:PORT")))?;
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(CliError::input(format!("relay URL {url}: give http(s)://HOST:PORT")));
     }
@@ -170,7 +175,12 @@ fn confirm(words: &[&str], stdin: &mut impl BufRead) -> bool {
     eprint!("Are they the same? [y/N] ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
-    stdin.read_line(&mut line).is_ok() && matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+    let yes = stdin.read_line(&mut line).is_ok()
+        && matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes");
+    if yes {
+        eprintln!("waiting for the other side's answer...");
+    }
+    yes
 }
 
 /// Runs `tresor share ACTION`.
@@ -183,9 +193,19 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
             ShareAction::Create { prefix, relay, pairing } => {
                 let client = relay_client(&relay, pairing.ca_cert.clone())?;
                 let wait = wait(&pairing.wait)?;
+                // Reachable, before anything is made.
+                client.health().await.map_err(|e| failed(e.into()))?;
                 let record = share::create(&vault, &prefix, &relay, &actor).await.map_err(failed)?;
                 eprintln!("made a sync group for {}/ through {relay}; you are its admin", record.prefix);
-                invite(&vault, &client, record, &actor, wait, stdin).await
+                let invited = invite(&vault, &client, record.clone(), &actor, wait, stdin).await;
+                if invited.is_err() {
+                    // A group nobody joined is not kept: `share create` again starts afresh.
+                    let alone = share::view(&vault, record.clone()).await.is_ok_and(|v| v.members.len() == 1);
+                    if alone && share::leave(&vault, record, &actor).await.is_ok() {
+                        eprintln!("nobody joined: the group was not kept");
+                    }
+                }
+                invited
             }
             ShareAction::Invite { prefix, pairing } => {
                 let record = share::find(&vault, &prefix).await.map_err(failed)?;
@@ -202,7 +222,10 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
                 };
                 let invitation = Invitation::parse(&text).map_err(|e| failed(e.into()))?;
                 let client = relay_client(&invitation.relay, pairing.ca_cert.clone())?;
-                eprintln!("waiting for the group's admin...");
+                share::joinable(&vault, &folder).await.map_err(failed)?;
+                eprintln!(
+                    "waiting for the group's admin (its `share create` or `share invite` must be waiting too)..."
+                );
                 let record = share::join(&vault, &client, &invitation, &folder, &actor, wait(&pairing.wait)?, |w| {
                     confirm(w, stdin)
                 })
@@ -210,7 +233,7 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
                 .map_err(failed)?;
                 eprintln!("joined: the group's secrets land in {}/", record.prefix);
                 let report = share::sync(&vault, &client, record.clone(), &actor, &mut share::Memo::default()).await.map_err(failed)?;
-                print_report(&record, &report);
+                print_report(&record, &report, false);
                 Ok(())
             }
             ShareAction::List => {
@@ -219,16 +242,21 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
                     eprintln!("this vault is in no sync group (`tresor share create FOLDER --relay URL` makes one)");
                     return Ok(());
                 }
-                outln!("PREFIX               MEMBERS  EPOCH  ROLE    RELAY");
+                outln!("PREFIX               MEMBERS  EPOCH  ROLE     CONFLICTS  RELAY");
                 for record in records {
-                    let (members, epoch) = share::members(&vault, record.clone()).await.map_err(failed)?;
-                    let admin = members.iter().any(|m| m.me && m.admin);
+                    let view = share::view(&vault, record.clone()).await.map_err(failed)?;
+                    let role = match view.members.iter().any(|m| m.me && m.admin) {
+                        _ if view.removed => "removed",
+                        true => "admin",
+                        false => "member",
+                    };
                     outln!(
-                        "{:<20} {:<8} {:<6} {:<7} {}",
+                        "{:<20} {:<8} {:<6} {:<8} {:<10} {}",
                         format!("{}/", record.prefix),
-                        members.len(),
-                        epoch,
-                        if admin { "admin" } else { "member" },
+                        view.members.len(),
+                        view.epoch,
+                        role,
+                        view.conflicts,
                         record.relay
                     );
                 }
@@ -236,9 +264,12 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
             }
             ShareAction::Members { prefix } => {
                 let record = share::find(&vault, &prefix).await.map_err(failed)?;
-                let (members, epoch) = share::members(&vault, record).await.map_err(failed)?;
-                outln!("MEMBER            ROLE            LAST HEARD (epoch {epoch})");
-                for m in members {
+                let view = share::view(&vault, record).await.map_err(failed)?;
+                if view.removed {
+                    eprintln!("the group's admin removed this vault: these are the members it last saw");
+                }
+                outln!("MEMBER            ROLE            LAST HEARD (epoch {})", view.epoch);
+                for m in view.members {
                     let role = match (m.admin, m.me) {
                         (true, true) => "admin (you)",
                         (true, false) => "admin",
@@ -269,8 +300,10 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
             }
             ShareAction::Leave { prefix, force } => {
                 let record = share::find(&vault, &prefix).await.map_err(failed)?;
-                let (members, _) = share::members(&vault, record.clone()).await.map_err(failed)?;
-                if members.iter().any(|m| m.me && m.admin) && members.len() > 1 && !force {
+                let view = share::view(&vault, record.clone()).await.map_err(failed)?;
+                let admin = view.members.iter().any(|m| m.me && m.admin);
+                let alone = view.members.len() == 1;
+                if admin && !alone && !force {
                     return Err(CliError::input(format!(
                         "you are the admin of the group that shares {}/: without you nobody can admit or remove \
                          members (--force leaves anyway)",
@@ -278,11 +311,18 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
                     )));
                 }
                 let prefix = record.prefix.clone();
-                let id = share::leave(&vault, record, &actor).await.map_err(failed)?;
-                eprintln!(
-                    "left the group that shares {prefix}/ (the secrets stay here); ask its admin to run \
-                     `tresor share remove {prefix} {id}`"
-                );
+                let (id, problems) = share::leave(&vault, record, &actor).await.map_err(failed)?;
+                for problem in problems {
+                    eprintln!("tresor: warning: {problem}");
+                }
+                if alone || view.removed {
+                    eprintln!("left the group that shared {prefix}/; the secrets stay here");
+                } else {
+                    eprintln!(
+                        "left the group that shared {prefix}/ (the secrets stay here); ask the group's admin to \
+                         remove member {id} (`tresor share remove FOLDER {id}` on its side)"
+                    );
+                }
                 Ok(())
             }
         }
@@ -312,7 +352,8 @@ async fn invite(
         if std::io::stderr().is_terminal() {
             eprintln!("{}", qr(text));
         }
-        eprintln!("On the other machine: tresor share join '{text}' --as FOLDER");
+        eprintln!("On the other machine: tresor share join - --as FOLDER   (then paste it: it stays out of");
+        eprintln!("the shell's history and the process list)");
         eprintln!("waiting for them...");
     };
     let prefix = record.prefix.clone();
@@ -355,7 +396,7 @@ pub fn sync(ctx: &mut Ctx, args: SyncArgs) -> Result<(), CliError> {
             for record in &records {
                 let client = relay_client(&record.relay, args.ca_cert.clone())?;
                 match share::sync(&vault, &client, record.clone(), &actor, &mut memo).await {
-                    Ok(report) => alarmed |= print_report(record, &report),
+                    Ok(report) => alarmed |= print_report(record, &report, args.watch),
                     Err(e) if args.watch => eprintln!("tresor: {}/: {e}", record.prefix),
                     Err(e) => return Err(failed(e)),
                 }
@@ -379,9 +420,23 @@ pub fn sync(ctx: &mut Ctx, args: SyncArgs) -> Result<(), CliError> {
     })
 }
 
-/// Prints what a round did; whether it saw an attack.
-fn print_report(record: &Record, report: &Report) -> bool {
+/// Prints what a round did (with `watch`: only if it did or saw something, after the time);
+/// whether it saw an attack.
+fn print_report(record: &Record, report: &Report, watch: bool) -> bool {
     let prefix = &record.prefix;
+    let eventful = !report.received.is_empty()
+        || !report.sent.is_empty()
+        || !report.conflicts.is_empty()
+        || !report.warnings.is_empty()
+        || !report.skipped.is_empty()
+        || !report.problems.is_empty()
+        || report.removed;
+    if watch && !eventful {
+        return false;
+    }
+    if watch {
+        eprintln!("{}", tresor::vault::format_time(tresor::model::now_ms()));
+    }
     for path in &report.received {
         eprintln!("  ← {path}");
     }
@@ -404,11 +459,20 @@ fn print_report(record: &Record, report: &Report) -> bool {
             crate::plural(*others, "other version")
         );
     }
+    for (path, why) in &report.skipped {
+        eprintln!("tresor: warning: {path} is not carried: {why}");
+    }
+    for problem in &report.problems {
+        eprintln!("tresor: warning: {prefix}/: {problem}");
+    }
     if report.removed {
-        eprintln!("tresor: the group's admin removed this vault from the group that shares {prefix}/");
+        eprintln!(
+            "tresor: the group's admin removed this vault from the group that shares {prefix}/: nothing more \
+             comes or goes (`tresor share leave {prefix}` forgets it)"
+        );
     }
     let mut alarmed = false;
-    for warning in &report.warnings {
+    for warning in report.warnings.iter().filter(|w| !matches!(w, Warning::Removed)) {
         let (attack, text) = describe(warning);
         alarmed |= attack;
         eprintln!("tresor: warning: {prefix}/: {text}");

@@ -118,17 +118,43 @@ fn two_vaults_share_a_folder_both_ways_through_a_real_relay() {
             assert!(versions.iter().any(|v| v == value), "{path} lost {value:?}: {history}");
         }
     }
-    // Writing it again settles it.
-    a.set("team/db", b"settled");
+    // Rounds after it write nothing more (regression: the versions were written again at every
+    // round, piling up in history).
+    let lengths = |env: &Env, path: &str| env.run_pw(&["history", path], b"").ok().text().lines().count();
+    let before = (lengths(&a, "team/db"), lengths(&b, "shared/db"));
+    for _ in 0..2 {
+        assert!(!sync(&a).ok().stderr.contains('←'));
+        assert!(!sync(&b).ok().stderr.contains('←'));
+    }
+    assert_eq!((lengths(&a, "team/db"), lengths(&b, "shared/db")), before, "versions piled up");
+    // Writing the shown value again settles it (regression: an unchanged value was not sent).
+    a.set("team/db", &shown);
     sync(&a).ok();
     let settled = sync(&b).ok();
     assert!(!settled.stderr.contains("conflict"), "{}", settled.stderr);
-    assert_eq!(b.get("shared/db"), b"settled");
+    assert!(!sync(&a).ok().stderr.contains("conflict"));
+    assert_eq!(b.get("shared/db"), shown);
+
+    // Acknowledgements flow with the other side's next round, not after a minute.
+    a.set("team/new", b"x");
+    assert!(sync(&a).ok().stderr.contains("1 write not yet acknowledged"));
+    sync(&b).ok();
+    let acked = sync(&a).ok();
+    assert!(!acked.stderr.contains("not yet acknowledged"), "{}", acked.stderr);
+
+    // A vault in the group already is refused before it confirms anything, and nobody is admitted.
+    let (invited, again) = pair(&a, &["share", "invite", "team"], &b, "again", ["y", "y"]);
+    assert_eq!(again.code, 7, "{}", again.stderr);
+    assert!(again.stderr.contains("this vault is in that group already: its secrets land in shared/"));
+    assert!(invited.stderr.contains("the other side declined"), "{}", invited.stderr);
+    let out = a.run_pw(&["share", "create", "team/sub", "--relay", &relay.url], b"").expect(7);
+    assert!(out.stderr.contains("overlaps team"), "{}", out.stderr);
+    a.run_pw(&["share", "remove", "team", "ffff"], b"").expect(4);
 
     let list = b.run_pw(&["share", "list"], b"").ok().text();
     assert!(list.contains("shared/") && list.contains("member") && list.contains(&relay.url), "{list}");
     let members = a.run_pw(&["share", "members", "team"], b"").ok().text();
-    assert_eq!(members.lines().count(), 3, "{members}");
+    assert_eq!(members.lines().count(), 3, "nobody else was admitted: {members}");
     assert!(members.contains("admin (you)"), "{members}");
 }
 
@@ -172,22 +198,30 @@ fn pairing_refuses_bad_input_and_unconfirmed_words_share_nothing() {
         pair(&a, &["share", "create", "team", "--relay", &relay.url], &b, "team", ["y", "n"]);
     assert_ne!(joined.code, 0);
     assert!(joined.stderr.contains("the words were not confirmed"), "{}", joined.stderr);
-    assert!(created.stderr.contains("the other side said the words differ"), "{}", created.stderr);
+    assert!(created.stderr.contains("the other side declined"), "{}", created.stderr);
     assert!(!created.stderr.contains("admitted"), "{}", created.stderr);
     assert!(b.run_pw(&["share", "list"], b"").ok().stderr.contains("in no sync group"));
     assert_eq!(b.run_pw(&["get", "team/db"], b"").code, 4);
-    // Words not confirmed by the admin: the joiner waits in vain.
-    let (created, joined) = pair(&a, &["share", "invite", "team"], &b, "team", ["n", "y"]);
+    // A group nobody joined is not kept.
+    assert!(created.stderr.contains("nobody joined: the group was not kept"), "{}", created.stderr);
+    assert!(a.run_pw(&["share", "list"], b"").ok().stderr.contains("in no sync group"));
+    // Words not confirmed by the admin: the joiner is told.
+    let (created, joined) =
+        pair(&a, &["share", "create", "team", "--relay", &relay.url], &b, "team", ["n", "y"]);
     assert!(created.stderr.contains("the words were not confirmed"), "{}", created.stderr);
-    assert!(joined.stderr.contains("the other side said the words differ"), "{}", joined.stderr);
+    assert!(joined.stderr.contains("the other side declined"), "{}", joined.stderr);
     assert!(b.run_pw(&["share", "list"], b"").ok().stderr.contains("in no sync group"));
 
+    // A relay that does not answer: nothing is made.
+    let out = a.run_pw(&["share", "create", "team", "--relay", "http://127.0.0.1:9"], b"").expect(1);
+    assert!(out.stderr.contains("is the relay running"), "{}", out.stderr);
+    assert!(a.run_pw(&["share", "list"], b"").ok().stderr.contains("in no sync group"));
     for (args, code, says) in [
         (vec!["share", "join", "hello", "--as", "x"], 7, "not a tresor invitation"),
         (vec!["share", "join", "tresor-invite-1:00@http://127.0.0.1:1", "--as", "x"], 7, "32 hex digits"),
-        (vec!["share", "create", "team/sub", "--relay", &relay.url], 7, "overlaps team"),
         (vec!["share", "create", "/", "--relay", &relay.url], 7, "not all of it"),
         (vec!["share", "create", "other", "--relay", "ftp://x"], 7, "http(s)"),
+        (vec!["share", "create", "other", "--relay", "not a url"], 7, "give http(s)://HOST:PORT"),
         (vec!["share", "members", "nothing"], 4, "no sync group shares nothing"),
         (vec!["share", "invite", "nothing"], 4, "no sync group shares nothing"),
     ] {

@@ -99,6 +99,7 @@ struct Saved<'a> {
     acked: Vec<(MemberId, u64)>,
     heard: Vec<(MemberId, u64)>,
     last_event_at: u64,
+    owed: bool,
     timing: (u64, u64, u64),
 }
 
@@ -184,6 +185,7 @@ impl Peer {
             acked: self.acked.iter().map(|(m, s)| (*m, *s)).collect(),
             heard: self.heard.iter().map(|(m, s)| (*m, *s)).collect(),
             last_event_at: self.last_event_at,
+            owed: self.owed,
             timing: (self.timing.heartbeat, self.timing.skew, self.timing.grace),
         };
         // Sized first: a buffer that grew would leave copies of keys and values behind.
@@ -267,6 +269,7 @@ impl Peer {
             peer.proofs.push(Proof { signed, epoch: p.epoch, sender: p.sender, seq: p.seq, left: p.left });
         }
         peer.acked = saved.acked.into_iter().collect();
+        peer.owed = saved.owed;
         Ok(peer)
     }
 }

@@ -37,18 +37,18 @@ impl Engine {
         self.refresh().await?;
         // System entries are sealed apart from secrets (their own packs): destroying a caller's
         // superseded bookkeeping never has to move a secret's value.
-        let (system, user): (Vec<(usize, &(&SecretPath, &[u8]))>, Vec<_>) =
-            puts.iter().enumerate().partition(|(_, (path, _))| path.is_system());
+        let (system, user): (Vec<usize>, Vec<usize>) =
+            (0..puts.len()).partition(|at| puts[*at].0.is_system());
         let mut objects = Vec::new();
         let mut refs = vec![None; puts.len()];
         for part in [user, system] {
             if part.is_empty() {
                 continue;
             }
-            let items: Vec<(&SecretPath, &[u8])> = part.iter().map(|(_, item)| **item).collect();
+            let items: Vec<(&SecretPath, &[u8])> = part.iter().map(|at| puts[*at]).collect();
             let (sealed, blobs) = self.seal_values(&items).await?;
             objects.extend(sealed);
-            for ((at, _), blob) in part.iter().zip(blobs) {
+            for (at, blob) in part.iter().zip(blobs) {
                 refs[*at] = Some(blob);
             }
         }
