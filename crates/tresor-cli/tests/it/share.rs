@@ -336,3 +336,47 @@ fn two_syncs_at_once_on_one_vault_never_make_it_sign_twice_at_one_place() {
     assert_eq!(b.get("team/db"), b"value 5");
     eprintln!("{busy} of 6 rounds ran into each other");
 }
+
+#[test]
+fn the_agent_and_the_server_sync_in_the_background() {
+    use std::time::Duration;
+    let (a, b, relay) = setup();
+    let (created, joined) =
+        pair(&a, &["share", "create", "team", "--relay", &relay.url], &b, "team", ["y", "y"]);
+    created.ok();
+    joined.ok();
+    // B through its agent, A through a server, both syncing every second; nobody runs `sync`.
+    let _agent = b.agent_guard();
+    let file = b.password_file(PASSWORD);
+    crate::common::run(
+        b.cmd().env("TRESOR_PASSWORD_FILE", &file).env("TRESOR_SYNC_INTERVAL", "1s").arg("unlock"),
+        b"",
+    )
+    .ok();
+    let file = a.password_file(PASSWORD);
+    let mut server = a
+        .std_cmd(bin())
+        .args(["server", "--listen", "127.0.0.1:0", "--unseal", "--sync-interval", "1s"])
+        .env("TRESOR_PASSWORD_FILE", &file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Through the agent (no password), then to the server's vault.
+    b.run(&["set", "team/db"], b"from-b").ok();
+    let arrived = crate::common::wait_for(Duration::from_secs(30), || {
+        a.run_pw(&["--no-agent", "get", "team/db"], b"").stdout == b"from-b"
+    });
+    // And back: a change on A's side (here, while the server runs) reaches B's agent.
+    a.set("team/api", b"from-a");
+    let back = crate::common::wait_for(Duration::from_secs(30), || {
+        b.run(&["get", "team/api"], b"").stdout == b"from-a"
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(arrived, "B's write did not reach A's server in 30 s");
+    assert!(back, "A's write did not reach B's agent in 30 s");
+    let audit = a.run_pw(&["--no-agent", "audit"], b"").ok().text();
+    assert!(audit.contains("server sync"), "{audit}");
+}
