@@ -270,6 +270,9 @@ pub async fn records(vault: &Vault) -> Result<Vec<Record>, ShareError> {
             if record.format != FORMAT {
                 return Err(ShareError::State("was written by another version of tresor"));
             }
+            if path != record_path(&record.group)? {
+                return Err(ShareError::State("holds a group's record under another group's name"));
+            }
             out.push(record);
         }
     }

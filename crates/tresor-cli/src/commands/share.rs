@@ -53,12 +53,19 @@ pub enum ShareAction {
         pairing: PairingArgs,
     },
     /// The groups of this vault.
-    List,
+    List {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
     /// The members of the group that shares PREFIX.
     #[command(arg_required_else_help = true)]
     Members {
         /// The shared folder.
         prefix: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
     },
     /// Remove a member (its admin only): a new epoch and mailbox without it. It decrypts nothing
     /// written after, and its later writes are refused; the secrets it could read are listed,
@@ -108,6 +115,15 @@ pub struct SyncArgs {
     /// the system's roots).
     #[arg(long, value_name = "FILE")]
     ca_cert: Option<PathBuf>,
+}
+
+/// This vault's role in a group: `admin`, `member`, or `removed`.
+fn role(view: &share::GroupView) -> &'static str {
+    match view.members.iter().any(|m| m.me && m.admin) {
+        _ if view.removed => "removed",
+        true => "admin",
+        false => "member",
+    }
 }
 
 /// How often the agent or the server syncs in the background: `setting` (a flag or config key),
@@ -236,8 +252,24 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
                 print_report(&record, &report, false);
                 Ok(())
             }
-            ShareAction::List => {
+            ShareAction::List { json } => {
                 let records = share::records(&vault).await.map_err(failed)?;
+                if json {
+                    let mut out = Vec::new();
+                    for record in records {
+                        let view = share::view(&vault, record.clone()).await.map_err(failed)?;
+                        out.push(serde_json::json!({
+                            "prefix": record.prefix,
+                            "members": view.members.len(),
+                            "epoch": view.epoch,
+                            "role": role(&view),
+                            "conflicts": view.conflicts,
+                            "unacknowledged": view.unacknowledged,
+                            "relay": record.relay,
+                        }));
+                    }
+                    return crate::print_json(&out);
+                }
                 if records.is_empty() {
                     eprintln!("this vault is in no sync group (`tresor share create FOLDER --relay URL` makes one)");
                     return Ok(());
@@ -245,11 +277,7 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
                 outln!("PREFIX               MEMBERS  EPOCH  ROLE     CONFLICTS  RELAY");
                 for record in records {
                     let view = share::view(&vault, record.clone()).await.map_err(failed)?;
-                    let role = match view.members.iter().any(|m| m.me && m.admin) {
-                        _ if view.removed => "removed",
-                        true => "admin",
-                        false => "member",
-                    };
+                    let role = role(&view);
                     outln!(
                         "{:<20} {:<8} {:<6} {:<8} {:<10} {}",
                         format!("{}/", record.prefix),
@@ -262,9 +290,28 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
                 }
                 Ok(())
             }
-            ShareAction::Members { prefix } => {
+            ShareAction::Members { prefix, json } => {
                 let record = share::find(&vault, &prefix).await.map_err(failed)?;
                 let view = share::view(&vault, record).await.map_err(failed)?;
+                if json {
+                    let members: Vec<serde_json::Value> = view
+                        .members
+                        .iter()
+                        .map(|m| {
+                            serde_json::json!({
+                                "id": hex::encode(m.id.0),
+                                "admin": m.admin,
+                                "me": m.me,
+                                "heard_ms": m.heard.filter(|_| !m.me).map(|at| at.saturating_mul(1000)),
+                            })
+                        })
+                        .collect();
+                    return crate::print_json(&serde_json::json!({
+                        "epoch": view.epoch,
+                        "removed": view.removed,
+                        "members": members,
+                    }));
+                }
                 if view.removed {
                     eprintln!("the group's admin removed this vault: these are the members it last saw");
                 }

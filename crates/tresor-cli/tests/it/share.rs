@@ -156,6 +156,17 @@ fn two_vaults_share_a_folder_both_ways_through_a_real_relay() {
     let members = a.run_pw(&["share", "members", "team"], b"").ok().text();
     assert_eq!(members.lines().count(), 3, "nobody else was admitted: {members}");
     assert!(members.contains("admin (you)"), "{members}");
+    let listed: serde_json::Value =
+        serde_json::from_slice(&b.run_pw(&["share", "list", "--json"], b"").ok().stdout).unwrap();
+    assert_eq!(listed[0]["prefix"], "shared");
+    assert_eq!((listed[0]["role"].as_str(), listed[0]["members"].as_u64()), (Some("member"), Some(2)));
+    let members: serde_json::Value =
+        serde_json::from_slice(&a.run_pw(&["share", "members", "team", "--json"], b"").ok().stdout).unwrap();
+    let ids: Vec<&str> =
+        members["members"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 2);
+    assert!(ids.iter().all(|id| id.len() == 64), "{members}");
+    assert!(members["members"].as_array().unwrap().iter().any(|m| m["me"] == true && m["admin"] == true));
 }
 
 #[test]
