@@ -2,5 +2,6 @@
 #![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
 
 mod hostile_members;
+mod recording;
 mod simulation;
 mod support;
