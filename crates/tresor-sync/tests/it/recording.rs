@@ -23,7 +23,7 @@ fn record(epoch_key: u8, names: &[&str], values: &[&[u8]]) -> (Vec<Seen>, Vec<Ve
     let mut stored: BTreeMap<[u8; 32], Vec<Vec<u8>>> = BTreeMap::new();
     let mut order: Vec<[u8; 32]> = Vec::new();
     let mut seen = Vec::new();
-    let mut ordinal =
+    let ordinal =
         |mailbox: [u8; 32], order: &mut Vec<[u8; 32]>| match order.iter().position(|m| *m == mailbox) {
             Some(at) => at,
             None => {
