@@ -86,9 +86,10 @@ pub async fn serve(listener: UnixListener, config: AgentConfig) -> std::io::Resu
     let mut int = signal(SignalKind::interrupt())?;
     let mut housekeeping = tokio::time::interval_at(Instant::now() + HOUSEKEEPING_EVERY, HOUSEKEEPING_EVERY);
     housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let syncing = config
-        .sync_every
-        .map(|every| tokio::spawn(crate::sync::every_round(slot.clone(), "agent sync", every)));
+    let syncing = config.sync_every.map(|every| {
+        let sync = crate::sync::SyncConfig { every, backend: config.backend.clone() };
+        tokio::spawn(crate::sync::every_round(slot.clone(), "agent sync", sync))
+    });
     let reason = loop {
         tokio::select! {
             conn = listener.accept() => {

@@ -10,8 +10,17 @@ use tresor_sync::share::{self, Memo, ShareError};
 /// heartbeat interval).
 pub const EVERY: Duration = Duration::from_secs(60);
 
+/// How the agent or the server syncs in the background.
+#[derive(Clone)]
+pub struct SyncConfig {
+    /// How often.
+    pub every: Duration,
+    /// What a bucket used as a relay is opened with (the binary's environment: AWS settings).
+    pub backend: tresor_backend::BackendConfig,
+}
+
 /// One round of every sync group of `vault`; `memo` is kept by the caller between rounds.
-pub async fn groups(vault: &Vault, memo: &mut Memo) {
+pub async fn groups(vault: &Vault, backend: &tresor_backend::BackendConfig, memo: &mut Memo) {
     tresor_backend::install_tls_provider();
     let Ok(http) = reqwest::Client::builder()
         .no_proxy()
@@ -22,7 +31,7 @@ pub async fn groups(vault: &Vault, memo: &mut Memo) {
         tracing::warn!("background sync: no HTTP client");
         return;
     };
-    for (record, result) in share::sync_all(vault, &http, vault.actor(), memo).await {
+    for (record, result) in share::sync_all(vault, &http, backend, vault.actor(), memo).await {
         let prefix = &record.prefix;
         match result {
             Ok(report) => {
@@ -49,17 +58,17 @@ pub async fn groups(vault: &Vault, memo: &mut Memo) {
     }
 }
 
-/// Syncs `every` so often while `slot` holds an unlocked vault, as `actor`, until aborted (a
+/// Syncs as `config` says while `slot` holds an unlocked vault, as `actor`, until aborted (a
 /// round cut short leaves what a crash leaves: the next round finishes it).
-pub(crate) async fn every_round(slot: crate::agent::Slot, actor: &'static str, every: Duration) {
+pub(crate) async fn every_round(slot: crate::agent::Slot, actor: &'static str, config: SyncConfig) {
     let mut memo = Memo::default();
-    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let mut every = tokio::time::interval_at(tokio::time::Instant::now() + config.every, config.every);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         every.tick().await;
         let vault = slot.lock().await.clone();
         if let Some(vault) = vault {
-            groups(&vault.with_actor(actor), &mut memo).await;
+            groups(&vault.with_actor(actor), &config.backend, &mut memo).await;
         }
     }
 }

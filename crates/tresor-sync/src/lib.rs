@@ -2,11 +2,13 @@
 //! through a relay"). Built so far: member identities ([`member`]), signed events ([`event`]),
 //! their framing into fixed-size cells ([`frame`]), the receiver's rules ([`receive`]), the shared
 //! prefix with its conflicts ([`replica`]), one member without input or output, epochs and
-//! removals included ([`peer`]), the relay's client with one round of sync ([`relay`]), and
+//! removals included ([`peer`]), the relay's client with one round of sync ([`relay`]; a bucket
+//! or directory as the relay: [`bucket`]), and
 //! the pairing of a new member ([`pair`]), and a group as one vault keeps it: its state sealed in
 //! the vault, rounds of sync between the vault's prefix and the relay, pairing driven through the
 //! relay ([`share`]).
 
+pub mod bucket;
 pub mod chain;
 pub mod event;
 pub mod frame;

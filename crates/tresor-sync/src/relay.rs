@@ -1,5 +1,6 @@
-//! The client side of a relay (`tresor relay`, tresor_server::relay): uploads and downloads of
-//! cells over HTTP, with every answer checked, and one round of sync for a member.
+//! The client side of a relay — `tresor relay` (tresor_server::relay) over HTTP, or a bucket or
+//! directory used as one ([`crate::bucket`]) — uploads and downloads of cells with every answer
+//! checked, and one round of sync for a member.
 //!
 //! The relay is an adversary: an answer that is not whole cells, or more than was asked, is
 //! refused; a mailbox that holds fewer cells than it showed before (a rollback) is reported, and
@@ -47,8 +48,17 @@ pub enum RelayError {
     },
 }
 
-/// A relay at a base URL (`https://relay.example:8250`).
-pub struct RelayClient {
+/// A relay: `tresor relay` at a base URL (`https://relay.example:8250`), or a bucket or
+/// directory ([`crate::bucket::BucketRelay`]).
+pub struct RelayClient(Inner);
+
+enum Inner {
+    Http(HttpRelay),
+    Bucket(crate::bucket::BucketRelay),
+}
+
+/// `tresor relay` at a base URL.
+struct HttpRelay {
     base: reqwest::Url,
     http: reqwest::Client,
 }
@@ -62,11 +72,64 @@ pub struct Fetched {
 }
 
 impl RelayClient {
-    /// A client of the relay at `base`, through `http`.
+    /// A client of `tresor relay` at `base`, through `http`.
     pub fn new(base: reqwest::Url, http: reqwest::Client) -> RelayClient {
-        RelayClient { base, http }
+        RelayClient(Inner::Http(HttpRelay { base, http }))
     }
 
+    /// The relay `relay` names: `http(s)://…` a `tresor relay` (through `http`); `s3://BUCKET[/PREFIX]`
+    /// or an absolute directory path, a bucket or directory used as one (opened with `backend`).
+    pub async fn connect(
+        relay: &str,
+        http: &reqwest::Client,
+        backend: &tresor_backend::BackendConfig,
+    ) -> Result<RelayClient, RelayError> {
+        let bad = |why: &str| RelayError::Unreachable { url: relay.to_string(), why: why.to_string() };
+        if relay.starts_with("http://") || relay.starts_with("https://") {
+            let base = reqwest::Url::parse(relay).map_err(|_| bad("not a URL: give http(s)://HOST:PORT"))?;
+            return Ok(RelayClient::new(base, http.clone()));
+        }
+        if relay.starts_with("s3://") || relay.starts_with('/') {
+            let store = tresor_backend::open(relay, true, backend).await.map_err(|e| bad(&e.to_string()))?;
+            return Ok(RelayClient(Inner::Bucket(crate::bucket::BucketRelay::new(store))));
+        }
+        Err(bad("give http(s)://HOST:PORT (a tresor relay), s3://BUCKET[/PREFIX] or an absolute directory"))
+    }
+
+    /// What the relay is called in messages.
+    pub fn name(&self) -> String {
+        match &self.0 {
+            Inner::Http(h) => h.base.to_string(),
+            Inner::Bucket(b) => b.name().to_string(),
+        }
+    }
+
+    /// Uploads `cells` (a power of two of them, as [`Peer::upload`] pads) to `mailbox`.
+    pub async fn upload(&self, mailbox: &[u8; 32], cells: &[Cell]) -> Result<(), RelayError> {
+        match &self.0 {
+            Inner::Http(h) => h.upload(mailbox, cells).await,
+            Inner::Bucket(b) => b.upload(mailbox, cells).await,
+        }
+    }
+
+    /// Whether the relay answers (before a group is made that would use it).
+    pub async fn health(&self) -> Result<(), RelayError> {
+        match &self.0 {
+            Inner::Http(h) => h.health().await,
+            Inner::Bucket(b) => b.health().await,
+        }
+    }
+
+    /// The cells of `mailbox` from position `from` (at most [`MAX_FETCH_CELLS`]).
+    pub async fn fetch(&self, mailbox: &[u8; 32], from: u64) -> Result<Fetched, RelayError> {
+        match &self.0 {
+            Inner::Http(h) => h.fetch(mailbox, from).await,
+            Inner::Bucket(b) => b.fetch(mailbox, from).await,
+        }
+    }
+}
+
+impl HttpRelay {
     fn url(&self, mailbox: &[u8; 32]) -> Result<reqwest::Url, RelayError> {
         self.base.join(&format!("v1/relay/{}", hex::encode(mailbox))).map_err(|_| RelayError::Lying {
             url: self.base.to_string(),
@@ -118,9 +181,8 @@ impl RelayClient {
         }
     }
 
-    /// Uploads `cells` (a power of two of them, as [`Peer::upload`] pads) to `mailbox`, in
-    /// pieces the relay takes.
-    pub async fn upload(&self, mailbox: &[u8; 32], cells: &[Cell]) -> Result<(), RelayError> {
+    /// Uploads `cells` to `mailbox`, in pieces the relay takes.
+    async fn upload(&self, mailbox: &[u8; 32], cells: &[Cell]) -> Result<(), RelayError> {
         let url = self.url(mailbox)?;
         for piece in cells.chunks(MAX_UPLOAD_CELLS) {
             let body: Vec<u8> = piece.iter().flat_map(|c| c.iter().copied()).collect();
@@ -132,8 +194,7 @@ impl RelayClient {
         Ok(())
     }
 
-    /// Whether the relay answers (before a group is made that would use it).
-    pub async fn health(&self) -> Result<(), RelayError> {
+    async fn health(&self) -> Result<(), RelayError> {
         let url = self.base.join("v1/relay/health").map_err(|_| RelayError::Lying {
             url: self.base.to_string(),
             why: "the relay's address does not take a path",
@@ -145,8 +206,7 @@ impl RelayClient {
         Ok(())
     }
 
-    /// The cells of `mailbox` from position `from` (at most [`MAX_FETCH_CELLS`]).
-    pub async fn fetch(&self, mailbox: &[u8; 32], from: u64) -> Result<Fetched, RelayError> {
+    async fn fetch(&self, mailbox: &[u8; 32], from: u64) -> Result<Fetched, RelayError> {
         let mut url = self.url(mailbox)?;
         url.query_pairs_mut().append_pair("from", &from.to_string());
         let answer = self.send(|| self.http.get(url.clone())).await?;
@@ -186,10 +246,9 @@ pub async fn sync_once(
     cursors: &mut BTreeMap<[u8; 32], u64>,
     now: u64,
 ) -> Result<Vec<Warning>, RelayError> {
-    let uploads = peer.upload(now).map_err(|_| RelayError::Lying {
-        url: relay.base.to_string(),
-        why: "this member could not seal its events",
-    })?;
+    let uploads = peer
+        .upload(now)
+        .map_err(|_| RelayError::Lying { url: relay.name(), why: "this member could not seal its events" })?;
     send(relay, &uploads).await?;
     download(peer, relay, cursors, now).await
 }

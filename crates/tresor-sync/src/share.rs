@@ -167,10 +167,12 @@ pub struct Loaded {
 }
 
 /// One round of every group of `vault` (the agent's and the server's background sync), each
-/// through its own relay with `http`: each group's report or error.
+/// through its own relay (`tresor relay` with `http`, a bucket opened with `backend`): each
+/// group's report or error.
 pub async fn sync_all(
     vault: &Vault,
     http: &reqwest::Client,
+    backend: &tresor_backend::BackendConfig,
     actor: &str,
     memo: &mut Memo,
 ) -> Vec<(Record, Result<Report, ShareError>)> {
@@ -180,9 +182,9 @@ pub async fn sync_all(
     };
     let mut out = Vec::new();
     for record in records {
-        let result = match reqwest::Url::parse(&record.relay) {
-            Ok(url) => sync(vault, &RelayClient::new(url, http.clone()), record.clone(), actor, memo).await,
-            Err(_) => Err(ShareError::State("holds a relay URL that does not parse")),
+        let result = match RelayClient::connect(&record.relay, http, backend).await {
+            Ok(relay) => sync(vault, &relay, record.clone(), actor, memo).await,
+            Err(e) => Err(e.into()),
         };
         out.push((record, result));
     }

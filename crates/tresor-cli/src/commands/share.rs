@@ -25,7 +25,9 @@ pub enum ShareAction {
     Create {
         /// The folder to share (its secrets go to the group).
         prefix: String,
-        /// The relay's URL (`tresor relay` serves one).
+        /// The relay: `http(s)://HOST:PORT` (`tresor relay` serves one), or a bucket
+        /// (`s3://BUCKET[/PREFIX]`, with conditional writes) or a directory (an absolute path)
+        /// every member reaches, used as one.
         #[arg(long, value_name = "URL")]
         relay: String,
         #[command(flatten)]
@@ -160,13 +162,25 @@ fn failed(e: ShareError) -> CliError {
     }
 }
 
-fn relay_client(url: &str, ca_cert: Option<PathBuf>) -> Result<RelayClient, CliError> {
-    let parsed = reqwest::Url::parse(url)
-        .map_err(|_| CliError::input(format!("relay URL {url:?}: give http(s)://HOST:PORT")))?;
-    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
-        return Err(CliError::input(format!("relay URL {url}: give http(s)://HOST:PORT")));
+/// The relay `relay` names: a `tresor relay` (`http(s)://HOST:PORT`), or a bucket
+/// (`s3://BUCKET[/PREFIX]`) or directory (an absolute path) used as one.
+async fn relay_client(relay: &str, ca_cert: Option<PathBuf>) -> Result<RelayClient, CliError> {
+    let usage = || {
+        CliError::input(format!(
+            "relay {relay:?}: give http(s)://HOST:PORT (a tresor relay), s3://BUCKET[/PREFIX] or an absolute \
+             directory"
+        ))
+    };
+    if relay.starts_with("http://") || relay.starts_with("https://") {
+        let parsed = reqwest::Url::parse(relay).map_err(|_| usage())?;
+        if parsed.host_str().is_none() {
+            return Err(usage());
+        }
+    } else if !(relay.starts_with("s3://") || relay.starts_with('/')) {
+        return Err(usage());
     }
-    Ok(RelayClient::new(parsed, crate::remote::client(ca_cert)?))
+    let http = crate::remote::client(ca_cert)?;
+    RelayClient::connect(relay, &http, &crate::backend_config()).await.map_err(|e| failed(e.into()))
 }
 
 fn wait(text: &str) -> Result<Duration, CliError> {
@@ -207,7 +221,7 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
     rt.block_on(async {
         match action {
             ShareAction::Create { prefix, relay, pairing } => {
-                let client = relay_client(&relay, pairing.ca_cert.clone())?;
+                let client = relay_client(&relay, pairing.ca_cert.clone()).await?;
                 let wait = wait(&pairing.wait)?;
                 // Reachable, before anything is made.
                 client.health().await.map_err(|e| failed(e.into()))?;
@@ -225,7 +239,7 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
             }
             ShareAction::Invite { prefix, pairing } => {
                 let record = share::find(&vault, &prefix).await.map_err(failed)?;
-                let client = relay_client(&record.relay, pairing.ca_cert.clone())?;
+                let client = relay_client(&record.relay, pairing.ca_cert.clone()).await?;
                 invite(&vault, &client, record, &actor, wait(&pairing.wait)?, stdin).await
             }
             ShareAction::Join { invitation, folder, pairing } => {
@@ -237,7 +251,7 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
                     invitation
                 };
                 let invitation = Invitation::parse(&text).map_err(|e| failed(e.into()))?;
-                let client = relay_client(&invitation.relay, pairing.ca_cert.clone())?;
+                let client = relay_client(&invitation.relay, pairing.ca_cert.clone()).await?;
                 share::joinable(&vault, &folder).await.map_err(failed)?;
                 eprintln!(
                     "waiting for the group's admin (its `share create` or `share invite` must be waiting too)..."
@@ -334,7 +348,7 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
             }
             ShareAction::Remove { prefix, member } => {
                 let record = share::find(&vault, &prefix).await.map_err(failed)?;
-                let client = relay_client(&record.relay, None)?;
+                let client = relay_client(&record.relay, None).await?;
                 let (id, readable) = share::remove(&vault, &client, record, &member, &actor).await.map_err(failed)?;
                 eprintln!("removed member {id}: a new epoch and mailbox without it; its later writes are refused");
                 if !readable.is_empty() {
@@ -441,7 +455,7 @@ pub fn sync(ctx: &mut Ctx, args: SyncArgs) -> Result<(), CliError> {
         let mut memo = share::Memo::default();
         loop {
             for record in &records {
-                let client = relay_client(&record.relay, args.ca_cert.clone())?;
+                let client = relay_client(&record.relay, args.ca_cert.clone()).await?;
                 match share::sync(&vault, &client, record.clone(), &actor, &mut memo).await {
                     Ok(report) => alarmed |= print_report(record, &report, args.watch),
                     Err(e) if args.watch => eprintln!("tresor: {}/: {e}", record.prefix),

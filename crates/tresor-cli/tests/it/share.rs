@@ -391,3 +391,50 @@ fn the_agent_and_the_server_sync_in_the_background() {
     let audit = a.run_pw(&["--no-agent", "audit"], b"").ok().text();
     assert!(audit.contains("server sync"), "{audit}");
 }
+
+/// Shares a folder between two vaults through `relay` (a directory or a bucket): both ways, and
+/// what the relay holds is cells under mailbox names, nothing else.
+fn share_through(relay: &str) -> (Env, Env) {
+    let (a, b) = (Env::new(), Env::new());
+    a.init();
+    b.init();
+    a.set("team/db", b"bucket-secret-1");
+    let (created, joined) = pair(&a, &["share", "create", "team", "--relay", relay], &b, "team", ["y", "y"]);
+    created.ok();
+    let joined = joined.ok();
+    assert!(joined.stderr.contains("team/: 1 received"), "{}", joined.stderr);
+    assert_eq!(b.get("team/db"), b"bucket-secret-1");
+    b.set("team/api", b"bucket-secret-2");
+    sync(&b).ok();
+    sync(&a).ok();
+    assert_eq!(a.get("team/api"), b"bucket-secret-2");
+    (a, b)
+}
+
+#[test]
+fn a_directory_or_a_bucket_serves_as_the_relay() {
+    let dir = Env::new();
+    let relay = dir.path("relay");
+    std::fs::create_dir(&relay).unwrap();
+    let (_a, _b) = share_through(relay.to_str().unwrap());
+    let mut objects = 0;
+    for file in crate::common::files_under(&relay) {
+        let name = file.strip_prefix(&relay).unwrap().to_str().unwrap().to_string();
+        let (mailbox, piece) = name.split_once('/').unwrap();
+        assert!(
+            mailbox.len() == 64 && piece.len() == 20,
+            "an object that is not a piece of a mailbox: {name}"
+        );
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(!bytes.is_empty() && bytes.len() % 1024 == 0, "{name}: {} bytes", bytes.len());
+        for needle in [b"bucket-secret".as_slice(), b"team/db", b"team/api"] {
+            assert!(!bytes.windows(needle.len()).any(|w| w == needle), "{name} holds plaintext");
+        }
+        objects += 1;
+    }
+    assert!(objects > 0, "nothing was stored");
+    // The same on a real S3-compatible bucket (with conditional writes).
+    if let Some(location) = crate::common::s3_location("relay") {
+        share_through(&location);
+    }
+}

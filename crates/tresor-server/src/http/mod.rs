@@ -49,8 +49,8 @@ pub struct Settings {
     /// another server's commits show within it, or at once to a request that sends the
     /// `X-Vault-Index` an earlier answer carried. This server's own commits show at once.
     pub read_staleness: std::time::Duration,
-    /// How often the vault's sync groups are synced while unsealed (`None`: never).
-    pub sync_every: Option<std::time::Duration>,
+    /// How the vault's sync groups are synced while unsealed (`None`: never).
+    pub sync: Option<crate::sync::SyncConfig>,
 }
 
 /// Why the server could not start or stopped with an error.
@@ -85,9 +85,10 @@ pub(crate) enum Seal {
     Unsealed(Unsealed),
 }
 
-/// Syncs the vault's sync groups `every` so often while unsealed, until aborted.
-async fn sync_rounds(server: Arc<Server>, every: std::time::Duration) {
+/// Syncs the vault's sync groups as `config` says while unsealed, until aborted.
+async fn sync_rounds(server: Arc<Server>, config: crate::sync::SyncConfig) {
     let mut memo = tresor_sync::share::Memo::default();
+    let every = config.every;
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -97,7 +98,7 @@ async fn sync_rounds(server: Arc<Server>, every: std::time::Duration) {
             _ => None,
         };
         if let Some(vault) = vault {
-            crate::sync::groups(&vault, &mut memo).await;
+            crate::sync::groups(&vault, &config.backend, &mut memo).await;
         }
     }
 }
@@ -301,7 +302,7 @@ pub async fn launch(
         }
     }
     let app = axum::Router::new().fallback(route::handle).with_state(server.clone());
-    let syncing = settings.sync_every.map(|every| tokio::spawn(sync_rounds(server.clone(), every)));
+    let syncing = settings.sync.map(|sync| tokio::spawn(sync_rounds(server.clone(), sync)));
     listen::serve(listener, tls, app, shutdown).await;
     if let Some(syncing) = syncing {
         syncing.abort();

@@ -54,7 +54,7 @@ async fn start_with(dir: &Path, tls: Option<tresor_server::http::listen::TlsFile
         root_token: Some(token.clone()),
         tls,
         read_staleness: Duration::ZERO,
-        sync_every: None,
+        sync: None,
     };
     serve(settings, token, plain).await
 }
@@ -321,7 +321,7 @@ async fn start_bare(dir: &Path) -> Running {
         root_token: None,
         tls: None,
         read_staleness: Duration::ZERO,
-        sync_every: None,
+        sync: None,
     };
     serve(settings, String::new(), false).await
 }
@@ -454,7 +454,7 @@ async fn https_round_trip_with_a_generated_certificate() {
         root_token: None,
         tls: Some(bad),
         read_staleness: Duration::ZERO,
-        sync_every: None,
+        sync: None,
     };
     let e = launch(settings, listener, std::future::pending()).await.unwrap_err();
     assert!(e.to_string().contains("cert.pem: no private key"), "{e}");
@@ -530,7 +530,7 @@ async fn start_unattended(dir: &Path, password: &str) -> Running {
         root_token: None,
         tls: None,
         read_staleness: Duration::ZERO,
-        sync_every: None,
+        sync: None,
     };
     serve(settings, String::new(), false).await
 }
@@ -547,7 +547,7 @@ async fn a_configured_password_initializes_unsealed_and_restarts_unattended() {
         root_token: None,
         tls: None,
         read_staleness: Duration::ZERO,
-        sync_every: None,
+        sync: None,
     };
     let e = launch(weak, listener, std::future::pending()).await.unwrap_err();
     assert!(e.to_string().contains("at least 8 characters"), "{e}");
@@ -592,7 +592,7 @@ async fn a_configured_password_initializes_unsealed_and_restarts_unattended() {
         root_token: None,
         tls: None,
         read_staleness: Duration::ZERO,
-        sync_every: None,
+        sync: None,
     };
     let e = launch(wrong, listener, std::future::pending()).await.unwrap_err();
     assert!(matches!(e, tresor_server::http::ServerError::Vault(tresor::Error::AuthFailed)), "{e}");
@@ -675,7 +675,7 @@ async fn servers_share_one_vault(location: &str, dir: &Path, servers: usize) {
             root_token: (i == 0).then(|| root_token.clone()),
             tls: None,
             read_staleness: Duration::ZERO,
-            sync_every: None,
+            sync: None,
         };
         all.push(serve(settings, root_token.clone(), true).await);
     }
@@ -809,7 +809,7 @@ async fn with_a_staleness_bound_the_index_header_gives_read_your_writes_across_s
             tls: None,
             // Far longer than the test: only the header can make B look again.
             read_staleness: Duration::from_secs(3600),
-            sync_every: None,
+            sync: None,
         };
         servers.push(serve(settings, root.clone(), true).await);
     }
