@@ -147,16 +147,19 @@ struct Epoch {
     joiner: Joiner,
     /// When the next epoch started here (the grace period counts from then).
     ended: Option<u64>,
+    /// When it started here.
+    started: u64,
 }
 
 impl Epoch {
-    fn new(members: Vec<MemberKey>, epoch_key: &Key, group: &[u8; 32]) -> Epoch {
+    fn new(members: Vec<MemberKey>, epoch_key: &Key, group: &[u8; 32], now: u64) -> Epoch {
         Epoch {
             members,
             cell_key: frame::cell_key(epoch_key),
             mailbox: mailbox(epoch_key, group),
             joiner: Joiner::new(MAX_BUFFERED),
             ended: None,
+            started: now,
         }
     }
 }
@@ -256,7 +259,7 @@ impl Peer {
         }
         let heard = group.members.iter().map(|m| (m.id(), now)).collect();
         let receiver = Receiver::new(group.members.iter().copied(), group.admin, group.epoch, prefix);
-        let epochs = BTreeMap::from([(group.epoch, Epoch::new(group.members, epoch_key, &group.id))]);
+        let epochs = BTreeMap::from([(group.epoch, Epoch::new(group.members, epoch_key, &group.id, now))]);
         let parts = Parts {
             identity,
             group: group.id,
@@ -307,6 +310,11 @@ impl Peer {
     /// The current epoch's number.
     pub fn epoch(&self) -> u64 {
         self.current().0
+    }
+
+    /// How long the current epoch has run here, at `now`.
+    pub fn epoch_age(&self, now: u64) -> u64 {
+        now.saturating_sub(self.current().1.started)
     }
 
     /// The current epoch's members.
@@ -482,7 +490,8 @@ impl Peer {
         }
         let replica = Replica::restore(&snapshot.versions);
         let heard = next.members.iter().map(|m| (m.id(), now)).collect();
-        let epochs = BTreeMap::from([(next.epoch, Epoch::new(next.members.clone(), &key, &offer.group))]);
+        let epochs =
+            BTreeMap::from([(next.epoch, Epoch::new(next.members.clone(), &key, &offer.group, now))]);
         let parts = Parts { identity, group: offer.group, admin, epochs, receiver, replica };
         Ok(Peer::assemble(parts, heard, timing, now))
     }
@@ -872,7 +881,7 @@ impl Peer {
         for epoch in self.epochs.values_mut() {
             epoch.ended.get_or_insert(now);
         }
-        self.epochs.insert(number, Epoch::new(members, key, &self.group));
+        self.epochs.insert(number, Epoch::new(members, key, &self.group, now));
     }
 
     /// Drops old epochs' keys (forward secrecy) once every current member wrote in a newer epoch

@@ -42,6 +42,8 @@ const BYTES_PER_EVENT: usize = 4 << 20;
 /// The most cells a pairing mailbox may hold (a welcome carries the group's snapshot, at most
 /// 64 MiB).
 const MAX_PAIRING_CELLS: usize = 80_000;
+/// How often the admin starts a new epoch when no membership change did (seconds).
+pub const REKEY_EVERY: u64 = 7 * 24 * 3600;
 /// How often pairing looks at the relay.
 const PAIRING_POLL: Duration = Duration::from_millis(300);
 
@@ -533,6 +535,12 @@ pub async fn create(vault: &Vault, prefix: &str, relay: &str, actor: &str) -> Re
         versions: Vec::new(),
         saved: Zeroizing::new(Vec::new()),
     };
+    let detail = format!(
+        "made the sync group {} through {relay}, as its admin {}",
+        hex::encode(&group[..8]),
+        loaded.peer.id()
+    );
+    vault.audit_sync(&prefix, &detail).await?;
     save_new(vault, &loaded, actor).await?;
     Ok(record)
 }
@@ -681,6 +689,11 @@ pub async fn sync(
             }
         }
     }
+    // The admin starts a new epoch at a regular interval (forward secrecy for the group: the old
+    // key goes once everyone moved on).
+    if loaded.peer.is_admin() && !loaded.peer.is_removed() && loaded.peer.epoch_age(now) >= REKEY_EVERY {
+        loaded.peer.rekey(&[], now)?;
+    }
     let remote = changes.len();
     let uploads: Vec<Upload> = loaded.peer.upload(now)?;
     // Version 0 until the next round reads the version the commit gave (and finds the same hash).
@@ -814,6 +827,7 @@ pub async fn remove(
     }
     let now = now();
     relay::download(&mut loaded.peer, relay, &mut loaded.cursors, now).await?;
+    vault.audit_sync(&loaded.record.prefix, &format!("removed member {id} from the sync group")).await?;
     loaded.peer.rekey(&[id], now)?;
     let prefix = loaded.record.prefix.clone();
     let readable =
@@ -833,6 +847,9 @@ pub async fn leave(
     actor: &str,
 ) -> Result<(MemberId, Vec<String>), ShareError> {
     let loaded = load(vault, record).await?;
+    vault
+        .audit_sync(&loaded.record.prefix, &format!("member {} left the sync group", loaded.peer.id()))
+        .await?;
     let mut changes = vec![Change {
         path: record_path(&loaded.record.group)?,
         value: None,
@@ -980,6 +997,8 @@ pub async fn invite(
     let now = now();
     let welcome = loaded.peer.admit(joiner, now)?;
     let uploads = loaded.peer.upload(now)?;
+    let detail = format!("admitted member {} into the sync group (the words matched)", joiner.id());
+    vault.audit_sync(&loaded.record.prefix, &detail).await?;
     save(vault, &loaded, actor, Vec::new()).await?;
     mailbox.send(&welcome).await?;
     relay::send(relay, &uploads).await?;
@@ -1061,6 +1080,13 @@ pub async fn join(
         versions: Vec::new(),
         saved: Zeroizing::new(Vec::new()),
     };
+    let detail = format!(
+        "joined the sync group {} of admin {} as member {} (the words matched)",
+        hex::encode(&offer.group[..8]),
+        offer.admin.id(),
+        loaded.peer.id()
+    );
+    vault.audit_sync(&prefix, &detail).await?;
     save_new(vault, &loaded, actor).await?;
     Ok(record)
 }

@@ -94,6 +94,11 @@ fn two_vaults_share_a_folder_both_ways_through_a_real_relay() {
     let audit = a.run_pw(&["audit", "--path", "team/db"], b"").ok().text();
     let line = audit.lines().find(|l| l.contains(" sync team/db")).unwrap_or_else(|| panic!("{audit}"));
     assert!(line.contains("peer "), "{line}");
+    // And what made the group is in the trails too.
+    let trail = a.run_pw(&["audit"], b"").ok().text();
+    assert!(trail.contains("made the sync group") && trail.contains("admitted member"), "{trail}");
+    let trail = b.run_pw(&["audit"], b"").ok().text();
+    assert!(trail.contains("joined the sync group"), "{trail}");
 
     // Nothing new: nothing moves.
     let quiet = sync(&a).ok();

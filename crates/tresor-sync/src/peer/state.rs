@@ -27,6 +27,7 @@ struct SavedEpoch<'a> {
     cell_key: &'a [u8],
     mailbox: [u8; 32],
     ended: Option<u64>,
+    started: u64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -127,6 +128,7 @@ impl Peer {
                     cell_key: e.cell_key.expose_secret(),
                     mailbox: e.mailbox,
                     ended: e.ended,
+                    started: e.started,
                 })
                 .collect(),
             one_time: one_time_keys
@@ -222,6 +224,7 @@ impl Peer {
                 mailbox: e.mailbox,
                 joiner: Joiner::new(MAX_BUFFERED),
                 ended: e.ended,
+                started: e.started,
             };
             epochs.insert(e.number, epoch);
         }

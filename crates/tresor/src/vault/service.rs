@@ -935,6 +935,13 @@ impl Vault {
         .await
     }
 
+    /// Records that this handle's actor did `detail` to the sync group that shares `path` (made,
+    /// joined, admitted or removed a member, left): what the group's own saves do not say.
+    pub async fn audit_sync(&self, path: &str, detail: &str) -> Result<()> {
+        let sibling = &Sibling::begin(&self.svc);
+        self.audit_read(sibling, AuditOp::Sync, Some(path), Outcome::Ok, Some(detail.to_string())).await
+    }
+
     /// Every version of `path`, oldest first (from the view, like [`Vault::get`]).
     pub async fn history(&self, path: impl IntoSecretPath) -> Result<Vec<HistoryEntry>> {
         let path = &path.into_secret_path()?;
