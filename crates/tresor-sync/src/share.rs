@@ -113,6 +113,8 @@ pub struct Record {
     installation: u32,
     /// When this vault made or joined the group (ms since the Unix epoch).
     pub since_ms: u64,
+    /// Names this vault's people gave members (never sent: each vault names them itself).
+    names: Vec<(MemberId, String)>,
 }
 
 impl Record {
@@ -126,7 +128,13 @@ impl Record {
             label: [0; 32],
             installation: 0,
             since_ms: 0,
+            names: Vec::new(),
         }
+    }
+
+    /// The name this vault gave `member`, if any.
+    pub fn name_of(&self, member: &MemberId) -> Option<&str> {
+        self.names.iter().find(|(m, _)| m == member).map(|(_, n)| n.as_str())
     }
 }
 
@@ -519,6 +527,7 @@ pub async fn create(vault: &Vault, prefix: &str, relay: &str, actor: &str) -> Re
         label: group,
         installation: installation()?,
         since_ms: tresor::model::now_ms(),
+        names: Vec::new(),
     };
     let me = identity(vault, &record).await?;
     let key = Key::generate().map_err(|_| ShareError::State("lacks a random source"))?;
@@ -755,6 +764,8 @@ pub struct MemberView {
     pub me: bool,
     /// When something new last came from it (seconds since the Unix epoch).
     pub heard: Option<u64>,
+    /// The name this vault gave it.
+    pub name: Option<String>,
 }
 
 /// A group as this vault last saw it (`share list`, `share members`).
@@ -781,7 +792,13 @@ pub async fn view(vault: &Vault, record: Record) -> Result<GroupView, ShareError
         .members()
         .iter()
         .map(MemberKey::id)
-        .map(|id| MemberView { id, admin: id == peer.admin(), me: id == me, heard: peer.heard_from(&id) })
+        .map(|id| MemberView {
+            id,
+            admin: id == peer.admin(),
+            me: id == me,
+            heard: peer.heard_from(&id),
+            name: loaded.record.name_of(&id).map(str::to_string),
+        })
         .collect();
     Ok(GroupView {
         members,
@@ -792,7 +809,60 @@ pub async fn view(vault: &Vault, record: Record) -> Result<GroupView, ShareError
     })
 }
 
-/// Removes the member whose id starts with `member` (the admin only): a new epoch without it,
+/// The member of the current epoch whose id starts with `member` (hex), or whose name here is
+/// `member`.
+fn resolve(loaded: &Loaded, member: &str) -> Result<MemberId, ShareError> {
+    let wanted = member.trim().to_ascii_lowercase();
+    let ids: Vec<MemberId> = loaded.peer.members().iter().map(MemberKey::id).collect();
+    if let Some(named) = ids.iter().find(|id| loaded.record.name_of(id) == Some(member.trim())) {
+        return Ok(*named);
+    }
+    let matching: Vec<MemberId> =
+        ids.into_iter().filter(|id| !wanted.is_empty() && hex::encode(id.0).starts_with(&wanted)).collect();
+    match matching.as_slice() {
+        [one] => Ok(*one),
+        [] => Err(ShareError::NoMember(member.to_string())),
+        _ => Err(ShareError::Refused(format!(
+            "several members have an id starting with {member}: give more of it"
+        ))),
+    }
+}
+
+/// Names the member `member` (an id or its start, or its name) `name` in this vault's record
+/// of the group of `record`: what `share members` shows (names are never sent).
+pub async fn rename(
+    vault: &Vault,
+    record: Record,
+    member: &str,
+    name: &str,
+    actor: &str,
+) -> Result<(MemberId, Record), ShareError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(ShareError::Refused(
+            "a member's name is 1 to 64 characters, none of them control characters".into(),
+        ));
+    }
+    let loaded = load(vault, record).await?;
+    let id = resolve(&loaded, member)?;
+    let mut record = loaded.record;
+    if record.names.iter().any(|(m, n)| n == name && *m != id) {
+        return Err(ShareError::Refused(format!("another member is named {name} already")));
+    }
+    record.names.retain(|(m, _)| *m != id);
+    record.names.push((id, name.to_string()));
+    let bytes = postcard::to_stdvec(&record).map_err(|_| ShareError::State("does not encode"))?;
+    let change = Change {
+        path: record_path(&record.group)?,
+        value: Some(Zeroizing::new(bytes)),
+        actor: actor.to_string(),
+        expect: None,
+    };
+    vault.apply(vec![change]).await?;
+    Ok((id, record))
+}
+
+/// Removes the member whose id starts with `member`, or that this vault named so (the admin only): a new epoch without it,
 /// saved, then sent. Returns its id and the paths (in the vault) it could read, to rotate.
 pub async fn remove(
     vault: &Vault,
@@ -805,23 +875,7 @@ pub async fn remove(
     if !loaded.peer.is_admin() {
         return Err(ShareError::Refused("only the group's admin removes members (it made the group)".into()));
     }
-    let wanted = member.trim().to_ascii_lowercase();
-    let matching: Vec<MemberId> = loaded
-        .peer
-        .members()
-        .iter()
-        .map(MemberKey::id)
-        .filter(|id| !wanted.is_empty() && hex::encode(id.0).starts_with(&wanted))
-        .collect();
-    let id = match matching.as_slice() {
-        [one] => *one,
-        [] => return Err(ShareError::NoMember(member.to_string())),
-        _ => {
-            return Err(ShareError::Refused(format!(
-                "several members have an id starting with {member}: give more of it"
-            )));
-        }
-    };
+    let id = resolve(&loaded, member)?;
     if id == loaded.peer.id() {
         return Err(ShareError::Refused("the admin cannot remove itself".into()));
     }
@@ -1040,6 +1094,7 @@ pub async fn join(
         label,
         installation: installation()?,
         since_ms: tresor::model::now_ms(),
+        names: Vec::new(),
     };
     let me = identity(vault, &record).await?;
     let (mut joiner, commit) = pair::Joiner::new(me.key())?;

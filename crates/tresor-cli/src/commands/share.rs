@@ -69,6 +69,16 @@ pub enum ShareAction {
         #[arg(long)]
         json: bool,
     },
+    /// Name a member in this vault (names are never sent: each vault names the members itself).
+    #[command(arg_required_else_help = true)]
+    Name {
+        /// The shared folder.
+        prefix: String,
+        /// The member's id, the start of it, or its name here.
+        member: String,
+        /// Its name (what `share members` shows, and `share remove` takes).
+        name: String,
+    },
     /// Remove a member (its admin only): a new epoch and mailbox without it. It decrypts nothing
     /// written after, and its later writes are refused; the secrets it could read are listed,
     /// to rotate.
@@ -76,7 +86,7 @@ pub enum ShareAction {
     Remove {
         /// The shared folder.
         prefix: String,
-        /// The member's id, or the start of it (`share members` shows them).
+        /// The member's id, the start of it, or its name here (`share members` shows them).
         member: String,
     },
     /// Forget the group in this vault (the secrets stay); the admin should remove you too.
@@ -93,6 +103,10 @@ pub enum ShareAction {
 /// What pairing takes.
 #[derive(clap::Args)]
 pub struct PairingArgs {
+    /// A name for the other side in this vault (the new member, or the group's admin when
+    /// joining), shown by `share members`; never sent.
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
     /// How long to wait for the other side (e.g. 30s, 10m).
     #[arg(long, value_name = "DURATION", default_value = DEFAULT_WAIT)]
     wait: String,
@@ -227,7 +241,8 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
                 client.health().await.map_err(|e| failed(e.into()))?;
                 let record = share::create(&vault, &prefix, &relay, &actor).await.map_err(failed)?;
                 eprintln!("made a sync group for {}/ through {relay}; you are its admin", record.prefix);
-                let invited = invite(&vault, &client, record.clone(), &actor, wait, stdin).await;
+                let invited =
+                    invite(&vault, &client, record.clone(), &actor, (wait, pairing.name.as_deref()), stdin).await;
                 if invited.is_err() {
                     // A group nobody joined is not kept: `share create` again starts afresh.
                     let alone = share::view(&vault, record.clone()).await.is_ok_and(|v| v.members.len() == 1);
@@ -240,7 +255,7 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
             ShareAction::Invite { prefix, pairing } => {
                 let record = share::find(&vault, &prefix).await.map_err(failed)?;
                 let client = relay_client(&record.relay, pairing.ca_cert.clone()).await?;
-                invite(&vault, &client, record, &actor, wait(&pairing.wait)?, stdin).await
+                invite(&vault, &client, record, &actor, (wait(&pairing.wait)?, pairing.name.as_deref()), stdin).await
             }
             ShareAction::Join { invitation, folder, pairing } => {
                 let text = if invitation == "-" {
@@ -262,6 +277,15 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
                 .await
                 .map_err(failed)?;
                 eprintln!("joined: the group's secrets land in {}/", record.prefix);
+                let record = match &pairing.name {
+                    Some(name) => {
+                        let view = share::view(&vault, record.clone()).await.map_err(failed)?;
+                        let admin = view.members.iter().find(|m| m.admin).map(|m| hex::encode(m.id.0));
+                        let admin = admin.unwrap_or_default();
+                        share::rename(&vault, record, &admin, name, &actor).await.map_err(failed)?.1
+                    }
+                    None => record,
+                };
                 let report = share::sync(&vault, &client, record.clone(), &actor, &mut share::Memo::default()).await.map_err(failed)?;
                 print_report(&record, &report, false);
                 Ok(())
@@ -317,6 +341,7 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
                                 "admin": m.admin,
                                 "me": m.me,
                                 "heard_ms": m.heard.filter(|_| !m.me).map(|at| at.saturating_mul(1000)),
+                                "name": m.name,
                             })
                         })
                         .collect();
@@ -329,7 +354,7 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
                 if view.removed {
                     eprintln!("the group's admin removed this vault: these are the members it last saw");
                 }
-                outln!("MEMBER            ROLE            LAST HEARD (epoch {})", view.epoch);
+                outln!("MEMBER            NAME             ROLE            LAST HEARD (epoch {})", view.epoch);
                 for m in view.members {
                     let role = match (m.admin, m.me) {
                         (true, true) => "admin (you)",
@@ -342,8 +367,15 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
                         Some(at) => tresor::vault::format_time(at.saturating_mul(1000)),
                         None => "never".to_string(),
                     };
-                    outln!("{:<17} {:<15} {}", m.id.to_string(), role, heard);
+                    let name = m.name.clone().unwrap_or_else(|| "-".into());
+                    outln!("{:<17} {:<16} {:<15} {}", m.id.to_string(), name, role, heard);
                 }
+                Ok(())
+            }
+            ShareAction::Name { prefix, member, name } => {
+                let record = share::find(&vault, &prefix).await.map_err(failed)?;
+                let (id, _) = share::rename(&vault, record, &member, &name, &actor).await.map_err(failed)?;
+                eprintln!("member {id} is {name} in this vault");
                 Ok(())
             }
             ShareAction::Remove { prefix, member } => {
@@ -395,7 +427,7 @@ async fn invite(
     client: &RelayClient,
     record: Record,
     actor: &str,
-    wait: Duration,
+    (wait, name): (Duration, Option<&str>),
     stdin: &mut impl BufRead,
 ) -> Result<(), CliError> {
     // What the folder holds goes to the group first, so the new member starts with it.
@@ -418,10 +450,13 @@ async fn invite(
         eprintln!("waiting for them...");
     };
     let prefix = record.prefix.clone();
-    let id = share::invite(vault, client, record, actor, wait, shown, |w| confirm(w, stdin))
+    let id = share::invite(vault, client, record.clone(), actor, wait, shown, |w| confirm(w, stdin))
         .await
         .map_err(failed)?;
     eprintln!("admitted member {id} into the group that shares {prefix}/");
+    if let Some(name) = name {
+        share::rename(vault, record, &hex::encode(id.0), name, actor).await.map_err(failed)?;
+    }
     Ok(())
 }
 

@@ -71,8 +71,13 @@ fn two_vaults_share_a_folder_both_ways_through_a_real_relay() {
     a.set("team/db", b"pw-1");
     a.set("team/api", b"token");
     a.set("private/own", b"not shared");
-    let (created, joined) =
-        pair(&a, &["share", "create", "team", "--relay", &relay.url], &b, "shared", ["y", "y"]);
+    let (created, joined) = pair(
+        &a,
+        &["share", "create", "team", "--relay", &relay.url, "--name", "bob"],
+        &b,
+        "shared",
+        ["y", "y"],
+    );
     let (created, joined) = (created.ok(), joined.ok());
     assert_eq!(words(&created.stderr).len(), 4, "{}", created.stderr);
     assert_eq!(words(&created.stderr), words(&joined.stderr), "the two sides showed different words");
@@ -161,6 +166,16 @@ fn two_vaults_share_a_folder_both_ways_through_a_real_relay() {
     let members = a.run_pw(&["share", "members", "team"], b"").ok().text();
     assert_eq!(members.lines().count(), 3, "nobody else was admitted: {members}");
     assert!(members.contains("admin (you)"), "{members}");
+    let bob = members.lines().find(|l| l.contains("bob")).unwrap_or_else(|| panic!("{members}"));
+    assert!(bob.contains("member") && !bob.contains("you"), "{bob}");
+    // Names are this vault's own: B names the admin itself.
+    let admin_id =
+        members.lines().find(|l| l.contains("admin (you)")).unwrap().split_whitespace().next().unwrap();
+    b.run_pw(&["share", "name", "shared", admin_id, "alice"], b"").ok();
+    let theirs = b.run_pw(&["share", "members", "shared"], b"").ok().text();
+    assert!(theirs.lines().any(|l| l.contains("alice") && l.contains("admin")), "{theirs}");
+    assert!(!theirs.contains("bob"), "a name was sent: {theirs}");
+    b.run_pw(&["share", "name", "shared", admin_id, "a\u{7}b"], b"").expect(7);
     let listed: serde_json::Value =
         serde_json::from_slice(&b.run_pw(&["share", "list", "--json"], b"").ok().stdout).unwrap();
     assert_eq!(listed[0]["prefix"], "shared");
@@ -190,7 +205,8 @@ fn a_removed_member_gets_nothing_written_after_and_its_writes_are_refused() {
     // Only the admin removes; the joiner cannot.
     let refused = b.run_pw(&["share", "remove", "team", id], b"").expect(7);
     assert!(refused.stderr.contains("only the group's admin"), "{}", refused.stderr);
-    let removed = a.run_pw(&["share", "remove", "team", &id[..6]], b"").ok();
+    a.run_pw(&["share", "name", "team", &id[..6], "carol"], b"").ok();
+    let removed = a.run_pw(&["share", "remove", "team", "carol"], b"").ok();
     assert!(removed.stderr.contains(&format!("removed member {id}")), "{}", removed.stderr);
     assert!(removed.text().contains("team/db"), "the paths it could read are not listed: {}", removed.text());
 
