@@ -48,6 +48,16 @@ impl AgreementSecret {
         PublicKey::from(&*self.0).to_bytes()
     }
 
+    /// The raw X25519 secret shared with `other` (for [`crate::koi`]'s static exchange only), or
+    /// an error for a non-contributory one.
+    pub(crate) fn shared(&self, other: &[u8; 32]) -> Result<Zeroizing<[u8; 32]>> {
+        let shared = self.0.diffie_hellman(&PublicKey::from(*other));
+        if !shared.was_contributory() {
+            return Err(CryptoError::Decrypt);
+        }
+        Ok(Zeroizing::new(*shared.as_bytes()))
+    }
+
     /// The key-encryption key shared with `other`, or an error for a non-contributory exchange.
     fn kek(
         &self,

@@ -7,6 +7,7 @@
 //! - [`wrap`]: key wrapping with a key commitment, for password slots and epoch keys;
 //! - [`agree`]: keys wrapped to an X25519 public key (sync groups' epoch keys);
 //! - [`cell`]: the fixed-size cells sync groups exchange through a relay;
+//! - [`koi`]: the KOI-net vault-sync wire format, for the compatibility mode only (weaker);
 //! - [`derive`](mod@derive): HKDF-SHA256 per-purpose keys, HMAC chains and SHA-256 object hashes;
 //! - [`envelope`]: XChaCha20-Poly1305 envelopes whose associated data binds vault, role, object,
 //!   epoch and format version, over compressed and padded plaintext ([`payload`], [`pad`]);
@@ -25,6 +26,7 @@ pub mod cell;
 pub mod derive;
 pub mod envelope;
 pub mod kdf;
+pub mod koi;
 mod locked;
 pub mod pad;
 pub mod payload;

@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
 
 mod bip39;
+mod koi;
 mod properties;
 mod rfc9106;
 mod slip10;
