@@ -84,9 +84,9 @@ done
 [[ $INVITATION == tresor-invite-1:* ]] || die "no invitation: $(cat "$WORK/a.err")"
 SHARED=$(now)
 printf '%s\n' "$INVITATION" >"$WORK/invitation"
-side b share join - --as team --wait 5m <"$WORK/b.in" >/dev/null 2>"$WORK/b.err" &
+side b share join "$INVITATION" --as team --wait 5m <"$WORK/b.in" >/dev/null 2>"$WORK/b.err" &
 B_PID=$!
-printf '%s\ny\n' "$INVITATION" >&8
+printf "y\n" >&8
 printf 'y\n' >&7
 wait "$A_PID" || die "share create failed: $(cat "$WORK/a.err")"
 wait "$B_PID" || die "share join failed: $(cat "$WORK/b.err")"

@@ -50,6 +50,12 @@ pub async fn groups(vault: &Vault, backend: &tresor_backend::BackendConfig, memo
                 for warning in &report.warnings {
                     tracing::warn!("sync {prefix}/: {warning:?}");
                 }
+                for problem in &report.problems {
+                    tracing::warn!("sync {prefix}/: {problem}");
+                }
+                for (path, why) in &report.skipped {
+                    tracing::warn!("sync {prefix}/: {path} is not carried: {why}");
+                }
             }
             // Another round ran at the same time (a `tresor sync`): it did the work.
             Err(ShareError::Busy(_)) => {}

@@ -5,9 +5,10 @@
 //! Mailbox `m`'s cells are objects `m/<start>`, `m/<start>` holding the cells from position
 //! `start` on (1 to 1,024 of them); an upload is a create-if-absent write at the mailbox's current
 //! end, tried again at the new end when another member got there first. Reading lists the
-//! mailbox: its objects must follow each other without gap or overlap and hold whole cells, or
-//! the bucket is lying. The bucket learns what a relay learns — cell counts, times, who writes —
-//! and the members' own rules catch whatever else it does.
+//! mailbox: its pieces from position 0 up to the first gap, each whole cells (else the bucket is
+//! lying); other objects are not read. The bucket learns what a relay learns — cell counts,
+//! times, who writes — and the members' own rules catch whatever else it does; whoever may write
+//! to it can deny service (give each member its own credentials, and revoke a removed one's).
 
 use crate::relay::{Fetched, MAX_FETCH_CELLS, MAX_UPLOAD_CELLS, RelayError};
 use tresor::Store;
@@ -48,16 +49,20 @@ impl BucketRelay {
         RelayError::Unreachable { url: self.name().to_string(), why: e.to_string() }
     }
 
-    /// The mailbox's objects in order, checked to follow each other from position 0.
+    /// The mailbox's pieces in order from position 0, up to the first gap (the mailbox ends
+    /// there: a piece planted further on is never read). Objects that are not pieces (other
+    /// names) are not read either; a piece that is not whole cells is the bucket lying.
     async fn pieces(&self, mailbox: &[u8; 32]) -> Result<Vec<Piece>, RelayError> {
         let dir = hex::encode(mailbox);
         let mut pieces = Vec::new();
         for (name, size, _) in self.store.list_meta(&dir).await.map_err(|e| self.failed(e))? {
-            let start = name
+            let Some(start) = name
                 .strip_prefix(&format!("{dir}/"))
                 .filter(|n| n.len() == 20 && n.bytes().all(|b| b.is_ascii_digit()))
                 .and_then(|n| n.parse::<u64>().ok())
-                .ok_or_else(|| self.lying("an object in a mailbox that is not one of its pieces"))?;
+            else {
+                continue;
+            };
             if size == 0 || size % CELL_LEN as u64 != 0 || size / CELL_LEN as u64 > MAX_UPLOAD_CELLS as u64 {
                 return Err(self.lying("a piece of a mailbox that is not 1 to 1,024 whole cells"));
             }
@@ -65,13 +70,15 @@ impl BucketRelay {
         }
         pieces.sort_by_key(|p| p.start);
         let mut end = 0;
-        for piece in &pieces {
+        let mut contiguous = Vec::new();
+        for piece in pieces {
             if piece.start != end {
-                return Err(self.lying("pieces of a mailbox with a gap or an overlap between them"));
+                break;
             }
             end += piece.cells;
+            contiguous.push(piece);
         }
-        Ok(pieces)
+        Ok(contiguous)
     }
 
     /// Appends `cells` to `mailbox`, 1,024 at most per object.

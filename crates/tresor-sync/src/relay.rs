@@ -237,6 +237,8 @@ impl HttpRelay {
 
 /// The most cells one round reads from one mailbox (64 MiB).
 pub const MAX_ROUND_CELLS: usize = 65_536;
+/// The most downloads one round makes from one mailbox.
+pub const MAX_ROUND_REQUESTS: usize = 256;
 
 /// One round of sync for `peer` at `now`: its uploads go up, then every mailbox it holds is
 /// read from its cursor to the end. `cursors` (one per mailbox) is the caller's to keep.
@@ -272,10 +274,12 @@ pub async fn download(
     let mut done = Vec::new();
     while let Some(mailbox) = peer.mailboxes().into_iter().find(|m| !done.contains(m)) {
         done.push(mailbox);
-        let mut read = 0;
-        // A round reads a bounded number of cells per mailbox (a relay that claims a mailbox
-        // without end cannot keep it going): the rest waits for the next round.
-        while read < MAX_ROUND_CELLS {
+        let (mut read, mut requests) = (0, 0);
+        // A round reads a bounded number of cells, in a bounded number of requests, per mailbox
+        // (a relay that claims a mailbox without end, or answers a cell at a time, cannot keep it
+        // going): the rest waits for the next round.
+        while read < MAX_ROUND_CELLS && requests < MAX_ROUND_REQUESTS {
+            requests += 1;
             let cursor = cursors.entry(mailbox).or_default();
             let fetched = relay.fetch(&mailbox, *cursor).await?;
             if fetched.length < *cursor {

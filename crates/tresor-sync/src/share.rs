@@ -42,6 +42,8 @@ const BYTES_PER_EVENT: usize = 4 << 20;
 /// The most cells a pairing mailbox may hold (a welcome carries the group's snapshot, at most
 /// 64 MiB).
 const MAX_PAIRING_CELLS: usize = 80_000;
+/// How long one group's background round may take.
+const GROUP_DEADLINE: Duration = Duration::from_secs(300);
 /// How often the admin starts a new epoch when no membership change did (seconds).
 pub const REKEY_EVERY: u64 = 7 * 24 * 3600;
 /// How often pairing looks at the relay.
@@ -66,7 +68,7 @@ pub enum ShareError {
     #[error("no sync group shares {0}")]
     NoGroup(String),
     /// No member of the group has an id starting so.
-    #[error("no member of the group has an id starting with {0}")]
+    #[error("no member of the group is named {0} here or has an id starting with it")]
     NoMember(String),
     /// The operation is refused as asked (why says which rule).
     #[error("{0}")]
@@ -115,6 +117,9 @@ pub struct Record {
     pub since_ms: u64,
     /// Names this vault's people gave members (never sent: each vault names them itself).
     names: Vec<(MemberId, String)>,
+    /// The vault's version of the record as read (a change checks it is still the current one).
+    #[serde(skip)]
+    version: u64,
 }
 
 impl Record {
@@ -129,6 +134,7 @@ impl Record {
             installation: 0,
             since_ms: 0,
             names: Vec::new(),
+            version: 0,
         }
     }
 
@@ -156,6 +162,9 @@ struct Stored<'a> {
     /// Per path relative to the prefix: what the vault took in.
     synced: Vec<(String, Synced)>,
     cursors: Vec<([u8; 32], u64)>,
+    /// Versions of state parts (part, version) superseded and not yet known destroyed: tried
+    /// again at the next save (a crash, or a failure, between a save and its destruction).
+    pending: Vec<(u32, u64)>,
     #[serde(with = "borrowed_bytes")]
     peer: &'a [u8],
 }
@@ -173,6 +182,8 @@ pub struct Loaded {
     parts: usize,
     /// The version of each part as read (what the next save supersedes).
     versions: Vec<u64>,
+    /// Superseded versions of parts not yet known destroyed.
+    pending: Vec<(u32, u64)>,
     saved: Zeroizing<Vec<u8>>,
 }
 
@@ -192,9 +203,18 @@ pub async fn sync_all(
     };
     let mut out = Vec::new();
     for record in records {
-        let result = match RelayClient::connect(&record.relay, http, backend).await {
-            Ok(relay) => sync(vault, &relay, record.clone(), actor, memo).await,
-            Err(e) => Err(e.into()),
+        let round = async {
+            let relay = RelayClient::connect(&record.relay, http, backend).await?;
+            sync(vault, &relay, record.clone(), actor, memo).await
+        };
+        // One group's relay cannot hold up the others: a round cut short leaves what a crash
+        // leaves, and the next one goes on.
+        let result = match tokio::time::timeout(GROUP_DEADLINE, round).await {
+            Ok(result) => result,
+            Err(_) => Err(ShareError::TimedOut(format!(
+                "the round took longer than {} s; the next one goes on",
+                GROUP_DEADLINE.as_secs()
+            ))),
         };
         out.push((record, result));
     }
@@ -276,8 +296,8 @@ pub async fn records(vault: &Vault) -> Result<Vec<Record>, ShareError> {
         }
         let path =
             SecretPath::system(entry.path.trim_start_matches(path::SYSTEM_ROOT).trim_start_matches('/'))?;
-        if let SystemEntry::Current(_, bytes) = vault.system_entry(&path, None).await? {
-            let record: Record = postcard::from_bytes(bytes.as_slice())
+        if let SystemEntry::Current(version, bytes) = vault.system_entry(&path, None).await? {
+            let mut record: Record = postcard::from_bytes(bytes.as_slice())
                 .map_err(|_| ShareError::State("holds a malformed record"))?;
             if record.format != FORMAT {
                 return Err(ShareError::State("was written by another version of tresor"));
@@ -285,6 +305,7 @@ pub async fn records(vault: &Vault) -> Result<Vec<Record>, ShareError> {
             if path != record_path(&record.group)? {
                 return Err(ShareError::State("holds a group's record under another group's name"));
             }
+            record.version = version;
             out.push(record);
         }
     }
@@ -302,6 +323,9 @@ pub async fn find(vault: &Vault, prefix: &str) -> Result<Record, ShareError> {
 async fn refuse_overlap(vault: &Vault, prefix: &str) -> Result<(), ShareError> {
     for record in records(vault).await? {
         let (a, b) = (format!("{}/", record.prefix), format!("{prefix}/"));
+        if a == b {
+            return Err(ShareError::Refused(format!("{prefix} is shared by a sync group already")));
+        }
         if a.starts_with(&b) || b.starts_with(&a) {
             return Err(ShareError::Refused(format!(
                 "{prefix} overlaps {}, which a sync group shares already",
@@ -360,10 +384,11 @@ pub async fn load(vault: &Vault, record: Record) -> Result<Loaded, ShareError> {
         let peer = Peer::restore(identity(vault, &record).await?, stored.peer)?;
         let synced = stored.synced.into_iter().collect();
         let cursors = stored.cursors.into_iter().collect();
+        let pending = stored.pending;
         if peer.group() != record.group {
             return Err(ShareError::State("holds the state of another group under this one's name"));
         }
-        return Ok(Loaded { record, peer, synced, cursors, base, parts: count, versions, saved });
+        return Ok(Loaded { record, peer, synced, cursors, base, parts: count, versions, pending, saved });
     }
     Err(ShareError::State("kept changing while it was read"))
 }
@@ -386,13 +411,14 @@ fn part_header(bytes: &SecretBytes) -> Result<(u64, usize, usize), ShareError> {
 }
 
 impl Loaded {
-    /// The state, encoded (wiped on drop).
-    fn encode(&self) -> Result<Zeroizing<Vec<u8>>, ShareError> {
+    /// The state, encoded (wiped on drop), with `pending` the versions to destroy.
+    fn encode(&self, pending: &[(u32, u64)]) -> Result<Zeroizing<Vec<u8>>, ShareError> {
         let peer = self.peer.save()?;
         let stored = Stored {
             format: FORMAT,
             synced: self.synced.iter().map(|(p, s)| (p.clone(), s.clone())).collect(),
             cursors: self.cursors.iter().map(|(m, c)| (*m, *c)).collect(),
+            pending: pending.to_vec(),
             peer: &peer,
         };
         let size = postcard::experimental::serialized_size(&stored)
@@ -405,10 +431,16 @@ impl Loaded {
     }
 
     /// The state as parts of at most `limit` bytes each, each with its header.
-    fn parts(&self, limit: usize) -> Result<Vec<Zeroizing<Vec<u8>>>, ShareError> {
-        let whole = self.encode()?;
+    fn parts(&self, limit: usize, pending: &[(u32, u64)]) -> Result<Vec<Zeroizing<Vec<u8>>>, ShareError> {
+        let whole = self.encode(pending)?;
         let body = limit.saturating_sub(PART_HEADER).max(1);
         let count = whole.len().div_ceil(body).max(1);
+        if count > MAX_PARTS {
+            // Refused before anything is saved or sent: the state stays loadable.
+            return Err(ShareError::State(
+                "has grown past what it keeps (1,024 parts): raise max_value_size, or share less",
+            ));
+        }
         let generation =
             u64::from_be_bytes(random_array().map_err(|_| ShareError::State("lacks a random source"))?);
         let parts = (0..count)
@@ -433,8 +465,9 @@ impl Loaded {
         actor: &str,
         mut first: Vec<Change>,
         fresh: bool,
+        pending: &[(u32, u64)],
     ) -> Result<Vec<Change>, ShareError> {
-        let parts = self.parts(vault.max_value())?;
+        let parts = self.parts(vault.max_value(), pending)?;
         let count = parts.len();
         for (n, part) in parts.into_iter().enumerate() {
             first.push(Change {
@@ -457,7 +490,7 @@ impl Loaded {
 
     /// Whether the state differs from the one loaded.
     fn changed(&self) -> Result<bool, ShareError> {
-        let whole = self.encode()?;
+        let whole = self.encode(&self.pending)?;
         Ok(whole.as_slice() != self.saved.as_slice())
     }
 }
@@ -472,34 +505,51 @@ async fn save(
     actor: &str,
     changes: Vec<Change>,
 ) -> Result<Vec<String>, ShareError> {
-    let changes = loaded.save_changes(vault, actor, changes, false)?;
+    let group = &loaded.record.group;
+    // What earlier saves left first (a crash or a failure between a save and its destruction).
+    let (mut problems, still) = destroy_versions(vault, group, &loaded.pending).await;
+    let superseded: Vec<(u32, u64)> =
+        loaded.versions.iter().enumerate().map(|(n, v)| (u32::try_from(n).unwrap_or(u32::MAX), *v)).collect();
+    // Saved as pending with the new state: destroyed right after, or at the next save.
+    let pending: Vec<(u32, u64)> = still.into_iter().chain(superseded.iter().copied()).collect();
+    let changes = loaded.save_changes(vault, actor, changes, false, &pending)?;
     match vault.apply(changes).await {
         Ok(_) => {}
         Err(tresor::Error::Conflict(_)) => return Err(ShareError::Busy(loaded.record.prefix.clone())),
         Err(e) => return Err(e.into()),
     }
-    Ok(destroy_versions(vault, &loaded.record.group, &loaded.versions).await)
+    problems.extend(destroy_versions(vault, group, &superseded).await.0);
+    Ok(problems)
 }
 
-/// Destroys version `versions[n]` of state part `n` of `group`; what could not be destroyed.
-async fn destroy_versions(vault: &Vault, group: &[u8; 32], versions: &[u64]) -> Vec<String> {
+/// Destroys the versions (part, version) of the state of `group`: what could not be destroyed,
+/// said and listed.
+async fn destroy_versions(
+    vault: &Vault,
+    group: &[u8; 32],
+    versions: &[(u32, u64)],
+) -> (Vec<String>, Vec<(u32, u64)>) {
     let mut problems = Vec::new();
-    for (n, version) in versions.iter().enumerate() {
-        let Ok(path) = part_path(group, n) else { continue };
+    let mut failed = Vec::new();
+    for (n, version) in versions {
+        let Ok(path) = part_path(group, *n as usize) else { continue };
         match vault.destroy_versions(&path, &[*version]).await {
             Ok(report) if report.complete() => {}
             Ok(_) => problems.push(
                 "an old version of the group's state is not wholly gone from the store (`tresor gc` removes what is left)"
                     .to_string(),
             ),
-            Err(e) => problems.push(format!("an old version of the group's state could not be destroyed: {e}")),
+            Err(e) => {
+                problems.push(format!("an old version of the group's state could not be destroyed yet: {e}"));
+                failed.push((*n, *version));
+            }
         }
     }
-    problems
+    (problems, failed)
 }
 
-/// Saves a new group (its record and its first state) in one commit.
-async fn save_new(vault: &Vault, loaded: &Loaded, actor: &str) -> Result<(), ShareError> {
+/// Saves a new group (its record and its first state) in one commit; the record's version.
+async fn save_new(vault: &Vault, loaded: &Loaded, actor: &str) -> Result<u64, ShareError> {
     let record = postcard::to_stdvec(&loaded.record).map_err(|_| ShareError::State("does not encode"))?;
     let first = vec![Change {
         path: record_path(&loaded.record.group)?,
@@ -507,9 +557,9 @@ async fn save_new(vault: &Vault, loaded: &Loaded, actor: &str) -> Result<(), Sha
         actor: actor.to_string(),
         expect: Some(0),
     }];
-    let changes = loaded.save_changes(vault, actor, first, true)?;
-    vault.apply(changes).await?;
-    Ok(())
+    let changes = loaded.save_changes(vault, actor, first, true, &[])?;
+    let versions = vault.apply(changes).await?;
+    Ok(versions.first().copied().unwrap_or(1))
 }
 
 /// Makes a group that shares `prefix` of this vault through `relay`, with this vault as its
@@ -528,6 +578,7 @@ pub async fn create(vault: &Vault, prefix: &str, relay: &str, actor: &str) -> Re
         installation: installation()?,
         since_ms: tresor::model::now_ms(),
         names: Vec::new(),
+        version: 0,
     };
     let me = identity(vault, &record).await?;
     let key = Key::generate().map_err(|_| ShareError::State("lacks a random source"))?;
@@ -542,6 +593,7 @@ pub async fn create(vault: &Vault, prefix: &str, relay: &str, actor: &str) -> Re
         base: 0,
         parts: 0,
         versions: Vec::new(),
+        pending: Vec::new(),
         saved: Zeroizing::new(Vec::new()),
     };
     let detail = format!(
@@ -550,7 +602,8 @@ pub async fn create(vault: &Vault, prefix: &str, relay: &str, actor: &str) -> Re
         loaded.peer.id()
     );
     vault.audit_sync(&prefix, &detail).await?;
-    save_new(vault, &loaded, actor).await?;
+    let mut record = record;
+    record.version = save_new(vault, &loaded, actor).await?;
     Ok(record)
 }
 
@@ -581,6 +634,9 @@ pub async fn sync(
     let mut report = Report::default();
     let prefix = loaded.record.prefix.clone();
     let group = loaded.record.group;
+    // A member removed before this round takes nothing more in: its folder is its own again (an
+    // edit made there is not undone by the group's last state).
+    let removed_before = loaded.peer.is_removed();
     // Fresh: loading read the store.
     let index = vault.log_index();
     let listed: BTreeMap<String, u64> = if memo.0.get(&group) == Some(&index) {
@@ -639,7 +695,10 @@ pub async fn sync(
     let mut changes = Vec::new();
     let mut touched = Vec::new();
     // Every path is compared (a hash of each value): what the vault last took in is in `synced`.
-    let paths: Vec<String> = loaded.peer.replica().all_paths().map(str::to_string).collect();
+    let paths: Vec<String> = match removed_before {
+        true => Vec::new(),
+        false => loaded.peer.replica().all_paths().map(str::to_string).collect(),
+    };
     for rel in paths {
         let full = SecretPath::parse(&format!("{prefix}/{rel}"))?;
         let live = listed.get(&rel).copied().unwrap_or(0);
@@ -727,8 +786,13 @@ pub async fn sync(
         .into_iter()
         .map(|(rel, versions)| (format!("{prefix}/{rel}"), versions.len() - 1))
         .collect();
-    report.unacknowledged = loaded.peer.unacknowledged();
     report.removed = loaded.peer.is_removed();
+    if report.removed {
+        // Nothing of its own goes out any more, and nothing will be acknowledged.
+        report.sent.clear();
+    } else {
+        report.unacknowledged = loaded.peer.unacknowledged();
+    }
     Ok(report)
 }
 
@@ -828,6 +892,26 @@ fn resolve(loaded: &Loaded, member: &str) -> Result<MemberId, ShareError> {
     }
 }
 
+/// Whether `name` can name a member of the group of `record`: 1 to 64 characters, no control
+/// character, not only hex digits (it would read as an id), and no other member's name here.
+pub fn check_name(record: &Record, name: &str) -> Result<(), ShareError> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err(ShareError::Refused(
+            "a member's name is 1 to 64 characters, none of them control characters".into(),
+        ));
+    }
+    if name.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(ShareError::Refused(format!(
+            "{name} reads as a member id: give a name with a letter beyond f"
+        )));
+    }
+    if record.names.iter().any(|(_, n)| n == name) {
+        return Err(ShareError::Refused(format!("another member is named {name} already")));
+    }
+    Ok(())
+}
+
 /// Names the member `member` (an id or its start, or its name) `name` in this vault's record
 /// of the group of `record`: what `share members` shows (names are never sent).
 pub async fn rename(
@@ -838,39 +922,39 @@ pub async fn rename(
     actor: &str,
 ) -> Result<(MemberId, Record), ShareError> {
     let name = name.trim();
-    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        return Err(ShareError::Refused(
-            "a member's name is 1 to 64 characters, none of them control characters".into(),
-        ));
-    }
     let loaded = load(vault, record).await?;
     let id = resolve(&loaded, member)?;
     let mut record = loaded.record;
-    if record.names.iter().any(|(m, n)| n == name && *m != id) {
-        return Err(ShareError::Refused(format!("another member is named {name} already")));
-    }
-    record.names.retain(|(m, _)| *m != id);
+    // Names of members no longer in the group go (a removed member's name is free again).
+    let current: Vec<MemberId> = loaded.peer.members().iter().map(MemberKey::id).collect();
+    record.names.retain(|(m, _)| *m != id && current.contains(m));
+    check_name(&record, name)?;
     record.names.push((id, name.to_string()));
     let bytes = postcard::to_stdvec(&record).map_err(|_| ShareError::State("does not encode"))?;
     let change = Change {
         path: record_path(&record.group)?,
         value: Some(Zeroizing::new(bytes)),
         actor: actor.to_string(),
-        expect: None,
+        expect: Some(record.version),
     };
-    vault.apply(vec![change]).await?;
+    match vault.apply(vec![change]).await {
+        Ok(versions) => record.version = versions.first().copied().unwrap_or(record.version),
+        Err(tresor::Error::Conflict(_)) => return Err(ShareError::Busy(record.prefix)),
+        Err(e) => return Err(e.into()),
+    }
     Ok((id, record))
 }
 
 /// Removes the member whose id starts with `member`, or that this vault named so (the admin only): a new epoch without it,
-/// saved, then sent. Returns its id and the paths (in the vault) it could read, to rotate.
+/// saved, then sent. Returns its id, the paths (in the vault) it could read, to rotate, and what
+/// could not be destroyed of the superseded state.
 pub async fn remove(
     vault: &Vault,
     relay: &RelayClient,
     record: Record,
     member: &str,
     actor: &str,
-) -> Result<(MemberId, Vec<String>), ShareError> {
+) -> Result<(MemberId, Vec<String>, Vec<String>), ShareError> {
     let mut loaded = load(vault, record).await?;
     if !loaded.peer.is_admin() {
         return Err(ShareError::Refused("only the group's admin removes members (it made the group)".into()));
@@ -879,17 +963,32 @@ pub async fn remove(
     if id == loaded.peer.id() {
         return Err(ShareError::Refused("the admin cannot remove itself".into()));
     }
+    // No download first: what came in would be saved without the vault taking it in, and the
+    // next round's local changes would claim to have seen it. The member is cut at its last event
+    // accepted here; whatever it wrote after is refused everywhere.
     let now = now();
-    relay::download(&mut loaded.peer, relay, &mut loaded.cursors, now).await?;
-    vault.audit_sync(&loaded.record.prefix, &format!("removed member {id} from the sync group")).await?;
     loaded.peer.rekey(&[id], now)?;
     let prefix = loaded.record.prefix.clone();
     let readable =
         loaded.peer.replica().paths_ever_written().into_iter().map(|p| format!("{prefix}/{p}")).collect();
     let uploads = loaded.peer.upload(now)?;
-    save(vault, &loaded, actor, Vec::new()).await?;
+    // Its name here goes with it (free for another member).
+    let mut changes = Vec::new();
+    if loaded.record.names.iter().any(|(m, _)| *m == id) {
+        let mut record = loaded.record.clone();
+        record.names.retain(|(m, _)| *m != id);
+        let bytes = postcard::to_stdvec(&record).map_err(|_| ShareError::State("does not encode"))?;
+        changes.push(Change {
+            path: record_path(&record.group)?,
+            value: Some(Zeroizing::new(bytes)),
+            actor: actor.to_string(),
+            expect: Some(record.version),
+        });
+    }
+    let problems = save(vault, &loaded, actor, changes).await?;
+    vault.audit_sync(&loaded.record.prefix, &format!("removed member {id} from the sync group")).await?;
     relay::send(relay, &uploads).await?;
-    Ok((id, readable))
+    Ok((id, readable, problems))
 }
 
 /// Forgets the group of `record` in this vault: its record is deleted and its state destroyed
@@ -922,7 +1021,11 @@ pub async fn leave(
     match vault.apply(changes).await {
         // The keys and values the state held go from the store too.
         Ok(_) => {
-            Ok((loaded.peer.id(), destroy_versions(vault, &loaded.record.group, &loaded.versions).await))
+            let mut all = loaded.pending.clone();
+            all.extend(
+                loaded.versions.iter().enumerate().map(|(n, v)| (u32::try_from(n).unwrap_or(u32::MAX), *v)),
+            );
+            Ok((loaded.peer.id(), destroy_versions(vault, &loaded.record.group, &all).await.0))
         }
         Err(tresor::Error::Conflict(_)) => Err(ShareError::Busy(loaded.record.prefix)),
         Err(e) => Err(e.into()),
@@ -997,7 +1100,8 @@ impl Mailbox<'_> {
 /// Invites one new member into the group of `record` (its admin only): `shown` gets the
 /// invitation's text to pass on; once the joiner answered, `confirm` gets the words both sides
 /// show and says whether the person confirmed they match. Then the joiner is admitted (saved
-/// first, then sent). Returns the new member's id.
+/// first, then sent). Returns the new member's id, and what could not be destroyed of the
+/// superseded state.
 pub async fn invite(
     vault: &Vault,
     relay: &RelayClient,
@@ -1006,7 +1110,7 @@ pub async fn invite(
     wait: Duration,
     shown: impl FnOnce(&str),
     confirm: impl FnOnce(&[&str]) -> bool,
-) -> Result<MemberId, ShareError> {
+) -> Result<(MemberId, Vec<String>), ShareError> {
     let loaded = load(vault, record.clone()).await?;
     if !loaded.peer.is_admin() {
         return Err(ShareError::Refused("only the group's admin invites members (it made the group)".into()));
@@ -1051,12 +1155,12 @@ pub async fn invite(
     let now = now();
     let welcome = loaded.peer.admit(joiner, now)?;
     let uploads = loaded.peer.upload(now)?;
+    let problems = save(vault, &loaded, actor, Vec::new()).await?;
     let detail = format!("admitted member {} into the sync group (the words matched)", joiner.id());
     vault.audit_sync(&loaded.record.prefix, &detail).await?;
-    save(vault, &loaded, actor, Vec::new()).await?;
     mailbox.send(&welcome).await?;
     relay::send(relay, &uploads).await?;
-    Ok(joiner.id())
+    Ok((joiner.id(), problems))
 }
 
 /// Checks that this vault can join a group into `prefix` (a folder overlapping no group's, and
@@ -1095,7 +1199,14 @@ pub async fn join(
         installation: installation()?,
         since_ms: tresor::model::now_ms(),
         names: Vec::new(),
+        version: 0,
     };
+    // An invitation serves once: a pairing mailbox that holds anything was used (or is in use).
+    if relay.fetch(&invitation.mailbox(), 0).await?.length > 0 {
+        return Err(ShareError::Refused(
+            "this invitation was used already (it serves once): ask for a new one".into(),
+        ));
+    }
     let me = identity(vault, &record).await?;
     let (mut joiner, commit) = pair::Joiner::new(me.key())?;
     let mut mailbox = Mailbox { invitation, relay, cells: Vec::new(), seen: 0, sent: 0, role: 1 };
@@ -1133,6 +1244,7 @@ pub async fn join(
         base: 0,
         parts: 0,
         versions: Vec::new(),
+        pending: Vec::new(),
         saved: Zeroizing::new(Vec::new()),
     };
     let detail = format!(
@@ -1142,6 +1254,6 @@ pub async fn join(
         loaded.peer.id()
     );
     vault.audit_sync(&prefix, &detail).await?;
-    save_new(vault, &loaded, actor).await?;
+    record.version = save_new(vault, &loaded, actor).await?;
     Ok(record)
 }

@@ -16,8 +16,10 @@ pub(crate) fn cmd_unlock(ctx: &mut Ctx) -> Result<(), CliError> {
         eprintln!("already unlocked (agent pid {pid})");
         return Ok(());
     }
-    // The vault must exist before a password is asked for or an agent started.
+    // The vault must exist before a password is asked for or an agent started, and the agent's
+    // settings must be right (it would only say so in its own log).
     open_existing(&runtime()?, &ctx.location)?;
+    crate::commands::share::sync_every(None)?;
     let prompts = ctx.password_prompts();
     let mut attempt = 1;
     let mut password = ctx.password()?;

@@ -204,7 +204,17 @@ fn wait(text: &str) -> Result<Duration, CliError> {
 /// Opens the vault here (sync needs its keys in this process).
 fn open(ctx: &mut Ctx, rt: &tokio::runtime::Runtime) -> Result<Vault, CliError> {
     let store = crate::open_existing(rt, &ctx.location)?;
-    let vault = crate::unlock_here(ctx, rt, store)?;
+    let vault = crate::unlock_here(ctx, rt, store).map_err(|e| {
+        match e.message().starts_with("no password given") {
+        true => CliError::input(
+            "the sharing commands open the vault in this process, so they need its password even while the \
+             agent is unlocked (the agent syncs in the background on its own): give it at a prompt, with \
+             TRESOR_PASSWORD_FILE or --password-stdin"
+                .into(),
+        ),
+        false => e,
+    }
+    })?;
     crate::report_unlocked(&vault);
     Ok(vault)
 }
@@ -241,8 +251,12 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
                 client.health().await.map_err(|e| failed(e.into()))?;
                 let record = share::create(&vault, &prefix, &relay, &actor).await.map_err(failed)?;
                 eprintln!("made a sync group for {}/ through {relay}; you are its admin", record.prefix);
-                let invited =
-                    invite(&vault, &client, record.clone(), &actor, (wait, pairing.name.as_deref()), stdin).await;
+                let inviting = invite(&vault, &client, record.clone(), &actor, (wait, pairing.name.as_deref()), stdin);
+                // Interrupted while it waits: the group nobody joined is not kept either.
+                let invited = tokio::select! {
+                    invited = inviting => invited,
+                    _ = tokio::signal::ctrl_c() => Err(CliError::with_code(130, "interrupted".into())),
+                };
                 if invited.is_err() {
                     // A group nobody joined is not kept: `share create` again starts afresh.
                     let alone = share::view(&vault, record.clone()).await.is_ok_and(|v| v.members.len() == 1);
@@ -258,7 +272,8 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
                 invite(&vault, &client, record, &actor, (wait(&pairing.wait)?, pairing.name.as_deref()), stdin).await
             }
             ShareAction::Join { invitation, folder, pairing } => {
-                let text = if invitation == "-" {
+                let from_stdin = invitation == "-";
+                let text = if from_stdin {
                     let mut line = String::new();
                     stdin.read_line(&mut line).map_err(|e| CliError::input(format!("stdin: {e}")))?;
                     line
@@ -271,8 +286,16 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
                 eprintln!(
                     "waiting for the group's admin (its `share create` or `share invite` must be waiting too)..."
                 );
+                // The invitation came on stdin: the person answers at the terminal.
+                let mut tty = match from_stdin {
+                    true => std::fs::File::open("/dev/tty").ok().map(std::io::BufReader::new),
+                    false => None,
+                };
                 let record = share::join(&vault, &client, &invitation, &folder, &actor, wait(&pairing.wait)?, |w| {
-                    confirm(w, stdin)
+                    match tty.as_mut() {
+                        Some(tty) => confirm(w, tty),
+                        None => confirm(w, stdin),
+                    }
                 })
                 .await
                 .map_err(failed)?;
@@ -381,8 +404,12 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
             ShareAction::Remove { prefix, member } => {
                 let record = share::find(&vault, &prefix).await.map_err(failed)?;
                 let client = relay_client(&record.relay, None).await?;
-                let (id, readable) = share::remove(&vault, &client, record, &member, &actor).await.map_err(failed)?;
+                let (id, readable, problems) =
+                    share::remove(&vault, &client, record, &member, &actor).await.map_err(failed)?;
                 eprintln!("removed member {id}: a new epoch and mailbox without it; its later writes are refused");
+                for problem in problems {
+                    eprintln!("tresor: warning: {problem}");
+                }
                 if !readable.is_empty() {
                     eprintln!("it could read {} secrets; rotate them (it may have kept copies):", readable.len());
                     for path in readable {
@@ -450,10 +477,18 @@ async fn invite(
         eprintln!("waiting for them...");
     };
     let prefix = record.prefix.clone();
-    let id = share::invite(vault, client, record.clone(), actor, wait, shown, |w| confirm(w, stdin))
-        .await
-        .map_err(failed)?;
+    // A name is checked before anyone pairs: a refused one must not come after the admission.
+    if let Some(name) = name {
+        share::check_name(&record, name).map_err(failed)?;
+    }
+    let (id, problems) =
+        share::invite(vault, client, record.clone(), actor, wait, shown, |w| confirm(w, stdin))
+            .await
+            .map_err(failed)?;
     eprintln!("admitted member {id} into the group that shares {prefix}/");
+    for problem in problems {
+        eprintln!("tresor: warning: {problem}");
+    }
     if let Some(name) = name {
         share::rename(vault, record, &hex::encode(id.0), name, actor).await.map_err(failed)?;
     }
@@ -488,13 +523,44 @@ pub fn sync(ctx: &mut Ctx, args: SyncArgs) -> Result<(), CliError> {
         }
         let mut alarmed = false;
         let mut memo = share::Memo::default();
+        // With --watch, what was said last per group: the same conflict or error is not said again
+        // every round.
+        let mut said: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+        if args.watch {
+            eprintln!(
+                "syncing {} every {} (Ctrl-C stops)",
+                crate::plural(records.len(), "group"),
+                humantime::format_duration(interval)
+            );
+        }
         loop {
             for record in &records {
-                let client = relay_client(&record.relay, args.ca_cert.clone()).await?;
-                match share::sync(&vault, &client, record.clone(), &actor, &mut memo).await {
-                    Ok(report) => alarmed |= print_report(record, &report, args.watch),
-                    Err(e) if args.watch => eprintln!("tresor: {}/: {e}", record.prefix),
-                    Err(e) => return Err(failed(e)),
+                let result = match relay_client(&record.relay, args.ca_cert.clone()).await {
+                    Ok(client) => {
+                        share::sync(&vault, &client, record.clone(), &actor, &mut memo).await.map_err(failed)
+                    }
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Ok(mut report) => {
+                        if args.watch {
+                            let now = format!("{:?}", report.conflicts);
+                            if said.insert(record.prefix.clone(), now.clone()).as_deref()
+                                == Some(now.as_str())
+                            {
+                                report.conflicts.clear();
+                            }
+                        }
+                        alarmed |= print_report(record, &report, args.watch);
+                    }
+                    Err(e) if args.watch => {
+                        let now = e.message().to_string();
+                        if said.insert(record.prefix.clone(), now.clone()).as_deref() != Some(now.as_str()) {
+                            let at = tresor::vault::format_time(tresor::model::now_ms());
+                            eprintln!("{at}\ntresor: {}/: {now}", record.prefix);
+                        }
+                    }
+                    Err(e) => return Err(e),
                 }
             }
             if !args.watch {
@@ -551,7 +617,7 @@ fn print_report(record: &Record, report: &Report, watch: bool) -> bool {
     for (path, others) in &report.conflicts {
         eprintln!(
             "tresor: conflict: {path} was written concurrently ({} kept in `tresor history {path}`); \
-             the newest is shown, and writing it again settles it",
+             every member shows the same one (by clock, then member), and writing it again settles it",
             crate::plural(*others, "other version")
         );
     }

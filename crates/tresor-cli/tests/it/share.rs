@@ -58,7 +58,10 @@ fn pair(inviter: &Env, args: &[&str], joiner: &Env, folder: &str, answers: [&str
             stderr: String::from_utf8_lossy(&out.stderr).into(),
         }
     };
-    (finish(a), finish(b))
+    let mut created = finish(a);
+    // The invitation was read off its stdout: it is given back there.
+    created.stdout = [format!("{invitation}\n").into_bytes(), created.stdout].concat();
+    (created, finish(b))
 }
 
 fn sync(env: &Env) -> Out {
@@ -152,6 +155,15 @@ fn two_vaults_share_a_folder_both_ways_through_a_real_relay() {
     let acked = sync(&a).ok();
     assert!(!acked.stderr.contains("not yet acknowledged"), "{}", acked.stderr);
 
+    // A used invitation shows no words to anyone: it says it was used.
+    let (invited, _) = pair(&a, &["share", "invite", "team"], &b, "again", ["y", "y"]);
+    let spent = invited.stdout.clone();
+    let spent = String::from_utf8_lossy(&spent).trim().to_string();
+    let c = Env::new();
+    c.init();
+    let out = c.run_pw(&["share", "join", &spent, "--as", "team"], b"y\n").expect(7);
+    assert!(out.stderr.contains("this invitation was used already"), "{}", out.stderr);
+    assert!(words(&out.stderr).is_empty(), "{}", out.stderr);
     // A vault in the group already is refused before it confirms anything, and nobody is admitted.
     let (invited, again) = pair(&a, &["share", "invite", "team"], &b, "again", ["y", "y"]);
     assert_eq!(again.code, 7, "{}", again.stderr);
@@ -216,9 +228,26 @@ fn a_removed_member_gets_nothing_written_after_and_its_writes_are_refused() {
     assert!(told.stderr.contains("removed this vault"), "{}", told.stderr);
     assert_eq!(b.get("team/db"), b"before", "the removed member got a value written after its removal");
     b.set("team/db", b"from-the-removed");
-    sync(&b).ok();
+    let after = sync(&b).ok();
+    assert!(!after.stderr.contains('←') && !after.stderr.contains('→'), "{}", after.stderr);
+    assert!(!after.stderr.contains("not yet acknowledged"), "{}", after.stderr);
     sync(&a).ok();
     assert_eq!(a.get("team/db"), b"after", "a write of the removed member was taken in");
+    // Its own folder is its own again: the edit is not undone by the group's last state
+    // (regression: every sync wrote the group's value back over it).
+    assert_eq!(b.get("team/db"), b"from-the-removed");
+    // Its name here is free again; a name that reads as an id is refused.
+    let a_id = a.run_pw(&["share", "members", "team"], b"").ok().text();
+    let a_id = a_id
+        .lines()
+        .find(|l| l.contains("admin (you)"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    a.run_pw(&["share", "name", "team", &a_id, "carol"], b"").ok();
+    a.run_pw(&["share", "name", "team", &a_id, "e0805d"], b"").expect(7);
 }
 
 #[test]

@@ -35,13 +35,14 @@ impl Engine {
             self.check_value(value)?;
         }
         self.refresh().await?;
-        // System entries are sealed apart from secrets (their own packs): destroying a caller's
-        // superseded bookkeeping never has to move a secret's value.
+        // System entries are sealed apart from secrets and from each other (a pack each):
+        // destroying a caller's superseded bookkeeping never has to move another value.
         let (system, user): (Vec<usize>, Vec<usize>) =
             (0..puts.len()).partition(|at| puts[*at].0.is_system());
         let mut objects = Vec::new();
         let mut refs = vec![None; puts.len()];
-        for part in [user, system] {
+        let batches = std::iter::once(user).chain(system.into_iter().map(|at| vec![at]));
+        for part in batches {
             if part.is_empty() {
                 continue;
             }
