@@ -411,6 +411,21 @@ fn part_header(bytes: &SecretBytes) -> Result<(u64, usize, usize), ShareError> {
 }
 
 impl Loaded {
+    /// A group not saved before: `peer` as `record` names it.
+    fn fresh(record: Record, peer: Peer) -> Loaded {
+        Loaded {
+            record,
+            peer,
+            synced: BTreeMap::new(),
+            cursors: BTreeMap::new(),
+            base: 0,
+            parts: 0,
+            versions: Vec::new(),
+            pending: Vec::new(),
+            saved: Zeroizing::new(Vec::new()),
+        }
+    }
+
     /// The state, encoded (wiped on drop), with `pending` the versions to destroy.
     fn encode(&self, pending: &[(u32, u64)]) -> Result<Zeroizing<Vec<u8>>, ShareError> {
         let peer = self.peer.save()?;
@@ -585,17 +600,7 @@ pub async fn create(vault: &Vault, prefix: &str, relay: &str, actor: &str) -> Re
     let members = vec![me.key()];
     let group_state = Group { id: group, admin: me.id(), epoch: 0, members };
     let peer = Peer::new(me, group_state, &key, &prefix, Timing::default(), now())?;
-    let loaded = Loaded {
-        record: record.clone(),
-        peer,
-        synced: BTreeMap::new(),
-        cursors: BTreeMap::new(),
-        base: 0,
-        parts: 0,
-        versions: Vec::new(),
-        pending: Vec::new(),
-        saved: Zeroizing::new(Vec::new()),
-    };
+    let loaded = Loaded::fresh(record.clone(), peer);
     let detail = format!(
         "made the sync group {} through {relay}, as its admin {}",
         hex::encode(&group[..8]),
@@ -1236,17 +1241,7 @@ pub async fn join(
     };
     let peer = Peer::join(me, &offer, &rekey, &snapshot, &prefix, Timing::default(), now())?;
     record.group = offer.group;
-    let loaded = Loaded {
-        record: record.clone(),
-        peer,
-        synced: BTreeMap::new(),
-        cursors: BTreeMap::new(),
-        base: 0,
-        parts: 0,
-        versions: Vec::new(),
-        pending: Vec::new(),
-        saved: Zeroizing::new(Vec::new()),
-    };
+    let loaded = Loaded::fresh(record.clone(), peer);
     let detail = format!(
         "joined the sync group {} of admin {} as member {} (the words matched)",
         hex::encode(&offer.group[..8]),

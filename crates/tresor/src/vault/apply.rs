@@ -25,6 +25,28 @@ pub struct Change {
     pub expect: Option<u64>,
 }
 
+/// One audit record per change, each naming its change's actor.
+fn audit_records(
+    op: AuditOp,
+    changes: &[Change],
+    what: impl Fn(&Change) -> (Outcome, Option<String>),
+) -> Vec<AuditRecord> {
+    changes
+        .iter()
+        .map(|c| {
+            let (outcome, detail) = what(c);
+            AuditRecord {
+                time_ms: now_ms(),
+                actor: c.actor.clone(),
+                op: op.as_str().to_string(),
+                path: Some(c.path.to_string()),
+                outcome,
+                detail,
+            }
+        })
+        .collect()
+}
+
 impl Engine {
     /// Applies `changes` in one commit, audited as `op`, each record naming its change's actor.
     /// Returns each change's version (a deletion's: the version deleted; 0 if there was none).
@@ -71,20 +93,15 @@ impl Engine {
             .buffer_unordered(super::READ_AHEAD)
             .try_collect::<Vec<()>>()
             .await?;
-        let records: Vec<AuditRecord> = changes
-            .iter()
-            .map(|c| AuditRecord {
-                time_ms: now_ms(),
-                actor: c.actor.clone(),
-                op: op.as_str().to_string(),
-                path: Some(c.path.to_string()),
-                outcome: Outcome::Ok,
-                detail: Some(match c.value {
+        let records = audit_records(op, changes, |c| {
+            (
+                Outcome::Ok,
+                Some(match c.value {
                     Some(_) => format!("BlobWritten epoch {epoch}"),
                     None => "deleted".to_string(),
                 }),
-            })
-            .collect();
+            )
+        });
         self.audit_append_entry(&records, Durability::Sync, false).await?;
         // Set by the build when it refuses (a check-and-set, a destroyed epoch): then nothing
         // references the objects. Any other failure may have committed (an indeterminate write),
@@ -144,17 +161,7 @@ impl Engine {
                 if refused.load(std::sync::atomic::Ordering::Relaxed) {
                     self.delete_objects(&object_names).await;
                 }
-                let failed: Vec<AuditRecord> = changes
-                    .iter()
-                    .map(|c| AuditRecord {
-                        time_ms: now_ms(),
-                        actor: c.actor.clone(),
-                        op: op.as_str().to_string(),
-                        path: Some(c.path.to_string()),
-                        outcome: Outcome::Failed(e.to_string()),
-                        detail: None,
-                    })
-                    .collect();
+                let failed = audit_records(op, changes, |_| (Outcome::Failed(e.to_string()), None));
                 let _ = self.audit_append_entry(&failed, Durability::Relaxed, true).await;
                 Err(e)
             }
