@@ -177,10 +177,8 @@ pub struct Loaded {
     pub peer: Peer,
     synced: BTreeMap<String, Synced>,
     cursors: BTreeMap<[u8; 32], u64>,
-    /// The version of state part 0 as read (the check-and-set of the next save).
-    base: u64,
-    parts: usize,
-    /// The version of each part as read (what the next save supersedes).
+    /// The version of each part as read: what the next save supersedes, part 0's its
+    /// check-and-set (none for a group not saved before).
     versions: Vec<u64>,
     /// Superseded versions of parts not yet known destroyed.
     pending: Vec<(u32, u64)>,
@@ -388,7 +386,7 @@ pub async fn load(vault: &Vault, record: Record) -> Result<Loaded, ShareError> {
         if peer.group() != record.group {
             return Err(ShareError::State("holds the state of another group under this one's name"));
         }
-        return Ok(Loaded { record, peer, synced, cursors, base, parts: count, versions, pending, saved });
+        return Ok(Loaded { record, peer, synced, cursors, versions, pending, saved });
     }
     Err(ShareError::State("kept changing while it was read"))
 }
@@ -418,8 +416,6 @@ impl Loaded {
             peer,
             synced: BTreeMap::new(),
             cursors: BTreeMap::new(),
-            base: 0,
-            parts: 0,
             versions: Vec::new(),
             pending: Vec::new(),
             saved: Zeroizing::new(Vec::new()),
@@ -472,14 +468,14 @@ impl Loaded {
         Ok(parts)
     }
 
-    /// The changes that save the state (check-and-set on part 0 as read; `None` for a group not
-    /// saved before), after `first`; parts no longer used are deleted.
+    /// The changes that save the state (check-and-set on part 0 as read, or on its absence for a
+    /// group not saved before), after `first`, with `pending` the versions to destroy; parts no
+    /// longer used are deleted.
     fn save_changes(
         &self,
         vault: &Vault,
         actor: &str,
         mut first: Vec<Change>,
-        fresh: bool,
         pending: &[(u32, u64)],
     ) -> Result<Vec<Change>, ShareError> {
         let parts = self.parts(vault.max_value(), pending)?;
@@ -489,10 +485,10 @@ impl Loaded {
                 path: part_path(&self.record.group, n)?,
                 value: Some(part),
                 actor: actor.to_string(),
-                expect: (n == 0).then_some(if fresh { 0 } else { self.base }),
+                expect: (n == 0).then_some(self.versions.first().copied().unwrap_or(0)),
             });
         }
-        for n in count..self.parts {
+        for n in count..self.versions.len() {
             first.push(Change {
                 path: part_path(&self.record.group, n)?,
                 value: None,
@@ -527,7 +523,7 @@ async fn save(
         loaded.versions.iter().enumerate().map(|(n, v)| (u32::try_from(n).unwrap_or(u32::MAX), *v)).collect();
     // Saved as pending with the new state: destroyed right after, or at the next save.
     let pending: Vec<(u32, u64)> = still.into_iter().chain(superseded.iter().copied()).collect();
-    let changes = loaded.save_changes(vault, actor, changes, false, &pending)?;
+    let changes = loaded.save_changes(vault, actor, changes, &pending)?;
     match vault.apply(changes).await {
         Ok(_) => {}
         Err(tresor::Error::Conflict(_)) => return Err(ShareError::Busy(loaded.record.prefix.clone())),
@@ -572,7 +568,7 @@ async fn save_new(vault: &Vault, loaded: &Loaded, actor: &str) -> Result<u64, Sh
         actor: actor.to_string(),
         expect: Some(0),
     }];
-    let changes = loaded.save_changes(vault, actor, first, true, &[])?;
+    let changes = loaded.save_changes(vault, actor, first, &[])?;
     let versions = vault.apply(changes).await?;
     Ok(versions.first().copied().unwrap_or(1))
 }
@@ -648,13 +644,12 @@ pub async fn sync(
         // No commit since a round that changed nothing: the prefix is as that round saw it.
         loaded.synced.iter().map(|(p, s)| (p.clone(), s.version)).collect()
     } else {
+        let folder = format!("{prefix}/");
         vault
-            .list(&format!("{prefix}/"))
+            .list(&folder)
             .await?
             .into_iter()
-            .filter_map(|e| {
-                e.path.strip_prefix(&format!("{prefix}/")).map(|rel| (rel.to_string(), e.version))
-            })
+            .filter_map(|e| e.path.strip_prefix(&folder).map(|rel| (rel.to_string(), e.version)))
             .collect()
     };
     // Changes made here since the last round.
@@ -1014,8 +1009,8 @@ pub async fn leave(
         actor: actor.to_string(),
         expect: None,
     }];
-    for n in 0..loaded.parts {
-        let expect = (n == 0).then_some(loaded.base);
+    for (n, version) in loaded.versions.iter().enumerate() {
+        let expect = (n == 0).then_some(*version);
         changes.push(Change {
             path: part_path(&loaded.record.group, n)?,
             value: None,
