@@ -172,12 +172,14 @@ pub(crate) struct Session<'a> {
     /// Whether an agent may still serve (false after one did not, or with --no-agent).
     agent: bool,
     vault: Option<Vault>,
+    /// Values read that are one of concurrent versions a sync group kept: path, how many others.
+    conflicts: Vec<(String, u64)>,
 }
 
 impl<'a> Session<'a> {
     pub(crate) fn new(ctx: &'a mut Ctx) -> Result<Session<'a>, CliError> {
         let agent = !ctx.no_agent;
-        Ok(Session { ctx, rt: runtime()?, agent, vault: None })
+        Ok(Session { ctx, rt: runtime()?, agent, vault: None, conflicts: Vec::new() })
     }
 
     /// Runs one call (see [`call`]).
@@ -201,9 +203,26 @@ impl<'a> Session<'a> {
         self.rt.block_on(call.serve(vault)).map_err(|e| CliError::from_core(&e))
     }
 
-    /// Ends the session: reports an automatic epoch rotation that failed, and wipes the keys of
-    /// a vault opened here (the trust state is already saved after every record).
+    /// The value of `path` (a version of it, if `version`), told of a sync conflict at the end.
+    pub(crate) fn read(
+        &mut self,
+        path: String,
+        version: Option<u64>,
+    ) -> Result<tresor_wire::SecretBuf, CliError> {
+        let got = self.call(tresor_wire::Get { path: path.clone(), version })?;
+        if let Some(others) = got.conflict {
+            self.conflicts.push((path, others));
+        }
+        Ok(got.value)
+    }
+
+    /// Ends the session: tells of the sync conflicts of the values read, reports an automatic
+    /// epoch rotation that failed, and wipes the keys of a vault opened here (the trust state is
+    /// already saved after every record).
     pub(crate) fn finish(self) {
+        for (path, others) in &self.conflicts {
+            warn_conflict(path, *others);
+        }
         if let Some(vault) = self.vault
             && let Ok(Some(failure)) = self.rt.block_on(vault.rotation_failure())
         {
@@ -322,6 +341,15 @@ pub(crate) fn plural(n: usize, noun: &str) -> String {
         (_, Some(stem)) if !stem.ends_with(['a', 'e', 'o', 'u']) => format!("{n} {stem}ies"),
         _ => format!("{n} {noun}s"),
     }
+}
+
+/// Tells that the value shown for `path` is one of concurrent versions a sync group kept.
+pub(crate) fn warn_conflict(path: &str, others: u64) {
+    eprintln!(
+        "tresor: warning: {path} was written concurrently by members of a sync group: this is one of {} \
+         versions (the others are in `tresor history {path}`); writing it again settles it",
+        others.saturating_add(1)
+    );
 }
 
 #[cfg(test)]

@@ -34,9 +34,7 @@ impl<'a> Resolver<'a> {
         let path = reference.path.clone();
         let value = match self {
             Resolver::Remote(rt, remote) => rt.block_on(remote.get(&path, reference.version))?,
-            Resolver::Local(session) => {
-                session.call(tresor_wire::Get { path, version: reference.version })?
-            }
+            Resolver::Local(session) => session.read(path, reference.version)?,
         };
         reference.select(value)
     }

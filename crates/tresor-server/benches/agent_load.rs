@@ -42,7 +42,7 @@ fn put(socket: &Path, path: String) {
 
 fn get(socket: &Path, path: String) {
     let value = request(socket, &tresor_wire::Get { path, version: None });
-    assert_eq!(value.0.len(), 64);
+    assert_eq!(value.value.0.len(), 64);
 }
 
 fn start(root: &Path, runtime: &tokio::runtime::Runtime) -> PathBuf {

@@ -290,6 +290,27 @@ async fn respond(
         Request::Encrypt(call) => encode(&run(call, vault_for(slot, actor).await).await),
         Request::StreamKey(call) => encode(&run(call, vault_for(slot, actor).await).await),
         Request::Decrypt(call) => encode(&run(call, vault_for(slot, actor).await).await),
+        Request::Groups(call) => encode(&run(call, vault_for(slot, actor).await).await),
+        // A round talks to relays: it needs the agent's settings, not only the vault.
+        Request::SyncNow(call) => {
+            let Some(vault) = vault_for(slot, actor).await else {
+                return encode(&Err::<Vec<tresor_wire::GroupRound>, _>(Failure::Locked));
+            };
+            let rounds = match crate::sync::http_client(call.ca_cert.as_deref()) {
+                Ok(http) => {
+                    let relays = (&http, &config.backend);
+                    let mut memo = tresor_sync::share::Memo::default();
+                    crate::sync::sync_now(&vault, relays, call.prefix.as_deref(), &mut memo).await
+                }
+                Err(failure) => {
+                    vec![tresor_wire::GroupRound {
+                        prefix: call.prefix.unwrap_or_default(),
+                        outcome: Err(failure),
+                    }]
+                }
+            };
+            encode(&Ok::<_, Failure>(rounds))
+        }
     }
 }
 

@@ -7,9 +7,10 @@ use tresor::{Error, Result, Vault};
 use tresor_crypto::transit::Algorithm;
 use tresor_wire::DestroyVersions;
 use tresor_wire::{
-    Blob, Call, Decrypt, Delete, DeriveIdentity, DestroyEpoch, Encrypt, Export, Gc, Get, GetStatus, History,
-    Identity, List, ListEpochs, ListKeyslots, MessageKey, ReadAudit, Reencrypt, RotateEpoch, Rotated,
-    SecretBuf, Set, SetRotationPolicy, Sign, Signature, StreamKey, UndeleteVersions, Verify,
+    Blob, Call, Decrypt, Delete, DeriveIdentity, DestroyEpoch, Encrypt, Export, Gc, Get, GetStatus, Got,
+    GroupSummary, Groups, History, Identity, List, ListEpochs, ListKeyslots, MessageKey, ReadAudit,
+    Reencrypt, RotateEpoch, Rotated, SecretBuf, Set, SetRotationPolicy, ShareFailure, Sign, Signature,
+    StreamKey, UndeleteVersions, Verify,
 };
 
 /// A call that runs on an unlocked vault, acting for the vault handle's actor.
@@ -19,8 +20,24 @@ pub trait Serve: Call + Sized {
 }
 
 impl Serve for Get {
-    async fn serve(self, vault: &Vault) -> Result<SecretBuf> {
-        vault.get(&self.path, self.version).await.map(|v| SecretBuf(v.into_inner()))
+    async fn serve(self, vault: &Vault) -> Result<Got> {
+        let value = vault.get(&self.path, self.version).await?;
+        // A version asked for by number is that version: no conflict to tell of.
+        let conflict = match self.version {
+            Some(_) => None,
+            None => crate::sync::conflict_of(vault, &self.path, value.as_slice()).await,
+        };
+        Ok(Got { value: SecretBuf(value.into_inner()), conflict })
+    }
+}
+
+impl Serve for Groups {
+    async fn serve(self, vault: &Vault) -> Result<std::result::Result<Vec<GroupSummary>, ShareFailure>> {
+        match crate::sync::summaries(vault).await {
+            // The vault's own errors as every call's (a vault locked meanwhile, told as such).
+            Err(ShareFailure::Vault(e)) => Err(e),
+            other => Ok(other),
+        }
     }
 }
 

@@ -1,10 +1,13 @@
-//! Background sync of the vault's sync groups, for the agent and the server: one round of every
-//! group each time it is called (`tresor sync` runs the same round in the foreground), with what
-//! it did and saw logged.
+//! Sync of the vault's sync groups for the agent, the server and the CLI: rounds in the
+//! background (what they did and saw logged), rounds on demand (`tresor sync`, told as the wire's
+//! plain reports), and the groups and conflicts as the vault last saw them.
 
 use std::time::Duration;
 use tresor::Vault;
-use tresor_sync::share::{self, Memo, ShareError};
+use tresor_sync::pair::PairError;
+use tresor_sync::relay::RelayError;
+use tresor_sync::share::{self, Memo, Report, ShareError};
+use tresor_wire::{GroupRound, GroupSummary, MemberSummary, RoundReport, RoundWarning, ShareFailure};
 
 /// How often the agent and the server sync in the background unless told (the groups'
 /// heartbeat interval).
@@ -19,19 +22,123 @@ pub struct SyncConfig {
     pub backend: tresor_backend::BackendConfig,
 }
 
+/// The HTTP client rounds reach `tresor relay`s with: no proxy, no redirect, bounded; trusting
+/// only `ca_cert` (PEM) when given.
+pub fn http_client(ca_cert: Option<&[u8]>) -> Result<reqwest::Client, ShareFailure> {
+    tresor_backend::install_tls_provider();
+    let mut builder = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(60))
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(5));
+    if let Some(pem) = ca_cert {
+        let cert = reqwest::Certificate::from_pem(pem)
+            .map_err(|e| other(7, format!("not a PEM certificate: {e}")))?;
+        builder = builder.tls_certs_only([cert]);
+    }
+    builder.build().map_err(|e| other(1, format!("cannot make an HTTP client: {e}")))
+}
+
+fn other(exit: u8, message: String) -> ShareFailure {
+    ShareFailure::Other { exit, message, hint: None }
+}
+
+/// A sharing error as the wire carries it, with the exit code the CLI gives it (documented in
+/// `tresor --help`) and what to try.
+pub fn failure(e: ShareError) -> ShareFailure {
+    let message = e.to_string();
+    let (exit, hint) = match e {
+        ShareError::Vault(e) => return ShareFailure::Vault(e),
+        ShareError::Relay(RelayError::Lying { .. }) | ShareError::Pair(PairError::Attack(_)) => (5, None),
+        ShareError::Relay(_) => (1, Some("is the relay running, and its URL right?")),
+        ShareError::Pair(_) | ShareError::Refused(_) => (7, None),
+        ShareError::NoGroup(_) => (4, Some("`tresor share list` shows the groups of this vault")),
+        ShareError::NoMember(_) => (4, Some("`tresor share members FOLDER` shows their ids")),
+        ShareError::Busy(_) => (6, None),
+        _ => (1, None),
+    };
+    ShareFailure::Other { exit, message, hint: hint.map(str::to_string) }
+}
+
+/// A round's report as the wire carries it.
+pub fn round_report(report: Report) -> RoundReport {
+    RoundReport {
+        received: report.received,
+        sent: report.sent,
+        warnings: report
+            .warnings
+            .iter()
+            .map(|w| RoundWarning { attack: w.is_attack(), text: w.to_string() })
+            .collect(),
+        problems: report.problems,
+        skipped: report.skipped.into_iter().map(|(path, why)| (path, why.to_string())).collect(),
+        conflicts: report.conflicts.into_iter().map(|(path, n)| (path, n as u64)).collect(),
+        unacknowledged: report.unacknowledged as u64,
+        removed: report.removed,
+    }
+}
+
+/// One round now of the group sharing `prefix` (or of every group), each through its own relay
+/// (`tresor relay`s with `http`, buckets opened with `backend`): what each did, or why it did
+/// not (no group sharing `prefix` is one failed round).
+pub async fn sync_now(
+    vault: &Vault,
+    relays: (&reqwest::Client, &tresor_backend::BackendConfig),
+    prefix: Option<&str>,
+    memo: &mut Memo,
+) -> Vec<GroupRound> {
+    share::sync_groups(vault, relays, prefix, vault.actor(), memo)
+        .await
+        .into_iter()
+        .map(|(record, result)| GroupRound {
+            prefix: match record.prefix.is_empty() {
+                true => prefix.unwrap_or_default().to_string(),
+                false => record.prefix,
+            },
+            outcome: result.map(round_report).map_err(failure),
+        })
+        .collect()
+}
+
+/// Every group of `vault` as it last saw it.
+pub async fn summaries(vault: &Vault) -> Result<Vec<GroupSummary>, ShareFailure> {
+    let mut out = Vec::new();
+    for record in share::records(vault).await.map_err(failure)? {
+        let view = share::view(vault, record.clone()).await.map_err(failure)?;
+        out.push(GroupSummary {
+            prefix: record.prefix,
+            relay: record.relay,
+            epoch: view.epoch,
+            removed: view.removed,
+            members: view
+                .members
+                .into_iter()
+                .map(|m| MemberSummary { id: m.id.0, admin: m.admin, me: m.me, heard: m.heard, name: m.name })
+                .collect(),
+            conflicts: view.conflicts.into_iter().map(|(path, n)| (path, n as u64)).collect(),
+            unacknowledged: view.unacknowledged as u64,
+        });
+    }
+    Ok(out)
+}
+
+/// How many concurrent versions a sync group keeps beside `value`, the value `path` shows (see
+/// [`share::conflict_of`]); a note that cannot be read is left out (it must not fail the read).
+pub async fn conflict_of(vault: &Vault, path: &str, value: &[u8]) -> Option<u64> {
+    share::conflict_of(vault, path, value).await.unwrap_or_else(|e| {
+        tracing::debug!("the conflicts of sync could not be read: {e}");
+        None
+    })
+}
+
 /// One round of every sync group of `vault`; `memo` is kept by the caller between rounds.
 pub async fn groups(vault: &Vault, backend: &tresor_backend::BackendConfig, memo: &mut Memo) {
-    tresor_backend::install_tls_provider();
-    let Ok(http) = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(Duration::from_secs(60))
-        .pool_idle_timeout(Duration::from_secs(5))
-        .build()
-    else {
+    let Ok(http) = http_client(None) else {
         tracing::warn!("background sync: no HTTP client");
         return;
     };
-    for (record, result) in share::sync_all(vault, &http, backend, vault.actor(), memo).await {
+    for (record, result) in share::sync_groups(vault, (&http, backend), None, vault.actor(), memo).await {
         let prefix = &record.prefix;
         match result {
             Ok(report) => {
@@ -48,7 +155,7 @@ pub async fn groups(vault: &Vault, backend: &tresor_backend::BackendConfig, memo
                     );
                 }
                 for warning in &report.warnings {
-                    tracing::warn!("sync {prefix}/: {warning:?}");
+                    tracing::warn!("sync {prefix}/: {warning}");
                 }
                 for problem in &report.problems {
                     tracing::warn!("sync {prefix}/: {problem}");

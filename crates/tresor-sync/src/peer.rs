@@ -111,6 +111,45 @@ pub enum Warning {
     },
 }
 
+impl Warning {
+    /// Whether it shows an attack: something an honest group and relay never do (silence and
+    /// lagging can come of a member being offline, removal of the admin's choice).
+    pub fn is_attack(&self) -> bool {
+        matches!(
+            self,
+            Warning::Group(_)
+                | Warning::Foreign(_)
+                | Warning::Forged(_)
+                | Warning::Flooded
+                | Warning::Rollback { .. }
+        )
+    }
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Warning::Group(alarm) => write!(f, "a member broke the group's rules: {alarm:?}"),
+            Warning::Foreign(1) => f.write_str("the relay served 1 cell that no member sealed (injected)"),
+            Warning::Foreign(n) => write!(f, "the relay served {n} cells that no member sealed (injected)"),
+            Warning::Forged(why) => write!(f, "cells made with the group's key but by no member: {why}"),
+            Warning::Flooded => f.write_str("more unfinished fragments than this member keeps (flooding)"),
+            Warning::Rollback { had, now } => {
+                write!(f, "the relay rolled back: a mailbox held {had} cells and now holds {now}")
+            }
+            Warning::Removed => f.write_str("this vault was removed from the group"),
+            Warning::Silent { member, since } => {
+                let since = tresor::vault::format_time(since.saturating_mul(1000));
+                write!(f, "nothing new from member {member} since {since}")
+            }
+            Warning::Behind { member, since } => {
+                let since = tresor::vault::format_time(since.saturating_mul(1000));
+                write!(f, "events of member {member} wait since {since} for events the relay has not shown")
+            }
+        }
+    }
+}
+
 /// Cells to upload to one mailbox.
 pub type Upload = ([u8; 32], Vec<Cell>);
 

@@ -183,19 +183,29 @@ pub struct Loaded {
     /// Superseded versions of parts not yet known destroyed.
     pending: Vec<(u32, u64)>,
     saved: Zeroizing<Vec<u8>>,
+    /// The conflicts `sync/<group>/conflicts` holds (the state's as loaded).
+    noted: Vec<Noted>,
 }
 
-/// One round of every group of `vault` (the agent's and the server's background sync), each
-/// through its own relay (`tresor relay` with `http`, a bucket opened with `backend`): each
-/// group's report or error.
-pub async fn sync_all(
+/// A path in conflict as `get` is told of it: its vault path, a hash of the value shown, and how
+/// many concurrent versions are kept beside it.
+type Noted = (String, [u8; 32], u64);
+
+/// One round of the group sharing `only`, or of every group of `vault` (the background sync of
+/// the agent and the server, `tresor sync`), each through its own relay (`tresor relay` with
+/// `http`, a bucket opened with `backend`): each group's report or error.
+pub async fn sync_groups(
     vault: &Vault,
-    http: &reqwest::Client,
-    backend: &tresor_backend::BackendConfig,
+    (http, backend): (&reqwest::Client, &tresor_backend::BackendConfig),
+    only: Option<&str>,
     actor: &str,
     memo: &mut Memo,
 ) -> Vec<(Record, Result<Report, ShareError>)> {
-    let records = match records(vault).await {
+    let records = match only {
+        Some(prefix) => find(vault, prefix).await.map(|record| vec![record]),
+        None => records(vault).await,
+    };
+    let records = match records {
         Ok(records) => records,
         Err(e) => return vec![(Record::unknown(), Err(e))],
     };
@@ -256,6 +266,37 @@ fn record_path(group: &[u8; 32]) -> Result<SecretPath, ShareError> {
     Ok(SecretPath::system(&format!("sync/{}/record", hex::encode(group)))?)
 }
 
+fn conflicts_path(group: &[u8; 32]) -> Result<SecretPath, ShareError> {
+    Ok(SecretPath::system(&format!("sync/{}/conflicts", hex::encode(group)))?)
+}
+
+/// How many concurrent versions sync keeps beside the value `value` that `path` (a vault path)
+/// shows, if it shows one of several (none once a later write settled it, here or by a member).
+/// Costs no store round trip while no group of the vault has a conflict.
+pub async fn conflict_of(vault: &Vault, path: &str, value: &[u8]) -> Result<Option<u64>, ShareError> {
+    let notes: Vec<String> = vault
+        .system_entries_seen("sync/")
+        .into_iter()
+        .map(|e| e.path)
+        .filter(|p| p.ends_with("/conflicts"))
+        .collect();
+    if notes.is_empty() {
+        return Ok(None);
+    }
+    let digest = hash(value);
+    for note in notes {
+        let note = SecretPath::system(note.trim_start_matches(path::SYSTEM_ROOT).trim_start_matches('/'))?;
+        if let SystemEntry::Current(_, bytes) = vault.system_entry(&note, None).await? {
+            let noted: Vec<Noted> = postcard::from_bytes(bytes.as_slice())
+                .map_err(|_| ShareError::State("holds malformed conflicts"))?;
+            if let Some((_, _, others)) = noted.iter().find(|(p, h, _)| p == path && *h == digest) {
+                return Ok(Some(*others));
+            }
+        }
+    }
+    Ok(None)
+}
+
 fn part_path(group: &[u8; 32], n: usize) -> Result<SecretPath, ShareError> {
     Ok(SecretPath::system(&format!("sync/{}/state/{n}", hex::encode(group)))?)
 }
@@ -266,7 +307,7 @@ pub fn peer_actor(member: &MemberId) -> String {
 }
 
 /// A prefix as groups use it: a folder, without slashes around it.
-fn folder(prefix: &str) -> Result<String, ShareError> {
+pub fn folder(prefix: &str) -> Result<String, ShareError> {
     let trimmed = prefix.trim_matches('/');
     if trimmed.is_empty() {
         return Err(ShareError::Refused(
@@ -386,7 +427,10 @@ pub async fn load(vault: &Vault, record: Record) -> Result<Loaded, ShareError> {
         if peer.group() != record.group {
             return Err(ShareError::State("holds the state of another group under this one's name"));
         }
-        return Ok(Loaded { record, peer, synced, cursors, versions, pending, saved });
+        let mut loaded =
+            Loaded { record, peer, synced, cursors, versions, pending, saved, noted: Vec::new() };
+        loaded.noted = loaded.noted();
+        return Ok(loaded);
     }
     Err(ShareError::State("kept changing while it was read"))
 }
@@ -419,7 +463,23 @@ impl Loaded {
             versions: Vec::new(),
             pending: Vec::new(),
             saved: Zeroizing::new(Vec::new()),
+            noted: Vec::new(),
         }
+    }
+
+    /// The paths in conflict now, each with a hash of the value shown.
+    fn noted(&self) -> Vec<Noted> {
+        let replica = self.peer.replica();
+        replica
+            .conflicts()
+            .into_iter()
+            .filter_map(|(rel, _)| match replica.view(rel) {
+                View::Value(value, others) if others > 0 => {
+                    Some((format!("{}/{rel}", self.record.prefix), hash(value.as_slice()), others as u64))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// The state, encoded (wiped on drop), with `pending` the versions to destroy.
@@ -492,6 +552,22 @@ impl Loaded {
             first.push(Change {
                 path: part_path(&self.record.group, n)?,
                 value: None,
+                actor: actor.to_string(),
+                expect: None,
+            });
+        }
+        // What `get` is told of conflicts changes with the state that holds them.
+        let noted = self.noted();
+        if noted != self.noted {
+            let value = match noted.is_empty() {
+                true => None,
+                false => Some(Zeroizing::new(
+                    postcard::to_stdvec(&noted).map_err(|_| ShareError::State("does not encode"))?,
+                )),
+            };
+            first.push(Change {
+                path: conflicts_path(&self.record.group)?,
+                value,
                 actor: actor.to_string(),
                 expect: None,
             });
@@ -841,8 +917,8 @@ pub struct GroupView {
     pub epoch: u64,
     /// Whether the admin removed this vault.
     pub removed: bool,
-    /// Paths with concurrent versions.
-    pub conflicts: usize,
+    /// Paths (in the vault) with concurrent versions: the shown one, and how many others.
+    pub conflicts: Vec<(String, usize)>,
     /// Own writes not yet acknowledged by every member.
     pub unacknowledged: usize,
 }
@@ -868,7 +944,7 @@ pub async fn view(vault: &Vault, record: Record) -> Result<GroupView, ShareError
         members,
         epoch: peer.epoch(),
         removed: peer.is_removed(),
-        conflicts: peer.replica().conflicts().len(),
+        conflicts: loaded.noted.iter().map(|(path, _, others)| (path.clone(), *others as usize)).collect(),
         unacknowledged: peer.unacknowledged(),
     })
 }
@@ -1009,6 +1085,10 @@ pub async fn leave(
         actor: actor.to_string(),
         expect: None,
     }];
+    if !loaded.noted.is_empty() {
+        let path = conflicts_path(&loaded.record.group)?;
+        changes.push(Change { path, value: None, actor: actor.to_string(), expect: None });
+    }
     for (n, version) in loaded.versions.iter().enumerate() {
         let expect = (n == 0).then_some(*version);
         changes.push(Change {

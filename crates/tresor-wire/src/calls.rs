@@ -6,6 +6,7 @@
 //! request it read, and the client reads exactly the reply type of the call it sent.
 
 use crate::frame::{Blob, SecretBuf};
+use crate::share::{GroupRound, GroupSummary, Groups, ShareFailure, SyncNow};
 use serde::{Deserialize, Serialize};
 use tresor::model::{AuditOp, TrailRecord};
 use tresor::vault::{
@@ -90,7 +91,7 @@ calls! {
     /// Wipe every key and exit.
     Lock => ();
     /// Read a secret.
-    Get => SecretBuf;
+    Get => Got;
     /// Write secrets in one commit.
     Set => Vec<u64>;
     /// Delete a secret's current version.
@@ -135,6 +136,10 @@ calls! {
     UndeleteVersions => Vec<u64>;
     /// Destroy chosen versions of a secret: their values leave the store.
     DestroyVersions => DestroyVersionsReport;
+    /// The vault's sync groups as it last saw them.
+    Groups => Result<Vec<GroupSummary>, ShareFailure>;
+    /// One sync round now, of one group or of all.
+    SyncNow => Vec<GroupRound>, bulk(_call) true;
 }
 
 /// Is the agent there, and unlocked? Restarts no idle timer.
@@ -177,6 +182,16 @@ pub struct Get {
     pub path: String,
     /// A specific version.
     pub version: Option<u64>,
+}
+
+/// A secret's value, and what sync says of it.
+#[derive(Serialize, Deserialize)]
+pub struct Got {
+    /// The value.
+    pub value: SecretBuf,
+    /// When the value is one of concurrent versions a sync group kept (see `tresor history`):
+    /// how many others there are.
+    pub conflict: Option<u64>,
 }
 
 /// Write secrets in one commit; the reply is their new versions, in order.

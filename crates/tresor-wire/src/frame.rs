@@ -79,7 +79,7 @@ pub enum FrameError {
 /// The protocol's version, the first byte of every frame body. Postcard encodes enum variants by
 /// position: an agent left running from an older build and a newer client must not misread each
 /// other, so a frame of another version is refused by name. Bump it whenever a message changes.
-pub const PROTOCOL_VERSION: u8 = 2;
+pub const PROTOCOL_VERSION: u8 = 3;
 
 /// Encodes a message into a frame (length, version byte, postcard): sized first, then serialized
 /// once into a buffer of exactly that size (no copy, and no reallocation leaving unwiped secret

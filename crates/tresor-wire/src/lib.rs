@@ -10,11 +10,13 @@
 pub mod calls;
 pub mod client;
 pub mod frame;
+pub mod share;
 
 pub use calls::*;
 pub use frame::{
     Blob, FrameError, MAX_FRAME, PROTOCOL_VERSION, SecretBuf, decode, encode, read_msg, write_msg,
 };
+pub use share::*;
 
 /// How long bulk work ([`Call::is_bulk`]) may take through the agent: it grows with the vault
 /// (1 GiB re-encrypts in seconds, a large bucket may take hours), and an interrupted run is safe

@@ -1,6 +1,7 @@
 //! `tresor share` (create, invite, join, list, members, remove, leave) and `tresor sync`: sync
-//! groups of this vault, run in this process on the vault unlocked here (ARCHITECTURE.md,
-//! "Sharing and sync through a relay").
+//! groups of this vault (ARCHITECTURE.md, "Sharing and sync through a relay"). Pairing and
+//! changes of a group run on the vault unlocked here; `sync`, `share list` and `share members`
+//! go through the agent while it holds the vault.
 
 use crate::exit::CliError;
 use crate::{Ctx, runtime};
@@ -8,10 +9,11 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 use tresor::Vault;
-use tresor_sync::pair::{Invitation, PairError};
-use tresor_sync::peer::Warning;
-use tresor_sync::relay::{RelayClient, RelayError};
-use tresor_sync::share::{self, Record, Report, ShareError};
+use tresor_sync::member::MemberId;
+use tresor_sync::pair::Invitation;
+use tresor_sync::relay::RelayClient;
+use tresor_sync::share::{self, Memo, Record, ShareError};
+use tresor_wire::{GroupRound, GroupSummary, Groups, RoundReport, ShareFailure, SyncNow};
 
 /// How long pairing waits for the other side unless told.
 const DEFAULT_WAIT: &str = "10m";
@@ -134,7 +136,7 @@ pub struct SyncArgs {
 }
 
 /// This vault's role in a group: `admin`, `member`, or `removed`.
-fn role(view: &share::GroupView) -> &'static str {
+fn role(view: &GroupSummary) -> &'static str {
     match view.members.iter().any(|m| m.me && m.admin) {
         _ if view.removed => "removed",
         true => "admin",
@@ -156,23 +158,20 @@ pub(crate) fn sync_every(setting: Option<&str>) -> Result<Option<Duration>, CliE
 
 /// The exit code and advice for a group operation's error.
 fn failed(e: ShareError) -> CliError {
-    let message = e.to_string();
-    match e {
-        ShareError::Vault(e) => CliError::from_core(&e),
-        ShareError::Relay(RelayError::Lying { .. }) | ShareError::Pair(PairError::Attack(_)) => {
-            CliError::with_code(5, message)
+    failure(tresor_server::sync::failure(e))
+}
+
+/// A sharing failure (here or in the agent) as the CLI's error.
+fn failure(failure: ShareFailure) -> CliError {
+    match failure {
+        ShareFailure::Vault(e) => CliError::from_core(&e),
+        ShareFailure::Other { exit, message, hint } => {
+            let e = CliError::with_code(exit, message);
+            match hint {
+                Some(hint) => e.with_hint(hint),
+                None => e,
+            }
         }
-        ShareError::Relay(_) => {
-            CliError::other(message).with_hint("is the relay running, and its URL right?".into())
-        }
-        ShareError::Pair(_) | ShareError::Refused(_) => CliError::input(message),
-        ShareError::NoGroup(_) => CliError::with_code(4, message)
-            .with_hint("`tresor share list` shows the groups of this vault".into()),
-        ShareError::NoMember(_) => {
-            CliError::with_code(4, message).with_hint("`tresor share members FOLDER` shows their ids".into())
-        }
-        ShareError::Busy(_) => CliError::with_code(6, message),
-        _ => CliError::other(message),
     }
 }
 
@@ -201,15 +200,16 @@ fn wait(text: &str) -> Result<Duration, CliError> {
     crate::config::parse_duration(text, "--wait").map_err(CliError::input)
 }
 
-/// Opens the vault here (sync needs its keys in this process).
+/// Opens the vault here (pairing and changes of a group need its keys in this process).
 fn open(ctx: &mut Ctx, rt: &tokio::runtime::Runtime) -> Result<Vault, CliError> {
     let store = crate::open_existing(rt, &ctx.location)?;
     let vault = crate::unlock_here(ctx, rt, store).map_err(|e| {
         match e.message().starts_with("no password given") {
         true => CliError::input(
-            "the sharing commands open the vault in this process, so they need its password even while the \
-             agent is unlocked (the agent syncs in the background on its own): give it at a prompt, with \
-             TRESOR_PASSWORD_FILE or --password-stdin"
+            "this sharing command opens the vault in this process (it pairs or changes the group), so it needs \
+             the vault's password even while the agent is unlocked: give it at a prompt, with \
+             TRESOR_PASSWORD_FILE or --password-stdin (`tresor sync`, `share list` and `share members` go \
+             through the agent)"
                 .into(),
         ),
         false => e,
@@ -217,6 +217,114 @@ fn open(ctx: &mut Ctx, rt: &tokio::runtime::Runtime) -> Result<Vault, CliError> 
     })?;
     crate::report_unlocked(&vault);
     Ok(vault)
+}
+
+/// The vault's groups as it last saw them: from the agent, or from the vault opened here.
+pub(crate) fn groups(ctx: &mut Ctx) -> Result<Vec<GroupSummary>, CliError> {
+    let mut session = crate::Session::new(ctx)?;
+    let groups = session.call(Groups)?;
+    session.finish();
+    groups.map_err(failure)
+}
+
+/// When something new last came from another member of `group` (seconds since the Unix epoch).
+pub(crate) fn last_heard(group: &GroupSummary) -> Option<u64> {
+    group.members.iter().filter(|m| !m.me).filter_map(|m| m.heard).max()
+}
+
+/// A time in seconds since the Unix epoch, as the CLI shows times (`never` for none).
+fn shown_time(at: Option<u64>) -> String {
+    at.map_or_else(|| "never".to_string(), |at| tresor::vault::format_time(at.saturating_mul(1000)))
+}
+
+/// `share list`.
+fn list(groups: &[GroupSummary], json: bool) -> Result<(), CliError> {
+    if json {
+        let out: Vec<serde_json::Value> = groups
+            .iter()
+            .map(|g| {
+                serde_json::json!({
+                    "prefix": g.prefix,
+                    "members": g.members.len(),
+                    "epoch": g.epoch,
+                    "role": role(g),
+                    "heard_ms": last_heard(g).map(|at| at.saturating_mul(1000)),
+                    "conflicts": g.conflicts.iter().map(|(path, others)| {
+                        serde_json::json!({ "path": path, "others": others })
+                    }).collect::<Vec<_>>(),
+                    "unacknowledged": g.unacknowledged,
+                    "relay": g.relay,
+                })
+            })
+            .collect();
+        return crate::print_json(&out);
+    }
+    if groups.is_empty() {
+        eprintln!("this vault is in no sync group (`tresor share create FOLDER --relay URL` makes one)");
+        return Ok(());
+    }
+    outln!("PREFIX               MEMBERS  EPOCH  ROLE     CONFLICTS  LAST HEARD           RELAY");
+    for g in groups {
+        outln!(
+            "{:<20} {:<8} {:<6} {:<8} {:<10} {:<20} {}",
+            format!("{}/", g.prefix),
+            g.members.len(),
+            g.epoch,
+            role(g),
+            g.conflicts.len(),
+            shown_time(last_heard(g)),
+            g.relay
+        );
+    }
+    for g in groups {
+        for (path, others) in &g.conflicts {
+            crate::ctx::warn_conflict(path, *others);
+        }
+    }
+    Ok(())
+}
+
+/// `share members`.
+fn members(group: GroupSummary, json: bool) -> Result<(), CliError> {
+    if json {
+        let members: Vec<serde_json::Value> = group
+            .members
+            .iter()
+            .map(|m| {
+                serde_json::json!({
+                    "id": hex::encode(m.id),
+                    "admin": m.admin,
+                    "me": m.me,
+                    "heard_ms": m.heard.filter(|_| !m.me).map(|at| at.saturating_mul(1000)),
+                    "name": m.name,
+                })
+            })
+            .collect();
+        return crate::print_json(&serde_json::json!({
+            "epoch": group.epoch,
+            "removed": group.removed,
+            "members": members,
+        }));
+    }
+    if group.removed {
+        eprintln!("the group's admin removed this vault: these are the members it last saw");
+    }
+    outln!("MEMBER            NAME             ROLE            LAST HEARD (epoch {})", group.epoch);
+    for m in group.members {
+        let role = match (m.admin, m.me) {
+            (true, true) => "admin (you)",
+            (true, false) => "admin",
+            (false, true) => "member (you)",
+            (false, false) => "member",
+        };
+        let heard = match m.me {
+            true => "-".to_string(),
+            false => shown_time(m.heard),
+        };
+        let name = m.name.clone().unwrap_or_else(|| "-".into());
+        outln!("{:<17} {:<16} {:<15} {}", MemberId(m.id).to_string(), name, role, heard);
+    }
+    Ok(())
 }
 
 /// Asks the person whether both screens show `words` (a line of stdin: the terminal, or a
@@ -239,6 +347,19 @@ fn confirm(words: &[&str], stdin: &mut impl BufRead) -> bool {
 
 /// Runs `tresor share ACTION`.
 pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Result<(), CliError> {
+    // What the vault last saw needs no relay: the agent answers, or the vault opened here.
+    match &action {
+        ShareAction::List { json } => return list(&groups(ctx)?, *json),
+        ShareAction::Members { prefix, json } => {
+            let wanted = share::folder(prefix).map_err(failed)?;
+            let groups = groups(ctx)?;
+            let Some(group) = groups.into_iter().find(|g| g.prefix == wanted) else {
+                return Err(failed(ShareError::NoGroup(wanted)));
+            };
+            return members(group, *json);
+        }
+        _ => {}
+    }
     let rt = runtime()?;
     let vault = open(ctx, &rt)?;
     let actor = vault.actor().to_string();
@@ -310,91 +431,11 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
                     None => record,
                 };
                 let report = share::sync(&vault, &client, record.clone(), &actor, &mut share::Memo::default()).await.map_err(failed)?;
-                print_report(&record, &report, false);
+                print_report(&record.prefix, &tresor_server::sync::round_report(report), false);
                 Ok(())
             }
-            ShareAction::List { json } => {
-                let records = share::records(&vault).await.map_err(failed)?;
-                if json {
-                    let mut out = Vec::new();
-                    for record in records {
-                        let view = share::view(&vault, record.clone()).await.map_err(failed)?;
-                        out.push(serde_json::json!({
-                            "prefix": record.prefix,
-                            "members": view.members.len(),
-                            "epoch": view.epoch,
-                            "role": role(&view),
-                            "conflicts": view.conflicts,
-                            "unacknowledged": view.unacknowledged,
-                            "relay": record.relay,
-                        }));
-                    }
-                    return crate::print_json(&out);
-                }
-                if records.is_empty() {
-                    eprintln!("this vault is in no sync group (`tresor share create FOLDER --relay URL` makes one)");
-                    return Ok(());
-                }
-                outln!("PREFIX               MEMBERS  EPOCH  ROLE     CONFLICTS  RELAY");
-                for record in records {
-                    let view = share::view(&vault, record.clone()).await.map_err(failed)?;
-                    let role = role(&view);
-                    outln!(
-                        "{:<20} {:<8} {:<6} {:<8} {:<10} {}",
-                        format!("{}/", record.prefix),
-                        view.members.len(),
-                        view.epoch,
-                        role,
-                        view.conflicts,
-                        record.relay
-                    );
-                }
-                Ok(())
-            }
-            ShareAction::Members { prefix, json } => {
-                let record = share::find(&vault, &prefix).await.map_err(failed)?;
-                let view = share::view(&vault, record).await.map_err(failed)?;
-                if json {
-                    let members: Vec<serde_json::Value> = view
-                        .members
-                        .iter()
-                        .map(|m| {
-                            serde_json::json!({
-                                "id": hex::encode(m.id.0),
-                                "admin": m.admin,
-                                "me": m.me,
-                                "heard_ms": m.heard.filter(|_| !m.me).map(|at| at.saturating_mul(1000)),
-                                "name": m.name,
-                            })
-                        })
-                        .collect();
-                    return crate::print_json(&serde_json::json!({
-                        "epoch": view.epoch,
-                        "removed": view.removed,
-                        "members": members,
-                    }));
-                }
-                if view.removed {
-                    eprintln!("the group's admin removed this vault: these are the members it last saw");
-                }
-                outln!("MEMBER            NAME             ROLE            LAST HEARD (epoch {})", view.epoch);
-                for m in view.members {
-                    let role = match (m.admin, m.me) {
-                        (true, true) => "admin (you)",
-                        (true, false) => "admin",
-                        (false, true) => "member (you)",
-                        (false, false) => "member",
-                    };
-                    let heard = match m.heard {
-                        _ if m.me => "-".to_string(),
-                        Some(at) => tresor::vault::format_time(at.saturating_mul(1000)),
-                        None => "never".to_string(),
-                    };
-                    let name = m.name.clone().unwrap_or_else(|| "-".into());
-                    outln!("{:<17} {:<16} {:<15} {}", m.id.to_string(), name, role, heard);
-                }
-                Ok(())
-            }
+            // Answered above.
+            ShareAction::List { .. } | ShareAction::Members { .. } => Ok(()),
             ShareAction::Name { prefix, member, name } => {
                 let record = share::find(&vault, &prefix).await.map_err(failed)?;
                 let (id, _) = share::rename(&vault, record, &member, &name, &actor).await.map_err(failed)?;
@@ -505,87 +546,113 @@ fn qr(text: &str) -> String {
     }
 }
 
-/// Runs `tresor sync`.
+/// Runs `tresor sync`: through the agent while it holds the vault (no password here), else on
+/// the vault opened here.
 pub fn sync(ctx: &mut Ctx, args: SyncArgs) -> Result<(), CliError> {
-    let rt = runtime()?;
-    let vault = open(ctx, &rt)?;
-    let actor = vault.actor().to_string();
     let interval = crate::config::parse_duration(&args.interval, "--interval").map_err(CliError::input)?;
-    rt.block_on(async {
-        let records = match &args.prefix {
-            Some(prefix) => vec![share::find(&vault, prefix).await.map_err(failed)?],
-            None => share::records(&vault).await.map_err(failed)?,
+    let ca_path = args
+        .ca_cert
+        .clone()
+        .or_else(|| crate::remote::env(&["TRESOR_CACERT", "VAULT_CACERT"]).map(PathBuf::from));
+    let ca_cert = match &ca_path {
+        Some(path) => {
+            Some(std::fs::read(path).map_err(|e| CliError::input(format!("{}: {e}", path.display())))?)
+        }
+        None => None,
+    };
+    let rt = runtime()?;
+    let mut here: Option<(Vault, reqwest::Client)> = None;
+    let mut memo = Memo::default();
+    // With --watch, what was said last per group: the same conflict or error is not said again
+    // every round.
+    let mut said: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
+    let mut alarmed = false;
+    let mut first = true;
+    loop {
+        let call = SyncNow { prefix: args.prefix.clone(), ca_cert: ca_cert.clone() };
+        let through_agent = match (&here, ctx.no_agent) {
+            (None, false) => crate::ctx::agent_call(ctx, &call)?,
+            _ => None,
         };
-        if records.is_empty() {
+        let rounds = match through_agent {
+            Some(rounds) => rounds,
+            None => {
+                if here.is_none() {
+                    here = Some((open(ctx, &rt)?, crate::remote::client(ca_path.clone())?));
+                }
+                let Some((vault, http)) = &here else { return Err(CliError::other("no vault".into())) };
+                let relays = (http, &crate::backend_config());
+                rt.block_on(tresor_server::sync::sync_now(vault, relays, args.prefix.as_deref(), &mut memo))
+            }
+        };
+        if rounds.is_empty() {
             return Err(CliError::with_code(4, "this vault is in no sync group".into()).with_hint(
                 "`tresor share create FOLDER --relay URL` makes one; `tresor share join` joins one".into(),
             ));
         }
-        let mut alarmed = false;
-        let mut memo = share::Memo::default();
-        // With --watch, what was said last per group: the same conflict or error is not said again
-        // every round.
-        let mut said: std::collections::BTreeMap<String, String> = std::collections::BTreeMap::new();
-        if args.watch {
+        if args.watch && first {
             eprintln!(
                 "syncing {} every {} (Ctrl-C stops)",
-                crate::plural(records.len(), "group"),
+                crate::plural(rounds.len(), "group"),
                 humantime::format_duration(interval)
             );
         }
-        loop {
-            for record in &records {
-                let result = match relay_client(&record.relay, args.ca_cert.clone()).await {
-                    Ok(client) => {
-                        share::sync(&vault, &client, record.clone(), &actor, &mut memo).await.map_err(failed)
-                    }
-                    Err(e) => Err(e),
-                };
-                match result {
-                    Ok(mut report) => {
-                        if args.watch {
-                            let now = format!("{:?}", report.conflicts);
-                            if said.insert(record.prefix.clone(), now.clone()).as_deref()
-                                == Some(now.as_str())
-                            {
-                                report.conflicts.clear();
-                            }
-                        }
-                        alarmed |= print_report(record, &report, args.watch);
-                    }
-                    Err(e) if args.watch => {
-                        let now = e.message().to_string();
-                        if said.insert(record.prefix.clone(), now.clone()).as_deref() != Some(now.as_str()) {
-                            let at = tresor::vault::format_time(tresor::model::now_ms());
-                            eprintln!("{at}\ntresor: {}/: {now}", record.prefix);
+        first = false;
+        let mut failed = None;
+        for GroupRound { prefix, outcome } in rounds {
+            match outcome {
+                Ok(mut report) => {
+                    if args.watch {
+                        let now = format!("{:?}", report.conflicts);
+                        if said.insert(prefix.clone(), now.clone()).as_deref() == Some(now.as_str()) {
+                            report.conflicts.clear();
                         }
                     }
-                    Err(e) => return Err(e),
+                    alarmed |= print_report(&prefix, &report, args.watch);
                 }
+                Err(e) if args.watch => {
+                    let now = failure(e).message().to_string();
+                    if said.insert(prefix.clone(), now.clone()).as_deref() != Some(now.as_str()) {
+                        let at = tresor::vault::format_time(tresor::model::now_ms());
+                        eprintln!("{at}\ntresor: {prefix}/: {now}");
+                    }
+                }
+                // Every group had its round; the first failure is the command's, the others said.
+                Err(e) => match failed {
+                    None => failed = Some(failure(e)),
+                    Some(_) => eprintln!("tresor: {prefix}/: {}", failure(e).message()),
+                },
             }
-            if !args.watch {
-                break;
-            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if !args.watch {
+            break;
+        }
+        let interrupted = rt.block_on(async {
             tokio::select! {
-                () = tokio::time::sleep(interval) => {}
-                _ = tokio::signal::ctrl_c() => break,
+                () = tokio::time::sleep(interval) => false,
+                _ = tokio::signal::ctrl_c() => true,
             }
+        });
+        if interrupted {
+            break;
         }
-        if alarmed {
-            return Err(CliError::with_code(
-                5,
-                "the relay or a member did what an honest group and relay never do (see the warnings above)"
-                    .into(),
-            ));
-        }
-        Ok(())
-    })
+    }
+    if alarmed {
+        return Err(CliError::with_code(
+            5,
+            "the relay or a member did what an honest group and relay never do (see the warnings above)"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
-/// Prints what a round did (with `watch`: only if it did or saw something, after the time);
-/// whether it saw an attack.
-fn print_report(record: &Record, report: &Report, watch: bool) -> bool {
-    let prefix = &record.prefix;
+/// Prints what a round of the group sharing `prefix` did (with `watch`: only if it did or saw
+/// something, after the time); whether it saw an attack.
+fn print_report(prefix: &str, report: &RoundReport, watch: bool) -> bool {
     let eventful = !report.received.is_empty()
         || !report.sent.is_empty()
         || !report.conflicts.is_empty()
@@ -611,14 +678,14 @@ fn print_report(record: &Record, report: &Report, watch: bool) -> bool {
         report.sent.len(),
         match report.unacknowledged {
             0 => String::new(),
-            n => format!(", {} not yet acknowledged by every member", crate::plural(n, "write")),
+            n => format!(", {} not yet acknowledged by every member", crate::plural(n as usize, "write")),
         }
     );
     for (path, others) in &report.conflicts {
         eprintln!(
             "tresor: conflict: {path} was written concurrently ({} kept in `tresor history {path}`); \
              every member shows the same one (by clock, then member), and writing it again settles it",
-            crate::plural(*others, "other version")
+            crate::plural(*others as usize, "other version")
         );
     }
     for (path, why) in &report.skipped {
@@ -634,35 +701,15 @@ fn print_report(record: &Record, report: &Report, watch: bool) -> bool {
         );
     }
     let mut alarmed = false;
-    for warning in report.warnings.iter().filter(|w| !matches!(w, Warning::Removed)) {
-        let (attack, text) = describe(warning);
-        alarmed |= attack;
-        eprintln!("tresor: warning: {prefix}/: {text}");
+    for warning in &report.warnings {
+        // Told above, in words of its own.
+        if report.removed && warning.text == tresor_sync::peer::Warning::Removed.to_string() {
+            continue;
+        }
+        alarmed |= warning.attack;
+        eprintln!("tresor: warning: {prefix}/: {}", warning.text);
     }
     alarmed
-}
-
-/// A warning as people read it, and whether it shows an attack.
-fn describe(warning: &Warning) -> (bool, String) {
-    match warning {
-        Warning::Group(alarm) => (true, format!("a member broke the group's rules: {alarm:?}")),
-        Warning::Foreign(n) => {
-            (true, format!("the relay served {} that no member sealed (injected)", crate::plural(*n, "cell")))
-        }
-        Warning::Forged(why) => (true, format!("cells made with the group's key but by no member: {why}")),
-        Warning::Flooded => (true, "more unfinished fragments than this member keeps (flooding)".into()),
-        Warning::Rollback { had, now } => {
-            (true, format!("the relay rolled back: a mailbox held {had} cells and now holds {now}"))
-        }
-        Warning::Removed => (false, "this vault was removed from the group".into()),
-        Warning::Silent { member, since } => {
-            (false, format!("nothing new from member {member} since {since}"))
-        }
-        Warning::Behind { member, since } => (
-            false,
-            format!("events of member {member} wait since {since} for events the relay has not shown"),
-        ),
-    }
 }
 
 #[cfg(test)]

@@ -95,6 +95,43 @@ struct StatusView {
     /// The commit of the newest index snapshot (`0`: none).
     snapshot: Option<u64>,
     rotation_failure: Option<String>,
+    /// The sync groups (`null` while locked).
+    sync_groups: Option<Vec<SyncStatus>>,
+}
+
+/// One sync group in `tresor status`.
+#[derive(serde::Serialize)]
+struct SyncStatus {
+    /// The shared folder.
+    prefix: String,
+    /// How many members the group has.
+    members: usize,
+    /// When something new last came from another member (ms since the Unix epoch).
+    heard_ms: Option<u64>,
+    /// Paths shown with concurrent versions kept beside them, and how many.
+    conflicts: Vec<SyncConflict>,
+}
+
+/// A path in conflict.
+#[derive(serde::Serialize)]
+struct SyncConflict {
+    path: String,
+    others: u64,
+}
+
+impl SyncStatus {
+    fn from(group: tresor_wire::GroupSummary) -> SyncStatus {
+        SyncStatus {
+            prefix: group.prefix.clone(),
+            members: group.members.len(),
+            heard_ms: crate::commands::share::last_heard(&group).map(|at| at.saturating_mul(1000)),
+            conflicts: group
+                .conflicts
+                .into_iter()
+                .map(|(path, others)| SyncConflict { path, others })
+                .collect(),
+        }
+    }
 }
 
 impl StatusView {
@@ -130,6 +167,35 @@ impl StatusView {
         if let Some(failure) = &self.rotation_failure {
             outln!("automatic rotation: FAILED at {failure}");
         }
+        match &self.sync_groups {
+            None => outln!("sync: {}", unknown()),
+            Some(groups) if groups.is_empty() => outln!("sync: no groups"),
+            Some(groups) => {
+                for g in groups {
+                    let heard = match (g.members > 1, g.heard_ms) {
+                        (false, _) => "no other member yet".to_string(),
+                        (true, None) => "nothing heard from the others yet".to_string(),
+                        (true, Some(at)) => {
+                            format!("last heard from the others {}", tresor::vault::format_time(at))
+                        }
+                    };
+                    outln!(
+                        "sync: {}/: {}, {heard}, {}",
+                        g.prefix,
+                        plural(g.members, "member"),
+                        plural(g.conflicts.len(), "conflict")
+                    );
+                    for c in &g.conflicts {
+                        outln!(
+                            "  conflict: {} ({} versions; `tresor history {}`)",
+                            c.path,
+                            c.others + 1,
+                            c.path
+                        );
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -160,6 +226,15 @@ pub(crate) fn cmd_status(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
             epoch: Some(s.epoch),
             snapshot: Some(s.snapshot),
             rotation_failure: s.rotation_failure,
+            // A vault whose groups cannot be read still shows its status (the error says why).
+            sync_groups: match client::call(&ctx.socket(), &tresor_wire::Groups, Duration::from_secs(60)) {
+                Ok(Some(Ok(Ok(groups)))) => Some(groups.into_iter().map(SyncStatus::from).collect()),
+                Ok(Some(Ok(Err(e)))) => {
+                    eprintln!("tresor: warning: the sync groups cannot be read: {e}");
+                    None
+                }
+                _ => None,
+            },
         },
         Some(Err(Failure::Error(e))) => return Err(CliError::from_core(&e)),
         Some(Err(Failure::Locked)) | None => {
@@ -192,6 +267,7 @@ pub(crate) fn cmd_status(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
                 epoch: None,
                 snapshot: None,
                 rotation_failure: None,
+                sync_groups: None,
             }
         }
     };

@@ -168,11 +168,19 @@ fn serve(line: Line) -> Outcome {
         return Outcome::HandOver(None);
     };
     match line.op {
-        Op::Get { path, version } => match agent_call(&ctx, &tresor_wire::Get { path, version }) {
-            Ok(Some(value)) => done(secrets::print_value(&value)),
-            Ok(None) => Outcome::HandOver(None),
-            Err(e) => Outcome::Failed(e),
-        },
+        Op::Get { path, version } => {
+            match agent_call(&ctx, &tresor_wire::Get { path: path.clone(), version }) {
+                Ok(Some(got)) => {
+                    let printed = secrets::print_value(&got.value);
+                    if let Some(others) = got.conflict {
+                        crate::ctx::warn_conflict(&path, others);
+                    }
+                    done(printed)
+                }
+                Ok(None) => Outcome::HandOver(None),
+                Err(e) => Outcome::Failed(e),
+            }
+        }
         Op::Set { path, value, cas } => {
             let from_stdin = value.is_none();
             // Stdin stays unread unless a live agent is there to take the value, and the CLI could

@@ -140,6 +140,18 @@ fn two_vaults_share_a_folder_both_ways_through_a_real_relay() {
         assert!(!sync(&b).ok().stderr.contains('←'));
     }
     assert_eq!((lengths(&a, "team/db"), lengths(&b, "shared/db")), before, "versions piled up");
+    // `get` tells of the conflict on stderr (stdout is the value alone), `share list` names it;
+    // a version asked for by number is that version, with nothing to tell.
+    let told = "written concurrently by members of a sync group: this is one of 2 versions";
+    let got = a.run_pw(&["get", "team/db"], b"").ok();
+    assert_eq!(got.stdout, shown);
+    assert!(got.stderr.contains(&format!("team/db was {told}")), "{}", got.stderr);
+    assert!(b.run_pw(&["get", "shared/db"], b"").ok().stderr.contains(told));
+    assert!(!a.run_pw(&["get", "--version", "1", "team/db"], b"").ok().stderr.contains(told));
+    assert!(!a.run_pw(&["get", "team/new-one"], b"").stderr.contains(told));
+    let listed: serde_json::Value =
+        serde_json::from_slice(&a.run_pw(&["share", "list", "--json"], b"").ok().stdout).unwrap();
+    assert_eq!(listed[0]["conflicts"], serde_json::json!([{ "path": "team/db", "others": 1 }]));
     // Writing the shown value again settles it (regression: an unchanged value was not sent).
     a.set("team/db", &shown);
     sync(&a).ok();
@@ -147,6 +159,13 @@ fn two_vaults_share_a_folder_both_ways_through_a_real_relay() {
     assert!(!settled.stderr.contains("conflict"), "{}", settled.stderr);
     assert!(!sync(&a).ok().stderr.contains("conflict"));
     assert_eq!(b.get("shared/db"), shown);
+    for (env, path) in [(&a, "team/db"), (&b, "shared/db")] {
+        let got = env.run_pw(&["get", path], b"").ok();
+        assert!(!got.stderr.contains("concurrently"), "a settled conflict is still told: {}", got.stderr);
+    }
+    let listed: serde_json::Value =
+        serde_json::from_slice(&b.run_pw(&["share", "list", "--json"], b"").ok().stdout).unwrap();
+    assert_eq!(listed[0]["conflicts"], serde_json::json!([]));
 
     // Acknowledgements flow with the other side's next round, not after a minute.
     a.set("team/new", b"x");
@@ -487,4 +506,59 @@ fn a_directory_or_a_bucket_serves_as_the_relay() {
     if let Some(location) = crate::common::s3_location("relay") {
         share_through(&location);
     }
+}
+
+#[test]
+fn sync_share_list_and_status_go_through_the_unlocked_agent_without_a_password() {
+    let (a, b, relay) = setup();
+    a.set("team/db", b"first");
+    let (created, joined) =
+        pair(&a, &["share", "create", "team", "--relay", &relay.url], &b, "team", ["y", "y"]);
+    created.ok();
+    joined.ok();
+    // B's agent holds the vault and does not sync on its own: every round here is `tresor sync`.
+    let _agent = b.agent_guard();
+    let file = b.password_file(PASSWORD);
+    crate::common::run(
+        b.cmd().env("TRESOR_PASSWORD_FILE", &file).env("TRESOR_SYNC_INTERVAL", "0").arg("unlock"),
+        b"",
+    )
+    .ok();
+    a.set("team/db", b"second");
+    sync(&a).ok();
+    // No password anywhere: the agent runs the round.
+    let round = b.run(&["sync"], b"").ok();
+    assert!(round.stderr.contains("team/: 1 received"), "{}", round.stderr);
+    assert!(!round.stderr.contains("password"), "{}", round.stderr);
+    assert_eq!(b.run(&["get", "team/db"], b"").ok().stdout, b"second");
+    let missing = b.run(&["sync", "nothing"], b"").expect(4);
+    assert!(missing.stderr.contains("no sync group shares nothing"), "{}", missing.stderr);
+    let list = b.run(&["share", "list"], b"").ok().text();
+    assert!(list.contains("team/") && list.contains(&relay.url), "{list}");
+    assert_eq!(b.run(&["share", "members", "team"], b"").ok().text().lines().count(), 3);
+
+    // A conflict, told by `status` and by `get` through the agent (the front's path too).
+    a.set("team/db", b"from-a");
+    b.run(&["set", "team/db"], b"from-b").ok();
+    sync(&a).ok();
+    b.run(&["sync"], b"").ok();
+    let status = b.run(&["status"], b"").ok().text();
+    assert!(status.contains("sync: team/: 2 members, last heard from the others"), "{status}");
+    assert!(status.contains("1 conflict") && status.contains("conflict: team/db (2 versions"), "{status}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&b.run(&["status", "--json"], b"").ok().stdout).unwrap();
+    assert_eq!(json["sync_groups"][0]["conflicts"][0]["path"], "team/db");
+    let got = b.run(&["get", "team/db"], b"").ok();
+    assert!(got.stderr.contains("team/db was written concurrently"), "{}", got.stderr);
+    // Written again here: settled for `get` at once, before any round.
+    b.run(&["set", "team/db"], b"settled").ok();
+    let got = b.run(&["get", "team/db"], b"").ok();
+    assert!(!got.stderr.contains("concurrently"), "{}", got.stderr);
+    b.run(&["sync"], b"").ok();
+    let status = b.run(&["status"], b"").ok().text();
+    assert!(status.contains("0 conflicts"), "{status}");
+    // Locked: status cannot see the groups, and says so.
+    b.run(&["lock"], b"").ok();
+    let locked = b.run(&["status"], b"").ok().text();
+    assert!(locked.contains("sync: (unlock to see)"), "{locked}");
 }

@@ -902,6 +902,12 @@ impl Vault {
         Ok(self.svc.view.list(&format!("{}/{prefix}", crate::path::SYSTEM_ROOT), true))
     }
 
+    /// [`Vault::system_entries`] as of this handle's last check of the store: no round trip, for
+    /// a note that a read which has just checked adds to its answer (a sync conflict's).
+    pub fn system_entries_seen(&self, prefix: &str) -> Vec<ListEntry> {
+        self.svc.view.list(&format!("{}/{prefix}", crate::path::SYSTEM_ROOT), true)
+    }
+
     async fn list_in(&self, prefix: &str, system: bool) -> Result<Vec<ListEntry>> {
         let sibling = &Sibling::begin(&self.svc);
         self.fresh(sibling).await?;
