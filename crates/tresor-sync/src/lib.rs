@@ -6,12 +6,13 @@
 //! or directory as the relay: [`bucket`]), and
 //! the pairing of a new member ([`pair`]), and a group as one vault keeps it: its state sealed in
 //! the vault, rounds of sync between the vault's prefix and the relay, pairing driven through the
-//! relay ([`share`]).
+//! relay ([`share`]); and KOI-net compatibility, per peer ([`koi`]).
 
 pub mod bucket;
 pub mod chain;
 pub mod event;
 pub mod frame;
+pub mod koi;
 pub mod member;
 pub mod pair;
 pub mod peer;

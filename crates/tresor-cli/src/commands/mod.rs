@@ -10,6 +10,7 @@ pub(crate) mod epoch;
 pub(crate) mod generate;
 pub(crate) mod inject;
 pub(crate) mod keys;
+pub(crate) mod koi;
 pub(crate) mod login;
 pub(crate) mod plain;
 pub(crate) mod rekey;

@@ -91,6 +91,13 @@ pub enum ShareAction {
         /// The member's id, the start of it, or its name here (`share members` shows them).
         member: String,
     },
+    /// Peers that speak the KOI-net vault-sync format, one by one (add, list, send, receive,
+    /// remove): weaker than a group (static keys), and off unless a peer is added.
+    #[command(arg_required_else_help = true)]
+    Koi {
+        #[command(subcommand)]
+        action: super::koi::KoiAction,
+    },
     /// Forget the group in this vault (the secrets stay); the admin should remove you too.
     #[command(arg_required_else_help = true)]
     Leave {
@@ -157,7 +164,7 @@ pub(crate) fn sync_every(setting: Option<&str>) -> Result<Option<Duration>, CliE
 }
 
 /// The exit code and advice for a group operation's error.
-fn failed(e: ShareError) -> CliError {
+pub(crate) fn failed(e: ShareError) -> CliError {
     failure(tresor_server::sync::failure(e))
 }
 
@@ -201,7 +208,7 @@ fn wait(text: &str) -> Result<Duration, CliError> {
 }
 
 /// Opens the vault here (pairing and changes of a group need its keys in this process).
-fn open(ctx: &mut Ctx, rt: &tokio::runtime::Runtime) -> Result<Vault, CliError> {
+pub(crate) fn open(ctx: &mut Ctx, rt: &tokio::runtime::Runtime) -> Result<Vault, CliError> {
     let store = crate::open_existing(rt, &ctx.location)?;
     let vault = crate::unlock_here(ctx, rt, store).map_err(|e| {
         match e.message().starts_with("no password given") {
@@ -360,6 +367,9 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
         }
         _ => {}
     }
+    if let ShareAction::Koi { action } = action {
+        return super::koi::run(ctx, action, stdin);
+    }
     let rt = runtime()?;
     let vault = open(ctx, &rt)?;
     let actor = vault.actor().to_string();
@@ -435,7 +445,7 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
                 Ok(())
             }
             // Answered above.
-            ShareAction::List { .. } | ShareAction::Members { .. } => Ok(()),
+            ShareAction::List { .. } | ShareAction::Members { .. } | ShareAction::Koi { .. } => Ok(()),
             ShareAction::Name { prefix, member, name } => {
                 let record = share::find(&vault, &prefix).await.map_err(failed)?;
                 let (id, _) = share::rename(&vault, record, &member, &name, &actor).await.map_err(failed)?;

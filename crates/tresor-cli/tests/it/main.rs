@@ -18,6 +18,7 @@ mod input;
 mod inuse;
 mod keys;
 mod kill;
+mod koi;
 mod lifecycle;
 mod rekey;
 mod relay;
