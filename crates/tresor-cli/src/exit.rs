@@ -6,8 +6,8 @@
 //! | 1 | other error (store I/O, local state), or a write whose outcome is unknown (`Error::Indeterminate`) |
 //! | 2 | usage error (also: `recovery-phrase` without `--file` when stderr is not a terminal) |
 //! | 3 | authentication failed (wrong password, tampered key file, refused KDF parameters) |
-//! | 4 | not found (no such secret or version, or deleted; no sync group shares the folder) |
-//! | 5 | integrity error, rollback or fork detected (also by `sync`, of the relay or a member) |
+//! | 4 | not found (no such secret or version, or deleted; no sync group or KOI peer shares the folder) |
+//! | 5 | integrity error, rollback or fork detected (also by `sync`, of the relay or a member; a KOI message refused) |
 //! | 6 | write conflict (also: another `sync` of the group at the same time) |
 //! | 7 | invalid input (path, value size, password rules, import file) |
 //! | 8 | no vault at the location, or a vault already there |

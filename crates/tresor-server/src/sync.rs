@@ -55,6 +55,7 @@ pub fn failure(e: ShareError) -> ShareFailure {
         ShareError::Pair(_) | ShareError::Refused(_) => (7, None),
         ShareError::NoGroup(_) => (4, Some("`tresor share list` shows the groups of this vault")),
         ShareError::NoMember(_) => (4, Some("`tresor share members FOLDER` shows their ids")),
+        ShareError::NoPeer(..) => (4, Some("`tresor share koi list` shows the KOI peers")),
         ShareError::Busy(_) => (6, None),
         _ => (1, None),
     };

@@ -163,9 +163,9 @@ async fn load(vault: &Vault, prefix: &str, peer_id: &str) -> Result<Option<(Stor
 
 /// The peer `peer_id` of `prefix`, or an error naming it.
 async fn configured(vault: &Vault, prefix: &str, peer_id: &str) -> Result<(Stored, u64), ShareError> {
-    load(vault, prefix, peer_id).await?.ok_or_else(|| {
-        ShareError::NoMember(format!("{peer_id} (no KOI peer of that id shares {prefix}/; `share koi list`)"))
-    })
+    load(vault, prefix, peer_id)
+        .await?
+        .ok_or_else(|| ShareError::NoPeer(peer_id.to_string(), prefix.to_string()))
 }
 
 /// `stored` written back, checked against `version` (0: not there before), with `changes`.

@@ -70,6 +70,9 @@ pub enum ShareError {
     /// No member of the group has an id starting so.
     #[error("no member of the group is named {0} here or has an id starting with it")]
     NoMember(String),
+    /// No KOI peer of that id for that folder.
+    #[error("no KOI peer {0} shares {1}/")]
+    NoPeer(String, String),
     /// The operation is refused as asked (why says which rule).
     #[error("{0}")]
     Refused(String),
