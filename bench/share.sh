@@ -50,6 +50,13 @@ side() {
     TRESOR_VAULT=$WORK/$name TRESOR_STATE_DIR=$WORK/$name-state TRESOR_RUNTIME_DIR=$WORK/$name-run \
         XDG_CONFIG_HOME=$WORK/$name-cfg "$TRESOR_BIN" --no-agent "$@"
 }
+# The same side through its agent (unlocked once; it does not sync on its own: TRESOR_SYNC_INTERVAL=0).
+agent_side() {
+    local name=$1
+    shift
+    TRESOR_VAULT=$WORK/$name TRESOR_STATE_DIR=$WORK/$name-state TRESOR_RUNTIME_DIR=$WORK/$name-run \
+        XDG_CONFIG_HOME=$WORK/$name-cfg "$TRESOR_BIN" "$@"
+}
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -118,6 +125,24 @@ for _ in $(seq "$R"); do
 done
 QUIET=$(median <"$WORK/quiet")
 
+log "$R round trips with both agents unlocked: set, sync, sync through them"
+agent_side a unlock >/dev/null 2>&1
+agent_side b unlock >/dev/null 2>&1
+: >"$WORK/agent-trips"
+for i in $(seq "$R"); do
+    t0=$(now)
+    printf 'agent round %s' "$i" | agent_side a set team/hot >/dev/null 2>&1
+    agent_side a sync >/dev/null 2>&1
+    agent_side b sync >/dev/null 2>&1
+    t1=$(now)
+    [[ $(agent_side b get team/hot 2>/dev/null) == "agent round $i" ]] || die "agent round $i did not arrive"
+    elapsed "$t0" "$t1" >>"$WORK/agent-trips"
+    echo >>"$WORK/agent-trips"
+done
+AGENT_TRIP=$(median <"$WORK/agent-trips")
+agent_side a lock >/dev/null 2>&1 || true
+agent_side b lock >/dev/null 2>&1 || true
+
 log "the floor: starting a process (tresor --version, /bin/true)"
 : >"$WORK/floor"
 for _ in $(seq "$R"); do
@@ -161,9 +186,11 @@ printf 'share create until the invitation (first send of %s secrets): %8.3f s\n'
 printf 'pairing and the joiner taking in %s secrets:            %8.3f s\n' "$N" "$PAIR"
 printf 'round trip, set + sync + sync (median of %s):          %8.3f s\n' "$R" "$TRIP"
 printf 'quiet sync (median of %s):                             %8.3f s\n' "$R" "$QUIET"
+printf 'round trip through unlocked agents (median of %s):     %8.3f s\n' "$R" "$AGENT_TRIP"
 printf 'floor: tresor --version (median of %s):                %8.3f s\n' "$R" "$FLOOR"
 awk -v t="$TRIP" -v f="$FLOOR" 'BEGIN { printf "round trip / floor (3 processes at least):        %8.1fx\n", t / f }'
 if [[ -n $PASS_TRIP ]]; then
     printf 'pass + git: insert + push + pull (median of %s):     %8.3f s\n' "$R" "$PASS_TRIP"
     awk -v t="$TRIP" -v p="$PASS_TRIP" 'BEGIN { printf "pass + git / tresor round trip:                    %8.2fx\n", p / t }'
+    awk -v t="$AGENT_TRIP" -v p="$PASS_TRIP" 'BEGIN { printf "pass + git / tresor round trip through agents:    %8.2fx\n", p / t }'
 fi

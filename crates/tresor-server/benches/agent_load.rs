@@ -63,6 +63,7 @@ fn start(root: &Path, runtime: &tokio::runtime::Runtime) -> PathBuf {
         options: Box::new(move || opts(&trust)),
         idle: Duration::from_secs(3600),
         sync_every: None,
+        relay_ca: None,
     };
     runtime.spawn(serve(listener, config));
     request(&socket, &Unlock { password: SecretBuf::new(PASSWORD.as_bytes().to_vec()) });

@@ -33,6 +33,9 @@ pub struct AgentConfig {
     pub idle: Duration,
     /// How often the vault's sync groups are synced while unlocked (`None`: never).
     pub sync_every: Option<Duration>,
+    /// A PEM certificate to trust for `https` relays instead of the system's roots (rounds in
+    /// the background, and those asked for without one of their own).
+    pub relay_ca: Option<Vec<u8>>,
 }
 
 /// Binds the agent socket at `path`: its directory is made 0700, a stale socket is removed, the
@@ -87,7 +90,11 @@ pub async fn serve(listener: UnixListener, config: AgentConfig) -> std::io::Resu
     let mut housekeeping = tokio::time::interval_at(Instant::now() + HOUSEKEEPING_EVERY, HOUSEKEEPING_EVERY);
     housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let syncing = config.sync_every.map(|every| {
-        let sync = crate::sync::SyncConfig { every, backend: config.backend.clone() };
+        let sync = crate::sync::SyncConfig {
+            every,
+            backend: config.backend.clone(),
+            ca_cert: config.relay_ca.clone(),
+        };
         tokio::spawn(crate::sync::every_round(slot.clone(), "agent sync", sync))
     });
     let reason = loop {
@@ -296,19 +303,20 @@ async fn respond(
             let Some(vault) = vault_for(slot, actor).await else {
                 return encode(&Err::<Vec<tresor_wire::GroupRound>, _>(Failure::Locked));
             };
-            let rounds = match crate::sync::http_client(call.ca_cert.as_deref()) {
-                Ok(http) => {
-                    let relays = (&http, &config.backend);
-                    let mut memo = tresor_sync::share::Memo::default();
-                    crate::sync::sync_now(&vault, relays, call.prefix.as_deref(), &mut memo).await
-                }
-                Err(failure) => {
-                    vec![tresor_wire::GroupRound {
-                        prefix: call.prefix.unwrap_or_default(),
-                        outcome: Err(failure),
-                    }]
-                }
-            };
+            let rounds =
+                match crate::sync::http_client(call.ca_cert.as_deref().or(config.relay_ca.as_deref())) {
+                    Ok(http) => {
+                        let relays = (&http, &config.backend);
+                        let mut memo = tresor_sync::share::Memo::default();
+                        crate::sync::sync_now(&vault, relays, call.prefix.as_deref(), &mut memo).await
+                    }
+                    Err(failure) => {
+                        vec![tresor_wire::GroupRound {
+                            prefix: call.prefix.unwrap_or_default(),
+                            outcome: Err(failure),
+                        }]
+                    }
+                };
             encode(&Ok::<_, Failure>(rounds))
         }
     }

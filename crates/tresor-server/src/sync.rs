@@ -20,6 +20,8 @@ pub struct SyncConfig {
     pub every: Duration,
     /// What a bucket used as a relay is opened with (the binary's environment: AWS settings).
     pub backend: tresor_backend::BackendConfig,
+    /// A PEM certificate to trust for `https` relays instead of the system's roots.
+    pub ca_cert: Option<Vec<u8>>,
 }
 
 /// The HTTP client rounds reach `tresor relay`s with: no proxy, no redirect, bounded; trusting
@@ -134,12 +136,17 @@ pub async fn conflict_of(vault: &Vault, path: &str, value: &[u8]) -> Option<u64>
 }
 
 /// One round of every sync group of `vault`; `memo` is kept by the caller between rounds.
-pub async fn groups(vault: &Vault, backend: &tresor_backend::BackendConfig, memo: &mut Memo) {
-    let Ok(http) = http_client(None) else {
-        tracing::warn!("background sync: no HTTP client");
-        return;
+pub async fn groups(vault: &Vault, config: &SyncConfig, memo: &mut Memo) {
+    let http = match http_client(config.ca_cert.as_deref()) {
+        Ok(http) => http,
+        Err(e) => {
+            tracing::warn!("background sync: {e}");
+            return;
+        }
     };
-    for (record, result) in share::sync_groups(vault, (&http, backend), None, vault.actor(), memo).await {
+    for (record, result) in
+        share::sync_groups(vault, (&http, &config.backend), None, vault.actor(), memo).await
+    {
         let prefix = &record.prefix;
         match result {
             Ok(report) => {
@@ -182,7 +189,7 @@ pub(crate) async fn every_round(slot: crate::agent::Slot, actor: &'static str, c
         every.tick().await;
         let vault = slot.lock().await.clone();
         if let Some(vault) = vault {
-            groups(&vault.with_actor(actor), &config.backend, &mut memo).await;
+            groups(&vault.with_actor(actor), &config, &mut memo).await;
         }
     }
 }

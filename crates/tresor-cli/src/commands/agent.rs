@@ -127,6 +127,7 @@ pub(crate) fn cmd_agent(ctx: &Ctx) -> Result<(), CliError> {
     // The fingerprint the user expects binds the agent's unlocks too (it inherits the variable).
     let expect_fingerprint = ctx.expect_fingerprint;
     let sync_every = crate::commands::share::sync_every(None)?;
+    let relay_ca = crate::commands::share::relay_ca(None)?;
     let result = rt.block_on(async {
         let listener = tresor_server::bind(&socket)
             .map_err(|e| CliError::other(format!("{}: {e}", socket.display())))?;
@@ -145,6 +146,7 @@ pub(crate) fn cmd_agent(ctx: &Ctx) -> Result<(), CliError> {
             }),
             idle: ctx.idle,
             sync_every,
+            relay_ca,
         };
         let result = tresor_server::agent::serve(listener, config).await;
         let _ = std::fs::remove_file(&socket);

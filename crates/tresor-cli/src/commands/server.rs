@@ -181,7 +181,8 @@ pub(crate) fn run(ctx: &mut Ctx, flags: Flags) -> Result<(), CliError> {
         if password.is_none() {
             eprintln!("tresor server: sealed, or uninitialized on an empty location: sys/init and sys/unseal take it from here");
         }
-        let sync = sync_every.map(|every| tresor_server::sync::SyncConfig { every, backend: crate::backend_config() });
+        let ca_cert = crate::commands::share::relay_ca(None)?;
+        let sync = sync_every.map(|every| tresor_server::sync::SyncConfig { every, backend: crate::backend_config(), ca_cert });
         let settings = Settings { store, trust_dir, password, root_token, tls, read_staleness, sync };
         launch(settings, listener, stop_signal("tresor server: stopping; every key is wiped")).await.map_err(|e| match e {
             tresor_server::http::ServerError::Vault(e) => CliError::from_core(&e),

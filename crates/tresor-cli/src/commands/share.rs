@@ -163,6 +163,17 @@ pub(crate) fn sync_every(setting: Option<&str>) -> Result<Option<Duration>, CliE
     Ok((!every.is_zero()).then_some(every))
 }
 
+/// The CA certificate (PEM) relays are trusted by: the file `path` names, else `TRESOR_CACERT`
+/// (or `VAULT_CACERT`), else none (the system's roots).
+pub(crate) fn relay_ca(path: Option<PathBuf>) -> Result<Option<Vec<u8>>, CliError> {
+    let Some(path) =
+        path.or_else(|| crate::remote::env(&["TRESOR_CACERT", "VAULT_CACERT"]).map(PathBuf::from))
+    else {
+        return Ok(None);
+    };
+    std::fs::read(&path).map(Some).map_err(|e| CliError::input(format!("{}: {e}", path.display())))
+}
+
 /// The exit code and advice for a group operation's error.
 pub(crate) fn failed(e: ShareError) -> CliError {
     failure(tresor_server::sync::failure(e))
@@ -560,16 +571,7 @@ fn qr(text: &str) -> String {
 /// the vault opened here.
 pub fn sync(ctx: &mut Ctx, args: SyncArgs) -> Result<(), CliError> {
     let interval = crate::config::parse_duration(&args.interval, "--interval").map_err(CliError::input)?;
-    let ca_path = args
-        .ca_cert
-        .clone()
-        .or_else(|| crate::remote::env(&["TRESOR_CACERT", "VAULT_CACERT"]).map(PathBuf::from));
-    let ca_cert = match &ca_path {
-        Some(path) => {
-            Some(std::fs::read(path).map_err(|e| CliError::input(format!("{}: {e}", path.display())))?)
-        }
-        None => None,
-    };
+    let ca_cert = relay_ca(args.ca_cert.clone())?;
     let rt = runtime()?;
     let mut here: Option<(Vault, reqwest::Client)> = None;
     let mut memo = Memo::default();
@@ -588,7 +590,10 @@ pub fn sync(ctx: &mut Ctx, args: SyncArgs) -> Result<(), CliError> {
             Some(rounds) => rounds,
             None => {
                 if here.is_none() {
-                    here = Some((open(ctx, &rt)?, crate::remote::client(ca_path.clone())?));
+                    here = Some((
+                        open(ctx, &rt)?,
+                        tresor_server::sync::http_client(ca_cert.as_deref()).map_err(failure)?,
+                    ));
                 }
                 let Some((vault, http)) = &here else { return Err(CliError::other("no vault".into())) };
                 let relays = (http, &crate::backend_config());

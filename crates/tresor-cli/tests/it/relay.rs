@@ -31,8 +31,13 @@ impl Drop for Relay {
 }
 
 pub(crate) fn start(env: &Env, data: &std::path::Path, log: &std::path::Path) -> Relay {
+    start_with(env, data, log, &[])
+}
+
+/// [`start`] with more arguments (TLS).
+pub(crate) fn start_with(env: &Env, data: &std::path::Path, log: &std::path::Path, more: &[&str]) -> Relay {
     let mut cmd = env.std_cmd(bin());
-    cmd.args(["relay", "--listen", "127.0.0.1:0", "--data"]).arg(data).env("TRESOR_LOG", "debug");
+    cmd.args(["relay", "--listen", "127.0.0.1:0", "--data"]).arg(data).args(more).env("TRESOR_LOG", "debug");
     let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let url = loop {

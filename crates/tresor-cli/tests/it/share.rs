@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
 
 use crate::common::{Env, Out, PASSWORD, bin};
-use crate::relay::{Relay, start};
+use crate::relay::{Relay, start, start_with};
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
 
@@ -28,6 +28,17 @@ fn words(stderr: &str) -> Vec<String> {
 /// Runs `inviter ARGS` (a `share create` or `share invite`) and `share join INVITATION --as
 /// FOLDER` on `joiner`, each answering its line of `answers` to the words; both outputs.
 fn pair(inviter: &Env, args: &[&str], joiner: &Env, folder: &str, answers: [&str; 2]) -> (Out, Out) {
+    pair_with(inviter, args, (joiner, &[]), folder, answers)
+}
+
+/// [`pair`], with more arguments for the joiner's `share join`.
+fn pair_with(
+    inviter: &Env,
+    args: &[&str],
+    (joiner, join_args): (&Env, &[&str]),
+    folder: &str,
+    answers: [&str; 2],
+) -> (Out, Out) {
     let spawn = |env: &Env, args: &[&str]| {
         let mut child = env
             .std_cmd(bin())
@@ -47,7 +58,10 @@ fn pair(inviter: &Env, args: &[&str], joiner: &Env, folder: &str, answers: [&str
     stdout.read_line(&mut invitation).unwrap();
     let invitation = invitation.trim().to_string();
     assert!(invitation.starts_with("tresor-invite-1:"), "no invitation printed: {invitation:?}");
-    let mut b = spawn(joiner, &["share", "join", &invitation, "--as", folder, "--wait", "60s"]);
+    let mut b = spawn(
+        joiner,
+        &[&["share", "join", &invitation, "--as", folder, "--wait", "60s"], join_args].concat(),
+    );
     writeln!(b.stdin.as_mut().unwrap(), "{}", answers[1]).unwrap();
     writeln!(a.stdin.as_mut().unwrap(), "{}", answers[0]).unwrap();
     let finish = |child: std::process::Child| {
@@ -561,4 +575,52 @@ fn sync_share_list_and_status_go_through_the_unlocked_agent_without_a_password()
     b.run(&["lock"], b"").ok();
     let locked = b.run(&["status"], b"").ok().text();
     assert!(locked.contains("sync: (unlock to see)"), "{locked}");
+}
+
+#[test]
+fn a_relay_behind_a_private_ca_serves_pairing_sync_and_the_agents_background_rounds() {
+    use std::time::Duration;
+    let (a, b) = (Env::new(), Env::new());
+    a.init();
+    b.init();
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let (ca, key) = (a.path("relay-cert.pem"), a.path("relay-key.pem"));
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    std::fs::write(&key, cert.signing_key.serialize_pem()).unwrap();
+    let (ca, key) = (ca.to_str().unwrap(), key.to_str().unwrap());
+    let relay = start_with(&a, &a.path("relay"), &a.path("relay.log"), &["--tls-cert", ca, "--tls-key", key]);
+    assert!(relay.url.starts_with("https://"), "{}", relay.url);
+    a.set("team/db", b"over-tls");
+    // Not trusted without the CA: nothing is made.
+    let refused = a.run_pw(&["share", "create", "team", "--relay", &relay.url, "--wait", "5s"], b"");
+    assert_ne!(refused.code, 0, "{}", refused.stderr);
+    assert!(a.run_pw(&["share", "list"], b"").ok().stderr.contains("in no sync group"));
+    let (created, joined) = pair_with(
+        &a,
+        &["share", "create", "team", "--relay", &relay.url, "--ca-cert", ca],
+        (&b, &["--ca-cert", ca]),
+        "team",
+        ["y", "y"],
+    );
+    created.ok();
+    joined.ok();
+    assert_eq!(b.get("team/db"), b"over-tls");
+    // B's agent, started with TRESOR_CACERT, syncs in the background through the same relay.
+    let _agent = b.agent_guard();
+    let file = b.password_file(PASSWORD);
+    crate::common::run(
+        b.cmd()
+            .env("TRESOR_PASSWORD_FILE", &file)
+            .env("TRESOR_SYNC_INTERVAL", "1s")
+            .env("TRESOR_CACERT", ca)
+            .arg("unlock"),
+        b"",
+    )
+    .ok();
+    a.set("team/db", b"second-over-tls");
+    a.run_pw(&["sync", "--ca-cert", ca], b"").ok();
+    let arrived = crate::common::wait_for(Duration::from_secs(30), || {
+        b.run(&["get", "team/db"], b"").stdout == b"second-over-tls"
+    });
+    assert!(arrived, "the agent's background round did not trust the CA");
 }

@@ -98,7 +98,7 @@ async fn sync_rounds(server: Arc<Server>, config: crate::sync::SyncConfig) {
             _ => None,
         };
         if let Some(vault) = vault {
-            crate::sync::groups(&vault, &config.backend, &mut memo).await;
+            crate::sync::groups(&vault, &config, &mut memo).await;
         }
     }
 }

@@ -70,6 +70,7 @@ fn start_agent() -> Agent {
         }),
         idle: Duration::from_secs(600),
         sync_every: None,
+        relay_ca: None,
     };
     runtime.spawn(serve(listener, config));
     ok(&socket, &Unlock { password: SecretBuf::new(PASSWORD.as_bytes().to_vec()) });
