@@ -81,6 +81,7 @@ const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(60);
 pub async fn serve(listener: UnixListener, config: AgentConfig) -> std::io::Result<()> {
     let uid = rustix::process::geteuid().as_raw();
     let slot: Slot = Arc::new(Mutex::new(None));
+    let rounds = crate::sync::Rounds::default();
     let config = Arc::new(config);
     let (events, mut inbox) = mpsc::unbounded_channel();
     let idle = tokio::time::sleep(config.idle);
@@ -95,7 +96,7 @@ pub async fn serve(listener: UnixListener, config: AgentConfig) -> std::io::Resu
             backend: config.backend.clone(),
             ca_cert: config.relay_ca.clone(),
         };
-        tokio::spawn(crate::sync::every_round(slot.clone(), "agent sync", sync))
+        tokio::spawn(crate::sync::every_round(slot.clone(), "agent sync", sync, rounds.clone()))
     });
     let reason = loop {
         tokio::select! {
@@ -111,9 +112,9 @@ pub async fn serve(listener: UnixListener, config: AgentConfig) -> std::io::Resu
                     Some(pid) => format!("local uid={uid} pid={pid}"),
                     None => format!("local uid={uid}"),
                 };
-                let (slot, config, events) = (slot.clone(), config.clone(), events.clone());
+                let (slot, config, events, rounds) = (slot.clone(), config.clone(), events.clone(), rounds.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = handle(stream, &actor, &slot, &config, &events).await {
+                    if let Err(e) = handle(stream, &actor, (&slot, &rounds), &config, &events).await {
                         tracing::warn!("client connection: {e}");
                     }
                 });
@@ -178,7 +179,7 @@ async fn read_request(stream: &mut UnixStream) -> Result<Request, FrameError> {
 async fn handle(
     mut stream: UnixStream,
     actor: &str,
-    slot: &Slot,
+    (slot, rounds): (&Slot, &crate::sync::Rounds),
     config: &AgentConfig,
     events: &mpsc::UnboundedSender<Event>,
 ) -> Result<(), FrameError> {
@@ -190,7 +191,7 @@ async fn handle(
     }
     let bulk = request.is_bulk();
     let deadline = if bulk { BULK_DEADLINE } else { CONNECTION_DEADLINE };
-    let work = timeout(deadline, respond(request, actor, slot, config, events));
+    let work = timeout(deadline, respond(request, actor, (slot, rounds), config, events));
     // Bulk work counts as use while it runs: the idle timeout must not lock the vault under it.
     let keep_alive = async {
         if !bulk {
@@ -227,7 +228,7 @@ async fn handle(
 async fn respond(
     request: Request,
     actor: &str,
-    slot: &Slot,
+    (slot, rounds): (&Slot, &crate::sync::Rounds),
     config: &AgentConfig,
     events: &mpsc::UnboundedSender<Event>,
 ) -> Result<Zeroizing<Vec<u8>>, FrameError> {
@@ -303,21 +304,23 @@ async fn respond(
             let Some(vault) = vault_for(slot, actor).await else {
                 return encode(&Err::<Vec<tresor_wire::GroupRound>, _>(Failure::Locked));
             };
-            let rounds =
-                match crate::sync::http_client(call.ca_cert.as_deref().or(config.relay_ca.as_deref())) {
-                    Ok(http) => {
-                        let relays = (&http, &config.backend);
-                        let mut memo = tresor_sync::share::Memo::default();
-                        crate::sync::sync_now(&vault, relays, call.prefix.as_deref(), &mut memo).await
-                    }
-                    Err(failure) => {
-                        vec![tresor_wire::GroupRound {
-                            prefix: call.prefix.unwrap_or_default(),
-                            outcome: Err(failure),
-                        }]
-                    }
-                };
-            encode(&Ok::<_, Failure>(rounds))
+            let done = match crate::sync::http_client(call.ca_cert.as_deref().or(config.relay_ca.as_deref()))
+            {
+                Ok(http) => {
+                    let relays = (&http, &config.backend);
+                    // After a background round under way, never beside it (it would only
+                    // lose the race and be told busy), with what the rounds remember.
+                    let mut memo = rounds.lock().await;
+                    crate::sync::sync_now(&vault, relays, call.prefix.as_deref(), &mut memo).await
+                }
+                Err(failure) => {
+                    vec![tresor_wire::GroupRound {
+                        prefix: call.prefix.unwrap_or_default(),
+                        outcome: Err(failure),
+                    }]
+                }
+            };
+            encode(&Ok::<_, Failure>(done))
         }
     }
 }

@@ -179,16 +179,25 @@ pub async fn groups(vault: &Vault, config: &SyncConfig, memo: &mut Memo) {
     }
 }
 
+/// The agent's rounds, one at a time (in the background and asked for), with what they remember.
+pub(crate) type Rounds = std::sync::Arc<tokio::sync::Mutex<Memo>>;
+
 /// Syncs as `config` says while `slot` holds an unlocked vault, as `actor`, until aborted (a
-/// round cut short leaves what a crash leaves: the next round finishes it).
-pub(crate) async fn every_round(slot: crate::agent::Slot, actor: &'static str, config: SyncConfig) {
-    let mut memo = Memo::default();
+/// round cut short leaves what a crash leaves: the next round finishes it); one round at a time
+/// with the others of `rounds`.
+pub(crate) async fn every_round(
+    slot: crate::agent::Slot,
+    actor: &'static str,
+    config: SyncConfig,
+    rounds: Rounds,
+) {
     let mut every = tokio::time::interval_at(tokio::time::Instant::now() + config.every, config.every);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         every.tick().await;
         let vault = slot.lock().await.clone();
         if let Some(vault) = vault {
+            let mut memo = rounds.lock().await;
             groups(&vault.with_actor(actor), &config, &mut memo).await;
         }
     }

@@ -8,8 +8,11 @@
 //! `{"op": "put", "path": P, "value": TEXT, "counter": N}` (`value_base64` instead of `value` for
 //! bytes that are not UTF-8) or `{"op": "delete", "path": P, "counter": N}`, `P` relative to the
 //! folder. Each direction counts its messages from 1, and a message whose counter is not above
-//! every one taken in before is refused (a replay, or one moved back). Fields a peer adds are
-//! ignored; a message that does not open, or names a path outside the folder's rules, is refused.
+//! every one taken in before is refused (a replay, or one moved back: messages are taken in the
+//! order they were sealed). The key is the same both ways, so tresor's messages also carry
+//! `"from"`: this vault's public key; a message that names it is refused (one of its own, fed
+//! back). Fields a peer adds are ignored; a message that does not open, or names a path outside
+//! the folder's rules, is refused.
 //! Weaker than a sync group, as documented: static keys, no associated data, sizes visible to
 //! whatever carries the messages, and the last message wins (what it replaces stays in history).
 
@@ -48,9 +51,10 @@ struct Stored {
     sent_counter: u64,
     /// The highest counter taken in from it.
     seen_counter: u64,
-    /// Per path relative to the folder, a hash of the value both sides have (sent or taken in):
-    /// what the next `send` leaves out.
-    known: Vec<(String, [u8; 32])>,
+    /// Per path relative to the folder, the vault version and a hash of the value both sides
+    /// have (sent or taken in; version 0 until a `send` reads it back): what the next `send`
+    /// leaves out.
+    known: Vec<(String, u64, [u8; 16])>,
     /// When it was added (ms since the Unix epoch).
     since_ms: u64,
 }
@@ -97,6 +101,14 @@ struct Incoming {
     value: Option<String>,
     value_base64: Option<String>,
     counter: u64,
+    from: Option<String>,
+}
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        self.value.zeroize();
+        self.value_base64.zeroize();
+    }
 }
 
 /// One operation, sent.
@@ -107,8 +119,9 @@ struct Outgoing<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     value: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    value_base64: Option<String>,
+    value_base64: Option<&'a str>,
     counter: u64,
+    from: &'a str,
 }
 
 /// Where the peer `peer_id` of `prefix` is kept: its name hides neither (the system namespace is
@@ -178,6 +191,13 @@ async fn save(
 ) -> Result<(), ShareError> {
     let bytes =
         Zeroizing::new(postcard::to_stdvec(stored).map_err(|_| ShareError::State("does not encode"))?);
+    if bytes.len() > vault.max_value() {
+        return Err(refused(format!(
+            "{}/ holds more paths than one KOI peer's record keeps within this vault's value limit \
+             (max_value_size): share a smaller folder with it",
+            stored.prefix
+        )));
+    }
     changes.push(Change {
         path: record_path(&stored.prefix, &stored.peer_id)?,
         value: Some(bytes),
@@ -202,6 +222,9 @@ pub async fn add(
 ) -> Result<[u8; 32], ShareError> {
     let prefix = folder(prefix)?;
     check_peer_id(peer_id)?;
+    // A group's folder is not opened to a weaker format: what a KOI peer wrote there would go to
+    // the group as this vault's own writes.
+    crate::share::refuse_overlap(vault, &prefix).await?;
     if load(vault, &prefix, peer_id).await?.is_some() {
         return Err(refused(format!("the KOI peer {peer_id} shares {prefix}/ already")));
     }
@@ -219,6 +242,7 @@ pub async fn add(
         known: Vec::new(),
         since_ms: tresor::model::now_ms(),
     };
+    secret.zeroize();
     // A key that gives no shared secret is refused before anything is kept.
     channel(&stored)?;
     vault.audit_sync(&prefix, &format!("added the KOI peer {peer_id} (KOI-net vault-sync format)")).await?;
@@ -238,8 +262,7 @@ pub async fn list(vault: &Vault) -> Result<Vec<KoiPeer>, ShareError> {
         if path != record_path(&stored.prefix, &stored.peer_id)? {
             return Err(ShareError::State("holds a KOI peer under another's name"));
         }
-        let mut secret = Zeroizing::new(stored.secret);
-        let public = AgreementSecret::from_key(&Key::from_bytes(&mut secret)).public();
+        let public = public_of(&stored);
         out.push(KoiPeer {
             prefix: stored.prefix.clone(),
             peer_id: stored.peer_id.clone(),
@@ -254,8 +277,14 @@ pub async fn list(vault: &Vault) -> Result<Vec<KoiPeer>, ShareError> {
     Ok(out)
 }
 
-/// Forgets the KOI peer `peer_id` of `prefix` (its key goes with it).
-pub async fn remove(vault: &Vault, prefix: &str, peer_id: &str, actor: &str) -> Result<(), ShareError> {
+/// Forgets the KOI peer `peer_id` of `prefix`; its key is destroyed with every version of its
+/// record (what could not be destroyed is returned, said).
+pub async fn remove(
+    vault: &Vault,
+    prefix: &str,
+    peer_id: &str,
+    actor: &str,
+) -> Result<Vec<String>, ShareError> {
     let prefix = folder(prefix)?;
     let (_, version) = configured(vault, &prefix, peer_id).await?;
     vault.audit_sync(&prefix, &format!("removed the KOI peer {peer_id}")).await?;
@@ -267,73 +296,112 @@ pub async fn remove(vault: &Vault, prefix: &str, peer_id: &str, actor: &str) -> 
         Err(e) => return Err(e.into()),
     }
     // Its key must not outlive it in the history.
-    vault.destroy_versions(&path, &(1..=version).collect::<Vec<_>>()).await?;
-    Ok(())
+    let mut problems = Vec::new();
+    match vault.destroy_versions(&path, &(1..=version).collect::<Vec<_>>()).await {
+        Ok(report) if report.complete() => {}
+        Ok(_) => problems.push(
+            "old versions of the peer's record are not wholly gone from the store (`tresor gc` removes what is left)"
+                .to_string(),
+        ),
+        Err(e) => problems.push(format!("old versions of the peer's record (its key) could not be destroyed: {e}")),
+    }
+    Ok(problems)
 }
 
-/// The changes of the folder `prefix` since the last `send` to `peer_id`, sealed to it (one
-/// message per operation, in path order): the messages, and the vault paths they carry. Nothing
-/// is returned unless the counters they use are saved first (a counter is never sealed twice).
+/// The first 16 bytes of a value's hash: what `known` compares.
+fn short_hash(value: &[u8]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&hash(value)[..16]);
+    out
+}
+
+/// The next counter to seal under, within the key's budget (one key both ways: the messages of
+/// both directions share its nonces).
+fn next_counter(stored: &mut Stored) -> Result<u64, ShareError> {
+    if stored.sent_counter.saturating_add(stored.seen_counter) >= tresor_crypto::koi::MAX_MESSAGES {
+        return Err(refused(
+            "this peer's key has sealed as many messages as one key may: remove the peer and add it again",
+        ));
+    }
+    stored.sent_counter += 1;
+    Ok(stored.sent_counter)
+}
+
+/// The changes of the folder `prefix` since the last `send` to `peer_id` (with `all`, every
+/// secret of it), sealed to it (one message per operation, in path order): the messages, and the
+/// vault paths they carry. Nothing is returned unless the counters they use are saved first (a
+/// counter is never sealed twice).
 pub async fn send(
     vault: &Vault,
     prefix: &str,
     peer_id: &str,
+    all: bool,
     actor: &str,
-) -> Result<(Vec<Vec<u8>>, Vec<String>), ShareError> {
+) -> Result<(Vec<Zeroizing<Vec<u8>>>, Vec<String>), ShareError> {
     let prefix = folder(prefix)?;
     let (mut stored, version) = configured(vault, &prefix, peer_id).await?;
     let mut channel = channel(&stored)?;
-    let mut known: BTreeMap<String, [u8; 32]> = stored.known.drain(..).collect();
+    let from = hex::encode(public_of(&stored));
+    let mut known: BTreeMap<String, (u64, [u8; 16])> = match all {
+        true => BTreeMap::new(),
+        false => stored.known.drain(..).map(|(path, v, h)| (path, (v, h))).collect(),
+    };
     let dir = format!("{prefix}/");
     let mut messages = Vec::new();
     let mut paths = Vec::new();
     let mut listed = BTreeSet::new();
+    let mut read_back = false;
     for entry in vault.list(&dir).await? {
         let Some(rel) = entry.path.strip_prefix(&dir).map(str::to_string) else { continue };
         listed.insert(rel.clone());
-        let value = vault.get(entry.path.as_str(), Some(entry.version)).await?;
-        let digest = hash(value.as_slice());
-        if known.get(&rel) == Some(&digest) {
+        // The version sent or read back last: unchanged, not read again.
+        if known.get(&rel).is_some_and(|(v, _)| *v == entry.version) {
             continue;
         }
-        let counter = stored.sent_counter + 1;
+        let value = vault.get(entry.path.as_str(), Some(entry.version)).await?;
+        let digest = short_hash(value.as_slice());
+        let same = known.get(&rel).is_some_and(|(_, h)| *h == digest);
+        known.insert(rel.clone(), (entry.version, digest));
+        if same {
+            read_back = true;
+            continue;
+        }
+        let counter = next_counter(&mut stored)?;
         let text = std::str::from_utf8(value.as_slice()).ok();
-        let message = Outgoing {
-            op: "put",
-            path: &rel,
-            value: text,
-            value_base64: match text {
-                Some(_) => None,
-                None => Some(base64ct::Base64::encode_string(value.as_slice())),
-            },
-            counter,
+        let encoded = match text {
+            Some(_) => None,
+            None => Some(Zeroizing::new(base64ct::Base64::encode_string(value.as_slice()))),
         };
+        let value_base64 = encoded.as_ref().map(|e| e.as_str());
+        let message = Outgoing { op: "put", path: &rel, value: text, value_base64, counter, from: &from };
         messages.push(seal(&mut channel, &message)?);
-        stored.sent_counter = counter;
-        known.insert(rel.clone(), digest);
         paths.push(entry.path);
     }
     let gone: Vec<String> = known.keys().filter(|rel| !listed.contains(*rel)).cloned().collect();
     for rel in gone {
-        let counter = stored.sent_counter + 1;
-        let message = Outgoing { op: "delete", path: &rel, value: None, value_base64: None, counter };
+        let counter = next_counter(&mut stored)?;
+        let message =
+            Outgoing { op: "delete", path: &rel, value: None, value_base64: None, counter, from: &from };
         messages.push(seal(&mut channel, &message)?);
-        stored.sent_counter = counter;
         known.remove(&rel);
         paths.push(format!("{prefix}/{rel}"));
     }
-    if messages.is_empty() {
-        return Ok((messages, paths));
+    stored.known = known.into_iter().map(|(path, (v, h))| (path, v, h)).collect();
+    if !messages.is_empty() || read_back {
+        save(vault, &stored, version, Vec::new(), actor).await?;
     }
-    stored.known = known.into_iter().collect();
-    vault
-        .audit_sync(
-            &prefix,
-            &format!("sealed {} for the KOI peer {peer_id}", plural(messages.len(), "change")),
-        )
-        .await?;
-    save(vault, &stored, version, Vec::new(), actor).await?;
+    if !messages.is_empty() {
+        // Audited before anything is printed: nothing is disclosed without its record.
+        let detail = format!("sealed {} for the KOI peer {peer_id}", plural(messages.len(), "change"));
+        vault.audit_sync(&prefix, &detail).await?;
+    }
     Ok((messages, paths))
+}
+
+/// This vault's public key for the peer of `stored`.
+fn public_of(stored: &Stored) -> [u8; 32] {
+    let mut secret = Zeroizing::new(stored.secret);
+    AgreementSecret::from_key(&Key::from_bytes(&mut secret)).public()
 }
 
 fn plural(n: usize, what: &str) -> String {
@@ -344,17 +412,19 @@ fn plural(n: usize, what: &str) -> String {
 }
 
 /// `message` as the format's JSON, sealed.
-fn seal(channel: &mut KoiChannel, message: &Outgoing<'_>) -> Result<Vec<u8>, ShareError> {
+fn seal(channel: &mut KoiChannel, message: &Outgoing<'_>) -> Result<Zeroizing<Vec<u8>>, ShareError> {
     let json = Zeroizing::new(serde_json::to_vec(message).map_err(|_| ShareError::State("does not encode"))?);
     channel
         .seal(&json)
+        .map(Zeroizing::new)
         .map_err(|_| ShareError::State("has sealed as many messages as one KOI key may (2^32)"))
 }
 
 /// Opens `messages` from the peer `peer_id` of `prefix` and writes what they carry into the
 /// folder, in one commit with the peer's new counter; each change audited as `sync` under
-/// `koi <peer id>`. A message that does not open, replays or moves back a counter, or breaks the
-/// folder's rules is refused and changes nothing; the others are applied.
+/// `koi <peer id>`. A message that does not open, is one of this vault's own, replays or moves
+/// back a counter, or breaks the folder's rules or this vault's value limit is refused and
+/// changes nothing; the others are applied.
 pub async fn receive(
     vault: &Vault,
     prefix: &str,
@@ -365,29 +435,32 @@ pub async fn receive(
     let prefix = folder(prefix)?;
     let (mut stored, version) = configured(vault, &prefix, peer_id).await?;
     let channel = channel(&stored)?;
-    let mut known: BTreeMap<String, [u8; 32]> = stored.known.drain(..).collect();
+    let ours = hex::encode(public_of(&stored));
+    let mut known: BTreeMap<String, (u64, [u8; 16])> =
+        stored.known.drain(..).map(|(path, v, h)| (path, (v, h))).collect();
     let mut receipt = Receipt::default();
     let before = stored.seen_counter;
     // Per path, the last change (a later message of one batch replaces an earlier one).
     let mut changes: BTreeMap<String, Option<Zeroizing<Vec<u8>>>> = BTreeMap::new();
     for (n, message) in messages.iter().enumerate() {
         let n = n + 1;
-        let opened = match channel.open(message) {
-            Ok(opened) => opened,
-            Err(_) => {
-                receipt
-                    .refused
-                    .push((n, "does not open: not sealed by this peer for this vault, or changed".into()));
-                continue;
-            }
+        let Ok(opened) = channel.open(message) else {
+            receipt
+                .refused
+                .push((n, "does not open: not sealed by this peer for this vault, or changed".into()));
+            continue;
         };
-        let Parsed { counter, path: rel, value } = match parse(&opened, &prefix) {
+        let Parsed { counter, path: rel, value, from } = match parse(&opened, &prefix, vault.max_value()) {
             Ok(op) => op,
             Err(why) => {
                 receipt.refused.push((n, why));
                 continue;
             }
         };
+        if from.as_deref() == Some(ours.as_str()) {
+            receipt.refused.push((n, "is one this vault sealed for the peer, fed back to it".into()));
+            continue;
+        }
         if counter <= stored.seen_counter {
             receipt.refused.push((
                 n,
@@ -400,7 +473,8 @@ pub async fn receive(
         }
         stored.seen_counter = counter;
         match &value {
-            Some(value) => known.insert(rel.clone(), hash(value.as_slice())),
+            // Version 0: the next send reads back the version the commit gives.
+            Some(value) => known.insert(rel.clone(), (0, short_hash(value.as_slice()))),
             None => known.remove(&rel),
         };
         changes.insert(rel, value);
@@ -424,45 +498,59 @@ pub async fn receive(
         receipt.applied.push(full.to_string());
         puts.push(Change { path: full, value, actor: actor_name.clone(), expect: None });
     }
-    stored.known = known.into_iter().collect();
+    stored.known = known.into_iter().map(|(path, (v, h))| (path, v, h)).collect();
     save(vault, &stored, version, puts, actor).await?;
     Ok(receipt)
 }
 
-/// A message's operation: its counter, its path below the folder, and its value (`None`: a
-/// delete).
+/// A message's operation: its counter, its path below the folder, its value (`None`: a delete),
+/// and the sender's public key if it names one (tresor's messages do).
 struct Parsed {
     counter: u64,
     path: String,
     value: Option<Zeroizing<Vec<u8>>>,
+    from: Option<String>,
 }
 
 /// The operation `opened` carries, or why it is refused.
-fn parse(opened: &SecretBytes, prefix: &str) -> Result<Parsed, String> {
-    let incoming: Incoming =
-        serde_json::from_slice(opened.as_slice()).map_err(|e| format!("is not the format's JSON ({e})"))?;
-    let value = match (incoming.op.as_str(), incoming.value, incoming.value_base64) {
+fn parse(opened: &SecretBytes, prefix: &str, max_value: usize) -> Result<Parsed, String> {
+    // serde's message could quote a value: a fixed one instead.
+    let mut incoming: Incoming = serde_json::from_slice(opened.as_slice())
+        .map_err(|_| "is not the format's JSON (op, path, counter, and a value for a put)".to_string())?;
+    let value = match (incoming.op.as_str(), incoming.value.take(), incoming.value_base64.take()) {
         ("put", Some(text), None) => Some(Zeroizing::new(text.into_bytes())),
-        ("put", None, Some(text)) => Some(Zeroizing::new(
-            base64ct::Base64::decode_vec(&text)
-                .map_err(|_| "carries a value_base64 that is not base64".to_string())?,
-        )),
-        ("put", _, _) => return Err("is a put without exactly one of value and value_base64".into()),
+        ("put", None, Some(text)) => {
+            let text = Zeroizing::new(text);
+            let decoded = base64ct::Base64::decode_vec(&text)
+                .map_err(|_| "carries a value_base64 that is not base64".to_string())?;
+            Some(Zeroizing::new(decoded))
+        }
+        ("put", value, encoded) => {
+            drop((value.map(Zeroizing::new), encoded.map(Zeroizing::new)));
+            return Err("is a put without exactly one of value and value_base64".into());
+        }
         ("delete", None, None) => None,
-        ("delete", _, _) => return Err("is a delete that carries a value".into()),
-        (op, _, _) => return Err(format!("names the operation {op:?} (put and delete are known)")),
+        ("delete", value, encoded) => {
+            drop((value.map(Zeroizing::new), encoded.map(Zeroizing::new)));
+            return Err("is a delete that carries a value".into());
+        }
+        (_, value, encoded) => {
+            drop((value.map(Zeroizing::new), encoded.map(Zeroizing::new)));
+            return Err("names an operation other than put and delete".into());
+        }
     };
     // The folder's rules, as a sync group's: a path the vault takes below the folder, and values
-    // a group carries.
-    let path = incoming.path;
+    // a group carries and this vault takes.
+    let path = std::mem::take(&mut incoming.path);
     if path.len() > MAX_SHARED_PATH
         || SecretPath::parse(&path).is_err()
         || SecretPath::parse(&format!("{prefix}/{path}")).is_err()
     {
         return Err("names a path the folder's rules refuse".into());
     }
-    if value.as_ref().is_some_and(|v| v.len() > MAX_SHARED_VALUE) {
-        return Err(format!("carries a value larger than {MAX_SHARED_VALUE} bytes"));
+    let limit = MAX_SHARED_VALUE.min(max_value);
+    if value.as_ref().is_some_and(|v| v.len() > limit) {
+        return Err(format!("carries a value larger than this vault takes ({limit} bytes)"));
     }
-    Ok(Parsed { counter: incoming.counter, path, value })
+    Ok(Parsed { counter: incoming.counter, path, value, from: incoming.from.take() })
 }

@@ -362,7 +362,7 @@ pub async fn find(vault: &Vault, prefix: &str) -> Result<Record, ShareError> {
 }
 
 /// Refuses `prefix` if a group of this vault shares it, a folder above it or one below it.
-async fn refuse_overlap(vault: &Vault, prefix: &str) -> Result<(), ShareError> {
+pub(crate) async fn refuse_overlap(vault: &Vault, prefix: &str) -> Result<(), ShareError> {
     for record in records(vault).await? {
         let (a, b) = (format!("{}/", record.prefix), format!("{prefix}/"));
         if a == b {
@@ -433,6 +433,15 @@ pub async fn load(vault: &Vault, record: Record) -> Result<Loaded, ShareError> {
         let mut loaded =
             Loaded { record, peer, synced, cursors, versions, pending, saved, noted: Vec::new() };
         loaded.noted = loaded.noted();
+        // The note as the store holds it, by name (no round trip): one missing — a group saved
+        // before notes were kept — is written, and one left over is deleted, at the next save.
+        let note = conflicts_path(&loaded.record.group)?.to_string();
+        let held = vault.system_entries_seen("sync/").iter().any(|e| e.path == note);
+        match (held, loaded.noted.is_empty()) {
+            (false, false) => loaded.noted.clear(),
+            (true, true) => loaded.noted.push((String::new(), [0; 32], 0)),
+            _ => {}
+        }
         return Ok(loaded);
     }
     Err(ShareError::State("kept changing while it was read"))
@@ -858,13 +867,8 @@ pub async fn sync(
         memo.0.insert(group, index);
     }
     relay::send(relay, &uploads).await?;
-    report.conflicts = loaded
-        .peer
-        .replica()
-        .conflicts()
-        .into_iter()
-        .map(|(rel, versions)| (format!("{prefix}/{rel}"), versions.len() - 1))
-        .collect();
+    // As `get`, `status` and `share list` tell them: paths showing a value with others beside it.
+    report.conflicts = loaded.noted().into_iter().map(|(path, _, others)| (path, others as usize)).collect();
     report.removed = loaded.peer.is_removed();
     if report.removed {
         // Nothing of its own goes out any more, and nothing will be acknowledged.
@@ -947,7 +951,7 @@ pub async fn view(vault: &Vault, record: Record) -> Result<GroupView, ShareError
         members,
         epoch: peer.epoch(),
         removed: peer.is_removed(),
-        conflicts: loaded.noted.iter().map(|(path, _, others)| (path.clone(), *others as usize)).collect(),
+        conflicts: loaded.noted().into_iter().map(|(path, _, others)| (path, others as usize)).collect(),
         unacknowledged: peer.unacknowledged(),
     })
 }

@@ -8,8 +8,14 @@ use base64ct::Encoding;
 use std::io::{BufRead, Read};
 use tresor_sync::koi;
 
-/// Most bytes `share koi receive` reads from stdin (a message carries at most a 1 MiB value).
-const MAX_INPUT: u64 = 256 << 20;
+/// Longest line `share koi receive` takes: a message with a 1 MiB value, JSON-escaped at worst
+/// (six bytes per byte), in base64.
+const MAX_LINE: usize = 9 << 20;
+/// Messages taken in per commit, and bytes: input of any length is read a batch at a time.
+const BATCH: usize = 1024;
+const BATCH_BYTES: usize = 32 << 20;
+/// Refused messages told one by one; past these, counted.
+const TOLD: usize = 20;
 
 /// `tresor share koi` subcommands.
 #[derive(clap::Subcommand)]
@@ -42,6 +48,9 @@ pub enum KoiAction {
         /// The peer's node id.
         #[arg(long = "peer", value_name = "ID")]
         peer: String,
+        /// Every secret of the folder, not only the changes (when messages were lost on the way).
+        #[arg(long)]
+        all: bool,
     },
     /// Take in the peer's messages (lines of base64 on stdin) and write what they carry into
     /// FOLDER; a message that does not open, replays or breaks the folder's rules is refused
@@ -105,10 +114,10 @@ pub fn run(ctx: &mut Ctx, action: KoiAction, stdin: &mut impl BufRead) -> Result
                 }
                 Ok(())
             }
-            KoiAction::Send { prefix, peer } => {
-                let (messages, paths) = koi::send(&vault, &prefix, &peer, &actor).await.map_err(failed)?;
+            KoiAction::Send { prefix, peer, all } => {
+                let (messages, paths) = koi::send(&vault, &prefix, &peer, all, &actor).await.map_err(failed)?;
                 for message in &messages {
-                    outln!("{}", base64ct::Base64::encode_string(message));
+                    outln!("{}", base64ct::Base64::encode_string(message.as_slice()));
                 }
                 for path in &paths {
                     eprintln!("  → {path}");
@@ -117,52 +126,80 @@ pub fn run(ctx: &mut Ctx, action: KoiAction, stdin: &mut impl BufRead) -> Result
                 Ok(())
             }
             KoiAction::Receive { prefix, peer } => {
-                let mut text = String::new();
-                stdin
-                    .take(MAX_INPUT)
-                    .read_to_string(&mut text)
-                    .map_err(|e| CliError::input(format!("stdin: {e}")))?;
-                let text = zeroize::Zeroizing::new(text);
-                // Each message keeps its line number for what is said of it.
-                let mut lines = Vec::new();
-                let mut messages = Vec::new();
-                let mut refused = Vec::new();
-                for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-                    match base64ct::Base64::decode_vec(line.trim()) {
-                        Ok(message) => {
-                            lines.push(n + 1);
-                            messages.push(message);
+                let (mut applied, mut refused, mut told) = (0usize, 0usize, 0usize);
+                let mut say = |line: usize, why: &str| {
+                    refused += 1;
+                    if told < TOLD {
+                        told += 1;
+                        eprintln!("tresor: warning: line {line}: the message {why}");
+                    }
+                };
+                let mut line_no = 0usize;
+                let mut ended = false;
+                while !ended {
+                    // One batch: its messages, with their line numbers.
+                    let (mut lines, mut messages, mut bytes) = (Vec::new(), Vec::new(), 0usize);
+                    while messages.len() < BATCH && bytes < BATCH_BYTES {
+                        let mut line = zeroize::Zeroizing::new(Vec::new());
+                        let read = (&mut *stdin)
+                            .take(MAX_LINE as u64 + 1)
+                            .read_until(b'\n', &mut line)
+                            .map_err(|e| CliError::input(format!("stdin: {e}")))?;
+                        if read == 0 {
+                            ended = true;
+                            break;
                         }
-                        Err(_) => refused.push((n + 1, "is not base64".to_string())),
+                        line_no += 1;
+                        if line.len() > MAX_LINE {
+                            return Err(CliError::input(format!(
+                                "line {line_no} is longer than any message ({MAX_LINE} bytes): nothing after it was read"
+                            )));
+                        }
+                        let text = line.trim_ascii();
+                        if text.is_empty() {
+                            continue;
+                        }
+                        match base64ct::Base64::decode_vec(&String::from_utf8_lossy(text)) {
+                            Ok(message) => {
+                                bytes += message.len();
+                                lines.push(line_no);
+                                messages.push(message);
+                            }
+                            Err(_) => say(line_no, "is not base64"),
+                        }
+                    }
+                    if messages.is_empty() {
+                        continue;
+                    }
+                    let receipt = koi::receive(&vault, &prefix, &peer, &messages, &actor).await.map_err(failed)?;
+                    for path in &receipt.applied {
+                        eprintln!("  ← {path}");
+                    }
+                    applied += receipt.applied.len();
+                    for (i, why) in &receipt.refused {
+                        say(lines.get(i.saturating_sub(1)).copied().unwrap_or(0), why);
                     }
                 }
-                let receipt = koi::receive(&vault, &prefix, &peer, &messages, &actor).await.map_err(failed)?;
-                for path in &receipt.applied {
-                    eprintln!("  ← {path}");
+                eprintln!("{}/: {} from {peer}", prefix.trim_matches('/'), crate::plural(applied, "change"));
+                if refused > told {
+                    eprintln!("tresor: warning: {} more refused", crate::plural(refused - told, "message"));
                 }
-                refused.extend(receipt.refused.into_iter().map(|(i, why)| (lines[i - 1], why)));
-                refused.sort();
-                eprintln!(
-                    "{}/: {} from {peer}",
-                    prefix.trim_matches('/'),
-                    crate::plural(receipt.applied.len(), "change")
-                );
-                for (line, why) in &refused {
-                    eprintln!("tresor: warning: line {line}: the message {why}");
-                }
-                if !refused.is_empty() {
+                if refused > 0 {
                     return Err(CliError::with_code(
                         5,
                         format!(
                             "{} refused (see the warnings above); the others were taken in",
-                            crate::plural(refused.len(), "message")
+                            crate::plural(refused, "message")
                         ),
                     ));
                 }
                 Ok(())
             }
             KoiAction::Remove { prefix, peer } => {
-                koi::remove(&vault, &prefix, &peer, &actor).await.map_err(failed)?;
+                let problems = koi::remove(&vault, &prefix, &peer, &actor).await.map_err(failed)?;
+                for problem in &problems {
+                    eprintln!("tresor: warning: {problem}");
+                }
                 eprintln!("removed the KOI peer {peer}: its key is destroyed here; the secrets stay");
                 Ok(())
             }

@@ -189,7 +189,7 @@ impl StatusView {
                         outln!(
                             "  conflict: {} ({} versions; `tresor history {}`)",
                             c.path,
-                            c.others + 1,
+                            c.others.saturating_add(1),
                             c.path
                         );
                     }

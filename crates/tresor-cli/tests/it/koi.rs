@@ -64,10 +64,29 @@ fn a_python_koi_node_and_tresor_exchange_changes_and_forgeries_are_refused() {
     assert_eq!(sent.text().lines().count(), 2, "{}", sent.stderr);
     let opened = node(&python, &["open", private, &tresor_public, NODE], &sent.text());
     let ops: Vec<serde_json::Value> = opened.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(ops[0], serde_json::json!({"op": "put", "path": "bin", "value_base64": "/wAB", "counter": 1}));
-    assert_eq!(ops[1], serde_json::json!({"op": "put", "path": "db", "value": "s3cr3t", "counter": 2}));
+    let from = &tresor_public;
+    assert_eq!(
+        ops[0],
+        serde_json::json!({"op": "put", "path": "bin", "value_base64": "/wAB", "counter": 1, "from": from})
+    );
+    assert_eq!(
+        ops[1],
+        serde_json::json!({"op": "put", "path": "db", "value": "s3cr3t", "counter": 2, "from": from})
+    );
     let again = env.run_pw(&["share", "koi", "send", "team", "--peer", NODE], b"").ok();
     assert!(again.text().is_empty(), "sent twice: {}", again.stderr);
+    // One key serves both ways: tresor's own messages fed back to it are refused (regression:
+    // they opened, and rolled values back as the node's).
+    let reflected = receive(&env, &sent.text()).expect(5);
+    assert_eq!(reflected.stderr.matches("fed back to it").count(), 2, "{}", reflected.stderr);
+    // Messages lost on the way: --all seals every secret again, under new counters.
+    let all = env.run_pw(&["share", "koi", "send", "team", "--peer", NODE, "--all"], b"").ok();
+    let resent = node(&python, &["open", private, &tresor_public, NODE], &all.text());
+    let counters: Vec<u64> = resent
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["counter"].as_u64().unwrap())
+        .collect();
+    assert_eq!(counters, [3, 4]);
 
     // The node → tresor: a put and a delete, audited under the node's id.
     let ops = [

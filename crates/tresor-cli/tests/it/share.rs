@@ -530,6 +530,12 @@ fn sync_share_list_and_status_go_through_the_unlocked_agent_without_a_password()
         pair(&a, &["share", "create", "team", "--relay", &relay.url], &b, "team", ["y", "y"]);
     created.ok();
     joined.ok();
+    // A group's folder is not opened to a KOI peer (its writes would reach the group as A's own).
+    let key = "11".repeat(32);
+    let refused =
+        a.run_pw(&["share", "koi", "add", "team/sub", "--peer", "orn:koi-net.node:x", "--key", &key], b"");
+    let refused = refused.expect(7);
+    assert!(refused.stderr.contains("a sync group shares already"), "{}", refused.stderr);
     // B's agent holds the vault and does not sync on its own: every round here is `tresor sync`.
     let _agent = b.agent_guard();
     let file = b.password_file(PASSWORD);
