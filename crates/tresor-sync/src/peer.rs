@@ -420,6 +420,18 @@ impl Peer {
         self.unacked.values().filter(|o| o.write).count()
     }
 
+    /// Sends every unacknowledged own event again at the next upload, and forwards what another
+    /// member still lacks, not a window after they last went (the group moved to another relay,
+    /// which holds none of them).
+    pub fn resend(&mut self) {
+        for pending in self.unacked.values_mut() {
+            pending.sent = None;
+        }
+        for held in self.held.values_mut() {
+            held.since = 0;
+        }
+    }
+
     /// How many of `cells` open under an epoch key this member holds, in any of its mailboxes:
     /// what this member can read of a relay's contents.
     pub fn readable<'a>(&self, cells: impl IntoIterator<Item = &'a [u8]>) -> usize {

@@ -1028,6 +1028,38 @@ pub async fn rename(
     Ok((id, record))
 }
 
+/// Moves this vault's side of the group of `record` to the relay `relay` (every member moves
+/// its own: the relay carries nothing the members trust): the relay's cursors start over, and
+/// this member's unacknowledged events, and what others lack that it holds, go up again at the
+/// next round. Returns what could not be destroyed of the superseded state.
+pub async fn move_relay(
+    vault: &Vault,
+    record: Record,
+    relay: &str,
+    actor: &str,
+) -> Result<Vec<String>, ShareError> {
+    let mut loaded = load(vault, record).await?;
+    if loaded.record.relay == relay {
+        return Err(ShareError::Refused(format!(
+            "the group that shares {}/ syncs through {relay} already",
+            loaded.record.prefix
+        )));
+    }
+    let before = std::mem::replace(&mut loaded.record.relay, relay.to_string());
+    loaded.cursors.clear();
+    loaded.peer.resend();
+    let bytes = postcard::to_stdvec(&loaded.record).map_err(|_| ShareError::State("does not encode"))?;
+    let change = Change {
+        path: record_path(&loaded.record.group)?,
+        value: Some(Zeroizing::new(bytes)),
+        actor: actor.to_string(),
+        expect: Some(loaded.record.version),
+    };
+    let detail = format!("moved the sync group from the relay {before} to {relay}");
+    vault.audit_sync(&loaded.record.prefix, &detail).await?;
+    save(vault, &loaded, actor, vec![change]).await
+}
+
 /// Removes the member whose id starts with `member`, or that this vault named so (the admin only): a new epoch without it,
 /// saved, then sent. Returns its id, the paths (in the vault) it could read, to rotate, and what
 /// could not be destroyed of the superseded state.

@@ -91,6 +91,19 @@ pub enum ShareAction {
         /// The member's id, the start of it, or its name here (`share members` shows them).
         member: String,
     },
+    /// Move this vault's side of the group that shares PREFIX to another relay (every member
+    /// moves its own; nothing the group trusts comes from the relay); then syncs through it.
+    #[command(arg_required_else_help = true)]
+    Relay {
+        /// The shared folder.
+        prefix: String,
+        /// The new relay: `http(s)://HOST:PORT`, `s3://BUCKET[/PREFIX]` or an absolute directory.
+        relay: String,
+        /// Trust only this CA certificate (PEM) for the relay's TLS (default: TRESOR_CACERT, else
+        /// the system's roots).
+        #[arg(long, value_name = "FILE")]
+        ca_cert: Option<PathBuf>,
+    },
     /// Peers that speak the KOI-net vault-sync format, one by one (add, list, send, receive,
     /// remove): weaker than a group (static keys), and off unless a peer is added.
     #[command(arg_required_else_help = true)]
@@ -457,6 +470,27 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
             }
             // Answered above.
             ShareAction::List { .. } | ShareAction::Members { .. } | ShareAction::Koi { .. } => Ok(()),
+            ShareAction::Relay { prefix, relay, ca_cert } => {
+                let record = share::find(&vault, &prefix).await.map_err(failed)?;
+                let client = relay_client(&relay, ca_cert).await?;
+                // Reachable, before anything changes.
+                client.health().await.map_err(|e| failed(e.into()))?;
+                let problems = share::move_relay(&vault, record, &relay, &actor).await.map_err(failed)?;
+                for problem in problems {
+                    eprintln!("tresor: warning: {problem}");
+                }
+                let record = share::find(&vault, &prefix).await.map_err(failed)?;
+                eprintln!(
+                    "the group that shares {0}/ now syncs through {relay} from this vault; each other member \
+                     moves too (`tresor share relay FOLDER {relay}` on its side) and hears nothing from here until then",
+                    record.prefix
+                );
+                let report = share::sync(&vault, &client, record.clone(), &actor, &mut Memo::default())
+                    .await
+                    .map_err(failed)?;
+                print_report(&record.prefix, &tresor_server::sync::round_report(report), false);
+                Ok(())
+            }
             ShareAction::Name { prefix, member, name } => {
                 let record = share::find(&vault, &prefix).await.map_err(failed)?;
                 let (id, _) = share::rename(&vault, record, &member, &name, &actor).await.map_err(failed)?;

@@ -630,3 +630,44 @@ fn a_relay_behind_a_private_ca_serves_pairing_sync_and_the_agents_background_rou
     });
     assert!(arrived, "the agent's background round did not trust the CA");
 }
+
+#[test]
+fn a_group_moves_to_another_relay_member_by_member_and_nothing_is_lost() {
+    let (a, b, old) = setup();
+    a.set("team/db", b"on-the-old-relay");
+    let (created, joined) =
+        pair(&a, &["share", "create", "team", "--relay", &old.url], &b, "team", ["y", "y"]);
+    created.ok();
+    joined.ok();
+    let new = start(&b, &b.path("relay-2"), &b.path("relay-2.log"));
+    // Bad input changes nothing.
+    a.run_pw(&["share", "relay", "team", "not-a-url"], b"").expect(7);
+    a.run_pw(&["share", "relay", "nothing", &new.url], b"").expect(4);
+    let same = a.run_pw(&["share", "relay", "team", &old.url], b"").expect(7);
+    assert!(same.stderr.contains("already"), "{}", same.stderr);
+    // A moves first and writes: B, still on the old relay, hears nothing yet.
+    let moved = a.run_pw(&["share", "relay", "team", &new.url], b"").ok();
+    assert!(moved.stderr.contains("now syncs through"), "{}", moved.stderr);
+    a.set("team/db", b"written-after-the-move");
+    sync(&a).ok();
+    sync(&b).ok();
+    assert_eq!(b.get("team/db"), b"on-the-old-relay");
+    let list = a.run_pw(&["share", "list"], b"").ok().text();
+    assert!(list.contains(&new.url) && !list.contains(&old.url), "{list}");
+    // B moves: A's write arrives (A sent it to the new relay), and B's go back.
+    b.run_pw(&["share", "relay", "team", &new.url], b"").ok();
+    assert_eq!(b.get("team/db"), b"written-after-the-move");
+    b.set("team/api", b"from-b");
+    sync(&b).ok();
+    let back = sync(&a).ok();
+    assert!(!back.stderr.contains("rolled back"), "{}", back.stderr);
+    assert_eq!(a.get("team/api"), b"from-b");
+    // The old relay's copy is not needed any more: stopped, nothing changes.
+    drop(old);
+    a.set("team/db", b"third");
+    sync(&a).ok();
+    sync(&b).ok();
+    assert_eq!(b.get("team/db"), b"third");
+    let audit = a.run_pw(&["audit"], b"").ok().text();
+    assert!(audit.contains("moved the sync group from the relay"), "{audit}");
+}
