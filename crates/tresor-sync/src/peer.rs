@@ -237,6 +237,10 @@ pub struct Peer {
     long_term_wraps: u64,
     /// Once removed: the last own event the removal lets count.
     cutoff: Option<u64>,
+    /// An own event this state did not make, seen on the relay (its place): this state is older
+    /// than what the member already signed (restored from a backup, or another copy of the vault
+    /// syncs). Not saved: seen again at every round, which then saves nothing.
+    stale: Option<u64>,
     receiver: Receiver,
     replica: Replica,
     seq: u64,
@@ -282,6 +286,11 @@ pub enum PeerError {
     /// A saved state was refused (why says which check failed).
     #[error("the group's saved state is refused: {0}")]
     State(&'static str),
+    /// This state is older than what the member signed (its event at this place was seen).
+    #[error(
+        "this member's state is older than what it already signed (its event {0} is on the relay): it signs nothing more"
+    )]
+    Stale(u64),
 }
 
 impl Peer {
@@ -327,6 +336,7 @@ impl Peer {
             removed: false,
             long_term_wraps: 0,
             cutoff: None,
+            stale: None,
             receiver,
             replica,
             seq: 0,
@@ -456,7 +466,17 @@ impl Peer {
     /// Writes `ops` at `now`: signed, applied here, and queued for upload. Returns its sequence
     /// number.
     pub fn write(&mut self, ops: Vec<Op>, now: u64) -> Result<u64, PeerError> {
+        if let Some(at) = self.stale {
+            return Err(PeerError::Stale(at));
+        }
         self.emit(Body::Write(ops), now)
+    }
+
+    /// The place of an own event this state did not make, if one was seen: the state is older
+    /// than what this member already signed, and it must not sign again (the same place would
+    /// hold two events).
+    pub fn stale(&self) -> Option<u64> {
+        self.stale
     }
 
     /// Admits `joiner` (the admin only, after the people compared the pairing words): a new
@@ -661,6 +681,10 @@ impl Peer {
     /// nothing was sent for `T`, new events, and unacknowledged ones last sent `W` ago; each
     /// mailbox's cells padded to a power of two.
     pub fn upload(&mut self, now: u64) -> Result<Vec<Upload>, PeerError> {
+        // A state older than what this member signed sends nothing: it would sign places again.
+        if self.stale.is_some() {
+            return Ok(Vec::new());
+        }
         if !self.removed && self.posted != Some(self.epoch()) {
             let mut public = Vec::with_capacity(ONE_TIME_PER_ACK);
             let ack = self.seq + 1;
@@ -819,6 +843,15 @@ impl Peer {
                 continue;
             }
             let (sender, seq) = (event.sender, event.seq);
+            // Signed with this member's own key, yet not made by this state — a place beyond its
+            // own, or another event at a place whose event it knows (a place it no longer knows
+            // the hash of may be its own event replayed): an older copy of this member signed it.
+            let other_at_known =
+                || self.receiver.accepted_hash(&sender, seq).is_some_and(|known| known != joined.hash);
+            if sender == self.id() && (seq > self.seq || other_at_known()) {
+                self.stale = Some(self.stale.map_or(seq, |at| at.max(seq)));
+                continue;
+            }
             let copy = Zeroizing::new(joined.bytes.to_vec());
             let received = self.receiver.receive(event, joined.hash, joined.bytes, now);
             for alarm in &received.alarms {

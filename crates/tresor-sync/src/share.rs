@@ -70,6 +70,14 @@ pub enum ShareError {
     /// No member of the group has an id starting so.
     #[error("no member of the group is named {0} here or has an id starting with it")]
     NoMember(String),
+    /// This vault's state of the group is older than what it already sent (see
+    /// [`crate::peer::Peer::stale`]).
+    #[error(
+        "this vault's sync state for {0}/ is older than what it already sent to the group (restored from a backup, \
+         or another copy of this vault syncs too): it sends nothing, so as never to sign two events at one place; \
+         `tresor share leave {0}` here, then join again with a new invitation"
+    )]
+    Stale(String),
     /// No KOI peer of that id for that folder.
     #[error("no KOI peer {0} shares {1}/")]
     NoPeer(String, String),
@@ -779,6 +787,11 @@ pub async fn sync(
     // Only now what the others sent: a change made here before this round has not seen it, and
     // its event must not claim to have (it would hide a concurrent write instead of keeping both).
     report.warnings = relay::download(&mut loaded.peer, relay, &mut loaded.cursors, now).await?;
+    // An older copy of this member (an archive restored, or a copy of the vault syncing too):
+    // nothing of this round is saved or sent, so it never signs a place a second time.
+    if loaded.peer.stale().is_some() {
+        return Err(ShareError::Stale(prefix));
+    }
     // The other members' changes, to write here.
     let mut changes = Vec::new();
     let mut touched = Vec::new();

@@ -671,3 +671,47 @@ fn a_group_moves_to_another_relay_member_by_member_and_nothing_is_lost() {
     let audit = a.run_pw(&["audit"], b"").ok().text();
     assert!(audit.contains("moved the sync group from the relay"), "{audit}");
 }
+
+#[test]
+fn a_vault_restored_from_an_older_backup_sends_nothing_rather_than_sign_a_place_twice() {
+    let (a, b, relay) = setup();
+    a.set("team/db", b"first");
+    let (created, joined) =
+        pair(&a, &["share", "create", "team", "--relay", &relay.url], &b, "team", ["y", "y"]);
+    created.ok();
+    joined.ok();
+    // A backup of A, then A goes on: its next event is on the relay.
+    let backup = a.path("backup.tresor");
+    a.run_pw(&["export", "--out", backup.to_str().unwrap()], b"").ok();
+    a.set("team/db", b"after-the-backup");
+    sync(&a).ok();
+    sync(&b).ok();
+    assert_eq!(b.get("team/db"), b"after-the-backup");
+    // The backup restored elsewhere (same identity, older state) writes and syncs.
+    let restored = a.path("restored");
+    let at = |args: &[&str]| {
+        let all = [&["--vault", restored.to_str().unwrap()], args].concat();
+        a.run_pw(&all, b"")
+    };
+    at(&["import", backup.to_str().unwrap()]).ok();
+    at(&["set", "team/db", "from-the-restored-copy"]).ok();
+    let refused = at(&["sync"]);
+    assert_eq!(refused.code, 1, "{}", refused.stderr);
+    assert!(refused.stderr.contains("is older than what it already sent"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("share leave team"), "{}", refused.stderr);
+    // Again: still refused (nothing was saved), and nothing reached the group.
+    at(&["sync"]).expect(1);
+    let on_b = sync(&b).ok();
+    assert!(
+        !on_b.stderr.contains("warning"),
+        "the group saw something of the restored copy: {}",
+        on_b.stderr
+    );
+    assert_eq!(b.get("team/db"), b"after-the-backup");
+    // The original goes on as before.
+    a.set("team/db", b"still-fine");
+    let on_a = sync(&a).ok();
+    assert!(!on_a.stderr.contains("warning"), "{}", on_a.stderr);
+    sync(&b).ok();
+    assert_eq!(b.get("team/db"), b"still-fine");
+}

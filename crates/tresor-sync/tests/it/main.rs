@@ -5,4 +5,5 @@ mod epochs;
 mod hostile_members;
 mod recording;
 mod simulation;
+mod stale;
 mod support;
