@@ -103,19 +103,26 @@ got=$(side b list team/ 2>/dev/null | wc -l)
 FIRST_SEND=$(elapsed "$START" "$SHARED")
 PAIR=$(elapsed "$SHARED" "$DONE")
 
+# R round trips through `$1` (`side`: each command opens the vault; `agent_side`: through the
+# unlocked agents): set on one side, sync there, sync on the other, read; prints the median.
+round_trips() {
+    local via=$1 file=$WORK/trips-$1
+    : >"$file"
+    for i in $(seq "$R"); do
+        t0=$(now)
+        printf '%s round %s' "$via" "$i" | "$via" a set team/hot >/dev/null 2>&1
+        "$via" a sync >/dev/null 2>&1
+        "$via" b sync >/dev/null 2>&1
+        t1=$(now)
+        [[ $("$via" b get team/hot 2>/dev/null) == "$via round $i" ]] || die "round $i ($via) did not arrive"
+        elapsed "$t0" "$t1" >>"$file"
+        echo >>"$file"
+    done
+    median <"$file"
+}
+
 log "$R round trips: set on one side, sync there, sync here, read"
-: >"$WORK/trips"
-for i in $(seq "$R"); do
-    t0=$(now)
-    printf 'round %s' "$i" | side a set team/hot >/dev/null 2>&1
-    side a sync >/dev/null 2>&1
-    side b sync >/dev/null 2>&1
-    t1=$(now)
-    [[ $(side b get team/hot 2>/dev/null) == "round $i" ]] || die "round $i did not arrive"
-    elapsed "$t0" "$t1" >>"$WORK/trips"
-    echo >>"$WORK/trips"
-done
-TRIP=$(median <"$WORK/trips")
+TRIP=$(round_trips side)
 : >"$WORK/quiet"
 for _ in $(seq "$R"); do
     t0=$(now)
@@ -128,18 +135,7 @@ QUIET=$(median <"$WORK/quiet")
 log "$R round trips with both agents unlocked: set, sync, sync through them"
 agent_side a unlock >/dev/null 2>&1
 agent_side b unlock >/dev/null 2>&1
-: >"$WORK/agent-trips"
-for i in $(seq "$R"); do
-    t0=$(now)
-    printf 'agent round %s' "$i" | agent_side a set team/hot >/dev/null 2>&1
-    agent_side a sync >/dev/null 2>&1
-    agent_side b sync >/dev/null 2>&1
-    t1=$(now)
-    [[ $(agent_side b get team/hot 2>/dev/null) == "agent round $i" ]] || die "agent round $i did not arrive"
-    elapsed "$t0" "$t1" >>"$WORK/agent-trips"
-    echo >>"$WORK/agent-trips"
-done
-AGENT_TRIP=$(median <"$WORK/agent-trips")
+AGENT_TRIP=$(round_trips agent_side)
 agent_side a lock >/dev/null 2>&1 || true
 agent_side b lock >/dev/null 2>&1 || true
 

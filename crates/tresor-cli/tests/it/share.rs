@@ -18,6 +18,30 @@ fn setup() -> (Env, Env, Relay) {
     (a, b, relay)
 }
 
+/// A relay and two vaults sharing `team/` (A made the group; B joined, into its own `team/`),
+/// A's `team/db` written as `value` first and taken in by B.
+fn shared(value: &[u8]) -> (Env, Env, Relay) {
+    let (a, b, relay) = setup();
+    a.set("team/db", value);
+    let (created, joined) =
+        pair(&a, &["share", "create", "team", "--relay", &relay.url], &b, "team", ["y", "y"]);
+    created.ok();
+    joined.ok();
+    (a, b, relay)
+}
+
+/// Unlocks the agent of `env`, syncing in the background every `every` (`0`: never), with `vars`
+/// in its environment (the caller holds its [`Env::agent_guard`]).
+fn unlock(env: &Env, every: &str, vars: &[(&str, &str)]) {
+    let file = env.password_file(PASSWORD);
+    let mut cmd = env.cmd();
+    cmd.env("TRESOR_PASSWORD_FILE", &file).env("TRESOR_SYNC_INTERVAL", every);
+    for (name, value) in vars {
+        cmd.env(name, value);
+    }
+    crate::common::run(cmd.arg("unlock"), b"").ok();
+}
+
 /// The four words a pairing showed on stderr.
 fn words(stderr: &str) -> Vec<String> {
     let mut lines = stderr.lines().skip_while(|l| !l.starts_with("Compare these words"));
@@ -236,12 +260,7 @@ fn two_vaults_share_a_folder_both_ways_through_a_real_relay() {
 
 #[test]
 fn a_removed_member_gets_nothing_written_after_and_its_writes_are_refused() {
-    let (a, b, relay) = setup();
-    a.set("team/db", b"before");
-    let (created, joined) =
-        pair(&a, &["share", "create", "team", "--relay", &relay.url], &b, "team", ["y", "y"]);
-    created.ok();
-    joined.ok();
+    let (a, b, _relay) = shared(b"before");
     sync(&b).ok();
     let members = a.run_pw(&["share", "members", "team"], b"").ok().text();
     let theirs = members.lines().find(|l| l.contains("member") && !l.contains("you")).unwrap();
@@ -357,12 +376,7 @@ fn inject(relay: &Relay, data: &std::path::Path) -> usize {
 
 #[test]
 fn a_relay_that_injects_or_loses_cells_is_named_and_the_group_recovers() {
-    let (a, b, relay) = setup();
-    a.set("team/db", b"one");
-    let (created, joined) =
-        pair(&a, &["share", "create", "team", "--relay", &relay.url], &b, "team", ["y", "y"]);
-    created.ok();
-    joined.ok();
+    let (a, b, relay) = shared(b"one");
     sync(&a).ok();
     sync(&b).ok();
 
@@ -441,12 +455,7 @@ fn the_agent_and_the_server_sync_in_the_background() {
     joined.ok();
     // B through its agent, A through a server, both syncing every second; nobody runs `sync`.
     let _agent = b.agent_guard();
-    let file = b.password_file(PASSWORD);
-    crate::common::run(
-        b.cmd().env("TRESOR_PASSWORD_FILE", &file).env("TRESOR_SYNC_INTERVAL", "1s").arg("unlock"),
-        b"",
-    )
-    .ok();
+    unlock(&b, "1s", &[]);
     let file = a.password_file(PASSWORD);
     let mut server = a
         .std_cmd(bin())
@@ -524,12 +533,7 @@ fn a_directory_or_a_bucket_serves_as_the_relay() {
 
 #[test]
 fn sync_share_list_and_status_go_through_the_unlocked_agent_without_a_password() {
-    let (a, b, relay) = setup();
-    a.set("team/db", b"first");
-    let (created, joined) =
-        pair(&a, &["share", "create", "team", "--relay", &relay.url], &b, "team", ["y", "y"]);
-    created.ok();
-    joined.ok();
+    let (a, b, relay) = shared(b"first");
     // A group's folder is not opened to a KOI peer (its writes would reach the group as A's own).
     let key = "11".repeat(32);
     let refused =
@@ -538,12 +542,7 @@ fn sync_share_list_and_status_go_through_the_unlocked_agent_without_a_password()
     assert!(refused.stderr.contains("a sync group shares already"), "{}", refused.stderr);
     // B's agent holds the vault and does not sync on its own: every round here is `tresor sync`.
     let _agent = b.agent_guard();
-    let file = b.password_file(PASSWORD);
-    crate::common::run(
-        b.cmd().env("TRESOR_PASSWORD_FILE", &file).env("TRESOR_SYNC_INTERVAL", "0").arg("unlock"),
-        b"",
-    )
-    .ok();
+    unlock(&b, "0", &[]);
     a.set("team/db", b"second");
     sync(&a).ok();
     // No password anywhere: the agent runs the round.
@@ -613,16 +612,7 @@ fn a_relay_behind_a_private_ca_serves_pairing_sync_and_the_agents_background_rou
     assert_eq!(b.get("team/db"), b"over-tls");
     // B's agent, started with TRESOR_CACERT, syncs in the background through the same relay.
     let _agent = b.agent_guard();
-    let file = b.password_file(PASSWORD);
-    crate::common::run(
-        b.cmd()
-            .env("TRESOR_PASSWORD_FILE", &file)
-            .env("TRESOR_SYNC_INTERVAL", "1s")
-            .env("TRESOR_CACERT", ca)
-            .arg("unlock"),
-        b"",
-    )
-    .ok();
+    unlock(&b, "1s", &[("TRESOR_CACERT", ca)]);
     a.set("team/db", b"second-over-tls");
     a.run_pw(&["sync", "--ca-cert", ca], b"").ok();
     let arrived = crate::common::wait_for(Duration::from_secs(30), || {
@@ -633,12 +623,7 @@ fn a_relay_behind_a_private_ca_serves_pairing_sync_and_the_agents_background_rou
 
 #[test]
 fn a_group_moves_to_another_relay_member_by_member_and_nothing_is_lost() {
-    let (a, b, old) = setup();
-    a.set("team/db", b"on-the-old-relay");
-    let (created, joined) =
-        pair(&a, &["share", "create", "team", "--relay", &old.url], &b, "team", ["y", "y"]);
-    created.ok();
-    joined.ok();
+    let (a, b, old) = shared(b"on-the-old-relay");
     let new = start(&b, &b.path("relay-2"), &b.path("relay-2.log"));
     // Bad input changes nothing.
     a.run_pw(&["share", "relay", "team", "not-a-url"], b"").expect(7);
@@ -674,12 +659,7 @@ fn a_group_moves_to_another_relay_member_by_member_and_nothing_is_lost() {
 
 #[test]
 fn a_vault_restored_from_an_older_backup_sends_nothing_rather_than_sign_a_place_twice() {
-    let (a, b, relay) = setup();
-    a.set("team/db", b"first");
-    let (created, joined) =
-        pair(&a, &["share", "create", "team", "--relay", &relay.url], &b, "team", ["y", "y"]);
-    created.ok();
-    joined.ok();
+    let (a, b, _relay) = shared(b"first");
     // A backup of A, then A goes on: its next event is on the relay.
     let backup = a.path("backup.tresor");
     a.run_pw(&["export", "--out", backup.to_str().unwrap()], b"").ok();
