@@ -226,7 +226,7 @@ impl<'a> Session<'a> {
         if let Some(vault) = self.vault
             && let Ok(Some(failure)) = self.rt.block_on(vault.rotation_failure())
         {
-            eprintln!(
+            errln!(
                 "tresor: warning: the automatic epoch rotation failed ({failure}); values stay in the current epoch"
             );
         }
@@ -279,7 +279,7 @@ pub(crate) fn unlock_here(
             Ok(vault) => return Ok(vault),
             Err(tresor::Error::AuthFailed) if prompts && attempt < password::ATTEMPTS => {
                 attempt += 1;
-                eprintln!("tresor: wrong password; try again ({attempt} of {})", password::ATTEMPTS);
+                errln!("tresor: wrong password; try again ({attempt} of {})", password::ATTEMPTS);
             }
             Err(e) => return Err(CliError::from_core(&e)),
         }
@@ -298,7 +298,7 @@ pub(crate) async fn open_store(location: &str, create: bool) -> Result<Store, Cl
         .await
         .map_err(|e| CliError::from_core(&e))?;
     if let Some(warning) = store.permission_warning() {
-        eprintln!("tresor: warning: {warning}");
+        errln!("tresor: warning: {warning}");
     }
     Ok(store)
 }
@@ -317,7 +317,7 @@ pub(crate) fn open_existing(rt: &tokio::runtime::Runtime, location: &str) -> Res
 pub(crate) fn report_unlocked(vault: &Vault) {
     report_failed(vault.failed_attempts());
     if vault.first_use() {
-        eprintln!(
+        errln!(
             "tresor: {}",
             tresor_server::agent::first_use_notice(vault.store().location(), &vault.fingerprint())
         );
@@ -326,7 +326,7 @@ pub(crate) fn report_unlocked(vault: &Vault) {
 
 pub(crate) fn report_failed(failed: &[u64]) {
     if let Some(first) = failed.first() {
-        eprintln!(
+        errln!(
             "tresor: {} since {} (recorded in the audit trail)",
             plural(failed.len(), "failed unlock attempt"),
             format_time(*first)
@@ -345,7 +345,7 @@ pub(crate) fn plural(n: usize, noun: &str) -> String {
 
 /// Tells that the value shown for `path` is one of concurrent versions a sync group kept.
 pub(crate) fn warn_conflict(path: &str, others: u64) {
-    eprintln!(
+    errln!(
         "tresor: warning: {path} was written concurrently by members of a sync group: this is one of {} \
          versions (the others are in `tresor history {path}`); writing it again settles it",
         others.saturating_add(1)

@@ -132,9 +132,9 @@ impl CliError {
         if self.message.is_empty() {
             return;
         }
-        eprintln!("tresor: error: {}", self.message);
+        errln!("tresor: error: {}", self.message);
         if let Some(hint) = &self.hint {
-            eprintln!("tresor: hint: {hint}");
+            errln!("tresor: hint: {hint}");
         }
     }
 }

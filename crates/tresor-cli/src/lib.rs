@@ -21,6 +21,23 @@ macro_rules! outln {
     }};
 }
 
+/// `eprintln!` that goes on when stderr is closed (`tresor sync 2>&1 | head -1`): a message
+/// nobody reads must not stop a command half-way, as the std macro's panic would (exit 101).
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `eprint!` as [`errln!`] is `eprintln!`.
+macro_rules! errprint {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod cli;
 mod commands;
 mod config;

@@ -72,7 +72,7 @@ pub fn new(
     let mut why = String::new();
     for attempt in 1..=ATTEMPTS {
         if attempt > 1 {
-            eprintln!("tresor: {why}; try again ({attempt} of {ATTEMPTS})");
+            errln!("tresor: {why}; try again ({attempt} of {ATTEMPTS})");
         }
         let first = prompt("New password: ")?;
         if let Err(e) = tresor::keyfile::check_password_rules(&first) {

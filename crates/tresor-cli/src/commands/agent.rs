@@ -13,7 +13,7 @@ pub(crate) fn cmd_unlock(ctx: &mut Ctx) -> Result<(), CliError> {
     if let Ok(Some(Ok(tresor_wire::Pong { unlocked: true, pid }))) =
         client::call(&socket, &tresor_wire::Ping, Duration::from_secs(5))
     {
-        eprintln!("already unlocked (agent pid {pid})");
+        errln!("already unlocked (agent pid {pid})");
         return Ok(());
     }
     // The vault must exist before a password is asked for or an agent started, and the agent's
@@ -37,7 +37,7 @@ pub(crate) fn cmd_unlock(ctx: &mut Ctx) -> Result<(), CliError> {
             && matches!(reply, Some(Err(Failure::Error(tresor::Error::AuthFailed))))
         {
             attempt += 1;
-            eprintln!("tresor: wrong password; try again ({attempt} of {})", crate::password::ATTEMPTS);
+            errln!("tresor: wrong password; try again ({attempt} of {})", crate::password::ATTEMPTS);
             password = ctx.password()?;
             continue;
         }
@@ -46,10 +46,10 @@ pub(crate) fn cmd_unlock(ctx: &mut Ctx) -> Result<(), CliError> {
     match reply {
         Some(Ok(tresor_wire::Unlocked { failed_attempts, warnings })) => {
             for w in warnings {
-                eprintln!("tresor: warning: {w}");
+                errln!("tresor: warning: {w}");
             }
             report_failed(&failed_attempts);
-            eprintln!("unlocked; the agent locks after {}s idle", ctx.idle.as_secs());
+            errln!("unlocked; the agent locks after {}s idle", ctx.idle.as_secs());
             Ok(())
         }
         Some(Err(failure)) => {
@@ -160,11 +160,11 @@ pub(crate) fn cmd_agent(ctx: &Ctx) -> Result<(), CliError> {
 pub(crate) fn cmd_lock(ctx: &Ctx) -> Result<(), CliError> {
     match client::call(&ctx.socket(), &tresor_wire::Lock, Duration::from_secs(30)) {
         Ok(Some(_)) => {
-            eprintln!("locked: the agent wiped its keys and stopped");
+            errln!("locked: the agent wiped its keys and stopped");
             Ok(())
         }
         Ok(None) => {
-            eprintln!("no agent is running: nothing to lock");
+            errln!("no agent is running: nothing to lock");
             Ok(())
         }
         Err(e) => Err(CliError::other(e.to_string())),

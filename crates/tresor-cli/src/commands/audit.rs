@@ -31,7 +31,7 @@ pub(crate) fn verify(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
             outln!("snapshot at commit {} matches the log replayed up to it", r.snapshot);
         }
         if r.torn_audit_entries > 0 {
-            eprintln!(
+            errln!(
                 "tresor: warning: {} audit entries at the end of a lane do not authenticate, past every anchor and \
                  pin: what a power failure leaves of a machine's unsynced entries (that machine removes them at \
                  its next unlock)",

@@ -103,7 +103,7 @@ pub(crate) fn copy(what: &str, value: &[u8]) -> Result<(), CliError> {
     if let Some(mut stdin) = clearer.stdin.take() {
         let _ = stdin.write_all(&tresor_crypto::hash(value));
     }
-    eprintln!("{what}: copied to the clipboard; cleared in {seconds}s if it still holds it");
+    errln!("{what}: copied to the clipboard; cleared in {seconds}s if it still holds it");
     Ok(())
 }
 

@@ -68,7 +68,7 @@ pub(crate) fn copy(ctx: &mut Ctx, args: crate::cli::CopyArgs, remove_source: boo
             }
         }
         let verb = if remove_source { "moved to" } else { "copied to" };
-        eprintln!("{src}: {verb} {dst} ({}, {dst} now at version {at})", plural(versions.len(), "version"));
+        errln!("{src}: {verb} {dst} ({}, {dst} now at version {at})", plural(versions.len(), "version"));
         done.push(serde_json::json!({ "from": src, "to": dst, "versions": versions.len(), "version": at }));
     }
     session.finish();

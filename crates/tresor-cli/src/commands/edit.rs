@@ -95,7 +95,7 @@ pub(crate) fn edit(ctx: &mut Ctx, path: String) -> Result<(), CliError> {
         // A new secret, or one whose newest version is deleted: written after its last version.
         None => {
             if let Some(last) = history.last() {
-                eprintln!(
+                errln!(
                     "tresor: {path} is deleted (version {}): editing starts empty; `tresor undelete {path}` brings it back",
                     last.version
                 );
@@ -111,7 +111,7 @@ pub(crate) fn edit(ctx: &mut Ctx, path: String) -> Result<(), CliError> {
         }
         Editor::Stopped(signal) => {
             drop(scratch);
-            eprintln!("tresor: stopped by signal {signal}: nothing was saved, the file is wiped");
+            errln!("tresor: stopped by signal {signal}: nothing was saved, the file is wiped");
             return Err(CliError::passthrough(128 + signal as u8));
         }
     }
@@ -128,7 +128,7 @@ pub(crate) fn edit(ctx: &mut Ctx, path: String) -> Result<(), CliError> {
         }
     }
     if *after == *before {
-        eprintln!("{path}: unchanged, nothing written");
+        errln!("{path}: unchanged, nothing written");
         session.finish();
         return Ok(());
     }
@@ -144,7 +144,7 @@ pub(crate) fn edit(ctx: &mut Ctx, path: String) -> Result<(), CliError> {
         6 => e.with_hint(format!("{path} was changed while you edited it: `tresor edit {path}` again")),
         _ => e,
     })?;
-    eprintln!("{path}: version {version}");
+    errln!("{path}: version {version}");
     session.finish();
     Ok(())
 }

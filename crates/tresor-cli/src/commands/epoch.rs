@@ -100,9 +100,9 @@ pub fn run(ctx: &mut Ctx, action: EpochAction) -> Result<(), CliError> {
                 }
                 Rotated { rotation: r, reencrypted: re } => {
                     if r.ours {
-                        eprintln!("epoch {}: new values are sealed under a new key", r.epoch);
+                        errln!("epoch {}: new values are sealed under a new key", r.epoch);
                     } else {
-                        eprintln!(
+                        errln!(
                             "epoch {}: another writer rotated at the same moment; its epoch is current",
                             r.epoch
                         );
@@ -157,8 +157,8 @@ pub fn run(ctx: &mut Ctx, action: EpochAction) -> Result<(), CliError> {
             };
             call(ctx, SetRotationPolicy { every_secs })?;
             match every_secs {
-                Some(s) => eprintln!("epochs rotate every {}", human_secs(s)),
-                None => eprintln!("automatic rotation is off"),
+                Some(s) => errln!("epochs rotate every {}", human_secs(s)),
+                None => errln!("automatic rotation is off"),
             }
             Ok(())
         }
@@ -264,7 +264,7 @@ fn count(n: u64, noun: &str) -> String {
 // What was done goes to stderr, as every command's confirmation does; `--json` puts the report on
 // stdout.
 fn print_reencrypt(r: &ReencryptReport) {
-    eprintln!(
+    errln!(
         "re-sealed {} ({}) into epoch {} in {}{}",
         count(r.values, "value"),
         count(r.bytes, "byte"),
@@ -282,21 +282,21 @@ fn print_destroy(r: &DestroyReport) {
     if r.reencrypted.values > 0 {
         print_reencrypt(&r.reencrypted);
     }
-    eprintln!(
+    errln!(
         "epoch {}: deleted {} ({}): its key and every blob sealed under it",
         r.epoch,
         count(r.deleted_objects, "object"),
         count(r.deleted_bytes, "byte")
     );
     match &r.residue {
-        Residue::NotKept => eprintln!("the store keeps no older versions of deleted objects"),
+        Residue::NotKept => errln!("the store keeps no older versions of deleted objects"),
         Residue::Removed { versions } => {
-            eprintln!("removed {versions} older versions the bucket kept of them; none remain")
+            errln!("removed {versions} older versions the bucket kept of them; none remain")
         }
         Residue::Kept { .. } => {}
     }
     if r.complete() {
-        eprintln!(
+        errln!(
             "destroyed: with the password and the store as they are now, nothing sealed in epoch {} can be \
              decrypted (copies made before now still can be)",
             r.epoch

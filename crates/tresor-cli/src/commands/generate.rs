@@ -159,7 +159,7 @@ pub(crate) fn generate(
             crate::call(ctx, call).map_err(exists)?
         }
     };
-    eprintln!(
+    errln!(
         "{path}: version {} ({:.0} bits of randomness)",
         versions.first().copied().unwrap_or(0),
         recipe.bits()

@@ -193,7 +193,7 @@ pub fn show_recovery_phrase(phrase: &Phrase, target: PhraseTarget) -> Result<(),
     };
     let path = file.path.clone();
     file.write(text.as_str())?;
-    eprintln!(
+    errln!(
         "recovery phrase written to {} (mode 0600): keep it offline, then delete the file",
         path.display()
     );
@@ -334,14 +334,14 @@ pub fn recover(
         Ok::<_, CliError>(vault.keyslots().await.map_err(|e| CliError::from_core(&e))?.len())
     })?;
     if ctx.agent_is_unlocked() {
-        eprintln!("tresor: note: a running agent keeps its session; `tresor lock` ends it");
+        errln!("tresor: note: a running agent keeps its session; `tresor lock` ends it");
     }
     let kept = if keep_slots {
         format!("{} slots in all", slots)
     } else {
         "the old passwords no longer open it".into()
     };
-    eprintln!("recovered: the new password opens the vault ({kept}); recorded in the audit trail");
+    errln!("recovered: the new password opens the vault ({kept}); recorded in the audit trail");
     Ok(())
 }
 
@@ -376,12 +376,12 @@ pub fn keyslot(ctx: &mut Ctx, action: KeyslotAction, stdin: &mut impl BufRead) -
             ctx.stdin_password = Some(current);
             let (new, params) = new.read(stdin)?;
             let index = with_password(ctx, async |v: &mut Vault| v.keyslot_add(&new, params).await)?;
-            eprintln!("added password slot {index}");
+            errln!("added password slot {index}");
             Ok(())
         }
         KeyslotAction::Remove { index } => {
             with_password(ctx, async |v: &mut Vault| v.keyslot_remove(index).await)?;
-            eprintln!(
+            errln!(
                 "removed slot {index}: its password no longer opens this key file (copies of the old \
                  key file still open with it: the root secret is unchanged)"
             );
@@ -477,7 +477,7 @@ pub fn sign(
             }));
         }
         outln!("{}", hex::encode(&signed.signature));
-        eprintln!(
+        errln!(
             "signed with {path} (version {}), public key {}",
             signed.version,
             hex::encode(&signed.public_key)
@@ -494,7 +494,7 @@ pub fn sign(
         }));
     }
     outln!("{}", hex::encode(&signature));
-    eprintln!("signed with {path}, public key {}", hex::encode(public_key));
+    errln!("signed with {path}, public key {}", hex::encode(public_key));
     Ok(())
 }
 
@@ -516,7 +516,7 @@ pub fn verify(
     let signature: [u8; 64] = hex_array("signature", signature)?;
     let message = read_input(file.as_deref(), stdin, usize::MAX >> 1)?;
     if slip10::verify(&public_key, &message, &signature) {
-        eprintln!("signature valid");
+        errln!("signature valid");
         Ok(())
     } else {
         Err(CliError::bad_signature())

@@ -91,7 +91,7 @@ pub fn run(ctx: &mut Ctx, action: KoiAction, stdin: &mut impl BufRead) -> Result
                 let key = key.ok_or_else(|| CliError::other("no key".into()))?;
                 let public = koi::add(&vault, &prefix, &peer, key, &actor).await.map_err(failed)?;
                 outln!("{}", hex::encode(public));
-                eprintln!(
+                errln!(
                     "KOI peer {peer} added for {}/ (KOI-net vault-sync format: static keys, weaker than a sync \
                      group). Configure it with this vault's public key above; then `tresor share koi send` \
                      and `receive` carry the changes",
@@ -105,7 +105,7 @@ pub fn run(ctx: &mut Ctx, action: KoiAction, stdin: &mut impl BufRead) -> Result
                     return crate::print_json(&peers);
                 }
                 if peers.is_empty() {
-                    eprintln!("no KOI peer (`tresor share koi add FOLDER --peer ID --key HEX` adds one)");
+                    errln!("no KOI peer (`tresor share koi add FOLDER --peer ID --key HEX` adds one)");
                     return Ok(());
                 }
                 outln!("PREFIX               SENT     RECEIVED  PEER");
@@ -120,9 +120,9 @@ pub fn run(ctx: &mut Ctx, action: KoiAction, stdin: &mut impl BufRead) -> Result
                     outln!("{}", base64ct::Base64::encode_string(message.as_slice()));
                 }
                 for path in &paths {
-                    eprintln!("  → {path}");
+                    errln!("  → {path}");
                 }
-                eprintln!("sealed {} for {peer}", crate::plural(messages.len(), "change"));
+                errln!("sealed {} for {peer}", crate::plural(messages.len(), "change"));
                 Ok(())
             }
             KoiAction::Receive { prefix, peer } => {
@@ -131,7 +131,7 @@ pub fn run(ctx: &mut Ctx, action: KoiAction, stdin: &mut impl BufRead) -> Result
                     refused += 1;
                     if told < TOLD {
                         told += 1;
-                        eprintln!("tresor: warning: line {line}: the message {why}");
+                        errln!("tresor: warning: line {line}: the message {why}");
                     }
                 };
                 let mut line_no = 0usize;
@@ -173,16 +173,16 @@ pub fn run(ctx: &mut Ctx, action: KoiAction, stdin: &mut impl BufRead) -> Result
                     }
                     let receipt = koi::receive(&vault, &prefix, &peer, &messages, &actor).await.map_err(failed)?;
                     for path in &receipt.applied {
-                        eprintln!("  ← {path}");
+                        errln!("  ← {path}");
                     }
                     applied += receipt.applied.len();
                     for (i, why) in &receipt.refused {
                         say(lines.get(i.saturating_sub(1)).copied().unwrap_or(0), why);
                     }
                 }
-                eprintln!("{}/: {} from {peer}", prefix.trim_matches('/'), crate::plural(applied, "change"));
+                errln!("{}/: {} from {peer}", prefix.trim_matches('/'), crate::plural(applied, "change"));
                 if refused > told {
-                    eprintln!("tresor: warning: {} more refused", crate::plural(refused - told, "message"));
+                    errln!("tresor: warning: {} more refused", crate::plural(refused - told, "message"));
                 }
                 if refused > 0 {
                     return Err(CliError::with_code(
@@ -198,9 +198,9 @@ pub fn run(ctx: &mut Ctx, action: KoiAction, stdin: &mut impl BufRead) -> Result
             KoiAction::Remove { prefix, peer } => {
                 let problems = koi::remove(&vault, &prefix, &peer, &actor).await.map_err(failed)?;
                 for problem in &problems {
-                    eprintln!("tresor: warning: {problem}");
+                    errln!("tresor: warning: {problem}");
                 }
-                eprintln!("removed the KOI peer {peer}: its key is destroyed here; the secrets stay");
+                errln!("removed the KOI peer {peer}: its key is destroyed here; the secrets stay");
                 Ok(())
             }
         }

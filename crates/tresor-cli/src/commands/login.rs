@@ -44,7 +44,7 @@ pub(crate) fn login(server: Server, stdin: &mut impl BufRead) -> Result<(), CliE
     };
     outln!("logged in to {base} (policies: {}; {ttl})", policies.join(", "));
     if remote::env(&["TRESOR_ADDR"]).and_then(|a| base_url(Some(a)).ok()).as_ref() != Some(&base) {
-        eprintln!(
+        errln!(
             "tresor: set TRESOR_ADDR={base} for get, set, list, rm, history, encrypt, decrypt and sign to use this server"
         );
     }

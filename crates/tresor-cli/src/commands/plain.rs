@@ -55,7 +55,7 @@ pub(crate) fn export(
     let mut session = Resolver::new(ctx)?;
     let entries = session.list(&folder)?;
     if entries.is_empty() {
-        eprintln!(
+        errln!(
             "tresor: warning: no secrets{}: the export is empty",
             if folder.is_empty() { String::new() } else { format!(" under {folder}") }
         );
@@ -76,7 +76,7 @@ pub(crate) fn export(
         write_new_private_file(&out, &text)?;
     }
     let place = if to_stdout { "stdout".to_string() } else { out.display().to_string() };
-    eprintln!(
+    errln!(
         "tresor: wrote {} in PLAINTEXT to {place}: keep it safe, delete it when done",
         plural(items.len(), "secret")
     );

@@ -37,7 +37,7 @@ pub fn run(
                 .map_err(|e| CliError::from_core(&e))?;
             crate::report_unlocked(&vault);
             vault.abort_rekey().await.map_err(|e| CliError::from_core(&e))?;
-            eprintln!("re-key abandoned: the vault takes writes again, under its current root");
+            errln!("re-key abandoned: the vault takes writes again, under its current root");
             Ok(())
         });
     }
@@ -45,7 +45,7 @@ pub fn run(
     {
         use secrecy::ExposeSecret;
         if new_password.expose_secret() == current.expose_secret() {
-            eprintln!(
+            errln!(
                 "tresor: warning: the new password is the current one: if it leaked, it opens the new root too \
                  (this re-key still replaces the recovery phrase and every key)"
             );
@@ -60,7 +60,7 @@ pub fn run(
     // An agent holds the old root's keys: it is locked first (it could write nothing anyway).
     if ctx.agent_is_unlocked() {
         let _ = client::call(&ctx.socket(), &tresor_wire::Lock, Duration::from_secs(30));
-        eprintln!("locked the agent: it holds the old root's keys");
+        errln!("locked the agent: it holds the old root's keys");
     }
     let bar = crate::commands::epoch::progress_bar("re-keying", "versions");
     let mut progress = |done: u64, total: u64| {
@@ -85,12 +85,15 @@ pub fn run(
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
-    eprintln!(
+    errln!(
         "re-keyed: root era {} replaces era {}; {} versions and {} audit records carried over, sealed under new keys",
-        report.era, report.previous, report.versions, report.audit_records
+        report.era,
+        report.previous,
+        report.versions,
+        report.audit_records
     );
-    eprintln!("new fingerprint: {}", report.fingerprint);
-    eprintln!(
+    errln!("new fingerprint: {}", report.fingerprint);
+    errln!(
         "the old password and old key files open nothing written from now on; other machines refuse the \
          vault until you pin its new fingerprint there: `tresor trust {}`",
         report.fingerprint
@@ -98,11 +101,9 @@ pub fn run(
     match target.zip(shown) {
         Some((target, phrase)) => keys::show_recovery_phrase(&phrase, target)?,
         None if phrase.is_none() => {
-            eprintln!(
-                "new recovery phrase not shown (--no-recovery-phrase); `tresor recovery-phrase` shows it"
-            )
+            errln!("new recovery phrase not shown (--no-recovery-phrase); `tresor recovery-phrase` shows it")
         }
-        None => eprintln!(
+        None => errln!(
             "new recovery phrase not shown: stderr is not a terminal; `tresor recovery-phrase` shows it on a \
              terminal, or writes it with --file. The old phrase no longer opens the vault"
         ),
@@ -115,10 +116,11 @@ pub fn run(
             report.previous, report.deleted_objects, report.residue
         )));
     }
-    eprintln!(
+    errln!(
         "deleted {} objects of root era {}. Copies made before now (backups, exports, snapshots of the \
          directory) still open with the old password: destroy them",
-        report.deleted_objects, report.previous
+        report.deleted_objects,
+        report.previous
     );
     Ok(())
 }

@@ -42,7 +42,7 @@ pub(crate) fn run(flags: RelayFlags) -> Result<(), CliError> {
             .await
             .map_err(|e| CliError::other(format!("cannot listen on {listen}: {e}")))?;
         let bound = listener.local_addr().map_err(|e| CliError::other(e.to_string()))?;
-        eprintln!("tresor relay: listening on {scheme}://{bound}, cells kept in {}", data.display());
+        errln!("tresor relay: listening on {scheme}://{bound}, cells kept in {}", data.display());
         let settings = RelaySettings { data, tls };
         launch(settings, listener, super::server::stop_signal("tresor relay: stopping"))
             .await

@@ -129,7 +129,7 @@ pub(crate) fn run(ctx: &mut Ctx, flags: RunFlags, mut stdin: impl std::io::Read)
             listed.secret(name.into(), Reference { path: entry.path, field: None, version: None });
         }
         if names.is_empty() {
-            eprintln!("tresor: warning: --prefix {prefix}: no secrets there");
+            errln!("tresor: warning: --prefix {prefix}: no secrets there");
         }
     }
     let inherited_values = inherited.read(&mut resolver)?;
@@ -178,7 +178,7 @@ pub(crate) fn run(ctx: &mut Ctx, flags: RunFlags, mut stdin: impl std::io::Read)
             .filter(|v| !v.is_empty() && v.trim_ascii_end().len() < crate::mask::MIN_MASKED)
             .count();
         if short > 0 {
-            eprintln!(
+            errln!(
                 "tresor: warning: {} shorter than {} bytes not masked (they would mask ordinary text)",
                 plural(short, "value"),
                 crate::mask::MIN_MASKED

@@ -105,7 +105,7 @@ fn prompt_value() -> Result<Zeroizing<Vec<u8>>, CliError> {
             return Ok(first);
         }
         if attempt < crate::password::ATTEMPTS {
-            eprintln!("tresor: the values do not match; try again");
+            errln!("tresor: the values do not match; try again");
         }
     }
     Err(CliError::input("the values did not match: nothing stored".into()))
@@ -118,7 +118,7 @@ pub(crate) fn set_request(path: &str, value: Zeroizing<Vec<u8>>, cas: Option<u64
 
 /// What `set` tells on stderr once the value is stored.
 pub(crate) fn report_set(path: &str, versions: &[u64]) {
-    eprintln!("{path}: version {}", versions.first().copied().unwrap_or(0));
+    errln!("{path}: version {}", versions.first().copied().unwrap_or(0));
 }
 
 /// `tresor get`: a secret's value, as it is, on stdout; several, each ending in a newline.
@@ -384,7 +384,7 @@ pub(crate) fn rm(ctx: &mut Ctx, paths: Vec<String>, recursive: bool, json: bool)
     let mut deleted = Vec::new();
     for path in targets {
         let version = session.delete(&path)?;
-        eprintln!("{path}: version {version} deleted");
+        errln!("{path}: version {version} deleted");
         deleted.push(serde_json::json!({ "path": path, "version": version }));
     }
     session.finish();
@@ -427,8 +427,8 @@ pub(crate) fn undelete(ctx: &mut Ctx, path: String, versions: Vec<u64>, json: bo
             )?,
         };
     match undeleted.as_slice() {
-        [] if ctx.remote.is_none() => eprintln!("{path}: nothing to undelete (not deleted, or destroyed)"),
-        done => eprintln!("{path}: {} undeleted", versions_text(done)),
+        [] if ctx.remote.is_none() => errln!("{path}: nothing to undelete (not deleted, or destroyed)"),
+        done => errln!("{path}: {} undeleted", versions_text(done)),
     }
     if json {
         print_json(&serde_json::json!({ "path": path, "undeleted": undeleted }))?;
@@ -457,7 +457,7 @@ pub(crate) fn undelete_all(ctx: &mut Ctx, prefix: String, json: bool) -> Result<
     for entry in deleted {
         let versions =
             session.call(tresor_wire::UndeleteVersions { path: entry.path.clone(), versions: Vec::new() })?;
-        eprintln!("{}: {} undeleted", entry.path, versions_text(&versions));
+        errln!("{}: {} undeleted", entry.path, versions_text(&versions));
         done.push(serde_json::json!({ "path": entry.path, "undeleted": versions }));
     }
     session.finish();
@@ -472,7 +472,7 @@ pub(crate) fn undelete_all(ctx: &mut Ctx, prefix: String, json: bool) -> Result<
 pub(crate) fn destroy(ctx: &mut Ctx, path: String, versions: Vec<u64>, json: bool) -> Result<(), CliError> {
     if let Some(remote) = &ctx.remote {
         runtime()?.block_on(remote.mark_versions("destroy", &path, &versions))?;
-        eprintln!("{path}: {} destroyed", versions_text(&versions));
+        errln!("{path}: {} destroyed", versions_text(&versions));
         if json {
             print_json(&serde_json::json!({ "path": path, "destroyed": versions }))?;
         }
@@ -483,10 +483,10 @@ pub(crate) fn destroy(ctx: &mut Ctx, path: String, versions: Vec<u64>, json: boo
         print_json(&report)?;
     }
     if report.destroyed.is_empty() {
-        eprintln!("{path}: nothing to destroy (no such versions, or destroyed already)");
+        errln!("{path}: nothing to destroy (no such versions, or destroyed already)");
         return Ok(());
     }
-    eprintln!(
+    errln!(
         "{path}: {} destroyed ({} deleted, {} moved out of them)",
         versions_text(&report.destroyed),
         plural(usize::try_from(report.deleted_objects).unwrap_or(usize::MAX), "object"),

@@ -166,9 +166,9 @@ pub(crate) fn run(ctx: &mut Ctx, flags: Flags) -> Result<(), CliError> {
             .await
             .map_err(|e| CliError::other(format!("cannot listen on {addr}: {e}")))?;
         let bound = listener.local_addr().map_err(|e| CliError::other(e.to_string()))?;
-        eprintln!("tresor server: listening on {scheme}://{bound} (Vault API; KV v2 at secret/)");
+        errln!("tresor server: listening on {scheme}://{bound} (Vault API; KV v2 at secret/)");
         if let Some(dir) = &dev_dir {
-            eprintln!(
+            errln!(
                 "tresor server: dev mode: a temporary vault in {}, removed when the server stops",
                 dir.display()
             );
@@ -179,7 +179,7 @@ pub(crate) fn run(ctx: &mut Ctx, flags: Flags) -> Result<(), CliError> {
             outln!("export VAULT_TOKEN='{token}'");
         }
         if password.is_none() {
-            eprintln!("tresor server: sealed, or uninitialized on an empty location: sys/init and sys/unseal take it from here");
+            errln!("tresor server: sealed, or uninitialized on an empty location: sys/init and sys/unseal take it from here");
         }
         let ca_cert = crate::commands::share::relay_ca(None)?;
         let sync = sync_every.map(|every| tresor_server::sync::SyncConfig { every, backend: crate::backend_config(), ca_cert });
@@ -192,7 +192,7 @@ pub(crate) fn run(ctx: &mut Ctx, flags: Flags) -> Result<(), CliError> {
     if let Some(dir) = dev_dir
         && let Err(e) = std::fs::remove_dir_all(&dir)
     {
-        eprintln!("tresor: warning: could not remove the dev vault at {}: {e}", dir.display());
+        errln!("tresor: warning: could not remove the dev vault at {}: {e}", dir.display());
     }
     served
 }
@@ -224,5 +224,5 @@ pub(crate) async fn stop_signal(farewell: &'static str) {
         _ = term.recv() => {}
         _ = int.recv() => {}
     }
-    eprintln!("{farewell}");
+    errln!("{farewell}");
 }

@@ -291,7 +291,7 @@ fn list(groups: &[GroupSummary], json: bool) -> Result<(), CliError> {
         return crate::print_json(&out);
     }
     if groups.is_empty() {
-        eprintln!("this vault is in no sync group (`tresor share create FOLDER --relay URL` makes one)");
+        errln!("this vault is in no sync group (`tresor share create FOLDER --relay URL` makes one)");
         return Ok(());
     }
     outln!("PREFIX               MEMBERS  EPOCH  ROLE     CONFLICTS  LAST HEARD           RELAY");
@@ -338,7 +338,7 @@ fn members(group: GroupSummary, json: bool) -> Result<(), CliError> {
         }));
     }
     if group.removed {
-        eprintln!("the group's admin removed this vault: these are the members it last saw");
+        errln!("the group's admin removed this vault: these are the members it last saw");
     }
     outln!("MEMBER            NAME             ROLE            LAST HEARD (epoch {})", group.epoch);
     for m in group.members {
@@ -361,17 +361,17 @@ fn members(group: GroupSummary, json: bool) -> Result<(), CliError> {
 /// Asks the person whether both screens show `words` (a line of stdin: the terminal, or a
 /// script's answer).
 fn confirm(words: &[&str], stdin: &mut impl BufRead) -> bool {
-    eprintln!("Compare these words with the other screen, by voice or in person:");
-    eprintln!();
-    eprintln!("    {}", words.join(" "));
-    eprintln!();
-    eprint!("Are they the same? [y/N] ");
+    errln!("Compare these words with the other screen, by voice or in person:");
+    errln!();
+    errln!("    {}", words.join(" "));
+    errln!();
+    errprint!("Are they the same? [y/N] ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
     let yes = stdin.read_line(&mut line).is_ok()
         && matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes");
     if yes {
-        eprintln!("waiting for the other side's answer...");
+        errln!("waiting for the other side's answer...");
     }
     yes
 }
@@ -405,7 +405,7 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
                 // Reachable, before anything is made.
                 client.health().await.map_err(|e| failed(e.into()))?;
                 let record = share::create(&vault, &prefix, &relay, &actor).await.map_err(failed)?;
-                eprintln!("made a sync group for {}/ through {relay}; you are its admin", record.prefix);
+                errln!("made a sync group for {}/ through {relay}; you are its admin", record.prefix);
                 let inviting = invite(&vault, &client, record.clone(), &actor, (wait, pairing.name.as_deref()), stdin);
                 // Interrupted while it waits: the group nobody joined is not kept either.
                 let invited = tokio::select! {
@@ -416,7 +416,7 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
                     // A group nobody joined is not kept: `share create` again starts afresh.
                     let alone = share::view(&vault, record.clone()).await.is_ok_and(|v| v.members.len() == 1);
                     if alone && share::leave(&vault, record, &actor).await.is_ok() {
-                        eprintln!("nobody joined: the group was not kept");
+                        errln!("nobody joined: the group was not kept");
                     }
                 }
                 invited
@@ -438,7 +438,7 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
                 let invitation = Invitation::parse(&text).map_err(|e| failed(e.into()))?;
                 let client = relay_client(&invitation.relay, pairing.ca_cert.clone()).await?;
                 share::joinable(&vault, &folder).await.map_err(failed)?;
-                eprintln!(
+                errln!(
                     "waiting for the group's admin (its `share create` or `share invite` must be waiting too)..."
                 );
                 // The invitation came on stdin: the person answers at the terminal.
@@ -454,7 +454,7 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
                 })
                 .await
                 .map_err(failed)?;
-                eprintln!("joined: the group's secrets land in {}/", record.prefix);
+                errln!("joined: the group's secrets land in {}/", record.prefix);
                 let record = match &pairing.name {
                     Some(name) => {
                         let view = share::view(&vault, record.clone()).await.map_err(failed)?;
@@ -477,10 +477,10 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
                 client.health().await.map_err(|e| failed(e.into()))?;
                 let problems = share::move_relay(&vault, record, &relay, &actor).await.map_err(failed)?;
                 for problem in problems {
-                    eprintln!("tresor: warning: {problem}");
+                    errln!("tresor: warning: {problem}");
                 }
                 let record = share::find(&vault, &prefix).await.map_err(failed)?;
-                eprintln!(
+                errln!(
                     "the group that shares {0}/ now syncs through {relay} from this vault; each other member \
                      moves too (`tresor share relay FOLDER {relay}` on its side) and hears nothing from here until then",
                     record.prefix
@@ -494,7 +494,7 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
             ShareAction::Name { prefix, member, name } => {
                 let record = share::find(&vault, &prefix).await.map_err(failed)?;
                 let (id, _) = share::rename(&vault, record, &member, &name, &actor).await.map_err(failed)?;
-                eprintln!("member {id} is {name} in this vault");
+                errln!("member {id} is {name} in this vault");
                 Ok(())
             }
             ShareAction::Remove { prefix, member } => {
@@ -502,12 +502,12 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
                 let client = relay_client(&record.relay, None).await?;
                 let (id, readable, problems) =
                     share::remove(&vault, &client, record, &member, &actor).await.map_err(failed)?;
-                eprintln!("removed member {id}: a new epoch and mailbox without it; its later writes are refused");
+                errln!("removed member {id}: a new epoch and mailbox without it; its later writes are refused");
                 for problem in problems {
-                    eprintln!("tresor: warning: {problem}");
+                    errln!("tresor: warning: {problem}");
                 }
                 if !readable.is_empty() {
-                    eprintln!("it could read {} secrets; rotate them (it may have kept copies):", readable.len());
+                    errln!("it could read {} secrets; rotate them (it may have kept copies):", readable.len());
                     for path in readable {
                         outln!("{path}");
                     }
@@ -529,12 +529,12 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
                 let prefix = record.prefix.clone();
                 let (id, problems) = share::leave(&vault, record, &actor).await.map_err(failed)?;
                 for problem in problems {
-                    eprintln!("tresor: warning: {problem}");
+                    errln!("tresor: warning: {problem}");
                 }
                 if alone || view.removed {
-                    eprintln!("left the group that shared {prefix}/; the secrets stay here");
+                    errln!("left the group that shared {prefix}/; the secrets stay here");
                 } else {
-                    eprintln!(
+                    errln!(
                         "left the group that shared {prefix}/ (the secrets stay here); ask the group's admin to \
                          remove member {id} (`tresor share remove FOLDER {id}` on its side)"
                     );
@@ -558,19 +558,19 @@ async fn invite(
         .await
         .map_err(failed)?;
     if !report.sent.is_empty() {
-        eprintln!("sent {} to the group", crate::plural(report.sent.len(), "secret"));
+        errln!("sent {} to the group", crate::plural(report.sent.len(), "secret"));
     }
     let shown = |text: &str| {
-        eprintln!("Pass this invitation on privately (it serves once, and only while this command waits):");
-        eprintln!();
+        errln!("Pass this invitation on privately (it serves once, and only while this command waits):");
+        errln!();
         outln!("{text}");
-        eprintln!();
+        errln!();
         if std::io::stderr().is_terminal() {
-            eprintln!("{}", qr(text));
+            errln!("{}", qr(text));
         }
-        eprintln!("On the other machine: tresor share join - --as FOLDER   (then paste it: it stays out of");
-        eprintln!("the shell's history and the process list)");
-        eprintln!("waiting for them...");
+        errln!("On the other machine: tresor share join - --as FOLDER   (then paste it: it stays out of");
+        errln!("the shell's history and the process list)");
+        errln!("waiting for them...");
     };
     let prefix = record.prefix.clone();
     // A name is checked before anyone pairs: a refused one must not come after the admission.
@@ -581,9 +581,9 @@ async fn invite(
         share::invite(vault, client, record.clone(), actor, wait, shown, |w| confirm(w, stdin))
             .await
             .map_err(failed)?;
-    eprintln!("admitted member {id} into the group that shares {prefix}/");
+    errln!("admitted member {id} into the group that shares {prefix}/");
     for problem in problems {
-        eprintln!("tresor: warning: {problem}");
+        errln!("tresor: warning: {problem}");
     }
     if let Some(name) = name {
         share::rename(vault, record, &hex::encode(id.0), name, actor).await.map_err(failed)?;
@@ -640,7 +640,7 @@ pub fn sync(ctx: &mut Ctx, args: SyncArgs) -> Result<(), CliError> {
             ));
         }
         if args.watch && first {
-            eprintln!(
+            errln!(
                 "syncing {} every {} (Ctrl-C stops)",
                 crate::plural(rounds.len(), "group"),
                 humantime::format_duration(interval)
@@ -663,13 +663,13 @@ pub fn sync(ctx: &mut Ctx, args: SyncArgs) -> Result<(), CliError> {
                     let now = failure(e).message().to_string();
                     if said.insert(prefix.clone(), now.clone()).as_deref() != Some(now.as_str()) {
                         let at = tresor::vault::format_time(tresor::model::now_ms());
-                        eprintln!("{at}\ntresor: {prefix}/: {now}");
+                        errln!("{at}\ntresor: {prefix}/: {now}");
                     }
                 }
                 // Every group had its round; the first failure is the command's, the others said.
                 Err(e) => match failed {
                     None => failed = Some(failure(e)),
-                    Some(_) => eprintln!("tresor: {prefix}/: {}", failure(e).message()),
+                    Some(_) => errln!("tresor: {prefix}/: {}", failure(e).message()),
                 },
             }
         }
@@ -713,15 +713,15 @@ fn print_report(prefix: &str, report: &RoundReport, watch: bool) -> bool {
         return false;
     }
     if watch {
-        eprintln!("{}", tresor::vault::format_time(tresor::model::now_ms()));
+        errln!("{}", tresor::vault::format_time(tresor::model::now_ms()));
     }
     for path in &report.received {
-        eprintln!("  ← {path}");
+        errln!("  ← {path}");
     }
     for path in &report.sent {
-        eprintln!("  → {path}");
+        errln!("  → {path}");
     }
-    eprintln!(
+    errln!(
         "{prefix}/: {} received, {} sent{}",
         report.received.len(),
         report.sent.len(),
@@ -731,20 +731,20 @@ fn print_report(prefix: &str, report: &RoundReport, watch: bool) -> bool {
         }
     );
     for (path, others) in &report.conflicts {
-        eprintln!(
+        errln!(
             "tresor: conflict: {path} was written concurrently ({} kept in `tresor history {path}`); \
              every member shows the same one (by clock, then member), and writing it again settles it",
             crate::plural(*others as usize, "other version")
         );
     }
     for (path, why) in &report.skipped {
-        eprintln!("tresor: warning: {path} is not carried: {why}");
+        errln!("tresor: warning: {path} is not carried: {why}");
     }
     for problem in &report.problems {
-        eprintln!("tresor: warning: {prefix}/: {problem}");
+        errln!("tresor: warning: {prefix}/: {problem}");
     }
     if report.removed {
-        eprintln!(
+        errln!(
             "tresor: the group's admin removed this vault from the group that shares {prefix}/: nothing more \
              comes or goes (`tresor share leave {prefix}` forgets it)"
         );
@@ -756,7 +756,7 @@ fn print_report(prefix: &str, report: &RoundReport, watch: bool) -> bool {
             continue;
         }
         alarmed |= warning.attack;
-        eprintln!("tresor: warning: {prefix}/: {}", warning.text);
+        errln!("tresor: warning: {prefix}/: {}", warning.text);
     }
     alarmed
 }

@@ -47,12 +47,12 @@ pub fn run(
         (None, Some(TrustAction::Show { json })) => show(ctx, &trust, json),
         (None, Some(TrustAction::Forget)) => {
             if trust.forget_location(&ctx.location).map_err(core)? {
-                eprintln!(
+                errln!(
                     "forgot which vault is at {}; the next unlock pins what it finds there (compare its fingerprint)",
                     ctx.location
                 );
             } else {
-                eprintln!("no vault was pinned at {}", ctx.location);
+                errln!("no vault was pinned at {}", ctx.location);
             }
             Ok(())
         }
@@ -83,7 +83,7 @@ pub fn run(
                 CliError::input(format!("{} is not a tresor trust export: {e}", file.display()))
             })?;
             trust.import(&ctx.location, &export).map_err(core)?;
-            eprintln!(
+            errln!(
                 "pinned vault {} (fingerprint {}) at {}, from commit {} and audit record {} on",
                 export.pin.vault_id,
                 export.pin.fingerprint,
@@ -116,18 +116,23 @@ fn pin(ctx: &Ctx, trust: &tresor::trust::TrustStore, text: &str) -> Result<(), C
     trust.pin_location(&ctx.location, &pin).map_err(|e| CliError::from_core(&e))?;
     match previous {
         Some(p) if p.vault_id == pin.vault_id && p.fingerprint == pin.fingerprint && p.era == pin.era => {
-            eprintln!(
+            errln!(
                 "vault {} at {} was already pinned with fingerprint {fingerprint}",
-                pin.vault_id, ctx.location
+                pin.vault_id,
+                ctx.location
             )
         }
-        Some(p) => eprintln!(
+        Some(p) => errln!(
             "re-trusted {}: vault {} with fingerprint {fingerprint} (was vault {}, fingerprint {})",
-            ctx.location, pin.vault_id, p.vault_id, p.fingerprint
+            ctx.location,
+            pin.vault_id,
+            p.vault_id,
+            p.fingerprint
         ),
-        None => eprintln!(
+        None => errln!(
             "pinned vault {} at {} with fingerprint {fingerprint}: an unlock whose root does not match fails",
-            pin.vault_id, ctx.location
+            pin.vault_id,
+            ctx.location
         ),
     }
     Ok(())

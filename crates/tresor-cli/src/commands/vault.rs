@@ -48,8 +48,8 @@ pub(crate) fn cmd_init(
         Ok::<_, CliError>((vault, shown))
     })?;
     outln!("{}", hex::encode(vault.vault_id()));
-    eprintln!("created vault {} at {}", hex::encode(vault.vault_id()), ctx.location);
-    eprintln!(
+    errln!("created vault {} at {}", hex::encode(vault.vault_id()), ctx.location);
+    errln!(
         "fingerprint: {} (pin it on other machines with `tresor trust {}` before their first unlock)",
         vault.fingerprint(),
         vault.fingerprint()
@@ -57,9 +57,9 @@ pub(crate) fn cmd_init(
     match target.zip(shown) {
         Some((target, phrase)) => keys::show_recovery_phrase(&phrase, target)?,
         None if phrase.is_none() => {
-            eprintln!("recovery phrase not shown (--no-recovery-phrase); `tresor recovery-phrase` shows it")
+            errln!("recovery phrase not shown (--no-recovery-phrase); `tresor recovery-phrase` shows it")
         }
-        None => eprintln!(
+        None => errln!(
             "recovery phrase not shown: stderr is not a terminal (it would end up in a log); \
              `tresor recovery-phrase` shows it on a terminal, or writes it with --file"
         ),
@@ -230,7 +230,7 @@ pub(crate) fn cmd_status(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
             sync_groups: match client::call(&ctx.socket(), &tresor_wire::Groups, Duration::from_secs(60)) {
                 Ok(Some(Ok(Ok(groups)))) => Some(groups.into_iter().map(SyncStatus::from).collect()),
                 Ok(Some(Ok(Err(e)))) => {
-                    eprintln!("tresor: warning: the sync groups cannot be read: {e}");
+                    errln!("tresor: warning: the sync groups cannot be read: {e}");
                     None
                 }
                 _ => None,
@@ -296,7 +296,7 @@ pub(crate) fn cmd_passwd(
         drop(vault);
         Ok::<_, CliError>(())
     })?;
-    eprintln!(
+    errln!(
         "password changed: the vault's key file now opens with the new password, not the old one. \
          A copy of the old key file (a backup, a synced folder, the store itself if it keeps old \
          versions) still opens the vault with the old password, and with it every value, including \
@@ -414,7 +414,7 @@ pub(crate) fn cmd_import(
                 .await
                 .map_err(|e| CliError::from_core(&e))
         })?;
-        eprintln!("restored vault {} at {}", hex::encode(vault.vault_id()), ctx.location);
+        errln!("restored vault {} at {}", hex::encode(vault.vault_id()), ctx.location);
         return Ok(());
     }
     let mut items = import::parse(format, &bytes).map_err(CliError::input)?;
@@ -432,7 +432,7 @@ pub(crate) fn cmd_import(
     }
     let count = items.len();
     call(ctx, tresor_wire::Set { op: AuditOp::Import, items, cas: None })?;
-    eprintln!("imported {}", plural(count, "secret"));
+    errln!("imported {}", plural(count, "secret"));
     Ok(())
 }
 
@@ -451,14 +451,14 @@ pub(crate) fn export(ctx: &mut Ctx, out: PathBuf, force: bool) -> Result<(), Cli
     let archive = call(ctx, tresor_wire::Export)?;
     if to_stdout {
         outln_bytes(&archive.0)?;
-        eprintln!("exported to stdout ({} bytes)", archive.0.len());
+        errln!("exported to stdout ({} bytes)", archive.0.len());
         return Ok(());
     }
     match force {
         true => write_private_file(&out, &archive.0)?,
         false => write_new_private_file(&out, &archive.0)?,
     }
-    eprintln!("exported to {} ({} bytes)", out.display(), archive.0.len());
+    errln!("exported to {} ({} bytes)", out.display(), archive.0.len());
     Ok(())
 }
 

@@ -240,3 +240,24 @@ fn regression_an_empty_vault_location_is_refused() {
     }
     assert!(env.path("precious.txt").exists());
 }
+
+#[test]
+fn regression_a_closed_stderr_aborted_the_command() {
+    // A message written to a stderr nobody reads (`tresor ... 2>&1 | head -1`, the reader gone)
+    // panicked in std's `eprintln!`, and the panic's own message aborted the process (SIGABRT):
+    // the command's exit code was lost. Both binaries: the front and the whole command line.
+    let env = Env::new();
+    for bin in [common::bin().to_path_buf(), common::bin().with_file_name("tresor-cli")] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let status = env
+            .std_cmd(&bin)
+            .args(["--vault", env.path("no-vault-here").to_str().unwrap(), "list"])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(writer)
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(8), "{}: {status:?}", bin.display());
+    }
+}
