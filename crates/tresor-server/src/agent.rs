@@ -299,6 +299,9 @@ async fn respond(
         Request::StreamKey(call) => encode(&run(call, vault_for(slot, actor).await).await),
         Request::Decrypt(call) => encode(&run(call, vault_for(slot, actor).await).await),
         Request::Groups(call) => encode(&run(call, vault_for(slot, actor).await).await),
+        Request::KoiSend(call) => encode(&run(call, vault_for(slot, actor).await).await),
+        Request::KoiReceive(call) => encode(&run(call, vault_for(slot, actor).await).await),
+        Request::KoiPeers(call) => encode(&run(call, vault_for(slot, actor).await).await),
         // A round talks to relays: it needs the agent's settings, not only the vault.
         Request::SyncNow(call) => {
             let Some(vault) = vault_for(slot, actor).await else {

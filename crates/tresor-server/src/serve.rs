@@ -5,6 +5,7 @@ use std::time::Duration;
 use tresor::model::AuditOp;
 use tresor::{Error, Result, Vault};
 use tresor_crypto::transit::Algorithm;
+use tresor_sync::koi;
 use tresor_wire::DestroyVersions;
 use tresor_wire::{
     Blob, Call, Decrypt, Delete, DeriveIdentity, DestroyEpoch, Encrypt, Export, Gc, Get, GetStatus, Got,
@@ -12,6 +13,7 @@ use tresor_wire::{
     Reencrypt, RotateEpoch, Rotated, SecretBuf, Set, SetRotationPolicy, ShareFailure, Sign, Signature,
     StreamKey, UndeleteVersions, Verify,
 };
+use tresor_wire::{KoiPeerSummary, KoiPeers, KoiReceipt, KoiReceive, KoiSend, KoiSent};
 
 /// A call that runs on an unlocked vault, acting for the vault handle's actor.
 pub trait Serve: Call + Sized {
@@ -38,6 +40,45 @@ impl Serve for Groups {
             Err(ShareFailure::Vault(e)) => Err(e),
             other => Ok(other),
         }
+    }
+}
+
+impl Serve for KoiSend {
+    async fn serve(self, vault: &Vault) -> Result<std::result::Result<KoiSent, ShareFailure>> {
+        let sent = koi::send(vault, &self.prefix, &self.peer, self.all, vault.actor()).await;
+        crate::sync::lift(sent.map(|(messages, paths)| KoiSent {
+            messages: messages.into_iter().map(|m| m.to_vec()).collect(),
+            paths,
+        }))
+    }
+}
+
+impl Serve for KoiReceive {
+    async fn serve(self, vault: &Vault) -> Result<std::result::Result<KoiReceipt, ShareFailure>> {
+        let receipt = koi::receive(vault, &self.prefix, &self.peer, &self.messages, vault.actor()).await;
+        crate::sync::lift(receipt.map(|r| KoiReceipt {
+            applied: r.applied,
+            refused: r.refused.into_iter().map(|(n, why)| (n as u64, why)).collect(),
+        }))
+    }
+}
+
+impl Serve for KoiPeers {
+    async fn serve(self, vault: &Vault) -> Result<std::result::Result<Vec<KoiPeerSummary>, ShareFailure>> {
+        crate::sync::lift(koi::list(vault).await.map(|peers| {
+            peers
+                .into_iter()
+                .map(|p| KoiPeerSummary {
+                    prefix: p.prefix,
+                    peer_id: p.peer_id,
+                    peer_key: p.peer_key,
+                    public_key: p.public_key,
+                    sent: p.sent,
+                    received: p.received,
+                    since_ms: p.since_ms,
+                })
+                .collect()
+        }))
     }
 }
 

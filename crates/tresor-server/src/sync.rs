@@ -64,6 +64,15 @@ pub fn failure(e: ShareError) -> ShareFailure {
     ShareFailure::Other { exit, message, hint: hint.map(str::to_string) }
 }
 
+/// A sharing call's outcome as a vault call answers it: the vault's own errors as every call's
+/// (a vault locked meanwhile is told as such), the others as the call's reply.
+pub fn lift<T>(result: Result<T, ShareError>) -> tresor::Result<Result<T, ShareFailure>> {
+    match result.map_err(failure) {
+        Err(ShareFailure::Vault(e)) => Err(e),
+        other => Ok(other),
+    }
+}
+
 /// A round's report as the wire carries it.
 pub fn round_report(report: Report) -> RoundReport {
     RoundReport {

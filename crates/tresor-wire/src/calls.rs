@@ -6,7 +6,10 @@
 //! request it read, and the client reads exactly the reply type of the call it sent.
 
 use crate::frame::{Blob, SecretBuf};
-use crate::share::{GroupRound, GroupSummary, Groups, ShareFailure, SyncNow};
+use crate::share::{
+    GroupRound, GroupSummary, Groups, KoiPeerSummary, KoiPeers, KoiReceipt, KoiReceive, KoiSend, KoiSent,
+    ShareFailure, SyncNow,
+};
 use serde::{Deserialize, Serialize};
 use tresor::model::{AuditOp, TrailRecord};
 use tresor::vault::{
@@ -140,6 +143,12 @@ calls! {
     Groups => Result<Vec<GroupSummary>, ShareFailure>;
     /// One sync round now, of one group or of all.
     SyncNow => Vec<GroupRound>, bulk(_call) true;
+    /// Seal a folder's changes for a KOI-net peer.
+    KoiSend => Result<KoiSent, ShareFailure>;
+    /// Take in a batch of a KOI-net peer's messages.
+    KoiReceive => Result<KoiReceipt, ShareFailure>;
+    /// The KOI-net peers.
+    KoiPeers => Result<Vec<KoiPeerSummary>, ShareFailure>;
 }
 
 /// Is the agent there, and unlocked? Restarts no idle timer.

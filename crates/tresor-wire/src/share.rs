@@ -114,3 +114,66 @@ impl std::fmt::Display for ShareFailure {
         }
     }
 }
+
+/// Seal the changes of a folder for a KOI-net peer (`share koi send`).
+#[derive(Serialize, Deserialize)]
+pub struct KoiSend {
+    /// The folder.
+    pub prefix: String,
+    /// The peer's node id.
+    pub peer: String,
+    /// Every secret of the folder, not only the changes.
+    pub all: bool,
+}
+
+/// What [`KoiSend`] sealed.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct KoiSent {
+    /// The messages (`nonce ‖ ciphertext ‖ tag`), in order.
+    pub messages: Vec<Vec<u8>>,
+    /// The vault paths they carry.
+    pub paths: Vec<String>,
+}
+
+/// Take in one batch of a KOI-net peer's messages (`share koi receive`).
+#[derive(Serialize, Deserialize)]
+pub struct KoiReceive {
+    /// The folder.
+    pub prefix: String,
+    /// The peer's node id.
+    pub peer: String,
+    /// The messages, in the order they were sealed.
+    pub messages: Vec<Vec<u8>>,
+}
+
+/// What [`KoiReceive`] did.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct KoiReceipt {
+    /// Paths (in the vault) written or deleted.
+    pub applied: Vec<String>,
+    /// Messages refused (1-based, in the order given), and why.
+    pub refused: Vec<(u64, String)>,
+}
+
+/// The KOI-net peers of the vault (`share koi list`).
+#[derive(Serialize, Deserialize)]
+pub struct KoiPeers;
+
+/// One KOI-net peer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct KoiPeerSummary {
+    /// The folder it shares.
+    pub prefix: String,
+    /// Its node id.
+    pub peer_id: String,
+    /// Its public key (hex).
+    pub peer_key: String,
+    /// This vault's public key for it (hex).
+    pub public_key: String,
+    /// The counter of the last message sealed to it.
+    pub sent: u64,
+    /// The highest counter taken in from it.
+    pub received: u64,
+    /// When it was added (ms since the Unix epoch).
+    pub since_ms: u64,
+}

@@ -1,12 +1,14 @@
 //! `tresor share koi`: peers that speak the KOI-net vault-sync format, configured one by one for
 //! a folder (off for everyone else; ARCHITECTURE.md, **KOI-net compatibility**). Messages travel
 //! as lines of base64 on stdout and stdin: whatever carries them (the KOI node) is the transport.
+//! `send`, `receive` and `list` go through the unlocked agent when there is one.
 
 use crate::exit::CliError;
 use crate::{Ctx, runtime};
 use base64ct::Encoding;
 use std::io::{BufRead, Read};
 use tresor_sync::koi;
+use tresor_wire::{KoiPeers, KoiReceive, KoiSend};
 
 /// Longest line `share koi receive` takes: a message with a 1 MiB value, JSON-escaped at worst
 /// (six bytes per byte), in base64.
@@ -74,135 +76,155 @@ pub enum KoiAction {
     },
 }
 
-/// Runs `tresor share koi ACTION` on the vault opened here.
+/// Runs `tresor share koi ACTION`: `list`, `send` and `receive` through the agent while it holds
+/// the vault (else on the vault opened here); `add` and `remove`, which change the peer's keys, on
+/// the vault opened here.
 pub fn run(ctx: &mut Ctx, action: KoiAction, stdin: &mut impl BufRead) -> Result<(), CliError> {
-    // Input checked before the password is asked for.
-    let key = match &action {
-        KoiAction::Add { key, .. } => Some(koi::parse_key(key).map_err(super::share::failed)?),
-        _ => None,
+    match action {
+        KoiAction::Add { prefix, peer, key } => {
+            // Input checked before the password is asked for.
+            let key = koi::parse_key(&key).map_err(super::share::failed)?;
+            let rt = runtime()?;
+            let vault = super::share::open(ctx, &rt)?;
+            let actor = vault.actor().to_string();
+            let public =
+                rt.block_on(koi::add(&vault, &prefix, &peer, key, &actor)).map_err(super::share::failed)?;
+            outln!("{}", hex::encode(public));
+            errln!(
+                "KOI peer {peer} added for {}/ (KOI-net vault-sync format: static keys, weaker than a sync \
+                 group). Configure it with this vault's public key above; then `tresor share koi send` \
+                 and `receive` carry the changes",
+                prefix.trim_matches('/')
+            );
+            Ok(())
+        }
+        KoiAction::Remove { prefix, peer } => {
+            let rt = runtime()?;
+            let vault = super::share::open(ctx, &rt)?;
+            let actor = vault.actor().to_string();
+            let problems =
+                rt.block_on(koi::remove(&vault, &prefix, &peer, &actor)).map_err(super::share::failed)?;
+            for problem in &problems {
+                errln!("tresor: warning: {problem}");
+            }
+            errln!("removed the KOI peer {peer}: its key is destroyed here; the secrets stay");
+            Ok(())
+        }
+        KoiAction::List { json } => {
+            let mut session = crate::Session::new(ctx)?;
+            let peers = session.call(KoiPeers)?.map_err(super::share::failure)?;
+            session.finish();
+            if json {
+                return crate::print_json(&peers);
+            }
+            if peers.is_empty() {
+                errln!("no KOI peer (`tresor share koi add FOLDER --peer ID --key HEX` adds one)");
+                return Ok(());
+            }
+            outln!("PREFIX               SENT     RECEIVED  PEER");
+            for p in peers {
+                outln!("{:<20} {:<8} {:<9} {}", format!("{}/", p.prefix), p.sent, p.received, p.peer_id);
+            }
+            Ok(())
+        }
+        KoiAction::Send { prefix, peer, all } => {
+            let mut session = crate::Session::new(ctx)?;
+            let sent =
+                session.call(KoiSend { prefix, peer: peer.clone(), all })?.map_err(super::share::failure)?;
+            session.finish();
+            for message in &sent.messages {
+                outln!("{}", base64ct::Base64::encode_string(message));
+            }
+            for path in &sent.paths {
+                errln!("  → {path}");
+            }
+            errln!("sealed {} for {peer}", crate::plural(sent.messages.len(), "change"));
+            Ok(())
+        }
+        KoiAction::Receive { prefix, peer } => {
+            let mut session = crate::Session::new(ctx)?;
+            let result = receive(&mut session, (&prefix, &peer), stdin);
+            session.finish();
+            result
+        }
+    }
+}
+
+/// `share koi receive`: the peer's messages read from `stdin` a batch at a time, each batch one
+/// call (one commit).
+fn receive(
+    session: &mut crate::Session<'_>,
+    (prefix, peer): (&str, &str),
+    stdin: &mut impl BufRead,
+) -> Result<(), CliError> {
+    let (mut applied, mut refused, mut told) = (0usize, 0usize, 0usize);
+    let mut say = |line: usize, why: &str| {
+        refused += 1;
+        if told < TOLD {
+            told += 1;
+            errln!("tresor: warning: line {line}: the message {why}");
+        }
     };
-    let rt = runtime()?;
-    let vault = super::share::open(ctx, &rt)?;
-    let actor = vault.actor().to_string();
-    let failed = super::share::failed;
-    rt.block_on(async {
-        match action {
-            KoiAction::Add { prefix, peer, .. } => {
-                let key = key.ok_or_else(|| CliError::other("no key".into()))?;
-                let public = koi::add(&vault, &prefix, &peer, key, &actor).await.map_err(failed)?;
-                outln!("{}", hex::encode(public));
-                errln!(
-                    "KOI peer {peer} added for {}/ (KOI-net vault-sync format: static keys, weaker than a sync \
-                     group). Configure it with this vault's public key above; then `tresor share koi send` \
-                     and `receive` carry the changes",
-                    prefix.trim_matches('/')
-                );
-                Ok(())
+    let mut line_no = 0usize;
+    let mut ended = false;
+    while !ended {
+        // One batch: its messages, with their line numbers.
+        let (mut lines, mut messages, mut bytes) = (Vec::new(), Vec::new(), 0usize);
+        while messages.len() < BATCH && bytes < BATCH_BYTES {
+            let mut line = zeroize::Zeroizing::new(Vec::new());
+            let read = (&mut *stdin)
+                .take(MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut line)
+                .map_err(|e| CliError::input(format!("stdin: {e}")))?;
+            if read == 0 {
+                ended = true;
+                break;
             }
-            KoiAction::List { json } => {
-                let peers = koi::list(&vault).await.map_err(failed)?;
-                if json {
-                    return crate::print_json(&peers);
-                }
-                if peers.is_empty() {
-                    errln!("no KOI peer (`tresor share koi add FOLDER --peer ID --key HEX` adds one)");
-                    return Ok(());
-                }
-                outln!("PREFIX               SENT     RECEIVED  PEER");
-                for p in peers {
-                    outln!("{:<20} {:<8} {:<9} {}", format!("{}/", p.prefix), p.sent, p.received, p.peer_id);
-                }
-                Ok(())
+            line_no += 1;
+            if line.len() > MAX_LINE {
+                return Err(CliError::input(format!(
+                    "line {line_no} is longer than any message ({MAX_LINE} bytes): nothing after it was read"
+                )));
             }
-            KoiAction::Send { prefix, peer, all } => {
-                let (messages, paths) = koi::send(&vault, &prefix, &peer, all, &actor).await.map_err(failed)?;
-                for message in &messages {
-                    outln!("{}", base64ct::Base64::encode_string(message.as_slice()));
-                }
-                for path in &paths {
-                    errln!("  → {path}");
-                }
-                errln!("sealed {} for {peer}", crate::plural(messages.len(), "change"));
-                Ok(())
+            let text = line.trim_ascii();
+            if text.is_empty() {
+                continue;
             }
-            KoiAction::Receive { prefix, peer } => {
-                let (mut applied, mut refused, mut told) = (0usize, 0usize, 0usize);
-                let mut say = |line: usize, why: &str| {
-                    refused += 1;
-                    if told < TOLD {
-                        told += 1;
-                        errln!("tresor: warning: line {line}: the message {why}");
-                    }
-                };
-                let mut line_no = 0usize;
-                let mut ended = false;
-                while !ended {
-                    // One batch: its messages, with their line numbers.
-                    let (mut lines, mut messages, mut bytes) = (Vec::new(), Vec::new(), 0usize);
-                    while messages.len() < BATCH && bytes < BATCH_BYTES {
-                        let mut line = zeroize::Zeroizing::new(Vec::new());
-                        let read = (&mut *stdin)
-                            .take(MAX_LINE as u64 + 1)
-                            .read_until(b'\n', &mut line)
-                            .map_err(|e| CliError::input(format!("stdin: {e}")))?;
-                        if read == 0 {
-                            ended = true;
-                            break;
-                        }
-                        line_no += 1;
-                        if line.len() > MAX_LINE {
-                            return Err(CliError::input(format!(
-                                "line {line_no} is longer than any message ({MAX_LINE} bytes): nothing after it was read"
-                            )));
-                        }
-                        let text = line.trim_ascii();
-                        if text.is_empty() {
-                            continue;
-                        }
-                        match base64ct::Base64::decode_vec(&String::from_utf8_lossy(text)) {
-                            Ok(message) => {
-                                bytes += message.len();
-                                lines.push(line_no);
-                                messages.push(message);
-                            }
-                            Err(_) => say(line_no, "is not base64"),
-                        }
-                    }
-                    if messages.is_empty() {
-                        continue;
-                    }
-                    let receipt = koi::receive(&vault, &prefix, &peer, &messages, &actor).await.map_err(failed)?;
-                    for path in &receipt.applied {
-                        errln!("  ← {path}");
-                    }
-                    applied += receipt.applied.len();
-                    for (i, why) in &receipt.refused {
-                        say(lines.get(i.saturating_sub(1)).copied().unwrap_or(0), why);
-                    }
+            match base64ct::Base64::decode_vec(&String::from_utf8_lossy(text)) {
+                Ok(message) => {
+                    bytes += message.len();
+                    lines.push(line_no);
+                    messages.push(message);
                 }
-                errln!("{}/: {} from {peer}", prefix.trim_matches('/'), crate::plural(applied, "change"));
-                if refused > told {
-                    errln!("tresor: warning: {} more refused", crate::plural(refused - told, "message"));
-                }
-                if refused > 0 {
-                    return Err(CliError::with_code(
-                        5,
-                        format!(
-                            "{} refused (see the warnings above); the others were taken in",
-                            crate::plural(refused, "message")
-                        ),
-                    ));
-                }
-                Ok(())
-            }
-            KoiAction::Remove { prefix, peer } => {
-                let problems = koi::remove(&vault, &prefix, &peer, &actor).await.map_err(failed)?;
-                for problem in &problems {
-                    errln!("tresor: warning: {problem}");
-                }
-                errln!("removed the KOI peer {peer}: its key is destroyed here; the secrets stay");
-                Ok(())
+                Err(_) => say(line_no, "is not base64"),
             }
         }
-    })
+        if messages.is_empty() {
+            continue;
+        }
+        let call = KoiReceive { prefix: prefix.to_string(), peer: peer.to_string(), messages };
+        let receipt = session.call(call)?.map_err(super::share::failure)?;
+        for path in &receipt.applied {
+            errln!("  ← {path}");
+        }
+        applied += receipt.applied.len();
+        for (i, why) in &receipt.refused {
+            let at = usize::try_from(i.saturating_sub(1)).unwrap_or(usize::MAX);
+            say(lines.get(at).copied().unwrap_or(0), why);
+        }
+    }
+    errln!("{}/: {} from {peer}", prefix.trim_matches('/'), crate::plural(applied, "change"));
+    if refused > told {
+        errln!("tresor: warning: {} more refused", crate::plural(refused - told, "message"));
+    }
+    if refused > 0 {
+        return Err(CliError::with_code(
+            5,
+            format!(
+                "{} refused (see the warnings above); the others were taken in",
+                crate::plural(refused, "message")
+            ),
+        ));
+    }
+    Ok(())
 }

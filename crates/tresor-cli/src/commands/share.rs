@@ -193,7 +193,7 @@ pub(crate) fn failed(e: ShareError) -> CliError {
 }
 
 /// A sharing failure (here or in the agent) as the CLI's error.
-fn failure(failure: ShareFailure) -> CliError {
+pub(crate) fn failure(failure: ShareFailure) -> CliError {
     match failure {
         ShareFailure::Vault(e) => CliError::from_core(&e),
         ShareFailure::Other { exit, message, hint } => {

@@ -143,6 +143,25 @@ fn a_python_koi_node_and_tresor_exchange_changes_and_forgeries_are_refused() {
         serde_json::from_slice(&env.run_pw(&["share", "koi", "list", "--json"], b"").ok().stdout).unwrap();
     assert_eq!((list[0]["peer_id"].as_str(), list[0]["received"].as_u64()), (Some(NODE), Some(4)));
     assert_eq!(list[0]["public_key"].as_str(), Some(tresor_public.as_str()));
+    // Through the unlocked agent: no password asked.
+    {
+        let _agent = env.agent_guard();
+        crate::share::unlock(&env, "0", &[]);
+        env.run(&["set", "team/agent"], b"via-agent").ok();
+        let sent = env.run(&["share", "koi", "send", "team", "--peer", NODE], b"").ok();
+        let opened = node(&python, &["open", private, &tresor_public, NODE], &sent.text());
+        let ops: Vec<serde_json::Value> = opened.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert!(ops.iter().any(|op| op["path"] == "agent" && op["value"] == "via-agent"), "{opened}");
+        let sealed = node(
+            &python,
+            &["seal", private, &tresor_public, NODE],
+            r#"{"op":"put","path":"from-node","value":"through-the-agent","counter":10}"#,
+        );
+        env.run(&["share", "koi", "receive", "team", "--peer", NODE], sealed.as_bytes()).ok();
+        assert_eq!(env.run(&["get", "team/from-node"], b"").ok().stdout, b"through-the-agent");
+        assert!(env.run(&["share", "koi", "list"], b"").ok().text().contains(NODE));
+        env.run(&["lock"], b"").ok();
+    }
     env.run_pw(&["share", "koi", "remove", "team", "--peer", NODE], b"").ok();
     env.run_pw(&["share", "koi", "send", "team", "--peer", NODE], b"").expect(4);
     assert_eq!(env.get("team/ok"), b"fine", "removing the peer took the secrets");

@@ -32,7 +32,7 @@ fn shared(value: &[u8]) -> (Env, Env, Relay) {
 
 /// Unlocks the agent of `env`, syncing in the background every `every` (`0`: never), with `vars`
 /// in its environment (the caller holds its [`Env::agent_guard`]).
-fn unlock(env: &Env, every: &str, vars: &[(&str, &str)]) {
+pub(crate) fn unlock(env: &Env, every: &str, vars: &[(&str, &str)]) {
     let file = env.password_file(PASSWORD);
     let mut cmd = env.cmd();
     cmd.env("TRESOR_PASSWORD_FILE", &file).env("TRESOR_SYNC_INTERVAL", every);
