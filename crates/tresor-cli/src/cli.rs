@@ -290,7 +290,7 @@ pub(crate) enum Command {
         no_vault: NoVault,
     },
     /// Sync groups: share a folder with other vaults through a relay that learns nothing
-    /// (create, invite, join, list, members, remove, leave).
+    /// (create, invite, join, list, members, name, remove, relay, leave; koi for KOI-net peers).
     #[command(arg_required_else_help = true)]
     Share {
         #[command(subcommand)]

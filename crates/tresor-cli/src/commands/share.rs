@@ -1,5 +1,6 @@
-//! `tresor share` (create, invite, join, list, members, remove, leave) and `tresor sync`: sync
-//! groups of this vault (ARCHITECTURE.md, "Sharing and sync through a relay"). Pairing and
+//! `tresor share` (create, invite, join, list, members, name, remove, relay, leave) and
+//! `tresor sync`: sync groups of this vault (ARCHITECTURE.md, "Sharing and sync through a
+//! relay"). Pairing and
 //! changes of a group run on the vault unlocked here; `sync`, `share list` and `share members`
 //! go through the agent while it holds the vault.
 
