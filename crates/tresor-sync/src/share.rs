@@ -790,7 +790,14 @@ pub async fn sync(
     // An older copy of this member (an archive restored, or a copy of the vault syncing too):
     // nothing of this round is saved or sent, so it never signs a place a second time.
     if loaded.peer.stale().is_some() {
-        return Err(ShareError::Stale(prefix));
+        // Unless another round on this vault saved since this one loaded: the event seen is that
+        // round's (it signed it, then sent it), and this one has only lost the race.
+        let first = part_path(&group, 0)?;
+        let known = loaded.versions.first().copied();
+        return match vault.system_entry(&first, known).await? {
+            SystemEntry::Unchanged(_) => Err(ShareError::Stale(prefix)),
+            _ => Err(ShareError::Busy(prefix)),
+        };
     }
     // The other members' changes, to write here.
     let mut changes = Vec::new();
@@ -1075,7 +1082,9 @@ pub async fn move_relay(
 
 /// Removes the member whose id starts with `member`, or that this vault named so (the admin only): a new epoch without it,
 /// saved, then sent. Returns its id, the paths (in the vault) it could read, to rotate, and what
-/// could not be destroyed of the superseded state.
+/// could not be destroyed of the superseded state. It reads nothing from the relay: run a round
+/// first ([`sync`], as `share remove` does), so that an older copy of this member learns it is
+/// one before it signs the rekey.
 pub async fn remove(
     vault: &Vault,
     relay: &RelayClient,

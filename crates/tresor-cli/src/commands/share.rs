@@ -501,6 +501,13 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
             ShareAction::Remove { prefix, member } => {
                 let record = share::find(&vault, &prefix).await.map_err(failed)?;
                 let client = relay_client(&record.relay, None).await?;
+                // A round first: the removal starts from what the group holds now, and an older
+                // copy of this vault (a restored backup) learns it is one before it signs a rekey.
+                let report = share::sync(&vault, &client, record.clone(), &actor, &mut Memo::default())
+                    .await
+                    .map_err(failed)?;
+                print_report(&record.prefix, &tresor_server::sync::round_report(report), false);
+                let record = share::find(&vault, &prefix).await.map_err(failed)?;
                 let (id, readable, problems) =
                     share::remove(&vault, &client, record, &member, &actor).await.map_err(failed)?;
                 errln!("removed member {id}: a new epoch and mailbox without it; its later writes are refused");

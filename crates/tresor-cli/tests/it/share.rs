@@ -679,8 +679,15 @@ fn a_vault_restored_from_an_older_backup_sends_nothing_rather_than_sign_a_place_
     assert_eq!(refused.code, 1, "{}", refused.stderr);
     assert!(refused.stderr.contains("is older than what it already sent"), "{}", refused.stderr);
     assert!(refused.stderr.contains("share leave team"), "{}", refused.stderr);
-    // Again: still refused (nothing was saved), and nothing reached the group.
+    // Again: still refused (nothing was saved); and the restored copy, the group's admin, cannot
+    // sign a rekey either (regression: `share remove` signed one without reading the relay).
     at(&["sync"]).expect(1);
+    let members = b.run_pw(&["share", "members", "team"], b"").ok().text();
+    let b_id =
+        members.lines().find(|l| l.contains("member (you)")).unwrap().split_whitespace().next().unwrap();
+    let removal = at(&["share", "remove", "team", b_id]);
+    assert_eq!(removal.code, 1, "{}", removal.stderr);
+    assert!(removal.stderr.contains("is older than what it already sent"), "{}", removal.stderr);
     let on_b = sync(&b).ok();
     assert!(
         !on_b.stderr.contains("warning"),
