@@ -241,7 +241,7 @@ async fn route(
 /// The unsealed vault and the record of the request's live token: 503 while sealed, 403 without
 /// one.
 async fn authenticate(server: &Server, call: &Call) -> Result<(Unsealed, TokenRecord), ApiError> {
-    let unsealed = server.unsealed().await.ok_or_else(ApiError::sealed)?;
+    let mut unsealed = server.unsealed().await.ok_or_else(ApiError::sealed)?;
     // Read-your-writes across servers: a request naming a commit waits for this server's view to
     // hold it — before its token is looked up, so a revocation it names is seen too.
     if let Some(index) = &call.index {
@@ -260,6 +260,9 @@ async fn authenticate(server: &Server, call: &Call) -> Result<(Unsealed, TokenRe
         }
     }
     let Some(token) = call.token.as_deref() else { return Err(ApiError::denied()) };
+    // One freshness check for the whole request: its token, policies, mounts, settings and value
+    // are all read from the view as of now (a revocation committed before this is seen).
+    unsealed.vault = unsealed.vault.checked().await?;
     let lookup = unsealed.vault.with_actor(call.anonymous());
     match tokens::lookup(&lookup, &unsealed.tokens, &unsealed.cache, token).await? {
         // A token with a number of uses spends one on every request it makes.

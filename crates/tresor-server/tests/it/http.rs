@@ -237,6 +237,58 @@ async fn the_store_holds_no_token_and_the_audit_trail_names_accessors() {
     assert!(trail.iter().all(|r| !r.record.actor.contains(&secret_part)));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_checks_the_store_once_however_many_bookkeeping_reads_it_makes() {
+    // With no staleness allowed, a KV read looks up its token, the mount table, the secret's
+    // settings and the value: one look for the next commit between them, not one each.
+    use tresor_testkit::fault::{FaultStore, OpKind};
+    let dir = tempfile::tempdir().unwrap();
+    let location = dir.path().join("vault").display().to_string();
+    let mut opts = Options::new(dir.path().join("trust"), "test");
+    opts.kdf = KdfParams::MINIMUM;
+    let password = || Password::from(PASSWORD.to_string());
+    drop(Vault::init(Store::open(&location, true).unwrap(), &password(), opts).await.unwrap());
+    let fault = FaultStore::new(Arc::new(tresor::local::LocalDir::open(&location).unwrap()));
+    let faults = fault.faults();
+    let token = new_token().unwrap();
+    let settings = Settings {
+        store: Store::from_object_store(Arc::new(fault), None, &location),
+        trust_dir: dir.path().join("trust"),
+        password: Some(password()),
+        root_token: Some(token.clone()),
+        tls: None,
+        read_staleness: Duration::ZERO,
+        sync: None,
+    };
+    let s = serve(settings, token, true).await;
+    let (status, _, _) =
+        request(s.addr, "PUT", "/v1/secret/data/db", Some(&s.token), r#"{"data":{"k":"v"}}"#).await;
+    assert_eq!(status, 200);
+    let next_commit = |faults: &tresor_testkit::fault::Faults| {
+        let log = tresor::layout::commit(0);
+        let log = &log[..=log.rfind('/').unwrap()];
+        faults.events().iter().filter(|e| e.kind == OpKind::Get && e.path.starts_with(log)).count()
+    };
+    for _ in 0..5 {
+        faults.reset_counts();
+        let (status, _, body) = request(s.addr, "GET", "/v1/secret/data/db", Some(&s.token), "").await;
+        assert_eq!((status, &body["data"]["data"]["k"]), (200, &Value::from("v")));
+        assert_eq!(next_commit(&faults), 1, "{:?}", faults.events());
+    }
+    // Another handle commits: the next request sees it (its one check finds the commit).
+    let other = Vault::unlock(Store::open(&location, false).unwrap(), &password(), {
+        let mut o = Options::new(dir.path().join("trust-other"), "other");
+        o.kdf = KdfParams::MINIMUM;
+        o
+    })
+    .await
+    .unwrap();
+    other.set("secret/db", br#"{"k":"w"}"#).await.unwrap();
+    let (_, _, body) = request(s.addr, "GET", "/v1/secret/data/db", Some(&s.token), "").await;
+    assert_eq!(body["data"]["data"]["k"], "w");
+    s.stop().await;
+}
+
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap() {

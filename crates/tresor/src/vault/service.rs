@@ -50,6 +50,9 @@ pub enum SystemEntry {
 pub struct Vault {
     svc: Arc<Service>,
     actor: Arc<str>,
+    /// Made by [`Vault::checked`]: its reads are served from the view as that check left it
+    /// (or newer), with no check of their own.
+    checked_once: bool,
 }
 
 /// What every clone shares.
@@ -236,7 +239,7 @@ impl Vault {
         if let Ok(mut slot) = svc.engine.try_lock() {
             *slot = Some(engine);
         }
-        Vault { svc: Arc::new(svc), actor }
+        Vault { svc: Arc::new(svc), actor, checked_once: false }
     }
 
     /// Creates a vault at an empty location (see the engine's `init`).
@@ -280,7 +283,20 @@ impl Vault {
     /// A handle on the same vault acting for `actor`: what its audit records and commits name (a
     /// local user and process, a token accessor, a sync peer).
     pub fn with_actor(&self, actor: impl Into<String>) -> Vault {
-        Vault { svc: self.svc.clone(), actor: Arc::from(actor.into()) }
+        Vault { svc: self.svc.clone(), actor: Arc::from(actor.into()), checked_once: self.checked_once }
+    }
+
+    /// Checks once that the view holds every commit the store holds now, and returns a handle
+    /// whose reads are served from the view as it is from then on, without a check each: for one
+    /// request made of several reads (a server's token, policy, mount, settings and value
+    /// lookups), which then all reflect the store as of the request's start and pay one check
+    /// between them. The handle's own writes, and every write through this vault's handles, are
+    /// in the view as soon as they commit. Keep such a handle for one request, not longer: it
+    /// never looks for other writers' commits again (a re-key fence still makes it look).
+    pub async fn checked(&self) -> Result<Vault> {
+        let sibling = Sibling::begin(&self.svc);
+        self.fresh(&sibling).await?;
+        Ok(Vault { svc: self.svc.clone(), actor: self.actor.clone(), checked_once: true })
     }
 
     /// Who this handle acts for.
@@ -587,6 +603,10 @@ impl Vault {
     async fn fresh(&self, sibling: &Sibling<'_>) -> Result<()> {
         if self.svc.sealed.load(Ordering::Acquire) {
             return Err(Error::Locked);
+        }
+        // A handle checked at its request's start serves that view (or a newer one).
+        if self.checked_once && !self.svc.view.fenced() {
+            return Ok(());
         }
         // Within the staleness bound, the view of the last good check serves.
         if !self.svc.staleness.is_zero() && !self.svc.view.fenced() {

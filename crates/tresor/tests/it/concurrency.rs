@@ -122,6 +122,38 @@ async fn stale_handle_reads_and_writes_after_many_writes_by_another() {
     idle.verify().await.unwrap();
 }
 
+#[tokio::test]
+async fn a_checked_handle_reads_the_store_as_of_its_check_and_its_own_writes() {
+    // A server request checks once, then makes several reads: they see everything committed
+    // before the check, and the request's own writes, but pay no check each.
+    let env = Env::new();
+    drop(env.init().await);
+    let server = env.unlock().await.unwrap();
+    let other = env.unlock().await.unwrap();
+    other.set("db/password", b"one").await.unwrap();
+    let request = server.checked().await.unwrap().with_actor("token abc");
+    assert_eq!(request.get("db/password", None).await.unwrap().as_slice(), b"one");
+    // Another writer commits after the request's check: the request goes on with its view.
+    other.set("db/password", b"two").await.unwrap();
+    assert_eq!(request.get("db/password", None).await.unwrap().as_slice(), b"one");
+    assert_eq!(request.history("db/password").await.unwrap().len(), 1);
+    // Its own write applies what came before it, and it reads that write back.
+    assert_eq!(request.set("db/user", b"admin").await.unwrap(), 1);
+    assert_eq!(request.get("db/user", None).await.unwrap().as_slice(), b"admin");
+    assert_eq!(request.get("db/password", None).await.unwrap().as_slice(), b"two");
+    // The next request, checked anew, sees the store as it is now.
+    other.set("db/password", b"three").await.unwrap();
+    let next = server.checked().await.unwrap();
+    assert_eq!(next.get("db/password", None).await.unwrap().as_slice(), b"three");
+    // The reads were audited in the request's name.
+    let trail = server.audit_trail().await.unwrap();
+    let reads = trail.iter().filter(|r| r.record.actor == "token abc" && r.record.op == "get").count();
+    assert_eq!(reads, 4);
+    // A lock ends it: the checked handle fails as every other does.
+    server.lock("test").await.unwrap();
+    assert!(matches!(request.get("db/user", None).await, Err(tresor::Error::Locked)));
+}
+
 /// What one task of the shared-handle story saw.
 #[derive(Default)]
 struct Seen {
