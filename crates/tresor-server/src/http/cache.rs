@@ -1,8 +1,9 @@
-//! The server's bookkeeping read through a cache: token records, policies and the mount table, parsed once and
-//! kept while their version in the vault stays the same. Every use asks the vault (freshly, as a
-//! read) which version is current, so a revocation or a policy change made by any server on the
-//! store takes effect at the next request; only the store read, the decryption and the parse are
-//! saved, and no audit record is written for bookkeeping (the request is audited in its own name).
+//! The server's bookkeeping read through a cache: token records, policies and the mount table,
+//! parsed once and kept while their version in the vault stays the same. Every use asks the vault
+//! (as fresh as the request's one check, `Vault::checked`) which version is current, so a
+//! revocation or a policy change made by any server on the store takes effect at the next
+//! request; only the store read, the decryption and the parse are saved, and no audit record is
+//! written for bookkeeping (the request is audited in its own name).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};

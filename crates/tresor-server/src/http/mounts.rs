@@ -105,7 +105,7 @@ fn entry() -> Result<SecretPath, ApiError> {
 /// The table of a vault without one.
 static DEFAULT: std::sync::LazyLock<Arc<Table>> = std::sync::LazyLock::new(|| Arc::new(Table::default()));
 
-/// The table in force (through the cache: one freshness check, no store read while unchanged).
+/// The table in force (through the cache: no store read while unchanged).
 pub(crate) async fn table(vault: &Vault, cache: &Caches) -> Result<Arc<Table>, ApiError> {
     let parse =
         |bytes: &[u8]| serde_json::from_slice::<Table>(bytes).map(Arc::new).map_err(|e| e.to_string());

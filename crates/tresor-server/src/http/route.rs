@@ -260,8 +260,13 @@ async fn authenticate(server: &Server, call: &Call) -> Result<(Unsealed, TokenRe
         }
     }
     let Some(token) = call.token.as_deref() else { return Err(ApiError::denied()) };
+    // Something that is not one of our tokens is refused without a store read.
+    if !tokens::well_formed(token) {
+        return Err(ApiError::denied());
+    }
     // One freshness check for the whole request: its token, policies, mounts, settings and value
-    // are all read from the view as of now (a revocation committed before this is seen).
+    // are read from the view as of now or newer (a revocation committed before this is seen,
+    // within the read staleness bound).
     unsealed.vault = unsealed.vault.checked().await?;
     let lookup = unsealed.vault.with_actor(call.anonymous());
     match tokens::lookup(&lookup, &unsealed.tokens, &unsealed.cache, token).await? {

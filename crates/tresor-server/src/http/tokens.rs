@@ -326,6 +326,11 @@ pub(crate) async fn issue(
     Ok((token, record))
 }
 
+/// Whether `token` has the shape of this server's tokens (anything else names none).
+pub(crate) fn well_formed(token: &str) -> bool {
+    token.starts_with(PREFIX) && token.len() <= 128
+}
+
 /// The record of `token`, if it names a live one.
 pub(crate) async fn lookup(
     vault: &Vault,
@@ -334,7 +339,7 @@ pub(crate) async fn lookup(
     token: &str,
 ) -> Result<Option<TokenRecord>, Error> {
     // Only our own tokens are looked up: anything else is no token, without a store read.
-    if !token.starts_with(PREFIX) || token.len() > 128 {
+    if !well_formed(token) {
         return Ok(None);
     }
     let parse = |bytes: &[u8]| serde_json::from_slice::<TokenRecord>(bytes).map_err(|e| e.to_string());

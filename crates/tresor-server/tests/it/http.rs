@@ -275,6 +275,11 @@ async fn a_request_checks_the_store_once_however_many_bookkeeping_reads_it_makes
         assert_eq!((status, &body["data"]["data"]["k"]), (200, &Value::from("v")));
         assert_eq!(next_commit(&faults), 1, "{:?}", faults.events());
     }
+    // Something that is not one of this server's tokens is refused without a store read.
+    faults.reset_counts();
+    let (status, _, _) = request(s.addr, "GET", "/v1/secret/data/db", Some("hvs.not-ours"), "").await;
+    assert_eq!(status, 403);
+    assert_eq!(faults.events(), Vec::new());
     // Another handle commits: the next request sees it (its one check finds the commit).
     let other = Vault::unlock(Store::open(&location, false).unwrap(), &password(), {
         let mut o = Options::new(dir.path().join("trust-other"), "other");

@@ -286,17 +286,19 @@ impl Vault {
         Vault { svc: self.svc.clone(), actor: Arc::from(actor.into()), checked_once: self.checked_once }
     }
 
-    /// Checks once that the view holds every commit the store holds now, and returns a handle
-    /// whose reads are served from the view as it is from then on, without a check each: for one
-    /// request made of several reads (a server's token, policy, mount, settings and value
-    /// lookups), which then all reflect the store as of the request's start and pay one check
-    /// between them. The handle's own writes, and every write through this vault's handles, are
+    /// Checks once that the view is fresh (it holds every commit the store holds now, or is
+    /// within [`Options::read_staleness`](crate::Options) of a check that did), and returns a
+    /// handle whose reads are served from the shared view without a check each: for one request
+    /// made of several reads (a server's token, policy, mount, settings and value lookups), which
+    /// then all reflect the store as of the request's start or later, and pay one check between
+    /// them. The handle's own writes, and every write through this vault's handles, are
     /// in the view as soon as they commit. Keep such a handle for one request, not longer: it
     /// never looks for other writers' commits again (a re-key fence still makes it look).
     pub async fn checked(&self) -> Result<Vault> {
+        let unchecked = Vault { svc: self.svc.clone(), actor: self.actor.clone(), checked_once: false };
         let sibling = Sibling::begin(&self.svc);
-        self.fresh(&sibling).await?;
-        Ok(Vault { svc: self.svc.clone(), actor: self.actor.clone(), checked_once: true })
+        unchecked.fresh(&sibling).await?;
+        Ok(Vault { checked_once: true, ..unchecked })
     }
 
     /// Who this handle acts for.
