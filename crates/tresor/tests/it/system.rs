@@ -65,6 +65,37 @@ async fn system_entries_live_beside_secrets_unseen_by_users() {
 }
 
 #[tokio::test]
+async fn a_check_and_set_retried_on_a_checked_handle_converges_past_another_servers_write() {
+    // A server request (one checked handle) spends a token's use with check-and-set while another
+    // server changed the record after the request's check: the write refreshes the shared view,
+    // so the retry reads the other server's version and succeeds on it.
+    use tresor::vault::SystemEntry;
+    let env = Env::new();
+    let v = env.init().await;
+    let record = SecretPath::system("tokens/ab12").unwrap();
+    v.set(&record, b"uses=3").await.unwrap();
+    let request = v.checked().await.unwrap();
+    let other = env.unlock().await.unwrap();
+    other.set(&record, b"uses=2").await.unwrap();
+    // The request still sees version 1: its check came first.
+    let SystemEntry::Current(seen, _) = request.system_entry(&record, None).await.unwrap() else {
+        panic!("version 1 expected")
+    };
+    assert_eq!(seen, 1);
+    assert!(matches!(request.set_cas(&record, b"uses=2", seen).await, Err(Error::Conflict(_))));
+    // The refused write applied the other server's commit: the retry reads it and wins.
+    let SystemEntry::Current(seen, value) = request.system_entry(&record, None).await.unwrap() else {
+        panic!("version 2 expected")
+    };
+    assert_eq!((seen, value.as_slice()), (2, &b"uses=2"[..]));
+    assert_eq!(request.set_cas(&record, b"uses=1", seen).await.unwrap(), 3);
+    let SystemEntry::Current(3, value) = other.system_entry(&record, None).await.unwrap() else {
+        panic!("version 3 expected")
+    };
+    assert_eq!(value.as_slice(), b"uses=1");
+}
+
+#[tokio::test]
 async fn system_entry_follows_versions_refuses_user_paths_and_writes_no_audit_record() {
     use tresor::vault::SystemEntry;
     let env = Env::new();
