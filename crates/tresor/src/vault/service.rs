@@ -291,9 +291,9 @@ impl Vault {
     /// handle whose reads are served from the shared view without a check each: for one request
     /// made of several reads (a server's token, policy, mount, settings and value lookups), which
     /// then all reflect the store as of the request's start or later, and pay one check between
-    /// them. The handle's own writes, and every write through this vault's handles, are
-    /// in the view as soon as they commit. Keep such a handle for one request, not longer: it
-    /// never looks for other writers' commits again (a re-key fence still makes it look).
+    /// them. The handle's own writes, and every write through this vault's handles, are in the
+    /// view as soon as they commit. Keep such a handle for one request, not longer: it never
+    /// looks for other writers' commits again (a re-key fence still makes it look).
     pub async fn checked(&self) -> Result<Vault> {
         let unchecked = Vault { svc: self.svc.clone(), actor: self.actor.clone(), checked_once: false };
         let sibling = Sibling::begin(&self.svc);
