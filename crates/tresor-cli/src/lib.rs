@@ -45,6 +45,7 @@ mod ctx;
 mod exit;
 pub mod front;
 mod import;
+mod input;
 mod mask;
 mod password;
 mod refs;

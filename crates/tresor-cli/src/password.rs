@@ -20,9 +20,11 @@ fn env(name: &str) -> Option<String> {
 }
 
 fn from_file(path: &str) -> Result<SecretString, String> {
-    let text = Zeroizing::new(
-        std::fs::read_to_string(path).map_err(|e| format!("cannot read password file {path}: {e}"))?,
-    );
+    // A password file holds one line: past 64 KiB it is not one (and `/dev/zero` is not read forever).
+    let source = crate::input::Source::File(std::path::Path::new(path));
+    let bytes = crate::input::read_limited(source, std::io::empty(), 1 << 16, "a password file")
+        .map_err(|e| format!("password file: {}", e.message()))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| format!("password file {path}: not UTF-8"))?;
     Ok(SecretString::from(text.lines().next().unwrap_or("").trim().to_string()))
 }
 

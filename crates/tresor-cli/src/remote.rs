@@ -75,7 +75,12 @@ pub(crate) fn client(ca_cert: Option<PathBuf>) -> Result<reqwest::Client, CliErr
         .redirect(reqwest::redirect::Policy::none());
     let ca = ca_cert.or_else(|| env(&["TRESOR_CACERT", "VAULT_CACERT"]).map(Into::into));
     if let Some(path) = ca {
-        let pem = std::fs::read(&path).map_err(|e| CliError::input(format!("{}: {e}", path.display())))?;
+        let pem = crate::input::read_limited(
+            crate::input::Source::File(&path),
+            std::io::empty(),
+            1 << 20,
+            "a CA file",
+        )?;
         let cert = reqwest::Certificate::from_pem(&pem)
             .map_err(|e| CliError::input(format!("{}: not a PEM certificate: {e}", path.display())))?;
         builder = builder.tls_certs_only([cert]);

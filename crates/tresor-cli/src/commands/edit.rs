@@ -115,10 +115,11 @@ pub(crate) fn edit(ctx: &mut Ctx, path: String) -> Result<(), CliError> {
             return Err(CliError::passthrough(128 + signal as u8));
         }
     }
-    let mut after = Zeroizing::new(
-        std::fs::read(&scratch.file)
-            .map_err(|e| CliError::other(format!("cannot read the edited file: {e}")))?,
-    );
+    // Room for a value at the limit and the line end an editor adds; anything longer is refused
+    // below (and an editor that leaves an endless file there is not read forever).
+    let source = crate::input::Source::File(&scratch.file);
+    let mut after =
+        crate::input::read_limited(source, std::io::empty(), max_value.saturating_add(2), "max_value_size")?;
     drop(scratch);
     // Editors end the last line with a newline: a value that had none keeps none.
     if !before.ends_with(b"\n") && after.ends_with(b"\n") {

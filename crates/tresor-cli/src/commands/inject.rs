@@ -45,23 +45,12 @@ pub(crate) fn inject(
     }
 }
 
-fn read_template(input: Option<&Path>, mut stdin: impl Read) -> Result<Zeroizing<Vec<u8>>, CliError> {
-    let mut template = Zeroizing::new(Vec::new());
-    match input.filter(|i| i.as_os_str() != "-") {
-        Some(path) => {
-            let mut file = std::fs::File::open(path)
-                .map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display())))?;
-            file.read_to_end(&mut template)
-                .map_err(|e| CliError::input(format!("cannot read {}: {e}", path.display())))?;
-        }
-        None => {
-            stdin
-                .read_to_end(&mut template)
-                .map_err(|e| CliError::input(format!("cannot read stdin: {e}")))?;
-        }
-    }
-    Ok(template)
+fn read_template(input: Option<&Path>, stdin: impl Read) -> Result<Zeroizing<Vec<u8>>, CliError> {
+    crate::input::read_limited(crate::input::Source::of(input), stdin, MAX_TEMPLATE, "the largest template")
 }
+
+/// The largest template `inject` reads: configuration files are far smaller.
+const MAX_TEMPLATE: usize = 64 << 20;
 
 /// `tresor read`: what one reference (or plain path) names, exact bytes on stdout.
 pub(crate) fn read(ctx: &mut Ctx, reference: String, json: bool) -> Result<(), CliError> {

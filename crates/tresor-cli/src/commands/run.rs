@@ -311,6 +311,9 @@ pub(crate) fn env_name(rest: &str) -> String {
     name
 }
 
+/// The largest `.env` file `run --env-file` reads.
+const MAX_ENV_FILE: usize = 64 << 20;
+
 /// The variables of a `.env` file (`-`: stdin), read as `tresor import` reads one: quotes and
 /// escapes, but no `$VAR` expansion — a file must not pull tresor's own environment (its
 /// credentials) into a program's.
@@ -319,15 +322,8 @@ pub(crate) fn read_env_file(
     stdin: impl std::io::Read,
 ) -> Result<Vec<(String, Value)>, CliError> {
     let shown = path.display();
-    let bytes = if path.as_os_str() == "-" {
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut { stdin }, &mut buf)
-            .map_err(|e| CliError::input(format!("cannot read stdin: {e}")))?;
-        buf
-    } else {
-        std::fs::read(path).map_err(|e| CliError::input(format!("cannot read {shown}: {e}")))?
-    };
-    let bytes = Zeroizing::new(bytes);
+    let source = crate::input::Source::of(Some(path));
+    let bytes = crate::input::read_limited(source, stdin, MAX_ENV_FILE, "the largest .env file")?;
     let text = std::str::from_utf8(&bytes).map_err(|_| CliError::input(format!("{shown}: not UTF-8")))?;
     let items = crate::import::parse_env(text).map_err(|e| CliError::input(format!("{shown}: {e}")))?;
     let mut out = Vec::with_capacity(items.len());

@@ -56,33 +56,20 @@ pub(crate) fn read_value(
     value: Option<String>,
     file: Option<PathBuf>,
     max_value: usize,
-    mut stdin: impl Read,
+    stdin: impl Read,
 ) -> Result<Zeroizing<Vec<u8>>, CliError> {
-    let from_stream = value.is_none() && file.as_ref().is_none_or(|f| f.as_os_str() == "-");
-    let value = match (value, file) {
+    let source = crate::input::Source::of(file.as_deref());
+    let value = match (value, source) {
         (Some(v), _) => Zeroizing::new(v.into_bytes()),
-        (None, Some(f)) if f.as_os_str() != "-" => Zeroizing::new(
-            std::fs::read(&f).map_err(|e| CliError::input(format!("cannot read {}: {e}", f.display())))?,
-        ),
         // A person at a terminal types it twice, unseen (as `pass insert` asks).
-        (None, _) if std::io::IsTerminal::is_terminal(&std::io::stdin()) => prompt_value()?,
-        (None, _) => {
-            let mut buf = Zeroizing::new(Vec::new());
-            // One byte past the limit is enough to refuse an oversize value.
-            (&mut stdin)
-                .take(max_value as u64 + 1)
-                .read_to_end(&mut buf)
-                .map_err(|e| CliError::input(format!("cannot read the value from stdin: {e}")))?;
-            buf
+        (None, crate::input::Source::Stdin) if std::io::IsTerminal::is_terminal(&std::io::stdin()) => {
+            prompt_value()?
         }
+        // From a file or stdin, one byte past the limit is the most read: a device that never
+        // ends (`--file /dev/zero`) is refused, not read until memory runs out.
+        (None, source) => return crate::input::read_limited(source, stdin, max_value, "max_value_size"),
     };
     if value.len() > max_value {
-        // From a stream, only the first byte past the limit was read: its size is not known.
-        if from_stream {
-            return Err(CliError::input(format!(
-                "the value on stdin is larger than the limit of {max_value} bytes (max_value_size)"
-            )));
-        }
         return Err(CliError::from_core(&tresor::Error::TooLarge { size: value.len(), limit: max_value }));
     }
     Ok(value)

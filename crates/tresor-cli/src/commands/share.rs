@@ -185,7 +185,13 @@ pub(crate) fn relay_ca(path: Option<PathBuf>) -> Result<Option<Vec<u8>>, CliErro
     else {
         return Ok(None);
     };
-    std::fs::read(&path).map(Some).map_err(|e| CliError::input(format!("{}: {e}", path.display())))
+    let pem = crate::input::read_limited(
+        crate::input::Source::File(&path),
+        std::io::empty(),
+        1 << 20,
+        "a CA file",
+    )?;
+    Ok(Some(pem.to_vec()))
 }
 
 /// The exit code and advice for a group operation's error.

@@ -386,6 +386,11 @@ pub(crate) fn cmd_doctor(ctx: &Ctx, json: bool) -> Result<(), CliError> {
     probe.map(|_| ()).map_err(|e| CliError::from_core(&e))
 }
 
+/// The largest file `import` reads (a backup or a file of another tool's format): far above what
+/// any vault exports (a million secrets of 100 bytes is ~200 MB), yet a device that never ends
+/// is refused instead of read until memory runs out.
+const MAX_IMPORT: usize = 1 << 30;
+
 pub(crate) fn cmd_import(
     ctx: &mut Ctx,
     file: &Path,
@@ -393,14 +398,8 @@ pub(crate) fn cmd_import(
     prefix: Option<String>,
     mut stdin: impl std::io::Read,
 ) -> Result<(), CliError> {
-    let bytes = zeroize::Zeroizing::new(if file.as_os_str() == "-" {
-        let mut buf = Vec::new();
-        std::io::Read::read_to_end(&mut stdin, &mut buf)
-            .map_err(|e| CliError::input(format!("cannot read stdin: {e}")))?;
-        buf
-    } else {
-        std::fs::read(file).map_err(|e| CliError::input(format!("cannot read {}: {e}", file.display())))?
-    });
+    let source = crate::input::Source::of(Some(file));
+    let bytes = crate::input::read_limited(source, &mut stdin, MAX_IMPORT, "the most `import` reads")?;
     let format = format.unwrap_or_else(|| import::detect(file, &bytes));
     if format == import::Format::Archive {
         if prefix.is_some() {

@@ -3,7 +3,8 @@
 //! command line and serves it; [`hand_over`] becomes `tresor-cli`.
 //!
 //! The front understands only the plainest forms — `get PATH [--version N]`,
-//! `set PATH [VALUE] [--cas N]` with the value as an argument or on stdin (not a terminal), and
+//! `set PATH [VALUE] [--cas N]` with the value as an argument, on stdin (not a terminal) or in a
+//! regular file (`--file FILE`), and
 //! `--vault`/`--config` anywhere — and resolves them with the CLI's own functions (settings,
 //! agent call, value reading, output, errors). Anything else, however valid, is handed over:
 //! whether a command line is right is for the CLI to say, in one voice.
@@ -49,7 +50,7 @@ struct Line {
 #[cfg_attr(test, derive(PartialEq))]
 enum Op {
     Get { path: String, version: Option<u64> },
-    Set { path: String, value: Option<String>, cas: Option<u64> },
+    Set { path: String, value: Option<String>, file: Option<String>, cas: Option<u64> },
 }
 
 /// Shows an operation without the value a `set` carries on its command line.
@@ -59,10 +60,11 @@ impl std::fmt::Debug for Op {
             Op::Get { path, version } => {
                 f.debug_struct("Get").field("path", path).field("version", version).finish()
             }
-            Op::Set { path, value, cas } => f
+            Op::Set { path, value, file, cas } => f
                 .debug_struct("Set")
                 .field("path", path)
                 .field("value", &value.as_ref().map(|_| "[REDACTED]"))
+                .field("file", file)
                 .field("cas", cas)
                 .finish(),
         }
@@ -88,7 +90,7 @@ fn parse(args: impl Iterator<Item = OsString>, env: impl Fn(&str) -> Option<OsSt
     }
     let args: Vec<String> = args.map(OsString::into_string).collect::<Result<_, _>>().ok()?;
     let mut args = args.into_iter();
-    let (mut vault, mut config, mut version, mut cas) = (None, None, None, None);
+    let (mut vault, mut config, mut version, mut cas, mut file) = (None, None, None, None, None);
     let mut command: Option<String> = None;
     let mut positional = Vec::new();
     while let Some(arg) = args.next() {
@@ -100,7 +102,7 @@ fn parse(args: impl Iterator<Item = OsString>, env: impl Fn(&str) -> Option<OsSt
             }
             continue;
         }
-        // Only `--name VALUE` and `--name=VALUE` of the four options below; a short flag, `--`,
+        // Only `--name VALUE` and `--name=VALUE` of the five options below; a short flag, `--`,
         // help, or any other option is the CLI's to read.
         let long = arg.strip_prefix("--")?;
         let (name, inline) = match long.split_once('=') {
@@ -112,6 +114,7 @@ fn parse(args: impl Iterator<Item = OsString>, env: impl Fn(&str) -> Option<OsSt
             ("config", _) => &mut config,
             ("version", Some("get")) => &mut version,
             ("cas", Some("set")) => &mut cas,
+            ("file", Some("set")) => &mut file,
             _ => return None,
         };
         let value = match inline {
@@ -127,9 +130,10 @@ fn parse(args: impl Iterator<Item = OsString>, env: impl Fn(&str) -> Option<OsSt
     let op = match (command?.as_str(), positional.as_slice()) {
         // A reference (`tresor://…#field`) is the CLI's to resolve.
         ("get", [path]) if !path.contains("://") => Op::Get { path: path.clone(), version: number(version)? },
-        ("set", [path]) => Op::Set { path: path.clone(), value: None, cas: number(cas)? },
-        ("set", [path, value]) => {
-            Op::Set { path: path.clone(), value: Some(value.clone()), cas: number(cas)? }
+        ("set", [path]) => Op::Set { path: path.clone(), value: None, file, cas: number(cas)? },
+        // A value and a file both: the CLI says which one is wrong.
+        ("set", [path, value]) if file.is_none() => {
+            Op::Set { path: path.clone(), value: Some(value.clone()), file: None, cas: number(cas)? }
         }
         _ => return None,
     };
@@ -181,8 +185,15 @@ fn serve(line: Line) -> Outcome {
                 Err(e) => Outcome::Failed(e),
             }
         }
-        Op::Set { path, value, cas } => {
-            let from_stdin = value.is_none();
+        Op::Set { path, value, file, cas } => {
+            // Only a regular file: the CLI may have to read it again (the agent locked meanwhile),
+            // and a FIFO or a device read here could not be.
+            if let Some(file) = &file
+                && !std::fs::metadata(file).is_ok_and(|m| m.is_file())
+            {
+                return Outcome::HandOver(None);
+            }
+            let from_stdin = value.is_none() && file.is_none();
             // Stdin stays unread unless a live agent is there to take the value, and the CLI could
             // take it over: a terminal is the CLI's to prompt on, and without an agent the CLI
             // reads the value itself.
@@ -194,7 +205,8 @@ fn serve(line: Line) -> Outcome {
                 Ok(None) => return Outcome::HandOver(None),
                 Err(e) => return Outcome::Failed(agent_failed(e)),
             };
-            let value = match secrets::read_value(value, None, ctx.max_value, std::io::stdin().lock()) {
+            let file = file.map(std::path::PathBuf::from);
+            let value = match secrets::read_value(value, file, ctx.max_value, std::io::stdin().lock()) {
                 Ok(value) => value,
                 Err(e) => return Outcome::Failed(e),
             };
@@ -242,9 +254,14 @@ mod tests {
         let l = line(&["get", "db/pw", "--version=2", "--config=/c.toml"]).unwrap();
         assert_eq!((l.config.as_deref(), l.op), (Some("/c.toml"), get("db/pw", Some(2))));
         let l = line(&["set", "a/b", "--cas", "0"]).unwrap();
-        assert_eq!(l.op, Op::Set { path: "a/b".into(), value: None, cas: Some(0) });
+        assert_eq!(l.op, Op::Set { path: "a/b".into(), value: None, file: None, cas: Some(0) });
         let l = line(&["set", "--vault=/v", "a/b", "value"]).unwrap();
-        assert_eq!(l.op, Op::Set { path: "a/b".into(), value: Some("value".into()), cas: None });
+        assert_eq!(l.op, Op::Set { path: "a/b".into(), value: Some("value".into()), file: None, cas: None });
+        let l = line(&["set", "--file", "/tmp/v", "a/b", "--cas=2"]).unwrap();
+        assert_eq!(
+            l.op,
+            Op::Set { path: "a/b".into(), value: None, file: Some("/tmp/v".into()), cas: Some(2) }
+        );
     }
 
     #[test]
@@ -269,7 +286,10 @@ mod tests {
             &["get", "--cas", "1", "p"],
             &["set", "--version", "1", "p"],
             &["set", "p", "v", "extra"],
-            &["set", "--file", "f", "p"],
+            &["set", "--file", "f", "p", "v"],
+            &["set", "--file", "-", "p"],
+            &["set", "--file", "f", "--file", "g", "p"],
+            &["get", "--file", "f", "p"],
             &["get", "--vault", "", "p"],
             &["get", "--vault", "/a", "--vault", "/b", "p"],
             &["get", "--vault"],

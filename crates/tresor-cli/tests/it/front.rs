@@ -46,12 +46,26 @@ fn the_front_serves_get_and_set_itself_and_hands_everything_else_over() {
     assert_eq!(run_program(&env, &alone, &["get", "--version", "1", "b"], b"").ok().stdout, b"two\x00\n");
     assert_eq!(run_program(&env, &alone, &["get", "b"], b"").ok().stdout, b"three");
     run_program(&env, &alone, &["get", "missing"], b"").expect(4);
-    for args in [&["list"][..], &["get", "--help"], &["--no-agent", "get", "a"], &["set", "--file", "f", "c"]]
-    {
+    // A value in a regular file is served too (it was handed over: the whole CLI's start-up for
+    // every `set --file`); a FIFO or a device is the CLI's to read, once.
+    let file = env.path("value.txt");
+    std::fs::write(&file, b"from a file\n").unwrap();
+    let out = run_program(&env, &alone, &["set", "--file", file.to_str().unwrap(), "f"], b"").ok();
+    assert_eq!(out.stderr, "f: version 1\n");
+    assert_eq!(run_program(&env, &alone, &["get", "f"], b"").ok().stdout, b"from a file\n");
+    for args in [
+        &["list"][..],
+        &["get", "--help"],
+        &["--no-agent", "get", "a"],
+        &["set", "--file", "/dev/zero", "c"],
+        &["set", "--file", "-", "c"],
+        &["set", "--file", "/nonexistent/value", "c"],
+        &["set", "--file", "value.txt", "c", "v"],
+    ] {
         handed_over(run_program(&env, &alone, args, b""));
     }
     // Through the real front, the whole CLI answers them.
-    assert_eq!(env.run(&["list"], b"").ok().text(), "a\nb\n");
+    assert_eq!(env.run(&["list"], b"").ok().text(), "a\nb\nf\n");
 
     // Without `tresor-cli` beside it, the front says so, and leaves a value on stdin unread.
     std::fs::remove_file(env.path("alone/tresor-cli")).unwrap();
@@ -100,7 +114,12 @@ fn the_front_and_the_cli_say_the_same() {
     // A small value limit from the config file, which both must read.
     std::fs::create_dir_all(env.cfg.join("tresor")).unwrap();
     std::fs::write(env.cfg.join("tresor/config.toml"), "max_value_size = 8\n").unwrap();
-    let cases: [(&[&str], &[u8]); 9] = [
+    let fits = env.path("fits.txt");
+    std::fs::write(&fits, b"1234").unwrap();
+    let over = env.path("over.txt");
+    std::fs::write(&over, b"123456789").unwrap();
+    let (fits, over) = (fits.to_str().unwrap(), over.to_str().unwrap());
+    let cases: [(&[&str], &[u8]); 11] = [
         (&["get", "a"], b""),
         (&["get", "missing"], b""),
         (&["get", "a//b"], b""),
@@ -110,6 +129,8 @@ fn the_front_and_the_cli_say_the_same() {
         (&["set", "d"], b"123456789"),
         (&["set", "--cas", "9", "a"], b"x"),
         (&["set", "a//b", "v"], b""),
+        (&["set", "--file", fits, "e"], b""),
+        (&["set", "--file", over, "e"], b""),
     ];
     for (args, stdin) in cases {
         let front = run_program(&env, &alone, args, stdin);
