@@ -219,6 +219,8 @@ impl Engine {
             // bigger write makes them durable all at once before its commit (one `syncfs` on a
             // local directory).
             let store = self.store.clone();
+            // The commit's first questions to the store go beside them too.
+            let checks = self.first_checks();
             let write_blobs = futures::stream::iter(objects)
                 .map(|(name, bytes)| {
                     let store = store.clone();
@@ -265,7 +267,7 @@ impl Engine {
                 self.audit_append_entry(&records, durability, false).await?;
                 Ok::<_, Error>(())
             };
-            let (blobs_written, audited) = tokio::join!(write_blobs, write_audit);
+            let (blobs_written, audited, checks) = tokio::join!(write_blobs, write_audit, checks);
             audited?;
             if let Err(e) = blobs_written {
                 self.audit_write_failed(op, items, runs, &e).await;
@@ -279,7 +281,7 @@ impl Engine {
                 items.iter().zip(&refs).map(|((path, _), blob)| (path.to_string(), *blob)).collect();
             let destroyed = AtomicBool::new(false);
             let result = self
-                .commit(|index, keyring| {
+                .commit_after(checks, |index, keyring| {
                     if keyring.is_destroyed(epoch) {
                         destroyed.store(true, Relaxed);
                         return Err(Error::Conflict(format!("epoch {epoch} was destroyed during the write")));

@@ -582,9 +582,9 @@ async fn commit_whose_outcome_cannot_be_read_back_is_indeterminate() {
         } else {
             faults.fail_under(OpKind::Put, "log/", When::Nth(1));
         }
-        // The first two reads of the new commit's name are the freshness checks before the write
-        // (the write's own and the commit's); every read after the create fails.
-        faults.fail_under(OpKind::Get, "log/", When::From(3));
+        // The first read of the new commit's name is the write's freshness check (the commit's
+        // own check only asks whether it exists); every read after the create fails.
+        faults.fail_under(OpKind::Get, "log/", When::From(2));
         let e = err(v.set("app/x", b"x2").await);
         match &e {
             Error::Indeterminate(inner) => assert!(is_injected_store_error(inner), "{e:?}"),
@@ -776,10 +776,10 @@ async fn read_errors(backend: Backend) -> usize {
     checked += 5;
     faults.heal();
 
-    // The commit step's read fails after the blob and the audit record were written.
+    // The commit step's check fails beside the writes of the blob and the audit record.
     let commits = site.objects("log").await.len();
-    // The first get under log/ is the write's refresh, the second the commit's.
-    faults.fail_under(OpKind::Get, "log/", When::Nth(2));
+    // The write's refresh reads log/ (a get); the commit's checks ask what exists there (heads).
+    faults.fail_under(OpKind::Head, "log/", When::Nth(1));
     let e = err(v.set("app/x", b"x2").await);
     assert!(is_injected_store_error(&e), "set, commit step: {e:?}");
     assert_eq!(site.objects("log").await.len(), commits, "no commit");
