@@ -61,6 +61,21 @@ pub(crate) fn base_url(address: Option<String>) -> Result<reqwest::Url, CliError
     }
 }
 
+/// The CA certificate file (PEM) to trust, and what it holds: the file `path` names, else
+/// `TRESOR_CACERT` (or `VAULT_CACERT`), else none (the system's roots). At most 1 MiB is read.
+pub(crate) fn ca_pem(path: Option<PathBuf>) -> Result<Option<(PathBuf, Vec<u8>)>, CliError> {
+    let Some(path) = path.or_else(|| env(&["TRESOR_CACERT", "VAULT_CACERT"]).map(PathBuf::from)) else {
+        return Ok(None);
+    };
+    let pem = crate::input::read_limited(
+        crate::input::Source::File(&path),
+        std::io::empty(),
+        1 << 20,
+        "a CA file",
+    )?;
+    Ok(Some((path, pem.to_vec())))
+}
+
 /// An HTTP client trusting `ca_cert` only, when given (as `VAULT_CACERT`), else the system's roots.
 pub(crate) fn client(ca_cert: Option<PathBuf>) -> Result<reqwest::Client, CliError> {
     tresor_backend::install_tls_provider();
@@ -73,14 +88,7 @@ pub(crate) fn client(ca_cert: Option<PathBuf>) -> Result<reqwest::Client, CliErr
         .pool_idle_timeout(Duration::from_secs(5))
         .no_proxy()
         .redirect(reqwest::redirect::Policy::none());
-    let ca = ca_cert.or_else(|| env(&["TRESOR_CACERT", "VAULT_CACERT"]).map(Into::into));
-    if let Some(path) = ca {
-        let pem = crate::input::read_limited(
-            crate::input::Source::File(&path),
-            std::io::empty(),
-            1 << 20,
-            "a CA file",
-        )?;
+    if let Some((path, pem)) = ca_pem(ca_cert)? {
         let cert = reqwest::Certificate::from_pem(&pem)
             .map_err(|e| CliError::input(format!("{}: not a PEM certificate: {e}", path.display())))?;
         builder = builder.tls_certs_only([cert]);

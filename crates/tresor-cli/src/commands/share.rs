@@ -180,18 +180,7 @@ pub(crate) fn sync_every(setting: Option<&str>) -> Result<Option<Duration>, CliE
 /// The CA certificate (PEM) relays are trusted by: the file `path` names, else `TRESOR_CACERT`
 /// (or `VAULT_CACERT`), else none (the system's roots).
 pub(crate) fn relay_ca(path: Option<PathBuf>) -> Result<Option<Vec<u8>>, CliError> {
-    let Some(path) =
-        path.or_else(|| crate::remote::env(&["TRESOR_CACERT", "VAULT_CACERT"]).map(PathBuf::from))
-    else {
-        return Ok(None);
-    };
-    let pem = crate::input::read_limited(
-        crate::input::Source::File(&path),
-        std::io::empty(),
-        1 << 20,
-        "a CA file",
-    )?;
-    Ok(Some(pem.to_vec()))
+    Ok(crate::remote::ca_pem(path)?.map(|(_, pem)| pem))
 }
 
 /// The exit code and advice for a group operation's error.
