@@ -34,7 +34,7 @@ use md5::{Digest, Md5};
 use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey, AwsAuthorizer, AwsCredentialProvider};
 use object_store::client::{HttpClient, HttpRequestBody, HttpResponse};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -239,9 +239,6 @@ impl S3Versions {
         } else {
             None
         };
-        if next.is_some() && next.as_ref() == marker {
-            return Err(Error::store("S3 ListObjectVersions answered the same page twice"));
-        }
         // The listing is by prefix already; never touch anything outside it, whatever is listed.
         let entries = result
             .versions
@@ -261,6 +258,7 @@ impl S3Versions {
     /// nothing more once it is gone.
     async fn remove_under(&self, prefix: &str, tally: &mut Tally) -> Result<()> {
         let mut marker: Option<Entry> = None;
+        let mut seen = HashSet::new();
         loop {
             let page = match self.list_page(prefix, marker.as_ref()).await? {
                 Ok(page) => page,
@@ -269,13 +267,15 @@ impl S3Versions {
                     return Ok(());
                 }
             };
+            let next =
+                page.next.clone().map(|next| next_marker(&mut seen, marker.as_ref(), next)).transpose()?;
             let mut batch: Vec<Entry> =
                 page.entries.into_iter().filter(|e| Some(e) != page.next.as_ref()).collect();
             batch.extend(marker.take());
             for chunk in batch.chunks(self.delete_batch) {
                 self.delete_versions(chunk, tally).await?;
             }
-            match page.next {
+            match next {
                 Some(next) => marker = Some(next),
                 None => return Ok(()),
             }
@@ -322,6 +322,7 @@ impl S3Versions {
         let mut n = 0;
         for prefix in key_prefixes {
             let mut marker: Option<Entry> = None;
+            let mut seen = HashSet::new();
             loop {
                 let page = match self.list_page(prefix, marker.as_ref()).await? {
                     Ok(page) => page,
@@ -329,7 +330,7 @@ impl S3Versions {
                 };
                 n += page.entries.len();
                 match page.next {
-                    Some(next) => marker = Some(next),
+                    Some(next) => marker = Some(next_marker(&mut seen, marker.as_ref(), next)?),
                     None => break,
                 }
             }
@@ -462,8 +463,18 @@ struct Tally {
     list_refused: Option<Refusal>,
 }
 
+/// Where a listing goes next: refused when the store sends it back to a place it listed already
+/// (a cycle of markers, which would list and delete for ever) or to a key before the last one
+/// (S3 lists keys in order), so a listing always moves on.
+fn next_marker(seen: &mut HashSet<Entry>, last: Option<&Entry>, next: Entry) -> Result<Entry> {
+    if last.is_some_and(|last| next.key < last.key) || !seen.insert(next.clone()) {
+        return Err(Error::store("S3 ListObjectVersions led back to a place it had listed already"));
+    }
+    Ok(next)
+}
+
 /// One version or delete marker.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Entry {
     key: String,
     version_id: String,
@@ -675,5 +686,23 @@ mod tests {
         let s = b.clone().build().unwrap();
         let shown = format!("{:?}", S3Versions::new(&b, &s, client()).unwrap());
         assert!(shown.contains("s3.r.amazonaws.com") && !shown.contains("credentials"), "{shown}");
+    }
+
+    fn entry(key: &str, version_id: &str) -> Entry {
+        Entry { key: key.into(), version_id: version_id.into() }
+    }
+
+    #[test]
+    fn a_listing_that_cycles_or_goes_back_is_refused_not_followed_for_ever() {
+        let mut seen = HashSet::new();
+        let a = next_marker(&mut seen, None, entry("v/a", "1")).ok();
+        let b = next_marker(&mut seen, a.as_ref(), entry("v/a", "2")).ok();
+        assert!(b.is_some(), "another version of the same key moves on");
+        let c = next_marker(&mut seen, b.as_ref(), entry("v/b", "1")).ok();
+        assert!(c.is_some());
+        // Back to a place listed already, and back to an earlier key.
+        assert!(next_marker(&mut seen, c.as_ref(), entry("v/a", "2")).is_err());
+        assert!(next_marker(&mut seen, c.as_ref(), entry("v/a", "9")).is_err());
+        assert!(next_marker(&mut seen, c.as_ref(), entry("v/b", "1")).is_err());
     }
 }

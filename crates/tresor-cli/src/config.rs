@@ -27,6 +27,9 @@ use zeroize::Zeroizing;
 /// checked by the CLI before a value is sent, so a changed limit needs no new unlock.
 pub const MAX_VALUE_CEILING: usize = 64 << 20;
 
+/// The largest config file read (a few lines are usual).
+const MAX_CONFIG: u64 = 1 << 20;
+
 /// The config file's contents.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -140,10 +143,20 @@ pub fn load(explicit: Option<PathBuf>) -> Result<FileConfig, String> {
             None => return Ok(FileConfig::default()),
         },
     };
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => Zeroizing::new(t),
+    let cannot = |e: std::io::Error| format!("cannot read the config file {}: {e}", path.display());
+    let text = match std::fs::File::open(&path) {
+        // Bounded: `--config /dev/zero` is refused, not read until memory runs out.
+        Ok(file) => {
+            let mut text = Zeroizing::new(String::new());
+            std::io::Read::read_to_string(&mut std::io::Read::take(file, MAX_CONFIG + 1), &mut text)
+                .map_err(cannot)?;
+            if text.len() as u64 > MAX_CONFIG {
+                return Err(format!("the config file {} is larger than {MAX_CONFIG} bytes", path.display()));
+            }
+            text
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !named => return Ok(FileConfig::default()),
-        Err(e) => return Err(format!("cannot read the config file {}: {e}", path.display())),
+        Err(e) => return Err(cannot(e)),
     };
     // toml's own message quotes the offending line, which may hold a password: only its position.
     let mut cfg: FileConfig = toml::from_str(&text).map_err(|e| describe_toml_error(&path, &text, &e))?;

@@ -65,6 +65,23 @@ pub(crate) fn read_limited(
     Ok(buf)
 }
 
+/// One line of `stdin` (its line end included, as `read_line` gives it), refused when it runs past
+/// `limit` bytes without ending: `< /dev/zero` is refused, not read until memory runs out. The
+/// buffer is sized once and wiped when dropped (a growing `String` would leave copies behind).
+pub(crate) fn read_line_limited(
+    stdin: &mut impl std::io::BufRead,
+    limit: usize,
+) -> Result<Zeroizing<String>, String> {
+    use std::io::BufRead as _;
+    let mut line = Zeroizing::new(String::with_capacity(limit.saturating_add(1)));
+    let bound = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
+    stdin.take(bound).read_line(&mut line).map_err(|e| format!("cannot read stdin: {e}"))?;
+    if line.len() > limit {
+        return Err(format!("the line on stdin is longer than {limit} bytes"));
+    }
+    Ok(line)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +94,16 @@ mod tests {
         let endless = std::io::repeat(7);
         let e = read_limited(Source::Stdin, endless, 10, "max_value_size").err();
         assert!(e.is_some_and(|e| e.message().starts_with("stdin holds more than the limit of 10 bytes")));
+    }
+
+    #[test]
+    fn a_line_past_its_limit_is_refused_and_a_shorter_one_read() {
+        let e = read_line_limited(&mut std::io::BufReader::new(std::io::repeat(b'x')), 4096).err();
+        assert_eq!(e.as_deref(), Some("the line on stdin is longer than 4096 bytes"));
+        let mut two = &b"first\nsecond\n"[..];
+        assert_eq!(read_line_limited(&mut two, 7).ok().as_deref().map(|s| s.as_str()), Some("first\n"));
+        assert_eq!(read_line_limited(&mut two, 7).ok().as_deref().map(|s| s.as_str()), Some("second\n"));
+        assert_eq!(read_line_limited(&mut two, 7).ok().as_deref().map(|s| s.as_str()), Some(""));
     }
 
     #[test]

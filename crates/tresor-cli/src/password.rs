@@ -9,8 +9,7 @@ use zeroize::Zeroizing;
 
 /// Reads one line from stdin (without the newline), wiping the buffer.
 pub fn read_stdin_line(stdin: &mut impl BufRead) -> Result<SecretString, String> {
-    let mut line = Zeroizing::new(String::new());
-    stdin.read_line(&mut line).map_err(|e| format!("cannot read the password from stdin: {e}"))?;
+    let line = crate::input::read_line_limited(stdin, 4096).map_err(|e| format!("the password: {e}"))?;
     Ok(SecretString::from(line.trim().to_string()))
 }
 

@@ -96,6 +96,10 @@ pub(crate) fn client(ca_cert: Option<PathBuf>) -> Result<reqwest::Client, CliErr
     builder.build().map_err(|e| CliError::other(format!("cannot make an HTTP client: {e}")))
 }
 
+/// The largest answer the CLI reads from a server: far above a value at the largest
+/// `max_value_size` in base64, or a list of a million names; a server cannot make it buffer more.
+const MAX_ANSWER: usize = 256 << 20;
+
 /// An answer's JSON (`Null` for an empty body), or the server's error (or why there was no
 /// answer) as the CLI's: its exit code follows what the status means.
 pub(crate) async fn answered(
@@ -104,7 +108,12 @@ pub(crate) async fn answered(
 ) -> Result<Value, CliError> {
     let answer = sent.map_err(|e| CliError::other(format!("no answer from {base}: {}", error_chain(&e))))?;
     let status = answer.status();
-    let bytes = answer.bytes().await.unwrap_or_default();
+    let bytes = tresor_sync::relay::body_within(answer, MAX_ANSWER)
+        .await
+        .map_err(|e| CliError::other(format!("the answer from {base} was cut off: {}", error_chain(&e))))?
+        .ok_or_else(|| {
+            CliError::other(format!("the answer from {base} is larger than {MAX_ANSWER} bytes"))
+        })?;
     let json: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     if status.is_success() {
         return Ok(json);
@@ -175,7 +184,12 @@ impl Remote {
         let Some(address) = env(&["TRESOR_ADDR"]) else { return Ok(None) };
         let base = base_url(Some(address))?;
         let client = client(None)?;
-        let saved = || std::fs::read_to_string(token_file(&base)).ok().filter(|t| !t.trim().is_empty());
+        let saved = || {
+            let file = token_file(&base);
+            let source = crate::input::Source::File(&file);
+            let bytes = crate::input::read_limited(source, std::io::empty(), 1 << 16, "a token file").ok()?;
+            String::from_utf8(bytes.to_vec()).ok().filter(|t| !t.trim().is_empty())
+        };
         let token =
             env(&["TRESOR_TOKEN"]).or_else(saved).or_else(|| env(&["VAULT_TOKEN"])).ok_or_else(|| {
                 CliError::from_category(

@@ -152,7 +152,8 @@ impl HttpRelay {
 
     async fn refused(&self, answer: reqwest::Response) -> RelayError {
         let status = answer.status().as_u16();
-        let body = answer.bytes().await.unwrap_or_default();
+        // Only the start of an error answer is shown: more is not read.
+        let body = body_within(answer, 64 << 10).await.ok().flatten().unwrap_or_default();
         let message = serde_json::from_slice::<serde_json::Value>(&body)
             .ok()
             .and_then(|v| v["errors"][0].as_str().map(str::to_string))
@@ -223,7 +224,12 @@ impl HttpRelay {
         if answer.content_length().is_some_and(|n| n > (MAX_FETCH_CELLS * CELL_LEN) as u64) {
             return Err(lying("more cells than a download carries"));
         }
-        let body = answer.bytes().await.map_err(|e| self.unreachable(e))?;
+        // Without a length (chunked), the cap holds as it arrives: a relay cannot make a member
+        // buffer an endless answer.
+        let body = body_within(answer, MAX_FETCH_CELLS * CELL_LEN)
+            .await
+            .map_err(|e| self.unreachable(e))?
+            .ok_or_else(|| lying("more cells than a download carries"))?;
         if !body.len().is_multiple_of(CELL_LEN) || body.len() > MAX_FETCH_CELLS * CELL_LEN {
             return Err(lying("an answer that is not whole cells, or too many"));
         }
@@ -233,6 +239,20 @@ impl HttpRelay {
         }
         Ok(Fetched { cells: body.chunks(CELL_LEN).map(<[u8]>::to_vec).collect(), length })
     }
+}
+
+/// The body of `answer`, read as it arrives; `None` once it passes `cap` bytes (at most one
+/// chunk past the cap is read): a relay or a server cannot make a client buffer without limit,
+/// with a length header or without one (chunked).
+pub async fn body_within(mut answer: reqwest::Response, cap: usize) -> reqwest::Result<Option<Vec<u8>>> {
+    let mut body = Vec::new();
+    while let Some(chunk) = answer.chunk().await? {
+        if body.len() + chunk.len() > cap {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 /// The most cells one round reads from one mailbox (64 MiB).

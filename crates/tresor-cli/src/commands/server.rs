@@ -101,10 +101,11 @@ fn start(flags: Flags, file: &mut config::ServerConfig) -> Result<Start, CliErro
 
 /// The first line of a password file, trimmed (as `TRESOR_PASSWORD_FILE`).
 fn password_file(path: &str) -> Result<Password, CliError> {
-    let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|e| CliError::input(format!("encryption_password_file {path}: {e}")))?,
-    );
+    let source = crate::input::Source::File(std::path::Path::new(path));
+    let bytes = crate::input::read_limited(source, std::io::empty(), 1 << 16, "a password file")
+        .map_err(|e| CliError::input(format!("encryption_password_file: {}", e.message())))?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| CliError::input(format!("encryption_password_file {path}: not UTF-8")))?;
     Ok(Password::from(text.lines().next().unwrap_or("").trim().to_string()))
 }
 

@@ -363,9 +363,8 @@ fn confirm(words: &[&str], stdin: &mut impl BufRead) -> bool {
     errln!();
     errprint!("Are they the same? [y/N] ");
     let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    let yes = stdin.read_line(&mut line).is_ok()
-        && matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes");
+    let yes = crate::input::read_line_limited(stdin, 4096)
+        .is_ok_and(|line| matches!(line.trim().to_ascii_lowercase().as_str(), "y" | "yes"));
     if yes {
         errln!("waiting for the other side's answer...");
     }
@@ -425,9 +424,8 @@ pub fn run(ctx: &mut Ctx, action: ShareAction, stdin: &mut impl BufRead) -> Resu
             ShareAction::Join { invitation, folder, pairing } => {
                 let from_stdin = invitation == "-";
                 let text = if from_stdin {
-                    let mut line = String::new();
-                    stdin.read_line(&mut line).map_err(|e| CliError::input(format!("stdin: {e}")))?;
-                    line
+                    // An invitation is a few hundred bytes; a longer line is not one.
+                    crate::input::read_line_limited(stdin, 64 << 10).map_err(CliError::input)?.to_string()
                 } else {
                     invitation
                 };

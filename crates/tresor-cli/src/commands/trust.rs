@@ -72,13 +72,9 @@ pub fn run(
             Ok(())
         }
         (None, Some(TrustAction::Import { file })) => {
-            let mut text = Vec::new();
-            let read = if file.as_os_str() == "-" {
-                stdin.take(1 << 20).read_to_end(&mut text)
-            } else {
-                std::fs::File::open(&file).and_then(|f| f.take(1 << 20).read_to_end(&mut text))
-            };
-            read.map_err(|e| CliError::input(format!("cannot read {}: {e}", file.display())))?;
+            // A larger file is refused as such, not cut off and then misread as bad JSON.
+            let source = crate::input::Source::of(Some(&file));
+            let text = crate::input::read_limited(source, stdin, 1 << 20, "a trust export")?;
             let export: TrustExport = serde_json::from_slice(&text).map_err(|e| {
                 CliError::input(format!("{} is not a tresor trust export: {e}", file.display()))
             })?;

@@ -294,4 +294,12 @@ fn regression_a_named_input_that_never_ends_was_read_until_memory_ran_out() {
     let out = common::run(env.cmd().env("TRESOR_PASSWORD_FILE", "/dev/zero").args(["get", "x"]), b"");
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("/dev/zero holds more than the limit of 65536 bytes"), "{}", out.stderr);
+    // A password line that never ends, and a config file that never ends.
+    let out = env.run(&["--password-stdin", "get", "x"], &[b'p'; 8192]);
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("the line on stdin is longer than 4096 bytes"), "{}", out.stderr);
+    let out = env.run(&["--config", "/dev/zero", "list"], b"");
+    assert_ne!(out.code, 0);
+    assert!(out.stderr.contains("the config file /dev/zero is larger than 1048576 bytes"), "{}", out.stderr);
+    assert_eq!(env.vault_files(), before, "a refused input touched the vault");
 }

@@ -301,3 +301,30 @@ fn a_relay_that_loses_what_it_stored_is_reported_and_the_group_recovers() {
         assert_eq!(peer.unacknowledged(), 0);
     }
 }
+
+#[test]
+fn regression_an_upload_whose_body_never_arrived_held_its_connection_for_ever() {
+    // The relay read an upload's body with no time limit: a client announcing 2 KiB and sending
+    // 100 bytes held its connection (one of 1,024) for as long as it liked. Now it gets 408 once
+    // the body is 30 s late, and nothing is stored.
+    use std::io::{Read, Write};
+    let env = Env::new();
+    let data = env.path("relay-data");
+    let relay = start(&env, &data, &env.path("relay.log"));
+    let address = relay.url.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+    let head = format!(
+        "POST /v1/relay/{} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 2048\r\n\r\n",
+        "ab".repeat(32)
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(&[0; 100]).unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = [0u8; 64];
+    let n = stream.read(&mut answer).expect("the relay answered within a minute");
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(started.elapsed() >= std::time::Duration::from_secs(25), "answered before the body was late");
+    assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0, "nothing was stored");
+}

@@ -13,8 +13,7 @@ pub mod store;
 
 use crate::http::listen::{self, TlsFiles};
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -25,6 +24,10 @@ use tresor_crypto::cell::CELL_LEN;
 
 /// Most cells one upload carries.
 pub const MAX_UPLOAD_CELLS: usize = 1024;
+
+/// How long an upload's body may take to arrive once its headers have: a client that announces a
+/// body and stops sending must not hold its connection (one of a bounded number) for ever.
+const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// The header a download names the mailbox's length in (cells).
 pub const LENGTH_HEADER: &str = "x-tresor-length";
 
@@ -69,7 +72,6 @@ fn router(store: Arc<CellStore>) -> Router {
         .route("/v1/relay/health", get(|| async { axum::Json(serde_json::json!({"relay": "tresor"})) }))
         .route("/v1/relay/{mailbox}", get(download).post(upload))
         .fallback(|| async { refuse(StatusCode::NOT_FOUND, "no such route") })
-        .layer(DefaultBodyLimit::max(MAX_UPLOAD_CELLS * CELL_LEN))
         .with_state(store)
 }
 
@@ -99,8 +101,22 @@ fn store_error(e: &RelayStoreError) -> Response {
     }
 }
 
-async fn upload(State(store): State<Arc<CellStore>>, Path(id): Path<String>, body: Bytes) -> Response {
+async fn upload(
+    State(store): State<Arc<CellStore>>,
+    Path(id): Path<String>,
+    body: axum::body::Body,
+) -> Response {
     let Some(mailbox) = mailbox(&id) else { return bad_mailbox() };
+    let body =
+        match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, MAX_UPLOAD_CELLS * CELL_LEN))
+            .await
+        {
+            Ok(Ok(body)) => body,
+            Ok(Err(_)) => {
+                return refuse(StatusCode::PAYLOAD_TOO_LARGE, "the upload is too large or was cut off");
+            }
+            Err(_) => return refuse(StatusCode::REQUEST_TIMEOUT, "the upload took too long to arrive"),
+        };
     let count = body.len() / CELL_LEN;
     if !body.len().is_multiple_of(CELL_LEN) || !count.is_power_of_two() || count > MAX_UPLOAD_CELLS {
         return refuse(
