@@ -174,7 +174,8 @@ fn redact_userinfo(text: &str) -> String {
 /// The body of `r`, read chunk by chunk and never past the size its metadata announced (itself
 /// within the kind's limit): a store that sends more than it said is refused, not buffered.
 async fn read_bounded(name: &str, r: object_store::GetResult) -> Result<Bytes> {
-    let announced = r.meta.size;
+    // A range answer carries the range asked for; a whole object, its size.
+    let announced = r.range.end.saturating_sub(r.range.start);
     let mut body = r.into_stream();
     let first = match body.next().await {
         None => return Ok(Bytes::new()),
@@ -453,8 +454,10 @@ impl Store {
                 "is referenced past the size any object of its kind may have",
             ));
         }
-        match self.inner.get_range(&self.path(name)?, range).await {
-            Ok(bytes) => Ok(Some(bytes)),
+        // Read as `get` reads: the body is cut at the range's length, however much the store sends.
+        let options = object_store::GetOptions { range: Some(range.into()), ..Default::default() };
+        match self.inner.get_opts(&self.path(name)?, options).await {
+            Ok(r) => Ok(Some(read_bounded(name, r).await?)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
             // Asked past the end of a shorter object (the store truncated it).
             Err(object_store::Error::Generic { .. }) if self.exists(name).await? => Ok(Some(Bytes::new())),
