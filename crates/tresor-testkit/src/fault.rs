@@ -176,6 +176,8 @@ struct State {
     crash: Option<Crash>,
     dead: bool,
     events: Vec<Event>,
+    /// Listings under this prefix never end: what they list, again and again.
+    endless_lists: Option<String>,
 }
 
 /// Why an injected error was returned.
@@ -250,6 +252,12 @@ impl Faults {
     /// Delays every operation by `delay`.
     pub fn latency_all(&self, delay: Duration) {
         self.lock().latency = [delay; 5];
+    }
+
+    /// Makes every listing under `prefix` endless: it lists what is there, then the same again,
+    /// for ever (a store whose continuation tokens lead back to the first page).
+    pub fn endless_listings_under(&self, prefix: &str) {
+        self.lock().endless_lists = Some(prefix.to_string());
     }
 
     /// Arms a crash: counting from now, writes `1..k` are applied normally, write `k` is applied
@@ -454,7 +462,16 @@ impl FaultStore {
     ) -> BoxStream<'static, Result<ObjectMeta>> {
         let path = prefix.map(|p| p.as_ref().to_string()).unwrap_or_default();
         let (delay, plan) = self.faults.begin(OpKind::List, &path);
-        let listing = list(self.inner.as_ref());
+        let endless = self.faults.lock().endless_lists.as_ref().is_some_and(|p| path.starts_with(p.as_str()));
+        let mut listing = list(self.inner.as_ref());
+        if endless {
+            listing = stream::once(async move {
+                let metas: Vec<ObjectMeta> = listing.try_collect().await?;
+                Ok::<_, object_store::Error>(stream::iter(metas.into_iter().cycle().map(Ok)))
+            })
+            .try_flatten()
+            .boxed();
+        }
         stream::once(async move {
             if !delay.is_zero() {
                 tokio::time::sleep(delay).await;

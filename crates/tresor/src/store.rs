@@ -9,7 +9,7 @@ use crate::error::{Error, Result, StoreError};
 use crate::local::{Foreign, LocalDir};
 use crate::versions::OldVersions;
 use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use object_store::memory::InMemory;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
@@ -170,6 +170,10 @@ fn redact_userinfo(text: &str) -> String {
     out.push_str(rest);
     out
 }
+
+/// The most objects one listing may hold: far above any vault (a million secrets with their
+/// history is a few million objects), yet a store cannot make a listing grow without end.
+const MAX_LISTED: usize = 64 << 20;
 
 /// The body of `r`, read chunk by chunk and never past the size its metadata announced (itself
 /// within the kind's limit): a store that sends more than it said is refused, not buffered.
@@ -480,10 +484,38 @@ impl Store {
         }
     }
 
+    /// Everything a listing under `prefix` gives, refused when it gives a name twice (a store
+    /// whose pages lead back to earlier ones would be listed for ever) or more than
+    /// [`MAX_LISTED`] names: a listing always ends.
+    async fn listed(
+        &self,
+        prefix: Option<&object_store::path::Path>,
+    ) -> Result<Vec<object_store::ObjectMeta>> {
+        let mut listing = self.inner.list(prefix);
+        let mut seen = std::collections::HashSet::new();
+        let mut metas = Vec::new();
+        while let Some(meta) = listing.next().await {
+            let meta = meta.map_err(store_err)?;
+            if !seen.insert(meta.location.clone()) {
+                return Err(Error::store(format!(
+                    "the store listed {} twice in one listing: a listing that would never end",
+                    meta.location
+                )));
+            }
+            if metas.len() >= MAX_LISTED {
+                return Err(Error::store(format!(
+                    "the store listed more than {MAX_LISTED} objects in one listing"
+                )));
+            }
+            metas.push(meta);
+        }
+        Ok(metas)
+    }
+
     /// Names (relative to the vault prefix) of every object under `dir`, sorted.
     pub async fn list(&self, dir: &str) -> Result<Vec<String>> {
         let prefix = if dir.is_empty() { self.prefix.clone() } else { Some(self.path(dir)?) };
-        let metas: Vec<_> = self.inner.list(prefix.as_ref()).try_collect().await.map_err(store_err)?;
+        let metas = self.listed(prefix.as_ref()).await?;
         let strip = self.prefix.as_ref().map(|p| format!("{}/", p.as_ref())).unwrap_or_default();
         let mut names: Vec<String> = metas
             .into_iter()
@@ -496,7 +528,7 @@ impl Store {
     /// `(name, size, last modified)` of every object under `dir`, sorted by name (for `gc`).
     pub async fn list_meta(&self, dir: &str) -> Result<Vec<(String, u64, std::time::SystemTime)>> {
         let prefix = if dir.is_empty() { self.prefix.clone() } else { Some(self.path(dir)?) };
-        let metas: Vec<_> = self.inner.list(prefix.as_ref()).try_collect().await.map_err(store_err)?;
+        let metas = self.listed(prefix.as_ref()).await?;
         let strip = self.prefix.as_ref().map(|p| format!("{}/", p.as_ref())).unwrap_or_default();
         let mut out: Vec<(String, u64, std::time::SystemTime)> = metas
             .into_iter()

@@ -851,3 +851,28 @@ async fn latency_on_every_operation_changes_nothing() {
         figures.join(", ")
     );
 }
+
+/// A store whose listing never ends (its pages lead back to the first) was followed for ever:
+/// `audit verify` and `gc` listed until memory ran out. Now a name listed twice ends the listing
+/// with a store error naming it, and nothing is deleted.
+#[tokio::test]
+async fn regression_a_listing_that_never_ended_was_followed_for_ever() {
+    for backend in [Backend::Local, Backend::Memory] {
+        let site = Site::new(backend);
+        let (store, faults) = site.faulty();
+        let v = Vault::init(store.clone(), &pw(PASSWORD), opts(site.trust())).await.unwrap();
+        v.set("app/x", b"x").await.unwrap();
+        let before = site.plain().list_all().await.unwrap();
+        faults.endless_listings_under("");
+        let limit = Duration::from_secs(30);
+        let verified = tokio::time::timeout(limit, v.verify()).await.expect("verify ended");
+        let e = err(verified);
+        assert!(e.to_string().contains("twice in one listing"), "{}: {e}", backend.name());
+        let collected = tokio::time::timeout(limit, v.gc(Duration::ZERO, false)).await.expect("gc ended");
+        let e = err(collected);
+        assert!(e.to_string().contains("twice in one listing"), "{}: {e}", backend.name());
+        let after = site.plain().list_all().await.unwrap();
+        assert!(before.iter().all(|name| after.contains(name)), "nothing was deleted");
+        drop(v);
+    }
+}
