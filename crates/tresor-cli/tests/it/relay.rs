@@ -328,3 +328,47 @@ fn regression_an_upload_whose_body_never_arrived_held_its_connection_for_ever() 
     assert!(started.elapsed() >= std::time::Duration::from_secs(25), "answered before the body was late");
     assert_eq!(std::fs::read_dir(&data).unwrap().count(), 0, "nothing was stored");
 }
+
+#[test]
+fn regression_a_client_that_never_read_its_answers_held_its_connection_for_ever() {
+    // A client could ask for answers and never read them: the relay's write waited for ever,
+    // holding one of its 1,024 connections. Now a write that waits 30 s for the client fails and
+    // the connection closes. Here 64 downloads of 1 MiB are asked for in one go and nothing is
+    // read for 45 s: what can be read afterwards ends early (the relay hung up), where a relay
+    // still waiting would send all 64 MiB and keep the connection open.
+    use std::io::{ErrorKind, Read, Write};
+    let env = Env::new();
+    let relay = start(&env, &env.path("relay-data"), &env.path("relay.log"));
+    let address = relay.url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let mailbox = "cd".repeat(32);
+    let mut upload = std::net::TcpStream::connect(&address).unwrap();
+    upload.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let head = format!(
+        "POST /v1/relay/{mailbox} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        1 << 20
+    );
+    upload.write_all(head.as_bytes()).unwrap();
+    upload.write_all(&vec![9u8; 1 << 20]).unwrap();
+    let mut answer = String::new();
+    upload.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    let ask = format!("GET /v1/relay/{mailbox}?from=0 HTTP/1.1\r\nHost: {address}\r\n\r\n");
+    stream.write_all(ask.repeat(64).as_bytes()).unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(45));
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut total = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    let ended = loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break "closed",
+            Ok(n) => total += n,
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break "reset",
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break "still open",
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_ne!(ended, "still open", "the relay kept the connection after {total} bytes");
+    assert!(total < 64 << 20, "all {total} bytes were sent: the relay never gave up");
+}

@@ -1,8 +1,10 @@
 //! Accepting connections: plain TCP or TLS (rustls on ring), each connection served by hyper's
-//! HTTP/1 with a header timeout (no slowloris), at most [`MAX_CONNECTIONS`] at once, and a
+//! HTTP/1 with a header timeout (no slowloris) and a limit on how long a write may wait for the
+//! client to read ([`super::stall`]), at most [`MAX_CONNECTIONS`] at once, and a
 //! graceful stop (requests in flight finish, within [`DRAIN`]). The certificate is read again on
 //! SIGHUP.
 
+use super::stall::StallLimit;
 use axum::Router;
 use axum::extract::ConnectInfo;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -171,10 +173,12 @@ pub(crate) async fn serve(
             let service = TowerToHyperService::new(app.layer(axum::Extension(ConnectInfo(peer))));
             match tls {
                 Some(acceptor) => match tokio::time::timeout(HEADER_TIMEOUT, acceptor.accept(tcp)).await {
-                    Ok(Ok(stream)) => one(TokioIo::new(stream), service, &mut stopping).await,
+                    Ok(Ok(stream)) => {
+                        one(TokioIo::new(StallLimit::new(stream)), service, &mut stopping).await
+                    }
                     _ => tracing::debug!("TLS handshake with {peer} failed or timed out"),
                 },
-                None => one(TokioIo::new(tcp), service, &mut stopping).await,
+                None => one(TokioIo::new(StallLimit::new(tcp)), service, &mut stopping).await,
             }
         });
         while connections.try_join_next().is_some() {}

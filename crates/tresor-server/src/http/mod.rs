@@ -16,6 +16,7 @@ mod policy;
 mod reply;
 mod route;
 mod seal;
+mod stall;
 mod sys;
 mod tokens;
 mod transit;
