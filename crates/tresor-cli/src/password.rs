@@ -18,7 +18,9 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-fn from_file(path: &str) -> Result<SecretString, String> {
+/// The first line of the password file `path`, trimmed (`TRESOR_PASSWORD_FILE`, and the server's
+/// `encryption_password_file`); the error names the file, never its content.
+pub(crate) fn from_file(path: &str) -> Result<SecretString, String> {
     // A password file holds one line: past 64 KiB it is not one (and `/dev/zero` is not read forever).
     let source = crate::input::Source::File(std::path::Path::new(path));
     let bytes = crate::input::read_limited(source, std::io::empty(), 1 << 16, "a password file")

@@ -99,14 +99,11 @@ fn start(flags: Flags, file: &mut config::ServerConfig) -> Result<Start, CliErro
     })
 }
 
-/// The first line of a password file, trimmed (as `TRESOR_PASSWORD_FILE`).
+/// The first line of a password file, trimmed (read as `TRESOR_PASSWORD_FILE` is).
 fn password_file(path: &str) -> Result<Password, CliError> {
-    let source = crate::input::Source::File(std::path::Path::new(path));
-    let bytes = crate::input::read_limited(source, std::io::empty(), 1 << 16, "a password file")
-        .map_err(|e| CliError::input(format!("encryption_password_file: {}", e.message())))?;
-    let text = std::str::from_utf8(&bytes)
-        .map_err(|_| CliError::input(format!("encryption_password_file {path}: not UTF-8")))?;
-    Ok(Password::from(text.lines().next().unwrap_or("").trim().to_string()))
+    let password = crate::password::from_file(path)
+        .map_err(|e| CliError::input(format!("encryption_password_file: {e}")))?;
+    Ok(Password::from(secrecy::ExposeSecret::expose_secret(&password).to_string()))
 }
 
 /// Runs the server until SIGINT or SIGTERM.

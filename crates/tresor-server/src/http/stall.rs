@@ -38,7 +38,7 @@ impl<I> StallLimit<I> {
                 match clock.as_mut().poll(cx) {
                     Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
                         io::ErrorKind::TimedOut,
-                        "the client read nothing of the answer for 30 s",
+                        format!("the client read nothing of the answer for {} s", WRITE_STALL.as_secs()),
                     ))),
                     Poll::Pending => Poll::Pending,
                 }
