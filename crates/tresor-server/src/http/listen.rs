@@ -39,22 +39,46 @@ pub fn check(files: &TlsFiles) -> Result<(), String> {
     load(files).map(drop)
 }
 
+/// The largest certificate chain or key file read (a chain of a few certificates is a few KiB).
+pub const MAX_PEM_FILE: u64 = 1 << 20;
+
 /// The certificate chain and key in `files`, parsed and checked to belong together; the error
 /// says which file is wrong (never what it holds).
 fn load(files: &TlsFiles) -> Result<Arc<CertifiedKey>, String> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.cert)
-        .and_then(|certs| certs.collect())
+    let chain = read_pem(&files.cert)?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&chain)
+        .collect::<Result<_, _>>()
         .map_err(|e| format!("{}: no certificate read: {e}", files.cert.display()))?;
     if certs.is_empty() {
         return Err(format!("{}: holds no certificate", files.cert.display()));
     }
-    let key = PrivateKeyDer::from_pem_file(&files.key)
+    let key = PrivateKeyDer::from_pem_slice(&read_pem(&files.key)?)
         .map_err(|e| format!("{}: no private key read: {e}", files.key.display()))?;
     CertifiedKey::from_der(certs, key, &rustls::crypto::ring::default_provider())
         .map(Arc::new)
         .map_err(|e| format!("the certificate and key do not make a TLS configuration: {e}"))
+}
+
+/// The bytes of the PEM file at `path` (wiped when dropped: it may be the key). Only a regular
+/// file (or a link to one) of at most [`MAX_PEM_FILE`] bytes is read: a FIFO or a device would
+/// block the reload, or never end.
+fn read_pem(path: &std::path::Path) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
+    use std::io::Read;
+    let fail = |e: std::io::Error| format!("{}: cannot be read: {e}", path.display());
+    if !std::fs::metadata(path).map_err(fail)?.is_file() {
+        return Err(format!("{}: is not a regular file", path.display()));
+    }
+    let mut bytes = zeroize::Zeroizing::new(Vec::new());
+    std::fs::File::open(path).map_err(fail)?.take(MAX_PEM_FILE + 1).read_to_end(&mut bytes).map_err(fail)?;
+    if bytes.len() as u64 > MAX_PEM_FILE {
+        return Err(format!(
+            "{}: is larger than {MAX_PEM_FILE} bytes, the limit for a PEM file",
+            path.display()
+        ));
+    }
+    Ok(bytes)
 }
 
 /// The certificate the server presents, replaced in place by [`Certificate::reload`]: handshakes
@@ -111,7 +135,12 @@ pub(crate) fn reload_on_hangup(
         signal(SignalKind::hangup()).map_err(|e| format!("SIGHUP cannot reload the certificate: {e}"))?;
     Ok(async move {
         while hangups.recv().await.is_some() {
-            match certificate.reload() {
+            // Reading files blocks: off the async workers.
+            let reloading = certificate.clone();
+            let reloaded = tokio::task::spawn_blocking(move || reloading.reload())
+                .await
+                .unwrap_or_else(|e| Err(format!("the reload failed: {e}")));
+            match reloaded {
                 Ok(()) => {
                     tracing::info!("SIGHUP: certificate reloaded from {}", certificate.files.cert.display())
                 }
@@ -224,5 +253,53 @@ async fn stopped(stopping: &mut tokio::sync::watch::Receiver<bool>) {
         if stopping.changed().await.is_err() {
             return std::future::pending().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files(dir: &std::path::Path) -> TlsFiles {
+        TlsFiles { cert: dir.join("cert.pem"), key: dir.join("key.pem") }
+    }
+
+    #[test]
+    fn a_generated_certificate_and_its_key_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+        std::fs::write(dir.path().join("cert.pem"), made.cert.pem()).unwrap();
+        std::fs::write(dir.path().join("key.pem"), made.signing_key.serialize_pem()).unwrap();
+        check(&files(dir.path())).unwrap();
+    }
+
+    #[test]
+    fn regression_a_fifo_given_as_the_certificate_blocked_the_reload_for_ever() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = files(dir.path());
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &f.cert,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        // Nothing ever writes to the FIFO: reading it would not return.
+        let e = check(&f).unwrap_err();
+        assert!(e.contains("cert.pem: is not a regular file"), "{e}");
+    }
+
+    #[test]
+    fn a_pem_file_past_the_limit_is_refused_unread_and_a_missing_one_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = files(dir.path());
+        let big = std::fs::File::create(&f.cert).unwrap();
+        big.set_len(MAX_PEM_FILE + 1).unwrap();
+        let e = check(&f).unwrap_err();
+        assert!(e.contains("cert.pem: is larger than 1048576 bytes"), "{e}");
+        std::fs::remove_file(&f.cert).unwrap();
+        let e = check(&f).unwrap_err();
+        assert!(e.contains("cert.pem: cannot be read"), "{e}");
     }
 }

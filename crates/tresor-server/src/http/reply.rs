@@ -20,27 +20,76 @@ pub(crate) fn no_content() -> Response {
 
 /// 200 with Vault's envelope around `data`; every key is always present.
 pub(crate) fn ok(data: Value, mount_type: &str) -> Response {
-    json(StatusCode::OK, &envelope(data, mount_type))
+    // Written straight from the envelope's fields: no map of the envelope is built first.
+    let body = serde_json::to_string(&Envelope::around(&data, mount_type)).unwrap_or_default();
+    let mut response = (StatusCode::OK, body).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
-/// Vault's response envelope.
+/// Vault's response envelope, as a JSON value (for handlers that add `auth` or `wrap_info`).
 pub(crate) fn envelope(data: Value, mount_type: &str) -> Value {
-    json!({
-        "request_id": request_id(),
-        "lease_id": "",
-        "renewable": false,
-        "lease_duration": 0,
-        "data": data,
-        "wrap_info": null,
-        "warnings": null,
-        "auth": null,
-        "mount_type": mount_type,
-    })
+    serde_json::to_value(Envelope::around(&data, mount_type)).unwrap_or(Value::Null)
 }
 
-/// A random request id in UUID form (what clients log).
+/// Vault's response envelope, its keys in the order `json!` would sort them.
+#[derive(serde::Serialize)]
+struct Envelope<'a> {
+    auth: Option<()>,
+    data: &'a Value,
+    lease_duration: u64,
+    lease_id: &'static str,
+    mount_type: &'a str,
+    renewable: bool,
+    request_id: String,
+    warnings: Option<()>,
+    wrap_info: Option<()>,
+}
+
+impl<'a> Envelope<'a> {
+    fn around(data: &'a Value, mount_type: &'a str) -> Envelope<'a> {
+        Envelope {
+            auth: None,
+            data,
+            lease_duration: 0,
+            lease_id: "",
+            mount_type,
+            renewable: false,
+            request_id: request_id(),
+            warnings: None,
+            wrap_info: None,
+        }
+    }
+}
+
+/// Random bytes for request ids, drawn from the operating system 32 ids at a time.
+struct IdPool {
+    bytes: [u8; 512],
+    used: usize,
+}
+
+/// A random request id, a UUID of version 4 (what clients log). Ids are not secret: they come
+/// from a small pool per thread, one system call per 32 ids rather than one per request.
 fn request_id() -> String {
-    let b = tresor_crypto::random_array::<16>().unwrap_or_default();
+    thread_local! {
+        static POOL: std::cell::RefCell<IdPool> = const {
+            std::cell::RefCell::new(IdPool { bytes: [0; 512], used: 512 })
+        };
+    }
+    let mut b = POOL.with_borrow_mut(|pool| {
+        if pool.used == pool.bytes.len() {
+            if let Ok(fresh) = tresor_crypto::random_array::<512>() {
+                pool.bytes = fresh;
+            }
+            pool.used = 0;
+        }
+        let mut b = [0u8; 16];
+        b.copy_from_slice(&pool.bytes[pool.used..pool.used + 16]);
+        pool.used += 16;
+        b
+    });
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex::encode(b);
     format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
@@ -141,4 +190,48 @@ pub(crate) fn time(ms: Option<u64>) -> String {
         .and_then(chrono::DateTime::from_timestamp_millis)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_distinct_version_4_uuids_past_a_pool_refill() {
+        let ids: Vec<String> = (0..100).map(|_| request_id()).collect();
+        for id in &ids {
+            let groups: Vec<&str> = id.split('-').collect();
+            assert_eq!(groups.iter().map(|g| g.len()).collect::<Vec<_>>(), [8, 4, 4, 4, 12], "{id}");
+            assert!(id.chars().all(|c| c == '-' || c.is_ascii_hexdigit()), "{id}");
+            assert!(groups[2].starts_with('4'), "version 4: {id}");
+            assert!(matches!(&groups[3][..1], "8" | "9" | "a" | "b"), "variant 1: {id}");
+        }
+        let distinct: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+    }
+
+    #[test]
+    fn the_envelope_holds_every_key_vault_clients_read() {
+        let body = envelope(json!({ "a": 1 }), "kv");
+        let keys: Vec<&str> =
+            body.as_object().map(|m| m.keys().map(String::as_str).collect()).unwrap_or_default();
+        assert_eq!(
+            keys,
+            [
+                "auth",
+                "data",
+                "lease_duration",
+                "lease_id",
+                "mount_type",
+                "renewable",
+                "request_id",
+                "warnings",
+                "wrap_info"
+            ]
+        );
+        assert_eq!(body["data"]["a"], 1);
+        assert_eq!(body["mount_type"], "kv");
+        assert_eq!(body["lease_id"], "");
+        assert!(body["auth"].is_null() && body["warnings"].is_null() && body["wrap_info"].is_null());
+    }
 }

@@ -66,6 +66,8 @@ struct Service {
     /// How many requests the next group commit expects to find waiting: those the last one
     /// answered (their writers may come back at once) plus those already waiting when it ended.
     writers_expected: std::sync::atomic::AtomicUsize,
+    /// Set while a task is on its way to commit the waiting writes (as `audit_flusher`).
+    commit_flusher: AtomicBool,
     /// What reads need: the index and epoch keys (updated by the engine).
     view: Arc<View>,
     /// The head of the audit trail; reads append their records here in batches.
@@ -74,6 +76,9 @@ struct Service {
     audits: std::sync::Mutex<Vec<PendingRecord>>,
     /// How many records the next audit entry expects to find waiting (as `writers_expected`).
     readers_expected: std::sync::atomic::AtomicUsize,
+    /// Set while a task is on its way to write the waiting records: a read that queues its
+    /// record then starts none of its own (one task per entry, not one per read).
+    audit_flusher: AtomicBool,
     /// Set as the vault is locked: reads stop at once.
     sealed: AtomicBool,
     /// Reads that asked for a freshness check, counted.
@@ -196,6 +201,16 @@ impl Drop for Sibling<'_> {
     }
 }
 
+/// Clears a "task on its way" flag when dropped: when the task takes its queue, or if it is
+/// dropped before (its runtime shutting down), so the next request starts another.
+struct ClearOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
 /// A read's audit record waiting for the next entry, and who to tell when it is written.
 type PendingRecord = (AuditRecord, oneshot::Sender<Result<()>>);
 
@@ -216,10 +231,12 @@ impl Vault {
             writes: std::sync::Mutex::new(Vec::new()),
             write_queued: tokio::sync::Notify::new(),
             writers_expected: std::sync::atomic::AtomicUsize::new(0),
+            commit_flusher: AtomicBool::new(false),
             view: engine.view.clone(),
             lane: engine.lane.clone(),
             audits: std::sync::Mutex::new(Vec::new()),
             readers_expected: std::sync::atomic::AtomicUsize::new(0),
+            audit_flusher: AtomicBool::new(false),
             sealed: AtomicBool::new(false),
             arrivals: AtomicU64::new(0),
             checked: AtomicU64::new(0),
@@ -709,13 +726,21 @@ impl Vault {
         let (reply, written) = oneshot::channel();
         lock_queue(&self.svc.audits).push((record, reply));
         sibling.settle();
-        let svc = self.svc.clone();
-        tokio::spawn(async move {
-            let mut lane = svc.lane.clone().lock_owned().await;
-            // An earlier writer took this record already: nothing to wait for.
-            if lock_queue(&svc.audits).is_empty() {
-                return;
-            }
+        // A task already on its way takes this record with the others (it clears the flag
+        // before it takes the queue, so a record queued after that starts a task of its own).
+        if !self.svc.audit_flusher.swap(true, Ordering::SeqCst) {
+            tokio::spawn(Vault::write_read_records(self.svc.clone()));
+        }
+        written.await.unwrap_or(Err(Error::Locked))
+    }
+
+    /// Writes the records of the reads waiting for the lane as one entry, and tells each read.
+    async fn write_read_records(svc: Arc<Service>) {
+        // Should this task be dropped before it takes the queue (its runtime shutting down), the
+        // next read starts another.
+        let clear = ClearOnDrop(&svc.audit_flusher);
+        let mut lane = svc.lane.clone().lock_owned().await;
+        if !lock_queue(&svc.audits).is_empty() {
             // Reads under way now are about to queue their records, and the readers the last
             // entry answered are likely on their way back: wait for them (briefly), so one entry
             // holds them all.
@@ -736,23 +761,24 @@ impl Vault {
                 })
                 .await;
             }
-            let batch = std::mem::take(&mut *lock_queue(&svc.audits));
-            if batch.is_empty() {
-                return;
-            }
-            let answered = batch.len();
-            let (records, replies): (Vec<AuditRecord>, Vec<_>) = batch.into_iter().unzip();
-            let mut result = lane.append(&records, Durability::Relaxed).await;
-            if result.is_ok() && lane.pin_due() {
-                result = lane.pin().await.map_err(|e| Error::Audit(e.to_string()));
-            }
-            for reply in replies {
-                let _ = reply.send(result.clone());
-            }
-            let waiting = lock_queue(&svc.audits).len();
-            svc.readers_expected.store(answered + waiting, Ordering::Release);
-        });
-        written.await.unwrap_or(Err(Error::Locked))
+        }
+        // From here a record queued is either in this batch or starts a task of its own.
+        drop(clear);
+        let batch = std::mem::take(&mut *lock_queue(&svc.audits));
+        if batch.is_empty() {
+            return;
+        }
+        let answered = batch.len();
+        let (records, replies): (Vec<AuditRecord>, Vec<_>) = batch.into_iter().unzip();
+        let mut result = lane.append(&records, Durability::Relaxed).await;
+        if result.is_ok() && lane.pin_due() {
+            result = lane.pin().await.map_err(|e| Error::Audit(e.to_string()));
+        }
+        for reply in replies {
+            let _ = reply.send(result.clone());
+        }
+        let waiting = lock_queue(&svc.audits).len();
+        svc.readers_expected.store(answered + waiting, Ordering::Release);
     }
 
     /// A read that failed: recorded (best effort), and the error to return — [`Error::Locked`]
@@ -795,13 +821,22 @@ impl Vault {
             .collect::<Result<_>>()?;
         lock_queue(&self.svc.writes).push(PendingWrite { actor: self.actor.clone(), op, items, reply });
         self.svc.write_queued.notify_waiters();
-        // Whoever takes the engine next commits everything waiting, in a task of its own.
-        let svc = self.svc.clone();
-        tokio::spawn(async move {
-            let mut guard = svc.engine.clone().lock_owned().await;
-            if lock_queue(&svc.writes).is_empty() {
-                return;
-            }
+        // Whoever takes the engine next commits everything waiting, in a task of its own; one
+        // already on its way takes this write too.
+        if !self.svc.commit_flusher.swap(true, Ordering::SeqCst) {
+            tokio::spawn(Vault::commit_waiting_writes(self.svc.clone()));
+        }
+        // No answer at all: the task ended without one (it panicked), the commit may have landed.
+        answer.await.unwrap_or_else(|_| {
+            Err(Error::Indeterminate(Box::new(Error::store("the commit task ended without an answer"))))
+        })
+    }
+
+    /// Commits the writes waiting in one group commit, and answers each.
+    async fn commit_waiting_writes(svc: Arc<Service>) {
+        let clear = ClearOnDrop(&svc.commit_flusher);
+        let mut guard = svc.engine.clone().lock_owned().await;
+        if !lock_queue(&svc.writes).is_empty() {
             // Writers the last commit answered are likely on their way back: wait for them
             // (briefly), so that one commit takes them all.
             let expected = svc.writers_expected.load(Ordering::Acquire);
@@ -817,19 +852,20 @@ impl Vault {
                 })
                 .await;
             }
-            let batch = std::mem::take(&mut *lock_queue(&svc.writes));
-            let answered = batch.len();
-            match guard.as_mut() {
-                Some(engine) => group_commit(engine, batch).await,
-                None => batch.into_iter().for_each(|p| drop(p.reply.send(Err(Error::Locked)))),
-            }
-            let waiting = lock_queue(&svc.writes).len();
-            svc.writers_expected.store(answered + waiting, Ordering::Release);
-        });
-        // No answer at all: the task ended without one (it panicked), the commit may have landed.
-        answer.await.unwrap_or_else(|_| {
-            Err(Error::Indeterminate(Box::new(Error::store("the commit task ended without an answer"))))
-        })
+        }
+        // From here a write queued is either in this batch or starts a task of its own.
+        drop(clear);
+        let batch = std::mem::take(&mut *lock_queue(&svc.writes));
+        if batch.is_empty() {
+            return;
+        }
+        let answered = batch.len();
+        match guard.as_mut() {
+            Some(engine) => group_commit(engine, batch).await,
+            None => batch.into_iter().for_each(|p| drop(p.reply.send(Err(Error::Locked)))),
+        }
+        let waiting = lock_queue(&svc.writes).len();
+        svc.writers_expected.store(answered + waiting, Ordering::Release);
     }
 
     /// Deletes the current version of `path` (history is kept); returns the deleted version.
