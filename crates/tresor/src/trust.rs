@@ -210,6 +210,39 @@ pub fn era_location(location: &str, era: u32) -> String {
 /// The first word of a trust-state slot's header line.
 const SLOT_MAGIC: &str = "tresor-trust-slot";
 
+/// `O_NONBLOCK` for the files opened to write: no effect on a regular file, and a FIFO put in
+/// one's place fails instead of blocking.
+const NONBLOCK: i32 = rustix::fs::OFlags::NONBLOCK.bits() as i32;
+
+/// The largest state file read: a trust state (pins, checkpoints) is a few KiB, the failed
+/// attempts a line each.
+pub const MAX_STATE_FILE: u64 = 1 << 20;
+
+/// The bytes of the state file at `path` (`None` if there is none). Only a regular file of at
+/// most [`MAX_STATE_FILE`] bytes is read: a FIFO or a device put in the state directory would
+/// block or never end, a huge file would fill memory.
+fn read_state_file(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::metadata(path) {
+        Ok(meta) if !meta.is_file() => return Err(local_err(path, "not a regular file")),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(local_err(path, e)),
+    }
+    let mut bytes = Vec::new();
+    match File::open(path) {
+        Ok(f) => f.take(MAX_STATE_FILE + 1).read_to_end(&mut bytes).map_err(|e| local_err(path, e))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(local_err(path, e)),
+    };
+    if bytes.len() as u64 > MAX_STATE_FILE {
+        return Err(local_err(
+            path,
+            format!("larger than {MAX_STATE_FILE} bytes: not a state file tresor wrote"),
+        ));
+    }
+    Ok(Some(bytes))
+}
+
 /// What a slot file holds.
 enum Slot {
     /// No such file.
@@ -225,11 +258,7 @@ enum Slot {
 /// JSON. Only a header or hash that does not check is [`Slot::Torn`]; a file that cannot be read,
 /// or JSON that its own hash vouches for and that does not parse, is an error.
 fn read_slot(path: &Path) -> Result<Slot> {
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Slot::Absent),
-        Err(e) => return Err(local_err(path, e)),
-    };
+    let Some(bytes) = read_state_file(path)? else { return Ok(Slot::Absent) };
     let Some(newline) = bytes.iter().position(|b| *b == b'\n') else { return Ok(Slot::Torn) };
     let (Ok(header), json) = (std::str::from_utf8(&bytes[..newline]), &bytes[newline + 1..]) else {
         return Ok(Slot::Torn);
@@ -250,10 +279,9 @@ fn read_slot(path: &Path) -> Result<Slot> {
 
 /// Reads the state file written before slots (plain JSON, replaced by rename), if there is one.
 fn read_legacy(path: &Path) -> Result<Option<TrustState>> {
-    match fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| local_err(path, e)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(local_err(path, e)),
+    match read_state_file(path)? {
+        Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| local_err(path, e)),
+        None => Ok(None),
     }
 }
 
@@ -299,10 +327,9 @@ impl TrustStore {
     /// The vault pinned at `location`, if any.
     pub fn location_pin(&self, location: &str) -> Result<Option<LocationPin>> {
         let path = self.location_file(location, "json");
-        match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| local_err(&path, e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(local_err(&path, e)),
+        match read_state_file(&path)? {
+            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| local_err(&path, e)),
+            None => Ok(None),
         }
     }
 
@@ -493,6 +520,8 @@ impl TrustStore {
             .truncate(false)
             .write(true)
             .mode(0o600)
+            // A FIFO in its place fails at once instead of waiting for a reader.
+            .custom_flags(NONBLOCK)
             .open(&path)
             .map_err(|e| local_err(&path, e))?;
         rustix::fs::flock(&file, how).map_err(|e| local_err(&path, e))?;
@@ -627,6 +656,7 @@ impl TrustStore {
             .create(true)
             .append(true)
             .mode(0o600)
+            .custom_flags(NONBLOCK)
             .open(&path)
             .map_err(|e| local_err(&path, e))?;
         writeln!(f, "{time_ms}").and_then(|()| f.sync_all()).map_err(|e| local_err(&path, e))
@@ -635,13 +665,8 @@ impl TrustStore {
     /// The pending failed attempts (times), without removing them.
     pub fn failed_attempts(&self, vault_id: &[u8; 16], location: &str) -> Result<Vec<u64>> {
         let path = self.file(vault_id, location, "failed");
-        let mut text = String::new();
-        match File::open(&path) {
-            Ok(mut f) => f.read_to_string(&mut text).map_err(|e| local_err(&path, e))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(local_err(&path, e)),
-        };
-        Ok(text.lines().filter_map(|l| l.trim().parse().ok()).collect())
+        let Some(bytes) = read_state_file(&path)? else { return Ok(Vec::new()) };
+        Ok(String::from_utf8_lossy(&bytes).lines().filter_map(|l| l.trim().parse().ok()).collect())
     }
 
     /// Forgets the pending failed attempts (once they are sealed into the audit trail).
@@ -659,6 +684,46 @@ impl TrustStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn regression_a_fifo_or_a_huge_file_in_the_state_directory_hung_or_filled_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TrustStore::new(dir.path());
+        let id = [7u8; 16];
+        // A FIFO where the failed attempts are kept: reading and appending fail at once.
+        let failed = store.file(&id, "loc", "failed");
+        let fifo = |path: &Path| {
+            rustix::fs::mknodat(
+                rustix::fs::CWD,
+                path,
+                rustix::fs::FileType::Fifo,
+                rustix::fs::Mode::from_raw_mode(0o600),
+                0,
+            )
+            .unwrap()
+        };
+        fifo(&failed);
+        let e = store.failed_attempts(&id, "loc").unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        assert!(store.record_failed_attempt(&id, "loc", 1).is_err());
+        fs::remove_file(&failed).unwrap();
+        // A huge file: refused unread past the limit, and named.
+        let big = File::create(&failed).unwrap();
+        big.set_len(MAX_STATE_FILE + 1).unwrap();
+        let e = store.failed_attempts(&id, "loc").unwrap_err().to_string();
+        assert!(e.contains("larger than 1048576 bytes"), "{e}");
+        assert!(e.contains(&failed.display().to_string()), "{e}");
+        // A FIFO as a location pin.
+        let pin = store.location_file("loc", "json");
+        fifo(&pin);
+        let e = store.location_pin("loc").unwrap_err().to_string();
+        assert!(e.contains("not a regular file"), "{e}");
+        // The lock file: a FIFO there fails instead of waiting for a reader.
+        let lock = store.file(&id, "loc", "lock");
+        let _ = fs::remove_file(&lock);
+        fifo(&lock);
+        assert!(store.record_failed_attempt(&id, "loc", 1).is_err());
+    }
 
     #[test]
     fn updates_only_move_forward_and_persist() {
