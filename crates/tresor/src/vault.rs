@@ -1236,7 +1236,7 @@ impl Engine {
             lane_state.head = head;
         }
         let Some(from) = torn else { return Ok(None) };
-        // A power failure tears the newest few unpinned read records (at most 63 per agent
+        // A power failure tears the newest few unpinned read records (at most 2 × PIN_EVERY per agent
         // session between pins); a store claiming more after an unreadable one is not that, and
         // nothing is deleted on its word.
         if scanned.seq - from >= MAX_TORN_RECORDS {

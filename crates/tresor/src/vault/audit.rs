@@ -14,7 +14,8 @@ use crate::store::{Durability, Store};
 use crate::trust::TrustStore;
 
 /// Audit entries appended without fsync before the lane makes them durable and pins its head
-/// in the trust state (an agent killed -9 loses at most this many, which the next unlock sees).
+/// in the trust state. The pin runs beside later appends; a power failure loses at most twice
+/// this many (see `Vault::write_read_records`), which the next unlock sees.
 pub(super) const PIN_EVERY: usize = 64;
 
 /// The head of this handle's lane of the audit trail as it knows it, and how to append to it.
@@ -145,13 +146,54 @@ impl Lane {
     /// Makes the entries durable and pins the head in the trust state (the engine pins it with
     /// everything else at every commit; this is for a run of reads with no commit).
     pub(super) async fn pin(&mut self) -> Result<()> {
-        self.sync().await?;
-        let (trust, vault_id, head, lane) = (self.trust.clone(), self.vault_id, self.head, self.lane);
-        let location = self.store.location().to_string();
+        let job = self.pin_job();
+        let synced = job.run().await?;
+        self.synced(&synced);
+        Ok(())
+    }
+
+    /// What a pin of the lane as it is now needs, to run without holding the lane (appends go on
+    /// meanwhile); hand what it returns to [`Lane::synced`].
+    pub(super) fn pin_job(&self) -> PinJob {
+        PinJob {
+            names: self.unsynced.clone(),
+            store: self.store.clone(),
+            trust: self.trust.clone(),
+            vault_id: self.vault_id,
+            head: self.head,
+            lane: self.lane,
+        }
+    }
+
+    /// Forgets `names` as waiting for a sync: a [`PinJob`] made them durable. (A commit may have
+    /// synced them, and others been written, meanwhile.)
+    pub(super) fn synced(&mut self, names: &[String]) {
+        let done: std::collections::HashSet<&String> = names.iter().collect();
+        self.unsynced.retain(|name| !done.contains(name));
+    }
+}
+
+/// A pin taken from the lane ([`Lane::pin_job`]): the entries to make durable, then the head to
+/// pin in the trust state once they are.
+pub(super) struct PinJob {
+    names: Vec<String>,
+    store: Store,
+    trust: TrustStore,
+    vault_id: [u8; 16],
+    head: Head,
+    lane: AuditLane,
+}
+
+impl PinJob {
+    /// Syncs the entries, then pins the head, on a blocking thread; returns the names synced.
+    pub(super) async fn run(self) -> Result<Vec<String>> {
+        let PinJob { names, store, trust, vault_id, head, lane } = self;
         tokio::task::spawn_blocking(move || {
-            trust.update(&vault_id, &location, |t| t.saw_own_audit(lane, head.seq, &head.link)).map(drop)
+            store.sync(&names)?;
+            trust.update(&vault_id, store.location(), |t| t.saw_own_audit(lane, head.seq, &head.link))?;
+            Ok(names)
         })
         .await
-        .map_err(|_| Error::store("a trust-state thread panicked"))?
+        .map_err(|_| Error::store("a pin thread panicked"))?
     }
 }

@@ -7,7 +7,7 @@
 //! in the shared view and read values without taking the engine (see ARCHITECTURE.md, "The
 //! service model").
 
-use super::audit::Lane;
+use super::audit::{Lane, PIN_EVERY};
 use super::epochs::LAZY_BATCH;
 use super::view::View;
 use super::{
@@ -79,6 +79,10 @@ struct Service {
     /// Set while a task is on its way to write the waiting records: a read that queues its
     /// record then starts none of its own (one task per entry, not one per read).
     audit_flusher: AtomicBool,
+    /// Set while a pin of the lane runs apart from it (see `write_read_records`).
+    pinning: AtomicBool,
+    /// Set when that pin failed: the next one runs before its reads are answered.
+    pin_failed: AtomicBool,
     /// Set as the vault is locked: reads stop at once.
     sealed: AtomicBool,
     /// Reads that asked for a freshness check, counted.
@@ -237,6 +241,8 @@ impl Vault {
             audits: std::sync::Mutex::new(Vec::new()),
             readers_expected: std::sync::atomic::AtomicUsize::new(0),
             audit_flusher: AtomicBool::new(false),
+            pinning: AtomicBool::new(false),
+            pin_failed: AtomicBool::new(false),
             sealed: AtomicBool::new(false),
             arrivals: AtomicU64::new(0),
             checked: AtomicU64::new(0),
@@ -771,14 +777,35 @@ impl Vault {
         let answered = batch.len();
         let (records, replies): (Vec<AuditRecord>, Vec<_>) = batch.into_iter().unzip();
         let mut result = lane.append(&records, Durability::Relaxed).await;
+        // Every PIN_EVERY entries the lane is made durable and its head pinned: after these
+        // reads are answered, without the lane, so that reads go on while it syncs. It runs here
+        // instead, and these reads fail with it, when the last one failed or when twice as many
+        // entries wait (a pin that is slow to end): never more than that go unpinned.
+        let mut pin = None;
         if result.is_ok() && lane.pin_due() {
-            result = lane.pin().await.map_err(|e| Error::Audit(e.to_string()));
+            if svc.pin_failed.load(Ordering::SeqCst) || lane.unsynced.len() >= 2 * PIN_EVERY {
+                result = lane.pin().await.map_err(|e| Error::Audit(e.to_string()));
+                svc.pin_failed.store(result.is_err(), Ordering::SeqCst);
+            } else if !svc.pinning.swap(true, Ordering::SeqCst) {
+                pin = Some(lane.pin_job());
+            }
         }
         for reply in replies {
             let _ = reply.send(result.clone());
         }
         let waiting = lock_queue(&svc.audits).len();
         svc.readers_expected.store(answered + waiting, Ordering::Release);
+        drop(lane);
+        if let Some(job) = pin {
+            let _pinning = ClearOnDrop(&svc.pinning);
+            match job.run().await {
+                Ok(synced) => svc.lane.lock().await.synced(&synced),
+                Err(e) => {
+                    tracing::warn!("the audit trail could not be made durable; the next reads retry: {e}");
+                    svc.pin_failed.store(true, Ordering::SeqCst);
+                }
+            }
+        }
     }
 
     /// A read that failed: recorded (best effort), and the error to return — [`Error::Locked`]

@@ -170,6 +170,43 @@ async fn unpinned_unreadable_audit_records_are_removed_and_reported() {
 }
 
 #[tokio::test]
+async fn a_run_of_reads_without_a_commit_pins_its_lane_and_leaves_at_most_twice_pin_every_unpinned() {
+    // Reads append entries without fsync; every 64 entries the lane is made durable and its head
+    // pinned in the trust state, in the background after the reads it follows are answered.
+    let (env, _) = setup().await;
+    let trust = env.path("reader-trust");
+    let v = env.unlock_with(&trust, common::PASSWORD).await.unwrap();
+    let (id, location) = (v.vault_id(), v.store().location().to_string());
+    let states = tresor::trust::TrustStore::new(&trust);
+    let own = states.load(&id, &location).unwrap().own_lane().unwrap();
+    let pinned = || states.load(&id, &location).unwrap().audit_pin(own).0;
+    let head = || {
+        env.objects(layout::AUDIT_DIR)
+            .iter()
+            .filter_map(|n| layout::parse_audit(n))
+            .filter(|(lane, _)| *lane == own)
+            .map(|(_, seq)| seq)
+            .max()
+            .unwrap_or(0)
+    };
+    let before = pinned();
+    for _ in 0..200 {
+        v.get("db/password", None).await.unwrap();
+        assert!(head() - pinned() < 2 * 64 + 1, "head {} pinned {}", head(), pinned());
+    }
+    let mut after = pinned();
+    for _ in 0..500 {
+        if after + 64 > head() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        after = pinned();
+    }
+    assert!(after >= before + 128, "pinned {before} then {after}, head {}", head());
+    assert!(after + 64 > head(), "pinned {after}, head {}", head());
+}
+
+#[tokio::test]
 async fn fail_flipped_epoch_key_byte_on_get_and_set() {
     let (env, secrets) = setup().await;
     let name = layout::epoch_key(1);
