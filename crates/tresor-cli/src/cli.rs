@@ -745,6 +745,32 @@ pub(crate) struct RelayFlags {
     /// sees which mailboxes each address uses.
     #[arg(long, conflicts_with = "tls_cert")]
     pub(crate) tls_disable: bool,
+    /// The most the relay keeps in all mailboxes together, in bytes or with a suffix (K, M, G,
+    /// T: powers of 1,024); uploads past it get 507.
+    #[arg(long, value_name = "SIZE", default_value = "16G", value_parser = parse_size)]
+    pub(crate) max_size: u64,
+    /// The most mailboxes the relay keeps; uploads to a new one past it get 507.
+    #[arg(long, value_name = "N", default_value_t = 1 << 20)]
+    pub(crate) max_mailboxes: u64,
+}
+
+/// A size in bytes: digits, then optionally K, M, G or T (powers of 1,024; "KiB", "k" and "KB"
+/// read the same).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, suffix) = text.split_at(split);
+    let number: u64 =
+        digits.parse().map_err(|_| format!("{text}: not a size (digits, then K, M, G or T)"))?;
+    let shift = match suffix.trim().to_ascii_lowercase().trim_end_matches("ib").trim_end_matches('b') {
+        "" => 0,
+        "k" => 10,
+        "m" => 20,
+        "g" => 30,
+        "t" => 40,
+        _ => return Err(format!("{text}: not a size (digits, then K, M, G or T)")),
+    };
+    number.checked_mul(1 << shift).ok_or_else(|| format!("{text}: too large"))
 }
 
 /// The flags of `tresor server` (each also a key of the config file's `[server]` table).
@@ -787,4 +813,29 @@ pub(crate) struct ServerFlags {
     /// password). A flag only: a config key would make a new root token at every start.
     #[arg(long)]
     pub(crate) new_root_token: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_read_as_bytes_or_powers_of_1024_and_anything_else_is_refused() {
+        for (text, bytes) in [
+            ("0", 0),
+            ("4096", 4096),
+            ("4K", 4096),
+            ("4k", 4096),
+            ("4KiB", 4096),
+            ("4KB", 4096),
+            ("16G", 16 << 30),
+            ("2T", 2 << 40),
+            ("512M", 512 << 20),
+        ] {
+            assert_eq!(parse_size(text), Ok(bytes), "{text}");
+        }
+        for bad in ["", "G", "-1", "1.5G", "4X", "4 Gigs", "99999999999999999999", "20000000T"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -64,9 +64,13 @@ fn main() {
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let url = format!("http://{}/", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = rt.spawn(launch(RelaySettings { data: data.clone(), tls: None }, listener, async {
-        let _ = stopped.await;
-    }));
+    let server = rt.spawn(launch(
+        RelaySettings { data: data.clone(), tls: None, quota: Default::default() },
+        listener,
+        async {
+            let _ = stopped.await;
+        },
+    ));
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let relay = RelayClient::new(url.parse().unwrap(), http.clone());
 

@@ -6,6 +6,7 @@ use crate::config;
 use crate::exit::CliError;
 use std::net::SocketAddr;
 use tresor_server::http::listen::TlsFiles;
+use tresor_server::relay::store::Quota;
 use tresor_server::relay::{RelaySettings, launch};
 
 /// Runs the relay until SIGINT or SIGTERM.
@@ -43,7 +44,8 @@ pub(crate) fn run(flags: RelayFlags) -> Result<(), CliError> {
             .map_err(|e| CliError::other(format!("cannot listen on {listen}: {e}")))?;
         let bound = listener.local_addr().map_err(|e| CliError::other(e.to_string()))?;
         errln!("tresor relay: listening on {scheme}://{bound}, cells kept in {}", data.display());
-        let settings = RelaySettings { data, tls };
+        let quota = Quota { max_bytes: flags.max_size, max_mailboxes: flags.max_mailboxes };
+        let settings = RelaySettings { data, tls, quota };
         launch(settings, listener, super::server::stop_signal("tresor relay: stopping"))
             .await
             .map_err(|e| CliError::input(e.to_string()))

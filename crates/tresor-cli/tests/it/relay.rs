@@ -240,6 +240,45 @@ fn bad_requests_get_clear_answers_and_change_nothing() {
 }
 
 #[test]
+fn a_relay_keeps_no_more_than_its_quota_and_says_so() {
+    let env = Env::new();
+    let data = env.path("relay-data");
+    let relay =
+        start_with(&env, &data, &env.path("relay.log"), &["--max-size", "4K", "--max-mailboxes", "1"]);
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    tresor_backend::install_tls_provider();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let upload = |mailbox: &str, cells: usize| {
+        rt.block_on(async {
+            let answer = http
+                .post(format!("{}/v1/relay/{mailbox}", relay.url))
+                .body(vec![7u8; cells * 1024])
+                .send()
+                .await
+                .unwrap();
+            (answer.status().as_u16(), answer.text().await.unwrap())
+        })
+    };
+    let (one, two) = ("ab".repeat(32), "cd".repeat(32));
+    assert_eq!(upload(&one, 4).0, 200);
+    let (status, text) = upload(&one, 1);
+    assert_eq!(status, 507, "{text}");
+    assert!(text.contains("the relay is full (4096 bytes)"), "{text}");
+    let (status, text) = upload(&two, 1);
+    assert_eq!(status, 507, "{text}");
+    assert!(text.contains("as many mailboxes as it may (1)"), "{text}");
+    let stored: Vec<u64> =
+        std::fs::read_dir(&data).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).collect();
+    assert_eq!(stored, [4096], "what was refused was not stored");
+    drop(relay);
+    // A size that is not one is refused before the relay starts.
+    let out = env.std_cmd(bin()).args(["relay", "--max-size", "4X"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("4X: not a size"), "{err}");
+}
+
+#[test]
 fn a_relay_on_another_address_needs_tls_or_says_so() {
     let env = Env::new();
     let out = env

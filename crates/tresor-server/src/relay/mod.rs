@@ -37,6 +37,8 @@ pub struct RelaySettings {
     pub data: std::path::PathBuf,
     /// Serve HTTPS with this certificate and key.
     pub tls: Option<TlsFiles>,
+    /// How much it keeps in all.
+    pub quota: store::Quota,
 }
 
 /// Why the relay could not start.
@@ -56,7 +58,7 @@ pub async fn launch(
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), RelayError> {
-    let store = CellStore::open(&settings.data)
+    let store = CellStore::open(&settings.data, settings.quota)
         .map_err(|e| RelayError::Data(format!("{}: {e}", settings.data.display())))?;
     let (acceptor, reloader) = listen::start_tls(settings.tls.as_ref()).map_err(RelayError::Tls)?;
     listen::serve(listener, acceptor, router(Arc::new(store)), shutdown).await;
@@ -94,6 +96,10 @@ fn bad_mailbox() -> Response {
 fn store_error(e: &RelayStoreError) -> Response {
     match e {
         RelayStoreError::Full => refuse(StatusCode::INSUFFICIENT_STORAGE, "the mailbox is full"),
+        RelayStoreError::RelayFull(_) | RelayStoreError::TooManyMailboxes(_) => {
+            tracing::warn!("an upload was refused: {e}");
+            refuse(StatusCode::INSUFFICIENT_STORAGE, &e.to_string())
+        }
         RelayStoreError::Io(e) => {
             tracing::error!("relay storage: {e}");
             refuse(StatusCode::INSUFFICIENT_STORAGE, "the relay could not store or read cells")
