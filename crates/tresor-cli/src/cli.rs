@@ -762,7 +762,9 @@ fn parse_size(text: &str) -> Result<u64, String> {
     let (digits, suffix) = text.split_at(split);
     let number: u64 =
         digits.parse().map_err(|_| format!("{text}: not a size (digits, then K, M, G or T)"))?;
-    let shift = match suffix.trim().to_ascii_lowercase().trim_end_matches("ib").trim_end_matches('b') {
+    let unit = suffix.trim().to_ascii_lowercase();
+    let unit = unit.strip_suffix("ib").or_else(|| unit.strip_suffix('b')).unwrap_or(&unit);
+    let shift = match unit {
         "" => 0,
         "k" => 10,
         "m" => 20,
@@ -834,7 +836,9 @@ mod tests {
         ] {
             assert_eq!(parse_size(text), Ok(bytes), "{text}");
         }
-        for bad in ["", "G", "-1", "1.5G", "4X", "4 Gigs", "99999999999999999999", "20000000T"] {
+        for bad in
+            ["", "G", "-1", "1.5G", "4X", "4 Gigs", "4kbbb", "4KiBB", "99999999999999999999", "20000000T"]
+        {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
     }

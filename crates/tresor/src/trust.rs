@@ -210,8 +210,8 @@ pub fn era_location(location: &str, era: u32) -> String {
 /// The first word of a trust-state slot's header line.
 const SLOT_MAGIC: &str = "tresor-trust-slot";
 
-/// `O_NONBLOCK` for the files opened to write: no effect on a regular file, and a FIFO put in
-/// one's place fails instead of blocking.
+/// `O_NONBLOCK` for the state files: no effect on a regular file, and a FIFO put in one's place
+/// is refused instead of blocking.
 const NONBLOCK: i32 = rustix::fs::OFlags::NONBLOCK.bits() as i32;
 
 /// The largest state file read: a trust state (pins, checkpoints) is a few KiB, the failed
@@ -222,18 +222,17 @@ pub const MAX_STATE_FILE: u64 = 1 << 20;
 /// most [`MAX_STATE_FILE`] bytes is read: a FIFO or a device put in the state directory would
 /// block or never end, a huge file would fill memory.
 fn read_state_file(path: &Path) -> Result<Option<Vec<u8>>> {
-    match fs::metadata(path) {
-        Ok(meta) if !meta.is_file() => return Err(local_err(path, "not a regular file")),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(local_err(path, e)),
-    }
-    let mut bytes = Vec::new();
-    match File::open(path) {
-        Ok(f) => f.take(MAX_STATE_FILE + 1).read_to_end(&mut bytes).map_err(|e| local_err(path, e))?,
+    // Opened without blocking (a FIFO opens at once), then checked as opened.
+    let file = match OpenOptions::new().read(true).custom_flags(NONBLOCK).open(path) {
+        Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(local_err(path, e)),
     };
+    if !file.metadata().map_err(|e| local_err(path, e))?.is_file() {
+        return Err(local_err(path, "not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_STATE_FILE + 1).read_to_end(&mut bytes).map_err(|e| local_err(path, e))?;
     if bytes.len() as u64 > MAX_STATE_FILE {
         return Err(local_err(
             path,

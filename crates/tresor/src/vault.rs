@@ -90,8 +90,10 @@ const SNAPSHOT_COMMITS: u64 = 1024;
 /// ... or once the ops after it reach an eighth of the index, and at least this many.
 const SNAPSHOT_MIN_OPS: u64 = 10_000;
 
-/// Most unreadable audit records past the pin an unlock removes as torn by a power failure.
-const MAX_TORN_RECORDS: u64 = 256;
+/// Most unreadable audit records past the pin an unlock removes as torn by a power failure. Each
+/// process of a machine (agent, server, CLI) appends to the machine's lane and leaves fewer than
+/// 2 × `PIN_EVERY` entries unpinned: room for several at once.
+const MAX_TORN_RECORDS: u64 = 1024;
 
 /// How a vault is opened.
 pub struct Options {
@@ -1236,8 +1238,8 @@ impl Engine {
             lane_state.head = head;
         }
         let Some(from) = torn else { return Ok(None) };
-        // A power failure tears the newest few unpinned read records (at most 2 × PIN_EVERY per agent
-        // session between pins); a store claiming more after an unreadable one is not that, and
+        // A power failure tears the newest few unpinned read records (fewer than 2 × PIN_EVERY per
+        // process between pins); a store claiming more after an unreadable one is not that, and
         // nothing is deleted on its word.
         if scanned.seq - from >= MAX_TORN_RECORDS {
             return Err(Error::integrity(

@@ -63,15 +63,23 @@ fn load(files: &TlsFiles) -> Result<Arc<CertifiedKey>, String> {
 
 /// The bytes of the PEM file at `path` (wiped when dropped: it may be the key). Only a regular
 /// file (or a link to one) of at most [`MAX_PEM_FILE`] bytes is read: a FIFO or a device would
-/// block the reload, or never end.
+/// block the reload, or never end. The file is opened without blocking and checked as opened.
 fn read_pem(path: &std::path::Path) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
     use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
     let fail = |e: std::io::Error| format!("{}: cannot be read: {e}", path.display());
-    if !std::fs::metadata(path).map_err(fail)?.is_file() {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(fail)?;
+    if !file.metadata().map_err(fail)?.is_file() {
         return Err(format!("{}: is not a regular file", path.display()));
     }
-    let mut bytes = zeroize::Zeroizing::new(Vec::new());
-    std::fs::File::open(path).map_err(fail)?.take(MAX_PEM_FILE + 1).read_to_end(&mut bytes).map_err(fail)?;
+    // One buffer of the largest size read, never grown: a grown buffer would leave copies of
+    // the key in freed memory.
+    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(MAX_PEM_FILE as usize + 1));
+    file.take(MAX_PEM_FILE + 1).read_to_end(&mut bytes).map_err(fail)?;
     if bytes.len() as u64 > MAX_PEM_FILE {
         return Err(format!(
             "{}: is larger than {MAX_PEM_FILE} bytes, the limit for a PEM file",

@@ -78,9 +78,9 @@ fn request_id() -> String {
     }
     let mut b = POOL.with_borrow_mut(|pool| {
         if pool.used == pool.bytes.len() {
-            if let Ok(fresh) = tresor_crypto::random_array::<512>() {
-                pool.bytes = fresh;
-            }
+            // Should the system's random source fail, ids are zeros (as before there was a
+            // pool), never the bytes of ids already given.
+            pool.bytes = tresor_crypto::random_array::<512>().unwrap_or([0; 512]);
             pool.used = 0;
         }
         let mut b = [0u8; 16];

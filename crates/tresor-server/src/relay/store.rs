@@ -7,8 +7,9 @@
 //! append, so a reader never sees part of a cell.
 //!
 //! Anyone who reaches the relay may upload (mailboxes are not accounts), so what it keeps is
-//! bounded three ways: cells per mailbox, cells in all, and mailboxes ([`Quota`]). The locks are
-//! a fixed set of stripes, not one per mailbox ever seen.
+//! bounded three ways: cells per mailbox, cells in all, and mailboxes ([`Quota`]), counted from
+//! the directory at open (files removed by hand while the relay runs still count until it
+//! restarts). The locks are a fixed set of stripes, not one per mailbox ever seen.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -22,7 +23,7 @@ use tresor_crypto::cell::CELL_LEN;
 pub const MAX_MAILBOX_CELLS: u64 = 1 << 20;
 /// Most cells one download returns (1 MiB); the client asks again from where it ended.
 pub const MAX_FETCH_CELLS: u64 = 1024;
-/// How many locks the mailboxes share (by the first byte of their id, which is a hash).
+/// How many locks the mailboxes share.
 const STRIPES: usize = 256;
 
 /// A mailbox id: 32 bytes, as the members derive it.
@@ -65,6 +66,9 @@ pub enum RelayStoreError {
 pub struct CellStore {
     dir: PathBuf,
     locks: Vec<Mutex<()>>,
+    /// Which lock a mailbox takes: a hash keyed at random per process, so that an uploader
+    /// cannot choose ids that land on the lock of a mailbox it wants to slow down.
+    stripes: std::collections::hash_map::RandomState,
     quota: Quota,
     /// Bytes in all mailbox files, and how many there are (counted at open, kept since).
     used: AtomicU64,
@@ -97,6 +101,7 @@ impl CellStore {
         Ok(CellStore {
             dir: dir.to_path_buf(),
             locks: (0..STRIPES).map(|_| Mutex::new(())).collect(),
+            stripes: std::collections::hash_map::RandomState::new(),
             quota,
             used: AtomicU64::new(used),
             mailboxes: AtomicU64::new(mailboxes),
@@ -108,16 +113,24 @@ impl CellStore {
     }
 
     fn lock(&self, mailbox: &Mailbox) -> std::sync::MutexGuard<'_, ()> {
-        self.locks[usize::from(mailbox[0]) % STRIPES]
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        use std::hash::BuildHasher;
+        let stripe = usize::try_from(self.stripes.hash_one(mailbox) % STRIPES as u64).unwrap_or(0);
+        self.locks[stripe].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Gives `bytes` back to the quota (never below zero: a count that drifted from the disk
+    /// must not wrap and refuse everything).
+    fn release(&self, bytes: u64) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |used| Some(used.saturating_sub(bytes)));
     }
 
     /// Takes `bytes` from the quota, or says the relay is full.
     fn reserve(&self, bytes: u64) -> Result<(), RelayStoreError> {
         let before = self.used.fetch_add(bytes, Ordering::SeqCst);
         if before.saturating_add(bytes) > self.quota.max_bytes {
-            self.used.fetch_sub(bytes, Ordering::SeqCst);
+            self.release(bytes);
             return Err(RelayStoreError::RelayFull(self.quota.max_bytes));
         }
         Ok(())
@@ -145,7 +158,7 @@ impl CellStore {
             // A new mailbox whose first upload failed: its file goes, and its place in the quota.
             let length = std::fs::symlink_metadata(&path).map_or(0, |m| m.len());
             if std::fs::remove_file(&path).is_ok() {
-                self.used.fetch_sub(length, Ordering::SeqCst);
+                self.release(length);
                 self.mailboxes.fetch_sub(1, Ordering::SeqCst);
             } else if std::fs::symlink_metadata(&path).is_err() {
                 self.mailboxes.fetch_sub(1, Ordering::SeqCst);
@@ -170,14 +183,16 @@ impl CellStore {
         }
         if whole < length {
             file.set_len(whole)?;
-            self.used.fetch_sub(length - whole, Ordering::SeqCst);
+            self.release(length - whole);
         }
         self.reserve(cells.len() as u64)?;
         file.seek(SeekFrom::Start(whole))?;
         if let Err(e) = file.write_all(cells).and_then(|()| file.sync_data()) {
-            // Nothing half-stored: the mailbox goes back to what it held.
-            let _ = file.set_len(whole);
-            self.used.fetch_sub(cells.len() as u64, Ordering::SeqCst);
+            // Nothing half-stored: the mailbox goes back to what it held. Should even that fail,
+            // the bytes stay counted (the next append cuts them back, and gives them back).
+            if file.set_len(whole).is_ok() {
+                self.release(cells.len() as u64);
+            }
             return Err(e.into());
         }
         if created {

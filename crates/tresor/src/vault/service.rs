@@ -205,13 +205,34 @@ impl Drop for Sibling<'_> {
     }
 }
 
-/// Clears a "task on its way" flag when dropped: when the task takes its queue, or if it is
-/// dropped before (its runtime shutting down), so the next request starts another.
+/// Clears a flag when dropped.
 struct ClearOnDrop<'a>(&'a AtomicBool);
 
 impl Drop for ClearOnDrop<'_> {
     fn drop(&mut self) {
         self.0.store(false, Ordering::SeqCst);
+    }
+}
+
+/// A "task on its way" flag of the service, set: made before the task is spawned and moved into
+/// it, so the flag is cleared when the task takes its queue, and also if the task is dropped
+/// before that — even before its first poll (its runtime shutting down) — so the next request
+/// starts another instead of waiting for a task that will never come.
+struct OnItsWay {
+    svc: Arc<Service>,
+    flag: fn(&Service) -> &AtomicBool,
+}
+
+impl OnItsWay {
+    /// Sets the flag; `None` if it was set already (a task is on its way).
+    fn claim(svc: &Arc<Service>, flag: fn(&Service) -> &AtomicBool) -> Option<OnItsWay> {
+        (!flag(svc).swap(true, Ordering::SeqCst)).then(|| OnItsWay { svc: svc.clone(), flag })
+    }
+}
+
+impl Drop for OnItsWay {
+    fn drop(&mut self) {
+        (self.flag)(&self.svc).store(false, Ordering::SeqCst);
     }
 }
 
@@ -734,17 +755,15 @@ impl Vault {
         sibling.settle();
         // A task already on its way takes this record with the others (it clears the flag
         // before it takes the queue, so a record queued after that starts a task of its own).
-        if !self.svc.audit_flusher.swap(true, Ordering::SeqCst) {
-            tokio::spawn(Vault::write_read_records(self.svc.clone()));
+        if let Some(on_its_way) = OnItsWay::claim(&self.svc, |s| &s.audit_flusher) {
+            tokio::spawn(Vault::write_read_records(on_its_way));
         }
         written.await.unwrap_or(Err(Error::Locked))
     }
 
     /// Writes the records of the reads waiting for the lane as one entry, and tells each read.
-    async fn write_read_records(svc: Arc<Service>) {
-        // Should this task be dropped before it takes the queue (its runtime shutting down), the
-        // next read starts another.
-        let clear = ClearOnDrop(&svc.audit_flusher);
+    async fn write_read_records(on_its_way: OnItsWay) {
+        let svc = on_its_way.svc.clone();
         let mut lane = svc.lane.clone().lock_owned().await;
         if !lock_queue(&svc.audits).is_empty() {
             // Reads under way now are about to queue their records, and the readers the last
@@ -769,7 +788,7 @@ impl Vault {
             }
         }
         // From here a record queued is either in this batch or starts a task of its own.
-        drop(clear);
+        drop(on_its_way);
         let batch = std::mem::take(&mut *lock_queue(&svc.audits));
         if batch.is_empty() {
             return;
@@ -787,7 +806,7 @@ impl Vault {
                 result = lane.pin().await.map_err(|e| Error::Audit(e.to_string()));
                 svc.pin_failed.store(result.is_err(), Ordering::SeqCst);
             } else if !svc.pinning.swap(true, Ordering::SeqCst) {
-                pin = Some(lane.pin_job());
+                pin = Some((lane.pin_job(), ClearOnDrop(&svc.pinning)));
             }
         }
         for reply in replies {
@@ -796,8 +815,7 @@ impl Vault {
         let waiting = lock_queue(&svc.audits).len();
         svc.readers_expected.store(answered + waiting, Ordering::Release);
         drop(lane);
-        if let Some(job) = pin {
-            let _pinning = ClearOnDrop(&svc.pinning);
+        if let Some((job, _pinning)) = pin {
             match job.run().await {
                 Ok(synced) => svc.lane.lock().await.synced(&synced),
                 Err(e) => {
@@ -850,8 +868,8 @@ impl Vault {
         self.svc.write_queued.notify_waiters();
         // Whoever takes the engine next commits everything waiting, in a task of its own; one
         // already on its way takes this write too.
-        if !self.svc.commit_flusher.swap(true, Ordering::SeqCst) {
-            tokio::spawn(Vault::commit_waiting_writes(self.svc.clone()));
+        if let Some(on_its_way) = OnItsWay::claim(&self.svc, |s| &s.commit_flusher) {
+            tokio::spawn(Vault::commit_waiting_writes(on_its_way));
         }
         // No answer at all: the task ended without one (it panicked), the commit may have landed.
         answer.await.unwrap_or_else(|_| {
@@ -860,8 +878,8 @@ impl Vault {
     }
 
     /// Commits the writes waiting in one group commit, and answers each.
-    async fn commit_waiting_writes(svc: Arc<Service>) {
-        let clear = ClearOnDrop(&svc.commit_flusher);
+    async fn commit_waiting_writes(on_its_way: OnItsWay) {
+        let svc = on_its_way.svc.clone();
         let mut guard = svc.engine.clone().lock_owned().await;
         if !lock_queue(&svc.writes).is_empty() {
             // Writers the last commit answered are likely on their way back: wait for them
@@ -881,7 +899,7 @@ impl Vault {
             }
         }
         // From here a write queued is either in this batch or starts a task of its own.
-        drop(clear);
+        drop(on_its_way);
         let batch = std::mem::take(&mut *lock_queue(&svc.writes));
         if batch.is_empty() {
             return;
@@ -1404,6 +1422,33 @@ mod tests {
             .await
             .unwrap();
         (dir, v)
+    }
+
+    /// Regression: a read's audit task dropped before its first poll (its runtime shutting
+    /// down) left the "task on its way" flag set, and every later read waited for ever.
+    #[test]
+    fn regression_an_audit_task_dropped_before_its_first_poll_left_every_later_read_waiting() {
+        let main =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let (_dir, v) = main.block_on(async {
+            let (dir, v) = memory_vault("memory://unpolled").await;
+            v.set("app/a", b"one").await.unwrap();
+            (dir, v)
+        });
+        let doomed = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        {
+            let _inside = doomed.enter();
+            let mut read = Box::pin(v.get("app/a", None));
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            assert!(read.as_mut().poll(&mut cx).is_pending());
+            assert!(v.svc.audit_flusher.load(Ordering::SeqCst), "the read's audit task is on its way");
+        }
+        // Shut down with that task never polled: it is dropped.
+        drop(doomed);
+        assert!(!v.svc.audit_flusher.load(Ordering::SeqCst));
+        let later = main
+            .block_on(async { tokio::time::timeout(Duration::from_secs(10), v.get("app/a", None)).await });
+        assert_eq!(later.expect("a later read ended").unwrap().as_slice(), b"one");
     }
 
     /// Freshness checks that end badly (a read dropped at an await, a failed probe) hand over:

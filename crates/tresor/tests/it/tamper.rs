@@ -170,6 +170,33 @@ async fn unpinned_unreadable_audit_records_are_removed_and_reported() {
 }
 
 #[tokio::test]
+async fn fail_a_store_claiming_more_torn_audit_records_than_a_power_failure_leaves_is_refused() {
+    // A power failure tears fewer than 2 × 64 unpinned entries per process; a store that puts an
+    // unreadable entry past the pin and claims 1,024 or more after it is not that: the unlock is
+    // refused and nothing is deleted on its word.
+    let (env, _) = setup().await;
+    let other = env.path("other-trust");
+    let v = env.unlock_with(&other, common::PASSWORD).await.unwrap();
+    v.get("db/password", None).await.unwrap();
+    std::mem::forget(v);
+    let (lane, newest) = env
+        .objects(layout::AUDIT_DIR)
+        .iter()
+        .filter_map(|n| layout::parse_audit(n))
+        .filter(|(lane, _)| matches!(lane, layout::AuditLane::Named(_)))
+        .max_by_key(|(_, seq)| *seq)
+        .unwrap();
+    let planted: Vec<String> = (newest + 1..=newest + 1025).map(|seq| lane.entry(seq)).collect();
+    for name in &planted {
+        std::fs::write(env.obj(name), b"not an audit entry").unwrap();
+    }
+    let e = err(env.unlock_with(&other, common::PASSWORD).await);
+    let detail = assert_integrity(&e, ObjectKind::AuditRecord, Some(&planted[0]));
+    assert!(detail.contains("the store claims 1024 more records after it"), "{detail}");
+    assert!(planted.iter().all(|name| env.obj(name).exists()), "nothing was deleted");
+}
+
+#[tokio::test]
 async fn a_run_of_reads_without_a_commit_pins_its_lane_and_leaves_at_most_twice_pin_every_unpinned() {
     // Reads append entries without fsync; every 64 entries the lane is made durable and its head
     // pinned in the trust state, in the background after the reads it follows are answered.
