@@ -33,6 +33,7 @@ pub mod keyring;
 pub mod layout;
 pub mod local;
 pub mod model;
+pub mod named_file;
 pub mod path;
 pub mod roles;
 pub mod snapshot;

@@ -20,7 +20,7 @@ use crate::fingerprint::Fingerprint;
 use crate::layout::AuditLane;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use tresor_crypto::KdfParams;
@@ -210,8 +210,8 @@ pub fn era_location(location: &str, era: u32) -> String {
 /// The first word of a trust-state slot's header line.
 const SLOT_MAGIC: &str = "tresor-trust-slot";
 
-/// `O_NONBLOCK` for the state files: no effect on a regular file, and a FIFO put in one's place
-/// is refused instead of blocking.
+/// `O_NONBLOCK` for the state files opened to write: no effect on a regular file, and a FIFO put
+/// in one's place fails instead of blocking.
 const NONBLOCK: i32 = rustix::fs::OFlags::NONBLOCK.bits() as i32;
 
 /// The largest state file read: a trust state (pins, checkpoints) is a few KiB, the failed
@@ -222,24 +222,15 @@ pub const MAX_STATE_FILE: u64 = 1 << 20;
 /// most [`MAX_STATE_FILE`] bytes is read: a FIFO or a device put in the state directory would
 /// block or never end, a huge file would fill memory.
 fn read_state_file(path: &Path) -> Result<Option<Vec<u8>>> {
-    // Opened without blocking (a FIFO opens at once), then checked as opened.
-    let file = match OpenOptions::new().read(true).custom_flags(NONBLOCK).open(path) {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(local_err(path, e)),
-    };
-    if !file.metadata().map_err(|e| local_err(path, e))?.is_file() {
-        return Err(local_err(path, "not a regular file"));
+    match crate::named_file::read_regular(path, MAX_STATE_FILE) {
+        // State files hold nothing secret: the bytes leave the wiping buffer as they are.
+        Ok(mut bytes) => Ok(Some(std::mem::take(&mut *bytes))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
+            Err(local_err(path, format!("{e}: not a state file tresor wrote")))
+        }
+        Err(e) => Err(local_err(path, e)),
     }
-    let mut bytes = Vec::new();
-    file.take(MAX_STATE_FILE + 1).read_to_end(&mut bytes).map_err(|e| local_err(path, e))?;
-    if bytes.len() as u64 > MAX_STATE_FILE {
-        return Err(local_err(
-            path,
-            format!("larger than {MAX_STATE_FILE} bytes: not a state file tresor wrote"),
-        ));
-    }
-    Ok(Some(bytes))
 }
 
 /// What a slot file holds.

@@ -61,32 +61,18 @@ fn load(files: &TlsFiles) -> Result<Arc<CertifiedKey>, String> {
         .map_err(|e| format!("the certificate and key do not make a TLS configuration: {e}"))
 }
 
-/// The bytes of the PEM file at `path` (wiped when dropped: it may be the key). Only a regular
-/// file (or a link to one) of at most [`MAX_PEM_FILE`] bytes is read: a FIFO or a device would
-/// block the reload, or never end. The file is opened without blocking and checked as opened.
+/// The bytes of the PEM file at `path` (wiped when dropped: it may be the key): a regular file
+/// (or a link to one) of at most [`MAX_PEM_FILE`] bytes; a FIFO or a device would block the
+/// reload, or never end.
 fn read_pem(path: &std::path::Path) -> Result<zeroize::Zeroizing<Vec<u8>>, String> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    let fail = |e: std::io::Error| format!("{}: cannot be read: {e}", path.display());
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
-        .open(path)
-        .map_err(fail)?;
-    if !file.metadata().map_err(fail)?.is_file() {
-        return Err(format!("{}: is not a regular file", path.display()));
-    }
-    // One buffer of the largest size read, never grown: a grown buffer would leave copies of
-    // the key in freed memory.
-    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(MAX_PEM_FILE as usize + 1));
-    file.take(MAX_PEM_FILE + 1).read_to_end(&mut bytes).map_err(fail)?;
-    if bytes.len() as u64 > MAX_PEM_FILE {
-        return Err(format!(
-            "{}: is larger than {MAX_PEM_FILE} bytes, the limit for a PEM file",
-            path.display()
-        ));
-    }
-    Ok(bytes)
+    use std::io::ErrorKind;
+    tresor::named_file::read_regular(path, MAX_PEM_FILE).map_err(|e| match e.kind() {
+        ErrorKind::InvalidInput => format!("{}: is not a regular file", path.display()),
+        ErrorKind::FileTooLarge => {
+            format!("{}: is larger than {MAX_PEM_FILE} bytes, the limit for a PEM file", path.display())
+        }
+        _ => format!("{}: cannot be read: {e}", path.display()),
+    })
 }
 
 /// The certificate the server presents, replaced in place by [`Certificate::reload`]: handshakes

@@ -205,19 +205,11 @@ impl Drop for Sibling<'_> {
     }
 }
 
-/// Clears a flag when dropped.
-struct ClearOnDrop<'a>(&'a AtomicBool);
-
-impl Drop for ClearOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, Ordering::SeqCst);
-    }
-}
-
-/// A "task on its way" flag of the service, set: made before the task is spawned and moved into
-/// it, so the flag is cleared when the task takes its queue, and also if the task is dropped
-/// before that — even before its first poll (its runtime shutting down) — so the next request
-/// starts another instead of waiting for a task that will never come.
+/// A flag of the service saying a task is on its way (to take a queue, or pinning the lane), set;
+/// cleared when dropped. For a queue it is made before the task is spawned and moved into it, so
+/// the flag is cleared when the task takes its queue, and also if the task is dropped before
+/// that — even before its first poll (its runtime shutting down) — so the next request starts
+/// another instead of waiting for a task that will never come.
 struct OnItsWay {
     svc: Arc<Service>,
     flag: fn(&Service) -> &AtomicBool,
@@ -805,8 +797,8 @@ impl Vault {
             if svc.pin_failed.load(Ordering::SeqCst) || lane.unsynced.len() >= 2 * PIN_EVERY {
                 result = lane.pin().await.map_err(|e| Error::Audit(e.to_string()));
                 svc.pin_failed.store(result.is_err(), Ordering::SeqCst);
-            } else if !svc.pinning.swap(true, Ordering::SeqCst) {
-                pin = Some((lane.pin_job(), ClearOnDrop(&svc.pinning)));
+            } else if let Some(pinning) = OnItsWay::claim(&svc, |s| &s.pinning) {
+                pin = Some((lane.pin_job(), pinning));
             }
         }
         for reply in replies {

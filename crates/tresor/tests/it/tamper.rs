@@ -136,6 +136,25 @@ async fn fail_flipped_newest_audit_record() {
     assert_integrity(&e, ObjectKind::AuditRecord, Some(&name));
 }
 
+/// A machine with trust state `trust` reads once, then dies (a power failure) before the read's
+/// entry is made durable and pinned; returns that machine's lane and its newest entry.
+async fn read_then_lose_power(env: &Env, trust: &std::path::Path) -> (layout::AuditLane, u64) {
+    let v = env.unlock_with(trust, common::PASSWORD).await.unwrap();
+    v.get("db/password", None).await.unwrap();
+    let (id, location) = (v.vault_id(), v.store().location().to_string());
+    std::mem::forget(v);
+    let own = tresor::trust::TrustStore::new(trust).load(&id, &location).unwrap().own_lane().unwrap();
+    let newest = env
+        .objects(layout::AUDIT_DIR)
+        .iter()
+        .filter_map(|n| layout::parse_audit(n))
+        .filter(|(lane, _)| *lane == own)
+        .map(|(_, seq)| seq)
+        .max()
+        .unwrap();
+    (own, newest)
+}
+
 #[tokio::test]
 async fn unpinned_unreadable_audit_records_are_removed_and_reported() {
     // Reads append records without fsync; a power failure can leave them torn. Past the last pin
@@ -143,17 +162,8 @@ async fn unpinned_unreadable_audit_records_are_removed_and_reported() {
     // Each machine appends to its own lane of the trail, and repairs only its own.
     let (env, _) = setup().await;
     let other = env.path("other-trust");
-    let v = env.unlock_with(&other, common::PASSWORD).await.unwrap();
-    v.get("db/password", None).await.unwrap();
-    // The process dies (power failure) before the read's entry is made durable and pinned.
-    std::mem::forget(v);
-    let newest = env
-        .objects(layout::AUDIT_DIR)
-        .into_iter()
-        .filter(|n| matches!(layout::parse_audit(n), Some((layout::AuditLane::Named(_), _))))
-        .max()
-        .unwrap();
-    std::fs::write(env.obj(&newest), b"").unwrap();
+    let (lane, newest) = read_then_lose_power(&env, &other).await;
+    std::fs::write(env.obj(&lane.entry(newest)), b"").unwrap();
     // Another machine does not touch that lane: its `audit verify` passes (the entry is past every
     // anchor and pin) and counts the torn entry.
     let third = env.unlock_with(&env.path("third-trust"), common::PASSWORD).await.unwrap();
@@ -176,16 +186,7 @@ async fn fail_a_store_claiming_more_torn_audit_records_than_a_power_failure_leav
     // refused and nothing is deleted on its word.
     let (env, _) = setup().await;
     let other = env.path("other-trust");
-    let v = env.unlock_with(&other, common::PASSWORD).await.unwrap();
-    v.get("db/password", None).await.unwrap();
-    std::mem::forget(v);
-    let (lane, newest) = env
-        .objects(layout::AUDIT_DIR)
-        .iter()
-        .filter_map(|n| layout::parse_audit(n))
-        .filter(|(lane, _)| matches!(lane, layout::AuditLane::Named(_)))
-        .max_by_key(|(_, seq)| *seq)
-        .unwrap();
+    let (lane, newest) = read_then_lose_power(&env, &other).await;
     let planted: Vec<String> = (newest + 1..=newest + 1025).map(|seq| lane.entry(seq)).collect();
     for name in &planted {
         std::fs::write(env.obj(name), b"not an audit entry").unwrap();
