@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The server under HTTP load, in one run on one machine: `tresor server` (KV v2 at secret/) beside
 # RustyVault 0.2.1 (its KV at secret/), both driven by wrk over loopback, with the floor measured
-# in the same run (tresor's unauthenticated sys/health: the HTTP stack and wrk alone), and each
-# server's memory afterwards. Prints one table with ratios (> 1: tresor is faster).
+# in the same run (tresor's unauthenticated sys/health: the HTTP stack and wrk alone), each
+# server's memory afterwards, and a tresor server's memory after opening a vault of SECRETS
+# secrets. Prints one table with ratios (> 1: tresor is faster).
 # See bench/README.md for the variables.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,9 @@ DURATION="${DURATION:-10}"
 CONNS="${CONNS:-16}"
 THREADS="${THREADS:-2}"
 BENCH_TMPDIR="${BENCH_TMPDIR:-/tmp}"
+# Secrets in the vault whose server's memory is measured after opening (0: skip that figure).
+SECRETS="${SECRETS:-1000000}"
+[[ $SECRETS =~ ^[0-9]+$ ]] || { echo "server.sh: SECRETS must be a number (got '$SECRETS')" >&2; exit 1; }
 
 command -v wrk >/dev/null || { echo "server.sh: wrk is needed (apt-get install wrk)" >&2; exit 1; }
 
@@ -141,6 +145,50 @@ read -r r_read r_read50 r_read99 <<<"$(load GET "$raddr/v1/secret/bench" "$rtoke
 read -r r_write r_write50 r_write99 <<<"$(load POST "$raddr/v1/secret/bench" "$rtoken" "$work/v1.json")"
 r_rss="$(rss_mib "$rpid")"
 
+# --- a server's memory after opening a large vault ------------------------------------------------
+# A vault of $SECRETS secrets made by `tresor import` (one .env file), then `tresor server --unseal`
+# on it: resident memory once it answers unsealed, and its peak while opening.
+if [ "$SECRETS" -gt 0 ]; then
+  big="$work/big"
+  mkdir -p "$big/state" "$big/run" "$big/config"
+  chmod 700 "$big/run"
+  python3 - "$SECRETS" "$big/secrets.env" <<'PY'
+import base64, os, sys
+with open(sys.argv[2], "w") as f:
+    for i in range(int(sys.argv[1])):
+        f.write("SECRET_%08d=%s\n" % (i, base64.b64encode(os.urandom(24)).decode()))
+PY
+  printf 'server-bench-password-%s\n' "$(head -c 12 /dev/urandom | base64 -w0)" >"$big/pw"
+  chmod 600 "$big/pw"
+  big_env=(TRESOR_VAULT="$big/vault" TRESOR_STATE_DIR="$big/state" TRESOR_RUNTIME_DIR="$big/run"
+    XDG_CONFIG_HOME="$big/config" TRESOR_PASSWORD_FILE="$big/pw" TMPDIR="$big")
+  big() { env -u TRESOR_CONFIG -u TRESOR_PASSWORD -u TRESOR_ADDR "${big_env[@]}" "$TRESOR_BIN" "$@"; }
+  big init --no-agent >/dev/null 2>"$big/init.err" || { cat "$big/init.err" >&2; exit 1; }
+  big import --prefix bench "$big/secrets.env" >/dev/null 2>"$big/import.err" ||
+    { cat "$big/import.err" >&2; exit 1; }
+  rm -f "$big/secrets.env"
+  bport="$(free_port)"
+  started_ns="$(date +%s%N)"
+  # Not through `big`: $! must be the server itself, not a subshell running it.
+  env -u TRESOR_CONFIG -u TRESOR_PASSWORD -u TRESOR_ADDR "${big_env[@]}" "$TRESOR_BIN" server --unseal \
+    --listen "127.0.0.1:$bport" >"$big/out" 2>"$big/err" &
+  bpid=$!
+  pids+=("$bpid")
+  opened=""
+  for _ in $(seq 1200); do
+    if curl -s "http://127.0.0.1:$bport/v1/sys/seal-status" 2>/dev/null | grep -q '"sealed":false'; then
+      opened="$(( ($(date +%s%N) - started_ns) / 1000000 ))"
+      break
+    fi
+    kill -0 "$bpid" 2>/dev/null || break
+    sleep 0.05
+  done
+  [ -n "$opened" ] || { echo "server.sh: the server on $SECRETS secrets never answered unsealed" >&2; cat "$big/err" >&2; exit 1; }
+  big_rss="$(awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$bpid/status")"
+  big_peak="$(rss_mib "$bpid")"
+  kill "$bpid" 2>/dev/null || true
+fi
+
 ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
 printf '\n%-44s %12s %9s %9s %12s\n' "what (wrk -c $CONNS, ${DURATION}s)" "requests/s" "p50 ms" "p99 ms" "tresor / RV"
 printf '%-44s %12s %9s %9s %12s\n' "floor: tresor sys/health (no token, no vault)" "$floor_rps" "$floor_p50" "$floor_p99" "-"
@@ -150,4 +198,8 @@ printf '%-44s %12s %9s %9s %12s\n' "tresor KV v2 write (fsynced, audited)" "$t_w
 printf '%-44s %12s %9s %9s %12s\n' "RustyVault 0.2.1 KV write (no fsync)" "$r_write" "$r_write50" "$r_write99" ""
 printf '\nread at %s of the floor; peak memory (VmHWM): tresor %s MiB, RustyVault %s MiB\n' \
   "$(ratio "$t_read" "$floor_rps")" "$t_rss" "$r_rss"
+if [ "$SECRETS" -gt 0 ]; then
+  printf 'tresor server on a %s-secret vault (directory): unsealed and answering %s ms after start; resident %s MiB after opening (peak %s MiB)\n' \
+    "$SECRETS" "$opened" "$big_rss" "$big_peak"
+fi
 echo "durability: tresor writes the blob, the audit entry and the commit with fsync before answering, and writes an audit entry for every read before answering (fsynced with the next commit or every 64 entries); RustyVault's file backend writes without fsync and keeps no audit trail unless an audit device is enabled (none is here)."
