@@ -615,8 +615,12 @@ fn stream_key(
     alg: &str,
     salt: Option<[u8; 32]>,
 ) -> Result<([u8; 16], [u8; 32], tresor_crypto::Key), CliError> {
-    let MessageKey { vault_id, salt, key } =
-        call(ctx, StreamKey { key: key.to_string(), alg: alg.to_string(), salt })?;
+    message_key(call(ctx, StreamKey { key: key.to_string(), alg: alg.to_string(), salt })?)
+}
+
+/// The vault id, salt and key of one streamed message, from the agent's answer.
+pub(crate) fn message_key(answer: MessageKey) -> Result<([u8; 16], [u8; 32], tresor_crypto::Key), CliError> {
+    let MessageKey { vault_id, salt, key } = answer;
     let mut bytes = Zeroizing::new([0u8; 32]);
     if key.0.len() != bytes.len() {
         return Err(CliError::other("the agent sent a malformed message key".into()));
@@ -626,7 +630,7 @@ fn stream_key(
 }
 
 /// Runs a streaming transit operation into stdout (buffered).
-fn stream_out(
+pub(crate) fn stream_out(
     run: impl FnOnce(&mut dyn std::io::Write) -> Result<u64, transit::stream::StreamError>,
 ) -> Result<(), CliError> {
     use std::io::Write;
@@ -639,7 +643,10 @@ fn stream_out(
 }
 
 /// The input of `encrypt`/`decrypt`: FILE, or stdin.
-fn open_input<'a>(file: Option<&Path>, stdin: &'a mut impl BufRead) -> Result<Box<dyn Read + 'a>, CliError> {
+pub(crate) fn open_input<'a>(
+    file: Option<&Path>,
+    stdin: &'a mut impl BufRead,
+) -> Result<Box<dyn Read + 'a>, CliError> {
     match file {
         Some(path) => std::fs::File::open(path)
             .map(|f| Box::new(std::io::BufReader::with_capacity(1 << 18, f)) as Box<dyn Read>)

@@ -1,15 +1,18 @@
-//! The `tresor` front: serves `get` and `set` through an unlocked agent, and hands every other
-//! command line to `tresor-cli` unread (ARCHITECTURE.md, "The front binary"). This file reads the
-//! command line and serves it; [`hand_over`] becomes `tresor-cli`.
+//! The `tresor` front: serves `get`, `set`, `encrypt` and `decrypt` through an unlocked agent, and
+//! hands every other command line to `tresor-cli` unread (ARCHITECTURE.md, "The front binary").
+//! This file reads the command line and serves `get` and `set`; [`transit`] serves `encrypt` and
+//! `decrypt`; [`hand_over`] becomes `tresor-cli`.
 //!
 //! The front understands only the plainest forms — `get PATH [--version N]`,
 //! `set PATH [VALUE] [--cas N]` with the value as an argument, on stdin (not a terminal) or in a
-//! regular file (`--file FILE`), and
+//! regular file (`--file FILE`), `encrypt KEY [FILE] [--alg ALG]` to a stdout that is not a
+//! terminal, `decrypt KEY FILE` of a streamed message, and
 //! `--vault`/`--config` anywhere — and resolves them with the CLI's own functions (settings,
 //! agent call, value reading, output, errors). Anything else, however valid, is handed over:
 //! whether a command line is right is for the CLI to say, in one voice.
 
 mod hand_over;
+mod transit;
 
 use crate::commands::secrets;
 use crate::ctx::{agent_call, agent_call_on, agent_failed};
@@ -51,6 +54,8 @@ struct Line {
 enum Op {
     Get { path: String, version: Option<u64> },
     Set { path: String, value: Option<String>, file: Option<String>, cas: Option<u64> },
+    Encrypt { key: String, file: Option<String>, alg: Option<String> },
+    Decrypt { key: String, file: String },
 }
 
 /// Shows an operation without the value a `set` carries on its command line.
@@ -67,6 +72,12 @@ impl std::fmt::Debug for Op {
                 .field("file", file)
                 .field("cas", cas)
                 .finish(),
+            Op::Encrypt { key, file, alg } => {
+                f.debug_struct("Encrypt").field("key", key).field("file", file).field("alg", alg).finish()
+            }
+            Op::Decrypt { key, file } => {
+                f.debug_struct("Decrypt").field("key", key).field("file", file).finish()
+            }
         }
     }
 }
@@ -90,19 +101,20 @@ fn parse(args: impl Iterator<Item = OsString>, env: impl Fn(&str) -> Option<OsSt
     }
     let args: Vec<String> = args.map(OsString::into_string).collect::<Result<_, _>>().ok()?;
     let mut args = args.into_iter();
-    let (mut vault, mut config, mut version, mut cas, mut file) = (None, None, None, None, None);
+    let (mut vault, mut config, mut version, mut cas, mut file, mut alg) =
+        (None, None, None, None, None, None);
     let mut command: Option<String> = None;
     let mut positional = Vec::new();
     while let Some(arg) = args.next() {
         if !arg.starts_with('-') {
             match command {
-                None if arg == "get" || arg == "set" => command = Some(arg),
+                None if ["get", "set", "encrypt", "decrypt"].contains(&arg.as_str()) => command = Some(arg),
                 None => return None,
                 Some(_) => positional.push(arg),
             }
             continue;
         }
-        // Only `--name VALUE` and `--name=VALUE` of the five options below; a short flag, `--`,
+        // Only `--name VALUE` and `--name=VALUE` of the six options below; a short flag, `--`,
         // help, or any other option is the CLI's to read.
         let long = arg.strip_prefix("--")?;
         let (name, inline) = match long.split_once('=') {
@@ -115,6 +127,7 @@ fn parse(args: impl Iterator<Item = OsString>, env: impl Fn(&str) -> Option<OsSt
             ("version", Some("get")) => &mut version,
             ("cas", Some("set")) => &mut cas,
             ("file", Some("set")) => &mut file,
+            ("alg", Some("encrypt")) => &mut alg,
             _ => return None,
         };
         let value = match inline {
@@ -135,6 +148,9 @@ fn parse(args: impl Iterator<Item = OsString>, env: impl Fn(&str) -> Option<OsSt
         ("set", [path, value]) if file.is_none() => {
             Op::Set { path: path.clone(), value: Some(value.clone()), file: None, cas: number(cas)? }
         }
+        ("encrypt", [key]) => Op::Encrypt { key: key.clone(), file: None, alg },
+        ("encrypt", [key, input]) => Op::Encrypt { key: key.clone(), file: Some(input.clone()), alg },
+        ("decrypt", [key, input]) => Op::Decrypt { key: key.clone(), file: input.clone() },
         _ => return None,
     };
     let vault = match vault {
@@ -222,6 +238,8 @@ fn serve(line: Line) -> Outcome {
                 Err(e) => Outcome::Failed(e),
             }
         }
+        Op::Encrypt { key, file, alg } => transit::encrypt(&ctx, key, file, alg),
+        Op::Decrypt { key, file } => transit::decrypt(&ctx, key, file),
     }
 }
 
@@ -262,6 +280,35 @@ mod tests {
             l.op,
             Op::Set { path: "a/b".into(), value: None, file: Some("/tmp/v".into()), cas: Some(2) }
         );
+    }
+
+    #[test]
+    fn streamed_encrypt_and_decrypt_lines_are_served() {
+        let l = line(&["encrypt", "k"]).unwrap();
+        assert_eq!(l.op, Op::Encrypt { key: "k".into(), file: None, alg: None });
+        let l = line(&["encrypt", "--alg=aes256-gcm", "k", "plain.txt"]).unwrap();
+        assert_eq!(
+            l.op,
+            Op::Encrypt { key: "k".into(), file: Some("plain.txt".into()), alg: Some("aes256-gcm".into()) }
+        );
+        let l = line(&["--vault", "/v", "decrypt", "k", "ct.bin"]).unwrap();
+        assert_eq!(
+            (l.vault.as_deref(), l.op),
+            (Some("/v"), Op::Decrypt { key: "k".into(), file: "ct.bin".into() })
+        );
+        for args in [
+            &["encrypt"][..],
+            &["encrypt", "k", "a", "b"],
+            &["encrypt", "--armor", "k"],
+            &["encrypt", "-a", "k"],
+            &["encrypt", "k", "-"],
+            &["encrypt", "--alg", "", "k"],
+            &["decrypt", "k"],
+            &["decrypt", "--alg", "aes256-gcm", "k", "ct.bin"],
+            &["get", "--alg", "aes256-gcm", "p"],
+        ] {
+            assert_eq!(line(args), None, "{args:?}");
+        }
     }
 
     #[test]

@@ -237,3 +237,70 @@ fn a_value_read_before_the_agent_answered_locked_is_handed_over_whole() {
     assert_eq!(agent.join().unwrap(), 2, "the front and the CLI each asked the agent once");
     assert_eq!(env.run_pw(&["--no-agent", "get", "big"], b"").ok().stdout, value);
 }
+
+#[test]
+fn the_front_serves_streamed_encrypt_and_decrypt_and_hands_the_rest_over() {
+    let env = Env::new();
+    let _guard = unlocked(&env);
+    let alone = front_alone(&env);
+    let plain = b"transit through the front\x00\xff\n";
+    let write = |name: &str, bytes: &[u8]| {
+        let path = env.path(name);
+        std::fs::write(&path, bytes).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let plain_file = write("plain.bin", plain);
+
+    // Served by the front alone, both algorithms, from stdin and from a file; the whole CLI reads
+    // what the front wrote, and the front what the CLI wrote.
+    for alg in ["xchacha20-poly1305", "aes256-gcm"] {
+        let from_stdin = run_program(&env, &alone, &["encrypt", "k", "--alg", alg], plain).ok().stdout;
+        let from_file =
+            run_program(&env, &alone, &["encrypt", "k", &plain_file, "--alg", alg], b"").ok().stdout;
+        assert_ne!(from_stdin, from_file, "a new message key each time");
+        let by_cli = run_program(&env, &full_cli(), &["encrypt", "k", "--alg", alg], plain).ok().stdout;
+        for (name, ct) in [("s.ct", &from_stdin), ("f.ct", &from_file), ("c.ct", &by_cli)] {
+            let ct_file = write(name, ct);
+            assert_eq!(
+                run_program(&env, &alone, &["decrypt", "k", &ct_file], b"").ok().stdout,
+                plain,
+                "{alg} {name}"
+            );
+            assert_eq!(run_program(&env, &full_cli(), &["decrypt", "k", &ct_file], b"").ok().stdout, plain);
+        }
+    }
+
+    // A tampered message fails in the front as in the CLI, with nothing but the failure.
+    let mut ct = run_program(&env, &alone, &["encrypt", "k"], plain).ok().stdout;
+    let last = ct.len() - 1;
+    ct[last] ^= 1;
+    let tampered = write("tampered.ct", &ct);
+    let front = run_program(&env, &alone, &["decrypt", "k", &tampered], b"");
+    let cli = run_program(&env, &full_cli(), &["decrypt", "k", &tampered], b"");
+    assert_eq!((front.code, &front.stderr), (cli.code, &cli.stderr));
+    assert_eq!(front.code, 7, "{}", front.stderr);
+
+    // Armour, stdin to decrypt, another format, another key, a bad algorithm or name, a missing
+    // file: the CLI's, before anything is read.
+    let armored = run_program(&env, &full_cli(), &["encrypt", "k", "--armor"], plain).ok().stdout;
+    let armored = write("armored.txt", &armored);
+    let s_ct = env.path("s.ct").to_str().unwrap().to_string();
+    for args in [
+        &["encrypt", "k", "--armor"][..],
+        &["encrypt", "-a", "k"],
+        &["decrypt", "k"],
+        &["decrypt", "k", &armored],
+        &["decrypt", "other", &s_ct],
+        &["encrypt", "k", "--alg", "rot13"],
+        &["encrypt", "no spaces", &plain_file],
+        &["encrypt", "k", "/nonexistent/plain"],
+        &["decrypt", "k", "/nonexistent/ct"],
+    ] {
+        handed_over(run_program(&env, &alone, args, plain));
+    }
+
+    // Locked: handed over before a byte of stdin is read.
+    env.run(&["lock"], b"").ok();
+    handed_over(run_program(&env, &alone, &["encrypt", "k"], plain));
+    handed_over(run_program(&env, &alone, &["decrypt", "k", &s_ct], b""));
+}
