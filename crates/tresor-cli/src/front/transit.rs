@@ -26,16 +26,12 @@ pub(super) fn encrypt(ctx: &Ctx, key: String, file: Option<String>, alg: Option<
         Ok(input) => input,
         Err(_) => return Outcome::HandOver(None),
     };
-    let answer = match agent_call(ctx, &StreamKey { key: key.clone(), alg, salt: None }) {
-        Ok(Some(answer)) => answer,
-        // Nothing read from stdin yet: the CLI takes it all.
-        Ok(None) => return Outcome::HandOver(None),
-        Err(e) => return Outcome::Failed(e),
-    };
-    let (vault_id, salt, message_key) = match keys::message_key(answer) {
-        Ok(parts) => parts,
-        Err(e) => return Outcome::Failed(e),
-    };
+    // Nothing is read from stdin before this: a locked agent hands it all to the CLI.
+    let (vault_id, salt, message_key) =
+        match from_agent(ctx, &StreamKey { key: key.clone(), alg, salt: None }) {
+            Ok(parts) => parts,
+            Err(outcome) => return outcome,
+        };
     let header = match transit::stream::header(&key, algorithm, &salt) {
         Ok(header) => header,
         Err(_) => return Outcome::HandOver(None),
@@ -70,16 +66,21 @@ pub(super) fn decrypt(ctx: &Ctx, key: String, file: String) -> Outcome {
         return Outcome::HandOver(None);
     }
     let call = StreamKey { key, alg: header.alg.name().to_string(), salt: Some(salt) };
-    let answer = match agent_call(ctx, &call) {
-        Ok(Some(answer)) => answer,
-        Ok(None) => return Outcome::HandOver(None),
-        Err(e) => return Outcome::Failed(e),
-    };
-    let (vault_id, _, message_key) = match keys::message_key(answer) {
+    let (vault_id, _, message_key) = match from_agent(ctx, &call) {
         Ok(parts) => parts,
-        Err(e) => return Outcome::Failed(e),
+        Err(outcome) => return outcome,
     };
     super::done(keys::stream_out(|out| {
         transit::stream::decrypt(&message_key, &vault_id, &raw, &mut input, out)
     }))
+}
+
+/// The vault id, salt and key of one message from the agent, or how serving ends without them
+/// (a locked agent: hand over; a failed call: its error).
+fn from_agent(ctx: &Ctx, call: &StreamKey) -> Result<([u8; 16], [u8; 32], tresor_crypto::Key), Outcome> {
+    match agent_call(ctx, call) {
+        Ok(Some(answer)) => keys::message_key(answer).map_err(Outcome::Failed),
+        Ok(None) => Err(Outcome::HandOver(None)),
+        Err(e) => Err(Outcome::Failed(e)),
+    }
 }
