@@ -19,6 +19,13 @@ pub(super) fn encrypt(ctx: &Ctx, key: String, file: Option<String>, alg: Option<
     if transit::validate_name(&key).is_err() || std::io::stdout().is_terminal() {
         return Outcome::HandOver(None);
     }
+    // Only a regular file: the CLI may have to open it again (a locked agent), and a FIFO opened
+    // and closed here would have cut its writer off.
+    if let Some(file) = &file
+        && !std::fs::metadata(file).is_ok_and(|m| m.is_file())
+    {
+        return Outcome::HandOver(None);
+    }
     let file = file.map(std::path::PathBuf::from);
     // As the CLI: the input is opened before the agent hands out a key (and audits it).
     let mut stdin = std::io::stdin().lock();

@@ -294,6 +294,7 @@ fn the_front_serves_streamed_encrypt_and_decrypt_and_hands_the_rest_over() {
         &["encrypt", "k", "--alg", "rot13"],
         &["encrypt", "no spaces", &plain_file],
         &["encrypt", "k", "/nonexistent/plain"],
+        &["encrypt", "k", "/dev/null"],
         &["decrypt", "k", "/nonexistent/ct"],
     ] {
         handed_over(run_program(&env, &alone, args, plain));
