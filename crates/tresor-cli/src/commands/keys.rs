@@ -655,7 +655,7 @@ pub(crate) fn open_input<'a>(
     }
 }
 
-fn transit_failed(e: transit::TransitError) -> CliError {
+pub(crate) fn transit_failed(e: transit::TransitError) -> CliError {
     CliError::from_core(&tresor::Error::Invalid(e.to_string()))
 }
 

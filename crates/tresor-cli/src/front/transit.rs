@@ -39,9 +39,10 @@ pub(super) fn encrypt(ctx: &Ctx, key: String, file: Option<String>, alg: Option<
             Ok(parts) => parts,
             Err(outcome) => return outcome,
         };
+    // The agent has handed out (and audited) a key: a failure now is reported, not handed over.
     let header = match transit::stream::header(&key, algorithm, &salt) {
         Ok(header) => header,
-        Err(_) => return Outcome::HandOver(None),
+        Err(e) => return Outcome::Failed(keys::transit_failed(e)),
     };
     super::done(keys::stream_out(|out| {
         transit::stream::encrypt(&message_key, &vault_id, &header, &mut input, out)
@@ -52,6 +53,11 @@ pub(super) fn encrypt(ctx: &Ctx, key: String, file: Option<String>, alg: Option<
 /// ciphertext of another format on stdin could not be handed over whole.
 pub(super) fn decrypt(ctx: &Ctx, key: String, file: String) -> Outcome {
     if transit::validate_name(&key).is_err() {
+        return Outcome::HandOver(None);
+    }
+    // A FIFO or a device is not even opened here (opening a FIFO waits for its writer, and
+    // closing it unread cuts the writer off); what is opened is checked again.
+    if !std::fs::metadata(&file).is_ok_and(|m| m.is_file()) {
         return Outcome::HandOver(None);
     }
     let Ok(opened) = std::fs::File::open(&file) else { return Outcome::HandOver(None) };

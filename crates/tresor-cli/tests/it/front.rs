@@ -305,3 +305,25 @@ fn the_front_serves_streamed_encrypt_and_decrypt_and_hands_the_rest_over() {
     handed_over(run_program(&env, &alone, &["encrypt", "k"], plain));
     handed_over(run_program(&env, &alone, &["decrypt", "k", &s_ct], b""));
 }
+
+#[test]
+fn regression_a_fifo_to_decrypt_was_opened_by_the_front_and_its_writer_cut_off() {
+    // The front opened FILE before checking what it was, closed it unread and handed over: the
+    // writer died of SIGPIPE and the CLI then waited for ever on the empty FIFO.
+    let env = Env::new();
+    let _guard = unlocked(&env);
+    let alone = front_alone(&env);
+    let plain = b"through a FIFO\n";
+    let ct = run_program(&env, &alone, &["encrypt", "k"], plain).ok().stdout;
+    let fifo = env.path("ct.fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(&fifo, ct).is_ok())
+    };
+    let out = run_program(&env, common::bin(), &["decrypt", "k", fifo.to_str().unwrap()], b"");
+    assert_eq!(out.ok().stdout, plain);
+    assert!(writer.join().unwrap(), "the CLI read the FIFO whole");
+    // The front alone hands it over without opening it (it would wait for a writer).
+    handed_over(run_program(&env, &alone, &["decrypt", "k", fifo.to_str().unwrap()], b""));
+}
