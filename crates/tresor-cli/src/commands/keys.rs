@@ -618,7 +618,7 @@ fn stream_key(
     message_key(call(ctx, StreamKey { key: key.to_string(), alg: alg.to_string(), salt })?)
 }
 
-/// The vault id, salt and key of one streamed message, from the agent's answer.
+/// The vault id, salt and key of one streamed message, from a `StreamKey` answer.
 pub(crate) fn message_key(answer: MessageKey) -> Result<([u8; 16], [u8; 32], tresor_crypto::Key), CliError> {
     let MessageKey { vault_id, salt, key } = answer;
     let mut bytes = Zeroizing::new([0u8; 32]);
