@@ -19,6 +19,49 @@ const FLAG_ZSTD: u8 = 1;
 /// Below this size compression cannot win enough to change the padding bucket.
 const COMPRESS_MIN: usize = 128;
 const ZSTD_LEVEL: i32 = 3;
+/// Bodies up to this size are (de)compressed with a context kept per thread: making a zstd
+/// context costs more than compressing an audit entry. Bigger ones get a context of their own,
+/// so no thread keeps a large one's workspace for ever.
+const REUSE_MAX: usize = 64 << 10;
+
+thread_local! {
+    /// This thread's compression context for small bodies (made on first use).
+    static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+    /// This thread's decompression context for small bodies (made on first use).
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// `plaintext` compressed at [`ZSTD_LEVEL`] (`None`: zstd failed, which leaves it uncompressed).
+fn compress(plaintext: &[u8]) -> Option<Vec<u8>> {
+    if plaintext.len() > REUSE_MAX {
+        return zstd::bulk::compress(plaintext, ZSTD_LEVEL).ok();
+    }
+    COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let compressor = match cell.as_mut() {
+            Some(c) => c,
+            None => cell.insert(zstd::bulk::Compressor::new(ZSTD_LEVEL).ok()?),
+        };
+        compressor.compress(plaintext).ok()
+    })
+}
+
+/// `body` decompressed into exactly `size` bytes (`None`: not a zstd frame of that size).
+fn decompress(body: &[u8], size: usize) -> Option<Vec<u8>> {
+    if size > REUSE_MAX {
+        return zstd::bulk::decompress(body, size).ok();
+    }
+    DECOMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let decompressor = match cell.as_mut() {
+            Some(d) => d,
+            None => cell.insert(zstd::bulk::Decompressor::new().ok()?),
+        };
+        decompressor.decompress(body, size).ok()
+    })
+}
 
 /// Frames `plaintext`: compressed if that helps, padded to its bucket.
 pub fn encode(plaintext: &[u8]) -> Result<SecretBytes> {
@@ -26,10 +69,7 @@ pub fn encode(plaintext: &[u8]) -> Result<SecretBytes> {
         return Err(CryptoError::TooLarge(plaintext.len()));
     }
     let compressed = if plaintext.len() >= COMPRESS_MIN {
-        zstd::bulk::compress(plaintext, ZSTD_LEVEL)
-            .ok()
-            .map(Zeroizing::new)
-            .filter(|c| c.len() < plaintext.len())
+        compress(plaintext).map(Zeroizing::new).filter(|c| c.len() < plaintext.len())
     } else {
         None
     };
@@ -77,7 +117,7 @@ pub fn decode(framed: &[u8]) -> Result<SecretBytes> {
             if size > MAX_PLAINTEXT {
                 return Err(CryptoError::Decrypt);
             }
-            let out = zstd::bulk::decompress(body, size).map_err(|_| CryptoError::Decrypt)?;
+            let out = decompress(body, size).ok_or(CryptoError::Decrypt)?;
             Ok(SecretBytes::new(out))
         }
         _ => Err(CryptoError::Decrypt),
@@ -133,6 +173,34 @@ mod tests {
 
         assert!(matches!(decode(&[]), Err(CryptoError::Decrypt)));
         assert!(matches!(decode(&[0, 0, 0]), Err(CryptoError::Decrypt)));
+    }
+
+    #[test]
+    fn small_and_large_bodies_alternate_on_one_thread() {
+        // Small ones go through this thread's kept contexts, large ones through their own: each
+        // comes back as it went in, whatever came before it.
+        let small = |n: u8| vec![n; 1000];
+        let large = |n: u8| [vec![n; REUSE_MAX], vec![n.wrapping_add(1); 1000]].concat();
+        for value in [small(1), large(2), small(3), large(4), small(5)] {
+            let framed = encode(&value).unwrap();
+            assert_eq!(framed[0], FLAG_ZSTD);
+            assert_eq!(decode(&framed).unwrap().as_slice(), value.as_slice());
+        }
+    }
+
+    #[test]
+    fn fail_a_frame_that_declares_another_size() {
+        // A zstd frame whose header promises more (or fewer) bytes than it holds is refused by
+        // the kept context as by a fresh one.
+        for (value, declared) in
+            [(vec![7u8; 1000], 2000u64), (vec![7u8; 1000], 500), (vec![7u8; 200_000], 300_000)]
+        {
+            let body = zstd::bulk::compress(&value, ZSTD_LEVEL).unwrap();
+            let real = zstd::zstd_safe::get_frame_content_size(&body).unwrap().unwrap();
+            assert_eq!(real, value.len() as u64);
+            assert!(decompress(&body, declared as usize).is_none_or(|out| out.len() != declared as usize));
+            assert!(decompress(&body[..body.len() - 1], value.len()).is_none(), "a truncated frame");
+        }
     }
 
     #[test]
