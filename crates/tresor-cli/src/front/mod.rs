@@ -202,11 +202,7 @@ fn serve(line: Line) -> Outcome {
             }
         }
         Op::Set { path, value, file, cas } => {
-            // Only a regular file: the CLI may have to read it again (the agent locked meanwhile),
-            // and a FIFO or a device read here could not be.
-            if let Some(file) = &file
-                && !std::fs::metadata(file).is_ok_and(|m| m.is_file())
-            {
+            if file.as_deref().is_some_and(|f| !regular_file(f)) {
                 return Outcome::HandOver(None);
             }
             let from_stdin = value.is_none() && file.is_none();
@@ -241,6 +237,13 @@ fn serve(line: Line) -> Outcome {
         Op::Encrypt { key, file, alg } => transit::encrypt(&ctx, key, file, alg),
         Op::Decrypt { key, file } => transit::decrypt(&ctx, key, file),
     }
+}
+
+/// Whether `file` names a regular file (links followed): the only kind of named input the front
+/// opens. The CLI may have to read it again (the agent locked meanwhile), and a FIFO or a device
+/// could not be: opening a FIFO waits for its writer, and closing it unread cuts the writer off.
+fn regular_file(file: &str) -> bool {
+    std::fs::metadata(file).is_ok_and(|m| m.is_file())
 }
 
 /// A served command's result as an outcome.

@@ -19,11 +19,7 @@ pub(super) fn encrypt(ctx: &Ctx, key: String, file: Option<String>, alg: Option<
     if transit::validate_name(&key).is_err() || std::io::stdout().is_terminal() {
         return Outcome::HandOver(None);
     }
-    // Only a regular file: the CLI may have to open it again (a locked agent), and a FIFO opened
-    // and closed here would have cut its writer off.
-    if let Some(file) = &file
-        && !std::fs::metadata(file).is_ok_and(|m| m.is_file())
-    {
+    if file.as_deref().is_some_and(|f| !super::regular_file(f)) {
         return Outcome::HandOver(None);
     }
     let file = file.map(std::path::PathBuf::from);
@@ -55,9 +51,8 @@ pub(super) fn decrypt(ctx: &Ctx, key: String, file: String) -> Outcome {
     if transit::validate_name(&key).is_err() {
         return Outcome::HandOver(None);
     }
-    // A FIFO or a device is not even opened here (opening a FIFO waits for its writer, and
-    // closing it unread cuts the writer off); what is opened is checked again.
-    if !std::fs::metadata(&file).is_ok_and(|m| m.is_file()) {
+    // A FIFO or a device is not even opened here; what is opened is checked again.
+    if !super::regular_file(&file) {
         return Outcome::HandOver(None);
     }
     let Ok(opened) = std::fs::File::open(&file) else { return Outcome::HandOver(None) };
