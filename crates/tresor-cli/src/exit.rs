@@ -141,6 +141,18 @@ impl CliError {
 
 /// What to do about `e`, when its kind calls for more than its category's advice.
 fn hint(e: &Error) -> Option<Cow<'static, str>> {
+    // A write of unknown outcome keeps its own advice (`history` tells whether it landed).
+    if e.full_disk() && !matches!(e, Error::Indeterminate(_)) {
+        return Some(Cow::Borrowed(match e {
+            Error::Audit(_) => {
+                "nothing was returned or changed: the filesystem holding the vault is full; free some space there, \
+                 then run the command again"
+            }
+            _ => {
+                "the filesystem holding the vault is full: free some space there, then run the command again"
+            }
+        }));
+    }
     Some(Cow::Borrowed(match e {
         Error::NoVault { .. } => "create one with `tresor init`, or name another with --vault",
         Error::InterruptedInit { .. } => {

@@ -60,6 +60,10 @@ impl fmt::Display for ObjectKind {
 #[error("{message}")]
 pub struct StoreError {
     message: String,
+    /// The filesystem under a local directory is full (`ENOSPC`, or the user's quota is spent):
+    /// said apart, so the CLI can advise freeing space. Sent over the agent protocol.
+    #[serde(default)]
+    full: bool,
     /// Not sent over the agent protocol: the message says what the client needs.
     #[source]
     #[serde(skip)]
@@ -69,7 +73,7 @@ pub struct StoreError {
 impl StoreError {
     /// A store failure described by `message` alone.
     pub fn new(message: impl Into<String>) -> StoreError {
-        StoreError { message: message.into(), source: None }
+        StoreError { message: message.into(), full: false, source: None }
     }
 
     /// A store failure described by `message`, caused by `source`.
@@ -77,7 +81,20 @@ impl StoreError {
         message: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> StoreError {
-        StoreError { message: message.into(), source: Some(Arc::new(source)) }
+        StoreError { message: message.into(), full: false, source: Some(Arc::new(source)) }
+    }
+
+    /// A write that failed because the filesystem under a local directory is full.
+    pub fn full_disk(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> StoreError {
+        StoreError { full: true, ..StoreError::with_source(message, source) }
+    }
+
+    /// Whether the filesystem under a local directory was full.
+    pub fn is_full_disk(&self) -> bool {
+        self.full
     }
 
     /// What failed.
@@ -285,9 +302,9 @@ pub enum Error {
     /// The store lacks a capability tresor needs.
     #[error("the store cannot be used: {0}")]
     Unsupported(String),
-    /// The audit record could not be made durable, so the operation was refused.
+    /// The audit record could not be made durable, so the operation was refused; what failed.
     #[error("the operation was refused because its audit record could not be written: {0}")]
-    Audit(String),
+    Audit(Box<Error>),
     /// The machine-local trust state could not be read or written.
     #[error("local state at {path}: {detail}")]
     LocalState {
@@ -339,6 +356,16 @@ pub enum Category {
 }
 
 impl Error {
+    /// Whether this failure, or the one it wraps (an audit record, a write of unknown outcome),
+    /// came from a full filesystem under a local directory.
+    pub fn full_disk(&self) -> bool {
+        match self {
+            Error::Store(store) => store.is_full_disk(),
+            Error::Audit(inner) | Error::Indeterminate(inner) => inner.full_disk(),
+            _ => false,
+        }
+    }
+
     /// The class of this error.
     pub fn category(&self) -> Category {
         match self {

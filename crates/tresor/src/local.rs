@@ -120,8 +120,18 @@ fn refused(name: &str, what: &str) -> object_store::Error {
     }
 }
 
+/// A write refused because the filesystem is full (`ENOSPC`, or the user's quota spent
+/// `EDQUOT`): said apart from other I/O errors, so the user is told to free space.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct FullDisk(String);
+
 fn io_err(op: &str, name: &str, e: Errno) -> object_store::Error {
-    generic(format!("cannot {op} {name}: {}", std::io::Error::from(e)))
+    let detail = format!("cannot {op} {name}: {}", std::io::Error::from(e));
+    if matches!(e, Errno::NOSPC | Errno::DQUOT) {
+        return object_store::Error::Generic { store: "LocalDirectory", source: Box::new(FullDisk(detail)) };
+    }
+    generic(detail)
 }
 
 /// How deep names may go below a directory whose path starts with `first`: two more levels under

@@ -73,6 +73,11 @@ fn store_err(e: object_store::Error) -> Error {
                 Err(source) => Error::store(source.to_string()),
             }
         }
+        object_store::Error::Generic { store: "LocalDirectory", source }
+            if source.is::<crate::local::FullDisk>() =>
+        {
+            Error::Store(StoreError::full_disk(source.to_string(), BoxedSource(source)))
+        }
         object_store::Error::Generic { store: "LocalDirectory", source } => {
             Error::Store(StoreError::with_source(source.to_string(), BoxedSource(source)))
         }

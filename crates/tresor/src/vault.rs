@@ -1400,7 +1400,7 @@ impl Engine {
         // or drop, and every PIN_EVERY entries in between (an agent killed -9).
         if pin && lane.pin_due() {
             drop(lane);
-            self.save_trust().await.map_err(|e| Error::Audit(e.to_string()))?;
+            self.save_trust().await.map_err(|e| Error::Audit(Box::new(e)))?;
         }
         Ok(())
     }

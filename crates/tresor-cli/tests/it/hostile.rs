@@ -469,3 +469,117 @@ fn rotation_policy_in_process(env: &Env, every: Duration) {
         vault.lock("test done").await.unwrap();
     });
 }
+
+/// A small tmpfs mounted at a directory while it lives (tests run as root in CI, as for
+/// [`common::Immutable`]), lazily unmounted on drop.
+struct SmallFs(PathBuf);
+
+impl SmallFs {
+    const PAGE: u64 = 4096;
+
+    fn mount(dir: PathBuf, size: &str) -> SmallFs {
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=700"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "mount -t tmpfs at {} failed: the tests run as root in CI", dir.display());
+        SmallFs(dir)
+    }
+
+    /// Fills the file system but for `pages` free pages; returns the filler file.
+    fn fill_leaving(&self, pages: u64) -> PathBuf {
+        let filler = self.0.join("filler");
+        let st = rustix::fs::statvfs(&self.0).unwrap();
+        let free = st.f_bavail * st.f_frsize;
+        let size = free.checked_sub(pages * Self::PAGE).expect("the file system is fuller than asked for");
+        let file = std::fs::File::create(&filler).unwrap();
+        // Written, not truncated to size: a sparse file would take no pages.
+        let chunk = vec![0u8; 1 << 16];
+        let mut left = size;
+        while left > 0 {
+            let n = left.min(chunk.len() as u64) as usize;
+            std::io::Write::write_all(&mut &file, &chunk[..n]).unwrap();
+            left -= n as u64;
+        }
+        let st = rustix::fs::statvfs(&self.0).unwrap();
+        assert_eq!(st.f_bavail * st.f_frsize, pages * Self::PAGE, "free space after filling");
+        filler
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_refuses_each_step_of_a_write_clearly_and_loses_nothing() {
+    // The vault on a 2 MiB tmpfs; the trust state where it always is. A `set` is tried with 0, 1,
+    // 2... free pages, so the file system fills up at each of its steps in turn (the open's
+    // probe, the value's blob, the audit entry, the commit): each attempt either lands whole or
+    // is refused with the reason and advice, and nothing of it shows afterwards.
+    let mut env = Env::new();
+    let fs = SmallFs::mount(env.path("fs"), "2m");
+    env.vault = fs.0.join("vault");
+    env.init();
+    env.set("kept", b"one");
+    let guard = env.agent_guard();
+    let file = env.password_file(PASSWORD);
+    let mut outcomes = Vec::new();
+    for through_agent in [false, true] {
+        if through_agent {
+            common::run(env.cmd().env("TRESOR_PASSWORD_FILE", &file).arg("unlock"), b"").ok();
+            // A read on a full disk: refused, as its audit record cannot be written.
+            let filler = fs.fill_leaving(0);
+            let out = env.run(&["get", "kept"], b"").expect(9);
+            assert!(out.stdout.is_empty(), "a read returned data without its audit record");
+            assert!(out.stderr.contains("the filesystem holding the vault is full"), "{}", out.stderr);
+            std::fs::remove_file(filler).unwrap();
+        }
+        for pages in 0..8 {
+            let path = format!("p/{through_agent}-{pages}");
+            let value = format!("canary-{}", common::random_hex(8));
+            let filler = fs.fill_leaving(pages);
+            let out = env.run_pw(&["set", &path], value.as_bytes());
+            std::fs::remove_file(filler).unwrap();
+            assert!(!out.stderr.contains(&value) && !out.text().contains(&value), "{}", out.stderr);
+            assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+            if out.code == 0 {
+                assert_eq!(env.get(&path), value.as_bytes(), "{path}: acknowledged, then not there");
+            } else {
+                assert!(matches!(out.code, 1 | 9), "{path}: exit {}: {}", out.code, out.stderr);
+                assert!(out.stderr.contains("No space left on device"), "{path}: {}", out.stderr);
+                assert!(
+                    out.stderr.contains("hint:")
+                        && out.stderr.contains("the filesystem holding the vault is full"),
+                    "{path}: {}",
+                    out.stderr
+                );
+                // Refused means not there: no version, not listed.
+                env.run_pw(&["get", &path], b"").expect(4);
+                assert!(!env.run_pw(&["list"], b"").ok().text().contains(&path), "{path} is listed");
+            }
+            let staged: Vec<String> = env
+                .vault_files()
+                .into_iter()
+                .filter(|f| f.rsplit('/').next().is_some_and(|n| n.starts_with(".tmp")))
+                .collect();
+            assert!(staged.is_empty(), "{path}: staging files left behind: {staged:?}");
+            let step = out.stderr.lines().next().unwrap_or("").to_string();
+            outcomes.push((through_agent, pages, out.code, step));
+        }
+        assert_eq!(env.get("kept"), b"one", "a refused write changed the vault (agent: {through_agent})");
+        assert!(env.run_pw(&["audit", "verify"], b"").ok().text().contains("verified"));
+    }
+    drop(guard);
+    // The sweep met the disk filling up at the audit entry (exit 9), at the commit after the blob
+    // and the audit entry were written (exit 1, naming the log), and writes that landed.
+    let seen = |code: i32, step: &str| outcomes.iter().any(|(_, _, c, s)| *c == code && s.contains(step));
+    assert!(seen(9, "audit record could not be written"), "{outcomes:#?}");
+    assert!(seen(1, "cannot write log/"), "{outcomes:#?}");
+    assert!(outcomes.iter().filter(|(agent, _, c, _)| *agent && *c == 0).count() >= 3, "{outcomes:#?}");
+    assert!(outcomes.iter().filter(|(agent, _, c, _)| !*agent && *c == 0).count() >= 3, "{outcomes:#?}");
+}

@@ -89,7 +89,7 @@ impl Lane {
         let plain = encode_audit(records)?;
         let audit_err = |e: Error| match e {
             Error::Locked => Error::Locked,
-            e => Error::Audit(e.to_string()),
+            e => Error::Audit(Box::new(e)),
         };
         if self.chain.is_none() {
             return Err(Error::Locked);
@@ -124,7 +124,7 @@ impl Lane {
                 self.sync().await.map_err(audit_err)?;
             }
         }
-        Err(Error::Audit("too many concurrent writers".into()))
+        Err(Error::Audit(Box::new(Error::Conflict("too many concurrent writers".into()))))
     }
 
     /// The newest entry at or after `from` (which must exist, or be 0), and its link.

@@ -795,7 +795,7 @@ impl Vault {
         let mut pin = None;
         if result.is_ok() && lane.pin_due() {
             if svc.pin_failed.load(Ordering::SeqCst) || lane.unsynced.len() >= 2 * PIN_EVERY {
-                result = lane.pin().await.map_err(|e| Error::Audit(e.to_string()));
+                result = lane.pin().await.map_err(|e| Error::Audit(Box::new(e)));
                 svc.pin_failed.store(result.is_err(), Ordering::SeqCst);
             } else if let Some(pinning) = OnItsWay::claim(&svc, |s| &s.pinning) {
                 pin = Some((lane.pin_job(), pinning));
