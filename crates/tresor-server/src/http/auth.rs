@@ -39,7 +39,10 @@ pub(crate) async fn policies_of(
         }
         let parse = |text: &[u8]| Policy::parse(&String::from_utf8_lossy(text));
         match cache.policies.get(vault, &policy_path(name)?, parse).await?.as_deref() {
-            Some(Ok(p)) => out.push(p.clone().for_identity(identity_name(record), &record.meta)),
+            Some(Ok(p)) => {
+                let identity = record.identity();
+                out.push(p.clone().for_identity(identity_name(&identity), &identity));
+            }
             Some(Err(e)) => tracing::warn!("policy {name} does not parse, so it grants nothing: {e}"),
             None => {}
         }
@@ -47,10 +50,10 @@ pub(crate) async fn policies_of(
     Ok(out)
 }
 
-/// The identity name policy templates see: the token's `entity` meta, or the AppRole role it
+/// The identity name policy templates see: the identity's `entity`, or the AppRole role a token
 /// logged in with.
-fn identity_name(record: &TokenRecord) -> Option<&str> {
-    record.meta.get("entity").or_else(|| record.meta.get("role_name")).map(String::as_str)
+fn identity_name(identity: &BTreeMap<String, String>) -> Option<&str> {
+    identity.get("entity").or_else(|| identity.get("role_name")).map(String::as_str)
 }
 
 /// What lookup shows of a token (`id` only to the token itself).

@@ -77,9 +77,15 @@ pub(crate) struct TokenRecord {
     /// Whether `renew-self` may extend it.
     #[serde(default)]
     pub(crate) renewable: bool,
-    /// Labels given at creation.
+    /// Labels given at creation (what lookups show; policy templates read [`TokenRecord::identity`]).
     #[serde(default)]
     pub(crate) meta: BTreeMap<String, String>,
+    /// The identity policy templates read (`{{identity.entity.name}}`,
+    /// `{{identity.entity.metadata.KEY}}`): the meta a root token gave, or an AppRole login's,
+    /// and for a child of any other token its parent's, whatever the child's meta says. `None`
+    /// in a record made before it was kept apart: then only its meta's [`IDENTITY_KEYS`] count.
+    #[serde(default)]
+    pub(crate) identity: Option<BTreeMap<String, String>>,
     /// A periodic token's period in seconds (0: not periodic): each renewal gives it this long
     /// again, with no limit but `max_expire_ms`.
     #[serde(default)]
@@ -99,6 +105,20 @@ impl TokenRecord {
     /// Whether it grants everything.
     pub(crate) fn is_root(&self) -> bool {
         self.policies.iter().any(|p| p == "root")
+    }
+
+    /// The identity its policies' templates are filled from (see [`TokenRecord::identity`]).
+    pub(crate) fn identity(&self) -> std::borrow::Cow<'_, BTreeMap<String, String>> {
+        match &self.identity {
+            Some(identity) => std::borrow::Cow::Borrowed(identity),
+            None => std::borrow::Cow::Owned(
+                self.meta
+                    .iter()
+                    .filter(|(k, _)| IDENTITY_KEYS.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
+        }
     }
 
     /// Whether it has expired at `now_ms`.
@@ -261,16 +281,22 @@ pub(crate) async fn create(
     {
         expire_ms = Some(expire_ms.map_or(limit, |e| e.min(limit)));
     }
-    // The identity policy templates see is the parent's: a child cannot claim another.
+    // The identity policy templates see is the parent's, every key of it: a child cannot claim
+    // another, nor add a key its parent's templates lacked (`{"team": "red"}`). Only a root
+    // token gives an identity; the meta's identity keys show the one in force.
     let mut meta = request.meta;
-    if !parent.is_root() {
+    let identity = if parent.is_root() {
+        meta.clone()
+    } else {
+        let identity = parent.identity().into_owned();
         for key in IDENTITY_KEYS {
-            match parent.meta.get(key) {
+            match identity.get(key) {
                 Some(v) => meta.insert(key.to_string(), v.clone()),
                 None => meta.remove(key),
             };
         }
-    }
+        identity
+    };
     let accessor = hex::encode(tresor_crypto::random_array::<12>().map_err(Error::from)?);
     let record = TokenRecord {
         accessor,
@@ -284,6 +310,7 @@ pub(crate) async fn create(
         ttl_s: if root_without_ttl { 0 } else { ttl_s },
         renewable: (request.renewable || period_s.is_some()) && expire_ms.is_some(),
         meta,
+        identity: Some(identity),
         period_s: period_s.unwrap_or(0),
         max_expire_ms,
         explicit_max_ttl_s,
@@ -318,6 +345,7 @@ pub(crate) async fn issue(
         parent: None,
         ttl_s,
         renewable: true,
+        identity: Some(meta.clone()),
         meta,
         ..TokenRecord::default()
     };

@@ -252,3 +252,77 @@ path "tresor/audit" { capabilities = ["read"] }"# })
     }
     s.stop().await;
 }
+
+/// Found by review: a child token inherited its parent's `entity` and `role_name`, but took any
+/// other meta key it asked for, and templates read `{{identity.entity.metadata.KEY}}` from the
+/// meta: a principal allowed `auth/token/create` made a child with `{"team": "red"}` and read and
+/// wrote team red's secrets. A child now has its parent's whole identity, whatever its meta says.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_child_token_claimed_another_teams_metadata_and_took_over_its_prefix() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let (addr, root) = (s.addr, s.token.clone());
+    let call = |method: &'static str, path: &'static str, token: &str, body: String| {
+        let token = token.to_string();
+        async move { request(addr, method, path, Some(&token), &body).await }
+    };
+    let policy = json!({ "policy": r#"
+        path "secret/data/teams/{{identity.entity.metadata.team}}/*" { capabilities = ["read", "create", "update"] }
+        path "auth/token/create" { capabilities = ["update"] }
+    "# })
+    .to_string();
+    assert_eq!(call("PUT", "/v1/sys/policies/acl/teams", &root, policy).await.0, 204);
+    let make = |token: String, body: Value| async move {
+        let (status, _, made) =
+            request(addr, "POST", "/v1/auth/token/create", Some(&token), &body.to_string()).await;
+        assert_eq!(status, 200, "{made}");
+        made["auth"]["client_token"].as_str().unwrap().to_string()
+    };
+    let alice =
+        make(root.clone(), json!({"policies": ["teams"], "meta": {"entity": "alice", "team": "blue"}})).await;
+    let bob =
+        make(root.clone(), json!({"policies": ["teams"], "meta": {"entity": "bob", "team": "red"}})).await;
+    let red_secret = r#"{"data":{"pw":"red-team-only"}}"#.to_string();
+    assert_eq!(call("POST", "/v1/secret/data/teams/red/k", &bob, red_secret).await.0, 200);
+    assert_eq!(call("GET", "/v1/secret/data/teams/red/k", &alice, String::new()).await.0, 403);
+
+    // Alice's child asks for team red (and another entity): it gets alice's identity.
+    let child =
+        make(alice.clone(), json!({"policies": ["teams"], "meta": {"team": "red", "entity": "bob"}})).await;
+    let grandchild = make(child.clone(), json!({"policies": ["teams"], "meta": {"team": "red"}})).await;
+    for token in [&child, &grandchild] {
+        let (status, _, answer) = call("GET", "/v1/secret/data/teams/red/k", token, String::new()).await;
+        assert_eq!(status, 403, "a child read another team's secret: {answer}");
+        let write = r#"{"data":{"pw":"overwritten"}}"#.to_string();
+        assert_eq!(call("POST", "/v1/secret/data/teams/red/k", token, write).await.0, 403);
+        // What its parent may do, it still may.
+        let own = r#"{"data":{"pw":"blue"}}"#.to_string();
+        assert_eq!(call("POST", "/v1/secret/data/teams/blue/k", token, own).await.0, 200);
+        let (status, _, me) = call("GET", "/v1/auth/token/lookup-self", token, String::new()).await;
+        assert_eq!(status, 200);
+        assert_eq!(me["data"]["meta"]["entity"], "alice", "the identity shown is the one in force: {me}");
+    }
+    let (status, _, red) = call("GET", "/v1/secret/data/teams/red/k", &bob, String::new()).await;
+    assert_eq!((status, &red["data"]["data"]["pw"]), (200, &json!("red-team-only")), "{red}");
+
+    // An AppRole login's token (no team at all) cannot give its child one either.
+    let role = json!({"token_policies": ["teams"]}).to_string();
+    assert!(matches!(call("POST", "/v1/auth/approle/role/ci", &root, role).await.0, 200 | 204));
+    let role_id =
+        call("GET", "/v1/auth/approle/role/ci/role-id", &root, String::new()).await.2["data"]["role_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let secret_id = call("POST", "/v1/auth/approle/role/ci/secret-id", &root, String::new()).await.2["data"]
+        ["secret_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let login = json!({"role_id": role_id, "secret_id": secret_id}).to_string();
+    let (status, _, logged) = request(addr, "POST", "/v1/auth/approle/login", None, &login).await;
+    assert_eq!(status, 200, "{logged}");
+    let machine = logged["auth"]["client_token"].as_str().unwrap().to_string();
+    let child = make(machine, json!({"policies": ["teams"], "meta": {"team": "red"}})).await;
+    assert_eq!(call("GET", "/v1/secret/data/teams/red/k", &child, String::new()).await.0, 403);
+    s.stop().await;
+}
