@@ -91,8 +91,18 @@ pub(crate) async fn handle(
 /// Reads the verb, path, query, token and body of `request`.
 async fn read(request: Request, peer: SocketAddr) -> Result<Call, ApiError> {
     let (parts, body) = request.into_parts();
-    let path = parts.uri.path().strip_prefix("/v1/").ok_or_else(ApiError::not_found)?;
-    let path = path.split('/').filter(|s| !s.is_empty()).collect::<Vec<_>>().join("/");
+    let raw = parts.uri.path().strip_prefix("/v1/").ok_or_else(ApiError::not_found)?;
+    // Clients encode a path's parts (a space, UTF-8): the path is decoded once, here, before
+    // anything reads it, as Vault does (an encoded `/` separates too), so that a policy's rules
+    // and the vault see the name the client meant. Not UTF-8 once decoded, or a control
+    // character (`%00`, `%0A`): refused.
+    let decoded = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| ApiError::invalid("the request path is not UTF-8 once decoded"))?;
+    if decoded.chars().any(char::is_control) {
+        return Err(ApiError::invalid("the request path holds a control character"));
+    }
+    let path = decoded.split('/').filter(|s| !s.is_empty()).collect::<Vec<_>>().join("/");
     let axum::extract::Query(query) =
         axum::extract::Query::<HashMap<String, String>>::try_from_uri(&parts.uri)
             .map_err(|_| ApiError::invalid("the query does not parse"))?;
@@ -313,10 +323,20 @@ async fn permitted(
         ("sys/seal", _) => Cap::Sudo,
         ("auth/token/lookup-self", _) => Cap::Read,
         (p, Verb::Write) if p.starts_with("auth/") => Cap::Update,
-        (_, Verb::Write) if kv_data.is_some() => match kv_data.and_then(Result::ok) {
-            Some(secret) if vault.history(&secret).await.is_ok() => Cap::Update,
-            _ => Cap::Create,
-        },
+        (_, Verb::Write) if kv_data.is_some() => {
+            // Whether the secret exists matters only to a token with one of the two: asked after
+            // the policies, and without an audit record of its own (the write, or its refusal, is
+            // audited in the token's name).
+            let (create, update) =
+                (policy::allows(&policies, path, Cap::Create), policy::allows(&policies, path, Cap::Update));
+            if create == update {
+                return Ok(create);
+            }
+            match kv_data.and_then(Result::ok) {
+                Some(secret) if vault.has_entry(&secret).await.map_err(ApiError::from)? => Cap::Update,
+                _ => Cap::Create,
+            }
+        }
         (_, Verb::Read | Verb::Head) => Cap::Read,
         (_, Verb::Write) => Cap::Update,
         (_, Verb::Patch) => Cap::Patch,

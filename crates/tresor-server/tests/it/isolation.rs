@@ -326,3 +326,113 @@ async fn regression_a_child_token_claimed_another_teams_metadata_and_took_over_i
     assert_eq!(call("GET", "/v1/secret/data/teams/red/k", &child, String::new()).await.0, 403);
     s.stop().await;
 }
+
+/// Found by review: request paths were never percent-decoded, so a rule naming a path with a
+/// space or a non-ASCII character (which clients must encode) never matched: a deny rule denied
+/// nothing, and the secret was stored as `finance%20team`, another name than the CLI's. The path
+/// is now decoded once, before the policy check and the vault; a control character is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_encoded_paths_were_not_decoded_so_a_deny_rule_never_matched() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let (addr, root) = (s.addr, s.token.clone());
+    let call = |method: &'static str, path: &'static str, token: &str, body: String| {
+        let token = token.to_string();
+        async move { request(addr, method, path, Some(&token), &body).await }
+    };
+    let policy = json!({ "policy": r#"
+        path "secret/data/*" { capabilities = ["read"] }
+        path "secret/data/finance team/*" { capabilities = ["deny"] }
+        path "secret/data/café/*" { capabilities = ["deny"] }
+    "# })
+    .to_string();
+    assert_eq!(call("PUT", "/v1/sys/policies/acl/readall", &root, policy).await.0, 204);
+    let (status, _, made) =
+        call("POST", "/v1/auth/token/create", &root, r#"{"policies":["readall"]}"#.into()).await;
+    assert_eq!(status, 200, "{made}");
+    let reader = made["auth"]["client_token"].as_str().unwrap().to_string();
+    let secret = r#"{"data":{"salary":"payroll-only"}}"#.to_string();
+    for path in
+        ["/v1/secret/data/finance%20team/payroll", "/v1/secret/data/caf%C3%A9/k", "/v1/secret/data/open/k"]
+    {
+        assert_eq!(call("POST", path, &root, secret.clone()).await.0, 200, "{path}");
+    }
+    for path in [
+        "/v1/secret/data/finance%20team/payroll",
+        "/v1/secret/data/caf%C3%A9/k",
+        "/v1/secret/data/caf%c3%a9/k",
+    ] {
+        let (status, _, answer) = call("GET", path, &reader, String::new()).await;
+        assert_eq!(status, 403, "{path} is denied by name, encoded or not: {answer}");
+    }
+    assert_eq!(call("GET", "/v1/secret/data/open/k", &reader, String::new()).await.0, 200);
+    // Stored under the names the client meant (the CLI's names), readable by whoever may.
+    let (status, _, keys) = call("LIST", "/v1/secret/metadata", &root, String::new()).await;
+    assert_eq!(status, 200, "{keys}");
+    let keys: Vec<&str> =
+        keys["data"]["keys"].as_array().unwrap().iter().map(|k| k.as_str().unwrap()).collect();
+    assert_eq!(keys, ["café/", "finance team/", "open/"], "listed names");
+    let (status, _, payroll) =
+        call("GET", "/v1/secret/data/finance%20team/payroll", &root, String::new()).await;
+    assert_eq!((status, &payroll["data"]["data"]["salary"]), (200, &json!("payroll-only")), "{payroll}");
+    // Control characters and what is not UTF-8 once decoded are refused, not taken literally.
+    for path in ["/v1/secret/data/a%00b", "/v1/secret/data/a%0Ab", "/v1/secret/data/a%FFb"] {
+        let (status, _, answer) = call("POST", path, &root, secret.clone()).await;
+        assert_eq!(status, 400, "{path}: {answer}");
+    }
+    s.stop().await;
+}
+
+/// Found by review: before its policy check, a KV write read the target's history to choose
+/// between `create` and `update`, and that read was audited as a successful `history` by the
+/// token, even one with no rule at all there: the trail said it read a secret it never saw. The
+/// policies are asked first; whether the secret exists is asked only when the token has one of
+/// the two, and without a record of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_denied_write_was_audited_as_a_read_of_the_secrets_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let (addr, root) = (s.addr, s.token.clone());
+    let call = |method: &'static str, path: String, token: &str, body: &str| {
+        let (token, body) = (token.to_string(), body.to_string());
+        async move { request(addr, method, &path, Some(&token), &body).await }
+    };
+    let policy = json!({ "policy": r#"
+        path "secret/data/mine/*" { capabilities = ["read", "create", "update"] }
+        path "secret/data/add/*" { capabilities = ["create"] }
+        path "secret/data/change/*" { capabilities = ["update"] }
+    "# })
+    .to_string();
+    assert_eq!(call("PUT", "/v1/sys/policies/acl/p".into(), &root, &policy).await.0, 204);
+    let (status, _, made) =
+        call("POST", "/v1/auth/token/create".into(), &root, r#"{"policies":["p"]}"#).await;
+    assert_eq!(status, 200, "{made}");
+    let token = made["auth"]["client_token"].as_str().unwrap().to_string();
+    let accessor = made["auth"]["accessor"].as_str().unwrap().to_string();
+    let value = r#"{"data":{"k":"v"}}"#;
+    for dir in ["theirs", "add", "change"] {
+        assert_eq!(call("POST", format!("/v1/secret/data/{dir}/old"), &root, value).await.0, 200);
+    }
+    // No rule: refused, new or not, and nothing read on its behalf.
+    for name in ["old", "new"] {
+        assert_eq!(call("POST", format!("/v1/secret/data/theirs/{name}"), &token, value).await.0, 403);
+    }
+    // One of the two: existence decides, exactly.
+    let cases =
+        [("add/new", 200), ("add/old", 403), ("change/old", 200), ("change/new", 403), ("mine/x", 200)];
+    for (path, want) in cases {
+        let (status, _, answer) = call("POST", format!("/v1/secret/data/{path}"), &token, value).await;
+        assert_eq!(status, want, "{path}: {answer}");
+    }
+    let (status, _, trail) = call("GET", format!("/v1/tresor/audit?actor={accessor}"), &root, "").await;
+    assert_eq!(status, 200, "{trail}");
+    let records = trail["data"]["records"].as_array().unwrap();
+    let ops: Vec<(&str, &str)> = records
+        .iter()
+        .map(|r| (r["op"].as_str().unwrap_or_default(), r["path"].as_str().unwrap_or_default()))
+        .collect();
+    assert!(!ops.iter().any(|(op, _)| *op == "history"), "a write was audited as a history read: {ops:?}");
+    let denied = records.iter().filter(|r| r["op"] == "request").count();
+    assert_eq!(denied, 4, "every refusal is audited in the token's name: {ops:?}");
+    s.stop().await;
+}

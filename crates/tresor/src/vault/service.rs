@@ -1043,6 +1043,17 @@ impl Vault {
         self.audit_read(sibling, AuditOp::Sync, Some(path), Outcome::Ok, Some(detail.to_string())).await
     }
 
+    /// Whether `path` has an entry (a version, live, deleted or destroyed), as fresh as
+    /// [`Vault::get`] but not audited: for the authorization of a request that is audited in its
+    /// own name (whether a write to it creates or updates).
+    pub async fn has_entry(&self, path: impl IntoSecretPath) -> Result<bool> {
+        let path = &path.into_secret_path()?;
+        let sibling = Sibling::begin(&self.svc);
+        self.fresh(&sibling).await?;
+        sibling.settle();
+        Ok(self.svc.view.history(path).is_ok())
+    }
+
     /// Every version of `path`, oldest first (from the view, like [`Vault::get`]).
     pub async fn history(&self, path: impl IntoSecretPath) -> Result<Vec<HistoryEntry>> {
         let path = &path.into_secret_path()?;
