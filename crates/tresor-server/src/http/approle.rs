@@ -24,15 +24,43 @@ struct Role {
     token_ttl_s: u64,
     /// Lifetime of its secret IDs, in seconds (0: no expiry).
     secret_id_ttl_s: u64,
+    /// The hard end of its tokens' lives from their issue, renewals included (0: the server's).
+    #[serde(default)]
+    token_max_ttl_s: u64,
+    /// Requests each of its tokens may make (0: any number).
+    #[serde(default)]
+    token_num_uses: u64,
+    /// Logins each of its secret IDs may make (0: any number).
+    #[serde(default)]
+    secret_id_num_uses: u64,
 }
 
-/// A secret ID's record (named by its keyed hash).
+/// A secret ID's record (named by its keyed hash; an index by its accessor names the hash).
 #[derive(Serialize, Deserialize)]
 struct SecretId {
     accessor: String,
     created_ms: u64,
     expire_ms: Option<u64>,
+    /// The role ID of the role it was issued for: a role deleted and made again under its name
+    /// has another, and takes none of the old one's secret IDs. (A record without one predates it
+    /// and is refused.)
+    #[serde(default)]
+    role_id: Option<String>,
+    /// Logins it may still make; `None`: any number.
+    #[serde(default)]
+    uses_left: Option<u64>,
 }
+
+/// Role settings that would restrict what a role issues but that this server does not enforce:
+/// a write asking for one (anything but its default) is refused, never silently ignored.
+const UNENFORCED: [&str; 6] = [
+    "secret_id_bound_cidrs",
+    "token_bound_cidrs",
+    "bound_cidr_list",
+    "bind_secret_id",
+    "token_period",
+    "period",
+];
 
 fn check_name(name: &str) -> Result<(), ApiError> {
     if name.is_empty()
@@ -59,9 +87,72 @@ fn role_id_path(role_id: &str) -> Result<SecretPath, ApiError> {
     Ok(SecretPath::system(&format!("approle/role-ids/{role_id}"))?)
 }
 
-fn secret_id_path(unsealed: &Unsealed, role: &str, secret_id: &str) -> Result<SecretPath, ApiError> {
-    let hash = unsealed.tokens.hash(b"tresor/v1/server/approle-secret-id", secret_id);
+fn secret_id_hash(unsealed: &Unsealed, secret_id: &str) -> String {
+    unsealed.tokens.hash(b"tresor/v1/server/approle-secret-id", secret_id)
+}
+
+fn secret_id_path(role: &str, hash: &str) -> Result<SecretPath, ApiError> {
     Ok(SecretPath::system(&format!("approle/secret-ids/{role}/{hash}"))?)
+}
+
+/// Where a secret ID's accessor names its hash.
+fn accessor_path(role: &str, accessor: &str) -> Result<SecretPath, ApiError> {
+    if accessor.is_empty()
+        || accessor.len() > 64
+        || !accessor.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+    {
+        return Err(ApiError::invalid("invalid secret_id_accessor"));
+    }
+    Ok(SecretPath::system(&format!("approle/secret-id-accessors/{role}/{accessor}"))?)
+}
+
+/// Removes the secret ID whose hash is `hash` (and its accessor's entry); whether there was one.
+async fn destroy_secret_id(vault: &Vault, role: &str, hash: &str) -> Result<bool, ApiError> {
+    let path = secret_id_path(role, hash)?;
+    let Some(record) = read::<SecretId>(vault, &path).await? else { return Ok(false) };
+    vault.delete(&path).await?;
+    if let Ok(index) = accessor_path(role, &record.accessor) {
+        let _ = vault.delete(&index).await;
+    }
+    Ok(true)
+}
+
+/// Takes one login from the secret ID at `path` (with check-and-set, so two logins at once never
+/// spend one use twice): whether it could still log in. The last use removes it.
+async fn spend_secret_id(vault: &Vault, role: &str, hash: &str, role_id: &str) -> Result<bool, ApiError> {
+    let path = secret_id_path(role, hash)?;
+    for _ in 0..16 {
+        let (version, bytes) = match vault.system_entry(&path, None).await? {
+            tresor::vault::SystemEntry::Current(version, bytes) => (version, bytes),
+            _ => return Ok(false),
+        };
+        let mut record: SecretId =
+            serde_json::from_slice(bytes.as_slice()).map_err(|e| ApiError::internal(e.to_string()))?;
+        if record.role_id.as_deref() != Some(role_id) || record.expire_ms.is_some_and(|t| t <= now_ms()) {
+            return Ok(false);
+        }
+        let left = match record.uses_left {
+            None => return Ok(true),
+            Some(0) => return Ok(false),
+            Some(n) => n - 1,
+        };
+        record.uses_left = Some(left);
+        let next = serde_json::to_vec(&record).map_err(|e| ApiError::internal(e.to_string()))?;
+        match vault.set_cas(&path, &next, version).await {
+            Ok(_) => {
+                // Spent: gone (a failure here leaves a record with no use left, refused).
+                if left == 0 {
+                    let _ = destroy_secret_id(vault, role, hash).await;
+                }
+                return Ok(true);
+            }
+            Err(tresor::Error::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::from(tresor::Error::Conflict(
+        "the secret ID kept changing during the login; try again".into(),
+    )))
 }
 
 async fn read<T: for<'de> Deserialize<'de>>(vault: &Vault, path: &SecretPath) -> Result<Option<T>, ApiError> {
@@ -100,22 +191,20 @@ pub(crate) async fn login(unsealed: &Unsealed, vault: &Vault, call: &Call) -> Re
     };
     let Some(name) = name else { return Err(refused()) };
     let Some(role) = read::<Role>(vault, &role_path(&name)?).await? else { return Err(refused()) };
-    let Some(secret) = read::<SecretId>(vault, &secret_id_path(unsealed, &name, &secret_id)?).await? else {
-        return Err(refused());
-    };
-    if secret.expire_ms.is_some_and(|t| t <= now_ms()) {
+    if secret_id.is_empty()
+        || !spend_secret_id(vault, &name, &secret_id_hash(unsealed, &secret_id), &role.role_id).await?
+    {
         return Err(refused());
     }
     let meta = BTreeMap::from([("role_name".to_string(), name.clone())]);
-    let (token, record) = tokens::issue(
-        vault,
-        &unsealed.tokens,
-        role.token_policies,
-        role.token_ttl_s,
-        &format!("approle-{name}"),
-        meta,
-    )
-    .await?;
+    let limits = tokens::Limits {
+        ttl_s: role.token_ttl_s,
+        max_ttl_s: role.token_max_ttl_s,
+        num_uses: role.token_num_uses,
+    };
+    let (token, record) =
+        tokens::issue(vault, &unsealed.tokens, role.token_policies, limits, &format!("approle-{name}"), meta)
+            .await?;
     let mut out = reply::envelope(Value::Null, "approle");
     out["auth"] = json!({
         "client_token": token,
@@ -128,12 +217,44 @@ pub(crate) async fn login(unsealed: &Unsealed, vault: &Vault, call: &Call) -> Re
         "entity_id": "",
         "token_type": "service",
         "orphan": true,
-        "num_uses": 0,
+        "num_uses": record.uses_left.unwrap_or(0),
     });
     Ok(reply::json(StatusCode::OK, &out))
 }
 
-/// `auth/approle/role[/<name>[/role-id|/secret-id]]`: manage roles and issue secret IDs.
+/// A role write asking for a setting this server does not enforce (anything but its default):
+/// refused with 400, so an operator never believes a role restricted that is not.
+fn refuse_unenforced(body: &Value) -> Result<(), ApiError> {
+    for key in UNENFORCED {
+        let default = match body.get(key) {
+            None | Some(Value::Null) => true,
+            Some(Value::Array(list)) => list.is_empty(),
+            Some(Value::String(text)) => match (key, text.trim()) {
+                ("bind_secret_id", text) => text.eq_ignore_ascii_case("true"),
+                (_, text) => text.is_empty() || text == "0" || text == "0s",
+            },
+            Some(Value::Bool(b)) => key == "bind_secret_id" && *b,
+            Some(Value::Number(n)) => key != "bind_secret_id" && n.as_u64() == Some(0),
+            Some(Value::Object(_)) => false,
+        };
+        if !default {
+            return Err(ApiError::invalid(format!(
+                "{key} is not supported by this server: the role was not changed"
+            )));
+        }
+    }
+    if let Some(kind) = body.get("token_type").and_then(Value::as_str)
+        && !matches!(kind, "" | "default" | "service")
+    {
+        return Err(ApiError::invalid(format!(
+            "token_type {kind} is not supported (only service tokens): the role was not changed"
+        )));
+    }
+    Ok(())
+}
+
+/// `auth/approle/role[/<name>[/role-id|/secret-id[/destroy]|/secret-id-accessor/destroy]]`:
+/// manage roles, issue, list and revoke secret IDs.
 pub(crate) async fn role_route(
     unsealed: &Unsealed,
     vault: &Vault,
@@ -166,11 +287,30 @@ pub(crate) async fn role_route(
             if policies.iter().any(|p| p == "root") {
                 return Err(ApiError::invalid("a role cannot issue root tokens"));
             }
+            refuse_unenforced(&body)?;
             let secs = |key: &str, old: u64| -> Result<u64, ApiError> {
                 match body.get(key) {
                     None | Some(Value::Null) => Ok(old),
                     Some(v) => duration_s(v),
                 }
+            };
+            let count = |key: &str, old: u64| -> Result<u64, ApiError> {
+                match body.get(key) {
+                    None | Some(Value::Null) => Ok(old),
+                    Some(v) => v
+                        .as_u64()
+                        .or_else(|| v.as_str().and_then(|t| t.trim().parse().ok()))
+                        .ok_or_else(|| ApiError::invalid(format!("{key} must be a number of uses"))),
+                }
+            };
+            let was = |f: fn(&Role) -> u64| old.as_ref().map_or(0, f);
+            // `token_explicit_max_ttl` caps a token's life as `token_max_ttl` does here: the
+            // shorter of the two holds.
+            let max_ttl = secs("token_max_ttl", was(|r| r.token_max_ttl_s))?;
+            let explicit = secs("token_explicit_max_ttl", 0)?;
+            let token_max_ttl_s = match (max_ttl, explicit) {
+                (0, e) | (e, 0) => e,
+                (m, e) => m.min(e),
             };
             let role = Role {
                 role_id: match &old {
@@ -178,9 +318,15 @@ pub(crate) async fn role_route(
                     None => random_id()?,
                 },
                 token_policies: policies,
-                token_ttl_s: secs("token_ttl", old.as_ref().map_or(0, |r| r.token_ttl_s))?,
-                secret_id_ttl_s: secs("secret_id_ttl", old.as_ref().map_or(0, |r| r.secret_id_ttl_s))?,
+                token_ttl_s: secs("token_ttl", was(|r| r.token_ttl_s))?,
+                secret_id_ttl_s: secs("secret_id_ttl", was(|r| r.secret_id_ttl_s))?,
+                token_max_ttl_s,
+                token_num_uses: count("token_num_uses", was(|r| r.token_num_uses))?,
+                secret_id_num_uses: count("secret_id_num_uses", was(|r| r.secret_id_num_uses))?,
             };
+            if role.token_max_ttl_s > 0 && role.token_ttl_s > role.token_max_ttl_s {
+                return Err(ApiError::invalid("token_ttl cannot be longer than token_max_ttl"));
+            }
             if old.is_none() {
                 vault.set(&role_id_path(&role.role_id)?, name.as_bytes()).await?;
             }
@@ -189,7 +335,13 @@ pub(crate) async fn role_route(
         }
         (name, "", Verb::Read) => match read::<Role>(vault, &role_path(name)?).await? {
             Some(r) => Ok(reply::ok(
-                json!({ "token_policies": r.token_policies, "token_ttl": r.token_ttl_s, "secret_id_ttl": r.secret_id_ttl_s }),
+                json!({
+                    "token_policies": r.token_policies, "token_ttl": r.token_ttl_s,
+                    "token_max_ttl": r.token_max_ttl_s, "token_num_uses": r.token_num_uses,
+                    "secret_id_ttl": r.secret_id_ttl_s, "secret_id_num_uses": r.secret_id_num_uses,
+                    "bind_secret_id": true, "token_bound_cidrs": [], "secret_id_bound_cidrs": [],
+                    "token_period": 0, "token_type": "service",
+                }),
                 "approle",
             )),
             None => Err(ApiError::not_found()),
@@ -199,6 +351,16 @@ pub(crate) async fn role_route(
                 let _ = vault.delete(&role_id_path(&r.role_id)?).await;
                 vault.delete(&role_path(name)?).await?;
             }
+            // Its secret IDs go with it (a role made again under the name would refuse them
+            // anyway: they name the old role ID).
+            for hash in super::system_names(vault, &format!("approle/secret-ids/{name}/")).await? {
+                destroy_secret_id(vault, name, &hash).await?;
+            }
+            for accessor in
+                super::system_names(vault, &format!("approle/secret-id-accessors/{name}/")).await?
+            {
+                vault.delete(&accessor_path(name, &accessor)?).await?;
+            }
             Ok(reply::no_content())
         }
         (name, "role-id", Verb::Read) => match read::<Role>(vault, &role_path(name)?).await? {
@@ -206,6 +368,15 @@ pub(crate) async fn role_route(
             None => Err(ApiError::not_found()),
         },
         (name, "secret-id", Verb::Write) => {
+            // Bounds on where a secret ID may be used from are not enforced here: refused.
+            let body = call.json()?;
+            for key in ["cidr_list", "token_bound_cidrs"] {
+                if body.get(key).is_some_and(|v| !v.is_null() && v.as_array().is_none_or(|l| !l.is_empty())) {
+                    return Err(ApiError::invalid(format!(
+                        "{key} is not supported by this server: no secret ID was issued"
+                    )));
+                }
+            }
             let Some(role) = read::<Role>(vault, &role_path(name)?).await? else {
                 return Err(ApiError::not_found());
             };
@@ -215,12 +386,56 @@ pub(crate) async fn role_route(
                 created_ms: now_ms(),
                 expire_ms: (role.secret_id_ttl_s > 0)
                     .then(|| now_ms().saturating_add(role.secret_id_ttl_s.saturating_mul(1000))),
+                role_id: Some(role.role_id.clone()),
+                uses_left: (role.secret_id_num_uses > 0).then_some(role.secret_id_num_uses),
             };
-            write(vault, &secret_id_path(unsealed, name, &secret_id)?, &record).await?;
+            let hash = secret_id_hash(unsealed, &secret_id);
+            // The accessor's entry first: a secret ID is never live without a way to destroy it.
+            vault.set(&accessor_path(name, &record.accessor)?, hash.as_bytes()).await?;
+            write(vault, &secret_id_path(name, &hash)?, &record).await?;
             Ok(reply::ok(
-                json!({ "secret_id": secret_id, "secret_id_accessor": record.accessor, "secret_id_ttl": role.secret_id_ttl_s, "secret_id_num_uses": 0 }),
+                json!({
+                    "secret_id": secret_id, "secret_id_accessor": record.accessor,
+                    "secret_id_ttl": role.secret_id_ttl_s, "secret_id_num_uses": role.secret_id_num_uses,
+                }),
                 "approle",
             ))
+        }
+        // The accessors of the role's live secret IDs.
+        (name, "secret-id", Verb::List) => {
+            role_path(name)?;
+            let keys = super::system_names(vault, &format!("approle/secret-id-accessors/{name}/")).await?;
+            if keys.is_empty() {
+                return Err(ApiError::not_found());
+            }
+            Ok(reply::ok(json!({ "keys": keys }), "approle"))
+        }
+        // Revoking one: by the secret ID itself, or by its accessor.
+        (name, "secret-id/destroy", Verb::Write | Verb::Delete) => {
+            role_path(name)?;
+            let body = call.json()?;
+            let secret_id = body.get("secret_id").and_then(Value::as_str).unwrap_or_default();
+            if secret_id.is_empty() {
+                return Err(ApiError::invalid("missing secret_id"));
+            }
+            destroy_secret_id(vault, name, &secret_id_hash(unsealed, secret_id)).await?;
+            Ok(reply::no_content())
+        }
+        (name, "secret-id-accessor/destroy", Verb::Write | Verb::Delete) => {
+            role_path(name)?;
+            let body = call.json()?;
+            let accessor = body.get("secret_id_accessor").and_then(Value::as_str).unwrap_or_default();
+            let index = accessor_path(name, accessor)?;
+            let hash = match vault.get(&index, None).await {
+                Ok(bytes) => String::from_utf8_lossy(bytes.as_slice()).into_owned(),
+                Err(tresor::Error::NotFound { .. } | tresor::Error::Deleted { .. }) => {
+                    return Err(ApiError::invalid("no secret ID has this accessor"));
+                }
+                Err(e) => return Err(e.into()),
+            };
+            destroy_secret_id(vault, name, &hash).await?;
+            let _ = vault.delete(&index).await;
+            Ok(reply::no_content())
         }
         _ => Err(ApiError::method()),
     }

@@ -131,6 +131,8 @@ pub(crate) fn document() -> Value {
         "token_policies": { "type": "array", "items": { "type": "string" } },
         "token_ttl": { "type": ["string", "integer"] },
         "token_max_ttl": { "type": ["string", "integer"] },
+        "token_explicit_max_ttl": { "type": ["string", "integer"] },
+        "token_num_uses": { "type": "integer", "minimum": 0 },
         "secret_id_num_uses": { "type": "integer", "minimum": 0 },
         "secret_id_ttl": { "type": ["string", "integer"] },
     }));
@@ -353,7 +355,46 @@ pub(crate) fn document() -> Value {
         "/auth/approle/role/{name}/secret-id",
         item(
             &["name"],
-            &[("post", op("A new secret_id for a role", "auth", 200, Some(object(json!({}))), false))],
+            &[
+                ("post", op("A new secret_id for a role", "auth", 200, Some(object(json!({}))), false)),
+                ("get", {
+                    let mut o = op("List the accessors of a role's secret IDs", "auth", 200, None, false);
+                    o["parameters"] = json!([list.clone()]);
+                    o
+                }),
+            ],
+        ),
+    );
+    add(
+        "/auth/approle/role/{name}/secret-id/destroy",
+        item(
+            &["name"],
+            &[(
+                "post",
+                op(
+                    "Revoke a secret ID",
+                    "auth",
+                    204,
+                    Some(object(json!({ "secret_id": { "type": "string" } }))),
+                    false,
+                ),
+            )],
+        ),
+    );
+    add(
+        "/auth/approle/role/{name}/secret-id-accessor/destroy",
+        item(
+            &["name"],
+            &[(
+                "post",
+                op(
+                    "Revoke a secret ID by its accessor",
+                    "auth",
+                    204,
+                    Some(object(json!({ "secret_id_accessor": { "type": "string" } }))),
+                    false,
+                ),
+            )],
         ),
     );
     // KV v2 at secret/.

@@ -107,6 +107,24 @@ impl TokenRecord {
         self.policies.iter().any(|p| p == "root")
     }
 
+    /// When a renewal at `now_ms` asking for `increment` seconds makes it expire, before its
+    /// parent's end is counted: a periodic token gets its period again, whatever was asked;
+    /// others at most their TTL, and never past their maximum lifetime from their creation.
+    fn renewed_until(&self, increment: Option<u64>, now_ms: u64) -> u64 {
+        let by = match self.period_s {
+            0 => increment.unwrap_or(self.ttl_s).min(self.ttl_s.max(1)),
+            period => period,
+        };
+        let mut expire = now_ms.saturating_add(by.saturating_mul(1000));
+        if let Some(max) = self.max_expire_ms {
+            expire = expire.min(max);
+        }
+        if self.period_s == 0 {
+            expire = expire.min(self.created_ms.saturating_add(MAX_TTL_S.saturating_mul(1000)));
+        }
+        expire
+    }
+
     /// The identity its policies' templates are filled from (see [`TokenRecord::identity`]).
     pub(crate) fn identity(&self) -> std::borrow::Cow<'_, BTreeMap<String, String>> {
         match &self.identity {
@@ -208,6 +226,11 @@ pub(crate) const IDENTITY_KEYS: [&str; 2] = ["entity", "role_name"];
 
 /// Vault's default token lifetime.
 const DEFAULT_TTL_S: u64 = 768 * 3600;
+
+/// The longest a token that is not periodic lives, counted from its creation, however often it
+/// is renewed (Vault's default `max_lease_ttl`, 768 hours); `explicit_max_ttl` and an AppRole
+/// role's `token_max_ttl` may only shorten it.
+const MAX_TTL_S: u64 = 768 * 3600;
 
 /// Why a token could not be made as asked: the client's fault (400/403).
 #[derive(Debug)]
@@ -321,13 +344,25 @@ pub(crate) async fn create(
     Ok((token, record))
 }
 
+/// The lifetime and uses of a token issued to a machine (an AppRole role's `token_*` settings).
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Limits {
+    /// Its lifetime, in seconds (0: the default, 768 hours).
+    pub(crate) ttl_s: u64,
+    /// The hard end of its life from its creation, renewals included, in seconds (0: none
+    /// beyond the server's 768 hours).
+    pub(crate) max_ttl_s: u64,
+    /// Requests it may make (0: any number).
+    pub(crate) num_uses: u64,
+}
+
 /// Issues an orphan token for a machine that logged in (AppRole): `policies` plus `default`,
-/// living `ttl_s` seconds (0: the default), `meta` naming where it came from.
+/// living as `limits` say, `meta` naming where it came from (and its identity).
 pub(crate) async fn issue(
     vault: &Vault,
     key: &TokenKey,
     policies: Vec<String>,
-    ttl_s: u64,
+    limits: Limits,
     display_name: &str,
     meta: BTreeMap<String, String>,
 ) -> Result<(String, TokenRecord), Error> {
@@ -335,15 +370,22 @@ pub(crate) async fn issue(
     policies.push("default".into());
     policies.sort();
     policies.dedup();
-    let ttl_s = if ttl_s == 0 { DEFAULT_TTL_S } else { ttl_s };
+    let ttl_s = if limits.ttl_s == 0 { DEFAULT_TTL_S } else { limits.ttl_s };
+    let now = now_ms();
+    let max_expire_ms =
+        (limits.max_ttl_s > 0).then(|| now.saturating_add(limits.max_ttl_s.saturating_mul(1000)));
+    let expire_ms = now.saturating_add(ttl_s.saturating_mul(1000));
     let record = TokenRecord {
         accessor: hex::encode(tresor_crypto::random_array::<12>()?),
         policies,
         display_name: display_name.to_string(),
-        created_ms: now_ms(),
-        expire_ms: Some(now_ms().saturating_add(ttl_s.saturating_mul(1000))),
+        created_ms: now,
+        expire_ms: Some(max_expire_ms.map_or(expire_ms, |max| expire_ms.min(max))),
         parent: None,
         ttl_s,
+        max_expire_ms,
+        explicit_max_ttl_s: limits.max_ttl_s,
+        uses_left: (limits.num_uses > 0).then_some(limits.num_uses),
         renewable: true,
         identity: Some(meta.clone()),
         meta,
@@ -461,15 +503,7 @@ pub(crate) async fn renew(
             return Ok(None);
         }
         let mut renewed = record.clone();
-        // A periodic token gets its period again, whatever was asked; others at most their TTL.
-        let by = match record.period_s {
-            0 => increment.unwrap_or(record.ttl_s).min(record.ttl_s.max(1)),
-            period => period,
-        };
-        let mut expire = now_ms().saturating_add(by.saturating_mul(1000));
-        if let Some(max) = record.max_expire_ms {
-            expire = expire.min(max);
-        }
+        let mut expire = record.renewed_until(increment, now_ms());
         if let Some(parent) = &record.parent
             && let Some((_, p)) = by_accessor(vault, parent).await?
             && let Some(limit) = p.expire_ms
@@ -527,4 +561,33 @@ pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by review: a renewable token that was not periodic could be renewed for ever (only
+    /// `explicit_max_ttl` and its parent's end capped a renewal), so an AppRole token outlived any
+    /// maximum. Renewals now stop at its maximum lifetime from its creation.
+    #[test]
+    fn regression_a_token_could_be_renewed_past_any_maximum_lifetime() {
+        let hour = 3600 * 1000;
+        let created_ms = 1_000 * hour;
+        let token = TokenRecord { created_ms, ttl_s: 3600, renewable: true, ..TokenRecord::default() };
+        let end = created_ms + MAX_TTL_S * 1000;
+        // Early in its life a renewal gives it its TTL (or less, if asked), never more.
+        assert_eq!(token.renewed_until(None, created_ms + hour), created_ms + 2 * hour);
+        assert_eq!(token.renewed_until(Some(60), created_ms + hour), created_ms + hour + 60_000);
+        assert_eq!(token.renewed_until(Some(100 * 3600), created_ms + hour), created_ms + 2 * hour);
+        // Near its end, only up to it; past it, nothing more.
+        assert_eq!(token.renewed_until(None, end - 60_000), end);
+        assert_eq!(token.renewed_until(None, end + 10 * hour), end);
+        // An explicit maximum (an AppRole role's token_max_ttl) ends it sooner.
+        let capped = TokenRecord { max_expire_ms: Some(created_ms + 2 * hour), ..token.clone() };
+        assert_eq!(capped.renewed_until(None, created_ms + 90 * 60 * 1000), created_ms + 2 * hour);
+        // A periodic token gets its period again at every renewal, past 768 hours too.
+        let periodic = TokenRecord { period_s: 3600, ..token };
+        assert_eq!(periodic.renewed_until(Some(60), end + 10 * hour), end + 11 * hour);
+    }
 }
