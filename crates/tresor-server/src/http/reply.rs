@@ -140,7 +140,8 @@ impl ApiError {
         ApiError::with(StatusCode::INTERNAL_SERVER_ERROR, message)
     }
 
-    fn with(status: StatusCode, message: impl Into<String>) -> ApiError {
+    /// `status` with one message.
+    pub(crate) fn with(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError { status, messages: vec![message.into()] }
     }
 }
