@@ -7,6 +7,18 @@
 use crate::http::{request, start};
 use serde_json::{Value, json};
 
+/// A policy `name` of `hcl`, written by `root`, and a token with it: its `auth` object (token in
+/// `client_token`, and its `accessor`).
+async fn token_with_policy(addr: std::net::SocketAddr, root: &str, name: &str, hcl: &str) -> Value {
+    let policy = json!({ "policy": hcl }).to_string();
+    let path = format!("/v1/sys/policies/acl/{name}");
+    assert_eq!(request(addr, "PUT", &path, Some(root), &policy).await.0, 204);
+    let body = json!({ "policies": [name] }).to_string();
+    let (status, _, made) = request(addr, "POST", "/v1/auth/token/create", Some(root), &body).await;
+    assert_eq!(status, 200, "{made}");
+    made["auth"].clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_without_the_capability_is_refused_on_every_route_and_learns_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -231,14 +243,10 @@ async fn native_routes_serve_status_epochs_audit_and_identities_by_policy() {
         "transit's branch"
     );
     // A token whose policy grants the status and the audit trail, nothing else of these.
-    let policy = json!({ "policy": r#"path "tresor/status" { capabilities = ["read"] }
-path "tresor/audit" { capabilities = ["read"] }"# })
-    .to_string();
-    assert_eq!(call("PUT", "/v1/sys/policies/acl/auditor".into(), root.clone(), policy).await.0, 204);
-    let (_, _, created) =
-        call("POST", "/v1/auth/token/create".into(), root.clone(), r#"{"policies":["auditor"]}"#.into())
-            .await;
-    let auditor = created["auth"]["client_token"].as_str().unwrap().to_string();
+    let hcl = r#"path "tresor/status" { capabilities = ["read"] }
+path "tresor/audit" { capabilities = ["read"] }"#;
+    let auditor =
+        token_with_policy(addr, &root, "auditor", hcl).await["client_token"].as_str().unwrap().to_string();
     assert_eq!(call("GET", "/v1/tresor/status".into(), auditor.clone(), String::new()).await.0, 200);
     assert_eq!(call("GET", "/v1/tresor/audit".into(), auditor.clone(), String::new()).await.0, 200);
     for (method, path) in [
@@ -340,17 +348,13 @@ async fn regression_encoded_paths_were_not_decoded_so_a_deny_rule_never_matched(
         let token = token.to_string();
         async move { request(addr, method, path, Some(&token), &body).await }
     };
-    let policy = json!({ "policy": r#"
+    let hcl = r#"
         path "secret/data/*" { capabilities = ["read"] }
         path "secret/data/finance team/*" { capabilities = ["deny"] }
         path "secret/data/café/*" { capabilities = ["deny"] }
-    "# })
-    .to_string();
-    assert_eq!(call("PUT", "/v1/sys/policies/acl/readall", &root, policy).await.0, 204);
-    let (status, _, made) =
-        call("POST", "/v1/auth/token/create", &root, r#"{"policies":["readall"]}"#.into()).await;
-    assert_eq!(status, 200, "{made}");
-    let reader = made["auth"]["client_token"].as_str().unwrap().to_string();
+    "#;
+    let reader =
+        token_with_policy(addr, &root, "readall", hcl).await["client_token"].as_str().unwrap().to_string();
     let secret = r#"{"data":{"salary":"payroll-only"}}"#.to_string();
     for path in
         ["/v1/secret/data/finance%20team/payroll", "/v1/secret/data/caf%C3%A9/k", "/v1/secret/data/open/k"]
@@ -397,18 +401,14 @@ async fn regression_a_denied_write_was_audited_as_a_read_of_the_secrets_history(
         let (token, body) = (token.to_string(), body.to_string());
         async move { request(addr, method, &path, Some(&token), &body).await }
     };
-    let policy = json!({ "policy": r#"
+    let hcl = r#"
         path "secret/data/mine/*" { capabilities = ["read", "create", "update"] }
         path "secret/data/add/*" { capabilities = ["create"] }
         path "secret/data/change/*" { capabilities = ["update"] }
-    "# })
-    .to_string();
-    assert_eq!(call("PUT", "/v1/sys/policies/acl/p".into(), &root, &policy).await.0, 204);
-    let (status, _, made) =
-        call("POST", "/v1/auth/token/create".into(), &root, r#"{"policies":["p"]}"#).await;
-    assert_eq!(status, 200, "{made}");
-    let token = made["auth"]["client_token"].as_str().unwrap().to_string();
-    let accessor = made["auth"]["accessor"].as_str().unwrap().to_string();
+    "#;
+    let auth = token_with_policy(addr, &root, "p", hcl).await;
+    let token = auth["client_token"].as_str().unwrap().to_string();
+    let accessor = auth["accessor"].as_str().unwrap().to_string();
     let value = r#"{"data":{"k":"v"}}"#;
     for dir in ["theirs", "add", "change"] {
         assert_eq!(call("POST", format!("/v1/secret/data/{dir}/old"), &root, value).await.0, 200);
