@@ -787,6 +787,11 @@ pub async fn sync(
     // Only now what the others sent: a change made here before this round has not seen it, and
     // its event must not claim to have (it would hide a concurrent write instead of keeping both).
     report.warnings = relay::download(&mut loaded.peer, relay, &mut loaded.cursors, now).await?;
+    // Members from whom nothing new came for `W`, and events waiting that long for what they
+    // cite: an offline member, or a relay hiding one (or forking the group) — told every round.
+    if !loaded.peer.is_removed() {
+        report.warnings.extend(loaded.peer.silence(now));
+    }
     // An older copy of this member (an archive restored, or a copy of the vault syncing too):
     // nothing of this round is saved or sent, so it never signs a place a second time.
     if loaded.peer.stale().is_some() {

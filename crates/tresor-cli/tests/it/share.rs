@@ -702,3 +702,38 @@ fn a_vault_restored_from_an_older_backup_sends_nothing_rather_than_sign_a_place_
     sync(&b).ok();
     assert_eq!(b.get("team/db"), b"still-fine");
 }
+
+/// `tresor sync --password-stdin` run `offset` later than now (faketime: `+30m`).
+fn sync_later(env: &Env, offset: &str) -> Out {
+    let wrapper = ["faketime".to_string(), "-f".to_string(), offset.to_string()];
+    let mut cmd = env.cmd_via(&wrapper);
+    cmd.args(["--password-stdin", "sync"]);
+    crate::common::run(&mut cmd, format!("{PASSWORD}\n").as_bytes())
+}
+
+/// Found by review: the warning that nothing new came from a member for longer than `W` (21
+/// minutes by default) — a member offline, or a relay hiding it from the others or forking the
+/// group — was made only in the simulation, never by a real round: a relay could keep one
+/// member's writes from the others for hours without a word. A round now names such a member
+/// (not an attack: exit 0), until it is heard again.
+#[test]
+fn regression_a_member_silent_for_longer_than_w_was_never_reported() {
+    let (a, b, _relay) = shared(b"v1");
+    let now = sync(&b).ok();
+    assert!(!now.stderr.contains("nothing new from member"), "in step, nothing to say: {}", now.stderr);
+    // Half an hour on, A has said nothing since: B says so, in every round, and goes on.
+    for offset in ["+30m", "+31m"] {
+        let later = sync_later(&b, offset).ok();
+        assert!(later.stderr.contains("tresor: warning: team/: nothing new from member"), "{}", later.stderr);
+    }
+    // A, back, hears B (its heartbeat) and is heard again.
+    let back = sync_later(&a, "+32m").ok();
+    assert!(!back.stderr.contains("nothing new from member"), "{}", back.stderr);
+    let heard = sync_later(&b, "+33m").ok();
+    assert!(!heard.stderr.contains("nothing new from member"), "{}", heard.stderr);
+    // What A writes then still arrives.
+    a.set("team/db", b"v2");
+    sync_later(&a, "+34m").ok();
+    sync_later(&b, "+35m").ok();
+    assert_eq!(b.get("team/db"), b"v2");
+}
