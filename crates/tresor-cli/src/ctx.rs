@@ -115,44 +115,107 @@ pub(crate) fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError>
     Ok(())
 }
 
-/// Writes `bytes` to `path` (mode 0600), whole or not at all: a private temporary file beside
-/// it, synced, then renamed over whatever was there (a symlink is replaced, never followed).
+/// Writes `bytes` to `path` (mode 0600), whole or not at all: a private file beside it, written
+/// and synced with no name, then named `path` over whatever was there — a regular file, or a
+/// symlink (replaced, never followed); a device, FIFO, socket or directory there is refused.
 pub(crate) fn write_private_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    write_private(path, bytes, |tmp, path| std::fs::rename(tmp, path))
+    // `--force` replaces a file: never a device (as root, `-o /dev/null --force` replaced the
+    // system's /dev/null with a file of secrets), a FIFO or a socket.
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        let kind = meta.file_type();
+        if !kind.is_file() && !kind.is_symlink() {
+            let what =
+                if kind.is_dir() { "a directory" } else { "not a regular file (a device, FIFO or socket)" };
+            return Err(CliError::input(format!(
+                "{} is {what}: only a regular file or a link is replaced",
+                path.display()
+            )));
+        }
+    }
+    write_private(path, bytes, true)
 }
 
 /// [`write_private_file`] that never replaces anything: the file is linked to its name only if
 /// nothing has that name (even one made meanwhile).
 pub(crate) fn write_new_private_file(path: &Path, bytes: &[u8]) -> Result<(), CliError> {
-    write_private(path, bytes, |tmp, path| std::fs::hard_link(tmp, path))
+    write_private(path, bytes, false)
 }
 
-fn write_private(
-    path: &Path,
-    bytes: &[u8],
-    place: impl FnOnce(&Path, &Path) -> std::io::Result<()>,
-) -> Result<(), CliError> {
-    use std::os::unix::fs::OpenOptionsExt;
+fn write_private(path: &Path, bytes: &[u8], replace: bool) -> Result<(), CliError> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    // A name no one can guess ahead: a file planted there would only make the write fail.
-    let nonce = hex::encode(tresor_crypto::random_array::<8>().map_err(|e| CliError::other(e.to_string()))?);
-    let tmp =
-        dir.join(format!(".{}.tmp-{nonce}", path.file_name().and_then(|n| n.to_str()).unwrap_or("export")));
-    let write = || -> std::io::Result<()> {
-        let mut f = std::fs::OpenOptions::new().create_new(true).write(true).mode(0o600).open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        place(&tmp, path)
+    let result = match write_unnamed(dir, path, bytes, replace) {
+        Some(result) => result,
+        None => write_named(dir, path, bytes, replace),
     };
-    let result = write();
-    // The temporary name is gone whatever happened (after a link, the file lives on at `path`).
-    let _ = std::fs::remove_file(&tmp);
     result.map_err(|e| match e.kind() {
         std::io::ErrorKind::AlreadyExists => {
             CliError::input(format!("{} exists: give --force to replace it", path.display()))
         }
         _ => CliError::other(format!("cannot write {}: {e}", path.display())),
     })
+}
+
+/// A name no one can guess ahead beside `path` (a file planted there would only make the write
+/// fail).
+fn staging_name(dir: &Path, path: &Path) -> std::io::Result<PathBuf> {
+    let nonce = hex::encode(tresor_crypto::random_array::<8>().map_err(std::io::Error::other)?);
+    Ok(dir.join(format!(".{}.tmp-{nonce}", path.file_name().and_then(|n| n.to_str()).unwrap_or("export"))))
+}
+
+/// The file written with no name at all (`O_TMPFILE`) and named once complete, so that a write
+/// cut short (a signal, a kill, a full disk) leaves nothing of it behind; `None` where the file
+/// system cannot make such a file (or /proc is not there to name it).
+fn write_unnamed(dir: &Path, path: &Path, bytes: &[u8], replace: bool) -> Option<std::io::Result<()>> {
+    use rustix::fs::{AtFlags, CWD, Mode, OFlags};
+    let flags = OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC;
+    let fd = match rustix::fs::openat(CWD, dir, flags, Mode::from_raw_mode(0o600)) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::OPNOTSUPP | rustix::io::Errno::ISDIR | rustix::io::Errno::INVAL) => {
+            return None;
+        }
+        Err(e) => return Some(Err(e.into())),
+    };
+    let proc = PathBuf::from(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd)));
+    if !proc.exists() {
+        return None;
+    }
+    let mut file = std::fs::File::from(fd);
+    let mut named = || -> std::io::Result<()> {
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        if !replace {
+            return Ok(rustix::fs::linkat(CWD, &proc, CWD, path, AtFlags::SYMLINK_FOLLOW)?);
+        }
+        // Replacing: named beside it first, then renamed over it (the name lives for that long).
+        let tmp = staging_name(dir, path)?;
+        rustix::fs::linkat(CWD, &proc, CWD, &tmp, AtFlags::SYMLINK_FOLLOW)?;
+        let renamed = std::fs::rename(&tmp, path);
+        if renamed.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        renamed
+    };
+    Some(named())
+}
+
+/// [`write_unnamed`] where it cannot be: a private temporary file beside `path`, synced, then
+/// linked (or renamed, to replace) to `path`.
+fn write_named(dir: &Path, path: &Path, bytes: &[u8], replace: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = staging_name(dir, path)?;
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new().create_new(true).write(true).mode(0o600).open(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        match replace {
+            true => std::fs::rename(&tmp, path),
+            false => std::fs::hard_link(&tmp, path),
+        }
+    };
+    let result = write();
+    // The temporary name is gone whatever happened (after a link, the file lives on at `path`).
+    let _ = std::fs::remove_file(&tmp);
+    result
 }
 
 /// Runs `call` on the unlocked agent, or opens the vault here and runs it directly: either way

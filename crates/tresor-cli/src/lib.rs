@@ -99,10 +99,10 @@ fn run(cli: Cli) -> Result<(), CliError> {
         }
         _ => None,
     };
-    let mut stdin = std::io::stdin().lock();
     if cli.password_stdin {
-        ctx.stdin_password = Some(password::read_stdin_line(&mut stdin).map_err(CliError::input)?);
+        ctx.stdin_password = Some(password::read_password_line().map_err(CliError::input)?);
     }
+    let mut stdin = std::io::stdin().lock();
     match cli.command {
         Command::Init { kdf, no_recovery_phrase, recovery_phrase_file } => {
             let show = (!no_recovery_phrase).then_some(recovery_phrase_file);

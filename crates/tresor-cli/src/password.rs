@@ -13,6 +13,15 @@ pub fn read_stdin_line(stdin: &mut impl BufRead) -> Result<SecretString, String>
     Ok(SecretString::from(line.trim().to_string()))
 }
 
+/// `--password-stdin`'s line, read a byte at a time from the descriptor itself: std's stdin reads
+/// ahead (8 KiB), and what it read past the line would be lost to a program `tresor run` starts
+/// on the same stdin. Whatever follows the line stays there for the command, byte for byte.
+pub fn read_password_line() -> Result<SecretString, String> {
+    use std::os::fd::AsFd;
+    let fd = std::io::stdin().as_fd().try_clone_to_owned().map_err(|e| format!("the password: {e}"))?;
+    read_stdin_line(&mut std::io::BufReader::with_capacity(1, std::fs::File::from(fd)))
+}
+
 /// A set, non-empty environment variable.
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())

@@ -303,3 +303,111 @@ fn regression_a_named_input_that_never_ends_was_read_until_memory_ran_out() {
     assert!(out.stderr.contains("the config file /dev/zero is larger than 1048576 bytes"), "{}", out.stderr);
     assert_eq!(env.vault_files(), before, "a refused input touched the vault");
 }
+
+/// Found by review: `--force` replaced whatever had the output's name with a file of plaintext —
+/// a FIFO, a socket, a device (as root, `inject -o /dev/null --force` replaced the system's
+/// /dev/null). It replaces a regular file or a link, and refuses anything else (exit 7), which
+/// stays as it was.
+#[test]
+fn regression_force_replaced_a_device_or_a_fifo_with_a_file_of_secrets() {
+    use std::os::unix::fs::FileTypeExt;
+    let env = Env::new();
+    env.init();
+    env.set("app/key", b"canary-force-7f3a");
+    let template = env.path("t.tpl");
+    std::fs::write(&template, "KEY={{ tresor://app/key }}\n").unwrap();
+    let fifo = env.path("out.fifo");
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &fifo,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let device = env.path("out.null");
+    // As root (CI): a character device like /dev/null (1, 3).
+    let dev = rustix::fs::makedev(1, 3);
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        &device,
+        rustix::fs::FileType::CharacterDevice,
+        rustix::fs::Mode::from_raw_mode(0o666),
+        dev,
+    )
+    .expect("mknod: the tests run as root in CI");
+    let dir = env.path("out.dir");
+    std::fs::create_dir(&dir).unwrap();
+    for target in [&fifo, &device, &dir] {
+        let t = target.to_str().unwrap();
+        for args in [
+            vec!["inject", "-i", template.to_str().unwrap(), "-o", t, "--force"],
+            vec!["export", "--out", t, "--force"],
+        ] {
+            let out = env.run_pw(&args, b"").expect(7);
+            assert!(
+                out.stderr.contains("only a regular file or a link is replaced"),
+                "{args:?}: {}",
+                out.stderr
+            );
+        }
+    }
+    let kind = |p: &std::path::Path| std::fs::symlink_metadata(p).unwrap().file_type();
+    assert!(kind(&fifo).is_fifo() && kind(&device).is_char_device() && kind(&dir).is_dir());
+    // A regular file and a link are replaced (the link itself, never what it points to).
+    let file = env.path("out.txt");
+    std::fs::write(&file, "old").unwrap();
+    let pointed = env.path("pointed");
+    std::fs::write(&pointed, "untouched").unwrap();
+    let link = env.path("out.link");
+    std::os::unix::fs::symlink(&pointed, &link).unwrap();
+    for target in [&file, &link] {
+        env.run_pw(
+            &["inject", "-i", template.to_str().unwrap(), "-o", target.to_str().unwrap(), "--force"],
+            b"",
+        )
+        .ok();
+        assert_eq!(std::fs::read_to_string(target).unwrap(), "KEY=canary-force-7f3a\n");
+        assert!(kind(target).is_file());
+    }
+    assert_eq!(std::fs::read_to_string(&pointed).unwrap(), "untouched");
+    let staged: Vec<_> = std::fs::read_dir(env.tmp.path())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.contains(".tmp-"))
+        .collect();
+    assert!(staged.is_empty(), "staging files left: {staged:?}");
+}
+
+/// Found by review: `--password-stdin` read its line through std's buffered stdin, which reads
+/// ahead up to 8 KiB: what it took past the line was lost to the program `tresor run` starts on
+/// the same stdin (a file arrived cut, a pipe's first lines vanished). The line is now read a
+/// byte at a time; everything after it reaches the program byte for byte.
+#[test]
+fn regression_password_stdin_swallowed_the_start_of_a_run_programs_stdin() {
+    let env = Env::new();
+    env.init();
+    env.set("app/key", b"v");
+    let rest: Vec<u8> = (1..=30_000).flat_map(|n| format!("{n}\n").into_bytes()).collect();
+    let mut input = format!("{}\n", common::PASSWORD).into_bytes();
+    input.extend_from_slice(&rest);
+    // From a pipe (the test harness feeds stdin through one).
+    let out = run(
+        env.cmd().args(["run", "--no-agent", "--password-stdin", "--env", "A=app/key", "--", "cat"]),
+        &input,
+    )
+    .ok();
+    assert_eq!(out.stdout.len(), rest.len(), "the program's stdin arrived cut");
+    assert!(out.stdout == rest, "the program's stdin arrived changed");
+    // From a regular file.
+    let file = env.path("stdin.txt");
+    std::fs::write(&file, &input).unwrap();
+    let child = env
+        .std_cmd(common::bin())
+        .args(["run", "--no-agent", "--password-stdin", "--env", "A=app/key", "--", "cat"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .unwrap();
+    assert!(child.status.success(), "{}", String::from_utf8_lossy(&child.stderr));
+    assert!(child.stdout == rest, "from a file: {} of {} bytes", child.stdout.len(), rest.len());
+}
