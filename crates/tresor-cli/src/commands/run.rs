@@ -250,9 +250,83 @@ fn steers_programs(name: &str) -> bool {
         "HTTPS_PROXY",
         "ALL_PROXY",
         "NO_PROXY",
+        "FTP_PROXY",
+        // Found by review: more that run code or send a program elsewhere.
+        "PS0",
+        "PS1",
+        "PS2",
+        "LESSOPEN",
+        "LESSCLOSE",
+        "LESSKEY",
+        "BROWSER",
+        "EXINIT",
+        "VIMINIT",
+        "GVIMINIT",
+        "VIMRC",
+        "MYVIMRC",
+        "ZDOTDIR",
+        "INPUTRC",
+        "PHPRC",
+        "PHP_INI_SCAN_DIR",
+        "RUSTC",
+        "RUSTC_WRAPPER",
+        "RUSTFLAGS",
+        "RUSTDOCFLAGS",
+        "CC",
+        "CXX",
+        "LD",
+        "CFLAGS",
+        "CXXFLAGS",
+        "CPPFLAGS",
+        "LDFLAGS",
+        "MAKEFLAGS",
+        "MAKEFILES",
+        "CARGO_HOME",
+        "KUBECONFIG",
+        "DOCKER_HOST",
+        "DOCKER_CONFIG",
+        "DOCKER_CERT_PATH",
+        "DOCKER_CONTEXT",
+        "DOCKER_TLS_VERIFY",
+        "AWS_CONFIG_FILE",
+        "AWS_SHARED_CREDENTIALS_FILE",
+        "AWS_CA_BUNDLE",
+        "SSH_AUTH_SOCK",
+        "GNUPGHOME",
+        "GOFLAGS",
+        "GOPROXY",
+        "GOPATH",
+        "GOROOT",
+        "GOTOOLCHAIN",
+        "GOINSECURE",
+        "GONOSUMDB",
+        "GONOSUMCHECK",
+        "GOPRIVATE",
     ];
-    const PREFIXES: &[&str] = &["LD_", "DYLD_", "PYTHON", "GIT_", "LUA_", "MALLOC_", "GLIBC_", "TRESOR_"];
-    NAMES.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
+    const PREFIXES: &[&str] = &[
+        "LD_",
+        "DYLD_",
+        "PYTHON",
+        "GIT_",
+        "LUA_",
+        "MALLOC_",
+        "GLIBC_",
+        "TRESOR_",
+        "XDG_",
+        "NPM_CONFIG_",
+        "PIP_",
+        "CARGO_BUILD_",
+        "CARGO_TARGET_",
+        "AWS_ENDPOINT_URL",
+    ];
+    // Whole families by their ending: askpass helpers, pagers, editors, option strings.
+    const SUFFIXES: &[&str] = &["ASKPASS", "ASKPASS_REQUIRE", "PAGER", "EDITOR", "_OPTS", "_OPTIONS"];
+    // Lower-case spellings some tools read too (`http_proxy`, `npm_config_*`).
+    let upper = name.to_ascii_uppercase();
+    let name = upper.as_str();
+    NAMES.contains(&name)
+        || PREFIXES.iter().any(|p| name.starts_with(p))
+        || SUFFIXES.iter().any(|suffix| name.ends_with(suffix))
 }
 
 /// The program as tresor's own PATH finds it (a name with a `/` is taken as it is).
@@ -480,6 +554,66 @@ mod tests {
             assert!(steers_programs(steer), "{steer}");
         }
         for plain in ["DB_PASSWORD", "API_KEY", "PATHNAME", "TOKEN"] {
+            assert!(!steers_programs(plain), "{plain}");
+        }
+    }
+
+    /// Found by review: a member of a shared folder could name a secret `LESSOPEN` (or
+    /// `SSH_ASKPASS`, `RUSTC_WRAPPER`, `BROWSER`...) and have it run as code by a program that a
+    /// `tresor run --prefix` of that folder started. The list now covers them, lower-case
+    /// spellings and whole families (askpass helpers, pagers, editors, option strings), and still
+    /// lets through the credentials users keep under a prefix.
+    #[test]
+    fn regression_names_that_run_code_slipped_past_the_prefix_guard() {
+        for steer in [
+            "LESSOPEN",
+            "LESSCLOSE",
+            "SSH_ASKPASS",
+            "SSH_ASKPASS_REQUIRE",
+            "SUDO_ASKPASS",
+            "BROWSER",
+            "MANPAGER",
+            "SYSTEMD_PAGER",
+            "EXINIT",
+            "VIMRC",
+            "MYVIMRC",
+            "ZDOTDIR",
+            "XDG_CONFIG_HOME",
+            "INPUTRC",
+            "PHPRC",
+            "NPM_CONFIG_SCRIPT_SHELL",
+            "npm_config_script_shell",
+            "RUSTC_WRAPPER",
+            "CC",
+            "MAKEFLAGS",
+            "JAVA_OPTIONS",
+            "MAVEN_OPTS",
+            "GRADLE_OPTS",
+            "KUBECONFIG",
+            "AWS_CONFIG_FILE",
+            "AWS_ENDPOINT_URL",
+            "AWS_ENDPOINT_URL_S3",
+            "DOCKER_HOST",
+            "PIP_INDEX_URL",
+            "CARGO_HOME",
+            "SSH_AUTH_SOCK",
+            "http_proxy",
+            "PS1",
+            "KUBE_EDITOR",
+        ] {
+            assert!(steers_programs(steer), "{steer}");
+        }
+        for plain in [
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "CARGO_REGISTRY_TOKEN",
+            "DOCKER_PASSWORD",
+            "GOOGLE_API_KEY",
+            "NPM_TOKEN",
+            "GITHUB_TOKEN",
+            "DATABASE_URL",
+        ] {
             assert!(!steers_programs(plain), "{plain}");
         }
     }
