@@ -5,8 +5,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::io::{Read, Write};
 use zeroize::Zeroizing;
 
-/// Largest frame accepted (a value at the 64 MiB envelope limit, plus framing).
-pub const MAX_FRAME: usize = (64 << 20) + 4096;
+/// Largest frame accepted: an `import` of the most it reads (1 GiB) and its paths, or an `export`
+/// of a vault whose audit trail grew large, plus framing. (It was 64 MiB, one value's limit: a
+/// backup of a vault with a few hundred thousand audited reads, or an import past it, failed
+/// through the agent with "message too large".) Both ends are processes of the same user.
+pub const MAX_FRAME: usize = (1 << 30) + (64 << 20);
 
 /// Secret bytes in a message (values, passwords); wiped on drop, never printed.
 pub struct SecretBuf(pub Zeroizing<Vec<u8>>);

@@ -233,3 +233,28 @@ fn plaintext_exports_are_marked_private_and_import_back_under_a_prefix() {
     pw(&["import", "--prefix", "restored/db", "db.json"]).ok();
     assert_eq!(env.get("restored/db/user"), b"admin");
 }
+
+/// Found by review: the agent protocol took frames of at most 64 MiB (one value's limit), so an
+/// import past that (it reads up to 1 GiB) failed through the agent with "message too large", and
+/// so did the backup of a vault whose audit trail had grown: both worked only with `--no-agent`.
+#[test]
+fn regression_an_import_or_a_backup_past_64_mib_failed_through_the_agent() {
+    let env = Env::new();
+    env.init();
+    let file = env.password_file(common::PASSWORD);
+    let _guard = env.agent_guard();
+    common::run(env.cmd().env("TRESOR_PASSWORD_FILE", &file).arg("unlock"), b"").ok();
+    // 17,000 lines of 4 KiB: 68 MiB.
+    let value = "x".repeat(4096);
+    let text: String = (0..17_000).map(|n| format!("K{n}={value}\n")).collect();
+    assert!(text.len() > 64 << 20);
+    let dotenv = env.path("big.env");
+    std::fs::write(&dotenv, &text).unwrap();
+    let out = env.run(&["import", "--prefix", "big", dotenv.to_str().unwrap()], b"").ok();
+    assert!(out.stderr.contains("imported 17000 secrets"), "{}", out.stderr);
+    assert_eq!(env.run(&["get", "big/K16999"], b"").ok().stdout, value.as_bytes());
+    // And its backup, through the agent too.
+    let backup = env.path("big.tresor");
+    let out = env.run(&["export", "--out", backup.to_str().unwrap()], b"").ok();
+    assert!(out.stderr.contains("exported to"), "{}", out.stderr);
+}
