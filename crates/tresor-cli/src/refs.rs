@@ -22,7 +22,7 @@ use zeroize::Zeroizing;
 pub(crate) const SCHEME: &str = "tresor://";
 
 /// One secret (or one field of it) that a command names.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct Reference {
     /// The secret's path (checked by the path rules).
     pub(crate) path: String,
@@ -145,6 +145,8 @@ fn parse_query(text: &str, query: &str) -> Result<u64, String> {
 pub(crate) fn placeholders(template: &[u8]) -> Result<Vec<(Range<usize>, Reference)>, String> {
     let mut out = Vec::new();
     let mut at = 0;
+    // The line of the last placeholder, counted on from there (not from the start each time).
+    let (mut line, mut counted) = (1, 0);
     while let Some(open) = find(&template[at..], b"{{").map(|i| at + i) {
         let inner_start = open + 2;
         let text_start = inner_start + leading_spaces(&template[inner_start..]);
@@ -152,7 +154,8 @@ pub(crate) fn placeholders(template: &[u8]) -> Result<Vec<(Range<usize>, Referen
             at = open + 1;
             continue;
         }
-        let line = 1 + template[..open].iter().filter(|b| **b == b'\n').count();
+        line += template[counted..open].iter().filter(|b| **b == b'\n').count();
+        counted = open;
         let Some(close) = find(&template[text_start..], b"}}").map(|i| text_start + i) else {
             return Err(format!("line {line}: a {{{{ {SCHEME}… placeholder is not closed with }}}}"));
         };

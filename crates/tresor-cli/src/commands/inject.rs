@@ -32,9 +32,24 @@ pub(crate) fn inject(
     let places = refs::placeholders(&template).map_err(|e| CliError::input(format!("{shown}: {e}")))?;
     let mut resolver = Resolver::new(ctx)?;
     let mut values = Vec::with_capacity(places.len());
+    // Each reference is read once (one read, one audit record), however often the template
+    // names it; lines are counted as the placeholders come, not from the start each time (a
+    // template of many placeholders took quadratic time).
+    let mut read: std::collections::HashMap<&refs::Reference, usize> = std::collections::HashMap::new();
+    let (mut line, mut counted) = (1, 0);
     for (range, reference) in &places {
-        let line = 1 + template[..range.start].iter().filter(|b| **b == b'\n').count();
-        values.push(resolver.read(reference).map_err(|e| e.context(&format!("{shown}: line {line}")))?);
+        line += template[counted..range.start].iter().filter(|b| **b == b'\n').count();
+        counted = range.start;
+        let value = match read.get(reference) {
+            Some(&first) => {
+                values.get(first).cloned().ok_or_else(|| CliError::other("a reference was lost".into()))?
+            }
+            None => {
+                read.insert(reference, values.len());
+                resolver.read(reference).map_err(|e| e.context(&format!("{shown}: line {line}")))?
+            }
+        };
+        values.push(value);
     }
     resolver.finish();
     let rendered = refs::render(&template, &places, &values);

@@ -230,6 +230,36 @@ fn inject_fills_a_template_into_a_new_private_file_and_replaces_one_only_when_fo
     assert!(!env.path("new.conf").exists());
 }
 
+/// Found by review: `inject` read (and audited) a secret once per placeholder, and counted each
+/// placeholder's line from the template's start, so a template of many placeholders took
+/// quadratic time (100,000 did not finish in two minutes). A reference is read once however often
+/// it appears, and lines are counted as the placeholders come.
+#[test]
+fn regression_inject_read_a_secret_once_per_placeholder() {
+    let env = vault();
+    let audited = |env: &Env| -> usize {
+        let records: serde_json::Value = serde_json::from_slice(
+            &tresor(env, &["audit", "--json", "--path", "db/password"], &[]).ok().stdout,
+        )
+        .unwrap();
+        records.as_array().unwrap().len()
+    };
+    let before = audited(&env);
+    let line = "pw={{ tresor://db/password }} user={{ tresor://db/creds#user }}\n";
+    std::fs::write(env.path("many.tpl"), line.repeat(20_000)).unwrap();
+    let out = tresor(&env, &["inject", "-i", "many.tpl"], &[]).ok().text();
+    assert_eq!(out, "pw=hunter2-pw user=app\n".repeat(20_000));
+    assert_eq!(audited(&env), before + 1, "one read of db/password for 20,000 placeholders");
+    // A placeholder's line is still the right one, far down.
+    let bad = format!("{}x={{{{ tresor://db/nope }}}}\n", line.repeat(15_000));
+    std::fs::write(env.path("bad.tpl"), bad).unwrap();
+    let out = tresor(&env, &["inject", "-i", "bad.tpl"], &[]).expect(4);
+    assert!(out.stderr.contains("bad.tpl: line 15001"), "{}", out.stderr);
+    std::fs::write(env.path("open.tpl"), format!("{}x={{{{ tresor://db/x\n", line.repeat(9_000))).unwrap();
+    let out = tresor(&env, &["inject", "-i", "open.tpl"], &[]).expect(7);
+    assert!(out.stderr.contains("line 9001"), "{}", out.stderr);
+}
+
 #[test]
 fn read_prints_what_a_reference_names() {
     let env = vault();
