@@ -512,18 +512,15 @@ async fn copy_masked(
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = Zeroizing::new(vec![0u8; 16 * 1024]);
-    // Once our own output is closed, the command's is still read (and dropped), so that it never
-    // blocks on a full pipe.
-    let mut open = true;
     loop {
         let (shown, end) = match from.read(&mut buf).await {
             Ok(0) | Err(_) => (masker.finish(), true),
             Ok(n) => (masker.push(&buf[..n]), false),
         };
-        if open && (to.write_all(&shown).await.is_err() || to.flush().await.is_err()) {
-            open = false;
-        }
-        if end {
+        // Our own output closed (`| head -1`): the command's pipe is closed too, by dropping our
+        // end, so that its next write fails (SIGPIPE) as it would without `--mask` — before, its
+        // output was read and dropped, and `yes` ran for ever.
+        if to.write_all(&shown).await.is_err() || to.flush().await.is_err() || end {
             return;
         }
     }

@@ -155,6 +155,32 @@ fn run_mask_passes_sigterm_on_and_no_secret_is_in_any_argv() {
     assert_eq!(rest, "got TERM <concealed by tresor>\n");
 }
 
+/// Found by review: with `--mask`, once tresor's own stdout was closed (`| head -1`) it went on
+/// reading the command's output and dropping it, so `yes` never got its SIGPIPE and ran for ever
+/// (without `--mask` it ends at once, 141). Closing its end closes the command's pipe too.
+#[test]
+fn regression_mask_kept_a_command_writing_after_its_reader_had_gone() {
+    let env = vault();
+    let mut cmd = env.std_cmd(common::bin());
+    cmd.env("TRESOR_PASSWORD", PASSWORD)
+        .args(["run", "--mask", "--env", "PW=db/password", "--", "yes", "line"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut line).unwrap();
+    assert_eq!(line, "line\n");
+    drop(stdout);
+    let status = common::wait_for(Duration::from_secs(20), || child.try_wait().unwrap().is_some());
+    if !status {
+        let _ = child.kill();
+    }
+    assert!(status, "the command went on writing after the reader had gone");
+    assert_eq!(child.wait().unwrap().code(), Some(141), "the command's own end: SIGPIPE (128 + 13)");
+}
+
 fn wait_with_timeout(child: &mut std::process::Child, limit: Duration) -> Option<i32> {
     let found = common::wait_for(limit, || child.try_wait().unwrap().is_some());
     if !found {
