@@ -38,8 +38,13 @@ pub fn parse(format: Format, bytes: &[u8]) -> Result<Vec<(String, SecretBuf)>, S
         Format::Env => parse_env(text)?,
         Format::Json => {
             // The parsed tree is not wiped (serde_json::Value cannot be); the input buffer is.
-            let value: serde_json::Value =
-                serde_json::from_str(text).map_err(|e| format!("invalid JSON at line {}", e.line()))?;
+            let Unique(value) = serde_json::from_str(text).map_err(|e| {
+                if e.is_data() {
+                    format!("invalid JSON at line {}: {e}", e.line())
+                } else {
+                    format!("invalid JSON at line {}", e.line())
+                }
+            })?;
             let mut out = Vec::new();
             flatten("", &value, &mut out)?;
             out
@@ -50,6 +55,65 @@ pub fn parse(format: Format, bytes: &[u8]) -> Result<Vec<(String, SecretBuf)>, S
         return Err("the import file holds no secrets".into());
     }
     Ok(items)
+}
+
+/// A JSON value whose objects never name a key twice: `import` refuses a file that does (as it
+/// refuses a `.env` file that names a variable twice) rather than keep the last one silently.
+struct Unique(serde_json::Value);
+
+impl<'de> serde::Deserialize<'de> for Unique {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Unique, D::Error> {
+        deserializer.deserialize_any(UniqueVisitor).map(Unique)
+    }
+}
+
+/// Builds a [`serde_json::Value`] as serde_json does, refusing an object's key seen twice.
+struct UniqueVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<serde_json::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<serde_json::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<serde_json::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<serde_json::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_str<E>(self, v: &str) -> Result<serde_json::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_string<E>(self, v: String) -> Result<serde_json::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_unit<E>(self) -> Result<serde_json::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<serde_json::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(Unique(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(serde_json::Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<serde_json::Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some((key, Unique(v))) = map.next_entry::<String, Unique>()? {
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("the key {key:?} appears twice in one object")));
+            }
+            out.insert(key, v);
+        }
+        Ok(serde_json::Value::Object(out))
+    }
 }
 
 fn flatten(

@@ -401,8 +401,14 @@ pub(crate) fn read_env_file(
     let text = std::str::from_utf8(&bytes).map_err(|_| CliError::input(format!("{shown}: not UTF-8")))?;
     let items = crate::import::parse_env(text).map_err(|e| CliError::input(format!("{shown}: {e}")))?;
     let mut out = Vec::with_capacity(items.len());
+    let mut seen = std::collections::HashSet::new();
     for (name, value) in items {
         check_name(&name).map_err(|e| CliError::input(format!("{shown}: {}", e.message())))?;
+        // As `import` refuses it: which of two values the program would get is not for a file
+        // to leave open.
+        if !seen.insert(name.clone()) {
+            return Err(CliError::input(format!("{shown}: {name} appears twice")));
+        }
         out.push((name, value.0));
     }
     Ok(out)

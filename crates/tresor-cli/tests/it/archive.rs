@@ -258,3 +258,37 @@ fn regression_an_import_or_a_backup_past_64_mib_failed_through_the_agent() {
     let out = env.run(&["export", "--out", backup.to_str().unwrap()], b"").ok();
     assert!(out.stderr.contains("exported to"), "{}", out.stderr);
 }
+
+/// Found by review: `import` refused a `.env` file naming a variable twice, but took the last of
+/// two equal keys in a JSON object silently, and `run --env-file` (documented as reading `.env`
+/// files as `import` does) took the last of two variables. All three refuse now (exit 7), and
+/// nothing is imported or run.
+#[test]
+fn regression_a_name_given_twice_was_refused_by_one_reader_and_taken_by_the_others() {
+    let env = Env::new();
+    env.init();
+    let dup_env = env.path("dup.env");
+    std::fs::write(&dup_env, "A=1\nA=2\n").unwrap();
+    let out = env.run_pw(&["import", dup_env.to_str().unwrap()], b"").expect(7);
+    assert!(out.stderr.contains("twice"), "{}", out.stderr);
+    let marker = env.path("ran");
+    let touch = format!("touch {}", marker.display());
+    let out = env
+        .run_pw(&["run", "--env-file", dup_env.to_str().unwrap(), "--", "sh", "-c", &touch], b"")
+        .expect(7);
+    assert!(out.stderr.contains("A appears twice"), "{}", out.stderr);
+    assert!(!marker.exists(), "the program ran");
+    for json in [r#"{"a": "1", "a": "2"}"#, r#"{"db": {"user": "u", "user": "v"}}"#] {
+        let file = env.path("dup.json");
+        std::fs::write(&file, json).unwrap();
+        let out = env.run_pw(&["import", "--prefix", "j", file.to_str().unwrap()], b"").expect(7);
+        assert!(out.stderr.contains("appears twice"), "{json}: {}", out.stderr);
+    }
+    assert!(env.run_pw(&["list"], b"").ok().text().trim().is_empty(), "something was imported");
+    // One of each is still fine.
+    std::fs::write(env.path("ok.json"), r#"{"a": "1", "db": {"user": "u", "port": 5432}}"#).unwrap();
+    env.run_pw(&["import", "--prefix", "j", env.path("ok.json").to_str().unwrap()], b"").ok();
+    assert_eq!(env.get("j/a"), b"1");
+    assert_eq!(env.get("j/db/user"), b"u");
+    assert_eq!(env.get("j/db/port"), b"5432");
+}
