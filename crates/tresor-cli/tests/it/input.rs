@@ -411,3 +411,41 @@ fn regression_password_stdin_swallowed_the_start_of_a_run_programs_stdin() {
     assert!(child.status.success(), "{}", String::from_utf8_lossy(&child.stderr));
     assert!(child.stdout == rest, "from a file: {} of {} bytes", child.stdout.len(), rest.len());
 }
+
+/// Found by review: a plaintext file tresor writes (`inject -o`, `export`) was written under a
+/// hidden temporary name first, which a kill (or Ctrl-C) in the middle left behind, full of
+/// plaintext. It is now written with no name (`O_TMPFILE`) and linked to its name once complete:
+/// traced (strace), no file is ever created under a name in the output's directory.
+#[test]
+fn regression_a_write_cut_short_left_a_hidden_plaintext_file_behind() {
+    let env = Env::new();
+    env.init();
+    env.set("app/key", b"canary-cut-short");
+    let tpl = env.path("t.tpl");
+    std::fs::write(&tpl, "KEY={{ tresor://app/key }}\n").unwrap();
+    let dir = env.path("out");
+    std::fs::create_dir(&dir).unwrap();
+    let trace = env.path("trace");
+    for (args, name) in [
+        (vec!["inject", "-i", tpl.to_str().unwrap(), "-o"], "rendered.conf"),
+        (vec!["inject", "--force", "-i", tpl.to_str().unwrap(), "-o"], "rendered.conf"),
+        (vec!["export", "--out"], "backup.tresor"),
+    ] {
+        let out = dir.join(name);
+        let wrapper: Vec<String> =
+            ["strace", "-f", "-qq", "-e", "trace=openat,open,creat,linkat,renameat,renameat2", "-o"]
+                .iter()
+                .map(|s| s.to_string())
+                .chain([trace.to_str().unwrap().to_string()])
+                .collect();
+        let mut cmd = env.cmd_via(&wrapper);
+        cmd.arg("--password-stdin").args(&args).arg(&out);
+        common::run(&mut cmd, format!("{}\n", common::PASSWORD).as_bytes()).ok();
+        assert!(std::fs::metadata(&out).unwrap().len() > 0);
+        let calls = std::fs::read_to_string(&trace).unwrap();
+        let in_dir: Vec<&str> = calls.lines().filter(|l| l.contains(dir.to_str().unwrap())).collect();
+        assert!(in_dir.iter().any(|l| l.contains("O_TMPFILE")), "{args:?}: no unnamed file: {in_dir:#?}");
+        let named = in_dir.iter().filter(|l| l.contains("O_CREAT") && !l.contains("O_TMPFILE"));
+        assert_eq!(named.count(), 0, "{args:?}: a file created under a name: {in_dir:#?}");
+    }
+}
