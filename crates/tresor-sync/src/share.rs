@@ -277,6 +277,12 @@ fn record_path(group: &[u8; 32]) -> Result<SecretPath, ShareError> {
     Ok(SecretPath::system(&format!("sync/{}/record", hex::encode(group)))?)
 }
 
+/// Where a round notes that the relay refused its upload: the next round sends everything
+/// unacknowledged again at once, not a window (`W`) later.
+fn unsent_path(group: &[u8; 32]) -> Result<SecretPath, ShareError> {
+    Ok(SecretPath::system(&format!("sync/{}/unsent", hex::encode(group)))?)
+}
+
 fn conflicts_path(group: &[u8; 32]) -> Result<SecretPath, ShareError> {
     Ok(SecretPath::system(&format!("sync/{}/conflicts", hex::encode(group)))?)
 }
@@ -876,6 +882,13 @@ pub async fn sync(
         loaded.peer.rekey(&[], now)?;
     }
     let remote = changes.len();
+    // The last round's upload did not reach the relay: everything unacknowledged goes again now
+    // (it counts as sent since then, and would otherwise wait a window).
+    let unsent = unsent_path(&group)?;
+    let retry = matches!(vault.system_entry(&unsent, None).await?, SystemEntry::Current(..));
+    if retry {
+        loaded.peer.resend();
+    }
     let uploads: Vec<Upload> = loaded.peer.upload(now)?;
     // Version 0 until the next round reads the version the commit gave (and finds the same hash).
     for (rel, synced) in &touched {
@@ -891,7 +904,17 @@ pub async fn sync(
     } else {
         memo.0.insert(group, index);
     }
-    relay::send(relay, &uploads).await?;
+    if let Err(e) = relay::send(relay, &uploads).await {
+        // Saved as sent: noted, so that the next round sends it again. Best effort: the relay's
+        // error is what this round reports, and without the note the events go after a window.
+        if !uploads.is_empty() {
+            let _ = vault.set(&unsent, b"the relay refused the last upload").await;
+        }
+        return Err(e.into());
+    }
+    if retry {
+        let _ = vault.delete(&unsent).await;
+    }
     // As `get`, `status` and `share list` tell them: paths showing a value with others beside it.
     report.conflicts = loaded.noted().into_iter().map(|(path, _, others)| (path, others as usize)).collect();
     report.removed = loaded.peer.is_removed();
@@ -1154,6 +1177,10 @@ pub async fn leave(
     if !loaded.noted.is_empty() {
         let path = conflicts_path(&loaded.record.group)?;
         changes.push(Change { path, value: None, actor: actor.to_string(), expect: None });
+    }
+    let unsent = unsent_path(&loaded.record.group)?;
+    if matches!(vault.system_entry(&unsent, None).await?, SystemEntry::Current(..)) {
+        changes.push(Change { path: unsent, value: None, actor: actor.to_string(), expect: None });
     }
     for (n, version) in loaded.versions.iter().enumerate() {
         let expect = (n == 0).then_some(*version);

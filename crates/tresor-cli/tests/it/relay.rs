@@ -36,8 +36,19 @@ pub(crate) fn start(env: &Env, data: &std::path::Path, log: &std::path::Path) ->
 
 /// [`start`] with more arguments (TLS).
 pub(crate) fn start_with(env: &Env, data: &std::path::Path, log: &std::path::Path, more: &[&str]) -> Relay {
+    start_at(env, data, log, "127.0.0.1:0", more)
+}
+
+/// [`start_with`] listening on `listen` (a relay started again where it was).
+pub(crate) fn start_at(
+    env: &Env,
+    data: &std::path::Path,
+    log: &std::path::Path,
+    listen: &str,
+    more: &[&str],
+) -> Relay {
     let mut cmd = env.std_cmd(bin());
-    cmd.args(["relay", "--listen", "127.0.0.1:0", "--data"]).arg(data).args(more).env("TRESOR_LOG", "debug");
+    cmd.args(["relay", "--listen", listen, "--data"]).arg(data).args(more).env("TRESOR_LOG", "debug");
     let mut child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let url = loop {

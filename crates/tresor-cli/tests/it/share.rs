@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)] // A failed unwrap in a test is a failed test.
 
 use crate::common::{Env, Out, PASSWORD, bin};
-use crate::relay::{Relay, start, start_with};
+use crate::relay::{Relay, start, start_at, start_with};
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
 
@@ -736,4 +736,30 @@ fn regression_a_member_silent_for_longer_than_w_was_never_reported() {
     sync_later(&a, "+34m").ok();
     sync_later(&b, "+35m").ok();
     assert_eq!(b.get("team/db"), b"v2");
+}
+
+/// Found by review: a round saved its events as sent before uploading them, so when the relay
+/// refused the upload (down, 503), the next round sent nothing ("0 sent") and the write waited a
+/// window (`W`, 21 minutes) to go again. A refused upload is now noted, and the next round sends
+/// everything unacknowledged at once.
+#[test]
+fn regression_an_upload_the_relay_refused_waited_a_window_to_go_again() {
+    let (a, b, relay) = shared(b"v1");
+    let listen = relay.url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    drop(relay);
+    // The relay again, serving what it holds but refusing every upload (over its quota: 507).
+    let full = start_at(&a, &a.path("relay"), &a.path("relay-full.log"), &listen, &["--max-size", "1"]);
+    a.set("team/db", b"v2");
+    let refused = sync(&a);
+    assert_ne!(refused.code, 0, "the relay refused the upload: {}", refused.stderr);
+    assert!(refused.stderr.contains("507"), "{}", refused.stderr);
+    drop(full);
+    // The relay back as it was.
+    let _relay = start_at(&a, &a.path("relay"), &a.path("relay-again.log"), &listen, &[]);
+    sync(&a).ok();
+    let taken = sync(&b).ok();
+    assert!(taken.stderr.contains("team/: 1 received"), "{}", taken.stderr);
+    assert_eq!(b.get("team/db"), b"v2");
+    // The note is gone once sent: the round after sends nothing again.
+    sync(&a).ok();
 }
