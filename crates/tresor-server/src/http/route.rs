@@ -119,19 +119,29 @@ async fn read(request: Request, peer: SocketAddr) -> Result<Call, ApiError> {
     };
     let token = token(&parts.headers);
     let index = parts.headers.get(INDEX_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
-    // A body announced larger than the limit is refused before it is read, with Vault's 413.
+    // A body announced larger than the limit is refused before it is read, with Vault's 413;
+    // one sent in chunks, once it passes the limit.
+    let too_large = || {
+        ApiError::with(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {} MiB", super::MAX_BODY >> 20),
+        )
+    };
     let announced =
         parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if announced.is_some_and(|n| n > super::MAX_BODY as u64) {
-        return Err(ApiError::with(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than {} MiB", super::MAX_BODY >> 20),
-        ));
+        return Err(too_large());
     }
     let body = tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, super::MAX_BODY))
         .await
         .map_err(|_| ApiError::invalid("the body took too long to arrive"))?
-        .map_err(|_| ApiError::invalid("the body is too large or was cut off"))?;
+        .map_err(|e| {
+            if e.into_inner().is::<http_body_util::LengthLimitError>() {
+                too_large()
+            } else {
+                ApiError::invalid("the body was cut off")
+            }
+        })?;
     Ok(Call { verb, path, query, body, token, index, peer })
 }
 

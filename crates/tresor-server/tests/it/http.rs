@@ -128,7 +128,8 @@ pub(crate) async fn request(
 }
 
 /// Found by review: a body announced larger than the server takes (4 MiB) was answered 400, not
-/// Vault's 413; it is refused on its headers, before any of it is read.
+/// Vault's 413; it is refused on its headers, before any of it is read. A body sent in chunks
+/// gets 413 once it passes the limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regression_a_body_announced_too_large_is_413_before_it_is_read() {
     let dir = tempfile::tempdir().unwrap();
@@ -143,6 +144,28 @@ async fn regression_a_body_announced_too_large_is_413_before_it_is_read() {
     );
     // Only the headers: the answer comes without the server waiting for the body.
     stream.write_all(head.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw)).await.unwrap().unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    assert!(json_of(body)["errors"][0].as_str().unwrap().contains("larger than"), "{body}");
+    // Sent in chunks (no length announced): 413 too once it passes the limit (it was 400).
+    let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
+    let head = format!(
+        "POST /v1/secret/data/big HTTP/1.1\r\nHost: {}\r\nX-Vault-Token: {}\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        s.addr, s.token
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let piece = vec![b' '; 64 << 10];
+    for _ in 0..=(tresor_server::http::MAX_BODY / piece.len()) {
+        let chunk = [format!("{:x}\r\n", piece.len()).as_bytes(), &piece, b"\r\n"].concat();
+        if stream.write_all(&chunk).await.is_err() {
+            break;
+        }
+    }
+    let _ = stream.write_all(b"0\r\n\r\n").await;
     let mut raw = Vec::new();
     tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw)).await.unwrap().unwrap();
     let text = String::from_utf8(raw).unwrap();
