@@ -109,6 +109,13 @@ pub enum Warning {
         /// The cells it holds now.
         now: u64,
     },
+    /// The relay holds another cell where the last cell this member read was: it rolled the
+    /// mailbox back and let it fill up again past this member's place (the cells it put below
+    /// that place would have gone unread). They are read again from the start.
+    Rewritten {
+        /// The cells this member had read.
+        below: u64,
+    },
 }
 
 impl Warning {
@@ -122,6 +129,7 @@ impl Warning {
                 | Warning::Forged(_)
                 | Warning::Flooded
                 | Warning::Rollback { .. }
+                | Warning::Rewritten { .. }
         )
     }
 }
@@ -137,6 +145,10 @@ impl std::fmt::Display for Warning {
             Warning::Rollback { had, now } => {
                 write!(f, "the relay rolled back: a mailbox held {had} cells and now holds {now}")
             }
+            Warning::Rewritten { below } => write!(
+                f,
+                "the relay rolled back and refilled a mailbox: its cell {below}, read before, is another now"
+            ),
             Warning::Removed => f.write_str("this vault was removed from the group"),
             Warning::Silent { member, since } => {
                 let since = tresor::vault::format_time(since.saturating_mul(1000));

@@ -4,11 +4,16 @@
 //!
 //! The relay is an adversary: an answer that is not whole cells, or more than was asked, is
 //! refused; a mailbox that holds fewer cells than it showed before (a rollback) is reported, and
-//! the member's own unacknowledged events go up again as the protocol does anyway.
+//! the member's own unacknowledged events go up again as the protocol does anyway. Each read
+//! starts one cell early, at the last cell read before, and checks it is still that cell: a relay
+//! that rolled a mailbox back and let it fill up again past the member's place (hiding the cells
+//! now below it) is reported too.
 
 use crate::peer::{Peer, Warning};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use tresor_crypto::cell::{CELL_LEN, Cell};
+use tresor_crypto::hash;
 
 /// Most cells one upload carries (the relay's limit).
 pub const MAX_UPLOAD_CELLS: usize = 1024;
@@ -255,6 +260,17 @@ pub async fn body_within(mut answer: reqwest::Response, cap: usize) -> reqwest::
     Ok(Some(body))
 }
 
+/// Where a member is in one mailbox: how many cells it has read, and a hash of the last of
+/// them (none before the first read, and for a place kept by a version of tresor that did not
+/// note it). The caller keeps one per mailbox, between rounds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    /// Cells read.
+    pub read: u64,
+    /// The hash of the last cell read.
+    pub last: Option<[u8; 32]>,
+}
+
 /// The most cells one round reads from one mailbox (64 MiB).
 pub const MAX_ROUND_CELLS: usize = 65_536;
 /// The most downloads one round makes from one mailbox.
@@ -265,7 +281,7 @@ pub const MAX_ROUND_REQUESTS: usize = 256;
 pub async fn sync_once(
     peer: &mut Peer,
     relay: &RelayClient,
-    cursors: &mut BTreeMap<[u8; 32], u64>,
+    cursors: &mut BTreeMap<[u8; 32], Cursor>,
     now: u64,
 ) -> Result<Vec<Warning>, RelayError> {
     let uploads = peer
@@ -287,7 +303,7 @@ pub async fn send(relay: &RelayClient, uploads: &[crate::peer::Upload]) -> Resul
 pub async fn download(
     peer: &mut Peer,
     relay: &RelayClient,
-    cursors: &mut BTreeMap<[u8; 32], u64>,
+    cursors: &mut BTreeMap<[u8; 32], Cursor>,
     now: u64,
 ) -> Result<Vec<Warning>, RelayError> {
     let mut warnings = Vec::new();
@@ -301,19 +317,35 @@ pub async fn download(
         while read < MAX_ROUND_CELLS && requests < MAX_ROUND_REQUESTS {
             requests += 1;
             let cursor = cursors.entry(mailbox).or_default();
-            let fetched = relay.fetch(&mailbox, *cursor).await?;
-            if fetched.length < *cursor {
-                // Read it all again at the next round (not at once: a relay that keeps shrinking
-                // would keep this round going): what it holds now may be new, and what was read
-                // before is recognised and skipped.
-                warnings.push(Warning::Rollback { had: *cursor, now: fetched.length });
-                *cursor = 0;
+            // From the last cell read, to see it is still there.
+            let again = u64::from(cursor.read > 0 && cursor.last.is_some());
+            let fetched = relay.fetch(&mailbox, cursor.read - again).await?;
+            // Read it all again at the next round (not at once: a relay that keeps shrinking or
+            // rewriting would keep this round going): what it holds now may be new, and what
+            // was read before is recognised and skipped.
+            if fetched.length < cursor.read {
+                warnings.push(Warning::Rollback { had: cursor.read, now: fetched.length });
+                *cursor = Cursor::default();
                 break;
             }
-            *cursor += fetched.cells.len() as u64;
-            read += fetched.cells.len();
-            let finished = fetched.cells.is_empty() || *cursor >= fetched.length;
-            warnings.extend(peer.download(&mailbox, fetched.cells.iter().map(Vec::as_slice), now));
+            let mut cells = fetched.cells.as_slice();
+            if again == 1 {
+                match cells.split_first() {
+                    Some((first, rest)) if Some(hash(first)) == cursor.last => cells = rest,
+                    _ => {
+                        warnings.push(Warning::Rewritten { below: cursor.read });
+                        *cursor = Cursor::default();
+                        break;
+                    }
+                }
+            }
+            cursor.read += cells.len() as u64;
+            if let Some(last) = cells.last() {
+                cursor.last = Some(hash(last));
+            }
+            read += cells.len();
+            let finished = cells.is_empty() || cursor.read >= fetched.length;
+            warnings.extend(peer.download(&mailbox, cells.iter().map(Vec::as_slice), now));
             if finished {
                 break;
             }

@@ -29,8 +29,10 @@ use tresor::{Vault, path};
 use tresor_crypto::{Key, SecretBytes, hash, random_array};
 use zeroize::Zeroizing;
 
-/// The format of the record and of the saved state.
+/// The format of the record (and of the saved state before [`STATE_FORMAT`]).
 const FORMAT: u8 = 1;
+/// The format of the saved state: 2 keeps, with each relay cursor, a hash of the last cell read.
+const STATE_FORMAT: u8 = 2;
 /// The most parts a state is cut into (1 GiB at the default value limit).
 const MAX_PARTS: usize = 1024;
 /// Bytes of one state part's header: generation, index, count.
@@ -172,9 +174,22 @@ struct Stored<'a> {
     format: u8,
     /// Per path relative to the prefix: what the vault took in.
     synced: Vec<(String, Synced)>,
-    cursors: Vec<([u8; 32], u64)>,
+    cursors: Vec<([u8; 32], relay::Cursor)>,
     /// Versions of state parts (part, version) superseded and not yet known destroyed: tried
     /// again at the next save (a crash, or a failure, between a save and its destruction).
+    pending: Vec<(u32, u64)>,
+    #[serde(with = "borrowed_bytes")]
+    peer: &'a [u8],
+}
+
+/// [`Stored`] as format 1 kept it: a cursor was a place alone (read as one whose last cell is
+/// not known, so its first read is not checked).
+#[derive(Deserialize)]
+#[cfg_attr(test, derive(Serialize))]
+struct StoredV1<'a> {
+    _format: u8,
+    synced: Vec<(String, Synced)>,
+    cursors: Vec<([u8; 32], u64)>,
     pending: Vec<(u32, u64)>,
     #[serde(with = "borrowed_bytes")]
     peer: &'a [u8],
@@ -187,7 +202,7 @@ pub struct Loaded {
     /// The member.
     pub peer: Peer,
     synced: BTreeMap<String, Synced>,
-    cursors: BTreeMap<[u8; 32], u64>,
+    cursors: BTreeMap<[u8; 32], relay::Cursor>,
     /// The version of each part as read: what the next save supersedes, part 0's its
     /// check-and-set (none for a group not saved before).
     versions: Vec<u64>,
@@ -432,11 +447,7 @@ pub async fn load(vault: &Vault, record: Record) -> Result<Loaded, ShareError> {
         for part in &parts {
             saved.extend_from_slice(&part.as_slice()[PART_HEADER..]);
         }
-        let (stored, rest) = postcard::take_from_bytes::<Stored<'_>>(&saved)
-            .map_err(|_| ShareError::State("does not decode"))?;
-        if !rest.is_empty() || stored.format != FORMAT {
-            return Err(ShareError::State("was written by another version of tresor"));
-        }
+        let stored = decode(&saved)?;
         let peer = Peer::restore(identity(vault, &record).await?, stored.peer)?;
         let synced = stored.synced.into_iter().collect();
         let cursors = stored.cursors.into_iter().collect();
@@ -459,6 +470,30 @@ pub async fn load(vault: &Vault, record: Record) -> Result<Loaded, ShareError> {
         return Ok(loaded);
     }
     Err(ShareError::State("kept changing while it was read"))
+}
+
+/// The saved state `saved` (format 1 or [`STATE_FORMAT`]), whole.
+fn decode(saved: &[u8]) -> Result<Stored<'_>, ShareError> {
+    let (stored, rest) = match saved.first() {
+        Some(&FORMAT) => postcard::take_from_bytes::<StoredV1<'_>>(saved).map(|(old, rest)| {
+            let cursors =
+                old.cursors.into_iter().map(|(m, read)| (m, relay::Cursor { read, last: None })).collect();
+            let stored = Stored {
+                format: STATE_FORMAT,
+                synced: old.synced,
+                cursors,
+                pending: old.pending,
+                peer: old.peer,
+            };
+            (stored, rest)
+        }),
+        _ => postcard::take_from_bytes::<Stored<'_>>(saved),
+    }
+    .map_err(|_| ShareError::State("does not decode"))?;
+    if !rest.is_empty() || stored.format != STATE_FORMAT {
+        return Err(ShareError::State("was written by another version of tresor"));
+    }
+    Ok(stored)
 }
 
 fn part_header(bytes: &SecretBytes) -> Result<(u64, usize, usize), ShareError> {
@@ -512,7 +547,7 @@ impl Loaded {
     fn encode(&self, pending: &[(u32, u64)]) -> Result<Zeroizing<Vec<u8>>, ShareError> {
         let peer = self.peer.save()?;
         let stored = Stored {
-            format: FORMAT,
+            format: STATE_FORMAT,
             synced: self.synced.iter().map(|(p, s)| (p.clone(), s.clone())).collect(),
             cursors: self.cursors.iter().map(|(m, c)| (*m, *c)).collect(),
             pending: pending.to_vec(),
@@ -1419,4 +1454,49 @@ pub async fn join(
     vault.audit_sync(&prefix, &detail).await?;
     record.version = save_new(vault, &loaded, actor).await?;
     Ok(record)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn synced() -> Vec<(String, Synced)> {
+        vec![("a/b".into(), Synced { version: 3, hash: [1; 32], kept: vec![[2; 32]] })]
+    }
+
+    #[test]
+    fn a_state_saved_before_cursors_kept_their_last_cell_loads_with_its_places() {
+        let peer = [7u8; 5];
+        let old = StoredV1 {
+            _format: FORMAT,
+            synced: synced(),
+            cursors: vec![([9; 32], 12)],
+            pending: vec![(1, 2)],
+            peer: &peer,
+        };
+        let bytes = postcard::to_stdvec(&old).unwrap();
+        let stored = decode(&bytes).unwrap();
+        assert_eq!(stored.cursors, vec![([9; 32], relay::Cursor { read: 12, last: None })]);
+        assert_eq!(stored.pending, vec![(1, 2)]);
+        assert_eq!(stored.peer, &peer);
+        assert_eq!(stored.synced[0].0, "a/b");
+        assert_eq!(stored.synced[0].1.kept, vec![[2; 32]]);
+    }
+
+    #[test]
+    fn the_saved_state_round_trips_and_anything_else_is_refused() {
+        let peer = [7u8; 5];
+        let cursors = vec![([9; 32], relay::Cursor { read: 12, last: Some([3; 32]) })];
+        let now = Stored { format: STATE_FORMAT, synced: synced(), cursors, pending: vec![], peer: &peer };
+        let bytes = postcard::to_stdvec(&now).unwrap();
+        assert_eq!(decode(&bytes).unwrap().cursors, now.cursors);
+        let mut longer = bytes.clone();
+        longer.push(0);
+        assert!(matches!(decode(&longer), Err(ShareError::State(_))));
+        let mut other = bytes.clone();
+        other[0] = STATE_FORMAT + 1;
+        assert!(matches!(decode(&other), Err(ShareError::State(_))));
+        assert!(matches!(decode(&bytes[..bytes.len() - 1]), Err(ShareError::State(_))));
+        assert!(matches!(decode(&[]), Err(ShareError::State(_))));
+    }
 }

@@ -14,7 +14,7 @@ use tresor_crypto::{Key, SecretBytes, hash};
 use tresor_sync::event::Op;
 use tresor_sync::member::Identity;
 use tresor_sync::peer::{Group, Peer, Timing, Warning};
-use tresor_sync::relay::{RelayClient, sync_once};
+use tresor_sync::relay::{Cursor, RelayClient, sync_once};
 use tresor_sync::replica::View;
 
 /// A `tresor relay` process, killed when dropped; its stderr is kept in a file.
@@ -107,7 +107,7 @@ fn members_converge_through_the_real_relay_which_stores_nothing_it_could_read() 
     let relay = start(&env, &data, &log);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let mut peers = members(3);
-    let mut cursors: Vec<BTreeMap<[u8; 32], u64>> = vec![BTreeMap::new(); 3];
+    let mut cursors: Vec<BTreeMap<[u8; 32], Cursor>> = vec![BTreeMap::new(); 3];
     let relay_client = client(&relay.url);
     let values: [(&str, &[u8]); 4] = [
         ("db/password", b"correct horse battery staple"),
@@ -321,10 +321,10 @@ fn a_relay_that_loses_what_it_stored_is_reported_and_the_group_recovers() {
     let relay = start(&env, &data, &env.path("relay.log"));
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let mut peers = members(2);
-    let mut cursors: Vec<BTreeMap<[u8; 32], u64>> = vec![BTreeMap::new(); 2];
+    let mut cursors: Vec<BTreeMap<[u8; 32], Cursor>> = vec![BTreeMap::new(); 2];
     let client = client(&relay.url);
     let round =
-        |peers: &mut Vec<Peer>, cursors: &mut Vec<BTreeMap<[u8; 32], u64>>, now: u64| -> Vec<Warning> {
+        |peers: &mut Vec<Peer>, cursors: &mut Vec<BTreeMap<[u8; 32], Cursor>>, now: u64| -> Vec<Warning> {
             let mut all = Vec::new();
             for (i, peer) in peers.iter_mut().enumerate() {
                 all.extend(rt.block_on(sync_once(peer, &client, &mut cursors[i], now)).unwrap());
@@ -348,6 +348,77 @@ fn a_relay_that_loses_what_it_stored_is_reported_and_the_group_recovers() {
     }
     for peer in &peers {
         assert!(matches!(peer.replica().view("lost/then/sent/again"), View::Value(v, 0) if v.ct_eq(b"two")));
+        assert_eq!(peer.unacknowledged(), 0);
+    }
+}
+
+/// The cells the relay in `data` holds, in all its mailboxes.
+fn cells_held(data: &std::path::Path) -> u64 {
+    std::fs::read_dir(data).unwrap().map(|e| e.unwrap().metadata().unwrap().len() / 1024).sum()
+}
+
+#[test]
+fn regression_a_relay_that_rolled_a_mailbox_back_and_refilled_it_hid_the_new_cells_unseen() {
+    // A member read a mailbox from its place on: a relay that rolled the mailbox back and let it
+    // fill up again past that place, before the member read it, put the new cells below the
+    // place, where the member never read them, and nothing was said. Now each read starts at the
+    // last cell read and checks it is still there.
+    let env = Env::new();
+    let data = env.path("relay-data");
+    let relay = start(&env, &data, &env.path("relay.log"));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let mut peers = members(2);
+    let mut cursors: Vec<BTreeMap<[u8; 32], Cursor>> = vec![BTreeMap::new(); 2];
+    let client = client(&relay.url);
+    let mut sync = |peers: &mut Vec<Peer>, i: usize, now: u64| -> Vec<Warning> {
+        rt.block_on(sync_once(&mut peers[i], &client, &mut cursors[i], now)).unwrap()
+    };
+    peers[0].write(put("before", b"one"), 1).unwrap();
+    for now in 2..5 {
+        assert!(sync(&mut peers, 0, now).is_empty());
+        assert!(sync(&mut peers, 1, now).is_empty());
+    }
+    // The relay's disk as an old backup would have it.
+    let backup = env.path("backup");
+    std::fs::create_dir(&backup).unwrap();
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), backup.join(entry.file_name())).unwrap();
+    }
+    // Bob writes; alice reads it: her place is past the backup.
+    peers[1].write(put("seen", b"two"), 5).unwrap();
+    assert!(sync(&mut peers, 1, 5).is_empty());
+    assert!(sync(&mut peers, 0, 5).is_empty());
+    let place = cells_held(&data);
+    assert!(place > cells_held(&backup));
+    // The backup is restored, and bob's new writes fill the mailbox up again past alice's place.
+    for entry in std::fs::read_dir(&backup).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), data.join(entry.file_name())).unwrap();
+    }
+    let mut n = 0;
+    while cells_held(&data) < place + 1 {
+        n += 1;
+        assert!(n < 64, "the mailbox never filled up again");
+        peers[1].write(put(&format!("hidden/{n}"), b"three"), 6).unwrap();
+        sync(&mut peers, 1, 6);
+    }
+    let warnings = sync(&mut peers, 0, 6);
+    assert!(
+        warnings.iter().any(|w| matches!(w, Warning::Rewritten { below } if *below == place)),
+        "{warnings:?}"
+    );
+    assert!(warnings.iter().all(Warning::is_attack), "{warnings:?}");
+    // Alice read the mailbox again from its start: she has what was hidden, and the group goes on.
+    for now in 7..15 {
+        sync(&mut peers, 0, now);
+        sync(&mut peers, 1, now);
+    }
+    for peer in &peers {
+        for i in 1..=n {
+            let path = format!("hidden/{i}");
+            assert!(matches!(peer.replica().view(&path), View::Value(v, 0) if v.ct_eq(b"three")), "{path}");
+        }
         assert_eq!(peer.unacknowledged(), 0);
     }
 }
