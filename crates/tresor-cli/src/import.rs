@@ -2,7 +2,9 @@
 //!
 //! `.env`: `KEY=VALUE` lines; blank lines and `#` comments skipped; an optional `export ` prefix;
 //! values in single quotes are literal, in double quotes `\n`, `\"` and `\\` are unescaped; a
-//! leading UTF-8 byte-order mark is skipped; a quote left open is refused. There is no `$VAR`
+//! quoted value may hold line breaks (it runs to its closing quote, as dotenv and a shell read
+//! it), and only a `#` comment may follow it; a leading UTF-8 byte-order mark is skipped; a quote
+//! left open to the end of the file is refused. There is no `$VAR`
 //! expansion: `tresor run --env-file` reads its files here too, and a file must not pull tresor's
 //! own environment (its credentials) into a value. Keys are secret paths here (`db/password=…`,
 //! which dotenv's grammar does not allow) and variable names for `run`.
@@ -141,54 +143,78 @@ fn flatten(
 pub(crate) fn parse_env(text: &str) -> Result<Vec<(String, SecretBuf)>, String> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
+    let mut lines = text.split('\n').enumerate();
+    while let Some((n, line)) = lines.next() {
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
+        let line = line.trim_start();
         let line = line.strip_prefix("export ").unwrap_or(line);
         let (key, raw) = line.split_once('=').ok_or_else(|| format!("line {}: expected KEY=VALUE", n + 1))?;
         let key = key.trim();
         if key.is_empty() {
             return Err(format!("line {}: empty name", n + 1));
         }
-        let raw = raw.trim();
-        let quote = raw.chars().next().filter(|c| *c == '\'' || *c == '"');
-        if let Some(q) = quote
-            && (raw.len() < 2 || !raw.ends_with(q) || (q == '"' && ends_escaped(raw)))
-        {
-            return Err(format!("line {}: the value's quote ({q}) is not closed on its line", n + 1));
-        }
-        let value = if let Some(inner) = raw.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')) {
-            inner.to_string()
-        } else if let Some(inner) = raw.strip_prefix('"').and_then(|r| r.strip_suffix('"')) {
-            let mut s = String::with_capacity(inner.len());
-            let mut chars = inner.chars();
-            while let Some(c) = chars.next() {
-                if c == '\\' {
-                    match chars.next() {
-                        Some('n') => s.push('\n'),
-                        Some('t') => s.push('\t'),
-                        Some(other) => s.push(other),
-                        None => s.push('\\'),
+        let raw = raw.trim_start();
+        let value = match raw.chars().next() {
+            Some(q @ ('\'' | '"')) => {
+                // The value runs to its closing quote, over more lines if it holds line breaks.
+                let mut body = raw[1..].to_string();
+                let end = loop {
+                    if let Some(end) = closing(&body, q) {
+                        break end;
                     }
-                } else {
-                    s.push(c);
+                    let Some((_, next)) = lines.next() else {
+                        return Err(format!("line {}: the value's quote ({q}) is not closed", n + 1));
+                    };
+                    body.push('\n');
+                    body.push_str(next);
+                };
+                let after = body[end + 1..].trim();
+                if !after.is_empty() && !after.starts_with('#') {
+                    return Err(format!("line {}: text after the value's closing quote ({q})", n + 1));
                 }
+                if q == '"' { unescape(&body[..end]) } else { body[..end].to_string() }
             }
-            s
-        } else {
-            raw.to_string()
+            _ => raw.trim().to_string(),
         };
         out.push((key.to_string(), SecretBuf::new(value.into_bytes())));
     }
     Ok(out)
 }
 
-/// Whether the closing `"` of `raw` is escaped (an odd number of backslashes before it).
-fn ends_escaped(raw: &str) -> bool {
-    let body = &raw[1..raw.len() - 1];
-    body.bytes().rev().take_while(|b| *b == b'\\').count() % 2 == 1
+/// Where the quote `q` that closes `body` is: the first one, or for `"` the first not escaped
+/// (after an even number of backslashes).
+fn closing(body: &str, q: char) -> Option<usize> {
+    let mut escaped = false;
+    for (i, c) in body.char_indices() {
+        match c {
+            _ if c == q && !escaped => return Some(i),
+            '\\' if q == '"' => escaped = !escaped,
+            _ => escaped = false,
+        }
+    }
+    None
+}
+
+/// A double-quoted value with `\n`, `\t` and `\X` (X itself) read.
+fn unescape(inner: &str) -> String {
+    let mut s = String::with_capacity(inner.len());
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            match chars.next() {
+                Some('n') => s.push('\n'),
+                Some('t') => s.push('\t'),
+                Some(other) => s.push(other),
+                None => s.push('\\'),
+            }
+        } else {
+            s.push(c);
+        }
+    }
+    s
 }
 
 #[cfg(test)]
@@ -217,6 +243,18 @@ mod tests {
             assert!(e.contains("line 1") && e.contains("not closed"), "{open}: {e}");
         }
         assert_eq!(pairs(parse(Format::Env, br#"A="a\\""#).unwrap()), [("A".into(), "a\\".into())]);
+        // A quoted value runs over lines to its closing quote (as dotenv and a shell read it);
+        // a `#` comment may follow it, nothing else; CRLF line ends are line ends.
+        let text = "A=\"one\ntwo \\\" three\" # note\r\nB='x\ny'\r\nC=3\r\n";
+        assert_eq!(
+            pairs(parse(Format::Env, text.as_bytes()).unwrap()),
+            [("A", "one\ntwo \" three"), ("B", "x\ny"), ("C", "3")]
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+        );
+        let Err(e) = parse(Format::Env, b"A=\"x\" y") else { panic!("text after the quote was taken") };
+        assert!(e.contains("line 1") && e.contains("after"), "{e}");
+        let Err(e) = parse(Format::Env, b"A=1\nB=\"open\nC=2\n") else { panic!("an open quote was taken") };
+        assert!(e.contains("line 2") && e.contains("not closed"), "{e}");
         assert!(parse(Format::Env, b"# only comments").is_err());
     }
 

@@ -4,8 +4,10 @@
 //!
 //! - env: `NAME='value'` lines under a `# PLAINTEXT` header; NAME is the path as `tresor run
 //!   --prefix` names it (`db/api-key` → `DB_API_KEY`); values are single-quoted, or double-quoted
-//!   with `\\`, `\"`, `\n`, `\$` and backticks escaped when they hold a quote or a line break,
-//!   so that a shell sourcing the file runs nothing.
+//!   with `\\`, `\"`, `\$` and backticks escaped when they hold a quote or a line break, so
+//!   that a shell sourcing the file runs nothing. Line breaks are written as they are, inside the
+//!   quotes (a PEM key spans lines): a shell and dotenv both read them back so, where a `\n`
+//!   escape reached a shell as a backslash and an `n`.
 //! - json: nested objects by path segment (`{"db": {"password": "…"}}`), which `tresor import`
 //!   reads back.
 
@@ -106,7 +108,6 @@ fn env_text(items: &[(String, Zeroizing<Vec<u8>>)]) -> Result<Zeroizing<Vec<u8>>
                 match c {
                     '\\' => out.extend_from_slice(b"\\\\"),
                     '"' => out.extend_from_slice(b"\\\""),
-                    '\n' => out.extend_from_slice(b"\\n"),
                     '$' => out.extend_from_slice(b"\\$"),
                     // A shell sourcing the file would run what backticks hold.
                     '`' => out.extend_from_slice(b"\\`"),
@@ -173,6 +174,30 @@ mod tests {
             parsed.into_iter().map(|(k, v)| (k, String::from_utf8(v.0.to_vec()).unwrap())).collect();
         assert_eq!(got, [("DB_API_KEY".into(), given[0].1.into()), ("QUOTE".into(), given[1].1.into())]);
         assert!(env_text(&items(&[("a-b", "1"), ("a_b", "2")])).is_err());
+    }
+
+    /// A value over several lines, with a line break at its end too.
+    const PEM: &str = "-----BEGIN KEY-----\nMIIB\\n$x \"q\" it's\r\n-----END KEY-----\n";
+
+    #[test]
+    fn regression_a_value_over_several_lines_reached_a_shell_with_backslash_n_in_it() {
+        // Line breaks were written as `\n`, which dotenv reads as a line break but a shell
+        // sourcing the file as a backslash and an `n`: a PEM key came out one long broken line.
+        let text = env_text(&items(&[("key", PEM), ("after", "x")])).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("x.env");
+        std::fs::write(&file, &*text).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(". {}; printf '%s|%s' \"$KEY\" \"$AFTER\"", file.display()))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{PEM}|x"));
+        // And tresor reads it back the same.
+        let parsed = crate::import::parse(crate::import::Format::Env, &text).unwrap();
+        let got: Vec<(String, String)> =
+            parsed.into_iter().map(|(k, v)| (k, String::from_utf8(v.0.to_vec()).unwrap())).collect();
+        assert_eq!(got, [("KEY".into(), PEM.into()), ("AFTER".into(), "x".into())]);
     }
 
     #[test]
