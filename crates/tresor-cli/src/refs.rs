@@ -96,14 +96,15 @@ impl Reference {
             Some(other) => serde_json::to_vec(other)
                 .map(Zeroizing::new)
                 .map_err(|e| CliError::other(format!("{self}: {e}"))),
-            None => {
-                let mut names: Vec<&str> = object.keys().map(String::as_str).collect();
-                names.sort_unstable();
-                Err(CliError::with_code(
-                    4,
-                    format!("{self}: no field `{field}` (the value's fields: {})", names.join(", ")),
-                ))
-            }
+            // The value's other field names are not listed: they are part of the secret (a
+            // map of user names to passwords), and this message may reach a CI log.
+            None => Err(CliError::with_code(
+                4,
+                format!(
+                    "{self}: the value has no field `{field}` (`tresor get {}` shows it whole)",
+                    self.path
+                ),
+            )),
         }
     }
 }
@@ -253,7 +254,7 @@ mod tests {
     }
 
     #[test]
-    fn fields_come_from_a_json_object_value_and_a_missing_one_names_the_others() {
+    fn fields_come_from_a_json_object_value_and_a_missing_one_names_no_other() {
         let value =
             || SecretBuf(Zeroizing::new(br#"{"password":"s3cr3t","port":5432,"user":"app"}"#.to_vec()));
         assert_eq!(*r("db", Some("password"), None).select(value()).unwrap(), b"s3cr3t");
@@ -261,6 +262,8 @@ mod tests {
         assert_eq!(*r("db", None, None).select(value()).unwrap(), *value().0);
         let e = r("db", Some("host"), None).select(value()).unwrap_err();
         assert_eq!(e.code, 4);
+        // The other field names are part of the secret: not in the message.
+        assert!(e.message().contains("no field `host`") && !e.message().contains("user"), "{}", e.message());
         // A plain text value shows as one field, `value`.
         let text = || SecretBuf(Zeroizing::new(b"hunter2".to_vec()));
         assert_eq!(*r("pw", Some("value"), None).select(text()).unwrap(), b"hunter2");

@@ -201,7 +201,11 @@ fn run_refuses_what_it_cannot_do_before_the_command_starts() {
         (&["--env", "X=db//password"], 7, "empty segment"),
         (&["--env", "X=tresor://db/password?v=2"], 7, "?version=N"),
         (&["--env", "X=db/nope"], 4, "no secret at db/nope"),
-        (&["--env", "X=tresor://db/creds#host"], 4, "no field `host` (the value's fields: password, user)"),
+        (
+            &["--env", "X=tresor://db/creds#host"],
+            4,
+            "has no field `host` (`tresor get db/creds` shows it whole)",
+        ),
         (&["--env", "X=bin/nul"], 7, "NUL byte"),
         (&["--env-file", "missing.env"], 7, "cannot read missing.env"),
     ];
@@ -211,6 +215,9 @@ fn run_refuses_what_it_cannot_do_before_the_command_starts() {
         let out = tresor(&env, &args, &[]).expect(code);
         assert!(out.stderr.contains(message), "{flags:?}: {}", out.stderr);
         assert!(!out.stderr.contains("hunter2") && !out.stderr.contains("json-pw"), "{}", out.stderr);
+        // Regression: a missing field's error listed the value's other field names, which are
+        // part of the secret.
+        assert!(!out.stderr.contains("user"), "{}", out.stderr);
         assert!(!marker.exists(), "{flags:?}: the command ran");
     }
     std::fs::write(env.path("bad.env"), "A=\"unclosed\nB=2\n").unwrap();
