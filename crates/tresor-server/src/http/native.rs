@@ -47,10 +47,8 @@ pub(crate) async fn handle(
             vault.set_rotation_policy(every).await?;
             Ok(reply::no_content())
         }
-        (rest, Verb::Write) if rest.starts_with("epochs/") && rest.ends_with("/destroy") => {
-            let number = &rest["epochs/".len()..rest.len() - "/destroy".len()];
-            let epoch: u32 =
-                number.parse().map_err(|_| ApiError::invalid(format!("{number:?} is not an epoch")))?;
+        (rest, Verb::Write) if let Some(number) = epoch_to_destroy(rest) => {
+            let epoch = epoch_number(number)?;
             let report = vault.destroy_epoch(epoch, &mut |_, _| {}).await?;
             if !report.complete() {
                 let body = reply::envelope(to_json(&report)?, "tresor");
@@ -82,7 +80,10 @@ pub(crate) async fn handle(
             use base64ct::Encoding;
             let body = call.json()?;
             let path = derivation_path(&body)?;
-            let input = body.get("input").and_then(Value::as_str).unwrap_or_default();
+            let input = body
+                .get("input")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::invalid("missing input"))?;
             let message = zeroize::Zeroizing::new(
                 base64ct::Base64::decode_vec(input).map_err(|_| ApiError::invalid("input must be Base64"))?,
             );
@@ -99,6 +100,24 @@ pub(crate) async fn handle(
         ) => Err(ApiError::method()),
         _ => Err(ApiError::not_found()),
     }
+}
+
+/// The epoch number in `epochs/<N>/destroy` (`None` for any other path). The prefix and the
+/// suffix must not overlap: `epochs/destroy` names no epoch (sliced by hand, it crashed the
+/// server).
+fn epoch_to_destroy(rest: &str) -> Option<&str> {
+    rest.strip_prefix("epochs/")?.strip_suffix("/destroy")
+}
+
+/// An epoch number as its path segment gives it: decimal digits, no sign, no leading zero.
+fn epoch_number(text: &str) -> Result<u32, ApiError> {
+    let plain = !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text == "0" || !text.starts_with('0'));
+    plain
+        .then(|| text.parse().ok())
+        .flatten()
+        .ok_or_else(|| ApiError::invalid(format!("{text:?} is not an epoch number")))
 }
 
 /// A core report as JSON.

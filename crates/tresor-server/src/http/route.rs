@@ -313,7 +313,8 @@ async fn authenticate(server: &Server, call: &Call) -> Result<(Unsealed, TokenRe
 }
 
 /// Whether the policies of `record` allow `call`: the capability its verb needs on its path (a
-/// KV write needs `create` for a new secret and `update` for an existing one; a list is checked
+/// KV write needs `create` for a new secret and `update` for an existing one, and so does a
+/// transit write that makes a key; a list is checked
 /// on the path with a trailing slash, as Vault does).
 async fn permitted(
     vault: &tresor::Vault,
@@ -331,10 +332,14 @@ async fn permitted(
             .find(asked)
             .is_some_and(|(at, _, _)| policy::reaches_under(&policies, &format!("{at}/"))));
     }
-    // A KV data write needs create for a new secret, update for one that exists.
-    let kv_data = match table.find(path) {
-        Some((at, mount, rest)) if mount.engine == Engine::Kv => {
-            rest.strip_prefix("data/").map(|p| kv::secret(at, p))
+    // A write that makes what is not there needs create, one that changes what is, update: KV
+    // data, and a transit key (made by `keys/<K>`, or by a first `encrypt/<K>`, as in Vault).
+    let creatable: Option<Option<tresor::path::SecretPath>> = match table.find(path) {
+        Some((at, mount, rest)) if mount.engine == Engine::Kv => rest
+            .strip_prefix("data/")
+            .map(|p| kv::secret(at, p).ok().and_then(|s| tresor::path::SecretPath::parse(&s).ok())),
+        Some((_, mount, rest)) if mount.engine == Engine::Transit => {
+            super::transit::created_by(mount, rest).map(Some)
         }
         _ => None,
     };
@@ -342,7 +347,7 @@ async fn permitted(
         ("sys/seal", _) => Cap::Sudo,
         ("auth/token/lookup-self", _) => Cap::Read,
         (p, Verb::Write) if p.starts_with("auth/") => Cap::Update,
-        (_, Verb::Write) if kv_data.is_some() => {
+        (_, Verb::Write) if creatable.is_some() => {
             // Whether the secret exists matters only to a token with one of the two: asked after
             // the policies, and without an audit record of its own (the write, or its refusal, is
             // audited in the token's name).
@@ -351,8 +356,8 @@ async fn permitted(
             if create == update {
                 return Ok(create);
             }
-            match kv_data.and_then(Result::ok) {
-                Some(secret) if vault.has_entry(&secret).await.map_err(ApiError::from)? => Cap::Update,
+            match creatable.flatten() {
+                Some(entry) if vault.has_entry(&entry).await.map_err(ApiError::from)? => Cap::Update,
                 _ => Cap::Create,
             }
         }

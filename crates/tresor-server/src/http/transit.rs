@@ -16,6 +16,7 @@
 //! Base64 of the 64-byte Ed25519 signature. A data key (`datakey/plaintext|wrapped`) is fresh random
 //! bytes encrypted under the key.
 
+use super::MAX_BATCH;
 use super::mounts::Mount;
 use super::reply::{self, ApiError};
 use super::route::{Call, Verb};
@@ -27,6 +28,7 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use tresor::Vault;
 use tresor::path::SecretPath;
+use tresor::vault::SystemEntry;
 use tresor_crypto::transit::Algorithm;
 
 /// The default mount.
@@ -121,34 +123,27 @@ fn mine(mount: &Mount, name: &str) -> bool {
     }
 }
 
-async fn load(vault: &Vault, name: &str) -> Result<Option<KeyInfo>, ApiError> {
-    match vault.get(&key_path(name)?, None).await {
-        Ok(bytes) => {
-            Ok(Some(serde_json::from_slice(bytes.as_slice()).map_err(|e| ApiError::internal(e.to_string()))?))
+/// The key `name` and the version of its bookkeeping, read together (so a change checks and
+/// sets against the very version it read). Not audited: the request is, in its own name.
+async fn load(vault: &Vault, name: &str) -> Result<Option<(u64, KeyInfo)>, ApiError> {
+    match vault.system_entry(&key_path(name)?, None).await? {
+        SystemEntry::Current(version, bytes) => {
+            let info =
+                serde_json::from_slice(bytes.as_slice()).map_err(|e| ApiError::internal(e.to_string()))?;
+            Ok(Some((version, info)))
         }
-        Err(tresor::Error::NotFound { .. } | tresor::Error::Deleted { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
+        SystemEntry::Absent => Ok(None),
+        SystemEntry::Unchanged(_) => Err(ApiError::internal("the key's bookkeeping was not read")),
     }
 }
 
-async fn save(vault: &Vault, name: &str, info: &KeyInfo, previous: Option<u64>) -> Result<(), ApiError> {
-    let bytes = serde_json::to_vec(info).map_err(|e| ApiError::internal(e.to_string()))?;
-    match previous {
-        // Created once, whoever wins: a lost race reads the winner's.
-        None => match vault.set_cas(&key_path(name)?, &bytes, 0).await {
-            Ok(_) | Err(tresor::Error::Conflict(_)) => Ok(()),
-            Err(e) => Err(e.into()),
-        },
-        Some(version) => {
-            vault.set_cas(&key_path(name)?, &bytes, version).await?;
-            Ok(())
-        }
-    }
+fn encode(info: &KeyInfo) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(info).map_err(|e| ApiError::internal(e.to_string()))
 }
 
 /// The key `name`, made (with `kind`) if it does not exist yet.
 async fn load_or_create(vault: &Vault, name: &str, kind: &str) -> Result<KeyInfo, ApiError> {
-    if let Some(info) = load(vault, name).await? {
+    if let Some((_, info)) = load(vault, name).await? {
         return Ok(info);
     }
     if algorithm_of(kind).is_none() && kind != SIGNING {
@@ -162,13 +157,104 @@ async fn load_or_create(vault: &Vault, name: &str, kind: &str) -> Result<KeyInfo
         min_decryption_version: 1,
         versions: BTreeMap::from([(1, now_ms() / 1000)]),
     };
-    save(vault, name, &info, None).await?;
-    load(vault, name).await?.ok_or_else(|| ApiError::internal("the key vanished as it was made"))
+    // Created once, whoever wins: a lost race reads the winner's.
+    match vault.set_cas(&key_path(name)?, &encode(&info)?, 0).await {
+        Ok(_) | Err(tresor::Error::Conflict(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    load(vault, name)
+        .await?
+        .map(|(_, info)| info)
+        .ok_or_else(|| ApiError::internal("the key vanished as it was made"))
 }
 
-/// The version of the stored bookkeeping of `name` (for check-and-set).
-async fn info_version(vault: &Vault, name: &str) -> Result<u64, ApiError> {
-    Ok(vault.history(&key_path(name)?).await?.last().map_or(0, |h| h.version))
+/// Changes the key `name` with `change`, checked and set against the version read, and read and
+/// changed again when another change came first (rotations and configurations serialize; none
+/// is lost or undone).
+async fn update(
+    vault: &Vault,
+    name: &str,
+    change: impl Fn(&mut KeyInfo) -> Result<(), ApiError>,
+) -> Result<KeyInfo, ApiError> {
+    for _ in 0..64 {
+        let Some((version, mut info)) = load(vault, name).await? else { return Err(ApiError::not_found()) };
+        change(&mut info)?;
+        match vault.set_cas(&key_path(name)?, &encode(&info)?, version).await {
+            Ok(_) => return Ok(info),
+            Err(tresor::Error::Conflict(_)) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::with(
+        axum::http::StatusCode::CONFLICT,
+        format!("key {} kept changing while this change was made; try again", shown(name)),
+    ))
+}
+
+/// A whole number as Vault takes one: a JSON number or a decimal string (`"2"`, what the Vault
+/// CLI sends); `None` when absent or null; anything else (negative, fractional, text) refused.
+fn whole(body: &Value, field: &str) -> Result<Option<u64>, ApiError> {
+    let bad = || ApiError::invalid(format!("{field} must be a whole number"));
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(bad),
+        Some(Value::String(text))
+            if !text.is_empty() && text.len() <= 20 && text.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            text.parse().map(Some).map_err(|_| bad())
+        }
+        Some(_) => Err(bad()),
+    }
+}
+
+/// Whether `field` of `body` asks for something (true, a number other than 0, text other than
+/// empty, "false" or "0"), as a Vault client setting a flag would send it.
+fn asks(body: &Value, field: &str) -> bool {
+    match body.get(field) {
+        None | Some(Value::Null) | Some(Value::Bool(false)) => false,
+        Some(Value::Number(n)) => n.as_f64() != Some(0.0),
+        Some(Value::String(t)) => !matches!(t.as_str(), "" | "false" | "0" | "0s"),
+        Some(_) => true,
+    }
+}
+
+/// Refuses a request that asks for a feature this mount does not have (Vault's derived and
+/// convergent keys, associated data, exportable or deletable keys, automatic rotation): taken
+/// silently, a derived key's contexts would not separate tenants, and associated data would
+/// bind nothing.
+fn unsupported(body: &Value, fields: &[&str]) -> Result<(), ApiError> {
+    match fields.iter().find(|f| asks(body, f)) {
+        Some(field) => {
+            Err(ApiError::invalid(format!("{field} is not supported by this server's transit keys")))
+        }
+        None => Ok(()),
+    }
+}
+
+/// What an encryption, decryption or rewrap item may not ask for.
+const ITEM_UNSUPPORTED: &[&str] = &["context", "nonce", "associated_data", "convergent_encryption"];
+
+/// What a key's creation or configuration may not ask for.
+const KEY_UNSUPPORTED: &[&str] = &[
+    "derived",
+    "convergent_encryption",
+    "exportable",
+    "allow_plaintext_backup",
+    "deletion_allowed",
+    "auto_rotate_period",
+    "min_encryption_version",
+    "context",
+];
+
+/// The bookkeeping entry a write to `rest` of a transit mount creates when it does not exist
+/// (`keys/<K>`, `encrypt/<K>`): asked by the policy check, since creating a key takes `create`
+/// and using one `update`, as in Vault. `None` for any other path.
+pub(crate) fn created_by(mount: &Mount, rest: &str) -> Option<SecretPath> {
+    let (kind, name) = rest.split_once('/')?;
+    if !matches!(kind, "keys" | "encrypt") || name.contains('/') {
+        return None;
+    }
+    key_path(&qualified(mount, name).ok()?).ok()
 }
 
 /// One request under the transit mount `mount`: `rest` is the path after it.
@@ -202,40 +288,54 @@ pub(crate) async fn handle(
     match (kind, action, call.verb) {
         ("keys", "", Verb::Write) => {
             let body = call.json()?;
+            unsupported(&body, KEY_UNSUPPORTED)?;
             let kind = body.get("type").and_then(Value::as_str).unwrap_or("chacha20-poly1305");
             load_or_create(vault, name, kind).await?;
             Ok(reply::no_content())
         }
         ("keys", "", Verb::Read) => match load(vault, name).await? {
-            Some(info) => Ok(reply::ok(describe(vault, name, &info).await?, "transit")),
+            Some((_, info)) => Ok(reply::ok(describe(vault, name, &info).await?, "transit")),
             None => Err(ApiError::not_found()),
         },
         ("keys", "rotate", Verb::Write) => {
-            let Some(mut info) = load(vault, name).await? else { return Err(ApiError::not_found()) };
-            let version = info_version(vault, name).await?;
-            info.latest_version += 1;
-            info.versions.insert(info.latest_version, now_ms() / 1000);
-            save(vault, name, &info, Some(version)).await?;
+            let info = update(vault, name, |info| {
+                info.latest_version = info
+                    .latest_version
+                    .checked_add(1)
+                    .ok_or_else(|| ApiError::invalid("the key has no versions left"))?;
+                info.versions.insert(info.latest_version, now_ms() / 1000);
+                Ok(())
+            })
+            .await?;
             Ok(reply::ok(describe(vault, name, &info).await?, "transit"))
         }
         ("keys", "config", Verb::Write) => {
-            let Some(mut info) = load(vault, name).await? else { return Err(ApiError::not_found()) };
-            let version = info_version(vault, name).await?;
-            if let Some(min) = call.json()?.get("min_decryption_version").and_then(Value::as_u64) {
-                let min = u32::try_from(min).unwrap_or(u32::MAX);
-                if min == 0 || min > info.latest_version {
-                    return Err(ApiError::invalid(
-                        "min_decryption_version must be between 1 and the latest version",
-                    ));
+            let body = call.json()?;
+            unsupported(&body, KEY_UNSUPPORTED)?;
+            let min = whole(&body, "min_decryption_version")?;
+            let info = update(vault, name, |info| {
+                if let Some(min) = min {
+                    let min = u32::try_from(min).unwrap_or(u32::MAX);
+                    if min == 0 || min > info.latest_version {
+                        return Err(ApiError::invalid(
+                            "min_decryption_version must be between 1 and the latest version",
+                        ));
+                    }
+                    info.min_decryption_version = min;
                 }
-                info.min_decryption_version = min;
-            }
-            save(vault, name, &info, Some(version)).await?;
+                Ok(())
+            })
+            .await?;
             Ok(reply::ok(describe(vault, name, &info).await?, "transit"))
         }
         ("encrypt", "", Verb::Write) => {
             let body = call.json()?;
+            unsupported(&body, ITEM_UNSUPPORTED)?;
             let kind = body.get("type").and_then(Value::as_str).unwrap_or("chacha20-poly1305");
+            // A key made here encrypts: a signing type is refused before anything is made.
+            if kind == SIGNING {
+                return Err(ApiError::invalid("key type ed25519 does not support encryption"));
+            }
             let info = load_or_create(vault, name, kind).await?;
             info.must(false)?;
             each(vault, name, &info, &body, Op::Encrypt).await
@@ -274,7 +374,10 @@ pub(crate) async fn handle(
 
 /// The key `name`, which must exist.
 async fn existing(vault: &Vault, name: &str) -> Result<KeyInfo, ApiError> {
-    load(vault, name).await?.ok_or_else(|| ApiError::invalid(format!("key not found: {}", shown(name))))
+    load(vault, name)
+        .await?
+        .map(|(_, info)| info)
+        .ok_or_else(|| ApiError::invalid(format!("key not found: {}", shown(name))))
 }
 
 /// The Base64 `input` of a signing request.
@@ -283,16 +386,22 @@ fn input(body: &Value) -> Result<Vec<u8>, ApiError> {
     Base64::decode_vec(text).map_err(|_| ApiError::invalid("input must be Base64"))
 }
 
-/// `POST transit/sign/<name>` `{"input", "key_version"?}`: an Ed25519 signature of the input.
-async fn sign(vault: &Vault, name: &str, info: &KeyInfo, body: &Value) -> Result<Response, ApiError> {
-    let message = input(body)?;
-    let version = match body.get("key_version").and_then(Value::as_u64) {
-        None | Some(0) => info.latest_version,
+/// The version `key_version` of `item` names (the latest when absent or 0), refused outside the
+/// versions that may be used (`what`: "encryption", "signing").
+fn chosen_version(item: &Value, info: &KeyInfo, what: &str) -> Result<u32, ApiError> {
+    match whole(item, "key_version")? {
+        None | Some(0) => Ok(info.latest_version),
         Some(v) => u32::try_from(v)
             .ok()
             .filter(|v| *v <= info.latest_version && *v >= info.min_decryption_version)
-            .ok_or_else(|| ApiError::invalid("requested version for signing is not available"))?,
-    };
+            .ok_or_else(|| ApiError::invalid(format!("requested version for {what} is not available"))),
+    }
+}
+
+/// `POST transit/sign/<name>` `{"input", "key_version"?}`: an Ed25519 signature of the input.
+async fn sign(vault: &Vault, name: &str, info: &KeyInfo, body: &Value) -> Result<Response, ApiError> {
+    let message = input(body)?;
+    let version = chosen_version(body, info, "signing")?;
     let (signature, _) = vault.transit_sign(name, version, &message).await?;
     let text = format!("vault:v{version}:{}", Base64::encode_string(&signature));
     Ok(reply::ok(json!({ "signature": text, "key_version": version }), "transit"))
@@ -323,15 +432,19 @@ async fn datakey(
     body: &Value,
     show: bool,
 ) -> Result<Response, ApiError> {
-    let bits = body.get("bits").and_then(Value::as_u64).unwrap_or(256);
+    unsupported(body, ITEM_UNSUPPORTED)?;
+    let bits = whole(body, "bits")?.unwrap_or(256);
     if ![128, 256, 512].contains(&bits) {
         return Err(ApiError::invalid("bits must be 128, 256 or 512"));
     }
     let key =
         tresor_crypto::random_bytes(usize::try_from(bits / 8).unwrap_or(32)).map_err(tresor::Error::from)?;
     let key = zeroize::Zeroizing::new(key);
-    let item = json!({ "plaintext": Base64::encode_string(&key) });
-    let mut out = encrypt(vault, name, info, &item).await?;
+    let item = json!({ "plaintext": Base64::encode_string(&key), "key_version": body.get("key_version") });
+    let mut out = encrypt_all(vault, name, info, std::slice::from_ref(&item))
+        .await?
+        .pop()
+        .unwrap_or_else(|| Err(ApiError::internal("no result")))?;
     if show {
         out["plaintext"] = item["plaintext"].clone();
     }
@@ -347,78 +460,150 @@ enum Op {
 }
 
 /// Does `op` on the request itself, or on each item of its `batch_input` (each item's error is
-/// its own result, as Vault reports batches).
+/// its own result, as Vault reports batches); the vault is called once for all the items, and
+/// audits them in one record.
 async fn each(vault: &Vault, name: &str, info: &KeyInfo, body: &Value, op: Op) -> Result<Response, ApiError> {
-    let one = |item: Value| async move {
-        match op {
-            Op::Encrypt => encrypt(vault, name, info, &item).await,
-            Op::Decrypt => decrypt(vault, name, info, &item).await,
-            Op::Rewrap => {
-                let plaintext = decrypt(vault, name, info, &item).await?;
-                let mut again = item.clone();
-                again["plaintext"] = plaintext["plaintext"].clone();
-                encrypt(vault, name, info, &again).await
-            }
-        }
-    };
     let field = if matches!(op, Op::Encrypt) { "plaintext" } else { "ciphertext" };
-    match body.get("batch_input").and_then(Value::as_array) {
-        Some(items) => {
-            let mut results = Vec::with_capacity(items.len());
-            for item in items {
-                results.push(match one(item.clone()).await {
-                    Ok(v) => v,
-                    Err(e) => json!({ "error": e.messages.join("; ") }),
-                });
-            }
-            Ok(reply::ok(json!({ "batch_results": results }), "transit"))
+    let (items, batch) = match body.get("batch_input") {
+        None | Some(Value::Null) if body.get(field).is_some_and(|v| !v.is_null()) => {
+            (std::slice::from_ref(body), false)
         }
-        None if body.get(field).is_some_and(|v| !v.is_null()) => {
-            Ok(reply::ok(one(body.clone()).await?, "transit"))
+        None | Some(Value::Null) => return Err(ApiError::invalid(format!("missing {field}"))),
+        Some(Value::Array(items)) if items.is_empty() => {
+            return Err(ApiError::invalid("missing batch input to process"));
         }
-        None => Err(ApiError::invalid(format!("missing {field}"))),
-    }
-}
-
-/// Encrypts the Base64 `plaintext` of `item` under the latest version (or `key_version`).
-async fn encrypt(vault: &Vault, name: &str, info: &KeyInfo, item: &Value) -> Result<Value, ApiError> {
-    let text = item
-        .get("plaintext")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::invalid("missing plaintext"))?;
-    let plaintext = zeroize::Zeroizing::new(
-        Base64::decode_vec(text).map_err(|_| ApiError::invalid("plaintext must be Base64"))?,
-    );
-    let version = match item.get("key_version").and_then(Value::as_u64) {
-        None | Some(0) => info.latest_version,
-        Some(v) => u32::try_from(v)
-            .ok()
-            .filter(|v| *v <= info.latest_version && *v >= info.min_decryption_version)
-            .ok_or_else(|| ApiError::invalid("requested version for encryption is not available"))?,
+        Some(Value::Array(items)) if items.len() > MAX_BATCH => {
+            return Err(ApiError::invalid(format!("a batch takes at most {MAX_BATCH} items")));
+        }
+        Some(Value::Array(items)) => (items.as_slice(), true),
+        Some(_) => return Err(ApiError::invalid("batch_input must be a list")),
     };
-    let sealed = vault.encrypt(&format!("{name}.v{version}"), info.algorithm(), &plaintext).await?;
-    Ok(
-        json!({ "ciphertext": format!("vault:v{version}:{}", Base64::encode_string(&sealed)), "key_version": version }),
-    )
+    let mut results = match op {
+        Op::Encrypt => encrypt_all(vault, name, info, items).await?,
+        Op::Decrypt => decrypt_all(vault, name, info, items)
+            .await?
+            .into_iter()
+            .map(|r| r.map(|plain| json!({ "plaintext": Base64::encode_string(plain.as_slice()) })))
+            .collect(),
+        Op::Rewrap => {
+            // Each item decrypted, then encrypted again (under its `key_version`, or the latest).
+            let plain = decrypt_all(vault, name, info, items).await?;
+            let again: Vec<Value> = plain
+                .iter()
+                .zip(items)
+                .filter_map(|(r, item)| r.as_ref().ok().map(|p| (p, item)))
+                .map(|(p, item)| {
+                    json!({ "plaintext": Base64::encode_string(p.as_slice()), "key_version": item.get("key_version") })
+                })
+                .collect();
+            let mut sealed = encrypt_all(vault, name, info, &again).await?.into_iter();
+            plain
+                .into_iter()
+                .map(|r| {
+                    r.and_then(|_| sealed.next().unwrap_or_else(|| Err(ApiError::internal("no result"))))
+                })
+                .collect()
+        }
+    };
+    if !batch {
+        return Ok(reply::ok(
+            results.pop().unwrap_or_else(|| Err(ApiError::internal("no result")))?,
+            "transit",
+        ));
+    }
+    let results: Vec<Value> = results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|e| json!({ "error": e.messages.join("; ") })))
+        .collect();
+    Ok(reply::ok(json!({ "batch_results": results }), "transit"))
 }
 
-/// Decrypts the `ciphertext` of `item` (`vault:v<N>:…`), refused below the minimum version.
-async fn decrypt(vault: &Vault, name: &str, info: &KeyInfo, item: &Value) -> Result<Value, ApiError> {
-    let text = item
-        .get("ciphertext")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::invalid("missing ciphertext"))?;
-    let bad = || ApiError::invalid("invalid ciphertext: not vault:v<N>:<base64> of this key");
-    let (version, sealed) = versioned(text, info, bad)?;
-    let plaintext = vault.decrypt(&sealed, Some(&format!("{name}.v{version}"))).await?;
-    Ok(json!({ "plaintext": Base64::encode_string(plaintext.as_slice()) }))
+/// Encrypts the Base64 `plaintext` of each item under the latest version (or its `key_version`),
+/// in one call to the vault: one result per item.
+async fn encrypt_all(
+    vault: &Vault,
+    name: &str,
+    info: &KeyInfo,
+    items: &[Value],
+) -> Result<Vec<Result<Value, ApiError>>, ApiError> {
+    let prepare = |item: &Value| -> Result<(u32, zeroize::Zeroizing<Vec<u8>>), ApiError> {
+        unsupported(item, ITEM_UNSUPPORTED)?;
+        let text = item
+            .get("plaintext")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::invalid("missing plaintext"))?;
+        let plaintext = zeroize::Zeroizing::new(
+            Base64::decode_vec(text).map_err(|_| ApiError::invalid("plaintext must be Base64"))?,
+        );
+        Ok((chosen_version(item, info, "encryption")?, plaintext))
+    };
+    let prepared: Vec<_> = items.iter().map(prepare).collect();
+    let mut versions = Vec::new();
+    let mut work = Vec::new();
+    for (version, plaintext) in prepared.iter().flatten() {
+        versions.push(*version);
+        work.push((format!("{name}.v{version}"), plaintext.clone()));
+    }
+    let mut sealed = if work.is_empty() {
+        Vec::new().into_iter()
+    } else {
+        vault.encrypt_batch(info.algorithm(), work).await?.into_iter()
+    };
+    let mut versions = versions.into_iter();
+    Ok(prepared
+        .into_iter()
+        .map(|p| {
+            p?;
+            let version = versions.next().ok_or_else(|| ApiError::internal("no result"))?;
+            let sealed = sealed.next().ok_or_else(|| ApiError::internal("no result"))??;
+            Ok(json!({
+                "ciphertext": format!("vault:v{version}:{}", Base64::encode_string(&sealed)),
+                "key_version": version,
+            }))
+        })
+        .collect())
+}
+
+/// Decrypts the `ciphertext` (`vault:v<N>:…`) of each item, refused below the minimum version, in
+/// one call to the vault: one result per item.
+async fn decrypt_all(
+    vault: &Vault,
+    name: &str,
+    info: &KeyInfo,
+    items: &[Value],
+) -> Result<Vec<Result<tresor_crypto::SecretBytes, ApiError>>, ApiError> {
+    let prepare = |item: &Value| -> Result<(Vec<u8>, String), ApiError> {
+        unsupported(item, ITEM_UNSUPPORTED)?;
+        let text = item
+            .get("ciphertext")
+            .and_then(Value::as_str)
+            .ok_or_else(|| ApiError::invalid("missing ciphertext"))?;
+        let bad = || ApiError::invalid("invalid ciphertext: not vault:v<N>:<base64> of this key");
+        let (version, sealed) = versioned(text, info, bad)?;
+        Ok((sealed, format!("{name}.v{version}")))
+    };
+    let prepared: Vec<_> = items.iter().map(prepare).collect();
+    let work: Vec<(Vec<u8>, String)> = prepared.iter().flatten().cloned().collect();
+    let mut opened =
+        if work.is_empty() { Vec::new().into_iter() } else { vault.decrypt_batch(work).await?.into_iter() };
+    Ok(prepared
+        .into_iter()
+        .map(|p| {
+            p?;
+            Ok(opened.next().ok_or_else(|| ApiError::internal("no result"))??)
+        })
+        .collect())
 }
 
 /// The key version and bytes of a `vault:v<N>:<base64>` ciphertext or signature, refused (`bad`)
-/// when malformed, and refused by policy below the key's minimum version or past its latest.
+/// when malformed (N in plain decimal: no sign, no leading zero), and refused by policy below the
+/// key's minimum version or past its latest.
 fn versioned(text: &str, info: &KeyInfo, bad: impl Fn() -> ApiError) -> Result<(u32, Vec<u8>), ApiError> {
     let rest = text.trim().strip_prefix("vault:v").ok_or_else(&bad)?;
     let (version, data) = rest.split_once(':').ok_or_else(&bad)?;
+    if version.is_empty() || version.starts_with('0') || !version.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
     let version: u32 = version.parse().map_err(|_| bad())?;
     if version < info.min_decryption_version || version > info.latest_version {
         return Err(ApiError::invalid("this version is disallowed by policy (too old, or not made yet)"));

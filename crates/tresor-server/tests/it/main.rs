@@ -6,4 +6,5 @@ mod group_commit;
 mod http;
 mod isolation;
 mod openapi;
+mod transit;
 mod vaultrs_client;

@@ -208,6 +208,62 @@ impl Engine {
         transit::encrypt(&key, &self.vault_id, name, alg, plaintext).map_err(transit_error)
     }
 
+    /// Encrypts each `(name, plaintext)` of `items` with its transit key under `alg`, with one
+    /// audit record for them all (as Vault audits a batch request once): one result per item, an
+    /// item that cannot be encrypted (too large) failing alone.
+    pub async fn encrypt_batch(
+        &mut self,
+        alg: Algorithm,
+        items: &[(String, Zeroizing<Vec<u8>>)],
+    ) -> Result<Vec<Result<Vec<u8>>>> {
+        let mut keys = std::collections::BTreeMap::new();
+        for (name, _) in items {
+            if !keys.contains_key(name.as_str()) {
+                keys.insert(name.as_str(), self.derive_encryption_key(name, alg)?);
+            }
+        }
+        let bytes: usize = items.iter().map(|(_, p)| p.len()).sum();
+        let detail = format!("{} items, key {} ({alg}), {bytes} bytes", items.len(), names(keys.keys()));
+        self.audit_append(AuditOp::Encrypt, None, Outcome::Ok, Some(detail), Durability::Relaxed).await?;
+        Ok(items
+            .iter()
+            .map(|(name, plaintext)| {
+                if plaintext.len() > transit::MAX_PLAINTEXT {
+                    return Err(Error::TooLarge { size: plaintext.len(), limit: transit::MAX_PLAINTEXT });
+                }
+                let key = keys.get(name.as_str()).ok_or_else(|| Error::Invalid("no key".into()))?;
+                transit::encrypt(key, &self.vault_id, name, alg, plaintext).map_err(transit_error)
+            })
+            .collect())
+    }
+
+    /// Decrypts each `(ciphertext, expected key name)` of `items`, with one audit record for
+    /// them all, which counts the items that failed: one result per item, each failing alone.
+    pub async fn decrypt_batch(&mut self, items: &[(Vec<u8>, String)]) -> Result<Vec<Result<SecretBytes>>> {
+        let one = |ciphertext: &[u8], want: &str| -> Result<SecretBytes> {
+            let header = transit::header(ciphertext).map_err(transit_error)?;
+            if want != header.name {
+                return Err(Error::Invalid(format!(
+                    "this ciphertext was made with key {:?}, not {want:?}",
+                    header.name
+                )));
+            }
+            let key = self.derive_encryption_key(&header.name, header.alg)?;
+            transit::decrypt(&key, &self.vault_id, ciphertext).map_err(transit_error)
+        };
+        let out: Vec<Result<SecretBytes>> = items.iter().map(|(c, want)| one(c, want)).collect();
+        let failed = out.iter().filter(|r| r.is_err()).count();
+        let bytes: usize = items.iter().map(|(c, _)| c.len()).sum();
+        let wanted: std::collections::BTreeSet<&str> = items.iter().map(|(_, w)| w.as_str()).collect();
+        let detail = format!("{} items, key {}, {bytes} bytes", items.len(), names(wanted.iter()));
+        let outcome = match failed {
+            0 => Outcome::Ok,
+            n => Outcome::Failed(format!("{n} of {} items did not decrypt", items.len())),
+        };
+        self.audit_append(AuditOp::Decrypt, None, outcome, Some(detail), Durability::Relaxed).await?;
+        Ok(out)
+    }
+
     /// Decrypts a transit ciphertext (binary or armoured) of this vault. `expected`, when given,
     /// is the key name the caller means: a ciphertext of another key is refused by name.
     pub async fn decrypt(&mut self, ciphertext: &[u8], expected: Option<&str>) -> Result<SecretBytes> {
@@ -235,4 +291,15 @@ impl Engine {
         }
         result
     }
+}
+
+/// The key names of a batch for its audit record: the first few, and how many more.
+fn names<'a>(names: impl Iterator<Item = &'a &'a str> + Clone) -> String {
+    const SHOWN: usize = 4;
+    let count = names.clone().count();
+    let mut text = names.take(SHOWN).copied().collect::<Vec<_>>().join(", ");
+    if count > SHOWN {
+        text.push_str(&format!(" and {} more", count - SHOWN));
+    }
+    text
 }

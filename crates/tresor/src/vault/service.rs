@@ -1258,6 +1258,22 @@ impl Vault {
         .await
     }
 
+    /// Encrypts each `(key name, plaintext)` of `items` under `alg`, audited once for them all:
+    /// one result per item.
+    pub async fn encrypt_batch(
+        &self,
+        alg: Algorithm,
+        items: Vec<(String, Zeroizing<Vec<u8>>)>,
+    ) -> Result<Vec<Result<Vec<u8>>>> {
+        self.run(Box::new(move |e| Box::pin(async move { e.encrypt_batch(alg, &items).await }))).await
+    }
+
+    /// Decrypts each `(ciphertext, expected key name)` of `items`, audited once for them all:
+    /// one result per item.
+    pub async fn decrypt_batch(&self, items: Vec<(Vec<u8>, String)>) -> Result<Vec<Result<SecretBytes>>> {
+        self.run(Box::new(move |e| Box::pin(async move { e.decrypt_batch(&items).await }))).await
+    }
+
     /// Rotates the root secret (see the engine's `rekey`): this handle is locked, and the handle of
     /// the new root era is returned.
     pub async fn rekey(

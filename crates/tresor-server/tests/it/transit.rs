@@ -1,0 +1,237 @@
+//! The transit mount and tresor's own key routes against what an attacker's review found: a
+//! request that crashed the server, rotations and configurations that undid one another, a batch
+//! that wrote one audit record per item, Vault features taken silently and not applied, a
+//! setting sent as text and ignored, and a token allowed only to encrypt that could make keys.
+
+use crate::http::{request, start};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+
+/// A token whose only policy is `hcl` (named `name`).
+async fn token_with(addr: SocketAddr, root: &str, name: &str, hcl: &str) -> String {
+    let policy = json!({ "policy": hcl }).to_string();
+    assert_eq!(
+        request(addr, "PUT", &format!("/v1/sys/policies/acl/{name}"), Some(root), &policy).await.0,
+        204
+    );
+    let body = json!({ "policies": [name] }).to_string();
+    let (status, _, made) = request(addr, "POST", "/v1/auth/token/create", Some(root), &body).await;
+    assert_eq!(status, 200, "{made}");
+    made["auth"]["client_token"].as_str().unwrap().to_string()
+}
+
+/// The records of the audit trail with operation `op`.
+async fn audited(addr: SocketAddr, root: &str, op: &str) -> Vec<Value> {
+    let (status, _, trail) = request(addr, "GET", &format!("/v1/tresor/audit?op={op}"), Some(root), "").await;
+    assert_eq!(status, 200, "{trail}");
+    trail["data"]["records"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_epochs_destroy_with_no_number_crashed_the_server() {
+    // `epochs/destroy` matched both "starts with epochs/" and "ends with /destroy", and the slice
+    // between them ran backwards: a panic, and with panic=abort the whole server went down.
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let token =
+        token_with(s.addr, &s.token, "epochs", r#"path "tresor/epochs/*" { capabilities = ["update"] }"#)
+            .await;
+    for path in
+        ["epochs/destroy", "epochs//destroy", "epochs/%2Fdestroy", "epochs/+1/destroy", "epochs/01/destroy"]
+    {
+        let (status, kind, body) =
+            request(s.addr, "POST", &format!("/v1/tresor/{path}"), Some(&token), "").await;
+        assert!(status == 400 || status == 404, "{path}: {status} {body}");
+        assert_eq!(kind, "application/json", "{path}");
+    }
+    assert_eq!(request(s.addr, "GET", "/v1/sys/health", None, "").await.0, 200);
+    // Signing with no input is refused, as Vault does, instead of signing the empty message.
+    let body = json!({ "path": "m/74'/0'/0'" }).to_string();
+    let (status, _, answer) = request(s.addr, "POST", "/v1/tresor/keys/sign", Some(&s.token), &body).await;
+    assert_eq!(status, 400, "{answer}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_concurrent_rotations_and_a_configuration_lost_or_undid_one_another() {
+    // A change read the key, then its version, apart: a change landing between the two was
+    // overwritten (a rotation lost, a raised min_decryption_version put back).
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let (addr, root) = (s.addr, s.token.clone());
+    assert_eq!(request(addr, "POST", "/v1/transit/keys/k", Some(&root), "{}").await.0, 204);
+    assert_eq!(request(addr, "POST", "/v1/transit/keys/k/rotate", Some(&root), "").await.0, 200);
+    const ROTATIONS: u64 = 12;
+    let mut tasks = Vec::new();
+    for n in 0..=ROTATIONS {
+        let root = root.clone();
+        tasks.push(tokio::spawn(async move {
+            if n == ROTATIONS {
+                let body = r#"{"min_decryption_version":2}"#;
+                request(addr, "POST", "/v1/transit/keys/k/config", Some(&root), body).await
+            } else {
+                request(addr, "POST", "/v1/transit/keys/k/rotate", Some(&root), "").await
+            }
+        }));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for (n, task) in tasks.into_iter().enumerate() {
+        let (status, _, answer) = task.await.unwrap();
+        assert_eq!(status, 200, "{answer}");
+        if n < ROTATIONS as usize {
+            assert!(
+                seen.insert(answer["data"]["latest_version"].as_u64().unwrap()),
+                "two rotations made one version"
+            );
+        }
+    }
+    let (_, _, key) = request(addr, "GET", "/v1/transit/keys/k", Some(&root), "").await;
+    assert_eq!(key["data"]["latest_version"].as_u64(), Some(2 + ROTATIONS), "{key}");
+    assert_eq!(key["data"]["min_decryption_version"].as_u64(), Some(2), "{key}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_batch_wrote_one_audit_record_per_item() {
+    // 220,000 empty items in one 4 MiB request wrote 220,000 audit objects (870 MB on disk).
+    // Now a batch is one call to the vault and one record, and a batch has a bound.
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let (addr, root) = (s.addr, s.token.as_str());
+    assert_eq!(request(addr, "POST", "/v1/transit/keys/k", Some(root), "{}").await.0, 204);
+    let before = (audited(addr, root, "encrypt").await.len(), audited(addr, root, "decrypt").await.len());
+    let items: Vec<Value> =
+        (0..1000).map(|i| json!({ "plaintext": base64(format!("item {i}").as_bytes()) })).collect();
+    let body = json!({ "batch_input": items }).to_string();
+    let (status, _, sealed) = request(addr, "POST", "/v1/transit/encrypt/k", Some(root), &body).await;
+    assert_eq!(status, 200, "{sealed}");
+    let mut results = sealed["data"]["batch_results"].as_array().unwrap().clone();
+    assert_eq!(results.len(), 1000);
+    // One bad item among good ones fails alone.
+    results[7] = json!({ "ciphertext": "vault:v1:AAAA" });
+    let body = json!({ "batch_input": results }).to_string();
+    let (status, _, opened) = request(addr, "POST", "/v1/transit/decrypt/k", Some(root), &body).await;
+    assert_eq!(status, 200, "{opened}");
+    let opened = opened["data"]["batch_results"].as_array().unwrap();
+    assert!(opened[7]["error"].is_string(), "{}", opened[7]);
+    assert_eq!(opened[8]["plaintext"], json!(base64(b"item 8")));
+    let encrypts = audited(addr, root, "encrypt").await;
+    let decrypts = audited(addr, root, "decrypt").await;
+    assert_eq!((encrypts.len(), decrypts.len()), (before.0 + 1, before.1 + 1));
+    let last = decrypts.last().unwrap();
+    assert!(last["detail"].as_str().unwrap().contains("1000 items"), "{last}");
+    assert!(last["outcome"].to_string().contains("1 of 1000"), "{last}");
+    // Past the bound: refused whole, nothing done.
+    let many: Vec<Value> = (0..=tresor_server::http::MAX_BATCH).map(|_| json!({ "plaintext": "" })).collect();
+    let body = json!({ "batch_input": many }).to_string();
+    assert_eq!(request(addr, "POST", "/v1/transit/encrypt/k", Some(root), &body).await.0, 400);
+    assert_eq!(audited(addr, root, "encrypt").await.len(), before.0 + 1);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_derived_keys_contexts_and_associated_data_were_taken_and_ignored() {
+    // A ciphertext made for one tenant's context decrypted under another's: the key was never
+    // derived. What this mount does not do is now refused, never taken silently.
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let (addr, root) = (s.addr, s.token.as_str());
+    for body in [r#"{"derived":true}"#, r#"{"convergent_encryption":true}"#, r#"{"exportable":true}"#] {
+        let (status, _, answer) = request(addr, "POST", "/v1/transit/keys/d", Some(root), body).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+    }
+    assert_eq!(request(addr, "GET", "/v1/transit/keys/d", Some(root), "").await.0, 404);
+    let context = base64(b"tenant-a");
+    for field in ["context", "associated_data", "nonce"] {
+        let body = json!({ "plaintext": base64(b"hello"), field: context }).to_string();
+        let (status, _, answer) = request(addr, "POST", "/v1/transit/encrypt/e", Some(root), &body).await;
+        assert_eq!(status, 400, "{field}: {answer}");
+    }
+    let body = json!({ "plaintext": base64(b"hello") }).to_string();
+    let (status, _, sealed) = request(addr, "POST", "/v1/transit/encrypt/e", Some(root), &body).await;
+    assert_eq!(status, 200, "{sealed}");
+    let body = json!({ "ciphertext": sealed["data"]["ciphertext"], "context": context }).to_string();
+    assert_eq!(request(addr, "POST", "/v1/transit/decrypt/e", Some(root), &body).await.0, 400);
+    // False flags, as clients send defaults, are fine.
+    let body = r#"{"derived":false,"exportable":false,"type":"aes256-gcm96"}"#;
+    assert_eq!(request(addr, "POST", "/v1/transit/keys/plain", Some(root), body).await.0, 204);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_minimum_version_sent_as_text_was_ignored() {
+    // `vault write transit/keys/k/config min_decryption_version=2` sends "2": it was answered 200
+    // and the old version stayed usable.
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let (addr, root) = (s.addr, s.token.as_str());
+    let body = json!({ "plaintext": base64(b"old") }).to_string();
+    let (_, _, old) = request(addr, "POST", "/v1/transit/encrypt/k", Some(root), &body).await;
+    assert_eq!(request(addr, "POST", "/v1/transit/keys/k/rotate", Some(root), "").await.0, 200);
+    let (status, _, key) =
+        request(addr, "POST", "/v1/transit/keys/k/config", Some(root), r#"{"min_decryption_version":"2"}"#)
+            .await;
+    assert_eq!((status, key["data"]["min_decryption_version"].as_u64()), (200, Some(2)), "{key}");
+    let body = json!({ "ciphertext": old["data"]["ciphertext"] }).to_string();
+    assert_eq!(request(addr, "POST", "/v1/transit/decrypt/k", Some(root), &body).await.0, 400);
+    for bad in [
+        r#"{"min_decryption_version":"2.0"}"#,
+        r#"{"min_decryption_version":-1}"#,
+        r#"{"min_decryption_version":1.5}"#,
+        r#"{"deletion_allowed":true}"#,
+        r#"{"min_encryption_version":2}"#,
+    ] {
+        let (status, _, answer) = request(addr, "POST", "/v1/transit/keys/k/config", Some(root), bad).await;
+        assert_eq!(status, 400, "{bad}: {answer}");
+    }
+    // A key version given as -1 or as text other than a number is refused, not read as the latest.
+    for version in [json!(-1), json!("latest"), json!(1.5)] {
+        let body = json!({ "plaintext": base64(b"x"), "key_version": version }).to_string();
+        assert_eq!(
+            request(addr, "POST", "/v1/transit/encrypt/k", Some(root), &body).await.0,
+            400,
+            "{version}"
+        );
+    }
+    for text in ["vault:v02:AAAA", "vault:v+2:AAAA"] {
+        let body = json!({ "ciphertext": text }).to_string();
+        let (status, _, answer) = request(addr, "POST", "/v1/transit/decrypt/k", Some(root), &body).await;
+        assert!(status == 400 && answer.to_string().contains("invalid ciphertext"), "{text}: {answer}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_token_allowed_to_encrypt_could_make_keys_of_any_type() {
+    // Creating a key takes `create`, using one `update` (Vault's existence check): a token with
+    // only `update` on transit/encrypt/* made keys by encrypting, signing keys included, and a
+    // key cannot be deleted here, so the name was taken for good.
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let (addr, root) = (s.addr, s.token.as_str());
+    let token =
+        token_with(addr, root, "enc", r#"path "transit/encrypt/*" { capabilities = ["update"] }"#).await;
+    let body = json!({ "plaintext": base64(b"x"), "type": "ed25519" }).to_string();
+    assert_eq!(request(addr, "POST", "/v1/transit/encrypt/prod-signing", Some(&token), &body).await.0, 403);
+    let body = json!({ "plaintext": base64(b"x") }).to_string();
+    assert_eq!(request(addr, "POST", "/v1/transit/encrypt/prod-signing", Some(&token), &body).await.0, 403);
+    assert_eq!(request(addr, "GET", "/v1/transit/keys/prod-signing", Some(root), "").await.0, 404);
+    // Even root: an encryption that would make a signing key is refused before it is made.
+    let body = json!({ "plaintext": base64(b"x"), "type": "ed25519" }).to_string();
+    assert_eq!(request(addr, "POST", "/v1/transit/encrypt/prod-signing", Some(root), &body).await.0, 400);
+    assert_eq!(request(addr, "GET", "/v1/transit/keys/prod-signing", Some(root), "").await.0, 404);
+    // Once the key exists, the token uses it.
+    assert_eq!(request(addr, "POST", "/v1/transit/keys/app", Some(root), "{}").await.0, 204);
+    let body = json!({ "plaintext": base64(b"x") }).to_string();
+    assert_eq!(request(addr, "POST", "/v1/transit/encrypt/app", Some(&token), &body).await.0, 200);
+    let create =
+        token_with(addr, root, "make", r#"path "transit/encrypt/*" { capabilities = ["create", "update"] }"#)
+            .await;
+    assert_eq!(request(addr, "POST", "/v1/transit/encrypt/new-one", Some(&create), &body).await.0, 200);
+    s.stop().await;
+}
+
+fn base64(bytes: &[u8]) -> String {
+    use base64ct::Encoding;
+    base64ct::Base64::encode_string(bytes)
+}
