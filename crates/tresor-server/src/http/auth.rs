@@ -3,6 +3,7 @@
 
 use super::Unsealed;
 use super::cache::Caches;
+use super::fields::flag;
 use super::policy::{self, Policy};
 use super::reply::{self, ApiError, time};
 use super::route::{Call, Verb};
@@ -182,18 +183,12 @@ pub(crate) async fn token_route(
                     Some(v) => serde_json::from_value(v.clone())
                         .map_err(|_| ApiError::invalid("meta must map names to strings"))?,
                 },
-                no_parent: rest == "create-orphan"
-                    || body.get("no_parent").and_then(Value::as_bool) == Some(true),
-                no_default_policy: body.get("no_default_policy").and_then(Value::as_bool) == Some(true),
-                renewable: body.get("renewable").and_then(Value::as_bool) != Some(false),
+                no_parent: rest == "create-orphan" || flag(&body, "no_parent")? == Some(true),
+                no_default_policy: flag(&body, "no_default_policy")? == Some(true),
+                renewable: flag(&body, "renewable")? != Some(false),
                 period_s: optional_duration(body.get("period"))?,
                 explicit_max_ttl_s: optional_duration(body.get("explicit_max_ttl"))?,
-                num_uses: match body.get("num_uses") {
-                    None | Some(Value::Null) => 0,
-                    Some(v) => v
-                        .as_u64()
-                        .ok_or_else(|| ApiError::invalid("num_uses must be a non-negative number"))?,
-                },
+                num_uses: super::fields::whole(&body, "num_uses")?.unwrap_or(0),
             };
             match tokens::create(vault, &unsealed.tokens, me, request).await {
                 Ok((token, record)) => {
@@ -346,7 +341,7 @@ pub(crate) async fn revoke_and_report(
     let body = call.json()?;
     let accessor =
         body.get("accessor").and_then(Value::as_str).ok_or_else(|| ApiError::invalid("missing accessor"))?;
-    let rotate = body.get("rotate").and_then(Value::as_bool).unwrap_or(false);
+    let rotate = flag(&body, "rotate")?.unwrap_or(false);
     let (path, record) = match tokens::by_accessor(vault, accessor).await {
         Ok(Some(found)) => found,
         Ok(None) | Err(tresor::Error::NotFound { .. }) => return Err(ApiError::invalid("invalid accessor")),

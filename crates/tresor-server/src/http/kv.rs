@@ -176,12 +176,11 @@ async fn set_settings(vault: &Vault, path: &str, body: &Value) -> Result<Respons
         s.custom_metadata = serde_json::from_value(v.clone())
             .map_err(|_| ApiError::invalid("custom_metadata must map names to strings"))?;
     }
-    if let Some(v) = body.get("cas_required").filter(|v| !v.is_null()) {
-        s.cas_required =
-            v.as_bool().ok_or_else(|| ApiError::invalid("cas_required must be true or false"))?;
+    if let Some(required) = super::fields::flag(body, "cas_required")? {
+        s.cas_required = required;
     }
-    if let Some(v) = body.get("max_versions").filter(|v| !v.is_null()) {
-        s.max_versions = v.as_u64().ok_or_else(|| ApiError::invalid("max_versions must be a number"))?;
+    if let Some(max) = super::fields::whole(body, "max_versions")? {
+        s.max_versions = max;
     }
     if let Some(v) = body.get("delete_version_after").filter(|v| !v.is_null()) {
         s.delete_version_after = super::auth::duration_s(v)?;
@@ -285,15 +284,20 @@ async fn read(vault: &Vault, path: &str, version: Option<u64>) -> Result<Respons
     }
 }
 
+/// The check-and-set version `options.cas` of a write or a patch (a number, or decimal text).
+fn cas(body: &Value) -> Result<Option<u64>, ApiError> {
+    match body.get("options") {
+        None | Some(Value::Null) => Ok(None),
+        Some(options) => super::fields::whole(options, "cas"),
+    }
+}
+
 /// `POST`/`PUT secret/data/<p>` with `{"data": {...}, "options": {"cas": N}}`.
 async fn write(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiError> {
     let Some(data) = body.get("data").and_then(Value::as_object) else {
         return Err(ApiError::invalid("no data provided"));
     };
-    let cas = match body.get("options").and_then(|o| o.get("cas")) {
-        None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_u64().ok_or_else(|| ApiError::invalid("cas must be a non-negative number"))?),
-    };
+    let cas = cas(body)?;
     let settings = settings_in_force(vault, path).await?;
     if settings.cas_required && cas.is_none() {
         return Err(ApiError::invalid("check-and-set parameter required for this call"));
@@ -339,7 +343,7 @@ async fn patch(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiE
     let Some(current) = history.last().filter(|h| h.deleted_ms.is_none()) else {
         return Err(ApiError::not_found());
     };
-    if let Some(cas) = body.get("options").and_then(|o| o.get("cas")).and_then(Value::as_u64)
+    if let Some(cas) = cas(body)?
         && cas != current.version
     {
         return Err(ApiError::invalid("check-and-set parameter did not match the current version"));

@@ -4,6 +4,7 @@
 mod approle;
 mod auth;
 mod cache;
+mod fields;
 mod kv;
 pub mod kvdata;
 pub mod limit;

@@ -26,7 +26,7 @@ pub(crate) async fn handle(
         ("epochs/rotate", Verb::Write) => {
             let rotated = vault.rotate("manual").await?;
             let mut answer = json!({ "rotated": to_json(&rotated)? });
-            if call.json()?.get("reencrypt").and_then(Value::as_bool) == Some(true) {
+            if super::fields::flag(&call.json()?, "reencrypt")? == Some(true) {
                 answer["reencrypted"] = to_json(&vault.reencrypt(&mut |_, _| {}).await?)?;
             }
             Ok(reply::ok(answer, "tresor"))

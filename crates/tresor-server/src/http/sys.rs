@@ -77,8 +77,7 @@ pub(crate) async fn init_status(server: &Server) -> Result<Response, ApiError> {
 pub(crate) async fn init(server: &Server, body: &Value) -> Result<Response, ApiError> {
     use base64ct::Encoding;
     let number = |key: &str| -> Result<usize, ApiError> {
-        body.get(key)
-            .and_then(Value::as_u64)
+        super::fields::whole(body, key)?
             .and_then(|v| usize::try_from(v).ok())
             .ok_or_else(|| ApiError::invalid(format!("{key} must be given, as a number")))
     };
@@ -99,7 +98,7 @@ pub(crate) async fn unseal(server: &Server, body: &Value) -> Result<Response, Ap
     if !initialized {
         return Err(ApiError::invalid("Vault is not initialized"));
     }
-    if body.get("reset").and_then(Value::as_bool) == Some(true) {
+    if super::fields::flag(body, "reset")? == Some(true) {
         server.progress.lock().await.reset();
     } else if sealed {
         let Some(text) = body.get("key").and_then(Value::as_str) else {

@@ -17,6 +17,7 @@
 //! bytes encrypted under the key.
 
 use super::MAX_BATCH;
+use super::fields::whole;
 use super::mounts::Mount;
 use super::reply::{self, ApiError};
 use super::route::{Call, Verb};
@@ -189,22 +190,6 @@ async fn update(
         axum::http::StatusCode::CONFLICT,
         format!("key {} kept changing while this change was made; try again", shown(name)),
     ))
-}
-
-/// A whole number as Vault takes one: a JSON number or a decimal string (`"2"`, what the Vault
-/// CLI sends); `None` when absent or null; anything else (negative, fractional, text) refused.
-fn whole(body: &Value, field: &str) -> Result<Option<u64>, ApiError> {
-    let bad = || ApiError::invalid(format!("{field} must be a whole number"));
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(bad),
-        Some(Value::String(text))
-            if !text.is_empty() && text.len() <= 20 && text.bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            text.parse().map(Some).map_err(|_| bad())
-        }
-        Some(_) => Err(bad()),
-    }
 }
 
 /// Whether `field` of `body` asks for something (true, a number other than 0, text other than

@@ -1094,3 +1094,36 @@ async fn regression_renewals_racing_uses_never_refill_them_and_limited_tokens_ma
     assert_eq!(status, 403, "{refused}");
     s.stop().await;
 }
+
+/// Found by review: fields sent as text, as `vault write path key=value` sends them, were taken
+/// and silently ignored — a patch's `cas` (so it wrote over a newer version), a token's
+/// `renewable: "false"`. Now text is read as Vault reads it, and what does not read is a 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_settings_sent_as_text_were_taken_and_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let (addr, token) = (s.addr, Some(s.token.as_str()));
+    for value in ["one", "two"] {
+        let body = serde_json::json!({ "data": { "k": value } }).to_string();
+        assert_eq!(request(addr, "POST", "/v1/secret/data/p", token, &body).await.0, 200);
+    }
+    // A patch checked against version 1 while version 2 is the newest: refused.
+    let patch = r#"{"data":{"k":"three"},"options":{"cas":"1"}}"#;
+    let (status, _, answer) = request(addr, "PATCH", "/v1/secret/data/p", token, patch).await;
+    assert_eq!(status, 400, "{answer}");
+    let (_, _, read) = request(addr, "GET", "/v1/secret/data/p", token, "").await;
+    assert_eq!(read["data"]["data"]["k"], "two");
+    let patch = r#"{"data":{"k":"three"},"options":{"cas":"2"}}"#;
+    assert_eq!(request(addr, "PATCH", "/v1/secret/data/p", token, patch).await.0, 200);
+    let bad = r#"{"data":{"k":"four"},"options":{"cas":"two"}}"#;
+    assert_eq!(request(addr, "PATCH", "/v1/secret/data/p", token, bad).await.0, 400);
+    // A token asked not renewable, in text, is not renewable; a flag that does not read is a 400.
+    let (status, _, made) =
+        request(addr, "POST", "/v1/auth/token/create", token, r#"{"renewable":"false","ttl":"1h"}"#).await;
+    assert_eq!(status, 200, "{made}");
+    assert_eq!(made["auth"]["renewable"], false, "{made}");
+    let (status, _, _) =
+        request(addr, "POST", "/v1/auth/token/create", token, r#"{"renewable":"nope"}"#).await;
+    assert_eq!(status, 400);
+    s.stop().await;
+}
