@@ -503,9 +503,18 @@ impl Engine {
         let mut pending: Option<(Vec<Target>, u64, Result<Sealed>)> = None;
         // Pack buffers go round: written by one batch, filled again by the one after next.
         let buffers = Buffers::default();
+        // Set once locking stopped the job: no batch is begun after the first, the one under way
+        // is finished, and the job ends with `Error::Locked`. What is committed stays, the rest
+        // stays in its old epoch (as after a crash), and the next run goes on from there. (The
+        // lock's own flush of values queued after reads is one batch, and is not stopped.)
+        let mut stopped = false;
         loop {
             let mut next: Option<Prep> = None;
             let mut next_len = 0u64;
+            if !rest.is_empty() && rest.len() < targets.len() && self.view.stopping() {
+                rest = &[];
+                stopped = true;
+            }
             if !rest.is_empty() {
                 let (batch, tail) = rest.split_at(batch_len(rest, self.opts.reseal_batch.max(1)));
                 rest = tail;
@@ -528,7 +537,7 @@ impl Engine {
             }
             if pending.is_none() && next.is_none() {
                 if rest.is_empty() {
-                    return Ok(());
+                    return if stopped { Err(Error::Locked) } else { Ok(()) };
                 }
                 continue;
             }

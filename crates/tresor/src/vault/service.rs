@@ -1081,6 +1081,8 @@ impl Vault {
         // does not stop it half-way), holding the engine throughout: a second `lock` returns
         // only once the keys are gone.
         self.svc.sealed.store(true, Ordering::Release);
+        // Bulk work holding the engine stops at its next batch (each batch is committed whole).
+        self.svc.view.stop();
         let (svc, actor, reason) = (self.svc.clone(), self.actor.clone(), reason.to_string());
         let task = tokio::spawn(async move {
             let mut slot = svc.engine.lock().await;

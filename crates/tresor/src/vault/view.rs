@@ -24,6 +24,9 @@ pub(crate) struct View {
     /// Whether the log holds a re-key fence: another era may become current without a commit
     /// here, so reads ask the engine (which checks the era) instead of trusting the view.
     fenced: AtomicBool,
+    /// The vault is being locked: bulk work (re-encryption, an epoch's destruction) stops at its
+    /// next batch, so the lock waits for one batch at most, not for the whole job.
+    stopping: AtomicBool,
     /// The epoch new values are sealed in.
     current: AtomicU32,
     /// Versions read from older epochs, to be re-sealed into the current one in a batch.
@@ -54,6 +57,7 @@ impl Default for View {
             log_seq: AtomicU64::new(0),
             applied: tokio::sync::watch::Sender::new(0),
             fenced: AtomicBool::new(false),
+            stopping: AtomicBool::new(false),
             current: AtomicU32::new(0),
             reseal: Mutex::default(),
             ciphertexts: quick_cache::sync::Cache::with_weighter(
@@ -237,6 +241,16 @@ impl View {
 
     /// Wipes everything: the vault is being locked. Keys held by reads in flight are wiped
     /// when those reads drop them.
+    /// Asks bulk work to stop at its next batch (the vault is being locked).
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+
+    /// Whether bulk work must stop ([`View::stop`]).
+    pub(crate) fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
     pub(crate) fn clear(&self) {
         *self.index_mut() = Index::default();
         self.epochs.write().unwrap_or_else(PoisonError::into_inner).clear();

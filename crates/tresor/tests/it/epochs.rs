@@ -1077,3 +1077,52 @@ async fn two_destructions_of_one_epoch_at_once_both_succeed() {
         fast.reencrypted.values, key.reencrypted.skipped, blobs.reencrypted.skipped
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_lock_waited_for_a_whole_reencryption_with_the_keys_in_use() {
+    // `lock` took the engine only once the bulk job holding it ended: minutes with a large vault
+    // on a slow store, the keys in use all along, and `tresor lock` gave up after 30 s. Now the
+    // job stops at its next batch: what it committed stays, the rest waits in its old epoch.
+    let env = Env::new();
+    let v = env.init().await;
+    for i in 0..64 {
+        v.set(format!("bulk/{i:02}").as_str(), format!("value {i}").as_bytes()).await.unwrap();
+    }
+    v.rotate("test").await.unwrap();
+    drop(v);
+    let mut o = opts(&env.trust);
+    o.reseal_batch = 1;
+    let v = Vault::unlock(common::store(&env.loc, false), &pw(PASSWORD), o).await.unwrap();
+    let (started, mut begun) = tokio::sync::mpsc::unbounded_channel();
+    let job = v.clone();
+    let reencrypt = tokio::spawn(async move {
+        let mut last = (0, 0);
+        let result = job
+            .reencrypt(&mut |done, total| {
+                last = (done, total);
+                if done > 0 {
+                    let _ = started.send(());
+                }
+            })
+            .await;
+        (result.map(drop), last)
+    });
+    begun.recv().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(30), v.lock("test: in the middle of a re-encryption"))
+        .await
+        .expect("the lock waited for the whole job")
+        .unwrap();
+    let (result, (done, total)) = reencrypt.await.unwrap();
+    assert!(matches!(result, Err(Error::Locked)), "{result:?}");
+    assert!(done < total, "the job ran to its end: {done} of {total}");
+    // Nothing was lost: every value reads, and running the job again finishes it.
+    let v = env.unlock().await.unwrap();
+    for i in 0..64 {
+        assert_eq!(
+            v.get(format!("bulk/{i:02}").as_str(), None).await.unwrap().as_slice(),
+            format!("value {i}").as_bytes()
+        );
+    }
+    v.reencrypt(&mut |_, _| {}).await.unwrap();
+    v.verify().await.unwrap();
+}
