@@ -101,10 +101,20 @@ pub async fn serve(listener: UnixListener, config: AgentConfig) -> std::io::Resu
     let reason = loop {
         tokio::select! {
             conn = listener.accept() => {
-                let Ok((stream, _)) = conn else { continue };
+                let stream = match conn {
+                    Ok((stream, _)) => stream,
+                    // Out of descriptors (or another passing failure): waiting, not spinning on
+                    // an accept that fails at once, lets connections in flight end meanwhile.
+                    Err(e) => {
+                        tracing::warn!("could not accept a connection: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
                 // Only our own user may talk to the agent.
                 let Some(peer) = stream.peer_cred().ok().filter(|c| c.uid() == uid) else {
-                    tracing::warn!("refused a connection from another user");
+                    let who = stream.peer_cred().ok().map(|c| (c.uid(), c.pid()));
+                    tracing::warn!("refused a connection from another user: (uid, pid) {who:?}");
                     continue;
                 };
                 // Every request is audited under the process that sent it.
@@ -170,9 +180,30 @@ async fn read_request(stream: &mut UnixStream) -> Result<Request, FrameError> {
     if len > MAX_FRAME {
         return Err(FrameError::Protocol("frame too large".into()));
     }
-    let mut body = Zeroizing::new(vec![0u8; len]);
-    stream.read_exact(&mut body).await?;
-    decode(&body)
+    decode(&read_body(stream, len).await?)
+}
+
+/// The `len` bytes of a frame's body, the buffer growing as they arrive: a header announcing a
+/// gigabyte commits no memory until the bytes come. Every buffer outgrown is wiped (zeroize
+/// wipes a vector's whole capacity), since a body may hold a value.
+async fn read_body(stream: &mut UnixStream, len: usize) -> Result<Zeroizing<Vec<u8>>, FrameError> {
+    let mut body = Zeroizing::new(Vec::with_capacity(len.min(64 << 10)));
+    while body.len() < len {
+        if body.len() == body.capacity() {
+            let mut bigger = Zeroizing::new(Vec::with_capacity(body.capacity().saturating_mul(2).min(len)));
+            bigger.extend_from_slice(&body);
+            body = bigger;
+        }
+        let start = body.len();
+        let room = (body.capacity() - start).min(len - start);
+        body.resize(start + room, 0);
+        let read = stream.read(&mut body[start..]).await?;
+        body.truncate(start + read);
+        if read == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
+    }
+    Ok(body)
 }
 
 /// Handles one connection: one request, one response.
@@ -232,15 +263,15 @@ async fn respond(
     config: &AgentConfig,
     events: &mpsc::UnboundedSender<Event>,
 ) -> Result<Zeroizing<Vec<u8>>, FrameError> {
-    // A vault directory removed while the agent ran: nothing it serves would be real any more
-    // (and a new vault may be made at the location). It locks itself and stops; the client,
-    // told it is locked, opens the location itself and hears there is no vault.
+    // A vault directory removed or moved away while the agent ran: nothing it serves would be
+    // the vault at its location any more (and a new vault may be made there). It locks itself
+    // and stops; the client, told it is locked, opens the location itself.
     let removed = slot.lock().await.as_ref().is_some_and(|v| v.store().removed());
     if removed {
         let vault = slot.lock().await.take();
         if let Some(v) = vault {
-            tracing::warn!("the vault directory {} was removed: locking", v.store().location());
-            let _ = v.with_actor(actor).lock("the vault directory was removed").await;
+            tracing::warn!("the vault directory {} was removed or moved: locking", v.store().location());
+            let _ = v.with_actor(actor).lock("the vault directory was removed or moved").await;
         }
         let _ = events.send(Event::Locked);
     }
@@ -262,7 +293,7 @@ async fn respond(
                     reply => return encode(&reply),
                 }
             }
-            encode(&unlock(password, &mut *slot.lock().await, config).await)
+            encode(&unlock(password, &mut *slot.lock().await, config, actor).await)
         }
         Request::Lock(_) => {
             // Keys are wiped before the client hears that they are; requests in flight fail.
@@ -368,7 +399,14 @@ async fn check_password(password: &Password, vault: &Vault) -> Reply<Unlocked> {
     }
 }
 
-async fn unlock(password: Password, slot: &mut Option<Vault>, config: &AgentConfig) -> Reply<Unlocked> {
+/// Unlocks the vault into `slot` with `password`, the unlock audited as `actor` (the client that
+/// sent the password, not the agent).
+async fn unlock(
+    password: Password,
+    slot: &mut Option<Vault>,
+    config: &AgentConfig,
+    actor: &str,
+) -> Reply<Unlocked> {
     let fail = |e: tresor::Error| Err(Failure::Error(e));
     // Unlocked by another client while this one waited for the slot.
     if let Some(vault) = slot.as_ref() {
@@ -378,8 +416,11 @@ async fn unlock(password: Password, slot: &mut Option<Vault>, config: &AgentConf
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    match Vault::unlock(store, &password, (config.options)()).await {
+    let mut options = (config.options)();
+    let agent = std::mem::replace(&mut options.actor, actor.to_string());
+    match Vault::unlock(store, &password, options).await {
         Ok(v) => {
+            let v = v.with_actor(&agent);
             let failed_attempts = v.failed_attempts().to_vec();
             let mut warnings = crate::harden::report(&crate::harden::apply());
             if v.first_use() {

@@ -204,10 +204,19 @@ impl LocalDir {
         LocalDir { fsync, ..self.clone() }
     }
 
-    /// Whether the directory was removed (its last name unlinked) since it was opened: what
-    /// stays open is then a directory no one else can reach.
+    /// Whether the directory was removed (its last name unlinked) or moved away since it was
+    /// opened — its path now leads nowhere, or to another directory (a vault renamed and a new
+    /// one made in its place): what stays open is then not the vault at that location. A path
+    /// that cannot be looked up for another reason (permissions, I/O) does not count.
     pub fn removed(&self) -> bool {
-        rustix::fs::fstat(&*self.root).is_ok_and(|st| st.st_nlink == 0)
+        let Ok(open) = rustix::fs::fstat(&*self.root) else { return false };
+        if open.st_nlink == 0 {
+            return true;
+        }
+        match rustix::fs::stat(&self.path) {
+            Ok(named) => (named.st_dev, named.st_ino) != (open.st_dev, open.st_ino),
+            Err(e) => e == Errno::NOENT || e == Errno::NOTDIR,
+        }
     }
 
     /// The directory's path.

@@ -433,7 +433,8 @@ impl Store {
         self.local.as_ref().and_then(LocalDir::permission_warning)
     }
 
-    /// Whether a local vault directory was removed while it was open (never for a bucket).
+    /// Whether a local vault directory was removed, or moved away from its path, while it was
+    /// open (never for a bucket).
     pub fn removed(&self) -> bool {
         self.local.as_ref().is_some_and(LocalDir::removed)
     }

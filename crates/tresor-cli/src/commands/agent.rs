@@ -84,8 +84,11 @@ pub(crate) fn spawn_agent(ctx: &Ctx, socket: &Path) -> Result<(), CliError> {
         .arg(&ctx.location)
         .arg("--idle-timeout")
         .arg(format!("{}s", ctx.idle.as_secs()))
+        // Credentials the agent does not need stay out of its environment (it lives long).
         .env_remove("TRESOR_PASSWORD")
         .env_remove("TRESOR_PASSWORD_FILE")
+        .env_remove("TRESOR_TOKEN")
+        .env_remove("VAULT_TOKEN")
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
