@@ -59,8 +59,20 @@ pub const DEFAULT_MAX_VALUE: usize = 1 << 20;
 /// need not wait an hour.
 pub const MIN_ROTATION_PERIOD: std::time::Duration = std::time::Duration::from_secs(3600);
 
-/// Refuses an automatic rotation period below [`MIN_ROTATION_PERIOD`], saying the minimum.
+/// The longest automatic rotation period accepted (100 years): a longer one is no rotation, and
+/// its due time would pass what a timestamp in milliseconds holds (found by review: a period of
+/// 2^64 − 1 seconds was taken and shown in other units).
+pub const MAX_ROTATION_PERIOD: std::time::Duration = std::time::Duration::from_secs(100 * 365 * 86_400);
+
+/// Refuses an automatic rotation period below [`MIN_ROTATION_PERIOD`] or above
+/// [`MAX_ROTATION_PERIOD`], saying the bound.
 pub fn check_rotation_period(every: std::time::Duration) -> Result<()> {
+    if every > MAX_ROTATION_PERIOD {
+        return Err(Error::Invalid(format!(
+            "a rotation period must be at most {}d (100 years); for none, turn automatic rotation off",
+            MAX_ROTATION_PERIOD.as_secs() / 86_400
+        )));
+    }
     if every < MIN_ROTATION_PERIOD {
         return Err(Error::Invalid(format!(
             "a rotation period must be at least {}s (1h); {}s would start a new epoch for nearly every write",

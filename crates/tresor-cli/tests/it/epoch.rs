@@ -116,6 +116,10 @@ fn epochs_through_the_agent_and_the_policy() {
         "{}",
         out.stderr
     );
+    // Regression (found by review): a period of 2^64 - 1 seconds was taken, and shown in other
+    // units; past 100 years it is refused.
+    let out = env.run(&["epoch", "policy", "--every", "36501d"], b"").expect(7);
+    assert!(out.stderr.contains("must be at most 36500d (100 years)"), "{}", out.stderr);
     assert!(
         env.run(&["epoch", "policy"], b"").ok().text().contains("rotate every 7d"),
         "a refused policy changes nothing"
