@@ -312,17 +312,30 @@ fn a_relay_on_another_address_needs_tls_or_says_so() {
     );
 }
 
+/// Two members of one group and a real relay storing in its own directory.
+struct Pair {
+    relay: Relay,
+    rt: tokio::runtime::Runtime,
+    peers: Vec<Peer>,
+    cursors: Vec<BTreeMap<[u8; 32], Cursor>>,
+    client: RelayClient,
+}
+
+/// [`Pair`], the relay storing in `data`.
+fn pair(env: &Env, data: &std::path::Path) -> Pair {
+    let relay = start(env, data, &env.path("relay.log"));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let client = client(&relay.url);
+    Pair { relay, rt, peers: members(2), cursors: vec![BTreeMap::new(); 2], client }
+}
+
 #[test]
 fn a_relay_that_loses_what_it_stored_is_reported_and_the_group_recovers() {
     // The relay's disk is rolled back under it (here: its mailbox file emptied, as a restore
     // from an old backup would): members say so, and what was not yet acknowledged goes up again.
     let env = Env::new();
     let data = env.path("relay-data");
-    let relay = start(&env, &data, &env.path("relay.log"));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let mut peers = members(2);
-    let mut cursors: Vec<BTreeMap<[u8; 32], Cursor>> = vec![BTreeMap::new(); 2];
-    let client = client(&relay.url);
+    let Pair { relay: _relay, rt, mut peers, mut cursors, client } = pair(&env, &data);
     let round =
         |peers: &mut Vec<Peer>, cursors: &mut Vec<BTreeMap<[u8; 32], Cursor>>, now: u64| -> Vec<Warning> {
             let mut all = Vec::new();
@@ -365,11 +378,7 @@ fn regression_a_relay_that_rolled_a_mailbox_back_and_refilled_it_hid_the_new_cel
     // last cell read and checks it is still there.
     let env = Env::new();
     let data = env.path("relay-data");
-    let relay = start(&env, &data, &env.path("relay.log"));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let mut peers = members(2);
-    let mut cursors: Vec<BTreeMap<[u8; 32], Cursor>> = vec![BTreeMap::new(); 2];
-    let client = client(&relay.url);
+    let Pair { relay: _relay, rt, mut peers, mut cursors, client } = pair(&env, &data);
     let mut sync = |peers: &mut Vec<Peer>, i: usize, now: u64| -> Vec<Warning> {
         rt.block_on(sync_once(&mut peers[i], &client, &mut cursors[i], now)).unwrap()
     };

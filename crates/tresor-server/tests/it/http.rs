@@ -127,6 +127,16 @@ pub(crate) async fn request(
     (status, header(&head, "content-type").unwrap_or_default(), json_of(&body))
 }
 
+/// Reads the answer on `stream` to its end: Vault's 413, saying the body is too large.
+async fn too_large(mut stream: tokio::net::TcpStream) {
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw)).await.unwrap().unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
+    assert!(json_of(body)["errors"][0].as_str().unwrap().contains("larger than"), "{body}");
+}
+
 /// Found by review: a body announced larger than the server takes (4 MiB) was answered 400, not
 /// Vault's 413; it is refused on its headers, before any of it is read. A body sent in chunks
 /// gets 413 once it passes the limit.
@@ -144,12 +154,7 @@ async fn regression_a_body_announced_too_large_is_413_before_it_is_read() {
     );
     // Only the headers: the answer comes without the server waiting for the body.
     stream.write_all(head.as_bytes()).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw)).await.unwrap().unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
-    assert!(json_of(body)["errors"][0].as_str().unwrap().contains("larger than"), "{body}");
+    too_large(stream).await;
     // Sent in chunks (no length announced): 413 too once it passes the limit (it was 400).
     let mut stream = tokio::net::TcpStream::connect(s.addr).await.unwrap();
     let head = format!(
@@ -166,12 +171,7 @@ async fn regression_a_body_announced_too_large_is_413_before_it_is_read() {
         }
     }
     let _ = stream.write_all(b"0\r\n\r\n").await;
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw)).await.unwrap().unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 413"), "{head}");
-    assert!(json_of(body)["errors"][0].as_str().unwrap().contains("larger than"), "{body}");
+    too_large(stream).await;
     // A body within the limit is read as before.
     let (status, _, _) =
         request(s.addr, "POST", "/v1/secret/data/small", Some(&s.token), r#"{"data":{"k":"v"}}"#).await;
