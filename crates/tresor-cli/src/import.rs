@@ -22,6 +22,15 @@ pub enum Format {
     Json,
 }
 
+/// The most secrets one `.env` or JSON import holds (each costs some hundred bytes to read: the
+/// file's size alone would not bound the memory its reading takes).
+pub const MAX_ENTRIES: usize = 1 << 20;
+
+/// The error for a file past [`MAX_ENTRIES`].
+fn too_many() -> String {
+    format!("more than {MAX_ENTRIES} secrets in one file: split it")
+}
+
 /// Guesses the format from the file's first bytes and name.
 pub fn detect(path: &std::path::Path, bytes: &[u8]) -> Format {
     if bytes.starts_with(b"TRSRARC1") {
@@ -127,11 +136,23 @@ fn flatten(
         return Err("JSON imports must be an object of names to strings".into());
     };
     for (k, v) in map {
+        if out.len() >= MAX_ENTRIES {
+            return Err(too_many());
+        }
         let path = if prefix.is_empty() { k.clone() } else { format!("{prefix}/{k}") };
         match v {
             serde_json::Value::String(s) => out.push((path, SecretBuf::new(s.as_bytes().to_vec()))),
             serde_json::Value::Object(_) => flatten(&path, v, out)?,
-            serde_json::Value::Number(n) => out.push((path, SecretBuf::new(n.to_string().into_bytes()))),
+            // A fraction or a number past 64 bits would come back as another text (1.10 as 1.1,
+            // 1e2 as 100.0): refused rather than changed.
+            serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => {
+                out.push((path, SecretBuf::new(n.to_string().into_bytes())))
+            }
+            serde_json::Value::Number(_) => {
+                return Err(format!(
+                    "{path}: a number that is not a whole 64-bit one would not be kept as written: give it as a string"
+                ));
+            }
             serde_json::Value::Bool(b) => out.push((path, SecretBuf::new(b.to_string().into_bytes()))),
             _ => return Err(format!("{path}: only strings, numbers, booleans and objects can be imported")),
         }
@@ -141,9 +162,15 @@ fn flatten(
 
 /// The `KEY=VALUE` lines of a `.env` file (see the module documentation); none is fine here.
 pub(crate) fn parse_env(text: &str) -> Result<Vec<(String, SecretBuf)>, String> {
+    Ok(parse_env_lines(text)?.into_iter().map(|(_, key, value)| (key, value)).collect())
+}
+
+/// [`parse_env`], each entry with the number of the line it starts on.
+pub(crate) fn parse_env_lines(text: &str) -> Result<Vec<(usize, String, SecretBuf)>, String> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut out = Vec::new();
-    let mut lines = text.split('\n').enumerate();
+    // CRLF line ends are line ends, in a quoted value too.
+    let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)).enumerate();
     while let Some((n, line)) = lines.next() {
         let trimmed = line.trim();
         if trimmed.is_empty() || trimmed.starts_with('#') {
@@ -156,18 +183,30 @@ pub(crate) fn parse_env(text: &str) -> Result<Vec<(String, SecretBuf)>, String> 
         if key.is_empty() {
             return Err(format!("line {}: empty name", n + 1));
         }
+        // A line that is not KEY=VALUE (`KEY value=…`, `KEY: value=…`) would make a name of
+        // what may be a secret, shown in errors and kept in the audit trail: refused, unnamed.
+        if key.contains(|c: char| c.is_whitespace() || matches!(c, ':' | '"' | '\'')) {
+            return Err(format!(
+                "line {}: the name before `=` holds a space, a colon or a quote (not shown: it may \
+                 hold a value); write KEY=VALUE",
+                n + 1
+            ));
+        }
         let raw = raw.trim_start();
         let value = match raw.chars().next() {
             Some(q @ ('\'' | '"')) => {
-                // The value runs to its closing quote, over more lines if it holds line breaks.
+                // The value runs to its closing quote, over more lines if it holds line breaks;
+                // each line is scanned once.
                 let mut body = raw[1..].to_string();
+                let (mut from, mut escaped) = (0, false);
                 let end = loop {
-                    if let Some(end) = closing(&body, q) {
+                    if let Some(end) = closing(&body, from, q, &mut escaped) {
                         break end;
                     }
                     let Some((_, next)) = lines.next() else {
                         return Err(format!("line {}: the value's quote ({q}) is not closed", n + 1));
                     };
+                    from = body.len();
                     body.push('\n');
                     body.push_str(next);
                 };
@@ -179,20 +218,23 @@ pub(crate) fn parse_env(text: &str) -> Result<Vec<(String, SecretBuf)>, String> 
             }
             _ => raw.trim().to_string(),
         };
-        out.push((key.to_string(), SecretBuf::new(value.into_bytes())));
+        if out.len() >= MAX_ENTRIES {
+            return Err(too_many());
+        }
+        out.push((n + 1, key.to_string(), SecretBuf::new(value.into_bytes())));
     }
     Ok(out)
 }
 
-/// Where the quote `q` that closes `body` is: the first one, or for `"` the first not escaped
-/// (after an even number of backslashes).
-fn closing(body: &str, q: char) -> Option<usize> {
-    let mut escaped = false;
-    for (i, c) in body.char_indices() {
+/// Where the quote `q` that closes `body` is, scanning from `from` (`escaped`: whether the
+/// character before `from` escapes the next, kept across calls): the first one, or for `"` the
+/// first not escaped (after an even number of backslashes).
+fn closing(body: &str, from: usize, q: char, escaped: &mut bool) -> Option<usize> {
+    for (i, c) in body[from..].char_indices() {
         match c {
-            _ if c == q && !escaped => return Some(i),
-            '\\' if q == '"' => escaped = !escaped,
-            _ => escaped = false,
+            _ if c == q && !*escaped => return Some(from + i),
+            '\\' if q == '"' => *escaped = !*escaped,
+            _ => *escaped = false,
         }
     }
     None
@@ -259,6 +301,37 @@ mod tests {
     }
 
     #[test]
+    fn regression_a_value_over_many_lines_was_scanned_again_for_every_line() {
+        // Each line of a quoted value made the whole value be scanned again for its closing
+        // quote: 200 KB took 15 s, 64 MiB would have taken weeks. Each line is scanned once.
+        let mut escaped = false;
+        assert_eq!(closing("\"ab\"", 1, '"', &mut escaped), Some(3), "scanning starts where asked");
+        let mut escaped = true;
+        assert_eq!(closing("\"", 0, '"', &mut escaped), None, "an escape carries over");
+        let text = format!("A=\"{}end\"\nB=1\n", "x\n".repeat(200_000));
+        let got = parse_env(&text).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].1.0.len(), 200_000 * 2 + 3);
+    }
+
+    #[test]
+    fn regression_a_line_that_was_not_key_value_made_a_secret_a_name() {
+        // `KEY value=…` and `KEY: value=…` split at the value's own `=`: the secret became a name,
+        // shown in the error and kept in the audit trail by an import. Refused, and not shown.
+        for line in [
+            "DATABASE_URL postgres://admin:Hunter2Secret@db/app?sslmode=require",
+            "API_KEY: sk-live-Hunter2Secret=",
+            "\"Q Hunter2Secret\"=x",
+        ] {
+            let Err(e) = parse(Format::Env, line.as_bytes()) else { panic!("{line}: taken") };
+            assert!(e.contains("line 1") && !e.contains("Hunter2"), "{e}");
+        }
+        // CRLF files: the line ends are not part of a quoted value over several lines.
+        let got = pairs(parse(Format::Env, b"A=\"one\r\ntwo\"\r\nB=2\r\n").unwrap());
+        assert_eq!(got, [("A".into(), "one\ntwo".into()), ("B".into(), "2".into())]);
+    }
+
+    #[test]
     fn json_objects_flatten() {
         let got = pairs(parse(Format::Json, br#"{"db": {"user": "u", "port": 5432}, "k": "v"}"#).unwrap());
         assert_eq!(got.len(), 3);
@@ -266,6 +339,21 @@ mod tests {
         assert!(got.contains(&("db/port".into(), "5432".into())));
         assert!(parse(Format::Json, b"[1,2]").is_err());
         assert!(parse(Format::Json, br#"{"a": null}"#).is_err());
+    }
+
+    #[test]
+    fn regression_json_numbers_were_changed_and_files_had_no_bound_on_entries() {
+        // 1.10 was stored as 1.1, 1e2 as 100.0, a 23-digit number as a float: refused now.
+        for number in ["1.10", "1e2", "12345678901234567890123"] {
+            let text = format!("{{\"n\": {number}}}");
+            let Err(e) = parse(Format::Json, text.as_bytes()) else { panic!("{number}: taken") };
+            assert!(e.contains("give it as a string"), "{e}");
+        }
+        assert_eq!(pairs(parse(Format::Json, br#"{"n": -42}"#).unwrap()), [("n".into(), "-42".into())]);
+        // A file of more entries than one import takes is refused before it is all read in.
+        let many = "x=1\n".repeat(MAX_ENTRIES + 1);
+        let Err(e) = parse(Format::Env, many.as_bytes()) else { panic!("taken") };
+        assert!(e.contains("split it"), "{e}");
     }
 
     #[test]

@@ -179,9 +179,9 @@ pub(crate) fn placeholders(template: &[u8]) -> Result<Vec<(Range<usize>, Referen
 pub(crate) fn render(
     template: &[u8],
     places: &[(Range<usize>, Reference)],
-    values: &[Zeroizing<Vec<u8>>],
+    values: &[&[u8]],
 ) -> Zeroizing<Vec<u8>> {
-    let size = template.len() + values.iter().map(|v| v.len()).sum::<usize>();
+    let size = rendered_len(template, places, values);
     let mut out = Zeroizing::new(Vec::with_capacity(size));
     let mut at = 0;
     for ((range, _), value) in places.iter().zip(values) {
@@ -191,6 +191,12 @@ pub(crate) fn render(
     }
     out.extend_from_slice(&template[at..]);
     out
+}
+
+/// The length of what [`render`] makes of `template` with `values`.
+pub(crate) fn rendered_len(template: &[u8], places: &[(Range<usize>, Reference)], values: &[&[u8]]) -> usize {
+    let cut: usize = places.iter().map(|(range, _)| range.len()).sum();
+    template.len().saturating_sub(cut).saturating_add(values.iter().map(|v| v.len()).sum::<usize>())
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
@@ -278,6 +284,8 @@ mod tests {
         assert_eq!(refs, [&r("db/pw", None, None), &r("x", Some("f"), Some(2)), &r("y", None, None)]);
         let values: Vec<Zeroizing<Vec<u8>>> =
             ["P1", "P2", "P3"].iter().map(|v| Zeroizing::new(v.as_bytes().to_vec())).collect();
+        let values: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
+        assert_eq!(rendered_len(t, &places, &values), b"a=P1\nb=P2 c={{ .Values.x }} P3".len());
         assert_eq!(&*render(t, &places, &values), b"a=P1\nb=P2 c={{ .Values.x }} P3".as_slice());
     }
 
@@ -321,6 +329,7 @@ mod tests {
                 if i > 0 { expected.extend_from_slice(format!("<{i}>").as_bytes()); }
                 expected.extend_from_slice(part.as_bytes());
             }
+            let values: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
             prop_assert_eq!(&*render(&template, &places, &values), &expected);
         }
     }

@@ -31,28 +31,40 @@ pub(crate) fn inject(
         input.as_deref().filter(|i| i.as_os_str() != "-").map_or("stdin".into(), |i| i.display().to_string());
     let places = refs::placeholders(&template).map_err(|e| CliError::input(format!("{shown}: {e}")))?;
     let mut resolver = Resolver::new(ctx)?;
-    let mut values = Vec::with_capacity(places.len());
     // Each reference is read once (one read, one audit record), however often the template
-    // names it; lines are counted as the placeholders come, not from the start each time (a
-    // template of many placeholders took quadratic time).
+    // names it, and its value is held once (not copied per placeholder: a small template naming
+    // a large value many times took gigabytes); lines are counted as the placeholders come, not
+    // from the start each time (a template of many placeholders took quadratic time).
+    let mut values: Vec<Zeroizing<Vec<u8>>> = Vec::new();
+    let mut which = Vec::with_capacity(places.len());
     let mut read: std::collections::HashMap<&refs::Reference, usize> = std::collections::HashMap::new();
     let (mut line, mut counted) = (1, 0);
     for (range, reference) in &places {
         line += template[counted..range.start].iter().filter(|b| **b == b'\n').count();
         counted = range.start;
-        let value = match read.get(reference) {
-            Some(&first) => {
-                values.get(first).cloned().ok_or_else(|| CliError::other("a reference was lost".into()))?
-            }
+        let index = match read.get(reference) {
+            Some(&first) => first,
             None => {
-                read.insert(reference, values.len());
-                resolver.read(reference).map_err(|e| e.context(&format!("{shown}: line {line}")))?
+                let value =
+                    resolver.read(reference).map_err(|e| e.context(&format!("{shown}: line {line}")))?;
+                values.push(value);
+                read.insert(reference, values.len() - 1);
+                values.len() - 1
             }
         };
-        values.push(value);
+        which.push(index);
     }
     resolver.finish();
-    let rendered = refs::render(&template, &places, &values);
+    let per_place: Vec<&[u8]> = which.iter().map(|i| values[*i].as_slice()).collect();
+    let size = refs::rendered_len(&template, &places, &per_place);
+    if size > MAX_RENDERED {
+        return Err(CliError::input(format!(
+            "{shown}: filled in, the template would be {} MiB, more than inject writes ({} MiB)",
+            size >> 20,
+            MAX_RENDERED >> 20
+        )));
+    }
+    let rendered = refs::render(&template, &places, &per_place);
     match output {
         None => outln_bytes(&rendered),
         Some(out) if force => write_private_file(&out, &rendered),
@@ -66,6 +78,9 @@ fn read_template(input: Option<&Path>, stdin: impl Read) -> Result<Zeroizing<Vec
 
 /// The largest template `inject` reads: configuration files are far smaller.
 const MAX_TEMPLATE: usize = 64 << 20;
+
+/// The largest file `inject` writes (the template with its values in: held whole in memory).
+const MAX_RENDERED: usize = 256 << 20;
 
 /// `tresor read`: what one reference (or plain path) names, exact bytes on stdout.
 pub(crate) fn read(ctx: &mut Ctx, reference: String, json: bool) -> Result<(), CliError> {

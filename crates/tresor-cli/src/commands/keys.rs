@@ -514,7 +514,8 @@ pub fn verify(
 ) -> Result<(), CliError> {
     let public_key: [u8; 32] = hex_array("public key", public_key)?;
     let signature: [u8; 64] = hex_array("signature", signature)?;
-    let message = read_input(file.as_deref(), stdin, usize::MAX >> 1)?;
+    // As `sign` takes it: no message larger was signed (and /dev/zero is not read for ever).
+    let message = read_input(file.as_deref(), stdin, transit::MAX_PLAINTEXT)?;
     if slip10::verify(&public_key, &message, &signature) {
         errln!("signature valid");
         Ok(())

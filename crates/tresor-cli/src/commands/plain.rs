@@ -100,9 +100,15 @@ fn env_text(items: &[(String, Zeroizing<Vec<u8>>)]) -> Result<Zeroizing<Vec<u8>>
                 "{path}: not text, so not a .env value (use --format json or the archive)"
             ))
         })?;
+        // A carriage return would read back as part of a line end (CRLF files): not a .env value.
+        if text.contains('\r') {
+            return Err(CliError::input(format!(
+                "{path}: holds a carriage return, which a .env file cannot carry (use --format json or the archive)"
+            )));
+        }
         out.extend_from_slice(name.as_bytes());
         out.push(b'=');
-        if text.contains(['\'', '\n', '\r']) {
+        if text.contains(['\'', '\n']) {
             out.push(b'"');
             for c in text.chars() {
                 match c {
@@ -177,7 +183,7 @@ mod tests {
     }
 
     /// A value over several lines, with a line break at its end too.
-    const PEM: &str = "-----BEGIN KEY-----\nMIIB\\n$x \"q\" it's\r\n-----END KEY-----\n";
+    const PEM: &str = "-----BEGIN KEY-----\nMIIB\\n$x \"q\" it's\n-----END KEY-----\n";
 
     #[test]
     fn regression_a_value_over_several_lines_reached_a_shell_with_backslash_n_in_it() {
@@ -198,6 +204,9 @@ mod tests {
         let got: Vec<(String, String)> =
             parsed.into_iter().map(|(k, v)| (k, String::from_utf8(v.0.to_vec()).unwrap())).collect();
         assert_eq!(got, [("KEY".into(), PEM.into()), ("AFTER".into(), "x".into())]);
+        // A carriage return cannot be carried (it reads back as a line end): refused, by name.
+        let Err(e) = env_text(&items(&[("crlf", "a\r\nb")])) else { panic!("a carriage return was written") };
+        assert!(e.message().contains("crlf: holds a carriage return"), "{}", e.message());
     }
 
     #[test]

@@ -385,8 +385,9 @@ pub(crate) fn env_name(rest: &str) -> String {
     name
 }
 
-/// The largest `.env` file `run --env-file` reads.
-const MAX_ENV_FILE: usize = 64 << 20;
+/// The largest `.env` file `run --env-file` reads (1 MiB: a program's whole environment must fit
+/// in about 2 MiB on Linux, and a larger file only cost memory to read).
+const MAX_ENV_FILE: usize = 1 << 20;
 
 /// The variables of a `.env` file (`-`: stdin), read as `tresor import` reads one: quotes and
 /// escapes, but no `$VAR` expansion — a file must not pull tresor's own environment (its
@@ -399,11 +400,16 @@ pub(crate) fn read_env_file(
     let source = crate::input::Source::of(Some(path));
     let bytes = crate::input::read_limited(source, stdin, MAX_ENV_FILE, "the largest .env file")?;
     let text = std::str::from_utf8(&bytes).map_err(|_| CliError::input(format!("{shown}: not UTF-8")))?;
-    let items = crate::import::parse_env(text).map_err(|e| CliError::input(format!("{shown}: {e}")))?;
+    let items = crate::import::parse_env_lines(text).map_err(|e| CliError::input(format!("{shown}: {e}")))?;
     let mut out = Vec::with_capacity(items.len());
     let mut seen = std::collections::HashSet::new();
-    for (name, value) in items {
-        check_name(&name).map_err(|e| CliError::input(format!("{shown}: {}", e.message())))?;
+    for (line, name, value) in items {
+        // The name is not shown: a line written wrong may have put a value in it.
+        check_name(&name).map_err(|_| {
+            CliError::input(format!(
+                "{shown}: line {line}: not a variable name (a letter or _, then letters, digits or _)"
+            ))
+        })?;
         // As `import` refuses it: which of two values the program would get is not for a file
         // to leave open.
         if !seen.insert(name.clone()) {

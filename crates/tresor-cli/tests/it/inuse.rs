@@ -293,6 +293,26 @@ fn regression_inject_read_a_secret_once_per_placeholder() {
     assert!(out.stderr.contains("line 9001"), "{}", out.stderr);
 }
 
+/// Found by review: every placeholder held its own copy of its value, and the whole output was
+/// built with no bound: a 24 KB template naming a 1 MB value 1,500 times took 3 GB. Values are
+/// held once, and an output past 256 MiB is refused before it is built.
+#[test]
+fn regression_a_small_template_naming_a_large_value_often_took_gigabytes() {
+    let env = vault();
+    let big = vec![b'v'; 1 << 20];
+    std::fs::write(env.path("big.val"), &big).unwrap();
+    tresor(&env, &["set", "big", "--file", "big.val"], &[]).ok();
+    std::fs::write(env.path("t.tpl"), "{{tresor://big}}".repeat(300)).unwrap();
+    let out = tresor(&env, &["inject", "-i", "t.tpl", "-o", "out.txt"], &[]).expect(7);
+    assert!(out.stderr.contains("would be 300 MiB, more than inject writes (256 MiB)"), "{}", out.stderr);
+    assert!(!env.path("out.txt").exists(), "a file was written");
+    // Within the bound, every placeholder gets the value.
+    std::fs::write(env.path("t.tpl"), "{{tresor://big}}|".repeat(3)).unwrap();
+    tresor(&env, &["inject", "-i", "t.tpl", "-o", "out.txt"], &[]).ok();
+    let written = std::fs::read(env.path("out.txt")).unwrap();
+    assert_eq!(written, [big.as_slice(), b"|"].concat().repeat(3));
+}
+
 #[test]
 fn read_prints_what_a_reference_names() {
     let env = vault();

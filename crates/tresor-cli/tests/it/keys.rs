@@ -230,6 +230,10 @@ fn identities_signatures_and_transit_in_process_and_through_the_agent() {
     bad[0] = if bad[0] == b'0' { b'1' } else { b'0' };
     env.run(&["verify", &derived, std::str::from_utf8(&bad).unwrap(), &msg_arg], b"").expect(12);
     env.run(&["verify", &derived, "zz", &msg_arg], b"").expect(7);
+    // Regression (found by review): verify read its message with no bound; /dev/zero ran until
+    // memory did. It takes what `sign` takes.
+    let out = env.run(&["verify", &derived, &signature, "/dev/zero"], b"").expect(7);
+    assert!(out.stderr.contains("larger than 67108864 bytes"), "{}", out.stderr);
 
     let plain: Vec<u8> = (0..3000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
     let mut via_agent = false;
