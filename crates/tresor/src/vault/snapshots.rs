@@ -176,7 +176,7 @@ impl Engine {
         };
         let names: Vec<String> = sealed.iter().map(|(name, _)| name.clone()).collect();
         let store = self.store.clone();
-        futures::stream::iter(sealed)
+        let created = futures::stream::iter(sealed)
             .map(|(name, envelope)| {
                 let store = store.clone();
                 async move { store.create_with(&name, envelope, Durability::Relaxed).await }
@@ -184,6 +184,26 @@ impl Engine {
             .buffer_unordered(8)
             .try_collect::<Vec<Created>>()
             .await?;
+        // A part already there is another writer's for this commit — or one the store planted
+        // (found by review: a part copied under the next commit's name was pinned unread). It is
+        // pinned only once the whole snapshot opens under its names.
+        if created.iter().any(|c| matches!(c, Created::AlreadyExists)) {
+            let found = (
+                header.seq,
+                u32::try_from(names.len()).map_err(|_| Error::Invalid("too many parts".into()))?,
+            );
+            let envelopes = snapshot::read(&self.store, found).await?.ok_or_else(|| {
+                Error::integrity(ObjectKind::Snapshot, &names[0], "vanished as it was written")
+            })?;
+            let (written, _) = snapshot::open(&self.keys.snapshot, &self.vault_id, found, &envelopes)?;
+            if written.seq != header.seq || written.link != header.link {
+                return Err(Error::integrity(
+                    ObjectKind::Snapshot,
+                    &names[0],
+                    "records another commit than its name",
+                ));
+            }
+        }
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || store.sync(&names))
             .await

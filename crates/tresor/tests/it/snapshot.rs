@@ -313,3 +313,31 @@ async fn snapshots_and_gc_on_s3() {
     assert_eq!(assert_rollback(&e, ObjectKind::Snapshot), (report.snapshot, 0));
     println!("T01-s3-snapshot: rolled-back snapshot detected, seen {}, served 0", report.snapshot);
 }
+
+#[tokio::test]
+async fn regression_a_planted_part_at_the_next_snapshots_name_was_pinned_unread() {
+    // A snapshot part the store planted under the name the next snapshot takes was kept as
+    // "another writer's" without being read, and pinned: every later unlock failed on it, and
+    // `gc` said it kept the older one. Now a part found there is pinned only once it opens.
+    let env = Env::new();
+    let v = init_every(&env, 1000).await;
+    v.set("a", b"1").await.unwrap();
+    let seq = v.snapshot().await.unwrap();
+    let part = env
+        .objects(layout::SNAPSHOT_DIR)
+        .into_iter()
+        .find(|n| layout::parse_snapshot(n).unwrap().0 == seq)
+        .unwrap();
+    let (_, _, parts) = layout::parse_snapshot(&part).unwrap();
+    v.set("b", b"2").await.unwrap();
+    let planted = layout::snapshot(seq + 1, 0, parts);
+    std::fs::copy(env.obj(&part), env.obj(&planted)).unwrap();
+    assert_integrity(&err(v.snapshot().await), ObjectKind::Snapshot, Some(&planted));
+    drop(v);
+    // Nothing was pinned: with the planted part gone, the vault opens and reads.
+    std::fs::remove_file(env.obj(&planted)).unwrap();
+    let v = env.unlock().await.unwrap();
+    assert_eq!(v.get("b", None).await.unwrap().as_slice(), b"2");
+    assert_eq!(v.snapshot().await.unwrap(), seq + 1);
+    v.verify().await.unwrap();
+}
