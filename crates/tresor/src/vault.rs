@@ -866,7 +866,22 @@ impl Engine {
 
     async fn open(base: Store, how: Opener<'_>, opts: Options) -> Result<Engine> {
         let (era, store) = crate::era::current(&base).await?;
-        let (keyfile, kf_hash) = load_keyfile(&store).await?;
+        let (keyfile, kf_hash) = match load_keyfile(&store).await {
+            // Where this machine opened a vault before, a key file gone is not an init that
+            // stopped: the store lost or hid it (found by review: the hint said to remove the
+            // location, which would have destroyed what a backed-up key file still opens).
+            Err(Error::InterruptedInit { location })
+                if opts.trust.location_pin(base.location()).ok().flatten().is_some() =>
+            {
+                return Err(Error::integrity(
+                    ObjectKind::KeyFile,
+                    &format!("{location}/{}", layout::KEYFILE_DIR),
+                    "is missing, where this machine opened a vault before: restore it from a backup \
+                     (`tresor export` archives hold it); the other objects are still there",
+                ));
+            }
+            other => other?,
+        };
         // Trust state is per root era (its own log starts from nothing); pins are per location.
         let location = store.location().to_string();
         let base_location = base.location().to_string();

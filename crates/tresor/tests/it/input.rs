@@ -156,3 +156,26 @@ async fn failed_attempts_are_reported_and_audited() {
         trail.iter().rev().find(|tresor::model::TrailRecord { record: r, .. }| r.op == "unlock").unwrap();
     assert_eq!(last_unlock.record.detail, None);
 }
+
+#[tokio::test]
+async fn regression_a_key_file_gone_where_this_machine_opened_a_vault_read_as_an_interrupted_init() {
+    // The store removed the key file of a vault this machine had opened: the error said
+    // "an interrupted init", and its hint to remove the location would have destroyed what a
+    // backed-up key file still opens. Where this machine pinned a vault, it is an integrity error.
+    let env = Env::new();
+    let v = env.init().await;
+    v.set("a", b"1").await.unwrap();
+    drop(v);
+    let keyfiles = env.loc.join(tresor::layout::KEYFILE_DIR);
+    let saved = env.path("keyfile-backup");
+    std::fs::rename(&keyfiles, &saved).unwrap();
+    let e = err(env.unlock().await);
+    assert!(matches!(&e, Error::Integrity { kind: tresor::ObjectKind::KeyFile, .. }), "{e:?}");
+    assert!(e.to_string().contains("restore it from a backup"), "{e}");
+    // A machine that never opened a vault there cannot tell it from an interrupted init.
+    let e = err(env.unlock_with(&env.path("other-machine"), PASSWORD).await);
+    assert!(matches!(e, Error::InterruptedInit { .. }), "{e:?}");
+    // Put back, the vault opens and holds what it held.
+    std::fs::rename(&saved, &keyfiles).unwrap();
+    assert_eq!(env.unlock().await.unwrap().get("a", None).await.unwrap().as_slice(), b"1");
+}
