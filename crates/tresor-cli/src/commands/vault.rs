@@ -430,8 +430,16 @@ pub(crate) fn cmd_import(
         return Err(CliError::input(format!("{path}: {e}")));
     }
     let count = items.len();
-    call(ctx, tresor_wire::Set { op: AuditOp::Import, items, cas: None })?;
-    errln!("imported {}", plural(count, "secret"));
+    let versions = call(ctx, tresor_wire::Set { op: AuditOp::Import, items, cas: None })?;
+    // A name that had a version before gets a new one (its old values stay in its history):
+    // said, so an import over existing secrets is not taken for one beside them.
+    match versions.iter().filter(|v| **v > 1).count() {
+        0 => errln!("imported {}", plural(count, "secret")),
+        over => errln!(
+            "imported {}: {over} of them new versions of secrets already there (`tresor history PATH` shows the old ones)",
+            plural(count, "secret")
+        ),
+    }
     Ok(())
 }
 

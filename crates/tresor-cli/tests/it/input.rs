@@ -282,7 +282,7 @@ fn regression_a_named_input_that_never_ends_was_read_until_memory_ran_out() {
         (&["inject", "-i", "/dev/zero"], "/dev/zero holds more than the limit of 67108864 bytes"),
         (
             &["run", "--env-file", "/dev/zero", "--", "true"],
-            "/dev/zero holds more than the limit of 67108864 bytes",
+            "/dev/zero holds more than the limit of 1048576 bytes",
         ),
     ];
     for (args, said) in cases {
