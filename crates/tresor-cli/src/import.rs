@@ -10,6 +10,7 @@
 //! which dotenv's grammar does not allow) and variable names for `run`.
 
 use tresor_wire::SecretBuf;
+use zeroize::Zeroizing;
 
 /// Import formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -193,46 +194,58 @@ pub(crate) fn parse_env_lines(text: &str) -> Result<Vec<(usize, String, SecretBu
             ));
         }
         let raw = raw.trim_start();
-        let value = match raw.chars().next() {
+        let mut value = match raw.chars().next() {
             Some(q @ ('\'' | '"')) => {
                 // The value runs to its closing quote, over more lines if it holds line breaks;
-                // each line is scanned once.
-                let mut body = raw[1..].to_string();
-                let (mut from, mut escaped) = (0, false);
+                // each line is scanned once, and the value is copied once, into a buffer of its
+                // final size (a buffer grown line by line would leave unwiped copies behind).
+                let mut parts = vec![&raw[1..]];
+                let mut escaped = false;
                 let end = loop {
-                    if let Some(end) = closing(&body, from, q, &mut escaped) {
+                    let last = parts[parts.len() - 1];
+                    if let Some(end) = closing(last, q, &mut escaped) {
                         break end;
                     }
+                    // A line break escapes nothing.
+                    escaped = false;
                     let Some((_, next)) = lines.next() else {
                         return Err(format!("line {}: the value's quote ({q}) is not closed", n + 1));
                     };
-                    from = body.len();
-                    body.push('\n');
-                    body.push_str(next);
+                    parts.push(next);
                 };
-                let after = body[end + 1..].trim();
+                let (last, whole) = parts.split_last().unwrap_or((&"", &[]));
+                let after = last[end + 1..].trim();
                 if !after.is_empty() && !after.starts_with('#') {
                     return Err(format!("line {}: text after the value's closing quote ({q})", n + 1));
                 }
-                if q == '"' { unescape(&body[..end]) } else { body[..end].to_string() }
+                let size = whole.iter().map(|p| p.len() + 1).sum::<usize>() + end;
+                let mut inner = Zeroizing::new(String::with_capacity(size));
+                for part in whole {
+                    inner.push_str(part);
+                    inner.push('\n');
+                }
+                inner.push_str(&last[..end]);
+                if q == '"' { unescape(&inner) } else { inner }
             }
-            _ => raw.trim().to_string(),
+            _ => Zeroizing::new(raw.trim().to_string()),
         };
+        // The value's bytes move into the secret buffer (no copy is left behind).
+        let value = std::mem::take(&mut *value).into_bytes();
         if out.len() >= MAX_ENTRIES {
             return Err(too_many());
         }
-        out.push((n + 1, key.to_string(), SecretBuf::new(value.into_bytes())));
+        out.push((n + 1, key.to_string(), SecretBuf::new(value)));
     }
     Ok(out)
 }
 
-/// Where the quote `q` that closes `body` is, scanning from `from` (`escaped`: whether the
-/// character before `from` escapes the next, kept across calls): the first one, or for `"` the
-/// first not escaped (after an even number of backslashes).
-fn closing(body: &str, from: usize, q: char, escaped: &mut bool) -> Option<usize> {
-    for (i, c) in body[from..].char_indices() {
+/// Where the quote `q` that closes the value is in `line` (`escaped`: whether the character
+/// before `line` escapes the next, kept across lines): the first one, or for `"` the first not
+/// escaped (after an even number of backslashes).
+fn closing(line: &str, q: char, escaped: &mut bool) -> Option<usize> {
+    for (i, c) in line.char_indices() {
         match c {
-            _ if c == q && !*escaped => return Some(from + i),
+            _ if c == q && !*escaped => return Some(i),
             '\\' if q == '"' => *escaped = !*escaped,
             _ => *escaped = false,
         }
@@ -240,9 +253,10 @@ fn closing(body: &str, from: usize, q: char, escaped: &mut bool) -> Option<usize
     None
 }
 
-/// A double-quoted value with `\n`, `\t` and `\X` (X itself) read.
-fn unescape(inner: &str) -> String {
-    let mut s = String::with_capacity(inner.len());
+/// A double-quoted value with `\n`, `\t` and `\X` (X itself) read (never longer than `inner`:
+/// written into a buffer of that size, never grown).
+fn unescape(inner: &str) -> Zeroizing<String> {
+    let mut s = Zeroizing::new(String::with_capacity(inner.len()));
     let mut chars = inner.chars();
     while let Some(c) = chars.next() {
         if c == '\\' {
@@ -304,10 +318,8 @@ mod tests {
     fn regression_a_value_over_many_lines_was_scanned_again_for_every_line() {
         // Each line of a quoted value made the whole value be scanned again for its closing
         // quote: 200 KB took 15 s, 64 MiB would have taken weeks. Each line is scanned once.
-        let mut escaped = false;
-        assert_eq!(closing("\"ab\"", 1, '"', &mut escaped), Some(3), "scanning starts where asked");
         let mut escaped = true;
-        assert_eq!(closing("\"", 0, '"', &mut escaped), None, "an escape carries over");
+        assert_eq!(closing("\"ab\"", '"', &mut escaped), Some(3), "an escape carries over");
         let text = format!("A=\"{}end\"\nB=1\n", "x\n".repeat(200_000));
         let got = parse_env(&text).unwrap();
         assert_eq!(got.len(), 2);

@@ -109,14 +109,10 @@ fn epoch_to_destroy(rest: &str) -> Option<&str> {
     rest.strip_prefix("epochs/")?.strip_suffix("/destroy")
 }
 
-/// An epoch number as its path segment gives it: decimal digits, no sign, no leading zero.
+/// An epoch number as its path segment gives it ([`super::fields::decimal`]).
 fn epoch_number(text: &str) -> Result<u32, ApiError> {
-    let plain = !text.is_empty()
-        && text.bytes().all(|b| b.is_ascii_digit())
-        && (text == "0" || !text.starts_with('0'));
-    plain
-        .then(|| text.parse().ok())
-        .flatten()
+    super::fields::decimal(text)
+        .and_then(|n| u32::try_from(n).ok())
         .ok_or_else(|| ApiError::invalid(format!("{text:?} is not an epoch number")))
 }
 

@@ -586,10 +586,7 @@ async fn decrypt_all(
 fn versioned(text: &str, info: &KeyInfo, bad: impl Fn() -> ApiError) -> Result<(u32, Vec<u8>), ApiError> {
     let rest = text.trim().strip_prefix("vault:v").ok_or_else(&bad)?;
     let (version, data) = rest.split_once(':').ok_or_else(&bad)?;
-    if version.is_empty() || version.starts_with('0') || !version.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(bad());
-    }
-    let version: u32 = version.parse().map_err(|_| bad())?;
+    let version = super::fields::decimal(version).and_then(|v| u32::try_from(v).ok()).ok_or_else(&bad)?;
     if version < info.min_decryption_version || version > info.latest_version {
         return Err(ApiError::invalid("this version is disallowed by policy (too old, or not made yet)"));
     }

@@ -205,7 +205,32 @@ impl Engine {
         }
         let detail = format!("key {name} ({alg}), {} bytes", plaintext.len());
         self.audit_append(AuditOp::Encrypt, None, Outcome::Ok, Some(detail), Durability::Relaxed).await?;
-        transit::encrypt(&key, &self.vault_id, name, alg, plaintext).map_err(transit_error)
+        self.seal_transit(&key, name, alg, plaintext)
+    }
+
+    /// Seals `plaintext` under `key`, the transit key `name` for `alg` (not audited: callers
+    /// audit), refusing one over the limit.
+    fn seal_transit(&self, key: &Key, name: &str, alg: Algorithm, plaintext: &[u8]) -> Result<Vec<u8>> {
+        if plaintext.len() > transit::MAX_PLAINTEXT {
+            return Err(Error::TooLarge { size: plaintext.len(), limit: transit::MAX_PLAINTEXT });
+        }
+        transit::encrypt(key, &self.vault_id, name, alg, plaintext).map_err(transit_error)
+    }
+
+    /// Opens a transit ciphertext of this vault (not audited: callers audit); `expected`, when
+    /// given, is the key name the caller means: a ciphertext of another key is refused by name.
+    fn open_transit(&self, ciphertext: &[u8], expected: Option<&str>) -> Result<SecretBytes> {
+        let header = transit::header(ciphertext).map_err(transit_error)?;
+        if let Some(want) = expected
+            && want != header.name
+        {
+            return Err(Error::Invalid(format!(
+                "this ciphertext was made with key {:?}, not {want:?}",
+                header.name
+            )));
+        }
+        let key = self.derive_encryption_key(&header.name, header.alg)?;
+        transit::decrypt(&key, &self.vault_id, ciphertext).map_err(transit_error)
     }
 
     /// Encrypts each `(name, plaintext)` of `items` with its transit key under `alg`, with one
@@ -223,16 +248,13 @@ impl Engine {
             }
         }
         let bytes: usize = items.iter().map(|(_, p)| p.len()).sum();
-        let detail = format!("{} items, key {} ({alg}), {bytes} bytes", items.len(), names(keys.keys()));
+        let detail = format!("{}, key {} ({alg}), {bytes} bytes", count(items.len()), names(keys.keys()));
         self.audit_append(AuditOp::Encrypt, None, Outcome::Ok, Some(detail), Durability::Relaxed).await?;
         Ok(items
             .iter()
-            .map(|(name, plaintext)| {
-                if plaintext.len() > transit::MAX_PLAINTEXT {
-                    return Err(Error::TooLarge { size: plaintext.len(), limit: transit::MAX_PLAINTEXT });
-                }
-                let key = keys.get(name.as_str()).ok_or_else(|| Error::Invalid("no key".into()))?;
-                transit::encrypt(key, &self.vault_id, name, alg, plaintext).map_err(transit_error)
+            .map(|(name, plaintext)| match keys.get(name.as_str()) {
+                Some(key) => self.seal_transit(key, name, alg, plaintext),
+                None => Err(Error::Invalid(format!("no key {name:?} was derived"))),
             })
             .collect())
     }
@@ -240,25 +262,15 @@ impl Engine {
     /// Decrypts each `(ciphertext, expected key name)` of `items`, with one audit record for
     /// them all, which counts the items that failed: one result per item, each failing alone.
     pub async fn decrypt_batch(&mut self, items: &[(Vec<u8>, String)]) -> Result<Vec<Result<SecretBytes>>> {
-        let one = |ciphertext: &[u8], want: &str| -> Result<SecretBytes> {
-            let header = transit::header(ciphertext).map_err(transit_error)?;
-            if want != header.name {
-                return Err(Error::Invalid(format!(
-                    "this ciphertext was made with key {:?}, not {want:?}",
-                    header.name
-                )));
-            }
-            let key = self.derive_encryption_key(&header.name, header.alg)?;
-            transit::decrypt(&key, &self.vault_id, ciphertext).map_err(transit_error)
-        };
-        let out: Vec<Result<SecretBytes>> = items.iter().map(|(c, want)| one(c, want)).collect();
+        let out: Vec<Result<SecretBytes>> =
+            items.iter().map(|(c, want)| self.open_transit(c, Some(want))).collect();
         let failed = out.iter().filter(|r| r.is_err()).count();
         let bytes: usize = items.iter().map(|(c, _)| c.len()).sum();
         let wanted: std::collections::BTreeSet<&str> = items.iter().map(|(_, w)| w.as_str()).collect();
-        let detail = format!("{} items, key {}, {bytes} bytes", items.len(), names(wanted.iter()));
+        let detail = format!("{}, key {}, {bytes} bytes", count(items.len()), names(wanted.iter()));
         let outcome = match failed {
             0 => Outcome::Ok,
-            n => Outcome::Failed(format!("{n} of {} items did not decrypt", items.len())),
+            n => Outcome::Failed(format!("{n} of {} did not decrypt", count(items.len()))),
         };
         self.audit_append(AuditOp::Decrypt, None, outcome, Some(detail), Durability::Relaxed).await?;
         Ok(out)
@@ -268,29 +280,20 @@ impl Engine {
     /// is the key name the caller means: a ciphertext of another key is refused by name.
     pub async fn decrypt(&mut self, ciphertext: &[u8], expected: Option<&str>) -> Result<SecretBytes> {
         let header = transit::header(ciphertext).map_err(transit_error)?;
-        if let Some(want) = expected
-            && want != header.name
-        {
-            return Err(Error::Invalid(format!(
-                "this ciphertext was made with key {:?}, not {want:?}",
-                header.name
-            )));
-        }
-        let key = self.derive_encryption_key(&header.name, header.alg)?;
-        let result = transit::decrypt(&key, &self.vault_id, ciphertext).map_err(transit_error);
+        let result = self.open_transit(ciphertext, expected);
         let detail = format!("key {} ({}), {} bytes", header.name, header.alg, ciphertext.len());
-        match &result {
-            Ok(_) => {
-                self.audit_append(AuditOp::Decrypt, None, Outcome::Ok, Some(detail), Durability::Relaxed)
-                    .await?
-            }
-            Err(e) => {
-                let outcome = Outcome::Failed(e.to_string());
-                self.audit_append(AuditOp::Decrypt, None, outcome, Some(detail), Durability::Relaxed).await?
-            }
-        }
+        let outcome = match &result {
+            Ok(_) => Outcome::Ok,
+            Err(e) => Outcome::Failed(e.to_string()),
+        };
+        self.audit_append(AuditOp::Decrypt, None, outcome, Some(detail), Durability::Relaxed).await?;
         result
     }
+}
+
+/// How many items a batch holds, for its audit record ("1 item", "3 items").
+fn count(items: usize) -> String {
+    if items == 1 { "1 item".into() } else { format!("{items} items") }
 }
 
 /// The key names of a batch for its audit record: the first few, and how many more.
