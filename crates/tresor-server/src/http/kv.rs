@@ -307,12 +307,13 @@ async fn write(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiE
         Some(cas) => vault.set_cas(path, &bytes, cas).await?,
         None => vault.set(path, &bytes).await?,
     };
-    Ok(written(version, &settings))
+    Ok(written(vault, path, version, &settings))
 }
 
-/// What a write or a patch answers: the new version's metadata.
-fn written(version: u64, settings: &Settings) -> Response {
-    let now = super::tokens::now_ms();
+/// What a write or a patch answers: the new version's metadata, with the time its commit
+/// recorded (what a read of it shows later).
+fn written(vault: &Vault, path: &str, version: u64, settings: &Settings) -> Response {
+    let now = vault.created_ms(path, version).unwrap_or_else(super::tokens::now_ms);
     let entry =
         HistoryEntry { version, size: 0, created_ms: now, deleted_ms: None, destroyed: false, current: true };
     reply::ok(
@@ -357,7 +358,7 @@ async fn patch(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiE
         }
     };
     let version = vault.set_cas(path, &bytes, current.version).await?;
-    Ok(written(version, &settings_in_force(vault, path).await?))
+    Ok(written(vault, path, version, &settings_in_force(vault, path).await?))
 }
 
 /// RFC 7386 JSON merge patch of `target` by `patch`.

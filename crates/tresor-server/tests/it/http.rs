@@ -1127,3 +1127,23 @@ async fn regression_settings_sent_as_text_were_taken_and_ignored() {
     assert_eq!(status, 400);
     s.stop().await;
 }
+
+/// A write answered with the time it answered, not the time its commit recorded: a client that
+/// compared the two (or waited for `created_time` to show up in the metadata) saw two times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_a_write_reported_another_created_time_than_a_read_of_it_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let (addr, token) = (s.addr, Some(s.token.as_str()));
+    for n in 1..=8 {
+        let (method, body) =
+            if n % 2 == 0 { ("PATCH", r#"{"data":{"n":"1"}}"#) } else { ("POST", r#"{"data":{"k":"v"}}"#) };
+        let (status, _, written) = request(addr, method, "/v1/secret/data/timed", token, body).await;
+        assert_eq!((status, &written["data"]["version"]), (200, &Value::from(n)), "{written}");
+        let (_, _, read) = request(addr, "GET", "/v1/secret/data/timed", token, "").await;
+        let created = &read["data"]["metadata"]["created_time"];
+        assert_eq!(&written["data"]["created_time"], created, "version {n}: {written} / {read}");
+        assert!(created.as_str().is_some_and(|t| t.len() > 10), "{read}");
+    }
+    s.stop().await;
+}

@@ -1054,6 +1054,14 @@ impl Vault {
         Ok(self.svc.view.history(path).is_ok())
     }
 
+    /// When `version` of `path` was made, as this handle's view holds it, without asking the
+    /// store or auditing: for a writer to report the time of the version it has just written (its
+    /// write was audited, and the view applied its commit before the write returned). `None` if
+    /// the view does not hold that version.
+    pub fn created_ms(&self, path: &str, version: u64) -> Option<u64> {
+        self.svc.view.history(path).ok()?.into_iter().find(|h| h.version == version).map(|h| h.created_ms)
+    }
+
     /// Every version of `path`, oldest first (from the view, like [`Vault::get`]).
     pub async fn history(&self, path: impl IntoSecretPath) -> Result<Vec<HistoryEntry>> {
         let path = &path.into_secret_path()?;
