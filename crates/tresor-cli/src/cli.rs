@@ -351,8 +351,9 @@ pub(crate) enum Command {
         /// Read the value from this file (`-`: stdin).
         #[arg(long, value_name = "FILE", conflicts_with = "value")]
         file: Option<PathBuf>,
-        /// Check-and-set: write only if the secret is at version N (0: only if it does not exist);
-        /// otherwise fail with exit code 6 and write nothing.
+        /// Check-and-set: write only if the secret's newest version is N, as `tresor history`
+        /// shows it (a deleted one counts, as in Vault's KV v2; 0: only if it never had a
+        /// version); otherwise fail with exit code 6 and write nothing.
         #[arg(long, value_name = "N")]
         cas: Option<u64>,
         /// JSON output on stdout (the human line stays on stderr).

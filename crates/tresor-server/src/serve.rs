@@ -87,7 +87,7 @@ impl Serve for Set {
         match (self.op, self.cas) {
             (AuditOp::Set, Some(cas)) if self.items.len() == 1 => {
                 let (path, value) = &self.items[0];
-                vault.set_cas(path, &value.0, cas).await.map(|v| vec![v])
+                vault.set_cas_newest(path, &value.0, cas).await.map(|v| vec![v])
             }
             (_, Some(_)) => Err(Error::Invalid("check-and-set takes exactly one secret".into())),
             (op @ (AuditOp::Set | AuditOp::Import), None) => {

@@ -210,7 +210,8 @@ pub struct Set {
     pub op: AuditOp,
     /// Paths and values.
     pub items: Vec<(String, SecretBuf)>,
-    /// Check-and-set: the version the (single) secret must be at (0: absent).
+    /// Check-and-set: what the (single) secret's newest version must be, live, deleted or
+    /// destroyed (0: it never had one), as Vault's KV v2 counts.
     pub cas: Option<u64>,
 }
 

@@ -49,6 +49,7 @@ pub use keys::{DerivedIdentity, PrivateNode};
 pub use rekey::RekeyReport;
 pub use retire::DestroyVersionsReport;
 pub use service::{SystemEntry, Vault};
+pub use values::Cas;
 
 /// Default limit on a secret value's size.
 pub const DEFAULT_MAX_VALUE: usize = 1 << 20;

@@ -17,9 +17,9 @@ pub(crate) fn copy(ctx: &mut Ctx, args: crate::cli::CopyArgs, remove_source: boo
     let mut session = Resolver::new(ctx)?;
     let mut done = Vec::new();
     let pairs = plan(&mut session, &from, &to, recursive)?;
-    // Every destination is checked before anything is written.
-    let mut starts = Vec::with_capacity(pairs.len());
-    for (_, dst) in &pairs {
+    // Every source and every destination is checked before anything is written.
+    let mut plans = Vec::with_capacity(pairs.len());
+    for (src, dst) in &pairs {
         let history = match session.history(dst) {
             Ok(history) => history,
             Err(e) if e.code == 4 => Vec::new(),
@@ -30,20 +30,29 @@ pub(crate) fn copy(ctx: &mut Ctx, args: crate::cli::CopyArgs, remove_source: boo
                 "{dst} exists: give --force to add the copied versions to it"
             )));
         }
-        // A destination with versions (live, deleted or destroyed) takes new ones after them.
-        starts.push(history.last().map_or(0, |h| h.version));
-    }
-    for ((src, dst), start) in pairs.iter().zip(starts) {
+        // A destination with versions (live, deleted or destroyed) takes new ones after them: the
+        // check-and-set names its newest version, as Vault's KV v2 counts.
+        let start = history.last().map_or(0, |h| h.version);
         let history = match session.history(src) {
             Ok(history) => history,
             Err(e) if e.code == 4 => return Err(crate::commands::secrets::folder_hint(&mut session, src, e)),
             Err(e) => return Err(e),
         };
+        // A deleted secret is not there to copy (`get` says the same); `undelete` brings it back.
+        if !history.iter().any(|h| h.current) {
+            return Err(CliError::from_category(
+                tresor::Category::NotFound,
+                format!("{src} was deleted: `tresor undelete {src}` brings it back"),
+            ));
+        }
         let versions: Vec<u64> = history
             .into_iter()
             .filter(|h| h.deleted_ms.is_none() && !h.destroyed)
             .map(|h| h.version)
             .collect();
+        plans.push((start, versions));
+    }
+    for ((src, dst), (start, versions)) in pairs.iter().zip(plans) {
         let mut at = start;
         for version in &versions {
             let value = session.read(&crate::refs::Reference {

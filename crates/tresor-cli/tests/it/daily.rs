@@ -123,6 +123,33 @@ fn cp_and_mv_carry_every_version_and_refuse_to_overwrite() {
     tresor(&env, &["cp", "web/github", "bad//path"], b"").expect(7);
 }
 
+/// A path with deleted history could never be written by `mv` or `cp`: they asked for its newest
+/// version while the write compared the live one (none), so a move could not be undone and the
+/// error blamed "another writer". And `cp` of a deleted secret copied nothing and said it had.
+#[test]
+fn regression_a_secret_could_not_be_moved_back_where_its_history_was_deleted() {
+    let env = vault();
+    tresor(&env, &["mv", "db/password", "db/pw"], b"").ok();
+    let out = tresor(&env, &["mv", "db/pw", "db/password"], b"").ok();
+    assert!(out.stderr.contains("db/password now at version 4"), "{}", out.stderr);
+    assert_eq!(env.get("db/password"), b"pw-2");
+    assert_eq!(tresor(&env, &["get", "--version", "3", "db/password"], b"").ok().stdout, b"pw-1");
+    // A deleted source: nothing to copy, and nothing written.
+    let out = tresor(&env, &["cp", "db/pw", "db/copy"], b"").expect(4);
+    assert!(out.stderr.contains("db/pw was deleted"), "{}", out.stderr);
+    tresor(&env, &["history", "db/copy"], b"").expect(4);
+    // `set --cas` counts as Vault's KV v2 does: a deleted secret is written over by naming its
+    // deleted newest version, and 0 means "never had one".
+    let out = tresor(&env, &["set", "--cas", "0", "db/pw"], b"new").expect(6);
+    assert!(
+        out.stderr.contains("db/pw has newest version 2 (deleted or destroyed), not 0"),
+        "{}",
+        out.stderr
+    );
+    tresor(&env, &["set", "--cas", "2", "db/pw"], b"new").ok();
+    assert_eq!(env.get("db/pw"), b"new");
+}
+
 #[test]
 fn edit_goes_through_a_private_file_that_is_gone_afterwards() {
     let env = vault();

@@ -304,7 +304,7 @@ async fn write(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiE
     }
     let bytes = super::kvdata::encode(data).map_err(ApiError::invalid)?;
     let version = match cas {
-        Some(cas) => vault.set_cas(path, &bytes, cas).await?,
+        Some(cas) => vault.set_cas_newest(path, &bytes, cas).await?,
         None => vault.set(path, &bytes).await?,
     };
     Ok(written(vault, path, version, &settings))

@@ -1147,3 +1147,23 @@ async fn regression_a_write_reported_another_created_time_than_a_read_of_it_show
     }
     s.stop().await;
 }
+
+/// Vault's KV v2: "to write to a soft deleted key, the cas parameter must match the key's current
+/// version" (its newest, deleted); 0 is for a key that never had one. The server compared the
+/// live version, so a client doing what Vault documents got a conflict, and `cas=0` wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_cas_on_a_soft_deleted_secret_was_not_vaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let (addr, token) = (s.addr, Some(s.token.as_str()));
+    let write = |cas: u64| format!(r#"{{"data":{{"k":"v{cas}"}},"options":{{"cas":{cas}}}}}"#);
+    assert_eq!(request(addr, "POST", "/v1/secret/data/soft", token, &write(0)).await.0, 200);
+    assert_eq!(request(addr, "DELETE", "/v1/secret/data/soft", token, "").await.0, 204);
+    let (_, _, meta) = request(addr, "GET", "/v1/secret/metadata/soft", token, "").await;
+    assert_eq!(meta["data"]["current_version"], Value::from(1), "{meta}");
+    let (status, _, body) = request(addr, "POST", "/v1/secret/data/soft", token, &write(0)).await;
+    assert_eq!(status, 400, "{body}");
+    let (status, _, body) = request(addr, "POST", "/v1/secret/data/soft", token, &write(1)).await;
+    assert_eq!((status, &body["data"]["version"]), (200, &Value::from(2)), "{body}");
+    s.stop().await;
+}

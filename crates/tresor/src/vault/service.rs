@@ -9,6 +9,7 @@
 
 use super::audit::{Lane, PIN_EVERY};
 use super::epochs::LAZY_BATCH;
+use super::values::Cas;
 use super::view::View;
 use super::{
     DerivedIdentity, DestroyReport, DestroyVersionsReport, Engine, EpochList, GcReport, HistoryEntry,
@@ -835,11 +836,24 @@ impl Vault {
         versions.first().copied().ok_or_else(|| Error::Invalid("nothing was written".into()))
     }
 
-    /// Stores a new version of `path` only if its current version is `cas` (0: only if it has no
-    /// live version), as Vault's KV v2 check-and-set.
+    /// Stores a new version of `path` only if its live version is `cas` (0: only if it has none:
+    /// never written, or its newest version deleted or destroyed).
     pub async fn set_cas(&self, path: impl IntoSecretPath, value: &[u8], cas: u64) -> Result<u64> {
         let (path, value) = (path.into_secret_path()?, Zeroizing::new(value.to_vec()));
-        self.run_write(Box::new(move |e| Box::pin(async move { e.set_cas(&path, &value, cas).await }))).await
+        self.run_write(Box::new(move |e| {
+            Box::pin(async move { e.set_cas(&path, &value, Cas::Live(cas)).await })
+        }))
+        .await
+    }
+
+    /// [`Vault::set_cas`] as Vault's KV v2 counts: the write lands only if the newest version of
+    /// `path` — live, deleted or destroyed — is `newest` (0: it never had a version).
+    pub async fn set_cas_newest(&self, path: impl IntoSecretPath, value: &[u8], newest: u64) -> Result<u64> {
+        let (path, value) = (path.into_secret_path()?, Zeroizing::new(value.to_vec()));
+        self.run_write(Box::new(move |e| {
+            Box::pin(async move { e.set_cas(&path, &value, Cas::Newest(newest)).await })
+        }))
+        .await
     }
 
     /// Stores several secrets in one commit (all or none); `op` names it in the audit trail.

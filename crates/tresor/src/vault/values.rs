@@ -19,6 +19,41 @@ use std::sync::atomic::Ordering::Relaxed;
 use tresor_crypto::SecretBytes;
 use tresor_crypto::wrap::unwrap_key;
 
+/// What a check-and-set write expects of its path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cas {
+    /// Its live version is this one; 0: it has none (never written, or its newest version
+    /// deleted or destroyed).
+    Live(u64),
+    /// Its newest version, live, deleted or destroyed, is this one; 0: it never had one. Vault's
+    /// KV v2 check-and-set, where a soft-deleted secret is written over by naming its deleted
+    /// version.
+    Newest(u64),
+}
+
+impl Cas {
+    /// Whether `entry` (the path's, as of the commit being built) is as expected; if not, the
+    /// conflict says what it is at.
+    fn check(self, path: &str, entry: Option<&crate::index::Entry>) -> Result<()> {
+        let live = entry.and_then(|e| e.live()).map_or(0, |v| v.version);
+        let newest = entry.and_then(|e| e.versions.last()).map_or(0, |v| v.version);
+        let (current, expected) = match self {
+            Cas::Live(expected) => (live, expected),
+            Cas::Newest(expected) => (newest, expected),
+        };
+        if current == expected {
+            return Ok(());
+        }
+        // The live version is the newest one, or there is none.
+        let what = match self {
+            _ if live == newest => format!("is at version {current}"),
+            Cas::Live(_) => format!("has no live version (version {newest} is deleted or destroyed)"),
+            Cas::Newest(_) => format!("has newest version {newest} (deleted or destroyed)"),
+        };
+        Err(Error::Conflict(format!("check-and-set failed: {path} {what}, not {expected}")))
+    }
+}
+
 impl Engine {
     pub(super) async fn epoch_key(&mut self, epoch: u32) -> Result<Arc<EpochKey>> {
         if let Some(key) = self.view.epoch(epoch) {
@@ -141,10 +176,9 @@ impl Engine {
         }
     }
 
-    /// Stores a new version of `path` only if its current version is `cas` (0: only if it has no
-    /// live version), as Vault's KV v2 check-and-set: another writer's newer version makes it fail
-    /// with [`Error::Conflict`] and nothing is written.
-    pub async fn set_cas(&mut self, path: &SecretPath, value: &[u8], cas: u64) -> Result<u64> {
+    /// Stores a new version of `path` only if it is as `cas` expects: another writer's newer
+    /// version makes it fail with [`Error::Conflict`] and nothing is written.
+    pub async fn set_cas(&mut self, path: &SecretPath, value: &[u8], cas: Cas) -> Result<u64> {
         let versions = self.put(AuditOp::Set, &[(path, value)], Some(cas)).await?;
         versions.first().copied().ok_or_else(|| Error::Invalid("nothing was written".into()))
     }
@@ -158,7 +192,7 @@ impl Engine {
         &mut self,
         op: AuditOp,
         items: &[(&SecretPath, &[u8])],
-        cas: Option<u64>,
+        cas: Option<Cas>,
     ) -> Result<Vec<u64>> {
         let actor = self.opts.actor.clone();
         self.put_as(op, items, &[(items.len(), actor.as_str())], cas).await
@@ -181,7 +215,7 @@ impl Engine {
         op: AuditOp,
         items: &[(&SecretPath, &[u8])],
         runs: &[(usize, &str)],
-        cas: Option<u64>,
+        cas: Option<Cas>,
     ) -> Result<Vec<u64>> {
         // A path twice in one request is refused; the same path in two requests of a group
         // commit gets one version after the other, as if they had come one by one.
@@ -292,13 +326,8 @@ impl Engine {
                         .map(|(path, blob)| {
                             // Checked against the index as of the commit being built: after a lost
                             // race the check runs again on the winner's state.
-                            if let Some(expected) = cas {
-                                let current = index.get(path).and_then(|e| e.live()).map_or(0, |v| v.version);
-                                if current != expected {
-                                    return Err(Error::Conflict(format!(
-                                        "check-and-set failed: {path} is at version {current}, not {expected}"
-                                    )));
-                                }
+                            if let Some(cas) = cas {
+                                cas.check(path, index.get(path))?;
                             }
                             let version = match given.get(path.as_str()) {
                                 Some(last) => last + 1,

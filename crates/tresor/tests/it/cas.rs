@@ -33,3 +33,24 @@ async fn cas_succeeds_on_the_expected_version_and_fails_cleanly_otherwise() {
     let history = a.history("db/password").await.unwrap();
     assert_eq!(history.iter().map(|h| h.version).collect::<Vec<_>>(), [1, 2, 3, 4]);
 }
+
+/// Vault's KV v2 counts a check-and-set against the newest version, deleted or destroyed: a
+/// soft-deleted secret is written over by naming its deleted version, and 0 means "never had
+/// one". (The server answered such a write as a conflict, and 0 created it anew.)
+#[tokio::test]
+async fn regression_cas_on_a_deleted_secret_followed_live_versions_not_vaults_newest_version() {
+    let env = Env::new();
+    let a = env.init().await;
+    assert_eq!(a.set_cas_newest("db/password", b"v1", 0).await.unwrap(), 1);
+    assert_eq!(a.set_cas_newest("db/password", b"v2", 1).await.unwrap(), 2);
+    a.delete("db/password").await.unwrap();
+    let e = err(a.set_cas_newest("db/password", b"again", 0).await);
+    assert!(e.to_string().contains("has newest version 2 (deleted or destroyed), not 0"), "{e}");
+    assert!(matches!(err(a.set_cas_newest("db/password", b"stale", 1).await), Error::Conflict(_)));
+    assert_eq!(a.set_cas_newest("db/password", b"v3", 2).await.unwrap(), 3);
+    // The live-version check-and-set of the same state says what it found.
+    a.delete("db/password").await.unwrap();
+    let e = err(a.set_cas("db/password", b"x", 3).await);
+    assert!(e.to_string().contains("has no live version (version 3 is deleted or destroyed), not 3"), "{e}");
+    assert_eq!(a.get("db/password", Some(3)).await.unwrap().as_slice(), b"v3");
+}
