@@ -216,7 +216,7 @@ pub(crate) async fn token_route(
         }
         ("lookup-accessor", Verb::Write) => {
             let accessor = text("accessor").ok_or_else(|| ApiError::invalid("missing accessor"))?;
-            match tokens::by_accessor(vault, &accessor).await {
+            match tokens::by_accessor(vault, &unsealed.cache, &accessor).await {
                 Ok(Some((_, record))) => Ok(reply::ok(token_data(&record, None), "token")),
                 Ok(None) | Err(tresor::Error::NotFound { .. }) => Err(ApiError::invalid("invalid accessor")),
                 Err(e) => Err(e.into()),
@@ -225,7 +225,7 @@ pub(crate) async fn token_route(
         ("renew-self", Verb::Write) => {
             let increment = body.get("increment").filter(|v| !v.is_null()).map(duration_s).transpose()?;
             let path = tokens::path_of(&unsealed.tokens, token)?;
-            match tokens::renew(vault, &path, increment).await? {
+            match tokens::renew(vault, &unsealed.cache, &path, increment).await? {
                 Some(renewed) => {
                     let mut body = reply::envelope(Value::Null, "token");
                     body["auth"] = auth_block(token, &renewed);
@@ -247,7 +247,7 @@ pub(crate) async fn token_route(
         }
         ("revoke-accessor", Verb::Write) => {
             let accessor = text("accessor").ok_or_else(|| ApiError::invalid("missing accessor"))?;
-            match tokens::by_accessor(vault, &accessor).await {
+            match tokens::by_accessor(vault, &unsealed.cache, &accessor).await {
                 Ok(Some((path, record))) => {
                     tokens::revoke(vault, &path, &record).await?;
                     Ok(reply::no_content())
@@ -342,7 +342,7 @@ pub(crate) async fn revoke_and_report(
     let accessor =
         body.get("accessor").and_then(Value::as_str).ok_or_else(|| ApiError::invalid("missing accessor"))?;
     let rotate = flag(&body, "rotate")?.unwrap_or(false);
-    let (path, record) = match tokens::by_accessor(vault, accessor).await {
+    let (path, record) = match tokens::by_accessor(vault, cache, accessor).await {
         Ok(Some(found)) => found,
         Ok(None) | Err(tresor::Error::NotFound { .. }) => return Err(ApiError::invalid("invalid accessor")),
         Err(e) => return Err(e.into()),

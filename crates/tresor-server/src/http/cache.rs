@@ -79,4 +79,6 @@ pub(crate) struct Caches {
     pub(crate) policies: Entries<Result<super::policy::Policy, String>>,
     /// The mount table (one entry).
     pub(crate) mounts: Entries<Result<Arc<super::mounts::Table>, String>>,
+    /// Accessor index entries by path: the name of the record each accessor names.
+    pub(crate) accessors: Entries<String>,
 }

@@ -420,7 +420,43 @@ pub(crate) async fn lookup(
         Ok(record) => record.clone(),
         Err(e) => return Err(Error::Invalid(format!("a token record does not parse: {e}"))),
     };
-    Ok((!record.expired(now_ms())).then_some(record))
+    if record.expired(now_ms()) || !ancestors_live(vault, cache, &record).await? {
+        return Ok(None);
+    }
+    Ok(Some(record))
+}
+
+/// The most parents a token's ancestry is followed through; a deeper one counts as revoked.
+const MAX_DEPTH: usize = 64;
+
+/// Whether every token above `record` — its parent, that one's parent, and so on — is still live.
+/// A token whose ancestor was revoked (or expired) is revoked with it, even one made while the
+/// revocation ran: the revocation's sweep deletes the records it finds, but a child created
+/// meanwhile, on this server or another, could escape it (found by review: a stolen token
+/// minting children in a loop made its own revocation useless). Read as bookkeeping, through
+/// the caches: a few unaudited lookups of entries whose version is known.
+async fn ancestors_live(vault: &Vault, cache: &Caches, record: &TokenRecord) -> Result<bool, Error> {
+    let parse = |bytes: &[u8]| serde_json::from_slice::<TokenRecord>(bytes).map_err(|e| e.to_string());
+    let now = now_ms();
+    let mut parent = record.parent.clone();
+    for _ in 0..MAX_DEPTH {
+        let Some(accessor) = parent else { return Ok(true) };
+        let name = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+        let Some(name) = cache.accessors.get(vault, &accessor_path(&accessor)?, name).await? else {
+            return Ok(false);
+        };
+        let Some(parsed) =
+            cache.records.get(vault, &SecretPath::system(&format!("tokens/{name}"))?, parse).await?
+        else {
+            return Ok(false);
+        };
+        match &*parsed {
+            Ok(above) if above.accessor == accessor && !above.expired(now) => parent = above.parent.clone(),
+            Ok(_) => return Ok(false),
+            Err(e) => return Err(Error::Invalid(format!("a token record does not parse: {e}"))),
+        }
+    }
+    Ok(false)
 }
 
 /// The record at `path`, if it is there and live.
@@ -435,9 +471,11 @@ async fn read_record(vault: &Vault, path: &SecretPath) -> Result<Option<TokenRec
     Ok((!record.expired(now_ms())).then_some(record))
 }
 
-/// The record path and record of the token with `accessor`, if it is live.
+/// The record path and record of the token with `accessor`, if it is live (and so is every token
+/// above it).
 pub(crate) async fn by_accessor(
     vault: &Vault,
+    cache: &Caches,
     accessor: &str,
 ) -> Result<Option<(SecretPath, TokenRecord)>, Error> {
     let name = match vault.get(&accessor_path(accessor)?, None).await {
@@ -446,7 +484,10 @@ pub(crate) async fn by_accessor(
         Err(e) => return Err(e),
     };
     let path = SecretPath::system(&format!("tokens/{name}"))?;
-    Ok(read_record(vault, &path).await?.map(|r| (path, r)))
+    match read_record(vault, &path).await? {
+        Some(record) if ancestors_live(vault, cache, &record).await? => Ok(Some((path, record))),
+        _ => Ok(None),
+    }
 }
 
 /// The record path of `token`.
@@ -455,20 +496,40 @@ pub(crate) fn path_of(key: &TokenKey, token: &str) -> Result<SecretPath, Error> 
 }
 
 /// Revokes the token whose record is at `path`, and every token it made, recursively; returns how
-/// many were revoked.
+/// many were revoked. The sweep reads every record once (the accessor index, then each record it
+/// names, as bookkeeping) and deletes the tree; a token made while it runs is not in it, but is
+/// revoked all the same ([`ancestors_live`]), and its record goes with the next revocation above
+/// it.
 pub(crate) async fn revoke(vault: &Vault, path: &SecretPath, record: &TokenRecord) -> Result<usize, Error> {
+    let mut children: BTreeMap<String, Vec<(SecretPath, TokenRecord)>> = BTreeMap::new();
+    for entry in vault.system_entries("accessors/").await? {
+        let Ok(index) = accessor_path(entry.path.rsplit('/').next().unwrap_or_default()) else { continue };
+        let name = match vault.system_entry(&index, None).await? {
+            tresor::vault::SystemEntry::Current(_, name) => name,
+            _ => continue,
+        };
+        let Some(path) = std::str::from_utf8(name.as_slice())
+            .ok()
+            .and_then(|name| SecretPath::system(&format!("tokens/{name}")).ok())
+        else {
+            continue;
+        };
+        let child = match vault.system_entry(&path, None).await? {
+            tresor::vault::SystemEntry::Current(_, bytes) => {
+                serde_json::from_slice::<TokenRecord>(bytes.as_slice())
+            }
+            _ => continue,
+        };
+        if let Ok(child) = child
+            && let Some(parent) = child.parent.clone()
+        {
+            children.entry(parent).or_default().push((path, child));
+        }
+    }
     let mut revoked = 0;
     let mut pending = vec![(path.clone(), record.clone())];
-    let accessors = vault.list_system("accessors/").await?;
     while let Some((path, record)) = pending.pop() {
-        for entry in &accessors {
-            let accessor = entry.path.rsplit('/').next().unwrap_or_default();
-            if let Some((child_path, child)) = by_accessor(vault, accessor).await?
-                && child.parent.as_deref() == Some(record.accessor.as_str())
-            {
-                pending.push((child_path, child));
-            }
-        }
+        pending.extend(children.remove(&record.accessor).unwrap_or_default());
         match vault.delete(&path).await {
             Ok(_) | Err(Error::NotFound { .. } | Error::Deleted { .. }) => {}
             Err(e) => return Err(e),
@@ -489,6 +550,7 @@ pub(crate) async fn revoke(vault: &Vault, path: &SecretPath, record: &TokenRecor
 /// token or refills its uses.
 pub(crate) async fn renew(
     vault: &Vault,
+    cache: &Caches,
     path: &SecretPath,
     increment: Option<u64>,
 ) -> Result<Option<TokenRecord>, Error> {
@@ -505,7 +567,7 @@ pub(crate) async fn renew(
         let mut renewed = record.clone();
         let mut expire = record.renewed_until(increment, now_ms());
         if let Some(parent) = &record.parent
-            && let Some((_, p)) = by_accessor(vault, parent).await?
+            && let Some((_, p)) = by_accessor(vault, cache, parent).await?
             && let Some(limit) = p.expire_ms
         {
             expire = expire.min(limit);

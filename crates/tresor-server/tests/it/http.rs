@@ -1167,3 +1167,54 @@ async fn regression_cas_on_a_soft_deleted_secret_was_not_vaults() {
     assert_eq!((status, &body["data"]["version"]), (200, &Value::from(2)), "{body}");
     s.stop().await;
 }
+
+/// A revocation swept the token tree it found when it began: children the revoked token made
+/// meanwhile (a stolen token minting them in a loop, on this server or another) kept working.
+/// Here the sweep's miss is made certain: the parent's records go, its child's stay. The child
+/// must be refused all the same, and its accessor no longer looked up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_children_made_while_their_parent_was_revoked_survived_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let root = Some(s.token.as_str());
+    let policy = r#"{"policy": "path \"auth/token/create\" { capabilities = [\"update\"] }"}"#;
+    assert_eq!(request(s.addr, "PUT", "/v1/sys/policies/acl/minter", root, policy).await.0, 204);
+    let made = |by: String| async move {
+        let (status, _, body) =
+            request(s.addr, "POST", "/v1/auth/token/create", Some(&by), r#"{"policies":["minter"]}"#).await;
+        assert_eq!(status, 200, "{body}");
+        let auth = &body["auth"];
+        (auth["client_token"].as_str().unwrap().to_string(), auth["accessor"].as_str().unwrap().to_string())
+    };
+    let (parent, parent_accessor) = made(s.token.clone()).await;
+    let (child, child_accessor) = made(parent.clone()).await;
+    let (grandchild, _) = made(child.clone()).await;
+    assert_eq!(request(s.addr, "GET", "/v1/auth/token/lookup-self", Some(&grandchild), "").await.0, 200);
+
+    // The parent's record and accessor entry go; its descendants' records stay.
+    let vault = reopen(dir.path()).await;
+    let index = tresor::path::SecretPath::system(&format!("accessors/{parent_accessor}")).unwrap();
+    let tresor::vault::SystemEntry::Current(_, name) = vault.system_entry(&index, None).await.unwrap() else {
+        panic!("no accessor entry")
+    };
+    let name = String::from_utf8(name.as_slice().to_vec()).unwrap();
+    vault.delete(tresor::path::SecretPath::system(&format!("tokens/{name}")).unwrap()).await.unwrap();
+    vault.delete(index).await.unwrap();
+
+    let lookup = format!(r#"{{"accessor":"{child_accessor}"}}"#);
+    for _ in 0..100 {
+        if request(s.addr, "GET", "/v1/auth/token/lookup-self", Some(&child), "").await.0 == 403 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for token in [&parent, &child, &grandchild] {
+        assert_eq!(request(s.addr, "GET", "/v1/auth/token/lookup-self", Some(token), "").await.0, 403);
+    }
+    let body = r#"{"policies":["minter"]}"#;
+    assert_eq!(request(s.addr, "POST", "/v1/auth/token/create", Some(&child), body).await.0, 403);
+    let (status, _, answer) = request(s.addr, "POST", "/v1/auth/token/lookup-accessor", root, &lookup).await;
+    assert_eq!(status, 400, "{answer}");
+    vault.lock("test").await.unwrap();
+    s.stop().await;
+}
