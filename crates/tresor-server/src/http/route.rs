@@ -178,12 +178,14 @@ async fn dispatch(server: &Server, call: Call) -> Result<Response, ApiError> {
     }
     if path == "auth/approle/login" && call.verb == Verb::Write {
         let unsealed = server.unsealed().await.ok_or_else(ApiError::sealed)?;
+        // A login naming a commit (a secret ID destroyed on another server) waits for it too.
+        wait_for_index(server, &unsealed, &call).await?;
         let vault = unsealed.vault.with_actor(format!("approle login from {}", call.peer));
         let login = approle::login(&unsealed, &vault, &call).await;
         if login.as_ref().is_err_and(|e| e.status == axum::http::StatusCode::BAD_REQUEST) {
             server.failed_authentication(call.peer.ip());
         }
-        return login;
+        return with_index(login, &unsealed);
     }
     let (unsealed, record) = match authenticate(server, &call).await {
         Ok(found) => found,
@@ -195,7 +197,11 @@ async fn dispatch(server: &Server, call: Call) -> Result<Response, ApiError> {
         }
     };
     let response = route(server, &unsealed, &record, call).await;
-    // Every answer says which commit it reflects (after the request's own).
+    with_index(response, &unsealed)
+}
+
+/// Every answer says which commit it reflects (after the request's own).
+fn with_index(response: Result<Response, ApiError>, unsealed: &Unsealed) -> Result<Response, ApiError> {
     let index = format!("tresor:{}", unsealed.vault.log_index());
     response.map(|mut r| {
         if let Ok(value) = axum::http::HeaderValue::from_str(&index) {
@@ -203,6 +209,25 @@ async fn dispatch(server: &Server, call: Call) -> Result<Response, ApiError> {
         }
         r
     })
+}
+
+/// Read-your-writes across servers: a request naming a commit (`X-Vault-Index`) waits for this
+/// server's view to hold it. A bad or unreachable index costs the server a refresh: it counts
+/// toward the client's rate limit (checked before this), like a failed authentication.
+async fn wait_for_index(server: &Server, unsealed: &Unsealed, call: &Call) -> Result<(), ApiError> {
+    let Some(index) = &call.index else { return Ok(()) };
+    let Some(wanted) = index.strip_prefix("tresor:").and_then(|n| n.parse::<u64>().ok()) else {
+        server.failures.record(call.peer.ip());
+        return Err(ApiError::invalid("X-Vault-Index is not one this server gave"));
+    };
+    if !unsealed.vault.fresh_to(wanted).await? {
+        server.failures.record(call.peer.ip());
+        return Err(ApiError {
+            status: axum::http::StatusCode::PRECONDITION_FAILED,
+            messages: vec!["the store does not hold the commit X-Vault-Index names yet".into()],
+        });
+    }
+    Ok(())
 }
 
 /// Runs an authenticated, permitted request.
@@ -271,23 +296,8 @@ async fn route(
 /// one.
 async fn authenticate(server: &Server, call: &Call) -> Result<(Unsealed, TokenRecord), ApiError> {
     let mut unsealed = server.unsealed().await.ok_or_else(ApiError::sealed)?;
-    // Read-your-writes across servers: a request naming a commit waits for this server's view to
-    // hold it — before its token is looked up, so a revocation it names is seen too.
-    if let Some(index) = &call.index {
-        // A bad or unreachable index costs the server a refresh: it counts toward the client's
-        // rate limit (checked before this), like a failed authentication.
-        let Some(wanted) = index.strip_prefix("tresor:").and_then(|n| n.parse::<u64>().ok()) else {
-            server.failures.record(call.peer.ip());
-            return Err(ApiError::invalid("X-Vault-Index is not one this server gave"));
-        };
-        if !unsealed.vault.fresh_to(wanted).await? {
-            server.failures.record(call.peer.ip());
-            return Err(ApiError {
-                status: axum::http::StatusCode::PRECONDITION_FAILED,
-                messages: vec!["the store does not hold the commit X-Vault-Index names yet".into()],
-            });
-        }
-    }
+    // Before its token is looked up, so a revocation the index names is seen too.
+    wait_for_index(server, &unsealed, call).await?;
     let Some(token) = call.token.as_deref() else { return Err(ApiError::denied()) };
     // Something that is not one of our tokens is refused without a store read.
     if !tokens::well_formed(token) {

@@ -959,6 +959,28 @@ async fn with_a_staleness_bound_the_index_header_gives_read_your_writes_across_s
     let index = index.unwrap();
     let revoked = [("X-Vault-Token", child.as_str()), ("X-Vault-Index", index.as_str())];
     assert_eq!(request_with(b.addr, "GET", "/v1/auth/token/lookup-self", &revoked, "").await.0, 403);
+    // So does a secret ID destroyed on A, at an AppRole login on B (which has no token to look
+    // up, and did not look at the index: found by review).
+    let approle = r#"{"type":"approle"}"#;
+    assert_eq!(request_with(a.addr, "POST", "/v1/sys/auth/approle", &token, approle).await.0, 204);
+    let role = r#"{"token_policies":"default"}"#;
+    assert_eq!(request_with(a.addr, "POST", "/v1/auth/approle/role/ci", &token, role).await.0, 204);
+    let (_, _, id) = request_with(a.addr, "GET", "/v1/auth/approle/role/ci/role-id", &token, "").await;
+    let (_, _, secret) = request_with(a.addr, "POST", "/v1/auth/approle/role/ci/secret-id", &token, "").await;
+    let secret = secret["data"]["secret_id"].as_str().unwrap().to_string();
+    let login = format!(r#"{{"role_id":{},"secret_id":"{secret}"}}"#, id["data"]["role_id"]);
+    let (status, made, _) = request_with(a.addr, "POST", "/v1/auth/approle/login", &[], &login).await;
+    assert_eq!(status, 200);
+    let made = [("X-Vault-Index", made.expect("a login answers with its index"))];
+    let made = [(made[0].0, made[0].1.as_str())];
+    assert_eq!(request_with(b.addr, "POST", "/v1/auth/approle/login", &made, &login).await.0, 200);
+    let destroy = format!(r#"{{"secret_id":"{secret}"}}"#);
+    let path = "/v1/auth/approle/role/ci/secret-id/destroy";
+    let (status, index, _) = request_with(a.addr, "POST", path, &token, &destroy).await;
+    assert_eq!(status, 204);
+    let destroyed = [("X-Vault-Index", index.unwrap())];
+    let destroyed = [(destroyed[0].0, destroyed[0].1.as_str())];
+    assert_eq!(request_with(b.addr, "POST", "/v1/auth/approle/login", &destroyed, &login).await.0, 400);
     for s in servers {
         s.stop().await;
     }
