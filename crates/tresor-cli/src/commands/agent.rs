@@ -112,10 +112,7 @@ pub(crate) fn spawn_agent(ctx: &Ctx, socket: &Path) -> Result<(), CliError> {
 
 pub(crate) fn cmd_agent(ctx: &Ctx) -> Result<(), CliError> {
     let hardening = tresor_server::harden::apply();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("TRESOR_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
+    crate::commands::log_to_stderr();
     for w in tresor_server::harden::report(&hardening) {
         tracing::warn!("{w}");
     }

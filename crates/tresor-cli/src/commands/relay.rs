@@ -28,10 +28,7 @@ pub(crate) fn run(flags: RelayFlags) -> Result<(), CliError> {
     if let Some(files) = &tls {
         tresor_server::http::listen::check(files).map_err(|e| CliError::input(format!("TLS: {e}")))?;
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("TRESOR_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
+    crate::commands::log_to_stderr();
     let data = flags.data.unwrap_or_else(|| config::state_dir().join("relay"));
     let scheme = if tls.is_some() { "https" } else { "http" };
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -122,6 +122,12 @@ pub(crate) fn run(ctx: &mut Ctx, flags: Flags) -> Result<(), CliError> {
     if let Some(files) = &tls {
         tresor_server::http::listen::check(files).map_err(|e| CliError::input(format!("TLS: {e}")))?;
     }
+    // What an operator must see (a detected rollback or fork, a failed audit of a denial) goes
+    // to stderr; clients only hear "look at the server's log".
+    crate::commands::log_to_stderr();
+    for w in tresor_server::harden::report(&tresor_server::harden::apply()) {
+        tracing::warn!("{w}");
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -18,6 +18,8 @@ struct Server {
     url: String,
     /// The root token it printed (`--new-root-token`).
     token: Option<String>,
+    /// What it wrote to stderr after it said where it listens.
+    log: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Drop for Server {
@@ -48,7 +50,15 @@ fn serve_with(env: &Env, args: &[&str], vars: &[(&str, &std::path::Path)]) -> Se
         }
     };
     // Keep draining its stderr so that it never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let kept = log.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let mut kept = kept.lock().unwrap();
+            kept.push_str(&line);
+            kept.push('\n');
+        }
+    });
     let mut out = BufReader::new(child.stdout.take().unwrap()).lines();
     let token = args.contains(&"--new-root-token").then(|| {
         loop {
@@ -59,7 +69,7 @@ fn serve_with(env: &Env, args: &[&str], vars: &[(&str, &std::path::Path)]) -> Se
         }
     });
     std::thread::spawn(move || out.for_each(drop));
-    Server { child, url, token }
+    Server { child, url, token, log }
 }
 
 /// One plain HTTP GET to the server: (status, body).
@@ -119,6 +129,42 @@ fn a_person_unseals_a_server_with_the_vault_password() {
     assert_eq!(get(&server.url, "/v1/sys/health").0, 200);
     // Again: already open, nothing to do.
     assert_eq!(unseal(PASSWORD).ok().text(), "unsealed\n");
+}
+
+/// A server that found the store rolled back answered 500 "look at the server's log", and wrote
+/// nothing to any log (found by review): the operator never learnt what it had found.
+#[test]
+fn regression_a_detected_rollback_reached_no_log() {
+    let env = Env::new();
+    env.init();
+    let password = env.password_file(PASSWORD);
+    let server =
+        serve_with(&env, &["--unseal", "--new-root-token"], &[("TRESOR_PASSWORD_FILE", password.as_path())]);
+    let token = server.token.as_deref().unwrap();
+    let write =
+        || call(&server.url, "POST", "/v1/secret/data/k", Some(token), r#"{"data":{"v":"1"}}"#).unwrap();
+    assert_eq!(write().0, 200);
+    // The store drops its newest commit: the next write finds its head gone.
+    let newest = std::fs::read_dir(env.vault.join("log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().bytes().all(|b| b.is_ascii_digit()))
+        .max()
+        .unwrap();
+    std::fs::remove_file(newest).unwrap();
+    let (status, body) = write();
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("look at the server's log"), "{body}");
+    let mut log = String::new();
+    for _ in 0..100 {
+        log = server.log.lock().unwrap().clone();
+        if log.contains("rollback") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(log.contains("integrity check") && log.contains("rollback"), "{log}");
+    assert!(!log.contains(token), "the log holds no token: {log}");
 }
 
 #[test]
