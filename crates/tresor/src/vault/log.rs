@@ -12,6 +12,7 @@ use crate::store::Durability;
 use crate::trust::TrustState;
 use bytes::Bytes;
 use futures::{Stream, StreamExt, TryStreamExt};
+use subtle::ConstantTimeEq;
 
 /// How many times unlock looks for the log's head again when commits keep landing past it.
 const MAX_HEAD_ROUNDS: usize = 16;
@@ -214,13 +215,14 @@ impl Engine {
         let store = self.store.clone();
         let head = self.log.seq;
         async move {
-            let head_there =
-                async { if head == 0 { Ok(true) } else { store.exists(&layout::commit(head)).await } };
+            let head_entry = async {
+                if head == 0 { Ok(Some(Bytes::new())) } else { store.get(&layout::commit(head)).await }
+            };
             let next = layout::commit(head + 1);
             let next_there = store.exists(&next);
-            let (newest, head_there, next_there) =
-                tokio::join!(snapshot::newest(&store), head_there, next_there);
-            Ok(FirstChecks { head, head_there: head_there?, next_there: next_there?, newest: newest? })
+            let (newest, head_entry, next_there) =
+                tokio::join!(snapshot::newest(&store), head_entry, next_there);
+            Ok(FirstChecks { head, head_entry: head_entry?, next_there: next_there?, newest: newest? })
         }
     }
 
@@ -249,7 +251,7 @@ impl Engine {
                 break;
             }
             if let Some(checks) = checks.take() {
-                let FirstChecks { head, head_there, next_there, newest } = checks?;
+                let FirstChecks { head, head_entry, next_there, newest } = checks?;
                 // Another writer's commits since: read them (the head checked is then behind us,
                 // and was there when they chained onto it). Under a fence, always: the era may
                 // have been switched elsewhere without a commit here.
@@ -258,10 +260,20 @@ impl Engine {
                 }
                 // The commit this handle builds on is gone: the era was deleted by a re-key
                 // elsewhere (a write here would be lost), or the store rolled back.
-                if !head_there {
+                let Some(head_entry) = head_entry else {
                     self.superseded().await?;
                     let served = self.scan_head(LogKind::Commit, 0).await?;
                     return Err(Error::Rollback { kind: ObjectKind::Commit, seen: head, served });
+                };
+                // It is there, but is it the one this handle applied? A store that dropped it
+                // and took another writer's commit under its number serves each writer its own
+                // history: a commit here would chain onto a head no other reader holds, and be
+                // acknowledged for ever (found by review). A refresh past it has checked it.
+                if head > 0
+                    && head == self.log.seq
+                    && !bool::from(self.keys.commit.link(&head_entry).ct_eq(&self.log.link))
+                {
+                    return Err(Error::Fork { kind: ObjectKind::Commit, seq: head });
                 }
                 // A snapshot above our head means the store lost commits that another writer saw:
                 // a commit here would land below the newest snapshot and must not be acknowledged.
@@ -359,8 +371,8 @@ impl Engine {
 pub(super) struct FirstChecks {
     /// The handle's head when the checks began.
     head: u64,
-    /// Whether commit `head` was there (true for an empty log).
-    head_there: bool,
+    /// Commit `head` as the store held it (`None`: gone; empty for an empty log).
+    head_entry: Option<Bytes>,
     /// Whether commit `head + 1` was there: another writer's, to read before building.
     next_there: bool,
     /// The newest complete-looking snapshot, not yet authenticated.

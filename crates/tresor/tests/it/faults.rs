@@ -582,9 +582,10 @@ async fn commit_whose_outcome_cannot_be_read_back_is_indeterminate() {
         } else {
             faults.fail_under(OpKind::Put, "log/", When::Nth(1));
         }
-        // The first read of the new commit's name is the write's freshness check (the commit's
-        // own check only asks whether it exists); every read after the create fails.
-        faults.fail_under(OpKind::Get, "log/", When::From(2));
+        // The first read of the new commit's name is the write's freshness check, the second the
+        // commit's own check that the head is still the one it applied; every read after the
+        // create fails.
+        faults.fail_under(OpKind::Get, "log/", When::From(3));
         let e = err(v.set("app/x", b"x2").await);
         match &e {
             Error::Indeterminate(inner) => assert!(is_injected_store_error(inner), "{e:?}"),

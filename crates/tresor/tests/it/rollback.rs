@@ -133,6 +133,29 @@ async fn fail_replaced_newest_commit_is_a_fork() {
     assert!(matches!(e, Error::Fork { kind: ObjectKind::Commit, seq: 3 }), "{e:?}");
 }
 
+/// A store that dropped an open handle's newest commit and took another writer's under its
+/// number served each its own history: the first handle went on committing onto the head it had
+/// applied, acknowledged writes no other reader could ever see (found by review, with servers on
+/// one bucket). Its next write must see that the head is not the one it applied.
+#[tokio::test]
+async fn regression_a_handle_kept_committing_onto_its_own_head_after_the_store_replaced_it() {
+    let env = Env::new();
+    let a = env.init().await;
+    a.set("a", b"1").await.unwrap();
+    let b = env.unlock_with(&env.path("other-trust"), PASSWORD).await.unwrap();
+    a.set("fork/a", b"from a").await.unwrap();
+    let head = env.objects(layout::LOG_DIR).last().cloned().unwrap();
+    std::fs::remove_file(env.obj(&head)).unwrap();
+    // B never saw A's commit: it writes its own under that number.
+    b.set("fork/b", b"from b").await.unwrap();
+    assert_eq!(env.objects(layout::LOG_DIR).last(), Some(&head));
+    let commits = env.objects(layout::LOG_DIR).len();
+    let e = err(a.set("fork/a2", b"again").await);
+    assert!(matches!(e, Error::Fork { kind: ObjectKind::Commit, .. }), "{e:?}");
+    assert_eq!(env.objects(layout::LOG_DIR).len(), commits, "nothing was committed onto the fork");
+    drop(b);
+}
+
 #[tokio::test]
 async fn fail_restored_old_key_file_after_passwd_is_a_rollback() {
     let env = Env::new();
