@@ -224,7 +224,7 @@ pub async fn add(
     check_peer_id(peer_id)?;
     // A group's folder is not opened to a weaker format: what a KOI peer wrote there would go to
     // the group as this vault's own writes.
-    crate::share::refuse_overlap(vault, &prefix).await?;
+    crate::share::refuse_group_overlap(vault, &prefix).await?;
     if load(vault, &prefix, peer_id).await?.is_some() {
         return Err(refused(format!("the KOI peer {peer_id} shares {prefix}/ already")));
     }

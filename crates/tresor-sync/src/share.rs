@@ -390,14 +390,30 @@ pub async fn find(vault: &Vault, prefix: &str) -> Result<Record, ShareError> {
     records(vault).await?.into_iter().find(|r| r.prefix == wanted).ok_or(ShareError::NoGroup(wanted))
 }
 
-/// Refuses `prefix` if a group of this vault shares it, a folder above it or one below it.
+/// Refuses `prefix` for a sync group if a group of this vault, or a KOI peer, shares it, a folder
+/// above it or one below it.
 pub(crate) async fn refuse_overlap(vault: &Vault, prefix: &str) -> Result<(), ShareError> {
+    refuse_group_overlap(vault, prefix).await?;
+    // Nor a KOI peer's: what the peer wrote there would go to the group as this vault's own
+    // writes, and the group's secrets to the peer (found by review: only `koi add` checked).
+    for peer in crate::koi::list(vault).await? {
+        if overlap(&peer.prefix, prefix) {
+            return Err(ShareError::Refused(format!(
+                "{prefix} overlaps {}, which the KOI peer {} shares: a sync group's folder is shared with no KOI peer",
+                peer.prefix, peer.peer_id
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses `prefix` if it is, holds or lies in a folder a sync group shares.
+pub(crate) async fn refuse_group_overlap(vault: &Vault, prefix: &str) -> Result<(), ShareError> {
     for record in records(vault).await? {
-        let (a, b) = (format!("{}/", record.prefix), format!("{prefix}/"));
-        if a == b {
+        if record.prefix == prefix {
             return Err(ShareError::Refused(format!("{prefix} is shared by a sync group already")));
         }
-        if a.starts_with(&b) || b.starts_with(&a) {
+        if overlap(&record.prefix, prefix) {
             return Err(ShareError::Refused(format!(
                 "{prefix} overlaps {}, which a sync group shares already",
                 record.prefix
@@ -405,6 +421,12 @@ pub(crate) async fn refuse_overlap(vault: &Vault, prefix: &str) -> Result<(), Sh
         }
     }
     Ok(())
+}
+
+/// Whether folders `a` and `b` are one, or one lies in the other.
+fn overlap(a: &str, b: &str) -> bool {
+    let (a, b) = (format!("{a}/"), format!("{b}/"));
+    a.starts_with(&b) || b.starts_with(&a)
 }
 
 async fn identity(vault: &Vault, record: &Record) -> Result<Identity, ShareError> {

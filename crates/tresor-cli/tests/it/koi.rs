@@ -176,3 +176,24 @@ fn base64ct_encode(bytes: &[u8]) -> String {
     use base64ct::Encoding;
     base64ct::Base64::encode_string(bytes)
 }
+
+/// A sync group could be made on a KOI peer's folder (or its parent or child): only `koi add`
+/// checked the overlap, so the peer's writes went to the group as this vault's own, and the
+/// group's secrets to the peer (found by review). Both orders are refused, nothing kept.
+#[test]
+fn regression_a_sync_group_could_share_a_koi_peers_folder() {
+    let env = Env::new();
+    env.init();
+    // The X25519 base point: a valid public key for the peer.
+    let key = format!("09{}", "00".repeat(31));
+    env.run_pw(&["share", "koi", "add", "a/kf", "--peer", NODE, "--key", &key], b"").ok();
+    let relay = env.tmp.path().join("relay");
+    std::fs::create_dir_all(&relay).unwrap();
+    for folder in ["a/kf", "a/kf/inner", "a"] {
+        let args = ["share", "create", folder, "--relay", relay.to_str().unwrap(), "--wait", "1s"];
+        let out = env.run_pw(&args, b"").expect(7);
+        assert!(out.stderr.contains("which the KOI peer"), "{folder}: {}", out.stderr);
+    }
+    let groups = env.run_pw(&["share", "list"], b"").ok().text();
+    assert!(!groups.contains("a/"), "no group was kept: {groups}");
+}
