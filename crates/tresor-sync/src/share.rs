@@ -26,6 +26,7 @@ use std::time::Duration;
 use tresor::path::SecretPath;
 use tresor::vault::{Change, SystemEntry};
 use tresor::{Vault, path};
+use tresor_crypto::cell::Cell;
 use tresor_crypto::{Key, SecretBytes, hash, random_array};
 use zeroize::Zeroizing;
 
@@ -1274,9 +1275,20 @@ struct Mailbox<'a> {
 
 impl Mailbox<'_> {
     async fn send(&mut self, message: &Message) -> Result<(), ShareError> {
+        let cells = self.seal(message)?;
+        self.upload(&cells).await
+    }
+
+    /// The cells of this side's next message (counted as sent once sealed).
+    fn seal(&mut self, message: &Message) -> Result<Vec<Cell>, ShareError> {
+        let cells = self.invitation.seal(self.role, self.sent + 1, message)?;
         self.sent += 1;
-        let cells = self.invitation.seal(self.role, self.sent, message)?;
-        self.relay.upload(&self.invitation.mailbox(), &cells).await?;
+        Ok(cells)
+    }
+
+    /// Uploads sealed cells to the pairing mailbox.
+    async fn upload(&mut self, cells: &[Cell]) -> Result<(), ShareError> {
+        self.relay.upload(&self.invitation.mailbox(), cells).await?;
         Ok(())
     }
 
@@ -1384,13 +1396,65 @@ pub async fn invite(
     }
     let now = now();
     let welcome = loaded.peer.admit(joiner, now)?;
+    // Sealed before anything is kept: a welcome the pairing cannot carry (a group whose history
+    // outgrew it) refuses the admission, and the joiner hears so.
+    let welcome = match mailbox.seal(&welcome) {
+        Ok(cells) => cells,
+        Err(e) => {
+            let _ = mailbox.send(&Message::Declined).await;
+            return Err(ShareError::Refused(format!(
+                "the welcome cannot be sent ({e}); nobody was admitted"
+            )));
+        }
+    };
     let uploads = loaded.peer.upload(now)?;
     let problems = save(vault, &loaded, actor, Vec::new()).await?;
     let detail = format!("admitted member {} into the sync group (the words matched)", joiner.id());
     vault.audit_sync(&loaded.record.prefix, &detail).await?;
-    mailbox.send(&welcome).await?;
+    if let Err(e) = mailbox.upload(&welcome).await {
+        // The joiner stops waiting: told in the welcome's place (most refusals store nothing).
+        mailbox.sent -= 1;
+        let _ = mailbox.send(&Message::Declined).await;
+        return Err(undo_admission(vault, relay, loaded.record, joiner.id(), actor, e).await);
+    }
     relay::send(relay, &uploads).await?;
     Ok((joiner.id(), problems))
+}
+
+/// The welcome of a member just admitted was not sent (`failed`): the member never learnt the
+/// group's keys, and must not stay in it — a member that never answers holds back every write
+/// of the group for ever (found by review: a relay refusing one upload left such a member). It is
+/// removed again at once, by a rekey of its own; what the failure was is the answer.
+async fn undo_admission(
+    vault: &Vault,
+    relay: &RelayClient,
+    record: Record,
+    joiner: MemberId,
+    actor: &str,
+    failed: ShareError,
+) -> ShareError {
+    let now = now();
+    let undone = async {
+        // As saved with the admission.
+        let mut loaded = load(vault, record).await?;
+        loaded.peer.rekey(&[joiner], now)?;
+        let uploads = loaded.peer.upload(now)?;
+        save(vault, &loaded, actor, Vec::new()).await?;
+        let detail = format!("removed member {joiner} again: its welcome could not be sent");
+        vault.audit_sync(&loaded.record.prefix, &detail).await?;
+        // The relay just failed: what it does not take now goes with the next sync.
+        let _ = relay::send(relay, &uploads).await;
+        Ok::<_, ShareError>(())
+    };
+    match undone.await {
+        Ok(()) => {
+            ShareError::Refused(format!("the welcome could not be sent ({failed}); nobody was admitted"))
+        }
+        Err(e) => ShareError::Refused(format!(
+            "the welcome could not be sent ({failed}), and member {joiner} could not be removed again ({e}): \
+             remove it with `tresor share remove`"
+        )),
+    }
 }
 
 /// Checks that this vault can join a group into `prefix` (a folder overlapping no group's, and

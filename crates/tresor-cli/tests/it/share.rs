@@ -302,6 +302,32 @@ fn a_removed_member_gets_nothing_written_after_and_its_writes_are_refused() {
     a.run_pw(&["share", "name", "team", &a_id, "e0805d"], b"").expect(7);
 }
 
+/// A welcome the relay refused (full, or failing) left the joiner admitted here though it never
+/// learnt the group's keys: a member that never answers, holding back every write of the group
+/// for ever (found by review). The admission is undone, the joiner is told, and a group nobody
+/// joined is not kept.
+#[test]
+fn regression_a_welcome_the_relay_refused_left_a_member_that_never_joined() {
+    let (a, b) = (Env::new(), Env::new());
+    a.init();
+    b.init();
+    // Room for the pairing's small messages, not for a welcome carrying 40 KiB of history that
+    // compresses to half (64 cells once padded).
+    let relay = start_with(&a, &a.path("relay"), &a.path("relay.log"), &["--max-size", "32K"]);
+    let noise = crate::common::random_hex(40 * 1024);
+    a.set("team/big", noise.as_bytes());
+    let (created, joined) =
+        pair(&a, &["share", "create", "team", "--relay", &relay.url], &b, "team", ["y", "y"]);
+    assert_ne!(created.code, 0, "{}", created.stderr);
+    assert!(created.stderr.contains("the welcome could not be sent"), "{}", created.stderr);
+    assert!(created.stderr.contains("nobody was admitted"), "{}", created.stderr);
+    assert!(created.stderr.contains("nobody joined: the group was not kept"), "{}", created.stderr);
+    assert!(a.run_pw(&["share", "list"], b"").ok().stderr.contains("in no sync group"));
+    assert_ne!(joined.code, 0, "{}", joined.stderr);
+    assert!(joined.stderr.contains("the other side declined"), "{}", joined.stderr);
+    assert!(b.run_pw(&["share", "list"], b"").ok().stderr.contains("in no sync group"));
+}
+
 #[test]
 fn pairing_refuses_bad_input_and_unconfirmed_words_share_nothing() {
     let (a, b, relay) = setup();
