@@ -107,15 +107,20 @@ impl Invitation {
 
     /// The messages in `cells` of the pairing mailbox, with the role that claims each; cells that
     /// do not open under the invitation's secret are skipped (the relay's, or another group's).
+    /// A message uploaded twice (a relay that stores an upload again, a client's retry after a
+    /// lost answer) counts once: it is the same message at the same place. Two different ones at
+    /// one place both count, and the pairing stops as out of turn.
     pub fn open<'a>(&self, cells: impl IntoIterator<Item = &'a [u8]>) -> Vec<(u16, Message)> {
         let mailbox = self.mailbox();
         let place = Place { group: &mailbox, epoch: 0, mailbox: &mailbox };
         let key = self.cell_key();
         let mut joiner = Reassembly::new(MAX_MESSAGE);
+        let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
         for cell in cells {
             if let Ok(Opened::Fragment(fragment)) = frame::open_cell(&key, place, cell)
                 && let Ok(Some(joined)) = joiner.add(fragment, 1)
+                && seen.insert((joined.sender, joined.seq, joined.hash))
                 && let Ok(message) = postcard::from_bytes::<Message>(&joined.bytes)
             {
                 out.push((joined.sender, message));
@@ -389,5 +394,22 @@ mod tests {
         let other = Invitation::new("http://127.0.0.1:8250").unwrap();
         assert!(other.open(cells.iter().map(|c| c.as_slice())).is_empty());
         assert_ne!(other.mailbox(), invitation.mailbox());
+    }
+
+    /// A relay that stored every upload twice (as a client's retry after a lost answer can make
+    /// any relay do) made both sides stop the pairing with "possible attack" (found by review).
+    #[test]
+    fn regression_a_message_uploaded_twice_was_taken_for_a_second_message() {
+        let invitation = Invitation::new("http://127.0.0.1:8250").unwrap();
+        let commit = Message::Commit([5; 32]);
+        let offer = Message::Declined;
+        let (c, o) = (invitation.seal(1, 1, &commit).unwrap(), invitation.seal(0, 1, &offer).unwrap());
+        let stored = [&c[..], &c[..], &o[..], &o[..]].concat();
+        let opened = invitation.open(stored.iter().map(|c| c.as_slice()));
+        assert_eq!(opened, [(1, commit.clone()), (0, offer)]);
+        // Another message at the same place is not a duplicate: both count.
+        let other = invitation.seal(1, 1, &Message::Commit([6; 32])).unwrap();
+        let stored = [&c[..], &other[..]].concat();
+        assert_eq!(invitation.open(stored.iter().map(|c| c.as_slice())).len(), 2);
     }
 }
