@@ -207,6 +207,9 @@ pub fn era_location(location: &str, era: u32) -> String {
     if era <= 1 { location.to_string() } else { format!("{location}/{}", crate::layout::era_dir(era)) }
 }
 
+/// The most root eras of one vault whose state [`TrustStore::forget_location`] looks for.
+const MAX_FORGOTTEN_ERA: u32 = 1 << 16;
+
 /// The first word of a trust-state slot's header line.
 const SLOT_MAGIC: &str = "tresor-trust-slot";
 
@@ -354,20 +357,36 @@ impl TrustStore {
     /// whether there was a pin.
     pub fn forget_location(&self, location: &str) -> Result<bool> {
         let _lock = self.lock_file(&self.location_file(location, "lock"))?;
-        // What this machine saw of the vault pinned here goes with the pin: the location holds
-        // another vault now, and that one's history is not this one's.
+        // What this machine saw of the vaults that were here goes with the pin: the location holds
+        // another vault now, and their history is not its. Every vault's, not only the pinned
+        // one's: a vault made here over an older one left the older one's state, which then
+        // named the location as the older vault's once the pin was gone (found by review).
+        let mut vaults: Vec<([u8; 16], u32)> = Vec::new();
         if let Some(pin) = self.location_pin(location)? {
             let mut id = [0u8; 16];
             if hex::decode_to_slice(&pin.vault_id, &mut id).is_ok() {
-                for era in 1..=pin.era {
-                    for ext in ["s1", "s0", "json", "failed"] {
-                        let path = self.file(&id, &era_location(location, era), ext);
-                        match fs::remove_file(&path) {
-                            Ok(()) => {}
-                            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                            Err(e) => return Err(local_err(&path, e)),
-                        }
+                vaults.push((id, pin.era));
+            }
+        }
+        for id in self.vaults_seen_at(location)? {
+            if !vaults.iter().any(|(seen, _)| *seen == id) {
+                vaults.push((id, 1));
+            }
+        }
+        for (id, pinned_era) in vaults {
+            // Every era up to the pinned one, and on while state files are found past it.
+            for era in 1..=MAX_FORGOTTEN_ERA {
+                let mut found = false;
+                for ext in ["s1", "s0", "json", "failed"] {
+                    let path = self.file(&id, &era_location(location, era), ext);
+                    match fs::remove_file(&path) {
+                        Ok(()) => found = true,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(local_err(&path, e)),
                     }
+                }
+                if !found && era >= pinned_era {
+                    break;
                 }
             }
         }

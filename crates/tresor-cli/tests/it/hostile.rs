@@ -234,6 +234,23 @@ fn regression_7_objects_private_whatever_the_umask_and_an_open_directory_is_repo
     assert!(doctor.contains("permissions: the vault directory"), "{doctor}");
 }
 
+/// A vault made where another one had been, then `trust forget`: what this machine had seen of
+/// the older vault stayed, and named the location as the older vault's once the pin was gone —
+/// exit 13, with a hint to run the very command that had just been run (found by review).
+#[test]
+fn regression_trust_forget_brought_back_the_vault_that_was_there_before() {
+    let env = Env::new();
+    env.init();
+    env.set("a", b"old vault");
+    std::fs::rename(&env.vault, env.path("old")).unwrap();
+    env.init();
+    env.set("a", b"new vault");
+    env.run(&["trust", "forget"], b"").ok();
+    let out = env.run_pw(&["get", "a"], b"").ok();
+    assert_eq!(out.stdout, b"new vault");
+    assert!(out.stderr.contains("first use of the vault"), "{}", out.stderr);
+}
+
 /// Issue 12, item 2: another vault opened with the same password at a known location was read
 /// without a word. It is refused (exit 13) until the location is re-trusted.
 #[test]
