@@ -360,7 +360,10 @@ pub(crate) async fn open_store(location: &str, create: bool) -> Result<Store, Cl
     let store = tresor_backend::open(location, create, &backend_config())
         .await
         .map_err(|e| CliError::from_core(&e))?;
-    if let Some(warning) = store.permission_warning() {
+    // Said of a vault's directory (or one being made), not of any directory named by mistake.
+    if let Some(warning) = store.permission_warning()
+        && (create || tresor::era::has_keyfile(&store).await.unwrap_or(false))
+    {
         errln!("tresor: warning: {warning}");
     }
     Ok(store)

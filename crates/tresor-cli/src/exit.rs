@@ -155,6 +155,9 @@ fn hint(e: &Error) -> Option<Cow<'static, str>> {
     }
     Some(Cow::Borrowed(match e {
         Error::NoVault { .. } => "create one with `tresor init`, or name another with --vault",
+        Error::NotAVault { .. } => {
+            "name the vault with --vault (or TRESOR_VAULT); `tresor init` makes one in a new or empty directory"
+        }
         Error::InterruptedInit { .. } => {
             "if it is an interrupted init, remove the location, then run `tresor init` again"
         }

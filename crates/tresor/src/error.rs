@@ -129,6 +129,12 @@ pub enum Error {
         /// The location.
         location: String,
     },
+    /// Files, but none of a vault's: a location that is not a vault (a wrong `--vault`).
+    #[error("{location} is not a tresor vault: it holds other files")]
+    NotAVault {
+        /// The location.
+        location: String,
+    },
     /// `init` or `import` on a location that already holds a vault or other objects.
     #[error("{location} is not empty: a vault (or other data) is already there")]
     VaultExists {
@@ -385,9 +391,10 @@ impl Error {
             Error::InvalidPath(_) | Error::TooLarge { .. } | Error::PasswordRule(_) | Error::Invalid(_) => {
                 Category::Invalid
             }
-            Error::NoVault { .. } | Error::VaultExists { .. } | Error::InterruptedInit { .. } => {
-                Category::Location
-            }
+            Error::NoVault { .. }
+            | Error::VaultExists { .. }
+            | Error::InterruptedInit { .. }
+            | Error::NotAVault { .. } => Category::Location,
             Error::Audit(_) => Category::Audit,
             Error::Unsupported(_) => Category::Unsupported,
             Error::Store(_) | Error::LocalState { .. } | Error::Random => Category::Other,

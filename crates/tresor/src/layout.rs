@@ -187,6 +187,15 @@ pub fn probe(id: &[u8; 16]) -> String {
     format!("{PROBE_DIR}/{}", hex::encode(id))
 }
 
+/// Whether `name` lies in a folder of a vault's layout (its key files, commits, audit trail,
+/// epoch keys, blobs, snapshots, eras): what tells an interrupted `init` from other files.
+pub fn is_vault_object(name: &str) -> bool {
+    matches!(
+        name.split('/').next(),
+        Some(KEYFILE_DIR | LOG_DIR | AUDIT_DIR | EPOCH_DIR | BLOB_DIR | SNAPSHOT_DIR | ERA_DIR | ROOT_DIR)
+    )
+}
+
 /// Whether `name` is a probe object's name (`probe/<32 lowercase hex>`).
 pub fn is_probe(name: &str) -> bool {
     name.strip_prefix(PROBE_DIR).and_then(|r| r.strip_prefix('/')).is_some_and(|id| {

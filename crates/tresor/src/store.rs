@@ -407,6 +407,11 @@ impl Store {
         }
     }
 
+    /// Whether the location holds objects of a vault's layout ([`crate::layout::is_vault_object`]).
+    pub async fn holds_vault_objects(&self) -> Result<bool> {
+        Ok(self.list_all().await?.iter().any(|n| crate::layout::is_vault_object(n)))
+    }
+
     /// Whether the location holds anything but probe leftovers: objects, or foreign entries of
     /// a local directory (a location with someone else's files is not a place to create a vault).
     pub async fn holds_data(&self) -> Result<bool> {

@@ -674,10 +674,13 @@ async fn load_keyfile(store: &Store) -> Result<(KeyFile, [u8; 32])> {
         .max_by_key(|(g, _)| *g);
     let Some((generation, name)) = newest else {
         let location = store.location().to_string();
-        // Objects but no key file: an init that stopped before its last step (nothing of it can
-        // ever be opened), or some other data.
-        if store.holds_data().await? {
+        // A vault's objects but no key file: an init that stopped before its last step (nothing
+        // of it can ever be opened). Other files: not a vault at all.
+        if store.holds_vault_objects().await? {
             return Err(Error::InterruptedInit { location });
+        }
+        if store.holds_data().await? {
+            return Err(Error::NotAVault { location });
         }
         return Err(Error::NoVault { location });
     };
@@ -806,8 +809,11 @@ impl Engine {
         if existing.iter().any(|n| n.starts_with("keyfile/")) {
             return Err(Error::VaultExists { location: store.location().to_string() });
         }
-        if store.holds_data().await? {
+        if store.holds_vault_objects().await? {
             return Err(Error::InterruptedInit { location: store.location().to_string() });
+        }
+        if store.holds_data().await? {
+            return Err(Error::NotAVault { location: store.location().to_string() });
         }
         store.probe().await?;
         let vault_id = tresor_crypto::random_array::<16>()?;

@@ -530,3 +530,20 @@ fn what_a_new_user_tripped_on_says_what_to_do() {
     // Filters do not quietly apply to what they cannot.
     tresor(&env, &["audit", "--since", "1h", "verify"], b"").expect(2);
 }
+
+/// A directory of other files named as the vault (`--vault /etc`) was "an interrupted init" with
+/// a hint to remove it, and a warning to chmod it (found by review).
+#[test]
+fn regression_a_directory_of_other_files_was_called_an_interrupted_init_to_remove() {
+    let env = Env::new();
+    let other = env.path("documents");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), b"mine").unwrap();
+    std::fs::set_permissions(&other, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = tresor(&env, &["--vault", other.to_str().unwrap(), "list"], b"").expect(8);
+    assert!(out.stderr.contains("is not a tresor vault: it holds other files"), "{}", out.stderr);
+    for wrong in ["interrupted init", "remove the location", "chmod"] {
+        assert!(!out.stderr.contains(wrong), "{wrong}: {}", out.stderr);
+    }
+    assert_eq!(std::fs::read(other.join("notes.txt")).unwrap(), b"mine");
+}

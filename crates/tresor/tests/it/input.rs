@@ -107,14 +107,24 @@ async fn fail_no_vault_and_vault_exists() {
     assert!(e.to_string().contains("no vault at"), "{e}");
     assert!(files(&env.loc).is_empty());
     std::fs::write(env.loc.join("README"), b"hello").unwrap();
-    // Objects but no key file: to unlock and init alike, not a vault (maybe an interrupted init).
+    // Other files: to unlock and init alike, not a vault (not "an interrupted init", whose hint
+    // says to remove the location: found by review).
+    let e = err(env.unlock().await);
+    assert!(matches!(e, Error::NotAVault { .. }), "{e:?}");
+    assert!(e.to_string().contains("is not a tresor vault: it holds other files"), "{e}");
+    let e = err(Vault::init(store(&env.loc, false), &pw(PASSWORD), opts(&env.trust)).await);
+    assert!(matches!(e, Error::NotAVault { .. }), "{e:?}");
+    assert_eq!(files(&env.loc), ["README"]);
+    // A vault's objects but no key file: an interrupted init, to unlock and init alike.
+    std::fs::create_dir_all(env.loc.join("log")).unwrap();
+    std::fs::write(env.loc.join("log/00000000000000000001"), b"x").unwrap();
     let e = err(env.unlock().await);
     assert!(matches!(e, Error::InterruptedInit { .. }), "{e:?}");
     assert!(e.to_string().contains("no key file"), "{e}");
     let e = err(Vault::init(store(&env.loc, false), &pw(PASSWORD), opts(&env.trust)).await);
     assert!(matches!(e, Error::InterruptedInit { .. }), "{e:?}");
-    assert_eq!(files(&env.loc), ["README"]);
     std::fs::remove_file(env.loc.join("README")).unwrap();
+    std::fs::remove_dir_all(env.loc.join("log")).unwrap();
     // A vault there already.
     let v = env.init().await;
     v.set("a", b"1").await.unwrap();
