@@ -9,7 +9,7 @@
 //! messages to stderr. Exit codes are documented in [`exit`] and in the README.
 
 /// `println!` that treats a closed stdout (`tresor list | head`) as the end of the output
-/// rather than a panic.
+/// rather than a panic, and any other failed write as the command's failure (exit 1).
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
@@ -17,6 +17,10 @@ macro_rules! outln {
             if e.kind() == std::io::ErrorKind::BrokenPipe {
                 std::process::exit(0);
             }
+            // The output is lost (`> file` on a full disk): the command must not look as if it
+            // had succeeded (found by review: `list > /dev/full` exited 0).
+            errln!("tresor: error: cannot write the output: {e}");
+            std::process::exit(1);
         }
     }};
 }

@@ -547,3 +547,23 @@ fn regression_a_directory_of_other_files_was_called_an_interrupted_init_to_remov
     }
     assert_eq!(std::fs::read(other.join("notes.txt")).unwrap(), b"mine");
 }
+
+/// `tresor list > inventory.json` on a full disk exited 0 with nothing written (found by review):
+/// every command's output is checked as `get`'s was.
+#[test]
+fn regression_output_lost_to_a_full_disk_exited_0() {
+    let env = vault();
+    for args in [&["list"][..], &["list", "--json"], &["history", "db/password"], &["status"], &["audit"]] {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let out = env
+            .std_cmd(common::bin())
+            .env("TRESOR_PASSWORD", PASSWORD)
+            .args(args)
+            .stdout(full)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains("cannot write the output"), "{args:?}: {stderr}");
+    }
+}
