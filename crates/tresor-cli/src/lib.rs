@@ -134,7 +134,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Share { action } => commands::share::run(&mut ctx, action, &mut stdin),
         Command::Sync { args } => commands::share::sync(&mut ctx, args),
         Command::Unseal { address, ca_cert, share } => {
-            commands::unseal::run(&mut ctx, remote::Server { address, ca_cert }, share)
+            commands::unseal::run(&mut ctx, remote::Server { address, ca_cert }, share, &mut stdin)
         }
         Command::Login { address, ca_cert, .. } => {
             commands::login::login(remote::Server { address, ca_cert }, &mut stdin)

@@ -111,15 +111,16 @@ pub fn prompt_line(label: &str) -> Result<SecretString, String> {
     Ok(SecretString::from(line))
 }
 
+/// Where a password can come from, said when none came: true of every command that needs one
+/// (`init`, `passwd` and `unseal` want the password itself, whatever the agent holds).
+const NO_PASSWORD: &str = "no password given and no terminal to ask at: use --password-stdin, \
+                           TRESOR_PASSWORD_FILE or TRESOR_PASSWORD (commands the agent serves need none once \
+                           `tresor unlock` ran)";
+
 fn prompt(label: &str) -> Result<SecretString, String> {
     if !std::io::stdin().is_terminal() && std::fs::File::open("/dev/tty").is_err() {
-        return Err(
-            "no password given: `tresor unlock` first, or use --password-stdin, TRESOR_PASSWORD_FILE or a terminal"
-                .into(),
-        );
+        return Err(NO_PASSWORD.into());
     }
-    let pw = Zeroizing::new(rpassword::prompt_password(label).map_err(|_| {
-        "no password given: `tresor unlock` first, or use --password-stdin, TRESOR_PASSWORD_FILE or a terminal".to_string()
-    })?);
+    let pw = Zeroizing::new(rpassword::prompt_password(label).map_err(|_| NO_PASSWORD.to_string())?);
     Ok(SecretString::from(pw.trim().to_string()))
 }

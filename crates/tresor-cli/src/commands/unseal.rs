@@ -7,6 +7,7 @@
 use crate::exit::CliError;
 use crate::*;
 use secrecy::ExposeSecret;
+use std::io::IsTerminal;
 
 use crate::remote::{Server, answered, base_url, client};
 
@@ -42,7 +43,12 @@ fn report(status: &serde_json::Value) {
 }
 
 /// `tresor unseal [--share]`.
-pub(crate) fn run(ctx: &mut Ctx, server: Server, share: bool) -> Result<(), CliError> {
+pub(crate) fn run(
+    ctx: &mut Ctx,
+    server: Server,
+    share: bool,
+    stdin: &mut impl std::io::BufRead,
+) -> Result<(), CliError> {
     let base = base_url(server.address)?;
     let client = client(server.ca_cert)?;
     let rt = runtime()?;
@@ -71,7 +77,17 @@ pub(crate) fn run(ctx: &mut Ctx, server: Server, share: bool) -> Result<(), CliE
         r.map(zeroize::Zeroizing::new).map_err(|e| CliError::other(e.to_string()))
     };
     let (route, body) = if share {
-        let share = password::prompt_line("Unseal share: ").map_err(CliError::input)?;
+        // From a terminal, hidden; from a pipe, its first line (`... | tresor unseal --share`,
+        // as `vault operator unseal -`): never from argv, which other users' `ps` shows.
+        let share = if std::io::stdin().is_terminal() {
+            password::prompt_line("Unseal share: ").map_err(CliError::input)?
+        } else {
+            password::read_stdin_line(stdin)
+                .map_err(|e| CliError::input(e.replace("the password", "the unseal share")))?
+        };
+        if share.expose_secret().trim().is_empty() {
+            return Err(CliError::input("no unseal share given".into()));
+        }
         ("sys/unseal", encode(serde_json::to_vec(&Share { key: share.expose_secret().trim() }))?)
     } else {
         let password = ctx.password()?;
