@@ -67,7 +67,20 @@ pub(crate) fn read_value(
         }
         // From a file or stdin, one byte past the limit is the most read: a device that never
         // ends (`--file /dev/zero`) is refused, not read until memory runs out.
-        (None, source) => return crate::input::read_limited(source, stdin, max_value, "max_value_size"),
+        (None, source) => {
+            let piped = matches!(source, crate::input::Source::Stdin);
+            let value = crate::input::read_limited(source, stdin, max_value, "max_value_size")?;
+            // `failing_command | tresor set db/password` must not replace the password with
+            // nothing (found by review). An empty value is stored when given as such.
+            if piped && value.is_empty() {
+                return Err(CliError::input(
+                    "stdin was empty: nothing stored (did the command before the pipe fail?); to store an empty \
+                     value, give it as the argument: tresor set PATH ''"
+                        .into(),
+                ));
+            }
+            return Ok(value);
+        }
     };
     if value.len() > max_value {
         return Err(CliError::from_core(&tresor::Error::TooLarge { size: value.len(), limit: max_value }));

@@ -449,3 +449,24 @@ fn regression_a_write_cut_short_left_a_hidden_plaintext_file_behind() {
         assert_eq!(named.count(), 0, "{args:?}: a file created under a name: {in_dir:#?}");
     }
 }
+
+/// `failing_command | tresor set db/password` replaced the password with an empty value and
+/// exited 0 (found by review). An empty stdin stores nothing, through the front and the CLI; an
+/// empty value given as the argument is still stored.
+#[test]
+fn regression_an_empty_pipe_replaced_a_secret_with_nothing() {
+    let env = Env::new();
+    env.init();
+    env.set("db/password", b"hunter2");
+    let out = env.run_pw(&["set", "db/password"], b"").expect(7);
+    assert!(out.stderr.contains("stdin was empty: nothing stored"), "{}", out.stderr);
+    assert_eq!(env.get("db/password"), b"hunter2");
+    // Through the agent (the front serves `set`) alike.
+    let _agent = env.agent_guard();
+    env.run_pw(&["unlock"], b"").ok();
+    let out = env.run(&["set", "db/password"], b"").expect(7);
+    assert!(out.stderr.contains("stdin was empty: nothing stored"), "{}", out.stderr);
+    assert_eq!(env.get("db/password"), b"hunter2");
+    env.run(&["set", "db/empty", ""], b"").ok();
+    assert_eq!(env.get("db/empty"), b"");
+}
