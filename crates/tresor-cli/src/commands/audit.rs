@@ -63,6 +63,13 @@ pub(crate) fn verify(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
 /// `tresor audit`: the audit trail, every lane, oldest record first.
 pub(crate) fn show(ctx: &mut Ctx, filter: crate::cli::AuditFilterArgs, json: bool) -> Result<(), CliError> {
     let now = tresor::model::now_ms();
+    // An operation no record can name would show nothing, as if nothing had happened.
+    if let Some(op) = &filter.op
+        && tresor::model::AuditOp::parse(op).is_none()
+    {
+        let known: Vec<&str> = tresor::model::AuditOp::ALL.iter().map(|o| o.as_str()).collect();
+        return Err(CliError::input(format!("--op {op}: no such operation (one of: {})", known.join(", "))));
+    }
     let filter = tresor::model::AuditFilter {
         path: filter.path,
         actor: filter.actor,

@@ -292,6 +292,9 @@ fn audit_filters_by_path_operation_actor_time_and_count() {
     assert_eq!(json.as_array().unwrap().len(), 1);
     assert_eq!(json[0]["path"], "web/github");
     tresor(&env, &["audit", "--since", "last tuesday"], b"").expect(7);
+    // An operation that does not exist is refused, not answered with nothing (found by review).
+    let out = tresor(&env, &["audit", "--op", "frob"], b"").expect(7);
+    assert!(out.stderr.contains("--op frob: no such operation (one of: "), "{}", out.stderr);
 }
 
 #[test]
