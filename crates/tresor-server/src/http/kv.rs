@@ -30,7 +30,12 @@ pub(crate) async fn handle(
         ("data", Verb::Write) => write(vault, &secret(path)?, &call.json()?).await,
         ("data", Verb::Patch) => patch(vault, &secret(path)?, &call.json()?).await,
         ("data", Verb::Delete) => {
-            vault.delete(&secret(path)?).await?;
+            // Nothing there (never written, or deleted already): Vault answers 204 all the same
+            // ("deleted, if it existed"), and clients deleting what is gone rely on it.
+            match vault.delete(&secret(path)?).await {
+                Ok(_) | Err(tresor::Error::NotFound { .. } | tresor::Error::Deleted { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
             Ok(reply::no_content())
         }
         ("delete", Verb::Write) => {
@@ -50,7 +55,8 @@ pub(crate) async fn handle(
         }
         ("metadata", Verb::List) => list(vault, mount, path).await,
         ("metadata", Verb::Read) => metadata(vault, &secret(path)?).await,
-        ("metadata", Verb::Write | Verb::Patch) => set_settings(vault, &secret(path)?, &call.json()?).await,
+        ("metadata", Verb::Write) => set_settings(vault, &secret(path)?, &call.json()?, false).await,
+        ("metadata", Verb::Patch) => set_settings(vault, &secret(path)?, &call.json()?, true).await,
         ("metadata", Verb::Delete) => delete_metadata(vault, &secret(path)?).await,
         ("config", Verb::Read) => Ok(reply::ok(
             json!({ "cas_required": false, "delete_version_after": "0s", "max_versions": 0 }),
@@ -170,11 +176,22 @@ fn visible<'h>(history: &'h [HistoryEntry], settings: &Settings) -> &'h [History
 }
 
 /// `POST`/`PATCH secret/metadata/<p>`: changes the settings given, keeps the others.
-async fn set_settings(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiError> {
+async fn set_settings(vault: &Vault, path: &str, body: &Value, patch: bool) -> Result<Response, ApiError> {
     let (mut s, version) = settings(vault, path).await?;
-    if let Some(v) = body.get("custom_metadata").filter(|v| !v.is_null()) {
-        s.custom_metadata = serde_json::from_value(v.clone())
-            .map_err(|_| ApiError::invalid("custom_metadata must map names to strings"))?;
+    let bad = || ApiError::invalid("custom_metadata must map names to strings");
+    match body.get("custom_metadata").filter(|v| !v.is_null()) {
+        // A PATCH merges (RFC 7386, as Vault's): keys given replace theirs, `null` removes one.
+        Some(Value::Object(changes)) if patch => {
+            for (key, value) in changes {
+                match value {
+                    Value::Null => drop(s.custom_metadata.remove(key)),
+                    Value::String(text) => drop(s.custom_metadata.insert(key.clone(), text.clone())),
+                    _ => return Err(bad()),
+                }
+            }
+        }
+        Some(v) => s.custom_metadata = serde_json::from_value(v.clone()).map_err(|_| bad())?,
+        None => {}
     }
     if let Some(required) = super::fields::flag(body, "cas_required")? {
         s.cas_required = required;
@@ -344,7 +361,12 @@ async fn patch(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiE
     let Some(current) = history.last().filter(|h| h.deleted_ms.is_none()) else {
         return Err(ApiError::not_found());
     };
-    if let Some(cas) = cas(body)?
+    let cas = cas(body)?;
+    // As a write: a secret (or mount) that requires check-and-set requires it of a patch too.
+    if cas.is_none() && settings_in_force(vault, path).await?.cas_required {
+        return Err(ApiError::invalid("check-and-set parameter required for this call"));
+    }
+    if let Some(cas) = cas
         && cas != current.version
     {
         return Err(ApiError::invalid("check-and-set parameter did not match the current version"));

@@ -514,10 +514,12 @@ pub(crate) fn document() -> Value {
         ("sign", "Sign with an Ed25519 key", sign),
         ("verify", "Verify an Ed25519 signature", verify),
     ] {
-        add(
-            &format!("/transit/{name}/{{name}}"),
-            item(&["name"], &[("post", op(summary, "transit", 200, Some(request), false))]),
-        );
+        let mut post = op(summary, "transit", 200, Some(request), false);
+        if matches!(name, "encrypt" | "decrypt" | "rewrap") {
+            post["responses"]["400"] = json!({ "description": "refused; or a batch with failed items: its results, each failure with its error",
+                "content": { "application/json": { "schema": { "anyOf": [schema("Errors"), schema("Envelope")] } } } });
+        }
+        add(&format!("/transit/{name}/{{name}}"), item(&["name"], &[("post", post)]));
     }
     add(
         "/transit/datakey/{kind}/{name}",

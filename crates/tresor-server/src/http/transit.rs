@@ -267,6 +267,13 @@ pub(crate) async fn handle(
     let (name, action) = match kind {
         "keys" | "encrypt" | "decrypt" | "rewrap" | "sign" | "verify" => (qualified(mount, name)?, action),
         "datakey" => (qualified(mount, action)?, name),
+        // Vault's, not tresor's: said so, rather than a 404 a client reads as "no such key".
+        "hmac" | "random" | "hash" | "export" | "backup" | "restore" | "cache-config" | "wrapping_key"
+        | "byok-export" | "import" => {
+            return Err(ApiError::invalid(format!(
+                "transit/{kind} is not supported by tresor's transit engine"
+            )));
+        }
         _ => return Err(ApiError::not_found()),
     };
     let name = name.as_str();
@@ -274,7 +281,7 @@ pub(crate) async fn handle(
         ("keys", "", Verb::Write) => {
             let body = call.json()?;
             unsupported(&body, KEY_UNSUPPORTED)?;
-            let kind = body.get("type").and_then(Value::as_str).unwrap_or("chacha20-poly1305");
+            let kind = body.get("type").and_then(Value::as_str).unwrap_or(DEFAULT_TYPE);
             load_or_create(vault, name, kind).await?;
             Ok(reply::no_content())
         }
@@ -300,8 +307,9 @@ pub(crate) async fn handle(
             let min = whole(&body, "min_decryption_version")?;
             let info = update(vault, name, |info| {
                 if let Some(min) = min {
-                    let min = u32::try_from(min).unwrap_or(u32::MAX);
-                    if min == 0 || min > info.latest_version {
+                    // 0 is taken as 1, as Vault takes it.
+                    let min = u32::try_from(min).unwrap_or(u32::MAX).max(1);
+                    if min > info.latest_version {
                         return Err(ApiError::invalid(
                             "min_decryption_version must be between 1 and the latest version",
                         ));
@@ -316,7 +324,7 @@ pub(crate) async fn handle(
         ("encrypt", "", Verb::Write) => {
             let body = call.json()?;
             unsupported(&body, ITEM_UNSUPPORTED)?;
-            let kind = body.get("type").and_then(Value::as_str).unwrap_or("chacha20-poly1305");
+            let kind = body.get("type").and_then(Value::as_str).unwrap_or(DEFAULT_TYPE);
             // A key made here encrypts: a signing type is refused before anything is made.
             if kind == SIGNING {
                 return Err(ApiError::invalid("key type ed25519 does not support encryption"));
@@ -350,6 +358,14 @@ pub(crate) async fn handle(
             info.must(false)?;
             datakey(vault, name, &info, &call.json()?, shown == "plaintext").await
         }
+        // Keys are never deleted (`deletion_allowed` is refused): Vault's answer without it.
+        ("keys", "", Verb::Delete) => match load(vault, name).await? {
+            Some(_) => Err(ApiError::invalid("deletion is not allowed for this key")),
+            None => Err(ApiError::not_found()),
+        },
+        ("keys", "trim", Verb::Write) => {
+            Err(ApiError::invalid("transit/keys/<name>/trim is not supported by tresor's transit engine"))
+        }
         ("keys" | "encrypt" | "decrypt" | "rewrap" | "sign" | "verify" | "datakey", _, _) => {
             Err(ApiError::method())
         }
@@ -365,10 +381,22 @@ async fn existing(vault: &Vault, name: &str) -> Result<KeyInfo, ApiError> {
         .ok_or_else(|| ApiError::invalid(format!("key not found: {}", shown(name))))
 }
 
+/// The type of a key made without one: Vault's default.
+const DEFAULT_TYPE: &str = "aes256-gcm96";
+
+/// Standard Base64 as Go's decoder reads it (what Vault clients send): line breaks are skipped,
+/// so the output of `base64` (76 columns, a newline at the end) decodes. The copy without them is
+/// wiped (it may be a plaintext's Base64).
+fn base64(text: &str) -> Option<zeroize::Zeroizing<Vec<u8>>> {
+    let joined: zeroize::Zeroizing<String> =
+        zeroize::Zeroizing::new(text.chars().filter(|c| *c != '\n' && *c != '\r').collect());
+    Base64::decode_vec(&joined).ok().map(zeroize::Zeroizing::new)
+}
+
 /// The Base64 `input` of a signing request.
 fn input(body: &Value) -> Result<Vec<u8>, ApiError> {
     let text = body.get("input").and_then(Value::as_str).ok_or_else(|| ApiError::invalid("missing input"))?;
-    Base64::decode_vec(text).map_err(|_| ApiError::invalid("input must be Base64"))
+    base64(text).map(|v| v.to_vec()).ok_or_else(|| ApiError::invalid("input must be Base64"))
 }
 
 /// The version `key_version` of `item` names (the latest when absent or 0), refused outside the
@@ -496,11 +524,34 @@ async fn each(vault: &Vault, name: &str, info: &KeyInfo, body: &Value, op: Op) -
             "transit",
         ));
     }
+    // As Vault answers a batch: every item's `reference` echoed; an item that failed makes the
+    // whole answer a 400 (or the caller's `partial_failure_response_code` when some succeeded),
+    // the results still in it.
+    let failed = results.iter().filter(|r| r.is_err()).count();
+    let all_failed = failed == results.len();
     let results: Vec<Value> = results
         .into_iter()
-        .map(|r| r.unwrap_or_else(|e| json!({ "error": e.messages.join("; ") })))
+        .zip(items)
+        .map(|(r, item)| {
+            let mut out = r.unwrap_or_else(|e| json!({ "error": e.messages.join("; ") }));
+            if let Some(reference) = item.get("reference")
+                && let Value::Object(fields) = &mut out
+            {
+                fields.insert("reference".into(), reference.clone());
+            }
+            out
+        })
         .collect();
-    Ok(reply::ok(json!({ "batch_results": results }), "transit"))
+    let answer = json!({ "batch_results": results });
+    if failed == 0 {
+        return Ok(reply::ok(answer, "transit"));
+    }
+    let status = match whole(body, "partial_failure_response_code")? {
+        Some(code) if !all_failed => axum::http::StatusCode::from_u16(u16::try_from(code).unwrap_or(0))
+            .map_err(|_| ApiError::invalid("partial_failure_response_code is not a status code"))?,
+        _ => axum::http::StatusCode::BAD_REQUEST,
+    };
+    Ok(reply::json(status, &reply::envelope(answer, "transit")))
 }
 
 /// Encrypts the Base64 `plaintext` of each item under the latest version (or its `key_version`),
@@ -517,9 +568,7 @@ async fn encrypt_all(
             .get("plaintext")
             .and_then(Value::as_str)
             .ok_or_else(|| ApiError::invalid("missing plaintext"))?;
-        let plaintext = zeroize::Zeroizing::new(
-            Base64::decode_vec(text).map_err(|_| ApiError::invalid("plaintext must be Base64"))?,
-        );
+        let plaintext = base64(text).ok_or_else(|| ApiError::invalid("plaintext must be Base64"))?;
         Ok((chosen_version(item, info, "encryption")?, plaintext))
     };
     let prepared: Vec<_> = items.iter().map(prepare).collect();

@@ -1240,3 +1240,35 @@ async fn regression_children_made_while_their_parent_was_revoked_survived_it() {
     vault.lock("test").await.unwrap();
     s.stop().await;
 }
+
+/// What real clients saw differ from Vault's KV v2 (found by review): deleting a secret that was
+/// not there was a 404 (`vault kv delete` of what is gone failed); a patch ignored
+/// `cas_required`; a metadata PATCH replaced `custom_metadata` instead of merging it (and refused
+/// `null`, which removes a key); after its metadata was deleted a secret could never be made
+/// again with `cas=0`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_kv_answers_differed_from_vaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let (addr, token) = (s.addr, Some(s.token.as_str()));
+    assert_eq!(request(addr, "DELETE", "/v1/secret/data/never/written", token, "").await.0, 204);
+    assert_eq!(request(addr, "POST", "/v1/secret/data/k", token, r#"{"data":{"a":"1"}}"#).await.0, 200);
+    let meta = r#"{"cas_required":true,"custom_metadata":{"a":"1","b":"2"}}"#;
+    assert_eq!(request(addr, "POST", "/v1/secret/metadata/k", token, meta).await.0, 204);
+    let (status, _, body) = request(addr, "PATCH", "/v1/secret/data/k", token, r#"{"data":{"a":"2"}}"#).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errors"][0], Value::from("check-and-set parameter required for this call"));
+    let with_cas = r#"{"data":{"a":"2"},"options":{"cas":1}}"#;
+    assert_eq!(request(addr, "PATCH", "/v1/secret/data/k", token, with_cas).await.0, 200);
+    let merge = r#"{"custom_metadata":{"b":null,"c":"3"}}"#;
+    assert_eq!(request(addr, "PATCH", "/v1/secret/metadata/k", token, merge).await.0, 204);
+    let (_, _, meta) = request(addr, "GET", "/v1/secret/metadata/k", token, "").await;
+    assert_eq!(meta["data"]["custom_metadata"], serde_json::json!({"a": "1", "c": "3"}), "{meta}");
+    assert_eq!(request(addr, "DELETE", "/v1/secret/metadata/k", token, "").await.0, 204);
+    let create = r#"{"data":{"a":"new"},"options":{"cas":0}}"#;
+    let (status, _, body) = request(addr, "POST", "/v1/secret/data/k", token, create).await;
+    assert_eq!(status, 200, "{body}");
+    let (_, _, read) = request(addr, "GET", "/v1/secret/data/k", token, "").await;
+    assert_eq!(read["data"]["data"]["a"], Value::from("new"), "{read}");
+    s.stop().await;
+}

@@ -25,9 +25,10 @@ pub enum Cas {
     /// Its live version is this one; 0: it has none (never written, or its newest version
     /// deleted or destroyed).
     Live(u64),
-    /// Its newest version, live, deleted or destroyed, is this one; 0: it never had one. Vault's
-    /// KV v2 check-and-set, where a soft-deleted secret is written over by naming its deleted
-    /// version.
+    /// Its newest version, live, deleted or destroyed, is this one; 0: it never had one, or every
+    /// version it had is destroyed (what deleting a KV v2 secret's metadata leaves: Vault then
+    /// takes `cas=0`). Vault's KV v2 check-and-set, where a soft-deleted secret is written over by
+    /// naming its deleted version.
     Newest(u64),
 }
 
@@ -36,7 +37,10 @@ impl Cas {
     /// conflict says what it is at.
     fn check(self, path: &str, entry: Option<&crate::index::Entry>) -> Result<()> {
         let live = entry.and_then(|e| e.live()).map_or(0, |v| v.version);
-        let newest = entry.and_then(|e| e.versions.last()).map_or(0, |v| v.version);
+        let newest = entry
+            .filter(|e| !e.versions.iter().all(|v| v.blob.is_destroyed()))
+            .and_then(|e| e.versions.last())
+            .map_or(0, |v| v.version);
         let (current, expected) = match self {
             Cas::Live(expected) => (live, expected),
             Cas::Newest(expected) => (newest, expected),
