@@ -406,9 +406,11 @@ fn merge(target: &mut Value, patch: &Value) {
 /// `LIST secret/metadata/<p>`: the names right under `p` (folders end in `/`); none is a 404.
 async fn list(vault: &Vault, mount: &str, path: &str) -> Result<Response, ApiError> {
     let prefix = if path.is_empty() { format!("{mount}/") } else { format!("{mount}/{path}/") };
-    let keys: BTreeSet<String> = vault
-        .list(&prefix)
-        .await?
+    // Every secret with metadata, as Vault lists: a soft-deleted one too (how one finds what to
+    // undelete; found by review).
+    let mut entries = vault.list(&prefix).await?;
+    entries.extend(vault.list_deleted(&prefix).await?);
+    let keys: BTreeSet<String> = entries
         .into_iter()
         .filter_map(|e| {
             let rest = e.path.strip_prefix(&prefix)?;

@@ -1264,6 +1264,12 @@ async fn regression_kv_answers_differed_from_vaults() {
     assert_eq!(request(addr, "PATCH", "/v1/secret/metadata/k", token, merge).await.0, 204);
     let (_, _, meta) = request(addr, "GET", "/v1/secret/metadata/k", token, "").await;
     assert_eq!(meta["data"]["custom_metadata"], serde_json::json!({"a": "1", "c": "3"}), "{meta}");
+    // A soft-deleted secret is listed, as Vault lists every secret with metadata.
+    assert_eq!(request(addr, "POST", "/v1/secret/data/d/gone", token, r#"{"data":{"a":"1"}}"#).await.0, 200);
+    assert_eq!(request(addr, "POST", "/v1/secret/data/d/here", token, r#"{"data":{"a":"1"}}"#).await.0, 200);
+    assert_eq!(request(addr, "DELETE", "/v1/secret/data/d/gone", token, "").await.0, 204);
+    let (_, _, listed) = request(addr, "LIST", "/v1/secret/metadata/d", token, "").await;
+    assert_eq!(listed["data"]["keys"], serde_json::json!(["gone", "here"]), "{listed}");
     assert_eq!(request(addr, "DELETE", "/v1/secret/metadata/k", token, "").await.0, 204);
     let create = r#"{"data":{"a":"new"},"options":{"cas":0}}"#;
     let (status, _, body) = request(addr, "POST", "/v1/secret/data/k", token, create).await;
