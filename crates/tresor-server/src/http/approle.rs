@@ -77,6 +77,13 @@ fn role_path(name: &str) -> Result<SecretPath, ApiError> {
     Ok(SecretPath::system(&format!("approle/roles/{name}"))?)
 }
 
+/// Whether the role whose role ID is `role_id` is still there (a role made again has another
+/// role ID): bookkeeping, unaudited.
+pub(crate) async fn role_is_there(vault: &Vault, role_id: &str) -> Result<bool, tresor::Error> {
+    let Ok(path) = role_id_path(role_id) else { return Ok(false) };
+    Ok(matches!(vault.system_entry(&path, None).await?, tresor::vault::SystemEntry::Current(..)))
+}
+
 fn role_id_path(role_id: &str) -> Result<SecretPath, ApiError> {
     if role_id.is_empty()
         || role_id.len() > 128
@@ -202,9 +209,16 @@ pub(crate) async fn login(unsealed: &Unsealed, vault: &Vault, call: &Call) -> Re
         max_ttl_s: role.token_max_ttl_s,
         num_uses: role.token_num_uses,
     };
-    let (token, record) =
-        tokens::issue(vault, &unsealed.tokens, role.token_policies, limits, &format!("approle-{name}"), meta)
-            .await?;
+    let (token, record) = tokens::issue(
+        vault,
+        &unsealed.tokens,
+        &role.role_id,
+        role.token_policies,
+        limits,
+        &format!("approle-{name}"),
+        meta,
+    )
+    .await?;
     let mut out = reply::envelope(Value::Null, "approle");
     out["auth"] = json!({
         "client_token": token,

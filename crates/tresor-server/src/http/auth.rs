@@ -367,12 +367,21 @@ pub(crate) async fn revoke_and_report(
                 .map(|e| e.path),
         );
     }
-    let revoked = tokens::revoke(vault, &path, &record).await?;
-    let epoch = if rotate {
-        Some(vault.rotate_on_revocation(&format!("token {accessor}")).await?.epoch)
-    } else {
-        None
+    // The revocation and the rotation run to their end in a task of their own, whether or not
+    // the client waits for the answer (found by review: a client's timeout skipped the rotation).
+    let work = {
+        let (vault, accessor) = (vault.clone(), accessor.to_string());
+        tokio::spawn(async move {
+            let revoked = tokens::revoke(&vault, &path, &record).await?;
+            let epoch = match rotate {
+                true => Some(vault.rotate_on_revocation(&format!("token {accessor}")).await?.epoch),
+                false => None,
+            };
+            Ok::<_, tresor::Error>((revoked, epoch))
+        })
     };
+    let (revoked, epoch) =
+        work.await.map_err(|_| ApiError::internal("the revocation task ended without an answer"))??;
     Ok(reply::ok(
         json!({ "revoked": revoked, "readable_paths": readable, "rotated_to_epoch": epoch }),
         "tresor",

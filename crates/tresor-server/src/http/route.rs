@@ -170,7 +170,11 @@ async fn dispatch(server: &Server, call: Call) -> Result<Response, ApiError> {
         }
         _ => {}
     }
-    if server.failures.limited(call.peer.ip()) {
+    // A limited address is refused what could guess a secret — the password route, an AppRole
+    // login, a token that does not work — but not what it does with a token that works: clients
+    // behind one NAT or CI runner must not lock one another out (found by review).
+    let limited = server.failures.limited(call.peer.ip());
+    if limited && matches!(path.as_str(), "tresor/unseal" | "auth/approle/login") {
         return Err(ApiError::too_many());
     }
     if path == "tresor/unseal" && call.verb == Verb::Write {
@@ -184,20 +188,38 @@ async fn dispatch(server: &Server, call: Call) -> Result<Response, ApiError> {
         let login = approle::login(&unsealed, &vault, &call).await;
         if login.as_ref().is_err_and(|e| e.status == axum::http::StatusCode::BAD_REQUEST) {
             server.failed_authentication(call.peer.ip());
+            // A guessed or spent secret ID leaves a trace (it read as the start of a good login).
+            denied(&vault, &call, "invalid role_id or secret_id").await;
         }
         return with_index(login, &unsealed);
     }
     let (unsealed, record) = match authenticate(server, &call).await {
         Ok(found) => found,
+        Err(e) if limited => {
+            return Err(if e.status == axum::http::StatusCode::FORBIDDEN { ApiError::too_many() } else { e });
+        }
         Err(e) => {
             if e.status == axum::http::StatusCode::FORBIDDEN {
                 server.failed_authentication(call.peer.ip());
+                // A replayed, revoked or guessed token leaves a trace, under the client's address
+                // (the rate limit above bounds how many a client makes).
+                if let Some(unsealed) = server.unsealed().await {
+                    denied(&unsealed.vault.with_actor(call.anonymous()), &call, "no live token").await;
+                }
             }
             return Err(e);
         }
     };
     let response = route(server, &unsealed, &record, call).await;
     with_index(response, &unsealed)
+}
+
+/// Audits `call` as denied for `why` (a failure to audit it is logged: the answer is a refusal
+/// anyway).
+async fn denied(vault: &tresor::Vault, call: &Call, why: &str) {
+    if let Err(e) = vault.audit_denied(&format!("{:?} {}", call.verb, call.path), why).await {
+        tracing::warn!("could not audit a denied request: {e}");
+    }
 }
 
 /// Every answer says which commit it reflects (after the request's own).
@@ -242,10 +264,7 @@ async fn route(
     let vault = unsealed.vault.with_actor(format!("token {} from {}", record.accessor, call.peer));
     let table = super::mounts::table(&vault, &unsealed.cache).await?;
     if !record.is_root() && !permitted(&vault, &unsealed.cache, &table, record, &call).await? {
-        let request = format!("{:?} {}", call.verb, call.path);
-        if let Err(e) = vault.audit_denied(&request, "permission denied").await {
-            tracing::warn!("could not audit a denied request: {e}");
-        }
+        denied(&vault, &call, "permission denied").await;
         return Err(ApiError::denied());
     }
     match path.split_once('/').unwrap_or((path.as_str(), "")) {

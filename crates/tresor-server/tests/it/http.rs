@@ -327,11 +327,13 @@ async fn a_request_checks_the_store_once_however_many_bookkeeping_reads_it_makes
         assert_eq!((status, &body["data"]["data"]["k"]), (200, &Value::from("v")));
         assert_eq!(next_commit(&faults), 1, "{:?}", faults.events());
     }
-    // Something that is not one of this server's tokens is refused without a store read.
+    // Something that is not one of this server's tokens is refused without a store read; the
+    // refusal is audited (one entry of the trail written, nothing else).
     faults.reset_counts();
     let (status, _, _) = request(s.addr, "GET", "/v1/secret/data/db", Some("hvs.not-ours"), "").await;
     assert_eq!(status, 403);
-    assert_eq!(faults.events(), Vec::new());
+    let events = faults.events();
+    assert!(events.iter().all(|e| e.kind == OpKind::Put && e.path.starts_with("audit/")), "{events:?}");
     // Another handle commits: the next request sees it (its one check finds the commit).
     let other = Vault::unlock(Store::open(&location, false).unwrap(), &password(), {
         let mut o = Options::new(dir.path().join("trust-other"), "other");
@@ -535,6 +537,13 @@ async fn hvac_tokens_policies_and_isolation() {
         .into_iter()
         .filter(|r| matches!(r.record.outcome, tresor::model::Outcome::Denied(_)))
         .collect();
+    // The four checks that a revoked token no longer works are refusals of a token that is not
+    // live: audited too, under the client's address.
+    let (dead, denied): (Vec<_>, Vec<_>) = denied.into_iter().partition(
+        |r| matches!(&r.record.outcome, tresor::model::Outcome::Denied(why) if why == "no live token"),
+    );
+    assert_eq!(dead.len(), 4, "the refusals of revoked tokens are audited");
+    assert!(dead.iter().all(|r| r.record.actor.starts_with("anonymous from")));
     assert_eq!(denied.len(), 9, "the nine refusals of the script are audited");
     assert!(denied.iter().all(|r| r.record.op == "request" && r.record.actor.starts_with("token ")));
     assert!(denied.iter().any(|r| r.record.detail.as_deref() == Some("Read secret/data/agents/b/key")));
@@ -591,11 +600,17 @@ async fn failed_authentication_is_rate_limited_per_address() {
     for _ in 0..tresor_server::http::limit::MAX_FAILURES {
         assert_eq!(request(s.addr, "GET", "/v1/secret/data/x", Some("tvs.guess"), "").await.0, 403);
     }
-    // Then 429 for the address, whatever token it sends, before any lookup.
+    // Then 429 for the address's guesses (a token that does not work, an AppRole login, the
+    // password route)...
     let (status, kind, body) = request(s.addr, "GET", "/v1/secret/data/x", Some("tvs.guess"), "").await;
     assert_eq!((status, kind.as_str()), (429, "application/json"));
     assert!(body["errors"][0].as_str().unwrap().contains("too many failed authentications"));
-    assert_eq!(request(s.addr, "GET", "/v1/secret/data/x", Some(&s.token), "").await.0, 429);
+    assert_eq!(request(s.addr, "GET", "/v1/secret/data/x", None, "").await.0, 429);
+    let login = r#"{"role_id":"x","secret_id":"y"}"#;
+    assert_eq!(request(s.addr, "POST", "/v1/auth/approle/login", None, login).await.0, 429);
+    // ... but a token that works still does (clients behind one NAT must not lock one another
+    // out: found by review, the valid token got 429 too).
+    assert_eq!(request(s.addr, "GET", "/v1/secret/data/x", Some(&s.token), "").await.0, 404);
     // Requests that need no token still work.
     assert_eq!(request(s.addr, "GET", "/v1/sys/health", None, "").await.0, 200);
     s.stop().await;
@@ -1276,5 +1291,50 @@ async fn regression_kv_answers_differed_from_vaults() {
     assert_eq!(status, 200, "{body}");
     let (_, _, read) = request(addr, "GET", "/v1/secret/data/k", token, "").await;
     assert_eq!(read["data"]["data"]["a"], Value::from("new"), "{read}");
+    s.stop().await;
+}
+
+/// Found by an attacker's review of tokens and AppRole: a token's `meta` had no bound (2,300
+/// children of a megabyte each took the server to 4.8 GB at the next revocation); a refused
+/// token left no trace in the audit trail; an AppRole token kept renewing after its role was
+/// deleted (Vault refuses: the role is gone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_unbounded_meta_unaudited_refusals_and_renewals_past_a_deleted_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let root = Some(s.token.as_str());
+    let meta: serde_json::Map<String, Value> = (0..65).map(|i| (format!("k{i}"), Value::from("v"))).collect();
+    let body = serde_json::json!({ "meta": meta }).to_string();
+    let (status, _, answer) = request(s.addr, "POST", "/v1/auth/token/create", root, &body).await;
+    assert_eq!(status, 400, "{answer}");
+    let body = serde_json::json!({ "meta": { "k": "v".repeat(513) } }).to_string();
+    assert_eq!(request(s.addr, "POST", "/v1/auth/token/create", root, &body).await.0, 400);
+
+    assert_eq!(request(s.addr, "GET", "/v1/secret/data/x", Some("tvs.replayed"), "").await.0, 403);
+    let (_, _, trail) = request(s.addr, "GET", "/v1/tresor/audit", root, "").await;
+    let refused = trail["data"]["records"].as_array().unwrap().iter().any(|r| {
+        r["outcome"].to_string().contains("no live token")
+            && r["detail"].as_str().is_some_and(|d| d.contains("secret/data/x"))
+            && r["actor"].as_str().is_some_and(|a| a.starts_with("anonymous from"))
+    });
+    assert!(refused, "{trail}");
+
+    let approle = r#"{"type":"approle"}"#;
+    assert_eq!(request(s.addr, "POST", "/v1/sys/auth/approle", root, approle).await.0, 204);
+    assert_eq!(
+        request(s.addr, "POST", "/v1/auth/approle/role/ci", root, r#"{"token_ttl":"10m"}"#).await.0,
+        204
+    );
+    let (_, _, id) = request(s.addr, "GET", "/v1/auth/approle/role/ci/role-id", root, "").await;
+    let (_, _, secret) = request(s.addr, "POST", "/v1/auth/approle/role/ci/secret-id", root, "").await;
+    let login =
+        format!(r#"{{"role_id":{},"secret_id":{}}}"#, id["data"]["role_id"], secret["data"]["secret_id"]);
+    let (status, _, token) = request(s.addr, "POST", "/v1/auth/approle/login", None, &login).await;
+    assert_eq!(status, 200, "{token}");
+    let token = token["auth"]["client_token"].as_str().unwrap().to_string();
+    assert_eq!(request(s.addr, "POST", "/v1/auth/token/renew-self", Some(&token), "{}").await.0, 200);
+    assert_eq!(request(s.addr, "DELETE", "/v1/auth/approle/role/ci", root, "").await.0, 204);
+    let (status, _, body) = request(s.addr, "POST", "/v1/auth/token/renew-self", Some(&token), "{}").await;
+    assert_eq!(status, 400, "{body}");
     s.stop().await;
 }
