@@ -1073,7 +1073,10 @@ impl Vault {
     /// write was audited, and the view applied its commit before the write returned). `None` if
     /// the view does not hold that version.
     pub fn created_ms(&self, path: &str, version: u64) -> Option<u64> {
-        self.svc.view.history(path).ok()?.into_iter().find(|h| h.version == version).map(|h| h.created_ms)
+        // From the newest back: the version just written is the last one (a path's history can be
+        // long, and this runs at every server write).
+        let index = self.svc.view.index();
+        index.get(path)?.versions.iter().rev().find(|v| v.version == version).map(|v| v.created_ms)
     }
 
     /// Every version of `path`, oldest first (from the view, like [`Vault::get`]).
