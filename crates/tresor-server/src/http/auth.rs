@@ -372,7 +372,7 @@ pub(crate) async fn revoke_and_report(
     let work = {
         let (vault, accessor) = (vault.clone(), accessor.to_string());
         tokio::spawn(async move {
-            let revoked = tokens::revoke(&vault, &path, &record).await?;
+            let revoked = tokens::sweep(&vault, &path, &record).await?;
             let epoch = match rotate {
                 true => Some(vault.rotate_on_revocation(&format!("token {accessor}")).await?.epoch),
                 false => None,

@@ -184,8 +184,12 @@ async fn set_settings(vault: &Vault, path: &str, body: &Value, patch: bool) -> R
         Some(Value::Object(changes)) if patch => {
             for (key, value) in changes {
                 match value {
-                    Value::Null => drop(s.custom_metadata.remove(key)),
-                    Value::String(text) => drop(s.custom_metadata.insert(key.clone(), text.clone())),
+                    Value::Null => {
+                        s.custom_metadata.remove(key);
+                    }
+                    Value::String(text) => {
+                        s.custom_metadata.insert(key.clone(), text.clone());
+                    }
                     _ => return Err(bad()),
                 }
             }

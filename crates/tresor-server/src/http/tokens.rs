@@ -51,7 +51,7 @@ impl TokenKey {
     /// The system path of the record of `token`.
     fn record_path(&self, token: &str) -> Result<SecretPath, Error> {
         let name = hex::encode(tresor_crypto::mac(&self.0, &[b"tresor/v1/server/token", token.as_bytes()]));
-        SecretPath::system(&format!("tokens/{name}"))
+        record_named(&name)
     }
 }
 
@@ -159,6 +159,11 @@ pub fn new_token() -> Result<String, Error> {
     use base64ct::Encoding;
     let bytes = zeroize::Zeroizing::new(tresor_crypto::random_array::<32>()?);
     Ok(format!("{PREFIX}{}", base64ct::Base64UrlUnpadded::encode_string(&*bytes)))
+}
+
+/// The path of the token record named `name` (what an accessor index entry holds).
+fn record_named(name: &str) -> Result<SecretPath, Error> {
+    SecretPath::system(&format!("tokens/{name}"))
 }
 
 /// The system path of the accessor index entry of `accessor` (it holds the record's name).
@@ -472,17 +477,15 @@ const MAX_DEPTH: usize = 64;
 /// the caches: a few unaudited lookups of entries whose version is known.
 async fn ancestors_live(vault: &Vault, cache: &Caches, record: &TokenRecord) -> Result<bool, Error> {
     let parse = |bytes: &[u8]| serde_json::from_slice::<TokenRecord>(bytes).map_err(|e| e.to_string());
+    let name = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
     let now = now_ms();
     let mut parent = record.parent.clone();
     for _ in 0..MAX_DEPTH {
         let Some(accessor) = parent else { return Ok(true) };
-        let name = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
         let Some(name) = cache.accessors.get(vault, &accessor_path(&accessor)?, name).await? else {
             return Ok(false);
         };
-        let Some(parsed) =
-            cache.records.get(vault, &SecretPath::system(&format!("tokens/{name}"))?, parse).await?
-        else {
+        let Some(parsed) = cache.records.get(vault, &record_named(&name)?, parse).await? else {
             return Ok(false);
         };
         match &*parsed {
@@ -518,7 +521,7 @@ pub(crate) async fn by_accessor(
         Err(Error::NotFound { .. } | Error::Deleted { .. }) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let path = SecretPath::system(&format!("tokens/{name}"))?;
+    let path = record_named(&name)?;
     match read_record(vault, &path).await? {
         Some(record) if ancestors_live(vault, cache, &record).await? => Ok(Some((path, record))),
         _ => Ok(None),
@@ -545,7 +548,7 @@ pub(crate) async fn revoke(vault: &Vault, path: &SecretPath, record: &TokenRecor
 }
 
 /// [`revoke`], in the caller's task.
-async fn sweep(vault: &Vault, path: &SecretPath, record: &TokenRecord) -> Result<usize, Error> {
+pub(crate) async fn sweep(vault: &Vault, path: &SecretPath, record: &TokenRecord) -> Result<usize, Error> {
     // Only what the tree needs of each record (its path, accessor and parent), not the records.
     #[derive(Deserialize)]
     struct Link {
@@ -559,9 +562,7 @@ async fn sweep(vault: &Vault, path: &SecretPath, record: &TokenRecord) -> Result
             tresor::vault::SystemEntry::Current(_, name) => name,
             _ => continue,
         };
-        let Some(path) = std::str::from_utf8(name.as_slice())
-            .ok()
-            .and_then(|name| SecretPath::system(&format!("tokens/{name}")).ok())
+        let Some(path) = std::str::from_utf8(name.as_slice()).ok().and_then(|name| record_named(name).ok())
         else {
             continue;
         };
