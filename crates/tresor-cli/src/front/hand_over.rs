@@ -3,7 +3,6 @@
 
 use crate::exit::CliError;
 use std::path::PathBuf;
-use std::process::ExitCode;
 use zeroize::Zeroizing;
 
 /// `tresor-cli`, beside this program's own executable, if it is there and executable.
@@ -19,11 +18,11 @@ pub(super) fn full_cli() -> Result<PathBuf, String> {
 
 /// Replaces this process with `tresor-cli` and the same arguments. A value already read from
 /// stdin becomes `tresor-cli`'s stdin again, through a pipe holding it whole.
-pub(super) fn hand_over(stdin: Option<Zeroizing<Vec<u8>>>) -> ExitCode {
+pub(super) fn hand_over(stdin: Option<Zeroizing<Vec<u8>>>) -> u8 {
     use std::os::unix::process::CommandExt;
     let fail = |what: String| {
         CliError::other(what).print();
-        ExitCode::from(1)
+        1
     };
     let exe = match full_cli() {
         Ok(exe) => exe,

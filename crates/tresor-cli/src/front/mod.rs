@@ -20,21 +20,36 @@ use crate::exit::CliError;
 use hand_over::hand_over;
 use std::ffi::OsString;
 use std::io::IsTerminal;
-use std::process::ExitCode;
 use zeroize::Zeroizing;
 
-/// The front's entry point: serves the command line, or becomes `tresor-cli` with it.
-pub fn main() -> ExitCode {
+/// The front's entry point, called by the binary's own C `main` (see `bin/tresor.rs`): serves the
+/// command line, or becomes `tresor-cli` with it; returns the exit status.
+///
+/// Rust's runtime start-up does not run before it: the binary ignores SIGPIPE itself, and this
+/// flushes stdout at the end (a failure is exit 1, as any failed write of the CLI).
+pub fn main() -> u8 {
+    let code = serve_line();
+    match std::io::Write::flush(&mut std::io::stdout()) {
+        Err(e) if code == 0 => {
+            CliError::other(format!("cannot write to stdout: {e}")).print();
+            1
+        }
+        _ => code,
+    }
+}
+
+/// Serves the command line, or becomes `tresor-cli` with it.
+fn serve_line() -> u8 {
     // The front may hold a value: no core dumps, no ptrace, as in every tresor process.
     let _ = tresor_server::harden::apply();
     let Some(line) = parse(std::env::args_os().skip(1), |name| std::env::var_os(name)) else {
         return hand_over(None);
     };
     match serve(line) {
-        Outcome::Done => ExitCode::SUCCESS,
+        Outcome::Done => 0,
         Outcome::Failed(e) => {
             e.print();
-            ExitCode::from(e.code)
+            e.code
         }
         Outcome::HandOver(stdin) => hand_over(stdin),
     }
