@@ -124,6 +124,77 @@ async fn destroy_secret_id(vault: &Vault, role: &str, hash: &str) -> Result<bool
     Ok(true)
 }
 
+/// Removes the secret IDs that can no longer log in — expired, used up, or issued for a role ID
+/// no role has any more — and accessor entries whose secret ID is gone; returns how many secret
+/// IDs it removed. A record that does not parse is left alone. What `auth/approle/tidy/secret-id`
+/// starts and the server runs every hour: before, an expired secret ID stayed for ever.
+pub(crate) async fn tidy(vault: &Vault) -> Result<usize, ApiError> {
+    let now = now_ms();
+    // Bookkeeping, read unaudited: the deletions are audited, in the tidier's name.
+    let under = |prefix: &'static str| async move {
+        let entries = vault.system_entries(prefix).await?;
+        Ok::<_, ApiError>(
+            entries
+                .into_iter()
+                .filter_map(|e| {
+                    let (_, rest) = e.path.split_once(prefix)?;
+                    let (role, name) = rest.split_once('/')?;
+                    Some((role.to_string(), name.to_string()))
+                })
+                .collect::<Vec<_>>(),
+        )
+    };
+    let mut removed = 0;
+    let mut role_ids: std::collections::BTreeMap<String, Option<String>> = Default::default();
+    for (role, hash) in under("approle/secret-ids/").await? {
+        let Ok(path) = secret_id_path(&role, &hash) else { continue };
+        let Some(Ok(record)) = bookkeeping::<SecretId>(vault, &path).await? else { continue };
+        if !role_ids.contains_key(&role) {
+            let role_id = match role_path(&role) {
+                Ok(at) => bookkeeping::<Role>(vault, &at).await?.and_then(Result::ok).map(|r| r.role_id),
+                Err(_) => None,
+            };
+            role_ids.insert(role.clone(), role_id);
+        }
+        let usable = record.expire_ms.is_none_or(|t| t > now)
+            && record.uses_left != Some(0)
+            && record.role_id.is_some()
+            && record.role_id == role_ids[&role];
+        if !usable && destroy_secret_id(vault, &role, &hash).await? {
+            removed += 1;
+        }
+    }
+    // Accessor entries left by a removal that stopped half-way.
+    for (role, accessor) in under("approle/secret-id-accessors/").await? {
+        let Ok(index) = accessor_path(&role, &accessor) else { continue };
+        let hash = match vault.system_entry(&index, None).await? {
+            tresor::vault::SystemEntry::Current(_, hash) => {
+                String::from_utf8_lossy(hash.as_slice()).into_owned()
+            }
+            _ => continue,
+        };
+        let Ok(path) = secret_id_path(&role, &hash) else { continue };
+        if bookkeeping::<SecretId>(vault, &path).await?.is_none() {
+            let _ = vault.delete(&index).await;
+        }
+    }
+    Ok(removed)
+}
+
+/// The entry at `path` parsed, read as bookkeeping (unaudited): `None` if there is none,
+/// `Some(Err(()))` if it does not parse.
+async fn bookkeeping<T: for<'de> Deserialize<'de>>(
+    vault: &Vault,
+    path: &SecretPath,
+) -> Result<Option<Result<T, ()>>, ApiError> {
+    Ok(match vault.system_entry(path, None).await? {
+        tresor::vault::SystemEntry::Current(_, bytes) => {
+            Some(serde_json::from_slice(bytes.as_slice()).map_err(drop))
+        }
+        _ => None,
+    })
+}
+
 /// Takes one login from the secret ID at `path` (with check-and-set, so two logins at once never
 /// spend one use twice): whether it could still log in. The last use removes it.
 async fn spend_secret_id(vault: &Vault, role: &str, hash: &str, role_id: &str) -> Result<bool, ApiError> {

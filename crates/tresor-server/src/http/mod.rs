@@ -109,6 +109,32 @@ async fn sync_rounds(server: Arc<Server>, config: crate::sync::SyncConfig) {
     }
 }
 
+/// How often an unsealed server tidies expired tokens and secret IDs ([`tidy_rounds`]).
+const TIDY_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes expired token records and secret IDs every [`TIDY_EVERY`] while unsealed (the first
+/// round one period after the start), until aborted. Several servers on one bucket each run it:
+/// a record another server removed first is simply gone.
+async fn tidy_rounds(server: Arc<Server>) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + TIDY_EVERY, TIDY_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        ticks.tick().await;
+        let Some(unsealed) = server.unsealed().await else { continue };
+        let vault = unsealed.vault.with_actor("server tidy");
+        match tokens::tidy(&vault).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!("tidy: removed {removed} expired or orphaned token records"),
+            Err(e) => tracing::warn!("tidy: token records not tidied: {e}"),
+        }
+        match approle::tidy(&vault).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!("tidy: removed {removed} expired or used-up secret IDs"),
+            Err(e) => tracing::warn!("tidy: secret IDs not tidied: {}", e.messages.join("; ")),
+        }
+    }
+}
+
 /// The server's shared state: the store, the seal state, and the unseal shares given so far.
 pub(crate) struct Server {
     store: Store,
@@ -309,7 +335,9 @@ pub async fn launch(
     }
     let app = axum::Router::new().fallback(route::handle).with_state(server.clone());
     let syncing = settings.sync.map(|sync| tokio::spawn(sync_rounds(server.clone(), sync)));
+    let tidying = tokio::spawn(tidy_rounds(server.clone()));
     listen::serve(listener, tls, app, shutdown).await;
+    tidying.abort();
     if let Some(syncing) = syncing {
         syncing.abort();
     }

@@ -18,7 +18,8 @@ fn body(schema: Value) -> Value {
     json!({ "required": false, "content": { "application/json": { "schema": schema } } })
 }
 
-/// One operation: its summary, its success answer (`200` with the envelope, or `204` empty), an
+/// One operation: its summary, its success answer (`200` with the envelope, `202` with the
+/// envelope of an operation started in the background, or `204` empty), an
 /// optional body, and every other status as Vault's error list.
 /// (`RAW`: `200` with a body of its own, not the envelope.)
 fn op(summary: &str, tag: &str, success: u16, request: Option<Value>, public: bool) -> Value {
@@ -26,6 +27,14 @@ fn op(summary: &str, tag: &str, success: u16, request: Option<Value>, public: bo
     match success {
         204 => {
             responses.insert("204".into(), json!({ "description": "done" }));
+        }
+        // Started in the background: the envelope, with a warning saying so.
+        202 => {
+            responses.insert(
+                "202".into(),
+                json!({ "description": "started, in Vault's envelope",
+                        "content": { "application/json": { "schema": schema("Envelope") } } }),
+            );
         }
         200 => {
             responses.insert(
@@ -280,7 +289,7 @@ pub(crate) fn document() -> Value {
     );
     add("/sys/auth", item(&[], &[("get", op("The auth methods (token, approle)", "sys", 200, None, false))]));
     // Tokens.
-    let token_ops: [(&str, &str, u16, Option<Value>); 9] = [
+    let token_ops: [(&str, &str, u16, Option<Value>); 10] = [
         ("create", "Create a child token", 200, Some(token_create.clone())),
         ("create-orphan", "Create an orphan token", 200, Some(token_create)),
         ("lookup", "Look a token up", 200, Some(token.clone())),
@@ -295,6 +304,7 @@ pub(crate) fn document() -> Value {
         ("revoke", "Revoke a token and its children", 204, Some(token)),
         ("revoke-accessor", "Revoke a token by accessor", 204, Some(accessor)),
         ("revoke-self", "Revoke the calling token", 204, None),
+        ("tidy", "Remove expired and orphaned token records, in the background", 202, None),
     ];
     for (name, summary, success, request) in token_ops {
         add(
@@ -302,6 +312,16 @@ pub(crate) fn document() -> Value {
             item(&[], &[("post", op(summary, "auth", success, request, false))]),
         );
     }
+    add(
+        "/auth/approle/tidy/secret-id",
+        item(
+            &[],
+            &[(
+                "post",
+                op("Remove expired and used-up secret IDs, in the background", "auth", 202, None, false),
+            )],
+        ),
+    );
     add(
         "/auth/token/lookup-self",
         item(&[], &[("get", op("Look the calling token up", "auth", 200, None, false))]),

@@ -18,6 +18,14 @@ pub(crate) fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
+/// 202 with Vault's envelope, no data and one warning: what Vault answers to an operation it
+/// started in the background (a tidy).
+pub(crate) fn accepted(warning: &str) -> Response {
+    let mut body = envelope(Value::Null, "");
+    body["warnings"] = json!([warning]);
+    json(StatusCode::ACCEPTED, &body)
+}
+
 /// 200 with Vault's envelope around `data`; every key is always present.
 pub(crate) fn ok(data: Value, mount_type: &str) -> Response {
     // Written straight from the envelope's fields: no map of the envelope is built first.

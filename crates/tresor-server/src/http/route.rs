@@ -290,6 +290,16 @@ async fn route(
             let rest = rest["approle/role".len()..].trim_start_matches('/');
             approle::role_route(unsealed, &vault, &call, rest).await
         }
+        ("auth", "approle/tidy/secret-id") if call.verb == Verb::Write => {
+            let vault = vault.clone();
+            tokio::spawn(async move {
+                match approle::tidy(&vault).await {
+                    Ok(removed) => tracing::info!("AppRole tidy removed {removed} secret IDs"),
+                    Err(e) => tracing::warn!("AppRole tidy stopped: {}", e.messages.join("; ")),
+                }
+            });
+            Ok(super::reply::accepted(auth::TIDY_STARTED))
+        }
         ("sys", rest) if rest == "auth" || rest.starts_with("auth/") => sys::auth_methods(&call, rest),
         ("auth", rest) if rest.starts_with("token/") => {
             auth::token_route(unsealed, &vault, &call, &rest["token/".len()..], &token, record).await

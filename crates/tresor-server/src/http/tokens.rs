@@ -103,6 +103,15 @@ pub(crate) struct TokenRecord {
     /// there (Vault refuses one whose role is gone). `None`: not an AppRole token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) role_id: Option<String>,
+    /// How many tokens are above it (0: an orphan or a root token). A record made before it was
+    /// kept counts 0; [`ancestors_live`] bounds such a chain all the same.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub(crate) depth: usize,
+}
+
+/// Whether a depth is 0 (not written then).
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl TokenRecord {
@@ -312,6 +321,12 @@ pub(crate) async fn create(
         // Its last use revokes it: a child would outlive the revocation meant to end it.
         return Err(CreateError::Denied("a token with a limited number of uses cannot create tokens".into()));
     }
+    // A token with more ancestors than `ancestors_live` follows would be dead at birth (found by
+    // review: the 65th token of a chain was made, and refused at its first use).
+    let depth = if request.no_parent { 0 } else { parent.depth + 1 };
+    if depth >= MAX_DEPTH {
+        return Err(CreateError::Denied(format!("tokens nest at most {} deep", MAX_DEPTH - 1)));
+    }
     if request.no_parent && !parent.is_root() {
         return Err(CreateError::Denied("only a root token may create an orphan token".into()));
     }
@@ -376,6 +391,7 @@ pub(crate) async fn create(
         explicit_max_ttl_s,
         uses_left: (request.num_uses > 0).then_some(request.num_uses),
         role_id: None,
+        depth,
     };
     let token = new_token()?;
     store(vault, key, &token, &record).await?;
@@ -589,6 +605,121 @@ pub(crate) async fn sweep(vault: &Vault, path: &SecretPath, record: &TokenRecord
         revoked += 1;
     }
     Ok(revoked)
+}
+
+/// How long a token record may go without its accessor entry before [`tidy`] takes it for the
+/// debris of a creation that failed half-way (a creation writes the record, then the entry).
+const UNINDEXED_GRACE_MS: u64 = 10 * 60 * 1000;
+
+/// Removes what no longer names a usable token: records that expired or whose ancestry is gone
+/// (a parent revoked, expired or tidied: [`ancestors_live`] refuses them already), accessor
+/// entries whose record is gone, and records that never got their accessor entry. A record that
+/// does not parse is left alone, and so is every token below it. Returns how many token records
+/// it removed. What `auth/token/tidy` starts and the server runs every hour: without it, every
+/// token that ever expired kept its record, and every revocation's sweep read them all.
+pub(crate) async fn tidy(vault: &Vault) -> Result<usize, Error> {
+    /// What tidying needs of a record.
+    #[derive(Deserialize)]
+    struct Life {
+        accessor: String,
+        parent: Option<String>,
+        created_ms: u64,
+        expire_ms: Option<u64>,
+    }
+    /// What is known of one token.
+    enum Known {
+        /// Its record parses: its parent, and whether it expired.
+        Record { parent: Option<String>, expired: bool },
+        /// Its record does not parse: neither it nor anything below it is touched.
+        Unreadable,
+    }
+    let now = now_ms();
+    let current = |entry: tresor::vault::SystemEntry| match entry {
+        tresor::vault::SystemEntry::Current(_, bytes) => Some(bytes),
+        _ => None,
+    };
+    // Every record, by its name.
+    let mut records: BTreeMap<String, Result<Life, ()>> = BTreeMap::new();
+    for entry in vault.system_entries("tokens/").await? {
+        let Some(name) = entry.path.rsplit('/').next().map(str::to_string) else { continue };
+        let Ok(path) = record_named(&name) else { continue };
+        if let Some(bytes) = current(vault.system_entry(&path, None).await?) {
+            records.insert(name, serde_json::from_slice::<Life>(bytes.as_slice()).map_err(drop));
+        }
+    }
+    // Every accessor entry, and the record it names.
+    let mut tokens: BTreeMap<String, (String, Known)> = BTreeMap::new();
+    let mut stale_entries = Vec::new();
+    for entry in vault.system_entries("accessors/").await? {
+        let Some(accessor) = entry.path.rsplit('/').next().map(str::to_string) else { continue };
+        let Ok(index) = accessor_path(&accessor) else { continue };
+        let Some(name) = current(vault.system_entry(&index, None).await?) else { continue };
+        let name = String::from_utf8_lossy(name.as_slice()).into_owned();
+        let known = match records.get(&name) {
+            Some(Ok(life)) if life.accessor == accessor => Known::Record {
+                parent: life.parent.clone(),
+                expired: life.expire_ms.is_some_and(|t| t <= now),
+            },
+            Some(Err(())) => Known::Unreadable,
+            // No record, or another token's: the entry names nothing usable.
+            _ => {
+                stale_entries.push(accessor);
+                continue;
+            }
+        };
+        tokens.insert(accessor, (name, known));
+    }
+    // Which tokens are dead: expired, or below a token that is gone or dead (`None`: unknown,
+    // below an unreadable record or deeper than `MAX_DEPTH`).
+    let dead = |accessor: &str| -> Option<bool> {
+        let mut at = accessor.to_string();
+        for _ in 0..=MAX_DEPTH {
+            match tokens.get(&at) {
+                None => return Some(true),
+                Some((_, Known::Unreadable)) => return None,
+                Some((_, Known::Record { expired: true, .. })) => return Some(true),
+                Some((_, Known::Record { parent: None, .. })) => return Some(false),
+                Some((_, Known::Record { parent: Some(parent), .. })) => at = parent.clone(),
+            }
+        }
+        // As deep as `ancestors_live` follows: it refuses such a token already.
+        Some(true)
+    };
+    let doomed: Vec<(String, String)> = tokens
+        .iter()
+        .filter(|(accessor, _)| dead(accessor) == Some(true))
+        .map(|(accessor, (name, _))| (accessor.clone(), name.clone()))
+        .collect();
+    let indexed: std::collections::BTreeSet<&String> = tokens.values().map(|(name, _)| name).collect();
+    let unindexed: Vec<String> = records
+        .iter()
+        .filter(|(name, life)| {
+            !indexed.contains(name)
+                && life.as_ref().is_ok_and(|l| {
+                    l.expire_ms.is_some_and(|t| t <= now)
+                        || l.created_ms.saturating_add(UNINDEXED_GRACE_MS) <= now
+                })
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    let gone = |r: Result<u64, Error>| match r {
+        Ok(_) | Err(Error::NotFound { .. } | Error::Deleted { .. }) => Ok(()),
+        Err(e) => Err(e),
+    };
+    let mut removed = 0;
+    for (accessor, name) in &doomed {
+        gone(vault.delete(&record_named(name)?).await)?;
+        gone(vault.delete(&accessor_path(accessor)?).await)?;
+        removed += 1;
+    }
+    for name in &unindexed {
+        gone(vault.delete(&record_named(name)?).await)?;
+        removed += 1;
+    }
+    for accessor in &stale_entries {
+        gone(vault.delete(&accessor_path(accessor)?).await)?;
+    }
+    Ok(removed)
 }
 
 /// Renews the token whose record is at `path` by `increment` seconds (its TTL when not given; a

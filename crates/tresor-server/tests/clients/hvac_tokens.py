@@ -77,4 +77,8 @@ forged = hvac.Client(url=addr, token=c.auth.token.create(policies=["agents"], me
 check(forged.auth.token.lookup_self()["data"]["meta"]["entity"] == "c", "a child keeps its parent's identity")
 raises(exceptions.Forbidden, lambda: forged.secrets.kv.v2.read_secret_version("agents/d/key", raise_on_deleted_version=True), "a child claiming D's identity")
 check(forged.secrets.kv.v2.read_secret_version("agents/c/key", raise_on_deleted_version=True)["data"]["data"]["v"] == "c", "and reads C's")
+# A tidy is started in the background, as Vault answers it.
+tidy = root.auth.token.tidy()
+check(tidy.status_code == 202 and "Tidy operation" in tidy.json()["warnings"][0], f"a tidy starts: {tidy.status_code}")
+check(c.is_authenticated() and forged.is_authenticated(), "live tokens survive a tidy")
 done()

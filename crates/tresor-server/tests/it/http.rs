@@ -1338,3 +1338,98 @@ async fn regression_unbounded_meta_unaudited_refusals_and_renewals_past_a_delete
     assert_eq!(status, 400, "{body}");
     s.stop().await;
 }
+
+/// How many live system entries `vault` holds under `prefix`, as of the store now.
+async fn system_count(vault: &Vault, prefix: &str) -> usize {
+    vault.system_entries(prefix).await.unwrap().len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_expired_tokens_and_secret_ids_stayed_in_the_vault_for_ever() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let root = Some(s.token.as_str());
+    let create = |body: &'static str| async move {
+        let (status, _, answer) = request(s.addr, "POST", "/v1/auth/token/create", root, body).await;
+        assert_eq!(status, 200, "{answer}");
+        answer["auth"]["client_token"].as_str().unwrap().to_string()
+    };
+    let short = create(r#"{"ttl":"1s","policies":["default"]}"#).await;
+    let long = create(r#"{"ttl":"1h","policies":["default"]}"#).await;
+    let approle = r#"{"type":"approle"}"#;
+    assert_eq!(request(s.addr, "POST", "/v1/sys/auth/approle", root, approle).await.0, 204);
+    let role = |body: &'static str, name: &'static str| async move {
+        let at = format!("/v1/auth/approle/role/{name}");
+        assert_eq!(request(s.addr, "POST", &at, root, body).await.0, 204);
+        let (_, _, id) = request(s.addr, "GET", &format!("{at}/role-id"), root, "").await;
+        let (_, _, secret) = request(s.addr, "POST", &format!("{at}/secret-id"), root, "").await;
+        format!(r#"{{"role_id":{},"secret_id":{}}}"#, id["data"]["role_id"], secret["data"]["secret_id"])
+    };
+    let fleeting = role(r#"{"secret_id_ttl":"1s"}"#, "fleeting").await;
+    let lasting = role(r#"{"secret_id_ttl":"1h"}"#, "lasting").await;
+
+    // A second handle on the same store counts the records the server keeps.
+    let mut opts = Options::new(dir.path().join("trust2"), "counter");
+    opts.kdf = KdfParams::MINIMUM;
+    let location = dir.path().join("vault").display().to_string();
+    let counter =
+        Vault::unlock(Store::open(&location, false).unwrap(), &Password::from(PASSWORD.to_string()), opts)
+            .await
+            .unwrap();
+    let (tokens, secret_ids) =
+        (system_count(&counter, "tokens/").await, system_count(&counter, "approle/secret-ids/").await);
+    assert!(tokens >= 3 && secret_ids == 2, "{tokens} token records, {secret_ids} secret IDs");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // A token without the capability may not start a tidy.
+    assert_eq!(request(s.addr, "POST", "/v1/auth/token/tidy", Some(&long), "").await.0, 403);
+    for route in ["/v1/auth/token/tidy", "/v1/auth/approle/tidy/secret-id"] {
+        let (status, _, answer) = request(s.addr, "POST", route, root, "").await;
+        assert_eq!(status, 202, "{route}: {answer}");
+        assert!(answer["warnings"][0].as_str().unwrap().contains("Tidy operation"), "{answer}");
+    }
+    let mut tidied = false;
+    for _ in 0..100 {
+        if system_count(&counter, "tokens/").await == tokens - 1
+            && system_count(&counter, "accessors/").await == tokens - 1
+            && system_count(&counter, "approle/secret-ids/").await == 1
+            && system_count(&counter, "approle/secret-id-accessors/").await == 1
+        {
+            tidied = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(tidied, "the expired token and secret ID were not removed");
+    // What is live still works; what expired still does not.
+    assert_eq!(request(s.addr, "GET", "/v1/auth/token/lookup-self", Some(&long), "").await.0, 200);
+    assert_eq!(request(s.addr, "GET", "/v1/auth/token/lookup-self", Some(&short), "").await.0, 403);
+    assert_eq!(request(s.addr, "POST", "/v1/auth/approle/login", None, &lasting).await.0, 200);
+    assert_eq!(request(s.addr, "POST", "/v1/auth/approle/login", None, &fleeting).await.0, 400);
+    drop(counter);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_the_sixty_fourth_token_of_a_chain_was_made_dead() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let mut parent = s.token.clone();
+    for depth in 1..=63 {
+        let body = r#"{"policies":["root"],"ttl":"1h"}"#;
+        let (status, _, answer) = request(s.addr, "POST", "/v1/auth/token/create", Some(&parent), body).await;
+        assert_eq!(status, 200, "depth {depth}: {answer}");
+        parent = answer["auth"]["client_token"].as_str().unwrap().to_string();
+    }
+    // The deepest token there may be works...
+    assert_eq!(request(s.addr, "GET", "/v1/auth/token/lookup-self", Some(&parent), "").await.0, 200);
+    // ...and one below it is refused, not made dead.
+    let body = r#"{"policies":["root"],"ttl":"1h"}"#;
+    let (status, _, answer) = request(s.addr, "POST", "/v1/auth/token/create", Some(&parent), body).await;
+    assert_eq!(status, 403, "{answer}");
+    assert!(answer.to_string().contains("nest at most 63"), "{answer}");
+    // An orphan made by a root token starts a chain of its own.
+    let (status, _, _) = request(s.addr, "POST", "/v1/auth/token/create-orphan", Some(&parent), body).await;
+    assert_eq!(status, 200);
+    s.stop().await;
+}
