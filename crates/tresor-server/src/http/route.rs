@@ -351,6 +351,16 @@ async fn authenticate(server: &Server, call: &Call) -> Result<(Unsealed, TokenRe
     }
 }
 
+/// Whether a write to `path` changes or destroys the vault's keys: the epoch routes that rotate,
+/// re-encrypt, set the rotation policy or destroy an epoch.
+fn rekeys(path: &str) -> bool {
+    match path.strip_prefix("tresor/epochs/") {
+        Some("rotate" | "reencrypt" | "policy") => true,
+        Some(rest) => rest.ends_with("/destroy"),
+        None => false,
+    }
+}
+
 /// Whether the policies of `record` allow `call`: the capability its verb needs on its path (a
 /// KV write needs `create` for a new secret and `update` for an existing one, and so does a
 /// transit write that makes a key; a list is checked
@@ -382,6 +392,11 @@ async fn permitted(
         }
         _ => None,
     };
+    // What changes or destroys the vault's keys is root-protected, as Vault's `sys/rotate` is:
+    // `update` and `sudo` both (before, `update` alone let a token destroy an epoch's values).
+    if call.verb == Verb::Write && rekeys(path) {
+        return Ok(policy::allows(&policies, path, Cap::Update) && policy::allows(&policies, path, Cap::Sudo));
+    }
     let cap = match (path, call.verb) {
         ("sys/seal", _) => Cap::Sudo,
         ("auth/token/lookup-self", _) => Cap::Read,

@@ -116,6 +116,8 @@ async fn a_token_without_the_capability_is_refused_on_every_route_and_learns_not
         ("POST", "/v1/auth/token/revoke", &format!(r#"{{"token":"{root}"}}"#)),
         ("POST", "/v1/auth/token/revoke-accessor", &format!(r#"{{"accessor":"{root_accessor}"}}"#)),
         ("POST", "/v1/auth/token/renew", &format!(r#"{{"token":"{root}"}}"#)),
+        ("POST", "/v1/auth/token/tidy", ""),
+        ("POST", "/v1/auth/approle/tidy/secret-id", ""),
         ("GET", "/v1/auth/approle/role/r", ""),
         ("LIST", "/v1/auth/approle/role", ""),
         ("GET", "/v1/auth/approle/role/r/role-id", ""),

@@ -33,9 +33,13 @@ async fn regression_epochs_destroy_with_no_number_crashed_the_server() {
     // between them ran backwards: a panic, and with panic=abort the whole server went down.
     let dir = tempfile::tempdir().unwrap();
     let s = start(dir.path()).await;
-    let token =
-        token_with(s.addr, &s.token, "epochs", r#"path "tresor/epochs/*" { capabilities = ["update"] }"#)
-            .await;
+    let token = token_with(
+        s.addr,
+        &s.token,
+        "epochs",
+        r#"path "tresor/epochs/*" { capabilities = ["update", "sudo"] }"#,
+    )
+    .await;
     for path in
         ["epochs/destroy", "epochs//destroy", "epochs/%2Fdestroy", "epochs/+1/destroy", "epochs/01/destroy"]
     {
@@ -280,5 +284,44 @@ async fn regression_transit_answers_differed_from_vaults() {
     }
     let (status, _, body) = request(addr, "DELETE", "/v1/transit/keys/k", root, "").await;
     assert_eq!((status, &body["errors"][0]), (400, &json!("deletion is not allowed for this key")));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_update_alone_let_a_token_destroy_an_epoch() {
+    // Destroying an epoch takes every value sealed in it out of reach for good; rotating and
+    // re-encrypting change the vault's keys. Vault asks `sudo` for such routes (`sys/rotate`).
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let write = r#"{"data":{"k":"v"}}"#;
+    assert_eq!(request(s.addr, "POST", "/v1/secret/data/app/db", Some(&s.token), write).await.0, 200);
+    let update =
+        token_with(s.addr, &s.token, "update", r#"path "tresor/epochs/*" { capabilities = ["update"] }"#)
+            .await;
+    let sudo = token_with(
+        s.addr,
+        &s.token,
+        "sudo",
+        r#"path "tresor/epochs/*" { capabilities = ["update", "sudo"] }
+path "tresor/epochs" { capabilities = ["read"] }"#,
+    )
+    .await;
+    let routes = [
+        ("/v1/tresor/epochs/rotate", ""),
+        ("/v1/tresor/epochs/reencrypt", ""),
+        ("/v1/tresor/epochs/policy", r#"{"rotate_every":"1h"}"#),
+        ("/v1/tresor/epochs/1/destroy", ""),
+    ];
+    for (route, body) in routes {
+        let (status, _, answer) = request(s.addr, "POST", route, Some(&update), body).await;
+        assert_eq!(status, 403, "{route} with update alone: {answer}");
+    }
+    // Nothing was destroyed: the value still reads.
+    let (status, _, read) = request(s.addr, "GET", "/v1/secret/data/app/db", Some(&s.token), "").await;
+    assert_eq!((status, &read["data"]["data"]["k"]), (200, &json!("v")), "{read}");
+    for (route, body) in routes {
+        let (status, _, answer) = request(s.addr, "POST", route, Some(&sudo), body).await;
+        assert!(status == 200 || status == 204, "{route} with update and sudo: {status} {answer}");
+    }
     s.stop().await;
 }
