@@ -75,12 +75,48 @@ struct Settings {
     custom_metadata: BTreeMap<String, String>,
     #[serde(default)]
     cas_required: bool,
-    /// Versions shown (0: all); older ones read as absent.
+    /// Versions kept (0: all): older ones are destroyed ([`prune`]), and read as absent.
     #[serde(default)]
     max_versions: u64,
-    /// How long after its creation a version reads as deleted (0: never), in seconds.
+    /// How long after its creation a version written from now on reads as deleted (0: never),
+    /// in seconds.
     #[serde(default, deserialize_with = "seconds_or_text")]
     delete_version_after: u64,
+    /// Since when (ms) each `delete_version_after` was in force, oldest first: a version gets the
+    /// one in force when it was written, as in Vault (until review, a new setting applied to every
+    /// version already there). Empty in settings written before it was kept: then the setting
+    /// applies to every version, as it did.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    delete_after_since: Vec<(u64, u64)>,
+}
+
+/// The changes of `delete_version_after` a secret's settings remember (older ones merge into the
+/// oldest kept, which then reaches back to the start).
+const DELETE_AFTER_CHANGES: usize = 32;
+
+impl Settings {
+    /// Sets `delete_version_after` to `secs` for versions written from `now_ms` on.
+    fn set_delete_after(&mut self, secs: u64, now_ms: u64) {
+        if self.delete_after_since.is_empty() {
+            // What was in force before it was kept applies to every version there is.
+            self.delete_after_since.push((0, self.delete_version_after));
+        }
+        self.delete_version_after = secs;
+        self.delete_after_since.push((now_ms, secs));
+        if self.delete_after_since.len() > DELETE_AFTER_CHANGES {
+            self.delete_after_since.remove(0);
+            self.delete_after_since[0].0 = 0;
+        }
+    }
+
+    /// The `delete_version_after` a version written at `created_ms` got, in seconds.
+    fn delete_after_for(&self, created_ms: u64) -> u64 {
+        match self.delete_after_since.iter().rev().find(|(since, _)| *since <= created_ms) {
+            Some((_, secs)) => *secs,
+            None if self.delete_after_since.is_empty() => self.delete_version_after,
+            None => 0,
+        }
+    }
 }
 
 /// `delete_version_after` as stored now (seconds) or as stored before (the text given, unchecked
@@ -204,10 +240,14 @@ async fn set_settings(vault: &Vault, path: &str, body: &Value, patch: bool) -> R
         s.max_versions = max;
     }
     if let Some(v) = body.get("delete_version_after").filter(|v| !v.is_null()) {
-        s.delete_version_after = super::auth::duration_s(v)?;
+        let secs = super::auth::duration_s(v)?;
+        if secs != s.delete_version_after {
+            s.set_delete_after(secs, super::tokens::now_ms());
+        }
     }
     let bytes = serde_json::to_vec(&s).map_err(|e| ApiError::internal(e.to_string()))?;
     vault.set_cas(&settings_path(path)?, &bytes, version).await?;
+    prune_all(vault, path, s.max_versions).await?;
     Ok(reply::no_content())
 }
 
@@ -250,8 +290,8 @@ fn version(call: &Call) -> Result<Option<u64>, ApiError> {
 /// When a version is (or was) deleted: its deletion, or its expiry under `delete_version_after`
 /// (which Vault, too, applies when the version is read, not by a write).
 fn deletion_ms(h: &HistoryEntry, settings: &Settings) -> Option<u64> {
-    let expiry = (settings.delete_version_after > 0)
-        .then(|| h.created_ms.saturating_add(settings.delete_version_after.saturating_mul(1000)));
+    let after = settings.delete_after_for(h.created_ms);
+    let expiry = (after > 0).then(|| h.created_ms.saturating_add(after.saturating_mul(1000)));
     match (h.deleted_ms, expiry) {
         (Some(deleted), Some(expiry)) => Some(deleted.min(expiry)),
         (deleted, expiry) => deleted.or(expiry),
@@ -328,7 +368,53 @@ async fn write(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiE
         Some(cas) => vault.set_cas_newest(path, &bytes, cas).await?,
         None => vault.set(path, &bytes).await?,
     };
+    prune(vault, path, version, &settings).await;
     Ok(written(vault, path, version, &settings))
+}
+
+/// Versions a write may leave behind it to prune: the one its `max_versions` pushed out, and a
+/// few below it, whose pruning may have failed or raced.
+const PRUNE_WINDOW: u64 = 8;
+
+/// Vault's `max_versions`: once a secret has more versions than it allows, the oldest are
+/// destroyed — their values taken out of the store, not only hidden (until review, they were
+/// only hidden: a client lowering `max_versions` to drop an old leaked password kept it). Each
+/// write destroys the version it pushed out (with a window below it), so every version is
+/// destroyed by the write that comes `max_versions` after it; lowering the setting destroys at
+/// once ([`prune_all`]). The write has landed whatever happens here: a failure is logged, and
+/// the next write's window takes it again.
+async fn prune(vault: &Vault, path: &str, version: u64, settings: &Settings) {
+    let max = settings.max_versions;
+    if max == 0 || version <= max {
+        return;
+    }
+    let newest_out = version - max;
+    let out: Vec<u64> = (newest_out.saturating_sub(PRUNE_WINDOW - 1).max(1)..=newest_out).collect();
+    if let Err(e) = destroy(vault, path, &out).await {
+        tracing::warn!(
+            "versions of a secret past its max_versions were not destroyed yet: {}",
+            e.messages.join("; ")
+        );
+    }
+}
+
+/// [`prune`] of every version older than the newest `max_versions`: when the setting is lowered.
+async fn prune_all(vault: &Vault, path: &str, max: u64) -> Result<(), ApiError> {
+    if max == 0 {
+        return Ok(());
+    }
+    let history = match vault.history(path).await {
+        Ok(history) => history,
+        Err(tresor::Error::NotFound { .. }) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let Some(newest) = history.last().map(|h| h.version) else { return Ok(()) };
+    let out: Vec<u64> = history
+        .iter()
+        .filter(|h| !h.destroyed && h.version.saturating_add(max) <= newest)
+        .map(|h| h.version)
+        .collect();
+    if out.is_empty() { Ok(()) } else { destroy(vault, path, &out).await }
 }
 
 /// What a write or a patch answers: the new version's metadata, with the time its commit
@@ -384,7 +470,9 @@ async fn patch(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiE
         }
     };
     let version = vault.set_cas(path, &bytes, current.version).await?;
-    Ok(written(vault, path, version, &settings_in_force(vault, path).await?))
+    let settings = settings_in_force(vault, path).await?;
+    prune(vault, path, version, &settings).await;
+    Ok(written(vault, path, version, &settings))
 }
 
 /// RFC 7386 JSON merge patch of `target` by `patch`.
@@ -476,6 +564,27 @@ async fn metadata(vault: &Vault, path: &str) -> Result<Response, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each version gets the `delete_version_after` in force when it was written; settings from
+    /// before the changes were kept apply theirs to every older version; the list stays bounded.
+    #[test]
+    fn delete_version_after_applies_from_when_it_was_set() {
+        let mut s = Settings { delete_version_after: 60, ..Settings::default() };
+        assert_eq!((s.delete_after_for(5), s.delete_after_for(5_000)), (60, 60));
+        s.set_delete_after(0, 1_000);
+        assert_eq!((s.delete_after_for(999), s.delete_after_for(1_000)), (60, 0));
+        s.set_delete_after(30, 2_000);
+        assert_eq!((s.delete_after_for(1_500), s.delete_after_for(2_500)), (0, 30));
+        let mut fresh = Settings::default();
+        fresh.set_delete_after(10, 1_000);
+        assert_eq!((fresh.delete_after_for(999), fresh.delete_after_for(1_000)), (0, 10));
+        for n in 0..100 {
+            fresh.set_delete_after(n, 2_000 + n);
+        }
+        assert_eq!(fresh.delete_after_since.len(), DELETE_AFTER_CHANGES);
+        assert_eq!(fresh.delete_after_since[0].0, 0, "the oldest kept reaches back to the start");
+        assert_eq!(fresh.delete_after_for(2_099), 99);
+    }
 
     /// Regression (review): settings stored before durations were checked could hold text that
     /// is no duration; reading them failed, and with them every request on the secret.

@@ -96,11 +96,16 @@ check(kv.read_secret_metadata("app/short")["data"]["delete_version_after"] == "1
 kv.create_or_update_secret("app/short", {"k": "v"})
 fresh = kv.read_secret_version("app/short", raise_on_deleted_version=True)["data"]["metadata"]
 check(fresh["deletion_time"], f"the deletion time is known from the write on: {fresh}")
+# A new setting applies to the versions written after it (Vault sets a version's deletion time
+# when it is written), not to those already there.
 kv.update_metadata("app/short", delete_version_after="1s")
+kv.create_or_update_secret("app/short", {"k": "w"})
 import time as _time
 _time.sleep(1.2)
 expired = kv.read_secret_version("app/short", raise_on_deleted_version=False)["data"]
 check(expired["data"] is None and expired["metadata"]["deletion_time"], f"past delete_version_after: {expired}")
+first = kv.read_secret_version("app/short", version=1, raise_on_deleted_version=True)["data"]
+check(first["data"] == {"k": "v"} and first["metadata"]["deletion_time"] == fresh["deletion_time"], f"the version before it keeps its own: {first}")
 raises(exceptions.InvalidRequest, lambda: kv.update_metadata("app/short", delete_version_after="soon"), "a bad duration")
 
 bad = hvac.Client(url=addr, token="tvs.not-a-token")

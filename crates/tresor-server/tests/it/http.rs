@@ -1433,3 +1433,73 @@ async fn regression_the_sixty_fourth_token_of_a_chain_was_made_dead() {
     assert_eq!(status, 200);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_max_versions_hid_old_versions_instead_of_destroying_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let root = Some(s.token.as_str());
+    let write = |n: u64| async move {
+        let body = format!(r#"{{"data":{{"password":"old-{n}"}}}}"#);
+        let (status, _, answer) = request(s.addr, "POST", "/v1/secret/data/db", root, &body).await;
+        assert_eq!((status, &answer["data"]["version"]), (200, &Value::from(n)), "{answer}");
+    };
+    let max = |n: u64| async move {
+        let body = format!(r#"{{"max_versions":{n}}}"#);
+        assert_eq!(request(s.addr, "POST", "/v1/secret/metadata/db", root, &body).await.0, 204);
+    };
+    // Which versions are destroyed, with every version shown (max_versions 0).
+    let destroyed = || async move {
+        max(0).await;
+        let (status, _, meta) = request(s.addr, "GET", "/v1/secret/metadata/db", root, "").await;
+        assert_eq!(status, 200, "{meta}");
+        let mut out: Vec<u64> = meta["data"]["versions"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, v)| v["destroyed"] == Value::Bool(true))
+            .map(|(k, _)| k.parse().unwrap())
+            .collect();
+        out.sort();
+        out
+    };
+    for n in 1..=5 {
+        write(n).await;
+    }
+    // Lowering max_versions destroys what it pushes out, at once.
+    max(2).await;
+    assert_eq!(destroyed().await, vec![1, 2, 3]);
+    let (status, _, old) = request(s.addr, "GET", "/v1/secret/data/db?version=1", root, "").await;
+    assert_eq!((status, &old["data"]["data"]), (404, &Value::Null), "{old}");
+    // A write past it destroys the version it pushes out.
+    max(2).await;
+    write(6).await;
+    assert_eq!(destroyed().await, vec![1, 2, 3, 4]);
+    let (status, _, kept) = request(s.addr, "GET", "/v1/secret/data/db?version=5", root, "").await;
+    assert_eq!((status, &kept["data"]["data"]["password"]), (200, &Value::from("old-5")), "{kept}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_delete_version_after_applied_to_versions_written_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let root = Some(s.token.as_str());
+    let body = r#"{"data":{"k":"v"}}"#;
+    assert_eq!(request(s.addr, "POST", "/v1/secret/data/t", root, body).await.0, 200);
+    let setting = r#"{"delete_version_after":"1s"}"#;
+    assert_eq!(request(s.addr, "POST", "/v1/secret/metadata/t", root, setting).await.0, 204);
+    let (status, _, second) = request(s.addr, "POST", "/v1/secret/data/t", root, body).await;
+    assert_eq!(status, 200);
+    assert!(second["data"]["deletion_time"].as_str().is_some_and(|t| !t.is_empty()), "{second}");
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    // The version written under the setting is deleted now; the one before it is not.
+    let (status, _, read) = request(s.addr, "GET", "/v1/secret/data/t?version=2", root, "").await;
+    assert_eq!((status, &read["data"]["data"]), (404, &Value::Null), "{read}");
+    let (status, _, read) = request(s.addr, "GET", "/v1/secret/data/t?version=1", root, "").await;
+    assert_eq!((status, &read["data"]["data"]["k"]), (200, &Value::from("v")), "{read}");
+    assert_eq!(read["data"]["metadata"]["deletion_time"], "", "{read}");
+    let (_, _, meta) = request(s.addr, "GET", "/v1/secret/metadata/t", root, "").await;
+    assert_eq!(meta["data"]["delete_version_after"], "1s", "{meta}");
+    s.stop().await;
+}
