@@ -27,6 +27,7 @@ pub(crate) async fn handle(
     let secret = |path: &str| secret(mount, path);
     match (kind, call.verb) {
         ("data", Verb::Read) => read(vault, &secret(path)?, version(call)?).await,
+        ("subkeys", Verb::Read) => subkeys(vault, &secret(path)?, version(call)?, depth(call)?).await,
         ("data", Verb::Write) => write(vault, &secret(path)?, &call.json()?).await,
         ("data", Verb::Patch) => patch(vault, &secret(path)?, &call.json()?).await,
         ("data", Verb::Delete) => {
@@ -62,7 +63,9 @@ pub(crate) async fn handle(
             json!({ "cas_required": false, "delete_version_after": "0s", "max_versions": 0 }),
             "kv",
         )),
-        ("data" | "metadata" | "config" | "delete" | "undelete" | "destroy", _) => Err(ApiError::method()),
+        ("data" | "subkeys" | "metadata" | "config" | "delete" | "undelete" | "destroy", _) => {
+            Err(ApiError::method())
+        }
         _ => Err(ApiError::not_found()),
     }
 }
@@ -316,6 +319,60 @@ fn version_metadata(h: &HistoryEntry, settings: &Settings) -> Value {
 
 /// `GET secret/data/<p>[?version=N]`: a deleted version is a 404 that still carries its metadata.
 async fn read(vault: &Vault, path: &str, version: Option<u64>) -> Result<Response, ApiError> {
+    read_shown(vault, path, version, "data", |data| data).await
+}
+
+/// `GET secret/subkeys/<p>[?version=N&depth=D]`: the secret's keys without its values (each
+/// value `null`, objects followed `depth` levels down, 0: all), as Vault answers — for a client
+/// that must know which fields a secret has and may not read them.
+async fn subkeys(
+    vault: &Vault,
+    path: &str,
+    version: Option<u64>,
+    depth: usize,
+) -> Result<Response, ApiError> {
+    read_shown(vault, path, version, "subkeys", |data| keys_of(data, depth)).await
+}
+
+/// `value` with every leaf `null`, objects followed `depth` levels (0: all; an object at the
+/// last level is `null` too).
+fn keys_of(value: Value, depth: usize) -> Value {
+    fn walk(value: Value, left: Option<usize>) -> Value {
+        match value {
+            Value::Object(map) if left != Some(0) => {
+                Value::Object(map.into_iter().map(|(k, v)| (k, walk(v, left.map(|l| l - 1)))).collect())
+            }
+            _ => Value::Null,
+        }
+    }
+    match value {
+        // The top level is always the secret's fields.
+        Value::Object(map) => {
+            let left = (depth > 0).then(|| depth - 1);
+            Value::Object(map.into_iter().map(|(k, v)| (k, walk(v, left))).collect())
+        }
+        _ => Value::Null,
+    }
+}
+
+/// The `depth` of a subkeys request (0: all).
+fn depth(call: &Call) -> Result<usize, ApiError> {
+    match call.query.get("depth").map(|v| v.parse::<usize>()) {
+        None => Ok(0),
+        Some(Ok(d)) => Ok(d),
+        Some(Err(_)) => Err(ApiError::invalid("depth must be a number")),
+    }
+}
+
+/// A version of `path` answered as `{<field>: show(data), "metadata": ...}` (404 with the
+/// metadata and `null` when it is deleted or destroyed).
+async fn read_shown(
+    vault: &Vault,
+    path: &str,
+    version: Option<u64>,
+    field: &str,
+    show: impl FnOnce(Value) -> Value,
+) -> Result<Response, ApiError> {
     let settings = settings_in_force(vault, path).await?;
     // The version and the history in one read (one audit record).
     let (full, value) = match vault.get_with_history(path, version).await {
@@ -335,11 +392,11 @@ async fn read(vault: &Vault, path: &str, version: Option<u64>) -> Result<Respons
     let value = value.filter(|_| !deleted_now(entry, &settings));
     match value {
         Some(value) => Ok(reply::ok(
-            json!({ "data": super::kvdata::decode(value.as_slice()), "metadata": metadata }),
+            json!({ field: show(super::kvdata::decode(value.as_slice())), "metadata": metadata }),
             "kv",
         )),
         None => {
-            let body = reply::envelope(json!({ "data": null, "metadata": metadata }), "kv");
+            let body = reply::envelope(json!({ field: null, "metadata": metadata }), "kv");
             Ok(reply::json(StatusCode::NOT_FOUND, &body))
         }
     }
@@ -564,6 +621,22 @@ async fn metadata(vault: &Vault, path: &str) -> Result<Response, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Subkeys as Vault shows them: every value null, objects followed `depth` levels (0: all).
+    #[test]
+    fn subkeys_hide_every_value_to_the_depth_asked() {
+        let data = json!({ "foo": "abc", "bar": { "baz": "def", "deep": { "x": 1 } }, "list": [1, 2] });
+        assert_eq!(
+            keys_of(data.clone(), 0),
+            json!({ "foo": null, "bar": { "baz": null, "deep": { "x": null } }, "list": null })
+        );
+        assert_eq!(keys_of(data.clone(), 1), json!({ "foo": null, "bar": null, "list": null }));
+        assert_eq!(
+            keys_of(data, 2),
+            json!({ "foo": null, "bar": { "baz": null, "deep": null }, "list": null })
+        );
+        assert_eq!(keys_of(json!("a lone value"), 0), Value::Null);
+    }
 
     /// Each version gets the `delete_version_after` in force when it was written; settings from
     /// before the changes were kept apply theirs to every older version; the list stays bounded.

@@ -441,6 +441,22 @@ pub(crate) fn document() -> Value {
         ),
     );
     add(
+        "/secret/subkeys/{path}",
+        item(
+            &["path"],
+            &[("get", {
+                let mut o =
+                    op("A version's keys, every value null (the newest by default)", "kv", 200, None, false);
+                let depth = json!({ "name": "depth", "in": "query", "required": false,
+                                    "schema": { "type": "integer", "minimum": 0 } });
+                o["parameters"] = json!([version.clone(), depth]);
+                o["responses"]["404"] = json!({ "description": "no such secret or version; a deleted or destroyed one answers its metadata",
+                    "content": { "application/json": { "schema": { "anyOf": [schema("Errors"), schema("Envelope")] } } } });
+                o
+            })],
+        ),
+    );
+    add(
         "/secret/metadata/{path}",
         item(
             &["path"],

@@ -1503,3 +1503,35 @@ async fn regression_delete_version_after_applied_to_versions_written_before_it()
     assert_eq!(meta["data"]["delete_version_after"], "1s", "{meta}");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subkeys_show_a_secrets_fields_to_a_token_that_may_not_read_its_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let root = Some(s.token.as_str());
+    let body = r#"{"data":{"user":"app","password":"hunter2","tls":{"cert":"c","key":"k"}}}"#;
+    assert_eq!(request(s.addr, "POST", "/v1/secret/data/db", root, body).await.0, 200);
+    let policy = serde_json::json!({ "policy": r#"path "secret/subkeys/*" { capabilities = ["read"] }"# });
+    assert_eq!(request(s.addr, "PUT", "/v1/sys/policies/acl/fields", root, &policy.to_string()).await.0, 204);
+    let (_, _, made) =
+        request(s.addr, "POST", "/v1/auth/token/create", root, r#"{"policies":["fields"]}"#).await;
+    let fields = made["auth"]["client_token"].as_str().unwrap().to_string();
+    let (status, _, keys) = request(s.addr, "GET", "/v1/secret/subkeys/db", Some(&fields), "").await;
+    assert_eq!(status, 200, "{keys}");
+    assert_eq!(
+        keys["data"]["subkeys"],
+        serde_json::json!({ "user": null, "password": null, "tls": { "cert": null, "key": null } })
+    );
+    assert_eq!(keys["data"]["metadata"]["version"], 1, "{keys}");
+    assert!(!keys.to_string().contains("hunter2"), "{keys}");
+    let (_, _, shallow) = request(s.addr, "GET", "/v1/secret/subkeys/db?depth=1", Some(&fields), "").await;
+    assert_eq!(shallow["data"]["subkeys"]["tls"], Value::Null, "{shallow}");
+    assert_eq!(request(s.addr, "GET", "/v1/secret/data/db", Some(&fields), "").await.0, 403);
+    assert_eq!(request(s.addr, "GET", "/v1/secret/subkeys/db?depth=x", Some(&fields), "").await.0, 400);
+    assert_eq!(request(s.addr, "GET", "/v1/secret/subkeys/nothing", Some(&fields), "").await.0, 404);
+    // A deleted version answers its metadata with a 404, as a data read does.
+    assert_eq!(request(s.addr, "DELETE", "/v1/secret/data/db", root, "").await.0, 204);
+    let (status, _, gone) = request(s.addr, "GET", "/v1/secret/subkeys/db", Some(&fields), "").await;
+    assert_eq!((status, &gone["data"]["subkeys"]), (404, &Value::Null), "{gone}");
+    s.stop().await;
+}

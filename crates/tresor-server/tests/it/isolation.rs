@@ -52,6 +52,7 @@ async fn a_token_without_the_capability_is_refused_on_every_route_and_learns_not
     let routes: Vec<(&str, String, String)> = [
         // KV v2 outside the prefix, existing and not, and writes inside it (read-only there).
         ("GET", "/v1/secret/data/b/two", ""),
+        ("GET", "/v1/secret/subkeys/b/two", ""),
         ("GET", "/v1/secret/data/b/none", ""),
         ("GET", "/v1/secret/data/b/two?version=1", ""),
         ("POST", "/v1/secret/data/b/two", kv_write),
