@@ -2,6 +2,7 @@
 //! path (ARCHITECTURE.md, "The server"). A version's data is a JSON object kept as its JSON text; a value that is not one
 //! (written by `tresor set`) reads as `{"value": TEXT}`, or `{"value_base64": …}`.
 
+use super::mounts::KvConfig;
 use super::reply::{self, ApiError, time};
 use super::route::{Call, Verb};
 use axum::http::StatusCode;
@@ -21,15 +22,16 @@ pub(crate) async fn handle(
     vault: &Vault,
     call: &Call,
     mount: &str,
+    config: &KvConfig,
     rest: &str,
 ) -> Result<Response, ApiError> {
     let (kind, path) = rest.split_once('/').unwrap_or((rest, ""));
     let secret = |path: &str| secret(mount, path);
     match (kind, call.verb) {
-        ("data", Verb::Read) => read(vault, &secret(path)?, version(call)?).await,
-        ("subkeys", Verb::Read) => subkeys(vault, &secret(path)?, version(call)?, depth(call)?).await,
-        ("data", Verb::Write) => write(vault, &secret(path)?, &call.json()?).await,
-        ("data", Verb::Patch) => patch(vault, &secret(path)?, &call.json()?).await,
+        ("data", Verb::Read) => read(vault, config, &secret(path)?, version(call)?).await,
+        ("subkeys", Verb::Read) => subkeys(vault, config, &secret(path)?, version(call)?, depth(call)?).await,
+        ("data", Verb::Write) => write(vault, config, &secret(path)?, &call.json()?).await,
+        ("data", Verb::Patch) => patch(vault, config, &secret(path)?, &call.json()?).await,
         ("data", Verb::Delete) => {
             // Nothing there (never written, or deleted already): Vault answers 204 all the same
             // ("deleted, if it existed"), and clients deleting what is gone rely on it.
@@ -55,14 +57,17 @@ pub(crate) async fn handle(
             Ok(reply::no_content())
         }
         ("metadata", Verb::List) => list(vault, mount, path).await,
-        ("metadata", Verb::Read) => metadata(vault, &secret(path)?).await,
-        ("metadata", Verb::Write) => set_settings(vault, &secret(path)?, &call.json()?, false).await,
-        ("metadata", Verb::Patch) => set_settings(vault, &secret(path)?, &call.json()?, true).await,
+        ("metadata", Verb::Read) => metadata(vault, config, &secret(path)?).await,
+        ("metadata", Verb::Write) => set_settings(vault, config, &secret(path)?, &call.json()?, false).await,
+        ("metadata", Verb::Patch) => set_settings(vault, config, &secret(path)?, &call.json()?, true).await,
         ("metadata", Verb::Delete) => delete_metadata(vault, &secret(path)?).await,
-        ("config", Verb::Read) => Ok(reply::ok(
-            json!({ "cas_required": false, "delete_version_after": "0s", "max_versions": 0 }),
+        ("config", Verb::Read) if path.is_empty() => Ok(reply::ok(
+            json!({ "cas_required": config.cas_required,
+                    "delete_version_after": super::auth::go_duration(config.delete_version_after),
+                    "max_versions": config.max_versions }),
             "kv",
         )),
+        ("config", Verb::Write) if path.is_empty() => set_config(vault, mount, &call.json()?).await,
         ("data" | "subkeys" | "metadata" | "config" | "delete" | "undelete" | "destroy", _) => {
             Err(ApiError::method())
         }
@@ -72,7 +77,7 @@ pub(crate) async fn handle(
 
 /// What KV v2 keeps about a secret besides its versions, as a system entry (`kv/<path>`): the
 /// secret's metadata settings.
-#[derive(Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 struct Settings {
     #[serde(default)]
     custom_metadata: BTreeMap<String, String>,
@@ -91,6 +96,54 @@ struct Settings {
     /// applies to every version, as it did.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     delete_after_since: Vec<(u64, u64)>,
+    /// The mount's `delete_version_after` (seconds, 0: none), set by [`within`]: the bound of
+    /// the secret's own.
+    #[serde(skip)]
+    mount_delete_after: u64,
+}
+
+/// `POST <mount>/config` `{"cas_required", "max_versions", "delete_version_after"}`: what every
+/// secret of the mount gets, within its own settings (each field given replaces its value). A
+/// lower `max_versions` destroys at each secret's next write, as in Vault.
+async fn set_config(vault: &Vault, mount: &str, body: &Value) -> Result<Response, ApiError> {
+    let cas_required = super::fields::flag(body, "cas_required")?;
+    let max_versions = super::fields::whole(body, "max_versions")?;
+    let delete_after = match body.get("delete_version_after").filter(|v| !v.is_null()) {
+        Some(v) => Some(super::auth::duration_s(v)?),
+        None => None,
+    };
+    super::mounts::change_kv_config(vault, mount, |config| {
+        if let Some(required) = cas_required {
+            config.cas_required = required;
+        }
+        if let Some(max) = max_versions {
+            config.max_versions = max;
+        }
+        if let Some(after) = delete_after {
+            config.delete_version_after = after;
+        }
+    })
+    .await?;
+    Ok(reply::no_content())
+}
+
+/// The narrower of a secret's own limit and its mount's (0: none set).
+fn narrower(own: u64, mount: u64) -> u64 {
+    match (own, mount) {
+        (0, m) => m,
+        (o, 0) => o,
+        (o, m) => o.min(m),
+    }
+}
+
+/// A secret's settings within its mount's `config`, as Vault combines them: `cas_required` if
+/// either asks it, and `max_versions` and `delete_version_after` the secret's own when set, never
+/// past the mount's when that is set.
+fn within(mut s: Settings, config: &KvConfig) -> Settings {
+    s.cas_required |= config.cas_required;
+    s.max_versions = narrower(s.max_versions, config.max_versions);
+    s.mount_delete_after = config.delete_version_after;
+    s
 }
 
 /// The changes of `delete_version_after` a secret's settings remember (older ones merge into the
@@ -112,13 +165,15 @@ impl Settings {
         }
     }
 
-    /// The `delete_version_after` a version written at `created_ms` got, in seconds.
+    /// The `delete_version_after` a version written at `created_ms` got, in seconds (within
+    /// the mount's).
     fn delete_after_for(&self, created_ms: u64) -> u64 {
-        match self.delete_after_since.iter().rev().find(|(since, _)| *since <= created_ms) {
+        let own = match self.delete_after_since.iter().rev().find(|(since, _)| *since <= created_ms) {
             Some((_, secs)) => *secs,
             None if self.delete_after_since.is_empty() => self.delete_version_after,
             None => 0,
-        }
+        };
+        narrower(own, self.mount_delete_after)
     }
 }
 
@@ -199,13 +254,14 @@ async fn settings(vault: &Vault, path: &str) -> Result<(Settings, u64), ApiError
 
 /// The settings in force for `path` (the defaults when it has none): for reads and writes of its
 /// data, which need no version of the settings (bookkeeping, not audited on its own).
-async fn settings_in_force(vault: &Vault, path: &str) -> Result<Settings, ApiError> {
-    match vault.system_entry(&settings_path(path)?, None).await? {
+async fn settings_in_force(vault: &Vault, config: &KvConfig, path: &str) -> Result<Settings, ApiError> {
+    let own = match vault.system_entry(&settings_path(path)?, None).await? {
         tresor::vault::SystemEntry::Current(_, bytes) => {
-            serde_json::from_slice(bytes.as_slice()).map_err(|e| ApiError::internal(e.to_string()))
+            serde_json::from_slice(bytes.as_slice()).map_err(|e| ApiError::internal(e.to_string()))?
         }
-        _ => Ok(Settings::default()),
-    }
+        _ => Settings::default(),
+    };
+    Ok(within(own, config))
 }
 
 /// The versions of `history` that `settings` show (the newest `max_versions`).
@@ -215,7 +271,13 @@ fn visible<'h>(history: &'h [HistoryEntry], settings: &Settings) -> &'h [History
 }
 
 /// `POST`/`PATCH secret/metadata/<p>`: changes the settings given, keeps the others.
-async fn set_settings(vault: &Vault, path: &str, body: &Value, patch: bool) -> Result<Response, ApiError> {
+async fn set_settings(
+    vault: &Vault,
+    config: &KvConfig,
+    path: &str,
+    body: &Value,
+    patch: bool,
+) -> Result<Response, ApiError> {
     let (mut s, version) = settings(vault, path).await?;
     let bad = || ApiError::invalid("custom_metadata must map names to strings");
     match body.get("custom_metadata").filter(|v| !v.is_null()) {
@@ -250,7 +312,7 @@ async fn set_settings(vault: &Vault, path: &str, body: &Value, patch: bool) -> R
     }
     let bytes = serde_json::to_vec(&s).map_err(|e| ApiError::internal(e.to_string()))?;
     vault.set_cas(&settings_path(path)?, &bytes, version).await?;
-    prune_all(vault, path, s.max_versions).await?;
+    prune_all(vault, path, narrower(s.max_versions, config.max_versions)).await?;
     Ok(reply::no_content())
 }
 
@@ -318,8 +380,13 @@ fn version_metadata(h: &HistoryEntry, settings: &Settings) -> Value {
 }
 
 /// `GET secret/data/<p>[?version=N]`: a deleted version is a 404 that still carries its metadata.
-async fn read(vault: &Vault, path: &str, version: Option<u64>) -> Result<Response, ApiError> {
-    read_shown(vault, path, version, "data", |data| data).await
+async fn read(
+    vault: &Vault,
+    config: &KvConfig,
+    path: &str,
+    version: Option<u64>,
+) -> Result<Response, ApiError> {
+    read_shown(vault, config, path, version, "data", |data| data).await
 }
 
 /// `GET secret/subkeys/<p>[?version=N&depth=D]`: the secret's keys without its values (each
@@ -327,11 +394,12 @@ async fn read(vault: &Vault, path: &str, version: Option<u64>) -> Result<Respons
 /// that must know which fields a secret has and may not read them.
 async fn subkeys(
     vault: &Vault,
+    config: &KvConfig,
     path: &str,
     version: Option<u64>,
     depth: usize,
 ) -> Result<Response, ApiError> {
-    read_shown(vault, path, version, "subkeys", |data| keys_of(data, depth)).await
+    read_shown(vault, config, path, version, "subkeys", |data| keys_of(data, depth)).await
 }
 
 /// `value` with every leaf `null`, objects followed `depth` levels (0: all; an object at the
@@ -368,12 +436,13 @@ fn depth(call: &Call) -> Result<usize, ApiError> {
 /// metadata and `null` when it is deleted or destroyed).
 async fn read_shown(
     vault: &Vault,
+    config: &KvConfig,
     path: &str,
     version: Option<u64>,
     field: &str,
     show: impl FnOnce(Value) -> Value,
 ) -> Result<Response, ApiError> {
-    let settings = settings_in_force(vault, path).await?;
+    let settings = settings_in_force(vault, config, path).await?;
     // The version and the history in one read (one audit record).
     let (full, value) = match vault.get_with_history(path, version).await {
         Ok(found) => found,
@@ -411,12 +480,12 @@ fn cas(body: &Value) -> Result<Option<u64>, ApiError> {
 }
 
 /// `POST`/`PUT secret/data/<p>` with `{"data": {...}, "options": {"cas": N}}`.
-async fn write(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiError> {
+async fn write(vault: &Vault, config: &KvConfig, path: &str, body: &Value) -> Result<Response, ApiError> {
     let Some(data) = body.get("data").and_then(Value::as_object) else {
         return Err(ApiError::invalid("no data provided"));
     };
     let cas = cas(body)?;
-    let settings = settings_in_force(vault, path).await?;
+    let settings = settings_in_force(vault, config, path).await?;
     if settings.cas_required && cas.is_none() {
         return Err(ApiError::invalid("check-and-set parameter required for this call"));
     }
@@ -500,7 +569,7 @@ fn custom(settings: &Settings) -> Value {
 /// `PATCH secret/data/<p>` with `{"data": {...}, "options": {"cas": N}}`: a JSON merge patch
 /// (RFC 7386: `null` removes a key, objects merge) of the newest version, written as the next
 /// version only if no one wrote in between (what `vault kv patch` sends).
-async fn patch(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiError> {
+async fn patch(vault: &Vault, config: &KvConfig, path: &str, body: &Value) -> Result<Response, ApiError> {
     let Some(changes) = body.get("data").filter(|d| d.is_object()) else {
         return Err(ApiError::invalid("no data provided"));
     };
@@ -510,7 +579,7 @@ async fn patch(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiE
     };
     let cas = cas(body)?;
     // As a write: a secret (or mount) that requires check-and-set requires it of a patch too.
-    if cas.is_none() && settings_in_force(vault, path).await?.cas_required {
+    if cas.is_none() && settings_in_force(vault, config, path).await?.cas_required {
         return Err(ApiError::invalid("check-and-set parameter required for this call"));
     }
     if let Some(cas) = cas
@@ -527,7 +596,7 @@ async fn patch(vault: &Vault, path: &str, body: &Value) -> Result<Response, ApiE
         }
     };
     let version = vault.set_cas(path, &bytes, current.version).await?;
-    let settings = settings_in_force(vault, path).await?;
+    let settings = settings_in_force(vault, config, path).await?;
     prune(vault, path, version, &settings).await;
     Ok(written(vault, path, version, &settings))
 }
@@ -576,8 +645,10 @@ async fn list(vault: &Vault, mount: &str, path: &str) -> Result<Response, ApiErr
 }
 
 /// `GET secret/metadata/<p>`: every version's times.
-async fn metadata(vault: &Vault, path: &str) -> Result<Response, ApiError> {
-    let (settings, settings_version) = settings(vault, path).await?;
+async fn metadata(vault: &Vault, config: &KvConfig, path: &str) -> Result<Response, ApiError> {
+    let (own, settings_version) = settings(vault, path).await?;
+    // Versions and deletion times as they are in force; the settings shown are the secret's own.
+    let settings = within(own.clone(), config);
     let full = match vault.history(path).await {
         Ok(h) => h,
         Err(tresor::Error::NotFound { .. }) if settings_version > 0 => Vec::new(),
@@ -601,15 +672,15 @@ async fn metadata(vault: &Vault, path: &str) -> Result<Response, ApiError> {
         // show; Vault shows what `destroy` alone left, tresor treats both alike.
         return Err(ApiError::not_found());
     }
-    let delete_after = super::auth::go_duration(settings.delete_version_after);
+    let delete_after = super::auth::go_duration(own.delete_version_after);
     Ok(reply::ok(
         json!({
-            "cas_required": settings.cas_required,
+            "cas_required": own.cas_required,
             "created_time": time(full.first().map(|h| h.created_ms)),
             "current_version": last.map_or(0, |h| h.version),
             "custom_metadata": custom(&settings),
             "delete_version_after": delete_after,
-            "max_versions": settings.max_versions,
+            "max_versions": own.max_versions,
             "oldest_version": first.map_or(0, |h| h.version),
             "updated_time": time(last.map(|h| h.created_ms)),
             "versions": versions,
@@ -621,6 +692,20 @@ async fn metadata(vault: &Vault, path: &str) -> Result<Response, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A secret's settings within its mount's config: either may require cas, and the narrower
+    /// of two limits wins (0: none set).
+    #[test]
+    fn a_secrets_settings_apply_within_its_mounts() {
+        let own = Settings { max_versions: 5, delete_version_after: 60, ..Settings::default() };
+        let none = within(own.clone(), &KvConfig::default());
+        assert_eq!((none.max_versions, none.cas_required, none.delete_after_for(0)), (5, false, 60));
+        let mount = KvConfig { cas_required: true, max_versions: 3, delete_version_after: 600 };
+        let both = within(own, &mount);
+        assert_eq!((both.max_versions, both.cas_required, both.delete_after_for(0)), (3, true, 60));
+        let only_mount = within(Settings::default(), &mount);
+        assert_eq!((only_mount.max_versions, only_mount.delete_after_for(0)), (3, 600));
+    }
 
     /// Subkeys as Vault shows them: every value null, objects followed `depth` levels (0: all).
     #[test]

@@ -48,6 +48,31 @@ pub(crate) struct Mount {
     /// When it was enabled, in seconds since the epoch (0: a default mount).
     #[serde(default)]
     pub(crate) created: u64,
+    /// A KV mount's `config` (what every secret of it gets, within its own settings).
+    #[serde(default, skip_serializing_if = "KvConfig::is_default")]
+    pub(crate) kv: KvConfig,
+}
+
+/// A KV v2 mount's settings for all its secrets (`<mount>/config`, as Vault's): a secret's own
+/// settings apply within them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct KvConfig {
+    /// Every write needs `cas`.
+    #[serde(default)]
+    pub(crate) cas_required: bool,
+    /// Versions kept per secret (0: all).
+    #[serde(default)]
+    pub(crate) max_versions: u64,
+    /// How long after its creation a version reads as deleted, in seconds (0: never).
+    #[serde(default)]
+    pub(crate) delete_version_after: u64,
+}
+
+impl KvConfig {
+    /// Whether nothing is set (not written with the mount then).
+    fn is_default(&self) -> bool {
+        *self == KvConfig::default()
+    }
 }
 
 /// The mounts, by path without its trailing slash.
@@ -63,6 +88,7 @@ impl Default for Table {
             description: description.to_string(),
             id: String::new(),
             created: 0,
+            kv: KvConfig::default(),
         };
         Table {
             mounts: BTreeMap::from([
@@ -127,6 +153,24 @@ async fn stored(vault: &Vault) -> Result<(Table, u64), ApiError> {
         }
         _ => Ok((Table::default(), 0)),
     }
+}
+
+/// Changes the KV configuration of the mount at `path` with `edit` (check-and-set on the table).
+pub(crate) async fn change_kv_config(
+    vault: &Vault,
+    path: &str,
+    edit: impl Fn(&mut KvConfig),
+) -> Result<(), ApiError> {
+    change(vault, |table| {
+        let mount = table
+            .mounts
+            .get_mut(path)
+            .filter(|m| m.engine == Engine::Kv)
+            .ok_or_else(|| ApiError::invalid(format!("no KV mount at \"{path}/\"")))?;
+        edit(&mut mount.kv);
+        Ok(())
+    })
+    .await
 }
 
 /// Changes the stored table with `edit` and writes it back as a check-and-set; when another
@@ -308,9 +352,10 @@ async fn enable(vault: &Vault, path: &str, body: &Value) -> Result<Response, Api
             }
         };
         let created = super::tokens::now_ms() / 1000;
-        table
-            .mounts
-            .insert(path.to_string(), Mount { engine, description: description.clone(), id, created });
+        table.mounts.insert(
+            path.to_string(),
+            Mount { engine, description: description.clone(), id, created, kv: KvConfig::default() },
+        );
         Ok(())
     })
     .await?;
@@ -362,7 +407,13 @@ mod tests {
     #[test]
     fn a_path_finds_its_longest_mount_on_whole_segments() {
         let mut table = Table::default();
-        let kv = Mount { engine: Engine::Kv, description: String::new(), id: "ab".into(), created: 1 };
+        let kv = Mount {
+            engine: Engine::Kv,
+            description: String::new(),
+            id: "ab".into(),
+            created: 1,
+            kv: KvConfig::default(),
+        };
         table.mounts.insert("team/kv".into(), kv);
         let found = |p: &'static str| table.find(p).map(|(m, _, r)| (m, r));
         assert_eq!(found("secret/data/x"), Some(("secret", "data/x")));

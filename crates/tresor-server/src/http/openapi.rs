@@ -488,7 +488,21 @@ pub(crate) fn document() -> Value {
             item(&["path"], &[("post", op(summary, "kv", 204, Some(versions.clone()), false))]),
         );
     }
-    add("/secret/config", item(&[], &[("get", op("The mount's settings", "kv", 200, None, false))]));
+    let config = object(json!({
+        "max_versions": { "type": "integer", "minimum": 0 },
+        "cas_required": { "type": "boolean" },
+        "delete_version_after": { "type": "string" },
+    }));
+    add(
+        "/secret/config",
+        item(
+            &[],
+            &[
+                ("get", op("The mount's settings", "kv", 200, None, false)),
+                ("post", op("Change the mount's settings", "kv", 204, Some(config), false)),
+            ],
+        ),
+    );
     // Transit.
     add(
         "/transit/keys",

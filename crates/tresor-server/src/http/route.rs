@@ -310,7 +310,7 @@ async fn route(
         ("tresor", rest) => super::native::handle(&vault, &call, rest).await,
         _ => match table.find(&path) {
             Some((at, mount, rest)) => match mount.engine {
-                Engine::Kv => kv::handle(&vault, &call, at, rest).await,
+                Engine::Kv => kv::handle(&vault, &call, at, &mount.kv, rest).await,
                 Engine::Transit => transit::handle(&vault, &call, mount, rest).await,
             },
             None => Err(ApiError {

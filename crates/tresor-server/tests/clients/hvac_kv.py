@@ -1,5 +1,6 @@
 """hvac 2.4.0, unchanged, against tresor server: seal status, health, the token, KV v2 (write,
-cas, read, versions, list, metadata, patch, delete, undelete, destroy, delete_version_after) and
+cas, read, versions, list, metadata, patch, delete, undelete, destroy, delete_version_after, the
+mount's config) and
 sealing. VAULT_ADDR and VAULT_TOKEN name
 the server and a root token. Exits non-zero at the first failed check."""
 import os
@@ -107,6 +108,18 @@ check(expired["data"] is None and expired["metadata"]["deletion_time"], f"past d
 first = kv.read_secret_version("app/short", version=1, raise_on_deleted_version=True)["data"]
 check(first["data"] == {"k": "v"} and first["metadata"]["deletion_time"] == fresh["deletion_time"], f"the version before it keeps its own: {first}")
 raises(exceptions.InvalidRequest, lambda: kv.update_metadata("app/short", delete_version_after="soon"), "a bad duration")
+
+# The mount's settings (secret/config): every secret gets them, within its own.
+kv.configure(max_versions=2, cas_required=True, delete_version_after="0s")
+config = kv.read_configuration()["data"]
+check(config["max_versions"] == 2 and config["cas_required"] is True and config["delete_version_after"] == "0s", f"config {config}")
+raises(exceptions.InvalidRequest, lambda: kv.create_or_update_secret("app/cfg", {"n": "0"}), "the mount requires cas")
+for n in range(3):
+    kv.create_or_update_secret("app/cfg", {"n": str(n)}, cas=n)
+kv.configure(max_versions=0, cas_required=False, delete_version_after="0s")
+cfg = kv.read_secret_metadata("app/cfg")["data"]
+check(cfg["versions"]["1"]["destroyed"] is True and not cfg["versions"]["2"]["destroyed"], f"the mount's max_versions destroyed version 1: {cfg}")
+kv.create_or_update_secret("app/cfg", {"n": "3"})
 
 bad = hvac.Client(url=addr, token="tvs.not-a-token")
 raises(exceptions.Forbidden, lambda: bad.secrets.kv.v2.read_secret_version("app/new", raise_on_deleted_version=True), "no token, no read")
