@@ -134,8 +134,15 @@ pub(crate) fn document() -> Value {
         "ciphertext": { "type": "string" },
         "batch_input": { "type": "array", "items": { "type": "object" } },
     }));
-    let sign = object(json!({ "input": { "type": "string" } }));
-    let verify = object(json!({ "input": { "type": "string" }, "signature": { "type": "string" } }));
+    let sign = object(json!({
+        "input": { "type": "string" },
+        "batch_input": { "type": "array", "items": { "type": "object" } },
+    }));
+    let verify = object(json!({
+        "input": { "type": "string" },
+        "signature": { "type": "string" },
+        "batch_input": { "type": "array", "items": { "type": "object" } },
+    }));
     let role = object(json!({
         "token_policies": { "type": "array", "items": { "type": "string" } },
         "token_ttl": { "type": ["string", "integer"] },
@@ -565,9 +572,17 @@ pub(crate) fn document() -> Value {
         ("verify", "Verify an Ed25519 signature", verify),
     ] {
         let mut post = op(summary, "transit", 200, Some(request), false);
-        if matches!(name, "encrypt" | "decrypt" | "rewrap") {
-            post["responses"]["400"] = json!({ "description": "refused; or a batch with failed items: its results, each failure with its error",
-                "content": { "application/json": { "schema": { "anyOf": [schema("Errors"), schema("Envelope")] } } } });
+        post["responses"]["400"] = json!({ "description": "refused; or a batch with failed items: its results, each failure with its error",
+            "content": { "application/json": { "schema": { "anyOf": [schema("Errors"), schema("Envelope")] } } } });
+        if matches!(name, "sign" | "verify") {
+            // `<name>/<hash_algorithm>`: named as Vault's, and ignored by an Ed25519 key.
+            let hash = json!({ "name": "hash", "in": "path", "required": true,
+                               "schema": { "type": "string", "enum": super::transit::HASHES } });
+            let mut item_with_hash = item(&["name"], &[("post", post.clone())]);
+            if let Some(params) = item_with_hash["parameters"].as_array_mut() {
+                params.push(hash);
+            }
+            add(&format!("/transit/{name}/{{name}}/{{hash}}"), item_with_hash);
         }
         add(&format!("/transit/{name}/{{name}}"), item(&["name"], &[("post", post)]));
     }

@@ -343,15 +343,17 @@ pub(crate) async fn handle(
             info.must(false)?;
             each(vault, name, &info, &call.json()?, Op::Rewrap).await
         }
-        ("sign", "", Verb::Write) => {
+        // `<name>/<hash_algorithm>`: an Ed25519 key signs the message itself, whatever hash is
+        // named (Vault ignores it for Ed25519 too).
+        ("sign", hash, Verb::Write) if hash.is_empty() || HASHES.contains(&hash) => {
             let info = existing(vault, name).await?;
             info.must(true)?;
-            sign(vault, name, &info, &call.json()?).await
+            each(vault, name, &info, &call.json()?, Op::Sign).await
         }
-        ("verify", "", Verb::Write) => {
+        ("verify", hash, Verb::Write) if hash.is_empty() || HASHES.contains(&hash) => {
             let info = existing(vault, name).await?;
             info.must(true)?;
-            verify(vault, name, &info, &call.json()?).await
+            each(vault, name, &info, &call.json()?, Op::Verify).await
         }
         ("datakey", shown @ ("plaintext" | "wrapped"), Verb::Write) => {
             let info = existing(vault, name).await?;
@@ -411,29 +413,88 @@ fn chosen_version(item: &Value, info: &KeyInfo, what: &str) -> Result<u32, ApiEr
     }
 }
 
-/// `POST transit/sign/<name>` `{"input", "key_version"?}`: an Ed25519 signature of the input.
-async fn sign(vault: &Vault, name: &str, info: &KeyInfo, body: &Value) -> Result<Response, ApiError> {
-    let message = input(body)?;
+/// The hash algorithms a sign or verify path may name (`transit/sign/<name>/<hash>`).
+pub(crate) const HASHES: &[&str] = &[
+    "sha1", "sha2-224", "sha2-256", "sha2-384", "sha2-512", "sha3-224", "sha3-256", "sha3-384", "sha3-512",
+    "none",
+];
+
+/// What a signing or verifying request may not ask of an Ed25519 key: a derived key's
+/// `context`, and a message hashed by the client (Ed25519 signs the message itself).
+const SIGN_UNSUPPORTED: &[&str] = &["context", "prehashed"];
+
+/// `POST transit/sign/<name>` `{"input" | "batch_input", "key_version"?}`: an Ed25519 signature
+/// of each input under the latest version (or `key_version`), in one call to the vault (one
+/// audit record): one result per item.
+async fn sign_all(
+    vault: &Vault,
+    name: &str,
+    info: &KeyInfo,
+    body: &Value,
+    items: &[Value],
+) -> Result<Vec<Result<Value, ApiError>>, ApiError> {
+    unsupported(body, SIGN_UNSUPPORTED)?;
     let version = chosen_version(body, info, "signing")?;
-    let (signature, _) = vault.transit_sign(name, version, &message).await?;
-    let text = format!("vault:v{version}:{}", Base64::encode_string(&signature));
-    Ok(reply::ok(json!({ "signature": text, "key_version": version }), "transit"))
+    let inputs: Vec<Result<Vec<u8>, ApiError>> = items
+        .iter()
+        .map(|item| {
+            unsupported(item, SIGN_UNSUPPORTED)?;
+            input(item)
+        })
+        .collect();
+    let messages: Vec<Vec<u8>> = inputs.iter().filter_map(|r| r.as_ref().ok().cloned()).collect();
+    let mut signatures = if messages.is_empty() {
+        Vec::new().into_iter()
+    } else {
+        vault.transit_sign_batch(name, version, messages).await?.0.into_iter()
+    };
+    Ok(inputs
+        .into_iter()
+        .map(|r| {
+            r.and_then(|_| {
+                let signature = signatures.next().ok_or_else(|| ApiError::internal("no signature"))?;
+                let text = format!("vault:v{version}:{}", Base64::encode_string(&signature));
+                Ok(json!({ "signature": text, "key_version": version }))
+            })
+        })
+        .collect())
 }
 
-/// `POST transit/verify/<name>` `{"input", "signature"}`: whether the signature is the key's over
-/// the input (a malformed signature is a 400, a wrong one `valid: false`).
-async fn verify(vault: &Vault, name: &str, info: &KeyInfo, body: &Value) -> Result<Response, ApiError> {
-    let message = input(body)?;
-    let text = body
-        .get("signature")
-        .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::invalid("missing signature"))?;
-    let bad = || ApiError::invalid("invalid signature: not vault:v<N>:<base64 of 64 bytes>");
-    let (version, data) = versioned(text, info, bad)?;
-    let signature: [u8; 64] = data.try_into().map_err(|_| bad())?;
-    let public = vault.transit_public_key(name, version).await?;
-    let valid = tresor_crypto::slip10::verify(&public, &message, &signature);
-    Ok(reply::ok(json!({ "valid": valid }), "transit"))
+/// `POST transit/verify/<name>` `{"input", "signature"}` or a `batch_input` of them: whether each
+/// signature is the key's over its input (a malformed signature is an error, a wrong one
+/// `valid: false`).
+async fn verify_all(
+    vault: &Vault,
+    name: &str,
+    info: &KeyInfo,
+    items: &[Value],
+) -> Result<Vec<Result<Value, ApiError>>, ApiError> {
+    let mut publics: BTreeMap<u32, [u8; 32]> = BTreeMap::new();
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let checked = async {
+            unsupported(item, SIGN_UNSUPPORTED)?;
+            let message = input(item)?;
+            let text = item
+                .get("signature")
+                .and_then(Value::as_str)
+                .ok_or_else(|| ApiError::invalid("missing signature"))?;
+            let bad = || ApiError::invalid("invalid signature: not vault:v<N>:<base64 of 64 bytes>");
+            let (version, data) = versioned(text, info, bad)?;
+            let signature: [u8; 64] = data.try_into().map_err(|_| bad())?;
+            let public = match publics.get(&version) {
+                Some(public) => *public,
+                None => {
+                    let public = vault.transit_public_key(name, version).await?;
+                    publics.insert(version, public);
+                    public
+                }
+            };
+            Ok(json!({ "valid": tresor_crypto::slip10::verify(&public, &message, &signature) }))
+        };
+        out.push(checked.await);
+    }
+    Ok(out)
 }
 
 /// `POST transit/datakey/{plaintext|wrapped}/<name>` `{"bits"?}`: a fresh random key (256 bits by
@@ -470,13 +531,19 @@ enum Op {
     Encrypt,
     Decrypt,
     Rewrap,
+    Sign,
+    Verify,
 }
 
 /// Does `op` on the request itself, or on each item of its `batch_input` (each item's error is
 /// its own result, as Vault reports batches); the vault is called once for all the items, and
 /// audits them in one record.
 async fn each(vault: &Vault, name: &str, info: &KeyInfo, body: &Value, op: Op) -> Result<Response, ApiError> {
-    let field = if matches!(op, Op::Encrypt) { "plaintext" } else { "ciphertext" };
+    let field = match op {
+        Op::Encrypt => "plaintext",
+        Op::Decrypt | Op::Rewrap => "ciphertext",
+        Op::Sign | Op::Verify => "input",
+    };
     let (items, batch) = match body.get("batch_input") {
         None | Some(Value::Null) if body.get(field).is_some_and(|v| !v.is_null()) => {
             (std::slice::from_ref(body), false)
@@ -492,6 +559,8 @@ async fn each(vault: &Vault, name: &str, info: &KeyInfo, body: &Value, op: Op) -
         Some(_) => return Err(ApiError::invalid("batch_input must be a list")),
     };
     let mut results = match op {
+        Op::Sign => sign_all(vault, name, info, body, items).await?,
+        Op::Verify => verify_all(vault, name, info, items).await?,
         Op::Encrypt => encrypt_all(vault, name, info, items).await?,
         Op::Decrypt => decrypt_all(vault, name, info, items)
             .await?

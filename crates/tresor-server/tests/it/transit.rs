@@ -130,6 +130,18 @@ async fn regression_a_batch_wrote_one_audit_record_per_item() {
     let body = json!({ "batch_input": many }).to_string();
     assert_eq!(request(addr, "POST", "/v1/transit/encrypt/k", Some(root), &body).await.0, 400);
     assert_eq!(audited(addr, root, "encrypt").await.len(), before.0 + 1);
+    // A batch of signatures, too: one call, one record.
+    assert_eq!(request(addr, "POST", "/v1/transit/keys/s", Some(root), r#"{"type":"ed25519"}"#).await.0, 204);
+    let signs = audited(addr, root, "sign").await.len();
+    let items: Vec<Value> =
+        (0..500).map(|i| json!({ "input": base64(format!("m {i}").as_bytes()) })).collect();
+    let body = json!({ "batch_input": items }).to_string();
+    let (status, _, signed) = request(addr, "POST", "/v1/transit/sign/s", Some(root), &body).await;
+    assert_eq!(status, 200, "{signed}");
+    assert_eq!(signed["data"]["batch_results"].as_array().unwrap().len(), 500);
+    let records = audited(addr, root, "sign").await;
+    assert_eq!(records.len(), signs + 1);
+    assert!(records.last().unwrap()["detail"].as_str().unwrap().contains("500 items"), "{records:?}");
     s.stop().await;
 }
 

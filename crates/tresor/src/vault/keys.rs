@@ -157,6 +157,24 @@ impl Engine {
         Ok((node.sign(msg), node.public_key()))
     }
 
+    /// Signs each of `msgs` with version `version` of the transit signing key `name`, audited once
+    /// for them all: the signatures, in order, and the public key.
+    pub async fn transit_sign_batch(
+        &mut self,
+        name: &str,
+        version: u32,
+        msgs: &[Vec<u8>],
+    ) -> Result<(Vec<[u8; 64]>, [u8; 32])> {
+        transit::validate_name(name).map_err(transit_error)?;
+        let path =
+            DerivationPath::transit_signing(name, version).map_err(|e| Error::Invalid(e.to_string()))?;
+        let node = self.node(&path);
+        let bytes: usize = msgs.iter().map(Vec::len).sum();
+        let detail = format!("{}, transit key {name} v{version}, {bytes} bytes", count(msgs.len()));
+        self.audit_append(AuditOp::Sign, None, Outcome::Ok, Some(detail), Durability::Relaxed).await?;
+        Ok((msgs.iter().map(|m| node.sign(m)).collect(), node.public_key()))
+    }
+
     /// The public key of version `version` of the transit signing key `name` (public: not audited).
     pub fn transit_public_key(&mut self, name: &str, version: u32) -> Result<[u8; 32]> {
         transit::validate_name(name).map_err(transit_error)?;

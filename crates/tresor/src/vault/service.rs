@@ -1239,6 +1239,21 @@ impl Vault {
         self.run(Box::new(move |e| Box::pin(async move { e.transit_sign(&name, version, &msg).await }))).await
     }
 
+    /// Signs each of `msgs` with version `version` of transit key `name`, audited once for them
+    /// all: the signatures, in order, and the public key.
+    pub async fn transit_sign_batch(
+        &self,
+        name: &str,
+        version: u32,
+        msgs: Vec<Vec<u8>>,
+    ) -> Result<(Vec<[u8; 64]>, [u8; 32])> {
+        let name = name.to_string();
+        self.run(Box::new(move |e| {
+            Box::pin(async move { e.transit_sign_batch(&name, version, &msgs).await })
+        }))
+        .await
+    }
+
     /// The public key of version `version` of the transit signing key `name`.
     pub async fn transit_public_key(&self, name: &str, version: u32) -> Result<[u8; 32]> {
         let name = name.to_string();
