@@ -55,6 +55,7 @@ mod password;
 mod refs;
 mod remote;
 mod resolve;
+mod shown;
 
 use clap::Parser;
 use exit::CliError;

@@ -47,7 +47,13 @@ pub(crate) fn verify(ctx: &mut Ctx, json: bool) -> Result<(), CliError> {
             return Ok(());
         }
         for d in &r.damaged {
-            outln!("DAMAGED {} version {}: {} ({})", d.path, d.version, d.detail, d.object);
+            outln!(
+                "DAMAGED {} version {}: {} ({})",
+                crate::shown::text(&d.path),
+                d.version,
+                d.detail,
+                d.object
+            );
         }
         Err(CliError::from_category(
             tresor::Category::Integrity,
@@ -110,13 +116,14 @@ pub(crate) fn show(ctx: &mut Ctx, filter: crate::cli::AuditFilterArgs, json: boo
             };
             let r = t.record;
             let outcome = outcome_text(&r.outcome);
-            let detail = r.detail.map(|d| format!(" ({d})")).unwrap_or_default();
+            let detail = r.detail.map(|d| format!(" ({})", crate::shown::text(&d))).unwrap_or_default();
             outln!(
-                "{at:>8}  {}  {}  {} {}  {outcome}{detail}",
+                "{at:>8}  {}  {}  {} {}  {}{detail}",
                 format_time(r.time_ms),
-                r.actor,
+                crate::shown::text(&r.actor),
                 op_name(&r.op),
-                r.path.unwrap_or_else(|| "-".into())
+                crate::shown::text(r.path.as_deref().unwrap_or("-")),
+                crate::shown::text(&outcome)
             );
         }
         Ok(())

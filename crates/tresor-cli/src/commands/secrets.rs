@@ -284,9 +284,9 @@ pub(crate) fn list(
                 true => format!("deleted {}", format_time(e.updated_ms)),
                 false => format_time(e.updated_ms),
             };
-            outln!("{}\tv{}\t{size}\t{when}", e.path, e.version);
+            outln!("{}\tv{}\t{size}\t{when}", crate::shown::text(&e.path), e.version);
         } else {
-            outln!("{}", e.path);
+            outln!("{}", crate::shown::text(&e.path));
         }
     }
     Ok(())
@@ -318,7 +318,7 @@ fn draw(paths: &[Vec<&str>], depth: usize, indent: &str, out: &mut Vec<String>) 
             (_, true) => ("└── ", "    "),
             (_, false) => ("├── ", "│   "),
         };
-        out.push(format!("{indent}{branch}{name}"));
+        out.push(format!("{indent}{branch}{}", crate::shown::text(name)));
         draw(&members, depth + 1, &format!("{indent}{more}"), out);
     }
 }
@@ -336,7 +336,7 @@ pub(crate) fn find(ctx: &mut Ctx, pattern: String, json: bool) -> Result<(), Cli
         return print_json(&found);
     }
     for e in &found {
-        outln!("{}", e.path);
+        outln!("{}", crate::shown::text(&e.path));
     }
     if found.is_empty() {
         return Err(CliError::from_category(

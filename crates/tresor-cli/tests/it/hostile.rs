@@ -600,3 +600,28 @@ fn a_full_disk_refuses_each_step_of_a_write_clearly_and_loses_nothing() {
     assert!(outcomes.iter().filter(|(agent, _, c, _)| *agent && *c == 0).count() >= 3, "{outcomes:#?}");
     assert!(outcomes.iter().filter(|(agent, _, c, _)| !*agent && *c == 0).count() >= 3, "{outcomes:#?}");
 }
+
+/// Found by review: paths, actors and audit details were printed as they were, so a path with
+/// a right-to-left override read as another name (`prod/\u{202E}txt.terces` shows as
+/// `prod/secret.txt`), and an escape sequence in one (a process name, a path) reached the
+/// terminal. The human listings escape them now; `--json` keeps them as they are.
+#[test]
+fn regression_a_path_with_a_bidi_override_passed_for_another_in_listings() {
+    let env = Env::new();
+    env.init();
+    let spoof = "prod/\u{202E}txt.terces";
+    env.set(spoof, b"v");
+    env.set("prod/a\u{200B}b", b"w");
+    let listed = env.run_pw(&["list"], b"").ok().text();
+    assert!(listed.contains("prod/\\u{202e}txt.terces"), "{listed}");
+    assert!(listed.contains("prod/a\\u{200b}b"), "{listed}");
+    assert!(!listed.contains('\u{202E}') && !listed.contains('\u{200B}'), "{listed}");
+    for args in [&["list", "--tree"][..], &["find", "terces"][..], &["audit"][..]] {
+        let out = env.run_pw(args, b"").ok().text();
+        assert!(!out.contains('\u{202E}'), "{args:?}: {out}");
+    }
+    let json = env.run_pw(&["list", "--json"], b"").ok().text();
+    assert!(json.contains("\\u202e") || json.contains('\u{202E}'), "--json keeps the path: {json}");
+    // The escaped name is what it is: the real path still reads.
+    assert_eq!(env.get(spoof), b"v");
+}
