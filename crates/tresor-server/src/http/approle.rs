@@ -129,6 +129,8 @@ async fn destroy_secret_id(vault: &Vault, role: &str, hash: &str) -> Result<bool
 /// IDs it removed. A record that does not parse is left alone. What `auth/approle/tidy/secret-id`
 /// starts and the server runs every hour: before, an expired secret ID stayed for ever.
 pub(crate) async fn tidy(vault: &Vault) -> Result<usize, ApiError> {
+    // Decisions on the store as it is now, not within the read-staleness bound.
+    vault.refresh().await?;
     let now = now_ms();
     // Bookkeeping, read unaudited: the deletions are audited, in the tidier's name.
     let under = |prefix: &'static str| async move {
@@ -139,33 +141,51 @@ pub(crate) async fn tidy(vault: &Vault) -> Result<usize, ApiError> {
                 .filter_map(|e| {
                     let (_, rest) = e.path.split_once(prefix)?;
                     let (role, name) = rest.split_once('/')?;
-                    Some((role.to_string(), name.to_string()))
+                    Some((role.to_string(), name.to_string(), e.updated_ms))
                 })
                 .collect::<Vec<_>>(),
         )
     };
     let mut removed = 0;
-    let mut role_ids: std::collections::BTreeMap<String, Option<String>> = Default::default();
-    for (role, hash) in under("approle/secret-ids/").await? {
+    // Each role's role ID: `Some(None)` when the role is gone, `None` when it does not parse
+    // (its secret IDs are then left alone).
+    let mut role_ids: std::collections::BTreeMap<String, Option<Option<String>>> = Default::default();
+    for (role, hash, _) in under("approle/secret-ids/").await? {
         let Ok(path) = secret_id_path(&role, &hash) else { continue };
         let Some(Ok(record)) = bookkeeping::<SecretId>(vault, &path).await? else { continue };
         if !role_ids.contains_key(&role) {
             let role_id = match role_path(&role) {
-                Ok(at) => bookkeeping::<Role>(vault, &at).await?.and_then(Result::ok).map(|r| r.role_id),
-                Err(_) => None,
+                Ok(at) => match bookkeeping::<Role>(vault, &at).await? {
+                    None => Some(None),
+                    Some(Ok(r)) => Some(Some(r.role_id)),
+                    Some(Err(())) => None,
+                },
+                Err(_) => Some(None),
             };
             role_ids.insert(role.clone(), role_id);
         }
-        let usable = record.expire_ms.is_none_or(|t| t > now)
-            && record.uses_left != Some(0)
-            && record.role_id.is_some()
-            && record.role_id == role_ids[&role];
+        let usable = match role_ids.get(&role) {
+            // A role that does not parse: nothing of it is touched.
+            None | Some(None) => continue,
+            // The role is gone: its secret IDs can never log in again.
+            Some(Some(None)) => false,
+            Some(Some(Some(role_id))) => {
+                record.expire_ms.is_none_or(|t| t > now)
+                    && record.uses_left != Some(0)
+                    && record.role_id.as_ref() == Some(role_id)
+            }
+        };
         if !usable && destroy_secret_id(vault, &role, &hash).await? {
             removed += 1;
         }
     }
-    // Accessor entries left by a removal that stopped half-way.
-    for (role, accessor) in under("approle/secret-id-accessors/").await? {
+    // Accessor entries left by a removal that stopped half-way. A new secret ID's entry is
+    // written before its record (it is never live without a way to destroy it): an entry
+    // younger than the grace may be one being made (found by review), and stays.
+    for (role, accessor, written_ms) in under("approle/secret-id-accessors/").await? {
+        if written_ms.saturating_add(ACCESSOR_GRACE_MS) > now {
+            continue;
+        }
         let Ok(index) = accessor_path(&role, &accessor) else { continue };
         let hash = match vault.system_entry(&index, None).await? {
             tresor::vault::SystemEntry::Current(_, hash) => {
@@ -180,6 +200,9 @@ pub(crate) async fn tidy(vault: &Vault) -> Result<usize, ApiError> {
     }
     Ok(removed)
 }
+
+/// How old an accessor entry with no secret ID must be before [`tidy`] removes it.
+const ACCESSOR_GRACE_MS: u64 = 10 * 60 * 1000;
 
 /// The entry at `path` parsed, read as bookkeeping (unaudited): `None` if there is none,
 /// `Some(Err(()))` if it does not parse.

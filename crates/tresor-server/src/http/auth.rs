@@ -154,9 +154,6 @@ fn optional_duration(value: Option<&Value>) -> Result<Option<u64>, ApiError> {
     }
 }
 
-/// The warning a tidy's 202 carries (Vault's words, with tresor's log for Vault's).
-pub(crate) const TIDY_STARTED: &str = "Tidy operation successfully started. Any information from the operation will be printed to the server's log.";
-
 /// One request under `auth/token/` from the token `token` with record `me` (at `my_path`).
 pub(crate) async fn token_route(
     unsealed: &Unsealed,
@@ -248,16 +245,11 @@ pub(crate) async fn token_route(
             }
             Ok(reply::no_content())
         }
-        ("tidy", Verb::Write) => {
-            let vault = vault.clone();
-            tokio::spawn(async move {
-                match tokens::tidy(&vault).await {
-                    Ok(removed) => tracing::info!("token tidy removed {removed} token records"),
-                    Err(e) => tracing::warn!("token tidy stopped: {e}"),
-                }
-            });
-            Ok(reply::accepted(TIDY_STARTED))
-        }
+        ("tidy", Verb::Write) => Ok(super::start_tidy(
+            unsealed,
+            super::Tidy::Tokens,
+            format!("token {} from {}", me.accessor, call.peer),
+        )),
         ("revoke-accessor", Verb::Write) => {
             let accessor = text("accessor").ok_or_else(|| ApiError::invalid("missing accessor"))?;
             match tokens::by_accessor(vault, &unsealed.cache, &accessor).await {

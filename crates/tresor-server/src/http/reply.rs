@@ -18,12 +18,12 @@ pub(crate) fn no_content() -> Response {
     StatusCode::NO_CONTENT.into_response()
 }
 
-/// 202 with Vault's envelope, no data and one warning: what Vault answers to an operation it
-/// started in the background (a tidy).
-pub(crate) fn accepted(warning: &str) -> Response {
+/// Vault's envelope with no data and one warning: 202 for an operation it started in the
+/// background (a tidy), 200 for one it did not start (a tidy already running).
+pub(crate) fn warning(status: StatusCode, warning: &str) -> Response {
     let mut body = envelope(Value::Null, "");
     body["warnings"] = json!([warning]);
-    json(StatusCode::ACCEPTED, &body)
+    json(status, &body)
 }
 
 /// 200 with Vault's envelope around `data`; every key is always present.

@@ -47,7 +47,8 @@ pub(crate) struct Call {
     token: Option<String>,
     /// `X-Vault-Index`: the commit an earlier answer carried, which this request must see.
     index: Option<String>,
-    peer: SocketAddr,
+    /// The client's address.
+    pub(crate) peer: SocketAddr,
 }
 
 impl Call {
@@ -290,16 +291,11 @@ async fn route(
             let rest = rest["approle/role".len()..].trim_start_matches('/');
             approle::role_route(unsealed, &vault, &call, rest).await
         }
-        ("auth", "approle/tidy/secret-id") if call.verb == Verb::Write => {
-            let vault = vault.clone();
-            tokio::spawn(async move {
-                match approle::tidy(&vault).await {
-                    Ok(removed) => tracing::info!("AppRole tidy removed {removed} secret IDs"),
-                    Err(e) => tracing::warn!("AppRole tidy stopped: {}", e.messages.join("; ")),
-                }
-            });
-            Ok(super::reply::accepted(auth::TIDY_STARTED))
-        }
+        ("auth", "approle/tidy/secret-id") if call.verb == Verb::Write => Ok(super::start_tidy(
+            unsealed,
+            super::Tidy::SecretIds,
+            format!("token {} from {}", record.accessor, call.peer),
+        )),
         ("sys", rest) if rest == "auth" || rest.starts_with("auth/") => sys::auth_methods(&call, rest),
         ("auth", rest) if rest.starts_with("token/") => {
             auth::token_route(unsealed, &vault, &call, &rest["token/".len()..], &token, record).await

@@ -323,7 +323,7 @@ pub(crate) async fn create(
     }
     // A token with more ancestors than `ancestors_live` follows would be dead at birth (found by
     // review: the 65th token of a chain was made, and refused at its first use).
-    let depth = if request.no_parent { 0 } else { parent.depth + 1 };
+    let depth = if request.no_parent { 0 } else { depth_of(vault, parent).await? + 1 };
     if depth >= MAX_DEPTH {
         return Err(CreateError::Denied(format!("tokens nest at most {} deep", MAX_DEPTH - 1)));
     }
@@ -607,98 +607,150 @@ pub(crate) async fn sweep(vault: &Vault, path: &SecretPath, record: &TokenRecord
     Ok(revoked)
 }
 
-/// How long a token record may go without its accessor entry before [`tidy`] takes it for the
-/// debris of a creation that failed half-way (a creation writes the record, then the entry).
-const UNINDEXED_GRACE_MS: u64 = 10 * 60 * 1000;
+/// How many tokens are above `record`: its kept depth, or, for a record made before depths were
+/// kept (0 with a parent), counted along its parents (bookkeeping reads, at most [`MAX_DEPTH`]):
+/// found by review, a child of such a record 63 deep was still made dead.
+async fn depth_of(vault: &Vault, record: &TokenRecord) -> Result<usize, Error> {
+    if record.depth > 0 || record.parent.is_none() {
+        return Ok(record.depth);
+    }
+    let (mut depth, mut parent) = (0, record.parent.clone());
+    while let Some(accessor) = parent {
+        depth += 1;
+        if depth >= MAX_DEPTH {
+            break;
+        }
+        let Some(name) = current(vault, &accessor_path(&accessor)?).await? else { break };
+        let name = String::from_utf8_lossy(name.as_slice()).into_owned();
+        let Some(bytes) = current(vault, &record_named(&name)?).await? else { break };
+        parent = serde_json::from_slice::<Life>(bytes.as_slice()).ok().and_then(|l| l.parent);
+    }
+    Ok(depth)
+}
 
-/// Removes what no longer names a usable token: records that expired or whose ancestry is gone
-/// (a parent revoked, expired or tidied: [`ancestors_live`] refuses them already), accessor
-/// entries whose record is gone, and records that never got their accessor entry. A record that
-/// does not parse is left alone, and so is every token below it. Returns how many token records
-/// it removed. What `auth/token/tidy` starts and the server runs every hour: without it, every
-/// token that ever expired kept its record, and every revocation's sweep read them all.
-pub(crate) async fn tidy(vault: &Vault) -> Result<usize, Error> {
-    /// What tidying needs of a record.
-    #[derive(Deserialize)]
-    struct Life {
-        accessor: String,
-        parent: Option<String>,
-        created_ms: u64,
-        expire_ms: Option<u64>,
+/// What tidying needs of a token record.
+#[derive(Deserialize)]
+struct Life {
+    accessor: String,
+    parent: Option<String>,
+    expire_ms: Option<u64>,
+}
+
+impl Life {
+    fn expired(&self, now_ms: u64) -> bool {
+        self.expire_ms.is_some_and(|t| t <= now_ms)
     }
-    /// What is known of one token.
-    enum Known {
-        /// Its record parses: its parent, and whether it expired.
-        Record { parent: Option<String>, expired: bool },
-        /// Its record does not parse: neither it nor anything below it is touched.
-        Unreadable,
-    }
-    let now = now_ms();
-    let current = |entry: tresor::vault::SystemEntry| match entry {
+}
+
+/// The entry at `path` as bookkeeping (unaudited): `None` if there is none.
+async fn current(vault: &Vault, path: &SecretPath) -> Result<Option<tresor::SecretBytes>, Error> {
+    Ok(match vault.system_entry(path, None).await? {
         tresor::vault::SystemEntry::Current(_, bytes) => Some(bytes),
         _ => None,
-    };
-    // Every record, by its name.
-    let mut records: BTreeMap<String, Result<Life, ()>> = BTreeMap::new();
-    for entry in vault.system_entries("tokens/").await? {
-        let Some(name) = entry.path.rsplit('/').next().map(str::to_string) else { continue };
-        let Ok(path) = record_named(&name) else { continue };
-        if let Some(bytes) = current(vault.system_entry(&path, None).await?) {
-            records.insert(name, serde_json::from_slice::<Life>(bytes.as_slice()).map_err(drop));
+    })
+}
+
+/// Whether the token whose record is named `name` is dead as the store holds it now: its record
+/// gone or another token's, expired, or below a token that is gone or expired — the states no
+/// write undoes (an expired token is never renewed, a deleted record never comes back).
+/// `Ok(None)`: unknown (a record that does not parse, or a chain deeper than [`MAX_DEPTH`]).
+async fn dead_now(vault: &Vault, accessor: &str, name: &str, now: u64) -> Result<Option<bool>, Error> {
+    let (mut accessor, mut name) = (accessor.to_string(), Some(name.to_string()));
+    for _ in 0..=MAX_DEPTH {
+        let name_now = match name.take() {
+            Some(name) => name,
+            None => match current(vault, &accessor_path(&accessor)?).await? {
+                Some(bytes) => String::from_utf8_lossy(bytes.as_slice()).into_owned(),
+                None => return Ok(Some(true)),
+            },
+        };
+        let Some(bytes) = current(vault, &record_named(&name_now)?).await? else { return Ok(Some(true)) };
+        let Ok(life) = serde_json::from_slice::<Life>(bytes.as_slice()) else { return Ok(None) };
+        if life.accessor != accessor || life.expired(now) {
+            return Ok(Some(true));
+        }
+        match life.parent {
+            None => return Ok(Some(false)),
+            Some(parent) => accessor = parent,
         }
     }
-    // Every accessor entry, and the record it names.
-    let mut tokens: BTreeMap<String, (String, Known)> = BTreeMap::new();
-    let mut stale_entries = Vec::new();
+    Ok(None)
+}
+
+/// Removes what no longer names a usable token: records that expired or whose ancestry is gone
+/// (a parent revoked or expired: [`ancestors_live`] refuses them already), accessor entries
+/// whose record is gone, and expired records that never got their accessor entry. Returns how
+/// many token records it removed. What `auth/token/tidy` starts and the server runs every hour:
+/// without it, every token that ever expired kept its record, and every revocation read them.
+///
+/// Never stricter than a lookup (found by review): the accessor entries are listed before the
+/// records, so a token made meanwhile — record first, then entry — is either in both or has
+/// no entry listed and is left alone; the decisions are made on a view refreshed from the store
+/// (never one within the read-staleness bound), and each is checked again, fresh, right before
+/// its deletion, on states no write undoes. A record that does not parse is left alone, and so
+/// is everything below it. `vault` must be a handle of its own (not a request's, whose reads
+/// skip the freshness check).
+pub(crate) async fn tidy(vault: &Vault) -> Result<usize, Error> {
+    vault.refresh().await?;
+    let now = now_ms();
+    // Accessor entries first (see above), then the records.
+    let mut entries: Vec<(String, String)> = Vec::new();
     for entry in vault.system_entries("accessors/").await? {
         let Some(accessor) = entry.path.rsplit('/').next().map(str::to_string) else { continue };
         let Ok(index) = accessor_path(&accessor) else { continue };
-        let Some(name) = current(vault.system_entry(&index, None).await?) else { continue };
-        let name = String::from_utf8_lossy(name.as_slice()).into_owned();
-        let known = match records.get(&name) {
-            Some(Ok(life)) if life.accessor == accessor => Known::Record {
-                parent: life.parent.clone(),
-                expired: life.expire_ms.is_some_and(|t| t <= now),
-            },
-            Some(Err(())) => Known::Unreadable,
-            // No record, or another token's: the entry names nothing usable.
-            _ => {
-                stale_entries.push(accessor);
-                continue;
-            }
-        };
-        tokens.insert(accessor, (name, known));
+        if let Some(name) = current(vault, &index).await? {
+            entries.push((accessor, String::from_utf8_lossy(name.as_slice()).into_owned()));
+        }
     }
-    // Which tokens are dead: expired, or below a token that is gone or dead (`None`: unknown,
-    // below an unreadable record or deeper than `MAX_DEPTH`).
-    let dead = |accessor: &str| -> Option<bool> {
-        let mut at = accessor.to_string();
+    let mut records: BTreeMap<String, Option<Life>> = BTreeMap::new();
+    for entry in vault.system_entries("tokens/").await? {
+        let Some(name) = entry.path.rsplit('/').next().map(str::to_string) else { continue };
+        let Ok(path) = record_named(&name) else { continue };
+        if let Some(bytes) = current(vault, &path).await? {
+            records.insert(name, serde_json::from_slice::<Life>(bytes.as_slice()).ok());
+        }
+    }
+    /// A token as listed: its parent and whether it expired; `None`: its record is unreadable.
+    type Listed<'a> = Option<(Option<&'a str>, bool)>;
+    // The tokens as listed, by accessor, with their record's name.
+    let mut tokens: BTreeMap<&str, (&str, Listed<'_>)> = BTreeMap::new();
+    let mut stale_entries = Vec::new();
+    for (accessor, name) in &entries {
+        match records.get(name) {
+            Some(Some(life)) if life.accessor == *accessor => {
+                tokens.insert(accessor, (name, Some((life.parent.as_deref(), life.expired(now)))));
+            }
+            Some(None) => {
+                tokens.insert(accessor, (name, None));
+            }
+            // No record (the entry was listed first, so its record was written before it and is
+            // gone since), or another token's.
+            _ => stale_entries.push(accessor.clone()),
+        }
+    }
+    let dead_as_listed = |accessor: &str| -> bool {
+        let mut at = accessor;
         for _ in 0..=MAX_DEPTH {
-            match tokens.get(&at) {
-                None => return Some(true),
-                Some((_, Known::Unreadable)) => return None,
-                Some((_, Known::Record { expired: true, .. })) => return Some(true),
-                Some((_, Known::Record { parent: None, .. })) => return Some(false),
-                Some((_, Known::Record { parent: Some(parent), .. })) => at = parent.clone(),
+            match tokens.get(at) {
+                None => return true,
+                Some((_, None)) => return false,
+                Some((_, Some((_, true)))) => return true,
+                Some((_, Some((None, false)))) => return false,
+                Some((_, Some((Some(parent), false)))) => at = parent,
             }
         }
-        // As deep as `ancestors_live` follows: it refuses such a token already.
-        Some(true)
+        false
     };
     let doomed: Vec<(String, String)> = tokens
         .iter()
-        .filter(|(accessor, _)| dead(accessor) == Some(true))
-        .map(|(accessor, (name, _))| (accessor.clone(), name.clone()))
+        .filter(|(accessor, _)| dead_as_listed(accessor))
+        .map(|(accessor, (name, _))| (accessor.to_string(), name.to_string()))
         .collect();
-    let indexed: std::collections::BTreeSet<&String> = tokens.values().map(|(name, _)| name).collect();
+    let indexed: std::collections::BTreeSet<&str> = entries.iter().map(|(_, name)| name.as_str()).collect();
     let unindexed: Vec<String> = records
         .iter()
         .filter(|(name, life)| {
-            !indexed.contains(name)
-                && life.as_ref().is_ok_and(|l| {
-                    l.expire_ms.is_some_and(|t| t <= now)
-                        || l.created_ms.saturating_add(UNINDEXED_GRACE_MS) <= now
-                })
+            !indexed.contains(name.as_str()) && life.as_ref().is_some_and(|l| l.expired(now))
         })
         .map(|(name, _)| name.clone())
         .collect();
@@ -706,18 +758,40 @@ pub(crate) async fn tidy(vault: &Vault) -> Result<usize, Error> {
         Ok(_) | Err(Error::NotFound { .. } | Error::Deleted { .. }) => Ok(()),
         Err(e) => Err(e),
     };
+    // Checked again against the store as it is now, each right before its deletion.
+    vault.refresh().await?;
+    let now = now_ms();
     let mut removed = 0;
     for (accessor, name) in &doomed {
-        gone(vault.delete(&record_named(name)?).await)?;
-        gone(vault.delete(&accessor_path(accessor)?).await)?;
-        removed += 1;
+        if dead_now(vault, accessor, name, now).await? == Some(true) {
+            gone(vault.delete(&record_named(name)?).await)?;
+            gone(vault.delete(&accessor_path(accessor)?).await)?;
+            removed += 1;
+        }
     }
     for name in &unindexed {
-        gone(vault.delete(&record_named(name)?).await)?;
-        removed += 1;
+        let Some(bytes) = current(vault, &record_named(name)?).await? else { continue };
+        let Ok(life) = serde_json::from_slice::<Life>(bytes.as_slice()) else { continue };
+        let entry = current(vault, &accessor_path(&life.accessor)?).await?;
+        if life.expired(now) && entry.is_none_or(|n| n.as_slice() != name.as_bytes()) {
+            gone(vault.delete(&record_named(name)?).await)?;
+            removed += 1;
+        }
     }
     for accessor in &stale_entries {
-        gone(vault.delete(&accessor_path(accessor)?).await)?;
+        let index = accessor_path(accessor)?;
+        let Some(name) = current(vault, &index).await? else { continue };
+        let name = String::from_utf8_lossy(name.as_slice()).into_owned();
+        // Gone, or another token's; a record that does not parse is left alone.
+        let stale = match current(vault, &record_named(&name)?).await? {
+            None => true,
+            Some(bytes) => {
+                serde_json::from_slice::<Life>(bytes.as_slice()).is_ok_and(|l| l.accessor != *accessor)
+            }
+        };
+        if stale {
+            gone(vault.delete(&index).await)?;
+        }
     }
     Ok(removed)
 }
