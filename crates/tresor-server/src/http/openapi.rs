@@ -35,6 +35,11 @@ fn op(summary: &str, tag: &str, success: u16, request: Option<Value>, public: bo
                 json!({ "description": "started, in Vault's envelope",
                         "content": { "application/json": { "schema": schema("Envelope") } } }),
             );
+            responses.insert(
+                "200".into(),
+                json!({ "description": "not started: one runs already (a warning says so)",
+                        "content": { "application/json": { "schema": schema("Envelope") } } }),
+            );
         }
         200 => {
             responses.insert(
