@@ -6,7 +6,7 @@ use super::Unsealed;
 use super::auth::duration_s;
 use super::reply::{self, ApiError};
 use super::route::{Call, Verb};
-use super::tokens::{self, now_ms};
+use super::tokens::{self, TokenKey, now_ms};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
@@ -79,19 +79,40 @@ fn role_path(name: &str) -> Result<SecretPath, ApiError> {
 
 /// Whether the role whose role ID is `role_id` is still there (a role made again has another
 /// role ID): bookkeeping, unaudited.
-pub(crate) async fn role_is_there(vault: &Vault, role_id: &str) -> Result<bool, tresor::Error> {
-    let Ok(path) = role_id_path(role_id) else { return Ok(false) };
-    Ok(matches!(vault.system_entry(&path, None).await?, tresor::vault::SystemEntry::Current(..)))
+pub(crate) async fn role_is_there(
+    vault: &Vault,
+    key: &TokenKey,
+    role_id: &str,
+) -> Result<bool, tresor::Error> {
+    Ok(role_named_by(vault, key, role_id).await.ok().flatten().is_some())
 }
 
-fn role_id_path(role_id: &str) -> Result<SecretPath, ApiError> {
+/// The name of the role whose role ID is `role_id`, if there is one: bookkeeping, unaudited.
+async fn role_named_by(vault: &Vault, key: &TokenKey, role_id: &str) -> Result<Option<String>, ApiError> {
+    let [keyed, plain] = role_id_paths(key, role_id)?;
+    for path in [keyed, plain] {
+        if let tresor::vault::SystemEntry::Current(_, name) = vault.system_entry(&path, None).await? {
+            return Ok(Some(String::from_utf8_lossy(name.as_slice()).into_owned()));
+        }
+    }
+    Ok(None)
+}
+
+/// Where a role ID names its role: under its keyed hash (written since review found role IDs,
+/// half a credential, in the audit trail's paths), and under itself (written before; still
+/// read, and removed with the role).
+fn role_id_paths(key: &TokenKey, role_id: &str) -> Result<[SecretPath; 2], ApiError> {
     if role_id.is_empty()
         || role_id.len() > 128
         || !role_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     {
         return Err(ApiError::invalid("invalid role_id or secret_id"));
     }
-    Ok(SecretPath::system(&format!("approle/role-ids/{role_id}"))?)
+    let keyed = key.hash(b"tresor/v1/server/approle-role-id", role_id);
+    Ok([
+        SecretPath::system(&format!("approle/role-ids/{keyed}"))?,
+        SecretPath::system(&format!("approle/role-ids/{role_id}"))?,
+    ])
 }
 
 fn secret_id_hash(unsealed: &Unsealed, secret_id: &str) -> String {
@@ -285,11 +306,13 @@ pub(crate) async fn login(unsealed: &Unsealed, vault: &Vault, call: &Call) -> Re
     let field = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
     let (role_id, secret_id) = (field("role_id"), field("secret_id"));
     let refused = || ApiError::invalid("invalid role_id or secret_id");
-    let name: Option<String> = match vault.get(&role_id_path(&role_id).map_err(|_| refused())?, None).await {
-        Ok(bytes) => Some(String::from_utf8_lossy(bytes.as_slice()).into_owned()),
-        Err(tresor::Error::NotFound { .. } | tresor::Error::Deleted { .. }) => None,
-        Err(e) => return Err(e.into()),
-    };
+    // Looked up as bookkeeping, unaudited: the role ID is half a credential, and an audited read
+    // put it in the trail's paths, for every token that may read the trail (found by review).
+    // The login is audited all the same: the token it issues, or its refusal.
+    let name = role_named_by(vault, &unsealed.tokens, &role_id).await.map_err(|e| match e.status {
+        StatusCode::BAD_REQUEST => refused(),
+        _ => e,
+    })?;
     let Some(name) = name else { return Err(refused()) };
     let Some(role) = read::<Role>(vault, &role_path(&name)?).await? else { return Err(refused()) };
     if secret_id.is_empty()
@@ -436,7 +459,8 @@ pub(crate) async fn role_route(
                 return Err(ApiError::invalid("token_ttl cannot be longer than token_max_ttl"));
             }
             if old.is_none() {
-                vault.set(&role_id_path(&role.role_id)?, name.as_bytes()).await?;
+                let [keyed, _] = role_id_paths(&unsealed.tokens, &role.role_id)?;
+                vault.set(&keyed, name.as_bytes()).await?;
             }
             write(vault, &path, &role).await?;
             Ok(reply::no_content())
@@ -456,7 +480,9 @@ pub(crate) async fn role_route(
         },
         (name, "", Verb::Delete) => {
             if let Some(r) = read::<Role>(vault, &role_path(name)?).await? {
-                let _ = vault.delete(&role_id_path(&r.role_id)?).await;
+                for path in role_id_paths(&unsealed.tokens, &r.role_id)? {
+                    let _ = vault.delete(&path).await;
+                }
                 vault.delete(&role_path(name)?).await?;
             }
             // Its secret IDs go with it (a role made again under the name would refuse them

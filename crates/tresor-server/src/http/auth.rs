@@ -225,7 +225,7 @@ pub(crate) async fn token_route(
         ("renew-self", Verb::Write) => {
             let increment = body.get("increment").filter(|v| !v.is_null()).map(duration_s).transpose()?;
             let path = tokens::path_of(&unsealed.tokens, token)?;
-            match tokens::renew(vault, &unsealed.cache, &path, increment).await? {
+            match tokens::renew(vault, &unsealed.tokens, &unsealed.cache, &path, increment).await? {
                 Some(renewed) => {
                     let mut body = reply::envelope(Value::Null, "token");
                     body["auth"] = auth_block(token, &renewed);

@@ -803,6 +803,7 @@ pub(crate) async fn tidy(vault: &Vault) -> Result<usize, Error> {
 /// token or refills its uses.
 pub(crate) async fn renew(
     vault: &Vault,
+    key: &TokenKey,
     cache: &Caches,
     path: &SecretPath,
     increment: Option<u64>,
@@ -820,7 +821,7 @@ pub(crate) async fn renew(
         // An AppRole token is renewed only while its role is there, as Vault renews it: a role
         // deleted (or made again, with another role ID) ends its tokens' renewals (found by review).
         if let Some(role_id) = &record.role_id
-            && !super::approle::role_is_there(vault, role_id).await?
+            && !super::approle::role_is_there(vault, key, role_id).await?
         {
             return Ok(None);
         }

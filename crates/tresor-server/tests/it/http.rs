@@ -1696,3 +1696,32 @@ async fn regression_a_tidy_on_a_lagging_server_deleted_a_token_renewed_on_anothe
         s.stop().await;
     }
 }
+
+/// Found by review: an AppRole login read the role ID's entry as an audited read, so every role
+/// ID that logged in (or was tried) was in the audit trail's paths, for any token that may read
+/// the trail — half of the credential. No record names a role ID now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regression_role_ids_were_written_into_the_audit_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path()).await;
+    let root = Some(s.token.as_str());
+    assert_eq!(request(s.addr, "POST", "/v1/sys/auth/approle", root, r#"{"type":"approle"}"#).await.0, 204);
+    assert_eq!(request(s.addr, "POST", "/v1/auth/approle/role/ci", root, "{}").await.0, 204);
+    let (_, _, id) = request(s.addr, "GET", "/v1/auth/approle/role/ci/role-id", root, "").await;
+    let role_id = id["data"]["role_id"].as_str().unwrap().to_string();
+    let (_, _, secret) = request(s.addr, "POST", "/v1/auth/approle/role/ci/secret-id", root, "").await;
+    let login = format!(r#"{{"role_id":"{role_id}","secret_id":{}}}"#, secret["data"]["secret_id"]);
+    assert_eq!(request(s.addr, "POST", "/v1/auth/approle/login", None, &login).await.0, 200);
+    let wrong = format!(r#"{{"role_id":"{role_id}","secret_id":"nope"}}"#);
+    assert_eq!(request(s.addr, "POST", "/v1/auth/approle/login", None, &wrong).await.0, 400);
+    let (status, _, trail) = request(s.addr, "GET", "/v1/tresor/audit", root, "").await;
+    assert_eq!(status, 200);
+    let named: Vec<&Value> = trail["data"]["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r.to_string().contains(&role_id))
+        .collect();
+    assert!(named.is_empty(), "records naming the role ID: {named:?}");
+    s.stop().await;
+}
