@@ -58,8 +58,8 @@ pub(crate) async fn handle(
         }
         ("metadata", Verb::List) => list(vault, mount, path).await,
         ("metadata", Verb::Read) => metadata(vault, config, &secret(path)?).await,
-        ("metadata", Verb::Write) => set_settings(vault, config, &secret(path)?, &call.json()?, false).await,
-        ("metadata", Verb::Patch) => set_settings(vault, config, &secret(path)?, &call.json()?, true).await,
+        ("metadata", Verb::Write) => set_settings(vault, &secret(path)?, &call.json()?, false).await,
+        ("metadata", Verb::Patch) => set_settings(vault, &secret(path)?, &call.json()?, true).await,
         ("metadata", Verb::Delete) => delete_metadata(vault, &secret(path)?).await,
         ("config", Verb::Read) if path.is_empty() => Ok(reply::ok(
             json!({ "cas_required": config.cas_required,
@@ -96,16 +96,19 @@ struct Settings {
     /// applies to every version, as it did.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     delete_after_since: Vec<(u64, u64)>,
-    /// The mount's `delete_version_after` (seconds, 0: none), set by [`within`]: the bound of
-    /// the secret's own.
+    /// The mount's `delete_version_after` (seconds, 0: none) and since when (ms) it is set, put
+    /// here by [`within`]: the bound of the secret's own for the versions written since.
     #[serde(skip)]
-    mount_delete_after: u64,
+    mount_delete_after: (u64, u64),
 }
 
 /// `POST <mount>/config` `{"cas_required", "max_versions", "delete_version_after"}`: what every
 /// secret of the mount gets, within its own settings (each field given replaces its value). A
 /// lower `max_versions` destroys at each secret's next write, as in Vault.
 async fn set_config(vault: &Vault, mount: &str, body: &Value) -> Result<Response, ApiError> {
+    if !body.is_object() {
+        return Err(ApiError::invalid("the settings must be a JSON object"));
+    }
     let cas_required = super::fields::flag(body, "cas_required")?;
     let max_versions = super::fields::whole(body, "max_versions")?;
     let delete_after = match body.get("delete_version_after").filter(|v| !v.is_null()) {
@@ -119,8 +122,14 @@ async fn set_config(vault: &Vault, mount: &str, body: &Value) -> Result<Response
         if let Some(max) = max_versions {
             config.max_versions = max;
         }
-        if let Some(after) = delete_after {
+        if let Some(after) = delete_after
+            && after != config.delete_version_after
+        {
             config.delete_version_after = after;
+            // Applied to the versions written from now on, as Vault sets a version's deletion
+            // time when it is written (review: setting it deleted every secret of the mount at
+            // once, and removing it brought them back).
+            config.delete_version_after_since_ms = super::tokens::now_ms();
         }
     })
     .await?;
@@ -136,18 +145,22 @@ fn narrower(own: u64, mount: u64) -> u64 {
     }
 }
 
-/// A secret's settings within its mount's `config`, as Vault combines them: `cas_required` if
-/// either asks it, and `max_versions` and `delete_version_after` the secret's own when set, never
-/// past the mount's when that is set.
+/// A secret's settings within its mount's `config`, as Vault documents them: `cas_required` if
+/// either asks it; `max_versions` the secret's own when set, else the mount's (review found the
+/// smaller of the two taken: a mount setting destroyed versions a secret's own kept); and
+/// `delete_version_after` the secret's own, never past the mount's, for the versions written
+/// since the mount's was set.
 fn within(mut s: Settings, config: &KvConfig) -> Settings {
     s.cas_required |= config.cas_required;
-    s.max_versions = narrower(s.max_versions, config.max_versions);
-    s.mount_delete_after = config.delete_version_after;
+    if s.max_versions == 0 {
+        s.max_versions = config.max_versions;
+    }
+    s.mount_delete_after = (config.delete_version_after, config.delete_version_after_since_ms);
     s
 }
 
 /// The changes of `delete_version_after` a secret's settings remember (older ones merge into the
-/// oldest kept, which then reaches back to the start).
+/// one before them).
 const DELETE_AFTER_CHANGES: usize = 32;
 
 impl Settings {
@@ -159,9 +172,10 @@ impl Settings {
         }
         self.delete_version_after = secs;
         self.delete_after_since.push((now_ms, secs));
+        // Past the bound the second oldest goes: the oldest, reaching back to the start, stays
+        // (dropping it made an old setting apply to versions written before it: review).
         if self.delete_after_since.len() > DELETE_AFTER_CHANGES {
-            self.delete_after_since.remove(0);
-            self.delete_after_since[0].0 = 0;
+            self.delete_after_since.remove(1);
         }
     }
 
@@ -173,7 +187,8 @@ impl Settings {
             None if self.delete_after_since.is_empty() => self.delete_version_after,
             None => 0,
         };
-        narrower(own, self.mount_delete_after)
+        let (mount, since) = self.mount_delete_after;
+        if created_ms >= since { narrower(own, mount) } else { own }
     }
 }
 
@@ -271,13 +286,7 @@ fn visible<'h>(history: &'h [HistoryEntry], settings: &Settings) -> &'h [History
 }
 
 /// `POST`/`PATCH secret/metadata/<p>`: changes the settings given, keeps the others.
-async fn set_settings(
-    vault: &Vault,
-    config: &KvConfig,
-    path: &str,
-    body: &Value,
-    patch: bool,
-) -> Result<Response, ApiError> {
+async fn set_settings(vault: &Vault, path: &str, body: &Value, patch: bool) -> Result<Response, ApiError> {
     let (mut s, version) = settings(vault, path).await?;
     let bad = || ApiError::invalid("custom_metadata must map names to strings");
     match body.get("custom_metadata").filter(|v| !v.is_null()) {
@@ -312,7 +321,6 @@ async fn set_settings(
     }
     let bytes = serde_json::to_vec(&s).map_err(|e| ApiError::internal(e.to_string()))?;
     vault.set_cas(&settings_path(path)?, &bytes, version).await?;
-    prune_all(vault, path, narrower(s.max_versions, config.max_versions)).await?;
     Ok(reply::no_content())
 }
 
@@ -498,49 +506,35 @@ async fn write(vault: &Vault, config: &KvConfig, path: &str, body: &Value) -> Re
     Ok(written(vault, path, version, &settings))
 }
 
-/// Versions a write may leave behind it to prune: the one its `max_versions` pushed out, and a
-/// few below it, whose pruning may have failed or raced.
-const PRUNE_WINDOW: u64 = 8;
-
-/// Vault's `max_versions`: once a secret has more versions than it allows, the oldest are
-/// destroyed — their values taken out of the store, not only hidden (until review, they were
-/// only hidden: a client lowering `max_versions` to drop an old leaked password kept it). Each
-/// write destroys the version it pushed out (with a window below it), so every version is
-/// destroyed by the write that comes `max_versions` after it; lowering the setting destroys at
-/// once ([`prune_all`]). The write has landed whatever happens here: a failure is logged, and
-/// the next write's window takes it again.
+/// Vault's `max_versions`: once a secret has more versions than it keeps, the oldest are
+/// destroyed — their values taken out of the store, not only hidden (until review they were
+/// only hidden: a client lowering `max_versions` to drop an old leaked password kept it). As in
+/// Vault, it happens at a data write (which needs `create` or `update` on the data): a settings
+/// write alone destroys nothing, and each write destroys every version past the newest
+/// `max_versions` that is not destroyed yet. The write has landed whatever happens here: a
+/// failure is logged, and the next write takes it again.
 async fn prune(vault: &Vault, path: &str, version: u64, settings: &Settings) {
     let max = settings.max_versions;
     if max == 0 || version <= max {
         return;
     }
-    let newest_out = version - max;
-    let out: Vec<u64> = (newest_out.saturating_sub(PRUNE_WINDOW - 1).max(1)..=newest_out).collect();
-    if let Err(e) = destroy(vault, path, &out).await {
+    let pruned = async {
+        let history = vault.history(path).await?;
+        let newest = history.last().map_or(version, |h| h.version.max(version));
+        let out: Vec<u64> = history
+            .iter()
+            .filter(|h| !h.destroyed && h.version.saturating_add(max) <= newest)
+            .map(|h| h.version)
+            .collect();
+        if out.is_empty() { Ok(()) } else { destroy(vault, path, &out).await }
+    };
+    if let Err(e) = pruned.await {
+        let e: ApiError = e;
         tracing::warn!(
             "versions of a secret past its max_versions were not destroyed yet: {}",
             e.messages.join("; ")
         );
     }
-}
-
-/// [`prune`] of every version older than the newest `max_versions`: when the setting is lowered.
-async fn prune_all(vault: &Vault, path: &str, max: u64) -> Result<(), ApiError> {
-    if max == 0 {
-        return Ok(());
-    }
-    let history = match vault.history(path).await {
-        Ok(history) => history,
-        Err(tresor::Error::NotFound { .. }) => return Ok(()),
-        Err(e) => return Err(e.into()),
-    };
-    let Some(newest) = history.last().map(|h| h.version) else { return Ok(()) };
-    let out: Vec<u64> = history
-        .iter()
-        .filter(|h| !h.destroyed && h.version.saturating_add(max) <= newest)
-        .map(|h| h.version)
-        .collect();
-    if out.is_empty() { Ok(()) } else { destroy(vault, path, &out).await }
 }
 
 /// What a write or a patch answers: the new version's metadata, with the time its commit
@@ -693,18 +687,26 @@ async fn metadata(vault: &Vault, config: &KvConfig, path: &str) -> Result<Respon
 mod tests {
     use super::*;
 
-    /// A secret's settings within its mount's config: either may require cas, and the narrower
-    /// of two limits wins (0: none set).
+    /// A secret's settings within its mount's config: either may require cas, the secret's own
+    /// max_versions holds when set, and the narrower delete_version_after wins.
     #[test]
     fn a_secrets_settings_apply_within_its_mounts() {
         let own = Settings { max_versions: 5, delete_version_after: 60, ..Settings::default() };
         let none = within(own.clone(), &KvConfig::default());
         assert_eq!((none.max_versions, none.cas_required, none.delete_after_for(0)), (5, false, 60));
-        let mount = KvConfig { cas_required: true, max_versions: 3, delete_version_after: 600 };
+        let mount = KvConfig {
+            cas_required: true,
+            max_versions: 3,
+            delete_version_after: 600,
+            delete_version_after_since_ms: 1_000,
+        };
+        // The secret's own max_versions holds when set (Vault's documented rule).
         let both = within(own, &mount);
-        assert_eq!((both.max_versions, both.cas_required, both.delete_after_for(0)), (3, true, 60));
+        assert_eq!((both.max_versions, both.cas_required, both.delete_after_for(2_000)), (5, true, 60));
         let only_mount = within(Settings::default(), &mount);
-        assert_eq!((only_mount.max_versions, only_mount.delete_after_for(0)), (3, 600));
+        assert_eq!((only_mount.max_versions, only_mount.delete_after_for(2_000)), (3, 600));
+        // The mount's delete_version_after binds the versions written since it was set only.
+        assert_eq!(only_mount.delete_after_for(999), 0);
     }
 
     /// Subkeys as Vault shows them: every value null, objects followed `depth` levels (0: all).

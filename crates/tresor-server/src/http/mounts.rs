@@ -66,6 +66,9 @@ pub(crate) struct KvConfig {
     /// How long after its creation a version reads as deleted, in seconds (0: never).
     #[serde(default)]
     pub(crate) delete_version_after: u64,
+    /// When `delete_version_after` was set (ms): it applies to the versions written since.
+    #[serde(default)]
+    pub(crate) delete_version_after_since_ms: u64,
 }
 
 impl KvConfig {

@@ -88,4 +88,10 @@ check([r["valid"] for r in verified] == [True, False], f"each verified on its ow
 one = client.adapter.post("/v1/transit/sign/release/sha2-512", json={"input": msg})["data"]
 check(transit.verify_signed_data("release", hash_input=msg, signature=one["signature"])["data"]["valid"] is True, "a hash in the path changes nothing")
 raises(exceptions.InvalidRequest, lambda: transit.sign_data("release", hash_input=msg, prehashed=True), "a prehashed input is refused")
+# A batch with a bad item answers 200, as Vault's sign/verify: each item its result.
+mixed = transit.sign_data("release", batch_input=[{"input": b64(b"ok")}, {"input": "not base64!"}])["data"]["batch_results"]
+check(mixed[0]["signature"].startswith("vault:v2:") and "error" in mixed[1] and mixed[1]["reference"] == "", f"a mixed batch {mixed}")
+bad_sig = [{"input": b64(b"ok"), "signature": "vault:v1:AAAA"}]
+check(client.adapter.post("/v1/transit/verify/release", json={"batch_input": bad_sig})["data"]["batch_results"][0]["valid"] is False, "a malformed signature verifies false")
+raises(exceptions.InvalidRequest, lambda: client.adapter.post("/v1/transit/sign/release/md5", json={"input": msg}), "an unknown hash")
 done()

@@ -1466,17 +1466,22 @@ async fn regression_max_versions_hid_old_versions_instead_of_destroying_them() {
     for n in 1..=5 {
         write(n).await;
     }
-    // Lowering max_versions destroys what it pushes out, at once.
+    // Lowering max_versions destroys nothing by itself, as in Vault (a settings write is not a
+    // data write); the next write destroys every version it leaves behind.
     max(2).await;
-    assert_eq!(destroyed().await, vec![1, 2, 3]);
-    let (status, _, old) = request(s.addr, "GET", "/v1/secret/data/db?version=1", root, "").await;
-    assert_eq!((status, &old["data"]["data"]), (404, &Value::Null), "{old}");
-    // A write past it destroys the version it pushes out.
+    assert_eq!(destroyed().await, Vec::<u64>::new());
     max(2).await;
     write(6).await;
     assert_eq!(destroyed().await, vec![1, 2, 3, 4]);
+    let (status, _, old) = request(s.addr, "GET", "/v1/secret/data/db?version=1", root, "").await;
+    assert_eq!((status, &old["data"]["data"]), (404, &Value::Null), "{old}");
     let (status, _, kept) = request(s.addr, "GET", "/v1/secret/data/db?version=5", root, "").await;
     assert_eq!((status, &kept["data"]["data"]["password"]), (200, &Value::from("old-5")), "{kept}");
+    // So does a write under the mount's setting, for a secret with none of its own.
+    assert_eq!(request(s.addr, "POST", "/v1/secret/config", root, r#"{"max_versions":1}"#).await.0, 204);
+    write(7).await;
+    assert_eq!(request(s.addr, "POST", "/v1/secret/config", root, r#"{"max_versions":0}"#).await.0, 204);
+    assert_eq!(destroyed().await, vec![1, 2, 3, 4, 5, 6]);
     s.stop().await;
 }
 
@@ -1492,6 +1497,10 @@ async fn regression_delete_version_after_applied_to_versions_written_before_it()
     let (status, _, second) = request(s.addr, "POST", "/v1/secret/data/t", root, body).await;
     assert_eq!(status, 200);
     assert!(second["data"]["deletion_time"].as_str().is_some_and(|t| !t.is_empty()), "{second}");
+    // The mount's own setting binds only what is written after it, too (review: it deleted every
+    // secret of the mount at once).
+    let mount = r#"{"delete_version_after":"1s"}"#;
+    assert_eq!(request(s.addr, "POST", "/v1/secret/config", root, mount).await.0, 204);
     tokio::time::sleep(Duration::from_millis(1300)).await;
     // The version written under the setting is deleted now; the one before it is not.
     let (status, _, read) = request(s.addr, "GET", "/v1/secret/data/t?version=2", root, "").await;
@@ -1501,6 +1510,9 @@ async fn regression_delete_version_after_applied_to_versions_written_before_it()
     assert_eq!(read["data"]["metadata"]["deletion_time"], "", "{read}");
     let (_, _, meta) = request(s.addr, "GET", "/v1/secret/metadata/t", root, "").await;
     assert_eq!(meta["data"]["delete_version_after"], "1s", "{meta}");
+    let (_, _, config) = request(s.addr, "GET", "/v1/secret/config", root, "").await;
+    assert_eq!(config["data"]["delete_version_after"], "1s", "{config}");
+    assert_eq!(request(s.addr, "POST", "/v1/secret/config", root, r#""notjson""#).await.0, 400);
     s.stop().await;
 }
 

@@ -125,6 +125,16 @@ async fn regression_a_batch_wrote_one_audit_record_per_item() {
     let last = decrypts.last().unwrap();
     assert!(last["detail"].as_str().unwrap().contains("1000 items"), "{last}");
     assert!(last["outcome"].to_string().contains("1 of 1000"), "{last}");
+    // A partial-failure status must carry the results (review: 100 made an empty 500, 204 and
+    // 304 dropped the body).
+    for code in [100, 204, 304, 600] {
+        let body = json!({ "batch_input": results, "partial_failure_response_code": code }).to_string();
+        let (status, _, answer) = request(addr, "POST", "/v1/transit/decrypt/k", Some(root), &body).await;
+        assert_eq!(status, 400, "{code}: {answer}");
+        assert!(answer["errors"][0].as_str().unwrap().contains("partial_failure_response_code"), "{answer}");
+    }
+    let body = json!({ "batch_input": results, "partial_failure_response_code": 207 }).to_string();
+    assert_eq!(request(addr, "POST", "/v1/transit/decrypt/k", Some(root), &body).await.0, 207);
     // Past the bound: refused whole, nothing done.
     let many: Vec<Value> = (0..=tresor_server::http::MAX_BATCH).map(|_| json!({ "plaintext": "" })).collect();
     let body = json!({ "batch_input": many }).to_string();
