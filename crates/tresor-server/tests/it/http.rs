@@ -911,11 +911,11 @@ async fn request_with(
     (status, header(&head, "x-vault-index"), json_of(&body))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn with_a_staleness_bound_the_index_header_gives_read_your_writes_across_servers() {
-    let dir = tempfile::tempdir().unwrap();
-    let location = dir.path().join("vault").display().to_string();
-    let mut opts = Options::new(dir.path().join("trust-0"), "test");
+/// A new vault in `dir` served by one server per staleness bound of `bounds`, on one store; the
+/// first server is given the root token returned.
+async fn servers_on_one_vault(dir: &Path, bounds: &[Duration]) -> (String, Vec<Running>) {
+    let location = dir.join("vault").display().to_string();
+    let mut opts = Options::new(dir.join("trust-0"), "test");
     opts.kdf = KdfParams::MINIMUM;
     drop(
         Vault::init(Store::open(&location, true).unwrap(), &Password::from(PASSWORD.to_string()), opts)
@@ -924,19 +924,26 @@ async fn with_a_staleness_bound_the_index_header_gives_read_your_writes_across_s
     );
     let root = new_token().unwrap();
     let mut servers = Vec::new();
-    for i in 0..2 {
+    for (i, bound) in bounds.iter().enumerate() {
         let settings = Settings {
             store: Store::open(&location, false).unwrap(),
-            trust_dir: dir.path().join(format!("trust-{i}")),
+            trust_dir: dir.join(format!("trust-{i}")),
             password: Some(Password::from(PASSWORD.to_string())),
             root_token: (i == 0).then(|| root.clone()),
             tls: None,
-            // Far longer than the test: only the header can make B look again.
-            read_staleness: Duration::from_secs(3600),
+            read_staleness: *bound,
             sync: None,
         };
         servers.push(serve(settings, root.clone(), true).await);
     }
+    (root, servers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_staleness_bound_the_index_header_gives_read_your_writes_across_servers() {
+    let dir = tempfile::tempdir().unwrap();
+    // Far longer than the test: only the header can make B look again.
+    let (root, servers) = servers_on_one_vault(dir.path(), &[Duration::from_secs(3600); 2]).await;
     let (a, b) = (&servers[0], &servers[1]);
     let token = [("X-Vault-Token", root.as_str())];
     let (status, index, _) =
@@ -1663,29 +1670,9 @@ async fn regression_a_tidy_broke_tokens_and_secret_ids_made_while_it_ran() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn regression_a_tidy_on_a_lagging_server_deleted_a_token_renewed_on_another() {
     let dir = tempfile::tempdir().unwrap();
-    let location = dir.path().join("vault").display().to_string();
-    let mut opts = Options::new(dir.path().join("trust-0"), "test");
-    opts.kdf = KdfParams::MINIMUM;
-    drop(
-        Vault::init(Store::open(&location, true).unwrap(), &Password::from(PASSWORD.to_string()), opts)
-            .await
-            .unwrap(),
-    );
-    let root = new_token().unwrap();
-    let mut servers = Vec::new();
-    for i in 0..2 {
-        let settings = Settings {
-            store: Store::open(&location, false).unwrap(),
-            trust_dir: dir.path().join(format!("trust-{i}")),
-            password: Some(Password::from(PASSWORD.to_string())),
-            root_token: (i == 0).then(|| root.clone()),
-            tls: None,
-            // A reads the store at every request; B lags as far as its bound lets it.
-            read_staleness: if i == 0 { Duration::ZERO } else { Duration::from_secs(3600) },
-            sync: None,
-        };
-        servers.push(serve(settings, root.clone(), true).await);
-    }
+    // A reads the store at every request; B lags as far as its bound lets it.
+    let (root, servers) =
+        servers_on_one_vault(dir.path(), &[Duration::ZERO, Duration::from_secs(3600)]).await;
     let (a, b) = (&servers[0], &servers[1]);
     let as_root = [("X-Vault-Token", root.as_str())];
     let body = r#"{"ttl":"3s","renewable":true}"#;
