@@ -84,12 +84,17 @@ pub(crate) async fn role_is_there(
     key: &TokenKey,
     role_id: &str,
 ) -> Result<bool, tresor::Error> {
-    Ok(role_named_by(vault, key, role_id).await.ok().flatten().is_some())
+    Ok(role_named_by(vault, key, role_id).await?.is_some())
 }
 
-/// The name of the role whose role ID is `role_id`, if there is one: bookkeeping, unaudited.
-async fn role_named_by(vault: &Vault, key: &TokenKey, role_id: &str) -> Result<Option<String>, ApiError> {
-    let [keyed, plain] = role_id_paths(key, role_id)?;
+/// The name of the role whose role ID is `role_id`, if there is one (none for a role ID that is
+/// not one in form): bookkeeping, unaudited.
+async fn role_named_by(
+    vault: &Vault,
+    key: &TokenKey,
+    role_id: &str,
+) -> Result<Option<String>, tresor::Error> {
+    let Ok([keyed, plain]) = role_id_paths(key, role_id) else { return Ok(None) };
     for path in [keyed, plain] {
         if let tresor::vault::SystemEntry::Current(_, name) = vault.system_entry(&path, None).await? {
             return Ok(Some(String::from_utf8_lossy(name.as_slice()).into_owned()));
@@ -309,10 +314,7 @@ pub(crate) async fn login(unsealed: &Unsealed, vault: &Vault, call: &Call) -> Re
     // Looked up as bookkeeping, unaudited: the role ID is half a credential, and an audited read
     // put it in the trail's paths, for every token that may read the trail (found by review).
     // The login is audited all the same: the token it issues, or its refusal.
-    let name = role_named_by(vault, &unsealed.tokens, &role_id).await.map_err(|e| match e.status {
-        StatusCode::BAD_REQUEST => refused(),
-        _ => e,
-    })?;
+    let name = role_named_by(vault, &unsealed.tokens, &role_id).await?;
     let Some(name) = name else { return Err(refused()) };
     let Some(role) = read::<Role>(vault, &role_path(&name)?).await? else { return Err(refused()) };
     if secret_id.is_empty()

@@ -594,17 +594,30 @@ pub(crate) async fn sweep(vault: &Vault, path: &SecretPath, record: &TokenRecord
     let mut pending = vec![(path.clone(), record.accessor.clone())];
     while let Some((path, accessor)) = pending.pop() {
         pending.extend(children.remove(&accessor).unwrap_or_default());
-        match vault.delete(&path).await {
-            Ok(_) | Err(Error::NotFound { .. } | Error::Deleted { .. }) => {}
-            Err(e) => return Err(e),
-        }
-        match vault.delete(&accessor_path(&accessor)?).await {
-            Ok(_) | Err(Error::NotFound { .. } | Error::Deleted { .. }) => {}
-            Err(e) => return Err(e),
-        }
+        gone(vault.delete(&path).await)?;
+        gone(vault.delete(&accessor_path(&accessor)?).await)?;
         revoked += 1;
     }
     Ok(revoked)
+}
+
+/// A deletion's outcome, with "it was not there" as fine (a revocation or tidy meeting another's).
+fn gone(deleted: Result<u64, Error>) -> Result<(), Error> {
+    match deleted {
+        Ok(_) | Err(Error::NotFound { .. } | Error::Deleted { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The record name the accessor entry of `accessor` holds, and that record's bytes, as the store
+/// holds them now (bookkeeping, unaudited): `None` if either is gone.
+async fn entry_and_record(
+    vault: &Vault,
+    accessor: &str,
+) -> Result<Option<(String, tresor::SecretBytes)>, Error> {
+    let Some(name) = current(vault, &accessor_path(accessor)?).await? else { return Ok(None) };
+    let name = String::from_utf8_lossy(name.as_slice()).into_owned();
+    Ok(current(vault, &record_named(&name)?).await?.map(|record| (name, record)))
 }
 
 /// How many tokens are above `record`: its kept depth, or, for a record made before depths were
@@ -620,9 +633,7 @@ async fn depth_of(vault: &Vault, record: &TokenRecord) -> Result<usize, Error> {
         if depth >= MAX_DEPTH {
             break;
         }
-        let Some(name) = current(vault, &accessor_path(&accessor)?).await? else { break };
-        let name = String::from_utf8_lossy(name.as_slice()).into_owned();
-        let Some(bytes) = current(vault, &record_named(&name)?).await? else { break };
+        let Some((_, bytes)) = entry_and_record(vault, &accessor).await? else { break };
         parent = serde_json::from_slice::<Life>(bytes.as_slice()).ok().and_then(|l| l.parent);
     }
     Ok(depth)
@@ -655,23 +666,21 @@ async fn current(vault: &Vault, path: &SecretPath) -> Result<Option<tresor::Secr
 /// write undoes (an expired token is never renewed, a deleted record never comes back).
 /// `Ok(None)`: unknown (a record that does not parse, or a chain deeper than [`MAX_DEPTH`]).
 async fn dead_now(vault: &Vault, accessor: &str, name: &str, now: u64) -> Result<Option<bool>, Error> {
-    let (mut accessor, mut name) = (accessor.to_string(), Some(name.to_string()));
+    // The token itself by the record name listed, those above it by their accessor entries.
+    let mut found = current(vault, &record_named(name)?).await?;
+    let mut accessor = accessor.to_string();
     for _ in 0..=MAX_DEPTH {
-        let name_now = match name.take() {
-            Some(name) => name,
-            None => match current(vault, &accessor_path(&accessor)?).await? {
-                Some(bytes) => String::from_utf8_lossy(bytes.as_slice()).into_owned(),
-                None => return Ok(Some(true)),
-            },
-        };
-        let Some(bytes) = current(vault, &record_named(&name_now)?).await? else { return Ok(Some(true)) };
+        let Some(bytes) = found.take() else { return Ok(Some(true)) };
         let Ok(life) = serde_json::from_slice::<Life>(bytes.as_slice()) else { return Ok(None) };
         if life.accessor != accessor || life.expired(now) {
             return Ok(Some(true));
         }
         match life.parent {
             None => return Ok(Some(false)),
-            Some(parent) => accessor = parent,
+            Some(parent) => {
+                found = entry_and_record(vault, &parent).await?.map(|(_, record)| record);
+                accessor = parent;
+            }
         }
     }
     Ok(None)
@@ -754,10 +763,6 @@ pub(crate) async fn tidy(vault: &Vault) -> Result<usize, Error> {
         })
         .map(|(name, _)| name.clone())
         .collect();
-    let gone = |r: Result<u64, Error>| match r {
-        Ok(_) | Err(Error::NotFound { .. } | Error::Deleted { .. }) => Ok(()),
-        Err(e) => Err(e),
-    };
     // Checked again against the store as it is now, each right before its deletion.
     vault.refresh().await?;
     let now = now_ms();
@@ -780,12 +785,11 @@ pub(crate) async fn tidy(vault: &Vault) -> Result<usize, Error> {
     }
     for accessor in &stale_entries {
         let index = accessor_path(accessor)?;
-        let Some(name) = current(vault, &index).await? else { continue };
-        let name = String::from_utf8_lossy(name.as_slice()).into_owned();
-        // Gone, or another token's; a record that does not parse is left alone.
-        let stale = match current(vault, &record_named(&name)?).await? {
+        // Gone (the entry too, then the deletion finds nothing), or another token's; a record
+        // that does not parse is left alone.
+        let stale = match entry_and_record(vault, accessor).await? {
             None => true,
-            Some(bytes) => {
+            Some((_, bytes)) => {
                 serde_json::from_slice::<Life>(bytes.as_slice()).is_ok_and(|l| l.accessor != *accessor)
             }
         };
